@@ -1,0 +1,184 @@
+"""`mer-prep` command line: run, demo, info, list.
+
+Prefect is imported only by the commands that launch flows, after PREFECT_HOME and the
+no-telemetry settings are fixed, so a run never writes outside its own home or phones home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+def prefect_environment(home: Path) -> None:
+    """Point Prefect at a home inside the project's runs and switch off telemetry."""
+    os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def parse_roots(dataset: str, roots: tuple[str, ...]) -> str | dict[str, str]:
+    """One ``--root PATH``, or ``--root part=PATH`` per part of a composite dataset."""
+    if not roots:
+        raise click.UsageError("--root is required")
+    if len(roots) == 1 and "=" not in roots[0]:
+        return roots[0]
+    parts = {}
+    for value in roots:
+        if "=" not in value:
+            raise click.UsageError(f"{dataset}: give each root as part=PATH, got {value!r}")
+        name, path = value.split("=", 1)
+        parts[name] = path
+    return parts
+
+
+def parse_options(values: tuple[str, ...]) -> dict[str, str]:
+    """``--option key=value`` pairs passed to the dataset adapter (e.g. modality=HS)."""
+    options = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep:
+            raise click.UsageError(f"--option wants key=value, got {value!r}")
+        options[key] = item
+    return options
+
+
+@click.group()
+def main() -> None:
+    """mer-prep: preprocessing pipeline and versioned feature store for micro-expressions."""
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
+@click.option("--recipe", default="ha3d", show_default=True, help="Built-in recipe name or YAML path.")
+@click.option("--store", default=None, help="Store path [default: stores/<dataset>/<recipe>].")
+@click.option("--labels", default="native", show_default=True, help="Label scheme.")
+@click.option("--workers", default=2, show_default=True, help="Local Dask workers.")
+@click.option("--dask-address", default=None, help="Use an existing Dask scheduler.")
+@click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
+@click.option("--home", default=".mer-prep", show_default=True, help="Where Prefect keeps its state.")
+def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_options, home):
+    """Preprocess DATASET into a versioned store (Prefect ephemeral mode, local Dask cluster)."""
+    summary = _run(dataset, parse_roots(dataset, roots), recipe, store, labels, workers,
+                   dask_address, parse_options(adapter_options), Path(home))
+    _print_summary(summary)
+    if summary.get("n_ok", 1) == 0 and summary.get("n_samples", 0):
+        sys.exit(1)
+
+
+def _run(dataset, root, recipe, store, labels, workers, dask_address, options, home) -> dict:
+    prefect_environment(home / "prefect")
+    from flows.preprocess import run_preprocess
+
+    return run_preprocess(dataset, root, recipe, store, labels=labels, n_workers=workers,
+                          dask_address=dask_address, options=options, progress=True)
+
+
+def _print_summary(summary: dict) -> None:
+    state = "up to date" if summary["up_to_date"] else "committed"
+    click.echo(f"store:   {summary['store']}")
+    click.echo(f"version: {summary['version_id']} ({state})")
+    if not summary["up_to_date"]:
+        click.echo(f"samples: {summary['n_ok']} ok, {summary['n_failed']} failed, "
+                   f"{summary['n_scan_problems']} scan problems, "
+                   f"{summary['wall_seconds']:.1f} s")
+        for failure in summary["failures"]:
+            click.echo(f"  failed {failure['sample_id']} [{failure['stage']}]: {failure['message']}",
+                       err=True)
+
+
+@main.command()
+@click.option("--dir", "directory", default="mer-prep-demo", show_default=True,
+              help="Where the synthetic dataset, the store and Prefect's home go.")
+@click.option("--subjects", default=4, show_default=True)
+@click.option("--clips", default=3, show_default=True, help="Clips per subject.")
+@click.option("--recipe", default="ha3d", show_default=True)
+@click.option("--workers", default=2, show_default=True)
+def demo(directory, subjects, clips, recipe, workers):
+    """Synthesise a small CASME II look-alike from a real face and run the full pipeline on it."""
+    from mer_prep.synth.generate import generate_dataset
+
+    base = Path(directory)
+    root = base / "CASME2"
+    click.echo(f"synthesising a CASME II look-alike ({subjects} subjects x {clips} clips) in {root}")
+    generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0)
+    store = base / "stores" / "casme2" / recipe
+    summary = _run("casme2", str(root), recipe, str(store), "native", workers, None, {},
+                   base / ".mer-prep")
+    _print_summary(summary)
+    click.echo("")
+    _print_info(str(store), None)
+
+
+@main.command()
+@click.argument("store")
+@click.option("--version", default=None, help="A version tag [default: latest].")
+def info(store, version):
+    """Versions, sample/class/subject counts and failures of a store."""
+    _print_info(store, version)
+
+
+def _print_info(path: str, version: str | None) -> None:
+    from mer_prep.store import open_store
+
+    store = open_store(path, version)
+    attrs = store.attrs
+    click.echo(f"store {path}: {attrs['dataset']} / recipe {attrs['recipe']['name']} "
+               f"({attrs['recipe']['paper']}), labels {attrs['labels']}")
+    click.echo(f"version {store.version_id}  code {attrs['code_version']}  "
+               f"inputs {attrs['input_fingerprint']}")
+    click.echo("arrays:")
+    for name, spec in attrs["arrays"].items():
+        shape = "x".join(str(s) for s in spec["shape"])
+        click.echo(f"  {name:10s} ({', '.join(spec['dims'])}) {shape} {spec['dtype']}")
+    table = store.table
+    click.echo(f"samples: {len(table)} ok of {attrs['n_samples']}, subjects: {len(store.subjects)}")
+    counts = table["label_name"].value_counts().sort_index()
+    click.echo("classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+    failures = store.failures
+    click.echo(f"failures: {len(failures)}")
+    for row in failures.itertuples():
+        click.echo(f"  {row.sample_id} [{row.stage}] {row.file}: {row.message}")
+    versions = store.versions()
+    click.echo(f"versions ({len(versions)}):")
+    for row in versions.itertuples():
+        click.echo(f"  {row.version_id}  {row.written_at:%Y-%m-%d %H:%M:%S}  {row.message}")
+
+
+@main.command(name="list")
+@click.argument("dataset")
+@click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
+@click.option("--labels", default="native", show_default=True, help="Label scheme.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
+def list_samples(dataset, roots, labels, fmt, adapter_options):
+    """Print the sample table of DATASET without processing anything; problems go to stderr."""
+    from mer_prep.datasets import scan_dataset
+
+    scan = scan_dataset(dataset, parse_roots(dataset, roots), labels=labels,
+                        **parse_options(adapter_options))
+    rows = [{"dataset": s.dataset, "subject": s.subject, "clip": s.clip, "label": s.label or "",
+             "onset": s.onset, "apex": "" if s.apex is None else s.apex, "offset": s.offset,
+             "n_frames": s.n_frames} for s in sorted(scan.samples, key=lambda s: s.sample_id)]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+    else:
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=["dataset", "subject", "clip", "label",
+                                                        "onset", "apex", "offset", "n_frames"])
+        writer.writeheader()
+        writer.writerows(rows)
+    for problem in scan.problems:
+        click.echo(f"problem: {problem}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The scan loop shared by adapters whose spreadsheet rows point at clip folders.
+
+CASME I, CASME II and SAMM differ only in how a row names its folder, how the missing apex
+is spelt and which rows need fixing; the adapter supplies those as small callables and this
+module turns rows into Samples and Problems, never aborting on one bad row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mer_prep.datasets._frames import list_frames, timing_error
+from mer_prep.datasets._sheets import SheetRow, as_frame, as_text
+from mer_prep.sample import Problem, Sample, within_root
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """Where a row's clip lives: qualified subject id, clip name and folder."""
+
+    subject: str
+    clip: str
+    folder: Path
+
+    @property
+    def sample_id(self) -> str:
+        return f"{self.subject}/{self.clip}"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Onset/apex/offset of one row plus a note for every fix applied to them."""
+
+    onset: int
+    apex: int | None
+    offset: int
+    fixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RawTiming:
+    """Onset/apex/offset as parsed from the row, before any fix (None = blank)."""
+
+    onset: int | None
+    apex: int | None
+    offset: int | None
+
+
+# (row, clip, raw timing, frame numbers on disk) -> corrected timing
+Fixer = Callable[[SheetRow, ClipRef, RawTiming, list[int]], Timing]
+
+
+@dataclass
+class RowSource:
+    """One annotation sheet and its parsed rows; ``extra`` is copied into every Sample."""
+
+    path: Path
+    rows: list[SheetRow]
+    extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+def subject_number(value: object) -> int:
+    """Subject number from ``1``, ``1.0``, ``"01"``, ``"sub01"``, ``"s1"``, ``"006"``; ValueError else."""
+    text = as_text(value)
+    match = re.fullmatch(r"(?i)(?:sub|s)?\s*0*(\d+)", text)
+    if not match:
+        raise ValueError(f"subject {text!r} is not a subject number")
+    return int(match.group(1))
+
+
+def default_fixer(row: SheetRow, ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
+    """No corrections: blank onset or offset is an error."""
+    if raw.onset is None or raw.offset is None:
+        raise ValueError("onset or offset is blank")
+    return Timing(raw.onset, raw.apex, raw.offset)
+
+
+def scan_rows(
+    sources: Iterable[RowSource],
+    *,
+    dataset: str,
+    fps: float,
+    root: Path,
+    resolve: Callable[[SheetRow], ClipRef],
+    missing_apex: tuple[int, ...] = (),
+    fixer: Fixer = default_fixer,
+    suffixes: tuple[str, ...] = (".jpg", ".jpeg"),
+) -> tuple[list[Sample], list[Problem], set[Path]]:
+    """Samples and Problems for every row; also the folders the rows referenced.
+
+    ``resolve`` maps a row to its ClipRef (ValueError for a bad subject or file name);
+    every folder must lie inside ``root``.
+    """
+    samples: list[Sample] = []
+    problems: list[Problem] = []
+    referenced: set[Path] = set()
+    seen: dict[str, str] = {}
+    for source in sources:
+        for row in source.rows:
+            where = f"{source.path}:{row.row}"
+            result = _one_row(row, where, source, dataset=dataset, fps=fps, root=root, resolve=resolve,
+                              missing_apex=missing_apex, fixer=fixer, suffixes=suffixes, referenced=referenced)
+            if isinstance(result, Problem):
+                problems.append(result)
+            elif result.sample_id in seen:
+                problems.append(Problem(result.sample_id, where,
+                                        f"duplicate annotation row (first at {seen[result.sample_id]})"))
+            else:
+                seen[result.sample_id] = where
+                samples.append(result)
+    return samples, problems, referenced
+
+
+def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str, fps: float, root: Path,
+             resolve: Callable[[SheetRow], ClipRef], missing_apex: tuple[int, ...], fixer: Fixer,
+             suffixes: tuple[str, ...], referenced: set[Path]) -> Sample | Problem:
+    described = f"{dataset} row {row.row} ({as_text(row.values.get('subject'))}/{as_text(row.values.get('filename'))})"
+    try:
+        ref = resolve(row)
+    except ValueError as exc:
+        return Problem(described, where, str(exc))
+    if not within_root(root, ref.folder):
+        return Problem(ref.sample_id, where, f"clip path {ref.folder} leaves the dataset root {root}")
+    referenced.add(ref.folder)
+    if not ref.folder.is_dir():
+        return Problem(ref.sample_id, where, f"clip folder {ref.folder} does not exist")
+    frames = list_frames(ref.folder, suffixes)
+    numbers = [n for n, _ in frames]
+    try:
+        raw = RawTiming(as_frame(row.values.get("onset"), field="onset"),
+                        as_frame(row.values.get("apex"), field="apex", missing=missing_apex),
+                        as_frame(row.values.get("offset"), field="offset"))
+        timing = fixer(row, ref, raw, numbers)
+    except ValueError as exc:
+        return Problem(ref.sample_id, where, str(exc))
+    error = timing_error(numbers, timing.onset, timing.apex, timing.offset)
+    if error:
+        return Problem(ref.sample_id, f"{where} ({ref.folder})", error)
+    emotion = as_text(row.values.get("emotion"))
+    if not emotion:
+        return Problem(ref.sample_id, where, "emotion is blank")
+    extra = source.extra + tuple(("fix", note) for note in timing.fixes)
+    return Sample(dataset=dataset, subject=ref.subject, clip=ref.clip,
+                  frame_paths=tuple(str(p) for _, p in frames), frame_numbers=tuple(numbers),
+                  onset=timing.onset, apex=timing.apex, offset=timing.offset, fps=fps, emotion=emotion,
+                  action_units=as_text(row.values.get("aus")), source=where, extra=extra)
+
+
+def unannotated_problems(clip_folders: Iterable[tuple[str, Path]], referenced: set[Path]) -> list[Problem]:
+    """A Problem for every (subject id, clip folder) that no annotation row points at."""
+    wanted = {p.resolve() for p in referenced}
+    return [Problem(f"{subject}/{folder.name}", str(folder), "clip folder has no annotation row")
+            for subject, folder in clip_folders if folder.resolve() not in wanted]
+
+
+def find_folder(parent: Path, name: str) -> Path:
+    """``parent / name``, or the one sibling whose name matches ignoring case (``ep09F``)."""
+    exact = parent / name
+    if exact.is_dir() or not parent.is_dir():
+        return exact
+    matches = [p for p in parent.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else exact
+
+
+def subject_dirs(folder: Path) -> list[tuple[int, Path]]:
+    """(subject number, folder) for every sub-folder named like a subject (``sub01``, ``s3``, ``006``)."""
+    out = []
+    for path in child_dirs(folder):
+        try:
+            out.append((subject_number(path.name), path))
+        except ValueError:
+            continue
+    return out
+
+
+def child_dirs(folder: Path) -> list[Path]:
+    """Sub-folders of ``folder`` in name order (empty when it does not exist)."""
+    return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name) if folder.is_dir() else []

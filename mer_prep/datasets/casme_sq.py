@@ -1,0 +1,185 @@
+"""CAS(ME)^2 adapter: ``rawpic/sNN/NN_<code><description>/imgN.jpg`` (30 fps) + ``CAS(ME)^2code_final.xlsx``.
+
+The main (first) sheet has no header row; its columns are participant, video name, onset, apex,
+offset, AUs, emotion, expression type (micro-/macro-expression). Other sheets map video names to
+the 4-digit codes in folder names (``disgust1`` -> ``0101``) and participant numbers to subject
+folders (1 -> s15); they are recognised by content, not by sheet name. An offset of 0 means
+"use the apex". Each folder is a long recording; a sample is the onset..offset span of one row.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mer_prep.datasets._annotated import child_dirs, subject_number
+from mer_prep.datasets._frames import list_frames, timing_error
+from mer_prep.datasets._sheets import as_frame, as_text, is_blank, read_workbook
+from mer_prep.errors import AnnotationError
+from mer_prep.sample import DatasetScan, Problem, Sample, within_root
+
+DATASET = "casme-sq"
+FPS = 30.0
+SHEET_PATTERN = re.compile(r"(?i)^cas\(?me\)?.*code.*\.xlsx$")
+KINDS = ("micro", "macro", "all")
+COLUMNS = ("participant", "video", "onset", "apex", "offset", "aus", "emotion", "type")
+_SUBJECT_CELL = re.compile(r"(?i)^(?:sub|s)?\d+$")
+_CODE_CELL = re.compile(r"^\d{3,4}$")
+
+
+def subject_id(number: int) -> str:
+    """``casme-sq/s15`` for subject 15."""
+    return f"{DATASET}/s{number:02d}"
+
+
+def find_sheet(root: Path) -> Path:
+    """``CAS(ME)^2code_final.xlsx`` (or a similarly named code file) under ``root``."""
+    found = sorted(p for p in root.iterdir() if p.is_file() and SHEET_PATTERN.match(p.name))
+    if not found:
+        raise AnnotationError("no CAS(ME)^2 code spreadsheet found", file=str(root / "CAS(ME)^2code_final.xlsx"))
+    return found[-1]
+
+
+def code_tables(sheets: dict[str, list[tuple[Any, ...]]]) -> tuple[dict[str, str], dict[int, int]]:
+    """From the non-main sheets: video name (lower case) -> 4-digit code, participant -> subject."""
+    videos: dict[str, str] = {}
+    subjects: dict[int, int] = {}
+    for rows in list(sheets.values())[1:]:
+        for row in rows:
+            cells = [as_text(c) for c in row if not is_blank(c)]
+            if len(cells) < 2:
+                continue
+            codes = [c for c in cells if _CODE_CELL.match(c)]
+            names = [c for c in cells if re.search(r"[A-Za-z]", c) and not _SUBJECT_CELL.match(c)]
+            if codes and names:
+                videos[names[0].lower()] = codes[0].zfill(4)
+            elif all(_SUBJECT_CELL.match(c) for c in cells[:2]):
+                subjects[subject_number(cells[0])] = subject_number(cells[1])
+    return videos, subjects
+
+
+def main_rows(rows: list[tuple[Any, ...]], sheet: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, cells by COLUMNS) of the header-less main sheet; AnnotationError if it is not one."""
+    out = []
+    for index, row in enumerate(rows):
+        cells = dict(zip(COLUMNS, tuple(row) + (None,) * len(COLUMNS)))
+        if all(is_blank(v) for v in cells.values()):
+            continue
+        if index == 0 and "onset" in as_text(cells["onset"]).lower():
+            continue  # a re-saved copy with a header row added
+        out.append((index + 1, cells))
+    usable = sum(1 for _, c in out if _SUBJECT_CELL.match(as_text(c["participant"])) and _is_frame(c["onset"]))
+    if not usable:
+        raise AnnotationError("main sheet has no rows of participant, video name, onset, apex, offset, AUs, "
+                              "emotion, expression type", file=str(sheet), row=out[0][0] if out else None)
+    return out
+
+
+def _is_frame(value: Any) -> bool:
+    try:
+        return as_frame(value, field="onset") is not None
+    except ValueError:
+        return False
+
+
+def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | None = None) -> DatasetScan:
+    """Scan a CAS(ME)^2 copy; ``kind`` keeps micro, macro or all expressions."""
+    if kind not in KINDS:
+        raise ValueError(f"casme-sq kind must be one of {KINDS}, got {kind!r}")
+    root = Path(root)
+    rawpic = root / "rawpic"
+    if not rawpic.is_dir():
+        raise FileNotFoundError(f"{root}: no CAS(ME)^2 'rawpic' folder")
+    sheet = Path(annotations) if annotations is not None else find_sheet(root)
+    sheets = read_workbook(sheet)
+    videos, subjects = code_tables(sheets)
+    rows = main_rows(next(iter(sheets.values())), sheet)
+    samples: list[Sample] = []
+    problems: list[Problem] = []
+    referenced: set[Path] = set()
+    seen: set[str] = set()
+    for number, cells in rows:
+        where = f"{sheet}:{number}"
+        try:
+            sample = _row_sample(cells, where, rawpic, videos, subjects, referenced)
+        except ValueError as exc:
+            sample_id = f"{DATASET} row {number} ({as_text(cells['participant'])}/{as_text(cells['video'])})"
+            problems.append(Problem(getattr(exc, "sample_id", sample_id), where, str(exc)))
+            continue
+        expression = dict(sample.extra)["expression_type"]
+        if kind != "all" and expression != kind:
+            continue
+        if sample.sample_id in seen:
+            problems.append(Problem(sample.sample_id, where, "duplicate video name for this subject"))
+            continue
+        seen.add(sample.sample_id)
+        samples.append(sample)
+    return DatasetScan(samples, problems + _unannotated(rawpic, referenced))
+
+
+class _RowError(ValueError):
+    def __init__(self, message: str, sample_id: str) -> None:
+        super().__init__(message)
+        self.sample_id = sample_id
+
+
+def _row_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[str, str],
+                subjects: dict[int, int], referenced: set[Path]) -> Sample:
+    participant = subject_number(cells["participant"])
+    subject = subjects.get(participant, participant)
+    video = as_text(cells["video"])
+    sample_id = f"{subject_id(subject)}/{video}"
+    base = re.sub(r"_\d+$", "", video).lower()
+    code = videos.get(video.lower()) or videos.get(base) or (video[:4] if re.match(r"\d{4}", video) else None)
+    if code is None:
+        raise _RowError(f"video name {video!r} is not in the video-code sheet", sample_id)
+    subject_dir = rawpic / f"s{subject:02d}"
+    matches = [p for p in child_dirs(subject_dir) if p.name.startswith(f"{subject:02d}_{code}")]
+    if len(matches) != 1:
+        what = "no" if not matches else f"{len(matches)}"
+        raise _RowError(f"{what} folder {subject_dir}/{subject:02d}_{code}* for video {video!r}", sample_id)
+    folder = matches[0]
+    if not within_root(rawpic, folder):
+        raise _RowError(f"clip folder {folder} leaves the dataset root", sample_id)
+    referenced.add(folder)
+    try:
+        onset = as_frame(cells["onset"], field="onset")
+        apex = as_frame(cells["apex"], field="apex", missing=(0,))
+        offset = as_frame(cells["offset"], field="offset")
+    except ValueError as exc:
+        raise _RowError(str(exc), sample_id) from exc
+    fixes: tuple[tuple[str, str], ...] = ()
+    if offset in (0, None):
+        if apex is None:
+            raise _RowError("offset is 0 and there is no apex to use instead", sample_id)
+        offset, fixes = apex, (("fix", f"offset 0 -> apex {apex} (rule)"),)
+    if onset is None:
+        raise _RowError("onset is blank", sample_id)
+    expression = as_text(cells["type"]).lower().split("-")[0].strip()
+    if expression not in ("micro", "macro"):
+        raise _RowError(f"expression type {as_text(cells['type'])!r} is neither micro nor macro", sample_id)
+    frames = list_frames(folder)
+    error = timing_error([n for n, _ in frames], onset, apex, offset)
+    if error:
+        raise _RowError(f"{error} [{folder}]", sample_id)
+    span = [(n, p) for n, p in frames if onset <= n <= offset]
+    emotion = as_text(cells["emotion"])
+    if not emotion:
+        raise _RowError("emotion is blank", sample_id)
+    extra = (("video", base), ("code", code), ("folder", folder.name), ("expression_type", expression),
+             ("elicitation", re.match(r"[a-z]*", base).group(0))) + fixes
+    return Sample(dataset=DATASET, subject=subject_id(subject), clip=video,
+                  frame_paths=tuple(str(p) for _, p in span), frame_numbers=tuple(n for n, _ in span),
+                  onset=onset, apex=apex, offset=offset, fps=FPS, emotion=emotion,
+                  action_units=as_text(cells["aus"]), source=where, extra=extra)
+
+
+def _unannotated(rawpic: Path, referenced: set[Path]) -> list[Problem]:
+    out = []
+    for subject_dir in child_dirs(rawpic):
+        for folder in child_dirs(subject_dir):
+            if folder not in referenced:
+                out.append(Problem(f"{DATASET}/{subject_dir.name}/{folder.name}", str(folder),
+                                   "video folder has no annotation row"))
+    return out

@@ -1,0 +1,72 @@
+"""SAMM adapter: ``NNN/NNN_a_b/NNN_xxxxx.jpg`` (grayscale, 200 fps) + ``SAMM_Micro_FACS_Codes_v2.xlsx``.
+
+The coding sheet opens with a preamble of text rows; the header row is found by its column
+names. Subject is an integer (6) while folders are zero-padded (``006``); a missing apex is
+written -1 or left blank. Action-unit strings such as ``R14 or 14`` are kept verbatim.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mer_prep.datasets._annotated import (ClipRef, RowSource, child_dirs, find_folder, scan_rows,
+                                          subject_dirs, subject_number, unannotated_problems)
+from mer_prep.datasets._sheets import SheetRow, as_text, read_workbook, table_rows
+from mer_prep.errors import AnnotationError
+from mer_prep.sample import DatasetScan
+
+DATASET = "samm"
+FPS = 200.0
+SHEET_GLOB = "SAMM_Micro_FACS_Codes*.xlsx"
+MISSING_APEX = (-1,)
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "subject": ("Subject",),
+    "filename": ("Filename", "File name"),
+    "onset": ("Onset Frame", "OnsetFrame", "Onset"),
+    "apex": ("Apex Frame", "ApexFrame", "Apex"),
+    "offset": ("Offset Frame", "OffsetFrame", "Offset"),
+    "emotion": ("Estimated Emotion", "Emotion"),
+}
+OPTIONAL: dict[str, tuple[str, ...]] = {"aus": ("Action Units", "AUs")}
+
+
+def subject_id(number: int) -> str:
+    """``samm/006`` for subject 6."""
+    return f"{DATASET}/{number:03d}"
+
+
+def find_sheet(root: Path) -> Path:
+    """The FACS-codes spreadsheet under ``root`` (the newest-named one if several)."""
+    found = sorted(root.glob(SHEET_GLOB))
+    if not found:
+        raise AnnotationError("no SAMM FACS-codes spreadsheet found", file=str(root / SHEET_GLOB))
+    return found[-1]
+
+
+def frames_root(root: Path) -> Path:
+    """Folder holding the ``NNN`` subject folders: ``root`` itself or ``root/SAMM``."""
+    nested = root / "SAMM"
+    return nested if nested.is_dir() and not subject_dirs(root) else root
+
+
+def scan(root: Path | str, *, annotations: Path | str | None = None) -> DatasetScan:
+    """Scan a SAMM copy; ``annotations`` overrides the spreadsheet found under ``root``."""
+    root = Path(root)
+    frames = frames_root(root)
+    sheet = Path(annotations) if annotations is not None else find_sheet(root)
+    rows = table_rows(next(iter(read_workbook(sheet).values())), REQUIRED, OPTIONAL, file=sheet)
+
+    def resolve(row: SheetRow) -> ClipRef:
+        number = subject_number(row.values["subject"])
+        name = as_text(row.values["filename"])
+        if not name:
+            raise ValueError("Filename is blank")
+        folder = find_folder(frames / f"{number:03d}", name)
+        clip = folder.name if folder.is_dir() and folder.name.lower() == name.lower() else name
+        return ClipRef(subject_id(number), clip, folder)
+
+    samples, problems, referenced = scan_rows([RowSource(sheet, rows)], dataset=DATASET, fps=FPS, root=frames,
+                                              resolve=resolve, missing_apex=MISSING_APEX)
+    clip_folders = [(subject_id(n), c) for n, s in subject_dirs(frames) for c in child_dirs(s)]
+    return DatasetScan(samples, problems + unannotated_problems(clip_folders, referenced))

@@ -1,0 +1,149 @@
+"""Stage 1: frame extraction from image sequences and video files.
+
+Only the frames asked for are decoded. Returned frames are ``uint8``: ``(N, H, W, 3)`` RGB, or
+``(N, H, W)`` when ``gray=True``. Every failure raises :class:`~mer_prep.errors.FrameReadError`
+naming the file and the sample.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from mer_prep.errors import FrameReadError
+
+__all__ = ["read_frames", "read_video_frames"]
+
+_JPEG_SOI = b"\xff\xd8"
+_JPEG_EOI = b"\xff\xd9"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"IEND\xaeB`\x82"
+# Some encoders pad after the end marker; the marker must still be near the end.
+_TAIL_BYTES = 64
+
+
+def _truncation_problem(data: bytes) -> str:
+    """Why ``data`` looks cut short, or ``""``.
+
+    libjpeg-turbo decodes a truncated JPEG into a grey-filled partial image with only a warning
+    on stderr, so the end-of-image marker is checked before decoding rather than trusting the
+    decoder. PNG and BMP get the equivalent check; other formats rely on the decoder alone.
+    """
+    if data.startswith(_JPEG_SOI):
+        if _JPEG_EOI not in data[-_TAIL_BYTES:]:
+            return "truncated JPEG (no end-of-image marker)"
+    elif data.startswith(_PNG_SIGNATURE):
+        if _PNG_IEND not in data[-_TAIL_BYTES:]:
+            return "truncated PNG (no IEND chunk)"
+    elif data.startswith(b"BM") and len(data) >= 6:
+        declared = int.from_bytes(data[2:6], "little")
+        if len(data) < declared:
+            return f"truncated BMP ({len(data)} of {declared} bytes)"
+    return ""
+
+
+def _decode_file(path: str, flags: int, sample: str) -> np.ndarray:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise FrameReadError("frame file does not exist", file=path, sample=sample) from None
+    except OSError as exc:
+        raise FrameReadError(f"cannot read frame file: {exc.strerror}", file=path,
+                             sample=sample) from None
+    if not data:
+        raise FrameReadError("frame file is empty", file=path, sample=sample)
+    problem = _truncation_problem(data)
+    if problem:
+        raise FrameReadError(problem, file=path, sample=sample)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None:
+        raise FrameReadError("cannot decode frame (corrupt or unsupported format)", file=path,
+                             sample=sample)
+    return image
+
+
+def read_frames(paths: Sequence[str | os.PathLike], *, gray: bool = False,
+                sample: str = "") -> np.ndarray:
+    """Decode exactly the image files in ``paths``, in the given order.
+
+    Returns ``(N, H, W, 3)`` uint8 RGB, or ``(N, H, W)`` uint8 when ``gray`` (decoded straight
+    to luma by libjpeg, which is faster than converting afterwards). Raises ``FrameReadError``
+    naming the file and ``sample`` for a missing, unreadable, truncated or corrupt file, or a
+    frame whose size differs from the first one.
+    """
+    if len(paths) == 0:
+        raise ValueError("read_frames needs at least one path")
+    flags = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR_RGB
+    first = _decode_file(os.fspath(paths[0]), flags, sample)
+    # Preallocate so N frames cost one allocation, not a list plus an np.stack copy.
+    out = np.empty((len(paths), *first.shape), np.uint8)
+    out[0] = first
+    for i, path in enumerate(paths[1:], start=1):
+        path = os.fspath(path)
+        image = _decode_file(path, flags, sample)
+        if image.shape != first.shape:
+            raise FrameReadError(
+                f"frame size {image.shape[1]}x{image.shape[0]} differs from "
+                f"{first.shape[1]}x{first.shape[0]} of {os.fspath(paths[0])}",
+                file=path, sample=sample)
+        out[i] = image
+    return out
+
+
+def _convert(frame: np.ndarray, gray: bool) -> np.ndarray:
+    # VideoCapture always hands out BGR.
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if gray else cv2.COLOR_BGR2RGB)
+
+
+def read_video_frames(path: str | os.PathLike, indices: Sequence[int], *, gray: bool = False,
+                      sample: str = "", seek_gap: int | None = None) -> np.ndarray:
+    """Decode the 0-based frames ``indices`` of a video file, returned in the order given.
+
+    Returns ``(len(indices), H, W, 3)`` uint8 RGB, or ``(len(indices), H, W)`` when ``gray``.
+    The stream is read only up to ``max(indices)``; frames in between are grabbed (demuxed and
+    decoded) but never converted. ``seek_gap``: when set, gaps longer than this many frames are
+    crossed with a container seek instead of grabbing; off by default because frame-accurate
+    seeking depends on the container's timestamps. Raises ``FrameReadError`` naming the file,
+    the sample and the frame index when the video cannot be opened or ends early.
+    """
+    file = os.fspath(path)
+    if len(indices) == 0:
+        raise ValueError("read_video_frames needs at least one frame index")
+    wanted = sorted(set(int(i) for i in indices))
+    if wanted[0] < 0:
+        raise FrameReadError(f"negative frame index {wanted[0]}", file=file, sample=sample)
+    if not os.path.isfile(file):
+        raise FrameReadError("video file does not exist", file=file, sample=sample)
+    capture = cv2.VideoCapture(file)
+    try:
+        if not capture.isOpened():
+            raise FrameReadError("cannot open video", file=file, sample=sample)
+        decoded: dict[int, np.ndarray] = {}
+        position = 0
+        for target in wanted:
+            if seek_gap is not None and target - position > seek_gap:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, target)
+                position = target
+            while position < target:
+                if not capture.grab():
+                    raise FrameReadError(
+                        f"video ends at frame {position}; frame {target} was requested",
+                        file=file, sample=sample)
+                position += 1
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                raise FrameReadError(f"cannot decode frame {target} (video ends or is corrupt)",
+                                     file=file, sample=sample)
+            position += 1
+            decoded[target] = _convert(frame, gray)
+    finally:
+        capture.release()
+    first = decoded[wanted[0]]
+    out = np.empty((len(indices), *first.shape), np.uint8)
+    for k, index in enumerate(indices):
+        out[k] = decoded[int(index)]
+    return out

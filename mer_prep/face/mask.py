@@ -1,0 +1,99 @@
+"""Stage 4: eye and mouth masks from the landmark polygons (papers 002/004 black them out).
+
+Region names are in *image* terms: ``left_eye`` is points 36-41, the eye on the image left
+(the subject's right eye), matching :func:`~mer_prep.face.align.eye_centers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import cv2
+import numpy as np
+
+__all__ = ["REGIONS", "REGION_GROUPS", "region_mask", "apply_mask"]
+
+# Each region is one closed polygon through these dlib indices, in drawing order.
+REGIONS: dict[str, tuple[int, ...]] = {
+    "left_eye": tuple(range(36, 42)),
+    "right_eye": tuple(range(42, 48)),
+    "mouth": tuple(range(48, 60)),           # outer lip contour
+    "inner_mouth": tuple(range(60, 68)),
+    "left_brow": tuple(range(17, 22)),
+    "right_brow": tuple(range(22, 27)),
+    "nose": (27, 31, 32, 33, 34, 35),        # bridge top down to the nostril base
+    "face": tuple(range(0, 17)) + tuple(range(26, 16, -1)),  # jaw line closed over the brows
+}
+
+# Names that stand for several separate polygons.
+REGION_GROUPS: dict[str, tuple[str, ...]] = {
+    "eyes": ("left_eye", "right_eye"),
+    "brows": ("left_brow", "right_brow"),
+}
+
+# Sub-pixel polygon vertices: fillPoly takes fixed-point coordinates with this many bits.
+_SHIFT = 4
+
+
+def _polygons(regions: Sequence[str]) -> list[tuple[int, ...]]:
+    names: list[str] = []
+    for name in regions:
+        if name in REGION_GROUPS:
+            names.extend(REGION_GROUPS[name])
+        elif name in REGIONS:
+            names.append(name)
+        else:
+            known = ", ".join(sorted([*REGIONS, *REGION_GROUPS]))
+            raise ValueError(f"unknown face region {name!r}; known: {known}")
+    return [REGIONS[name] for name in names]
+
+
+def region_mask(landmarks: np.ndarray, shape: tuple[int, int], *,
+                regions: Sequence[str] = ("left_eye", "right_eye", "mouth"),
+                margin: int = 0) -> np.ndarray:
+    """``(h, w)`` bool mask, True inside the filled landmark polygons of ``regions``.
+
+    ``landmarks``: ``(68, 2)`` ``(x, y)`` in the coordinates of the target frames. ``shape``:
+    ``(h, w)``. Every pixel the polygon outline touches is included; ``margin`` grows the mask
+    by that many pixels in every direction (disc-shaped dilation).
+    """
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.shape != (68, 2):
+        raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0 pixels, got {margin}")
+    height, width = shape[:2]
+    canvas = np.zeros((height, width), np.uint8)
+    fixed = [np.round(points[list(idx)] * (1 << _SHIFT)).astype(np.int32)
+             for idx in _polygons(regions)]
+    cv2.fillPoly(canvas, fixed, 255, lineType=cv2.LINE_8, shift=_SHIFT)
+    # fillPoly's scan conversion can leave out edge pixels of thin polygons (a nearly closed
+    # eye); tracing the outline too makes the mask cover the whole polygon.
+    cv2.polylines(canvas, fixed, True, 255, thickness=1, lineType=cv2.LINE_8, shift=_SHIFT)
+    if margin > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+        canvas = cv2.dilate(canvas, kernel)
+    return canvas.astype(bool)
+
+
+def apply_mask(frames: np.ndarray, mask: np.ndarray, *,
+               mode: Literal["black_out", "keep_only"] = "black_out") -> np.ndarray:
+    """Zero the masked pixels (``black_out``) or everything else (``keep_only``).
+
+    ``frames``: ``(N, h, w[, C])`` or a single ``(h, w[, C])``, any dtype; ``mask``: ``(h, w)``
+    bool. Returns a new array; the two modes are exact complements (their sum is ``frames``).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mode not in ("black_out", "keep_only"):
+        raise ValueError(f"unknown mask mode {mode!r}; use 'black_out' or 'keep_only'")
+    # Locate the (h, w) axes: the mask shape must appear right after the leading frame axis
+    # or at the front of a single frame.
+    if frames.shape[1:3] == mask.shape:
+        expand = mask.reshape((1, *mask.shape) + (1,) * (frames.ndim - 3))
+    elif frames.shape[:2] == mask.shape:
+        expand = mask.reshape(mask.shape + (1,) * (frames.ndim - 2))
+    else:
+        raise ValueError(f"mask {mask.shape} does not match frames {frames.shape}")
+    keep = ~expand if mode == "black_out" else expand
+    return np.where(keep, frames, np.zeros((), frames.dtype))

@@ -1,0 +1,57 @@
+"""From a dataset on disk to a ``VersionPlan``: scan, label, fingerprint — no pixels touched."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from mer_prep.datasets import scan_dataset
+from mer_prep.fingerprint import dataset_fingerprint, sample_fingerprint
+from mer_prep.labels import class_names as scheme_class_names
+from mer_prep.recipes import Recipe
+from mer_prep.store.writer import VersionPlan
+
+Roots = str | os.PathLike | Mapping[str, str | os.PathLike]
+
+
+def plan_version(dataset: str, root: Roots, recipe: Recipe, store_path: str | os.PathLike, *,
+                 labels: str = "native", **options) -> VersionPlan:
+    """Scan ``dataset`` under ``root`` with label scheme ``labels`` and fingerprint its inputs.
+
+    Samples are sorted by sample id so that a store's row order does not depend on the file
+    system's listing order.
+    """
+    scan = scan_dataset(dataset, root, labels=labels, **options)
+    samples = sorted(scan.samples, key=lambda s: s.sample_id)
+    fingerprints = [sample_fingerprint(s, recipe) for s in samples]
+    names = scheme_class_names(labels, dataset)
+    if not names:  # a scheme without a fixed class list (native): the classes present
+        names = sorted({s.label for s in samples if s.label})
+    return VersionPlan(
+        store_path=str(Path(store_path).expanduser()), dataset=dataset, labels=labels,
+        class_names=list(names), recipe=recipe, samples=samples, fingerprints=fingerprints,
+        problems=list(scan.problems),
+        input_fingerprint=dataset_fingerprint(fingerprints, scan.problems, labels),
+    )
+
+
+def scan_failures(plan: VersionPlan) -> list[dict]:
+    """The scan's problems as store failure records (stage ``scan``)."""
+    return [{"sample_id": p.sample_id, "file": p.file, "stage": "scan", "message": p.message}
+            for p in plan.problems]
+
+
+def make_batches(n_samples: int, n_workers: int, *, per_worker: int = 2,
+                 max_batch: int = 64) -> list[range]:
+    """Row ranges for coarse tasks: about ``per_worker`` batches per worker, none over max_batch.
+
+    Orchestration costs ~0.1 s per task, so a batch holds many samples; two per worker lets
+    a fast worker pick up a slow one's remainder.
+    """
+    if n_samples == 0:
+        return []
+    n_batches = max(n_workers * per_worker, -(-n_samples // max_batch))
+    n_batches = min(n_batches, n_samples)
+    edges = [round(i * n_samples / n_batches) for i in range(n_batches + 1)]
+    return [range(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]

@@ -1,0 +1,23 @@
+"""Recipes: named, hashable configurations of the stages plus output sizes (SPEC §4)."""
+
+from mer_prep.recipes.model import (
+    AlignConfig,
+    DetectConfig,
+    FrameSelection,
+    MaskConfig,
+    Recipe,
+    SplitConfig,
+    builtin_recipes,
+    load_recipe,
+)
+
+__all__ = [
+    "AlignConfig",
+    "DetectConfig",
+    "FrameSelection",
+    "MaskConfig",
+    "Recipe",
+    "SplitConfig",
+    "builtin_recipes",
+    "load_recipe",
+]

@@ -1,0 +1,56 @@
+"""The sample table: one row per sample, the columns the schema requires, built from records."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from mer_prep.sample import Sample
+from mer_prep.store.schema import zarr_rules
+
+MISSING = -1  # apex / label when there is none
+
+
+def table_columns() -> dict[str, str]:
+    """Column name -> kind (``str``, ``int64``, ``float64``, ``bool``), as the schema requires."""
+    return dict(zarr_rules()["required_table_columns"])
+
+
+def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", error: str = "",
+               fingerprint: str = "", source_frames: list[int] | None = None,
+               face_box: tuple[int, ...] | None = None, detector: str = "") -> dict:
+    """One table row for ``sample`` (processed or failed)."""
+    label = class_names.index(sample.label) if sample.label in class_names else MISSING
+    return {
+        "sample_id": sample.sample_id, "dataset": sample.dataset, "subject": sample.subject,
+        "clip": sample.clip, "label": label, "label_name": sample.label or "",
+        "emotion": sample.emotion, "action_units": sample.action_units,
+        "onset": sample.onset, "apex": MISSING if sample.apex is None else sample.apex,
+        "offset": sample.offset, "apex_source": "none" if sample.apex is None else "annotated",
+        "fps": float(sample.fps), "n_frames": sample.n_frames,
+        "source_frames": json.dumps(source_frames or []),
+        "face_box": json.dumps(list(face_box) if face_box else []), "detector": detector,
+        "status": status, "error": error, "fingerprint": fingerprint,
+        "aug_parent": "", "aug_params": "{}", "synthetic": False,
+    }
+
+
+def column_array(rows: list[dict], column: str, kind: str) -> np.ndarray:
+    """The values of one column as the numpy array stored for it."""
+    values = [row[column] for row in rows]
+    if kind == "str":
+        return np.array(values, dtype=object) if values else np.empty(0, dtype=object)
+    return np.asarray(values, dtype=kind)
+
+
+def rows_to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Stored columns -> DataFrame, with JSON columns decoded to Python lists/dicts."""
+    frame = pd.DataFrame({name: np.asarray(values) for name, values in columns.items()})
+    for name in ("source_frames", "face_box", "aug_params"):
+        if name in frame:
+            frame[name] = [json.loads(v) if v else None for v in frame[name]]
+    if "apex" in frame:
+        frame["apex"] = frame["apex"].astype("Int64").where(frame["apex"] != MISSING)
+    return frame

@@ -1,0 +1,164 @@
+"""The only module that writes stores.
+
+A version is written in three steps so that readers never see half of it:
+
+1. ``VersionWriter.begin`` lays out the arrays on a private snapshot (``Session.flush``: no
+   branch moves) and opens a writable session on a scratch branch at that snapshot;
+2. workers write samples through picklable ``ForkSession``s (``write_sample``);
+3. ``finish`` merges the forks, writes the sample table and attributes, validates the whole
+   group against ``storage_schemas/``, commits, then moves ``main`` with a compare-and-set
+   on its old tip and tags the snapshot with the version id.
+
+A crash anywhere before step 3's branch move leaves ``main`` and every tag untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+
+import icechunk as ic
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from mer_prep.recipes import Recipe
+from mer_prep.sample import Problem, Sample
+from mer_prep.store.repo import MAIN, open_repository, store_exists
+from mer_prep.store.schema import check_sample_array, validate_group, zarr_rules
+from mer_prep.store.table import column_array, table_columns
+from mer_prep.version import code_version
+
+COMPRESSOR = BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")
+
+
+class VersionConflictError(RuntimeError):
+    """Another run moved ``main`` while this one was writing; nothing of this run is visible."""
+
+
+def make_version_id(recipe_hash: str, input_fingerprint: str, code: str) -> str:
+    """``v-`` + 16 hex digits of sha256(recipe hash, input fingerprint, code version)."""
+    blob = f"{recipe_hash}|{input_fingerprint}|{code}".encode()
+    return "v-" + hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class VersionPlan:
+    """Everything that determines one store version, known before any pixel is processed."""
+
+    store_path: str
+    dataset: str
+    labels: str
+    class_names: list[str]
+    recipe: Recipe
+    samples: list[Sample]
+    fingerprints: list[str]
+    problems: list[Problem]
+    input_fingerprint: str
+    code_version: str = field(default_factory=code_version)
+
+    @property
+    def version_id(self) -> str:
+        return make_version_id(self.recipe.hash, self.input_fingerprint, self.code_version)
+
+    def array_specs(self) -> dict[str, dict]:
+        """Declared arrays with the leading sample axis: name -> {dims, shape, dtype}."""
+        n = len(self.samples)
+        return {name: {"dims": ["sample", *dims], "shape": [n, *shape], "dtype": dtype}
+                for name, (dims, shape, dtype) in self.recipe.array_specs().items()}
+
+
+def existing_version(store_path: str, version_id: str) -> str | None:
+    """Snapshot id of ``version_id`` when the store already holds it, else None."""
+    if not store_exists(store_path):
+        return None
+    repo = open_repository(store_path)
+    return repo.lookup_tag(version_id) if version_id in repo.list_tags() else None
+
+
+def write_sample(fork: ic.ForkSession, row: int, arrays: dict[str, np.ndarray],
+                 specs: dict[str, dict]) -> None:
+    """Write one sample's arrays at ``row`` through a fork, checking each against its spec."""
+    group = zarr.open_group(fork.store, mode="r+")
+    for name, spec in specs.items():
+        check_sample_array(name, arrays[name], spec)
+        group[name][row] = arrays[name]
+
+
+class VersionWriter:
+    """Writes one version of a store; see the module docstring for the protocol."""
+
+    def __init__(self, plan: VersionPlan, repo: ic.Repository, base: str, branch: str,
+                 session: ic.Session) -> None:
+        self.plan, self.repo, self.base, self.branch, self.session = plan, repo, base, branch, session
+
+    @classmethod
+    def begin(cls, plan: VersionPlan) -> "VersionWriter":
+        """Lay out the version's arrays on a private snapshot and open a session on it."""
+        repo = open_repository(plan.store_path, create=True)
+        base = repo.lookup_branch(MAIN)
+        layout = repo.writable_session(MAIN)
+        root = zarr.open_group(layout.store, mode="a", zarr_format=3)
+        for name in list(root.keys()):
+            del root[name]
+        for name, spec in plan.array_specs().items():
+            shape = spec["shape"]
+            root.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=spec["dtype"],
+                              compressors=COMPRESSOR, dimension_names=spec["dims"], fill_value=0)
+        snapshot = layout.flush(f"layout of {plan.version_id}")
+        branch = f"writing/{plan.version_id}/{uuid.uuid4().hex[:8]}"
+        repo.create_branch(branch, snapshot)
+        return cls(plan, repo, base, branch, repo.writable_session(branch))
+
+    def fork(self) -> ic.ForkSession:
+        """A picklable session for one worker task."""
+        return self.session.fork()
+
+    def finish(self, forks: list[ic.ForkSession], rows: list[dict], failures: list[dict],
+               extra_attrs: dict | None = None) -> str:
+        """Merge worker forks, write table and attributes, validate, commit, publish; snapshot id."""
+        if forks:
+            self.session.merge(*forks)
+        root = zarr.open_group(self.session.store, mode="r+")
+        rules = zarr_rules()
+        table = root.create_group(rules["table_group"], overwrite=True)
+        columns = table_columns()
+        for column, kind in columns.items():
+            values = column_array(rows, column, kind)
+            table.create_array(column, shape=values.shape, chunks=(max(len(values), 1),),
+                               dtype=str if kind == "str" else kind, dimension_names=["sample"])
+            if len(values):
+                table[column][:] = values
+        plan = self.plan
+        root.attrs.update({
+            "schema": "mer-prep/feature-store", "schema_version": 1,
+            "dataset": plan.dataset, "labels": plan.labels, "class_names": plan.class_names,
+            "recipe": {"name": plan.recipe.name, "hash": plan.recipe.hash,
+                       "paper": plan.recipe.paper, "parameters": plan.recipe.parameters()},
+            "input_fingerprint": plan.input_fingerprint, "code_version": plan.code_version,
+            "version_id": plan.version_id,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "n_samples": len(rows), "n_ok": sum(r["status"] == "ok" for r in rows),
+            "arrays": plan.array_specs(), "table_columns": columns, "failures": failures,
+            **(extra_attrs or {}),
+        })
+        validate_group(root)
+        snapshot = self.session.commit(f"{plan.dataset}/{plan.recipe.name} {plan.version_id}",
+                                       metadata={"version_id": plan.version_id})
+        try:
+            self.repo.reset_branch(MAIN, snapshot, from_snapshot_id=self.base)
+        except ic.IcechunkError as error:
+            raise VersionConflictError(
+                f"store {plan.store_path}: main moved while {plan.version_id} was being written "
+                f"(another run committed first); this run's snapshot {snapshot} was not published"
+            ) from error
+        self.repo.create_tag(plan.version_id, snapshot)
+        self.repo.delete_branch(self.branch)
+        return snapshot
+
+    def abort(self) -> None:
+        """Drop the scratch branch; ``main`` and the tags were never touched."""
+        if self.branch in self.repo.list_branches():
+            self.repo.delete_branch(self.branch)
