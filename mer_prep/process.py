@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from mer_prep.face import (
@@ -18,6 +17,9 @@ from mer_prep.face import (
     apply_mask,
     detect_face,
     fit_landmarks,
+    source_window,
+    to_unit,
+    warp_frames,
     landmark_split_row,
     read_frames,
     read_video_frames,
@@ -45,31 +47,6 @@ class ProcessedSample:
     face_box: tuple[int, int, int, int]
     detector: str
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def warp_to_unit(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Warp uint8 frames (N,H,W) by a 2x3 affine into float32 (N,h,w) in [0, 1].
-
-    Interpolates in float so that sub-grey-level detail of the motion survives; only the
-    source region the output maps onto is converted to float.
-    """
-    h, w = size
-    inverse = cv2.invertAffineTransform(matrix)
-    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64) @ inverse.T
-    H, W = frames.shape[1:3]
-    x0 = int(np.clip(np.floor(corners[:, 0].min()) - 2, 0, W - 1))
-    y0 = int(np.clip(np.floor(corners[:, 1].min()) - 2, 0, H - 1))
-    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + 3, x0 + 1, W))
-    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + 3, y0 + 1, H))
-    shifted = matrix.copy()
-    shifted[:, 2] += matrix[:, :2] @ np.array([x0, y0], dtype=np.float64)
-    region = frames[:, y0:y1, x0:x1].astype(np.float32) * np.float32(1 / 255)
-    out = np.empty((len(frames), h, w), dtype=np.float32)
-    for i, frame in enumerate(region):
-        # Outside the image is black (0), as the papers' crops pad.
-        out[i] = cv2.warpAffine(frame, shifted, (w, h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return out
 
 
 def decode_clip_frames(sample: Sample, positions: np.ndarray) -> np.ndarray:
@@ -102,7 +79,13 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
     size = tuple(recipe.align.size)
     matrix = alignment_matrix(landmarks, size=size, inter_ocular=recipe.align.inter_ocular,
                               eye_row=recipe.align.eye_row)
-    frames = warp_to_unit(decoded, matrix, size)[inverse]
+    # Only the pixels that reach the output are converted; interpolating in float keeps the
+    # sub-grey-level detail of the motion that a uint8 warp would round away.
+    # The pad covers warp_frames' anti-alias blur support (3 sigma, sigma = (1/scale - 1) / 2).
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    pad = int(np.ceil(1.5 / min(scale, 1.0))) + 2
+    rows, cols, shifted = source_window(matrix, size, decoded.shape[1:3], pad=pad)
+    frames = warp_frames(to_unit(decoded[:, rows, cols]), shifted, size)[inverse]
     aligned_landmarks = transform_points(landmarks, matrix).astype(np.float32)
     timings["align"], tick = time.perf_counter() - tick, time.perf_counter()
 

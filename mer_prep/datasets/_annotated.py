@@ -117,7 +117,8 @@ def scan_rows(
 def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str, fps: float, root: Path,
              resolve: Callable[[SheetRow], ClipRef], missing_apex: tuple[int, ...], fixer: Fixer,
              suffixes: tuple[str, ...], referenced: set[Path]) -> Sample | Problem:
-    described = f"{dataset} row {row.row} ({as_text(row.values.get('subject'))}/{as_text(row.values.get('filename'))})"
+    named = f"{as_text(row.values.get('subject'))}/{as_text(row.values.get('filename'))}"
+    described = f"{dataset} row {row.row} ({named})"
     try:
         ref = resolve(row)
     except ValueError as exc:

@@ -40,21 +40,21 @@ def list_frames(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> lis
 def timing_error(numbers: list[int], onset: int, apex: int | None, offset: int) -> str | None:
     """Why ``onset/apex/offset`` do not fit the frames on disk, or None when they do.
 
-    ``numbers`` are the sorted frame numbers found in the folder. Checks, in order: order of
-    onset, apex and offset; annotated range inside the frames present; apex inside the clip;
-    no frame number missing inside onset..offset.
+    ``numbers`` are the sorted frame numbers found in the folder. Checks, in order: onset
+    before offset; apex inside the clip and between onset and offset; annotated range inside
+    the frames present; no frame number missing inside onset..offset.
     """
     if not numbers:
         return "no frame files in the clip folder"
     first, last = numbers[0], numbers[-1]
     if onset > offset:
         return f"onset {onset} is after offset {offset}"
+    if apex is not None and not first <= apex <= last:
+        return f"apex {apex} is outside the clip (frames {first}..{last} on disk)"
     if apex is not None and apex < onset:
         return f"apex {apex} is before onset {onset}"
     if apex is not None and apex > offset:
         return f"apex {apex} is after offset {offset}"
-    if apex is not None and not first <= apex <= last:
-        return f"apex {apex} is outside the clip (frames {first}..{last} on disk)"
     if onset < first or offset > last:
         return f"onset..offset {onset}..{offset} is outside the clip (frames {first}..{last} on disk)"
     present = set(numbers)

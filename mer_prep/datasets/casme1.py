@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from mer_prep.datasets._annotated import (ClipRef, RawTiming, RowSource, Timing, child_dirs, find_folder,
+from mer_prep.datasets._annotated import (ClipRef, Fixer, RawTiming, RowSource, Timing, child_dirs, find_folder,
                                           scan_rows, subject_dirs, subject_number, unannotated_problems)
 from mer_prep.datasets._sheets import SheetRow, as_text, read_workbook, table_rows
 from mer_prep.errors import AnnotationError
@@ -101,7 +101,7 @@ def find_sheet(root: Path, section: str, folder: Path) -> Path:
                           file=str(root / f"CASME_{section}_Section_coding.xlsx"))
 
 
-def _fixer(fixes: Fixes, section: str):
+def _fixer(fixes: Fixes, section: str) -> Fixer:
     def fix(row: SheetRow, ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
         values = {"onset": raw.onset, "apex": raw.apex, "offset": raw.offset}
         notes: list[str] = []

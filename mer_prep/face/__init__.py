@@ -6,7 +6,7 @@ RGB, uint8 unless stated; points are ``(x, y)`` pixels with pixel centres on int
 """
 
 from mer_prep.face.align import (alignment_matrix, crop_box, eye_centers, resize_frames,
-                                 transform_points, warp_frames)
+                                 source_window, transform_points, warp_frames)
 from mer_prep.face.detect import FaceBox, cascade_path, detect_face
 from mer_prep.face.frames import read_frames, read_video_frames
 from mer_prep.face.intensity import to_gray, to_unit
@@ -19,7 +19,7 @@ __all__ = [
     "FaceBox", "detect_face", "cascade_path",
     "predictor_path", "fit_landmarks",
     "eye_centers", "alignment_matrix", "warp_frames", "transform_points", "crop_box",
-    "resize_frames",
+    "resize_frames", "source_window",
     "to_gray", "to_unit",
     "REGIONS", "REGION_GROUPS", "region_mask", "apply_mask",
     "split_halves", "landmark_split_row",

@@ -15,7 +15,7 @@ import numpy as np
 from mer_prep.face.detect import FaceBox
 
 __all__ = ["eye_centers", "alignment_matrix", "warp_frames", "transform_points", "crop_box",
-           "resize_frames"]
+           "resize_frames", "source_window"]
 
 _LEFT_EYE = slice(36, 42)
 _RIGHT_EYE = slice(42, 48)
@@ -99,28 +99,40 @@ def warp_frames(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *
     return out
 
 
-def _blurred_source(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
-                    sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Blur only the source rectangle the output samples from; shift the matrix to match."""
+def source_window(matrix: np.ndarray, size: tuple[int, int], source_shape: tuple[int, ...], *,
+                  pad: int = 2) -> tuple[slice, slice, np.ndarray]:
+    """The source rectangle an output of ``size`` samples from, grown by ``pad`` pixels.
+
+    Returns ``(rows, cols, shifted)``: slices into the source (clipped to ``source_shape``'s
+    height and width) and the ``(2, 3)`` matrix that maps the *cut-out* to the same output.
+    Lets a caller convert or filter only the pixels that reach the output.
+    """
     height, width = size
-    inverse = cv2.invertAffineTransform(matrix)
+    inverse = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
     corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]],
                        dtype=np.float64)
     source_corners = corners @ inverse[:, :2].T + inverse[:, 2]
-    pad = int(np.ceil(3 * sigma)) + 2
-    src_h, src_w = frames.shape[1:3]
+    src_h, src_w = source_shape[:2]
     x0 = int(np.clip(np.floor(source_corners[:, 0].min()) - pad, 0, src_w))
     x1 = int(np.clip(np.ceil(source_corners[:, 0].max()) + pad + 1, 0, src_w))
     y0 = int(np.clip(np.floor(source_corners[:, 1].min()) - pad, 0, src_h))
     y1 = int(np.clip(np.ceil(source_corners[:, 1].max()) + pad + 1, 0, src_h))
-    shifted = matrix.copy()
-    shifted[:, 2] += matrix[:, :2] @ np.array([x0, y0], dtype=np.float64)
     if x1 <= x0 or y1 <= y0:  # the output lies entirely outside the source
-        return frames, matrix
-    region = np.empty((frames.shape[0], y1 - y0, x1 - x0, *frames.shape[3:]), frames.dtype)
+        return slice(0, src_h), slice(0, src_w), np.asarray(matrix, dtype=np.float64)
+    shifted = np.asarray(matrix, dtype=np.float64).copy()
+    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], dtype=np.float64)
+    return slice(y0, y1), slice(x0, x1), shifted
+
+
+def _blurred_source(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
+                    sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Blur only the source rectangle the output samples from; shift the matrix to match."""
+    rows, cols, shifted = source_window(matrix, size, frames.shape[1:3],
+                                        pad=int(np.ceil(3 * sigma)) + 2)
+    cut = frames[:, rows, cols]
+    region = np.empty_like(cut)
     for i in range(frames.shape[0]):
-        cv2.GaussianBlur(frames[i, y0:y1, x0:x1], (0, 0), sigma, dst=region[i],
-                         borderType=cv2.BORDER_REPLICATE)
+        cv2.GaussianBlur(cut[i], (0, 0), sigma, dst=region[i], borderType=cv2.BORDER_REPLICATE)
     return region, shifted
 
 

@@ -32,7 +32,11 @@ REGION_GROUPS: dict[str, tuple[str, ...]] = {
     "brows": ("left_brow", "right_brow"),
 }
 
-# Sub-pixel polygon vertices: fillPoly takes fixed-point coordinates with this many bits.
+# Polygons are rasterised on a grid this many times finer, then a pixel is masked when any of
+# its sub-samples is inside: the mask covers every pixel the polygon overlaps, even thin slivers
+# of a nearly closed eye that a pixel-centre rule would drop.
+_SUPERSAMPLE = 4
+# fillPoly takes fixed-point vertices with this many fractional bits.
 _SHIFT = 4
 
 
@@ -55,7 +59,7 @@ def region_mask(landmarks: np.ndarray, shape: tuple[int, int], *,
     """``(h, w)`` bool mask, True inside the filled landmark polygons of ``regions``.
 
     ``landmarks``: ``(68, 2)`` ``(x, y)`` in the coordinates of the target frames. ``shape``:
-    ``(h, w)``. Every pixel the polygon outline touches is included; ``margin`` grows the mask
+    ``(h, w)``. Every pixel the polygon overlaps is included; ``margin`` grows the mask
     by that many pixels in every direction (disc-shaped dilation).
     """
     points = np.asarray(landmarks, dtype=np.float64)
@@ -64,17 +68,20 @@ def region_mask(landmarks: np.ndarray, shape: tuple[int, int], *,
     if margin < 0:
         raise ValueError(f"margin must be >= 0 pixels, got {margin}")
     height, width = shape[:2]
-    canvas = np.zeros((height, width), np.uint8)
-    fixed = [np.round(points[list(idx)] * (1 << _SHIFT)).astype(np.int32)
+    fine = np.zeros((height * _SUPERSAMPLE, width * _SUPERSAMPLE), np.uint8)
+    # Pixel x spans [x - 0.5, x + 0.5]; on the fine grid its sub-sample centres are
+    # S*x .. S*x + S-1, so x maps to S*x + (S-1)/2.
+    offset = (_SUPERSAMPLE - 1) / 2.0
+    scale = _SUPERSAMPLE * (1 << _SHIFT)
+    fixed = [np.round(points[list(idx)] * scale + offset * (1 << _SHIFT)).astype(np.int32)
              for idx in _polygons(regions)]
-    cv2.fillPoly(canvas, fixed, 255, lineType=cv2.LINE_8, shift=_SHIFT)
-    # fillPoly's scan conversion can leave out edge pixels of thin polygons (a nearly closed
-    # eye); tracing the outline too makes the mask cover the whole polygon.
-    cv2.polylines(canvas, fixed, True, 255, thickness=1, lineType=cv2.LINE_8, shift=_SHIFT)
+    cv2.fillPoly(fine, fixed, 255, lineType=cv2.LINE_8, shift=_SHIFT)
+    # Area averaging over exact SxS blocks: any covered sub-sample leaves a block mean >= 255/S².
+    canvas = cv2.resize(fine, (width, height), interpolation=cv2.INTER_AREA)
     if margin > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
         canvas = cv2.dilate(canvas, kernel)
-    return canvas.astype(bool)
+    return canvas > 0
 
 
 def apply_mask(frames: np.ndarray, mask: np.ndarray, *,

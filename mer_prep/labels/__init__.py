@@ -47,7 +47,8 @@ def _load(path: str) -> dict[str, Scheme]:
                                  field=rule.get("field", "emotion"))
             for dataset, rule in body["datasets"].items()
         }
-        classes = tuple(body.get("classes") or dict.fromkeys(v for r in rules.values() for v in r.mapping.values()))
+        declared = body.get("classes") or dict.fromkeys(v for r in rules.values() for v in r.mapping.values())
+        classes = tuple(declared)
         schemes[name] = Scheme(name, classes, rules, body.get("description", ""))
     return schemes
 

@@ -108,7 +108,7 @@ class VersionWriter:
             root.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=spec["dtype"],
                               compressors=COMPRESSOR, dimension_names=spec["dims"], fill_value=0)
         snapshot = layout.flush(f"layout of {plan.version_id}")
-        branch = f"writing/{plan.version_id}/{uuid.uuid4().hex[:8]}"
+        branch = f"writing-{plan.version_id}-{uuid.uuid4().hex[:8]}"
         repo.create_branch(branch, snapshot)
         return cls(plan, repo, base, branch, repo.writable_session(branch))
 

@@ -1,0 +1,247 @@
+"""Write synthetic clips in a dataset's exact on-disk layout, annotation spreadsheets included.
+
+    write_layout("casme2", root, [SynthClip(...), ...]) -> [WrittenClip(...), ...]
+
+Each WrittenClip states what the dataset adapter must find for that clip (sample id, frame
+paths, onset/apex/offset in the dataset's numbering), so tests can compare the two.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mer_prep.synth import sheets
+
+
+@dataclass
+class SynthClip:
+    """One clip to write: frames plus its annotation, indices 0-based into ``frames``."""
+
+    subject: int
+    emotion: str
+    frames: np.ndarray
+    onset: int
+    apex: int | None
+    offset: int
+    action_units: str = ""
+    clip: str | None = None
+    first_frame_number: int = 1
+    fps: float | None = None
+
+
+@dataclass(frozen=True)
+class WrittenClip:
+    """What the adapter will report for a written clip."""
+
+    sample_id: str
+    frame_paths: tuple[str, ...]
+    onset: int
+    apex: int | None
+    offset: int
+
+
+LAYOUTS: tuple[str, ...] = ("casme1", "casme2", "samm", "smic", "casme-sq")
+SMIC_ABBREVIATIONS = {"negative": "ne", "positive": "po", "surprise": "sur"}
+# CAS(ME)^2 stimulus videos: (code, video name, folder description)
+CASME_SQ_VIDEOS: tuple[tuple[str, str, str], ...] = (
+    ("0101", "disgust1", "disgustingteeth"), ("0102", "disgust2", "eatingworms"),
+    ("0401", "anger1", "girlcrashing"), ("0402", "anger2", "beatingpregnantwoman"),
+    ("0502", "happy1", "funnyerrors"), ("0503", "happy2", "unnyfarting"),
+    ("0505", "happy3", "funnyinnovations"), ("0507", "happy4", "climbing"),
+)
+CASME_SQ_SUBJECTS = (15, 16, 19, 20, 21, 22, 23, 24, 25, 26, 27, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 40)
+_CASME_SQ_CATEGORY = {"anger": ("anger",), "disgust": ("disgust",), "happy": ("happy",), "happiness": ("happy",),
+                      "positive": ("happy",), "negative": ("anger", "disgust")}
+
+
+def write_layout(dataset: str, root: Path, clips: Sequence[SynthClip], *, modality: str = "HS",
+                 spreadsheet_version: str | None = None, image_quality: int = 95) -> list[WrittenClip]:
+    """Write ``clips`` under ``root`` as ``dataset`` ships; returns one WrittenClip per clip, in order.
+
+    modality: SMIC only (HS/VIS/NIR). spreadsheet_version: CASME II only ("20140508" default,
+    or "relabelled"). image_quality: JPEG quality.
+    """
+    if dataset not in LAYOUTS:
+        raise ValueError(f"no synthetic layout for {dataset!r}; known: {', '.join(LAYOUTS)}")
+    if dataset == "smic" and modality.upper() not in ("HS", "VIS", "NIR"):
+        raise ValueError(f"SMIC modality must be HS, VIS or NIR, got {modality!r}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    frames = _FrameWriter(image_quality)
+    if dataset == "smic":
+        return _smic(root, clips, frames, modality.upper())
+    if dataset == "casme2":
+        return _casme2(root, clips, frames, spreadsheet_version or "20140508")
+    return {"casme1": _casme1, "samm": _samm, "casme-sq": _casme_sq}[dataset](root, clips, frames)
+
+
+class _FrameWriter:
+    def __init__(self, quality: int) -> None:
+        self.params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+
+    def write(self, folder: Path, names: Sequence[str], frames: np.ndarray, *, gray: bool = False) -> list[str]:
+        """Write ``frames`` (RGB or gray) as ``folder/names[i]``; returns the paths as strings."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, frame in zip(names, frames, strict=True):
+            image = np.ascontiguousarray(frame, dtype=np.uint8)
+            if image.ndim == 3:
+                image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY if gray else cv2.COLOR_RGB2BGR)
+            path = folder / name
+            params = self.params if path.suffix.lower() in (".jpg", ".jpeg") else []
+            if not cv2.imwrite(str(path), image, params):
+                raise OSError(f"could not write frame {path}")
+            paths.append(str(path))
+        return paths
+
+
+def _numbers(clip: SynthClip) -> list[int]:
+    return [clip.first_frame_number + i for i in range(len(clip.frames))]
+
+
+def _timing(clip: SynthClip, first: int | None = None) -> tuple[int, int | None, int]:
+    base = clip.first_frame_number if first is None else first
+    _check(clip)
+    return base + clip.onset, None if clip.apex is None else base + clip.apex, base + clip.offset
+
+
+def _check(clip: SynthClip) -> None:
+    if not 0 <= clip.onset <= clip.offset < len(clip.frames):
+        raise ValueError(f"clip of subject {clip.subject}: onset {clip.onset} / offset {clip.offset} "
+                         f"do not fit {len(clip.frames)} frames")
+
+
+def _names(counters: dict, key: object, given: str | None, make: Callable[[int], str]) -> str:
+    # counting named clips too keeps invented names clear of the given ones in the usual case
+    counters[key] += 1
+    return given or make(counters[key])
+
+
+def _casme2(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, version: str) -> list[WrittenClip]:
+    counters: dict[int, int] = defaultdict(int)
+    rows, written = [], []
+    for clip in clips:
+        name = _names(counters, clip.subject, clip.clip, lambda n: f"EP{n:02d}_{n % 7 + 1:02d}" + "f" * (n % 2))
+        sub = f"sub{clip.subject:02d}"
+        numbers = _numbers(clip)
+        paths = frames.write(root / "CASME2_RAW_selected" / sub / name, [f"img{n}.jpg" for n in numbers],
+                             clip.frames)
+        frames.write(root / "Cropped" / sub / name, [f"reg_img{n}.jpg" for n in numbers],
+                     _centre_crop(clip.frames))
+        onset, apex, offset = _timing(clip)
+        missing = "/" if apex is None else apex
+        rows.append((clip.subject, name, onset, missing, offset, clip.action_units, clip.emotion))
+        written.append(WrittenClip(f"casme2/{sub}/{name}", tuple(paths), onset, apex, offset))
+    sheets.casme2_sheet(root, rows, version)
+    return written
+
+
+def _centre_crop(frames: np.ndarray) -> np.ndarray:
+    # stands in for CASME II's face crops: same frames, smaller field of view
+    h, w = frames.shape[1:3]
+    dy, dx = h // 8, w // 8
+    return frames[:, dy:h - dy or h, dx:w - dx or w]
+
+
+def _samm(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> list[WrittenClip]:
+    counters: dict[int, int] = defaultdict(int)
+    rows, written = [], []
+    for clip in clips:
+        sub = f"{clip.subject:03d}"
+        name = _names(counters, clip.subject, clip.clip, lambda n: f"{sub}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}")
+        names = [f"{sub}_{n:05d}.jpg" for n in _numbers(clip)]
+        paths = frames.write(root / sub / name, names, clip.frames, gray=True)
+        onset, apex, offset = _timing(clip)
+        missing = -1 if apex is None else apex
+        rows.append((clip.subject, name, onset, missing, offset, clip.action_units, clip.emotion))
+        written.append(WrittenClip(f"samm/{sub}/{name}", tuple(paths), onset, apex, offset))
+    sheets.samm_sheet(root, rows)
+    return written
+
+
+def _smic(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, modality: str) -> list[WrittenClip]:
+    counters: dict[tuple[int, str], int] = defaultdict(int)
+    written = []
+    for clip in clips:
+        sub, emotion = f"s{clip.subject:02d}", clip.emotion.lower()
+        abbr = SMIC_ABBREVIATIONS.get(emotion, emotion[:3])
+        name = _names(counters, (clip.subject, emotion), clip.clip, lambda n: f"{sub}_{abbr}_{n:02d}")
+        onset, _, offset = _timing(clip)
+        # SMIC clips were cut to the expression: only onset..offset exist on disk
+        span = clip.frames[clip.onset:clip.offset + 1]
+        folder = root / modality / sub / "micro" / emotion / name
+        paths = frames.write(folder, [f"image{n}.bmp" for n in range(onset, offset + 1)], span)
+        written.append(WrittenClip(f"smic/{sub}/{name}", tuple(paths), onset, None, offset))
+    return written
+
+
+def _casme1(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> list[WrittenClip]:
+    counters: dict[int, int] = defaultdict(int)
+    rows: dict[str, list] = defaultdict(list)
+    written = []
+    for clip in clips:
+        section = "A" if clip.subject <= 7 else "B"  # our convention: subjects 1-7 in Section A
+        sub = f"sub{clip.subject:02d}"
+        name = _names(counters, clip.subject, clip.clip, lambda n: f"EP{n:02d}_{n % 9 + 1}")
+        folder = root / f"Section {section}" / sub / name
+        paths = frames.write(folder, [f"{name}-{n}.jpg" for n in _numbers(clip)], clip.frames)
+        onset, apex, offset = _timing(clip)
+        rows[section].append((clip.subject, name, onset, apex, offset, clip.action_units, clip.emotion))
+        written.append(WrittenClip(f"casme1/{sub}/{name}", tuple(paths), onset, apex, offset))
+    for section in ("A", "B"):
+        (root / f"Section {section}").mkdir(exist_ok=True)
+        sheets.casme1_sheet(root, section, rows[section])
+    return written
+
+
+def _casme_sq(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> list[WrittenClip]:
+    by_name = {name: (code, desc) for code, name, desc in CASME_SQ_VIDEOS}
+    next_frame: dict[tuple[int, str], int] = {}
+    per_video: dict[tuple[int, str], int] = defaultdict(int)
+    cycles = {cat: itertools.cycle([n for _, n, _ in CASME_SQ_VIDEOS if n.startswith(cat)])
+              for cat in ("anger", "disgust", "happy")}
+    negative = itertools.cycle(_CASME_SQ_CATEGORY["negative"])
+    rows, written = [], []
+    for clip in clips:
+        subject = _casme_sq_subject(clip.subject)
+        if clip.clip is not None:
+            if clip.clip not in by_name:
+                raise ValueError(f"CAS(ME)^2 clip must name a stimulus video {sorted(by_name)}, got {clip.clip!r}")
+            video = clip.clip
+        else:
+            categories = _CASME_SQ_CATEGORY.get(clip.emotion.lower(), ("anger",))
+            video = next(cycles[next(negative) if len(categories) > 1 else categories[0]])
+        code, desc = by_name[video]
+        folder = root / "rawpic" / f"s{subject:02d}" / f"{subject:02d}_{code}{desc}"
+        # several expressions of one stimulus share its folder, one after the other
+        first = max(clip.first_frame_number, next_frame.get((subject, video), 1))
+        numbers = [first + i for i in range(len(clip.frames))]
+        next_frame[(subject, video)] = numbers[-1] + 1
+        paths = frames.write(folder, [f"img{n}.jpg" for n in numbers], clip.frames)
+        onset, apex, offset = _timing(clip, first)
+        per_video[(subject, video)] += 1
+        label = f"{video}_{per_video[(subject, video)]}"
+        fps = clip.fps or 30.0
+        kind = "micro-expression" if (offset - onset + 1) / fps <= 0.5 else "macro-expression"
+        rows.append((clip.subject, label, onset, 0 if apex is None else apex, offset, clip.action_units,
+                     clip.emotion, kind))
+        written.append(WrittenClip(f"casme-sq/s{subject:02d}/{label}", tuple(paths[clip.onset:clip.offset + 1]),
+                                   onset, apex, offset))
+    participants = sorted({c.subject for c in clips})
+    sheets.casme_sq_sheet(root, rows, [(code, name) for code, name, _ in CASME_SQ_VIDEOS],
+                          [(p, _casme_sq_subject(p)) for p in participants])
+    return written
+
+
+def _casme_sq_subject(participant: int) -> int:
+    """Subject folder number of a 1-based participant (s15, s16, s19, ...)."""
+    if participant <= len(CASME_SQ_SUBJECTS):
+        return CASME_SQ_SUBJECTS[participant - 1]
+    return CASME_SQ_SUBJECTS[-1] + participant - len(CASME_SQ_SUBJECTS)

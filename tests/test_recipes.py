@@ -1,0 +1,46 @@
+"""Recipes: typed, hashable, loadable from YAML; the hash moves with parameters, not prose."""
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from mer_prep.recipes import Recipe, builtin_recipes, load_recipe
+
+
+def test_builtin_recipes_have_the_papers_shapes():
+    mbcc = load_recipe("mbcc64")
+    assert mbcc.array_specs()["frames"] == (("frame", "y", "x"), (2, 64, 64), "float16")
+    assert mbcc.needs_apex and mbcc.mask is None and mbcc.split is None
+    ha3d = load_recipe("ha3d")
+    specs = ha3d.array_specs()
+    assert specs["frames"][1] == (16, 128, 128)
+    assert specs["upper"][1] == (16, 64, 128) and specs["lower"][1] == (16, 64, 128)
+    assert ha3d.mask.mode == "black_out" and set(ha3d.mask.regions) == {"left_eye", "right_eye", "mouth"}
+    assert {"mbcc64", "ha3d"} <= set(builtin_recipes())
+
+
+def test_hash_depends_on_parameters_only(tmp_path):
+    base = load_recipe("ha3d")
+    reworded = base.model_copy(update={"description": "other words", "paper": "x"})
+    assert reworded.hash == base.hash
+    data = base.model_dump(mode="json")
+    data["mask"]["margin"] = 5
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({**data, "name": "mine"}))
+    mine = load_recipe(path)
+    assert mine.name == "mine" and mine.mask.margin == 5
+    assert mine.hash != base.hash
+    same = dict(base.model_dump(mode="json"))
+    path.write_text(yaml.safe_dump(same))
+    assert load_recipe(path).hash == base.hash
+
+
+def test_invalid_recipes_are_refused(tmp_path):
+    with pytest.raises(ValidationError):
+        Recipe.model_validate({"name": "x", "frames": {"mode": "onset_apex", "n_frames": 3},
+                               "align": {"size": [64, 64]}})
+    with pytest.raises(ValidationError):
+        Recipe.model_validate({"name": "x", "frames": {"mode": "sequence", "n_frames": 4},
+                               "align": {"size": [64, 64]}, "unknown_key": 1})
+    with pytest.raises(KeyError, match="unknown recipe"):
+        load_recipe("nope")

@@ -1,0 +1,136 @@
+"""The versioned store: layout per schema, versions and tags, readers never see a partial write."""
+
+import pickle
+
+import numpy as np
+import pytest
+import zarr
+
+from mer_prep.recipes import load_recipe
+from mer_prep.sample import Problem, Sample
+from mer_prep.store import open_store
+from mer_prep.store.schema import SchemaError, validate_attrs
+from mer_prep.store.table import sample_row
+from mer_prep.store.writer import VersionConflictError, VersionPlan, VersionWriter, write_sample
+
+RECIPE = load_recipe("mbcc64")
+
+
+def fake_samples(n, subjects=3):
+    return [Sample(dataset="casme2", subject=f"casme2/sub{i % subjects + 1:02d}", clip=f"EP0{i}_01",
+                   frame_paths=(), frame_numbers=tuple(range(1, 11)), onset=1, apex=5, offset=10,
+                   fps=200.0, emotion=["happiness", "disgust"][i % 2],
+                   label=["happiness", "disgust"][i % 2]) for i in range(n)]
+
+
+def make_plan(path, n=4, fingerprint="0" * 32):
+    samples = fake_samples(n)
+    return VersionPlan(store_path=str(path), dataset="casme2", labels="native",
+                       class_names=["disgust", "happiness"], recipe=RECIPE, samples=samples,
+                       fingerprints=[f"{i:032x}" for i in range(n)],
+                       problems=[Problem("casme2/sub09/EP99", "/data/coding.xlsx:row 7", "folder missing")],
+                       input_fingerprint=fingerprint)
+
+
+def sample_arrays(i):
+    return {"frames": np.full((2, 64, 64), i / 10, dtype=np.float16),
+            "landmarks": np.full((68, 2), i, dtype=np.float32)}
+
+
+def write_version(plan, failed=()):
+    writer = VersionWriter.begin(plan)
+    specs = plan.array_specs()
+    forks, rows = [], []
+    for i, sample in enumerate(plan.samples):
+        fork = pickle.loads(pickle.dumps(writer.fork()))  # as a Dask worker receives it
+        if i in failed:
+            rows.append(sample_row(sample, plan.class_names, status="failed", error="no face"))
+        else:
+            write_sample(fork, i, sample_arrays(i), specs)
+            rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i]))
+        forks.append(pickle.loads(pickle.dumps(fork)))
+    failures = [{"sample_id": p.sample_id, "file": p.file, "stage": "scan", "message": p.message}
+                for p in plan.problems]
+    return writer.finish(forks, rows, failures)
+
+
+def test_round_trip_layout_and_reader(tmp_path):
+    plan = make_plan(tmp_path / "store", n=4)
+    write_version(plan, failed={2})
+    store = open_store(tmp_path / "store")
+    assert store.version_id == plan.version_id
+    assert list(store.table["sample_id"]) == [plan.samples[i].sample_id for i in (0, 1, 3)]
+    frames = store.array("frames", dtype="float32")
+    assert frames.shape == (3, 2, 64, 64)
+    np.testing.assert_allclose(frames[:, 0, 0, 0], [0.0, 0.1, 0.3], atol=1e-3)
+    assert store.labels.tolist() == [1, 0, 0]  # happiness, disgust, disgust
+    assert store.subjects == ["casme2/sub01", "casme2/sub02"]
+    ds = store.xarray()
+    assert ds["frames"].dims == ("sample", "frame", "y", "x")
+    assert ds["landmarks"].dims == ("sample", "point", "xy")
+    assert ds["frames"].shape == (3, 2, 64, 64) and list(ds["subject"].values)[2] == "casme2/sub01"
+    assert store.dask("frames").chunks[0] == (1, 1, 1)
+    failures = store.failures
+    assert set(failures["stage"]) == {"scan"} and "folder missing" in failures["message"][0]
+    assert store.table_all.loc[2, "status"] == "failed" and store.table_all.loc[2, "error"] == "no face"
+    raw = zarr.open_group(store.session.store, mode="r")["frames"]
+    assert raw.chunks == (1, 2, 64, 64)
+    blosc = raw.compressors[0]
+    assert str(blosc.cname.value) == "zstd" and str(blosc.shuffle.value) == "bitshuffle"
+
+
+def test_versions_are_tagged_and_old_ones_stay_readable(tmp_path):
+    first = make_plan(tmp_path / "s", n=3, fingerprint="1" * 32)
+    write_version(first)
+    second = make_plan(tmp_path / "s", n=5, fingerprint="2" * 32)
+    write_version(second)
+    latest = open_store(tmp_path / "s")
+    assert latest.version_id == second.version_id and len(latest.table) == 5
+    old = open_store(tmp_path / "s", version=first.version_id)
+    assert len(old.table) == 3 and old.array("frames").shape[0] == 3
+    assert list(latest.versions()["version_id"]) == [second.version_id, first.version_id]
+
+
+def test_a_crash_before_finish_exposes_nothing(tmp_path):
+    first = make_plan(tmp_path / "s", n=2, fingerprint="1" * 32)
+    write_version(first)
+    crashed = make_plan(tmp_path / "s", n=4, fingerprint="3" * 32)
+    writer = VersionWriter.begin(crashed)
+    fork = writer.fork()
+    write_sample(fork, 0, sample_arrays(7), crashed.array_specs())
+    writer.session.merge(fork)  # written, merged, never committed: the process "dies" here
+    store = open_store(tmp_path / "s")
+    assert store.version_id == first.version_id and store.array("frames").shape[0] == 2
+
+
+def test_concurrent_writers_one_wins_the_other_fails_loudly(tmp_path):
+    write_version(make_plan(tmp_path / "s", n=2, fingerprint="1" * 32))
+    a = make_plan(tmp_path / "s", n=3, fingerprint="a" * 32)
+    b = make_plan(tmp_path / "s", n=4, fingerprint="b" * 32)
+    writer_b = VersionWriter.begin(b)  # b starts from the same main as a
+    write_version(a)
+    rows = [sample_row(s, b.class_names, status="failed", error="x") for s in b.samples]
+    with pytest.raises(VersionConflictError, match="main moved"):
+        writer_b.finish([], rows, [])
+    store = open_store(tmp_path / "s")
+    assert store.version_id == a.version_id and len(store.table_all) == 3
+    assert b.version_id not in set(store.versions()["version_id"])
+
+
+def test_writes_are_validated_against_the_schema(tmp_path):
+    plan = make_plan(tmp_path / "s", n=1)
+    writer = VersionWriter.begin(plan)
+    bad = {"frames": np.zeros((2, 32, 32), np.float16), "landmarks": np.zeros((68, 2), np.float32)}
+    with pytest.raises(SchemaError, match="sample shape"):
+        write_sample(writer.fork(), 0, bad, plan.array_specs())
+    wrong_dtype = {**sample_arrays(0), "frames": np.zeros((2, 64, 64), np.float64)}
+    with pytest.raises(SchemaError, match="dtype"):
+        write_sample(writer.fork(), 0, wrong_dtype, plan.array_specs())
+    write_version(plan)
+    attrs = dict(open_store(tmp_path / "s").attrs)
+    validate_attrs(attrs)
+    with pytest.raises(SchemaError, match="version_id"):
+        validate_attrs({**attrs, "version_id": "latest"})
+    with pytest.raises(SchemaError, match="arrays/frames/dims"):
+        validate_attrs({**attrs, "arrays": {"frames": {"dims": ["frame", "y"], "shape": [1, 2],
+                                                       "dtype": "float16"}}})
