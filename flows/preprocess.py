@@ -20,6 +20,8 @@ from mer_prep.planning import make_batches, plan_version, scan_failures
 from mer_prep.recipes import load_recipe
 from mer_prep.store.writer import VersionWriter, existing_version
 
+from flows.runtime import prefect_api
+
 
 @task(name="process-batch", cache_policy=NONE, retries=1)
 def process_batch_task(fork, items, recipe, specs, class_names) -> BatchResult:
@@ -36,7 +38,7 @@ def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
         return DaskTaskRunner(address=dask_address)
     return DaskTaskRunner(cluster_kwargs={
         "n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-        "dashboard_address": None,
+        "dashboard_address": ":0",
         "env": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
     })
 
@@ -112,7 +114,8 @@ def run_preprocess(dataset: str, root, recipe: str, store: str | None, *, labels
                    n_workers: int = 2, dask_address: str | None = None,
                    options: dict | None = None, progress: bool = False) -> dict:
     """Run the flow on a Dask task runner (what ``mer-prep run`` calls)."""
-    runner = task_runner(dask_address, n_workers)
-    return preprocess.with_options(task_runner=runner)(
-        dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
-        n_workers=n_workers, options=options, progress=progress)
+    with prefect_api():
+        runner = task_runner(dask_address, n_workers)
+        return preprocess.with_options(task_runner=runner)(
+            dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
+            n_workers=n_workers, options=options, progress=progress)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,6 +21,10 @@ def prefect_environment(home: Path) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The first start migrates a fresh SQLite database, which takes longer than Prefect's
+    # 20 s default on a loaded 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
@@ -103,18 +108,32 @@ def _print_summary(summary: dict) -> None:
 @click.option("--workers", default=2, show_default=True)
 def demo(directory, subjects, clips, recipe, workers):
     """Synthesise a small CASME II look-alike from a real face and run the full pipeline on it."""
-    from mer_prep.synth.generate import generate_dataset
-
     base = Path(directory)
     root = base / "CASME2"
-    click.echo(f"synthesising a CASME II look-alike ({subjects} subjects x {clips} clips) in {root}")
-    generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0)
+    _synthesise_demo(root, subjects, clips)
     store = base / "stores" / "casme2" / recipe
     summary = _run("casme2", str(root), recipe, str(store), "native", workers, None, {},
                    base / ".mer-prep")
     _print_summary(summary)
     click.echo("")
     _print_info(str(store), None)
+
+
+def _synthesise_demo(root: Path, subjects: int, clips: int) -> None:
+    """Write the demo dataset unless the same one (same size, same code) is already there."""
+    from mer_prep.synth.generate import generate_dataset
+    from mer_prep.version import code_version
+
+    wanted = {"dataset": "casme2", "subjects": subjects, "clips": clips, "seed": 0,
+              "code_version": code_version()}
+    marker = root.parent / "demo-dataset.json"
+    if marker.exists() and json.loads(marker.read_text()) == wanted and root.exists():
+        click.echo(f"reusing the synthetic CASME II look-alike in {root}")
+        return
+    click.echo(f"synthesising a CASME II look-alike ({subjects} subjects x {clips} clips) in {root}")
+    shutil.rmtree(root, ignore_errors=True)  # never mix clips of two different demo datasets
+    generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0)
+    marker.write_text(json.dumps(wanted))
 
 
 @main.command()

@@ -79,8 +79,8 @@ def source_face() -> SourceFace:
     landmarks = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], np.float64)
     image.setflags(write=False)
     landmarks.setflags(write=False)
-    return SourceFace(image, landmarks,
-                      (float(box.left()), float(box.top()), float(box.right()), float(box.bottom())))
+    corners = (float(box.left()), float(box.top()), float(box.right()), float(box.bottom()))
+    return SourceFace(image, landmarks, corners)
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,9 @@ def make_subject(rng: np.random.Generator, size: tuple[int, int] = (480, 640)) -
         lin = lin @ np.diag([-1.0, 1.0])
     target = np.array([w * rng.uniform(0.42, 0.58), h * rng.uniform(0.44, 0.56)])
     placement = np.hstack([lin, (target - lin @ warp.apply(centre))[:, None]])
+    gains = rng.uniform([0.85, 0.78, 0.70], [1.15, 1.08, 1.15])
     return Subject(size=(int(h), int(w)), placement=placement, warp=warp, mirrored=mirrored,
-                   gains=tuple(float(g) for g in rng.uniform([0.85, 0.78, 0.70], [1.15, 1.08, 1.15])),
+                   gains=(float(gains[0]), float(gains[1]), float(gains[2])),
                    gamma=float(rng.uniform(0.75, 1.35)), light=float(rng.uniform(-0.18, 0.18)),
                    background=int(rng.integers(2**31)))
 

@@ -8,9 +8,14 @@ point of the neutral face at canvas position ``x`` is seen at ``x + u_t(x)`` in 
 
 ``D``: (H, W, 2) float32 spatial field (``max |D| == amplitude``, the apex amplitude);
 ``a``: (T,) temporal profile, 0 up to the onset and from the offset on, 1 at the apex;
-``j``: (T, 2) global sub-pixel head/camera translation. Between sampled pixel centres ``D`` is
-interpolated bilinearly (it is a sum of Gaussians with sigma >= 0.12 inter-ocular distances,
-so that is exact to well under 1e-3 px).
+``j``: (T, 2) global sub-pixel head/camera translation. The continuous field is *defined* as
+the bilinear interpolation of the stored ``D`` (edge-clamped): renderer and ground truth both
+use that definition, so they agree exactly; it differs from the underlying sum of Gaussians
+(sigma >= 0.12 inter-ocular distances) by well under 1e-3 px.
+
+Frame ``t`` therefore satisfies ``frame_t(x + u_t(x)) = neutral(x)`` (up to noise and uint8
+rounding), and the optical flow from frame ``t0`` to ``t1`` at pixel ``q`` is
+``u_t1(p) - u_t0(p)`` with ``p`` the solution of ``p + u_t0(p) = q`` (``invert_motion``).
 """
 
 from __future__ import annotations
@@ -146,7 +151,8 @@ def head_jitter(n_frames: int, rng: np.random.Generator, max_px: float) -> np.nd
     jitter = np.zeros((n_frames, 2))
     for axis in range(2):
         for cycles in rng.uniform(0.3, 3.0, size=3):
-            jitter[:, axis] += rng.normal() * np.sin(2 * np.pi * cycles * t + rng.uniform(0, 2 * np.pi))
+            phase = rng.uniform(0, 2 * np.pi)
+            jitter[:, axis] += rng.normal() * np.sin(2 * np.pi * cycles * t + phase)
     peak = float(np.hypot(jitter[:, 0], jitter[:, 1]).max())
     return jitter * (max_px / peak) if peak > 0 and max_px > 0 else np.zeros((n_frames, 2))
 
@@ -185,6 +191,11 @@ class FieldSampler:
         x0, y0, x1, y1 = box
         self.crop = np.ascontiguousarray(field[y0:y1, x0:x1], np.float32)
         self._flat = [self.crop[..., c].ravel() for c in range(2)]
+        # Inside a bilinear cell each partial derivative is a mix of the grid's differences,
+        # so the Frobenius norm of these maxima bounds the interpolant's Lipschitz constant.
+        dx = np.abs(np.diff(self.crop, axis=1)).max(axis=(0, 1)) if self.crop.shape[1] > 1 else 0
+        dy = np.abs(np.diff(self.crop, axis=0)).max(axis=(0, 1)) if self.crop.shape[0] > 1 else 0
+        self.lipschitz = float(np.sqrt(np.sum(np.square(dx)) + np.sum(np.square(dy))))
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact bilinear value at canvas positions: (*x.shape, 2) float64."""
@@ -220,28 +231,32 @@ def invert_motion(field: np.ndarray | FieldSampler, a: float, jitter: np.ndarray
     """Neutral-face positions that frame-t pixels ``(x, y)`` show: solves ``p + a D(p) + j = q``.
 
     field: (H, W, 2) D or a ``FieldSampler`` of it; a: a(t); jitter: (2,) j(t); x, y: float
-    arrays of frame positions q. Returns (*x.shape, 2) float64 p, to ``tol`` px. Fixed-point
-    iteration, which contracts because ``a |grad D| << 1`` for micro-expression fields; 2-D
+    arrays of frame positions q. Returns (*x.shape, 2) float64 p with error <= ``tol`` px.
+    Fixed-point iteration, a contraction with constant ``L = |a| Lip(D) << 1`` for
+    micro-expression fields, stopped by the bound ``error <= L / (1 - L) * last step``. 2-D
     inputs first iterate on fast quantised reads, then finish on exact ones.
     """
     sampler = field if isinstance(field, FieldSampler) else FieldSampler(field)
-    j = np.asarray(jitter, np.float64)
-    q = np.stack([np.asarray(x, np.float64), np.asarray(y, np.float64)], axis=-1)
-    p = q - j
-    if a == 0.0 or q.size == 0:
+    target = np.stack([np.asarray(x, np.float64), np.asarray(y, np.float64)], axis=-1)
+    target -= np.asarray(jitter, np.float64)
+    p = target.copy()
+    lip = abs(a) * sampler.lipschitz
+    if a == 0.0 or p.size == 0:
         return p
-    if q.ndim == 3:
-        # Quantised reads stall at ~|a grad D| / 32 px, so only a few are worth doing.
+    if lip >= 0.5:
+        raise ValueError(f"motion too steep to invert: |a| Lip(D) = {lip:.2f}")
+    if p.ndim == 3:
+        # Quantised reads stall at ~L / 64 px, so only a few are worth doing.
         for _ in range(4):
-            new = q - j - a * sampler.approx(p[..., 0], p[..., 1])
+            new = target - a * sampler.approx(p[..., 0], p[..., 1])
             step = float(np.abs(new - p).max())
             p = new
             if step < 1e-2:
                 break
     for _ in range(max_iter):
-        new = q - j - a * sampler(p[..., 0], p[..., 1])
+        new = target - a * sampler(p[..., 0], p[..., 1])
         step = float(np.abs(new - p).max())
         p = new
-        if step < tol:
+        if lip / (1 - lip) * step < tol:
             return p
-    raise RuntimeError("motion inversion did not converge: the field is too steep")
+    raise RuntimeError("motion inversion did not converge")

@@ -1,0 +1,31 @@
+"""The Prefect API a run talks to: the one named by PREFECT_API_URL, or a private ephemeral one.
+
+Prefect's own ephemeral mode lives in the flow's process only: every Dask worker process that
+runs a task then starts *another* ephemeral server of its own (~20 s each). Starting the server
+here and exporting its URL before the cluster is spawned lets workers inherit it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[str]:
+    """Yield the API URL to use; start (and afterwards stop) an ephemeral server if none is set."""
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        yield url
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield server.api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
