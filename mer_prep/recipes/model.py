@@ -115,8 +115,9 @@ class Recipe(_Frozen):
             "landmarks": (("point", "xy"), (68, 2), "float32"),
         }
         if self.split is not None:
-            specs["upper"] = (("frame", "y", "x"), (t, h // 2, w), self.store_dtype)
-            specs["lower"] = (("frame", "y", "x"), (t, h // 2, w), self.store_dtype)
+            # Their own row dimension: one xarray Dataset cannot give "y" two lengths.
+            specs["upper"] = (("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
+            specs["lower"] = (("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
         return specs
 
 
