@@ -19,16 +19,15 @@ from mer_prep.batch import BatchResult, process_batch
 from mer_prep.planning import make_batches, plan_version, scan_failures
 from mer_prep.recipes import load_recipe
 from mer_prep.store.writer import VersionWriter, existing_version
+from mer_prep.threads import pin_threads
 
 from flows.runtime import prefect_api
 
 
 @task(name="process-batch", cache_policy=NONE, retries=1)
 def process_batch_task(fork, items, recipe, specs, class_names) -> BatchResult:
-    """One coarse batch on a Dask worker; OpenCV pinned to the worker's single thread."""
-    import cv2
-
-    cv2.setNumThreads(1)
+    """One coarse batch on a Dask worker, its native thread pools pinned to one thread."""
+    pin_threads(1)
     return process_batch(fork, items, recipe, specs, class_names)
 
 
@@ -56,6 +55,7 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
     recipe_model = load_recipe(recipe)
     store = store or str(Path("stores") / dataset / recipe_model.name)
     plan = plan_version(dataset, root, recipe_model, store, labels=labels, **(options or {}))
+    phases = {"plan": time.perf_counter() - started}
     summary = {"store": str(Path(plan.store_path).resolve()), "version_id": plan.version_id,
                "dataset": dataset, "recipe": recipe_model.name, "n_samples": len(plan.samples),
                "n_scan_problems": len(plan.problems)}
@@ -66,7 +66,9 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
 
     logger.info("%d samples, %d scan problems -> %s version %s", len(plan.samples),
                 len(plan.problems), store, plan.version_id)
+    tick = time.perf_counter()
     writer = VersionWriter.begin(plan)
+    phases["layout"] = time.perf_counter() - tick
     try:
         specs = plan.array_specs()
         items = list(zip(range(len(plan.samples)), plan.samples, plan.fingerprints))
@@ -74,6 +76,7 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
         futures = [process_batch_task.submit(writer.fork(), [items[i] for i in rows],
                                              recipe_model, specs, plan.class_names)
                    for rows in batches]
+        tick = time.perf_counter()
         bar = _progress_bar(len(items)) if progress else None
         results: list[BatchResult] = []
         for future in as_completed(futures):
@@ -85,6 +88,7 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
                 logger.warning("failed %s: %s", failure["sample_id"], failure["message"])
         if bar is not None:
             bar.close()
+        phases["process"], tick = time.perf_counter() - tick, time.perf_counter()
         rows = {row: r for result in results for row, r in result.rows.items()}
         failures = scan_failures(plan) + [f for result in results for f in result.failures]
         timings: dict[str, float] = {}
@@ -93,6 +97,7 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
                 timings[stage] = timings.get(stage, 0.0) + seconds
         snapshot = writer.finish([r.fork for r in results], [rows[i] for i in range(len(items))],
                                  failures, extra_attrs={"stage_seconds": timings})
+        phases["commit"] = time.perf_counter() - tick
     except BaseException:
         writer.abort()
         raise
@@ -101,6 +106,7 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
                 len(rows) - n_ok)
     return {**summary, "snapshot": snapshot, "up_to_date": False, "n_ok": n_ok,
             "n_failed": len(rows) - n_ok, "failures": failures, "stage_seconds": timings,
+            "phase_seconds": phases,
             "wall_seconds": time.perf_counter() - started}
 
 

@@ -13,7 +13,7 @@ from mer_prep.process import process_sample
 from mer_prep.recipes import Recipe
 from mer_prep.sample import Sample
 from mer_prep.store.table import sample_row
-from mer_prep.store.writer import write_sample
+from mer_prep.store.writer import SampleWriter
 
 
 @dataclass
@@ -32,11 +32,12 @@ def process_batch(fork: ic.ForkSession, items: list[tuple[int, Sample, str]], re
     rows: dict[int, dict] = {}
     failures: list[dict] = []
     timings: dict[str, float] = {}
+    writer = SampleWriter(fork, specs)
     for row, sample, fingerprint in items:
         try:
             processed = process_sample(sample, recipe)
             tick = time.perf_counter()
-            write_sample(fork, row, processed.arrays, specs)
+            writer.write(row, processed.arrays)
             processed.timings["write"] = time.perf_counter() - tick
         except Exception as error:  # noqa: BLE001 - any failure of one sample must not stop the run
             expected = isinstance(error, MerPrepError)

@@ -20,7 +20,7 @@ def prefect_environment(home: Path) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     # The first start migrates a fresh SQLite database, which takes longer than Prefect's
     # 20 s default on a loaded 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -11,7 +11,7 @@ from mer_prep.sample import Problem, Sample
 from mer_prep.store import open_store
 from mer_prep.store.schema import SchemaError, validate_attrs
 from mer_prep.store.table import sample_row
-from mer_prep.store.writer import VersionConflictError, VersionPlan, VersionWriter, write_sample
+from mer_prep.store.writer import SampleWriter, VersionConflictError, VersionPlan, VersionWriter
 
 RECIPE = load_recipe("mbcc64")
 
@@ -46,7 +46,7 @@ def write_version(plan, failed=()):
         if i in failed:
             rows.append(sample_row(sample, plan.class_names, status="failed", error="no face"))
         else:
-            write_sample(fork, i, sample_arrays(i), specs)
+            SampleWriter(fork, specs).write(i, sample_arrays(i))
             rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i]))
         forks.append(pickle.loads(pickle.dumps(fork)))
     failures = [{"sample_id": p.sample_id, "file": p.file, "stage": "scan", "message": p.message}
@@ -97,7 +97,7 @@ def test_a_crash_before_finish_exposes_nothing(tmp_path):
     crashed = make_plan(tmp_path / "s", n=4, fingerprint="3" * 32)
     writer = VersionWriter.begin(crashed)
     fork = writer.fork()
-    write_sample(fork, 0, sample_arrays(7), crashed.array_specs())
+    SampleWriter(fork, crashed.array_specs()).write(0, sample_arrays(7))
     writer.session.merge(fork)  # written, merged, never committed: the process "dies" here
     store = open_store(tmp_path / "s")
     assert store.version_id == first.version_id and store.array("frames").shape[0] == 2
@@ -122,10 +122,10 @@ def test_writes_are_validated_against_the_schema(tmp_path):
     writer = VersionWriter.begin(plan)
     bad = {"frames": np.zeros((2, 32, 32), np.float16), "landmarks": np.zeros((68, 2), np.float32)}
     with pytest.raises(SchemaError, match="sample shape"):
-        write_sample(writer.fork(), 0, bad, plan.array_specs())
+        SampleWriter(writer.fork(), plan.array_specs()).write(0, bad)
     wrong_dtype = {**sample_arrays(0), "frames": np.zeros((2, 64, 64), np.float64)}
     with pytest.raises(SchemaError, match="dtype"):
-        write_sample(writer.fork(), 0, wrong_dtype, plan.array_specs())
+        SampleWriter(writer.fork(), plan.array_specs()).write(0, wrong_dtype)
     write_version(plan)
     attrs = dict(open_store(tmp_path / "s").attrs)
     validate_attrs(attrs)

@@ -18,7 +18,8 @@ from scipy.optimize import least_squares
 from skimage.registration import phase_cross_correlation
 
 from mer_prep.synth.animate import make_scene, render_frames
-from mer_prep.synth.faces import (make_subject, predictor_path, render_subject, source_face,
+from mer_prep.face.landmarks import predictor_path
+from mer_prep.synth.faces import (make_subject, render_subject, source_face,
                                   subject_face_box, subject_landmarks)
 from mer_prep.synth.generate import generate_dataset, plan_clips, render_plan, subject_for
 from mer_prep.synth.ground_truth import ground_truth_dir, load_ground_truth, load_manifest

