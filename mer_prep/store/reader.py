@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 
@@ -15,7 +16,18 @@ import zarr
 from mer_prep.recipes import Recipe
 from mer_prep.store.repo import MAIN, open_repository, version_tags
 from mer_prep.store.schema import zarr_rules
-from mer_prep.store.table import rows_to_frame
+from mer_prep.store.table import MISSING
+
+
+def rows_to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Stored columns -> DataFrame, with JSON columns decoded to Python lists/dicts."""
+    frame = pd.DataFrame({name: np.asarray(values) for name, values in columns.items()})
+    for name in ("source_frames", "face_box", "aug_params"):
+        if name in frame:
+            frame[name] = [json.loads(v) if v else None for v in frame[name]]
+    if "apex" in frame:
+        frame["apex"] = frame["apex"].astype("Int64").where(frame["apex"] != MISSING)
+    return frame
 
 
 class FeatureStore:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 
 from mer_prep.sample import Sample
 from mer_prep.store.schema import zarr_rules
@@ -43,14 +42,3 @@ def column_array(rows: list[dict], column: str, kind: str) -> np.ndarray:
     if kind == "str":
         return np.array(values, dtype=object) if values else np.empty(0, dtype=object)
     return np.asarray(values, dtype=kind)
-
-
-def rows_to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Stored columns -> DataFrame, with JSON columns decoded to Python lists/dicts."""
-    frame = pd.DataFrame({name: np.asarray(values) for name, values in columns.items()})
-    for name in ("source_frames", "face_box", "aug_params"):
-        if name in frame:
-            frame[name] = [json.loads(v) if v else None for v in frame[name]]
-    if "apex" in frame:
-        frame["apex"] = frame["apex"].astype("Int64").where(frame["apex"] != MISSING)
-    return frame
