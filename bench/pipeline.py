@@ -89,7 +89,7 @@ def _peak_rss() -> int:
 
 def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, store: Path) -> float:
     """The flow's library calls wired on plain Dask (no Prefect): wall seconds."""
-    from mer_prep.batch import process_batch
+    from mer_prep.batch import combine_batches, process_batch
     from mer_prep.planning import make_batches, plan_version
     from mer_prep.store.writer import VersionWriter
 
@@ -101,9 +101,8 @@ def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, sto
     futures = [client.submit(process_batch, writer.fork(), [items[i] for i in rows], recipe,
                              plan.array_specs(), plan.class_names, pure=False)
                for rows in make_batches(len(items), n_workers)]
-    results = client.gather(futures)
-    rows = {row: r for result in results for row, r in result.rows.items()}
-    writer.finish([r.fork for r in results], [rows[i] for i in range(len(items))], [])
+    run = combine_batches(client.gather(futures), len(items))
+    writer.finish(run.forks, run.rows, run.failures)
     return time.perf_counter() - start
 
 

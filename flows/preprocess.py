@@ -15,7 +15,7 @@ from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
-from mer_prep.batch import BatchResult, process_batch
+from mer_prep.batch import BatchResult, combine_batches, process_batch
 from mer_prep.planning import make_batches, plan_version, scan_failures
 from mer_prep.recipes import load_recipe
 from mer_prep.store.writer import VersionWriter, existing_version
@@ -89,24 +89,19 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
         if bar is not None:
             bar.close()
         phases["process"], tick = time.perf_counter() - tick, time.perf_counter()
-        rows = {row: r for result in results for row, r in result.rows.items()}
-        failures = scan_failures(plan) + [f for result in results for f in result.failures]
-        timings: dict[str, float] = {}
-        for result in results:
-            for stage, seconds in result.timings.items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
-        snapshot = writer.finish([r.fork for r in results], [rows[i] for i in range(len(items))],
-                                 failures, extra_attrs={"stage_seconds": timings})
+        run = combine_batches(results, len(items))
+        failures = scan_failures(plan) + run.failures
+        snapshot = writer.finish(run.forks, run.rows, failures,
+                                 extra_attrs={"stage_seconds": run.timings})
         phases["commit"] = time.perf_counter() - tick
     except BaseException:
         writer.abort()
         raise
-    n_ok = sum(r["status"] == "ok" for r in rows.values())
-    logger.info("committed %s as %s: %d ok, %d failed", store, plan.version_id, n_ok,
-                len(rows) - n_ok)
-    return {**summary, "snapshot": snapshot, "up_to_date": False, "n_ok": n_ok,
-            "n_failed": len(rows) - n_ok, "failures": failures, "stage_seconds": timings,
-            "phase_seconds": phases,
+    logger.info("committed %s as %s: %d ok, %d failed", store, plan.version_id, run.n_ok,
+                len(run.rows) - run.n_ok)
+    return {**summary, "snapshot": snapshot, "up_to_date": False, "n_ok": run.n_ok,
+            "n_failed": len(run.rows) - run.n_ok, "failures": failures,
+            "stage_seconds": run.timings, "phase_seconds": phases,
             "wall_seconds": time.perf_counter() - started}
 
 

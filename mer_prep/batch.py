@@ -55,3 +55,31 @@ def process_batch(fork: ic.ForkSession, items: list[tuple[int, Sample, str]], re
                                source_frames=processed.source_frames,
                                face_box=processed.face_box, detector=processed.detector)
     return BatchResult(fork=fork, rows=rows, failures=failures, timings=timings)
+
+
+@dataclass
+class RunResult:
+    """All batches of a run put together, in store row order."""
+
+    forks: list[ic.ForkSession]
+    rows: list[dict]
+    failures: list[dict]
+    timings: dict[str, float]
+
+    @property
+    def n_ok(self) -> int:
+        return sum(row["status"] == "ok" for row in self.rows)
+
+
+def combine_batches(results: list[BatchResult], n_rows: int) -> RunResult:
+    """Merge batch results (any order) into rows 0..n_rows-1, failures and summed timings."""
+    rows = {row: record for result in results for row, record in result.rows.items()}
+    missing = sorted(set(range(n_rows)) - set(rows))
+    if missing:
+        raise RuntimeError(f"no batch reported rows {missing[:10]}; refusing to commit a gap")
+    timings: dict[str, float] = {}
+    for result in results:
+        for stage, seconds in result.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    return RunResult(forks=[r.fork for r in results], rows=[rows[i] for i in range(n_rows)],
+                     failures=[f for r in results for f in r.failures], timings=timings)

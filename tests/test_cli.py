@@ -35,7 +35,7 @@ def test_list_composite_takes_one_root_per_part(tmp_path):
     roots = {}
     for part, folder in (("smic", "SMIC"), ("casme2", "CASME2"), ("samm", "SAMM")):
         roots[part] = tmp_path / folder
-        generate_dataset(part, roots[part], n_subjects=1, clips_per_subject=2, seed=1, n_frames=8,
+        generate_dataset(part, roots[part], n_subjects=1, clips_per_subject=2, seed=1, n_frames=16,
                          size=(240, 320), classes=["surprise"] if part == "smic" else None)
     args = ["list", "megc2019", "--labels", "megc3"]
     for part, path in roots.items():
