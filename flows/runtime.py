@@ -27,5 +27,12 @@ def prefect_api() -> Iterator[str]:
     try:
         yield server.api_url
     finally:
+        # Ship queued logs and events while the server still listens; otherwise Prefect's
+        # workers retry against a closed port for a minute at interpreter exit.
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
