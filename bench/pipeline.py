@@ -106,10 +106,10 @@ def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, sto
     return time.perf_counter() - start
 
 
-def flow_seconds(root: Path, recipe_name: str, n_workers: int,
-                 work: Path) -> tuple[float, float, list[int], dict]:
-    """Wall seconds of the plain-Dask wiring and of one full flow run on a warmed local
-    cluster; peak RSS per worker (bytes); the flow's summary."""
+def flow_seconds(root: Path, recipe_name: str, n_workers: int, work: Path) -> dict:
+    """On one warmed local cluster: the plain-Dask wiring, then the flow twice (the first run
+    pays each worker's one-time Prefect task-engine start; the second is steady state).
+    Wall seconds of each, peak RSS per worker (bytes) and the steady run's summary."""
     from distributed import Client, LocalCluster
 
     from flows.preprocess import run_preprocess
@@ -119,16 +119,17 @@ def flow_seconds(root: Path, recipe_name: str, n_workers: int,
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
         client.run(_warm_worker, str(root), recipe_name)
-        plain = plain_dask_seconds(client, root, recipe_name, n_workers, stores / "dask")
-        start = time.perf_counter()
-        summary = run_preprocess("casme2", str(root), recipe_name, str(stores / "flow"),
-                                 n_workers=n_workers, dask_address=cluster.scheduler_address)
-        wall = time.perf_counter() - start
-        peaks = list(client.run(_peak_rss).values())
-    if summary["n_failed"]:
-        print(f"warning: {summary['n_failed']} samples failed: {summary['failures'][:3]}",
-              file=sys.stderr)
-    return plain, wall, peaks, summary
+        out = {"dask": plain_dask_seconds(client, root, recipe_name, n_workers, stores / "dask")}
+        for run in ("cold", "warm"):
+            start = time.perf_counter()
+            out["summary"] = run_preprocess("casme2", str(root), recipe_name,
+                                            str(stores / f"flow-{run}"), n_workers=n_workers,
+                                            dask_address=cluster.scheduler_address)
+            out[run] = time.perf_counter() - start
+        out["peaks"] = list(client.run(_peak_rss).values())
+    if out["summary"]["n_failed"]:
+        print(f"warning: {out['summary']['n_failed']} samples failed", file=sys.stderr)
+    return out
 
 
 def main() -> None:
@@ -158,34 +159,47 @@ def main() -> None:
             process_sample(usable[0], recipe)  # load models before timing
             floor = floor_seconds(usable, recipe)
             library = library_seconds(usable, recipe)
-            plain1, wall1, peaks1, summary = flow_seconds(root, name, 1, args.work)
-            plain2, wall2, peaks2, summary2 = flow_seconds(root, name, 2, args.work)
-            n = summary["n_samples"]
-            in_worker = sum(summary["stage_seconds"].values()) / summary["n_ok"]
-            rows.append((name, n, floor, library, in_worker, plain1 / n, plain2 / n, wall1 / n,
-                         wall2 / n, max(peaks1 + peaks2) / 2**20, summary, summary2))
+            one = flow_seconds(root, name, 1, args.work)
+            two = flow_seconds(root, name, 2, args.work)
+            n = one["summary"]["n_samples"]
+            in_worker = sum(one["summary"]["stage_seconds"].values()) / one["summary"]["n_ok"]
+            rows.append({"name": name, "n": n, "floor": floor, "library": library,
+                         "worker": in_worker, "one": one, "two": two,
+                         "peak": max(one["peaks"] + two["peaks"]) / 2**20})
 
     print()
-    print("ms per sample (floor, library: in this process; worker: inside the 1-worker flow;")
-    print("dask/flow: end-to-end wall over samples with 1 and 2 workers)")
-    print(f"{'recipe':8s} {'n':>3s} {'floor':>6s} {'library':>7s} {'worker':>6s} {'dask1':>6s} "
-          f"{'dask2':>6s} {'flow1':>6s} {'flow2':>6s} | {'lib/fl':>6s} {'wrk/fl':>6s} "
-          f"{'dask1/fl':>8s} {'flow1/fl':>8s} {'dask 2/1':>8s} {'flow 2/1':>8s} {'MiB/wkr':>7s}")
-    for name, n, floor, library, worker, d1, d2, f1, f2, peak, _, _ in rows:
-        ms = [v * 1e3 for v in (floor, library, worker, d1, d2, f1, f2)]
-        print(f"{name:8s} {n:3d} " + " ".join(f"{v:6.1f}" if i != 1 else f"{v:7.1f}"
-                                              for i, v in enumerate(ms))
-              + f" | {library / floor:6.2f} {worker / floor:6.2f} {d1 / floor:8.2f} "
-              f"{f1 / floor:8.2f} {d1 / d2:8.2f} {f1 / f2:8.2f} {peak:7.0f}")
-    print(f"samples/s: " + ", ".join(f"{r[0]} flow 1w {1 / r[7]:.1f} 2w {1 / r[8]:.1f}" for r in rows))
-    for name, *_, summary, summary2 in rows:
-        stages = summary["stage_seconds"]
+    print("ms per sample. floor, library: in this process; worker: stages + write inside the")
+    print("workers of the 1-worker flow; dask: plain-Dask wiring; flow: steady-state run;")
+    print("cold: the first flow run on a fresh cluster. 1/2: workers.")
+    columns = ("floor", "library", "worker", "dask1", "dask2", "flow1", "flow2", "cold1", "cold2")
+    print(f"{'recipe':8s} {'n':>3s} " + " ".join(f"{c:>7s}" for c in columns))
+    for r in rows:
+        n, one, two = r["n"], r["one"], r["two"]
+        values = (r["floor"], r["library"], r["worker"], one["dask"] / n, two["dask"] / n,
+                  one["warm"] / n, two["warm"] / n, one["cold"] / n, two["cold"] / n)
+        print(f"{r['name']:8s} {n:3d} " + " ".join(f"{v * 1e3:7.1f}" for v in values))
+    print()
+    print(f"{'recipe':8s} {'lib/floor':>9s} {'worker/floor':>12s} {'flow1/floor':>11s} "
+          f"{'dask 2w/1w':>10s} {'flow 2w/1w':>10s} {'process 2w/1w':>13s} "
+          f"{'1w smp/s':>8s} {'2w smp/s':>8s} {'peak MiB/worker':>15s}")
+    for r in rows:
+        n, one, two, floor = r["n"], r["one"], r["two"], r["floor"]
+        process = (one["summary"]["phase_seconds"]["process"]
+                   / two["summary"]["phase_seconds"]["process"])
+        print(f"{r['name']:8s} {r['library'] / floor:9.2f} {r['worker'] / floor:12.2f} "
+              f"{one['warm'] / n / floor:11.2f} {one['dask'] / two['dask']:10.2f} "
+              f"{one['warm'] / two['warm']:10.2f} {process:13.2f} {n / one['warm']:8.1f} "
+              f"{n / two['warm']:8.1f} {r['peak']:15.0f}")
+    for r in rows:
+        stages = r["one"]["summary"]["stage_seconds"]
         total = sum(stages.values())
-        print(f"{name} stage shares (1 worker): "
+        print(f"{r['name']} stage shares (1 worker): "
               + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items()))
-        for label, s in (("1 worker", summary), ("2 workers", summary2)):
-            print(f"{name} flow phases ({label}, s): "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in s["phase_seconds"].items()))
+        for label, key in (("1 worker", "one"), ("2 workers", "two")):
+            phases = r[key]["summary"]["phase_seconds"]
+            print(f"{r['name']} flow phases ({label}, s): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
+                  + f"; outside them {r[key]['warm'] - sum(phases.values()):.2f}")
 
 
 if __name__ == "__main__":
