@@ -180,3 +180,27 @@ def subject_dirs(folder: Path) -> list[tuple[int, Path]]:
 def child_dirs(folder: Path) -> list[Path]:
     """Sub-folders of ``folder`` in name order (empty when it does not exist)."""
     return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name) if folder.is_dir() else []
+
+
+def row_resolver(subjects_root: Path, subject_folder: Callable[[int], str],
+                 subject_id: Callable[[int], str]) -> Callable[[SheetRow], ClipRef]:
+    """Resolve a sheet row's Subject and Filename to its clip folder under ``subjects_root``.
+
+    subject_folder: subject number -> folder name (``sub01``, ``006``); subject_id: number ->
+    dataset-qualified id. A Filename differing from its folder only in case takes the folder's.
+    """
+    def resolve(row: SheetRow) -> ClipRef:
+        number = subject_number(row.values["subject"])
+        name = as_text(row.values["filename"])
+        if not name:
+            raise ValueError("Filename is blank")
+        folder = find_folder(subjects_root / subject_folder(number), name)
+        clip = folder.name if folder.is_dir() and folder.name.lower() == name.lower() else name
+        return ClipRef(subject_id(number), clip, folder)
+
+    return resolve
+
+
+def clip_folders(subjects_root: Path, subject_id: Callable[[int], str]) -> list[tuple[str, Path]]:
+    """Every (subject id, clip folder) on disk, for finding folders no row annotates."""
+    return [(subject_id(n), c) for n, s in subject_dirs(subjects_root) for c in child_dirs(s)]

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from mer_prep.datasets._annotated import (ClipRef, Fixer, RawTiming, RowSource, Timing, child_dirs, find_folder,
-                                          scan_rows, subject_dirs, subject_number, unannotated_problems)
+from mer_prep.datasets._annotated import (ClipRef, Fixer, RawTiming, RowSource, Timing, child_dirs,
+                                          clip_folders,
+                                          row_resolver, scan_rows, subject_number,
+                                          unannotated_problems)
 from mer_prep.datasets._sheets import SheetRow, as_text, read_workbook, table_rows
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -143,18 +145,9 @@ def scan(root: Path | str, *, fixes: Path | str | Fixes | None = None,
             else find_sheet(root, section, folder)
         rows = table_rows(next(iter(read_workbook(sheet).values())), REQUIRED, OPTIONAL, file=sheet)
 
-        def resolve(row: SheetRow, folder: Path = folder) -> ClipRef:
-            number = subject_number(row.values["subject"])
-            name = as_text(row.values["filename"])
-            if not name:
-                raise ValueError("Filename is blank")
-            clip_dir = find_folder(folder / f"sub{number:02d}", name)
-            clip = clip_dir.name if clip_dir.is_dir() and clip_dir.name.lower() == name.lower() else name
-            return ClipRef(subject_id(number), clip, clip_dir)
-
+        resolve = row_resolver(folder, lambda n: f"sub{n:02d}", subject_id)
         found, bad, referenced = scan_rows([RowSource(sheet, rows, (("section", section),))], dataset=DATASET,
                                            fps=FPS, root=folder, resolve=resolve, fixer=_fixer(fixes, section))
-        clip_folders = [(subject_id(n), c) for n, s in subject_dirs(folder) for c in child_dirs(s)]
         samples += found
-        problems += bad + unannotated_problems(clip_folders, referenced)
+        problems += bad + unannotated_problems(clip_folders(folder, subject_id), referenced)
     return DatasetScan(samples, problems)

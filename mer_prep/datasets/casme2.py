@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_prep.datasets._annotated import (ClipRef, RowSource, child_dirs, find_folder, scan_rows,
-                                          subject_dirs, subject_number, unannotated_problems)
-from mer_prep.datasets._sheets import SheetRow, as_text, read_workbook, table_rows
+from mer_prep.datasets._annotated import (RowSource, clip_folders, row_resolver, scan_rows,
+                                          unannotated_problems)
+from mer_prep.datasets._sheets import read_workbook, table_rows
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
 
@@ -64,18 +64,10 @@ def scan(root: Path | str, *, variant: str = "raw", annotations: Path | str | No
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
     rows = table_rows(next(iter(read_workbook(sheet).values())), REQUIRED, OPTIONAL, file=sheet)
 
-    def resolve(row: SheetRow) -> ClipRef:
-        number = subject_number(row.values["subject"])
-        name = as_text(row.values["filename"])
-        if not name:
-            raise ValueError("Filename is blank")
-        folder = find_folder(frames_root / f"sub{number:02d}", name)
-        clip = folder.name if folder.name.lower() == name.lower() and folder.is_dir() else name
-        return ClipRef(subject_id(number), clip, folder)
-
+    resolve = row_resolver(frames_root, lambda n: f"sub{n:02d}", subject_id)
     source = RowSource(sheet, rows, extra=(("variant", variant),))
     samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=frames_root,
                                               resolve=resolve, suffixes=(".jpg", ".jpeg", ".bmp", ".png"))
-    clip_folders = [(subject_id(n), c) for n, s in subject_dirs(frames_root) for c in child_dirs(s)]
-    return DatasetScan(samples, problems + unannotated_problems(clip_folders, referenced))
+    on_disk = clip_folders(frames_root, subject_id)
+    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced))
 

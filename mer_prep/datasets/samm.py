@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_prep.datasets._annotated import (ClipRef, RowSource, child_dirs, find_folder, scan_rows,
-                                          subject_dirs, subject_number, unannotated_problems)
-from mer_prep.datasets._sheets import SheetRow, as_text, read_workbook, table_rows
+from mer_prep.datasets._annotated import (RowSource, clip_folders, row_resolver, scan_rows,
+                                          subject_dirs, unannotated_problems)
+from mer_prep.datasets._sheets import read_workbook, table_rows
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
 
@@ -57,16 +57,9 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> DatasetS
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
     rows = table_rows(next(iter(read_workbook(sheet).values())), REQUIRED, OPTIONAL, file=sheet)
 
-    def resolve(row: SheetRow) -> ClipRef:
-        number = subject_number(row.values["subject"])
-        name = as_text(row.values["filename"])
-        if not name:
-            raise ValueError("Filename is blank")
-        folder = find_folder(frames / f"{number:03d}", name)
-        clip = folder.name if folder.is_dir() and folder.name.lower() == name.lower() else name
-        return ClipRef(subject_id(number), clip, folder)
+    resolve = row_resolver(frames, lambda n: f"{n:03d}", subject_id)
 
     samples, problems, referenced = scan_rows([RowSource(sheet, rows)], dataset=DATASET, fps=FPS, root=frames,
                                               resolve=resolve, missing_apex=MISSING_APEX)
-    clip_folders = [(subject_id(n), c) for n, s in subject_dirs(frames) for c in child_dirs(s)]
-    return DatasetScan(samples, problems + unannotated_problems(clip_folders, referenced))
+    on_disk = clip_folders(frames, subject_id)
+    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced))
