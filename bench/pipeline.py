@@ -112,8 +112,9 @@ def flow_seconds(root: Path, recipe_name: str, n_workers: int, work: Path) -> di
     Wall seconds of each, peak RSS per worker (bytes) and the steady run's summary."""
     from distributed import Client, LocalCluster
 
-    from flows.preprocess import run_preprocess
+    from flows.preprocess import configure_local_workers, run_preprocess
 
+    configure_local_workers()
     stores = work / "stores"
     shutil.rmtree(stores, ignore_errors=True)
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
