@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from mer_prep.datasets import scan_dataset  # noqa: E402
 from mer_prep.face import detect_face, fit_landmarks  # noqa: E402
-from mer_prep.frame_selection import select_frames  # noqa: E402
+from mer_prep.frame_selection import clip_span, select_frames  # noqa: E402
 from mer_prep.process import decode_clip_frames, process_sample  # noqa: E402
 from mer_prep.recipes import load_recipe  # noqa: E402
 from mer_prep.synth.generate import generate_dataset  # noqa: E402
@@ -50,7 +50,7 @@ def floor_seconds(samples, recipe) -> float:
         start = time.perf_counter()
         positions = np.unique(select_frames(sample, recipe))
         frames = decode_clip_frames(sample, positions)
-        onset = frames[int(np.searchsorted(positions, select_frames(sample, recipe)[0]))]
+        onset = frames[int(np.searchsorted(positions, clip_span(sample).onset))]
         box = detect_face(onset, method=recipe.detect.method, fallback=False)
         fit_landmarks(onset, box)
         total += time.perf_counter() - start
@@ -156,10 +156,9 @@ def main() -> None:
     with prefect_api():
         for name in args.recipes:
             recipe = load_recipe(name)
-            usable = [s for s in samples if not (recipe.needs_apex and s.apex is None)]
-            process_sample(usable[0], recipe)  # load models before timing
-            floor = floor_seconds(usable, recipe)
-            library = library_seconds(usable, recipe)
+            process_sample(samples[0], recipe)  # load models before timing
+            floor = floor_seconds(samples, recipe)
+            library = library_seconds(samples, recipe)
             one = flow_seconds(root, name, 1, args.work)
             two = flow_seconds(root, name, 2, args.work)
             n = one["summary"]["n_samples"]

@@ -53,7 +53,9 @@ def process_batch(fork: ic.ForkSession, items: list[tuple[int, Sample, str]], re
             timings[stage] = timings.get(stage, 0.0) + seconds
         rows[row] = sample_row(sample, class_names, fingerprint=fingerprint,
                                source_frames=processed.source_frames,
-                               face_box=processed.face_box, detector=processed.detector)
+                               face_box=processed.face_box, detector=processed.detector,
+                               apex=processed.apex, apex_source=processed.apex_source,
+                               flow_error_px=processed.flow_error_px)
     return BatchResult(fork=fork, rows=rows, failures=failures, timings=timings)
 
 

@@ -1,4 +1,5 @@
-"""One clip through the face stages of a recipe: decode → detect → landmarks → align → mask → split.
+"""One clip through a recipe: decode → detect → landmarks → align → [apex] → [magnify] →
+select frames → [flow, strain] → [mask] → [split].
 
 Detection and landmarks run once, on the onset frame; the same alignment warp is applied to
 every frame so that the micro-motion between frames is preserved rather than re-estimated
@@ -13,13 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mer_prep.face import (
+    align_clip,
     alignment_matrix,
     apply_mask,
     detect_face,
     fit_landmarks,
-    source_window,
-    to_unit,
-    warp_frames,
     landmark_split_row,
     read_frames,
     read_video_frames,
@@ -27,8 +26,23 @@ from mer_prep.face import (
     split_halves,
     transform_points,
 )
-from mer_prep.frame_selection import select_frames
+from mer_prep.frame_selection import (
+    ClipSpan,
+    clip_span,
+    select_frames,
+    sequence_positions,
+)
+from mer_prep.motion.apex import spot_apex
+from mer_prep.motion.flow import (
+    TVL1Params,
+    float16_error_bound,
+    flows_from_reference,
+    optical_strain,
+)
+from mer_prep.motion.keyframes import select_keyframes
+from mer_prep.motion.magnify import magnify
 from mer_prep.recipes import Recipe
+from mer_prep.recipes.model import FlowConfig, MagnifyConfig
 from mer_prep.sample import Sample
 
 
@@ -39,6 +53,9 @@ class ProcessedSample:
     arrays: name -> per-sample array as declared by ``Recipe.array_specs``.
     source_frames: dataset frame numbers behind ``arrays["frames"]`` (T,).
     face_box: (left, top, right, bottom) on the onset frame, source pixels.
+    apex: dataset frame number of the apex used (None when the recipe needed none and the
+    annotation gives none); apex_source: "annotated", "spotted" or "none".
+    flow_error_px: largest error of storing the flow in ``store_dtype`` (0 without flow).
     timings: stage name -> seconds.
     """
 
@@ -46,11 +63,25 @@ class ProcessedSample:
     source_frames: list[int]
     face_box: tuple[int, int, int, int]
     detector: str
+    apex: int | None = None
+    apex_source: str = "none"
+    flow_error_px: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
 
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._tick = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._tick
+        self._tick = now
+
+
 def decode_clip_frames(sample: Sample, positions: np.ndarray) -> np.ndarray:
-    """Decode each distinct frame at ``positions`` once, gray uint8 (U,H,W), sorted by position."""
+    """Decode the frames at sorted, distinct ``positions``: gray uint8 (U, H, W)."""
     if sample.video_path:
         indices = [sample.frame_numbers[i] for i in positions]
         return read_video_frames(sample.video_path, indices, gray=True, sample=sample.sample_id)
@@ -58,53 +89,106 @@ def decode_clip_frames(sample: Sample, positions: np.ndarray) -> np.ndarray:
     return read_frames(paths, gray=True, sample=sample.sample_id)
 
 
-def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
-    """Run the recipe's face stages on one clip; raises SampleError (naming file and sample)."""
-    timings: dict[str, float] = {}
-    tick = time.perf_counter()
+def magnify_clip(frames: np.ndarray, config: MagnifyConfig, fps: float) -> np.ndarray:
+    """The recipe's magnification on an aligned clip (T, h, w) float32; band capped at Nyquist."""
+    f_high = min(config.f_high, 0.5 * fps)
+    if config.f_low >= f_high:
+        return frames  # the whole band lies above this clip's Nyquist frequency: nothing to amplify
+    return magnify(frames, fps=fps, alpha=config.alpha, cutoff_wavelength=config.cutoff_wavelength,
+                   f_low=config.f_low, f_high=f_high, levels=config.levels,
+                   temporal_filter=config.temporal_filter)
 
-    positions = select_frames(sample, recipe)
-    unique, inverse = np.unique(positions, return_inverse=True)
+
+def tvl1_params(config: FlowConfig) -> TVL1Params:
+    """The solver parameters of a recipe's flow section."""
+    return TVL1Params(**config.model_dump(exclude={"strain"}))
+
+
+def stored_positions(recipe: Recipe, span: ClipSpan, apex: int | None, aligned: np.ndarray,
+                     read: np.ndarray) -> np.ndarray:
+    """Positions of the frames the recipe stores, given the aligned frames it read."""
+    mode = recipe.frames.mode
+    if mode == "onset_apex":
+        return np.array([span.onset, apex], dtype=np.int64)
+    if mode == "sequence":
+        return read
+    k, n = recipe.frames.n_frames, len(read)
+    if n <= k:  # every frame, nearest-repeated up to k: onset and apex are among them
+        return sequence_positions(0, n - 1, k)
+    return select_keyframes(aligned, k, span.onset, apex)
+
+
+def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
+    """Run the recipe's stages on one clip; raises SampleError (naming file and sample)."""
+    clock = _Stopwatch()
+    span = clip_span(sample)
+    read = select_frames(sample, recipe)
+    unique = np.unique(read)
     decoded = decode_clip_frames(sample, unique)
-    onset_frame = decoded[int(inverse[0])]
-    timings["decode"], tick = time.perf_counter() - tick, time.perf_counter()
+    onset_frame = decoded[int(np.searchsorted(unique, span.onset))]
+    clock.lap("decode")
 
     box = detect_face(onset_frame, method=recipe.detect.method, fallback=recipe.detect.fallback,
                       upsample=recipe.detect.upsample, sample=sample.sample_id)
-    timings["detect"], tick = time.perf_counter() - tick, time.perf_counter()
-
+    clock.lap("detect")
     landmarks = fit_landmarks(onset_frame, box)
-    timings["landmarks"], tick = time.perf_counter() - tick, time.perf_counter()
+    clock.lap("landmarks")
 
     size = tuple(recipe.align.size)
     matrix = alignment_matrix(landmarks, size=size, inter_ocular=recipe.align.inter_ocular,
                               eye_row=recipe.align.eye_row)
-    # Only the pixels that reach the output are converted; interpolating in float keeps the
-    # sub-grey-level detail of the motion that a uint8 warp would round away.
-    # The pad covers warp_frames' anti-alias blur support (3 sigma, sigma = (1/scale - 1) / 2).
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    pad = int(np.ceil(1.5 / min(scale, 1.0))) + 2
-    rows, cols, shifted = source_window(matrix, size, decoded.shape[1:3], pad=pad)
-    frames = warp_frames(to_unit(decoded[:, rows, cols]), shifted, size)[inverse]
+    aligned = align_clip(decoded, matrix, size)  # one frame per unique position
     aligned_landmarks = transform_points(landmarks, matrix).astype(np.float32)
-    timings["align"], tick = time.perf_counter() - tick, time.perf_counter()
+    clock.lap("align")
+
+    apex, apex_source = span.apex, "annotated" if span.apex is not None else "none"
+    if apex is None and recipe.needs_apex:
+        first, last = np.searchsorted(unique, [span.onset, span.offset])
+        window = aligned[first:last + 1]
+        apex = int(unique[first + spot_apex(window, aligned_landmarks, 0, last - first)])
+        apex_source = "spotted"
+        clock.lap("apex")
+
+    frames_source = aligned
+    if recipe.magnify is not None:
+        frames_source = magnify_clip(aligned, recipe.magnify, sample.fps)
+        clock.lap("magnify")
+    positions = stored_positions(recipe, span, apex, aligned, read)
+    frames = frames_source[np.searchsorted(unique, positions)]
+    clock.lap("keyframes" if recipe.frames.mode == "keyframes" else "select")
+
+    arrays = {"landmarks": aligned_landmarks}
+    flow_error = 0.0
+    if recipe.flow is not None:
+        reference = int(np.flatnonzero(positions == span.onset)[0])
+        flow = flows_from_reference(frames, reference, tvl1_params(recipe.flow))
+        arrays["flow"] = flow.astype(recipe.store_dtype)
+        if recipe.store_dtype == "float16":
+            flow_error = float16_error_bound(flow)
+        clock.lap("flow")
+        if recipe.flow.strain:
+            arrays["strain"] = optical_strain(flow).astype(recipe.store_dtype)
+            clock.lap("strain")
 
     if recipe.mask is not None:
         mask = region_mask(aligned_landmarks, size, regions=recipe.mask.regions,
                            margin=recipe.mask.margin)
         frames = apply_mask(frames, mask, mode=recipe.mask.mode)
-    arrays = {"frames": frames.astype(recipe.store_dtype), "landmarks": aligned_landmarks}
+    arrays["frames"] = frames.astype(recipe.store_dtype)
     if recipe.split is not None:
         row = landmark_split_row(aligned_landmarks) if recipe.split.mode == "landmarks" else None
         upper, lower = split_halves(frames, split_row=row)
         arrays["upper"] = upper.astype(recipe.store_dtype)
         arrays["lower"] = lower.astype(recipe.store_dtype)
-    timings["mask_split"] = time.perf_counter() - tick
+    clock.lap("mask_split")
 
     return ProcessedSample(
         arrays=arrays,
         source_frames=[int(sample.frame_numbers[i]) for i in positions],
         face_box=(box.left, box.top, box.right, box.bottom),
         detector=box.method,
-        timings=timings,
+        apex=None if apex is None else int(sample.frame_numbers[apex]),
+        apex_source=apex_source,
+        flow_error_px=flow_error,
+        timings=clock.timings,
     )

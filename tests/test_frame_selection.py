@@ -38,9 +38,21 @@ def test_sequence_spans_onset_to_offset_evenly(tmp_path):
     assert sorted(set(numbers)) == [46, 47, 48, 49] and len(numbers) == 16  # repeats, no invention
 
 
-def test_bad_annotations_are_sample_errors_naming_the_sample(tmp_path):
+def test_missing_apex_reads_onset_to_offset_for_spotting_or_fails_when_spotting_is_off(tmp_path):
+    mbcc = load_recipe("mbcc64")
+    sample = clip(tmp_path, apex=None)
+    assert [sample.frame_numbers[i] for i in select_frames(sample, mbcc)] == list(range(46, 61))
+    no_spotting = mbcc.model_copy(update={"apex": mbcc.apex.model_copy(update={"spot": False})})
     with pytest.raises(SampleError, match="casme2/sub01/EP01_01.*annotation gives none"):
-        select_frames(clip(tmp_path, apex=None), load_recipe("mbcc64"))
+        select_frames(sample, no_spotting)
+
+
+def test_keyframes_read_the_whole_clip(tmp_path):
+    sample = clip(tmp_path)
+    assert select_frames(sample, load_recipe("msres3d")).tolist() == list(range(31))
+
+
+def test_bad_annotations_are_sample_errors_naming_the_sample(tmp_path):
     with pytest.raises(SampleError, match="onset 60 is after offset 46"):
         select_frames(clip(tmp_path, onset=60, offset=46), load_recipe("ha3d"))
     with pytest.raises(SampleError, match="apex frame 99 is not among the clip's frames"):

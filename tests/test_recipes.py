@@ -16,7 +16,28 @@ def test_builtin_recipes_have_the_papers_shapes():
     assert specs["frames"][1] == (16, 128, 128)
     assert specs["upper"][1] == (16, 64, 128) and specs["lower"][1] == (16, 64, 128)
     assert ha3d.mask.mode == "black_out" and set(ha3d.mask.regions) == {"left_eye", "right_eye", "mouth"}
-    assert {"mbcc64", "ha3d"} <= set(builtin_recipes())
+    assert {"mbcc64", "ha3d", "msres3d", "dacwb3d"} <= set(builtin_recipes())
+
+
+def test_motion_recipes_declare_keyframes_flow_and_strain(tmp_path):
+    msres = load_recipe("msres3d")
+    specs = msres.array_specs()
+    assert msres.frames.mode == "keyframes" and msres.needs_apex and msres.apex.spot
+    assert specs["frames"][1] == (16, 134, 134)
+    assert specs["flow"] == (("frame", "y", "x", "uv"), (16, 134, 134, 2), "float16")
+    assert specs["strain"][1] == (16, 134, 134)
+    assert msres.magnify.alpha > 0 and msres.magnify.f_low < msres.magnify.f_high
+    assert msres.parameters()["flow"]["lambda"] == msres.flow.lambda_ == 0.15
+    # the YAML spelling "lambda" round-trips, and changing it changes the hash
+    data = msres.parameters()
+    data["flow"]["lambda"] = 0.3
+    path = tmp_path / "stiffer.yaml"
+    path.write_text(yaml.safe_dump({**data, "name": "msres3d"}))
+    stiffer = load_recipe(path)
+    assert stiffer.flow.lambda_ == 0.3 and stiffer.hash != msres.hash
+    dacwb = load_recipe("dacwb3d")
+    assert set(dacwb.array_specs()) == {"frames", "landmarks"} and not dacwb.needs_apex
+    assert dacwb.mask.mode == "black_out" and dacwb.array_specs()["frames"][1] == (16, 128, 128)
 
 
 def test_hash_depends_on_parameters_only(tmp_path):

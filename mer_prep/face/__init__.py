@@ -5,7 +5,7 @@ RGB, uint8 unless stated; points are ``(x, y)`` pixels with pixel centres on int
 ``(height, width)``; affine matrices are ``(2, 3)`` source -> output.
 """
 
-from mer_prep.face.align import (alignment_matrix, crop_box, eye_centers, resize_frames,
+from mer_prep.face.align import (align_clip, alignment_matrix, crop_box, eye_centers, resize_frames,
                                  source_window, transform_points, warp_frames)
 from mer_prep.face.detect import FaceBox, cascade_path, detect_face
 from mer_prep.face.frames import read_frames, read_video_frames
@@ -18,7 +18,7 @@ __all__ = [
     "read_frames", "read_video_frames",
     "FaceBox", "detect_face", "cascade_path",
     "predictor_path", "fit_landmarks",
-    "eye_centers", "alignment_matrix", "warp_frames", "transform_points", "crop_box",
+    "eye_centers", "alignment_matrix", "align_clip", "warp_frames", "transform_points", "crop_box",
     "resize_frames", "source_window",
     "to_gray", "to_unit",
     "REGIONS", "REGION_GROUPS", "region_mask", "apply_mask",

@@ -14,8 +14,16 @@ import numpy as np
 
 from mer_prep.face.detect import FaceBox
 
-__all__ = ["eye_centers", "alignment_matrix", "warp_frames", "transform_points", "crop_box",
-           "resize_frames", "source_window"]
+__all__ = [
+    "align_clip",
+    "alignment_matrix",
+    "crop_box",
+    "eye_centers",
+    "resize_frames",
+    "source_window",
+    "transform_points",
+    "warp_frames",
+]
 
 _LEFT_EYE = slice(36, 42)
 _RIGHT_EYE = slice(42, 48)
@@ -122,6 +130,24 @@ def source_window(matrix: np.ndarray, size: tuple[int, int], source_shape: tuple
     shifted = np.asarray(matrix, dtype=np.float64).copy()
     shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], dtype=np.float64)
     return slice(y0, y1), slice(x0, x1), shifted
+
+
+def align_clip(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Align a decoded clip with one anti-aliased warp: (N, H, W) uint8 -> (N, h, w) float32
+    in [0, 1].
+
+    Only the source window that reaches the output is converted to float; interpolating in
+    float keeps the sub-grey-level detail of the motion that a uint8 warp would round away.
+    """
+    if frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames, got {frames.dtype}")
+    # The pad covers warp_frames' anti-alias blur support (3 sigma, sigma = (1/scale - 1) / 2).
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+    pad = int(np.ceil(1.5 / min(scale, 1.0))) + 2
+    rows, cols, shifted = source_window(matrix, size, frames.shape[1:3], pad=pad)
+    unit = frames[:, rows, cols].astype(np.float32)
+    unit *= np.float32(1.0 / 255.0)
+    return warp_frames(unit, shifted, size)
 
 
 def _blurred_source(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int],

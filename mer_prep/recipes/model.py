@@ -27,9 +27,11 @@ class FrameSelection(_Frozen):
     ``onset_apex``: the onset and apex frames (apex required).
     ``sequence``: ``n_frames`` frames evenly spaced from onset to offset inclusive, nearest
     source frame each (a short clip repeats frames rather than inventing them).
+    ``keyframes``: ``n_frames`` spatio-temporal-slice keyframes of the whole clip (paper 003),
+    always including onset and apex (a clip shorter than that repeats its nearest frames).
     """
 
-    mode: Literal["onset_apex", "sequence"]
+    mode: Literal["onset_apex", "sequence", "keyframes"]
     n_frames: int = Field(default=2, ge=2)
 
 
@@ -61,6 +63,54 @@ class MaskConfig(_Frozen):
     margin: int = Field(default=3, ge=0)
 
 
+class ApexConfig(_Frozen):
+    """What to do when a recipe needs the apex and the annotation gives none (SMIC, "/").
+
+    spot: find it from the motion of the landmark regions (``mer_prep.motion.apex``); when
+    False such samples fail with a clear error instead.
+    """
+
+    spot: bool = True
+
+
+class MagnifyConfig(_Frozen):
+    """Eulerian video magnification (Wu et al. 2012; paper 003), run on the aligned clip.
+
+    alpha: motion gain; cutoff_wavelength: spatial wavelength (output pixels) below which the
+    gain is reduced (lambda_c); f_low / f_high: temporal pass band in Hz (f_high above a clip's
+    Nyquist frequency is lowered to it); levels: pyramid levels (None: as many as fit);
+    temporal_filter: ideal FFT band-pass or the causal IIR difference of low-passes.
+    """
+
+    alpha: float = Field(ge=0)
+    cutoff_wavelength: float = Field(gt=0)
+    f_low: float = Field(gt=0)
+    f_high: float = Field(gt=0)
+    levels: int | None = Field(default=None, ge=1)
+    temporal_filter: Literal["ideal", "iir"] = "ideal"
+
+
+class FlowConfig(_Frozen):
+    """TV-L1 optical flow from the onset to every stored frame, and its optical strain.
+
+    The TV-L1 fields mirror ``mer_prep.motion.flow.TVL1Params`` (``lambda_`` is ``lambda``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    tau: float = Field(default=0.25, gt=0)
+    lambda_: float = Field(default=0.15, gt=0, alias="lambda")
+    theta: float = Field(default=0.3, gt=0)
+    scales: int = Field(default=3, ge=1)
+    scale_step: float = Field(default=0.5, gt=0, lt=1)
+    warps: int = Field(default=2, ge=1)
+    epsilon: float = Field(default=0.03, gt=0)
+    inner_iterations: int = Field(default=30, ge=1)
+    outer_iterations: int = Field(default=10, ge=1)
+    median_filtering: int = Field(default=5, ge=1)
+    strain: bool = True
+
+
 class SplitConfig(_Frozen):
     """Upper/lower face split (paper 002): at the middle row, or at a landmark-based row."""
 
@@ -70,8 +120,10 @@ class SplitConfig(_Frozen):
 class Recipe(_Frozen):
     """A complete, hashable preprocessing configuration.
 
-    Outputs per sample: ``frames`` (frame, y, x) in [0, 1]; ``landmarks`` (point, xy) in output
-    pixels; ``upper``/``lower`` halves when ``split`` is set.
+    Outputs per sample: ``frames`` (frame, y, x) in [0, 1] (magnified when ``magnify`` is
+    set); ``landmarks`` (point, xy) in output pixels; ``upper``/``lower`` halves when ``split``
+    is set; ``flow`` (frame, y, x, uv) pixels from the onset frame and ``strain`` (frame, y, x)
+    when ``flow`` is set.
     """
 
     name: str
@@ -80,8 +132,11 @@ class Recipe(_Frozen):
     frames: FrameSelection
     detect: DetectConfig = DetectConfig()
     align: AlignConfig
+    apex: ApexConfig = ApexConfig()
     mask: MaskConfig | None = None
     split: SplitConfig | None = None
+    magnify: MagnifyConfig | None = None
+    flow: FlowConfig | None = None
     store_dtype: Literal["float16", "float32"] = "float16"
 
     @model_validator(mode="after")
@@ -90,15 +145,17 @@ class Recipe(_Frozen):
             raise ValueError("frames.mode 'onset_apex' reads exactly 2 frames")
         if self.split is not None and self.align.size[0] % 2:
             raise ValueError("split needs an even output height")
+        if self.magnify is not None and self.magnify.f_low >= self.magnify.f_high:
+            raise ValueError("magnify.f_low must be below magnify.f_high")
         return self
 
     @property
     def needs_apex(self) -> bool:
-        return self.frames.mode == "onset_apex"
+        return self.frames.mode in ("onset_apex", "keyframes")
 
     def parameters(self) -> dict:
         """Everything that changes the stored arrays (no prose), as plain JSON types."""
-        return self.model_dump(mode="json", exclude={"paper", "description"})
+        return self.model_dump(mode="json", exclude={"paper", "description"}, by_alias=True)
 
     @property
     def hash(self) -> str:
@@ -118,6 +175,10 @@ class Recipe(_Frozen):
             # Their own row dimension: one xarray Dataset cannot give "y" two lengths.
             specs["upper"] = (("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
             specs["lower"] = (("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
+        if self.flow is not None:
+            specs["flow"] = (("frame", "y", "x", "uv"), (t, h, w, 2), self.store_dtype)
+            if self.flow.strain:
+                specs["strain"] = (("frame", "y", "x"), (t, h, w), self.store_dtype)
         return specs
 
 

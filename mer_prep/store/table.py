@@ -19,15 +19,23 @@ def table_columns() -> dict[str, str]:
 
 def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", error: str = "",
                fingerprint: str = "", source_frames: list[int] | None = None,
-               face_box: tuple[int, ...] | None = None, detector: str = "") -> dict:
-    """One table row for ``sample`` (processed or failed)."""
+               face_box: tuple[int, ...] | None = None, detector: str = "",
+               apex: int | None = None, apex_source: str | None = None,
+               flow_error_px: float = 0.0) -> dict:
+    """One table row for ``sample`` (processed or failed).
+
+    apex / apex_source: the apex the processing used (a spotted one) when it differs from the
+    annotation; by default the annotated apex, or none.
+    """
     label = class_names.index(sample.label) if sample.label in class_names else MISSING
+    if apex_source is None:
+        apex, apex_source = sample.apex, "none" if sample.apex is None else "annotated"
     return {
         "sample_id": sample.sample_id, "dataset": sample.dataset, "subject": sample.subject,
         "clip": sample.clip, "label": label, "label_name": sample.label or "",
         "emotion": sample.emotion, "action_units": sample.action_units,
-        "onset": sample.onset, "apex": MISSING if sample.apex is None else sample.apex,
-        "offset": sample.offset, "apex_source": "none" if sample.apex is None else "annotated",
+        "onset": sample.onset, "apex": MISSING if apex is None else apex,
+        "offset": sample.offset, "apex_source": apex_source, "flow_error_px": float(flow_error_px),
         "fps": float(sample.fps), "n_frames": sample.n_frames,
         "source_frames": json.dumps(source_frames or []),
         "face_box": json.dumps(list(face_box) if face_box else []), "detector": detector,
