@@ -161,6 +161,8 @@ def _print_info(path: str, version: str | None) -> None:
     click.echo(f"samples: {len(table)} ok of {attrs['n_samples']}, subjects: {len(store.subjects)}")
     counts = table["label_name"].value_counts().sort_index()
     click.echo("classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+    apexes = table["apex_source"].value_counts().sort_index()
+    click.echo("apex: " + ", ".join(f"{source} {count}" for source, count in apexes.items()))
     failures = store.failures
     click.echo(f"failures: {len(failures)}")
     for row in failures.itertuples():

@@ -104,8 +104,39 @@ def tvl1_params(config: FlowConfig) -> TVL1Params:
     return TVL1Params(**config.model_dump(exclude={"strain"}))
 
 
+# Apex spotting was tuned on 128x128 faces; a smaller recipe output spots on its own warp.
+SPOTTING_SIZE = (128, 128)
+
+
+def spotted_apex(decoded: np.ndarray, positions: np.ndarray, span: ClipSpan,
+                 landmarks: np.ndarray, recipe: Recipe, aligned: np.ndarray) -> int:
+    """Position of the apex spotted in onset..offset (``positions``: those of ``decoded``).
+
+    decoded: (U, H, W) uint8 source frames; landmarks: (68, 2) on the onset frame, source
+    pixels; aligned: the same frames at the recipe's size, used when it is at least
+    ``SPOTTING_SIZE``.
+    """
+    if span.offset - span.onset < 2:  # nothing lies strictly between onset and offset
+        return span.offset
+    first, last = (int(i) for i in np.searchsorted(positions, [span.onset, span.offset]))
+    own_size = tuple(recipe.align.size)
+    big_enough = own_size[0] >= SPOTTING_SIZE[0] and own_size[1] >= SPOTTING_SIZE[1]
+    size = own_size if big_enough else SPOTTING_SIZE
+    matrix = alignment_matrix(landmarks, size=size, inter_ocular=recipe.align.inter_ocular,
+                              eye_row=recipe.align.eye_row)
+    frames = (aligned[first:last + 1] if big_enough
+              else align_clip(decoded[first:last + 1], matrix, size))
+    points = transform_points(landmarks, matrix)
+    return int(positions[first + spot_apex(frames, points, 0, last - first)])
+
+
+# The keyframe score's temporal blur was tuned at 1.5 frames on 200 fps clips: keep its duration
+# (not its frame count) so that a 25 fps expression is not blurred over its whole rise.
+KEYFRAME_BLUR_SECONDS = 1.5 / 200.0
+
+
 def stored_positions(recipe: Recipe, span: ClipSpan, apex: int | None, aligned: np.ndarray,
-                     read: np.ndarray) -> np.ndarray:
+                     read: np.ndarray, fps: float) -> np.ndarray:
     """Positions of the frames the recipe stores, given the aligned frames it read."""
     mode = recipe.frames.mode
     if mode == "onset_apex":
@@ -115,7 +146,8 @@ def stored_positions(recipe: Recipe, span: ClipSpan, apex: int | None, aligned: 
     k, n = recipe.frames.n_frames, len(read)
     if n <= k:  # every frame, nearest-repeated up to k: onset and apex are among them
         return sequence_positions(0, n - 1, k)
-    return select_keyframes(aligned, k, span.onset, apex)
+    return select_keyframes(aligned, k, span.onset, apex,
+                            temporal_sigma=KEYFRAME_BLUR_SECONDS * fps)
 
 
 def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
@@ -143,9 +175,7 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
 
     apex, apex_source = span.apex, "annotated" if span.apex is not None else "none"
     if apex is None and recipe.needs_apex:
-        first, last = np.searchsorted(unique, [span.onset, span.offset])
-        window = aligned[first:last + 1]
-        apex = int(unique[first + spot_apex(window, aligned_landmarks, 0, last - first)])
+        apex = spotted_apex(decoded, unique, span, landmarks, recipe, aligned)
         apex_source = "spotted"
         clock.lap("apex")
 
@@ -153,7 +183,7 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
     if recipe.magnify is not None:
         frames_source = magnify_clip(aligned, recipe.magnify, sample.fps)
         clock.lap("magnify")
-    positions = stored_positions(recipe, span, apex, aligned, read)
+    positions = stored_positions(recipe, span, apex, aligned, read, sample.fps)
     frames = frames_source[np.searchsorted(unique, positions)]
     clock.lap("keyframes" if recipe.frames.mode == "keyframes" else "select")
 

@@ -6,14 +6,12 @@ import pytest
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.face import (
+    align_clip,
     alignment_matrix,
     detect_face,
     fit_landmarks,
     read_frames,
-    source_window,
-    to_unit,
     transform_points,
-    warp_frames,
 )
 from mer_prep.motion.apex import motion_curve, peak_position, spot_apex
 from mer_prep.synth.generate import generate_dataset
@@ -30,8 +28,7 @@ def aligned_clip(sample):
     onset = decoded[sample.frame_numbers.index(sample.onset)]
     landmarks = fit_landmarks(onset, detect_face(onset))
     matrix = alignment_matrix(landmarks, size=SIZE, inter_ocular=0.42, eye_row=0.36)
-    rows, cols, shifted = source_window(matrix, SIZE, decoded.shape[1:3], pad=4)
-    frames = warp_frames(to_unit(decoded[:, rows, cols]), shifted, SIZE)
+    frames = align_clip(decoded, matrix, SIZE)
     return frames, transform_points(landmarks, matrix).astype(np.float32)
 
 
