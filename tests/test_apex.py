@@ -151,3 +151,21 @@ def test_rejects_bad_input():
         spot_apex(frames, landmarks[:60], 2, 8)
     with pytest.raises(ValueError, match="stride"):
         motion_curve(frames, landmarks, 2, 8, stride=0)
+
+
+def test_smic_clips_get_a_spotted_apex_through_the_recipe(tmp_path):
+    """SMIC never annotates an apex: a recipe that needs one spots it (on a 128 px warp even
+    for mbcc64's 64 px output) and says so."""
+    from mer_prep.process import process_sample
+    from mer_prep.recipes import load_recipe
+
+    root = tmp_path / "SMIC"
+    generate_dataset("smic", root, n_subjects=2, clips_per_subject=2, seed=4, size=(240, 320))
+    samples = scan_dataset("smic", root).samples
+    assert samples and all(s.apex is None for s in samples)
+    for sample in samples:
+        truth = load_ground_truth(root, sample.sample_id)
+        processed = process_sample(sample, load_recipe("mbcc64"))
+        assert processed.apex_source == "spotted"
+        assert processed.source_frames == [sample.onset, processed.apex]
+        assert abs(processed.apex - truth.number(truth.apex)) <= 0.1 * truth.n_frames
