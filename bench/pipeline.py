@@ -97,11 +97,12 @@ def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, sto
     recipe = load_recipe(recipe_name)
     plan = plan_version("casme2", root, recipe, store)
     writer = VersionWriter.begin(plan)
-    items = list(zip(range(len(plan.samples)), plan.samples, plan.fingerprints))
+    stride = recipe.rows_per_sample
+    items = list(zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints))
     futures = [client.submit(process_batch, writer.fork(), [items[i] for i in rows], recipe,
                              plan.array_specs(), plan.class_names, pure=False)
                for rows in make_batches(len(items), n_workers)]
-    run = combine_batches(client.gather(futures), len(items))
+    run = combine_batches(client.gather(futures), plan.n_rows)
     writer.finish(run.forks, run.rows, run.failures)
     return time.perf_counter() - start
 

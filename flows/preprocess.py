@@ -87,7 +87,8 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
     phases["layout"] = time.perf_counter() - tick
     try:
         specs = plan.array_specs()
-        items = list(zip(range(len(plan.samples)), plan.samples, plan.fingerprints))
+        stride = recipe_model.rows_per_sample  # a sample's row, then its augmented copies
+        items = list(zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints))
         batches = make_batches(len(items), n_workers)
         futures = [process_batch_task.submit(writer.fork(), [items[i] for i in rows],
                                              recipe_model, specs, plan.class_names)
@@ -99,13 +100,13 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
             result = future.result()
             results.append(result)
             if bar is not None:
-                bar.update(len(result.rows))
+                bar.update(len(result.rows) // stride)
             for failure in result.failures:
                 logger.warning("failed %s: %s", failure["sample_id"], failure["message"])
         if bar is not None:
             bar.close()
         phases["process"], tick = time.perf_counter() - tick, time.perf_counter()
-        run = combine_batches(results, len(items))
+        run = combine_batches(results, plan.n_rows)
         failures = scan_failures(plan) + run.failures
         snapshot = writer.finish(run.forks, run.rows, failures,
                                  extra_attrs={"stage_seconds": run.timings})

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import icechunk as ic
 
+from mer_prep.augment import augment_copies
 from mer_prep.errors import MerPrepError
 from mer_prep.process import process_sample
 from mer_prep.recipes import Recipe
@@ -28,17 +29,32 @@ class BatchResult:
 
 def process_batch(fork: ic.ForkSession, items: list[tuple[int, Sample, str]], recipe: Recipe,
                   specs: dict[str, dict], class_names: list[str]) -> BatchResult:
-    """Process ``(row, sample, fingerprint)`` items; a bad sample is recorded, never fatal."""
+    """Process ``(row, sample, fingerprint)`` items; a bad sample is recorded, never fatal.
+
+    A sample's augmented copies (``recipe.augment``) go to the rows right after its own.
+    """
     rows: dict[int, dict] = {}
     failures: list[dict] = []
     timings: dict[str, float] = {}
     writer = SampleWriter(fork, specs)
+    copies = recipe.augment.copies if recipe.augment is not None else 0
+    split = recipe.split.mode if recipe.split is not None else None
     for row, sample, fingerprint in items:
         try:
             processed = process_sample(sample, recipe)
             tick = time.perf_counter()
             writer.write(row, processed.arrays)
             processed.timings["write"] = time.perf_counter() - tick
+            augmented = []
+            if copies:
+                tick = time.perf_counter()
+                augmented = augment_copies(processed.arrays, recipe.augment, sample.sample_id,
+                                           split=split)
+                processed.timings["augment"] = time.perf_counter() - tick
+                tick = time.perf_counter()
+                for k, (_, arrays) in enumerate(augmented, start=1):
+                    writer.write(row + k, arrays)
+                processed.timings["write"] += time.perf_counter() - tick
         except Exception as error:  # noqa: BLE001 - any failure of one sample must not stop the run
             expected = isinstance(error, MerPrepError)
             message = str(error) if expected else "".join(
@@ -46,16 +62,21 @@ def process_batch(fork: ic.ForkSession, items: list[tuple[int, Sample, str]], re
             file = getattr(error, "file", "") or sample.source
             failures.append({"sample_id": sample.sample_id, "file": file,
                              "stage": "process", "message": message})
-            rows[row] = sample_row(sample, class_names, status="failed", error=message,
-                                   fingerprint=fingerprint)
+            for k in range(copies + 1):
+                rows[row + k] = sample_row(sample, class_names, status="failed", error=message,
+                                           fingerprint=fingerprint,
+                                           augmentation=(k, {}) if k else None)
             continue
         for stage, seconds in processed.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
-        rows[row] = sample_row(sample, class_names, fingerprint=fingerprint,
-                               source_frames=processed.source_frames,
-                               face_box=processed.face_box, detector=processed.detector,
-                               apex=processed.apex, apex_source=processed.apex_source,
-                               flow_error_px=processed.flow_error_px)
+        details = dict(fingerprint=fingerprint, source_frames=processed.source_frames,
+                       face_box=processed.face_box, detector=processed.detector,
+                       apex=processed.apex, apex_source=processed.apex_source,
+                       flow_error_px=processed.flow_error_px)
+        rows[row] = sample_row(sample, class_names, **details)
+        for k, (params, _) in enumerate(augmented, start=1):
+            rows[row + k] = sample_row(sample, class_names, augmentation=(k, params.to_dict()),
+                                       **details)
     return BatchResult(fork=fork, rows=rows, failures=failures, timings=timings)
 
 

@@ -1,4 +1,4 @@
-"""`mer-prep` command line: run, demo, info, list.
+"""`mer-prep` command line: run, demo, info, list, split, audit, export.
 
 Prefect is imported only by the commands that launch flows, after PREFECT_HOME and the
 no-telemetry settings are fixed, so a run never writes outside its own home or phones home.
@@ -199,6 +199,76 @@ def list_samples(dataset, roots, labels, fmt, adapter_options):
         writer.writerows(rows)
     for problem in scan.problems:
         click.echo(f"problem: {problem}", err=True)
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--kind", type=click.Choice(["loso", "group_kfold", "stratified_group_kfold",
+                                           "megc2019", "random"]), default="loso",
+              show_default=True)
+@click.option("--name", default=None, help="Split name (default: the kind).")
+@click.option("--folds", "n_splits", type=int, default=5, show_default=True,
+              help="Folds of the k-fold kinds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--leaky", is_flag=True, help="Allow the sample-level random split (recorded as leaky).")
+@click.option("--smote", "smote_features", default=None, metavar="ARRAY",
+              help="Store SMOTE samples per training fold, interpolating ARRAY (e.g. frames).")
+@click.option("--materialise", multiple=True, metavar="ARRAY",
+              help="Write these arrays' SMOTE samples in full instead of rebuilding them on read.")
+def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise):
+    """Make a split of STORE's latest version and commit it into the store."""
+    from mer_prep.folds import build_split, save_split
+    from mer_prep.store import open_store
+
+    opened = open_store(store)
+    made = build_split(opened.table, kind, name=name, n_splits=n_splits, seed=seed, leaky=leaky)
+    snapshot = save_split(opened, made, smote_features=smote_features, smote_seed=seed,
+                          materialise=tuple(materialise))
+    click.echo(f"split {made.name} ({made.kind}{', LEAKY' if made.leaky else ''}): "
+               f"{made.n_folds} folds over {len(made.test_fold)} rows, snapshot {snapshot}")
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", "split_name", default="loso", show_default=True)
+@click.option("--array", default="frames", show_default=True,
+              help="Array whose first frame per sample is hashed for near-duplicates.")
+def audit(store, split_name, array):
+    """Check a split for leakage; exit code 1 when anything leaks."""
+    from mer_prep.audit import audit_split
+    from mer_prep.store import open_store
+
+    opened = open_store(store)
+    made = opened.split(split_name)
+    smote = None
+    if opened.split_attrs(split_name).get("smote"):
+        smote = {}
+        for fold in range(made.n_folds):
+            plan = opened.smote(split_name, fold)
+            smote[fold] = (plan.parent_a, plan.parent_b)
+    images = opened.array(array, dtype="float32")
+    images = images.reshape(len(images), -1, *images.shape[-2:])[:, 0]
+    report = audit_split(opened.table["sample_id"].to_numpy(dtype=str),
+                         opened.table["subject"].to_numpy(dtype=str), opened.parents,
+                         made.test_fold, made.fold_names, images=images, smote=smote)
+    leaky = " (recorded as LEAKY)" if made.leaky else ""
+    click.echo(f"audit of split {split_name}{leaky} of {store} ({opened.version_id})")
+    click.echo(report.to_text())
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["hdf5"]), default="hdf5", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Output file (default: STORE.h5).")
+def export(store, fmt, out):
+    """Export STORE's latest version (arrays, table, splits) to one file."""
+    from mer_prep.store import open_store
+    from mer_prep.store.export import export_hdf5
+
+    path = export_hdf5(open_store(store), out or f"{str(store).rstrip('/')}.h5")
+    click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -108,3 +108,29 @@ def test_motion_recipes_write_keyframes_flow_and_masked_sequences(tmp_path, clus
             scale = 0.42 * 134 / np.linalg.norm(eyes[42:48].mean(0) - eyes[36:42].mean(0))
             apex_flow = np.hypot(*np.moveaxis(flow[i, keys.index(row.apex)], -1, 0))
             assert apex_flow.max() > 3.0 * truth.amplitude_px * scale
+
+
+def test_broadbent64_stores_samm_clips_with_photometric_copies(tmp_path, cluster):
+    from flows.preprocess import run_preprocess
+
+    root = tmp_path / "SAMM"
+    written = generate_dataset("samm", root, n_subjects=2, clips_per_subject=4, seed=5,
+                               n_frames=20, size=(240, 320))
+    summary = run_preprocess("samm", str(root), "broadbent64", str(tmp_path / "store"),
+                             n_workers=1, dask_address=cluster.scheduler_address)
+    assert summary["n_failed"] == 0
+    store = open_store(tmp_path / "store")
+    assert len(store.class_names) == 8  # SAMM's eight native classes (paper 001)
+    frames = store.array("frames", dtype="float32")
+    assert frames.shape == (3 * len(written), 8, 64, 64) and 0 <= frames.min() <= frames.max() <= 1
+    children = np.flatnonzero(store.parents >= 0)
+    assert len(children) == 2 * len(written)
+    for child in children:
+        params = store.table["aug_params"][child]
+        parent = frames[store.parents[child]]
+        assert params["angle_deg"] == 0 and params["shift_px"] == [0, 0] and not params["flip"]
+        assert 0.8 <= params["contrast"] <= 1.2 and abs(params["brightness"]) <= 0.1
+        # photometric only: the copy is an affine function of its parent's intensities
+        inside = (parent > 0.05) & (parent < 0.95) & (frames[child] > 0.0) & (frames[child] < 1.0)
+        slope = np.polyfit(parent[inside], frames[child][inside], 1)[0]
+        assert abs(slope - params["contrast"]) < 0.02

@@ -16,6 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mer_prep.augment import AugmentConfig
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -123,7 +125,8 @@ class Recipe(_Frozen):
     Outputs per sample: ``frames`` (frame, y, x) in [0, 1] (magnified when ``magnify`` is
     set); ``landmarks`` (point, xy) in output pixels; ``upper``/``lower`` halves when ``split``
     is set; ``flow`` (frame, y, x, uv) pixels from the onset frame and ``strain`` (frame, y, x)
-    when ``flow`` is set.
+    when ``flow`` is set. With ``augment``, every sample is followed by ``augment.copies``
+    augmented copies (same transform on all its arrays), each recorded with its parent.
     """
 
     name: str
@@ -137,6 +140,7 @@ class Recipe(_Frozen):
     split: SplitConfig | None = None
     magnify: MagnifyConfig | None = None
     flow: FlowConfig | None = None
+    augment: AugmentConfig | None = None
     store_dtype: Literal["float16", "float32"] = "float16"
 
     @model_validator(mode="after")
@@ -148,6 +152,11 @@ class Recipe(_Frozen):
         if self.magnify is not None and self.magnify.f_low >= self.magnify.f_high:
             raise ValueError("magnify.f_low must be below magnify.f_high")
         return self
+
+    @property
+    def rows_per_sample(self) -> int:
+        """Store rows per sample: the sample and its augmented copies."""
+        return 1 + (self.augment.copies if self.augment is not None else 0)
 
     @property
     def needs_apex(self) -> bool:

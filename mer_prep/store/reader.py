@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import dask.array as da
 import icechunk as ic
@@ -16,7 +18,17 @@ import zarr
 from mer_prep.recipes import Recipe
 from mer_prep.store.repo import MAIN, open_repository, version_tags
 from mer_prep.store.schema import zarr_rules
-from mer_prep.store.table import MISSING
+from mer_prep.store.table import MISSING, parent_rows
+from mer_prep.store.writer import SPLITS_GROUP
+
+if TYPE_CHECKING:
+    from mer_prep.balance import SmotePlan
+    from mer_prep.splits import Split
+
+# Splits a reader computes on demand when the store holds none of that name: deterministic and
+# subject-independent. Any other split (k-fold with a seed, the leaky random one) must be made
+# with ``mer-prep split`` so that the store records it.
+ON_DEMAND_SPLITS = ("loso", "megc2019")
 
 
 def rows_to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -113,6 +125,87 @@ class FeatureStore:
                   for col in ("sample_id", "dataset", "subject", "clip", "label", "label_name")}
         return xr.Dataset(variables, coords=coords, attrs={"version_id": self.version_id,
                                                            "recipe": self.attrs["recipe"]["name"]})
+
+    @cached_property
+    def parents(self) -> np.ndarray:
+        """Row of each ``table`` row's parent (augmented copies), -1 for originals: (n,) int64."""
+        return parent_rows(self.table["sample_id"].to_numpy(dtype=str),
+                           self.table["aug_parent"].to_numpy(dtype=str))
+
+    @property
+    def split_names(self) -> list[str]:
+        """Names of the splits stored with this version."""
+        return sorted(self.group[SPLITS_GROUP].group_keys()) if SPLITS_GROUP in self.group else []
+
+    def split(self, name: str = "loso") -> Split:
+        """A stored split over ``table`` rows, or ``loso`` / ``megc2019`` computed on demand."""
+        from mer_prep.splits import Split
+
+        if name in self.split_names:
+            group = self.group[SPLITS_GROUP][name]
+            return Split.from_dict(dict(group.attrs), group["test_fold"][:])
+        if name in ON_DEMAND_SPLITS:
+            from mer_prep.folds import build_split
+
+            return build_split(self.table, name)
+        raise KeyError(f"store {self.path} has no split {name!r} (stored: {self.split_names}); "
+                       f"make it with `mer-prep split`")
+
+    def split_attrs(self, name: str) -> dict:
+        """Attributes of a stored split (kind, leaky, seed, SMOTE settings...); {} if computed."""
+        return dict(self.group[SPLITS_GROUP][name].attrs) if name in self.split_names else {}
+
+    def folds(self, split: str = "loso") -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield ``(fold name, train rows, test rows, class weights)`` of a split.
+
+        Rows index ``table`` and every array view; class weights (n_classes,) float64 are
+        W_k = N / n_k over the fold's training rows (stored with the split when it is stored).
+        """
+        from mer_prep.balance import class_weights
+
+        stored = self.group[SPLITS_GROUP][split]["class_weights"][:] if (
+            split in self.split_names) else None
+        for i, (name, train, test) in enumerate(self.split(split).folds()):
+            weights = (stored[i] if stored is not None
+                       else class_weights(self.labels[train], len(self.class_names)))
+            yield name, train, test, weights
+
+    def smote(self, split: str, fold: str | int) -> SmotePlan | None:
+        """The SMOTE provenance of one training fold of a stored split (None without SMOTE)."""
+        from mer_prep.balance import SmotePlan
+
+        attrs = self.split_attrs(split)
+        if not attrs.get("smote"):
+            return None
+        index = attrs["fold_names"].index(fold) if isinstance(fold, str) else int(fold)
+        group = self.group[SPLITS_GROUP][split]
+        mine = np.flatnonzero(group["smote_fold"][:] == index)
+        return SmotePlan(parent_a=group["smote_parent_a"][:][mine],
+                         parent_b=group["smote_parent_b"][:][mine],
+                         weight=group["smote_weight"][:][mine], label=group["smote_label"][:][mine],
+                         inputs=np.empty(0, np.int64), seed=attrs["smote"]["seed"],
+                         k_neighbors=attrs["smote"]["k_neighbors"])
+
+    def to_torch(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
+                 balance: str | None = None, split: str = "loso"):
+        """A ``torch.utils.data.Dataset`` over one fold's ``part`` ("train" or "test").
+
+        balance: ``"weights"`` (the fold's class weights on ``.class_weights`` for the loss),
+        ``"smote"`` (training part plus the split's SMOTE samples, rebuilt from their parents),
+        or None. Needs the ``torch`` extra.
+        """
+        from mer_prep.store.torch_dataset import fold_dataset
+
+        return fold_dataset(self, fold, part=part, arrays=arrays, balance=balance, split=split)
+
+    def row_reader(self, name: str):
+        """``read(rows)`` -> the array's samples at ``table`` rows (sorted unique rows read once)."""
+        array, ok = self.group[name], self._ok_rows
+
+        def read(rows: np.ndarray) -> np.ndarray:
+            return array.get_orthogonal_selection((ok[np.asarray(rows, dtype=np.int64)],))
+
+        return read
 
     def versions(self) -> pd.DataFrame:
         """Every tagged version of the store, newest first."""

@@ -16,6 +16,7 @@ import numpy as np
 import zarr
 
 SCHEMA_FILE = "feature_store.v1.json"
+SPLIT_SCHEMA_FILE = "split.v1.json"
 
 
 class SchemaError(ValueError):
@@ -23,23 +24,42 @@ class SchemaError(ValueError):
 
 
 @cache
-def load_schema() -> dict:
-    """The schema document as a dict."""
-    return json.loads((resources.files("storage_schemas") / SCHEMA_FILE).read_text())
+def load_schema(name: str = SCHEMA_FILE) -> dict:
+    """A schema document of ``storage_schemas/`` as a dict (the store's by default)."""
+    return json.loads((resources.files("storage_schemas") / name).read_text())
 
 
 def zarr_rules() -> dict:
     return load_schema()["x-zarr"]
 
 
-def validate_attrs(attrs: dict) -> None:
-    """Raise SchemaError when the root attributes do not match the JSON Schema."""
-    validator = jsonschema.Draft202012Validator(load_schema(),
+def validate_attrs(attrs: dict, schema: str = SCHEMA_FILE) -> None:
+    """Raise SchemaError when attributes do not match a JSON Schema (the store root's default)."""
+    validator = jsonschema.Draft202012Validator(load_schema(schema),
                                                 format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(attrs), key=lambda e: list(e.path))
     if errors:
         lines = [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:10]]
-        raise SchemaError("store attributes do not match the schema:\n  " + "\n  ".join(lines))
+        raise SchemaError(f"attributes do not match {schema}:\n  " + "\n  ".join(lines))
+
+
+def validate_split(attrs: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Check a split group's attributes and arrays (``storage_schemas/split.v1.json``)."""
+    validate_attrs(attrs, SPLIT_SCHEMA_FILE)
+    n_rows, n_folds = attrs["n_rows"], len(attrs["fold_names"])
+    fold = arrays.get("test_fold")
+    if fold is None or fold.shape != (n_rows,) or fold.dtype != np.int64:
+        raise SchemaError(f"split {attrs['name']!r}: test_fold must be int64 ({n_rows},)")
+    if n_rows and (fold.min() < -1 or fold.max() >= n_folds):  # -1: left out by the protocol
+        raise SchemaError(f"split {attrs['name']!r}: test_fold outside -1..{n_folds - 1}")
+    weights = arrays.get("class_weights")
+    if weights is None or weights.ndim != 2 or weights.shape[0] != n_folds:
+        raise SchemaError(f"split {attrs['name']!r}: class_weights must be (fold, class)")
+    if attrs["smote"] is not None:
+        names = ("smote_fold", "smote_parent_a", "smote_parent_b", "smote_weight", "smote_label")
+        lengths = {arrays[n].shape for n in names if n in arrays}
+        if len(lengths) != 1 or any(n not in arrays for n in names):
+            raise SchemaError(f"split {attrs['name']!r}: SMOTE arrays missing or unequal")
 
 
 def check_sample_array(name: str, value: np.ndarray, spec: dict) -> None:

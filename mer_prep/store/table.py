@@ -21,11 +21,13 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
                fingerprint: str = "", source_frames: list[int] | None = None,
                face_box: tuple[int, ...] | None = None, detector: str = "",
                apex: int | None = None, apex_source: str | None = None,
-               flow_error_px: float = 0.0) -> dict:
+               flow_error_px: float = 0.0, augmentation: tuple[int, dict] | None = None) -> dict:
     """One table row for ``sample`` (processed or failed).
 
     apex / apex_source: the apex the processing used (a spotted one) when it differs from the
-    annotation; by default the annotated apex, or none.
+    annotation; by default the annotated apex, or none. augmentation: ``(copy index,
+    parameters)`` for an augmented copy: its id is ``<sample id>#aug<index>`` and it names
+    ``sample`` as its parent.
     """
     label = class_names.index(sample.label) if sample.label in class_names else MISSING
     if apex_source is None:
@@ -41,6 +43,12 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
         "face_box": json.dumps(list(face_box) if face_box else []), "detector": detector,
         "status": status, "error": error, "fingerprint": fingerprint,
         "aug_parent": "", "aug_params": "{}", "synthetic": False,
+    } if augmentation is None else {
+        **sample_row(sample, class_names, status=status, error=error, fingerprint=fingerprint,
+                     source_frames=source_frames, face_box=face_box, detector=detector,
+                     apex=apex, apex_source=apex_source, flow_error_px=flow_error_px),
+        "sample_id": f"{sample.sample_id}#aug{augmentation[0]}",
+        "aug_parent": sample.sample_id, "aug_params": json.dumps(augmentation[1]),
     }
 
 
@@ -50,3 +58,17 @@ def column_array(rows: list[dict], column: str, kind: str) -> np.ndarray:
     if kind == "str":
         return np.array(values, dtype=object) if values else np.empty(0, dtype=object)
     return np.asarray(values, dtype=kind)
+
+
+def parent_rows(sample_ids: np.ndarray, aug_parents: np.ndarray) -> np.ndarray:
+    """Row of each row's parent sample (``aug_parent`` is a sample id, "" for originals),
+    -1 for originals: (n,) int64. A parent missing from the rows is an error."""
+    index = {sample_id: i for i, sample_id in enumerate(sample_ids)}
+    out = np.full(len(sample_ids), -1, dtype=np.int64)
+    for i, parent in enumerate(aug_parents):
+        if parent:
+            if parent not in index:
+                raise ValueError(f"row {i} ({sample_ids[i]}) names parent {parent!r}, "
+                                 f"which is not among the rows")
+            out[i] = index[parent]
+    return out

@@ -10,6 +10,10 @@ A version is written in three steps so that readers never see half of it:
    on its old tip and tags the snapshot with the version id.
 
 A crash anywhere before step 3's branch move leaves ``main`` and every tag untouched.
+
+Splits (``write_split``) are later commits on ``main`` on top of a version: group
+``splits/<name>``, checked against ``storage_schemas/split.v1.json``. They belong to the version
+whose rows they index, and the next version's layout drops them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from zarr.core.sync import sync
 from mer_prep.recipes import Recipe
 from mer_prep.sample import Problem, Sample
 from mer_prep.store.repo import MAIN, open_repository, store_exists
-from mer_prep.store.schema import check_sample_array, validate_group, zarr_rules
+from mer_prep.store.schema import check_sample_array, validate_group, validate_split, zarr_rules
 from mer_prep.store.table import column_array, table_columns
 from mer_prep.version import code_version
 
@@ -68,9 +72,14 @@ class VersionPlan:
     def version_id(self) -> str:
         return make_version_id(self.recipe.hash, self.input_fingerprint, self.code_version)
 
+    @property
+    def n_rows(self) -> int:
+        """Store rows: each sample, followed by its augmented copies when the recipe makes any."""
+        return len(self.samples) * self.recipe.rows_per_sample
+
     def array_specs(self) -> dict[str, dict]:
         """Declared arrays with the leading sample axis: name -> {dims, shape, dtype}."""
-        n = len(self.samples)
+        n = self.n_rows
         return {name: {"dims": ["sample", *dims], "shape": [n, *shape], "dtype": dtype}
                 for name, (dims, shape, dtype) in self.recipe.array_specs().items()}
 
@@ -181,3 +190,34 @@ class VersionWriter:
         """Drop the scratch branch; ``main`` and the tags were never touched."""
         if self.branch in self.repo.list_branches():
             self.repo.delete_branch(self.branch)
+
+
+SPLITS_GROUP = "splits"
+
+
+def write_split(store_path: str, attrs: dict, arrays: dict[str, np.ndarray]) -> str:
+    """Commit split ``attrs["name"]`` (attributes + arrays) onto ``main``; snapshot id.
+
+    Refuses when ``main`` no longer holds the version the split was computed for, and when
+    another commit lands first (Icechunk's commit conflict) — never a split of other rows.
+    """
+    attrs = {"schema": "mer-prep/split", "schema_version": 1,
+             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **attrs}
+    validate_split(attrs, arrays)
+    repo = open_repository(store_path)
+    session = repo.writable_session(MAIN)
+    root = zarr.open_group(session.store, mode="r+")
+    if root.attrs.get("version_id") != attrs["version_id"]:
+        raise VersionConflictError(
+            f"store {store_path}: split {attrs['name']!r} was computed for "
+            f"{attrs['version_id']} but main holds {root.attrs.get('version_id')}")
+    group = root.require_group(SPLITS_GROUP).create_group(attrs["name"], overwrite=True)
+    for name, values in arrays.items():
+        values = np.ascontiguousarray(values)
+        group.create_array(name, shape=values.shape, dtype=values.dtype, compressors=COMPRESSOR,
+                           chunks=tuple(max(d, 1) for d in values.shape) or None)
+        if values.size:
+            group[name][...] = values
+    group.attrs.update(attrs)
+    return session.commit(f"split {attrs['name']} of {attrs['version_id']}",
+                          metadata={"version_id": attrs["version_id"], "split": attrs["name"]})

@@ -17,7 +17,7 @@ independent of the stages it is used to check.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import dlib
@@ -35,6 +35,9 @@ MIRROR_68 = np.array(
     list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
     + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
     + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+
+# Soft shading patches per subject (see Subject.shading).
+_SHADING_PATCHES = 3
 
 # Soft head ellipse in astronaut pixels (centre x, y; semi-axes; edge width): face, hair, chin.
 _HEAD_ELLIPSE = (224.0, 120.0, 88.0, 112.0, 12.0)
@@ -110,7 +113,10 @@ class Subject:
     size: canvas (H, W). placement: (2, 3) float64 affine, warped-source -> canvas pixels
     (determinant < 0 when mirrored). gains: (3,) RGB multipliers; gamma: applied to [0, 1]
     intensities before the gains; light: relative brightness change across the face width;
-    background: seed of the procedural background.
+    background: seed of the procedural background; shading: (K, 4) float64 rows
+    ``(x, y, sigma, gain)`` in source pixels — soft multiplicative patches (complexion,
+    shadows) that give each subject its own low-frequency look, which is what a perceptual
+    hash sees; without them subjects made from one photograph hash alike once aligned.
     """
 
     size: tuple[int, int]
@@ -121,6 +127,7 @@ class Subject:
     gamma: float
     light: float
     background: int
+    shading: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
 
     def to_canvas(self, points: np.ndarray) -> np.ndarray:
         """Source pixels (..., 2) -> canvas pixels (..., 2), float64."""
@@ -157,10 +164,18 @@ def make_subject(rng: np.random.Generator, size: tuple[int, int] = (480, 640)) -
     target = np.array([w * rng.uniform(0.42, 0.58), h * rng.uniform(0.44, 0.56)])
     placement = np.hstack([lin, (target - lin @ warp.apply(centre))[:, None]])
     gains = rng.uniform([0.85, 0.78, 0.70], [1.15, 1.08, 1.15])
+    gamma, light = float(rng.uniform(0.75, 1.35)), float(rng.uniform(-0.18, 0.18))
+    background = int(rng.integers(2**31))
+    # Drawn last so that every earlier draw (and so each subject's geometry) is unchanged.
+    cx, cy, ax, ay, _ = _HEAD_ELLIPSE
+    k = _SHADING_PATCHES
+    shading = np.column_stack([rng.uniform(cx - 0.7 * ax, cx + 0.7 * ax, k),
+                               rng.uniform(cy - 0.6 * ay, cy + 0.7 * ay, k),
+                               rng.uniform(0.25, 0.45, k) * ax,
+                               rng.choice([-1.0, 1.0], k) * rng.uniform(0.15, 0.3, k)])
     return Subject(size=(int(h), int(w)), placement=placement, warp=warp, mirrored=mirrored,
-                   gains=(float(gains[0]), float(gains[1]), float(gains[2])),
-                   gamma=float(rng.uniform(0.75, 1.35)), light=float(rng.uniform(-0.18, 0.18)),
-                   background=int(rng.integers(2**31)))
+                   gains=(float(gains[0]), float(gains[1]), float(gains[2])), gamma=gamma,
+                   light=light, background=background, shading=shading)
 
 
 def _background(seed: int, size: tuple[int, int]) -> np.ndarray:
@@ -195,7 +210,11 @@ def render_subject(subject: Subject) -> np.ndarray:
     head_x = subject.to_canvas(np.array([cx, cy]))[0]
     half = ax * np.linalg.norm(subject.placement[:, 0])
     ramp = 1.0 + subject.light * np.clip((grid[..., 0] - head_x) / half, -1, 1)
-    face = np.clip(face * ramp[..., None].astype(np.float32), 0, 1) * 255.0
+    face = face * ramp[..., None].astype(np.float32)
+    for x, y, sigma, gain in subject.shading:
+        patch = np.exp(-((p[..., 0] - x) ** 2 + (p[..., 1] - y) ** 2) / (2 * sigma**2))
+        face *= (1.0 + gain * patch)[..., None].astype(np.float32)
+    face = np.clip(face, 0, 1) * 255.0
     # Soft elliptical matte, defined in source pixels so it follows the identity warp.
     r = np.hypot((p[..., 0] - cx) / ax, (p[..., 1] - cy) / ay)
     t = np.clip((1.0 - r) * min(ax, ay) / edge + 0.5, 0, 1)

@@ -1,0 +1,87 @@
+"""Splits of a store version: build one from its sample table, attach class weights and SMOTE
+provenance per training fold, and commit it into the store (``mer-prep split``).
+
+Folds are computed over the reader's ``table`` rows (the processed samples, augmented copies
+included): augmented rows follow their parent, SMOTE is fitted on each fold's training rows
+only, and its synthetic samples are stored as (parent_a, parent_b, weight) — rebuilt on read
+unless asked to be materialised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mer_prep.balance import class_weights, smote_plan
+from mer_prep.splits import (Split, group_kfold, loso, megc2019_loso, random_split,
+                             stratified_group_kfold)
+from mer_prep.store.table import parent_rows
+from mer_prep.store.writer import write_split
+
+KINDS = ("loso", "group_kfold", "stratified_group_kfold", "megc2019", "random")
+
+
+def build_split(table, kind: str, *, name: str | None = None, n_splits: int = 5,
+                seed: int = 0, leaky: bool = False) -> Split:
+    """A split of ``kind`` over a store's sample ``table`` (pandas, the reader's ``table``)."""
+    subjects = table["subject"].to_numpy(dtype=str)
+    labels = table["label"].to_numpy(dtype=np.int64)
+    parents = parent_rows(table["sample_id"].to_numpy(dtype=str),
+                          table["aug_parent"].to_numpy(dtype=str))
+    name = name or kind
+    if kind == "loso":
+        return loso(subjects, parents, name=name)
+    if kind == "group_kfold":
+        return group_kfold(subjects, n_splits, parents, seed=seed, name=name)
+    if kind == "stratified_group_kfold":
+        return stratified_group_kfold(subjects, labels, n_splits, seed, parents, name=name)
+    if kind == "megc2019":
+        return megc2019_loso(subjects, table["dataset"].to_numpy(dtype=str), labels, parents,
+                             name=name)
+    if kind == "random":
+        return random_split(labels, n_splits, seed, parents, leaky=leaky, name=name)
+    raise ValueError(f"unknown split kind {kind!r}; expected one of {KINDS}")
+
+
+def fold_class_weights(split: Split, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """W_k = N / n_k over each fold's training rows: (n_folds, n_classes) float64."""
+    return np.stack([class_weights(labels[train], n_classes) for _, train, _ in split.folds()])
+
+
+def save_split(store, split: Split, *, smote_features: str | None = None, k_neighbors: int = 5,
+               smote_seed: int = 0, materialise: tuple[str, ...] = ()) -> str:
+    """Commit ``split`` into ``store`` (a ``FeatureStore`` at the tip of main); snapshot id.
+
+    smote_features: array whose flattened samples SMOTE interpolates (e.g. ``"frames"``);
+    None stores no SMOTE. materialise: arrays whose synthetic samples are written out in full
+    (``smote_<array>``) instead of being rebuilt from their parents on read.
+    """
+    table = store.table
+    labels = table["label"].to_numpy(dtype=np.int64)
+    arrays = {"test_fold": split.test_fold.astype(np.int64),
+              "class_weights": fold_class_weights(split, labels, len(store.class_names))}
+    smote = None
+    if smote_features is not None:
+        features = store.array(smote_features, dtype="float32").reshape(len(table), -1)
+        parents = parent_rows(table["sample_id"].to_numpy(dtype=str),
+                              table["aug_parent"].to_numpy(dtype=str))
+        plans = [smote_plan(features, labels, train, smote_seed, k_neighbors, parents=parents)
+                 for _, train, _ in split.folds()]
+        arrays.update({
+            "smote_fold": np.concatenate([np.full(len(p), f, np.int64)
+                                          for f, p in enumerate(plans)]),
+            "smote_parent_a": np.concatenate([p.parent_a for p in plans]).astype(np.int64),
+            "smote_parent_b": np.concatenate([p.parent_b for p in plans]).astype(np.int64),
+            "smote_weight": np.concatenate([p.weight for p in plans]).astype(np.float64),
+            "smote_label": np.concatenate([p.label for p in plans]).astype(np.int64),
+        })
+        a, b, w = arrays["smote_parent_a"], arrays["smote_parent_b"], arrays["smote_weight"]
+        for name in materialise:
+            values = store.array(name, dtype="float32")
+            step = w.reshape((-1,) + (1,) * (values.ndim - 1)).astype(np.float32)
+            arrays[f"smote_{name}"] = (values[a] + step * (values[b] - values[a])).astype(
+                store.group[name].dtype)
+        smote = {"features": smote_features, "k_neighbors": int(min(p.k_neighbors
+                                                                    for p in plans)),
+                 "seed": smote_seed, "materialised": list(materialise)}
+    attrs = {**split.to_dict(), "version_id": store.version_id, "smote": smote}
+    return write_split(store.path, attrs, arrays)

@@ -1,0 +1,235 @@
+"""Train/test splits over the sample table that cannot leak a subject or an augmented copy.
+
+Row conventions (the store's sample table, ``n`` rows):
+
+- ``subjects`` (n,) str, dataset-qualified ("casme2/sub01", "samm/006");
+- ``labels`` (n,) int64 class index, -1 = no label;
+- ``parents`` (n,) int64 row of the original an augmented copy was made from, -1 for originals;
+- ``datasets`` (n,) str.
+
+Folds are drawn over original rows only; every augmented row then inherits its parent's test
+fold, so a copy never sits on the other side of a fold from the clip it was made from. For the
+group splits the group is the subject, so no subject is ever on both sides.
+
+    split = loso(subjects, parents)
+    for name, train_idx, test_idx in split.folds():
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, StratifiedKFold
+
+from mer_prep.labels import COMPOSITES
+
+KINDS = ("loso", "group_kfold", "stratified_group_kfold", "megc2019", "random")
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """A partition of the table's rows into test folds.
+
+    ``test_fold`` (n,) int64: index into ``fold_names`` of the fold in which the row is a test
+    sample, or -1 for a row the protocol leaves out entirely (never tested, never trained on;
+    only ``megc2019_loso`` produces these). ``leaky`` is True only for ``random_split``.
+    """
+
+    name: str
+    kind: str
+    test_fold: np.ndarray = field(repr=False)
+    fold_names: tuple[str, ...]
+    leaky: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown split kind {self.kind!r}; expected one of {KINDS}")
+        tf = np.asarray(self.test_fold)
+        if tf.ndim != 1 or not np.issubdtype(tf.dtype, np.integer):
+            raise ValueError("test_fold must be a 1-D integer array")
+        if tf.size and (tf.min() < -1 or tf.max() >= len(self.fold_names)):
+            raise ValueError(f"test_fold values must lie in [-1, {len(self.fold_names)})")
+        tf = tf.astype(np.int64)
+        tf.flags.writeable = False  # a frozen split must not be mutated through its array
+        object.__setattr__(self, "test_fold", tf)
+        object.__setattr__(self, "fold_names", tuple(str(f) for f in self.fold_names))
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.fold_names)
+
+    def folds(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """Yield ``(fold_name, train_idx, test_idx)``, both sorted int64 row indices."""
+        used = self.test_fold >= 0
+        for i, fold_name in enumerate(self.fold_names):
+            is_test = self.test_fold == i
+            yield (fold_name, np.flatnonzero(used & ~is_test).astype(np.int64),
+                   np.flatnonzero(is_test).astype(np.int64))
+
+    def to_dict(self) -> dict:
+        """JSON-able metadata (the ``test_fold`` array is stored separately)."""
+        return {"name": self.name, "kind": self.kind, "fold_names": list(self.fold_names),
+                "leaky": self.leaky, "seed": self.seed, "n_rows": int(self.test_fold.size)}
+
+    @classmethod
+    def from_dict(cls, meta: dict, test_fold: np.ndarray) -> Split:
+        """Inverse of ``to_dict`` given the stored ``test_fold`` array."""
+        if "n_rows" in meta and int(meta["n_rows"]) != len(test_fold):
+            raise ValueError(f"split {meta['name']!r} was made for {meta['n_rows']} rows, "
+                             f"got a test_fold of {len(test_fold)}")
+        return cls(name=meta["name"], kind=meta["kind"], test_fold=np.asarray(test_fold),
+                   fold_names=tuple(meta["fold_names"]), leaky=bool(meta.get("leaky", False)),
+                   seed=meta.get("seed"))
+
+
+def _parents(parents: np.ndarray | None, n: int) -> np.ndarray:
+    """Validated (n,) int64 parents; all -1 when none are given."""
+    if parents is None:
+        return np.full(n, -1, dtype=np.int64)
+    p = np.asarray(parents)
+    if p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
+        raise ValueError(f"parents must be an integer array of shape ({n},), got {p.shape}")
+    p = p.astype(np.int64)
+    child = p >= 0
+    if np.any(p < -1) or np.any(p >= n):
+        raise ValueError("parents must be -1 or a row index of the table")
+    # An augmented copy of an augmented copy would make fold inheritance order-dependent.
+    if np.any(p[p[child]] != -1):
+        raise ValueError("a parent must be an original row (its own parent is -1)")
+    return p
+
+
+def _inherit(orig_fold: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """Full (n,) test_fold from the folds of originals: children take their parent's."""
+    tf = orig_fold.astype(np.int64).copy()
+    child = parents >= 0
+    tf[child] = orig_fold[parents[child]]
+    return tf
+
+
+def _check_subjects(subjects: np.ndarray, parents: np.ndarray) -> None:
+    child = np.flatnonzero(parents >= 0)
+    bad = child[subjects[child] != subjects[parents[child]]]
+    if bad.size:
+        raise ValueError(f"row {bad[0]} is an augmented copy of row {parents[bad[0]]} but "
+                         f"names subject {subjects[bad[0]]!r}, not {subjects[parents[bad[0]]]!r}")
+
+
+def _as_str(a: np.ndarray, what: str, n: int | None = None) -> np.ndarray:
+    a = np.asarray(a).astype(str)
+    if a.ndim != 1 or (n is not None and a.shape != (n,)):
+        raise ValueError(f"{what} must be a 1-D array of {n if n is not None else 'n'} rows")
+    return a
+
+
+def _from_sklearn(splitter, n: int, orig: np.ndarray, parents: np.ndarray,
+                  y: np.ndarray | None, groups: np.ndarray | None) -> np.ndarray:
+    """Run an sklearn splitter over the original rows only; return the inherited test_fold."""
+    fold = np.full(n, -1, dtype=np.int64)
+    x = np.zeros((orig.size, 1))
+    for i, (_, test) in enumerate(splitter.split(x, y, groups)):
+        fold[orig[test]] = i
+    return _inherit(fold, parents)
+
+
+def loso(subjects: np.ndarray, parents: np.ndarray | None = None, name: str = "loso") -> Split:
+    """Leave-one-subject-out: one fold per subject, named by it, in sorted subject order."""
+    subjects = _as_str(subjects, "subjects")
+    p = _parents(parents, subjects.size)
+    _check_subjects(subjects, p)
+    names, fold = np.unique(subjects, return_inverse=True)
+    return Split(name, "loso", _inherit(fold, p), tuple(names))
+
+
+def group_kfold(subjects: np.ndarray, n_splits: int, parents: np.ndarray | None = None,
+                seed: int | None = None, name: str = "group_kfold") -> Split:
+    """``n_splits`` subject-disjoint folds (sklearn ``GroupKFold``, groups = subjects).
+
+    Without a seed GroupKFold balances fold sizes deterministically; with one it shuffles the
+    subjects first (``shuffle=True, random_state=seed``).
+    """
+    subjects = _as_str(subjects, "subjects")
+    p = _parents(parents, subjects.size)
+    _check_subjects(subjects, p)
+    orig = np.flatnonzero(p == -1)
+    splitter = GroupKFold(n_splits, shuffle=seed is not None, random_state=seed)
+    tf = _from_sklearn(splitter, subjects.size, orig, p, None, subjects[orig])
+    return Split(name, "group_kfold", tf, tuple(f"fold{i}" for i in range(n_splits)), seed=seed)
+
+
+def stratified_group_kfold(subjects: np.ndarray, labels: np.ndarray, n_splits: int, seed: int,
+                           parents: np.ndarray | None = None,
+                           name: str = "stratified_group_kfold") -> Split:
+    """Subject-disjoint folds whose class proportions follow the whole table's.
+
+    sklearn ``StratifiedGroupKFold(shuffle=True, random_state=seed)`` over original rows: it
+    greedily assigns whole subjects to the fold that keeps per-class proportions closest, so
+    the balance is only as good as the subjects allow. Label -1 counts as one more stratum.
+    """
+    subjects = _as_str(subjects, "subjects")
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != subjects.shape:
+        raise ValueError("labels and subjects must have the same shape")
+    p = _parents(parents, subjects.size)
+    _check_subjects(subjects, p)
+    orig = np.flatnonzero(p == -1)
+    splitter = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+    tf = _from_sklearn(splitter, subjects.size, orig, p, labels[orig], subjects[orig])
+    return Split(name, "stratified_group_kfold", tf,
+                 tuple(f"fold{i}" for i in range(n_splits)), seed=seed)
+
+
+def megc2019_loso(subjects: np.ndarray, datasets: np.ndarray, labels: np.ndarray,
+                  parents: np.ndarray | None = None, name: str = "megc2019") -> Split:
+    """MEGC 2019 composite protocol: LOSO over the megc3-labelled SMIC + CASME II + SAMM rows.
+
+    Rows of other datasets and rows labelled -1 (dropped by the megc3 scheme) get test_fold -1:
+    they are in no fold, neither tested nor trained on, because the published UF1/UAR are
+    computed over exactly the composite's labelled samples and training on extra rows would
+    make the numbers incomparable. Augmented copies follow their parent (in or out). On the real
+    composite this yields 68 folds (16 SMIC + 24 CASME II + 28 SAMM subjects).
+    """
+    subjects = _as_str(subjects, "subjects")
+    n = subjects.size
+    datasets = _as_str(datasets, "datasets", n)
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},)")
+    p = _parents(parents, n)
+    _check_subjects(subjects, p)
+    keep = (p == -1) & np.isin(datasets, COMPOSITES["megc2019"]) & (labels >= 0)
+    if not keep.any():
+        raise ValueError("no labelled smic/casme2/samm rows: nothing for the MEGC 2019 protocol")
+    fold = np.full(n, -1, dtype=np.int64)
+    names, fold[keep] = np.unique(subjects[keep], return_inverse=True)
+    return Split(name, "megc2019", _inherit(fold, p), tuple(names))
+
+
+def random_split(labels: np.ndarray, n_splits: int, seed: int,
+                 parents: np.ndarray | None = None, leaky: bool = False,
+                 name: str = "random") -> Split:
+    """Sample-level stratified random folds (sklearn ``StratifiedKFold``) — leaky by design.
+
+    Kept only to reproduce the papers' numbers: clips of one subject land on both sides, so a
+    model can recognise the person rather than the expression. Refused unless ``leaky=True``.
+    Augmented copies still follow their parent; only the subject leaks.
+    """
+    if not leaky:
+        raise ValueError(
+            "random_split puts clips of the same subject in both train and test, so the model "
+            "is scored on people it has already seen (this is how 93-100 % accuracies are "
+            "obtained); use loso / stratified_group_kfold, or pass leaky=True to reproduce a "
+            "paper's protocol knowingly")
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.ndim != 1:
+        raise ValueError("labels must be 1-D")
+    p = _parents(parents, labels.size)
+    orig = np.flatnonzero(p == -1)
+    splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    tf = _from_sklearn(splitter, labels.size, orig, p, labels[orig], None)
+    return Split(name, "random", tf, tuple(f"fold{i}" for i in range(n_splits)),
+                 leaky=True, seed=seed)
