@@ -16,7 +16,6 @@ Native thread pools are pinned to one thread per process, as in the flow's worke
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,6 @@ from mer_prep.frame_selection import clip_span  # noqa: E402
 from mer_prep.motion.flow import TVL1Params, tvl1_flow  # noqa: E402
 from mer_prep.process import decode_clip_frames, magnify_clip, process_sample, tvl1_params  # noqa: E402
 from mer_prep.recipes import load_recipe  # noqa: E402
-from mer_prep.synth.generate import generate_dataset  # noqa: E402
 from mer_prep.threads import pin_threads  # noqa: E402
 
 
@@ -65,11 +63,7 @@ def main() -> None:
 
     from flows.runtime import prefect_api
 
-    root = args.work / f"CASME2-{args.subjects}x{args.clips}"
-    if not (root / "_ground_truth" / "manifest.json").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        generate_dataset("casme2", root, n_subjects=args.subjects,
-                         clips_per_subject=args.clips, seed=0)
+    root = pipeline.ensure_dataset(args.work, args.subjects, args.clips)
     pin_threads(1)
     samples = scan_dataset("casme2", root).samples
     print(f"dataset: {len(samples)} clips, {args.subjects} subjects, 640x480, {root}")

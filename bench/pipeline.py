@@ -40,7 +40,17 @@ from mer_prep.frame_selection import clip_span, select_frames  # noqa: E402
 from mer_prep.process import decode_clip_frames, process_sample  # noqa: E402
 from mer_prep.recipes import load_recipe  # noqa: E402
 from mer_prep.synth.generate import generate_dataset  # noqa: E402
+from mer_prep.synth.ground_truth import ground_truth_dir  # noqa: E402
 from mer_prep.threads import pin_threads  # noqa: E402
+
+
+def ensure_dataset(work: Path, subjects: int, clips: int) -> Path:
+    """The bench's synthetic CASME II look-alike (640x480), generated once per size."""
+    root = work / f"CASME2-{subjects}x{clips}"
+    if not (ground_truth_dir(root) / "manifest.json").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0)
+    return root
 
 
 def floor_seconds(samples, recipe) -> float:
@@ -144,11 +154,7 @@ def main() -> None:
 
     from flows.runtime import prefect_api
 
-    root = args.work / f"CASME2-{args.subjects}x{args.clips}"
-    if not (root / "_ground_truth" / "manifest.json").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        generate_dataset("casme2", root, n_subjects=args.subjects,
-                         clips_per_subject=args.clips, seed=0)
+    root = ensure_dataset(args.work, args.subjects, args.clips)
     pin_threads(1)
     samples = [s for s in scan_dataset("casme2", root).samples]
     print(f"dataset: {len(samples)} clips, {args.subjects} subjects, 640x480, {root}")

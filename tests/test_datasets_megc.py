@@ -6,7 +6,11 @@ from collections import Counter
 from itertools import cycle
 from pathlib import Path
 
+import numpy as np
+
 from mer_prep.datasets import scan_dataset
+from mer_prep.labels import class_names
+from mer_prep.splits import megc2019_loso
 from mer_prep.synth.layouts import SynthClip, write_layout
 from synth_clips import clip
 
@@ -47,6 +51,13 @@ def test_megc2019_composite_under_megc3(tmp_path: Path) -> None:
     assert not {("casme2", "others"), ("casme2", "fear"), ("casme2", "sadness"), ("samm", "Other")} & kept
     assert ("samm", "Fear") in kept  # fear is negative except in CASME II
     assert {s.fps for s in scan if s.dataset == "smic"} == {100.0}
+
+    # the MEGC 2019 protocol over this table: 68 leave-one-subject-out folds, every clip tested once
+    names = class_names("megc3", "megc2019")
+    split = megc2019_loso(np.array([s.subject for s in scan]), np.array([s.dataset for s in scan]),
+                          np.array([names.index(s.label) for s in scan]))
+    assert split.n_folds == 68 and sorted(split.fold_names) == sorted({s.subject for s in scan})
+    assert (split.test_fold >= 0).all() and np.bincount(split.test_fold).sum() == 442
 
     native = scan_dataset("megc2019", roots)
     assert len(native) == 442 + 108 + 26

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+import zarr.api.asynchronous
+from zarr.core.sync import sync
 
 from mer_prep.recipes import Recipe
 from mer_prep.store.repo import MAIN, open_repository, version_tags
@@ -197,6 +200,26 @@ class FeatureStore:
         from mer_prep.store.torch_dataset import fold_dataset
 
         return fold_dataset(self, fold, part=part, arrays=arrays, balance=balance, split=split)
+
+    @cached_property
+    def _async_arrays(self) -> dict:
+        group = sync(zarr.api.asynchronous.open_group(store=self.session.store, mode="r"))
+        return {name: sync(group.getitem(name)) for name in self.array_names}
+
+    def sample(self, row: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The arrays of one ``table`` row: name -> per-sample array, stored dtype.
+
+        The arrays are fetched and decoded concurrently (one event-loop round trip: about 3x
+        faster than one read per array for ``ha3d``'s three, measured in bench/reader.py).
+        """
+        names = list(names or self.array_names)
+        stored_row = int(self._ok_rows[row])
+        arrays = self._async_arrays
+
+        async def fetch() -> list[np.ndarray]:
+            return await asyncio.gather(*(arrays[n].getitem(stored_row) for n in names))
+
+        return dict(zip(names, sync(fetch()), strict=True))
 
     def row_reader(self, name: str):
         """``read(rows)`` -> the array's samples at ``table`` rows (sorted unique rows read once)."""

@@ -32,7 +32,6 @@ class FoldDataset(Dataset):
         self.labels = store.labels
         self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
         self.smote, self.materialised = smote, materialised or {}
-        self.readers = {name: store.row_reader(name) for name in self.arrays}
 
     def __len__(self) -> int:
         return len(self.rows) + (len(self.smote) if self.smote is not None else 0)
@@ -42,21 +41,21 @@ class FoldDataset(Dataset):
             raise IndexError(index)
         if index < len(self.rows):
             row = int(self.rows[index])
-            item = {name: torch.from_numpy(read([row])[0].astype(np.float32))
-                    for name, read in self.readers.items()}
+            item = {name: torch.from_numpy(values.astype(np.float32))
+                    for name, values in self.store.sample(row, self.arrays).items()}
             return {**item, "label": torch.tensor(self.labels[row]), "row": row,
                     "synthetic": False}
         j = index - len(self.rows)
         plan = self.smote
-        item = {}
-        for name, read in self.readers.items():
-            if name in self.materialised:
-                values = np.asarray(self.materialised[name][j], np.float32)
-            else:
-                xa = read([int(plan.parent_a[j])])[0].astype(np.float32)
-                xb = read([int(plan.parent_b[j])])[0].astype(np.float32)
-                values = xa + np.float32(plan.weight[j]) * (xb - xa)
-            item[name] = torch.from_numpy(values)
+        item = {name: torch.from_numpy(np.asarray(self.materialised[name][j], np.float32))
+                for name in self.arrays if name in self.materialised}
+        rebuilt = [name for name in self.arrays if name not in self.materialised]
+        if rebuilt:
+            a = self.store.sample(int(plan.parent_a[j]), rebuilt)
+            b = self.store.sample(int(plan.parent_b[j]), rebuilt)
+            for name in rebuilt:
+                xa, xb = a[name].astype(np.float32), b[name].astype(np.float32)
+                item[name] = torch.from_numpy(xa + np.float32(plan.weight[j]) * (xb - xa))
         return {**item, "label": torch.tensor(int(plan.label[j])), "row": -1, "synthetic": True}
 
 
