@@ -1,28 +1,51 @@
 """The `preprocess` flow: thin wiring of the library over Prefect tasks on a Dask cluster.
 
-scan + fingerprint (library) → up to date? return the existing version → lay out the version →
-one task per coarse batch, each writing through its own Icechunk fork → merge, validate, commit,
-tag (library). Nothing here computes pixels.
+scan + fingerprint (library) → up to date? return the existing version → lay out the version, or
+start from the previous one when only some samples changed (library) → one task per coarse batch
+of the samples to (re)compute, each writing through its own Icechunk fork → merge, validate,
+commit, tag (library) → a markdown artifact with the counts and timings. Nothing here computes
+pixels.
+
+Started by a deployment (``prefect deployment run preprocess/<dataset>``) the flow runs on
+Prefect's default task runner; it then re-enters itself as a subflow on a Dask task runner built
+from its own ``n_workers`` / ``dask_address`` parameters (a task runner is fixed before the
+parameters are known, so this is where they can choose it).
+
+The run ends Failed when nothing could be processed: no samples found, or every sample failed
+(the version recording the failures is still committed).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import dask
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
 from mer_prep.batch import BatchResult, combine_batches, process_batch
 from mer_prep.planning import make_batches, plan_version, scan_failures
 from mer_prep.recipes import load_recipe
+from mer_prep.report import run_report
+from mer_prep.store.repo import is_remote
 from mer_prep.store.writer import VersionWriter, existing_version
 from mer_prep.threads import pin_threads
 
 from flows.runtime import prefect_api
+
+
+class NothingProcessedError(RuntimeError):
+    """The run found no samples, or every sample failed; ``summary`` says what happened."""
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or {}
 
 
 @task(name="process-batch", cache_policy=NONE, retries=1)
@@ -61,34 +84,57 @@ def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
 @flow(name="preprocess", log_prints=True)
 def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
                store: str | None = None, labels: str = "native", n_workers: int = 2,
-               options: dict | None = None, progress: bool = False) -> dict:
+               options: dict | None = None, progress: bool = False,
+               dask_address: str | None = None) -> dict:
     """Preprocess ``dataset`` under ``root`` with ``recipe`` into the versioned store ``store``.
 
-    Returns a summary: store, version_id, snapshot, up_to_date, counts and stage timings (s).
+    Returns a summary: store, version_id, snapshot, up_to_date, counts (ok, failed, recomputed,
+    reused), stage timings (s) and the key of the run's markdown artifact.
     """
+    context = FlowRunContext.get()
+    if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
+        # started by a deployment: the same flow as a subflow on the Dask runner asked for
+        return preprocess.with_options(task_runner=task_runner(dask_address, n_workers))(
+            dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
+            n_workers=n_workers, options=options, progress=progress, dask_address=dask_address)
     logger = get_run_logger()
     started = time.perf_counter()
     recipe_model = load_recipe(recipe)
-    store = store or str(Path("stores") / dataset / recipe_model.name)
+    store = (store or str(Path("stores") / "{dataset}" / "{recipe}")).format(
+        dataset=dataset, recipe=recipe_model.name)  # a deployment's default is a template
     plan = plan_version(dataset, root, recipe_model, store, labels=labels, **(options or {}))
     phases = {"plan": time.perf_counter() - started}
-    summary = {"store": str(Path(plan.store_path).resolve()), "version_id": plan.version_id,
+    location = (plan.store_path if is_remote(plan.store_path)
+                else str(Path(plan.store_path).resolve()))
+    summary = {"store": location, "version_id": plan.version_id,
                "dataset": dataset, "recipe": recipe_model.name, "n_samples": len(plan.samples),
-               "n_scan_problems": len(plan.problems)}
+               "n_scan_problems": len(plan.problems),
+               "artifact_key": artifact_key(dataset, recipe_model.name)}
+    if not plan.samples:
+        message = (f"{dataset}: no samples found under {root} "
+                   f"({len(plan.problems)} scan problems: {[str(p) for p in plan.problems[:5]]})")
+        _publish(summary, None, plan, phases)
+        raise NothingProcessedError(message, summary)
     snapshot = existing_version(plan.store_path, plan.version_id)
     if snapshot is not None:
         logger.info("%s is up to date: version %s (nothing recomputed)", store, plan.version_id)
-        return {**summary, "snapshot": snapshot, "up_to_date": True}
+        summary = {**summary, "snapshot": snapshot, "up_to_date": True, "n_recomputed": 0,
+                   "n_reused": len(plan.samples)}
+        _publish(summary, None, plan, phases)
+        return summary
 
-    logger.info("%d samples, %d scan problems -> %s version %s", len(plan.samples),
-                len(plan.problems), store, plan.version_id)
     tick = time.perf_counter()
     writer = VersionWriter.begin(plan)
     phases["layout"] = time.perf_counter() - tick
+    reuse = writer.reuse_summary()
+    logger.info("%d samples (%d to compute, %d unchanged since %s), %d scan problems -> %s "
+                "version %s", len(plan.samples), reuse["n_recomputed"], reuse["n_reused"],
+                reuse["from_version"], len(plan.problems), store, plan.version_id)
     try:
         specs = plan.array_specs()
         stride = recipe_model.rows_per_sample  # a sample's row, then its augmented copies
-        items = list(zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints))
+        items = [item for item in zip(range(0, plan.n_rows, stride), plan.samples,
+                                      plan.fingerprints) if item[0] not in writer.reused]
         batches = make_batches(len(items), n_workers)
         futures = [process_batch_task.submit(writer.fork(), [items[i] for i in rows],
                                              recipe_model, specs, plan.class_names)
@@ -106,7 +152,7 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
         if bar is not None:
             bar.close()
         phases["process"], tick = time.perf_counter() - tick, time.perf_counter()
-        run = combine_batches(results, plan.n_rows)
+        run = combine_batches(results, plan.n_rows, writer.reused)
         failures = scan_failures(plan) + run.failures
         snapshot = writer.finish(run.forks, run.rows, failures,
                                  extra_attrs={"stage_seconds": run.timings})
@@ -114,12 +160,38 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
     except BaseException:
         writer.abort()
         raise
-    logger.info("committed %s as %s: %d ok, %d failed", store, plan.version_id, run.n_ok,
-                len(run.rows) - run.n_ok)
-    return {**summary, "snapshot": snapshot, "up_to_date": False, "n_ok": run.n_ok,
-            "n_failed": len(run.rows) - run.n_ok, "failures": failures,
-            "stage_seconds": run.timings, "phase_seconds": phases,
-            "wall_seconds": time.perf_counter() - started}
+    logger.info("committed %s as %s: %d ok, %d failed; %d samples recomputed, %d reused from %s",
+                store, plan.version_id, run.n_ok, len(run.rows) - run.n_ok,
+                reuse["n_recomputed"], reuse["n_reused"], reuse["from_version"])
+    summary = {**summary, "snapshot": snapshot, "up_to_date": False, "n_ok": run.n_ok,
+               "n_failed": len(run.rows) - run.n_ok, "failures": failures,
+               "n_recomputed": reuse["n_recomputed"], "n_reused": reuse["n_reused"],
+               "reused_from": reuse["from_version"],
+               "stage_seconds": run.timings, "phase_seconds": phases,
+               "wall_seconds": time.perf_counter() - started}
+    _publish(summary, run.rows, plan, phases, reused=set(writer.reused))
+    if run.n_ok == 0:
+        raise NothingProcessedError(
+            f"{dataset}: every one of {len(plan.samples)} samples failed (version "
+            f"{plan.version_id} records why; see `mer-prep info {store}`)", summary)
+    return summary
+
+
+def artifact_key(dataset: str, recipe: str) -> str:
+    """``preprocess-<dataset>-<recipe>``: lowercase letters, digits and dashes, as Prefect wants."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"preprocess-{dataset}-{recipe}".lower())
+
+
+def _publish(summary: dict, rows: list[dict] | None, plan, phases: dict,
+             reused: set[int] = frozenset()) -> None:
+    """The run's markdown artifact (never fatal: a run without an API still runs)."""
+    try:
+        create_markdown_artifact(markdown=run_report(summary, rows, plan, reused),
+                                 key=summary["artifact_key"],
+                                 description=f"preprocess {summary['dataset']} / "
+                                             f"{summary['recipe']}: {summary['version_id']}")
+    except Exception as error:  # noqa: BLE001
+        get_run_logger().warning("could not publish the run's artifact: %s", error)
 
 
 def _progress_bar(total: int):
@@ -136,4 +208,4 @@ def run_preprocess(dataset: str, root, recipe: str, store: str | None, *, labels
         runner = task_runner(dask_address, n_workers)
         return preprocess.with_options(task_runner=runner)(
             dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
-            n_workers=n_workers, options=options, progress=progress)
+            n_workers=n_workers, options=options, progress=progress, dask_address=dask_address)

@@ -94,9 +94,12 @@ class RunResult:
         return sum(row["status"] == "ok" for row in self.rows)
 
 
-def combine_batches(results: list[BatchResult], n_rows: int) -> RunResult:
-    """Merge batch results (any order) into rows 0..n_rows-1, failures and summed timings."""
-    rows = {row: record for result in results for row, record in result.rows.items()}
+def combine_batches(results: list[BatchResult], n_rows: int,
+                    reused: dict[int, dict] | None = None) -> RunResult:
+    """Merge batch results (any order) and ``reused`` rows (kept from the previous version)
+    into rows 0..n_rows-1, failures and summed timings."""
+    rows = dict(reused or {})
+    rows.update({row: record for result in results for row, record in result.rows.items()})
     missing = sorted(set(range(n_rows)) - set(rows))
     if missing:
         raise RuntimeError(f"no batch reported rows {missing[:10]}; refusing to commit a gap")

@@ -1,4 +1,4 @@
-"""`mer-prep` command line: run, demo, info, list, split, audit, export.
+"""`mer-prep` command line: run, serve, demo, info, list, split, audit, export.
 
 Prefect is imported only by the commands that launch flows, after PREFECT_HOME and the
 no-telemetry settings are fixed, so a run never writes outside its own home or phones home.
@@ -71,11 +71,50 @@ def main() -> None:
 @click.option("--home", default=".mer-prep", show_default=True, help="Where Prefect keeps its state.")
 def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_options, home):
     """Preprocess DATASET into a versioned store (Prefect ephemeral mode, local Dask cluster)."""
-    summary = _run(dataset, parse_roots(dataset, roots), recipe, store, labels, workers,
-                   dask_address, parse_options(adapter_options), Path(home))
-    _print_summary(summary)
-    if summary.get("n_ok", 1) == 0 and summary.get("n_samples", 0):
+    from_error = None
+    try:
+        summary = _run(dataset, parse_roots(dataset, roots), recipe, store, labels, workers,
+                       dask_address, parse_options(adapter_options), Path(home))
+    except Exception as error:
+        if not getattr(error, "summary", None):  # flows.preprocess.NothingProcessedError
+            raise
+        summary, from_error = error.summary, error
+    if "up_to_date" in summary:
+        _print_summary(summary)
+    if from_error is not None:
+        click.echo(f"error: {from_error}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.option("--config", "config_file", default=None, metavar="FILE",
+              help="Project configuration [default: $MER_PREP_CONFIG, else ./mer-prep.toml].")
+@click.option("--limit", type=int, default=None, help="At most this many runs at once.")
+@click.option("--check", is_flag=True, help="Only load the configuration and list the deployments.")
+def serve(config_file, limit, check):
+    """Serve the deployments preprocess/<dataset> of the configuration (needs PREFECT_API_URL)."""
+    from mer_prep.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    for spec in config.deployments():
+        click.echo(f"preprocess/{spec.name}: {spec.parameters['recipe']} on "
+                   f"{spec.parameters['root']} -> {spec.parameters['store']}, "
+                   f"schedule {spec.cron or 'none'}")
+    if check:
+        return
+    if not os.environ.get("PREFECT_API_URL"):
+        raise click.ClickException("PREFECT_API_URL is not set: start a server (`prefect server "
+                                   "start`) and export its API URL, e.g. "
+                                   "http://127.0.0.1:4200/api")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
+    from flows.deployments import serve_config
+
+    serve_config(config.path, limit=limit)
 
 
 def _run(dataset, root, recipe, store, labels, workers, dask_address, options, home) -> dict:
@@ -202,7 +241,7 @@ def list_samples(dataset, roots, labels, fmt, adapter_options):
 
 
 @main.command()
-@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.argument("store")
 @click.option("--kind", type=click.Choice(["loso", "group_kfold", "stratified_group_kfold",
                                            "megc2019", "random"]), default="loso",
               show_default=True)
@@ -229,7 +268,7 @@ def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise)
 
 
 @main.command()
-@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.argument("store")
 @click.option("--split", "split_name", default="loso", show_default=True)
 @click.option("--array", default="frames", show_default=True,
               help="Array whose first frame per sample is hashed for near-duplicates.")
@@ -258,7 +297,7 @@ def audit(store, split_name, array):
 
 
 @main.command()
-@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.argument("store")
 @click.option("--format", "fmt", type=click.Choice(["hdf5"]), default="hdf5", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Output file (default: STORE.h5).")

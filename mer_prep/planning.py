@@ -10,6 +10,7 @@ from mer_prep.datasets import scan_dataset
 from mer_prep.fingerprint import dataset_fingerprint, sample_fingerprint
 from mer_prep.labels import class_names as scheme_class_names
 from mer_prep.recipes import Recipe
+from mer_prep.store.repo import is_remote
 from mer_prep.store.writer import VersionPlan
 
 Roots = str | os.PathLike | Mapping[str, str | os.PathLike]
@@ -29,7 +30,8 @@ def plan_version(dataset: str, root: Roots, recipe: Recipe, store_path: str | os
     if not names:  # a scheme without a fixed class list (native): the classes present
         names = sorted({s.label for s in samples if s.label})
     return VersionPlan(
-        store_path=str(Path(store_path).expanduser()), dataset=dataset, labels=labels,
+        store_path=(str(store_path) if is_remote(store_path)
+                    else str(Path(store_path).expanduser())), dataset=dataset, labels=labels,
         class_names=list(names), recipe=recipe, samples=samples, fingerprints=fingerprints,
         problems=list(scan.problems),
         input_fingerprint=dataset_fingerprint(fingerprints, scan.problems, labels),

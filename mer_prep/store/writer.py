@@ -11,6 +11,14 @@ A version is written in three steps so that readers never see half of it:
 
 A crash anywhere before step 3's branch move leaves ``main`` and every tag untouched.
 
+Refresh (``begin(plan, reuse=True)``): when ``main`` holds a version of the same dataset, recipe
+hash, code version, label scheme, classes, array layout and the same rows (sample ids in the same
+order), step 1 is skipped: the scratch branch starts at ``main``'s snapshot with the arrays as they
+are, so every row whose fingerprint is unchanged (and was processed) keeps referencing the
+previous version's chunks (Icechunk shares them; nothing is copied) and only ``rows_to_compute``
+are written again. Their old chunks are cleared first (and ``splits/`` dropped), on a private
+snapshot as in step 1, so that a now-failing sample leaves fill values, as in a fresh layout.
+
 Splits (``write_split``) are later commits on ``main`` on top of a version: group
 ``splits/<name>``, checked against ``storage_schemas/split.v1.json``. They belong to the version
 whose rows they index, and the next version's layout drops them.
@@ -119,14 +127,41 @@ class VersionWriter:
     """Writes one version of a store; see the module docstring for the protocol."""
 
     def __init__(self, plan: VersionPlan, repo: ic.Repository, base: str, branch: str,
-                 session: ic.Session) -> None:
+                 session: ic.Session, reused: dict[int, dict] | None = None,
+                 reused_from: str | None = None) -> None:
         self.plan, self.repo, self.base, self.branch, self.session = plan, repo, base, branch, session
+        #: store row -> the previous version's table row, for rows whose chunks are kept as-is
+        self.reused: dict[int, dict] = reused or {}
+        #: the version id the reused rows come from (None: a fresh layout)
+        self.reused_from = reused_from
+
+    @property
+    def rows_to_compute(self) -> list[int]:
+        """Store rows that workers must (re)write: all of them unless rows are reused."""
+        return [row for row in range(self.plan.n_rows) if row not in self.reused]
 
     @classmethod
-    def begin(cls, plan: VersionPlan) -> "VersionWriter":
-        """Lay out the version's arrays on a private snapshot and open a session on it."""
+    def begin(cls, plan: VersionPlan, *, reuse: bool = True) -> "VersionWriter":
+        """Open a session for the version: on a fresh layout, or on ``main`` when rows are reused."""
         repo = open_repository(plan.store_path, create=True)
         base = repo.lookup_branch(MAIN)
+        previous = _reusable_rows(repo, base, plan) if reuse else None
+        if previous is not None:
+            reused, reused_from = previous
+            prepare = repo.writable_session(MAIN)
+            root = zarr.open_group(prepare.store, mode="r+")
+            if SPLITS_GROUP in root:  # splits index the previous version's rows
+                del root[SPLITS_GROUP]
+            for row in range(plan.n_rows):
+                if row not in reused:
+                    for name in plan.array_specs():
+                        root[name][row] = 0  # all fill values: zarr drops the chunk
+            snapshot = (prepare.flush(f"refresh of {reused_from} to {plan.version_id}")
+                        if prepare.has_uncommitted_changes else base)
+            branch = f"writing-{plan.version_id}-{uuid.uuid4().hex[:8]}"
+            repo.create_branch(branch, snapshot)
+            return cls(plan, repo, base, branch, repo.writable_session(branch), reused=reused,
+                       reused_from=reused_from)
         layout = repo.writable_session(MAIN)
         root = zarr.open_group(layout.store, mode="a", zarr_format=3)
         for name in list(root.keys()):
@@ -139,6 +174,14 @@ class VersionWriter:
         branch = f"writing-{plan.version_id}-{uuid.uuid4().hex[:8]}"
         repo.create_branch(branch, snapshot)
         return cls(plan, repo, base, branch, repo.writable_session(branch))
+
+    def reuse_summary(self) -> dict:
+        """What the version recomputed and what it shares with ``reused_from`` (samples, rows)."""
+        stride = self.plan.recipe.rows_per_sample
+        return {"from_version": self.reused_from,
+                "n_reused": len(self.reused) // stride,
+                "n_recomputed": len(self.rows_to_compute) // stride,
+                "n_rows_reused": len(self.reused)}
 
     def fork(self) -> ic.ForkSession:
         """A picklable session for one worker task."""
@@ -170,7 +213,7 @@ class VersionWriter:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "n_samples": len(rows), "n_ok": sum(r["status"] == "ok" for r in rows),
             "arrays": plan.array_specs(), "table_columns": columns, "failures": failures,
-            **(extra_attrs or {}),
+            "reuse": self.reuse_summary(), **(extra_attrs or {}),
         })
         validate_group(root)
         snapshot = self.session.commit(f"{plan.dataset}/{plan.recipe.name} {plan.version_id}",
@@ -190,6 +233,50 @@ class VersionWriter:
         """Drop the scratch branch; ``main`` and the tags were never touched."""
         if self.branch in self.repo.list_branches():
             self.repo.delete_branch(self.branch)
+
+
+def _reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
+                   ) -> tuple[dict[int, dict], str] | None:
+    """Rows of ``main``'s version at ``base`` that ``plan`` may keep, and that version's id.
+
+    None unless the previous version has the same dataset, recipe hash, code version, label
+    scheme, classes, array layout and sample ids in the same row order; then every row whose
+    sample is unchanged (same fingerprint) and was processed is reusable (with its augmented
+    copies). Rows of the previous table are returned as records ready for ``finish``.
+    """
+    try:
+        root = zarr.open_group(repo.readonly_session(snapshot_id=base).store, mode="r")
+        attrs = dict(root.attrs)
+    except Exception:  # noqa: BLE001 - an empty or foreign repository: no reuse
+        return None
+    recipe = attrs.get("recipe") or {}
+    same = (attrs.get("dataset") == plan.dataset and recipe.get("hash") == plan.recipe.hash
+            and attrs.get("code_version") == plan.code_version
+            and attrs.get("labels") == plan.labels
+            and attrs.get("class_names") == plan.class_names
+            and attrs.get("arrays") == plan.array_specs()
+            and attrs.get("n_samples") == plan.n_rows)
+    if not same:
+        return None
+    table = root[zarr_rules()["table_group"]]
+    columns = {name: table[name][:] for name in table_columns()}
+    stride = plan.recipe.rows_per_sample
+    expected = [sample.sample_id for sample in plan.samples]
+    if list(columns["sample_id"][::stride]) != expected:
+        return None
+    reused: dict[int, dict] = {}
+    for i, fingerprint in enumerate(plan.fingerprints):
+        rows = range(i * stride, (i + 1) * stride)
+        if all(columns["fingerprint"][r] == fingerprint and columns["status"][r] == "ok"
+               for r in rows):
+            for r in rows:
+                reused[r] = {name: _python(values[r]) for name, values in columns.items()}
+    return reused, attrs.get("version_id", "")
+
+
+def _python(value):
+    """A numpy scalar as the Python value ``sample_row`` would have produced."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 SPLITS_GROUP = "splits"

@@ -1,0 +1,53 @@
+"""Deployments ``preprocess/<dataset>`` built from the project configuration, and serving them.
+
+``mer-prep serve`` calls ``serve_config``: one ``RunnerDeployment`` per configured dataset (flow
+``preprocess``, deployment name = the dataset), default parameters and cron schedule from the
+config, all served by one long-lived process (``prefect.serve``) against the server named by
+``PREFECT_API_URL``. Each run is a subprocess of that process; the flow then starts its own Dask
+task runner from its ``n_workers`` / ``dask_address`` parameters.
+
+Entrypoints are module paths (``flows.preprocess.preprocess``), so runs do not depend on the
+directory ``serve`` was started from.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mer_prep.config import CONFIG_ENV, Config, load_config
+
+
+def build_deployments(config: Config) -> list:
+    """The ``RunnerDeployment`` of every enabled dataset (and extra recipe) in ``config``."""
+    from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
+
+    from flows.preprocess import preprocess
+
+    deployments = []
+    for spec in config.deployments():
+        schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
+        deployments.append(preprocess.to_deployment(
+            name=spec.name, parameters=spec.parameters, schedules=schedules,
+            paused=spec.paused, tags=["mer-prep", spec.dataset],
+            description=f"Preprocess {spec.dataset} with {spec.parameters['recipe']} "
+                        f"(configured in {config.path}); a scheduled run recomputes only "
+                        f"samples whose inputs changed.",
+            entrypoint_type=EntrypointType.MODULE_PATH))
+    return deployments
+
+
+def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = None) -> None:
+    """Register and serve the configured deployments until interrupted."""
+    config = load_config(path)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise RuntimeError("PREFECT_API_URL is not set: `mer-prep serve` needs a running Prefect "
+                           "server (`prefect server start`), e.g. "
+                           "PREFECT_API_URL=http://127.0.0.1:4200/api")
+    os.environ[CONFIG_ENV] = str(config.path)  # runs (subprocesses) see the same file
+    deployments = build_deployments(config)
+    if not deployments:
+        raise RuntimeError(f"{config.path}: no enabled datasets to serve")
+    from prefect import serve
+
+    serve(*deployments, limit=limit)

@@ -1,0 +1,193 @@
+"""The project configuration (``mer-prep.toml``): what each ``preprocess/<dataset>`` deployment runs.
+
+Found at ``--config PATH``, else ``$MER_PREP_CONFIG``, else ``./mer-prep.toml``. Relative roots
+and stores are relative to the file's directory. ``[defaults]`` fills every key a dataset leaves
+out; each ``[datasets.<name>]`` (one of ``DATASETS``) becomes one deployment::
+
+    [defaults]
+    recipe = "ha3d"
+    labels = "native"
+    store = "stores/{dataset}/{recipe}"   # {dataset} and {recipe} are filled in per run
+    n_workers = 2
+
+    [datasets.casme2]
+    root = "/data/CASME2"
+    labels = "megc3"
+    cron = "0 3 * * *"                    # the refresh schedule (omit: run on demand only)
+
+    [datasets.megc2019]
+    root = { smic = "/data/SMIC", casme2 = "/data/CASME2", samm = "/data/SAMM" }
+    recipes = ["mbcc64", "ha3d"]          # first: preprocess/megc2019; more: preprocess/megc2019-<recipe>
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mer_prep.datasets import DATASETS
+
+CONFIG_ENV = "MER_PREP_CONFIG"
+DEFAULT_FILE = "mer-prep.toml"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not TOML, or does not describe valid deployments."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: str | None = None
+    recipes: list[str] | None = None
+    labels: str | None = None
+    store: str | None = Field(None, description="store path template: {dataset}, {recipe}")
+    cron: str | None = None
+    timezone: str | None = None
+    n_workers: int | None = Field(None, ge=1)
+    dask_address: str | None = None
+    options: dict[str, str] | None = None
+    paused: bool | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from cronsim import CronSim, CronSimError
+            import datetime as dt
+
+            try:
+                CronSim(value, dt.datetime(2000, 1, 1))
+            except CronSimError as error:
+                raise ValueError(f"not a cron expression: {value!r} ({error})") from None
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: str | None) -> str | None:
+        if value is not None:
+            from mer_prep.labels import schemes
+
+            if value not in schemes():
+                raise ValueError(f"unknown label scheme {value!r}; known: {', '.join(schemes())}")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(dataset="d", recipe="r")
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(f"store template {value!r} may only use {{dataset}} and "
+                                 f"{{recipe}} ({error!r})") from None
+        return value
+
+
+class DatasetConfig(_Settings):
+    """One ``[datasets.<name>]`` table."""
+
+    root: str | dict[str, str]
+    enabled: bool = True
+
+
+class Defaults(_Settings):
+    """``[defaults]``: used where a dataset says nothing."""
+
+
+class ProjectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    defaults: Defaults = Defaults()
+    datasets: dict[str, DatasetConfig]
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        unknown = sorted(set(value) - set(DATASETS)) if isinstance(value, dict) else []
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {unknown}; known: {', '.join(DATASETS)}")
+        return value
+
+
+class Deployment(BaseModel):
+    """A resolved deployment: its name, the flow's default parameters and its schedule."""
+
+    name: str
+    dataset: str
+    parameters: dict[str, Any]
+    cron: str | None
+    timezone: str | None
+    paused: bool
+
+
+class Config(BaseModel):
+    """A loaded configuration: where it came from and its deployments."""
+
+    path: Path
+    project: ProjectConfig
+
+    def deployments(self) -> list[Deployment]:
+        """One per enabled dataset and recipe, parameters filled from ``[defaults]``."""
+        out = []
+        base = self.path.parent
+        d = self.project.defaults
+        for dataset, ds in self.project.datasets.items():
+            if not ds.enabled:
+                continue
+            pick = lambda key, fallback=None: (getattr(ds, key) if getattr(ds, key) is not None
+                                               else getattr(d, key) if getattr(d, key) is not None
+                                               else fallback)
+            recipes = (ds.recipes or ([ds.recipe] if ds.recipe else None) or d.recipes
+                       or [d.recipe or "ha3d"])
+            root: Any = (_resolve(base, ds.root) if isinstance(ds.root, str)
+                         else {part: _resolve(base, p) for part, p in ds.root.items()})
+            store = _resolve(base, pick("store", "stores/{dataset}/{recipe}"))
+            for i, recipe in enumerate(recipes):
+                recipe_path = Path(recipe).expanduser()
+                if recipe.endswith((".yaml", ".yml")) and not recipe_path.is_absolute():
+                    recipe = str((base / recipe_path).resolve())
+                parameters = {"dataset": dataset, "root": root, "recipe": recipe,
+                              "store": store, "labels": pick("labels", "native"),
+                              "n_workers": pick("n_workers", 2),
+                              "options": pick("options", {}),
+                              "dask_address": pick("dask_address")}
+                name = dataset if i == 0 else f"{dataset}-{Path(recipe).stem}"
+                out.append(Deployment(name=name, dataset=dataset, parameters=parameters,
+                                      cron=pick("cron"), timezone=pick("timezone"),
+                                      paused=pick("paused", False)))
+        return out
+
+
+def _resolve(base: Path, value: str) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).absolute())
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    """``path``, else ``$MER_PREP_CONFIG``, else ``./mer-prep.toml``."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_FILE).expanduser()
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read and check the configuration; ``ConfigError`` says which file and which key is wrong."""
+    where = config_path(path)
+    try:
+        data = tomllib.loads(where.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration file at {where} (give --config PATH or set "
+                          f"{CONFIG_ENV})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    try:
+        project = ProjectConfig.model_validate(data)
+    except ValidationError as error:
+        problems = "\n".join(
+            f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in error.errors())
+        raise ConfigError(f"{where}: invalid configuration:\n{problems}") from None
+    return Config(path=where.resolve(), project=project)

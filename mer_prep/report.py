@@ -1,0 +1,45 @@
+"""The markdown report of one preprocessing run (what a Prefect artifact shows): version and tag,
+samples processed / reused / failed per class and subject, timings per phase and stage."""
+
+from __future__ import annotations
+
+from mer_prep.store.writer import VersionPlan
+
+
+def run_report(summary: dict, rows: list[dict] | None, plan: VersionPlan,
+               reused: set[int]) -> str:
+    """Markdown: version and tag, samples processed / reused / failed per class and subject,
+    timings per phase and stage. ``rows`` None: nothing was written (up to date / no samples)."""
+    counts: dict[str, dict[str, dict[str, int]]] = {"class": {}, "subject": {}}
+    if rows is None:
+        records = [(s.label or "(none)", s.subject, "reused") for s in plan.samples]
+    else:
+        records = [(r["label_name"] or "(none)", r["subject"],
+                    "failed" if r["status"] != "ok" else "reused" if i in reused else "processed")
+                   for i, r in enumerate(rows) if not r["aug_parent"]]
+    for label, subject, outcome in records:
+        for kind, value in (("class", label), ("subject", subject)):
+            cell = counts[kind].setdefault(value, {"processed": 0, "reused": 0, "failed": 0})
+            cell[outcome] += 1
+    state = ("up to date (nothing recomputed, no new snapshot)" if summary.get("up_to_date")
+             else "committed" if "snapshot" in summary else "nothing to process")
+    lines = [f"# preprocess {summary['dataset']} / {summary['recipe']}", "",
+             f"- store: `{summary['store']}`",
+             f"- version (tag): `{summary['version_id']}` — {state}",
+             f"- snapshot: `{summary.get('snapshot')}`",
+             f"- samples: {summary['n_samples']}, scan problems: {summary['n_scan_problems']}",
+             f"- recomputed: {summary.get('n_recomputed', 0)}, reused (skipped): "
+             f"{summary.get('n_reused', 0)}"
+             + (f" from `{summary['reused_from']}`" if summary.get("reused_from") else ""),
+             f"- failed: {summary.get('n_failed', 0)}", ""]
+    for kind in ("class", "subject"):
+        lines += [f"| {kind} | processed | reused | failed |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {c['processed']} | {c['reused']} | {c['failed']} |"
+                  for name, c in sorted(counts[kind].items())]
+        lines.append("")
+    timings = {**{f"phase {k}": v for k, v in summary.get("phase_seconds", {}).items()},
+               **{f"stage {k}": v for k, v in summary.get("stage_seconds", {}).items()}}
+    if timings:
+        lines += ["| timing | seconds |", "|---|---:|"]
+        lines += [f"| {name} | {seconds:.2f} |" for name, seconds in timings.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,247 @@
+"""The production path end to end: a real Prefect server, `mer-prep serve`, and
+`prefect deployment run preprocess/casme2 --watch` — first version, up to date, a one-sample
+refresh that shares the other samples' chunks, and a failing run that fails the command.
+
+Everything runs in subprocesses with their own environment (their own PREFECT_HOME and
+PREFECT_API_URL): nothing set here leaks into the other tests' ephemeral server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mer_prep.store import open_store
+from mer_prep.store.repo import open_repository
+from mer_prep.synth.generate import generate_dataset
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read() or b"null")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def _wait(what: str, check, timeout: float, procs: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"{proc.args[:2]} exited ({proc.returncode}) "
+                                     f"while waiting for {what}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate the process group this test started (the server's or serve's children too)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything of the group still alive
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A real `prefect server start` and `mer-prep serve` against it; yields (env, paths)."""
+    base = tmp_path_factory.mktemp("deployments")
+    root = base / "CASME2"
+    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=11, n_frames=12,
+                     size=(240, 320))
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({"PREFECT_HOME": str(base / "prefect-home"), "DO_NOT_TRACK": "1",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO",
+                "PREFECT_SERVER_UI_ENABLED": "false",
+                "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning"})
+    config = base / "mer-prep.toml"
+    config.write_text(f"""
+[defaults]
+recipe = "mbcc64"
+n_workers = 1
+store = "stores/{{dataset}}/{{recipe}}"
+
+[datasets.casme2]
+root = "{root}"
+cron = "0 3 * * *"
+
+[datasets.samm]
+root = "{base / 'SAMM'}"
+enabled = false
+""")
+    procs: list[subprocess.Popen] = []
+    logs = {name: open(base / f"{name}.log", "w") for name in ("server", "serve")}
+    try:
+        server = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, cwd=base, stdout=logs["server"], stderr=subprocess.STDOUT,
+            start_new_session=True)
+        procs.append(server)
+        _wait("the Prefect server", lambda: _get(f"{api}/health") is True, 150, procs)
+        client_env = {**env, "PREFECT_API_URL": api}
+        serve = subprocess.Popen([str(BIN / "mer-prep"), "serve", "--config", str(config)],
+                                 env=client_env, cwd=base, stdout=logs["serve"],
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(serve)
+        _wait("the served deployment",
+              lambda: _get(f"{api}/deployments/name/preprocess/casme2") is not None, 120, procs)
+        yield {"env": client_env, "api": api, "root": root, "base": base,
+               "written": {w.sample_id: w for w in written}}
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        for handle in logs.values():
+            handle.close()
+
+
+def _deployment_run(served, *params: str) -> subprocess.CompletedProcess:
+    args = [str(BIN / "prefect"), "deployment", "run", "preprocess/casme2", "--watch",
+            "--watch-timeout", "240"]
+    for param in params:
+        args += ["-p", param]
+    return subprocess.run(args, env=served["env"], cwd=served["base"], capture_output=True,
+                          text=True, timeout=300)
+
+
+def _artifact(served, key: str) -> str:
+    return _get(f"{served['api']}/artifacts/{key}/latest")["data"]
+
+
+def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
+    deployment = _get(f"{served['api']}/deployments/name/preprocess/casme2")
+    assert deployment["parameters"]["recipe"] == "mbcc64"
+    assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
+    assert _get(f"{served['api']}/deployments/name/preprocess/samm") is None  # disabled
+
+    root, store_path = served["root"], served["base"] / "store"
+    run = lambda: _deployment_run(served, f"root={root}", f"store={store_path}")  # noqa: E731
+
+    first = run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    store = open_store(store_path)
+    assert store.version_id in open_repository(store_path).list_tags()
+    assert len(store.table) == 4 and store.attrs["reuse"]["n_recomputed"] == 4
+    report = _artifact(served, "preprocess-casme2-mbcc64")
+    assert store.version_id in report and "recomputed: 4" in report
+
+    def ancestry() -> list:
+        return list(open_repository(store_path).ancestry(branch="main"))
+
+    before = len(ancestry())
+    again = run()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(ancestry()) == before  # up to date: no snapshot added
+    assert "up to date" in _artifact(served, "preprocess-casme2-mbcc64")
+
+    # the apex frame of one clip now shows its onset: only that sample is recomputed
+    edited = served["written"][store.table["sample_id"].iloc[1]]
+    first_number = int(Path(edited.frame_paths[0]).stem[3:])
+    apex_file = Path(edited.frame_paths[edited.apex - first_number])
+    apex_file.write_bytes(Path(edited.frame_paths[edited.onset - first_number]).read_bytes())
+    chunk_dir = store_path / "chunks"
+    chunks_before = set(os.listdir(chunk_dir))
+    changed = run()
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    latest = open_store(store_path)
+    assert latest.version_id != store.version_id
+    assert latest.attrs["reuse"] == {"from_version": store.version_id, "n_reused": 3,
+                                     "n_recomputed": 1, "n_rows_reused": 3}
+    assert "recomputed: 1, reused (skipped): 3" in _artifact(served, "preprocess-casme2-mbcc64")
+    old, new = store.array("frames"), latest.array("frames")
+    unchanged = [i for i in range(4) if i != 1]
+    np.testing.assert_array_equal(old[unchanged], new[unchanged])
+    assert not np.array_equal(old[1], new[1])
+    # storage sharing: the new version wrote chunks for one sample only (frames and
+    # landmarks, or fewer where Icechunk inlines small chunks), not for four
+    assert len(set(os.listdir(chunk_dir)) - chunks_before) <= 2
+    assert list(latest.versions()["version_id"]) == [latest.version_id, store.version_id]
+    published = len(ancestry())
+
+    bad = _deployment_run(served, f"root={served['base'] / 'nowhere'}",
+                          f"store={served['base'] / 'bad-store'}")
+    assert bad.returncode != 0, bad.stdout + bad.stderr
+    assert "Failed" in bad.stdout + bad.stderr
+    assert len(ancestry()) == published and open_store(store_path).version_id == latest.version_id
+
+
+def _commit(root, store_path, recipe):
+    """One version written in-process through the library (what the flow wires up)."""
+    from mer_prep.batch import combine_batches, process_batch
+    from mer_prep.planning import plan_version
+    from mer_prep.store.writer import VersionWriter, existing_version
+
+    plan = plan_version("casme2", root, recipe, store_path)
+    if existing_version(plan.store_path, plan.version_id):
+        return None
+    writer = VersionWriter.begin(plan)
+    stride = recipe.rows_per_sample
+    items = [item for item in zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints)
+             if item[0] not in writer.reused]
+    result = process_batch(writer.fork(), items, recipe, plan.array_specs(), plan.class_names)
+    run = combine_batches([result], plan.n_rows, writer.reused)
+    writer.finish(run.forks, run.rows, run.failures)
+    return writer.reuse_summary()
+
+
+def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path):
+    """The refresh path without Prefect: a split is dropped, a changed sample rewritten, a
+    sample that now fails loses its old chunks, the others keep theirs."""
+    from mer_prep.folds import build_split, save_split
+    from mer_prep.recipes import load_recipe
+
+    recipe = load_recipe("mbcc64")
+    root, store_path = tmp_path / "CASME2", tmp_path / "store"
+    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=4,
+                               n_frames=10, size=(240, 320))
+    assert _commit(root, store_path, recipe)["n_recomputed"] == 4
+    first = open_store(store_path)
+    save_split(first, build_split(first.table, "group_kfold", n_splits=2))
+    assert open_store(store_path).split_names == ["group_kfold"]
+    assert _commit(root, store_path, recipe) is None  # unchanged: up to date
+    ids = list(first.table["sample_id"])
+    edited, broken = (next(w for w in written if w.sample_id == ids[i]) for i in (0, 3))
+    number = int(Path(edited.frame_paths[0]).stem[3:])
+    Path(edited.frame_paths[edited.apex - number]).write_bytes(
+        Path(edited.frame_paths[edited.onset - number]).read_bytes())
+    Path(broken.frame_paths[broken.apex - int(Path(broken.frame_paths[0]).stem[3:])]).write_bytes(
+        b"not a jpeg")
+    summary = _commit(root, store_path, recipe)
+    assert summary == {"from_version": first.version_id, "n_reused": 2, "n_recomputed": 2,
+                       "n_rows_reused": 2}
+    latest = open_store(store_path)
+    assert list(latest.table_all["status"]) == ["ok", "ok", "ok", "failed"]
+    assert not latest.split_names  # the split indexed the previous version's rows
+    np.testing.assert_array_equal(first.array("frames")[1:3], latest.array("frames")[1:3])
+    assert not np.array_equal(first.array("frames")[0], latest.array("frames")[0])
+    assert not latest.group["frames"][3].any()  # the now-failing sample's old chunk is gone
