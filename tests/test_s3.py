@@ -82,3 +82,23 @@ def test_versions_written_and_read_back_on_s3(s3):
     old = open_store(url, version=first.version_id)
     assert len(old.table) == 2 and old.array("landmarks").shape == (2, 68, 2)
     assert list(latest.versions()["version_id"]) == [second.version_id, first.version_id]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_flow_writes_a_version_to_s3_and_a_rerun_is_up_to_date(s3, tmp_path):
+    """The whole flow with its store on S3: Dask workers write through forks to the bucket."""
+    from flows.preprocess import run_preprocess
+    from mer_prep.synth.generate import generate_dataset
+
+    root = tmp_path / "CASME2"
+    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=6,
+                               n_frames=12, size=(240, 320))
+    location = f"{s3}/flow"
+    first = run_preprocess("casme2", str(root), "mbcc64", location, n_workers=1)
+    assert first["store"] == location and first["n_failed"] == 0
+    store = open_store(location)
+    assert store.version_id == first["version_id"] and len(store.table) == len(written)
+    assert store.array("frames").shape == (len(written), 2, 64, 64)
+    assert (store.array("frames", "float32").reshape(len(written), -1).max(axis=1) > 0).all()
+    again = run_preprocess("casme2", str(root), "mbcc64", location, n_workers=1)
+    assert again["up_to_date"] and again["version_id"] == first["version_id"]
