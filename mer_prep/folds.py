@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mer_prep.balance import class_weights, smote_plan
-from mer_prep.splits import (Split, group_kfold, loso, megc2019_loso, random_split,
+from mer_prep.balance import class_weights, rebuild_smote, smote_plan
+from mer_prep.splits import (KINDS, Split, group_kfold, loso, megc2019_loso, random_split,
                              stratified_group_kfold)
 from mer_prep.store.table import parent_rows
 from mer_prep.store.writer import write_split
-
-KINDS = ("loso", "group_kfold", "stratified_group_kfold", "megc2019", "random")
 
 
 def build_split(table, kind: str, *, name: str | None = None, n_splits: int = 5,
@@ -74,12 +72,10 @@ def save_split(store, split: Split, *, smote_features: str | None = None, k_neig
             "smote_weight": np.concatenate([p.weight for p in plans]).astype(np.float64),
             "smote_label": np.concatenate([p.label for p in plans]).astype(np.int64),
         })
-        a, b, w = arrays["smote_parent_a"], arrays["smote_parent_b"], arrays["smote_weight"]
         for name in materialise:
             values = store.array(name, dtype="float32")
-            step = w.reshape((-1,) + (1,) * (values.ndim - 1)).astype(np.float32)
-            arrays[f"smote_{name}"] = (values[a] + step * (values[b] - values[a])).astype(
-                store.group[name].dtype)
+            arrays[f"smote_{name}"] = np.concatenate(
+                [rebuild_smote(values, plan) for plan in plans]).astype(store.group[name].dtype)
         smote = {"features": smote_features, "k_neighbors": int(min(p.k_neighbors
                                                                     for p in plans)),
                  "seed": smote_seed, "materialised": list(materialise)}
