@@ -1,18 +1,22 @@
 """Speed of the face pipeline, as ratios measured in one run.
 
-    python bench/pipeline.py [--subjects 10] [--clips 5] [--work bench/.work]
+    python bench/pipeline.py [--subjects 10] [--clips 5] [--repeat 3] [--work bench/.work]
 
 On a synthetic CASME II look-alike at 640x480 it measures, per recipe:
   floor     decoding exactly the frames the recipe reads + one dlib HOG detection + one
             68-point fit per sample, sequentially in this process (the least any pipeline does);
   library   ``process_sample`` per sample, sequentially in this process;
+  machine   ``process_sample`` over all samples in 1 plain process, then split over 2 processes
+            at once: what this machine's cores give two workers before any Dask or Prefect;
   worker    stage + write time per sample inside the workers of the 1-worker flow run;
   dask      the same batches (plan, layout, process, write, commit) on plain Dask, no Prefect;
   flow      the whole ``preprocess`` flow (scan, fingerprint, Prefect tasks on Dask, writes,
             validation, commit) on warmed 1- and 2-worker local clusters, per sample;
 and prints the ratios to the floor, the 2-over-1-worker speed-ups and each worker's peak
-resident memory. Everything runs with native thread pools pinned to one thread per process,
-as the flow's workers do. Prefect runs against a private ephemeral server (telemetry off).
+resident memory. Wall times of dask, flow and machine are medians of ``--repeat`` runs (this
+machine's timings vary by 20-30 % from run to run). Everything runs with native thread pools
+pinned to one thread per process, as the flow's workers do. Prefect runs against a private
+ephemeral server (telemetry off).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -74,6 +79,49 @@ def library_seconds(samples, recipe) -> float:
     return (time.perf_counter() - start) / len(samples)
 
 
+def _process_all(root: str, recipe_name: str, rows: list[int]) -> float:
+    """In a fresh process: load the models, then seconds to process ``rows`` of the dataset."""
+    from flows.preprocess import WORKER_ENVIRONMENT
+
+    os.environ.update(WORKER_ENVIRONMENT)  # only the thread counts matter once started
+    pin_threads(1)
+    samples = scan_dataset("casme2", root).samples
+    recipe = load_recipe(recipe_name)
+    process_sample(samples[0], recipe)
+    start = time.perf_counter()
+    for row in rows:
+        process_sample(samples[row], recipe)
+    return time.perf_counter() - start
+
+
+def machine_seconds(root: Path, recipe_name: str, n_samples: int, repeat: int) -> dict:
+    """Median wall seconds of processing every sample in 1 process and in 2 processes at
+    once (half each, interleaved), in worker-like processes (same malloc settings)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from flows.preprocess import WORKER_ENVIRONMENT
+
+    saved = {key: os.environ.get(key) for key in WORKER_ENVIRONMENT}
+    os.environ.update(WORKER_ENVIRONMENT)  # malloc reads them at process start
+    try:
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            one, two = [], []
+            for _ in range(repeat):
+                one.append(pool.submit(_process_all, str(root), recipe_name,
+                                       list(range(n_samples))).result())
+                halves = [pool.submit(_process_all, str(root), recipe_name,
+                                      list(range(k, n_samples, 2))) for k in (0, 1)]
+                two.append(max(half.result() for half in halves))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return {"one": statistics.median(one), "two": statistics.median(two)}
+
+
 def _warm_worker(root: str, recipe_name: str) -> None:
     """Import Prefect's task engine and the library, load the models: steady-state timings."""
     import prefect.task_engine  # noqa: F401
@@ -117,10 +165,10 @@ def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, sto
     return time.perf_counter() - start
 
 
-def flow_seconds(root: Path, recipe_name: str, n_workers: int, work: Path) -> dict:
-    """On one warmed local cluster: the plain-Dask wiring, then the flow twice (the first run
-    pays each worker's one-time Prefect task-engine start; the second is steady state).
-    Wall seconds of each, peak RSS per worker (bytes) and the steady run's summary."""
+def flow_seconds(root: Path, recipe_name: str, n_workers: int, work: Path, repeat: int) -> dict:
+    """On one warmed local cluster: the plain-Dask wiring, then the flow once cold (each
+    worker pays its one-time Prefect task-engine start) and ``repeat`` times warm, each into a
+    fresh store. Median wall seconds, peak RSS per worker (bytes) and a warm run's summary."""
     from distributed import Client, LocalCluster
 
     from flows.preprocess import configure_local_workers, run_preprocess
@@ -131,17 +179,21 @@ def flow_seconds(root: Path, recipe_name: str, n_workers: int, work: Path) -> di
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
         client.run(_warm_worker, str(root), recipe_name)
-        out = {"dask": plain_dask_seconds(client, root, recipe_name, n_workers, stores / "dask")}
-        for run in ("cold", "warm"):
+        dask = [plain_dask_seconds(client, root, recipe_name, n_workers, stores / f"dask-{i}")
+                for i in range(repeat)]
+        runs = []
+        for i in range(repeat + 1):
             start = time.perf_counter()
-            out["summary"] = run_preprocess("casme2", str(root), recipe_name,
-                                            str(stores / f"flow-{run}"), n_workers=n_workers,
-                                            dask_address=cluster.scheduler_address)
-            out[run] = time.perf_counter() - start
-        out["peaks"] = list(client.run(_peak_rss).values())
-    if out["summary"]["n_failed"]:
-        print(f"warning: {out['summary']['n_failed']} samples failed", file=sys.stderr)
-    return out
+            summary = run_preprocess("casme2", str(root), recipe_name, str(stores / f"flow-{i}"),
+                                     n_workers=n_workers, dask_address=cluster.scheduler_address)
+            runs.append((time.perf_counter() - start, summary))
+        peaks = list(client.run(_peak_rss).values())
+    warm = sorted(runs[1:], key=lambda run: run[0])
+    median = warm[len(warm) // 2]
+    if any(summary["n_failed"] for _, summary in runs):
+        print(f"warning: samples failed in {recipe_name} runs", file=sys.stderr)
+    return {"dask": statistics.median(dask), "cold": runs[0][0], "warm": median[0],
+            "summary": median[1], "peaks": peaks}
 
 
 def main() -> None:
@@ -150,6 +202,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
     parser.add_argument("--recipes", nargs="+", default=["mbcc64", "ha3d"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (median)")
     args = parser.parse_args()
 
     from flows.runtime import prefect_api
@@ -166,35 +219,41 @@ def main() -> None:
             process_sample(samples[0], recipe)  # load models before timing
             floor = floor_seconds(samples, recipe)
             library = library_seconds(samples, recipe)
-            one = flow_seconds(root, name, 1, args.work)
-            two = flow_seconds(root, name, 2, args.work)
+            machine = machine_seconds(root, name, len(samples), args.repeat)
+            one = flow_seconds(root, name, 1, args.work, args.repeat)
+            two = flow_seconds(root, name, 2, args.work, args.repeat)
             n = one["summary"]["n_samples"]
             in_worker = sum(one["summary"]["stage_seconds"].values()) / one["summary"]["n_ok"]
             rows.append({"name": name, "n": n, "floor": floor, "library": library,
-                         "worker": in_worker, "one": one, "two": two,
+                         "worker": in_worker, "one": one, "two": two, "machine": machine,
                          "peak": max(one["peaks"] + two["peaks"]) / 2**20})
 
     print()
-    print("ms per sample. floor, library: in this process; worker: stages + write inside the")
-    print("workers of the 1-worker flow; dask: plain-Dask wiring; flow: steady-state run;")
-    print("cold: the first flow run on a fresh cluster. 1/2: workers.")
-    columns = ("floor", "library", "worker", "dask1", "dask2", "flow1", "flow2", "cold1", "cold2")
+    print("ms per sample. floor, library: in this process; machine: plain processes, no Dask;")
+    print("worker: stages + write inside the workers of the 1-worker flow; dask: plain-Dask")
+    print("wiring; flow: steady-state run; cold: the first flow run on a fresh cluster.")
+    print("1/2: workers (processes).")
+    columns = ("floor", "library", "mach1", "mach2", "worker", "dask1", "dask2", "flow1",
+               "flow2", "cold1", "cold2")
     print(f"{'recipe':8s} {'n':>3s} " + " ".join(f"{c:>7s}" for c in columns))
     for r in rows:
-        n, one, two = r["n"], r["one"], r["two"]
-        values = (r["floor"], r["library"], r["worker"], one["dask"] / n, two["dask"] / n,
+        n, one, two, machine = r["n"], r["one"], r["two"], r["machine"]
+        values = (r["floor"], r["library"], machine["one"] / n, machine["two"] / n, r["worker"],
+                  one["dask"] / n, two["dask"] / n,
                   one["warm"] / n, two["warm"] / n, one["cold"] / n, two["cold"] / n)
         print(f"{r['name']:8s} {n:3d} " + " ".join(f"{v * 1e3:7.1f}" for v in values))
     print()
     print(f"{'recipe':8s} {'lib/floor':>9s} {'worker/floor':>12s} {'flow1/floor':>11s} "
-          f"{'dask 2w/1w':>10s} {'flow 2w/1w':>10s} {'process 2w/1w':>13s} "
+          f"{'machine 2p/1p':>13s} {'dask 2w/1w':>10s} {'flow 2w/1w':>10s} "
+          f"{'process 2w/1w':>13s} "
           f"{'1w smp/s':>8s} {'2w smp/s':>8s} {'peak MiB/worker':>15s}")
     for r in rows:
-        n, one, two, floor = r["n"], r["one"], r["two"], r["floor"]
+        n, one, two, floor, machine = r["n"], r["one"], r["two"], r["floor"], r["machine"]
         process = (one["summary"]["phase_seconds"]["process"]
                    / two["summary"]["phase_seconds"]["process"])
         print(f"{r['name']:8s} {r['library'] / floor:9.2f} {r['worker'] / floor:12.2f} "
-              f"{one['warm'] / n / floor:11.2f} {one['dask'] / two['dask']:10.2f} "
+              f"{one['warm'] / n / floor:11.2f} {machine['one'] / machine['two']:13.2f} "
+              f"{one['dask'] / two['dask']:10.2f} "
               f"{one['warm'] / two['warm']:10.2f} {process:13.2f} {n / one['warm']:8.1f} "
               f"{n / two['warm']:8.1f} {r['peak']:15.0f}")
     for r in rows:
