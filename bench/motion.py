@@ -108,8 +108,7 @@ def main() -> None:
     print(f"{'recipe':8s} {'1 worker':>8s} {'2 workers':>9s} {'2w/1w':>6s} {'peak MiB':>8s}")
     with prefect_api():
         for name in ("msres3d", "dacwb3d"):
-            one = pipeline.flow_seconds(root, name, 1, args.work)
-            two = pipeline.flow_seconds(root, name, 2, args.work)
+            one, two = pipeline.scaling_seconds(root, name, args.work, repeat=1).values()
             n = one["summary"]["n_samples"]
             peak = max(one["peaks"] + two["peaks"]) / 2**20
             print(f"{name:8s} {n / one['warm']:8.2f} {n / two['warm']:9.2f} "

@@ -13,8 +13,8 @@ On a synthetic CASME II look-alike at 640x480 it measures, per recipe:
   flow      the whole ``preprocess`` flow (scan, fingerprint, Prefect tasks on Dask, writes,
             validation, commit) on warmed 1- and 2-worker local clusters, per sample;
 and prints the ratios to the floor, the 2-over-1-worker speed-ups and each worker's peak
-resident memory. Wall times of dask, flow and machine are medians of ``--repeat`` runs (this
-machine's timings vary by 20-30 % from run to run). Everything runs with native thread pools
+resident memory. Wall times of dask, flow and machine are medians of ``--repeat`` runs, taken
+alternately with 1 and 2 workers (this machine's timings drift by 20-30 % within minutes). Everything runs with native thread pools
 pinned to one thread per process, as the flow's workers do. Prefect runs against a private
 ephemeral server (telemetry off).
 """
@@ -22,6 +22,7 @@ ephemeral server (telemetry off).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -165,10 +166,15 @@ def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, sto
     return time.perf_counter() - start
 
 
-def flow_seconds(root: Path, recipe_name: str, n_workers: int, work: Path, repeat: int) -> dict:
-    """On one warmed local cluster: the plain-Dask wiring, then the flow once cold (each
-    worker pays its one-time Prefect task-engine start) and ``repeat`` times warm, each into a
-    fresh store. Median wall seconds, peak RSS per worker (bytes) and a warm run's summary."""
+def scaling_seconds(root: Path, recipe_name: str, work: Path, repeat: int) -> dict[int, dict]:
+    """On warmed local clusters of 1 and 2 workers, alive side by side: the plain-Dask
+    wiring and the flow, alternating between the clusters so that a slow spell of this
+    machine hits both alike. The flow runs once cold per cluster (each worker pays its
+    one-time Prefect task-engine start), then ``repeat`` times warm, each into a fresh store.
+
+    Per worker count: median wall seconds of ``dask`` and ``warm``, ``cold``, the median warm
+    run's summary, and peak RSS per worker (bytes).
+    """
     from distributed import Client, LocalCluster
 
     from flows.preprocess import configure_local_workers, run_preprocess
@@ -176,24 +182,38 @@ def flow_seconds(root: Path, recipe_name: str, n_workers: int, work: Path, repea
     configure_local_workers()
     stores = work / "stores"
     shutil.rmtree(stores, ignore_errors=True)
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        client.run(_warm_worker, str(root), recipe_name)
-        dask = [plain_dask_seconds(client, root, recipe_name, n_workers, stores / f"dask-{i}")
-                for i in range(repeat)]
-        runs = []
+    with contextlib.ExitStack() as stack:
+        clients, addresses = {}, {}
+        for n_workers in (1, 2):
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"))
+            addresses[n_workers] = cluster.scheduler_address
+            # not the default client: prefect-dask's task runner would take a default client
+            # over the address it is given, and run every flow on the last cluster made
+            clients[n_workers] = stack.enter_context(Client(cluster, set_as_default=False))
+            clients[n_workers].run(_warm_worker, str(root), recipe_name)
+        dask = {n: [] for n in clients}
+        runs = {n: [] for n in clients}
         for i in range(repeat + 1):
-            start = time.perf_counter()
-            summary = run_preprocess("casme2", str(root), recipe_name, str(stores / f"flow-{i}"),
-                                     n_workers=n_workers, dask_address=cluster.scheduler_address)
-            runs.append((time.perf_counter() - start, summary))
-        peaks = list(client.run(_peak_rss).values())
-    warm = sorted(runs[1:], key=lambda run: run[0])
-    median = warm[len(warm) // 2]
-    if any(summary["n_failed"] for _, summary in runs):
-        print(f"warning: samples failed in {recipe_name} runs", file=sys.stderr)
-    return {"dask": statistics.median(dask), "cold": runs[0][0], "warm": median[0],
-            "summary": median[1], "peaks": peaks}
+            for n, client in clients.items():
+                if i:  # the plain-Dask wiring needs no cold run: nothing Prefect to start
+                    dask[n].append(plain_dask_seconds(client, root, recipe_name, n,
+                                                      stores / f"dask-{n}w-{i}"))
+                start = time.perf_counter()
+                summary = run_preprocess(
+                    "casme2", str(root), recipe_name, str(stores / f"flow-{n}w-{i}"),
+                    n_workers=n, dask_address=addresses[n])
+                runs[n].append((time.perf_counter() - start, summary))
+        out = {}
+        for n, client in clients.items():
+            warm = sorted(runs[n][1:], key=lambda run: run[0])
+            seconds, summary = warm[len(warm) // 2]
+            if any(s["n_failed"] for _, s in runs[n]):
+                print(f"warning: samples failed in {recipe_name} runs", file=sys.stderr)
+            out[n] = {"dask": statistics.median(dask[n]), "cold": runs[n][0][0],
+                      "warm": seconds, "summary": summary,
+                      "peaks": list(client.run(_peak_rss).values())}
+    return out
 
 
 def main() -> None:
@@ -202,7 +222,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
     parser.add_argument("--recipes", nargs="+", default=["mbcc64", "ha3d"])
-    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (median)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per timing (median)")
     args = parser.parse_args()
 
     from flows.runtime import prefect_api
@@ -220,8 +240,7 @@ def main() -> None:
             floor = floor_seconds(samples, recipe)
             library = library_seconds(samples, recipe)
             machine = machine_seconds(root, name, len(samples), args.repeat)
-            one = flow_seconds(root, name, 1, args.work, args.repeat)
-            two = flow_seconds(root, name, 2, args.work, args.repeat)
+            one, two = scaling_seconds(root, name, args.work, args.repeat).values()
             n = one["summary"]["n_samples"]
             in_worker = sum(one["summary"]["stage_seconds"].values()) / one["summary"]["n_ok"]
             rows.append({"name": name, "n": n, "floor": floor, "library": library,
