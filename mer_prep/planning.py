@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mer_prep.datasets import scan_dataset
@@ -21,11 +22,13 @@ def plan_version(dataset: str, root: Roots, recipe: Recipe, store_path: str | os
     """Scan ``dataset`` under ``root`` with label scheme ``labels`` and fingerprint its inputs.
 
     Samples are sorted by sample id so that a store's row order does not depend on the file
-    system's listing order.
+    system's listing order. Fingerprints read the bytes of every frame the recipe uses.
     """
     scan = scan_dataset(dataset, root, labels=labels, **options)
     samples = sorted(scan.samples, key=lambda s: s.sample_id)
-    fingerprints = [sample_fingerprint(s, recipe) for s in samples]
+    # threads: reading and hashing frame files release the GIL (ha3d, 260 clips: 1.35 s -> 0.5 s)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        fingerprints = list(pool.map(lambda s: sample_fingerprint(s, recipe), samples))
     names = scheme_class_names(labels, dataset)
     if not names:  # a scheme without a fixed class list (native): the classes present
         names = sorted({s.label for s in samples if s.label})

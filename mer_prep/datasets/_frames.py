@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def frame_number(name: str) -> int | None:
     ``img46.jpg`` -> 46, ``reg_img7.jpg`` -> 7, ``006_05562.jpg`` -> 5562, ``EP01_5-12.jpg`` -> 12;
     None when the stem does not end in digits.
     """
-    match = _TRAILING_NUMBER.search(Path(name).stem)
+    match = _TRAILING_NUMBER.search(os.path.splitext(name)[0])
     return int(match.group(1)) if match else None
 
 
@@ -24,17 +25,19 @@ def list_frames(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> lis
     """(number, path) of every numbered image file in ``folder``, in numeric order.
 
     Sorting by number, not by name, puts img2 before img10. Files that carry no number
-    (Thumbs.db, notes) are skipped.
+    (Thumbs.db, notes) are skipped. One directory read, no stat per file (a dataset scan lists
+    tens of thousands of frames).
     """
-    found: list[tuple[int, Path]] = []
-    for path in folder.iterdir():
-        if not path.is_file() or path.suffix.lower() not in suffixes:
-            continue
-        number = frame_number(path.name)
-        if number is not None:
-            found.append((number, path))
-    found.sort(key=lambda item: (item[0], item[1].name))
-    return found
+    found: list[tuple[int, str]] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if os.path.splitext(entry.name)[1].lower() not in suffixes or not entry.is_file():
+                continue
+            number = frame_number(entry.name)
+            if number is not None:
+                found.append((number, entry.name))
+    found.sort()
+    return [(number, folder / name) for number, name in found]
 
 
 def timing_error(numbers: list[int], onset: int, apex: int | None, offset: int) -> str | None:
