@@ -1,6 +1,6 @@
 """Speed of the face pipeline, as ratios measured in one run.
 
-    python bench/pipeline.py [--subjects 10] [--clips 5] [--repeat 3] [--work bench/.work]
+    python bench/pipeline.py [--subjects 10] [--clips 5] [--repeat 5] [--work bench/.work]
 
 On a synthetic CASME II look-alike at 640x480 it measures, per recipe:
   floor     decoding exactly the frames the recipe reads + one dlib HOG detection + one
@@ -14,9 +14,9 @@ On a synthetic CASME II look-alike at 640x480 it measures, per recipe:
             validation, commit) on warmed 1- and 2-worker local clusters, per sample;
 and prints the ratios to the floor, the 2-over-1-worker speed-ups and each worker's peak
 resident memory. Wall times of dask, flow and machine are medians of ``--repeat`` runs, taken
-alternately with 1 and 2 workers (this machine's timings drift by 20-30 % within minutes). Everything runs with native thread pools
-pinned to one thread per process, as the flow's workers do. Prefect runs against a private
-ephemeral server (telemetry off).
+alternately with 1 and 2 workers (this machine's timings drift by 20-30 % within minutes).
+Everything runs with native thread pools pinned to one thread per process, as the flow's
+workers do. Prefect runs against a private ephemeral server (telemetry off).
 """
 
 from __future__ import annotations
@@ -82,9 +82,6 @@ def library_seconds(samples, recipe) -> float:
 
 def _process_all(root: str, recipe_name: str, rows: list[int]) -> float:
     """In a fresh process: load the models, then seconds to process ``rows`` of the dataset."""
-    from flows.preprocess import WORKER_ENVIRONMENT
-
-    os.environ.update(WORKER_ENVIRONMENT)  # only the thread counts matter once started
     pin_threads(1)
     samples = scan_dataset("casme2", root).samples
     recipe = load_recipe(recipe_name)
