@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from pathlib import Path
 
 import dask
@@ -91,7 +92,17 @@ def configure_local_workers() -> None:
 
 
 def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
-    """An existing scheduler by address, or a local cluster of single-threaded processes."""
+    """An existing scheduler by address, or a local cluster of single-threaded processes.
+
+    Warns when this process holds a default Dask client of another scheduler: prefect-dask's
+    runner takes that client over the address or cluster it is given, without a word.
+    """
+    current = _default_client_address()
+    if current is not None and current != dask_address:
+        wanted = dask_address or f"a new local cluster of {n_workers} workers"
+        warnings.warn(f"this process has a default Dask client (scheduler {current}); "
+                      f"prefect-dask will run the batches on its cluster, not on {wanted}",
+                      RuntimeWarning, stacklevel=2)
     if dask_address:
         return DaskTaskRunner(address=dask_address)
     configure_local_workers()
@@ -99,6 +110,16 @@ def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
         "n_workers": n_workers, "threads_per_worker": 1, "processes": True,
         "dashboard_address": ":0",
     })
+
+
+def _default_client_address() -> str | None:
+    """Scheduler address of this process's default Dask client, if it has one."""
+    from distributed import Client
+
+    try:
+        return Client.current().scheduler.address
+    except ValueError:
+        return None
 
 
 @flow(name="preprocess", log_prints=True)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -328,3 +329,25 @@ def test_concurrent_store_creation_opens_the_same_repository(tmp_path):
         assert [snapshot.message for snapshot in open_repository(path).ancestry(branch=MAIN)] \
             == ["Repository initialized"]
     assert not errors, errors
+
+
+def test_a_default_client_of_another_scheduler_is_named_before_it_takes_over():
+    """prefect-dask's runner takes a default client over the address it is given."""
+    from distributed import Client, LocalCluster
+
+    from flows.preprocess import task_runner
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            address = client.scheduler.address
+            with pytest.warns(RuntimeWarning, match=f"scheduler {address}.*tcp://127.0.0.1:1"):
+                task_runner("tcp://127.0.0.1:1", 1)
+            with pytest.warns(RuntimeWarning, match="a new local cluster of 2 workers"):
+                task_runner(None, 2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                task_runner(address, 1)  # the same scheduler: nothing to say
+        with Client(cluster, set_as_default=False), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            task_runner("tcp://127.0.0.1:1", 1)
