@@ -37,17 +37,21 @@ def build_deployments(config: Config) -> list:
     return deployments
 
 
+class ServeError(RuntimeError):
+    """Nothing can be served: no Prefect server to serve against, or no enabled dataset."""
+
+
 def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = None) -> None:
     """Register and serve the configured deployments until interrupted."""
     config = load_config(path)
     if not os.environ.get("PREFECT_API_URL"):
-        raise RuntimeError("PREFECT_API_URL is not set: `mer-prep serve` needs a running Prefect "
-                           "server (`prefect server start`), e.g. "
-                           "PREFECT_API_URL=http://127.0.0.1:4200/api")
+        raise ServeError("PREFECT_API_URL is not set: `mer-prep serve` needs a running Prefect "
+                         "server (`prefect server start`), e.g. "
+                         "PREFECT_API_URL=http://127.0.0.1:4200/api")
     os.environ[CONFIG_ENV] = str(config.path)  # runs (subprocesses) see the same file
     deployments = build_deployments(config)
     if not deployments:
-        raise RuntimeError(f"{config.path}: no enabled datasets to serve")
+        raise ServeError(f"{config.path}: no enabled datasets to serve")
     from prefect import serve
 
     serve(*deployments, limit=limit)

@@ -105,16 +105,15 @@ def serve(config_file, limit, check):
                    f"schedule {spec.cron or 'none'}")
     if check:
         return
-    if not os.environ.get("PREFECT_API_URL"):
-        raise click.ClickException("PREFECT_API_URL is not set: start a server (`prefect server "
-                                   "start`) and export its API URL, e.g. "
-                                   "http://127.0.0.1:4200/api")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
-    from flows.deployments import serve_config
+    from flows.deployments import ServeError, serve_config
 
-    serve_config(config.path, limit=limit)
+    try:
+        serve_config(config.path, limit=limit)
+    except ServeError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _run(dataset, root, recipe, store, labels, workers, dask_address, options, home) -> dict:
