@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 
 from mer_prep.datasets import scan_dataset  # noqa: E402
 from mer_prep.face import align_clip, alignment_matrix, detect_face, fit_landmarks  # noqa: E402
-from mer_prep.frame_selection import clip_span  # noqa: E402
+from mer_prep.pipeline.frame_selection import clip_span  # noqa: E402
 from mer_prep.motion.flow import TVL1Params, tvl1_flow  # noqa: E402
-from mer_prep.process import decode_clip_frames, magnify_clip, process_sample, tvl1_params  # noqa: E402
+from mer_prep.pipeline.process import decode_clip_frames, magnify_clip, process_sample  # noqa: E402
 from mer_prep.recipes import load_recipe  # noqa: E402
 from mer_prep.threads import pin_threads  # noqa: E402
 
@@ -68,7 +68,7 @@ def main() -> None:
     samples = scan_dataset("casme2", root).samples
     print(f"dataset: {len(samples)} clips, {args.subjects} subjects, 640x480, {root}")
     msres3d = load_recipe("msres3d")
-    ours, opencv = tvl1_params(msres3d.flow), TVL1Params(scales=5, scale_step=0.8, warps=5,
+    ours, opencv = msres3d.flow, TVL1Params(scales=5, scale_step=0.8, warps=5,
                                                         epsilon=0.01)
 
     print("\nTV-L1, ms per frame pair (onset -> apex)")

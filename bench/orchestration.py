@@ -13,16 +13,15 @@ wall time minus the stage seconds (summed over workers, divided by the workers).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from pipeline import ensure_dataset  # noqa: E402
-from test_deployments import BIN, _free_port, _get, _stop, _wait  # noqa: E402
+
+from flows.server import BIN, PrefectServer  # noqa: E402
 
 from mer_prep.store import open_store  # noqa: E402
 
@@ -38,46 +37,31 @@ def main() -> None:
     root = ensure_dataset(args.work, args.subjects, args.clips).resolve()
     base = (args.work / "orchestration").resolve()
     base.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(base / "prefect-home"), "DO_NOT_TRACK": "1",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false",
-                "PREFECT_LOGGING_LEVEL": "WARNING"})
     config = base / "mer-prep.toml"
     config.write_text(f'[defaults]\nrecipe = "{args.recipe}"\n\n'
                       f'[datasets.casme2]\nroot = "{root}"\ncron = "0 3 * * *"\n')
-    procs = []
-    with open(base / "server.log", "w") as server_log, open(base / "serve.log", "w") as serve_log:
-        try:
-            procs.append(subprocess.Popen(
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                 str(port)], env=env, cwd=base, stdout=server_log, stderr=subprocess.STDOUT,
-                start_new_session=True))
-            _wait("the Prefect server", lambda: _get(f"{api}/health") is True, 150, procs)
-            env["PREFECT_API_URL"] = api
-            procs.append(subprocess.Popen(
-                [str(BIN / "mer-prep"), "serve", "--config", str(config)], env=env, cwd=base,
-                stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True))
-            _wait("the deployment", lambda: _get(f"{api}/deployments/name/preprocess/casme2"),
-                  120, procs)
-            rows = []
-            for workers in (1, 2):
-                store = base / f"store-{workers}w-{time.time_ns()}"
-                start = time.perf_counter()
-                done = subprocess.run(
-                    [str(BIN / "prefect"), "deployment", "run", "preprocess/casme2", "--watch",
-                     "-p", f"store={store}", "-p", f"n_workers={workers}"],
-                    env=env, cwd=base, capture_output=True, text=True, timeout=1200)
-                wall = time.perf_counter() - start
-                if done.returncode:
-                    raise SystemExit(f"deployment run failed:\n{done.stdout}\n{done.stderr}")
-                attrs = open_store(store).attrs
-                rows.append((workers, attrs["n_samples"], wall,
-                             sum(attrs["stage_seconds"].values())))
-        finally:
-            for proc in reversed(procs):
-                _stop(proc)
+    server = PrefectServer(base, logging_level="WARNING")
+    try:
+        server.start()
+        server.spawn("serve", [str(BIN / "mer-prep"), "serve", "--config", str(config)])
+        server.wait_for_deployment("preprocess/casme2")
+        env = server.client_env
+        rows = []
+        for workers in (1, 2):
+            store = base / f"store-{workers}w-{time.time_ns()}"
+            start = time.perf_counter()
+            done = subprocess.run(
+                [str(BIN / "prefect"), "deployment", "run", "preprocess/casme2", "--watch",
+                 "-p", f"store={store}", "-p", f"n_workers={workers}"],
+                env=env, cwd=base, capture_output=True, text=True, timeout=1200)
+            wall = time.perf_counter() - start
+            if done.returncode:
+                raise SystemExit(f"deployment run failed:\n{done.stdout}\n{done.stderr}")
+            attrs = open_store(store).attrs
+            rows.append((workers, attrs["n_samples"], wall,
+                         sum(attrs["stage_seconds"].values())))
+    finally:
+        server.stop()
 
     print(f"preprocess/casme2 ({args.recipe}), {rows[0][1]} samples, 640x480; "
           f"`prefect deployment run --watch` to completed run:")

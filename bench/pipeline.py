@@ -31,19 +31,18 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mer-prep-bench-prefect-"))
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+from flows.runtime import prefect_environment  # noqa: E402 - imports no Prefect
+
 os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "error")
+prefect_environment(os.environ.get("PREFECT_HOME")
+                    or tempfile.mkdtemp(prefix="mer-prep-bench-prefect-"), logging_level="WARNING")
 
 import numpy as np  # noqa: E402
 
 from mer_prep.datasets import scan_dataset  # noqa: E402
 from mer_prep.face import detect_face, fit_landmarks  # noqa: E402
-from mer_prep.frame_selection import clip_span, select_frames  # noqa: E402
-from mer_prep.process import decode_clip_frames, process_sample  # noqa: E402
+from mer_prep.pipeline.frame_selection import clip_span, select_frames  # noqa: E402
+from mer_prep.pipeline.process import decode_clip_frames, process_sample  # noqa: E402
 from mer_prep.recipes import load_recipe  # noqa: E402
 from mer_prep.synth.generate import generate_dataset  # noqa: E402
 from mer_prep.synth.ground_truth import ground_truth_dir  # noqa: E402
@@ -129,7 +128,7 @@ def _warm_worker(root: str, recipe_name: str) -> None:
     pin_threads(1)
 
     from mer_prep.datasets import scan_dataset
-    from mer_prep.process import process_sample
+    from mer_prep.pipeline.process import process_sample
     from mer_prep.recipes import load_recipe
 
     process_sample(scan_dataset("casme2", root).samples[0], load_recipe(recipe_name))
@@ -145,8 +144,9 @@ def _peak_rss() -> int:
 
 def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, store: Path) -> float:
     """The flow's library calls wired on plain Dask (no Prefect): wall seconds."""
-    from mer_prep.batch import combine_batches, process_batch
-    from mer_prep.planning import make_batches, plan_version
+    from mer_prep.pipeline.batch import combine_batches, process_batch
+    from mer_prep.pipeline.planning import plan_version
+    from flows.batching import make_batches
     from mer_prep.store.writer import VersionWriter
 
     start = time.perf_counter()

@@ -25,9 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import ensure_dataset  # noqa: E402
 
-from mer_prep.batch import combine_batches, process_batch  # noqa: E402
-from mer_prep.folds import build_split, save_split  # noqa: E402
-from mer_prep.planning import plan_version  # noqa: E402
+from mer_prep.pipeline.batch import combine_batches, process_batch  # noqa: E402
+from mer_prep.evaluation.splits import build_split
+from mer_prep.store.splits import save_split  # noqa: E402
+from mer_prep.pipeline.planning import plan_version  # noqa: E402
 from mer_prep.recipes import load_recipe  # noqa: E402
 from mer_prep.store import open_store  # noqa: E402
 from mer_prep.store.writer import VersionWriter  # noqa: E402

@@ -30,10 +30,12 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
-from mer_prep.batch import BatchResult, combine_batches, process_batch
-from mer_prep.planning import make_batches, plan_version, scan_failures
+from mer_prep.pipeline.batch import BatchResult, combine_batches, process_batch
+from mer_prep.pipeline.planning import plan_version, scan_failures
+
+from flows.batching import make_batches
 from mer_prep.recipes import load_recipe
-from mer_prep.report import run_report
+from mer_prep.pipeline.report import run_report
 from mer_prep.store.repo import is_remote
 from mer_prep.store.writer import VersionWriter, existing_version
 from mer_prep.threads import pin_threads

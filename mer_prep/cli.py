@@ -15,19 +15,6 @@ from pathlib import Path
 import click
 
 
-def prefect_environment(home: Path) -> None:
-    """Point Prefect at a home inside the project's runs and switch off telemetry."""
-    os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    # The first start migrates a fresh SQLite database, which takes longer than Prefect's
-    # 20 s default on a loaded 2-core machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
-
-
 def parse_roots(dataset: str, roots: tuple[str, ...]) -> str | dict[str, str]:
     """One ``--root PATH``, or ``--root part=PATH`` per part of a composite dataset."""
     if not roots:
@@ -105,9 +92,9 @@ def serve(config_file, limit, check):
                    f"schedule {spec.cron or 'none'}")
     if check:
         return
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
+    from flows.runtime import prefect_environment
+
+    prefect_environment(os.environ.get("PREFECT_HOME") or Path(".mer-prep") / "prefect")
     from flows.deployments import ServeError, serve_config
 
     try:
@@ -117,6 +104,8 @@ def serve(config_file, limit, check):
 
 
 def _run(dataset, root, recipe, store, labels, workers, dask_address, options, home) -> dict:
+    from flows.runtime import prefect_environment
+
     prefect_environment(home / "prefect")
     from flows.preprocess import run_preprocess
 
@@ -255,7 +244,8 @@ def list_samples(dataset, roots, labels, fmt, adapter_options):
               help="Write these arrays' SMOTE samples in full instead of rebuilding them on read.")
 def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise):
     """Make a split of STORE's latest version and commit it into the store."""
-    from mer_prep.folds import build_split, save_split
+    from mer_prep.evaluation.splits import build_split
+    from mer_prep.store.splits import save_split
     from mer_prep.store import open_store
 
     opened = open_store(store)
@@ -273,7 +263,7 @@ def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise)
               help="Array whose first frame per sample is hashed for near-duplicates.")
 def audit(store, split_name, array):
     """Check a split for leakage; exit code 1 when anything leaks."""
-    from mer_prep.audit import audit_split
+    from mer_prep.evaluation.audit import audit_split
     from mer_prep.store import open_store
 
     opened = open_store(store)

@@ -3,14 +3,12 @@
 import os
 import tempfile
 
+from flows.runtime import prefect_environment  # noqa: E402 - imports no Prefect
+
 # Set before any test module imports prefect (directly or through flows/).
-os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mer-prep-prefect-")
-os.environ["DO_NOT_TRACK"] = "1"
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.pop("PREFECT_HOME", None)
 os.environ.pop("PREFECT_API_URL", None)
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
+prefect_environment(tempfile.mkdtemp(prefix="mer-prep-prefect-"), logging_level="WARNING")
 
 
 import pytest  # noqa: E402

@@ -156,7 +156,7 @@ def test_rejects_bad_input():
 def test_smic_clips_get_a_spotted_apex_through_the_recipe(tmp_path):
     """SMIC never annotates an apex: a recipe that needs one spots it (on a 128 px warp even
     for mbcc64's 64 px output) and says so."""
-    from mer_prep.process import process_sample
+    from mer_prep.pipeline.process import process_sample
     from mer_prep.recipes import load_recipe
 
     root = tmp_path / "SMIC"

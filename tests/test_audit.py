@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer_prep.audit import (DEFAULT_HASH_THRESHOLD, audit_split, family_roots, hamming,
+from mer_prep.evaluation.audit import (DEFAULT_HASH_THRESHOLD, audit_split, family_roots, hamming,
                             perceptual_hash)
 
 # 4 subjects x 2 originals, then 2 augmented copies (rows 8, 9) of rows 0 and 2.
@@ -129,7 +129,7 @@ def test_hamming_matches_bit_count():
 def synthetic_onsets(tmp_path_factory):
     """Aligned onset frames of a synthetic CASME II look-alike (8 subjects x 3 clips, seed 0)."""
     from mer_prep.datasets import scan_dataset
-    from mer_prep.process import process_sample
+    from mer_prep.pipeline.process import process_sample
     from mer_prep.recipes import load_recipe
     from mer_prep.synth.generate import generate_dataset
 

@@ -1,4 +1,4 @@
-"""Stage 9: deterministic, recorded augmentation (mer_prep.augment)."""
+"""Stage 9: deterministic, recorded augmentation (mer_prep.pipeline.augment)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mer_prep.augment import (
-    AugmentConfig,
+from mer_prep.pipeline.augment import (
     AugmentParams,
     augment_arrays,
     augment_copies,
@@ -25,7 +24,8 @@ from mer_prep.augment import (
 )
 from mer_prep.face import split_halves, transform_points
 from mer_prep.motion.flow import optical_strain
-from mer_prep.synth.faces import MIRROR_68
+from mer_prep.face.landmarks import MIRROR_68
+from mer_prep.recipes import AugmentConfig
 
 # The papers' bounds: 002/004 rotation 15 deg, crop 10 %, contrast 30 %; 003 +-15 px and flips.
 PAPERS = AugmentConfig(copies=4, seed=7, rotation_deg=15.0, crop=0.1, shift_px=15.0, flip=True,
@@ -95,7 +95,8 @@ def test_draws_are_deterministic_and_independent_of_call_order():
 
 def test_sample_hash_is_stable_across_processes():
     """sample_id enters through SHA-256, not Python's per-process salted hash()."""
-    code = ("from mer_prep.augment import *; import json; "
+    code = ("from mer_prep.pipeline.augment import *; from mer_prep.recipes import AugmentConfig; "
+            "import json; "
             "c = AugmentConfig(**json.loads(input())); "
             "print(json.dumps(draw_params(c, 'casme2/sub01/EP02_01f', 1).to_dict()))")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from imblearn.over_sampling import SMOTE
 
-from mer_prep.balance import SmotePlan, class_weights, rebuild_smote, smote_plan
-from mer_prep.splits import loso
+from mer_prep.evaluation.balance import SmotePlan, class_weights, rebuild_smote, smote_plan
+from mer_prep.evaluation.splits import loso
 
 
 def make_table(seed: int = 0):

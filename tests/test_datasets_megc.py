@@ -10,7 +10,7 @@ import numpy as np
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.labels import class_names
-from mer_prep.splits import megc2019_loso
+from mer_prep.evaluation.splits import megc2019_loso
 from mer_prep.synth.layouts import SynthClip, write_layout
 from synth_clips import clip
 

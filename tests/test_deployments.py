@@ -8,68 +8,17 @@ PREFECT_API_URL): nothing set here leaks into the other tests' ephemeral server.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from flows.server import BIN, PrefectServer, get_json
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
 from mer_prep.synth.generate import generate_dataset
-
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str) -> dict | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.loads(response.read() or b"null")
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
-
-
-def _wait(what: str, check, timeout: float, procs: list[subprocess.Popen]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        for proc in procs:
-            if proc.poll() is not None:
-                raise AssertionError(f"{proc.args[:2]} exited ({proc.returncode}) "
-                                     f"while waiting for {what}")
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Terminate the process group this test started (the server's or serve's children too)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # anything of the group still alive
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=10)
-
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
@@ -78,13 +27,6 @@ def served(tmp_path_factory):
     root = base / "CASME2"
     written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=11, n_frames=12,
                      size=(240, 320))
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(base / "prefect-home"), "DO_NOT_TRACK": "1",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO",
-                "PREFECT_SERVER_UI_ENABLED": "false",
-                "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning"})
     config = base / "mer-prep.toml"
     config.write_text(f"""
 [defaults]
@@ -100,29 +42,15 @@ cron = "0 3 * * *"
 root = "{base / 'SAMM'}"
 enabled = false
 """)
-    procs: list[subprocess.Popen] = []
-    logs = {name: open(base / f"{name}.log", "w") for name in ("server", "serve")}
+    server = PrefectServer(base, logging_level="INFO")
     try:
-        server = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=base, stdout=logs["server"], stderr=subprocess.STDOUT,
-            start_new_session=True)
-        procs.append(server)
-        _wait("the Prefect server", lambda: _get(f"{api}/health") is True, 150, procs)
-        client_env = {**env, "PREFECT_API_URL": api}
-        serve = subprocess.Popen([str(BIN / "mer-prep"), "serve", "--config", str(config)],
-                                 env=client_env, cwd=base, stdout=logs["serve"],
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(serve)
-        _wait("the served deployment",
-              lambda: _get(f"{api}/deployments/name/preprocess/casme2") is not None, 120, procs)
-        yield {"env": client_env, "api": api, "root": root, "base": base,
+        server.start()
+        server.spawn("serve", [str(BIN / "mer-prep"), "serve", "--config", str(config)])
+        server.wait_for_deployment("preprocess/casme2")
+        yield {"env": server.client_env, "api": server.api, "root": root, "base": base,
                "written": {w.sample_id: w for w in written}}
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
-        for handle in logs.values():
-            handle.close()
+        server.stop()
 
 
 def _deployment_run(served, *params: str) -> subprocess.CompletedProcess:
@@ -135,14 +63,14 @@ def _deployment_run(served, *params: str) -> subprocess.CompletedProcess:
 
 
 def _artifact(served, key: str) -> str:
-    return _get(f"{served['api']}/artifacts/{key}/latest")["data"]
+    return get_json(f"{served['api']}/artifacts/{key}/latest")["data"]
 
 
 def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
-    deployment = _get(f"{served['api']}/deployments/name/preprocess/casme2")
+    deployment = get_json(f"{served['api']}/deployments/name/preprocess/casme2")
     assert deployment["parameters"]["recipe"] == "mbcc64"
     assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
-    assert _get(f"{served['api']}/deployments/name/preprocess/samm") is None  # disabled
+    assert get_json(f"{served['api']}/deployments/name/preprocess/samm") is None  # disabled
 
     root, store_path = served["root"], served["base"] / "store"
     run = lambda: _deployment_run(served, f"root={root}", f"store={store_path}")  # noqa: E731
@@ -197,8 +125,8 @@ def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
 
 def _commit(root, store_path, recipe):
     """One version written in-process through the library (what the flow wires up)."""
-    from mer_prep.batch import combine_batches, process_batch
-    from mer_prep.planning import plan_version
+    from mer_prep.pipeline.batch import combine_batches, process_batch
+    from mer_prep.pipeline.planning import plan_version
     from mer_prep.store.writer import VersionWriter, existing_version
 
     plan = plan_version("casme2", root, recipe, store_path)
@@ -217,7 +145,8 @@ def _commit(root, store_path, recipe):
 def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path):
     """The refresh path without Prefect: a split is dropped, a changed sample rewritten, a
     sample that now fails loses its old chunks, the others keep theirs."""
-    from mer_prep.folds import build_split, save_split
+    from mer_prep.evaluation.splits import build_split
+    from mer_prep.store.splits import save_split
     from mer_prep.recipes import load_recipe
 
     recipe = load_recipe("mbcc64")

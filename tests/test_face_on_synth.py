@@ -8,7 +8,7 @@ from mer_prep.datasets import scan_dataset
 from mer_prep.face import detect_face, eye_centers, fit_landmarks, read_frames, transform_points
 from mer_prep.face.mask import REGIONS
 from mer_prep.face.align import alignment_matrix
-from mer_prep.process import process_sample
+from mer_prep.pipeline.process import process_sample
 from mer_prep.recipes import load_recipe
 from mer_prep.synth.generate import generate_dataset
 from mer_prep.synth.ground_truth import load_ground_truth

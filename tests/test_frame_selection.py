@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mer_prep.errors import SampleError
-from mer_prep.fingerprint import dataset_fingerprint, sample_fingerprint
-from mer_prep.frame_selection import select_frames
+from mer_prep.pipeline.fingerprint import dataset_fingerprint, sample_fingerprint
+from mer_prep.pipeline.frame_selection import select_frames
 from mer_prep.recipes import load_recipe
 from mer_prep.sample import Problem, Sample
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, recall_score
 
-from mer_prep.metrics import (accuracy, confusion_matrix, per_class_f1, per_class_recall,
+from mer_prep.evaluation.metrics import (accuracy, confusion_matrix, per_class_f1, per_class_recall,
                               pooled_confusion, scores, uar, uf1)
 
 # Two LOSO folds over 3 classes; class 2 never appears in fold A (neither true nor predicted),

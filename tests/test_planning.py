@@ -2,7 +2,7 @@
 
 import pytest
 
-from mer_prep.planning import make_batches
+from flows.batching import make_batches
 
 
 @pytest.mark.parametrize("n_samples, n_workers", [(1, 2), (5, 2), (50, 1), (50, 2), (255, 2),

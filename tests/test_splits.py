@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mer_prep.splits import (Split, group_kfold, loso, megc2019_loso, random_split,
+from mer_prep.evaluation.splits import (Split, group_kfold, loso, megc2019_loso, random_split,
                              stratified_group_kfold)
 
 

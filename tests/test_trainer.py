@@ -10,8 +10,9 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
-from mer_prep.folds import build_split, save_split
-from mer_prep.metrics import pooled_confusion, uar
+from mer_prep.evaluation.splits import build_split
+from mer_prep.store.splits import save_split
+from mer_prep.evaluation.metrics import pooled_confusion, uar
 from mer_prep.recipes import load_recipe
 from mer_prep.store import open_store
 from mer_prep.store.export import export_hdf5

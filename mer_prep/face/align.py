@@ -13,33 +13,17 @@ import cv2
 import numpy as np
 
 from mer_prep.face.detect import FaceBox
+from mer_prep.face.landmarks import eye_centers
 
 __all__ = [
     "align_clip",
     "alignment_matrix",
     "crop_box",
-    "eye_centers",
     "resize_frames",
     "source_window",
     "transform_points",
     "warp_frames",
 ]
-
-_LEFT_EYE = slice(36, 42)
-_RIGHT_EYE = slice(42, 48)
-
-
-def eye_centers(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centres of the two eyes from 68 landmarks, in image terms.
-
-    Returns ``(left_eye_xy, right_eye_xy)``, each a float64 ``(2,)`` ``(x, y)``: the mean of
-    points 36-41 (the eye on the image *left*, the subject's right eye) and of points 42-47.
-    """
-    points = np.asarray(landmarks, dtype=np.float64)
-    if points.shape != (68, 2):
-        raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
-    return points[_LEFT_EYE].mean(axis=0), points[_RIGHT_EYE].mean(axis=0)
-
 
 def alignment_matrix(landmarks: np.ndarray, *, size: tuple[int, int], inter_ocular: float,
                      eye_row: float = 0.35) -> np.ndarray:

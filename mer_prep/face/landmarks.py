@@ -17,9 +17,40 @@ import numpy as np
 
 from mer_prep.face.detect import FaceBox, _as_dlib_image
 
-__all__ = ["predictor_path", "fit_landmarks", "N_LANDMARKS"]
+__all__ = ["predictor_path", "fit_landmarks", "eye_centers", "N_LANDMARKS", "JAW", "LEFT_BROW",
+           "RIGHT_BROW", "NOSE_BRIDGE", "NOSTRILS", "LEFT_EYE", "RIGHT_EYE", "OUTER_LIP",
+           "INNER_LIP", "MIRROR_68"]
 
+# The iBUG 68-point layout, in image terms ("left" = the image left, the subject's right).
 N_LANDMARKS = 68
+JAW = range(0, 17)
+LEFT_BROW = range(17, 22)
+RIGHT_BROW = range(22, 27)
+NOSE_BRIDGE = range(27, 31)
+NOSTRILS = range(31, 36)
+LEFT_EYE = range(36, 42)
+RIGHT_EYE = range(42, 48)
+OUTER_LIP = range(48, 60)
+INNER_LIP = range(60, 68)
+
+# Index permutation that keeps the image-based order valid after a left-right flip (point 0 is
+# always the jaw end on the image left, 36-41 always the image-left eye, ...).
+MIRROR_68 = np.array(
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+
+
+def eye_centers(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of the two eyes from 68 landmarks, in image terms.
+
+    Returns ``(left_eye_xy, right_eye_xy)``, each a float64 ``(2,)`` ``(x, y)``: the mean of
+    points 36-41 (the eye on the image *left*, the subject's right eye) and of points 42-47.
+    """
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.shape != (N_LANDMARKS, 2):
+        raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
+    return points[list(LEFT_EYE)].mean(axis=0), points[list(RIGHT_EYE)].mean(axis=0)
 
 _lock = threading.Lock()
 _predictor: dlib.shape_predictor | None = None

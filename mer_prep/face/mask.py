@@ -12,18 +12,21 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from mer_prep.face.landmarks import (INNER_LIP, JAW, LEFT_BROW, LEFT_EYE, NOSE_BRIDGE, OUTER_LIP,
+                                     RIGHT_BROW, RIGHT_EYE)
+
 __all__ = ["REGIONS", "REGION_GROUPS", "region_mask", "apply_mask"]
 
 # Each region is one closed polygon through these dlib indices, in drawing order.
 REGIONS: dict[str, tuple[int, ...]] = {
-    "left_eye": tuple(range(36, 42)),
-    "right_eye": tuple(range(42, 48)),
-    "mouth": tuple(range(48, 60)),           # outer lip contour
-    "inner_mouth": tuple(range(60, 68)),
-    "left_brow": tuple(range(17, 22)),
-    "right_brow": tuple(range(22, 27)),
-    "nose": (27, 31, 32, 33, 34, 35),        # bridge top down to the nostril base
-    "face": tuple(range(0, 17)) + tuple(range(26, 16, -1)),  # jaw line closed over the brows
+    "left_eye": tuple(LEFT_EYE),
+    "right_eye": tuple(RIGHT_EYE),
+    "mouth": tuple(OUTER_LIP),
+    "inner_mouth": tuple(INNER_LIP),
+    "left_brow": tuple(LEFT_BROW),
+    "right_brow": tuple(RIGHT_BROW),
+    "nose": (NOSE_BRIDGE[0], 31, 32, 33, 34, 35),  # bridge top down to the nostril base
+    "face": tuple(JAW) + tuple(reversed([*LEFT_BROW, *RIGHT_BROW])),  # jaw closed over the brows
 }
 
 # Names that stand for several separate polygons.

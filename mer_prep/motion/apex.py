@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from mer_prep.face.landmarks import eye_centers
 from mer_prep.motion.flow import TVL1Params
 
 __all__ = ["APEX_POINTS", "WINDOW", "motion_curve", "peak_position", "spot_apex"]
@@ -88,7 +89,7 @@ def _motion_at(frames: np.ndarray, landmarks: np.ndarray, points: tuple[int, ...
     chosen = landmarks[list(points)]
     rows, cols = _face_box(chosen, frames.shape[1:], margin)
     local = chosen - np.array([cols.start, rows.start], dtype=np.float64)
-    left, right = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
+    left, right = eye_centers(landmarks)
     radius = max(1, round(float(window * np.hypot(*(right - left)))))
     radius = min(radius, (rows.stop - rows.start - 1) // 2, (cols.stop - cols.start - 1) // 2)
     solver = params.create()  # one solver per call: OpenCV solvers keep state

@@ -8,17 +8,15 @@ scene point seen at ``x`` in ``frame0``. Arrays are ``(H, W, 2)`` float32, chann
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["TVL1Params", "tvl1_flow", "flows_from_reference", "optical_strain",
            "flow_magnitude", "flow_orientation", "float16_error_bound"]
 
 
-@dataclass(frozen=True)
-class TVL1Params:
+class TVL1Params(BaseModel):
     """Parameters of ``cv2.optflow.DualTVL1OpticalFlow`` (Zach et al. 2007; Sánchez et al. 2013).
 
     tau: time step of the numerical scheme; lambda_: data-term weight (smaller = smoother
@@ -32,16 +30,19 @@ class TVL1Params:
     field they give the same endpoint error (~0.05 px) in a fifth of the time (bench/motion.py).
     """
 
-    tau: float = 0.25
-    lambda_: float = 0.15
-    theta: float = 0.3
-    scales: int = 3
-    scale_step: float = 0.5
-    warps: int = 2
-    epsilon: float = 0.03
-    inner_iterations: int = 30
-    outer_iterations: int = 10
-    median_filtering: int = 5
+    # ``lambda`` is a Python keyword: the field is ``lambda_``, spelt ``lambda`` in recipe files
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    tau: float = Field(default=0.25, gt=0)
+    lambda_: float = Field(default=0.15, gt=0, alias="lambda")
+    theta: float = Field(default=0.3, gt=0)
+    scales: int = Field(default=3, ge=1)
+    scale_step: float = Field(default=0.5, gt=0, lt=1)
+    warps: int = Field(default=2, ge=1)
+    epsilon: float = Field(default=0.03, gt=0)
+    inner_iterations: int = Field(default=30, ge=1)
+    outer_iterations: int = Field(default=10, ge=1)
+    median_filtering: int = Field(default=5, ge=1)
 
     def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
         """A fresh OpenCV solver with these parameters (solvers keep state: one per thread)."""
@@ -50,9 +51,6 @@ class TVL1Params:
             warps=self.warps, epsilon=self.epsilon, innnerIterations=self.inner_iterations,
             outerIterations=self.outer_iterations, scaleStep=self.scale_step,
             medianFiltering=self.median_filtering)
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def _as_float_image(frame: np.ndarray, name: str) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from mer_prep.recipes.model import (
     AlignConfig,
+    AugmentConfig,
     DetectConfig,
     FrameSelection,
     MaskConfig,
@@ -13,6 +14,7 @@ from mer_prep.recipes.model import (
 
 __all__ = [
     "AlignConfig",
+    "AugmentConfig",
     "DetectConfig",
     "FrameSelection",
     "MaskConfig",

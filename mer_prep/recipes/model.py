@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mer_prep.augment import AugmentConfig
+from mer_prep.motion.flow import TVL1Params
 
 
 class _Frozen(BaseModel):
@@ -92,25 +92,38 @@ class MagnifyConfig(_Frozen):
     temporal_filter: Literal["ideal", "iir"] = "ideal"
 
 
-class FlowConfig(_Frozen):
-    """TV-L1 optical flow from the onset to every stored frame, and its optical strain.
+class FlowConfig(TVL1Params):
+    """TV-L1 optical flow from the onset to every stored frame (the solver's parameters, see
+    ``mer_prep.motion.flow.TVL1Params``), and whether its optical strain is stored."""
 
-    The TV-L1 fields mirror ``mer_prep.motion.flow.TVL1Params`` (``lambda_`` is ``lambda``).
+    strain: bool = True
+
+
+class AugmentConfig(_Frozen):
+    """How many augmented copies to make per sample and the bounds of their random draw.
+
+    copies: augmented copies per sample (the original is kept besides them).
+    seed: base seed; with the sample id and the copy index it fixes every draw.
+    rotation_deg: largest |angle| in degrees, drawn uniformly in ``[-rotation_deg, rotation_deg]``.
+    crop: largest fraction of each side removed, drawn uniformly in ``[0, crop]``; the crop
+    window (same fraction of height and width, uniformly placed) is resized back to the frame.
+    shift_px: largest shift of the content in x and in y, output pixels, each uniform in
+    ``[-shift_px, shift_px]``.
+    flip: mirror left-right with probability 0.5.
+    brightness: largest additive change in [0, 1] intensity units, uniform in
+    ``[-brightness, brightness]``.
+    contrast: largest relative change of contrast about each frame's mean: the factor is
+    uniform in ``[1 - contrast, 1 + contrast]`` (0.3 -> x[0.7, 1.3]).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    tau: float = Field(default=0.25, gt=0)
-    lambda_: float = Field(default=0.15, gt=0, alias="lambda")
-    theta: float = Field(default=0.3, gt=0)
-    scales: int = Field(default=3, ge=1)
-    scale_step: float = Field(default=0.5, gt=0, lt=1)
-    warps: int = Field(default=2, ge=1)
-    epsilon: float = Field(default=0.03, gt=0)
-    inner_iterations: int = Field(default=30, ge=1)
-    outer_iterations: int = Field(default=10, ge=1)
-    median_filtering: int = Field(default=5, ge=1)
-    strain: bool = True
+    copies: int = Field(default=1, ge=1)
+    seed: int = Field(default=0, ge=0)
+    rotation_deg: float = Field(default=0.0, ge=0.0, le=90.0)
+    crop: float = Field(default=0.0, ge=0.0, le=0.5)
+    shift_px: float = Field(default=0.0, ge=0.0)
+    flip: bool = False
+    brightness: float = Field(default=0.0, ge=0.0, le=1.0)
+    contrast: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class SplitConfig(_Frozen):

@@ -7,7 +7,6 @@ import json
 import os
 from collections.abc import Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import dask.array as da
 import icechunk as ic
@@ -18,15 +17,13 @@ import zarr
 import zarr.api.asynchronous
 from zarr.core.sync import sync
 
+from mer_prep.evaluation.balance import SmotePlan, class_weights
+from mer_prep.evaluation.splits import Split, build_split, parent_rows
 from mer_prep.recipes import Recipe
 from mer_prep.store.repo import MAIN, open_repository, version_tags
 from mer_prep.store.schema import zarr_rules
-from mer_prep.store.table import MISSING, parent_rows
+from mer_prep.store.table import MISSING
 from mer_prep.store.writer import SPLITS_GROUP
-
-if TYPE_CHECKING:
-    from mer_prep.balance import SmotePlan
-    from mer_prep.splits import Split
 
 # Splits a reader computes on demand when the store holds none of that name: deterministic and
 # subject-independent. Any other split (k-fold with a seed, the leaky random one) must be made
@@ -142,14 +139,10 @@ class FeatureStore:
 
     def split(self, name: str = "loso") -> Split:
         """A stored split over ``table`` rows, or ``loso`` / ``megc2019`` computed on demand."""
-        from mer_prep.splits import Split
-
         if name in self.split_names:
             group = self.group[SPLITS_GROUP][name]
             return Split.from_dict(dict(group.attrs), group["test_fold"][:])
         if name in ON_DEMAND_SPLITS:
-            from mer_prep.folds import build_split
-
             return build_split(self.table, name)
         raise KeyError(f"store {self.path} has no split {name!r} (stored: {self.split_names}); "
                        f"make it with `mer-prep split`")
@@ -164,8 +157,6 @@ class FeatureStore:
         Rows index ``table`` and every array view; class weights (n_classes,) float64 are
         W_k = N / n_k over the fold's training rows (stored with the split when it is stored).
         """
-        from mer_prep.balance import class_weights
-
         stored = self.group[SPLITS_GROUP][split]["class_weights"][:] if (
             split in self.split_names) else None
         for i, (name, train, test) in enumerate(self.split(split).folds()):
@@ -175,8 +166,6 @@ class FeatureStore:
 
     def smote(self, split: str, fold: str | int) -> SmotePlan | None:
         """The SMOTE provenance of one training fold of a stored split (None without SMOTE)."""
-        from mer_prep.balance import SmotePlan
-
         attrs = self.split_attrs(split)
         if not attrs.get("smote"):
             return None

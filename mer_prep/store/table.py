@@ -58,17 +58,3 @@ def column_array(rows: list[dict], column: str, kind: str) -> np.ndarray:
     if kind == "str":
         return np.array(values, dtype=object) if values else np.empty(0, dtype=object)
     return np.asarray(values, dtype=kind)
-
-
-def parent_rows(sample_ids: np.ndarray, aug_parents: np.ndarray) -> np.ndarray:
-    """Row of each row's parent sample (``aug_parent`` is a sample id, "" for originals),
-    -1 for originals: (n,) int64. A parent missing from the rows is an error."""
-    index = {sample_id: i for i, sample_id in enumerate(sample_ids)}
-    out = np.full(len(sample_ids), -1, dtype=np.int64)
-    for i, parent in enumerate(aug_parents):
-        if parent:
-            if parent not in index:
-                raise ValueError(f"row {i} ({sample_ids[i]}) names parent {parent!r}, "
-                                 f"which is not among the rows")
-            out[i] = index[parent]
-    return out

@@ -24,17 +24,10 @@ import dlib
 import numpy as np
 
 # Only the model file's location is shared with the stages under test, not their code.
-from mer_prep.face.landmarks import predictor_path
+from mer_prep.face.landmarks import MIRROR_68, eye_centers, predictor_path
 
-__all__ = ["SourceFace", "IdentityWarp", "Subject", "MIRROR_68", "source_face", "make_subject",
+__all__ = ["SourceFace", "IdentityWarp", "Subject", "source_face", "make_subject",
            "render_subject", "subject_landmarks", "subject_face_box"]
-
-# Index permutation that keeps dlib's image-based 68-point order valid after a left-right flip
-# (point 0 is always the jaw end on the image left, 36-41 always the image-left eye, ...).
-MIRROR_68 = np.array(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
-    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
 
 # Soft shading patches per subject (see Subject.shading).
 _SHADING_PATCHES = 3
@@ -155,7 +148,8 @@ def make_subject(rng: np.random.Generator, size: tuple[int, int] = (480, 640)) -
                         sx=float(rng.uniform(0.93, 1.07)), sy=float(rng.uniform(0.94, 1.06)),
                         jaw=float(rng.uniform(-0.06, 0.06)), radius=60.0)
     mirrored = bool(rng.random() < 0.5)
-    iod_src = np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0))
+    left_eye, right_eye = eye_centers(lm)
+    iod_src = np.linalg.norm(right_eye - left_eye)
     scale = rng.uniform(64.0, 86.0) / iod_src * h / 480.0
     roll = np.deg2rad(rng.uniform(-4.0, 4.0))
     lin = scale * np.array([[np.cos(roll), -np.sin(roll)], [np.sin(roll), np.cos(roll)]])

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import icechunk as ic
 
-from mer_prep.augment import augment_copies
+from mer_prep.pipeline.augment import augment_copies
 from mer_prep.errors import MerPrepError
-from mer_prep.process import process_sample
+from mer_prep.pipeline.process import process_sample
 from mer_prep.recipes import Recipe
 from mer_prep.sample import Sample
 from mer_prep.store.table import sample_row

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 
 from mer_prep.errors import SampleError
-from mer_prep.frame_selection import select_frames
+from mer_prep.pipeline.frame_selection import select_frames
 from mer_prep.recipes import Recipe
 from mer_prep.sample import Problem, Sample
 

@@ -233,3 +233,39 @@ def random_split(labels: np.ndarray, n_splits: int, seed: int,
     tf = _from_sklearn(splitter, labels.size, orig, p, labels[orig], None)
     return Split(name, "random", tf, tuple(f"fold{i}" for i in range(n_splits)),
                  leaky=True, seed=seed)
+
+
+def parent_rows(sample_ids: np.ndarray, aug_parents: np.ndarray) -> np.ndarray:
+    """Row of each row's parent sample (``aug_parent`` is a sample id, "" for originals),
+    -1 for originals: (n,) int64. A parent missing from the rows is an error."""
+    index = {sample_id: i for i, sample_id in enumerate(sample_ids)}
+    out = np.full(len(sample_ids), -1, dtype=np.int64)
+    for i, parent in enumerate(aug_parents):
+        if parent:
+            if parent not in index:
+                raise ValueError(f"row {i} ({sample_ids[i]}) names parent {parent!r}, "
+                                 f"which is not among the rows")
+            out[i] = index[parent]
+    return out
+
+
+def build_split(table, kind: str, *, name: str | None = None, n_splits: int = 5,
+                seed: int = 0, leaky: bool = False) -> Split:
+    """A split of ``kind`` over a store's sample ``table`` (pandas, the reader's ``table``)."""
+    subjects = table["subject"].to_numpy(dtype=str)
+    labels = table["label"].to_numpy(dtype=np.int64)
+    parents = parent_rows(table["sample_id"].to_numpy(dtype=str),
+                          table["aug_parent"].to_numpy(dtype=str))
+    name = name or kind
+    if kind == "loso":
+        return loso(subjects, parents, name=name)
+    if kind == "group_kfold":
+        return group_kfold(subjects, n_splits, parents, seed=seed, name=name)
+    if kind == "stratified_group_kfold":
+        return stratified_group_kfold(subjects, labels, n_splits, seed, parents, name=name)
+    if kind == "megc2019":
+        return megc2019_loso(subjects, table["dataset"].to_numpy(dtype=str), labels, parents,
+                             name=name)
+    if kind == "random":
+        return random_split(labels, n_splits, seed, parents, leaky=leaky, name=name)
+    raise ValueError(f"unknown split kind {kind!r}; expected one of {KINDS}")

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mer_prep.datasets import scan_dataset
-from mer_prep.fingerprint import dataset_fingerprint, sample_fingerprint
+from mer_prep.pipeline.fingerprint import dataset_fingerprint, sample_fingerprint
 from mer_prep.labels import class_names as scheme_class_names
 from mer_prep.recipes import Recipe
 from mer_prep.store.repo import is_remote
@@ -45,21 +45,3 @@ def scan_failures(plan: VersionPlan) -> list[dict]:
     """The scan's problems as store failure records (stage ``scan``)."""
     return [{"sample_id": p.sample_id, "file": p.file, "stage": "scan", "message": p.message}
             for p in plan.problems]
-
-
-def make_batches(n_samples: int, n_workers: int, *, per_worker: int = 1,
-                 max_batch: int = 64) -> list[range]:
-    """Row ranges for coarse tasks: ``per_worker`` batches per worker, none over ``max_batch``.
-
-    A Prefect task costs its worker ~0.3 CPU-s (measured), so small datasets get one batch per
-    worker; large ones are cut into batches of at most ``max_batch`` samples, which lets a
-    fast worker take over a slow one's remainder. The number of batches is a multiple of
-    ``n_workers``: 5 equal batches on 2 workers would leave one idle for a fifth of the run.
-    """
-    if n_samples == 0:
-        return []
-    n_batches = max(n_workers * per_worker, -(-n_samples // max_batch))
-    n_batches = -(-n_batches // n_workers) * n_workers
-    n_batches = min(n_batches, n_samples)
-    edges = [round(i * n_samples / n_batches) for i in range(n_batches + 1)]
-    return [range(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]

@@ -26,7 +26,7 @@ from mer_prep.face import (
     split_halves,
     transform_points,
 )
-from mer_prep.frame_selection import (
+from mer_prep.pipeline.frame_selection import (
     ClipSpan,
     clip_span,
     select_frames,
@@ -34,7 +34,6 @@ from mer_prep.frame_selection import (
 )
 from mer_prep.motion.apex import spot_apex
 from mer_prep.motion.flow import (
-    TVL1Params,
     float16_error_bound,
     flows_from_reference,
     optical_strain,
@@ -42,7 +41,7 @@ from mer_prep.motion.flow import (
 from mer_prep.motion.keyframes import select_keyframes
 from mer_prep.motion.magnify import magnify
 from mer_prep.recipes import Recipe
-from mer_prep.recipes.model import FlowConfig, MagnifyConfig
+from mer_prep.recipes.model import MagnifyConfig
 from mer_prep.sample import Sample
 
 
@@ -97,11 +96,6 @@ def magnify_clip(frames: np.ndarray, config: MagnifyConfig, fps: float) -> np.nd
     return magnify(frames, fps=fps, alpha=config.alpha, cutoff_wavelength=config.cutoff_wavelength,
                    f_low=config.f_low, f_high=f_high, levels=config.levels,
                    temporal_filter=config.temporal_filter)
-
-
-def tvl1_params(config: FlowConfig) -> TVL1Params:
-    """The solver parameters of a recipe's flow section."""
-    return TVL1Params(**config.model_dump(exclude={"strain"}))
 
 
 # Apex spotting was tuned on 128x128 faces; a smaller recipe output spots on its own warp.
@@ -191,7 +185,7 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
     flow_error = 0.0
     if recipe.flow is not None:
         reference = int(np.flatnonzero(positions == span.onset)[0])
-        flow = flows_from_reference(frames, reference, tvl1_params(recipe.flow))
+        flow = flows_from_reference(frames, reference, recipe.flow)
         arrays["flow"] = flow.astype(recipe.store_dtype)
         if recipe.store_dtype == "float16":
             flow_error = float16_error_bound(flow)

@@ -1,5 +1,5 @@
-"""Splits of a store version: build one from its sample table, attach class weights and SMOTE
-provenance per training fold, and commit it into the store (``mer-prep split``).
+"""Commit a split of a store version into the store (``mer-prep split``), with class weights and
+SMOTE provenance per training fold (the split itself comes from ``evaluation.splits``).
 
 Folds are computed over the reader's ``table`` rows (the processed samples, augmented copies
 included): augmented rows follow their parent, SMOTE is fitted on each fold's training rows
@@ -11,33 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mer_prep.balance import class_weights, rebuild_smote, smote_plan
-from mer_prep.splits import (KINDS, Split, group_kfold, loso, megc2019_loso, random_split,
-                             stratified_group_kfold)
-from mer_prep.store.table import parent_rows
+from mer_prep.evaluation.balance import class_weights, rebuild_smote, smote_plan
+from mer_prep.evaluation.splits import Split, parent_rows
 from mer_prep.store.writer import write_split
-
-
-def build_split(table, kind: str, *, name: str | None = None, n_splits: int = 5,
-                seed: int = 0, leaky: bool = False) -> Split:
-    """A split of ``kind`` over a store's sample ``table`` (pandas, the reader's ``table``)."""
-    subjects = table["subject"].to_numpy(dtype=str)
-    labels = table["label"].to_numpy(dtype=np.int64)
-    parents = parent_rows(table["sample_id"].to_numpy(dtype=str),
-                          table["aug_parent"].to_numpy(dtype=str))
-    name = name or kind
-    if kind == "loso":
-        return loso(subjects, parents, name=name)
-    if kind == "group_kfold":
-        return group_kfold(subjects, n_splits, parents, seed=seed, name=name)
-    if kind == "stratified_group_kfold":
-        return stratified_group_kfold(subjects, labels, n_splits, seed, parents, name=name)
-    if kind == "megc2019":
-        return megc2019_loso(subjects, table["dataset"].to_numpy(dtype=str), labels, parents,
-                             name=name)
-    if kind == "random":
-        return random_split(labels, n_splits, seed, parents, leaky=leaky, name=name)
-    raise ValueError(f"unknown split kind {kind!r}; expected one of {KINDS}")
 
 
 def fold_class_weights(split: Split, labels: np.ndarray, n_classes: int) -> np.ndarray:

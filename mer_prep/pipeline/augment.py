@@ -49,7 +49,7 @@ Decisions:
   affine (rotated, scaled by the crop zoom, ``dx`` negated by the mirror). Strain, a scalar
   magnitude invariant to rotation, mirroring and uniform scaling, is only resampled.
 - Landmarks go through the same affine; after a mirror they are re-indexed with
-  :data:`mer_prep.synth.faces.MIRROR_68` so that dlib's image-based order stays valid
+  :data:`mer_prep.face.landmarks.MIRROR_68` so that dlib's image-based order stays valid
   (points 36-41 remain the eye on the image left).
 - dtypes are preserved (float16 arrays are warped in float32 and cast back).
 """
@@ -63,11 +63,11 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from mer_prep.face.align import transform_points
 from mer_prep.face.split import landmark_split_row, split_halves
-from mer_prep.synth.faces import MIRROR_68
+from mer_prep.face.landmarks import MIRROR_68
+from mer_prep.recipes.model import AugmentConfig
 
 __all__ = [
     "ARRAY_NAMES",
@@ -84,35 +84,6 @@ __all__ = [
 
 # Per-sample arrays :func:`augment_arrays` knows how to transform.
 ARRAY_NAMES = ("frames", "landmarks", "flow", "strain", "upper", "lower")
-
-
-class AugmentConfig(BaseModel):
-    """How many augmented copies to make per sample and the bounds of their random draw.
-
-    copies: augmented copies per sample (the original is kept besides them).
-    seed: base seed; with the sample id and the copy index it fixes every draw.
-    rotation_deg: largest |angle| in degrees, drawn uniformly in ``[-rotation_deg, rotation_deg]``.
-    crop: largest fraction of each side removed, drawn uniformly in ``[0, crop]``; the crop
-    window (same fraction of height and width, uniformly placed) is resized back to the frame.
-    shift_px: largest shift of the content in x and in y, output pixels, each uniform in
-    ``[-shift_px, shift_px]``.
-    flip: mirror left-right with probability 0.5.
-    brightness: largest additive change in [0, 1] intensity units, uniform in
-    ``[-brightness, brightness]``.
-    contrast: largest relative change of contrast about each frame's mean: the factor is
-    uniform in ``[1 - contrast, 1 + contrast]`` (0.3 -> x[0.7, 1.3]).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    copies: int = Field(default=1, ge=1)
-    seed: int = Field(default=0, ge=0)
-    rotation_deg: float = Field(default=0.0, ge=0.0, le=90.0)
-    crop: float = Field(default=0.0, ge=0.0, le=0.5)
-    shift_px: float = Field(default=0.0, ge=0.0)
-    flip: bool = False
-    brightness: float = Field(default=0.0, ge=0.0, le=1.0)
-    contrast: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 @dataclass(frozen=True)

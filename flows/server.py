@@ -1,0 +1,122 @@
+"""A real ``prefect server`` on loopback in a child process group, for serving, tests and benches.
+
+    with PrefectServer(workdir) as server:
+        env = server.client_env        # PREFECT_API_URL set, own PREFECT_HOME
+        ...
+
+Everything it starts runs in its own process group, so stopping it stops the server's children.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from flows.runtime import isolated_environment
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> dict | list | bool | None:
+    """GET ``url`` and decode its JSON body; None when nothing answers (or an HTTP error)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read() or b"null")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float,
+             procs: Sequence[subprocess.Popen] = ()) -> None:
+    """Poll ``check`` until it is truthy; raise ``TimeoutError`` (or ``RuntimeError`` when one of
+    ``procs`` exits first) naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args[:2]} exited ({proc.returncode}) "
+                                   f"while waiting for {what}")
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group ``proc`` leads, then SIGKILL whatever of it is left."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+class PrefectServer:
+    """``prefect server start`` on 127.0.0.1 with its own home under ``workdir``; logs go to
+    ``workdir/server.log``. ``spawn`` starts further processes (``mer-prep serve``) against it,
+    stopped with the server."""
+
+    def __init__(self, workdir: str | os.PathLike, *, logging_level: str = "INFO") -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        self.env = isolated_environment(self.workdir / "prefect-home", logging_level=logging_level)
+        self.client_env = {**self.env, "PREFECT_API_URL": self.api}
+        self.procs: list[subprocess.Popen] = []
+        self._logs: list = []
+
+    def spawn(self, name: str, args: Sequence[str], *, env: dict | None = None) -> subprocess.Popen:
+        """Start ``args`` in its own process group, output to ``workdir/<name>.log``."""
+        log = open(self.workdir / f"{name}.log", "w")
+        self._logs.append(log)
+        proc = subprocess.Popen(list(args), env=env or self.client_env, cwd=self.workdir,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def start(self, timeout: float = 150) -> PrefectServer:
+        self.spawn("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                              "--port", str(self.port)], env=self.env)
+        wait_for("the Prefect server", lambda: get_json(f"{self.api}/health") is True, timeout,
+                 self.procs)
+        return self
+
+    def wait_for_deployment(self, name: str, timeout: float = 120) -> None:
+        wait_for(f"deployment {name}",
+                 lambda: get_json(f"{self.api}/deployments/name/{name}") is not None, timeout,
+                 self.procs)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            stop_group(proc)
+        for log in self._logs:
+            log.close()
+
+    def __enter__(self) -> PrefectServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
