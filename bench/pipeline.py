@@ -144,7 +144,7 @@ def _peak_rss() -> int:
 
 def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, store: Path) -> float:
     """The flow's library calls wired on plain Dask (no Prefect): wall seconds."""
-    from mer_prep.pipeline.batch import combine_batches, process_batch
+    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
     from mer_prep.pipeline.planning import plan_version
     from flows.batching import make_batches
     from mer_prep.store.writer import VersionWriter
@@ -153,10 +153,10 @@ def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, sto
     recipe = load_recipe(recipe_name)
     plan = plan_version("casme2", root, recipe, store)
     writer = VersionWriter.begin(plan)
-    stride = recipe.rows_per_sample
-    items = list(zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints))
-    futures = [client.submit(process_batch, writer.fork(), [items[i] for i in rows], recipe,
-                             plan.array_specs(), plan.class_names, pure=False)
+    items = sample_jobs(plan)
+    futures = [client.submit(process_batch, BatchJob(writer.fork(), [items[i] for i in rows],
+                                                     recipe, plan.arrays, plan.class_names),
+                             pure=False)
                for rows in make_batches(len(items), n_workers)]
     run = combine_batches(client.gather(futures), plan.n_rows)
     writer.finish(run.forks, run.rows, run.failures)
@@ -205,7 +205,7 @@ def scaling_seconds(root: Path, recipe_name: str, work: Path, repeat: int) -> di
         for n, client in clients.items():
             warm = sorted(runs[n][1:], key=lambda run: run[0])
             seconds, summary = warm[len(warm) // 2]
-            if any(s["n_failed"] for _, s in runs[n]):
+            if any(s.n_failed for _, s in runs[n]):
                 print(f"warning: samples failed in {recipe_name} runs", file=sys.stderr)
             out[n] = {"dask": statistics.median(dask[n]), "cold": runs[n][0][0],
                       "warm": seconds, "summary": summary,
@@ -238,8 +238,8 @@ def main() -> None:
             library = library_seconds(samples, recipe)
             machine = machine_seconds(root, name, len(samples), args.repeat)
             one, two = scaling_seconds(root, name, args.work, args.repeat).values()
-            n = one["summary"]["n_samples"]
-            in_worker = sum(one["summary"]["stage_seconds"].values()) / one["summary"]["n_ok"]
+            n = one["summary"].n_samples
+            in_worker = sum(one["summary"].stage_seconds.values()) / one["summary"].n_ok
             rows.append({"name": name, "n": n, "floor": floor, "library": library,
                          "worker": in_worker, "one": one, "two": two, "machine": machine,
                          "peak": max(one["peaks"] + two["peaks"]) / 2**20})
@@ -265,20 +265,20 @@ def main() -> None:
           f"{'1w smp/s':>8s} {'2w smp/s':>8s} {'peak MiB/worker':>15s}")
     for r in rows:
         n, one, two, floor, machine = r["n"], r["one"], r["two"], r["floor"], r["machine"]
-        process = (one["summary"]["phase_seconds"]["process"]
-                   / two["summary"]["phase_seconds"]["process"])
+        process = (one["summary"].phase_seconds["process"]
+                   / two["summary"].phase_seconds["process"])
         print(f"{r['name']:8s} {r['library'] / floor:9.2f} {r['worker'] / floor:12.2f} "
               f"{one['warm'] / n / floor:11.2f} {machine['one'] / machine['two']:13.2f} "
               f"{one['dask'] / two['dask']:10.2f} "
               f"{one['warm'] / two['warm']:10.2f} {process:13.2f} {n / one['warm']:8.1f} "
               f"{n / two['warm']:8.1f} {r['peak']:15.0f}")
     for r in rows:
-        stages = r["one"]["summary"]["stage_seconds"]
+        stages = r["one"]["summary"].stage_seconds
         total = sum(stages.values())
         print(f"{r['name']} stage shares (1 worker): "
               + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items()))
         for label, key in (("1 worker", "one"), ("2 workers", "two")):
-            phases = r[key]["summary"]["phase_seconds"]
+            phases = r[key]["summary"].phase_seconds
             print(f"{r['name']} flow phases ({label}, s): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
                   + f"; outside them {r[key]['warm'] - sum(phases.values()):.2f}")

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import ensure_dataset  # noqa: E402
 
-from mer_prep.pipeline.batch import combine_batches, process_batch  # noqa: E402
+from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs  # noqa: E402,E501
 from mer_prep.evaluation.splits import build_split
 from mer_prep.store.splits import save_split  # noqa: E402
 from mer_prep.pipeline.planning import plan_version  # noqa: E402
@@ -42,8 +42,8 @@ def write_store(root: Path, store: Path) -> None:
     recipe = load_recipe("ha3d")
     plan = plan_version("casme2", root, recipe, store)
     writer = VersionWriter.begin(plan)
-    items = list(zip(range(plan.n_rows), plan.samples, plan.fingerprints))
-    result = process_batch(writer.fork(), items, recipe, plan.array_specs(), plan.class_names)
+    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan), recipe, plan.arrays,
+                                    plan.class_names))
     run = combine_batches([result], plan.n_rows)
     writer.finish(run.forks, run.rows, run.failures)
 

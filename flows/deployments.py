@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from mer_prep.config import CONFIG_ENV, Config, load_config
+from mer_prep.errors import ServeError
 
 
 def build_deployments(config: Config) -> list:
@@ -35,10 +36,6 @@ def build_deployments(config: Config) -> list:
                         f"samples whose inputs changed.",
             entrypoint_type=EntrypointType.MODULE_PATH))
     return deployments
-
-
-class ServeError(RuntimeError):
-    """Nothing can be served: no Prefect server to serve against, or no enabled dataset."""
 
 
 def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = None) -> None:

@@ -30,25 +30,19 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
-from mer_prep.pipeline.batch import BatchResult, combine_batches, process_batch
+from mer_prep.errors import NothingProcessedError
+from mer_prep.pipeline.batch import (BatchJob, BatchResult, combine_batches, process_batch,
+                                     sample_jobs)
 from mer_prep.pipeline.planning import plan_version, scan_failures
 
 from flows.batching import make_batches
 from mer_prep.recipes import load_recipe
 from mer_prep.pipeline.report import run_report
-from mer_prep.store.repo import is_remote
+from mer_prep.pipeline.summary import RunSummary
 from mer_prep.store.writer import VersionWriter, existing_version
 from mer_prep.threads import pin_threads
 
 from flows.runtime import prefect_api
-
-
-class NothingProcessedError(RuntimeError):
-    """The run found no samples, or every sample failed; ``summary`` says what happened."""
-
-    def __init__(self, message: str, summary: dict | None = None) -> None:
-        super().__init__(message)
-        self.summary = summary or {}
 
 
 class Sealed:
@@ -67,10 +61,10 @@ class Sealed:
 
 @task(name="process-batch", cache_policy=NONE, retries=1)
 def process_batch_task(batch: Sealed) -> BatchResult:
-    """One coarse batch (``process_batch``'s arguments, sealed) on a Dask worker, its native
-    thread pools pinned to one thread."""
+    """One coarse batch (a sealed ``BatchJob``) on a Dask worker, its native thread pools
+    pinned to one thread."""
     pin_threads(1)
-    return process_batch(*batch.value)
+    return process_batch(batch.value)
 
 
 # Set before a worker process starts. Dask's default MALLOC_TRIM_THRESHOLD_ of 64 KiB also
@@ -128,11 +122,11 @@ def _default_client_address() -> str | None:
 def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
                store: str | None = None, labels: str = "native", n_workers: int = 2,
                options: dict | None = None, progress: bool = False,
-               dask_address: str | None = None) -> dict:
+               dask_address: str | None = None) -> RunSummary:
     """Preprocess ``dataset`` under ``root`` with ``recipe`` into the versioned store ``store``.
 
-    Returns a summary: store, version_id, snapshot, up_to_date, counts (ok, failed, recomputed,
-    reused), stage timings (s) and the key of the run's markdown artifact.
+    Returns the run's summary: the version made (or found up to date), counts (ok, failed,
+    recomputed, reused), timings and the key of the run's markdown artifact.
     """
     context = FlowRunContext.get()
     if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
@@ -147,41 +141,39 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
         dataset=dataset, recipe=recipe_model.name)  # a deployment's default is a template
     plan = plan_version(dataset, root, recipe_model, store, labels=labels, **(options or {}))
     phases = {"plan": time.perf_counter() - started}
-    location = (plan.store_path if is_remote(plan.store_path)
-                else str(Path(plan.store_path).resolve()))
-    summary = {"store": location, "version_id": plan.version_id,
-               "dataset": dataset, "recipe": recipe_model.name, "n_samples": len(plan.samples),
-               "n_scan_problems": len(plan.problems),
-               "artifact_key": artifact_key(dataset, recipe_model.name)}
+    summary = RunSummary(store=str(plan.location), version_id=plan.version_id, dataset=dataset,
+                         recipe=recipe_model.name, n_samples=len(plan.samples),
+                         n_scan_problems=len(plan.problems),
+                         artifact_key=artifact_key(dataset, recipe_model.name),
+                         phase_seconds=phases)
     if not plan.samples:
         message = (f"{dataset}: no samples found under {root} "
                    f"({len(plan.problems)} scan problems: {[str(p) for p in plan.problems[:5]]})")
-        _publish(summary, None, plan, phases)
+        _publish(summary, None, plan)
         raise NothingProcessedError(message, summary)
-    snapshot = existing_version(plan.store_path, plan.version_id)
+    snapshot = existing_version(plan.location, plan.version_id)
     if snapshot is not None:
         logger.info("%s is up to date: version %s (nothing recomputed)", store, plan.version_id)
-        summary = {**summary, "snapshot": snapshot, "up_to_date": True, "n_recomputed": 0,
-                   "n_reused": len(plan.samples)}
-        _publish(summary, None, plan, phases)
+        summary.snapshot, summary.up_to_date, summary.n_reused = snapshot, True, len(plan.samples)
+        _publish(summary, None, plan)
         return summary
 
     tick = time.perf_counter()
     writer = VersionWriter.begin(plan)
     phases["layout"] = time.perf_counter() - tick
     reuse = writer.reuse_summary()
-    logger.info("%d samples (%d to compute, %d unchanged since %s), %d scan problems -> %s "
-                "version %s", len(plan.samples), reuse["n_recomputed"], reuse["n_reused"],
-                reuse["from_version"], len(plan.problems), store, plan.version_id)
+    unchanged = (f"{reuse['n_reused']} unchanged since {reuse['from_version']}"
+                 if reuse["from_version"] else "a fresh layout")
+    logger.info("%d samples (%d to compute, %s), %d scan problems -> %s version %s",
+                len(plan.samples), reuse["n_recomputed"], unchanged, len(plan.problems), store,
+                plan.version_id)
     try:
-        specs = plan.array_specs()
-        stride = recipe_model.rows_per_sample  # a sample's row, then its augmented copies
-        items = [item for item in zip(range(0, plan.n_rows, stride), plan.samples,
-                                      plan.fingerprints) if item[0] not in writer.reused]
+        stride = recipe_model.rows_per_sample
+        items = sample_jobs(plan, writer.reused)
         batches = make_batches(len(items), n_workers)
-        futures = [process_batch_task.submit(Sealed((writer.fork(), [items[i] for i in rows],
-                                                     recipe_model, specs, plan.class_names)))
-                   for rows in batches]
+        futures = [process_batch_task.submit(Sealed(BatchJob(
+                       writer.fork(), [items[i] for i in rows], recipe_model, plan.arrays,
+                       plan.class_names))) for rows in batches]
         tick = time.perf_counter()
         bar = _progress_bar(len(items)) if progress else None
         results: list[BatchResult] = []
@@ -191,7 +183,7 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
             if bar is not None:
                 bar.update(len(result.rows) // stride)
             for failure in result.failures:
-                logger.warning("failed %s: %s", failure["sample_id"], failure["message"])
+                logger.warning("failed %s: %s", failure.sample_id, failure.message)
         if bar is not None:
             bar.close()
         phases["process"], tick = time.perf_counter() - tick, time.perf_counter()
@@ -203,16 +195,15 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
     except BaseException:
         writer.abort()
         raise
-    logger.info("committed %s as %s: %d ok, %d failed; %d samples recomputed, %d reused from %s",
+    logger.info("committed %s as %s: %d ok, %d failed; %d samples recomputed, %s",
                 store, plan.version_id, run.n_ok, len(run.rows) - run.n_ok,
-                reuse["n_recomputed"], reuse["n_reused"], reuse["from_version"])
-    summary = {**summary, "snapshot": snapshot, "up_to_date": False, "n_ok": run.n_ok,
-               "n_failed": len(run.rows) - run.n_ok, "failures": failures,
-               "n_recomputed": reuse["n_recomputed"], "n_reused": reuse["n_reused"],
-               "reused_from": reuse["from_version"],
-               "stage_seconds": run.timings, "phase_seconds": phases,
-               "wall_seconds": time.perf_counter() - started}
-    _publish(summary, run.rows, plan, phases, reused=set(writer.reused))
+                reuse["n_recomputed"], unchanged)
+    summary.snapshot, summary.n_ok, summary.n_failed = snapshot, run.n_ok, len(run.rows) - run.n_ok
+    summary.failures, summary.stage_seconds = failures, run.timings
+    summary.n_recomputed, summary.n_reused = reuse["n_recomputed"], reuse["n_reused"]
+    summary.reused_from = reuse["from_version"]
+    summary.wall_seconds = time.perf_counter() - started
+    _publish(summary, run.rows, plan, reused=set(writer.reused))
     if run.n_ok == 0:
         raise NothingProcessedError(
             f"{dataset}: every one of {len(plan.samples)} samples failed (version "
@@ -225,14 +216,14 @@ def artifact_key(dataset: str, recipe: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"preprocess-{dataset}-{recipe}".lower())
 
 
-def _publish(summary: dict, rows: list[dict] | None, plan, phases: dict,
+def _publish(summary: RunSummary, rows: list[dict] | None, plan,
              reused: set[int] = frozenset()) -> None:
     """The run's markdown artifact (never fatal: a run without an API still runs)."""
     try:
         create_markdown_artifact(markdown=run_report(summary, rows, plan, reused),
-                                 key=summary["artifact_key"],
-                                 description=f"preprocess {summary['dataset']} / "
-                                             f"{summary['recipe']}: {summary['version_id']}")
+                                 key=summary.artifact_key,
+                                 description=f"preprocess {summary.dataset} / "
+                                             f"{summary.recipe}: {summary.version_id}")
     except Exception as error:  # noqa: BLE001
         get_run_logger().warning("could not publish the run's artifact: %s", error)
 
@@ -245,7 +236,7 @@ def _progress_bar(total: int):
 
 def run_preprocess(dataset: str, root, recipe: str, store: str | None, *, labels: str = "native",
                    n_workers: int = 2, dask_address: str | None = None,
-                   options: dict | None = None, progress: bool = False) -> dict:
+                   options: dict | None = None, progress: bool = False) -> RunSummary:
     """Run the flow on a Dask task runner (what ``mer-prep run`` calls)."""
     with prefect_api():
         runner = task_runner(dask_address, n_workers)

@@ -2,6 +2,9 @@
 
 Prefect is imported only by the commands that launch flows, after PREFECT_HOME and the
 no-telemetry settings are fixed, so a run never writes outside its own home or phones home.
+Every name a command is given (dataset, recipe, label scheme, roots, adapter options) is checked
+before Prefect starts. An error prints one line (``error: ...``) and exits with the code of its
+class (``mer_prep.errors``); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -14,17 +17,74 @@ from pathlib import Path
 
 import click
 
+from mer_prep.errors import EXIT_INTERNAL, InvalidArgumentError, MerPrepError
+
+
+class _Commands(click.Group):
+    """The command group: one line per error, the valid names in ``--help``."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MerPrepError as error:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {_one_line(error)}", err=True)
+            ctx.exit(error.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - a bug: say so in one line, not 90
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"internal error: {type(error).__name__}: {_one_line(error)} (run again "
+                       f"with --debug for the traceback)", err=True)
+            ctx.exit(EXIT_INTERNAL)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from mer_prep.datasets import DATASETS
+        from mer_prep.labels import schemes
+        from mer_prep.recipes import builtin_recipes
+
+        with formatter.section("Names"):
+            formatter.write_dl([("datasets", ", ".join(DATASETS)),
+                                ("recipes", ", ".join(sorted(builtin_recipes()))
+                                 + " (or a recipe YAML file)"),
+                                ("label schemes", ", ".join(schemes()))])
+        with formatter.section("Exit codes"):
+            formatter.write_dl([("0", "success"), ("1", "nothing processed / leaks found"),
+                                ("2", "bad usage or input"), ("3", "store problem"),
+                                ("4", "missing server, model file or extra"),
+                                ("70", "internal error")])
+
+
+def _one_line(error: BaseException) -> str:
+    return "; ".join(part.strip() for part in str(error).splitlines() if part.strip())
+
+
+def check_run_arguments(dataset: str, roots, recipe: str, labels: str, options: dict):
+    """Every name of a run, checked before anything starts; returns the loaded recipe."""
+    from mer_prep.datasets.options import check_dataset, check_options, check_roots
+    from mer_prep.labels import get_scheme
+    from mer_prep.recipes import load_recipe
+
+    check_dataset(dataset)
+    loaded = load_recipe(recipe)
+    get_scheme(labels)
+    check_options(dataset, options)
+    check_roots(dataset, roots)
+    return loaded
+
 
 def parse_roots(dataset: str, roots: tuple[str, ...]) -> str | dict[str, str]:
     """One ``--root PATH``, or ``--root part=PATH`` per part of a composite dataset."""
     if not roots:
-        raise click.UsageError("--root is required")
+        raise InvalidArgumentError(f"{dataset}: --root is required")
     if len(roots) == 1 and "=" not in roots[0]:
         return roots[0]
     parts = {}
     for value in roots:
         if "=" not in value:
-            raise click.UsageError(f"{dataset}: give each root as part=PATH, got {value!r}")
+            raise InvalidArgumentError(f"{dataset}: give each root as part=PATH, got {value!r}")
         name, path = value.split("=", 1)
         parts[name] = path
     return parts
@@ -36,13 +96,15 @@ def parse_options(values: tuple[str, ...]) -> dict[str, str]:
     for value in values:
         key, sep, item = value.partition("=")
         if not sep:
-            raise click.UsageError(f"--option wants key=value, got {value!r}")
+            raise InvalidArgumentError(f"--option wants key=value, got {value!r}")
         options[key] = item
     return options
 
 
-@click.group()
-def main() -> None:
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mer-prep", prog_name="mer-prep")
+@click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+def main(debug: bool) -> None:
     """mer-prep: preprocessing pipeline and versioned feature store for micro-expressions."""
 
 
@@ -58,19 +120,18 @@ def main() -> None:
 @click.option("--home", default=".mer-prep", show_default=True, help="Where Prefect keeps its state.")
 def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_options, home):
     """Preprocess DATASET into a versioned store (Prefect ephemeral mode, local Dask cluster)."""
-    from_error = None
+    from mer_prep.errors import NothingProcessedError
+
+    root, options = parse_roots(dataset, roots), parse_options(adapter_options)
+    check_run_arguments(dataset, root, recipe, labels, options)
     try:
-        summary = _run(dataset, parse_roots(dataset, roots), recipe, store, labels, workers,
-                       dask_address, parse_options(adapter_options), Path(home))
-    except Exception as error:
-        if not getattr(error, "summary", None):  # flows.preprocess.NothingProcessedError
-            raise
-        summary, from_error = error.summary, error
-    if "up_to_date" in summary:
-        _print_summary(summary)
-    if from_error is not None:
-        click.echo(f"error: {from_error}", err=True)
-        sys.exit(1)
+        summary = _run(dataset, root, recipe, store, labels, workers, dask_address, options,
+                       Path(home))
+    except NothingProcessedError as error:
+        if error.summary is not None and error.summary.snapshot is not None:
+            _print_summary(error.summary)  # the version records why every sample failed
+        raise
+    _print_summary(summary)
 
 
 @main.command()
@@ -80,30 +141,29 @@ def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_op
 @click.option("--check", is_flag=True, help="Only load the configuration and list the deployments.")
 def serve(config_file, limit, check):
     """Serve the deployments preprocess/<dataset> of the configuration (needs PREFECT_API_URL)."""
-    from mer_prep.config import ConfigError, load_config
+    from mer_prep.config import load_config
 
-    try:
-        config = load_config(config_file)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    from mer_prep.errors import ConfigError
+
+    config = load_config(config_file)
     for spec in config.deployments():
         click.echo(f"preprocess/{spec.name}: {spec.parameters['recipe']} on "
                    f"{spec.parameters['root']} -> {spec.parameters['store']}, "
                    f"schedule {spec.cron or 'none'}")
+    problems = config.problems()
+    if problems:
+        raise ConfigError("\n".join(problems))
     if check:
         return
     from flows.runtime import prefect_environment
 
     prefect_environment(os.environ.get("PREFECT_HOME") or Path(".mer-prep") / "prefect")
-    from flows.deployments import ServeError, serve_config
+    from flows.deployments import serve_config
 
-    try:
-        serve_config(config.path, limit=limit)
-    except ServeError as error:
-        raise click.ClickException(str(error)) from None
+    serve_config(config.path, limit=limit)
 
 
-def _run(dataset, root, recipe, store, labels, workers, dask_address, options, home) -> dict:
+def _run(dataset, root, recipe, store, labels, workers, dask_address, options, home):
     from flows.runtime import prefect_environment
 
     prefect_environment(home / "prefect")
@@ -113,16 +173,15 @@ def _run(dataset, root, recipe, store, labels, workers, dask_address, options, h
                           dask_address=dask_address, options=options, progress=True)
 
 
-def _print_summary(summary: dict) -> None:
-    state = "up to date" if summary["up_to_date"] else "committed"
-    click.echo(f"store:   {summary['store']}")
-    click.echo(f"version: {summary['version_id']} ({state})")
-    if not summary["up_to_date"]:
-        click.echo(f"samples: {summary['n_ok']} ok, {summary['n_failed']} failed, "
-                   f"{summary['n_scan_problems']} scan problems, "
-                   f"{summary['wall_seconds']:.1f} s")
-        for failure in summary["failures"]:
-            click.echo(f"  failed {failure['sample_id']} [{failure['stage']}]: {failure['message']}",
+def _print_summary(summary) -> None:
+    """A ``RunSummary`` for people."""
+    click.echo(f"store:   {summary.store}")
+    click.echo(f"version: {summary.version_id} ({summary.state})")
+    if summary.committed:
+        click.echo(f"samples: {summary.n_ok} ok, {summary.n_failed} failed, "
+                   f"{summary.n_scan_problems} scan problems, {summary.wall_seconds:.1f} s")
+        for failure in summary.failures:
+            click.echo(f"  failed {failure.sample_id} [{failure.stage}]: {failure.message}",
                        err=True)
 
 
@@ -165,7 +224,8 @@ def _synthesise_demo(root: Path, subjects: int, clips: int) -> None:
 
 @main.command()
 @click.argument("store")
-@click.option("--version", default=None, help="A version tag [default: latest].")
+@click.option("--tag", "version", default=None, metavar="VERSION",
+              help="A version tag (v-...) [default: the latest version].")
 def info(store, version):
     """Versions, sample/class/subject counts and failures of a store."""
     _print_info(store, version)
@@ -248,6 +308,10 @@ def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise)
     from mer_prep.store.splits import save_split
     from mer_prep.store import open_store
 
+    if kind == "random" and not leaky:
+        raise InvalidArgumentError("the random split puts clips of one subject on both sides "
+                                   "(a subject leak); pass --leaky to make it anyway (recorded "
+                                   "as leaky), or use a subject-independent --kind")
     opened = open_store(store)
     made = build_split(opened.table, kind, name=name, n_splits=n_splits, seed=seed, leaky=leaky)
     snapshot = save_split(opened, made, smote_features=smote_features, smote_seed=seed,
@@ -263,22 +327,12 @@ def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise)
               help="Array whose first frame per sample is hashed for near-duplicates.")
 def audit(store, split_name, array):
     """Check a split for leakage; exit code 1 when anything leaks."""
-    from mer_prep.evaluation.audit import audit_split
+    from mer_prep.evaluation.audit import audit_store
     from mer_prep.store import open_store
 
     opened = open_store(store)
     made = opened.split(split_name)
-    smote = None
-    if opened.split_attrs(split_name).get("smote"):
-        smote = {}
-        for fold in range(made.n_folds):
-            plan = opened.smote(split_name, fold)
-            smote[fold] = (plan.parent_a, plan.parent_b)
-    images = opened.array(array, dtype="float32")
-    images = images.reshape(len(images), -1, *images.shape[-2:])[:, 0]
-    report = audit_split(opened.table["sample_id"].to_numpy(dtype=str),
-                         opened.table["subject"].to_numpy(dtype=str), opened.parents,
-                         made.test_fold, made.fold_names, images=images, smote=smote)
+    report = audit_store(opened, split_name, array)
     leaky = " (recorded as LEAKY)" if made.leaky else ""
     click.echo(f"audit of split {split_name}{leaky} of {store} ({opened.version_id})")
     click.echo(report.to_text())

@@ -27,16 +27,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mer_prep.datasets import DATASETS
+from mer_prep.datasets.options import check_options, check_roots
+from mer_prep.errors import ConfigError, MerPrepError
+from mer_prep.store.repo import StoreLocation
 
 CONFIG_ENV = "MER_PREP_CONFIG"
 DEFAULT_FILE = "mer-prep.toml"
-
-
-class ConfigError(ValueError):
-    """The configuration file is missing, not TOML, or does not describe valid deployments."""
 
 
 class _Settings(BaseModel):
@@ -76,6 +75,25 @@ class _Settings(BaseModel):
                 raise ValueError(f"unknown label scheme {value!r}; known: {', '.join(schemes())}")
         return value
 
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith((".yaml", ".yml")):
+            from mer_prep.recipes import load_recipe
+
+            try:
+                load_recipe(value)
+            except MerPrepError as error:  # pydantic reports ValueErrors with their place
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("recipes")
+    @classmethod
+    def _recipes(cls, value: list[str] | None) -> list[str] | None:
+        for recipe in value or ():
+            cls._recipe(recipe)
+        return value
+
     @field_validator("store")
     @classmethod
     def _store(cls, value: str | None) -> str | None:
@@ -113,6 +131,17 @@ class ProjectConfig(BaseModel):
             raise ValueError(f"unknown dataset(s) {unknown}; known: {', '.join(DATASETS)}")
         return value
 
+    @model_validator(mode="after")
+    def _adapter_options(self) -> ProjectConfig:
+        for name, dataset in self.datasets.items():
+            options = (dataset.options if dataset.options is not None
+                       else self.defaults.options or {})
+            try:
+                check_options(name, options)
+            except MerPrepError as error:
+                raise ValueError(f"datasets.{name}.options: {error}") from None
+        return self
+
 
 class Deployment(BaseModel):
     """A resolved deployment: its name, the flow's default parameters and its schedule."""
@@ -131,6 +160,17 @@ class Config(BaseModel):
     path: Path
     project: ProjectConfig
 
+    def problems(self) -> list[str]:
+        """What would make a deployment fail at run time: a root that does not exist. (Names,
+        options and recipes are checked when the file loads.)"""
+        found = []
+        for spec in self.deployments():
+            try:
+                check_roots(spec.dataset, spec.parameters["root"])
+            except MerPrepError as error:
+                found.append(f"{self.path}: datasets.{spec.dataset}: {error}")
+        return found
+
     def deployments(self) -> list[Deployment]:
         """One per enabled dataset and recipe, parameters filled from ``[defaults]``."""
         out = []
@@ -146,7 +186,8 @@ class Config(BaseModel):
                        or [d.recipe or "ha3d"])
             root: Any = (_resolve(base, ds.root) if isinstance(ds.root, str)
                          else {part: _resolve(base, p) for part, p in ds.root.items()})
-            store = _resolve(base, pick("store", "stores/{dataset}/{recipe}"))
+            store = str(StoreLocation.parse(pick("store", "stores/{dataset}/{recipe}"),
+                                            base=base))
             for i, recipe in enumerate(recipes):
                 recipe_path = Path(recipe).expanduser()
                 if recipe.endswith((".yaml", ".yml")) and not recipe_path.is_absolute():
@@ -186,8 +227,13 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     try:
         project = ProjectConfig.model_validate(data)
     except ValidationError as error:
-        problems = "\n".join(
-            f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in error.errors())
-        raise ConfigError(f"{where}: invalid configuration:\n{problems}") from None
+        problems = "; ".join(_describe(e) for e in error.errors())
+        raise ConfigError(f"{where}: {problems}") from None
     return Config(path=where.resolve(), project=project)
+
+
+def _describe(error: dict) -> str:
+    """One pydantic error as ``place: problem`` (``datasets.casme2.cron: not a cron ...``)."""
+    message = error["msg"].removeprefix("Value error, ")
+    place = ".".join(str(p) for p in error["loc"])
+    return f"{place}: {message}" if place else message

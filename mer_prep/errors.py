@@ -1,10 +1,76 @@
-"""Errors that name the file, the sample and the problem (SPEC §7)."""
+"""The one error tree of mer-prep: every error the project raises derives from ``MerPrepError``.
+
+Each error names the file, the sample and the problem where there is one. The CLI prints
+``str(error)`` as one line and exits with the class's ``exit_code``:
+
+====  ==========================================================================================
+code  meaning
+====  ==========================================================================================
+0     success
+1     the command ran and its answer is "no": nothing could be processed, an audit found a leak
+2     bad usage: an unknown dataset, recipe, label scheme or option, a missing root, a bad config
+3     the store: none at that location, no such version or split, a conflicting run, a layout
+      that does not match the schema
+4     the environment: a missing server, model file or optional extra
+70    an unexpected internal error (a bug: run again with ``--debug`` and report the traceback)
+====  ==========================================================================================
+
+Errors that stand for a Python built-in condition also derive from that built-in (an unknown
+name is a ``LookupError``, a bad value a ``ValueError``, a missing store a ``FileNotFoundError``)
+so that code catching the built-in keeps working.
+"""
 
 from __future__ import annotations
 
+EXIT_OK = 0
+EXIT_NO = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+EXIT_ENVIRONMENT = 4
+EXIT_INTERNAL = 70
+
 
 class MerPrepError(Exception):
-    """Base class for every error mer-prep raises on bad input."""
+    """Base class of every error mer-prep raises."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __str__(self) -> str:  # a LookupError would quote its message: never for ours
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+# --- bad input: usage, names, values ------------------------------------------------------------
+
+class InvalidArgumentError(MerPrepError, ValueError):
+    """A value passed to a library function is out of its domain (a shape, a range, a mode)."""
+
+
+class UnknownNameError(MerPrepError, KeyError):
+    """A name (dataset, recipe, label scheme, split kind, model) that does not exist."""
+
+
+class UnknownDatasetError(UnknownNameError):
+    """No adapter of that name."""
+
+
+class UnknownRecipeError(UnknownNameError):
+    """No built-in recipe of that name."""
+
+
+class UnknownLabelSchemeError(UnknownNameError):
+    """No label scheme of that name."""
+
+
+class RecipeError(MerPrepError, ValueError):
+    """A recipe file is missing, not YAML, or describes an impossible recipe."""
+
+
+class ConfigError(MerPrepError, ValueError):
+    """The configuration file is missing, not TOML, or does not describe valid deployments."""
+
+
+class DataRootError(MerPrepError, FileNotFoundError):
+    """A dataset root does not exist or does not hold the dataset's layout."""
 
 
 class SampleError(MerPrepError):
@@ -36,3 +102,63 @@ class AnnotationError(MerPrepError):
         self.row = row
         where = f"{file}" + (f", row {row}" if row is not None else "")
         super().__init__(f"{where}: {problem}")
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+class StoreError(MerPrepError):
+    """Base of the store's errors."""
+
+    exit_code = EXIT_STORE
+
+
+class StoreLocationError(StoreError, ValueError):
+    """A store location that is neither a local path nor ``s3://bucket/prefix``."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """No store (or no committed version) at a location."""
+
+
+class VersionNotFoundError(StoreError, LookupError):
+    """The store holds no version of that name."""
+
+
+class SplitNotFoundError(StoreError, LookupError):
+    """The store version holds no split of that name and cannot compute it."""
+
+
+class SchemaError(StoreError, ValueError):
+    """A store (or a write into it) does not follow the declared layout."""
+
+
+class VersionConflictError(StoreError, RuntimeError):
+    """Another run moved ``main`` while this one was writing; nothing of this run is visible."""
+
+
+# --- runs and the environment --------------------------------------------------------------------
+
+class NothingProcessedError(MerPrepError, RuntimeError):
+    """A run found no samples, or every sample failed; ``summary`` says what happened."""
+
+    exit_code = EXIT_NO
+
+    def __init__(self, message: str, summary=None) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class PipelineError(MerPrepError, RuntimeError):
+    """The run's own bookkeeping found an inconsistency and refused to commit."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class EnvironmentProblem(MerPrepError, RuntimeError):
+    """Something the machine must provide is missing: a model file, a server, an extra."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class ServeError(EnvironmentProblem):
+    """Nothing can be served: no Prefect server to serve against, or no enabled dataset."""

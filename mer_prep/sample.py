@@ -6,7 +6,7 @@ offset are given in that numbering, exactly as the annotation file states them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
@@ -68,6 +68,29 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.file}: sample {self.sample_id}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A sample the store records as failed: which file, at which stage, and why.
+
+    stage: ``scan`` (the adapter could not use it) or ``process`` (a stage failed on it).
+    """
+
+    sample_id: str
+    file: str
+    stage: str
+    message: str
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> Failure:
+        return cls(problem.sample_id, problem.file, "scan", problem.message)
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.sample_id} [{self.stage}] {self.file}: {self.message}"
 
 
 @dataclass

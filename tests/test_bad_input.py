@@ -59,7 +59,7 @@ def test_each_fault_is_named_recorded_and_the_rest_complete(broken_casme2, tmp_p
     root, ids, faults = broken_casme2
     store_path = tmp_path / "store"
     summary = run_preprocess("casme2", str(root), "ha3d", str(store_path), n_workers=2)
-    assert not summary["up_to_date"]
+    assert not summary.up_to_date
 
     store = open_store(store_path)
     failures = store.failures

@@ -2,6 +2,11 @@
 
 import csv
 import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -52,5 +57,49 @@ def test_list_composite_takes_one_root_per_part(tmp_path):
 
 def test_info_on_a_missing_store_says_so(tmp_path):
     result = CliRunner().invoke(main, ["info", str(tmp_path / "nothing")])
-    assert result.exit_code != 0
-    assert "no mer-prep store" in str(result.exception)
+    assert result.exit_code == 3
+    assert result.stderr.strip().splitlines() == [f"error: no mer-prep store at {tmp_path / 'nothing'}"]
+    assert not (tmp_path / "nothing").exists()  # a read creates nothing
+
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "casme2", "--root", "{root}", "--recipe", "nosuch"], "unknown recipe 'nosuch'"),
+    (["run", "casme9", "--root", "{root}"], "unknown dataset 'casme9'"),
+    (["run", "casme2", "--root", "{root}", "--labels", "nope"], "unknown label scheme 'nope'"),
+    (["run", "casme2", "--root", "{root}/missing"], "does not exist"),
+    (["run", "casme2", "--root", "{root}", "--option", "variantt=raw"], "no option 'variantt'"),
+])
+def test_run_refuses_bad_names_in_one_line_before_prefect_starts(tmp_path, args, message):
+    """Within 3 s, at most 3 lines, exit 2, and no Prefect server (its home stays empty)."""
+    home = tmp_path / "home"
+    args = [a.format(root=tmp_path) for a in args] + ["--home", str(home)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    start = time.monotonic()
+    done = subprocess.run([str(BIN / "mer-prep"), *args], capture_output=True, text=True,
+                          env=env, timeout=60)
+    elapsed = time.monotonic() - start
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) <= 3 and message in lines[0] and lines[0].startswith("error: "), lines
+    assert "None" not in done.stderr
+    assert elapsed < 3, f"{elapsed:.1f} s"
+    assert not home.exists()  # Prefect's home is made only when a server starts
+
+
+def test_debug_shows_the_traceback_and_help_lists_the_names():
+    runner = CliRunner()
+    plain = runner.invoke(main, ["split", "/nonexistent/store", "--kind", "random"])
+    assert plain.exit_code == 2 and "--leaky" in plain.stderr
+    assert len(plain.stderr.strip().splitlines()) == 1
+    debug = runner.invoke(main, ["--debug", "split", "/nonexistent/store", "--kind", "random"])
+    assert debug.exception is not None and type(debug.exception).__name__ == "InvalidArgumentError"
+    helped = runner.invoke(main, ["-h"])
+    assert helped.exit_code == 0
+    for name in ("casme2", "megc2019", "ha3d", "msres3d", "megc3", "Exit codes"):
+        assert name in helped.output
+    version = runner.invoke(main, ["--version"])
+    assert version.exit_code == 0 and "mer-prep, version" in version.output
+    assert "--tag" in runner.invoke(main, ["info", "-h"]).output

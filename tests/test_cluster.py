@@ -23,7 +23,7 @@ from distributed import Client, get_task_stream
 
 from mer_prep.store import open_store
 from mer_prep.store.repo import MAIN, open_repository, store_exists
-from mer_prep.store.writer import VersionConflictError
+from mer_prep.errors import VersionConflictError
 from mer_prep.synth.generate import generate_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -190,11 +190,11 @@ def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(tmp_path, han
     with get_task_stream(client=hand_cluster.client) as stream:
         summary = run_preprocess("casme2", str(root), "mbcc64", str(store_path), n_workers=2,
                                  dask_address=hand_cluster.address)
-    assert not summary["up_to_date"] and summary["n_failed"] == 0, summary
-    assert summary["n_ok"] == len(written) == 6
+    assert not summary.up_to_date and summary.n_failed == 0, summary
+    assert summary.n_ok == len(written) == 6
     store = open_store(store_path)
-    assert store.version_id == summary["version_id"]
-    assert list(store.versions()["version_id"]) == [summary["version_id"]]
+    assert store.version_id == summary.version_id
+    assert list(store.versions()["version_id"]) == [summary.version_id]
     assert store.table["subject"].nunique() == 3
     assert store.array("frames").shape == (6, 2, 64, 64)
     assert_complete(store_path, written)
@@ -236,9 +236,9 @@ def test_killing_a_worker_mid_run_never_publishes_a_partial_version(tmp_path, ha
 
     if "error" not in outcome:  # the lost batch was rerun: everything is there
         summary = outcome["result"]
-        assert not summary["up_to_date"] and summary["n_failed"] == 0, summary
+        assert not summary.up_to_date and summary.n_failed == 0, summary
         assert_complete(store_path, written)
-        assert list(open_store(store_path).versions()["version_id"]) == [summary["version_id"]]
+        assert list(open_store(store_path).versions()["version_id"]) == [summary.version_id]
         # the killed worker finished nothing: its batch was rerun on another worker
         finished_on = [entry["worker"] for entry in stream.data]
         assert victim not in finished_on and len(finished_on) >= 2, (victim, finished_on)
@@ -274,11 +274,11 @@ def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster)
         assert not thread.is_alive(), "a concurrent run hung"
     outcomes = [outcome for _, outcome in runs]
     committed = [o["result"] for o in outcomes
-                 if "result" in o and not o["result"]["up_to_date"]]
-    others = [o for o in outcomes if "result" not in o or o["result"]["up_to_date"]]
+                 if "result" in o and not o["result"].up_to_date]
+    others = [o for o in outcomes if "result" not in o or o["result"].up_to_date]
     print("\nconcurrent runs: " + "; ".join(
         repr(o["error"]) if "error" in o else
-        ("up to date" if o["result"]["up_to_date"] else "committed") for o in outcomes))
+        ("up to date" if o["result"].up_to_date else "committed") for o in outcomes))
     assert len(committed) == 1, outcomes
     version_id = committed[0]["version_id"]
     (other,) = others

@@ -10,6 +10,7 @@ import pytest
 from mer_prep.datasets import DATASETS, scan_dataset
 from mer_prep.datasets._frames import frame_number, list_frames, timing_error
 from mer_prep.labels import apply_scheme, class_names
+from mer_prep.errors import InvalidArgumentError, UnknownDatasetError
 from mer_prep.sample import DatasetScan
 from synth_clips import assert_scan_matches, by_id, clip
 from mer_prep.synth.layouts import write_layout
@@ -124,11 +125,11 @@ def test_smic_folder_labels_and_modalities(tmp_path: Path) -> None:
 
 def test_scan_dataset_arguments(tmp_path: Path) -> None:
     assert DATASETS == ("casme1", "casme2", "samm", "smic", "casme-sq", "megc2019")
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(UnknownDatasetError, match="unknown dataset"):
         scan_dataset("casme3", tmp_path)
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidArgumentError, match="mapping of roots"):
         scan_dataset("megc2019", tmp_path)
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidArgumentError, match="mapping of roots"):
         scan_dataset("casme2", {"casme2": tmp_path})
 
 

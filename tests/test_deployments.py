@@ -125,18 +125,16 @@ def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
 
 def _commit(root, store_path, recipe):
     """One version written in-process through the library (what the flow wires up)."""
-    from mer_prep.pipeline.batch import combine_batches, process_batch
+    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
     from mer_prep.pipeline.planning import plan_version
     from mer_prep.store.writer import VersionWriter, existing_version
 
     plan = plan_version("casme2", root, recipe, store_path)
-    if existing_version(plan.store_path, plan.version_id):
+    if existing_version(plan.location, plan.version_id):
         return None
     writer = VersionWriter.begin(plan)
-    stride = recipe.rows_per_sample
-    items = [item for item in zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints)
-             if item[0] not in writer.reused]
-    result = process_batch(writer.fork(), items, recipe, plan.array_specs(), plan.class_names)
+    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
+                                    plan.arrays, plan.class_names))
     run = combine_batches([result], plan.n_rows, writer.reused)
     writer.finish(run.forks, run.rows, run.failures)
     return writer.reuse_summary()

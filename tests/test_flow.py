@@ -35,7 +35,7 @@ def test_mbcc64_on_an_existing_scheduler_versions_and_reruns(tmp_path, cluster):
                               dask_address=cluster.scheduler_address)
 
     first = run()
-    assert not first["up_to_date"] and first["n_failed"] == 0
+    assert not first.up_to_date and first.n_failed == 0
     store = open_store(store_path)
     ok = sorted(written, key=lambda w: w.sample_id)
     assert list(store.table["sample_id"]) == [w.sample_id for w in ok]
@@ -56,18 +56,18 @@ def test_mbcc64_on_an_existing_scheduler_versions_and_reruns(tmp_path, cluster):
     assert (difference > 1e-4).all() and (difference < 0.05).all()
 
     again = run()
-    assert again["up_to_date"] and again["version_id"] == first["version_id"]
+    assert again.up_to_date and again.version_id == first.version_id
     assert len(open_store(store_path).versions()) == 1
 
     edited = next(w for w in ok if w.apex is not None)
     apex_file = Path(edited.frame_paths[edited.apex - int(Path(edited.frame_paths[0]).stem[3:])])
     apex_file.write_bytes(Path(edited.frame_paths[0]).read_bytes())  # the apex now shows the first frame
     changed = run()
-    assert not changed["up_to_date"] and changed["version_id"] != first["version_id"]
+    assert not changed.up_to_date and changed.version_id != first.version_id
     latest = open_store(store_path)
-    assert latest.version_id == changed["version_id"]
-    assert list(latest.versions()["version_id"]) == [changed["version_id"], first["version_id"]]
-    old = open_store(store_path, version=first["version_id"])
+    assert latest.version_id == changed.version_id
+    assert list(latest.versions()["version_id"]) == [changed.version_id, first.version_id]
+    old = open_store(store_path, version=first.version_id)
     np.testing.assert_array_equal(old.array("frames"), store.array("frames"))
 
 
@@ -83,7 +83,7 @@ def test_motion_recipes_write_keyframes_flow_and_masked_sequences(tmp_path, clus
                            ("dacwb3d", {"frames": (16, 128, 128)})):
         summary = run_preprocess("casme2", str(root), recipe, str(tmp_path / recipe),
                                  n_workers=1, dask_address=cluster.scheduler_address)
-        assert summary["n_failed"] == 0, summary
+        assert summary.n_failed == 0, summary
         store = open_store(tmp_path / recipe)
         assert store.recipe.name == recipe
         for name, shape in shapes.items():
@@ -118,7 +118,7 @@ def test_broadbent64_stores_samm_clips_with_photometric_copies(tmp_path, cluster
                                n_frames=20, size=(240, 320))
     summary = run_preprocess("samm", str(root), "broadbent64", str(tmp_path / "store"),
                              n_workers=1, dask_address=cluster.scheduler_address)
-    assert summary["n_failed"] == 0
+    assert summary.n_failed == 0
     store = open_store(tmp_path / "store")
     assert len(store.class_names) == 8  # SAMM's eight native classes (paper 001)
     frames = store.array("frames", dtype="float32")

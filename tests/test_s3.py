@@ -95,10 +95,10 @@ def test_the_flow_writes_a_version_to_s3_and_a_rerun_is_up_to_date(s3, tmp_path)
                                n_frames=12, size=(240, 320))
     location = f"{s3}/flow"
     first = run_preprocess("casme2", str(root), "mbcc64", location, n_workers=1)
-    assert first["store"] == location and first["n_failed"] == 0
+    assert first.store == location and first.n_failed == 0
     store = open_store(location)
-    assert store.version_id == first["version_id"] and len(store.table) == len(written)
+    assert store.version_id == first.version_id and len(store.table) == len(written)
     assert store.array("frames").shape == (len(written), 2, 64, 64)
     assert (store.array("frames", "float32").reshape(len(written), -1).max(axis=1) > 0).all()
     again = run_preprocess("casme2", str(root), "mbcc64", location, n_workers=1)
-    assert again["up_to_date"] and again["version_id"] == first["version_id"]
+    assert again.up_to_date and again.version_id == first.version_id

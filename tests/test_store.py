@@ -9,9 +9,13 @@ import zarr
 from mer_prep.recipes import load_recipe
 from mer_prep.sample import Problem, Sample
 from mer_prep.store import open_store
-from mer_prep.store.schema import SchemaError, validate_attrs
+from mer_prep.errors import SchemaError
+from mer_prep.store.schema import validate_attrs
 from mer_prep.store.table import sample_row
-from mer_prep.store.writer import SampleWriter, VersionConflictError, VersionPlan, VersionWriter
+from mer_prep.errors import VersionConflictError
+from mer_prep.sample import Failure
+from mer_prep.store.repo import StoreLocation
+from mer_prep.store.writer import SampleWriter, VersionPlan, VersionWriter
 
 RECIPE = load_recipe("mbcc64")
 
@@ -25,7 +29,7 @@ def fake_samples(n, subjects=3):
 
 def make_plan(path, n=4, fingerprint="0" * 32):
     samples = fake_samples(n)
-    return VersionPlan(store_path=str(path), dataset="casme2", labels="native",
+    return VersionPlan(location=StoreLocation.parse(path), dataset="casme2", labels="native",
                        class_names=["disgust", "happiness"], recipe=RECIPE, samples=samples,
                        fingerprints=[f"{i:032x}" for i in range(n)],
                        problems=[Problem("casme2/sub09/EP99", "/data/coding.xlsx:row 7", "folder missing")],
@@ -39,7 +43,7 @@ def sample_arrays(i):
 
 def write_version(plan, failed=()):
     writer = VersionWriter.begin(plan)
-    specs = plan.array_specs()
+    specs = plan.arrays
     forks, rows = [], []
     for i, sample in enumerate(plan.samples):
         fork = pickle.loads(pickle.dumps(writer.fork()))  # as a Dask worker receives it
@@ -49,8 +53,7 @@ def write_version(plan, failed=()):
             SampleWriter(fork, specs).write(i, sample_arrays(i))
             rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i]))
         forks.append(pickle.loads(pickle.dumps(fork)))
-    failures = [{"sample_id": p.sample_id, "file": p.file, "stage": "scan", "message": p.message}
-                for p in plan.problems]
+    failures = [Failure.from_problem(p) for p in plan.problems]
     return writer.finish(forks, rows, failures)
 
 
@@ -97,7 +100,7 @@ def test_a_crash_before_finish_exposes_nothing(tmp_path):
     crashed = make_plan(tmp_path / "s", n=4, fingerprint="3" * 32)
     writer = VersionWriter.begin(crashed)
     fork = writer.fork()
-    SampleWriter(fork, crashed.array_specs()).write(0, sample_arrays(7))
+    SampleWriter(fork, crashed.arrays).write(0, sample_arrays(7))
     writer.session.merge(fork)  # written, merged, never committed: the process "dies" here
     store = open_store(tmp_path / "s")
     assert store.version_id == first.version_id and store.array("frames").shape[0] == 2
@@ -122,10 +125,10 @@ def test_writes_are_validated_against_the_schema(tmp_path):
     writer = VersionWriter.begin(plan)
     bad = {"frames": np.zeros((2, 32, 32), np.float16), "landmarks": np.zeros((68, 2), np.float32)}
     with pytest.raises(SchemaError, match="sample shape"):
-        SampleWriter(writer.fork(), plan.array_specs()).write(0, bad)
+        SampleWriter(writer.fork(), plan.arrays).write(0, bad)
     wrong_dtype = {**sample_arrays(0), "frames": np.zeros((2, 64, 64), np.float64)}
     with pytest.raises(SchemaError, match="dtype"):
-        SampleWriter(writer.fork(), plan.array_specs()).write(0, wrong_dtype)
+        SampleWriter(writer.fork(), plan.arrays).write(0, wrong_dtype)
     write_version(plan)
     attrs = dict(open_store(tmp_path / "s").attrs)
     validate_attrs(attrs)

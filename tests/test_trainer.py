@@ -38,7 +38,7 @@ def store_path(tmp_path_factory):
     (work / "mbcc64aug.yaml").write_text(yaml.safe_dump(recipe))
     summary = run_preprocess("casme2", str(root), str(work / "mbcc64aug.yaml"),
                              str(work / "store"), n_workers=1)
-    assert summary["n_failed"] == 0
+    assert summary.n_failed == 0
     return work / "store"
 
 

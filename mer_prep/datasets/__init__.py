@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mer_prep.datasets.options import check_dataset, check_options
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.labels import apply_scheme
 from mer_prep.sample import DatasetScan
 
@@ -36,10 +38,11 @@ def scan_dataset(name: str, root: Path | str | Mapping[str, Path | str], *, labe
     ``kind="micro"|"macro"|"all"``; casme1 ``fixes=<yaml>``; ``annotations=<file>`` overrides
     the annotation file found under the root.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    check_dataset(name)
     if (name == "megc2019") != isinstance(root, Mapping):
-        raise TypeError("megc2019 takes a mapping of roots; every other dataset one root folder")
+        raise InvalidArgumentError("megc2019 takes a mapping of roots; every other dataset one "
+                                   "root folder")
+    check_options(name, options)
     scan = _adapter(name).scan(root, **options)
     return apply_scheme(scan, labels)
 

@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 import scipy.fft
 
+from mer_prep.errors import InvalidArgumentError
+
 __all__ = ["CHECKS", "DEFAULT_HASH_THRESHOLD", "AuditFinding", "AuditReport", "perceptual_hash",
            "hamming", "family_roots", "audit_split"]
 
@@ -69,7 +71,7 @@ def perceptual_hash(images: np.ndarray) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
-        raise ValueError(f"images must be (n, H, W) or (H, W), got shape {arr.shape}")
+        raise InvalidArgumentError(f"images must be (n, H, W) or (H, W), got shape {arr.shape}")
     n = arr.shape[0]
     if n == 0:
         return np.zeros(0, np.uint64)
@@ -77,7 +79,7 @@ def perceptual_hash(images: np.ndarray) -> np.ndarray:
     for i in range(n):
         img = np.asarray(arr[i], np.float32)
         if not np.all(np.isfinite(img)):
-            raise ValueError(f"image {i} has non-finite pixels")
+            raise InvalidArgumentError(f"image {i} has non-finite pixels")
         small[i] = cv2.resize(img, (32, 32), interpolation=cv2.INTER_AREA)
     low = scipy.fft.dctn(small, type=2, axes=(1, 2), norm="ortho")[:, :8, :8].reshape(n, 64)
     ac = low[:, 1:]
@@ -110,7 +112,7 @@ def family_roots(parents: np.ndarray) -> np.ndarray:
     n = parents.size
     bad = (parents < -1) | (parents >= n)
     if bad.any():
-        raise ValueError(f"parents out of range at rows {np.flatnonzero(bad)[:10].tolist()}")
+        raise InvalidArgumentError(f"parents out of range at rows {np.flatnonzero(bad)[:10].tolist()}")
     roots = np.arange(n, dtype=np.int64)
     current = parents.copy()
     for _ in range(n + 1):
@@ -119,7 +121,7 @@ def family_roots(parents: np.ndarray) -> np.ndarray:
             return roots
         roots[has] = current[has]
         current[has] = parents[current[has]]
-    raise ValueError("parents contain a cycle")
+    raise InvalidArgumentError("parents contain a cycle")
 
 
 @dataclass(frozen=True)
@@ -205,9 +207,9 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
     n_folds = len(fold_names)
     for name, col in (("subjects", subj), ("parents", parents), ("test_fold", test_fold)):
         if col.size != n:
-            raise ValueError(f"{name} has {col.size} rows, sample_ids has {n}")
+            raise InvalidArgumentError(f"{name} has {col.size} rows, sample_ids has {n}")
     if n and (test_fold.min() < -1 or test_fold.max() >= n_folds):
-        raise ValueError(f"test_fold outside [-1, {n_folds}) for {n_folds} fold names")
+        raise InvalidArgumentError(f"test_fold outside [-1, {n_folds}) for {n_folds} fold names")
     roots = family_roots(parents)
     findings: list[AuditFinding] = []
     checks_run = ["subject_overlap", "parent_child"]
@@ -247,14 +249,14 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
         for f, (pa, pb) in sorted(smote.items()):
             f = int(f)
             if not 0 <= f < n_folds:
-                raise ValueError(f"SMOTE provenance for fold {f}, split has {n_folds} folds")
+                raise InvalidArgumentError(f"SMOTE provenance for fold {f}, split has {n_folds} folds")
             pa = np.asarray(pa, np.int64).reshape(-1)
             pb = np.asarray(pb, np.int64).reshape(-1)
             if pa.size != pb.size:
-                raise ValueError(f"fold {f}: parent_a has {pa.size} entries, parent_b {pb.size}")
+                raise InvalidArgumentError(f"fold {f}: parent_a has {pa.size} entries, parent_b {pb.size}")
             both = np.concatenate([pa, pb])
             if both.size and (both.min() < 0 or both.max() >= n):
-                raise ValueError(f"fold {f}: SMOTE parent rows outside [0, {n})")
+                raise InvalidArgumentError(f"fold {f}: SMOTE parent rows outside [0, {n})")
             leaked = (test_fold[pa] == f) | (test_fold[pb] == f)
             for k in np.flatnonzero(leaked):
                 bad = [int(r) for r in (pa[k], pb[k]) if test_fold[r] == f]
@@ -267,14 +269,14 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
     if hashes is None and images is not None:
         images = np.asarray(images)
         if images.shape[0] != n:
-            raise ValueError(f"images has {images.shape[0]} rows, sample_ids has {n}")
+            raise InvalidArgumentError(f"images has {images.shape[0]} rows, sample_ids has {n}")
         hashes = perceptual_hash(images)
     if hashes is None:
         skipped["near_duplicate"] = "no images given"
     else:
         hashes = np.asarray(hashes, np.uint64).reshape(-1)
         if hashes.size != n:
-            raise ValueError(f"hashes has {hashes.size} rows, sample_ids has {n}")
+            raise InvalidArgumentError(f"hashes has {hashes.size} rows, sample_ids has {n}")
         checks_run.append("near_duplicate")
         for f in range(n_folds):
             test_rows = np.flatnonzero(test_fold == f)
@@ -296,3 +298,21 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
 
 def _side(fold_names: Sequence[str], f: int) -> str:
     return "never tested" if f < 0 else _fold_name(fold_names, int(f))
+
+
+def audit_store(store, split: str = "loso", array: str = "frames") -> AuditReport:
+    """Audit split ``split`` of ``store`` (a ``FeatureStore``): subject overlap, augmented
+    copies across folds, SMOTE parents from test folds, and near-duplicates by the perceptual
+    hash of each sample's first ``array`` frame."""
+    made = store.split(split)
+    smote = None
+    if store.split_attrs(split).get("smote"):
+        smote = {}
+        for fold in range(made.n_folds):
+            plan = store.smote(split, fold)
+            smote[fold] = (plan.parent_a, plan.parent_b)
+    images = store.array(array, dtype="float32")
+    images = images.reshape(len(images), -1, *images.shape[-2:])[:, 0]
+    return audit_split(store.table["sample_id"].to_numpy(dtype=str),
+                       store.table["subject"].to_numpy(dtype=str), store.parents,
+                       made.test_fold, made.fold_names, images=images, smote=smote)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from imblearn.over_sampling import SMOTE
 
+from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
+
 
 def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Inverse-frequency weights ``W_k = N / n_k`` over the given (training) labels.
@@ -27,10 +29,10 @@ def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError("labels must be a 1-D integer array")
+        raise InvalidArgumentError("labels must be a 1-D integer array")
     labels = labels[labels != -1]
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes}) or be -1")
+        raise InvalidArgumentError(f"labels must lie in [0, {n_classes}) or be -1")
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     weights = np.zeros(n_classes, dtype=np.float64)
     present = counts > 0
@@ -98,10 +100,10 @@ def smote_plan(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     labels = np.asarray(labels, dtype=np.int64)
     n = labels.size
     if features.ndim != 2 or features.shape[0] != n:
-        raise ValueError(f"features must be (n, d) with n = {n} rows, got {features.shape}")
+        raise InvalidArgumentError(f"features must be (n, d) with n = {n} rows, got {features.shape}")
     train_idx = np.unique(np.asarray(train_idx, dtype=np.int64))
     if train_idx.size and (train_idx[0] < 0 or train_idx[-1] >= n):
-        raise ValueError("train_idx holds row indices outside the table")
+        raise InvalidArgumentError("train_idx holds row indices outside the table")
     keep = labels[train_idx] >= 0
     if parents is not None:
         keep &= np.asarray(parents, dtype=np.int64)[train_idx] == -1
@@ -109,14 +111,14 @@ def smote_plan(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     y = labels[inputs]
     classes, counts = np.unique(y, return_counts=True)
     if classes.size < 2:
-        raise ValueError(f"SMOTE needs at least two classes in the training rows, got {classes}")
+        raise InvalidArgumentError(f"SMOTE needs at least two classes in the training rows, got {classes}")
     minority = counts < counts.max()
     k = k_neighbors
     if minority.any():
         smallest = int(counts[minority].min())
         if smallest < 2:
             cls = classes[minority][counts[minority].argmin()]
-            raise ValueError(f"class {cls} has a single training sample: nothing to interpolate")
+            raise InvalidArgumentError(f"class {cls} has a single training sample: nothing to interpolate")
         k = min(k_neighbors, smallest - 1)
 
     smote = _TracingSMOTE(random_state=seed, k_neighbors=k)
@@ -136,7 +138,7 @@ def smote_plan(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     synthetic = x_res[inputs.size:]
     if (synthetic.shape[0] != len(plan) or not np.array_equal(y_res[inputs.size:], plan.label)
             or not np.allclose(rebuild_smote(features, plan), synthetic, rtol=1e-6, atol=1e-9)):
-        raise RuntimeError("SMOTE trace does not reproduce imblearn's samples; "
+        raise EnvironmentProblem("SMOTE trace does not reproduce imblearn's samples; "
                            "the installed imbalanced-learn changed its sample generation")
     return plan
 

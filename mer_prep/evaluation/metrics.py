@@ -22,18 +22,20 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) int64 counts; ``y_true``/``y_pred`` (n,) int in [0, n_classes)."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true and y_pred must be 1-D of one length, got "
+        raise InvalidArgumentError(f"y_true and y_pred must be 1-D of one length, got "
                          f"{y_true.shape} and {y_pred.shape}")
     for what, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0
                        or y.max() >= n_classes):
-            raise ValueError(f"{what} must hold class indices in [0, {n_classes}) "
+            raise InvalidArgumentError(f"{what} must hold class indices in [0, {n_classes}) "
                              "(drop unlabelled rows before scoring)")
     flat = y_true.astype(np.int64) * n_classes + y_pred.astype(np.int64)
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
@@ -51,9 +53,9 @@ def pooled_confusion(fold_results: Iterable[tuple[np.ndarray, np.ndarray]],
 def _check(confusion: np.ndarray) -> np.ndarray:
     c = np.asarray(confusion)
     if c.ndim != 2 or c.shape[0] != c.shape[1]:
-        raise ValueError(f"a confusion matrix must be square, got shape {c.shape}")
+        raise InvalidArgumentError(f"a confusion matrix must be square, got shape {c.shape}")
     if c.sum() == 0:
-        raise ValueError("empty confusion matrix: no samples were scored")
+        raise InvalidArgumentError("empty confusion matrix: no samples were scored")
     return c.astype(np.float64)
 
 
@@ -104,7 +106,7 @@ def scores(confusion: np.ndarray, class_names: Sequence[str] | None = None) -> d
     c = np.asarray(confusion)
     names = list(class_names) if class_names is not None else [str(k) for k in range(len(c))]
     if len(names) != len(c):
-        raise ValueError(f"{len(names)} class names for a {len(c)}-class confusion matrix")
+        raise InvalidArgumentError(f"{len(names)} class names for a {len(c)}-class confusion matrix")
 
     def per_class(values: np.ndarray) -> dict[str, float | None]:
         return {k: (None if np.isnan(v) else float(v)) for k, v in zip(names, values)}

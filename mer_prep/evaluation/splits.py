@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, StratifiedKFold
 
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.labels import COMPOSITES
 
 KINDS = ("loso", "group_kfold", "stratified_group_kfold", "megc2019", "random")
@@ -47,12 +48,12 @@ class Split:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"unknown split kind {self.kind!r}; expected one of {KINDS}")
+            raise InvalidArgumentError(f"unknown split kind {self.kind!r}; expected one of {KINDS}")
         tf = np.asarray(self.test_fold)
         if tf.ndim != 1 or not np.issubdtype(tf.dtype, np.integer):
-            raise ValueError("test_fold must be a 1-D integer array")
+            raise InvalidArgumentError("test_fold must be a 1-D integer array")
         if tf.size and (tf.min() < -1 or tf.max() >= len(self.fold_names)):
-            raise ValueError(f"test_fold values must lie in [-1, {len(self.fold_names)})")
+            raise InvalidArgumentError(f"test_fold values must lie in [-1, {len(self.fold_names)})")
         tf = tf.astype(np.int64)
         tf.flags.writeable = False  # a frozen split must not be mutated through its array
         object.__setattr__(self, "test_fold", tf)
@@ -79,7 +80,7 @@ class Split:
     def from_dict(cls, meta: dict, test_fold: np.ndarray) -> Split:
         """Inverse of ``to_dict`` given the stored ``test_fold`` array."""
         if "n_rows" in meta and int(meta["n_rows"]) != len(test_fold):
-            raise ValueError(f"split {meta['name']!r} was made for {meta['n_rows']} rows, "
+            raise InvalidArgumentError(f"split {meta['name']!r} was made for {meta['n_rows']} rows, "
                              f"got a test_fold of {len(test_fold)}")
         return cls(name=meta["name"], kind=meta["kind"], test_fold=np.asarray(test_fold),
                    fold_names=tuple(meta["fold_names"]), leaky=bool(meta.get("leaky", False)),
@@ -92,14 +93,14 @@ def _parents(parents: np.ndarray | None, n: int) -> np.ndarray:
         return np.full(n, -1, dtype=np.int64)
     p = np.asarray(parents)
     if p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
-        raise ValueError(f"parents must be an integer array of shape ({n},), got {p.shape}")
+        raise InvalidArgumentError(f"parents must be an integer array of shape ({n},), got {p.shape}")
     p = p.astype(np.int64)
     child = p >= 0
     if np.any(p < -1) or np.any(p >= n):
-        raise ValueError("parents must be -1 or a row index of the table")
+        raise InvalidArgumentError("parents must be -1 or a row index of the table")
     # An augmented copy of an augmented copy would make fold inheritance order-dependent.
     if np.any(p[p[child]] != -1):
-        raise ValueError("a parent must be an original row (its own parent is -1)")
+        raise InvalidArgumentError("a parent must be an original row (its own parent is -1)")
     return p
 
 
@@ -115,14 +116,14 @@ def _check_subjects(subjects: np.ndarray, parents: np.ndarray) -> None:
     child = np.flatnonzero(parents >= 0)
     bad = child[subjects[child] != subjects[parents[child]]]
     if bad.size:
-        raise ValueError(f"row {bad[0]} is an augmented copy of row {parents[bad[0]]} but "
+        raise InvalidArgumentError(f"row {bad[0]} is an augmented copy of row {parents[bad[0]]} but "
                          f"names subject {subjects[bad[0]]!r}, not {subjects[parents[bad[0]]]!r}")
 
 
 def _as_str(a: np.ndarray, what: str, n: int | None = None) -> np.ndarray:
     a = np.asarray(a).astype(str)
     if a.ndim != 1 or (n is not None and a.shape != (n,)):
-        raise ValueError(f"{what} must be a 1-D array of {n if n is not None else 'n'} rows")
+        raise InvalidArgumentError(f"{what} must be a 1-D array of {n if n is not None else 'n'} rows")
     return a
 
 
@@ -173,7 +174,7 @@ def stratified_group_kfold(subjects: np.ndarray, labels: np.ndarray, n_splits: i
     subjects = _as_str(subjects, "subjects")
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != subjects.shape:
-        raise ValueError("labels and subjects must have the same shape")
+        raise InvalidArgumentError("labels and subjects must have the same shape")
     p = _parents(parents, subjects.size)
     _check_subjects(subjects, p)
     orig = np.flatnonzero(p == -1)
@@ -198,12 +199,12 @@ def megc2019_loso(subjects: np.ndarray, datasets: np.ndarray, labels: np.ndarray
     datasets = _as_str(datasets, "datasets", n)
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},)")
+        raise InvalidArgumentError(f"labels must have shape ({n},)")
     p = _parents(parents, n)
     _check_subjects(subjects, p)
     keep = (p == -1) & np.isin(datasets, COMPOSITES["megc2019"]) & (labels >= 0)
     if not keep.any():
-        raise ValueError("no labelled smic/casme2/samm rows: nothing for the MEGC 2019 protocol")
+        raise InvalidArgumentError("no labelled smic/casme2/samm rows: nothing for the MEGC 2019 protocol")
     fold = np.full(n, -1, dtype=np.int64)
     names, fold[keep] = np.unique(subjects[keep], return_inverse=True)
     return Split(name, "megc2019", _inherit(fold, p), tuple(names))
@@ -219,14 +220,14 @@ def random_split(labels: np.ndarray, n_splits: int, seed: int,
     Augmented copies still follow their parent; only the subject leaks.
     """
     if not leaky:
-        raise ValueError(
+        raise InvalidArgumentError(
             "random_split puts clips of the same subject in both train and test, so the model "
             "is scored on people it has already seen (this is how 93-100 % accuracies are "
             "obtained); use loso / stratified_group_kfold, or pass leaky=True to reproduce a "
             "paper's protocol knowingly")
     labels = np.asarray(labels, dtype=np.int64)
     if labels.ndim != 1:
-        raise ValueError("labels must be 1-D")
+        raise InvalidArgumentError("labels must be 1-D")
     p = _parents(parents, labels.size)
     orig = np.flatnonzero(p == -1)
     splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
@@ -243,7 +244,7 @@ def parent_rows(sample_ids: np.ndarray, aug_parents: np.ndarray) -> np.ndarray:
     for i, parent in enumerate(aug_parents):
         if parent:
             if parent not in index:
-                raise ValueError(f"row {i} ({sample_ids[i]}) names parent {parent!r}, "
+                raise InvalidArgumentError(f"row {i} ({sample_ids[i]}) names parent {parent!r}, "
                                  f"which is not among the rows")
             out[i] = index[parent]
     return out
@@ -268,4 +269,4 @@ def build_split(table, kind: str, *, name: str | None = None, n_splits: int = 5,
                              name=name)
     if kind == "random":
         return random_split(labels, n_splits, seed, parents, leaky=leaky, name=name)
-    raise ValueError(f"unknown split kind {kind!r}; expected one of {KINDS}")
+    raise InvalidArgumentError(f"unknown split kind {kind!r}; expected one of {KINDS}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.face.detect import FaceBox
 from mer_prep.face.landmarks import eye_centers
 
@@ -35,12 +36,12 @@ def alignment_matrix(landmarks: np.ndarray, *, size: tuple[int, int], inter_ocul
     """
     height, width = size
     if not 0.0 < inter_ocular <= 1.0:
-        raise ValueError(f"inter_ocular is a fraction of the output width, got {inter_ocular}")
+        raise InvalidArgumentError(f"inter_ocular is a fraction of the output width, got {inter_ocular}")
     left, right = eye_centers(landmarks)
     dx, dy = right - left
     distance = float(np.hypot(dx, dy))
     if distance < 1e-6:
-        raise ValueError("eye centres coincide; landmarks are degenerate")
+        raise InvalidArgumentError("eye centres coincide; landmarks are degenerate")
     scale = inter_ocular * width / distance
     cos, sin = dx / distance, dy / distance
     # Rotating by minus the eye-line angle maps the eye vector onto the +x axis.
@@ -61,7 +62,7 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def _check_stack(frames: np.ndarray) -> None:
     if frames.ndim not in (3, 4):
-        raise ValueError(f"expected a frame stack (N,H,W) or (N,H,W,C), got shape {frames.shape}")
+        raise InvalidArgumentError(f"expected a frame stack (N,H,W) or (N,H,W,C), got shape {frames.shape}")
 
 
 def warp_frames(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *,
@@ -124,7 +125,7 @@ def align_clip(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) ->
     float keeps the sub-grey-level detail of the motion that a uint8 warp would round away.
     """
     if frames.dtype != np.uint8:
-        raise ValueError(f"expected uint8 frames, got {frames.dtype}")
+        raise InvalidArgumentError(f"expected uint8 frames, got {frames.dtype}")
     # The pad covers warp_frames' anti-alias blur support (3 sigma, sigma = (1/scale - 1) / 2).
     scale = float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
     pad = int(np.ceil(1.5 / min(scale, 1.0))) + 2
@@ -157,7 +158,7 @@ def crop_box(frames: np.ndarray, box: FaceBox, *, margin: float = 0.0) -> np.nda
     left, right = box.left - grow_x, box.right + grow_x
     top, bottom = box.top - grow_y, box.bottom + grow_y
     if right <= left or bottom <= top:
-        raise ValueError(f"empty crop box {box} with margin {margin}")
+        raise InvalidArgumentError(f"empty crop box {box} with margin {margin}")
     src_h, src_w = frames.shape[1:3]
     out = np.zeros((frames.shape[0], bottom - top, right - left, *frames.shape[3:]),
                    frames.dtype)

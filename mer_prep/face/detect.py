@@ -22,7 +22,7 @@ import cv2
 import dlib
 import numpy as np
 
-from mer_prep.errors import NoFaceError
+from mer_prep.errors import EnvironmentProblem, InvalidArgumentError, NoFaceError
 
 __all__ = ["FaceBox", "detect_face", "cascade_path"]
 
@@ -80,11 +80,11 @@ def cascade_path() -> Path:
     """
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("scikit-image is not installed; the LBP face cascade ships with it")
+        raise EnvironmentProblem("scikit-image is not installed; the LBP face cascade ships with it")
     path = Path(next(iter(spec.submodule_search_locations)), "data",
                 "lbpcascade_frontalface_opencv.xml")
     if not path.is_file():
-        raise RuntimeError(f"LBP face cascade missing from scikit-image: {path}")
+        raise EnvironmentProblem(f"LBP face cascade missing from scikit-image: {path}")
     return path
 
 
@@ -112,7 +112,7 @@ def _load_cascade() -> cv2.CascadeClassifier:
     storage = cv2.FileStorage(text, cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
     cascade = cv2.CascadeClassifier()
     if not cascade.read(storage.getFirstTopLevelNode()) or cascade.empty():
-        raise RuntimeError(f"OpenCV cannot load the LBP face cascade {cascade_path()}")
+        raise EnvironmentProblem(f"OpenCV cannot load the LBP face cascade {cascade_path()}")
     return cascade
 
 
@@ -126,7 +126,7 @@ def _cascade() -> cv2.CascadeClassifier:
 def _as_dlib_image(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
             image.ndim == 3 and image.shape[2] != 3):
-        raise ValueError(f"expected (H,W) or (H,W,3) uint8, got {image.shape} {image.dtype}")
+        raise InvalidArgumentError(f"expected (H,W) or (H,W,3) uint8, got {image.shape} {image.dtype}")
     # dlib rejects non-contiguous views (e.g. a channel-flipped or cropped array).
     return np.ascontiguousarray(image)
 
@@ -177,7 +177,7 @@ def detect_face(image: np.ndarray, *, method: Literal["hog", "haar"] = "hog",
     elif method == "haar":
         attempts = [lbp, hog] if fallback else [lbp]
     else:
-        raise ValueError(f"unknown face detection method {method!r}; use 'hog' or 'haar'")
+        raise InvalidArgumentError(f"unknown face detection method {method!r}; use 'hog' or 'haar'")
     for _, attempt in attempts:
         box = attempt()
         if box is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError
+
 __all__ = ["to_gray", "to_unit"]
 
 
@@ -18,7 +20,7 @@ def to_gray(frames: np.ndarray) -> np.ndarray:
     if frames.ndim == 3:
         return frames
     if frames.ndim != 4 or frames.shape[3] != 3:
-        raise ValueError(f"expected (N,H,W,3) RGB or (N,H,W) gray, got shape {frames.shape}")
+        raise InvalidArgumentError(f"expected (N,H,W,3) RGB or (N,H,W) gray, got shape {frames.shape}")
     n, height, width = frames.shape[:3]
     # One call over the stack viewed as a single tall image instead of N calls.
     tall = np.ascontiguousarray(frames).reshape(n * height, width, 3)
@@ -28,7 +30,7 @@ def to_gray(frames: np.ndarray) -> np.ndarray:
 def to_unit(frames: np.ndarray) -> np.ndarray:
     """uint8 (any shape) -> float32 in [0, 1] (value / 255)."""
     if frames.dtype != np.uint8:
-        raise ValueError(f"expected uint8 frames, got {frames.dtype}")
+        raise InvalidArgumentError(f"expected uint8 frames, got {frames.dtype}")
     out = frames.astype(np.float32)
     out *= np.float32(1.0 / 255.0)
     return out

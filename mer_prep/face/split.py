@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.face.align import resize_frames
 
 __all__ = ["split_halves", "landmark_split_row"]
@@ -24,13 +25,13 @@ def split_halves(frames: np.ndarray, *,
     halves keep the fixed shape trainers expect.
     """
     if frames.ndim not in (3, 4):
-        raise ValueError(f"expected (N,H,W) or (N,H,W,C) frames, got shape {frames.shape}")
+        raise InvalidArgumentError(f"expected (N,H,W) or (N,H,W,C) frames, got shape {frames.shape}")
     height, width = frames.shape[1:3]
     half = height // 2
     if split_row is None:
         return frames[:, :half], frames[:, half:2 * half]
     if not 0 < split_row < height:
-        raise ValueError(f"split_row {split_row} is outside the face rows 1..{height - 1}")
+        raise InvalidArgumentError(f"split_row {split_row} is outside the face rows 1..{height - 1}")
     upper, lower = frames[:, :split_row], frames[:, split_row:]
     return resize_frames(upper, (half, width)), resize_frames(lower, (half, width))
 
@@ -43,5 +44,5 @@ def landmark_split_row(landmarks: np.ndarray) -> int:
     """
     points = np.asarray(landmarks)
     if points.shape != (68, 2):
-        raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
+        raise InvalidArgumentError(f"expected (68, 2) landmarks, got {points.shape}")
     return int(round(float(points[SPLIT_LANDMARK, 1])))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from mer_prep.errors import InvalidArgumentError, UnknownLabelSchemeError
 from mer_prep.sample import DatasetScan, Problem, Sample
 
 SCHEMES_FILE = Path(__file__).with_name("schemes.yaml")
@@ -62,13 +63,13 @@ def get_scheme(name: str, path: Path | str = SCHEMES_FILE) -> Scheme:
     """One scheme by name; KeyError listing the known names."""
     known = schemes(path)
     if name not in known:
-        raise KeyError(f"unknown label scheme {name!r}; known: {sorted(known)}")
+        raise UnknownLabelSchemeError(f"unknown label scheme {name!r}; known: {', '.join(sorted(known))}")
     return known[name]
 
 
 def _rule(scheme: Scheme, dataset: str) -> DatasetRule:
     if dataset not in scheme.rules:
-        raise ValueError(f"label scheme {scheme.name!r} does not cover dataset {dataset!r}")
+        raise InvalidArgumentError(f"label scheme {scheme.name!r} does not cover dataset {dataset!r}")
     return scheme.rules[dataset]
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.face.landmarks import eye_centers
 from mer_prep.motion.flow import TVL1Params
 
@@ -50,12 +51,12 @@ def _check(frames: np.ndarray, landmarks: np.ndarray, onset: int,
            offset: int) -> tuple[np.ndarray, np.ndarray]:
     frames = np.asarray(frames)
     if frames.ndim != 3:
-        raise ValueError(f"expected a (T, H, W) gray stack, got shape {frames.shape}")
+        raise InvalidArgumentError(f"expected a (T, H, W) gray stack, got shape {frames.shape}")
     points = np.asarray(landmarks, dtype=np.float64)
     if points.shape != (68, 2):
-        raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
+        raise InvalidArgumentError(f"expected (68, 2) landmarks, got {points.shape}")
     if not 0 <= onset < offset < frames.shape[0]:
-        raise ValueError(f"need 0 <= onset < offset < {frames.shape[0]} frames, "
+        raise InvalidArgumentError(f"need 0 <= onset < offset < {frames.shape[0]} frames, "
                          f"got onset {onset}, offset {offset}")
     return frames.astype(np.float32, copy=False), points
 
@@ -118,7 +119,7 @@ def motion_curve(frames: np.ndarray, landmarks: np.ndarray, onset: int, offset: 
     """
     frames, landmarks = _check(frames, landmarks, onset, offset)
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+        raise InvalidArgumentError(f"stride must be >= 1, got {stride}")
     measured = np.unique(np.append(np.arange(onset, offset + 1, stride), offset))
     values = _motion_at(frames, landmarks, points, onset, measured, params, margin, window)
     curve = np.full(frames.shape[0], np.nan)
@@ -133,7 +134,7 @@ def peak_position(curve: np.ndarray, onset: int, offset: int, *, smooth: float =
     allows. Ties go to the earlier frame; NaN counts as lowest."""
     curve = np.asarray(curve, dtype=np.float64)
     if not 0 <= onset <= offset < curve.shape[0]:
-        raise ValueError(f"need 0 <= onset <= offset < {curve.shape[0]}, got {onset}, {offset}")
+        raise InvalidArgumentError(f"need 0 <= onset <= offset < {curve.shape[0]}, got {onset}, {offset}")
     segment = np.nan_to_num(curve[onset:offset + 1], nan=-np.inf)
     if smooth > 0 and np.isfinite(segment).all():
         segment = gaussian_filter1d(segment, smooth, mode="nearest")
@@ -153,7 +154,7 @@ def spot_apex(frames: np.ndarray, landmarks: np.ndarray, onset: int, offset: int
     """
     frames, landmarks = _check(frames, landmarks, onset, offset)
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+        raise InvalidArgumentError(f"stride must be >= 1, got {stride}")
     coarse = np.unique(np.append(np.arange(onset, offset + 1, stride), offset))
 
     def measure(at: list[int] | np.ndarray) -> np.ndarray:

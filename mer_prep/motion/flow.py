@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from mer_prep.errors import InvalidArgumentError
+
 __all__ = ["TVL1Params", "tvl1_flow", "flows_from_reference", "optical_strain",
            "flow_magnitude", "flow_orientation", "float16_error_bound"]
 
@@ -55,7 +57,7 @@ class TVL1Params(BaseModel):
 
 def _as_float_image(frame: np.ndarray, name: str) -> np.ndarray:
     if frame.ndim != 2:
-        raise ValueError(f"{name}: expected a (H, W) gray image, got shape {frame.shape}")
+        raise InvalidArgumentError(f"{name}: expected a (H, W) gray image, got shape {frame.shape}")
     if frame.dtype == np.uint8:
         return frame.astype(np.float32) / np.float32(255.0)
     return np.ascontiguousarray(frame, dtype=np.float32)
@@ -70,7 +72,7 @@ def tvl1_flow(frame0: np.ndarray, frame1: np.ndarray,
     """
     a, b = _as_float_image(frame0, "frame0"), _as_float_image(frame1, "frame1")
     if a.shape != b.shape:
-        raise ValueError(f"frames differ in shape: {a.shape} vs {b.shape}")
+        raise InvalidArgumentError(f"frames differ in shape: {a.shape} vs {b.shape}")
     return params.create().calc(a, b, None)
 
 
@@ -81,7 +83,7 @@ def flows_from_reference(frames: np.ndarray, reference: int = 0,
     The reference's own flow is zero by definition and is not computed.
     """
     if frames.ndim != 3:
-        raise ValueError(f"expected a (T, H, W) stack, got shape {frames.shape}")
+        raise InvalidArgumentError(f"expected a (T, H, W) stack, got shape {frames.shape}")
     solver = params.create()
     ref = _as_float_image(frames[reference], "reference frame")
     out = np.zeros((*frames.shape, 2), np.float32)

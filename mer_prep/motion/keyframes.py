@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from mer_prep.errors import InvalidArgumentError
+
 __all__ = ["default_slice_lines", "global_shifts", "keyframes_from_scores", "select_keyframes",
            "slice_change", "stabilise", "temporal_slices"]
 
@@ -38,7 +40,7 @@ __all__ = ["default_slice_lines", "global_shifts", "keyframes_from_scores", "sel
 def _check_stack(frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[0] < 2:
-        raise ValueError(f"expected a (T, H, W) gray stack with T >= 2, got shape {frames.shape}")
+        raise InvalidArgumentError(f"expected a (T, H, W) gray stack with T >= 2, got shape {frames.shape}")
     return frames.astype(np.float32, copy=False)
 
 
@@ -141,7 +143,7 @@ def slice_change(frames: np.ndarray, rows: np.ndarray | None = None,
     """
     frames = _check_stack(frames)
     if search < 0:
-        raise ValueError(f"search must be >= 0 px, got {search}")
+        raise InvalidArgumentError(f"search must be >= 0 px, got {search}")
     if stabilise_first:
         frames = stabilise(frames)
     if sigma > 0:
@@ -180,15 +182,15 @@ def keyframes_from_scores(scores: np.ndarray, k: int, onset: int, apex: int) -> 
     scores = np.asarray(scores, dtype=np.float64)
     n = scores.shape[0]
     if scores.ndim != 1:
-        raise ValueError(f"expected (T,) scores, got shape {scores.shape}")
+        raise InvalidArgumentError(f"expected (T,) scores, got shape {scores.shape}")
     for name, value in (("onset", onset), ("apex", apex)):
         if not 0 <= value < n:
-            raise ValueError(f"{name} {value} lies outside the clip's {n} frames")
+            raise InvalidArgumentError(f"{name} {value} lies outside the clip's {n} frames")
     forced = sorted({int(onset), int(apex)})
     if k > n:
-        raise ValueError(f"cannot pick {k} keyframes from {n} frames")
+        raise InvalidArgumentError(f"cannot pick {k} keyframes from {n} frames")
     if k < len(forced):
-        raise ValueError(f"k={k} cannot hold onset {onset} and apex {apex}")
+        raise InvalidArgumentError(f"k={k} cannot hold onset {onset} and apex {apex}")
     ranked = np.where(np.isnan(scores), -np.inf, scores)
     positions = np.arange(n)
     # lexsort's last key is primary: highest score first, then earliest position.
@@ -208,7 +210,7 @@ def select_keyframes(frames: np.ndarray, k: int, onset: int, apex: int, *,
     """
     frames = _check_stack(frames)
     if k > frames.shape[0]:
-        raise ValueError(f"cannot pick {k} keyframes from {frames.shape[0]} frames")
+        raise InvalidArgumentError(f"cannot pick {k} keyframes from {frames.shape[0]} frames")
     scores = slice_change(frames, rows, cols, search=search, sigma=sigma,
                           temporal_sigma=temporal_sigma, stabilise_first=stabilise_first)
     return keyframes_from_scores(scores, k, onset, apex)

@@ -22,6 +22,8 @@ import numpy as np
 import scipy.fft
 from scipy.signal import lfilter
 
+from mer_prep.errors import InvalidArgumentError
+
 __all__ = ["laplacian_pyramid", "collapse_pyramid", "level_wavelengths", "level_gains",
            "ideal_bandpass", "iir_bandpass", "magnify"]
 
@@ -36,11 +38,11 @@ def _as_video(frames: np.ndarray) -> np.ndarray:
     """(T, H, W) uint8 or float -> float32 in the same units ([0, 1] for uint8)."""
     frames = np.asarray(frames)
     if frames.ndim != 3:
-        raise ValueError(f"expected a (T, H, W) stack of gray frames, got shape {frames.shape}")
+        raise InvalidArgumentError(f"expected a (T, H, W) stack of gray frames, got shape {frames.shape}")
     if frames.dtype == np.uint8:
         return frames.astype(np.float32) / np.float32(255.0)
     if not np.issubdtype(frames.dtype, np.floating):
-        raise ValueError(f"expected uint8 or float frames, got {frames.dtype}")
+        raise InvalidArgumentError(f"expected uint8 or float frames, got {frames.dtype}")
     return frames.astype(np.float32, copy=False)
 
 
@@ -81,7 +83,7 @@ def laplacian_pyramid(frames: np.ndarray, levels: int) -> list[np.ndarray]:
     image = _frames_last(_as_video(frames))
     most = _level_count(*image.shape[:2], min_side=2)
     if not 1 <= levels <= most:
-        raise ValueError(f"levels must be in [1, {most}] for {image.shape[0]}x{image.shape[1]} "
+        raise InvalidArgumentError(f"levels must be in [1, {most}] for {image.shape[0]}x{image.shape[1]} "
                          f"frames (coarsest level at least 2x2 px), got {levels}")
     pyramid = []
     for _ in range(levels - 1):
@@ -126,12 +128,12 @@ def level_gains(n_levels: int, alpha: float, cutoff_wavelength: float) -> np.nda
     approximation breaks first) is not amplified, as in Wu et al.
     """
     if n_levels < 2:
-        raise ValueError(f"n_levels must be >= 2 (a band-pass level and the residual), "
+        raise InvalidArgumentError(f"n_levels must be >= 2 (a band-pass level and the residual), "
                          f"got {n_levels}")
     if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+        raise InvalidArgumentError(f"alpha must be >= 0, got {alpha}")
     if cutoff_wavelength <= 0:
-        raise ValueError(f"cutoff_wavelength must be > 0 px, got {cutoff_wavelength}")
+        raise InvalidArgumentError(f"cutoff_wavelength must be > 0 px, got {cutoff_wavelength}")
     # Eq. 14 at λc: full alpha is safe for motions up to δ = λc / (8 (1 + alpha)); a level of
     # wavelength λ tolerates that δ up to a gain of λ / (8 δ) - 1.
     ramp = (1.0 + alpha) * level_wavelengths(n_levels) / cutoff_wavelength - 1.0
@@ -142,11 +144,11 @@ def level_gains(n_levels: int, alpha: float, cutoff_wavelength: float) -> np.nda
 
 def _check_band(fps: float, f_low: float, f_high: float) -> None:
     if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+        raise InvalidArgumentError(f"fps must be > 0, got {fps}")
     if not 0 < f_low < f_high:
-        raise ValueError(f"need 0 < f_low < f_high, got f_low={f_low}, f_high={f_high} Hz")
+        raise InvalidArgumentError(f"need 0 < f_low < f_high, got f_low={f_low}, f_high={f_high} Hz")
     if f_high > fps / 2:
-        raise ValueError(f"f_high={f_high} Hz is above the Nyquist frequency fps/2={fps / 2} Hz")
+        raise InvalidArgumentError(f"f_high={f_high} Hz is above the Nyquist frequency fps/2={fps / 2} Hz")
 
 
 def ideal_bandpass(signal: np.ndarray, fps: float, f_low: float, f_high: float,
@@ -212,7 +214,7 @@ def magnify(frames: np.ndarray, *, fps: float, alpha: float, cutoff_wavelength: 
     """
     video = _as_video(frames)
     if temporal_filter not in _TEMPORAL_FILTERS:
-        raise ValueError(f"temporal_filter must be one of {sorted(_TEMPORAL_FILTERS)}, "
+        raise InvalidArgumentError(f"temporal_filter must be one of {sorted(_TEMPORAL_FILTERS)}, "
                          f"got {temporal_filter!r}")
     _check_band(fps, f_low, f_high)
     n_levels = (_level_count(*video.shape[1:], min_side=_MIN_COARSE_SIZE) if levels is None

@@ -64,9 +64,10 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.face.align import transform_points
-from mer_prep.face.split import landmark_split_row, split_halves
 from mer_prep.face.landmarks import MIRROR_68
+from mer_prep.face.split import landmark_split_row, split_halves
 from mer_prep.recipes.model import AugmentConfig
 
 __all__ = [
@@ -110,17 +111,17 @@ class AugmentParams:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.crop < 1.0:
-            raise ValueError(f"crop must lie in [0, 1), got {self.crop}")
+            raise InvalidArgumentError(f"crop must lie in [0, 1), got {self.crop}")
         if not all(0.0 <= o <= 1.0 for o in self.crop_offset) or len(self.crop_offset) != 2:
-            raise ValueError(f"crop_offset must be two values in [0, 1], got {self.crop_offset}")
+            raise InvalidArgumentError(f"crop_offset must be two values in [0, 1], got {self.crop_offset}")
         if len(self.shift_px) != 2:
-            raise ValueError(f"shift_px must be (dx, dy), got {self.shift_px}")
+            raise InvalidArgumentError(f"shift_px must be (dx, dy), got {self.shift_px}")
         if not self.contrast > 0.0:
-            raise ValueError(f"contrast factor must be positive, got {self.contrast}")
+            raise InvalidArgumentError(f"contrast factor must be positive, got {self.contrast}")
         values = (self.angle_deg, self.crop, *self.crop_offset, *self.shift_px, self.brightness,
                   self.contrast)
         if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"augmentation parameters must be finite: {self}")
+            raise InvalidArgumentError(f"augmentation parameters must be finite: {self}")
 
     @property
     def is_geometric_identity(self) -> bool:
@@ -150,7 +151,7 @@ class AugmentParams:
         """Inverse of :meth:`to_dict`; rejects missing or unknown keys."""
         expected = set(cls.__dataclass_fields__)
         if set(record) != expected:
-            raise ValueError(f"augmentation record keys {sorted(record)} != {sorted(expected)}")
+            raise InvalidArgumentError(f"augmentation record keys {sorted(record)} != {sorted(expected)}")
         ox, oy = record["crop_offset"]
         dx, dy = record["shift_px"]
         return cls(angle_deg=float(record["angle_deg"]), crop=float(record["crop"]),
@@ -183,7 +184,7 @@ def draw_params(config: AugmentConfig, sample_id: str, index: int) -> AugmentPar
     fresh PCG64 generator per copy, so draws do not depend on other samples or call order.
     """
     if index < 0:
-        raise ValueError(f"copy index must be >= 0, got {index}")
+        raise InvalidArgumentError(f"copy index must be >= 0, got {index}")
     sequence = np.random.SeedSequence([config.seed, sample_entropy(sample_id), index])
     u = [float(v) for v in np.random.default_rng(sequence).random(_N_DRAWS)]
     crop = config.crop * u[1] if config.crop > 0.0 else 0.0
@@ -267,7 +268,7 @@ def _infer_size(arrays: dict[str, np.ndarray]) -> tuple[int, int] | None:
     sizes = {name: tuple(int(n) for n in arrays[name].shape[1:3])
              for name in ("frames", "flow", "strain") if name in arrays}
     if len(set(sizes.values())) > 1:
-        raise ValueError(f"arrays disagree on the frame size: {sizes}")
+        raise InvalidArgumentError(f"arrays disagree on the frame size: {sizes}")
     return next(iter(sizes.values()), None)
 
 
@@ -291,20 +292,20 @@ def augment_arrays(arrays: dict[str, np.ndarray], params: AugmentParams,
     """
     unknown = set(arrays) - set(ARRAY_NAMES)
     if unknown:
-        raise ValueError(f"cannot augment arrays {sorted(unknown)}; known: {ARRAY_NAMES}")
+        raise InvalidArgumentError(f"cannot augment arrays {sorted(unknown)}; known: {ARRAY_NAMES}")
     has_halves = "upper" in arrays or "lower" in arrays
     if has_halves and ("frames" not in arrays or split is None):
-        raise ValueError("upper/lower are recomputed from the augmented frames: pass frames "
+        raise InvalidArgumentError("upper/lower are recomputed from the augmented frames: pass frames "
                          "and split='middle' or 'landmarks'")
     if split == "landmarks" and "landmarks" not in arrays:
-        raise ValueError("split='landmarks' needs the landmarks array")
+        raise InvalidArgumentError("split='landmarks' needs the landmarks array")
     inferred = _infer_size(arrays)
     if size is None:
         if inferred is None:
-            raise ValueError("size is required when no frames, flow or strain are given")
+            raise InvalidArgumentError("size is required when no frames, flow or strain are given")
         size = inferred
     elif inferred is not None and tuple(size) != inferred:
-        raise ValueError(f"size {tuple(size)} does not match the arrays' {inferred}")
+        raise InvalidArgumentError(f"size {tuple(size)} does not match the arrays' {inferred}")
     size = (int(size[0]), int(size[1]))
 
     matrix = augmentation_matrix(params, size)
@@ -314,7 +315,7 @@ def augment_arrays(arrays: dict[str, np.ndarray], params: AugmentParams,
     if "frames" in arrays:
         frames = np.asarray(arrays["frames"])
         if frames.ndim not in (3, 4):
-            raise ValueError(f"expected frames (T, H, W[, C]), got {frames.shape}")
+            raise InvalidArgumentError(f"expected frames (T, H, W[, C]), got {frames.shape}")
         frames = photometric(frames, params)
         out["frames"] = _warp(frames, matrix, size) if geometric else frames
     if "landmarks" in arrays:
@@ -322,13 +323,13 @@ def augment_arrays(arrays: dict[str, np.ndarray], params: AugmentParams,
         moved = transform_points(points, matrix).astype(points.dtype, copy=False)
         if params.flip:
             if points.shape != (68, 2):
-                raise ValueError(f"mirroring needs dlib's (68, 2) landmarks, got {points.shape}")
+                raise InvalidArgumentError(f"mirroring needs dlib's (68, 2) landmarks, got {points.shape}")
             moved = moved[MIRROR_68]
         out["landmarks"] = np.ascontiguousarray(moved)
     if "flow" in arrays:
         flow = np.asarray(arrays["flow"])
         if flow.ndim != 4 or flow.shape[-1] != 2:
-            raise ValueError(f"expected flow (T, H, W, 2), got {flow.shape}")
+            raise InvalidArgumentError(f"expected flow (T, H, W, 2), got {flow.shape}")
         if geometric:
             moved = _warp(flow, matrix, size).astype(np.float32, copy=False)
             # A displacement field maps like a tangent vector: v' = A v (A: linear part).
@@ -338,7 +339,7 @@ def augment_arrays(arrays: dict[str, np.ndarray], params: AugmentParams,
     if "strain" in arrays:
         strain = np.asarray(arrays["strain"])
         if strain.ndim != 3:
-            raise ValueError(f"expected strain (T, H, W), got {strain.shape}")
+            raise InvalidArgumentError(f"expected strain (T, H, W), got {strain.shape}")
         out["strain"] = _warp(strain, matrix, size) if geometric else strain.copy()
     if has_halves:
         dtype = np.asarray(arrays["upper" if "upper" in arrays else "lower"]).dtype

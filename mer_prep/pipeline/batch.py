@@ -4,17 +4,48 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 import icechunk as ic
 
+from mer_prep.errors import MerPrepError, PipelineError
 from mer_prep.pipeline.augment import augment_copies
-from mer_prep.errors import MerPrepError
 from mer_prep.pipeline.process import process_sample
-from mer_prep.recipes import Recipe
-from mer_prep.sample import Sample
+from mer_prep.recipes import ArraySpec, Recipe
+from mer_prep.sample import Failure, Sample
 from mer_prep.store.table import sample_row
-from mer_prep.store.writer import SampleWriter
+from mer_prep.store.writer import SampleWriter, VersionPlan
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """One sample to compute: its store row (its augmented copies take the rows after it), the
+    sample and the fingerprint of its inputs."""
+
+    row: int
+    sample: Sample
+    fingerprint: str
+
+
+def sample_jobs(plan: VersionPlan, reused: Container[int] = ()) -> list[SampleJob]:
+    """The samples of ``plan`` still to compute (their first row not in ``reused``), in order."""
+    stride = plan.recipe.rows_per_sample  # a sample's row, then its augmented copies
+    return [SampleJob(row, sample, fingerprint) for row, sample, fingerprint
+            in zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints)
+            if row not in reused]
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What a worker gets: samples to compute and everything needed to write them through its
+    own fork of the version's session."""
+
+    fork: ic.ForkSession
+    samples: list[SampleJob]
+    recipe: Recipe
+    specs: dict[str, ArraySpec]
+    class_names: list[str]
 
 
 @dataclass
@@ -23,23 +54,23 @@ class BatchResult:
 
     fork: ic.ForkSession
     rows: dict[int, dict]
-    failures: list[dict]
+    failures: list[Failure]
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def process_batch(fork: ic.ForkSession, items: list[tuple[int, Sample, str]], recipe: Recipe,
-                  specs: dict[str, dict], class_names: list[str]) -> BatchResult:
-    """Process ``(row, sample, fingerprint)`` items; a bad sample is recorded, never fatal.
+def process_batch(job: BatchJob) -> BatchResult:
+    """Process the job's samples; a bad sample is recorded, never fatal.
 
     A sample's augmented copies (``recipe.augment``) go to the rows right after its own.
     """
+    recipe, class_names = job.recipe, job.class_names
     rows: dict[int, dict] = {}
-    failures: list[dict] = []
+    failures: list[Failure] = []
     timings: dict[str, float] = {}
-    writer = SampleWriter(fork, specs)
+    writer = SampleWriter(job.fork, job.specs)
     copies = recipe.augment.copies if recipe.augment is not None else 0
     split = recipe.split.mode if recipe.split is not None else None
-    for row, sample, fingerprint in items:
+    for row, sample, fingerprint in ((j.row, j.sample, j.fingerprint) for j in job.samples):
         try:
             processed = process_sample(sample, recipe)
             tick = time.perf_counter()
@@ -60,8 +91,7 @@ def process_batch(fork: ic.ForkSession, items: list[tuple[int, Sample, str]], re
             message = str(error) if expected else "".join(
                 traceback.format_exception_only(type(error), error)).strip()
             file = getattr(error, "file", "") or sample.source
-            failures.append({"sample_id": sample.sample_id, "file": file,
-                             "stage": "process", "message": message})
+            failures.append(Failure(sample.sample_id, file, "process", message))
             for k in range(copies + 1):
                 rows[row + k] = sample_row(sample, class_names, status="failed", error=message,
                                            fingerprint=fingerprint,
@@ -77,7 +107,7 @@ def process_batch(fork: ic.ForkSession, items: list[tuple[int, Sample, str]], re
         for k, (params, _) in enumerate(augmented, start=1):
             rows[row + k] = sample_row(sample, class_names, augmentation=(k, params.to_dict()),
                                        **details)
-    return BatchResult(fork=fork, rows=rows, failures=failures, timings=timings)
+    return BatchResult(fork=job.fork, rows=rows, failures=failures, timings=timings)
 
 
 @dataclass
@@ -86,7 +116,7 @@ class RunResult:
 
     forks: list[ic.ForkSession]
     rows: list[dict]
-    failures: list[dict]
+    failures: list[Failure]
     timings: dict[str, float]
 
     @property
@@ -102,7 +132,7 @@ def combine_batches(results: list[BatchResult], n_rows: int,
     rows.update({row: record for result in results for row, record in result.rows.items()})
     missing = sorted(set(range(n_rows)) - set(rows))
     if missing:
-        raise RuntimeError(f"no batch reported rows {missing[:10]}; refusing to commit a gap")
+        raise PipelineError(f"no batch reported rows {missing[:10]}; refusing to commit a gap")
     timings: dict[str, float] = {}
     for result in results:
         for stage, seconds in result.timings.items():

@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from mer_prep.datasets import scan_dataset
-from mer_prep.pipeline.fingerprint import dataset_fingerprint, sample_fingerprint
 from mer_prep.labels import class_names as scheme_class_names
+from mer_prep.pipeline.fingerprint import dataset_fingerprint, sample_fingerprint
 from mer_prep.recipes import Recipe
-from mer_prep.store.repo import is_remote
+from mer_prep.sample import Failure
+from mer_prep.store.repo import Location, StoreLocation
 from mer_prep.store.writer import VersionPlan
 
 Roots = str | os.PathLike | Mapping[str, str | os.PathLike]
 
 
-def plan_version(dataset: str, root: Roots, recipe: Recipe, store_path: str | os.PathLike, *,
+def plan_version(dataset: str, root: Roots, recipe: Recipe, store: Location, *,
                  labels: str = "native", **options) -> VersionPlan:
     """Scan ``dataset`` under ``root`` with label scheme ``labels`` and fingerprint its inputs.
 
@@ -33,15 +33,13 @@ def plan_version(dataset: str, root: Roots, recipe: Recipe, store_path: str | os
     if not names:  # a scheme without a fixed class list (native): the classes present
         names = sorted({s.label for s in samples if s.label})
     return VersionPlan(
-        store_path=(str(store_path) if is_remote(store_path)
-                    else str(Path(store_path).expanduser())), dataset=dataset, labels=labels,
+        location=StoreLocation.parse(store), dataset=dataset, labels=labels,
         class_names=list(names), recipe=recipe, samples=samples, fingerprints=fingerprints,
         problems=list(scan.problems),
         input_fingerprint=dataset_fingerprint(fingerprints, scan.problems, labels),
     )
 
 
-def scan_failures(plan: VersionPlan) -> list[dict]:
+def scan_failures(plan: VersionPlan) -> list[Failure]:
     """The scan's problems as store failure records (stage ``scan``)."""
-    return [{"sample_id": p.sample_id, "file": p.file, "stage": "scan", "message": p.message}
-            for p in plan.problems]
+    return [Failure.from_problem(problem) for problem in plan.problems]

@@ -26,12 +26,6 @@ from mer_prep.face import (
     split_halves,
     transform_points,
 )
-from mer_prep.pipeline.frame_selection import (
-    ClipSpan,
-    clip_span,
-    select_frames,
-    sequence_positions,
-)
 from mer_prep.motion.apex import spot_apex
 from mer_prep.motion.flow import (
     float16_error_bound,
@@ -40,6 +34,12 @@ from mer_prep.motion.flow import (
 )
 from mer_prep.motion.keyframes import select_keyframes
 from mer_prep.motion.magnify import magnify
+from mer_prep.pipeline.frame_selection import (
+    ClipSpan,
+    clip_span,
+    select_frames,
+    sequence_positions,
+)
 from mer_prep.recipes import Recipe
 from mer_prep.recipes.model import MagnifyConfig
 from mer_prep.sample import Sample

@@ -2,6 +2,7 @@
 
 from mer_prep.recipes.model import (
     AlignConfig,
+    ArraySpec,
     AugmentConfig,
     DetectConfig,
     FrameSelection,
@@ -14,6 +15,7 @@ from mer_prep.recipes.model import (
 
 __all__ = [
     "AlignConfig",
+    "ArraySpec",
     "AugmentConfig",
     "DetectConfig",
     "FrameSelection",

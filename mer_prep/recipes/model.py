@@ -11,12 +11,27 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mer_prep.errors import InvalidArgumentError, RecipeError, UnknownRecipeError
 from mer_prep.motion.flow import TVL1Params
+
+
+class ArraySpec(NamedTuple):
+    """One stored array, per sample: dimension names, shape and dtype (without the sample axis,
+    which the store adds in front)."""
+
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+
+    def stored(self, n_rows: int) -> dict:
+        """The store's JSON description: ``{dims, shape, dtype}`` with the leading sample axis."""
+        return {"dims": ["sample", *self.dims], "shape": [n_rows, *self.shape],
+                "dtype": self.dtype}
 
 
 class _Frozen(BaseModel):
@@ -159,11 +174,11 @@ class Recipe(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
         if self.frames.mode == "onset_apex" and self.frames.n_frames != 2:
-            raise ValueError("frames.mode 'onset_apex' reads exactly 2 frames")
+            raise InvalidArgumentError("frames.mode 'onset_apex' reads exactly 2 frames")
         if self.split is not None and self.align.size[0] % 2:
-            raise ValueError("split needs an even output height")
+            raise InvalidArgumentError("split needs an even output height")
         if self.magnify is not None and self.magnify.f_low >= self.magnify.f_high:
-            raise ValueError("magnify.f_low must be below magnify.f_high")
+            raise InvalidArgumentError("magnify.f_low must be below magnify.f_high")
         return self
 
     @property
@@ -185,22 +200,22 @@ class Recipe(_Frozen):
         blob = json.dumps(self.parameters(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def array_specs(self) -> dict[str, tuple[tuple[str, ...], tuple[int, ...], str]]:
-        """Per-sample arrays this recipe writes: name -> (dims, per-sample shape, dtype)."""
+    def array_specs(self) -> dict[str, ArraySpec]:
+        """Per-sample arrays this recipe writes, by name."""
         h, w = self.align.size
         t = self.frames.n_frames
         specs = {
-            "frames": (("frame", "y", "x"), (t, h, w), self.store_dtype),
-            "landmarks": (("point", "xy"), (68, 2), "float32"),
+            "frames": ArraySpec(("frame", "y", "x"), (t, h, w), self.store_dtype),
+            "landmarks": ArraySpec(("point", "xy"), (68, 2), "float32"),
         }
         if self.split is not None:
             # Their own row dimension: one xarray Dataset cannot give "y" two lengths.
-            specs["upper"] = (("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
-            specs["lower"] = (("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
+            specs["upper"] = ArraySpec(("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
+            specs["lower"] = ArraySpec(("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
         if self.flow is not None:
-            specs["flow"] = (("frame", "y", "x", "uv"), (t, h, w, 2), self.store_dtype)
+            specs["flow"] = ArraySpec(("frame", "y", "x", "uv"), (t, h, w, 2), self.store_dtype)
             if self.flow.strain:
-                specs["strain"] = (("frame", "y", "x"), (t, h, w), self.store_dtype)
+                specs["strain"] = ArraySpec(("frame", "y", "x"), (t, h, w), self.store_dtype)
         return specs
 
 
@@ -209,11 +224,11 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise FileNotFoundError(f"recipe file {path} does not exist")
+            raise RecipeError(f"recipe file {path} does not exist")
         return Recipe.model_validate(yaml.safe_load(path.read_text()))
     recipes = builtin_recipes()
     if str(name_or_path) not in recipes:
-        raise KeyError(f"unknown recipe {name_or_path!r}; built-in: {', '.join(sorted(recipes))}")
+        raise UnknownRecipeError(f"unknown recipe {name_or_path!r}; built-in: {', '.join(sorted(recipes))}")
     return recipes[str(name_or_path)]
 
 

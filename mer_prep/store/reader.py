@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from functools import cached_property
 
@@ -17,10 +16,11 @@ import zarr
 import zarr.api.asynchronous
 from zarr.core.sync import sync
 
+from mer_prep.errors import SplitNotFoundError, StoreNotFoundError, VersionNotFoundError
 from mer_prep.evaluation.balance import SmotePlan, class_weights
 from mer_prep.evaluation.splits import Split, build_split, parent_rows
 from mer_prep.recipes import Recipe
-from mer_prep.store.repo import MAIN, open_repository, version_tags
+from mer_prep.store.repo import MAIN, Location, StoreLocation, open_repository, version_tags
 from mer_prep.store.schema import zarr_rules
 from mer_prep.store.table import MISSING
 from mer_prep.store.writer import SPLITS_GROUP
@@ -49,9 +49,14 @@ class FeatureStore:
     of every array view); ``table_all`` adds the failed ones with their error.
     """
 
-    def __init__(self, path: str, repo: ic.Repository, session: ic.Session) -> None:
-        self.path, self.repo, self.session = path, repo, session
+    def __init__(self, location: StoreLocation, repo: ic.Repository, session: ic.Session) -> None:
+        self.location, self.repo, self.session = location, repo, session
         self.group = zarr.open_group(session.store, mode="r")
+
+    @property
+    def path(self) -> str:
+        """The store's location as text: a local path or ``s3://bucket/prefix``."""
+        return str(self.location)
 
     @cached_property
     def attrs(self) -> dict:
@@ -144,7 +149,7 @@ class FeatureStore:
             return Split.from_dict(dict(group.attrs), group["test_fold"][:])
         if name in ON_DEMAND_SPLITS:
             return build_split(self.table, name)
-        raise KeyError(f"store {self.path} has no split {name!r} (stored: {self.split_names}); "
+        raise SplitNotFoundError(f"store {self.path} has no split {name!r} (stored: {self.split_names}); "
                        f"make it with `mer-prep split`")
 
     def split_attrs(self, name: str) -> dict:
@@ -233,12 +238,17 @@ class FeatureStore:
                 f"samples={len(self.table)}, arrays={self.array_names})")
 
 
-def open_store(path: str | os.PathLike, version: str | None = None) -> FeatureStore:
+def open_store(path: Location, version: str | None = None) -> FeatureStore:
     """Open a store at its latest version (the tip of ``main``) or at a version tag."""
-    repo = open_repository(path)
+    location = StoreLocation.parse(path)
+    repo = open_repository(location)
+    if version and version not in repo.list_tags():
+        known = ", ".join(version_tags(repo)) or "none"
+        raise VersionNotFoundError(f"store {location} has no version {version!r} "
+                                   f"(versions: {known})")
     session = (repo.readonly_session(tag=version) if version
                else repo.readonly_session(branch=MAIN))
-    store = FeatureStore(str(path), repo, session)
+    store = FeatureStore(location, repo, session)
     if "version_id" not in store.group.attrs:
-        raise FileNotFoundError(f"store {path} has no committed version yet")
+        raise StoreNotFoundError(f"store {location} has no committed version yet")
     return store

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import icechunk as ic
+
+from mer_prep.errors import StoreLocationError, StoreNotFoundError
 
 # Local-filesystem storage warns on every open that concurrent commits are unsafe; the
 # writer guards its commit with a compare-and-set on the branch tip instead.
@@ -30,52 +33,102 @@ MAIN = "main"
 S3_SCHEME = "s3://"
 
 
-def is_remote(location: str | os.PathLike) -> bool:
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where a store lives, parsed once at the boundary and used by every layer.
+
+    ``url`` is ``s3://bucket/prefix`` (no trailing slash) or an absolute local path (``~``
+    expanded, relative paths resolved against ``base`` or the working directory). Two spellings
+    of one place give equal locations. ``str(location)`` is its ``url``.
+    """
+
+    url: str
+
+    @classmethod
+    def parse(cls, value: str | os.PathLike | StoreLocation, *,
+              base: str | os.PathLike | None = None) -> StoreLocation:
+        """A location from a path or URL; ``base``: the directory a relative path is under."""
+        if isinstance(value, StoreLocation):
+            return value
+        text = os.fspath(value)
+        if text.startswith(S3_SCHEME):
+            bucket, _, prefix = text.removeprefix(S3_SCHEME).partition("/")
+            if not bucket:
+                raise StoreLocationError(f"store URL {text!r} names no bucket: s3://bucket/prefix")
+            prefix = prefix.strip("/")
+            return cls(f"{S3_SCHEME}{bucket}/{prefix}" if prefix else f"{S3_SCHEME}{bucket}")
+        if "://" in text:
+            raise StoreLocationError(f"unsupported store location {text!r}: a local path or "
+                                     f"s3://bucket/prefix")
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            path = Path(base or Path.cwd()).expanduser() / path
+        return cls(os.path.normpath(path))
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url.startswith(S3_SCHEME)
+
+    @property
+    def path(self) -> Path:
+        """The local directory (a ``StoreLocationError`` for an S3 location)."""
+        if self.is_remote:
+            raise StoreLocationError(f"{self.url} is not a local directory")
+        return Path(self.url)
+
+    def storage(self) -> ic.Storage:
+        """Icechunk storage of this location."""
+        if self.is_remote:
+            return _s3_storage(self.url)
+        return ic.local_filesystem_storage(self.url)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+Location = str | os.PathLike | StoreLocation
+
+
+def is_remote(location: Location) -> bool:
     """True for an ``s3://bucket/prefix`` URL; False for a local path. Other URLs are refused."""
-    text = os.fspath(location)
-    if text.startswith(S3_SCHEME):
-        return True
-    if "://" in text:
-        raise ValueError(f"unsupported store location {text!r}: a local path or s3://bucket/prefix")
-    return False
+    return StoreLocation.parse(location).is_remote
 
 
 def _s3_storage(url: str) -> ic.Storage:
     bucket, _, prefix = url.removeprefix(S3_SCHEME).partition("/")
-    if not bucket:
-        raise ValueError(f"store URL {url!r} names no bucket: s3://bucket/prefix")
     env = os.environ.get
     endpoint = env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL") or None
     return ic.s3_storage(
-        bucket=bucket, prefix=prefix.strip("/") or None,
+        bucket=bucket, prefix=prefix or None,
         region=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None,
         endpoint_url=endpoint, force_path_style=endpoint is not None,
         allow_http=bool(endpoint and endpoint.startswith("http://")),
         from_env=True)
 
 
-def storage_for(location: str | os.PathLike) -> ic.Storage:
+def storage_for(location: Location) -> ic.Storage:
     """Icechunk storage for a store location (a local directory or ``s3://bucket/prefix``)."""
-    if is_remote(location):
-        return _s3_storage(os.fspath(location))
-    return ic.local_filesystem_storage(str(Path(location).expanduser().resolve()))
+    return StoreLocation.parse(location).storage()
 
 
-def store_exists(location: str | os.PathLike) -> bool:
-    if not is_remote(location) and not Path(location).expanduser().exists():
+def store_exists(location: Location) -> bool:
+    """True when an Icechunk repository exists at ``location`` (creates nothing)."""
+    where = StoreLocation.parse(location)
+    if not where.is_remote and not where.path.exists():
         return False
-    return ic.Repository.exists(storage_for(location))
+    return ic.Repository.exists(where.storage())
 
 
-def open_repository(location: str | os.PathLike, *, create: bool = False) -> ic.Repository:
+def open_repository(location: Location, *, create: bool = False) -> ic.Repository:
     """Open the repository at ``location``; create it when ``create`` and it does not exist."""
-    storage = storage_for(location)
-    if ic.Repository.exists(storage):
-        return ic.Repository.open(storage)
+    where = StoreLocation.parse(location)
+    if store_exists(where):  # checks the directory first: a read never creates one
+        return ic.Repository.open(where.storage())
     if not create:
-        raise FileNotFoundError(f"no mer-prep store at {location}")
-    if not is_remote(location):
-        Path(location).expanduser().mkdir(parents=True, exist_ok=True)
+        raise StoreNotFoundError(f"no mer-prep store at {where}")
+    storage = where.storage()
+    if not where.is_remote:
+        where.path.mkdir(parents=True, exist_ok=True)
     try:
         return ic.Repository.create(storage)
     except ic.IcechunkError:

@@ -15,12 +15,11 @@ import jsonschema
 import numpy as np
 import zarr
 
+from mer_prep.errors import SchemaError
+from mer_prep.recipes import ArraySpec
+
 SCHEMA_FILE = "feature_store.v1.json"
 SPLIT_SCHEMA_FILE = "split.v1.json"
-
-
-class SchemaError(ValueError):
-    """A store (or a write into it) does not follow the declared layout."""
 
 
 @cache
@@ -62,12 +61,12 @@ def validate_split(attrs: dict, arrays: dict[str, np.ndarray]) -> None:
             raise SchemaError(f"split {attrs['name']!r}: SMOTE arrays missing or unequal")
 
 
-def check_sample_array(name: str, value: np.ndarray, spec: dict) -> None:
+def check_sample_array(name: str, value: np.ndarray, spec: ArraySpec) -> None:
     """Raise SchemaError when one sample's array does not fit its declared shape and dtype."""
-    if tuple(value.shape) != tuple(spec["shape"][1:]):
-        raise SchemaError(f"array {name!r}: sample shape {value.shape} != declared {spec['shape'][1:]}")
-    if value.dtype != np.dtype(spec["dtype"]):
-        raise SchemaError(f"array {name!r}: dtype {value.dtype} != declared {spec['dtype']}")
+    if tuple(value.shape) != tuple(spec.shape):
+        raise SchemaError(f"array {name!r}: sample shape {value.shape} != declared {spec.shape}")
+    if value.dtype != np.dtype(spec.dtype):
+        raise SchemaError(f"array {name!r}: dtype {value.dtype} != declared {spec.dtype}")
 
 
 def _check_codec(name: str, array: zarr.Array, rules: dict) -> None:

@@ -56,4 +56,4 @@ def save_split(store, split: Split, *, smote_features: str | None = None, k_neig
                                                                     for p in plans)),
                  "seed": smote_seed, "materialised": list(materialise)}
     attrs = {**split.to_dict(), "version_id": store.version_id, "smote": smote}
-    return write_split(store.path, attrs, arrays)
+    return write_split(store.location, attrs, arrays)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
+
 try:
     import torch
     from torch.utils.data import Dataset
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("FeatureStore.to_torch needs PyTorch: pip install 'mer-prep[torch]'") from error
+    raise EnvironmentProblem("FeatureStore.to_torch needs PyTorch: pip install "
+                             "'mer-prep[train]'") from error
 
 BALANCES = (None, "weights", "smote")
 
@@ -63,9 +66,9 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
                  balance: str | None = None, split: str = "loso") -> FoldDataset:
     """``FeatureStore.to_torch``: the Dataset of one fold's ``part`` of ``split``."""
     if part not in ("train", "test"):
-        raise ValueError(f"part must be 'train' or 'test', got {part!r}")
+        raise InvalidArgumentError(f"part must be 'train' or 'test', got {part!r}")
     if balance not in BALANCES:
-        raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
+        raise InvalidArgumentError(f"balance must be one of {BALANCES}, got {balance!r}")
     folds = list(store.folds(split))
     names = [name for name, *_ in folds]
     index = names.index(fold) if isinstance(fold, str) else int(fold)
@@ -75,7 +78,7 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
     if balance == "smote" and part == "train":
         smote = store.smote(split, index)
         if smote is None:
-            raise ValueError(f"split {split!r} stores no SMOTE samples: make it with "
+            raise InvalidArgumentError(f"split {split!r} stores no SMOTE samples: make it with "
                              f"`mer-prep split --smote`")
         attrs = store.split_attrs(split)
         group = store.group["splits"][split]

@@ -39,20 +39,22 @@ import zarr.api.asynchronous
 from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
-from mer_prep.recipes import Recipe
-from mer_prep.sample import Problem, Sample
-from mer_prep.store.repo import MAIN, open_repository, store_exists
-from mer_prep.store.schema import check_sample_array, validate_group, validate_split, zarr_rules
+from mer_prep.errors import VersionConflictError
+from mer_prep.recipes import ArraySpec, Recipe
+from mer_prep.sample import Failure, Problem, Sample
+from mer_prep.store.repo import MAIN, Location, StoreLocation, open_repository, store_exists
+from mer_prep.store.schema import (
+    check_sample_array,
+    validate_group,
+    validate_split,
+    zarr_rules,
+)
 from mer_prep.store.table import column_array, table_columns
 from mer_prep.version import code_version
 
 # zstd level 1: on float16 face sequences level 3 takes 1.7x and level 5 2.4x the time per
 # sample for 10 % and 15 % less disk (measured on ha3d arrays); writing is on the hot path.
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
-
-
-class VersionConflictError(RuntimeError):
-    """Another run moved ``main`` while this one was writing; nothing of this run is visible."""
 
 
 def make_version_id(recipe_hash: str, input_fingerprint: str, code: str) -> str:
@@ -65,7 +67,7 @@ def make_version_id(recipe_hash: str, input_fingerprint: str, code: str) -> str:
 class VersionPlan:
     """Everything that determines one store version, known before any pixel is processed."""
 
-    store_path: str
+    location: StoreLocation
     dataset: str
     labels: str
     class_names: list[str]
@@ -85,18 +87,21 @@ class VersionPlan:
         """Store rows: each sample, followed by its augmented copies when the recipe makes any."""
         return len(self.samples) * self.recipe.rows_per_sample
 
-    def array_specs(self) -> dict[str, dict]:
-        """Declared arrays with the leading sample axis: name -> {dims, shape, dtype}."""
-        n = self.n_rows
-        return {name: {"dims": ["sample", *dims], "shape": [n, *shape], "dtype": dtype}
-                for name, (dims, shape, dtype) in self.recipe.array_specs().items()}
+    @property
+    def arrays(self) -> dict[str, ArraySpec]:
+        """The recipe's arrays, per sample."""
+        return self.recipe.array_specs()
+
+    def stored_layout(self) -> dict[str, dict]:
+        """The store's JSON description of every array, with the leading sample axis."""
+        return {name: spec.stored(self.n_rows) for name, spec in self.arrays.items()}
 
 
-def existing_version(store_path: str, version_id: str) -> str | None:
+def existing_version(location: Location, version_id: str) -> str | None:
     """Snapshot id of ``version_id`` when the store already holds it, else None."""
-    if not store_exists(store_path):
+    if not store_exists(location):
         return None
-    repo = open_repository(store_path)
+    repo = open_repository(location)
     return repo.lookup_tag(version_id) if version_id in repo.list_tags() else None
 
 
@@ -107,7 +112,7 @@ class SampleWriter:
     instead of one per array: 12 ms instead of 34 ms per ``ha3d`` sample, measured).
     """
 
-    def __init__(self, fork: ic.ForkSession, specs: dict[str, dict]) -> None:
+    def __init__(self, fork: ic.ForkSession, specs: dict[str, ArraySpec]) -> None:
         self.specs = specs
         group = sync(zarr.api.asynchronous.open_group(store=fork.store, mode="r+"))
         self.arrays = {name: sync(group.getitem(name)) for name in specs}
@@ -143,7 +148,7 @@ class VersionWriter:
     @classmethod
     def begin(cls, plan: VersionPlan, *, reuse: bool = True) -> "VersionWriter":
         """Open a session for the version: on a fresh layout, or on ``main`` when rows are reused."""
-        repo = open_repository(plan.store_path, create=True)
+        repo = open_repository(plan.location, create=True)
         base = repo.lookup_branch(MAIN)
         previous = _reusable_rows(repo, base, plan) if reuse else None
         if previous is not None:
@@ -154,7 +159,7 @@ class VersionWriter:
                 del root[SPLITS_GROUP]
             for row in range(plan.n_rows):
                 if row not in reused:
-                    for name in plan.array_specs():
+                    for name in plan.arrays:
                         root[name][row] = 0  # all fill values: zarr drops the chunk
             snapshot = (prepare.flush(f"refresh of {reused_from} to {plan.version_id}")
                         if prepare.has_uncommitted_changes else base)
@@ -166,10 +171,10 @@ class VersionWriter:
         root = zarr.open_group(layout.store, mode="a", zarr_format=3)
         for name in list(root.keys()):
             del root[name]
-        for name, spec in plan.array_specs().items():
-            shape = spec["shape"]
-            root.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=spec["dtype"],
-                              compressors=COMPRESSOR, dimension_names=spec["dims"], fill_value=0)
+        for name, spec in plan.arrays.items():
+            root.create_array(name, shape=(plan.n_rows, *spec.shape), chunks=(1, *spec.shape),
+                              dtype=spec.dtype, compressors=COMPRESSOR,
+                              dimension_names=("sample", *spec.dims), fill_value=0)
         snapshot = layout.flush(f"layout of {plan.version_id}")
         branch = f"writing-{plan.version_id}-{uuid.uuid4().hex[:8]}"
         repo.create_branch(branch, snapshot)
@@ -187,7 +192,7 @@ class VersionWriter:
         """A picklable session for one worker task."""
         return self.session.fork()
 
-    def finish(self, forks: list[ic.ForkSession], rows: list[dict], failures: list[dict],
+    def finish(self, forks: list[ic.ForkSession], rows: list[dict], failures: list[Failure],
                extra_attrs: dict | None = None) -> str:
         """Merge worker forks, write table and attributes, validate, commit, publish; snapshot id."""
         if forks:
@@ -207,7 +212,8 @@ class VersionWriter:
             "version_id": plan.version_id,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "n_samples": len(rows), "n_ok": sum(r["status"] == "ok" for r in rows),
-            "arrays": plan.array_specs(), "table_columns": columns, "failures": failures,
+            "arrays": plan.stored_layout(), "table_columns": columns,
+            "failures": [failure.to_dict() for failure in failures],
             "reuse": self.reuse_summary(), **(extra_attrs or {}),
         })
         validate_group(root)
@@ -217,7 +223,7 @@ class VersionWriter:
             self.repo.reset_branch(MAIN, snapshot, from_snapshot_id=self.base)
         except ic.IcechunkError as error:
             raise VersionConflictError(
-                f"store {plan.store_path}: main moved while {plan.version_id} was being written "
+                f"store {plan.location}: main moved while {plan.version_id} was being written "
                 f"(another run committed first); this run's snapshot {snapshot} was not published"
             ) from error
         self.repo.create_tag(plan.version_id, snapshot)
@@ -265,7 +271,7 @@ def _reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
             and attrs.get("code_version") == plan.code_version
             and attrs.get("labels") == plan.labels
             and attrs.get("class_names") == plan.class_names
-            and attrs.get("arrays") == plan.array_specs()
+            and attrs.get("arrays") == plan.stored_layout()
             and attrs.get("n_samples") == plan.n_rows)
     if not same:
         return None
@@ -293,7 +299,7 @@ def _python(value):
 SPLITS_GROUP = "splits"
 
 
-def write_split(store_path: str, attrs: dict, arrays: dict[str, np.ndarray]) -> str:
+def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) -> str:
     """Commit split ``attrs["name"]`` (attributes + arrays) onto ``main``; snapshot id.
 
     Refuses when ``main`` no longer holds the version the split was computed for, and when
@@ -302,12 +308,12 @@ def write_split(store_path: str, attrs: dict, arrays: dict[str, np.ndarray]) -> 
     attrs = {"schema": "mer-prep/split", "schema_version": 1,
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **attrs}
     validate_split(attrs, arrays)
-    repo = open_repository(store_path)
+    repo = open_repository(location)
     session = repo.writable_session(MAIN)
     root = zarr.open_group(session.store, mode="r+")
     if root.attrs.get("version_id") != attrs["version_id"]:
         raise VersionConflictError(
-            f"store {store_path}: split {attrs['name']!r} was computed for "
+            f"store {location}: split {attrs['name']!r} was computed for "
             f"{attrs['version_id']} but main holds {root.attrs.get('version_id')}")
     group = root.require_group(SPLITS_GROUP).create_group(attrs["name"], overwrite=True)
     for name, values in arrays.items():

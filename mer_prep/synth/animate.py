@@ -20,6 +20,7 @@ import numpy as np
 from scipy.ndimage import spline_filter1d
 from scipy.special import ndtri
 
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.synth.motion import FieldSampler, invert_motion
 
 __all__ = ["Scene", "make_scene", "render_frames", "gaussian_noise"]
@@ -132,7 +133,7 @@ def render_frames(scene: Scene, field: np.ndarray, profile: np.ndarray, jitter: 
     n = len(profile)
     reach = float(np.abs(field).max()) * float(np.abs(profile).max()) + float(np.abs(jitter).max())
     if reach > _PAD - 3:
-        raise ValueError(f"motion of up to {reach:.1f} px exceeds the renderer's {_PAD - 3} px")
+        raise InvalidArgumentError(f"motion of up to {reach:.1f} px exceeds the renderer's {_PAD - 3} px")
     # Farther than the largest motion from the field's support, frames only see the jitter.
     sampler = FieldSampler(field, margin=int(np.ceil(reach)) + 2)
     x0, y0, x1, y1 = sampler.box

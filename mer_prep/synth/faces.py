@@ -24,6 +24,7 @@ import dlib
 import numpy as np
 
 # Only the model file's location is shared with the stages under test, not their code.
+from mer_prep.errors import EnvironmentProblem
 from mer_prep.face.landmarks import MIRROR_68, eye_centers, predictor_path
 
 __all__ = ["SourceFace", "IdentityWarp", "Subject", "source_face", "make_subject",
@@ -57,7 +58,7 @@ def source_face() -> SourceFace:
     image = np.ascontiguousarray(skimage.data.astronaut())
     boxes = dlib.get_frontal_face_detector()(image, 1)
     if not boxes:
-        raise RuntimeError("dlib found no face on skimage.data.astronaut()")
+        raise EnvironmentProblem("dlib found no face on skimage.data.astronaut()")
     # HOG also fires on the suit's mission patch: the real face is the largest box.
     box = max(boxes, key=lambda r: r.area())
     shape = dlib.shape_predictor(str(predictor_path()))(image, box)

@@ -22,12 +22,24 @@ from typing import Sequence
 
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError, PipelineError
 from mer_prep.synth.animate import Scene, make_scene, render_frames
-from mer_prep.synth.faces import (Subject, make_subject, render_subject, source_face,
-                                  subject_face_box, subject_landmarks)
+from mer_prep.synth.faces import (
+    Subject,
+    make_subject,
+    render_subject,
+    source_face,
+    subject_face_box,
+    subject_landmarks,
+)
 from mer_prep.synth.ground_truth import ClipTruth, save_ground_truth
 from mer_prep.synth.layouts import CASME_SQ_VIDEOS, SynthClip, WrittenClip, write_layout
-from mer_prep.synth.motion import au_field, aus_for_emotion, head_jitter, temporal_profile
+from mer_prep.synth.motion import (
+    au_field,
+    aus_for_emotion,
+    head_jitter,
+    temporal_profile,
+)
 
 __all__ = ["DatasetStyle", "STYLES", "MEGC2019_PARTS", "ClipPlan", "plan_clips", "subject_for",
            "render_plan", "generate_dataset"]
@@ -117,7 +129,7 @@ def _timing(rng: np.random.Generator, n_frames: int, style: DatasetStyle,
         # Leave >= 2 neutral frames on each side; offset - onset + 1 frames must last <= 0.5 s.
         longest = min(n_frames - 5, int(round(0.7 * n_frames)), int(style.max_duration_s * fps) - 1)
         if longest < 4:
-            raise ValueError(f"{n_frames} frames at {fps} fps leave no room for an expression")
+            raise InvalidArgumentError(f"{n_frames} frames at {fps} fps leave no room for an expression")
         span = int(rng.integers(max(4, math.ceil(0.4 * longest)), longest + 1))
         onset = int(rng.integers(2, n_frames - 2 - span))
         offset = onset + span
@@ -196,7 +208,7 @@ def _truth(plan: ClipPlan, subject: Subject, written: WrittenClip, field: np.nda
     n = len(written.frame_paths)
     start = 0 if n == plan.n_frames else plan.onset
     if n != plan.n_frames and n != plan.offset - plan.onset + 1:
-        raise RuntimeError(f"{written.sample_id}: layout wrote {n} frames of {plan.n_frames}")
+        raise PipelineError(f"{written.sample_id}: layout wrote {n} frames of {plan.n_frames}")
     first = written.onset - (plan.onset - start)
     return ClipTruth(
         sample_id=written.sample_id, dataset=plan.dataset,
@@ -240,7 +252,7 @@ def generate_dataset(dataset: str, root: Path, *, n_subjects: int, clips_per_sub
         return [clip for part, folder in MEGC2019_PARTS
                 for clip in generate_dataset(part, root / folder, **options)]
     if dataset not in STYLES:
-        raise ValueError(f"unknown synthetic dataset {dataset!r}; "
+        raise InvalidArgumentError(f"unknown synthetic dataset {dataset!r}; "
                          f"known: {', '.join([*STYLES, 'megc2019'])}")
     plans = plan_clips(dataset, n_subjects=n_subjects, clips_per_subject=clips_per_subject,
                        seed=seed, n_frames=n_frames, amplitude_px=amplitude_px, classes=classes,

@@ -13,9 +13,9 @@ seen at ``x + a(t) D(x) + j(t)`` in frame ``t``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
-import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.synth import sheets
 
 
@@ -69,9 +70,9 @@ def write_layout(dataset: str, root: Path, clips: Sequence[SynthClip], *, modali
     or "relabelled"). image_quality: JPEG quality.
     """
     if dataset not in LAYOUTS:
-        raise ValueError(f"no synthetic layout for {dataset!r}; known: {', '.join(LAYOUTS)}")
+        raise InvalidArgumentError(f"no synthetic layout for {dataset!r}; known: {', '.join(LAYOUTS)}")
     if dataset == "smic" and modality.upper() not in ("HS", "VIS", "NIR"):
-        raise ValueError(f"SMIC modality must be HS, VIS or NIR, got {modality!r}")
+        raise InvalidArgumentError(f"SMIC modality must be HS, VIS or NIR, got {modality!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     frames = _FrameWriter(image_quality)
@@ -114,7 +115,7 @@ def _timing(clip: SynthClip, first: int | None = None) -> tuple[int, int | None,
 
 def _check(clip: SynthClip) -> None:
     if not 0 <= clip.onset <= clip.offset < len(clip.frames):
-        raise ValueError(f"clip of subject {clip.subject}: onset {clip.onset} / offset {clip.offset} "
+        raise InvalidArgumentError(f"clip of subject {clip.subject}: onset {clip.onset} / offset {clip.offset} "
                          f"do not fit {len(clip.frames)} frames")
 
 
@@ -213,7 +214,7 @@ def _casme_sq(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> l
         subject = _casme_sq_subject(clip.subject)
         if clip.clip is not None:
             if clip.clip not in by_name:
-                raise ValueError(f"CAS(ME)^2 clip must name a stimulus video {sorted(by_name)}, got {clip.clip!r}")
+                raise InvalidArgumentError(f"CAS(ME)^2 clip must name a stimulus video {sorted(by_name)}, got {clip.clip!r}")
             video = clip.clip
         else:
             categories = _CASME_SQ_CATEGORY.get(clip.emotion.lower(), ("anger",))

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError
+
 __all__ = ["AU_PRIMITIVES", "EMOTION_AUS", "aus_for_emotion", "au_field", "temporal_profile",
            "head_jitter", "sample_field", "support_box", "FieldSampler", "invert_motion"]
 
@@ -81,7 +83,7 @@ def aus_for_emotion(emotion: str) -> str:
     try:
         return EMOTION_AUS[emotion.strip().lower()]
     except KeyError:
-        raise ValueError(f"no synthetic AU motion for emotion {emotion!r}; "
+        raise InvalidArgumentError(f"no synthetic AU motion for emotion {emotion!r}; "
                          f"known: {sorted(EMOTION_AUS)}") from None
 
 
@@ -118,7 +120,7 @@ def au_field(landmarks: np.ndarray, action_units: str, size: tuple[int, int],
             field[y0:y1, x0:x1] += push.weight * np.outer(gy, gx)[..., None] * direction
     peak = float(np.hypot(field[..., 0], field[..., 1]).max())
     if peak == 0.0:
-        raise ValueError(f"AUs {action_units!r} produce no motion inside a {size} canvas")
+        raise InvalidArgumentError(f"AUs {action_units!r} produce no motion inside a {size} canvas")
     field *= amplitude / peak
     field[np.hypot(field[..., 0], field[..., 1]) < 1e-4 * amplitude] = 0.0
     return field.astype(np.float32)
@@ -131,7 +133,7 @@ def temporal_profile(n_frames: int, onset: int, apex: int, offset: int) -> np.nd
     between (continuous with a continuous slope at both ends).
     """
     if not 0 <= onset < apex < offset < n_frames:
-        raise ValueError(f"need 0 <= onset < apex < offset < n_frames, got "
+        raise InvalidArgumentError(f"need 0 <= onset < apex < offset < n_frames, got "
                          f"{onset}, {apex}, {offset}, {n_frames}")
     t = np.arange(n_frames, dtype=np.float64)
     rise = 0.5 - 0.5 * np.cos(np.pi * (t - onset) / (apex - onset))
@@ -244,7 +246,7 @@ def invert_motion(field: np.ndarray | FieldSampler, a: float, jitter: np.ndarray
     if a == 0.0 or p.size == 0:
         return p
     if lip >= 0.5:
-        raise ValueError(f"motion too steep to invert: |a| Lip(D) = {lip:.2f}")
+        raise InvalidArgumentError(f"motion too steep to invert: |a| Lip(D) = {lip:.2f}")
     if p.ndim == 3:
         # Quantised reads stall at ~L / 64 px, so only a few are worth doing.
         for _ in range(4):
@@ -259,4 +261,4 @@ def invert_motion(field: np.ndarray | FieldSampler, a: float, jitter: np.ndarray
         p = new
         if lip / (1 - lip) * step < tol:
             return p
-    raise RuntimeError("motion inversion did not converge")
+    raise InvalidArgumentError("motion inversion did not converge")

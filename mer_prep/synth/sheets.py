@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mer_prep.errors import InvalidArgumentError
+
 CASME2_VERSIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # the widely circulated sheet: integer Subject, "Estimated Emotion"
     "20140508": ("CASME2-coding-20140508.xlsx",
@@ -61,7 +63,7 @@ def _save(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> 
 def casme2_sheet(root: Path, rows: Sequence[tuple[Any, ...]], version: str = "20140508") -> Path:
     """``CASME2-coding-<version>.xlsx``; rows are (subject, filename, onset, apex, offset, aus, emotion)."""
     if version not in CASME2_VERSIONS:
-        raise ValueError(f"CASME II spreadsheet version must be one of {sorted(CASME2_VERSIONS)}")
+        raise InvalidArgumentError(f"CASME II spreadsheet version must be one of {sorted(CASME2_VERSIONS)}")
     name, header = CASME2_VERSIONS[version]
     if version == "20140508":
         table = [header, *rows]

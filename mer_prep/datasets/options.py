@@ -1,0 +1,78 @@
+"""Checks of what a user names before anything runs: the dataset, its roots and its adapter's
+options (``--option key=value`` on the command line, ``options`` in ``mer-prep.toml``)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mer_prep.errors import DataRootError, InvalidArgumentError, UnknownDatasetError
+
+Roots = str | os.PathLike | Mapping[str, str | os.PathLike]
+
+
+def check_dataset(name: str) -> None:
+    """Raise ``UnknownDatasetError`` naming the known datasets unless ``name`` is one."""
+    from mer_prep.datasets import DATASETS
+
+    if name not in DATASETS:
+        raise UnknownDatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+
+
+def option_choices(name: str) -> dict[str, tuple[str, ...]]:
+    """The adapter options of dataset ``name`` that take one of a fixed set of values."""
+    from mer_prep.datasets import casme2, casme_sq, smic
+
+    variants, modalities = tuple(casme2.FRAME_DIRS), tuple(smic.FPS)
+    return {"casme2": {"variant": variants}, "smic": {"modality": modalities},
+            "casme-sq": {"kind": tuple(casme_sq.KINDS)},
+            "megc2019": {"modality": modalities, "variant": variants}}.get(name, {})
+
+
+def adapter_options(name: str) -> list[str]:
+    """The keyword options the adapter of ``name`` accepts."""
+    from mer_prep.datasets import _adapter
+
+    check_dataset(name)
+    parameters = inspect.signature(_adapter(name).scan).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Raise ``InvalidArgumentError`` for an option the adapter does not take or a value it
+    does not allow, naming the valid ones."""
+    known = adapter_options(name)
+    choices = option_choices(name)
+    for key, value in options.items():
+        if key not in known:
+            raise InvalidArgumentError(f"{name} has no option {key!r}; its options: "
+                                       f"{', '.join(known) or 'none'}")
+        allowed = choices.get(key)
+        if allowed is not None and value not in allowed:
+            raise InvalidArgumentError(f"{name} option {key}={value!r} is not one of "
+                                       f"{', '.join(allowed)}")
+
+
+def check_roots(name: str, root: Roots) -> None:
+    """Raise ``DataRootError`` when a root folder does not exist, or ``InvalidArgumentError``
+    when a composite's parts are not given one root each (or a single dataset several)."""
+    from mer_prep.labels import COMPOSITES
+
+    parts = COMPOSITES.get(name)
+    if (parts is not None) != isinstance(root, Mapping):
+        raise InvalidArgumentError(
+            f"{name} takes one root per part ({', '.join(parts)}) as part=PATH" if parts
+            else f"{name} takes one root folder, not parts")
+    if parts is not None:
+        missing = [part for part in parts if part not in root]
+        unknown = sorted(set(root) - set(parts))
+        if missing or unknown:
+            raise InvalidArgumentError(f"{name} needs roots for {', '.join(parts)}"
+                                       + (f"; missing {', '.join(missing)}" if missing else "")
+                                       + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+    for part, folder in (root.items() if isinstance(root, Mapping) else [(name, root)]):
+        if not Path(folder).expanduser().is_dir():
+            raise DataRootError(f"{part} root {folder} does not exist or is not a folder")

@@ -1,0 +1,73 @@
+"""`mer-prep.toml` is checked when it loads: names, adapter options, recipes and store
+locations (local paths relative to the file, S3 URLs as they are)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from mer_prep.cli import main
+from mer_prep.config import load_config
+from mer_prep.errors import ConfigError
+from mer_prep.store.repo import StoreLocation
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "conf" / "mer-prep.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    (tmp_path / "CASME2").mkdir(exist_ok=True)
+    return path
+
+
+def test_an_s3_store_template_stays_an_s3_url(tmp_path):
+    path = _write(tmp_path, f'[defaults]\nstore = "s3://bucket/stores/{{dataset}}/{{recipe}}"\n'
+                            f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n')
+    (spec,) = load_config(path).deployments()
+    assert spec.parameters["store"] == "s3://bucket/stores/{dataset}/{recipe}"
+    assert StoreLocation.parse(spec.parameters["store"].format(dataset="casme2", recipe="ha3d")
+                               ).url == "s3://bucket/stores/casme2/ha3d"
+
+
+def test_a_relative_store_is_under_the_files_directory(tmp_path):
+    path = _write(tmp_path, f'[datasets.casme2]\nroot = "../CASME2"\nstore = "out/{{dataset}}"\n')
+    (spec,) = load_config(path).deployments()
+    assert spec.parameters["store"] == str(tmp_path / "conf" / "out" / "{dataset}")
+    assert spec.parameters["root"] == str(tmp_path / "conf" / ".." / "CASME2")
+
+
+def test_a_misspelt_adapter_option_is_reported_with_its_place(tmp_path):
+    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n'
+                            f'options = {{ variantt = "raw" }}\n')
+    with pytest.raises(ConfigError, match=r"datasets\.casme2\.options: casme2 has no option "
+                                          r"'variantt'; its options: variant"):
+        load_config(path)
+    result = CliRunner().invoke(main, ["serve", "--check", "--config", str(path)])
+    assert result.exit_code == 2 and "variantt" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_disallowed_option_value_and_an_unknown_recipe_fail_on_load(tmp_path):
+    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n'
+                            f'options = {{ variant = "raww" }}\n')
+    with pytest.raises(ConfigError, match="variant='raww' is not one of raw, cropped"):
+        load_config(path)
+    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n'
+                            f'recipe = "nosuch"\n')
+    with pytest.raises(ConfigError, match="datasets.casme2.recipe: unknown recipe 'nosuch'"):
+        load_config(path)
+
+
+def test_serve_check_says_when_a_root_does_not_exist(tmp_path):
+    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "missing"}"\n')
+    result = CliRunner().invoke(main, ["serve", "--check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert f"casme2 root {tmp_path / 'missing'} does not exist" in result.stderr
+    ok = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n')
+    assert CliRunner().invoke(main, ["serve", "--check", "--config", str(ok)]).exit_code == 0
+
+
+def test_store_locations_parse_once_to_one_value(tmp_path):
+    assert StoreLocation.parse("s3://b/p/").url == "s3://b/p"
+    assert StoreLocation.parse("rel/x", base=tmp_path) == StoreLocation.parse(tmp_path / "rel/x")
+    assert not StoreLocation.parse(tmp_path).is_remote
