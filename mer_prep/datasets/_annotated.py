@@ -19,11 +19,16 @@ from mer_prep.sample import Problem, Sample, within_root
 
 @dataclass(frozen=True)
 class ClipRef:
-    """Where a row's clip lives: qualified subject id, clip name and folder."""
+    """Where a row's clip lives: qualified subject id, clip name and folder.
+
+    subject_folder: the subject's own folder; the clip folder must resolve inside it, else one
+    clip could be annotated under two subjects (``Filename`` = ``../sub01/EP02_01f``).
+    """
 
     subject: str
     clip: str
     folder: Path
+    subject_folder: Path | None = None
 
     @property
     def sample_id(self) -> str:
@@ -55,11 +60,20 @@ Fixer = Callable[[SheetRow, ClipRef, RawTiming, list[int]], Timing]
 
 @dataclass
 class RowSource:
-    """One annotation sheet and its parsed rows; ``extra`` is copied into every Sample."""
+    """One annotation sheet and its parsed rows; ``extra`` is copied into every Sample.
+
+    sheet: title of the sheet the rows come from when it is not the workbook's first (it is
+    then named next to the row number).
+    """
 
     path: Path
     rows: list[SheetRow]
     extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    sheet: str = ""
+
+    def where(self, row: int) -> str:
+        """``<file>:<row>``, plus the sheet when it is not the first one."""
+        return f"{self.path}:{row}" + (f" (sheet {self.sheet!r})" if self.sheet else "")
 
 
 def subject_number(value: object) -> int:
@@ -100,7 +114,7 @@ def scan_rows(
     seen: dict[str, str] = {}
     for source in sources:
         for row in source.rows:
-            where = f"{source.path}:{row.row}"
+            where = source.where(row.row)
             result = _one_row(row, where, source, dataset=dataset, fps=fps, root=root, resolve=resolve,
                               missing_apex=missing_apex, fixer=fixer, suffixes=suffixes, referenced=referenced)
             if isinstance(result, Problem):
@@ -119,12 +133,18 @@ def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str, fps:
              suffixes: tuple[str, ...], referenced: set[Path]) -> Sample | Problem:
     named = f"{as_text(row.values.get('subject'))}/{as_text(row.values.get('filename'))}"
     described = f"{dataset} row {row.row} ({named})"
+    if row.problem:
+        return Problem(f"{dataset} row {row.row}", where, row.problem)
     try:
         ref = resolve(row)
     except ValueError as exc:
         return Problem(described, where, str(exc))
     if not within_root(root, ref.folder):
         return Problem(ref.sample_id, where, f"clip path {ref.folder} leaves the dataset root {root}")
+    if ref.subject_folder is not None:
+        problem = _subject_folder_problem(as_text(row.values.get("filename")), ref.folder, ref.subject_folder)
+        if problem:
+            return Problem(ref.sample_id, where, problem)
     referenced.add(ref.folder)
     if not ref.folder.is_dir():
         return Problem(ref.sample_id, where, f"clip folder {ref.folder} does not exist")
@@ -150,11 +170,39 @@ def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str, fps:
                   action_units=as_text(row.values.get("aus")), source=where, extra=extra)
 
 
+def _subject_folder_problem(name: str, folder: Path, subject_folder: Path) -> str:
+    """Why the clip folder a sheet names is not a folder of its own subject, or "".
+
+    A name that leaves the subject folder (``../sub01/EP02_01f``, an absolute path, a link into
+    another subject's folder) would put one clip under two subjects; a name that is a path at
+    all (``EP01/../EP02``) would give one clip two sample ids.
+    """
+    if not inside_folder(subject_folder, folder):
+        how = "it is a link to" if len(Path(name).parts) == 1 and name not in (".", "..") else "it resolves to"
+        return f"Filename {name!r} leaves its subject folder {subject_folder}: {how} {folder.resolve()}"
+    if len(Path(name).parts) != 1 or name in (".", ".."):
+        return f"Filename {name!r} is a path, not the name of a clip folder in its subject folder {subject_folder}"
+    return ""
+
+
 def unannotated_problems(clip_folders: Iterable[tuple[str, Path]], referenced: set[Path]) -> list[Problem]:
     """A Problem for every (subject id, clip folder) that no annotation row points at."""
     wanted = {p.resolve() for p in referenced}
     return [Problem(f"{subject}/{folder.name}", str(folder), "clip folder has no annotation row")
             for subject, folder in clip_folders if folder.resolve() not in wanted]
+
+
+def inside_folder(folder: Path, candidate: Path) -> bool:
+    """True when ``candidate`` resolves strictly inside ``folder`` (links followed on both sides).
+
+    Guards against a sheet's ``../sub01/EP02_01f`` or absolute path, and a clip folder that is a
+    link into another subject's folder: either would put one clip under two subjects.
+    """
+    try:
+        relative = candidate.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return relative != Path(".")
 
 
 def find_folder(parent: Path, name: str) -> Path:
@@ -188,15 +236,18 @@ def row_resolver(subjects_root: Path, subject_folder: Callable[[int], str],
 
     subject_folder: subject number -> folder name (``sub01``, ``006``); subject_id: number ->
     dataset-qualified id. A Filename differing from its folder only in case takes the folder's.
+    The ClipRef carries the subject folder, which the clip folder may not leave (checked by
+    scan_rows).
     """
     def resolve(row: SheetRow) -> ClipRef:
         number = subject_number(row.values["subject"])
         name = as_text(row.values["filename"])
         if not name:
             raise ValueError("Filename is blank")
-        folder = find_folder(subjects_root / subject_folder(number), name)
+        parent = subjects_root / subject_folder(number)
+        folder = find_folder(parent, name)
         clip = folder.name if folder.is_dir() and folder.name.lower() == name.lower() else name
-        return ClipRef(subject_id(number), clip, folder)
+        return ClipRef(subject_id(number), clip, folder, parent)
 
     return resolve
 

@@ -18,7 +18,7 @@ from mer_prep.datasets._annotated import (ClipRef, Fixer, RawTiming, RowSource, 
                                           clip_folders,
                                           row_resolver, scan_rows, subject_number,
                                           unannotated_problems)
-from mer_prep.datasets._sheets import SheetRow, as_text, read_workbook, table_rows
+from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
 
@@ -143,11 +143,12 @@ def scan(root: Path | str, *, fixes: Path | str | Fixes | None = None,
     for section, folder in sorted(sections.items()):
         sheet = Path(annotations[section]) if annotations and section in annotations \
             else find_sheet(root, section, folder)
-        rows = table_rows(next(iter(read_workbook(sheet).values())), REQUIRED, OPTIONAL, file=sheet)
+        title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
 
         resolve = row_resolver(folder, lambda n: f"sub{n:02d}", subject_id)
-        found, bad, referenced = scan_rows([RowSource(sheet, rows, (("section", section),))], dataset=DATASET,
-                                           fps=FPS, root=folder, resolve=resolve, fixer=_fixer(fixes, section))
+        source = RowSource(sheet, rows, (("section", section),), sheet=title)
+        found, bad, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=folder, resolve=resolve,
+                                           fixer=_fixer(fixes, section))
         samples += found
         problems += bad + unannotated_problems(clip_folders(folder, subject_id), referenced)
     return DatasetScan(samples, problems)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import (RowSource, clip_folders, row_resolver, scan_rows,
                                           unannotated_problems)
-from mer_prep.datasets._sheets import read_workbook, table_rows
+from mer_prep.datasets._sheets import find_table, read_workbook
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
 
@@ -62,10 +62,10 @@ def scan(root: Path | str, *, variant: str = "raw", annotations: Path | str | No
     root = Path(root)
     frames_root = frames_dir(root, variant)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    rows = table_rows(next(iter(read_workbook(sheet).values())), REQUIRED, OPTIONAL, file=sheet)
+    title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
 
     resolve = row_resolver(frames_root, lambda n: f"sub{n:02d}", subject_id)
-    source = RowSource(sheet, rows, extra=(("variant", variant),))
+    source = RowSource(sheet, rows, extra=(("variant", variant),), sheet=title)
     samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=frames_root,
                                               resolve=resolve, suffixes=(".jpg", ".jpeg", ".bmp", ".png"))
     on_disk = clip_folders(frames_root, subject_id)

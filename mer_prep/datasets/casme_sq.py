@@ -1,10 +1,11 @@
 """CAS(ME)^2 adapter: ``rawpic/sNN/NN_<code><description>/imgN.jpg`` (30 fps) + ``CAS(ME)^2code_final.xlsx``.
 
-The main (first) sheet has no header row; its columns are participant, video name, onset, apex,
-offset, AUs, emotion, expression type (micro-/macro-expression). Other sheets map video names to
-the 4-digit codes in folder names (``disgust1`` -> ``0101``) and participant numbers to subject
-folders (1 -> s15); they are recognised by content, not by sheet name. An offset of 0 means
-"use the apex". Each folder is a long recording; a sample is the onset..offset span of one row.
+The main sheet (the first one, unless a notes sheet precedes it) has no header row; its columns
+are participant, video name, onset, apex, offset, AUs, emotion, expression type (micro-/macro-
+expression). Other sheets map video names to the 4-digit codes in folder names (``disgust1`` ->
+``0101``) and participant numbers to subject folders (1 -> s15); every sheet is recognised by
+content, not by name or position. An offset of 0 means "use the apex". Each folder is a long
+recording; a sample is the onset..offset span of one row.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mer_prep.datasets._annotated import child_dirs, subject_number
+from mer_prep.datasets._annotated import child_dirs, inside_folder, subject_number
 from mer_prep.datasets._frames import list_frames, timing_error
-from mer_prep.datasets._sheets import as_frame, as_text, is_blank, read_workbook
+from mer_prep.datasets._sheets import as_frame, as_text, column_letter, is_blank, read_workbook
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan, Problem, Sample, within_root
 
@@ -41,11 +42,14 @@ def find_sheet(root: Path) -> Path:
     return found[-1]
 
 
-def code_tables(sheets: dict[str, list[tuple[Any, ...]]]) -> tuple[dict[str, str], dict[int, int]]:
-    """From the non-main sheets: video name (lower case) -> 4-digit code, participant -> subject."""
+def code_tables(sheets: dict[str, list[tuple[Any, ...]]],
+                main: str | None = None) -> tuple[dict[str, str], dict[int, int]]:
+    """From the sheets other than ``main`` (the first by default): video name (lower case) ->
+    4-digit code, participant -> subject."""
     videos: dict[str, str] = {}
     subjects: dict[int, int] = {}
-    for rows in list(sheets.values())[1:]:
+    main = next(iter(sheets), None) if main is None else main
+    for rows in (rows for title, rows in sheets.items() if title != main):
         for row in rows:
             cells = [as_text(c) for c in row if not is_blank(c)]
             if len(cells) < 2:
@@ -60,20 +64,47 @@ def code_tables(sheets: dict[str, list[tuple[Any, ...]]]) -> tuple[dict[str, str
 
 
 def main_rows(rows: list[tuple[Any, ...]], sheet: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(row number, cells by COLUMNS) of the header-less main sheet; AnnotationError if it is not one."""
+    """(row number, cells by COLUMNS) of the header-less main sheet; AnnotationError if it is not one.
+
+    A row whose values all lie past the eight columns is kept too (its cells are blank and
+    ``"unread"`` lists what it holds), so that it becomes a Problem rather than vanishing.
+    """
+    out = _parsed_rows(rows)
+    if not _usable(out):
+        raise AnnotationError("main sheet has no rows of participant, video name, onset, apex, offset, AUs, "
+                              "emotion, expression type", file=str(sheet), row=out[0][0] if out else None)
+    return out
+
+
+def main_sheet(sheets: dict[str, list[tuple[Any, ...]]],
+               sheet: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+    """(title, main_rows) of the first sheet holding annotation rows; a notes sheet in front is
+    passed over. AnnotationError for the first sheet when none does."""
+    for title, rows in sheets.items():
+        parsed = _parsed_rows(rows)
+        if _usable(parsed):
+            return title, parsed
+    first = next(iter(sheets), "")
+    return first, main_rows(sheets.get(first, []), sheet)
+
+
+def _parsed_rows(rows: list[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]]]:
     out = []
     for index, row in enumerate(rows):
         cells = dict(zip(COLUMNS, tuple(row) + (None,) * len(COLUMNS)))
         if all(is_blank(v) for v in cells.values()):
+            unread = [(i, c) for i, c in enumerate(row) if not is_blank(c)]
+            if unread:
+                out.append((index + 1, {**cells, "unread": unread}))
             continue
         if index == 0 and "onset" in as_text(cells["onset"]).lower():
             continue  # a re-saved copy with a header row added
         out.append((index + 1, cells))
-    usable = sum(1 for _, c in out if _SUBJECT_CELL.match(as_text(c["participant"])) and _is_frame(c["onset"]))
-    if not usable:
-        raise AnnotationError("main sheet has no rows of participant, video name, onset, apex, offset, AUs, "
-                              "emotion, expression type", file=str(sheet), row=out[0][0] if out else None)
     return out
+
+
+def _usable(rows: list[tuple[int, dict[str, Any]]]) -> int:
+    return sum(1 for _, c in rows if _SUBJECT_CELL.match(as_text(c["participant"])) and _is_frame(c["onset"]))
 
 
 def _is_frame(value: Any) -> bool:
@@ -93,14 +124,21 @@ def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | Non
         raise FileNotFoundError(f"{root}: no CAS(ME)^2 'rawpic' folder")
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
     sheets = read_workbook(sheet)
-    videos, subjects = code_tables(sheets)
-    rows = main_rows(next(iter(sheets.values())), sheet)
+    title, rows = main_sheet(sheets, sheet)
+    videos, subjects = code_tables(sheets, main=title)
+    label = f" (sheet {title!r})" if title != next(iter(sheets)) else ""
     samples: list[Sample] = []
     problems: list[Problem] = []
     referenced: set[Path] = set()
     seen: set[str] = set()
     for number, cells in rows:
-        where = f"{sheet}:{number}"
+        where = f"{sheet}:{number}{label}"
+        if "unread" in cells:
+            shown = ", ".join(f"{as_text(v)!r} in column {column_letter(i)}" for i, v in cells["unread"][:3])
+            problems.append(Problem(f"{DATASET} row {number}", where,
+                                    f"row not read: nothing in the {len(COLUMNS)} annotation columns, "
+                                    f"but it holds {shown}"))
+            continue
         try:
             sample = _row_sample(cells, where, rawpic, videos, subjects, referenced)
         except ValueError as exc:
@@ -142,6 +180,9 @@ def _row_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[st
     folder = matches[0]
     if not within_root(rawpic, folder):
         raise _RowError(f"clip folder {folder} leaves the dataset root", sample_id)
+    if not inside_folder(subject_dir, folder):  # a link into another subject: one clip, two subjects
+        raise _RowError(f"video folder {folder} leaves its subject folder {subject_dir}: "
+                        f"it resolves to {folder.resolve()}", sample_id)
     referenced.add(folder)
     try:
         onset = as_frame(cells["onset"], field="onset")

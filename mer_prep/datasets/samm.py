@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import (RowSource, clip_folders, row_resolver, scan_rows,
                                           subject_dirs, unannotated_problems)
-from mer_prep.datasets._sheets import read_workbook, table_rows
+from mer_prep.datasets._sheets import find_table, read_workbook
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
 
@@ -55,11 +55,12 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> DatasetS
     root = Path(root)
     frames = frames_root(root)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    rows = table_rows(next(iter(read_workbook(sheet).values())), REQUIRED, OPTIONAL, file=sheet)
+    title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
 
     resolve = row_resolver(frames, lambda n: f"{n:03d}", subject_id)
 
-    samples, problems, referenced = scan_rows([RowSource(sheet, rows)], dataset=DATASET, fps=FPS, root=frames,
+    source = RowSource(sheet, rows, sheet=title)
+    samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=frames,
                                               resolve=resolve, missing_apex=MISSING_APEX)
     on_disk = clip_folders(frames, subject_id)
     return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_prep.datasets._annotated import child_dirs, subject_dirs
+from mer_prep.datasets._annotated import child_dirs, inside_folder, subject_dirs
 from mer_prep.datasets._frames import list_frames, timing_error
 from mer_prep.sample import DatasetScan, Problem, Sample, within_root
 
@@ -45,15 +45,20 @@ def scan(root: Path | str, *, modality: str = "HS") -> DatasetScan:
             continue
         for emotion_dir in child_dirs(micro):
             for clip_dir in child_dirs(emotion_dir):
-                result = _clip(clip_dir, subject_id(number), emotion_dir.name, fps, modality.upper(), root)
+                result = _clip(clip_dir, subject_id(number), emotion_dir.name, fps, modality.upper(), root,
+                               subject_dir)
                 (samples if isinstance(result, Sample) else problems).append(result)
     return DatasetScan(samples, problems)
 
 
-def _clip(folder: Path, subject: str, emotion: str, fps: float, modality: str, root: Path) -> Sample | Problem:
+def _clip(folder: Path, subject: str, emotion: str, fps: float, modality: str, root: Path,
+          subject_dir: Path) -> Sample | Problem:
     sample_id = f"{subject}/{folder.name}"
     if not within_root(root, folder):  # a symlinked clip folder pointing elsewhere
         return Problem(sample_id, str(folder), f"clip folder leaves the dataset root {root}")
+    if not inside_folder(subject_dir, folder):  # a link into another subject: one clip, two subjects
+        return Problem(sample_id, str(folder),
+                       f"clip folder leaves its subject folder {subject_dir}: it resolves to {folder.resolve()}")
     frames = list_frames(folder)
     numbers = [n for n, _ in frames]
     if not numbers:

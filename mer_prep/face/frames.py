@@ -2,13 +2,17 @@
 
 Only the frames asked for are decoded. Returned frames are ``uint8``: ``(N, H, W, 3)`` RGB, or
 ``(N, H, W)`` when ``gray=True``. Every failure raises :class:`~mer_prep.errors.FrameReadError`
-naming the file and the sample.
+naming the file and the sample; so does a JPEG the decoder had to patch up (see
+:func:`_decode_jpeg`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -21,19 +25,21 @@ _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
-# Some encoders pad after the end marker; the marker must still be near the end.
+# Some encoders pad after the end marker; the marker must still be near the end, or followed by
+# nothing but 0x00/0xFF fill (files padded to a block size).
 _TAIL_BYTES = 64
+_PADDING = b"\x00\xff"
 
 
 def _truncation_problem(data: bytes) -> str:
     """Why ``data`` looks cut short, or ``""``.
 
-    libjpeg-turbo decodes a truncated JPEG into a grey-filled partial image with only a warning
-    on stderr, so the end-of-image marker is checked before decoding rather than trusting the
-    decoder. PNG and BMP get the equivalent check; other formats rely on the decoder alone.
+    With no data left, libjpeg-turbo fills the rest of a JPEG with grey and does not even warn,
+    so the end-of-image marker is checked before decoding rather than trusting the decoder. PNG
+    and BMP get the equivalent check; other formats rely on the decoder alone.
     """
     if data.startswith(_JPEG_SOI):
-        if _JPEG_EOI not in data[-_TAIL_BYTES:]:
+        if _JPEG_EOI not in data[-_TAIL_BYTES:] and not data.rstrip(_PADDING).endswith(_JPEG_EOI):
             return "truncated JPEG (no end-of-image marker)"
     elif data.startswith(_PNG_SIGNATURE):
         if _PNG_IEND not in data[-_TAIL_BYTES:]:
@@ -43,6 +49,98 @@ def _truncation_problem(data: bytes) -> str:
         if len(data) < declared:
             return f"truncated BMP ({len(data)} of {declared} bytes)"
     return ""
+
+
+# libjpeg's warnings about damaged pixel data. It decodes such a file anyway (a cut scan with an
+# end marker appended comes out grey below the cut; garbled entropy-coded data as garbage blocks)
+# and only prints the first warning to stderr. Warnings about metadata (an unknown JFIF version,
+# an odd ICC marker, non-standard SOS parameters) leave the pixels intact and are passed on.
+_JPEG_DAMAGE = re.compile(rb"(Corrupt JPEG data(?!: bad ICC marker)|Premature end of JPEG file"
+                          rb"|Inconsistent progression sequence)")
+
+
+class _StderrCapture:
+    """Run a native call with file descriptor 2 pointed at a private file; return what it wrote.
+
+    OpenCV gives no other access to libjpeg's warnings. The redirect is process-wide, so calls
+    are serialised by a lock; a decode of a 640x480 frame takes milliseconds and the redirect
+    microseconds. Anything captured that is not a JPEG damage warning (another thread's output
+    during the call) is written on to the real stderr afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fd = -1  # an in-memory file, opened on first use in each process
+        self._saved = -1  # the real stderr while fd 2 is redirected
+
+    def reset(self) -> None:
+        """In a forked child: a fresh lock and file, never the parent's (shared offset), and
+        the real stderr back on fd 2 if another thread was decoding at the fork."""
+        self._lock = threading.Lock()
+        if self._saved >= 0:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = -1
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
+    def _target(self) -> int:
+        if self._fd < 0:
+            if hasattr(os, "memfd_create"):
+                self._fd = os.memfd_create("mer-prep-decoder-stderr", os.MFD_CLOEXEC)
+            else:
+                self._fd = os.dup(tempfile.TemporaryFile().fileno())
+        return self._fd
+
+    def run(self, call: Callable[[], np.ndarray | None]) -> tuple[np.ndarray | None, bytes]:
+        with self._lock:
+            target = self._target()
+            try:
+                saved = os.dup(2)
+            except OSError:  # no stderr at all: leave fd 2 closed again afterwards
+                saved = -1
+            self._saved = saved
+            os.dup2(target, 2)
+            try:
+                result = call()
+            finally:
+                self._saved = -1
+                if saved >= 0:
+                    os.dup2(saved, 2)
+                    os.close(saved)
+                else:
+                    os.close(2)
+            size = os.lseek(target, 0, os.SEEK_CUR)
+            if not size:
+                return result, b""
+            os.lseek(target, 0, os.SEEK_SET)
+            written = os.read(target, size)
+            os.ftruncate(target, 0)
+            os.lseek(target, 0, os.SEEK_SET)
+        return result, written
+
+
+_CAPTURE = _StderrCapture()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_CAPTURE.reset)
+
+
+def _decode_jpeg(buffer: np.ndarray, flags: int) -> tuple[np.ndarray | None, str]:
+    """cv2.imdecode of a JPEG, plus libjpeg's warning when the data was damaged (else "")."""
+    image, written = _CAPTURE.run(lambda: cv2.imdecode(buffer, flags))
+    damage, others = "", []
+    for line in written.splitlines(keepends=True):
+        if _JPEG_DAMAGE.search(line):
+            damage = damage or line.decode("utf-8", "replace").strip()
+        else:
+            others.append(line)
+    if others:
+        try:
+            os.write(2, b"".join(others))
+        except OSError:
+            pass
+    return image, damage
 
 
 def _decode_file(path: str, flags: int, sample: str) -> np.ndarray:
@@ -59,7 +157,13 @@ def _decode_file(path: str, flags: int, sample: str) -> np.ndarray:
     problem = _truncation_problem(data)
     if problem:
         raise FrameReadError(problem, file=path, sample=sample)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    buffer = np.frombuffer(data, np.uint8)
+    if data.startswith(_JPEG_SOI):
+        image, damage = _decode_jpeg(buffer, flags)
+        if damage:
+            raise FrameReadError(f"corrupt JPEG data (decoder: {damage})", file=path, sample=sample)
+    else:
+        image = cv2.imdecode(buffer, flags)
     if image is None:
         raise FrameReadError("cannot decode frame (corrupt or unsupported format)", file=path,
                              sample=sample)
@@ -73,7 +177,8 @@ def read_frames(paths: Sequence[str | os.PathLike], *, gray: bool = False,
     Returns ``(N, H, W, 3)`` uint8 RGB, or ``(N, H, W)`` uint8 when ``gray`` (decoded straight
     to luma by libjpeg, which is faster than converting afterwards). Raises ``FrameReadError``
     naming the file and ``sample`` for a missing, unreadable, truncated or corrupt file, or a
-    frame whose size differs from the first one.
+    frame whose size differs from the first one. A JPEG counts as corrupt when libjpeg warns
+    about its data (a scan cut short, garbled entropy-coded data), though it would decode.
     """
     if len(paths) == 0:
         raise ValueError("read_frames needs at least one path")
