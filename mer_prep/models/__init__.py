@@ -1,0 +1,26 @@
+"""The five papers' model families as PyTorch modules (needs the ``torch`` extra).
+
+Every model is an ``nn.Module`` whose ``forward(inputs)`` takes a ``dict[str, Tensor]`` keyed by
+stored array name (float32, leading batch dim) and returns logits (B, K); ``model.loss(inputs,
+targets, weight=None)`` is its training loss and ``model.fit_input_statistics(inputs)`` the
+per-fold hook. Look models up with :func:`get_model`; see ``TRAINERS.md`` for the choices.
+"""
+
+from mer_prep.models.layers import MerModel
+from mer_prep.models.registry import (
+                                      MODELS,
+                                      ArrayNeed,
+                                      ModelInputError,
+                                      ModelSpec,
+                                      TrainingPreset,
+                                      UnknownModelError,
+                                      VariantPreset,
+                                      build_model,
+                                      check_inputs,
+                                      get_model,
+                                      list_models,
+)
+
+__all__ = ["MODELS", "ArrayNeed", "MerModel", "ModelInputError", "ModelSpec", "TrainingPreset",
+           "UnknownModelError", "VariantPreset", "build_model", "check_inputs", "get_model",
+           "list_models"]

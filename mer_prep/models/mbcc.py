@@ -1,0 +1,104 @@
+"""Paper 000: MBCC-CNN, two parallel 2-D branches (3x3 and 5x5 kernels) over 64x64 frames.
+
+Each branch: conv 32 (same, ReLU) -> 2x2 max-pool -> conv 64 (same, ReLU) -> 2x2 max-pool ->
+flatten; the two are concatenated -> dense 128 ReLU -> dropout 0.5 -> dense K (logits). At
+64x64 that is 16,384 features per branch and ~4.3 M parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor, nn
+
+from mer_prep.models.layers import Init, MerModel, apply_init
+
+
+class MBCCConfig(BaseModel):
+    """Switches of the MBCC-CNN (defaults: the paper's reading, see TRAINERS.md).
+
+    inputs: ``"apex"`` the apex frame into both branches; ``"onset_apex"`` onset into the 3x3
+    branch, apex into the 5x5 branch; ``"difference"`` apex - onset into both.
+    unit: ``"clip"`` one row per clip; ``"frame"`` frames as samples (the engine expands the
+    clip; the model gets ``frames`` (B, 1, H, W) and feeds that frame to both branches).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: Literal["apex", "onset_apex", "difference"] = "apex"
+    unit: Literal["clip", "frame"] = "clip"
+    init: Init = "keras"
+    filters: tuple[int, int] = (32, 64)
+    dense: int = Field(default=128, ge=1)
+    dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _one_frame_for_frame_unit(self) -> MBCCConfig:
+        if self.unit == "frame" and self.inputs != "apex":
+            raise ValueError(f"unit='frame' feeds one frame to both branches: inputs must be "
+                             f"'apex', not {self.inputs!r}")
+        return self
+
+
+def _branch(kernel: int, filters: tuple[int, int]) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, filters[0], kernel, padding=kernel // 2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(filters[0], filters[1], kernel, padding=kernel // 2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+    )
+
+
+class MBCC(MerModel):
+    """MBCC-CNN.
+
+    Input: ``frames`` float32 (B, T, H, W) in [0, 1]; frame 0 is the onset and frame 1 the
+    apex (recipe ``mbcc64``: T = 2); with ``unit="frame"`` T is 1. Output: logits (B, K).
+    """
+
+    def __init__(self, config: MBCCConfig, n_classes: int, height: int, width: int) -> None:
+        super().__init__()
+        if height < 4 or width < 4:
+            raise ValueError(f"MBCC needs frames of at least 4x4 pixels, got {height}x{width}")
+        self.config = config
+        self.branch3 = _branch(3, config.filters)
+        self.branch5 = _branch(5, config.filters)
+        features = 2 * config.filters[1] * (height // 4) * (width // 4)
+        self.classifier = nn.Sequential(
+            nn.Linear(features, config.dense), nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout), nn.Linear(config.dense, n_classes),
+        )
+        apply_init(self, config.init)
+
+    def _branch_inputs(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        if self.config.unit == "frame":
+            if frames.shape[1] != 1:
+                raise ValueError(f"MBCC with unit='frame' takes one frame per row (B, 1, H, W), "
+                                 f"got {tuple(frames.shape)}: expand the clips into frames")
+            return frames, frames
+        apex = frames[:, 1:2] if frames.shape[1] > 1 else frames[:, :1]
+        if self.config.inputs == "apex":
+            return apex, apex
+        if frames.shape[1] < 2:
+            raise ValueError(f"MBCC inputs={self.config.inputs!r} needs onset and apex frames, "
+                             f"got {tuple(frames.shape)}")
+        onset = frames[:, :1]
+        if self.config.inputs == "onset_apex":
+            return onset, apex
+        return apex - onset, apex - onset
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        small, large = self._branch_inputs(self._input(inputs, "frames"))
+        features = torch.cat([self.branch3(small), self.branch5(large)], dim=1)
+        return self.classifier(features)
+
+
+def build_mbcc(config: MBCCConfig, n_classes: int,
+               shapes: Mapping[str, tuple[int, ...]]) -> MBCC:
+    """MBCC sized from the stored ``frames`` shape (T, H, W)."""
+    height, width = shapes["frames"][-2:]
+    return MBCC(config, n_classes, height, width)

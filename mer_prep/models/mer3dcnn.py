@@ -1,0 +1,70 @@
+"""Paper 004: the single-path 3DCNN (MER-3DCNNST and its DA / SCB / DACWB training variants).
+
+conv3d 64 3x3x3 same (ReLU) -> 2x2x2 max-pool -> dropout 0.5 -> flatten (or global average
+pooling) -> dense 128 ReLU -> dropout 0.5 -> dense K. The variants differ only in the training
+data (augmented copies, SMOTE, class weights), not in the network. Literal size
+(``head="flatten"``) at 16 x 128 x 128: ~268 M parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from mer_prep.models.layers import Init, MerModel, apply_init, flatten_features
+
+
+class MER3DCNNConfig(BaseModel):
+    """Switches of the 3DCNN (defaults: TRAINERS.md's choices for paper 004)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    head: Literal["flatten", "gap"] = "flatten"
+    filters: int = Field(default=64, ge=1)
+    kernel: int = Field(default=3, ge=1)
+    pool: int = Field(default=2, ge=1)
+    dense: int = Field(default=128, ge=1)
+    dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
+    init: Init = "keras"
+
+
+class MER3DCNN(MerModel):
+    """3DCNN.
+
+    Input: ``frames`` float32 (B, T, H, W) (recipe ``dacwb3d``: 16 x 128 x 128, eyes and mouth
+    masked). Output: logits (B, K).
+    """
+
+    def __init__(self, config: MER3DCNNConfig, n_classes: int,
+                 shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.config = config
+        k, p = config.kernel, config.pool
+        pooled = tuple(size // p for size in shape)
+        if min(pooled) < 1:
+            raise ValueError(f"a {shape} input is smaller than the {p}x{p}x{p} pooling")
+        self.conv = nn.Conv3d(1, config.filters, k, padding=k // 2)
+        self.pool = nn.MaxPool3d(p)
+        self.dropout = nn.Dropout(config.dropout)
+        features = config.filters * (pooled[0] * pooled[1] * pooled[2]
+                                     if config.head == "flatten" else 1)
+        self.classifier = nn.Sequential(
+            nn.Linear(features, config.dense), nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout), nn.Linear(config.dense, n_classes),
+        )
+        apply_init(self, config.init)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        x = self._input(inputs, "frames").unsqueeze(1)
+        x = self.dropout(self.pool(torch.relu(self.conv(x))))
+        return self.classifier(flatten_features(x, self.config.head))
+
+
+def build_mer3dcnn(config: MER3DCNNConfig, n_classes: int,
+                   shapes: Mapping[str, tuple[int, ...]]) -> MER3DCNN:
+    """3DCNN sized from the stored ``frames`` shape (T, H, W)."""
+    return MER3DCNN(config, n_classes, tuple(shapes["frames"]))

@@ -1,0 +1,374 @@
+"""The registry of model families: what each model needs from a store, its config, its training
+preset and its variants.
+
+A :class:`ModelSpec` is looked up by name (:func:`get_model`); ``spec.build(config, n_classes,
+shapes)`` makes the ``nn.Module`` sized from the store's per-sample array shapes, and
+:func:`check_inputs` tells a user, in one line, why a store does not fit a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from torch import nn
+
+from mer_prep.errors import MerPrepError
+from mer_prep.models.broadbent import BroadbentConfig, build_broadbent
+from mer_prep.models.ha3d import HA3DConfig, build_dual_path
+from mer_prep.models.mbcc import MBCCConfig, build_mbcc
+from mer_prep.models.mer3dcnn import MER3DCNNConfig, build_mer3dcnn
+from mer_prep.models.msres3d import MSRes3DConfig, build_msres3d
+
+Unit = Literal["clip", "frame"]
+ArrayInfo = tuple[tuple[str, ...], tuple[int, ...]]
+
+
+class UnknownModelError(MerPrepError):
+    """No model is registered under the name asked for."""
+
+
+class ModelInputError(MerPrepError):
+    """A store's arrays (or the shapes given to ``build``) do not fit the model."""
+
+
+@dataclass(frozen=True)
+class ArrayNeed:
+    """One array a model reads: its name, its dims without the sample axis, and constraints.
+
+    sizes: dims whose length is fixed, e.g. ``(("uv", 2),)``; minimum: dims with a smallest
+    length, e.g. ``(("frame", 2),)``; same_grid_as: another needed array whose leading dims
+    (as many as this one has in common) must have the same lengths.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    sizes: tuple[tuple[str, int], ...] = ()
+    minimum: tuple[tuple[str, int], ...] = ()
+    same_grid_as: str | None = None
+
+    def describe(self) -> str:
+        """E.g. ``"flow (frame, y, x, uv) with uv = 2"``."""
+        rules = [f"{d} = {n}" for d, n in self.sizes] + [f"{d} >= {n}" for d, n in self.minimum]
+        if self.same_grid_as:
+            rules.append(f"the grid of {self.same_grid_as}")
+        text = f"{self.name} ({', '.join(self.dims)})"
+        return f"{text} with {', '.join(rules)}" if rules else text
+
+    def problem(self, arrays: Mapping[str, ArrayInfo]) -> str | None:
+        """What is wrong with ``arrays`` for this need, or None."""
+        if self.name not in arrays:
+            return f"no {self.name}"
+        dims, shape = arrays[self.name]
+        if tuple(dims) != self.dims or len(shape) != len(self.dims):
+            return f"{self.name} has dims ({', '.join(dims)})"
+        length = dict(zip(self.dims, shape))
+        for dim, size in self.sizes:
+            if length[dim] != size:
+                return f"{self.name} has {dim} = {length[dim]}"
+        for dim, size in self.minimum:
+            if length[dim] < size:
+                return f"{self.name} has {dim} = {length[dim]}"
+        if self.same_grid_as and self.same_grid_as in arrays:
+            other = arrays[self.same_grid_as][1]
+            common = min(len(other), len(shape))
+            if tuple(shape[:common]) != tuple(other[:common]):
+                return f"{self.name} {_shape(shape)} is not on the grid of " \
+                       f"{self.same_grid_as} {_shape(other)}"
+        return None
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+@dataclass(frozen=True)
+class TrainingPreset:
+    """How the paper trained: Adam with ``lr`` and ``eps`` (Keras 1e-7 for the Keras papers,
+    torch 1e-8 for paper 003), ``epochs`` x ``batch_size``; the checkpoint is the
+    ``last_epoch`` or the best ``validation_metric`` on a validation part of the training
+    subjects (``selection="validation"``)."""
+
+    lr: float
+    eps: float
+    epochs: int
+    batch_size: int
+    selection: Literal["validation", "last_epoch"] = "last_epoch"
+    validation_metric: str | None = None
+    optimizer: Literal["adam"] = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class VariantPreset:
+    """A named training variant: config ``overrides``, the ``recipe`` whose store it reads (None:
+    the model's own), whether it needs ``augmented`` copies in that store, uses ``smote``
+    samples and/or ``class_weights`` in the cross-entropy."""
+
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    recipe: str | None = None
+    augmented: bool = False
+    smote: bool = False
+    class_weights: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+
+    def __reduce__(self):
+        return (VariantPreset, (dict(self.overrides), self.recipe, self.augmented, self.smote,
+                                self.class_weights, self.description))
+
+
+Builder = Callable[[Any, int, Mapping[str, tuple[int, ...]]], nn.Module]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """A registered model: ``build`` it, ask its ``unit`` and the ``inputs`` it needs.
+
+    Registered specs pickle by name (they hold functions).
+    """
+
+    name: str
+    paper: str
+    family: str
+    recipe: str
+    description: str
+    config_cls: type[BaseModel]
+    builder: Builder
+    training: TrainingPreset
+    variants: Mapping[str, VariantPreset]
+    default_variant: str
+    needs: Callable[[Any], tuple[ArrayNeed, ...]]
+    unit_of: Callable[[Any], Unit] = lambda config: "clip"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variants", MappingProxyType(dict(self.variants)))
+
+    def __reduce__(self):
+        if MODELS.get(self.name) is self:
+            return (get_model, (self.name,))
+        return super().__reduce__()
+
+    def config(self, overrides: Mapping[str, Any] | None = None, *,
+               variant: str | None = None) -> BaseModel:
+        """The config of ``variant`` (its overrides) updated by ``overrides``, validated."""
+        values: dict[str, Any] = {}
+        if variant is not None:
+            if variant not in self.variants:
+                raise UnknownModelError(f"model {self.name} has no variant {variant!r}; valid: "
+                                        f"{', '.join(self.variants)}")
+            values.update(self.variants[variant].overrides)
+        values.update(overrides or {})
+        return self.config_cls(**values)
+
+    def resolve(self, config: BaseModel | Mapping[str, Any] | None) -> BaseModel:
+        """A config instance from None (defaults), a mapping of overrides, or an instance."""
+        if config is None:
+            return self.config_cls()
+        if isinstance(config, self.config_cls):
+            return config
+        if isinstance(config, BaseModel):
+            raise TypeError(f"model {self.name} takes a {self.config_cls.__name__}, "
+                            f"not a {type(config).__name__}")
+        return self.config_cls(**dict(config))
+
+    @property
+    def inputs(self) -> tuple[ArrayNeed, ...]:
+        """The arrays the default config needs."""
+        return self.needs(self.config_cls())
+
+    def required_inputs(self, config: BaseModel | Mapping[str, Any] | None = None
+                        ) -> tuple[ArrayNeed, ...]:
+        """The arrays ``config`` needs (e.g. msres3d needs ``strain`` only with strain=True)."""
+        return self.needs(self.resolve(config))
+
+    def unit(self, config: BaseModel | Mapping[str, Any] | None = None) -> Unit:
+        """``"frame"``: the engine expands each clip into its frames (the model gets
+        ``frames`` (B, 1, H, W)); ``"clip"``: one row per clip."""
+        return self.unit_of(self.resolve(config))
+
+    def build(self, config: BaseModel | Mapping[str, Any] | None, n_classes: int,
+              shapes: Mapping[str, tuple[int, ...]]) -> nn.Module:
+        """The model for ``n_classes`` classes, sized from per-sample ``shapes`` (no batch dim).
+
+        Seed torch (``torch.manual_seed``) before calling for reproducible weights; build under
+        ``with torch.device("meta"):`` to count parameters without allocating them.
+        """
+        config = self.resolve(config)
+        if n_classes < 2:
+            raise ValueError(f"model {self.name} needs at least 2 classes, got {n_classes}")
+        needs = self.needs(config)
+        arrays = {}
+        for need in needs:
+            if need.name in shapes:
+                arrays[need.name] = (need.dims, tuple(shapes[need.name]))
+        problems = [p for need in needs if (p := need.problem(arrays))]
+        if problems:
+            given = ", ".join(f"{k} {_shape(tuple(v))}" for k, v in shapes.items())
+            raise ModelInputError(f"model {self.name} needs {_needs_text(needs)}; got shapes "
+                                  f"{given or 'none'} ({'; '.join(problems)})")
+        return self.builder(config, n_classes, {k: tuple(v) for k, v in shapes.items()})
+
+
+def _needs_text(needs: tuple[ArrayNeed, ...]) -> str:
+    return ("arrays " if len(needs) > 1 else "array ") + _and([n.describe() for n in needs])
+
+
+def check_inputs(spec: ModelSpec, store_recipe_name: str, arrays: Mapping[str, ArrayInfo],
+                 config: BaseModel | Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`ModelInputError` (one line) unless the store's ``arrays`` fit ``spec``.
+
+    ``arrays``: stored array name -> (dims without the sample axis, per-sample shape). A user
+    recipe fits whenever its arrays, dims and constraints match, whatever its name.
+    """
+    needs = spec.required_inputs(config)
+    problems = [p for need in needs if (p := need.problem(arrays))]
+    if not problems:
+        return
+    has = ", ".join(f"{name} ({', '.join(dims)}) {_shape(tuple(shape))}"
+                    for name, (dims, shape) in arrays.items()) or "no arrays"
+    raise ModelInputError(f"model {spec.name} needs {_needs_text(needs)}; the store's recipe "
+                          f"{store_recipe_name} has {has} ({'; '.join(problems)})")
+
+
+# --- the five papers --------------------------------------------------------------------------
+
+_KERAS_EPS = 1e-7
+_TORCH_EPS = 1e-8
+
+
+def _frames(*, min_frames: int = 1, min_size: int = 2) -> ArrayNeed:
+    minimum = ((("frame", min_frames),) if min_frames > 1 else ()) + \
+        (("y", min_size), ("x", min_size))
+    return ArrayNeed("frames", ("frame", "y", "x"), minimum=minimum)
+
+
+def _mbcc_needs(config: MBCCConfig) -> tuple[ArrayNeed, ...]:
+    two = config.unit == "clip" and config.inputs != "apex"
+    return (_frames(min_frames=2 if two else 1, min_size=4),)
+
+
+def _half(name: str) -> ArrayNeed:
+    return ArrayNeed(name, ("frame", "y_half", "x"),
+                     minimum=(("frame", 2), ("y_half", 2), ("x", 2)))
+
+
+def _msres3d_needs(config: MSRes3DConfig) -> tuple[ArrayNeed, ...]:
+    flow = ArrayNeed("flow", ("frame", "y", "x", "uv"), sizes=(("uv", 2),))
+    if not config.strain:
+        return (flow,)
+    return flow, ArrayNeed("strain", ("frame", "y", "x"), same_grid_as="flow")
+
+
+def _registry() -> dict[str, ModelSpec]:
+    specs = [
+        ModelSpec(
+            name="mbcc", paper="000 MBCC-CNN", family="mbcc", recipe="mbcc64",
+            description="Two parallel 2-D branches (3x3, 5x5) over the apex (or onset and apex).",
+            config_cls=MBCCConfig, builder=build_mbcc, needs=_mbcc_needs,
+            unit_of=lambda config: config.unit,
+            training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=20, batch_size=32),
+            variants={
+                "apex": VariantPreset(description="the apex frame into both branches"),
+                "onset_apex": VariantPreset({"inputs": "onset_apex"},
+                                            description="onset into 3x3, apex into 5x5"),
+                "difference": VariantPreset({"inputs": "difference"},
+                                            description="apex - onset into both branches"),
+                "frames": VariantPreset({"unit": "frame"},
+                                        description="frames as samples, as the paper did"),
+            },
+            default_variant="apex"),
+        ModelSpec(
+            name="broadbent", paper="001 Broadbent attention CNN", family="broadbent",
+            recipe="broadbent64",
+            description="2-D CNN with Q/K/V self-attention over single frames.",
+            config_cls=BroadbentConfig, builder=build_broadbent,
+            needs=lambda config: (_frames(min_size=2 ** len(config.filters)),),
+            unit_of=lambda config: "frame",
+            training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=25, batch_size=32),
+            variants={"plain": VariantPreset(
+                augmented=True,
+                description="the recipe's own brightness/contrast copies, frames as samples")},
+            default_variant="plain"),
+    ]
+    ha3d_training = TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=200, batch_size=80,
+                                   selection="validation", validation_metric="uf1")
+    ha3d_variants = {
+        "plain": VariantPreset(class_weights=True, description="class weights W_k = N/n_k"),
+        "augmented": VariantPreset(recipe="ha3d_aug", augmented=True, class_weights=True,
+                                   description="augmented copies (recipe ha3d_aug) + class "
+                                               "weights, as the paper"),
+    }
+    for name, title in (("dp3dnet", "Dual Path-3DNet (no attention)"),
+                        ("ha3dnet", "Hybrid Attention-3DNet (spatial + temporal per path)"),
+                        ("se3dnet", "SE Block-3DNet (squeeze-excitation per path)"),
+                        ("ha3dsenet", "Hybrid Attention-3DSENet (HA per path, SE after merge)")):
+        specs.append(ModelSpec(
+            name=name, paper="002 Hybrid Attention-3DNet", family="ha3d", recipe="ha3d",
+            description=title, config_cls=HA3DConfig,
+            builder=lambda config, k, shapes, _name=name: build_dual_path(_name, config, k, shapes),
+            needs=lambda config: (_half("upper"), _half("lower")),
+            training=ha3d_training, variants=ha3d_variants, default_variant="plain"))
+    specs += [
+        ModelSpec(
+            name="msres3d", paper="003 multi-scale 3D-ResNet50", family="msres3d",
+            recipe="msres3d",
+            description="Multi-scale 3-D ResNet on optical flow with four fused heads.",
+            config_cls=MSRes3DConfig, builder=build_msres3d, needs=_msres3d_needs,
+            training=TrainingPreset(lr=1e-5, eps=_TORCH_EPS, epochs=100, batch_size=8),
+            variants={
+                "plain": VariantPreset(description="flow u, v"),
+                "strain": VariantPreset({"strain": True}, description="flow u, v + strain"),
+            },
+            default_variant="plain"),
+        ModelSpec(
+            name="mer3dcnn", paper="004 DACWB-3DCNN", family="mer3dcnn", recipe="dacwb3d",
+            description="Single-path 3-D CNN (conv 64, pool, dense 128).",
+            config_cls=MER3DCNNConfig, builder=build_mer3dcnn,
+            needs=lambda config: (_frames(min_frames=2),),
+            training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=50, batch_size=32),
+            variants={
+                "plain": VariantPreset(description="MER-3DCNNST"),
+                "da": VariantPreset(recipe="dacwb3d_aug", augmented=True,
+                                    description="MER-DA3DCNNST: augmented copies"),
+                "scb": VariantPreset(smote=True, description="MER-SCB3DCNNST: SMOTE"),
+                "dacwb": VariantPreset(recipe="dacwb3d_aug", augmented=True, class_weights=True,
+                                       description="MER-DACWB3DCNNST: augmented + class weights"),
+            },
+            default_variant="plain"),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+MODELS: Mapping[str, ModelSpec] = MappingProxyType(_registry())
+
+
+def list_models() -> list[str]:
+    """The registered model names, in paper order."""
+    return list(MODELS)
+
+
+def get_model(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` registered as ``name``; :class:`UnknownModelError` names the valid
+    ones otherwise."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown model {name!r}; valid models: "
+                                f"{', '.join(MODELS)}") from None
+
+
+def build_model(name: str, config: BaseModel | Mapping[str, Any] | None, n_classes: int,
+                shapes: Mapping[str, tuple[int, ...]]) -> nn.Module:
+    """``get_model(name).build(config, n_classes, shapes)``."""
+    return get_model(name).build(config, n_classes, shapes)
