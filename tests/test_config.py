@@ -30,7 +30,7 @@ def test_an_s3_store_template_stays_an_s3_url(tmp_path):
 
 
 def test_a_relative_store_is_under_the_files_directory(tmp_path):
-    path = _write(tmp_path, f'[datasets.casme2]\nroot = "../CASME2"\nstore = "out/{{dataset}}"\n')
+    path = _write(tmp_path, '[datasets.casme2]\nroot = "../CASME2"\nstore = "out/{dataset}"\n')
     (spec,) = load_config(path).deployments()
     assert spec.parameters["store"] == str(tmp_path / "conf" / "out" / "{dataset}")
     assert spec.parameters["root"] == str(tmp_path / "conf" / ".." / "CASME2")
