@@ -216,8 +216,12 @@ def _synthesise_demo(root: Path, subjects: int, clips: int) -> None:
     if marker.exists() and json.loads(marker.read_text()) == wanted and root.exists():
         click.echo(f"reusing the synthetic CASME II look-alike in {root}")
         return
+    if root.exists() and not marker.exists():
+        raise InvalidArgumentError(f"{root} exists and was not made by `mer-prep demo`: "
+                                   f"refusing to touch it; give another --dir")
     click.echo(f"synthesising a CASME II look-alike ({subjects} subjects x {clips} clips) in {root}")
-    shutil.rmtree(root, ignore_errors=True)  # never mix clips of two different demo datasets
+    marker.unlink(missing_ok=True)  # a half-written demo dataset is still ours to replace
+    shutil.rmtree(root, ignore_errors=True)  # only ever a demo dataset this command made
     generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0)
     marker.write_text(json.dumps(wanted))
 
@@ -351,6 +355,23 @@ def export(store, fmt, out):
 
     path = export_hdf5(open_store(store), out or f"{str(store).rstrip('/')}.h5")
     click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
+@main.command()
+@click.argument("store")
+@click.option("--all-versions", is_flag=True, help="Every tagged version, not only the latest.")
+def verify(store, all_versions):
+    """Read every chunk of STORE and report what is broken (exit code 3 if anything is)."""
+    from mer_prep.errors import CorruptDataError
+    from mer_prep.store.verify import verify_store
+
+    broken = verify_store(store, all_versions=all_versions)
+    for chunk in broken:
+        click.echo(f"broken: {chunk}")
+    if broken:
+        raise CorruptDataError(f"store {store}: {len(broken)} broken chunk(s); restore them or "
+                               f"re-run the preprocessing into a new store")
+    click.echo(f"store {store}: every chunk reads back and matches its checksum")
 
 
 if __name__ == "__main__":

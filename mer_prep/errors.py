@@ -132,6 +132,11 @@ class SchemaError(StoreError, ValueError):
     """A store (or a write into it) does not follow the declared layout."""
 
 
+class CorruptDataError(StoreError, ValueError):
+    """A stored chunk does not match its checksum (or cannot be decoded): named by array and
+    sample."""
+
+
 class VersionConflictError(StoreError, RuntimeError):
     """Another run moved ``main`` while this one was writing; nothing of this run is visible."""
 

@@ -103,3 +103,12 @@ def test_debug_shows_the_traceback_and_help_lists_the_names():
     version = runner.invoke(main, ["--version"])
     assert version.exit_code == 0 and "mer-prep, version" in version.output
     assert "--tag" in runner.invoke(main, ["info", "-h"]).output
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
+    user_data = tmp_path / "CASME2"
+    (user_data / "sub01").mkdir(parents=True)
+    (user_data / "sub01" / "precious.jpg").write_bytes(b"licensed")
+    result = CliRunner().invoke(main, ["demo", "--dir", str(tmp_path)])
+    assert result.exit_code == 2 and "was not made by `mer-prep demo`" in result.stderr
+    assert (user_data / "sub01" / "precious.jpg").read_bytes() == b"licensed"

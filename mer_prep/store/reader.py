@@ -16,7 +16,8 @@ import zarr
 import zarr.api.asynchronous
 from zarr.core.sync import sync
 
-from mer_prep.errors import SplitNotFoundError, StoreNotFoundError, VersionNotFoundError
+from mer_prep.errors import (CorruptDataError, SplitNotFoundError, StoreNotFoundError,
+                             VersionNotFoundError)
 from mer_prep.evaluation.balance import SmotePlan, class_weights
 from mer_prep.evaluation.splits import Split, build_split, parent_rows
 from mer_prep.recipes import Recipe
@@ -116,11 +117,29 @@ class FeatureStore:
     def array(self, name: str, dtype: str | None = None) -> np.ndarray:
         """One array over the processed samples, loaded (optionally cast, e.g. ``float32``)."""
         array = self.group[name]
-        if len(self._ok_rows) == array.shape[0]:
-            values = array[:]
-        else:
-            values = array.get_orthogonal_selection((self._ok_rows,))
+        try:
+            if len(self._ok_rows) == array.shape[0]:
+                values = array[:]
+            else:
+                values = array.get_orthogonal_selection((self._ok_rows,))
+        except ValueError as error:  # a chunk that fails its checksum
+            raise self._corruption(name, range(len(self._ok_rows)), error) from error
         return values.astype(dtype) if dtype else values
+
+    def _corruption(self, name: str, rows, error: Exception) -> CorruptDataError:
+        """The error naming the first ``table`` row of ``rows`` whose chunk of ``name`` is bad."""
+        array = self.group[name]
+        for row in rows:
+            stored = int(self._ok_rows[row])
+            try:
+                array[stored]
+            except ValueError as found:
+                sample = self.table_all["sample_id"].iloc[stored]
+                return CorruptDataError(f"store {self.location}: array {name!r}, sample {sample} "
+                                        f"(row {row}) is corrupt ({found}); run `mer-prep "
+                                        f"verify {self.location}`")
+        return CorruptDataError(f"store {self.location}: array {name!r} cannot be read "
+                                f"({error}); run `mer-prep verify {self.location}`")
 
     def xarray(self) -> xr.Dataset:
         """All arrays as an xarray Dataset with named dims and the table as ``sample`` coords."""
@@ -213,14 +232,29 @@ class FeatureStore:
         async def fetch() -> list[np.ndarray]:
             return await asyncio.gather(*(arrays[n].getitem(stored_row) for n in names))
 
-        return dict(zip(names, sync(fetch()), strict=True))
+        try:
+            return dict(zip(names, sync(fetch()), strict=True))
+        except ValueError as error:
+            bad = next((n for n in names if self._fails(n, stored_row)), names[0])
+            raise self._corruption(bad, [row], error) from error
+
+    def _fails(self, name: str, stored_row: int) -> bool:
+        try:
+            self.group[name][stored_row]
+        except ValueError:
+            return True
+        return False
 
     def row_reader(self, name: str):
         """``read(rows)`` -> the array's samples at ``table`` rows (sorted unique rows read once)."""
         array, ok = self.group[name], self._ok_rows
 
         def read(rows: np.ndarray) -> np.ndarray:
-            return array.get_orthogonal_selection((ok[np.asarray(rows, dtype=np.int64)],))
+            rows = np.asarray(rows, dtype=np.int64)
+            try:
+                return array.get_orthogonal_selection((ok[rows],))
+            except ValueError as error:
+                raise self._corruption(name, rows, error) from error
 
         return read
 

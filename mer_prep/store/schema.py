@@ -77,6 +77,8 @@ def _check_codec(name: str, array: zarr.Array, rules: dict) -> None:
              and str(getattr(c.shuffle, "value", c.shuffle)) == wanted["shuffle"] for c in codecs)
     if not ok:
         raise SchemaError(f"array {name!r}: compressors {codecs} are not {wanted}")
+    if not any(type(c).__name__.lower().startswith(rules["checksum"]) for c in codecs):
+        raise SchemaError(f"array {name!r}: chunks carry no {rules['checksum']} checksum")
 
 
 def validate_group(group: zarr.Group) -> None:
