@@ -1,10 +1,6 @@
-"""`mer-prep` command line: run, serve, demo, info, list, split, audit, export.
+"""Commands that read datasets and run the preprocessing: run, serve, demo, list.
 
-Prefect is imported only by the commands that launch flows, after PREFECT_HOME and the
-no-telemetry settings are fixed, so a run never writes outside its own home or phones home.
-Every name a command is given (dataset, recipe, label scheme, roots, adapter options) is checked
-before Prefect starts. An error prints one line (``error: ...``) and exits with the code of its
-class (``mer_prep.errors``); ``--debug`` shows the traceback instead.
+Prefect is imported only inside the commands that launch flows, after its environment is set.
 """
 
 from __future__ import annotations
@@ -17,48 +13,9 @@ from pathlib import Path
 
 import click
 
-from mer_prep.errors import EXIT_INTERNAL, InvalidArgumentError, MerPrepError
-
-
-class _Commands(click.Group):
-    """The command group: one line per error, the valid names in ``--help``."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except MerPrepError as error:
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"error: {_one_line(error)}", err=True)
-            ctx.exit(error.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
-            raise
-        except Exception as error:  # noqa: BLE001 - a bug: say so in one line, not 90
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"internal error: {type(error).__name__}: {_one_line(error)} (run again "
-                       f"with --debug for the traceback)", err=True)
-            ctx.exit(EXIT_INTERNAL)
-
-    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from mer_prep.datasets import DATASETS
-        from mer_prep.labels import schemes
-        from mer_prep.recipes import builtin_recipes
-
-        with formatter.section("Names"):
-            formatter.write_dl([("datasets", ", ".join(DATASETS)),
-                                ("recipes", ", ".join(sorted(builtin_recipes()))
-                                 + " (or a recipe YAML file)"),
-                                ("label schemes", ", ".join(schemes()))])
-        with formatter.section("Exit codes"):
-            formatter.write_dl([("0", "success"), ("1", "nothing processed / leaks found"),
-                                ("2", "bad usage or input"), ("3", "store problem"),
-                                ("4", "missing server, model file or extra"),
-                                ("70", "internal error")])
-
-
-def _one_line(error: BaseException) -> str:
-    return "; ".join(part.strip() for part in str(error).splitlines() if part.strip())
+from mer_prep.cli import main
+from mer_prep.cli.stores import print_info
+from mer_prep.errors import InvalidArgumentError
 
 
 def check_run_arguments(dataset: str, roots, recipe: str, labels: str, options: dict):
@@ -101,13 +58,6 @@ def parse_options(values: tuple[str, ...]) -> dict[str, str]:
     return options
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="mer-prep", prog_name="mer-prep")
-@click.option("--debug", is_flag=True, help="Show the traceback of an error.")
-def main(debug: bool) -> None:
-    """mer-prep: preprocessing pipeline and versioned feature store for micro-expressions."""
-
-
 @main.command()
 @click.argument("dataset")
 @click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
@@ -142,7 +92,6 @@ def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_op
 def serve(config_file, limit, check):
     """Serve the deployments preprocess/<dataset> of the configuration (needs PREFECT_API_URL)."""
     from mer_prep.config import load_config
-
     from mer_prep.errors import ConfigError
 
     config = load_config(config_file)
@@ -202,7 +151,7 @@ def demo(directory, subjects, clips, recipe, workers):
                    base / ".mer-prep")
     _print_summary(summary)
     click.echo("")
-    _print_info(str(store), None)
+    print_info(str(store), None)
 
 
 def _synthesise_demo(root: Path, subjects: int, clips: int) -> None:
@@ -224,44 +173,6 @@ def _synthesise_demo(root: Path, subjects: int, clips: int) -> None:
     shutil.rmtree(root, ignore_errors=True)  # only ever a demo dataset this command made
     generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0)
     marker.write_text(json.dumps(wanted))
-
-
-@main.command()
-@click.argument("store")
-@click.option("--tag", "version", default=None, metavar="VERSION",
-              help="A version tag (v-...) [default: the latest version].")
-def info(store, version):
-    """Versions, sample/class/subject counts and failures of a store."""
-    _print_info(store, version)
-
-
-def _print_info(path: str, version: str | None) -> None:
-    from mer_prep.store import open_store
-
-    store = open_store(path, version)
-    attrs = store.attrs
-    click.echo(f"store {path}: {attrs['dataset']} / recipe {attrs['recipe']['name']} "
-               f"({attrs['recipe']['paper']}), labels {attrs['labels']}")
-    click.echo(f"version {store.version_id}  code {attrs['code_version']}  "
-               f"inputs {attrs['input_fingerprint']}")
-    click.echo("arrays:")
-    for name, spec in attrs["arrays"].items():
-        shape = "x".join(str(s) for s in spec["shape"])
-        click.echo(f"  {name:10s} ({', '.join(spec['dims'])}) {shape} {spec['dtype']}")
-    table = store.table
-    click.echo(f"samples: {len(table)} ok of {attrs['n_samples']}, subjects: {len(store.subjects)}")
-    counts = table["label_name"].value_counts().sort_index()
-    click.echo("classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
-    apexes = table["apex_source"].value_counts().sort_index()
-    click.echo("apex: " + ", ".join(f"{source} {count}" for source, count in apexes.items()))
-    failures = store.failures
-    click.echo(f"failures: {len(failures)}")
-    for row in failures.itertuples():
-        click.echo(f"  {row.sample_id} [{row.stage}] {row.file}: {row.message}")
-    versions = store.versions()
-    click.echo(f"versions ({len(versions)}):")
-    for row in versions.itertuples():
-        click.echo(f"  {row.version_id}  {row.written_at:%Y-%m-%d %H:%M:%S}  {row.message}")
 
 
 @main.command(name="list")
@@ -290,89 +201,3 @@ def list_samples(dataset, roots, labels, fmt, adapter_options):
         writer.writerows(rows)
     for problem in scan.problems:
         click.echo(f"problem: {problem}", err=True)
-
-
-@main.command()
-@click.argument("store")
-@click.option("--kind", type=click.Choice(["loso", "group_kfold", "stratified_group_kfold",
-                                           "megc2019", "random"]), default="loso",
-              show_default=True)
-@click.option("--name", default=None, help="Split name (default: the kind).")
-@click.option("--folds", "n_splits", type=int, default=5, show_default=True,
-              help="Folds of the k-fold kinds.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--leaky", is_flag=True, help="Allow the sample-level random split (recorded as leaky).")
-@click.option("--smote", "smote_features", default=None, metavar="ARRAY",
-              help="Store SMOTE samples per training fold, interpolating ARRAY (e.g. frames).")
-@click.option("--materialise", multiple=True, metavar="ARRAY",
-              help="Write these arrays' SMOTE samples in full instead of rebuilding them on read.")
-def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise):
-    """Make a split of STORE's latest version and commit it into the store."""
-    from mer_prep.evaluation.splits import build_split
-    from mer_prep.store.splits import save_split
-    from mer_prep.store import open_store
-
-    if kind == "random" and not leaky:
-        raise InvalidArgumentError("the random split puts clips of one subject on both sides "
-                                   "(a subject leak); pass --leaky to make it anyway (recorded "
-                                   "as leaky), or use a subject-independent --kind")
-    opened = open_store(store)
-    made = build_split(opened.table, kind, name=name, n_splits=n_splits, seed=seed, leaky=leaky)
-    snapshot = save_split(opened, made, smote_features=smote_features, smote_seed=seed,
-                          materialise=tuple(materialise))
-    click.echo(f"split {made.name} ({made.kind}{', LEAKY' if made.leaky else ''}): "
-               f"{made.n_folds} folds over {len(made.test_fold)} rows, snapshot {snapshot}")
-
-
-@main.command()
-@click.argument("store")
-@click.option("--split", "split_name", default="loso", show_default=True)
-@click.option("--array", default="frames", show_default=True,
-              help="Array whose first frame per sample is hashed for near-duplicates.")
-def audit(store, split_name, array):
-    """Check a split for leakage; exit code 1 when anything leaks."""
-    from mer_prep.evaluation.audit import audit_store
-    from mer_prep.store import open_store
-
-    opened = open_store(store)
-    made = opened.split(split_name)
-    report = audit_store(opened, split_name, array)
-    leaky = " (recorded as LEAKY)" if made.leaky else ""
-    click.echo(f"audit of split {split_name}{leaky} of {store} ({opened.version_id})")
-    click.echo(report.to_text())
-    sys.exit(0 if report.ok else 1)
-
-
-@main.command()
-@click.argument("store")
-@click.option("--format", "fmt", type=click.Choice(["hdf5"]), default="hdf5", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Output file (default: STORE.h5).")
-def export(store, fmt, out):
-    """Export STORE's latest version (arrays, table, splits) to one file."""
-    from mer_prep.store import open_store
-    from mer_prep.store.export import export_hdf5
-
-    path = export_hdf5(open_store(store), out or f"{str(store).rstrip('/')}.h5")
-    click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
-
-
-@main.command()
-@click.argument("store")
-@click.option("--all-versions", is_flag=True, help="Every tagged version, not only the latest.")
-def verify(store, all_versions):
-    """Read every chunk of STORE and report what is broken (exit code 3 if anything is)."""
-    from mer_prep.errors import CorruptDataError
-    from mer_prep.store.verify import verify_store
-
-    broken = verify_store(store, all_versions=all_versions)
-    for chunk in broken:
-        click.echo(f"broken: {chunk}")
-    if broken:
-        raise CorruptDataError(f"store {store}: {len(broken)} broken chunk(s); restore them or "
-                               f"re-run the preprocessing into a new store")
-    click.echo(f"store {store}: every chunk reads back and matches its checksum")
-
-
-if __name__ == "__main__":
-    main()

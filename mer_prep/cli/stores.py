@@ -1,0 +1,130 @@
+"""Commands that read or maintain a store: info, split, audit, export, verify."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mer_prep.cli import main
+from mer_prep.errors import InvalidArgumentError
+
+
+@main.command()
+@click.argument("store")
+@click.option("--tag", "version", default=None, metavar="VERSION",
+              help="A version tag (v-...) [default: the latest version].")
+def info(store, version):
+    """Versions, sample/class/subject counts and failures of a store."""
+    print_info(store, version)
+
+
+def print_info(path: str, version: str | None) -> None:
+    from mer_prep.store import open_store
+
+    store = open_store(path, version)
+    attrs = store.attrs
+    click.echo(f"store {path}: {attrs['dataset']} / recipe {attrs['recipe']['name']} "
+               f"({attrs['recipe']['paper']}), labels {attrs['labels']}")
+    click.echo(f"version {store.version_id}  code {attrs['code_version']}  "
+               f"inputs {attrs['input_fingerprint']}")
+    click.echo("arrays:")
+    for name, spec in attrs["arrays"].items():
+        shape = "x".join(str(s) for s in spec["shape"])
+        click.echo(f"  {name:10s} ({', '.join(spec['dims'])}) {shape} {spec['dtype']}")
+    table = store.table
+    click.echo(f"samples: {len(table)} ok of {attrs['n_samples']}, subjects: {len(store.subjects)}")
+    counts = table["label_name"].value_counts().sort_index()
+    click.echo("classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+    apexes = table["apex_source"].value_counts().sort_index()
+    click.echo("apex: " + ", ".join(f"{source} {count}" for source, count in apexes.items()))
+    failures = store.failures
+    click.echo(f"failures: {len(failures)}")
+    for row in failures.itertuples():
+        click.echo(f"  {row.sample_id} [{row.stage}] {row.file}: {row.message}")
+    versions = store.versions()
+    click.echo(f"versions ({len(versions)}):")
+    for row in versions.itertuples():
+        click.echo(f"  {row.version_id}  {row.written_at:%Y-%m-%d %H:%M:%S}  {row.message}")
+
+
+@main.command()
+@click.argument("store")
+@click.option("--kind", type=click.Choice(["loso", "group_kfold", "stratified_group_kfold",
+                                           "megc2019", "random"]), default="loso",
+              show_default=True)
+@click.option("--name", default=None, help="Split name (default: the kind).")
+@click.option("--folds", "n_splits", type=int, default=5, show_default=True,
+              help="Folds of the k-fold kinds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--leaky", is_flag=True, help="Allow the sample-level random split (recorded as leaky).")
+@click.option("--smote", "smote_features", default=None, metavar="ARRAY",
+              help="Store SMOTE samples per training fold, interpolating ARRAY (e.g. frames).")
+@click.option("--materialise", multiple=True, metavar="ARRAY",
+              help="Write these arrays' SMOTE samples in full instead of rebuilding them on read.")
+def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise):
+    """Make a split of STORE's latest version and commit it into the store."""
+    from mer_prep.evaluation.splits import build_split
+    from mer_prep.store import open_store
+    from mer_prep.store.splits import save_split
+
+    if kind == "random" and not leaky:
+        raise InvalidArgumentError("the random split puts clips of one subject on both sides "
+                                   "(a subject leak); pass --leaky to make it anyway (recorded "
+                                   "as leaky), or use a subject-independent --kind")
+    opened = open_store(store)
+    made = build_split(opened.table, kind, name=name, n_splits=n_splits, seed=seed, leaky=leaky)
+    snapshot = save_split(opened, made, smote_features=smote_features, smote_seed=seed,
+                          materialise=tuple(materialise))
+    click.echo(f"split {made.name} ({made.kind}{', LEAKY' if made.leaky else ''}): "
+               f"{made.n_folds} folds over {len(made.test_fold)} rows, snapshot {snapshot}")
+
+
+@main.command()
+@click.argument("store")
+@click.option("--split", "split_name", default="loso", show_default=True)
+@click.option("--array", default="frames", show_default=True,
+              help="Array whose first frame per sample is hashed for near-duplicates.")
+def audit(store, split_name, array):
+    """Check a split for leakage; exit code 1 when anything leaks."""
+    from mer_prep.evaluation.audit import audit_store
+    from mer_prep.store import open_store
+
+    opened = open_store(store)
+    made = opened.split(split_name)
+    report = audit_store(opened, split_name, array)
+    leaky = " (recorded as LEAKY)" if made.leaky else ""
+    click.echo(f"audit of split {split_name}{leaky} of {store} ({opened.version_id})")
+    click.echo(report.to_text())
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.argument("store")
+@click.option("--format", "fmt", type=click.Choice(["hdf5"]), default="hdf5", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Output file (default: STORE.h5).")
+def export(store, fmt, out):
+    """Export STORE's latest version (arrays, table, splits) to one file."""
+    from mer_prep.store import open_store
+    from mer_prep.store.export import export_hdf5
+
+    path = export_hdf5(open_store(store), out or f"{str(store).rstrip('/')}.h5")
+    click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
+@main.command()
+@click.argument("store")
+@click.option("--all-versions", is_flag=True, help="Every tagged version, not only the latest.")
+def verify(store, all_versions):
+    """Read every chunk of STORE and report what is broken (exit code 3 if anything is)."""
+    from mer_prep.errors import CorruptDataError
+    from mer_prep.store.verify import verify_store
+
+    broken = verify_store(store, all_versions=all_versions)
+    for chunk in broken:
+        click.echo(f"broken: {chunk}")
+    if broken:
+        raise CorruptDataError(f"store {store}: {len(broken)} broken chunk(s); restore them or "
+                               f"re-run the preprocessing into a new store")
+    click.echo(f"store {store}: every chunk reads back and matches its checksum")
