@@ -66,6 +66,3 @@ def main(debug: bool) -> None:
 
 # the commands register themselves on ``main``
 from mer_prep.cli import preprocess, stores  # noqa: E402,F401
-
-if __name__ == "__main__":
-    main()

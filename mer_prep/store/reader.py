@@ -21,6 +21,7 @@ from mer_prep.errors import (CorruptDataError, SplitNotFoundError, StoreNotFound
 from mer_prep.evaluation.balance import SmotePlan, class_weights
 from mer_prep.evaluation.splits import Split, build_split, parent_rows
 from mer_prep.recipes import Recipe
+from mer_prep.store.bulk import read_rows
 from mer_prep.store.repo import MAIN, Location, StoreLocation, open_repository, version_tags
 from mer_prep.store.schema import zarr_rules
 from mer_prep.store.table import MISSING
@@ -114,16 +115,16 @@ class FeatureStore:
         full = da.from_zarr(self.group[name])
         return full[self._ok_rows] if len(self._ok_rows) < full.shape[0] else full
 
-    def array(self, name: str, dtype: str | None = None) -> np.ndarray:
-        """One array over the processed samples, loaded (optionally cast, e.g. ``float32``)."""
-        array = self.group[name]
+    def array(self, name: str, dtype: str | None = None,
+              rows: np.ndarray | None = None) -> np.ndarray:
+        """One array over the processed samples (or the ``table`` rows ``rows``), loaded in bulk
+        (optionally cast, e.g. ``float32``): (n, *per-sample shape)."""
+        wanted = self._ok_rows if rows is None else self._ok_rows[np.asarray(rows, np.int64)]
         try:
-            if len(self._ok_rows) == array.shape[0]:
-                values = array[:]
-            else:
-                values = array.get_orthogonal_selection((self._ok_rows,))
-        except ValueError as error:  # a chunk that fails its checksum
-            raise self._corruption(name, range(len(self._ok_rows)), error) from error
+            values = read_rows(self.group[name], wanted, what=f"store {self.location}: {name}")
+        except (ValueError, CorruptDataError) as error:  # a chunk that fails its checksum
+            raise self._corruption(name, range(len(self._ok_rows)) if rows is None else rows,
+                                   error) from error
         return values.astype(dtype) if dtype else values
 
     def _corruption(self, name: str, rows, error: Exception) -> CorruptDataError:
@@ -214,6 +215,17 @@ class FeatureStore:
 
         return fold_dataset(self, fold, part=part, arrays=arrays, balance=balance, split=split)
 
+    def loader(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
+               balance: str | None = None, split: str = "loso", **options):
+        """A ``torch.utils.data.DataLoader`` over one fold's ``part`` that works with worker
+        processes (``num_workers=2`` under the default fork start method included): the fold's
+        arrays are read in bulk before any worker starts. ``options``: ``batch_size``,
+        ``shuffle``, ``num_workers``, ``seed`` and any other DataLoader argument."""
+        from mer_prep.store.torch_dataset import fold_loader
+
+        return fold_loader(self, fold, part=part, arrays=arrays, balance=balance, split=split,
+                           **options)
+
     @cached_property
     def _async_arrays(self) -> dict:
         group = sync(zarr.api.asynchronous.open_group(store=self.session.store, mode="r"))
@@ -252,8 +264,8 @@ class FeatureStore:
         def read(rows: np.ndarray) -> np.ndarray:
             rows = np.asarray(rows, dtype=np.int64)
             try:
-                return array.get_orthogonal_selection((ok[rows],))
-            except ValueError as error:
+                return read_rows(array, ok[rows], what=f"store {self.location}: {name}")
+            except (ValueError, CorruptDataError) as error:
                 raise self._corruption(name, rows, error) from error
 
         return read

@@ -13,7 +13,7 @@ from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
 
 try:
     import torch
-    from torch.utils.data import Dataset
+    from torch.utils.data import DataLoader, Dataset
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise EnvironmentProblem("FeatureStore.to_torch needs PyTorch: pip install "
                              "'mer-prep[train]'") from error
@@ -24,42 +24,51 @@ BALANCES = (None, "weights", "smote")
 class FoldDataset(Dataset):
     """Rows of one fold part, plus (``balance="smote"``) the fold's synthetic samples.
 
-    A synthetic sample ``j`` is ``x[a_j] + w_j (x[b_j] - x[a_j])`` over the array's stored
-    samples, read from its two parents (or from the materialised ``smote_<array>`` when the split
-    stored it). ``class_weights`` (float32 tensor, one per class) is the fold's W_k = N / n_k.
+    Every array of the part is read from the store once, in bulk, when the dataset is made;
+    items are then views of memory. That is what makes it safe in a ``DataLoader`` with worker
+    processes under Linux's default ``fork``: the storage runtime does not survive a fork, and
+    workers never touch it. A synthetic sample ``j`` is ``x[a_j] + w_j (x[b_j] - x[a_j])`` over
+    its two stored parents (or the materialised ``smote_<array>`` when the split stored it).
+    ``class_weights`` (float32 tensor, one per class) is the fold's W_k = N / n_k.
     """
 
     def __init__(self, store, rows: np.ndarray, arrays: list[str], class_weights: np.ndarray,
                  smote=None, materialised: dict | None = None) -> None:
-        self.store, self.rows, self.arrays = store, np.asarray(rows, np.int64), list(arrays)
-        self.labels = store.labels
+        self.rows, self.arrays = np.asarray(rows, np.int64), list(arrays)
         self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
-        self.smote, self.materialised = smote, materialised or {}
+        self.smote = smote
+        labels = store.labels[self.rows]
+        values = {name: store.array(name, rows=self.rows) for name in self.arrays}
+        if smote is not None and len(smote):
+            materialised = materialised or {}
+            labels = np.concatenate([labels, smote.label.astype(np.int64)])
+            for name in self.arrays:
+                if name in materialised:
+                    extra = np.asarray(materialised[name])
+                else:
+                    parents = np.unique(np.concatenate([smote.parent_a, smote.parent_b]))
+                    read = store.array(name, rows=parents).astype(np.float32)
+                    at = {int(row): i for i, row in enumerate(parents)}
+                    xa = read[[at[int(r)] for r in smote.parent_a]]
+                    xb = read[[at[int(r)] for r in smote.parent_b]]
+                    weight = smote.weight.astype(np.float32).reshape(-1, *[1] * (xa.ndim - 1))
+                    extra = xa + weight * (xb - xa)
+                values[name] = np.concatenate([values[name].astype(np.float32),
+                                               extra.astype(np.float32)])
+        self.values = {name: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+                       for name, v in values.items()}
+        self.labels = torch.from_numpy(np.asarray(labels, np.int64))
 
     def __len__(self) -> int:
-        return len(self.rows) + (len(self.smote) if self.smote is not None else 0)
+        return len(self.labels)
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(index)
-        if index < len(self.rows):
-            row = int(self.rows[index])
-            item = {name: torch.from_numpy(values.astype(np.float32))
-                    for name, values in self.store.sample(row, self.arrays).items()}
-            return {**item, "label": torch.tensor(self.labels[row]), "row": row,
-                    "synthetic": False}
-        j = index - len(self.rows)
-        plan = self.smote
-        item = {name: torch.from_numpy(np.asarray(self.materialised[name][j], np.float32))
-                for name in self.arrays if name in self.materialised}
-        rebuilt = [name for name in self.arrays if name not in self.materialised]
-        if rebuilt:
-            a = self.store.sample(int(plan.parent_a[j]), rebuilt)
-            b = self.store.sample(int(plan.parent_b[j]), rebuilt)
-            for name in rebuilt:
-                xa, xb = a[name].astype(np.float32), b[name].astype(np.float32)
-                item[name] = torch.from_numpy(xa + np.float32(plan.weight[j]) * (xb - xa))
-        return {**item, "label": torch.tensor(int(plan.label[j])), "row": -1, "synthetic": True}
+        real = index < len(self.rows)
+        return {**{name: values[index] for name, values in self.values.items()},
+                "label": self.labels[index], "row": int(self.rows[index]) if real else -1,
+                "synthetic": not real}
 
 
 def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
@@ -87,3 +96,17 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
                         for name in arrays if name in attrs["smote"]["materialised"]}
     return FoldDataset(store, train if part == "train" else test, arrays, weights,
                        smote=smote, materialised=materialised)
+
+
+def fold_loader(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
+                balance: str | None = None, split: str = "loso", batch_size: int = 32,
+                shuffle: bool | None = None, num_workers: int = 0, seed: int = 0,
+                **loader_options) -> DataLoader:
+    """``FeatureStore.loader``: a ``DataLoader`` over one fold's ``part``, safe with worker
+    processes (the fold is in memory before any worker starts). ``shuffle`` defaults to True
+    for the training part; ``seed`` fixes its order."""
+    dataset = fold_dataset(store, fold, part=part, arrays=arrays, balance=balance, split=split)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size,
+                      shuffle=(part == "train") if shuffle is None else shuffle,
+                      num_workers=num_workers, generator=generator, **loader_options)
