@@ -65,3 +65,28 @@ def test_invalid_recipes_are_refused(tmp_path):
                                "align": {"size": [64, 64]}, "unknown_key": 1})
     with pytest.raises(KeyError, match="unknown recipe"):
         load_recipe("nope")
+
+
+def test_augmented_recipe_variants_follow_the_papers():
+    for name, base in (("ha3d_aug", "ha3d"), ("dacwb3d_aug", "dacwb3d")):
+        aug, plain = load_recipe(name), load_recipe(base)
+        assert aug.array_specs() == plain.array_specs()  # the model reads the same arrays
+        bounds = aug.augment
+        assert (bounds.rotation_deg, bounds.crop, bounds.contrast) == (15, 0.1, 0.3)
+        assert bounds.brightness > 0 and aug.rows_per_sample == 1 + bounds.copies
+    msres = load_recipe("msres3d_aug")
+    assert msres.array_specs() == load_recipe("msres3d").array_specs()
+    assert msres.source_augment.shift_px == 15 and msres.rows_per_sample == 6
+    # a recipe without the new section keeps its hash (stores made before stay up to date)
+    assert "source_augment" not in load_recipe("msres3d").parameters()
+
+
+def test_paper_004_counts_casme2_fear_and_sadness_as_negative():
+    from mer_prep.labels import class_names, get_scheme
+
+    scheme = get_scheme("dacwb3")
+    rule = scheme.rules["casme2"]
+    assert {rule.mapping[e] for e in ("fear", "sadness", "disgust", "repression")} == {"negative"}
+    assert rule.mapping["happiness"] == "positive" and "others" in rule.drop
+    assert class_names("dacwb3", "casme2") == ["negative", "positive", "surprise"]
+    assert "fear" in get_scheme("megc3").rules["casme2"].drop  # MEGC drops them

@@ -61,14 +61,15 @@ class BatchResult:
 def process_batch(job: BatchJob) -> BatchResult:
     """Process the job's samples; a bad sample is recorded, never fatal.
 
-    A sample's augmented copies (``recipe.augment``) go to the rows right after its own.
+    A sample's augmented copies (``recipe.augment`` after alignment, ``recipe.source_augment``
+    before it) go to the rows right after its own.
     """
     recipe, class_names = job.recipe, job.class_names
     rows: dict[int, dict] = {}
     failures: list[Failure] = []
     timings: dict[str, float] = {}
     writer = SampleWriter(job.fork, job.specs)
-    copies = recipe.augment.copies if recipe.augment is not None else 0
+    copies = recipe.n_copies
     split = recipe.split.mode if recipe.split is not None else None
     for row, sample, fingerprint in ((j.row, j.sample, j.fingerprint) for j in job.samples):
         try:
@@ -76,12 +77,13 @@ def process_batch(job: BatchJob) -> BatchResult:
             tick = time.perf_counter()
             writer.write(row, processed.arrays)
             processed.timings["write"] = time.perf_counter() - tick
-            augmented = []
-            if copies:
+            augmented = processed.copies  # made before alignment: (parameters, arrays)
+            if recipe.augment is not None:
                 tick = time.perf_counter()
-                augmented = augment_copies(processed.arrays, recipe.augment, sample.sample_id,
-                                           split=split)
+                augmented = [(params.to_dict(), arrays) for params, arrays in augment_copies(
+                    processed.arrays, recipe.augment, sample.sample_id, split=split)]
                 processed.timings["augment"] = time.perf_counter() - tick
+            if augmented:
                 tick = time.perf_counter()
                 for k, (_, arrays) in enumerate(augmented, start=1):
                     writer.write(row + k, arrays)
@@ -105,8 +107,7 @@ def process_batch(job: BatchJob) -> BatchResult:
                        flow_error_px=processed.flow_error_px)
         rows[row] = sample_row(sample, class_names, **details)
         for k, (params, _) in enumerate(augmented, start=1):
-            rows[row + k] = sample_row(sample, class_names, augmentation=(k, params.to_dict()),
-                                       **details)
+            rows[row + k] = sample_row(sample, class_names, augmentation=(k, params), **details)
     return BatchResult(fork=job.fork, rows=rows, failures=failures, timings=timings)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mer_prep.face import (
+    MIRROR_68,
     align_clip,
     alignment_matrix,
     apply_mask,
@@ -41,7 +42,7 @@ from mer_prep.pipeline.frame_selection import (
     sequence_positions,
 )
 from mer_prep.recipes import Recipe
-from mer_prep.recipes.model import MagnifyConfig
+from mer_prep.recipes.model import MagnifyConfig, SourceCopy
 from mer_prep.sample import Sample
 
 
@@ -56,6 +57,7 @@ class ProcessedSample:
     annotation gives none); apex_source: "annotated", "spotted" or "none".
     flow_error_px: largest error of storing the flow in ``store_dtype`` (0 without flow).
     timings: stage name -> seconds.
+    copies: copies made before alignment (``recipe.source_augment``): (parameters, arrays).
     """
 
     arrays: dict[str, np.ndarray]
@@ -66,6 +68,7 @@ class ProcessedSample:
     apex_source: str = "none"
     flow_error_px: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    copies: list[tuple[dict, dict[str, np.ndarray]]] = field(default_factory=list)
 
 
 class _Stopwatch:
@@ -144,47 +147,56 @@ def stored_positions(recipe: Recipe, span: ClipSpan, apex: int | None, aligned: 
                             temporal_sigma=KEYFRAME_BLUR_SECONDS * fps)
 
 
-def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
-    """Run the recipe's stages on one clip; raises SampleError (naming file and sample)."""
-    clock = _Stopwatch()
-    span = clip_span(sample)
-    read = select_frames(sample, recipe)
-    unique = np.unique(read)
-    decoded = decode_clip_frames(sample, unique)
-    onset_frame = decoded[int(np.searchsorted(unique, span.onset))]
-    clock.lap("decode")
+def source_copy_matrix(matrix: np.ndarray, copy: SourceCopy, size: tuple[int, int]) -> np.ndarray:
+    """The alignment warp of a copy made before alignment: the face box moved by ``copy.shift``
+    source pixels (the output shows the content moved the other way), then mirrored
+    left-right in the output when ``copy.flip``. (2, 3) float64, source -> output."""
+    moved = matrix.copy()
+    moved[:, 2] -= matrix[:, :2] @ np.asarray(copy.shift, dtype=np.float64)
+    if copy.flip:
+        mirror = np.array([[-1.0, 0.0, size[1] - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        moved = (mirror @ np.vstack([moved, [0.0, 0.0, 1.0]]))[:2]
+    return moved
 
-    box = detect_face(onset_frame, method=recipe.detect.method, fallback=recipe.detect.fallback,
-                      upsample=recipe.detect.upsample, sample=sample.sample_id)
-    clock.lap("detect")
-    landmarks = fit_landmarks(onset_frame, box)
-    clock.lap("landmarks")
 
+@dataclass
+class _Clip:
+    """What every rendering of one clip shares: decoded frames and their positions, the span,
+    and the onset frame's landmarks (source pixels)."""
+
+    sample: Sample
+    decoded: np.ndarray
+    unique: np.ndarray
+    read: np.ndarray
+    span: ClipSpan
+    landmarks: np.ndarray
+
+
+def _render(clip: _Clip, recipe: Recipe, matrix: np.ndarray, aligned: np.ndarray,
+            clock: _Stopwatch, *, positions: np.ndarray | None = None, apex: int | None = None,
+            mirrored: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
+    """The stored arrays of one alignment of the clip: (arrays, stored positions, flow error).
+
+    aligned: the clip warped by ``matrix``, one frame per unique position. ``positions``
+    None: chosen here (keyframes on this rendering); a copy passes the clip's.
+    """
     size = tuple(recipe.align.size)
-    matrix = alignment_matrix(landmarks, size=size, inter_ocular=recipe.align.inter_ocular,
-                              eye_row=recipe.align.eye_row)
-    aligned = align_clip(decoded, matrix, size)  # one frame per unique position
-    aligned_landmarks = transform_points(landmarks, matrix).astype(np.float32)
-    clock.lap("align")
-
-    apex, apex_source = span.apex, "annotated" if span.apex is not None else "none"
-    if apex is None and recipe.needs_apex:
-        apex = spotted_apex(decoded, unique, span, landmarks, recipe, aligned)
-        apex_source = "spotted"
-        clock.lap("apex")
-
+    aligned_landmarks = transform_points(clip.landmarks, matrix).astype(np.float32)
+    if mirrored:
+        aligned_landmarks = aligned_landmarks[MIRROR_68]
     frames_source = aligned
     if recipe.magnify is not None:
-        frames_source = magnify_clip(aligned, recipe.magnify, sample.fps)
+        frames_source = magnify_clip(aligned, recipe.magnify, clip.sample.fps)
         clock.lap("magnify")
-    positions = stored_positions(recipe, span, apex, aligned, read, sample.fps)
-    frames = frames_source[np.searchsorted(unique, positions)]
-    clock.lap("keyframes" if recipe.frames.mode == "keyframes" else "select")
+    if positions is None:
+        positions = stored_positions(recipe, clip.span, apex, aligned, clip.read, clip.sample.fps)
+        clock.lap("keyframes" if recipe.frames.mode == "keyframes" else "select")
+    frames = frames_source[np.searchsorted(clip.unique, positions)]
 
     arrays = {"landmarks": aligned_landmarks}
     flow_error = 0.0
     if recipe.flow is not None:
-        reference = int(np.flatnonzero(positions == span.onset)[0])
+        reference = int(np.flatnonzero(positions == clip.span.onset)[0])
         flow = flows_from_reference(frames, reference, recipe.flow)
         arrays["flow"] = flow.astype(recipe.store_dtype)
         if recipe.store_dtype == "float16":
@@ -205,6 +217,51 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
         arrays["upper"] = upper.astype(recipe.store_dtype)
         arrays["lower"] = lower.astype(recipe.store_dtype)
     clock.lap("mask_split")
+    return arrays, positions, flow_error
+
+
+def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
+    """Run the recipe's stages on one clip; raises SampleError (naming file and sample).
+
+    With ``recipe.source_augment``, ``copies`` holds the copies made before alignment, each
+    ``(parameters, arrays)``, rendered at the clip's own stored positions and apex.
+    """
+    clock = _Stopwatch()
+    span = clip_span(sample)
+    read = select_frames(sample, recipe)
+    unique = np.unique(read)
+    decoded = decode_clip_frames(sample, unique)
+    onset_frame = decoded[int(np.searchsorted(unique, span.onset))]
+    clock.lap("decode")
+
+    box = detect_face(onset_frame, method=recipe.detect.method, fallback=recipe.detect.fallback,
+                      upsample=recipe.detect.upsample, sample=sample.sample_id)
+    clock.lap("detect")
+    landmarks = fit_landmarks(onset_frame, box)
+    clock.lap("landmarks")
+    clip = _Clip(sample, decoded, unique, read, span, landmarks)
+
+    size = tuple(recipe.align.size)
+    matrix = alignment_matrix(landmarks, size=size, inter_ocular=recipe.align.inter_ocular,
+                              eye_row=recipe.align.eye_row)
+    aligned = align_clip(decoded, matrix, size)
+    clock.lap("align")
+    apex, apex_source = span.apex, "annotated" if span.apex is not None else "none"
+    if apex is None and recipe.needs_apex:
+        apex = spotted_apex(decoded, unique, span, landmarks, recipe, aligned)
+        apex_source = "spotted"
+        clock.lap("apex")
+    arrays, positions, flow_error = _render(clip, recipe, matrix, aligned, clock, apex=apex)
+
+    copies = []
+    for copy in (recipe.source_augment.copies() if recipe.source_augment is not None else ()):
+        moved = source_copy_matrix(matrix, copy, size)
+        copy_aligned = align_clip(decoded, moved, size)
+        clock.lap("align")
+        copy_arrays, _, error = _render(clip, recipe, moved, copy_aligned, clock,
+                                        positions=positions, mirrored=copy.flip)
+        copies.append((copy.to_dict(), copy_arrays))
+        flow_error = max(flow_error, error)
 
     return ProcessedSample(
         arrays=arrays,
@@ -215,4 +272,5 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
         apex_source=apex_source,
         flow_error_px=flow_error,
         timings=clock.timings,
+        copies=copies,
     )

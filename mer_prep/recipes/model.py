@@ -141,6 +141,34 @@ class AugmentConfig(_Frozen):
     contrast: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
+class SourceCopy(NamedTuple):
+    """One copy made before alignment: the face box moved by ``shift`` = (dx, dy) source
+    pixels, and/or the aligned face mirrored left-right."""
+
+    shift: tuple[float, float] = (0.0, 0.0)
+    flip: bool = False
+
+    def to_dict(self) -> dict:
+        return {"source_shift_px": list(self.shift), "flip": self.flip}
+
+
+class SourceAugmentConfig(_Frozen):
+    """Augmented copies made before alignment (paper 003): the face box shifted ``shift_px``
+    source pixels left, right, up and down (one copy each) and, with ``flip``, the face
+    mirrored left-right (one copy). Moving the box before the warp keeps real pixels where a
+    shift of the aligned output would leave a black border; every copy goes through
+    magnification and flow again, on the clip's own keyframes and apex."""
+
+    shift_px: float = Field(default=15.0, ge=0)
+    flip: bool = True
+
+    def copies(self) -> list[SourceCopy]:
+        d = float(self.shift_px)
+        shifts = [(-d, 0.0), (d, 0.0), (0.0, -d), (0.0, d)] if d else []
+        return ([SourceCopy(shift) for shift in shifts]
+                + ([SourceCopy(flip=True)] if self.flip else []))
+
+
 class SplitConfig(_Frozen):
     """Upper/lower face split (paper 002): at the middle row, or at a landmark-based row."""
 
@@ -169,6 +197,7 @@ class Recipe(_Frozen):
     magnify: MagnifyConfig | None = None
     flow: FlowConfig | None = None
     augment: AugmentConfig | None = None
+    source_augment: SourceAugmentConfig | None = None
     store_dtype: Literal["float16", "float32"] = "float16"
 
     @model_validator(mode="after")
@@ -179,12 +208,22 @@ class Recipe(_Frozen):
             raise InvalidArgumentError("split needs an even output height")
         if self.magnify is not None and self.magnify.f_low >= self.magnify.f_high:
             raise InvalidArgumentError("magnify.f_low must be below magnify.f_high")
+        if self.augment is not None and self.source_augment is not None:
+            raise InvalidArgumentError("augment and source_augment are exclusive: a copy is "
+                                       "made either before or after alignment")
         return self
 
     @property
     def rows_per_sample(self) -> int:
         """Store rows per sample: the sample and its augmented copies."""
-        return 1 + (self.augment.copies if self.augment is not None else 0)
+        return 1 + self.n_copies
+
+    @property
+    def n_copies(self) -> int:
+        """Augmented copies per sample (``augment`` or ``source_augment``)."""
+        if self.source_augment is not None:
+            return len(self.source_augment.copies())
+        return self.augment.copies if self.augment is not None else 0
 
     @property
     def needs_apex(self) -> bool:
@@ -192,7 +231,10 @@ class Recipe(_Frozen):
 
     def parameters(self) -> dict:
         """Everything that changes the stored arrays (no prose), as plain JSON types."""
-        return self.model_dump(mode="json", exclude={"paper", "description"}, by_alias=True)
+        dumped = self.model_dump(mode="json", exclude={"paper", "description"}, by_alias=True)
+        if dumped["source_augment"] is None:  # absent, as before it existed: hashes stay put
+            del dumped["source_augment"]
+        return dumped
 
     @property
     def hash(self) -> str:
