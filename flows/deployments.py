@@ -8,11 +8,19 @@ task runner from its ``n_workers`` / ``dask_address`` parameters.
 
 Entrypoints are module paths (``flows.preprocess.preprocess``), so runs do not depend on the
 directory ``serve`` was started from.
+
+Anyone who can reach the Prefect API can start a deployment with parameters of their own
+(``-p dask_address=tcp://their-scheduler``: the run would unpickle what that scheduler sends).
+A served run therefore first checks its parameters against the configuration ``serve`` hands
+it in ``$MER_PREP_CONFIG`` (``check_served_run``) and fails before any connection or file
+access when the file does not allow them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from mer_prep.config import CONFIG_ENV, Config, load_config
 from mer_prep.errors import ServeError
@@ -36,6 +44,14 @@ def build_deployments(config: Config) -> list:
                         f"samples whose inputs changed.",
             entrypoint_type=EntrypointType.MODULE_PATH))
     return deployments
+
+
+def check_served_run(parameters: Mapping[str, Any], *, flow: str = "preprocess") -> None:
+    """Refuse a deployment run of ``flow`` whose parameters the configuration (``$MER_PREP_CONFIG``,
+    set by ``serve_config``, else ``./mer-prep.toml``) does not allow: ``ConfigError`` naming the
+    parameter and the file, also when there is no file (fails closed). Read at every run, so an
+    edited file applies to the next run."""
+    load_config().check_run(parameters, flow=flow)
 
 
 def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = None) -> None:

@@ -24,9 +24,8 @@ from distributed import Client, get_task_stream
 from mer_prep.store import open_store
 from mer_prep.store.repo import MAIN, open_repository, store_exists
 from mer_prep.errors import VersionConflictError
-from mer_prep.synth.generate import generate_dataset
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 REPO = Path(__file__).resolve().parents[1]
 DASK = Path(sys.executable).with_name("dask")
@@ -180,12 +179,12 @@ def run_in_thread(function, *args, **kwargs):
 
 # --- the tests ---------------------------------------------------------------------------------
 
-def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(tmp_path, hand_cluster):
+def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(tmp_path, hand_cluster,
+                                                                  synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root = tmp_path / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=3, clips_per_subject=2, seed=11,
-                               size=(240, 320), n_frames=16)
+    root, written = synth_dataset("casme2", n_subjects=3, clips_per_subject=2, seed=11,
+                                  size=(240, 320), n_frames=16)
     store_path = tmp_path / "store"
     with get_task_stream(client=hand_cluster.client) as stream:
         summary = run_preprocess("casme2", str(root), "mbcc64", str(store_path), n_workers=2,
@@ -204,12 +203,12 @@ def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(tmp_path, han
     assert workers == set(hand_cluster.worker_pids()), (workers, stream.data)
 
 
-def test_killing_a_worker_mid_run_never_publishes_a_partial_version(tmp_path, hand_cluster):
+def test_killing_a_worker_mid_run_never_publishes_a_partial_version(tmp_path, hand_cluster,
+                                                                   synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root = tmp_path / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=4, clips_per_subject=3, seed=12,
-                               size=(240, 320), n_frames=24)
+    root, written = synth_dataset("casme2", n_subjects=4, clips_per_subject=3, seed=12,
+                                  size=(240, 320), n_frames=24)
     store_path = tmp_path / "store"
     client = hand_cluster.client
     stream = get_task_stream(client=client)
@@ -251,12 +250,11 @@ def test_killing_a_worker_mid_run_never_publishes_a_partial_version(tmp_path, ha
         assert_clean_history(store_path)
 
 
-def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster):
+def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster, synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root = tmp_path / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=3, seed=13,
-                               size=(240, 320), n_frames=24)
+    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=3, seed=13,
+                                  size=(240, 320), n_frames=24)
     store_path = tmp_path / "store"
     # The repository exists (empty) before the runs, so that this test races the commits; two
     # runs creating a fresh store at the same instant is test_concurrent_store_creation's.
@@ -280,13 +278,13 @@ def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster)
         repr(o["error"]) if "error" in o else
         ("up to date" if o["result"].up_to_date else "committed") for o in outcomes))
     assert len(committed) == 1, outcomes
-    version_id = committed[0]["version_id"]
+    version_id = committed[0].version_id
     (other,) = others
     if "error" in other:
         assert version_conflict_in(other["error"]), other["error"]
     else:
-        assert other["result"]["version_id"] == version_id
-        assert other["result"]["snapshot"] == committed[0]["snapshot"]
+        assert other["result"].version_id == version_id
+        assert other["result"].snapshot == committed[0].snapshot
 
     store = open_store(store_path)
     assert store.version_id == version_id
@@ -298,7 +296,7 @@ def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster)
     clean_path = tmp_path / "clean"
     clean = run_preprocess("casme2", str(root), "ha3d", str(clean_path), n_workers=2,
                            dask_address=hand_cluster.address)
-    assert clean["version_id"] == version_id
+    assert clean.version_id == version_id
     reference = open_store(clean_path)
     assert store.array_names == reference.array_names
     for name in store.array_names:

@@ -18,12 +18,22 @@ out; each ``[datasets.<name>]`` (one of ``DATASETS``) becomes one deployment::
     [datasets.megc2019]
     root = { smic = "/data/SMIC", casme2 = "/data/CASME2", samm = "/data/SAMM" }
     recipes = ["mbcc64", "ha3d"]          # first: preprocess/megc2019; more: preprocess/megc2019-<recipe>
+
+The file is also the authority over what a deployment run may do (``Config.check_run``): anyone
+who can reach the Prefect API can start a run with any parameters, so a served run uses only the
+configured Dask address, roots, recipes, labels, options and store, at most the configured
+``n_workers``, plus what these allow-lists (in ``[defaults]`` or per dataset) add::
+
+    dask_addresses = ["tls://dask-2:8786"]   # other schedulers a run may connect to
+    store_roots = ["scratch", "s3://bucket/stores"]   # a run may write any store inside these
+    allowed_recipes = ["broadbent64"]        # recipes a run may ask for beyond the dataset's own
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mer_prep.datasets import DATASETS
 from mer_prep.datasets.options import check_options, check_roots
 from mer_prep.errors import ConfigError, MerPrepError
+from mer_prep.config.policy import RUN_RULES, RunPolicy, shown
 from mer_prep.store.repo import StoreLocation
 
 CONFIG_ENV = "MER_PREP_CONFIG"
@@ -51,6 +62,10 @@ class _Settings(BaseModel):
     dask_address: str | None = None
     options: dict[str, str] | None = None
     paused: bool | None = None
+    # allow-lists of what a deployment run may use beyond the configured values (check_run)
+    dask_addresses: list[str] | None = None
+    store_roots: list[str] | None = None
+    allowed_recipes: list[str] | None = None
 
     @field_validator("cron")
     @classmethod
@@ -87,11 +102,21 @@ class _Settings(BaseModel):
                 raise ValueError(str(error)) from None
         return value
 
-    @field_validator("recipes")
+    @field_validator("recipes", "allowed_recipes")
     @classmethod
     def _recipes(cls, value: list[str] | None) -> list[str] | None:
         for recipe in value or ():
             cls._recipe(recipe)
+        return value
+
+    @field_validator("store_roots")
+    @classmethod
+    def _store_roots(cls, value: list[str] | None) -> list[str] | None:
+        for root in value or ():
+            try:
+                StoreLocation.parse(root)
+            except MerPrepError as error:
+                raise ValueError(str(error)) from None
         return value
 
     @field_validator("store")
@@ -174,24 +199,12 @@ class Config(BaseModel):
     def deployments(self) -> list[Deployment]:
         """One per enabled dataset and recipe, parameters filled from ``[defaults]``."""
         out = []
-        base = self.path.parent
-        d = self.project.defaults
         for dataset, ds in self.project.datasets.items():
             if not ds.enabled:
                 continue
-            pick = lambda key, fallback=None: (getattr(ds, key) if getattr(ds, key) is not None
-                                               else getattr(d, key) if getattr(d, key) is not None
-                                               else fallback)
-            recipes = (ds.recipes or ([ds.recipe] if ds.recipe else None) or d.recipes
-                       or [d.recipe or "ha3d"])
-            root: Any = (_resolve(base, ds.root) if isinstance(ds.root, str)
-                         else {part: _resolve(base, p) for part, p in ds.root.items()})
-            store = str(StoreLocation.parse(pick("store", "stores/{dataset}/{recipe}"),
-                                            base=base))
+            pick = self._picker(ds)
+            root, recipes, store = self._resolved(ds)
             for i, recipe in enumerate(recipes):
-                recipe_path = Path(recipe).expanduser()
-                if recipe.endswith((".yaml", ".yml")) and not recipe_path.is_absolute():
-                    recipe = str((base / recipe_path).resolve())
                 parameters = {"dataset": dataset, "root": root, "recipe": recipe,
                               "store": store, "labels": pick("labels", "native"),
                               "n_workers": pick("n_workers", 2),
@@ -203,10 +216,74 @@ class Config(BaseModel):
                                       paused=pick("paused", False)))
         return out
 
+    def _picker(self, ds: DatasetConfig) -> Callable[..., Any]:
+        """``pick(key, fallback)``: the dataset's value, else ``[defaults]``', else fallback."""
+        d = self.project.defaults
+        return lambda key, fallback=None: (getattr(ds, key) if getattr(ds, key) is not None
+                                           else getattr(d, key) if getattr(d, key) is not None
+                                           else fallback)
+
+    def _resolved(self, ds: DatasetConfig) -> tuple[Any, list[str], str]:
+        """(root(s), recipes, store template) of a dataset, paths made absolute."""
+        base, d = self.path.parent, self.project.defaults
+        recipes = (ds.recipes or ([ds.recipe] if ds.recipe else None) or d.recipes
+                   or [d.recipe or "ha3d"])
+        root: Any = (_resolve(base, ds.root) if isinstance(ds.root, str)
+                     else {part: _resolve(base, p) for part, p in ds.root.items()})
+        store = str(StoreLocation.parse(self._picker(ds)("store", "stores/{dataset}/{recipe}"),
+                                        base=base))
+        return root, [_resolve_recipe(base, recipe) for recipe in recipes], store
+
+    def run_policy(self, dataset: Any) -> RunPolicy:
+        """What a run of ``dataset`` may use; ``ConfigError`` unless it is configured, enabled."""
+        ds = self.project.datasets.get(dataset) if isinstance(dataset, str) else None
+        if ds is None or not ds.enabled:
+            enabled = [name for name, d in self.project.datasets.items() if d.enabled]
+            raise ConfigError(f"{self.path}: run parameter dataset={shown(dataset)} is not a "
+                              f"configured, enabled dataset (enabled: {', '.join(enabled)})")
+        base, pick = self.path.parent, self._picker(ds)
+        root, recipes, store = self._resolved(ds)
+        extra = [_resolve_recipe(base, recipe) for recipe in pick("allowed_recipes", [])]
+        return RunPolicy(
+            path=self.path, dataset=dataset, root=root,
+            recipes=tuple(dict.fromkeys([*recipes, *extra])), store=store,
+            store_roots=tuple(StoreLocation.parse(r, base=base).url
+                              for r in pick("store_roots", [])),
+            labels=pick("labels", "native"), options=dict(pick("options", {})),
+            n_workers=pick("n_workers", 2),
+            dask_addresses=tuple(dict.fromkeys([pick("dask_address"),
+                                                *pick("dask_addresses", [])])))
+
+    def check_run(self, parameters: Mapping[str, Any], *, flow: str = "preprocess") -> None:
+        """Refuse (``ConfigError`` naming the parameter and this file) a run of ``flow`` whose
+        parameters this configuration does not allow. Opens no connection and reads no file
+        but a configured recipe YAML (for its name).
+
+        Called by a served deployment run before it does anything (``flows.deployments
+        .check_served_run``). A parameter left out is the flow's default, checked the same way.
+        """
+        if flow not in RUN_RULES:
+            raise ConfigError(f"{self.path}: no run rules for flow {flow!r} (known: "
+                              f"{', '.join(RUN_RULES)})")
+        names, check = RUN_RULES[flow]
+        unknown = sorted(set(parameters) - set(names))
+        if unknown:
+            raise ConfigError(f"{self.path}: unknown run parameter(s) {', '.join(unknown)} of "
+                              f"flow {flow}")
+        check(self.run_policy(parameters.get("dataset")), parameters)
+
 
 def _resolve(base: Path, value: str) -> str:
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (base / path).absolute())
+
+
+def _resolve_recipe(base: Path, recipe: str) -> str:
+    """A recipe YAML path relative to the file's directory made absolute; names as they are."""
+    recipe_path = Path(recipe).expanduser()
+    if recipe.endswith((".yaml", ".yml")) and not recipe_path.is_absolute():
+        return str((base / recipe_path).resolve())
+    return recipe
 
 
 def config_path(path: str | os.PathLike | None = None) -> Path:

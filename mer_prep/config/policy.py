@@ -1,0 +1,157 @@
+"""What a deployment run may do: the configured values and allow-lists of one dataset, and a
+check per flow of a run's parameters against them (``Config.check_run``)."""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mer_prep.errors import ConfigError, MerPrepError
+from mer_prep.store.repo import StoreLocation
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """What a deployment run of one configured dataset may use: the configured values (paths
+    absolute) and the allow-lists. Each ``check_*`` returns the value as the run will use it or
+    raises ``ConfigError`` naming the parameter and the configuration file. A flow's entry in
+    ``RUN_RULES`` applies them to its parameters; a training flow's entry reuses them (store,
+    dask_address, ...) for its own."""
+
+    path: Path
+    dataset: str
+    root: str | dict[str, str]
+    recipes: tuple[str, ...]
+    store: str                      # the configured template ({dataset}, {recipe}), absolute
+    store_roots: tuple[str, ...]    # store location URLs a run may write inside
+    labels: str
+    options: dict[str, str]
+    n_workers: int
+    dask_addresses: tuple[str | None, ...]   # None: a local cluster
+
+    def refuse(self, name: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"{self.path}: run parameter {name}={shown(value)} is not allowed "
+                           f"for datasets.{self.dataset} (allowed: {allowed}); a deployment run "
+                           f"may only use what this file configures")
+
+    def check_dask_address(self, value: Any) -> str | None:
+        if value not in self.dask_addresses or not isinstance(value, (str, type(None))):
+            raise self.refuse("dask_address", value, ", ".join(
+                "a local cluster" if a is None else repr(a) for a in self.dask_addresses)
+                + " (dask_address, dask_addresses)")
+        return value
+
+    def check_root(self, value: Any) -> str | dict[str, str]:
+        if isinstance(self.root, str):
+            ok = _is_path(value) and _norm(value) == _norm(self.root)
+        else:
+            ok = (isinstance(value, Mapping) and set(value) == set(self.root)
+                  and all(_is_path(v) and _norm(v) == _norm(self.root[k])
+                          for k, v in value.items()))
+        if not ok:
+            raise self.refuse("root", value, f"{self.root!r} (root)")
+        return value
+
+    def check_recipe(self, value: Any) -> str:
+        """The recipe's name (what a store template's ``{recipe}`` becomes)."""
+        allowed = {(_norm(r) if _is_yaml(r) else r): r for r in self.recipes}
+        key = (_norm(value) if _is_yaml(value) else value) if isinstance(value, str) else None
+        if key not in allowed:
+            raise self.refuse("recipe", value, f"{', '.join(self.recipes)} (recipe, recipes, "
+                                               f"allowed_recipes)")
+        from mer_prep.recipes import load_recipe
+
+        return load_recipe(allowed[key]).name
+
+    def check_store(self, value: Any, recipe: str) -> StoreLocation:
+        """The location a run writes to, computed as the flow does (``None``: its default
+        ``stores/{dataset}/{recipe}`` under the working directory): the configured store, or
+        inside one of ``store_roots``."""
+        template = "stores/{dataset}/{recipe}" if value is None else value
+        allowed = (f"{self.store!r}" + "".join(f", inside {r}" for r in self.store_roots)
+                   + " (store, store_roots)")
+        try:  # only plain {dataset} / {recipe}: no attributes, indexes or format specs
+            fields = (list(string.Formatter().parse(template)) if isinstance(template, str)
+                      else None)
+            if fields is None or any(f is not None and (f not in ("dataset", "recipe")
+                                                        or spec or conv)
+                                     for _, f, spec, conv in fields):
+                raise ValueError("a store template may only use {dataset} and {recipe}")
+            location = StoreLocation.parse(template.format(dataset=self.dataset, recipe=recipe))
+        except (ValueError, MerPrepError):
+            raise self.refuse("store", value, allowed) from None
+        configured = StoreLocation.parse(self.store.format(dataset=self.dataset, recipe=recipe))
+        if location != configured and not any(_inside(location.url, r) for r in self.store_roots):
+            raise self.refuse("store", value, allowed)
+        return location
+
+    def check_labels(self, value: Any) -> str:
+        if value != self.labels or not isinstance(value, str):
+            raise self.refuse("labels", value, f"{self.labels!r} (labels)")
+        return value
+
+    def check_options(self, value: Any) -> dict[str, str]:
+        if not (value is None or isinstance(value, Mapping)) or dict(value or {}) != self.options:
+            raise self.refuse("options", value, f"{self.options!r} (options)")
+        return dict(value or {})
+
+    def check_workers(self, value: Any) -> int:
+        if type(value) is not int or not 1 <= value <= self.n_workers:
+            raise self.refuse("n_workers", value, f"1 to {self.n_workers} (n_workers)")
+        return value
+
+    def check_flag(self, name: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.refuse(name, value, "true or false")
+        return value
+
+
+def _check_preprocess(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
+    """``flows.preprocess.preprocess``: every parameter, defaults as in its signature."""
+    get = parameters.get
+    policy.check_dask_address(get("dask_address"))
+    policy.check_root(get("root"))
+    recipe = policy.check_recipe(get("recipe", "ha3d"))
+    policy.check_store(get("store"), recipe)
+    policy.check_labels(get("labels", "native"))
+    policy.check_options(get("options"))
+    policy.check_workers(get("n_workers", 2))
+    policy.check_flag("progress", get("progress", False))
+
+
+#: flow name -> (its parameters, the check of a run's parameters). A parameter a flow gains
+#: must be added here, or every deployment run of the flow is refused (fails closed).
+RUN_RULES: dict[str, tuple[tuple[str, ...], Callable[[RunPolicy, Mapping[str, Any]], None]]] = {
+    "preprocess": (("dataset", "root", "recipe", "store", "labels", "n_workers", "options",
+                    "progress", "dask_address"), _check_preprocess),
+}
+
+
+def shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike)) and bool(os.fspath(value))
+
+
+def _is_yaml(value: Any) -> bool:
+    return isinstance(value, str) and value.endswith((".yaml", ".yml"))
+
+
+def _norm(value: str | os.PathLike) -> str:
+    """A path as a run would use it: ``~`` expanded, absolute, ``..`` folded (links not
+    followed: nothing is read)."""
+    return os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(value))))
+
+
+def _inside(url: str, root: str) -> bool:
+    """``url`` strictly inside the store location ``root`` (no ``.``/``..`` parts in S3 keys)."""
+    prefix = root if root.endswith("/") else root + "/"
+    rest = url[len(prefix):] if url.startswith(prefix) else ""
+    return bool(rest) and not ({".", "..", ""} & set(rest.split("/")))
