@@ -12,14 +12,26 @@ from its own ``n_workers`` / ``dask_address`` parameters (a task runner is fixed
 parameters are known, so this is where they can choose it).
 
 The run ends Failed when nothing could be processed: no samples found, or every sample failed
-(the version recording the failures is still committed).
+(the version recording the failures is still committed), and when writing the store fails
+(``StoreWriteError``: nothing is published).
+
+Ctrl-C (SIGINT) or SIGTERM while the flow runs: the scratch branch is dropped, local Dask
+workers are stopped at once (they ignore the terminal's SIGINT themselves: ``worker_setup``),
+and the run ends ``Cancelled`` with the message "cancelled; <store> still at version <v>";
+``run_preprocess`` turns that into ``RunCancelled`` (exit code 130) within seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
+import signal
+import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import dask
@@ -27,10 +39,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.context import FlowRunContext
+from prefect.exceptions import CancelledRun, TerminationSignal
 from prefect.futures import as_completed
+from prefect.states import Cancelled
 from prefect_dask import DaskTaskRunner
 
-from mer_prep.errors import NothingProcessedError
+from mer_prep.errors import NothingProcessedError, RunCancelled, StoreWriteError
 from mer_prep.pipeline.batch import (BatchJob, BatchResult, combine_batches, process_batch,
                                      sample_jobs)
 from mer_prep.pipeline.planning import plan_version, scan_failures
@@ -39,10 +53,12 @@ from flows.batching import make_batches
 from mer_prep.recipes import load_recipe
 from mer_prep.pipeline.report import run_report
 from mer_prep.pipeline.summary import RunSummary
-from mer_prep.store.writer import VersionWriter, existing_version
+from mer_prep.store.writer import (VersionWriter, current_version, existing_version,
+                                   interrupts_deferred)
 from mer_prep.threads import pin_threads
 
-from flows.runtime import prefect_api
+from flows.deployments import check_served_run
+from flows.runtime import prefect_api, sigterm_interrupts
 
 
 class Sealed:
@@ -59,7 +75,20 @@ class Sealed:
         self.value = value
 
 
-@task(name="process-batch", cache_policy=NONE, retries=1)
+def _retry_unless_store_failed(task, task_run, state) -> bool:  # noqa: ARG001
+    """Prefect's retry condition: a lost worker is worth one retry, a store write error (a full
+    disk, a broken object store) is not."""
+    try:
+        state.result(raise_on_failure=True)
+    except StoreWriteError:
+        return False
+    except BaseException:  # noqa: BLE001 - anything else: the retry policy decides
+        return True
+    return True
+
+
+@task(name="process-batch", cache_policy=NONE, retries=1,
+      retry_condition_fn=_retry_unless_store_failed)
 def process_batch_task(batch: Sealed) -> BatchResult:
     """One coarse batch (a sealed ``BatchJob``) on a Dask worker, its native thread pools
     pinned to one thread."""
@@ -82,13 +111,20 @@ WORKER_ENVIRONMENT = {
 
 def configure_local_workers() -> None:
     """Make local Dask nannies start workers with ``WORKER_ENVIRONMENT`` (a nanny hands its
-    own Dask config to the worker, so the profiler switch is set there too)."""
+    own Dask config to the worker, so the profiler switch is set there too), ignoring the
+    terminal's SIGINT (``flows.worker_setup``: the run stops them itself, at once)."""
     dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT,
-                     "distributed.worker.profile.enabled": False})
+                     "distributed.worker.profile.enabled": False,
+                     "distributed.worker.preload": ["flows.worker_setup"]})
 
 
 def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
     """An existing scheduler by address, or a local cluster of single-threaded processes.
+
+    A local cluster is closed to other local users: scheduler, workers and dashboard listen on
+    127.0.0.1 only, and every connection is TLS with throwaway credentials made for this cluster
+    (``security=True``: ``Security.temporary()``; prefect-dask's client takes them from the
+    cluster), so no other process can submit tasks to it or feed it pickles.
 
     Warns when this process holds a default Dask client of another scheduler: prefect-dask's
     runner takes that client over the address or cluster it is given, without a word.
@@ -104,7 +140,7 @@ def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
     configure_local_workers()
     return DaskTaskRunner(cluster_kwargs={
         "n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-        "dashboard_address": ":0",
+        "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0", "security": True,
     })
 
 
@@ -126,20 +162,47 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
     """Preprocess ``dataset`` under ``root`` with ``recipe`` into the versioned store ``store``.
 
     Returns the run's summary: the version made (or found up to date), counts (ok, failed,
-    recomputed, reused), timings and the key of the run's markdown artifact.
+    recomputed, reused), timings and the key of the run's markdown artifact. Interrupted
+    (SIGINT, SIGTERM): the run ends Cancelled, and readers still see the previous version.
     """
     context = FlowRunContext.get()
     if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
         # started by a deployment: the same flow as a subflow on the Dask runner asked for
+        check_served_run(dict(  # what mer-prep.toml does not allow fails here, before anything
+            dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
+            n_workers=n_workers, options=options, progress=progress, dask_address=dask_address))
         return preprocess.with_options(task_runner=task_runner(dask_address, n_workers))(
             dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
             n_workers=n_workers, options=options, progress=progress, dask_address=dask_address)
+    run = _Progress()
+    try:
+        return _preprocess(run, dataset, root, recipe, store, labels, n_workers, options,
+                           progress)
+    except (KeyboardInterrupt, TerminationSignal):
+        with interrupts_deferred(redeliver=False):  # a second Ctrl-C cannot cut it short
+            return _cancelled(run, dask_address)
+
+
+@dataclass
+class _Progress:
+    """How far a run got, for its cancellation: the store and the version it held, and the
+    progress bar to clear."""
+
+    location: str | None = None
+    before: str | None = None
+    bar: object | None = None
+
+
+def _preprocess(run: _Progress, dataset, root, recipe, store, labels, n_workers, options,
+                progress) -> RunSummary:
     logger = get_run_logger()
     started = time.perf_counter()
     recipe_model = load_recipe(recipe)
     store = (store or str(Path("stores") / "{dataset}" / "{recipe}")).format(
         dataset=dataset, recipe=recipe_model.name)  # a deployment's default is a template
+    run.location = store
     plan = plan_version(dataset, root, recipe_model, store, labels=labels, **(options or {}))
+    run.location, run.before = str(plan.location), current_version(plan.location)
     phases = {"plan": time.perf_counter() - started}
     summary = RunSummary(store=str(plan.location), version_id=plan.version_id, dataset=dataset,
                          recipe=recipe_model.name, n_samples=len(plan.samples),
@@ -159,23 +222,24 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
         return summary
 
     tick = time.perf_counter()
-    writer = VersionWriter.begin(plan)
-    phases["layout"] = time.perf_counter() - tick
-    reuse = writer.reuse_summary()
-    unchanged = (f"{reuse['n_reused']} unchanged since {reuse['from_version']}"
-                 if reuse["from_version"] else "a fresh layout")
-    logger.info("%d samples (%d to compute, %s), %d scan problems -> %s version %s",
-                len(plan.samples), reuse["n_recomputed"], unchanged, len(plan.problems), store,
-                plan.version_id)
+    writer = VersionWriter.begin(plan)  # drops its scratch branch itself if interrupted
     try:
+        phases["layout"] = time.perf_counter() - tick
+        reuse = writer.reuse_summary()
+        unchanged = (f"{reuse['n_reused']} unchanged since {reuse['from_version']}"
+                     if reuse["from_version"] else "a fresh layout")
+        logger.info("%d samples (%d to compute, %s), %d scan problems -> %s version %s",
+                    len(plan.samples), reuse["n_recomputed"], unchanged, len(plan.problems),
+                    store, plan.version_id)
         stride = recipe_model.rows_per_sample
         items = sample_jobs(plan, writer.reused)
         batches = make_batches(len(items), n_workers)
-        futures = [process_batch_task.submit(Sealed(BatchJob(
-                       writer.fork(), [items[i] for i in rows], recipe_model, plan.arrays,
-                       plan.class_names))) for rows in batches]
+        with _sigint_blocked():  # the first submit starts a local cluster's worker processes
+            futures = [process_batch_task.submit(Sealed(BatchJob(
+                           writer.fork(), [items[i] for i in rows], recipe_model, plan.arrays,
+                           plan.class_names))) for rows in batches]
         tick = time.perf_counter()
-        bar = _progress_bar(len(items)) if progress else None
+        bar = run.bar = _progress_bar(len(items)) if progress else None
         results: list[BatchResult] = []
         for future in as_completed(futures):
             result = future.result()
@@ -183,32 +247,114 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
             if bar is not None:
                 bar.update(len(result.rows) // stride)
             for failure in result.failures:
-                logger.warning("failed %s: %s", failure.sample_id, failure.message)
+                logger.warning("failed %s%s: %s", failure.sample_id,
+                               " (transient)" if failure.kind == "transient" else "",
+                               failure.message)
         if bar is not None:
+            run.bar = None
             bar.close()
         phases["process"], tick = time.perf_counter() - tick, time.perf_counter()
-        run = combine_batches(results, plan.n_rows, writer.reused)
-        failures = scan_failures(plan) + run.failures
-        snapshot = writer.finish(run.forks, run.rows, failures,
-                                 extra_attrs={"stage_seconds": run.timings})
+        run_result = combine_batches(results, plan.n_rows, writer.reused)
+        failures = scan_failures(plan) + run_result.failures
+        snapshot = writer.finish(run_result.forks, run_result.rows, failures,
+                                 extra_attrs={"stage_seconds": run_result.timings})
         phases["commit"] = time.perf_counter() - tick
     except BaseException:
         writer.abort()
         raise
+    n_ok = run_result.n_ok
+    transient = [f for f in failures if f.kind == "transient"]
     logger.info("committed %s as %s: %d ok, %d failed; %d samples recomputed, %s",
-                store, plan.version_id, run.n_ok, len(run.rows) - run.n_ok,
+                store, writer.version_id, n_ok, len(run_result.rows) - n_ok,
                 reuse["n_recomputed"], unchanged)
-    summary.snapshot, summary.n_ok, summary.n_failed = snapshot, run.n_ok, len(run.rows) - run.n_ok
-    summary.failures, summary.stage_seconds = failures, run.timings
+    if transient:
+        logger.warning("%d samples failed for a reason that may pass (I/O); the version is "
+                       "committed as %s, not as %s: run again to retry them", len(transient),
+                       writer.version_id, plan.version_id)
+    summary.version_id = writer.version_id
+    summary.snapshot, summary.n_ok = snapshot, n_ok
+    summary.n_failed = len(run_result.rows) - n_ok
+    summary.failures, summary.stage_seconds = failures, run_result.timings
     summary.n_recomputed, summary.n_reused = reuse["n_recomputed"], reuse["n_reused"]
     summary.reused_from = reuse["from_version"]
     summary.wall_seconds = time.perf_counter() - started
-    _publish(summary, run.rows, plan, reused=set(writer.reused))
-    if run.n_ok == 0:
+    _publish(summary, run_result.rows, plan, reused=set(writer.reused))
+    if n_ok == 0:
         raise NothingProcessedError(
             f"{dataset}: every one of {len(plan.samples)} samples failed (version "
-            f"{plan.version_id} records why; see `mer-prep info {store}`)", summary)
+            f"{writer.version_id} records why; see `mer-prep info {store}`)", summary)
     return summary
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT blocked in this thread for the block, then delivered if it came meanwhile.
+
+    A local cluster starts its event loop thread here, and that thread the threads that spawn
+    the worker processes: they all inherit the blocked mask, and so does every worker process
+    they exec (a restarted one included), so the terminal's Ctrl-C never reaches a worker, not
+    even while it is still importing (``flows.worker_setup`` covers clusters started
+    elsewhere). Main thread only; the cluster starts in about a second."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _cancelled(run: _Progress, dask_address: str | None) -> Cancelled:
+    """Clear the progress bar, stop local workers, and the run's final state: Cancelled, with
+    the version readers see (the scratch branch is already gone: ``writer.abort``)."""
+    if run.bar is not None:
+        run.bar.leave = False
+        run.bar.close()
+    if dask_address is None:
+        _stop_local_workers()
+    return Cancelled(message=cancel_message(run.location, run.before))
+
+
+def cancel_message(location: str | None, before: str | None) -> str:
+    """"cancelled; <store> still at version <v>", or what else readers of the store see now."""
+    if location is None:
+        return "cancelled before a store was opened"
+    now = current_version(location)
+    if now is None:
+        return f"cancelled; {location} holds no version yet"
+    if now == before:
+        return f"cancelled; {location} still at version {now}"
+    return f"cancelled; {location} now at version {now} (committed before the interrupt)"
+
+
+def _stop_local_workers() -> None:
+    """Stop the workers of this run's local cluster now (SIGKILL after 40 ms) instead of waiting
+    out their batches (4 s each) when the task runner closes; never fatal. The nannies are
+    closing, so they start no replacements."""
+    from distributed import LocalCluster, Nanny
+
+    context = FlowRunContext.get()
+    # prefect-dask has no public handle on the cluster it made (its ``client`` property would
+    # start one); None when it never started one
+    cluster = getattr(context.task_runner, "_cluster", None) if context is not None else None
+    if not isinstance(cluster, LocalCluster):
+        return
+    nannies = [w for w in cluster.workers.values() if isinstance(w, Nanny)]
+
+    async def close_all() -> None:
+        await asyncio.gather(*(n.close(timeout=0.05, reason="run-cancelled") for n in nannies),
+                             return_exceptions=True)
+
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # "worker lost", "removing worker": expected now
+    try:
+        cluster.sync(close_all)
+    except Exception:  # noqa: BLE001 - the task runner's own shutdown still closes them
+        pass
+    finally:
+        quiet.setLevel(level)
 
 
 def artifact_key(dataset: str, recipe: str) -> str:
@@ -237,9 +383,40 @@ def _progress_bar(total: int):
 def run_preprocess(dataset: str, root, recipe: str, store: str | None, *, labels: str = "native",
                    n_workers: int = 2, dask_address: str | None = None,
                    options: dict | None = None, progress: bool = False) -> RunSummary:
-    """Run the flow on a Dask task runner (what ``mer-prep run`` calls)."""
-    with prefect_api():
-        runner = task_runner(dask_address, n_workers)
-        return preprocess.with_options(task_runner=runner)(
-            dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
-            n_workers=n_workers, options=options, progress=progress, dask_address=dask_address)
+    """Run the flow on a Dask task runner (what ``mer-prep run`` calls).
+
+    Ctrl-C or SIGTERM at any point raises ``RunCancelled`` ("cancelled; <store> still at
+    version <v>", exit code 130) within seconds: the flow run ends Cancelled, its scratch branch
+    is gone and readers still see the previous version.
+    """
+    where = store if store and "{" not in store else None  # a template: known once planned
+    before = current_version(where) if where else None
+    finished, stopping = logging.getLogger("prefect.flow_runs"), logging.getLogger("prefect")
+    finished.addFilter(_QUIET_CANCELLED)  # a cancelled run: the CLI says it in its own line
+    stopping.addFilter(_QUIET_CANCELLED)
+    try:
+        with sigterm_interrupts(), prefect_api():
+            runner = task_runner(dask_address, n_workers)
+            return preprocess.with_options(task_runner=runner)(
+                dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
+                n_workers=n_workers, options=options, progress=progress,
+                dask_address=dask_address)
+    except CancelledRun as cancelled:
+        raise RunCancelled(str(cancelled) or "cancelled") from None
+    except (KeyboardInterrupt, TerminationSignal):  # before or after the flow's own body
+        raise RunCancelled(cancel_message(where, before)) from None
+    finally:
+        finished.removeFilter(_QUIET_CANCELLED)
+        stopping.removeFilter(_QUIET_CANCELLED)
+
+
+class _QuietCancelled(logging.Filter):
+    """Drops the engine's "Finished in state Cancelled(...)" line, and the private server's
+    "Stopping temporary server" (its start is announced; its end is the run's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Finished in state Cancelled",
+                                               "Stopping temporary server"))
+
+
+_QUIET_CANCELLED = _QuietCancelled()

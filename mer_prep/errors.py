@@ -13,6 +13,7 @@ code  meaning
       that does not match the schema
 4     the environment: a missing server, model file or optional extra
 70    an unexpected internal error (a bug: run again with ``--debug`` and report the traceback)
+130   the run was cancelled (Ctrl-C, SIGTERM); the store still holds its previous version
 ====  ==========================================================================================
 
 Errors that stand for a Python built-in condition also derive from that built-in (an unknown
@@ -28,6 +29,7 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_ENVIRONMENT = 4
 EXIT_INTERNAL = 70
+EXIT_CANCELLED = 130
 
 
 class MerPrepError(Exception):
@@ -89,6 +91,16 @@ class FrameReadError(SampleError):
     """A frame file is missing, unreadable or truncated."""
 
 
+class FrameIOError(FrameReadError):
+    """The operating system could not read a frame file (missing, I/O error, timeout): unlike a
+    corrupt file this may pass, so a run retries it. ``errno`` is the OS error number (or None)."""
+
+    def __init__(self, problem: str, *, file: str = "", sample: str = "",
+                 errno: int | None = None) -> None:
+        super().__init__(problem, file=file, sample=sample)
+        self.errno = errno
+
+
 class NoFaceError(SampleError):
     """No face was found on the detection frame."""
 
@@ -141,6 +153,12 @@ class VersionConflictError(StoreError, RuntimeError):
     """Another run moved ``main`` while this one was writing; nothing of this run is visible."""
 
 
+class StoreWriteError(StoreError, RuntimeError):
+    """Writing into the store failed (a chunk, the table, a commit: an I/O or object-store
+    error, a full disk). Never a sample failure: the run stops, its scratch branch is dropped and
+    ``main`` and the tags keep the previous version."""
+
+
 # --- runs and the environment --------------------------------------------------------------------
 
 class NothingProcessedError(MerPrepError, RuntimeError):
@@ -151,6 +169,12 @@ class NothingProcessedError(MerPrepError, RuntimeError):
     def __init__(self, message: str, summary=None) -> None:
         super().__init__(message)
         self.summary = summary
+
+
+class RunCancelled(MerPrepError):
+    """The run was interrupted (Ctrl-C, SIGTERM) and stopped; nothing of it was published."""
+
+    exit_code = EXIT_CANCELLED
 
 
 class PipelineError(MerPrepError, RuntimeError):

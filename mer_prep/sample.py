@@ -6,6 +6,9 @@ offset are given in that numbering, exactly as the annotation file states them.
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +26,16 @@ class Sample:
     onset / apex / offset: dataset frame numbers; apex is None when the annotation has none.
     source: ``"<annotation file>:<row>"`` (or the folder) the record came from, for errors.
     label: the class under the active label scheme (None until a scheme is applied).
+    root: the dataset root the sample was found under (set when a run is planned); what a
+    store records about it names files relative to this (``relative_to_root``).
+    action_units: the annotation's action-unit cell, verbatim (``"4(B/C)+7B"``).
+    aus: the AU numbers parsed from it (``mer_prep.datasets.aus``), sorted, alternatives
+    included (``"L12 or 14"`` -> (12, 14)); action descriptors (AD38) are not AUs. Filled by
+    ``scan_dataset``; () when the dataset codes no AUs.
+    depth_paths: a depth frame (16-bit PNG, CAS(ME)^3) per entry of ``frame_paths`` when the
+    dataset ships depth and every such frame is present; () otherwise.
+    partition: the dataset's own official part of the sample (DFME: ``train``, ``testA``,
+    ``testB``); "" for datasets without one.
     """
 
     dataset: str
@@ -40,6 +53,10 @@ class Sample:
     source: str = ""
     label: str | None = None
     extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    root: str = ""
+    aus: tuple[int, ...] = ()
+    depth_paths: tuple[str, ...] = ()
+    partition: str = ""
 
     @property
     def sample_id(self) -> str:
@@ -75,12 +92,17 @@ class Failure:
     """A sample the store records as failed: which file, at which stage, and why.
 
     stage: ``scan`` (the adapter could not use it) or ``process`` (a stage failed on it).
+    kind: ``permanent`` when the failure follows from the inputs as fingerprinted (a corrupt
+    or missing file, no face, a bad annotation: the same inputs fail the same way) or
+    ``transient`` when it may pass (an I/O error or timeout on a file that was readable when
+    the run was planned, inputs that changed during the run): a re-run retries those.
     """
 
     sample_id: str
     file: str
     stage: str
     message: str
+    kind: str = "permanent"
 
     @classmethod
     def from_problem(cls, problem: Problem) -> Failure:
@@ -95,10 +117,16 @@ class Failure:
 
 @dataclass
 class DatasetScan:
-    """What an adapter found under a dataset root: usable samples and the problems met."""
+    """What an adapter found under a dataset root: usable samples and the problems met.
+
+    corrections: the annotation corrections of the scan (``mer_prep.datasets.corrections``:
+    applied ones, ones the sheet already carried, ones whose sample was not found), so a user
+    sees what was changed.
+    """
 
     samples: list[Sample]
     problems: list[Problem]
+    corrections: list = field(default_factory=list)
 
     def __iter__(self):
         return iter(self.samples)
@@ -114,3 +142,47 @@ def within_root(root: Path, candidate: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def relative_to_root(text: str, roots: str | os.PathLike | Iterable[str | os.PathLike]) -> str:
+    """``text`` (a path, ``<file>:<row>``, or a message naming paths) as a store may record it:
+    every path under one of ``roots`` relative to that root (the root itself as ``.``), any
+    other path in the home directory from ``~``. A store then carries no path of the machine
+    (and user) that made it.
+
+    Each root is recognised as given (a relative one only as a prefix ``root/``), absolute and
+    with links resolved; the longest root wins; a name merely starting like a root
+    (``/data/CASME2-old``) is left alone. Reads nothing but link targets.
+    """
+    if not text:
+        return text
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    absolute, relative = set(), set()
+    for root in roots:
+        given = os.fspath(root)
+        if not given:
+            continue
+        absolute |= {form for form in (os.path.abspath(given), os.path.realpath(given))
+                     if form != os.sep}
+        if not os.path.isabs(given) and os.path.normpath(given) not in (".", ".."):
+            relative.add(os.path.normpath(given))
+    home = os.path.expanduser("~").rstrip(os.sep)
+    alternatives = [rf"(?P<abs>{_either(absolute)})(?:(?P<slash>/)|(?![\w.-]))" if absolute else "",
+                    rf"(?P<rel>{_either(relative)})/" if relative else "",
+                    rf"(?P<home>{re.escape(home)})(?=/)" if home and home != "~" else ""]
+    pattern = "|".join(a for a in alternatives if a)
+    if not pattern:
+        return text
+
+    def written(match: re.Match) -> str:
+        found = match.groupdict()
+        if found.get("abs") is not None:
+            return "" if found["slash"] else "."
+        return "" if found.get("rel") is not None else "~"
+
+    return re.sub(rf"(?<![\w.~/-])(?:{pattern})", written, text)
+
+
+def _either(forms: set[str]) -> str:
+    return "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))

@@ -14,7 +14,6 @@ from mer_prep.face import (
     transform_points,
 )
 from mer_prep.motion.apex import motion_curve, peak_position, spot_apex
-from mer_prep.synth.generate import generate_dataset
 from mer_prep.synth.ground_truth import load_ground_truth
 from mer_prep.synth.motion import temporal_profile
 
@@ -33,12 +32,11 @@ def aligned_clip(sample):
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
+def clips(synth_dataset):
     """24 CASME II look-alikes, 40 frames at 200 fps, expressions of 0.2-2 px, default head
     jitter (<= 0.3 px) and noise (1-2 grey levels); half annotated without an apex."""
-    root = tmp_path_factory.mktemp("apex") / "CASME2"
-    generate_dataset("casme2", root, n_subjects=6, clips_per_subject=4, seed=21,
-                     size=(240, 320), missing_apex=0.5)
+    root, _ = synth_dataset("casme2", n_subjects=6, clips_per_subject=4, seed=21,
+                            size=(240, 320), missing_apex=0.5)
     samples = scan_dataset("casme2", root).samples
     assert len(samples) == 24
     out = [(*aligned_clip(s), load_ground_truth(root, s.sample_id), s) for s in samples]
@@ -48,6 +46,9 @@ def clips(tmp_path_factory):
     return out
 
 
+# Spotting and motion curves over all 24 clips take 7-8 s each with the clips' fixture (more on
+# a loaded machine): slow. The fast tier keeps SMIC's spotted apex through the recipe below.
+@pytest.mark.slow
 def test_spotted_apex_is_near_the_true_apex(clips):
     errors = []
     for frames, landmarks, truth, _ in clips:
@@ -62,6 +63,7 @@ def test_spotted_apex_is_near_the_true_apex(clips):
     assert errors.mean() <= 1.0, errors
 
 
+@pytest.mark.slow
 def test_motion_curve_follows_the_expression_profile(clips):
     correlations = []
     for frames, landmarks, truth, _ in clips:
@@ -153,14 +155,13 @@ def test_rejects_bad_input():
         motion_curve(frames, landmarks, 2, 8, stride=0)
 
 
-def test_smic_clips_get_a_spotted_apex_through_the_recipe(tmp_path):
+def test_smic_clips_get_a_spotted_apex_through_the_recipe(synth_dataset):
     """SMIC never annotates an apex: a recipe that needs one spots it (on a 128 px warp even
     for mbcc64's 64 px output) and says so."""
     from mer_prep.pipeline.process import process_sample
     from mer_prep.recipes import load_recipe
 
-    root = tmp_path / "SMIC"
-    generate_dataset("smic", root, n_subjects=2, clips_per_subject=2, seed=4, size=(240, 320))
+    root, _ = synth_dataset("smic", n_subjects=2, clips_per_subject=2, seed=4, size=(240, 320))
     samples = scan_dataset("smic", root).samples
     assert samples and all(s.apex is None for s in samples)
     for sample in samples:

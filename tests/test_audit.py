@@ -126,15 +126,13 @@ def test_hamming_matches_bit_count():
 
 
 @pytest.fixture(scope="module")
-def synthetic_onsets(tmp_path_factory):
+def synthetic_onsets(synth_dataset):
     """Aligned onset frames of a synthetic CASME II look-alike (8 subjects x 3 clips, seed 0)."""
     from mer_prep.datasets import scan_dataset
     from mer_prep.pipeline.process import process_sample
     from mer_prep.recipes import load_recipe
-    from mer_prep.synth.generate import generate_dataset
 
-    root = tmp_path_factory.mktemp("audit") / "casme2"
-    generate_dataset("casme2", root, n_subjects=8, clips_per_subject=3, seed=0, size=(240, 320))
+    root, _ = synth_dataset("casme2", n_subjects=8, clips_per_subject=3, seed=0, size=(240, 320))
     samples = scan_dataset("casme2", root).samples
     frames = {}
     for name in ("mbcc64", "dacwb3d"):

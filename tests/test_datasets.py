@@ -124,9 +124,10 @@ def test_smic_folder_labels_and_modalities(tmp_path: Path) -> None:
 
 
 def test_scan_dataset_arguments(tmp_path: Path) -> None:
-    assert DATASETS == ("casme1", "casme2", "samm", "smic", "casme-sq", "megc2019")
+    assert DATASETS[:5] == ("casme1", "casme2", "samm", "smic", "casme-sq")
+    assert {"casme3", "dfme", "4dme", "mmew", "manifest", "megc2019", "cross6"} <= set(DATASETS)
     with pytest.raises(UnknownDatasetError, match="unknown dataset"):
-        scan_dataset("casme3", tmp_path)
+        scan_dataset("casme4", tmp_path)
     with pytest.raises(InvalidArgumentError, match="mapping of roots"):
         scan_dataset("megc2019", tmp_path)
     with pytest.raises(InvalidArgumentError, match="mapping of roots"):

@@ -6,9 +6,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from mer_prep.store import open_store
 from mer_prep.synth.ground_truth import load_manifest
+
+pytestmark = pytest.mark.slow  # the whole product in a subprocess: synthesis, Prefect, Dask
 
 
 def _demo(directory):

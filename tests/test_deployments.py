@@ -18,21 +18,25 @@ import pytest
 from flows.server import BIN, PrefectServer, get_json
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
-from mer_prep.synth.generate import generate_dataset
+
+#: The small CASME II look-alike both tests edit a copy of (and test_s3.py's flow test reads).
+SMALL_CASME2 = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12,
+                "size": (240, 320)}
+
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A real `prefect server start` and `mer-prep serve` against it; yields (env, paths)."""
+def served(tmp_path_factory, synth_dataset):
+    """A real `prefect server start` and `mer-prep serve` against it; yields (env, paths).
+    The dataset is a private copy: the test edits a frame."""
     base = tmp_path_factory.mktemp("deployments")
-    root = base / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=11, n_frames=12,
-                     size=(240, 320))
+    root, written = synth_dataset("casme2", copy_to=base, **SMALL_CASME2)
     config = base / "mer-prep.toml"
     config.write_text(f"""
 [defaults]
 recipe = "mbcc64"
 n_workers = 1
 store = "stores/{{dataset}}/{{recipe}}"
+store_roots = ["{base}"]          # the runs below write <base>/store (check_run allows it)
 
 [datasets.casme2]
 root = "{root}"
@@ -66,6 +70,7 @@ def _artifact(served, key: str) -> str:
     return get_json(f"{served['api']}/artifacts/{key}/latest")["data"]
 
 
+@pytest.mark.slow  # a Prefect server, `mer-prep serve` and four flow runs
 def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
     deployment = get_json(f"{served['api']}/deployments/name/preprocess/casme2")
     assert deployment["parameters"]["recipe"] == "mbcc64"
@@ -82,6 +87,8 @@ def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
     assert len(store.table) == 4 and store.attrs["reuse"]["n_recomputed"] == 4
     report = _artifact(served, "preprocess-casme2-mbcc64")
     assert store.version_id in report and "recomputed: 4" in report
+    # class balance and contact sheet as images (tests/test_show.py: the Prefect UI shows them)
+    assert report.count("](data:image/png;base64,") == 2, report[-300:]
 
     def ancestry() -> list:
         return list(open_repository(store_path).ancestry(branch="main"))
@@ -140,7 +147,7 @@ def _commit(root, store_path, recipe):
     return writer.reuse_summary()
 
 
-def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path):
+def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path, synth_dataset):
     """The refresh path without Prefect: a split is dropped, a changed sample rewritten, a
     sample that now fails loses its old chunks, the others keep theirs."""
     from mer_prep.evaluation.splits import build_split
@@ -148,9 +155,8 @@ def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path):
     from mer_prep.recipes import load_recipe
 
     recipe = load_recipe("mbcc64")
-    root, store_path = tmp_path / "CASME2", tmp_path / "store"
-    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=4,
-                               n_frames=10, size=(240, 320))
+    store_path = tmp_path / "store"
+    root, written = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL_CASME2)
     assert _commit(root, store_path, recipe)["n_recomputed"] == 4
     first = open_store(store_path)
     save_split(first, build_split(first.table, "group_kfold", n_splits=2))

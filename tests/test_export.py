@@ -4,7 +4,6 @@ appears whole or not at all, names the version, and is never overwritten silentl
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py

@@ -7,10 +7,9 @@ import pytest
 from distributed import LocalCluster
 
 from mer_prep.store import open_store
-from mer_prep.synth.generate import generate_dataset
 from mer_prep.synth.ground_truth import load_ground_truth
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +19,11 @@ def cluster():
         yield running
 
 
-def test_mbcc64_on_an_existing_scheduler_versions_and_reruns(tmp_path, cluster):
+def test_mbcc64_on_an_existing_scheduler_versions_and_reruns(tmp_path, cluster, synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root = tmp_path / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=3, seed=8,
-                               n_frames=16, missing_apex=0.4)
+    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=3, seed=8,
+                                  n_frames=16, missing_apex=0.4)
     no_apex = {w.sample_id for w in written if w.apex is None}
     assert 0 < len(no_apex) < len(written)
     store_path = tmp_path / "store"
@@ -71,12 +69,12 @@ def test_mbcc64_on_an_existing_scheduler_versions_and_reruns(tmp_path, cluster):
     np.testing.assert_array_equal(old.array("frames"), store.array("frames"))
 
 
-def test_motion_recipes_write_keyframes_flow_and_masked_sequences(tmp_path, cluster):
+def test_motion_recipes_write_keyframes_flow_and_masked_sequences(tmp_path, cluster,
+                                                                  synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root = tmp_path / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=3,
-                               amplitude_px=(1.5, 2.0), missing_apex=0.5)
+    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=2, seed=3,
+                                  amplitude_px=(1.5, 2.0), missing_apex=0.5)
     by_id = {w.sample_id: w for w in written}
     for recipe, shapes in (("msres3d", {"frames": (16, 134, 134), "flow": (16, 134, 134, 2),
                                         "strain": (16, 134, 134)}),
@@ -110,12 +108,11 @@ def test_motion_recipes_write_keyframes_flow_and_masked_sequences(tmp_path, clus
             assert apex_flow.max() > 3.0 * truth.amplitude_px * scale
 
 
-def test_broadbent64_stores_samm_clips_with_photometric_copies(tmp_path, cluster):
+def test_broadbent64_stores_samm_clips_with_photometric_copies(tmp_path, cluster, synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root = tmp_path / "SAMM"
-    written = generate_dataset("samm", root, n_subjects=2, clips_per_subject=4, seed=5,
-                               n_frames=20, size=(240, 320))
+    root, written = synth_dataset("samm", n_subjects=2, clips_per_subject=4, seed=5,
+                                  n_frames=20, size=(240, 320))
     summary = run_preprocess("samm", str(root), "broadbent64", str(tmp_path / "store"),
                              n_workers=1, dask_address=cluster.scheduler_address)
     assert summary.n_failed == 0

@@ -21,7 +21,6 @@ from mer_prep.motion.keyframes import (
     stabilise,
     temporal_slices,
 )
-from mer_prep.synth.generate import generate_dataset
 from mer_prep.synth.ground_truth import load_ground_truth
 
 SIZE = (128, 128)
@@ -38,11 +37,10 @@ def aligned_clip(sample):
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
+def clips(synth_dataset):
     """Eight 40-frame CASME II look-alikes (0.2-2 px expressions, default jitter and noise) on a
     320x240 canvas (the face stays detectable; 4x faster to render than 640x480)."""
-    root = tmp_path_factory.mktemp("keyframes") / "CASME2"
-    generate_dataset("casme2", root, n_subjects=4, clips_per_subject=2, seed=6, size=(240, 320))
+    root, _ = synth_dataset("casme2", n_subjects=4, clips_per_subject=2, seed=6, size=(240, 320))
     samples = scan_dataset("casme2", root).samples
     assert len(samples) == 8
     return [(aligned_clip(s), load_ground_truth(root, s.sample_id)) for s in samples]

@@ -213,3 +213,18 @@ def test_bad_parameters_are_rejected(change, message):
 def test_bad_frames_are_rejected(frames, message):
     with pytest.raises(ValueError, match=message):
         magnify(frames, fps=FPS, alpha=ALPHA, cutoff_wavelength=CUTOFF, **BAND)
+
+
+def test_magnification_uses_the_rate_of_the_frames_a_recipe_read():
+    """A 16-frame sequence over a 61-frame 200 fps clip is a 50 fps signal: the 1-20 Hz band
+    must be placed on that time axis, not on 200 fps (where it would hold no frequency)."""
+    from types import SimpleNamespace
+
+    from mer_prep.pipeline.process import sampling_rate
+
+    every_fourth = np.arange(0, 61, 4)
+    clip = SimpleNamespace(sample=SimpleNamespace(fps=200.0, frame_numbers=tuple(range(100, 161))),
+                           unique=every_fourth)
+    assert sampling_rate(clip) == pytest.approx(50.0)
+    clip.unique = np.arange(61)
+    assert sampling_rate(clip) == pytest.approx(200.0)

@@ -25,7 +25,6 @@ from mer_prep.motion.flow import (
     tvl1_flow,
 )
 from mer_prep.synth.animate import make_scene, render_frames
-from mer_prep.synth.generate import generate_dataset
 from mer_prep.synth.ground_truth import load_ground_truth
 
 SIZE = 134
@@ -107,11 +106,10 @@ def test_solver_parameters_reach_opencv():
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
+def clips(synth_dataset):
     """Six synthetic CASME II clips without head jitter (so static parts are truly static)."""
-    root = tmp_path_factory.mktemp("flowclips") / "CASME2"
-    generate_dataset("casme2", root, n_subjects=2, clips_per_subject=3, seed=11,
-                     amplitude_px=(1.0, 2.0), jitter_px=0.0)
+    root, _ = synth_dataset("casme2", n_subjects=2, clips_per_subject=3, seed=11,
+                            amplitude_px=(1.0, 2.0), jitter_px=0.0)
     return root, scan_dataset("casme2", root).samples
 
 

@@ -1,4 +1,5 @@
-"""Stores on S3-compatible object storage: the real store code against moto's S3 server."""
+"""Stores on S3-compatible object storage: the real store code against moto's S3 server
+(every test that starts it is marked slow)."""
 
 import boto3
 import numpy as np
@@ -51,6 +52,7 @@ def test_locations_local_or_s3(tmp_path):
     assert not store_exists(tmp_path / "none")
 
 
+@pytest.mark.slow  # moto's S3 server
 def test_repository_create_open_exists(s3, s3_endpoint):
     url = f"{s3}/repo"
     assert not store_exists(url)
@@ -67,6 +69,7 @@ def test_repository_create_open_exists(s3, s3_endpoint):
     assert listed["KeyCount"] > 0  # the repository really lives under the URL's prefix
 
 
+@pytest.mark.slow  # moto's S3 server
 def test_versions_written_and_read_back_on_s3(s3):
     url = f"{s3}/casme2"
     first = make_plan(url, n=3, fingerprint="1" * 32)
@@ -84,15 +87,15 @@ def test_versions_written_and_read_back_on_s3(s3):
     assert list(latest.versions()["version_id"]) == [second.version_id, first.version_id]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
-def test_the_flow_writes_a_version_to_s3_and_a_rerun_is_up_to_date(s3, tmp_path):
+def test_the_flow_writes_a_version_to_s3_and_a_rerun_is_up_to_date(s3, synth_dataset):
     """The whole flow with its store on S3: Dask workers write through forks to the bucket."""
     from flows.preprocess import run_preprocess
-    from mer_prep.synth.generate import generate_dataset
 
-    root = tmp_path / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=6,
-                               n_frames=12, size=(240, 320))
+    # the small CASME II look-alike of test_deployments.py
+    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=2, seed=11,
+                                  n_frames=12, size=(240, 320))
     location = f"{s3}/flow"
     first = run_preprocess("casme2", str(root), "mbcc64", location, n_workers=1)
     assert first.store == location and first.n_failed == 0

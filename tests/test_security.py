@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import operator
-import os
 import re
 import socket
 import subprocess

@@ -21,7 +21,7 @@ from mer_prep.synth.animate import make_scene, render_frames
 from mer_prep.face.landmarks import predictor_path
 from mer_prep.synth.faces import (make_subject, render_subject, source_face,
                                   subject_face_box, subject_landmarks)
-from mer_prep.synth.generate import generate_dataset, plan_clips, render_plan, subject_for
+from mer_prep.synth.generate import plan_clips, render_plan, subject_for
 from mer_prep.synth.ground_truth import ground_truth_dir, load_ground_truth, load_manifest
 from mer_prep.synth.motion import au_field, head_jitter, invert_motion, temporal_profile
 
@@ -45,11 +45,9 @@ def smile():
 
 
 @pytest.fixture(scope="module")
-def casme2(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth") / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=3, clips_per_subject=2, seed=7,
-                               n_frames=24, missing_apex=0.5)
-    return root, written
+def casme2(synth_dataset):
+    return synth_dataset("casme2", n_subjects=3, clips_per_subject=2, seed=7, n_frames=24,
+                         missing_apex=0.5)
 
 
 def _back_warp_residual(frame, neutral, u):
@@ -267,9 +265,8 @@ def test_noise_has_the_requested_sigma(smile):
     assert abs((noisy - clean)[:, inside].mean()) < 0.02
 
 
-def test_smic_clips_are_onset_to_offset(tmp_path):
-    root = tmp_path / "SMIC"
-    written = generate_dataset("smic", root, n_subjects=1, clips_per_subject=2, n_frames=16, seed=1)
+def test_smic_clips_are_onset_to_offset(synth_dataset):
+    root, written = synth_dataset("smic", n_subjects=2, clips_per_subject=2, seed=4, size=(240, 320))
     for clip in written:
         truth = load_ground_truth(root, clip.sample_id)
         assert clip.apex is None and truth.apex_number is None

@@ -16,22 +16,20 @@ from mer_prep.evaluation.metrics import pooled_confusion, uar
 from mer_prep.recipes import load_recipe
 from mer_prep.store import open_store
 from mer_prep.store.export import export_hdf5
-from mer_prep.synth.generate import generate_dataset
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 CLASSES = ("happiness", "surprise", "disgust")
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory):
+def store_path(tmp_path_factory, synth_dataset):
     """8 subjects x 3 clips (one per class) with one augmented copy each, through the flow."""
     from flows.preprocess import run_preprocess
 
     work = tmp_path_factory.mktemp("trainer")
-    root = work / "CASME2"
-    generate_dataset("casme2", root, n_subjects=8, clips_per_subject=3, seed=2, classes=CLASSES,
-                     amplitude_px=(1.0, 2.0), size=(240, 320))
+    root, _ = synth_dataset("casme2", n_subjects=8, clips_per_subject=3, seed=2, classes=CLASSES,
+                            amplitude_px=(1.0, 2.0), size=(240, 320))
     recipe = load_recipe("mbcc64").model_dump(mode="json", by_alias=True)
     recipe.update(name="mbcc64aug", augment={"copies": 1, "seed": 1, "rotation_deg": 5,
                                              "brightness": 0.05, "contrast": 0.1})
@@ -130,6 +128,34 @@ def test_torch_dataset_and_hdf5_export(store_path, tmp_path):
         np.testing.assert_array_equal(h5["frames"][:], store.array("frames"))
         assert [s.decode() for s in h5["table/sample_id"][:]] == list(store.table["sample_id"])
         np.testing.assert_array_equal(h5["splits/loso/test_fold"][:], store.split("loso").test_fold)
+
+
+FORKED_LOADERS = """
+import sys, numpy as np, torch
+from mer_prep.store import open_store
+store = open_store(sys.argv[1])
+name = next(store.folds("loso"))[0]
+dataset = store.to_torch(name, arrays=["frames"], balance="weights")
+expected = sum(float(b["frames"].sum()) for b in torch.utils.data.DataLoader(dataset, batch_size=4))
+got = sum(float(b["frames"].sum()) for b in torch.utils.data.DataLoader(
+    dataset, batch_size=4, num_workers=2))  # the default start method: fork on Linux
+loader = store.loader(name, arrays=["frames"], batch_size=4, num_workers=2, shuffle=False)
+rows = torch.cat([b["row"] for b in loader]).numpy()
+assert np.isclose(got, expected, rtol=1e-6), (got, expected)
+assert list(rows) == list(dataset.rows), rows
+print("ok", len(dataset))
+"""
+
+
+def test_dataloader_workers_under_fork_finish(store_path):
+    """The storage runtime does not survive fork: the fold is read before workers start."""
+    pytest.importorskip("torch")
+    import multiprocessing
+
+    assert multiprocessing.get_start_method() == "fork"
+    done = subprocess.run([sys.executable, "-c", FORKED_LOADERS, str(store_path)],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]
 
 
 def loso_uar(store, labels):

@@ -37,12 +37,12 @@ class _Commands(click.Group):
             ctx.exit(EXIT_INTERNAL)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from mer_prep.datasets import DATASETS
+        from mer_prep.datasets import dataset_names
         from mer_prep.labels import schemes
         from mer_prep.recipes import builtin_recipes
 
         with formatter.section("Names"):
-            formatter.write_dl([("datasets", ", ".join(DATASETS)),
+            formatter.write_dl([("datasets", ", ".join(dataset_names())),
                                 ("recipes", ", ".join(sorted(builtin_recipes()))
                                  + " (or a recipe YAML file)"),
                                 ("label schemes", ", ".join(schemes()))])
@@ -50,7 +50,8 @@ class _Commands(click.Group):
             formatter.write_dl([("0", "success"), ("1", "nothing processed / leaks found"),
                                 ("2", "bad usage or input"), ("3", "store problem"),
                                 ("4", "missing server, model file or extra"),
-                                ("70", "internal error")])
+                                ("70", "internal error"),
+                                ("130", "cancelled (Ctrl-C, SIGTERM)")])
 
 
 def _one_line(error: BaseException) -> str:
@@ -65,4 +66,4 @@ def main(debug: bool) -> None:
 
 
 # the commands register themselves on ``main``
-from mer_prep.cli import preprocess, stores  # noqa: E402,F401
+from mer_prep.cli import preprocess, show, stores, train  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Commands that read or maintain a store: info, split, audit, export, verify."""
+"""Commands that read or maintain a store: info, split, audit, export, verify, gc."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def print_info(path: str, version: str | None) -> None:
     click.echo(f"failures: {len(failures)}")
     for row in failures.itertuples():
         click.echo(f"  {row.sample_id} [{row.stage}] {row.file}: {row.message}")
+    corrections = attrs.get("corrections") or []  # DatasetScan.corrections, as the writer records them
+    if corrections:
+        click.echo(f"annotation corrections: {len(corrections)}")
+    for c in corrections:
+        click.echo(f"  {c['sample']} {c['field']}: {c['old']!r} -> {c['new']!r} [{c['status']}] "
+                   f"({c.get('reason') or 'no reason given'}; {c.get('file', '')})")
     versions = store.versions()
     click.echo(f"versions ({len(versions)}):")
     for row in versions.itertuples():
@@ -50,7 +56,8 @@ def print_info(path: str, version: str | None) -> None:
 
 @main.command()
 @click.argument("store")
-@click.option("--kind", type=click.Choice(["loso", "group_kfold", "stratified_group_kfold",
+@click.option("--kind", type=click.Choice(["loso", "group_kfold", "stratified_group_kfold", "lodo",
+                                           "dfme_official",
                                            "megc2019", "random"]), default="loso",
               show_default=True)
 @click.option("--name", default=None, help="Split name (default: the kind).")
@@ -103,14 +110,30 @@ def audit(store, split_name, array):
 @click.argument("store")
 @click.option("--format", "fmt", type=click.Choice(["hdf5"]), default="hdf5", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Output file (default: STORE.h5).")
-def export(store, fmt, out):
-    """Export STORE's latest version (arrays, table, splits) to one file."""
+              help="Output file (default: STORE.<version>.h5).")
+@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+def export(store, fmt, out, overwrite):
+    """Export STORE's latest version (arrays, table, splits) to one file.
+
+    The file holds face images of licensed datasets: keep and share it only as the datasets'
+    licences allow."""
     from mer_prep.store import open_store
     from mer_prep.store.export import export_hdf5
 
-    path = export_hdf5(open_store(store), out or f"{str(store).rstrip('/')}.h5")
-    click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    opened = open_store(store)
+    path = export_hdf5(opened, out or default_export_path(opened), overwrite=overwrite)
+    click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): version "
+               f"{opened.version_id} of {opened.path}")
+    click.echo(f"note: {path.name} holds face images from {opened.attrs['dataset']}, a "
+               f"licensed dataset: store and share it only as its licence allows", err=True)
+
+
+def default_export_path(store) -> str:
+    """``<store>.<version>.h5`` beside a local store; in the working directory for S3."""
+    location = store.path.rstrip("/")
+    if store.location.is_remote:
+        location = location.rsplit("/", 1)[-1]
+    return f"{location}.{store.version_id}.h5"
 
 
 @main.command()
@@ -128,3 +151,44 @@ def verify(store, all_versions):
         raise CorruptDataError(f"store {store}: {len(broken)} broken chunk(s); restore them or "
                                f"re-run the preprocessing into a new store")
     click.echo(f"store {store}: every chunk reads back and matches its checksum")
+
+
+@main.command(name="gc")
+@click.argument("store")
+@click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Keep the history of the N newest versions.")
+@click.option("--tags", "delete_tags", is_flag=True,
+              help="Also delete the version tags beyond the N newest (for good: a deleted tag "
+                   "name can never be used again in this store).")
+@click.option("--grace", type=click.IntRange(min=0), default=600, show_default=True,
+              metavar="SECONDS", help="Keep objects written this recently (a run may be "
+                                      "starting).")
+def collect_garbage(store, keep, delete_tags, grace):
+    """Free the space of old versions and killed runs in STORE.
+
+    Removes scratch branches of runs that are provably dead, expires history older than the
+    KEEP newest versions, and deletes the chunks nothing reachable uses. Tagged versions stay
+    readable unless --tags is given; other branches (the trainers' `runs`) are never touched.
+    """
+    import datetime as dt
+
+    from mer_prep.store.gc import collect_garbage as collect
+
+    report = collect(store, keep=keep, delete_tags=delete_tags,
+                     grace=dt.timedelta(seconds=grace))
+    for branch in report.removed_branches:
+        click.echo(f"removed scratch branch {branch} (its run is gone)")
+    for tag in report.deleted_tags:
+        click.echo(f"deleted version tag {tag}")
+    click.echo(f"store {store}: freed {report.chunks_deleted} chunks, "
+               f"{_size(report.bytes_deleted)} ({report.snapshots_deleted} snapshots, "
+               f"{report.manifests_deleted} manifests); kept "
+               f"{', '.join(report.kept_versions) or 'no versions'}")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"

@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mer_prep.datasets import DATASETS
+from mer_prep.datasets import dataset_names
 from mer_prep.datasets.options import check_options, check_roots
 from mer_prep.errors import ConfigError, MerPrepError
 from mer_prep.config.policy import RUN_RULES, RunPolicy, shown
@@ -151,9 +151,10 @@ class ProjectConfig(BaseModel):
     @field_validator("datasets", mode="before")
     @classmethod
     def _known(cls, value: Any) -> Any:
-        unknown = sorted(set(value) - set(DATASETS)) if isinstance(value, dict) else []
+        known = dataset_names()
+        unknown = sorted(set(value) - set(known)) if isinstance(value, dict) else []
         if unknown:
-            raise ValueError(f"unknown dataset(s) {unknown}; known: {', '.join(DATASETS)}")
+            raise ValueError(f"unknown dataset(s) {unknown}; known: {', '.join(known)}")
         return value
 
     @model_validator(mode="after")
@@ -301,12 +302,26 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                           f"{CONFIG_ENV})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    _register_composites(where, data.pop("composites", None) or {})
     try:
         project = ProjectConfig.model_validate(data)
     except ValidationError as error:
         problems = "; ".join(_describe(e) for e in error.errors())
         raise ConfigError(f"{where}: {problems}") from None
     return Config(path=where.resolve(), project=project)
+
+
+def _register_composites(where: Path, composites: dict) -> None:
+    """``[composites.<name>] parts = [...]``: a user composite of any adapters (then usable as
+    a ``[datasets.<name>]`` like megc2019)."""
+    from mer_prep.datasets import register_composite
+
+    for name, body in composites.items():
+        try:
+            register_composite(name, body["parts"], description=body.get("description", ""),
+                               expected=body.get("expected"), replace=True)
+        except (MerPrepError, KeyError, TypeError) as error:
+            raise ConfigError(f"{where}: composites.{name}: {error}") from None
 
 
 def _describe(error: dict) -> str:

@@ -11,9 +11,11 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mer_prep.datasets._frames import list_frames, timing_error
+from mer_prep.datasets._frames import VIDEO_SUFFIXES, list_frames, timing_error, video_frame_count
 from mer_prep.datasets._sheets import SheetRow, as_frame, as_text
+from mer_prep.datasets.corrections import Corrector
 from mer_prep.sample import Problem, Sample, within_root
 
 
@@ -29,6 +31,7 @@ class ClipRef:
     clip: str
     folder: Path
     subject_folder: Path | None = None
+    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def sample_id(self) -> str:
@@ -56,6 +59,8 @@ class RawTiming:
 
 # (row, clip, raw timing, frame numbers on disk) -> corrected timing
 Fixer = Callable[[SheetRow, ClipRef, RawTiming, list[int]], Timing]
+# (sample as read, the row's cells after corrections) -> the sample to keep; ValueError -> Problem
+Finisher = Callable[[Sample, dict[str, Any]], Sample]
 
 
 @dataclass
@@ -85,6 +90,16 @@ def subject_number(value: object) -> int:
     return int(match.group(1))
 
 
+def plain_name(text: str, what: str) -> str:
+    """``text`` when it names one folder (no ``/``, ``\\``, ``.`` or ``..``); ValueError else: a
+    subject or clip cell that is a path could file one clip under two ids."""
+    if not text:
+        raise ValueError(f"{what} is blank")
+    if "/" in text or "\\" in text or text in (".", ".."):
+        raise ValueError(f"{what} {text!r} is a path, not a name")
+    return text
+
+
 def default_fixer(row: SheetRow, ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
     """No corrections: blank onset or offset is an error."""
     if raw.onset is None or raw.offset is None:
@@ -96,17 +111,29 @@ def scan_rows(
     sources: Iterable[RowSource],
     *,
     dataset: str,
-    fps: float,
+    fps: float | Callable[[dict[str, Any]], float],
     root: Path,
     resolve: Callable[[SheetRow], ClipRef],
     missing_apex: tuple[int, ...] = (),
     fixer: Fixer = default_fixer,
     suffixes: tuple[str, ...] = (".jpg", ".jpeg"),
+    corrector: Corrector | None = None,
+    span_only: bool = False,
+    finish: Finisher | None = None,
+    video_first: int | None = None,
 ) -> tuple[list[Sample], list[Problem], set[Path]]:
     """Samples and Problems for every row; also the folders the rows referenced.
 
     ``resolve`` maps a row to its ClipRef (ValueError for a bad subject or file name);
-    every folder must lie inside ``root``.
+    every folder must lie inside ``root``. fps: a number, or a function of the row's cells
+    (a per-row Fps column; ValueError -> Problem). corrector: the dataset's annotation
+    corrections, applied to the row's cells once its sample id is known. span_only: the
+    sample's frames are onset..offset only (a folder holding a whole recording). finish: a
+    last per-sample step (depth frames, a partition, checks; ValueError -> Problem).
+    video_first: when set, a row may point at a video file instead of a frame folder; the
+    sheet's frame number of the video's first frame (0: the sheet counts 0-based video indices).
+    The sample then holds the video path and 0-based video indices (``Sample.video_path``),
+    onset..offset only, and a note when the numbering was shifted.
     """
     samples: list[Sample] = []
     problems: list[Problem] = []
@@ -116,7 +143,9 @@ def scan_rows(
         for row in source.rows:
             where = source.where(row.row)
             result = _one_row(row, where, source, dataset=dataset, fps=fps, root=root, resolve=resolve,
-                              missing_apex=missing_apex, fixer=fixer, suffixes=suffixes, referenced=referenced)
+                              missing_apex=missing_apex, fixer=fixer, suffixes=suffixes, referenced=referenced,
+                              corrector=corrector, span_only=span_only, finish=finish,
+                              video_first=video_first)
             if isinstance(result, Problem):
                 problems.append(result)
             elif result.sample_id in seen:
@@ -128,9 +157,12 @@ def scan_rows(
     return samples, problems, referenced
 
 
-def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str, fps: float, root: Path,
+def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str,
+             fps: float | Callable[[dict[str, Any]], float], root: Path,
              resolve: Callable[[SheetRow], ClipRef], missing_apex: tuple[int, ...], fixer: Fixer,
-             suffixes: tuple[str, ...], referenced: set[Path]) -> Sample | Problem:
+             suffixes: tuple[str, ...], referenced: set[Path], corrector: Corrector | None = None,
+             span_only: bool = False, finish: Finisher | None = None,
+             video_first: int | None = None) -> Sample | Problem:
     named = f"{as_text(row.values.get('subject'))}/{as_text(row.values.get('filename'))}"
     described = f"{dataset} row {row.row} ({named})"
     if row.problem:
@@ -146,28 +178,65 @@ def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str, fps:
         if problem:
             return Problem(ref.sample_id, where, problem)
     referenced.add(ref.folder)
-    if not ref.folder.is_dir():
-        return Problem(ref.sample_id, where, f"clip folder {ref.folder} does not exist")
-    frames = list_frames(ref.folder, suffixes)
+    values, corrected = (corrector.apply(ref.sample_id, row.values, where) if corrector
+                         else (row.values, ()))
+    if corrected:  # the fixer reads the row: give it the corrected cells
+        row = SheetRow(row.row, values, row.problem)
+    video = video_first is not None and ref.folder.is_file() and ref.folder.suffix.lower() in VIDEO_SUFFIXES
+    if video:
+        try:
+            count = video_frame_count(ref.folder)
+        except ValueError as exc:
+            return Problem(ref.sample_id, where, str(exc))
+        if not count:
+            return Problem(ref.sample_id, where, f"video {ref.folder} states no frame count (empty, or a "
+                                                 "container without one)")
+        frames = [(video_first + i, ref.folder) for i in range(count)]
+    elif not ref.folder.is_dir():
+        what = "clip folder or video" if video_first is not None else "clip folder"
+        return Problem(ref.sample_id, where, f"{what} {ref.folder} does not exist")
+    else:
+        frames = list_frames(ref.folder, suffixes)
     numbers = [n for n, _ in frames]
     try:
-        raw = RawTiming(as_frame(row.values.get("onset"), field="onset"),
-                        as_frame(row.values.get("apex"), field="apex", missing=missing_apex),
-                        as_frame(row.values.get("offset"), field="offset"))
+        raw = RawTiming(as_frame(values.get("onset"), field="onset"),
+                        as_frame(values.get("apex"), field="apex", missing=missing_apex),
+                        as_frame(values.get("offset"), field="offset"))
         timing = fixer(row, ref, raw, numbers)
+        rate = fps(values) if callable(fps) else fps
     except ValueError as exc:
         return Problem(ref.sample_id, where, str(exc))
     error = timing_error(numbers, timing.onset, timing.apex, timing.offset)
     if error:
         return Problem(ref.sample_id, f"{where} ({ref.folder})", error)
-    emotion = as_text(row.values.get("emotion"))
+    emotion = as_text(values.get("emotion"))
     if not emotion:
         return Problem(ref.sample_id, where, "emotion is blank")
-    extra = source.extra + tuple(("fix", note) for note in timing.fixes)
-    return Sample(dataset=dataset, subject=ref.subject, clip=ref.clip,
-                  frame_paths=tuple(str(p) for _, p in frames), frame_numbers=tuple(numbers),
-                  onset=timing.onset, apex=timing.apex, offset=timing.offset, fps=fps, emotion=emotion,
-                  action_units=as_text(row.values.get("aus")), source=where, extra=extra)
+    if span_only or video:
+        frames = [(n, p) for n, p in frames if timing.onset <= n <= timing.offset]
+    extra = (source.extra + ref.extra + tuple(("fix", note) for note in corrected)
+             + tuple(("fix", note) for note in timing.fixes))
+    if video:
+        shift = video_first or 0
+        if shift:
+            extra += (("frame_numbering", f"video index = sheet frame - {shift}"),)
+        sample = Sample(dataset=dataset, subject=ref.subject, clip=ref.clip, frame_paths=(),
+                        frame_numbers=tuple(n - shift for n, _ in frames), onset=timing.onset - shift,
+                        apex=None if timing.apex is None else timing.apex - shift,
+                        offset=timing.offset - shift, fps=rate, emotion=emotion,
+                        action_units=as_text(values.get("aus")), video_path=str(ref.folder), source=where,
+                        extra=extra)
+    else:
+        sample = Sample(dataset=dataset, subject=ref.subject, clip=ref.clip,
+                        frame_paths=tuple(str(p) for _, p in frames), frame_numbers=tuple(n for n, _ in frames),
+                        onset=timing.onset, apex=timing.apex, offset=timing.offset, fps=rate, emotion=emotion,
+                        action_units=as_text(values.get("aus")), source=where, extra=extra)
+    if finish is None:
+        return sample
+    try:
+        return finish(sample, values)
+    except ValueError as exc:
+        return Problem(ref.sample_id, where, str(exc))
 
 
 def _subject_folder_problem(name: str, folder: Path, subject_folder: Path) -> str:

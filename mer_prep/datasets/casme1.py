@@ -1,8 +1,11 @@
 """CASME I adapter: ``Section A|B/subNN/EPxx_y/*.jpg`` (60 fps) + one coding sheet per section.
 
-Some rows of the coding sheets need fixing. The fixes are data (``casme1_fixes.yaml``): rules
-(an OffsetF of 0 or blank means the last frame) and per-cell corrections. Every fix applied
-is recorded in ``Sample.extra`` under ``"fix"``.
+Some rows of the coding sheets need fixing. The fixes are data: rules in ``casme1_fixes.yaml``
+(an OffsetF of 0 or blank means the last frame) and per-sample corrections in
+``casme1_corrections.yaml`` (``mer_prep.datasets.corrections``: sample id, field, old, new,
+reason; refused when the sheet holds neither value). A fixes file's older per-cell
+``corrections`` entries (section/subject/filename, optional ``was``) are still read. Every fix
+applied is recorded in ``Sample.extra`` under ``"fix"``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mer_prep.datasets._annotated import (ClipRef, Fixer, RawTiming, RowSource, 
                                           row_resolver, scan_rows, subject_number,
                                           unannotated_problems)
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
+from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
 
@@ -128,12 +132,16 @@ def _fixer(fixes: Fixes, section: str) -> Fixer:
 
 
 def scan(root: Path | str, *, fixes: Path | str | Fixes | None = None,
-         annotations: Mapping[str, Path | str] | None = None) -> DatasetScan:
+         annotations: Mapping[str, Path | str] | None = None,
+         corrections: Path | str | None = None) -> DatasetScan:
     """Scan a CASME I copy.
 
-    fixes: a fixes YAML (or parsed Fixes) instead of the packaged one. annotations: section
-    letter -> coding sheet, instead of the sheets found under ``root``.
+    fixes: a fixes YAML (or parsed Fixes) instead of the packaged one (its rules; its legacy
+    ``corrections`` entries still work). annotations: section letter -> coding sheet, instead
+    of the sheets found under ``root``. corrections: a corrections file of the user's, applied
+    after the packaged ``casme1_corrections.yaml`` (``mer_prep.datasets.corrections``).
     """
+    corrector = Corrector.for_dataset(DATASET, user=corrections)
     root = Path(root)
     fixes = fixes if isinstance(fixes, Fixes) else load_fixes(fixes or DEFAULT_FIXES)
     sections = section_dirs(root)
@@ -148,7 +156,7 @@ def scan(root: Path | str, *, fixes: Path | str | Fixes | None = None,
         resolve = row_resolver(folder, lambda n: f"sub{n:02d}", subject_id)
         source = RowSource(sheet, rows, (("section", section),), sheet=title)
         found, bad, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=folder, resolve=resolve,
-                                           fixer=_fixer(fixes, section))
+                                           fixer=_fixer(fixes, section), corrector=corrector)
         samples += found
         problems += bad + unannotated_problems(clip_folders(folder, subject_id), referenced)
-    return DatasetScan(samples, problems)
+    return DatasetScan(samples, problems, corrector.records())

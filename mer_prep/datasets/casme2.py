@@ -12,6 +12,7 @@ from pathlib import Path
 from mer_prep.datasets._annotated import (RowSource, clip_folders, row_resolver, scan_rows,
                                           unannotated_problems)
 from mer_prep.datasets._sheets import find_table, read_workbook
+from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
 
@@ -57,8 +58,11 @@ def find_sheet(root: Path) -> Path:
     return found[-1]
 
 
-def scan(root: Path | str, *, variant: str = "raw", annotations: Path | str | None = None) -> DatasetScan:
-    """Scan a CASME II copy; ``annotations`` overrides the spreadsheet found under ``root``."""
+def scan(root: Path | str, *, variant: str = "raw", annotations: Path | str | None = None,
+         corrections: Path | str | None = None) -> DatasetScan:
+    """Scan a CASME II copy; ``annotations`` overrides the spreadsheet found under ``root``;
+    ``corrections``: a corrections file of the user's (``mer_prep.datasets.corrections``)."""
+    corrector = Corrector.for_dataset(DATASET, user=corrections)
     root = Path(root)
     frames_root = frames_dir(root, variant)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
@@ -67,7 +71,8 @@ def scan(root: Path | str, *, variant: str = "raw", annotations: Path | str | No
     resolve = row_resolver(frames_root, lambda n: f"sub{n:02d}", subject_id)
     source = RowSource(sheet, rows, extra=(("variant", variant),), sheet=title)
     samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=frames_root,
-                                              resolve=resolve, suffixes=(".jpg", ".jpeg", ".bmp", ".png"))
+                                              resolve=resolve, suffixes=(".jpg", ".jpeg", ".bmp", ".png"),
+                                              corrector=corrector)
     on_disk = clip_folders(frames_root, subject_id)
-    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced))
+    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced), corrector.records())
 

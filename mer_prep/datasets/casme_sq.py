@@ -6,17 +6,27 @@ expression). Other sheets map video names to the 4-digit codes in folder names (
 ``0101``) and participant numbers to subject folders (1 -> s15); every sheet is recognised by
 content, not by name or position. An offset of 0 means "use the apex". Each folder is a long
 recording; a sample is the onset..offset span of one row.
+
+``source="rawvideo"`` reads the same samples from the raw videos beside ``rawpic/``
+(``rawvideo/sNN/NN_<code>*.<ext>``, one per subject and stimulus; the file naming is
+*unconfirmed*, matched like the rawpic folders) and decodes only the frames a recipe needs.
+``rawpic/`` frame ``imgN`` is taken to be video frame ``N - 1`` (0-based; *unconfirmed*, the
+rawpic frames start at img1), so a video sample's ``frame_numbers`` and onset/apex/offset are
+0-based video indices, one less than the sheet's numbers (noted on the sample as
+``frame_numbering``); its frames equal the rawpic ones within decoding tolerance.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mer_prep.datasets._annotated import child_dirs, inside_folder, subject_number
-from mer_prep.datasets._frames import list_frames, timing_error
+from mer_prep.datasets._frames import VIDEO_SUFFIXES, list_frames, timing_error, video_frame_count
 from mer_prep.datasets._sheets import as_frame, as_text, column_letter, is_blank, read_workbook
+from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan, Problem, Sample, within_root
 
@@ -24,6 +34,8 @@ DATASET = "casme-sq"
 FPS = 30.0
 SHEET_PATTERN = re.compile(r"(?i)^cas\(?me\)?.*code.*\.xlsx$")
 KINDS = ("micro", "macro", "all")
+SOURCES = ("rawpic", "rawvideo")
+FIRST_FRAME = 1  # rawpic imgN is video frame N - FIRST_FRAME (*unconfirmed*)
 COLUMNS = ("participant", "video", "onset", "apex", "offset", "aus", "emotion", "type")
 _SUBJECT_CELL = re.compile(r"(?i)^(?:sub|s)?\d+$")
 _CODE_CELL = re.compile(r"^\d{3,4}$")
@@ -114,14 +126,20 @@ def _is_frame(value: Any) -> bool:
         return False
 
 
-def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | None = None) -> DatasetScan:
-    """Scan a CAS(ME)^2 copy; ``kind`` keeps micro, macro or all expressions."""
+def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | None = None,
+         source: str = "rawpic", corrections: Path | str | None = None) -> DatasetScan:
+    """Scan a CAS(ME)^2 copy; ``kind`` keeps micro, macro or all expressions; ``source`` reads
+    the frames of ``rawpic/`` or the videos of ``rawvideo/``; ``corrections``: a corrections
+    file of the user's (``mer_prep.datasets.corrections``)."""
     if kind not in KINDS:
         raise ValueError(f"casme-sq kind must be one of {KINDS}, got {kind!r}")
+    if source not in SOURCES:
+        raise ValueError(f"casme-sq source must be one of {SOURCES}, got {source!r}")
     root = Path(root)
-    rawpic = root / "rawpic"
+    rawpic = root / source
     if not rawpic.is_dir():
-        raise FileNotFoundError(f"{root}: no CAS(ME)^2 'rawpic' folder")
+        raise FileNotFoundError(f"{root}: no CAS(ME)^2 {source!r} folder")
+    corrector = Corrector.for_dataset(DATASET, user=corrections)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
     sheets = read_workbook(sheet)
     title, rows = main_sheet(sheets, sheet)
@@ -140,7 +158,8 @@ def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | Non
                                     f"but it holds {shown}"))
             continue
         try:
-            sample = _row_sample(cells, where, rawpic, videos, subjects, referenced)
+            sample = _row_sample(cells, where, rawpic, videos, subjects, referenced, corrector,
+                                 video=source == "rawvideo")
         except ValueError as exc:
             sample_id = f"{DATASET} row {number} ({as_text(cells['participant'])}/{as_text(cells['video'])})"
             problems.append(Problem(getattr(exc, "sample_id", sample_id), where, str(exc)))
@@ -153,7 +172,8 @@ def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | Non
             continue
         seen.add(sample.sample_id)
         samples.append(sample)
-    return DatasetScan(samples, problems + _unannotated(rawpic, referenced))
+    return DatasetScan(samples, problems + _unannotated(rawpic, referenced, video=source == "rawvideo"),
+                       corrector.records())
 
 
 class _RowError(ValueError):
@@ -163,20 +183,41 @@ class _RowError(ValueError):
 
 
 def _row_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[str, str],
-                subjects: dict[int, int], referenced: set[Path]) -> Sample:
+                subjects: dict[int, int], referenced: set[Path], corrector: Corrector | None = None, *,
+                video: bool = False) -> Sample:
     participant = subject_number(cells["participant"])
     subject = subjects.get(participant, participant)
-    video = as_text(cells["video"])
-    sample_id = f"{subject_id(subject)}/{video}"
+    stimulus = as_text(cells["video"])
+    sample_id = f"{subject_id(subject)}/{stimulus}"
+    corrected: tuple[str, ...] = ()
+    if corrector:
+        cells, corrected = corrector.apply(sample_id, cells, where)
+    sample = _located_sample(cells, where, rawpic, videos, subject, stimulus, sample_id, referenced, video)
+    if corrected:
+        sample = replace(sample, extra=sample.extra + tuple(("fix", note) for note in corrected))
+    return sample
+
+
+def _entries(subject_dir: Path, video: bool) -> list[Path]:
+    if not video:
+        return child_dirs(subject_dir)
+    if not subject_dir.is_dir():
+        return []
+    return sorted(p for p in subject_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def _located_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[str, str], subject: int,
+                    video: str, sample_id: str, referenced: set[Path], from_video: bool) -> Sample:
     base = re.sub(r"_\d+$", "", video).lower()
     code = videos.get(video.lower()) or videos.get(base) or (video[:4] if re.match(r"\d{4}", video) else None)
     if code is None:
         raise _RowError(f"video name {video!r} is not in the video-code sheet", sample_id)
     subject_dir = rawpic / f"s{subject:02d}"
-    matches = [p for p in child_dirs(subject_dir) if p.name.startswith(f"{subject:02d}_{code}")]
+    matches = [p for p in _entries(subject_dir, from_video) if p.name.startswith(f"{subject:02d}_{code}")]
     if len(matches) != 1:
         what = "no" if not matches else f"{len(matches)}"
-        raise _RowError(f"{what} folder {subject_dir}/{subject:02d}_{code}* for video {video!r}", sample_id)
+        kind = "video file" if from_video else "folder"
+        raise _RowError(f"{what} {kind} {subject_dir}/{subject:02d}_{code}* for video {video!r}", sample_id)
     folder = matches[0]
     if not within_root(rawpic, folder):
         raise _RowError(f"clip folder {folder} leaves the dataset root", sample_id)
@@ -200,7 +241,17 @@ def _row_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[st
     expression = as_text(cells["type"]).lower().split("-")[0].strip()
     if expression not in ("micro", "macro"):
         raise _RowError(f"expression type {as_text(cells['type'])!r} is neither micro nor macro", sample_id)
-    frames = list_frames(folder)
+    if from_video:
+        try:
+            count = video_frame_count(folder)
+        except ValueError as exc:
+            raise _RowError(str(exc), sample_id) from exc
+        if not count:
+            raise _RowError(f"video {folder} states no frame count (empty, or a container without one)",
+                            sample_id)
+        frames = [(FIRST_FRAME + i, folder) for i in range(count)]
+    else:
+        frames = list_frames(folder)
     error = timing_error([n for n, _ in frames], onset, apex, offset)
     if error:
         raise _RowError(f"{error} [{folder}]", sample_id)
@@ -210,17 +261,25 @@ def _row_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[st
         raise _RowError("emotion is blank", sample_id)
     extra = (("video", base), ("code", code), ("folder", folder.name), ("expression_type", expression),
              ("elicitation", re.match(r"[a-z]*", base).group(0))) + fixes
+    if from_video:  # 0-based video indices throughout, as Sample.video_path wants them
+        shift = FIRST_FRAME
+        extra += (("frame_numbering", f"video index = sheet frame - {shift}"),)
+        return Sample(dataset=DATASET, subject=subject_id(subject), clip=video, frame_paths=(),
+                      frame_numbers=tuple(n - shift for n, _ in span), onset=onset - shift,
+                      apex=None if apex is None else apex - shift, offset=offset - shift, fps=FPS,
+                      emotion=emotion, action_units=as_text(cells["aus"]), video_path=str(folder),
+                      source=where, extra=extra)
     return Sample(dataset=DATASET, subject=subject_id(subject), clip=video,
                   frame_paths=tuple(str(p) for _, p in span), frame_numbers=tuple(n for n, _ in span),
                   onset=onset, apex=apex, offset=offset, fps=FPS, emotion=emotion,
                   action_units=as_text(cells["aus"]), source=where, extra=extra)
 
 
-def _unannotated(rawpic: Path, referenced: set[Path]) -> list[Problem]:
+def _unannotated(rawpic: Path, referenced: set[Path], video: bool = False) -> list[Problem]:
     out = []
     for subject_dir in child_dirs(rawpic):
-        for folder in child_dirs(subject_dir):
+        for folder in _entries(subject_dir, video):
             if folder not in referenced:
                 out.append(Problem(f"{DATASET}/{subject_dir.name}/{folder.name}", str(folder),
-                                   "video folder has no annotation row"))
+                                   f"video {'file' if video else 'folder'} has no annotation row"))
     return out

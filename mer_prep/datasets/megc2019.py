@@ -24,4 +24,5 @@ def scan(roots: Mapping[str, Path | str], *, modality: str = "HS", variant: str 
     parts = (smic.scan(roots["smic"], modality=modality),
              casme2.scan(roots["casme2"], variant=variant),
              samm.scan(roots["samm"]))
-    return DatasetScan([s for p in parts for s in p.samples], [q for p in parts for q in p.problems])
+    return DatasetScan([s for p in parts for s in p.samples], [q for p in parts for q in p.problems],
+                       [c for p in parts for c in p.corrections])

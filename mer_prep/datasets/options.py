@@ -16,27 +16,42 @@ Roots = str | os.PathLike | Mapping[str, str | os.PathLike]
 
 def check_dataset(name: str) -> None:
     """Raise ``UnknownDatasetError`` naming the known datasets unless ``name`` is one."""
-    from mer_prep.datasets import DATASETS
+    from mer_prep.datasets import dataset_names
 
-    if name not in DATASETS:
-        raise UnknownDatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if name not in dataset_names():
+        raise UnknownDatasetError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
 
 
 def option_choices(name: str) -> dict[str, tuple[str, ...]]:
     """The adapter options of dataset ``name`` that take one of a fixed set of values."""
-    from mer_prep.datasets import casme2, casme_sq, smic
+    from mer_prep.datasets import casme2, casme3, casme_sq, smic
 
     variants, modalities = tuple(casme2.FRAME_DIRS), tuple(smic.FPS)
     return {"casme2": {"variant": variants}, "smic": {"modality": modalities},
-            "casme-sq": {"kind": tuple(casme_sq.KINDS)},
+            "casme-sq": {"kind": tuple(casme_sq.KINDS), "source": tuple(casme_sq.SOURCES)},
+            "casme3": {"part": tuple(casme3.PARTS), "layout": tuple(casme3.LAYOUTS)},
             "megc2019": {"modality": modalities, "variant": variants}}.get(name, {})
 
 
+def _generic_composite(name: str) -> bool:
+    from mer_prep.datasets import ADAPTERS
+    from mer_prep.labels import COMPOSITES
+
+    return name in COMPOSITES and name not in ADAPTERS
+
+
 def adapter_options(name: str) -> list[str]:
-    """The keyword options the adapter of ``name`` accepts."""
+    """The keyword options the adapter of ``name`` accepts; for a composite other than
+    megc2019, ``<part>.<option>`` for each option its parts leave open."""
     from mer_prep.datasets import _adapter
 
     check_dataset(name)
+    if _generic_composite(name):
+        from mer_prep.labels import composite
+
+        found = composite(name)
+        return [f"{part}.{option}" for part in found.parts for option in adapter_options(part)
+                if option not in found.options.get(part, {})]
     parameters = inspect.signature(_adapter(name).scan).parameters.values()
     return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
@@ -46,6 +61,10 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     does not allow, naming the valid ones."""
     known = adapter_options(name)
     choices = option_choices(name)
+    if _generic_composite(name):
+        choices = {f"{part}.{option}": allowed for key in known
+                   for part, option in [key.split(".", 1)]
+                   for o, allowed in option_choices(part).items() if o == option}
     for key, value in options.items():
         if key not in known:
             raise InvalidArgumentError(f"{name} has no option {key!r}; its options: "

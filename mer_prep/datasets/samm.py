@@ -12,6 +12,7 @@ from pathlib import Path
 from mer_prep.datasets._annotated import (RowSource, clip_folders, row_resolver, scan_rows,
                                           subject_dirs, unannotated_problems)
 from mer_prep.datasets._sheets import find_table, read_workbook
+from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
 
@@ -50,8 +51,11 @@ def frames_root(root: Path) -> Path:
     return nested if nested.is_dir() and not subject_dirs(root) else root
 
 
-def scan(root: Path | str, *, annotations: Path | str | None = None) -> DatasetScan:
-    """Scan a SAMM copy; ``annotations`` overrides the spreadsheet found under ``root``."""
+def scan(root: Path | str, *, annotations: Path | str | None = None,
+         corrections: Path | str | None = None) -> DatasetScan:
+    """Scan a SAMM copy; ``annotations`` overrides the spreadsheet found under ``root``;
+    ``corrections``: a corrections file of the user's (``mer_prep.datasets.corrections``)."""
+    corrector = Corrector.for_dataset(DATASET, user=corrections)
     root = Path(root)
     frames = frames_root(root)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
@@ -61,6 +65,6 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> DatasetS
 
     source = RowSource(sheet, rows, sheet=title)
     samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=frames,
-                                              resolve=resolve, missing_apex=MISSING_APEX)
+                                              resolve=resolve, missing_apex=MISSING_APEX, corrector=corrector)
     on_disk = clip_folders(frames, subject_id)
-    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced))
+    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced), corrector.records())

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import scipy.fft
 
+from mer_prep.evaluation.splits import TRAIN_ONLY
 from mer_prep.errors import InvalidArgumentError
 
 __all__ = ["CHECKS", "DEFAULT_HASH_THRESHOLD", "AuditFinding", "AuditReport", "perceptual_hash",
@@ -192,7 +193,8 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
     """Audit a split for leaks between train and test (see the module docstring).
 
     sample_ids, subjects: (n,) str. parents: (n,) int64, -1 for originals. test_fold: (n,)
-    int64 in ``[-1, len(fold_names))``; -1 = never tested (train in every fold).
+    int64 in ``[-2, len(fold_names))``; -1 = left out by the protocol (never trained on or
+    tested), -2 (``TRAIN_ONLY``) = trained on in every fold, never tested.
     images: optional (n, H, W) per-row image (e.g. the aligned onset frame) for the
     near-duplicate check, or ``hashes`` (n,) uint64 from ``perceptual_hash`` directly.
     smote: optional {fold index: (parent_a (m,), parent_b (m,))} row indices each synthetic
@@ -208,8 +210,9 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
     for name, col in (("subjects", subj), ("parents", parents), ("test_fold", test_fold)):
         if col.size != n:
             raise InvalidArgumentError(f"{name} has {col.size} rows, sample_ids has {n}")
-    if n and (test_fold.min() < -1 or test_fold.max() >= n_folds):
-        raise InvalidArgumentError(f"test_fold outside [-1, {n_folds}) for {n_folds} fold names")
+    if n and (test_fold.min() < TRAIN_ONLY or test_fold.max() >= n_folds):
+        raise InvalidArgumentError(f"test_fold outside [{TRAIN_ONLY}, {n_folds}) for {n_folds} "
+                                   f"fold names")
     roots = family_roots(parents)
     findings: list[AuditFinding] = []
     checks_run = ["subject_overlap", "parent_child"]
@@ -233,7 +236,7 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
     # 2. parent/child: a child tested in another fold than its parent (or one never tested).
     for child in np.flatnonzero((parents >= 0) & (test_fold != test_fold[np.maximum(parents, 0)])):
         parent = int(parents[child])
-        folds = sorted({int(test_fold[child]), int(test_fold[parent])} - {-1})
+        folds = sorted({int(test_fold[child]), int(test_fold[parent])} - {-1, TRAIN_ONLY})
         names = ", ".join(_fold_name(fold_names, f) for f in folds)
         findings.append(AuditFinding(
             "parent_child", names,
@@ -280,7 +283,7 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
         checks_run.append("near_duplicate")
         for f in range(n_folds):
             test_rows = np.flatnonzero(test_fold == f)
-            train_rows = np.flatnonzero(test_fold != f)
+            train_rows = np.flatnonzero((test_fold != f) & (test_fold != -1))
             if not test_rows.size or not train_rows.size:
                 continue
             dist = hamming(hashes[test_rows], hashes[train_rows])

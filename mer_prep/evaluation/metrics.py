@@ -115,3 +115,68 @@ def scores(confusion: np.ndarray, class_names: Sequence[str] | None = None) -> d
             "per_class_f1": per_class(per_class_f1(c)),
             "per_class_recall": per_class(per_class_recall(c)),
             "confusion": c.astype(np.int64).tolist()}
+
+
+# --- action units as multi-label targets (the cross-dataset protocol) ---------------------------
+#
+# y_true / y_pred are (n, K) bool: sample x AU (mer_prep.datasets.aus.au_matrix). As for the
+# classes above, counts are pooled over folds before any ratio is taken, and an AU that is
+# neither present nor predicted anywhere has an undefined F1 (NaN), left out of the macro mean.
+
+def au_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """(K, 3) int64 ``[TP, FP, FN]`` per AU of one fold; ``y_true``/``y_pred`` (n, K) bool."""
+    t = np.asarray(y_true)
+    p = np.asarray(y_pred)
+    if t.shape != p.shape or t.ndim != 2:
+        raise InvalidArgumentError(f"y_true and y_pred must be (n, K) of one shape, got {t.shape} and {p.shape}")
+    for what, y in (("y_true", t), ("y_pred", p)):
+        if y.dtype != bool and not (np.issubdtype(y.dtype, np.integer) and np.isin(y, (0, 1)).all()):
+            raise InvalidArgumentError(f"{what} must be boolean (or 0/1) AU indicators")
+    t, p = t.astype(bool), p.astype(bool)
+    return np.stack([(t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)], axis=1).astype(np.int64)
+
+
+def pooled_au_counts(fold_results: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Sum of ``au_counts`` over ``(y_true, y_pred)`` folds: (K, 3) int64."""
+    total = None
+    for y_true, y_pred in fold_results:
+        counts = au_counts(y_true, y_pred)
+        total = counts if total is None else total + counts
+    if total is None:
+        raise InvalidArgumentError("no folds to pool")
+    return total
+
+
+def _counts(counts_or_true: np.ndarray, y_pred: np.ndarray | None) -> np.ndarray:
+    counts = au_counts(counts_or_true, y_pred) if y_pred is not None else np.asarray(counts_or_true)
+    if counts.ndim != 2 or counts.shape[1] != 3:
+        raise InvalidArgumentError(f"AU counts must be (K, 3) [TP, FP, FN], got shape {counts.shape}")
+    return counts.astype(np.float64)
+
+
+def per_au_f1(counts_or_true: np.ndarray, y_pred: np.ndarray | None = None) -> np.ndarray:
+    """(K,) F1 of each AU, ``2TP / (2TP + FP + FN)``, from (K, 3) counts or from ``(y_true,
+    y_pred)``; NaN for an AU neither present nor predicted."""
+    c = _counts(counts_or_true, y_pred)
+    return _ratio(2 * c[:, 0], 2 * c[:, 0] + c[:, 1] + c[:, 2])
+
+
+def macro_f1(counts_or_true: np.ndarray, y_pred: np.ndarray | None = None) -> float:
+    """Mean of the defined per-AU F1 scores (NaN when none is defined)."""
+    return _mean_defined(per_au_f1(counts_or_true, y_pred))
+
+
+def au_scores(counts_or_true: np.ndarray, y_pred: np.ndarray | None = None,
+              au_names: Sequence[str | int] | None = None) -> dict:
+    """Macro F1, per-AU F1 (NaN -> None), support and counts as a JSON-able dict; AU names
+    default to their column index (pass e.g. ``au_set("cross12")``)."""
+    c = _counts(counts_or_true, y_pred)
+    f1 = per_au_f1(c)
+    names = ([f"AU{a}" if isinstance(a, (int, np.integer)) else str(a) for a in au_names]
+             if au_names is not None else [str(k) for k in range(len(c))])
+    if len(names) != len(c):
+        raise InvalidArgumentError(f"{len(names)} AU names for {len(c)} AU columns")
+    return {"macro_f1": macro_f1(c),
+            "per_au_f1": {k: (None if np.isnan(v) else float(v)) for k, v in zip(names, f1)},
+            "support": {k: int(tp + fn) for k, (tp, _, fn) in zip(names, c)},
+            "counts": {k: [int(x) for x in row] for k, row in zip(names, c)}}

@@ -27,7 +27,8 @@ from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, Stratified
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.labels import COMPOSITES
 
-KINDS = ("loso", "group_kfold", "stratified_group_kfold", "megc2019", "random")
+KINDS = ("loso", "group_kfold", "stratified_group_kfold", "megc2019", "random", "lodo", "dfme_official")
+TRAIN_ONLY = -2  # test_fold of a row trained on in every fold, never tested (dfme_official)
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,7 +37,9 @@ class Split:
 
     ``test_fold`` (n,) int64: index into ``fold_names`` of the fold in which the row is a test
     sample, or -1 for a row the protocol leaves out entirely (never tested, never trained on;
-    only ``megc2019_loso`` produces these). ``leaky`` is True only for ``random_split``.
+    ``megc2019_loso`` and ``dfme_official`` produce these), or ``TRAIN_ONLY`` (-2) for a row
+    that is trained on in every fold and never tested (only ``dfme_official``: its train
+    sheet). ``leaky`` is True only for ``random_split``.
     """
 
     name: str
@@ -52,8 +55,8 @@ class Split:
         tf = np.asarray(self.test_fold)
         if tf.ndim != 1 or not np.issubdtype(tf.dtype, np.integer):
             raise InvalidArgumentError("test_fold must be a 1-D integer array")
-        if tf.size and (tf.min() < -1 or tf.max() >= len(self.fold_names)):
-            raise InvalidArgumentError(f"test_fold values must lie in [-1, {len(self.fold_names)})")
+        if tf.size and (tf.min() < TRAIN_ONLY or tf.max() >= len(self.fold_names)):
+            raise InvalidArgumentError(f"test_fold values must lie in [{TRAIN_ONLY}, {len(self.fold_names)})")
         tf = tf.astype(np.int64)
         tf.flags.writeable = False  # a frozen split must not be mutated through its array
         object.__setattr__(self, "test_fold", tf)
@@ -65,7 +68,7 @@ class Split:
 
     def folds(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         """Yield ``(fold_name, train_idx, test_idx)``, both sorted int64 row indices."""
-        used = self.test_fold >= 0
+        used = self.test_fold != -1
         for i, fold_name in enumerate(self.fold_names):
             is_test = self.test_fold == i
             yield (fold_name, np.flatnonzero(used & ~is_test).astype(np.int64),
@@ -210,6 +213,65 @@ def megc2019_loso(subjects: np.ndarray, datasets: np.ndarray, labels: np.ndarray
     return Split(name, "megc2019", _inherit(fold, p), tuple(names))
 
 
+def lodo(datasets: np.ndarray, parents: np.ndarray | None = None, subjects: np.ndarray | None = None,
+         name: str = "lodo") -> Split:
+    """Leave-one-dataset-out (the cross-dataset protocol, composite ``cross6``): one fold per
+    dataset, named by it, in sorted order; each fold tests one dataset and trains on the others.
+
+    Subjects are dataset-qualified, so no subject can sit on both sides; when ``subjects`` are
+    given this is checked (a subject named in two datasets is an error, not a silent leak).
+    Augmented copies follow their parent.
+    """
+    datasets = _as_str(datasets, "datasets")
+    p = _parents(parents, datasets.size)
+    if subjects is not None:
+        subjects = _as_str(subjects, "subjects", datasets.size)
+        _check_subjects(subjects, p)
+        pairs = {(str(sj), str(ds)) for sj, ds in zip(subjects, datasets)}
+        per_subject: dict[str, set[str]] = {}
+        for subject, dataset in pairs:
+            per_subject.setdefault(subject, set()).add(dataset)
+        shared = sorted(sj for sj, ds in per_subject.items() if len(ds) > 1)
+        if shared:
+            raise InvalidArgumentError(f"subject {shared[0]!r} appears in datasets "
+                                       f"{sorted(per_subject[shared[0]])}: qualify subjects by dataset")
+    bad = np.flatnonzero(p >= 0)
+    bad = bad[datasets[bad] != datasets[p[bad]]]
+    if bad.size:
+        raise InvalidArgumentError(f"row {bad[0]} is an augmented copy of row {p[bad[0]]} but names "
+                                   f"dataset {datasets[bad[0]]!r}, not {datasets[p[bad[0]]]!r}")
+    names, fold = np.unique(datasets, return_inverse=True)
+    if names.size < 2:
+        raise InvalidArgumentError("leave-one-dataset-out needs rows of at least two datasets, got "
+                                   f"{', '.join(names) or 'none'}")
+    return Split(name, "lodo", _inherit(fold, p), tuple(names))
+
+
+DFME_TEST_PARTS: tuple[str, ...] = ("testA", "testB")
+
+
+def dfme_official(partitions: np.ndarray, datasets: np.ndarray | None = None,
+                  parents: np.ndarray | None = None, name: str = "dfme_official") -> Split:
+    """DFME's own subject-disjoint parts (``Sample.partition``): one fold, ``official``, that
+    trains on the ``train`` sheet and tests on ``testA`` and ``testB`` (report them apart by
+    the partition column). Rows of other datasets or without a part are in no fold (-1).
+    Augmented copies follow their parent; a copy of a test row is never trained on.
+    """
+    partitions = _as_str(partitions, "partitions")
+    n = partitions.size
+    p = _parents(parents, n)
+    dfme = np.ones(n, dtype=bool) if datasets is None else _as_str(datasets, "datasets", n) == "dfme"
+    train = dfme & (partitions == "train")
+    test = dfme & np.isin(partitions, DFME_TEST_PARTS)
+    if not train.any() or not test.any():
+        raise InvalidArgumentError("dfme_official needs DFME rows of the train part and of testA/testB "
+                                   f"(found parts: {', '.join(sorted(set(partitions[dfme]))) or 'none'})")
+    fold = np.full(n, -1, dtype=np.int64)
+    fold[test] = 0
+    fold[train] = TRAIN_ONLY
+    return Split(name, "dfme_official", _inherit(fold, p), ("official",))
+
+
 def random_split(labels: np.ndarray, n_splits: int, seed: int,
                  parents: np.ndarray | None = None, leaky: bool = False,
                  name: str = "random") -> Split:
@@ -269,4 +331,12 @@ def build_split(table, kind: str, *, name: str | None = None, n_splits: int = 5,
                              name=name)
     if kind == "random":
         return random_split(labels, n_splits, seed, parents, leaky=leaky, name=name)
+    if kind == "lodo":
+        return lodo(table["dataset"].to_numpy(dtype=str), parents, subjects, name=name)
+    if kind == "dfme_official":
+        if "partition" not in table.columns:
+            raise InvalidArgumentError("dfme_official needs the sample table's partition column "
+                                       "(Sample.partition: train/testA/testB), which this store lacks")
+        return dfme_official(table["partition"].to_numpy(dtype=str), table["dataset"].to_numpy(dtype=str),
+                             parents, name=name)
     raise InvalidArgumentError(f"unknown split kind {kind!r}; expected one of {KINDS}")

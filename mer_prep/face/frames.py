@@ -3,7 +3,8 @@
 Only the frames asked for are decoded. Returned frames are ``uint8``: ``(N, H, W, 3)`` RGB, or
 ``(N, H, W)`` when ``gray=True``. Every failure raises :class:`~mer_prep.errors.FrameReadError`
 naming the file and the sample; so does a JPEG the decoder had to patch up (see
-:func:`_decode_jpeg`).
+:func:`_decode_jpeg`). A file the operating system cannot read (missing, an I/O error) raises
+its subclass :class:`~mer_prep.errors.FrameIOError`: that may pass, a corrupt file will not.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from mer_prep.errors import FrameReadError
+from mer_prep.errors import FrameIOError, FrameReadError
 
 __all__ = ["read_frames", "read_video_frames"]
 
@@ -147,11 +148,12 @@ def _decode_file(path: str, flags: int, sample: str) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
-    except FileNotFoundError:
-        raise FrameReadError("frame file does not exist", file=path, sample=sample) from None
-    except OSError as exc:
-        raise FrameReadError(f"cannot read frame file: {exc.strerror}", file=path,
-                             sample=sample) from None
+    except FileNotFoundError as exc:
+        raise FrameIOError("frame file does not exist", file=path, sample=sample,
+                           errno=exc.errno) from None
+    except OSError as exc:  # EIO, a timeout on a network file system, ...: it may pass
+        raise FrameIOError(f"cannot read frame file: {exc.strerror or exc}", file=path,
+                           sample=sample, errno=exc.errno) from None
     if not data:
         raise FrameReadError("frame file is empty", file=path, sample=sample)
     problem = _truncation_problem(data)
@@ -222,7 +224,7 @@ def read_video_frames(path: str | os.PathLike, indices: Sequence[int], *, gray: 
     if wanted[0] < 0:
         raise FrameReadError(f"negative frame index {wanted[0]}", file=file, sample=sample)
     if not os.path.isfile(file):
-        raise FrameReadError("video file does not exist", file=file, sample=sample)
+        raise FrameIOError("video file does not exist", file=file, sample=sample)
     capture = cv2.VideoCapture(file)
     try:
         if not capture.isOpened():

@@ -3,21 +3,131 @@
     apply_scheme(scan, "megc3") -> DatasetScan   # labels set, dropped classes removed,
                                                  # unknown emotions turned into Problems
     class_names("megc3", "casme2") -> ["negative", "positive", "surprise"]
+
+Composites (``composites.yaml``: several datasets scanned together, ``megc2019``, ``cross6``) and
+action-unit sets (``au_sets.yaml``: ``cross12``) are data here too; ``register_composite`` adds
+a composite at run time (a user's, declared in ``mer-prep.toml``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from mer_prep.errors import InvalidArgumentError, UnknownLabelSchemeError
+from mer_prep.errors import InvalidArgumentError, UnknownLabelSchemeError, UnknownNameError
 from mer_prep.sample import DatasetScan, Problem, Sample
 
 SCHEMES_FILE = Path(__file__).with_name("schemes.yaml")
-COMPOSITES: dict[str, tuple[str, ...]] = {"megc2019": ("smic", "casme2", "samm")}
+COMPOSITES_FILE = Path(__file__).with_name("composites.yaml")
+AU_SETS_FILE = Path(__file__).with_name("au_sets.yaml")
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A composite dataset: its parts (adapter names, in order), the adapter options each part
+    is scanned with (``{"casme3": {"part": "A"}}``), and the published per-part sample counts."""
+
+    name: str
+    parts: tuple[str, ...]
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+    expected: dict[str, int] = field(default_factory=dict)
+
+
+def _composite(name: str, parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]], *,
+               description: str = "", expected: Mapping[str, int] | None = None) -> Composite:
+    names: list[str] = []
+    options: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        if isinstance(part, Mapping):
+            if len(part) != 1:
+                raise InvalidArgumentError(f"composite {name!r}: a part is a dataset name or "
+                                           f"{{name: {{option: value}}}}, got {dict(part)!r}")
+            (part_name, fixed), = part.items()
+            options[str(part_name)] = dict(fixed or {})
+            part_name = str(part_name)
+        else:
+            part_name = str(part)
+        if part_name in names:
+            raise InvalidArgumentError(f"composite {name!r} names part {part_name!r} twice")
+        names.append(part_name)
+    if not names:
+        raise InvalidArgumentError(f"composite {name!r} has no parts")
+    unknown = sorted(set(expected or {}) - set(names))
+    if unknown:
+        raise InvalidArgumentError(f"composite {name!r}: expected counts for {unknown}, which "
+                                   "are not parts")
+    return Composite(name, tuple(names), options, description,
+                     {str(k): int(v) for k, v in (expected or {}).items()})
+
+
+def _load_composites(path: Path) -> dict[str, Composite]:
+    data = yaml.safe_load(path.read_text()) or {}
+    return {name: _composite(name, body["parts"], description=body.get("description", ""),
+                             expected=body.get("expected")) for name, body in data.items()}
+
+
+_COMPOSITES: dict[str, Composite] = _load_composites(COMPOSITES_FILE)
+#: composite name -> its parts; the same dict object for the whole run (register_composite
+#: adds to it), so modules holding it see registered composites too.
+COMPOSITES: dict[str, tuple[str, ...]] = {name: c.parts for name, c in _COMPOSITES.items()}
+
+
+def composite(name: str) -> Composite:
+    """The composite ``name``; UnknownNameError listing the known ones."""
+    if name not in _COMPOSITES:
+        raise UnknownNameError(f"unknown composite {name!r}; known: {', '.join(sorted(_COMPOSITES))}")
+    return _COMPOSITES[name]
+
+
+def register_composite(name: str, parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]], *,
+                       description: str = "", expected: Mapping[str, int] | None = None,
+                       replace: bool = False) -> Composite:
+    """Declare composite ``name`` made of ``parts`` (dataset names, or ``{name: {option: value}}``
+    to fix a part's adapter options). Refuses to redefine an existing composite differently
+    unless ``replace``; registering the same definition twice is harmless. Part names are
+    checked against the adapters by ``mer_prep.datasets.register_composite``, which is what
+    callers use."""
+    made = _composite(name, parts, description=description, expected=expected)
+    old = _COMPOSITES.get(name)
+    if old is not None and not replace and (old.parts, old.options) != (made.parts, made.options):
+        raise InvalidArgumentError(f"composite {name!r} already exists with parts "
+                                   f"{', '.join(old.parts)}")
+    _COMPOSITES[name] = made
+    COMPOSITES[name] = made.parts
+    return made
+
+
+def unregister_composite(name: str) -> None:
+    """Forget a composite registered at run time (those of composites.yaml stay)."""
+    if name in _load_composites(COMPOSITES_FILE):
+        raise InvalidArgumentError(f"{name!r} is a built-in composite")
+    _COMPOSITES.pop(name, None)
+    COMPOSITES.pop(name, None)
+
+
+@lru_cache(maxsize=None)
+def _au_sets(path: str) -> dict[str, tuple[int, ...]]:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return {name: tuple(int(a) for a in body["aus"]) for name, body in data.items()}
+
+
+def au_set(name: str, path: Path | str = AU_SETS_FILE) -> tuple[int, ...]:
+    """The AU numbers of AU set ``name`` (``cross12``), in column order."""
+    known = _au_sets(str(path))
+    if name not in known:
+        raise UnknownNameError(f"unknown AU set {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
+
+
+def au_sets(path: Path | str = AU_SETS_FILE) -> dict[str, tuple[int, ...]]:
+    """Every AU set, by name."""
+    return dict(_au_sets(str(path)))
 
 
 @dataclass(frozen=True)
@@ -27,6 +137,7 @@ class DatasetRule:
     mapping: dict[str, str]
     drop: frozenset[str]
     field: str = "emotion"
+    identity: bool = False  # every label is its own class, lower-cased (a lab's manifest)
 
 
 @dataclass(frozen=True)
@@ -45,7 +156,8 @@ def _load(path: str) -> dict[str, Scheme]:
         rules = {
             dataset: DatasetRule(mapping={str(k).lower(): str(v) for k, v in (rule.get("map") or {}).items()},
                                  drop=frozenset(str(d).lower() for d in rule.get("drop") or ()),
-                                 field=rule.get("field", "emotion"))
+                                 field=rule.get("field", "emotion"),
+                                 identity=bool(rule.get("identity", False)))
             for dataset, rule in body["datasets"].items()
         }
         declared = body.get("classes") or dict.fromkeys(v for r in rules.values() for v in r.mapping.values())
@@ -74,9 +186,13 @@ def _rule(scheme: Scheme, dataset: str) -> DatasetRule:
 
 
 def class_names(scheme: str, dataset: str) -> list[str]:
-    """The classes ``dataset`` (or composite) can take under ``scheme``, in the scheme's order."""
+    """The classes ``dataset`` (or composite) can take under ``scheme``, in the scheme's order;
+    [] when a part takes its labels as classes (``identity``: a manifest), whose classes are
+    then the labels present."""
     found = get_scheme(scheme)
     parts = COMPOSITES.get(dataset, (dataset,))
+    if any(_rule(found, part).identity for part in parts):
+        return []
     reachable = {v for part in parts for v in _rule(found, part).mapping.values()}
     return [c for c in found.classes if c in reachable]
 
@@ -88,6 +204,8 @@ def label_of(sample: Sample, scheme: Scheme) -> tuple[str | None, bool]:
     key = key.strip().lower()
     if key in rule.mapping:
         return rule.mapping[key], False
+    if rule.identity and key and key not in rule.drop:
+        return key, False
     return None, key in rule.drop
 
 
@@ -109,7 +227,9 @@ def apply_scheme(scan: DatasetScan, scheme: str) -> DatasetScan:
             value = sample.emotion if field == "emotion" else dict(sample.extra).get(field, "")
             problems.append(Problem(sample.sample_id, sample.source or sample.clip,
                                     f"unknown {field} label {value!r} for scheme {scheme!r}"))
-    return DatasetScan(samples, problems)
+    return DatasetScan(samples, problems, list(scan.corrections))
 
 
-__all__ = ["apply_scheme", "class_names", "get_scheme", "label_of", "schemes", "Scheme", "DatasetRule"]
+__all__ = ["apply_scheme", "class_names", "get_scheme", "label_of", "schemes", "Scheme", "DatasetRule",
+           "COMPOSITES", "Composite", "composite", "register_composite", "unregister_composite", "au_set",
+           "au_sets"]

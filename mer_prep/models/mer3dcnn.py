@@ -24,6 +24,9 @@ class MER3DCNNConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     head: Literal["flatten", "gap"] = "flatten"
+    #: "difference": every frame minus the first (onset) frame, so that the network sees the
+    #: motion and not the face's static texture (a choice; the paper feeds the frames)
+    inputs: Literal["frames", "difference"] = "frames"
     filters: int = Field(default=64, ge=1)
     kernel: int = Field(default=3, ge=1)
     pool: int = Field(default=2, ge=1)
@@ -60,6 +63,8 @@ class MER3DCNN(MerModel):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         x = self._input(inputs, "frames").unsqueeze(1)
+        if self.config.inputs == "difference":
+            x = x - x[:, :, :1]
         x = self.dropout(self.pool(torch.relu(self.conv(x))))
         return self.classifier(flatten_features(x, self.config.head))
 

@@ -1,7 +1,22 @@
-"""A coarse unit of work: process a batch of samples and write them through one store fork."""
+"""A coarse unit of work: process a batch of samples and write them through one store fork.
+
+Failures, by kind (``Failure.kind``, see ``mer_prep.store.writer`` for what the kinds mean for
+version ids):
+
+- a sample that cannot be processed from its inputs as fingerprinted (a corrupt frame, a frame
+  already unreadable when the run was planned, no face, a bad annotation, a bug) is a
+  *permanent* failure: recorded, the run goes on;
+- an I/O-type error (``FrameIOError`` on a frame that was readable when fingerprinted: EIO,
+  ENOENT, a timeout; any ``OSError``; ``MemoryError``), or a frame that no longer matches its
+  fingerprint, is retried ``len(RETRY_DELAYS)`` times after short pauses, then recorded as a
+  *transient* failure, which the next run retries;
+- an error writing the store (``StoreWriteError``: any chunk write, a full disk) or a full disk
+  anywhere is never a sample failure: it stops the batch, and the run publishes nothing.
+"""
 
 from __future__ import annotations
 
+import errno
 import time
 import traceback
 from collections.abc import Container
@@ -9,29 +24,39 @@ from dataclasses import dataclass, field
 
 import icechunk as ic
 
-from mer_prep.errors import MerPrepError, PipelineError
+from mer_prep.errors import (FrameIOError, FrameReadError, MerPrepError, PipelineError,
+                             SchemaError, StoreWriteError)
 from mer_prep.pipeline.augment import augment_copies
-from mer_prep.pipeline.process import process_sample
+from mer_prep.pipeline.fingerprint import sample_fingerprint
+from mer_prep.pipeline.process import ProcessedSample, process_sample
 from mer_prep.recipes import ArraySpec, Recipe
-from mer_prep.sample import Failure, Sample
+from mer_prep.sample import Failure, Sample, relative_to_root
 from mer_prep.store.table import sample_row
-from mer_prep.store.writer import SampleWriter, VersionPlan
+from mer_prep.store.writer import PERMANENT, TRANSIENT, SampleWriter, VersionPlan
+
+#: pauses before the retries of a sample that failed with an I/O-type error (seconds)
+RETRY_DELAYS: tuple[float, ...] = (0.25, 1.0)
+#: a full disk or a read-only file system: retrying or skipping the sample cannot help
+_FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclass(frozen=True)
 class SampleJob:
     """One sample to compute: its store row (its augmented copies take the rows after it), the
-    sample and the fingerprint of its inputs."""
+    sample and the fingerprint of its inputs. ``readable``: False when a frame it reads could
+    not be read when it was fingerprinted (its failure is then permanent under that print)."""
 
     row: int
     sample: Sample
     fingerprint: str
+    readable: bool = True
 
 
 def sample_jobs(plan: VersionPlan, reused: Container[int] = ()) -> list[SampleJob]:
     """The samples of ``plan`` still to compute (their first row not in ``reused``), in order."""
     stride = plan.recipe.rows_per_sample  # a sample's row, then its augmented copies
-    return [SampleJob(row, sample, fingerprint) for row, sample, fingerprint
+    return [SampleJob(row, sample, fingerprint, sample.sample_id not in plan.unreadable)
+            for row, sample, fingerprint
             in zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints)
             if row not in reused]
 
@@ -58,8 +83,73 @@ class BatchResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+class _SampleFailed(Exception):
+    """A sample gave up: the error to record and its kind."""
+
+    def __init__(self, error: BaseException, kind: str) -> None:
+        super().__init__(str(error))
+        self.error, self.kind = error, kind
+
+
+def failure_kind(error: BaseException, job: SampleJob, recipe: Recipe) -> str:
+    """``permanent`` or ``transient`` for an error processing ``job``'s sample (see the module
+    docstring); raises ``StoreWriteError`` for a full disk."""
+    if isinstance(error, OSError) and error.errno in _FATAL_ERRNOS:
+        raise StoreWriteError(f"sample {job.sample.sample_id}: {error}") from error
+    if isinstance(error, FrameReadError):
+        if not job.readable:  # the fingerprint already says this input cannot be read
+            return PERMANENT
+        if isinstance(error, FrameIOError):  # readable when fingerprinted: it may pass
+            return TRANSIENT
+        # a corrupt frame is permanent if it is the frame that was fingerprinted; a file
+        # that changed since (being copied in, rewritten) is not what this version names
+        return PERMANENT if _fingerprint_now(job, recipe) == job.fingerprint else TRANSIENT
+    if isinstance(error, (OSError, MemoryError)):  # EIO, timeouts, connections, memory
+        return TRANSIENT
+    return PERMANENT
+
+
+def _fingerprint_now(job: SampleJob, recipe: Recipe) -> str | None:
+    try:
+        return sample_fingerprint(job.sample, recipe)
+    except Exception:  # noqa: BLE001 - cannot even fingerprint: not what was planned
+        return None
+
+
+def _compute(job: SampleJob, recipe: Recipe
+             ) -> tuple[ProcessedSample, list[tuple[dict, dict]]]:
+    """Process one sample and make its augmented copies, retrying I/O-type errors after
+    ``RETRY_DELAYS``; raises ``_SampleFailed`` (or ``StoreWriteError``)."""
+    split = recipe.split.mode if recipe.split is not None else None
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            processed = process_sample(job.sample, recipe)
+            augmented = processed.copies  # made before alignment: (parameters, arrays)
+            if recipe.augment is not None:
+                tick = time.perf_counter()
+                augmented = [(params.to_dict(), arrays) for params, arrays in augment_copies(
+                    processed.arrays, recipe.augment, job.sample.sample_id, split=split)]
+                processed.timings["augment"] = time.perf_counter() - tick
+        except StoreWriteError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any failure of one sample must not stop the run
+            kind = failure_kind(error, job, recipe)
+            if kind == PERMANENT or delay is None:
+                raise _SampleFailed(error, kind) from error
+            time.sleep(delay)
+            continue
+        if not job.readable:  # it reads now: the inputs changed since they were fingerprinted
+            raise _SampleFailed(FrameIOError(
+                "a frame that could not be read when the run was planned reads now; the next "
+                "run fingerprints it again", file=job.sample.source,
+                sample=job.sample.sample_id), TRANSIENT)
+        return processed, augmented
+    raise AssertionError("unreachable")
+
+
 def process_batch(job: BatchJob) -> BatchResult:
-    """Process the job's samples; a bad sample is recorded, never fatal.
+    """Process the job's samples; a bad sample is recorded, never fatal (I/O-type errors are
+    retried first); a store write error stops the batch (``StoreWriteError``).
 
     A sample's augmented copies (``recipe.augment`` after alignment, ``recipe.source_augment``
     before it) go to the rows right after its own.
@@ -70,33 +160,36 @@ def process_batch(job: BatchJob) -> BatchResult:
     timings: dict[str, float] = {}
     writer = SampleWriter(job.fork, job.specs)
     copies = recipe.n_copies
-    split = recipe.split.mode if recipe.split is not None else None
-    for row, sample, fingerprint in ((j.row, j.sample, j.fingerprint) for j in job.samples):
+    for sample_job in job.samples:
+        row, sample, fingerprint = sample_job.row, sample_job.sample, sample_job.fingerprint
         try:
-            processed = process_sample(sample, recipe)
+            processed, augmented = _compute(sample_job, recipe)
+            for arrays in (processed.arrays, *(arrays for _, arrays in augmented)):
+                writer.check(arrays)  # all of them before any is written
             tick = time.perf_counter()
             writer.write(row, processed.arrays)
+            for k, (_, arrays) in enumerate(augmented, start=1):
+                writer.write(row + k, arrays)
             processed.timings["write"] = time.perf_counter() - tick
-            augmented = processed.copies  # made before alignment: (parameters, arrays)
-            if recipe.augment is not None:
-                tick = time.perf_counter()
-                augmented = [(params.to_dict(), arrays) for params, arrays in augment_copies(
-                    processed.arrays, recipe.augment, sample.sample_id, split=split)]
-                processed.timings["augment"] = time.perf_counter() - tick
-            if augmented:
-                tick = time.perf_counter()
-                for k, (_, arrays) in enumerate(augmented, start=1):
-                    writer.write(row + k, arrays)
-                processed.timings["write"] += time.perf_counter() - tick
-        except Exception as error:  # noqa: BLE001 - any failure of one sample must not stop the run
+        except _SampleFailed as failed:
+            error = failed.error
             expected = isinstance(error, MerPrepError)
             message = str(error) if expected else "".join(
                 traceback.format_exception_only(type(error), error)).strip()
             file = getattr(error, "file", "") or sample.source
-            failures.append(Failure(sample.sample_id, file, "process", message))
+            file, message = (relative_to_root(text, sample.root) for text in (file, message))
+            failures.append(Failure(sample.sample_id, file, "process", message, failed.kind))
             for k in range(copies + 1):
                 rows[row + k] = sample_row(sample, class_names, status="failed", error=message,
-                                           fingerprint=fingerprint,
+                                           fingerprint=fingerprint, failure_kind=failed.kind,
+                                           augmentation=(k, {}) if k else None)
+            continue
+        except SchemaError as error:  # the sample's arrays do not fit the recipe: a bug
+            message = str(error)
+            failures.append(Failure(sample.sample_id, sample.source, "process", message))
+            for k in range(copies + 1):
+                rows[row + k] = sample_row(sample, class_names, status="failed", error=message,
+                                           fingerprint=fingerprint, failure_kind=PERMANENT,
                                            augmentation=(k, {}) if k else None)
             continue
         for stage, seconds in processed.timings.items():

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
+from functools import lru_cache
 
 from mer_prep.errors import SampleError
 from mer_prep.pipeline.frame_selection import select_frames
@@ -19,7 +20,8 @@ from mer_prep.sample import Problem, Sample
 _CHUNK = 1 << 20
 
 
-def _hash_file(digest: "hashlib._Hash", path: str) -> None:
+def _hash_file(digest: "hashlib._Hash", path: str) -> bool:
+    """Hash the file's bytes into ``digest``; False (and a marker hashed) when it is unreadable."""
     try:
         with open(path, "rb") as handle:
             while block := handle.read(_CHUNK):
@@ -28,10 +30,42 @@ def _hash_file(digest: "hashlib._Hash", path: str) -> None:
         # The unreadable file is reported when the sample is processed; here it only
         # has to make the fingerprint differ from a readable one.
         digest.update(f"unreadable:{error.__class__.__name__}".encode())
+        return False
+    return True
+
+
+def _hash_video(digest: "hashlib._Hash", path: str) -> bool:
+    """Hash a video's bytes into ``digest`` (all of them: decoding reads the stream from its
+    start up to the last frame needed, and a container's index may sit at its end); the file's
+    hash is computed once per file version, as many samples share one recording."""
+    try:
+        stat = os.stat(path)
+        digest.update(f"video:{_video_digest(path, stat.st_size, stat.st_mtime_ns)}".encode())
+    except OSError as error:
+        digest.update(f"unreadable:{error.__class__.__name__}".encode())
+        return False
+    return True
+
+
+@lru_cache(maxsize=256)
+def _video_digest(path: str, size: int, mtime_ns: int) -> str:
+    inner = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            inner.update(block)
+    return inner.hexdigest()
 
 
 def sample_fingerprint(sample: Sample, recipe: Recipe) -> str:
     """sha256 (hex, 32 digits) of the sample's annotation and the bytes of the frames it reads."""
+    return fingerprint_inputs(sample, recipe)[0]
+
+
+def fingerprint_inputs(sample: Sample, recipe: Recipe) -> tuple[str, bool]:
+    """``(sample_fingerprint, readable)``: readable is False when a frame (or the video) the
+    recipe reads could not be read while fingerprinting. Such a sample's fingerprint names the
+    unreadable state, so its failure is permanent under it; an I/O error on a file that *was*
+    readable here is one that may pass (``Failure.kind``)."""
     record = {
         "id": sample.sample_id, "onset": sample.onset, "apex": sample.apex,
         "offset": sample.offset, "fps": sample.fps, "emotion": sample.emotion,
@@ -42,14 +76,14 @@ def sample_fingerprint(sample: Sample, recipe: Recipe) -> str:
         positions = select_frames(sample, recipe)
     except SampleError as error:
         digest.update(f"unselectable:{error}".encode())
-        return digest.hexdigest()[:32]
+        return digest.hexdigest()[:32], True
+    readable = True
     if sample.video_path:
-        stat = os.stat(sample.video_path) if os.path.exists(sample.video_path) else None
-        digest.update(f"video:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}".encode())
+        readable = _hash_video(digest, sample.video_path)
     else:
         for position in sorted(set(positions.tolist())):
-            _hash_file(digest, sample.frame_paths[position])
-    return digest.hexdigest()[:32]
+            readable &= _hash_file(digest, sample.frame_paths[position])
+    return digest.hexdigest()[:32], readable
 
 
 def dataset_fingerprint(sample_fingerprints: Iterable[str], problems: Iterable[Problem],

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.labels import class_names as scheme_class_names
-from mer_prep.pipeline.fingerprint import dataset_fingerprint, sample_fingerprint
+from mer_prep.pipeline.fingerprint import dataset_fingerprint, fingerprint_inputs
 from mer_prep.recipes import Recipe
-from mer_prep.sample import Failure
+from mer_prep.sample import DatasetScan, Failure, relative_to_root
 from mer_prep.store.repo import Location, StoreLocation
 from mer_prep.store.writer import VersionPlan
 
@@ -24,11 +25,12 @@ def plan_version(dataset: str, root: Roots, recipe: Recipe, store: Location, *,
     Samples are sorted by sample id so that a store's row order does not depend on the file
     system's listing order. Fingerprints read the bytes of every frame the recipe uses.
     """
-    scan = scan_dataset(dataset, root, labels=labels, **options)
+    scan = _relative_to_roots(scan_dataset(dataset, root, labels=labels, **options), root)
     samples = sorted(scan.samples, key=lambda s: s.sample_id)
     # threads: reading and hashing frame files release the GIL (ha3d, 260 clips: 1.35 s -> 0.5 s)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        fingerprints = list(pool.map(lambda s: sample_fingerprint(s, recipe), samples))
+        inputs = list(pool.map(lambda s: fingerprint_inputs(s, recipe), samples))
+    fingerprints = [fingerprint for fingerprint, _ in inputs]
     names = scheme_class_names(labels, dataset)
     if not names:  # a scheme without a fixed class list (native): the classes present
         names = sorted({s.label for s in samples if s.label})
@@ -37,9 +39,28 @@ def plan_version(dataset: str, root: Roots, recipe: Recipe, store: Location, *,
         class_names=list(names), recipe=recipe, samples=samples, fingerprints=fingerprints,
         problems=list(scan.problems),
         input_fingerprint=dataset_fingerprint(fingerprints, scan.problems, labels),
+        unreadable=frozenset(sample.sample_id for sample, (_, readable)
+                             in zip(samples, inputs, strict=True) if not readable),
     )
 
 
 def scan_failures(plan: VersionPlan) -> list[Failure]:
     """The scan's problems as store failure records (stage ``scan``)."""
     return [Failure.from_problem(problem) for problem in plan.problems]
+
+
+def _relative_to_roots(scan: DatasetScan, root: Roots) -> DatasetScan:
+    """The scan with each sample knowing its dataset root (a composite's part root), and its
+    ``source`` and the problems naming files relative to the roots: a store records no path of
+    its maker's machine (and the fingerprint over the problems no longer depends on where the
+    dataset lies). Processing failures are made relative in ``process_batch``."""
+    roots = ({part: os.fspath(path) for part, path in root.items()}
+             if isinstance(root, Mapping) else None)
+    samples = []
+    for sample in scan.samples:
+        own = roots.get(sample.dataset, "") if roots is not None else os.fspath(root)
+        samples.append(replace(sample, root=own, source=relative_to_root(sample.source, own)))
+    every = list(roots.values()) if roots is not None else [root]
+    problems = [replace(p, file=relative_to_root(p.file, every),
+                        message=relative_to_root(p.message, every)) for p in scan.problems]
+    return DatasetScan(samples, problems)

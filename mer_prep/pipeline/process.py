@@ -159,6 +159,16 @@ def source_copy_matrix(matrix: np.ndarray, copy: SourceCopy, size: tuple[int, in
     return moved
 
 
+def sampling_rate(clip: _Clip) -> float:
+    """Frames per second of the decoded frames as a sequence (Hz): the clip's fps when every
+    frame of the span was read, lower when a recipe reads every k-th frame (``sequence`` of 16
+    frames over a 60-frame clip). Magnification's temporal band lives on this time axis."""
+    numbers = np.asarray(clip.sample.frame_numbers)[clip.unique]
+    if len(numbers) < 2 or numbers[-1] == numbers[0]:
+        return clip.sample.fps
+    return clip.sample.fps * (len(numbers) - 1) / float(numbers[-1] - numbers[0])
+
+
 @dataclass
 class _Clip:
     """What every rendering of one clip shares: decoded frames and their positions, the span,
@@ -186,7 +196,7 @@ def _render(clip: _Clip, recipe: Recipe, matrix: np.ndarray, aligned: np.ndarray
         aligned_landmarks = aligned_landmarks[MIRROR_68]
     frames_source = aligned
     if recipe.magnify is not None:
-        frames_source = magnify_clip(aligned, recipe.magnify, clip.sample.fps)
+        frames_source = magnify_clip(aligned, recipe.magnify, sampling_rate(clip))
         clock.lap("magnify")
     if positions is None:
         positions = stored_positions(recipe, clip.span, apex, aligned, clip.read, clip.sample.fps)

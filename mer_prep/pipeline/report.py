@@ -1,5 +1,7 @@
 """The markdown report of one preprocessing run (what a Prefect artifact shows): version and tag,
-samples processed / reused / failed per class and subject, timings per phase and stage."""
+samples processed / reused / failed per class and subject, timings per phase and stage, and,
+once a version is committed, its class balance and a small contact sheet as embedded PNG images
+(``mer_prep.plot.artifact``; the Prefect UI renders ``data:image/png`` markdown images)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,27 @@ from mer_prep.pipeline.summary import RunSummary
 from mer_prep.store.writer import VersionPlan
 
 
+def run_images(summary: RunSummary) -> str:
+    """Markdown images of the version the run committed or found up to date (class balance, one
+    sample per class); "" when there is none, a one-line note when they cannot be drawn (an
+    artifact without pictures beats no artifact)."""
+    if not summary.snapshot:
+        return ""
+    try:
+        from mer_prep.plot.artifact import preprocess_images_markdown
+        from mer_prep.store import open_store
+
+        store = open_store(summary.store, summary.version_id)
+        return preprocess_images_markdown(store) if len(store.table) else ""
+    except Exception as error:  # noqa: BLE001 - pictures are never worth failing a run
+        return f"_(images not drawn: {type(error).__name__}: {error})_\n"
+
+
 def run_report(summary: RunSummary, rows: list[dict] | None, plan: VersionPlan,
-               reused: set[int]) -> str:
+               reused: set[int], *, images: bool = True) -> str:
     """Markdown: version and tag, samples processed / reused / failed per class and subject,
-    timings per phase and stage. ``rows`` None: nothing was written (up to date / no samples)."""
+    timings per phase and stage; with ``images``, :func:`run_images`. ``rows`` None: nothing
+    was written (up to date / no samples)."""
     counts: dict[str, dict[str, dict[str, int]]] = {"class": {}, "subject": {}}
     if rows is None:
         records = [(s.label or "(none)", s.subject, "reused") for s in plan.samples]
@@ -42,4 +61,6 @@ def run_report(summary: RunSummary, rows: list[dict] | None, plan: VersionPlan,
     if timings:
         lines += ["| timing | seconds |", "|---|---:|"]
         lines += [f"| {name} | {seconds:.2f} |" for name, seconds in timings.items()]
+    if images:
+        lines += ["", run_images(summary)]
     return "\n".join(lines) + "\n"

@@ -283,6 +283,18 @@ class FeatureStore:
         return (f"FeatureStore({self.path!r}, version={self.version_id!r}, "
                 f"samples={len(self.table)}, arrays={self.array_names})")
 
+    @property
+    def plot(self):
+        """Figures of this version (``mer_prep.plot.StorePlots``): ``store.plot.sample(0)``."""
+        from mer_prep.plot.store_plots import StorePlots
+
+        return StorePlots(self)
+
+    def _repr_html_(self) -> str:
+        from mer_prep.plot.notebook import store_html
+
+        return store_html(self)
+
 
 def open_store(path: Location, version: str | None = None) -> FeatureStore:
     """Open a store at its latest version (the tip of ``main``) or at a version tag."""

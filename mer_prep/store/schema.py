@@ -49,8 +49,9 @@ def validate_split(attrs: dict, arrays: dict[str, np.ndarray]) -> None:
     fold = arrays.get("test_fold")
     if fold is None or fold.shape != (n_rows,) or fold.dtype != np.int64:
         raise SchemaError(f"split {attrs['name']!r}: test_fold must be int64 ({n_rows},)")
-    if n_rows and (fold.min() < -1 or fold.max() >= n_folds):  # -1: left out by the protocol
-        raise SchemaError(f"split {attrs['name']!r}: test_fold outside -1..{n_folds - 1}")
+    # -1: left out by the protocol; -2: trained on in every fold, never tested (dfme_official)
+    if n_rows and (fold.min() < -2 or fold.max() >= n_folds):
+        raise SchemaError(f"split {attrs['name']!r}: test_fold outside -2..{n_folds - 1}")
     weights = arrays.get("class_weights")
     if weights is None or weights.ndim != 2 or weights.shape[0] != n_folds:
         raise SchemaError(f"split {attrs['name']!r}: class_weights must be (fold, class)")

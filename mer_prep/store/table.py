@@ -21,8 +21,12 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
                fingerprint: str = "", source_frames: list[int] | None = None,
                face_box: tuple[int, ...] | None = None, detector: str = "",
                apex: int | None = None, apex_source: str | None = None,
-               flow_error_px: float = 0.0, augmentation: tuple[int, dict] | None = None) -> dict:
+               flow_error_px: float = 0.0, augmentation: tuple[int, dict] | None = None,
+               failure_kind: str = "") -> dict:
     """One table row for ``sample`` (processed or failed).
+
+    failure_kind: for a failed row, ``permanent`` or ``transient`` (``Failure.kind``); ``""``
+    for a processed one.
 
     apex / apex_source: the apex the processing used (a spotted one) when it differs from the
     annotation; by default the annotated apex, or none. augmentation: ``(copy index,
@@ -42,11 +46,13 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
         "source_frames": json.dumps(source_frames or []),
         "face_box": json.dumps(list(face_box) if face_box else []), "detector": detector,
         "status": status, "error": error, "fingerprint": fingerprint,
+        "failure_kind": failure_kind if status != "ok" else "",
         "aug_parent": "", "aug_params": "{}", "synthetic": False,
     } if augmentation is None else {
         **sample_row(sample, class_names, status=status, error=error, fingerprint=fingerprint,
                      source_frames=source_frames, face_box=face_box, detector=detector,
-                     apex=apex, apex_source=apex_source, flow_error_px=flow_error_px),
+                     apex=apex, apex_source=apex_source, flow_error_px=flow_error_px,
+                     failure_kind=failure_kind),
         "sample_id": f"{sample.sample_id}#aug{augmentation[0]}",
         "aug_parent": sample.sample_id, "aug_params": json.dumps(augmentation[1]),
     }

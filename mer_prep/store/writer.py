@@ -9,7 +9,36 @@ A version is written in three steps so that readers never see half of it:
    group against ``storage_schemas/``, commits, then moves ``main`` with a compare-and-set
    on its old tip and tags the snapshot with the version id.
 
-A crash anywhere before step 3's branch move leaves ``main`` and every tag untouched.
+A crash anywhere before step 3's branch move leaves ``main`` and every tag untouched. Moving
+``main``, tagging and dropping the scratch branch happen with SIGINT/SIGTERM deferred, so an
+interrupt lands before or after them, never between; a run killed outright (SIGKILL) between
+moving ``main`` and tagging leaves a complete, valid version on ``main`` that the next run finds
+(``existing_version``) and tags. The scratch branch's name records its owner (host, boot, PID,
+process start): a later run deletes the branches of runs that are provably dead
+(``mer_prep.store.gc``), never a live one's.
+
+Write errors are never sample failures: any error storing a sample's chunks (an I/O or
+object-store error, a full disk) is a ``StoreWriteError`` that stops the run; merging, writing
+the table and committing raise it too. ``main`` keeps the previous version.
+
+**Version ids and failures that may pass.** A version id is derived from the inputs (recipe
+hash, input fingerprint, code version), so one id must always name the same contents. A sample
+failure is *permanent* when it follows from the fingerprinted inputs (a corrupt or unreadable-
+at-plan-time file, no face, a bad annotation: the same inputs fail the same way everywhere) and
+*transient* when it may pass (an I/O error or timeout on a file that was readable when the run
+was planned, inputs that changed during the run); workers retry those a couple of times first.
+A version that still holds transient failures is not the inputs' version: ``finish`` commits and
+publishes it (the ``ok`` samples are real work and readers may use them) under the id
+``incomplete_version_id`` derives from the input id *and* the transiently failed rows, with
+``complete: false`` in its attributes, and never under the input id. ``existing_version(plan
+id)`` therefore does not answer "up to date", and the next run re-processes exactly the
+transiently failed samples through the refresh path (the other rows are reused as they are)
+and, when they pass, commits the version under the input id. So two stores built from the same
+inputs, one of which met a transient error, end with the same id and the same table and arrays.
+Tagging the incomplete version with the input id and moving that tag later is not possible
+(Icechunk tags are immutable, and a deleted tag name can never be created again), and would
+make the id name two contents over time; a digest of the outcome in the incomplete id keeps
+every id to one content.
 
 Refresh (``begin(plan, reuse=True)``): when ``main`` holds a version of the same dataset, recipe
 hash, code version, label scheme, classes, array layout and the same rows (sample ids in the same
@@ -27,9 +56,13 @@ whose rows they index, and the next version's layout drops them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
-import uuid
+import logging
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import icechunk as ic
@@ -39,9 +72,10 @@ import zarr.api.asynchronous
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from zarr.core.sync import sync
 
-from mer_prep.errors import VersionConflictError
+from mer_prep.errors import StoreWriteError, VersionConflictError
 from mer_prep.recipes import ArraySpec, Recipe
 from mer_prep.sample import Failure, Problem, Sample
+from mer_prep.store.gc import remove_abandoned_branches, scratch_branch
 from mer_prep.store.repo import MAIN, Location, StoreLocation, open_repository, store_exists
 from mer_prep.store.schema import (
     check_sample_array,
@@ -60,10 +94,25 @@ COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
 CHECKSUM = Crc32cCodec()
 COMPRESSORS = (COMPRESSOR, CHECKSUM)
 
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+
+log = logging.getLogger(__name__)
+
 
 def make_version_id(recipe_hash: str, input_fingerprint: str, code: str) -> str:
     """``v-`` + 16 hex digits of sha256(recipe hash, input fingerprint, code version)."""
     blob = f"{recipe_hash}|{input_fingerprint}|{code}".encode()
+    return "v-" + hashlib.sha256(blob).hexdigest()[:16]
+
+
+def incomplete_version_id(version_id: str, rows: list[dict]) -> str:
+    """The id of a version of ``version_id``'s inputs in which some rows failed transiently:
+    ``v-`` + 16 hex digits over the input id and those rows (sample id, error), so that it
+    names exactly one content and never collides with the input id."""
+    outcome = sorted((r["sample_id"], r["error"]) for r in rows
+                     if r["status"] != "ok" and r.get("failure_kind") == TRANSIENT)
+    blob = f"{version_id}|incomplete|{outcome!r}".encode()
     return "v-" + hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -81,6 +130,8 @@ class VersionPlan:
     problems: list[Problem]
     input_fingerprint: str
     code_version: str = field(default_factory=code_version)
+    #: samples with a frame (or video) that could not be read when they were fingerprinted
+    unreadable: frozenset[str] = frozenset()
 
     @property
     def version_id(self) -> str:
@@ -102,11 +153,85 @@ class VersionPlan:
 
 
 def existing_version(location: Location, version_id: str) -> str | None:
-    """Snapshot id of ``version_id`` when the store already holds it, else None."""
+    """Snapshot id of ``version_id`` when the store already holds it complete, else None.
+
+    Found by its tag; or on ``main`` without one, where a run killed between moving ``main``
+    and tagging left it (the tag is added here). A version recording transient failures never
+    answers (see the module docstring), so a re-run retries them. Like ``VersionWriter.begin``
+    it deletes the scratch branches of runs that are provably dead.
+    """
     if not store_exists(location):
         return None
     repo = open_repository(location)
-    return repo.lookup_tag(version_id) if version_id in repo.list_tags() else None
+    remove_abandoned_branches(repo)
+    if version_id in repo.list_tags():
+        snapshot = repo.lookup_tag(version_id)
+        return snapshot if _complete(_root_attrs(repo, snapshot)) else None
+    main = repo.lookup_branch(MAIN)
+    attrs = _root_attrs(repo, main)
+    if attrs.get("version_id") != version_id or not _complete(attrs):
+        return None
+    snapshot = next((info.id for info in repo.ancestry(snapshot_id=main)
+                     if (info.metadata or {}).get("version_id") == version_id
+                     and "split" not in (info.metadata or {})), main)
+    try:
+        repo.create_tag(version_id, snapshot)
+    except ic.IcechunkError as error:  # a tag deleted by `mer-prep gc --tags` stays deleted
+        log.warning("could not tag %s on %s: %s", version_id, location, error)
+    return snapshot
+
+
+def current_version(location: Location) -> str | None:
+    """The version id readers of ``location`` see (``main``), or None when it holds none."""
+    try:
+        if not store_exists(location):
+            return None
+        repo = open_repository(location)
+        return _root_attrs(repo, repo.lookup_branch(MAIN)).get("version_id")
+    except (ic.IcechunkError, OSError):
+        return None
+
+
+def _root_attrs(repo: ic.Repository, snapshot: str) -> dict:
+    try:
+        return dict(zarr.open_group(repo.readonly_session(snapshot_id=snapshot).store,
+                                    mode="r").attrs)
+    except Exception:  # noqa: BLE001 - an empty repository or a foreign layout: no version
+        return {}
+
+
+def _complete(attrs: dict) -> bool:
+    """False for a version that records transient failures (versions from before the
+    distinction count as complete)."""
+    return attrs.get("complete", True) and not any(
+        f.get("kind") == TRANSIENT for f in attrs.get("failures", ()))
+
+
+@contextlib.contextmanager
+def interrupts_deferred(*, redeliver: bool = True) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done (main thread only; elsewhere a no-op),
+    then deliver the first one that arrived to the handler that was in place (or, without
+    ``redeliver``, drop them: the block is the clean-up of an interrupt already taken)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum, frame) -> None:  # noqa: ARG001
+        received.append(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: installed outside Python, cannot be put back
+            previous[signum] = signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received and redeliver:
+            signal.raise_signal(received[0])
 
 
 class SampleWriter:
@@ -121,15 +246,25 @@ class SampleWriter:
         group = sync(zarr.api.asynchronous.open_group(store=fork.store, mode="r+"))
         self.arrays = {name: sync(group.getitem(name)) for name in specs}
 
-    def write(self, row: int, arrays: dict[str, np.ndarray]) -> None:
+    def check(self, arrays: dict[str, np.ndarray]) -> None:
+        """``SchemaError`` unless every array of one sample fits its declared shape and dtype."""
         for name, spec in self.specs.items():
             check_sample_array(name, arrays[name], spec)
+
+    def write(self, row: int, arrays: dict[str, np.ndarray]) -> None:
+        """Store one sample's arrays at ``row``. A wrong shape or dtype is the sample's
+        ``SchemaError``; any error storing the chunks is a ``StoreWriteError`` (the run stops)."""
+        self.check(arrays)
 
         async def write_all() -> None:
             await asyncio.gather(*(self.arrays[name].setitem(row, arrays[name])
                                    for name in self.specs))
 
-        sync(write_all())
+        try:
+            sync(write_all())
+        except Exception as error:  # noqa: BLE001 - disk full, S3, I/O: never a sample failure
+            raise StoreWriteError(f"writing row {row} ({', '.join(self.specs)}) failed: "
+                                  f"{type(error).__name__}: {error}") from error
 
 
 class VersionWriter:
@@ -139,6 +274,8 @@ class VersionWriter:
                  session: ic.Session, reused: dict[int, dict] | None = None,
                  reused_from: str | None = None) -> None:
         self.plan, self.repo, self.base, self.branch, self.session = plan, repo, base, branch, session
+        #: the id the version is committed under: the plan's, or ``incomplete_version_id``
+        self.version_id = plan.version_id
         #: store row -> the previous version's table row, for rows whose chunks are kept as-is
         self.reused: dict[int, dict] = reused or {}
         #: the version id the reused rows come from (None: a fresh layout)
@@ -151,8 +288,23 @@ class VersionWriter:
 
     @classmethod
     def begin(cls, plan: VersionPlan, *, reuse: bool = True) -> "VersionWriter":
-        """Open a session for the version: on a fresh layout, or on ``main`` when rows are reused."""
+        """Open a session for the version: on a fresh layout, or on ``main`` when rows are reused.
+
+        Scratch branches of runs that are provably dead are deleted first. Should this fail or
+        be interrupted after the scratch branch exists, the branch is deleted again."""
         repo = open_repository(plan.location, create=True)
+        remove_abandoned_branches(repo)
+        branch = scratch_branch(plan.version_id)
+        try:
+            return cls._begin(plan, repo, branch, reuse)
+        except BaseException:
+            with interrupts_deferred():
+                _delete_branch(repo, branch)
+            raise
+
+    @classmethod
+    def _begin(cls, plan: VersionPlan, repo: ic.Repository, branch: str, reuse: bool
+               ) -> "VersionWriter":
         base = repo.lookup_branch(MAIN)
         previous = _reusable_rows(repo, base, plan) if reuse else None
         if previous is not None:
@@ -167,7 +319,6 @@ class VersionWriter:
                         root[name][row] = 0  # all fill values: zarr drops the chunk
             snapshot = (prepare.flush(f"refresh of {reused_from} to {plan.version_id}")
                         if prepare.has_uncommitted_changes else base)
-            branch = f"writing-{plan.version_id}-{uuid.uuid4().hex[:8]}"
             repo.create_branch(branch, snapshot)
             return cls(plan, repo, base, branch, repo.writable_session(branch), reused=reused,
                        reused_from=reused_from)
@@ -180,7 +331,6 @@ class VersionWriter:
                               dtype=spec.dtype, compressors=COMPRESSORS,
                               dimension_names=("sample", *spec.dims), fill_value=0)
         snapshot = layout.flush(f"layout of {plan.version_id}")
-        branch = f"writing-{plan.version_id}-{uuid.uuid4().hex[:8]}"
         repo.create_branch(branch, snapshot)
         return cls(plan, repo, base, branch, repo.writable_session(branch))
 
@@ -198,22 +348,34 @@ class VersionWriter:
 
     def finish(self, forks: list[ic.ForkSession], rows: list[dict], failures: list[Failure],
                extra_attrs: dict | None = None) -> str:
-        """Merge worker forks, write table and attributes, validate, commit, publish; snapshot id."""
-        if forks:
-            self.session.merge(*forks)
-        root = zarr.open_group(self.session.store, mode="r+")
-        columns = table_columns()
-        sync(_write_table(self.session.store, zarr_rules()["table_group"],
-                          {column: column_array(rows, column, kind)
-                           for column, kind in columns.items()}))
+        """Merge worker forks, write table and attributes, validate, commit, publish; snapshot id.
+
+        The version is committed under ``self.version_id``: the plan's id, or when rows failed
+        transiently ``incomplete_version_id`` (see the module docstring)."""
         plan = self.plan
+        complete = not any(r["status"] != "ok" and r.get("failure_kind") == TRANSIENT
+                           for r in rows)
+        self.version_id = version_id = (plan.version_id if complete
+                                        else incomplete_version_id(plan.version_id, rows))
+        columns = table_columns()
+        try:
+            if forks:
+                self.session.merge(*forks)
+            root = zarr.open_group(self.session.store, mode="r+")
+            sync(_write_table(self.session.store, zarr_rules()["table_group"],
+                              {column: column_array(rows, column, kind)
+                               for column, kind in columns.items()}))
+        except (ic.IcechunkError, OSError) as error:
+            raise StoreWriteError(f"store {plan.location}: writing {version_id} failed: "
+                                  f"{type(error).__name__}: {error}") from error
         root.attrs.update({
             "schema": "mer-prep/feature-store", "schema_version": 1,
             "dataset": plan.dataset, "labels": plan.labels, "class_names": plan.class_names,
             "recipe": {"name": plan.recipe.name, "hash": plan.recipe.hash,
                        "paper": plan.recipe.paper, "parameters": plan.recipe.parameters()},
             "input_fingerprint": plan.input_fingerprint, "code_version": plan.code_version,
-            "version_id": plan.version_id,
+            "version_id": version_id, "complete": complete,
+            "inputs_version_id": plan.version_id,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "n_samples": len(rows), "n_ok": sum(r["status"] == "ok" for r in rows),
             "arrays": plan.stored_layout(), "table_columns": columns,
@@ -221,23 +383,45 @@ class VersionWriter:
             "reuse": self.reuse_summary(), **(extra_attrs or {}),
         })
         validate_group(root)
-        snapshot = self.session.commit(f"{plan.dataset}/{plan.recipe.name} {plan.version_id}",
-                                       metadata={"version_id": plan.version_id})
         try:
-            self.repo.reset_branch(MAIN, snapshot, from_snapshot_id=self.base)
+            snapshot = self.session.commit(
+                f"{plan.dataset}/{plan.recipe.name} {version_id}"
+                + ("" if complete else f" (incomplete: transient failures; {plan.version_id} "
+                                       f"once they pass)"),
+                metadata={"version_id": version_id})
         except ic.IcechunkError as error:
-            raise VersionConflictError(
-                f"store {plan.location}: main moved while {plan.version_id} was being written "
-                f"(another run committed first); this run's snapshot {snapshot} was not published"
-            ) from error
-        self.repo.create_tag(plan.version_id, snapshot)
-        self.repo.delete_branch(self.branch)
+            raise StoreWriteError(f"store {plan.location}: committing {version_id} failed: "
+                                  f"{error}") from error
+        with interrupts_deferred():  # main, the tag and the scratch branch move together
+            try:
+                self.repo.reset_branch(MAIN, snapshot, from_snapshot_id=self.base)
+            except ic.IcechunkError as error:
+                raise VersionConflictError(
+                    f"store {plan.location}: main moved while {version_id} was being written "
+                    f"(another run committed first); this run's snapshot {snapshot} was not "
+                    f"published") from error
+            if version_id not in self.repo.list_tags():  # an incomplete id may exist already
+                try:
+                    self.repo.create_tag(version_id, snapshot)
+                except ic.IcechunkError as error:  # a deleted tag name cannot come back
+                    log.warning("%s: committed %s on main but could not tag it: %s",
+                                plan.location, version_id, error)
+            _delete_branch(self.repo, self.branch)
         return snapshot
 
     def abort(self) -> None:
-        """Drop the scratch branch; ``main`` and the tags were never touched."""
-        if self.branch in self.repo.list_branches():
-            self.repo.delete_branch(self.branch)
+        """Drop the scratch branch; ``main`` and the tags were never touched. Never raises (a
+        branch left behind is removed by the next run, its owner being gone)."""
+        with interrupts_deferred():
+            _delete_branch(self.repo, self.branch)
+
+
+def _delete_branch(repo: ic.Repository, branch: str) -> None:
+    try:
+        if branch in repo.list_branches():
+            repo.delete_branch(branch)
+    except ic.IcechunkError as error:
+        log.warning("could not delete scratch branch %s: %s", branch, error)
 
 
 async def _write_table(store, path: str, columns: dict[str, np.ndarray]) -> None:
@@ -281,7 +465,12 @@ def _reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
     if not same:
         return None
     table = root[zarr_rules()["table_group"]]
-    columns = {name: table[name][:] for name in table_columns()}
+    missing = [name for name in table_columns() if name not in table]
+    if set(missing) - {"failure_kind"}:  # a column added since: older stores lack it
+        return None
+    columns = {name: table[name][:] for name in table_columns() if name in table}
+    if missing:
+        columns["failure_kind"] = np.full(len(columns["sample_id"]), "", dtype=object)
     stride = plan.recipe.rows_per_sample
     expected = [sample.sample_id for sample in plan.samples]
     if list(columns["sample_id"][::stride]) != expected:

@@ -70,6 +70,13 @@ STYLES: dict[str, DatasetStyle] = {
     # CAS(ME)^2 classes are the eliciting videos (paper 002); the emotion column says
     # negative/positive and the stimulus goes into the clip (video) name.
     "casme-sq": DatasetStyle(30.0, ("anger", "happy", "disgust")),
+    # CAS(ME)^3 Part A (whole takes by default; variant="clips" for Part_A_ME_clip), DFME (its
+    # Part A rate; each subject's split sheet follows its number), 4DME (grey; fps
+    # *unconfirmed*), MMEW (fps *unconfirmed*; "others" clips in "repression" folders).
+    "casme3": DatasetStyle(30.0, ("disgust", "surprise", "others", "fear", "anger", "sad", "happy")),
+    "dfme": DatasetStyle(500.0, ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")),
+    "4dme": DatasetStyle(60.0, ("positive", "negative", "surprise", "repression", "others"), gray=True),
+    "mmew": DatasetStyle(90.0, ("happiness", "anger", "surprise", "disgust", "fear", "sadness", "others")),
 }
 # megc2019 is written as three dataset roots under the given root.
 MEGC2019_PARTS: tuple[tuple[str, str], ...] = (("smic", "SMIC"), ("casme2", "CASME2"),
@@ -232,7 +239,8 @@ def generate_dataset(dataset: str, root: Path, *, n_subjects: int, clips_per_sub
                      noise_sigma: float | tuple[float, float] = (1.0, 2.0),
                      missing_apex: float = 0.0, modality: str = "HS",
                      spreadsheet_version: str | None = None, image_quality: int = 95,
-                     workers: int | None = None) -> list[WrittenClip]:
+                     workers: int | None = None, variant: str | None = None,
+                     videos: bool = False) -> list[WrittenClip]:
     """Write a synthetic ``dataset`` (casme1, casme2, samm, smic, casme-sq or megc2019) at
     ``root``, annotation files included, and its ground truth beside it.
 
@@ -240,7 +248,10 @@ def generate_dataset(dataset: str, root: Path, *, n_subjects: int, clips_per_sub
     amplitude_px: apex max |D| (a range draws per clip); jitter_px: largest head jitter (each
     clip draws 50-100 % of it); noise_sigma: grey levels; missing_apex: fraction of annotations
     without an apex; workers: rendering threads (default: CPU count, at most 4). megc2019
-    writes ``root/SMIC``, ``root/CASME2`` and ``root/SAMM``. Returns the written clips in order.
+    writes ``root/SMIC``, ``root/CASME2`` and ``root/SAMM``. variant: the layout variant of
+    ``write_layout`` (casme3 ``takes``/``clips``, mmew ``official``/``flat``). Also casme3, dfme,
+    4dme and mmew. videos: casme-sq also writes ``rawvideo/`` (lossless). Returns the written
+    clips in order.
     """
     root = Path(root)
     if dataset == "megc2019":
@@ -284,7 +295,7 @@ def generate_dataset(dataset: str, root: Path, *, n_subjects: int, clips_per_sub
                  for plan, frames, *_ in rendered]
         written = write_layout(dataset, root, clips, modality=modality,
                                spreadsheet_version=spreadsheet_version,
-                               image_quality=image_quality)
+                               image_quality=image_quality, variant=variant, videos=videos)
         del clips  # let go of the memory maps before their folder goes
         rendered = [(plan, field, profile, jitter) for plan, _, field, profile, jitter in rendered]
     truths = [_truth(plan, subjects[plan.subject], w, field, profile, jitter, seed, root)

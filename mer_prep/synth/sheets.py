@@ -108,3 +108,79 @@ def casme_sq_sheet(root: Path, rows: Sequence[tuple[Any, ...]], videos: Sequence
     return _save(root / CASME_SQ_FILE, [("Sheet1", rows),
                                         ("naming rule1", [(code, name) for code, name in videos]),
                                         ("naming rule2", list(subjects))])
+
+
+# --- the newer datasets (DATASETS.md) -------------------------------------------------------------
+
+CASME3_A_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+CASME3_A_COLUMNS = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")
+CASME3_C_FILE = "CAS(ME)3_part_C_ME.xlsx"
+CASME3_C_COLUMNS = ("sub", "count", "onset", "offset", "au", "emotion")
+DFME_FILES = {"train": "training_full_with_AU.xlsx", "testA": "testA_full_with_AU.xlsx",
+              "testB": "testB_full_with_AU.xlsx"}
+DFME_COLUMNS = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Emotion", "EmotionId", "Fps",
+                "AU")
+FOURD_FILE = "4DME_Labelling_Micro_release v1.xlsx"  # the space is the release's
+FOURD_COLUMNS = ("sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs")
+MMEW_FILE = "MMEW_Micro_Exp.xlsx"
+MMEW_COLUMNS = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
+                "Estimated Emotion", "remarks")
+MANIFEST_COLUMNS = ("subject", "clip", "path", "onset", "apex", "offset", "label", "fps", "aus")
+
+
+def casme3_a_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
+    """The Part A ME sheet; rows are (subject, filename, onset, apex, offset, au, objective, emotion)."""
+    return _save(root / CASME3_A_FILE, [("Sheet1", [CASME3_A_COLUMNS, *rows])])
+
+
+def casme3_c_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
+    """The Part C sheet (``mockCrimeME``, no apex); rows are (sub, count, onset, offset, au, emotion)."""
+    return _save(root / CASME3_C_FILE, [("mockCrimeME", [CASME3_C_COLUMNS, *rows])])
+
+
+def dfme_sheets(root: Path, rows: dict[str, Sequence[tuple[Any, ...]]]) -> list[Path]:
+    """The three split sheets; ``rows`` maps train/testA/testB to rows in DFME_COLUMNS order."""
+    return [_save(root / DFME_FILES[part], [("Sheet1", [DFME_COLUMNS, *rows.get(part, ())])]) for part in DFME_FILES]
+
+
+def fourd_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
+    """4DME's labelling sheet; frame numbers are stored as floats (``31.0``), as in the release."""
+    path = _save(root / FOURD_FILE, [("Sheet1", [FOURD_COLUMNS, *rows])])
+    return _stored_as_floats(path, "DEF")
+
+
+def _stored_as_floats(path: Path, columns: str) -> Path:
+    """Rewrite whole numbers of ``columns`` as ``31.0`` in the file itself (openpyxl writes
+    ``31``; a sheet saved by other tools keeps the ``.0`` and reads back as a float)."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    pattern = re.compile(rb'(<c r="[' + columns.encode() + rb']\d+"[^>]*><v>)(-?\d+)(</v>)')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for info, data in entries:
+            if info.filename.startswith("xl/worksheets/"):
+                data = pattern.sub(rb"\1\2.0\3", data)
+            target.writestr(info, data)
+    return path
+
+
+def mmew_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
+    """MMEW's micro-expression sheet; rows in MMEW_COLUMNS order."""
+    return _save(root / MMEW_FILE, [("Sheet1", [MMEW_COLUMNS, *rows])])
+
+
+def manifest_file(root: Path, rows: Sequence[tuple[Any, ...]], *, xlsx: bool = False) -> Path:
+    """``manifest.csv`` (or ``.xlsx``); rows in MANIFEST_COLUMNS order."""
+    if xlsx:
+        return _save(root / "manifest.xlsx", [("manifest", [MANIFEST_COLUMNS, *rows])])
+    import csv
+
+    path = root / "manifest.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return path

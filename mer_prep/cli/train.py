@@ -1,0 +1,127 @@
+"""Commands that train and report: train, runs, models.
+
+``mer-prep train`` needs the ``train`` extra (PyTorch); without it the command says, in one
+line, what to install. ``mer-prep runs`` reads the records on the store's ``runs`` branch and
+needs no PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+import yaml
+
+from mer_prep.cli import main
+from mer_prep.errors import InvalidArgumentError
+
+
+def _number(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.3f}"
+
+
+def parse_settings(values: tuple[str, ...]) -> dict:
+    """``--set key=value`` model config overrides; values are read as YAML (8, 0.5, [8, 16])."""
+    settings = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError(f"--set wants key=value, got {value!r}")
+        parsed = yaml.safe_load(item)
+        settings[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return settings
+
+
+def print_record(record) -> None:
+    """The per-fold and pooled table of a run."""
+    leaky = "  LEAKY (sample-level split)" if record.leaky else ""
+    click.echo(f"run {record.run_id}: {record.model}/{record.variant} on {record.version_id} "
+               f"(snapshot {record.snapshot_id}), split {record.split}{leaky}")
+    table = record.fold_table()
+    width = max(len("fold"), *(len(str(f)) for f in table["fold"]))
+    click.echo(f"{'fold':<{width}}  {'n':>4}  {'UF1':>6}  {'UAR':>6}  {'acc':>6}  epoch")
+    for row in table.itertuples():
+        if row.fold == "pooled":
+            click.echo("-" * (width + 38))
+        epoch = "" if row.epoch is None or (isinstance(row.epoch, float) and
+                                            math.isnan(row.epoch)) else str(int(row.epoch))
+        click.echo(f"{row.fold:<{width}}  {int(row.n or 0):>4}  {_number(row.uf1):>6}  "
+                   f"{_number(row.uar):>6}  {_number(row.accuracy):>6}  {epoch}")
+    click.echo(f"selection: {record.training['selection']}; clips: {record.aggregation}; "
+               f"device {record.device}; {record.duration_s:.1f} s")
+
+
+@main.command()
+@click.argument("store")
+@click.option("--model", "model", required=True, help="Model name (see `mer-prep models`).")
+@click.option("--split", default="loso", show_default=True,
+              help="loso, megc2019 or a split stored with `mer-prep split`.")
+@click.option("--variant", default=None, help="Training variant [default: the model's].")
+@click.option("--epochs", type=int, default=None, help="Override the preset's epochs.")
+@click.option("--batch-size", type=int, default=None, help="Override the preset's batch size.")
+@click.option("--lr", type=float, default=None, help="Override the preset's learning rate.")
+@click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--selection", type=click.Choice(["validation", "last_epoch"]), default=None,
+              help="Override the preset's checkpoint choice.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Model config override, e.g. --set head=gap --set filters=8.")
+@click.option("--keep-checkpoints", is_flag=True, help="Store each fold's final weights.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(store, model, split, variant, epochs, batch_size, lr, device, seed, selection,
+          settings, keep_checkpoints, quiet):
+    """Train MODEL on every fold of STORE's split and record the run on the store."""
+    from mer_prep.train.errors import torch_or_raise
+
+    torch_or_raise()
+    from mer_prep.train import train as run_training
+
+    record = run_training(store, model, split=split, variant=variant, epochs=epochs,
+                          batch_size=batch_size, lr=lr, device=device, seed=seed,
+                          config=parse_settings(settings), keep_checkpoints=keep_checkpoints,
+                          progress=not quiet, selection=selection)
+    print_record(record)
+
+
+@main.command()
+@click.argument("store")
+def runs(store):
+    """List the training runs recorded on STORE, best UF1 first."""
+    from mer_prep.train.runs_store import list_runs
+
+    records = list_runs(store)
+    if not records:
+        click.echo(f"store {store}: no recorded runs (train with `mer-prep train {store} "
+                   f"--model NAME`)")
+        return
+
+    def key(record):
+        value = record.metrics.get("uf1")
+        return -(value if value is not None and not math.isnan(value) else -1.0)
+
+    header = (f"{'run':<34} {'model/variant':<22} {'version':<18} {'split':<12} "
+              f"{'UF1':>6} {'UAR':>6} {'acc':>6} {'leaky':<5} {'time':>8}")
+    click.echo(header)
+    for record in sorted(records, key=key):
+        m = record.metrics
+        click.echo(f"{record.run_id:<34} {record.model + '/' + record.variant:<22} "
+                   f"{record.version_id:<18} {record.split:<12} {_number(m.get('uf1')):>6} "
+                   f"{_number(m.get('uar')):>6} {_number(m.get('accuracy')):>6} "
+                   f"{'LEAKY' if record.leaky else '':<5} {record.duration_s:>7.1f}s")
+
+
+@main.command()
+def models():
+    """The model families: name, paper, the recipe each needs and its variants."""
+    from mer_prep.train.errors import torch_or_raise
+
+    torch_or_raise()
+    from mer_prep.models import MODELS
+
+    click.echo(f"{'model':<10} {'paper':<30} {'recipe':<12} variants (recipe when another)")
+    for name, spec in MODELS.items():
+        variants = ", ".join(
+            name if not preset.recipe else f"{name} ({preset.recipe})"
+            for name, preset in spec.variants.items())
+        click.echo(f"{name:<10} {spec.paper:<30} {spec.recipe:<12} {variants}")

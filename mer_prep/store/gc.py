@@ -1,0 +1,257 @@
+"""Housekeeping of a store: scratch branches of dead runs, and expiring old versions' chunks.
+
+**Scratch branches.** A run writes its version on a branch ``writing-<version>-<nonce>-<owner>``
+(``scratch_branch``) and deletes it when it commits or fails. A run that was killed (SIGKILL,
+the OOM killer, a lost machine) leaves the branch behind, and the branch keeps the run's
+layout snapshot alive. The owner part records who made it: a host id (hash of the host name
+and the PID namespace), the boot id, the PID, the process start time (clock ticks since boot,
+so a reused PID is told apart) and when the branch was made (Unix seconds).
+``remove_abandoned_branches`` (called by every run before it starts writing, and by
+``mer-prep gc``) deletes a scratch branch only when it can prove its run dead:
+
+- same host and boot: the owner PID is gone, a zombie, or now another process (start time);
+- same host, another boot: the machine restarted since;
+- another host (or a branch without an owner part, from older versions): only when older
+  than ``STALE_AFTER`` (3 days; no run of this project takes that long).
+
+A live run's branch, here or elsewhere, is never touched.
+
+**Garbage collection** (``collect_garbage``, ``mer-prep gc STORE [--keep N] [--tags]``): keeps
+the ``keep`` newest versions' history, expires older snapshots (Icechunk's
+``expire_snapshots``: tagged snapshots and branch tips stay readable), then deletes the chunks,
+manifests and snapshots nothing reachable uses any more (``garbage_collect``). With
+``delete_tags`` the version tags beyond the ``keep`` newest are deleted first, so their chunks
+go too (Icechunk never lets a deleted tag name be created again). Two things are protected:
+
+- branches other than ``main`` and the scratch branches (the trainers' ``runs`` branch, say):
+  their tips stay, and no snapshot that only such a branch reaches is expired (expiry stops at
+  the oldest of them), so their history keeps every commit they made;
+- live runs: objects newer than ``grace`` (10 minutes by default) or than the start of any
+  live scratch branch are kept, since a run's workers write chunks that no snapshot references
+  until it commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import icechunk as ic
+
+from mer_prep.errors import InvalidArgumentError
+from mer_prep.store.repo import MAIN, Location, open_repository, version_tags
+
+SCRATCH_PREFIX = "writing-"
+#: a scratch branch of another host (or without an owner part) older than this is abandoned
+STALE_AFTER = dt.timedelta(days=3)
+#: objects younger than this are never collected (a run may be about to reference them)
+GRACE = dt.timedelta(minutes=10)
+
+_NAME = re.compile(
+    r"^writing-(?P<version>v-[0-9a-f]{16})-(?P<nonce>[0-9a-f]{8})"
+    r"(?:-h(?P<host>[0-9a-f]{8})-b(?P<boot>[0-9a-f]{8})-p(?P<pid>\d+)-t(?P<ticks>\d+)"
+    r"-e(?P<started>\d+))?$")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that made a scratch branch."""
+
+    host: str      # 8 hex digits: host name and PID namespace
+    boot: str      # 8 hex digits of the kernel's boot id ("00000000" where there is none)
+    pid: int
+    ticks: int     # process start, clock ticks since boot (0: unknown)
+    started: int   # Unix seconds when the branch was made (the run's start)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _host_id() -> str:
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:8]
+
+
+def _boot_id() -> str:
+    return (_read("/proc/sys/kernel/random/boot_id").strip().replace("-", "") or "0" * 8)[:8]
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of a process from /proc, or None."""
+    text = _read(f"/proc/{pid}/stat")
+    if not text:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # the command name may hold spaces and parens
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def this_process() -> Owner:
+    """The owner record of this process, now."""
+    stat = _proc_stat(os.getpid())
+    return Owner(_host_id(), _boot_id(), os.getpid(), stat[1] if stat else 0, int(time.time()))
+
+
+def scratch_branch(version_id: str, owner: Owner | None = None) -> str:
+    """A fresh scratch branch name for ``version_id``, owned by ``owner`` (this process)."""
+    owner = owner or this_process()
+    return (f"{SCRATCH_PREFIX}{version_id}-{uuid.uuid4().hex[:8]}-h{owner.host}-b{owner.boot}"
+            f"-p{owner.pid}-t{owner.ticks}-e{owner.started}")
+
+
+def is_scratch(branch: str) -> bool:
+    return branch.startswith(SCRATCH_PREFIX)
+
+
+def branch_owner(branch: str) -> Owner | None:
+    """The owner recorded in a scratch branch's name (None: no owner part, or not scratch)."""
+    match = _NAME.match(branch)
+    if match is None or match["host"] is None:
+        return None
+    return Owner(match["host"], match["boot"], int(match["pid"]), int(match["ticks"]),
+                 int(match["started"]))
+
+
+def _process_alive(pid: int, ticks: int) -> bool:
+    """False only when process ``pid`` of this host and boot is provably not the owner."""
+    if pid == os.getpid():
+        return True
+    stat = _proc_stat(pid)
+    if stat is None:
+        if Path("/proc/self/stat").exists():
+            return False  # procfs works and has no such process
+        try:  # no procfs: a signal-0 probe (cannot tell a reused PID)
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    state, start = stat
+    if state in ("Z", "X"):  # exited, not yet reaped
+        return False
+    return not (ticks and start != ticks)
+
+
+def _age(repo: ic.Repository, branch: str, owner: Owner | None, now: dt.datetime
+         ) -> dt.timedelta:
+    if owner is not None:
+        return now - dt.datetime.fromtimestamp(owner.started, dt.timezone.utc)
+    return now - repo.lookup_snapshot(repo.lookup_branch(branch)).written_at
+
+
+def abandoned(repo: ic.Repository, branch: str, *, now: dt.datetime | None = None,
+              stale_after: dt.timedelta = STALE_AFTER) -> str | None:
+    """Why scratch ``branch`` is provably abandoned, or None when its run may still live."""
+    if not is_scratch(branch):
+        return None
+    now = now or dt.datetime.now(dt.timezone.utc)
+    owner, me = branch_owner(branch), this_process()
+    if owner is not None and owner.host == me.host:
+        if owner.boot != me.boot:
+            return "its host restarted since the run began"
+        if not _process_alive(owner.pid, owner.ticks):
+            return f"its run (pid {owner.pid}) is gone"
+        return None
+    age = _age(repo, branch, owner, now)
+    if age > stale_after:
+        whose = "another host's run" if owner is not None else "a run that recorded no owner"
+        return f"{whose}, started {age.total_seconds() / 3600:.0f} h ago"
+    return None
+
+
+def remove_abandoned_branches(repo: ic.Repository, *,
+                              stale_after: dt.timedelta = STALE_AFTER) -> list[str]:
+    """Delete every scratch branch whose run is provably dead; the names deleted.
+
+    Never fatal: a branch that cannot be checked or deleted is left for the next run."""
+    removed = []
+    for branch in sorted(repo.list_branches()):
+        try:
+            if abandoned(repo, branch, stale_after=stale_after):
+                repo.delete_branch(branch)
+                removed.append(branch)
+        except ic.IcechunkError:
+            continue
+    return removed
+
+
+# --- garbage collection ---------------------------------------------------------------------------
+
+@dataclass
+class GcReport:
+    """What ``collect_garbage`` did."""
+
+    removed_branches: list[str] = field(default_factory=list)
+    deleted_tags: list[str] = field(default_factory=list)
+    kept_versions: list[str] = field(default_factory=list)
+    expired_snapshots: int = 0
+    chunks_deleted: int = 0
+    bytes_deleted: int = 0
+    manifests_deleted: int = 0
+    snapshots_deleted: int = 0
+
+
+def _ancestry(repo: ic.Repository, **ref) -> dict[str, dt.datetime]:
+    return {info.id: info.written_at for info in repo.ancestry(**ref)}
+
+
+def collect_garbage(location: Location, *, keep: int = 3, delete_tags: bool = False,
+                    grace: dt.timedelta = GRACE, now: dt.datetime | None = None) -> GcReport:
+    """Remove dead runs' scratch branches, expire history older than the ``keep`` newest
+    versions (and, with ``delete_tags``, the older version tags), and delete the objects nothing
+    reachable uses. See the module docstring for what is protected."""
+    if keep < 1:
+        raise InvalidArgumentError(f"keep must be at least 1 (the newest version), got {keep}")
+    repo = open_repository(location)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    report = GcReport(removed_branches=remove_abandoned_branches(repo))
+    tags = version_tags(repo)
+    report.kept_versions = tags[:keep]
+    if delete_tags:
+        for tag in tags[keep:]:
+            repo.delete_tag(tag)
+            report.deleted_tags.append(tag)
+
+    # Expire history older than the oldest kept version...
+    older_than = (repo.lookup_snapshot(repo.lookup_tag(tags[:keep][-1])).written_at
+                  if tags else now)
+    branches = repo.list_branches()
+    shared = _ancestry(repo, branch=MAIN) if MAIN in branches else {}
+    for tag in repo.list_tags():
+        shared.update(_ancestry(repo, tag=tag))
+    collect_before = now - grace
+    for branch in sorted(branches - {MAIN}):
+        if is_scratch(branch):  # a live run (dead ones were removed): keep what it writes
+            owner = branch_owner(branch)
+            began = (dt.datetime.fromtimestamp(owner.started, dt.timezone.utc) if owner
+                     else repo.lookup_snapshot(repo.lookup_branch(branch)).written_at)
+            collect_before = min(collect_before, began - dt.timedelta(minutes=1))
+        # ...but never a snapshot that only another branch (``runs``, a live run) reaches
+        own = {sid: when for sid, when in _ancestry(repo, branch=branch).items()
+               if sid not in shared}
+        if own:
+            older_than = min(older_than, min(own.values()))
+    report.expired_snapshots = len(repo.expire_snapshots(older_than))
+    summary = repo.garbage_collect(min(collect_before, now))
+    report.chunks_deleted = summary.chunks_deleted
+    report.bytes_deleted = summary.bytes_deleted
+    report.manifests_deleted = summary.manifests_deleted
+    report.snapshots_deleted = summary.snapshots_deleted
+    return report

@@ -1,0 +1,56 @@
+"""Training the model families on a store's folds, with run records kept beside the store.
+
+    from mer_prep.train import train, list_runs
+
+    record = train("stores/casme2/mbcc64", "mbcc", variant="difference")   # LOSO by default
+    record.uf1, record.uar, record.accuracy, record.fold_table()
+    list_runs("stores/casme2/mbcc64")                                       # every recorded run
+
+One concept per module: ``data`` (the store read once, folds in memory), ``selection`` (the
+validation subjects), ``engine`` (:func:`train_fold`, one fold), ``plan`` (:func:`plan_run`,
+:func:`train`), ``records`` (:class:`FoldResult`, :class:`RunRecord`, :func:`combine_folds`),
+``runs_store`` (:func:`save_run`, :func:`list_runs`: the ``runs`` branch of the store's
+repository). Reading records needs no PyTorch; training needs the ``train`` extra
+(``pip install 'mer-prep[train]'``) and says so in one line without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mer_prep.train.errors import (
+    LeakError,
+    RunRecordError,
+    TrainExtraMissing,
+    TrainSetupError,
+)
+from mer_prep.train.records import (
+    EpochLog,
+    FoldResult,
+    RunHeader,
+    RunRecord,
+    combine_folds,
+)
+from mer_prep.train.runs_store import list_runs, load_run, open_run_store, save_run
+
+if TYPE_CHECKING:
+    from mer_prep.train.data import FoldData, StoreData
+    from mer_prep.train.engine import read_test_rows, train_fold
+    from mer_prep.train.plan import RunPlan, plan_run, run_folds, train
+
+_NEEDS_TORCH = {"train": "plan", "plan_run": "plan", "run_folds": "plan", "RunPlan": "plan",
+                "train_fold": "engine", "read_test_rows": "engine", "FoldData": "data",
+                "StoreData": "data"}
+
+__all__ = ["EpochLog", "FoldData", "FoldResult", "LeakError", "RunHeader", "RunPlan",
+           "RunRecord", "RunRecordError", "StoreData", "TrainExtraMissing", "TrainSetupError",
+           "combine_folds", "list_runs", "load_run", "open_run_store", "plan_run",
+           "read_test_rows", "run_folds", "save_run", "train", "train_fold"]
+
+
+def __getattr__(name: str):
+    if name in _NEEDS_TORCH:
+        from importlib import import_module
+
+        return getattr(import_module(f"mer_prep.train.{_NEEDS_TORCH[name]}"), name)
+    raise AttributeError(f"module 'mer_prep.train' has no attribute {name!r}")

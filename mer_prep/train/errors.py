@@ -1,0 +1,36 @@
+"""The trainer's errors: each one a :class:`mer_prep.errors.MerPrepError`, printed by the CLI as
+one line with its class's exit code."""
+
+from __future__ import annotations
+
+from mer_prep.errors import EnvironmentProblem, InvalidArgumentError, StoreError
+
+TRAIN_EXTRA = "pip install 'mer-prep[train]'"
+
+
+class TrainExtraMissing(EnvironmentProblem):
+    """PyTorch (the ``train`` extra) is not installed."""
+
+
+class TrainSetupError(InvalidArgumentError):
+    """A run that cannot start: a store, split or variant that does not fit the model."""
+
+
+class LeakError(TrainSetupError):
+    """A fold whose validation or training part shares a subject (or a row) with its test part.
+
+    Raised by the engine's own assertions; seeing one is a bug in the fold construction.
+    """
+
+
+class RunRecordError(StoreError):
+    """A run record cannot be written or read back (no such run, a failed commit)."""
+
+
+def torch_or_raise():
+    """``import torch``, or :class:`TrainExtraMissing` naming the extra to install."""
+    try:
+        import torch
+    except ImportError as error:
+        raise TrainExtraMissing(f"training needs PyTorch: {TRAIN_EXTRA}") from error
+    return torch

@@ -1,0 +1,243 @@
+"""A training run from start to record: :func:`plan_run` checks and loads, :func:`train` runs.
+
+    record = train("stores/casme2/mbcc64", "mbcc", variant="difference", epochs=20)
+
+    plan = plan_run(store, "mer3dcnn", config={"head": "gap"})   # checks + one bulk read
+    results = [train_fold(fold, plan.spec, plan.config, plan.preset, plan.fold_seed(fold),
+                          plan.device) for fold in plan.folds()]   # or fanned out (Dask)
+    record = combine_folds(results, plan.header)
+    save_run(plan.store, record)
+
+Everything that can be refused is refused by :func:`plan_run`, in one line, before any array is
+read: an unknown model, variant or config key; a store whose arrays do not fit the model
+(``check_inputs``); a variant that needs augmented copies on a store without any (naming the
+recipe that makes them); a SMOTE variant on a split stored without SMOTE (naming
+``mer-prep split --smote``); an unknown split; CUDA asked for where there is none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mer_prep.store.reader import FeatureStore, open_store
+from mer_prep.train.data import (
+    FoldData,
+    StoreData,
+    build_fold,
+    fold_seed,
+    load_store_data,
+)
+from mer_prep.train.engine import DEFAULT_VALIDATION_METRIC, torch, train_fold
+from mer_prep.train.errors import TrainSetupError
+from mer_prep.train.records import (
+    CLIP_AGGREGATION,
+    FoldResult,
+    RunHeader,
+    RunRecord,
+    combine_folds,
+    new_run_id,
+)
+from mer_prep.train.runs_store import save_run
+from mer_prep.version import code_version
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RunPlan:
+    """A checked run: the store version, model, config, training preset (overrides applied),
+    variant, split, data read once, seed and device; ``header`` is what the record will say."""
+
+    store: FeatureStore
+    spec: Any
+    config: BaseModel
+    preset: Any
+    variant: str
+    split: str
+    data: StoreData
+    seed: int
+    device: str
+    header: RunHeader
+    augmented: bool
+    smote: bool
+    class_weights: bool
+    keep_checkpoints: bool = False
+
+    def with_labels(self, labels) -> RunPlan:
+        """The same plan over other labels (a null experiment: labels shuffled in memory)."""
+        return dataclasses.replace(self, data=self.data.with_labels(labels))
+
+    def fold_seed(self, fold: FoldData | int) -> int:
+        return fold_seed(self.seed, fold if isinstance(fold, int) else fold.index)
+
+    def folds(self) -> Iterator[FoldData]:
+        """Each fold's data in memory, built when asked (one fold at a time)."""
+        validation = self.preset.selection == "validation"
+        for index, (name, train, test, _) in enumerate(self.store.folds(self.split)):
+            yield build_fold(
+                self.data, index, name, train, test, unit=self.header.unit,
+                augmented=self.augmented, weighted=self.class_weights, validation=validation,
+                seed=self.fold_seed(index), leaky=self.header.leaky,
+                smote=self.store.smote(self.split, index) if self.smote else None)
+
+    def train_fold(self, fold: FoldData, *, progress: bool = False) -> FoldResult:
+        return train_fold(fold, self.spec, self.config, self.preset, self.fold_seed(fold),
+                          self.device, keep_checkpoint=self.keep_checkpoints, progress=progress)
+
+
+def _config(spec, variant: str, config) -> BaseModel:
+    try:
+        if isinstance(config, BaseModel):
+            return spec.resolve(config)
+        return spec.config(dict(config or {}), variant=variant)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+                             for e in error.errors())
+        raise TrainSetupError(f"model {spec.name} config: {problems}") from None
+    except TypeError as error:
+        raise TrainSetupError(f"model {spec.name} config: {error}") from None
+
+
+def resolve_device(device: str | None) -> str:
+    """``device`` checked, or CUDA when available, else CPU."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainSetupError(f"device {device!r} asked for, but PyTorch sees no CUDA device; "
+                              f"use --device cpu")
+    try:
+        torch.device(device)
+    except RuntimeError as error:
+        raise TrainSetupError(f"unknown device {device!r} ({error})") from None
+    return device
+
+
+def _store_arrays(store: FeatureStore) -> dict:
+    return {name: (tuple(spec["dims"][1:]), tuple(spec["shape"][1:]))
+            for name, spec in store.attrs["arrays"].items()}
+
+
+def _check_variant(store: FeatureStore, spec, variant: str, preset, split: str) -> None:
+    recipe = store.attrs["recipe"]["name"]
+    if preset.augmented and not (store.parents >= 0).any():
+        needed = preset.recipe or spec.recipe
+        raise TrainSetupError(
+            f"variant {variant} of {spec.name} trains on augmented copies, but store "
+            f"{store.path} (recipe {recipe}) has none: preprocess with recipe {needed} "
+            f"(`mer-prep run DATASET --recipe {needed}`)")
+    if preset.smote and not store.split_attrs(split).get("smote"):
+        raise TrainSetupError(
+            f"variant {variant} of {spec.name} trains on SMOTE samples, but split {split!r} "
+            f"of store {store.path} stores none: make it with `mer-prep split {store.path} "
+            f"--kind {store.split(split).kind} --name {split} --smote frames`")
+
+
+def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | None = None,
+             epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+             device: str | None = None, seed: int = 0,
+             config: Mapping[str, Any] | BaseModel | None = None,
+             selection: str | None = None, validation_metric: str | None = None,
+             keep_checkpoints: bool = False) -> RunPlan:
+    """Check everything, then read the model's arrays once; see the module docstring.
+
+    store: a ``FeatureStore`` or a location; config: overrides of the variant's config (or a
+    config instance); epochs / batch_size / lr / selection / validation_metric: overrides of
+    the model's training preset.
+    """
+    from mer_prep.models import check_inputs, get_model
+
+    store = store if isinstance(store, FeatureStore) else open_store(store)
+    spec = get_model(model)
+    variant = variant or spec.default_variant
+    if variant not in spec.variants:
+        raise TrainSetupError(f"model {spec.name} has no variant {variant!r}; valid: "
+                              f"{', '.join(spec.variants)}")
+    variant_preset = spec.variants[variant]
+    resolved = _config(spec, variant, config)
+    check_inputs(spec, store.attrs["recipe"]["name"], _store_arrays(store), resolved)
+    made = store.split(split)
+    _check_variant(store, spec, variant, variant_preset, split)
+    overrides = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size),
+                                               ("lr", lr), ("selection", selection),
+                                               ("validation_metric", validation_metric))
+                 if value is not None}
+    preset = dataclasses.replace(spec.training, **overrides)
+    if preset.selection not in ("validation", "last_epoch"):
+        raise TrainSetupError(f"selection must be 'validation' or 'last_epoch', not "
+                              f"{preset.selection!r}")
+    if preset.selection == "validation" and preset.validation_metric is None:
+        preset = dataclasses.replace(preset, validation_metric=DEFAULT_VALIDATION_METRIC)
+    if preset.epochs < 1 or preset.batch_size < 1 or preset.lr <= 0:
+        raise TrainSetupError(f"epochs and batch size must be >= 1 and lr > 0, got "
+                              f"{preset.epochs}, {preset.batch_size}, {preset.lr}")
+    device = resolve_device(device)
+    unit = spec.unit(resolved)
+    attrs = store.attrs
+    header = RunHeader(
+        run_id=new_run_id(spec.name),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        model=spec.name, paper=spec.paper, variant=variant,
+        config=resolved.model_dump(mode="json"),
+        training={**dataclasses.asdict(preset), "augmented": variant_preset.augmented,
+                  "smote": variant_preset.smote, "class_weights": variant_preset.class_weights,
+                  "optimizer": "adam", "autocast": "bf16 on cuda only"},
+        unit=unit, aggregation=CLIP_AGGREGATION[unit], split=split, split_kind=made.kind,
+        leaky=bool(made.leaky or store.split_attrs(split).get("leaky", False)),
+        store={"location": store.path, "dataset": attrs["dataset"],
+               "recipe": attrs["recipe"]["name"], "recipe_hash": attrs["recipe"]["hash"],
+               "version_id": store.version_id, "snapshot_id": store.session.snapshot_id,
+               "labels": attrs["labels"], "class_names": store.class_names,
+               "n_samples": len(store.table)},
+        seed=int(seed), code_version=code_version(), device=device,
+        torch_version=str(torch.__version__), n_folds=made.n_folds)
+    names = [need.name for need in spec.required_inputs(resolved)]
+    return RunPlan(store=store, spec=spec, config=resolved, preset=preset, variant=variant,
+                   split=split, data=load_store_data(store, names), seed=int(seed),
+                   device=device, header=header, augmented=variant_preset.augmented,
+                   smote=variant_preset.smote, class_weights=variant_preset.class_weights,
+                   keep_checkpoints=keep_checkpoints)
+
+
+def run_folds(plan: RunPlan, *, progress: bool = False) -> list[FoldResult]:
+    """Train every fold of ``plan`` here, one after the other."""
+    folds = plan.folds()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=plan.header.n_folds, desc=f"{plan.spec.name} {plan.split}",
+                   unit="fold")
+    results = []
+    for fold in folds:
+        results.append(plan.train_fold(fold, progress=progress))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def train(store, model: str = "mbcc", *, split: str = "loso", variant: str | None = None,
+          epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+          device: str | None = None, seed: int = 0,
+          config: Mapping[str, Any] | BaseModel | None = None, keep_checkpoints: bool = False,
+          progress: bool = False, selection: str | None = None,
+          validation_metric: str | None = None, save: bool = True) -> RunRecord:
+    """Train ``model`` on every fold of ``split`` of ``store`` (a ``FeatureStore`` or a
+    location) and record the run on the store (``save=False``: return it only)."""
+    start = time.perf_counter()
+    plan = plan_run(store, model, split=split, variant=variant, epochs=epochs,
+                    batch_size=batch_size, lr=lr, device=device, seed=seed, config=config,
+                    selection=selection, validation_metric=validation_metric,
+                    keep_checkpoints=keep_checkpoints)
+    load_s = time.perf_counter() - start
+    results = run_folds(plan, progress=progress)
+    record = combine_folds(results, plan.header, duration_s=time.perf_counter() - start,
+                           timings={"load_s": load_s})
+    if save:
+        save_run(plan.store, record)
+    return record

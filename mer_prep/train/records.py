@@ -1,0 +1,216 @@
+"""Typed results of training: one fold (:class:`FoldResult`), one run (:class:`RunRecord`).
+
+A run's pooled record is computed from its fold results alone (:func:`combine_folds`), so that
+folds trained anywhere (a loop here, Dask workers later) combine into the same record. Scores
+follow ``mer_prep.evaluation.metrics`` (MEGC 2019: confusion counts pooled over folds first).
+Everything here is numpy and JSON: no PyTorch needed to read or list runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from mer_prep.evaluation.metrics import confusion_matrix, pooled_confusion, scores
+
+# How a clip's prediction is made from the model's outputs (recorded with every run).
+CLIP_AGGREGATION = {"clip": "one row per clip: its softmax",
+                    "frame": "mean of the softmax of the clip's frames (frames as samples)"}
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch: mean training ``loss``, the ``validation`` metric (None without a validation
+    part), wall ``seconds`` of the epoch and ``step_seconds`` in forward + backward + step."""
+
+    epoch: int
+    loss: float
+    validation: float | None
+    seconds: float
+    step_seconds: float
+    n_steps: int
+
+
+def _scores(y_true: np.ndarray, y_pred: np.ndarray, class_names) -> dict | None:
+    if not len(y_true):
+        return None
+    return scores(confusion_matrix(y_true, y_pred, len(class_names)), class_names)
+
+
+@dataclass(frozen=True, eq=False)
+class FoldResult:
+    """What training one fold produced: its test clips' predictions and how it got there.
+
+    rows / sample_ids / y_true / y_pred (m,) and proba (m, K) float32 are the fold's scored
+    (original) test clips; ``curves`` one :class:`EpochLog` per epoch; ``selection``
+    ``"validation"`` (``best_epoch`` chosen on the validation part's ``validation_metric``) or
+    ``"last_epoch"``; ``info``: subjects and counts of the parts (``fit_subjects``,
+    ``validation_subjects``, ``test_subjects``, ``n_smote``...); ``checkpoint``: the final
+    model's ``state_dict`` as ``torch.save`` bytes when asked for.
+    """
+
+    index: int
+    name: str
+    class_names: tuple[str, ...]
+    rows: np.ndarray = field(repr=False)
+    sample_ids: np.ndarray = field(repr=False)
+    y_true: np.ndarray = field(repr=False)
+    y_pred: np.ndarray = field(repr=False)
+    proba: np.ndarray = field(repr=False)
+    curves: tuple[EpochLog, ...] = field(repr=False)
+    selection: str
+    best_epoch: int
+    validation_metric: str | None
+    seed: int
+    info: dict = field(default_factory=dict, repr=False)
+    timings: dict = field(default_factory=dict, repr=False)
+    checkpoint: bytes | None = field(default=None, repr=False)
+
+    @property
+    def metrics(self) -> dict | None:
+        """``scores`` of this fold alone (None when it scored no clip)."""
+        return _scores(self.y_true, self.y_pred, self.class_names)
+
+    def summary(self) -> dict:
+        """Everything but the per-clip arrays and the checkpoint, JSON-able."""
+        return {"index": self.index, "name": self.name, "selection": self.selection,
+                "best_epoch": self.best_epoch, "validation_metric": self.validation_metric,
+                "seed": self.seed, "n_test": len(self.y_true), "info": self.info,
+                "timings": self.timings, "metrics": self.metrics,
+                "curves": [asdict(c) for c in self.curves],
+                "has_checkpoint": self.checkpoint is not None}
+
+    @classmethod
+    def from_summary(cls, summary: dict, class_names, rows, sample_ids, y_true, y_pred, proba,
+                     checkpoint: bytes | None = None) -> FoldResult:
+        return cls(index=summary["index"], name=summary["name"], class_names=tuple(class_names),
+                   rows=rows, sample_ids=sample_ids, y_true=y_true, y_pred=y_pred, proba=proba,
+                   curves=tuple(EpochLog(**c) for c in summary["curves"]),
+                   selection=summary["selection"], best_epoch=summary["best_epoch"],
+                   validation_metric=summary["validation_metric"], seed=summary["seed"],
+                   info=summary["info"], timings=summary["timings"], checkpoint=checkpoint)
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """What identifies a run before any fold is trained: the model, its variant, config and
+    training settings, the store version (``version_id`` tag and the exact ``snapshot_id`` read),
+    the split (``leaky`` when it is a recorded sample-level split), seeds, code and device."""
+
+    run_id: str
+    created: str
+    model: str
+    paper: str
+    variant: str
+    config: dict
+    training: dict
+    unit: str
+    aggregation: str
+    split: str
+    split_kind: str
+    leaky: bool
+    store: dict
+    seed: int
+    code_version: str
+    device: str
+    torch_version: str
+    n_folds: int
+
+    @property
+    def version_id(self) -> str:
+        return self.store["version_id"]
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.store["snapshot_id"]
+
+
+def new_run_id(model: str) -> str:
+    """``<UTC time>-<model>-<6 hex>``: sortable by creation, unique across concurrent runs."""
+    now = dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{model}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, eq=False)
+class RunRecord(RunHeader):
+    """A finished run: its :class:`RunHeader`, every :class:`FoldResult`, the pooled ``metrics``
+    (UF1, UAR, accuracy, per-class F1 / recall, confusion), ``duration_s`` and run-level
+    ``timings`` (``load_s``: checks and the bulk read)."""
+
+    folds: tuple[FoldResult, ...] = field(default=(), repr=False)
+    metrics: dict = field(default_factory=dict, repr=False)
+    duration_s: float = 0.0
+    timings: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def uf1(self) -> float:
+        return float(self.metrics["uf1"])
+
+    @property
+    def uar(self) -> float:
+        return float(self.metrics["uar"])
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.metrics["accuracy"])
+
+    @property
+    def header(self) -> RunHeader:
+        return RunHeader(**{f.name: getattr(self, f.name) for f in fields(RunHeader)})
+
+    @property
+    def plot(self):
+        """Figures of this run (``mer_prep.plot.RunPlots``): ``run.plot.confusion()``."""
+        from mer_prep.plot.runs import RunPlots
+
+        return RunPlots(self)
+
+    def predictions(self) -> pd.DataFrame:
+        """One row per scored clip: fold, row, sample_id, y_true, y_pred, p_<class>..."""
+        parts = []
+        for fold in self.folds:
+            frame = pd.DataFrame({"fold": fold.name, "row": fold.rows,
+                                  "sample_id": fold.sample_ids, "y_true": fold.y_true,
+                                  "y_pred": fold.y_pred})
+            for k, name in enumerate(fold.class_names):
+                frame[f"p_{name}"] = fold.proba[:, k]
+            parts.append(frame)
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def fold_table(self) -> pd.DataFrame:
+        """Per fold and pooled: n, UF1, UAR, accuracy (the CLI's final table)."""
+        rows = []
+        for fold in self.folds:
+            m = fold.metrics or {}
+            rows.append({"fold": fold.name, "n": len(fold.y_true), "uf1": m.get("uf1"),
+                         "uar": m.get("uar"), "accuracy": m.get("accuracy"),
+                         "epoch": fold.best_epoch})
+        rows.append({"fold": "pooled", "n": self.metrics.get("n"), "uf1": self.metrics["uf1"],
+                     "uar": self.metrics["uar"], "accuracy": self.metrics["accuracy"],
+                     "epoch": None})
+        return pd.DataFrame(rows)
+
+    def summary(self) -> dict:
+        """JSON-able: the header, pooled metrics, duration and each fold's summary."""
+        return {**asdict(self.header), "metrics": self.metrics, "duration_s": self.duration_s,
+                "timings": self.timings, "folds": [fold.summary() for fold in self.folds]}
+
+
+def combine_folds(folds: list[FoldResult], header: RunHeader,
+                  duration_s: float | None = None, timings: dict | None = None) -> RunRecord:
+    """The run record of ``header`` from its fold results (any order; sorted by fold index):
+    MEGC pooling of the folds' confusion counts, then the scores."""
+    folds = sorted(folds, key=lambda f: f.index)
+    names = list(header.store["class_names"])
+    confusion = pooled_confusion(((f.y_true, f.y_pred) for f in folds), len(names))
+    if duration_s is None:
+        duration_s = sum(f.timings.get("total_s", 0.0) for f in folds)
+    return RunRecord(**asdict(header), folds=tuple(folds),
+                     metrics=scores(confusion, names) if confusion.sum() else {
+                         "uf1": float("nan"), "uar": float("nan"), "accuracy": float("nan"),
+                         "n": 0},
+                     duration_s=float(duration_s), timings=dict(timings or {}))

@@ -1,0 +1,228 @@
+"""Run records on the store's own storage: the Icechunk branch ``runs`` of the store's repository.
+
+Where, and why there:
+
+- **Same storage, same credentials.** A record lives in the repository of the store it was
+  trained on, so it travels with the store (a local directory or ``s3://``) and is read with the
+  same ``StoreLocation``; nothing else (a database, a results folder) has to be kept in sync.
+- **Feature versions never move.** Records are commits on a dedicated branch ``runs``, started
+  from the repository's initial (empty) snapshot: ``main`` and the version tags are never
+  touched, the features are not copied into the branch, and a new version (``mer-prep run``)
+  or split (``mer-prep split``) committed on ``main`` cannot drop a record. Each record names
+  the version (``version_id`` tag) and the exact snapshot it read; that snapshot stays readable
+  after any refresh (:func:`open_run_store`).
+- **Concurrent runs both land.** Each run writes its own group ``runs/<run_id>`` (JSON attrs
+  plus small arrays: per-clip predictions and, on request, checkpoints) and commits with
+  Icechunk's conflict detector: a commit that finds the branch moved rebases onto the new tip
+  (no conflict: another run's group is another path) and, failing that, the whole write is
+  retried on a fresh session. Local directories, whose storage Icechunk does not make safe for
+  concurrent commits, additionally serialise the commit with an ``fcntl`` lock file in the
+  store directory; S3's conditional writes make that unnecessary there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+import uuid
+
+import icechunk as ic
+import numpy as np
+import zarr
+
+from mer_prep.store.repo import MAIN, StoreLocation, open_repository
+from mer_prep.store.writer import COMPRESSORS
+from mer_prep.train.errors import RunRecordError
+from mer_prep.train.records import FoldResult, RunHeader, RunRecord
+
+RUNS_BRANCH = "runs"
+RUNS_GROUP = "runs"
+LOCK_FILE = ".mer-prep-runs.lock"
+SCHEMA = {"schema": "mer-prep/run", "schema_version": 1}
+_HEADER_FIELDS = tuple(RunHeader.__dataclass_fields__)
+
+
+def _open(store) -> tuple[StoreLocation, ic.Repository]:
+    """(location, repository) of a ``FeatureStore`` or a store location."""
+    if hasattr(store, "location") and hasattr(store, "repo"):
+        return store.location, store.repo
+    location = StoreLocation.parse(store)
+    return location, open_repository(location)
+
+
+def _jsonable(value):
+    """Plain JSON values: numpy scalars and arrays to Python, NaN / inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def ensure_runs_branch(repo: ic.Repository) -> None:
+    """Create the ``runs`` branch (holding an empty ``runs`` group) unless it exists.
+
+    The group is made on a private branch first and ``runs`` created at its commit, so that
+    two runs racing to create the branch both end on a branch that has the group.
+    """
+    if RUNS_BRANCH in repo.list_branches():
+        return
+    initial = list(repo.ancestry(branch=MAIN))[-1].id
+    scratch = f"runs-init-{uuid.uuid4().hex[:8]}"
+    repo.create_branch(scratch, initial)
+    try:
+        session = repo.writable_session(scratch)
+        root = zarr.open_group(session.store, mode="a", zarr_format=3)
+        root.attrs.update({"schema": "mer-prep/runs", "schema_version": 1})
+        root.require_group(RUNS_GROUP)
+        snapshot = session.commit("runs: training run records")
+        try:
+            repo.create_branch(RUNS_BRANCH, snapshot)
+        except ic.IcechunkError:
+            if RUNS_BRANCH not in repo.list_branches():
+                raise
+    finally:
+        repo.delete_branch(scratch)
+
+
+@contextlib.contextmanager
+def _commit_lock(location: StoreLocation):
+    """An exclusive lock on local stores (Icechunk's local storage has no atomic ref update)."""
+    if location.is_remote:
+        yield
+        return
+    import fcntl
+
+    with open(location.path / LOCK_FILE, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _array(group: zarr.Group, name: str, values: np.ndarray) -> None:
+    values = np.asarray(values)
+    if values.dtype.kind in "US":
+        values = values.astype(object)
+    chunks = tuple(max(d, 1) for d in values.shape)
+    array = group.create_array(name, shape=values.shape, chunks=chunks,
+                               dtype=str if values.dtype == object else values.dtype,
+                               compressors=COMPRESSORS)
+    if values.size:
+        array[...] = values
+
+
+def _write(group: zarr.Group, record: RunRecord) -> None:
+    folds = record.folds
+    cat = (lambda get, dtype, width=None: np.concatenate([np.asarray(get(f), dtype) for f in folds])
+           if folds else np.zeros((0,) if width is None else (0, width), dtype))
+    k = len(record.store["class_names"])
+    _array(group, "fold", np.concatenate([np.full(len(f.y_true), f.index, np.int64)
+                                          for f in folds]) if folds else np.zeros(0, np.int64))
+    _array(group, "row", cat(lambda f: f.rows, np.int64))
+    _array(group, "sample_id", cat(lambda f: f.sample_ids, object))
+    _array(group, "y_true", cat(lambda f: f.y_true, np.int64))
+    _array(group, "y_pred", cat(lambda f: f.y_pred, np.int64))
+    _array(group, "proba", cat(lambda f: f.proba, np.float32, k).reshape(-1, k))
+    kept = [f for f in folds if f.checkpoint is not None]
+    if kept:
+        checkpoints = group.create_group("checkpoints")
+        for fold in kept:
+            _array(checkpoints, f"fold{fold.index}", np.frombuffer(fold.checkpoint, np.uint8))
+    group.attrs.update(_jsonable({**SCHEMA, **record.summary()}))
+
+
+def save_run(store, record: RunRecord, *, retries: int = 20) -> str:
+    """Commit ``record`` as ``runs/<run_id>`` on the ``runs`` branch of ``store`` (a
+    ``FeatureStore`` or a location); the commit's snapshot id. Retries on a conflict."""
+    location, repo = _open(store)
+    ensure_runs_branch(repo)
+    last: Exception | None = None
+    with _commit_lock(location):
+        for attempt in range(retries):
+            session = repo.writable_session(RUNS_BRANCH)
+            root = zarr.open_group(session.store, mode="r+")
+            if record.run_id in root[RUNS_GROUP]:
+                raise RunRecordError(f"store {location} already records run {record.run_id}")
+            _write(root[RUNS_GROUP].create_group(record.run_id), record)
+            try:
+                return session.commit(
+                    f"run {record.run_id}: {record.model}/{record.variant} on "
+                    f"{record.version_id} ({record.split})",
+                    metadata={"run_id": record.run_id, "version_id": record.version_id},
+                    rebase_with=ic.ConflictDetector())
+            except (ic.ConflictError, ic.RebaseFailedError) as error:
+                last = error
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+    raise RunRecordError(f"store {location}: run {record.run_id} could not be committed after "
+                         f"{retries} tries ({last})")
+
+
+def _read(group: zarr.Group, with_checkpoints: bool) -> RunRecord:
+    attrs = dict(group.attrs)
+    names = attrs["store"]["class_names"]
+    data = {name: group[name][...] for name in ("fold", "row", "y_true", "y_pred", "proba")}
+    data["sample_id"] = np.array(group["sample_id"][...].tolist(), dtype=str)
+    checkpoints = group["checkpoints"] if with_checkpoints and "checkpoints" in group else None
+    folds = []
+    for summary in attrs["folds"]:
+        mine = data["fold"] == summary["index"]
+        blob = None
+        if checkpoints is not None and f"fold{summary['index']}" in checkpoints:
+            blob = checkpoints[f"fold{summary['index']}"][...].tobytes()
+        folds.append(FoldResult.from_summary(
+            summary, names, data["row"][mine], data["sample_id"][mine],
+            data["y_true"][mine], data["y_pred"][mine],
+            data["proba"][mine].astype(np.float32), checkpoint=blob))
+    header = {name: attrs[name] for name in _HEADER_FIELDS}
+    return RunRecord(**header, folds=tuple(folds), metrics=attrs["metrics"],
+                     duration_s=float(attrs["duration_s"]), timings=attrs.get("timings", {}))
+
+
+def _runs_root(store) -> tuple[StoreLocation, zarr.Group | None]:
+    location, repo = _open(store)
+    if RUNS_BRANCH not in repo.list_branches():
+        return location, None
+    session = repo.readonly_session(branch=RUNS_BRANCH)
+    return location, zarr.open_group(session.store, mode="r")[RUNS_GROUP]
+
+
+def list_runs(store, *, with_checkpoints: bool = False) -> list[RunRecord]:
+    """Every run recorded on ``store`` (a ``FeatureStore`` or a location), oldest first."""
+    _, root = _runs_root(store)
+    if root is None:
+        return []
+    records = [_read(root[name], with_checkpoints) for name in sorted(root.group_keys())]
+    return sorted(records, key=lambda r: (r.created, r.run_id))
+
+
+def load_run(store, run_id: str, *, with_checkpoints: bool = True) -> RunRecord:
+    """One recorded run by id (checkpoints included when it kept them)."""
+    location, root = _runs_root(store)
+    if root is None or run_id not in root:
+        raise RunRecordError(f"store {location} records no run {run_id!r}")
+    return _read(root[run_id], with_checkpoints)
+
+
+def open_run_store(store, record: RunRecord | RunHeader):
+    """The ``FeatureStore`` at exactly the snapshot ``record`` read (also after the store was
+    refreshed to newer versions)."""
+    from mer_prep.store.reader import FeatureStore
+
+    location, repo = _open(store)
+    try:
+        session = repo.readonly_session(snapshot_id=record.snapshot_id)
+    except ic.IcechunkError as error:
+        raise RunRecordError(f"store {location} no longer holds snapshot {record.snapshot_id} "
+                             f"of run {record.run_id}") from error
+    return FeatureStore(location, repo, session)
+

@@ -1,0 +1,48 @@
+"""Tiny stores for the plotting and report tests, written in-process through the library (the
+path the flow wires up: plan_version + VersionWriter + process_batch + combine_batches + finish).
+
+Built-in recipes whose 134 px output makes them slow on two shared cores are shrunk (same
+sections, smaller output) where the tests allow it; ``build_store`` takes either a recipe name
+or a ``Recipe``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mer_prep.recipes import Recipe, load_recipe
+
+#: 2 subjects x 2 clips at 240x320, 20 frames: every recipe's sections run, keyframes choose 16
+#: of 20 frames, and one annotation in two has no apex (spotted where the recipe needs it).
+TINY = {"n_subjects": 2, "clips_per_subject": 2, "seed": 5, "n_frames": 20,
+        "size": (240, 320), "amplitude_px": (1.0, 2.0), "missing_apex": 0.5}
+
+
+def small(builtin: str, size: int | None = None, **changes) -> Recipe:
+    """Built-in recipe ``builtin`` with its output resized to ``size`` px (and other fields
+    changed, e.g. ``name``): the same sections on fewer pixels."""
+    recipe = load_recipe(builtin)
+    data = recipe.model_dump(by_alias=True)
+    if size is not None:
+        data["align"] = {**data["align"], "size": (size, size)}
+    data.update(changes)
+    return Recipe.model_validate(data)
+
+
+def build_store(root: Path, store_path: Path, recipe: Recipe | str, *,
+                dataset: str = "casme2", labels: str = "native") -> Path:
+    """Write one version of ``recipe`` over the dataset at ``root`` into ``store_path``."""
+    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
+    from mer_prep.pipeline.planning import plan_version, scan_failures
+    from mer_prep.store.writer import VersionWriter, existing_version
+
+    recipe = load_recipe(recipe) if isinstance(recipe, str) else recipe
+    plan = plan_version(dataset, root, recipe, store_path, labels=labels)
+    if existing_version(plan.location, plan.version_id):
+        return store_path
+    writer = VersionWriter.begin(plan)
+    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
+                                    plan.arrays, plan.class_names))
+    run = combine_batches([result], plan.n_rows, writer.reused)
+    writer.finish(run.forks, run.rows, scan_failures(plan) + run.failures)
+    return store_path
