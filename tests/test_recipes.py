@@ -90,3 +90,24 @@ def test_paper_004_counts_casme2_fear_and_sadness_as_negative():
     assert rule.mapping["happiness"] == "positive" and "others" in rule.drop
     assert class_names("dacwb3", "casme2") == ["negative", "positive", "surprise"]
     assert "fear" in get_scheme("megc3").rules["casme2"].drop  # MEGC drops them
+
+
+@pytest.mark.parametrize("size", [[-64, 64], [0, 64], [64, 100000]])
+def test_impossible_sizes_are_refused_when_the_recipe_loads(tmp_path, size):
+    from mer_prep.errors import RecipeError
+
+    values = load_recipe("mbcc64").model_dump(mode="json", by_alias=True)
+    values["align"]["size"] = size
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(values))
+    with pytest.raises(RecipeError, match=r"bad.yaml: align.size.\d: Input should be"):
+        load_recipe(path)
+    from click.testing import CliRunner
+
+    from mer_prep.cli import main
+
+    store = tmp_path / "store"
+    result = CliRunner().invoke(main, ["run", "casme2", "--root", str(tmp_path), "--recipe",
+                                       str(path), "--store", str(store)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert not store.exists()  # refused before anything was created

@@ -191,7 +191,7 @@ def _print_next_steps(store: str) -> None:
 @main.command()
 @click.option("--dir", "directory", default="mer-prep-demo", show_default=True,
               help="Where the synthetic dataset, the store and Prefect's home go.")
-@click.option("--subjects", default=4, show_default=True)
+@click.option("--subjects", default=6, show_default=True)
 @click.option("--clips", default=3, show_default=True, help="Clips per subject.")
 @click.option("--recipe", default="ha3d", show_default=True)
 @click.option("--workers", default=2, show_default=True)
@@ -208,13 +208,18 @@ def demo(directory, subjects, clips, recipe, workers):
     print_info(str(store), None)
 
 
+# Three classes of distinct motions, one clip of each per subject (at 3 clips per subject): the
+# README's split, SMOTE and training examples run as written on the default demo store.
+DEMO_CLASSES = ("happiness", "surprise", "disgust")
+
+
 def _synthesise_demo(root: Path, subjects: int, clips: int) -> None:
     """Write the demo dataset unless the same one (same size, same code) is already there."""
     from mer_prep.synth.generate import generate_dataset
     from mer_prep.version import code_version
 
     wanted = {"dataset": "casme2", "subjects": subjects, "clips": clips, "seed": 0,
-              "code_version": code_version()}
+              "classes": list(DEMO_CLASSES), "code_version": code_version()}
     marker = root.parent / "demo-dataset.json"
     if marker.exists() and json.loads(marker.read_text()) == wanted and root.exists():
         click.echo(f"reusing the synthetic CASME II look-alike in {root}")
@@ -225,7 +230,8 @@ def _synthesise_demo(root: Path, subjects: int, clips: int) -> None:
     click.echo(f"synthesising a CASME II look-alike ({subjects} subjects x {clips} clips) in {root}")
     marker.unlink(missing_ok=True)  # a half-written demo dataset is still ours to replace
     shutil.rmtree(root, ignore_errors=True)  # only ever a demo dataset this command made
-    generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0)
+    generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0,
+                     classes=DEMO_CLASSES)
     marker.write_text(json.dumps(wanted))
 
 

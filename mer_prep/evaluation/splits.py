@@ -133,6 +133,12 @@ def _as_str(a: np.ndarray, what: str, n: int | None = None) -> np.ndarray:
 def _from_sklearn(splitter, n: int, orig: np.ndarray, parents: np.ndarray,
                   y: np.ndarray | None, groups: np.ndarray | None) -> np.ndarray:
     """Run an sklearn splitter over the original rows only; return the inherited test_fold."""
+    n_splits = splitter.get_n_splits()
+    if groups is not None and len(np.unique(groups)) < n_splits:
+        raise InvalidArgumentError(
+            f"{n_splits} subject-disjoint folds need at least {n_splits} subjects; the table "
+            f"has {len(np.unique(groups))} (ask for fewer folds, e.g. --folds "
+            f"{len(np.unique(groups))}, or use loso)")
     fold = np.full(n, -1, dtype=np.int64)
     x = np.zeros((orig.size, 1))
     for i, (_, test) in enumerate(splitter.split(x, y, groups)):

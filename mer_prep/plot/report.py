@@ -14,24 +14,23 @@ Size: face panels are ~100 px thumbnails (64 px faces doubled), charts at 80 dpi
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import html
-import io
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
 
-from mer_prep.datasets import scan_dataset
-from mer_prep.errors import InvalidArgumentError, MerPrepError, UnknownNameError
+from mer_prep.errors import InvalidArgumentError, UnknownNameError
 from mer_prep.face.mask import REGION_GROUPS
 from mer_prep.plot import figures
+from mer_prep.plot.html import (CHART_COLOURS, CSS, Images, esc, figure_html, fmt, kv_html,
+                                png_bytes, table_html)
+from mer_prep.plot.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, DatasetSamples, dataset_roots,
+                                   read_thumbnail, resolve_file)
 from mer_prep.plot.colour import REGION_RGB, LANDMARK_RGB, colour_wheel
 from mer_prep.plot.panels import (APEX_RGB, ONSET_RGB, Panel, panels, pick_samples,
                                   sample_view)
@@ -44,16 +43,9 @@ __all__ = ["Report", "write_report", "report_html", "png_bytes", "dataset_roots"
 DEFAULT_PER_CLASS = 3
 #: Most runs drawn in detail (confusion, folds, curves); the leaderboard lists every run.
 DETAILED_RUNS = 5
-THUMBNAIL_PX = 160
 #: Width of the face panels of the contact sheets: 128/134 px faces become ~100 px thumbnails
 #: (half the pixels, half the bytes); 64 px faces are shown doubled.
 THUMBNAIL_FACE_PX = 100
-#: Charts are quantised to this many colours: 3-4x smaller PNGs, no visible change.
-CHART_COLOURS = 128
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-_VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg"}
-#: Attribute names under which a store may record its dataset root(s).
-_ROOT_KEYS = ("dataset_root", "dataset_roots", "root", "roots", "source_root", "data_root")
 
 
 @dataclass
@@ -69,184 +61,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """An RGB uint8 raster as a lossless PNG, as small as cheaply possible (zlib level 9): gray
-    when every pixel is gray, a palette when it has at most 256 colours (heat maps, frames with
-    landmarks), else RGB. Palette PNGs are 2-3x smaller than RGB for these images."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise InvalidArgumentError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
-        return _cv2_png(rgb[..., 0])
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) \
-        | rgb[..., 2]
-    colours, index = np.unique(packed.ravel(), return_inverse=True)
-    if len(colours) <= 256:
-        from PIL import Image  # matplotlib's own image library, used as an encoder only
-
-        image = Image.fromarray(index.reshape(packed.shape).astype(np.uint8), mode="P")
-        palette = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
-        image.putpalette(palette.astype(np.uint8).ravel().tolist())
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=9)
-        # a palette PNG is not filtered: noisy gray faces compress better as filtered RGB
-        return min(buffer.getvalue(), _cv2_png(rgb[..., ::-1]), key=len)
-    return _cv2_png(rgb[..., ::-1])
-
-
-def _cv2_png(image: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image),
-                               [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise InvalidArgumentError(f"cannot encode a {image.shape} image as PNG")
-    return encoded.tobytes()
-
-
-class _Images:
-    """Every image of the report: embedded as data URIs, optionally also written as files."""
-
-    def __init__(self, png_dir: Path | None) -> None:
-        self.png_dir = png_dir
-        self.count = 0
-        if png_dir is not None:
-            png_dir.mkdir(parents=True, exist_ok=True)
-
-    def tag(self, png: bytes, name: str, alt: str, css: str = "") -> str:
-        self.count += 1
-        if self.png_dir is not None:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80]
-            (self.png_dir / f"{self.count:03d}-{safe}.png").write_bytes(png)
-        width, height = _png_size(png)
-        data = base64.b64encode(png).decode("ascii")
-        return (f'<img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
-                f'alt="{html.escape(alt)}" title="{html.escape(alt)}"'
-                f'{f" class={chr(34)}{css}{chr(34)}" if css else ""}>')
-
-    def raster(self, rgb: np.ndarray, name: str, alt: str, css: str = "raster") -> str:
-        return self.tag(png_bytes(rgb), name, alt, css)
-
-    def figure(self, figure, name: str, alt: str) -> str:
-        return self.tag(figures.figure_png(figure, colours=CHART_COLOURS), name, alt, "chart")
-
-
-def _png_size(png: bytes) -> tuple[int, int]:
-    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-
-
-# --- dataset files ------------------------------------------------------------------------------
-
-def dataset_roots(attrs: dict) -> list[Path]:
-    """The dataset root(s) a store records in its attributes (any of ``_ROOT_KEYS``, a path or
-    a mapping of part -> path), if it records one."""
-    found: list[Path] = []
-
-    def add(value) -> None:
-        if isinstance(value, str) and value:
-            found.append(Path(value))
-        elif isinstance(value, dict):
-            for item in value.values():
-                add(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                add(item)
-
-    for key in _ROOT_KEYS:
-        add(attrs.get(key))
-        add((attrs.get("source") or {}).get(key) if isinstance(attrs.get("source"), dict) else None)
-    return found
-
-
-def resolve_file(file: str, roots: Sequence[Path]) -> Path | None:
-    """An existing file for a recorded ``file``: as is when absolute, else under each of
-    ``roots`` (a stored path may be relative to the dataset root); None when none exists."""
-    if not file:
-        return None
-    path = Path(file).expanduser()  # a store records paths under the home directory as ~/...
-    candidates = [path] if path.is_absolute() else [Path(root) / path for root in roots]
-    if not path.is_absolute():
-        candidates.append(path)  # relative to the working directory, last
-    return next((c for c in candidates if c.is_file()), None)
-
-
-def _thumbnail(path: Path) -> np.ndarray | None:
-    """An RGB thumbnail (longest side ``THUMBNAIL_PX``) of an image or of a video's first
-    frame; None when it cannot be decoded."""
-    image = None
-    suffix = path.suffix.lower()
-    if suffix in _IMAGE_SUFFIXES:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    elif suffix in _VIDEO_SUFFIXES:
-        capture = cv2.VideoCapture(str(path))
-        ok, frame = capture.read()
-        capture.release()
-        image = frame if ok else None
-    if image is None or image.size == 0:
-        return None
-    scale = THUMBNAIL_PX / max(image.shape[:2])
-    if scale < 1:
-        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)),
-                                   max(1, round(image.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(image[..., ::-1])
-
-
-# --- HTML pieces ---------------------------------------------------------------------------------
-
-_CSS = """
-body{font:13px/1.4 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:16px 24px;
-color:#222;max-width:1500px}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;border-bottom:1px solid #ccc;margin-top:28px}
-h3{font-size:14px;margin:18px 0 6px}
-table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ddd;padding:2px 6px;
-text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f4f4f4}
-table.kv th{width:11em}
-pre{background:#f7f7f7;padding:6px;overflow:auto;max-height:320px;font-size:12px}
-.panels{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start}
-figure{margin:0;max-width:420px}figure.wide{max-width:none}
-figcaption{font-size:11px;color:#444}
-figure.wide figcaption{max-width:900px}
-img.raster{image-rendering:pixelated}
-.card{border:1px solid #ddd;border-radius:4px;padding:6px;margin:8px 0}
-.card-head{margin-bottom:4px}.muted{color:#777}
-.leaky{color:#c00;font-weight:bold}.bad{color:#c00}
-.key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px;vertical-align:middle}
-"""
-
-
-def _esc(value) -> str:
-    return html.escape(str(value))
-
-
-def _kv(rows: Sequence[tuple[str, object]]) -> str:
-    return "<table class=kv>" + "".join(f"<tr><th>{_esc(k)}</th><td>{v}</td></tr>"
-                                        for k, v in rows) + "</table>"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _figure(img: str, title: str, caption: str = "", wide: bool = False,
-            width: int | None = None) -> str:
-    """An image with its title and caption; ``width`` (px) keeps the caption to the image's
-    width."""
-    text = f"<b>{_esc(title)}</b>" + (f"<br>{_esc(caption)}" if caption else "")
-    style = f' style="width:{max(int(width), 120)}px"' if width else ""
-    return (f'<figure{" class=wide" if wide else ""}{style}>{img}'
-            f'<figcaption>{text}</figcaption></figure>')
-
-
-def _fmt(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "n/a"
-    return f"{value:.{digits}f}" if isinstance(value, float) else _esc(value)
-
-
 # --- sections ------------------------------------------------------------------------------------
 
-def _overview(store, images: _Images) -> str:
+def _overview(store, images: Images) -> str:
     attrs = store.attrs
     recipe = attrs["recipe"]
     table_all = store.table_all
@@ -255,112 +72,80 @@ def _overview(store, images: _Images) -> str:
     except Exception:  # noqa: BLE001 - a session without a snapshot id: say so
         snapshot = "unknown"
     reuse = attrs.get("reuse") or {}
-    out = [_kv([
-        ("store", _esc(store.path)), ("dataset", _esc(attrs["dataset"])),
-        ("labels", _esc(attrs["labels"]) + f" ({len(store.class_names)} classes: "
-                   f"{_esc(', '.join(store.class_names))})"),
-        ("recipe", f"<b>{_esc(recipe['name'])}</b> — {_esc(recipe.get('paper', ''))} "
-                   f"<span class=muted>hash {_esc(recipe.get('hash', ''))}</span>"),
-        ("version", f"<code>{_esc(store.version_id)}</code>"),
-        ("snapshot", f"<code>{_esc(snapshot)}</code>"),
-        ("created", _esc(attrs.get("created", ""))),
-        ("code / inputs", f"<code>{_esc(attrs.get('code_version', ''))}</code> / "
-                          f"<code>{_esc(attrs.get('input_fingerprint', ''))}</code>"),
+    out = [kv_html([
+        ("store", esc(store.path)), ("dataset", esc(attrs["dataset"])),
+        ("labels", esc(attrs["labels"]) + f" ({len(store.class_names)} classes: "
+                   f"{esc(', '.join(store.class_names))})"),
+        ("recipe", f"<b>{esc(recipe['name'])}</b> — {esc(recipe.get('paper', ''))} "
+                   f"<span class=muted>hash {esc(recipe.get('hash', ''))}</span>"),
+        ("version", f"<code>{esc(store.version_id)}</code>"),
+        ("snapshot", f"<code>{esc(snapshot)}</code>"),
+        ("created", esc(attrs.get("created", ""))),
+        ("code / inputs", f"<code>{esc(attrs.get('code_version', ''))}</code> / "
+                          f"<code>{esc(attrs.get('input_fingerprint', ''))}</code>"),
         ("samples", f"{len(store.table)} processed of {len(table_all)} rows, "
                     f"{int((table_all['status'] != 'ok').sum())} failed rows, "
                     f"{len(store.subjects)} subjects"),
-        ("reuse", _esc(", ".join(f"{k} {v}" for k, v in reuse.items()) or "—")),
-        ("arrays", "<br>".join(f"<code>{_esc(n)}</code> ({_esc(', '.join(s['dims']))}) "
-                               f"{'×'.join(str(d) for d in s['shape'])} {_esc(s['dtype'])}"
+        ("reuse", esc(", ".join(f"{k} {v}" for k, v in reuse.items()) or "—")),
+        ("arrays", "<br>".join(f"<code>{esc(n)}</code> ({esc(', '.join(s['dims']))}) "
+                               f"{'×'.join(str(d) for d in s['shape'])} {esc(s['dtype'])}"
                                for n, s in attrs["arrays"].items())),
     ])]
     params = yaml.safe_dump(recipe.get("parameters", {}), sort_keys=False, width=100,
                             default_flow_style=None)
-    out.append(f"<details open><summary>recipe parameters</summary><pre>{_esc(params)}</pre>"
+    out.append(f"<details open><summary>recipe parameters</summary><pre>{esc(params)}</pre>"
                f"</details>")
     return "".join(out)
 
 
-def _counts(store, images: _Images) -> str:
+def _counts(store, images: Images) -> str:
     table = store.table
     out = [images.figure(figures.counts_figure(table, store.class_names), "counts",
                          "samples per class and per subject")]
     originals = table[table["aug_parent"].astype(str) == ""] if "aug_parent" in table else table
     sources = originals["apex_source"].astype(str).value_counts()
     needs = store.recipe.needs_apex
-    rows = [(_esc(name), int(sources.get(name, 0))) for name in ("annotated", "spotted", "none")]
+    rows = [(esc(name), int(sources.get(name, 0))) for name in ("annotated", "spotted", "none")]
     why = ("This recipe needs the apex: where the annotation has none it is spotted (or the "
            "sample fails with apex.spot false)." if needs else
            "This recipe does not need the apex; it is recorded where annotated.")
-    out.append("<h3>apex</h3>" + _table(["apex_source", "clips"], rows)
+    out.append("<h3>apex</h3>" + table_html(["apex_source", "clips"], rows)
                + f"<p class=muted>{why}</p>")
     return "".join(out)
 
 
-class _Dataset:
-    """The dataset records (``Sample``) of a store's samples, scanned once from the first of
-    ``roots`` that holds the dataset: their frames give a failed sample's detection frame and
-    the unmagnified difference. Empty when no root is given or none holds the dataset."""
-
-    def __init__(self, store, roots: Sequence[Path]) -> None:
-        self.store, self.roots = store, list(roots)
-        self._samples: dict | None = None
-
-    @property
-    def samples(self) -> dict:
-        if self._samples is None:
-            self._samples = {}
-            attrs = self.store.attrs
-            for root in self.roots:
-                try:
-                    scan = scan_dataset(attrs["dataset"], root,
-                                        labels=attrs.get("labels", "native"))
-                except (MerPrepError, OSError, ValueError):  # not this dataset's root
-                    continue
-                self._samples = {sample.sample_id: sample for sample in scan.samples}
-                break
-        return self._samples
-
-    def onset_frame(self, sample_id: str) -> str | None:
-        sample = self.samples.get(sample_id)
-        if sample is None or not sample.frame_paths:
-            return None
-        numbers = list(sample.frame_numbers)
-        return sample.frame_paths[numbers.index(sample.onset) if sample.onset in numbers else 0]
-
-
-def _failures(store, images: _Images, roots: Sequence[Path], dataset: _Dataset) -> str:
+def _failures(store, images: Images, roots: Sequence[Path], dataset: DatasetSamples) -> str:
     failures = store.failures
     if failures.empty:
         return "<p>No failures.</p>"
     rows = []
     for i, failure in enumerate(failures.itertuples(index=False)):
         path = resolve_file(str(failure.file), roots)
-        thumbnail = _thumbnail(path) if path is not None else None
+        thumbnail = read_thumbnail(path) if path is not None else None
         what = ""
         if thumbnail is None and roots and (path is None or path.suffix.lower()
-                                            not in _IMAGE_SUFFIXES | _VIDEO_SUFFIXES):
+                                            not in IMAGE_SUFFIXES | VIDEO_SUFFIXES):
             # the failure names no frame (no face found, a bad annotation row): show the
             # sample's onset frame, the one detection ran on
             onset = dataset.onset_frame(str(failure.sample_id))
-            thumbnail = _thumbnail(Path(onset)) if onset else None
+            thumbnail = read_thumbnail(Path(onset)) if onset else None
             what = f"onset frame {onset}" if thumbnail is not None else ""
         if thumbnail is not None:
             cell = images.raster(thumbnail, f"failure-{i}", what or f"{failure.file}", css="")
-            cell += f"<br><span class=muted>{_esc(what)}</span>" if what else ""
+            cell += f"<br><span class=muted>{esc(what)}</span>" if what else ""
         elif path is not None:
             cell = "<span class=bad>file exists but cannot be decoded</span>"
         else:
             cell = "<span class=muted>file not readable here</span>"
-        rows.append((_esc(failure.sample_id), _esc(failure.stage),
-                     f"<code>{_esc(failure.file)}</code>", _esc(failure.message), cell))
+        rows.append((esc(failure.sample_id), esc(failure.stage),
+                     f"<code>{esc(failure.file)}</code>", esc(failure.message), cell))
     note = ("" if roots else "<p class=muted>The store records no dataset root: relative file "
             "paths are looked up from the working directory (<code>mer-prep show --root "
             "PATH</code> names the root).</p>")
-    return _table(["sample", "stage", "file", "error", "frame"], rows) + note
+    return table_html(["sample", "stage", "file", "error", "frame"], rows) + note
 
 
-def _splits(store, images: _Images) -> str:
+def _splits(store, images: Images) -> str:
     names = store.split_names
     if not names:
         return ("<p>No stored splits (<code>loso</code> and <code>megc2019</code> are computed on "
@@ -378,33 +163,33 @@ def _splits(store, images: _Images) -> str:
         if leaks:
             why.append(f"subjects in several test folds: {', '.join(leaks[:8])}"
                        + (" …" if len(leaks) > 8 else ""))
-        head = (f"<h3>{_esc(name)} <span class=muted>({_esc(split.kind)}, {split.n_folds} folds"
+        head = (f"<h3>{esc(name)} <span class=muted>({esc(split.kind)}, {split.n_folds} folds"
                 + (f", seed {split.seed}" if split.seed is not None else "")
                 + (", SMOTE" if attrs.get("smote") else "") + ")</span>"
                 + (" <span class=leaky>LEAKY</span>" if leaky else "") + "</h3>")
         figure = figures.split_figure(name, split, table, store.class_names, leaky=leaky)
         labels = table["label_name"].to_numpy()
-        rows = [(_esc(fold), *[int(((split.test_fold == i) & (labels == c)).sum())
+        rows = [(esc(fold), *[int(((split.test_fold == i) & (labels == c)).sum())
                                for c in store.class_names], int((split.test_fold == i).sum()))
                 for i, fold in enumerate(split.fold_names)]
-        out.append(head + (f"<p class=leaky>{_esc('; '.join(why))}</p>" if why else "")
+        out.append(head + (f"<p class=leaky>{esc('; '.join(why))}</p>" if why else "")
                    + images.figure(figure, f"split-{name}", f"split {name}")
                    + "<details><summary>fold sizes per class</summary>"
-                   + _table(["fold", *store.class_names, "total"], rows) + "</details>")
+                   + table_html(["fold", *store.class_names, "total"], rows) + "</details>")
     return "".join(out)
 
 
-def _legend(store, images: _Images) -> str:
+def _legend(store, images: Images) -> str:
     recipe = store.recipe
     parts = [f'<span style="background:rgb{LANDMARK_RGB}"></span>landmarks'
              f'<span style="background:rgb{ONSET_RGB}"></span>onset'
              f'<span style="background:rgb{APEX_RGB}"></span>apex']
     if recipe.mask is not None:
         parts += [f'<span style="background:rgb{REGION_RGB.get(r, (255, 0, 255))}"></span>'
-                  f'mask {_esc(r)}' for r in sorted(_mask_names(recipe))]
+                  f'mask {esc(r)}' for r in sorted(_mask_names(recipe))]
     key = f"<p class=key>{''.join(parts)}</p>"
     if recipe.flow is not None:
-        key += _figure(images.raster(colour_wheel(96), "flow-key", "flow colour key"),
+        key += figure_html(images.raster(colour_wheel(96), "flow-key", "flow colour key"),
                        "flow colour key", "hue = direction as displayed (right red, up "
                        "yellow-green, left cyan, down violet), saturation = magnitude; white = "
                        "no motion", width=260)
@@ -427,16 +212,16 @@ def _curves_png(view_id: str, curve_panels: list[Panel]) -> bytes:
     return figures.figure_png(figure, colours=CHART_COLOURS)
 
 
-def _sample_card(store, row: int, images: _Images, dataset: _Dataset) -> str:
+def _sample_card(store, row: int, images: Images, dataset: DatasetSamples) -> str:
     view = sample_view(store, row, thumb=THUMBNAIL_FACE_PX)
     source = dataset.samples.get(view.sample_id) if store.recipe.magnify is not None else None
     info = view.info
-    head = (f"<div class=card-head><b>{_esc(view.sample_id)}</b> · subject "
-            f"{_esc(info.get('subject', ''))} · {_esc(info.get('label_name', ''))} · onset "
+    head = (f"<div class=card-head><b>{esc(view.sample_id)}</b> · subject "
+            f"{esc(info.get('subject', ''))} · {esc(info.get('label_name', ''))} · onset "
             f"{info.get('onset')} · apex "
             f"{info.get('apex') if info.get('apex') is not None else '—'}"
-            f" ({_esc(info.get('apex_source', ''))}) · offset {info.get('offset')} · "
-            f"{_esc(info.get('emotion', ''))} {_esc(info.get('action_units', ''))}</div>")
+            f" ({esc(info.get('apex_source', ''))}) · offset {info.get('offset')} · "
+            f"{esc(info.get('emotion', ''))} {esc(info.get('action_units', ''))}</div>")
     figures_html = []
     wide = []
     curve_panels = []
@@ -446,24 +231,24 @@ def _sample_card(store, row: int, images: _Images, dataset: _Dataset) -> str:
             curve_panels.append(panel)
         elif panel.key == "strip":
             strip = images.raster(panel.image, name, f"{view.sample_id}: {panel.title}")
-            wide.append(_figure(strip, panel.title, panel.caption, wide=True))
+            wide.append(figure_html(strip, panel.title, panel.caption, wide=True))
         else:
-            figures_html.append(_figure(images.raster(panel.image, name,
+            figures_html.append(figure_html(images.raster(panel.image, name,
                                                       f"{view.sample_id}: {panel.title}"),
                                         panel.title, panel.caption,
                                         width=panel.image.shape[1]))
     if curve_panels:
         png = _curves_png(view.sample_id, curve_panels)
         caption = " | ".join(f"{p.title}: {p.caption}" for p in curve_panels)
-        wide.append(_figure(images.tag(png, f"{view.sample_id}-curves",
+        wide.append(figure_html(images.tag(png, f"{view.sample_id}-curves",
                                        f"{view.sample_id}: curves", "chart"),
                             "curves", caption, wide=True))
     return (f"<div class=card>{head}<div class=panels>{''.join(figures_html)}</div>"
             f"<div class=panels>{''.join(wide)}</div></div>")
 
 
-def _contact_sheets(store, images: _Images, samples: Sequence[str] | None,
-                    per_class: int, dataset: _Dataset) -> str:
+def _contact_sheets(store, images: Images, samples: Sequence[str] | None,
+                    per_class: int, dataset: DatasetSamples) -> str:
     table = store.table
     if samples:
         ids = table["sample_id"].to_numpy(dtype=str)
@@ -485,28 +270,28 @@ def _contact_sheets(store, images: _Images, samples: Sequence[str] | None,
     for label, rows in groups.items():
         n_class = int(((table["label_name"].astype(str) == label)
                        & (table["aug_parent"].astype(str) == "")).sum())
-        out.append(f"<h3 id=\"class-{_esc(re.sub(r'[^A-Za-z0-9_-]', '_', label))}\">"
-                   f"{_esc(label)} <span class=muted>({len(rows)} of {n_class} clips)</span></h3>")
+        out.append(f"<h3 id=\"class-{esc(re.sub(r'[^A-Za-z0-9_-]', '_', label))}\">"
+                   f"{esc(label)} <span class=muted>({len(rows)} of {n_class} clips)</span></h3>")
         out.extend(_sample_card(store, r, images, dataset) for r in rows)
     return "".join(out)
 
 
-def _runs(store, runs: Sequence[RunLike] | None, images: _Images) -> str:
+def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> str:
     if runs is None:
         return "<p class=muted>Run records were not read.</p>"
     if not runs:
         return ("<p>No training runs recorded on this store yet (<code>mer-prep train</code> "
                 "records them).</p>")
     board = leaderboard(runs)
-    rows = [(f"<code>{_esc(r.run_id)}</code>", _esc(r.model), _esc(r.variant),
-             _esc(r.split) + (" <span class=leaky>LEAKY</span>" if r.leaky else ""),
-             f"<code>{_esc(r.version_id)}</code>"
+    rows = [(f"<code>{esc(r.run_id)}</code>", esc(r.model), esc(r.variant),
+             esc(r.split) + (" <span class=leaky>LEAKY</span>" if r.leaky else ""),
+             f"<code>{esc(r.version_id)}</code>"
              + ("" if r.version_id == store.version_id
                 else " <span class=muted>(other version)</span>"),
-             _fmt(r.uf1), _fmt(r.uar), _fmt(r.accuracy), _esc(r.n), _esc(r.folds), _esc(r.created))
+             fmt(r.uf1), fmt(r.uar), fmt(r.accuracy), esc(r.n), esc(r.folds), esc(r.created))
             for r in board.itertuples(index=False)]
     out = ["<h3>leaderboard (pooled over folds, best UF1 first)</h3>",
-           _table(["run", "model", "variant", "split", "version", "UF1", "UAR", "accuracy", "n",
+           table_html(["run", "model", "variant", "split", "version", "UF1", "UAR", "accuracy", "n",
                    "folds", "created"], rows)]
     by_id = {r.run_id: r for r in runs}
     for run_id in list(board["run_id"])[:DETAILED_RUNS]:
@@ -520,8 +305,8 @@ def _runs(store, runs: Sequence[RunLike] | None, images: _Images) -> str:
             if any(f.curves for f in run.folds):
                 parts.append(images.figure(plots.learning_curves(), f"run-{run_id}-curves",
                                            f"{run_id}: learning curves"))
-        out.append(f"<h3>{_esc(run.model)} / {_esc(run.variant)} <span class=muted>"
-                   f"{_esc(run_id)}</span></h3><div class=panels>{''.join(parts)}</div>")
+        out.append(f"<h3>{esc(run.model)} / {esc(run.variant)} <span class=muted>"
+                   f"{esc(run_id)}</span></h3><div class=panels>{''.join(parts)}</div>")
     if len(board) > DETAILED_RUNS:
         out.append(f"<p class=muted>{len(board) - DETAILED_RUNS} more runs in the leaderboard "
                    f"only.</p>")
@@ -535,10 +320,10 @@ def report_html(store, *, samples: Sequence[str] | None = None,
     """The report's HTML text and its number of images (see the module docstring)."""
     if per_class < 1:
         raise InvalidArgumentError(f"per_class must be >= 1, got {per_class}")
-    images = _Images(png_dir)
+    images = Images(png_dir)
     attrs = store.attrs
     all_roots = [Path(r) for r in roots] + dataset_roots(attrs)
-    dataset = _Dataset(store, all_roots)
+    dataset = DatasetSamples(store, all_roots)
     recipe = attrs["recipe"]["name"]
     title = f"{attrs['dataset']} / {recipe} — {store.version_id}"
     sections = [
@@ -551,8 +336,8 @@ def report_html(store, *, samples: Sequence[str] | None = None,
          _contact_sheets(store, images, samples, per_class, dataset)),
         ("runs", "Training runs", _runs(store, runs, images)),
     ]
-    toc = " · ".join(f'<a href="#{key}">{_esc(name)}</a>' for key, name, _ in sections)
-    body = "".join(f'<h2 id="{key}">{_esc(name)}</h2>{content}' for key, name, content in sections)
+    toc = " · ".join(f'<a href="#{key}">{esc(name)}</a>' for key, name, _ in sections)
+    body = "".join(f'<h2 id="{key}">{esc(name)}</h2>{content}' for key, name, content in sections)
     when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     notes = ("<h2>What is drawn</h2><ul>"
              "<li>Only arrays the recipe stores, read from this version; landmarks are drawn at "
@@ -571,8 +356,8 @@ def report_html(store, *, samples: Sequence[str] | None = None,
              "beside it at the same scale.</li></ul>")
     document = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
                 f"<meta name=viewport content=\"width=device-width, initial-scale=1\">"
-                f"<link rel=icon href=\"data:,\"><title>{_esc(title)}</title>"
-                f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1>"
+                f"<link rel=icon href=\"data:,\"><title>{esc(title)}</title>"
+                f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"
                 f"<p class=muted>mer-prep show, {when}. {toc}</p>{body}{notes}</body></html>\n")
     return document, images.count
 

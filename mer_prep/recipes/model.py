@@ -11,10 +11,10 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mer_prep.errors import InvalidArgumentError, RecipeError, UnknownRecipeError
 from mer_prep.motion.flow import TVL1Params
@@ -49,7 +49,7 @@ class FrameSelection(_Frozen):
     """
 
     mode: Literal["onset_apex", "sequence", "keyframes"]
-    n_frames: int = Field(default=2, ge=2)
+    n_frames: int = Field(default=2, ge=2, le=512)
 
 
 class DetectConfig(_Frozen):
@@ -67,7 +67,9 @@ class AlignConfig(_Frozen):
     output width; eye_row: height of the eye line as a fraction of the output height.
     """
 
-    size: tuple[int, int]
+    # 8..1024 px a side: smaller cannot hold a face, larger is no micro-expression crop (and
+    # would fail late, out of memory, after the store was laid out)
+    size: tuple[Annotated[int, Field(ge=8, le=1024)], Annotated[int, Field(ge=8, le=1024)]]
     inter_ocular: float = Field(default=0.40, gt=0.05, lt=0.9)
     eye_row: float = Field(default=0.36, gt=0.05, lt=0.9)
 
@@ -131,7 +133,7 @@ class AugmentConfig(_Frozen):
     uniform in ``[1 - contrast, 1 + contrast]`` (0.3 -> x[0.7, 1.3]).
     """
 
-    copies: int = Field(default=1, ge=1)
+    copies: int = Field(default=1, ge=1, le=64)
     seed: int = Field(default=0, ge=0)
     rotation_deg: float = Field(default=0.0, ge=0.0, le=90.0)
     crop: float = Field(default=0.0, ge=0.0, le=0.5)
@@ -267,7 +269,15 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise RecipeError(f"recipe file {path} does not exist")
-        return Recipe.model_validate(yaml.safe_load(path.read_text()))
+        try:
+            return Recipe.model_validate(yaml.safe_load(path.read_text()))
+        except yaml.YAMLError as error:
+            raise RecipeError(f"recipe file {path}: not YAML ({error})") from None
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
+                f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors())
+            raise RecipeError(f"recipe file {path}: {problems}") from None
     recipes = builtin_recipes()
     if str(name_or_path) not in recipes:
         raise UnknownRecipeError(f"unknown recipe {name_or_path!r}; built-in: {', '.join(sorted(recipes))}")

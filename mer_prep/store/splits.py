@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.evaluation.balance import class_weights, rebuild_smote, smote_plan
 from mer_prep.evaluation.splits import Split, parent_rows
 from mer_prep.store.writer import write_split
@@ -38,8 +39,8 @@ def save_split(store, split: Split, *, smote_features: str | None = None, k_neig
         features = store.array(smote_features, dtype="float32").reshape(len(table), -1)
         parents = parent_rows(table["sample_id"].to_numpy(dtype=str),
                               table["aug_parent"].to_numpy(dtype=str))
-        plans = [smote_plan(features, labels, train, smote_seed, k_neighbors, parents=parents)
-                 for _, train, _ in split.folds()]
+        plans = [_fold_smote(store, name, features, labels, train, smote_seed, k_neighbors,
+                             parents) for name, train, _ in split.folds()]
         arrays.update({
             "smote_fold": np.concatenate([np.full(len(p), f, np.int64)
                                           for f, p in enumerate(plans)]),
@@ -57,3 +58,20 @@ def save_split(store, split: Split, *, smote_features: str | None = None, k_neig
                  "seed": smote_seed, "materialised": list(materialise)}
     attrs = {**split.to_dict(), "version_id": store.version_id, "smote": smote}
     return write_split(store.location, attrs, arrays)
+
+
+def _fold_smote(store, fold: str, features: np.ndarray, labels: np.ndarray, train: np.ndarray,
+                seed: int, k_neighbors: int, parents: np.ndarray):
+    """One training fold's SMOTE plan; a class too small to interpolate is named, with what to
+    do, instead of imblearn's or our bare message."""
+    try:
+        return smote_plan(features, labels, train, seed, k_neighbors, parents=parents)
+    except InvalidArgumentError as error:
+        counts = np.bincount(labels[train][(labels[train] >= 0) & (parents[train] < 0)],
+                             minlength=len(store.class_names))
+        present = {store.class_names[k]: int(c) for k, c in enumerate(counts) if c}
+        raise InvalidArgumentError(
+            f"SMOTE on training fold {fold}: {error} (original clips per class there: "
+            f"{present}); SMOTE needs two clips of every class it oversamples in every "
+            f"training fold: use fewer folds, a coarser label scheme (e.g. --labels megc3 when "
+            f"preprocessing), or no --smote") from None

@@ -57,6 +57,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {"casme3": ("takes", "clips", "C"), "mmew
 VIDEO_FOURCC = "FFV1"  # lossless, and written by the OpenCV build here (in .avi)
 SMIC_ABBREVIATIONS = {"negative": "ne", "positive": "po", "surprise": "sur"}
 # CAS(ME)^2 stimulus videos: (code, video name, folder description)
+#: Datasets of DATASETS.md whose layouts live in ``newer_layouts``.
+NEWER = ("casme3", "dfme", "4dme", "mmew", "manifest")
+
 CASME_SQ_VIDEOS: tuple[tuple[str, str, str], ...] = (
     ("0101", "disgust1", "disgustingteeth"), ("0102", "disgust2", "eatingworms"),
     ("0401", "anger1", "girlcrashing"), ("0402", "anger2", "beatingpregnantwoman"),
@@ -91,21 +94,21 @@ def write_layout(dataset: str, root: Path, clips: Sequence[SynthClip], *, modali
     variant = variant or VARIANTS.get(dataset, ("",))[0]
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    frames = _FrameWriter(image_quality)
+    frames = FrameWriter(image_quality)
     if dataset == "smic":
         return _smic(root, clips, frames, modality.upper())
     if dataset == "casme2":
         return _casme2(root, clips, frames, spreadsheet_version or "20140508")
     if dataset == "casme-sq":
         return _casme_sq(root, clips, frames, videos)
-    if dataset == "casme3":
-        return _casme3_c(root, clips, frames, videos) if variant == "C" else _casme3(root, clips, frames, variant)
-    if dataset in ("mmew", "manifest"):
-        return {"mmew": _mmew, "manifest": _manifest}[dataset](root, clips, frames, variant)
-    return {"casme1": _casme1, "samm": _samm, "dfme": _dfme, "4dme": _fourd}[dataset](root, clips, frames)
+    if dataset in NEWER:
+        from mer_prep.synth import newer_layouts  # they build on this module's writers
+
+        return newer_layouts.write(dataset, root, clips, frames, variant, videos)
+    return {"casme1": _casme1, "samm": _samm}[dataset](root, clips, frames)
 
 
-class _FrameWriter:
+class FrameWriter:
     def __init__(self, quality: int) -> None:
         self.params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
 
@@ -125,40 +128,40 @@ class _FrameWriter:
         return paths
 
 
-def _numbers(clip: SynthClip) -> list[int]:
+def frame_numbers(clip: SynthClip) -> list[int]:
     return [clip.first_frame_number + i for i in range(len(clip.frames))]
 
 
-def _timing(clip: SynthClip, first: int | None = None) -> tuple[int, int | None, int]:
+def sheet_timing(clip: SynthClip, first: int | None = None) -> tuple[int, int | None, int]:
     base = clip.first_frame_number if first is None else first
-    _check(clip)
+    check_clip(clip)
     return base + clip.onset, None if clip.apex is None else base + clip.apex, base + clip.offset
 
 
-def _check(clip: SynthClip) -> None:
+def check_clip(clip: SynthClip) -> None:
     if not 0 <= clip.onset <= clip.offset < len(clip.frames):
         raise InvalidArgumentError(f"clip of subject {clip.subject}: onset {clip.onset} / offset {clip.offset} "
                          f"do not fit {len(clip.frames)} frames")
 
 
-def _names(counters: dict, key: object, given: str | None, make: Callable[[int], str]) -> str:
+def unique_name(counters: dict, key: object, given: str | None, make: Callable[[int], str]) -> str:
     # counting named clips too keeps invented names clear of the given ones in the usual case
     counters[key] += 1
     return given or make(counters[key])
 
 
-def _casme2(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, version: str) -> list[WrittenClip]:
+def _casme2(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, version: str) -> list[WrittenClip]:
     counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
     for clip in clips:
-        name = _names(counters, clip.subject, clip.clip, lambda n: f"EP{n:02d}_{n % 7 + 1:02d}" + "f" * (n % 2))
+        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"EP{n:02d}_{n % 7 + 1:02d}" + "f" * (n % 2))
         sub = f"sub{clip.subject:02d}"
-        numbers = _numbers(clip)
+        numbers = frame_numbers(clip)
         paths = frames.write(root / "CASME2_RAW_selected" / sub / name, [f"img{n}.jpg" for n in numbers],
                              clip.frames)
         frames.write(root / "Cropped" / sub / name, [f"reg_img{n}.jpg" for n in numbers],
                      _centre_crop(clip.frames))
-        onset, apex, offset = _timing(clip)
+        onset, apex, offset = sheet_timing(clip)
         missing = "/" if apex is None else apex
         rows.append((clip.subject, name, onset, missing, offset, clip.action_units, clip.emotion))
         written.append(WrittenClip(f"casme2/{sub}/{name}", tuple(paths), onset, apex, offset))
@@ -173,15 +176,15 @@ def _centre_crop(frames: np.ndarray) -> np.ndarray:
     return frames[:, dy:h - dy or h, dx:w - dx or w]
 
 
-def _samm(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> list[WrittenClip]:
+def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
     counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
     for clip in clips:
         sub = f"{clip.subject:03d}"
-        name = _names(counters, clip.subject, clip.clip, lambda n: f"{sub}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}")
-        names = [f"{sub}_{n:05d}.jpg" for n in _numbers(clip)]
+        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"{sub}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}")
+        names = [f"{sub}_{n:05d}.jpg" for n in frame_numbers(clip)]
         paths = frames.write(root / sub / name, names, clip.frames, gray=True)
-        onset, apex, offset = _timing(clip)
+        onset, apex, offset = sheet_timing(clip)
         missing = -1 if apex is None else apex
         rows.append((clip.subject, name, onset, missing, offset, clip.action_units, clip.emotion))
         written.append(WrittenClip(f"samm/{sub}/{name}", tuple(paths), onset, apex, offset))
@@ -189,14 +192,14 @@ def _samm(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> list[
     return written
 
 
-def _smic(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, modality: str) -> list[WrittenClip]:
+def _smic(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, modality: str) -> list[WrittenClip]:
     counters: dict[tuple[int, str], int] = defaultdict(int)
     written = []
     for clip in clips:
         sub, emotion = f"s{clip.subject:02d}", clip.emotion.lower()
         abbr = SMIC_ABBREVIATIONS.get(emotion, emotion[:3])
-        name = _names(counters, (clip.subject, emotion), clip.clip, lambda n: f"{sub}_{abbr}_{n:02d}")
-        onset, _, offset = _timing(clip)
+        name = unique_name(counters, (clip.subject, emotion), clip.clip, lambda n: f"{sub}_{abbr}_{n:02d}")
+        onset, _, offset = sheet_timing(clip)
         # SMIC clips were cut to the expression: only onset..offset exist on disk
         span = clip.frames[clip.onset:clip.offset + 1]
         folder = root / modality / sub / "micro" / emotion / name
@@ -205,17 +208,17 @@ def _smic(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, modality
     return written
 
 
-def _casme1(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> list[WrittenClip]:
+def _casme1(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
     counters: dict[int, int] = defaultdict(int)
     rows: dict[str, list] = defaultdict(list)
     written = []
     for clip in clips:
         section = "A" if clip.subject <= 7 else "B"  # our convention: subjects 1-7 in Section A
         sub = f"sub{clip.subject:02d}"
-        name = _names(counters, clip.subject, clip.clip, lambda n: f"EP{n:02d}_{n % 9 + 1}")
+        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"EP{n:02d}_{n % 9 + 1}")
         folder = root / f"Section {section}" / sub / name
-        paths = frames.write(folder, [f"{name}-{n}.jpg" for n in _numbers(clip)], clip.frames)
-        onset, apex, offset = _timing(clip)
+        paths = frames.write(folder, [f"{name}-{n}.jpg" for n in frame_numbers(clip)], clip.frames)
+        onset, apex, offset = sheet_timing(clip)
         rows[section].append((clip.subject, name, onset, apex, offset, clip.action_units, clip.emotion))
         written.append(WrittenClip(f"casme1/{sub}/{name}", tuple(paths), onset, apex, offset))
     for section in ("A", "B"):
@@ -224,7 +227,7 @@ def _casme1(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> lis
     return written
 
 
-def _casme_sq(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, videos: bool = False) -> list[WrittenClip]:
+def _casme_sq(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, videos: bool = False) -> list[WrittenClip]:
     by_name = {name: (code, desc) for code, name, desc in CASME_SQ_VIDEOS}
     next_frame: dict[tuple[int, str], int] = {}
     per_video: dict[tuple[int, str], int] = defaultdict(int)
@@ -250,7 +253,7 @@ def _casme_sq(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, vide
         next_frame[(subject, video)] = numbers[-1] + 1
         paths = frames.write(folder, [f"img{n}.jpg" for n in numbers], clip.frames)
         recordings[folder].update(zip(numbers, clip.frames))
-        onset, apex, offset = _timing(clip, first)
+        onset, apex, offset = sheet_timing(clip, first)
         per_video[(subject, video)] += 1
         label = f"{video}_{per_video[(subject, video)]}"
         fps = clip.fps or 30.0
@@ -293,171 +296,3 @@ def _casme_sq_subject(participant: int) -> int:
     if participant <= len(CASME_SQ_SUBJECTS):
         return CASME_SQ_SUBJECTS[participant - 1]
     return CASME_SQ_SUBJECTS[-1] + participant - len(CASME_SQ_SUBJECTS)
-
-
-# --- the newer datasets (DATASETS.md) -------------------------------------------------------------
-
-CASME3_TAKES = "abcdefghijklm"
-_OBJECTIVE = {"happy": "I", "disgust": "II", "fear": "III", "anger": "IV", "surprise": "V", "sad": "VI"}
-DFME_FOLDERS = {"train": "DFME_train", "testA": "DFME_testA", "testB": "DFME_testB"}
-DFME_EMOTION_IDS = {"anger": 0, "contempt": 1, "disgust": 2, "fear": 3, "happiness": 4, "happy": 4,
-                    "sadness": 5, "sad": 5, "surprise": 6}
-_DFME_PARTS = ("train", "train", "testA", "testB")  # a subject's part, by subject number
-
-
-def depth_frames(frames: np.ndarray) -> np.ndarray:
-    """16-bit depth frames standing in for CAS(ME)^3's (values like millimetres, 400-1420)."""
-    gray = frames if frames.ndim == 3 else frames.mean(axis=-1)
-    return (400 + 4 * gray.astype(np.uint16)).astype(np.uint16)
-
-
-def _write_depth(folder: Path, names: Sequence[str], frames: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, depth in zip(names, depth_frames(frames), strict=True):
-        if not cv2.imwrite(str(folder / name), depth):
-            raise OSError(f"could not write depth frame {folder / name}")
-
-
-def _casme3(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, variant: str) -> list[WrittenClip]:
-    """Part A: whole takes (``part_A/RGB``, ``part_A/depth``) or per-ME clips (``Part_A_ME_clip``).
-
-    Several clips of one subject and take (``clip`` names the take letter) follow each other in
-    the take, as several MEs of one recording do; the sheet sits at the root."""
-    counters: dict[int, int] = defaultdict(int)
-    next_frame: dict[tuple[int, str], int] = {}
-    rows, written = [], []
-    for clip in clips:
-        subject = f"spNO.{clip.subject}"
-        take = _names(counters, clip.subject, clip.clip, lambda n: CASME3_TAKES[(n - 1) % len(CASME3_TAKES)])
-        first = max(clip.first_frame_number, next_frame.get((clip.subject, take.lower()), 1))
-        numbers = [first + i for i in range(len(clip.frames))]
-        next_frame[(clip.subject, take.lower())] = numbers[-1] + 1
-        onset, apex, offset = _timing(clip, first)
-        names = [f"{n}.jpg" for n in numbers]
-        if variant == "takes":
-            color = root / "part_A" / "RGB" / subject / take / "color"
-            depth = root / "part_A" / "depth" / subject / take / "depth"
-        else:
-            color = root / "Part_A_ME_clip" / "frame" / f"{subject}_{take}_{onset}"
-            depth = root / "Part_A_ME_clip" / "depth" / f"{subject}_{take}_{onset}"
-        paths = frames.write(color, names, clip.frames)
-        _write_depth(depth, [f"{n}.png" for n in numbers], clip.frames)
-        rows.append((subject, take, onset, apex, offset, clip.action_units,
-                     _OBJECTIVE.get(clip.emotion.lower(), "VII"), clip.emotion))
-        written.append(WrittenClip(f"casme3/{subject}/{take}_{onset}", tuple(paths[clip.onset:clip.offset + 1]),
-                                   onset, apex, offset))
-    sheets.casme3_a_sheet(root, rows)
-    return written
-
-
-def _casme3_c(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, videos: bool) -> list[WrittenClip]:
-    """Part C: one recording per subject (``part_C/<n>/`` frames, or ``part_C/<n>.avi``), the
-    MEs one after the other; the sheet has no apex."""
-    counts: dict[int, int] = defaultdict(int)
-    next_frame: dict[int, int] = {}
-    recordings: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
-    rows, written = [], []
-    for clip in clips:
-        first = max(clip.first_frame_number, next_frame.get(clip.subject, 1))
-        numbers = [first + i for i in range(len(clip.frames))]
-        next_frame[clip.subject] = numbers[-1] + 1
-        counts[clip.subject] += 1
-        onset, _, offset = _timing(clip, first)
-        sample_id = f"casme3/C{clip.subject:02d}/me{counts[clip.subject]}"
-        if videos:
-            recordings[clip.subject].update(zip(numbers, clip.frames))
-            written.append(WrittenClip(sample_id, (), onset - 1, None, offset - 1))
-        else:
-            paths = frames.write(root / "part_C" / str(clip.subject), [f"{n}.jpg" for n in numbers], clip.frames)
-            written.append(WrittenClip(sample_id, tuple(paths[clip.onset:clip.offset + 1]), onset, None, offset))
-        rows.append((clip.subject, counts[clip.subject], onset, offset, clip.action_units, clip.emotion))
-    for subject, numbered in recordings.items():
-        first_frame = numbered[min(numbered)]
-        held = [numbered.get(n, first_frame) for n in range(1, max(numbered) + 1)]
-        write_video(root / "part_C" / f"{subject}.avi", np.stack(held), 30.0)
-    sheets.casme3_c_sheet(root, rows)
-    return written
-
-
-def _dfme(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> list[WrittenClip]:
-    """``DFME_<part>/sub0003_01/00000.png`` (0-based: first_frame_number 1 writes 00000) and the
-    three split sheets; each subject's part is ``clip.part`` or follows its number."""
-    counters: dict[int, int] = defaultdict(int)
-    rows: dict[str, list] = defaultdict(list)
-    written = []
-    for clip in clips:
-        subject = f"sub{clip.subject:04d}"
-        name = _names(counters, clip.subject, clip.clip, lambda n: f"{subject}_{n:02d}")
-        part = clip.part or _DFME_PARTS[clip.subject % len(_DFME_PARTS)]
-        base = clip.first_frame_number - 1
-        numbers = [base + i for i in range(len(clip.frames))]
-        paths = frames.write(root / DFME_FOLDERS[part] / name, [f"{n:05d}.png" for n in numbers], clip.frames)
-        onset, apex, offset = _timing(clip, base)
-        rows[part].append((subject, name, onset, apex, offset, clip.emotion,
-                           DFME_EMOTION_IDS.get(clip.emotion.lower()), clip.fps or 500, clip.action_units))
-        written.append(WrittenClip(f"dfme/{subject}/{name}", tuple(paths), onset, apex, offset))
-    sheets.dfme_sheets(root, rows)
-    return written
-
-
-def _fourd(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter) -> list[WrittenClip]:
-    """``gray_micro/S01/S01_01/<n>.jpg`` grey frames (names *unconfirmed*) and the labelling sheet."""
-    counters: dict[int, int] = defaultdict(int)
-    rows, written = [], []
-    for clip in clips:
-        subject = f"S{clip.subject:02d}"
-        name = _names(counters, clip.subject, clip.clip, lambda n: f"{subject}_{n:02d}")
-        paths = frames.write(root / "gray_micro" / subject / name, [f"{n}.jpg" for n in _numbers(clip)],
-                             clip.frames, gray=True)
-        onset, apex, offset = _timing(clip)
-        rows.append((subject, name, clip.emotion, onset, apex, offset, clip.action_units))
-        written.append(WrittenClip(f"4dme/{subject}/{name}", tuple(paths), onset, apex, offset))
-    sheets.fourd_sheet(root, rows)
-    return written
-
-
-def _mmew(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, variant: str) -> list[WrittenClip]:
-    """``S03/<emotion>/S03-01-002/<n>.jpg`` (official) or ``Micro_Expression/<emotion>/<clip>/``
-    (flat); an ``others`` clip sits in a ``repression`` folder, as in the release."""
-    counters: dict[int, int] = defaultdict(int)
-    rows, written = [], []
-    for clip in clips:
-        subject = f"S{clip.subject:02d}"
-        name = _names(counters, clip.subject, clip.clip, lambda n: f"{subject}-{(n - 1) // 9 + 1:02d}-{n:03d}")
-        emotion = clip.emotion.lower()
-        folder_emotion = "repression" if emotion == "others" else emotion
-        base = root / subject if variant == "official" else root / "Micro_Expression"
-        paths = frames.write(base / folder_emotion / name, [f"{n}.jpg" for n in _numbers(clip)], clip.frames)
-        onset, apex, offset = _timing(clip)
-        rows.append((subject, name, onset, apex, offset, clip.action_units, clip.emotion, ""))
-        written.append(WrittenClip(f"mmew/{subject}/{name}", tuple(paths), onset, apex, offset))
-    sheets.mmew_sheet(root, rows)
-    return written
-
-
-def _manifest(root: Path, clips: Sequence[SynthClip], frames: _FrameWriter, variant: str) -> list[WrittenClip]:
-    """A lab's recordings: ``frames/p01/take1/frame<n>.jpg`` folders and/or ``videos/p01_take1.avi``
-    (``mixed``: every other clip a video), listed in ``manifest.csv`` with relative paths."""
-    counters: dict[int, int] = defaultdict(int)
-    rows, written = [], []
-    for k, clip in enumerate(clips):
-        subject = f"p{clip.subject:02d}"
-        name = _names(counters, clip.subject, clip.clip, lambda n: f"take{n}")
-        fps = clip.fps or 100.0
-        video = variant == "video" or (variant == "mixed" and k % 2 == 1)
-        if video:
-            path = root / "videos" / f"{subject}_{name}.avi"
-            write_video(path, clip.frames, fps)
-            _check(clip)
-            onset, apex, offset = clip.onset, clip.apex, clip.offset
-            written.append(WrittenClip(f"manifest/{subject}/{name}", (), onset, apex, offset))
-        else:
-            path = root / "frames" / subject / name
-            paths = frames.write(path, [f"frame{n}.jpg" for n in _numbers(clip)], clip.frames)
-            onset, apex, offset = _timing(clip)
-            written.append(WrittenClip(f"manifest/{subject}/{name}", tuple(paths[clip.onset:clip.offset + 1]),
-                                       onset, apex, offset))
-        rows.append((subject, name, path.relative_to(root).as_posix(), onset, apex, offset, clip.emotion, fps,
-                     clip.action_units))
-    sheets.manifest_file(root, rows)
-    return written
