@@ -329,6 +329,8 @@ def _registry() -> dict[str, ModelSpec]:
             variants={
                 "plain": VariantPreset(description="flow u, v"),
                 "strain": VariantPreset({"strain": True}, description="flow u, v + strain"),
+                "augmented": VariantPreset(recipe="msres3d_aug", augmented=True,
+                                           description="paper 003's box-shift and flip copies"),
             },
             default_variant="plain"),
         ModelSpec(
