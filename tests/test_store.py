@@ -137,3 +137,35 @@ def test_writes_are_validated_against_the_schema(tmp_path):
     with pytest.raises(SchemaError, match="arrays/frames/dims"):
         validate_attrs({**attrs, "arrays": {"frames": {"dims": ["frame", "y"], "shape": [1, 2],
                                                        "dtype": "float16"}}})
+
+
+def test_a_run_that_never_commits_leaves_no_store_behind(tmp_path, monkeypatch):
+    """No empty store that readers cannot open: what a failed first run created is removed,
+    and only that (a folder the user made keeps its files)."""
+    from mer_prep.errors import StoreLocationError, StoreNotFoundError
+
+    fresh = make_plan(tmp_path / "new", n=2)
+    writer = VersionWriter.begin(fresh)
+    assert (tmp_path / "new").is_dir()
+    writer.abort()
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(StoreNotFoundError):
+        open_store(tmp_path / "new")
+
+    users = tmp_path / "mine"  # an empty folder the user made: stays, empty
+    users.mkdir()
+    monkeypatch.setattr(VersionWriter, "_begin", classmethod(
+        lambda cls, *args: (_ for _ in ()).throw(MemoryError("layout too big"))))
+    with pytest.raises(MemoryError):
+        VersionWriter.begin(make_plan(users, n=2))
+    assert users.is_dir() and not any(users.iterdir())
+    monkeypatch.undo()
+    (users / "notes.txt").write_text("keep me")  # never a store in a folder of other files
+    with pytest.raises(StoreLocationError, match="folder with files in it"):
+        VersionWriter.begin(make_plan(users, n=2))
+    assert sorted(p.name for p in users.iterdir()) == ["notes.txt"]
+
+    write_version(make_plan(tmp_path / "old", n=2))  # a store with a version is never removed
+    writer = VersionWriter.begin(make_plan(tmp_path / "old", n=3, fingerprint="9" * 32))
+    writer.abort()
+    assert open_store(tmp_path / "old").array("frames").shape[0] == 2

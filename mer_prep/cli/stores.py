@@ -41,13 +41,18 @@ def print_info(path: str, version: str | None) -> None:
     failures = store.failures
     click.echo(f"failures: {len(failures)}")
     for row in failures.itertuples():
-        click.echo(f"  {row.sample_id} [{row.stage}] {row.file}: {row.message}")
+        click.echo(f"  {row.sample_id} [{row.stage}, {row.kind}] {row.file}: {row.message}")
+    aus = store.aus
+    click.echo(f"action units: {len(store.au_list)} columns, {int(aus.any(axis=1).sum())} of "
+               f"{len(aus)} samples code one; " + ", ".join(
+                   f"AU{au} {int(n)}" for au, n in zip(store.au_list, aus.sum(axis=0)) if n))
     corrections = attrs.get("corrections") or []  # DatasetScan.corrections, as the writer records them
     if corrections:
         click.echo(f"annotation corrections: {len(corrections)}")
     for c in corrections:
-        click.echo(f"  {c['sample']} {c['field']}: {c['old']!r} -> {c['new']!r} [{c['status']}] "
-                   f"({c.get('reason') or 'no reason given'}; {c.get('file', '')})")
+        at = f" at {c['where']}" if c.get("where") else ""
+        click.echo(f"  {c['sample']} {c['field']}: {c['old']!r} -> {c['new']!r} [{c['status']}]"
+                   f"{at} ({c.get('reason') or 'no reason given'}; {c.get('file', '')})")
     versions = store.versions()
     click.echo(f"versions ({len(versions)}):")
     for row in versions.itertuples():

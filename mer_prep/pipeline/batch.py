@@ -1,6 +1,6 @@
 """A coarse unit of work: process a batch of samples and write them through one store fork.
 
-Failures, by kind (``Failure.kind``, see ``mer_prep.store.writer`` for what the kinds mean for
+Failures, by kind (``Failure.kind``, see ``mer_prep.store.versions`` for what the kinds mean for
 version ids):
 
 - a sample that cannot be processed from its inputs as fingerprinted (a corrupt frame, a frame
@@ -24,15 +24,22 @@ from dataclasses import dataclass, field
 
 import icechunk as ic
 
-from mer_prep.errors import (FrameIOError, FrameReadError, MerPrepError, PipelineError,
-                             SchemaError, StoreWriteError)
+from mer_prep.errors import (
+    FrameIOError,
+    FrameReadError,
+    MerPrepError,
+    PipelineError,
+    SchemaError,
+    StoreWriteError,
+)
 from mer_prep.pipeline.augment import augment_copies
 from mer_prep.pipeline.fingerprint import sample_fingerprint
 from mer_prep.pipeline.process import ProcessedSample, process_sample
 from mer_prep.recipes import ArraySpec, Recipe
 from mer_prep.sample import Failure, Sample, relative_to_root
 from mer_prep.store.table import sample_row
-from mer_prep.store.writer import PERMANENT, TRANSIENT, SampleWriter, VersionPlan
+from mer_prep.store.versions import PERMANENT, TRANSIENT, VersionPlan
+from mer_prep.store.writer import SampleWriter
 
 #: pauses before the retries of a sample that failed with an I/O-type error (seconds)
 RETRY_DELAYS: tuple[float, ...] = (0.25, 1.0)

@@ -71,6 +71,8 @@ def fingerprint_inputs(sample: Sample, recipe: Recipe) -> tuple[str, bool]:
         "offset": sample.offset, "fps": sample.fps, "emotion": sample.emotion,
         "label": sample.label, "aus": sample.action_units, "frames": list(sample.frame_numbers),
     }
+    if sample.partition:  # DFME: the sheet a row is in; moving a clip between parts moves no byte
+        record["partition"] = sample.partition
     digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode())
     try:
         positions = select_frames(sample, recipe)
@@ -87,11 +89,18 @@ def fingerprint_inputs(sample: Sample, recipe: Recipe) -> tuple[str, bool]:
 
 
 def dataset_fingerprint(sample_fingerprints: Iterable[str], problems: Iterable[Problem],
-                        labels: str) -> str:
-    """One hash over every sample fingerprint, the scan's problems and the label scheme."""
+                        labels: str, corrections: Iterable = ()) -> str:
+    """One hash over every sample fingerprint, the scan's problems, the label scheme and the
+    annotation corrections (``CorrectionRecord``: a corrected sheet, or one correction more,
+    is another input even where no stored value changes, as the store records them; a
+    corrections file counts by its name, not where it lies). Without corrections the hash is
+    what it was before they counted."""
     digest = hashlib.sha256(f"labels:{labels}".encode())
     for value in sorted(sample_fingerprints):
         digest.update(value.encode())
     for problem in sorted(str(p) for p in problems):
         digest.update(problem.encode())
+    for record in sorted(json.dumps({**c.to_dict(), "file": os.path.basename(c.file)},
+                                    sort_keys=True, default=str) for c in corrections):
+        digest.update(f"correction:{record}".encode())
     return digest.hexdigest()[:32]

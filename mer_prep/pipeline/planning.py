@@ -6,14 +6,16 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
+import mer_prep
 from mer_prep.datasets import scan_dataset
 from mer_prep.labels import class_names as scheme_class_names
 from mer_prep.pipeline.fingerprint import dataset_fingerprint, fingerprint_inputs
 from mer_prep.recipes import Recipe
 from mer_prep.sample import DatasetScan, Failure, relative_to_root
 from mer_prep.store.repo import Location, StoreLocation
-from mer_prep.store.writer import VersionPlan
+from mer_prep.store.versions import VersionPlan
 
 Roots = str | os.PathLike | Mapping[str, str | os.PathLike]
 
@@ -37,8 +39,9 @@ def plan_version(dataset: str, root: Roots, recipe: Recipe, store: Location, *,
     return VersionPlan(
         location=StoreLocation.parse(store), dataset=dataset, labels=labels,
         class_names=list(names), recipe=recipe, samples=samples, fingerprints=fingerprints,
-        problems=list(scan.problems),
-        input_fingerprint=dataset_fingerprint(fingerprints, scan.problems, labels),
+        problems=list(scan.problems), corrections=list(scan.corrections),
+        input_fingerprint=dataset_fingerprint(fingerprints, scan.problems, labels,
+                                              scan.corrections),
         unreadable=frozenset(sample.sample_id for sample, (_, readable)
                              in zip(samples, inputs, strict=True) if not readable),
     )
@@ -51,9 +54,11 @@ def scan_failures(plan: VersionPlan) -> list[Failure]:
 
 def _relative_to_roots(scan: DatasetScan, root: Roots) -> DatasetScan:
     """The scan with each sample knowing its dataset root (a composite's part root), and its
-    ``source`` and the problems naming files relative to the roots: a store records no path of
-    its maker's machine (and the fingerprint over the problems no longer depends on where the
-    dataset lies). Processing failures are made relative in ``process_batch``."""
+    ``source``, the problems and the corrections (``where``, ``file``) naming files relative to
+    the roots: a store records no path of its maker's machine (and the fingerprint over the
+    problems no longer depends on where the dataset lies). A packaged corrections file is named
+    from the package (``mer_prep/datasets/casme1_corrections.yaml``). Processing failures are
+    made relative in ``process_batch``."""
     roots = ({part: os.fspath(path) for part, path in root.items()}
              if isinstance(root, Mapping) else None)
     samples = []
@@ -63,4 +68,17 @@ def _relative_to_roots(scan: DatasetScan, root: Roots) -> DatasetScan:
     every = list(roots.values()) if roots is not None else [root]
     problems = [replace(p, file=relative_to_root(p.file, every),
                         message=relative_to_root(p.message, every)) for p in scan.problems]
-    return DatasetScan(samples, problems)
+    corrections = [replace(c, where=relative_to_root(c.where, every),
+                           file=_packaged(c.file) or relative_to_root(c.file, every))
+                   for c in scan.corrections]
+    return DatasetScan(samples, problems, corrections)
+
+
+def _packaged(file: str) -> str | None:
+    """``file`` relative to the folder holding the ``mer_prep`` package when it lies inside
+    the package (a packaged corrections file), else None."""
+    package = Path(mer_prep.__file__).resolve().parent
+    try:
+        return Path(file).resolve().relative_to(package.parent).as_posix() if file else None
+    except ValueError:
+        return None

@@ -1,4 +1,5 @@
-"""The versioned feature store: ``writer`` writes, ``reader`` reads, ``storage_schemas/`` declares.
+"""The versioned feature store: ``versions`` plans and names a version, ``writer`` writes it,
+``reader`` reads it, ``storage_schemas/`` declares its layout.
 
 ``open_store`` and ``FeatureStore`` are imported on first use: workers that only write never
 pay for the reader's xarray and dask imports.

@@ -3,8 +3,9 @@
 Layout: one dataset per array over the processed samples (chunked one sample per chunk, gzip
 level 1, attribute ``dims``), group ``table`` with one dataset per column (strings as UTF-8,
 JSON columns as their JSON text, a missing apex as ``-1`` — ``mer_prep.store.table.MISSING``,
-as the store itself keeps it — with the column's attribute ``missing_value``), group
-``splits/<name>`` with each stored split's arrays, and the store's root attributes as JSON text
+as the store itself keeps it — with the column's attribute ``missing_value``), dataset ``aus``
+(sample x AU, bool; attributes ``au_list`` and ``dims``, as JSON), group ``splits/<name>`` with
+each stored split's arrays, and the store's root attributes as JSON text
 in the file attribute ``mer_prep``.
 
 The file appears whole or not at all: it is written under a temporary name in the same folder
@@ -98,6 +99,8 @@ def _write(store, path: Path) -> None:
         for column in store.table.columns:
             values, attrs = _column(store.table[column])
             table.create_dataset(column, data=values).attrs.update(attrs)
+        aus = out.create_dataset("aus", data=store.aus)
+        aus.attrs.update({"au_list": json.dumps(store.au_list), "dims": json.dumps(["sample", "au"])})
         for name in store.split_names:
             group = out.create_group(f"splits/{name}")
             group.attrs["mer_prep"] = json.dumps(store.split_attrs(name))

@@ -16,15 +16,28 @@ import zarr
 import zarr.api.asynchronous
 from zarr.core.sync import sync
 
-from mer_prep.errors import (CorruptDataError, SplitNotFoundError, StoreNotFoundError,
-                             VersionNotFoundError)
+from mer_prep.datasets.aus import au_matrix, au_numbers
+from mer_prep.errors import (
+    CorruptDataError,
+    SplitNotFoundError,
+    StoreNotFoundError,
+    VersionNotFoundError,
+)
 from mer_prep.evaluation.balance import SmotePlan, class_weights
 from mer_prep.evaluation.splits import Split, build_split, parent_rows
+from mer_prep.labels import au_set
 from mer_prep.recipes import Recipe
 from mer_prep.store.bulk import read_rows
-from mer_prep.store.repo import MAIN, Location, StoreLocation, open_repository, version_tags
+from mer_prep.store.repo import (
+    MAIN,
+    Location,
+    StoreLocation,
+    open_repository,
+    version_tags,
+)
 from mer_prep.store.schema import zarr_rules
 from mer_prep.store.table import MISSING
+from mer_prep.store.versions import BASE_AU_SET
 from mer_prep.store.writer import SPLITS_GROUP
 
 # Splits a reader computes on demand when the store holds none of that name: deterministic and
@@ -97,8 +110,32 @@ class FeatureStore:
 
     @property
     def failures(self) -> pd.DataFrame:
-        """Every sample that failed (scan or processing), with file, stage and message."""
-        return pd.DataFrame(self.attrs["failures"], columns=["sample_id", "file", "stage", "message"])
+        """Every sample that failed (scan or processing), with file, stage, message and kind
+        (``permanent`` or ``transient``; records written before the distinction count as
+        ``permanent``, as the writer treats them)."""
+        columns = ["sample_id", "file", "stage", "message", "kind"]
+        return pd.DataFrame([{"kind": "permanent", **f} for f in self.attrs["failures"]],
+                            columns=columns)
+
+    @cached_property
+    def au_list(self) -> list[int]:
+        """AU numbers of the columns of ``aus`` (``cross12`` first; ``mer_prep.store.versions``).
+        A store written before AU targets: the same rule over its table's ``action_units``."""
+        if "au_list" in self.attrs:
+            return [int(au) for au in self.attrs["au_list"]]
+        parsed = [au_numbers(text) for text in self.table_all["action_units"]]
+        base = list(au_set(BASE_AU_SET))
+        return base + sorted({au for numbers in parsed for au in numbers} - set(base))
+
+    @cached_property
+    def aus(self) -> np.ndarray:
+        """Action units per ``table`` row as multi-label targets: bool (n, len(au_list));
+        an augmented copy has its parent's. A store written before the ``aus`` array: parsed
+        from the table's ``action_units`` text (what the writer stores from)."""
+        name = zarr_rules()["aus_array"]["name"]
+        if "au_list" in self.attrs and name in self.group:
+            return np.asarray(self.group[name][...], dtype=bool)[self._ok_rows]
+        return au_matrix(self.table["action_units"].tolist(), self.au_list)
 
     @property
     def subjects(self) -> list[str]:
@@ -204,27 +241,32 @@ class FeatureStore:
                          k_neighbors=attrs["smote"]["k_neighbors"])
 
     def to_torch(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
-                 balance: str | None = None, split: str = "loso"):
+                 balance: str | None = None, split: str = "loso", target: str = "label"):
         """A ``torch.utils.data.Dataset`` over one fold's ``part`` ("train" or "test").
 
         balance: ``"weights"`` (the fold's class weights on ``.class_weights`` for the loss),
         ``"smote"`` (training part plus the split's SMOTE samples, rebuilt from their parents),
-        or None. Needs the ``torch`` extra.
+        or None. target: ``"label"`` (an item's ``label`` is the class index, ``labels``) or
+        ``"aus"`` (the float32 multi-hot AU vector over ``au_list``, ``aus``; no SMOTE). Needs
+        the ``torch`` extra.
         """
         from mer_prep.store.torch_dataset import fold_dataset
 
-        return fold_dataset(self, fold, part=part, arrays=arrays, balance=balance, split=split)
+        return fold_dataset(self, fold, part=part, arrays=arrays, balance=balance, split=split,
+                            target=target)
 
     def loader(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
-               balance: str | None = None, split: str = "loso", **options):
+               balance: str | None = None, split: str = "loso", target: str = "label",
+               **options):
         """A ``torch.utils.data.DataLoader`` over one fold's ``part`` that works with worker
         processes (``num_workers=2`` under the default fork start method included): the fold's
-        arrays are read in bulk before any worker starts. ``options``: ``batch_size``,
-        ``shuffle``, ``num_workers``, ``seed`` and any other DataLoader argument."""
+        arrays are read in bulk before any worker starts. ``target`` as for ``to_torch``.
+        ``options``: ``batch_size``, ``shuffle``, ``num_workers``, ``seed`` and any other
+        DataLoader argument."""
         from mer_prep.store.torch_dataset import fold_loader
 
         return fold_loader(self, fold, part=part, arrays=arrays, balance=balance, split=split,
-                           **options)
+                           target=target, **options)
 
     @cached_property
     def _async_arrays(self) -> dict:

@@ -128,6 +128,9 @@ def open_repository(location: Location, *, create: bool = False) -> ic.Repositor
         raise StoreNotFoundError(f"no mer-prep store at {where}")
     storage = where.storage()
     if not where.is_remote:
+        if where.path.is_dir() and any(where.path.iterdir()):
+            raise StoreLocationError(f"{where} is a folder with files in it but no mer-prep "
+                                     f"store: give an empty or new folder for the store")
         where.path.mkdir(parents=True, exist_ok=True)
     try:
         return ic.Repository.create(storage)

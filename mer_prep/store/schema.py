@@ -2,7 +2,8 @@
 
 ``validate_attrs`` checks the root attributes with JSON Schema; ``validate_group`` checks the
 zarr arrays against those attributes and the file's ``x-zarr`` rules (dims, shapes, dtypes,
-one sample per chunk, Blosc zstd + bitshuffle, the sample table's columns).
+one sample per chunk, Blosc zstd + bitshuffle, the sample table's columns, the ``aus`` array
+when the attributes declare its ``au_list``).
 """
 
 from __future__ import annotations
@@ -82,6 +83,21 @@ def _check_codec(name: str, array: zarr.Array, rules: dict) -> None:
         raise SchemaError(f"array {name!r}: chunks carry no {rules['checksum']} checksum")
 
 
+def _check_aus(group: zarr.Group, spec: dict, n: int, n_aus: int, rules: dict) -> None:
+    """The ``aus`` array: (n, len(au_list)) bool, named dims, checksummed."""
+    name = spec["name"]
+    if name not in group:
+        raise SchemaError(f"array {name!r} (declared by the au_list attribute) is missing")
+    array = group[name]
+    dims = tuple(array.metadata.dimension_names or ())
+    if dims != tuple(spec["dims"]):
+        raise SchemaError(f"array {name!r}: dimension names {dims} != {tuple(spec['dims'])}")
+    if tuple(array.shape) != (n, n_aus) or array.dtype != np.dtype(spec["dtype"]):
+        raise SchemaError(f"array {name!r}: {array.dtype} {array.shape} != {spec['dtype']} "
+                          f"({n}, {n_aus})")
+    _check_codec(name, array, rules)
+
+
 def validate_group(group: zarr.Group) -> None:
     """Validate a whole store group: attributes, every declared array, the sample table."""
     attrs = dict(group.attrs)
@@ -102,6 +118,8 @@ def validate_group(group: zarr.Group) -> None:
         if tuple(array.chunks) != (1, *array.shape[1:]):
             raise SchemaError(f"array {name!r}: chunks {array.chunks} are not one sample per chunk")
         _check_codec(name, array, rules)
+    if "au_list" in attrs:  # stores written before AU targets have neither
+        _check_aus(group, rules["aus_array"], n, len(attrs["au_list"]), rules)
     table = group[rules["table_group"]]
     for column, kind in rules["required_table_columns"].items():
         if column not in table:

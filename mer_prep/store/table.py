@@ -26,7 +26,9 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
     """One table row for ``sample`` (processed or failed).
 
     failure_kind: for a failed row, ``permanent`` or ``transient`` (``Failure.kind``); ``""``
-    for a processed one.
+    for a processed one. ``partition``: the dataset's official part (``Sample.partition``,
+    DFME's ``train``/``testA``/``testB``), ``""`` when it has none. The AUs as targets are the
+    writer's ``aus`` array; the row keeps the raw ``action_units`` text.
 
     apex / apex_source: the apex the processing used (a spotted one) when it differs from the
     annotation; by default the annotated apex, or none. augmentation: ``(copy index,
@@ -48,6 +50,7 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
         "status": status, "error": error, "fingerprint": fingerprint,
         "failure_kind": failure_kind if status != "ok" else "",
         "aug_parent": "", "aug_params": "{}", "synthetic": False,
+        "partition": sample.partition,
     } if augmentation is None else {
         **sample_row(sample, class_names, status=status, error=error, fingerprint=fingerprint,
                      source_frames=source_frames, face_box=face_box, detector=detector,

@@ -1,8 +1,9 @@
 """The PyTorch adapter of the reader: one fold of a split as a ``torch.utils.data.Dataset``.
 
 torch is an optional extra (``pip install 'mer-prep[torch]'``); nothing else imports this module.
-Items are dicts: one float32 tensor per requested array, ``label`` (int64 scalar), ``row``
-(the ``table`` row, -1 for a SMOTE sample) and ``synthetic`` (bool).
+Items are dicts: one float32 tensor per requested array, ``label`` (int64 scalar: the class;
+with ``target="aus"`` a float32 (n_AU,) multi-hot vector over ``store.au_list``), ``row`` (the
+``table`` row, -1 for a SMOTE sample) and ``synthetic`` (bool).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
                              "'mer-prep[train]'") from error
 
 BALANCES = (None, "weights", "smote")
+TARGETS = ("label", "aus")
 
 
 class FoldDataset(Dataset):
@@ -29,15 +31,16 @@ class FoldDataset(Dataset):
     processes under Linux's default ``fork``: the storage runtime does not survive a fork, and
     workers never touch it. A synthetic sample ``j`` is ``x[a_j] + w_j (x[b_j] - x[a_j])`` over
     its two stored parents (or the materialised ``smote_<array>`` when the split stored it).
-    ``class_weights`` (float32 tensor, one per class) is the fold's W_k = N / n_k.
+    ``class_weights`` (float32 tensor, one per class) is the fold's W_k = N / n_k. With
+    ``target="aus"`` the labels are the rows' AU vectors (``store.aus``), float32 (n, n_AU).
     """
 
     def __init__(self, store, rows: np.ndarray, arrays: list[str], class_weights: np.ndarray,
-                 smote=None, materialised: dict | None = None) -> None:
+                 smote=None, materialised: dict | None = None, target: str = "label") -> None:
         self.rows, self.arrays = np.asarray(rows, np.int64), list(arrays)
         self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
         self.smote = smote
-        labels = store.labels[self.rows]
+        labels = store.labels[self.rows] if target == "label" else store.aus[self.rows]
         values = {name: store.array(name, rows=self.rows) for name in self.arrays}
         if smote is not None and len(smote):
             materialised = materialised or {}
@@ -57,7 +60,8 @@ class FoldDataset(Dataset):
                                                extra.astype(np.float32)])
         self.values = {name: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
                        for name, v in values.items()}
-        self.labels = torch.from_numpy(np.asarray(labels, np.int64))
+        self.labels = torch.from_numpy(np.asarray(labels, np.int64 if target == "label"
+                                                  else np.float32))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -72,12 +76,18 @@ class FoldDataset(Dataset):
 
 
 def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
-                 balance: str | None = None, split: str = "loso") -> FoldDataset:
+                 balance: str | None = None, split: str = "loso",
+                 target: str = "label") -> FoldDataset:
     """``FeatureStore.to_torch``: the Dataset of one fold's ``part`` of ``split``."""
     if part not in ("train", "test"):
         raise InvalidArgumentError(f"part must be 'train' or 'test', got {part!r}")
     if balance not in BALANCES:
         raise InvalidArgumentError(f"balance must be one of {BALANCES}, got {balance!r}")
+    if target not in TARGETS:
+        raise InvalidArgumentError(f"target must be one of {TARGETS}, got {target!r}")
+    if target == "aus" and balance == "smote":
+        raise InvalidArgumentError("SMOTE samples have a class, not AUs: target='aus' takes "
+                                   "balance None or 'weights'")
     folds = list(store.folds(split))
     names = [name for name, *_ in folds]
     index = names.index(fold) if isinstance(fold, str) else int(fold)
@@ -95,17 +105,18 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
         materialised = {name: group[f"smote_{name}"].get_orthogonal_selection((mine,))
                         for name in arrays if name in attrs["smote"]["materialised"]}
     return FoldDataset(store, train if part == "train" else test, arrays, weights,
-                       smote=smote, materialised=materialised)
+                       smote=smote, materialised=materialised, target=target)
 
 
 def fold_loader(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
-                balance: str | None = None, split: str = "loso", batch_size: int = 32,
-                shuffle: bool | None = None, num_workers: int = 0, seed: int = 0,
-                **loader_options) -> DataLoader:
+                balance: str | None = None, split: str = "loso", target: str = "label",
+                batch_size: int = 32, shuffle: bool | None = None, num_workers: int = 0,
+                seed: int = 0, **loader_options) -> DataLoader:
     """``FeatureStore.loader``: a ``DataLoader`` over one fold's ``part``, safe with worker
     processes (the fold is in memory before any worker starts). ``shuffle`` defaults to True
     for the training part; ``seed`` fixes its order."""
-    dataset = fold_dataset(store, fold, part=part, arrays=arrays, balance=balance, split=split)
+    dataset = fold_dataset(store, fold, part=part, arrays=arrays, balance=balance, split=split,
+                           target=target)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size,
                       shuffle=(part == "train") if shuffle is None else shuffle,

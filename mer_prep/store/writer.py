@@ -21,32 +21,17 @@ Write errors are never sample failures: any error storing a sample's chunks (an 
 object-store error, a full disk) is a ``StoreWriteError`` that stops the run; merging, writing
 the table and committing raise it too. ``main`` keeps the previous version.
 
-**Version ids and failures that may pass.** A version id is derived from the inputs (recipe
-hash, input fingerprint, code version), so one id must always name the same contents. A sample
-failure is *permanent* when it follows from the fingerprinted inputs (a corrupt or unreadable-
-at-plan-time file, no face, a bad annotation: the same inputs fail the same way everywhere) and
-*transient* when it may pass (an I/O error or timeout on a file that was readable when the run
-was planned, inputs that changed during the run); workers retry those a couple of times first.
-A version that still holds transient failures is not the inputs' version: ``finish`` commits and
-publishes it (the ``ok`` samples are real work and readers may use them) under the id
-``incomplete_version_id`` derives from the input id *and* the transiently failed rows, with
-``complete: false`` in its attributes, and never under the input id. ``existing_version(plan
-id)`` therefore does not answer "up to date", and the next run re-processes exactly the
-transiently failed samples through the refresh path (the other rows are reused as they are)
-and, when they pass, commits the version under the input id. So two stores built from the same
-inputs, one of which met a transient error, end with the same id and the same table and arrays.
-Tagging the incomplete version with the input id and moving that tag later is not possible
-(Icechunk tags are immutable, and a deleted tag name can never be created again), and would
-make the id name two contents over time; a digest of the outcome in the incomplete id keeps
-every id to one content.
+Version ids, the plan, incomplete versions (transient failures) and which rows a refresh keeps
+are ``mer_prep.store.versions``'s; its names are importable from here too. Refresh
+(``begin(plan, reuse=True)``): when ``main`` holds a version whose rows ``reusable_rows``
+accepts, step 1 is skipped: the scratch branch starts at ``main``'s snapshot with the arrays as
+they are, and only ``rows_to_compute`` are written again. Their old chunks are cleared first
+(and ``splits/`` dropped), on a private snapshot as in step 1, so that a now-failing sample
+leaves fill values, as in a fresh layout.
 
-Refresh (``begin(plan, reuse=True)``): when ``main`` holds a version of the same dataset, recipe
-hash, code version, label scheme, classes, array layout and the same rows (sample ids in the same
-order), step 1 is skipped: the scratch branch starts at ``main``'s snapshot with the arrays as they
-are, so every row whose fingerprint is unchanged (and was processed) keeps referencing the
-previous version's chunks (Icechunk shares them; nothing is copied) and only ``rows_to_compute``
-are written again. Their old chunks are cleared first (and ``splits/`` dropped), on a private
-snapshot as in step 1, so that a now-failing sample leaves fill values, as in a fresh layout.
+Besides the sample table, ``finish`` writes the ``aus`` array (row x AU, bool, one chunk; its
+columns are the ``au_list`` attribute: see ``mer_prep.store.versions``) and records the scan's
+annotation corrections (``corrections``, files relative to the dataset root).
 
 Splits (``write_split``) are later commits on ``main`` on top of a version: group
 ``splits/<name>``, checked against ``storage_schemas/split.v1.json``. They belong to the version
@@ -58,12 +43,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
+import os
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import icechunk as ic
 import numpy as np
@@ -73,8 +59,8 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from zarr.core.sync import sync
 
 from mer_prep.errors import StoreWriteError, VersionConflictError
-from mer_prep.recipes import ArraySpec, Recipe
-from mer_prep.sample import Failure, Problem, Sample
+from mer_prep.recipes import ArraySpec
+from mer_prep.sample import Failure
 from mer_prep.store.gc import remove_abandoned_branches, scratch_branch
 from mer_prep.store.repo import MAIN, Location, StoreLocation, open_repository, store_exists
 from mer_prep.store.schema import (
@@ -84,7 +70,16 @@ from mer_prep.store.schema import (
     zarr_rules,
 )
 from mer_prep.store.table import column_array, table_columns
-from mer_prep.version import code_version
+from mer_prep.store.versions import (  # noqa: F401 - re-exported: callers import them from here
+    PERMANENT,
+    TRANSIENT,
+    VersionPlan,
+    current_version,
+    existing_version,
+    incomplete_version_id,
+    make_version_id,
+    reusable_rows,
+)
 
 # zstd level 1: on float16 face sequences level 3 takes 1.7x and level 5 2.4x the time per
 # sample for 10 % and 15 % less disk (measured on ha3d arrays); writing is on the hot path.
@@ -94,117 +89,7 @@ COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
 CHECKSUM = Crc32cCodec()
 COMPRESSORS = (COMPRESSOR, CHECKSUM)
 
-TRANSIENT = "transient"
-PERMANENT = "permanent"
-
 log = logging.getLogger(__name__)
-
-
-def make_version_id(recipe_hash: str, input_fingerprint: str, code: str) -> str:
-    """``v-`` + 16 hex digits of sha256(recipe hash, input fingerprint, code version)."""
-    blob = f"{recipe_hash}|{input_fingerprint}|{code}".encode()
-    return "v-" + hashlib.sha256(blob).hexdigest()[:16]
-
-
-def incomplete_version_id(version_id: str, rows: list[dict]) -> str:
-    """The id of a version of ``version_id``'s inputs in which some rows failed transiently:
-    ``v-`` + 16 hex digits over the input id and those rows (sample id, error), so that it
-    names exactly one content and never collides with the input id."""
-    outcome = sorted((r["sample_id"], r["error"]) for r in rows
-                     if r["status"] != "ok" and r.get("failure_kind") == TRANSIENT)
-    blob = f"{version_id}|incomplete|{outcome!r}".encode()
-    return "v-" + hashlib.sha256(blob).hexdigest()[:16]
-
-
-@dataclass
-class VersionPlan:
-    """Everything that determines one store version, known before any pixel is processed."""
-
-    location: StoreLocation
-    dataset: str
-    labels: str
-    class_names: list[str]
-    recipe: Recipe
-    samples: list[Sample]
-    fingerprints: list[str]
-    problems: list[Problem]
-    input_fingerprint: str
-    code_version: str = field(default_factory=code_version)
-    #: samples with a frame (or video) that could not be read when they were fingerprinted
-    unreadable: frozenset[str] = frozenset()
-
-    @property
-    def version_id(self) -> str:
-        return make_version_id(self.recipe.hash, self.input_fingerprint, self.code_version)
-
-    @property
-    def n_rows(self) -> int:
-        """Store rows: each sample, followed by its augmented copies when the recipe makes any."""
-        return len(self.samples) * self.recipe.rows_per_sample
-
-    @property
-    def arrays(self) -> dict[str, ArraySpec]:
-        """The recipe's arrays, per sample."""
-        return self.recipe.array_specs()
-
-    def stored_layout(self) -> dict[str, dict]:
-        """The store's JSON description of every array, with the leading sample axis."""
-        return {name: spec.stored(self.n_rows) for name, spec in self.arrays.items()}
-
-
-def existing_version(location: Location, version_id: str) -> str | None:
-    """Snapshot id of ``version_id`` when the store already holds it complete, else None.
-
-    Found by its tag; or on ``main`` without one, where a run killed between moving ``main``
-    and tagging left it (the tag is added here). A version recording transient failures never
-    answers (see the module docstring), so a re-run retries them. Like ``VersionWriter.begin``
-    it deletes the scratch branches of runs that are provably dead.
-    """
-    if not store_exists(location):
-        return None
-    repo = open_repository(location)
-    remove_abandoned_branches(repo)
-    if version_id in repo.list_tags():
-        snapshot = repo.lookup_tag(version_id)
-        return snapshot if _complete(_root_attrs(repo, snapshot)) else None
-    main = repo.lookup_branch(MAIN)
-    attrs = _root_attrs(repo, main)
-    if attrs.get("version_id") != version_id or not _complete(attrs):
-        return None
-    snapshot = next((info.id for info in repo.ancestry(snapshot_id=main)
-                     if (info.metadata or {}).get("version_id") == version_id
-                     and "split" not in (info.metadata or {})), main)
-    try:
-        repo.create_tag(version_id, snapshot)
-    except ic.IcechunkError as error:  # a tag deleted by `mer-prep gc --tags` stays deleted
-        log.warning("could not tag %s on %s: %s", version_id, location, error)
-    return snapshot
-
-
-def current_version(location: Location) -> str | None:
-    """The version id readers of ``location`` see (``main``), or None when it holds none."""
-    try:
-        if not store_exists(location):
-            return None
-        repo = open_repository(location)
-        return _root_attrs(repo, repo.lookup_branch(MAIN)).get("version_id")
-    except (ic.IcechunkError, OSError):
-        return None
-
-
-def _root_attrs(repo: ic.Repository, snapshot: str) -> dict:
-    try:
-        return dict(zarr.open_group(repo.readonly_session(snapshot_id=snapshot).store,
-                                    mode="r").attrs)
-    except Exception:  # noqa: BLE001 - an empty repository or a foreign layout: no version
-        return {}
-
-
-def _complete(attrs: dict) -> bool:
-    """False for a version that records transient failures (versions from before the
-    distinction count as complete)."""
-    return attrs.get("complete", True) and not any(
-        f.get("kind") == TRANSIENT for f in attrs.get("failures", ()))
 
 
 @contextlib.contextmanager
@@ -280,6 +165,8 @@ class VersionWriter:
         self.reused: dict[int, dict] = reused or {}
         #: the version id the reused rows come from (None: a fresh layout)
         self.reused_from = reused_from
+        #: what ``begin`` created on disk (removed again if the run never commits)
+        self.new_store = _NewStore(plan.location, None)
 
     @property
     def rows_to_compute(self) -> list[int]:
@@ -292,21 +179,25 @@ class VersionWriter:
 
         Scratch branches of runs that are provably dead are deleted first. Should this fail or
         be interrupted after the scratch branch exists, the branch is deleted again."""
+        new = _NewStore.before_create(plan.location)
         repo = open_repository(plan.location, create=True)
         remove_abandoned_branches(repo)
         branch = scratch_branch(plan.version_id)
         try:
-            return cls._begin(plan, repo, branch, reuse)
+            writer = cls._begin(plan, repo, branch, reuse)
         except BaseException:
             with interrupts_deferred():
                 _delete_branch(repo, branch)
+                new.remove_if_unused(repo)
             raise
+        writer.new_store = new
+        return writer
 
     @classmethod
     def _begin(cls, plan: VersionPlan, repo: ic.Repository, branch: str, reuse: bool
                ) -> "VersionWriter":
         base = repo.lookup_branch(MAIN)
-        previous = _reusable_rows(repo, base, plan) if reuse else None
+        previous = reusable_rows(repo, base, plan) if reuse else None
         if previous is not None:
             reused, reused_from = previous
             prepare = repo.writable_session(MAIN)
@@ -351,7 +242,8 @@ class VersionWriter:
         """Merge worker forks, write table and attributes, validate, commit, publish; snapshot id.
 
         The version is committed under ``self.version_id``: the plan's id, or when rows failed
-        transiently ``incomplete_version_id`` (see the module docstring)."""
+        transiently ``incomplete_version_id`` (see ``mer_prep.store.versions``). ``rows``: the
+        table rows in store order; the ``aus`` array is built from their samples' AUs."""
         plan = self.plan
         complete = not any(r["status"] != "ok" and r.get("failure_kind") == TRANSIENT
                            for r in rows)
@@ -362,9 +254,9 @@ class VersionWriter:
             if forks:
                 self.session.merge(*forks)
             root = zarr.open_group(self.session.store, mode="r+")
-            sync(_write_table(self.session.store, zarr_rules()["table_group"],
-                              {column: column_array(rows, column, kind)
-                               for column, kind in columns.items()}))
+            sync(_write_rows(self.session.store, {column: column_array(rows, column, kind)
+                                                  for column, kind in columns.items()},
+                             plan.au_rows(rows)))
         except (ic.IcechunkError, OSError) as error:
             raise StoreWriteError(f"store {plan.location}: writing {version_id} failed: "
                                   f"{type(error).__name__}: {error}") from error
@@ -380,6 +272,8 @@ class VersionWriter:
             "n_samples": len(rows), "n_ok": sum(r["status"] == "ok" for r in rows),
             "arrays": plan.stored_layout(), "table_columns": columns,
             "failures": [failure.to_dict() for failure in failures],
+            "au_list": plan.au_list,
+            "corrections": [correction.to_dict() for correction in plan.corrections],
             "reuse": self.reuse_summary(), **(extra_attrs or {}),
         })
         validate_group(root)
@@ -410,10 +304,49 @@ class VersionWriter:
         return snapshot
 
     def abort(self) -> None:
-        """Drop the scratch branch; ``main`` and the tags were never touched. Never raises (a
-        branch left behind is removed by the next run, its owner being gone)."""
+        """Drop the scratch branch; ``main`` and the tags were never touched. A store this run
+        created and never committed to is removed again, so that no empty store is left that
+        readers cannot open. Never raises (a branch left behind is removed by the next run,
+        its owner being gone)."""
         with interrupts_deferred():
             _delete_branch(self.repo, self.branch)
+            self.new_store.remove_if_unused(self.repo)
+
+
+@dataclass(frozen=True)
+class _NewStore:
+    """What a run adds on local disk when it creates a store: the directory, or its entries
+    when the directory existed (``before`` holds them; None when the run made the directory)."""
+
+    location: StoreLocation
+    before: frozenset[str] | None
+    created: bool = False
+
+    @classmethod
+    def before_create(cls, location: StoreLocation) -> _NewStore:
+        if location.is_remote or store_exists(location):
+            return cls(location, None, created=False)
+        path = location.path
+        return cls(location, frozenset(os.listdir(path)) if path.is_dir() else None, created=True)
+
+    def remove_if_unused(self, repo: ic.Repository) -> None:
+        """Delete the repository this run created, unless anything was committed to it or
+        another run has a branch on it (a concurrent creation of the same store)."""
+        if not self.created:
+            return
+        try:
+            if (set(repo.list_branches()) != {MAIN}
+                    or len(list(repo.ancestry(branch=MAIN))) > 1):
+                return
+            path = self.location.path
+            if self.before is None:
+                shutil.rmtree(path)
+            else:  # a directory the user gave: only the entries this run added
+                for name in set(os.listdir(path)) - self.before:
+                    target = path / name
+                    shutil.rmtree(target) if target.is_dir() else target.unlink()
+        except (OSError, ic.IcechunkError) as error:
+            log.warning("could not remove the unused new store %s: %s", self.location, error)
 
 
 def _delete_branch(repo: ic.Repository, branch: str) -> None:
@@ -422,6 +355,23 @@ def _delete_branch(repo: ic.Repository, branch: str) -> None:
             repo.delete_branch(branch)
     except ic.IcechunkError as error:
         log.warning("could not delete scratch branch %s: %s", branch, error)
+
+
+async def _write_rows(store, columns: dict[str, np.ndarray], aus: np.ndarray) -> None:
+    """The sample table and the ``aus`` array (one chunk), written concurrently."""
+    rules = zarr_rules()
+    await asyncio.gather(_write_table(store, rules["table_group"], columns),
+                         _write_aus(store, rules["aus_array"]["name"], aus))
+
+
+async def _write_aus(store, name: str, aus: np.ndarray) -> None:
+    root = await zarr.api.asynchronous.open_group(store=store, mode="r+")
+    array = await root.create_array(
+        name, shape=aus.shape, chunks=tuple(max(d, 1) for d in aus.shape), dtype=bool,
+        dimension_names=tuple(zarr_rules()["aus_array"]["dims"]), compressors=COMPRESSORS,
+        overwrite=True)
+    if aus.size:
+        await array.setitem(slice(None), aus)
 
 
 async def _write_table(store, path: str, columns: dict[str, np.ndarray]) -> None:
@@ -439,55 +389,6 @@ async def _write_table(store, path: str, columns: dict[str, np.ndarray]) -> None
             await array.setitem(slice(None), values)
 
     await asyncio.gather(*(write_column(name, values) for name, values in columns.items()))
-
-
-def _reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
-                   ) -> tuple[dict[int, dict], str] | None:
-    """Rows of ``main``'s version at ``base`` that ``plan`` may keep, and that version's id.
-
-    None unless the previous version has the same dataset, recipe hash, code version, label
-    scheme, classes, array layout and sample ids in the same row order; then every row whose
-    sample is unchanged (same fingerprint) and was processed is reusable (with its augmented
-    copies). Rows of the previous table are returned as records ready for ``finish``.
-    """
-    try:
-        root = zarr.open_group(repo.readonly_session(snapshot_id=base).store, mode="r")
-        attrs = dict(root.attrs)
-    except Exception:  # noqa: BLE001 - an empty or foreign repository: no reuse
-        return None
-    recipe = attrs.get("recipe") or {}
-    same = (attrs.get("dataset") == plan.dataset and recipe.get("hash") == plan.recipe.hash
-            and attrs.get("code_version") == plan.code_version
-            and attrs.get("labels") == plan.labels
-            and attrs.get("class_names") == plan.class_names
-            and attrs.get("arrays") == plan.stored_layout()
-            and attrs.get("n_samples") == plan.n_rows)
-    if not same:
-        return None
-    table = root[zarr_rules()["table_group"]]
-    missing = [name for name in table_columns() if name not in table]
-    if set(missing) - {"failure_kind"}:  # a column added since: older stores lack it
-        return None
-    columns = {name: table[name][:] for name in table_columns() if name in table}
-    if missing:
-        columns["failure_kind"] = np.full(len(columns["sample_id"]), "", dtype=object)
-    stride = plan.recipe.rows_per_sample
-    expected = [sample.sample_id for sample in plan.samples]
-    if list(columns["sample_id"][::stride]) != expected:
-        return None
-    reused: dict[int, dict] = {}
-    for i, fingerprint in enumerate(plan.fingerprints):
-        rows = range(i * stride, (i + 1) * stride)
-        if all(columns["fingerprint"][r] == fingerprint and columns["status"][r] == "ok"
-               for r in rows):
-            for r in rows:
-                reused[r] = {name: _python(values[r]) for name, values in columns.items()}
-    return reused, attrs.get("version_id", "")
-
-
-def _python(value):
-    """A numpy scalar as the Python value ``sample_row`` would have produced."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 SPLITS_GROUP = "splits"
