@@ -25,13 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import ensure_dataset  # noqa: E402
 
-from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs  # noqa: E402,E501
+from mer_prep.pipeline.local import commit_version  # noqa: E402
 from mer_prep.evaluation.splits import build_split
 from mer_prep.store.splits import save_split  # noqa: E402
-from mer_prep.pipeline.planning import plan_version  # noqa: E402
-from mer_prep.recipes import load_recipe  # noqa: E402
 from mer_prep.store import open_store  # noqa: E402
-from mer_prep.store.writer import VersionWriter  # noqa: E402
 
 ARRAYS = ("frames", "upper", "lower")
 
@@ -39,13 +36,7 @@ ARRAYS = ("frames", "upper", "lower")
 def write_store(root: Path, store: Path) -> None:
     """The ``ha3d`` store of ``root``, written in this process through the real writer."""
     shutil.rmtree(store, ignore_errors=True)
-    recipe = load_recipe("ha3d")
-    plan = plan_version("casme2", root, recipe, store)
-    writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan), recipe, plan.arrays,
-                                    plan.class_names))
-    run = combine_batches([result], plan.n_rows)
-    writer.finish(run.forks, run.rows, run.failures)
+    commit_version("casme2", root, "ha3d", store)
 
 
 def disk_bytes(path: Path) -> int:

@@ -35,16 +35,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import ensure_dataset
 
 from mer_prep.models import get_model
-from mer_prep.pipeline.batch import (
-    BatchJob,
-    combine_batches,
-    process_batch,
-    sample_jobs,
-)
-from mer_prep.pipeline.planning import plan_version
-from mer_prep.recipes import load_recipe
+from mer_prep.pipeline.local import commit_version
 from mer_prep.store import open_store
-from mer_prep.store.writer import VersionWriter
 from mer_prep.train.data import StoreData, build_fold, load_store_data
 from mer_prep.train.engine import train_fold
 
@@ -107,13 +99,7 @@ def engine_figures(model: str, epochs: int, repeats: int) -> dict:
 def write_store(root: Path, path: Path) -> None:
     """A ``dacwb3d`` store of ``root``, written in this process through the real writer."""
     shutil.rmtree(path, ignore_errors=True)
-    recipe = load_recipe("dacwb3d")
-    plan = plan_version("casme2", root, recipe, path)
-    writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan), recipe, plan.arrays,
-                                    plan.class_names))
-    run = combine_batches([result], plan.n_rows)
-    writer.finish(run.forks, run.rows, run.failures)
+    commit_version("casme2", root, "dacwb3d", path)
 
 
 def median_seconds(action, repeats: int) -> float:

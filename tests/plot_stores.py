@@ -32,17 +32,7 @@ def small(builtin: str, size: int | None = None, **changes) -> Recipe:
 def build_store(root: Path, store_path: Path, recipe: Recipe | str, *,
                 dataset: str = "casme2", labels: str = "native") -> Path:
     """Write one version of ``recipe`` over the dataset at ``root`` into ``store_path``."""
-    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
-    from mer_prep.pipeline.planning import plan_version, scan_failures
-    from mer_prep.store.writer import VersionWriter, existing_version
+    from mer_prep.pipeline.local import commit_version
 
-    recipe = load_recipe(recipe) if isinstance(recipe, str) else recipe
-    plan = plan_version(dataset, root, recipe, store_path, labels=labels)
-    if existing_version(plan.location, plan.version_id):
-        return store_path
-    writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                    plan.arrays, plan.class_names))
-    run = combine_batches([result], plan.n_rows, writer.reused)
-    writer.finish(run.forks, run.rows, scan_failures(plan) + run.failures)
+    commit_version(dataset, root, recipe, store_path, labels=labels)
     return store_path

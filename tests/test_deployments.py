@@ -132,19 +132,10 @@ def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
 
 def _commit(root, store_path, recipe):
     """One version written in-process through the library (what the flow wires up)."""
-    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
-    from mer_prep.pipeline.planning import plan_version
-    from mer_prep.store.writer import VersionWriter, existing_version
+    from mer_prep.pipeline.local import commit_version
 
-    plan = plan_version("casme2", root, recipe, store_path)
-    if existing_version(plan.location, plan.version_id):
-        return None
-    writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                    plan.arrays, plan.class_names))
-    run = combine_batches([result], plan.n_rows, writer.reused)
-    writer.finish(run.forks, run.rows, run.failures)
-    return writer.reuse_summary()
+    _, writer = commit_version("casme2", root, recipe, store_path)
+    return None if writer is None else writer.reuse_summary()
 
 
 def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path, synth_dataset):

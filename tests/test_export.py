@@ -23,22 +23,13 @@ pytestmark = pytest.mark.slow  # the module's store is processed once, in-proces
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory, synth_dataset):
     """A committed ha3d store of a small CASME II look-alike, half of its apexes missing."""
-    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
-    from mer_prep.pipeline.planning import plan_version
-    from mer_prep.recipes import load_recipe
-    from mer_prep.store.writer import VersionWriter
+    from mer_prep.pipeline.local import commit_version
 
     root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=2, seed=3,
                                   n_frames=12, size=(240, 320), missing_apex=0.5)
     assert {w.apex is None for w in written} == {True, False}
     path = tmp_path_factory.mktemp("export") / "casme2-ha3d"
-    recipe = load_recipe("ha3d")
-    plan = plan_version("casme2", root, recipe, path)
-    writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                    plan.arrays, plan.class_names))
-    run = combine_batches([result], plan.n_rows, writer.reused)
-    writer.finish(run.forks, run.rows, run.failures)
+    commit_version("casme2", root, "ha3d", path)
     return path
 
 

@@ -33,24 +33,9 @@ RECIPE = "mbcc64"
 
 def _commit(root, store_path):
     """One version through the library, as the flow does it; the writer (None: up to date)."""
-    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
-    from mer_prep.pipeline.planning import plan_version, scan_failures
-    from mer_prep.store.writer import VersionWriter, existing_version
+    from mer_prep.pipeline.local import commit_version
 
-    recipe = load_recipe(RECIPE)
-    plan = plan_version("casme2", root, recipe, store_path)
-    if existing_version(plan.location, plan.version_id):
-        return None
-    writer = VersionWriter.begin(plan)
-    try:
-        result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                        plan.arrays, plan.class_names))
-        run = combine_batches([result], plan.n_rows, writer.reused)
-        writer.finish(run.forks, run.rows, scan_failures(plan) + run.failures)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer
+    return commit_version("casme2", root, RECIPE, store_path)[1]
 
 
 def _contents(store_path) -> tuple[str, pd.DataFrame, dict[str, np.ndarray]]:

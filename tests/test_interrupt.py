@@ -22,7 +22,6 @@ import pandas as pd
 import psutil
 import pytest
 
-from mer_prep.recipes import load_recipe
 from mer_prep.store import open_store
 
 pytestmark = pytest.mark.slow  # the whole CLI in a subprocess: a Prefect server and Dask
@@ -33,18 +32,9 @@ SMALL = {"n_subjects": 1, "clips_per_subject": 2, "seed": 22, "n_frames": 24, "s
 
 def _commit(root, store_path) -> str:
     """The store's previous version, written through the library."""
-    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
-    from mer_prep.pipeline.planning import plan_version
-    from mer_prep.store.writer import VersionWriter
+    from mer_prep.pipeline.local import commit_version
 
-    recipe = load_recipe("ha3d")
-    plan = plan_version("casme2", root, recipe, store_path)
-    writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan), recipe, plan.arrays,
-                                    plan.class_names))
-    run = combine_batches([result], plan.n_rows)
-    writer.finish(run.forks, run.rows, run.failures)
-    return writer.version_id
+    return commit_version("casme2", root, "ha3d", store_path)[1].version_id
 
 
 def _contents(store_path):

@@ -48,22 +48,10 @@ def _recipe() -> Recipe:
 
 
 def _commit(dataset, root, store_path, recipe=None, **options):
-    """One version through the library (tests/test_train.py::_commit); the plan."""
-    from mer_prep.pipeline.batch import (
-        BatchJob,
-        combine_batches,
-        process_batch,
-        sample_jobs,
-    )
+    """One version through the library; the plan."""
+    from mer_prep.pipeline.local import commit_version
 
-    recipe = recipe or _recipe()
-    plan = plan_version(dataset, root, recipe, store_path, **options)
-    writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                    plan.arrays, plan.class_names))
-    run = combine_batches([result], plan.n_rows, writer.reused)
-    writer.finish(run.forks, run.rows, run.failures)
-    return plan
+    return commit_version(dataset, root, recipe or _recipe(), store_path, **options)[0]
 
 
 @pytest.fixture(scope="module")

@@ -63,21 +63,9 @@ QUICK = {"variant": "difference", "config": MBCC, "epochs": 1, "batch_size": 8}
 
 def _commit(root, store_path, recipe):
     """One version written in-process through the library (what the flow wires up)."""
-    from mer_prep.pipeline.batch import (
-        BatchJob,
-        combine_batches,
-        process_batch,
-        sample_jobs,
-    )
-    from mer_prep.pipeline.planning import plan_version
-    from mer_prep.store.writer import VersionWriter
+    from mer_prep.pipeline.local import commit_version
 
-    plan = plan_version("casme2", root, recipe, store_path)
-    writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                    plan.arrays, plan.class_names))
-    run = combine_batches([result], plan.n_rows, writer.reused)
-    writer.finish(run.forks, run.rows, run.failures)
+    commit_version("casme2", root, recipe, store_path)
 
 
 def _recipe(base: str, **changes) -> Recipe:
