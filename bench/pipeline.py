@@ -5,6 +5,9 @@
 On a synthetic CASME II look-alike at 640x480 it measures, per recipe:
   floor     decoding exactly the frames the recipe reads + one dlib HOG detection + one
             68-point fit per sample, sequentially in this process (the least any pipeline does);
+            the detection is the cascade's first stage, HOG on a copy downscaled to a 240-px
+            shorter side (before the cascade: at full resolution, ~2.4x slower per sample on
+            640x480; bench/detect.py compares the two);
   library   ``process_sample`` per sample, sequentially in this process;
   machine   ``process_sample`` over all samples in 1 plain process, then split over 2 processes
             at once: what this machine's cores give two workers before any Dask or Prefect;
@@ -40,7 +43,7 @@ prefect_environment(os.environ.get("PREFECT_HOME")
 import numpy as np  # noqa: E402
 
 from mer_prep.datasets import scan_dataset  # noqa: E402
-from mer_prep.face import detect_face, fit_landmarks  # noqa: E402
+from mer_prep.face import detect_clip_face, fit_landmarks  # noqa: E402
 from mer_prep.pipeline.frame_selection import clip_span, select_frames  # noqa: E402
 from mer_prep.pipeline.process import decode_clip_frames, process_sample  # noqa: E402
 from mer_prep.recipes import load_recipe  # noqa: E402
@@ -66,7 +69,7 @@ def floor_seconds(samples, recipe) -> float:
         positions = np.unique(select_frames(sample, recipe))
         frames = decode_clip_frames(sample, positions)
         onset = frames[int(np.searchsorted(positions, clip_span(sample).onset))]
-        box = detect_face(onset, method=recipe.detect.method, fallback=False)
+        box = detect_clip_face(onset, method=recipe.detect.method, fallback=False)
         fit_landmarks(onset, box)
         total += time.perf_counter() - start
     return total / len(samples)

@@ -43,7 +43,10 @@ def troubled(tmp_path_factory, synth_dataset):
                                   **{**TINY, "n_subjects": 3, "classes": ["surprise"]})
     spotted = next(w for w in written if w.apex is None)
     faceless, corrupt = [w for w in written if w.apex is not None and w is not spotted][:2]
-    cv2.imwrite(str(_frame(faceless, faceless.onset)), np.full((240, 320), 128, np.uint8))
+    for number in range(faceless.onset, faceless.onset + 4):  # the detection cascade also
+        # looks at the three frames after the onset
+        if _frame(faceless, number).exists():
+            cv2.imwrite(str(_frame(faceless, number)), np.full((240, 320), 128, np.uint8))
     _frame(corrupt, corrupt.apex).write_bytes(b"not a jpeg")
     store_path = build_store(root, base / "store", "mbcc64")
     store = open_store(store_path)

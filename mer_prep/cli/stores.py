@@ -38,6 +38,8 @@ def print_info(path: str, version: str | None) -> None:
     click.echo("classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
     apexes = table["apex_source"].value_counts().sort_index()
     click.echo("apex: " + ", ".join(f"{source} {count}" for source, count in apexes.items()))
+    detectors = table["detector"].value_counts().sort_index()  # hog, hog-low, cnn, hog@+2, ...
+    click.echo("detector: " + ", ".join(f"{name} {count}" for name, count in detectors.items()))
     failures = store.failures
     click.echo(f"failures: {len(failures)}")
     for row in failures.itertuples():

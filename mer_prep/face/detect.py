@@ -1,4 +1,8 @@
-"""Stage 2a: face detection, dlib HOG by default with an LBP-cascade fallback.
+"""Stage 2a: face detection on one image, dlib HOG by default with an LBP-cascade fallback.
+
+The pipeline runs the cascade of ``mer_prep.face.cascade`` instead (HOG on a downscaled copy,
+HOG at a lower threshold, dlib's CNN detector, the frames after the onset), built on the
+detectors here.
 
 Coordinates are image pixels, x to the right and y down, pixel centres on integers (OpenCV's
 convention). A box spans columns ``left .. right-1`` and rows ``top .. bottom-1``; it may reach
@@ -39,7 +43,8 @@ class FaceBox:
     """A face box in pixel coordinates; ``right``/``bottom`` are exclusive.
 
     ``score``: detector confidence (HOG margin for ``method="hog"``, final-stage weight for
-    ``method="haar"``; the two scales are not comparable). ``method``: which detector found it.
+    ``method="haar"``, MMOD confidence for ``"cnn"``; the scales are not comparable).
+    ``method``: which detector found it (the cascade's stage names: ``mer_prep.face.cascade``).
     """
 
     left: int
@@ -131,8 +136,10 @@ def _as_dlib_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _detect_hog(image: np.ndarray, upsample: int) -> FaceBox | None:
-    rects, scores, _ = _hog_detector().run(image, upsample, 0.0)
+def _detect_hog(image: np.ndarray, upsample: int, threshold: float = 0.0) -> FaceBox | None:
+    """The best-scoring HOG box with a score of at least ``threshold`` (dlib's
+    ``adjust_threshold``: 0 is the detector's own decision boundary), or None."""
+    rects, scores, _ = _hog_detector().run(image, upsample, threshold)
     if not rects:
         return None
     # Best score, not largest area: on the astronaut the larger box is a false face on the suit.

@@ -3,7 +3,14 @@ select frames → [flow, strain] → [mask] → [split].
 
 Detection and landmarks run once, on the onset frame; the same alignment warp is applied to
 every frame so that the micro-motion between frames is preserved rather than re-estimated
-(per-frame landmark jitter is larger than the motion itself).
+(per-frame landmark jitter is larger than the motion itself). Detection is the cascade of
+``mer_prep.face.cascade`` (downscaled HOG, HOG at a lower threshold, the CNN, then the frames
+after the onset); the landmarks are fitted on the full-resolution onset frame.
+
+``channels: rgb`` recipes decode colour and carry (..., 3) frames through alignment,
+magnification, masks and halves; keyframes, apex spotting and flow take the BT.601 luma of
+those frames (``render.luma``); detection and landmarks run on the onset frame decoded in gray,
+as for gray recipes, so that both get the same box and landmarks.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ from mer_prep.face import (
     align_clip,
     alignment_matrix,
     apply_mask,
-    detect_face,
     fit_landmarks,
     landmark_split_row,
     read_frames,
@@ -27,23 +33,23 @@ from mer_prep.face import (
     split_halves,
     transform_points,
 )
+from mer_prep.face.cascade import detect_clip_face
 from mer_prep.motion.apex import spot_apex
-from mer_prep.motion.flow import (
-    float16_error_bound,
-    flows_from_reference,
-    optical_strain,
-)
+from mer_prep.motion.flow import float16_error_bound
 from mer_prep.motion.keyframes import select_keyframes
-from mer_prep.motion.magnify import magnify
 from mer_prep.pipeline.frame_selection import (
     ClipSpan,
     clip_span,
     select_frames,
     sequence_positions,
 )
+from mer_prep.pipeline.render import flow_arrays, luma, magnify_clip
 from mer_prep.recipes import Recipe
-from mer_prep.recipes.model import MagnifyConfig, SourceCopy
+from mer_prep.recipes.model import SourceCopy
 from mer_prep.sample import Sample
+
+__all__ = ["ProcessedSample", "process_sample", "decode_clip_frames", "magnify_clip",
+           "spotted_apex", "stored_positions", "source_copy_matrix", "sampling_rate"]
 
 
 @dataclass
@@ -53,6 +59,8 @@ class ProcessedSample:
     arrays: name -> per-sample array as declared by ``Recipe.array_specs``.
     source_frames: dataset frame numbers behind ``arrays["frames"]`` (T,).
     face_box: (left, top, right, bottom) on the onset frame, source pixels.
+    detector: the detection stage that found it (``hog``, ``hog-low``, ``cnn``, ``hog@+2``:
+    ``mer_prep.face.cascade``).
     apex: dataset frame number of the apex used (None when the recipe needed none and the
     annotation gives none); apex_source: "annotated", "spotted" or "none".
     flow_error_px: largest error of storing the flow in ``store_dtype`` (0 without flow).
@@ -82,23 +90,28 @@ class _Stopwatch:
         self._tick = now
 
 
-def decode_clip_frames(sample: Sample, positions: np.ndarray) -> np.ndarray:
-    """Decode the frames at sorted, distinct ``positions``: gray uint8 (U, H, W)."""
+def decode_clip_frames(sample: Sample, positions: np.ndarray, *, gray: bool = True) -> np.ndarray:
+    """Decode the frames at sorted, distinct ``positions``: uint8 (U, H, W), or (U, H, W, 3)
+    RGB without ``gray``."""
     if sample.video_path:
         indices = [sample.frame_numbers[i] for i in positions]
-        return read_video_frames(sample.video_path, indices, gray=True, sample=sample.sample_id)
+        return read_video_frames(sample.video_path, indices, gray=gray, sample=sample.sample_id)
     paths = [sample.frame_paths[i] for i in positions]
-    return read_frames(paths, gray=True, sample=sample.sample_id)
+    return read_frames(paths, gray=gray, sample=sample.sample_id)
 
 
-def magnify_clip(frames: np.ndarray, config: MagnifyConfig, fps: float) -> np.ndarray:
-    """The recipe's magnification on an aligned clip (T, h, w) float32; band capped at Nyquist."""
-    f_high = min(config.f_high, 0.5 * fps)
-    if config.f_low >= f_high:
-        return frames  # the whole band lies above this clip's Nyquist frequency: nothing to amplify
-    return magnify(frames, fps=fps, alpha=config.alpha, cutoff_wavelength=config.cutoff_wavelength,
-                   f_low=config.f_low, f_high=f_high, levels=config.levels,
-                   temporal_filter=config.temporal_filter)
+def _later_frames(sample: Sample, unique: np.ndarray, decoded: np.ndarray, onset: int):
+    """``later(k)``: the gray frame k positions after the onset (decoded when the recipe did
+    not read it), None past the clip's last frame; for the detection cascade."""
+    def later(k: int) -> np.ndarray | None:
+        position = onset + k
+        if position >= len(sample.frame_numbers):
+            return None
+        at = int(np.searchsorted(unique, position))
+        if decoded.ndim == 3 and at < len(unique) and unique[at] == position:
+            return decoded[at]
+        return decode_clip_frames(sample, np.array([position]))[0]
+    return later
 
 
 # Apex spotting was tuned on 128x128 faces; a smaller recipe output spots on its own warp.
@@ -121,8 +134,8 @@ def spotted_apex(decoded: np.ndarray, positions: np.ndarray, span: ClipSpan,
     size = own_size if big_enough else SPOTTING_SIZE
     matrix = alignment_matrix(landmarks, size=size, inter_ocular=recipe.align.inter_ocular,
                               eye_row=recipe.align.eye_row)
-    frames = (aligned[first:last + 1] if big_enough
-              else align_clip(decoded[first:last + 1], matrix, size))
+    frames = luma(aligned[first:last + 1] if big_enough
+                  else align_clip(decoded[first:last + 1], matrix, size))
     points = transform_points(landmarks, matrix)
     return int(positions[first + spot_apex(frames, points, 0, last - first)])
 
@@ -143,7 +156,7 @@ def stored_positions(recipe: Recipe, span: ClipSpan, apex: int | None, aligned: 
     k, n = recipe.frames.n_frames, len(read)
     if n <= k:  # every frame, nearest-repeated up to k: onset and apex are among them
         return sequence_positions(0, n - 1, k)
-    return select_keyframes(aligned, k, span.onset, apex,
+    return select_keyframes(luma(aligned), k, span.onset, apex,
                             temporal_sigma=KEYFRAME_BLUR_SECONDS * fps)
 
 
@@ -207,14 +220,14 @@ def _render(clip: _Clip, recipe: Recipe, matrix: np.ndarray, aligned: np.ndarray
     flow_error = 0.0
     if recipe.flow is not None:
         reference = int(np.flatnonzero(positions == clip.span.onset)[0])
-        flow = flows_from_reference(frames, reference, recipe.flow)
+        flow, strain = flow_arrays(frames, reference, recipe, matrix, clip.decoded,
+                                   np.searchsorted(clip.unique, positions), sampling_rate(clip),
+                                   lap=clock.lap)
         arrays["flow"] = flow.astype(recipe.store_dtype)
         if recipe.store_dtype == "float16":
             flow_error = float16_error_bound(flow)
-        clock.lap("flow")
-        if recipe.flow.strain:
-            arrays["strain"] = optical_strain(flow).astype(recipe.store_dtype)
-            clock.lap("strain")
+        if strain is not None:
+            arrays["strain"] = strain.astype(recipe.store_dtype)
 
     if recipe.mask is not None:
         mask = region_mask(aligned_landmarks, size, regions=recipe.mask.regions,
@@ -240,12 +253,17 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
     span = clip_span(sample)
     read = select_frames(sample, recipe)
     unique = np.unique(read)
-    decoded = decode_clip_frames(sample, unique)
-    onset_frame = decoded[int(np.searchsorted(unique, span.onset))]
+    gray = recipe.channels == "gray"
+    decoded = decode_clip_frames(sample, unique, gray=gray)
+    # Colour recipes decode the onset once more in gray: the face box and landmarks are then
+    # those of the gray recipes (the shape predictor tells libjpeg's luma from a conversion).
+    onset_frame = (decoded[int(np.searchsorted(unique, span.onset))] if gray
+                   else decode_clip_frames(sample, np.array([span.onset]))[0])
     clock.lap("decode")
 
-    box = detect_face(onset_frame, method=recipe.detect.method, fallback=recipe.detect.fallback,
-                      upsample=recipe.detect.upsample, sample=sample.sample_id)
+    box = detect_clip_face(onset_frame, _later_frames(sample, unique, decoded, span.onset),
+                           method=recipe.detect.method, fallback=recipe.detect.fallback,
+                           upsample=recipe.detect.upsample, sample=sample.sample_id)
     clock.lap("detect")
     landmarks = fit_landmarks(onset_frame, box)
     clock.lap("landmarks")

@@ -58,13 +58,15 @@ def upscale(rgb: np.ndarray, factor: float) -> np.ndarray:
 
 
 def gray_to_rgb(frame: np.ndarray, *, low: float = 0.0, high: float = 1.0) -> np.ndarray:
-    """A gray frame (values ``low``..``high``, any float/int dtype) to RGB uint8."""
+    """A stored frame to RGB uint8: gray (H, W) repeated on three channels, or a colour frame
+    (H, W, 3) of a ``channels: rgb`` recipe as it is; values ``low``..``high``, any dtype."""
     values = np.asarray(frame, dtype=np.float32)
-    if values.ndim != 2:
-        raise InvalidArgumentError(f"expected a (H, W) gray frame, got shape {values.shape}")
+    if values.ndim != 2 and not (values.ndim == 3 and values.shape[2] == 3):
+        raise InvalidArgumentError(f"expected a (H, W) gray or (H, W, 3) RGB frame, got shape "
+                                   f"{values.shape}")
     unit = np.clip((values - low) / max(high - low, 1e-12), 0.0, 1.0)
-    gray = np.round(unit * 255).astype(np.uint8)
-    return np.repeat(gray[..., None], 3, axis=2)
+    pixels = np.round(unit * 255).astype(np.uint8)
+    return pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
 
 
 def robust_max(values: np.ndarray, percentile: float = 99.5) -> float:

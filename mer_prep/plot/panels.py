@@ -110,7 +110,13 @@ class SampleView:
         return self.scale or display_scale(self.recipe.align.size[1])
 
     def frame(self, position: int) -> np.ndarray:
+        """A stored frame as stored: (H, W), or (H, W, 3) for a ``channels: rgb`` recipe."""
         return np.asarray(self.arrays["frames"][position], dtype=np.float32)
+
+    def gray_frames(self) -> np.ndarray:
+        """Every stored frame as gray (T, H, W) float32: the BT.601 luma of colour frames, as
+        the pipeline computes motion on."""
+        return luma(np.asarray(self.arrays["frames"], dtype=np.float32))
 
 
 def _positions(recipe: Recipe, info: dict, frames: np.ndarray,
@@ -152,7 +158,7 @@ def sample_view(store, row: int, *, with_copies: bool = True,
     arrays = store.sample(int(row))
     frames = np.asarray(arrays["frames"])
     source_frames = np.asarray(info.get("source_frames") or [], dtype=np.int64)
-    onset, apex, note = _positions(recipe, info, frames, source_frames)
+    onset, apex, note = _positions(recipe, info, luma(frames), source_frames)
     copies = []
     if with_copies and "aug_parent" in table:
         parents = table["aug_parent"].to_numpy(dtype=str)
@@ -163,6 +169,13 @@ def sample_view(store, row: int, *, with_copies: bool = True,
     scale = thumb / width if thumb and width > thumb else None
     return SampleView(int(row), info, recipe, arrays, source_frames, onset, apex, note, copies,
                       scale)
+
+
+def luma(frames: np.ndarray) -> np.ndarray:
+    """Frames (..., H, W) as they are, or (..., H, W, 3) RGB as BT.601 luma (..., H, W)."""
+    if frames.ndim >= 3 and frames.shape[-1] == 3:
+        return (frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+    return frames
 
 
 def _show(values: np.ndarray, colourise, factor: float) -> np.ndarray:
@@ -245,7 +258,7 @@ def apex_curve(view: SampleView) -> Curve | None:
         motion = flow_motion(np.asarray(view.arrays["flow"])[first], view.arrays["landmarks"])
         how = "stored flow"
     elif onset < len(numbers) - 1:
-        frames = np.asarray(view.arrays["frames"], np.float32)[first]
+        frames = view.gray_frames()[first]
         # every 2nd frame measured, the rest interpolated (the spotter's own first pass)
         motion = motion_curve(frames, view.arrays["landmarks"], onset, len(numbers) - 1,
                               stride=2)
@@ -262,8 +275,7 @@ def keyframe_curve(view: SampleView) -> Curve | None:
     """Slice change between successive stored keyframes (``keyframes`` recipes only)."""
     if view.recipe.frames.mode != "keyframes" or len(view.source_frames) < 3:
         return None
-    frames = np.asarray(view.arrays["frames"], np.float32)
-    scores = slice_change(frames, temporal_sigma=0.0)
+    scores = slice_change(view.gray_frames(), temporal_sigma=0.0)
     return Curve("keyframes", view.source_frames.astype(float), scores,
                  "slice change (stored keyframes)", _marks(view),
                  points=view.source_frames.astype(float))
@@ -390,7 +402,8 @@ def panels(view: SampleView, *, curves: bool = True, keys: set[str] | None = Non
             image = _show(magnitude, partial(heat, vmax=vmax), f)
             out.append(Panel("magnitude", "|flow|", image, f"0 to {vmax:.2f} px"))
     if want("difference"):
-        diff = view.frame(view.apex_pos) - view.frame(view.onset_pos)
+        gray = view.gray_frames()
+        diff = gray[view.apex_pos] - gray[view.onset_pos]
         vmax = max(robust_max(diff), 1e-3)
         what = ("stored magnified frames (the unmagnified ones are not stored)"
                 if recipe.magnify is not None else "stored frames")

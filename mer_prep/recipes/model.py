@@ -111,9 +111,18 @@ class MagnifyConfig(_Frozen):
 
 class FlowConfig(TVL1Params):
     """TV-L1 optical flow from the onset to every stored frame (the solver's parameters, see
-    ``mer_prep.motion.flow.TVL1Params``), and whether its optical strain is stored."""
+    ``mer_prep.motion.flow.TVL1Params``), and whether its optical strain is stored.
+
+    working_size: (height, width) the flow is computed at, when not the recipe's output size:
+    the clip is aligned again at this size (the same face geometry), the flow and its strain
+    computed there, then both resized to the output size by area averaging, the flow vectors
+    multiplied by the size ratio (output px) and the strain, dimensionless, left as it is.
+    None: at the output size.
+    """
 
     strain: bool = True
+    working_size: tuple[Annotated[int, Field(ge=8, le=1024)],
+                        Annotated[int, Field(ge=8, le=1024)]] | None = None
 
 
 class AugmentConfig(_Frozen):
@@ -185,6 +194,13 @@ class Recipe(_Frozen):
     is set; ``flow`` (frame, y, x, uv) pixels from the onset frame and ``strain`` (frame, y, x)
     when ``flow`` is set. With ``augment``, every sample is followed by ``augment.copies``
     augmented copies (same transform on all its arrays), each recorded with its parent.
+
+    channels: ``gray`` (default) or ``rgb``: frames decoded in colour and stored
+    (frame, y, x, channel) in [0, 1], RGB order, halves likewise; detection and landmarks
+    use the onset frame decoded in gray (the gray recipes' box and landmarks), keyframes, apex
+    spotting and flow the BT.601 luma of the colour frames; magnification runs on each channel
+    (it is linear: the luma of the magnified frames is the magnified luma, up to clipping);
+    masks black out all three channels.
     """
 
     name: str
@@ -200,6 +216,7 @@ class Recipe(_Frozen):
     flow: FlowConfig | None = None
     augment: AugmentConfig | None = None
     source_augment: SourceAugmentConfig | None = None
+    channels: Literal["gray", "rgb"] = "gray"
     store_dtype: Literal["float16", "float32"] = "float16"
 
     @model_validator(mode="after")
@@ -234,8 +251,14 @@ class Recipe(_Frozen):
     def parameters(self) -> dict:
         """Everything that changes the stored arrays (no prose), as plain JSON types."""
         dumped = self.model_dump(mode="json", exclude={"paper", "description"}, by_alias=True)
-        if dumped["source_augment"] is None:  # absent, as before it existed: hashes stay put
+        # Options added later are absent at their default, as before they existed: the hashes
+        # of the recipes that do not use them stay put.
+        if dumped["source_augment"] is None:
             del dumped["source_augment"]
+        if dumped["channels"] == "gray":
+            del dumped["channels"]
+        if dumped["flow"] is not None and dumped["flow"]["working_size"] is None:
+            del dumped["flow"]["working_size"]
         return dumped
 
     @property
@@ -248,14 +271,18 @@ class Recipe(_Frozen):
         """Per-sample arrays this recipe writes, by name."""
         h, w = self.align.size
         t = self.frames.n_frames
+        channel = (("channel",), (3,)) if self.channels == "rgb" else ((), ())
         specs = {
-            "frames": ArraySpec(("frame", "y", "x"), (t, h, w), self.store_dtype),
+            "frames": ArraySpec(("frame", "y", "x", *channel[0]), (t, h, w, *channel[1]),
+                                self.store_dtype),
             "landmarks": ArraySpec(("point", "xy"), (68, 2), "float32"),
         }
         if self.split is not None:
             # Their own row dimension: one xarray Dataset cannot give "y" two lengths.
-            specs["upper"] = ArraySpec(("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
-            specs["lower"] = ArraySpec(("frame", "y_half", "x"), (t, h // 2, w), self.store_dtype)
+            half = ArraySpec(("frame", "y_half", "x", *channel[0]), (t, h // 2, w, *channel[1]),
+                             self.store_dtype)
+            specs["upper"] = half
+            specs["lower"] = half
         if self.flow is not None:
             specs["flow"] = ArraySpec(("frame", "y", "x", "uv"), (t, h, w, 2), self.store_dtype)
             if self.flow.strain:

@@ -1,0 +1,199 @@
+"""Stage 2a, as the pipeline runs it: a detection cascade, once per clip.
+
+On a gray frame (an RGB one is converted first), stopping at the first stage that finds a face:
+
+``hog``      dlib's HOG detector at its own threshold (0) on a copy downscaled so that the
+             shorter side is ``HOG_SHORT_SIDE`` px (a face of at least a third of the frame
+             height is still >= 80 px, the detector's window; it finds faces down to ~60 px),
+             then at full resolution when the downscaled copy shows none;
+``hog-up``   one more upsampling level at full resolution (faces under ~80 px), only on
+             frames whose shorter side is at most ``HOG_UP_MAX_SHORT_SIDE`` px;
+``hog-low``  the best HOG box of those passes scoring at least ``LOW_THRESHOLD`` (-0.5):
+             free, the passes above already returned it;
+``cnn``      dlib's CNN (MMOD) face detector on a copy whose shorter side is
+             ``CNN_SHORT_SIDE`` px (slow on CPU: ~0.1-0.5 s), its box moved to HOG geometry;
+then the same on the frames after it (``later(1)``, ``later(2)``, ... up to ``next_frames``),
+recorded as ``<stage>@+<k>`` (``hog@+2``): the box found there serves the whole clip, the
+landmarks are still fitted on the first frame. Last, the LBP cascade on the first frame
+(``haar``). ``method="haar"`` tries the LBP cascade first. Without ``fallback`` only the
+``hog`` stage runs (``haar`` for ``method="haar"``).
+
+Boxes found on a downscaled copy are mapped back to full-resolution pixels (a detection box on
+the copy covers ``[left / s, right / s)`` of the source); the 68 landmarks are fitted at full
+resolution by the caller. See ``bench/detect.py`` for the speed and landmark error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import dlib
+import numpy as np
+
+from mer_prep.errors import EnvironmentProblem, InvalidArgumentError, NoFaceError
+from mer_prep.face.detect import FaceBox, _as_dlib_image, _detect_cascade, _detect_hog
+
+__all__ = ["detect_clip_face", "detection_scale", "cnn_model_path", "HOG_SHORT_SIDE",
+           "CNN_SHORT_SIDE", "HOG_UP_MAX_SHORT_SIDE", "LOW_THRESHOLD", "NEXT_FRAMES"]
+
+HOG_SHORT_SIDE = 240
+CNN_SHORT_SIDE = 240
+HOG_UP_MAX_SHORT_SIDE = 600
+LOW_THRESHOLD = -0.5
+NEXT_FRAMES = 3
+
+# The CNN's box is larger than HOG's and sits higher. The shape predictor is trained on HOG
+# boxes, so CNN boxes are mapped to HOG geometry: size scaled by this factor, centre moved
+# right and down by these fractions of the CNN width. On the 260 onset frames of the bench's
+# CASME II look-alike (bench/detect.py --calibrate) the HOG box is 0.944 [0.938, 0.945] of the
+# CNN width and 0.049 to the right; the vertical offset is bimodal (0.04 or 0.13: the CNN box
+# snaps to its pyramid levels), and 0.10 gives the landmarks fitted in the mapped box the error
+# of those fitted in the HOG box (0.0177 vs 0.0179 inter-ocular distances, 65 frames).
+_CNN_SCALE = 0.94
+_CNN_SHIFT_RIGHT = 0.05
+_CNN_SHIFT_DOWN = 0.10
+
+
+def cnn_model_path() -> Path:
+    """Path of dlib's CNN face detector shipped by ``face-recognition-models``.
+
+    Found through the import system without importing the package (its ``__init__`` needs
+    ``pkg_resources``, gone from setuptools >= 82).
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise EnvironmentProblem("the face-recognition-models package is not installed; it ships "
+                                 "dlib's CNN face detector")
+    path = Path(next(iter(spec.submodule_search_locations)), "models",
+                "mmod_human_face_detector.dat")
+    if not path.is_file():
+        raise EnvironmentProblem(f"CNN face detector model missing: {path}")
+    return path
+
+
+_local = threading.local()
+
+
+def _cnn_detector() -> dlib.cnn_face_detection_model_v1:
+    # A dlib network keeps its activations between calls: one instance per thread (~10 ms).
+    detector = getattr(_local, "cnn", None)
+    if detector is None:
+        detector = _local.cnn = dlib.cnn_face_detection_model_v1(str(cnn_model_path()))
+    return detector
+
+
+def detection_scale(shape: tuple[int, ...], short_side: int) -> float:
+    """Factor that brings the shorter side of an image of ``shape`` to ``short_side`` (<= 1)."""
+    return min(1.0, short_side / float(min(shape[:2])))
+
+
+def _scaled(image: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
+    """(copy, sx, sy): the image resized by ``scale`` (area averaging) and the exact factors."""
+    if scale >= 1.0:
+        return image, 1.0, 1.0
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return small, size[0] / width, size[1] / height
+
+
+def _to_source(box: FaceBox, sx: float, sy: float, method: str) -> FaceBox:
+    return FaceBox(round(box.left / sx), round(box.top / sy), round(box.right / sx),
+                   round(box.bottom / sy), box.score, method)
+
+
+def _detect_cnn(gray: np.ndarray) -> FaceBox | None:
+    small, sx, sy = _scaled(gray, detection_scale(gray.shape, CNN_SHORT_SIDE))
+    found = _cnn_detector()(small, 0)
+    if not found:
+        return None
+    best = max(found, key=lambda d: d.confidence)
+    r = best.rect
+    width, height = r.right() + 1 - r.left(), r.bottom() + 1 - r.top()
+    cx = (r.left() + r.right() + 1) / 2.0 + _CNN_SHIFT_RIGHT * width
+    cy = (r.top() + r.bottom() + 1) / 2.0 + _CNN_SHIFT_DOWN * width
+    half_w, half_h = _CNN_SCALE * width / 2.0, _CNN_SCALE * height / 2.0
+    return FaceBox(round((cx - half_w) / sx), round((cy - half_h) / sy),
+                   round((cx + half_w) / sx), round((cy + half_h) / sy),
+                   float(best.confidence), "cnn")
+
+
+def _hog_passes(gray: np.ndarray, upsample: int, fallback: bool):
+    """(name, image, sx, sy, upsample) of each HOG pass, cheapest first."""
+    scale = detection_scale(gray.shape, HOG_SHORT_SIDE) if upsample == 0 else 1.0
+    if scale < 1.0:
+        small, sx, sy = _scaled(gray, scale)
+        yield "hog", small, sx, sy, upsample
+    yield "hog", gray, 1.0, 1.0, upsample
+    if fallback and min(gray.shape[:2]) <= HOG_UP_MAX_SHORT_SIDE:
+        yield "hog-up", gray, 1.0, 1.0, upsample + 1
+
+
+def _frame_face(gray: np.ndarray, upsample: int, fallback: bool) -> FaceBox | None:
+    """The HOG / HOG-low / CNN stages on one gray frame; None when all miss."""
+    low: FaceBox | None = None
+    threshold = LOW_THRESHOLD if fallback else 0.0
+    for name, image, sx, sy, up in _hog_passes(gray, upsample, fallback):
+        box = _detect_hog(image, up, threshold)
+        if box is None:
+            continue
+        box = _to_source(box, sx, sy, name)
+        if box.score >= 0.0:
+            return box
+        if low is None or box.score > low.score:
+            low = box
+    if low is not None:
+        return replace(low, method="hog-low")
+    return _detect_cnn(gray) if fallback else None
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    image = _as_dlib_image(image)
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def detect_clip_face(image: np.ndarray, later: Callable[[int], np.ndarray | None] | None = None,
+                     *, method: Literal["hog", "haar"] = "hog", fallback: bool = True,
+                     upsample: int = 0, next_frames: int = NEXT_FRAMES,
+                     sample: str = "") -> FaceBox:
+    """Find the face of a clip on its first frame ``image`` ((H, W) or (H, W, 3) uint8 RGB).
+
+    later: ``later(k)`` returns the k-th frame after ``image`` (same shape) or None past the
+    clip's end; tried, k = 1..``next_frames``, when the first frame shows no face. Returns a
+    box in ``image``'s pixels whose ``method`` names the stage that found it (module
+    docstring). Raises ``NoFaceError`` naming ``sample`` when every stage misses.
+    """
+    if method not in ("hog", "haar"):
+        raise InvalidArgumentError(f"unknown face detection method {method!r}; use 'hog' or 'haar'")
+    gray = _gray(image)
+    if method == "haar":
+        box = _detect_cascade(gray)
+        if box is not None or not fallback:
+            return _found(box, gray, "LBP cascade", sample)
+    box = _frame_face(gray, upsample, fallback)
+    if box is not None or not fallback:
+        return _found(box, gray, "HOG", sample)
+    for k in range(1, next_frames + 1) if later is not None else ():
+        frame = later(k)
+        if frame is None:
+            break
+        box = _frame_face(_gray(frame), upsample, fallback)
+        if box is not None:
+            return replace(box, method=f"{box.method}@+{k}")
+    if method == "hog":
+        box = _detect_cascade(gray)
+    tried = f"HOG, HOG >= {LOW_THRESHOLD}, CNN, the next {next_frames} frames, LBP cascade"
+    return _found(box, gray, tried, sample)
+
+
+def _found(box: FaceBox | None, gray: np.ndarray, tried: str, sample: str) -> FaceBox:
+    if box is None:
+        raise NoFaceError(f"no face found ({tried}) on a {gray.shape[1]}x{gray.shape[0]} frame",
+                          sample=sample)
+    return box

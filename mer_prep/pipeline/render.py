@@ -1,0 +1,98 @@
+"""What a rendering of a clip needs beyond the face stages: luma of colour frames,
+magnification of gray or colour clips, and the flow stage (at the output size or at a
+recipe's working size).
+
+Colour frames are ``(..., 3)`` RGB; their luma is ITU-R BT.601 (``Y = 0.299 R + 0.587 G +
+0.114 B``), the weights of ``mer_prep.face.to_gray`` and of libjpeg's gray decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mer_prep.face import align_clip, resize_frames
+from mer_prep.motion.flow import flows_from_reference, optical_strain
+from mer_prep.motion.magnify import magnify
+from mer_prep.recipes import Recipe
+from mer_prep.recipes.model import MagnifyConfig
+
+__all__ = ["luma", "magnify_clip", "working_matrix", "flow_arrays"]
+
+BT601 = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def luma(frames: np.ndarray) -> np.ndarray:
+    """A stack of colour frames ``(T, h, w, 3)`` -> ``(T, h, w)`` float32 luma; a gray stack
+    ``(T, h, w)`` is returned as it is."""
+    if frames.ndim != 4:
+        return frames
+    return np.tensordot(frames.astype(np.float32, copy=False), BT601, axes=([-1], [0]))
+
+
+def magnify_clip(frames: np.ndarray, config: MagnifyConfig, fps: float) -> np.ndarray:
+    """The recipe's magnification on an aligned clip, (T, h, w) or (T, h, w, 3) float32, each
+    colour channel on its own (the filter is linear, so the luma of the result is the
+    magnified luma, up to the clipping to the input's range); band capped at Nyquist."""
+    f_high = min(config.f_high, 0.5 * fps)
+    if config.f_low >= f_high:
+        return frames  # the whole band lies above this clip's Nyquist frequency: nothing to amplify
+    if frames.ndim == 4:
+        return np.stack([magnify_clip(frames[..., c], config, fps)
+                         for c in range(frames.shape[-1])], axis=-1)
+    return magnify(frames, fps=fps, alpha=config.alpha, cutoff_wavelength=config.cutoff_wavelength,
+                   f_low=config.f_low, f_high=f_high, levels=config.levels,
+                   temporal_filter=config.temporal_filter)
+
+
+def working_matrix(matrix: np.ndarray, size: tuple[int, int],
+                   working: tuple[int, int]) -> np.ndarray:
+    """The alignment ``matrix`` (source -> output of ``size``) made to output ``working``
+    instead, on the same face geometry: output pixel ``x`` of ``size`` covers what pixel
+    ``(x + 0.5) * working / size - 0.5`` covers, as an area resize from ``working`` to
+    ``size`` sees it. (2, 3) float64."""
+    a, b = working[1] / size[1], working[0] / size[0]
+    scale = np.array([[a, 0.0, 0.5 * a - 0.5], [0.0, b, 0.5 * b - 0.5], [0.0, 0.0, 1.0]])
+    return (scale @ np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]]))[:2]
+
+
+def flow_arrays(frames: np.ndarray, reference: int, recipe: Recipe, matrix: np.ndarray,
+                decoded: np.ndarray, at: np.ndarray, fps: float,
+                lap: Callable[[str], None] = lambda stage: None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(flow (T, h, w, 2), strain (T, h, w) or None): TV-L1 from ``frames[reference]`` to
+    every stored frame, at the recipe's output size.
+
+    frames: the stored frames (T, h, w[, 3]) float32, magnified where the recipe magnifies.
+    With ``recipe.flow.working_size``, the clip ``decoded`` (uint8, one frame per unique
+    position; ``at``: the stored frames' indices into it) is aligned again by ``matrix``
+    rescaled to the working size (and magnified again over the whole clip at ``fps`` where the
+    recipe magnifies); flow and strain are computed there and area-resized to the output size,
+    the flow vectors scaled by the size ratio. ``lap("flow")`` / ``lap("strain")`` after each.
+    """
+    config = recipe.flow
+    size = tuple(recipe.align.size)
+    if config.working_size is None:
+        flow = flows_from_reference(luma(frames), reference, config)
+        lap("flow")
+        strain = None
+        if config.strain:
+            strain = optical_strain(flow)
+            lap("strain")
+        return flow, strain
+    working = tuple(config.working_size)
+    moved = working_matrix(matrix, size, working)
+    if recipe.magnify is not None:
+        work = magnify_clip(align_clip(decoded, moved, working), recipe.magnify, fps)[at]
+    else:
+        work = align_clip(decoded[at], moved, working)
+    fine = flows_from_reference(luma(work), reference, config)
+    flow = resize_frames(fine, size)
+    flow *= np.array([size[1] / working[1], size[0] / working[0]], np.float32)
+    lap("flow")
+    strain = None
+    if config.strain:
+        strain = resize_frames(optical_strain(fine), size)
+        lap("strain")
+    return flow, strain
