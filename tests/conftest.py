@@ -13,6 +13,8 @@ from flows.runtime import prefect_environment  # noqa: E402 - imports no Prefect
 os.environ.pop("PREFECT_HOME", None)
 os.environ.pop("PREFECT_API_URL", None)
 prefect_environment(tempfile.mkdtemp(prefix="mer-prep-prefect-"), logging_level="WARNING")
+# The decoded-array cache of training reads: a throwaway folder, never the user's ~/.cache.
+os.environ["MER_PREP_CACHE"] = tempfile.mkdtemp(prefix="mer-prep-cache-")
 
 
 import pytest  # noqa: E402

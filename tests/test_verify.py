@@ -78,10 +78,66 @@ def test_a_reader_names_the_array_and_sample_of_a_bad_chunk(tmp_path, noisy_samp
     assert CliRunner().invoke(main, ["verify", str(store), "--all-versions"]).exit_code == 0
 
 
-def test_corrupt_metadata_is_reported_not_read_as_data(tmp_path):
+def _everything(store_path):
+    store = open_store(store_path)
+    return (store.attrs, store.table_all.to_json(), store.array("frames"),
+            store.array("landmarks"))
+
+
+def test_a_flipped_bit_in_the_metadata_raises_or_changes_nothing(tmp_path):
+    """Icechunk's snapshot, manifest and ref files: after one flipped bit a reader either fails
+    (open, attributes digest, chunk checksum) or reads back exactly the same version."""
     store = tmp_path / "s"
-    write_version(make_plan(store, n=2))
-    snapshot = max((store / "snapshots").iterdir(), key=lambda p: p.stat().st_mtime)
-    _flip_one_bit(snapshot, 8 * (snapshot.stat().st_size // 2))
-    with pytest.raises(Exception):
-        open_store(store).array("frames")
+    write_version(make_plan(store, n=3))
+    before = _everything(store)
+    files = sorted(p for sub in ("snapshots", "manifests", "refs")
+                   for p in (store / sub).rglob("*") if p.is_file())
+    assert len(files) >= 4
+    rng = np.random.default_rng(1)
+    outcomes = {"raised": 0, "same": 0}
+    for path in files:
+        original = path.read_bytes()
+        for _ in range(3):
+            _flip_one_bit(path, int(rng.integers(0, 8 * len(original))))
+            try:
+                after = _everything(store)
+            except Exception:  # noqa: BLE001 - any error is a loud failure, which is the point
+                outcomes["raised"] += 1
+            else:
+                assert after[0] == before[0] and after[1] == before[1], path
+                assert all(np.array_equal(a, b) for a, b in zip(after[2:], before[2:])), path
+                outcomes["same"] += 1
+            path.write_bytes(original)
+    assert outcomes["raised"] > 0, outcomes
+    assert verify_store(store) == []
+
+
+def test_the_decoded_array_cache_is_exact_keyed_by_snapshot_and_checked(tmp_path, monkeypatch):
+    """A cached decode equals the store's arrays; a new version is a new key; a damaged cache
+    file is decoded again, never read back as data."""
+    from mer_prep.store import cache as array_cache
+
+    monkeypatch.setenv("MER_PREP_CACHE", str(tmp_path / "cache"))
+    store_path = tmp_path / "s"
+    write_version(make_plan(store_path, n=3))
+    store = open_store(store_path)
+    plain = store.array("frames")
+    first = store.array("frames", cache=True)
+    files = sorted((tmp_path / "cache").glob("*.npy"))
+    assert np.array_equal(first, plain) and len(files) == 1
+    decodes = []
+    import mer_prep.store.reader as reader
+
+    real_read_rows = reader.read_rows
+    monkeypatch.setattr(reader, "read_rows", lambda *a, **k: decodes.append(1) or real_read_rows(*a, **k))
+    again = open_store(store_path).array("frames", cache=True)
+    assert np.array_equal(again, plain) and decodes == [] and again.flags.writeable
+    _flip_one_bit(files[0], 8 * (files[0].stat().st_size - 100))
+    damaged = open_store(store_path).array("frames", cache=True)
+    assert np.array_equal(damaged, plain) and decodes == [1]
+    write_version(make_plan(store_path, n=4, fingerprint="7" * 32))  # a new version
+    newer = open_store(store_path).array("frames", cache=True)
+    assert newer.shape[0] == 4 and len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    assert array_cache.cache_dir() == tmp_path / "cache"
+    monkeypatch.setenv("MER_PREP_CACHE", "off")
+    assert array_cache.cache_dir() is None

@@ -174,9 +174,9 @@ def process_batch(job: BatchJob) -> BatchResult:
             for arrays in (processed.arrays, *(arrays for _, arrays in augmented)):
                 writer.check(arrays)  # all of them before any is written
             tick = time.perf_counter()
-            writer.write(row, processed.arrays)
+            crcs = [writer.write(row, processed.arrays)]
             for k, (_, arrays) in enumerate(augmented, start=1):
-                writer.write(row + k, arrays)
+                crcs.append(writer.write(row + k, arrays))
             processed.timings["write"] = time.perf_counter() - tick
         except _SampleFailed as failed:
             error = failed.error
@@ -205,9 +205,10 @@ def process_batch(job: BatchJob) -> BatchResult:
                        face_box=processed.face_box, detector=processed.detector,
                        apex=processed.apex, apex_source=processed.apex_source,
                        flow_error_px=processed.flow_error_px)
-        rows[row] = sample_row(sample, class_names, **details)
+        rows[row] = sample_row(sample, class_names, content_crc=crcs[0], **details)
         for k, (params, _) in enumerate(augmented, start=1):
-            rows[row + k] = sample_row(sample, class_names, augmentation=(k, params), **details)
+            rows[row + k] = sample_row(sample, class_names, augmentation=(k, params),
+                                       content_crc=crcs[k], **details)
     return BatchResult(fork=job.fork, rows=rows, failures=failures, timings=timings)
 
 

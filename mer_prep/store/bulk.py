@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import google_crc32c
@@ -24,6 +25,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from mer_prep.errors import CorruptDataError
+from mer_prep.store.schema import content_crc
 
 # Blosc with its own thread pool takes a global lock per call; contexts of our threads do not.
 blosc.use_threads = False
@@ -45,15 +47,30 @@ def _chunk_key(array: zarr.Array, row: int) -> str:
         [str(row)] + ["0"] * (array.ndim - 1))
 
 
-def read_rows(array: zarr.Array, rows: np.ndarray, *, what: str = "") -> np.ndarray:
+def check_content(values: np.ndarray, expected: int | None, what: str, row: int) -> None:
+    """Raise ``CorruptDataError`` when a sample's decoded array is not the one the writer
+    recorded at ``row`` (``expected``: its CRC-32C; None: not recorded). A chunk's own checksum
+    proves it is intact, not that it is the chunk of this row: a damaged manifest can point a
+    row at another row's chunk."""
+    if expected is not None and content_crc(values) != expected:
+        raise CorruptDataError(f"{what}: row {row} reads back another content than was written "
+                               f"(damaged store metadata?); run `mer-prep verify`")
+
+
+def read_rows(array: zarr.Array, rows: np.ndarray, *, what: str = "",
+              expected: Sequence[int | None] | None = None) -> np.ndarray:
     """``array[rows]`` for rows along the first (sample) axis: (len(rows), *shape[1:]).
 
     Raises ``CorruptDataError`` naming ``what`` (array and sample) when a chunk fails its
-    checksum or does not decode to the declared size.
+    checksum, does not decode to the declared size, or (``expected``: the CRC-32C the writer
+    recorded per row) is not the content written at its row.
     """
     rows = np.asarray(rows, dtype=np.int64)
     if not fast_path(array):
-        return array.get_orthogonal_selection((rows,))
+        out = array.get_orthogonal_selection((rows,))
+        for i, crc in enumerate(expected or ()):
+            check_content(out[i], crc, what or array.path, int(rows[i]))
+        return out
     out = np.zeros((len(rows), *array.shape[1:]), dtype=array.dtype)
     if not len(rows):
         return out
@@ -79,6 +96,8 @@ def read_rows(array: zarr.Array, rows: np.ndarray, *, what: str = "") -> np.ndar
             raise CorruptDataError(f"{what or array.path}: chunk of row {int(rows[i])} decodes "
                                    f"to {len(raw)} bytes, not {nbytes}")
         out[i] = np.frombuffer(raw, dtype=array.dtype).reshape(out.shape[1:])
+        if expected is not None:
+            check_content(out[i], expected[i], what or array.path, int(rows[i]))
 
     with ThreadPoolExecutor(min(_THREADS, len(rows))) as pool:
         list(pool.map(decode, range(len(rows))))

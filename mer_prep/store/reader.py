@@ -27,7 +27,8 @@ from mer_prep.evaluation.balance import SmotePlan, class_weights
 from mer_prep.evaluation.splits import Split, build_split, parent_rows
 from mer_prep.labels import au_set
 from mer_prep.recipes import Recipe
-from mer_prep.store.bulk import read_rows
+from mer_prep.store.bulk import check_content, read_rows
+from mer_prep.store.cache import cached_array
 from mer_prep.store.repo import (
     MAIN,
     Location,
@@ -35,7 +36,8 @@ from mer_prep.store.repo import (
     open_repository,
     version_tags,
 )
-from mer_prep.store.schema import zarr_rules
+from mer_prep.store.schema import (DIGEST_KEY, TABLE_DIGEST_KEY, attrs_digest, table_digest,
+                                   zarr_rules)
 from mer_prep.store.table import MISSING
 from mer_prep.store.versions import BASE_AU_SET
 from mer_prep.store.writer import SPLITS_GROUP
@@ -75,7 +77,13 @@ class FeatureStore:
 
     @cached_property
     def attrs(self) -> dict:
-        return dict(self.group.attrs)
+        """The version's root attributes, checked against the digest written with them."""
+        attrs = dict(self.group.attrs)
+        if DIGEST_KEY in attrs and attrs[DIGEST_KEY] != attrs_digest(attrs):
+            raise CorruptDataError(f"store {self.location}: the version's attributes do not "
+                                   f"match their digest (corrupt metadata); run `mer-prep "
+                                   f"verify {self.location}`")
+        return attrs
 
     @property
     def version_id(self) -> str:
@@ -97,7 +105,21 @@ class FeatureStore:
     @cached_property
     def table_all(self) -> pd.DataFrame:
         table = self.group[zarr_rules()["table_group"]]
-        return rows_to_frame({name: table[name][:] for name in self.attrs["table_columns"]})
+        columns = {name: table[name][:] for name in self.attrs["table_columns"]}
+        expected = self.attrs.get(TABLE_DIGEST_KEY)
+        if expected is not None and table_digest(columns) != expected:
+            raise CorruptDataError(f"store {self.location}: the sample table does not match its "
+                                   f"digest (corrupt metadata or chunks); run `mer-prep verify "
+                                   f"{self.location}`")
+        return rows_to_frame(columns)
+
+    def _content_crcs(self, name: str, stored_rows: np.ndarray) -> list[int | None]:
+        """The CRC-32C the writer recorded for ``name`` at each stored row (None: unknown, as in
+        stores written before ``content_crc32c``)."""
+        if "content_crc32c" not in self.table_all:
+            return [None] * len(stored_rows)
+        column = self.table_all["content_crc32c"].to_numpy()
+        return [json.loads(column[int(row)] or "{}").get(name) for row in stored_rows]
 
     @cached_property
     def _ok_rows(self) -> np.ndarray:
@@ -153,15 +175,25 @@ class FeatureStore:
         return full[self._ok_rows] if len(self._ok_rows) < full.shape[0] else full
 
     def array(self, name: str, dtype: str | None = None,
-              rows: np.ndarray | None = None) -> np.ndarray:
+              rows: np.ndarray | None = None, *, cache: bool = False) -> np.ndarray:
         """One array over the processed samples (or the ``table`` rows ``rows``), loaded in bulk
-        (optionally cast, e.g. ``float32``): (n, *per-sample shape)."""
+        (optionally cast, e.g. ``float32``): (n, *per-sample shape).
+
+        cache: keep a decoded copy in the local array cache (``mer_prep.store.cache``) and read
+        it from there next time: a version is then decompressed once per machine (training
+        reads every array of a version again for each model, seed and variant)."""
         wanted = self._ok_rows if rows is None else self._ok_rows[np.asarray(rows, np.int64)]
-        try:
-            values = read_rows(self.group[name], wanted, what=f"store {self.location}: {name}")
-        except (ValueError, CorruptDataError) as error:  # a chunk that fails its checksum
-            raise self._corruption(name, range(len(self._ok_rows)) if rows is None else rows,
-                                   error) from error
+
+        def read() -> np.ndarray:
+            try:
+                return read_rows(self.group[name], wanted, what=f"store {self.location}: {name}",
+                                 expected=self._content_crcs(name, wanted))
+            except (ValueError, CorruptDataError) as error:  # a chunk failing its checksum
+                raise self._corruption(name, range(len(self._ok_rows)) if rows is None
+                                       else rows, error) from error
+
+        values = (cached_array(str(self.location), self.session.snapshot_id, name, wanted, read)
+                  if cache else read())
         return values.astype(dtype) if dtype else values
 
     def _corruption(self, name: str, rows, error: Exception) -> CorruptDataError:
@@ -287,10 +319,14 @@ class FeatureStore:
             return await asyncio.gather(*(arrays[n].getitem(stored_row) for n in names))
 
         try:
-            return dict(zip(names, sync(fetch()), strict=True))
+            values = dict(zip(names, sync(fetch()), strict=True))
         except ValueError as error:
             bad = next((n for n in names if self._fails(n, stored_row)), names[0])
             raise self._corruption(bad, [row], error) from error
+        for name, value in values.items():
+            check_content(value, self._content_crcs(name, [stored_row])[0],
+                          f"store {self.location}: {name}", stored_row)
+        return values
 
     def _fails(self, name: str, stored_row: int) -> bool:
         try:

@@ -8,10 +8,12 @@ when the attributes declare its ``au_list``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from importlib import resources
 
+import google_crc32c
 import jsonschema
 import numpy as np
 import zarr
@@ -27,6 +29,43 @@ SPLIT_SCHEMA_FILE = "split.v1.json"
 def load_schema(name: str = SCHEMA_FILE) -> dict:
     """A schema document of ``storage_schemas/`` as a dict (the store's by default)."""
     return json.loads((resources.files("storage_schemas") / name).read_text())
+
+
+DIGEST_KEY = "attrs_digest"
+
+
+def attrs_digest(attrs: dict) -> str:
+    """sha256 of a store's root attributes (all but the digest itself) as canonical JSON: written
+    with the version and checked when it is opened, so that a flipped bit in the repository's
+    metadata never reads back as other attributes."""
+    body = {key: value for key, value in attrs.items() if key != DIGEST_KEY}
+    canonical = json.dumps(json.loads(json.dumps(body)), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+TABLE_DIGEST_KEY = "table_digest"
+
+
+def table_digest(columns: dict[str, np.ndarray]) -> str:
+    """sha256 of the sample table's columns (names, kinds and values, in name order): kept in
+    the root attributes, checked when the table is read."""
+    digest = hashlib.sha256()
+    for name in sorted(columns):
+        values = np.asarray(columns[name])
+        digest.update(name.encode() + b"\0")
+        if values.dtype.kind in "OUST":
+            digest.update(json.dumps([str(v) for v in values.tolist()]).encode())
+        else:
+            digest.update(str(values.dtype).encode() + np.ascontiguousarray(values).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def content_crc(values: np.ndarray) -> int:
+    """CRC-32C of one sample's array as stored (its dtype's bytes, C order)."""
+    checksum = google_crc32c.Checksum()
+    checksum.update(np.ascontiguousarray(values).view(np.uint8).reshape(-1))
+    return int.from_bytes(checksum.digest(), "big")
 
 
 def zarr_rules() -> dict:

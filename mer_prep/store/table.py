@@ -22,9 +22,11 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
                face_box: tuple[int, ...] | None = None, detector: str = "",
                apex: int | None = None, apex_source: str | None = None,
                flow_error_px: float = 0.0, augmentation: tuple[int, dict] | None = None,
-               failure_kind: str = "") -> dict:
+               failure_kind: str = "", content_crc: dict[str, int] | None = None) -> dict:
     """One table row for ``sample`` (processed or failed).
 
+    content_crc: the CRC-32C of each stored array of the row (``content_crc32c`` column, JSON):
+    the chunks' own checksums cannot tell one sample's chunk from another's, these can.
     failure_kind: for a failed row, ``permanent`` or ``transient`` (``Failure.kind``); ``""``
     for a processed one. ``partition``: the dataset's official part (``Sample.partition``,
     DFME's ``train``/``testA``/``testB``), ``""`` when it has none. The AUs as targets are the
@@ -50,12 +52,12 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
         "status": status, "error": error, "fingerprint": fingerprint,
         "failure_kind": failure_kind if status != "ok" else "",
         "aug_parent": "", "aug_params": "{}", "synthetic": False,
-        "partition": sample.partition,
+        "partition": sample.partition, "content_crc32c": json.dumps(content_crc or {}),
     } if augmentation is None else {
         **sample_row(sample, class_names, status=status, error=error, fingerprint=fingerprint,
                      source_frames=source_frames, face_box=face_box, detector=detector,
                      apex=apex, apex_source=apex_source, flow_error_px=flow_error_px,
-                     failure_kind=failure_kind),
+                     failure_kind=failure_kind, content_crc=content_crc),
         "sample_id": f"{sample.sample_id}#aug{augmentation[0]}",
         "aug_parent": sample.sample_id, "aug_params": json.dumps(augmentation[1]),
     }

@@ -7,11 +7,14 @@ a report names the array, the sample row and its sample id.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import zarr
 
+from mer_prep.store.bulk import check_content
 from mer_prep.store.repo import Location, StoreLocation, open_repository, version_tags
+from mer_prep.store.schema import DIGEST_KEY, attrs_digest, validate_group
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,10 @@ def _arrays(group: zarr.Group, prefix: str = ""):
 
 def _verify_group(version: str, group: zarr.Group) -> list[BrokenChunk]:
     broken: list[BrokenChunk] = []
-    sample_ids = None
+    sample_ids, crcs = None, None
     try:
         sample_ids = group["samples/sample_id"][:]
+        crcs = [json.loads(text or "{}") for text in group["samples/content_crc32c"][:]]
     except Exception:  # noqa: BLE001 - the table itself is checked below like any array
         pass
     for path, array in _arrays(group):
@@ -50,7 +54,9 @@ def _verify_group(version: str, group: zarr.Group) -> list[BrokenChunk]:
         rows = range(array.shape[0]) if per_sample else [None]
         for row in rows:
             try:
-                array[row] if row is not None else array[...]
+                values = array[row] if row is not None else array[...]
+                if row is not None and crcs is not None and row < len(crcs):
+                    check_content(values, crcs[row].get(path), path, row)
             except Exception as error:  # noqa: BLE001 - any decode failure is the finding
                 sample = (str(sample_ids[row]) if sample_ids is not None and row is not None
                           and row < len(sample_ids) else "")
@@ -72,5 +78,19 @@ def verify_store(location: Location, *, all_versions: bool = False) -> list[Brok
         except Exception as error:  # noqa: BLE001 - unreadable metadata is a finding too
             broken.append(BrokenChunk(version, "(metadata)", None, "", str(error)))
             continue
+        broken += _verify_metadata(version, group)
         broken += _verify_group(version, group)
     return broken
+
+
+def _verify_metadata(version: str, group: zarr.Group) -> list[BrokenChunk]:
+    """The root attributes against their digest, and the layout against the schema."""
+    attrs = dict(group.attrs)
+    if DIGEST_KEY in attrs and attrs[DIGEST_KEY] != attrs_digest(attrs):
+        return [BrokenChunk(version, "(attributes)", None, "",
+                            "the attributes do not match their digest")]
+    try:
+        validate_group(group)
+    except Exception as error:  # noqa: BLE001 - a layout that no longer validates is a finding
+        return [BrokenChunk(version, "(layout)", None, "", str(error).splitlines()[0])]
+    return []

@@ -64,6 +64,11 @@ from mer_prep.sample import Failure
 from mer_prep.store.gc import remove_abandoned_branches, scratch_branch
 from mer_prep.store.repo import MAIN, Location, StoreLocation, open_repository, store_exists
 from mer_prep.store.schema import (
+    DIGEST_KEY,
+    TABLE_DIGEST_KEY,
+    attrs_digest,
+    content_crc,
+    table_digest,
     check_sample_array,
     validate_group,
     validate_split,
@@ -136,10 +141,12 @@ class SampleWriter:
         for name, spec in self.specs.items():
             check_sample_array(name, arrays[name], spec)
 
-    def write(self, row: int, arrays: dict[str, np.ndarray]) -> None:
-        """Store one sample's arrays at ``row``. A wrong shape or dtype is the sample's
-        ``SchemaError``; any error storing the chunks is a ``StoreWriteError`` (the run stops)."""
+    def write(self, row: int, arrays: dict[str, np.ndarray]) -> dict[str, int]:
+        """Store one sample's arrays at ``row``; their CRC-32C (``content_crc``), by name. A
+        wrong shape or dtype is the sample's ``SchemaError``; any error storing the chunks is a
+        ``StoreWriteError`` (the run stops)."""
         self.check(arrays)
+        crcs = {name: content_crc(arrays[name]) for name in self.specs}
 
         async def write_all() -> None:
             await asyncio.gather(*(self.arrays[name].setitem(row, arrays[name])
@@ -150,6 +157,7 @@ class SampleWriter:
         except Exception as error:  # noqa: BLE001 - disk full, S3, I/O: never a sample failure
             raise StoreWriteError(f"writing row {row} ({', '.join(self.specs)}) failed: "
                                   f"{type(error).__name__}: {error}") from error
+        return crcs
 
 
 class VersionWriter:
@@ -276,6 +284,9 @@ class VersionWriter:
             "corrections": [correction.to_dict() for correction in plan.corrections],
             "reuse": self.reuse_summary(), **(extra_attrs or {}),
         })
+        root.attrs[TABLE_DIGEST_KEY] = table_digest(
+            {column: column_array(rows, column, kind) for column, kind in columns.items()})
+        root.attrs[DIGEST_KEY] = attrs_digest(dict(root.attrs))
         validate_group(root)
         try:
             snapshot = self.session.commit(

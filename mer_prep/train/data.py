@@ -75,7 +75,7 @@ def load_store_data(store, names: list[str]) -> StoreData:
     table = store.table
     layout = store.attrs["arrays"]
     return StoreData(
-        arrays={name: store.array(name) for name in names},
+        arrays={name: store.array(name, cache=True) for name in names},
         labels=table["label"].to_numpy(dtype=np.int64),
         subjects=table["subject"].to_numpy(dtype=str),
         sample_ids=table["sample_id"].to_numpy(dtype=str),
