@@ -20,7 +20,7 @@ import numpy as np
 
 from mer_prep.errors import FrameIOError, FrameReadError
 
-__all__ = ["read_frames", "read_video_frames"]
+__all__ = ["read_depth_frames", "read_frames", "read_video_frames"]
 
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
@@ -197,6 +197,37 @@ def read_frames(paths: Sequence[str | os.PathLike], *, gray: bool = False,
                 f"frame size {image.shape[1]}x{image.shape[0]} differs from "
                 f"{first.shape[1]}x{first.shape[0]} of {os.fspath(paths[0])}",
                 file=path, sample=sample)
+        out[i] = image
+    return out
+
+
+def read_depth_frames(paths: Sequence[str | os.PathLike], *, sample: str = "",
+                      size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode 16-bit depth frames (CAS(ME)^3 PNGs) as they are stored
+    (``cv2.IMREAD_UNCHANGED``): ``(N, H, W)`` uint16, in the given order.
+
+    size: ``(height, width)`` every frame must have (the colour frames' size, so that their
+    alignment applies), else that of the first. Raises ``FrameReadError`` naming the file and
+    ``sample`` for a missing, unreadable, truncated or corrupt file, one that is not a
+    single-channel 16-bit image, or one of another size.
+    """
+    if len(paths) == 0:
+        raise ValueError("read_depth_frames needs at least one path")
+    out: np.ndarray | None = None
+    for i, path in enumerate(paths):
+        path = os.fspath(path)
+        image = _decode_file(path, cv2.IMREAD_UNCHANGED, sample)
+        if image.ndim != 2 or image.dtype != np.uint16:
+            channels = 1 if image.ndim == 2 else image.shape[2]
+            raise FrameReadError(f"depth frame is {image.dtype} with {channels} channel(s), "
+                                 "expected single-channel uint16", file=path, sample=sample)
+        if out is None:
+            expected = tuple(size) if size is not None else image.shape
+            out = np.empty((len(paths), *expected), np.uint16)
+        if image.shape != out.shape[1:]:
+            raise FrameReadError(
+                f"depth frame size {image.shape[1]}x{image.shape[0]} differs from the "
+                f"frames' {out.shape[2]}x{out.shape[1]}", file=path, sample=sample)
         out[i] = image
     return out
 

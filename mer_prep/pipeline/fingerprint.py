@@ -1,7 +1,8 @@
 """Input fingerprints: what a sample's stored arrays depend on, as a content hash.
 
 A sample's fingerprint covers its annotation (onset/apex/offset, label, fps, ...) and the bytes
-of exactly the frames the recipe reads, so editing any of those changes it and nothing else does.
+of exactly the frames the recipe reads (and, for a recipe that stores depth, the depth frames
+at those positions), so editing any of those changes it and nothing else does.
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ def fingerprint_inputs(sample: Sample, recipe: Recipe) -> tuple[str, bool]:
     else:
         for position in sorted(set(positions.tolist())):
             readable &= _hash_file(digest, sample.frame_paths[position])
+    if recipe.depth and sample.depth_paths:
+        # Depth is read at the stored positions, a subset of those read: hashing all of them
+        # keeps the fingerprint independent of the keyframe choice, which needs the pixels.
+        digest.update(b"depth")
+        for position in sorted(set(positions.tolist())):
+            if position < len(sample.depth_paths):
+                readable &= _hash_file(digest, sample.depth_paths[position])
     return digest.hexdigest()[:32], readable
 
 

@@ -1,5 +1,5 @@
 """One clip through a recipe: decode → detect → landmarks → align → [apex] → [magnify] →
-select frames → [flow, strain] → [mask] → [split].
+select frames → [flow, strain] → [mask] → [split] → [depth].
 
 Detection and landmarks run once, on the onset frame; the same alignment warp is applied to
 every frame so that the micro-motion between frames is preserved rather than re-estimated
@@ -11,6 +11,10 @@ after the onset); the landmarks are fitted on the full-resolution onset frame.
 magnification, masks and halves; keyframes, apex spotting and flow take the BT.601 luma of
 those frames (``render.luma``); detection and landmarks run on the onset frame decoded in gray,
 as for gray recipes, so that both get the same box and landmarks.
+
+``depth: true`` recipes read the sample's 16-bit depth frames at the stored positions and
+warp them by the same alignment (each copy made before alignment by its own), nearest
+neighbour, 0 outside: ``render.read_depth`` / ``render.warp_depth``.
 """
 
 from __future__ import annotations
@@ -43,7 +47,13 @@ from mer_prep.pipeline.frame_selection import (
     select_frames,
     sequence_positions,
 )
-from mer_prep.pipeline.render import flow_arrays, luma, magnify_clip
+from mer_prep.pipeline.render import (
+    flow_arrays,
+    luma,
+    magnify_clip,
+    read_depth,
+    warp_depth,
+)
 from mer_prep.recipes import Recipe
 from mer_prep.recipes.model import SourceCopy
 from mer_prep.sample import Sample
@@ -280,6 +290,11 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
         apex_source = "spotted"
         clock.lap("apex")
     arrays, positions, flow_error = _render(clip, recipe, matrix, aligned, clock, apex=apex)
+    depth = None
+    if recipe.depth:
+        depth = read_depth(sample, positions, decoded.shape[1:3])
+        arrays["depth"] = warp_depth(depth, matrix, size)
+        clock.lap("depth")
 
     copies = []
     for copy in (recipe.source_augment.copies() if recipe.source_augment is not None else ()):
@@ -288,6 +303,9 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
         clock.lap("align")
         copy_arrays, _, error = _render(clip, recipe, moved, copy_aligned, clock,
                                         positions=positions, mirrored=copy.flip)
+        if depth is not None:
+            copy_arrays["depth"] = warp_depth(depth, moved, size)
+            clock.lap("depth")
         copies.append((copy.to_dict(), copy_arrays))
         flow_error = max(flow_error, error)
 

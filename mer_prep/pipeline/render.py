@@ -1,6 +1,6 @@
 """What a rendering of a clip needs beyond the face stages: luma of colour frames,
-magnification of gray or colour clips, and the flow stage (at the output size or at a
-recipe's working size).
+magnification of gray or colour clips, the flow stage (at the output size or at a
+recipe's working size), and the depth frames of recipes that store them.
 
 Colour frames are ``(..., 3)`` RGB; their luma is ITU-R BT.601 (``Y = 0.299 R + 0.587 G +
 0.114 B``), the weights of ``mer_prep.face.to_gray`` and of libjpeg's gray decoding.
@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
-from mer_prep.face import align_clip, resize_frames
+from mer_prep.errors import SampleError
+from mer_prep.face import align_clip, read_depth_frames, resize_frames, warp_frames
 from mer_prep.motion.flow import flows_from_reference, optical_strain
 from mer_prep.motion.magnify import magnify
 from mer_prep.recipes import Recipe
 from mer_prep.recipes.model import MagnifyConfig
+from mer_prep.sample import Sample
 
-__all__ = ["luma", "magnify_clip", "working_matrix", "flow_arrays"]
+__all__ = ["luma", "magnify_clip", "working_matrix", "flow_arrays", "read_depth", "warp_depth"]
 
 BT601 = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -96,3 +99,31 @@ def flow_arrays(frames: np.ndarray, reference: int, recipe: Recipe, matrix: np.n
         strain = resize_frames(optical_strain(fine), size)
         lap("strain")
     return flow, strain
+
+
+def read_depth(sample: Sample, positions: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """The sample's 16-bit depth frames at ``positions`` (indices into ``frame_paths``, in
+    that order, repeats allowed): (T, H, W) uint16, each file decoded once. ``frame_size``:
+    the colour frames' (height, width), which every depth frame must have for the alignment
+    to apply. Raises ``SampleError`` when the sample has no depth frames, ``FrameReadError``
+    naming the file and sample for a missing or unreadable one."""
+    if not sample.depth_paths:
+        why = dict(sample.extra).get("depth", "")
+        raise SampleError("the recipe stores depth but the sample has no depth frames"
+                          + (f" ({why})" if why else ""),
+                          file=sample.video_path or "", sample=sample.sample_id)
+    if len(sample.depth_paths) != len(sample.frame_paths):
+        raise SampleError(f"{len(sample.depth_paths)} depth frames for "
+                          f"{len(sample.frame_paths)} frames", sample=sample.sample_id)
+    unique, at = np.unique(np.asarray(positions), return_inverse=True)
+    depth = read_depth_frames([sample.depth_paths[i] for i in unique], sample=sample.sample_id,
+                              size=tuple(frame_size))
+    return depth[at.reshape(-1)]
+
+
+def warp_depth(depth: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Depth frames (T, H, W) uint16 warped by the alignment ``matrix`` into ``size``:
+    nearest-neighbour, no anti-alias blur (a depth value is never blended with its neighbours,
+    so every stored value is one of the source's), 0 outside the source."""
+    return warp_frames(np.ascontiguousarray(depth, np.uint16), matrix, size,
+                       interpolation=cv2.INTER_NEAREST, antialias=False)

@@ -201,6 +201,13 @@ class Recipe(_Frozen):
     spotting and flow the BT.601 luma of the colour frames; magnification runs on each channel
     (it is linear: the luma of the magnified frames is the magnified luma, up to clipping);
     masks black out all three channels.
+
+    depth: also store ``depth`` (frame, y, x) uint16: the sample's 16-bit depth frames
+    (CAS(ME)^3, ``Sample.depth_paths``) at the stored frames' positions, warped by the same
+    alignment as the frames with nearest-neighbour sampling (depth values are never blended),
+    0 outside the source. Not masked, magnified or split. A sample without depth fails.
+    Not combinable with ``augment`` (its warp blends); ``source_augment`` copies warp depth
+    with their own alignment.
     """
 
     name: str
@@ -218,6 +225,7 @@ class Recipe(_Frozen):
     source_augment: SourceAugmentConfig | None = None
     channels: Literal["gray", "rgb"] = "gray"
     store_dtype: Literal["float16", "float32"] = "float16"
+    depth: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
@@ -230,6 +238,10 @@ class Recipe(_Frozen):
         if self.augment is not None and self.source_augment is not None:
             raise InvalidArgumentError("augment and source_augment are exclusive: a copy is "
                                        "made either before or after alignment")
+        if self.depth and self.augment is not None:
+            raise InvalidArgumentError("depth cannot be combined with augment: augmented copies "
+                                       "are warped after alignment with interpolation that would "
+                                       "blend depth values; use source_augment instead")
         return self
 
     @property
@@ -257,6 +269,8 @@ class Recipe(_Frozen):
             del dumped["source_augment"]
         if dumped["channels"] == "gray":
             del dumped["channels"]
+        if not dumped["depth"]:
+            del dumped["depth"]
         if dumped["flow"] is not None and dumped["flow"]["working_size"] is None:
             del dumped["flow"]["working_size"]
         return dumped
@@ -287,6 +301,8 @@ class Recipe(_Frozen):
             specs["flow"] = ArraySpec(("frame", "y", "x", "uv"), (t, h, w, 2), self.store_dtype)
             if self.flow.strain:
                 specs["strain"] = ArraySpec(("frame", "y", "x"), (t, h, w), self.store_dtype)
+        if self.depth:
+            specs["depth"] = ArraySpec(("frame", "y", "x"), (t, h, w), "uint16")
         return specs
 
 
