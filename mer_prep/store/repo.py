@@ -16,7 +16,9 @@ S3 settings come from the standard AWS environment:
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,3 +152,41 @@ def version_tags(repo: ic.Repository) -> list[str]:
     tags = [t for t in repo.list_tags() if t.startswith("v-")]
     when = {t: repo.lookup_snapshot(repo.lookup_tag(t)).written_at for t in tags}
     return sorted(tags, key=lambda t: when[t], reverse=True)
+
+
+@dataclass(frozen=True)
+class NewStore:
+    """What a run adds on local disk when it creates a store: the directory, or its entries
+    when the directory existed (``before`` holds them; None when the run made the directory)."""
+
+    location: StoreLocation
+    before: frozenset[str] | None
+    created: bool = False
+
+    @classmethod
+    def before_create(cls, location: StoreLocation) -> NewStore:
+        if location.is_remote or store_exists(location):
+            return cls(location, None, created=False)
+        path = location.path
+        return cls(location, frozenset(os.listdir(path)) if path.is_dir() else None, created=True)
+
+    def remove_if_unused(self, repo: ic.Repository) -> None:
+        """Delete the repository this run created, unless anything was committed to it or
+        another run has a branch on it (a concurrent creation of the same store)."""
+        if not self.created:
+            return
+        try:
+            if (set(repo.list_branches()) != {MAIN}
+                    or len(list(repo.ancestry(branch=MAIN))) > 1):
+                return
+            path = self.location.path
+            if self.before is None:
+                shutil.rmtree(path)
+            else:  # a directory the user gave: only the entries this run added
+                for name in set(os.listdir(path)) - self.before:
+                    target = path / name
+                    shutil.rmtree(target) if target.is_dir() else target.unlink()
+        except (OSError, ic.IcechunkError) as error:
+            logging.getLogger(__name__).warning("could not remove the unused new store %s: %s",
+                                                self.location, error)
+

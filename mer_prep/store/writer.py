@@ -44,12 +44,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
-import shutil
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import icechunk as ic
 import numpy as np
@@ -62,7 +59,7 @@ from mer_prep.errors import StoreWriteError, VersionConflictError
 from mer_prep.recipes import ArraySpec
 from mer_prep.sample import Failure
 from mer_prep.store.gc import remove_abandoned_branches, scratch_branch
-from mer_prep.store.repo import MAIN, Location, StoreLocation, open_repository, store_exists
+from mer_prep.store.repo import MAIN, Location, NewStore, open_repository
 from mer_prep.store.schema import (
     DIGEST_KEY,
     TABLE_DIGEST_KEY,
@@ -174,7 +171,7 @@ class VersionWriter:
         #: the version id the reused rows come from (None: a fresh layout)
         self.reused_from = reused_from
         #: what ``begin`` created on disk (removed again if the run never commits)
-        self.new_store = _NewStore(plan.location, None)
+        self.new_store = NewStore(plan.location, None)
 
     @property
     def rows_to_compute(self) -> list[int]:
@@ -187,7 +184,7 @@ class VersionWriter:
 
         Scratch branches of runs that are provably dead are deleted first. Should this fail or
         be interrupted after the scratch branch exists, the branch is deleted again."""
-        new = _NewStore.before_create(plan.location)
+        new = NewStore.before_create(plan.location)
         repo = open_repository(plan.location, create=True)
         remove_abandoned_branches(repo)
         branch = scratch_branch(plan.version_id)
@@ -322,42 +319,6 @@ class VersionWriter:
         with interrupts_deferred():
             _delete_branch(self.repo, self.branch)
             self.new_store.remove_if_unused(self.repo)
-
-
-@dataclass(frozen=True)
-class _NewStore:
-    """What a run adds on local disk when it creates a store: the directory, or its entries
-    when the directory existed (``before`` holds them; None when the run made the directory)."""
-
-    location: StoreLocation
-    before: frozenset[str] | None
-    created: bool = False
-
-    @classmethod
-    def before_create(cls, location: StoreLocation) -> _NewStore:
-        if location.is_remote or store_exists(location):
-            return cls(location, None, created=False)
-        path = location.path
-        return cls(location, frozenset(os.listdir(path)) if path.is_dir() else None, created=True)
-
-    def remove_if_unused(self, repo: ic.Repository) -> None:
-        """Delete the repository this run created, unless anything was committed to it or
-        another run has a branch on it (a concurrent creation of the same store)."""
-        if not self.created:
-            return
-        try:
-            if (set(repo.list_branches()) != {MAIN}
-                    or len(list(repo.ancestry(branch=MAIN))) > 1):
-                return
-            path = self.location.path
-            if self.before is None:
-                shutil.rmtree(path)
-            else:  # a directory the user gave: only the entries this run added
-                for name in set(os.listdir(path)) - self.before:
-                    target = path / name
-                    shutil.rmtree(target) if target.is_dir() else target.unlink()
-        except (OSError, ic.IcechunkError) as error:
-            log.warning("could not remove the unused new store %s: %s", self.location, error)
 
 
 def _delete_branch(repo: ic.Repository, branch: str) -> None:
