@@ -36,7 +36,7 @@ RUN groupadd --gid 10001 app \
 ENV DO_NOT_TRACK=1 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
     PREFECT_HOME=/home/app/.prefect
-# flows.preprocess.WORKER_ENVIRONMENT: must be set before the worker process starts (README,
+# flows.cluster.WORKER_ENVIRONMENT: must be set before the worker process starts (README,
 # "Everyday use"): glibc's default trim threshold makes every decoded frame a fresh mmap, and one
 # BLAS/OpenMP thread per single-threaded Dask worker, and no statistical profiler (~10 % of a
 # worker's CPU).

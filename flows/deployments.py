@@ -1,13 +1,25 @@
-"""Deployments ``preprocess/<dataset>`` built from the project configuration, and serving them.
+"""Deployments built from the project configuration, and serving them.
 
-``mer-prep serve`` calls ``serve_config``: one ``RunnerDeployment`` per configured dataset (flow
-``preprocess``, deployment name = the dataset), default parameters and cron schedule from the
-config, all served by one long-lived process (``prefect.serve``) against the server named by
-``PREFECT_API_URL``. Each run is a subprocess of that process; the flow then starts its own Dask
-task runner from its ``n_workers`` / ``dask_address`` parameters.
+``mer-prep serve`` calls ``serve_config``: ``preprocess/<dataset>`` per configured dataset (and
+``preprocess/<dataset>-<recipe>`` per further recipe) and ``train/<dataset>-<model>`` per
+configured training, with the config's values as default parameters and their cron schedules,
+all served by one long-lived process against the server named by ``PREFECT_API_URL``. A
+training configured for a store (``on_commit``) also gets a deployment trigger: every version a
+preprocessing run commits to that store starts it on that version (``flows.events``).
 
-Entrypoints are module paths (``flows.preprocess.preprocess``), so runs do not depend on the
-directory ``serve`` was started from.
+Runs start in under a second (before: 3-10 s from the run's creation to its start, a fresh
+interpreter importing Prefect and the pipeline after Prefect's 10-s poll, then a local Dask
+cluster started and stopped in every run; ``bench/orchestration.py``):
+
+- the runner polls for due runs every ``POLL_SECONDS`` instead of Prefect's 10 s;
+- each run is still a process of its own (a crash or a cancel kills the run, never ``serve``),
+  but forked from a warm server process that has imported the flows (``multiprocessing``'s
+  forkserver with preloaded modules) instead of a fresh interpreter importing everything;
+- runs use the standing local Dask cluster ``serve`` keeps (``flows.cluster``), or the
+  configured ``dask_address``, instead of starting and stopping a cluster each.
+
+Entrypoints are module paths (``flows.preprocess.preprocess``, ``flows.train.train``), so runs
+do not depend on the directory ``serve`` was started from.
 
 Anyone who can reach the Prefect API can start a deployment with parameters of their own
 (``-p dask_address=tcp://their-scheduler``: the run would unpickle what that scheduler sends).
@@ -18,32 +30,77 @@ access when the file does not allow them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from mer_prep.config import CONFIG_ENV, Config, load_config
+from mer_prep.config import CONFIG_ENV, Config, load_config, task_resources
 from mer_prep.errors import ServeError
 
+#: Seconds between the runner's queries for due runs (Prefect's default: 10).
+POLL_SECONDS = 0.5
+#: What the warm process that forks each run has imported: the flows and what a run imports on
+#: its way (measured with ``python -X importtime``: 1.0 s of every run's start before);
+#: ``mer_prep.models`` brings PyTorch where it is installed (a training run's configuration is
+#: checked against the model registry). Missing modules are skipped.
+PRELOAD = ["flows.preprocess", "flows.train", "mer_prep.plot.runs", "mer_prep.plot.artifact",
+           "mer_prep.pipeline.report", "mer_prep.store.reader", "mer_prep.models",
+           "prefect.runtime.flow_run", "prefect.flow_engine", "prefect.utilities.visualization",
+           "prefect._internal.observers", "fastapi.encoders", "openpyxl"]
 
-def build_deployments(config: Config) -> list:
-    """The ``RunnerDeployment`` of every enabled dataset (and extra recipe) in ``config``."""
+
+def preload_modules() -> list[str]:
+    """``PRELOAD`` and every dataset adapter (imported by name when a run scans)."""
+    import pkgutil
+
+    import mer_prep.datasets
+
+    adapters = [f"mer_prep.datasets.{m.name}" for m in pkgutil.iter_modules(
+        mer_prep.datasets.__path__)]
+    return [*PRELOAD, *adapters]
+
+
+def deployment_specs(config: Config) -> list[tuple[Any, dict[str, Any]]]:
+    """(flow, keyword arguments of ``to_deployment`` / ``Runner.add_flow``) per configured
+    dataset, recipe and training."""
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
+    from flows.events import retrain_trigger
     from flows.preprocess import preprocess
+    from flows.train import train
 
-    deployments = []
+    def schedules(spec) -> list | None:
+        return [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
+
+    specs = []
     for spec in config.deployments():
-        schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
-        deployments.append(preprocess.to_deployment(
-            name=spec.name, parameters=spec.parameters, schedules=schedules,
+        specs.append((preprocess, dict(
+            name=spec.name, parameters=spec.parameters, schedules=schedules(spec),
             paused=spec.paused, tags=["mer-prep", spec.dataset],
             description=f"Preprocess {spec.dataset} with {spec.parameters['recipe']} "
                         f"(configured in {config.path}); a scheduled run recomputes only "
                         f"samples whose inputs changed.",
-            entrypoint_type=EntrypointType.MODULE_PATH))
-    return deployments
+            entrypoint_type=EntrypointType.MODULE_PATH)))
+    for spec in config.training_deployments():
+        p = spec.parameters
+        specs.append((train, dict(
+            name=spec.name, parameters=p, schedules=schedules(spec), paused=spec.paused,
+            triggers=[retrain_trigger(spec.store, spec.name)] if spec.on_commit else None,
+            tags=["mer-prep", "train", spec.dataset],
+            description=f"Train {p['model']} on {spec.store} ({p['split']}, {p['device']}; "
+                        f"configured in {config.path})"
+                        + ("; runs on every version a preprocessing run commits there."
+                           if spec.on_commit else "."),
+            entrypoint_type=EntrypointType.MODULE_PATH)))
+    return specs
+
+
+def build_deployments(config: Config) -> list:
+    """The ``RunnerDeployment`` of every enabled dataset (and extra recipe) and training."""
+    return [flow.to_deployment(**kwargs) for flow, kwargs in deployment_specs(config)]
 
 
 def check_served_run(parameters: Mapping[str, Any], *, flow: str = "preprocess") -> None:
@@ -54,17 +111,91 @@ def check_served_run(parameters: Mapping[str, Any], *, flow: str = "preprocess")
     load_config().check_run(parameters, flow=flow)
 
 
-def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = None) -> None:
-    """Register and serve the configured deployments until interrupted."""
+def standing_cluster_size(config: Config) -> tuple[int, dict[str, float]]:
+    """(workers, resources per worker) of the standing cluster: the largest ``n_workers`` of the
+    deployments that run on a local cluster (0: none does), and the resources their fold tasks
+    need."""
+    workers, resources = 0, {}
+    for spec in [*config.deployments(), *config.training_deployments()]:
+        p = spec.parameters
+        if p.get("dask_address") is None:
+            workers = max(workers, int(p["n_workers"]))
+            if spec.flow == "train":
+                for name, need in (task_resources(p["resources"], p["device"]) or {}).items():
+                    resources[name] = max(resources.get(name, 0), need)
+    return workers, resources
+
+
+def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = None,
+                 standing: bool = True, announce=print) -> None:
+    """Register and serve the configured deployments until interrupted (see the module
+    docstring); ``standing=False``: each run starts its own local cluster."""
     config = load_config(path)
     if not os.environ.get("PREFECT_API_URL"):
         raise ServeError("PREFECT_API_URL is not set: `mer-prep serve` needs a running Prefect "
                          "server (`prefect server start`), e.g. "
                          "PREFECT_API_URL=http://127.0.0.1:4200/api")
     os.environ[CONFIG_ENV] = str(config.path)  # runs (subprocesses) see the same file
-    deployments = build_deployments(config)
-    if not deployments:
-        raise ServeError(f"{config.path}: no enabled datasets to serve")
-    from prefect import serve
+    specs = deployment_specs(config)
+    if not specs:
+        raise ServeError(f"{config.path}: no enabled datasets or trainings to serve")
+    from flows.cluster import StandingCluster
 
-    serve(*deployments, limit=limit)
+    workers, resources = standing_cluster_size(config)
+    cluster = None
+    if standing and workers:
+        home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+        cluster = StandingCluster(workers, home, resources).start()
+        link = cluster.dashboard()
+        announce(f"standing Dask cluster: {workers} workers at {cluster.address}"
+                 + (f", dashboard {link}" if link else ""))
+    try:
+        fork_runs_from_warm_process(preload_modules())
+        _serve(specs, limit)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _serve(specs: list[tuple[Any, dict[str, Any]]], limit: int | None) -> None:
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    runner = Runner(name=f"mer-prep-serve-{os.getpid()}", query_seconds=POLL_SECONDS,
+                    limit=limit, pause_on_shutdown=True)
+    for flow, kwargs in specs:
+        runner.add_flow(flow, **kwargs)  # the flow object: runs start from it directly
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        pass
+
+
+def fork_runs_from_warm_process(preload: list[str]) -> None:
+    """Make Prefect start each run of a served flow by forking a process that has already
+    imported ``preload`` (``multiprocessing``'s forkserver), not by spawning a fresh
+    interpreter (``prefect.flow_engine.run_flow_in_subprocess`` asks ``multiprocessing`` for a
+    "spawn" context; this hands it a forkserver context instead). The forkserver is a plain
+    single-threaded process started here, before the runner's threads, with this environment."""
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    from prefect import flow_engine
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: spawn, as before
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(preload))
+    multiprocessing.forkserver.ensure_running()
+
+    class _Multiprocessing:
+        """``multiprocessing`` as Prefect's flow engine sees it."""
+
+        def __getattr__(self, name: str):
+            return getattr(multiprocessing, name)
+
+        @staticmethod
+        def get_context(method: str | None = None):
+            return context if method == "spawn" else multiprocessing.get_context(method)
+
+    flow_engine.multiprocessing = _Multiprocessing()

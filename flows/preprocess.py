@@ -9,7 +9,11 @@ pixels.
 Started by a deployment (``prefect deployment run preprocess/<dataset>``) the flow runs on
 Prefect's default task runner; it then re-enters itself as a subflow on a Dask task runner built
 from its own ``n_workers`` / ``dask_address`` parameters (a task runner is fixed before the
-parameters are known, so this is where they can choose it).
+parameters are known, so this is where they can choose it): the scheduler at ``dask_address``,
+else the standing cluster of ``mer-prep serve``, else a local cluster (``flows.cluster``).
+Runs are named ``<dataset>-<recipe>``. A run that commits a new version (with at least one
+sample processed) emits ``mer-prep.store.committed`` (``flows.events``): the trainings of that
+store run on it; an up-to-date run emits nothing.
 
 The run ends Failed when nothing could be processed: no samples found, or every sample failed
 (the version recording the failures is still committed), and when writing the store fails
@@ -30,11 +34,9 @@ import re
 import signal
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
@@ -57,8 +59,10 @@ from mer_prep.store.writer import (VersionWriter, current_version, existing_vers
                                    interrupts_deferred)
 from mer_prep.threads import pin_threads
 
+from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task_runner  # noqa: F401
 from flows.deployments import check_served_run
-from flows.runtime import prefect_api, sigterm_interrupts
+from flows.events import emit_committed
+from flows.runtime import prefect_api, sigterm_interrupts, without_heartbeats
 
 
 class Sealed:
@@ -96,65 +100,28 @@ def process_batch_task(batch: Sealed) -> BatchResult:
     return process_batch(batch.value)
 
 
-# Set before a worker process starts. Dask's default MALLOC_TRIM_THRESHOLD_ of 64 KiB also
-# freezes glibc's mmap threshold at 128 KiB, so every decoded 640x480 frame is a fresh mmap with
-# page faults: decoding and numpy ran 25-40 % slower in workers than in a plain process
-# (measured). Fixed, larger thresholds keep frame-sized buffers on the heap.
-# Dask's statistical profiler samples every worker thread's stack every 10 ms for the
-# dashboard's profile page; on these CPU-bound batches it took ~10 % of a worker (measured).
-WORKER_ENVIRONMENT = {
-    "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
-    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
-}
-
-
-def configure_local_workers() -> None:
-    """Make local Dask nannies start workers with ``WORKER_ENVIRONMENT`` (a nanny hands its
-    own Dask config to the worker, so the profiler switch is set there too), ignoring the
-    terminal's SIGINT (``flows.worker_setup``: the run stops them itself, at once)."""
-    dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT,
-                     "distributed.worker.profile.enabled": False,
-                     "distributed.worker.preload": ["flows.worker_setup"]})
-
-
 def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
-    """An existing scheduler by address, or a local cluster of single-threaded processes.
-
-    A local cluster is closed to other local users: scheduler, workers and dashboard listen on
-    127.0.0.1 only, and every connection is TLS with throwaway credentials made for this cluster
-    (``security=True``: ``Security.temporary()``; prefect-dask's client takes them from the
-    cluster), so no other process can submit tasks to it or feed it pickles.
+    """An existing scheduler by address; the standing cluster of ``mer-prep serve`` when this
+    is one of its runs; else a local cluster of single-threaded processes made for the run
+    (loopback only, TLS with throwaway credentials: ``flows.cluster``).
 
     Warns when this process holds a default Dask client of another scheduler: prefect-dask's
     runner takes that client over the address or cluster it is given, without a word.
     """
-    current = _default_client_address()
-    if current is not None and current != dask_address:
-        wanted = dask_address or f"a new local cluster of {n_workers} workers"
-        warnings.warn(f"this process has a default Dask client (scheduler {current}); "
-                      f"prefect-dask will run the batches on its cluster, not on {wanted}",
-                      RuntimeWarning, stacklevel=2)
-    if dask_address:
-        return DaskTaskRunner(address=dask_address)
-    configure_local_workers()
-    return DaskTaskRunner(cluster_kwargs={
-        "n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-        "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0", "security": True,
-    })
+    return dask_task_runner(dask_address, n_workers)
 
 
-def _default_client_address() -> str | None:
-    """Scheduler address of this process's default Dask client, if it has one."""
-    from distributed import Client
+def run_name() -> str:
+    """``<dataset>-<recipe>`` (``casme2-ha3d``): what the run does, not a random name."""
+    from prefect.runtime import flow_run
 
-    try:
-        return Client.current().scheduler.address
-    except ValueError:
-        return None
+    parameters = flow_run.parameters
+    recipe = str(parameters.get("recipe") or "ha3d")
+    recipe = Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe
+    return f"{parameters.get('dataset')}-{recipe}"
 
 
-@flow(name="preprocess", log_prints=True)
+@flow(name="preprocess", flow_run_name=run_name, log_prints=True)
 def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
                store: str | None = None, labels: str = "native", n_workers: int = 2,
                options: dict | None = None, progress: bool = False,
@@ -171,9 +138,11 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
         check_served_run(dict(  # what mer-prep.toml does not allow fails here, before anything
             dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
             n_workers=n_workers, options=options, progress=progress, dask_address=dask_address))
-        return preprocess.with_options(task_runner=task_runner(dask_address, n_workers))(
-            dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
-            n_workers=n_workers, options=options, progress=progress, dask_address=dask_address)
+        with without_heartbeats():
+            return preprocess.with_options(task_runner=task_runner(dask_address, n_workers))(
+                dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
+                n_workers=n_workers, options=options, progress=progress,
+                dask_address=dask_address)
     run = _Progress()
     try:
         return _preprocess(run, dataset, root, recipe, store, labels, n_workers, options,
@@ -279,6 +248,8 @@ def _preprocess(run: _Progress, dataset, root, recipe, store, labels, n_workers,
     summary.reused_from = reuse["from_version"]
     summary.wall_seconds = time.perf_counter() - started
     _publish(summary, run_result.rows, plan, reused=set(writer.reused))
+    if n_ok:  # a new version with something in it: its trainings may run (flows.events)
+        emit_committed(summary)
     if n_ok == 0:
         raise NothingProcessedError(
             f"{dataset}: every one of {len(plan.samples)} samples failed (version "

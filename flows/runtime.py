@@ -167,3 +167,15 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def without_heartbeats() -> Iterator[None]:
+    """Flow runs started in the block send no heartbeats: the subflow a served run re-enters
+    itself as (its parent run's heartbeats already say the process lives). Prefect joins a
+    run's heartbeat thread when the run ends, and that thread sleeps in whole seconds: 0.5 s
+    per flow run on average (measured)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

@@ -218,14 +218,6 @@ def test_installs_the_project_itself_with_all_its_files(dockerfile):
         assert (ROOT / src).exists(), f"{dockerfile.name}: COPY {src}, which the repository lacks"
 
 
-def test_trainer_installs_the_torch_extra_and_runs_python():
-    installs = [requirement_args(a) for a in pip_installs(TRAINER)]
-    assert ".[torch]" in [r for args in installs for r in args]
-    assert "torch" in PYPROJECT["project"]["optional-dependencies"]
-    entry = yaml.safe_load(args_of(TRAINER, "ENTRYPOINT")[-1])
-    assert entry == ["python"]
-
-
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_one_opencv_wheel_only(dockerfile):
     wanted = [canonicalize_name(r.name) for r in pyproject_requirements().values()
@@ -381,13 +373,6 @@ def test_compose_telemetry_off_wherever_prefect_runs():
         env = effective_env(name, services[name], services)
         for key, value in TELEMETRY_OFF.items():
             assert env.get(key) == value, f"{name}: {key}={env.get(key)!r}"
-
-
-def test_compose_trainer_reserves_an_nvidia_gpu():
-    trainer = compose()["services"]["trainer"]
-    assert service_dockerfile("trainer", trainer, compose()["services"]) == TRAINER
-    devices = trainer["deploy"]["resources"]["reservations"]["devices"]
-    assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices)
 
 
 def test_compose_healthchecks_use_tools_in_the_image():

@@ -127,8 +127,11 @@ def _cancelled(line: str):
               help="Project configuration [default: $MER_PREP_CONFIG, else ./mer-prep.toml].")
 @click.option("--limit", type=int, default=None, help="At most this many runs at once.")
 @click.option("--check", is_flag=True, help="Only load the configuration and list the deployments.")
-def serve(config_file, limit, check):
-    """Serve the deployments preprocess/<dataset> of the configuration (needs PREFECT_API_URL)."""
+@click.option("--standing-cluster/--no-standing-cluster", default=True, show_default=True,
+              help="Keep one local Dask cluster for the runs that use a local cluster.")
+def serve(config_file, limit, check, standing_cluster):
+    """Serve the deployments preprocess/<dataset> and train/<dataset>-<model> of the
+    configuration (needs PREFECT_API_URL)."""
     from mer_prep.config import load_config
     from mer_prep.errors import ConfigError
 
@@ -137,6 +140,11 @@ def serve(config_file, limit, check):
         click.echo(f"preprocess/{spec.name}: {spec.parameters['recipe']} on "
                    f"{spec.parameters['root']} -> {spec.parameters['store']}, "
                    f"schedule {spec.cron or 'none'}")
+    for spec in config.training_deployments():
+        p = spec.parameters
+        click.echo(f"train/{spec.name}: {p['model']}/{p['variant'] or 'default'} {p['split']} "
+                   f"on {spec.store} ({p['device']}), schedule {spec.cron or 'none'}"
+                   + (", on each new version" if spec.on_commit else ""))
     problems = config.problems()
     if problems:
         raise ConfigError("\n".join(problems))
@@ -147,7 +155,7 @@ def serve(config_file, limit, check):
     prefect_environment(os.environ.get("PREFECT_HOME") or Path(".mer-prep") / "prefect")
     from flows.deployments import serve_config
 
-    serve_config(config.path, limit=limit)
+    serve_config(config.path, limit=limit, standing=standing_cluster, announce=click.echo)
 
 
 def _run(dataset, root, recipe, store, labels, workers, dask_address, options, home):

@@ -69,27 +69,78 @@ def print_record(record) -> None:
               help="Model config override, e.g. --set head=gap --set filters=8.")
 @click.option("--keep-checkpoints", is_flag=True, help="Store each fold's final weights.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--dask-address", default=None,
+              help="Train the folds on this Dask scheduler's workers (the `train` flow).")
+@click.option("--workers", type=int, default=None,
+              help="Train the folds on a local Dask cluster of this many workers (the flow).")
+@click.option("--version", default=None, help="Store version tag [default: the latest].")
+@click.option("--folds-per-task", type=int, default=1, show_default=True,
+              help="With the flow: folds one Dask task trains (more for light models).")
+@click.option("--home", default=".mer-prep", show_default=True,
+              help="With the flow: where Prefect keeps its state.")
 def train(store, model, split, variant, epochs, batch_size, lr, device, seed, selection,
-          settings, keep_checkpoints, quiet):
-    """Train MODEL on every fold of STORE's split and record the run on the store."""
+          settings, keep_checkpoints, quiet, dask_address, workers, version, folds_per_task,
+          home):
+    """Train MODEL on every fold of STORE's split and record the run on the store.
+
+    In this process by default; with --dask-address or --workers, as the Prefect `train` flow
+    with one task per fold on Dask workers (a CUDA run's folds need workers started with
+    `--resources GPU=1`)."""
+    config = parse_settings(settings)
+    if dask_address or workers:
+        record = _train_flow(store, model, split=split, variant=variant, epochs=epochs,
+                             batch_size=batch_size, lr=lr, device=device or "cpu", seed=seed,
+                             config=config, keep_checkpoints=keep_checkpoints,
+                             selection=selection, version=version, n_workers=workers or 2,
+                             dask_address=dask_address, folds_per_task=folds_per_task,
+                             home=home)
+        print_record(record)
+        return
     from mer_prep.train.errors import torch_or_raise
 
     torch_or_raise()
+    from mer_prep.store.reader import open_store
     from mer_prep.train import train as run_training
 
-    record = run_training(store, model, split=split, variant=variant, epochs=epochs,
+    record = run_training(open_store(store, version) if version else store, model,
+                          split=split, variant=variant, epochs=epochs,
                           batch_size=batch_size, lr=lr, device=device, seed=seed,
-                          config=parse_settings(settings), keep_checkpoints=keep_checkpoints,
+                          config=config, keep_checkpoints=keep_checkpoints,
                           progress=not quiet, selection=selection)
     print_record(record)
 
 
+def _train_flow(store, model, *, home, **parameters):
+    """The ``train`` flow from this process (Prefect's state under ``home``)."""
+    import os
+    from pathlib import Path
+
+    from flows.runtime import prefect_environment
+
+    prefect_environment(os.environ.get("PREFECT_HOME") or Path(home) / "prefect")
+    from flows.train import run_train
+
+    return run_train(store, model, **parameters)
+
+
 @main.command()
 @click.argument("store")
-def runs(store):
-    """List the training runs recorded on STORE, best UF1 first."""
-    from mer_prep.train.runs_store import list_runs
+@click.option("--run", "run_id", default=None, metavar="RUN_ID",
+              help="Show one run (or `latest`): per-fold and per-class tables, the confusion "
+                   "matrix, the store version and split.")
+def runs(store, run_id):
+    """List the training runs recorded on STORE, best UF1 first (--run: one in full)."""
+    from mer_prep.train.runs_store import list_runs, load_run
 
+    if run_id == "latest":
+        recorded = list_runs(store)
+        if not recorded:
+            raise InvalidArgumentError(f"store {store} records no run yet")
+        print_run_details(recorded[-1])
+        return
+    if run_id is not None:
+        print_run_details(load_run(store, run_id, with_checkpoints=False))
+        return
     records = list_runs(store)
     if not records:
         click.echo(f"store {store}: no recorded runs (train with `mer-prep train {store} "
@@ -109,6 +160,31 @@ def runs(store):
                    f"{record.version_id:<18} {record.split:<12} {_number(m.get('uf1')):>6} "
                    f"{_number(m.get('uar')):>6} {_number(m.get('accuracy')):>6} "
                    f"{'LEAKY' if record.leaky else '':<5} {record.duration_s:>7.1f}s")
+
+
+def print_run_details(record) -> None:
+    """What a run's Prefect artifact shows, as text: the fold table, per-class scores, the
+    pooled confusion matrix (rows true, columns predicted), the store version and split."""
+    print_record(record)
+    metrics, names = record.metrics, list(record.store["class_names"])
+    confusion = metrics.get("confusion") or [[0] * len(names) for _ in names]
+    width = max(len("class"), *(len(n) for n in names))
+    click.echo("")
+    click.echo(f"{'class':<{width}}  {'n':>4}  {'F1':>6}  {'recall':>6}")
+    for k, name in enumerate(names):
+        click.echo(f"{name:<{width}}  {sum(confusion[k]):>4}  "
+                   f"{_number((metrics.get('per_class_f1') or {}).get(name)):>6}  "
+                   f"{_number((metrics.get('per_class_recall') or {}).get(name)):>6}")
+    click.echo("")
+    click.echo("confusion (rows: true, columns: predicted)")
+    cell = max(4, *(len(n[:8]) for n in names))
+    click.echo(" " * width + "  " + " ".join(f"{n[:8]:>{cell}}" for n in names))
+    for name, row in zip(names, confusion):
+        click.echo(f"{name:<{width}}  " + " ".join(f"{int(v):>{cell}}" for v in row))
+    click.echo("")
+    click.echo(f"store {record.store['location']} version {record.version_id} snapshot "
+               f"{record.snapshot_id}; split {record.split} ({record.split_kind})"
+               + ("; LEAKY (sample-level split)" if record.leaky else ""))
 
 
 @main.command()

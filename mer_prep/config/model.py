@@ -1,4 +1,5 @@
-"""The project configuration (``mer-prep.toml``): what each ``preprocess/<dataset>`` deployment runs.
+"""The project configuration (``mer-prep.toml``): what each ``preprocess/<dataset>`` and
+``train/<dataset>-<model>`` deployment runs (trainings: ``mer_prep.config.trainings``).
 
 Found at ``--config PATH``, else ``$MER_PREP_CONFIG``, else ``./mer-prep.toml``. Relative roots
 and stores are relative to the file's directory. ``[defaults]`` fills every key a dataset leaves
@@ -42,7 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mer_prep.datasets import dataset_names
 from mer_prep.datasets.options import check_options, check_roots
 from mer_prep.errors import ConfigError, MerPrepError
-from mer_prep.config.policy import RUN_RULES, RunPolicy, shown
+from mer_prep.config.policy import RUN_RULES, RunPolicy, TrainingRule, shown
+from mer_prep.config.trainings import (TrainingConfig, check_cron, check_trainings,
+                                       train_parameters)
 from mer_prep.store.repo import StoreLocation
 
 CONFIG_ENV = "MER_PREP_CONFIG"
@@ -70,15 +73,7 @@ class _Settings(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            from cronsim import CronSim, CronSimError
-            import datetime as dt
-
-            try:
-                CronSim(value, dt.datetime(2000, 1, 1))
-            except CronSimError as error:
-                raise ValueError(f"not a cron expression: {value!r} ({error})") from None
-        return value
+        return check_cron(value)
 
     @field_validator("labels")
     @classmethod
@@ -147,6 +142,7 @@ class ProjectConfig(BaseModel):
 
     defaults: Defaults = Defaults()
     datasets: dict[str, DatasetConfig]
+    trainings: dict[str, TrainingConfig] = {}
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -166,6 +162,16 @@ class ProjectConfig(BaseModel):
                 check_options(name, options)
             except MerPrepError as error:
                 raise ValueError(f"datasets.{name}.options: {error}") from None
+        check_trainings(self.trainings, self.datasets)
+        for key, training in self.trainings.items():
+            ds, d = self.datasets[training.dataset], self.defaults
+            recipes = [*(ds.recipes or ([ds.recipe] if ds.recipe else None) or d.recipes
+                         or [d.recipe or "ha3d"]),
+                       *(ds.allowed_recipes if ds.allowed_recipes is not None
+                         else d.allowed_recipes or [])]
+            if training.recipe is not None and training.recipe not in recipes:
+                raise ValueError(f"trainings.{key}.recipe: {training.recipe!r} is not a recipe "
+                                 f"of datasets.{training.dataset} ({', '.join(recipes)})")
         return self
 
 
@@ -178,6 +184,16 @@ class Deployment(BaseModel):
     cron: str | None
     timezone: str | None
     paused: bool
+    flow: str = "preprocess"
+
+
+class TrainingDeployment(Deployment):
+    """A resolved ``train/<name>`` deployment: also the store location whose new versions it
+    trains (``on_commit``)."""
+
+    flow: str = "train"
+    store: str
+    on_commit: bool
 
 
 class Config(BaseModel):
@@ -217,6 +233,41 @@ class Config(BaseModel):
                                       paused=pick("paused", False)))
         return out
 
+    def training_deployments(self) -> list[TrainingDeployment]:
+        """One ``train/<name>`` per enabled training of an enabled dataset."""
+        out = []
+        for training in self.project.trainings.values():
+            ds = self.project.datasets[training.dataset]
+            if not (training.enabled and ds.enabled):
+                continue
+            rule = self._training_rule(training)
+            out.append(TrainingDeployment(
+                name=training.deployment_name(), dataset=training.dataset,
+                parameters=dict(rule.parameters), cron=training.cron,
+                timezone=training.timezone or self._picker(ds)("timezone"),
+                paused=training.paused, store=rule.parameters["store"],
+                on_commit=training.on_commit))
+        return out
+
+    def _training_rule(self, training: TrainingConfig) -> TrainingRule:
+        """A training's default run parameters and what its runs may use beyond them."""
+        from mer_prep.recipes import load_recipe
+
+        ds = self.project.datasets[training.dataset]
+        pick = self._picker(ds)
+        _, recipes, template = self._resolved(ds)
+        recipe = (_resolve_recipe(self.path.parent, training.recipe) if training.recipe
+                  else recipes[0])
+        recipe_name = load_recipe(recipe).name
+        store = StoreLocation.parse(template.format(dataset=training.dataset,
+                                                    recipe=recipe_name)).url
+        address = training.dask_address or pick("dask_address")
+        parameters = train_parameters(training, store, training.n_workers or
+                                      pick("n_workers", 2), address)
+        return TrainingRule(name=training.deployment_name(), recipe=recipe_name,
+                            parameters=parameters, dask_addresses=tuple(dict.fromkeys(
+                                [address, *pick("dask_addresses", [])])))
+
     def _picker(self, ds: DatasetConfig) -> Callable[..., Any]:
         """``pick(key, fallback)``: the dataset's value, else ``[defaults]``', else fallback."""
         d = self.project.defaults
@@ -253,7 +304,9 @@ class Config(BaseModel):
             labels=pick("labels", "native"), options=dict(pick("options", {})),
             n_workers=pick("n_workers", 2),
             dask_addresses=tuple(dict.fromkeys([pick("dask_address"),
-                                                *pick("dask_addresses", [])])))
+                                                *pick("dask_addresses", [])])),
+            trainings=tuple(self._training_rule(t) for t in self.project.trainings.values()
+                            if t.dataset == dataset and t.enabled))
 
     def check_run(self, parameters: Mapping[str, Any], *, flow: str = "preprocess") -> None:
         """Refuse (``ConfigError`` naming the parameter and this file) a run of ``flow`` whose

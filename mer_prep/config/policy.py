@@ -4,14 +4,26 @@ check per flow of a run's parameters against them (``Config.check_run``)."""
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mer_prep.errors import ConfigError, MerPrepError
 from mer_prep.store.repo import StoreLocation
+
+
+@dataclass(frozen=True)
+class TrainingRule:
+    """A configured training: its deployment ``name``, the recipe name of its store, its default
+    run ``parameters`` and the Dask schedulers its runs may use (None: a local cluster)."""
+
+    name: str
+    recipe: str
+    parameters: dict[str, Any]
+    dask_addresses: tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class RunPolicy:
     options: dict[str, str]
     n_workers: int
     dask_addresses: tuple[str | None, ...]   # None: a local cluster
+    trainings: tuple[TrainingRule, ...] = ()  # the dataset's configured trainings
 
     def refuse(self, name: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(f"{self.path}: run parameter {name}={shown(value)} is not allowed "
@@ -123,11 +136,89 @@ def _check_preprocess(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     policy.check_flag("progress", get("progress", False))
 
 
+#: ``flows.train.train``'s parameters and their defaults (tests/test_train_flow.py keeps the two
+#: in step). ``store`` has no default: a run without one is refused.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "dataset": None, "store": None, "model": "mbcc", "variant": None, "split": "loso",
+    "device": "cpu", "version": None, "seed": 0, "epochs": None, "batch_size": None,
+    "lr": None, "selection": None, "config": None, "keep_checkpoints": False, "n_workers": 2,
+    "dask_address": None, "resources": None, "folds_per_task": 1}
+#: parameters a training run must leave as its configuration says
+TRAIN_FIXED = ("model", "variant", "split", "device", "seed", "epochs", "batch_size", "lr",
+               "selection", "config", "keep_checkpoints", "resources", "folds_per_task")
+VERSION_TAG = re.compile(r"v-[0-9a-f]{6,64}")
+
+
+def _check_train(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
+    """``flows.train.train``: the parameters of one of the dataset's configured trainings, except
+    ``version`` (a version tag, or None for the latest), ``n_workers`` (1 to the configured
+    number), ``dask_address`` (the training's or an allow-listed one) and ``store`` (the
+    training's store or one inside ``store_roots``)."""
+    model = parameters.get("model", TRAIN_DEFAULTS["model"])
+    rules = [rule for rule in policy.trainings if rule.parameters["model"] == model]
+    if not rules:
+        models = ", ".join(sorted({rule.parameters["model"] for rule in policy.trainings}))
+        raise policy.refuse("model", model, f"{models or 'none: no training of it is configured'}"
+                                            f" ([trainings.*] model)")
+    refusals = []
+    for rule in rules:
+        try:
+            return _check_training(policy, rule, parameters)
+        except ConfigError as refused:
+            refusals.append(refused)
+    raise refusals[0]
+
+
+def _check_training(policy: RunPolicy, rule: TrainingRule,
+                    parameters: Mapping[str, Any]) -> None:
+    from mer_prep.config.trainings import task_resources
+
+    def get(name: str) -> Any:
+        return parameters.get(name, TRAIN_DEFAULTS[name])
+
+    configured = rule.parameters
+    for name in TRAIN_FIXED:
+        value, wanted = get(name), configured[name]
+        if name == "config":
+            value, wanted = value or {}, wanted or {}
+        elif name == "resources":
+            if value is None or isinstance(value, Mapping):
+                value = task_resources(value, get("device"))
+            wanted = task_resources(wanted, configured["device"])
+        if not _same(value, wanted):
+            raise policy.refuse(name, value, f"{wanted!r} (trainings: train/{rule.name})")
+    version = get("version")
+    if version is not None and not (isinstance(version, str) and VERSION_TAG.fullmatch(version)):
+        raise policy.refuse("version", version, "a version tag v-<hex>, or none for the latest")
+    if get("store") is None:
+        raise policy.refuse("store", None, f"{configured['store']!r} (store, store_roots)")
+    policy.check_store(get("store"), rule.recipe)
+    replace(policy, n_workers=configured["n_workers"],
+            dask_addresses=rule.dask_addresses).check_workers(get("n_workers"))
+    replace(policy, dask_addresses=rule.dask_addresses).check_dask_address(get("dask_address"))
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    """Equal and of the same JSON kind (True is not 1, "2" is not 2)."""
+    if isinstance(wanted, Mapping):
+        return (isinstance(value, Mapping) and set(value) == set(wanted)
+                and all(_same(value[k], wanted[k]) for k in wanted))
+    if isinstance(wanted, (list, tuple)):
+        return (isinstance(value, (list, tuple)) and len(value) == len(wanted)
+                and all(_same(v, w) for v, w in zip(value, wanted)))
+    if isinstance(wanted, bool) or isinstance(value, bool):
+        return value is wanted
+    if isinstance(wanted, (int, float)) and isinstance(value, (int, float)):
+        return value == wanted
+    return type(value) is type(wanted) and value == wanted
+
+
 #: flow name -> (its parameters, the check of a run's parameters). A parameter a flow gains
 #: must be added here, or every deployment run of the flow is refused (fails closed).
 RUN_RULES: dict[str, tuple[tuple[str, ...], Callable[[RunPolicy, Mapping[str, Any]], None]]] = {
     "preprocess": (("dataset", "root", "recipe", "store", "labels", "n_workers", "options",
                     "progress", "dask_address"), _check_preprocess),
+    "train": (tuple(TRAIN_DEFAULTS), _check_train),
 }
 
 

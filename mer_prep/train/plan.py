@@ -76,13 +76,25 @@ class RunPlan:
 
     def folds(self) -> Iterator[FoldData]:
         """Each fold's data in memory, built when asked (one fold at a time)."""
-        validation = self.preset.selection == "validation"
         for index, (name, train, test, _) in enumerate(self.store.folds(self.split)):
-            yield build_fold(
-                self.data, index, name, train, test, unit=self.header.unit,
-                augmented=self.augmented, weighted=self.class_weights, validation=validation,
-                seed=self.fold_seed(index), leaky=self.header.leaky,
-                smote=self.store.smote(self.split, index) if self.smote else None)
+            yield self._build(index, name, train, test)
+
+    def fold(self, index: int) -> FoldData:
+        """Fold ``index`` alone (what a Dask task of one fold builds), equal to the
+        ``index``-th of :meth:`folds`."""
+        for i, (name, train, test, _) in enumerate(self.store.folds(self.split)):
+            if i == index:
+                return self._build(index, name, train, test)
+        raise TrainSetupError(f"split {self.split!r} has no fold {index} "
+                              f"({self.header.n_folds} folds)")
+
+    def _build(self, index: int, name: str, train, test) -> FoldData:
+        return build_fold(
+            self.data, index, name, train, test, unit=self.header.unit,
+            augmented=self.augmented, weighted=self.class_weights,
+            validation=self.preset.selection == "validation", seed=self.fold_seed(index),
+            leaky=self.header.leaky,
+            smote=self.store.smote(self.split, index) if self.smote else None)
 
     def train_fold(self, fold: FoldData, *, progress: bool = False) -> FoldResult:
         return train_fold(fold, self.spec, self.config, self.preset, self.fold_seed(fold),

@@ -1,0 +1,332 @@
+"""The ``train`` flow: thin wiring of ``mer_prep.train`` over Prefect tasks on a Dask cluster.
+
+open the store version (the ``version`` tag, else the latest) → one task per fold, or per group
+of ``folds_per_task`` folds for light models, each planning the run on its worker (the store
+read once per worker process, at that exact snapshot) and training its folds → gather →
+pooled metrics and the run record, written once on the store's ``runs`` branch → a markdown
+artifact (scores, per-fold and per-class tables, the confusion matrix). A fold that still fails
+after its retries fails the run, and nothing is recorded. A fold whose worker dies (SIGKILL,
+OOM) is rerun on another worker by Dask.
+
+**GPUs.** A GPU worker is a plain Dask worker started with a ``GPU`` resource, one per GPU
+(``dask worker ADDRESS --nthreads 1 --resources GPU=1``, ``CUDA_VISIBLE_DEVICES`` naming its
+GPU). The fold tasks of a CUDA run ask for one (``dask.annotate(resources={"GPU": 1})``), so
+each GPU trains one fold at a time and no fold lands on a worker without one; CPU runs ask for
+nothing. The flow's own process needs neither PyTorch nor a GPU: planning and training happen
+on the workers; the flow combines the folds' results (numpy) and writes the record.
+
+Started by a deployment, the flow checks its parameters against ``mer-prep.toml``
+(``Config.check_run(parameters, flow="train")``) and re-enters itself as a subflow on a Dask
+task runner chosen by ``dask_address`` / ``n_workers`` (see ``flows.cluster``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import dask
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+from prefect.context import FlowRunContext
+from prefect.futures import as_completed
+from prefect_dask import DaskTaskRunner
+
+from mer_prep.config.trainings import task_resources
+from mer_prep.errors import InvalidArgumentError, MerPrepError
+from mer_prep.train.records import FoldResult, RunHeader, RunRecord, combine_folds, new_run_id
+from mer_prep.train.runs_store import save_run
+
+from flows.cluster import dask_task_runner
+from flows.deployments import check_served_run
+from flows.runtime import without_heartbeats
+
+#: How long a run waits for a worker with the resources its folds need before it fails.
+RESOURCE_WAIT_S = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldJob:
+    """What a fold task needs: the run's plan arguments (store and exact snapshot included)
+    and the indices of the folds it trains. Small and picklable."""
+
+    store: str
+    snapshot_id: str
+    model: str
+    variant: str | None
+    split: str
+    device: str
+    seed: int
+    epochs: int | None
+    batch_size: int | None
+    lr: float | None
+    selection: str | None
+    config: str                  # JSON of the model config overrides (hashable, ordered)
+    keep_checkpoints: bool
+    folds: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return "+".join(map(str, self.folds))
+
+    def plan_key(self) -> tuple:
+        return dataclasses.astuple(dataclasses.replace(self, folds=()))
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldsDone:
+    """A fold task's result: the run header as planned on the worker, the folds' results and
+    the worker that trained them."""
+
+    header: RunHeader
+    results: list[FoldResult]
+    worker: str
+
+
+# The plans a worker process holds (the store's arrays in memory): the latest two, so that the
+# folds of one run read the store once per worker, and two runs sharing a worker do not thrash.
+_PLANS: OrderedDict = OrderedDict()
+_PLANS_LOCK = threading.Lock()
+_PLANS_KEPT = 2
+
+
+def _plan(job: FoldJob):
+    """The run's plan on this worker (cached per process), at exactly ``job.snapshot_id``."""
+    key = job.plan_key()
+    with _PLANS_LOCK:
+        if key in _PLANS:
+            _PLANS.move_to_end(key)
+            return _PLANS[key]
+        from mer_prep.store.reader import FeatureStore
+        from mer_prep.store.repo import StoreLocation, open_repository
+        from mer_prep.train.plan import plan_run
+
+        location = StoreLocation.parse(job.store)
+        repo = open_repository(location)
+        store = FeatureStore(location, repo, repo.readonly_session(snapshot_id=job.snapshot_id))
+        plan = plan_run(store, job.model, split=job.split, variant=job.variant,
+                        epochs=job.epochs, batch_size=job.batch_size, lr=job.lr,
+                        device=job.device, seed=job.seed, config=json.loads(job.config),
+                        selection=job.selection, keep_checkpoints=job.keep_checkpoints)
+        _PLANS[key] = plan
+        while len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
+        return plan
+
+
+def _retry_unless_setup(task, task_run, state) -> bool:  # noqa: ARG001
+    """Prefect's retry condition: a run that cannot start (a bad variant, a split the store does
+    not have: ``MerPrepError``) fails at once; anything else (a lost worker, CUDA) is retried."""
+    try:
+        state.result(raise_on_failure=True)
+    except MerPrepError:
+        return False
+    except BaseException:  # noqa: BLE001 - anything else: the retry policy decides
+        return True
+    return True
+
+
+@task(name="train-folds", task_run_name="fold-{job.label}", cache_policy=NONE, retries=1,
+      retry_condition_fn=_retry_unless_setup)
+def train_folds(job: FoldJob) -> FoldsDone:
+    """Train ``job.folds`` on this Dask worker (PyTorch on one thread on CPU: one worker, one
+    core)."""
+    from distributed import get_worker
+
+    from mer_prep.threads import pin_threads
+    from mer_prep.train.errors import torch_or_raise
+
+    torch = torch_or_raise()
+    pin_threads(1)
+    if job.device == "cpu":
+        torch.set_num_threads(1)
+    plan = _plan(job)
+    results = [plan.train_fold(plan.fold(index)) for index in job.folds]
+    try:
+        worker = get_worker().address
+    except ValueError:
+        worker = "local"
+    return FoldsDone(plan.header, results, worker)
+
+
+def run_name() -> str:
+    """``<dataset>-<model>-<split>`` (``casme2-ha3dnet-loso``)."""
+    from prefect.runtime import flow_run
+
+    p = flow_run.parameters
+    return run_name_of(p.get("dataset"), p.get("store", "store"), p.get("model", "mbcc"),
+                       p.get("split", "loso"))
+
+
+@flow(name="train", flow_run_name=run_name, log_prints=True)
+def train(store: str, dataset: str | None = None, model: str = "mbcc",
+          variant: str | None = None, split: str = "loso", device: str = "cpu",
+          version: str | None = None, seed: int = 0, epochs: int | None = None,
+          batch_size: int | None = None, lr: float | None = None, selection: str | None = None,
+          config: dict | None = None, keep_checkpoints: bool = False, n_workers: int = 2,
+          dask_address: str | None = None, resources: dict[str, float] | None = None,
+          folds_per_task: int = 1) -> RunRecord:
+    """Train ``model`` on every fold of ``split`` of ``store`` at ``version`` (a tag; None: the
+    latest) on Dask workers, record the run on the store and return its record.
+
+    resources: Dask resources each fold task needs (None: ``{"GPU": 1}`` on CUDA, none on
+    CPU); folds_per_task: folds trained by one task (light models: fewer, coarser tasks).
+    """
+    parameters = dict(store=store, dataset=dataset, model=model, variant=variant, split=split,
+                      device=device, version=version, seed=seed, epochs=epochs,
+                      batch_size=batch_size, lr=lr, selection=selection, config=config,
+                      keep_checkpoints=keep_checkpoints, n_workers=n_workers,
+                      dask_address=dask_address, resources=resources,
+                      folds_per_task=folds_per_task)
+    context = FlowRunContext.get()
+    if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
+        check_served_run(parameters, flow="train")  # before any connection or store access
+        runner = dask_task_runner(dask_address, n_workers, task_resources(resources, device))
+        with without_heartbeats():
+            return train.with_options(task_runner=runner)(**parameters)
+    return _train(**parameters)
+
+
+def _train(store, dataset, model, variant, split, device, version, seed, epochs, batch_size,
+           lr, selection, config, keep_checkpoints, n_workers, dask_address, resources,
+           folds_per_task) -> RunRecord:
+    from mer_prep.store.reader import open_store
+
+    logger = get_run_logger()
+    started = time.perf_counter()
+    if folds_per_task < 1:
+        raise InvalidArgumentError(f"folds_per_task must be >= 1, got {folds_per_task}")
+    opened = open_store(store, version)
+    snapshot, n_folds = opened.session.snapshot_id, opened.split(split).n_folds
+    if n_folds < 1:
+        raise InvalidArgumentError(f"split {split!r} of {opened.path} has no folds")
+    logger.info("%s: %s on %s version %s (snapshot %s), %d folds of %s", run_name_of(
+        dataset, store, model, split), model, opened.path, opened.version_id, snapshot,
+        n_folds, split)
+    base = FoldJob(store=opened.path, snapshot_id=snapshot, model=model, variant=variant,
+                   split=split, device=device, seed=int(seed), epochs=epochs,
+                   batch_size=batch_size, lr=lr, selection=selection,
+                   config=json.dumps(config or {}, sort_keys=True),
+                   keep_checkpoints=keep_checkpoints, folds=())
+    needs = task_resources(resources, device)
+    _wait_for_resources(needs)
+    annotation = dask.annotate(resources=needs) if needs else contextlib.nullcontext()
+    with annotation:
+        futures = [train_folds.submit(dataclasses.replace(base, folds=tuple(group)))
+                   for group in fold_groups(n_folds, folds_per_task)]
+    done: list[FoldsDone] = []
+    for future in as_completed(futures):
+        finished = future.result()  # a fold that failed after its retries fails the run here
+        done.append(finished)
+        logger.info("fold(s) %s trained on %s", ", ".join(r.name for r in finished.results),
+                    finished.worker)
+    header = dataclasses.replace(
+        done[0].header, run_id=new_run_id(done[0].header.model),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    results = [result for finished in done for result in finished.results]
+    workers = {result.name: finished.worker for finished in done for result in finished.results}
+    record = combine_folds(results, header, duration_s=time.perf_counter() - started,
+                           timings={"fold_workers": workers, "n_tasks": len(futures),
+                                    "folds_per_task": folds_per_task})
+    save_run(opened.path, record)
+    logger.info("recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f", record.run_id,
+                opened.path, record.uf1, record.uar, record.accuracy)
+    _publish(record, dataset)
+    return record
+
+
+def run_name_of(dataset, store, model, split) -> str:
+    """``<dataset>-<model>-<split>``, the store's folder name standing in for a dataset."""
+    what = dataset or str(store).rstrip("/").rsplit("/", 1)[-1]
+    return f"{what}-{model}-{split}"
+
+
+def fold_groups(n_folds: int, per_task: int) -> list[range]:
+    """Consecutive folds, ``per_task`` to a task (the last group may be shorter)."""
+    return [range(i, min(i + per_task, n_folds)) for i in range(0, n_folds, per_task)]
+
+
+def _wait_for_resources(needs: dict[str, float] | None, timeout: float = RESOURCE_WAIT_S) -> None:
+    """Wait until some worker of the run's cluster has ``needs`` (a task asking for a resource
+    no worker has would wait forever); ``InvalidArgumentError`` naming how to start one."""
+    if not needs:
+        return
+    client = FlowRunContext.get().task_runner.client
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        if any(all(w.get("resources", {}).get(k, 0) >= v for k, v in needs.items())
+               for w in workers):
+            return
+        if time.monotonic() > deadline:
+            wanted = " ".join(f"{k}={v:g}" for k, v in needs.items())
+            raise InvalidArgumentError(
+                f"no Dask worker of {client.scheduler.address} has the resources {wanted} the "
+                f"folds need (after {timeout:.0f} s); start one with `dask worker ADDRESS "
+                f"--nthreads 1 --resources {wanted}`")
+        time.sleep(0.5)
+
+
+def artifact_key(dataset: str | None, model: str, split: str) -> str:
+    """``train-<dataset>-<model>-<split>``, as Prefect wants keys."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"train-{dataset or 'store'}-{model}-{split}".lower())
+
+
+def training_report(record: RunRecord) -> str:
+    """The artifact's markdown: ``mer_prep.plot.run_markdown`` (scores, confusion matrix image,
+    per-fold table), then per-class scores, the store version and the run's settings."""
+    from mer_prep.plot.runs import run_markdown
+
+    metrics, names = record.metrics, record.store["class_names"]
+    confusion = metrics.get("confusion") or [[0] * len(names)] * len(names)
+    lines = [run_markdown(record), "## per class", "",
+             "| class | n | F1 | recall |", "|---|---:|---:|---:|"]
+    for k, name in enumerate(names):
+        lines.append(f"| {name} | {sum(confusion[k])} | "
+                     f"{_fmt((metrics.get('per_class_f1') or {}).get(name))} | "
+                     f"{_fmt((metrics.get('per_class_recall') or {}).get(name))} |")
+    lines += ["", "## store and run", "",
+              f"- store: `{record.store['location']}`",
+              f"- version: `{record.version_id}`, snapshot `{record.snapshot_id}`",
+              f"- split: `{record.split}` ({record.split_kind}), "
+              f"{'LEAKY (sample-level)' if record.leaky else 'subject-independent'}",
+              f"- model: {record.model}/{record.variant}, seed {record.seed}, device "
+              f"{record.device}, {record.n_folds} folds in {record.duration_s:.1f} s", ""]
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _publish(record: RunRecord, dataset: str | None) -> None:
+    """The run's markdown artifact (never fatal)."""
+    try:
+        create_markdown_artifact(markdown=training_report(record),
+                                 key=artifact_key(dataset, record.model, record.split),
+                                 description=f"train {record.model}/{record.variant} on "
+                                             f"{record.version_id}: UF1 {record.uf1:.3f}")
+    except Exception as error:  # noqa: BLE001
+        get_run_logger().warning("could not publish the run's artifact: %s", error)
+
+
+def run_train(store: str, model: str = "mbcc", *, n_workers: int = 2,
+              dask_address: str | None = None, **parameters: Any) -> RunRecord:
+    """Run the flow on a Dask task runner from this process (``mer-prep train --dask-address``,
+    tests, benches): Prefect's API from ``PREFECT_API_URL``, else a private one."""
+    from flows.runtime import prefect_api, sigterm_interrupts
+
+    with sigterm_interrupts(), prefect_api():
+        runner = dask_task_runner(dask_address, n_workers, task_resources(
+            parameters.get("resources"), parameters.get("device", "cpu")))
+        return train.with_options(task_runner=runner)(
+            store=str(store), model=model, n_workers=n_workers, dask_address=dask_address,
+            **parameters)

@@ -1,0 +1,150 @@
+"""Training entries of the project configuration: ``[trainings.<name>]``, one deployment
+``train/<dataset>-<model>`` each.
+
+    [trainings.casme2-ha3dnet]
+    dataset = "casme2"          # a configured dataset
+    recipe = "ha3d"             # one of the dataset's recipes (default: its first)
+    model = "ha3dnet"           # `mer-prep models`
+    variant = "plain"           # default: the model's
+    split = "loso"              # loso, megc2019 or a split stored on each version
+    device = "cuda"             # cpu | cuda: a CUDA run's fold tasks need a Dask worker with GPU=1
+    n_workers = 2               # local Dask workers (when no dask_address); at most this many
+    cron = "0 6 * * *"          # optional schedule; runs on the store's latest version
+    on_commit = true            # train every new version a preprocessing run commits (default)
+
+Optional: ``name`` (the deployment's name when two trainings share dataset and model),
+``dask_address`` (default: the dataset's), ``resources`` (Dask resources each fold task needs;
+default ``{GPU = 1}`` on CUDA, none on CPU), ``seed``, ``epochs``, ``batch_size``, ``lr``,
+``selection``, ``config`` (model config overrides, as ``mer-prep train --set``),
+``folds_per_task`` (folds per Dask task: more than 1 for light models), ``keep_checkpoints``,
+``timezone``, ``paused``, ``enabled``.
+
+Checked on load: the dataset is configured, the recipe is one of its recipes, the device, the
+cron expression and, where PyTorch is installed, the model and variant. A served training run
+may only use the values its entry configures (``policy.check_train``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mer_prep.errors import MerPrepError
+
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+GPU_RESOURCE = "GPU"
+
+
+def check_cron(value: str | None) -> str | None:
+    """``value`` unless it is not a cron expression (``ValueError``)."""
+    if value is not None:
+        import datetime as dt
+
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(value, dt.datetime(2000, 1, 1))
+        except CronSimError as error:
+            raise ValueError(f"not a cron expression: {value!r} ({error})") from None
+    return value
+
+
+class TrainingConfig(BaseModel):
+    """One ``[trainings.<name>]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str
+    model: str
+    recipe: str | None = None
+    variant: str | None = None
+    split: str = Field("loso", min_length=1)
+    device: str = "cpu"
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    n_workers: int | None = Field(None, ge=1)
+    dask_address: str | None = None
+    resources: dict[str, float] | None = None
+    seed: int = 0
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    selection: Literal["validation", "last_epoch"] | None = None
+    config: dict[str, Any] | None = None
+    folds_per_task: int = Field(1, ge=1)
+    keep_checkpoints: bool = False
+    cron: str | None = None
+    timezone: str | None = None
+    paused: bool = False
+    enabled: bool = True
+    on_commit: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE.fullmatch(value):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, not {value!r}")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return check_cron(value)
+
+    @model_validator(mode="after")
+    def _model_and_variant(self) -> TrainingConfig:
+        """The model and variant exist (checked where PyTorch is installed; the run checks
+        them again on its worker either way)."""
+        if importlib.util.find_spec("torch") is None:
+            return self
+        from mer_prep.models import get_model
+
+        try:
+            spec = get_model(self.model)
+        except MerPrepError as error:
+            raise ValueError(str(error)) from None
+        if self.variant is not None and self.variant not in spec.variants:
+            raise ValueError(f"model {spec.name} has no variant {self.variant!r}; valid: "
+                             f"{', '.join(spec.variants)}")
+        return self
+
+    def deployment_name(self) -> str:
+        return self.name or f"{self.dataset}-{self.model}"
+
+def task_resources(resources: dict[str, float] | None, device: str) -> dict[str, float] | None:
+    """Dask resources each fold task of a run asks for: ``resources`` as given, else one GPU
+    on a CUDA device and none on CPU (``{}``: none)."""
+    if resources is not None:
+        return dict(resources) or None
+    return {GPU_RESOURCE: 1} if str(device).startswith("cuda") else None
+
+
+def check_trainings(trainings: dict[str, TrainingConfig], datasets: dict) -> None:
+    """Raise ``ValueError`` (reported with its place) for a training of an unknown dataset, or
+    two trainings that would register the same deployment."""
+    seen: dict[str, str] = {}
+    for key, training in trainings.items():
+        if training.dataset not in datasets:
+            raise ValueError(f"trainings.{key}.dataset: {training.dataset!r} is not a configured "
+                             f"dataset (configured: {', '.join(datasets)})")
+        name = training.deployment_name()
+        if name in seen:
+            raise ValueError(f"trainings.{key}: deployment train/{name} is also trainings."
+                             f"{seen[name]}'s; give one of them `name = \"...\"`")
+        seen[name] = key
+
+
+def train_parameters(training: TrainingConfig, store: str, n_workers: int,
+                     dask_address: str | None) -> dict[str, Any]:
+    """The ``train`` flow's default parameters of a training deployment (``version`` None:
+    the store's latest version; a trigger passes the version a preprocessing run committed)."""
+    return {"dataset": training.dataset, "store": store, "model": training.model,
+            "variant": training.variant, "split": training.split, "device": training.device,
+            "version": None, "seed": training.seed, "epochs": training.epochs,
+            "batch_size": training.batch_size, "lr": training.lr,
+            "selection": training.selection, "config": dict(training.config or {}),
+            "keep_checkpoints": training.keep_checkpoints, "n_workers": n_workers,
+            "dask_address": dask_address, "resources": training.resources,
+            "folds_per_task": training.folds_per_task}
