@@ -71,3 +71,23 @@ def test_store_locations_parse_once_to_one_value(tmp_path):
     assert StoreLocation.parse("s3://b/p/").url == "s3://b/p"
     assert StoreLocation.parse("rel/x", base=tmp_path) == StoreLocation.parse(tmp_path / "rel/x")
     assert not StoreLocation.parse(tmp_path).is_remote
+
+
+def test_a_user_composite_declared_in_the_config_is_a_dataset(tmp_path):
+    from mer_prep.datasets import dataset_names, unregister_composite
+
+    (tmp_path / "CASME2").mkdir()
+    (tmp_path / "SAMM").mkdir()
+    path = _write(tmp_path, f'[composites.lab]\nparts = ["casme2", "samm"]\n'
+                            f'[datasets.lab]\nroot = {{ casme2 = "{tmp_path / "CASME2"}", '
+                            f'samm = "{tmp_path / "SAMM"}" }}\n')
+    try:
+        (spec,) = load_config(path).deployments()
+        assert spec.dataset == "lab" and "lab" in dataset_names()
+        assert set(spec.parameters["root"]) == {"casme2", "samm"}
+        bad = _write(tmp_path, '[composites.lab2]\nparts = ["casme2", "nosuch"]\n'
+                               f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n')
+        with pytest.raises(ConfigError, match="composites.lab2"):
+            load_config(bad)
+    finally:
+        unregister_composite("lab")
