@@ -50,8 +50,9 @@ def write_version(plan, failed=()):
         if i in failed:
             rows.append(sample_row(sample, plan.class_names, status="failed", error="no face"))
         else:
-            SampleWriter(fork, specs).write(i, sample_arrays(i))
-            rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i]))
+            crc = SampleWriter(fork, specs).write(i, sample_arrays(i))
+            rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i],
+                                   content_crc=crc))
         forks.append(pickle.loads(pickle.dumps(fork)))
     failures = [Failure.from_problem(p) for p in plan.problems]
     return writer.finish(forks, rows, failures)

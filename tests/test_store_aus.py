@@ -343,9 +343,11 @@ def _write_fake(plan, extra=lambda i: {}):
         sample_writer = SampleWriter(fork, plan.arrays)
         rows = []
         for i, sample in enumerate(plan.samples):
-            sample_writer.write(i, {"frames": np.full((2, 64, 64), i / 10, np.float16),
-                                    "landmarks": np.full((68, 2), i, np.float32), **extra(i)})
-            rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i]))
+            crc = sample_writer.write(i, {"frames": np.full((2, 64, 64), i / 10, np.float16),
+                                          "landmarks": np.full((68, 2), i, np.float32),
+                                          **extra(i)})
+            rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i],
+                                   content_crc=crc))
         return writer.finish([fork], rows, [Failure.from_problem(p) for p in plan.problems])
     except BaseException:
         writer.abort()

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import signal
 import threading
@@ -55,7 +56,7 @@ import zarr.api.asynchronous
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from zarr.core.sync import sync
 
-from mer_prep.errors import StoreWriteError, VersionConflictError
+from mer_prep.errors import PipelineError, StoreWriteError, VersionConflictError
 from mer_prep.recipes import ArraySpec
 from mer_prep.sample import Failure
 from mer_prep.store.gc import remove_abandoned_branches, scratch_branch
@@ -248,8 +249,18 @@ class VersionWriter:
 
         The version is committed under ``self.version_id``: the plan's id, or when rows failed
         transiently ``incomplete_version_id`` (see ``mer_prep.store.versions``). ``rows``: the
-        table rows in store order; the ``aus`` array is built from their samples' AUs."""
+        table rows in store order; the ``aus`` array is built from their samples' AUs. Every
+        processed row written by this run must carry its arrays' CRC-32C (``content_crc``, what
+        ``SampleWriter.write`` returns): a version whose rows could not be checked on read is
+        refused."""
         plan = self.plan
+        for index, row in enumerate(rows):
+            if row["status"] == "ok" and index not in self.reused:
+                recorded = json.loads(row.get("content_crc32c") or "{}")
+                if set(recorded) != set(plan.arrays):
+                    raise PipelineError(f"row {index} ({row['sample_id']}) carries no content "
+                                        f"checksum of {sorted(set(plan.arrays) - set(recorded))}: "
+                                        f"pass what SampleWriter.write returns to sample_row")
         complete = not any(r["status"] != "ok" and r.get("failure_kind") == TRANSIENT
                            for r in rows)
         self.version_id = version_id = (plan.version_id if complete
