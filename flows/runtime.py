@@ -38,7 +38,9 @@ from pathlib import Path
 
 # Always the same for every Prefect process of this project: no telemetry, quiet Dask.
 _FIXED = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-          "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning"}
+          # errors only: on Ctrl-C every worker logs a WARNING per cancelled task, and the run
+          # must stop with one line
+          "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
 
 
 def prefect_environment(home: str | os.PathLike, *, logging_level: str = "INFO") -> None:

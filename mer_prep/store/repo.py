@@ -32,6 +32,9 @@ from mer_prep.errors import StoreLocationError, StoreNotFoundError
 ic.set_logs_filter(os.environ.get("MER_PREP_ICECHUNK_LOG", "icechunk=error"))
 
 MAIN = "main"
+#: What an Icechunk repository on local disk consists of.
+_REPOSITORY_ENTRIES = {"chunks", "manifests", "refs", "snapshots", "transactions", "config.yaml",
+                       "repo", "overwritten"}
 S3_SCHEME = "s3://"
 
 
@@ -130,7 +133,9 @@ def open_repository(location: Location, *, create: bool = False) -> ic.Repositor
         raise StoreNotFoundError(f"no mer-prep store at {where}")
     storage = where.storage()
     if not where.is_remote:
-        if where.path.is_dir() and any(where.path.iterdir()):
+        foreign = ({p.name for p in where.path.iterdir()} - _REPOSITORY_ENTRIES
+                   if where.path.is_dir() else set())
+        if foreign:  # (a repository's own entries: another run is creating it right now)
             raise StoreLocationError(f"{where} is a folder with files in it but no mer-prep "
                                      f"store: give an empty or new folder for the store")
         where.path.mkdir(parents=True, exist_ok=True)
