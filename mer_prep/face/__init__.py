@@ -5,13 +5,25 @@ RGB, uint8 unless stated; points are ``(x, y)`` pixels with pixel centres on int
 ``(height, width)``; affine matrices are ``(2, 3)`` source -> output.
 """
 
-from mer_prep.face.align import (align_clip, alignment_matrix, crop_box, resize_frames,
-                                 source_window, transform_points, warp_frames)
+from mer_prep.face.align import (
+                                 align_clip,
+                                 alignment_matrix,
+                                 crop_box,
+                                 resize_frames,
+                                 source_window,
+                                 transform_points,
+                                 warp_frames,
+)
 from mer_prep.face.cascade import detect_clip_face
 from mer_prep.face.detect import FaceBox, cascade_path, detect_face
 from mer_prep.face.frames import read_depth_frames, read_frames, read_video_frames
 from mer_prep.face.intensity import to_gray, to_unit
-from mer_prep.face.landmarks import MIRROR_68, eye_centers, fit_landmarks, predictor_path
+from mer_prep.face.landmarks import (
+                                 MIRROR_68,
+                                 eye_centers,
+                                 fit_landmarks,
+                                 predictor_path,
+)
 from mer_prep.face.mask import REGION_GROUPS, REGIONS, apply_mask, region_mask
 from mer_prep.face.split import landmark_split_row, split_halves
 

@@ -25,7 +25,6 @@ resolution by the caller. See ``bench/detect.py`` for the speed and landmark err
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -36,8 +35,9 @@ import cv2
 import dlib
 import numpy as np
 
-from mer_prep.errors import EnvironmentProblem, InvalidArgumentError, NoFaceError
+from mer_prep.errors import InvalidArgumentError, NoFaceError
 from mer_prep.face.detect import FaceBox, _as_dlib_image, _detect_cascade, _detect_hog
+from mer_prep.face.landmarks import model_file
 
 __all__ = ["detect_clip_face", "detection_scale", "cnn_model_path", "HOG_SHORT_SIDE",
            "CNN_SHORT_SIDE", "HOG_UP_MAX_SHORT_SIDE", "LOW_THRESHOLD", "NEXT_FRAMES"]
@@ -61,20 +61,8 @@ _CNN_SHIFT_DOWN = 0.10
 
 
 def cnn_model_path() -> Path:
-    """Path of dlib's CNN face detector shipped by ``face-recognition-models``.
-
-    Found through the import system without importing the package (its ``__init__`` needs
-    ``pkg_resources``, gone from setuptools >= 82).
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise EnvironmentProblem("the face-recognition-models package is not installed; it ships "
-                                 "dlib's CNN face detector")
-    path = Path(next(iter(spec.submodule_search_locations)), "models",
-                "mmod_human_face_detector.dat")
-    if not path.is_file():
-        raise EnvironmentProblem(f"CNN face detector model missing: {path}")
-    return path
+    """Path of dlib's CNN face detector shipped by ``face-recognition-models``."""
+    return model_file("mmod_human_face_detector.dat", "CNN face detector")
 
 
 _local = threading.local()

@@ -57,21 +57,26 @@ _lock = threading.Lock()
 _predictor: dlib.shape_predictor | None = None
 
 
-def predictor_path() -> Path:
-    """Path of the 68-point model shipped by the ``face-recognition-models`` package.
+def model_file(name: str, what: str) -> Path:
+    """Path of the model file ``name`` shipped by the ``face-recognition-models`` package
+    (``what`` names it in errors).
 
     Found through the import system without importing the package: its ``__init__`` imports
     ``pkg_resources``, which setuptools >= 82 no longer provides.
     """
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise EnvironmentProblem("the face-recognition-models package is not installed; it ships "
-                           "dlib's 68-point landmark model")
-    path = Path(next(iter(spec.submodule_search_locations)), "models",
-                "shape_predictor_68_face_landmarks.dat")
+        raise EnvironmentProblem(f"the face-recognition-models package is not installed; it "
+                                 f"ships dlib's {what}")
+    path = Path(next(iter(spec.submodule_search_locations)), "models", name)
     if not path.is_file():
-        raise EnvironmentProblem(f"68-point landmark model missing: {path}")
+        raise EnvironmentProblem(f"{what} missing: {path}")
     return path
+
+
+def predictor_path() -> Path:
+    """Path of dlib's 68-point landmark model."""
+    return model_file("shape_predictor_68_face_landmarks.dat", "68-point landmark model")
 
 
 def _shape_predictor() -> dlib.shape_predictor:
