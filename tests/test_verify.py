@@ -141,3 +141,27 @@ def test_the_decoded_array_cache_is_exact_keyed_by_snapshot_and_checked(tmp_path
     assert array_cache.cache_dir() == tmp_path / "cache"
     monkeypatch.setenv("MER_PREP_CACHE", "off")
     assert array_cache.cache_dir() is None
+
+
+def test_a_row_whose_chunk_reference_is_lost_raises_instead_of_reading_zeros(tmp_path):
+    """A manifest that lost a chunk's reference reads back as the fill value (zeros) in zarr;
+    the content checksum the writer recorded for that row makes it an error (bulk, per-sample
+    and verify), found first as a rare flipped bit in a manifest."""
+    import zarr
+
+    from mer_prep.store.repo import open_repository
+
+    store_path = tmp_path / "s"
+    write_version(make_plan(store_path, n=3))
+    session = open_repository(store_path).writable_session("main")
+    group = zarr.open_group(session.store, mode="r+")
+    group["frames"][1] = 0  # an all-fill chunk is not stored: the reference is gone
+    session.commit("drop the reference of row 1's frames chunk")
+    store = open_store(store_path)
+    with pytest.raises(CorruptDataError, match="array 'frames', sample casme2/sub"):
+        store.array("frames")
+    with pytest.raises(CorruptDataError, match="frames: row 1 reads back another content"):
+        store.sample(1)
+    assert np.array_equal(store.sample(0)["frames"], test_store.sample_arrays(0)["frames"])
+    (finding,) = verify_store(store_path)
+    assert (finding.array, finding.row) == ("frames", 1)

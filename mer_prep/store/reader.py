@@ -202,8 +202,8 @@ class FeatureStore:
         for row in rows:
             stored = int(self._ok_rows[row])
             try:
-                array[stored]
-            except ValueError as found:
+                check_content(array[stored], self._content_crcs(name, [stored])[0], name, stored)
+            except (ValueError, CorruptDataError) as found:
                 sample = self.table_all["sample_id"].iloc[stored]
                 return CorruptDataError(f"store {self.location}: array {name!r}, sample {sample} "
                                         f"(row {row}) is corrupt ({found}); run `mer-prep "
@@ -330,8 +330,9 @@ class FeatureStore:
 
     def _fails(self, name: str, stored_row: int) -> bool:
         try:
-            self.group[name][stored_row]
-        except ValueError:
+            check_content(self.group[name][stored_row],
+                          self._content_crcs(name, [stored_row])[0], name, stored_row)
+        except (ValueError, CorruptDataError):
             return True
         return False
 
@@ -342,7 +343,8 @@ class FeatureStore:
         def read(rows: np.ndarray) -> np.ndarray:
             rows = np.asarray(rows, dtype=np.int64)
             try:
-                return read_rows(array, ok[rows], what=f"store {self.location}: {name}")
+                return read_rows(array, ok[rows], what=f"store {self.location}: {name}",
+                                 expected=self._content_crcs(name, ok[rows]))
             except (ValueError, CorruptDataError) as error:
                 raise self._corruption(name, rows, error) from error
 
