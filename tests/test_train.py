@@ -53,11 +53,16 @@ DATASET = {"n_subjects": 8, "clips_per_subject": 3, "seed": 2, "classes": CLASSE
 # Small configs: each LOSO run is a few seconds on one CPU thread.
 MBCC = {"filters": (8, 16), "dense": 32}
 MBCC_RUN = {"variant": "difference", "config": MBCC, "epochs": 4, "batch_size": 4, "lr": 3e-3}
-# mer3dcnn with the flatten head: at 4x32x32 it is small (4 x 2x16x16 features). The gap head
-# stays at chance here (one conv layer, then a global mean: the faces' static texture swamps the
-# motion, and it does not even fit the training folds).
+# mer3dcnn: the flatten head (4 x 2x16x16 features) for the engine's tests; the gap head (the
+# issue's light switch) for the learning check. A global mean after one conv layer keeps no
+# position, so the filters must tell brow, nose and lip motion apart by their local pattern
+# alone. Measured LOSO UAR at 32x32: from the frames 0.33-0.38 (the faces' static texture swamps
+# the motion); from the onset difference with 3x3x3 kernels 0.58-0.71; with 5x5x5 kernels and 16
+# filters 0.75-0.83 over seeds 0-2 (shuffled labels 0.08-0.25).
 MER3D = {"head": "flatten", "filters": 4, "dense": 32, "dropout": 0.0}
-MER3D_RUN = {"config": MER3D, "epochs": 20, "batch_size": 4, "lr": 2e-3}
+MER3D_GAP = {"head": "gap", "inputs": "difference", "filters": 16, "kernel": 5, "dense": 32,
+             "dropout": 0.0}
+MER3D_GAP_RUN = {"config": MER3D_GAP, "epochs": 40, "batch_size": 4, "lr": 3e-3}
 QUICK = {"variant": "difference", "config": MBCC, "epochs": 1, "batch_size": 8}
 
 
@@ -137,7 +142,7 @@ def _uar(plan) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, store, settings", [("mbcc", "mbcc", MBCC_RUN),
-                                                    ("mer3dcnn", "tiny3d", MER3D_RUN)])
+                                                    ("mer3dcnn", "tiny3d", MER3D_GAP_RUN)])
 def test_models_learn_the_expression_not_shuffled_labels(stores, model, store, settings):
     plan = plan_run(stores[store], model, **settings)
     real = _uar(plan)
