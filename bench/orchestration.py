@@ -190,6 +190,10 @@ config = {{ filters = [8, 16], dense = 32 }}
         print(f"{name:<20s} {median['wall']:6.2f} {median['work']:6.2f} "
               f"{median['overhead']:8.2f}   " + " ".join(f"{median[p]:10.2f}" for p in PHASES))
         print(f"{'':<20s} overheads: " + ", ".join(f"{r['overhead']:.2f}" for r in runs))
+        for i, run in enumerate(runs):  # where an outlier's time went
+            if run["overhead"] > 1.3 * median["overhead"]:
+                print(f"{'':<20s} run {i} (outlier): " + ", ".join(
+                    f"{p} {run[p]:.2f}" for p in PHASES))
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"({os.cpu_count()} cores)")
     if throughput:
