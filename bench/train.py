@@ -1,6 +1,6 @@
 """Training-engine speed on CPU: throughput per model, the engine's overhead, and the bulk read.
 
-    python bench/train.py [--repeats 5] [--epochs 3] [--threads 1] [--subjects 8] [--clips 3]
+    python bench/train.py [--repeats 5] [--epochs 3] [--threads 1] [--subjects 16] [--clips 8]
 
 In one run it measures, each figure the median of ``--repeats``:
 
@@ -145,8 +145,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--subjects", type=int, default=8)
-    parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--subjects", type=int, default=16)
+    parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--models", nargs="*", default=list(TINY))
     parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
     args = parser.parse_args()

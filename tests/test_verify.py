@@ -118,6 +118,7 @@ def test_the_decoded_array_cache_is_exact_keyed_by_snapshot_and_checked(tmp_path
     from mer_prep.store import cache as array_cache
 
     monkeypatch.setenv("MER_PREP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(array_cache, "BLOCK", 4096)  # a file of many checksummed blocks
     store_path = tmp_path / "s"
     write_version(make_plan(store_path, n=3))
     store = open_store(store_path)
@@ -132,9 +133,12 @@ def test_the_decoded_array_cache_is_exact_keyed_by_snapshot_and_checked(tmp_path
     monkeypatch.setattr(reader, "read_rows", lambda *a, **k: decodes.append(1) or real_read_rows(*a, **k))
     again = open_store(store_path).array("frames", cache=True)
     assert np.array_equal(again, plain) and decodes == [] and again.flags.writeable
-    _flip_one_bit(files[0], 8 * (files[0].stat().st_size - 100))
-    damaged = open_store(store_path).array("frames", cache=True)
-    assert np.array_equal(damaged, plain) and decodes == [1]
+    size = files[0].stat().st_size
+    assert size > 8 * 4096
+    for n, where in enumerate((size - 100, size // 2), start=1):  # the last and a middle block
+        _flip_one_bit(files[0], 8 * where)
+        damaged = open_store(store_path).array("frames", cache=True)
+        assert np.array_equal(damaged, plain) and len(decodes) == n
     write_version(make_plan(store_path, n=4, fingerprint="7" * 32))  # a new version
     newer = open_store(store_path).array("frames", cache=True)
     assert newer.shape[0] == 4 and len(list((tmp_path / "cache").glob("*.npy"))) == 2
