@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 
 from mer_prep.plot import figures
-from mer_prep.plot.panels import panels, pick_samples, sample_view
+from mer_prep.plot.panels import panels
+from mer_prep.plot.sample_view import pick_samples, sample_view
 
 __all__ = ["markdown_image", "preprocess_images_markdown", "ARTIFACT_PANELS"]
 

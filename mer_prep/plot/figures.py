@@ -16,7 +16,8 @@ from matplotlib.ticker import MaxNLocator
 
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.plot.colour import colour_wheel, flow_scale, flow_to_rgb, heat, robust_max, upscale
-from mer_prep.plot.panels import APEX_RGB, ONSET_RGB, Curve, Panel, SampleView
+from mer_prep.plot.panels import APEX_RGB, ONSET_RGB, Curve, Panel
+from mer_prep.plot.sample_view import SampleView
 
 __all__ = ["new_figure", "figure_png", "draw_curve", "sample_figure", "contact_sheet_figure",
            "flow_figure", "counts_figure", "split_figure", "confusion_figure",

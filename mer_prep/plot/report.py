@@ -32,8 +32,8 @@ from mer_prep.plot.html import (CHART_COLOURS, CSS, Images, esc, figure_html, fm
 from mer_prep.plot.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, DatasetSamples, dataset_roots,
                                    read_thumbnail, resolve_file)
 from mer_prep.plot.colour import REGION_RGB, LANDMARK_RGB, colour_wheel
-from mer_prep.plot.panels import (APEX_RGB, ONSET_RGB, Panel, panels, pick_samples,
-                                  sample_view)
+from mer_prep.plot.panels import APEX_RGB, ONSET_RGB, Panel, panels
+from mer_prep.plot.sample_view import pick_samples, sample_view
 from mer_prep.plot.runs import RunLike, RunPlots, leaderboard
 from mer_prep.plot.store_plots import subject_leaks
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from mer_prep.errors import InvalidArgumentError, UnknownNameError
 from mer_prep.plot import figures
-from mer_prep.plot.panels import SampleView, panels, pick_samples, sample_view
+from mer_prep.plot.panels import panels
+from mer_prep.plot.sample_view import SampleView, pick_samples, sample_view
 
 __all__ = ["StorePlots", "CONTACT_SHEET_PANELS", "subject_leaks"]
 
