@@ -85,6 +85,10 @@ def test_store_aus_are_the_scanned_samples_au_matrix(casme2):
     copies = np.flatnonzero(store.parents >= 0)
     assert copies.size == len(scanned)
     np.testing.assert_array_equal(store.aus[copies], store.aus[store.parents[copies]])
+    dataset = store.xarray()  # the same targets, labelled, beside the arrays
+    assert dataset["aus"].dims == ("sample", "au") and list(dataset["au"]) == store.au_list
+    np.testing.assert_array_equal(dataset["aus"].values, store.aus)
+    assert list(dataset["sample_id"].values) == list(store.table["sample_id"])
     assert store.attrs["au_list"] == store.au_list
 
 

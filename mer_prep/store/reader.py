@@ -212,11 +212,14 @@ class FeatureStore:
                                 f"({error}); run `mer-prep verify {self.location}`")
 
     def xarray(self) -> xr.Dataset:
-        """All arrays as an xarray Dataset with named dims and the table as ``sample`` coords."""
+        """All arrays as an xarray Dataset with named dims and the table as ``sample`` coords;
+        the action units as ``aus`` (sample, au), bool, with the AU numbers as ``au`` coords."""
         variables = {name: (self.attrs["arrays"][name]["dims"], self.dask(name))
                      for name in self.array_names}
+        variables["aus"] = (("sample", "au"), self.aus)
         coords = {col: ("sample", self.table[col].to_numpy())
                   for col in ("sample_id", "dataset", "subject", "clip", "label", "label_name")}
+        coords["au"] = ("au", np.asarray(self.au_list, dtype=np.int64))
         return xr.Dataset(variables, coords=coords, attrs={"version_id": self.version_id,
                                                            "recipe": self.attrs["recipe"]["name"]})
 
