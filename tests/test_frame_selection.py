@@ -66,6 +66,10 @@ def test_fingerprint_covers_the_frames_read_and_nothing_else(tmp_path):
     assert sample_fingerprint(sample, recipe) == before
     (tmp_path / "img65.jpg").write_bytes(b"edited, but never read by mbcc64")
     assert sample_fingerprint(sample, recipe) == before
+    # onset 46: face detection falls back to frames 47-49 when the onset frame shows no face
+    (tmp_path / "img49.jpg").write_bytes(b"edited, read when the onset shows no face")
+    assert sample_fingerprint(sample, recipe) != before
+    before = sample_fingerprint(sample, recipe)
     (tmp_path / "img50.jpg").write_bytes(b"edited apex")
     assert sample_fingerprint(sample, recipe) != before
     relabelled = clip(tmp_path).with_label("surprise")

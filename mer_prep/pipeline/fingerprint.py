@@ -1,8 +1,10 @@
 """Input fingerprints: what a sample's stored arrays depend on, as a content hash.
 
 A sample's fingerprint covers its annotation (onset/apex/offset, label, fps, ...) and the bytes
-of exactly the frames the recipe reads (and, for a recipe that stores depth, the depth frames
-at those positions), so editing any of those changes it and nothing else does.
+of every frame processing may read: the frames the recipe reads, the frames after the onset
+that face detection falls back to when the onset frame shows no face
+(``mer_prep.face.cascade.NEXT_FRAMES``), and, for a recipe that stores depth, the depth frames at
+the recipe's positions. Editing any of those changes it and nothing else does.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from mer_prep.errors import SampleError
-from mer_prep.pipeline.frame_selection import select_frames
+from mer_prep.face.cascade import NEXT_FRAMES
+from mer_prep.pipeline.frame_selection import clip_span, select_frames
 from mer_prep.recipes import Recipe
 from mer_prep.sample import Problem, Sample
 
@@ -86,6 +89,11 @@ def fingerprint_inputs(sample: Sample, recipe: Recipe) -> tuple[str, bool]:
     else:
         for position in sorted(set(positions.tolist())):
             readable &= _hash_file(digest, sample.frame_paths[position])
+        # Read only when the onset frame shows no face; an unreadable one then fails
+        # detection, not the frames' read, so it leaves ``readable`` alone.
+        digest.update(b"detection fallback")
+        for position in _fallback_positions(sample, positions):
+            _hash_file(digest, sample.frame_paths[position])
     if recipe.depth and sample.depth_paths:
         # Depth is read at the stored positions, a subset of those read: hashing all of them
         # keeps the fingerprint independent of the keyframe choice, which needs the pixels.
@@ -94,6 +102,14 @@ def fingerprint_inputs(sample: Sample, recipe: Recipe) -> tuple[str, bool]:
             if position < len(sample.depth_paths):
                 readable &= _hash_file(digest, sample.depth_paths[position])
     return digest.hexdigest()[:32], readable
+
+
+def _fallback_positions(sample: Sample, positions) -> list[int]:
+    """Positions of the frames after the onset that the detection cascade may read, beyond
+    ``positions`` (the recipe's)."""
+    onset = clip_span(sample).onset
+    wanted = range(onset + 1, min(onset + 1 + NEXT_FRAMES, len(sample.frame_paths)))
+    return sorted(set(wanted) - set(positions.tolist()))
 
 
 def dataset_fingerprint(sample_fingerprints: Iterable[str], problems: Iterable[Problem],
