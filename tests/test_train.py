@@ -267,6 +267,17 @@ def test_records_leaky_split_and_pinned_snapshot(stores, tmp_path):
     pinned = open_run_store(path, load_run(path, clean.run_id))
     np.testing.assert_array_equal(pinned.array("frames"), frames)
     assert pinned.version_id == clean.version_id
+    # nor does `gc --keep 1 --tags`: the untagged split snapshot the runs read, and their
+    # version's tag, are kept
+    assert clean.snapshot_id != before.repo.lookup_tag(clean.version_id)  # the split's commit
+    collected = CliRunner().invoke(main, ["gc", str(path), "--keep", "1", "--tags",
+                                          "--grace", "0"])
+    assert collected.exit_code == 0, collected.output
+    assert (f"kept version tag {clean.version_id}: recorded training runs read it"
+            in collected.output) and clean.run_id in collected.output
+    pinned = open_run_store(path, load_run(path, clean.run_id))
+    np.testing.assert_array_equal(pinned.array("frames"), frames)
+    assert open_store(path, clean.version_id).version_id == clean.version_id
 
     # the record reads back whole (predictions, curves, checkpoints), on the runs branch only
     back = load_run(path, clean.run_id)

@@ -175,7 +175,8 @@ def collect_garbage(store, keep, delete_tags, grace):
 
     Removes scratch branches of runs that are provably dead, expires history older than the
     KEEP newest versions, and deletes the chunks nothing reachable uses. Tagged versions stay
-    readable unless --tags is given; other branches (the trainers' `runs`) are never touched.
+    readable unless --tags is given; other branches (the trainers' `runs`) are never touched,
+    and what a recorded training run read (its snapshot, its version's tag) is always kept.
     """
     import datetime as dt
 
@@ -187,6 +188,9 @@ def collect_garbage(store, keep, delete_tags, grace):
         click.echo(f"removed scratch branch {branch} (its run is gone)")
     for tag in report.deleted_tags:
         click.echo(f"deleted version tag {tag}")
+    for tag, runs in report.kept_for_runs.items():
+        click.echo(f"kept version tag {tag}: recorded training runs read it "
+                   f"({', '.join(runs)})")
     click.echo(f"store {store}: freed {report.chunks_deleted} chunks, "
                f"{_size(report.bytes_deleted)} ({report.snapshots_deleted} snapshots, "
                f"{report.manifests_deleted} manifests); kept "

@@ -26,6 +26,9 @@ go too (Icechunk never lets a deleted tag name be created again). Two things are
 - branches other than ``main`` and the scratch branches (the trainers' ``runs`` branch, say):
   their tips stay, and no snapshot that only such a branch reaches is expired (expiry stops at
   the oldest of them), so their history keeps every commit they made;
+- what recorded training runs read: the snapshot each run names (often an untagged one, e.g. a
+  split committed after the version) is not expired, and the tag of its version is not deleted
+  with ``delete_tags`` (``GcReport.kept_for_runs``), so a run's inputs stay readable;
 - live runs: objects newer than ``grace`` (10 minutes by default) or than the start of any
   live scratch branch are kept, since a run's workers write chunks that no snapshot references
   until it commits.
@@ -44,9 +47,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import icechunk as ic
+import zarr
 
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.store.repo import MAIN, Location, open_repository, version_tags
+from mer_prep.store.repo import (MAIN, RUNS_BRANCH, RUNS_GROUP, Location, open_repository,
+                                 version_tags)
 
 SCRATCH_PREFIX = "writing-"
 #: a scratch branch of another host (or without an owner part) older than this is abandoned
@@ -206,6 +211,25 @@ class GcReport:
     bytes_deleted: int = 0
     manifests_deleted: int = 0
     snapshots_deleted: int = 0
+    #: version tags kept beyond ``keep`` because recorded training runs read them: tag -> run ids
+    kept_for_runs: dict[str, list[str]] = field(default_factory=dict)
+
+
+def snapshots_read_by_runs(repo: ic.Repository) -> dict[str, tuple[str, list[str]]]:
+    """snapshot id -> (version tag, run ids) of every training run recorded on the ``runs``
+    branch (records without a snapshot, or no ``runs`` branch: none)."""
+    if RUNS_BRANCH not in repo.list_branches():
+        return {}
+    root = zarr.open_group(repo.readonly_session(branch=RUNS_BRANCH).store, mode="r")
+    if RUNS_GROUP not in root:
+        return {}
+    pins: dict[str, tuple[str, list[str]]] = {}
+    for name, member in root[RUNS_GROUP].members():
+        read = dict(member.attrs).get("store") if isinstance(member, zarr.Group) else None
+        if isinstance(read, dict) and read.get("snapshot_id"):
+            version, runs = pins.setdefault(read["snapshot_id"], (read.get("version_id", ""), []))
+            runs.append(name)
+    return pins
 
 
 def _ancestry(repo: ic.Repository, **ref) -> dict[str, dt.datetime]:
@@ -224,8 +248,15 @@ def collect_garbage(location: Location, *, keep: int = 3, delete_tags: bool = Fa
     report = GcReport(removed_branches=remove_abandoned_branches(repo))
     tags = version_tags(repo)
     report.kept_versions = tags[:keep]
+    pins = snapshots_read_by_runs(repo)
+    read_by = {}
+    for version, runs in pins.values():
+        read_by.setdefault(version, []).extend(runs)
     if delete_tags:
         for tag in tags[keep:]:
+            if tag in read_by:
+                report.kept_for_runs[tag] = sorted(read_by[tag])
+                continue
             repo.delete_tag(tag)
             report.deleted_tags.append(tag)
 
@@ -248,6 +279,11 @@ def collect_garbage(location: Location, *, keep: int = 3, delete_tags: bool = Fa
                if sid not in shared}
         if own:
             older_than = min(older_than, min(own.values()))
+    for snapshot in pins:  # ...nor one a recorded training run read
+        try:
+            older_than = min(older_than, repo.lookup_snapshot(snapshot).written_at)
+        except ic.IcechunkError:  # expired by an older version of this code: nothing to keep
+            pass
     report.expired_snapshots = len(repo.expire_snapshots(older_than))
     summary = repo.garbage_collect(min(collect_before, now))
     report.chunks_deleted = summary.chunks_deleted

@@ -32,13 +32,11 @@ import icechunk as ic
 import numpy as np
 import zarr
 
-from mer_prep.store.repo import MAIN, StoreLocation, open_repository
+from mer_prep.store.repo import MAIN, RUNS_BRANCH, RUNS_GROUP, StoreLocation, open_repository
 from mer_prep.store.writer import COMPRESSORS
 from mer_prep.train.errors import RunRecordError
 from mer_prep.train.records import FoldResult, RunHeader, RunRecord
 
-RUNS_BRANCH = "runs"
-RUNS_GROUP = "runs"
 LOCK_FILE = ".mer-prep-runs.lock"
 SCHEMA = {"schema": "mer-prep/run", "schema_version": 1}
 _HEADER_FIELDS = tuple(RunHeader.__dataclass_fields__)
