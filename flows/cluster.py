@@ -148,7 +148,9 @@ class StandingCluster:
         configure_local_workers()
         self.cluster = LocalCluster(**local_cluster_kwargs(self.n_workers, self.resources))
         self.home.mkdir(parents=True, exist_ok=True)
-        self.directory = Path(tempfile.mkdtemp(prefix="standing-dask-", dir=self.home))  # 0700
+        remove_dead_credentials(self.home)
+        self.directory = Path(tempfile.mkdtemp(prefix=f"standing-dask-{os.getpid()}-",
+                                               dir=self.home))  # 0700
         security = self.cluster.security
         files = {"ca": security.tls_ca_file, "cert": security.tls_client_cert,
                  "key": security.tls_client_key}
@@ -183,6 +185,25 @@ class StandingCluster:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def remove_dead_credentials(home: Path) -> list[Path]:
+    """Remove the credential folders that a ``mer-prep serve`` killed with SIGKILL left in
+    ``home`` (``standing-dask-<pid>-*`` whose process is gone); the ones removed. A folder of a
+    live process, or of a PID now reused by another, is kept: its cluster may be running."""
+    removed = []
+    for folder in home.glob("standing-dask-*-*"):
+        pid = folder.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:  # another user's live process
+            pass
+    return removed
 
 
 def _private_file(path: Path, text: str) -> Path:

@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -100,7 +101,15 @@ def test_the_standing_cluster_is_on_loopback_with_credentials_only_its_user_read
                                dask_task_runner, standing_cluster)
 
     monkeypatch.delenv(STANDING_ENV, raising=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = tmp_path / "home" / f"standing-dask-{dead.pid}-abc123"  # a serve killed -9
+    alive = tmp_path / "home" / f"standing-dask-{os.getppid()}-def456"  # a live serve's
+    for folder in (killed, alive):
+        folder.mkdir(parents=True)
+        (folder / "key.pem").write_text("-----BEGIN PRIVATE KEY-----")
     with StandingCluster(1, tmp_path / "home", {"GPU": 1}) as cluster:
+        assert not killed.exists() and (alive / "key.pem").exists()
         assert cluster.address.startswith("tls://127.0.0.1:")
         info = standing_cluster()
         assert info.address == cluster.address and info.has({"GPU": 1})
