@@ -6,10 +6,11 @@ nanny would start another, while the run itself is shutting down. They ignore SI
 the run stops them itself (``flows.preprocess``), and they still exit at once when their
 parent dies (distributed watches the parent's pipe).
 
-A worker that is being closed while its heartbeat is in flight logs "Failed to communicate
-with scheduler during heartbeat" with a 50-line traceback (its own connection pool is closing):
-expected then, and a cancelled run must stop with one line, so that record is dropped while
-the worker closes. The same failure of a running worker is still logged.
+A worker that is closed while its heartbeat is connecting logs "Failed to communicate with
+scheduler during heartbeat" with a 50-line traceback ending in ``CommClosedError:
+ConnectionPool closing``: its own connection pool is closing, which is expected then, and a
+cancelled run must stop with one line. That record is dropped; a heartbeat that fails for any
+other reason is still logged.
 """
 
 from __future__ import annotations
@@ -18,24 +19,31 @@ import logging
 import signal
 import threading
 
-from distributed.core import Status
-
-_CLOSING = {Status.closing, Status.closing_gracefully, Status.closed}
+from distributed.comm.core import CommClosedError
 
 
-class HeartbeatWhileClosing(logging.Filter):
-    """Drops the heartbeat failure of ``worker`` once it is closing."""
+def _pool_closing(error: BaseException | None) -> bool:
+    """Whether ``error`` (or an exception it was raised from) is the closing connection pool's."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, CommClosedError) and "ConnectionPool closing" in str(error):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
-    def __init__(self, worker) -> None:
-        super().__init__()
-        self.worker = worker
+
+class HeartbeatOfClosingWorker(logging.Filter):
+    """Drops the heartbeat failure a worker's own closing connection pool causes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (self.worker.status in _CLOSING and str(record.msg).startswith(
-            "Failed to communicate with scheduler during heartbeat"))
+        return not (str(record.msg).startswith("Failed to communicate with scheduler during "
+                                               "heartbeat")
+                    and record.exc_info is not None and _pool_closing(record.exc_info[1]))
 
 
-def dask_setup(worker) -> None:
+def dask_setup(worker) -> None:  # noqa: ARG001 - the preload protocol passes the worker
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.getLogger("distributed.worker").addFilter(HeartbeatWhileClosing(worker))
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, HeartbeatOfClosingWorker) for f in logger.filters):
+        logger.addFilter(HeartbeatOfClosingWorker())

@@ -1,6 +1,6 @@
-"""The local workers' preload: a worker being closed does not print the heartbeat failure that
-its own closing connection pool causes (a cancelled run stops with one line), and a running
-worker still reports it. A real scheduler and worker in this process."""
+"""The local workers' preload: the heartbeat failure that a worker's own closing connection
+pool causes is not printed (a cancelled run stops with one line); any other heartbeat failure
+still is. A real scheduler and worker in this process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import logging
 
 from distributed import Scheduler, Worker
+from distributed.comm.core import CommClosedError
 
 from flows.worker_setup import dask_setup
 
@@ -20,29 +21,39 @@ class Records(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        self.messages.append(f"{record.getMessage()} {record.exc_info[1]!r}"
+                             if record.exc_info else record.getMessage())
 
 
-def test_a_closing_worker_drops_only_its_heartbeat_failure():
+def _raised(error: BaseException, cause: BaseException | None = None):
+    """``exc_info`` of ``error`` raised (from ``cause``), as a worker's ``logger.exception``
+    has it."""
+    try:
+        raise error from cause
+    except BaseException as raised:  # noqa: BLE001
+        return (type(raised), raised, raised.__traceback__)
+
+
+def test_only_the_closing_pools_heartbeat_failure_is_dropped():
     logger = logging.getLogger("distributed.worker")
     records = Records()
     logger.addHandler(records)
-    filters = list(logger.filters)
 
     async def scenario() -> None:
         async with Scheduler(host="127.0.0.1", dashboard_address=None) as scheduler:
-            worker = Worker(scheduler.address, host="127.0.0.1", nthreads=1)
-            await worker
-            dask_setup(worker)
-            logger.error(MESSAGE)  # a running worker: a real failure, reported
-            await worker.close()
-            logger.error(MESSAGE)  # closed: expected, dropped
-            logger.error("Compute Failed")  # anything else still reported
+            async with Worker(scheduler.address, host="127.0.0.1", nthreads=1) as worker:
+                dask_setup(worker)
+                dask_setup(worker)  # a second preload in one process adds no second filter
+                # what distributed logs when the pool closes under a connecting heartbeat
+                logger.error(MESSAGE, exc_info=_raised(
+                    CommClosedError("ConnectionPool closing."), TimeoutError()))
+                logger.error(MESSAGE, exc_info=_raised(ConnectionRefusedError(111, "refused")))
+                logger.error("Compute Failed")
 
     try:
         asyncio.run(scenario())
     finally:
         logger.removeHandler(records)
-        logger.filters[:] = filters
-    assert [m for m in records.messages if m in (MESSAGE, "Compute Failed")] == [
-        MESSAGE, "Compute Failed"]
+    ours = [m for m in records.messages if m.startswith((MESSAGE, "Compute Failed"))]
+    assert ours == [f"{MESSAGE} ConnectionRefusedError(111, 'refused')", "Compute Failed"]
+    assert sum(type(f).__name__ == "HeartbeatOfClosingWorker" for f in logger.filters) == 1
