@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from flows.runtime import isolated_environment
+from flows.runtime import die_with_parent, isolated_environment
 
 BIN = Path(sys.executable).parent
 
@@ -89,11 +89,13 @@ class PrefectServer:
         self._logs: list = []
 
     def spawn(self, name: str, args: Sequence[str], *, env: dict | None = None) -> subprocess.Popen:
-        """Start ``args`` in its own process group, output to ``workdir/<name>.log``."""
+        """Start ``args`` in its own process group, output to ``workdir/<name>.log``; on Linux
+        it gets SIGTERM when this process dies, even by SIGKILL (no orphaned server)."""
         log = open(self.workdir / f"{name}.log", "w")
         self._logs.append(log)
         proc = subprocess.Popen(list(args), env=env or self.client_env, cwd=self.workdir,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_parent(signal.SIGTERM))
         self.procs.append(proc)
         return proc
 
