@@ -160,6 +160,8 @@ class _Progress:
     location: str | None = None
     before: str | None = None
     bar: object | None = None
+    #: the version's writer once batches were handed to workers (they may outlive the run)
+    submitted: VersionWriter | None = None
 
 
 def _preprocess(run: _Progress, dataset, root, recipe, store, labels, n_workers, options,
@@ -206,7 +208,8 @@ def _preprocess(run: _Progress, dataset, root, recipe, store, labels, n_workers,
         with _sigint_blocked():  # the first submit starts a local cluster's worker processes
             futures = [process_batch_task.submit(Sealed(BatchJob(
                            writer.fork(), [items[i] for i in rows], recipe_model, plan.arrays,
-                           plan.class_names))) for rows in batches]
+                           plan.class_names, watch=writer.watch()))) for rows in batches]
+        run.submitted = writer
         tick = time.perf_counter()
         bar = run.bar = _progress_bar(len(items)) if progress else None
         results: list[BatchResult] = []
@@ -229,7 +232,10 @@ def _preprocess(run: _Progress, dataset, root, recipe, store, labels, n_workers,
                                  extra_attrs={"stage_seconds": run_result.timings})
         phases["commit"] = time.perf_counter() - tick
     except BaseException:
-        writer.abort()
+        # Workers given batches may still be writing (a standing or remote cluster finishes
+        # them: they stop at their next sample, ``RunWatch``): a store this run created is
+        # kept until they are known stopped (``_cancelled``), or else for good, empty.
+        writer.abort(remove_new_store=run.submitted is None)
         raise
     n_ok = run_result.n_ok
     transient = [f for f in failures if f.kind == "transient"]
@@ -282,8 +288,9 @@ def _cancelled(run: _Progress, dask_address: str | None) -> Cancelled:
     if run.bar is not None:
         run.bar.leave = False
         run.bar.close()
-    if dask_address is None:
-        _stop_local_workers()
+    if dask_address is None and _stop_local_workers() and run.submitted is not None:
+        writer = run.submitted  # its workers are dead: a store it created can go now
+        writer.new_store.remove_if_unused(writer.repo)
     return Cancelled(message=cancel_message(run.location, run.before))
 
 
@@ -299,10 +306,11 @@ def cancel_message(location: str | None, before: str | None) -> str:
     return f"cancelled; {location} now at version {now} (committed before the interrupt)"
 
 
-def _stop_local_workers() -> None:
+def _stop_local_workers() -> bool:
     """Stop the workers of this run's local cluster now (SIGKILL after 40 ms) instead of waiting
     out their batches (4 s each) when the task runner closes; never fatal. The nannies are
-    closing, so they start no replacements."""
+    closing, so they start no replacements. True when it stopped them (False: the run had no
+    cluster of its own, or stopping failed)."""
     from distributed import LocalCluster, Nanny
 
     context = FlowRunContext.get()
@@ -310,7 +318,7 @@ def _stop_local_workers() -> None:
     # start one); None when it never started one
     cluster = getattr(context.task_runner, "_cluster", None) if context is not None else None
     if not isinstance(cluster, LocalCluster):
-        return
+        return False
     nannies = [w for w in cluster.workers.values() if isinstance(w, Nanny)]
 
     async def close_all() -> None:
@@ -322,8 +330,9 @@ def _stop_local_workers() -> None:
     quiet.setLevel(logging.CRITICAL)  # "worker lost", "removing worker": expected now
     try:
         cluster.sync(close_all)
+        return True
     except Exception:  # noqa: BLE001 - the task runner's own shutdown still closes them
-        pass
+        return False
     finally:
         quiet.setLevel(level)
 

@@ -183,6 +183,11 @@ class PipelineError(MerPrepError, RuntimeError):
     exit_code = EXIT_INTERNAL
 
 
+class RunAbandoned(PipelineError):
+    """A worker's batch found its run gone (cancelled, failed or killed: the run's scratch
+    branch no longer exists) and stopped without writing more."""
+
+
 class EnvironmentProblem(MerPrepError, RuntimeError):
     """Something the machine must provide is missing: a model file, a server, an extra."""
 

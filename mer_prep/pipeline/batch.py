@@ -29,6 +29,7 @@ from mer_prep.errors import (
     FrameReadError,
     MerPrepError,
     PipelineError,
+    RunAbandoned,
     SchemaError,
     StoreWriteError,
 )
@@ -38,6 +39,7 @@ from mer_prep.pipeline.process import ProcessedSample, process_sample
 from mer_prep.recipes import ArraySpec, Recipe
 from mer_prep.sample import Failure, Sample, relative_to_root
 from mer_prep.store.table import sample_row
+from mer_prep.store.run_watch import RunWatch
 from mer_prep.store.versions import PERMANENT, TRANSIENT, VersionPlan
 from mer_prep.store.writer import SampleWriter
 
@@ -78,6 +80,8 @@ class BatchJob:
     recipe: Recipe
     specs: dict[str, ArraySpec]
     class_names: list[str]
+    #: the run's liveness, checked between samples (None: the caller's process is the run)
+    watch: RunWatch | None = None
 
 
 @dataclass
@@ -159,7 +163,8 @@ def process_batch(job: BatchJob) -> BatchResult:
     retried first); a store write error stops the batch (``StoreWriteError``).
 
     A sample's augmented copies (``recipe.augment`` after alignment, ``recipe.source_augment``
-    before it) go to the rows right after its own.
+    before it) go to the rows right after its own. A batch whose run is gone (``job.watch``)
+    stops before its next sample or write (``RunAbandoned``).
     """
     recipe, class_names = job.recipe, job.class_names
     rows: dict[int, dict] = {}
@@ -169,10 +174,12 @@ def process_batch(job: BatchJob) -> BatchResult:
     copies = recipe.n_copies
     for sample_job in job.samples:
         row, sample, fingerprint = sample_job.row, sample_job.sample, sample_job.fingerprint
+        _stop_if_abandoned(job, sample)
         try:
             processed, augmented = _compute(sample_job, recipe)
             for arrays in (processed.arrays, *(arrays for _, arrays in augmented)):
                 writer.check(arrays)  # all of them before any is written
+            _stop_if_abandoned(job, sample)
             tick = time.perf_counter()
             crcs = [writer.write(row, processed.arrays)]
             for k, (_, arrays) in enumerate(augmented, start=1):
@@ -210,6 +217,13 @@ def process_batch(job: BatchJob) -> BatchResult:
             rows[row + k] = sample_row(sample, class_names, augmentation=(k, params),
                                        content_crc=crcs[k], **details)
     return BatchResult(fork=job.fork, rows=rows, failures=failures, timings=timings)
+
+
+def _stop_if_abandoned(job: BatchJob, sample: Sample) -> None:
+    if job.watch is not None and not job.watch.alive():
+        raise RunAbandoned(f"the run writing {job.watch.location} is gone (its branch "
+                           f"{job.watch.branch} no longer exists): stopped before "
+                           f"{sample.sample_id}")
 
 
 @dataclass

@@ -61,6 +61,7 @@ from mer_prep.recipes import ArraySpec
 from mer_prep.sample import Failure
 from mer_prep.store.gc import remove_abandoned_branches, scratch_branch
 from mer_prep.store.repo import MAIN, Location, NewStore, open_repository
+from mer_prep.store.run_watch import RunWatch
 from mer_prep.store.schema import (
     DIGEST_KEY,
     TABLE_DIGEST_KEY,
@@ -243,6 +244,10 @@ class VersionWriter:
         """A picklable session for one worker task."""
         return self.session.fork()
 
+    def watch(self) -> RunWatch:
+        """What a worker task checks to learn that this run is gone (``RunWatch``)."""
+        return RunWatch(str(self.plan.location), self.branch)
+
     def finish(self, forks: list[ic.ForkSession], rows: list[dict], failures: list[Failure],
                extra_attrs: dict | None = None) -> str:
         """Merge worker forks, write table and attributes, validate, commit, publish; snapshot id.
@@ -322,14 +327,17 @@ class VersionWriter:
             _delete_branch(self.repo, self.branch)
         return snapshot
 
-    def abort(self) -> None:
+    def abort(self, *, remove_new_store: bool = True) -> None:
         """Drop the scratch branch; ``main`` and the tags were never touched. A store this run
         created and never committed to is removed again, so that no empty store is left that
-        readers cannot open. Never raises (a branch left behind is removed by the next run,
-        its owner being gone)."""
+        readers cannot open, unless ``remove_new_store`` is False: workers that may still be
+        running (a cluster that outlives the run) would write chunks into a folder that is no
+        longer a repository, and no store could be created there again. Never raises (a
+        branch left behind is removed by the next run, its owner being gone)."""
         with interrupts_deferred():
             _delete_branch(self.repo, self.branch)
-            self.new_store.remove_if_unused(self.repo)
+            if remove_new_store:
+                self.new_store.remove_if_unused(self.repo)
 
 
 def _delete_branch(repo: ic.Repository, branch: str) -> None:
