@@ -175,6 +175,8 @@ NOT_DECIDING = {
     "mer_prep.store.gc": "scratch branches of dead runs and expiry of old versions, never "
                          "what a version holds",
     "mer_prep.version": "this hash itself",
+    "mer_prep.store.run_watch": "whether a run is still on (a gone run's batch stops), never "
+                                "what a version holds",
 }
 
 

@@ -328,12 +328,10 @@ class VersionWriter:
         return snapshot
 
     def abort(self, *, remove_new_store: bool = True) -> None:
-        """Drop the scratch branch; ``main`` and the tags were never touched. A store this run
-        created and never committed to is removed again, so that no empty store is left that
-        readers cannot open, unless ``remove_new_store`` is False: workers that may still be
-        running (a cluster that outlives the run) would write chunks into a folder that is no
-        longer a repository, and no store could be created there again. Never raises (a
-        branch left behind is removed by the next run, its owner being gone)."""
+        """Drop the scratch branch (``main`` and the tags were never touched) and, with
+        ``remove_new_store``, a store this run created and never committed to. Keep that store
+        while workers may still write (a cluster that outlives the run): their chunks would
+        make the folder one no store can be created in. Never raises."""
         with interrupts_deferred():
             _delete_branch(self.repo, self.branch)
             if remove_new_store:
