@@ -138,11 +138,12 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
         check_served_run(dict(  # what mer-prep.toml does not allow fails here, before anything
             dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
             n_workers=n_workers, options=options, progress=progress, dask_address=dask_address))
-        with without_heartbeats():
+        with without_heartbeats():  # the subflow's final state is this run's (a Cancelled
+            # subflow would otherwise raise here and end this run Failed, with a traceback)
             return preprocess.with_options(task_runner=task_runner(dask_address, n_workers))(
                 dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
                 n_workers=n_workers, options=options, progress=progress,
-                dask_address=dask_address)
+                dask_address=dask_address, return_state=True)
     run = _Progress()
     try:
         return _preprocess(run, dataset, root, recipe, store, labels, n_workers, options,

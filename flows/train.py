@@ -190,8 +190,8 @@ def train(store: str, dataset: str | None = None, model: str = "mbcc",
     if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
         check_served_run(parameters, flow="train")  # before any connection or store access
         runner = dask_task_runner(dask_address, n_workers, task_resources(resources, device))
-        with without_heartbeats():
-            return train.with_options(task_runner=runner)(**parameters)
+        with without_heartbeats():  # the subflow's final state is this run's
+            return train.with_options(task_runner=runner)(**parameters, return_state=True)
     return _train(**parameters)
 
 
