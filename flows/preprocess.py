@@ -62,7 +62,7 @@ from mer_prep.threads import pin_threads
 from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task_runner  # noqa: F401
 from flows.deployments import check_served_run
 from flows.events import emit_committed
-from flows.runtime import prefect_api, sigterm_interrupts, without_heartbeats
+from flows.runtime import prefect_api, retry_unless, sigterm_interrupts, without_heartbeats
 
 
 class Sealed:
@@ -79,20 +79,8 @@ class Sealed:
         self.value = value
 
 
-def _retry_unless_store_failed(task, task_run, state) -> bool:  # noqa: ARG001
-    """Prefect's retry condition: a lost worker is worth one retry, a store write error (a full
-    disk, a broken object store) is not."""
-    try:
-        state.result(raise_on_failure=True)
-    except StoreWriteError:
-        return False
-    except BaseException:  # noqa: BLE001 - anything else: the retry policy decides
-        return True
-    return True
-
-
 @task(name="process-batch", cache_policy=NONE, retries=1,
-      retry_condition_fn=_retry_unless_store_failed)
+      retry_condition_fn=retry_unless(StoreWriteError))  # a full disk: no retry
 def process_batch_task(batch: Sealed) -> BatchResult:
     """One coarse batch (a sealed ``BatchJob``) on a Dask worker, its native thread pools
     pinned to one thread."""

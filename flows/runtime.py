@@ -151,6 +151,20 @@ def die_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None] | None:
     return preexec
 
 
+def retry_unless(*final: type[BaseException]) -> Callable[..., bool]:
+    """A Prefect ``retry_condition_fn``: a task that failed with one of ``final`` is not
+    retried; any other failure (a lost worker, ...) is left to the task's retry policy."""
+    def condition(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
+        try:
+            state.result(raise_on_failure=True)
+        except final:
+            return False
+        except BaseException:  # noqa: BLE001 - anything else: the retry policy decides
+            return True
+        return True
+    return condition
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C for the duration (main thread only), so

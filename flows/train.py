@@ -47,7 +47,7 @@ from mer_prep.train.runs_store import save_run
 
 from flows.cluster import dask_task_runner
 from flows.deployments import check_served_run
-from flows.runtime import without_heartbeats
+from flows.runtime import retry_unless, without_heartbeats
 
 #: How long a run waits for a worker with the resources its folds need before it fails.
 RESOURCE_WAIT_S = 60.0
@@ -122,20 +122,8 @@ def _plan(job: FoldJob):
         return plan
 
 
-def _retry_unless_setup(task, task_run, state) -> bool:  # noqa: ARG001
-    """Prefect's retry condition: a run that cannot start (a bad variant, a split the store does
-    not have: ``MerPrepError``) fails at once; anything else (a lost worker, CUDA) is retried."""
-    try:
-        state.result(raise_on_failure=True)
-    except MerPrepError:
-        return False
-    except BaseException:  # noqa: BLE001 - anything else: the retry policy decides
-        return True
-    return True
-
-
 @task(name="train-folds", task_run_name="fold-{job.label}", cache_policy=NONE, retries=1,
-      retry_condition_fn=_retry_unless_setup)
+      retry_condition_fn=retry_unless(MerPrepError))  # a bad setup: no retry
 def train_folds(job: FoldJob) -> FoldsDone:
     """Train ``job.folds`` on this Dask worker (PyTorch on one thread on CPU: one worker, one
     core)."""

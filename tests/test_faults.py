@@ -418,8 +418,8 @@ def test_full_disk_while_processing_stops_the_run(tmp_path, synth_dataset, monke
 def test_prefect_does_not_retry_a_batch_whose_store_write_failed():
     from prefect.states import Failed
 
-    from flows.preprocess import _retry_unless_store_failed
+    from flows.preprocess import process_batch_task
 
-    assert _retry_unless_store_failed(None, None, Failed(data=StoreWriteError("disk full"))) \
-        is False
-    assert _retry_unless_store_failed(None, None, Failed(data=OSError("worker lost"))) is True
+    retry = process_batch_task.retry_condition_fn  # what Prefect asks after a failure
+    assert retry(None, None, Failed(data=StoreWriteError("disk full"))) is False
+    assert retry(None, None, Failed(data=OSError("worker lost"))) is True

@@ -199,6 +199,22 @@ def as_text(value: Any) -> str:
     return str(value).strip()
 
 
+def fps_reader(column: str):
+    """``read(values)`` -> the row's ``fps`` cell as a positive frame rate (float); a
+    ValueError naming ``column`` (the sheet's spelling) when it is blank, not a number or not
+    positive. For ``scan_rows(fps=...)`` of sheets with a frame rate per row."""
+    def read(values: dict[str, Any]) -> float:
+        text = as_text(values.get("fps"))
+        try:
+            fps = float(text)
+        except ValueError:
+            raise ValueError(f"{column} {text or 'blank'!r} is not a frame rate") from None
+        if not fps > 0:
+            raise ValueError(f"{column} {text!r} is not a positive frame rate")
+        return fps
+    return read
+
+
 _MISSING_SPELLINGS = {"", "/", "-", "n/a", "na", "none", "nan"}
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mer_prep.datasets._annotated import ClipRef, RowSource, plain_name, scan_rows
-from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
+from mer_prep.datasets._sheets import SheetRow, as_text, fps_reader, find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan, Problem, Sample
@@ -106,15 +106,7 @@ def clip_index(root: Path, wanted: set[str]) -> dict[str, list[Path]]:
     return index
 
 
-def _fps(values: dict[str, Any]) -> float:
-    text = as_text(values.get("fps"))
-    try:
-        fps = float(text)
-    except ValueError:
-        raise ValueError(f"Fps {text or 'blank'!r} is not a frame rate") from None
-    if not fps > 0:
-        raise ValueError(f"Fps {text!r} is not a positive frame rate")
-    return fps
+_fps = fps_reader("Fps")
 
 
 def _emotion(values: dict[str, Any]) -> dict[str, Any]:

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
 
 from mer_prep.datasets._annotated import ClipRef, RowSource, plain_name, scan_rows
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
-from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook, table_rows
+from mer_prep.datasets._sheets import SheetRow, as_text, fps_reader, find_table, read_workbook, table_rows
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -70,15 +69,7 @@ def read_manifest(path: Path) -> tuple[str, list[SheetRow]]:
     return "", table_rows(rows, REQUIRED, OPTIONAL, file=path)
 
 
-def _fps(values: dict[str, Any]) -> float:
-    text = as_text(values.get("fps"))
-    try:
-        fps = float(text)
-    except ValueError:
-        raise ValueError(f"fps {text or 'blank'!r} is not a frame rate") from None
-    if not fps > 0:
-        raise ValueError(f"fps {text!r} is not a positive frame rate")
-    return fps
+_fps = fps_reader("fps")
 
 
 def scan(root: Path | str, *, annotations: Path | str | None = None, corrections: Path | str | None = None,
