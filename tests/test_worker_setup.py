@@ -1,6 +1,7 @@
-"""The local workers' preload: the heartbeat failure that a worker's own closing connection
-pool causes is not printed (a cancelled run stops with one line); any other heartbeat failure
-still is. A real scheduler and worker in this process."""
+"""The local workers' preload: a heartbeat failure on a connection closed under the worker
+(its pool closing, the scheduler's stream closed: a cancelled run) is not printed, so the run
+stops with one line; any other heartbeat failure still is. A real scheduler and worker in this
+process."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _raised(error: BaseException, cause: BaseException | None = None):
         return (type(raised), raised, raised.__traceback__)
 
 
-def test_only_the_closing_pools_heartbeat_failure_is_dropped():
+def test_only_heartbeat_failures_on_closed_comms_are_dropped():
     logger = logging.getLogger("distributed.worker")
     records = Records()
     logger.addHandler(records)
@@ -47,6 +48,9 @@ def test_only_the_closing_pools_heartbeat_failure_is_dropped():
                 # what distributed logs when the pool closes under a connecting heartbeat
                 logger.error(MESSAGE, exc_info=_raised(
                     CommClosedError("ConnectionPool closing."), TimeoutError()))
+                logger.error(MESSAGE, exc_info=_raised(  # the scheduler's side closed first
+                    CommClosedError("in <TLS (closed) ConnectionPool.heartbeat_worker>: "
+                                    "Stream is closed"), OSError("Stream is closed")))
                 logger.error(MESSAGE, exc_info=_raised(ConnectionRefusedError(111, "refused")))
                 logger.error("Compute Failed")
 
