@@ -137,6 +137,19 @@ def test_allow_lists_widen_what_a_run_may_use(tmp_path):
         narrow.check_run({**_parameters(narrow), "dask_address": "tls://dask-2:8786"})
 
 
+def test_a_link_inside_a_store_root_cannot_lead_a_run_outside_the_roots(tmp_path):
+    config = _config(tmp_path, defaults='store_roots = ["scratch"]\n')
+    params = _parameters(config)
+    scratch, outside = tmp_path / "conf" / "scratch", tmp_path / "elsewhere"
+    scratch.mkdir()
+    outside.mkdir()
+    (scratch / "escape").symlink_to(outside)
+    (scratch / "inner").symlink_to(scratch / "real", target_is_directory=True)
+    with pytest.raises(ConfigError, match="store"):
+        config.check_run({**params, "store": str(scratch / "escape" / "casme2")})
+    config.check_run({**params, "store": str(scratch / "inner" / "casme2")})  # a link that stays
+
+
 def test_a_composite_needs_every_configured_root(tmp_path):
     config = _config(tmp_path)
     params = _parameters(config, "megc2019")

@@ -98,7 +98,8 @@ class RunPolicy:
         except (ValueError, MerPrepError):
             raise self.refuse("store", value, allowed) from None
         configured = StoreLocation.parse(self.store.format(dataset=self.dataset, recipe=recipe))
-        if location != configured and not any(_inside(location.url, r) for r in self.store_roots):
+        if location != configured and not any(_inside(location.url, r) and _inside_resolved(
+                location, r) for r in self.store_roots):
             raise self.refuse("store", value, allowed)
         return location
 
@@ -246,3 +247,12 @@ def _inside(url: str, root: str) -> bool:
     prefix = root if root.endswith("/") else root + "/"
     rest = url[len(prefix):] if url.startswith(prefix) else ""
     return bool(rest) and not ({".", "..", ""} & set(rest.split("/")))
+
+
+def _inside_resolved(location: StoreLocation, root: str) -> bool:
+    """A local ``location`` still inside ``root`` once symbolic links of both are followed (a
+    link inside a root may point anywhere; the store is written where it points). S3 keys have
+    no links."""
+    if location.is_remote:
+        return True
+    return _inside(os.path.realpath(location.url), os.path.realpath(root))
