@@ -182,6 +182,12 @@ def source_copy_matrix(matrix: np.ndarray, copy: SourceCopy, size: tuple[int, in
     return moved
 
 
+def _mirrored(stack: np.ndarray, flip: bool) -> np.ndarray:
+    """``stack`` (N, H, W[, C]) mirrored left-right (``x -> W - 1 - x``) when ``flip``, as a
+    fresh contiguous array; ``stack`` itself otherwise."""
+    return np.ascontiguousarray(stack[:, :, ::-1]) if flip else stack
+
+
 def sampling_rate(clip: _Clip) -> float:
     """Frames per second of the decoded frames as a sequence (Hz): the clip's fps when every
     frame of the span was read, lower when a recipe reads every k-th frame (``sequence`` of 16
@@ -299,12 +305,20 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
     copies = []
     for copy in (recipe.source_augment.copies() if recipe.source_augment is not None else ()):
         moved = source_copy_matrix(matrix, copy, size)
-        copy_aligned = align_clip(decoded, moved, size)
+        # The mirror is a slice of the unmirrored warp, exact by construction: warping again
+        # through the mirrored matrix moves OpenCV's fixed-point sample grid, which changes
+        # bilinear values in the last bits and nearest-neighbour depth by a whole source pixel
+        # where a sample falls half-way (2 of 8,192 pixels on some CPU/OpenCV builds).
+        shifted = not (copy.shift[0] == 0.0 and copy.shift[1] == 0.0)
+        unmirrored = source_copy_matrix(matrix, copy._replace(flip=False), size)
+        copy_aligned = _mirrored(align_clip(decoded, unmirrored, size) if shifted else aligned,
+                                 copy.flip)
         clock.lap("align")
         copy_arrays, _, error = _render(clip, recipe, moved, copy_aligned, clock,
                                         positions=positions, mirrored=copy.flip)
         if depth is not None:
-            copy_arrays["depth"] = warp_depth(depth, moved, size)
+            copy_depth = warp_depth(depth, unmirrored, size) if shifted else arrays["depth"]
+            copy_arrays["depth"] = _mirrored(copy_depth, copy.flip)
             clock.lap("depth")
         copies.append((copy.to_dict(), copy_arrays))
         flow_error = max(flow_error, error)
