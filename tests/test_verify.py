@@ -169,3 +169,27 @@ def test_a_row_whose_chunk_reference_is_lost_raises_instead_of_reading_zeros(tmp
     assert np.array_equal(store.sample(0)["frames"], test_store.sample_arrays(0)["frames"])
     (finding,) = verify_store(store_path)
     assert (finding.array, finding.row) == ("frames", 1)
+
+
+def test_a_store_older_than_chunk_checksums_is_called_so_not_broken(tmp_path, monkeypatch):
+    """A version written before chunks carried a CRC-32C is intact but unverifiable: verify
+    says so (exit 3, one line naming the version) instead of counting it as a broken chunk; a
+    chunk of it that does not decode is still reported as broken."""
+    from mer_prep.store import writer
+
+    monkeypatch.setattr(writer, "COMPRESSORS", (writer.COMPRESSOR,))  # as before checksums,
+    monkeypatch.setattr(writer, "validate_group", lambda group: None)  # when none were required
+    store = tmp_path / "s"
+    write_version(make_plan(store, n=3))
+    (finding,) = verify_store(store)
+    assert finding.predates_checksums and finding.version == "main"
+    assert "frames" in finding.array and "landmarks" in finding.array
+    result = CliRunner().invoke(main, ["verify", str(store)])
+    assert result.exit_code == 3, result.output
+    assert "predates chunk checksums" in result.output and "broken" not in result.output
+    assert "cannot be verified" in result.output
+    chunk = max(_chunk_files(store), key=lambda p: p.stat().st_size)
+    chunk.write_bytes(b"\0" * chunk.stat().st_size)  # undecodable bytes
+    result = CliRunner().invoke(main, ["verify", str(store)])
+    assert result.exit_code == 3 and "1 broken chunk(s); main predates" in result.output, \
+        result.output

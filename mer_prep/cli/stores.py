@@ -147,16 +147,25 @@ def default_export_path(store) -> str:
 @click.argument("store")
 @click.option("--all-versions", is_flag=True, help="Every tagged version, not only the latest.")
 def verify(store, all_versions):
-    """Read every chunk of STORE and report what is broken (exit code 3 if anything is)."""
-    from mer_prep.errors import CorruptDataError
+    """Read every chunk of STORE and report what is broken (exit code 3 if anything is, or if
+    a version predates chunk checksums and so cannot be verified)."""
+    from mer_prep.errors import CorruptDataError, StoreError
     from mer_prep.store.verify import verify_store
 
-    broken = verify_store(store, all_versions=all_versions)
+    found = verify_store(store, all_versions=all_versions)
+    broken = [chunk for chunk in found if not chunk.predates_checksums]
     for chunk in broken:
         click.echo(f"broken: {chunk}")
+    old = sorted({chunk.version for chunk in found if chunk.predates_checksums})
+    older = (f"{', '.join(old)} predates chunk checksums (every chunk decodes, but a flipped "
+             f"bit would not show)") if old else ""
     if broken:
-        raise CorruptDataError(f"store {store}: {len(broken)} broken chunk(s); restore them or "
+        raise CorruptDataError(f"store {store}: {len(broken)} broken chunk(s)"
+                               f"{'; ' + older if older else ''}; restore them or "
                                f"re-run the preprocessing into a new store")
+    if old:
+        raise StoreError(f"store {store}: cannot be verified: {older}; re-run the "
+                         f"preprocessing into a new store")
     click.echo(f"store {store}: every chunk reads back and matches its checksum")
 
 
