@@ -152,7 +152,9 @@ def verify(store, all_versions):
     from mer_prep.errors import CorruptDataError, StoreError
     from mer_prep.store.verify import verify_store
 
-    found = verify_store(store, all_versions=all_versions)
+    from mer_prep.train.runs_store import verify_runs
+
+    found = verify_store(store, all_versions=all_versions) + verify_runs(store)
     broken = [chunk for chunk in found if not chunk.predates_checksums]
     for chunk in broken:
         click.echo(f"broken: {chunk}")

@@ -25,7 +25,12 @@ from pathlib import Path
 
 import icechunk as ic
 
-from mer_prep.errors import StoreLocationError, StoreNotFoundError
+from mer_prep.errors import (
+    CorruptDataError,
+    InvalidArgumentError,
+    StoreLocationError,
+    StoreNotFoundError,
+)
 
 # Local-filesystem storage warns on every open that concurrent commits are unsafe; the
 # writer guards its commit with a compare-and-set on the branch tip instead.
@@ -124,9 +129,23 @@ def storage_for(location: Location) -> ic.Storage:
 def store_exists(location: Location) -> bool:
     """True when an Icechunk repository exists at ``location`` (creates nothing)."""
     where = StoreLocation.parse(location)
-    if not where.is_remote and not where.path.exists():
-        return False
-    return ic.Repository.exists(where.storage())
+    if not where.is_remote:
+        if not where.path.exists():
+            return False
+        if not where.path.is_dir():  # Icechunk panics (a Rust backtrace) on a regular file
+            raise InvalidArgumentError(f"store location {where} is a file, not a store "
+                                       f"directory")
+    try:
+        return ic.Repository.exists(where.storage())
+    except ic.IcechunkError as error:
+        raise CorruptDataError(f"store {where}: its branch references do not read ("
+                               f"{_last_line(error)}): corrupt metadata") from None
+
+
+def _last_line(error: Exception) -> str:
+    """The innermost cause of an Icechunk error (its message is a multi-line report)."""
+    lines = [line.strip(" |`->x") for line in str(error).splitlines() if line.strip(" |`->x")]
+    return lines[-1] if lines else type(error).__name__
 
 
 def open_repository(location: Location, *, create: bool = False) -> ic.Repository:

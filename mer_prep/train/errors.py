@@ -3,7 +3,12 @@ one line with its class's exit code."""
 
 from __future__ import annotations
 
-from mer_prep.errors import EnvironmentProblem, InvalidArgumentError, StoreError
+from mer_prep.errors import (
+    CorruptDataError,
+    EnvironmentProblem,
+    InvalidArgumentError,
+    StoreError,
+)
 
 TRAIN_EXTRA = "pip install 'mer-prep[train]'"
 
@@ -25,6 +30,16 @@ class LeakError(TrainSetupError):
 
 class RunRecordError(StoreError):
     """A run record cannot be written or read back (no such run, a failed commit)."""
+
+
+class CorruptRunRecordError(RunRecordError, CorruptDataError):
+    """A run record reads back other than it was written (a flipped bit in its attributes,
+    arrays, or the repository's metadata): its digests do not match, or it does not decode."""
+
+
+class NonFiniteError(TrainSetupError):
+    """A NaN or infinity where training needs finite numbers: a stored input (naming the
+    sample), a loss or the weights (naming the fold and epoch), a setting (``--lr inf``)."""
 
 
 def torch_or_raise():

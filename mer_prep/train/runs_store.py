@@ -32,13 +32,17 @@ import icechunk as ic
 import numpy as np
 import zarr
 
+from mer_prep.errors import MerPrepError
 from mer_prep.store.repo import MAIN, RUNS_BRANCH, RUNS_GROUP, StoreLocation, open_repository
+from mer_prep.store.verify import BrokenChunk
 from mer_prep.store.writer import COMPRESSORS
-from mer_prep.train.errors import RunRecordError
+from mer_prep.train import record_digest
+from mer_prep.train.errors import CorruptRunRecordError, RunRecordError
 from mer_prep.train.records import FoldResult, RunHeader, RunRecord
 
 LOCK_FILE = ".mer-prep-runs.lock"
-SCHEMA = {"schema": "mer-prep/run", "schema_version": 1}
+# version 2: records carry digests of their attributes and arrays (``record_digest``)
+SCHEMA = {"schema": "mer-prep/run", "schema_version": record_digest.DIGESTED_SCHEMA_VERSION}
 _HEADER_FIELDS = tuple(RunHeader.__dataclass_fields__)
 
 
@@ -107,7 +111,8 @@ def _commit_lock(location: StoreLocation):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _array(group: zarr.Group, name: str, values: np.ndarray) -> None:
+def _write_array(group: zarr.Group, name: str, values: np.ndarray) -> np.ndarray:
+    """Write ``values`` as array ``name`` of ``group``; the values as written (digested)."""
     values = np.asarray(values)
     if values.dtype.kind in "US":
         values = values.astype(object)
@@ -117,9 +122,16 @@ def _array(group: zarr.Group, name: str, values: np.ndarray) -> None:
                                compressors=COMPRESSORS)
     if values.size:
         array[...] = values
+    return values
 
 
 def _write(group: zarr.Group, record: RunRecord) -> None:
+    written: dict[str, np.ndarray] = {}  # path in the record -> values, for its digests
+
+    def _array(parent: zarr.Group, name: str, values: np.ndarray) -> None:
+        path = name if parent is group else f"{parent.basename}/{name}"
+        written[path] = _write_array(parent, name, values)
+
     folds = record.folds
     cat = (lambda get, dtype, width=None: np.concatenate([np.asarray(get(f), dtype) for f in folds])
            if folds else np.zeros((0,) if width is None else (0, width), dtype))
@@ -136,7 +148,7 @@ def _write(group: zarr.Group, record: RunRecord) -> None:
         checkpoints = group.create_group("checkpoints")
         for fold in kept:
             _array(checkpoints, f"fold{fold.index}", np.frombuffer(fold.checkpoint, np.uint8))
-    group.attrs.update(_jsonable({**SCHEMA, **record.summary()}))
+    group.attrs.update(record_digest.seal(_jsonable({**SCHEMA, **record.summary()}), written))
 
 
 def save_run(store, record: RunRecord, *, retries: int = 20) -> str:
@@ -165,18 +177,49 @@ def save_run(store, record: RunRecord, *, retries: int = 20) -> str:
                          f"{retries} tries ({last})")
 
 
-def _read(group: zarr.Group, with_checkpoints: bool) -> RunRecord:
+def _read(group: zarr.Group, with_checkpoints: bool, location: StoreLocation) -> RunRecord:
+    """The record of ``group``, checked against its digests: a :class:`CorruptRunRecordError`
+    (naming the store and run) for anything that reads back other than it was written or does
+    not decode at all."""
+    where = f"store {location}: run {group.basename}"
+    try:
+        return _decode(group, with_checkpoints, where)
+    except (RunRecordError, CorruptRunRecordError):
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever a damaged record fails with
+        raise CorruptRunRecordError(f"{where}: the record does not decode "
+                                    f"({_first_line(error)}); run `mer-prep verify`") from error
+
+
+def _checked(group: zarr.Group, name: str, digests: dict, where: str) -> np.ndarray:
+    values = group[name][...]
+    record_digest.check_array(digests, name, values, where)
+    return values
+
+
+def _decode(group: zarr.Group, with_checkpoints: bool, where: str) -> RunRecord:
     attrs = dict(group.attrs)
+    digests = record_digest.check_attrs(attrs, where)
+    if digests and attrs.get("run_id") != group.basename:
+        raise CorruptRunRecordError(f"{where}: the record names another run "
+                                    f"({attrs.get('run_id')!r}): corrupt metadata")
     names = attrs["store"]["class_names"]
-    data = {name: group[name][...] for name in ("fold", "row", "y_true", "y_pred", "proba")}
-    data["sample_id"] = np.array(group["sample_id"][...].tolist(), dtype=str)
+    data = {name: _checked(group, name, digests, where)
+            for name in ("fold", "row", "y_true", "y_pred", "proba")}
+    data["sample_id"] = np.array(_checked(group, "sample_id", digests, where).tolist(), dtype=str)
     checkpoints = group["checkpoints"] if with_checkpoints and "checkpoints" in group else None
+    if with_checkpoints and any(name.startswith("checkpoints/") for name in digests) and (
+            checkpoints is None):
+        raise CorruptRunRecordError(f"{where}: the record's checkpoints are gone (corrupt "
+                                    f"metadata)")
     folds = []
     for summary in attrs["folds"]:
         mine = data["fold"] == summary["index"]
         blob = None
         if checkpoints is not None and f"fold{summary['index']}" in checkpoints:
-            blob = checkpoints[f"fold{summary['index']}"][...].tobytes()
+            blob = _checked(checkpoints, f"fold{summary['index']}", {
+                key.removeprefix("checkpoints/"): value for key, value in digests.items()},
+                where).tobytes()
         folds.append(FoldResult.from_summary(
             summary, names, data["row"][mine], data["sample_id"][mine],
             data["y_true"][mine], data["y_pred"][mine],
@@ -188,27 +231,49 @@ def _read(group: zarr.Group, with_checkpoints: bool) -> RunRecord:
 
 def _runs_root(store) -> tuple[StoreLocation, zarr.Group | None]:
     location, repo = _open(store)
-    if RUNS_BRANCH not in repo.list_branches():
-        return location, None
-    session = repo.readonly_session(branch=RUNS_BRANCH)
-    return location, zarr.open_group(session.store, mode="r")[RUNS_GROUP]
+    try:
+        if RUNS_BRANCH not in repo.list_branches():
+            return location, None
+        session = repo.readonly_session(branch=RUNS_BRANCH)
+        return location, zarr.open_group(session.store, mode="r")[RUNS_GROUP]
+    except Exception as error:  # noqa: BLE001 - a damaged branch tip or snapshot
+        raise CorruptRunRecordError(f"store {location}: the runs branch does not read "
+                                    f"({_first_line(error)}); run `mer-prep verify`") from error
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def list_runs(store, *, with_checkpoints: bool = False) -> list[RunRecord]:
     """Every run recorded on ``store`` (a ``FeatureStore`` or a location), oldest first."""
-    _, root = _runs_root(store)
+    location, root = _runs_root(store)
     if root is None:
         return []
-    records = [_read(root[name], with_checkpoints) for name in sorted(root.group_keys())]
+    records = [_read(group, with_checkpoints, location) for group in _run_groups(root, location)]
     return sorted(records, key=lambda r: (r.created, r.run_id))
+
+
+def _run_groups(root: zarr.Group, location: StoreLocation,
+                run_id: str | None = None) -> list[zarr.Group]:
+    """The run groups under ``root`` (only ``run_id``'s when given; [] when it is not there)."""
+    try:
+        if run_id is not None:
+            return [root[run_id]] if run_id in root else []
+        return [root[name] for name in sorted(root.group_keys())]
+    except Exception as error:  # noqa: BLE001 - a damaged snapshot or manifest
+        raise CorruptRunRecordError(f"store {location}: the runs branch's groups do not read "
+                                    f"({_first_line(error)}); run `mer-prep verify`") from error
 
 
 def load_run(store, run_id: str, *, with_checkpoints: bool = True) -> RunRecord:
     """One recorded run by id (checkpoints included when it kept them)."""
     location, root = _runs_root(store)
-    if root is None or run_id not in root:
+    groups = _run_groups(root, location, run_id) if root is not None else []
+    if not groups:
         raise RunRecordError(f"store {location} records no run {run_id!r}")
-    return _read(root[run_id], with_checkpoints)
+    return _read(groups[0], with_checkpoints, location)
 
 
 def open_run_store(store, record: RunRecord | RunHeader):
@@ -224,3 +289,21 @@ def open_run_store(store, record: RunRecord | RunHeader):
                              f"of run {record.run_id}") from error
     return FeatureStore(location, repo, session)
 
+
+
+def verify_runs(store) -> list[BrokenChunk]:
+    """Every run record on the ``runs`` branch of ``store``, read whole (checkpoints included)
+    and checked against its digests (:mod:`mer_prep.train.record_digest`): one finding per
+    record that does not read back as written (``mer-prep verify``)."""
+    try:
+        location, root = _runs_root(store)
+        groups = _run_groups(root, location) if root is not None else []
+    except MerPrepError as error:
+        return [BrokenChunk(RUNS_BRANCH, "(runs branch)", None, "", str(error))]
+    broken = []
+    for group in groups:
+        try:
+            _read(group, True, location)
+        except MerPrepError as error:
+            broken.append(BrokenChunk(RUNS_BRANCH, group.path, None, "", str(error)))
+    return broken
