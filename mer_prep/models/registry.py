@@ -22,6 +22,7 @@ from mer_prep.models.ha3d import HA3DConfig, build_dual_path
 from mer_prep.models.mbcc import MBCCConfig, build_mbcc
 from mer_prep.models.mer3dcnn import MER3DCNNConfig, build_mer3dcnn
 from mer_prep.models.msres3d import MSRes3DConfig, build_msres3d
+from mer_prep.models.paper_input import PaperInput, input_problem
 
 Unit = Literal["clip", "frame"]
 ArrayInfo = tuple[tuple[str, ...], tuple[int, ...]]
@@ -135,7 +136,10 @@ Builder = Callable[[Any, int, Mapping[str, tuple[int, ...]]], nn.Module]
 class ModelSpec:
     """A registered model: ``build`` it, ask its ``unit`` and the ``inputs`` it needs.
 
-    Registered specs pickle by name (they hold functions).
+    ``paper_input``: what the paper fed the network (:class:`PaperInput`); a store far from it
+    is refused by :func:`check_inputs`. ``frame_unit_skips_onset``: with frames as samples,
+    frame 0 of each clip (its onset, a neutral face) is not a sample, since it would be trained
+    with the clip's emotion label. Registered specs pickle by name (they hold functions).
     """
 
     name: str
@@ -150,6 +154,8 @@ class ModelSpec:
     default_variant: str
     needs: Callable[[Any], tuple[ArrayNeed, ...]]
     unit_of: Callable[[Any], Unit] = lambda config: "clip"
+    paper_input: PaperInput | None = None
+    frame_unit_skips_onset: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variants", MappingProxyType(dict(self.variants)))
@@ -229,11 +235,16 @@ def check_inputs(spec: ModelSpec, store_recipe_name: str, arrays: Mapping[str, A
     """Raise :class:`ModelInputError` (one line) unless the store's ``arrays`` fit ``spec``.
 
     ``arrays``: stored array name -> (dims without the sample axis, per-sample shape). A user
-    recipe fits whenever its arrays, dims and constraints match, whatever its name.
+    recipe fits whenever its arrays, dims and constraints match, whatever its name. Arrays the
+    model can run on but far from its paper's input (``spec.paper_input``) are refused too,
+    naming the recipe that makes that input.
     """
     needs = spec.required_inputs(config)
     problems = [p for need in needs if (p := need.problem(arrays))]
     if not problems:
+        far = input_problem(spec.name, spec.paper_input, spec.recipe, store_recipe_name, arrays)
+        if far:
+            raise ModelInputError(far)
         return
     has = ", ".join(f"{name} ({', '.join(dims)}) {_shape(tuple(shape))}"
                     for name, (dims, shape) in arrays.items()) or "no arrays"
@@ -276,7 +287,8 @@ def _registry() -> dict[str, ModelSpec]:
             name="mbcc", paper="000 MBCC-CNN", family="mbcc", recipe="mbcc64",
             description="Two parallel 2-D branches (3x3, 5x5) over the apex (or onset and apex).",
             config_cls=MBCCConfig, builder=build_mbcc, needs=_mbcc_needs,
-            unit_of=lambda config: config.unit,
+            unit_of=lambda config: config.unit, frame_unit_skips_onset=True,
+            paper_input=PaperInput("frames", (64, 64), source="000 Sec. 3.1 and Fig. 7"),
             training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=20, batch_size=32),
             variants={
                 "apex": VariantPreset(description="the apex frame into both branches"),
@@ -285,7 +297,8 @@ def _registry() -> dict[str, ModelSpec]:
                 "difference": VariantPreset({"inputs": "difference"},
                                             description="apex - onset into both branches"),
                 "frames": VariantPreset({"unit": "frame"},
-                                        description="frames as samples, as the paper did"),
+                                        description="single images as samples, as the paper "
+                                                    "(every frame after the onset)"),
             },
             default_variant="apex"),
         ModelSpec(
@@ -295,6 +308,7 @@ def _registry() -> dict[str, ModelSpec]:
             config_cls=BroadbentConfig, builder=build_broadbent,
             needs=lambda config: (_frames(min_size=2 ** len(config.filters)),),
             unit_of=lambda config: "frame",
+            paper_input=PaperInput("frames", (64, 64), source="001 Sec. III-D, Table II"),
             training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=25, batch_size=32),
             variants={"plain": VariantPreset(
                 augmented=True,
@@ -318,6 +332,8 @@ def _registry() -> dict[str, ModelSpec]:
             description=title, config_cls=HA3DConfig,
             builder=lambda config, k, shapes, _name=name: build_dual_path(_name, config, k, shapes),
             needs=lambda config: (_half("upper"), _half("lower")),
+            paper_input=PaperInput("upper", (64, 128), min_frames=2,
+                                   source="002 Sec. 3.1 and 3.3: 128x128 faces, 128x64 halves"),
             training=ha3d_training, variants=ha3d_variants, default_variant="plain"))
     specs += [
         ModelSpec(
@@ -325,6 +341,8 @@ def _registry() -> dict[str, ModelSpec]:
             recipe="msres3d",
             description="Multi-scale 3-D ResNet on optical flow with four fused heads.",
             config_cls=MSRes3DConfig, builder=build_msres3d, needs=_msres3d_needs,
+            paper_input=PaperInput("flow", (134, 134), min_frames=4,
+                                   source="003 Sec. 3.3.1: 134x134x16"),
             training=TrainingPreset(lr=1e-5, eps=_TORCH_EPS, epochs=100, batch_size=8),
             variants={
                 "plain": VariantPreset(description="flow u, v"),
@@ -338,6 +356,8 @@ def _registry() -> dict[str, ModelSpec]:
             description="Single-path 3-D CNN (conv 64, pool, dense 128).",
             config_cls=MER3DCNNConfig, builder=build_mer3dcnn,
             needs=lambda config: (_frames(min_frames=2),),
+            paper_input=PaperInput("frames", (128, 128), min_frames=2,
+                                   source="004 Methodology: 128x128 frames"),
             training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=50, batch_size=32),
             variants={
                 "plain": VariantPreset(description="MER-3DCNNST"),

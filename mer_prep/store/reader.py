@@ -248,18 +248,24 @@ class FeatureStore:
         """Attributes of a stored split (kind, leaky, seed, SMOTE settings...); {} if computed."""
         return dict(self.group[SPLITS_GROUP][name].attrs) if name in self.split_names else {}
 
-    def folds(self, split: str = "loso") -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    def folds(self, split: str = "loso", *, tta: bool = False
+              ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
         """Yield ``(fold name, train rows, test rows, class weights)`` of a split.
 
         Rows index ``table`` and every array view; class weights (n_classes,) float64 are
         W_k = N / n_k over the fold's training rows (stored with the split when it is stored).
+        The test rows are the fold's original clips only: an augmented copy of a test clip is
+        not a test clip of its own (scoring it would count its clip twice). ``tta=True``
+        (test-time augmentation) adds the copies; ``parents[row]`` names each one's original.
+        The training rows keep the copies: whether to train on them is the trainer's choice.
         """
         stored = self.group[SPLITS_GROUP][split]["class_weights"][:] if (
             split in self.split_names) else None
+        original = self.parents < 0
         for i, (name, train, test) in enumerate(self.split(split).folds()):
             weights = (stored[i] if stored is not None
                        else class_weights(self.labels[train], len(self.class_names)))
-            yield name, train, test, weights
+            yield name, train, test if tta else test[original[test]], weights
 
     def smote(self, split: str, fold: str | int) -> SmotePlan | None:
         """The SMOTE provenance of one training fold of a stored split (None without SMOTE)."""
@@ -276,32 +282,35 @@ class FeatureStore:
                          k_neighbors=attrs["smote"]["k_neighbors"])
 
     def to_torch(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
-                 balance: str | None = None, split: str = "loso", target: str = "label"):
+                 balance: str | None = None, split: str = "loso", target: str = "label",
+                 tta: bool = False):
         """A ``torch.utils.data.Dataset`` over one fold's ``part`` ("train" or "test").
 
         balance: ``"weights"`` (the fold's class weights on ``.class_weights`` for the loss),
         ``"smote"`` (training part plus the split's SMOTE samples, rebuilt from their parents),
         or None. target: ``"label"`` (an item's ``label`` is the class index, ``labels``) or
-        ``"aus"`` (the float32 multi-hot AU vector over ``au_list``, ``aus``; no SMOTE). Needs
-        the ``torch`` extra.
+        ``"aus"`` (the float32 multi-hot AU vector over ``au_list``, ``aus``; no SMOTE). The
+        test part holds the original test clips only; ``tta=True`` adds their augmented
+        copies (test-time augmentation), each item's ``original`` naming its clip's row.
+        Needs the ``torch`` extra.
         """
         from mer_prep.store.torch_dataset import fold_dataset
 
         return fold_dataset(self, fold, part=part, arrays=arrays, balance=balance, split=split,
-                            target=target)
+                            target=target, tta=tta)
 
     def loader(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
                balance: str | None = None, split: str = "loso", target: str = "label",
-               **options):
+               tta: bool = False, **options):
         """A ``torch.utils.data.DataLoader`` over one fold's ``part`` that works with worker
         processes (``num_workers=2`` under the default fork start method included): the fold's
-        arrays are read in bulk before any worker starts. ``target`` as for ``to_torch``.
-        ``options``: ``batch_size``, ``shuffle``, ``num_workers``, ``seed`` and any other
-        DataLoader argument."""
+        arrays are read in bulk before any worker starts. ``target`` and ``tta`` as for
+        ``to_torch``. ``options``: ``batch_size``, ``shuffle``, ``num_workers``, ``seed`` and
+        any other DataLoader argument."""
         from mer_prep.store.torch_dataset import fold_loader
 
         return fold_loader(self, fold, part=part, arrays=arrays, balance=balance, split=split,
-                           target=target, **options)
+                           target=target, tta=tta, **options)
 
     @cached_property
     def _async_arrays(self) -> dict:

@@ -3,7 +3,10 @@
 torch is an optional extra (``pip install 'mer-prep[torch]'``); nothing else imports this module.
 Items are dicts: one float32 tensor per requested array, ``label`` (int64 scalar: the class;
 with ``target="aus"`` a float32 (n_AU,) multi-hot vector over ``store.au_list``), ``row`` (the
-``table`` row, -1 for a SMOTE sample) and ``synthetic`` (bool).
+``table`` row, -1 for a SMOTE sample), ``synthetic`` (bool), ``copy`` (bool: an augmented
+copy) and ``original`` (int64: the ``table`` row of the original clip the item is, or was copied
+from; -1 for a SMOTE sample). A test part holds original clips only unless test-time
+augmentation is asked for (``tta=True``), and then ``original`` groups each clip's copies with it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class FoldDataset(Dataset):
     def __init__(self, store, rows: np.ndarray, arrays: list[str], class_weights: np.ndarray,
                  smote=None, materialised: dict | None = None, target: str = "label") -> None:
         self.rows, self.arrays = np.asarray(rows, np.int64), list(arrays)
+        parents = np.asarray(store.parents, np.int64)[self.rows]
+        self.originals = np.where(parents >= 0, parents, self.rows)
         self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
         self.smote = smote
         labels = store.labels[self.rows] if target == "label" else store.aus[self.rows]
@@ -70,15 +75,18 @@ class FoldDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         real = index < len(self.rows)
+        row = int(self.rows[index]) if real else -1
+        original = int(self.originals[index]) if real else -1
         return {**{name: values[index] for name, values in self.values.items()},
-                "label": self.labels[index], "row": int(self.rows[index]) if real else -1,
-                "synthetic": not real}
+                "label": self.labels[index], "row": row, "synthetic": not real,
+                "copy": real and original != row, "original": original}
 
 
 def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
                  balance: str | None = None, split: str = "loso",
-                 target: str = "label") -> FoldDataset:
-    """``FeatureStore.to_torch``: the Dataset of one fold's ``part`` of ``split``."""
+                 target: str = "label", tta: bool = False) -> FoldDataset:
+    """``FeatureStore.to_torch``: the Dataset of one fold's ``part`` of ``split``; the test part
+    holds the fold's original clips, plus their augmented copies with ``tta=True``."""
     if part not in ("train", "test"):
         raise InvalidArgumentError(f"part must be 'train' or 'test', got {part!r}")
     if balance not in BALANCES:
@@ -88,7 +96,10 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
     if target == "aus" and balance == "smote":
         raise InvalidArgumentError("SMOTE samples have a class, not AUs: target='aus' takes "
                                    "balance None or 'weights'")
-    folds = list(store.folds(split))
+    if tta and part != "test":
+        raise InvalidArgumentError("tta (test-time augmentation) applies to part='test'; the "
+                                   "training part always holds the copies")
+    folds = list(store.folds(split, tta=tta))
     names = [name for name, *_ in folds]
     index = names.index(fold) if isinstance(fold, str) else int(fold)
     _, train, test, weights = folds[index]
@@ -110,13 +121,13 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
 
 def fold_loader(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
                 balance: str | None = None, split: str = "loso", target: str = "label",
-                batch_size: int = 32, shuffle: bool | None = None, num_workers: int = 0,
+                tta: bool = False, batch_size: int = 32, shuffle: bool | None = None, num_workers: int = 0,
                 seed: int = 0, **loader_options) -> DataLoader:
     """``FeatureStore.loader``: a ``DataLoader`` over one fold's ``part``, safe with worker
     processes (the fold is in memory before any worker starts). ``shuffle`` defaults to True
     for the training part; ``seed`` fixes its order."""
     dataset = fold_dataset(store, fold, part=part, arrays=arrays, balance=balance, split=split,
-                           target=target)
+                           target=target, tta=tta)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size,
                       shuffle=(part == "train") if shuffle is None else shuffle,

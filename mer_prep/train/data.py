@@ -19,7 +19,8 @@ with three :class:`Part` s:
 Rows labelled -1 (no class under the store's label scheme) are neither trained on nor scored.
 With ``unit="frame"`` every clip's ``T`` frames become ``T`` rows (the clip's label and
 subject); ``Part.clip_of`` maps each row back to its clip, so that a clip's prediction is the
-mean of its frames' softmax.
+mean of its frames' softmax. With ``skip_onset`` frame 0 (the onset, a neutral face: it carries
+no emotion, so training it with the clip's label teaches the model a lie) is not a row: T - 1.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mer_prep.evaluation.balance import SmotePlan, class_weights, rebuild_smote
+from mer_prep.errors import InvalidArgumentError
+from mer_prep.evaluation.balance import SmotePlan, class_weights, rebuild_smote, smote_plan
 from mer_prep.train.errors import LeakError, TrainSetupError
 from mer_prep.train.selection import validation_subjects
 
@@ -135,17 +137,22 @@ class FoldData:
         return len(self.class_names)
 
 
-def _expand(name: str, values: np.ndarray, dims: tuple[str, ...], unit: str) -> np.ndarray:
-    """Clip rows -> sample rows: with ``unit="frame"`` (m, T, ...) -> (m*T, 1, ...)."""
+def _expand(name: str, values: np.ndarray, dims: tuple[str, ...], unit: str,
+            skip_onset: bool = False) -> np.ndarray:
+    """Clip rows -> sample rows: with ``unit="frame"`` (m, T, ...) -> (m*T, 1, ...), or
+    (m*(T-1), 1, ...) without each clip's onset frame (``skip_onset``)."""
     if unit != "frame" or not dims or dims[0] != "frame":
         return values
+    if skip_onset:
+        values = values[:, 1:]
     m, t = values.shape[:2]
     return values.reshape(m * t, 1, *values.shape[2:])
 
 
 def make_part(data: StoreData, rows: np.ndarray, unit: str, *, synthetic: dict | None = None,
-              synthetic_labels: np.ndarray | None = None) -> Part:
-    """The part of ``rows`` (table rows), plus optional synthetic clips (name -> (s, ...))."""
+              synthetic_labels: np.ndarray | None = None, skip_onset: bool = False) -> Part:
+    """The part of ``rows`` (table rows), plus optional synthetic clips (name -> (s, ...));
+    ``skip_onset``: with ``unit="frame"``, frame 0 of each clip is not a sample row."""
     rows = np.asarray(rows, dtype=np.int64)
     inputs = {name: values[rows] for name, values in data.arrays.items()}
     labels = data.labels[rows]
@@ -158,7 +165,7 @@ def make_part(data: StoreData, rows: np.ndarray, unit: str, *, synthetic: dict |
         sample_ids = np.concatenate([sample_ids, [f"{SMOTE_ID}{j}" for j in range(n)]])
         subjects = np.concatenate([subjects, np.full(n, "", dtype=str)])
         rows = np.concatenate([rows, np.full(n, -1, np.int64)])
-    inputs = {name: _expand(name, values, data.dims[name], unit)
+    inputs = {name: _expand(name, values, data.dims[name], unit, skip_onset)
               for name, values in inputs.items()}
     n_rows = len(next(iter(inputs.values()))) if inputs else rows.size
     per_clip = n_rows // max(rows.size, 1)
@@ -176,12 +183,19 @@ def fold_seed(seed: int, index: int) -> int:
 def build_fold(data: StoreData, index: int, name: str, train_rows: np.ndarray,
                test_rows: np.ndarray, *, unit: str, augmented: bool, weighted: bool,
                validation: bool, seed: int, smote: SmotePlan | None = None,
-               leaky: bool = False) -> FoldData:
+               leaky: bool = False, skip_onset: bool = False,
+               smote_features: np.ndarray | None = None) -> FoldData:
     """Cut fold ``name`` out of ``data``: see the module docstring for the three parts.
 
     ``train_rows`` / ``test_rows``: the split's table rows; ``augmented``: train on the copies of
     training clips; ``weighted``: class weights in the loss; ``validation``: carve a validation
-    part (subjects drawn with ``seed``); ``smote``: the fold's SMOTE plan to add to fit.
+    part (subjects drawn with ``seed``); ``smote``: the fold's stored SMOTE plan, fitted on the
+    split's whole training part. With a validation part that plan no longer fits what is
+    trained, so it is fitted again (its seed and k) on the fit rows' originals, on
+    ``smote_features`` ((n, d) float, the split's SMOTE features of every table row): the fit
+    part is then balanced as a SMOTE plan promises (every class at the majority count of its
+    originals) and no synthetic sample has a validation parent. ``skip_onset``: with frames as
+    samples, drop each clip's onset frame.
     ``leaky``: the split is a recorded sample-level (leaky) one, whose subjects sit on both
     sides; otherwise a subject on both sides raises :class:`LeakError`. The validation subjects
     are drawn among the training subjects that are not tested in the fold; only a leaky split
@@ -216,20 +230,33 @@ def build_fold(data: StoreData, index: int, name: str, train_rows: np.ndarray,
     fit_rows, val_rows = train[~is_held], train[is_held & original[train]]
 
     synthetic, synthetic_labels = None, None
-    info["n_smote"] = info["n_smote_dropped"] = 0
-    if smote is not None and len(smote):
+    info["n_smote"], info["smote_refit"] = 0, False
+    if smote is not None and (len(smote) or held):
         parents = np.stack([smote.parent_a, smote.parent_b])
         if not np.isin(parents, train_rows).all():
             raise LeakError(f"fold {name}: a SMOTE sample has a parent outside the fold's "
                             f"training rows")
-        keep = ~np.isin(data.subjects[parents], held).any(axis=0)
-        kept = SmotePlan(smote.parent_a[keep], smote.parent_b[keep], smote.weight[keep],
-                         smote.label[keep], smote.inputs, smote.seed, smote.k_neighbors)
-        synthetic = {n: rebuild_smote(values, kept) for n, values in data.arrays.items()}
-        synthetic_labels = kept.label
-        info["n_smote"], info["n_smote_dropped"] = int(keep.sum()), int((~keep).sum())
+        if held:
+            # The stored plan balanced the whole training part; with validation subjects
+            # carved out it would be neither balanced nor free of their clips. Fit it again
+            # on exactly the rows that are trained, with the stored seed and k.
+            if smote_features is None:
+                raise TrainSetupError(f"fold {name}: SMOTE with a validation part needs the "
+                                      f"split's SMOTE features to fit the plan again")
+            try:
+                smote = smote_plan(smote_features, data.labels, fit_rows, seed=smote.seed,
+                                   k_neighbors=smote.k_neighbors, parents=data.parents)
+            except InvalidArgumentError as error:
+                raise TrainSetupError(f"fold {name}: SMOTE on the part that is fitted "
+                                      f"(validation subjects {', '.join(held)} held out): "
+                                      f"{error}") from None
+            info["smote_refit"] = True
+        synthetic = {n: rebuild_smote(values, smote) for n, values in data.arrays.items()}
+        synthetic_labels = smote.label
+        info["n_smote"] = len(smote)
 
-    fit = make_part(data, fit_rows, unit, synthetic=synthetic, synthetic_labels=synthetic_labels)
+    fit = make_part(data, fit_rows, unit, synthetic=synthetic, synthetic_labels=synthetic_labels,
+                    skip_onset=skip_onset)
     weights = (class_weights(fit.labels, len(data.class_names)).astype(np.float32)
                if weighted else None)
     info.update(fit_subjects=sorted(fit.subject_set), validation_subjects=held,
@@ -237,6 +264,7 @@ def build_fold(data: StoreData, index: int, name: str, train_rows: np.ndarray,
                 n_validation_clips=int(val_rows.size), n_test_clips=int(test.size),
                 validation_seed=seed if validation else None)
     return FoldData(index=index, name=str(name), class_names=data.class_names, unit=unit,
-                    fit=fit, validation=make_part(data, val_rows, unit) if validation else None,
-                    test=make_part(data, test, unit), test_rows=test, class_weights=weights,
+                    fit=fit, validation=make_part(data, val_rows, unit, skip_onset=skip_onset)
+                    if validation else None,
+                    test=make_part(data, test, unit, skip_onset=skip_onset), test_rows=test, class_weights=weights,
                     info=info)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -35,6 +35,7 @@ from mer_prep.train.data import (
 )
 from mer_prep.train.engine import DEFAULT_VALIDATION_METRIC, torch, train_fold
 from mer_prep.train.errors import TrainSetupError
+from mer_prep.train.progress import FoldEvent, RunEvent, RunTracker
 from mer_prep.train.records import (
     CLIP_AGGREGATION,
     FoldResult,
@@ -76,29 +77,41 @@ class RunPlan:
 
     def folds(self) -> Iterator[FoldData]:
         """Each fold's data in memory, built when asked (one fold at a time)."""
-        for index, (name, train, test, _) in enumerate(self.store.folds(self.split)):
+        for index, (name, train, test, _) in enumerate(self.store.folds(self.split, tta=True)):
             yield self._build(index, name, train, test)
 
     def fold(self, index: int) -> FoldData:
         """Fold ``index`` alone (what a Dask task of one fold builds), equal to the
         ``index``-th of :meth:`folds`."""
-        for i, (name, train, test, _) in enumerate(self.store.folds(self.split)):
+        for i, (name, train, test, _) in enumerate(self.store.folds(self.split, tta=True)):
             if i == index:
                 return self._build(index, name, train, test)
         raise TrainSetupError(f"split {self.split!r} has no fold {index} "
                               f"({self.header.n_folds} folds)")
 
     def _build(self, index: int, name: str, train, test) -> FoldData:
+        validation = self.preset.selection == "validation"
         return build_fold(
             self.data, index, name, train, test, unit=self.header.unit,
             augmented=self.augmented, weighted=self.class_weights,
-            validation=self.preset.selection == "validation", seed=self.fold_seed(index),
-            leaky=self.header.leaky,
-            smote=self.store.smote(self.split, index) if self.smote else None)
+            validation=validation, seed=self.fold_seed(index),
+            leaky=self.header.leaky, skip_onset=self.spec.frame_unit_skips_onset,
+            smote=self.store.smote(self.split, index) if self.smote else None,
+            smote_features=self._smote_features() if self.smote and validation else None)
 
-    def train_fold(self, fold: FoldData, *, progress: bool = False) -> FoldResult:
+    def _smote_features(self):
+        """The split's SMOTE features, (n, d), for a plan fitted again after the validation
+        carve: the run's own copy when the model reads that array, else read from the store."""
+        name = self.store.split_attrs(self.split)["smote"]["features"]
+        values = self.data.arrays.get(name)
+        if values is None:
+            values = self.store.array(name, cache=True)
+        return values.reshape(len(values), -1).astype("float32", copy=False)
+
+    def train_fold(self, fold: FoldData, *,
+                   report: Callable[[FoldEvent], None] | None = None) -> FoldResult:
         return train_fold(fold, self.spec, self.config, self.preset, self.fold_seed(fold),
-                          self.device, keep_checkpoint=self.keep_checkpoints, progress=progress)
+                          self.device, keep_checkpoint=self.keep_checkpoints, report=report)
 
 
 def _config(spec, variant: str, config) -> BaseModel:
@@ -112,6 +125,16 @@ def _config(spec, variant: str, config) -> BaseModel:
         raise TrainSetupError(f"model {spec.name} config: {problems}") from None
     except TypeError as error:
         raise TrainSetupError(f"model {spec.name} config: {error}") from None
+
+
+def _overrides(spec, variant: str, resolved: BaseModel, training: Mapping[str, Any]) -> dict:
+    """What a run changed from its variant's preset: the config keys whose resolved value
+    differs from the variant's (whatever form the config came in) and the training settings
+    given (``training``: epochs, lr...), JSON-able."""
+    preset = spec.config(None, variant=variant).model_dump(mode="json")
+    mine = resolved.model_dump(mode="json")
+    return {"config": {key: value for key, value in mine.items() if preset.get(key) != value},
+            "training": dict(training)}
 
 
 def resolve_device(device: str | None) -> str:
@@ -205,7 +228,8 @@ def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | 
                "labels": attrs["labels"], "class_names": store.class_names,
                "n_samples": len(store.table)},
         seed=int(seed), code_version=code_version(), device=device,
-        torch_version=str(torch.__version__), n_folds=made.n_folds)
+        torch_version=str(torch.__version__), n_folds=made.n_folds,
+        overrides=_overrides(spec, variant, resolved, overrides))
     names = [need.name for need in spec.required_inputs(resolved)]
     return RunPlan(store=store, spec=spec, config=resolved, preset=preset, variant=variant,
                    split=split, data=load_store_data(store, names), seed=int(seed),
@@ -214,40 +238,33 @@ def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | 
                    keep_checkpoints=keep_checkpoints)
 
 
-def run_folds(plan: RunPlan, *, progress: bool = False) -> list[FoldResult]:
-    """Train every fold of ``plan`` here, one after the other."""
-    folds = plan.folds()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=plan.header.n_folds, desc=f"{plan.spec.name} {plan.split}",
-                   unit="fold")
-    results = []
-    for fold in folds:
-        results.append(plan.train_fold(fold, progress=progress))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return results
+def run_folds(plan: RunPlan, *,
+              report: Callable[[RunEvent], None] | None = None) -> list[FoldResult]:
+    """Train every fold of ``plan`` here, one after the other. report: called with the run's
+    :class:`~mer_prep.train.progress.RunEstimate` once the first steps are timed, then a
+    ``RunProgress`` (ETAs of the fold and the run) after every epoch."""
+    tracker = None if report is None else RunTracker(
+        report, model=plan.spec.name, variant=plan.variant,
+        config=plan.config.model_dump(mode="json"), folds=plan.header.n_folds)
+    return [plan.train_fold(fold, report=tracker) for fold in plan.folds()]
 
 
 def train(store, model: str = "mbcc", *, split: str = "loso", variant: str | None = None,
           epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
           device: str | None = None, seed: int = 0,
           config: Mapping[str, Any] | BaseModel | None = None, keep_checkpoints: bool = False,
-          progress: bool = False, selection: str | None = None,
+          report: Callable[[RunEvent], None] | None = None, selection: str | None = None,
           validation_metric: str | None = None, save: bool = True) -> RunRecord:
     """Train ``model`` on every fold of ``split`` of ``store`` (a ``FeatureStore`` or a
-    location) and record the run on the store (``save=False``: return it only)."""
+    location) and record the run on the store (``save=False``: return it only). report: what
+    the run will cost and how far it is (see :func:`run_folds`)."""
     start = time.perf_counter()
     plan = plan_run(store, model, split=split, variant=variant, epochs=epochs,
                     batch_size=batch_size, lr=lr, device=device, seed=seed, config=config,
                     selection=selection, validation_metric=validation_metric,
                     keep_checkpoints=keep_checkpoints)
     load_s = time.perf_counter() - start
-    results = run_folds(plan, progress=progress)
+    results = run_folds(plan, report=report)
     record = combine_folds(results, plan.header, duration_s=time.perf_counter() - start,
                            timings={"load_s": load_s})
     if save:
