@@ -91,3 +91,14 @@ def test_a_user_composite_declared_in_the_config_is_a_dataset(tmp_path):
             load_config(bad)
     finally:
         unregister_composite("lab")
+
+
+def test_serve_check_prints_each_store_as_runs_write_it(tmp_path):
+    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n'
+                            f'recipes = ["ha3d", "mbcc64"]\n')
+    result = CliRunner().invoke(main, ["serve", "--check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    stores = tmp_path / "conf" / "stores" / "casme2"
+    assert f"-> {stores / 'ha3d'}, schedule" in result.stdout
+    assert f"-> {stores / 'mbcc64'}, schedule" in result.stdout
+    assert "{" not in result.stdout  # no unexpanded {dataset}/{recipe} template

@@ -138,7 +138,7 @@ def serve(config_file, limit, check, standing_cluster):
     config = load_config(config_file)
     for spec in config.deployments():
         click.echo(f"preprocess/{spec.name}: {spec.parameters['recipe']} on "
-                   f"{spec.parameters['root']} -> {spec.parameters['store']}, "
+                   f"{spec.parameters['root']} -> {spec.store}, "
                    f"schedule {spec.cron or 'none'}")
     for spec in config.training_deployments():
         p = spec.parameters

@@ -176,11 +176,14 @@ class ProjectConfig(BaseModel):
 
 
 class Deployment(BaseModel):
-    """A resolved deployment: its name, the flow's default parameters and its schedule."""
+    """A resolved deployment: its name, the flow's default parameters and its schedule.
+    ``store``: the location a run with the default parameters writes (``parameters["store"]``
+    is the template a run fills in, as it may override the recipe)."""
 
     name: str
     dataset: str
     parameters: dict[str, Any]
+    store: str
     cron: str | None
     timezone: str | None
     paused: bool
@@ -215,6 +218,8 @@ class Config(BaseModel):
 
     def deployments(self) -> list[Deployment]:
         """One per enabled dataset and recipe, parameters filled from ``[defaults]``."""
+        from mer_prep.recipes import load_recipe
+
         out = []
         for dataset, ds in self.project.datasets.items():
             if not ds.enabled:
@@ -228,7 +233,10 @@ class Config(BaseModel):
                               "options": pick("options", {}),
                               "dask_address": pick("dask_address")}
                 name = dataset if i == 0 else f"{dataset}-{Path(recipe).stem}"
+                location = StoreLocation.parse(store.format(dataset=dataset,
+                                                            recipe=load_recipe(recipe).name))
                 out.append(Deployment(name=name, dataset=dataset, parameters=parameters,
+                                      store=location.url,
                                       cron=pick("cron"), timezone=pick("timezone"),
                                       paused=pick("paused", False)))
         return out
