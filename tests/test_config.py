@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+import mer_prep.models  # noqa: F401  PyTorch and the models load at collection, not in a test
 from mer_prep.cli import main
 from mer_prep.config import load_config
 from mer_prep.errors import ConfigError
@@ -102,3 +103,27 @@ def test_serve_check_prints_each_store_as_runs_write_it(tmp_path):
     assert f"-> {stores / 'ha3d'}, schedule" in result.stdout
     assert f"-> {stores / 'mbcc64'}, schedule" in result.stdout
     assert "{" not in result.stdout  # no unexpanded {dataset}/{recipe} template
+
+
+def test_serve_check_refuses_trainings_that_would_fail_at_every_run(tmp_path):
+    """A model whose inputs the recipe does not store, and a config value the model refuses,
+    are reported by `serve --check` with their place, as `mer-prep train --set` says them; a
+    training that fits passes."""
+    root = tmp_path / "CASME2"
+    base = f'[datasets.casme2]\nroot = "{root}"\nrecipes = ["mbcc64"]\n'
+    wrong_model = base + '[trainings.t]\ndataset = "casme2"\nmodel = "msres3d"\n'
+    wrong_config = base + ('[trainings.t]\ndataset = "casme2"\nmodel = "mbcc"\n'
+                           'config = { inputs = "diff" }\n')
+    fits = base + ('[trainings.t]\ndataset = "casme2"\nmodel = "mbcc"\n'
+                   'config = { inputs = "difference" }\n')
+    for text, expected in ((wrong_model, r"trainings\.t \(model msres3d on recipe mbcc64\): "
+                                         r"model msres3d needs"),
+                           (wrong_config, r"trainings\.t \(model mbcc on recipe mbcc64\): "
+                                          r"config: inputs: .*'apex'")):
+        path = _write(tmp_path, text)
+        problems = load_config(path).problems()
+        assert len(problems) == 1, problems
+        assert __import__("re").search(expected, problems[0]), problems[0]
+        result = CliRunner().invoke(main, ["serve", "--check", "--config", str(path)])
+        assert result.exit_code == 2 and "trainings.t" in result.stderr
+    assert load_config(_write(tmp_path, fits)).problems() == []

@@ -250,9 +250,10 @@ def test_records_leaky_split_and_pinned_snapshot(stores, tmp_path):
     assert leaky.leaky and not clean.leaky and leaky.split_kind == "random"
     runs = CliRunner().invoke(main, ["runs", str(path)])
     assert runs.exit_code == 0, runs.output
-    line = next(row for row in runs.output.splitlines() if row.startswith(leaky.run_id))
+    rows = runs.output.splitlines()
+    line = next(row for row in rows if f" {leaky.run_id} " in row)
     assert "LEAKY" in line and "LEAKY" not in next(
-        row for row in runs.output.splitlines() if row.startswith(clean.run_id))
+        row for row in rows if f" {clean.run_id} " in row)
 
     # the record names the exact snapshot it read; a refresh (a new version) does not move it
     before = open_store(path)
@@ -374,7 +375,8 @@ def test_cli_train_runs_and_models(stores, tmp_path):
     assert sum(line.startswith("casme2/sub") for line in lines) == 8
     run_id = lines[0].split()[1].rstrip(":")
     listed = runner.invoke(main, ["runs", str(path)])
-    assert listed.exit_code == 0 and run_id in listed.output and "mbcc/difference" in listed.output
+    assert listed.exit_code == 0 and run_id in listed.output
+    assert "mbcc-difference-dense=32-filters=8,16-e1-lr1e-3-b8-s0-last" in listed.output
     models = runner.invoke(main, ["models"])
     assert models.exit_code == 0
     for name in ("mbcc", "broadbent", "dp3dnet", "ha3dnet", "se3dnet", "ha3dsenet", "msres3d",
@@ -396,3 +398,88 @@ def test_train_without_torch_says_what_to_install(stores):
     assert done.returncode == 4, done.stderr
     assert done.stderr.strip().count("\n") == 0
     assert "pip install 'mer-prep[train]'" in done.stderr
+
+
+def _made_up_run(plan, best_epoch=None):
+    """A record of ``plan``'s header with a made-up fold per LOSO fold (no training): 3 epochs
+    of curves, the test clips predicted right, epoch ``best_epoch`` kept (default the last)."""
+    from mer_prep.train.records import EpochLog, FoldResult
+
+    table, names = plan.store.table, tuple(plan.store.class_names)
+    validating = plan.header.training["selection"] == "validation"
+    folds = []
+    for index, (name, _, test) in enumerate(plan.store.split("loso").folds()):
+        y = table["label"].to_numpy()[test]
+        folds.append(FoldResult(
+            index=index, name=name, class_names=names, rows=test,
+            sample_ids=table["sample_id"].to_numpy(dtype=str)[test], y_true=y, y_pred=y,
+            proba=np.eye(len(names), dtype=np.float32)[y],
+            curves=tuple(EpochLog(e, 1.0 / e, 0.5 if validating else None, 0.1, 0.1, 2)
+                         for e in (1, 2, 3)),
+            selection=plan.header.training["selection"], best_epoch=best_epoch or 3,
+            validation_metric="uf1" if validating else None, seed=0))
+    return combine_folds(folds, plan.header)
+
+
+@pytest.mark.slow  # plans three runs and commits four records: ~6 s on two shared cores
+def test_runs_say_what_they_were(stores, tmp_path, monkeypatch):
+    """Three runs differing in epochs, lr, a config override and selection list, show and
+    plot under names that tell them apart; a validation selection that never left epoch 1 is
+    flagged; `info` lists the store's splits and runs; a record written before the names
+    (no ``overrides``) still lists."""
+    from mer_prep.train.records import RunRecord
+
+    path = _copy(stores, "mbcc", tmp_path)
+    store = open_store(path)
+    save_split(store, build_split(store.table, "group_kfold", n_splits=2))
+    made = [
+        _made_up_run(plan_run(path, "mbcc", variant="difference", epochs=20, batch_size=4)),
+        _made_up_run(plan_run(path, "mbcc", variant="difference", epochs=30, lr=3e-4,
+                              config={"filters": (8, 16)})),
+        _made_up_run(plan_run(path, "mbcc", variant="difference", epochs=3,
+                              selection="validation"), best_epoch=1)]
+    for record in made:
+        save_run(path, record)
+    expected = ["mbcc-difference-e20-lr1e-3-b4-s0-last",
+                "mbcc-difference-filters=8,16-e30-lr3e-4-b32-s0-last",
+                "mbcc-difference-e3-lr1e-3-b32-s0-val"]
+    assert [r.name for r in made] == expected
+    assert made[1].overrides == {"config": {"filters": [8, 16]},
+                                 "training": {"epochs": 30, "lr": 3e-4}}
+    n = len(made[2].folds)
+    assert made[2].selection_warning == (f"kept epoch 1 in {n} of {n} folds: the validation "
+                                         f"part may be too small")
+    assert made[0].selection_warning is None and made[1].selection_warning is None
+
+    runner = CliRunner()
+    listed = runner.invoke(main, ["runs", str(path)])
+    assert listed.exit_code == 0, listed.output
+    rows = {r.run_id: next(row for row in listed.output.splitlines() if f" {r.run_id} " in row)
+            for r in made}
+    for record, name in zip(made, expected):
+        assert rows[record.run_id].startswith(name + " ")
+    assert "EPOCH1" in rows[made[2].run_id] and "EPOCH1" not in rows[made[0].run_id]
+    assert f"EPOCH1 {made[2].run_id}: kept epoch 1 in {n} of {n} folds" in listed.output
+    shown = runner.invoke(main, ["runs", str(path), "--run", made[1].run_id])
+    assert (f"settings: mbcc/difference (paper {made[1].paper}); overrides epochs=30, "
+            f"filters=[8, 16], lr=0.0003; 30 epochs, lr 3e-4, batch 32, seed 0, selection "
+            f"last_epoch") in shown.output
+    info = runner.invoke(main, ["info", str(path)])
+    assert info.exit_code == 0, info.output
+    assert "  group_kfold: group_kfold, 2 folds" in info.output
+    assert "training runs (3;" in info.output
+    assert all(f"  {r.name}  {r.run_id}  " in info.output for r in made)
+    title = made[2].plot.learning_curves()._suptitle.get_text()
+    assert title.startswith(f"{expected[2]} ({made[2].run_id})") and "kept epoch 1" in title
+
+    summary = RunRecord.summary  # a record as written before names and overrides existed
+    monkeypatch.setattr(RunRecord, "summary", lambda self: {
+        k: v for k, v in summary(self).items()
+        if k not in ("overrides", "name", "selection_warning")})
+    old = dataclasses.replace(made[0], run_id="20200101T000000Z-mbcc-000000")
+    save_run(path, old)
+    monkeypatch.undo()
+    back = load_run(path, old.run_id)
+    assert back.overrides == {} and back.name == expected[0]
+    assert "overrides not recorded" in back.settings()
+    assert old.run_id in runner.invoke(main, ["runs", str(path)]).output

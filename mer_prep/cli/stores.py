@@ -59,6 +59,31 @@ def print_info(path: str, version: str | None) -> None:
     click.echo(f"versions ({len(versions)}):")
     for row in versions.itertuples():
         click.echo(f"  {row.version_id}  {row.written_at:%Y-%m-%d %H:%M:%S}  {row.message}")
+    _print_splits_and_runs(path, store)
+
+
+def _print_splits_and_runs(path: str, store) -> None:
+    """The splits stored with this version (kind, folds, SMOTE, LEAKY) and the training runs
+    recorded on the store (name, id, version, split, UF1), newest last."""
+    from mer_prep.train.runs_store import list_runs
+
+    names = store.split_names
+    click.echo(f"splits stored with {store.version_id} ({len(names)}; loso and megc2019 are "
+               f"computed on demand):")
+    for name in names:
+        made, attrs = store.split(name), store.split_attrs(name)
+        smote = attrs.get("smote")
+        click.echo(f"  {name}: {made.kind}, {made.n_folds} folds"
+                   + (f", SMOTE on {smote['features']}" if smote else "")
+                   + (", LEAKY (sample-level)" if made.leaky or attrs.get("leaky") else ""))
+    runs = list_runs(store)
+    click.echo(f"training runs ({len(runs)}; `mer-prep runs {path}` ranks them):")
+    for run in runs:
+        uf1 = run.metrics.get("uf1")
+        marks = "".join(f"  {m}" for m, on in (("LEAKY", run.leaky),
+                                                 ("EPOCH1", run.selection_warning)) if on)
+        click.echo(f"  {run.name}  {run.run_id}  {run.version_id}  split {run.split}  UF1 "
+                   f"{'-' if uf1 is None or uf1 != uf1 else f'{uf1:.3f}'}{marks}")
 
 
 @main.command()

@@ -36,8 +36,9 @@ def parse_settings(values: tuple[str, ...]) -> dict:
 def print_record(record) -> None:
     """The per-fold and pooled table of a run."""
     leaky = "  LEAKY (sample-level split)" if record.leaky else ""
-    click.echo(f"run {record.run_id}: {record.model}/{record.variant} on {record.version_id} "
+    click.echo(f"run {record.run_id}: {record.name} on {record.version_id} "
                f"(snapshot {record.snapshot_id}), split {record.split}{leaky}")
+    click.echo(f"settings: {record.settings()}")
     table = record.fold_table()
     width = max(len("fold"), *(len(str(f)) for f in table["fold"]))
     click.echo(f"{'fold':<{width}}  {'n':>4}  {'UF1':>6}  {'UAR':>6}  {'acc':>6}  epoch")
@@ -48,8 +49,10 @@ def print_record(record) -> None:
                                             math.isnan(row.epoch)) else str(int(row.epoch))
         click.echo(f"{row.fold:<{width}}  {int(row.n or 0):>4}  {_number(row.uf1):>6}  "
                    f"{_number(row.uar):>6}  {_number(row.accuracy):>6}  {epoch}")
-    click.echo(f"selection: {record.training['selection']}; clips: {record.aggregation}; "
-               f"device {record.device}; {record.duration_s:.1f} s")
+    click.echo(f"selection: {record.training.get('selection', '?')}; clips: "
+               f"{record.aggregation}; device {record.device}; {record.duration_s:.1f} s")
+    if record.selection_warning:
+        click.echo(f"warning: {record.selection_warning}")
 
 
 @main.command()
@@ -151,15 +154,35 @@ def runs(store, run_id):
         value = record.metrics.get("uf1")
         return -(value if value is not None and not math.isnan(value) else -1.0)
 
-    header = (f"{'run':<34} {'model/variant':<22} {'version':<18} {'split':<12} "
-              f"{'UF1':>6} {'UAR':>6} {'acc':>6} {'leaky':<5} {'time':>8}")
-    click.echo(header)
-    for record in sorted(records, key=key):
+    click.echo(runs_table(sorted(records, key=key)))
+
+
+def _marks(record) -> str:
+    """LEAKY (sample-level split) and/or EPOCH1 (validation never chose a later epoch)."""
+    return ",".join(mark for mark, on in (("LEAKY", record.leaky),
+                                          ("EPOCH1", record.selection_warning)) if on)
+
+
+def runs_table(records) -> str:
+    """The runs listing: name (model, variant, overrides, epochs, lr, batch, seed,
+    selection: ``RunHeader.name``), run id, version, split, scores, marks and time; below it,
+    what each mark means for the runs that carry one."""
+    width = max(len("name"), *(len(r.name) for r in records))
+    lines = [f"{'name':<{width}} {'run':<34} {'version':<18} {'split':<12} "
+             f"{'UF1':>6} {'UAR':>6} {'acc':>6} {'marks':<12} {'time':>8}"]
+    notes = []
+    for record in records:
         m = record.metrics
-        click.echo(f"{record.run_id:<34} {record.model + '/' + record.variant:<22} "
-                   f"{record.version_id:<18} {record.split:<12} {_number(m.get('uf1')):>6} "
-                   f"{_number(m.get('uar')):>6} {_number(m.get('accuracy')):>6} "
-                   f"{'LEAKY' if record.leaky else '':<5} {record.duration_s:>7.1f}s")
+        lines.append(f"{record.name:<{width}} {record.run_id:<34} {record.version_id:<18} "
+                     f"{record.split:<12} {_number(m.get('uf1')):>6} {_number(m.get('uar')):>6} "
+                     f"{_number(m.get('accuracy')):>6} {_marks(record):<12} "
+                     f"{record.duration_s:>7.1f}s")
+        if record.selection_warning:
+            notes.append(f"EPOCH1 {record.run_id}: {record.selection_warning}")
+        if record.leaky:
+            notes.append(f"LEAKY {record.run_id}: split {record.split} puts clips of one "
+                         f"subject on both sides; its scores are not subject-independent")
+    return "\n".join(lines + notes)
 
 
 def print_run_details(record) -> None:

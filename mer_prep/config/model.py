@@ -214,6 +214,32 @@ class Config(BaseModel):
                 check_roots(spec.dataset, spec.parameters["root"])
             except MerPrepError as error:
                 found.append(f"{self.path}: datasets.{spec.dataset}: {error}")
+        return found + self.training_problems()
+
+    def training_problems(self) -> list[str]:
+        """Trainings whose every run would fail: the model's config does not validate, or the
+        model does not fit (or cannot be built for) the arrays of the recipe it trains on
+        (``trainings.training_problem``), each with its place in the file."""
+        from mer_prep.config.trainings import training_problem
+        from mer_prep.labels import class_names
+        from mer_prep.recipes import load_recipe
+
+        found = []
+        for key, training in self.project.trainings.items():
+            ds = self.project.datasets[training.dataset]
+            if not (training.enabled and ds.enabled):
+                continue
+            recipe = load_recipe(_resolve_recipe(self.path.parent, training.recipe)
+                                 if training.recipe else self._resolved(ds)[1][0])
+            try:
+                n_classes = len(class_names(self._picker(ds)("labels", "native"),
+                                            training.dataset))
+            except MerPrepError:
+                n_classes = 2
+            problem = training_problem(training, recipe, n_classes)
+            if problem:
+                found.append(f"{self.path}: trainings.{key} (model {training.model} on recipe "
+                             f"{recipe.name}): {problem}")
         return found
 
     def deployments(self) -> list[Deployment]:

@@ -148,3 +148,40 @@ def train_parameters(training: TrainingConfig, store: str, n_workers: int,
             "keep_checkpoints": training.keep_checkpoints, "n_workers": n_workers,
             "dask_address": dask_address, "resources": training.resources,
             "folds_per_task": training.folds_per_task}
+
+
+def training_problem(training: TrainingConfig, recipe, n_classes: int) -> str | None:
+    """Why every run of ``training`` would fail on a store of ``recipe`` (a ``Recipe``), as
+    ``mer-prep train --set`` would say it, or None: its ``config`` does not validate for the
+    model and variant, the recipe's arrays do not fit the model so configured, or the model
+    cannot be built for them (built on PyTorch's ``meta`` device: nothing is allocated).
+    None without PyTorch (the run checks on its worker either way)."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+    from pydantic import ValidationError
+
+    from mer_prep.models import check_inputs, get_model
+
+    try:
+        spec = get_model(training.model)
+        variant = training.variant or spec.default_variant
+        config = spec.config(dict(training.config or {}), variant=variant)
+    except ValidationError as error:
+        return "config: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+            for e in error.errors())
+    except (MerPrepError, TypeError) as error:
+        return f"config: {error}"
+    arrays = {name: (tuple(a.dims), tuple(a.shape)) for name, a in recipe.array_specs().items()}
+    try:
+        check_inputs(spec, recipe.name, arrays, config)
+        if spec.unit(config) == "clip":  # frames-as-samples models are sized per frame
+            shapes = {need.name: arrays[need.name][1] for need in spec.required_inputs(config)}
+            with torch.device("meta"):
+                spec.build(config, max(int(n_classes), 2), shapes)
+    except MerPrepError as error:
+        return str(error)
+    except (ValueError, RuntimeError, TypeError) as error:
+        return f"model {spec.name} cannot be built for recipe {recipe.name}'s arrays: {error}"
+    return None

@@ -13,6 +13,7 @@ it gives the direction and the magnitude.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import cv2
@@ -21,8 +22,8 @@ import numpy as np
 from mer_prep.errors import InvalidArgumentError
 
 __all__ = ["LANDMARK_RGB", "REGION_RGB", "colour_wheel", "diverging", "display_scale",
-           "draw_landmarks", "flow_hue_deg", "flow_scale", "flow_to_rgb", "gray_to_rgb", "heat",
-           "mask_overlay", "robust_max", "upscale"]
+           "draw_landmarks", "flow_hue_deg", "flow_range", "flow_scale", "flow_to_rgb", "gray_to_rgb", "heat",
+           "mask_overlay", "robust_max", "upscale", "ColourRange", "colour_range", "border_width"]
 
 #: Colour of landmark dots (pure green: absent from faces, and from the flow palette's white).
 LANDMARK_RGB = (0, 255, 0)
@@ -76,16 +77,81 @@ def robust_max(values: np.ndarray, percentile: float = 99.5) -> float:
     return float(np.percentile(finite, percentile)) if finite.size else 0.0
 
 
+#: Percentile of |values| that sets a colour scale's top: a few outlying pixels (a specular
+#: glint, a TV-L1 spike) must not wash every other pixel out.
+SCALE_PERCENTILE = 99.5
+#: Share of the short side left out at each edge when a scale is computed: TV-L1 and the
+#: strain's finite differences are unreliable there (the warp leaves the image), and those
+#: edge values would otherwise set the scale of the whole face.
+BORDER_SHARE = 0.05
+
+
+def border_width(height: int, width: int) -> int:
+    """Pixels left out at each edge of a ``height`` x ``width`` raster when a colour scale is
+    computed: ``BORDER_SHARE`` of the short side, at least 1 (0 for rasters under 8 px)."""
+    short = min(int(height), int(width))
+    return 0 if short < 8 else max(1, int(round(BORDER_SHARE * short)))
+
+
+@dataclass(frozen=True)
+class ColourRange:
+    """A colour scale and where it came from: ``top`` (shown at full colour) is the
+    ``percentile`` of |values| inside a ``border``-pixel frame (left out); ``maximum`` is the
+    largest |value| inside it, ``maximum_all`` the largest anywhere (edges included)."""
+
+    top: float
+    percentile: float
+    maximum: float
+    maximum_all: float
+    border: int
+
+    def describe(self, unit: str = "", digits: int = 2) -> str:
+        """``"3.52 px = 99.5th percentile of |values|, max 6.68 px, 7 px border left out"``."""
+        u = f" {unit}" if unit else ""
+        text = (f"{self.top:.{digits}f}{u} = {self.percentile:g}th percentile, max "
+                f"{self.maximum:.{digits}f}{u}")
+        if self.border:
+            text += f", {self.border} px border left out"
+            if self.maximum_all > self.maximum * 1.05:
+                text += f" (max there {self.maximum_all:.{digits}f}{u})"
+        return text
+
+
+def colour_range(values: np.ndarray, *, percentile: float = SCALE_PERCENTILE,
+                 border: int | None = None, floor: float = 1e-6) -> ColourRange:
+    """The colour scale of ``values`` (..., H, W): the ``percentile`` of finite |values| with
+    ``border`` pixels (default :func:`border_width`) left out at each edge of the last two axes,
+    at least ``floor``."""
+    values = np.abs(np.asarray(values, dtype=np.float32))
+    if values.ndim < 2:
+        raise InvalidArgumentError(f"expected values (..., H, W), got shape {values.shape}")
+    b = border_width(*values.shape[-2:]) if border is None else int(border)
+    inner = values[..., b:values.shape[-2] - b, b:values.shape[-1] - b] if b else values
+    finite = inner[np.isfinite(inner)]
+    everywhere = values[np.isfinite(values)]
+    top = float(np.percentile(finite, percentile)) if finite.size else 0.0
+    return ColourRange(top=max(top, floor), percentile=float(percentile),
+                       maximum=float(finite.max()) if finite.size else 0.0,
+                       maximum_all=float(everywhere.max()) if everywhere.size else 0.0,
+                       border=b)
+
+
 def flow_hue_deg(dx: np.ndarray | float, dy: np.ndarray | float) -> np.ndarray:
     """Hue in degrees [0, 360) that :func:`flow_to_rgb` gives a motion ``(dx, dy)``."""
     return np.degrees(np.arctan2(-np.asarray(dy, np.float64), np.asarray(dx, np.float64))) % 360
 
 
-def flow_scale(flow: np.ndarray) -> float:
-    """The magnitude (px) shown fully saturated by default: the 99.5th percentile of the field's
-    magnitude, at least ``MIN_FLOW_SCALE``."""
+def flow_range(flow: np.ndarray) -> ColourRange:
+    """The flow colour scale of ``(..., H, W, 2)`` flow and where it came from: the magnitude
+    shown fully saturated is the :func:`colour_range` of |flow| (borders left out), at least
+    ``MIN_FLOW_SCALE``."""
     flow = np.asarray(flow, dtype=np.float32)
-    return max(robust_max(np.hypot(flow[..., 0], flow[..., 1])), MIN_FLOW_SCALE)
+    return colour_range(np.hypot(flow[..., 0], flow[..., 1]), floor=MIN_FLOW_SCALE)
+
+
+def flow_scale(flow: np.ndarray) -> float:
+    """The magnitude (px) shown fully saturated by default: ``flow_range(flow).top``."""
+    return flow_range(flow).top
 
 
 def flow_to_rgb(flow: np.ndarray, scale: float | None = None) -> np.ndarray:

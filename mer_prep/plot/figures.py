@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.plot.colour import colour_wheel, flow_scale, flow_to_rgb, heat, robust_max, upscale
+from mer_prep.plot.colour import (colour_range, colour_wheel, flow_range, flow_to_rgb, heat,
+                                  upscale)
 from mer_prep.plot.panels import APEX_RGB, ONSET_RGB, Curve, Panel
 from mer_prep.plot.sample_view import SampleView
 
@@ -158,9 +159,12 @@ def flow_figure(view: SampleView) -> Figure:
     flow = np.asarray(view.arrays["flow"], np.float32)
     strain = view.arrays.get("strain")
     n = flow.shape[0]
-    scale = flow_scale(flow)
+    flow_colours = flow_range(flow)
+    scale = flow_colours.top
     magnitude = np.hypot(flow[..., 0], flow[..., 1])
-    mag_max = max(robust_max(magnitude), 1e-6)
+    magnitude_range = colour_range(magnitude)
+    mag_max = magnitude_range.top
+    strain_range = colour_range(np.asarray(strain, np.float32)) if strain is not None else None
     rows = 2 + (strain is not None)
     figure = new_figure(1.1 * (n + 1), 1.25 * rows + 0.5)
     grid = figure.add_gridspec(rows, n + 1)
@@ -176,16 +180,21 @@ def flow_figure(view: SampleView) -> Figure:
         if strain is not None:
             s = np.asarray(strain, np.float32)
             _image_axes(figure.add_subplot(grid[2, t], gid=f"{view.sample_id}|strain|{t}"),
-                        upscale(heat(s[t], max(robust_max(s), 1e-6), "viridis"), f))
+                        upscale(heat(s[t], strain_range.top, "viridis"), f))
     _image_axes(figure.add_subplot(grid[0, n], gid="wheel"), colour_wheel(96),
-                f"key ({scale:.2f} px)")
+                f"key: rim {scale:.2f} px")
     figure.add_subplot(grid[1, n]).text(0, 0.5, f"|flow|\n0–{mag_max:.2f} px", fontsize=7)
     figure.axes[-1].axis("off")
     if strain is not None:
-        figure.add_subplot(grid[2, n]).text(0, 0.5, "strain", fontsize=7)
+        figure.add_subplot(grid[2, n]).text(0, 0.5, f"strain\n0–{strain_range.top:.3f}",
+                                            fontsize=7)
         figure.axes[-1].axis("off")
+    ranges = [f"flow colour full at {flow_colours.describe('px')}",
+              f"|flow| 0 to {magnitude_range.describe('px')}"]
+    if strain_range is not None:
+        ranges.append(f"strain 0 to {strain_range.describe(digits=3)}")
     figure.suptitle(f"{view.sample_id}: flow from the onset (frame numbers; onset green, apex "
-                    f"red)", fontsize=9)
+                    f"red); one scale for the clip's frames\n" + "; ".join(ranges), fontsize=8)
     figure.set_layout_engine("constrained")
     return figure
 
@@ -292,8 +301,10 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *,
 
 
 def fold_scores_figure(folds: Sequence[str], uf1: Sequence[float | None],
-                       uar: Sequence[float | None], title: str = "per-fold scores") -> Figure:
-    """UF1 and UAR per fold as grouped bars (a fold without a score: no bar)."""
+                       uar: Sequence[float | None], title: str = "per-fold scores",
+                       chance: float | None = None) -> Figure:
+    """UF1 and UAR per fold as grouped bars (a fold without a score: no bar); ``chance``: the
+    UAR of guessing (1 / classes), drawn as a dashed line."""
     x = np.arange(len(folds))
     as_float = (lambda values: np.array([np.nan if v is None else float(v) for v in values]))
     figure = new_figure(max(4.0, 0.4 * len(folds) + 2), 2.6)
@@ -301,30 +312,59 @@ def fold_scores_figure(folds: Sequence[str], uf1: Sequence[float | None],
     ax.bar(x - 0.2, as_float(uf1), 0.4, label="UF1")
     ax.bar(x + 0.2, as_float(uar), 0.4, label="UAR")
     ax.set_xticks(x, [str(f).split("/")[-1] for f in folds], rotation=45, ha="right", fontsize=6)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)
+    if chance is not None:
+        ax.axhline(chance, color="black", ls="--", lw=1, gid="chance",
+                   label=f"chance UAR {chance:.2f} (1/{round(1 / chance)} classes)")
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.set_title(title, fontsize=8)
     figure.set_layout_engine("constrained")
     return figure
 
 
 def learning_curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-                           title: str = "learning curves") -> Figure:
-    """Per fold: training loss (left) and the validation metric (right) over epochs.
+                           title: str = "learning curves", *, kept: dict[str, int] | None = None,
+                           metric: str | None = None) -> Figure:
+    """Per fold: training loss (left) and the validation metric (right) over epochs, each
+    fold's kept epoch (``kept``: fold name -> epoch) marked with a dot on both; the metric's
+    axis spans 0-1 (a score's whole range, not the few hundredths the curves move in). With no
+    validation value at all the right panel says that the run had no validation part and kept
+    the marked epoch.
 
     curves: fold name -> (epochs, loss, validation with NaN where none)."""
-    figure = new_figure(8.0, 2.8)
+    kept = kept or {}
+    figure = new_figure(9.0, 3.2)
     loss_ax, val_ax = figure.subplots(1, 2)
+    validated = any(np.isfinite(v).any() for _, _, v in curves.values())
     for name, (epochs, loss, validation) in curves.items():
-        loss_ax.plot(epochs, loss, lw=1, label=str(name).split("/")[-1])
+        short = str(name).split("/")[-1]
+        line, = loss_ax.plot(epochs, loss, lw=1, label=short)
+        best = kept.get(name)
+        at = np.flatnonzero(epochs == best) if best is not None else []
+        if len(at):
+            loss_ax.plot(epochs[at[0]], loss[at[0]], "o", ms=5, color=line.get_color(),
+                         gid=f"kept|{short}")
         if np.isfinite(validation).any():
-            val_ax.plot(epochs, validation, lw=1, label=str(name).split("/")[-1])
-    loss_ax.set_title("training loss", fontsize=9)
-    val_ax.set_title("validation metric", fontsize=9)
+            val_ax.plot(epochs, validation, lw=1, color=line.get_color(), label=short)
+            if len(at) and np.isfinite(validation[at[0]]):
+                val_ax.plot(epochs[at[0]], validation[at[0]], "o", ms=5,
+                            color=line.get_color(), gid=f"kept|{short}")
+    loss_ax.set_title("training loss (dot: kept epoch)", fontsize=9)
+    if validated:
+        val_ax.set_title(f"validation {metric or 'metric'} (dot: kept epoch)", fontsize=9)
+        val_ax.set_ylim(0, 1.02)
+    else:
+        val_ax.set_title("validation", fontsize=9)
+        val_ax.text(0.5, 0.5, "no validation part:\nthe run kept the last epoch (dots)",
+                    ha="center", va="center", fontsize=9, transform=val_ax.transAxes,
+                    gid="no-validation")
+        val_ax.set_xticks([])
+        val_ax.set_yticks([])
     for ax in (loss_ax, val_ax):
         ax.set_xlabel("epoch", fontsize=7)
         ax.tick_params(labelsize=6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if 0 < len(curves) <= 12:
         loss_ax.legend(fontsize=5, ncol=2)
     figure.suptitle(title, fontsize=9)

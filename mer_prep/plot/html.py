@@ -62,19 +62,24 @@ class Images:
         if png_dir is not None:
             png_dir.mkdir(parents=True, exist_ok=True)
 
-    def tag(self, png: bytes, name: str, alt: str, css: str = "") -> str:
+    def tag(self, png: bytes, name: str, alt: str, css: str = "", display: int = 1) -> str:
+        """The ``<img>`` of ``png``, shown ``display`` times its pixel size, inside a label
+        whose hidden checkbox enlarges it to the window when clicked (CSS only, no script)."""
         self.count += 1
         if self.png_dir is not None:
             safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80]
             (self.png_dir / f"{self.count:03d}-{safe}.png").write_bytes(png)
         width, height = png_size(png)
         data = base64.b64encode(png).decode("ascii")
-        return (f'<img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
-                f'alt="{html.escape(alt)}" title="{html.escape(alt)}"'
-                f'{f" class={chr(34)}{css}{chr(34)}" if css else ""}>')
+        return (f'<label class=zoom><input type=checkbox>'
+                f'<img src="data:image/png;base64,{data}" width="{width * display}" '
+                f'height="{height * display}" alt="{html.escape(alt)}" '
+                f'title="{html.escape(alt)} (click to enlarge)"'
+                f'{f" class={chr(34)}{css}{chr(34)}" if css else ""}></label>')
 
-    def raster(self, rgb: np.ndarray, name: str, alt: str, css: str = "raster") -> str:
-        return self.tag(png_bytes(rgb), name, alt, css)
+    def raster(self, rgb: np.ndarray, name: str, alt: str, css: str = "raster",
+               display: int = 1) -> str:
+        return self.tag(png_bytes(rgb), name, alt, css, display)
 
     def figure(self, figure, name: str, alt: str) -> str:
         return self.tag(figures.figure_png(figure, colours=CHART_COLOURS), name, alt, "chart")
@@ -100,6 +105,10 @@ figure{margin:0;max-width:420px}figure.wide{max-width:none}
 figcaption{font-size:11px;color:#444}
 figure.wide figcaption{max-width:900px}
 img.raster{image-rendering:pixelated}
+.zoom{cursor:zoom-in}.zoom input{display:none}
+.zoom input:checked+img{position:fixed;inset:0;margin:auto;width:auto;height:auto;
+min-width:min(60vw,60vh);max-width:96vw;max-height:92vh;object-fit:contain;z-index:10;
+background:#fff;cursor:zoom-out;box-shadow:0 0 0 100vmax rgba(0,0,0,.6)}
 .card{border:1px solid #ddd;border-radius:4px;padding:6px;margin:8px 0}
 .card-head{margin-bottom:4px}.muted{color:#777}
 .leaky{color:#c00;font-weight:bold}.bad{color:#c00}

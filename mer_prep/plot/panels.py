@@ -48,8 +48,8 @@ from mer_prep.face.mask import REGION_GROUPS, region_mask
 from mer_prep.motion.apex import APEX_POINTS, motion_curve
 from mer_prep.motion.keyframes import slice_change
 from mer_prep.plot.colour import (colour_wheel, diverging, draw_landmarks,
-                                  flow_scale, flow_to_rgb, framed, gray_to_rgb, heat,
-                                  mask_overlay, robust_max, upscale)
+                                  colour_range, flow_range, flow_to_rgb, framed,
+                                  gray_to_rgb, heat, mask_overlay, robust_max, upscale)
 from mer_prep.plot.sample_view import SampleView
 from mer_prep.recipes import Recipe
 
@@ -246,11 +246,15 @@ def _copy_caption(params: dict) -> str:
     return ", ".join(parts) or "identity"
 
 
+#: Height of the frame strip's tiles: large enough to see an expression in each frame.
+STRIP_HEIGHT_PX = 96
+
+
 def strip(view: SampleView, height: int | None = None) -> np.ndarray:
     """Every stored frame side by side (scaled to ``height`` px), the onset framed green and
     the apex red."""
     frames = view.arrays["frames"]
-    height = height or min(40, view.recipe.align.size[0])
+    height = height or STRIP_HEIGHT_PX
     tiles = []
     for t in range(frames.shape[0]):
         tile = gray_to_rgb(np.asarray(frames[t], np.float32))
@@ -295,27 +299,31 @@ def panels(view: SampleView, *, curves: bool = True, keys: set[str] | None = Non
         flow = np.asarray(arrays["flow"][view.apex_pos], np.float32)
         magnitude = np.hypot(flow[..., 0], flow[..., 1])
         if want("flow"):
-            scale = flow_scale(flow)
-            image = _show(flow, partial(flow_to_rgb, scale=scale), f)
+            scale = flow_range(flow)
+            image = _show(flow, partial(flow_to_rgb, scale=scale.top), f)
             out.append(Panel("flow", "flow onset→apex", image,
-                             f"hue = direction, saturation = magnitude (full at {scale:.2f} px)"))
+                             f"hue = direction, saturation = magnitude, full at "
+                             f"{scale.describe('px')} of this frame's |flow|"))
         if "strain" in arrays and want("strain"):
             strain = np.asarray(arrays["strain"][view.apex_pos], np.float32)
-            vmax = max(robust_max(strain), 1e-6)
-            image = _show(strain, partial(heat, vmax=vmax, cmap="viridis"), f)
-            out.append(Panel("strain", "optical strain", image, f"0 to {vmax:.3f}"))
+            scale = colour_range(strain)
+            image = _show(strain, partial(heat, vmax=scale.top, cmap="viridis"), f)
+            out.append(Panel("strain", "optical strain", image,
+                             f"0 to {scale.describe(digits=3)}"))
         if want("magnitude"):
-            vmax = max(robust_max(magnitude), 1e-6)
-            image = _show(magnitude, partial(heat, vmax=vmax), f)
-            out.append(Panel("magnitude", "|flow|", image, f"0 to {vmax:.2f} px"))
+            scale = colour_range(magnitude)
+            image = _show(magnitude, partial(heat, vmax=scale.top), f)
+            out.append(Panel("magnitude", "|flow|", image, f"0 to {scale.describe('px')}"))
     if want("difference"):
         gray = view.gray_frames()
         diff = gray[view.apex_pos] - gray[view.onset_pos]
-        vmax = max(robust_max(diff), 1e-3)
+        scale = colour_range(diff, floor=1e-3)
+        vmax = scale.top
         what = ("stored magnified frames (the unmagnified ones are not stored)"
                 if recipe.magnify is not None else "stored frames")
         image = _show(diff, partial(diverging, vmax=vmax), f)
-        out.append(Panel("difference", "apex − onset", image, f"±{vmax:.3f}, {what}"))
+        out.append(Panel("difference", "apex − onset", image,
+                         f"±{scale.describe(digits=3)} of |difference|, {what}"))
         if recipe.magnify is not None and source is not None and want("unmagnified"):
             plain, why = source_difference(view, source)
             if plain is not None:

@@ -7,7 +7,8 @@ thumbnail of the failing file where it can be read, stored splits with fold size
 leaks marked), a contact sheet per class (``panels``), and the training runs recorded on the
 store when the caller passes them (``runs``: ``mer_prep.train.list_runs(store)``).
 
-Size: face panels are ~100 px thumbnails (64 px faces doubled), charts at 80 dpi quantised to
+Size: face panels are stored at up to 160 px (64 px faces doubled) and shown at least 200 px wide
+(click one to enlarge it: a CSS checkbox, no script), charts at 80 dpi quantised to
 128 colours, PNGs at zlib level 9 (a palette where it is smaller), and the contact sheets show
 ``per_class`` samples per class (3 by default); ``samples`` picks the samples instead.
 """
@@ -43,9 +44,12 @@ __all__ = ["Report", "write_report", "report_html", "png_bytes", "dataset_roots"
 DEFAULT_PER_CLASS = 3
 #: Most runs drawn in detail (confusion, folds, curves); the leaderboard lists every run.
 DETAILED_RUNS = 5
-#: Width of the face panels of the contact sheets: 128/134 px faces become ~100 px thumbnails
-#: (half the pixels, half the bytes); 64 px faces are shown doubled.
-THUMBNAIL_FACE_PX = 100
+#: Width of the face panels of the contact sheets: larger faces are reduced to it, 128/134 px
+#: faces stay at their stored size and 64 px ones are doubled (``display_scale``); the page
+#: then shows every face panel at least ``FACE_DISPLAY_PX`` wide and a click enlarges it.
+THUMBNAIL_FACE_PX = 160
+#: Smallest width (CSS px) a face panel is shown at: smaller rasters are magnified, pixelated.
+FACE_DISPLAY_PX = 200
 
 
 @dataclass
@@ -233,10 +237,12 @@ def _sample_card(store, row: int, images: Images, dataset: DatasetSamples) -> st
             strip = images.raster(panel.image, name, f"{view.sample_id}: {panel.title}")
             wide.append(figure_html(strip, panel.title, panel.caption, wide=True))
         else:
+            shown = max(1, -(-FACE_DISPLAY_PX // panel.image.shape[1]))  # ceil
             figures_html.append(figure_html(images.raster(panel.image, name,
-                                                      f"{view.sample_id}: {panel.title}"),
+                                                      f"{view.sample_id}: {panel.title}",
+                                                      display=shown),
                                         panel.title, panel.caption,
-                                        width=panel.image.shape[1]))
+                                        width=panel.image.shape[1] * shown))
     if curve_panels:
         png = _curves_png(view.sample_id, curve_panels)
         caption = " | ".join(f"{p.title}: {p.caption}" for p in curve_panels)
@@ -283,7 +289,10 @@ def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> str:
         return ("<p>No training runs recorded on this store yet (<code>mer-prep train</code> "
                 "records them).</p>")
     board = leaderboard(runs)
-    rows = [(f"<code>{esc(r.run_id)}</code>", esc(r.model), esc(r.variant),
+    warnings = {r.run_id: getattr(r, "selection_warning", None) for r in runs}
+    rows = [(f"<code>{esc(r.run_id)}</code>", esc(r.name)
+             + (f" <span class=bad title=\"{esc(warnings[r.run_id])}\">EPOCH1</span>"
+                if warnings.get(r.run_id) else ""), esc(r.model), esc(r.variant),
              esc(r.split) + (" <span class=leaky>LEAKY</span>" if r.leaky else ""),
              f"<code>{esc(r.version_id)}</code>"
              + ("" if r.version_id == store.version_id
@@ -291,7 +300,8 @@ def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> str:
              fmt(r.uf1), fmt(r.uar), fmt(r.accuracy), esc(r.n), esc(r.folds), esc(r.created))
             for r in board.itertuples(index=False)]
     out = ["<h3>leaderboard (pooled over folds, best UF1 first)</h3>",
-           table_html(["run", "model", "variant", "split", "version", "UF1", "UAR", "accuracy", "n",
+           table_html(["run", "name", "model", "variant", "split", "version", "UF1", "UAR",
+                       "accuracy", "n",
                    "folds", "created"], rows)]
     by_id = {r.run_id: r for r in runs}
     for run_id in list(board["run_id"])[:DETAILED_RUNS]:
@@ -305,8 +315,13 @@ def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> str:
             if any(f.curves for f in run.folds):
                 parts.append(images.figure(plots.learning_curves(), f"run-{run_id}-curves",
                                            f"{run_id}: learning curves"))
-        out.append(f"<h3>{esc(run.model)} / {esc(run.variant)} <span class=muted>"
-                   f"{esc(run_id)}</span></h3><div class=panels>{''.join(parts)}</div>")
+        settings = getattr(run, "settings", None)
+        about = f"<p>{esc(settings())}</p>" if callable(settings) else ""
+        if warnings.get(run_id):
+            about += f"<p class=bad>warning: {esc(warnings[run_id])}</p>"
+        out.append(f"<h3>{esc(getattr(run, 'name', None) or run.model + ' / ' + run.variant)} "
+                   f"<span class=muted>{esc(run_id)}</span></h3>{about}"
+                   f"<div class=panels>{''.join(parts)}</div>")
     if len(board) > DETAILED_RUNS:
         out.append(f"<p class=muted>{len(board) - DETAILED_RUNS} more runs in the leaderboard "
                    f"only.</p>")

@@ -99,7 +99,12 @@ class FoldResult:
 class RunHeader:
     """What identifies a run before any fold is trained: the model, its variant, config and
     training settings, the store version (``version_id`` tag and the exact ``snapshot_id`` read),
-    the split (``leaky`` when it is a recorded sample-level split), seeds, code and device."""
+    the split (``leaky`` when it is a recorded sample-level split), seeds, code and device.
+
+    ``overrides`` says what the run changed from the variant's preset: ``config`` (the model
+    config keys given with ``--set`` / ``config=``, as resolved) and ``training`` (epochs,
+    batch_size, lr, selection... given on the command line). Records written before it existed
+    read back with ``{}``: unknown, not "none"."""
 
     run_id: str
     created: str
@@ -119,6 +124,32 @@ class RunHeader:
     device: str
     torch_version: str
     n_folds: int
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """A human name derived from what the run was (see :func:`run_name`), e.g.
+        ``mbcc-difference-inputs=apex-e20-lr1e-3-b32-s0-val``; the ``run_id`` stays the key."""
+        return run_name(self)
+
+    def settings(self) -> str:
+        """One line of what the run was: model/variant, the overrides it was given (``not
+        recorded`` for records older than them), epochs, lr, batch, seed and selection."""
+        training = self.training or {}
+        if not self.overrides:
+            given = "overrides not recorded"
+        else:
+            changed = {**(self.overrides.get("config") or {}),
+                       **(self.overrides.get("training") or {})}
+            given = ("overrides " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+                     if changed else "no overrides")
+        selection = training.get("selection", "?")
+        if selection == "validation" and training.get("validation_metric"):
+            selection += f" ({training['validation_metric']})"
+        return (f"{self.model}/{self.variant} (paper {self.paper}); {given}; "
+                f"{training.get('epochs', '?')} epochs, lr {format_lr(training.get('lr'))}, "
+                f"batch {training.get('batch_size', '?')}, seed {self.seed}, "
+                f"selection {selection}")
 
     @property
     def version_id(self) -> str:
@@ -127,6 +158,31 @@ class RunHeader:
     @property
     def snapshot_id(self) -> str:
         return self.store["snapshot_id"]
+
+
+def format_lr(lr) -> str:
+    """A learning rate in short scientific form: 0.001 -> ``1e-3``, 1.5e-05 -> ``1.5e-5``."""
+    if lr is None:
+        return "?"
+    mantissa, exponent = f"{float(lr):.6e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def run_name(header: RunHeader) -> str:
+    """``<model>-<variant>[-<key>=<value>...]-e<epochs>-lr<lr>-b<batch>-s<seed>-<val|last>``:
+    model, variant, the config overrides (when recorded), epochs, learning rate, batch size, seed
+    and selection (``val``: best epoch on a validation part, ``last``: last epoch). Deterministic
+    in the record, so two runs of the same settings share a name (their run ids differ)."""
+    training = header.training or {}
+    parts = [header.model, header.variant]
+    for key, value in sorted(((header.overrides or {}).get("config") or {}).items()):
+        shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        parts.append(f"{key}={shown}")
+    selection = training.get("selection")
+    parts += [f"e{training.get('epochs', '?')}", f"lr{format_lr(training.get('lr'))}",
+              f"b{training.get('batch_size', '?')}", f"s{header.seed}",
+              {"validation": "val", "last_epoch": "last"}.get(selection, str(selection))]
+    return "-".join(str(p) for p in parts)
 
 
 def new_run_id(model: str) -> str:
@@ -169,6 +225,19 @@ class RunRecord(RunHeader):
 
         return RunPlots(self)
 
+    @property
+    def selection_warning(self) -> str | None:
+        """A line when selection on the validation part never moved off the first epoch in
+        some folds (no later epoch beat epoch 1: the part may be too small to choose with),
+        e.g. ``"kept epoch 1 in 6 of 6 folds: the validation part may be too small"``; None
+        otherwise (and for ``last_epoch`` runs or single-epoch runs)."""
+        chose = [f for f in self.folds if f.selection == "validation" and len(f.curves) > 1]
+        stuck = [f for f in chose if f.best_epoch == min(c.epoch for c in f.curves)]
+        if not stuck:
+            return None
+        return (f"kept epoch {stuck[0].best_epoch} in {len(stuck)} of {len(self.folds)} folds: "
+                f"the validation part may be too small")
+
     def predictions(self) -> pd.DataFrame:
         """One row per scored clip: fold, row, sample_id, y_true, y_pred, p_<class>..."""
         parts = []
@@ -196,7 +265,9 @@ class RunRecord(RunHeader):
 
     def summary(self) -> dict:
         """JSON-able: the header, pooled metrics, duration and each fold's summary."""
-        return {**asdict(self.header), "metrics": self.metrics, "duration_s": self.duration_s,
+        return {**asdict(self.header), "name": self.name,
+                "selection_warning": self.selection_warning,
+                "metrics": self.metrics, "duration_s": self.duration_s,
                 "timings": self.timings, "folds": [fold.summary() for fold in self.folds]}
 
 

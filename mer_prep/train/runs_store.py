@@ -224,7 +224,8 @@ def _decode(group: zarr.Group, with_checkpoints: bool, where: str) -> RunRecord:
             summary, names, data["row"][mine], data["sample_id"][mine],
             data["y_true"][mine], data["y_pred"][mine],
             data["proba"][mine].astype(np.float32), checkpoint=blob))
-    header = {name: attrs[name] for name in _HEADER_FIELDS}
+    # fields added to the header later (``overrides``) are absent from older records
+    header = {name: attrs[name] for name in _HEADER_FIELDS if name in attrs}
     return RunRecord(**header, folds=tuple(folds), metrics=attrs["metrics"],
                      duration_s=float(attrs["duration_s"]), timings=attrs.get("timings", {}))
 
