@@ -256,3 +256,96 @@ def test_gc_command_reports_what_it_freed(history):
     assert set(_repo(store).list_tags()) == set(versions[1:])
     missing = CliRunner().invoke(main, ["gc", str(store.parent / "nothing")])
     assert missing.exit_code == 3
+
+
+# --- what training runs read, recorded or live ---------------------------------------------------
+
+def _record_reading(store_path, run_id: str, version: str) -> None:
+    """A run record on the `runs` branch, as `save_run` writes it, that read `version`'s tip."""
+    from mer_prep.train.runs_store import ensure_runs_branch
+
+    repo = _repo(store_path)
+    ensure_runs_branch(repo)
+    session = repo.writable_session("runs")
+    group = zarr.open_group(session.store, mode="a")["runs"].create_group(run_id)
+    group.attrs["store"] = {"snapshot_id": repo.lookup_tag(version), "version_id": version}
+    session.commit(f"run {run_id}")
+
+
+def test_gc_frees_versions_made_after_a_record_and_keeps_exactly_what_it_read(
+        tmp_path, synth_dataset):
+    """Issue: with one run record, `gc --keep 1 --tags` deleted the tags in between yet freed
+    nothing (the `runs` branch's first commit held back the expiry of every later version)."""
+    root, written = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL)
+    clip = sorted(written, key=lambda w: w.sample_id)[0]
+    first = int(Path(clip.frame_paths[0]).stem[3:])
+    apex = Path(clip.frame_paths[clip.apex - first])
+    original = apex.read_bytes()
+    store = tmp_path / "store"
+    versions = [_commit(root, store)]
+    _record_reading(store, "run-on-v1", versions[0])
+    apex.write_bytes(Path(clip.frame_paths[clip.onset - first]).read_bytes())
+    versions.append(_commit(root, store))  # its clip-0 chunks are its own
+    apex.write_bytes(original)
+    _edit(written, 1)
+    versions.append(_commit(root, store))
+    kept = {tag: _contents(store, tag) for tag in (versions[0], versions[2])}
+    size = _chunk_bytes(store)
+
+    report = collect_garbage(store, keep=1, delete_tags=True, grace=dt.timedelta(0))
+    assert report.deleted_tags == [versions[1]]
+    assert report.kept_for_runs == {versions[0]: ["run-on-v1"]}
+    assert report.chunks_deleted >= 1 and _chunk_bytes(store) < size  # v2's own clip-0 chunks
+    for tag, contents in kept.items():
+        _assert_same(_contents(store, tag), contents)
+    with pytest.raises(VersionNotFoundError):
+        open_store(store, versions[1])
+    assert not [b for b in _repo(store).list_branches() if b.startswith(gc.KEEP_PREFIX)]
+
+
+def test_a_live_trainings_lease_keeps_its_version_through_gc_tags(history):
+    """Issue: `gc --keep 1 --tags` during a training deleted the version it read (the tag for
+    good); a lease keeps snapshot and tag while it is held, and a killed holder's is removed."""
+    from mer_prep.store.lease import reading_lease
+
+    store, versions, _ = history
+    oldest = versions[0]
+    before = _contents(store, oldest)
+    snapshot = _repo(store).lookup_tag(oldest)
+    with reading_lease(store, snapshot, oldest) as lease:
+        report = collect_garbage(store, keep=1, delete_tags=True, grace=dt.timedelta(0))
+        assert report.deleted_tags == [versions[1]]
+        assert report.kept_for_training == {oldest: [lease]}
+        _assert_same(_contents(store, oldest), before)
+        assert lease in _repo(store).list_branches()
+    assert lease not in _repo(store).list_branches()
+    me = gc.this_process()
+    dead = gc.owned_branch(gc.LEASE_PREFIX, oldest,
+                           Owner(me.host, me.boot, _dead_pid(), 1, int(time.time())))
+    _repo(store).create_branch(dead, snapshot)  # a training killed with -9
+    report = collect_garbage(store, keep=1, delete_tags=True, grace=dt.timedelta(0))
+    assert report.removed_branches == [dead] and report.deleted_tags == [oldest]
+
+
+def test_a_runs_init_branch_left_by_a_kill_is_removed_by_gc(tmp_path, synth_dataset):
+    """Issue: a `runs-init-*` branch stayed for good after a kill -9 while the first record's
+    branch was being made."""
+    from mer_prep.train.runs_store import ensure_runs_branch
+
+    root, _ = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL)
+    store = tmp_path / "store"
+    _commit(root, store)
+    killed = subprocess.run([sys.executable, "-c", f"""
+import os, signal, icechunk
+from mer_prep.store.repo import open_repository
+from mer_prep.train.runs_store import ensure_runs_branch
+icechunk.Session.commit = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+ensure_runs_branch(open_repository({str(store)!r}))
+"""], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    (left,) = [b for b in _repo(store).list_branches() if b.startswith("runs-init-")]
+    report = collect_garbage(store, keep=1, grace=dt.timedelta(0))
+    assert report.removed_branches == [left]
+    assert _repo(store).list_branches() == {"main"}
+    ensure_runs_branch(_repo(store))  # the next record's run makes `runs` as usual
+    assert _repo(store).list_branches() == {"main", "runs"}

@@ -212,7 +212,8 @@ def collect_garbage(store, keep, delete_tags, grace):
     Removes scratch branches of runs that are provably dead, expires history older than the
     KEEP newest versions, and deletes the chunks nothing reachable uses. Tagged versions stay
     readable unless --tags is given; other branches (the trainers' `runs`) are never touched,
-    and what a recorded training run read (its snapshot, its version's tag) is always kept.
+    and what a recorded or a live training run reads (its snapshot, its version's tag) is
+    always kept.
     """
     import datetime as dt
 
@@ -227,6 +228,11 @@ def collect_garbage(store, keep, delete_tags, grace):
     for tag, runs in report.kept_for_runs.items():
         click.echo(f"kept version tag {tag}: recorded training runs read it "
                    f"({', '.join(runs)})")
+    for tag, why in report.kept_history.items():
+        click.echo(f"kept version tag {tag}: {why} (deleting it would free nothing)")
+    for tag, leases in report.kept_for_training.items():
+        click.echo(f"kept {tag or 'a snapshot'}: {len(leases)} live training run(s) read it "
+                   f"({', '.join(leases)})")
     click.echo(f"store {store}: freed {report.chunks_deleted} chunks, "
                f"{_size(report.bytes_deleted)} ({report.snapshots_deleted} snapshots, "
                f"{report.manifests_deleted} manifests); kept "

@@ -26,13 +26,13 @@ import contextlib
 import math
 import random
 import time
-import uuid
 
 import icechunk as ic
 import numpy as np
 import zarr
 
 from mer_prep.errors import MerPrepError
+from mer_prep.store.gc import RUNS_INIT_PREFIX, owned_branch
 from mer_prep.store.repo import MAIN, RUNS_BRANCH, RUNS_GROUP, StoreLocation, open_repository
 from mer_prep.store.verify import BrokenChunk
 from mer_prep.store.writer import COMPRESSORS
@@ -78,7 +78,7 @@ def ensure_runs_branch(repo: ic.Repository) -> None:
     if RUNS_BRANCH in repo.list_branches():
         return
     initial = list(repo.ancestry(branch=MAIN))[-1].id
-    scratch = f"runs-init-{uuid.uuid4().hex[:8]}"
+    scratch = owned_branch(RUNS_INIT_PREFIX)  # owned: gc removes it if this process is killed
     repo.create_branch(scratch, initial)
     try:
         session = repo.writable_session(scratch)
