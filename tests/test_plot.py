@@ -239,3 +239,83 @@ def test_run_plots_over_the_protocol():
     markdown = run_markdown(run)
     assert "](data:image/png;base64," in markdown
     assert "| casme2/sub01 | 6 | 0.400 | 0.500 |" in markdown
+
+
+# --- pictures that tell the truth ----------------------------------------------------------------
+
+class _KeptFold(_Fold):
+    def __init__(self, name, validation, best_epoch):
+        super().__init__(name, 0.5, 0.5, 6)
+        self.curves = [_Epoch(e, 1.0 / e, validation[e - 1]) for e in range(1, 6)]
+        self.best_epoch, self.validation_metric = best_epoch, "uf1" if validation[0] else None
+
+
+def test_run_pictures_show_the_schemes_met_classes_chance_and_the_kept_epoch():
+    """A 7-class scheme of which the run met 3 classes: a 3x3 confusion naming the 4 left out;
+    the per-fold bars carry chance (1/3); the validation curves span 0-1 with each fold's kept
+    epoch marked, and a run without validation says so."""
+    run = FakeRun("r7", 0.5)
+    names = ["happiness", "disgust", "repression", "surprise", "fear", "sadness", "others"]
+    run.store = {"class_names": names, "version_id": "v-1"}
+    confusion = np.zeros((7, 7), int)
+    confusion[np.ix_([0, 1, 3], [0, 1, 3])] = [[3, 1, 0], [0, 4, 0], [1, 0, 3]]
+    run.metrics = {**run.metrics, "confusion": confusion.tolist()}
+    figure = RunPlots(run).confusion()
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == [
+        "happiness", "disgust", "surprise"]
+    assert [t.get_text() for t in figure.axes[0].texts] == ["3", "1", "0", "0", "4", "0",
+                                                            "1", "0", "3"]
+    assert "never predicted: repression, fear, sadness, others" in figure.axes[0].get_title()
+
+    (chance,) = [line for line in RunPlots(run).folds().axes[0].lines if line.get_gid() == "chance"]
+    assert chance.get_ydata()[0] == pytest.approx(1 / 3)
+
+    run.folds = [_KeptFold("casme2/sub01", [0.16, 0.17, 0.175, 0.17, 0.16], 3),
+                 _KeptFold("casme2/sub02", [0.5, 0.4, 0.4, 0.3, 0.3], 1)]
+    loss_ax, val_ax = RunPlots(run).learning_curves().axes
+    assert val_ax.get_ylim() == pytest.approx((0, 1.02))  # not auto-scaled to 0.16-0.175
+    kept = {line.get_gid(): (line.get_xdata()[0], line.get_ydata()[0]) for line in val_ax.lines
+            if (line.get_gid() or "").startswith("kept|")}
+    assert kept == {"kept|sub01": (3, 0.175), "kept|sub02": (1, 0.5)}
+    assert {line.get_gid() for line in loss_ax.lines if line.get_gid()} == set(kept)
+    run.folds = [_KeptFold("casme2/sub01", [None] * 5, 5)]
+    _, val_ax = RunPlots(run).learning_curves().axes
+    assert [t.get_gid() for t in val_ax.texts] == ["no-validation"]
+
+
+def test_colour_scales_leave_the_border_out_and_say_what_they_are():
+    """A strain spike on the image border does not set the scale; the caption names the
+    percentile and the maximum, so two numbers for one field cannot disagree unexplained."""
+    from mer_prep.plot.colour import border_width, colour_range, flow_range
+
+    rng = np.random.default_rng(0)
+    strain = rng.uniform(0, 0.01, (64, 64)).astype(np.float32)
+    strain[30:34, 30:34] = 0.05  # the expression
+    strain[:, 0] = 0.9  # a finite-difference artefact at the edge
+    scale = colour_range(strain)
+    assert scale.border == border_width(64, 64) == 3
+    assert scale.maximum == pytest.approx(0.05) and scale.maximum_all == pytest.approx(0.9)
+    assert scale.top == pytest.approx(np.percentile(strain[3:61, 3:61], 99.5))
+    assert robust_max(strain) > 0.5  # what set the scale before
+    text = scale.describe(digits=3)
+    assert text.startswith(f"{scale.top:.3f} = 99.5th percentile, max 0.050") and "0.900" in text
+    flow = np.zeros((40, 40, 2), np.float32)
+    flow[10:30, 10:30, 0] = 2.0
+    flow[0, :, 1] = 9.0
+    assert flow_range(flow).top == pytest.approx(2.0) and flow_range(flow).maximum == 2.0
+
+
+def test_the_frame_strip_and_report_faces_are_large_enough_to_see(tiny_store, tmp_path):
+    from mer_prep.plot.panels import STRIP_HEIGHT_PX, strip
+    from mer_prep.plot.report import FACE_DISPLAY_PX, write_report
+    from mer_prep.plot.sample_view import sample_view
+
+    assert strip(sample_view(tiny_store, 0)).shape[0] == STRIP_HEIGHT_PX == 96
+    sample = tiny_store.table["sample_id"].iloc[0]
+    page = write_report(tiny_store, tmp_path / "r.html", samples=[sample]).path.read_text()
+    import re
+
+    faces = re.findall(r'<label class=zoom><input type=checkbox><img [^>]*width="(\d+)" '
+                       r'height="(\d+)" alt="' + re.escape(sample) + r': (?!keyframes)', page)
+    assert faces and all(int(w) >= FACE_DISPLAY_PX for w, _ in faces)
+    assert ".zoom input:checked+img{position:fixed" in page  # click: enlarged, no script
