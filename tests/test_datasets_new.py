@@ -1,5 +1,5 @@
 """CAS(ME)^3, DFME, 4DME and MMEW on synthetic look-alikes: every sample, and each quirk of
-DATASETS.md on a small realistic fixture."""
+docs/datasets.md on a small realistic fixture."""
 
 from __future__ import annotations
 

@@ -148,7 +148,7 @@ def test_literal_parameter_counts():
     for name in ("dp3dnet", "ha3dnet", "se3dnet", "ha3dsenet", "mer3dcnn"):
         assert _meta_params(name, {}, real[name], 5) == pytest.approx(268e6, rel=0.01)
         assert _meta_params(name, {"head": "gap"}, real[name], 5) < 1e5
-    # TRAINERS.md: ~80-135 M, from bottleneck + kernel-2 deconvolutions up to kernel 3.
+    # docs/models.md: ~77-129 M, from bottleneck + kernel-2 deconvolutions up to kernel 3.
     assert 70e6 < _meta_params("msres3d", {}, real["msres3d"], 5) < 85e6
     assert 120e6 < _meta_params("msres3d", {"deconv_kernel": 3}, real["msres3d"], 5) < 135e6
     assert 60e6 < _meta_params("msres3d", {"block": "basic"}, real["msres3d"], 5) < 75e6

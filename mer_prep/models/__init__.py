@@ -3,7 +3,8 @@
 Every model is an ``nn.Module`` whose ``forward(inputs)`` takes a ``dict[str, Tensor]`` keyed by
 stored array name (float32, leading batch dim) and returns logits (B, K); ``model.loss(inputs,
 targets, weight=None)`` is its training loss and ``model.fit_input_statistics(inputs)`` the
-per-fold hook. Look models up with :func:`get_model`; see ``TRAINERS.md`` for the choices.
+per-fold hook. Look models up with :func:`get_model`; ``docs/models.md`` says, per family, what
+the paper states, what was built and which choices fill its gaps.
 """
 
 from mer_prep.models.layers import MerModel

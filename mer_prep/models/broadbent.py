@@ -18,7 +18,7 @@ from mer_prep.models.layers import Init, MerModel, apply_init
 
 
 class BroadbentConfig(BaseModel):
-    """Switches of the Broadbent CNN (defaults: TRAINERS.md's choices).
+    """Switches of the Broadbent CNN (defaults: the choices of docs/models.md, paper 001).
 
     batchnorm: ``"keras"`` uses Keras' BatchNormalization defaults (momentum 0.99, i.e. torch
     momentum 0.01, eps 1e-3); ``"torch"`` uses PyTorch's (momentum 0.1, eps 1e-5).

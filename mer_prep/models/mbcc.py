@@ -2,7 +2,15 @@
 
 Each branch: conv 32 (same, ReLU) -> 2x2 max-pool -> conv 64 (same, ReLU) -> 2x2 max-pool ->
 flatten; the two are concatenated -> dense 128 ReLU -> dropout 0.5 -> dense K (logits). At
-64x64 that is 16,384 features per branch and ~4.3 M parameters.
+64x64 that is 16,384 features per branch and ~4.3 M parameters (4,265,989 with 5 classes).
+
+What is built is the dual-branch network the paper specifies layer by layer (its Sec. 3.4 and
+Fig. 7, and the 3x3 / 5x5 kernels of the text before its experiments). What is NOT built: the
+residual module (Module 1), the network-in-network module (Module 2), the tree-like module
+(Module 3), the cross-connections between branches and the pooling before the classifier that
+the title, abstract and Sec. 3.3 name. The paper describes them in prose only, with no layer
+counts, filter numbers, kernel sizes (except Module 3's 3x3) or wiring, so any version of them
+would be this project's invention under the paper's name; docs/models.md has the reasoning.
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from mer_prep.models.layers import Init, MerModel, apply_init
 
 
 class MBCCConfig(BaseModel):
-    """Switches of the MBCC-CNN (defaults: the paper's reading, see TRAINERS.md).
+    """Switches of the MBCC-CNN (defaults: the paper's reading, see docs/models.md).
 
     inputs: ``"apex"`` the apex frame into both branches; ``"onset_apex"`` onset into the 3x3
     branch, apex into the 5x5 branch; ``"difference"`` apex - onset into both.
     unit: ``"clip"`` one row per clip; ``"frame"`` frames as samples (the engine expands the
-    clip; the model gets ``frames`` (B, 1, H, W) and feeds that frame to both branches).
+    clip into its frames after the onset, since the neutral onset frame would be trained with
+    the clip's emotion label; on ``mbcc64`` that is the apex alone; the model gets ``frames``
+    (B, 1, H, W) and feeds that frame to both branches).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

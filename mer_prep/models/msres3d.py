@@ -51,7 +51,7 @@ BASE_PLANES = (64, 128, 256, 512)
 
 
 class MSRes3DConfig(BaseModel):
-    """Switches of the multi-scale 3-D ResNet (defaults: TRAINERS.md's choices for paper 003).
+    """Switches of the multi-scale 3-D ResNet (defaults: the choices of docs/models.md, paper 003).
 
     strain: add the optical strain as a third input channel. normalise: ``"fold_std"`` divides
     the flow (u and v share one std, keeping flow directions) and the strain by the training

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from torch import nn
 
-from mer_prep.errors import MerPrepError
+from mer_prep.errors import MerPrepError, UnknownModelError
 from mer_prep.models.broadbent import BroadbentConfig, build_broadbent
 from mer_prep.models.ha3d import HA3DConfig, build_dual_path
 from mer_prep.models.mbcc import MBCCConfig, build_mbcc
@@ -26,10 +26,6 @@ from mer_prep.models.paper_input import PaperInput, input_problem
 
 Unit = Literal["clip", "frame"]
 ArrayInfo = tuple[tuple[str, ...], tuple[int, ...]]
-
-
-class UnknownModelError(MerPrepError):
-    """No model is registered under the name asked for."""
 
 
 class ModelInputError(MerPrepError):
@@ -92,8 +88,9 @@ def _and(items: list[str]) -> str:
 
 @dataclass(frozen=True)
 class TrainingPreset:
-    """How the paper trained: Adam with ``lr`` and ``eps`` (Keras 1e-7 for the Keras papers,
-    torch 1e-8 for paper 003), ``epochs`` x ``batch_size``; the checkpoint is the
+    """A model's training preset: Adam with ``lr`` and ``eps`` (Keras 1e-7 for the Keras
+    papers, torch 1e-8 for paper 003), ``epochs`` x ``batch_size`` (docs/models.md gives each
+    value's origin: 000 and 003 state no batch size); the checkpoint is the
     ``last_epoch`` or the best ``validation_metric`` on a validation part of the training
     subjects (``selection="validation"``)."""
 
@@ -289,7 +286,8 @@ def _registry() -> dict[str, ModelSpec]:
             config_cls=MBCCConfig, builder=build_mbcc, needs=_mbcc_needs,
             unit_of=lambda config: config.unit, frame_unit_skips_onset=True,
             paper_input=PaperInput("frames", (64, 64), source="000 Sec. 3.1 and Fig. 7"),
-            training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=20, batch_size=32),
+            training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=20,
+                                    batch_size=32),  # 000 gives none: Keras' fit() default
             variants={
                 "apex": VariantPreset(description="the apex frame into both branches"),
                 "onset_apex": VariantPreset({"inputs": "onset_apex"},
@@ -321,7 +319,7 @@ def _registry() -> dict[str, ModelSpec]:
         "plain": VariantPreset(class_weights=True, description="class weights W_k = N/n_k"),
         "augmented": VariantPreset(recipe="ha3d_aug", augmented=True, class_weights=True,
                                    description="augmented copies (recipe ha3d_aug) + class "
-                                               "weights, as the paper"),
+                                               "weights, as in all of 002's experiments"),
     }
     for name, title in (("dp3dnet", "Dual Path-3DNet (no attention)"),
                         ("ha3dnet", "Hybrid Attention-3DNet (spatial + temporal per path)"),
@@ -343,7 +341,8 @@ def _registry() -> dict[str, ModelSpec]:
             config_cls=MSRes3DConfig, builder=build_msres3d, needs=_msres3d_needs,
             paper_input=PaperInput("flow", (134, 134), min_frames=4,
                                    source="003 Sec. 3.3.1: 134x134x16"),
-            training=TrainingPreset(lr=1e-5, eps=_TORCH_EPS, epochs=100, batch_size=8),
+            training=TrainingPreset(lr=1e-5, eps=_TORCH_EPS, epochs=100,
+                                    batch_size=8),  # 003 gives none: our choice
             variants={
                 "plain": VariantPreset(description="flow u, v"),
                 "strain": VariantPreset({"strain": True}, description="flow u, v + strain"),

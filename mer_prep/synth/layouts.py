@@ -57,7 +57,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {"casme3": ("takes", "clips", "C"), "mmew
 VIDEO_FOURCC = "FFV1"  # lossless, and written by the OpenCV build here (in .avi)
 SMIC_ABBREVIATIONS = {"negative": "ne", "positive": "po", "surprise": "sur"}
 # CAS(ME)^2 stimulus videos: (code, video name, folder description)
-#: Datasets of DATASETS.md whose layouts live in ``newer_layouts``.
+#: Datasets of docs/datasets.md whose layouts live in ``newer_layouts``.
 NEWER = ("casme3", "dfme", "4dme", "mmew", "manifest")
 
 CASME_SQ_VIDEOS: tuple[tuple[str, str, str], ...] = (

@@ -1,4 +1,4 @@
-"""Synthetic look-alikes of the newer datasets (DATASETS.md): CAS(ME)^3 Parts A and C, DFME,
+"""Synthetic look-alikes of the newer datasets (docs/datasets.md): CAS(ME)^3 Parts A and C, DFME,
 4DME, MMEW and a lab manifest, each in its real layout with its sheet and quirks."""
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def casme_sq_sheet(root: Path, rows: Sequence[tuple[Any, ...]], videos: Sequence
                                         ("naming rule2", list(subjects))])
 
 
-# --- the newer datasets (DATASETS.md) -------------------------------------------------------------
+# --- the newer datasets (docs/datasets.md) -------------------------------------------------------
 
 CASME3_A_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 CASME3_A_COLUMNS = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")
