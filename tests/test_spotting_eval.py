@@ -240,3 +240,53 @@ def test_score_spots_bad_input_is_one_line_and_exit_2(tmp_path):
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], result.output
+
+
+def _baseline_checkout(root, me2_macro_true=1):
+    """A two-dataset miniature in the MEGC 2020 baseline repository's layout (made up here)."""
+    base = root / "MDMD_results"
+    for sets, name, video, info in [
+            ("CAS(ME)^2_Sets", "ME2", "s1 0101",
+             "s1 0101 macro-expression 100.0 120.0 140.0\ns1 0101 micro-expression 10.0 15.0 20.0\n"),
+            ("SAMM_MEGC_Sets", "SAMM_MEGC", "006 1",
+             "006 1 macro-expression 500 600 700\n006 1 micro-expression 10 40 80\n")]:
+        folder = base / "dataset_new/data" / sets
+        folder.mkdir(parents=True)
+        (folder / f"{name}_all.txt").write_text(video + "\n")
+        (folder / "all_Info.txt").write_text(info)
+    predictions = {("ME2", "macro"): "100 140 1.0\n1 5 1.0\n",           # 41 frames kept, 5 dropped
+                   ("ME2", "micro"): "10 20 1.0\n50 52 1.0\n60 70 1.0\n",  # 11 TP, 3 dropped, 11 FP
+                   ("SAMM_MEGC", "macro"): "500 700 1.0\n", ("SAMM_MEGC", "micro"): ""}
+    for (name, cls), text in predictions.items():
+        folder = base / f"results_API/{name}_{cls}_txtClips/p1"
+        folder.mkdir(parents=True)
+        video = "s1_0101" if name == "ME2" else "006_1"
+        (folder / f"{video}.txt").write_text(text)
+    (base / "eval_res_txt").mkdir()
+    (base / "eval_res_txt/MEGC2020_results.txt").write_text(
+        "ME2 (number of videos: 1)----\n\n"
+        "micro-expression:   predict: 2    true_predict: 1    labels: 1    recall: 1\n\n"
+        f"macro-expression:  predict: 1    true_predict: {me2_macro_true}    labels: 1\n\n"
+        "SAMM_MEGC (number of videos: 1)----\n\n"
+        "micro-expression:   predict: 0    true_predict: 0    labels: 1\n\n"
+        "macro-expression:  predict: 1    true_predict: 1    labels: 1\n")
+    return root
+
+
+def test_the_baseline_bench_compares_our_counts_with_its_result_file(tmp_path, capsys,
+                                                                     monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench/spotting_megc2020.py"
+    spec = importlib.util.spec_from_file_location("bench_spotting_megc2020", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr("sys.argv", ["bench", str(_baseline_checkout(tmp_path / "ok"))])
+    assert bench.main() == 0
+    out = capsys.readouterr().out
+    assert "compatibility counts match the result file" in out
+    assert "2 predictions dropped" in out                            # 1..5 and 50..52 in ME2
+    monkeypatch.setattr("sys.argv", ["bench", str(_baseline_checkout(tmp_path / "bad", 0))])
+    assert bench.main() == 1
+    assert "2 count rows differ" in capsys.readouterr().out         # ME2 macro and overall
