@@ -27,8 +27,8 @@ def _check_prediction_videos(predictions, known: set[str]) -> None:
     for interval, line in zip(predictions.intervals, predictions.lines):
         if interval.video_key not in known:
             raise SpotCsvError(f"video {interval.video_key!r} is not in the truth file (nor in "
-                               "--videos): name every scored video there", file=str(predictions.path),
-                               row=line)
+                               "--videos): name every scored video there",
+                               file=str(predictions.path), row=line)
 
 
 def _counts_table(score) -> list[str]:

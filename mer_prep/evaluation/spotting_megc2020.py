@@ -112,7 +112,8 @@ def _count(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
                 dropped += len(p) - len(kept)
                 p = kept
             if rules.truths_hit_are_tps:
-                overlap = megc2020_iou_matrix(p, t, rules) if p and t else np.zeros((len(p), len(t)))
+                overlap = (megc2020_iou_matrix(p, t, rules) if p and t
+                           else np.zeros((len(p), len(t))))
                 hits = overlap >= threshold
                 hit_truths = [j for j in range(len(t)) if hits[:, j].any()]
                 for j in hit_truths:
