@@ -290,6 +290,33 @@ def test_records_leaky_split_and_pinned_snapshot(stores, tmp_path):
     assert "runs" not in open_store(path).group  # main holds features only
 
 
+@pytest.mark.slow  # a whole (two-fold, one-epoch) training: ~6 s on a shared CPU
+def test_a_training_holds_a_lease_on_what_it_reads_until_its_record_is_saved(
+        stores, tmp_path, monkeypatch):
+    """Issue: `gc --keep 1 --tags` during a training deleted the version it read. While it
+    trains, a lease branch `reading-<version>-...` holds the exact snapshot (gc keeps branch
+    tips and the tag the lease names: tests/test_gc.py); it is gone once the record is saved."""
+    import mer_prep.train.plan as plan_module
+
+    path = _copy(stores, "mbcc", tmp_path)
+    store = open_store(path)
+    save_split(store, build_split(store.table, "group_kfold", name="two", n_splits=2))
+    seen, real = [], plan_module.run_folds
+
+    def watched(plan, **kwargs):
+        repo = open_store(path).repo
+        leases = [b for b in repo.list_branches() if b.startswith("reading-")]
+        seen.append((leases, {repo.lookup_branch(b) for b in leases}))
+        return real(plan, **kwargs)
+
+    monkeypatch.setattr(plan_module, "run_folds", watched)
+    record = train(path, "mbcc", split="two", **QUICK)
+    ((leases, tips),) = seen
+    assert len(leases) == 1 and leases[0].startswith(f"reading-{record.version_id}-")
+    assert tips == {record.snapshot_id}
+    assert open_store(path).repo.list_branches() == {"main", "runs"}
+
+
 def test_concurrent_runs_are_both_recorded(stores, tmp_path):
     path = _copy(stores, "mbcc", tmp_path)
     plan = plan_run(path, "mbcc", **QUICK)

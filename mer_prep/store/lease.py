@@ -29,20 +29,28 @@ __all__ = ["reading_lease"]
 
 
 @contextlib.contextmanager
-def reading_lease(location: Location, snapshot_id: str, version_id: str | None
-                  ) -> Iterator[str]:
+def reading_lease(location: Location, snapshot_id: str, version_id: str | None, *,
+                  required: bool = True) -> Iterator[str | None]:
     """Hold ``snapshot_id`` of the store at ``location`` (version ``version_id``) while the
-    block runs; yields the lease branch's name. ``StoreError`` when the snapshot is gone
-    already (collected between opening the store and taking the lease)."""
+    block runs; yields the lease branch's name. ``StoreError`` when it cannot be taken (the
+    snapshot collected between opening the store and taking the lease, a store this process
+    may not write); with ``required=False`` (a run that writes nothing to the store) the block
+    runs without a lease instead (yields None)."""
     where = StoreLocation.parse(location)
     repo = open_repository(where)
     branch = owned_branch(LEASE_PREFIX, version_id)
     try:
         repo.create_branch(branch, snapshot_id)
-    except ic.IcechunkError as error:
-        raise StoreError(f"store {where}: snapshot {snapshot_id} of {version_id or 'its version'}"
-                         f" cannot be held for training (collected meanwhile?): "
-                         f"{str(error).strip().splitlines()[0]}") from None
+    except (ic.IcechunkError, OSError) as error:
+        if required:
+            raise StoreError(f"store {where}: snapshot {snapshot_id} of "
+                             f"{version_id or 'its version'} cannot be held for training "
+                             f"(collected meanwhile, or read-only?): "
+                             f"{str(error).strip().splitlines()[0]}") from None
+        branch = None
+    if branch is None:
+        yield None
+        return
     try:
         yield branch
     finally:

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mer_prep.store.lease import reading_lease
 from mer_prep.store.reader import FeatureStore, open_store
 from mer_prep.train.data import (
     FoldData,
@@ -259,14 +260,18 @@ def train(store, model: str = "mbcc", *, split: str = "loso", variant: str | Non
     location) and record the run on the store (``save=False``: return it only). report: what
     the run will cost and how far it is (see :func:`run_folds`)."""
     start = time.perf_counter()
-    plan = plan_run(store, model, split=split, variant=variant, epochs=epochs,
-                    batch_size=batch_size, lr=lr, device=device, seed=seed, config=config,
-                    selection=selection, validation_metric=validation_metric,
-                    keep_checkpoints=keep_checkpoints)
-    load_s = time.perf_counter() - start
-    results = run_folds(plan, report=report)
-    record = combine_folds(results, plan.header, duration_s=time.perf_counter() - start,
-                           timings={"load_s": load_s})
-    if save:
-        save_run(plan.store, record)
+    store = store if isinstance(store, FeatureStore) else open_store(store)
+    # held until the record is saved: `gc --tags` meanwhile keeps the snapshot and its tag
+    with reading_lease(store.location, store.session.snapshot_id, store.version_id,
+                       required=save):
+        plan = plan_run(store, model, split=split, variant=variant, epochs=epochs,
+                        batch_size=batch_size, lr=lr, device=device, seed=seed, config=config,
+                        selection=selection, validation_metric=validation_metric,
+                        keep_checkpoints=keep_checkpoints)
+        load_s = time.perf_counter() - start
+        results = run_folds(plan, report=report)
+        record = combine_folds(results, plan.header, duration_s=time.perf_counter() - start,
+                               timings={"load_s": load_s})
+        if save:
+            save_run(plan.store, record)
     return record
