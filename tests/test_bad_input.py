@@ -1,4 +1,4 @@
-"""SPEC §7 through the whole flow: bad samples are named, recorded, and do not stop the run."""
+"""Bad input through the whole flow: bad samples are named, recorded, and do not stop the run."""
 
 from pathlib import Path
 

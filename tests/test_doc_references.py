@@ -13,6 +13,12 @@ SCANNED = ("mer_prep", "tests", "flows", "bench", "docs", "README.md")
 SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".txt"}
 # a path-like token ending in .md: "docs/models.md", "README.md", "docker/README.md"
 CITATION = re.compile(r"(?<![\w./-])([\w.-]+(?:/[\w.-]+)*\.md)\b")
+# a section of a named document without its suffix: "SPEC §3" stands for SPEC.md
+SECTION = re.compile(r"\b([A-Z][A-Z_]{2,}) §")
+
+
+def _cited(text: str) -> list[str]:
+    return CITATION.findall(text) + [f"{name}.md" for name in SECTION.findall(text)]
 
 
 def _files() -> list[Path]:
@@ -47,14 +53,14 @@ def _exists(cited: str, source: Path) -> bool:
 def test_cited_documents_exist():
     missing = sorted({f"{path.relative_to(ROOT)}: {cited}"
                       for path in _files()
-                      for cited in CITATION.findall(path.read_text(errors="replace"))
+                      for cited in _cited(path.read_text(errors="replace"))
                       if not cited.startswith(("http", "www.")) and not _exists(cited, path)})
     assert not missing, "cited but not in the repository:\n" + "\n".join(missing)
 
 
 def test_the_check_finds_a_missing_document(tmp_path):
     source = tmp_path / "module.py"
-    source.write_text('"""See ' + "DESIGN" + '_NOTES.md and docs/models.md."""')
-    cited = CITATION.findall(source.read_text())
-    assert cited == ["DESIGN_NOTES.md", "docs/models.md"]
-    assert not _exists(cited[0], source) and _exists(cited[1], source)
+    source.write_text('"""See ' + "DESIGN" + '_NOTES.md, docs/models.md and ' + "PLAN" + ' §2."""')
+    cited = _cited(source.read_text())
+    assert cited == ["DESIGN_NOTES.md", "docs/models.md", "PLAN.md"]
+    assert [_exists(name, source) for name in cited] == [False, True, False]

@@ -1,4 +1,4 @@
-"""Face stages (SPEC §3, stages 1-5) checked against a known geometric ground truth.
+"""Face stages (pipeline stages 1-5) checked against a known geometric ground truth.
 
 The astronaut from scikit-image is placed on a 640x480 canvas by a known affine (rotation,
 scale, sub-pixel shift); landmarks fitted on the original and mapped through that affine are the

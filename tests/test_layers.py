@@ -1,4 +1,4 @@
-"""The layer contract of ``mer_prep/`` (SPEC §8), read from the source of every module.
+"""The layer contract of ``mer_prep/``, read from the source of every module.
 
 A module may import modules of its own layer or lower ones, never a higher one; nothing under
 ``mer_prep/`` except the CLI imports Prefect or the ``flows`` package. Every import counts,

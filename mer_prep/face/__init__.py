@@ -1,4 +1,4 @@
-"""Face stages (SPEC §3, stages 1-5): pure functions over numpy arrays.
+"""Face stages (pipeline stages 1-5): pure functions over numpy arrays.
 
 Conventions shared by every module: frames are stacks ``(N, H, W)`` gray or ``(N, H, W, 3)``
 RGB, uint8 unless stated; points are ``(x, y)`` pixels with pixel centres on integers; sizes are

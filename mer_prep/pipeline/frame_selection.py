@@ -1,4 +1,4 @@
-"""Which frames of a clip a recipe reads — decided before any decode (SPEC §3.1).
+"""Which frames of a clip a recipe reads — decided before any decode.
 
 The frames a recipe *reads* (and whose files the input fingerprint covers) are not always the
 frames it *stores*: keyframes are chosen among all the clip's frames, and a missing apex is

@@ -1,4 +1,4 @@
-"""Recipes: named, hashable configurations of the stages plus output sizes (SPEC §4)."""
+"""Recipes: named, hashable configurations of the stages plus output sizes."""
 
 from mer_prep.recipes.model import (
     AlignConfig,
