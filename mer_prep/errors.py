@@ -14,6 +14,8 @@ code  meaning
 4     the environment: a missing server, model file or optional extra
 70    an unexpected internal error (a bug: run again with ``--debug`` and report the traceback)
 130   the run was cancelled (Ctrl-C, SIGTERM); the store still holds its previous version
+141   the output was closed before the command finished (``mer-prep info STORE | head``): it
+      stops quietly, as a tool killed by SIGPIPE does (128 + 13)
 ====  ==========================================================================================
 
 Errors that stand for a Python built-in condition also derive from that built-in (an unknown
@@ -30,6 +32,7 @@ EXIT_STORE = 3
 EXIT_ENVIRONMENT = 4
 EXIT_INTERNAL = 70
 EXIT_CANCELLED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class MerPrepError(Exception):
@@ -61,6 +64,10 @@ class UnknownRecipeError(UnknownNameError):
 
 class UnknownLabelSchemeError(UnknownNameError):
     """No label scheme of that name."""
+
+
+class UnknownModelError(UnknownNameError):
+    """No model (or no variant of a model) is registered under the name asked for."""
 
 
 class RecipeError(MerPrepError, ValueError):
@@ -138,6 +145,10 @@ class VersionNotFoundError(StoreError, LookupError):
 
 class SplitNotFoundError(StoreError, LookupError):
     """The store version holds no split of that name and cannot compute it."""
+
+
+class ArrayNotFoundError(StoreError, KeyError):
+    """The store version holds no array of that name (its recipe does not store it)."""
 
 
 class SchemaError(StoreError, ValueError):

@@ -11,9 +11,12 @@ class (``mer_prep.errors``); ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
-from mer_prep.errors import EXIT_INTERNAL, MerPrepError
+from mer_prep.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, MerPrepError
 
 
 class _Commands(click.Group):
@@ -29,6 +32,9 @@ class _Commands(click.Group):
             ctx.exit(error.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader went away (`mer-prep info STORE | head`)
+            _silence_stdout()
+            ctx.exit(EXIT_BROKEN_PIPE)
         except Exception as error:  # noqa: BLE001 - a bug: say so in one line, not 90
             if ctx.params.get("debug"):
                 raise
@@ -51,7 +57,16 @@ class _Commands(click.Group):
                                 ("2", "bad usage or input"), ("3", "store problem"),
                                 ("4", "missing server, model file or extra"),
                                 ("70", "internal error"),
-                                ("130", "cancelled (Ctrl-C, SIGTERM)")])
+                                ("130", "cancelled (Ctrl-C, SIGTERM)"),
+                                ("141", "output closed early (| head): nothing said")])
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what is still
+    buffered for the closed pipe raises nothing more at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _one_line(error: BaseException) -> str:

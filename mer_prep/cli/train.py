@@ -89,6 +89,10 @@ def train(store, model, split, variant, epochs, batch_size, lr, device, seed, se
     In this process by default; with --dask-address or --workers, as the Prefect `train` flow
     with one task per fold on Dask workers (a CUDA run's folds need workers started with
     `--resources GPU=1`)."""
+    from mer_prep.model_catalogue import catalogue_entry, check_device_name
+
+    catalogue_entry(model, variant)  # names first: a typo costs no PyTorch, Prefect or store
+    check_device_name(device)
     config = parse_settings(settings)
     if dask_address or workers:
         record = _train_flow(store, model, split=split, variant=variant, epochs=epochs,
@@ -212,15 +216,12 @@ def print_run_details(record) -> None:
 
 @main.command()
 def models():
-    """The model families: name, paper, the recipe each needs and its variants."""
-    from mer_prep.train.errors import torch_or_raise
-
-    torch_or_raise()
-    from mer_prep.models import MODELS
+    """The model families: name, paper, the recipe each needs and its variants (no PyTorch
+    needed to list them)."""
+    from mer_prep.model_catalogue import MODEL_CATALOGUE
 
     click.echo(f"{'model':<10} {'paper':<30} {'recipe':<12} variants (recipe when another)")
-    for name, spec in MODELS.items():
-        variants = ", ".join(
-            name if not preset.recipe else f"{name} ({preset.recipe})"
-            for name, preset in spec.variants.items())
-        click.echo(f"{name:<10} {spec.paper:<30} {spec.recipe:<12} {variants}")
+    for name, entry in MODEL_CATALOGUE.items():
+        variants = ", ".join(variant if not recipe else f"{variant} ({recipe})"
+                             for variant, recipe in entry.variants.items())
+        click.echo(f"{name:<10} {entry.paper:<30} {entry.recipe:<12} {variants}")

@@ -346,3 +346,16 @@ def build_split(table, kind: str, *, name: str | None = None, n_splits: int = 5,
         return dfme_official(table["partition"].to_numpy(dtype=str), table["dataset"].to_numpy(dtype=str),
                              parents, name=name)
     raise InvalidArgumentError(f"unknown split kind {kind!r}; expected one of {KINDS}")
+
+
+def fold_index(names: list[str], fold: str | int, split: str) -> int:
+    """The position of ``fold`` (a fold's name, or its index 0..n-1) among a split's folds
+    ``names``; ``InvalidArgumentError`` naming the folds there are otherwise."""
+    if isinstance(fold, str) and fold in names:
+        return names.index(fold)
+    integer = isinstance(fold, (int, np.integer)) and not isinstance(fold, bool)
+    if integer and 0 <= fold < len(names):
+        return int(fold)
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    raise InvalidArgumentError(f"split {split!r} has no fold {fold!r}: its {len(names)} folds "
+                               f"are 0..{len(names) - 1} by index or by name ({shown})")

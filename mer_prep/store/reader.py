@@ -18,13 +18,14 @@ from zarr.core.sync import sync
 
 from mer_prep.datasets.aus import au_matrix, au_numbers
 from mer_prep.errors import (
+    ArrayNotFoundError,
     CorruptDataError,
     SplitNotFoundError,
     StoreNotFoundError,
     VersionNotFoundError,
 )
 from mer_prep.evaluation.balance import SmotePlan, class_weights
-from mer_prep.evaluation.splits import Split, build_split, parent_rows
+from mer_prep.evaluation.splits import Split, build_split, fold_index, parent_rows
 from mer_prep.labels import au_set
 from mer_prep.recipes import Recipe
 from mer_prep.store.bulk import check_content, read_rows
@@ -169,9 +170,17 @@ class FeatureStore:
         """Class index per sample, int64 (n,), into ``class_names``."""
         return self.table["label"].to_numpy(dtype=np.int64)
 
+    def _stored_array(self, name: str) -> zarr.Array:
+        """The stored array ``name``; ``ArrayNotFoundError`` naming those there are otherwise."""
+        node = self.group[name] if isinstance(name, str) and name in self.group else None
+        if not isinstance(node, zarr.Array):
+            raise ArrayNotFoundError(f"store {self.location}: version {self.version_id} has no "
+                                     f"array {name!r} (it stores {', '.join(self.array_names)})")
+        return node
+
     def dask(self, name: str) -> da.Array:
         """Lazy view of one array over the processed samples, one sample per chunk."""
-        full = da.from_zarr(self.group[name])
+        full = da.from_zarr(self._stored_array(name))
         return full[self._ok_rows] if len(self._ok_rows) < full.shape[0] else full
 
     def array(self, name: str, dtype: str | None = None,
@@ -183,10 +192,11 @@ class FeatureStore:
         it from there next time: a version is then decompressed once per machine (training
         reads every array of a version again for each model, seed and variant)."""
         wanted = self._ok_rows if rows is None else self._ok_rows[np.asarray(rows, np.int64)]
+        stored = self._stored_array(name)
 
         def read() -> np.ndarray:
             try:
-                return read_rows(self.group[name], wanted, what=f"store {self.location}: {name}",
+                return read_rows(stored, wanted, what=f"store {self.location}: {name}",
                                  expected=self._content_crcs(name, wanted))
             except (ValueError, CorruptDataError) as error:  # a chunk failing its checksum
                 raise self._corruption(name, range(len(self._ok_rows)) if rows is None
@@ -272,7 +282,7 @@ class FeatureStore:
         attrs = self.split_attrs(split)
         if not attrs.get("smote"):
             return None
-        index = attrs["fold_names"].index(fold) if isinstance(fold, str) else int(fold)
+        index = fold_index(list(attrs["fold_names"]), fold, split)
         group = self.group[SPLITS_GROUP][split]
         mine = np.flatnonzero(group["smote_fold"][:] == index)
         return SmotePlan(parent_a=group["smote_parent_a"][:][mine],
@@ -324,6 +334,8 @@ class FeatureStore:
         faster than one read per array for ``ha3d``'s three, measured in bench/reader.py).
         """
         names = list(names or self.array_names)
+        for name in names:
+            self._stored_array(name)
         stored_row = int(self._ok_rows[row])
         arrays = self._async_arrays
 
@@ -350,7 +362,7 @@ class FeatureStore:
 
     def row_reader(self, name: str):
         """``read(rows)`` -> the array's samples at ``table`` rows (sorted unique rows read once)."""
-        array, ok = self.group[name], self._ok_rows
+        array, ok = self._stored_array(name), self._ok_rows
 
         def read(rows: np.ndarray) -> np.ndarray:
             rows = np.asarray(rows, dtype=np.int64)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
+from mer_prep.evaluation.splits import fold_index
 
 try:
     import torch
@@ -100,8 +101,7 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
         raise InvalidArgumentError("tta (test-time augmentation) applies to part='test'; the "
                                    "training part always holds the copies")
     folds = list(store.folds(split, tta=tta))
-    names = [name for name, *_ in folds]
-    index = names.index(fold) if isinstance(fold, str) else int(fold)
+    index = fold_index([name for name, *_ in folds], fold, split)
     _, train, test, weights = folds[index]
     arrays = arrays or [n for n in store.array_names if n != "landmarks"]
     smote, materialised = None, {}
@@ -121,7 +121,8 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
 
 def fold_loader(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
                 balance: str | None = None, split: str = "loso", target: str = "label",
-                tta: bool = False, batch_size: int = 32, shuffle: bool | None = None, num_workers: int = 0,
+                tta: bool = False, batch_size: int = 32, shuffle: bool | None = None,
+                num_workers: int = 0,
                 seed: int = 0, **loader_options) -> DataLoader:
     """``FeatureStore.loader``: a ``DataLoader`` over one fold's ``part``, safe with worker
     processes (the fold is in memory before any worker starts). ``shuffle`` defaults to True
