@@ -1,0 +1,72 @@
+"""Reproducible installs: the README's two set-up commands and CI install through
+``constraints.txt``, whose pins satisfy ``pyproject.toml`` and hold the versions CI tested."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+# The pins the project depends on being exact (upstream breaking changes bit us at each of them).
+MUST_PIN = {"prefect": "3.8.8", "prefect-dask": "0.3.7", "dask": "2026.8.0",
+            "distributed": "2026.8.0", "zarr": "3.1.6", "icechunk": "1.1.21"}
+
+
+def pins() -> dict[str, Version]:
+    found: dict[str, Version] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep and ";" not in line and "@" not in line, f"constraints.txt: not a plain pin: {line}"
+        key = canonicalize_name(name)
+        assert key not in found, f"constraints.txt pins {name} twice"
+        found[key] = Version(version)
+    return found
+
+
+def project_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    return [Requirement(spec) for spec in (*project["dependencies"], *extras["test"],
+                                           *extras["train"])]
+
+
+def test_every_pin_satisfies_pyproject_and_every_requirement_is_pinned():
+    pinned = pins()
+    for requirement in project_requirements():
+        key = canonicalize_name(requirement.name)
+        assert key in pinned, f"constraints.txt lacks {requirement.name}: run tools/update-constraints"
+        assert requirement.specifier.contains(pinned[key], prereleases=True), (
+            f"constraints.txt pins {requirement.name}=={pinned[key]} outside pyproject's "
+            f"{requirement.specifier}: run tools/update-constraints")
+    assert "mer-prep" not in pinned  # the editable checkout itself is never pinned
+
+
+def test_the_pins_that_must_hold():
+    pinned = pins()
+    for name, version in MUST_PIN.items():
+        assert pinned[name] == Version(version), name
+    assert pinned["fastapi"] < Version("0.151") and pinned["sqlalchemy"] < Version("2.1")
+    assert pinned["setuptools"] < Version("82")
+    # the CPU build that lies on disk: a plain 2.13.0 would fetch a CUDA build of several GB
+    assert pinned["torch"] == Version("2.13.0+cpu")
+    # two OpenCV wheels install over each other's cv2 package
+    assert [n for n in pinned if n.startswith("opencv")] == ["opencv-contrib-python-headless"]
+
+
+def test_readme_and_ci_install_through_the_constraints():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^python3\.11 -m venv \.venv && .*$", readme, flags=re.M)
+    assert len(commands) == 2, commands
+    assert all("/pip install -q -c constraints.txt -e " in c for c in commands), commands
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if "pip install" in line]
+    test_command = next(c for c in commands if c.endswith("-m pytest"))
+    assert ci == [test_command]  # CI runs exactly the README's test command
