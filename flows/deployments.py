@@ -112,6 +112,32 @@ def check_served_run(parameters: Mapping[str, Any], *, flow: str = "preprocess")
     load_config().check_run(parameters, flow=flow)
 
 
+def refused_run(parameters: Mapping[str, Any], *, flow: str = "preprocess"):
+    """None when ``check_served_run`` allows ``parameters``; otherwise a ``Failed`` state whose
+    message is the one-line reason (the parameter, the value and the file), also logged as one
+    error line. A flow returns it: the run ends Failed with that message, and ``prefect
+    deployment run --watch`` shows the line instead of a traceback in ``serve``'s log."""
+    import logging
+
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+    from prefect.states import Failed
+
+    from mer_prep.errors import ConfigError
+
+    try:
+        check_served_run(parameters, flow=flow)
+    except ConfigError as error:
+        reason = " ".join(str(error).split())  # one line, whatever the message holds
+        try:
+            logger = get_run_logger()
+        except MissingContextError:  # called outside a flow run (tests, a plain call)
+            logger = logging.getLogger("flows.deployments")
+        logger.error("refused: %s", reason)
+        return Failed(message=f"refused: {reason}")
+    return None
+
+
 def standing_cluster_size(config: Config) -> tuple[int, dict[str, float]]:
     """(workers, resources per worker) of the standing cluster: the largest ``n_workers`` of the
     deployments that run on a local cluster (0: none does), and the resources their fold tasks

@@ -60,7 +60,7 @@ from mer_prep.store.writer import (VersionWriter, current_version, existing_vers
 from mer_prep.threads import pin_threads
 
 from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task_runner  # noqa: F401
-from flows.deployments import check_served_run
+from flows.deployments import refused_run
 from flows.events import emit_committed
 from flows.runtime import prefect_api, retry_unless, sigterm_interrupts, without_heartbeats
 
@@ -123,9 +123,11 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
     context = FlowRunContext.get()
     if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
         # started by a deployment: the same flow as a subflow on the Dask runner asked for
-        check_served_run(dict(  # what mer-prep.toml does not allow fails here, before anything
+        refused = refused_run(dict(  # what mer-prep.toml does not allow fails here, before anything
             dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
             n_workers=n_workers, options=options, progress=progress, dask_address=dask_address))
+        if refused is not None:
+            return refused
         with without_heartbeats():  # the subflow's final state is this run's (a Cancelled
             # subflow would otherwise raise here and end this run Failed, with a traceback)
             return preprocess.with_options(task_runner=task_runner(dask_address, n_workers))(

@@ -46,7 +46,7 @@ from mer_prep.train.records import FoldResult, RunHeader, RunRecord, combine_fol
 from mer_prep.train.runs_store import save_run
 
 from flows.cluster import dask_task_runner
-from flows.deployments import check_served_run
+from flows.deployments import refused_run
 from flows.runtime import retry_unless, without_heartbeats
 
 #: How long a run waits for a worker with the resources its folds need before it fails.
@@ -176,7 +176,9 @@ def train(store: str, dataset: str | None = None, model: str = "mbcc",
                       folds_per_task=folds_per_task)
     context = FlowRunContext.get()
     if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
-        check_served_run(parameters, flow="train")  # before any connection or store access
+        refused = refused_run(parameters, flow="train")  # before any connection or store access
+        if refused is not None:
+            return refused
         runner = dask_task_runner(dask_address, n_workers, task_resources(resources, device))
         with without_heartbeats():  # the subflow's final state is this run's
             return train.with_options(task_runner=runner)(**parameters, return_state=True)

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import flows.deployments  # noqa: F401  these three (PyTorch with the models) load at collection
+import mer_prep.models  # noqa: F401
+import prefect.states  # noqa: F401
 from flows.server import BIN, PrefectServer, get_json
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
@@ -169,3 +172,23 @@ def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path, synth_dataset):
     np.testing.assert_array_equal(first.array("frames")[1:3], latest.array("frames")[1:3])
     assert not np.array_equal(first.array("frames")[0], latest.array("frames")[0])
     assert not latest.group["frames"][3].any()  # the now-failing sample's old chunk is gone
+
+
+def test_a_refused_parameter_ends_the_run_failed_with_its_reason(tmp_path, monkeypatch):
+    """What `prefect deployment run --watch` shows of a refused run: a Failed state whose
+    message is the one-line reason (parameter, value, file), not a traceback in serve's log."""
+    from flows.deployments import refused_run
+    from mer_prep.config import CONFIG_ENV, load_config
+
+    (tmp_path / "CASME2").mkdir()
+    path = tmp_path / "mer-prep.toml"
+    path.write_text(f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\nrecipe = "mbcc64"\n'
+                    f'[trainings.quick]\ndataset = "casme2"\nmodel = "mbcc"\nepochs = 2\n')
+    monkeypatch.setenv(CONFIG_ENV, str(path))
+    (spec,) = load_config(path).training_deployments()
+    assert refused_run(spec.parameters, flow="train") is None
+    state = refused_run({**spec.parameters, "epochs": 50}, flow="train")
+    assert state.is_failed() and "\n" not in state.message
+    assert state.message.startswith(f"refused: {path}: run parameter epochs=50 ")
+    state = refused_run({"dataset": "casme2", "root": "/etc", "recipe": "mbcc64"})
+    assert state.is_failed() and "root" in state.message and "\n" not in state.message

@@ -234,6 +234,9 @@ def test_a_served_training_run_is_checked_and_watch_exits_1_when_it_fails(served
     refused = _deployment_run(served, "train/casme2-mbcc", "epochs=50")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     log = (served["base"] / "serve.log").read_text()
-    assert re.search(r"ConfigError.*run parameter epochs=50", log)
+    # the reason reaches --watch as one line (the run's state message and an error log line)
+    assert re.search(r"refused: \S*mer-prep\.toml: run parameter epochs=50 ", refused.stdout), \
+        refused.stdout
+    assert "ConfigError" not in log  # no traceback in serve's log for a refused run
     assert re.search(r"no version 'v-00000000deadbeef'", log)
     assert len(list_runs(served["store"])) == before + 1

@@ -283,7 +283,8 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *,
     shade = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0) if normalise \
         else matrix
     k = len(class_names)
-    figure = new_figure(1.2 + 0.55 * k, 1.0 + 0.5 * k)
+    width = max(3.6, 1.2 + 0.55 * k)
+    figure = new_figure(width, 1.4 + 0.5 * k)
     ax = figure.subplots()
     ax.imshow(shade, cmap="Blues", vmin=0, vmax=shade.max() or 1)
     for i in range(k):
@@ -295,7 +296,7 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *,
     ax.set_yticks(range(k), class_names, fontsize=7)
     ax.set_xlabel("predicted", fontsize=8)
     ax.set_ylabel("true", fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_wrap(title, width, 8), fontsize=8)
     figure.set_layout_engine("constrained")
     return figure
 
@@ -307,7 +308,8 @@ def fold_scores_figure(folds: Sequence[str], uf1: Sequence[float | None],
     UAR of guessing (1 / classes), drawn as a dashed line."""
     x = np.arange(len(folds))
     as_float = (lambda values: np.array([np.nan if v is None else float(v) for v in values]))
-    figure = new_figure(max(4.0, 0.4 * len(folds) + 2), 2.6)
+    width = max(5.0, 0.4 * len(folds) + 3)
+    figure = new_figure(width, 3.0)
     ax = figure.subplots()
     ax.bar(x - 0.2, as_float(uf1), 0.4, label="UF1")
     ax.bar(x + 0.2, as_float(uar), 0.4, label="UAR")
@@ -318,7 +320,7 @@ def fold_scores_figure(folds: Sequence[str], uf1: Sequence[float | None],
                    label=f"chance UAR {chance:.2f} (1/{round(1 / chance)} classes)")
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    ax.set_title(title, fontsize=8)
+    ax.set_title(_wrap(title, width * 0.7, 8), fontsize=8)
     figure.set_layout_engine("constrained")
     return figure
 
@@ -359,17 +361,28 @@ def learning_curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, np.nd
         val_ax.text(0.5, 0.5, "no validation part:\nthe run kept the last epoch (dots)",
                     ha="center", va="center", fontsize=9, transform=val_ax.transAxes,
                     gid="no-validation")
-        val_ax.set_xticks([])
-        val_ax.set_yticks([])
-    for ax in (loss_ax, val_ax):
+    for ax in (loss_ax, val_ax) if validated else (loss_ax,):
         ax.set_xlabel("epoch", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not validated:
+        val_ax.set_xticks([])
+        val_ax.set_yticks([])
     if 0 < len(curves) <= 12:
         loss_ax.legend(fontsize=5, ncol=2)
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(_wrap(title, 9.0, 9), fontsize=9)
     figure.set_layout_engine("constrained")
     return figure
+
+
+def _wrap(title: str, width_in: float, fontsize: float) -> str:
+    """``title`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (about
+    0.55 em per character), keeping its own line breaks: a run's name must not be clipped."""
+    import textwrap
+
+    chars = max(12, int(width_in * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars, break_on_hyphens=True) or line
+                     for line in title.split("\n"))
 
 
 def onset_apex_colours() -> tuple[tuple[int, int, int], tuple[int, int, int]]:

@@ -303,7 +303,7 @@ def panels(view: SampleView, *, curves: bool = True, keys: set[str] | None = Non
             image = _show(flow, partial(flow_to_rgb, scale=scale.top), f)
             out.append(Panel("flow", "flow onset→apex", image,
                              f"hue = direction, saturation = magnitude, full at "
-                             f"{scale.describe('px')} of this frame's |flow|"))
+                             f"{scale.describe('px')} (this frame's |flow|)"))
         if "strain" in arrays and want("strain"):
             strain = np.asarray(arrays["strain"][view.apex_pos], np.float32)
             scale = colour_range(strain)
@@ -323,7 +323,7 @@ def panels(view: SampleView, *, curves: bool = True, keys: set[str] | None = Non
                 if recipe.magnify is not None else "stored frames")
         image = _show(diff, partial(diverging, vmax=vmax), f)
         out.append(Panel("difference", "apex − onset", image,
-                         f"±{scale.describe(digits=3)} of |difference|, {what}"))
+                         f"±{scale.describe(digits=3)} (|difference|); {what}"))
         if recipe.magnify is not None and source is not None and want("unmagnified"):
             plain, why = source_difference(view, source)
             if plain is not None:

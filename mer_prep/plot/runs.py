@@ -80,9 +80,9 @@ def leaderboard(runs: Sequence[RunLike]) -> pd.DataFrame:
 
 def run_title(run: RunLike) -> str:
     """What a figure of ``run`` is titled with: its human name (``RunHeader.name``: model,
-    variant, overrides, epochs, lr, batch, seed, selection) and run id."""
+    variant, overrides, epochs, lr, batch, seed, selection) over its run id."""
     name = getattr(run, "name", None) or f"{run.model}-{run.variant}"
-    return f"{name} ({run.run_id})"
+    return f"{name}\n{run.run_id}"
 
 
 class RunPlots:
