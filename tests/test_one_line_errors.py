@@ -58,3 +58,24 @@ def test_split_smote_on_an_array_the_store_lacks_is_one_line_exit_3(store_path):
         f"'flow' (it stores frames, landmarks)"]
     assert open_store(store_path).split_names == []  # nothing was committed
 
+
+
+def test_a_missing_annotation_sheet_is_found_before_a_run_starts(tmp_path):
+    """The sheet is looked for with the roots: one line, exit 2, no Prefect home made."""
+    for name in ("SAMM", "CASME2", "SMIC"):
+        (tmp_path / name).mkdir()
+    home = tmp_path / "home"
+    result = CliRunner().invoke(main, ["run", "samm", "--root", str(tmp_path / "SAMM"),
+                                       "--home", str(home)])
+    assert (result.exit_code, result.stderr.splitlines()) == (2, [
+        f"error: {tmp_path / 'SAMM' / 'SAMM_Micro_FACS_Codes*.xlsx'}: no SAMM FACS-codes "
+        f"spreadsheet found"])
+    # a composite checks each of its parts (smic reads no sheet: its folders are its labels)
+    result = CliRunner().invoke(main, ["run", "megc2019", "--root", f"smic={tmp_path / 'SMIC'}",
+                                       "--root", f"casme2={tmp_path / 'CASME2'}",
+                                       "--root", f"samm={tmp_path / 'SAMM'}",
+                                       "--home", str(home)])
+    assert (result.exit_code, result.stderr.splitlines()) == (2, [
+        f"error: {tmp_path / 'CASME2' / 'CASME2-coding-*.xlsx'}: no CASME II coding "
+        f"spreadsheet found"])
+    assert not home.exists()

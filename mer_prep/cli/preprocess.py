@@ -22,7 +22,8 @@ from mer_prep.errors import InvalidArgumentError
 
 def check_run_arguments(dataset: str, roots, recipe: str, labels: str, options: dict):
     """Every name of a run, checked before anything starts; returns the loaded recipe."""
-    from mer_prep.datasets.options import check_dataset, check_options, check_roots
+    from mer_prep.datasets.options import (check_annotations, check_dataset, check_options,
+                                           check_roots)
     from mer_prep.labels import get_scheme
     from mer_prep.recipes import load_recipe
 
@@ -31,6 +32,7 @@ def check_run_arguments(dataset: str, roots, recipe: str, labels: str, options: 
     get_scheme(labels)
     check_options(dataset, options)
     check_roots(dataset, roots)
+    check_annotations(dataset, roots, options)  # a missing sheet is found now, not in the flow
     return loaded
 
 

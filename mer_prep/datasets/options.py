@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mer_prep.errors import DataRootError, InvalidArgumentError, UnknownDatasetError
+from mer_prep.errors import (AnnotationError, DataRootError, InvalidArgumentError,
+                             UnknownDatasetError)
 
 Roots = str | os.PathLike | Mapping[str, str | os.PathLike]
 
@@ -95,3 +96,33 @@ def check_roots(name: str, root: Roots) -> None:
     for part, folder in (root.items() if isinstance(root, Mapping) else [(name, root)]):
         if not Path(folder).expanduser().is_dir():
             raise DataRootError(f"{part} root {folder} does not exist or is not a folder")
+
+
+#: adapters that read an annotation file found under their root (unless their ``annotations``
+#: option names one): the adapter module and its function that finds the file
+_ANNOTATION_FINDERS = {"casme2": ("casme2", "find_sheet"), "samm": ("samm", "find_sheet"),
+                       "casme-sq": ("casme_sq", "find_sheet"), "4dme": ("fourd", "find_sheet"),
+                       "mmew": ("mmew", "find_sheet"), "dfme": ("dfme", "find_sheets"),
+                       "manifest": ("manifest", "find_manifest")}
+
+
+def check_annotations(name: str, root: Roots, options: Mapping[str, Any] | None = None) -> None:
+    """Raise ``AnnotationError`` (naming the file looked for) when the annotation file that a
+    scan of ``name`` reads is not there: a glob before a run starts rather than a failed scan
+    once a Prefect server and a cluster are up. Each part of a composite is checked. Call after
+    :func:`check_roots`; whether the file reads is the scan's to say."""
+    import importlib
+
+    from mer_prep.labels import COMPOSITES
+
+    options = dict(options or {})
+    parts = ([(part, root[part], options.get(f"{part}.annotations")) for part in COMPOSITES[name]]
+             if name in COMPOSITES else [(name, root, options.get("annotations"))])
+    for part, folder, named in parts:
+        if named is not None:
+            if not Path(named).expanduser().exists():
+                raise AnnotationError(f"{part} annotations do not exist", file=str(named))
+        elif part in _ANNOTATION_FINDERS:
+            module, finder = _ANNOTATION_FINDERS[part]
+            getattr(importlib.import_module(f"mer_prep.datasets.{module}"), finder)(
+                Path(folder).expanduser())
