@@ -400,3 +400,14 @@ def test_augment_copies_are_reproducible_from_the_record():
             assert again[name].dtype == array.dtype
             assert np.array_equal(again[name], out[name])
     assert not np.array_equal(copies[0][1]["frames"], copies[1][1]["frames"])
+
+
+def test_a_mirror_is_a_slice_not_an_interpolation():
+    """A flip alone moves each value to x -> W - 1 - x and touches nothing else: exact by
+    construction on any OpenCV build. Bilinear taps of weight 0 would still spread a
+    non-finite value (0 * inf is NaN) to the neighbours, as the warp used to."""
+    strain = np.zeros((1, 8, 8), np.float32)
+    strain[0, 3, 3] = np.inf
+    out = augment_arrays({"strain": strain}, AugmentParams(flip=True))["strain"]
+    assert np.argwhere(~np.isfinite(out)).tolist() == [[0, 3, 4]]
+    assert np.array_equal(out, strain[:, :, ::-1]) and out.flags.c_contiguous

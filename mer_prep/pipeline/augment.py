@@ -256,6 +256,11 @@ def _warp(stack: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.nd
     """Bilinear warp of every ``(H, W[, C<=4])`` slice of ``stack`` (leading axis) by
     ``matrix``, zero outside; the same dtype back (float16 is warped in float32)."""
     height, width = size
+    if (stack.shape[1:3] == (height, width)
+            and np.array_equal(matrix, [[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])):
+        # a pure mirror is a slice, exact by construction: no interpolation code, whatever its
+        # build, can then change a value
+        return np.ascontiguousarray(stack[:, :, ::-1])
     work = np.ascontiguousarray(stack, dtype=np.float32 if stack.dtype == np.float16 else None)
     out = np.empty_like(work)
     for i in range(work.shape[0]):
