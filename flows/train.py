@@ -72,13 +72,14 @@ class FoldJob:
     config: str                  # JSON of the model config overrides (hashable, ordered)
     keep_checkpoints: bool
     folds: tuple[int, ...]
+    lease: str = ""              # the run's lease branch on the store ("": none to watch)
 
     @property
     def label(self) -> str:
         return "+".join(map(str, self.folds))
 
     def plan_key(self) -> tuple:
-        return dataclasses.astuple(dataclasses.replace(self, folds=()))
+        return dataclasses.astuple(dataclasses.replace(self, folds=(), lease=""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,13 +137,39 @@ def train_folds(job: FoldJob) -> FoldsDone:
     pin_threads(1)
     if job.device == "cpu":
         torch.set_num_threads(1)
+    stop_if_gone = _stop_if_run_gone(job)
+    stop_if_gone()
     plan = _plan(job)
-    results = [plan.train_fold(plan.fold(index)) for index in job.folds]
+    results = []
+    for index in job.folds:
+        stop_if_gone()
+        results.append(plan.train_fold(plan.fold(index), report=stop_if_gone))
     try:
         worker = get_worker().address
     except ValueError:
         worker = "local"
     return FoldsDone(plan.header, results, worker)
+
+
+def _stop_if_run_gone(job: FoldJob):
+    """A check, called before each fold and after each epoch, that raises ``RunAbandoned`` once
+    the run's lease branch is gone: a cancelled run deletes it, and a standing cluster would
+    otherwise train its folds to the end for nobody (hours of GPU time for large models)."""
+    from mer_prep.errors import RunAbandoned
+    from mer_prep.store.run_watch import RunWatch
+
+    watch = RunWatch(job.store, job.lease) if job.lease else None
+
+    def check(event=None) -> None:
+        if watch is not None and not watch.alive():
+            epoch = getattr(event, "epoch", None)  # EpochDone; FirstBatches: in the first
+            where = (f" after epoch {epoch}" if epoch is not None
+                     else " in epoch 1" if hasattr(event, "steps_per_epoch")
+                     else " after its last epoch" if event is not None else "")
+            raise RunAbandoned(f"the training reading {job.store} is gone (its lease "
+                               f"{job.lease} no longer exists): fold(s) {job.label} "
+                               f"stopped{where}")
+    return check
 
 
 def run_name() -> str:
@@ -188,6 +215,7 @@ def train(store: str, dataset: str | None = None, model: str = "mbcc",
 def _train(store, dataset, model, variant, split, device, version, seed, epochs, batch_size,
            lr, selection, config, keep_checkpoints, n_workers, dask_address, resources,
            folds_per_task) -> RunRecord:
+    from mer_prep.store.lease import reading_lease
     from mer_prep.store.reader import open_store
 
     logger = get_run_logger()
@@ -201,11 +229,21 @@ def _train(store, dataset, model, variant, split, device, version, seed, epochs,
     logger.info("%s: %s on %s version %s (snapshot %s), %d folds of %s", run_name_of(
         dataset, store, model, split), model, opened.path, opened.version_id, snapshot,
         n_folds, split)
-    base = FoldJob(store=opened.path, snapshot_id=snapshot, model=model, variant=variant,
-                   split=split, device=device, seed=int(seed), epochs=epochs,
-                   batch_size=batch_size, lr=lr, selection=selection,
-                   config=json.dumps(config or {}, sort_keys=True),
-                   keep_checkpoints=keep_checkpoints, folds=())
+    # Held until the record is saved (gc keeps what it holds); deleted when the run ends in
+    # any way, which tells fold tasks still queued or training on the cluster to stop.
+    with reading_lease(opened.path, snapshot, opened.version_id) as lease:
+        base = FoldJob(store=opened.path, snapshot_id=snapshot, model=model, variant=variant,
+                       split=split, device=device, seed=int(seed), epochs=epochs,
+                       batch_size=batch_size, lr=lr, selection=selection,
+                       config=json.dumps(config or {}, sort_keys=True),
+                       keep_checkpoints=keep_checkpoints, folds=(), lease=lease)
+        return _train_folds(base, n_folds, resources, device, folds_per_task, dataset, started)
+
+
+def _train_folds(base: FoldJob, n_folds: int, resources, device: str, folds_per_task: int,
+                 dataset: str | None, started: float) -> RunRecord:
+    """Submit the fold tasks of ``base``, gather them, record and publish the run."""
+    logger = get_run_logger()
     needs = task_resources(resources, device)
     _wait_for_resources(needs)
     annotation = dask.annotate(resources=needs) if needs else contextlib.nullcontext()
@@ -226,9 +264,9 @@ def _train(store, dataset, model, variant, split, device, version, seed, epochs,
     record = combine_folds(results, header, duration_s=time.perf_counter() - started,
                            timings={"fold_workers": workers, "n_tasks": len(futures),
                                     "folds_per_task": folds_per_task})
-    save_run(opened.path, record)
+    save_run(base.store, record)
     logger.info("recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f", record.run_id,
-                opened.path, record.uf1, record.uar, record.accuracy)
+                base.store, record.uf1, record.uar, record.accuracy)
     _publish(record, dataset)
     return record
 

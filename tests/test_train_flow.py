@@ -90,6 +90,47 @@ def test_folds_are_grouped_in_order():
         (0,)).plan_key()
 
 
+@pytest.mark.slow  # a fold's data built and trained in-process: 3-6 s on a shared CPU
+def test_a_cancelled_trainings_folds_stop_between_epochs(store):
+    """Issue: a cancelled training kept its in-flight folds running on the standing cluster.
+    A fold task watches the run's lease: gone before the task starts, nothing is planned;
+    gone mid-fold (the cancelled run deleted it), the fold stops after its current epoch."""
+    import json
+
+    from flows import train as train_flow
+    from mer_prep.errors import RunAbandoned
+    from mer_prep.store.lease import reading_lease
+
+    opened = open_store(store)
+    job = FoldJob(str(store), opened.session.snapshot_id, "mbcc", "difference", "loso", "cpu",
+                  0, 100_000, 4, 3e-3, "last_epoch", json.dumps(MBCC), False, (0,),
+                  lease="reading-gone")
+    with pytest.raises(RunAbandoned, match=r"lease reading-gone no longer exists\): fold\(s\) "
+                                           r"0 stopped$"):
+        train_flow.train_folds.fn(job)
+    assert job.plan_key() not in train_flow._PLANS  # stopped before reading the store
+
+    with reading_lease(store, opened.session.snapshot_id, opened.version_id) as lease:
+        job = FoldJob(**{**job.__dict__, "lease": lease})
+        deleted = []
+
+        def cancel():  # what the cancelled run does: its lease goes, mid-fold
+            while job.plan_key() not in train_flow._PLANS:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            opened.repo.delete_branch(lease)
+            deleted.append(time.monotonic())
+
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        with pytest.raises(RunAbandoned, match=r"stopped (after|in) epoch \d+$") as stopped:
+            train_flow.train_folds.fn(job)  # 100,000 epochs: minutes, unless it stops
+        canceller.join()
+    # 100,000 epochs take minutes; stopped at the first check after the lease went (building
+    # the fold's data, which takes a few seconds on a loaded machine, is not interrupted)
+    assert time.monotonic() - deleted[0] < 30.0, stopped.value
+
+
 def _config(tmp_path, trainings: str, extra: str = ""):
     (tmp_path / "CASME2").mkdir(exist_ok=True)
     path = tmp_path / "mer-prep.toml"
