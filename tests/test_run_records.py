@@ -142,3 +142,174 @@ def test_a_changed_attribute_of_a_record_raises(tmp_path):
     session.commit("change a fold's seed")
     with pytest.raises(CorruptRunRecordError, match="attributes do not match their digest"):
         load_run(store, "r1")
+
+
+# --- training refusals: each one line, exit 2, before any fold is trained ----------------------
+
+torch = pytest.importorskip("torch")
+from test_train import QUICK, _commit, _copy, _recipe, one_thread, stores  # noqa: E402,F401
+
+BAD_TRAIN_ARGS = {
+    "--workers -1": "--workers", "--epochs 0": "--epochs", "--batch-size 0": "--batch-size",
+    "--folds-per-task 0": "--folds-per-task", "--seed -1": "--seed", "--lr 0": "--lr",
+    "--lr nan": "lr must be a finite number", "--lr inf": "lr must be a finite number",
+    "--device meta": "unknown device 'meta'", "--set filters=[0,0]": "filters",
+    "--set filters=[0": "not YAML", "--dask-address foo::bar": "not a scheduler address",
+}
+
+
+@pytest.mark.parametrize("args", list(BAD_TRAIN_ARGS))
+def test_bad_training_arguments_are_one_line_exit_2(stores, args):
+    result = CliRunner().invoke(main, ["train", str(stores["mbcc"]), "--model", "mbcc",
+                                       "--variant", "difference", "--quiet", *args.split()])
+    assert result.exit_code == 2, (args, result.output)
+    assert BAD_TRAIN_ARGS[args] in result.output, result.output
+    ours = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(ours) == 1 or "Error: Invalid value" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_regular_file_as_the_store_is_one_line_exit_2(tmp_path):
+    file = tmp_path / "store.txt"
+    file.write_text("not a store")
+    for command in (["train", str(file), "--model", "mbcc"], ["runs", str(file)],
+                    ["verify", str(file)]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert result.output.strip() == f"error: store location {file} is a file, not a store " \
+                                        f"directory", result.output
+
+
+# --- stores that cannot give a score, NaN, where the record says the store is ------------------
+
+QUICK_MBCC = {"variant": "difference", "config": {"filters": (8, 16), "dense": 32}, "epochs": 2,
+              "batch_size": 4, "selection": "last_epoch"}
+
+
+def _tiny_store(path: Path, monkeypatch, *, n: int = 6, nan_row: int | None = None,
+                failed=(), labels=None) -> Path:
+    """n samples of 3 subjects, random frames (row ``nan_row`` with one NaN pixel), labels
+    alternating between two classes unless ``labels`` (a class name per sample) is given."""
+    import test_store
+
+    def arrays(i):
+        rng = np.random.default_rng(i)
+        values = {"frames": rng.random((2, 64, 64)).astype(np.float16),
+                  "landmarks": rng.random((68, 2)).astype(np.float32)}
+        if i == nan_row:
+            values["frames"][1, 3, 3] = np.nan
+        return values
+
+    monkeypatch.setattr(test_store, "sample_arrays", arrays)
+    plan = make_plan(path, n=n)
+    if labels is not None:
+        import dataclasses
+
+        plan = dataclasses.replace(plan, samples=[
+            dataclasses.replace(s, label=label, emotion=label)
+            for s, label in zip(plan.samples, labels)])
+    write_version(plan, failed=failed)
+    return path
+
+
+def _train_cli(path, *args):
+    return CliRunner().invoke(main, ["train", str(path), "--model", "mbcc", "--variant",
+                                     "difference", "--set", "filters=[8, 16]", "--set",
+                                     "dense=32", "--epochs", "2", "--batch-size", "4",
+                                     "--selection", "last_epoch", "--quiet", *args])
+
+
+def test_a_nan_sample_stops_the_run_naming_it_and_nothing_is_recorded(tmp_path, monkeypatch):
+    """Before: NaN losses and predictions, exit 0 and a UF1 on the leaderboard."""
+    path = _tiny_store(tmp_path / "s", monkeypatch, nan_row=4)
+    result = _train_cli(path)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert "array 'frames', sample casme2/sub02/EP04_01 (row 4) holds 1 NaN" in result.output
+    assert list_runs(path) == []
+
+
+def test_a_diverging_training_stops_at_the_epoch_and_nothing_is_recorded(tmp_path, monkeypatch):
+    """A finite but absurd lr (1e30) makes the loss NaN in epoch 2: the fold stops there."""
+    from mer_prep.train import train
+    from mer_prep.train.errors import NonFiniteError
+
+    path = _tiny_store(tmp_path / "s", monkeypatch)
+    with pytest.raises(NonFiniteError, match=r"fold casme2/sub01, epoch \d: the training loss"):
+        train(path, "mbcc", lr=1e30, **QUICK_MBCC)
+    assert list_runs(path) == []
+
+
+def test_stores_that_cannot_give_a_score_are_refused(tmp_path, monkeypatch):
+    """Every sample failed (before: exit 0, a record of 0 folds); one class (before: UF1
+    1.000); megc2019 on a CASME II store (before: LOSO recorded as "megc2019")."""
+    failed = _tiny_store(tmp_path / "failed", monkeypatch, n=3, failed=(0, 1, 2))
+    result = _train_cli(failed)
+    assert result.exit_code == 2 and "holds no processed sample" in result.output, result.output
+    one = _tiny_store(tmp_path / "one", monkeypatch, labels=["happiness"] * 6)
+    result = _train_cli(one)
+    assert result.exit_code == 2 and "1 class(es) (happiness)" in result.output, result.output
+    casme2 = _tiny_store(tmp_path / "casme2", monkeypatch)
+    result = _train_cli(casme2, "--split", "megc2019")
+    assert result.exit_code == 2, result.output
+    assert "holds casme2 under the native labels (no smic, samm)" in result.output
+    for path in (failed, one, casme2):
+        assert list_runs(path) == []
+        assert result.output.count("\n") == 1
+
+
+def test_the_record_names_the_store_relative_or_under_home_never_the_user(tmp_path,
+                                                                          monkeypatch):
+    from mer_prep.train import plan_run
+    from mer_prep.train.preflight import portable_location
+
+    home = tmp_path / "home" / "someone"
+    path = _tiny_store(home / "stores" / "s", monkeypatch)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert plan_run(path, "mbcc", **QUICK_MBCC).header.store["location"] == "~/stores/s"
+    monkeypatch.chdir(home / "stores")
+    assert plan_run(path, "mbcc", **QUICK_MBCC).header.store["location"] == "s"
+    assert portable_location("s3://bucket/x") == "s3://bucket/x"
+    assert portable_location("/srv/stores/s") == "/srv/stores/s"
+
+
+def test_a_store_that_cannot_record_refuses_first_and_a_failed_save_keeps_the_results(
+        tmp_path, monkeypatch):
+    """Before: training ran to the end, then exit 70 while saving, results lost. A store whose
+    repository cannot be written to (here its ``transactions`` folder is a file: tests run as
+    root, for whom a read-only folder is writable) refuses before the first fold; a commit that
+    fails after training keeps the results beside the cache and says where."""
+    from mer_prep.train import plan as plan_module
+    from mer_prep.train import train
+    from mer_prep.train.errors import RunRecordError
+
+    monkeypatch.setenv("MER_PREP_CACHE", str(tmp_path / "cache" / "arrays"))
+    path = _tiny_store(tmp_path / "s", monkeypatch)
+    save_run(path, known_record(path))  # the runs branch exists
+    transactions = path / "transactions"
+    moved = tmp_path / "transactions"
+    transactions.rename(moved)
+    transactions.write_text("in the way")
+    trained, real_run_folds = [], plan_module.run_folds
+    monkeypatch.setattr(plan_module, "run_folds",
+                        lambda *a, **k: trained.append(1) or real_run_folds(*a, **k))
+    with pytest.raises(RunRecordError, match="cannot record a run"):
+        train(path, "mbcc", **QUICK_MBCC)
+    assert trained == []
+    transactions.unlink()
+    moved.rename(transactions)
+
+    real_check = plan_module.check_writable
+    monkeypatch.setattr(plan_module, "check_writable", lambda store: (
+        real_check(store), transactions.rename(moved), transactions.write_text("x")))
+    with pytest.raises(RunRecordError, match="its results are kept in") as caught:
+        train(path, "mbcc", **QUICK_MBCC)
+    kept = Path(str(caught.value).rsplit(" in ", 1)[1])
+    assert kept.parent == tmp_path / "cache" / "unsaved-runs"
+    import json
+
+    body = json.loads(kept.read_text())
+    assert len(body["folds"]) == 3 and len(body["predictions"]["y_true"]) == 6
+    assert sorted(body["predictions"]["sample_id"]) == sorted(
+        open_store(path).table["sample_id"])

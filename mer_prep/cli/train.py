@@ -8,6 +8,7 @@ needs no PyTorch.
 from __future__ import annotations
 
 import math
+import re
 
 import click
 import yaml
@@ -28,9 +29,29 @@ def parse_settings(values: tuple[str, ...]) -> dict:
         key, sep, item = value.partition("=")
         if not sep or not key:
             raise InvalidArgumentError(f"--set wants key=value, got {value!r}")
-        parsed = yaml.safe_load(item)
+        try:
+            parsed = yaml.safe_load(item)
+        except yaml.YAMLError as error:
+            problem = str(error).splitlines()[0]
+            raise InvalidArgumentError(f"--set {value!r}: the value is not YAML ({problem})") \
+                from None
         settings[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
     return settings
+
+
+# [scheme://]host:port, host a name, IPv4 or [IPv6]; what a Dask scheduler listens on
+_DASK_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])"
+                           r":(\d{1,5})$")
+
+
+def check_dask_address(address: str | None) -> None:
+    """Refuse a ``--dask-address`` that is not ``[tcp://]HOST:PORT`` (port 1-65535)."""
+    if address is None:
+        return
+    match = _DASK_ADDRESS.match(address)
+    if not match or not 0 < int(match.group(1)) < 65536:
+        raise InvalidArgumentError(f"--dask-address {address!r} is not a scheduler address: "
+                                   f"give [tcp://]HOST:PORT, e.g. tcp://127.0.0.1:8786")
 
 
 def print_record(record) -> None:
@@ -61,11 +82,14 @@ def print_record(record) -> None:
 @click.option("--split", default="loso", show_default=True,
               help="loso, megc2019 or a split stored with `mer-prep split`.")
 @click.option("--variant", default=None, help="Training variant [default: the model's].")
-@click.option("--epochs", type=int, default=None, help="Override the preset's epochs.")
-@click.option("--batch-size", type=int, default=None, help="Override the preset's batch size.")
-@click.option("--lr", type=float, default=None, help="Override the preset's learning rate.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Override the preset's epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Override the preset's batch size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the preset's learning rate.")
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True)
 @click.option("--selection", type=click.Choice(["validation", "last_epoch"]), default=None,
               help="Override the preset's checkpoint choice.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
@@ -74,10 +98,10 @@ def print_record(record) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--dask-address", default=None,
               help="Train the folds on this Dask scheduler's workers (the `train` flow).")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Train the folds on a local Dask cluster of this many workers (the flow).")
 @click.option("--version", default=None, help="Store version tag [default: the latest].")
-@click.option("--folds-per-task", type=int, default=1, show_default=True,
+@click.option("--folds-per-task", type=click.IntRange(min=1), default=1, show_default=True,
               help="With the flow: folds one Dask task trains (more for light models).")
 @click.option("--home", default=".mer-prep", show_default=True,
               help="With the flow: where Prefect keeps its state.")
@@ -94,6 +118,7 @@ def train(store, model, split, variant, epochs, batch_size, lr, device, seed, se
     catalogue_entry(model, variant)  # names first: a typo costs no PyTorch, Prefect or store
     check_device_name(device)
     config = parse_settings(settings)
+    check_dask_address(dask_address)
     if dask_address or workers:
         record = _train_flow(store, model, split=split, variant=variant, epochs=epochs,
                              batch_size=batch_size, lr=lr, device=device or "cpu", seed=seed,

@@ -28,7 +28,7 @@ import numpy as np
 
 from mer_prep.evaluation.metrics import accuracy, confusion_matrix, uar, uf1
 from mer_prep.train.data import FoldData, Part
-from mer_prep.train.errors import LeakError, TrainSetupError, torch_or_raise
+from mer_prep.train.errors import LeakError, NonFiniteError, TrainSetupError, torch_or_raise
 from mer_prep.train.records import EpochLog, FoldResult
 
 torch = torch_or_raise()
@@ -70,6 +70,30 @@ def check_fold(fold: FoldData) -> None:
             problems.append(f"{what} part holds test rows")
     if problems:
         raise LeakError(f"fold {fold.name}: " + "; ".join(problems))
+
+
+def _build(spec, config, n_classes: int, shapes: dict):
+    """``spec.build``, or a one-line :class:`TrainSetupError` for a config the model cannot
+    be built with (``--set filters=[0,0]``: layers of no channels)."""
+    try:
+        return spec.build(config, n_classes, shapes)
+    except (ArithmeticError, ValueError, RuntimeError, TypeError) as error:
+        raise TrainSetupError(f"model {spec.name} cannot be built with config "
+                              f"{config.model_dump(mode='json')} for inputs {shapes}: "
+                              f"{type(error).__name__}: {error}") from None
+
+
+def _check_finite_training(model, mean_loss: float, fold_name: str, epoch: int) -> None:
+    """Stop the fold at the first epoch whose mean loss or weights are NaN / infinite (one
+    host sync per epoch for the weights), rather than train on and record NaN as a result."""
+    if not np.isfinite(mean_loss):
+        raise NonFiniteError(f"fold {fold_name}, epoch {epoch}: the training loss is {mean_loss} "
+                             f"(diverged: lower the lr); nothing is recorded")
+    finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+    if not bool(finite):
+        raise NonFiniteError(f"fold {fold_name}, epoch {epoch}: the model's weights hold "
+                             f"NaN/infinite values (diverged: lower the lr); nothing is "
+                             f"recorded")
 
 
 def seed_everything(seed: int) -> None:
@@ -176,7 +200,7 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
     with _deterministic(device) as deterministic:
         seed_everything(seed)
         shapes = {name: tuple(values.shape[1:]) for name, values in fold.fit.inputs.items()}
-        model = spec.build(config, fold.n_classes, shapes).to(device)
+        model = _build(spec, config, fold.n_classes, shapes).to(device)
         inputs, targets = _on_device(fold.fit, device)
         generator = torch.Generator().manual_seed(seed)
         n, batch_size = fold.fit.n_rows, int(preset.batch_size)
@@ -214,6 +238,7 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
                 steps += 1
                 total += loss.detach().float() * index.numel()
             mean_loss = float(total) / n
+            _check_finite_training(model, mean_loss, fold.name, epoch)
             score = None
             if validating:
                 score = _validation_score(model, validation, batch_size * 4, metric,
@@ -237,6 +262,9 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
         test = read_test_rows(fold, model)
         predict_start = time.perf_counter()
         proba = predict(model, test, device, batch_size * 4, fold.n_classes)
+        if not np.isfinite(proba).all():
+            raise NonFiniteError(f"fold {fold.name}: the model predicts NaN/infinite "
+                                 f"probabilities for its test clips; nothing is recorded")
         predict_s = time.perf_counter() - predict_start
         checkpoint = None
         if keep_checkpoint:

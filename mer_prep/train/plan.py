@@ -37,6 +37,13 @@ from mer_prep.train.data import (
 from mer_prep.train.engine import DEFAULT_VALIDATION_METRIC, torch, train_fold
 from mer_prep.train.errors import TrainSetupError
 from mer_prep.train.progress import FoldEvent, RunEvent, RunTracker
+from mer_prep.train.preflight import (
+    check_finite_inputs,
+    check_settings,
+    check_split_fits,
+    check_trainable,
+    portable_location,
+)
 from mer_prep.train.records import (
     CLIP_AGGREGATION,
     FoldResult,
@@ -45,7 +52,7 @@ from mer_prep.train.records import (
     combine_folds,
     new_run_id,
 )
-from mer_prep.train.runs_store import save_run
+from mer_prep.train.runs_store import check_writable, save_or_keep
 from mer_prep.version import code_version
 
 
@@ -142,6 +149,8 @@ def resolve_device(device: str | None) -> str:
     """``device`` checked, or CUDA when available, else CPU."""
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.split(":")[0] not in ("cpu", "cuda"):  # meta, mps, xla...: not what runs here
+        raise TrainSetupError(f"unknown device {device!r}: use cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise TrainSetupError(f"device {device!r} asked for, but PyTorch sees no CUDA device; "
                               f"use --device cpu")
@@ -195,7 +204,9 @@ def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | 
     variant_preset = spec.variants[variant]
     resolved = _config(spec, variant, config)
     check_inputs(spec, store.attrs["recipe"]["name"], _store_arrays(store), resolved)
+    check_trainable(store, store.labels)
     made = store.split(split)
+    check_split_fits(store, split, made)
     _check_variant(store, spec, variant, variant_preset, split)
     overrides = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size),
                                                ("lr", lr), ("selection", selection),
@@ -207,9 +218,7 @@ def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | 
                               f"{preset.selection!r}")
     if preset.selection == "validation" and preset.validation_metric is None:
         preset = dataclasses.replace(preset, validation_metric=DEFAULT_VALIDATION_METRIC)
-    if preset.epochs < 1 or preset.batch_size < 1 or preset.lr <= 0:
-        raise TrainSetupError(f"epochs and batch size must be >= 1 and lr > 0, got "
-                              f"{preset.epochs}, {preset.batch_size}, {preset.lr}")
+    check_settings(seed, preset)
     device = resolve_device(device)
     unit = spec.unit(resolved)
     attrs = store.attrs
@@ -223,7 +232,7 @@ def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | 
                   "optimizer": "adam", "autocast": "bf16 on cuda only"},
         unit=unit, aggregation=CLIP_AGGREGATION[unit], split=split, split_kind=made.kind,
         leaky=bool(made.leaky or store.split_attrs(split).get("leaky", False)),
-        store={"location": store.path, "dataset": attrs["dataset"],
+        store={"location": portable_location(store.path), "dataset": attrs["dataset"],
                "recipe": attrs["recipe"]["name"], "recipe_hash": attrs["recipe"]["hash"],
                "version_id": store.version_id, "snapshot_id": store.session.snapshot_id,
                "labels": attrs["labels"], "class_names": store.class_names,
@@ -232,8 +241,10 @@ def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | 
         torch_version=str(torch.__version__), n_folds=made.n_folds,
         overrides=_overrides(spec, variant, resolved, overrides))
     names = [need.name for need in spec.required_inputs(resolved)]
+    data = load_store_data(store, names)
+    check_finite_inputs(data.arrays, data.sample_ids, f"store {store.path}")
     return RunPlan(store=store, spec=spec, config=resolved, preset=preset, variant=variant,
-                   split=split, data=load_store_data(store, names), seed=int(seed),
+                   split=split, data=data, seed=int(seed),
                    device=device, header=header, augmented=variant_preset.augmented,
                    smote=variant_preset.smote, class_weights=variant_preset.class_weights,
                    keep_checkpoints=keep_checkpoints)
@@ -268,10 +279,12 @@ def train(store, model: str = "mbcc", *, split: str = "loso", variant: str | Non
                         batch_size=batch_size, lr=lr, device=device, seed=seed, config=config,
                         selection=selection, validation_metric=validation_metric,
                         keep_checkpoints=keep_checkpoints)
+        if save:  # a read-only store refuses now, not after the last fold
+            check_writable(plan.store)
         load_s = time.perf_counter() - start
         results = run_folds(plan, report=report)
         record = combine_folds(results, plan.header, duration_s=time.perf_counter() - start,
                                timings={"load_s": load_s})
         if save:
-            save_run(plan.store, record)
+            save_or_keep(plan.store, record)
     return record

@@ -23,9 +23,11 @@ Where, and why there:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import time
+from pathlib import Path
 
 import icechunk as ic
 import numpy as np
@@ -308,3 +310,59 @@ def verify_runs(store) -> list[BrokenChunk]:
         except MerPrepError as error:
             broken.append(BrokenChunk(RUNS_BRANCH, group.path, None, "", str(error)))
     return broken
+
+
+#: The entries of a local repository a record's commit writes into.
+_WRITTEN_DIRS = ("snapshots", "manifests", "transactions", "refs", "chunks")
+
+
+def check_writable(store) -> None:
+    """Raise :class:`RunRecordError` unless a run record can be committed to ``store`` (a
+    ``FeatureStore`` or a location): checked before the first fold, so that a read-only store
+    refuses the run at once instead of failing after hours of training. Creates the ``runs``
+    branch when missing (a real commit) and, on local disk, a file (removed again) in each
+    folder a record's commit writes to, and the commit's lock file."""
+    location, repo = _open(store)
+    try:
+        ensure_runs_branch(repo)
+        if not location.is_remote:
+            import tempfile
+
+            for name in _WRITTEN_DIRS:
+                folder = location.path / name
+                if folder.exists():
+                    with tempfile.NamedTemporaryFile(dir=folder, prefix=".mer-prep-probe-"):
+                        pass
+            with _commit_lock(location):
+                pass
+    except (OSError, ic.IcechunkError) as error:
+        raise RunRecordError(f"store {location} cannot record a run ({_first_line(error)}): "
+                             f"train on a writable copy of the store") from None
+
+
+def unsaved_runs_dir() -> Path:
+    """Where a run whose record could not be committed keeps its results: beside the decoded
+    array cache (``$MER_PREP_CACHE``), or ``.mer-prep/unsaved-runs`` when the cache is off."""
+    from mer_prep.store.cache import cache_dir
+
+    cache = cache_dir()
+    return (cache.parent if cache is not None else Path(".mer-prep")) / "unsaved-runs"
+
+
+def save_or_keep(store, record: RunRecord) -> str:
+    """:func:`save_run`; when the commit fails, the record is written to
+    ``unsaved_runs_dir()/<run_id>.json`` (its summary and per-clip predictions) and a
+    :class:`RunRecordError` names that file: the results of a finished training are never lost
+    to a failed write."""
+    try:
+        return save_run(store, record)
+    except Exception as error:  # noqa: BLE001 - any failed write: keep the results, then say so
+        folder = unsaved_runs_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        kept = folder / f"{record.run_id}.json"
+        body = {**_jsonable(record.summary()),
+                "predictions": _jsonable(record.predictions().to_dict(orient="list"))}
+        kept.write_text(json.dumps(body, indent=1))
+        raise RunRecordError(f"run {record.run_id} could not be recorded on store "
+                             f"{_open(store)[0]} ({_first_line(error)}); its results are kept "
+                             f"in {kept}") from error
