@@ -202,7 +202,8 @@ class FeatureStore:
                 raise self._corruption(name, range(len(self._ok_rows)) if rows is None
                                        else rows, error) from error
 
-        values = (cached_array(str(self.location), self.session.snapshot_id, name, wanted, read)
+        values = (cached_array(str(self.location), self.session.snapshot_id, name, wanted, read,
+                               dtype=stored.dtype, shape=(len(wanted), *stored.shape[1:]))
                   if cache else read())
         return values.astype(dtype) if dtype else values
 
