@@ -155,6 +155,7 @@ def test_rejects_bad_input():
         motion_curve(frames, landmarks, 2, 8, stride=0)
 
 
+@pytest.mark.slow  # ~15 s: synthesises a SMIC copy, then processes its 4 clips
 def test_smic_clips_get_a_spotted_apex_through_the_recipe(synth_dataset):
     """SMIC never annotates an apex: a recipe that needs one spots it (on a 128 px warp even
     for mbcc64's 64 px output) and says so."""

@@ -413,6 +413,7 @@ def test_cli_train_runs_and_models(stores, tmp_path):
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "needs arrays" in bad.output
 
 
+@pytest.mark.slow  # 4-10 s: two fresh interpreters load the store stack
 def test_train_without_torch_says_what_to_install(stores):
     code = ("import sys; sys.modules['torch'] = None; from mer_prep.cli import main; "
             f"main(['train', {str(stores['mbcc'])!r}, '--model', 'mbcc'])")

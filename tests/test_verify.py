@@ -84,6 +84,7 @@ def _everything(store_path):
             store.array("landmarks"))
 
 
+@pytest.mark.slow  # 6-10 s: reads the whole store back after each of 3 flips per file
 def test_a_flipped_bit_in_the_metadata_raises_or_changes_nothing(tmp_path):
     """Icechunk's snapshot, manifest and ref files: after one flipped bit a reader either fails
     (open, attributes digest, chunk checksum) or reads back exactly the same version."""
