@@ -182,7 +182,7 @@ def test_keras_init_is_glorot_uniform_with_zero_bias():
     assert torch_init.branch5[0].bias.abs().sum() > 0
 
 
-@pytest.mark.slow  # 5-10 s: a 3-D ResNet-50 forward pass on the CPU
+@pytest.mark.slow  # 5-10 s: four forward passes of the (tiny) multi-scale 3-D ResNet
 def test_msres3d_prediction_is_the_mean_of_the_head_softmaxes():
     config, shapes = TINY["msres3d"]
     torch.manual_seed(1)
@@ -200,7 +200,7 @@ def test_msres3d_prediction_is_the_mean_of_the_head_softmaxes():
         torch.testing.assert_close(model.loss(inputs, targets, weight), expected)
 
 
-@pytest.mark.slow  # 5-6 s: a 3-D ResNet-50 forward pass on the CPU
+@pytest.mark.slow  # 5-6 s: two forward passes of the (tiny) multi-scale 3-D ResNet
 def test_msres3d_normalises_by_the_training_std():
     config, shapes = TINY["msres3d"]
     torch.manual_seed(2)
