@@ -1,9 +1,11 @@
 """The detection cascade (``mer_prep.face.cascade``) on faces HOG misses, built from the synthetic
-renderer (scikit-image's astronaut): strong side lighting, which is what real photographs that
+renderer (scikit-image's astronaut, ``mer_prep.synth.weak_faces``): strong side lighting, which is what real photographs that
 HOG scores near 0 tend to show. Also: detection on a downscaled copy against the ground truth,
 and the stage recorded by the pipeline."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -18,27 +20,26 @@ from mer_prep.face import (
     fit_landmarks,
     read_frames,
 )
-from mer_prep.face.cascade import HOG_SHORT_SIDE, _hog_passes, detection_scale
-from mer_prep.face.detect import _detect_hog
+from mer_prep.face.cascade import (
+    CONFIRM_IOU,
+    HOG_SHORT_SIDE,
+    LOW_THRESHOLD,
+    _hog_passes,
+    confirm_box,
+    detection_scale,
+)
+from mer_prep.face.detect import FaceBox, _detect_cascade, _detect_hog
 from mer_prep.pipeline.process import process_sample
 from mer_prep.recipes import load_recipe
-from mer_prep.synth.faces import make_subject, render_subject, subject_landmarks
 from mer_prep.synth.ground_truth import load_ground_truth
+from mer_prep.synth.nonfaces import nonface_clip
+from mer_prep.synth.weak_faces import side_lit as weak_side_lit
 
 
 def side_lit(seed: int, dark: float, size: tuple[int, int] = (480, 640)):
-    """A synthetic subject (``make_subject`` drawn from ``seed``) whose image-left half of the
-    face falls into shadow: intensity x``dark`` left of the nose, a ramp a quarter of the
-    inter-ocular distance wide. Returns (gray uint8 frame, true (68, 2) landmarks, IOD px)."""
-    subject = make_subject(np.random.default_rng(seed), size)
-    rgb = np.clip(render_subject(subject), 0, 255).astype(np.uint8)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    truth = subject_landmarks(subject)
-    left, right = eye_centers(truth)
-    iod = float(np.hypot(*(right - left)))
-    nose_x = truth[27:36, 0].mean()
-    ramp = np.clip((np.arange(size[1]) - nose_x) / (0.25 * iod) + 0.5, 0.0, 1.0)[None, :]
-    return np.clip(gray * (dark + (1.0 - dark) * ramp), 0, 255).astype(np.uint8), truth, iod
+    """(gray uint8 frame, true (68, 2) landmarks, IOD px) of ``mer_prep.synth.weak_faces``."""
+    face = weak_side_lit(seed, dark, size)
+    return face.frame, face.truth, face.iod
 
 
 def _best_hog_score(gray: np.ndarray) -> float:
@@ -76,7 +77,32 @@ def test_low_threshold_hog_stage_takes_weak_faces():
         detect_clip_face(frame, fallback=False)
     box = detect_clip_face(frame)
     assert box.method == "hog-low" and -0.5 <= box.score < 0
+    assert box.confirmation.startswith("cnn ")  # "cnn <confidence> IoU <overlap>"
+    assert float(box.confirmation.split()[-1]) >= CONFIRM_IOU
     assert _error(fit_landmarks(frame, box), truth, iod) < 0.06
+
+
+def test_confirmation_needs_the_cnn_on_the_same_box():
+    frame, _, _ = side_lit(seed=3, dark=0.15)
+    box = detect_clip_face(frame)
+    moved = FaceBox(box.left + box.width, box.top, box.right + box.width, box.bottom,
+                    box.score, box.method)  # beside the face: no overlap with it
+    assert confirm_box(frame, moved) is None
+    assert confirm_box(frame, replace(box, confirmation="")) == box
+
+
+# Non-face frames that the cascade of old took for faces: a motorcycle's HOG box at -0.23
+# (hog-low) and a line of print that the LBP cascade boxes (haar).
+@pytest.mark.parametrize("kind", ["photo:motorcycle_left", "photo:page"])
+def test_a_low_confidence_box_on_a_non_face_is_not_a_face(kind):
+    frame = nonface_clip(kind, seed=0).frames[0]  # the first frame of the bench's clip
+    if kind == "photo:page":
+        assert _detect_cascade(frame) is not None
+    else:
+        assert LOW_THRESHOLD <= _best_hog_score(frame) < 0
+    with pytest.raises(NoFaceError, match="confirmed by the CNN") as caught:
+        detect_clip_face(frame, sample=f"nonface/{kind}")
+    assert caught.value.sample == f"nonface/{kind}"
 
 
 def test_rgb_input_is_detected_on_its_luma():

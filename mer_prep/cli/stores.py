@@ -40,6 +40,7 @@ def print_info(path: str, version: str | None) -> None:
     click.echo("apex: " + ", ".join(f"{source} {count}" for source, count in apexes.items()))
     detectors = table["detector"].value_counts().sort_index()  # hog, hog-low, cnn, hog@+2, ...
     click.echo("detector: " + ", ".join(f"{name} {count}" for name, count in detectors.items()))
+    _print_low_confidence(table)
     failures = store.failures
     click.echo(f"failures: {len(failures)}")
     for row in failures.itertuples():
@@ -60,6 +61,24 @@ def print_info(path: str, version: str | None) -> None:
     for row in versions.itertuples():
         click.echo(f"  {row.version_id}  {row.written_at:%Y-%m-%d %H:%M:%S}  {row.message}")
     _print_splits_and_runs(path, store)
+
+
+def _print_low_confidence(table) -> None:
+    """The processed samples whose face box was a low-confidence one (hog-low, haar, weak
+    HOG), with its score and confirmation; stores written before confirmation say so."""
+    from mer_prep.face.cascade import is_low_confidence
+
+    confirmations = (table["detector_confirmation"] if "detector_confirmation" in table
+                     else [""] * len(table))
+    scores = table["detector_score"] if "detector_score" in table else [float("nan")] * len(table)
+    low = [(sid, det, score, conf) for sid, det, score, conf in zip(
+        table["sample_id"], table["detector"], scores, confirmations)
+        if is_low_confidence(str(det), str(conf))]
+    click.echo(f"low-confidence faces: {len(low)}")
+    for sample_id, detector, score, confirmation in low:
+        click.echo(f"  {sample_id} {detector} score {score:.3f}: "
+                   + (f"confirmed by {confirmation}" if confirmation
+                      else "UNCONFIRMED (store written before confirmation)"))
 
 
 def _print_splits_and_runs(path: str, store) -> None:

@@ -45,6 +45,9 @@ class FaceBox:
     ``score``: detector confidence (HOG margin for ``method="hog"``, final-stage weight for
     ``method="haar"``, MMOD confidence for ``"cnn"``; the scales are not comparable).
     ``method``: which detector found it (the cascade's stage names: ``mer_prep.face.cascade``).
+    ``confirmation``: how a low-confidence box was confirmed (``"cnn 1.02 IoU 0.71"``: dlib's
+    CNN detector agreed, with that confidence and overlap); ``""`` for a box accepted on its
+    own score.
     """
 
     left: int
@@ -53,6 +56,7 @@ class FaceBox:
     bottom: int
     score: float
     method: str
+    confirmation: str = ""
 
     @property
     def width(self) -> int:
@@ -75,7 +79,15 @@ class FaceBox:
         """The box intersected with an image of ``shape`` ``(H, W[, C])``."""
         height, width = shape[:2]
         return FaceBox(max(self.left, 0), max(self.top, 0), min(self.right, width),
-                       min(self.bottom, height), self.score, self.method)
+                       min(self.bottom, height), self.score, self.method, self.confirmation)
+
+    def iou(self, other: FaceBox) -> float:
+        """Intersection over union of the two boxes' pixel areas, in [0, 1]."""
+        width = min(self.right, other.right) - max(self.left, other.left)
+        height = min(self.bottom, other.bottom) - max(self.top, other.top)
+        inter = max(width, 0) * max(height, 0)
+        union = self.width * self.height + other.width * other.height - inter
+        return inter / union if union > 0 else 0.0
 
 
 def cascade_path() -> Path:

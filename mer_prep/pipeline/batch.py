@@ -210,6 +210,8 @@ def process_batch(job: BatchJob) -> BatchResult:
             timings[stage] = timings.get(stage, 0.0) + seconds
         details = dict(fingerprint=fingerprint, source_frames=processed.source_frames,
                        face_box=processed.face_box, detector=processed.detector,
+                       detector_score=processed.detector_score,
+                       detector_confirmation=processed.detector_confirmation,
                        apex=processed.apex, apex_source=processed.apex_source,
                        flow_error_px=processed.flow_error_px)
         rows[row] = sample_row(sample, class_names, content_crc=crcs[0], **details)

@@ -70,7 +70,9 @@ class ProcessedSample:
     source_frames: dataset frame numbers behind ``arrays["frames"]`` (T,).
     face_box: (left, top, right, bottom) on the onset frame, source pixels.
     detector: the detection stage that found it (``hog``, ``hog-low``, ``cnn``, ``hog@+2``:
-    ``mer_prep.face.cascade``).
+    ``mer_prep.face.cascade``); detector_score: its score (``FaceBox.score``);
+    detector_confirmation: how a low-confidence box was confirmed (``FaceBox.confirmation``,
+    ``""`` when it needed none).
     apex: dataset frame number of the apex used (None when the recipe needed none and the
     annotation gives none); apex_source: "annotated", "spotted" or "none".
     flow_error_px: largest error of storing the flow in ``store_dtype`` (0 without flow).
@@ -82,6 +84,8 @@ class ProcessedSample:
     source_frames: list[int]
     face_box: tuple[int, int, int, int]
     detector: str
+    detector_score: float = float("nan")
+    detector_confirmation: str = ""
     apex: int | None = None
     apex_source: str = "none"
     flow_error_px: float = 0.0
@@ -328,6 +332,8 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
         source_frames=[int(sample.frame_numbers[i]) for i in positions],
         face_box=(box.left, box.top, box.right, box.bottom),
         detector=box.method,
+        detector_score=box.score,
+        detector_confirmation=box.confirmation,
         apex=None if apex is None else int(sample.frame_numbers[apex]),
         apex_source=apex_source,
         flow_error_px=flow_error,

@@ -2,7 +2,8 @@
 
 One HTML file, every image embedded as a base64 PNG (``data:`` URIs), no script, no external
 resource: it opens offline in any browser. Sections: overview (dataset, recipe and parameters,
-version and snapshot, samples per class and subject, apex annotated/spotted, failures with a
+version and snapshot, samples per class and subject, apex annotated/spotted, the low-confidence
+face boxes and how each was confirmed, failures with a
 thumbnail of the failing file where it can be read, stored splits with fold sizes per class and
 leaks marked), a contact sheet per class (``panels``), and the training runs recorded on the
 store when the caller passes them (``runs``: ``mer_prep.train.list_runs(store)``).
@@ -115,7 +116,28 @@ def _counts(store, images: Images) -> str:
            "This recipe does not need the apex; it is recorded where annotated.")
     out.append("<h3>apex</h3>" + table_html(["apex_source", "clips"], rows)
                + f"<p class=muted>{why}</p>")
+    out.append(_low_confidence(table))
     return "".join(out)
+
+
+def _low_confidence(table) -> str:
+    """The samples whose face box was a low-confidence one, with score and confirmation."""
+    from mer_prep.face.cascade import is_low_confidence
+
+    confirmations = (table["detector_confirmation"].astype(str)
+                     if "detector_confirmation" in table else [""] * len(table))
+    scores = table["detector_score"] if "detector_score" in table else [float("nan")] * len(table)
+    rows = [(esc(sid), esc(det), f"{score:.3f}", esc(conf) if conf else
+             "<span class=bad>unconfirmed (store written before confirmation)</span>")
+            for sid, det, score, conf in zip(table["sample_id"], table["detector"], scores,
+                                             confirmations) if is_low_confidence(str(det), conf)]
+    note = ("<p class=muted>Boxes from the cascade's low-confidence stages (hog-low, haar, HOG "
+            "under its confirmation score) are kept only when dlib's CNN detector confirms "
+            "them.</p>")
+    if not rows:
+        return "<h3>low-confidence faces</h3><p>None.</p>" + note
+    return ("<h3>low-confidence faces</h3>"
+            + table_html(["sample", "detector", "score", "confirmation"], rows) + note)
 
 
 def _failures(store, images: Images, roots: Sequence[Path], dataset: DatasetSamples) -> str:

@@ -160,7 +160,11 @@ def validate_group(group: zarr.Group) -> None:
     if "au_list" in attrs:  # stores written before AU targets have neither
         _check_aus(group, rules["aus_array"], n, len(attrs["au_list"]), rules)
     table = group[rules["table_group"]]
+    # a store written before a column was added lacks it and stays valid: readers tolerate it
+    added_later = set(rules.get("table_columns_added_later", ())) - set(attrs["table_columns"])
     for column, kind in rules["required_table_columns"].items():
+        if column in added_later:
+            continue
         if column not in table:
             raise SchemaError(f"sample table column {column!r} is missing")
         values = table[column]

@@ -20,6 +20,7 @@ def table_columns() -> dict[str, str]:
 def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", error: str = "",
                fingerprint: str = "", source_frames: list[int] | None = None,
                face_box: tuple[int, ...] | None = None, detector: str = "",
+               detector_score: float = float("nan"), detector_confirmation: str = "",
                apex: int | None = None, apex_source: str | None = None,
                flow_error_px: float = 0.0, augmentation: tuple[int, dict] | None = None,
                failure_kind: str = "", content_crc: dict[str, int] | None = None) -> dict:
@@ -31,6 +32,10 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
     for a processed one. ``partition``: the dataset's official part (``Sample.partition``,
     DFME's ``train``/``testA``/``testB``), ``""`` when it has none. The AUs as targets are the
     writer's ``aus`` array; the row keeps the raw ``action_units`` text.
+
+    detector / detector_score / detector_confirmation: the cascade stage that found the face,
+    its score (HOG margin, CNN or LBP confidence: ``FaceBox.score``; NaN without a box) and how
+    a low-confidence box was confirmed (``FaceBox.confirmation``, ``""`` when it needed none).
 
     apex / apex_source: the apex the processing used (a spotted one) when it differs from the
     annotation; by default the annotated apex, or none. augmentation: ``(copy index,
@@ -49,6 +54,7 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
         "fps": float(sample.fps), "n_frames": sample.n_frames,
         "source_frames": json.dumps(source_frames or []),
         "face_box": json.dumps(list(face_box) if face_box else []), "detector": detector,
+        "detector_score": float(detector_score), "detector_confirmation": detector_confirmation,
         "status": status, "error": error, "fingerprint": fingerprint,
         "failure_kind": failure_kind if status != "ok" else "",
         "aug_parent": "", "aug_params": "{}", "synthetic": False,
@@ -56,6 +62,7 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
     } if augmentation is None else {
         **sample_row(sample, class_names, status=status, error=error, fingerprint=fingerprint,
                      source_frames=source_frames, face_box=face_box, detector=detector,
+                     detector_score=detector_score, detector_confirmation=detector_confirmation,
                      apex=apex, apex_source=apex_source, flow_error_px=flow_error_px,
                      failure_kind=failure_kind, content_crc=content_crc),
         "sample_id": f"{sample.sample_id}#aug{augmentation[0]}",
