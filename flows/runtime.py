@@ -52,13 +52,22 @@ def prefect_environment(home: str | os.PathLike, *, logging_level: str = "INFO")
                        # than Prefect's 20 s default on a loaded 2-core machine.
                        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}.items():
         os.environ.setdefault(key, value)
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    private_dir(os.environ["PREFECT_HOME"])
+
+
+def private_dir(path: str | os.PathLike) -> Path:
+    """``path`` made a folder only its user may enter (0700) when it does not exist yet: a
+    Prefect home's ``prefect.db`` holds run parameters and logs, which name licensed data."""
+    folder = Path(path)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
 
 
 def isolated_environment(home: str | os.PathLike, *, logging_level: str = "INFO",
                          base: Mapping[str, str] | None = None) -> dict[str, str]:
     """An environment for a child Prefect process (a server, ``mer-prep serve``) with its own
     ``home``: this process's variables without any ``PREFECT_*`` of its own."""
+    private_dir(home)
     env = {k: v for k, v in (os.environ if base is None else base).items()
            if not k.startswith("PREFECT_")}
     env.update({**_FIXED, "PREFECT_HOME": str(Path(home).resolve()),

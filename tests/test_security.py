@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import re
 import socket
 import subprocess
@@ -359,3 +360,29 @@ def test_a_store_holds_no_absolute_path_of_its_maker(tmp_path, synth_dataset):
         assert maker not in text
     assert not [row.file for row in store.failures.itertuples() if row.file.startswith("/")]
     assert "EP77_01" in text and "../../etc" in text
+
+
+def test_stores_the_runs_lock_and_prefect_homes_are_private_under_a_loose_umask(
+        tmp_path, monkeypatch):
+    """Issue: stores, the runs lock and prefect.db followed the umask (0755 / 0644): decoded
+    faces of licensed data and run logs are private by default."""
+    import stat
+
+    from flows.runtime import isolated_environment, prefect_environment
+    from mer_prep.store.repo import StoreLocation, open_repository
+    from mer_prep.train.runs_store import LOCK_FILE, _commit_lock
+
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    old = os.umask(0o022)
+    try:
+        open_repository(tmp_path / "stores" / "new", create=True)
+        with _commit_lock(StoreLocation.parse(tmp_path / "stores" / "new")):
+            pass
+        isolated_environment(tmp_path / "served-home")
+        monkeypatch.delenv("PREFECT_HOME", raising=False)
+        prefect_environment(tmp_path / "home")
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "stores" / "new") == 0o700
+    assert mode(tmp_path / "stores" / "new" / LOCK_FILE) == 0o600
+    assert mode(tmp_path / "served-home") == 0o700 and mode(tmp_path / "home") == 0o700

@@ -162,7 +162,9 @@ def open_repository(location: Location, *, create: bool = False) -> ic.Repositor
         if foreign:  # (a repository's own entries: another run is creating it right now)
             raise StoreLocationError(f"{where} is a folder with files in it but no mer-prep "
                                      f"store: give an empty or new folder for the store")
-        where.path.mkdir(parents=True, exist_ok=True)
+        # private: a store holds decoded faces of licensed datasets (a folder that existed
+        # keeps the mode its owner gave it)
+        where.path.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         return ic.Repository.create(storage)
     except ic.IcechunkError:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -105,7 +106,8 @@ def _commit_lock(location: StoreLocation):
         return
     import fcntl
 
-    with open(location.path / LOCK_FILE, "a+b") as handle:
+    descriptor = os.open(location.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)  # private
+    with os.fdopen(descriptor, "r+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
