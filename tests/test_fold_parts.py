@@ -44,6 +44,7 @@ def store_path(tmp_path_factory, synth_dataset):
     return path
 
 
+@pytest.mark.slow  # the module's store: 4-9 s to write on a shared CPU
 def test_test_parts_hold_the_test_clips_only(store_path):
     store = open_store(store_path)
     parents = store.parents
@@ -66,6 +67,7 @@ def test_test_parts_hold_the_test_clips_only(store_path):
     assert rows == test.tolist()
 
 
+@pytest.mark.slow  # the module's store: 4-9 s to write on a shared CPU
 def test_test_time_augmentation_says_which_clip_each_copy_is(store_path):
     store = open_store(store_path)
     name, _, test, _ = next(store.folds("loso"))
@@ -129,6 +131,7 @@ def test_smote_balances_exactly_the_rows_that_are_fitted():
     assert (np.bincount(last.fit.labels, minlength=3) == 15).all()
 
 
+@pytest.mark.slow  # the module's store: 4-9 s to write on a shared CPU
 def test_a_validation_run_on_a_stored_smote_split_is_balanced(store_path):
     plan = plan_run(store_path, "mer3dcnn", variant="scb", selection="validation", epochs=1,
                     config={"head": "gap", "filters": 2, "dense": 4})
@@ -142,6 +145,7 @@ def test_a_validation_run_on_a_stored_smote_split_is_balanced(store_path):
         assert not set(fold.fit.subject_set) & set(fold.info["validation_subjects"])
 
 
+@pytest.mark.slow  # the module's store: 4-9 s to write on a shared CPU
 def test_frames_as_samples_leave_the_neutral_onset_out(store_path):
     plan = plan_run(store_path, "mbcc", variant="frames", epochs=1)
     fold = next(plan.folds())

@@ -266,5 +266,6 @@ def build_fold(data: StoreData, index: int, name: str, train_rows: np.ndarray,
     return FoldData(index=index, name=str(name), class_names=data.class_names, unit=unit,
                     fit=fit, validation=make_part(data, val_rows, unit, skip_onset=skip_onset)
                     if validation else None,
-                    test=make_part(data, test, unit, skip_onset=skip_onset), test_rows=test, class_weights=weights,
+                    test=make_part(data, test, unit, skip_onset=skip_onset), test_rows=test,
+                    class_weights=weights,
                     info=info)
