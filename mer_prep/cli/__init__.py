@@ -81,5 +81,5 @@ def main(debug: bool) -> None:
 
 
 # the commands register themselves on ``main``
-from mer_prep.cli import preprocess, show, stores, train  # noqa: E402,F401
+from mer_prep.cli import demo, preprocess, show, stores, train  # noqa: E402,F401
 from mer_prep.cli import spotting  # noqa: E402,F401  (score-spots)

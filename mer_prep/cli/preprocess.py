@@ -1,4 +1,4 @@
-"""Commands that read datasets and run the preprocessing: run, serve, demo, list.
+"""Commands that read datasets and run the preprocessing: run, serve, list (demo: ``demo``).
 
 Prefect is imported only inside the commands that launch flows, after its environment is set.
 """
@@ -9,7 +9,6 @@ import gc
 import json
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -196,53 +195,6 @@ def _print_next_steps(store: str) -> None:
     click.echo(f"  split:   mer-prep split {quoted} --kind stratified_group_kfold")
     click.echo(f"  train:   mer-prep train {quoted} --model MODEL   # mer-prep models lists them")
     click.echo(f"  history: mer-prep info {quoted}          # versions, counts, failures")
-
-
-@main.command()
-@click.option("--dir", "directory", default="mer-prep-demo", show_default=True,
-              help="Where the synthetic dataset, the store and Prefect's home go.")
-@click.option("--subjects", default=6, show_default=True)
-@click.option("--clips", default=3, show_default=True, help="Clips per subject.")
-@click.option("--recipe", default="ha3d", show_default=True)
-@click.option("--workers", default=2, show_default=True)
-def demo(directory, subjects, clips, recipe, workers):
-    """Synthesise a small CASME II look-alike from a real face and run the full pipeline on it."""
-    base = Path(directory)
-    root = base / "CASME2"
-    _synthesise_demo(root, subjects, clips)
-    store = base / "stores" / "casme2" / recipe
-    summary = _run("casme2", str(root), recipe, str(store), "native", workers, None, {},
-                   base / ".mer-prep")
-    _print_summary(summary)
-    click.echo("")
-    print_info(str(store), None)
-
-
-# Three classes of distinct motions, one clip of each per subject (at 3 clips per subject): the
-# README's split, SMOTE and training examples run as written on the default demo store.
-DEMO_CLASSES = ("happiness", "surprise", "disgust")
-
-
-def _synthesise_demo(root: Path, subjects: int, clips: int) -> None:
-    """Write the demo dataset unless the same one (same size, same code) is already there."""
-    from mer_prep.synth.generate import generate_dataset
-    from mer_prep.version import code_version
-
-    wanted = {"dataset": "casme2", "subjects": subjects, "clips": clips, "seed": 0,
-              "classes": list(DEMO_CLASSES), "code_version": code_version()}
-    marker = root.parent / "demo-dataset.json"
-    if marker.exists() and json.loads(marker.read_text()) == wanted and root.exists():
-        click.echo(f"reusing the synthetic CASME II look-alike in {root}")
-        return
-    if root.exists() and not marker.exists():
-        raise InvalidArgumentError(f"{root} exists and was not made by `mer-prep demo`: "
-                                   f"refusing to touch it; give another --dir")
-    click.echo(f"synthesising a CASME II look-alike ({subjects} subjects x {clips} clips) in {root}")
-    marker.unlink(missing_ok=True)  # a half-written demo dataset is still ours to replace
-    shutil.rmtree(root, ignore_errors=True)  # only ever a demo dataset this command made
-    generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0,
-                     classes=DEMO_CLASSES)
-    marker.write_text(json.dumps(wanted))
 
 
 @main.command(name="list")

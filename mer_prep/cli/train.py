@@ -95,7 +95,8 @@ def print_record(record) -> None:
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Model config override, e.g. --set head=gap --set filters=8.")
 @click.option("--keep-checkpoints", is_flag=True, help="Store each fold's final weights.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True,
+              help="Progress once a minute instead of every epoch (the cost is still shown).")
 @click.option("--dask-address", default=None,
               help="Train the folds on this Dask scheduler's workers (the `train` flow).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -112,34 +113,56 @@ def train(store, model, split, variant, epochs, batch_size, lr, device, seed, se
 
     In this process by default; with --dask-address or --workers, as the Prefect `train` flow
     with one task per fold on Dask workers (a CUDA run's folds need workers started with
-    `--resources GPU=1`)."""
+    `--resources GPU=1`).
+
+    Before the first epoch ends it prints the run's cost (parameters, epochs x folds, device,
+    an estimate from the first steps; a warning where that is hours on a CPU), then progress
+    with ETAs. Ctrl-C or SIGTERM stops it with one line and exit code 130; nothing is
+    recorded."""
     from mer_prep.model_catalogue import catalogue_entry, check_device_name
 
     catalogue_entry(model, variant)  # names first: a typo costs no PyTorch, Prefect or store
     check_device_name(device)
+    from flows.runtime import sigterm_interrupts
+    from mer_prep.cli.preprocess import _cancelled
+    from mer_prep.errors import RunCancelled
+
     config = parse_settings(settings)
     check_dask_address(dask_address)
-    if dask_address or workers:
-        record = _train_flow(store, model, split=split, variant=variant, epochs=epochs,
-                             batch_size=batch_size, lr=lr, device=device or "cpu", seed=seed,
-                             config=config, keep_checkpoints=keep_checkpoints,
-                             selection=selection, version=version, n_workers=workers or 2,
-                             dask_address=dask_address, folds_per_task=folds_per_task,
-                             home=home)
-        print_record(record)
-        return
+    with sigterm_interrupts():  # SIGTERM stops a training as Ctrl-C does
+        try:
+            if dask_address or workers:
+                record = _train_flow(store, model, split=split, variant=variant, epochs=epochs,
+                                     batch_size=batch_size, lr=lr, device=device or "cpu",
+                                     seed=seed, config=config,
+                                     keep_checkpoints=keep_checkpoints, selection=selection,
+                                     version=version, n_workers=workers or 2,
+                                     dask_address=dask_address,
+                                     folds_per_task=folds_per_task, home=home)
+            else:
+                record = _train_here(store, model, version=version, quiet=quiet,
+                                     split=split, variant=variant, epochs=epochs,
+                                     batch_size=batch_size, lr=lr, device=device, seed=seed,
+                                     config=config, keep_checkpoints=keep_checkpoints,
+                                     selection=selection)
+        except (KeyboardInterrupt, RunCancelled):  # the record is written last: none was
+            _cancelled(f"cancelled; no run recorded on {store}")
+    print_record(record)
+
+
+def _train_here(store, model, *, version, quiet, **parameters):
+    """Train in this process on its fair share of the cores, printing cost and progress."""
     from mer_prep.train.errors import torch_or_raise
 
     torch_or_raise()
+    from mer_prep.cli.train_progress import ProgressPrinter
     from mer_prep.store.reader import open_store
     from mer_prep.train import train as run_training
+    from mer_prep.train.cpu_share import TrainerSlot
 
-    record = run_training(open_store(store, version) if version else store, model,
-                          split=split, variant=variant, epochs=epochs,
-                          batch_size=batch_size, lr=lr, device=device, seed=seed,
-                          config=config, keep_checkpoints=keep_checkpoints,
-                          progress=not quiet, selection=selection)
-    print_record(record)
+    with TrainerSlot() as slot:
+        return run_training(open_store(store, version) if version else store, model,
+                            report=ProgressPrinter(quiet=quiet, slot=slot), **parameters)
 
 
 def _train_flow(store, model, *, home, **parameters):
@@ -150,9 +173,14 @@ def _train_flow(store, model, *, home, **parameters):
     from flows.runtime import prefect_environment
 
     prefect_environment(os.environ.get("PREFECT_HOME") or Path(home) / "prefect")
+    from prefect.exceptions import TerminationSignal
+
     from flows.train import run_train
 
-    return run_train(store, model, **parameters)
+    try:
+        return run_train(store, model, **parameters)
+    except TerminationSignal:  # SIGTERM as Prefect's flow engine reports it
+        raise KeyboardInterrupt from None
 
 
 @main.command()

@@ -23,12 +23,14 @@ import copy
 import io
 import random
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from mer_prep.evaluation.metrics import accuracy, confusion_matrix, uar, uf1
 from mer_prep.train.data import FoldData, Part
 from mer_prep.train.errors import LeakError, NonFiniteError, TrainSetupError, torch_or_raise
+from mer_prep.train.progress import TIMED_STEPS, EpochDone, FirstBatches, FoldDone, FoldEvent
 from mer_prep.train.records import EpochLog, FoldResult
 
 torch = torch_or_raise()
@@ -176,14 +178,34 @@ def _statistics_sample(inputs: dict, n: int, generator, device) -> dict:
     return _batch(inputs, index)
 
 
+def _first_batches(fold: FoldData, model, device, preset, step_ends: list[float],
+                   epoch_start: float, steps_per_epoch: int) -> FirstBatches:
+    # the first step pays one-off allocations: leave it out when later ones were timed
+    if len(step_ends) > 1:
+        per_step = (step_ends[-1] - step_ends[0]) / (len(step_ends) - 1)
+    else:
+        per_step = step_ends[0] - epoch_start
+    return FirstBatches(
+        fold_index=fold.index, fold_name=fold.name,
+        parameters=sum(p.numel() for p in model.parameters()), device=str(device),
+        threads=torch.get_num_threads(), steps=len(step_ends), seconds_per_step=per_step,
+        steps_per_epoch=steps_per_epoch, fit_rows=fold.fit.n_rows,
+        validation_rows=fold.validation.n_rows
+        if preset.selection == "validation" and fold.validation is not None else 0,
+        epochs=int(preset.epochs))
+
+
 def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "cpu", *,
-               keep_checkpoint: bool = False, progress: bool = False) -> FoldResult:
+               keep_checkpoint: bool = False,
+               report: Callable[[FoldEvent], None] | None = None) -> FoldResult:
     """Train ``spec`` (a ``ModelSpec``) with ``config`` on ``fold`` and score its test clips.
 
     preset: a ``TrainingPreset`` (lr, eps, betas, weight_decay, epochs, batch_size, selection,
     validation_metric) with any overrides applied; seed: the fold's seed; device: ``"cpu"``,
     ``"cuda"`` or ``"cuda:N"``. Returns a :class:`FoldResult` (predictions, curves, timings;
-    the final ``state_dict`` when ``keep_checkpoint``).
+    the final ``state_dict`` when ``keep_checkpoint``). report: called with a
+    :class:`~mer_prep.train.progress.FirstBatches` once the first steps are timed, an
+    ``EpochDone`` per epoch and a ``FoldDone`` at the end (``mer_prep.train.progress``).
     """
     start = time.perf_counter()
     device = torch.device(device)
@@ -213,12 +235,8 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
         curves: list[EpochLog] = []
         best = (float("-inf"), None, 0)
         epochs = range(1, int(preset.epochs) + 1)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(epochs, desc=f"fold {fold.name}", leave=False, unit="epoch")
-            epochs = bar
+        steps_per_epoch = -(-n // batch_size)
+        step_ends: list[float] | None = [] if report is not None else None
         fit_start = time.perf_counter()
         for epoch in epochs:
             model.train()
@@ -237,6 +255,12 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
                 step_s += time.perf_counter() - step_start
                 steps += 1
                 total += loss.detach().float() * index.numel()
+                if step_ends is not None:  # the estimate: time the first steps of the fold
+                    step_ends.append(time.perf_counter())
+                    if len(step_ends) == min(TIMED_STEPS, steps_per_epoch):
+                        report(_first_batches(fold, model, device, preset, step_ends,
+                                              epoch_start, steps_per_epoch))
+                        step_ends = None
             mean_loss = float(total) / n
             _check_finite_training(model, mean_loss, fold.name, epoch)
             score = None
@@ -247,11 +271,9 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
                     best = (score, copy.deepcopy(model.state_dict()), epoch)
             curves.append(EpochLog(epoch, mean_loss, score, time.perf_counter() - epoch_start,
                                    step_s, steps))
-            if bar is not None:
-                bar.set_postfix(loss=f"{mean_loss:.3f}",
-                                **({metric: f"{score:.3f}"} if score is not None else {}))
-        if bar is not None:
-            bar.close()
+            if report is not None:
+                report(EpochDone(fold.index, fold.name, epoch, int(preset.epochs), mean_loss,
+                                 score, curves[-1].seconds))
         best_epoch = best[2] if validating else int(preset.epochs)
         if validating:
             model.load_state_dict(best[1])
@@ -272,6 +294,8 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
             checkpoint = buffer.getvalue()
     epoch_s = sum(c.seconds for c in curves)
+    if report is not None:
+        report(FoldDone(fold.index, fold.name, time.perf_counter() - start))
     step_total = sum(c.step_seconds for c in curves)
     timings = {"fit_s": fit_s, "predict_s": predict_s, "total_s": time.perf_counter() - start,
                "epoch_s": epoch_s, "step_s": step_total,
