@@ -400,7 +400,7 @@ def test_cli_train_runs_and_models(stores, tmp_path):
     lines = trained.output.splitlines()
     assert any(line.startswith("pooled") for line in lines)
     assert sum(line.startswith("casme2/sub") for line in lines) == 8
-    run_id = lines[0].split()[1].rstrip(":")
+    run_id = next(line for line in lines if line.startswith("run ")).split()[1].rstrip(":")
     listed = runner.invoke(main, ["runs", str(path)])
     assert listed.exit_code == 0 and run_id in listed.output
     assert "mbcc-difference-dense=32-filters=8,16-e1-lr1e-3-b8-s0-last" in listed.output
@@ -500,6 +500,11 @@ def test_runs_say_what_they_were(stores, tmp_path, monkeypatch):
     title = made[2].plot.learning_curves()._suptitle.get_text()
     assert title.replace("\n", " ").startswith(f"{expected[2]} {made[2].run_id}")
     assert "kept epoch 1" in title
+    from mer_prep.plot.runs import run_markdown  # the Prefect artifact of the run
+
+    markdown = run_markdown(made[2])
+    assert f"# train {expected[2]}" in markdown and "- settings: mbcc/difference" in markdown
+    assert f"**warning**: kept epoch 1 in {n} of {n} folds" in markdown
 
     summary = RunRecord.summary  # a record as written before names and overrides existed
     monkeypatch.setattr(RunRecord, "summary", lambda self: {
