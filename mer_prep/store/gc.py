@@ -77,7 +77,8 @@ STALE_AFTER = dt.timedelta(days=3)
 GRACE = dt.timedelta(minutes=10)
 
 _NAME = re.compile(
-    r"^(?:writing|reading|runs-init|gc-keep)-(?:(?P<version>v-[0-9a-f]{16})-)?(?P<nonce>[0-9a-f]{8})"
+    r"^(?:writing|reading|runs-init|gc-keep)-(?:(?P<version>v-[0-9a-f]{16})-)?"
+    r"(?P<nonce>[0-9a-f]{8})"
     r"(?:-h(?P<host>[0-9a-f]{8})-b(?P<boot>[0-9a-f]{8})-p(?P<pid>\d+)-t(?P<ticks>\d+)"
     r"-e(?P<started>\d+))?$")
 
