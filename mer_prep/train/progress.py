@@ -124,9 +124,11 @@ RunEvent = RunEstimate | RunProgress
 
 
 def format_duration(seconds: float) -> str:
-    """``42 s``, ``3 min 5 s``, ``2.4 h``: a duration for people."""
+    """``0.4 s``, ``42 s``, ``3 min 5 s``, ``2.4 h``: a duration for people."""
     if not math.isfinite(seconds):
         return "?"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:
