@@ -115,8 +115,9 @@ def check_served_run(parameters: Mapping[str, Any], *, flow: str = "preprocess")
 def refused_run(parameters: Mapping[str, Any], *, flow: str = "preprocess"):
     """None when ``check_served_run`` allows ``parameters``; otherwise a ``Failed`` state whose
     message is the one-line reason (the parameter, the value and the file), also logged as one
-    error line. A flow returns it: the run ends Failed with that message, and ``prefect
-    deployment run --watch`` shows the line instead of a traceback in ``serve``'s log."""
+    error line. A flow returns it: the run ends Failed with that message (the UI, ``prefect
+    flow-run inspect`` and the API show it) instead of a traceback in ``serve``'s log. Prefect
+    3.8's ``deployment run --watch`` prints the run's events but not its state message."""
     import logging
 
     from prefect.exceptions import MissingContextError

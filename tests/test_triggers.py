@@ -234,9 +234,11 @@ def test_a_served_training_run_is_checked_and_watch_exits_1_when_it_fails(served
     refused = _deployment_run(served, "train/casme2-mbcc", "epochs=50")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     log = (served["base"] / "serve.log").read_text()
-    # the reason reaches --watch as one line (the run's state message and an error log line)
-    assert re.search(r"refused: \S*mer-prep\.toml: run parameter epochs=50 ", refused.stdout), \
-        refused.stdout
-    assert "ConfigError" not in log  # no traceback in serve's log for a refused run
+    # the reason is the run's state message, one line; no traceback in serve's log
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", refused.stdout).group(1)
+    state = get_json(f"{served['api']}/flow_runs/{run_id}")["state"]
+    assert state["type"] == "FAILED" and "\n" not in state["message"]
+    assert re.match(r"refused: \S*mer-prep\.toml: run parameter epochs=50 ", state["message"])
+    assert "ConfigError" not in log
     assert re.search(r"no version 'v-00000000deadbeef'", log)
     assert len(list_runs(served["store"])) == before + 1
