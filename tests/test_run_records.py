@@ -313,3 +313,17 @@ def test_a_store_that_cannot_record_refuses_first_and_a_failed_save_keeps_the_re
     assert len(body["folds"]) == 3 and len(body["predictions"]["y_true"]) == 6
     assert sorted(body["predictions"]["sample_id"]) == sorted(
         open_store(path).table["sample_id"])
+
+
+def test_verify_reports_a_sample_with_non_finite_features(tmp_path, monkeypatch):
+    """Its chunk and checksums are intact (the NaN was written as data): verify still names the
+    array and sample, since training on it gives NaN losses."""
+    from mer_prep.store.verify import verify_store
+
+    path = _tiny_store(tmp_path / "s", monkeypatch, nan_row=4)
+    (finding,) = verify_store(path)
+    assert (finding.array, finding.row, finding.sample_id) == ("frames", 4,
+                                                               "casme2/sub02/EP04_01")
+    assert "1 NaN/infinite value(s)" in finding.problem
+    result = CliRunner().invoke(main, ["verify", str(path)])
+    assert result.exit_code == 3 and "frames row 4 (casme2/sub02/EP04_01)" in result.output

@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
 
 from mer_prep.store.bulk import check_content
 from mer_prep.store.repo import Location, StoreLocation, open_repository, version_tags
 from mer_prep.store.schema import DIGEST_KEY, attrs_digest, validate_group
+
+
+class NonFiniteValues(ValueError):
+    """A sample's stored features hold NaN or infinity (found by verification)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ def _verify_group(version: str, group: zarr.Group) -> list[BrokenChunk]:
                 values = array[row] if row is not None else array[...]
                 if row is not None and crcs is not None and row < len(crcs):
                     check_content(values, crcs[row].get(path), path, row)
+                if row is not None and values.dtype.kind == "f" and not np.isfinite(values).all():
+                    # intact but unusable: a model trained on it gets NaN losses
+                    raise NonFiniteValues(f"{int((~np.isfinite(values)).sum())} NaN/infinite "
+                                          f"value(s)")
             except Exception as error:  # noqa: BLE001 - any decode failure is the finding
                 sample = (str(sample_ids[row]) if sample_ids is not None and row is not None
                           and row < len(sample_ids) else "")
