@@ -2,6 +2,7 @@
 
     python bench/detect.py [--subjects 26] [--clips 10] [--repeat 3] [--work bench/.work]
     python bench/detect.py --calibrate        # CNN box vs HOG box (mer_prep.face.cascade)
+    python bench/detect.py --accepts [--subjects 10 --clips 4]   # false accepts / rejects
 
 On the bench's synthetic CASME II look-alike (640x480, ``bench/pipeline.py``'s), per sample and
 alternating between the variants (this machine drifts by 20-30 % within minutes), medians of
@@ -17,6 +18,12 @@ alternating between the variants (this machine drifts by 20-30 % within minutes)
 Landmark error against the ground truth: mean distance of the 68 points fitted on the onset
 frame to the true ones, over the true inter-ocular distance, with the old box (full-resolution
 HOG) and with the cascade's box; and which stage found each face.
+
+``--accepts``: the detection table, before (low-confidence boxes taken unconfirmed, as the
+cascade did before ``confirm_box``) and after: false accepts on the non-face clips of
+``mer_prep.synth.nonfaces`` (a box on any of them is one), false rejects on the side-lit weak
+faces of ``mer_prep.synth.weak_faces`` (seeds 0-11, shadow x0.1, 0.15, 0.25, 0.4) and on the
+onset frames of the look-alike (no box, or a box missing the true nose tip or eyes, is one).
 """
 
 from __future__ import annotations
@@ -26,13 +33,16 @@ import shutil
 import statistics
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+import mer_prep.face.cascade as cascade
 import mer_prep.pipeline.process as process
 from mer_prep.datasets import scan_dataset
+from mer_prep.errors import NoFaceError
 from mer_prep.face import detect_face, eye_centers, fit_landmarks
 from mer_prep.face.cascade import (
     HOG_SHORT_SIDE,
@@ -47,6 +57,8 @@ from mer_prep.pipeline.process import decode_clip_frames, process_sample
 from mer_prep.recipes import load_recipe
 from mer_prep.synth.generate import generate_dataset
 from mer_prep.synth.ground_truth import ground_truth_dir, load_ground_truth
+from mer_prep.synth.nonfaces import nonface_clips
+from mer_prep.synth.weak_faces import side_lit
 from mer_prep.threads import pin_threads
 
 
@@ -119,6 +131,64 @@ def landmark_errors(root: Path, samples, recipe) -> dict:
     return rows
 
 
+@contextmanager
+def unconfirmed():
+    """The cascade as it was before confirmation: every low-confidence box taken as found."""
+    saved = cascade.confirm_box, cascade.CONFIRMED_SCORE
+    cascade.confirm_box, cascade.CONFIRMED_SCORE = (lambda gray, box: box), 0.0
+    try:
+        yield
+    finally:
+        cascade.confirm_box, cascade.CONFIRMED_SCORE = saved
+
+
+def _stage(frames: np.ndarray, truth: np.ndarray | None = None) -> str:
+    """The stage that finds a face on (T, H, W) ``frames`` (first frame, then the next ones),
+    ``none``; with ``truth`` (68, 2) landmarks, ``wrong`` when the box misses the nose tip or
+    an eye centre."""
+    try:
+        box = detect_clip_face(frames[0], lambda k: frames[k] if k < len(frames) else None)
+    except NoFaceError:
+        return "none"
+    if truth is not None and not all(box.contains(*p) for p in (truth[30], *eye_centers(truth))):
+        return "wrong"
+    return box.method
+
+
+def detection_table(root: Path, samples, recipe) -> None:
+    """False accepts on non-face clips, false rejects on weak and look-alike faces, before
+    (unconfirmed) and after."""
+    nonfaces = nonface_clips()
+    weak = [side_lit(seed, dark) for dark in (0.1, 0.15, 0.25, 0.4) for seed in range(12)]
+    lookalike = []
+    for sample in samples:
+        truth = load_ground_truth(root, sample.sample_id)
+        lookalike.append((_onset(sample, recipe)[None], np.asarray(truth.landmarks(truth.onset))))
+    sets = {"non-face clips": [(clip.frames, None) for clip in nonfaces],
+            "weak faces (side-lit)": [(face.frame[None], face.truth) for face in weak],
+            "look-alike onsets": lookalike}
+    print(f"\n{'set':24s} {'clips':>5s}  {'before':>24s}  {'after':>24s}")
+    for name, items in sets.items():
+        counts = {}
+        for when in ("before", "after"):
+            start = time.perf_counter()
+            if when == "before":
+                with unconfirmed():
+                    stages = Counter(_stage(*item) for item in items)
+            else:
+                stages = Counter(_stage(*item) for item in items)
+            seconds = (time.perf_counter() - start) / len(items)
+            bad = (len(items) - stages["none"] if name == "non-face clips"
+                   else stages["none"] + stages["wrong"])
+            counts[when] = (bad, stages, seconds)
+        what = "false accepts" if name == "non-face clips" else "false rejects"
+        print(f"{name:24s} {len(items):5d}  " + "  ".join(
+            f"{what} {counts[w][0]:3d} ({counts[w][2]:.2f} s/clip)" for w in ("before", "after")))
+        for when in ("before", "after"):
+            print(f"    {when:6s} stages: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(counts[when][1].items())))
+
+
 def calibrate(samples, recipe) -> None:
     """Median HOG-box geometry relative to the CNN box, where both find the face."""
     ratio, right, down = [], [], []
@@ -150,6 +220,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--accepts", action="store_true",
+                        help="only the false accept / false reject table")
     args = parser.parse_args()
 
     pin_threads(1)
@@ -161,6 +233,9 @@ def main() -> None:
           f"{HOG_SHORT_SIDE} px (x{detection_scale((480, 640), HOG_SHORT_SIDE):.2f})")
     if args.calibrate:
         calibrate(samples, recipe)
+        return
+    if args.accepts:
+        detection_table(root, samples, recipe)
         return
     process_sample(samples[0], recipe)  # load the models before timing
     old_library(samples[0], recipe)
