@@ -43,7 +43,7 @@ from prefect_dask import DaskTaskRunner
 from mer_prep.config.trainings import task_resources
 from mer_prep.errors import InvalidArgumentError, MerPrepError
 from mer_prep.train.records import FoldResult, RunHeader, RunRecord, combine_folds, new_run_id
-from mer_prep.train.runs_store import save_run
+from mer_prep.train.runs_store import check_writable, save_or_keep
 
 from flows.cluster import dask_task_runner
 from flows.deployments import refused_run
@@ -231,6 +231,7 @@ def _train(store, dataset, model, variant, split, device, version, seed, epochs,
         n_folds, split)
     # Held until the record is saved (gc keeps what it holds); deleted when the run ends in
     # any way, which tells fold tasks still queued or training on the cluster to stop.
+    check_writable(opened)  # a store that cannot take the record refuses before any fold
     with reading_lease(opened.path, snapshot, opened.version_id) as lease:
         base = FoldJob(store=opened.path, snapshot_id=snapshot, model=model, variant=variant,
                        split=split, device=device, seed=int(seed), epochs=epochs,
@@ -264,7 +265,7 @@ def _train_folds(base: FoldJob, n_folds: int, resources, device: str, folds_per_
     record = combine_folds(results, header, duration_s=time.perf_counter() - started,
                            timings={"fold_workers": workers, "n_tasks": len(futures),
                                     "folds_per_task": folds_per_task})
-    save_run(base.store, record)
+    save_or_keep(base.store, record)  # a failed write keeps the results and says where
     logger.info("recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f", record.run_id,
                 base.store, record.uf1, record.uar, record.accuracy)
     _publish(record, dataset)
