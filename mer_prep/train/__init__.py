@@ -10,7 +10,9 @@ One concept per module: ``data`` (the store read once, folds in memory), ``selec
 validation subjects), ``engine`` (:func:`train_fold`, one fold), ``plan`` (:func:`plan_run`,
 :func:`train`), ``records`` (:class:`FoldResult`, :class:`RunRecord`, :func:`combine_folds`),
 ``runs_store`` (:func:`save_run`, :func:`list_runs`: the ``runs`` branch of the store's
-repository). Reading records needs no PyTorch; training needs the ``train`` extra
+repository), ``progress`` (what a run will cost and its ETAs, as events for a reporter),
+``cpu_share`` (PyTorch threads: this process's fair share of the cores), ``control`` (the
+shuffled-label control). Reading records needs no PyTorch; training needs the ``train`` extra
 (``pip install 'mer-prep[train]'``) and says so in one line without it.
 """
 
