@@ -116,8 +116,9 @@ def refused_run(parameters: Mapping[str, Any], *, flow: str = "preprocess"):
     """None when ``check_served_run`` allows ``parameters``; otherwise a ``Failed`` state whose
     message is the one-line reason (the parameter, the value and the file), also logged as one
     error line. A flow returns it: the run ends Failed with that message (the UI, ``prefect
-    flow-run inspect`` and the API show it) instead of a traceback in ``serve``'s log. Prefect
-    3.8's ``deployment run --watch`` prints the run's events but not its state message."""
+    flow-run inspect`` and the API show it) instead of a traceback in ``serve``'s log; Prefect
+    3.8's ``deployment run --watch`` prints a run's events but not its state message, so the
+    run also emits ``REFUSED_EVENT`` named with the reason."""
     import logging
 
     from prefect.exceptions import MissingContextError
@@ -135,8 +136,32 @@ def refused_run(parameters: Mapping[str, Any], *, flow: str = "preprocess"):
         except MissingContextError:  # called outside a flow run (tests, a plain call)
             logger = logging.getLogger("flows.deployments")
         logger.error("refused: %s", reason)
+        _announce_refusal(reason)
         return Failed(message=f"refused: {reason}")
     return None
+
+
+#: The event a refused run emits on itself: ``--watch`` prints a run's events (name and
+#: resource name), so the reason shows there as ``mer-prep.run.refused * refused: ...``.
+REFUSED_EVENT = "mer-prep.run.refused"
+
+
+def _announce_refusal(reason: str) -> None:
+    """Emit ``REFUSED_EVENT`` on the current flow run, named with the reason, and send it before
+    the run ends (at most 5 s; never fatal: the state message carries the reason too)."""
+    try:
+        from prefect.events import emit_event
+        from prefect.events.worker import EventsWorker
+        from prefect.runtime import flow_run
+
+        if not flow_run.id:
+            return
+        emit_event(event=REFUSED_EVENT, resource={
+            "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
+            "prefect.resource.name": f"refused: {reason}"})
+        EventsWorker.drain_all(timeout=5)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def standing_cluster_size(config: Config) -> tuple[int, dict[str, float]]:

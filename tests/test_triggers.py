@@ -240,5 +240,7 @@ def test_a_served_training_run_is_checked_and_watch_exits_1_when_it_fails(served
     assert state["type"] == "FAILED" and "\n" not in state["message"]
     assert re.match(r"refused: \S*mer-prep\.toml: run parameter epochs=50 ", state["message"])
     assert "ConfigError" not in log
+    assert re.search(r"mer-prep\.run\.refused \* refused: \S*mer-prep\.toml: run parameter "
+                     r"epochs=50 ", " ".join(refused.stdout.split())), refused.stdout  # --watch
     assert re.search(r"no version 'v-00000000deadbeef'", log)
     assert len(list_runs(served["store"])) == before + 1
