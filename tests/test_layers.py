@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "mer_prep.threads": 0,
     "mer_prep.version": 0,
     "mer_prep.records": 0,
+    "mer_prep.model_catalogue": 0,  # names and presets of the models, importable without PyTorch
     "mer_prep.face": 1,            # stages over numpy arrays
     "mer_prep.motion": 1,
     "mer_prep.labels": 1,
