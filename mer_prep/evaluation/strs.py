@@ -90,26 +90,11 @@ DEFECT_DESCRIPTIONS = {
 
 
 @dataclass(frozen=True)
-class ClassCounts:
-    """Analysis counts of one emotion over the spotted pairs."""
+class ClassCounts(SpotCounts):
+    """Analysis counts of one emotion over the spotted pairs (precision, recall, F1 as for
+    spotting counts)."""
 
-    emotion: str
-    tp: int
-    fp: int
-    fn: int
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+    emotion: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,12 +200,12 @@ def _analyse(pairs: Sequence[tuple[SpotPrediction, SpotTruth]], classes: Sequenc
         is_true = [truth == c for _, truth in kept]
         is_pred = [pred == c for pred, _ in kept]
         if rules.single_class_confusion_zeroed and len(set(is_true) | set(is_pred)) < 2:
-            per_class.append(ClassCounts(c, 0, 0, 0))
+            per_class.append(ClassCounts(0, 0, 0, emotion=c))
             continue
         per_class.append(ClassCounts(
-            c, sum(a and b for a, b in zip(is_true, is_pred)),
+            sum(a and b for a, b in zip(is_true, is_pred)),
             sum(b and not a for a, b in zip(is_true, is_pred)),
-            sum(a and not b for a, b in zip(is_true, is_pred))))
+            sum(a and not b for a, b in zip(is_true, is_pred)), emotion=c))
     mean_p = sum(c.precision for c in per_class) / len(per_class)
     mean_r = sum(c.recall for c in per_class) / len(per_class)
     if mean_p + mean_r:
