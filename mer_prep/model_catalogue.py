@@ -44,6 +44,9 @@ MODEL_CATALOGUE: Mapping[str, CatalogueEntry] = MappingProxyType({entry.name: en
            {"plain": None, "strain": None, "augmented": "msres3d_aug"}, "plain"),
     _entry("mer3dcnn", "004 DACWB-3DCNN", "dacwb3d",
            {"plain": None, "da": "dacwb3d_aug", "scb": None, "dacwb": "dacwb3d_aug"}, "plain"),
+    _entry("ststnet", "STSTNet (Liong et al. 2019)", "ststnet28", {"plain": None}, "plain"),
+    _entry("offapexnet", "OFF-ApexNet (Gan et al. 2019)", "ststnet28", {"plain": None}, "plain"),
+    _entry("htnet", "HTNet (Wang et al. 2024)", "htnet56", {"plain": None}, "plain"),
 )})
 
 # what a run can be asked to use: the CPU, or a CUDA device (all of them, or one by index)

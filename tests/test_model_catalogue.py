@@ -59,7 +59,8 @@ def test_models_lists_every_family_without_pytorch():
 
 @pytest.mark.parametrize("args, line", [
     (["--model", "mbccc"], "error: unknown model 'mbccc'; valid models: mbcc, broadbent, "
-                           "dp3dnet, ha3dnet, se3dnet, ha3dsenet, msres3d, mer3dcnn"),
+                           "dp3dnet, ha3dnet, se3dnet, ha3dsenet, msres3d, mer3dcnn, ststnet, "
+                           "offapexnet, htnet"),
     (["--model", "mbcc", "--variant", "apexx"],
      "error: model mbcc has no variant 'apexx'; valid: apex, onset_apex, difference, frames"),
     (["--model", "mbcc", "--device", "gpu"], "error: unknown device 'gpu': use cpu, cuda or "

@@ -23,6 +23,7 @@ from mer_prep.models import (
 from mer_prep.recipes.model import builtin_recipes
 
 NAMES = ["mbcc", "broadbent", "dp3dnet", "ha3dnet", "se3dnet", "ha3dsenet", "msres3d", "mer3dcnn"]
+BASELINES = ["ststnet", "offapexnet", "htnet"]  # tests/test_baselines.py
 HALVES = {"upper": (8, 16, 32), "lower": (8, 16, 32)}
 # Tiny configs (dropout 0 so that one fixed batch gives a deterministic training signal) and
 # small per-sample shapes: 8 frames of 32x32 where the architecture allows.
@@ -59,7 +60,7 @@ def _params(model):
 
 
 def test_registry_lists_the_five_papers():
-    assert list_models() == NAMES
+    assert list_models() == NAMES + BASELINES
     assert [get_model(n).paper[:3] for n in NAMES] == ["000", "001"] + ["002"] * 4 + ["003", "004"]
     for name in NAMES:
         spec = get_model(name)
@@ -255,7 +256,7 @@ def test_check_inputs_accepts_equal_user_recipes_and_refuses_others():
 def test_build_refuses_missing_arrays():
     with pytest.raises(ModelInputError, match="model dp3dnet needs arrays upper"):
         get_model("dp3dnet").build({"head": "gap"}, K, {"frames": (16, 128, 128)})
-    assert set(MODELS) == set(NAMES)
+    assert set(MODELS) == set(NAMES + BASELINES)
 
 
 @pytest.mark.parametrize("name", NAMES)

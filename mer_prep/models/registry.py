@@ -368,6 +368,10 @@ def _registry() -> dict[str, ModelSpec]:
             },
             default_variant="plain"),
     ]
+    # imported here: baselines.py builds its specs from this module's classes, defined above
+    from mer_prep.models.baselines import baseline_specs
+
+    specs += baseline_specs()
     return {spec.name: spec for spec in specs}
 
 

@@ -1,0 +1,63 @@
+"""The onset -> apex motion map that the flow baselines (STSTNet, OFF-ApexNet, HTNet) read.
+
+Stores made with ``ststnet28`` (or ``htnet56``) hold ``flow`` (T, H, W, 2) and ``strain``
+(T, H, W) with frame 0 the onset (zero flow) and the last frame the apex. The three papers feed
+their networks the apex frame's u, v (and strain) as image channels; they saved them as images
+scaled into a fixed range, which this module replaces by one scale per array fitted on each
+fold's training rows (u and v share theirs, so their ratio, the motion's direction, is kept).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Channel = Literal["u", "v", "strain"]
+Normalise = Literal["fold_std", "none"]
+
+
+class ApexFlowInput(nn.Module):
+    """Stacks the apex frame's ``channels`` into a (B, C, H, W) float32 map.
+
+    Input: ``flow`` (B, T, H, W, 2) in pixels of the stored grid and, when ``"strain"`` is a
+    channel, ``strain`` (B, T, H, W), dimensionless; T >= 1, the last frame is used. With
+    ``normalise="fold_std"`` u, v are divided by ``flow_scale`` and strain by ``strain_scale``
+    (buffers, saved with the state dict), set by :meth:`fit` to the training rows' std.
+    """
+
+    def __init__(self, channels: tuple[Channel, ...], normalise: Normalise) -> None:
+        super().__init__()
+        if not channels or len(set(channels)) != len(channels):
+            raise ValueError(f"channels must be distinct and non-empty, got {channels}")
+        self.channels = channels
+        self.normalise = normalise
+        self.register_buffer("flow_scale", torch.tensor(1.0))
+        self.register_buffer("strain_scale", torch.tensor(1.0))
+
+    @property
+    def uses_strain(self) -> bool:
+        return "strain" in self.channels
+
+    def fit(self, inputs: Mapping[str, Tensor]) -> None:
+        """Set the scales from (a sample of) the training inputs; no-op without normalising."""
+        if self.normalise == "none":
+            return
+        names = ("flow", "strain") if self.uses_strain else ("flow",)
+        for name in names:
+            values = inputs[name][:, -1].detach().to(torch.float64)
+            std = float(values.std()) if values.numel() > 1 else 0.0
+            getattr(self, f"{name}_scale").fill_(std if math.isfinite(std) and std > 1e-12
+                                                 else 1.0)
+
+    def forward(self, flow: Tensor, strain: Tensor | None) -> Tensor:
+        apex = flow[:, -1].to(self.flow_scale.dtype) / self.flow_scale   # (B, H, W, 2)
+        planes = {"u": apex[..., 0], "v": apex[..., 1]}
+        if self.uses_strain:
+            if strain is None:
+                raise KeyError("this model needs input array 'strain'")
+            planes["strain"] = strain[:, -1].to(self.strain_scale.dtype) / self.strain_scale
+        return torch.stack([planes[name] for name in self.channels], dim=1)
