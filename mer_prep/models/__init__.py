@@ -1,4 +1,5 @@
-"""The five papers' model families as PyTorch modules (needs the ``torch`` extra).
+"""The five papers' model families and the field's flow baselines (STSTNet, OFF-ApexNet,
+HTNet) as PyTorch modules (needs the ``torch`` extra).
 
 Every model is an ``nn.Module`` whose ``forward(inputs)`` takes a ``dict[str, Tensor]`` keyed by
 stored array name (float32, leading batch dim) and returns logits (B, K); ``model.loss(inputs,
