@@ -39,6 +39,7 @@ from mer_prep.store.repo import (
 )
 from mer_prep.store.schema import (DIGEST_KEY, TABLE_DIGEST_KEY, attrs_digest, table_digest,
                                    zarr_rules)
+from mer_prep.store.split_digest import check_split_array, check_split_attrs
 from mer_prep.store.table import MISSING
 from mer_prep.store.versions import BASE_AU_SET
 from mer_prep.store.writer import SPLITS_GROUP
@@ -105,8 +106,13 @@ class FeatureStore:
 
     @cached_property
     def table_all(self) -> pd.DataFrame:
-        table = self.group[zarr_rules()["table_group"]]
-        columns = {name: table[name][:] for name in self.attrs["table_columns"]}
+        try:
+            table = self.group[zarr_rules()["table_group"]]
+            columns = {name: table[name][:] for name in self.attrs["table_columns"]}
+        except Exception as error:  # noqa: BLE001 - a column failing its CRC, a lost manifest
+            raise CorruptDataError(f"store {self.location}: the sample table cannot be read "
+                                   f"({type(error).__name__}); run `mer-prep verify "
+                                   f"{self.location}`") from error
         expected = self.attrs.get(TABLE_DIGEST_KEY)
         if expected is not None and table_digest(columns) != expected:
             raise CorruptDataError(f"store {self.location}: the sample table does not match its "
@@ -243,21 +249,60 @@ class FeatureStore:
     @property
     def split_names(self) -> list[str]:
         """Names of the splits stored with this version."""
-        return sorted(self.group[SPLITS_GROUP].group_keys()) if SPLITS_GROUP in self.group else []
+        try:
+            return (sorted(self.group[SPLITS_GROUP].group_keys()) if SPLITS_GROUP in self.group
+                    else [])
+        except Exception as error:  # noqa: BLE001 - unreadable metadata of the splits group
+            raise CorruptDataError(f"store {self.location}: the splits of {self.version_id} "
+                                   f"cannot be listed ({type(error).__name__}); run `mer-prep "
+                                   f"verify {self.location}`") from error
 
     def split(self, name: str = "loso") -> Split:
-        """A stored split over ``table`` rows, or ``loso`` / ``megc2019`` computed on demand."""
+        """A stored split over ``table`` rows (checked against its digests: ``split_digest``),
+        or ``loso`` / ``megc2019`` computed on demand."""
         if name in self.split_names:
-            group = self.group[SPLITS_GROUP][name]
-            return Split.from_dict(dict(group.attrs), group["test_fold"][:])
+            return Split.from_dict(self.split_attrs(name), self.split_array(name, "test_fold"))
         if name in ON_DEMAND_SPLITS:
             return build_split(self.table, name)
         raise SplitNotFoundError(f"store {self.path} has no split {name!r} (stored: {self.split_names}); "
                        f"make it with `mer-prep split`")
 
     def split_attrs(self, name: str) -> dict:
-        """Attributes of a stored split (kind, leaky, seed, SMOTE settings...); {} if computed."""
-        return dict(self.group[SPLITS_GROUP][name].attrs) if name in self.split_names else {}
+        """Attributes of a stored split (kind, leaky, seed, SMOTE settings...), checked against
+        their digest; {} if computed."""
+        if name not in self.split_names:
+            return {}
+        attrs = dict(self._split_group(name).attrs)
+        check_split_attrs(attrs, self._split_where(name))
+        if attrs.get("name") != name:
+            raise CorruptDataError(f"{self._split_where(name)}: the group holds split "
+                                   f"{attrs.get('name')!r} (corrupt metadata); run `mer-prep "
+                                   f"verify {self.location}`")
+        return attrs
+
+    def split_array(self, split: str, name: str) -> np.ndarray:
+        """Array ``name`` of stored split ``split``, read whole and checked against the digest
+        written with it (a chunk failing its CRC or a lost chunk is a ``CorruptDataError``)."""
+        where = self._split_where(split)
+        group = self._split_group(split)
+        digests = check_split_attrs(dict(group.attrs), where)
+        try:
+            values = group[name][...]
+        except Exception as error:  # noqa: BLE001 - missing, failing its CRC, bad manifest
+            raise CorruptDataError(f"{where}: array {name!r} cannot be read ({type(error).__name__}"
+                                   f": {error}); run `mer-prep verify {self.location}`") from error
+        return check_split_array(digests, name, values, where)
+
+    def _split_where(self, name: str) -> str:
+        return f"store {self.location}: split {name!r} of {self.version_id}"
+
+    def _split_group(self, name: str) -> zarr.Group:
+        try:
+            return self.group[SPLITS_GROUP][name]
+        except Exception as error:  # noqa: BLE001 - its zarr.json no longer parses
+            raise CorruptDataError(f"{self._split_where(name)}: cannot be opened "
+                                   f"({type(error).__name__}); run `mer-prep verify "
+                                   f"{self.location}`") from error
 
     def folds(self, split: str = "loso", *, tta: bool = False
               ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
@@ -270,8 +315,8 @@ class FeatureStore:
         (test-time augmentation) adds the copies; ``parents[row]`` names each one's original.
         The training rows keep the copies: whether to train on them is the trainer's choice.
         """
-        stored = self.group[SPLITS_GROUP][split]["class_weights"][:] if (
-            split in self.split_names) else None
+        stored = (self.split_array(split, "class_weights") if split in self.split_names
+                  else None)
         original = self.parents < 0
         for i, (name, train, test) in enumerate(self.split(split).folds()):
             weights = (stored[i] if stored is not None
@@ -284,11 +329,10 @@ class FeatureStore:
         if not attrs.get("smote"):
             return None
         index = fold_index(list(attrs["fold_names"]), fold, split)
-        group = self.group[SPLITS_GROUP][split]
-        mine = np.flatnonzero(group["smote_fold"][:] == index)
-        return SmotePlan(parent_a=group["smote_parent_a"][:][mine],
-                         parent_b=group["smote_parent_b"][:][mine],
-                         weight=group["smote_weight"][:][mine], label=group["smote_label"][:][mine],
+        mine = np.flatnonzero(self.split_array(split, "smote_fold") == index)
+        plan = {name: self.split_array(split, f"smote_{name}")[mine]
+                for name in ("parent_a", "parent_b", "weight", "label")}
+        return SmotePlan(**plan,
                          inputs=np.empty(0, np.int64), seed=attrs["smote"]["seed"],
                          k_neighbors=attrs["smote"]["k_neighbors"])
 
@@ -409,9 +453,26 @@ def open_store(path: Location, version: str | None = None) -> FeatureStore:
         known = ", ".join(version_tags(repo)) or "none"
         raise VersionNotFoundError(f"store {location} has no version {version!r} "
                                    f"(versions: {known})")
-    session = (repo.readonly_session(tag=version) if version
-               else repo.readonly_session(branch=MAIN))
-    store = FeatureStore(location, repo, session)
+    try:
+        session = (repo.readonly_session(tag=version) if version
+                   else repo.readonly_session(branch=MAIN))
+        store = FeatureStore(location, repo, session)
+    except Exception as error:  # noqa: BLE001 - a snapshot or ref that no longer reads
+        if isinstance(error, zarr.errors.GroupNotFoundError) and not version and (
+                _never_committed(repo)):
+            raise StoreNotFoundError(f"store {location} has no committed version yet") from None
+        problem = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CorruptDataError(f"store {location}: {version or MAIN} cannot be opened "
+                               f"({type(error).__name__}: {problem}); run `mer-prep verify "
+                               f"{location}`") from error
     if "version_id" not in store.group.attrs:
         raise StoreNotFoundError(f"store {location} has no committed version yet")
     return store
+
+
+def _never_committed(repo: ic.Repository) -> bool:
+    """True when ``main`` is still the repository's empty initial snapshot."""
+    try:
+        return len(list(repo.ancestry(branch=MAIN))) <= 1
+    except Exception:  # noqa: BLE001 - an unreadable history is not an empty one
+        return False

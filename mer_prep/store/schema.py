@@ -61,6 +61,19 @@ def table_digest(columns: dict[str, np.ndarray]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def array_digest(values: np.ndarray) -> str:
+    """sha256 of an array as it reads back: its shape, dtype and values (strings as JSON).
+    Small arrays written whole (run records, splits) carry it, so that a lost chunk reference
+    (zarr reads the fill value) or a changed shape never reads back as data."""
+    values = np.asarray(values)
+    digest = hashlib.sha256(json.dumps(list(values.shape)).encode() + b"\0")
+    if values.dtype.kind in "OUST":
+        digest.update(b"str\0" + json.dumps([str(v) for v in values.reshape(-1).tolist()]).encode())
+    else:
+        digest.update(str(values.dtype).encode() + b"\0" + np.ascontiguousarray(values).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
 def content_crc(values: np.ndarray) -> int:
     """CRC-32C of one sample's array as stored (its dtype's bytes, C order)."""
     checksum = google_crc32c.Checksum()

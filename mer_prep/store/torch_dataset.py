@@ -112,7 +112,7 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
                              f"`mer-prep split --smote`")
         attrs = store.split_attrs(split)
         group = store.group["splits"][split]
-        mine = np.flatnonzero(group["smote_fold"][:] == index)
+        mine = np.flatnonzero(store.split_array(split, "smote_fold") == index)
         materialised = {name: group[f"smote_{name}"].get_orthogonal_selection((mine,))
                         for name in arrays if name in attrs["smote"]["materialised"]}
     return FoldDataset(store, train if part == "train" else test, arrays, weights,

@@ -1,7 +1,8 @@
 """Read every chunk of a store and report what is broken (``mer-prep verify``).
 
 Every chunk carries a CRC-32C (``writer.CHECKSUM``), so a flipped bit raises on decode instead
-of reading back as data. Verification decodes each array one sample (one chunk) at a time, so
+of reading back as data; every stored split is read whole and checked against the digests of
+its attributes and arrays (``split_digest``). Verification decodes each array one sample (one chunk) at a time, so
 a report names the array, the sample row and its sample id.
 """
 
@@ -14,9 +15,13 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
 
+from mer_prep.errors import CorruptDataError
 from mer_prep.store.bulk import check_content
 from mer_prep.store.repo import Location, StoreLocation, open_repository, version_tags
 from mer_prep.store.schema import DIGEST_KEY, attrs_digest, validate_group
+from mer_prep.store.split_digest import (PREDATES_SPLIT_CHECKSUMS, check_split_array,
+                                         check_split_attrs, predates_checksums)
+from mer_prep.store.writer import SPLITS_GROUP
 
 
 class NonFiniteValues(ValueError):
@@ -59,7 +64,9 @@ def _verify_group(version: str, group: zarr.Group) -> list[BrokenChunk]:
     except Exception:  # noqa: BLE001 - the table itself is checked below like any array
         pass
     for path, array in _arrays(group):
-        per_sample = array.ndim > 1 and array.chunks[0] == 1 and not path.startswith("splits/")
+        if path.startswith(f"{SPLITS_GROUP}/"):
+            continue  # read whole and checked against their digests by _verify_splits
+        per_sample = array.ndim > 1 and array.chunks[0] == 1
         rows = range(array.shape[0]) if per_sample else [None]
         for row in rows:
             try:
@@ -79,21 +86,57 @@ def _verify_group(version: str, group: zarr.Group) -> list[BrokenChunk]:
 
 
 def verify_store(location: Location, *, all_versions: bool = False) -> list[BrokenChunk]:
-    """Decode every chunk of ``main``'s version (or of every tagged version); the broken ones."""
+    """Decode every chunk of ``main``'s version (or of every tagged version), and check every
+    split stored with it against its digests; the broken ones. Splits are commits on ``main``
+    after a version's tag, so with ``all_versions`` the splits on ``main`` are checked too."""
     where = StoreLocation.parse(location)
     repo = open_repository(where)
-    sessions = ([(tag, repo.readonly_session(tag=tag)) for tag in version_tags(repo)]
-                if all_versions else [("main", repo.readonly_session(branch="main"))])
+    main_session = repo.readonly_session(branch="main")
+    sessions = ([(tag, repo.readonly_session(tag=tag), False) for tag in version_tags(repo)]
+                if all_versions else [("main", main_session, False)])
+    if all_versions and main_session.snapshot_id not in {s.snapshot_id for _, s, _ in sessions}:
+        sessions.append(("main", main_session, True))  # only its splits are not in a tag
     broken: list[BrokenChunk] = []
-    for version, session in sessions:
+    for version, session, splits_only in sessions:
         try:
             group = zarr.open_group(session.store, mode="r")
         except Exception as error:  # noqa: BLE001 - unreadable metadata is a finding too
             broken.append(BrokenChunk(version, "(metadata)", None, "", str(error)))
             continue
-        broken += _verify_metadata(version, group)
-        broken += _verify_group(version, group)
+        if not splits_only:
+            broken += _verify_metadata(version, group)
+            broken += _verify_group(version, group)
+        broken += _verify_splits(version, group)
     return broken
+
+
+def _verify_splits(version: str, group: zarr.Group) -> list[BrokenChunk]:
+    """Every split of ``group``: attributes and arrays (read whole) against their digests; a
+    split written before digests is reported as such (``predates_checksums``), not as broken."""
+    if SPLITS_GROUP not in group:
+        return []
+    found: list[BrokenChunk] = []
+    for name, split in sorted(group[SPLITS_GROUP].groups()):
+        path, where = f"{SPLITS_GROUP}/{name}", f"split {name!r}"
+        attrs = dict(split.attrs)
+        if predates_checksums(attrs):
+            found.append(BrokenChunk(version, path, None, "", PREDATES_SPLIT_CHECKSUMS,
+                                     predates_checksums=True))
+            continue
+        try:
+            digests = check_split_attrs(attrs, where, hint="")
+            if attrs.get("name") != name:
+                raise CorruptDataError(f"{where}: the group holds split {attrs.get('name')!r}")
+            for array in sorted(set(digests) | set(split.array_keys())):
+                try:
+                    values = split[array][...]
+                except Exception as error:  # noqa: BLE001 - any decode failure is the finding
+                    raise CorruptDataError(f"{where}: array {array!r} cannot be read "
+                                           f"({type(error).__name__}: {error})") from error
+                check_split_array(digests, array, values, where, hint="")
+        except CorruptDataError as error:
+            found.append(BrokenChunk(version, path, None, "", str(error)))
+    return found
 
 
 PREDATES_CHECKSUMS = ("written before chunks carried checksums: a flipped bit in it cannot be "

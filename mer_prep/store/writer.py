@@ -34,7 +34,8 @@ columns are the ``au_list`` attribute: see ``mer_prep.store.versions``) and reco
 annotation corrections (``corrections``, files relative to the dataset root).
 
 Splits (``write_split``) are later commits on ``main`` on top of a version: group
-``splits/<name>``, checked against ``storage_schemas/split.v1.json``. They belong to the version
+``splits/<name>``, checked against ``storage_schemas/split.v1.json`` and sealed with the
+digests of its attributes and arrays (``mer_prep.store.split_digest``). They belong to the version
 whose rows they index, and the next version's layout drops them.
 """
 
@@ -73,6 +74,8 @@ from mer_prep.store.schema import (
     validate_split,
     zarr_rules,
 )
+from mer_prep.store.split_digest import DIGESTED_SCHEMA_VERSION as SPLIT_SCHEMA_VERSION
+from mer_prep.store.split_digest import seal_split
 from mer_prep.store.table import column_array, table_columns
 from mer_prep.store.versions import (  # noqa: F401 - re-exported: callers import them from here
     PERMANENT,
@@ -389,9 +392,11 @@ def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) 
     Refuses when ``main`` no longer holds the version the split was computed for, and when
     another commit lands first (Icechunk's commit conflict) — never a split of other rows.
     """
-    attrs = {"schema": "mer-prep/split", "schema_version": 1,
+    attrs = {"schema": "mer-prep/split", "schema_version": SPLIT_SCHEMA_VERSION,
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **attrs}
     validate_split(attrs, arrays)
+    arrays = {name: np.ascontiguousarray(values) for name, values in arrays.items()}
+    attrs = seal_split(attrs, arrays)  # checked on every read (``split_digest``)
     repo = open_repository(location)
     session = repo.writable_session(MAIN)
     root = zarr.open_group(session.store, mode="r+")
@@ -401,7 +406,6 @@ def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) 
             f"{attrs['version_id']} but main holds {root.attrs.get('version_id')}")
     group = root.require_group(SPLITS_GROUP).create_group(attrs["name"], overwrite=True)
     for name, values in arrays.items():
-        values = np.ascontiguousarray(values)
         group.create_array(name, shape=values.shape, dtype=values.dtype, compressors=COMPRESSORS,
                            chunks=tuple(max(d, 1) for d in values.shape) or None)
         if values.size:

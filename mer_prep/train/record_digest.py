@@ -6,7 +6,8 @@ bit in Icechunk's snapshot or manifest files can still change an attribute (a fo
 loss), an array's shape, or drop a chunk's reference (zarr then reads the fill value: every
 label 0) without any chunk failing its checksum. So a record carries, like a feature version:
 
-- ``array_digests``: the sha256 of each array's dtype, shape and values (:func:`array_digest`);
+- ``array_digests``: the sha256 of each array's dtype, shape and values
+  (``mer_prep.store.schema.array_digest``);
 - ``attrs_digest``: the sha256 of all its attributes, ``array_digests`` included
   (``mer_prep.store.schema.attrs_digest``, the features' own mechanism).
 
@@ -16,28 +17,15 @@ does not match, and records of ``schema_version`` 2 or later must carry both.
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import numpy as np
 
-from mer_prep.store.schema import DIGEST_KEY, attrs_digest
+# array_digest is the store's (splits carry it too); importable from here as before
+from mer_prep.store.schema import DIGEST_KEY, array_digest, attrs_digest  # noqa: F401
 from mer_prep.train.errors import CorruptRunRecordError
 
 ARRAY_DIGESTS_KEY = "array_digests"
 #: The first record schema version whose records carry digests (older ones read unchecked).
 DIGESTED_SCHEMA_VERSION = 2
-
-
-def array_digest(values: np.ndarray) -> str:
-    """sha256 of an array as it reads back: its dtype kind, shape and values (strings as JSON)."""
-    values = np.asarray(values)
-    digest = hashlib.sha256(json.dumps(list(values.shape)).encode() + b"\0")
-    if values.dtype.kind in "OUST":
-        digest.update(b"str\0" + json.dumps([str(v) for v in values.reshape(-1).tolist()]).encode())
-    else:
-        digest.update(str(values.dtype).encode() + b"\0" + np.ascontiguousarray(values).tobytes())
-    return "sha256:" + digest.hexdigest()
 
 
 def seal(attrs: dict, arrays: dict[str, np.ndarray]) -> dict:
