@@ -81,3 +81,26 @@ def test_every_flipped_bit_in_a_split_raises_or_changes_nothing(tmp_path):
         file.write_bytes(original)
     assert outcomes["raised"] >= 10, outcomes
     assert _everything(path) == expected and verify_store(path) == []
+
+
+def test_a_changed_fold_assignment_is_caught_and_split_smote_says_what_it_made(tmp_path):
+    """`split --smote` prints the SMOTE samples per fold and class it stored; a test_fold
+    rewritten afterwards (what a lost chunk or a flipped manifest bit does) no longer reads."""
+    path = tmp_path / "s"
+    write_version(make_plan(path, n=9))
+    result = CliRunner().invoke(main, ["split", str(path), "--kind", "loso", "--smote", "frames"])
+    assert result.exit_code == 0, result.output
+    store = open_store(path)
+    made = {fold: len(store.smote("loso", fold).label) for fold in store.split("loso").fold_names}
+    assert f"{sum(made.values())} synthetic samples over 3 training folds" in result.output
+    assert sum(made.values()) > 0 and "disgust +" in result.output
+    session = open_repository(path).writable_session("main")
+    folds = zarr.open_group(session.store, mode="r+")["splits/loso/test_fold"]
+    folds[0] = (folds[0] + 1) % 3
+    session.commit("move row 0 to another fold")
+    with pytest.raises(CorruptDataError, match="array 'test_fold' reads back other values"):
+        open_store(path).split("loso")
+    (finding,) = verify_store(path)
+    assert finding.array == "splits/loso" and "test_fold" in finding.problem
+    result = CliRunner().invoke(main, ["verify", str(path)])
+    assert result.exit_code == 3 and "broken: main: splits/loso" in result.output
