@@ -223,7 +223,10 @@ def test_a_served_run_with_a_foreign_dask_address_or_root_fails_before_connectin
     etc = _deployment_run(served, "root=/etc")
     assert etc.returncode == 1, etc.stdout + etc.stderr
     log = (served["base"] / "serve.log").read_text()
-    assert re.search(r"ConfigError.*dask_address", log) and re.search(r"ConfigError.*root", log)
+    # a refused parameter is one line (the run's state message), no traceback: named with its value
+    assert re.search(rf"dask_address.*127\.0\.0\.1:{port}.*may only use what this file", log)
+    assert re.search(r"/etc.*\(root\).*may only use what this file", log)
+    assert "Traceback" not in log
     assert str(served["config"]) in log
     assert not (served["base"] / "stores").exists()  # no store was touched
 
