@@ -177,6 +177,8 @@ NOT_DECIDING = {
     "mer_prep.version": "this hash itself",
     "mer_prep.store.run_watch": "whether a run is still on (a gone run's batch stops), never "
                                 "what a version holds",
+    "mer_prep.store.split_digest": "checksums of a split committed on a version, never what "
+                                   "the version's features hold",
 }
 
 
