@@ -63,6 +63,9 @@ from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task
 from flows.deployments import refused_run
 from flows.events import emit_committed
 from flows.runtime import prefect_api, retry_unless, sigterm_interrupts, without_heartbeats
+from flows.compat import install_log_filters
+
+install_log_filters()  # a served run imports this module as its entrypoint
 
 
 class Sealed:

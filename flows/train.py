@@ -48,6 +48,9 @@ from mer_prep.train.runs_store import check_writable, save_or_keep
 from flows.cluster import dask_task_runner
 from flows.deployments import refused_run
 from flows.runtime import retry_unless, without_heartbeats
+from flows.compat import install_log_filters
+
+install_log_filters()  # a served run imports this module as its entrypoint
 
 #: How long a run waits for a worker with the resources its folds need before it fails.
 RESOURCE_WAIT_S = 60.0
