@@ -35,7 +35,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from mer_prep.evaluation.spotting import (
+from mer_prep.evaluation.spotting_intervals import (
     KINDS, DefectEffect, Interval, QuantityChange, SpotCounts, SpotMatch, SpotPrediction,
     SpottingScore, SpotTruth, group_by_video_and_kind, iou_matrix, match_one_to_one,
 )

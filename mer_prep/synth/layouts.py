@@ -10,43 +10,20 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.synth import sheets
+from mer_prep.synth import newer_layouts, sheets
+from mer_prep.synth.layout_writers import (VIDEO_FOURCC, FrameWriter, SynthClip, WrittenClip,
+                                           check_clip, frame_numbers, sheet_timing, unique_name,
+                                           write_video)
 
-
-@dataclass
-class SynthClip:
-    """One clip to write: frames plus its annotation, indices 0-based into ``frames``."""
-
-    subject: int
-    emotion: str
-    frames: np.ndarray
-    onset: int
-    apex: int | None
-    offset: int
-    action_units: str = ""
-    clip: str | None = None
-    first_frame_number: int = 1
-    fps: float | None = None
-    part: str | None = None  # DFME: the split sheet (train, testA, testB); default by subject
-
-
-@dataclass(frozen=True)
-class WrittenClip:
-    """What the adapter will report for a written clip."""
-
-    sample_id: str
-    frame_paths: tuple[str, ...]
-    onset: int
-    apex: int | None
-    offset: int
+__all__ = ["LAYOUTS", "VARIANTS", "VIDEO_FOURCC", "FrameWriter", "SynthClip", "WrittenClip",
+           "check_clip", "frame_numbers", "sheet_timing", "unique_name", "write_layout",
+           "write_video"]
 
 
 LAYOUTS: tuple[str, ...] = ("casme1", "casme2", "samm", "smic", "casme-sq", "casme3", "dfme", "4dme", "mmew",
@@ -54,7 +31,6 @@ LAYOUTS: tuple[str, ...] = ("casme1", "casme2", "samm", "smic", "casme-sq", "cas
 #: write_layout's ``variant`` per dataset (the first is the default)
 VARIANTS: dict[str, tuple[str, ...]] = {"casme3": ("takes", "clips", "C"), "mmew": ("official", "flat"),
                                         "manifest": ("frames", "video", "mixed")}
-VIDEO_FOURCC = "FFV1"  # lossless, and written by the OpenCV build here (in .avi)
 SMIC_ABBREVIATIONS = {"negative": "ne", "positive": "po", "surprise": "sur"}
 # CAS(ME)^2 stimulus videos: (code, video name, folder description)
 #: Datasets of docs/datasets.md whose layouts live in ``newer_layouts``.
@@ -102,52 +78,8 @@ def write_layout(dataset: str, root: Path, clips: Sequence[SynthClip], *, modali
     if dataset == "casme-sq":
         return _casme_sq(root, clips, frames, videos)
     if dataset in NEWER:
-        from mer_prep.synth import newer_layouts  # they build on this module's writers
-
         return newer_layouts.write(dataset, root, clips, frames, variant, videos)
     return {"casme1": _casme1, "samm": _samm}[dataset](root, clips, frames)
-
-
-class FrameWriter:
-    def __init__(self, quality: int) -> None:
-        self.params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-
-    def write(self, folder: Path, names: Sequence[str], frames: np.ndarray, *, gray: bool = False) -> list[str]:
-        """Write ``frames`` (RGB or gray) as ``folder/names[i]``; returns the paths as strings."""
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, frame in zip(names, frames, strict=True):
-            image = np.ascontiguousarray(frame, dtype=np.uint8)
-            if image.ndim == 3:
-                image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY if gray else cv2.COLOR_RGB2BGR)
-            path = folder / name
-            params = self.params if path.suffix.lower() in (".jpg", ".jpeg") else []
-            if not cv2.imwrite(str(path), image, params):
-                raise OSError(f"could not write frame {path}")
-            paths.append(str(path))
-        return paths
-
-
-def frame_numbers(clip: SynthClip) -> list[int]:
-    return [clip.first_frame_number + i for i in range(len(clip.frames))]
-
-
-def sheet_timing(clip: SynthClip, first: int | None = None) -> tuple[int, int | None, int]:
-    base = clip.first_frame_number if first is None else first
-    check_clip(clip)
-    return base + clip.onset, None if clip.apex is None else base + clip.apex, base + clip.offset
-
-
-def check_clip(clip: SynthClip) -> None:
-    if not 0 <= clip.onset <= clip.offset < len(clip.frames):
-        raise InvalidArgumentError(f"clip of subject {clip.subject}: onset {clip.onset} / offset {clip.offset} "
-                         f"do not fit {len(clip.frames)} frames")
-
-
-def unique_name(counters: dict, key: object, given: str | None, make: Callable[[int], str]) -> str:
-    # counting named clips too keeps invented names clear of the given ones in the usual case
-    counters[key] += 1
-    return given or make(counters[key])
 
 
 def _casme2(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, version: str) -> list[WrittenClip]:
@@ -273,22 +205,6 @@ def _casme_sq(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, video
         write_video(root / "rawvideo" / folder.parent.name / f"{folder.name}.avi", np.stack(held),
                     clips[0].fps or 30.0)
     return written
-
-
-def write_video(path: Path, frames: np.ndarray, fps: float) -> Path:
-    """Write RGB (T, H, W, 3) or gray (T, H, W) uint8 frames losslessly (FFV1 in .avi)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), float(fps), (w, h))
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write {VIDEO_FOURCC} video {path}")
-    try:
-        for frame in frames:
-            image = np.ascontiguousarray(frame, dtype=np.uint8)
-            writer.write(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    return path
 
 
 def _casme_sq_subject(participant: int) -> int:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from mer_prep.synth import sheets
-from mer_prep.synth.layouts import (FrameWriter, SynthClip, WrittenClip, check_clip,
+from mer_prep.synth.layout_writers import (FrameWriter, SynthClip, WrittenClip, check_clip,
                                     frame_numbers, sheet_timing, unique_name, write_video)
 
 CASME3_TAKES = "abcdefghijklm"
