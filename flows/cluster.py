@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +30,8 @@ import warnings
 from pathlib import Path
 
 import dask
+
+from flows.compat import install_dashboard_filter
 
 #: Names the JSON file of the standing cluster (address and TLS files) for run processes.
 STANDING_ENV = "MER_PREP_STANDING_DASK"
@@ -219,14 +220,6 @@ def dashboard_servable() -> bool:
     return importlib.util.find_spec("bokeh") is not None
 
 
-class _UnservableDashboard(logging.Filter):
-    """Drops prefect-dask's "The Dask dashboard is available at ..." when no dashboard can be
-    served (no ``bokeh``): the link would lead to a 404."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (str(record.msg).startswith("The Dask dashboard is available")
-                    and not dashboard_servable())
-
-
-_FILTER = _UnservableDashboard()
-logging.getLogger("prefect.task_runner.dask").addFilter(_FILTER)
+# prefect-dask announces the dashboard's link even when it would lead to a 404 (flows.compat);
+# the lambda looks ``dashboard_servable`` up per record, so a test may swap it
+install_dashboard_filter(lambda: dashboard_servable())

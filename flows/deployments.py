@@ -193,6 +193,7 @@ def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = N
     if not specs:
         raise ServeError(f"{config.path}: no enabled datasets or trainings to serve")
     from flows.cluster import StandingCluster
+    from flows.compat import fork_runs_from_warm_process
 
     workers, resources = standing_cluster_size(config)
     cluster = None
@@ -222,33 +223,3 @@ def _serve(specs: list[tuple[Any, dict[str, Any]]], limit: int | None) -> None:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal):
         pass
-
-
-def fork_runs_from_warm_process(preload: list[str]) -> None:
-    """Make Prefect start each run of a served flow by forking a process that has already
-    imported ``preload`` (``multiprocessing``'s forkserver), not by spawning a fresh
-    interpreter (``prefect.flow_engine.run_flow_in_subprocess`` asks ``multiprocessing`` for a
-    "spawn" context; this hands it a forkserver context instead). The forkserver is a plain
-    single-threaded process started here, before the runner's threads, with this environment."""
-    import multiprocessing
-    import multiprocessing.forkserver
-
-    from prefect import flow_engine
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: spawn, as before
-        return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(preload))
-    multiprocessing.forkserver.ensure_running()
-
-    class _Multiprocessing:
-        """``multiprocessing`` as Prefect's flow engine sees it."""
-
-        def __getattr__(self, name: str):
-            return getattr(multiprocessing, name)
-
-        @staticmethod
-        def get_context(method: str | None = None):
-            return context if method == "spawn" else multiprocessing.get_context(method)
-
-    flow_engine.multiprocessing = _Multiprocessing()

@@ -63,7 +63,7 @@ from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task
 from flows.deployments import refused_run
 from flows.events import emit_committed
 from flows.runtime import prefect_api, retry_unless, sigterm_interrupts, without_heartbeats
-from flows.compat import install_log_filters
+from flows.compat import QuietCancelled, install_log_filters, task_runner_cluster
 
 install_log_filters()  # a served run imports this module as its entrypoint
 
@@ -308,9 +308,7 @@ def _stop_local_workers() -> bool:
     from distributed import LocalCluster, Nanny
 
     context = FlowRunContext.get()
-    # prefect-dask has no public handle on the cluster it made (its ``client`` property would
-    # start one); None when it never started one
-    cluster = getattr(context.task_runner, "_cluster", None) if context is not None else None
+    cluster = task_runner_cluster(context.task_runner) if context is not None else None
     if not isinstance(cluster, LocalCluster):
         return False
     nannies = [w for w in cluster.workers.values() if isinstance(w, Nanny)]
@@ -384,13 +382,4 @@ def run_preprocess(dataset: str, root, recipe: str, store: str | None, *, labels
         stopping.removeFilter(_QUIET_CANCELLED)
 
 
-class _QuietCancelled(logging.Filter):
-    """Drops the engine's "Finished in state Cancelled(...)" line, and the private server's
-    "Stopping temporary server" (its start is announced; its end is the run's)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(("Finished in state Cancelled",
-                                               "Stopping temporary server"))
-
-
-_QUIET_CANCELLED = _QuietCancelled()
+_QUIET_CANCELLED = QuietCancelled()

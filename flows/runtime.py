@@ -13,7 +13,8 @@ Flow-run heartbeats are switched off against that private server: it dies with t
 one can ever act on them, and Prefect joins its heartbeat thread at the end of every flow run,
 which sleeps in whole seconds (0.5 s of latency per run on average, measured).
 
-The private server is a child that never outlives its run, and that Ctrl-C does not reach:
+The private server is a child that never outlives its run, and that Ctrl-C does not reach
+(``flows.compat.private_server``: Prefect has no option for either):
 
 - it runs in a session of its own, so the terminal's SIGINT (sent to the whole foreground
   process group) leaves it serving while the run cancels, ships its last logs and events and
@@ -35,6 +36,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+
+from flows.compat import drain_api_workers, private_server
 
 # Always the same for every Prefect process of this project: no telemetry, quiet Dask.
 _FIXED = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -84,7 +87,7 @@ def prefect_api() -> Iterator[str]:
         return
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    server = private_server()
+    server = private_server(die_with_parent())
     try:
         server.start()
         os.environ["PREFECT_API_URL"] = server.api_url
@@ -94,46 +97,8 @@ def prefect_api() -> Iterator[str]:
         if os.environ.pop("PREFECT_API_URL", None) is not None:
             # Ship queued logs and events while the server still listens; otherwise Prefect's
             # workers retry against a closed port for a minute at interpreter exit.
-            from prefect.events.worker import EventsWorker
-            from prefect.logging.handlers import APILogWorker
-
-            APILogWorker.drain_all(timeout=10)
-            EventsWorker.drain_all(timeout=10)
+            drain_api_workers(timeout=10)
         server.stop()
-
-
-def private_server():
-    """An unstarted ``SubprocessASGIServer`` whose process starts in a session of its own and,
-    on Linux, dies with this process (see the module docstring)."""
-    from prefect.server.api import server as module
-
-    class _Subprocess:
-        """``subprocess`` as the server module sees it while it starts its process."""
-
-        def __init__(self, real, preexec: Callable[[], None] | None) -> None:
-            self._real, self._preexec = real, preexec
-
-        def __getattr__(self, name: str):
-            return getattr(self._real, name)
-
-        def Popen(self, *args, **kwargs):  # noqa: N802 - stands in for subprocess.Popen
-            kwargs.setdefault("start_new_session", True)
-            if self._preexec is not None:
-                kwargs.setdefault("preexec_fn", self._preexec)
-            return self._real.Popen(*args, **kwargs)
-
-    class PrivateServer(module.SubprocessASGIServer):
-        _instances: dict = {}  # not shared with Prefect's own ephemeral servers
-
-        def _run_uvicorn_command(self):
-            real = module.subprocess
-            module.subprocess = _Subprocess(real, die_with_parent())
-            try:
-                return super()._run_uvicorn_command()
-            finally:
-                module.subprocess = real
-
-    return PrivateServer()
 
 
 _PR_SET_PDEATHSIG = 1
