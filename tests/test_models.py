@@ -284,3 +284,34 @@ def test_specs_and_variants_pickle():
     assert pickle.loads(pickle.dumps(spec)) is spec
     variant = pickle.loads(pickle.dumps(spec.variants["dacwb"]))
     assert variant == spec.variants["dacwb"]
+
+
+def test_each_family_registers_itself_and_the_registry_imports_none():
+    """torchvision's way: a family's module calls ``register_model`` at import; the registry
+    lists the family modules (imported by the package, in paper order) and imports none of them,
+    so there is no import circle; a name registered twice is refused."""
+    import ast
+    from pathlib import Path
+
+    import mer_prep.models.registry as registry
+    from module_imports import imports_of
+
+    package = Path(registry.__file__).parent
+    registering = sorted(
+        f"mer_prep.models.{path.stem}" for path in package.glob("*.py")
+        if any(isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register_model"
+               for node in ast.walk(ast.parse(path.read_text()))))
+    assert registering == sorted(registry.FAMILY_MODULES)
+    imported = {i.module for i in imports_of(Path(registry.__file__).read_text(),
+                                             "mer_prep.models.registry")}
+    assert not imported & set(registry.FAMILY_MODULES)
+    for family in registry.FAMILY_MODULES:  # nor does a family import another (order, circles)
+        path = package / f"{family.rsplit('.', 1)[1]}.py"
+        assert not {i.module for i in imports_of(path.read_text(), family)} & (
+            set(registry.FAMILY_MODULES) - {family}), family
+    # the families register in the order the registry lists them: paper order
+    families = list(dict.fromkeys(MODELS[name].builder.__module__ for name in list_models()))
+    assert families == list(registry.FAMILY_MODULES)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register_model(get_model("mbcc"))
+    assert list_models() == NAMES + BASELINES

@@ -16,6 +16,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from mer_prep.models.registry import ArrayNeed
+
 Channel = Literal["u", "v", "strain"]
 Normalise = Literal["fold_std", "none"]
 
@@ -61,3 +63,13 @@ class ApexFlowInput(nn.Module):
                 raise KeyError("this model needs input array 'strain'")
             planes["strain"] = strain[:, -1].to(self.strain_scale.dtype) / self.strain_scale
         return torch.stack([planes[name] for name in self.channels], dim=1)
+
+
+def apex_flow_needs(config: object) -> tuple[ArrayNeed, ...]:
+    """What STSTNet, OFF-ApexNet and HTNet read: onset and apex flow (the last frame is the apex),
+    plus strain when ``config.channels`` names it."""
+    flow = ArrayNeed("flow", ("frame", "y", "x", "uv"), sizes=(("uv", 2),),
+                     minimum=(("frame", 2), ("y", 6), ("x", 6)))
+    if "strain" not in getattr(config, "channels", ()):
+        return (flow,)
+    return flow, ArrayNeed("strain", ("frame", "y", "x"), same_grid_as="flow")

@@ -15,6 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from mer_prep.models.layers import Init, MerModel, apply_init
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    KERAS_EPS,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    frames_need,
+    register_model,
+)
 
 
 class BroadbentConfig(BaseModel):
@@ -100,3 +109,18 @@ def build_broadbent(config: BroadbentConfig, n_classes: int,
         raise ValueError(f"Broadbent with {len(config.filters)} pooling stages needs frames of at "
                          f"least {minimum}x{minimum}, got {height}x{width}")
     return Broadbent(config, n_classes)
+
+
+register_model(ModelSpec(
+    name="broadbent", paper="001 Broadbent attention CNN", family="broadbent",
+    recipe="broadbent64",
+    description="2-D CNN with Q/K/V self-attention over single frames.",
+    config_cls=BroadbentConfig, builder=build_broadbent,
+    needs=lambda config: (frames_need(min_size=2 ** len(config.filters)),),
+    unit_of=lambda config: "frame",
+    paper_input=PaperInput("frames", (64, 64), source="001 Sec. III-D, Table II"),
+    training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=25, batch_size=32),
+    variants={"plain": VariantPreset(
+        augmented=True,
+        description="the recipe's own brightness/contrast copies, frames as samples")},
+    default_variant="plain"))

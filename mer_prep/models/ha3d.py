@@ -34,6 +34,15 @@ from mer_prep.models.layers import (
     apply_init,
     flatten_features,
 )
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    KERAS_EPS,
+    ArrayNeed,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    register_model,
+)
 
 Head = Literal["flatten", "gap"]
 PATHS = ("upper", "lower")
@@ -139,3 +148,31 @@ def build_dual_path(variant: str, config: HA3DConfig, n_classes: int,
     """One of ``dp3dnet``, ``ha3dnet``, ``se3dnet``, ``ha3dsenet`` sized from the halves' shapes."""
     attention, squeeze = _VARIANTS[variant]
     return DualPath3DNet(config, n_classes, shapes, attention=attention, squeeze=squeeze)
+
+
+def _half(name: str) -> ArrayNeed:
+    return ArrayNeed(name, ("frame", "y_half", "x"),
+                     minimum=(("frame", 2), ("y_half", 2), ("x", 2)))
+
+
+_TRAINING = TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=200, batch_size=80,
+                           selection="validation", validation_metric="uf1")
+_TRAINING_VARIANTS = {
+    "plain": VariantPreset(class_weights=True, description="class weights W_k = N/n_k"),
+    "augmented": VariantPreset(recipe="ha3d_aug", augmented=True, class_weights=True,
+                               description="augmented copies (recipe ha3d_aug) + class "
+                                           "weights, as in all of 002's experiments"),
+}
+
+for _name, _title in (("dp3dnet", "Dual Path-3DNet (no attention)"),
+                      ("ha3dnet", "Hybrid Attention-3DNet (spatial + temporal per path)"),
+                      ("se3dnet", "SE Block-3DNet (squeeze-excitation per path)"),
+                      ("ha3dsenet", "Hybrid Attention-3DSENet (HA per path, SE after merge)")):
+    register_model(ModelSpec(
+        name=_name, paper="002 Hybrid Attention-3DNet", family="ha3d", recipe="ha3d",
+        description=_title, config_cls=HA3DConfig,
+        builder=lambda config, k, shapes, _name=_name: build_dual_path(_name, config, k, shapes),
+        needs=lambda config: (_half("upper"), _half("lower")),
+        paper_input=PaperInput("upper", (64, 128), min_frames=2,
+                               source="002 Sec. 3.1 and 3.3: 128x128 faces, 128x64 halves"),
+        training=_TRAINING, variants=_TRAINING_VARIANTS, default_variant="plain"))

@@ -31,8 +31,16 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from mer_prep.models.apex_flow import ApexFlowInput, Channel, Normalise
+from mer_prep.models.apex_flow import ApexFlowInput, Channel, Normalise, apex_flow_needs
 from mer_prep.models.layers import MerModel
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    TORCH_EPS,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    register_model,
+)
 
 
 class HTNetConfig(BaseModel):
@@ -175,3 +183,15 @@ def build_htnet(config: HTNetConfig, n_classes: int,
     """HTNet sized from the stored ``flow`` shape (T, H, W, 2)."""
     height, width = shapes["flow"][1:3]
     return HTNet(config, n_classes, height, width)
+
+
+# the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
+register_model(ModelSpec(
+    name="htnet", paper="HTNet (Wang et al. 2024)", family="htnet", recipe="htnet56",
+    description="Hierarchical transformer: local attention in four facial areas, then global.",
+    config_cls=HTNetConfig, builder=build_htnet, needs=apex_flow_needs,
+    paper_input=PaperInput("flow", (56, 56), min_frames=2,
+                           source="HTNet: four 28x28 areas tiled 56x56"),
+    training=TrainingPreset(lr=5e-5, eps=TORCH_EPS, epochs=800, batch_size=256),
+    variants={"plain": VariantPreset(description="the paper's network and input")},
+    default_variant="plain"))

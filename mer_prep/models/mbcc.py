@@ -23,6 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from mer_prep.models.layers import Init, MerModel, apply_init
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    KERAS_EPS,
+    ArrayNeed,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    frames_need,
+    register_model,
+)
 
 
 class MBCCConfig(BaseModel):
@@ -112,3 +122,29 @@ def build_mbcc(config: MBCCConfig, n_classes: int,
     """MBCC sized from the stored ``frames`` shape (T, H, W)."""
     height, width = shapes["frames"][-2:]
     return MBCC(config, n_classes, height, width)
+
+
+def _needs(config: MBCCConfig) -> tuple[ArrayNeed, ...]:
+    two = config.unit == "clip" and config.inputs != "apex"
+    return (frames_need(min_frames=2 if two else 1, min_size=4),)
+
+
+register_model(ModelSpec(
+    name="mbcc", paper="000 MBCC-CNN", family="mbcc", recipe="mbcc64",
+    description="Two parallel 2-D branches (3x3, 5x5) over the apex (or onset and apex).",
+    config_cls=MBCCConfig, builder=build_mbcc, needs=_needs,
+    unit_of=lambda config: config.unit, frame_unit_skips_onset=True,
+    paper_input=PaperInput("frames", (64, 64), source="000 Sec. 3.1 and Fig. 7"),
+    training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=20,
+                            batch_size=32),  # 000 gives none: Keras' fit() default
+    variants={
+        "apex": VariantPreset(description="the apex frame into both branches"),
+        "onset_apex": VariantPreset({"inputs": "onset_apex"},
+                                    description="onset into 3x3, apex into 5x5"),
+        "difference": VariantPreset({"inputs": "difference"},
+                                    description="apex - onset into both branches"),
+        "frames": VariantPreset({"unit": "frame"},
+                                description="single images as samples, as the paper "
+                                            "(every frame after the onset)"),
+    },
+    default_variant="apex"))

@@ -16,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from mer_prep.models.layers import Init, MerModel, apply_init, flatten_features
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    KERAS_EPS,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    frames_need,
+    register_model,
+)
 
 
 class MER3DCNNConfig(BaseModel):
@@ -77,3 +86,22 @@ def build_mer3dcnn(config: MER3DCNNConfig, n_classes: int,
                    shapes: Mapping[str, tuple[int, ...]]) -> MER3DCNN:
     """3DCNN sized from the stored ``frames`` shape (T, H, W)."""
     return MER3DCNN(config, n_classes, tuple(shapes["frames"]))
+
+
+register_model(ModelSpec(
+    name="mer3dcnn", paper="004 DACWB-3DCNN", family="mer3dcnn", recipe="dacwb3d",
+    description="Single-path 3-D CNN (conv 64, pool, dense 128).",
+    config_cls=MER3DCNNConfig, builder=build_mer3dcnn,
+    needs=lambda config: (frames_need(min_frames=2),),
+    paper_input=PaperInput("frames", (128, 128), min_frames=2,
+                           source="004 Methodology: 128x128 frames"),
+    training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=50, batch_size=32),
+    variants={
+        "plain": VariantPreset(description="MER-3DCNNST"),
+        "da": VariantPreset(recipe="dacwb3d_aug", augmented=True,
+                            description="MER-DA3DCNNST: augmented copies"),
+        "scb": VariantPreset(smote=True, description="MER-SCB3DCNNST: SMOTE"),
+        "dacwb": VariantPreset(recipe="dacwb3d_aug", augmented=True, class_weights=True,
+                               description="MER-DACWB3DCNNST: augmented + class weights"),
+    },
+    default_variant="plain"))

@@ -46,6 +46,15 @@ from mer_prep.models.msres3d_blocks import (
     Upsample3d,
     make_stage,
 )
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    TORCH_EPS,
+    ArrayNeed,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    register_model,
+)
 
 BASE_PLANES = (64, 128, 256, 512)
 
@@ -184,3 +193,26 @@ def build_msres3d(config: MSRes3DConfig, n_classes: int,
                   shapes: Mapping[str, tuple[int, ...]]) -> MSRes3D:
     """MSRes3D sized from the stored ``flow`` shape (T, H, W, 2)."""
     return MSRes3D(config, n_classes, tuple(shapes["flow"][:3]))
+
+
+def _needs(config: MSRes3DConfig) -> tuple[ArrayNeed, ...]:
+    flow = ArrayNeed("flow", ("frame", "y", "x", "uv"), sizes=(("uv", 2),))
+    if not config.strain:
+        return (flow,)
+    return flow, ArrayNeed("strain", ("frame", "y", "x"), same_grid_as="flow")
+
+
+register_model(ModelSpec(
+    name="msres3d", paper="003 multi-scale 3D-ResNet50", family="msres3d", recipe="msres3d",
+    description="Multi-scale 3-D ResNet on optical flow with four fused heads.",
+    config_cls=MSRes3DConfig, builder=build_msres3d, needs=_needs,
+    paper_input=PaperInput("flow", (134, 134), min_frames=4, source="003 Sec. 3.3.1: 134x134x16"),
+    training=TrainingPreset(lr=1e-5, eps=TORCH_EPS, epochs=100,
+                            batch_size=8),  # 003 gives none: our choice
+    variants={
+        "plain": VariantPreset(description="flow u, v"),
+        "strain": VariantPreset({"strain": True}, description="flow u, v + strain"),
+        "augmented": VariantPreset(recipe="msres3d_aug", augmented=True,
+                                   description="paper 003's box-shift and flip copies"),
+    },
+    default_variant="plain"))

@@ -25,8 +25,16 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from mer_prep.models.apex_flow import ApexFlowInput, Normalise
+from mer_prep.models.apex_flow import ApexFlowInput, Normalise, apex_flow_needs
 from mer_prep.models.layers import Init, MerModel, apply_init
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    TORCH_EPS,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    register_model,
+)
 
 
 class OFFApexNetConfig(BaseModel):
@@ -93,3 +101,15 @@ def build_offapexnet(config: OFFApexNetConfig, n_classes: int,
     """OFF-ApexNet sized from the stored ``flow`` shape (T, H, W, 2)."""
     height, width = shapes["flow"][1:3]
     return OFFApexNet(config, n_classes, height, width)
+
+
+# the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
+register_model(ModelSpec(
+    name="offapexnet", paper="OFF-ApexNet (Gan et al. 2019)", family="offapexnet",
+    recipe="ststnet28",
+    description="Two CNN streams over apex u and v, two dense 1024 layers.",
+    config_cls=OFFApexNetConfig, builder=build_offapexnet, needs=apex_flow_needs,
+    paper_input=PaperInput("flow", (28, 28), min_frames=2, source="OFF-ApexNet: 28x28 u and v"),
+    training=TrainingPreset(lr=1e-4, eps=TORCH_EPS, epochs=3000, batch_size=256),
+    variants={"plain": VariantPreset(description="the paper's network and input")},
+    default_variant="plain"))

@@ -1,8 +1,11 @@
 """The registry of model families: what each model needs from a store, its config, its training
 preset and its variants.
 
-A :class:`ModelSpec` is looked up by name (:func:`get_model`); ``spec.build(config, n_classes,
-shapes)`` makes the ``nn.Module`` sized from the store's per-sample array shapes, and
+Each family's module registers its :class:`ModelSpec` beside its code (``register_model(...)``
+at module level, torchvision's way); this module holds the types, the lookup and the list of
+family modules (:data:`FAMILY_MODULES`) that ``mer_prep.models`` imports, and imports no family
+itself (no import circle). A spec is looked up by name (:func:`get_model`); ``spec.build(config,
+n_classes, shapes)`` makes the ``nn.Module`` sized from the store's per-sample array shapes, and
 :func:`check_inputs` tells a user, in one line, why a store does not fit a model.
 """
 
@@ -17,11 +20,6 @@ from pydantic import BaseModel
 from torch import nn
 
 from mer_prep.errors import MerPrepError, UnknownModelError
-from mer_prep.models.broadbent import BroadbentConfig, build_broadbent
-from mer_prep.models.ha3d import HA3DConfig, build_dual_path
-from mer_prep.models.mbcc import MBCCConfig, build_mbcc
-from mer_prep.models.mer3dcnn import MER3DCNNConfig, build_mer3dcnn
-from mer_prep.models.msres3d import MSRes3DConfig, build_msres3d
 from mer_prep.models.paper_input import PaperInput, input_problem
 
 Unit = Literal["clip", "frame"]
@@ -249,133 +247,38 @@ def check_inputs(spec: ModelSpec, store_recipe_name: str, arrays: Mapping[str, A
                           f"{store_recipe_name} has {has} ({'; '.join(problems)})")
 
 
-# --- the five papers --------------------------------------------------------------------------
+# --- registration -----------------------------------------------------------------------------
 
-_KERAS_EPS = 1e-7
-_TORCH_EPS = 1e-8
+#: The modules that register model families, in paper order (the order of :func:`list_models`):
+#: each calls :func:`register_model` at import. ``mer_prep.models`` imports them all, so any
+#: lookup (``import mer_prep.models.registry`` imports the package first) sees every family.
+FAMILY_MODULES: tuple[str, ...] = tuple(f"mer_prep.models.{name}" for name in (
+    "mbcc", "broadbent", "ha3d", "msres3d", "mer3dcnn", "ststnet", "offapexnet", "htnet"))
+
+#: Adam's eps of the Keras papers (Keras' default) and of the PyTorch / TensorFlow ones.
+KERAS_EPS = 1e-7
+TORCH_EPS = 1e-8
+
+_SPECS: dict[str, ModelSpec] = {}
+MODELS: Mapping[str, ModelSpec] = MappingProxyType(_SPECS)
 
 
-def _frames(*, min_frames: int = 1, min_size: int = 2) -> ArrayNeed:
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to :data:`MODELS` under its name (called by each family's module at import);
+    a second family under the same name is a programming error."""
+    if spec.name in _SPECS:
+        raise ValueError(f"model {spec.name!r} is registered twice "
+                         f"({_SPECS[spec.name].family} and {spec.family})")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def frames_need(*, min_frames: int = 1, min_size: int = 2) -> ArrayNeed:
+    """``frames`` (frame, y, x) with at least ``min_frames`` frames (when > 1) of at least
+    ``min_size`` x ``min_size`` pixels."""
     minimum = ((("frame", min_frames),) if min_frames > 1 else ()) + \
         (("y", min_size), ("x", min_size))
     return ArrayNeed("frames", ("frame", "y", "x"), minimum=minimum)
-
-
-def _mbcc_needs(config: MBCCConfig) -> tuple[ArrayNeed, ...]:
-    two = config.unit == "clip" and config.inputs != "apex"
-    return (_frames(min_frames=2 if two else 1, min_size=4),)
-
-
-def _half(name: str) -> ArrayNeed:
-    return ArrayNeed(name, ("frame", "y_half", "x"),
-                     minimum=(("frame", 2), ("y_half", 2), ("x", 2)))
-
-
-def _msres3d_needs(config: MSRes3DConfig) -> tuple[ArrayNeed, ...]:
-    flow = ArrayNeed("flow", ("frame", "y", "x", "uv"), sizes=(("uv", 2),))
-    if not config.strain:
-        return (flow,)
-    return flow, ArrayNeed("strain", ("frame", "y", "x"), same_grid_as="flow")
-
-
-def _registry() -> dict[str, ModelSpec]:
-    specs = [
-        ModelSpec(
-            name="mbcc", paper="000 MBCC-CNN", family="mbcc", recipe="mbcc64",
-            description="Two parallel 2-D branches (3x3, 5x5) over the apex (or onset and apex).",
-            config_cls=MBCCConfig, builder=build_mbcc, needs=_mbcc_needs,
-            unit_of=lambda config: config.unit, frame_unit_skips_onset=True,
-            paper_input=PaperInput("frames", (64, 64), source="000 Sec. 3.1 and Fig. 7"),
-            training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=20,
-                                    batch_size=32),  # 000 gives none: Keras' fit() default
-            variants={
-                "apex": VariantPreset(description="the apex frame into both branches"),
-                "onset_apex": VariantPreset({"inputs": "onset_apex"},
-                                            description="onset into 3x3, apex into 5x5"),
-                "difference": VariantPreset({"inputs": "difference"},
-                                            description="apex - onset into both branches"),
-                "frames": VariantPreset({"unit": "frame"},
-                                        description="single images as samples, as the paper "
-                                                    "(every frame after the onset)"),
-            },
-            default_variant="apex"),
-        ModelSpec(
-            name="broadbent", paper="001 Broadbent attention CNN", family="broadbent",
-            recipe="broadbent64",
-            description="2-D CNN with Q/K/V self-attention over single frames.",
-            config_cls=BroadbentConfig, builder=build_broadbent,
-            needs=lambda config: (_frames(min_size=2 ** len(config.filters)),),
-            unit_of=lambda config: "frame",
-            paper_input=PaperInput("frames", (64, 64), source="001 Sec. III-D, Table II"),
-            training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=25, batch_size=32),
-            variants={"plain": VariantPreset(
-                augmented=True,
-                description="the recipe's own brightness/contrast copies, frames as samples")},
-            default_variant="plain"),
-    ]
-    ha3d_training = TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=200, batch_size=80,
-                                   selection="validation", validation_metric="uf1")
-    ha3d_variants = {
-        "plain": VariantPreset(class_weights=True, description="class weights W_k = N/n_k"),
-        "augmented": VariantPreset(recipe="ha3d_aug", augmented=True, class_weights=True,
-                                   description="augmented copies (recipe ha3d_aug) + class "
-                                               "weights, as in all of 002's experiments"),
-    }
-    for name, title in (("dp3dnet", "Dual Path-3DNet (no attention)"),
-                        ("ha3dnet", "Hybrid Attention-3DNet (spatial + temporal per path)"),
-                        ("se3dnet", "SE Block-3DNet (squeeze-excitation per path)"),
-                        ("ha3dsenet", "Hybrid Attention-3DSENet (HA per path, SE after merge)")):
-        specs.append(ModelSpec(
-            name=name, paper="002 Hybrid Attention-3DNet", family="ha3d", recipe="ha3d",
-            description=title, config_cls=HA3DConfig,
-            builder=lambda config, k, shapes, _name=name: build_dual_path(_name, config, k, shapes),
-            needs=lambda config: (_half("upper"), _half("lower")),
-            paper_input=PaperInput("upper", (64, 128), min_frames=2,
-                                   source="002 Sec. 3.1 and 3.3: 128x128 faces, 128x64 halves"),
-            training=ha3d_training, variants=ha3d_variants, default_variant="plain"))
-    specs += [
-        ModelSpec(
-            name="msres3d", paper="003 multi-scale 3D-ResNet50", family="msres3d",
-            recipe="msres3d",
-            description="Multi-scale 3-D ResNet on optical flow with four fused heads.",
-            config_cls=MSRes3DConfig, builder=build_msres3d, needs=_msres3d_needs,
-            paper_input=PaperInput("flow", (134, 134), min_frames=4,
-                                   source="003 Sec. 3.3.1: 134x134x16"),
-            training=TrainingPreset(lr=1e-5, eps=_TORCH_EPS, epochs=100,
-                                    batch_size=8),  # 003 gives none: our choice
-            variants={
-                "plain": VariantPreset(description="flow u, v"),
-                "strain": VariantPreset({"strain": True}, description="flow u, v + strain"),
-                "augmented": VariantPreset(recipe="msres3d_aug", augmented=True,
-                                           description="paper 003's box-shift and flip copies"),
-            },
-            default_variant="plain"),
-        ModelSpec(
-            name="mer3dcnn", paper="004 DACWB-3DCNN", family="mer3dcnn", recipe="dacwb3d",
-            description="Single-path 3-D CNN (conv 64, pool, dense 128).",
-            config_cls=MER3DCNNConfig, builder=build_mer3dcnn,
-            needs=lambda config: (_frames(min_frames=2),),
-            paper_input=PaperInput("frames", (128, 128), min_frames=2,
-                                   source="004 Methodology: 128x128 frames"),
-            training=TrainingPreset(lr=1e-3, eps=_KERAS_EPS, epochs=50, batch_size=32),
-            variants={
-                "plain": VariantPreset(description="MER-3DCNNST"),
-                "da": VariantPreset(recipe="dacwb3d_aug", augmented=True,
-                                    description="MER-DA3DCNNST: augmented copies"),
-                "scb": VariantPreset(smote=True, description="MER-SCB3DCNNST: SMOTE"),
-                "dacwb": VariantPreset(recipe="dacwb3d_aug", augmented=True, class_weights=True,
-                                       description="MER-DACWB3DCNNST: augmented + class weights"),
-            },
-            default_variant="plain"),
-    ]
-    # imported here: baselines.py builds its specs from this module's classes, defined above
-    from mer_prep.models.baselines import baseline_specs
-
-    specs += baseline_specs()
-    return {spec.name: spec for spec in specs}
-
-
-MODELS: Mapping[str, ModelSpec] = MappingProxyType(_registry())
 
 
 def list_models() -> list[str]:

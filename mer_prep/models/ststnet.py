@@ -24,8 +24,16 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from mer_prep.models.apex_flow import ApexFlowInput, Channel, Normalise
+from mer_prep.models.apex_flow import ApexFlowInput, Channel, Normalise, apex_flow_needs
 from mer_prep.models.layers import Init, MerModel, apply_init, conv_out
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    TORCH_EPS,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    register_model,
+)
 
 
 class STSTNetConfig(BaseModel):
@@ -92,3 +100,14 @@ def build_ststnet(config: STSTNetConfig, n_classes: int,
     """STSTNet sized from the stored ``flow`` shape (T, H, W, 2)."""
     height, width = shapes["flow"][1:3]
     return STSTNet(config, n_classes, height, width)
+
+
+# the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
+register_model(ModelSpec(
+    name="ststnet", paper="STSTNet (Liong et al. 2019)", family="ststnet", recipe="ststnet28",
+    description="Three shallow streams (3, 5, 8 filters) over apex strain, u, v.",
+    config_cls=STSTNetConfig, builder=build_ststnet, needs=apex_flow_needs,
+    paper_input=PaperInput("flow", (28, 28), min_frames=2, source="STSTNet Sec. III: 28x28x3"),
+    training=TrainingPreset(lr=5e-5, eps=TORCH_EPS, epochs=500, batch_size=256),
+    variants={"plain": VariantPreset(description="the paper's network and input")},
+    default_variant="plain"))
