@@ -83,3 +83,4 @@ def main(debug: bool) -> None:
 # the commands register themselves on ``main``
 from mer_prep.cli import demo, preprocess, show, stores, train  # noqa: E402,F401
 from mer_prep.cli import spotting  # noqa: E402,F401  (score-spots)
+from mer_prep.cli import compare  # noqa: E402,F401  (compare)

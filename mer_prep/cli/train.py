@@ -188,9 +188,19 @@ def _train_flow(store, model, *, home, **parameters):
 @click.option("--run", "run_id", default=None, metavar="RUN_ID",
               help="Show one run (or `latest`): per-fold and per-class tables, the confusion "
                    "matrix, the store version and split.")
-def runs(store, run_id):
+@click.option("--leaderboard", is_flag=True, help="One row per configuration: seeds, mean +- "
+              "sd over seeds, bootstrap CI over subjects; LEAKY rows next to their clean rows.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "markdown"]),
+              default="table", show_default=True, help="With --leaderboard.")
+def runs(store, run_id, leaderboard, fmt):
     """List the training runs recorded on STORE, best UF1 first (--run: one in full)."""
     from mer_prep.train.runs_store import list_runs, load_run
+
+    if leaderboard:
+        from mer_prep.cli.compare import print_leaderboard
+
+        print_leaderboard(store, list_runs(store), fmt)
+        return
 
     if run_id == "latest":
         recorded = list_runs(store)
