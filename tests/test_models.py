@@ -315,3 +315,24 @@ def test_each_family_registers_itself_and_the_registry_imports_none():
     with pytest.raises(ValueError, match="registered twice"):
         registry.register_model(get_model("mbcc"))
     assert list_models() == NAMES + BASELINES
+
+
+def test_one_classifier_head_shape_for_the_dense_families():
+    """``classifier_head``: dense (ReLU, dropout) per hidden width, then K logits; the families
+    whose head has that shape use it (same layers, same state-dict keys as before)."""
+    from torch import nn
+
+    from mer_prep.models.layers import classifier_head
+
+    head = classifier_head(10, 3, (7, 5), 0.25)
+    kinds = [type(layer) for layer in head]
+    assert kinds == [nn.Linear, nn.ReLU, nn.Dropout] * 2 + [nn.Linear]
+    assert [(m.in_features, m.out_features) for m in head if isinstance(m, nn.Linear)] == [
+        (10, 7), (7, 5), (5, 3)]
+    assert head[2].p == 0.25 and _params(head) == 10 * 7 + 7 + 7 * 5 + 5 + 5 * 3 + 3
+    mbcc = get_model("mbcc").build({"filters": (4, 8), "dense": 16}, 5, {"frames": (2, 16, 16)})
+    assert [type(layer) for layer in mbcc.classifier] == [nn.Linear, nn.ReLU, nn.Dropout,
+                                                          nn.Linear]
+    assert [k for k in mbcc.state_dict() if k.startswith("classifier.")] == [
+        "classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias"]
+    assert mbcc.classifier[0].in_features == 2 * 8 * 4 * 4

@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from mer_prep.models.layers import Init, MerModel, apply_init
+from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     KERAS_EPS,
@@ -85,10 +85,8 @@ class Broadbent(MerModel):
             channels = filters
         self.features = nn.Sequential(*layers)
         self.attention = SelfAttention2d(channels, config.attention_channels)
-        self.classifier = nn.Sequential(
-            nn.Linear(config.attention_channels, config.dense), nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout), nn.Linear(config.dense, n_classes),
-        )
+        self.classifier = classifier_head(config.attention_channels, n_classes, config.dense,
+                                          config.dropout)
         apply_init(self, config.init)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:

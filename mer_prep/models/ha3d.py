@@ -32,6 +32,8 @@ from mer_prep.models.layers import (
     MerModel,
     SqueezeExcite,
     apply_init,
+    classifier_head,
+    dense_layers,
     flatten_features,
 )
 from mer_prep.models.paper_input import PaperInput
@@ -97,8 +99,7 @@ class Path3d(nn.Module):
         self.head = config.head
         features = config.filters * (pooled[0] * pooled[1] * pooled[2]
                                      if config.head == "flatten" else 1)
-        self.dense = nn.Sequential(nn.Linear(features, config.dense), nn.ReLU(inplace=True),
-                                   nn.Dropout(config.dropout))
+        self.dense = nn.Sequential(*dense_layers(features, (config.dense,), config.dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.pool(torch.relu(self.conv(x.unsqueeze(1))))
@@ -124,10 +125,7 @@ class DualPath3DNet(MerModel):
         merged = 2 * config.dense
         self.merge_se = (SqueezeExcite(merged, config.se_reduction, config.se_residual)
                          if squeeze == "merge" else nn.Identity())
-        self.classifier = nn.Sequential(
-            nn.Linear(merged, config.merge_dense), nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout), nn.Linear(config.merge_dense, n_classes),
-        )
+        self.classifier = classifier_head(merged, n_classes, config.merge_dense, config.dropout)
         apply_init(self, config.init)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:

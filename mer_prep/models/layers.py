@@ -165,6 +165,27 @@ class PooledBatchNorm3d(nn.BatchNorm3d):
         return super().forward(x)
 
 
+def dense_layers(in_features: int, widths: tuple[int, ...], dropout: float) -> list[nn.Module]:
+    """Per width: ``Linear(in, width)`` -> ReLU -> ``Dropout(dropout)``, chained; (B, in) float32
+    -> (B, widths[-1]). A list, so that callers can prepend or append layers in one
+    ``nn.Sequential`` whose state-dict keys (``0.weight``...) are the layers' positions."""
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [nn.Linear(in_features, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        in_features = width
+    return layers
+
+
+def classifier_head(in_features: int, n_classes: int, hidden: int | tuple[int, ...],
+                    dropout: float) -> nn.Sequential:
+    """The dense classifier most families end with: :func:`dense_layers` of ``hidden`` (one
+    width or several) then ``Linear(hidden[-1], n_classes)``; (B, in_features) -> logits (B, K).
+    E.g. ``classifier_head(f, K, 128, 0.5)``: dense 128 ReLU -> dropout 0.5 -> dense K."""
+    widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    return nn.Sequential(*dense_layers(in_features, widths, dropout),
+                         nn.Linear(widths[-1] if widths else in_features, n_classes))
+
+
 def flatten_features(x: Tensor, head: Literal["flatten", "gap"]) -> Tensor:
     """``(B, C, *spatial)`` -> ``(B, C * prod(spatial))`` (flatten) or ``(B, C)`` (gap)."""
     return x.flatten(1) if head == "flatten" else x.flatten(2).mean(-1)

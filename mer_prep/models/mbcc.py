@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from mer_prep.models.layers import Init, MerModel, apply_init
+from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     KERAS_EPS,
@@ -88,10 +88,7 @@ class MBCC(MerModel):
         self.branch3 = _branch(3, config.filters)
         self.branch5 = _branch(5, config.filters)
         features = 2 * config.filters[1] * (height // 4) * (width // 4)
-        self.classifier = nn.Sequential(
-            nn.Linear(features, config.dense), nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout), nn.Linear(config.dense, n_classes),
-        )
+        self.classifier = classifier_head(features, n_classes, config.dense, config.dropout)
         apply_init(self, config.init)
 
     def _branch_inputs(self, frames: Tensor) -> tuple[Tensor, Tensor]:

@@ -15,7 +15,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from mer_prep.models.layers import Init, MerModel, apply_init, flatten_features
+from mer_prep.models.layers import (
+    Init,
+    MerModel,
+    apply_init,
+    classifier_head,
+    flatten_features,
+)
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     KERAS_EPS,
@@ -68,10 +74,7 @@ class MER3DCNN(MerModel):
         self.dropout = nn.Dropout(config.dropout)
         features = config.filters * (pooled[0] * pooled[1] * pooled[2]
                                      if config.head == "flatten" else 1)
-        self.classifier = nn.Sequential(
-            nn.Linear(features, config.dense), nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout), nn.Linear(config.dense, n_classes),
-        )
+        self.classifier = classifier_head(features, n_classes, config.dense, config.dropout)
         apply_init(self, config.init)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:

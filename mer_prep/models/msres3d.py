@@ -34,6 +34,7 @@ from mer_prep.models.layers import (
     Init,
     MerModel,
     apply_init,
+    classifier_head,
     conv_out,
 )
 from mer_prep.models.msres3d_blocks import (
@@ -93,8 +94,8 @@ class MSRes3DConfig(BaseModel):
 
 
 def _head(channels: int, hidden: int, dropout: float, n_classes: int) -> nn.Sequential:
-    return nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(channels, hidden),
-                         nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+    return nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(),
+                         *classifier_head(channels, n_classes, hidden, dropout))
 
 
 class MSRes3D(MerModel):

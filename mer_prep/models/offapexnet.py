@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from mer_prep.models.apex_flow import ApexFlowInput, Normalise, apex_flow_needs
-from mer_prep.models.layers import Init, MerModel, apply_init
+from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     TORCH_EPS,
@@ -78,12 +78,8 @@ class OFFApexNet(MerModel):
         self.stream_u = _stream(config.filters, config.kernel)
         self.stream_v = _stream(config.filters, config.kernel)
         features = 2 * config.filters[1] * (height // 4) * (width // 4)
-        self.classifier = nn.Sequential(
-            nn.Linear(features, config.dense), nn.ReLU(inplace=True), nn.Dropout(config.dropout),
-            nn.Linear(config.dense, config.dense), nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.dense, n_classes),
-        )
+        self.classifier = classifier_head(features, n_classes, (config.dense, config.dense),
+                                          config.dropout)
         apply_init(self, config.init)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
