@@ -70,3 +70,71 @@ def test_readme_and_ci_install_through_the_constraints():
           if "pip install" in line]
     test_command = next(c for c in commands if c.endswith("-m pytest"))
     assert ci == [test_command]  # CI runs exactly the README's test command
+
+
+# Modules whose installed metadata does not name them (dlib-bin ships a bare extension module).
+IMPORT_DISTRIBUTIONS = {"dlib": "dlib-bin"}
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level module -> files importing it, over the installed packages' sources."""
+    import ast
+    import sys
+
+    found: dict[str, set[str]] = {}
+    for package in ("mer_prep", "flows", "storage_schemas"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in (
+                            "mer_prep", "flows", "storage_schemas"):
+                        found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_imported_package_is_declared():
+    """Before: ``google_crc32c`` (and PIL, numcodecs) were imported but arrived only as other
+    packages' dependencies; a change upstream would have broken a plain install."""
+    from importlib.metadata import packages_distributions
+
+    declared = {canonicalize_name(r.name) for r in project_requirements()}
+    distributions = packages_distributions()
+    imports = _third_party_imports()
+    assert {"google_crc32c", "numpy", "zarr", "torch"} <= set(imports)  # the scan sees imports
+    undeclared = {}
+    for module, files in imports.items():
+        names = {canonicalize_name(d) for d in distributions.get(module, ())}
+        names |= {IMPORT_DISTRIBUTIONS[module]} if module in IMPORT_DISTRIBUTIONS else set()
+        if not names & declared:
+            undeclared[module] = sorted(files)[:3]
+    assert undeclared == {}, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+def test_every_package_data_pattern_matches_a_file():
+    """Before: ``py.typed`` was declared in package-data but missing, so type checkers of an
+    installed mer-prep ignored its annotations."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, patterns in config["package-data"].items():
+        for pattern in patterns:
+            assert list((ROOT / package).glob(pattern)), f"package-data {package}/{pattern}"
+    assert (ROOT / "mer_prep" / "py.typed").is_file()
+
+
+def test_one_extra_installs_torch():
+    """``torch`` and ``train`` were two identical extras; ``train`` is the one the README and
+    the trainer image name."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert set(extras) == {"train", "test"}
+    assert extras["train"] == ["torch==2.13.0"]
+    texts = [(ROOT / "README.md").read_text(),
+             (ROOT / "docker" / "trainer.Dockerfile").read_text()]
+    assert all(".[torch]" not in text for text in texts)
+    assert all(".[train]" in text for text in texts)

@@ -16,8 +16,9 @@ Where, and why there:
   Icechunk's conflict detector: a commit that finds the branch moved rebases onto the new tip
   (no conflict: another run's group is another path) and, failing that, the whole write is
   retried on a fresh session. Local directories, whose storage Icechunk does not make safe for
-  concurrent commits, additionally serialise the commit with an ``fcntl`` lock file in the
-  store directory; S3's conditional writes make that unnecessary there.
+  concurrent commits, additionally serialise the commit with a lock file in the store directory
+  (``filelock``: ``flock`` on Unix); S3's conditional writes make that unnecessary there. The
+  retries are ``tenacity``'s (conflicts only, jittered linear back-off).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
-import time
 from pathlib import Path
 
 import icechunk as ic
 import numpy as np
+import tenacity
 import zarr
+from filelock import FileLock
 
 from mer_prep.errors import MerPrepError
 from mer_prep.store.gc import RUNS_INIT_PREFIX, owned_branch
@@ -98,21 +99,14 @@ def ensure_runs_branch(repo: ic.Repository) -> None:
         repo.delete_branch(scratch)
 
 
-@contextlib.contextmanager
-def _commit_lock(location: StoreLocation):
-    """An exclusive lock on local stores (Icechunk's local storage has no atomic ref update)."""
+def _commit_lock(location: StoreLocation) -> contextlib.AbstractContextManager:
+    """An exclusive lock on local stores (Icechunk's local storage has no atomic ref update);
+    nothing on S3, whose conditional writes serialise the commit. The lock file stays in the
+    store directory, private (0600): removing it on release would let a process that opened it
+    before the removal lock a file nobody else sees."""
     if location.is_remote:
-        yield
-        return
-    import fcntl
-
-    descriptor = os.open(location.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)  # private
-    with os.fdopen(descriptor, "r+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return contextlib.nullcontext()
+    return FileLock(location.path / LOCK_FILE, mode=0o600, preserve_lock_file=True)
 
 
 def _write_array(group: zarr.Group, name: str, values: np.ndarray) -> np.ndarray:
@@ -155,30 +149,44 @@ def _write(group: zarr.Group, record: RunRecord) -> None:
     group.attrs.update(record_digest.seal(_jsonable({**SCHEMA, **record.summary()}), written))
 
 
+def _commit_once(repo: ic.Repository, record: RunRecord, location: StoreLocation) -> str:
+    """Write ``record`` on a fresh session of the ``runs`` branch and commit it; the snapshot id.
+    A commit that finds the branch moved rebases onto the new tip (another run's group is
+    another path); a conflict or failed rebase propagates for :func:`save_run` to retry."""
+    session = repo.writable_session(RUNS_BRANCH)
+    root = zarr.open_group(session.store, mode="r+")
+    if record.run_id in root[RUNS_GROUP]:
+        raise RunRecordError(f"store {location} already records run {record.run_id}")
+    _write(root[RUNS_GROUP].create_group(record.run_id), record)
+    return session.commit(
+        f"run {record.run_id}: {record.model}/{record.variant} on "
+        f"{record.version_id} ({record.split})",
+        metadata={"run_id": record.run_id, "version_id": record.version_id},
+        rebase_with=ic.ConflictDetector())
+
+
+def _backoff(state: tenacity.RetryCallState) -> float:
+    """Seconds before the next try: 10-50 ms times the tries so far, jittered so that racing
+    runs do not retry in step."""
+    return random.uniform(0.01, 0.05) * state.attempt_number
+
+
 def save_run(store, record: RunRecord, *, retries: int = 20) -> str:
     """Commit ``record`` as ``runs/<run_id>`` on the ``runs`` branch of ``store`` (a
-    ``FeatureStore`` or a location); the commit's snapshot id. Retries on a conflict."""
+    ``FeatureStore`` or a location); the commit's snapshot id. Tries up to ``retries`` times
+    on a conflict, each on a fresh session."""
     location, repo = _open(store)
     ensure_runs_branch(repo)
-    last: Exception | None = None
-    with _commit_lock(location):
-        for attempt in range(retries):
-            session = repo.writable_session(RUNS_BRANCH)
-            root = zarr.open_group(session.store, mode="r+")
-            if record.run_id in root[RUNS_GROUP]:
-                raise RunRecordError(f"store {location} already records run {record.run_id}")
-            _write(root[RUNS_GROUP].create_group(record.run_id), record)
-            try:
-                return session.commit(
-                    f"run {record.run_id}: {record.model}/{record.variant} on "
-                    f"{record.version_id} ({record.split})",
-                    metadata={"run_id": record.run_id, "version_id": record.version_id},
-                    rebase_with=ic.ConflictDetector())
-            except (ic.ConflictError, ic.RebaseFailedError) as error:
-                last = error
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-    raise RunRecordError(f"store {location}: run {record.run_id} could not be committed after "
-                         f"{retries} tries ({last})")
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type((ic.ConflictError, ic.RebaseFailedError)),
+        stop=tenacity.stop_after_attempt(retries), wait=_backoff)
+    try:
+        with _commit_lock(location):
+            return retrying(_commit_once, repo, record, location)
+    except tenacity.RetryError as error:
+        last = error.last_attempt.exception()
+        raise RunRecordError(f"store {location}: run {record.run_id} could not be committed "
+                             f"after {retries} tries ({last})") from last
 
 
 def _read(group: zarr.Group, with_checkpoints: bool, location: StoreLocation) -> RunRecord:
