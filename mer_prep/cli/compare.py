@@ -1,7 +1,8 @@
-"""``mer-prep compare`` (two runs, or two seed groups, on the same folds) and the leaderboard
-that ``mer-prep runs STORE --leaderboard`` prints. Both read the records on the store's ``runs``
-branch and the sample table of the store version each record names (for each clip's subject and
-source dataset); neither needs PyTorch. The numbers come from ``mer_prep.evaluation.compare``,
+"""``mer-prep compare`` (two runs, or two seed groups, on the same folds), ``mer-prep
+per-dataset`` (a composite run's scores per source dataset) and the leaderboard that
+``mer-prep runs STORE --leaderboard`` prints. All read the records on the store's ``runs``
+branch and the sample table of the store version each record names (for each clip's subject
+and source dataset); none needs PyTorch. The numbers come from ``mer_prep.evaluation.compare``,
 ``per_dataset`` and ``leaderboard``.
 """
 
@@ -86,6 +87,20 @@ def compare(store, run_a, run_b, resamples, seed):
                        f"{_number(part.uf1_ci[1], True)}]  UAR {_number(part.a.uar_mean)} vs "
                        f"{_number(part.b.uar_mean)} {_number(part.uar_diff, True)} "
                        f"[{_number(part.uar_ci[0], True)}, {_number(part.uar_ci[1], True)}]")
+
+
+@main.command("per-dataset")
+@click.argument("store")
+@click.argument("run_id", metavar="RUN_ID")
+def per_dataset(store, run_id):
+    """UF1 / UAR / confusion of each source dataset inside a composite run (SMIC, CASME II,
+    SAMM for megc2019), each pooled over all folds as MEGC pools them, and the overall."""
+    from mer_prep.evaluation.per_dataset import per_dataset_scores, per_dataset_text
+    from mer_prep.train.runs_store import load_run
+
+    view = _Tables(store).view(load_run(store, run_id, with_checkpoints=False))
+    click.echo(f"run {view.run_id}: {view.describe()}")
+    click.echo(per_dataset_text(per_dataset_scores(view)))
 
 
 def comparison_text(result) -> str:

@@ -28,8 +28,8 @@ from mer_prep.evaluation.run_view import RunView
 COLUMNS = ("rank", "model", "variant", "settings", "split", "target", "version", "leakage",
            "n_seeds", "seeds", "uf1_mean", "uf1_sd", "uf1_ci_low", "uf1_ci_high", "uar_mean",
            "uar_sd", "uar_ci_low", "uar_ci_high", "vs_clean_uf1", "vs_clean_uar", "runs")
-SHOWN = ("rank", "model", "split", "target", "leakage", "seeds", "UF1 mean ± sd", "UF1 95% CI",
-         "UAR mean ± sd", "UAR 95% CI", "vs clean")
+SHOWN = ("rank", "model", "split", "target", "version", "leakage", "seeds", "UF1 mean ± sd",
+         "UF1 95% CI", "UAR mean ± sd", "UAR 95% CI", "vs clean")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class LeaderboardRow:
     def settings(self) -> str:
         """Overrides, epochs and selection: ``filters=8, lr=0.01; 20 epochs; validation``."""
         v = self.first
-        given = ", ".join(f"{k}={val}" for k, val in sorted(v.overrides.items()))
+        given = ("overrides not recorded" if v.overrides is None else
+                 ", ".join(f"{k}={val}" for k, val in sorted(v.overrides.items())))
         return "; ".join(part for part in (given, f"{v.epochs} epochs", v.selection) if part)
 
     def stat(self, metric: str) -> tuple[float, float | None]:
@@ -104,7 +105,7 @@ class LeaderboardRow:
         return {"rank": "" if self.rank is None else str(self.rank),
                 "model": f"{self.first.model}/{self.first.variant} ({self.settings})",
                 "split": self.first.split, "target": self.first.target,
-                "leakage": self.leakage, "seeds": f"{n} seed{'s' if n > 1 else ''}",
+                "version": self.first.version_id, "leakage": self.leakage, "seeds": f"{n} seed{'s' if n > 1 else ''}",
                 "UF1 mean ± sd": mean_sd("uf1"),
                 "UF1 95% CI": f"[{_fmt(self.uf1_ci[0])}, {_fmt(self.uf1_ci[1])}]",
                 "UAR mean ± sd": mean_sd("uar"),
@@ -176,7 +177,7 @@ def _scored(views: Sequence[RunView], n_resamples: int, rng: np.random.Generator
 def _partner_key(view: RunView, seeds: tuple[int, ...]) -> str:
     """What a leaky row shares with its clean row: model, variant, overrides other than the
     selection, epochs, store version, target, classes and seeds."""
-    overrides = {k: v for k, v in view.overrides.items() if k != "selection"}
+    overrides = {k: v for k, v in (view.overrides or {}).items() if k != "selection"}
     return json.dumps([view.model, view.variant, overrides, view.epochs, view.version_id,
                        view.target, list(view.class_names), list(seeds)], sort_keys=True,
                       default=str)

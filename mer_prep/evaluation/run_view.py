@@ -50,7 +50,7 @@ class RunView:
     run_id: str
     model: str
     variant: str
-    overrides: dict
+    overrides: dict | None
     epochs: int | None
     seed: int
     split: str
@@ -91,8 +91,11 @@ class RunView:
     def describe(self) -> str:
         """One line of what the numbers came from (model, variant, overrides, epochs, seed,
         split, selection, store version) and the LEAKY label where there is one."""
-        changed = ", ".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
-        text = (f"{self.model}/{self.variant}; overrides {changed or 'none'}; "
+        if self.overrides is None:
+            changed = "not recorded"
+        else:
+            changed = ", ".join(f"{k}={v}" for k, v in sorted(self.overrides.items())) or "none"
+        text = (f"{self.model}/{self.variant}; overrides {changed}; "
                 f"{self.epochs if self.epochs is not None else '?'} epochs; split {self.split}; "
                 f"selection {self.selection}; target {self.target}; store version "
                 f"{self.version_id}")
@@ -115,8 +118,12 @@ def _fold_arrays(fold) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, list]:
             np.asarray(fold.y_pred), list((fold.info or {}).get("test_subjects") or []))
 
 
-def _overrides(record) -> dict:
-    given = getattr(record, "overrides", None) or {}
+def _overrides(record) -> dict | None:
+    """The config and training settings the run changed from its preset; None for records
+    written before overrides were recorded (unknown, not "none")."""
+    given = getattr(record, "overrides", None)
+    if not given:
+        return None
     return {**(given.get("config") or {}), **(given.get("training") or {})}
 
 
