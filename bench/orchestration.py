@@ -25,29 +25,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the server harness
 
-from flows.server import BIN, PrefectServer, get_json, wait_for  # noqa: E402
+from server_harness import PrefectServer, get_json, post_json, serving, wait_for  # noqa: E402
 
 SMALL = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12, "size": (240, 320)}
 PHASES = ("cli", "to_running", "to_body", "body", "to_end", "watch_exit")
-
-
-def _post(url: str, body: dict):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def _t(value: str) -> float:
@@ -56,18 +47,14 @@ def _t(value: str) -> float:
 
 def timed_run(server: PrefectServer, deployment: str, *params: str) -> dict:
     """One ``prefect deployment run --watch``: wall seconds and the timeline's phases."""
-    args = [str(BIN / "prefect"), "deployment", "run", deployment, "--watch"]
-    for param in params:
-        args += ["-p", param]
     start = time.time()
-    done = subprocess.run(args, env=server.client_env, cwd=server.workdir, capture_output=True,
-                          text=True, timeout=600)
+    done = server.deployment_run(deployment, *params, timeout=600)
     end = time.time()
     if done.returncode:
         raise SystemExit(f"{deployment} failed:\n{done.stdout}\n{done.stderr}")
     run_id = next(line.split()[-1] for line in done.stdout.splitlines() if "UUID:" in line)
     outer = get_json(f"{server.api}/flow_runs/{run_id}")
-    (inner,) = _post(f"{server.api}/flow_runs/filter", {
+    (inner,) = post_json(f"{server.api}/flow_runs/filter", {
         "flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}})
     marks = [start, _t(outer["created"]), _t(outer["start_time"]), _t(inner["start_time"]),
              _t(inner["end_time"]), _t(outer["end_time"]), end]
@@ -108,26 +95,18 @@ def throughput_figures(base: Path, args) -> list[tuple]:
     config.write_text(f'[defaults]\nrecipe = "{args.recipe}"\nn_workers = 2\n'
                       f'store_roots = ["{work}"]\n\n[datasets.casme2]\nroot = "{root}"\n')
     rows = []
-    server = PrefectServer(work, logging_level="WARNING")
-    try:
-        server.start()
-        server.spawn("serve", [str(BIN / "mer-prep"), "serve", "--config", str(config)])
-        server.wait_for_deployment("preprocess/casme2")
+    with serving(work, config, "preprocess/casme2", logging_level="WARNING") as server:
         for workers in (1, 2):
             store = work / f"store-{workers}w-{time.time_ns()}"
             start = time.perf_counter()
-            done = subprocess.run(
-                [str(BIN / "prefect"), "deployment", "run", "preprocess/casme2", "--watch",
-                 "-p", f"store={store}", "-p", f"n_workers={workers}"],
-                env=server.client_env, cwd=work, capture_output=True, text=True, timeout=1200)
+            done = server.deployment_run("preprocess/casme2", f"store={store}",
+                                         f"n_workers={workers}", timeout=1200)
             wall = time.perf_counter() - start
             if done.returncode:
                 raise SystemExit(f"deployment run failed:\n{done.stdout}\n{done.stderr}")
             attrs = open_store(store).attrs
             rows.append((workers, attrs["n_samples"], wall,
                          sum(attrs["stage_seconds"].values())))
-    finally:
-        server.stop()
     return rows
 
 
@@ -168,16 +147,10 @@ epochs = 3
 batch_size = 4
 config = {{ filters = [8, 16], dense = 32 }}
 """)
-    server = PrefectServer(base, logging_level="WARNING")
     load_before = os.getloadavg()
-    try:
-        server.start()
-        server.spawn("serve", [str(BIN / "mer-prep"), "serve", "--config", str(config)])
-        server.wait_for_deployment("preprocess/casme2")
-        server.wait_for_deployment("train/casme2-mbcc")
+    with serving(base, config, "preprocess/casme2", "train/casme2-mbcc",
+                 logging_level="WARNING") as server:
         rows = overhead_figures(server, base, args.repeats)
-    finally:
-        server.stop()
     load_after = os.getloadavg()
     throughput = throughput_figures(base, args) if args.throughput else None
 

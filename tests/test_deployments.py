@@ -18,9 +18,9 @@ import pytest
 import flows.deployments  # noqa: F401  these three (PyTorch with the models) load at collection
 import mer_prep.models  # noqa: F401
 import prefect.states  # noqa: F401
-from flows.server import BIN, PrefectServer, get_json
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
+from server_harness import get_json, serving
 
 #: The small CASME II look-alike both tests edit a copy of (and test_s3.py's flow test reads).
 SMALL_CASME2 = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12,
@@ -49,24 +49,14 @@ cron = "0 3 * * *"
 root = "{base / 'SAMM'}"
 enabled = false
 """)
-    server = PrefectServer(base, logging_level="INFO")
-    try:
-        server.start()
-        server.spawn("serve", [str(BIN / "mer-prep"), "serve", "--config", str(config)])
-        server.wait_for_deployment("preprocess/casme2")
-        yield {"env": server.client_env, "api": server.api, "root": root, "base": base,
-               "written": {w.sample_id: w for w in written}}
-    finally:
-        server.stop()
+    with serving(base, config, "preprocess/casme2") as server:
+        yield {"server": server, "env": server.client_env, "api": server.api, "root": root,
+               "base": base, "written": {w.sample_id: w for w in written}}
 
 
 def _deployment_run(served, *params: str) -> subprocess.CompletedProcess:
-    args = [str(BIN / "prefect"), "deployment", "run", "preprocess/casme2", "--watch",
-            "--watch-timeout", "240"]
-    for param in params:
-        args += ["-p", param]
-    return subprocess.run(args, env=served["env"], cwd=served["base"], capture_output=True,
-                          text=True, timeout=300)
+    return served["server"].deployment_run("preprocess/casme2", *params, watch_timeout=240,
+                                           timeout=300)
 
 
 def _artifact(served, key: str) -> str:

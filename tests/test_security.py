@@ -23,9 +23,9 @@ import openpyxl
 import pytest
 import yaml
 
-from flows.server import BIN, PrefectServer
 from mer_prep.config import load_config
 from mer_prep.errors import ConfigError
+from server_harness import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -190,23 +190,13 @@ store = "stores/{{dataset}}/{{recipe}}"
 [datasets.casme2]
 root = "{root}"
 """)
-    server = PrefectServer(base, logging_level="INFO")
-    try:
-        server.start()
-        server.spawn("serve", [str(BIN / "mer-prep"), "serve", "--config", str(config)])
-        server.wait_for_deployment("preprocess/casme2")
-        yield {"env": server.client_env, "base": base, "config": config}
-    finally:
-        server.stop()
+    with serving(base, config, "preprocess/casme2") as server:
+        yield {"server": server, "env": server.client_env, "base": base, "config": config}
 
 
 def _deployment_run(served, *params: str) -> subprocess.CompletedProcess:
-    args = [str(BIN / "prefect"), "deployment", "run", "preprocess/casme2", "--watch",
-            "--watch-timeout", "180"]
-    for param in params:
-        args += ["-p", param]
-    return subprocess.run(args, env=served["env"], cwd=served["base"], capture_output=True,
-                          text=True, timeout=240)
+    return served["server"].deployment_run("preprocess/casme2", *params, watch_timeout=180,
+                                           timeout=240)
 
 
 @pytest.mark.slow  # a Prefect server, `mer-prep serve` and two refused runs

@@ -1,5 +1,5 @@
 """The test and bench helper that starts a Prefect server and `mer-prep serve`
-(``flows.server.PrefectServer``): what it spawns does not outlive it, even when it is killed
+(``server_harness.PrefectServer``): what it spawns does not outlive it, even when it is killed
 with SIGKILL (a pytest or bench killed by a timeout used to leave a ~200 MB server behind)."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def test_what_the_helper_spawns_dies_with_it(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from flows.server import PrefectServer
+        sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+        from server_harness import PrefectServer
         server = PrefectServer(Path({str(tmp_path)!r}))
         child = server.spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"])
         print(child.pid, flush=True)

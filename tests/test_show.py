@@ -178,7 +178,7 @@ def test_preprocess_artifact_images_show_in_the_prefect_ui(every_recipe, tmp_pat
     """The run report's markdown, images included, posted as an artifact to a real `prefect
     server start` with its UI on: both UIs decode every image."""
     from flows.runtime import isolated_environment
-    from flows.server import BIN, free_port, get_json, stop_group, wait_for
+    from server_harness import BIN, free_port, get_json, stop_group, wait_for
 
     from mer_prep.pipeline.report import run_images
     from mer_prep.pipeline.summary import RunSummary

@@ -14,7 +14,6 @@ PREFECT_API_URL): nothing set here leaks into the other tests' ephemeral server.
 
 from __future__ import annotations
 
-import json
 import operator
 import os
 import re
@@ -22,15 +21,14 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from flows.events import COMMITTED, store_resource_id
-from flows.server import BIN, PrefectServer, get_json, wait_for
 from mer_prep.config import load_config
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
+from server_harness import BIN, get_json, post_json, serving, wait_for
 
 SMALL_CASME2 = {"n_subjects": 3, "clips_per_subject": 2, "seed": 11, "n_frames": 12,
                 "size": (240, 320)}
@@ -141,38 +139,19 @@ def served(tmp_path_factory, synth_dataset):
     root, _ = synth_dataset("casme2", **SMALL_CASME2)
     config = base / "mer-prep.toml"
     config.write_text(_config_text(root))
-    server = PrefectServer(base, logging_level="INFO")
-    try:
-        server.start()
-        server.spawn("serve", [str(BIN / "mer-prep"), "serve", "--config", str(config)])
-        server.wait_for_deployment("preprocess/casme2")
-        server.wait_for_deployment("train/casme2-mbcc")
+    with serving(base, config, "preprocess/casme2", "train/casme2-mbcc") as server:
         yield {"env": server.client_env, "api": server.api, "base": base, "server": server,
                "store": base / "stores" / "casme2" / "mbcc64"}
-    finally:
-        server.stop()
 
 
 def _deployment_run(served, name: str, *params: str) -> subprocess.CompletedProcess:
-    args = [str(BIN / "prefect"), "deployment", "run", name, "--watch", "--watch-timeout",
-            "240"]
-    for param in params:
-        args += ["-p", param]
-    return subprocess.run(args, env=served["env"], cwd=served["base"], capture_output=True,
-                          text=True, timeout=300)
-
-
-def _post(url: str, body: dict) -> list:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    return served["server"].deployment_run(name, *params, watch_timeout=240, timeout=300)
 
 
 def _runs_of(served, deployment: str) -> list[dict]:
     """The top-level flow runs of ``deployment``, oldest first."""
     deployment_id = get_json(f"{served['api']}/deployments/name/{deployment}")["id"]
-    return _post(f"{served['api']}/flow_runs/filter", {
+    return post_json(f"{served['api']}/flow_runs/filter", {
         "sort": "EXPECTED_START_TIME_ASC",
         "flow_runs": {"deployment_id": {"any_": [deployment_id]},
                       "parent_task_run_id": {"is_null_": True}}})
@@ -213,7 +192,7 @@ def test_a_committed_version_is_trained_once_and_an_up_to_date_run_triggers_noth
     time.sleep(10)  # what a trigger would need to start a run (it took ~1.5 s above)
     assert len(_runs_of(served, "train/casme2-mbcc")) == 1
     assert len(list_runs(store)) == 1
-    events = _post(f"{served['api']}/events/filter", {"filter": {
+    events = post_json(f"{served['api']}/events/filter", {"filter": {
         "event": {"name": [COMMITTED]}, "any_resource": {"id": [store_resource_id(store)]}}})
     assert [e["payload"]["version_id"] for e in events["events"]] == [version]
 

@@ -1,14 +1,22 @@
-"""A real ``prefect server`` on loopback in a child process group, for serving, tests and benches.
+"""The test and bench harness of the production path: a real ``prefect server`` on loopback in a
+child process group, ``mer-prep serve`` against it, and ``prefect deployment run ... --watch``.
+
+    with serving(workdir, config, "preprocess/casme2") as server:
+        done = server.deployment_run("preprocess/casme2", f"store={store}")
+        get_json(f"{server.api}/flow_runs/...")
 
     with PrefectServer(workdir) as server:
         env = server.client_env        # PREFECT_API_URL set, own PREFECT_HOME
         ...
 
 Everything it starts runs in its own process group, so stopping it stops the server's children.
+Used by the tests (``test_deployments``, ``test_security``, ``test_triggers``, ``test_show``, ...)
+and ``bench/orchestration.py``; the product (``mer-prep serve``) never needs it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from flows.runtime import die_with_parent, isolated_environment
@@ -40,6 +48,14 @@ def get_json(url: str) -> dict | list | bool | None:
             return json.loads(response.read() or b"null")
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
+
+
+def post_json(url: str, body: dict) -> dict | list:
+    """POST ``body`` as JSON to ``url`` and decode the JSON answer (errors raise)."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float,
@@ -111,6 +127,26 @@ class PrefectServer:
                  lambda: get_json(f"{self.api}/deployments/name/{name}") is not None, timeout,
                  self.procs)
 
+    def serve(self, config: str | os.PathLike, *deployments: str) -> subprocess.Popen:
+        """Start ``mer-prep serve --config <config>`` against this server (its log:
+        ``workdir/serve.log``) and wait until it has registered each of ``deployments``."""
+        proc = self.spawn("serve", [str(BIN / "mer-prep"), "serve", "--config", str(config)])
+        for name in deployments:
+            self.wait_for_deployment(name)
+        return proc
+
+    def deployment_run(self, name: str, *params: str, watch_timeout: int | None = None,
+                       timeout: float = 300) -> subprocess.CompletedProcess:
+        """``prefect deployment run <name> --watch [--watch-timeout] -p <param>...`` in
+        ``workdir``, its output captured; ``timeout`` bounds the whole command."""
+        args = [str(BIN / "prefect"), "deployment", "run", name, "--watch"]
+        if watch_timeout is not None:
+            args += ["--watch-timeout", str(watch_timeout)]
+        for param in params:
+            args += ["-p", param]
+        return subprocess.run(args, env=self.client_env, cwd=self.workdir, capture_output=True,
+                              text=True, timeout=timeout)
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             stop_group(proc)
@@ -122,3 +158,17 @@ class PrefectServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def serving(workdir: str | os.PathLike, config: str | os.PathLike, *deployments: str,
+            logging_level: str = "INFO") -> Iterator[PrefectServer]:
+    """A started ``PrefectServer`` in ``workdir`` with ``mer-prep serve --config <config>``
+    serving ``deployments`` (waited for); both stopped on leaving, however the block ends."""
+    server = PrefectServer(workdir, logging_level=logging_level)
+    try:
+        server.start()
+        server.serve(config, *deployments)
+        yield server
+    finally:
+        server.stop()
