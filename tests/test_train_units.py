@@ -72,3 +72,45 @@ def test_pooled_metrics_sum_confusions_over_folds_first():
     table = record.fold_table()
     assert list(table["fold"]) == ["s0", "s1", "pooled"] and table["n"].iloc[-1] == 5
     assert len(record.predictions()) == 5
+
+
+class _Weights:
+    """Stands for a model: ``state_dict()`` of mutable weights (what BestEpoch copies)."""
+
+    def __init__(self) -> None:
+        self.w = [0.0]
+
+    def state_dict(self) -> dict:
+        return {"w": self.w}
+
+
+def test_best_epoch_keeps_a_copy_of_the_first_best_and_always_one():
+    from mer_prep.train.selection import BestEpoch
+
+    model, best = _Weights(), BestEpoch()
+    model.w[0] = 1.0
+    assert best.offer(float("-inf"), 1, model)  # nothing kept yet: -inf is kept
+    model.w[0] = 2.0
+    assert best.offer(0.5, 2, model)
+    model.w[0] = 3.0
+    assert not best.offer(0.5, 3, model)  # a tie keeps the earlier epoch
+    model.w[0] = 4.0
+    assert not best.offer(0.25, 4, model)
+    assert (best.epoch, best.score, best.state) == (2, 0.5, {"w": [2.0]})  # a copy, not the live
+
+
+def test_first_steps_report_once_leaving_the_first_step_out():
+    from mer_prep.train.timing import FirstSteps, StepsContext, first_batches
+
+    context = StepsContext(fold_index=0, fold_name="s01", parameters=10, device="cpu", threads=1,
+                           steps_per_epoch=3, fit_rows=9, validation_rows=0, epochs=2)
+    event = first_batches(context, [1.5, 2.0, 2.25], epoch_start=1.0)
+    assert event.steps == 3 and event.seconds_per_step == pytest.approx(0.375)
+    assert first_batches(context, [1.5], epoch_start=1.0).seconds_per_step == pytest.approx(0.5)
+    reported = []
+    first = FirstSteps(context, reported.append)
+    for _epoch in range(2):
+        first.epoch_started(0.0)
+        for _step in range(3):
+            first.step_ended()
+    assert len(reported) == 1 and reported[0].steps == 3 == len(first.ends)

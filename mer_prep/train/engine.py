@@ -14,12 +14,16 @@ checkpoint is the epoch with the best ``preset.validation_metric`` on the fold's
 training (validation ∩ test = ∅, validation ∩ fit = ∅, fit ∩ test = ∅ unless the split is a
 recorded leaky one), and the test part is taken only after the model is final, through
 :func:`read_test_rows` — the one place that touches ``fold.test`` (tests spy on it).
+
+The parts live beside it: one epoch and the forward passes in ``mer_prep.train.epoch``, the best
+epoch in ``mer_prep.train.selection``, the first-steps estimate and the fold's timings in
+``mer_prep.train.timing``; this module keeps the checks, the seeds and the order of random draws
+(statistics sample, then one permutation per epoch, from one generator).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import random
 import time
@@ -27,11 +31,22 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mer_prep.evaluation.metrics import accuracy, confusion_matrix, uar, uf1
+from mer_prep.evaluation.metrics import accuracy, uar, uf1
 from mer_prep.train.data import FoldData, Part
+from mer_prep.train.epoch import (
+    OnDevice,
+    batch,
+    check_finite_training,
+    on_device,
+    predict,
+    train_epoch,
+    validation_score,
+)
 from mer_prep.train.errors import LeakError, NonFiniteError, TrainSetupError, torch_or_raise
-from mer_prep.train.progress import TIMED_STEPS, EpochDone, FirstBatches, FoldDone, FoldEvent
+from mer_prep.train.progress import EpochDone, FoldDone, FoldEvent
 from mer_prep.train.records import EpochLog, FoldResult
+from mer_prep.train.selection import BestEpoch
+from mer_prep.train.timing import FirstSteps, FoldClock, StepsContext
 
 torch = torch_or_raise()
 
@@ -85,19 +100,6 @@ def _build(spec, config, n_classes: int, shapes: dict):
                               f"{type(error).__name__}: {error}") from None
 
 
-def _check_finite_training(model, mean_loss: float, fold_name: str, epoch: int) -> None:
-    """Stop the fold at the first epoch whose mean loss or weights are NaN / infinite (one
-    host sync per epoch for the weights), rather than train on and record NaN as a result."""
-    if not np.isfinite(mean_loss):
-        raise NonFiniteError(f"fold {fold_name}, epoch {epoch}: the training loss is {mean_loss} "
-                             f"(diverged: lower the lr); nothing is recorded")
-    finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
-    if not bool(finite):
-        raise NonFiniteError(f"fold {fold_name}, epoch {epoch}: the model's weights hold "
-                             f"NaN/infinite values (diverged: lower the lr); nothing is "
-                             f"recorded")
-
-
 def seed_everything(seed: int) -> None:
     """torch (CPU and CUDA), numpy's global and Python's ``random``."""
     torch.manual_seed(seed)
@@ -117,82 +119,83 @@ def _deterministic(device):
         torch.use_deterministic_algorithms(before, warn_only=warn_before)
 
 
-def _autocast(device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _on_device(part: Part, device) -> tuple[dict, object]:
-    """The part's inputs (stored dtype) and targets as tensors on ``device``, moved once."""
-    inputs = {name: torch.from_numpy(np.ascontiguousarray(values)).to(device)
-              for name, values in part.inputs.items()}
-    return inputs, torch.from_numpy(part.targets.astype(np.int64)).to(device)
-
-
-def _batch(inputs: dict, index) -> dict:
-    return {name: values.index_select(0, index).float() for name, values in inputs.items()}
-
-
-def _predict_on_device(model, inputs: dict, clip_of, n_clips: int, n_classes: int,
-                       batch_size: int) -> np.ndarray:
-    n = int(clip_of.numel())
-    device = clip_of.device
-    proba = torch.zeros(n_clips, n_classes, device=device)
-    with torch.no_grad(), _autocast(device):
-        for start in range(0, n, batch_size):
-            index = torch.arange(start, min(start + batch_size, n), device=device)
-            rows = torch.softmax(model(_batch(inputs, index)).float(), dim=1)
-            proba.index_add_(0, clip_of[start:start + batch_size], rows)
-    counts = torch.bincount(clip_of, minlength=n_clips).clamp(min=1).unsqueeze(1)
-    return (proba / counts).cpu().numpy().astype(np.float32)
-
-
-class _OnDevice:
-    """A part's inputs and clip map on the device, moved once."""
-
-    def __init__(self, part: Part, device) -> None:
-        self.part = part
-        self.inputs, self.targets = _on_device(part, device)
-        self.clip_of = torch.from_numpy(part.clip_of.astype(np.int64)).to(device)
-
-
-def predict(model, part: Part, device, batch_size: int, n_classes: int,
-            moved: _OnDevice | None = None) -> np.ndarray:
-    """(clips, K) float32 class probabilities of the part's clips: the softmax of each row,
-    averaged over a clip's rows (its frames when frames are samples). ``model`` in eval mode."""
-    moved = moved or _OnDevice(part, torch.device(device))
-    return _predict_on_device(model, moved.inputs, moved.clip_of, part.n_clips, n_classes,
-                              batch_size)
-
-
-def _validation_score(model, moved: _OnDevice, batch_size: int, metric: str,
-                      n_classes: int) -> float:
-    model.eval()
-    proba = predict(model, moved.part, None, batch_size, n_classes, moved)
-    confusion = confusion_matrix(moved.part.labels, proba.argmax(1), n_classes)
-    value = VALIDATION_METRICS[metric](confusion)
-    return float("-inf") if np.isnan(value) else float(value)
-
-
 def _statistics_sample(inputs: dict, n: int, generator, device) -> dict:
     index = torch.randperm(n, generator=generator)[:STATISTICS_ROWS].sort().values.to(device)
-    return _batch(inputs, index)
+    return batch(inputs, index)
 
 
-def _first_batches(fold: FoldData, model, device, preset, step_ends: list[float],
-                   epoch_start: float, steps_per_epoch: int) -> FirstBatches:
-    # the first step pays one-off allocations: leave it out when later ones were timed
-    if len(step_ends) > 1:
-        per_step = (step_ends[-1] - step_ends[0]) / (len(step_ends) - 1)
-    else:
-        per_step = step_ends[0] - epoch_start
-    return FirstBatches(
+def _check_settings(fold: FoldData, preset, validating: bool, metric: str) -> None:
+    """One-line :class:`TrainSetupError` for settings the fold cannot be trained with, and
+    :func:`check_fold`'s leak checks, all before anything is built."""
+    if validating and (fold.validation is None or fold.validation.n_clips == 0):
+        raise TrainSetupError(f"fold {fold.name}: selection='validation' needs a validation part")
+    if metric not in VALIDATION_METRICS:
+        raise TrainSetupError(f"unknown validation metric {metric!r}; valid: "
+                              f"{', '.join(VALIDATION_METRICS)}")
+    if fold.fit.n_rows == 0:
+        raise TrainSetupError(f"fold {fold.name} has no training rows")
+    check_fold(fold)
+
+
+def _first_steps(fold: FoldData, model, device, preset, validating: bool,
+                 steps_per_epoch: int, report: Callable[[FoldEvent], None]) -> FirstSteps:
+    return FirstSteps(StepsContext(
         fold_index=fold.index, fold_name=fold.name,
         parameters=sum(p.numel() for p in model.parameters()), device=str(device),
-        threads=torch.get_num_threads(), steps=len(step_ends), seconds_per_step=per_step,
-        steps_per_epoch=steps_per_epoch, fit_rows=fold.fit.n_rows,
-        validation_rows=fold.validation.n_rows
-        if preset.selection == "validation" and fold.validation is not None else 0,
-        epochs=int(preset.epochs))
+        threads=torch.get_num_threads(), steps_per_epoch=steps_per_epoch,
+        fit_rows=fold.fit.n_rows,
+        validation_rows=fold.validation.n_rows if validating else 0,
+        epochs=int(preset.epochs)), report)
+
+
+def _checkpoint(model) -> bytes:
+    """The model's ``state_dict`` (on the CPU) as ``torch.save`` bytes."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def _fit(fold: FoldData, model, preset, seed: int, device, validating: bool, metric: str,
+         report: Callable[[FoldEvent], None] | None) -> tuple[list[EpochLog], int]:
+    """Train ``model`` (built, on ``device``) on the fold's fit part for the preset's epochs and
+    leave it selected (the best validation epoch's weights, or the last epoch's) in eval mode.
+    Random draws, in order, from one generator seeded with ``seed``: the statistics sample, then
+    one row permutation per epoch. The epochs' logs and the selected epoch."""
+    inputs, targets = on_device(fold.fit, device)
+    generator = torch.Generator().manual_seed(seed)
+    n, batch_size = fold.fit.n_rows, int(preset.batch_size)
+    model.fit_input_statistics(_statistics_sample(inputs, n, generator, device))
+    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr, eps=preset.eps,
+                                 betas=tuple(preset.betas), weight_decay=preset.weight_decay)
+    weight = (torch.as_tensor(fold.class_weights, dtype=torch.float32, device=device)
+              if fold.class_weights is not None else None)
+    validation = OnDevice(fold.validation, device) if validating else None
+    first = (_first_steps(fold, model, device, preset, validating, -(-n // batch_size), report)
+             if report is not None else None)
+    best = BestEpoch()
+    curves: list[EpochLog] = []
+    for epoch in range(1, int(preset.epochs) + 1):
+        epoch_start = time.perf_counter()
+        if first is not None:  # the estimate: time the first steps of the fold
+            first.epoch_started(epoch_start)
+        order = torch.randperm(n, generator=generator).to(device)
+        steps = train_epoch(model, optimizer, inputs, targets, order, batch_size, device,
+                            weight=weight, after_step=first.step_ended if first else None)
+        check_finite_training(model, steps.mean_loss, fold.name, epoch)
+        score = None
+        if validating:
+            score = validation_score(model, validation, batch_size * 4,
+                                     VALIDATION_METRICS[metric], fold.n_classes)
+            best.offer(score, epoch, model)
+        curves.append(EpochLog(epoch, steps.mean_loss, score, time.perf_counter() - epoch_start,
+                               steps.step_seconds, steps.steps))
+        if report is not None:
+            report(EpochDone(fold.index, fold.name, epoch, int(preset.epochs), steps.mean_loss,
+                             score, curves[-1].seconds))
+    if validating:
+        model.load_state_dict(best.state)
+    model.eval()
+    return curves, best.epoch if validating else int(preset.epochs)
 
 
 def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "cpu", *,
@@ -207,106 +210,34 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
     :class:`~mer_prep.train.progress.FirstBatches` once the first steps are timed, an
     ``EpochDone`` per epoch and a ``FoldDone`` at the end (``mer_prep.train.progress``).
     """
-    start = time.perf_counter()
+    clock = FoldClock()
     device = torch.device(device)
     validating = preset.selection == "validation"
     metric = preset.validation_metric or DEFAULT_VALIDATION_METRIC
-    if validating and (fold.validation is None or fold.validation.n_clips == 0):
-        raise TrainSetupError(f"fold {fold.name}: selection='validation' needs a validation part")
-    if metric not in VALIDATION_METRICS:
-        raise TrainSetupError(f"unknown validation metric {metric!r}; valid: "
-                              f"{', '.join(VALIDATION_METRICS)}")
-    if fold.fit.n_rows == 0:
-        raise TrainSetupError(f"fold {fold.name} has no training rows")
-    check_fold(fold)
+    _check_settings(fold, preset, validating, metric)
     with _deterministic(device) as deterministic:
         seed_everything(seed)
         shapes = {name: tuple(values.shape[1:]) for name, values in fold.fit.inputs.items()}
         model = _build(spec, config, fold.n_classes, shapes).to(device)
-        inputs, targets = _on_device(fold.fit, device)
-        generator = torch.Generator().manual_seed(seed)
-        n, batch_size = fold.fit.n_rows, int(preset.batch_size)
-        model.fit_input_statistics(_statistics_sample(inputs, n, generator, device))
-        optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr, eps=preset.eps,
-                                     betas=tuple(preset.betas), weight_decay=preset.weight_decay)
-        weight = (torch.as_tensor(fold.class_weights, dtype=torch.float32, device=device)
-                  if fold.class_weights is not None else None)
-        validation = _OnDevice(fold.validation, device) if validating else None
-        curves: list[EpochLog] = []
-        best = (float("-inf"), None, 0)
-        epochs = range(1, int(preset.epochs) + 1)
-        steps_per_epoch = -(-n // batch_size)
-        step_ends: list[float] | None = [] if report is not None else None
-        fit_start = time.perf_counter()
-        for epoch in epochs:
-            model.train()
-            epoch_start, step_s, steps = time.perf_counter(), 0.0, 0
-            total = torch.zeros((), device=device)
-            order = torch.randperm(n, generator=generator).to(device)
-            for first in range(0, n, batch_size):
-                index = order[first:first + batch_size]
-                batch, y = _batch(inputs, index), targets.index_select(0, index)
-                step_start = time.perf_counter()
-                with _autocast(device):
-                    loss = model.loss(batch, y, weight=weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step_s += time.perf_counter() - step_start
-                steps += 1
-                total += loss.detach().float() * index.numel()
-                if step_ends is not None:  # the estimate: time the first steps of the fold
-                    step_ends.append(time.perf_counter())
-                    if len(step_ends) == min(TIMED_STEPS, steps_per_epoch):
-                        report(_first_batches(fold, model, device, preset, step_ends,
-                                              epoch_start, steps_per_epoch))
-                        step_ends = None
-            mean_loss = float(total) / n
-            _check_finite_training(model, mean_loss, fold.name, epoch)
-            score = None
-            if validating:
-                score = _validation_score(model, validation, batch_size * 4, metric,
-                                          fold.n_classes)
-                if score > best[0] or best[1] is None:
-                    best = (score, copy.deepcopy(model.state_dict()), epoch)
-            curves.append(EpochLog(epoch, mean_loss, score, time.perf_counter() - epoch_start,
-                                   step_s, steps))
-            if report is not None:
-                report(EpochDone(fold.index, fold.name, epoch, int(preset.epochs), mean_loss,
-                                 score, curves[-1].seconds))
-        best_epoch = best[2] if validating else int(preset.epochs)
-        if validating:
-            model.load_state_dict(best[1])
-        model.eval()
-        fit_s = time.perf_counter() - fit_start
-        del inputs, targets, optimizer, validation
+        clock.fit_started()
+        curves, best_epoch = _fit(fold, model, preset, seed, device, validating, metric, report)
+        clock.fit_ended()
         # --- the model is final: only now are the test rows read ---------------------------
         test = read_test_rows(fold, model)
         predict_start = time.perf_counter()
-        proba = predict(model, test, device, batch_size * 4, fold.n_classes)
+        proba = predict(model, test, device, int(preset.batch_size) * 4, fold.n_classes)
         if not np.isfinite(proba).all():
             raise NonFiniteError(f"fold {fold.name}: the model predicts NaN/infinite "
                                  f"probabilities for its test clips; nothing is recorded")
-        predict_s = time.perf_counter() - predict_start
-        checkpoint = None
-        if keep_checkpoint:
-            buffer = io.BytesIO()
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-            checkpoint = buffer.getvalue()
-    epoch_s = sum(c.seconds for c in curves)
+        clock.predict_s = time.perf_counter() - predict_start
+        checkpoint = _checkpoint(model) if keep_checkpoint else None
     if report is not None:
-        report(FoldDone(fold.index, fold.name, time.perf_counter() - start))
-    step_total = sum(c.step_seconds for c in curves)
-    timings = {"fit_s": fit_s, "predict_s": predict_s, "total_s": time.perf_counter() - start,
-               "epoch_s": epoch_s, "step_s": step_total,
-               "outside_step_share": (epoch_s - step_total) / epoch_s if epoch_s else 0.0,
-               "deterministic": deterministic, "device": str(device),
-               # CUDA runs asynchronously: there the step times are what the host waited
-               "step_timing": "synchronous" if device.type == "cpu" else "host-side"}
+        report(FoldDone(fold.index, fold.name, clock.elapsed()))
     return FoldResult(index=fold.index, name=fold.name, class_names=fold.class_names,
                       rows=test.rows.copy(), sample_ids=test.sample_ids.copy(),
                       y_true=test.labels.copy(), y_pred=proba.argmax(1).astype(np.int64)
                       if len(proba) else np.zeros(0, np.int64), proba=proba,
                       curves=tuple(curves), selection=preset.selection, best_epoch=best_epoch,
                       validation_metric=metric if validating else None, seed=int(seed),
-                      info=dict(fold.info), timings=timings, checkpoint=checkpoint)
+                      info=dict(fold.info), timings=clock.timings(curves, deterministic, device),
+                      checkpoint=checkpoint)

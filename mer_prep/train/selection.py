@@ -1,4 +1,5 @@
-"""The validation part of a fold: about 10 % of its *training subjects*, never a test subject.
+"""Model selection: the validation part of a fold (about 10 % of its *training subjects*, never
+a test subject) and the best epoch on it (:class:`BestEpoch`).
 
 Model selection (best epoch on the preset's validation metric) must not see the held-out
 subjects — picking each fold's epoch on its test subject is the leak this module makes
@@ -11,7 +12,10 @@ to train on, and the same draw for the same seed.
 
 from __future__ import annotations
 
+import copy
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
@@ -57,3 +61,25 @@ def validation_subjects(subjects: np.ndarray, labels: np.ndarray, seed: int,
     if len(chosen) >= distinct.size:
         chosen = chosen[:distinct.size - 1]
     return chosen
+
+
+class BestEpoch:
+    """The checkpoint of the epoch with the best validation score so far.
+
+    :meth:`offer` after each epoch's score: the model's ``state_dict`` is copied (deep) when the
+    score beats the best one, or when nothing is kept yet (a first epoch scoring ``-inf`` is
+    still kept, so that a checkpoint always exists); ties keep the earlier epoch.
+    """
+
+    def __init__(self) -> None:
+        self.score = float("-inf")
+        self.state: Mapping[str, Any] | None = None
+        self.epoch = 0
+
+    def offer(self, score: float, epoch: int, model: Any) -> bool:
+        """Keep a deep copy of ``model.state_dict()`` as epoch ``epoch``'s if ``score`` is the
+        best; whether it was kept."""
+        if score > self.score or self.state is None:
+            self.score, self.state, self.epoch = score, copy.deepcopy(model.state_dict()), epoch
+            return True
+        return False
