@@ -14,8 +14,9 @@ Patches and private APIs
   ``_instances``, and swapping its module's ``subprocess`` while it starts.
 - ``task_runner_cluster`` (``flows.preprocess``, stopping local workers on Ctrl-C): reads
   prefect-dask's private ``DaskTaskRunner._cluster``.
-- ``drain_api_workers`` (``flows.runtime.prefect_api``): ``drain_all`` of Prefect's log and
-  event workers, a method of its private ``_internal.concurrency.services``.
+- ``drain_api_workers`` (``flows.runtime.prefect_api``) and ``drain_events`` (a refused served
+  run's event, ``flows.served``): ``drain_all`` of Prefect's log and event workers, a method of
+  its private ``_internal.concurrency.services``.
 
 Log filters matching third-party text
 
@@ -134,10 +135,21 @@ def drain_api_workers(timeout: float) -> None:
     class method of Prefect's private ``_internal.concurrency.services``, which both workers
     inherit.
     """
-    from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=timeout)
+    drain_events(timeout)
+
+
+def drain_events(timeout: float) -> None:
+    """Send the events this process has queued for the Prefect API, waiting at most ``timeout``
+    seconds (``drain_all`` of Prefect's events worker: see ``drain_api_workers``).
+
+    Why: a served run refused in its first second emits its refusal and ends at once; without
+    this the event may still be queued when the run's process exits.
+    """
+    from prefect.events.worker import EventsWorker
+
     EventsWorker.drain_all(timeout=timeout)
 
 

@@ -34,7 +34,7 @@ from flows.compat import (CANCELLED_MESSAGE, DASHBOARD_MESSAGE, DASK_RUNNER_LOGG
                           FLOW_RUNS_LOGGER, HEARTBEAT_EVENT, HEARTBEAT_FAILED_MESSAGE,
                           STOPPED_SERVICE, STOPPING_SERVER_MESSAGE, WORKER_LOGGER,
                           HeartbeatAfterShutdown, HeartbeatOfClosingWorker, QuietCancelled,
-                          SessionSubprocess, UnservableDashboard, drain_api_workers,
+                          SessionSubprocess, UnservableDashboard, drain_api_workers, drain_events,
                           fork_runs_from_warm_process, install_log_filters,
                           install_worker_log_filters, private_server, task_runner_cluster)
 
@@ -157,7 +157,8 @@ def test_task_runner_cluster_is_the_local_cluster_a_runner_made():
 # -------------------------------------------------------------------------- drain_api_workers
 
 def test_drain_api_workers_returns_with_nothing_queued():
-    drain_api_workers(timeout=1)  # no worker running in this process: nothing to wait for
+    drain_events(timeout=1)
+    drain_api_workers(timeout=1)  # no worker left running in this process
     assert not APILogWorker._instances and not EventsWorker._instances
 
 
