@@ -24,20 +24,23 @@ do not depend on the directory ``serve`` was started from.
 Anyone who can reach the Prefect API can start a deployment with parameters of their own
 (``-p dask_address=tcp://their-scheduler``: the run would unpickle what that scheduler sends).
 A served run therefore first checks its parameters against the configuration ``serve`` hands
-it in ``$MER_PREP_CONFIG`` (``check_served_run``) and fails before any connection or file
-access when the file does not allow them.
+it in ``$MER_PREP_CONFIG`` (``flows.served.check_served_run``) and fails before any connection
+or file access when the file does not allow them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mer_prep.config import CONFIG_ENV, Config, load_config, task_resources
 from mer_prep.errors import ServeError
+
+# the served-run check lives in flows.served (the flows import it, and this module imports the
+# flows); named here too for the callers that know it from here
+from flows.served import REFUSED_EVENT, check_served_run, refused_run  # noqa: F401
 
 #: Seconds between the runner's queries for due runs (Prefect's default: 10; 0.5 s cost a run
 #: 0.2 s more on average than 0.2 s, measured in bench/orchestration.py).
@@ -102,66 +105,6 @@ def deployment_specs(config: Config) -> list[tuple[Any, dict[str, Any]]]:
 def build_deployments(config: Config) -> list:
     """The ``RunnerDeployment`` of every enabled dataset (and extra recipe) and training."""
     return [flow.to_deployment(**kwargs) for flow, kwargs in deployment_specs(config)]
-
-
-def check_served_run(parameters: Mapping[str, Any], *, flow: str = "preprocess") -> None:
-    """Refuse a deployment run of ``flow`` whose parameters the configuration (``$MER_PREP_CONFIG``,
-    set by ``serve_config``, else ``./mer-prep.toml``) does not allow: ``ConfigError`` naming the
-    parameter and the file, also when there is no file (fails closed). Read at every run, so an
-    edited file applies to the next run."""
-    load_config().check_run(parameters, flow=flow)
-
-
-def refused_run(parameters: Mapping[str, Any], *, flow: str = "preprocess"):
-    """None when ``check_served_run`` allows ``parameters``; otherwise a ``Failed`` state whose
-    message is the one-line reason (the parameter, the value and the file), also logged as one
-    error line. A flow returns it: the run ends Failed with that message (the UI, ``prefect
-    flow-run inspect`` and the API show it) instead of a traceback in ``serve``'s log; Prefect
-    3.8's ``deployment run --watch`` prints a run's events but not its state message, so the
-    run also emits ``REFUSED_EVENT`` named with the reason."""
-    import logging
-
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_run_logger
-    from prefect.states import Failed
-
-    from mer_prep.errors import ConfigError
-
-    try:
-        check_served_run(parameters, flow=flow)
-    except ConfigError as error:
-        reason = " ".join(str(error).split())  # one line, whatever the message holds
-        try:
-            logger = get_run_logger()
-        except MissingContextError:  # called outside a flow run (tests, a plain call)
-            logger = logging.getLogger("flows.deployments")
-        logger.error("refused: %s", reason)
-        _announce_refusal(reason)
-        return Failed(message=f"refused: {reason}")
-    return None
-
-
-#: The event a refused run emits on itself: ``--watch`` prints a run's events (name and
-#: resource name), so the reason shows there as ``mer-prep.run.refused * refused: ...``.
-REFUSED_EVENT = "mer-prep.run.refused"
-
-
-def _announce_refusal(reason: str) -> None:
-    """Emit ``REFUSED_EVENT`` on the current flow run, named with the reason, and send it before
-    the run ends (at most 5 s; never fatal: the state message carries the reason too)."""
-    try:
-        from prefect.events import emit_event
-        from prefect.events.worker import EventsWorker
-        from prefect.runtime import flow_run
-
-        if not flow_run.id:
-            return
-        emit_event(event=REFUSED_EVENT, resource={
-            "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
-            "prefect.resource.name": f"refused: {reason}"})
-        EventsWorker.drain_all(timeout=5)
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def standing_cluster_size(config: Config) -> tuple[int, dict[str, float]]:

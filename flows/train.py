@@ -1,5 +1,8 @@
 """The ``train`` flow: thin wiring of ``mer_prep.train`` over Prefect tasks on a Dask cluster.
 
+The flow builds the run's ``TrainRequest`` and runs the library's one sequence
+(``mer_prep.train.sequence.run_training``) with :class:`DaskFolds` as its fold runner; what is
+left here is Prefect's: the task wrapper, logging, the artifact. In short:
 open the store version (the ``version`` tag, else the latest) → one task per fold, or per group
 of ``folds_per_task`` folds for light models, each planning the run on its worker (the store
 read once per worker process, at that exact snapshot) and training its folds → gather →
@@ -24,12 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
-import json
 import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import dask
@@ -42,11 +44,12 @@ from prefect_dask import DaskTaskRunner
 
 from mer_prep.config.trainings import task_resources
 from mer_prep.errors import InvalidArgumentError, MerPrepError
-from mer_prep.train.records import FoldResult, RunHeader, RunRecord, combine_folds, new_run_id
-from mer_prep.train.runs_store import check_writable, save_or_keep
+from mer_prep.train.records import RunRecord
+from mer_prep.train.request import TrainRequest
+from mer_prep.train.sequence import FoldsDone, RunTicket
 
 from flows.cluster import dask_task_runner
-from flows.deployments import refused_run
+from flows.served import refused_run
 from flows.runtime import retry_unless, without_heartbeats
 from flows.compat import install_log_filters
 
@@ -58,41 +61,21 @@ RESOURCE_WAIT_S = 60.0
 
 @dataclasses.dataclass(frozen=True)
 class FoldJob:
-    """What a fold task needs: the run's plan arguments (store and exact snapshot included)
-    and the indices of the folds it trains. Small and picklable."""
+    """What a fold task needs: the run's ticket (its request, the store at its exact snapshot,
+    its lease and id) and the indices of the folds it trains. Small and picklable."""
 
-    store: str
-    snapshot_id: str
-    model: str
-    variant: str | None
-    split: str
-    device: str
-    seed: int
-    epochs: int | None
-    batch_size: int | None
-    lr: float | None
-    selection: str | None
-    config: str                  # JSON of the model config overrides (hashable, ordered)
-    keep_checkpoints: bool
+    ticket: RunTicket
     folds: tuple[int, ...]
-    lease: str = ""              # the run's lease branch on the store ("": none to watch)
 
     @property
     def label(self) -> str:
         return "+".join(map(str, self.folds))
 
-    def plan_key(self) -> tuple:
-        return dataclasses.astuple(dataclasses.replace(self, folds=(), lease=""))
-
-
-@dataclasses.dataclass(frozen=True)
-class FoldsDone:
-    """A fold task's result: the run header as planned on the worker, the folds' results and
-    the worker that trained them."""
-
-    header: RunHeader
-    results: list[FoldResult]
-    worker: str
+    def plan_key(self) -> tuple[str, ...]:
+        """What the worker's plan depends on: all but the folds and the lease."""
+        t = self.ticket
+        return (t.location, t.snapshot_id, t.run_id, t.created, str(t.validation_metric),
+                t.request.model_dump_json())
 
 
 # The plans a worker process holds (the store's arrays in memory): the latest two, so that the
@@ -103,7 +86,7 @@ _PLANS_KEPT = 2
 
 
 def _plan(job: FoldJob):
-    """The run's plan on this worker (cached per process), at exactly ``job.snapshot_id``."""
+    """The run's plan on this worker (cached per process), at exactly the ticket's snapshot."""
     key = job.plan_key()
     with _PLANS_LOCK:
         if key in _PLANS:
@@ -111,15 +94,14 @@ def _plan(job: FoldJob):
             return _PLANS[key]
         from mer_prep.store.reader import FeatureStore
         from mer_prep.store.repo import StoreLocation, open_repository
-        from mer_prep.train.plan import plan_run
+        from mer_prep.train.plan import plan_request
 
-        location = StoreLocation.parse(job.store)
+        ticket = job.ticket
+        location = StoreLocation.parse(ticket.location)
         repo = open_repository(location)
-        store = FeatureStore(location, repo, repo.readonly_session(snapshot_id=job.snapshot_id))
-        plan = plan_run(store, job.model, split=job.split, variant=job.variant,
-                        epochs=job.epochs, batch_size=job.batch_size, lr=job.lr,
-                        device=job.device, seed=job.seed, config=json.loads(job.config),
-                        selection=job.selection, keep_checkpoints=job.keep_checkpoints)
+        store = FeatureStore(location, repo, repo.readonly_session(snapshot_id=ticket.snapshot_id))
+        plan = plan_request(store, ticket.request, ticket=ticket,
+                            validation_metric=ticket.validation_metric)
         _PLANS[key] = plan
         while len(_PLANS) > _PLANS_KEPT:
             _PLANS.popitem(last=False)
@@ -138,7 +120,7 @@ def train_folds(job: FoldJob) -> FoldsDone:
 
     torch = torch_or_raise()
     pin_threads(1)
-    if job.device == "cpu":
+    if job.ticket.request.device == "cpu":
         torch.set_num_threads(1)
     stop_if_gone = _stop_if_run_gone(job)
     stop_if_gone()
@@ -161,7 +143,8 @@ def _stop_if_run_gone(job: FoldJob):
     from mer_prep.errors import RunAbandoned
     from mer_prep.store.run_watch import RunWatch
 
-    watch = RunWatch(job.store, job.lease) if job.lease else None
+    ticket = job.ticket
+    watch = RunWatch(ticket.location, ticket.lease) if ticket.lease else None
 
     def check(event=None) -> None:
         if watch is not None and not watch.alive():
@@ -169,8 +152,8 @@ def _stop_if_run_gone(job: FoldJob):
             where = (f" after epoch {epoch}" if epoch is not None
                      else " in epoch 1" if hasattr(event, "steps_per_epoch")
                      else " after its last epoch" if event is not None else "")
-            raise RunAbandoned(f"the training reading {job.store} is gone (its lease "
-                               f"{job.lease} no longer exists): fold(s) {job.label} "
+            raise RunAbandoned(f"the training reading {ticket.location} is gone (its lease "
+                               f"{ticket.lease} no longer exists): fold(s) {job.label} "
                                f"stopped{where}")
     return check
 
@@ -195,84 +178,80 @@ def train(store: str, dataset: str | None = None, model: str = "mbcc",
     """Train ``model`` on every fold of ``split`` of ``store`` at ``version`` (a tag; None: the
     latest) on Dask workers, record the run on the store and return its record.
 
-    resources: Dask resources each fold task needs (None: ``{"GPU": 1}`` on CUDA, none on
-    CPU); folds_per_task: folds trained by one task (light models: fewer, coarser tasks).
+    The parameters are a :class:`~mer_prep.train.request.TrainRequest`'s fields, spelt out
+    because a deployment, its trigger (``version``) and ``-p NAME=VALUE`` name them one by one;
+    the flow builds the request first thing, and uses nothing else. resources: Dask resources
+    each fold task needs (None: ``{"GPU": 1}`` on CUDA, none on CPU); folds_per_task: folds
+    trained by one task (light models: fewer, coarser tasks).
     """
-    parameters = dict(store=store, dataset=dataset, model=model, variant=variant, split=split,
-                      device=device, version=version, seed=seed, epochs=epochs,
-                      batch_size=batch_size, lr=lr, selection=selection, config=config,
-                      keep_checkpoints=keep_checkpoints, n_workers=n_workers,
-                      dask_address=dask_address, resources=resources,
-                      folds_per_task=folds_per_task)
+    parameters = dict(locals())
     context = FlowRunContext.get()
     if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
         refused = refused_run(parameters, flow="train")  # before any connection or store access
         if refused is not None:
             return refused
-        runner = dask_task_runner(dask_address, n_workers, task_resources(resources, device))
+        request = TrainRequest.of(**parameters)  # bad settings: refused before any worker
+        runner = dask_task_runner(request.dask_address, request.n_workers,
+                                  task_resources(request.resources, request.device))
         with without_heartbeats():  # the subflow's final state is this run's
-            return train.with_options(task_runner=runner)(**parameters, return_state=True)
-    return _train(**parameters)
+            return train.with_options(task_runner=runner)(**request.model_dump(),
+                                                          return_state=True)
+    return _train(TrainRequest.of(**parameters))
 
 
-def _train(store, dataset, model, variant, split, device, version, seed, epochs, batch_size,
-           lr, selection, config, keep_checkpoints, n_workers, dask_address, resources,
-           folds_per_task) -> RunRecord:
-    from mer_prep.store.lease import reading_lease
+def _train(request: TrainRequest) -> RunRecord:
+    """The run's one sequence (``mer_prep.train.sequence``) with its folds as Prefect tasks on
+    this flow's Dask cluster; then the log line and the artifact."""
     from mer_prep.store.reader import open_store
+    from mer_prep.train.sequence import run_training
 
-    logger = get_run_logger()
-    started = time.perf_counter()
-    if folds_per_task < 1:
-        raise InvalidArgumentError(f"folds_per_task must be >= 1, got {folds_per_task}")
-    opened = open_store(store, version)
-    snapshot, n_folds = opened.session.snapshot_id, opened.split(split).n_folds
-    if n_folds < 1:
-        raise InvalidArgumentError(f"split {split!r} of {opened.path} has no folds")
-    logger.info("%s: %s on %s version %s (snapshot %s), %d folds of %s", run_name_of(
-        dataset, store, model, split), model, opened.path, opened.version_id, snapshot,
-        n_folds, split)
-    # Held until the record is saved (gc keeps what it holds); deleted when the run ends in
-    # any way, which tells fold tasks still queued or training on the cluster to stop.
-    check_writable(opened)  # a store that cannot take the record refuses before any fold
-    with reading_lease(opened.path, snapshot, opened.version_id) as lease:
-        base = FoldJob(store=opened.path, snapshot_id=snapshot, model=model, variant=variant,
-                       split=split, device=device, seed=int(seed), epochs=epochs,
-                       batch_size=batch_size, lr=lr, selection=selection,
-                       config=json.dumps(config or {}, sort_keys=True),
-                       keep_checkpoints=keep_checkpoints, folds=(), lease=lease)
-        return _train_folds(base, n_folds, resources, device, folds_per_task, dataset, started)
-
-
-def _train_folds(base: FoldJob, n_folds: int, resources, device: str, folds_per_task: int,
-                 dataset: str | None, started: float) -> RunRecord:
-    """Submit the fold tasks of ``base``, gather them, record and publish the run."""
-    logger = get_run_logger()
-    needs = task_resources(resources, device)
-    _wait_for_resources(needs)
-    annotation = dask.annotate(resources=needs) if needs else contextlib.nullcontext()
-    with annotation:
-        futures = [train_folds.submit(dataclasses.replace(base, folds=tuple(group)))
-                   for group in fold_groups(n_folds, folds_per_task)]
-    done: list[FoldsDone] = []
-    for future in as_completed(futures):
-        finished = future.result()  # a fold that failed after its retries fails the run here
-        done.append(finished)
-        logger.info("fold(s) %s trained on %s", ", ".join(r.name for r in finished.results),
-                    finished.worker)
-    header = dataclasses.replace(
-        done[0].header, run_id=new_run_id(done[0].header.model),
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    results = [result for finished in done for result in finished.results]
-    workers = {result.name: finished.worker for finished in done for result in finished.results}
-    record = combine_folds(results, header, duration_s=time.perf_counter() - started,
-                           timings={"fold_workers": workers, "n_tasks": len(futures),
-                                    "folds_per_task": folds_per_task})
-    save_or_keep(base.store, record)  # a failed write keeps the results and says where
-    logger.info("recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f", record.run_id,
-                base.store, record.uf1, record.uar, record.accuracy)
-    _publish(record, dataset)
+    opened = open_store(request.store, request.version)
+    record = run_training(opened, request, DaskFolds(opened))
+    get_run_logger().info("recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f",
+                          record.run_id, opened.path, record.uf1, record.uar, record.accuracy)
+    _publish(record, request.dataset)
     return record
+
+
+class DaskFolds:
+    """The :class:`~mer_prep.train.sequence.FoldRunner` of the flow: the split's folds, grouped
+    ``folds_per_task`` to a Prefect task on the Dask workers (each task plans the run on its
+    worker, at the ticket's snapshot), logged as they finish."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.n_tasks = self.folds_per_task = 0
+
+    def prepare(self, ticket: RunTicket) -> int:
+        request, store = ticket.request, self.store
+        n_folds = store.split(request.split).n_folds
+        get_run_logger().info(
+            "%s: %s on %s version %s (snapshot %s), %d folds of %s",
+            run_name_of(request.dataset, request.store, request.model, request.split),
+            request.model, store.path, store.version_id, ticket.snapshot_id, n_folds,
+            request.split)
+        return n_folds
+
+    def run(self, ticket: RunTicket, n_folds: int) -> Iterator[FoldsDone]:
+        request, logger = ticket.request, get_run_logger()
+        needs = task_resources(request.resources, request.device)
+        _wait_for_resources(needs)
+        annotation = dask.annotate(resources=needs) if needs else contextlib.nullcontext()
+        with annotation:
+            futures = [train_folds.submit(FoldJob(ticket, tuple(group)))
+                       for group in fold_groups(n_folds, request.folds_per_task)]
+        self.n_tasks, self.folds_per_task = len(futures), request.folds_per_task
+        for future in as_completed(futures):
+            finished = future.result()  # a fold that failed after its retries fails the run
+            logger.info("fold(s) %s trained on %s",
+                        ", ".join(r.name for r in finished.results), finished.worker)
+            yield finished
+
+    def timings(self, done: list[FoldsDone], ready_s: float) -> dict[str, Any]:
+        workers = {result.name: finished.worker for finished in done
+                   for result in finished.results}
+        return {"fold_workers": workers, "n_tasks": self.n_tasks,
+                "folds_per_task": self.folds_per_task}
 
 
 def run_name_of(dataset, store, model, split) -> str:
@@ -353,12 +332,14 @@ def _publish(record: RunRecord, dataset: str | None) -> None:
 def run_train(store: str, model: str = "mbcc", *, n_workers: int = 2,
               dask_address: str | None = None, **parameters: Any) -> RunRecord:
     """Run the flow on a Dask task runner from this process (``mer-prep train --dask-address``,
-    tests, benches): Prefect's API from ``PREFECT_API_URL``, else a private one."""
+    tests, benches): Prefect's API from ``PREFECT_API_URL``, else a private one. parameters:
+    the other :class:`~mer_prep.train.request.TrainRequest` fields; a bad one is refused
+    before any cluster or Prefect server starts."""
     from flows.runtime import prefect_api, sigterm_interrupts
 
+    request = TrainRequest.of(store=str(store), model=model, n_workers=n_workers,
+                              dask_address=dask_address, **parameters)
     with sigterm_interrupts(), prefect_api():
-        runner = dask_task_runner(dask_address, n_workers, task_resources(
-            parameters.get("resources"), parameters.get("device", "cpu")))
-        return train.with_options(task_runner=runner)(
-            store=str(store), model=model, n_workers=n_workers, dask_address=dask_address,
-            **parameters)
+        runner = dask_task_runner(request.dask_address, request.n_workers,
+                                  task_resources(request.resources, request.device))
+        return train.with_options(task_runner=runner)(**request.model_dump())

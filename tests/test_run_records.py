@@ -281,6 +281,7 @@ def test_a_store_that_cannot_record_refuses_first_and_a_failed_save_keeps_the_re
     root, for whom a read-only folder is writable) refuses before the first fold; a commit that
     fails after training keeps the results beside the cache and says where."""
     from mer_prep.train import plan as plan_module
+    from mer_prep.train import sequence as sequence_module
     from mer_prep.train import train
     from mer_prep.train.errors import RunRecordError
 
@@ -300,8 +301,8 @@ def test_a_store_that_cannot_record_refuses_first_and_a_failed_save_keeps_the_re
     transactions.unlink()
     moved.rename(transactions)
 
-    real_check = plan_module.check_writable
-    monkeypatch.setattr(plan_module, "check_writable", lambda store: (
+    real_check = sequence_module.check_writable
+    monkeypatch.setattr(sequence_module, "check_writable", lambda store: (
         real_check(store), transactions.rename(moved), transactions.write_text("x")))
     with pytest.raises(RunRecordError, match="its results are kept in") as caught:
         train(path, "mbcc", **QUICK_MBCC)

@@ -27,11 +27,13 @@ from server_harness import get_json  # noqa: E402
 from flows.train import (FoldJob, artifact_key, fold_groups, run_train, train,  # noqa: E402
                          training_report)
 from mer_prep.cli import main  # noqa: E402
-from mer_prep.config import RUN_RULES, TRAIN_DEFAULTS, load_config  # noqa: E402
+from mer_prep.config import RUN_RULES, load_config  # noqa: E402
 from mer_prep.errors import ConfigError  # noqa: E402
 from mer_prep.store import open_store  # noqa: E402
 from mer_prep.train import list_runs  # noqa: E402
 from mer_prep.train import train as train_in_process  # noqa: E402
+from mer_prep.train.request import TrainRequest  # noqa: E402
+from mer_prep.train.sequence import RunTicket  # noqa: E402
 
 DATASET = {"n_subjects": 4, "clips_per_subject": 3, "seed": 2,
            "classes": ("happiness", "surprise", "disgust"), "amplitude_px": (2.5, 3.0),
@@ -71,23 +73,28 @@ def one_thread():
 
 # ------------------------------------------------------------------------------ fast checks
 
-def test_the_flows_parameters_are_the_ones_the_policy_checks():
+def test_the_flows_parameters_are_the_requests_fields_the_policy_checks():
+    """A deployment names the flow's parameters one by one: they are the request's fields,
+    with its defaults (``store`` required), and the policy knows each."""
     signature = inspect.signature(train.fn)
-    assert set(signature.parameters) == set(TRAIN_DEFAULTS) == set(RUN_RULES["train"][0])
+    fields = TrainRequest.model_fields
+    assert set(signature.parameters) == set(fields) == set(RUN_RULES["train"][0])
     for name, parameter in signature.parameters.items():
-        expected = inspect.Parameter.empty if name == "store" else TRAIN_DEFAULTS[name]
+        expected = inspect.Parameter.empty if fields[name].is_required() else fields[name].default
         assert parameter.default == expected, name
+
+
+def _ticket(store="s", snapshot="snap", lease=None, **settings) -> RunTicket:
+    return RunTicket(TrainRequest.of(store=store, **settings), store, snapshot, lease,
+                     "20260101T000000Z-mbcc-abcdef", "2026-01-01T00:00:00+00:00")
 
 
 def test_folds_are_grouped_in_order():
     assert fold_groups(5, 1) == [range(i, i + 1) for i in range(5)]
     assert fold_groups(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
     assert fold_groups(3, 8) == [range(0, 3)]
-    job = FoldJob("s", "snap", "mbcc", None, "loso", "cpu", 0, None, None, None, None, "{}",
-                  False, (2, 3))
-    assert job.label == "2+3" and job.plan_key() == FoldJob(
-        "s", "snap", "mbcc", None, "loso", "cpu", 0, None, None, None, None, "{}", False,
-        (0,)).plan_key()
+    job = FoldJob(_ticket(), (2, 3))
+    assert job.label == "2+3" and job.plan_key() == FoldJob(_ticket(), (0,)).plan_key()
 
 
 @pytest.mark.slow  # a fold's data built and trained in-process: 3-6 s on a shared CPU
@@ -95,23 +102,24 @@ def test_a_cancelled_trainings_folds_stop_between_epochs(store):
     """Issue: a cancelled training kept its in-flight folds running on the standing cluster.
     A fold task watches the run's lease: gone before the task starts, nothing is planned;
     gone mid-fold (the cancelled run deleted it), the fold stops after its current epoch."""
-    import json
+    import dataclasses
 
     from flows import train as train_flow
     from mer_prep.errors import RunAbandoned
     from mer_prep.store.lease import reading_lease
 
     opened = open_store(store)
-    job = FoldJob(str(store), opened.session.snapshot_id, "mbcc", "difference", "loso", "cpu",
-                  0, 100_000, 4, 3e-3, "last_epoch", json.dumps(MBCC), False, (0,),
-                  lease="reading-gone")
+    job = FoldJob(_ticket(str(store), opened.session.snapshot_id, "reading-gone",
+                          model="mbcc", variant="difference", device="cpu", seed=0,
+                          epochs=100_000, batch_size=4, lr=3e-3, selection="last_epoch",
+                          config=MBCC), (0,))
     with pytest.raises(RunAbandoned, match=r"lease reading-gone no longer exists\): fold\(s\) "
                                            r"0 stopped$"):
         train_flow.train_folds.fn(job)
     assert job.plan_key() not in train_flow._PLANS  # stopped before reading the store
 
     with reading_lease(store, opened.session.snapshot_id, opened.version_id) as lease:
-        job = FoldJob(**{**job.__dict__, "lease": lease})
+        job = dataclasses.replace(job, ticket=dataclasses.replace(job.ticket, lease=lease))
         deleted = []
 
         def cancel():  # what the cancelled run does: its lease goes, mid-fold

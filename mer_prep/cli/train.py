@@ -106,9 +106,7 @@ def print_record(record) -> None:
               help="With the flow: folds one Dask task trains (more for light models).")
 @click.option("--home", default=".mer-prep", show_default=True,
               help="With the flow: where Prefect keeps its state.")
-def train(store, model, split, variant, epochs, batch_size, lr, device, seed, selection,
-          settings, keep_checkpoints, quiet, dask_address, workers, version, folds_per_task,
-          home):
+def train(store, settings, quiet, workers, home, **options):
     """Train MODEL on every fold of STORE's split and record the run on the store.
 
     In this process by default; with --dask-address or --workers, as the Prefect `train` flow
@@ -119,53 +117,45 @@ def train(store, model, split, variant, epochs, batch_size, lr, device, seed, se
     an estimate from the first steps; a warning where that is hours on a CPU), then progress
     with ETAs. Ctrl-C or SIGTERM stops it with one line and exit code 130; nothing is
     recorded."""
-    from mer_prep.model_catalogue import catalogue_entry, check_device_name
+    from mer_prep.model_catalogue import catalogue_entry
+    from mer_prep.train.request import TrainRequest
 
-    catalogue_entry(model, variant)  # names first: a typo costs no PyTorch, Prefect or store
-    check_device_name(device)
+    # names first: a typo costs no PyTorch, Prefect or store
+    catalogue_entry(options["model"], options["variant"])
+    check_dask_address(options["dask_address"])
+    flow = bool(options["dask_address"] or workers)
+    # the options are the request's fields (--set: config, --workers: n_workers); in this
+    # process no --device means CUDA when there is one, on the flow's workers the CPU
+    request = TrainRequest.of(**{**options, "device": options["device"] or (
+        "cpu" if flow else None)}, store=store, config=parse_settings(settings),
+        n_workers=workers or 2)
     from flows.runtime import sigterm_interrupts
     from mer_prep.cli.preprocess import _cancelled
     from mer_prep.errors import RunCancelled
 
-    config = parse_settings(settings)
-    check_dask_address(dask_address)
     with sigterm_interrupts():  # SIGTERM stops a training as Ctrl-C does
         try:
-            if dask_address or workers:
-                record = _train_flow(store, model, split=split, variant=variant, epochs=epochs,
-                                     batch_size=batch_size, lr=lr, device=device or "cpu",
-                                     seed=seed, config=config,
-                                     keep_checkpoints=keep_checkpoints, selection=selection,
-                                     version=version, n_workers=workers or 2,
-                                     dask_address=dask_address,
-                                     folds_per_task=folds_per_task, home=home)
-            else:
-                record = _train_here(store, model, version=version, quiet=quiet,
-                                     split=split, variant=variant, epochs=epochs,
-                                     batch_size=batch_size, lr=lr, device=device, seed=seed,
-                                     config=config, keep_checkpoints=keep_checkpoints,
-                                     selection=selection)
+            record = _train_flow(request, home=home) if flow else _train_here(request,
+                                                                               quiet=quiet)
         except (KeyboardInterrupt, RunCancelled):  # the record is written last: none was
             _cancelled(f"cancelled; no run recorded on {store}")
     print_record(record)
 
 
-def _train_here(store, model, *, version, quiet, **parameters):
+def _train_here(request, *, quiet: bool):
     """Train in this process on its fair share of the cores, printing cost and progress."""
     from mer_prep.train.errors import torch_or_raise
 
     torch_or_raise()
     from mer_prep.cli.train_progress import ProgressPrinter
-    from mer_prep.store.reader import open_store
-    from mer_prep.train import train as run_training
     from mer_prep.train.cpu_share import TrainerSlot
+    from mer_prep.train.plan import run_request
 
     with TrainerSlot() as slot:
-        return run_training(open_store(store, version) if version else store, model,
-                            report=ProgressPrinter(quiet=quiet, slot=slot), **parameters)
+        return run_request(request, report=ProgressPrinter(quiet=quiet, slot=slot))
 
 
-def _train_flow(store, model, *, home, **parameters):
+def _train_flow(request, *, home: str):
     """The ``train`` flow from this process (Prefect's state under ``home``)."""
     import os
     from pathlib import Path
@@ -178,7 +168,7 @@ def _train_flow(store, model, *, home, **parameters):
     from flows.train import run_train
 
     try:
-        return run_train(store, model, **parameters)
+        return run_train(**request.model_dump())
     except TerminationSignal:  # SIGTERM as Prefect's flow engine reports it
         raise KeyboardInterrupt from None
 

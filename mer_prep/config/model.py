@@ -45,7 +45,7 @@ from mer_prep.datasets.options import check_options, check_roots
 from mer_prep.errors import ConfigError, MerPrepError
 from mer_prep.config.policy import RUN_RULES, RunPolicy, TrainingRule, shown
 from mer_prep.config.trainings import (TrainingConfig, check_cron, check_trainings,
-                                       train_parameters)
+                                       train_request)
 from mer_prep.store.repo import StoreLocation
 
 CONFIG_ENV = "MER_PREP_CONFIG"
@@ -277,9 +277,9 @@ class Config(BaseModel):
             rule = self._training_rule(training)
             out.append(TrainingDeployment(
                 name=training.deployment_name(), dataset=training.dataset,
-                parameters=dict(rule.parameters), cron=training.cron,
+                parameters=rule.request.parameters(), cron=training.cron,
                 timezone=training.timezone or self._picker(ds)("timezone"),
-                paused=training.paused, store=rule.parameters["store"],
+                paused=training.paused, store=rule.request.store,
                 on_commit=training.on_commit))
         return out
 
@@ -296,10 +296,10 @@ class Config(BaseModel):
         store = StoreLocation.parse(template.format(dataset=training.dataset,
                                                     recipe=recipe_name)).url
         address = training.dask_address or pick("dask_address")
-        parameters = train_parameters(training, store, training.n_workers or
-                                      pick("n_workers", 2), address)
+        request = train_request(training, store, training.n_workers or
+                                pick("n_workers", 2), address)
         return TrainingRule(name=training.deployment_name(), recipe=recipe_name,
-                            parameters=parameters, dask_addresses=tuple(dict.fromkeys(
+                            request=request, dask_addresses=tuple(dict.fromkeys(
                                 [address, *pick("dask_addresses", [])])))
 
     def _picker(self, ds: DatasetConfig) -> Callable[..., Any]:

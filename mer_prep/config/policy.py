@@ -11,18 +11,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from mer_prep.errors import ConfigError, MerPrepError
 from mer_prep.store.repo import StoreLocation
+from mer_prep.train.request import TrainRequest, TrainSettings, describe
 
 
 @dataclass(frozen=True)
 class TrainingRule:
-    """A configured training: its deployment ``name``, the recipe name of its store, its default
-    run ``parameters`` and the Dask schedulers its runs may use (None: a local cluster)."""
+    """A configured training: its deployment ``name``, the recipe name of its store, its
+    default run (``request``: the settings a run must keep, and the store, workers and Dask
+    address it defaults to) and the Dask schedulers its runs may use (None: a local cluster)."""
 
     name: str
     recipe: str
-    parameters: dict[str, Any]
+    request: TrainRequest
     dask_addresses: tuple[str | None, ...]
 
 
@@ -137,28 +141,19 @@ def _check_preprocess(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     policy.check_flag("progress", get("progress", False))
 
 
-#: ``flows.train.train``'s parameters and their defaults (tests/test_train_flow.py keeps the two
-#: in step). ``store`` has no default: a run without one is refused.
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "dataset": None, "store": None, "model": "mbcc", "variant": None, "split": "loso",
-    "device": "cpu", "version": None, "seed": 0, "epochs": None, "batch_size": None,
-    "lr": None, "selection": None, "config": None, "keep_checkpoints": False, "n_workers": 2,
-    "dask_address": None, "resources": None, "folds_per_task": 1}
-#: parameters a training run must leave as its configuration says
-TRAIN_FIXED = ("model", "variant", "split", "device", "seed", "epochs", "batch_size", "lr",
-               "selection", "config", "keep_checkpoints", "resources", "folds_per_task")
 VERSION_TAG = re.compile(r"v-[0-9a-f]{6,64}")
 
 
 def _check_train(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
-    """``flows.train.train``: the parameters of one of the dataset's configured trainings, except
-    ``version`` (a version tag, or None for the latest), ``n_workers`` (1 to the configured
-    number), ``dask_address`` (the training's or an allow-listed one) and ``store`` (the
-    training's store or one inside ``store_roots``)."""
-    model = parameters.get("model", TRAIN_DEFAULTS["model"])
-    rules = [rule for rule in policy.trainings if rule.parameters["model"] == model]
+    """``flows.train.train``: the settings (``TrainSettings``) of one of the dataset's
+    configured trainings; of the run's choices (``TrainRequest.RUN_CHOICES``), ``version`` a
+    version tag or None for the latest, ``n_workers`` 1 to the configured number,
+    ``dask_address`` the training's or an allow-listed one and ``store`` the training's store
+    or one inside ``store_roots``. A parameter left out is the request's default."""
+    model = parameters.get("model", TrainSettings.model_fields["model"].default)
+    rules = [rule for rule in policy.trainings if rule.request.model == model]
     if not rules:
-        models = ", ".join(sorted({rule.parameters["model"] for rule in policy.trainings}))
+        models = ", ".join(sorted({rule.request.model for rule in policy.trainings}))
         raise policy.refuse("model", model, f"{models or 'none: no training of it is configured'}"
                                             f" ([trainings.*] model)")
     refusals = []
@@ -170,33 +165,42 @@ def _check_train(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     raise refusals[0]
 
 
+def _asked_request(policy: RunPolicy, rule: TrainingRule,
+                   parameters: Mapping[str, Any]) -> TrainRequest:
+    """The request a run's parameters make, or the refusal of the first bad one."""
+    if parameters.get("store") is None:
+        raise policy.refuse("store", None, f"{rule.request.store!r} (store, store_roots)")
+    try:
+        return TrainRequest.model_validate(dict(parameters))
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "parameters"
+        allowed = (f"{getattr(rule.request, name)!r} (trainings: train/{rule.name})"
+                   if name in TrainSettings.model_fields else describe(first))
+        raise policy.refuse(name, parameters.get(name), allowed) from None
+
+
 def _check_training(policy: RunPolicy, rule: TrainingRule,
                     parameters: Mapping[str, Any]) -> None:
     from mer_prep.config.trainings import task_resources
 
-    def get(name: str) -> Any:
-        return parameters.get(name, TRAIN_DEFAULTS[name])
-
-    configured = rule.parameters
-    for name in TRAIN_FIXED:
-        value, wanted = get(name), configured[name]
+    asked, configured = _asked_request(policy, rule, parameters), rule.request
+    for name in TrainSettings.model_fields:
+        value, wanted = getattr(asked, name), getattr(configured, name)
         if name == "config":
             value, wanted = value or {}, wanted or {}
         elif name == "resources":
-            if value is None or isinstance(value, Mapping):
-                value = task_resources(value, get("device"))
-            wanted = task_resources(wanted, configured["device"])
+            value = task_resources(value, asked.device)
+            wanted = task_resources(wanted, configured.device)
         if not _same(value, wanted):
             raise policy.refuse(name, value, f"{wanted!r} (trainings: train/{rule.name})")
-    version = get("version")
-    if version is not None and not (isinstance(version, str) and VERSION_TAG.fullmatch(version)):
-        raise policy.refuse("version", version, "a version tag v-<hex>, or none for the latest")
-    if get("store") is None:
-        raise policy.refuse("store", None, f"{configured['store']!r} (store, store_roots)")
-    policy.check_store(get("store"), rule.recipe)
-    replace(policy, n_workers=configured["n_workers"],
-            dask_addresses=rule.dask_addresses).check_workers(get("n_workers"))
-    replace(policy, dask_addresses=rule.dask_addresses).check_dask_address(get("dask_address"))
+    if asked.version is not None and not VERSION_TAG.fullmatch(asked.version):
+        raise policy.refuse("version", asked.version,
+                            "a version tag v-<hex>, or none for the latest")
+    policy.check_store(asked.store, rule.recipe)
+    replace(policy, n_workers=configured.n_workers,
+            dask_addresses=rule.dask_addresses).check_workers(asked.n_workers)
+    replace(policy, dask_addresses=rule.dask_addresses).check_dask_address(asked.dask_address)
 
 
 def _same(value: Any, wanted: Any) -> bool:
@@ -219,7 +223,7 @@ def _same(value: Any, wanted: Any) -> bool:
 RUN_RULES: dict[str, tuple[tuple[str, ...], Callable[[RunPolicy, Mapping[str, Any]], None]]] = {
     "preprocess": (("dataset", "root", "recipe", "store", "labels", "n_workers", "options",
                     "progress", "dask_address"), _check_preprocess),
-    "train": (tuple(TRAIN_DEFAULTS), _check_train),
+    "train": (tuple(TrainRequest.model_fields), _check_train),
 }
 
 

@@ -27,14 +27,13 @@ may only use the values its entry configures (``policy.check_train``).
 from __future__ import annotations
 
 import importlib.util
-import re
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mer_prep.errors import MerPrepError
+from mer_prep.train.request import TrainRequest, TrainSettings
 
-DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 GPU_RESOURCE = "GPU"
 
 
@@ -52,41 +51,22 @@ def check_cron(value: str | None) -> str | None:
     return value
 
 
-class TrainingConfig(BaseModel):
-    """One ``[trainings.<name>]`` table."""
+class TrainingConfig(TrainSettings):
+    """One ``[trainings.<name>]`` table: the run's :class:`TrainSettings` (same keys, defaults
+    and checks as ``mer-prep train`` and the flow; ``model`` required here) and the
+    deployment's own keys."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str
     model: str
+    dataset: str
     recipe: str | None = None
-    variant: str | None = None
-    split: str = Field("loso", min_length=1)
-    device: str = "cpu"
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     n_workers: int | None = Field(None, ge=1)
     dask_address: str | None = None
-    resources: dict[str, float] | None = None
-    seed: int = 0
-    epochs: int | None = Field(None, ge=1)
-    batch_size: int | None = Field(None, ge=1)
-    lr: float | None = Field(None, gt=0)
-    selection: Literal["validation", "last_epoch"] | None = None
-    config: dict[str, Any] | None = None
-    folds_per_task: int = Field(1, ge=1)
-    keep_checkpoints: bool = False
     cron: str | None = None
     timezone: str | None = None
     paused: bool = False
     enabled: bool = True
     on_commit: bool = True
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if not DEVICE.fullmatch(value):
-            raise ValueError(f"device must be cpu, cuda or cuda:N, not {value!r}")
-        return value
 
     @field_validator("cron")
     @classmethod
@@ -136,18 +116,14 @@ def check_trainings(trainings: dict[str, TrainingConfig], datasets: dict) -> Non
         seen[name] = key
 
 
-def train_parameters(training: TrainingConfig, store: str, n_workers: int,
-                     dask_address: str | None) -> dict[str, Any]:
-    """The ``train`` flow's default parameters of a training deployment (``version`` None:
-    the store's latest version; a trigger passes the version a preprocessing run committed)."""
-    return {"dataset": training.dataset, "store": store, "model": training.model,
-            "variant": training.variant, "split": training.split, "device": training.device,
-            "version": None, "seed": training.seed, "epochs": training.epochs,
-            "batch_size": training.batch_size, "lr": training.lr,
-            "selection": training.selection, "config": dict(training.config or {}),
-            "keep_checkpoints": training.keep_checkpoints, "n_workers": n_workers,
-            "dask_address": dask_address, "resources": training.resources,
-            "folds_per_task": training.folds_per_task}
+def train_request(training: TrainingConfig, store: str, n_workers: int,
+                  dask_address: str | None) -> TrainRequest:
+    """The default run of a training deployment: its settings on ``store`` (``version`` None:
+    the store's latest; a trigger passes the version a preprocessing run committed)."""
+    settings = training.settings().model_dump()
+    return TrainRequest.of(**{**settings, "config": dict(training.config or {})},
+                           dataset=training.dataset, store=store, n_workers=n_workers,
+                           dask_address=dask_address)
 
 
 def training_problem(training: TrainingConfig, recipe, n_classes: int) -> str | None:

@@ -1,4 +1,5 @@
-"""A training run from start to record: :func:`plan_run` checks and loads, :func:`train` runs.
+"""A training run in this process: :func:`plan_run` checks and loads, :func:`train` runs the
+one sequence (``train.sequence.run_training``) with :class:`InProcess` training the folds.
 
     record = train("stores/casme2/mbcc64", "mbcc", variant="difference", epochs=20)
 
@@ -19,13 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mer_prep.store.lease import reading_lease
 from mer_prep.store.reader import FeatureStore, open_store
 from mer_prep.train.data import (
     FoldData,
@@ -49,10 +48,10 @@ from mer_prep.train.records import (
     FoldResult,
     RunHeader,
     RunRecord,
-    combine_folds,
     new_run_id,
 )
-from mer_prep.train.runs_store import check_writable, save_or_keep
+from mer_prep.train.request import TrainRequest
+from mer_prep.train.sequence import FoldsDone, RunTicket, run_training
 from mer_prep.version import code_version
 
 
@@ -181,35 +180,62 @@ def _check_variant(store: FeatureStore, spec, variant: str, preset, split: str) 
             f"--kind {store.split(split).kind} --name {split} --smote frames`")
 
 
-def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | None = None,
-             epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-             device: str | None = None, seed: int = 0,
-             config: Mapping[str, Any] | BaseModel | None = None,
-             selection: str | None = None, validation_metric: str | None = None,
-             keep_checkpoints: bool = False) -> RunPlan:
+def request_for(store, model: str, settings: Mapping[str, Any]) -> TrainRequest:
+    """The :class:`TrainRequest` of a library call (``store``: a ``FeatureStore`` or a
+    location): ``TrainRequestError`` for a bad setting. ``device`` left out is None here (CUDA
+    when PyTorch sees it), not the flow's ``cpu``: a run in this process takes the fastest
+    device there is."""
+    location = store.path if isinstance(store, FeatureStore) else str(store)
+    return TrainRequest.of(**{"device": None, **settings, "store": location, "model": model})
+
+
+def plan_run(store, model: str = "mbcc", *, validation_metric: str | None = None,
+             **settings: Any) -> RunPlan:
     """Check everything, then read the model's arrays once; see the module docstring.
 
-    store: a ``FeatureStore`` or a location; config: overrides of the variant's config (or a
-    config instance); epochs / batch_size / lr / selection / validation_metric: overrides of
-    the model's training preset.
+    store: a ``FeatureStore`` or a location (opened at ``version``, a tag, when given);
+    settings: the :class:`TrainRequest` fields (``config``: overrides of the variant's config,
+    or a config instance; ``epochs`` / ``batch_size`` / ``lr`` / ``selection``: overrides of
+    the model's training preset); validation_metric: the preset's, overridden.
     """
+    settings = dict(settings)
+    instance = settings.pop("config") if isinstance(settings.get("config"), BaseModel) else None
+    request = request_for(store, model, settings)
+    return plan_request(_opened(store, request), request, validation_metric=validation_metric,
+                        config=instance)
+
+
+def _opened(store, request: TrainRequest) -> FeatureStore:
+    if isinstance(store, FeatureStore):
+        return store
+    return open_store(store, request.version) if request.version else open_store(store)
+
+
+def plan_request(store: FeatureStore, request: TrainRequest, *,
+                 ticket: RunTicket | None = None, validation_metric: str | None = None,
+                 config: BaseModel | None = None) -> RunPlan:
+    """:func:`plan_run` of a built request on an opened store. ticket: the run's id and
+    creation time for the header (None: new ones); config: a config instance used instead of
+    the request's overrides."""
     from mer_prep.models import check_inputs, get_model
 
-    store = store if isinstance(store, FeatureStore) else open_store(store)
-    spec = get_model(model)
-    variant = variant or spec.default_variant
+    spec = get_model(request.model)
+    split, seed = request.split, request.seed
+    variant = request.variant or spec.default_variant
     if variant not in spec.variants:
         raise TrainSetupError(f"model {spec.name} has no variant {variant!r}; valid: "
                               f"{', '.join(spec.variants)}")
     variant_preset = spec.variants[variant]
-    resolved = _config(spec, variant, config)
+    resolved = _config(spec, variant, config if config is not None else request.config)
     check_inputs(spec, store.attrs["recipe"]["name"], _store_arrays(store), resolved)
     check_trainable(store, store.labels)
     made = store.split(split)
     check_split_fits(store, split, made)
     _check_variant(store, spec, variant, variant_preset, split)
-    overrides = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size),
-                                               ("lr", lr), ("selection", selection),
+    overrides = {key: value for key, value in (("epochs", request.epochs),
+                                               ("batch_size", request.batch_size),
+                                               ("lr", request.lr),
+                                               ("selection", request.selection),
                                                ("validation_metric", validation_metric))
                  if value is not None}
     preset = dataclasses.replace(spec.training, **overrides)
@@ -219,12 +245,13 @@ def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | 
     if preset.selection == "validation" and preset.validation_metric is None:
         preset = dataclasses.replace(preset, validation_metric=DEFAULT_VALIDATION_METRIC)
     check_settings(seed, preset)
-    device = resolve_device(device)
+    device = resolve_device(request.device)
     unit = spec.unit(resolved)
     attrs = store.attrs
     header = RunHeader(
-        run_id=new_run_id(spec.name),
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        run_id=ticket.run_id if ticket else new_run_id(spec.name),
+        created=(ticket.created if ticket
+                 else dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
         model=spec.name, paper=spec.paper, variant=variant,
         config=resolved.model_dump(mode="json"),
         training={**dataclasses.asdict(preset), "augmented": variant_preset.augmented,
@@ -247,7 +274,7 @@ def plan_run(store, model: str = "mbcc", *, split: str = "loso", variant: str | 
                    split=split, data=data, seed=int(seed),
                    device=device, header=header, augmented=variant_preset.augmented,
                    smote=variant_preset.smote, class_weights=variant_preset.class_weights,
-                   keep_checkpoints=keep_checkpoints)
+                   keep_checkpoints=request.keep_checkpoints)
 
 
 def run_folds(plan: RunPlan, *,
@@ -261,30 +288,49 @@ def run_folds(plan: RunPlan, *,
     return [plan.train_fold(fold, report=tracker) for fold in plan.folds()]
 
 
-def train(store, model: str = "mbcc", *, split: str = "loso", variant: str | None = None,
-          epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-          device: str | None = None, seed: int = 0,
-          config: Mapping[str, Any] | BaseModel | None = None, keep_checkpoints: bool = False,
-          report: Callable[[RunEvent], None] | None = None, selection: str | None = None,
-          validation_metric: str | None = None, save: bool = True) -> RunRecord:
+class InProcess:
+    """The :class:`~mer_prep.train.sequence.FoldRunner` of a run in this process: the whole
+    plan checked and the store read here (``prepare``), then the folds one after the other.
+    report: what the run will cost and how far it is (see :func:`run_folds`)."""
+
+    def __init__(self, store: FeatureStore, *, config: BaseModel | None = None,
+                 report: Callable[[RunEvent], None] | None = None) -> None:
+        self.store, self.config, self.report = store, config, report
+        self.plan: RunPlan | None = None
+
+    def prepare(self, ticket: RunTicket) -> int:
+        self.plan = plan_request(self.store, ticket.request, ticket=ticket, config=self.config,
+                                 validation_metric=ticket.validation_metric)
+        return self.plan.header.n_folds
+
+    def run(self, ticket: RunTicket, n_folds: int) -> Iterator[FoldsDone]:
+        assert self.plan is not None, "prepare() first"
+        yield FoldsDone(self.plan.header, run_folds(self.plan, report=self.report))
+
+    def timings(self, done: list[FoldsDone], ready_s: float) -> dict[str, Any]:
+        return {"load_s": ready_s}
+
+
+def train(store, model: str = "mbcc", *, report: Callable[[RunEvent], None] | None = None,
+          validation_metric: str | None = None, save: bool = True,
+          **settings: Any) -> RunRecord:
     """Train ``model`` on every fold of ``split`` of ``store`` (a ``FeatureStore`` or a
-    location) and record the run on the store (``save=False``: return it only). report: what
-    the run will cost and how far it is (see :func:`run_folds`)."""
-    start = time.perf_counter()
-    store = store if isinstance(store, FeatureStore) else open_store(store)
-    # held until the record is saved: `gc --tags` meanwhile keeps the snapshot and its tag
-    with reading_lease(store.location, store.session.snapshot_id, store.version_id,
-                       required=save):
-        plan = plan_run(store, model, split=split, variant=variant, epochs=epochs,
-                        batch_size=batch_size, lr=lr, device=device, seed=seed, config=config,
-                        selection=selection, validation_metric=validation_metric,
-                        keep_checkpoints=keep_checkpoints)
-        if save:  # a read-only store refuses now, not after the last fold
-            check_writable(plan.store)
-        load_s = time.perf_counter() - start
-        results = run_folds(plan, report=report)
-        record = combine_folds(results, plan.header, duration_s=time.perf_counter() - start,
-                               timings={"load_s": load_s})
-        if save:
-            save_or_keep(plan.store, record)
-    return record
+    location, opened at ``version`` when given) and record the run on the store (``save=False``:
+    return it only). settings: the :class:`TrainRequest` fields, as :func:`plan_run`'s. report:
+    what the run will cost and how far it is (see :func:`run_folds`)."""
+    settings = dict(settings)
+    instance = settings.pop("config") if isinstance(settings.get("config"), BaseModel) else None
+    request = request_for(store, model, settings)
+    return run_request(request, store=_opened(store, request), report=report, save=save,
+                       validation_metric=validation_metric, config=instance)
+
+
+def run_request(request: TrainRequest, *, store: FeatureStore | None = None,
+                report: Callable[[RunEvent], None] | None = None, save: bool = True,
+                validation_metric: str | None = None,
+                config: BaseModel | None = None) -> RunRecord:
+    """:func:`train` of a built request (``mer-prep train``): its store opened at its version
+    unless ``store`` is given; config: a config instance used instead of its overrides."""
+    opened = store if store is not None else _opened(request.store, request)
+    return run_training(opened, request, InProcess(opened, config=config, report=report),
+                        save=save, validation_metric=validation_metric)
