@@ -209,3 +209,36 @@ def test_the_compare_command_says_what_each_number_came_from(tmp_path):
     assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
     assert refused.output.startswith("error: runs good and other-version cannot be compared: "
                                      "store version ")
+
+
+def test_leaky_selection_is_labelled_in_compare_and_placed_under_its_clean_row(tmp_path):
+    """A test-oracle twin of ``good`` (same folds, seeds and model): compared, and listed
+    unranked right under ``good`` with the difference, never above it."""
+    from mer_prep.store import open_store
+    from mer_prep.train.runs_store import list_runs, load_run, save_run
+
+    path = _store_with_runs(tmp_path)
+    good = load_run(path, "good")
+    store = open_store(path)
+    wrong_once = {f.name: (f.y_true.tolist(), [1 - f.y_true[0], *f.y_true[1:].tolist()])
+                  for f in good.folds}
+    save_run(path, make_run("oracle", wrong_once, selection="test-oracle",
+                            config={"filters": [8, 16]}, classes=tuple(store.class_names),
+                            version=store.version_id, snapshot=store.session.snapshot_id,
+                            sample_ids={f.name: f.sample_ids.tolist() for f in good.folds}))
+    result = CliRunner().invoke(main, ["compare", str(path), "oracle", "good"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].endswith("LEAKY (test-subject epoch selection)")
+    assert lines[-1].startswith("A is LEAKY (test-subject epoch selection): its scores are "
+                                "not subject-independent")
+    board = CliRunner().invoke(main, ["runs", str(path), "--leaderboard"])
+    assert board.exit_code == 0, board.output
+    rows = board.output.splitlines()
+    # ranked: good (1.000) and other-version (1.000), then bad; the oracle (lower: one clip
+    # wrong per subject) stands under good, unranked, with its (negative) difference
+    assert [r.split()[0] for r in rows[1:5]] == ["1", "mbcc/difference", "2", "3"], rows
+    assert "LEAKY selection" in rows[2] and "2 epochs; test-oracle)" in rows[2]
+    oracle_uf1 = next(r for r in list_runs(path) if r.run_id == "oracle").uf1
+    assert f"{oracle_uf1 - 1.0:+.3f} UF1" in rows[2]
+    assert rows[-1].startswith("LEAKY rows are not ranked")

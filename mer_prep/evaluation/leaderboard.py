@@ -68,7 +68,8 @@ class LeaderboardRow:
         """Overrides, epochs and selection: ``filters=8, lr=0.01; 20 epochs; validation``."""
         v = self.first
         given = ("overrides not recorded" if v.overrides is None else
-                 ", ".join(f"{k}={val}" for k, val in sorted(v.overrides.items())))
+                 ", ".join(f"{k}={val}" for k, val in sorted(v.overrides.items())
+                           if k != "selection"))  # the selection is shown last
         return "; ".join(part for part in (given, f"{v.epochs} epochs", v.selection) if part)
 
     def stat(self, metric: str) -> tuple[float, float | None]:
