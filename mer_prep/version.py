@@ -41,8 +41,9 @@ import yaml
 #:   and emotion, all stored in the table (and the frames decide the arrays). The input
 #:   fingerprint covers the bytes of the annotation files, not how they are read, so a fix to an
 #:   adapter (e.g. CASME I's onset fixes) must give a new version.
-#: - ``store/writer.py``, ``store/versions.py`` (the version plan: layout, row order, AU
-#:   columns), ``store/table.py``, ``store/schema.py`` and ``storage_schemas/*.json``: the
+#: - ``store/writer.py``, ``store/layout.py`` (group names, the root attributes' model),
+#:   ``store/versions.py`` (the version plan: layout, row order, AU columns),
+#:   ``store/table.py``, ``store/schema.py`` and ``storage_schemas/*.json``: the
 #:   encoding of what is written (dtypes, codecs, chunks, table columns, attributes).
 CODE_PATHS: tuple[str, ...] = (
     "mer_prep/sample.py",
@@ -56,6 +57,7 @@ CODE_PATHS: tuple[str, ...] = (
     "mer_prep/datasets/*.py",
     "mer_prep/datasets/*.yaml",
     "mer_prep/store/writer.py",
+    "mer_prep/store/layout.py",
     "mer_prep/store/versions.py",
     "mer_prep/store/table.py",
     "mer_prep/store/schema.py",

@@ -12,11 +12,16 @@ class counts, its feature vectors) can reach the model through balancing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import DTypeLike
 from imblearn.over_sampling import SMOTE
 
 from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from mer_prep.evaluation.splits import Split
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -38,6 +43,13 @@ def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     present = counts > 0
     weights[present] = labels.size / counts[present]
     return weights
+
+
+def fold_class_weights(split: Split, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """``class_weights`` over each fold's training rows: (n_folds, n_classes) float64, row ``i``
+    for fold ``i`` (what ``mer-prep split`` stores; what a reader computes for a split it
+    makes on demand)."""
+    return np.stack([class_weights(labels[train], n_classes) for _, train, _ in split.folds()])
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,21 +155,25 @@ def smote_plan(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     return plan
 
 
-def rebuild_smote(arrays, plan: SmotePlan) -> np.ndarray:
-    """The plan's synthetic samples of any per-row array ``arrays`` (n, ...).
+def rebuild_smote(arrays, plan: SmotePlan, dtype: DTypeLike | None = None) -> np.ndarray:
+    """The plan's synthetic samples of any per-row array ``arrays`` (n, ...): the one place a
+    SMOTE sample is made from its parents (the trainer's folds, ``FeatureStore.to_torch``,
+    ``mer-prep split --materialise`` all call it).
 
-    Reads only the parent rows the plan needs (sorted, unique — valid for numpy, h5py and
-    zarr arrays), so the table is never loaded whole. Floating arrays keep their dtype and
-    are computed as imblearn does (difference in the array's dtype, step in float64); other
-    dtypes (e.g. uint8 frames) are interpolated and returned in float64. Returns (m, ...).
+    ``arrays``: a numpy, h5py or zarr array, or a function ``read(rows) -> (len(rows), ...)``
+    (e.g. rows of a store: ``lambda rows: store.array(name, rows=rows)``). Only the parent
+    rows the plan needs are read (sorted, unique), so the table is never loaded whole.
+    Computed as imblearn does: the difference in the array's dtype when it is floating
+    (others, e.g. uint8 frames, in float64), the step in float64. Returns (m, ...) in ``dtype``
+    (by default the floating array's own dtype, float64 for others).
     """
     needed = np.unique(np.concatenate([plan.parent_a, plan.parent_b]))
-    if needed.size == 0:
-        return np.zeros((0, *arrays.shape[1:]), dtype=np.float64)
-    rows = np.asarray(arrays[needed])
+    if needed.size == 0 and not callable(arrays):
+        return np.zeros((0, *arrays.shape[1:]), dtype=dtype or np.float64)
+    rows = np.asarray(arrays(needed) if callable(arrays) else arrays[needed])
     if not np.issubdtype(rows.dtype, np.floating):
         rows = rows.astype(np.float64)
     xa = rows[np.searchsorted(needed, plan.parent_a)]
     xb = rows[np.searchsorted(needed, plan.parent_b)]
     step = plan.weight.reshape((-1,) + (1,) * (rows.ndim - 1))
-    return (xa + step * (xb - xa)).astype(rows.dtype)
+    return (xa + step * (xb - xa)).astype(dtype or rows.dtype)

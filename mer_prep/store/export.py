@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mer_prep.errors import InvalidArgumentError
+from mer_prep.store.layout import SPLITS_GROUP
 from mer_prep.store.table import MISSING
 
 BLOCK = 64  # samples copied at a time: memory stays a few MB whatever the store's size
@@ -86,11 +87,11 @@ def _write(store, path: Path) -> None:
     with h5py.File(path, "x") as out:
         out.attrs["mer_prep"] = json.dumps(store.attrs)
         for name in store.array_names:
-            spec = store.attrs["arrays"][name]
-            data = out.create_dataset(name, shape=(n, *spec["shape"][1:]), dtype=spec["dtype"],
-                                      chunks=(1, *spec["shape"][1:]) if n else None,
+            spec = store.info.arrays[name]
+            data = out.create_dataset(name, shape=(n, *spec.shape[1:]), dtype=spec.dtype,
+                                      chunks=(1, *spec.shape[1:]) if n else None,
                                       compression="gzip", compression_opts=1)
-            data.attrs["dims"] = json.dumps(spec["dims"])
+            data.attrs["dims"] = json.dumps(spec.dims)
             read = store.row_reader(name)
             for start in range(0, n, BLOCK):
                 rows = np.arange(start, min(start + BLOCK, n))
@@ -104,6 +105,6 @@ def _write(store, path: Path) -> None:
         for name in store.split_names:
             group = out.create_group(f"splits/{name}")
             group.attrs["mer_prep"] = json.dumps(store.split_attrs(name))
-            stored = store.group["splits"][name]
+            stored = store.group[SPLITS_GROUP][name]
             for key in stored.array_keys():
                 group.create_dataset(key, data=stored[key][:])

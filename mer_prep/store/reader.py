@@ -1,10 +1,14 @@
-"""The only module that reads stores: ``open_store`` → table, arrays, subjects, labels."""
+"""The only module that reads stores: ``open_store`` → table, arrays, subjects, labels.
+
+The root attributes come typed as ``FeatureStore.info`` (``mer_prep.store.layout.VersionAttrs``;
+``attrs`` is the same as stored, as a mapping); splits, folds and SMOTE plans are
+``mer_prep.store.split_reader``'s, mixed into ``FeatureStore``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from functools import cached_property
 
 import dask.array as da
@@ -14,40 +18,31 @@ import pandas as pd
 import xarray as xr
 import zarr
 import zarr.api.asynchronous
+from pydantic import ValidationError
 from zarr.core.sync import sync
 
 from mer_prep.datasets.aus import au_matrix, au_numbers
 from mer_prep.errors import (
     ArrayNotFoundError,
     CorruptDataError,
-    SplitNotFoundError,
     StoreNotFoundError,
     VersionNotFoundError,
 )
-from mer_prep.evaluation.balance import SmotePlan, class_weights
-from mer_prep.evaluation.splits import Split, build_split, fold_index, parent_rows
 from mer_prep.labels import au_set
 from mer_prep.recipes import Recipe
 from mer_prep.store.bulk import check_content, read_rows
 from mer_prep.store.cache import cached_array
+from mer_prep.store.layout import AUS_ARRAY, MAIN, TABLE_GROUP, VersionAttrs
 from mer_prep.store.repo import (
-    MAIN,
     Location,
     StoreLocation,
     open_repository,
     version_tags,
 )
-from mer_prep.store.schema import (DIGEST_KEY, TABLE_DIGEST_KEY, attrs_digest, table_digest,
-                                   zarr_rules)
-from mer_prep.store.split_digest import check_split_array, check_split_attrs
+from mer_prep.store.schema import DIGEST_KEY, attrs_digest, table_digest
+from mer_prep.store.split_reader import ON_DEMAND_SPLITS, Fold, SplitReader  # noqa: F401
 from mer_prep.store.table import MISSING
 from mer_prep.store.versions import BASE_AU_SET
-from mer_prep.store.writer import SPLITS_GROUP
-
-# Splits a reader computes on demand when the store holds none of that name: deterministic and
-# subject-independent. Any other split (k-fold with a seed, the leaky random one) must be made
-# with ``mer-prep split`` so that the store records it.
-ON_DEMAND_SPLITS = ("loso", "megc2019")
 
 
 def rows_to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -61,11 +56,12 @@ def rows_to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     return frame
 
 
-class FeatureStore:
+class FeatureStore(SplitReader):
     """One version of a store, read-only.
 
     ``table`` lists the successfully processed samples (row ``i`` of the table is sample ``i``
-    of every array view); ``table_all`` adds the failed ones with their error.
+    of every array view); ``table_all`` adds the failed ones with their error. Splits, folds
+    and SMOTE plans: ``SplitReader``.
     """
 
     def __init__(self, location: StoreLocation, repo: ic.Repository, session: ic.Session) -> None:
@@ -79,7 +75,8 @@ class FeatureStore:
 
     @cached_property
     def attrs(self) -> dict:
-        """The version's root attributes, checked against the digest written with them."""
+        """The version's root attributes as stored, checked against the digest written with
+        them (``info`` is the same, typed)."""
         attrs = dict(self.group.attrs)
         if DIGEST_KEY in attrs and attrs[DIGEST_KEY] != attrs_digest(attrs):
             raise CorruptDataError(f"store {self.location}: the version's attributes do not "
@@ -87,33 +84,44 @@ class FeatureStore:
                                    f"verify {self.location}`")
         return attrs
 
+    @cached_property
+    def info(self) -> VersionAttrs:
+        """The version's root attributes, typed (``mer_prep.store.layout.VersionAttrs``)."""
+        try:
+            return VersionAttrs.from_attrs(self.attrs)
+        except ValidationError as error:
+            raise CorruptDataError(f"store {self.location}: the version's attributes are not a "
+                                   f"version's ({error.error_count()} problems, first: "
+                                   f"{error.errors()[0]['loc']}); run `mer-prep verify "
+                                   f"{self.location}`") from None
+
     @property
     def version_id(self) -> str:
-        return self.attrs["version_id"]
+        return self.info.version_id
 
     @property
     def recipe(self) -> Recipe:
-        return Recipe.model_validate({**self.attrs["recipe"]["parameters"],
-                                      "paper": self.attrs["recipe"].get("paper", "")})
+        return Recipe.model_validate({**self.info.recipe.parameters,
+                                      "paper": self.info.recipe.paper})
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.attrs["class_names"])
+        return list(self.info.class_names)
 
     @property
     def array_names(self) -> list[str]:
-        return list(self.attrs["arrays"])
+        return list(self.info.arrays)
 
     @cached_property
     def table_all(self) -> pd.DataFrame:
         try:
-            table = self.group[zarr_rules()["table_group"]]
-            columns = {name: table[name][:] for name in self.attrs["table_columns"]}
+            table = self.group[TABLE_GROUP]
+            columns = {name: table[name][:] for name in self.info.table_columns}
         except Exception as error:  # noqa: BLE001 - a column failing its CRC, a lost manifest
             raise CorruptDataError(f"store {self.location}: the sample table cannot be read "
                                    f"({type(error).__name__}); run `mer-prep verify "
                                    f"{self.location}`") from error
-        expected = self.attrs.get(TABLE_DIGEST_KEY)
+        expected = self.info.table_digest
         if expected is not None and table_digest(columns) != expected:
             raise CorruptDataError(f"store {self.location}: the sample table does not match its "
                                    f"digest (corrupt metadata or chunks); run `mer-prep verify "
@@ -143,15 +151,15 @@ class FeatureStore:
         (``permanent`` or ``transient``; records written before the distinction count as
         ``permanent``, as the writer treats them)."""
         columns = ["sample_id", "file", "stage", "message", "kind"]
-        return pd.DataFrame([{"kind": "permanent", **f} for f in self.attrs["failures"]],
+        return pd.DataFrame([failure.model_dump() for failure in self.info.failures],
                             columns=columns)
 
     @cached_property
     def au_list(self) -> list[int]:
         """AU numbers of the columns of ``aus`` (``cross12`` first; ``mer_prep.store.versions``).
         A store written before AU targets: the same rule over its table's ``action_units``."""
-        if "au_list" in self.attrs:
-            return [int(au) for au in self.attrs["au_list"]]
+        if self.info.au_list is not None:
+            return list(self.info.au_list)
         parsed = [au_numbers(text) for text in self.table_all["action_units"]]
         base = list(au_set(BASE_AU_SET))
         return base + sorted({au for numbers in parsed for au in numbers} - set(base))
@@ -161,9 +169,8 @@ class FeatureStore:
         """Action units per ``table`` row as multi-label targets: bool (n, len(au_list));
         an augmented copy has its parent's. A store written before the ``aus`` array: parsed
         from the table's ``action_units`` text (what the writer stores from)."""
-        name = zarr_rules()["aus_array"]["name"]
-        if "au_list" in self.attrs and name in self.group:
-            return np.asarray(self.group[name][...], dtype=bool)[self._ok_rows]
+        if self.info.au_list is not None and AUS_ARRAY in self.group:
+            return np.asarray(self.group[AUS_ARRAY][...], dtype=bool)[self._ok_rows]
         return au_matrix(self.table["action_units"].tolist(), self.au_list)
 
     @property
@@ -231,110 +238,14 @@ class FeatureStore:
     def xarray(self) -> xr.Dataset:
         """All arrays as an xarray Dataset with named dims and the table as ``sample`` coords;
         the action units as ``aus`` (sample, au), bool, with the AU numbers as ``au`` coords."""
-        variables = {name: (self.attrs["arrays"][name]["dims"], self.dask(name))
+        variables = {name: (self.info.arrays[name].dims, self.dask(name))
                      for name in self.array_names}
         variables["aus"] = (("sample", "au"), self.aus)
         coords = {col: ("sample", self.table[col].to_numpy())
                   for col in ("sample_id", "dataset", "subject", "clip", "label", "label_name")}
         coords["au"] = ("au", np.asarray(self.au_list, dtype=np.int64))
         return xr.Dataset(variables, coords=coords, attrs={"version_id": self.version_id,
-                                                           "recipe": self.attrs["recipe"]["name"]})
-
-    @cached_property
-    def parents(self) -> np.ndarray:
-        """Row of each ``table`` row's parent (augmented copies), -1 for originals: (n,) int64."""
-        return parent_rows(self.table["sample_id"].to_numpy(dtype=str),
-                           self.table["aug_parent"].to_numpy(dtype=str))
-
-    @property
-    def split_names(self) -> list[str]:
-        """Names of the splits stored with this version."""
-        try:
-            return (sorted(self.group[SPLITS_GROUP].group_keys()) if SPLITS_GROUP in self.group
-                    else [])
-        except Exception as error:  # noqa: BLE001 - unreadable metadata of the splits group
-            raise CorruptDataError(f"store {self.location}: the splits of {self.version_id} "
-                                   f"cannot be listed ({type(error).__name__}); run `mer-prep "
-                                   f"verify {self.location}`") from error
-
-    def split(self, name: str = "loso") -> Split:
-        """A stored split over ``table`` rows (checked against its digests: ``split_digest``),
-        or ``loso`` / ``megc2019`` computed on demand."""
-        if name in self.split_names:
-            return Split.from_dict(self.split_attrs(name), self.split_array(name, "test_fold"))
-        if name in ON_DEMAND_SPLITS:
-            return build_split(self.table, name)
-        raise SplitNotFoundError(f"store {self.path} has no split {name!r} (stored: {self.split_names}); "
-                       f"make it with `mer-prep split`")
-
-    def split_attrs(self, name: str) -> dict:
-        """Attributes of a stored split (kind, leaky, seed, SMOTE settings...), checked against
-        their digest; {} if computed."""
-        if name not in self.split_names:
-            return {}
-        attrs = dict(self._split_group(name).attrs)
-        check_split_attrs(attrs, self._split_where(name))
-        if attrs.get("name") != name:
-            raise CorruptDataError(f"{self._split_where(name)}: the group holds split "
-                                   f"{attrs.get('name')!r} (corrupt metadata); run `mer-prep "
-                                   f"verify {self.location}`")
-        return attrs
-
-    def split_array(self, split: str, name: str) -> np.ndarray:
-        """Array ``name`` of stored split ``split``, read whole and checked against the digest
-        written with it (a chunk failing its CRC or a lost chunk is a ``CorruptDataError``)."""
-        where = self._split_where(split)
-        group = self._split_group(split)
-        digests = check_split_attrs(dict(group.attrs), where)
-        try:
-            values = group[name][...]
-        except Exception as error:  # noqa: BLE001 - missing, failing its CRC, bad manifest
-            raise CorruptDataError(f"{where}: array {name!r} cannot be read ({type(error).__name__}"
-                                   f": {error}); run `mer-prep verify {self.location}`") from error
-        return check_split_array(digests, name, values, where)
-
-    def _split_where(self, name: str) -> str:
-        return f"store {self.location}: split {name!r} of {self.version_id}"
-
-    def _split_group(self, name: str) -> zarr.Group:
-        try:
-            return self.group[SPLITS_GROUP][name]
-        except Exception as error:  # noqa: BLE001 - its zarr.json no longer parses
-            raise CorruptDataError(f"{self._split_where(name)}: cannot be opened "
-                                   f"({type(error).__name__}); run `mer-prep verify "
-                                   f"{self.location}`") from error
-
-    def folds(self, split: str = "loso", *, tta: bool = False
-              ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-        """Yield ``(fold name, train rows, test rows, class weights)`` of a split.
-
-        Rows index ``table`` and every array view; class weights (n_classes,) float64 are
-        W_k = N / n_k over the fold's training rows (stored with the split when it is stored).
-        The test rows are the fold's original clips only: an augmented copy of a test clip is
-        not a test clip of its own (scoring it would count its clip twice). ``tta=True``
-        (test-time augmentation) adds the copies; ``parents[row]`` names each one's original.
-        The training rows keep the copies: whether to train on them is the trainer's choice.
-        """
-        stored = (self.split_array(split, "class_weights") if split in self.split_names
-                  else None)
-        original = self.parents < 0
-        for i, (name, train, test) in enumerate(self.split(split).folds()):
-            weights = (stored[i] if stored is not None
-                       else class_weights(self.labels[train], len(self.class_names)))
-            yield name, train, test if tta else test[original[test]], weights
-
-    def smote(self, split: str, fold: str | int) -> SmotePlan | None:
-        """The SMOTE provenance of one training fold of a stored split (None without SMOTE)."""
-        attrs = self.split_attrs(split)
-        if not attrs.get("smote"):
-            return None
-        index = fold_index(list(attrs["fold_names"]), fold, split)
-        mine = np.flatnonzero(self.split_array(split, "smote_fold") == index)
-        plan = {name: self.split_array(split, f"smote_{name}")[mine]
-                for name in ("parent_a", "parent_b", "weight", "label")}
-        return SmotePlan(**plan,
-                         inputs=np.empty(0, np.int64), seed=attrs["smote"]["seed"],
-                         k_neighbors=attrs["smote"]["k_neighbors"])
+                                                           "recipe": self.info.recipe.name})
 
     def to_torch(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
                  balance: str | None = None, split: str = "loso", target: str = "label",

@@ -31,17 +31,15 @@ from mer_prep.errors import (
     StoreLocationError,
     StoreNotFoundError,
 )
+# The branch names are the store format's, re-exported here. The runs branch holds the
+# trainers' run records, one group per run; a run's attrs name the snapshot it read
+# (``store.snapshot_id``), which ``mer-prep gc`` therefore never expires.
+from mer_prep.store.layout import MAIN, RUNS_BRANCH, RUNS_GROUP  # noqa: F401
 
 # Local-filesystem storage warns on every open that concurrent commits are unsafe; the
 # writer guards its commit with a compare-and-set on the branch tip instead.
 ic.set_logs_filter(os.environ.get("MER_PREP_ICECHUNK_LOG", "icechunk=error"))
 
-MAIN = "main"
-#: The branch that holds the trainers' run records (``mer_prep.train.runs_store``), and the
-#: group on it with one group per run; a run's attrs name the snapshot it read
-#: (``store.snapshot_id``), which ``mer-prep gc`` therefore never expires.
-RUNS_BRANCH = "runs"
-RUNS_GROUP = "runs"
 #: What an Icechunk repository on local disk consists of.
 _REPOSITORY_ENTRIES = {"chunks", "manifests", "refs", "snapshots", "transactions", "config.yaml",
                        "repo", "overwritten"}

@@ -12,14 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.evaluation.balance import class_weights, rebuild_smote, smote_plan
-from mer_prep.evaluation.splits import Split, parent_rows
+from mer_prep.evaluation.balance import fold_class_weights, rebuild_smote, smote_plan
+from mer_prep.evaluation.splits import Split
 from mer_prep.store.writer import write_split
-
-
-def fold_class_weights(split: Split, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """W_k = N / n_k over each fold's training rows: (n_folds, n_classes) float64."""
-    return np.stack([class_weights(labels[train], n_classes) for _, train, _ in split.folds()])
 
 
 def save_split(store, split: Split, *, smote_features: str | None = None, k_neighbors: int = 5,
@@ -37,8 +32,7 @@ def save_split(store, split: Split, *, smote_features: str | None = None, k_neig
     smote = None
     if smote_features is not None:
         features = store.array(smote_features, dtype="float32").reshape(len(table), -1)
-        parents = parent_rows(table["sample_id"].to_numpy(dtype=str),
-                              table["aug_parent"].to_numpy(dtype=str))
+        parents = store.parents
         plans = [_fold_smote(store, name, features, labels, train, smote_seed, k_neighbors,
                              parents) for name, train, _ in split.folds()]
         arrays.update({

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
+from mer_prep.evaluation.balance import rebuild_smote
 from mer_prep.evaluation.splits import fold_index
 
 try:
@@ -34,7 +35,8 @@ class FoldDataset(Dataset):
     items are then views of memory. That is what makes it safe in a ``DataLoader`` with worker
     processes under Linux's default ``fork``: the storage runtime does not survive a fork, and
     workers never touch it. A synthetic sample ``j`` is ``x[a_j] + w_j (x[b_j] - x[a_j])`` over
-    its two stored parents (or the materialised ``smote_<array>`` when the split stored it).
+    its two stored parents read as float32 (``balance.rebuild_smote``), or the materialised
+    ``smote_<array>`` when the split stored it.
     ``class_weights`` (float32 tensor, one per class) is the fold's W_k = N / n_k. With
     ``target="aus"`` the labels are the rows' AU vectors (``store.aus``), float32 (n, n_AU).
     """
@@ -55,13 +57,9 @@ class FoldDataset(Dataset):
                 if name in materialised:
                     extra = np.asarray(materialised[name])
                 else:
-                    parents = np.unique(np.concatenate([smote.parent_a, smote.parent_b]))
-                    read = store.array(name, rows=parents).astype(np.float32)
-                    at = {int(row): i for i, row in enumerate(parents)}
-                    xa = read[[at[int(r)] for r in smote.parent_a]]
-                    xb = read[[at[int(r)] for r in smote.parent_b]]
-                    weight = smote.weight.astype(np.float32).reshape(-1, *[1] * (xa.ndim - 1))
-                    extra = xa + weight * (xb - xa)
+                    extra = rebuild_smote(
+                        lambda rows, name=name: store.array(name, "float32", rows=rows),
+                        smote, dtype=np.float32)
                 values[name] = np.concatenate([values[name].astype(np.float32),
                                                extra.astype(np.float32)])
         self.values = {name: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
@@ -100,9 +98,8 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
     if tta and part != "test":
         raise InvalidArgumentError("tta (test-time augmentation) applies to part='test'; the "
                                    "training part always holds the copies")
-    folds = list(store.folds(split, tta=tta))
-    index = fold_index([name for name, *_ in folds], fold, split)
-    _, train, test, weights = folds[index]
+    index = fold_index(list(store.split(split).fold_names), fold, split)
+    chosen = store.fold(split, index, tta=tta)
     arrays = arrays or [n for n in store.array_names if n != "landmarks"]
     smote, materialised = None, {}
     if balance == "smote" and part == "train":
@@ -110,12 +107,9 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
         if smote is None:
             raise InvalidArgumentError(f"split {split!r} stores no SMOTE samples: make it with "
                              f"`mer-prep split --smote`")
-        attrs = store.split_attrs(split)
-        group = store.group["splits"][split]
-        mine = np.flatnonzero(store.split_array(split, "smote_fold") == index)
-        materialised = {name: group[f"smote_{name}"].get_orthogonal_selection((mine,))
-                        for name in arrays if name in attrs["smote"]["materialised"]}
-    return FoldDataset(store, train if part == "train" else test, arrays, weights,
+        materialised = store.materialised_smote(split, index, arrays)
+    return FoldDataset(store, chosen.train if part == "train" else chosen.test, arrays,
+                       chosen.class_weights,
                        smote=smote, materialised=materialised, target=target)
 
 

@@ -17,11 +17,11 @@ from zarr.codecs import Crc32cCodec
 
 from mer_prep.errors import CorruptDataError
 from mer_prep.store.bulk import check_content
+from mer_prep.store.layout import SPLITS_GROUP
 from mer_prep.store.repo import Location, StoreLocation, open_repository, version_tags
 from mer_prep.store.schema import DIGEST_KEY, attrs_digest, validate_group
 from mer_prep.store.split_digest import (PREDATES_SPLIT_CHECKSUMS, check_split_array,
                                          check_split_attrs, predates_checksums)
-from mer_prep.store.writer import SPLITS_GROUP
 
 
 class NonFiniteValues(ValueError):

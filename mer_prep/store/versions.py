@@ -47,25 +47,29 @@ from dataclasses import dataclass, field
 import icechunk as ic
 import numpy as np
 import zarr
+from pydantic import ValidationError
 
 from mer_prep.datasets.aus import au_matrix
 from mer_prep.labels import au_set
 from mer_prep.recipes import ArraySpec, Recipe
 from mer_prep.sample import Problem, Sample
 from mer_prep.store.gc import remove_abandoned_branches
-from mer_prep.store.repo import (
+from mer_prep.store.layout import (  # noqa: F401 - PERMANENT re-exported
     MAIN,
+    PERMANENT,
+    TABLE_GROUP,
+    TRANSIENT,
+    VersionAttrs,
+)
+from mer_prep.store.repo import (
     Location,
     StoreLocation,
     open_repository,
     store_exists,
 )
-from mer_prep.store.schema import zarr_rules
 from mer_prep.store.table import table_columns
 from mer_prep.version import code_version
 
-TRANSIENT = "transient"
-PERMANENT = "permanent"
 #: the AU set every store's ``au_list`` starts with
 BASE_AU_SET = "cross12"
 
@@ -161,10 +165,11 @@ def existing_version(location: Location, version_id: str) -> str | None:
     remove_abandoned_branches(repo)
     if version_id in repo.list_tags():
         snapshot = repo.lookup_tag(version_id)
-        return snapshot if _complete(root_attrs(repo, snapshot)) else None
+        tagged = version_attrs(repo, snapshot)
+        return snapshot if tagged is None or tagged.is_complete else None
     main = repo.lookup_branch(MAIN)
-    attrs = root_attrs(repo, main)
-    if attrs.get("version_id") != version_id or not _complete(attrs):
+    attrs = version_attrs(repo, main)
+    if attrs is None or attrs.version_id != version_id or not attrs.is_complete:
         return None
     snapshot = next((info.id for info in repo.ancestry(snapshot_id=main)
                      if (info.metadata or {}).get("version_id") == version_id
@@ -182,7 +187,8 @@ def current_version(location: Location) -> str | None:
         if not store_exists(location):
             return None
         repo = open_repository(location)
-        return root_attrs(repo, repo.lookup_branch(MAIN)).get("version_id")
+        attrs = version_attrs(repo, repo.lookup_branch(MAIN))
+        return None if attrs is None else attrs.version_id
     except (ic.IcechunkError, OSError):
         return None
 
@@ -196,11 +202,16 @@ def root_attrs(repo: ic.Repository, snapshot: str) -> dict:
         return {}
 
 
-def _complete(attrs: dict) -> bool:
-    """False for a version that records transient failures (versions from before the
-    distinction count as complete)."""
-    return attrs.get("complete", True) and not any(
-        f.get("kind") == TRANSIENT for f in attrs.get("failures", ()))
+def version_attrs(repo: ic.Repository, snapshot: str) -> VersionAttrs | None:
+    """The typed root attributes of the version at ``snapshot``; None for none, a foreign
+    layout, or attributes that are not a version's."""
+    attrs = root_attrs(repo, snapshot)
+    if "version_id" not in attrs:
+        return None
+    try:
+        return VersionAttrs.from_attrs(attrs)
+    except ValidationError:
+        return None
 
 
 def reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
@@ -212,21 +223,17 @@ def reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
     sample is unchanged (same fingerprint) and was processed is reusable (with its augmented
     copies). Rows of the previous table are returned as records ready for ``finish``.
     """
-    try:
-        root = zarr.open_group(repo.readonly_session(snapshot_id=base).store, mode="r")
-        attrs = dict(root.attrs)
-    except Exception:  # noqa: BLE001 - an empty or foreign repository: no reuse
-        return None
-    recipe = attrs.get("recipe") or {}
-    same = (attrs.get("dataset") == plan.dataset and recipe.get("hash") == plan.recipe.hash
-            and attrs.get("code_version") == plan.code_version
-            and attrs.get("labels") == plan.labels
-            and attrs.get("class_names") == plan.class_names
-            and attrs.get("arrays") == plan.stored_layout()
-            and attrs.get("n_samples") == plan.n_rows)
+    attrs = version_attrs(repo, base)
+    same = (attrs is not None and attrs.dataset == plan.dataset
+            and attrs.recipe.hash == plan.recipe.hash
+            and attrs.code_version == plan.code_version and attrs.labels == plan.labels
+            and attrs.class_names == plan.class_names
+            and attrs.to_attrs()["arrays"] == plan.stored_layout()
+            and attrs.n_samples == plan.n_rows)
     if not same:
         return None
-    table = root[zarr_rules()["table_group"]]
+    root = zarr.open_group(repo.readonly_session(snapshot_id=base).store, mode="r")
+    table = root[TABLE_GROUP]
     missing = [name for name in table_columns() if name not in table]
     if set(missing) - {"failure_kind"}:  # a column added since: older stores lack it
         return None
@@ -244,7 +251,7 @@ def reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
                for r in rows):
             for r in rows:
                 reused[r] = {name: _python(values[r]) for name, values in columns.items()}
-    return reused, attrs.get("version_id", "")
+    return reused, attrs.version_id
 
 
 def _python(value):

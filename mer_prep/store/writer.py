@@ -61,18 +61,26 @@ from mer_prep.errors import PipelineError, StoreWriteError, VersionConflictError
 from mer_prep.recipes import ArraySpec
 from mer_prep.sample import Failure
 from mer_prep.store.gc import remove_abandoned_branches, scratch_branch
-from mer_prep.store.repo import MAIN, Location, NewStore, open_repository
+from mer_prep.store.layout import (
+    AUS_ARRAY,
+    AUS_DIMS,
+    MAIN,
+    SPLITS_GROUP,
+    TABLE_GROUP,
+    RecipeAttrs,
+    ReuseAttrs,
+    VersionAttrs,
+)
+from mer_prep.store.repo import Location, NewStore, open_repository
 from mer_prep.store.run_watch import RunWatch
 from mer_prep.store.schema import (
     DIGEST_KEY,
-    TABLE_DIGEST_KEY,
     attrs_digest,
     content_crc,
     table_digest,
     check_sample_array,
     validate_group,
     validate_split,
-    zarr_rules,
 )
 from mer_prep.store.split_digest import DIGESTED_SCHEMA_VERSION as SPLIT_SCHEMA_VERSION
 from mer_prep.store.split_digest import seal_split
@@ -236,12 +244,12 @@ class VersionWriter:
         return cls(plan, repo, base, branch, repo.writable_session(branch))
 
     def reuse_summary(self) -> dict:
-        """What the version recomputed and what it shares with ``reused_from`` (samples, rows)."""
+        """What the version recomputed and what it shares with ``reused_from`` (samples, rows):
+        the dumped ``ReuseAttrs`` the version records as ``reuse``."""
         stride = self.plan.recipe.rows_per_sample
-        return {"from_version": self.reused_from,
-                "n_reused": len(self.reused) // stride,
-                "n_recomputed": len(self.rows_to_compute) // stride,
-                "n_rows_reused": len(self.reused)}
+        return ReuseAttrs(from_version=self.reused_from, n_reused=len(self.reused) // stride,
+                          n_recomputed=len(self.rows_to_compute) // stride,
+                          n_rows_reused=len(self.reused)).model_dump(mode="json")
 
     def fork(self) -> ic.ForkSession:
         """A picklable session for one worker task."""
@@ -284,24 +292,23 @@ class VersionWriter:
         except (ic.IcechunkError, OSError) as error:
             raise StoreWriteError(f"store {plan.location}: writing {version_id} failed: "
                                   f"{type(error).__name__}: {error}") from error
-        root.attrs.update({
-            "schema": "mer-prep/feature-store", "schema_version": 1,
-            "dataset": plan.dataset, "labels": plan.labels, "class_names": plan.class_names,
-            "recipe": {"name": plan.recipe.name, "hash": plan.recipe.hash,
-                       "paper": plan.recipe.paper, "parameters": plan.recipe.parameters()},
-            "input_fingerprint": plan.input_fingerprint, "code_version": plan.code_version,
-            "version_id": version_id, "complete": complete,
-            "inputs_version_id": plan.version_id,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "n_samples": len(rows), "n_ok": sum(r["status"] == "ok" for r in rows),
-            "arrays": plan.stored_layout(), "table_columns": columns,
-            "failures": [failure.to_dict() for failure in failures],
-            "au_list": plan.au_list,
-            "corrections": [correction.to_dict() for correction in plan.corrections],
-            "reuse": self.reuse_summary(), **(extra_attrs or {}),
-        })
-        root.attrs[TABLE_DIGEST_KEY] = table_digest(
-            {column: column_array(rows, column, kind) for column, kind in columns.items()})
+        attrs = VersionAttrs(
+            dataset=plan.dataset, labels=plan.labels, class_names=plan.class_names,
+            recipe=RecipeAttrs(name=plan.recipe.name, hash=plan.recipe.hash,
+                               paper=plan.recipe.paper, parameters=plan.recipe.parameters()),
+            input_fingerprint=plan.input_fingerprint, code_version=plan.code_version,
+            version_id=version_id, complete=complete, inputs_version_id=plan.version_id,
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            n_samples=len(rows), n_ok=sum(r["status"] == "ok" for r in rows),
+            arrays=plan.stored_layout(), table_columns=columns,
+            failures=[failure.to_dict() for failure in failures], au_list=plan.au_list,
+            corrections=[correction.to_dict() for correction in plan.corrections],
+            reuse=self.reuse_summary(),
+            table_digest=table_digest({column: column_array(rows, column, kind)
+                                       for column, kind in columns.items()}),
+            **(extra_attrs or {}))
+        # update, not replace: a refresh starts from main's attributes, as it always has
+        root.attrs.update(attrs.to_attrs())
         root.attrs[DIGEST_KEY] = attrs_digest(dict(root.attrs))
         validate_group(root)
         try:
@@ -351,16 +358,15 @@ def _delete_branch(repo: ic.Repository, branch: str) -> None:
 
 async def _write_rows(store, columns: dict[str, np.ndarray], aus: np.ndarray) -> None:
     """The sample table and the ``aus`` array (one chunk), written concurrently."""
-    rules = zarr_rules()
-    await asyncio.gather(_write_table(store, rules["table_group"], columns),
-                         _write_aus(store, rules["aus_array"]["name"], aus))
+    await asyncio.gather(_write_table(store, TABLE_GROUP, columns),
+                         _write_aus(store, AUS_ARRAY, aus))
 
 
 async def _write_aus(store, name: str, aus: np.ndarray) -> None:
     root = await zarr.api.asynchronous.open_group(store=store, mode="r+")
     array = await root.create_array(
         name, shape=aus.shape, chunks=tuple(max(d, 1) for d in aus.shape), dtype=bool,
-        dimension_names=tuple(zarr_rules()["aus_array"]["dims"]), compressors=COMPRESSORS,
+        dimension_names=AUS_DIMS, compressors=COMPRESSORS,
         overwrite=True)
     if aus.size:
         await array.setitem(slice(None), aus)
@@ -382,8 +388,6 @@ async def _write_table(store, path: str, columns: dict[str, np.ndarray]) -> None
 
     await asyncio.gather(*(write_column(name, values) for name, values in columns.items()))
 
-
-SPLITS_GROUP = "splits"
 
 
 def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) -> str:

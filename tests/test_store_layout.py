@@ -1,0 +1,116 @@
+"""One home for the store format (issue 21 item 5): ``mer_prep.store.layout``'s typed root
+attributes agree with ``storage_schemas/feature_store.v1.json`` both ways, the writer dumps the
+model and the reader loads it, and a version written before the optional attributes still reads.
+"""
+
+import numpy as np
+import pytest
+import zarr
+
+from mer_prep.store import open_store
+from mer_prep.store.layout import (
+    AUS_ARRAY,
+    OPTIONAL_ATTRIBUTES,
+    REQUIRED_ATTRIBUTES,
+    SPLITS_GROUP,
+    TABLE_GROUP,
+    ArrayLayout,
+    FailureAttrs,
+    RecipeAttrs,
+    ReuseAttrs,
+    VersionAttrs,
+)
+from mer_prep.store.repo import MAIN, open_repository
+from mer_prep.store.schema import DIGEST_KEY, attrs_digest, load_schema, validate_attrs, zarr_rules
+from test_store import make_plan, write_version
+
+SCHEMA = load_schema()
+
+
+def _names(model) -> tuple[set[str], set[str]]:
+    """(every attribute name the model writes, the names it requires), by stored name."""
+    fields = model.model_fields.items()
+    return ({f.alias or n for n, f in fields},
+            {f.alias or n for n, f in fields if f.is_required()})
+
+
+def test_every_attribute_the_model_writes_is_declared_and_every_declared_one_modelled():
+    written, _ = _names(VersionAttrs)
+    assert written == set(SCHEMA["properties"])
+    assert written == REQUIRED_ATTRIBUTES | OPTIONAL_ATTRIBUTES
+    assert not REQUIRED_ATTRIBUTES & OPTIONAL_ATTRIBUTES
+
+
+def test_the_required_attributes_agree_with_the_schema():
+    assert REQUIRED_ATTRIBUTES == set(SCHEMA["required"])
+    # schema and schema_version carry defaults in the model (the writer never spells them),
+    # but every version has them: each is the constant the schema pins
+    defaults = VersionAttrs.model_fields
+    assert defaults["schema_"].default == SCHEMA["properties"]["schema"]["const"]
+    assert defaults["schema_version"].default == SCHEMA["properties"]["schema_version"]["const"]
+
+
+@pytest.mark.parametrize("model, declared", [
+    (RecipeAttrs, SCHEMA["properties"]["recipe"]),
+    (ArrayLayout, SCHEMA["properties"]["arrays"]["additionalProperties"]),
+    (FailureAttrs, SCHEMA["properties"]["failures"]["items"]),
+    (ReuseAttrs, SCHEMA["properties"]["reuse"]),
+])
+def test_nested_records_agree_with_the_schema(model, declared):
+    written, required = _names(model)
+    assert written == set(declared["properties"])
+    assert required == set(declared["required"])
+
+
+def test_group_names_are_the_schemas():
+    rules = zarr_rules()
+    assert TABLE_GROUP == rules["table_group"]
+    assert AUS_ARRAY == rules["aus_array"]["name"]
+
+
+def test_the_writer_dumps_the_model_and_the_reader_loads_it(tmp_path):
+    plan = make_plan(tmp_path / "store", n=4)
+    write_version(plan, failed={2})
+    store = open_store(tmp_path / "store")
+    info = store.info
+    assert isinstance(info, VersionAttrs)
+    # every stored attribute round-trips through the model unchanged (the digest still holds)
+    assert info.to_attrs() == store.attrs
+    assert store.attrs[DIGEST_KEY] == attrs_digest(info.to_attrs())
+    validate_attrs(info.to_attrs())
+    assert info.version_id == plan.version_id == info.inputs_version_id
+    assert info.complete is True and info.is_complete
+    assert info.recipe.hash == plan.recipe.hash and info.recipe.name == "mbcc64"
+    assert info.n_samples == 4 and info.n_ok == 3
+    assert info.arrays["frames"] == ArrayLayout(dims=["sample", "frame", "y", "x"],
+                                                shape=[4, 2, 64, 64], dtype="float16")
+    assert info.reuse == ReuseAttrs(from_version=None, n_reused=0, n_recomputed=4,
+                                    n_rows_reused=0)
+    assert [f.kind for f in info.failures] == ["permanent"]
+    assert TABLE_GROUP in store.group and AUS_ARRAY in store.group
+    assert SPLITS_GROUP not in store.group
+
+
+def test_a_version_without_the_optional_attributes_still_reads(tmp_path):
+    """What a writer before au_list, corrections, reuse, failure kinds and the digests left."""
+    plan = make_plan(tmp_path / "store", n=4)
+    write_version(plan)
+    repo = open_repository(tmp_path / "store")
+    session = repo.writable_session(MAIN)
+    root = zarr.open_group(session.store, mode="r+")
+    old = {k: v for k, v in dict(root.attrs).items() if k not in OPTIONAL_ATTRIBUTES}
+    old["failures"] = [{k: v for k, v in f.items() if k != "kind"} for f in old["failures"]]
+    for key in list(root.attrs):
+        del root.attrs[key]
+    root.attrs.update(old)
+    session.commit("as an older writer left it")
+    store = open_store(tmp_path / "store")
+    info = store.info
+    assert info.au_list is None and info.reuse is None and info.table_digest is None
+    assert info.complete is None and info.is_complete  # before the distinction: complete
+    assert info.to_attrs() == {**old, "failures": [{**f, "kind": "permanent"}
+                                                   for f in old["failures"]]}
+    assert store.version_id == plan.version_id and len(store.table) == 4
+    assert list(store.failures["kind"]) == ["permanent"]
+    assert store.au_list[:1] and store.aus.shape == (4, len(store.au_list))
+    np.testing.assert_array_equal(store.labels, [1, 0, 1, 0])
