@@ -27,7 +27,6 @@ may only use the values its entry configures (``policy.check_train``).
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 

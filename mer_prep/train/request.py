@@ -81,11 +81,6 @@ class TrainSettings(BaseModel):
         return TrainSettings.model_validate(
             {name: getattr(self, name) for name in TrainSettings.model_fields})
 
-    @property
-    def config_json(self) -> dict[str, Any]:
-        """The model config overrides as a plain dict ({} for none)."""
-        return dict(self.config or {})
-
 
 class TrainRequest(TrainSettings):
     """One training run: :class:`TrainSettings` and the store version it reads, the dataset it
