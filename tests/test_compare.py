@@ -242,3 +242,17 @@ def test_leaky_selection_is_labelled_in_compare_and_placed_under_its_clean_row(t
     oracle_uf1 = next(r for r in list_runs(path) if r.run_id == "oracle").uf1
     assert f"{oracle_uf1 - 1.0:+.3f} UF1" in rows[2]
     assert rows[-1].startswith("LEAKY rows are not ranked")
+
+
+def test_the_command_default_is_the_library_default_and_loads_nothing_heavy_at_start():
+    import subprocess
+    import sys
+
+    from mer_prep.cli.compare import DEFAULT_RESAMPLES
+
+    assert DEFAULT_RESAMPLES == bootstrap.DEFAULT_RESAMPLES
+    # pandas comes with run_view: a command's start (mer-prep --help, a refused name) skips it
+    loaded = subprocess.run([sys.executable, "-c", "import sys, mer_prep.cli; "
+                             "print('mer_prep.evaluation.run_view' in sys.modules)"],
+                            capture_output=True, text=True)
+    assert loaded.stdout.strip() == "False", loaded.stderr

@@ -11,7 +11,10 @@ from __future__ import annotations
 import click
 
 from mer_prep.cli import main
-from mer_prep.evaluation.bootstrap import DEFAULT_RESAMPLES
+
+# mer_prep.evaluation.bootstrap.DEFAULT_RESAMPLES, not imported here: that would load numpy and
+# pandas with every command's start (0.7 s) (tests/test_compare.py checks they agree)
+DEFAULT_RESAMPLES = 2000
 
 
 def _number(value: float | None, sign: bool = False) -> str:
