@@ -34,6 +34,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,21 +47,20 @@ from prefect.futures import as_completed
 from prefect.states import Cancelled
 from prefect_dask import DaskTaskRunner
 
-from mer_prep.errors import NothingProcessedError, RunCancelled, StoreWriteError
-from mer_prep.pipeline.batch import (BatchJob, BatchResult, combine_batches, process_batch,
-                                     sample_jobs)
-from mer_prep.pipeline.planning import plan_version, scan_failures
-
-from flows.batching import make_batches
-from mer_prep.recipes import load_recipe
+from mer_prep.errors import (InvalidArgumentError, NothingProcessedError, RunCancelled,
+                             StoreWriteError)
+from mer_prep.pipeline.batch import BatchJob, BatchResult, process_batch
 from mer_prep.pipeline.report import run_report
+from mer_prep.pipeline.request import PreprocessRequest
+from mer_prep.pipeline.sequence import RunState, make_version
 from mer_prep.pipeline.summary import RunSummary
-from mer_prep.store.writer import (VersionWriter, current_version, existing_version,
-                                   interrupts_deferred)
+from mer_prep.store.writer import current_version, interrupts_deferred
 from mer_prep.threads import pin_threads
 
+from flows.batching import make_batches
+
 from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task_runner  # noqa: F401
-from flows.deployments import refused_run
+from flows.served import refused_run
 from flows.events import emit_committed
 from flows.runtime import prefect_api, retry_unless, sigterm_interrupts, without_heartbeats
 from flows.compat import QuietCancelled, install_log_filters, task_runner_cluster
@@ -107,17 +107,14 @@ def run_name() -> str:
     from prefect.runtime import flow_run
 
     parameters = flow_run.parameters
-    recipe = str(parameters.get("recipe") or "ha3d")
+    recipe = str(parameters.get("recipe") or PreprocessRequest.default("recipe"))
     recipe = Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe
     return f"{parameters.get('dataset')}-{recipe}"
 
 
-@flow(name="preprocess", flow_run_name=run_name, log_prints=True)
-def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
-               store: str | None = None, labels: str = "native", n_workers: int = 2,
-               options: dict | None = None, progress: bool = False,
-               dask_address: str | None = None) -> RunSummary:
-    """Preprocess ``dataset`` under ``root`` with ``recipe`` into the versioned store ``store``.
+def _preprocess_flow(**parameters) -> RunSummary:
+    """Preprocess ``dataset`` under ``root`` with ``recipe`` into the versioned store ``store``:
+    the parameters are those of a ``PreprocessRequest``, with its defaults.
 
     Returns the run's summary: the version made (or found up to date), counts (ok, failed,
     recomputed, reused), timings and the key of the run's markdown artifact. Interrupted
@@ -125,135 +122,83 @@ def preprocess(dataset: str, root: str | dict[str, str], recipe: str = "ha3d",
     """
     context = FlowRunContext.get()
     if context is not None and not isinstance(context.task_runner, DaskTaskRunner):
-        # started by a deployment: the same flow as a subflow on the Dask runner asked for
-        refused = refused_run(dict(  # what mer-prep.toml does not allow fails here, before anything
-            dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
-            n_workers=n_workers, options=options, progress=progress, dask_address=dask_address))
+        # started by a deployment: what mer-prep.toml does not allow fails here, before anything
+        refused = refused_run(parameters)
         if refused is not None:
             return refused
+        request = PreprocessRequest(**parameters)
         with without_heartbeats():  # the subflow's final state is this run's (a Cancelled
-            # subflow would otherwise raise here and end this run Failed, with a traceback)
-            return preprocess.with_options(task_runner=task_runner(dask_address, n_workers))(
-                dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
-                n_workers=n_workers, options=options, progress=progress,
-                dask_address=dask_address, return_state=True)
+            # subflow would otherwise raise here and end this run Failed, with a traceback):
+            # the same flow as a subflow on the Dask runner asked for
+            return preprocess.with_options(task_runner=task_runner(
+                request.dask_address, request.n_workers))(**request.parameters(),
+                                                          return_state=True)
+    request = PreprocessRequest(**parameters)
     run = _Progress()
     try:
-        return _preprocess(run, dataset, root, recipe, store, labels, n_workers, options,
-                           progress)
+        return _preprocess(run, request)
     except (KeyboardInterrupt, TerminationSignal):
         with interrupts_deferred(redeliver=False):  # a second Ctrl-C cannot cut it short
-            return _cancelled(run, dask_address)
+            return _cancelled(run, request.dask_address)
+
+
+# Prefect reads a flow's parameters from its signature: the request's fields, each a parameter
+# of its own (a deployment run's `-p root=...`, the UI's form), spelt once in the request.
+_preprocess_flow.__signature__ = PreprocessRequest.flow_signature()
+preprocess = flow(name="preprocess", flow_run_name=run_name, log_prints=True)(_preprocess_flow)
 
 
 @dataclass
-class _Progress:
-    """How far a run got, for its cancellation: the store and the version it held, and the
-    progress bar to clear."""
+class _Progress(RunState):
+    """How far a run got, for its cancellation (``RunState``), and the progress bar to clear."""
 
-    location: str | None = None
-    before: str | None = None
     bar: object | None = None
-    #: the version's writer once batches were handed to workers (they may outlive the run)
-    submitted: VersionWriter | None = None
 
 
-def _preprocess(run: _Progress, dataset, root, recipe, store, labels, n_workers, options,
-                progress) -> RunSummary:
-    logger = get_run_logger()
-    started = time.perf_counter()
-    recipe_model = load_recipe(recipe)
-    store = (store or str(Path("stores") / "{dataset}" / "{recipe}")).format(
-        dataset=dataset, recipe=recipe_model.name)  # a deployment's default is a template
-    run.location = store
-    plan = plan_version(dataset, root, recipe_model, store, labels=labels, **(options or {}))
-    run.location, run.before = str(plan.location), current_version(plan.location)
-    phases = {"plan": time.perf_counter() - started}
-    summary = RunSummary(store=str(plan.location), version_id=plan.version_id, dataset=dataset,
-                         recipe=recipe_model.name, n_samples=len(plan.samples),
-                         n_scan_problems=len(plan.problems),
-                         artifact_key=artifact_key(dataset, recipe_model.name),
-                         phase_seconds=phases)
-    if not plan.samples:
-        message = (f"{dataset}: no samples found under {root} "
-                   f"({len(plan.problems)} scan problems: {[str(p) for p in plan.problems[:5]]})")
-        _publish(summary, None, plan)
-        raise NothingProcessedError(message, summary)
-    snapshot = existing_version(plan.location, plan.version_id)
-    if snapshot is not None:
-        logger.info("%s is up to date: version %s (nothing recomputed)", store, plan.version_id)
-        summary.snapshot, summary.up_to_date, summary.n_reused = snapshot, True, len(plan.samples)
-        _publish(summary, None, plan)
-        return summary
+@dataclass
+class _OnDask:
+    """The run's batches as Prefect tasks on the flow's Dask task runner; results as they
+    finish, counted on a progress bar when asked."""
 
-    tick = time.perf_counter()
-    writer = VersionWriter.begin(plan)  # drops its scratch branch itself if interrupted
-    try:
-        phases["layout"] = time.perf_counter() - tick
-        reuse = writer.reuse_summary()
-        unchanged = (f"{reuse['n_reused']} unchanged since {reuse['from_version']}"
-                     if reuse["from_version"] else "a fresh layout")
-        logger.info("%d samples (%d to compute, %s), %d scan problems -> %s version %s",
-                    len(plan.samples), reuse["n_recomputed"], unchanged, len(plan.problems),
-                    store, plan.version_id)
-        stride = recipe_model.rows_per_sample
-        items = sample_jobs(plan, writer.reused)
-        batches = make_batches(len(items), n_workers)
+    run: _Progress
+    n_workers: int
+    progress: bool
+    #: a standing or remote cluster finishes the batches it was given after the run is gone
+    outlives_run = True
+
+    def batches(self, n_items: int) -> list[range]:
+        return make_batches(n_items, self.n_workers)
+
+    def submit(self, jobs: list[BatchJob]) -> Iterator[BatchResult]:
         with _sigint_blocked():  # the first submit starts a local cluster's worker processes
-            futures = [process_batch_task.submit(Sealed(BatchJob(
-                           writer.fork(), [items[i] for i in rows], recipe_model, plan.arrays,
-                           plan.class_names, watch=writer.watch()))) for rows in batches]
-        run.submitted = writer
-        tick = time.perf_counter()
-        bar = run.bar = _progress_bar(len(items)) if progress else None
-        results: list[BatchResult] = []
+            futures = [process_batch_task.submit(Sealed(job)) for job in jobs]
+        return self._as_completed(futures, sum(len(job.samples) for job in jobs),
+                                  jobs[0].recipe.rows_per_sample if jobs else 1)
+
+    def _as_completed(self, futures: list, total: int, stride: int) -> Iterator[BatchResult]:
+        bar = self.run.bar = _progress_bar(total) if self.progress else None
         for future in as_completed(futures):
             result = future.result()
-            results.append(result)
             if bar is not None:
                 bar.update(len(result.rows) // stride)
-            for failure in result.failures:
-                logger.warning("failed %s%s: %s", failure.sample_id,
-                               " (transient)" if failure.kind == "transient" else "",
-                               failure.message)
+            yield result
         if bar is not None:
-            run.bar = None
+            self.run.bar = None
             bar.close()
-        phases["process"], tick = time.perf_counter() - tick, time.perf_counter()
-        run_result = combine_batches(results, plan.n_rows, writer.reused)
-        failures = scan_failures(plan) + run_result.failures
-        snapshot = writer.finish(run_result.forks, run_result.rows, failures,
-                                 extra_attrs={"stage_seconds": run_result.timings})
-        phases["commit"] = time.perf_counter() - tick
-    except BaseException:
-        # Workers given batches may still be writing (a standing or remote cluster finishes
-        # them: they stop at their next sample, ``RunWatch``): a store this run created is
-        # kept until they are known stopped (``_cancelled``), or else for good, empty.
-        writer.abort(remove_new_store=run.submitted is None)
-        raise
-    n_ok = run_result.n_ok
-    transient = [f for f in failures if f.kind == "transient"]
-    logger.info("committed %s as %s: %d ok, %d failed; %d samples recomputed, %s",
-                store, writer.version_id, n_ok, len(run_result.rows) - n_ok,
-                reuse["n_recomputed"], unchanged)
-    if transient:
-        logger.warning("%d samples failed for a reason that may pass (I/O); the version is "
-                       "committed as %s, not as %s: run again to retry them", len(transient),
-                       writer.version_id, plan.version_id)
-    summary.version_id = writer.version_id
-    summary.snapshot, summary.n_ok = snapshot, n_ok
-    summary.n_failed = len(run_result.rows) - n_ok
-    summary.failures, summary.stage_seconds = failures, run_result.timings
-    summary.n_recomputed, summary.n_reused = reuse["n_recomputed"], reuse["n_reused"]
-    summary.reused_from = reuse["from_version"]
-    summary.wall_seconds = time.perf_counter() - started
-    _publish(summary, run_result.rows, plan, reused=set(writer.reused))
-    if n_ok:  # a new version with something in it: its trainings may run (flows.events)
-        emit_committed(summary)
-    if n_ok == 0:
-        raise NothingProcessedError(
-            f"{dataset}: every one of {len(plan.samples)} samples failed (version "
-            f"{writer.version_id} records why; see `mer-prep info {store}`)", summary)
+
+
+def _preprocess(run: _Progress, request: PreprocessRequest) -> RunSummary:
+    """The library's sequence (``make_version``) on the Dask runner; then the run's artifact,
+    its event, and a Failed run when nothing could be processed."""
+    done = make_version(request, _OnDask(run, request.n_workers, request.progress), state=run,
+                        logger=get_run_logger())
+    summary = done.summary
+    summary.artifact_key = artifact_key(summary.dataset, summary.recipe)
+    _publish(summary, done.rows, done.plan, reused=done.reused)
+    if summary.committed and summary.n_ok:  # a new version with something in it: its
+        emit_committed(summary)              # trainings may run (flows.events)
+    if done.nothing_processed is not None:
+        raise NothingProcessedError(done.nothing_processed, summary)
     return summary
 
 
@@ -352,15 +297,20 @@ def _progress_bar(total: int):
     return tqdm(total=total, unit="sample", desc="preprocess")
 
 
-def run_preprocess(dataset: str, root, recipe: str, store: str | None, *, labels: str = "native",
-                   n_workers: int = 2, dask_address: str | None = None,
-                   options: dict | None = None, progress: bool = False) -> RunSummary:
-    """Run the flow on a Dask task runner (what ``mer-prep run`` calls).
+def run_preprocess(request: PreprocessRequest | str, *args, **parameters) -> RunSummary:
+    """Run the flow of ``request`` on a Dask task runner (what ``mer-prep run`` calls); or of
+    the request the arguments make (``run_preprocess("casme2", root, "ha3d", store,
+    n_workers=1)``: positional values in the request's field order).
 
     Ctrl-C or SIGTERM at any point raises ``RunCancelled`` ("cancelled; <store> still at
     version <v>", exit code 130) within seconds: the flow run ends Cancelled, its scratch branch
     is gone and readers still see the previous version.
     """
+    if not isinstance(request, PreprocessRequest):
+        request = PreprocessRequest.from_arguments(request, *args, **parameters)
+    elif args or parameters:
+        raise InvalidArgumentError("run_preprocess: a request, or its values; not both")
+    store = request.store
     where = store if store and "{" not in store else None  # a template: known once planned
     before = current_version(where) if where else None
     finished, stopping = logging.getLogger("prefect.flow_runs"), logging.getLogger("prefect")
@@ -368,11 +318,8 @@ def run_preprocess(dataset: str, root, recipe: str, store: str | None, *, labels
     stopping.addFilter(_QUIET_CANCELLED)
     try:
         with sigterm_interrupts(), prefect_api():
-            runner = task_runner(dask_address, n_workers)
-            return preprocess.with_options(task_runner=runner)(
-                dataset=dataset, root=root, recipe=recipe, store=store, labels=labels,
-                n_workers=n_workers, options=options, progress=progress,
-                dask_address=dask_address)
+            runner = task_runner(request.dask_address, request.n_workers)
+            return preprocess.with_options(task_runner=runner)(**request.parameters())
     except CancelledRun as cancelled:
         raise RunCancelled(str(cancelled) or "cancelled") from None
     except (KeyboardInterrupt, TerminationSignal):  # before or after the flow's own body

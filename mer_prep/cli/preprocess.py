@@ -17,22 +17,10 @@ import click
 from mer_prep.cli import main
 from mer_prep.cli.stores import print_info
 from mer_prep.errors import InvalidArgumentError
+from mer_prep.pipeline.request import PreprocessRequest
 
-
-def check_run_arguments(dataset: str, roots, recipe: str, labels: str, options: dict):
-    """Every name of a run, checked before anything starts; returns the loaded recipe."""
-    from mer_prep.datasets.options import (check_annotations, check_dataset, check_options,
-                                           check_roots)
-    from mer_prep.labels import get_scheme
-    from mer_prep.recipes import load_recipe
-
-    check_dataset(dataset)
-    loaded = load_recipe(recipe)
-    get_scheme(labels)
-    check_options(dataset, options)
-    check_roots(dataset, roots)
-    check_annotations(dataset, roots, options)  # a missing sheet is found now, not in the flow
-    return loaded
+#: the request's defaults, shown in --help
+_DEFAULT = PreprocessRequest.default
 
 
 def parse_roots(dataset: str, roots: tuple[str, ...]) -> str | dict[str, str]:
@@ -64,10 +52,12 @@ def parse_options(values: tuple[str, ...]) -> dict[str, str]:
 @main.command()
 @click.argument("dataset")
 @click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
-@click.option("--recipe", default="ha3d", show_default=True, help="Built-in recipe name or YAML path.")
+@click.option("--recipe", default=_DEFAULT("recipe"), show_default=True,
+              help="Built-in recipe name or YAML path.")
 @click.option("--store", default=None, help="Store path [default: stores/<dataset>/<recipe>].")
-@click.option("--labels", default="native", show_default=True, help="Label scheme.")
-@click.option("--workers", default=2, show_default=True, help="Local Dask workers.")
+@click.option("--labels", default=_DEFAULT("labels"), show_default=True, help="Label scheme.")
+@click.option("--workers", default=_DEFAULT("n_workers"), show_default=True,
+              help="Local Dask workers.")
 @click.option("--dask-address", default=None, help="Use an existing Dask scheduler.")
 @click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
 @click.option("--home", default=".mer-prep", show_default=True, help="Where Prefect keeps its state.")
@@ -82,11 +72,13 @@ def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_op
     where = store  # the store, once known (a default one is named by the recipe)
     with sigterm_interrupts():  # SIGTERM cancels like Ctrl-C, from here on
         try:
-            root, options = parse_roots(dataset, roots), parse_options(adapter_options)
-            loaded = check_run_arguments(dataset, root, recipe, labels, options)
-            where = store or str(Path("stores") / dataset / loaded.name)
-            summary = _run(dataset, root, recipe, store, labels, workers, dask_address, options,
-                           Path(home))
+            # every setting checked before anything starts: names first, then the file system
+            request = PreprocessRequest(
+                dataset=dataset, root=parse_roots(dataset, roots), recipe=recipe, store=store,
+                labels=labels, n_workers=workers, options=parse_options(adapter_options),
+                progress=True, dask_address=dask_address)
+            where = request.store_location(request.check_inputs().name)
+            summary = _run(request, Path(home))
         except NothingProcessedError as error:
             if error.summary is not None and error.summary.snapshot is not None:
                 _print_summary(error.summary)  # the version records why every sample failed
@@ -159,14 +151,14 @@ def serve(config_file, limit, check, standing_cluster):
     serve_config(config.path, limit=limit, standing=standing_cluster, announce=click.echo)
 
 
-def _run(dataset, root, recipe, store, labels, workers, dask_address, options, home):
+def _run(request: PreprocessRequest, home: Path):
+    """The flow of ``request`` with Prefect's state under ``home``."""
     from flows.runtime import prefect_environment
 
     prefect_environment(home / "prefect")
     from flows.preprocess import run_preprocess
 
-    return run_preprocess(dataset, root, recipe, store, labels=labels, n_workers=workers,
-                          dask_address=dask_address, options=options, progress=True)
+    return run_preprocess(request)
 
 
 def _print_summary(summary) -> None:
@@ -200,7 +192,7 @@ def _print_next_steps(store: str) -> None:
 @main.command(name="list")
 @click.argument("dataset")
 @click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
-@click.option("--labels", default="native", show_default=True, help="Label scheme.")
+@click.option("--labels", default=_DEFAULT("labels"), show_default=True, help="Label scheme.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
 def list_samples(dataset, roots, labels, fmt, adapter_options):

@@ -43,9 +43,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mer_prep.datasets import dataset_names
 from mer_prep.datasets.options import check_options, check_roots
 from mer_prep.errors import ConfigError, MerPrepError
+from mer_prep.pipeline.request import PreprocessRequest
 from mer_prep.config.policy import RUN_RULES, RunPolicy, TrainingRule, shown
 from mer_prep.config.trainings import (TrainingConfig, check_cron, check_trainings,
                                        train_request)
+from mer_prep.store.layout import DEFAULT_STORE_TEMPLATE
 from mer_prep.store.repo import StoreLocation
 
 CONFIG_ENV = "MER_PREP_CONFIG"
@@ -251,18 +253,12 @@ class Config(BaseModel):
             if not ds.enabled:
                 continue
             pick = self._picker(ds)
-            root, recipes, store = self._resolved(ds)
-            for i, recipe in enumerate(recipes):
-                parameters = {"dataset": dataset, "root": root, "recipe": recipe,
-                              "store": store, "labels": pick("labels", "native"),
-                              "n_workers": pick("n_workers", 2),
-                              "options": pick("options", {}),
-                              "dask_address": pick("dask_address")}
+            for i, recipe in enumerate(self._resolved(ds)[1]):
+                request = self.preprocess_request(dataset, recipe)
                 name = dataset if i == 0 else f"{dataset}-{Path(recipe).stem}"
-                location = StoreLocation.parse(store.format(dataset=dataset,
-                                                            recipe=load_recipe(recipe).name))
-                out.append(Deployment(name=name, dataset=dataset, parameters=parameters,
-                                      store=location.url,
+                location = StoreLocation.parse(request.store_location(load_recipe(recipe).name))
+                out.append(Deployment(name=name, dataset=dataset,
+                                      parameters=request.parameters(), store=location.url,
                                       cron=pick("cron"), timezone=pick("timezone"),
                                       paused=pick("paused", False)))
         return out
@@ -302,6 +298,19 @@ class Config(BaseModel):
                             request=request, dask_addresses=tuple(dict.fromkeys(
                                 [address, *pick("dask_addresses", [])])))
 
+    def preprocess_request(self, dataset: str, recipe: str | None = None) -> PreprocessRequest:
+        """The run a ``preprocess/<dataset>`` deployment makes by default (``recipe``: one of
+        the dataset's, default its first): each field the dataset's table sets, else
+        ``[defaults]``', else the request's own default; root, recipe and store made absolute
+        (``_resolved``). The TOML keys are the request's field names."""
+        ds = self.project.datasets[dataset]
+        pick = self._picker(ds)
+        root, recipes, store = self._resolved(ds)
+        configured = {name: pick(name) for name in PreprocessRequest.model_fields
+                      if name in _Settings.model_fields and pick(name) is not None}
+        return PreprocessRequest(**{**configured, "dataset": dataset, "root": root,
+                                    "recipe": recipe or recipes[0], "store": store})
+
     def _picker(self, ds: DatasetConfig) -> Callable[..., Any]:
         """``pick(key, fallback)``: the dataset's value, else ``[defaults]``', else fallback."""
         d = self.project.defaults
@@ -313,10 +322,10 @@ class Config(BaseModel):
         """(root(s), recipes, store template) of a dataset, paths made absolute."""
         base, d = self.path.parent, self.project.defaults
         recipes = (ds.recipes or ([ds.recipe] if ds.recipe else None) or d.recipes
-                   or [d.recipe or "ha3d"])
+                   or [d.recipe or PreprocessRequest.default("recipe")])
         root: Any = (_resolve(base, ds.root) if isinstance(ds.root, str)
                      else {part: _resolve(base, p) for part, p in ds.root.items()})
-        store = str(StoreLocation.parse(self._picker(ds)("store", "stores/{dataset}/{recipe}"),
+        store = str(StoreLocation.parse(self._picker(ds)("store", DEFAULT_STORE_TEMPLATE),
                                         base=base))
         return root, [_resolve_recipe(base, recipe) for recipe in recipes], store
 
@@ -328,16 +337,17 @@ class Config(BaseModel):
             raise ConfigError(f"{self.path}: run parameter dataset={shown(dataset)} is not a "
                               f"configured, enabled dataset (enabled: {', '.join(enabled)})")
         base, pick = self.path.parent, self._picker(ds)
-        root, recipes, store = self._resolved(ds)
+        _, recipes, store = self._resolved(ds)
+        configured = self.preprocess_request(dataset)  # what a run is compared with
         extra = [_resolve_recipe(base, recipe) for recipe in pick("allowed_recipes", [])]
         return RunPolicy(
-            path=self.path, dataset=dataset, root=root,
+            path=self.path, dataset=dataset, root=configured.root,
             recipes=tuple(dict.fromkeys([*recipes, *extra])), store=store,
             store_roots=tuple(StoreLocation.parse(r, base=base).url
                               for r in pick("store_roots", [])),
-            labels=pick("labels", "native"), options=dict(pick("options", {})),
-            n_workers=pick("n_workers", 2),
-            dask_addresses=tuple(dict.fromkeys([pick("dask_address"),
+            labels=configured.labels, options=dict(configured.options),
+            n_workers=configured.n_workers,
+            dask_addresses=tuple(dict.fromkeys([configured.dask_address,
                                                 *pick("dask_addresses", [])])),
             trainings=tuple(self._training_rule(t) for t in self.project.trainings.values()
                             if t.dataset == dataset and t.enabled))

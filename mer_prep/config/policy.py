@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mer_prep.errors import ConfigError, MerPrepError
+from mer_prep.pipeline.request import DEFAULT_STORE, PreprocessRequest
 from mer_prep.store.repo import StoreLocation
 from mer_prep.train.request import TrainRequest, TrainSettings, describe
 
@@ -88,7 +89,7 @@ class RunPolicy:
         """The location a run writes to, computed as the flow does (``None``: its default
         ``stores/{dataset}/{recipe}`` under the working directory): the configured store, or
         inside one of ``store_roots``."""
-        template = "stores/{dataset}/{recipe}" if value is None else value
+        template = DEFAULT_STORE if value is None else value
         allowed = (f"{self.store!r}" + "".join(f", inside {r}" for r in self.store_roots)
                    + " (store, store_roots)")
         try:  # only plain {dataset} / {recipe}: no attributes, indexes or format specs
@@ -128,17 +129,28 @@ class RunPolicy:
         return value
 
 
+#: the ``PreprocessRequest`` fields ``_check_preprocess`` checks (``dataset``: ``Config.run_policy``
+#: does). Spelt here on purpose: a field the request gains is refused in every served run until
+#: it is checked here (fails closed); tests/test_security.py runs every field's bad values.
+PREPROCESS_CHECKED = ("dataset", "dask_address", "root", "recipe", "store", "labels", "options",
+                      "n_workers", "progress")
+
+
 def _check_preprocess(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
-    """``flows.preprocess.preprocess``: every parameter, defaults as in its signature."""
-    get = parameters.get
+    """``flows.preprocess.preprocess``: every field of the run's ``PreprocessRequest`` against
+    the configured request's value (a field left out: the request's default). Checked on the
+    raw values, before a request is built: building one would read a recipe YAML it names."""
+    def get(name: str) -> Any:
+        return parameters.get(name, PreprocessRequest.default(name))
+
     policy.check_dask_address(get("dask_address"))
-    policy.check_root(get("root"))
-    recipe = policy.check_recipe(get("recipe", "ha3d"))
+    policy.check_root(parameters.get("root"))
+    recipe = policy.check_recipe(get("recipe"))
     policy.check_store(get("store"), recipe)
-    policy.check_labels(get("labels", "native"))
-    policy.check_options(get("options"))
-    policy.check_workers(get("n_workers", 2))
-    policy.check_flag("progress", get("progress", False))
+    policy.check_labels(get("labels"))
+    policy.check_options(parameters.get("options"))
+    policy.check_workers(get("n_workers"))
+    policy.check_flag("progress", get("progress"))
 
 
 VERSION_TAG = re.compile(r"v-[0-9a-f]{6,64}")
@@ -221,8 +233,7 @@ def _same(value: Any, wanted: Any) -> bool:
 #: flow name -> (its parameters, the check of a run's parameters). A parameter a flow gains
 #: must be added here, or every deployment run of the flow is refused (fails closed).
 RUN_RULES: dict[str, tuple[tuple[str, ...], Callable[[RunPolicy, Mapping[str, Any]], None]]] = {
-    "preprocess": (("dataset", "root", "recipe", "store", "labels", "n_workers", "options",
-                    "progress", "dask_address"), _check_preprocess),
+    "preprocess": (PREPROCESS_CHECKED, _check_preprocess),
     "train": (tuple(TrainRequest.model_fields), _check_train),
 }
 
