@@ -322,7 +322,7 @@ def test_concurrent_runs_are_both_recorded(stores, tmp_path):
     plan = plan_run(path, "mbcc", **QUICK)
     fold = next(plan.folds())
     record = combine_folds([plan.train_fold(fold)], plan.header)
-    records = [dataclasses.replace(record, run_id=f"{record.run_id}-{i}") for i in range(4)]
+    records = [record.with_header(run_id=f"{record.run_id}-{i}") for i in range(4)]
     errors = []
 
     def save(one):
@@ -510,7 +510,7 @@ def test_runs_say_what_they_were(stores, tmp_path, monkeypatch):
     monkeypatch.setattr(RunRecord, "summary", lambda self: {
         k: v for k, v in summary(self).items()
         if k not in ("overrides", "name", "selection_warning")})
-    old = dataclasses.replace(made[0], run_id="20200101T000000Z-mbcc-000000")
+    old = made[0].with_header(run_id="20200101T000000Z-mbcc-000000")
     save_run(path, old)
     monkeypatch.undo()
     back = load_run(path, old.run_id)

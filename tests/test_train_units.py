@@ -114,3 +114,38 @@ def test_first_steps_report_once_leaving_the_first_step_out():
         for _step in range(3):
             first.step_ended()
     assert len(reported) == 1 and reported[0].steps == 3 == len(first.ends)
+
+
+def test_a_run_record_is_its_typed_parts_and_reads_as_before():
+    """``RunRecord`` = header + folds + pooled scores + durations: the header's fields read as
+    the record's own, ``metrics`` is the stored dict, ``summary()`` (what is stored) is flat as
+    before, and a stored ``metrics`` (NaN written as None, keys this type does not name) reads
+    back whole."""
+    from mer_prep.train.pooled import PooledScores
+
+    header = RunHeader(run_id="r", created="2026-01-01T00:00:00+00:00", model="mbcc",
+                       paper="000", variant="apex", config={}, training={}, unit="clip",
+                       aggregation="", split="loso", split_kind="loso", leaky=False,
+                       store={"class_names": ["a", "b", "c"], "version_id": "v-1",
+                              "snapshot_id": "S"}, seed=0, code_version="0", device="cpu",
+                       torch_version="", n_folds=1)
+    record = combine_folds([_fold(0, [0, 1, 2, 2], [0, 1, 1, 2])], header, duration_s=3.0)
+    assert record.header is header and isinstance(record.scores, PooledScores)
+    assert (record.model, record.version_id, record.snapshot_id, record.n_folds) == (
+        "mbcc", "v-1", "S", 1)
+    assert record.name == header.name and record.settings() == header.settings()
+    assert record.scores.n == 4 and record.scores.confusion == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert record.metrics == PooledScores.from_dict(record.metrics).as_dict()
+    assert record.metrics["per_class_recall"] == {"a": 1.0, "b": 1.0, "c": 0.5}
+    summary = record.summary()
+    assert summary["model"] == "mbcc" and summary["metrics"] == record.metrics
+    assert "header" not in summary and "scores" not in summary and summary["duration_s"] == 3.0
+    with pytest.raises(AttributeError):
+        record.no_such_field  # noqa: B018 - the lookup is the test
+    renamed = record.with_header(run_id="r2")
+    assert (renamed.run_id, record.run_id, renamed.scores) == ("r2", "r", record.scores)
+    stored = {"uf1": None, "uar": None, "accuracy": None, "n": 0, "later_key": [1]}
+    assert PooledScores.from_dict(stored).as_dict() == stored
+    empty = combine_folds([_fold(0, [], [])], header)
+    assert empty.scores.n == 0 and np.isnan(empty.uf1) and set(empty.metrics) == {
+        "uf1", "uar", "accuracy", "n"}

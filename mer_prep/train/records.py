@@ -1,21 +1,27 @@
 """Typed results of training: one fold (:class:`FoldResult`), one run (:class:`RunRecord`).
 
-A run's pooled record is computed from its fold results alone (:func:`combine_folds`), so that
-folds trained anywhere (a loop here, Dask workers later) combine into the same record. Scores
-follow ``mer_prep.evaluation.metrics`` (MEGC 2019: confusion counts pooled over folds first).
-Everything here is numpy and JSON: no PyTorch needed to read or list runs.
+A run record is composed of typed parts: its :class:`RunHeader` (what was asked and what it ran
+on), one :class:`FoldResult` per fold, the :class:`~mer_prep.train.pooled.PooledScores` and its
+durations. It is computed from its fold results alone (:func:`combine_folds`), so that folds
+trained anywhere (a loop here, Dask workers) combine into the same record. Scores follow
+``mer_prep.evaluation.metrics`` (MEGC 2019: confusion counts pooled over folds first). Everything
+here is numpy and JSON: no PyTorch needed to read or list runs. The stored format is the flat
+:meth:`RunRecord.summary` it always was.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mer_prep.evaluation.metrics import confusion_matrix, pooled_confusion, scores
+from mer_prep.evaluation.metrics import confusion_matrix, scores
+from mer_prep.train.pooled import PooledScores
 
 # How a clip's prediction is made from the model's outputs (recorded with every run).
 CLIP_AGGREGATION = {"clip": "one row per clip: its softmax",
@@ -191,32 +197,54 @@ def new_run_id(model: str) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{model}-{uuid.uuid4().hex[:6]}"
 
 
-@dataclass(frozen=True, eq=False)
-class RunRecord(RunHeader):
-    """A finished run: its :class:`RunHeader`, every :class:`FoldResult`, the pooled ``metrics``
-    (UF1, UAR, accuracy, per-class F1 / recall, confusion), ``duration_s`` and run-level
-    ``timings`` (``load_s``: checks and the bulk read)."""
+#: What a :class:`RunRecord` answers for its header (``record.model`` is ``record.header.model``).
+_HEADER_ATTRIBUTES = frozenset(f.name for f in fields(RunHeader)) | {
+    "name", "settings", "version_id", "snapshot_id"}
 
-    folds: tuple[FoldResult, ...] = field(default=(), repr=False)
-    metrics: dict = field(default_factory=dict, repr=False)
+
+@dataclass(frozen=True, eq=False)
+class RunRecord:
+    """A finished run: its ``header`` (:class:`RunHeader`: what was asked, the store version,
+    code and device), every :class:`FoldResult` (``folds``, by fold index), the pooled
+    ``scores`` (:class:`PooledScores`: UF1, UAR, accuracy, per-class F1 / recall, confusion),
+    ``duration_s`` and run-level ``timings`` (``load_s``: checks and the bulk read).
+
+    The header's fields and properties read as the record's own (``record.model``,
+    ``record.version_id``, ``record.name``...); ``metrics`` is the scores as the stored dict."""
+
+    header: RunHeader
+    folds: tuple[FoldResult, ...] = field(repr=False)
+    scores: PooledScores = field(repr=False)
     duration_s: float = 0.0
     timings: dict = field(default_factory=dict, repr=False)
 
+    def __getattr__(self, name: str) -> Any:
+        # only for names not found on the record itself: the header's fields and properties
+        if name in _HEADER_ATTRIBUTES:
+            return getattr(self.header, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def with_header(self, **changes: Any) -> RunRecord:
+        """This record with header fields replaced (``record.with_header(run_id=...)``)."""
+        return dataclasses.replace(self, header=dataclasses.replace(self.header, **changes))
+
+    @property
+    def metrics(self) -> dict:
+        """The pooled scores as the record stores them (``uf1``, ``uar``, ``accuracy``, ``n``,
+        ``per_class_f1``, ``per_class_recall``, ``confusion``)."""
+        return self.scores.as_dict()
+
     @property
     def uf1(self) -> float:
-        return float(self.metrics["uf1"])
+        return float(self.scores.uf1)
 
     @property
     def uar(self) -> float:
-        return float(self.metrics["uar"])
+        return float(self.scores.uar)
 
     @property
     def accuracy(self) -> float:
-        return float(self.metrics["accuracy"])
-
-    @property
-    def header(self) -> RunHeader:
-        return RunHeader(**{f.name: getattr(self, f.name) for f in fields(RunHeader)})
+        return float(self.scores.accuracy)
 
     @property
     def plot(self):
@@ -258,9 +286,8 @@ class RunRecord(RunHeader):
             rows.append({"fold": fold.name, "n": len(fold.y_true), "uf1": m.get("uf1"),
                          "uar": m.get("uar"), "accuracy": m.get("accuracy"),
                          "epoch": fold.best_epoch})
-        rows.append({"fold": "pooled", "n": self.metrics.get("n"), "uf1": self.metrics["uf1"],
-                     "uar": self.metrics["uar"], "accuracy": self.metrics["accuracy"],
-                     "epoch": None})
+        rows.append({"fold": "pooled", "n": self.scores.n, "uf1": self.scores.uf1,
+                     "uar": self.scores.uar, "accuracy": self.scores.accuracy, "epoch": None})
         return pd.DataFrame(rows)
 
     def summary(self) -> dict:
@@ -274,14 +301,11 @@ class RunRecord(RunHeader):
 def combine_folds(folds: list[FoldResult], header: RunHeader,
                   duration_s: float | None = None, timings: dict | None = None) -> RunRecord:
     """The run record of ``header`` from its fold results (any order; sorted by fold index):
-    MEGC pooling of the folds' confusion counts, then the scores."""
+    MEGC pooling of the folds' confusion counts, then the scores (:meth:`PooledScores.pool`).
+    ``duration_s`` defaults to the folds' summed ``total_s``."""
     folds = sorted(folds, key=lambda f: f.index)
-    names = list(header.store["class_names"])
-    confusion = pooled_confusion(((f.y_true, f.y_pred) for f in folds), len(names))
     if duration_s is None:
         duration_s = sum(f.timings.get("total_s", 0.0) for f in folds)
-    return RunRecord(**asdict(header), folds=tuple(folds),
-                     metrics=scores(confusion, names) if confusion.sum() else {
-                         "uf1": float("nan"), "uar": float("nan"), "accuracy": float("nan"),
-                         "n": 0},
+    return RunRecord(header=header, folds=tuple(folds),
+                     scores=PooledScores.pool(folds, header.store["class_names"]),
                      duration_s=float(duration_s), timings=dict(timings or {}))

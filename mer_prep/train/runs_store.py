@@ -42,6 +42,7 @@ from mer_prep.store.verify import BrokenChunk
 from mer_prep.store.writer import COMPRESSORS
 from mer_prep.train import record_digest
 from mer_prep.train.errors import CorruptRunRecordError, RunRecordError
+from mer_prep.train.pooled import PooledScores
 from mer_prep.train.records import FoldResult, RunHeader, RunRecord
 
 LOCK_FILE = ".mer-prep-runs.lock"
@@ -238,7 +239,8 @@ def _decode(group: zarr.Group, with_checkpoints: bool, where: str) -> RunRecord:
             data["proba"][mine].astype(np.float32), checkpoint=blob))
     # fields added to the header later (``overrides``) are absent from older records
     header = {name: attrs[name] for name in _HEADER_FIELDS if name in attrs}
-    return RunRecord(**header, folds=tuple(folds), metrics=attrs["metrics"],
+    return RunRecord(header=RunHeader(**header), folds=tuple(folds),
+                     scores=PooledScores.from_dict(attrs["metrics"]),
                      duration_s=float(attrs["duration_s"]), timings=attrs.get("timings", {}))
 
 
