@@ -144,3 +144,24 @@ def test_the_leaderboard_of_trained_runs_on_a_real_store(tmp_path, monkeypatch):
                         f"{runs[0].uf1 - runs[1].uf1:+.3f}"]
     itself = CliRunner().invoke(main, ["compare", str(path), a, a])
     assert "+0.000  [+0.000, +0.000]" in itself.output, itself.output
+
+
+def test_a_run_that_cannot_be_scored_is_left_out_on_stderr_and_the_csv_stays_clean(tmp_path):
+    """A record whose clips are not in its store version's table (here: made-up sample ids)."""
+    from test_compare import _store_with_runs
+
+    from mer_prep.store import open_store
+    from mer_prep.train.runs_store import save_run
+
+    path = _store_with_runs(tmp_path)
+    store = open_store(path)
+    two_classes = {s: ([0, 1], [0, 1]) for s in SUBJECTS}
+    save_run(path, make_run("stray", two_classes, classes=tuple(store.class_names),
+                            version=store.version_id, snapshot=store.session.snapshot_id))
+    result = CliRunner().invoke(main, ["runs", str(path), "--leaderboard", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "not in the leaderboard: run stray: 8 scored clip(s) are not in the store version's "
+        "sample table (first 'casme2/s0/c0')"]
+    back = read_csv(result.stdout)
+    assert back["runs"].tolist() == ["good", "other-version", "bad"]

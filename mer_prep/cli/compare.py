@@ -139,9 +139,18 @@ def print_leaderboard(store: str, records, fmt: str) -> None:
     (``table``, ``csv`` or ``markdown``); records whose store version is gone are placed by
     their folds' subjects."""
     from mer_prep.evaluation.leaderboard import build_leaderboard, group_runs
+    from mer_prep.evaluation.run_view import RunViewError
 
     tables = _Tables(store)
-    board = build_leaderboard(group_runs([tables.view(r, required=False) for r in records]))
+    views, left_out = [], []
+    for record in records:
+        try:
+            views.append(tables.view(record, required=False))
+        except RunViewError as error:  # e.g. a multi-label (AU) run: no UF1 / UAR to rank
+            left_out.append(str(error))
+    board = build_leaderboard(group_runs(views))
+    for reason in left_out:  # on stderr: a csv or markdown table stays pasteable
+        click.echo(f"not in the leaderboard: {reason}", err=True)
     if fmt == "csv":
         click.echo(board.csv(), nl=False)
     elif fmt == "markdown":

@@ -150,7 +150,7 @@ def group_key(record) -> str:
 
 def _lookup(table: pd.DataFrame, sample_ids: np.ndarray, column: str, run_id: str) -> np.ndarray:
     indexed = table.drop_duplicates("sample_id").set_index("sample_id")[column]
-    missing = [s for s in sample_ids if s not in indexed.index]
+    missing = [str(s) for s in sample_ids if s not in indexed.index]
     if missing:
         raise RunViewError(f"run {run_id}: {len(missing)} scored clip(s) are not in the store "
                            f"version's sample table (first {missing[0]!r})")
