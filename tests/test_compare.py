@@ -192,7 +192,8 @@ def test_the_compare_command_says_what_each_number_came_from(tmp_path):
     assert lines[0] == "A: good: 1 seed (0)"
     assert lines[1].strip().startswith("mbcc/difference; overrides filters=[8, 16]; 2 epochs; "
                                        "split loso; selection last_epoch; target emotion")
-    assert lines[2] == "B: bad: 1 seed (0)" and lines[3].strip().startswith("other/difference; overrides none;")
+    assert lines[2] == "B: bad: 1 seed (0)"
+    assert lines[3].strip().startswith("other/difference; overrides none;")
     assert "3 test subjects" in lines[4] and "6 clips" in lines[4]
     # bad predicts class 0 everywhere: F1 (2/3, 0) -> UF1 1/3, UAR 1/2
     uf1 = next(line for line in lines if line.startswith("UF1")).split()

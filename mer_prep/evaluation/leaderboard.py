@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -106,7 +106,8 @@ class LeaderboardRow:
         return {"rank": "" if self.rank is None else str(self.rank),
                 "model": f"{self.first.model}/{self.first.variant} ({self.settings})",
                 "split": self.first.split, "target": self.first.target,
-                "version": self.first.version_id, "leakage": self.leakage, "seeds": f"{n} seed{'s' if n > 1 else ''}",
+                "version": self.first.version_id, "leakage": self.leakage,
+                "seeds": f"{n} seed{'s' if n > 1 else ''}",
                 "UF1 mean ± sd": mean_sd("uf1"),
                 "UF1 95% CI": f"[{_fmt(self.uf1_ci[0])}, {_fmt(self.uf1_ci[1])}]",
                 "UAR mean ± sd": mean_sd("uar"),
@@ -224,8 +225,6 @@ def build_leaderboard(groups: Sequence[Sequence[RunView]], *,
 
 def _with(row: LeaderboardRow, rank: int | None,
           clean: LeaderboardRow | None = None) -> LeaderboardRow:
-    from dataclasses import replace
-
     if clean is None:
         return replace(row, rank=rank)
     return replace(row, rank=rank, vs_clean_uf1=row.stat("uf1")[0] - clean.stat("uf1")[0],

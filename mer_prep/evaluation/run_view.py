@@ -17,7 +17,7 @@ of all folds in fold order:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -204,8 +204,6 @@ def restrict(view: RunView, keep: np.ndarray) -> RunView:
     fold_sets = {}
     for name in dict.fromkeys(view.folds[keep].tolist()):
         fold_sets[name] = tuple(sorted(view.sample_ids[keep & (view.folds == name)].tolist()))
-    from dataclasses import replace
-
     return replace(view, sample_ids=view.sample_ids[keep], subjects=view.subjects[keep],
                    datasets=None if view.datasets is None else view.datasets[keep],
                    folds=view.folds[keep], y_true=view.y_true[keep], y_pred=view.y_pred[keep],
