@@ -15,6 +15,7 @@ from mer_prep.store.layout import (
     SPLITS_GROUP,
     TABLE_GROUP,
     ArrayLayout,
+    CorrectionAttrs,
     FailureAttrs,
     RecipeAttrs,
     ReuseAttrs,
@@ -54,6 +55,7 @@ def test_the_required_attributes_agree_with_the_schema():
     (RecipeAttrs, SCHEMA["properties"]["recipe"]),
     (ArrayLayout, SCHEMA["properties"]["arrays"]["additionalProperties"]),
     (FailureAttrs, SCHEMA["properties"]["failures"]["items"]),
+    (CorrectionAttrs, SCHEMA["properties"]["corrections"]["items"]),
     (ReuseAttrs, SCHEMA["properties"]["reuse"]),
 ])
 def test_nested_records_agree_with_the_schema(model, declared):

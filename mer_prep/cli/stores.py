@@ -24,17 +24,17 @@ def print_info(path: str, version: str | None) -> None:
     from mer_prep.store import open_store
 
     store = open_store(path, version)
-    attrs = store.attrs
-    click.echo(f"store {path}: {attrs['dataset']} / recipe {attrs['recipe']['name']} "
-               f"({attrs['recipe']['paper']}), labels {attrs['labels']}")
-    click.echo(f"version {store.version_id}  code {attrs['code_version']}  "
-               f"inputs {attrs['input_fingerprint']}")
+    info = store.info
+    click.echo(f"store {path}: {info.dataset} / recipe {info.recipe.name} "
+               f"({info.recipe.paper}), labels {info.labels}")
+    click.echo(f"version {store.version_id}  code {info.code_version}  "
+               f"inputs {info.input_fingerprint}")
     click.echo("arrays:")
-    for name, spec in attrs["arrays"].items():
-        shape = "x".join(str(s) for s in spec["shape"])
-        click.echo(f"  {name:10s} ({', '.join(spec['dims'])}) {shape} {spec['dtype']}")
+    for name, spec in info.arrays.items():
+        shape = "x".join(str(s) for s in spec.shape)
+        click.echo(f"  {name:10s} ({', '.join(spec.dims)}) {shape} {spec.dtype}")
     table = store.table
-    click.echo(f"samples: {len(table)} ok of {attrs['n_samples']}, subjects: {len(store.subjects)}")
+    click.echo(f"samples: {len(table)} ok of {info.n_samples}, subjects: {len(store.subjects)}")
     counts = table["label_name"].value_counts().sort_index()
     click.echo("classes: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
     apexes = table["apex_source"].value_counts().sort_index()
@@ -50,13 +50,13 @@ def print_info(path: str, version: str | None) -> None:
     click.echo(f"action units: {len(store.au_list)} columns, {int(aus.any(axis=1).sum())} of "
                f"{len(aus)} samples code one; " + ", ".join(
                    f"AU{au} {int(n)}" for au, n in zip(store.au_list, aus.sum(axis=0)) if n))
-    corrections = attrs.get("corrections") or []  # DatasetScan.corrections, as the writer records them
+    corrections = info.corrections or []  # DatasetScan.corrections, as the writer records them
     if corrections:
         click.echo(f"annotation corrections: {len(corrections)}")
     for c in corrections:
-        at = f" at {c['where']}" if c.get("where") else ""
-        click.echo(f"  {c['sample']} {c['field']}: {c['old']!r} -> {c['new']!r} [{c['status']}]"
-                   f"{at} ({c.get('reason') or 'no reason given'}; {c.get('file', '')})")
+        at = f" at {c.where}" if c.where else ""
+        click.echo(f"  {c.sample} {c.field}: {c.old!r} -> {c.new!r} [{c.status}]"
+                   f"{at} ({c.reason or 'no reason given'}; {c.file})")
     versions = store.versions()
     click.echo(f"versions ({len(versions)}):")
     for row in versions.itertuples():
@@ -196,7 +196,7 @@ def export(store, fmt, out, overwrite):
     path = export_hdf5(opened, out or default_export_path(opened), overwrite=overwrite)
     click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): version "
                f"{opened.version_id} of {opened.path}")
-    click.echo(f"note: {path.name} holds face images from {opened.attrs['dataset']}, a "
+    click.echo(f"note: {path.name} holds face images from {opened.info.dataset}, a "
                f"licensed dataset: store and share it only as its licence allows", err=True)
 
 

@@ -19,29 +19,28 @@ def _esc(value) -> str:
 
 def store_html(store) -> str:
     """A small HTML summary of one store version."""
-    attrs = store.attrs
-    recipe = attrs.get("recipe", {})
+    info = store.info
     table = store.table
     copies = (table["aug_parent"].astype(str) != "") if "aug_parent" in table else None
     counts = table["label_name"].astype(str).value_counts()
     classes = ", ".join(f"{_esc(name)} {int(counts.get(name, 0))}" for name in store.class_names
                         if name in counts.index)
     arrays = "".join(
-        f"<tr><td><code>{_esc(name)}</code></td><td>({_esc(', '.join(spec['dims']))})</td>"
-        f"<td>{_esc(' × '.join(str(d) for d in spec['shape']))}</td>"
-        f"<td>{_esc(spec['dtype'])}</td></tr>"
-        for name, spec in attrs.get("arrays", {}).items())
-    n_failed = len(attrs.get("failures", []))
+        f"<tr><td><code>{_esc(name)}</code></td><td>({_esc(', '.join(spec.dims))})</td>"
+        f"<td>{_esc(' × '.join(str(d) for d in spec.shape))}</td>"
+        f"<td>{_esc(spec.dtype)}</td></tr>"
+        for name, spec in info.arrays.items())
+    n_failed = len(info.failures)
     aug = f", {int(copies.sum())} augmented copies" if copies is not None and copies.any() else ""
     splits = ", ".join(store.split_names) or "none stored (loso on demand)"
     return (f"{_STYLE}<div class=mer-prep-store><b>FeatureStore</b> <code>{_esc(store.path)}"
             f"</code><table>"
-            f"<tr><th>dataset</th><td colspan=3>{_esc(attrs.get('dataset', ''))} "
-            f"<span class=muted>labels {_esc(attrs.get('labels', ''))}</span></td></tr>"
-            f"<tr><th>recipe</th><td colspan=3>{_esc(recipe.get('name', ''))} "
-            f"<span class=muted>{_esc(recipe.get('paper', ''))}</span></td></tr>"
+            f"<tr><th>dataset</th><td colspan=3>{_esc(info.dataset)} "
+            f"<span class=muted>labels {_esc(info.labels)}</span></td></tr>"
+            f"<tr><th>recipe</th><td colspan=3>{_esc(info.recipe.name)} "
+            f"<span class=muted>{_esc(info.recipe.paper)}</span></td></tr>"
             f"<tr><th>version</th><td colspan=3><code>{_esc(store.version_id)}</code> "
-            f"<span class=muted>{_esc(attrs.get('created', ''))}</span></td></tr>"
+            f"<span class=muted>{_esc(info.created)}</span></td></tr>"
             f"<tr><th>samples</th><td colspan=3>{len(table)} processed{aug}, {n_failed} failed, "
             f"{table['subject'].nunique()} subjects</td></tr>"
             f"<tr><th>classes</th><td colspan=3>{classes}</td></tr>"

@@ -88,11 +88,10 @@ class DatasetSamples:
     def samples(self) -> dict:
         if self._samples is None:
             self._samples = {}
-            attrs = self.store.attrs
+            info = self.store.info
             for root in self.roots:
                 try:
-                    scan = scan_dataset(attrs["dataset"], root,
-                                        labels=attrs.get("labels", "native"))
+                    scan = scan_dataset(info.dataset, root, labels=info.labels)
                 except (MerPrepError, OSError, ValueError):  # not this dataset's root
                     continue
                 self._samples = {sample.sample_id: sample for sample in scan.samples}

@@ -78,7 +78,7 @@ class StorePlots:
             rows = [self.row(s) for s in samples]
         views = [self.view(r, with_copies=False) for r in rows]
         tiles = [panels(v, curves=False, keys=set(CONTACT_SHEET_PANELS)) for v in views]
-        title = f"{self.store.attrs['dataset']} / {self.store.attrs['recipe']['name']}" + (
+        title = f"{self.store.info.dataset} / {self.store.info.recipe.name}" + (
             f": {label}" if label else "")
         return figures.contact_sheet_figure(views, tiles, title)
 

@@ -77,6 +77,21 @@ class FailureAttrs(_Attrs):
     kind: str = PERMANENT
 
 
+class CorrectionAttrs(_Attrs):
+    """One annotation correction of the scan as recorded
+    (``mer_prep.datasets.corrections.CorrectionRecord.to_dict``): ``status`` is ``applied``,
+    ``already`` or ``unused``; ``file`` relative to the dataset root; ``where`` the sheet row."""
+
+    sample: str
+    field: str
+    old: Any
+    new: Any
+    status: str
+    reason: str = ""
+    file: str = ""
+    where: str = ""
+
+
 class ReuseAttrs(_Attrs):
     """What a refresh kept from ``from_version`` (None: a fresh layout), in samples and rows."""
 
@@ -114,7 +129,7 @@ class VersionAttrs(_Attrs):
     complete: bool | None = None
     inputs_version_id: str | None = None
     au_list: list[int] | None = None
-    corrections: list[dict[str, Any]] | None = None
+    corrections: list[CorrectionAttrs] | None = None
     reuse: ReuseAttrs | None = None
     stage_seconds: dict[str, float] | None = None
     table_digest: str | None = None

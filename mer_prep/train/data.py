@@ -75,7 +75,7 @@ class StoreData:
 def load_store_data(store, names: list[str]) -> StoreData:
     """Read ``names`` from ``store`` (a ``FeatureStore``) in bulk, one call per array."""
     table = store.table
-    layout = store.attrs["arrays"]
+    layout = store.info.arrays
     return StoreData(
         arrays={name: store.array(name, cache=True) for name in names},
         labels=table["label"].to_numpy(dtype=np.int64),
@@ -83,7 +83,7 @@ def load_store_data(store, names: list[str]) -> StoreData:
         sample_ids=table["sample_id"].to_numpy(dtype=str),
         parents=np.asarray(store.parents, dtype=np.int64),
         class_names=tuple(store.class_names),
-        dims={name: tuple(layout[name]["dims"][1:]) for name in names})
+        dims={name: tuple(layout[name].dims[1:]) for name in names})
 
 
 @dataclass(frozen=True, eq=False)

@@ -161,12 +161,12 @@ def resolve_device(device: str | None) -> str:
 
 
 def _store_arrays(store: FeatureStore) -> dict:
-    return {name: (tuple(spec["dims"][1:]), tuple(spec["shape"][1:]))
-            for name, spec in store.attrs["arrays"].items()}
+    return {name: (tuple(spec.dims[1:]), tuple(spec.shape[1:]))
+            for name, spec in store.info.arrays.items()}
 
 
 def _check_variant(store: FeatureStore, spec, variant: str, preset, split: str) -> None:
-    recipe = store.attrs["recipe"]["name"]
+    recipe = store.info.recipe.name
     if preset.augmented and not (store.parents >= 0).any():
         needed = preset.recipe or spec.recipe
         raise TrainSetupError(
@@ -227,7 +227,7 @@ def plan_request(store: FeatureStore, request: TrainRequest, *,
                               f"{', '.join(spec.variants)}")
     variant_preset = spec.variants[variant]
     resolved = _config(spec, variant, config if config is not None else request.config)
-    check_inputs(spec, store.attrs["recipe"]["name"], _store_arrays(store), resolved)
+    check_inputs(spec, store.info.recipe.name, _store_arrays(store), resolved)
     check_trainable(store, store.labels)
     made = store.split(split)
     check_split_fits(store, split, made)
@@ -247,7 +247,7 @@ def plan_request(store: FeatureStore, request: TrainRequest, *,
     check_settings(seed, preset)
     device = resolve_device(request.device)
     unit = spec.unit(resolved)
-    attrs = store.attrs
+    info = store.info
     header = RunHeader(
         run_id=ticket.run_id if ticket else new_run_id(spec.name),
         created=(ticket.created if ticket
@@ -259,10 +259,10 @@ def plan_request(store: FeatureStore, request: TrainRequest, *,
                   "optimizer": "adam", "autocast": "bf16 on cuda only"},
         unit=unit, aggregation=CLIP_AGGREGATION[unit], split=split, split_kind=made.kind,
         leaky=bool(made.leaky or store.split_attrs(split).get("leaky", False)),
-        store={"location": portable_location(store.path), "dataset": attrs["dataset"],
-               "recipe": attrs["recipe"]["name"], "recipe_hash": attrs["recipe"]["hash"],
+        store={"location": portable_location(store.path), "dataset": info.dataset,
+               "recipe": info.recipe.name, "recipe_hash": info.recipe.hash,
                "version_id": store.version_id, "snapshot_id": store.session.snapshot_id,
-               "labels": attrs["labels"], "class_names": store.class_names,
+               "labels": info.labels, "class_names": store.class_names,
                "n_samples": len(store.table)},
         seed=int(seed), code_version=code_version(), device=device,
         torch_version=str(torch.__version__), n_folds=made.n_folds,

@@ -71,7 +71,7 @@ def check_split_fits(store, split: str, made) -> None:
         parts = COMPOSITES["megc2019"]
         datasets = set(store.table["dataset"].astype(str))
         missing = [part for part in parts if part not in datasets]
-        scheme = store.attrs.get("labels")
+        scheme = store.info.labels
         if missing or scheme != "megc3":
             raise TrainSetupError(
                 f"split {split!r} is the MEGC 2019 protocol (LOSO over {' + '.join(parts)} "
