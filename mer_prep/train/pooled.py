@@ -31,10 +31,9 @@ class PooledScores:
     """UF1, UAR and accuracy in [0, 1] over every scored clip of a run (NaN when none was scored,
     None once read back from JSON, which has no NaN), ``n`` clips, per-class F1 and recall by
     class name (None where undefined) and the (K, K) ``confusion`` counts (rows true, columns
-    predicted). A run that scored no clip has no per-class values nor confusion (None); ``n`` is None
-only for a stored ``metrics`` without it.
-    ``extra``: keys of a stored ``metrics`` this type does not name, kept so that it reads back
-    whole."""
+    predicted). A run that scored no clip has no per-class values nor confusion (None); ``n`` is
+    None only for a stored ``metrics`` without it. ``extra``: keys of a stored ``metrics`` this
+    type does not name, kept so that it reads back whole."""
 
     uf1: float | None
     uar: float | None
