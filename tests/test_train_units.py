@@ -56,13 +56,17 @@ def _fold(index, y_true, y_pred, k=3):
                       best_epoch=1, validation_metric=None, seed=index)
 
 
+def _header(n_folds: int) -> RunHeader:
+    return RunHeader(run_id="r", created="2026-01-01T00:00:00+00:00", model="mbcc", paper="000",
+                     variant="apex", config={}, training={}, unit="clip", aggregation="",
+                     split="loso", split_kind="loso", leaky=False,
+                     store={"class_names": ["a", "b", "c"], "version_id": "v-1",
+                            "snapshot_id": "S"}, seed=0, code_version="0", device="cpu",
+                     torch_version="", n_folds=n_folds)
+
+
 def test_pooled_metrics_sum_confusions_over_folds_first():
-    header = RunHeader(run_id="r", created="2026-01-01T00:00:00+00:00", model="mbcc",
-                       paper="000", variant="apex", config={}, training={}, unit="clip",
-                       aggregation="", split="loso", split_kind="loso", leaky=False,
-                       store={"class_names": ["a", "b", "c"], "version_id": "v-1",
-                              "snapshot_id": "S"}, seed=0, code_version="0", device="cpu",
-                       torch_version="", n_folds=2)
+    header = _header(n_folds=2)
     folds = [_fold(1, [0, 1], [0, 0]), _fold(0, [2, 2, 1], [2, 1, 1])]
     record = combine_folds(folds, header)
     pooled = confusion_matrix(np.array([2, 2, 1, 0, 1]), np.array([2, 1, 1, 0, 0]), 3)
@@ -123,12 +127,7 @@ def test_a_run_record_is_its_typed_parts_and_reads_as_before():
     back whole."""
     from mer_prep.train.pooled import PooledScores
 
-    header = RunHeader(run_id="r", created="2026-01-01T00:00:00+00:00", model="mbcc",
-                       paper="000", variant="apex", config={}, training={}, unit="clip",
-                       aggregation="", split="loso", split_kind="loso", leaky=False,
-                       store={"class_names": ["a", "b", "c"], "version_id": "v-1",
-                              "snapshot_id": "S"}, seed=0, code_version="0", device="cpu",
-                       torch_version="", n_folds=1)
+    header = _header(n_folds=1)
     record = combine_folds([_fold(0, [0, 1, 2, 2], [0, 1, 1, 2])], header, duration_s=3.0)
     assert record.header is header and isinstance(record.scores, PooledScores)
     assert (record.model, record.version_id, record.snapshot_id, record.n_folds) == (
