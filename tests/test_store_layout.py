@@ -19,13 +19,26 @@ from mer_prep.store.layout import (
     FailureAttrs,
     RecipeAttrs,
     ReuseAttrs,
+    SPLIT_SCHEMA_NAME,
+    SmoteAttrs,
+    SplitAttrs,
     VersionAttrs,
 )
 from mer_prep.store.repo import MAIN, open_repository
-from mer_prep.store.schema import DIGEST_KEY, attrs_digest, load_schema, validate_attrs, zarr_rules
+from mer_prep.evaluation.splits import KINDS, build_split
+from mer_prep.store.schema import (
+    DIGEST_KEY,
+    SPLIT_SCHEMA_FILE,
+    attrs_digest,
+    load_schema,
+    validate_attrs,
+    zarr_rules,
+)
+from mer_prep.store.splits import save_split
 from test_store import make_plan, write_version
 
 SCHEMA = load_schema()
+SPLIT_SCHEMA = load_schema(SPLIT_SCHEMA_FILE)
 
 
 def _names(model) -> tuple[set[str], set[str]]:
@@ -57,6 +70,8 @@ def test_the_required_attributes_agree_with_the_schema():
     (FailureAttrs, SCHEMA["properties"]["failures"]["items"]),
     (CorrectionAttrs, SCHEMA["properties"]["corrections"]["items"]),
     (ReuseAttrs, SCHEMA["properties"]["reuse"]),
+    (SplitAttrs, SPLIT_SCHEMA),
+    (SmoteAttrs, SPLIT_SCHEMA["properties"]["smote"]["oneOf"][1]),
 ])
 def test_nested_records_agree_with_the_schema(model, declared):
     written, required = _names(model)
@@ -116,3 +131,39 @@ def test_a_version_without_the_optional_attributes_still_reads(tmp_path):
     assert list(store.failures["kind"]) == ["permanent"]
     assert store.au_list[:1] and store.aus.shape == (4, len(store.au_list))
     np.testing.assert_array_equal(store.labels, [1, 0, 1, 0])
+
+
+def test_every_split_kind_the_library_makes_can_be_stored():
+    """The schema once listed five of the seven kinds: ``mer-prep split --kind lodo`` (and
+    dfme_official) were refused by the writer's schema check."""
+    assert set(SPLIT_SCHEMA["properties"]["kind"]["enum"]) == set(KINDS)
+    assert SPLIT_SCHEMA["properties"]["schema"]["const"] == SPLIT_SCHEMA_NAME
+
+
+def test_a_stored_split_reads_back_typed(tmp_path):
+    plan = make_plan(tmp_path / "store", n=7)  # sub01 holds 2 happiness + 1 disgust clips
+    write_version(plan)
+    store = open_store(tmp_path / "store")
+    save_split(store, build_split(store.table, "loso"), smote_features="landmarks",
+               materialise=("landmarks",))
+    store = open_store(tmp_path / "store")
+    info = store.split_info("loso")
+    assert info.model_dump(by_alias=True) == store.split_attrs("loso")
+    assert info.kind == "loso" and info.n_rows == 7 and info.version_id == plan.version_id
+    assert info.fold_names == ["casme2/sub01", "casme2/sub02", "casme2/sub03"]
+    # the folds without sub01 train on 3 happiness + 2 disgust: one synthetic disgust clip
+    # each, interpolated with k = 1 (2 disgust inputs); leaving sub01 out is balanced
+    assert info.smote == SmoteAttrs(features="landmarks", k_neighbors=1, seed=0,
+                                    materialised=["landmarks"])
+    assert [len(store.smote("loso", fold)) for fold in info.fold_names] == [0, 1, 1]
+    stored = store.materialised_smote("loso", 2, ["landmarks", "frames"])
+    assert list(stored) == ["landmarks"] and stored["landmarks"].shape == (1, 68, 2)
+    smote = store.smote("loso", 2)
+    landmarks = store.array("landmarks")  # sample i holds i everywhere (test_store's arrays)
+    parents = store.table["sample_id"].to_numpy()
+    expected = (landmarks[smote.parent_a] + smote.weight[:, None, None]
+                * (landmarks[smote.parent_b] - landmarks[smote.parent_a]))
+    assert parents[smote.parent_a].size == 1 and smote.label.tolist() == [0]  # disgust
+    np.testing.assert_allclose(stored["landmarks"], expected, rtol=1e-6)
+    assert info.schema_version == 2 and set(info.array_digests) >= {"test_fold", "class_weights"}
+    assert store.split_info("megc2019") is None  # computed on demand: nothing stored

@@ -91,11 +91,11 @@ def _print_splits_and_runs(path: str, store) -> None:
     click.echo(f"splits stored with {store.version_id} ({len(names)}; loso and megc2019 are "
                f"computed on demand):")
     for name in names:
-        made, attrs = store.split(name), store.split_attrs(name)
-        smote = attrs.get("smote")
+        made, info = store.split(name), store.split_info(name)
+        smote = info.smote if info is not None else None
         click.echo(f"  {name}: {made.kind}, {made.n_folds} folds"
-                   + (f", SMOTE on {smote['features']}" if smote else "")
-                   + (", LEAKY (sample-level)" if made.leaky or attrs.get("leaky") else ""))
+                   + (f", SMOTE on {smote.features}" if smote else "")
+                   + (", LEAKY (sample-level)" if made.leaky or (info and info.leaky) else ""))
     runs = list_runs(store)
     click.echo(f"training runs ({len(runs)}; `mer-prep runs {path}` ranks them):")
     for run in runs:
@@ -144,15 +144,16 @@ def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise)
 def _print_smote_counts(store, split: str) -> None:
     """How many SMOTE samples the stored split holds: in all, then per training fold and class
     (read back from the store, so the figures are what training will use)."""
-    names, settings = store.class_names, store.split_attrs(split)["smote"]
+    info = store.split_info(split)
+    names, settings = store.class_names, info.smote
     per_fold = {}
-    for fold in store.split_attrs(split)["fold_names"]:
+    for fold in info.fold_names:
         labels = store.smote(split, fold).label
         per_fold[fold] = {names[k]: int(n) for k, n in enumerate(np.bincount(
             labels, minlength=len(names))) if n}
     total = sum(sum(counts.values()) for counts in per_fold.values())
-    click.echo(f"SMOTE on {settings['features']} (k={settings['k_neighbors']}, seed "
-               f"{settings['seed']}): {total} synthetic samples over {len(per_fold)} training "
+    click.echo(f"SMOTE on {settings.features} (k={settings.k_neighbors}, seed "
+               f"{settings.seed}): {total} synthetic samples over {len(per_fold)} training "
                f"folds")
     for fold, counts in per_fold.items():
         made = ", ".join(f"{name} +{n}" for name, n in counts.items()) or "none (balanced)"

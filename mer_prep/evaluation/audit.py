@@ -309,7 +309,8 @@ def audit_store(store, split: str = "loso", array: str = "frames") -> AuditRepor
     hash of each sample's first ``array`` frame."""
     made = store.split(split)
     smote = None
-    if store.split_attrs(split).get("smote"):
+    stored = store.split_info(split)
+    if stored is not None and stored.smote is not None:
         smote = {}
         for fold in range(made.n_folds):
             plan = store.smote(split, fold)

@@ -95,7 +95,8 @@ class StorePlots:
         leaky one (recorded so, or a subject in two folds) is titled in red."""
         split = self.store.split(name)
         leaks = subject_leaks(split, self.store.table)
-        leaky = bool(split.leaky or self.store.split_attrs(name).get("leaky") or leaks)
+        stored = self.store.split_info(name)
+        leaky = bool(split.leaky or (stored and stored.leaky) or leaks)
         note = f"{len(leaks)} subjects in several folds" if leaks else "sample-level"
         return figures.split_figure(name, split, self.store.table, self.store.class_names,
                                     leaky=leaky, note=note if leaky else "")

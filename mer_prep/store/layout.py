@@ -36,6 +36,7 @@ DEFAULT_STORE_TEMPLATE = "stores/{dataset}/{recipe}"
 
 SCHEMA_NAME = "mer-prep/feature-store"
 SCHEMA_VERSION = 1
+SPLIT_SCHEMA_NAME = "mer-prep/split"
 #: a failure that may pass on a re-run, and one that follows from the inputs (``versions``)
 TRANSIENT = "transient"
 PERMANENT = "permanent"
@@ -157,6 +158,40 @@ class VersionAttrs(_Attrs):
         distinction count as complete)."""
         return self.complete is not False and not any(
             failure.kind == TRANSIENT for failure in self.failures)
+
+
+class SmoteAttrs(_Attrs):
+    """A split's SMOTE settings: the array whose flattened samples SMOTE interpolated, the k it
+    used (the smallest over the folds), its seed, the arrays written out in full."""
+
+    features: str
+    k_neighbors: int
+    seed: int
+    materialised: list[str]
+
+
+class SplitAttrs(_Attrs):
+    """The attributes of a stored split, group ``splits/<name>``
+    (``storage_schemas/split.v1.json``): ``n_rows`` is the reader's table length it indexes,
+    ``smote`` None without SMOTE samples. ``schema_version`` 2 splits carry ``array_digests``
+    and ``attrs_digest`` (``mer_prep.store.split_digest``); version 1 ones were written before."""
+
+    schema_: str  # SPLIT_SCHEMA_NAME
+    schema_version: int
+    name: str
+    kind: str
+    leaky: bool
+    seed: int | None
+    fold_names: list[str]
+    version_id: str
+    n_rows: int
+    created: str
+    smote: SmoteAttrs | None
+    array_digests: dict[str, str] | None = None
+    attrs_digest: str | None = None
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True,
+                              alias_generator=lambda name: "schema" if name == "schema_" else name)
 
 
 #: attribute names a version may lack (written by newer writers, or set after the rest)

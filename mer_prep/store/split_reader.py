@@ -15,11 +15,12 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import zarr
+from pydantic import ValidationError
 
 from mer_prep.errors import CorruptDataError, SplitNotFoundError
 from mer_prep.evaluation.balance import SmotePlan, fold_class_weights
 from mer_prep.evaluation.splits import Split, build_split, fold_index, parent_rows
-from mer_prep.store.layout import SPLITS_GROUP
+from mer_prep.store.layout import SPLITS_GROUP, SplitAttrs
 from mer_prep.store.repo import StoreLocation
 from mer_prep.store.split_digest import check_split_array, check_split_attrs
 
@@ -91,6 +92,19 @@ class SplitReader:
                                    f"verify {self.location}`")
         return attrs
 
+    def split_info(self, name: str) -> SplitAttrs | None:
+        """The attributes of a stored split, typed and checked as ``split_attrs``; None for a
+        split computed on demand."""
+        attrs = self.split_attrs(name)
+        if not attrs:
+            return None
+        try:
+            return SplitAttrs.model_validate(attrs)
+        except ValidationError as error:
+            raise CorruptDataError(f"{self._split_where(name)}: its attributes are not a "
+                                   f"split's ({error.errors()[0]['loc']}); run `mer-prep "
+                                   f"verify {self.location}`") from None
+
     def split_array(self, split: str, name: str) -> np.ndarray:
         """Array ``name`` of stored split ``split``, read whole and checked against the digest
         written with it (a chunk failing its CRC or a lost chunk is a ``CorruptDataError``)."""
@@ -140,16 +154,15 @@ class SplitReader:
 
     def smote(self, split: str, fold: str | int) -> SmotePlan | None:
         """The SMOTE provenance of one training fold of a stored split (None without SMOTE)."""
-        attrs = self.split_attrs(split)
-        if not attrs.get("smote"):
+        info = self.split_info(split)
+        if info is None or info.smote is None:
             return None
-        index = fold_index(list(attrs["fold_names"]), fold, split)
+        index = fold_index(info.fold_names, fold, split)
         mine = self.smote_rows(split, index)
         plan = {name: self.split_array(split, f"smote_{name}")[mine]
                 for name in ("parent_a", "parent_b", "weight", "label")}
-        return SmotePlan(**plan,
-                         inputs=np.empty(0, np.int64), seed=attrs["smote"]["seed"],
-                         k_neighbors=attrs["smote"]["k_neighbors"])
+        return SmotePlan(**plan, inputs=np.empty(0, np.int64), seed=info.smote.seed,
+                         k_neighbors=info.smote.k_neighbors)
 
     def smote_rows(self, split: str, index: int) -> np.ndarray:
         """Positions of fold ``index``'s SMOTE samples among the split's ``smote_*`` arrays."""
@@ -159,7 +172,8 @@ class SplitReader:
                            ) -> dict[str, np.ndarray]:
         """Fold ``index``'s synthetic samples of those ``arrays`` the split stored in full
         (``smote_<array>``, ``mer-prep split --materialise``): name -> (m, ...), stored dtype."""
-        stored = self.split_attrs(split)["smote"]["materialised"]
+        info = self.split_info(split)
+        stored = info.smote.materialised if info is not None and info.smote is not None else []
         group = self._split_group(split)
         mine = self.smote_rows(split, index)
         return {name: group[f"smote_{name}"].get_orthogonal_selection((mine,))

@@ -65,6 +65,7 @@ from mer_prep.store.layout import (
     AUS_ARRAY,
     AUS_DIMS,
     MAIN,
+    SPLIT_SCHEMA_NAME,
     SPLITS_GROUP,
     TABLE_GROUP,
     RecipeAttrs,
@@ -396,7 +397,7 @@ def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) 
     Refuses when ``main`` no longer holds the version the split was computed for, and when
     another commit lands first (Icechunk's commit conflict) — never a split of other rows.
     """
-    attrs = {"schema": "mer-prep/split", "schema_version": SPLIT_SCHEMA_VERSION,
+    attrs = {"schema": SPLIT_SCHEMA_NAME, "schema_version": SPLIT_SCHEMA_VERSION,
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **attrs}
     validate_split(attrs, arrays)
     arrays = {name: np.ascontiguousarray(values) for name, values in arrays.items()}

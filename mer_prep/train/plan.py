@@ -109,7 +109,7 @@ class RunPlan:
     def _smote_features(self):
         """The split's SMOTE features, (n, d), for a plan fitted again after the validation
         carve: the run's own copy when the model reads that array, else read from the store."""
-        name = self.store.split_attrs(self.split)["smote"]["features"]
+        name = self.store.split_info(self.split).smote.features
         values = self.data.arrays.get(name)
         if values is None:
             values = self.store.array(name, cache=True)
@@ -173,7 +173,8 @@ def _check_variant(store: FeatureStore, spec, variant: str, preset, split: str) 
             f"variant {variant} of {spec.name} trains on augmented copies, but store "
             f"{store.path} (recipe {recipe}) has none: preprocess with recipe {needed} "
             f"(`mer-prep run DATASET --recipe {needed}`)")
-    if preset.smote and not store.split_attrs(split).get("smote"):
+    stored = store.split_info(split)
+    if preset.smote and (stored is None or stored.smote is None):
         raise TrainSetupError(
             f"variant {variant} of {spec.name} trains on SMOTE samples, but split {split!r} "
             f"of store {store.path} stores none: make it with `mer-prep split {store.path} "
