@@ -80,7 +80,8 @@ def test_round_trip_layout_and_reader(tmp_path):
     raw = zarr.open_group(store.session.store, mode="r")["frames"]
     assert raw.chunks == (1, 2, 64, 64)
     blosc = raw.compressors[0]
-    assert str(blosc.cname.value) == "zstd" and str(blosc.shuffle.value) == "bitshuffle"
+    # lz4 since bench/codec.py (versions written before hold zstd: tests/test_codec.py)
+    assert str(blosc.cname.value) == "lz4" and str(blosc.shuffle.value) == "bitshuffle"
 
 
 def test_versions_are_tagged_and_old_ones_stay_readable(tmp_path):

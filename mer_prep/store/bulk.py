@@ -7,6 +7,8 @@ Here the chunks' bytes come from the store in one concurrent round trip, and eac
 against its CRC-32C, Blosc-decoded and copied into place on a thread pool (Blosc and the
 checksum release the GIL). Only the store's own layout takes this path (one sample per chunk,
 codecs ``bytes`` + Blosc + CRC-32C, as the writer makes them); anything else is read by zarr.
+Blosc's internal codec does not matter here: each chunk's Blosc header names it (lz4 in versions
+written now, zstd in older ones) and one decoder reads either.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ _THREADS = max(2, min(8, os.cpu_count() or 2))
 
 
 def fast_path(array: zarr.Array) -> bool:
-    """True when ``array`` has the store's layout: one sample per chunk, bytes + Blosc + CRC-32C."""
+    """True when ``array`` has the store's layout: one sample per chunk, bytes + Blosc (any
+    internal codec: lz4, zstd...) + CRC-32C."""
     codecs = array.metadata.codecs if hasattr(array.metadata, "codecs") else ()
     kinds = [type(c) for c in codecs]
     return (kinds == [BytesCodec, BloscCodec, Crc32cCodec]

@@ -97,9 +97,10 @@ from mer_prep.store.versions import (  # noqa: F401 - re-exported: callers impor
     reusable_rows,
 )
 
-# zstd level 1: on float16 face sequences level 3 takes 1.7x and level 5 2.4x the time per
-# sample for 10 % and 15 % less disk (measured on ha3d arrays); writing is on the hot path.
-COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
+# lz4 level 9 (bench/codec.py, every built-in recipe's arrays; docs/storage.md): about the bytes
+# of zstd level 1, the codec of earlier versions (which still read), decoded 4x and encoded 2.5x
+# as fast; training decodes every array of a version, and writing is on the preprocessing path.
+COMPRESSOR = BloscCodec(cname="lz4", clevel=9, shuffle="bitshuffle")
 # Every stored chunk ends with its CRC-32C: one flipped bit in a chunk file raises on read
 # instead of reading back as data (Blosc's own frame has no checksum over the payload).
 CHECKSUM = Crc32cCodec()
