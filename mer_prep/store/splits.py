@@ -14,6 +14,7 @@ import numpy as np
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.evaluation.balance import fold_class_weights, rebuild_smote, smote_plan
 from mer_prep.evaluation.splits import Split
+from mer_prep.store.layout import SmoteAttrs
 from mer_prep.store.writer import write_split
 
 
@@ -47,9 +48,9 @@ def save_split(store, split: Split, *, smote_features: str | None = None, k_neig
             values = store.array(name, dtype="float32")
             arrays[f"smote_{name}"] = np.concatenate(
                 [rebuild_smote(values, plan) for plan in plans]).astype(store.group[name].dtype)
-        smote = {"features": smote_features, "k_neighbors": int(min(p.k_neighbors
-                                                                    for p in plans)),
-                 "seed": smote_seed, "materialised": list(materialise)}
+        smote = SmoteAttrs(features=smote_features,
+                           k_neighbors=int(min(p.k_neighbors for p in plans)), seed=smote_seed,
+                           materialised=list(materialise)).model_dump()
     attrs = {**split.to_dict(), "version_id": store.version_id, "smote": smote}
     return write_split(store.location, attrs, arrays)
 

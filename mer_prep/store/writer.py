@@ -70,6 +70,7 @@ from mer_prep.store.layout import (
     TABLE_GROUP,
     RecipeAttrs,
     ReuseAttrs,
+    SplitAttrs,
     VersionAttrs,
 )
 from mer_prep.store.repo import Location, NewStore, open_repository
@@ -395,27 +396,32 @@ async def _write_table(store, path: str, columns: dict[str, np.ndarray]) -> None
 def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) -> str:
     """Commit split ``attrs["name"]`` (attributes + arrays) onto ``main``; snapshot id.
 
-    Refuses when ``main`` no longer holds the version the split was computed for, and when
-    another commit lands first (Icechunk's commit conflict) — never a split of other rows.
+    ``attrs``: the fields of ``layout.SplitAttrs`` the writer does not set (a ``Split``'s
+    ``to_dict`` plus ``version_id`` and ``smote``). Refuses when ``main`` no longer holds the
+    version the split was computed for, and when another commit lands first (Icechunk's
+    commit conflict) — never a split of other rows.
     """
     attrs = {"schema": SPLIT_SCHEMA_NAME, "schema_version": SPLIT_SCHEMA_VERSION,
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **attrs}
     validate_split(attrs, arrays)
+    split = SplitAttrs.model_validate(attrs)
     arrays = {name: np.ascontiguousarray(values) for name, values in arrays.items()}
-    attrs = seal_split(attrs, arrays)  # checked on every read (``split_digest``)
+    sealed = seal_split(split.model_dump(mode="json", by_alias=True,  # checked on every read
+                                         exclude={"array_digests", "attrs_digest"}), arrays)
     repo = open_repository(location)
     session = repo.writable_session(MAIN)
     root = zarr.open_group(session.store, mode="r+")
-    if root.attrs.get("version_id") != attrs["version_id"]:
+    on_main = root.attrs.get("version_id")  # None: main holds no version
+    if on_main != split.version_id:
         raise VersionConflictError(
-            f"store {location}: split {attrs['name']!r} was computed for "
-            f"{attrs['version_id']} but main holds {root.attrs.get('version_id')}")
-    group = root.require_group(SPLITS_GROUP).create_group(attrs["name"], overwrite=True)
+            f"store {location}: split {split.name!r} was computed for "
+            f"{split.version_id} but main holds {on_main}")
+    group = root.require_group(SPLITS_GROUP).create_group(split.name, overwrite=True)
     for name, values in arrays.items():
         group.create_array(name, shape=values.shape, dtype=values.dtype, compressors=COMPRESSORS,
                            chunks=tuple(max(d, 1) for d in values.shape) or None)
         if values.size:
             group[name][...] = values
-    group.attrs.update(attrs)
-    return session.commit(f"split {attrs['name']} of {attrs['version_id']}",
-                          metadata={"version_id": attrs["version_id"], "split": attrs["name"]})
+    group.attrs.update(sealed)
+    return session.commit(f"split {split.name} of {split.version_id}",
+                          metadata={"version_id": split.version_id, "split": split.name})
