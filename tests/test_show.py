@@ -140,6 +140,20 @@ def test_report_lists_recorded_training_runs(troubled, tmp_path):
         open_store(store_path), tmp_path / "none.html").path.read_text()
 
 
+def test_report_text_from_the_store_is_escaped(troubled):
+    """The report is rendered from Jinja2 templates with autoescaping on: text read from a store
+    (here its ``created`` attribute and a split name) never becomes markup."""
+    from mer_prep.plot.report import report_html
+
+    _, store_path, _, _ = troubled
+    store = open_store(store_path)
+    store.__dict__["attrs"] = {**store.attrs, "created": '<script>alert("x")</script>'}
+    page, n_images = report_html(store, samples=[store.table["sample_id"][0]])
+    assert "<script>" not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert page.count("<img ") == page.count("data:image/png;base64,") == n_images > 0
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
+
+
 # --- in a real browser ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

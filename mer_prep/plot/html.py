@@ -1,16 +1,21 @@
-"""Pictures as small PNGs and the HTML pieces of the report: escaped text, tables, figures
-with embedded ``data:`` images."""
+"""Pictures as small PNGs, and the Jinja2 environment that renders them into the report.
+
+Every picture of the report is a :class:`Picture` (a base64 ``data:`` URI and its size); the
+templates in ``mer_prep/plot/templates/`` lay them out with autoescaping on, so that text read
+from a store (sample ids, file names, error messages) can never become markup."""
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import re
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import jinja2
+import markupsafe
 import numpy as np
 
 from mer_prep.errors import InvalidArgumentError
@@ -53,8 +58,33 @@ def cv2_png(image: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
+@dataclass(frozen=True)
+class Picture:
+    """One embedded PNG: its ``data:`` URI, the size it is shown at (CSS px: its pixel size
+    times the display factor), its alt text and CSS class (``raster``: pixelated, ``chart``)."""
+
+    src: str
+    width: int
+    height: int
+    alt: str
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class Captioned:
+    """A picture with its title and caption (a ``<figure>``); ``width`` (CSS px) keeps the
+    caption to the picture's width, ``wide`` lets a strip or chart take the whole row."""
+
+    picture: Picture
+    title: str
+    caption: str = ""
+    wide: bool = False
+    width: int | None = None
+
+
 class Images:
-    """Every image of the report: embedded as data URIs, optionally also written as files."""
+    """Every picture of the report, counted in the order made; each also written as a PNG file
+    ``<png_dir>/<count>-<name>.png`` when ``png_dir`` is given."""
 
     def __init__(self, png_dir: Path | None) -> None:
         self.png_dir = png_dir
@@ -62,86 +92,53 @@ class Images:
         if png_dir is not None:
             png_dir.mkdir(parents=True, exist_ok=True)
 
-    def tag(self, png: bytes, name: str, alt: str, css: str = "", display: int = 1) -> str:
-        """The ``<img>`` of ``png``, shown ``display`` times its pixel size, inside a label
-        whose hidden checkbox enlarges it to the window when clicked (CSS only, no script)."""
+    def tag(self, png: bytes, name: str, alt: str, css: str = "", display: int = 1) -> Picture:
+        """``png`` as a :class:`Picture` shown ``display`` times its pixel size (the template
+        wraps it in a label whose hidden checkbox enlarges it when clicked: CSS only)."""
         self.count += 1
         if self.png_dir is not None:
             safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80]
             (self.png_dir / f"{self.count:03d}-{safe}.png").write_bytes(png)
         width, height = png_size(png)
         data = base64.b64encode(png).decode("ascii")
-        return (f'<label class=zoom><input type=checkbox>'
-                f'<img src="data:image/png;base64,{data}" width="{width * display}" '
-                f'height="{height * display}" alt="{html.escape(alt)}" '
-                f'title="{html.escape(alt)} (click to enlarge)"'
-                f'{f" class={chr(34)}{css}{chr(34)}" if css else ""}></label>')
+        return Picture(f"data:image/png;base64,{data}", width * display, height * display, alt,
+                       css)
 
     def raster(self, rgb: np.ndarray, name: str, alt: str, css: str = "raster",
-               display: int = 1) -> str:
+               display: int = 1) -> Picture:
         return self.tag(png_bytes(rgb), name, alt, css, display)
 
-    def figure(self, figure, name: str, alt: str) -> str:
+    def figure(self, figure, name: str, alt: str) -> Picture:
         return self.tag(figures.figure_png(figure, colours=CHART_COLOURS), name, alt, "chart")
 
 
 def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels, read from the PNG's IHDR chunk."""
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
-# --- HTML pieces ---------------------------------------------------------------------------------
-
-CSS = """
-body{font:13px/1.4 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:16px 24px;
-color:#222;max-width:1500px}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;border-bottom:1px solid #ccc;margin-top:28px}
-h3{font-size:14px;margin:18px 0 6px}
-table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ddd;padding:2px 6px;
-text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f4f4f4}
-table.kv th{width:11em}
-pre{background:#f7f7f7;padding:6px;overflow:auto;max-height:320px;font-size:12px}
-.panels{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start}
-figure{margin:0;max-width:420px}figure.wide{max-width:none}
-figcaption{font-size:11px;color:#444}
-figure.wide figcaption{max-width:900px}
-img.raster{image-rendering:pixelated}
-.zoom{cursor:zoom-in}.zoom input{display:none}
-.zoom input:checked+img{position:fixed;inset:0;margin:auto;width:auto;height:auto;
-min-width:min(60vw,60vh);max-width:96vw;max-height:92vh;object-fit:contain;z-index:10;
-background:#fff;cursor:zoom-out;box-shadow:0 0 0 100vmax rgba(0,0,0,.6)}
-.card{border:1px solid #ddd;border-radius:4px;padding:6px;margin:8px 0}
-.card-head{margin-bottom:4px}.muted{color:#777}
-.leaky{color:#c00;font-weight:bold}.bad{color:#c00}
-.key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px;vertical-align:middle}
-"""
-
-
-def esc(value) -> str:
-    return html.escape(str(value))
-
-
-def kv_html(rows: Sequence[tuple[str, object]]) -> str:
-    return "<table class=kv>" + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>"
-                                        for k, v in rows) + "</table>"
-
-
-def table_html(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def figure_html(img: str, title: str, caption: str = "", wide: bool = False,
-            width: int | None = None) -> str:
-    """An image with its title and caption; ``width`` (px) keeps the caption to the image's
-    width."""
-    text = f"<b>{esc(title)}</b>" + (f"<br>{esc(caption)}" if caption else "")
-    style = f' style="width:{max(int(width), 120)}px"' if width else ""
-    return (f'<figure{" class=wide" if wide else ""}{style}>{img}'
-            f'<figcaption>{text}</figcaption></figure>')
-
+# --- templates -----------------------------------------------------------------------------------
 
 def fmt(value, digits: int = 3) -> str:
+    """A score as text: ``digits`` decimals for floats, ``n/a`` for None or NaN."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "n/a"
-    return f"{value:.{digits}f}" if isinstance(value, float) else esc(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The report's templates (``mer_prep/plot/templates/``), autoescaped; an undefined name
+    raises instead of rendering as nothing. ``trim_blocks``/``lstrip_blocks`` keep the
+    statement lines out of the output."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("mer_prep.plot", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["fmt"] = fmt
+    return env
+
+
+def render(template: str, **context) -> markupsafe.Markup:
+    """``template`` (a file of ``mer_prep/plot/templates/``) rendered with ``context``: markup,
+    placed unescaped where another template includes it (its own text was escaped)."""
+    return markupsafe.Markup(environment().get_template(template).render(**context))

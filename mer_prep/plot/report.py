@@ -12,6 +12,10 @@ Size: face panels are stored at up to 160 px (64 px faces doubled) and shown at 
 (click one to enlarge it: a CSS checkbox, no script), charts at 80 dpi quantised to
 128 colours, PNGs at zlib level 9 (a palette where it is smaller), and the contact sheets show
 ``per_class`` samples per class (3 by default); ``samples`` picks the samples instead.
+
+Layout: each section gathers what it shows (pictures as :class:`~mer_prep.plot.html.Picture`,
+rows as small records) and renders its Jinja2 template, ``mer_prep/plot/templates/<section>
+.html.j2`` (autoescaped: text from the store is never markup); ``report.html.j2`` is the page.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from markupsafe import Markup
 
 from mer_prep.errors import InvalidArgumentError, UnknownNameError
 from mer_prep.face.mask import REGION_GROUPS
 from mer_prep.plot import figures
-from mer_prep.plot.html import (CHART_COLOURS, CSS, Images, esc, figure_html, fmt, kv_html,
-                                png_bytes, table_html)
+from mer_prep.plot.html import CHART_COLOURS, Captioned, Images, Picture, png_bytes, render
 from mer_prep.plot.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, DatasetSamples, dataset_roots,
                                    read_thumbnail, resolve_file)
 from mer_prep.plot.colour import REGION_RGB, LANDMARK_RGB, colour_wheel
@@ -66,86 +70,77 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-# --- sections ------------------------------------------------------------------------------------
+# --- sections: each gathers what its template (mer_prep/plot/templates/<key>.html.j2) shows ----
 
-def _overview(store, images: Images) -> str:
+def _overview(store, images: Images) -> Markup:
     attrs = store.attrs
-    recipe = attrs["recipe"]
     table_all = store.table_all
     try:
         snapshot = store.session.snapshot_id
     except Exception:  # noqa: BLE001 - a session without a snapshot id: say so
         snapshot = "unknown"
     reuse = attrs.get("reuse") or {}
-    out = [kv_html([
-        ("store", esc(store.path)), ("dataset", esc(attrs["dataset"])),
-        ("labels", esc(attrs["labels"]) + f" ({len(store.class_names)} classes: "
-                   f"{esc(', '.join(store.class_names))})"),
-        ("recipe", f"<b>{esc(recipe['name'])}</b> — {esc(recipe.get('paper', ''))} "
-                   f"<span class=muted>hash {esc(recipe.get('hash', ''))}</span>"),
-        ("version", f"<code>{esc(store.version_id)}</code>"),
-        ("snapshot", f"<code>{esc(snapshot)}</code>"),
-        ("created", esc(attrs.get("created", ""))),
-        ("code / inputs", f"<code>{esc(attrs.get('code_version', ''))}</code> / "
-                          f"<code>{esc(attrs.get('input_fingerprint', ''))}</code>"),
-        ("samples", f"{len(store.table)} processed of {len(table_all)} rows, "
-                    f"{int((table_all['status'] != 'ok').sum())} failed rows, "
-                    f"{len(store.subjects)} subjects"),
-        ("reuse", esc(", ".join(f"{k} {v}" for k, v in reuse.items()) or "—")),
-        ("arrays", "<br>".join(f"<code>{esc(n)}</code> ({esc(', '.join(s['dims']))}) "
-                               f"{'×'.join(str(d) for d in s['shape'])} {esc(s['dtype'])}"
-                               for n, s in attrs["arrays"].items())),
-    ])]
-    params = yaml.safe_dump(recipe.get("parameters", {}), sort_keys=False, width=100,
+    params = yaml.safe_dump(attrs["recipe"].get("parameters", {}), sort_keys=False, width=100,
                             default_flow_style=None)
-    out.append(f"<details open><summary>recipe parameters</summary><pre>{esc(params)}</pre>"
-               f"</details>")
-    return "".join(out)
+    return render("overview.html.j2", store=store, attrs=attrs, recipe=attrs["recipe"],
+                  class_names=list(store.class_names), snapshot=snapshot,
+                  n_processed=len(store.table), n_rows=len(table_all),
+                  n_failed=int((table_all["status"] != "ok").sum()),
+                  n_subjects=len(store.subjects),
+                  reuse=", ".join(f"{k} {v}" for k, v in reuse.items()), parameters=params)
 
 
-def _counts(store, images: Images) -> str:
+@dataclass(frozen=True)
+class _LowConfidence:
+    """A sample whose face box came from a low-confidence stage; ``confirmation`` is empty for
+    stores written before boxes were confirmed."""
+
+    sample_id: str
+    detector: str
+    score: float
+    confirmation: str
+
+
+def _counts(store, images: Images) -> Markup:
     table = store.table
-    out = [images.figure(figures.counts_figure(table, store.class_names), "counts",
-                         "samples per class and per subject")]
+    counts = images.figure(figures.counts_figure(table, store.class_names), "counts",
+                           "samples per class and per subject")
     originals = table[table["aug_parent"].astype(str) == ""] if "aug_parent" in table else table
     sources = originals["apex_source"].astype(str).value_counts()
-    needs = store.recipe.needs_apex
-    rows = [(esc(name), int(sources.get(name, 0))) for name in ("annotated", "spotted", "none")]
-    why = ("This recipe needs the apex: where the annotation has none it is spotted (or the "
-           "sample fails with apex.spot false)." if needs else
-           "This recipe does not need the apex; it is recorded where annotated.")
-    out.append("<h3>apex</h3>" + table_html(["apex_source", "clips"], rows)
-               + f"<p class=muted>{why}</p>")
-    out.append(_low_confidence(table))
-    return "".join(out)
+    rows = [(name, int(sources.get(name, 0))) for name in ("annotated", "spotted", "none")]
+    return render("samples.html.j2", counts=counts, apex_rows=rows,
+                  needs_apex=store.recipe.needs_apex, low_confidence=_low_confidence(table))
 
 
-def _low_confidence(table) -> str:
+def _low_confidence(table) -> list[_LowConfidence]:
     """The samples whose face box was a low-confidence one, with score and confirmation."""
     from mer_prep.face.cascade import is_low_confidence
 
     confirmations = (table["detector_confirmation"].astype(str)
                      if "detector_confirmation" in table else [""] * len(table))
     scores = table["detector_score"] if "detector_score" in table else [float("nan")] * len(table)
-    rows = [(esc(sid), esc(det), f"{score:.3f}", esc(conf) if conf else
-             "<span class=bad>unconfirmed (store written before confirmation)</span>")
+    return [_LowConfidence(str(sid), str(det), float(score), conf)
             for sid, det, score, conf in zip(table["sample_id"], table["detector"], scores,
                                              confirmations) if is_low_confidence(str(det), conf)]
-    note = ("<p class=muted>Boxes from the cascade's low-confidence stages (hog-low, haar, HOG "
-            "under its confirmation score) are kept only when dlib's CNN detector confirms "
-            "them.</p>")
-    if not rows:
-        return "<h3>low-confidence faces</h3><p>None.</p>" + note
-    return ("<h3>low-confidence faces</h3>"
-            + table_html(["sample", "detector", "score", "confirmation"], rows) + note)
 
 
-def _failures(store, images: Images, roots: Sequence[Path], dataset: DatasetSamples) -> str:
-    failures = store.failures
-    if failures.empty:
-        return "<p>No failures.</p>"
+@dataclass(frozen=True)
+class _Failure:
+    """A failed sample and the frame shown for it: ``thumbnail`` (with ``shown`` naming the
+    onset frame when the failure named none), else whether its file ``exists`` undecodable."""
+
+    sample_id: str
+    stage: str
+    file: str
+    message: str
+    thumbnail: Picture | None
+    shown: str
+    exists: bool
+
+
+def _failures(store, images: Images, roots: Sequence[Path], dataset: DatasetSamples) -> Markup:
     rows = []
-    for i, failure in enumerate(failures.itertuples(index=False)):
+    for i, failure in enumerate(store.failures.itertuples(index=False)):
         path = resolve_file(str(failure.file), roots)
         thumbnail = read_thumbnail(path) if path is not None else None
         what = ""
@@ -156,29 +151,32 @@ def _failures(store, images: Images, roots: Sequence[Path], dataset: DatasetSamp
             onset = dataset.onset_frame(str(failure.sample_id))
             thumbnail = read_thumbnail(Path(onset)) if onset else None
             what = f"onset frame {onset}" if thumbnail is not None else ""
-        if thumbnail is not None:
-            cell = images.raster(thumbnail, f"failure-{i}", what or f"{failure.file}", css="")
-            cell += f"<br><span class=muted>{esc(what)}</span>" if what else ""
-        elif path is not None:
-            cell = "<span class=bad>file exists but cannot be decoded</span>"
-        else:
-            cell = "<span class=muted>file not readable here</span>"
-        rows.append((esc(failure.sample_id), esc(failure.stage),
-                     f"<code>{esc(failure.file)}</code>", esc(failure.message), cell))
-    note = ("" if roots else "<p class=muted>The store records no dataset root: relative file "
-            "paths are looked up from the working directory (<code>mer-prep show --root "
-            "PATH</code> names the root).</p>")
-    return table_html(["sample", "stage", "file", "error", "frame"], rows) + note
+        picture = (images.raster(thumbnail, f"failure-{i}", what or f"{failure.file}", css="")
+                   if thumbnail is not None else None)
+        rows.append(_Failure(str(failure.sample_id), str(failure.stage), str(failure.file),
+                             str(failure.message), picture, what, path is not None))
+    return render("failures.html.j2", failures=rows, has_roots=bool(roots))
 
 
-def _splits(store, images: Images) -> str:
-    names = store.split_names
-    if not names:
-        return ("<p>No stored splits (<code>loso</code> and <code>megc2019</code> are computed on "
-                "demand; <code>mer-prep split</code> stores others).</p>")
-    out = []
+@dataclass(frozen=True)
+class _Split:
+    """A stored split as shown: its head, why it is leaky, its figure and fold sizes."""
+
+    name: str
+    kind: str
+    n_folds: int
+    seed: int | None
+    smote: bool
+    leaky: bool
+    why: list[str]
+    figure: Picture
+    fold_rows: list[tuple]
+
+
+def _splits(store, images: Images) -> Markup:
     table = store.table
-    for name in names:
+    shown = []
+    for name in store.split_names:
         split = store.split(name)
         attrs = store.split_attrs(name)
         leaks = subject_leaks(split, table)
@@ -189,37 +187,16 @@ def _splits(store, images: Images) -> str:
         if leaks:
             why.append(f"subjects in several test folds: {', '.join(leaks[:8])}"
                        + (" …" if len(leaks) > 8 else ""))
-        head = (f"<h3>{esc(name)} <span class=muted>({esc(split.kind)}, {split.n_folds} folds"
-                + (f", seed {split.seed}" if split.seed is not None else "")
-                + (", SMOTE" if attrs.get("smote") else "") + ")</span>"
-                + (" <span class=leaky>LEAKY</span>" if leaky else "") + "</h3>")
         figure = figures.split_figure(name, split, table, store.class_names, leaky=leaky)
         labels = table["label_name"].to_numpy()
-        rows = [(esc(fold), *[int(((split.test_fold == i) & (labels == c)).sum())
-                               for c in store.class_names], int((split.test_fold == i).sum()))
+        rows = [(fold, *[int(((split.test_fold == i) & (labels == c)).sum())
+                         for c in store.class_names], int((split.test_fold == i).sum()))
                 for i, fold in enumerate(split.fold_names)]
-        out.append(head + (f"<p class=leaky>{esc('; '.join(why))}</p>" if why else "")
-                   + images.figure(figure, f"split-{name}", f"split {name}")
-                   + "<details><summary>fold sizes per class</summary>"
-                   + table_html(["fold", *store.class_names, "total"], rows) + "</details>")
-    return "".join(out)
-
-
-def _legend(store, images: Images) -> str:
-    recipe = store.recipe
-    parts = [f'<span style="background:rgb{LANDMARK_RGB}"></span>landmarks'
-             f'<span style="background:rgb{ONSET_RGB}"></span>onset'
-             f'<span style="background:rgb{APEX_RGB}"></span>apex']
-    if recipe.mask is not None:
-        parts += [f'<span style="background:rgb{REGION_RGB.get(r, (255, 0, 255))}"></span>'
-                  f'mask {esc(r)}' for r in sorted(_mask_names(recipe))]
-    key = f"<p class=key>{''.join(parts)}</p>"
-    if recipe.flow is not None:
-        key += figure_html(images.raster(colour_wheel(96), "flow-key", "flow colour key"),
-                       "flow colour key", "hue = direction as displayed (right red, up "
-                       "yellow-green, left cyan, down violet), saturation = magnitude; white = "
-                       "no motion", width=260)
-    return key
+        shown.append(_Split(name, split.kind, split.n_folds, split.seed, bool(attrs.get("smote")),
+                            leaky, why, images.figure(figure, f"split-{name}", f"split {name}"),
+                            rows))
+    return render("splits.html.j2", splits=shown,
+                  fold_header=["fold", *store.class_names, "total"])
 
 
 def _mask_names(recipe) -> set[str]:
@@ -238,45 +215,55 @@ def _curves_png(view_id: str, curve_panels: list[Panel]) -> bytes:
     return figures.figure_png(figure, colours=CHART_COLOURS)
 
 
-def _sample_card(store, row: int, images: Images, dataset: DatasetSamples) -> str:
+@dataclass(frozen=True)
+class _Card:
+    """One sample's card: its table row (``info``), face panels and full-width strips/curves."""
+
+    sample_id: str
+    info: dict
+    faces: list[Captioned]
+    wide: list[Captioned]
+
+
+def _sample_card(store, row: int, images: Images, dataset: DatasetSamples) -> _Card:
     view = sample_view(store, row, thumb=THUMBNAIL_FACE_PX)
     source = dataset.samples.get(view.sample_id) if store.recipe.magnify is not None else None
-    info = view.info
-    head = (f"<div class=card-head><b>{esc(view.sample_id)}</b> · subject "
-            f"{esc(info.get('subject', ''))} · {esc(info.get('label_name', ''))} · onset "
-            f"{info.get('onset')} · apex "
-            f"{info.get('apex') if info.get('apex') is not None else '—'}"
-            f" ({esc(info.get('apex_source', ''))}) · offset {info.get('offset')} · "
-            f"{esc(info.get('emotion', ''))} {esc(info.get('action_units', ''))}</div>")
-    figures_html = []
-    wide = []
-    curve_panels = []
+    faces, wide, curve_panels = [], [], []
     for panel in panels(view, source=source):
         name = f"{view.sample_id}-{panel.key}"
         if panel.curve is not None:
             curve_panels.append(panel)
         elif panel.key == "strip":
             strip = images.raster(panel.image, name, f"{view.sample_id}: {panel.title}")
-            wide.append(figure_html(strip, panel.title, panel.caption, wide=True))
+            wide.append(Captioned(strip, panel.title, panel.caption, wide=True))
         else:
             shown = max(1, -(-FACE_DISPLAY_PX // panel.image.shape[1]))  # ceil
-            figures_html.append(figure_html(images.raster(panel.image, name,
-                                                      f"{view.sample_id}: {panel.title}",
-                                                      display=shown),
-                                        panel.title, panel.caption,
-                                        width=panel.image.shape[1] * shown))
+            faces.append(Captioned(images.raster(panel.image, name,
+                                                 f"{view.sample_id}: {panel.title}",
+                                                 display=shown),
+                                   panel.title, panel.caption,
+                                   width=panel.image.shape[1] * shown))
     if curve_panels:
         png = _curves_png(view.sample_id, curve_panels)
         caption = " | ".join(f"{p.title}: {p.caption}" for p in curve_panels)
-        wide.append(figure_html(images.tag(png, f"{view.sample_id}-curves",
-                                       f"{view.sample_id}: curves", "chart"),
-                            "curves", caption, wide=True))
-    return (f"<div class=card>{head}<div class=panels>{''.join(figures_html)}</div>"
-            f"<div class=panels>{''.join(wide)}</div></div>")
+        wide.append(Captioned(images.tag(png, f"{view.sample_id}-curves",
+                                         f"{view.sample_id}: curves", "chart"),
+                              "curves", caption, wide=True))
+    return _Card(view.sample_id, view.info, faces, wide)
+
+
+@dataclass(frozen=True)
+class _ClassSheet:
+    """The cards of one class; ``n_class``: its clips in the store (augmented copies aside)."""
+
+    label: str
+    anchor: str
+    n_class: int
+    cards: list[_Card]
 
 
 def _contact_sheets(store, images: Images, samples: Sequence[str] | None,
-                    per_class: int, dataset: DatasetSamples) -> str:
+                    per_class: int, dataset: DatasetSamples) -> Markup:
     table = store.table
     if samples:
         ids = table["sample_id"].to_numpy(dtype=str)
@@ -286,7 +273,7 @@ def _contact_sheets(store, images: Images, samples: Sequence[str] | None,
             if not hits.size:
                 raise UnknownNameError(f"store {store.path} has no processed sample {sample!r}")
             rows.append(int(hits[0]))
-        groups = {}
+        groups: dict[str, list[int]] = {}
         for r in rows:
             groups.setdefault(str(table["label_name"].iloc[r]), []).append(r)
     else:
@@ -294,60 +281,70 @@ def _contact_sheets(store, images: Images, samples: Sequence[str] | None,
         order = [c for c in store.class_names if c in present] + sorted(
             present - set(store.class_names))
         groups = {c: pick_samples(table, c, per_class) for c in order}
-    out = [_legend(store, images)]
+    recipe = store.recipe
+    mask = ([(r, REGION_RGB.get(r, (255, 0, 255))) for r in sorted(_mask_names(recipe))]
+            if recipe.mask is not None else [])
+    flow_key = None
+    if recipe.flow is not None:
+        flow_key = Captioned(images.raster(colour_wheel(96), "flow-key", "flow colour key"),
+                             "flow colour key", "hue = direction as displayed (right red, up "
+                             "yellow-green, left cyan, down violet), saturation = magnitude; "
+                             "white = no motion", width=260)
+    sheets = []
     for label, rows in groups.items():
         n_class = int(((table["label_name"].astype(str) == label)
                        & (table["aug_parent"].astype(str) == "")).sum())
-        out.append(f"<h3 id=\"class-{esc(re.sub(r'[^A-Za-z0-9_-]', '_', label))}\">"
-                   f"{esc(label)} <span class=muted>({len(rows)} of {n_class} clips)</span></h3>")
-        out.extend(_sample_card(store, r, images, dataset) for r in rows)
-    return "".join(out)
+        sheets.append(_ClassSheet(label, re.sub(r"[^A-Za-z0-9_-]", "_", label), n_class,
+                                  [_sample_card(store, r, images, dataset) for r in rows]))
+    return render("sheets.html.j2", landmark_rgb=LANDMARK_RGB, onset_rgb=ONSET_RGB,
+                  apex_rgb=APEX_RGB, mask_colours=mask, flow_key=flow_key, groups=sheets)
 
 
-def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> str:
-    if runs is None:
-        return "<p class=muted>Run records were not read.</p>"
+@dataclass(frozen=True)
+class _RunDetail:
+    """A run drawn in detail: its title, settings line, selection warning and charts."""
+
+    run_id: str
+    title: str
+    settings: str | None
+    warning: str | None
+    pictures: list[Picture]
+
+
+def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> Markup:
     if not runs:
-        return ("<p>No training runs recorded on this store yet (<code>mer-prep train</code> "
-                "records them).</p>")
+        return render("runs.html.j2", board=None if runs is None else [])
     board = leaderboard(runs)
     warnings = {r.run_id: getattr(r, "selection_warning", None) for r in runs}
-    rows = [(f"<code>{esc(r.run_id)}</code>", esc(r.name)
-             + (f" <span class=bad title=\"{esc(warnings[r.run_id])}\">EPOCH1</span>"
-                if warnings.get(r.run_id) else ""), esc(r.model), esc(r.variant),
-             esc(r.split) + (" <span class=leaky>LEAKY</span>" if r.leaky else ""),
-             f"<code>{esc(r.version_id)}</code>"
-             + ("" if r.version_id == store.version_id
-                else " <span class=muted>(other version)</span>"),
-             fmt(r.uf1), fmt(r.uar), fmt(r.accuracy), esc(r.n), esc(r.folds), esc(r.created))
-            for r in board.itertuples(index=False)]
-    out = ["<h3>leaderboard (pooled over folds, best UF1 first)</h3>",
-           table_html(["run", "name", "model", "variant", "split", "version", "UF1", "UAR",
-                       "accuracy", "n",
-                   "folds", "created"], rows)]
     by_id = {r.run_id: r for r in runs}
+    detailed = []
     for run_id in list(board["run_id"])[:DETAILED_RUNS]:
         run = by_id[run_id]
         plots = RunPlots(run)
-        parts = [images.figure(plots.confusion(), f"run-{run_id}-confusion",
-                               f"{run_id}: pooled confusion matrix")]
+        pictures = [images.figure(plots.confusion(), f"run-{run_id}-confusion",
+                                  f"{run_id}: pooled confusion matrix")]
         if run.folds:
-            parts.append(images.figure(plots.folds(), f"run-{run_id}-folds",
-                                       f"{run_id}: per-fold UF1 and UAR"))
+            pictures.append(images.figure(plots.folds(), f"run-{run_id}-folds",
+                                          f"{run_id}: per-fold UF1 and UAR"))
             if any(f.curves for f in run.folds):
-                parts.append(images.figure(plots.learning_curves(), f"run-{run_id}-curves",
-                                           f"{run_id}: learning curves"))
+                pictures.append(images.figure(plots.learning_curves(), f"run-{run_id}-curves",
+                                              f"{run_id}: learning curves"))
         settings = getattr(run, "settings", None)
-        about = f"<p>{esc(settings())}</p>" if callable(settings) else ""
-        if warnings.get(run_id):
-            about += f"<p class=bad>warning: {esc(warnings[run_id])}</p>"
-        out.append(f"<h3>{esc(getattr(run, 'name', None) or run.model + ' / ' + run.variant)} "
-                   f"<span class=muted>{esc(run_id)}</span></h3>{about}"
-                   f"<div class=panels>{''.join(parts)}</div>")
-    if len(board) > DETAILED_RUNS:
-        out.append(f"<p class=muted>{len(board) - DETAILED_RUNS} more runs in the leaderboard "
-                   f"only.</p>")
-    return "".join(out)
+        detailed.append(_RunDetail(
+            run_id, getattr(run, "name", None) or run.model + " / " + run.variant,
+            settings() if callable(settings) else None, warnings.get(run_id), pictures))
+    return render("runs.html.j2", board=list(board.itertuples(index=False)), warnings=warnings,
+                  version_id=store.version_id, detailed=detailed,
+                  n_more=len(board) - DETAILED_RUNS)
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A section of the page: its anchor, heading and rendered body."""
+
+    key: str
+    name: str
+    body: Markup
 
 
 def report_html(store, *, samples: Sequence[str] | None = None,
@@ -361,42 +358,22 @@ def report_html(store, *, samples: Sequence[str] | None = None,
     attrs = store.attrs
     all_roots = [Path(r) for r in roots] + dataset_roots(attrs)
     dataset = DatasetSamples(store, all_roots)
-    recipe = attrs["recipe"]["name"]
-    title = f"{attrs['dataset']} / {recipe} — {store.version_id}"
+    # built in page order: the images are numbered (and their PNG copies named) as made
     sections = [
-        ("overview", "Overview", _overview(store, images)),
-        ("samples", "Samples per class and subject", _counts(store, images)),
-        ("failures", f"Failures ({len(store.failures)})",
-         _failures(store, images, all_roots, dataset)),
-        ("splits", f"Stored splits ({len(store.split_names)})", _splits(store, images)),
-        ("sheets", "Contact sheets per class",
-         _contact_sheets(store, images, samples, per_class, dataset)),
-        ("runs", "Training runs", _runs(store, runs, images)),
+        _Section("overview", "Overview", _overview(store, images)),
+        _Section("samples", "Samples per class and subject", _counts(store, images)),
+        _Section("failures", f"Failures ({len(store.failures)})",
+                 _failures(store, images, all_roots, dataset)),
+        _Section("splits", f"Stored splits ({len(store.split_names)})", _splits(store, images)),
+        _Section("sheets", "Contact sheets per class",
+                 _contact_sheets(store, images, samples, per_class, dataset)),
+        _Section("runs", "Training runs", _runs(store, runs, images)),
     ]
-    toc = " · ".join(f'<a href="#{key}">{esc(name)}</a>' for key, name, _ in sections)
-    body = "".join(f'<h2 id="{key}">{esc(name)}</h2>{content}' for key, name, content in sections)
-    when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    notes = ("<h2>What is drawn</h2><ul>"
-             "<li>Only arrays the recipe stores, read from this version; landmarks are drawn at "
-             "their stored coordinates (pixel centres on integers).</li>"
-             "<li>Masks are recomputed with <code>region_mask</code> from the stored landmarks "
-             "and the recipe's regions and margin.</li>"
-             "<li>Keyframe curves: slice change between successive stored keyframes, recomputed "
-             "on the stored (magnified) frames; the selection score over every frame of the "
-             "clip is not stored.</li>"
-             "<li>Apex curves: the spotter's motion measure over the stored frames (from stored "
-             "flow where there is one, else TV-L1 on the stored frames).</li>"
-             "<li>Differences apex − onset are of the stored frames: magnified where the recipe "
-             "magnifies. Unmagnified frames are not stored: with the dataset at hand "
-             "(<code>--root</code>) the unmagnified difference is recomputed from its frames "
-             "(landmarks refitted in the stored face box, the recipe's alignment) and drawn "
-             "beside it at the same scale.</li></ul>")
-    document = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-                f"<meta name=viewport content=\"width=device-width, initial-scale=1\">"
-                f"<link rel=icon href=\"data:,\"><title>{esc(title)}</title>"
-                f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"
-                f"<p class=muted>mer-prep show, {when}. {toc}</p>{body}{notes}</body></html>\n")
-    return document, images.count
+    title = f"{attrs['dataset']} / {attrs['recipe']['name']} — {store.version_id}"
+    document = render("report.html.j2", title=title,
+                      when=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                      sections=sections)
+    return str(document), images.count
 
 
 def default_report_path(store) -> Path:
