@@ -1,10 +1,13 @@
-"""The `preprocess` flow: thin wiring of the library over Prefect tasks on a Dask cluster.
+"""The `preprocess` flow: the library's sequence with its batches as Prefect tasks on Dask.
 
-scan + fingerprint (library) → up to date? return the existing version → lay out the version, or
-start from the previous one when only some samples changed (library) → one task per coarse batch
-of the samples to (re)compute, each writing through its own Icechunk fork → merge, validate,
-commit, tag (library) → a markdown artifact with the counts and timings. Nothing here computes
-pixels.
+The flow's parameters are the fields of a ``PreprocessRequest`` (``mer_prep.pipeline.request``:
+each spelt, with its default, there only). The run is ``mer_prep.pipeline.sequence
+.make_version`` (plan → up to date? → begin, or start from the previous version when only
+some samples changed → batches → combine → finish) with ``_OnDask`` as its runner: one task per
+coarse batch (``flows.batching``), each writing through its own Icechunk fork. What stays here
+is what a Prefect run adds: the logger, the progress bar, the markdown artifact with the counts
+and timings, the committed event, the served-run check and the cancellation. Nothing here
+computes pixels.
 
 Started by a deployment (``prefect deployment run preprocess/<dataset>``) the flow runs on
 Prefect's default task runner; it then re-enters itself as a subflow on a Dask task runner built
@@ -33,7 +36,6 @@ import logging
 import re
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
