@@ -72,10 +72,12 @@ class FoldJob:
         return "+".join(map(str, self.folds))
 
     def plan_key(self) -> tuple[str, ...]:
-        """What the worker's plan depends on: all but the folds and the lease."""
+        """What the worker's plan depends on: the store's snapshot and the request's settings
+        (not the folds, the lease, the run's id or its cluster: a later run of the same
+        settings reuses the plan)."""
         t = self.ticket
-        return (t.location, t.snapshot_id, t.run_id, t.created, str(t.validation_metric),
-                t.request.model_dump_json())
+        return (t.location, t.snapshot_id, str(t.validation_metric),
+                t.request.settings().model_dump_json())
 
 
 # The plans a worker process holds (the store's arrays in memory): the latest two, so that the
@@ -86,26 +88,33 @@ _PLANS_KEPT = 2
 
 
 def _plan(job: FoldJob):
-    """The run's plan on this worker (cached per process), at exactly the ticket's snapshot."""
-    key = job.plan_key()
+    """The run's plan on this worker (cached per process), at exactly the ticket's snapshot,
+    its header naming the ticket's run."""
+    ticket = job.ticket
     with _PLANS_LOCK:
-        if key in _PLANS:
-            _PLANS.move_to_end(key)
-            return _PLANS[key]
-        from mer_prep.store.reader import FeatureStore
-        from mer_prep.store.repo import StoreLocation, open_repository
-        from mer_prep.train.plan import plan_request
+        return _cached_plan(job).for_run(ticket.run_id, ticket.created)
 
-        ticket = job.ticket
-        location = StoreLocation.parse(ticket.location)
-        repo = open_repository(location)
-        store = FeatureStore(location, repo, repo.readonly_session(snapshot_id=ticket.snapshot_id))
-        plan = plan_request(store, ticket.request, ticket=ticket,
-                            validation_metric=ticket.validation_metric)
-        _PLANS[key] = plan
-        while len(_PLANS) > _PLANS_KEPT:
-            _PLANS.popitem(last=False)
-        return plan
+
+def _cached_plan(job: FoldJob):
+    """The plan of ``job``'s settings and snapshot: this process's, else made and kept."""
+    key = job.plan_key()
+    if key in _PLANS:
+        _PLANS.move_to_end(key)
+        return _PLANS[key]
+    from mer_prep.store.reader import FeatureStore
+    from mer_prep.store.repo import StoreLocation, open_repository
+    from mer_prep.train.plan import plan_request
+
+    ticket = job.ticket
+    location = StoreLocation.parse(ticket.location)
+    repo = open_repository(location)
+    store = FeatureStore(location, repo, repo.readonly_session(snapshot_id=ticket.snapshot_id))
+    plan = plan_request(store, ticket.request, ticket=ticket,
+                        validation_metric=ticket.validation_metric)
+    _PLANS[key] = plan
+    while len(_PLANS) > _PLANS_KEPT:
+        _PLANS.popitem(last=False)
+    return plan
 
 
 @task(name="train-folds", task_run_name="fold-{job.label}", cache_policy=NONE, retries=1,

@@ -97,6 +97,30 @@ def test_folds_are_grouped_in_order():
     assert job.label == "2+3" and job.plan_key() == FoldJob(_ticket(), (0,)).plan_key()
 
 
+@pytest.mark.slow  # the module's store written through the pipeline: about 10 s
+def test_a_workers_plan_serves_a_later_run_of_the_same_settings_under_that_runs_id(store):
+    """The store is read once per worker for runs of the same settings (the bench's warm
+    cluster), and each run's folds still carry the header of their own run."""
+    import dataclasses
+
+    from flows import train as train_flow
+
+    opened = open_store(store)
+    first = FoldJob(_ticket(str(store), opened.session.snapshot_id, **RUN), (0,))
+    later = FoldJob(dataclasses.replace(first.ticket, run_id="20260202T000000Z-mbcc-123456",
+                                        created="2026-02-02T00:00:00+00:00", lease="x"), (1,))
+    mine, theirs = train_flow._plan(first), train_flow._plan(later)
+    assert theirs.data is mine.data  # read once
+    assert (mine.header.run_id, mine.header.created) == (first.ticket.run_id,
+                                                         first.ticket.created)
+    assert (theirs.header.run_id, theirs.header.created) == ("20260202T000000Z-mbcc-123456",
+                                                             "2026-02-02T00:00:00+00:00")
+    assert dataclasses.replace(theirs.header, run_id=mine.header.run_id,
+                               created=mine.header.created) == mine.header
+    other = FoldJob(_ticket(str(store), opened.session.snapshot_id, **{**RUN, "seed": 6}), (0,))
+    assert train_flow._plan(other).data is not mine.data and other.plan_key() != first.plan_key()
+
+
 @pytest.mark.slow  # a fold's data built and trained in-process: 3-6 s on a shared CPU
 def test_a_cancelled_trainings_folds_stop_between_epochs(store):
     """Issue: a cancelled training kept its in-flight folds running on the standing cluster.

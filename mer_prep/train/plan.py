@@ -79,6 +79,12 @@ class RunPlan:
         """The same plan over other labels (a null experiment: labels shuffled in memory)."""
         return dataclasses.replace(self, data=self.data.with_labels(labels))
 
+    def for_run(self, run_id: str, created: str) -> RunPlan:
+        """This plan for another run of the same request on the same snapshot (a Dask worker's
+        cached plan): the header names that run's id and creation time."""
+        return dataclasses.replace(self, header=dataclasses.replace(
+            self.header, run_id=run_id, created=created))
+
     def fold_seed(self, fold: FoldData | int) -> int:
         return fold_seed(self.seed, fold if isinstance(fold, int) else fold.index)
 
