@@ -120,21 +120,28 @@ def stored_bytes(array: zarr.Array) -> int:
     return int(array.nbytes_stored())
 
 
-def codec_rates(values: np.ndarray, codec: Codec, repeats: int) -> tuple[float, float]:
-    """Decode and encode MiB/s (decoded bytes) of Blosc alone on one thread over the chunks."""
-    blosc, mib = codec.numcodecs(), values.nbytes / 2 ** 20
-    encoded = [blosc.encode(np.ascontiguousarray(chunk)) for chunk in values]
-    decode, encode = [], []
+def codec_rates(values: np.ndarray, codecs: tuple[Codec, ...], repeats: int,
+                copies: int) -> dict[str, tuple[float, float]]:
+    """Decode and encode MiB/s (decoded bytes) of Blosc alone on one thread over the chunks of
+    ``values`` (each ``copies`` times), per codec label; codecs alternated on every repeat."""
+    chunks = [np.ascontiguousarray(chunk) for chunk in values] * copies
+    blosc = {c.label: c.numcodecs() for c in codecs}
+    encoded = {label: [b.encode(chunk) for chunk in chunks] for label, b in blosc.items()}
+    decode = {c.label: [] for c in codecs}
+    encode = {c.label: [] for c in codecs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for chunk in encoded:
-            blosc.decode(chunk)
-        decode.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        for chunk in values:
-            blosc.encode(np.ascontiguousarray(chunk))
-        encode.append(time.perf_counter() - start)
-    return mib / statistics.median(decode), mib / statistics.median(encode)
+        for label, b in blosc.items():
+            start = time.perf_counter()
+            for chunk in encoded[label]:
+                b.decode(chunk)
+            decode[label].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for chunk in chunks:
+                b.encode(chunk)
+            encode[label].append(time.perf_counter() - start)
+    mib = values.nbytes * copies / 2 ** 20
+    return {label: (mib / statistics.median(decode[label]), mib / statistics.median(encode[label]))
+            for label in blosc}
 
 
 def tiled(store, copies: int) -> StoreData:
@@ -195,15 +202,13 @@ def measure_recipe(root: Path, work: Path, recipe: str, codecs: tuple[Codec, ...
     figures = {c.label: {"arrays": {n: {"bytes": stored_bytes(stores[c.label].group[n]),
                                         "mib": values[n].nbytes / 2 ** 20} for n in names}}
                for c in codecs}
-    for codec in codecs:
-        for name in names:
-            dec, enc = codec_rates(values[name], codec, repeats)
-            figures[codec.label]["arrays"][name].update(codec_decode=dec, codec_encode=enc)
-
     n = len(values[names[0]])
     originals = int((first.parents < 0).sum())
     copies = max(1, min(round(LOSO_CLIPS / originals),
                         round(mib * 2 ** 20 / sum(v.nbytes for v in values.values()))))
+    for name in names:
+        for label, (dec, enc) in codec_rates(values[name], codecs, repeats, copies).items():
+            figures[label]["arrays"][name].update(codec_decode=dec, codec_encode=enc)
     rows = np.tile(np.arange(n), copies)  # each chunk fetched and decoded once per copy
     npy = {}
     for name in names:  # the reference: the same rows as .npy files, from the page cache
