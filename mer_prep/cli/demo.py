@@ -29,7 +29,6 @@ import numpy as np
 
 from mer_prep.cli import main
 from mer_prep.cli.preprocess import _print_summary, _run
-from mer_prep.pipeline.request import PreprocessRequest
 from mer_prep.cli.stores import print_info
 from mer_prep.errors import InvalidArgumentError
 
@@ -87,6 +86,8 @@ def demo(directory, subjects, clips, recipe, workers, do_train):
     root = base / "CASME2"
     _synthesise_demo(root, subjects, clips)
     store = base / "stores" / "casme2" / recipe
+    from mer_prep.pipeline.request import PreprocessRequest
+
     summary = _run(PreprocessRequest(dataset="casme2", root=str(root), recipe=recipe,
                                       store=str(store), n_workers=workers, progress=True),
                    base / ".mer-prep")

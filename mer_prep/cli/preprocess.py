@@ -11,16 +11,17 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mer_prep.cli import main
 from mer_prep.cli.stores import print_info
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.pipeline.request import PreprocessRequest
+from mer_prep.pipeline import defaults  # the request's, without importing it (start-up time)
 
-#: the request's defaults, shown in --help
-_DEFAULT = PreprocessRequest.default
+if TYPE_CHECKING:
+    from mer_prep.pipeline.request import PreprocessRequest
 
 
 def parse_roots(dataset: str, roots: tuple[str, ...]) -> str | dict[str, str]:
@@ -52,11 +53,11 @@ def parse_options(values: tuple[str, ...]) -> dict[str, str]:
 @main.command()
 @click.argument("dataset")
 @click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
-@click.option("--recipe", default=_DEFAULT("recipe"), show_default=True,
+@click.option("--recipe", default=defaults.RECIPE, show_default=True,
               help="Built-in recipe name or YAML path.")
 @click.option("--store", default=None, help="Store path [default: stores/<dataset>/<recipe>].")
-@click.option("--labels", default=_DEFAULT("labels"), show_default=True, help="Label scheme.")
-@click.option("--workers", default=_DEFAULT("n_workers"), show_default=True,
+@click.option("--labels", default=defaults.LABELS, show_default=True, help="Label scheme.")
+@click.option("--workers", default=defaults.N_WORKERS, show_default=True,
               help="Local Dask workers.")
 @click.option("--dask-address", default=None, help="Use an existing Dask scheduler.")
 @click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
@@ -68,6 +69,7 @@ def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_op
     version."""
     from flows.runtime import sigterm_interrupts
     from mer_prep.errors import NothingProcessedError, RunCancelled
+    from mer_prep.pipeline.request import PreprocessRequest
 
     where = store  # the store, once known (a default one is named by the recipe)
     with sigterm_interrupts():  # SIGTERM cancels like Ctrl-C, from here on
@@ -192,7 +194,7 @@ def _print_next_steps(store: str) -> None:
 @main.command(name="list")
 @click.argument("dataset")
 @click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
-@click.option("--labels", default=_DEFAULT("labels"), show_default=True, help="Label scheme.")
+@click.option("--labels", default=defaults.LABELS, show_default=True, help="Label scheme.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
 def list_samples(dataset, roots, labels, fmt, adapter_options):

@@ -22,6 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valid
                       field_validator, model_validator)
 
 from mer_prep.errors import InvalidArgumentError, MerPrepError
+from mer_prep.pipeline import defaults
 from mer_prep.store.layout import DEFAULT_STORE_TEMPLATE
 
 if TYPE_CHECKING:
@@ -50,10 +51,10 @@ class PreprocessRequest(BaseModel):
     root: str | dict[str, str]
     # a name, a YAML path or a Recipe (``_recipe``): typed loosely so that the CLI's start does
     # not import the recipes (and OpenCV with them)
-    recipe: Any = "ha3d"
+    recipe: Any = defaults.RECIPE
     store: str | None = None
-    labels: str = "native"
-    n_workers: StrictInt = Field(2, ge=1)  # strict: True, "2" and 2.0 are not a count
+    labels: str = defaults.LABELS
+    n_workers: StrictInt = Field(defaults.N_WORKERS, ge=1)  # strict: True, "2" and 2.0 are not a count
     options: dict[str, Any] = Field(default_factory=dict)
     progress: StrictBool = False
     dask_address: str | None = None
@@ -127,9 +128,9 @@ class PreprocessRequest(BaseModel):
     @field_validator("store", mode="before")
     @classmethod
     def _store(cls, value: Any) -> Any:
-        from mer_prep.store.repo import StoreLocation
-
         if value is not None and not isinstance(value, str):
+            from mer_prep.store.repo import StoreLocation  # Icechunk: only when one is given
+
             value = value.url if isinstance(value, StoreLocation) else os.fspath(value)
         if value is not None:
             fields = [f for _, f, spec, conv in string.Formatter().parse(value)
