@@ -191,3 +191,27 @@ def test_a_leave_one_dataset_out_split_is_stored_and_read_back(tmp_path):
     info = store.split_info("lodo")
     assert info.kind == "lodo" and info.fold_names == ["casme2", "samm"] and info.smote is None
     assert store.split("lodo").test_fold.tolist() == [0] * 4 + [1] * 4
+
+
+def test_to_torch_makes_smote_samples_with_the_one_rebuild(tmp_path):
+    """``to_torch(balance="smote")`` rebuilds a synthetic sample from its two parents (read as
+    float32) with ``balance.rebuild_smote``, or takes the stored one when it was materialised."""
+    pytest.importorskip("torch")
+    plan = make_plan(tmp_path / "store", n=7)
+    write_version(plan)
+    store = open_store(tmp_path / "store")
+    save_split(store, build_split(store.table, "loso"), smote_features="landmarks",
+               materialise=("landmarks",))
+    store = open_store(tmp_path / "store")
+    smote = store.smote("loso", 2)
+    frames = store.array("frames", "float32")  # sample i holds i / 10 (float16) everywhere
+    data = store.to_torch(2, arrays=["frames", "landmarks"], balance="smote")
+    _, train, _, _ = store.fold("loso", 2)
+    assert len(data) == len(train) + 1
+    last = data[len(data) - 1]
+    assert last["synthetic"] and last["row"] == -1 and int(last["label"]) == smote.label[0]
+    a, b, w = smote.parent_a[0], smote.parent_b[0], smote.weight[0]
+    np.testing.assert_allclose(last["frames"].numpy(), frames[a] + w * (frames[b] - frames[a]),
+                               rtol=1e-6)
+    stored = store.materialised_smote("loso", 2, ["landmarks"])["landmarks"][0]
+    assert last["landmarks"].numpy().tolist() == stored.tolist()

@@ -1,5 +1,6 @@
 """The versioned feature store: ``versions`` plans and names a version, ``writer`` writes it,
-``reader`` reads it, ``storage_schemas/`` declares its layout.
+``reader`` reads it, ``storage_schemas/`` declares its layout and ``layout`` is the code's side
+of that declaration (group and branch names, the typed root and split attributes).
 
 ``open_store`` and ``FeatureStore`` are imported on first use: workers that only write never
 pay for the reader's xarray and dask imports.

@@ -49,6 +49,12 @@ class _Attrs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
 
+# A field named ``schema`` would shadow BaseModel's (deprecated) ``schema`` method: the models
+# call it ``schema_`` and store it under the alias ``schema``.
+_SCHEMA_ALIASED = ConfigDict(frozen=True, extra="allow", populate_by_name=True,
+                             alias_generator=lambda name: "schema" if name == "schema_" else name)
+
+
 class RecipeAttrs(_Attrs):
     """The recipe a version was made with: name, 16-hex hash, paper, all its parameters."""
 
@@ -136,9 +142,7 @@ class VersionAttrs(_Attrs):
     table_digest: str | None = None
     attrs_digest: str | None = None
 
-    # ``schema`` would shadow BaseModel's deprecated ``schema`` method: stored under its alias
-    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True,
-                              alias_generator=lambda name: "schema" if name == "schema_" else name)
+    model_config = _SCHEMA_ALIASED
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> VersionAttrs:
@@ -190,8 +194,7 @@ class SplitAttrs(_Attrs):
     array_digests: dict[str, str] | None = None
     attrs_digest: str | None = None
 
-    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True,
-                              alias_generator=lambda name: "schema" if name == "schema_" else name)
+    model_config = _SCHEMA_ALIASED
 
 
 #: attribute names a version may lack (written by newer writers, or set after the rest)

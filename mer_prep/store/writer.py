@@ -29,7 +29,8 @@ they are, and only ``rows_to_compute`` are written again. Their old chunks are c
 (and ``splits/`` dropped), on a private snapshot as in step 1, so that a now-failing sample
 leaves fill values, as in a fresh layout.
 
-Besides the sample table, ``finish`` writes the ``aus`` array (row x AU, bool, one chunk; its
+The root attributes are a ``mer_prep.store.layout.VersionAttrs``, dumped. Besides the sample
+table, ``finish`` writes the ``aus`` array (row x AU, bool, one chunk; its
 columns are the ``au_list`` attribute: see ``mer_prep.store.versions``) and records the scan's
 annotation corrections (``corrections``, files relative to the dataset root).
 
