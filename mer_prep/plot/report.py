@@ -178,11 +178,12 @@ def _splits(store, images: Images) -> Markup:
     shown = []
     for name in store.split_names:
         split = store.split(name)
-        attrs = store.split_attrs(name)
+        stored = store.split_info(name)
         leaks = subject_leaks(split, table)
-        leaky = bool(split.leaky or attrs.get("leaky") or leaks)
+        recorded = split.leaky or (stored is not None and stored.leaky)
+        leaky = bool(recorded or leaks)
         why = []
-        if split.leaky or attrs.get("leaky"):
+        if recorded:
             why.append("recorded as leaky (sample-level split)")
         if leaks:
             why.append(f"subjects in several test folds: {', '.join(leaks[:8])}"
@@ -192,7 +193,8 @@ def _splits(store, images: Images) -> Markup:
         rows = [(fold, *[int(((split.test_fold == i) & (labels == c)).sum())
                          for c in store.class_names], int((split.test_fold == i).sum()))
                 for i, fold in enumerate(split.fold_names)]
-        shown.append(_Split(name, split.kind, split.n_folds, split.seed, bool(attrs.get("smote")),
+        shown.append(_Split(name, split.kind, split.n_folds, split.seed,
+                            stored is not None and stored.smote is not None,
                             leaky, why, images.figure(figure, f"split-{name}", f"split {name}"),
                             rows))
     return render("splits.html.j2", splits=shown,
@@ -369,7 +371,7 @@ def report_html(store, *, samples: Sequence[str] | None = None,
                  _contact_sheets(store, images, samples, per_class, dataset)),
         _Section("runs", "Training runs", _runs(store, runs, images)),
     ]
-    title = f"{attrs['dataset']} / {attrs['recipe']['name']} — {store.version_id}"
+    title = f"{store.info.dataset} / {store.info.recipe.name} — {store.version_id}"
     document = render("report.html.j2", title=title,
                       when=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       sections=sections)
@@ -378,8 +380,8 @@ def report_html(store, *, samples: Sequence[str] | None = None,
 
 def default_report_path(store) -> Path:
     """``show-<dataset>-<recipe>-<version>.html`` in the working directory."""
-    attrs = store.attrs
-    name = f"show-{attrs['dataset']}-{attrs['recipe']['name']}-{store.version_id}.html"
+    info = store.info
+    name = f"show-{info.dataset}-{info.recipe.name}-{store.version_id}.html"
     return Path(re.sub(r"[^A-Za-z0-9._-]+", "-", name))
 
 
