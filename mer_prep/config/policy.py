@@ -154,6 +154,7 @@ def _check_preprocess(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
 
 
 VERSION_TAG = re.compile(r"v-[0-9a-f]{6,64}")
+VERSION_ALLOWED = "a version tag v-<hex>, or none for the latest"
 
 
 def _check_train(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
@@ -188,7 +189,8 @@ def _asked_request(policy: RunPolicy, rule: TrainingRule,
         first = error.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "parameters"
         allowed = (f"{getattr(rule.request, name)!r} (trainings: train/{rule.name})"
-                   if name in TrainSettings.model_fields else describe(first))
+                   if name in TrainSettings.model_fields
+                   else VERSION_ALLOWED if name == "version" else describe(first))
         raise policy.refuse(name, parameters.get(name), allowed) from None
 
 
@@ -207,8 +209,7 @@ def _check_training(policy: RunPolicy, rule: TrainingRule,
         if not _same(value, wanted):
             raise policy.refuse(name, value, f"{wanted!r} (trainings: train/{rule.name})")
     if asked.version is not None and not VERSION_TAG.fullmatch(asked.version):
-        raise policy.refuse("version", asked.version,
-                            "a version tag v-<hex>, or none for the latest")
+        raise policy.refuse("version", asked.version, VERSION_ALLOWED)
     policy.check_store(asked.store, rule.recipe)
     replace(policy, n_workers=configured.n_workers,
             dask_addresses=rule.dask_addresses).check_workers(asked.n_workers)
