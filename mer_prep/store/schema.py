@@ -12,14 +12,19 @@ import hashlib
 import json
 from functools import cache
 from importlib import resources
+from typing import TypeVar
 
 import google_crc32c
 import jsonschema
 import numpy as np
 import zarr
+from pydantic import BaseModel, ValidationError
 
 from mer_prep.errors import SchemaError
 from mer_prep.recipes import ArraySpec
+from mer_prep.store.layout import SplitAttrs, VersionAttrs
+
+Model = TypeVar("Model", bound=BaseModel)
 
 SCHEMA_FILE = "feature_store.v1.json"
 SPLIT_SCHEMA_FILE = "split.v1.json"
@@ -98,21 +103,31 @@ def validate_attrs(attrs: dict, schema: str = SCHEMA_FILE) -> None:
 def validate_split(attrs: dict, arrays: dict[str, np.ndarray]) -> None:
     """Check a split group's attributes and arrays (``storage_schemas/split.v1.json``)."""
     validate_attrs(attrs, SPLIT_SCHEMA_FILE)
-    n_rows, n_folds = attrs["n_rows"], len(attrs["fold_names"])
+    split = _typed(SplitAttrs, attrs, SPLIT_SCHEMA_FILE)
+    n_rows, n_folds, name = split.n_rows, len(split.fold_names), split.name
     fold = arrays.get("test_fold")
     if fold is None or fold.shape != (n_rows,) or fold.dtype != np.int64:
-        raise SchemaError(f"split {attrs['name']!r}: test_fold must be int64 ({n_rows},)")
+        raise SchemaError(f"split {name!r}: test_fold must be int64 ({n_rows},)")
     # -1: left out by the protocol; -2: trained on in every fold, never tested (dfme_official)
     if n_rows and (fold.min() < -2 or fold.max() >= n_folds):
-        raise SchemaError(f"split {attrs['name']!r}: test_fold outside -2..{n_folds - 1}")
+        raise SchemaError(f"split {name!r}: test_fold outside -2..{n_folds - 1}")
     weights = arrays.get("class_weights")
     if weights is None or weights.ndim != 2 or weights.shape[0] != n_folds:
-        raise SchemaError(f"split {attrs['name']!r}: class_weights must be (fold, class)")
-    if attrs["smote"] is not None:
+        raise SchemaError(f"split {name!r}: class_weights must be (fold, class)")
+    if split.smote is not None:
         names = ("smote_fold", "smote_parent_a", "smote_parent_b", "smote_weight", "smote_label")
         lengths = {arrays[n].shape for n in names if n in arrays}
         if len(lengths) != 1 or any(n not in arrays for n in names):
-            raise SchemaError(f"split {attrs['name']!r}: SMOTE arrays missing or unequal")
+            raise SchemaError(f"split {name!r}: SMOTE arrays missing or unequal")
+
+
+def _typed(model: type[Model], attrs: dict, schema: str) -> Model:
+    """``attrs`` (already valid JSON Schema) as the ``layout`` model of ``schema``."""
+    try:
+        return model.model_validate(attrs)
+    except ValidationError as error:  # the model and the schema disagree: test_store_layout
+        raise SchemaError(f"attributes do not match {schema}: {error.errors()[0]['loc']}: "
+                          f"{error.errors()[0]['msg']}") from None
 
 
 def check_sample_array(name: str, value: np.ndarray, spec: ArraySpec) -> None:
@@ -157,27 +172,28 @@ def validate_group(group: zarr.Group) -> None:
     """Validate a whole store group: attributes, every declared array, the sample table."""
     attrs = dict(group.attrs)
     validate_attrs(attrs)
+    info = _typed(VersionAttrs, attrs, SCHEMA_FILE)
     rules = zarr_rules()
-    n = attrs["n_samples"]
-    for name, spec in attrs["arrays"].items():
+    n = info.n_samples
+    for name, spec in info.arrays.items():
         if name not in group:
             raise SchemaError(f"declared array {name!r} is missing")
         array = group[name]
         dims = tuple(array.metadata.dimension_names or ())
-        if dims != tuple(spec["dims"]):
-            raise SchemaError(f"array {name!r}: dimension names {dims} != declared {spec['dims']}")
-        if tuple(array.shape) != (n, *spec["shape"][1:]):
-            raise SchemaError(f"array {name!r}: shape {array.shape} != ({n}, *{spec['shape'][1:]})")
-        if array.dtype != np.dtype(spec["dtype"]):
-            raise SchemaError(f"array {name!r}: dtype {array.dtype} != declared {spec['dtype']}")
+        if dims != tuple(spec.dims):
+            raise SchemaError(f"array {name!r}: dimension names {dims} != declared {spec.dims}")
+        if tuple(array.shape) != (n, *spec.shape[1:]):
+            raise SchemaError(f"array {name!r}: shape {array.shape} != ({n}, *{spec.shape[1:]})")
+        if array.dtype != np.dtype(spec.dtype):
+            raise SchemaError(f"array {name!r}: dtype {array.dtype} != declared {spec.dtype}")
         if tuple(array.chunks) != (1, *array.shape[1:]):
             raise SchemaError(f"array {name!r}: chunks {array.chunks} are not one sample per chunk")
         _check_codec(name, array, rules)
-    if "au_list" in attrs:  # stores written before AU targets have neither
-        _check_aus(group, rules["aus_array"], n, len(attrs["au_list"]), rules)
+    if info.au_list is not None:  # stores written before AU targets have neither
+        _check_aus(group, rules["aus_array"], n, len(info.au_list), rules)
     table = group[rules["table_group"]]
     # a store written before a column was added lacks it and stays valid: readers tolerate it
-    added_later = set(rules.get("table_columns_added_later", ())) - set(attrs["table_columns"])
+    added_later = set(rules.get("table_columns_added_later", ())) - set(info.table_columns)
     for column, kind in rules["required_table_columns"].items():
         if column in added_later:
             continue
@@ -186,6 +202,6 @@ def validate_group(group: zarr.Group) -> None:
         values = table[column]
         if values.shape != (n,):
             raise SchemaError(f"sample table column {column!r}: shape {values.shape} != ({n},)")
-        if attrs["table_columns"].get(column) != kind:
+        if info.table_columns.get(column) != kind:
             raise SchemaError(f"sample table column {column!r}: declared as "
-                              f"{attrs['table_columns'].get(column)!r}, schema wants {kind!r}")
+                              f"{info.table_columns.get(column)!r}, schema wants {kind!r}")
