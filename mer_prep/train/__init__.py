@@ -7,10 +7,12 @@
     list_runs("stores/casme2/mbcc64")                                       # every recorded run
 
 One concept per module: ``data`` (the store read once, folds in memory), ``selection`` (the
-validation subjects), ``engine`` (:func:`train_fold`, one fold), ``request``
+validation subjects, the best epoch), ``engine`` (:func:`train_fold`, one fold), ``epoch`` (one
+epoch's steps, predictions), ``timing`` (the first steps' estimate, a fold's timings), ``request``
 (``TrainRequest``: every parameter of a run and its default, checked when built), ``sequence``
 (``run_training``: lease, plan, folds, pool, record, with a fold runner), ``plan``
-(:func:`plan_run`, :func:`train`: the sequence with the folds trained here), ``records`` (:class:`FoldResult`, :class:`RunRecord`, :func:`combine_folds`),
+(:func:`plan_run`, :func:`train`: the sequence with the folds trained here), ``records`` (:class:`FoldResult`, :class:`RunRecord`, :func:`combine_folds`), ``pooled``
+(a run's pooled scores),
 ``runs_store`` (:func:`save_run`, :func:`list_runs`: the ``runs`` branch of the store's
 repository), ``progress`` (what a run will cost and its ETAs, as events for a reporter),
 ``cpu_share`` (PyTorch threads: this process's fair share of the cores), ``control`` (the
