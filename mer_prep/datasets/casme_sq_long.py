@@ -1,0 +1,127 @@
+"""CAS(ME)^2 long videos: ``rawpic/sNN/NN_<code><description>/imgN.jpg`` (30 fps), one folder
+per recording, + ``CAS(ME)^2code_final.xlsx`` (or ``code_final.xlsx``).
+
+The sheet is the one ``casme_sq`` reads for clips: a header-less main sheet (participant,
+expression name such as ``anger1_1``, onset, apex, offset, AUs, emotion, type
+``macro-expression`` / ``micro-expression``) and two naming sheets (participant -> subject
+folder, video name -> 4-digit code); the expression name without its ``_N`` suffix names the
+video. Quirk: ``offset == 0`` rows take the apex as their offset (``offset-zero``), as the public
+loaders do. Every folder under ``rawpic/`` is a video, annotated or not.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mer_prep.datasets._annotated import child_dirs, subject_number
+from mer_prep.datasets._sheets import as_text, read_workbook
+from mer_prep.datasets.casme_sq import SHEET_PATTERN, code_tables, main_sheet
+from mer_prep.datasets.long_video import (LongInterval, LongVideoScan, RowInterval, assemble, frame_cell,
+                                          parsed_aus, quirk)
+from mer_prep.errors import AnnotationError
+from mer_prep.sample import Problem
+
+DATASET = "casme-sq-long"
+FPS = 30.0
+SHEET_NAMES = ("CAS(ME)^2code_final.xlsx", "code_final.xlsx")
+TYPES = {"micro": "me", "macro": "mae"}
+
+
+def subject_id(number: int) -> str:
+    """``casme-sq-long/s15`` for subject 15."""
+    return f"{DATASET}/s{number:02d}"
+
+
+def find_sheet(root: Path) -> Path:
+    """The code spreadsheet under ``root``: ``CAS(ME)^2code_final.xlsx`` or ``code_final.xlsx``."""
+    found = sorted(p for p in root.iterdir()
+                   if p.is_file() and (SHEET_PATTERN.match(p.name) or p.name.lower() == "code_final.xlsx"))
+    if not found:
+        raise AnnotationError("no CAS(ME)^2 code spreadsheet found", file=str(root / SHEET_NAMES[0]))
+    return found[0]
+
+
+def video_folders(rawpic: Path) -> dict[Path, str]:
+    """Every recording folder ``rawpic/sNN/*`` -> its subject id."""
+    out: dict[Path, str] = {}
+    for subject_dir in child_dirs(rawpic):
+        try:
+            number = subject_number(subject_dir.name)
+        except ValueError:
+            continue  # not a subject folder (notes, thumbnails)
+        for folder in child_dirs(subject_dir):
+            out[folder] = subject_id(number)
+    return out
+
+
+def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVideoScan:
+    """Scan a CAS(ME)^2 copy's long videos; ``annotations`` overrides the sheet found under ``root``."""
+    root = Path(root)
+    rawpic = root / "rawpic"
+    if not rawpic.is_dir():
+        raise FileNotFoundError(f"{root}: no CAS(ME)^2 'rawpic' folder")
+    sheet = Path(annotations) if annotations is not None else find_sheet(root)
+    sheets = read_workbook(sheet)
+    title, rows = main_sheet(sheets, sheet)
+    videos, subjects = code_tables(sheets, main=title)
+    folders = video_folders(rawpic)
+    problems: list[Problem] = []
+    resolved: list[RowInterval] = []
+    for number, cells in rows:
+        where = f"{sheet}:{number}"
+        if "unread" in cells:
+            continue  # a note beside the table, not an annotation
+        found = _row(cells, where, rawpic, videos, subjects, problems)
+        if found is not None:
+            resolved.append(found)
+    return assemble(DATASET, FPS, folders, resolved, problems)
+
+
+def _row(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[str, str], subjects: dict[int, int],
+         problems: list[Problem]) -> RowInterval | None:
+    name = as_text(cells["video"])
+    try:
+        participant = subject_number(cells["participant"])
+    except ValueError as exc:
+        problems.append(quirk("bad-row", f"{DATASET} row {where}", where, str(exc)))
+        return None
+    subject = subjects.get(participant, participant)
+    sample_id = f"{subject_id(subject)}/{name}"
+    base = re.sub(r"_\d+$", "", name).lower()
+    code = videos.get(name.lower()) or videos.get(base) or (name[:4] if re.match(r"\d{4}", name) else None)
+    matches = ([p for p in child_dirs(rawpic / f"s{subject:02d}") if p.name.startswith(f"{subject:02d}_{code}")]
+               if code else [])
+    if len(matches) != 1:
+        what = f"video name {name!r} is not in the video-code sheet" if code is None else \
+            f"{len(matches) or 'no'} folder(s) {rawpic}/s{subject:02d}/{subject:02d}_{code}*"
+        problems.append(quirk("no-video", sample_id, where, what))
+        return None
+    kind = TYPES.get(as_text(cells["type"]).lower().split("-")[0].strip())
+    if kind is None:
+        problems.append(quirk("unknown-type", sample_id, where,
+                              f"expression type {as_text(cells['type'])!r} is neither micro nor macro"))
+        return None
+    try:
+        onset = frame_cell(cells["onset"], field="onset", sample_id=sample_id, where=where, problems=problems)
+        apex = frame_cell(cells["apex"], field="apex", sample_id=sample_id, where=where, problems=problems,
+                          missing=(0,))
+        offset = frame_cell(cells["offset"], field="offset", sample_id=sample_id, where=where, problems=problems)
+    except ValueError as exc:
+        problems.append(quirk("bad-row", sample_id, where, str(exc)))
+        return None
+    if offset in (0, None):
+        if apex is None:
+            problems.append(quirk("bad-row", sample_id, where, "offset is 0 and there is no apex to use instead"))
+            return None
+        problems.append(quirk("offset-zero", sample_id, where, f"offset 0: the apex {apex} is used as the offset"))
+        offset = apex
+    if onset is None or onset > offset or (apex is not None and not onset <= apex <= offset):
+        problems.append(quirk("bad-row", sample_id, where, f"onset/apex/offset {onset}/{apex}/{offset} "
+                                                           "are not in order"))
+        return None
+    emotion = as_text(cells["emotion"]) or None
+    interval = LongInterval(kind=kind, onset=onset, apex=apex, offset=offset, emotion=emotion,
+                            action_units=as_text(cells["aus"]), aus=parsed_aus(cells["aus"]), source=where)
+    return RowInterval(matches[0], interval, sample_id)

@@ -1,0 +1,137 @@
+"""SAMM Long Videos: ``SAMM_longvideos/006_1/006_1_0001.jpg`` (200 fps) + the
+``FACS_Movement_Only`` sheet of ``SAMM_LongVideos_V*_Release.xlsx``.
+
+The sheet opens with text rows (a preamble of 9 in the release) before its header ``Subject,
+Filename, Inducement Code, Onset, Apex, Offset, Duration, Type, Action Units, Notes``; the
+header is found by its names. ``Filename`` ``006_1_2`` is subject_video_index: the movement's
+video is ``006_1``. ``Type`` is ``Macro`` or ``Micro - 1/2``. Quirks: fractional frame numbers
+(``566.4``) are rounded (``fractional-frame``), apex -1 means none (``apex-missing``), an onset
+<= 1 lasting longer than ``LONG_FROM_START_S`` is flagged (``long-from-start``) and kept.
+Emotions are not in this sheet: when SAMM's micro sheet (``SAMM_Micro_FACS_Codes*.xlsx``) is
+beside it (or named by ``emotions=``), they are joined on (Filename, Type) as public code does.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mer_prep.datasets._annotated import child_dirs, subject_number
+from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
+from mer_prep.datasets.long_video import (LONG_FROM_START_S, LongInterval, LongVideoScan, RowInterval,
+                                          assemble, frame_cell, parsed_aus, quirk)
+from mer_prep.errors import AnnotationError
+from mer_prep.sample import Problem
+
+DATASET = "samm-lv"
+FPS = 200.0
+FRAMES_DIR = "SAMM_longvideos"
+SHEET_GLOB = "SAMM_LongVideos*.xlsx"
+MICRO_SHEET_GLOB = "SAMM_Micro_FACS_Codes*.xlsx"
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "subject": ("Subject",), "filename": ("Filename", "File name"),
+    "onset": ("Onset", "Onset Frame"), "apex": ("Apex", "Apex Frame"), "offset": ("Offset", "Offset Frame"),
+    "type": ("Type",),
+}
+OPTIONAL: dict[str, tuple[str, ...]] = {"aus": ("Action Units", "AUs"), "duration": ("Duration",)}
+MICRO_REQUIRED: dict[str, tuple[str, ...]] = {"filename": ("Filename", "File name"),
+                                              "emotion": ("Estimated Emotion", "Emotion")}
+_FILENAME = re.compile(r"^(\d+_\d+)_\d+$")
+
+
+def subject_id(number: int) -> str:
+    """``samm-lv/006`` for subject 6."""
+    return f"{DATASET}/{number:03d}"
+
+
+def kind_of(value: object) -> str | None:
+    """``"me"`` for ``Micro - 1/2`` (any spelling starting with micro), ``"mae"`` for ``Macro``."""
+    text = as_text(value).lower()
+    return "me" if text.startswith("micro") else "mae" if text.startswith("macro") else None
+
+
+def find_sheet(root: Path) -> Path:
+    """``SAMM_LongVideos_V*_Release.xlsx`` under ``root`` (the newest-named one if several)."""
+    found = sorted(root.glob(SHEET_GLOB))
+    if not found:
+        raise AnnotationError("no SAMM long-video spreadsheet found", file=str(root / SHEET_GLOB))
+    return found[-1]
+
+
+def micro_emotions(sheet: Path) -> dict[tuple[str, str], str]:
+    """(Filename, kind) -> emotion from SAMM's micro sheet; a row without ``Type`` is a micro one."""
+    _, rows = find_table(read_workbook(sheet), MICRO_REQUIRED, {"type": ("Type",)}, file=sheet)
+    out: dict[tuple[str, str], str] = {}
+    for row in rows:
+        name, emotion = as_text(row.values["filename"]), as_text(row.values["emotion"])
+        if name and emotion:
+            out[(name, kind_of(row.values.get("type")) or "me")] = emotion
+    return out
+
+
+def scan(root: Path | str, *, annotations: Path | str | None = None,
+         emotions: Path | str | None = None) -> LongVideoScan:
+    """Scan a SAMM-LV copy; ``annotations`` overrides the long-video sheet, ``emotions`` the micro
+    sheet the emotions come from (looked for under ``root`` when not given; none when absent)."""
+    root = Path(root)
+    frames = root / FRAMES_DIR
+    if not frames.is_dir():
+        raise FileNotFoundError(f"{root}: no {FRAMES_DIR!r} folder")
+    sheet = Path(annotations) if annotations is not None else find_sheet(root)
+    _, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
+    micro = Path(emotions) if emotions is not None else next(iter(sorted(root.glob(MICRO_SHEET_GLOB))), None)
+    joined = micro_emotions(micro) if micro is not None else {}
+    folders: dict[Path, str] = {}
+    for folder in child_dirs(frames):
+        match = re.match(r"^(\d+)_\d+$", folder.name)
+        if match:
+            folders[folder] = subject_id(int(match.group(1)))
+    problems: list[Problem] = []
+    resolved = [found for row in rows if not row.problem
+                for found in [_row(row, f"{sheet}:{row.row}", frames, joined, problems)] if found]
+    return assemble(DATASET, FPS, folders, resolved, problems)
+
+
+def _row(row: SheetRow, where: str, frames: Path, joined: dict[tuple[str, str], str],
+         problems: list[Problem]) -> RowInterval | None:
+    cells = row.values
+    name = as_text(cells["filename"])
+    match = _FILENAME.match(name)
+    try:
+        subject = subject_number(cells["subject"])
+    except ValueError as exc:
+        problems.append(quirk("bad-row", f"{DATASET} row {row.row}", where, str(exc)))
+        return None
+    sample_id = f"{subject_id(subject)}/{name}"
+    if not match or not (frames / match.group(1)).is_dir():
+        problems.append(quirk("no-video", sample_id, where, f"Filename {name!r} names no folder "
+                                                            f"{frames}/<subject>_<video>"))
+        return None
+    kind = kind_of(cells["type"])
+    if kind is None:
+        problems.append(quirk("unknown-type", sample_id, where,
+                              f"Type {as_text(cells['type'])!r} is neither Micro nor Macro"))
+        return None
+    try:
+        onset = frame_cell(cells["onset"], field="Onset", sample_id=sample_id, where=where, problems=problems)
+        apex_cell = cells["apex"]
+        apex = frame_cell(apex_cell, field="Apex", sample_id=sample_id, where=where, problems=problems,
+                          missing=(-1,))
+        offset = frame_cell(cells["offset"], field="Offset", sample_id=sample_id, where=where, problems=problems)
+    except ValueError as exc:
+        problems.append(quirk("bad-row", sample_id, where, str(exc)))
+        return None
+    if onset is None or offset is None or onset > offset or (apex is not None and not onset <= apex <= offset):
+        problems.append(quirk("bad-row", sample_id, where, f"Onset/Apex/Offset {onset}/{apex}/{offset} "
+                                                           "are not in order"))
+        return None
+    if apex is None:
+        problems.append(quirk("apex-missing", sample_id, where, f"Apex {as_text(apex_cell) or 'blank'}: no apex"))
+    if onset <= 1 and (offset - onset + 1) > LONG_FROM_START_S * FPS:
+        problems.append(quirk("long-from-start", sample_id, where,
+                              f"Onset {onset} with {offset - onset + 1} frames "
+                              f"({(offset - onset + 1) / FPS:.1f} s): the onset may be a placeholder"))
+    interval = LongInterval(kind=kind, onset=onset, apex=apex, offset=offset, emotion=joined.get((name, kind)),
+                            action_units=as_text(cells.get("aus")), aus=parsed_aus(cells.get("aus")),
+                            source=where)
+    return RowInterval(frames / match.group(1), interval, sample_id)
