@@ -197,8 +197,14 @@ def _print_next_steps(store: str) -> None:
 @click.option("--labels", default=defaults.LABELS, show_default=True, help="Label scheme.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
-def list_samples(dataset, roots, labels, fmt, adapter_options):
+@click.option("--videos", is_flag=True, help="Long-video datasets: one line per video.")
+@click.option("--intervals", is_flag=True, help="Long-video datasets: one line per annotated interval.")
+def list_samples(dataset, roots, labels, fmt, adapter_options, videos, intervals):
     """Print the sample table of DATASET without processing anything; problems go to stderr."""
+    from mer_prep.cli.long_videos import is_long, list_long
+
+    if videos or intervals or is_long(dataset):
+        return list_long(dataset, roots, parse_options(adapter_options), fmt, intervals=intervals)
     from mer_prep.datasets import scan_dataset
 
     scan = scan_dataset(dataset, parse_roots(dataset, roots), labels=labels,
