@@ -3,11 +3,11 @@
 The flow's parameters are the fields of a ``PreprocessRequest`` (``mer_prep.pipeline.request``:
 each spelt, with its default, there only). The run is ``mer_prep.pipeline.sequence
 .make_version`` (plan → up to date? → begin, or start from the previous version when only
-some samples changed → batches → combine → finish) with ``_OnDask`` as its runner: one task per
-coarse batch (``flows.batching``), each writing through its own Icechunk fork. What stays here
-is what a Prefect run adds: the logger, the progress bar, the markdown artifact with the counts
-and timings, the committed event, the served-run check and the cancellation. Nothing here
-computes pixels.
+some samples changed → batches → combine → finish) with ``_OnDask`` as its runner: one task
+per coarse batch (``flows.batching``), each writing through its own Icechunk fork. What stays
+here is what a Prefect run adds: the logger, the progress bar, the markdown artifact with the
+counts and timings, the committed event, the served-run check and the cancellation. Nothing
+here computes pixels.
 
 Started by a deployment (``prefect deployment run preprocess/<dataset>``) the flow runs on
 Prefect's default task runner; it then re-enters itself as a subflow on a Dask task runner built

@@ -54,7 +54,8 @@ class PreprocessRequest(BaseModel):
     recipe: Any = defaults.RECIPE
     store: str | None = None
     labels: str = defaults.LABELS
-    n_workers: StrictInt = Field(defaults.N_WORKERS, ge=1)  # strict: True, "2" and 2.0 are not a count
+    # strict: True, "2" and 2.0 are not a count of workers
+    n_workers: StrictInt = Field(defaults.N_WORKERS, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
     progress: StrictBool = False
     dask_address: str | None = None
