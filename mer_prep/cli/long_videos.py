@@ -29,8 +29,8 @@ def list_long(dataset: str, roots: tuple[str, ...], options: dict[str, str], fmt
     from mer_prep.datasets.long_video import LONG_VIDEO_ADAPTERS, scan_long_videos
 
     if not is_long(dataset):
-        raise InvalidArgumentError(f"--videos / --intervals list long-video datasets ({', '.join(LONG_VIDEO_ADAPTERS)}); "
-                                   f"{dataset!r} is not one")
+        raise InvalidArgumentError("--videos / --intervals list long-video datasets "
+                                   f"({', '.join(LONG_VIDEO_ADAPTERS)}); {dataset!r} is not one")
     if len(roots) != 1 or "=" in roots[0]:
         raise InvalidArgumentError(f"{dataset}: give one --root PATH")
     scan = scan_long_videos(dataset, roots[0], **options)

@@ -16,12 +16,13 @@ documented rule repairs keeps its interval; one that cannot be repaired drops it
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mer_prep.errors import InvalidArgumentError, UnknownDatasetError
+from mer_prep.errors import DataRootError, InvalidArgumentError, UnknownDatasetError
 from mer_prep.sample import Problem
 
 KINDS: tuple[str, ...] = ("me", "mae")
@@ -175,16 +176,12 @@ def scan_long_videos(name: str, root: Path | str, **options: Any) -> LongVideoSc
     if name not in LONG_VIDEO_ADAPTERS:
         raise UnknownDatasetError(f"unknown long-video dataset {name!r}; known: {', '.join(LONG_VIDEO_ADAPTERS)}")
     module = importlib.import_module(f"mer_prep.datasets.{LONG_VIDEO_ADAPTERS[name]}")
-    import inspect
-
     known = [p.name for p in inspect.signature(module.scan).parameters.values()
              if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise InvalidArgumentError(f"{name} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}")
     if not Path(root).is_dir():
-        from mer_prep.errors import DataRootError
-
         raise DataRootError(f"{name} root {root} does not exist or is not a folder")
     return module.scan(root, **options)
 

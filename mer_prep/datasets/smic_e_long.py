@@ -56,7 +56,8 @@ def find_sheet(root: Path, modality: str) -> Path:
         found = sorted(p for p in parent.iterdir() if p.is_file() and pattern.match(p.name))
         if found:
             return found[0]
-    raise AnnotationError("no SMIC-E annotation spreadsheet found", file=str(root / f"SMIC-{modality}-E_annotation.xlsx"))
+    raise AnnotationError("no SMIC-E annotation spreadsheet found",
+                          file=str(root / f"SMIC-{modality}-E_annotation.xlsx"))
 
 
 def video_folders(base: Path) -> list[Path]:

@@ -34,7 +34,8 @@ SAMM_LV_COLUMNS = ("Subject", "Filename", "Inducement Code", "Onset", "Apex", "O
                    "Action Units", "Notes")
 SAMM_LV_PREAMBLE = tuple(SAMM_PREAMBLE[:9])  # the release's 9 text rows before the header
 SMIC_E_COLUMNS = ("Subject", "Filename", "OnsetF", "OffsetF", "Emotion", "FirstF")
-SMIC_E_NOTES = ((), ("Notes:",), ("OnsetF and OffsetF are frame numbers of the raw recording; FirstF is its first frame",),
+SMIC_E_NOTES = ((), ("Notes:",),
+                ("OnsetF and OffsetF are frame numbers of the raw recording; FirstF is its first frame",),
                 ("Emotion: positive, negative or surprise",))
 #: per layout, the plan settings of ``default_plans``: the dataset's frame rate and colour, few
 #: enough frames to stay fast, SMIC-E without MaEs
