@@ -19,12 +19,12 @@ from mer_prep.synth.layout_writers import FrameWriter
 from mer_prep.synth.long_video_layouts import (casme_sq_long_sheet, default_plans, samm_lv_sheet, smic_e_sheet,
                                                write_long_layout)
 from mer_prep.synth.long_videos import plan_long_video, render_long_video
-from mer_prep.synth.sheets import samm_sheet
+from mer_prep.synth.sheets import casme3_a_sheet, samm_sheet
 
-LAYOUTS = ("casme-sq-long", "samm-lv", "smic-e-long")
+LAYOUTS = ("casme-sq-long", "samm-lv", "smic-e-long", "casme3-long")
 #: the quirks write_long_layout(quirks=True) puts in each sheet
 SYNTH_QUIRKS = {"casme-sq-long": ["offset-zero"], "samm-lv": ["fractional-frame", "apex-missing"],
-                "smic-e-long": ["trailing-text"]}
+                "smic-e-long": ["trailing-text"], "casme3-long": ["onset-zero"]}
 
 
 def _plain(intervals) -> tuple[LongInterval, ...]:
@@ -51,7 +51,7 @@ def test_adapter_reads_back_exactly_the_planted_intervals(written):
         # every planted expression (blinks are not annotated) is in the sheet, in the adapter's numbering
         planted = [(e.kind, w.first_number + e.onset, w.first_number + e.offset) for e in w.planted
                    if e.kind != "blink"]
-        repaired = {"offset-zero"} & set(w.quirks)  # offset written 0: the apex stands in
+        repaired = {"offset-zero", "onset-zero"} & set(w.quirks)  # written 0: the apex / frame 1 stands in
         read = [(i.kind, i.onset, i.offset) for i in video.intervals]
         if not repaired:
             assert read == sorted(planted, key=lambda p: (p[1], p[2], p[0]))
@@ -171,6 +171,20 @@ def test_smic_e_long_quirks(tmp_path):
     assert {v.video: v.frame_numbers[0] for v in scan.videos} == {"s01_ne_01": 0, "s01_po_02": -10}
     assert _problems(scan) == {"first-frame": [f"{sheet}:3"], "no-video": [f"{sheet}:4"],
                                "trailing-text": [f"{sheet}:6"]}
+
+
+def test_casme3_long_quirks(tmp_path):
+    _frames(tmp_path / "part_A" / "RGB" / "spNO.3" / "J" / "color", [f"{n}.jpg" for n in range(1, 201)])
+    rows = [("spNO.3", "j", 0, 0, 8, "4", "I", "disgust"),            # onset 0 (and apex 0): frame 1; take J
+            ("spNO.3", "j", 5, 60, 3460, "4", "I", "disgust"),        # 115 s "micro-expression"
+            ("spNO.3", "k", 5, 6, 7, "4", "I", "disgust"),            # no such take
+            ("spNO.3", "j", 150, 170, 160, "12", "II", "happy")]      # apex after offset
+    sheet = casme3_a_sheet(tmp_path, rows)
+    scan = scan_long_videos("casme3-long", tmp_path)
+    assert [(v.key, [(i.kind, i.onset, i.apex, i.offset, i.emotion) for i in v.intervals]) for v in scan.videos] \
+        == [("casme3-long/spNO.3/J", [("me", 1, 1, 8, "disgust")])]
+    assert _problems(scan) == {"onset-zero": [f"{sheet}:2"], "too-long": [f"{sheet}:3"],
+                               "no-video": [f"{sheet}:4"], "bad-row": [f"{sheet}:5"]}
 
 
 def test_unknown_long_dataset_and_option(tmp_path):

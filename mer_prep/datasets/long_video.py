@@ -40,6 +40,8 @@ QUIRKS: dict[str, str] = {
     "first-frame": "FirstF differs from the first frame file's number (FirstF used)",
     "trailing-text": "rows after the data table that hold text, not annotations (ignored)",
     "no-frames": "a video folder without numbered frame files (video dropped)",
+    "onset-zero": "onset 0 while the frame files start at 1: read as frame 1 (kept)",
+    "too-long": "a micro-expression row longer than the adapter's limit: an annotation error (dropped)",
 }
 
 #: a SAMM-LV interval from frame <= 1 lasting longer than this is flagged ``long-from-start``
@@ -47,7 +49,7 @@ LONG_FROM_START_S = 4.0
 
 #: long-video dataset name -> module under mer_prep.datasets
 LONG_VIDEO_ADAPTERS: dict[str, str] = {"casme-sq-long": "casme_sq_long", "samm-lv": "samm_lv",
-                                       "smic-e-long": "smic_e_long"}
+                                       "smic-e-long": "smic_e_long", "casme3-long": "casme3_long"}
 
 
 def quirk(name: str, sample_id: str, where: str, what: str) -> Problem:
@@ -218,20 +220,24 @@ class RowInterval:
 
 
 def assemble(dataset: str, fps: float, folders: dict[Path, str], rows: list[RowInterval],
-             problems: list[Problem], *, shift: dict[Path, int] | None = None) -> LongVideoScan:
+             problems: list[Problem], *, shift: dict[Path, int] | None = None,
+             names: dict[Path, str] | None = None) -> LongVideoScan:
     """One ``LongVideo`` per folder of ``folders`` (folder -> subject id), holding the rows that
     name it and fit its frames (others become ``outside-video`` problems). ``shift``: per folder,
-    a number subtracted from the frame files' numbers (SMIC-E's ``FirstF``)."""
+    a number subtracted from the frame files' numbers (SMIC-E's ``FirstF``); ``names``: per
+    folder, the video's name when it is not the folder's (CAS(ME)^3's ``<take>/color``)."""
     from mer_prep.datasets._frames import list_frames
 
     by_folder: dict[Path, list[RowInterval]] = {}
     for row in rows:
         by_folder.setdefault(row.folder, []).append(row)
     videos = []
-    for folder, subject in sorted(folders.items(), key=lambda item: (item[1], item[0].name)):
+    names = names or {}
+    for folder, subject in sorted(folders.items(), key=lambda item: (item[1], names.get(item[0], item[0].name))):
+        video = names.get(folder, folder.name)
         frames = list_frames(folder)
         if not frames:
-            problems.append(quirk("no-frames", f"{subject}/{folder.name}", str(folder),
+            problems.append(quirk("no-frames", f"{subject}/{video}", str(folder),
                                   "no numbered frame files in the video folder"))
             continue
         offset = (shift or {}).get(folder, 0)
@@ -244,7 +250,7 @@ def assemble(dataset: str, fps: float, folders: dict[Path, str], rows: list[RowI
             else:
                 kept.append(row.interval)
         kept.sort(key=lambda i: (i.onset, i.offset, i.kind))
-        videos.append(LongVideo(dataset=dataset, subject=subject, video=folder.name,
+        videos.append(LongVideo(dataset=dataset, subject=subject, video=video,
                                 frame_paths=tuple(str(p) for _, p in frames), frame_numbers=numbers,
                                 fps=fps, intervals=tuple(kept), source=str(folder)))
     return LongVideoScan(videos, problems)

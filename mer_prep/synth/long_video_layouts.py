@@ -3,13 +3,14 @@ dataset's exact format, and what the long-video adapter must report for them.
 
     write_long_layout("samm-lv", root, [plan_long_video(s, fps=200.0, n_frames=600, gray=True) ...])
 
-Layouts (``docs/datasets.md``, "Long videos"): ``casme-sq-long`` (``rawpic/sNN/NN_<code><desc>/
+Layouts (``docs/datasets.md``, "Long videos"): ``casme3-long`` (``part_A/RGB/spNO.1/a/color/N.jpg``,
+the Part A ME sheet), ``casme-sq-long`` (``rawpic/sNN/NN_<code><desc>/
 imgN.jpg`` from img1, header-less three-sheet ``CAS(ME)^2code_final.xlsx``), ``samm-lv``
 (``SAMM_longvideos/006_1/006_1_0001.jpg``, ``FACS_Movement_Only`` sheet after a 9-row
 preamble, emotions in SAMM's micro sheet), ``smic-e-long`` (``SMIC-E_raw image/HS_long/sNN/
 <video>/imageN.jpg`` numbered from ``FirstF``, text rows after the data). With ``quirks=True``
 the first annotated video's rows carry the sheet's quirks (CAS(ME)^2 offset 0; SAMM-LV a
-fractional onset and an apex -1); the expected intervals are then the documented repairs.
+fractional onset and an apex -1; CAS(ME)^3 an onset 0); the expected intervals are then the documented repairs.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from mer_prep.errors import InvalidArgumentError
 from mer_prep.synth.layout_writers import FrameWriter
 from mer_prep.synth.layouts import CASME_SQ_SUBJECTS, CASME_SQ_VIDEOS
 from mer_prep.synth.long_videos import LongVideoPlan, PlantedEvent, plan_long_video, render_long_video
-from mer_prep.synth.sheets import SAMM_PREAMBLE, _save, samm_sheet
+from mer_prep.synth.sheets import SAMM_PREAMBLE, _save, casme3_a_sheet, samm_sheet
 
-DATASETS = ("casme-sq-long", "samm-lv", "smic-e-long")
+DATASETS = ("casme-sq-long", "samm-lv", "smic-e-long", "casme3-long")
 CASME_SQ_LONG_FILE = "CAS(ME)^2code_final.xlsx"
 SAMM_LV_FILE = "SAMM_LongVideos_V2_Release.xlsx"
 SAMM_LV_SHEET = "FACS_Movement_Only"
@@ -43,6 +44,7 @@ PLAN_SETTINGS: dict[str, dict[str, Any]] = {
     "casme-sq-long": {"fps": 30.0, "n_frames": 360},
     "samm-lv": {"fps": 200.0, "n_frames": 800, "gray": True, "n_mae": 1},
     "smic-e-long": {"fps": 100.0, "n_frames": 300, "n_mae": 0},
+    "casme3-long": {"fps": 30.0, "n_frames": 300, "n_mae": 0},
 }
 _EMOTION_WORDS = {"happiness": "positive", "disgust": "negative", "negative": "negative", "surprise": "surprise"}
 
@@ -86,7 +88,8 @@ def write_long_layout(dataset: str, root: Path, plans: Sequence[LongVideoPlan], 
                       quality: int = 95) -> list[WrittenLongVideo]:
     """Render every plan and write ``dataset``'s long-video layout under ``root``; returns, per
     video, what the adapter must report. SMIC-E plans must hold no MaE (it codes MEs only)."""
-    writers = {"casme-sq-long": _casme_sq_long, "samm-lv": _samm_lv, "smic-e-long": _smic_e_long}
+    writers = {"casme-sq-long": _casme_sq_long, "samm-lv": _samm_lv, "smic-e-long": _smic_e_long,
+               "casme3-long": _casme3_long}
     if dataset not in writers:
         raise InvalidArgumentError(f"no long-video layout {dataset!r}; known: {', '.join(DATASETS)}")
     return writers[dataset](Path(root), plans, FrameWriter(quality), quirks)
@@ -205,6 +208,31 @@ def _smic_e_long(root: Path, plans: Sequence[LongVideoPlan], frames: FrameWriter
         out.append(WrittenLongVideo("smic-e-long", f"smic-e-long/s{subject:02d}/{video}", plan.n_frames, plan.fps,
                                     0, _sorted(expected), plan.events, ("trailing-text",) if quirks else ()))
     smic_e_sheet(root, rows, notes=SMIC_E_NOTES if quirks else ())
+    return out
+
+
+def _casme3_long(root: Path, plans: Sequence[LongVideoPlan], frames: FrameWriter,
+                 quirks: bool) -> list[WrittenLongVideo]:
+    rows, out, quirked = [], [], not quirks
+    for index, plan in enumerate(plans):
+        if any(e.kind == "mae" for e in plan.events):
+            raise InvalidArgumentError("the CAS(ME)^3 Part A ME sheet holds micro-expressions only: plan no MaE")
+        subject, take = f"spNO.{index // 2 + 1}", "ab"[index % 2]
+        pixels, _ = render_long_video(plan)
+        frames.write(root / "part_A" / "RGB" / subject / take / "color",
+                     [f"{n + 1}.jpg" for n in range(plan.n_frames)], pixels)
+        expected, names = [], []
+        for event in plan.expressions:
+            onset, apex, offset = event.onset + 1, event.apex + 1, event.offset + 1
+            written_onset = onset
+            if not quirked:  # the sheet's onset-0 rows: read as frame 1, the first frame file
+                written_onset, onset, quirked = 0, 1, True
+                names.append("onset-zero")
+            rows.append((subject, take, written_onset, apex, offset, event.action_units, "I", event.emotion))
+            expected.append(_expected("me", onset, apex, offset, event.emotion, event.action_units))
+        out.append(WrittenLongVideo("casme3-long", f"casme3-long/{subject}/{take}", plan.n_frames, plan.fps, 1,
+                                    _sorted(expected), plan.events, tuple(names)))
+    casme3_a_sheet(root, rows)
     return out
 
 
