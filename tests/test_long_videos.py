@@ -122,7 +122,8 @@ def test_casme_sq_long_quirks(tmp_path):
             (1, "anger1_1", 5, 6, 7, "4", "negative", "macro-expression"),         # no folder
             (1, "disgust1_3", 40, 45, 90, "4", "negative", "macro-expression"),    # past the last frame
             (1, "disgust1_4", "soon", 45, 50, "4", "negative", "macro-expression"),  # not a number
-            (1, "disgust1_5", 10, 12, 14.0, "4+7", "negative", "micro-expression")]
+            (1, "disgust1_5", 10, 12, 14.0, "4+7", "negative", "micro-expression"),
+            (None,) * 9 + ("checked by W.",)]                                       # a note past the columns
     casme_sq_long_sheet(tmp_path, rows, [(1, 15)], name="code_final.xlsx")  # the release's other file name
     scan = scan_long_videos("casme-sq-long", tmp_path)
     assert [(i.kind, i.onset, i.apex, i.offset, i.aus) for v in scan.videos for i in v.intervals] == \
@@ -131,7 +132,7 @@ def test_casme_sq_long_quirks(tmp_path):
                                "unknown-type": [f"{tmp_path / 'code_final.xlsx'}:2"],
                                "no-video": [f"{tmp_path / 'code_final.xlsx'}:3"],
                                "outside-video": [f"{tmp_path / 'code_final.xlsx'}:4"],
-                               "bad-row": [f"{tmp_path / 'code_final.xlsx'}:5"]}
+                               "bad-row": [f"{tmp_path / 'code_final.xlsx'}:5", f"{tmp_path / 'code_final.xlsx'}:7"]}
 
 
 def test_samm_lv_quirks(tmp_path):
@@ -139,7 +140,8 @@ def test_samm_lv_quirks(tmp_path):
     rows = [(6, "006_1_1", 1, 566.4, 600.6, 1000, 599, "Micro - 1/2", "4(B/C)+7B", ""),  # fractional x2
             (6, "006_1_2", 0, 1, -1, 950, 949, "Macro", "12", ""),  # onset <= 1, 4.7 s; apex -1
             (6, "006_1_3", 1, 10, 20, 30, 20, "Mirco", "12", ""),   # unknown type
-            (6, "006_9_1", 1, 10, 20, 30, 20, "Macro", "12", "")]   # no such video
+            (6, "006_9_1", 1, 10, 20, 30, 20, "Macro", "12", ""),   # no such video
+            (7, "006_1_4", 1, 10, 20, 30, 20, "Macro", "12", "")]   # Filename of another subject
     sheet = samm_lv_sheet(tmp_path, rows)
     scan = scan_long_videos("samm-lv", tmp_path)
     (video,) = scan.videos
@@ -147,7 +149,8 @@ def test_samm_lv_quirks(tmp_path):
         [("mae", 1, None, 950, (12,), None), ("me", 566, 601, 1000, (4, 7), None)]
     assert _problems(scan) == {"fractional-frame": [f"{sheet}:11", f"{sheet}:11"],
                                "apex-missing": [f"{sheet}:12"], "long-from-start": [f"{sheet}:12"],
-                               "unknown-type": [f"{sheet}:13"], "no-video": [f"{sheet}:14"]}
+                               "unknown-type": [f"{sheet}:13"], "no-video": [f"{sheet}:14"],
+                               "bad-row": [f"{sheet}:15"]}
     # emotions come from SAMM's micro sheet when it is there, joined on (Filename, Type)
     # (samm_sheet types a row Micro when it spans < 100 frames): 006_1_2 is Micro there but Macro in
     # the long-video sheet, so it does not join

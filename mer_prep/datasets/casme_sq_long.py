@@ -72,7 +72,10 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVide
     for number, cells in rows:
         where = f"{sheet}:{number}"
         if "unread" in cells:
-            continue  # a note beside the table, not an annotation
+            shown = ", ".join(repr(as_text(v)) for _, v in cells["unread"][:3])
+            problems.append(quirk("bad-row", f"{DATASET} row {number}", where,
+                                  f"row not read: nothing in the annotation columns, but it holds {shown}"))
+            continue
         found = _row(cells, where, rawpic, videos, subjects, problems)
         if found is not None:
             resolved.append(found)

@@ -20,10 +20,13 @@ import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mer_prep.errors import DataRootError, InvalidArgumentError, UnknownDatasetError
 from mer_prep.sample import Problem
+
+if TYPE_CHECKING:
+    from mer_prep.evaluation.spotting_intervals import SpotTruth
 
 KINDS: tuple[str, ...] = ("me", "mae")
 
@@ -122,7 +125,7 @@ class LongVideo:
     def n_frames(self) -> int:
         return len(self.frame_numbers)
 
-    def truths(self) -> list:
+    def truths(self) -> list[SpotTruth]:
         """The intervals as ``SpotTruth``s for the spotting evaluator (inclusive frames)."""
         from mer_prep.evaluation.spotting_intervals import SpotTruth
 
@@ -143,7 +146,7 @@ class LongVideoScan:
     def __len__(self) -> int:
         return len(self.videos)
 
-    def truths(self) -> list:
+    def truths(self) -> list[SpotTruth]:
         """Every interval of every video as ``SpotTruth``s."""
         return [t for v in self.videos for t in v.truths()]
 

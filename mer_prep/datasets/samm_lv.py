@@ -103,6 +103,9 @@ def _row(row: SheetRow, where: str, frames: Path, joined: dict[tuple[str, str], 
         problems.append(quirk("bad-row", f"{DATASET} row {row.row}", where, str(exc)))
         return None
     sample_id = f"{subject_id(subject)}/{name}"
+    if match and int(match.group(1).split("_")[0]) != subject:
+        problems.append(quirk("bad-row", sample_id, where, f"Filename {name!r} is not of Subject {subject}"))
+        return None
     if not match or not (frames / match.group(1)).is_dir():
         problems.append(quirk("no-video", sample_id, where, f"Filename {name!r} names no folder "
                                                             f"{frames}/<subject>_<video>"))
