@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mer_prep.cli import main
 from mer_prep.datasets.long_video import (LongInterval, frame_cell, quirk_name, scan_long_videos)
-from mer_prep.errors import InvalidArgumentError, UnknownDatasetError
+from mer_prep.errors import DataRootError, InvalidArgumentError, UnknownDatasetError
 from mer_prep.evaluation.spotting_intervals import SpotTruth
 from mer_prep.synth.layout_writers import FrameWriter
 from mer_prep.synth.long_video_layouts import (casme_sq_long_sheet, default_plans, samm_lv_sheet, smic_e_sheet,
@@ -195,6 +195,9 @@ def test_unknown_long_dataset_and_option(tmp_path):
         scan_long_videos("samm-long", tmp_path)
     with pytest.raises(InvalidArgumentError, match="modality"):
         scan_long_videos("smic-e-long", tmp_path, kind="micro")
+    for name in ("casme-sq-long", "samm-lv", "smic-e-long", "casme3-long"):  # no frame tree: a wrong root
+        with pytest.raises(DataRootError, match=str(tmp_path)):
+            scan_long_videos(name, tmp_path)
 
 
 def test_cli_list_videos_and_intervals(written):

@@ -20,7 +20,7 @@ from mer_prep.datasets._sheets import as_text, read_workbook
 from mer_prep.datasets.casme_sq import SHEET_PATTERN, code_tables, main_sheet
 from mer_prep.datasets.long_video import (LongInterval, LongVideoScan, RowInterval, assemble, frame_cell,
                                           parsed_aus, quirk)
-from mer_prep.errors import AnnotationError
+from mer_prep.errors import AnnotationError, DataRootError
 from mer_prep.sample import Problem
 
 DATASET = "casme-sq-long"
@@ -61,7 +61,7 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVide
     root = Path(root)
     rawpic = root / "rawpic"
     if not rawpic.is_dir():
-        raise FileNotFoundError(f"{root}: no CAS(ME)^2 'rawpic' folder")
+        raise DataRootError(f"{root}: no CAS(ME)^2 'rawpic' folder")
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
     sheets = read_workbook(sheet)
     title, rows = main_sheet(sheets, sheet)

@@ -3,7 +3,7 @@
     scan_long_videos("samm-lv", "/data/SAMM_LV") -> LongVideoScan
 
 Clip adapters (``scan_dataset``) yield one ``Sample`` per annotated expression; the long-video
-adapters here (``casme_sq_long``, ``samm_lv``, ``smic_e_long``) yield one ``LongVideo`` per
+adapters here (``casme_sq_long``, ``samm_lv``, ``smic_e_long``, ``casme3_long``) yield one ``LongVideo`` per
 recording on disk, annotated or not (a video without expressions still counts in MEGC's
 pooled scores), each with its ``LongInterval``s. Frame numbers are the dataset's own numbering,
 the same for ``frame_numbers`` and the intervals (SMIC-E long: 0 at the sheet's ``FirstF``).
@@ -168,10 +168,6 @@ def parsed_aus(cell: Any) -> tuple[int, ...]:
     return parse_aus(cell).numbers
 
 
-def long_video_names() -> tuple[str, ...]:
-    return tuple(LONG_VIDEO_ADAPTERS)
-
-
 def scan_long_videos(name: str, root: Path | str, **options: Any) -> LongVideoScan:
     """Scan the long videos of dataset ``name`` (one of ``LONG_VIDEO_ADAPTERS``) under ``root``.
 
@@ -188,7 +184,12 @@ def scan_long_videos(name: str, root: Path | str, **options: Any) -> LongVideoSc
         raise InvalidArgumentError(f"{name} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}")
     if not Path(root).is_dir():
         raise DataRootError(f"{name} root {root} does not exist or is not a folder")
-    return module.scan(root, **options)
+    try:
+        return module.scan(root, **options)
+    except FileNotFoundError as exc:  # a frame tree the layout needs is absent: the root is wrong
+        if isinstance(exc, DataRootError):
+            raise
+        raise DataRootError(str(exc)) from exc
 
 
 def frame_cell(value: Any, *, field: str, sample_id: str, where: str, problems: list[Problem],

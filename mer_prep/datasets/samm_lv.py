@@ -20,7 +20,7 @@ from mer_prep.datasets._annotated import child_dirs, subject_number
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
 from mer_prep.datasets.long_video import (LONG_FROM_START_S, LongInterval, LongVideoScan, RowInterval,
                                           assemble, frame_cell, parsed_aus, quirk)
-from mer_prep.errors import AnnotationError
+from mer_prep.errors import AnnotationError, DataRootError
 from mer_prep.sample import Problem
 
 DATASET = "samm-lv"
@@ -76,7 +76,7 @@ def scan(root: Path | str, *, annotations: Path | str | None = None,
     root = Path(root)
     frames = root / FRAMES_DIR
     if not frames.is_dir():
-        raise FileNotFoundError(f"{root}: no {FRAMES_DIR!r} folder")
+        raise DataRootError(f"{root}: no {FRAMES_DIR!r} folder")
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
     _, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
     micro = Path(emotions) if emotions is not None else next(iter(sorted(root.glob(MICRO_SHEET_GLOB))), None)

@@ -19,7 +19,7 @@ from mer_prep.datasets._annotated import child_dirs, subject_number
 from mer_prep.datasets._frames import IMAGE_SUFFIXES, frame_number
 from mer_prep.datasets._sheets import as_text, find_table, read_workbook
 from mer_prep.datasets.long_video import LongInterval, LongVideoScan, RowInterval, assemble, frame_cell, quirk
-from mer_prep.errors import AnnotationError, InvalidArgumentError
+from mer_prep.errors import AnnotationError, DataRootError, InvalidArgumentError
 from mer_prep.sample import Problem
 
 DATASET = "smic-e-long"
@@ -38,7 +38,7 @@ def subject_id(number: int) -> str:
 
 
 def modality_dir(root: Path, modality: str) -> Path:
-    """``root/<X>_long`` or ``root/*/<X>_long`` (case-insensitive); FileNotFoundError when absent."""
+    """``root/<X>_long`` or ``root/*/<X>_long`` (case-insensitive); DataRootError when absent."""
     if modality.upper() not in FPS:
         raise InvalidArgumentError(f"smic-e-long modality must be one of {sorted(FPS)}, got {modality!r}")
     wanted = f"{modality.upper()}_LONG"
@@ -46,7 +46,7 @@ def modality_dir(root: Path, modality: str) -> Path:
         for path in child_dirs(parent):
             if path.name.upper() == wanted:
                 return path
-    raise FileNotFoundError(f"{root}: no SMIC-E {modality.upper()}_long folder")
+    raise DataRootError(f"{root}: no SMIC-E {modality.upper()}_long folder")
 
 
 def find_sheet(root: Path, modality: str) -> Path:
