@@ -6,12 +6,15 @@ model and the reader loads it, and a version written before the optional attribu
 import numpy as np
 import pytest
 import zarr
+from test_store import make_plan, write_version
 
+from mer_prep.evaluation.splits import KINDS, build_split
 from mer_prep.store import open_store
 from mer_prep.store.layout import (
     AUS_ARRAY,
     OPTIONAL_ATTRIBUTES,
     REQUIRED_ATTRIBUTES,
+    SPLIT_SCHEMA_NAME,
     SPLITS_GROUP,
     TABLE_GROUP,
     ArrayLayout,
@@ -19,13 +22,11 @@ from mer_prep.store.layout import (
     FailureAttrs,
     RecipeAttrs,
     ReuseAttrs,
-    SPLIT_SCHEMA_NAME,
     SmoteAttrs,
     SplitAttrs,
     VersionAttrs,
 )
 from mer_prep.store.repo import MAIN, open_repository
-from mer_prep.evaluation.splits import KINDS, build_split
 from mer_prep.store.schema import (
     DIGEST_KEY,
     SPLIT_SCHEMA_FILE,
@@ -35,7 +36,6 @@ from mer_prep.store.schema import (
     zarr_rules,
 )
 from mer_prep.store.splits import save_split
-from test_store import make_plan, write_version
 
 SCHEMA = load_schema()
 SPLIT_SCHEMA = load_schema(SPLIT_SCHEMA_FILE)
@@ -44,8 +44,7 @@ SPLIT_SCHEMA = load_schema(SPLIT_SCHEMA_FILE)
 def _names(model) -> tuple[set[str], set[str]]:
     """(every attribute name the model writes, the names it requires), by stored name."""
     fields = model.model_fields.items()
-    return ({f.alias or n for n, f in fields},
-            {f.alias or n for n, f in fields if f.is_required()})
+    return ({f.alias or n for n, f in fields}, {f.alias or n for n, f in fields if f.is_required()})
 
 
 def test_every_attribute_the_model_writes_is_declared_and_every_declared_one_modelled():
@@ -64,15 +63,18 @@ def test_the_required_attributes_agree_with_the_schema():
     assert defaults["schema_version"].default == SCHEMA["properties"]["schema_version"]["const"]
 
 
-@pytest.mark.parametrize("model, declared", [
-    (RecipeAttrs, SCHEMA["properties"]["recipe"]),
-    (ArrayLayout, SCHEMA["properties"]["arrays"]["additionalProperties"]),
-    (FailureAttrs, SCHEMA["properties"]["failures"]["items"]),
-    (CorrectionAttrs, SCHEMA["properties"]["corrections"]["items"]),
-    (ReuseAttrs, SCHEMA["properties"]["reuse"]),
-    (SplitAttrs, SPLIT_SCHEMA),
-    (SmoteAttrs, SPLIT_SCHEMA["properties"]["smote"]["oneOf"][1]),
-])
+@pytest.mark.parametrize(
+    "model, declared",
+    [
+        (RecipeAttrs, SCHEMA["properties"]["recipe"]),
+        (ArrayLayout, SCHEMA["properties"]["arrays"]["additionalProperties"]),
+        (FailureAttrs, SCHEMA["properties"]["failures"]["items"]),
+        (CorrectionAttrs, SCHEMA["properties"]["corrections"]["items"]),
+        (ReuseAttrs, SCHEMA["properties"]["reuse"]),
+        (SplitAttrs, SPLIT_SCHEMA),
+        (SmoteAttrs, SPLIT_SCHEMA["properties"]["smote"]["oneOf"][1]),
+    ],
+)
 def test_nested_records_agree_with_the_schema(model, declared):
     written, required = _names(model)
     assert written == set(declared["properties"])
@@ -99,10 +101,10 @@ def test_the_writer_dumps_the_model_and_the_reader_loads_it(tmp_path):
     assert info.complete is True and info.is_complete
     assert info.recipe.hash == plan.recipe.hash and info.recipe.name == "mbcc64"
     assert info.n_samples == 4 and info.n_ok == 3
-    assert info.arrays["frames"] == ArrayLayout(dims=["sample", "frame", "y", "x"],
-                                                shape=[4, 2, 64, 64], dtype="float16")
-    assert info.reuse == ReuseAttrs(from_version=None, n_reused=0, n_recomputed=4,
-                                    n_rows_reused=0)
+    assert info.arrays["frames"] == ArrayLayout(
+        dims=["sample", "frame", "y", "x"], shape=[4, 2, 64, 64], dtype="float16"
+    )
+    assert info.reuse == ReuseAttrs(from_version=None, n_reused=0, n_recomputed=4, n_rows_reused=0)
     assert [f.kind for f in info.failures] == ["permanent"]
     assert TABLE_GROUP in store.group and AUS_ARRAY in store.group
     assert SPLITS_GROUP not in store.group
@@ -125,8 +127,10 @@ def test_a_version_without_the_optional_attributes_still_reads(tmp_path):
     info = store.info
     assert info.au_list is None and info.reuse is None and info.table_digest is None
     assert info.complete is None and info.is_complete  # before the distinction: complete
-    assert info.to_attrs() == {**old, "failures": [{**f, "kind": "permanent"}
-                                                   for f in old["failures"]]}
+    assert info.to_attrs() == {
+        **old,
+        "failures": [{**f, "kind": "permanent"} for f in old["failures"]],
+    }
     assert store.version_id == plan.version_id and len(store.table) == 4
     assert list(store.failures["kind"]) == ["permanent"]
     assert store.au_list[:1] and store.aus.shape == (4, len(store.au_list))
@@ -144,8 +148,12 @@ def test_a_stored_split_reads_back_typed(tmp_path):
     plan = make_plan(tmp_path / "store", n=7)  # sub01 holds 2 happiness + 1 disgust clips
     write_version(plan)
     store = open_store(tmp_path / "store")
-    save_split(store, build_split(store.table, "loso"), smote_features="landmarks",
-               materialise=("landmarks",))
+    save_split(
+        store,
+        build_split(store.table, "loso"),
+        smote_features="landmarks",
+        materialise=("landmarks",),
+    )
     store = open_store(tmp_path / "store")
     info = store.split_info("loso")
     assert info.model_dump(by_alias=True) == store.split_attrs("loso")
@@ -153,16 +161,18 @@ def test_a_stored_split_reads_back_typed(tmp_path):
     assert info.fold_names == ["casme2/sub01", "casme2/sub02", "casme2/sub03"]
     # the folds without sub01 train on 3 happiness + 2 disgust: one synthetic disgust clip
     # each, interpolated with k = 1 (2 disgust inputs); leaving sub01 out is balanced
-    assert info.smote == SmoteAttrs(features="landmarks", k_neighbors=1, seed=0,
-                                    materialised=["landmarks"])
+    assert info.smote == SmoteAttrs(
+        features="landmarks", k_neighbors=1, seed=0, materialised=["landmarks"]
+    )
     assert [len(store.smote("loso", fold)) for fold in info.fold_names] == [0, 1, 1]
     stored = store.materialised_smote("loso", 2, ["landmarks", "frames"])
     assert list(stored) == ["landmarks"] and stored["landmarks"].shape == (1, 68, 2)
     smote = store.smote("loso", 2)
     landmarks = store.array("landmarks")  # sample i holds i everywhere (test_store's arrays)
     parents = store.table["sample_id"].to_numpy()
-    expected = (landmarks[smote.parent_a] + smote.weight[:, None, None]
-                * (landmarks[smote.parent_b] - landmarks[smote.parent_a]))
+    expected = landmarks[smote.parent_a] + smote.weight[:, None, None] * (
+        landmarks[smote.parent_b] - landmarks[smote.parent_a]
+    )
     assert parents[smote.parent_a].size == 1 and smote.label.tolist() == [0]  # disgust
     np.testing.assert_allclose(stored["landmarks"], expected, rtol=1e-6)
     assert info.schema_version == 2 and set(info.array_digests) >= {"test_fold", "class_weights"}
@@ -171,19 +181,41 @@ def test_a_stored_split_reads_back_typed(tmp_path):
 
 def test_a_leave_one_dataset_out_split_is_stored_and_read_back(tmp_path):
     """Refused by the split schema's kind list before it named lodo."""
+    from test_store import RECIPE
+
     from mer_prep.sample import Sample
     from mer_prep.store.repo import StoreLocation
     from mer_prep.store.writer import VersionPlan
-    from test_store import RECIPE
 
-    samples = [Sample(dataset=ds, subject=f"{ds}/s{i % 2}", clip=f"c{i}", frame_paths=(),
-                      frame_numbers=tuple(range(1, 11)), onset=1, apex=5, offset=10, fps=200.0,
-                      emotion=["happiness", "disgust"][i % 2], label=["happiness", "disgust"][i % 2])
-               for ds in ("casme2", "samm") for i in range(4)]
-    plan = VersionPlan(location=StoreLocation.parse(tmp_path / "store"), dataset="cross6",
-                       labels="native", class_names=["disgust", "happiness"], recipe=RECIPE,
-                       samples=samples, fingerprints=[f"{i:032x}" for i in range(8)],
-                       problems=[], input_fingerprint="1" * 32)
+    emotions = ["happiness", "disgust"]
+    samples = [
+        Sample(
+            dataset=ds,
+            subject=f"{ds}/s{i % 2}",
+            clip=f"c{i}",
+            frame_paths=(),
+            frame_numbers=tuple(range(1, 11)),
+            onset=1,
+            apex=5,
+            offset=10,
+            fps=200.0,
+            emotion=emotions[i % 2],
+            label=emotions[i % 2],
+        )
+        for ds in ("casme2", "samm")
+        for i in range(4)
+    ]
+    plan = VersionPlan(
+        location=StoreLocation.parse(tmp_path / "store"),
+        dataset="cross6",
+        labels="native",
+        class_names=["disgust", "happiness"],
+        recipe=RECIPE,
+        samples=samples,
+        fingerprints=[f"{i:032x}" for i in range(8)],
+        problems=[],
+        input_fingerprint="1" * 32,
+    )
     write_version(plan)
     store = open_store(tmp_path / "store")
     save_split(store, build_split(store.table, "lodo"))
@@ -200,8 +232,12 @@ def test_to_torch_makes_smote_samples_with_the_one_rebuild(tmp_path):
     plan = make_plan(tmp_path / "store", n=7)
     write_version(plan)
     store = open_store(tmp_path / "store")
-    save_split(store, build_split(store.table, "loso"), smote_features="landmarks",
-               materialise=("landmarks",))
+    save_split(
+        store,
+        build_split(store.table, "loso"),
+        smote_features="landmarks",
+        materialise=("landmarks",),
+    )
     store = open_store(tmp_path / "store")
     smote = store.smote("loso", 2)
     frames = store.array("frames", "float32")  # sample i holds i / 10 (float16) everywhere
@@ -211,7 +247,8 @@ def test_to_torch_makes_smote_samples_with_the_one_rebuild(tmp_path):
     last = data[len(data) - 1]
     assert last["synthetic"] and last["row"] == -1 and int(last["label"]) == smote.label[0]
     a, b, w = smote.parent_a[0], smote.parent_b[0], smote.weight[0]
-    np.testing.assert_allclose(last["frames"].numpy(), frames[a] + w * (frames[b] - frames[a]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        last["frames"].numpy(), frames[a] + w * (frames[b] - frames[a]), rtol=1e-6
+    )
     stored = store.materialised_smote("loso", 2, ["landmarks"])["landmarks"][0]
     assert last["landmarks"].numpy().tolist() == stored.tolist()

@@ -51,8 +51,12 @@ class _Attrs(BaseModel):
 
 # A field named ``schema`` would shadow BaseModel's (deprecated) ``schema`` method: the models
 # call it ``schema_`` and store it under the alias ``schema``.
-_SCHEMA_ALIASED = ConfigDict(frozen=True, extra="allow", populate_by_name=True,
-                             alias_generator=lambda name: "schema" if name == "schema_" else name)
+_SCHEMA_ALIASED = ConfigDict(
+    frozen=True,
+    extra="allow",
+    populate_by_name=True,
+    alias_generator=lambda name: "schema" if name == "schema_" else name,
+)
 
 
 class RecipeAttrs(_Attrs):
@@ -153,15 +157,19 @@ class VersionAttrs(_Attrs):
         """The JSON-able attributes to store: optional attributes left unset are not written,
         fields the model does not name (``extra``) are."""
         dumped = self.model_dump(mode="json", by_alias=True)
-        return {key: value for key, value in dumped.items()
-                if value is not None or key not in OPTIONAL_ATTRIBUTES}
+        return {
+            key: value
+            for key, value in dumped.items()
+            if value is not None or key not in OPTIONAL_ATTRIBUTES
+        }
 
     @property
     def is_complete(self) -> bool:
         """False for a version that records transient failures (versions from before the
         distinction count as complete)."""
         return self.complete is not False and not any(
-            failure.kind == TRANSIENT for failure in self.failures)
+            failure.kind == TRANSIENT for failure in self.failures
+        )
 
 
 class SmoteAttrs(_Attrs):
@@ -199,9 +207,13 @@ class SplitAttrs(_Attrs):
 
 #: attribute names a version may lack (written by newer writers, or set after the rest)
 OPTIONAL_ATTRIBUTES = frozenset(
-    field.alias or name for name, field in VersionAttrs.model_fields.items()
-    if not field.is_required() and name not in ("schema_", "schema_version"))
+    field.alias or name
+    for name, field in VersionAttrs.model_fields.items()
+    if not field.is_required() and name not in ("schema_", "schema_version")
+)
 #: attribute names every version carries
 REQUIRED_ATTRIBUTES = frozenset(
-    field.alias or name for name, field in VersionAttrs.model_fields.items()
-    if field.is_required() or name in ("schema_", "schema_version"))
+    field.alias or name
+    for name, field in VersionAttrs.model_fields.items()
+    if field.is_required() or name in ("schema_", "schema_version")
+)

@@ -55,19 +55,24 @@ class SplitReader:
     @cached_property
     def parents(self) -> np.ndarray:
         """Row of each ``table`` row's parent (augmented copies), -1 for originals: (n,) int64."""
-        return parent_rows(self.table["sample_id"].to_numpy(dtype=str),
-                           self.table["aug_parent"].to_numpy(dtype=str))
+        return parent_rows(
+            self.table["sample_id"].to_numpy(dtype=str),
+            self.table["aug_parent"].to_numpy(dtype=str),
+        )
 
     @property
     def split_names(self) -> list[str]:
         """Names of the splits stored with this version."""
         try:
-            return (sorted(self.group[SPLITS_GROUP].group_keys()) if SPLITS_GROUP in self.group
-                    else [])
+            return (
+                sorted(self.group[SPLITS_GROUP].group_keys()) if SPLITS_GROUP in self.group else []
+            )
         except Exception as error:  # noqa: BLE001 - unreadable metadata of the splits group
-            raise CorruptDataError(f"store {self.location}: the splits of {self.version_id} "
-                                   f"cannot be listed ({type(error).__name__}); run `mer-prep "
-                                   f"verify {self.location}`") from error
+            raise CorruptDataError(
+                f"store {self.location}: the splits of {self.version_id} "
+                f"cannot be listed ({type(error).__name__}); run `mer-prep "
+                f"verify {self.location}`"
+            ) from error
 
     def split(self, name: str = "loso") -> Split:
         """A stored split over ``table`` rows (checked against its digests: ``split_digest``),
@@ -76,8 +81,10 @@ class SplitReader:
             return Split.from_dict(self.split_attrs(name), self.split_array(name, "test_fold"))
         if name in ON_DEMAND_SPLITS:
             return build_split(self.table, name)
-        raise SplitNotFoundError(f"store {self.location} has no split {name!r} (stored: "
-                                 f"{self.split_names}); make it with `mer-prep split`")
+        raise SplitNotFoundError(
+            f"store {self.location} has no split {name!r} (stored: "
+            f"{self.split_names}); make it with `mer-prep split`"
+        )
 
     def split_attrs(self, name: str) -> dict:
         """Attributes of a stored split (kind, leaky, seed, SMOTE settings...), checked against
@@ -87,9 +94,11 @@ class SplitReader:
         attrs = dict(self._split_group(name).attrs)
         check_split_attrs(attrs, self._split_where(name))
         if attrs.get("name") != name:
-            raise CorruptDataError(f"{self._split_where(name)}: the group holds split "
-                                   f"{attrs.get('name')!r} (corrupt metadata); run `mer-prep "
-                                   f"verify {self.location}`")
+            raise CorruptDataError(
+                f"{self._split_where(name)}: the group holds split "
+                f"{attrs.get('name')!r} (corrupt metadata); run `mer-prep "
+                f"verify {self.location}`"
+            )
         return attrs
 
     def split_info(self, name: str) -> SplitAttrs | None:
@@ -101,9 +110,11 @@ class SplitReader:
         try:
             return SplitAttrs.model_validate(attrs)
         except ValidationError as error:
-            raise CorruptDataError(f"{self._split_where(name)}: its attributes are not a "
-                                   f"split's ({error.errors()[0]['loc']}); run `mer-prep "
-                                   f"verify {self.location}`") from None
+            raise CorruptDataError(
+                f"{self._split_where(name)}: its attributes are not a "
+                f"split's ({error.errors()[0]['loc']}); run `mer-prep "
+                f"verify {self.location}`"
+            ) from None
 
     def split_array(self, split: str, name: str) -> np.ndarray:
         """Array ``name`` of stored split ``split``, read whole and checked against the digest
@@ -114,8 +125,10 @@ class SplitReader:
         try:
             values = group[name][...]
         except Exception as error:  # noqa: BLE001 - missing, failing its CRC, bad manifest
-            raise CorruptDataError(f"{where}: array {name!r} cannot be read ({type(error).__name__}"
-                                   f": {error}); run `mer-prep verify {self.location}`") from error
+            raise CorruptDataError(
+                f"{where}: array {name!r} cannot be read ({type(error).__name__}"
+                f": {error}); run `mer-prep verify {self.location}`"
+            ) from error
         return check_split_array(digests, name, values, where)
 
     def _split_where(self, name: str) -> str:
@@ -125,9 +138,11 @@ class SplitReader:
         try:
             return self.group[SPLITS_GROUP][name]
         except Exception as error:  # noqa: BLE001 - its zarr.json no longer parses
-            raise CorruptDataError(f"{self._split_where(name)}: cannot be opened "
-                                   f"({type(error).__name__}); run `mer-prep verify "
-                                   f"{self.location}`") from error
+            raise CorruptDataError(
+                f"{self._split_where(name)}: cannot be opened "
+                f"({type(error).__name__}); run `mer-prep verify "
+                f"{self.location}`"
+            ) from error
 
     def folds(self, split: str = "loso", *, tta: bool = False) -> Iterator[Fold]:
         """Yield every ``Fold`` of a split: ``(fold name, train rows, test rows, class weights)``.
@@ -140,8 +155,11 @@ class SplitReader:
         The training rows keep the copies: whether to train on them is the trainer's choice.
         """
         made = self.split(split)
-        weights = (self.split_array(split, "class_weights") if split in self.split_names
-                   else fold_class_weights(made, self.labels, len(self.class_names)))
+        weights = (
+            self.split_array(split, "class_weights")
+            if split in self.split_names
+            else fold_class_weights(made, self.labels, len(self.class_names))
+        )
         original = self.parents < 0
         for i, (name, train, test) in enumerate(made.folds()):
             yield Fold(name, train, test if tta else test[original[test]], weights[i])
@@ -159,22 +177,32 @@ class SplitReader:
             return None
         index = fold_index(info.fold_names, fold, split)
         mine = self.smote_rows(split, index)
-        plan = {name: self.split_array(split, f"smote_{name}")[mine]
-                for name in ("parent_a", "parent_b", "weight", "label")}
-        return SmotePlan(**plan, inputs=np.empty(0, np.int64), seed=info.smote.seed,
-                         k_neighbors=info.smote.k_neighbors)
+        plan = {
+            name: self.split_array(split, f"smote_{name}")[mine]
+            for name in ("parent_a", "parent_b", "weight", "label")
+        }
+        return SmotePlan(
+            **plan,
+            inputs=np.empty(0, np.int64),
+            seed=info.smote.seed,
+            k_neighbors=info.smote.k_neighbors,
+        )
 
     def smote_rows(self, split: str, index: int) -> np.ndarray:
         """Positions of fold ``index``'s SMOTE samples among the split's ``smote_*`` arrays."""
         return np.flatnonzero(self.split_array(split, "smote_fold") == index)
 
-    def materialised_smote(self, split: str, index: int, arrays: list[str]
-                           ) -> dict[str, np.ndarray]:
+    def materialised_smote(
+        self, split: str, index: int, arrays: list[str]
+    ) -> dict[str, np.ndarray]:
         """Fold ``index``'s synthetic samples of those ``arrays`` the split stored in full
         (``smote_<array>``, ``mer-prep split --materialise``): name -> (m, ...), stored dtype."""
         info = self.split_info(split)
         stored = info.smote.materialised if info is not None and info.smote is not None else []
         group = self._split_group(split)
         mine = self.smote_rows(split, index)
-        return {name: group[f"smote_{name}"].get_orthogonal_selection((mine,))
-                for name in arrays if name in stored}
+        return {
+            name: group[f"smote_{name}"].get_orthogonal_selection((mine,))
+            for name in arrays
+            if name in stored
+        }

@@ -1,6 +1,10 @@
 """Commit a split of a store version into the store (``mer-prep split``), with class weights and
 SMOTE provenance per training fold (the split itself comes from ``evaluation.splits``).
 
+``write_split`` commits it on ``main`` on top of the version: group ``splits/<name>``, checked
+against ``storage_schemas/split.v1.json`` and sealed with the digests of its attributes and
+arrays (``mer_prep.store.split_digest``).
+
 Folds are computed over the reader's ``table`` rows (the processed samples, augmented copies
 included): augmented rows follow their parent, SMOTE is fitted on each fold's training rows
 only, and its synthetic samples are stored as (parent_a, parent_b, weight) — rebuilt on read
@@ -9,13 +13,20 @@ unless asked to be materialised.
 
 from __future__ import annotations
 
-import numpy as np
+import datetime as dt
 
-from mer_prep.errors import InvalidArgumentError
+import numpy as np
+import zarr
+
+from mer_prep.errors import InvalidArgumentError, VersionConflictError
 from mer_prep.evaluation.balance import fold_class_weights, rebuild_smote, smote_plan
 from mer_prep.evaluation.splits import Split
-from mer_prep.store.layout import SmoteAttrs
-from mer_prep.store.writer import write_split
+from mer_prep.store.layout import MAIN, SPLIT_SCHEMA_NAME, SPLITS_GROUP, SmoteAttrs, SplitAttrs
+from mer_prep.store.repo import Location, open_repository
+from mer_prep.store.schema import validate_split
+from mer_prep.store.split_digest import DIGESTED_SCHEMA_VERSION as SPLIT_SCHEMA_VERSION
+from mer_prep.store.split_digest import seal_split
+from mer_prep.store.writer import COMPRESSORS
 
 
 def save_split(store, split: Split, *, smote_features: str | None = None, k_neighbors: int = 5,
@@ -70,3 +81,37 @@ def _fold_smote(store, fold: str, features: np.ndarray, labels: np.ndarray, trai
             f"{present}); SMOTE needs two clips of every class it oversamples in every "
             f"training fold: use fewer folds, a coarser label scheme (e.g. --labels megc3 when "
             f"preprocessing), or no --smote") from None
+
+
+def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) -> str:
+    """Commit split ``attrs["name"]`` (attributes + arrays) onto ``main``; snapshot id.
+
+    ``attrs``: the fields of ``layout.SplitAttrs`` the writer does not set (a ``Split``'s
+    ``to_dict`` plus ``version_id`` and ``smote``). Refuses when ``main`` no longer holds the
+    version the split was computed for, and when another commit lands first (Icechunk's
+    commit conflict) — never a split of other rows.
+    """
+    attrs = {"schema": SPLIT_SCHEMA_NAME, "schema_version": SPLIT_SCHEMA_VERSION,
+             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **attrs}
+    validate_split(attrs, arrays)
+    split = SplitAttrs.model_validate(attrs)
+    arrays = {name: np.ascontiguousarray(values) for name, values in arrays.items()}
+    sealed = seal_split(split.model_dump(mode="json", by_alias=True,  # checked on every read
+                                         exclude={"array_digests", "attrs_digest"}), arrays)
+    repo = open_repository(location)
+    session = repo.writable_session(MAIN)
+    root = zarr.open_group(session.store, mode="r+")
+    on_main = root.attrs.get("version_id")  # None: main holds no version
+    if on_main != split.version_id:
+        raise VersionConflictError(
+            f"store {location}: split {split.name!r} was computed for "
+            f"{split.version_id} but main holds {on_main}")
+    group = root.require_group(SPLITS_GROUP).create_group(split.name, overwrite=True)
+    for name, values in arrays.items():
+        group.create_array(name, shape=values.shape, dtype=values.dtype, compressors=COMPRESSORS,
+                           chunks=tuple(max(d, 1) for d in values.shape) or None)
+        if values.size:
+            group[name][...] = values
+    group.attrs.update(sealed)
+    return session.commit(f"split {split.name} of {split.version_id}",
+                          metadata={"version_id": split.version_id, "split": split.name})

@@ -34,10 +34,9 @@ table, ``finish`` writes the ``aus`` array (row x AU, bool, one chunk; its
 columns are the ``au_list`` attribute: see ``mer_prep.store.versions``) and records the scan's
 annotation corrections (``corrections``, files relative to the dataset root).
 
-Splits (``write_split``) are later commits on ``main`` on top of a version: group
-``splits/<name>``, checked against ``storage_schemas/split.v1.json`` and sealed with the
-digests of its attributes and arrays (``mer_prep.store.split_digest``). They belong to the version
-whose rows they index, and the next version's layout drops them.
+Splits are later commits on ``main`` on top of a version (``mer_prep.store.splits.write_split``,
+group ``splits/<name>``). They belong to the version whose rows they index, and the next
+version's layout drops them.
 """
 
 from __future__ import annotations
@@ -66,15 +65,13 @@ from mer_prep.store.layout import (
     AUS_ARRAY,
     AUS_DIMS,
     MAIN,
-    SPLIT_SCHEMA_NAME,
     SPLITS_GROUP,
     TABLE_GROUP,
     RecipeAttrs,
     ReuseAttrs,
-    SplitAttrs,
     VersionAttrs,
 )
-from mer_prep.store.repo import Location, NewStore, open_repository
+from mer_prep.store.repo import NewStore, open_repository
 from mer_prep.store.run_watch import RunWatch
 from mer_prep.store.schema import (
     DIGEST_KEY,
@@ -83,10 +80,7 @@ from mer_prep.store.schema import (
     table_digest,
     check_sample_array,
     validate_group,
-    validate_split,
 )
-from mer_prep.store.split_digest import DIGESTED_SCHEMA_VERSION as SPLIT_SCHEMA_VERSION
-from mer_prep.store.split_digest import seal_split
 from mer_prep.store.table import column_array, table_columns
 from mer_prep.store.versions import (  # noqa: F401 - re-exported: callers import them from here
     PERMANENT,
@@ -391,38 +385,3 @@ async def _write_table(store, path: str, columns: dict[str, np.ndarray]) -> None
             await array.setitem(slice(None), values)
 
     await asyncio.gather(*(write_column(name, values) for name, values in columns.items()))
-
-
-
-def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) -> str:
-    """Commit split ``attrs["name"]`` (attributes + arrays) onto ``main``; snapshot id.
-
-    ``attrs``: the fields of ``layout.SplitAttrs`` the writer does not set (a ``Split``'s
-    ``to_dict`` plus ``version_id`` and ``smote``). Refuses when ``main`` no longer holds the
-    version the split was computed for, and when another commit lands first (Icechunk's
-    commit conflict) — never a split of other rows.
-    """
-    attrs = {"schema": SPLIT_SCHEMA_NAME, "schema_version": SPLIT_SCHEMA_VERSION,
-             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **attrs}
-    validate_split(attrs, arrays)
-    split = SplitAttrs.model_validate(attrs)
-    arrays = {name: np.ascontiguousarray(values) for name, values in arrays.items()}
-    sealed = seal_split(split.model_dump(mode="json", by_alias=True,  # checked on every read
-                                         exclude={"array_digests", "attrs_digest"}), arrays)
-    repo = open_repository(location)
-    session = repo.writable_session(MAIN)
-    root = zarr.open_group(session.store, mode="r+")
-    on_main = root.attrs.get("version_id")  # None: main holds no version
-    if on_main != split.version_id:
-        raise VersionConflictError(
-            f"store {location}: split {split.name!r} was computed for "
-            f"{split.version_id} but main holds {on_main}")
-    group = root.require_group(SPLITS_GROUP).create_group(split.name, overwrite=True)
-    for name, values in arrays.items():
-        group.create_array(name, shape=values.shape, dtype=values.dtype, compressors=COMPRESSORS,
-                           chunks=tuple(max(d, 1) for d in values.shape) or None)
-        if values.size:
-            group[name][...] = values
-    group.attrs.update(sealed)
-    return session.commit(f"split {split.name} of {split.version_id}",
-                          metadata={"version_id": split.version_id, "split": split.name})
