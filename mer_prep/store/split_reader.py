@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -47,10 +47,18 @@ class SplitReader:
 
     group: zarr.Group
     location: StoreLocation
-    version_id: str
     table: pd.DataFrame
-    labels: np.ndarray
-    class_names: list[str]
+
+    if TYPE_CHECKING:  # FeatureStore's read-only properties
+
+        @property
+        def version_id(self) -> str: ...
+
+        @property
+        def labels(self) -> np.ndarray: ...
+
+        @property
+        def class_names(self) -> list[str]: ...
 
     @cached_property
     def parents(self) -> np.ndarray:

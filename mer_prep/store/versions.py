@@ -224,8 +224,9 @@ def reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
     copies). Rows of the previous table are returned as records ready for ``finish``.
     """
     attrs = version_attrs(repo, base)
-    same = (attrs is not None and attrs.dataset == plan.dataset
-            and attrs.recipe.hash == plan.recipe.hash
+    if attrs is None:
+        return None
+    same = (attrs.dataset == plan.dataset and attrs.recipe.hash == plan.recipe.hash
             and attrs.code_version == plan.code_version and attrs.labels == plan.labels
             and attrs.class_names == plan.class_names
             and attrs.to_attrs()["arrays"] == plan.stored_layout()
