@@ -82,8 +82,13 @@ class Codec:
 CURRENT = Codec(str(COMPRESSOR.cname.value), int(COMPRESSOR.clevel))
 #: what every ratio is against: the codec of the versions written before lz4 (zstd level 1)
 BASELINE = Codec("zstd", 1)
-CANDIDATES = (Codec("zstd", 1), Codec("zstd", 3), Codec("lz4", 5), Codec("lz4", 9),
-              Codec("lz4hc", 1))
+CANDIDATES = (
+    Codec("zstd", 1),
+    Codec("zstd", 3),
+    Codec("lz4", 5),
+    Codec("lz4", 9),
+    Codec("lz4hc", 1),
+)
 #: the tiled LOSO run: CASME II's subjects and clips (fewer when ``--mib`` caps the size)
 LOSO_SUBJECTS, LOSO_CLIPS = 26, 255
 
@@ -108,9 +113,16 @@ def recode(source: Path, target: Path, codec: Codec) -> None:
         values, dims = old[...], old.metadata.dimension_names
         fill, attributes = old.fill_value, dict(old.attrs)
         del group[name]
-        new = group.create_array(name, shape=values.shape, dtype=values.dtype,
-                                 chunks=old.chunks, compressors=(codec.zarr_codec(), CHECKSUM),
-                                 dimension_names=dims, fill_value=fill, attributes=attributes)
+        new = group.create_array(
+            name,
+            shape=values.shape,
+            dtype=values.dtype,
+            chunks=old.chunks,
+            compressors=(codec.zarr_codec(), CHECKSUM),
+            dimension_names=dims,
+            fill_value=fill,
+            attributes=attributes,
+        )
         new[...] = values
     session.commit(f"bench: sample arrays re-encoded with Blosc {codec.label} + bitshuffle")
 
@@ -120,8 +132,9 @@ def stored_bytes(array: zarr.Array) -> int:
     return int(array.nbytes_stored())
 
 
-def codec_rates(values: np.ndarray, codecs: tuple[Codec, ...], repeats: int,
-                copies: int) -> dict[str, tuple[float, float]]:
+def codec_rates(
+    values: np.ndarray, codecs: tuple[Codec, ...], repeats: int, copies: int
+) -> dict[str, tuple[float, float]]:
     """Decode and encode MiB/s (decoded bytes) of Blosc alone on one thread over the chunks of
     ``values`` (each ``copies`` times), per codec label; codecs alternated on every repeat."""
     chunks = [np.ascontiguousarray(chunk) for chunk in values] * copies
@@ -139,9 +152,11 @@ def codec_rates(values: np.ndarray, codecs: tuple[Codec, ...], repeats: int,
             for chunk in chunks:
                 b.encode(chunk)
             encode[label].append(time.perf_counter() - start)
-    mib = values.nbytes * copies / 2 ** 20
-    return {label: (mib / statistics.median(decode[label]), mib / statistics.median(encode[label]))
-            for label in blosc}
+    mib = values.nbytes * copies / 2**20
+    return {
+        label: (mib / statistics.median(decode[label]), mib / statistics.median(encode[label]))
+        for label in blosc
+    }
 
 
 def tiled(store, copies: int) -> StoreData:
@@ -155,18 +170,25 @@ def tiled(store, copies: int) -> StoreData:
     index = {s: i for i, s in enumerate(np.unique(base.subjects))}
     number = np.array([index[s] for s in base.subjects])
     subjects = np.concatenate([(j * len(index) + number) % LOSO_SUBJECTS for j in range(copies)])
-    parents = np.concatenate([np.where(base.parents >= 0, base.parents + j * n, -1)
-                              for j in range(copies)])
+    parents = np.concatenate(
+        [np.where(base.parents >= 0, base.parents + j * n, -1) for j in range(copies)]
+    )
     return dataclasses.replace(
-        base, labels=np.tile(base.labels, copies), subjects=np.char.add("s", subjects.astype(str)),
-        sample_ids=np.tile(base.sample_ids, copies), parents=parents,
-        dims={name: tuple(layout[name]["dims"][1:]) for name in layout})
+        base,
+        labels=np.tile(base.labels, copies),
+        subjects=np.char.add("s", subjects.astype(str)),
+        sample_ids=np.tile(base.sample_ids, copies),
+        parents=parents,
+        dims={name: tuple(layout[name]["dims"][1:]) for name in layout},
+    )
 
 
 def loso_folds(data: StoreData) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(subject, train rows, test rows) of each leave-one-subject-out fold."""
-    return [(s, np.flatnonzero(data.subjects != s), np.flatnonzero(data.subjects == s))
-            for s in np.unique(data.subjects)]
+    return [
+        (s, np.flatnonzero(data.subjects != s), np.flatnonzero(data.subjects == s))
+        for s in np.unique(data.subjects)
+    ]
 
 
 def cut_seconds(data: StoreData, repeats: int) -> float:
@@ -176,14 +198,25 @@ def cut_seconds(data: StoreData, repeats: int) -> float:
     for _ in range(repeats):
         start = time.perf_counter()
         for index, (name, train, test) in enumerate(loso_folds(data)):
-            build_fold(data, index, name, train, test, unit="clip", augmented=augmented,
-                       weighted=True, validation=True, seed=index)
+            build_fold(
+                data,
+                index,
+                name,
+                train,
+                test,
+                unit="clip",
+                augmented=augmented,
+                weighted=True,
+                validation=True,
+                seed=index,
+            )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def measure_recipe(root: Path, work: Path, recipe: str, codecs: tuple[Codec, ...],
-                   repeats: int, mib: float) -> dict:
+def measure_recipe(
+    root: Path, work: Path, recipe: str, codecs: tuple[Codec, ...], repeats: int, mib: float
+) -> dict:
     """Every figure of ``recipe``: {"figures": {codec label: {"arrays": {name: figures},
     "load_s": s}}, "cut_s": s, "n": rows read per load, ...}."""
     base = work / recipe / "written"
@@ -199,13 +232,27 @@ def measure_recipe(root: Path, work: Path, recipe: str, codecs: tuple[Codec, ...
     for codec in codecs:  # the copies hold the same content (the bulk reader checks each CRC)
         for name in names:
             assert np.array_equal(stores[codec.label].array(name), values[name]), (codec, name)
-    figures = {c.label: {"arrays": {n: {"bytes": stored_bytes(stores[c.label].group[n]),
-                                        "mib": values[n].nbytes / 2 ** 20} for n in names}}
-               for c in codecs}
+    figures = {
+        c.label: {
+            "arrays": {
+                n: {
+                    "bytes": stored_bytes(stores[c.label].group[n]),
+                    "mib": values[n].nbytes / 2**20,
+                }
+                for n in names
+            }
+        }
+        for c in codecs
+    }
     n = len(values[names[0]])
     originals = int((first.parents < 0).sum())
-    copies = max(1, min(round(LOSO_CLIPS / originals),
-                        round(mib * 2 ** 20 / sum(v.nbytes for v in values.values()))))
+    copies = max(
+        1,
+        min(
+            round(LOSO_CLIPS / originals),
+            round(mib * 2**20 / sum(v.nbytes for v in values.values())),
+        ),
+    )
     for name in names:
         for label, (dec, enc) in codec_rates(values[name], codecs, repeats, copies).items():
             figures[label]["arrays"][name].update(codec_decode=dec, codec_encode=enc)
@@ -237,39 +284,61 @@ def measure_recipe(root: Path, work: Path, recipe: str, codecs: tuple[Codec, ...
             entry["mib_read"] = entry["mib"] * copies
             entry["bulk"] = entry["mib_read"] / statistics.median(bulk[codec.label, name])
         figures[codec.label]["load_s"] = statistics.median(load[codec.label])
-    return {"n": n, "rows": n * copies, "folds": len(loso_folds(data)),
-            "mib": sum(v.nbytes for v in data.arrays.values()) / 2 ** 20,
-            "cut_s": cut_seconds(data, 3), "npy_s": statistics.median(npy_s), "figures": figures}
+    return {
+        "n": n,
+        "rows": n * copies,
+        "folds": len(loso_folds(data)),
+        "mib": sum(v.nbytes for v in data.arrays.values()) / 2**20,
+        "cut_s": cut_seconds(data, 3),
+        "npy_s": statistics.median(npy_s),
+        "figures": figures,
+    }
 
 
 def print_recipe(recipe: str, result: dict, codecs: tuple[Codec, ...]) -> None:
     figures, ref = result["figures"], BASELINE.label
-    print(f"\n{recipe}: {result['n']} stored samples, read as {result['rows']} rows "
-          f"({result['mib']:.0f} MiB decoded), {result['folds']} LOSO folds")
-    print(f"  {'array':<10} {'codec':<8} {'KiB':>8} {'x bytes':>8} {'dec MiB/s':>10} "
-          f"{'enc MiB/s':>10} {'bulk MiB/s':>11} {'x bulk':>7}")
+    print(
+        f"\n{recipe}: {result['n']} stored samples, read as {result['rows']} rows "
+        f"({result['mib']:.0f} MiB decoded), {result['folds']} LOSO folds"
+    )
+    print(
+        f"  {'array':<10} {'codec':<8} {'KiB':>8} {'x bytes':>8} {'dec MiB/s':>10} "
+        f"{'enc MiB/s':>10} {'bulk MiB/s':>11} {'x bulk':>7}"
+    )
     for name, base in figures[ref]["arrays"].items():
         for codec in codecs:
             f = figures[codec.label]["arrays"][name]
-            print(f"  {name:<10} {codec.label:<8} {f['bytes'] / 1024:>8.0f} "
-                  f"{f['bytes'] / base['bytes']:>8.3f} {f['codec_decode']:>10.0f} "
-                  f"{f['codec_encode']:>10.0f} {f['bulk']:>11.0f} "
-                  f"{f['bulk'] / base['bulk']:>7.2f}")
+            print(
+                f"  {name:<10} {codec.label:<8} {f['bytes'] / 1024:>8.0f} "
+                f"{f['bytes'] / base['bytes']:>8.3f} {f['codec_decode']:>10.0f} "
+                f"{f['codec_encode']:>10.0f} {f['bulk']:>11.0f} "
+                f"{f['bulk'] / base['bulk']:>7.2f}"
+            )
     loso = {c.label: figures[c.label]["load_s"] + result["cut_s"] for c in codecs}
-    print(f"  load every array: np.load of .npy files {result['npy_s']:.3f} s; " + ", ".join(
-        f"{c.label} {figures[c.label]['load_s']:.3f} s "
-        f"({result['npy_s'] / figures[c.label]['load_s']:.2f}x np.load)" for c in codecs))
-    print(f"  LOSO run data time = load every array + cut every fold ({result['cut_s']:.2f} s, "
-          f"the same for every codec): " + ", ".join(
-              f"{c.label} {loso[c.label]:.2f} s ({loso[ref] / loso[c.label]:.2f}x)"
-              for c in codecs))
+    print(
+        f"  load every array: np.load of .npy files {result['npy_s']:.3f} s; "
+        + ", ".join(
+            f"{c.label} {figures[c.label]['load_s']:.3f} s "
+            f"({result['npy_s'] / figures[c.label]['load_s']:.2f}x np.load)"
+            for c in codecs
+        )
+    )
+    print(
+        f"  LOSO run data time = load every array + cut every fold ({result['cut_s']:.2f} s, "
+        f"the same for every codec): "
+        + ", ".join(
+            f"{c.label} {loso[c.label]:.2f} s ({loso[ref] / loso[c.label]:.2f}x)" for c in codecs
+        )
+    )
 
 
 def print_totals(results: dict, codecs: tuple[Codec, ...]) -> None:
     ref = BASELINE.label
     print(f"\nall recipes ({', '.join(results)}); x: speed-up or size against {ref}")
-    print(f"  {'codec':<8} {'MiB':>8} {'x bytes':>8} {'dec MiB/s':>10} {'enc MiB/s':>10} "
-          f"{'bulk MiB/s':>11} {'x np.load':>10} {'LOSO s':>8} {'x LOSO':>7}")
+    print(
+        f"  {'codec':<8} {'MiB':>8} {'x bytes':>8} {'dec MiB/s':>10} {'enc MiB/s':>10} "
+        f"{'bulk MiB/s':>11} {'x np.load':>10} {'LOSO s':>8} {'x LOSO':>7}"
+    )
     npy_s = sum(r["npy_s"] for r in results.values())
     totals = {}
     for codec in codecs:
@@ -279,17 +348,20 @@ def print_totals(results: dict, codecs: tuple[Codec, ...]) -> None:
             "bytes": sum(a["bytes"] for a in arrays),
             "dec": mib / sum(a["mib"] / a["codec_decode"] for a in arrays),
             "enc": mib / sum(a["mib"] / a["codec_encode"] for a in arrays),
-            "bulk": sum(a["mib_read"] for a in arrays) / sum(a["mib_read"] / a["bulk"]
-                                                              for a in arrays),
+            "bulk": sum(a["mib_read"] for a in arrays)
+            / sum(a["mib_read"] / a["bulk"] for a in arrays),
             "load": sum(r["figures"][codec.label]["load_s"] for r in results.values()),
-            "loso": sum(r["figures"][codec.label]["load_s"] + r["cut_s"] for r in results.values())}
+            "loso": sum(r["figures"][codec.label]["load_s"] + r["cut_s"] for r in results.values()),
+        }
     base = totals[ref]
     for codec in codecs:
         t = totals[codec.label]
-        print(f"  {codec.label:<8} {t['bytes'] / 2 ** 20:>8.1f} {t['bytes'] / base['bytes']:>8.3f} "
-              f"{t['dec']:>10.0f} {t['enc']:>10.0f} {t['bulk']:>11.0f} {npy_s / t['load']:>10.2f} "
-              f"{t['loso']:>8.2f} "
-              f"{base['loso'] / t['loso']:>7.2f}")
+        print(
+            f"  {codec.label:<8} {t['bytes'] / 2**20:>8.1f} {t['bytes'] / base['bytes']:>8.3f} "
+            f"{t['dec']:>10.0f} {t['enc']:>10.0f} {t['bulk']:>11.0f} {npy_s / t['load']:>10.2f} "
+            f"{t['loso']:>8.2f} "
+            f"{base['loso'] / t['loso']:>7.2f}"
+        )
 
 
 def main() -> None:
@@ -297,22 +369,30 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--mib", type=float, default=48,
-                        help="at most this many decoded MiB per recipe's LOSO run")
+    parser.add_argument(
+        "--mib", type=float, default=48, help="at most this many decoded MiB per recipe's LOSO run"
+    )
     parser.add_argument("--recipes", nargs="*", default=sorted(builtin_recipes()))
-    parser.add_argument("--codecs", nargs="*", default=[c.label for c in CANDIDATES],
-                        help="cname-clevel, e.g. zstd-1 lz4-9")
+    parser.add_argument(
+        "--codecs",
+        nargs="*",
+        default=[c.label for c in CANDIDATES],
+        help="cname-clevel, e.g. zstd-1 lz4-9",
+    )
     parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
     args = parser.parse_args()
-    codecs = tuple(Codec(label.rsplit("-", 1)[0], int(label.rsplit("-", 1)[1]))
-                   for label in args.codecs)
+    codecs = tuple(
+        Codec(label.rsplit("-", 1)[0], int(label.rsplit("-", 1)[1])) for label in args.codecs
+    )
     codecs = tuple(dict.fromkeys((BASELINE, CURRENT, *codecs)))
 
     root = ensure_dataset(args.work, args.subjects, args.clips)
     work = args.work / "codec" / f"{args.subjects}x{args.clips}"
-    print(f"the writer's codec for new versions: Blosc {CURRENT.label} + bitshuffle; ratios "
-          f"against {BASELINE.label}; {os.cpu_count()} CPU(s); median of {args.repeats}, "
-          f"codecs alternated")
+    print(
+        f"the writer's codec for new versions: Blosc {CURRENT.label} + bitshuffle; ratios "
+        f"against {BASELINE.label}; {os.cpu_count()} CPU(s); median of {args.repeats}, "
+        f"codecs alternated"
+    )
     results = {}
     for recipe in args.recipes:
         results[recipe] = measure_recipe(root, work, recipe, codecs, args.repeats, args.mib)

@@ -44,13 +44,21 @@ SIZES: dict[str, tuple[tuple[int, int], str]] = {
 }
 
 
-def ensure_dataset(work: Path, name: str, size: tuple[int, int], subjects: int, clips: int,
-                   frames: int) -> Path:
+def ensure_dataset(
+    work: Path, name: str, size: tuple[int, int], subjects: int, clips: int, frames: int
+) -> Path:
     root = work / f"{name.upper()}-{size[0]}x{size[1]}-{subjects}x{clips}x{frames}"
     if not (ground_truth_dir(root) / "manifest.json").exists():
         shutil.rmtree(root, ignore_errors=True)
-        generate_dataset(name, root, n_subjects=subjects, clips_per_subject=clips, seed=0,
-                         size=size, n_frames=frames)
+        generate_dataset(
+            name,
+            root,
+            n_subjects=subjects,
+            clips_per_subject=clips,
+            seed=0,
+            size=size,
+            n_frames=frames,
+        )
     return root
 
 
@@ -107,18 +115,35 @@ def main() -> None:
             per_sample = float(np.mean([statistics.median(t) for t in seconds[recipe.name]]))
             total = sum(stages[recipe.name].values())
             share = stages[recipe.name]["detect"] / total
-            rows.append((name, size, STYLES[name].fps, len(samples), recipe.name, per_sample,
-                         share, hog, dict(detectors)))
+            rows.append(
+                (
+                    name,
+                    size,
+                    STYLES[name].fps,
+                    len(samples),
+                    recipe.name,
+                    per_sample,
+                    share,
+                    hog,
+                    dict(detectors),
+                )
+            )
 
-    print(f"{'dataset':8s} {'HxW':>10s} {'fps':>5s} {'n':>3s} {'recipe':8s} {'ms/sample':>9s} "
-          f"{'samples/s':>9s} {'detect':>7s} {'det ms':>7s} {'hog full ms':>11s}  detectors")
+    print(
+        f"{'dataset':8s} {'HxW':>10s} {'fps':>5s} {'n':>3s} {'recipe':8s} {'ms/sample':>9s} "
+        f"{'samples/s':>9s} {'detect':>7s} {'det ms':>7s} {'hog full ms':>11s}  detectors"
+    )
     for name, size, fps, n, recipe, per_sample, share, hog, detectors in rows:
-        print(f"{name:8s} {size[0]:>4d}x{size[1]:<5d} {fps:5.0f} {n:3d} {recipe:8s} "
-              f"{per_sample * 1e3:9.1f} {1 / per_sample:9.2f} {share:7.1%} "
-              f"{share * per_sample * 1e3:7.1f} {hog * 1e3:11.1f}  "
-              + ", ".join(f"{k} {v}" for k, v in detectors.items()))
-    print("\nsizes: " + "; ".join(f"{name} {SIZES[name][1]}" for name in args.datasets
-                                  if name in SIZES))
+        print(
+            f"{name:8s} {size[0]:>4d}x{size[1]:<5d} {fps:5.0f} {n:3d} {recipe:8s} "
+            f"{per_sample * 1e3:9.1f} {1 / per_sample:9.2f} {share:7.1%} "
+            f"{share * per_sample * 1e3:7.1f} {hog * 1e3:11.1f}  "
+            + ", ".join(f"{k} {v}" for k, v in detectors.items())
+        )
+    print(
+        "\nsizes: "
+        + "; ".join(f"{name} {SIZES[name][1]}" for name in args.datasets if name in SIZES)
+    )
 
 
 if __name__ == "__main__":

@@ -126,7 +126,11 @@ def landmark_errors(root: Path, samples, recipe) -> dict:
         old = np.linalg.norm(fit_landmarks(onset, old_box) - expected, axis=1).mean() / iod
         new = np.linalg.norm(fit_landmarks(onset, new_box) - expected, axis=1).mean() / iod
         same = (old_box.left, old_box.top, old_box.right, old_box.bottom) == (
-            new_box.left, new_box.top, new_box.right, new_box.bottom)
+            new_box.left,
+            new_box.top,
+            new_box.right,
+            new_box.bottom,
+        )
         rows.append((old, new, same, new_box.method))
     return rows
 
@@ -164,9 +168,11 @@ def detection_table(root: Path, samples, recipe) -> None:
     for sample in samples:
         truth = load_ground_truth(root, sample.sample_id)
         lookalike.append((_onset(sample, recipe)[None], np.asarray(truth.landmarks(truth.onset))))
-    sets = {"non-face clips": [(clip.frames, None) for clip in nonfaces],
-            "weak faces (side-lit)": [(face.frame[None], face.truth) for face in weak],
-            "look-alike onsets": lookalike}
+    sets = {
+        "non-face clips": [(clip.frames, None) for clip in nonfaces],
+        "weak faces (side-lit)": [(face.frame[None], face.truth) for face in weak],
+        "look-alike onsets": lookalike,
+    }
     print(f"\n{'set':24s} {'clips':>5s}  {'before':>24s}  {'after':>24s}")
     for name, items in sets.items():
         counts = {}
@@ -178,15 +184,24 @@ def detection_table(root: Path, samples, recipe) -> None:
             else:
                 stages = Counter(_stage(*item) for item in items)
             seconds = (time.perf_counter() - start) / len(items)
-            bad = (len(items) - stages["none"] if name == "non-face clips"
-                   else stages["none"] + stages["wrong"])
+            bad = (
+                len(items) - stages["none"]
+                if name == "non-face clips"
+                else stages["none"] + stages["wrong"]
+            )
             counts[when] = (bad, stages, seconds)
         what = "false accepts" if name == "non-face clips" else "false rejects"
-        print(f"{name:24s} {len(items):5d}  " + "  ".join(
-            f"{what} {counts[w][0]:3d} ({counts[w][2]:.2f} s/clip)" for w in ("before", "after")))
+        print(
+            f"{name:24s} {len(items):5d}  "
+            + "  ".join(
+                f"{what} {counts[w][0]:3d} ({counts[w][2]:.2f} s/clip)" for w in ("before", "after")
+            )
+        )
         for when in ("before", "after"):
-            print(f"    {when:6s} stages: " + ", ".join(
-                f"{k} {v}" for k, v in sorted(counts[when][1].items())))
+            print(
+                f"    {when:6s} stages: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(counts[when][1].items()))
+            )
 
 
 def calibrate(samples, recipe) -> None:
@@ -207,8 +222,11 @@ def calibrate(samples, recipe) -> None:
         right.append((hx - cx) / width)
         down.append((hy - cy) / width)
     print(f"{len(ratio)} faces (median [quartiles]):")
-    for name, values in (("_CNN_SCALE", ratio), ("_CNN_SHIFT_RIGHT", right),
-                         ("_CNN_SHIFT_DOWN", down)):
+    for name, values in (
+        ("_CNN_SCALE", ratio),
+        ("_CNN_SHIFT_RIGHT", right),
+        ("_CNN_SHIFT_DOWN", down),
+    ):
         q1, q2, q3 = np.percentile(values, [25, 50, 75])
         print(f"  {name} {q2:.3f} [{q1:.3f}, {q3:.3f}]")
 
@@ -220,8 +238,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
     parser.add_argument("--calibrate", action="store_true")
-    parser.add_argument("--accepts", action="store_true",
-                        help="only the false accept / false reject table")
+    parser.add_argument(
+        "--accepts", action="store_true", help="only the false accept / false reject table"
+    )
     args = parser.parse_args()
 
     pin_threads(1)
@@ -229,8 +248,10 @@ def main() -> None:
     root = ensure_dataset(args.work, args.subjects, args.clips)
     samples = scan_dataset("casme2", root).samples
     recipe = load_recipe("mbcc64")
-    print(f"dataset: {len(samples)} clips, 640x480, {root}; detection copy: shorter side "
-          f"{HOG_SHORT_SIDE} px (x{detection_scale((480, 640), HOG_SHORT_SIDE):.2f})")
+    print(
+        f"dataset: {len(samples)} clips, 640x480, {root}; detection copy: shorter side "
+        f"{HOG_SHORT_SIDE} px (x{detection_scale((480, 640), HOG_SHORT_SIDE):.2f})"
+    )
     if args.calibrate:
         calibrate(samples, recipe)
         return
@@ -240,8 +261,12 @@ def main() -> None:
     process_sample(samples[0], recipe)  # load the models before timing
     old_library(samples[0], recipe)
 
-    variants = {"old floor": old_floor, "old lib": old_library, "new floor": new_floor,
-                "new lib": new_library}
+    variants = {
+        "old floor": old_floor,
+        "old lib": old_library,
+        "new floor": new_floor,
+        "new lib": new_library,
+    }
     seconds = {name: [[] for _ in samples] for name in variants}
     stages = {"old lib": Counter(), "new lib": Counter()}
     detect_cost = {"hog small": [[] for _ in samples], "cascade": [[] for _ in samples]}
@@ -261,28 +286,41 @@ def main() -> None:
             detect_cost["hog small"][i].append(_timed(hog_small, onset, scale)[0])
             detect_cost["cascade"][i].append(_timed(detect_clip_face, onset)[0])
 
-    per = {name: np.mean([statistics.median(s) for s in values]) for name, values in
-           {**seconds, **detect_cost}.items()}
+    per = {
+        name: np.mean([statistics.median(s) for s in values])
+        for name, values in {**seconds, **detect_cost}.items()
+    }
     floor = per["old floor"]
-    print("\nms per sample (mean over samples of the per-sample median of "
-          f"{args.repeat} alternating rounds):")
+    print(
+        "\nms per sample (mean over samples of the per-sample median of "
+        f"{args.repeat} alternating rounds):"
+    )
     for name, value in per.items():
         print(f"  {name:10s} {value * 1e3:7.2f}   x{value / floor:.2f} of the old floor")
-    print(f"cascade overhead on clips HOG finds: {(per['cascade'] - per['hog small']) * 1e3:+.2f} "
-          "ms per sample")
+    print(
+        f"cascade overhead on clips HOG finds: {(per['cascade'] - per['hog small']) * 1e3:+.2f} "
+        "ms per sample"
+    )
     for name, counter in stages.items():
         total = sum(counter.values())
-        print(f"{name} stage shares: " + ", ".join(f"{k} {v / total:.0%}"
-                                                   for k, v in counter.items()))
+        print(
+            f"{name} stage shares: " + ", ".join(f"{k} {v / total:.0%}" for k, v in counter.items())
+        )
     rows = landmark_errors(root, samples, recipe)
     old, new = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
     print(f"\nlandmark error / inter-ocular distance, {len(rows)} onset frames:")
-    print(f"  old box (full-res HOG): mean {old.mean():.4f} median {np.median(old):.4f} "
-          f"max {old.max():.4f}")
-    print(f"  cascade box:            mean {new.mean():.4f} median {np.median(new):.4f} "
-          f"max {new.max():.4f}")
-    print(f"  new - old per sample: mean {np.mean(new - old):+.4f}, "
-          f"worst {np.max(new - old):+.4f}; same box on {sum(r[2] for r in rows)} of {len(rows)}")
+    print(
+        f"  old box (full-res HOG): mean {old.mean():.4f} median {np.median(old):.4f} "
+        f"max {old.max():.4f}"
+    )
+    print(
+        f"  cascade box:            mean {new.mean():.4f} median {np.median(new):.4f} "
+        f"max {new.max():.4f}"
+    )
+    print(
+        f"  new - old per sample: mean {np.mean(new - old):+.4f}, "
+        f"worst {np.max(new - old):+.4f}; same box on {sum(r[2] for r in rows)} of {len(rows)}"
+    )
     print("  stages: " + ", ".join(f"{k} {v}" for k, v in Counter(r[3] for r in rows).items()))
 
 

@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import pipeline  # noqa: E402  (sets Prefect's environment before Prefect is imported)
-
 import numpy as np  # noqa: E402
+import pipeline  # noqa: E402  (sets Prefect's environment before Prefect is imported)
 
 from mer_prep.datasets import scan_dataset  # noqa: E402
 from mer_prep.face import align_clip, alignment_matrix, detect_face, fit_landmarks  # noqa: E402
-from mer_prep.pipeline.frame_selection import clip_span  # noqa: E402
 from mer_prep.motion.flow import TVL1Params, tvl1_flow  # noqa: E402
+from mer_prep.pipeline.frame_selection import clip_span  # noqa: E402
 from mer_prep.pipeline.process import decode_clip_frames, magnify_clip, process_sample  # noqa: E402
 from mer_prep.recipes import load_recipe  # noqa: E402
 from mer_prep.threads import pin_threads  # noqa: E402
@@ -68,18 +67,19 @@ def main() -> None:
     samples = scan_dataset("casme2", root).samples
     print(f"dataset: {len(samples)} clips, {args.subjects} subjects, 640x480, {root}")
     msres3d = load_recipe("msres3d")
-    ours, opencv = msres3d.flow, TVL1Params(scales=5, scale_step=0.8, warps=5,
-                                                        epsilon=0.01)
+    ours, opencv = msres3d.flow, TVL1Params(scales=5, scale_step=0.8, warps=5, epsilon=0.01)
 
     print("\nTV-L1, ms per frame pair (onset -> apex)")
     print(f"{'size':>9s} {'recipe params':>13s} {'OpenCV defaults':>15s}")
-    clips128 = aligned_clips(samples[:args.pairs], (128, 128))
-    clips134 = aligned_clips(samples[:args.pairs], (134, 134))
+    clips128 = aligned_clips(samples[: args.pairs], (128, 128))
+    clips134 = aligned_clips(samples[: args.pairs], (134, 134))
     for label, clips in (("128x128", clips128), ("134x134", clips134)):
         pairs = [(c[o], c[a]) for c, o, a, _ in clips]
         print(f"{label:>9s} {ms_per_pair(pairs, ours):13.1f} {ms_per_pair(pairs, opencv):15.1f}")
-    full = [(d[o].astype(np.float32) / 255, d[a].astype(np.float32) / 255)
-            for _, o, a, d in clips134[:2]]
+    full = [
+        (d[o].astype(np.float32) / 255, d[a].astype(np.float32) / 255)
+        for _, o, a, d in clips134[:2]
+    ]
     print(f"{'640x480':>9s} {ms_per_pair(full, ours):13.1f} {ms_per_pair(full, opencv):15.1f}")
 
     frames_total, start = 0, time.perf_counter()
@@ -87,10 +87,12 @@ def main() -> None:
         magnify_clip(clip, msres3d.magnify, samples[0].fps)
         frames_total += len(clip)
     magnify_ms = (time.perf_counter() - start) / frames_total * 1e3
-    print(f"\nmagnify (msres3d: alpha {msres3d.magnify.alpha}, lambda_c "
-          f"{msres3d.magnify.cutoff_wavelength} px, {msres3d.magnify.f_low}-"
-          f"{msres3d.magnify.f_high} Hz, {msres3d.magnify.temporal_filter}): "
-          f"{magnify_ms:.2f} ms per 134x134 frame ({frames_total} frames)")
+    print(
+        f"\nmagnify (msres3d: alpha {msres3d.magnify.alpha}, lambda_c "
+        f"{msres3d.magnify.cutoff_wavelength} px, {msres3d.magnify.f_low}-"
+        f"{msres3d.magnify.f_high} Hz, {msres3d.magnify.temporal_filter}): "
+        f"{magnify_ms:.2f} ms per 134x134 frame ({frames_total} frames)"
+    )
 
     process_sample(samples[0], msres3d)  # load models before timing
     stages: dict[str, float] = {}
@@ -100,8 +102,10 @@ def main() -> None:
             stages[stage] = stages.get(stage, 0.0) + seconds
     library = (time.perf_counter() - start) / len(samples)
     total = sum(stages.values())
-    print(f"\nmsres3d in this process: {library * 1e3:.0f} ms per sample; stage shares: "
-          + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items()))
+    print(
+        f"\nmsres3d in this process: {library * 1e3:.0f} ms per sample; stage shares: "
+        + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items())
+    )
     print(f"msres3d share outside TV-L1 flow: {1 - stages.get('flow', 0.0) / total:.0%}")
 
     print("\nwhole flow, samples/second")
@@ -111,8 +115,10 @@ def main() -> None:
             one, two = pipeline.scaling_seconds(root, name, args.work, repeat=1).values()
             n = one["summary"]["n_samples"]
             peak = max(one["peaks"] + two["peaks"]) / 2**20
-            print(f"{name:8s} {n / one['warm']:8.2f} {n / two['warm']:9.2f} "
-                  f"{one['warm'] / two['warm']:6.2f} {peak:8.0f}")
+            print(
+                f"{name:8s} {n / one['warm']:8.2f} {n / two['warm']:9.2f} "
+                f"{one['warm'] / two['warm']:6.2f} {peak:8.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -54,13 +54,25 @@ def timed_run(server: PrefectServer, deployment: str, *params: str) -> dict:
         raise SystemExit(f"{deployment} failed:\n{done.stdout}\n{done.stderr}")
     run_id = next(line.split()[-1] for line in done.stdout.splitlines() if "UUID:" in line)
     outer = get_json(f"{server.api}/flow_runs/{run_id}")
-    (inner,) = post_json(f"{server.api}/flow_runs/filter", {
-        "flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}})
-    marks = [start, _t(outer["created"]), _t(outer["start_time"]), _t(inner["start_time"]),
-             _t(inner["end_time"]), _t(outer["end_time"]), end]
+    (inner,) = post_json(
+        f"{server.api}/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}
+    )
+    marks = [
+        start,
+        _t(outer["created"]),
+        _t(outer["start_time"]),
+        _t(inner["start_time"]),
+        _t(inner["end_time"]),
+        _t(outer["end_time"]),
+        end,
+    ]
     phases = dict(zip(PHASES, (b - a for a, b in zip(marks, marks[1:]))))
-    return {"wall": end - start, "work": phases["body"],
-            "overhead": end - start - phases["body"], **phases}
+    return {
+        "wall": end - start,
+        "work": phases["body"],
+        "overhead": end - start - phases["body"],
+        **phases,
+    }
 
 
 def overhead_figures(server: PrefectServer, base: Path, repeats: int) -> dict:
@@ -76,8 +88,9 @@ def overhead_figures(server: PrefectServer, base: Path, repeats: int) -> dict:
     timed_run(server, "train/casme2-mbcc")  # warm-up of the training path
     rows = {"preprocess/casme2": [], "train/casme2-mbcc": []}
     for i in range(repeats):
-        rows["preprocess/casme2"].append(timed_run(
-            server, "preprocess/casme2", f"store={base / f'fresh-{i}-{time.time_ns()}'}"))
+        rows["preprocess/casme2"].append(
+            timed_run(server, "preprocess/casme2", f"store={base / f'fresh-{i}-{time.time_ns()}'}")
+        )
         rows["train/casme2-mbcc"].append(timed_run(server, "train/casme2-mbcc"))
     return rows
 
@@ -92,29 +105,34 @@ def throughput_figures(base: Path, args) -> list[tuple]:
     work = base / "throughput"
     work.mkdir()
     config = work / "mer-prep.toml"
-    config.write_text(f'[defaults]\nrecipe = "{args.recipe}"\nn_workers = 2\n'
-                      f'store_roots = ["{work}"]\n\n[datasets.casme2]\nroot = "{root}"\n')
+    config.write_text(
+        f'[defaults]\nrecipe = "{args.recipe}"\nn_workers = 2\n'
+        f'store_roots = ["{work}"]\n\n[datasets.casme2]\nroot = "{root}"\n'
+    )
     rows = []
     with serving(work, config, "preprocess/casme2", logging_level="WARNING") as server:
         for workers in (1, 2):
             store = work / f"store-{workers}w-{time.time_ns()}"
             start = time.perf_counter()
-            done = server.deployment_run("preprocess/casme2", f"store={store}",
-                                         f"n_workers={workers}", timeout=1200)
+            done = server.deployment_run(
+                "preprocess/casme2", f"store={store}", f"n_workers={workers}", timeout=1200
+            )
             wall = time.perf_counter() - start
             if done.returncode:
                 raise SystemExit(f"deployment run failed:\n{done.stdout}\n{done.stderr}")
             attrs = open_store(store).attrs
-            rows.append((workers, attrs["n_samples"], wall,
-                         sum(attrs["stage_seconds"].values())))
+            rows.append((workers, attrs["n_samples"], wall, sum(attrs["stage_seconds"].values())))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--throughput", action="store_true",
-                        help="Also time 1 vs 2 workers on the 640x480 look-alike.")
+    parser.add_argument(
+        "--throughput",
+        action="store_true",
+        help="Also time 1 vs 2 workers on the 640x480 look-alike.",
+    )
     parser.add_argument("--subjects", type=int, default=10)
     parser.add_argument("--clips", type=int, default=5)
     parser.add_argument("--recipe", default="mbcc64")
@@ -148,35 +166,47 @@ batch_size = 4
 config = {{ filters = [8, 16], dense = 32 }}
 """)
     load_before = os.getloadavg()
-    with serving(base, config, "preprocess/casme2", "train/casme2-mbcc",
-                 logging_level="WARNING") as server:
+    with serving(
+        base, config, "preprocess/casme2", "train/casme2-mbcc", logging_level="WARNING"
+    ) as server:
         rows = overhead_figures(server, base, args.repeats)
     load_after = os.getloadavg()
     throughput = throughput_figures(base, args) if args.throughput else None
 
-    print(f"`prefect deployment run ... --watch`, seconds, median of {args.repeats} "
-          f"(after a warm-up run each); overhead = wall - the flow's own work (its body)")
-    print(f"{'deployment':<20s} {'wall':>6s} {'work':>6s} {'overhead':>8s}   "
-          + " ".join(f"{p:>10s}" for p in PHASES))
+    print(
+        f"`prefect deployment run ... --watch`, seconds, median of {args.repeats} "
+        f"(after a warm-up run each); overhead = wall - the flow's own work (its body)"
+    )
+    print(
+        f"{'deployment':<20s} {'wall':>6s} {'work':>6s} {'overhead':>8s}   "
+        + " ".join(f"{p:>10s}" for p in PHASES)
+    )
     for name, runs in rows.items():
         median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-        print(f"{name:<20s} {median['wall']:6.2f} {median['work']:6.2f} "
-              f"{median['overhead']:8.2f}   " + " ".join(f"{median[p]:10.2f}" for p in PHASES))
+        print(
+            f"{name:<20s} {median['wall']:6.2f} {median['work']:6.2f} "
+            f"{median['overhead']:8.2f}   " + " ".join(f"{median[p]:10.2f}" for p in PHASES)
+        )
         print(f"{'':<20s} overheads: " + ", ".join(f"{r['overhead']:.2f}" for r in runs))
         for i, run in enumerate(runs):  # where an outlier's time went
             if run["overhead"] > 1.3 * median["overhead"]:
-                print(f"{'':<20s} run {i} (outlier): " + ", ".join(
-                    f"{p} {run[p]:.2f}" for p in PHASES))
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-          f"({os.cpu_count()} cores)")
+                print(
+                    f"{'':<20s} run {i} (outlier): "
+                    + ", ".join(f"{p} {run[p]:.2f}" for p in PHASES)
+                )
+    print(
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        f"({os.cpu_count()} cores)"
+    )
     if throughput:
-        print(f"\npreprocess/casme2 ({args.recipe}), {throughput[0][1]} samples, 640x480, on "
-              f"the standing cluster of `mer-prep serve`:")
+        print(
+            f"\npreprocess/casme2 ({args.recipe}), {throughput[0][1]} samples, 640x480, on "
+            f"the standing cluster of `mer-prep serve`:"
+        )
         print(f"{'workers':>7s} {'seconds':>8s} {'samples/s':>9s} {'overhead s':>10s}")
         for workers, n, wall, stages in throughput:
             print(f"{workers:7d} {wall:8.1f} {n / wall:9.2f} {wall - stages / workers:10.1f}")
         print(f"2-over-1-worker speed-up: {throughput[0][2] / throughput[1][2]:.2f}")
-
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ from pathlib import Path
 from flows.runtime import prefect_environment  # noqa: E402 - imports no Prefect
 
 os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "error")
-prefect_environment(os.environ.get("PREFECT_HOME")
-                    or tempfile.mkdtemp(prefix="mer-prep-bench-prefect-"), logging_level="WARNING")
+prefect_environment(
+    os.environ.get("PREFECT_HOME") or tempfile.mkdtemp(prefix="mer-prep-bench-prefect-"),
+    logging_level="WARNING",
+)
 
 import numpy as np  # noqa: E402
 
@@ -108,10 +110,15 @@ def machine_seconds(root: Path, recipe_name: str, n_samples: int, repeat: int) -
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
             one, two = [], []
             for _ in range(repeat):
-                one.append(pool.submit(_process_all, str(root), recipe_name,
-                                       list(range(n_samples))).result())
-                halves = [pool.submit(_process_all, str(root), recipe_name,
-                                      list(range(k, n_samples, 2))) for k in (0, 1)]
+                one.append(
+                    pool.submit(
+                        _process_all, str(root), recipe_name, list(range(n_samples))
+                    ).result()
+                )
+                halves = [
+                    pool.submit(_process_all, str(root), recipe_name, list(range(k, n_samples, 2)))
+                    for k in (0, 1)
+                ]
                 two.append(max(half.result() for half in halves))
     finally:
         for key, value in saved.items():
@@ -147,9 +154,9 @@ def _peak_rss() -> int:
 
 def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, store: Path) -> float:
     """The flow's library calls wired on plain Dask (no Prefect): wall seconds."""
+    from flows.batching import make_batches
     from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
     from mer_prep.pipeline.planning import plan_version
-    from flows.batching import make_batches
     from mer_prep.store.writer import VersionWriter
 
     start = time.perf_counter()
@@ -157,10 +164,16 @@ def plain_dask_seconds(client, root: Path, recipe_name: str, n_workers: int, sto
     plan = plan_version("casme2", root, recipe, store)
     writer = VersionWriter.begin(plan)
     items = sample_jobs(plan)
-    futures = [client.submit(process_batch, BatchJob(writer.fork(), [items[i] for i in rows],
-                                                     recipe, plan.arrays, plan.class_names),
-                             pure=False)
-               for rows in make_batches(len(items), n_workers)]
+    futures = [
+        client.submit(
+            process_batch,
+            BatchJob(
+                writer.fork(), [items[i] for i in rows], recipe, plan.arrays, plan.class_names
+            ),
+            pure=False,
+        )
+        for rows in make_batches(len(items), n_workers)
+    ]
     run = combine_batches(client.gather(futures), plan.n_rows)
     writer.finish(run.forks, run.rows, run.failures)
     return time.perf_counter() - start
@@ -185,8 +198,14 @@ def scaling_seconds(root: Path, recipe_name: str, work: Path, repeat: int) -> di
     with contextlib.ExitStack() as stack:
         clients, addresses = {}, {}
         for n_workers in (1, 2):
-            cluster = stack.enter_context(LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"))
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                )
+            )
             addresses[n_workers] = cluster.scheduler_address
             # not the default client: prefect-dask's task runner would take a default client
             # over the address it is given, and run every flow on the last cluster made
@@ -197,12 +216,18 @@ def scaling_seconds(root: Path, recipe_name: str, work: Path, repeat: int) -> di
         for i in range(repeat + 1):
             for n, client in clients.items():
                 if i:  # the plain-Dask wiring needs no cold run: nothing Prefect to start
-                    dask[n].append(plain_dask_seconds(client, root, recipe_name, n,
-                                                      stores / f"dask-{n}w-{i}"))
+                    dask[n].append(
+                        plain_dask_seconds(client, root, recipe_name, n, stores / f"dask-{n}w-{i}")
+                    )
                 start = time.perf_counter()
                 summary = run_preprocess(
-                    "casme2", str(root), recipe_name, str(stores / f"flow-{n}w-{i}"),
-                    n_workers=n, dask_address=addresses[n])
+                    "casme2",
+                    str(root),
+                    recipe_name,
+                    str(stores / f"flow-{n}w-{i}"),
+                    n_workers=n,
+                    dask_address=addresses[n],
+                )
                 runs[n].append((time.perf_counter() - start, summary))
         out = {}
         for n, client in clients.items():
@@ -210,9 +235,13 @@ def scaling_seconds(root: Path, recipe_name: str, work: Path, repeat: int) -> di
             seconds, summary = warm[len(warm) // 2]
             if any(s.n_failed for _, s in runs[n]):
                 print(f"warning: samples failed in {recipe_name} runs", file=sys.stderr)
-            out[n] = {"dask": statistics.median(dask[n]), "cold": runs[n][0][0],
-                      "warm": seconds, "summary": summary,
-                      "peaks": list(client.run(_peak_rss).values())}
+            out[n] = {
+                "dask": statistics.median(dask[n]),
+                "cold": runs[n][0][0],
+                "warm": seconds,
+                "summary": summary,
+                "peaks": list(client.run(_peak_rss).values()),
+            }
     return out
 
 
@@ -243,48 +272,86 @@ def main() -> None:
             one, two = scaling_seconds(root, name, args.work, args.repeat).values()
             n = one["summary"].n_samples
             in_worker = sum(one["summary"].stage_seconds.values()) / one["summary"].n_ok
-            rows.append({"name": name, "n": n, "floor": floor, "library": library,
-                         "worker": in_worker, "one": one, "two": two, "machine": machine,
-                         "peak": max(one["peaks"] + two["peaks"]) / 2**20})
+            rows.append(
+                {
+                    "name": name,
+                    "n": n,
+                    "floor": floor,
+                    "library": library,
+                    "worker": in_worker,
+                    "one": one,
+                    "two": two,
+                    "machine": machine,
+                    "peak": max(one["peaks"] + two["peaks"]) / 2**20,
+                }
+            )
 
     print()
     print("ms per sample. floor, library: in this process; machine: plain processes, no Dask;")
     print("worker: stages + write inside the workers of the 1-worker flow; dask: plain-Dask")
     print("wiring; flow: steady-state run; cold: the first flow run on a fresh cluster.")
     print("1/2: workers (processes).")
-    columns = ("floor", "library", "mach1", "mach2", "worker", "dask1", "dask2", "flow1",
-               "flow2", "cold1", "cold2")
+    columns = (
+        "floor",
+        "library",
+        "mach1",
+        "mach2",
+        "worker",
+        "dask1",
+        "dask2",
+        "flow1",
+        "flow2",
+        "cold1",
+        "cold2",
+    )
     print(f"{'recipe':8s} {'n':>3s} " + " ".join(f"{c:>7s}" for c in columns))
     for r in rows:
         n, one, two, machine = r["n"], r["one"], r["two"], r["machine"]
-        values = (r["floor"], r["library"], machine["one"] / n, machine["two"] / n, r["worker"],
-                  one["dask"] / n, two["dask"] / n,
-                  one["warm"] / n, two["warm"] / n, one["cold"] / n, two["cold"] / n)
+        values = (
+            r["floor"],
+            r["library"],
+            machine["one"] / n,
+            machine["two"] / n,
+            r["worker"],
+            one["dask"] / n,
+            two["dask"] / n,
+            one["warm"] / n,
+            two["warm"] / n,
+            one["cold"] / n,
+            two["cold"] / n,
+        )
         print(f"{r['name']:8s} {n:3d} " + " ".join(f"{v * 1e3:7.1f}" for v in values))
     print()
-    print(f"{'recipe':8s} {'lib/floor':>9s} {'worker/floor':>12s} {'flow1/floor':>11s} "
-          f"{'machine 2p/1p':>13s} {'dask 2w/1w':>10s} {'flow 2w/1w':>10s} "
-          f"{'process 2w/1w':>13s} "
-          f"{'1w smp/s':>8s} {'2w smp/s':>8s} {'peak MiB/worker':>15s}")
+    print(
+        f"{'recipe':8s} {'lib/floor':>9s} {'worker/floor':>12s} {'flow1/floor':>11s} "
+        f"{'machine 2p/1p':>13s} {'dask 2w/1w':>10s} {'flow 2w/1w':>10s} "
+        f"{'process 2w/1w':>13s} "
+        f"{'1w smp/s':>8s} {'2w smp/s':>8s} {'peak MiB/worker':>15s}"
+    )
     for r in rows:
         n, one, two, floor, machine = r["n"], r["one"], r["two"], r["floor"], r["machine"]
-        process = (one["summary"].phase_seconds["process"]
-                   / two["summary"].phase_seconds["process"])
-        print(f"{r['name']:8s} {r['library'] / floor:9.2f} {r['worker'] / floor:12.2f} "
-              f"{one['warm'] / n / floor:11.2f} {machine['one'] / machine['two']:13.2f} "
-              f"{one['dask'] / two['dask']:10.2f} "
-              f"{one['warm'] / two['warm']:10.2f} {process:13.2f} {n / one['warm']:8.1f} "
-              f"{n / two['warm']:8.1f} {r['peak']:15.0f}")
+        process = one["summary"].phase_seconds["process"] / two["summary"].phase_seconds["process"]
+        print(
+            f"{r['name']:8s} {r['library'] / floor:9.2f} {r['worker'] / floor:12.2f} "
+            f"{one['warm'] / n / floor:11.2f} {machine['one'] / machine['two']:13.2f} "
+            f"{one['dask'] / two['dask']:10.2f} "
+            f"{one['warm'] / two['warm']:10.2f} {process:13.2f} {n / one['warm']:8.1f} "
+            f"{n / two['warm']:8.1f} {r['peak']:15.0f}"
+        )
     for r in rows:
         stages = r["one"]["summary"].stage_seconds
         total = sum(stages.values())
-        print(f"{r['name']} stage shares (1 worker): "
-              + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items()))
+        print(
+            f"{r['name']} stage shares (1 worker): "
+            + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items())
+        )
         for label, key in (("1 worker", "one"), ("2 workers", "two")):
             phases = r[key]["summary"].phase_seconds
-            print(f"{r['name']} flow phases ({label}, s): "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
-                  + f"; outside them {r[key]['warm'] - sum(phases.values()):.2f}")
+            print(
+                f"{r['name']} flow phases ({label}, s): "
+                + ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
+                + f"; outside them {r[key]['warm'] - sum(phases.values()):.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline import ensure_dataset  # noqa: E402
 
-from mer_prep.pipeline.local import commit_version  # noqa: E402
 from mer_prep.evaluation.splits import build_split
-from mer_prep.store.splits import save_split  # noqa: E402
+from mer_prep.pipeline.local import commit_version  # noqa: E402
 from mer_prep.store import open_store  # noqa: E402
+from mer_prep.store.splits import save_split  # noqa: E402
 
 ARRAYS = ("frames", "upper", "lower")
 
@@ -66,8 +66,10 @@ def main() -> None:
     store = open_store(path)
     name, train, _, _ = next(store.folds("loso"))
     order = np.random.default_rng(0).permutation(train)
-    print(f"ha3d store: {len(store.table)} samples; fold {name}: {len(train)} training samples, "
-          f"read in random order; arrays {', '.join(ARRAYS)}")
+    print(
+        f"ha3d store: {len(store.table)} samples; fold {name}: {len(train)} training samples, "
+        f"read in random order; arrays {', '.join(ARRAYS)}"
+    )
 
     memmaps = {}
     for a in ARRAYS:
@@ -80,8 +82,11 @@ def main() -> None:
     torch_rate = samples_per_second(lambda r: dataset[position[r]], order)
     npy_rate = samples_per_second(lambda r: [np.array(memmaps[a][r]) for a in ARRAYS], order)
     print(f"{'reader':>22s} {'samples/s':>10s} {'vs .npy':>8s}")
-    for label, rate in (("store.sample", store_rate), ("to_torch Dataset", torch_rate),
-                        (".npy memmap", npy_rate)):
+    for label, rate in (
+        ("store.sample", store_rate),
+        ("to_torch Dataset", torch_rate),
+        (".npy memmap", npy_rate),
+    ):
         print(f"{label:>22s} {rate:10.0f} {rate / npy_rate:8.2f}")
 
     base = disk_bytes(path)
@@ -91,14 +96,20 @@ def main() -> None:
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(path, copy)
         opened = open_store(copy)
-        save_split(opened, build_split(opened.table, "loso"), smote_features="frames",
-                   materialise=materialise)
+        save_split(
+            opened,
+            build_split(opened.table, "loso"),
+            smote_features="frames",
+            materialise=materialise,
+        )
         sizes[label] = disk_bytes(copy)
         n_smote = int(open_store(copy).group["splits"]["loso"]["smote_fold"].shape[0])
-    print(f"\nstore on disk: {base / 2**20:.1f} MiB; with a LOSO split and its {n_smote} SMOTE "
-          f"samples as provenance: {sizes['provenance'] / 2**20:.1f} MiB "
-          f"({sizes['provenance'] / base:.3f}x); materialised: "
-          f"{sizes['materialised'] / 2**20:.1f} MiB ({sizes['materialised'] / base:.2f}x)")
+    print(
+        f"\nstore on disk: {base / 2**20:.1f} MiB; with a LOSO split and its {n_smote} SMOTE "
+        f"samples as provenance: {sizes['provenance'] / 2**20:.1f} MiB "
+        f"({sizes['provenance'] / base:.3f}x); materialised: "
+        f"{sizes['materialised'] / 2**20:.1f} MiB ({sizes['materialised'] / base:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

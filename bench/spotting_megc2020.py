@@ -44,8 +44,11 @@ def _frame(text: str, where: str) -> int:
 
 def read_dataset(root: Path, name: str) -> tuple[list[str], list[SpotTruth], list[SpotPrediction]]:
     sets = root / "MDMD_results/dataset_new/data" / DATASETS[name][0]
-    videos = [" ".join(line.split()) for line in (sets / f"{name}_all.txt").read_text().splitlines()
-              if line.strip()]
+    videos = [
+        " ".join(line.split())
+        for line in (sets / f"{name}_all.txt").read_text().splitlines()
+        if line.strip()
+    ]
     videos = [v.replace(" ", "_") for v in videos]
     truths = []
     info = sets / "all_Info.txt"
@@ -54,8 +57,14 @@ def read_dataset(root: Path, name: str) -> tuple[list[str], list[SpotTruth], lis
             continue
         folder, code, cls, onset, _apex, offset = line.split()
         where = f"{info}, line {number}"
-        truths.append(SpotTruth(f"{folder}_{code}", _frame(onset, where), _frame(offset, where),
-                                CLASSES[cls.split("-")[0]]))
+        truths.append(
+            SpotTruth(
+                f"{folder}_{code}",
+                _frame(onset, where),
+                _frame(offset, where),
+                CLASSES[cls.split("-")[0]],
+            )
+        )
     predictions = []
     for cls, kind in CLASSES.items():
         folder = root / f"MDMD_results/results_API/{name}_{cls}_txtClips/p1"
@@ -67,8 +76,9 @@ def read_dataset(root: Path, name: str) -> tuple[list[str], list[SpotTruth], lis
             for line in path.read_text().splitlines():
                 if line.strip():
                     onset, offset, score = line.split()[:3]
-                    predictions.append(SpotPrediction(video, int(onset), int(offset), kind,
-                                                      score=float(score)))
+                    predictions.append(
+                        SpotPrediction(video, int(onset), int(offset), kind, score=float(score))
+                    )
     return videos, truths, predictions
 
 
@@ -81,12 +91,18 @@ def published_counts(root: Path) -> dict[tuple[str, str], tuple[int, int, int]]:
         header = re.match(r"(\w+) \(number of videos", line)
         if header:
             dataset = header.group(1)
-        row = re.match(r"(micro|macro)-expression:\s+predict:\s+(\d+)\s+true_predict:\s+(\d+)"
-                       r"\s+labels:\s+(\d+)", line)
+        row = re.match(
+            r"(micro|macro)-expression:\s+predict:\s+(\d+)\s+true_predict:\s+(\d+)"
+            r"\s+labels:\s+(\d+)",
+            line,
+        )
         if row and dataset:
             predict, true_predict, labels = (int(row.group(k)) for k in (2, 3, 4))
-            out[(dataset, CLASSES[row.group(1)])] = (true_predict, predict - true_predict,
-                                                     labels - true_predict)
+            out[(dataset, CLASSES[row.group(1)])] = (
+                true_predict,
+                predict - true_predict,
+                labels - true_predict,
+            )
     return out
 
 
@@ -98,12 +114,21 @@ def main() -> int:
     mismatches = 0
     for name, (_, preset, header) in DATASETS.items():
         videos, truths, predictions = read_dataset(root, name)
-        compat = score_spotting(predictions, truths, videos, compat="megc2020",
-                                length_windows=MEGC2020_LENGTH_WINDOWS[preset])
+        compat = score_spotting(
+            predictions,
+            truths,
+            videos,
+            compat="megc2020",
+            length_windows=MEGC2020_LENGTH_WINDOWS[preset],
+        )
         correct = score_spotting(predictions, truths, videos)
-        print(f"{name} ({len(videos)} videos, {len(truths)} truths, {len(predictions)} "
-              f"predictions; length windows {preset})")
-        print(f"  {'type':8}{'result file TP/FP/FN':>24}{'ours megc2020':>20}{'ours one-to-one':>20}")
+        print(
+            f"{name} ({len(videos)} videos, {len(truths)} truths, {len(predictions)} "
+            f"predictions; length windows {preset})"
+        )
+        print(
+            f"  {'type':8}{'result file TP/FP/FN':>24}{'ours megc2020':>20}{'ours one-to-one':>20}"
+        )
         for kind in (*KINDS, "overall"):
             ours = compat.overall if kind == "overall" else compat.by_kind[kind]
             right = correct.overall if kind == "overall" else correct.by_kind[kind]
@@ -115,14 +140,19 @@ def main() -> int:
             mine = (ours.tp, ours.fp, ours.fn)
             mismatches += theirs is not None and theirs != mine
             shown = "/".join(map(str, theirs)) if theirs else "-"
-            print(f"  {kind:8}{shown:>24}{'/'.join(map(str, mine)):>20}"
-                  f"{f'{right.tp}/{right.fp}/{right.fn}':>20}   F1 {ours.f1:.4f} vs {right.f1:.4f}")
+            print(
+                f"  {kind:8}{shown:>24}{'/'.join(map(str, mine)):>20}"
+                f"{f'{right.tp}/{right.fp}/{right.fn}':>20}   F1 {ours.f1:.4f} vs {right.f1:.4f}"
+            )
         for note in compat.notes:
             print(f"  note: {note}")
         for defect in compat.defects:
             print(f"  defect {defect.line()}")
-    print("compatibility counts match the result file" if not mismatches
-          else f"{mismatches} count rows differ from the result file")
+    print(
+        "compatibility counts match the result file"
+        if not mismatches
+        else f"{mismatches} count rows differ from the result file"
+    )
     return 1 if mismatches else 0
 
 

@@ -40,8 +40,10 @@ from mer_prep.store import open_store
 from mer_prep.train.data import StoreData, build_fold, load_store_data
 from mer_prep.train.engine import train_fold
 
-HALVES = {"upper": ((8, 16, 32), ("frame", "y_half", "x")),
-          "lower": ((8, 16, 32), ("frame", "y_half", "x"))}
+HALVES = {
+    "upper": ((8, 16, 32), ("frame", "y_half", "x")),
+    "lower": ((8, 16, 32), ("frame", "y_half", "x")),
+}
 FRAMES = ("frame", "y", "x")
 # model -> (config, {array: (per-sample shape, dims)}): test_models.py's tiny sizes
 TINY = {
@@ -51,9 +53,10 @@ TINY = {
     "ha3dnet": ({"head": "flatten", "filters": 4, "dense": 16}, HALVES),
     "se3dnet": ({"head": "gap", "filters": 16}, HALVES),
     "ha3dsenet": ({"head": "gap", "filters": 8}, HALVES),
-    "msres3d": ({"block": "basic", "width": 0.125, "depth": (1, 1, 1, 1), "strain": True},
-                {"flow": ((8, 32, 32, 2), ("frame", "y", "x", "uv")),
-                 "strain": ((8, 32, 32), FRAMES)}),
+    "msres3d": (
+        {"block": "basic", "width": 0.125, "depth": (1, 1, 1, 1), "strain": True},
+        {"flow": ((8, 32, 32, 2), ("frame", "y", "x", "uv")), "strain": ((8, 32, 32), FRAMES)},
+    ),
     "mer3dcnn": ({"head": "flatten", "filters": 4, "dense": 16}, {"frames": ((8, 32, 32), FRAMES)}),
 }
 N_SUBJECTS, CLIPS, BATCH = 8, 8, 16
@@ -64,13 +67,17 @@ def synthetic_data(arrays: dict, seed: int = 0) -> StoreData:
     rng = np.random.default_rng(seed)
     n = N_SUBJECTS * CLIPS
     return StoreData(
-        arrays={name: rng.random((n, *shape), dtype=np.float32).astype(np.float16)
-                for name, (shape, _) in arrays.items()},
+        arrays={
+            name: rng.random((n, *shape), dtype=np.float32).astype(np.float16)
+            for name, (shape, _) in arrays.items()
+        },
         labels=np.arange(n, dtype=np.int64) % 3,
         subjects=np.repeat([f"s{i}" for i in range(N_SUBJECTS)], CLIPS),
         sample_ids=np.array([f"clip{i}" for i in range(n)]),
-        parents=np.full(n, -1, np.int64), class_names=("a", "b", "c"),
-        dims={name: dims for name, (_, dims) in arrays.items()})
+        parents=np.full(n, -1, np.int64),
+        class_names=("a", "b", "c"),
+        dims={name: dims for name, (_, dims) in arrays.items()},
+    )
 
 
 def engine_figures(model: str, epochs: int, repeats: int) -> dict:
@@ -79,11 +86,21 @@ def engine_figures(model: str, epochs: int, repeats: int) -> dict:
     resolved = spec.config(config)
     data = synthetic_data(arrays)
     test = data.subjects == "s0"
-    fold = build_fold(data, 0, "s0", np.flatnonzero(~test), np.flatnonzero(test),
-                      unit=spec.unit(resolved), augmented=False, weighted=False,
-                      validation=False, seed=0)
-    preset = dataclasses.replace(spec.training, epochs=epochs, batch_size=BATCH,
-                                 selection="last_epoch")
+    fold = build_fold(
+        data,
+        0,
+        "s0",
+        np.flatnonzero(~test),
+        np.flatnonzero(test),
+        unit=spec.unit(resolved),
+        augmented=False,
+        weighted=False,
+        validation=False,
+        seed=0,
+    )
+    preset = dataclasses.replace(
+        spec.training, epochs=epochs, batch_size=BATCH, selection="last_epoch"
+    )
     rates, shares = [], []
     train_fold(fold, spec, resolved, preset, 0, "cpu")  # warm-up: first-call kernel setup
     for repeat in range(repeats):
@@ -92,8 +109,12 @@ def engine_figures(model: str, epochs: int, repeats: int) -> dict:
         seconds = sum(c.seconds for c in curves)
         rates.append(fold.fit.n_rows * len(curves) / seconds)
         shares.append(sum(c.seconds - c.step_seconds for c in curves) / seconds)
-    return {"rows": fold.fit.n_rows, "unit": spec.unit(resolved),
-            "rate": statistics.median(rates), "outside": statistics.median(shares)}
+    return {
+        "rows": fold.fit.n_rows,
+        "unit": spec.unit(resolved),
+        "rate": statistics.median(rates),
+        "outside": statistics.median(shares),
+    }
 
 
 def write_store(root: Path, path: Path) -> None:
@@ -132,12 +153,29 @@ def bulk_figures(work: Path, subjects: int, clips: int, repeats: int) -> dict:
 
     def cut_folds():
         for index, (name, train, test, _) in enumerate(folds):
-            build_fold(data, index, name, train, test, unit="clip", augmented=False,
-                       weighted=False, validation=True, seed=index)
+            build_fold(
+                data,
+                index,
+                name,
+                train,
+                test,
+                unit="clip",
+                augmented=False,
+                weighted=False,
+                validation=True,
+                seed=index,
+            )
 
-    return {"n": len(frames), "mib": frames.nbytes / 2 ** 20, "shape": frames.shape[1:],
-            "store_s": store_s, "cache_s": cache_s, "npy_s": npy_s, "folds": len(folds),
-            "fold_s": median_seconds(cut_folds, repeats)}
+    return {
+        "n": len(frames),
+        "mib": frames.nbytes / 2**20,
+        "shape": frames.shape[1:],
+        "store_s": store_s,
+        "cache_s": cache_s,
+        "npy_s": npy_s,
+        "folds": len(folds),
+        "fold_s": median_seconds(cut_folds, repeats),
+    }
 
 
 def main() -> None:
@@ -152,27 +190,38 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    print(f"engine on CPU ({args.threads} thread(s)), {N_SUBJECTS * (CLIPS - 1)} training clips,"
-          f" batch {BATCH}, {args.epochs} epochs, median of {args.repeats}")
+    print(
+        f"engine on CPU ({args.threads} thread(s)), {N_SUBJECTS * (CLIPS - 1)} training clips,"
+        f" batch {BATCH}, {args.epochs} epochs, median of {args.repeats}"
+    )
     print(f"{'model':<10} {'unit':<5} {'rows':>5} {'rows/s':>9} {'outside step':>13}")
     for model in args.models:
         f = engine_figures(model, args.epochs, args.repeats)
         flag = "" if f["outside"] <= 0.05 else "  > 5 %"
-        print(f"{model:<10} {f['unit']:<5} {f['rows']:>5} {f['rate']:>9.1f} "
-              f"{100 * f['outside']:>12.1f}%{flag}")
+        print(
+            f"{model:<10} {f['unit']:<5} {f['rows']:>5} {f['rate']:>9.1f} "
+            f"{100 * f['outside']:>12.1f}%{flag}"
+        )
 
     b = bulk_figures(args.work, args.subjects, args.clips, args.repeats)
     shape = "x".join(str(s) for s in b["shape"])
-    print(f"\nbulk read of frames ({b['n']} clips x {shape} float16, {b['mib']:.1f} MiB), "
-          f"median of {args.repeats}")
+    print(
+        f"\nbulk read of frames ({b['n']} clips x {shape} float16, {b['mib']:.1f} MiB), "
+        f"median of {args.repeats}"
+    )
     print(f"{'reader':<28} {'seconds':>8} {'MiB/s':>8} {'speed vs .npy':>14}")
-    for label, seconds in (("store, decoded (first read)", b["store_s"]),
-                           ("store, decoded-array cache", b["cache_s"]),
-                           ("np.load (.npy)", b["npy_s"])):
-        print(f"{label:<28} {seconds:>8.3f} {b['mib'] / seconds:>8.0f} "
-              f"{b['npy_s'] / seconds:>8.2f}x")
-    print(f"cutting {b['folds']} LOSO folds from memory (fit / validation / test parts): "
-          f"{b['fold_s']:.3f} s")
+    for label, seconds in (
+        ("store, decoded (first read)", b["store_s"]),
+        ("store, decoded-array cache", b["cache_s"]),
+        ("np.load (.npy)", b["npy_s"]),
+    ):
+        print(
+            f"{label:<28} {seconds:>8.3f} {b['mib'] / seconds:>8.0f} {b['npy_s'] / seconds:>8.2f}x"
+        )
+    print(
+        f"cutting {b['folds']} LOSO folds from memory (fit / validation / test parts): "
+        f"{b['fold_s']:.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,14 @@ def main() -> None:
     store = (args.work / "train-flow" / f"mbcc64-{args.subjects}x{args.clips}").resolve()
     commit_version("casme2", root, "mbcc64", store)
     n_folds = open_store(store).split("loso").n_folds
-    run = {"variant": "difference", "config": MBCC, "epochs": args.epochs, "batch_size": 8,
-           "lr": 1e-3, "seed": 0}
+    run = {
+        "variant": "difference",
+        "config": MBCC,
+        "epochs": args.epochs,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "seed": 0,
+    }
     rows = {}
     load_before = os.getloadavg()
     with prefect_api():
@@ -75,14 +81,18 @@ def main() -> None:
                 rows[workers] = (statistics.median(walls), statistics.median(fold_s), walls)
     load_after = os.getloadavg()
 
-    print(f"train flow fan-out: mbcc/difference {MBCC}, {args.epochs} epochs, {n_folds} LOSO "
-          f"folds of {store.name}; median of {args.repeats}; torch on 1 thread per worker")
+    print(
+        f"train flow fan-out: mbcc/difference {MBCC}, {args.epochs} epochs, {n_folds} LOSO "
+        f"folds of {store.name}; median of {args.repeats}; torch on 1 thread per worker"
+    )
     print(f"{'workers':>7s} {'run s':>7s} {'folds s':>8s}  runs")
     for workers, (wall, folds, walls) in rows.items():
         print(f"{workers:7d} {wall:7.2f} {folds:8.2f}  {', '.join(f'{w:.2f}' for w in walls)}")
     print(f"2-over-1-worker speed-up: {rows[1][0] / rows[2][0]:.2f} (target >= 1.7)")
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-          f"({os.cpu_count()} cores)")
+    print(
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        f"({os.cpu_count()} cores)"
+    )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ pixels (a Prefect task costs its worker ~0.3-0.45 CPU-s, measured)."""
 from __future__ import annotations
 
 
-def make_batches(n_samples: int, n_workers: int, *, per_worker: int = 1,
-                 max_batch: int = 64) -> list[range]:
+def make_batches(
+    n_samples: int, n_workers: int, *, per_worker: int = 1, max_batch: int = 64
+) -> list[range]:
     """Row ranges for coarse tasks: ``per_worker`` batches per worker, none over ``max_batch``.
 
     A Prefect task costs its worker ~0.3 CPU-s (measured), so small datasets get one batch per

@@ -43,8 +43,11 @@ STANDING_ENV = "MER_PREP_STANDING_DASK"
 # Dask's statistical profiler samples every worker thread's stack every 10 ms for the
 # dashboard's profile page; on these CPU-bound batches it took ~10 % of a worker (measured).
 WORKER_ENVIRONMENT = {
-    "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
-    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
+    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
     "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
 }
 
@@ -53,23 +56,34 @@ def configure_local_workers() -> None:
     """Make local Dask nannies start workers with ``WORKER_ENVIRONMENT`` (a nanny hands its
     own Dask config to the worker, so the profiler switch is set there too), ignoring the
     terminal's SIGINT (``flows.worker_setup``: the run stops them itself, at once)."""
-    dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT,
-                     "distributed.worker.profile.enabled": False,
-                     "distributed.worker.preload": ["flows.worker_setup"]})
+    dask.config.set(
+        {
+            "distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT,
+            "distributed.worker.profile.enabled": False,
+            "distributed.worker.preload": ["flows.worker_setup"],
+        }
+    )
 
 
 def local_cluster_kwargs(n_workers: int, resources: dict[str, float] | None = None) -> dict:
     """``LocalCluster`` arguments: single-threaded worker processes on loopback over TLS, each
     with ``resources`` (e.g. ``{"GPU": 1}`` for the fold tasks of a CUDA run)."""
-    kwargs = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-              "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0", "security": True}
+    kwargs = {
+        "n_workers": n_workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": "127.0.0.1:0",
+        "security": True,
+    }
     if resources:
         kwargs["resources"] = dict(resources)
     return kwargs
 
 
-def dask_task_runner(dask_address: str | None, n_workers: int,
-                     resources: dict[str, float] | None = None):
+def dask_task_runner(
+    dask_address: str | None, n_workers: int, resources: dict[str, float] | None = None
+):
     """A ``DaskTaskRunner``: on ``dask_address``; else on the standing cluster of ``mer-prep
     serve`` (when this process is one of its runs and the cluster has the ``resources``); else
     on a local cluster of ``n_workers`` made for this run. Warns when this process holds a
@@ -83,14 +97,18 @@ def dask_task_runner(dask_address: str | None, n_workers: int,
     current = default_client_address()
     if current is not None and current != target:
         wanted = target or f"a new local cluster of {n_workers} workers"
-        warnings.warn(f"this process has a default Dask client (scheduler {current}); "
-                      f"prefect-dask will run the tasks on its cluster, not on {wanted}",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"this process has a default Dask client (scheduler {current}); "
+            f"prefect-dask will run the tasks on its cluster, not on {wanted}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if dask_address:
         return DaskTaskRunner(address=dask_address)
     if standing is not None:
-        return DaskTaskRunner(address=standing.address,
-                              client_kwargs={"security": standing.security()})
+        return DaskTaskRunner(
+            address=standing.address, client_kwargs={"security": standing.security()}
+        )
     configure_local_workers()
     return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(n_workers, resources))
 
@@ -119,8 +137,12 @@ class StandingInfo:
     def security(self):
         from distributed.security import Security
 
-        return Security(require_encryption=True, tls_ca_file=self.files["ca"],
-                        tls_client_cert=self.files["cert"], tls_client_key=self.files["key"])
+        return Security(
+            require_encryption=True,
+            tls_ca_file=self.files["ca"],
+            tls_client_cert=self.files["cert"],
+            tls_client_key=self.files["key"],
+        )
 
 
 def standing_cluster() -> StandingInfo | None:
@@ -137,8 +159,9 @@ def standing_cluster() -> StandingInfo | None:
 class StandingCluster:
     """The local cluster ``mer-prep serve`` keeps for its runs (see the module docstring)."""
 
-    def __init__(self, n_workers: int, home: str | os.PathLike,
-                 resources: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, n_workers: int, home: str | os.PathLike, resources: dict[str, float] | None = None
+    ) -> None:
         self.n_workers, self.home, self.resources = n_workers, Path(home), resources or {}
         self.cluster = None
         self.directory: Path | None = None
@@ -150,16 +173,29 @@ class StandingCluster:
         self.cluster = LocalCluster(**local_cluster_kwargs(self.n_workers, self.resources))
         self.home.mkdir(parents=True, exist_ok=True)
         remove_dead_credentials(self.home)
-        self.directory = Path(tempfile.mkdtemp(prefix=f"standing-dask-{os.getpid()}-",
-                                               dir=self.home))  # 0700
+        self.directory = Path(
+            tempfile.mkdtemp(prefix=f"standing-dask-{os.getpid()}-", dir=self.home)
+        )  # 0700
         security = self.cluster.security
-        files = {"ca": security.tls_ca_file, "cert": security.tls_client_cert,
-                 "key": security.tls_client_key}
-        written = {name: str(_private_file(self.directory / f"{name}.pem", pem))
-                   for name, pem in files.items()}
-        info = _private_file(self.directory / "cluster.json", json.dumps(
-            {"address": self.cluster.scheduler_address, "tls": written,
-             "resources": self.resources}))
+        files = {
+            "ca": security.tls_ca_file,
+            "cert": security.tls_client_cert,
+            "key": security.tls_client_key,
+        }
+        written = {
+            name: str(_private_file(self.directory / f"{name}.pem", pem))
+            for name, pem in files.items()
+        }
+        info = _private_file(
+            self.directory / "cluster.json",
+            json.dumps(
+                {
+                    "address": self.cluster.scheduler_address,
+                    "tls": written,
+                    "resources": self.resources,
+                }
+            ),
+        )
         os.environ[STANDING_ENV] = str(info)
         return self
 

@@ -189,9 +189,12 @@ class HeartbeatAfterShutdown(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not (str(record.msg).startswith("Error emitting event")
-                    and HEARTBEAT_EVENT in record.getMessage()
-                    and isinstance(error, RuntimeError) and STOPPED_SERVICE in str(error))
+        return not (
+            str(record.msg).startswith("Error emitting event")
+            and HEARTBEAT_EVENT in record.getMessage()
+            and isinstance(error, RuntimeError)
+            and STOPPED_SERVICE in str(error)
+        )
 
 
 def install_log_filters() -> None:
@@ -252,8 +255,11 @@ class HeartbeatOfClosingWorker(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (str(record.msg).startswith(HEARTBEAT_FAILED_MESSAGE)
-                    and record.exc_info is not None and _comm_closed(record.exc_info[1]))
+        return not (
+            str(record.msg).startswith(HEARTBEAT_FAILED_MESSAGE)
+            and record.exc_info is not None
+            and _comm_closed(record.exc_info[1])
+        )
 
 
 def install_worker_log_filters() -> None:

@@ -35,12 +35,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mer_prep.config import CONFIG_ENV, Config, load_config, task_resources
-from mer_prep.errors import ServeError
-
 # the served-run check lives in flows.served (the flows import it, and this module imports the
 # flows); named here too for the callers that know it from here
 from flows.served import REFUSED_EVENT, check_served_run, refused_run  # noqa: F401
+from mer_prep.config import CONFIG_ENV, Config, load_config, task_resources
+from mer_prep.errors import ServeError
 
 #: Seconds between the runner's queries for due runs (Prefect's default: 10; 0.5 s cost a run
 #: 0.2 s more on average than 0.2 s, measured in bench/orchestration.py).
@@ -49,10 +48,21 @@ POLL_SECONDS = 0.2
 #: its way (measured with ``python -X importtime``: 1.0 s of every run's start before);
 #: ``mer_prep.models`` brings PyTorch where it is installed (a training run's configuration is
 #: checked against the model registry). Missing modules are skipped.
-PRELOAD = ["flows.preprocess", "flows.train", "mer_prep.plot.runs", "mer_prep.plot.artifact",
-           "mer_prep.pipeline.report", "mer_prep.store.reader", "mer_prep.models",
-           "prefect.runtime.flow_run", "prefect.flow_engine", "prefect.utilities.visualization",
-           "prefect._internal.observers", "fastapi.encoders", "openpyxl"]
+PRELOAD = [
+    "flows.preprocess",
+    "flows.train",
+    "mer_prep.plot.runs",
+    "mer_prep.plot.artifact",
+    "mer_prep.pipeline.report",
+    "mer_prep.store.reader",
+    "mer_prep.models",
+    "prefect.runtime.flow_run",
+    "prefect.flow_engine",
+    "prefect.utilities.visualization",
+    "prefect._internal.observers",
+    "fastapi.encoders",
+    "openpyxl",
+]
 
 
 def preload_modules() -> list[str]:
@@ -61,8 +71,9 @@ def preload_modules() -> list[str]:
 
     import mer_prep.datasets
 
-    adapters = [f"mer_prep.datasets.{m.name}" for m in pkgutil.iter_modules(
-        mer_prep.datasets.__path__)]
+    adapters = [
+        f"mer_prep.datasets.{m.name}" for m in pkgutil.iter_modules(mer_prep.datasets.__path__)
+    ]
     return [*PRELOAD, *adapters]
 
 
@@ -81,24 +92,45 @@ def deployment_specs(config: Config) -> list[tuple[Any, dict[str, Any]]]:
 
     specs = []
     for spec in config.deployments():
-        specs.append((preprocess, dict(
-            name=spec.name, parameters=spec.parameters, schedules=schedules(spec),
-            paused=spec.paused, tags=["mer-prep", spec.dataset],
-            description=f"Preprocess {spec.dataset} with {spec.parameters['recipe']} "
-                        f"(configured in {config.path}); a scheduled run recomputes only "
-                        f"samples whose inputs changed.",
-            entrypoint_type=EntrypointType.MODULE_PATH)))
+        specs.append(
+            (
+                preprocess,
+                dict(
+                    name=spec.name,
+                    parameters=spec.parameters,
+                    schedules=schedules(spec),
+                    paused=spec.paused,
+                    tags=["mer-prep", spec.dataset],
+                    description=f"Preprocess {spec.dataset} with {spec.parameters['recipe']} "
+                    f"(configured in {config.path}); a scheduled run recomputes only "
+                    f"samples whose inputs changed.",
+                    entrypoint_type=EntrypointType.MODULE_PATH,
+                ),
+            )
+        )
     for spec in config.training_deployments():
         p = spec.parameters
-        specs.append((train, dict(
-            name=spec.name, parameters=p, schedules=schedules(spec), paused=spec.paused,
-            triggers=[retrain_trigger(spec.store, spec.name)] if spec.on_commit else None,
-            tags=["mer-prep", "train", spec.dataset],
-            description=f"Train {p['model']} on {spec.store} ({p['split']}, {p['device']}; "
-                        f"configured in {config.path})"
-                        + ("; runs on every version a preprocessing run commits there."
-                           if spec.on_commit else "."),
-            entrypoint_type=EntrypointType.MODULE_PATH)))
+        specs.append(
+            (
+                train,
+                dict(
+                    name=spec.name,
+                    parameters=p,
+                    schedules=schedules(spec),
+                    paused=spec.paused,
+                    triggers=[retrain_trigger(spec.store, spec.name)] if spec.on_commit else None,
+                    tags=["mer-prep", "train", spec.dataset],
+                    description=f"Train {p['model']} on {spec.store} ({p['split']}, {p['device']}; "
+                    f"configured in {config.path})"
+                    + (
+                        "; runs on every version a preprocessing run commits there."
+                        if spec.on_commit
+                        else "."
+                    ),
+                    entrypoint_type=EntrypointType.MODULE_PATH,
+                ),
+            )
+        )
     return specs
 
 
@@ -122,15 +154,22 @@ def standing_cluster_size(config: Config) -> tuple[int, dict[str, float]]:
     return workers, resources
 
 
-def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = None,
-                 standing: bool = True, announce=print) -> None:
+def serve_config(
+    path: str | os.PathLike | None = None,
+    *,
+    limit: int | None = None,
+    standing: bool = True,
+    announce=print,
+) -> None:
     """Register and serve the configured deployments until interrupted (see the module
     docstring); ``standing=False``: each run starts its own local cluster."""
     config = load_config(path)
     if not os.environ.get("PREFECT_API_URL"):
-        raise ServeError("PREFECT_API_URL is not set: `mer-prep serve` needs a running Prefect "
-                         "server (`prefect server start`), e.g. "
-                         "PREFECT_API_URL=http://127.0.0.1:4200/api")
+        raise ServeError(
+            "PREFECT_API_URL is not set: `mer-prep serve` needs a running Prefect "
+            "server (`prefect server start`), e.g. "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     os.environ[CONFIG_ENV] = str(config.path)  # runs (subprocesses) see the same file
     specs = deployment_specs(config)
     if not specs:
@@ -144,8 +183,10 @@ def serve_config(path: str | os.PathLike | None = None, *, limit: int | None = N
         home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
         cluster = StandingCluster(workers, home, resources).start()
         link = cluster.dashboard()
-        announce(f"standing Dask cluster: {workers} workers at {cluster.address}"
-                 + (f", dashboard {link}" if link else ""))
+        announce(
+            f"standing Dask cluster: {workers} workers at {cluster.address}"
+            + (f", dashboard {link}" if link else "")
+        )
     try:
         fork_runs_from_warm_process(preload_modules())
         _serve(specs, limit)
@@ -158,8 +199,12 @@ def _serve(specs: list[tuple[Any, dict[str, Any]]], limit: int | None) -> None:
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
-    runner = Runner(name=f"mer-prep-serve-{os.getpid()}", query_seconds=POLL_SECONDS,
-                    limit=limit, pause_on_shutdown=True)
+    runner = Runner(
+        name=f"mer-prep-serve-{os.getpid()}",
+        query_seconds=POLL_SECONDS,
+        limit=limit,
+        pause_on_shutdown=True,
+    )
     for flow, kwargs in specs:
         runner.add_flow(flow, **kwargs)  # the flow object: runs start from it directly
     try:

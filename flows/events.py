@@ -33,13 +33,22 @@ def emit_committed(summary) -> None:
     from prefect.events import emit_event
 
     try:
-        emit_event(event=COMMITTED,
-                   resource={"prefect.resource.id": store_resource_id(summary.store),
-                             "prefect.resource.name": summary.store},
-                   payload={"version_id": summary.version_id, "snapshot": summary.snapshot,
-                            "store": summary.store, "dataset": summary.dataset,
-                            "recipe": summary.recipe, "n_ok": summary.n_ok,
-                            "n_failed": summary.n_failed})
+        emit_event(
+            event=COMMITTED,
+            resource={
+                "prefect.resource.id": store_resource_id(summary.store),
+                "prefect.resource.name": summary.store,
+            },
+            payload={
+                "version_id": summary.version_id,
+                "snapshot": summary.snapshot,
+                "store": summary.store,
+                "dataset": summary.dataset,
+                "recipe": summary.recipe,
+                "n_ok": summary.n_ok,
+                "n_failed": summary.n_failed,
+            },
+        )
     except Exception as error:  # noqa: BLE001
         get_run_logger().warning("could not emit %s for %s: %s", COMMITTED, summary.store, error)
 
@@ -51,5 +60,7 @@ def retrain_trigger(store: str, deployment: str) -> Any:
     return DeploymentEventTrigger(
         name=f"train/{deployment} on each new version of {StoreLocation.parse(store).url}",
         description=f"{COMMITTED} of this store starts train/{deployment} on that version",
-        expect={COMMITTED}, match={"prefect.resource.id": store_resource_id(store)},
-        parameters={"version": "{{ event.payload.version_id }}"})
+        expect={COMMITTED},
+        match={"prefect.resource.id": store_resource_id(store)},
+        parameters={"version": "{{ event.payload.version_id }}"},
+    )

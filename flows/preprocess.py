@@ -49,8 +49,18 @@ from prefect.futures import as_completed
 from prefect.states import Cancelled
 from prefect_dask import DaskTaskRunner
 
-from mer_prep.errors import (InvalidArgumentError, NothingProcessedError, RunCancelled,
-                             StoreWriteError)
+from flows.batching import make_batches
+from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task_runner  # noqa: F401
+from flows.compat import QuietCancelled, install_log_filters, task_runner_cluster
+from flows.events import emit_committed
+from flows.runtime import prefect_api, retry_unless, sigterm_interrupts, without_heartbeats
+from flows.served import refused_run
+from mer_prep.errors import (
+    InvalidArgumentError,
+    NothingProcessedError,
+    RunCancelled,
+    StoreWriteError,
+)
 from mer_prep.pipeline.batch import BatchJob, BatchResult, process_batch
 from mer_prep.pipeline.report import run_report
 from mer_prep.pipeline.request import PreprocessRequest
@@ -58,14 +68,6 @@ from mer_prep.pipeline.sequence import RunState, make_version
 from mer_prep.pipeline.summary import RunSummary
 from mer_prep.store.writer import current_version, interrupts_deferred
 from mer_prep.threads import pin_threads
-
-from flows.batching import make_batches
-
-from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task_runner  # noqa: F401
-from flows.served import refused_run
-from flows.events import emit_committed
-from flows.runtime import prefect_api, retry_unless, sigterm_interrupts, without_heartbeats
-from flows.compat import QuietCancelled, install_log_filters, task_runner_cluster
 
 install_log_filters()  # a served run imports this module as its entrypoint
 
@@ -84,8 +86,12 @@ class Sealed:
         self.value = value
 
 
-@task(name="process-batch", cache_policy=NONE, retries=1,
-      retry_condition_fn=retry_unless(StoreWriteError))  # a full disk: no retry
+@task(
+    name="process-batch",
+    cache_policy=NONE,
+    retries=1,
+    retry_condition_fn=retry_unless(StoreWriteError),
+)  # a full disk: no retry
 def process_batch_task(batch: Sealed) -> BatchResult:
     """One coarse batch (a sealed ``BatchJob``) on a Dask worker, its native thread pools
     pinned to one thread."""
@@ -132,9 +138,9 @@ def _preprocess_flow(**parameters) -> RunSummary:
         with without_heartbeats():  # the subflow's final state is this run's (a Cancelled
             # subflow would otherwise raise here and end this run Failed, with a traceback):
             # the same flow as a subflow on the Dask runner asked for
-            return preprocess.with_options(task_runner=task_runner(
-                request.dask_address, request.n_workers))(**request.parameters(),
-                                                          return_state=True)
+            return preprocess.with_options(
+                task_runner=task_runner(request.dask_address, request.n_workers)
+            )(**request.parameters(), return_state=True)
     request = PreprocessRequest(**parameters)
     run = _Progress()
     try:
@@ -174,8 +180,11 @@ class _OnDask:
     def submit(self, jobs: list[BatchJob]) -> Iterator[BatchResult]:
         with _sigint_blocked():  # the first submit starts a local cluster's worker processes
             futures = [process_batch_task.submit(Sealed(job)) for job in jobs]
-        return self._as_completed(futures, sum(len(job.samples) for job in jobs),
-                                  jobs[0].recipe.rows_per_sample if jobs else 1)
+        return self._as_completed(
+            futures,
+            sum(len(job.samples) for job in jobs),
+            jobs[0].recipe.rows_per_sample if jobs else 1,
+        )
 
     def _as_completed(self, futures: list, total: int, stride: int) -> Iterator[BatchResult]:
         bar = self.run.bar = _progress_bar(total) if self.progress else None
@@ -192,13 +201,17 @@ class _OnDask:
 def _preprocess(run: _Progress, request: PreprocessRequest) -> RunSummary:
     """The library's sequence (``make_version``) on the Dask runner; then the run's artifact,
     its event, and a Failed run when nothing could be processed."""
-    done = make_version(request, _OnDask(run, request.n_workers, request.progress), state=run,
-                        logger=get_run_logger())
+    done = make_version(
+        request,
+        _OnDask(run, request.n_workers, request.progress),
+        state=run,
+        logger=get_run_logger(),
+    )
     summary = done.summary
     summary.artifact_key = artifact_key(summary.dataset, summary.recipe)
     _publish(summary, done.rows, done.plan, reused=done.reused)
     if summary.committed and summary.n_ok:  # a new version with something in it: its
-        emit_committed(summary)              # trainings may run (flows.events)
+        emit_committed(summary)  # trainings may run (flows.events)
     if done.nothing_processed is not None:
         raise NothingProcessedError(done.nothing_processed, summary)
     return summary
@@ -236,7 +249,7 @@ def _cancelled(run: _Progress, dask_address: str | None) -> Cancelled:
 
 
 def cancel_message(location: str | None, before: str | None) -> str:
-    """"cancelled; <store> still at version <v>", or what else readers of the store see now."""
+    """ "cancelled; <store> still at version <v>", or what else readers of the store see now."""
     if location is None:
         return "cancelled before a store was opened"
     now = current_version(location)
@@ -261,8 +274,10 @@ def _stop_local_workers() -> bool:
     nannies = [w for w in cluster.workers.values() if isinstance(w, Nanny)]
 
     async def close_all() -> None:
-        await asyncio.gather(*(n.close(timeout=0.05, reason="run-cancelled") for n in nannies),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(n.close(timeout=0.05, reason="run-cancelled") for n in nannies),
+            return_exceptions=True,
+        )
 
     quiet = logging.getLogger("distributed")
     level = quiet.level
@@ -281,14 +296,16 @@ def artifact_key(dataset: str, recipe: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"preprocess-{dataset}-{recipe}".lower())
 
 
-def _publish(summary: RunSummary, rows: list[dict] | None, plan,
-             reused: set[int] = frozenset()) -> None:
+def _publish(
+    summary: RunSummary, rows: list[dict] | None, plan, reused: set[int] = frozenset()
+) -> None:
     """The run's markdown artifact (never fatal: a run without an API still runs)."""
     try:
-        create_markdown_artifact(markdown=run_report(summary, rows, plan, reused),
-                                 key=summary.artifact_key,
-                                 description=f"preprocess {summary.dataset} / "
-                                             f"{summary.recipe}: {summary.version_id}")
+        create_markdown_artifact(
+            markdown=run_report(summary, rows, plan, reused),
+            key=summary.artifact_key,
+            description=f"preprocess {summary.dataset} / {summary.recipe}: {summary.version_id}",
+        )
     except Exception as error:  # noqa: BLE001
         get_run_logger().warning("could not publish the run's artifact: %s", error)
 

@@ -40,20 +40,26 @@ from pathlib import Path
 from flows.compat import drain_api_workers, private_server
 
 # Always the same for every Prefect process of this project: no telemetry, quiet Dask.
-_FIXED = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-          # errors only: on Ctrl-C every worker logs a WARNING per cancelled task, and the run
-          # must stop with one line
-          "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
+_FIXED = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # errors only: on Ctrl-C every worker logs a WARNING per cancelled task, and the run
+    # must stop with one line
+    "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error",
+}
 
 
 def prefect_environment(home: str | os.PathLike, *, logging_level: str = "INFO") -> None:
     """Point this process's Prefect at ``home`` and switch off telemetry (values already set in
     the environment win), before Prefect is imported."""
-    for key, value in {**_FIXED, "PREFECT_HOME": str(Path(home).resolve()),
-                       "PREFECT_LOGGING_LEVEL": logging_level,
-                       # The first start migrates a fresh SQLite database, which takes longer
-                       # than Prefect's 20 s default on a loaded 2-core machine.
-                       "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}.items():
+    for key, value in {
+        **_FIXED,
+        "PREFECT_HOME": str(Path(home).resolve()),
+        "PREFECT_LOGGING_LEVEL": logging_level,
+        # The first start migrates a fresh SQLite database, which takes longer
+        # than Prefect's 20 s default on a loaded 2-core machine.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }.items():
         os.environ.setdefault(key, value)
     private_dir(os.environ["PREFECT_HOME"])
 
@@ -66,15 +72,25 @@ def private_dir(path: str | os.PathLike) -> Path:
     return folder
 
 
-def isolated_environment(home: str | os.PathLike, *, logging_level: str = "INFO",
-                         base: Mapping[str, str] | None = None) -> dict[str, str]:
+def isolated_environment(
+    home: str | os.PathLike, *, logging_level: str = "INFO", base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """An environment for a child Prefect process (a server, ``mer-prep serve``) with its own
     ``home``: this process's variables without any ``PREFECT_*`` of its own."""
     private_dir(home)
-    env = {k: v for k, v in (os.environ if base is None else base).items()
-           if not k.startswith("PREFECT_")}
-    env.update({**_FIXED, "PREFECT_HOME": str(Path(home).resolve()),
-                "PREFECT_LOGGING_LEVEL": logging_level, "PREFECT_SERVER_UI_ENABLED": "false"})
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if not k.startswith("PREFECT_")
+    }
+    env.update(
+        {
+            **_FIXED,
+            "PREFECT_HOME": str(Path(home).resolve()),
+            "PREFECT_LOGGING_LEVEL": logging_level,
+            "PREFECT_SERVER_UI_ENABLED": "false",
+        }
+    )
     return env
 
 
@@ -108,8 +124,10 @@ def die_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child get ``signum`` when this process dies (Linux
     ``prctl(PR_SET_PDEATHSIG)``), or None where that is not available or not safe (another OS,
     a thread other than the main one, whose exit would fire it)."""
-    if (not sys.platform.startswith("linux")
-            or threading.current_thread() is not threading.main_thread()):
+    if (
+        not sys.platform.startswith("linux")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         return None
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the child
@@ -128,6 +146,7 @@ def die_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None] | None:
 def retry_unless(*final: type[BaseException]) -> Callable[..., bool]:
     """A Prefect ``retry_condition_fn``: a task that failed with one of ``final`` is not
     retried; any other failure (a lost worker, ...) is left to the task's retry policy."""
+
     def condition(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
         try:
             state.result(raise_on_failure=True)
@@ -136,6 +155,7 @@ def retry_unless(*final: type[BaseException]) -> Callable[..., bool]:
         except BaseException:  # noqa: BLE001 - anything else: the retry policy decides
             return True
         return True
+
     return condition
 
 

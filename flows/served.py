@@ -67,9 +67,13 @@ def _announce_refusal(reason: str) -> None:
 
         if not flow_run.id:
             return
-        emit_event(event=REFUSED_EVENT, resource={
-            "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
-            "prefect.resource.name": f"refused: {reason}"})
+        emit_event(
+            event=REFUSED_EVENT,
+            resource={
+                "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
+                "prefect.resource.name": f"refused: {reason}",
+            },
+        )
         drain_events(timeout=5)  # flows.compat: Prefect's private drain_all
     except Exception:  # noqa: BLE001
         pass

@@ -42,16 +42,15 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
+from flows.cluster import dask_task_runner
+from flows.compat import install_log_filters
+from flows.runtime import retry_unless, without_heartbeats
+from flows.served import refused_run
 from mer_prep.config.trainings import task_resources
 from mer_prep.errors import InvalidArgumentError, MerPrepError
 from mer_prep.train.records import RunRecord
 from mer_prep.train.request import TrainRequest
 from mer_prep.train.sequence import FoldsDone, RunTicket
-
-from flows.cluster import dask_task_runner
-from flows.served import refused_run
-from flows.runtime import retry_unless, without_heartbeats
-from flows.compat import install_log_filters
 
 install_log_filters()  # a served run imports this module as its entrypoint
 
@@ -76,8 +75,12 @@ class FoldJob:
         (not the folds, the lease, the run's id or its cluster: a later run of the same
         settings reuses the plan)."""
         t = self.ticket
-        return (t.location, t.snapshot_id, str(t.validation_metric),
-                t.request.settings().model_dump_json())
+        return (
+            t.location,
+            t.snapshot_id,
+            str(t.validation_metric),
+            t.request.settings().model_dump_json(),
+        )
 
 
 # The plans a worker process holds (the store's arrays in memory): the latest two, so that the
@@ -109,16 +112,22 @@ def _cached_plan(job: FoldJob):
     location = StoreLocation.parse(ticket.location)
     repo = open_repository(location)
     store = FeatureStore(location, repo, repo.readonly_session(snapshot_id=ticket.snapshot_id))
-    plan = plan_request(store, ticket.request, ticket=ticket,
-                        validation_metric=ticket.validation_metric)
+    plan = plan_request(
+        store, ticket.request, ticket=ticket, validation_metric=ticket.validation_metric
+    )
     _PLANS[key] = plan
     while len(_PLANS) > _PLANS_KEPT:
         _PLANS.popitem(last=False)
     return plan
 
 
-@task(name="train-folds", task_run_name="fold-{job.label}", cache_policy=NONE, retries=1,
-      retry_condition_fn=retry_unless(MerPrepError))  # a bad setup: no retry
+@task(
+    name="train-folds",
+    task_run_name="fold-{job.label}",
+    cache_policy=NONE,
+    retries=1,
+    retry_condition_fn=retry_unless(MerPrepError),
+)  # a bad setup: no retry
 def train_folds(job: FoldJob) -> FoldsDone:
     """Train ``job.folds`` on this Dask worker (PyTorch on one thread on CPU: one worker, one
     core)."""
@@ -158,12 +167,21 @@ def _stop_if_run_gone(job: FoldJob):
     def check(event=None) -> None:
         if watch is not None and not watch.alive():
             epoch = getattr(event, "epoch", None)  # EpochDone; FirstBatches: in the first
-            where = (f" after epoch {epoch}" if epoch is not None
-                     else " in epoch 1" if hasattr(event, "steps_per_epoch")
-                     else " after its last epoch" if event is not None else "")
-            raise RunAbandoned(f"the training reading {ticket.location} is gone (its lease "
-                               f"{ticket.lease} no longer exists): fold(s) {job.label} "
-                               f"stopped{where}")
+            where = (
+                f" after epoch {epoch}"
+                if epoch is not None
+                else " in epoch 1"
+                if hasattr(event, "steps_per_epoch")
+                else " after its last epoch"
+                if event is not None
+                else ""
+            )
+            raise RunAbandoned(
+                f"the training reading {ticket.location} is gone (its lease "
+                f"{ticket.lease} no longer exists): fold(s) {job.label} "
+                f"stopped{where}"
+            )
+
     return check
 
 
@@ -172,18 +190,32 @@ def run_name() -> str:
     from prefect.runtime import flow_run
 
     p = flow_run.parameters
-    return run_name_of(p.get("dataset"), p.get("store", "store"), p.get("model", "mbcc"),
-                       p.get("split", "loso"))
+    return run_name_of(
+        p.get("dataset"), p.get("store", "store"), p.get("model", "mbcc"), p.get("split", "loso")
+    )
 
 
 @flow(name="train", flow_run_name=run_name, log_prints=True)
-def train(store: str, dataset: str | None = None, model: str = "mbcc",
-          variant: str | None = None, split: str = "loso", device: str = "cpu",
-          version: str | None = None, seed: int = 0, epochs: int | None = None,
-          batch_size: int | None = None, lr: float | None = None, selection: str | None = None,
-          config: dict | None = None, keep_checkpoints: bool = False, n_workers: int = 2,
-          dask_address: str | None = None, resources: dict[str, float] | None = None,
-          folds_per_task: int = 1) -> RunRecord:
+def train(
+    store: str,
+    dataset: str | None = None,
+    model: str = "mbcc",
+    variant: str | None = None,
+    split: str = "loso",
+    device: str = "cpu",
+    version: str | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    selection: str | None = None,
+    config: dict | None = None,
+    keep_checkpoints: bool = False,
+    n_workers: int = 2,
+    dask_address: str | None = None,
+    resources: dict[str, float] | None = None,
+    folds_per_task: int = 1,
+) -> RunRecord:
     """Train ``model`` on every fold of ``split`` of ``store`` at ``version`` (a tag; None: the
     latest) on Dask workers, record the run on the store and return its record.
 
@@ -200,11 +232,13 @@ def train(store: str, dataset: str | None = None, model: str = "mbcc",
         if refused is not None:
             return refused
         request = TrainRequest.of(**parameters)  # bad settings: refused before any worker
-        runner = dask_task_runner(request.dask_address, request.n_workers,
-                                  task_resources(request.resources, request.device))
+        runner = dask_task_runner(
+            request.dask_address,
+            request.n_workers,
+            task_resources(request.resources, request.device),
+        )
         with without_heartbeats():  # the subflow's final state is this run's
-            return train.with_options(task_runner=runner)(**request.model_dump(),
-                                                          return_state=True)
+            return train.with_options(task_runner=runner)(**request.model_dump(), return_state=True)
     return _train(TrainRequest.of(**parameters))
 
 
@@ -216,8 +250,14 @@ def _train(request: TrainRequest) -> RunRecord:
 
     opened = open_store(request.store, request.version)
     record = run_training(opened, request, DaskFolds(opened))
-    get_run_logger().info("recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f",
-                          record.run_id, opened.path, record.uf1, record.uar, record.accuracy)
+    get_run_logger().info(
+        "recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f",
+        record.run_id,
+        opened.path,
+        record.uf1,
+        record.uar,
+        record.accuracy,
+    )
     _publish(record, request.dataset)
     return record
 
@@ -237,8 +277,13 @@ class DaskFolds:
         get_run_logger().info(
             "%s: %s on %s version %s (snapshot %s), %d folds of %s",
             run_name_of(request.dataset, request.store, request.model, request.split),
-            request.model, store.path, store.version_id, ticket.snapshot_id, n_folds,
-            request.split)
+            request.model,
+            store.path,
+            store.version_id,
+            ticket.snapshot_id,
+            n_folds,
+            request.split,
+        )
         return n_folds
 
     def run(self, ticket: RunTicket, n_folds: int) -> Iterator[FoldsDone]:
@@ -247,20 +292,27 @@ class DaskFolds:
         _wait_for_resources(needs)
         annotation = dask.annotate(resources=needs) if needs else contextlib.nullcontext()
         with annotation:
-            futures = [train_folds.submit(FoldJob(ticket, tuple(group)))
-                       for group in fold_groups(n_folds, request.folds_per_task)]
+            futures = [
+                train_folds.submit(FoldJob(ticket, tuple(group)))
+                for group in fold_groups(n_folds, request.folds_per_task)
+            ]
         self.n_tasks, self.folds_per_task = len(futures), request.folds_per_task
         for future in as_completed(futures):
             finished = future.result()  # a fold that failed after its retries fails the run
-            logger.info("fold(s) %s trained on %s",
-                        ", ".join(r.name for r in finished.results), finished.worker)
+            logger.info(
+                "fold(s) %s trained on %s",
+                ", ".join(r.name for r in finished.results),
+                finished.worker,
+            )
             yield finished
 
     def timings(self, done: list[FoldsDone], ready_s: float) -> dict[str, Any]:
-        workers = {result.name: finished.worker for finished in done
-                   for result in finished.results}
-        return {"fold_workers": workers, "n_tasks": self.n_tasks,
-                "folds_per_task": self.folds_per_task}
+        workers = {result.name: finished.worker for finished in done for result in finished.results}
+        return {
+            "fold_workers": workers,
+            "n_tasks": self.n_tasks,
+            "folds_per_task": self.folds_per_task,
+        }
 
 
 def run_name_of(dataset, store, model, split) -> str:
@@ -283,15 +335,17 @@ def _wait_for_resources(needs: dict[str, float] | None, timeout: float = RESOURC
     deadline = time.monotonic() + timeout
     while True:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
-        if any(all(w.get("resources", {}).get(k, 0) >= v for k, v in needs.items())
-               for w in workers):
+        if any(
+            all(w.get("resources", {}).get(k, 0) >= v for k, v in needs.items()) for w in workers
+        ):
             return
         if time.monotonic() > deadline:
             wanted = " ".join(f"{k}={v:g}" for k, v in needs.items())
             raise InvalidArgumentError(
                 f"no Dask worker of {client.scheduler.address} has the resources {wanted} the "
                 f"folds need (after {timeout:.0f} s); start one with `dask worker ADDRESS "
-                f"--nthreads 1 --resources {wanted}`")
+                f"--nthreads 1 --resources {wanted}`"
+            )
         time.sleep(0.5)
 
 
@@ -307,19 +361,31 @@ def training_report(record: RunRecord) -> str:
 
     metrics, names = record.metrics, record.store["class_names"]
     confusion = metrics.get("confusion") or [[0] * len(names)] * len(names)
-    lines = [run_markdown(record), "## per class", "",
-             "| class | n | F1 | recall |", "|---|---:|---:|---:|"]
+    lines = [
+        run_markdown(record),
+        "## per class",
+        "",
+        "| class | n | F1 | recall |",
+        "|---|---:|---:|---:|",
+    ]
     for k, name in enumerate(names):
-        lines.append(f"| {name} | {sum(confusion[k])} | "
-                     f"{_fmt((metrics.get('per_class_f1') or {}).get(name))} | "
-                     f"{_fmt((metrics.get('per_class_recall') or {}).get(name))} |")
-    lines += ["", "## store and run", "",
-              f"- store: `{record.store['location']}`",
-              f"- version: `{record.version_id}`, snapshot `{record.snapshot_id}`",
-              f"- split: `{record.split}` ({record.split_kind}), "
-              f"{'LEAKY (sample-level)' if record.leaky else 'subject-independent'}",
-              f"- model: {record.model}/{record.variant}, seed {record.seed}, device "
-              f"{record.device}, {record.n_folds} folds in {record.duration_s:.1f} s", ""]
+        lines.append(
+            f"| {name} | {sum(confusion[k])} | "
+            f"{_fmt((metrics.get('per_class_f1') or {}).get(name))} | "
+            f"{_fmt((metrics.get('per_class_recall') or {}).get(name))} |"
+        )
+    lines += [
+        "",
+        "## store and run",
+        "",
+        f"- store: `{record.store['location']}`",
+        f"- version: `{record.version_id}`, snapshot `{record.snapshot_id}`",
+        f"- split: `{record.split}` ({record.split_kind}), "
+        f"{'LEAKY (sample-level)' if record.leaky else 'subject-independent'}",
+        f"- model: {record.model}/{record.variant}, seed {record.seed}, device "
+        f"{record.device}, {record.n_folds} folds in {record.duration_s:.1f} s",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -330,25 +396,37 @@ def _fmt(value) -> str:
 def _publish(record: RunRecord, dataset: str | None) -> None:
     """The run's markdown artifact (never fatal)."""
     try:
-        create_markdown_artifact(markdown=training_report(record),
-                                 key=artifact_key(dataset, record.model, record.split),
-                                 description=f"train {record.model}/{record.variant} on "
-                                             f"{record.version_id}: UF1 {record.uf1:.3f}")
+        create_markdown_artifact(
+            markdown=training_report(record),
+            key=artifact_key(dataset, record.model, record.split),
+            description=f"train {record.model}/{record.variant} on "
+            f"{record.version_id}: UF1 {record.uf1:.3f}",
+        )
     except Exception as error:  # noqa: BLE001
         get_run_logger().warning("could not publish the run's artifact: %s", error)
 
 
-def run_train(store: str, model: str = "mbcc", *, n_workers: int = 2,
-              dask_address: str | None = None, **parameters: Any) -> RunRecord:
+def run_train(
+    store: str,
+    model: str = "mbcc",
+    *,
+    n_workers: int = 2,
+    dask_address: str | None = None,
+    **parameters: Any,
+) -> RunRecord:
     """Run the flow on a Dask task runner from this process (``mer-prep train --dask-address``,
     tests, benches): Prefect's API from ``PREFECT_API_URL``, else a private one. parameters:
     the other :class:`~mer_prep.train.request.TrainRequest` fields; a bad one is refused
     before any cluster or Prefect server starts."""
     from flows.runtime import prefect_api, sigterm_interrupts
 
-    request = TrainRequest.of(store=str(store), model=model, n_workers=n_workers,
-                              dask_address=dask_address, **parameters)
+    request = TrainRequest.of(
+        store=str(store), model=model, n_workers=n_workers, dask_address=dask_address, **parameters
+    )
     with sigterm_interrupts(), prefect_api():
-        runner = dask_task_runner(request.dask_address, request.n_workers,
-                                  task_resources(request.resources, request.device))
+        runner = dask_task_runner(
+            request.dask_address,
+            request.n_workers,
+            task_resources(request.resources, request.device),
+        )
         return train.with_options(task_runner=runner)(**request.model_dump())

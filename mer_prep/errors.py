@@ -46,6 +46,7 @@ class MerPrepError(Exception):
 
 # --- bad input: usage, names, values ------------------------------------------------------------
 
+
 class InvalidArgumentError(MerPrepError, ValueError):
     """A value passed to a library function is out of its domain (a shape, a range, a mode)."""
 
@@ -89,8 +90,14 @@ class SampleError(MerPrepError):
         self.problem = problem
         self.file = str(file)
         self.sample = sample
-        where = ", ".join(p for p in (f"file {self.file}" if self.file else "",
-                                       f"sample {sample}" if sample else "") if p)
+        where = ", ".join(
+            p
+            for p in (
+                f"file {self.file}" if self.file else "",
+                f"sample {sample}" if sample else "",
+            )
+            if p
+        )
         super().__init__(f"{where}: {problem}" if where else problem)
 
 
@@ -102,8 +109,9 @@ class FrameIOError(FrameReadError):
     """The operating system could not read a frame file (missing, I/O error, timeout): unlike a
     corrupt file this may pass, so a run retries it. ``errno`` is the OS error number (or None)."""
 
-    def __init__(self, problem: str, *, file: str = "", sample: str = "",
-                 errno: int | None = None) -> None:
+    def __init__(
+        self, problem: str, *, file: str = "", sample: str = "", errno: int | None = None
+    ) -> None:
         super().__init__(problem, file=file, sample=sample)
         self.errno = errno
 
@@ -124,6 +132,7 @@ class AnnotationError(MerPrepError):
 
 
 # --- the store ----------------------------------------------------------------------------------
+
 
 class StoreError(MerPrepError):
     """Base of the store's errors."""
@@ -171,6 +180,7 @@ class StoreWriteError(StoreError, RuntimeError):
 
 
 # --- runs and the environment --------------------------------------------------------------------
+
 
 class NothingProcessedError(MerPrepError, RuntimeError):
     """A run found no samples, or every sample failed; ``summary`` says what happened."""

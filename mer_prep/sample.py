@@ -67,7 +67,7 @@ class Sample:
     def n_frames(self) -> int:
         return len(self.frame_numbers)
 
-    def with_label(self, label: str | None) -> "Sample":
+    def with_label(self, label: str | None) -> Sample:
         return replace(self, label=label)
 
 
@@ -163,14 +163,17 @@ def relative_to_root(text: str, roots: str | os.PathLike | Iterable[str | os.Pat
         given = os.fspath(root)
         if not given:
             continue
-        absolute |= {form for form in (os.path.abspath(given), os.path.realpath(given))
-                     if form != os.sep}
+        absolute |= {
+            form for form in (os.path.abspath(given), os.path.realpath(given)) if form != os.sep
+        }
         if not os.path.isabs(given) and os.path.normpath(given) not in (".", ".."):
             relative.add(os.path.normpath(given))
     home = os.path.expanduser("~").rstrip(os.sep)
-    alternatives = [rf"(?P<abs>{_either(absolute)})(?:(?P<slash>/)|(?![\w.-]))" if absolute else "",
-                    rf"(?P<rel>{_either(relative)})/" if relative else "",
-                    rf"(?P<home>{re.escape(home)})(?=/)" if home and home != "~" else ""]
+    alternatives = [
+        rf"(?P<abs>{_either(absolute)})(?:(?P<slash>/)|(?![\w.-]))" if absolute else "",
+        rf"(?P<rel>{_either(relative)})/" if relative else "",
+        rf"(?P<home>{re.escape(home)})(?=/)" if home and home != "~" else "",
+    ]
     pattern = "|".join(a for a in alternatives if a)
     if not pattern:
         return text

@@ -65,17 +65,23 @@ CODE_PATHS: tuple[str, ...] = (
 )
 
 #: Files matched by ``CODE_PATHS`` that still do not decide stored values.
-NOT_HASHED: frozenset[str] = frozenset({
-    "mer_prep/pipeline/report.py",  # renders the run's markdown report only
-})
+NOT_HASHED: frozenset[str] = frozenset(
+    {
+        "mer_prep/pipeline/report.py",  # renders the run's markdown report only
+    }
+)
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                    and isinstance(body[0].value.value, str)):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:]
     return tree
 
@@ -124,8 +130,10 @@ def package_root() -> Path:
     root = Path(mer_prep.__file__).resolve().parent.parent
     schemas = Path(storage_schemas.__file__).resolve().parent.parent
     if schemas != root:
-        raise RuntimeError(f"mer_prep ({root}) and storage_schemas ({schemas}) are installed "
-                           "in different places; the code version cannot be computed")
+        raise RuntimeError(
+            f"mer_prep ({root}) and storage_schemas ({schemas}) are installed "
+            "in different places; the code version cannot be computed"
+        )
     return root
 
 

@@ -69,8 +69,9 @@ class _DevTools:
                 return
 
     def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         return result.get("result", {}).get("value")
 
     def close(self) -> None:
@@ -82,8 +83,11 @@ def _errors(events: list[dict]) -> list[str]:
     for event in events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            out.append(" ".join(str(a.get("value", a.get("description", "")))
-                                for a in params.get("args", [])))
+            out.append(
+                " ".join(
+                    str(a.get("value", a.get("description", ""))) for a in params.get("args", [])
+                )
+            )
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
             out.append(details.get("exception", {}).get("description") or details.get("text", ""))
@@ -97,8 +101,15 @@ _IMAGES = """Array.from(document.images).map(i => [i.alt || i.src.slice(0, 60), 
                                                 i.naturalWidth])"""
 
 
-def open_page(url: str, screenshot: Path, *, ready: str = "document.readyState === 'complete'",
-              timeout: float = 90, width: int = 1400, browser: str | None = None) -> PageCheck:
+def open_page(
+    url: str,
+    screenshot: Path,
+    *,
+    ready: str = "document.readyState === 'complete'",
+    timeout: float = 90,
+    width: int = 1400,
+    browser: str | None = None,
+) -> PageCheck:
     """Load ``url`` in headless Chromium, wait until the JS expression ``ready`` is true and
     every image has finished loading, and report (see :class:`PageCheck`)."""
     browser = browser or find_browser()
@@ -106,11 +117,25 @@ def open_page(url: str, screenshot: Path, *, ready: str = "document.readyState =
         raise FileNotFoundError("no Chromium-family browser found")
     profile = Path(tempfile.mkdtemp(prefix="mer-prep-chromium-"))
     proc = subprocess.Popen(
-        [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--no-default-browser-check", "--disable-extensions", "--disable-dev-shm-usage",
-         "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-         f"--user-data-dir={profile}", f"--window-size={width},900", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            browser,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-dev-shm-usage",
+            "--remote-debugging-port=0",
+            "--remote-debugging-address=127.0.0.1",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},900",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     tools = None
     try:
         port_file = profile / "DevToolsActivePort"
@@ -120,15 +145,21 @@ def open_page(url: str, screenshot: Path, *, ready: str = "document.readyState =
                 raise RuntimeError(f"{browser} did not start (exit {proc.poll()})")
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank",
-                                         method="PUT")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT"
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             target = json.load(response)
         tools = _DevTools(target["webSocketDebuggerUrl"])
         for domain in ("Page", "Runtime", "Log"):
             tools.call(f"{domain}.enable")
-        tools.call("Emulation.setDeviceMetricsOverride", width=width, height=900,
-                   deviceScaleFactor=1, mobile=False)
+        tools.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         tools.call("Page.navigate", url=url)
         deadline = time.monotonic() + timeout
         check = f"({ready}) && Array.from(document.images).every(i => i.complete)"
@@ -138,17 +169,30 @@ def open_page(url: str, screenshot: Path, *, ready: str = "document.readyState =
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
                 text = (tools.evaluate("document.body && document.body.innerText") or "")[:300]
-                raise TimeoutError(f"{url} not ready within {timeout} s ({ready}); page text "
-                                   f"{text!r}; errors {_errors(tools.events)[:5]}; "
-                                   f"screenshot {screenshot}")
+                raise TimeoutError(
+                    f"{url} not ready within {timeout} s ({ready}); page text "
+                    f"{text!r}; errors {_errors(tools.events)[:5]}; "
+                    f"screenshot {screenshot}"
+                )
             tools.pump(0.25)
         tools.pump(0.5)  # late console messages
-        result = PageCheck(images=[tuple(i) for i in tools.evaluate(_IMAGES)],
-                           text=tools.evaluate("document.body.innerText") or "")
-        height = int(tools.evaluate("Math.max(document.body.scrollHeight, "
-                                    "document.documentElement.scrollHeight)") or 900)
-        tools.call("Emulation.setDeviceMetricsOverride", width=width, height=min(height, 16000),
-                   deviceScaleFactor=1, mobile=False)
+        result = PageCheck(
+            images=[tuple(i) for i in tools.evaluate(_IMAGES)],
+            text=tools.evaluate("document.body.innerText") or "",
+        )
+        height = int(
+            tools.evaluate(
+                "Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
+            )
+            or 900
+        )
+        tools.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=min(height, 16000),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         tools.pump(0.3)
         shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,14 @@ def prefect_server():
 
 # --- synthetic datasets, generated once per session ---------------------------------------------
 
-_FOLDERS = {"casme1": "CASME", "casme2": "CASME2", "samm": "SAMM", "smic": "SMIC",
-            "casme-sq": "CASME_SQ", "megc2019": "MEGC2019"}
+_FOLDERS = {
+    "casme1": "CASME",
+    "casme2": "CASME2",
+    "samm": "SAMM",
+    "smic": "SMIC",
+    "casme-sq": "CASME_SQ",
+    "megc2019": "MEGC2019",
+}
 
 
 def _frozen(value):
@@ -73,6 +79,7 @@ def synth_dataset(tmp_path_factory):
             return str(target / Path(path).relative_to(base))
 
         return target / root.name, [
-            dataclasses.replace(w, frame_paths=tuple(map(moved, w.frame_paths))) for w in written]
+            dataclasses.replace(w, frame_paths=tuple(map(moved, w.frame_paths))) for w in written
+        ]
 
     return make

@@ -9,12 +9,24 @@ import pandas as pd
 from mer_prep.train.records import EpochLog, FoldResult, RunHeader, combine_folds
 
 
-def make_run(run_id: str, clips: dict[str, tuple[list[int], list[int]]], *,
-             classes=("negative", "positive", "surprise"), seed: int = 0, model: str = "mbcc",
-             variant: str = "difference", selection: str = "last_epoch", leaky: bool = False,
-             split: str = "loso", version: str = "v1", epochs: int = 2, target: str | None = None,
-             config: dict | None = None, snapshot: str = "snap1",
-             sample_ids: dict[str, list[str]] | None = None):
+def make_run(
+    run_id: str,
+    clips: dict[str, tuple[list[int], list[int]]],
+    *,
+    classes=("negative", "positive", "surprise"),
+    seed: int = 0,
+    model: str = "mbcc",
+    variant: str = "difference",
+    selection: str = "last_epoch",
+    leaky: bool = False,
+    split: str = "loso",
+    version: str = "v1",
+    epochs: int = 2,
+    target: str | None = None,
+    config: dict | None = None,
+    snapshot: str = "snap1",
+    sample_ids: dict[str, list[str]] | None = None,
+):
     """A record whose fold ``subject`` scored clips ``<subject>/c<j>`` (or
     ``sample_ids[subject]``) with labels and predictions ``clips[subject] = (y_true,
     y_pred)``."""
@@ -22,26 +34,61 @@ def make_run(run_id: str, clips: dict[str, tuple[list[int], list[int]]], *,
     if target is not None:
         training["target"] = target
     header = RunHeader(
-        run_id=run_id, created="2026-01-01T00:00:00+00:00", model=model, paper="p",
-        variant=variant, config=config or {"filters": [8, 16]}, training=training, unit="clip",
-        aggregation="clip", split=split, split_kind="loso", leaky=leaky,
-        store={"location": "s", "version_id": version, "snapshot_id": snapshot,
-               "class_names": list(classes)},
-        seed=seed, code_version="c", device="cpu", torch_version="t", n_folds=len(clips),
-        overrides={"config": dict(config or {}),
-                   "training": {"selection": selection} if selection == "test-oracle" else {}})
+        run_id=run_id,
+        created="2026-01-01T00:00:00+00:00",
+        model=model,
+        paper="p",
+        variant=variant,
+        config=config or {"filters": [8, 16]},
+        training=training,
+        unit="clip",
+        aggregation="clip",
+        split=split,
+        split_kind="loso",
+        leaky=leaky,
+        store={
+            "location": "s",
+            "version_id": version,
+            "snapshot_id": snapshot,
+            "class_names": list(classes),
+        },
+        seed=seed,
+        code_version="c",
+        device="cpu",
+        torch_version="t",
+        n_folds=len(clips),
+        overrides={
+            "config": dict(config or {}),
+            "training": {"selection": selection} if selection == "test-oracle" else {},
+        },
+    )
     folds = []
     for index, (subject, (y_true, y_pred)) in enumerate(clips.items()):
         k = len(classes)
         proba = np.eye(k, dtype=np.float32)[np.asarray(y_pred, int)]
-        folds.append(FoldResult(
-            index=index, name=subject, class_names=tuple(classes), rows=np.arange(len(y_true)),
-            sample_ids=np.array(sample_ids[subject] if sample_ids else
-                                [f"{subject}/c{j}" for j in range(len(y_true))]),
-            y_true=np.asarray(y_true, np.int64), y_pred=np.asarray(y_pred, np.int64),
-            proba=proba, curves=(EpochLog(1, 0.5, None, 1.0, 1.0, 1),), selection="last_epoch",
-            best_epoch=1, validation_metric=None, seed=seed, info={"test_subjects": [subject]},
-            timings={"total_s": 1.0}))
+        folds.append(
+            FoldResult(
+                index=index,
+                name=subject,
+                class_names=tuple(classes),
+                rows=np.arange(len(y_true)),
+                sample_ids=np.array(
+                    sample_ids[subject]
+                    if sample_ids
+                    else [f"{subject}/c{j}" for j in range(len(y_true))]
+                ),
+                y_true=np.asarray(y_true, np.int64),
+                y_pred=np.asarray(y_pred, np.int64),
+                proba=proba,
+                curves=(EpochLog(1, 0.5, None, 1.0, 1.0, 1),),
+                selection="last_epoch",
+                best_epoch=1,
+                validation_metric=None,
+                seed=seed,
+                info={"test_subjects": [subject]},
+                timings={"total_s": 1.0},
+            )
+        )
     return combine_folds(folds, header)
 
 
@@ -50,5 +97,6 @@ def table_of(*records) -> pd.DataFrame:
     subject's first path part, as adapters qualify subjects)."""
     ids = sorted({s for r in records for f in r.folds for s in f.sample_ids.tolist()})
     subjects = [s.rsplit("/", 1)[0] for s in ids]
-    return pd.DataFrame({"sample_id": ids, "subject": subjects,
-                         "dataset": [s.split("/", 1)[0] for s in subjects]})
+    return pd.DataFrame(
+        {"sample_id": ids, "subject": subjects, "dataset": [s.split("/", 1)[0] for s in subjects]}
+    )

@@ -32,8 +32,11 @@ def module_name(path: Path, root: Path = REPO) -> str:
 
 def package_modules(package: Path = PACKAGE, root: Path = REPO) -> dict[str, Path]:
     """Every module of ``package`` (recursively): dotted name -> file."""
-    return {module_name(path, root): path for path in sorted(package.rglob("*.py"))
-            if "__pycache__" not in path.parts}
+    return {
+        module_name(path, root): path
+        for path in sorted(package.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
 
 
 def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str:
@@ -43,8 +46,13 @@ def _resolve_relative(module: str, is_package: bool, level: int, target: str | N
     return ".".join([*base, *([target] if target else [])])
 
 
-def imports_of(source: str, module: str, *, is_package: bool = False,
-               known: set[str] | frozenset[str] = frozenset()) -> list[Import]:
+def imports_of(
+    source: str,
+    module: str,
+    *,
+    is_package: bool = False,
+    known: set[str] | frozenset[str] = frozenset(),
+) -> list[Import]:
     """The modules ``source`` (the code of ``module``) imports.
 
     ``from pkg import name`` counts as importing ``pkg.name`` when that is a module in ``known``
@@ -55,13 +63,20 @@ def imports_of(source: str, module: str, *, is_package: bool = False,
         if isinstance(node, ast.Import):
             found.extend(Import(alias.name, node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = (node.module or "") if node.level == 0 else \
-                _resolve_relative(module, is_package, node.level, node.module)
+            base = (
+                (node.module or "")
+                if node.level == 0
+                else _resolve_relative(module, is_package, node.level, node.module)
+            )
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
                 found.append(Import(candidate if candidate in known else base, node.lineno))
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             if name in ("import_module", "__import__"):
@@ -73,6 +88,12 @@ def all_imports(package: Path = PACKAGE, root: Path = REPO) -> dict[str, list[Im
     """Every module of ``package`` -> what it imports."""
     modules = package_modules(package, root)
     known = set(modules)
-    return {name: imports_of(path.read_text(encoding="utf-8"), name,
-                             is_package=path.name == "__init__.py", known=known)
-            for name, path in modules.items()}
+    return {
+        name: imports_of(
+            path.read_text(encoding="utf-8"),
+            name,
+            is_package=path.name == "__init__.py",
+            known=known,
+        )
+        for name, path in modules.items()
+    }

@@ -14,8 +14,15 @@ from mer_prep.recipes import Recipe, load_recipe
 
 #: 2 subjects x 2 clips at 240x320, 20 frames: every recipe's sections run, keyframes choose 16
 #: of 20 frames, and one annotation in two has no apex (spotted where the recipe needs it).
-TINY = {"n_subjects": 2, "clips_per_subject": 2, "seed": 5, "n_frames": 20,
-        "size": (240, 320), "amplitude_px": (1.0, 2.0), "missing_apex": 0.5}
+TINY = {
+    "n_subjects": 2,
+    "clips_per_subject": 2,
+    "seed": 5,
+    "n_frames": 20,
+    "size": (240, 320),
+    "amplitude_px": (1.0, 2.0),
+    "missing_apex": 0.5,
+}
 
 
 def small(builtin: str, size: int | None = None, **changes) -> Recipe:
@@ -29,8 +36,14 @@ def small(builtin: str, size: int | None = None, **changes) -> Recipe:
     return Recipe.model_validate(data)
 
 
-def build_store(root: Path, store_path: Path, recipe: Recipe | str, *,
-                dataset: str = "casme2", labels: str = "native") -> Path:
+def build_store(
+    root: Path,
+    store_path: Path,
+    recipe: Recipe | str,
+    *,
+    dataset: str = "casme2",
+    labels: str = "native",
+) -> Path:
     """Write one version of ``recipe`` over the dataset at ``root`` into ``store_path``."""
     from mer_prep.pipeline.local import commit_version
 

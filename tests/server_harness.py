@@ -52,14 +52,16 @@ def get_json(url: str) -> dict | list | bool | None:
 
 def post_json(url: str, body: dict) -> dict | list:
     """POST ``body`` as JSON to ``url`` and decode the JSON answer (errors raise)."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float,
-             procs: Sequence[subprocess.Popen] = ()) -> None:
+def wait_for(
+    what: str, check: Callable[[], object], timeout: float, procs: Sequence[subprocess.Popen] = ()
+) -> None:
     """Poll ``check`` until it is truthy; raise ``TimeoutError`` (or ``RuntimeError`` when one of
     ``procs`` exits first) naming ``what``."""
     deadline = time.monotonic() + timeout
@@ -68,8 +70,9 @@ def wait_for(what: str, check: Callable[[], object], timeout: float,
             return
         for proc in procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args[:2]} exited ({proc.returncode}) "
-                                   f"while waiting for {what}")
+                raise RuntimeError(
+                    f"{proc.args[:2]} exited ({proc.returncode}) while waiting for {what}"
+                )
         time.sleep(0.5)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
@@ -109,23 +112,47 @@ class PrefectServer:
         it gets SIGTERM when this process dies, even by SIGKILL (no orphaned server)."""
         log = open(self.workdir / f"{name}.log", "w")
         self._logs.append(log)
-        proc = subprocess.Popen(list(args), env=env or self.client_env, cwd=self.workdir,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=die_with_parent(signal.SIGTERM))
+        proc = subprocess.Popen(
+            list(args),
+            env=env or self.client_env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),
+        )
         self.procs.append(proc)
         return proc
 
     def start(self, timeout: float = 150) -> PrefectServer:
-        self.spawn("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                              "--port", str(self.port)], env=self.env)
-        wait_for("the Prefect server", lambda: get_json(f"{self.api}/health") is True, timeout,
-                 self.procs)
+        self.spawn(
+            "server",
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+        )
+        wait_for(
+            "the Prefect server",
+            lambda: get_json(f"{self.api}/health") is True,
+            timeout,
+            self.procs,
+        )
         return self
 
     def wait_for_deployment(self, name: str, timeout: float = 120) -> None:
-        wait_for(f"deployment {name}",
-                 lambda: get_json(f"{self.api}/deployments/name/{name}") is not None, timeout,
-                 self.procs)
+        wait_for(
+            f"deployment {name}",
+            lambda: get_json(f"{self.api}/deployments/name/{name}") is not None,
+            timeout,
+            self.procs,
+        )
 
     def serve(self, config: str | os.PathLike, *deployments: str) -> subprocess.Popen:
         """Start ``mer-prep serve --config <config>`` against this server (its log:
@@ -135,8 +162,9 @@ class PrefectServer:
             self.wait_for_deployment(name)
         return proc
 
-    def deployment_run(self, name: str, *params: str, watch_timeout: int | None = None,
-                       timeout: float = 300) -> subprocess.CompletedProcess:
+    def deployment_run(
+        self, name: str, *params: str, watch_timeout: int | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
         """``prefect deployment run <name> --watch [--watch-timeout] -p <param>...`` in
         ``workdir``, its output captured; ``timeout`` bounds the whole command."""
         args = [str(BIN / "prefect"), "deployment", "run", name, "--watch"]
@@ -144,8 +172,14 @@ class PrefectServer:
             args += ["--watch-timeout", str(watch_timeout)]
         for param in params:
             args += ["-p", param]
-        return subprocess.run(args, env=self.client_env, cwd=self.workdir, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            args,
+            env=self.client_env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -161,8 +195,12 @@ class PrefectServer:
 
 
 @contextlib.contextmanager
-def serving(workdir: str | os.PathLike, config: str | os.PathLike, *deployments: str,
-            logging_level: str = "INFO") -> Iterator[PrefectServer]:
+def serving(
+    workdir: str | os.PathLike,
+    config: str | os.PathLike,
+    *deployments: str,
+    logging_level: str = "INFO",
+) -> Iterator[PrefectServer]:
     """A started ``PrefectServer`` in ``workdir`` with ``mer-prep serve --config <config>``
     serving ``deployments`` (waited for); both stopped on leaving, however the block ends."""
     server = PrefectServer(workdir, logging_level=logging_level)

@@ -14,11 +14,26 @@ _RNG = np.random.default_rng(0)
 FRAMES = _RNG.integers(0, 255, size=(12, 8, 8, 3), dtype=np.uint8)
 
 
-def clip(subject: int, emotion: str, *, n: int = 6, onset: int = 1, apex: int | None = 3, offset: int = 4,
-         **kw: Any) -> SynthClip:
+def clip(
+    subject: int,
+    emotion: str,
+    *,
+    n: int = 6,
+    onset: int = 1,
+    apex: int | None = 3,
+    offset: int = 4,
+    **kw: Any,
+) -> SynthClip:
     """An 8x8 clip of ``n`` frames with the given 0-based timing."""
-    return SynthClip(subject=subject, emotion=emotion, frames=FRAMES[:n], onset=onset, apex=apex,
-                     offset=offset, **kw)
+    return SynthClip(
+        subject=subject,
+        emotion=emotion,
+        frames=FRAMES[:n],
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        **kw,
+    )
 
 
 def set_cell(xlsx: Path, match: str, column: str | int, value: Any, sheet: int = 0) -> int:

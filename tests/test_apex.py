@@ -35,8 +35,9 @@ def aligned_clip(sample):
 def clips(synth_dataset):
     """24 CASME II look-alikes, 40 frames at 200 fps, expressions of 0.2-2 px, default head
     jitter (<= 0.3 px) and noise (1-2 grey levels); half annotated without an apex."""
-    root, _ = synth_dataset("casme2", n_subjects=6, clips_per_subject=4, seed=21,
-                            size=(240, 320), missing_apex=0.5)
+    root, _ = synth_dataset(
+        "casme2", n_subjects=6, clips_per_subject=4, seed=21, size=(240, 320), missing_apex=0.5
+    )
     samples = scan_dataset("casme2", root).samples
     assert len(samples) == 24
     out = [(*aligned_clip(s), load_ground_truth(root, s.sample_id), s) for s in samples]
@@ -69,7 +70,7 @@ def test_motion_curve_follows_the_expression_profile(clips):
     for frames, landmarks, truth, _ in clips:
         curve = motion_curve(frames, landmarks, truth.onset, truth.offset)
         assert curve.shape == (len(frames),)
-        assert np.isnan(curve[:truth.onset]).all() and np.isnan(curve[truth.offset + 1:]).all()
+        assert np.isnan(curve[: truth.onset]).all() and np.isnan(curve[truth.offset + 1 :]).all()
         assert curve[truth.onset] == 0.0
         span = slice(truth.onset, truth.offset + 1)
         correlations.append(np.corrcoef(curve[span], truth.profile[span])[0, 1])
@@ -81,14 +82,26 @@ def _toy_landmarks():
     """A 68-point face layout on a 72x72 image (dlib order)."""
     jaw = np.stack([10 + 52 * np.arange(17) / 16, 40 + 25 * np.sin(np.linspace(0, np.pi, 17))], 1)
     brows = np.stack([np.r_[np.linspace(14, 30, 5), np.linspace(42, 58, 5)], np.full(10, 18)], 1)
-    nose = np.stack([np.r_[np.full(4, 36), np.linspace(30, 42, 5)],
-                     np.r_[np.linspace(24, 36, 4), np.full(5, 40)]], 1)
+    nose = np.stack(
+        [
+            np.r_[np.full(4, 36), np.linspace(30, 42, 5)],
+            np.r_[np.linspace(24, 36, 4), np.full(5, 40)],
+        ],
+        1,
+    )
     ring = np.linspace(0, 2 * np.pi, 6, endpoint=False)
-    eyes = np.concatenate([np.stack([c + 5 * np.cos(ring), 27 + 2 * np.sin(ring)], 1)
-                           for c in (24, 48)])
-    mouth = np.concatenate([np.stack([36 + r * np.cos(a), 52 + h * np.sin(a)], 1) for r, h, a in
-                            ((10, 4, np.linspace(np.pi, -np.pi, 12, endpoint=False)),
-                             (7, 2, np.linspace(np.pi, -np.pi, 8, endpoint=False)))])
+    eyes = np.concatenate(
+        [np.stack([c + 5 * np.cos(ring), 27 + 2 * np.sin(ring)], 1) for c in (24, 48)]
+    )
+    mouth = np.concatenate(
+        [
+            np.stack([36 + r * np.cos(a), 52 + h * np.sin(a)], 1)
+            for r, h, a in (
+                (10, 4, np.linspace(np.pi, -np.pi, 12, endpoint=False)),
+                (7, 2, np.linspace(np.pi, -np.pi, 8, endpoint=False)),
+            )
+        ]
+    )
     return np.concatenate([jaw, brows, nose, eyes, mouth]).astype(np.float32)
 
 
@@ -100,16 +113,22 @@ def _toy_clip(local_px: float, head_px: float, apex: int = 10, head_peak: int = 
     texture = cv2.GaussianBlur(rng.random((72, 72)).astype(np.float32), (0, 0), 1.5)
     texture = (texture - texture.mean()) * 4 + 0.5
     y, x = np.mgrid[0:72, 0:72].astype(np.float32)
-    bump = np.exp(-((x - 36) ** 2 + (y - 52) ** 2) / (2 * 6.0 ** 2))
+    bump = np.exp(-((x - 36) ** 2 + (y - 52) ** 2) / (2 * 6.0**2))
     profile = temporal_profile(30, 4, apex, 24)
     frames = []
     for t in range(30):
-        head = head_px * np.exp(-((t - head_peak) / 3.0) ** 2) * np.array([1.0, 0.5])
+        head = head_px * np.exp(-(((t - head_peak) / 3.0) ** 2)) * np.array([1.0, 0.5])
         # frame(x + u(x)) = texture(x), approximated by sampling the texture at x - u(x)
         ux, uy = head[0], head[1] - local_px * profile[t] * bump
-        frames.append(cv2.remap(texture, (x - ux).astype(np.float32),
-                                (y - uy).astype(np.float32), cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REFLECT))
+        frames.append(
+            cv2.remap(
+                texture,
+                (x - ux).astype(np.float32),
+                (y - uy).astype(np.float32),
+                cv2.INTER_CUBIC,
+                borderMode=cv2.BORDER_REFLECT,
+            )
+        )
     return np.clip(np.stack(frames) + rng.normal(0, 0.004, (30, 72, 72)), 0, 1).astype(np.float32)
 
 

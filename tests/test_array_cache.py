@@ -33,6 +33,7 @@ def _reader(values: np.ndarray, calls: list):
     def read() -> np.ndarray:
         calls.append(1)
         return values.copy()
+
     return read
 
 
@@ -49,23 +50,26 @@ def test_an_entry_of_another_store_or_array_is_never_served(folder):
         shutil.copy(item, folder / f"{target}{item.suffix}")
     got = cached_array("/stores/b", "SNAP", "frames", ROWS, _reader(ours, calls))
     assert calls == [1, 1] and np.array_equal(got, ours)
-    assert np.array_equal(cached_array("/stores/b", "SNAP", "frames", ROWS,
-                                       _reader(ours, calls)), ours) and calls == [1, 1]
+    assert np.array_equal(
+        cached_array("/stores/b", "SNAP", "frames", ROWS, _reader(ours, calls)), ours
+    ) and calls == [1, 1]
     # another array's entry under this array's key, and a dtype or shape other than asked
     other = array_cache._key("/stores/a", "SNAP", "landmarks", ROWS)
     for item in list(folder.glob(f"{entry.stem}.*")):
         shutil.copy(item, folder / f"{other}{item.suffix}")
     got = cached_array("/stores/a", "SNAP", "landmarks", ROWS, _reader(ours, calls))
     assert calls == [1, 1, 1] and np.array_equal(got, ours)
-    cached_array("/stores/a", "SNAP", "frames", ROWS, _reader(theirs, calls),
-                 dtype=np.float16, shape=(4, 8))
+    cached_array(
+        "/stores/a", "SNAP", "frames", ROWS, _reader(theirs, calls), dtype=np.float16, shape=(4, 8)
+    )
     assert calls == [1, 1, 1, 1]
 
 
 def test_the_cache_stays_under_its_budget_evicting_the_least_recently_used(folder, monkeypatch):
     """Issue: the cache grew until the disk was full."""
-    arrays = {name: np.random.default_rng(k).random((4, 256)) for k, name in
-              enumerate(("a", "b", "c"))}  # 8 KiB each
+    arrays = {
+        name: np.random.default_rng(k).random((4, 256)) for k, name in enumerate(("a", "b", "c"))
+    }  # 8 KiB each
     monkeypatch.setenv("MER_PREP_CACHE_MAX", str(3 * 8 * 2**10 + 1024))
     calls: list = []
     for name in ("a", "b"):
@@ -95,7 +99,7 @@ def test_a_failed_write_leaves_no_partial_file(folder):
     """Issue: on a full disk each run left a `.partial` file until the disk was at 100 %. A
     file size limit (RLIMIT_FSIZE, as a full disk: the write fails with an OSError) stands in
     for the full disk; the read itself still succeeds."""
-    script = f"""
+    script = """
 import resource, signal
 import numpy as np
 from mer_prep.store.cache import cached_array
@@ -105,8 +109,13 @@ values = np.ones((4, 65536), np.float32)  # 1 MiB: more than a file may hold
 got = cached_array("/s", "SNAP", "frames", np.arange(4), lambda: values)
 assert np.array_equal(got, values)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "MER_PREP_CACHE": str(folder)})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MER_PREP_CACHE": str(folder)},
+    )
     assert done.returncode == 0, done.stderr
     assert folder.is_dir() and list(folder.iterdir()) == []
 

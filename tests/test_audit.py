@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer_prep.evaluation.audit import (DEFAULT_HASH_THRESHOLD, audit_split, family_roots, hamming,
-                            perceptual_hash)
+from mer_prep.evaluation.audit import (
+    DEFAULT_HASH_THRESHOLD,
+    audit_split,
+    family_roots,
+    hamming,
+    perceptual_hash,
+)
 
 # 4 subjects x 2 originals, then 2 augmented copies (rows 8, 9) of rows 0 and 2.
-SUBJECTS = np.array(["d/s1", "d/s1", "d/s2", "d/s2", "d/s3", "d/s3", "d/s4", "d/s4",
-                     "d/s1", "d/s2"])
+SUBJECTS = np.array(
+    ["d/s1", "d/s1", "d/s2", "d/s2", "d/s3", "d/s3", "d/s4", "d/s4", "d/s1", "d/s2"]
+)
 IDS = np.array([f"id{i}" for i in range(10)])
 PARENTS = np.array([-1] * 8 + [0, 2], np.int64)
 LOSO = np.array([0, 0, 1, 1, 2, 2, 3, 3, 0, 1], np.int64)

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from mer_prep.face import split_halves, transform_points
+from mer_prep.face.landmarks import MIRROR_68
+from mer_prep.motion.flow import optical_strain
 from mer_prep.pipeline.augment import (
     AugmentParams,
     augment_arrays,
@@ -22,14 +25,19 @@ from mer_prep.pipeline.augment import (
     photometric,
     sample_entropy,
 )
-from mer_prep.face import split_halves, transform_points
-from mer_prep.motion.flow import optical_strain
-from mer_prep.face.landmarks import MIRROR_68
 from mer_prep.recipes import AugmentConfig
 
 # The papers' bounds: 002/004 rotation 15 deg, crop 10 %, contrast 30 %; 003 +-15 px and flips.
-PAPERS = AugmentConfig(copies=4, seed=7, rotation_deg=15.0, crop=0.1, shift_px=15.0, flip=True,
-                       brightness=0.2, contrast=0.3)
+PAPERS = AugmentConfig(
+    copies=4,
+    seed=7,
+    rotation_deg=15.0,
+    crop=0.1,
+    shift_px=15.0,
+    flip=True,
+    brightness=0.2,
+    contrast=0.3,
+)
 
 
 def _blobs(points: np.ndarray, size: tuple[int, int], sigma: float = 1.0) -> np.ndarray:
@@ -47,8 +55,8 @@ def _centroids(image: np.ndarray, guesses: np.ndarray, radius: int = 4) -> np.nd
     found = []
     for x, y in guesses:
         cx, cy = round(float(x)), round(float(y))
-        win = image[cy - radius:cy + radius + 1, cx - radius:cx + radius + 1].astype(np.float64)
-        ys, xs = np.mgrid[cy - radius:cy + radius + 1, cx - radius:cx + radius + 1]
+        win = image[cy - radius : cy + radius + 1, cx - radius : cx + radius + 1].astype(np.float64)
+        ys, xs = np.mgrid[cy - radius : cy + radius + 1, cx - radius : cx + radius + 1]
         found.append([(win * xs).sum() / win.sum(), (win * ys).sum() / win.sum()])
     return np.array(found)
 
@@ -79,6 +87,7 @@ def _face_points(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
 
 # --- draws ---------------------------------------------------------------------------------------
 
+
 def test_draws_are_deterministic_and_independent_of_call_order():
     a = draw_params(PAPERS, "casme2/sub01/EP02_01f", 2)
     draw_params(PAPERS, "samm/006/006_1_2", 0)  # an unrelated draw in between changes nothing
@@ -95,17 +104,26 @@ def test_draws_are_deterministic_and_independent_of_call_order():
 
 def test_sample_hash_is_stable_across_processes():
     """sample_id enters through SHA-256, not Python's per-process salted hash()."""
-    code = ("from mer_prep.pipeline.augment import *; from mer_prep.recipes import AugmentConfig; "
-            "import json; "
-            "c = AugmentConfig(**json.loads(input())); "
-            "print(json.dumps(draw_params(c, 'casme2/sub01/EP02_01f', 1).to_dict()))")
+    code = (
+        "from mer_prep.pipeline.augment import *; from mer_prep.recipes import AugmentConfig; "
+        "import json; "
+        "c = AugmentConfig(**json.loads(input())); "
+        "print(json.dumps(draw_params(c, 'casme2/sub01/EP02_01f', 1).to_dict()))"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    done = subprocess.run([sys.executable, "-c", code], input=PAPERS.model_dump_json(),
-                          capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=PAPERS.model_dump_json(),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     other = AugmentParams.from_dict(json.loads(done.stdout))
     assert other == draw_params(PAPERS, "casme2/sub01/EP02_01f", 1)
     assert sample_entropy("abc") == int.from_bytes(
-        bytes.fromhex("ba7816bf8f01cfea414140de5dae2223"), "little")
+        bytes.fromhex("ba7816bf8f01cfea414140de5dae2223"), "little"
+    )
 
 
 def test_draws_stay_within_bounds_and_reach_them():
@@ -143,8 +161,14 @@ def test_switched_off_transforms_are_exact_identities_and_do_not_shift_other_dra
 
 
 def test_config_rejects_out_of_range_values():
-    for bad in ({"copies": 0}, {"contrast": 1.0}, {"crop": -0.1}, {"rotation_deg": -1.0},
-                {"seed": -1}, {"unknown": 1}):
+    for bad in (
+        {"copies": 0},
+        {"contrast": 1.0},
+        {"crop": -0.1},
+        {"rotation_deg": -1.0},
+        {"seed": -1},
+        {"unknown": 1},
+    ):
         with pytest.raises(ValidationError):
             AugmentConfig(**bad)
     with pytest.raises(ValidationError):
@@ -170,6 +194,7 @@ def test_params_round_trip_through_json_exactly():
 
 
 # --- geometry ------------------------------------------------------------------------------------
+
 
 def test_matrix_components():
     size = (100, 120)
@@ -218,8 +243,10 @@ def test_mirror_reindexes_landmarks_to_keep_dlibs_image_order():
     points = _face_points(np.random.default_rng(1), size)
     cx = (size[1] - 1) / 2.0
     out = augment_arrays({"landmarks": points}, AugmentParams(flip=True), size)["landmarks"]
-    assert np.allclose(out, transform_points(points, augmentation_matrix(
-        AugmentParams(flip=True), size))[MIRROR_68])
+    assert np.allclose(
+        out,
+        transform_points(points, augmentation_matrix(AugmentParams(flip=True), size))[MIRROR_68],
+    )
     # Every point stays on its side of the face: 36-41 is still the image-left eye, etc.
     paired = MIRROR_68 != np.arange(68)
     assert np.array_equal(np.sign(out[paired, 0] - cx), np.sign(points[paired, 0] - cx))
@@ -258,8 +285,10 @@ def test_constant_flow_is_rotated_and_scaled_by_the_warp():
     for angle in (10.0, -15.0, 90.0):
         out = augment_arrays({"flow": flow}, AugmentParams(angle_deg=angle))["flow"]
         t = math.radians(angle)
-        expected = [math.cos(t) * v[0] + math.sin(t) * v[1],
-                    -math.sin(t) * v[0] + math.cos(t) * v[1]]
+        expected = [
+            math.cos(t) * v[0] + math.sin(t) * v[1],
+            -math.sin(t) * v[0] + math.cos(t) * v[1],
+        ]
         assert np.allclose(out[:, interior], expected, atol=1e-5)
         # Its length is kept, and outside the input there is no motion.
         assert np.allclose(np.linalg.norm(out[:, interior], axis=-1), np.linalg.norm(v), atol=1e-5)
@@ -290,8 +319,9 @@ def test_strain_of_the_augmented_flow_matches_the_augmented_strain():
         assert err.max() < 0.02 * strain.max() + 1e-3, (params, err.max())
     # Resampling the vector components without mapping them would not match.
     bad = augment_arrays({"strain": flow[..., 0]}, AugmentParams(angle_deg=40.0))["strain"]
-    unmapped = np.stack([bad, augment_arrays({"strain": flow[..., 1]},
-                                              AugmentParams(angle_deg=40.0))["strain"]], -1)
+    unmapped = np.stack(
+        [bad, augment_arrays({"strain": flow[..., 1]}, AugmentParams(angle_deg=40.0))["strain"]], -1
+    )
     good = augment_arrays({"strain": strain}, AugmentParams(angle_deg=40.0))["strain"]
     assert np.abs(optical_strain(unmapped) - good)[0][interior].max() > 0.01
 
@@ -321,6 +351,7 @@ def test_masked_regions_move_with_the_face():
 
 # --- photometric ---------------------------------------------------------------------------------
 
+
 def test_contrast_and_brightness_change_mean_and_std_as_specified():
     rng = np.random.default_rng(4)
     frames = rng.uniform(0.3, 0.7, size=(3, 40, 50)).astype(np.float32)
@@ -342,9 +373,12 @@ def test_photometric_output_is_clipped_to_unit_range_and_keeps_dtype():
         assert out.min() >= 0.0 and out.max() <= 1.0
         assert (out == 0.0).any() or (out == 1.0).any()
     # Flow, strain and landmarks are untouched by a purely photometric change.
-    arrays = {"frames": frames, "flow": rng.normal(size=(2, 32, 32, 2)).astype(np.float16),
-              "strain": rng.random((2, 32, 32)).astype(np.float16),
-              "landmarks": rng.random((68, 2)).astype(np.float32) * 31}
+    arrays = {
+        "frames": frames,
+        "flow": rng.normal(size=(2, 32, 32, 2)).astype(np.float16),
+        "strain": rng.random((2, 32, 32)).astype(np.float16),
+        "landmarks": rng.random((68, 2)).astype(np.float32) * 31,
+    }
     out = augment_arrays(arrays, AugmentParams(contrast=1.2, brightness=0.1))
     for name in ("flow", "strain", "landmarks"):
         assert np.array_equal(out[name], arrays[name]) and out[name].dtype == arrays[name].dtype
@@ -353,14 +387,19 @@ def test_photometric_output_is_clipped_to_unit_range_and_keeps_dtype():
 
 # --- arrays --------------------------------------------------------------------------------------
 
+
 def test_halves_are_recomputed_from_the_augmented_frames():
     size = (64, 64)
     rng = np.random.default_rng(6)
     frames = rng.random((2, *size)).astype(np.float32)
     landmarks = _face_points(rng, (128, 128)).astype(np.float32) * 0.5
     upper, lower = split_halves(frames)
-    arrays = {"frames": frames, "landmarks": landmarks,
-              "upper": upper.copy(), "lower": lower.copy()}
+    arrays = {
+        "frames": frames,
+        "landmarks": landmarks,
+        "upper": upper.copy(),
+        "lower": lower.copy(),
+    }
     params = draw_params(PAPERS, "halves", 0)
     out = augment_arrays(arrays, params, split="middle")
     assert list(out) == list(arrays)
@@ -377,20 +416,24 @@ def test_bad_arrays_are_rejected():
     with pytest.raises(ValueError, match="optical"):
         augment_arrays({"frames": frames, "optical": frames}, AugmentParams())
     with pytest.raises(ValueError, match="frame size"):
-        augment_arrays({"frames": frames, "strain": np.zeros((2, 16, 8), np.float32)},
-                       AugmentParams())
+        augment_arrays(
+            {"frames": frames, "strain": np.zeros((2, 16, 8), np.float32)}, AugmentParams()
+        )
     with pytest.raises(ValueError, match="size"):
         augment_arrays({"landmarks": np.zeros((68, 2), np.float32)}, AugmentParams())
     with pytest.raises(ValueError, match="68"):
-        augment_arrays({"landmarks": np.zeros((5, 2), np.float32)}, AugmentParams(flip=True),
-                       (16, 16))
+        augment_arrays(
+            {"landmarks": np.zeros((5, 2), np.float32)}, AugmentParams(flip=True), (16, 16)
+        )
 
 
 def test_augment_copies_are_reproducible_from_the_record():
     rng = np.random.default_rng(8)
-    arrays = {"frames": rng.random((2, 32, 32)).astype(np.float16),
-              "landmarks": rng.random((68, 2)).astype(np.float32) * 31,
-              "flow": rng.normal(size=(2, 32, 32, 2)).astype(np.float16)}
+    arrays = {
+        "frames": rng.random((2, 32, 32)).astype(np.float16),
+        "landmarks": rng.random((68, 2)).astype(np.float32) * 31,
+        "flow": rng.normal(size=(2, 32, 32, 2)).astype(np.float16),
+    }
     copies = augment_copies(arrays, PAPERS, "casme2/sub01/EP02_01f")
     assert len(copies) == PAPERS.copies
     for params, out in copies:

@@ -47,7 +47,9 @@ REAL_STRINGS = [
 
 
 @pytest.mark.parametrize("cell, numbers, certain, alternatives, descriptors, normal", REAL_STRINGS)
-def test_au_strings_of_every_dataset(cell, numbers, certain, alternatives, descriptors, normal) -> None:
+def test_au_strings_of_every_dataset(
+    cell, numbers, certain, alternatives, descriptors, normal
+) -> None:
     parsed = parse_aus(cell)
     assert parsed.numbers == numbers
     assert parsed.certain == certain
@@ -59,9 +61,15 @@ def test_au_strings_of_every_dataset(cell, numbers, certain, alternatives, descr
 
 def test_marks_are_recorded_on_the_codes() -> None:
     codes = parse_aus("4(B/C)+7B+R12+T28+AU2(k)+A1+AD38").codes
-    assert codes == (AUCode(4, intensity="B/C"), AUCode(7, intensity="B"), AUCode(12, side="R"),
-                     AUCode(28, side="T"), AUCode(2, marks=("k",)), AUCode(1, side="A"),
-                     AUCode(38, descriptor=True))
+    assert codes == (
+        AUCode(4, intensity="B/C"),
+        AUCode(7, intensity="B"),
+        AUCode(12, side="R"),
+        AUCode(28, side="T"),
+        AUCode(2, marks=("k",)),
+        AUCode(1, side="A"),
+        AUCode(38, descriptor=True),
+    )
     assert parse_aus("B28").codes == (AUCode(28, side="B"),)  # bottom lip, not an intensity
     assert parse_aus("12?").codes[0].marks == ("?",)
 
@@ -74,14 +82,26 @@ def test_unparsable_tokens_are_kept_not_guessed() -> None:
 def test_au_matrix_from_samples_and_strings() -> None:
     cross12 = au_set("cross12")
     assert cross12 == (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17)
-    sample = Sample("samm", "samm/006", "006_1_1", (), (), 0, None, 1, 200.0, "Anger",
-                    action_units="L12 or 14", aus=(12, 14))
+    sample = Sample(
+        "samm",
+        "samm/006",
+        "006_1_1",
+        (),
+        (),
+        0,
+        None,
+        1,
+        200.0,
+        "Anger",
+        action_units="L12 or 14",
+        aus=(12, 14),
+    )
     matrix = au_matrix([sample, "R4+AD38", "T28+14", "AU1+2(k)"], "cross12")
     assert matrix.dtype == bool and matrix.shape == (4, 12)
     columns = dict(zip(cross12, matrix.T))
     assert columns[12].tolist() == [True, False, False, False]
     assert columns[14].tolist() == [True, False, True, False]
-    assert columns[4].tolist() == [False, True, False, False]   # AD38 is no AU; AU28 not in the set
+    assert columns[4].tolist() == [False, True, False, False]  # AD38 is no AU; AU28 not in the set
     assert matrix[3].nonzero()[0].tolist() == [0, 1]
     assert au_matrix(["AU12"], ["AU12", 14]).tolist() == [[True, False]]
     assert au_matrix([], [1, 2]).shape == (0, 2)
@@ -102,7 +122,9 @@ def test_per_au_f1_and_macro_f1_pool_counts_over_folds() -> None:
     assert per_au_f1(t1, p1)[0] == pytest.approx(2 / 3)
     scores = au_scores(counts, au_names=[1, 2, 4])
     assert scores["per_au_f1"] == {"AU1": 0.5, "AU2": 1.0, "AU4": None}
-    assert scores["support"] == {"AU1": 2, "AU2": 2, "AU4": 0} and scores["macro_f1"] == pytest.approx(0.75)
+    assert scores["support"] == {"AU1": 2, "AU2": 2, "AU4": 0} and scores[
+        "macro_f1"
+    ] == pytest.approx(0.75)
     assert au_counts(t1, p1).shape == (3, 3)
     with pytest.raises(InvalidArgumentError):
         au_counts(t1, p2)

@@ -14,13 +14,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 def broken_casme2(tmp_path_factory, synth_dataset):
     """A CASME II look-alike (3 subjects x 3 clips) with one fault of each kind planted in it
     (a private copy of the session's dataset)."""
-    root, written = synth_dataset("casme2", n_subjects=3, clips_per_subject=3, seed=5, n_frames=24,
-                                  copy_to=tmp_path_factory.mktemp("broken"))
+    root, written = synth_dataset(
+        "casme2",
+        n_subjects=3,
+        clips_per_subject=3,
+        seed=5,
+        n_frames=24,
+        copy_to=tmp_path_factory.mktemp("broken"),
+    )
     by_id = {w.sample_id: w for w in written}
     ids = sorted(by_id)
     truncated, missing, inverted = ids[0], ids[3], ids[6]
 
-    onset_file = Path(by_id[truncated].frame_paths[by_id[truncated].onset - _first(by_id[truncated])])
+    onset_file = Path(
+        by_id[truncated].frame_paths[by_id[truncated].onset - _first(by_id[truncated])]
+    )
     data = onset_file.read_bytes()
     onset_file.write_bytes(data[: len(data) // 2])
 
@@ -42,10 +50,17 @@ def broken_casme2(tmp_path_factory, synth_dataset):
             sheet.cell(row, col["OnsetFrame"]).value = offset
             sheet.cell(row, col["OffsetFrame"]).value = onset
     sheet.append([1, "EP77_01", 10, 12, 20, "AU1", "happiness"])  # no such folder
-    sheet.append([2, "../../etc", 1, 2, 3, "AU1", "happiness"])   # leaves the dataset root
+    sheet.append([2, "../../etc", 1, 2, 3, "AU1", "happiness"])  # leaves the dataset root
     book.save(sheet_path)
-    return root, ids, {"truncated": (truncated, onset_file), "missing": (missing, hole),
-                       "inverted": (inverted, sheet_path)}
+    return (
+        root,
+        ids,
+        {
+            "truncated": (truncated, onset_file),
+            "missing": (missing, hole),
+            "inverted": (inverted, sheet_path),
+        },
+    )
 
 
 def _first(written) -> int:

@@ -21,17 +21,26 @@ from mer_prep.recipes.model import builtin_recipes
 
 BASELINES = ("ststnet", "offapexnet", "htnet")
 CLASSES = ("happiness", "surprise", "disgust")
-DATASET = {"n_subjects": 8, "clips_per_subject": 3, "seed": 2, "classes": CLASSES,
-           "amplitude_px": (2.5, 3.0), "noise_sigma": (0.5, 1.0), "size": (240, 320),
-           "n_frames": 16}
+DATASET = {
+    "n_subjects": 8,
+    "clips_per_subject": 3,
+    "seed": 2,
+    "classes": CLASSES,
+    "amplitude_px": (2.5, 3.0),
+    "noise_sigma": (0.5, 1.0),
+    "size": (240, 320),
+    "n_frames": 16,
+}
 FLOW28 = {"flow": (2, 28, 28, 2), "strain": (2, 28, 28)}
 # HTNet small enough for the CPU: two levels (the four quadrants, then the whole face).
 HTNET_TINY = {"dim": 32, "heads": 2, "head_dim": 16, "depths": (1, 1)}
 
 
 def _arrays(recipe: str) -> dict:
-    return {name: (dims, shape)
-            for name, (dims, shape, _) in builtin_recipes()[recipe].array_specs().items()}
+    return {
+        name: (dims, shape)
+        for name, (dims, shape, _) in builtin_recipes()[recipe].array_specs().items()
+    }
 
 
 def _params(model) -> int:
@@ -43,13 +52,13 @@ def test_registered_with_their_recipes_presets_and_catalogue_entries():
         spec = get_model(name)
         assert MODEL_CATALOGUE[name].recipe == spec.recipe
         check_inputs(spec, spec.recipe, _arrays(spec.recipe))
-        check_inputs(spec, "my_recipe", _arrays(spec.recipe))       # same arrays, any name
+        check_inputs(spec, "my_recipe", _arrays(spec.recipe))  # same arrays, any name
     assert [get_model(n).recipe for n in BASELINES] == ["ststnet28", "ststnet28", "htnet56"]
     ststnet, htnet = get_model("ststnet").training, get_model("htnet").training
     assert (ststnet.lr, ststnet.epochs, ststnet.batch_size) == (5e-5, 500, 256)
     assert (htnet.lr, htnet.epochs, htnet.batch_size) == (5e-5, 800, 256)
     assert get_model("offapexnet").training.lr == 1e-4
-    assert [a.name for a in get_model("offapexnet").inputs] == ["flow"]   # u, v only
+    assert [a.name for a in get_model("offapexnet").inputs] == ["flow"]  # u, v only
     assert [a.name for a in get_model("ststnet").inputs] == ["flow", "strain"]
     htnet56 = load_recipe("htnet56").array_specs()
     assert htnet56["flow"].shape == (2, 56, 56, 2) and htnet56["strain"].shape == (2, 56, 56)
@@ -87,20 +96,26 @@ def test_literal_models_run_and_train_on_their_recipe_shapes(name):
 
 def test_htnet_areas_are_the_face_quadrants():
     grid = torch.arange(16.0).reshape(1, 1, 4, 4)
-    blocks = to_blocks(grid, 2)                       # (4 areas, 4 tokens, 1)
-    assert blocks[:, :, 0].tolist() == [[0, 1, 4, 5], [2, 3, 6, 7],
-                                        [8, 9, 12, 13], [10, 11, 14, 15]]
+    blocks = to_blocks(grid, 2)  # (4 areas, 4 tokens, 1)
+    assert blocks[:, :, 0].tolist() == [
+        [0, 1, 4, 5],
+        [2, 3, 6, 7],
+        [8, 9, 12, 13],
+        [10, 11, 14, 15],
+    ]
     assert torch.equal(from_blocks(blocks, 1, 2), grid)
     # a motion confined to one quadrant reaches only that area's tokens at the first level
     model = get_model("htnet").build(HTNET_TINY, 3, FLOW28).eval()
     flow = torch.zeros(1, 2, 28, 28, 2)
-    flow[0, 1, 16:, 16:] = 1.0                          # lower right: one half of the mouth
+    flow[0, 1, 16:, 16:] = 1.0  # lower right: one half of the mouth
     inputs = {"flow": flow, "strain": torch.zeros(1, 2, 28, 28)}
     with torch.no_grad():
         x = model.embed(model.input(inputs["flow"], inputs["strain"]))
         quiet = model.levels[0](to_blocks(x, 2) + model.positions[0][0])
-        still = model.levels[0](to_blocks(torch.zeros_like(x) + model.embed.bias[:, None, None],
-                                          2) + model.positions[0][0])
+        still = model.levels[0](
+            to_blocks(torch.zeros_like(x) + model.embed.bias[:, None, None], 2)
+            + model.positions[0][0]
+        )
     changed = (quiet - still).abs().amax(dim=(1, 2))
     assert changed[:3].max() < 1e-6 < changed[3]
 
@@ -110,8 +125,11 @@ def test_shape_check_refuses_stores_far_from_a_models_input():
     with pytest.raises(ModelInputError, match="recipe msres3d"):
         check_inputs(get_model("msres3d"), "ststnet28", _arrays("ststnet28"))
     # STSTNet on msres3d's 134x134 flow: 134 > 4 x 28
-    with pytest.raises(ModelInputError, match=r"model ststnet is built for flow of 28x28.*"
-                                              r"recipe ststnet28"):
+    with pytest.raises(
+        ModelInputError,
+        match=r"model ststnet is built for flow of 28x28.*"
+        r"recipe ststnet28",
+    ):
         check_inputs(get_model("ststnet"), "msres3d", _arrays("msres3d"))
     # no strain for STSTNet; OFF-ApexNet runs on the same arrays without it
     no_strain = {"flow": _arrays("ststnet28")["flow"]}
@@ -129,17 +147,19 @@ def test_the_apex_frame_is_read_and_scaled_by_the_fold_std():
     strain = torch.zeros(6, 2, 28, 28)
     strain[:, 1] = torch.rand(6, 28, 28) * 0.02
     model.fit_input_statistics({"flow": flow, "strain": strain})
-    x = model.input(flow, strain)                                        # (B, 3, H, W)
+    x = model.input(flow, strain)  # (B, 3, H, W)
     assert x.shape == (6, 3, 28, 28)
-    assert float(x[:, 1:].std()) == pytest.approx(1.0, rel=1e-4)        # u, v share a scale
+    assert float(x[:, 1:].std()) == pytest.approx(1.0, rel=1e-4)  # u, v share a scale
     assert float(x[:, 0].std()) == pytest.approx(1.0, rel=1e-4)
-    assert torch.allclose(x[:, 1] / x[:, 2], flow[:, 1, ..., 0] / flow[:, 1, ..., 1],
-                          rtol=1e-4, atol=0)                             # direction kept
+    assert torch.allclose(
+        x[:, 1] / x[:, 2], flow[:, 1, ..., 0] / flow[:, 1, ..., 1], rtol=1e-4, atol=0
+    )  # direction kept
     state = model.state_dict()
     assert float(state["input.flow_scale"]) == pytest.approx(float(flow[:, 1].double().std()))
 
 
 # --- learning on a synthetic ststnet28 store --------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def one_thread():
@@ -174,8 +194,12 @@ def _shuffled(plan, seed: int):
 # Small budgets (the presets' 500-3000 epochs at lr 5e-5 are for real datasets).
 LEARN = {
     "ststnet": {"epochs": 60, "batch_size": 4, "lr": 1e-2},
-    "offapexnet": {"config": {"dense": 64, "dropout": 0.0}, "epochs": 15, "batch_size": 4,
-                   "lr": 1e-3},
+    "offapexnet": {
+        "config": {"dense": 64, "dropout": 0.0},
+        "epochs": 15,
+        "batch_size": 4,
+        "lr": 1e-3,
+    },
     "htnet": {"config": HTNET_TINY, "epochs": 15, "batch_size": 4, "lr": 1e-3},
 }
 

@@ -18,8 +18,9 @@ from mer_prep.synth.generate import generate_dataset
 @pytest.fixture(scope="module")
 def small_casme2(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli") / "CASME2"
-    written = generate_dataset("casme2", root, n_subjects=2, clips_per_subject=2, seed=3,
-                               n_frames=12, missing_apex=0.5)
+    written = generate_dataset(
+        "casme2", root, n_subjects=2, clips_per_subject=2, seed=3, n_frames=12, missing_apex=0.5
+    )
     return root, written
 
 
@@ -40,8 +41,16 @@ def test_list_composite_takes_one_root_per_part(tmp_path):
     roots = {}
     for part, folder in (("smic", "SMIC"), ("casme2", "CASME2"), ("samm", "SAMM")):
         roots[part] = tmp_path / folder
-        generate_dataset(part, roots[part], n_subjects=1, clips_per_subject=2, seed=1, n_frames=16,
-                         size=(240, 320), classes=["surprise"] if part == "smic" else None)
+        generate_dataset(
+            part,
+            roots[part],
+            n_subjects=1,
+            clips_per_subject=2,
+            seed=1,
+            n_frames=16,
+            size=(240, 320),
+            classes=["surprise"] if part == "smic" else None,
+        )
     args = ["list", "megc2019", "--labels", "megc3"]
     for part, path in roots.items():
         args += ["--root", f"{part}={path}"]
@@ -58,28 +67,34 @@ def test_list_composite_takes_one_root_per_part(tmp_path):
 def test_info_on_a_missing_store_says_so(tmp_path):
     result = CliRunner().invoke(main, ["info", str(tmp_path / "nothing")])
     assert result.exit_code == 3
-    assert result.stderr.strip().splitlines() == [f"error: no mer-prep store at {tmp_path / 'nothing'}"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: no mer-prep store at {tmp_path / 'nothing'}"
+    ]
     assert not (tmp_path / "nothing").exists()  # a read creates nothing
 
 
 BIN = Path(sys.executable).parent
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "casme2", "--root", "{root}", "--recipe", "nosuch"], "unknown recipe 'nosuch'"),
-    (["run", "casme9", "--root", "{root}"], "unknown dataset 'casme9'"),
-    (["run", "casme2", "--root", "{root}", "--labels", "nope"], "unknown label scheme 'nope'"),
-    (["run", "casme2", "--root", "{root}/missing"], "does not exist"),
-    (["run", "casme2", "--root", "{root}", "--option", "variantt=raw"], "no option 'variantt'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "casme2", "--root", "{root}", "--recipe", "nosuch"], "unknown recipe 'nosuch'"),
+        (["run", "casme9", "--root", "{root}"], "unknown dataset 'casme9'"),
+        (["run", "casme2", "--root", "{root}", "--labels", "nope"], "unknown label scheme 'nope'"),
+        (["run", "casme2", "--root", "{root}/missing"], "does not exist"),
+        (["run", "casme2", "--root", "{root}", "--option", "variantt=raw"], "no option 'variantt'"),
+    ],
+)
 def test_run_refuses_bad_names_in_one_line_before_prefect_starts(tmp_path, args, message):
     """Within 3 s, at most 3 lines, exit 2, and no Prefect server (its home stays empty)."""
     home = tmp_path / "home"
     args = [a.format(root=tmp_path) for a in args] + ["--home", str(home)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     start = time.monotonic()
-    done = subprocess.run([str(BIN / "mer-prep"), *args], capture_output=True, text=True,
-                          env=env, timeout=60)
+    done = subprocess.run(
+        [str(BIN / "mer-prep"), *args], capture_output=True, text=True, env=env, timeout=60
+    )
     elapsed = time.monotonic() - start
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert done.returncode == 2, done.stderr

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from distributed import Client, get_task_stream
 
+from mer_prep.errors import VersionConflictError
 from mer_prep.store import open_store
 from mer_prep.store.repo import MAIN, open_repository, store_exists
-from mer_prep.errors import VersionConflictError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -33,6 +33,7 @@ DASK = Path(sys.executable).with_name("dask")
 
 # --- a hand-started cluster --------------------------------------------------------------------
 
+
 class HandCluster:
     """``dask scheduler`` + ``dask worker`` processes, each the leader of its own process group."""
 
@@ -41,32 +42,59 @@ class HandCluster:
 
         self.workdir = workdir
         self.scheduler_file = workdir / "scheduler.json"
-        self.env = {**os.environ, **WORKER_ENVIRONMENT,
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                                os.environ.get("PYTHONPATH")]))}
+        self.env = {
+            **os.environ,
+            **WORKER_ENVIRONMENT,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
         self.processes: list[subprocess.Popen] = []
         self.client: Client | None = None
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen([str(DASK), *args], env=self.env, cwd=self.workdir,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [str(DASK), *args],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.processes.append(process)
         return process
 
     def start(self, n_workers: int = 2, timeout: float = 60) -> HandCluster:
-        self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                    "--scheduler-file", str(self.scheduler_file), "--no-dashboard")
+        self._spawn(
+            "scheduler",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--scheduler-file",
+            str(self.scheduler_file),
+            "--no-dashboard",
+        )
         deadline = time.monotonic() + timeout
         while not self.scheduler_file.exists():
             self._check_alive()
             assert time.monotonic() < deadline, self.logs()
             time.sleep(0.1)
         for i in range(n_workers):
-            self._spawn(f"worker{i}", "worker", "--nthreads", "1", "--nworkers", "1",
-                        "--no-dashboard", "--host", "127.0.0.1",
-                        "--scheduler-file", str(self.scheduler_file))
+            self._spawn(
+                f"worker{i}",
+                "worker",
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--scheduler-file",
+                str(self.scheduler_file),
+            )
         self.client = Client(scheduler_file=str(self.scheduler_file), timeout=timeout)
         self.client.wait_for_workers(n_workers, timeout=max(deadline - time.monotonic(), 1))
         return self
@@ -84,8 +112,10 @@ class HandCluster:
             assert process.poll() is None, f"{process.args} exited early\n{self.logs()}"
 
     def logs(self) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-                         for log in sorted(self.workdir.glob("*.log")))
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+            for log in sorted(self.workdir.glob("*.log"))
+        )
 
     def stop(self) -> None:
         if self.client is not None:
@@ -117,6 +147,7 @@ def hand_cluster(tmp_path_factory, request):
 
 
 # --- checks on a store -------------------------------------------------------------------------
+
 
 def assert_complete(store_path: Path, written) -> None:
     """The visible version holds every sample, status ok, with every array filled."""
@@ -179,16 +210,25 @@ def run_in_thread(function, *args, **kwargs):
 
 # --- the tests ---------------------------------------------------------------------------------
 
-def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(tmp_path, hand_cluster,
-                                                                  synth_dataset):
+
+def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(
+    tmp_path, hand_cluster, synth_dataset
+):
     from flows.preprocess import run_preprocess
 
-    root, written = synth_dataset("casme2", n_subjects=3, clips_per_subject=2, seed=11,
-                                  size=(240, 320), n_frames=16)
+    root, written = synth_dataset(
+        "casme2", n_subjects=3, clips_per_subject=2, seed=11, size=(240, 320), n_frames=16
+    )
     store_path = tmp_path / "store"
     with get_task_stream(client=hand_cluster.client) as stream:
-        summary = run_preprocess("casme2", str(root), "mbcc64", str(store_path), n_workers=2,
-                                 dask_address=hand_cluster.address)
+        summary = run_preprocess(
+            "casme2",
+            str(root),
+            "mbcc64",
+            str(store_path),
+            n_workers=2,
+            dask_address=hand_cluster.address,
+        )
     assert not summary.up_to_date and summary.n_failed == 0, summary
     assert summary.n_ok == len(written) == 6
     store = open_store(store_path)
@@ -203,18 +243,27 @@ def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(tmp_path, han
     assert workers == set(hand_cluster.worker_pids()), (workers, stream.data)
 
 
-def test_killing_a_worker_mid_run_never_publishes_a_partial_version(tmp_path, hand_cluster,
-                                                                   synth_dataset):
+def test_killing_a_worker_mid_run_never_publishes_a_partial_version(
+    tmp_path, hand_cluster, synth_dataset
+):
     from flows.preprocess import run_preprocess
 
-    root, written = synth_dataset("casme2", n_subjects=4, clips_per_subject=3, seed=12,
-                                  size=(240, 320), n_frames=24)
+    root, written = synth_dataset(
+        "casme2", n_subjects=4, clips_per_subject=3, seed=12, size=(240, 320), n_frames=24
+    )
     store_path = tmp_path / "store"
     client = hand_cluster.client
     stream = get_task_stream(client=client)
     stream.__enter__()
-    thread, outcome = run_in_thread(run_preprocess, "casme2", str(root), "ha3d", str(store_path),
-                                    n_workers=2, dask_address=hand_cluster.address)
+    thread, outcome = run_in_thread(
+        run_preprocess,
+        "casme2",
+        str(root),
+        "ha3d",
+        str(store_path),
+        n_workers=2,
+        dask_address=hand_cluster.address,
+    )
     # wait until both workers are busy with a batch, then a little longer: mid-batch
     deadline = time.monotonic() + 60
     while sum(map(len, client.processing().values())) < 2:
@@ -230,8 +279,10 @@ def test_killing_a_worker_mid_run_never_publishes_a_partial_version(tmp_path, ha
     thread.join(timeout=150)
     stream.__exit__(None, None, None)
     assert not thread.is_alive(), "the run hung after a worker was killed"
-    print(f"\nrun ended {time.monotonic() - killed_at:.1f} s after the kill: "
-          + (f"FAILED with {outcome['error']!r}" if "error" in outcome else "COMPLETED"))
+    print(
+        f"\nrun ended {time.monotonic() - killed_at:.1f} s after the kill: "
+        + (f"FAILED with {outcome['error']!r}" if "error" in outcome else "COMPLETED")
+    )
 
     if "error" not in outcome:  # the lost batch was rerun: everything is there
         summary = outcome["result"]
@@ -253,8 +304,9 @@ def test_killing_a_worker_mid_run_never_publishes_a_partial_version(tmp_path, ha
 def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster, synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=3, seed=13,
-                                  size=(240, 320), n_frames=24)
+    root, written = synth_dataset(
+        "casme2", n_subjects=2, clips_per_subject=3, seed=13, size=(240, 320), n_frames=24
+    )
     store_path = tmp_path / "store"
     # The repository exists (empty) before the runs, so that this test races the commits; two
     # runs creating a fresh store at the same instant is test_concurrent_store_creation's.
@@ -263,20 +315,31 @@ def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster,
 
     def run():
         start.wait()
-        return run_preprocess("casme2", str(root), "ha3d", str(store_path), n_workers=2,
-                              dask_address=hand_cluster.address)
+        return run_preprocess(
+            "casme2",
+            str(root),
+            "ha3d",
+            str(store_path),
+            n_workers=2,
+            dask_address=hand_cluster.address,
+        )
 
     runs = [run_in_thread(run) for _ in range(2)]
     for thread, _ in runs:
         thread.join(timeout=150)
         assert not thread.is_alive(), "a concurrent run hung"
     outcomes = [outcome for _, outcome in runs]
-    committed = [o["result"] for o in outcomes
-                 if "result" in o and not o["result"].up_to_date]
+    committed = [o["result"] for o in outcomes if "result" in o and not o["result"].up_to_date]
     others = [o for o in outcomes if "result" not in o or o["result"].up_to_date]
-    print("\nconcurrent runs: " + "; ".join(
-        repr(o["error"]) if "error" in o else
-        ("up to date" if o["result"].up_to_date else "committed") for o in outcomes))
+    print(
+        "\nconcurrent runs: "
+        + "; ".join(
+            repr(o["error"])
+            if "error" in o
+            else ("up to date" if o["result"].up_to_date else "committed")
+            for o in outcomes
+        )
+    )
     assert len(committed) == 1, outcomes
     version_id = committed[0].version_id
     (other,) = others
@@ -294,8 +357,9 @@ def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster,
 
     # the published version equals a clean single run of the same inputs
     clean_path = tmp_path / "clean"
-    clean = run_preprocess("casme2", str(root), "ha3d", str(clean_path), n_workers=2,
-                           dask_address=hand_cluster.address)
+    clean = run_preprocess(
+        "casme2", str(root), "ha3d", str(clean_path), n_workers=2, dask_address=hand_cluster.address
+    )
     assert clean.version_id == version_id
     reference = open_store(clean_path)
     assert store.array_names == reference.array_names
@@ -324,8 +388,9 @@ def test_concurrent_store_creation_opens_the_same_repository(tmp_path):
             thread.start()
         for thread in threads:
             thread.join(timeout=30)
-        assert [snapshot.message for snapshot in open_repository(path).ancestry(branch=MAIN)] \
-            == ["Repository initialized"]
+        assert [snapshot.message for snapshot in open_repository(path).ancestry(branch=MAIN)] == [
+            "Repository initialized"
+        ]
     assert not errors, errors
 
 
@@ -335,8 +400,9 @@ def test_a_default_client_of_another_scheduler_is_named_before_it_takes_over():
 
     from flows.preprocess import task_runner
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=":0") as cluster:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
         with Client(cluster) as client:
             address = client.scheduler.address
             with pytest.warns(RuntimeWarning, match=f"scheduler {address}.*tcp://127.0.0.1:1"):

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import test_store
 import zarr
+from test_store import make_plan, write_version
 from zarr.codecs import BloscCodec
 
-import test_store
-from test_store import make_plan, write_version
-
 from mer_prep.errors import SchemaError, StoreWriteError
-from mer_prep.store import open_store
-from mer_prep.store import writer
+from mer_prep.store import open_store, writer
 from mer_prep.store.bulk import fast_path, read_rows
 from mer_prep.store.schema import validate_group
 from mer_prep.store.verify import verify_store
@@ -25,13 +23,17 @@ OLD = BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
 @pytest.fixture(autouse=True)
 def face_like_samples(monkeypatch):
     """Samples with structure and noise: chunks that compress, too big for Icechunk to inline."""
+
     def arrays(i):
         rng = np.random.default_rng(i)
         y, x = np.mgrid[0:64, 0:64] / 64
         frames = np.stack([np.sin(6 * x + i + t) * np.cos(4 * y) for t in range(2)])
         frames = frames + 0.05 * rng.standard_normal(frames.shape)
-        return {"frames": frames.astype(np.float16),
-                "landmarks": (rng.random((68, 2)) * 64).astype(np.float32)}
+        return {
+            "frames": frames.astype(np.float16),
+            "landmarks": (rng.random((68, 2)) * 64).astype(np.float32),
+        }
+
     monkeypatch.setattr(test_store, "sample_arrays", arrays)
     return arrays
 
@@ -77,7 +79,8 @@ def test_new_versions_are_written_with_lz4_and_bitshuffle(tmp_path, face_like_sa
 
 
 def test_a_zstd_version_written_before_still_reads_verifies_and_loads_in_bulk(
-        tmp_path, monkeypatch, face_like_samples):
+    tmp_path, monkeypatch, face_like_samples
+):
     old = make_plan(tmp_path / "s", n=4, fingerprint="1" * 32)
     _write_with(monkeypatch, OLD, old)
     new = make_plan(tmp_path / "s", n=5, fingerprint="2" * 32)

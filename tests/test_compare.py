@@ -64,11 +64,12 @@ def test_a_run_against_itself_differs_by_exactly_zero_within_its_interval():
 
 def test_a_clearly_better_run_has_an_interval_above_zero_and_a_worse_one_below():
     rng = np.random.default_rng(0)
-    good, bad = make_run("good", _noisy(rng, 20, 0.95)), make_run("bad", _noisy(rng, 20, 0.4),
-                                                                    model="other")
+    good, bad = (
+        make_run("good", _noisy(rng, 20, 0.95)),
+        make_run("bad", _noisy(rng, 20, 0.4), model="other"),
+    )
     result = compare_runs(run_view(good), run_view(bad))
-    assert result.uf1_diff == pytest.approx(_pooled(good)["uf1"] - _pooled(bad)["uf1"],
-                                            abs=1e-12)
+    assert result.uf1_diff == pytest.approx(_pooled(good)["uf1"] - _pooled(bad)["uf1"], abs=1e-12)
     assert result.uf1_diff > 0.3 and result.uf1_ci[0] > 0.1 and result.uar_ci[0] > 0.1
     assert result.uf1_ci[0] < result.uf1_diff < result.uf1_ci[1]
     reverse = compare_runs(run_view(bad), run_view(good))
@@ -93,8 +94,12 @@ def test_the_vectorised_bootstrap_matches_a_loop_over_resamples():
         per_seed = []
         for v in picks[r]:
             view = views[v]
-            keep = np.concatenate([np.flatnonzero(view.subjects == s).repeat(weights[r, i])
-                                   for i, s in enumerate(subjects)])
+            keep = np.concatenate(
+                [
+                    np.flatnonzero(view.subjects == s).repeat(weights[r, i])
+                    for i, s in enumerate(subjects)
+                ]
+            )
             per_seed.append(scores(confusion_matrix(view.y_true[keep], view.y_pred[keep], 3)))
         assert uf1[r] == pytest.approx(np.mean([s["uf1"] for s in per_seed]), abs=1e-12)
         assert uar[r] == pytest.approx(np.mean([s["uar"] for s in per_seed]), abs=1e-12)
@@ -108,22 +113,27 @@ def test_seed_groups_compare_their_means_and_resample_the_seeds():
     result = compare_runs([run_view(r) for r in a], [run_view(r) for r in b])
     assert result.over == "subjects and seeds" and result.a.seeds == [0, 1, 2]
     assert result.uf1_diff == pytest.approx(
-        np.mean([_pooled(r)["uf1"] for r in a]) - np.mean([_pooled(r)["uf1"] for r in b]),
-        abs=1e-12)
+        np.mean([_pooled(r)["uf1"] for r in a]) - np.mean([_pooled(r)["uf1"] for r in b]), abs=1e-12
+    )
     assert result.a.uf1_sd == pytest.approx(np.std([_pooled(r)["uf1"] for r in a], ddof=1))
     assert result.b.seeds_text() == "2 seeds (0, 1)"
     assert result.uf1_ci[0] > 0
 
 
-@pytest.mark.parametrize("change, says", [
-    ({"split": "megc2019"}, "split loso vs megc2019"),
-    ({"version": "v2"}, "store version v1 vs v2"),
-    ({"target": "aus"}, "target emotion vs aus"),
-    ({"classes": ("negative", "positive", "other")}, "classes negative,positive,surprise vs"),
-    ({"clips": {"smic/s1": ([0, 1, 2], [0, 1, 2])}}, "folds differ (2 vs 1 folds"),
-    ({"clips": {"smic/s1": ([0, 1, 2], [0, 1, 2]), "smic/s2": ([0], [0])}},
-     "folds differ (1 fold(s) score other clips, first smic/s2)"),
-])
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ({"split": "megc2019"}, "split loso vs megc2019"),
+        ({"version": "v2"}, "store version v1 vs v2"),
+        ({"target": "aus"}, "target emotion vs aus"),
+        ({"classes": ("negative", "positive", "other")}, "classes negative,positive,surprise vs"),
+        ({"clips": {"smic/s1": ([0, 1, 2], [0, 1, 2])}}, "folds differ (2 vs 1 folds"),
+        (
+            {"clips": {"smic/s1": ([0, 1, 2], [0, 1, 2]), "smic/s2": ([0], [0])}},
+            "folds differ (1 fold(s) score other clips, first smic/s2)",
+        ),
+    ],
+)
 def test_runs_not_on_the_same_folds_version_split_or_target_are_refused(change, says):
     a = make_run("run-a", PERFECT)
     b = make_run("run-b", change.pop("clips", PERFECT), **change)
@@ -145,8 +155,9 @@ def test_a_side_must_hold_seeds_of_one_configuration():
 
 def test_each_dataset_of_a_composite_is_compared_on_its_own_subjects():
     a = make_run("A", {"smic/s1": ([0, 1, 2], [0, 1, 2]), "samm/006": ([0, 2], [0, 2])})
-    b = make_run("B", {"smic/s1": ([0, 1, 2], [0, 0, 2]), "samm/006": ([0, 2], [0, 2])},
-                 model="other")
+    b = make_run(
+        "B", {"smic/s1": ([0, 1, 2], [0, 0, 2]), "samm/006": ([0, 2], [0, 2])}, model="other"
+    )
     table = table_of(a, b)
     parts = compare_per_dataset([run_view(a, table)], [run_view(b, table)], n_resamples=200)
     assert sorted(parts) == ["samm", "smic"]
@@ -157,6 +168,7 @@ def test_each_dataset_of_a_composite_is_compared_on_its_own_subjects():
 
 
 # --- the command on a real store ------------------------------------------------------------
+
 
 def _store_with_runs(tmp_path):
     """A 6-clip CASME II store (3 subjects) and hand-made records of its clips: ``good``
@@ -175,11 +187,19 @@ def _store_with_runs(tmp_path):
     for subject, part in table.groupby("subject", sort=True):
         y = [label[x] for x in part["label_name"]]
         clips[subject], ids[subject] = (y, y), part["sample_id"].tolist()
-    common = {"classes": tuple(store.class_names), "version": store.version_id,
-              "snapshot": store.session.snapshot_id, "sample_ids": ids}
+    common = {
+        "classes": tuple(store.class_names),
+        "version": store.version_id,
+        "snapshot": store.session.snapshot_id,
+        "sample_ids": ids,
+    }
     save_run(path, make_run("good", clips, config={"filters": [8, 16]}, **common))
-    save_run(path, make_run("bad", {s: (y, [0] * len(y)) for s, (y, _) in clips.items()},
-                            model="other", **common))
+    save_run(
+        path,
+        make_run(
+            "bad", {s: (y, [0] * len(y)) for s, (y, _) in clips.items()}, model="other", **common
+        ),
+    )
     save_run(path, make_run("other-version", clips, **{**common, "version": "elsewhere"}))
     return path
 
@@ -190,8 +210,14 @@ def test_the_compare_command_says_what_each_number_came_from(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "A: good: 1 seed (0)"
-    assert lines[1].strip().startswith("mbcc/difference; overrides filters=[8, 16]; 2 epochs; "
-                                       "split loso; selection last_epoch; target emotion")
+    assert (
+        lines[1]
+        .strip()
+        .startswith(
+            "mbcc/difference; overrides filters=[8, 16]; 2 epochs; "
+            "split loso; selection last_epoch; target emotion"
+        )
+    )
     assert lines[2] == "B: bad: 1 seed (0)"
     assert lines[3].strip().startswith("other/difference; overrides none;")
     assert "3 test subjects" in lines[4] and "6 clips" in lines[4]
@@ -208,8 +234,9 @@ def test_the_compare_command_says_what_each_number_came_from(tmp_path):
 
     refused = CliRunner().invoke(main, ["compare", str(path), "good", "other-version"])
     assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
-    assert refused.output.startswith("error: runs good and other-version cannot be compared: "
-                                     "store version ")
+    assert refused.output.startswith(
+        "error: runs good and other-version cannot be compared: store version "
+    )
 
 
 def test_leaky_selection_is_labelled_in_compare_and_placed_under_its_clean_row(tmp_path):
@@ -221,18 +248,29 @@ def test_leaky_selection_is_labelled_in_compare_and_placed_under_its_clean_row(t
     path = _store_with_runs(tmp_path)
     good = load_run(path, "good")
     store = open_store(path)
-    wrong_once = {f.name: (f.y_true.tolist(), [1 - f.y_true[0], *f.y_true[1:].tolist()])
-                  for f in good.folds}
-    save_run(path, make_run("oracle", wrong_once, selection="test-oracle",
-                            config={"filters": [8, 16]}, classes=tuple(store.class_names),
-                            version=store.version_id, snapshot=store.session.snapshot_id,
-                            sample_ids={f.name: f.sample_ids.tolist() for f in good.folds}))
+    wrong_once = {
+        f.name: (f.y_true.tolist(), [1 - f.y_true[0], *f.y_true[1:].tolist()]) for f in good.folds
+    }
+    save_run(
+        path,
+        make_run(
+            "oracle",
+            wrong_once,
+            selection="test-oracle",
+            config={"filters": [8, 16]},
+            classes=tuple(store.class_names),
+            version=store.version_id,
+            snapshot=store.session.snapshot_id,
+            sample_ids={f.name: f.sample_ids.tolist() for f in good.folds},
+        ),
+    )
     result = CliRunner().invoke(main, ["compare", str(path), "oracle", "good"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[1].endswith("LEAKY (test-subject epoch selection)")
-    assert lines[-1].startswith("A is LEAKY (test-subject epoch selection): its scores are "
-                                "not subject-independent")
+    assert lines[-1].startswith(
+        "A is LEAKY (test-subject epoch selection): its scores are not subject-independent"
+    )
     board = CliRunner().invoke(main, ["runs", str(path), "--leaderboard"])
     assert board.exit_code == 0, board.output
     rows = board.output.splitlines()
@@ -253,7 +291,13 @@ def test_the_command_default_is_the_library_default_and_loads_nothing_heavy_at_s
 
     assert DEFAULT_RESAMPLES == bootstrap.DEFAULT_RESAMPLES
     # pandas comes with run_view: a command's start (mer-prep --help, a refused name) skips it
-    loaded = subprocess.run([sys.executable, "-c", "import sys, mer_prep.cli; "
-                             "print('mer_prep.evaluation.run_view' in sys.modules)"],
-                            capture_output=True, text=True)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, mer_prep.cli; print('mer_prep.evaluation.run_view' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert loaded.stdout.strip() == "False", loaded.stderr

@@ -30,22 +30,41 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 import flows.cluster  # noqa: F401 - installs UnservableDashboard, as a flow's import does
-from flows.compat import (CANCELLED_MESSAGE, DASHBOARD_MESSAGE, DASK_RUNNER_LOGGER, EVENTS_LOGGER,
-                          FLOW_RUNS_LOGGER, HEARTBEAT_EVENT, HEARTBEAT_FAILED_MESSAGE,
-                          STOPPED_SERVICE, STOPPING_SERVER_MESSAGE, WORKER_LOGGER,
-                          HeartbeatAfterShutdown, HeartbeatOfClosingWorker, QuietCancelled,
-                          SessionSubprocess, UnservableDashboard, drain_api_workers, drain_events,
-                          fork_runs_from_warm_process, install_log_filters,
-                          install_worker_log_filters, private_server, task_runner_cluster)
+from flows.compat import (
+    CANCELLED_MESSAGE,
+    DASHBOARD_MESSAGE,
+    DASK_RUNNER_LOGGER,
+    EVENTS_LOGGER,
+    FLOW_RUNS_LOGGER,
+    HEARTBEAT_EVENT,
+    HEARTBEAT_FAILED_MESSAGE,
+    STOPPED_SERVICE,
+    STOPPING_SERVER_MESSAGE,
+    WORKER_LOGGER,
+    HeartbeatAfterShutdown,
+    HeartbeatOfClosingWorker,
+    QuietCancelled,
+    SessionSubprocess,
+    UnservableDashboard,
+    drain_api_workers,
+    drain_events,
+    fork_runs_from_warm_process,
+    install_log_filters,
+    install_worker_log_filters,
+    private_server,
+    task_runner_cluster,
+)
 
 
-def _record(message: str, error: BaseException | None = None,
-            name: str = EVENTS_LOGGER) -> logging.LogRecord:
+def _record(
+    message: str, error: BaseException | None = None, name: str = EVENTS_LOGGER
+) -> logging.LogRecord:
     exc_info = (type(error), error, None) if error else None
     return logging.LogRecord(name, logging.ERROR, __file__, 1, message, None, exc_info)
 
 
 # --------------------------------------------------------------- fork_runs_from_warm_process
+
 
 def test_fork_runs_from_warm_process_hands_the_engine_a_preloaded_forkserver(monkeypatch):
     monkeypatch.setattr(flow_engine, "multiprocessing", flow_engine.multiprocessing)  # restored
@@ -69,24 +88,32 @@ def test_fork_runs_from_warm_process_hands_the_engine_a_preloaded_forkserver(mon
 
 
 def test_pinned_prefect_still_has_what_fork_runs_from_warm_process_swaps():
-    assert flow_engine.multiprocessing is multiprocessing, \
+    assert flow_engine.multiprocessing is multiprocessing, (
         "fork_runs_from_warm_process: prefect.flow_engine has no module global multiprocessing"
+    )
     assert 'multiprocessing.get_context("spawn")' in inspect.getsource(
-        flow_engine.run_flow_in_subprocess), \
-        "fork_runs_from_warm_process: run_flow_in_subprocess no longer asks for a spawn context"
+        flow_engine.run_flow_in_subprocess
+    ), "fork_runs_from_warm_process: run_flow_in_subprocess no longer asks for a spawn context"
 
 
 # ----------------------------------------------------------------------------- private_server
 
+
 def test_session_subprocess_starts_a_new_session_and_runs_preexec():
     child = SessionSubprocess(subprocess, lambda: os.umask(0o027)).Popen(
         [sys.executable, "-c", "import os; print(os.getsid(0) == os.getpid(), os.umask(0))"],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     out, _ = child.communicate(timeout=60)
     assert out.split() == ["True", str(0o027)]
     assert SessionSubprocess(subprocess, None).PIPE == subprocess.PIPE  # the rest passes through
-    plain = subprocess.run([sys.executable, "-c", "import os; print(os.getsid(0) == os.getpid())"],
-                           capture_output=True, text=True, timeout=60)
+    plain = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getsid(0) == os.getpid())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert plain.stdout.split() == ["False"]  # the oracle: without it, this session
 
 
@@ -100,15 +127,18 @@ def test_private_server_is_not_in_prefects_registry():
 def test_pinned_prefect_still_has_what_private_server_overrides():
     cls = getattr(server_module, "SubprocessASGIServer", None)
     assert cls is not None, "private_server: prefect.server.api.server.SubprocessASGIServer is gone"
-    assert "_run_uvicorn_command" in vars(cls), \
+    assert "_run_uvicorn_command" in vars(cls), (
         "private_server: SubprocessASGIServer._run_uvicorn_command is gone"
-    assert "subprocess.Popen(" in inspect.getsource(cls._run_uvicorn_command), \
+    )
+    assert "subprocess.Popen(" in inspect.getsource(cls._run_uvicorn_command), (
         "private_server: _run_uvicorn_command no longer starts the server with subprocess.Popen"
-    assert server_module.subprocess is subprocess, \
+    )
+    assert server_module.subprocess is subprocess, (
         "private_server: the server module's global subprocess is gone"
-    assert isinstance(vars(cls).get("_instances"), dict) and \
-        "cls._instances" in inspect.getsource(cls.__new__), \
-        "private_server: SubprocessASGIServer's per-port registry _instances changed"
+    )
+    assert isinstance(vars(cls).get("_instances"), dict) and "cls._instances" in inspect.getsource(
+        cls.__new__
+    ), "private_server: SubprocessASGIServer's per-port registry _instances changed"
 
 
 @pytest.mark.slow  # starts Prefect's server (~10-20 s)
@@ -126,6 +156,7 @@ def test_private_server_serves_from_a_session_of_its_own():
 
 # ------------------------------------------------------------------------ task_runner_cluster
 
+
 def test_task_runner_cluster_is_none_without_a_started_dask_runner():
     assert task_runner_cluster(None) is None
     assert task_runner_cluster(ThreadPoolTaskRunner()) is None
@@ -133,11 +164,12 @@ def test_task_runner_cluster_is_none_without_a_started_dask_runner():
 
 
 def test_pinned_prefect_dask_still_has_what_task_runner_cluster_reads():
-    assert "_cluster" in vars(DaskTaskRunner()), \
+    assert "_cluster" in vars(DaskTaskRunner()), (
         "task_runner_cluster: DaskTaskRunner has no _cluster attribute"
-    assert "self._connect_to = self._cluster = " in inspect.getsource(
-        DaskTaskRunner.client.fget), \
+    )
+    assert "self._connect_to = self._cluster = " in inspect.getsource(DaskTaskRunner.client.fget), (
         "task_runner_cluster: DaskTaskRunner no longer keeps the cluster it makes in _cluster"
+    )
 
 
 @pytest.mark.slow  # a local cluster of one worker process
@@ -156,6 +188,7 @@ def test_task_runner_cluster_is_the_local_cluster_a_runner_made():
 
 # -------------------------------------------------------------------------- drain_api_workers
 
+
 def test_drain_api_workers_returns_with_nothing_queued():
     drain_events(timeout=1)
     drain_api_workers(timeout=1)  # no worker left running in this process
@@ -164,13 +197,16 @@ def test_drain_api_workers_returns_with_nothing_queued():
 
 def test_pinned_prefect_still_has_what_drain_api_workers_calls():
     for worker in (APILogWorker, EventsWorker):
-        assert issubclass(worker, services._QueueServiceBase), \
+        assert issubclass(worker, services._QueueServiceBase), (
             f"drain_api_workers: {worker.__name__} is no longer a Prefect queue service"
-        assert "timeout" in inspect.signature(worker.drain_all).parameters, \
+        )
+        assert "timeout" in inspect.signature(worker.drain_all).parameters, (
             f"drain_api_workers: {worker.__name__}.drain_all takes no timeout"
+        )
 
 
 # --------------------------------------------------------------------- HeartbeatAfterShutdown
+
 
 def test_heartbeat_after_shutdown_drops_only_that_error():
     stopped = RuntimeError(f"{STOPPED_SERVICE}.")
@@ -193,14 +229,18 @@ def test_install_is_idempotent_and_on_prefects_events_logger():
 
 def test_pinned_prefect_still_has_what_heartbeat_after_shutdown_matches():
     assert 'logger.exception(f"Error emitting event: {event}")' in inspect.getsource(
-        event_utilities.emit_event), "HeartbeatAfterShutdown: emit_event's message changed"
-    assert STOPPED_SERVICE in inspect.getsource(services), \
+        event_utilities.emit_event
+    ), "HeartbeatAfterShutdown: emit_event's message changed"
+    assert STOPPED_SERVICE in inspect.getsource(services), (
         "HeartbeatAfterShutdown: the stopped-service error changed"
-    assert HEARTBEAT_EVENT in inspect.getsource(flow_engine), \
+    )
+    assert HEARTBEAT_EVENT in inspect.getsource(flow_engine), (
         "HeartbeatAfterShutdown: the heartbeat event's name changed"
+    )
 
 
 # ------------------------------------------------------------------------ UnservableDashboard
+
 
 def test_unservable_dashboard_drops_the_link_only_when_it_cannot_be_served():
     servable = [False]
@@ -216,38 +256,47 @@ def test_unservable_dashboard_drops_the_link_only_when_it_cannot_be_served():
 
 def test_pinned_prefect_dask_still_has_what_unservable_dashboard_matches():
     assert f'f"{DASHBOARD_MESSAGE} at {{self._client.dashboard_link}}"' in inspect.getsource(
-        dask_runners), "UnservableDashboard: prefect-dask's dashboard message changed"
-    assert DaskTaskRunner().logger.name == DASK_RUNNER_LOGGER, \
+        dask_runners
+    ), "UnservableDashboard: prefect-dask's dashboard message changed"
+    assert DaskTaskRunner().logger.name == DASK_RUNNER_LOGGER, (
         "UnservableDashboard: prefect-dask's task runner logger moved"
+    )
 
 
 # ----------------------------------------------------------------------------- QuietCancelled
 
+
 def test_quiet_cancelled_drops_only_the_cancelled_end_and_the_server_stop():
     keep = QuietCancelled().filter
-    assert not keep(_record(f"Finished in state {Cancelled(message='cancelled; x')}",
-                            name=FLOW_RUNS_LOGGER))
+    assert not keep(
+        _record(f"Finished in state {Cancelled(message='cancelled; x')}", name=FLOW_RUNS_LOGGER)
+    )
     assert not keep(_record("Stopping temporary server on http://127.0.0.1:8123", name="prefect"))
     assert keep(_record(f"Finished in state {Completed()}", name=FLOW_RUNS_LOGGER))
     assert keep(_record("Starting temporary server on http://127.0.0.1:8123", name="prefect"))
 
 
 def test_pinned_prefect_still_has_what_quiet_cancelled_matches():
-    assert 'msg=f"Finished in state {display_state}"' in inspect.getsource(flow_engine), \
+    assert 'msg=f"Finished in state {display_state}"' in inspect.getsource(flow_engine), (
         "QuietCancelled: the flow engine's end-of-run message changed"
-    assert str(Cancelled()).startswith(CANCELLED_MESSAGE.removeprefix("Finished in state ")), \
+    )
+    assert str(Cancelled()).startswith(CANCELLED_MESSAGE.removeprefix("Finished in state ")), (
         "QuietCancelled: a Cancelled state's text changed"
-    assert f'"{FLOW_RUNS_LOGGER}"' in inspect.getsource(prefect_loggers.flow_run_logger), \
+    )
+    assert f'"{FLOW_RUNS_LOGGER}"' in inspect.getsource(prefect_loggers.flow_run_logger), (
         "QuietCancelled: flow-run logs moved off prefect.flow_runs"
+    )
     assert f'f"{STOPPING_SERVER_MESSAGE} on {{self.address}}"' in inspect.getsource(
-        server_module.SubprocessASGIServer.stop), \
-        "QuietCancelled: the ephemeral server's stop message changed"
+        server_module.SubprocessASGIServer.stop
+    ), "QuietCancelled: the ephemeral server's stop message changed"
     # a logger's filters see only the records logged on it: run_preprocess filters "prefect"
-    assert server_module.subprocess_server_logger.name == "prefect", \
+    assert server_module.subprocess_server_logger.name == "prefect", (
         "QuietCancelled: the ephemeral server no longer logs on the prefect logger"
+    )
 
 
 # ------------------------------------------------------------------- HeartbeatOfClosingWorker
+
 
 def _raised(error: BaseException, cause: BaseException | None = None):
     try:
@@ -262,8 +311,7 @@ def test_heartbeat_of_closing_worker_drops_only_closed_comms():
     message = f"{HEARTBEAT_FAILED_MESSAGE}."
 
     def record(exc_info) -> logging.LogRecord:
-        return logging.LogRecord(WORKER_LOGGER, logging.ERROR, __file__, 1, message, None,
-                                 exc_info)
+        return logging.LogRecord(WORKER_LOGGER, logging.ERROR, __file__, 1, message, None, exc_info)
 
     assert not keep(record(_raised(CommClosedError("ConnectionPool closing."))))
     assert not keep(record(_raised(OSError("x"), CommClosedError("Stream is closed"))))  # cause
@@ -276,9 +324,12 @@ def test_heartbeat_of_closing_worker_drops_only_closed_comms():
 
 
 def test_pinned_distributed_still_has_what_heartbeat_of_closing_worker_matches():
-    assert f'logger.exception("{HEARTBEAT_FAILED_MESSAGE}.")' in inspect.getsource(dask_worker), \
+    assert f'logger.exception("{HEARTBEAT_FAILED_MESSAGE}.")' in inspect.getsource(dask_worker), (
         "HeartbeatOfClosingWorker: the worker's heartbeat failure message changed"
-    assert dask_worker.logger.name == WORKER_LOGGER, \
+    )
+    assert dask_worker.logger.name == WORKER_LOGGER, (
         "HeartbeatOfClosingWorker: the worker's logger moved"
-    assert isinstance(getattr(comm_core, "CommClosedError", None), type), \
+    )
+    assert isinstance(getattr(comm_core, "CommClosedError", None), type), (
         "HeartbeatOfClosingWorker: distributed.comm.core.CommClosedError is gone"
+    )

@@ -22,12 +22,17 @@ def _write(tmp_path, text: str):
 
 
 def test_an_s3_store_template_stays_an_s3_url(tmp_path):
-    path = _write(tmp_path, f'[defaults]\nstore = "s3://bucket/stores/{{dataset}}/{{recipe}}"\n'
-                            f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n')
+    path = _write(
+        tmp_path,
+        f'[defaults]\nstore = "s3://bucket/stores/{{dataset}}/{{recipe}}"\n'
+        f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n',
+    )
     (spec,) = load_config(path).deployments()
     assert spec.parameters["store"] == "s3://bucket/stores/{dataset}/{recipe}"
-    assert StoreLocation.parse(spec.parameters["store"].format(dataset="casme2", recipe="ha3d")
-                               ).url == "s3://bucket/stores/casme2/ha3d"
+    assert (
+        StoreLocation.parse(spec.parameters["store"].format(dataset="casme2", recipe="ha3d")).url
+        == "s3://bucket/stores/casme2/ha3d"
+    )
 
 
 def test_a_relative_store_is_under_the_files_directory(tmp_path):
@@ -38,10 +43,15 @@ def test_a_relative_store_is_under_the_files_directory(tmp_path):
 
 
 def test_a_misspelt_adapter_option_is_reported_with_its_place(tmp_path):
-    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n'
-                            f'options = {{ variantt = "raw" }}\n')
-    with pytest.raises(ConfigError, match=r"datasets\.casme2\.options: casme2 has no option "
-                                          r"'variantt'; its options: variant"):
+    path = _write(
+        tmp_path,
+        f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\noptions = {{ variantt = "raw" }}\n',
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"datasets\.casme2\.options: casme2 has no option "
+        r"'variantt'; its options: variant",
+    ):
         load_config(path)
     result = CliRunner().invoke(main, ["serve", "--check", "--config", str(path)])
     assert result.exit_code == 2 and "variantt" in result.stderr
@@ -49,12 +59,15 @@ def test_a_misspelt_adapter_option_is_reported_with_its_place(tmp_path):
 
 
 def test_a_disallowed_option_value_and_an_unknown_recipe_fail_on_load(tmp_path):
-    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n'
-                            f'options = {{ variant = "raww" }}\n')
+    path = _write(
+        tmp_path,
+        f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\noptions = {{ variant = "raww" }}\n',
+    )
     with pytest.raises(ConfigError, match="variant='raww' is not one of raw, cropped"):
         load_config(path)
-    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n'
-                            f'recipe = "nosuch"\n')
+    path = _write(
+        tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\nrecipe = "nosuch"\n'
+    )
     with pytest.raises(ConfigError, match="datasets.casme2.recipe: unknown recipe 'nosuch'"):
         load_config(path)
 
@@ -79,15 +92,21 @@ def test_a_user_composite_declared_in_the_config_is_a_dataset(tmp_path):
 
     (tmp_path / "CASME2").mkdir()
     (tmp_path / "SAMM").mkdir()
-    path = _write(tmp_path, f'[composites.lab]\nparts = ["casme2", "samm"]\n'
-                            f'[datasets.lab]\nroot = {{ casme2 = "{tmp_path / "CASME2"}", '
-                            f'samm = "{tmp_path / "SAMM"}" }}\n')
+    path = _write(
+        tmp_path,
+        f'[composites.lab]\nparts = ["casme2", "samm"]\n'
+        f'[datasets.lab]\nroot = {{ casme2 = "{tmp_path / "CASME2"}", '
+        f'samm = "{tmp_path / "SAMM"}" }}\n',
+    )
     try:
         (spec,) = load_config(path).deployments()
         assert spec.dataset == "lab" and "lab" in dataset_names()
         assert set(spec.parameters["root"]) == {"casme2", "samm"}
-        bad = _write(tmp_path, '[composites.lab2]\nparts = ["casme2", "nosuch"]\n'
-                               f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n')
+        bad = _write(
+            tmp_path,
+            '[composites.lab2]\nparts = ["casme2", "nosuch"]\n'
+            f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n',
+        )
         with pytest.raises(ConfigError, match="composites.lab2"):
             load_config(bad)
     finally:
@@ -95,8 +114,10 @@ def test_a_user_composite_declared_in_the_config_is_a_dataset(tmp_path):
 
 
 def test_serve_check_prints_each_store_as_runs_write_it(tmp_path):
-    path = _write(tmp_path, f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n'
-                            f'recipes = ["ha3d", "mbcc64"]\n')
+    path = _write(
+        tmp_path,
+        f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\nrecipes = ["ha3d", "mbcc64"]\n',
+    )
     result = CliRunner().invoke(main, ["serve", "--check", "--config", str(path)])
     assert result.exit_code == 0, result.output
     stores = tmp_path / "conf" / "stores" / "casme2"
@@ -112,14 +133,24 @@ def test_serve_check_refuses_trainings_that_would_fail_at_every_run(tmp_path):
     root = tmp_path / "CASME2"
     base = f'[datasets.casme2]\nroot = "{root}"\nrecipes = ["mbcc64"]\n'
     wrong_model = base + '[trainings.t]\ndataset = "casme2"\nmodel = "msres3d"\n'
-    wrong_config = base + ('[trainings.t]\ndataset = "casme2"\nmodel = "mbcc"\n'
-                           'config = { inputs = "diff" }\n')
-    fits = base + ('[trainings.t]\ndataset = "casme2"\nmodel = "mbcc"\n'
-                   'config = { inputs = "difference" }\n')
-    for text, expected in ((wrong_model, r"trainings\.t \(model msres3d on recipe mbcc64\): "
-                                         r"model msres3d needs"),
-                           (wrong_config, r"trainings\.t \(model mbcc on recipe mbcc64\): "
-                                          r"config: inputs: .*'apex'")):
+    wrong_config = base + (
+        '[trainings.t]\ndataset = "casme2"\nmodel = "mbcc"\nconfig = { inputs = "diff" }\n'
+    )
+    fits = base + (
+        '[trainings.t]\ndataset = "casme2"\nmodel = "mbcc"\nconfig = { inputs = "difference" }\n'
+    )
+    for text, expected in (
+        (
+            wrong_model,
+            r"trainings\.t \(model msres3d on recipe mbcc64\): "
+            r"model msres3d needs",
+        ),
+        (
+            wrong_config,
+            r"trainings\.t \(model mbcc on recipe mbcc64\): "
+            r"config: inputs: .*'apex'",
+        ),
+    ):
         path = _write(tmp_path, text)
         problems = load_config(path).problems()
         assert len(problems) == 1, problems

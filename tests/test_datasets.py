@@ -6,13 +6,13 @@ from pathlib import Path
 
 import cv2
 import pytest
+from synth_clips import assert_scan_matches, by_id, clip
 
 from mer_prep.datasets import DATASETS, scan_dataset
 from mer_prep.datasets._frames import frame_number, list_frames, timing_error
-from mer_prep.labels import apply_scheme, class_names
 from mer_prep.errors import InvalidArgumentError, UnknownDatasetError
+from mer_prep.labels import apply_scheme, class_names
 from mer_prep.sample import DatasetScan
-from synth_clips import assert_scan_matches, by_id, clip
 from mer_prep.synth.layouts import write_layout
 
 ROUND_TRIP = {
@@ -28,8 +28,11 @@ ROUND_TRIP = {
 @pytest.mark.parametrize("dataset", sorted(ROUND_TRIP))
 def test_round_trip(tmp_path: Path, dataset: str) -> None:
     emotions, labels, fps = ROUND_TRIP[dataset]
-    clips = [clip(1, emotions[0], first_frame_number=46), clip(2, emotions[1], apex=2),
-             clip(9, emotions[2], n=8, onset=2, apex=5, offset=6, action_units="R12")]
+    clips = [
+        clip(1, emotions[0], first_frame_number=46),
+        clip(2, emotions[1], apex=2),
+        clip(9, emotions[2], n=8, onset=2, apex=5, offset=6, action_units="R12"),
+    ]
     written = write_layout(dataset, tmp_path, clips)
     scan = scan_dataset(dataset, tmp_path)
     assert scan.problems == []
@@ -47,8 +50,13 @@ def test_round_trip(tmp_path: Path, dataset: str) -> None:
 
 
 def test_subject_ids_are_dataset_qualified(tmp_path: Path) -> None:
-    expected = {"casme1": "casme1/sub06", "casme2": "casme2/sub06", "samm": "samm/006",
-                "smic": "smic/s06", "casme-sq": "casme-sq/s22"}  # CAS(ME)^2 participant 6 is s22
+    expected = {
+        "casme1": "casme1/sub06",
+        "casme2": "casme2/sub06",
+        "samm": "samm/006",
+        "smic": "smic/s06",
+        "casme-sq": "casme-sq/s22",
+    }  # CAS(ME)^2 participant 6 is s22
     for dataset, subject in expected.items():
         write_layout(dataset, tmp_path / dataset, [clip(6, ROUND_TRIP[dataset][0][0])])
         (sample,) = scan_dataset(dataset, tmp_path / dataset).samples
@@ -56,15 +64,22 @@ def test_subject_ids_are_dataset_qualified(tmp_path: Path) -> None:
 
 
 def test_timing_in_dataset_numbering(tmp_path: Path) -> None:
-    (w,) = write_layout("casme2", tmp_path, [clip(1, "disgust", n=10, onset=2, apex=4, offset=8,
-                                                  first_frame_number=46)])
+    (w,) = write_layout(
+        "casme2",
+        tmp_path,
+        [clip(1, "disgust", n=10, onset=2, apex=4, offset=8, first_frame_number=46)],
+    )
     (s,) = scan_dataset("casme2", tmp_path).samples
     assert (s.onset, s.apex, s.offset) == (48, 50, 54) == (w.onset, w.apex, w.offset)
     assert s.frame_numbers == tuple(range(46, 56))
 
 
 def test_frames_are_ordered_numerically(tmp_path: Path) -> None:
-    write_layout("casme2", tmp_path, [clip(1, "disgust", n=12, onset=0, apex=5, offset=11, first_frame_number=1)])
+    write_layout(
+        "casme2",
+        tmp_path,
+        [clip(1, "disgust", n=12, onset=0, apex=5, offset=11, first_frame_number=1)],
+    )
     (s,) = scan_dataset("casme2", tmp_path).samples
     names = [Path(p).name for p in s.frame_paths]
     assert names[:3] == ["img1.jpg", "img2.jpg", "img3.jpg"]
@@ -74,8 +89,10 @@ def test_frames_are_ordered_numerically(tmp_path: Path) -> None:
 
 
 def test_frame_helpers(tmp_path: Path) -> None:
-    assert [frame_number(n) for n in ("img46.jpg", "reg_img7.jpg", "006_05562.jpg", "EP01_5-12.jpg", "x.jpg")] \
-        == [46, 7, 5562, 12, None]
+    assert [
+        frame_number(n)
+        for n in ("img46.jpg", "reg_img7.jpg", "006_05562.jpg", "EP01_5-12.jpg", "x.jpg")
+    ] == [46, 7, 5562, 12, None]
     for name in ("image10.bmp", "image9.bmp", "image100.bmp", "Thumbs.db", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert [n for n, _ in list_frames(tmp_path)] == [9, 10, 100]
@@ -114,8 +131,10 @@ def test_smic_folder_labels_and_modalities(tmp_path: Path) -> None:
         assert {s.extra for s in scan} == {(("modality", modality),)}
     scan = scan_dataset("smic", tmp_path, modality="HS")
     assert sorted((s.sample_id, s.emotion, s.apex) for s in scan) == [
-        ("smic/s01/s01_ne_01", "negative", None), ("smic/s01/s01_po_01", "positive", None),
-        ("smic/s03/s03_sur_01", "surprise", None)]
+        ("smic/s01/s01_ne_01", "negative", None),
+        ("smic/s01/s01_po_01", "positive", None),
+        ("smic/s03/s03_sur_01", "surprise", None),
+    ]
     surprise = by_id(scan.samples)["smic/s03/s03_sur_01"]
     # only onset..offset are on disk; they become first..last
     assert (surprise.onset, surprise.offset, surprise.n_frames) == (501, 504, 4)
@@ -135,8 +154,14 @@ def test_scan_dataset_arguments(tmp_path: Path) -> None:
 
 
 def test_label_schemes(tmp_path: Path) -> None:
-    clips = [clip(1, "disgust"), clip(1, "repression"), clip(2, "happiness"), clip(2, "others"),
-             clip(3, "fear"), clip(3, "Surprise")]
+    clips = [
+        clip(1, "disgust"),
+        clip(1, "repression"),
+        clip(2, "happiness"),
+        clip(2, "others"),
+        clip(3, "fear"),
+        clip(3, "Surprise"),
+    ]
     write_layout("casme2", tmp_path, clips)
     native = scan_dataset("casme2", tmp_path)
     megc = apply_scheme(native, "megc3")
@@ -162,7 +187,9 @@ def test_unknown_emotion_is_a_problem(tmp_path: Path) -> None:
     assert sorted(s.sample_id for s in scan) == ["samm/006/006_1_1", "samm/007/007_1_1"]
     (problem,) = scan.problems
     assert problem.sample_id == "samm/006/006_2_1"
-    assert problem.file.endswith("SAMM_Micro_FACS_Codes_v2.xlsx:16")  # 13 preamble rows + header + 2nd row
+    assert problem.file.endswith(
+        "SAMM_Micro_FACS_Codes_v2.xlsx:16"
+    )  # 13 preamble rows + header + 2nd row
     assert "unknown emotion label 'Bewildered'" in problem.message
 
 

@@ -7,25 +7,62 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from synth_clips import clip, set_cell
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.synth.layouts import write_layout
-from synth_clips import clip, set_cell
 
 # dataset: (sheet file, column names for filename/subject/onset/apex/emotion, clip-name pattern)
 LAYOUTS = {
-    "casme2": ("CASME2-coding-20140508.xlsx",
-               {"filename": "Filename", "subject": "Subject", "onset": "OnsetFrame", "apex": "ApexFrame",
-                "emotion": "Estimated Emotion"}, "casme2/sub{s:02d}", "EP{i:02d}_01"),
-    "samm": ("SAMM_Micro_FACS_Codes_v2.xlsx",
-             {"filename": "Filename", "subject": "Subject", "onset": "Onset Frame", "apex": "Apex Frame",
-              "emotion": "Estimated Emotion"}, "samm/{s:03d}", "{s:03d}_{i}_1"),
-    "casme1": ("CASME_A_Section_coding.xlsx",
-               {"filename": "Filename", "subject": "Subject", "onset": "OnsetF", "apex": "ApexF1",
-                "emotion": "Emotion"}, "casme1/sub{s:02d}", "EP{i:02d}_1"),
+    "casme2": (
+        "CASME2-coding-20140508.xlsx",
+        {
+            "filename": "Filename",
+            "subject": "Subject",
+            "onset": "OnsetFrame",
+            "apex": "ApexFrame",
+            "emotion": "Estimated Emotion",
+        },
+        "casme2/sub{s:02d}",
+        "EP{i:02d}_01",
+    ),
+    "samm": (
+        "SAMM_Micro_FACS_Codes_v2.xlsx",
+        {
+            "filename": "Filename",
+            "subject": "Subject",
+            "onset": "Onset Frame",
+            "apex": "Apex Frame",
+            "emotion": "Estimated Emotion",
+        },
+        "samm/{s:03d}",
+        "{s:03d}_{i}_1",
+    ),
+    "casme1": (
+        "CASME_A_Section_coding.xlsx",
+        {
+            "filename": "Filename",
+            "subject": "Subject",
+            "onset": "OnsetF",
+            "apex": "ApexF1",
+            "emotion": "Emotion",
+        },
+        "casme1/sub{s:02d}",
+        "EP{i:02d}_1",
+    ),
 }
-CASES = ["good", "missing folder", "leaves root", "onset after offset", "apex outside", "no annotation",
-         "unknown emotion", "missing frame", "bad subject", "also good"]
+CASES = [
+    "good",
+    "missing folder",
+    "leaves root",
+    "onset after offset",
+    "apex outside",
+    "no annotation",
+    "unknown emotion",
+    "missing frame",
+    "bad subject",
+    "also good",
+]
 
 
 @pytest.mark.parametrize("dataset", sorted(LAYOUTS))
@@ -36,14 +73,18 @@ def test_bad_rows_and_folders_become_problems(tmp_path: Path, dataset: str) -> N
     subjects = {case: (i % 7) + 1 for i, case in enumerate(CASES)}
     names = {case: clip_fmt.format(s=subjects[case], i=i) for i, case in enumerate(CASES)}
     ids = {case: f"{subject_fmt.format(s=subjects[case])}/{names[case]}" for case in CASES}
-    clips = [clip(subjects[c], emotion, n=6, onset=1, apex=3, offset=4, clip=names[c]) for c in CASES]
+    clips = [
+        clip(subjects[c], emotion, n=6, onset=1, apex=3, offset=4, clip=names[c]) for c in CASES
+    ]
     written = {c: w for c, w in zip(CASES, write_layout(dataset, tmp_path, clips))}
     sheet = tmp_path / sheet_name
     row = {c: set_cell(sheet, names[c], col["emotion"], emotion) for c in CASES}  # row numbers
 
     shutil.rmtree(Path(written["missing folder"].frame_paths[0]).parent)
     set_cell(sheet, names["leaves root"], col["filename"], "../../etc")
-    set_cell(sheet, names["onset after offset"], col["onset"], written["onset after offset"].offset + 1)
+    set_cell(
+        sheet, names["onset after offset"], col["onset"], written["onset after offset"].offset + 1
+    )
     set_cell(sheet, names["apex outside"], col["apex"], 999)
     set_cell(sheet, names["unknown emotion"], col["emotion"], "bewildered")
     Path(written["missing frame"].frame_paths[3]).unlink()
@@ -82,8 +123,11 @@ def test_bad_rows_and_folders_become_problems(tmp_path: Path, dataset: str) -> N
 
 
 def test_smic_bad_folders(tmp_path: Path) -> None:
-    written = write_layout("smic", tmp_path, [clip(1, "negative"), clip(1, "angry"), clip(2, "surprise"),
-                                              clip(3, "positive")])
+    written = write_layout(
+        "smic",
+        tmp_path,
+        [clip(1, "negative"), clip(1, "angry"), clip(2, "surprise"), clip(3, "positive")],
+    )
     Path(written[2].frame_paths[1]).unlink()  # a hole inside the clip
     for frame in written[3].frame_paths:  # an empty clip folder
         Path(frame).unlink()

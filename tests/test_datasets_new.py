@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import openpyxl
 import pytest
+from synth_clips import by_id, clip, set_cell
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.datasets.casme3 import MAX_DURATION_S
@@ -18,7 +19,6 @@ from mer_prep.errors import InvalidArgumentError
 from mer_prep.synth.generate import generate_dataset
 from mer_prep.synth.ground_truth import load_ground_truth
 from mer_prep.synth.layouts import WrittenClip, write_layout
-from synth_clips import by_id, clip, set_cell
 
 CASME3_SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 CASME3_C_SHEET = "CAS(ME)3_part_C_ME.xlsx"
@@ -42,12 +42,15 @@ def assert_matches(scan, written: list[WrittenClip]) -> None:
 
 # --- CAS(ME)^3 Part A -------------------------------------------------------------------------------
 
+
 def _casme3_clips():
-    return [clip(1, "disgust", n=8, onset=1, apex=3, offset=5, clip="a", action_units="4+R2"),
-            clip(1, "Others", clip="a", action_units="T28+14"),          # a second ME in the same take
-            clip(1, "others", clip="b", onset=2, apex=2, offset=4),     # apex == onset
-            clip(3, "happy", clip="J", action_units="R12"),
-            clip(4, "surprise", clip="c", onset=0, apex=1, offset=3, action_units="1+2")]
+    return [
+        clip(1, "disgust", n=8, onset=1, apex=3, offset=5, clip="a", action_units="4+R2"),
+        clip(1, "Others", clip="a", action_units="T28+14"),  # a second ME in the same take
+        clip(1, "others", clip="b", onset=2, apex=2, offset=4),  # apex == onset
+        clip(3, "happy", clip="J", action_units="R12"),
+        clip(4, "surprise", clip="c", onset=0, apex=1, offset=3, action_units="1+2"),
+    ]
 
 
 def test_casme3_part_a_whole_takes(tmp_path: Path) -> None:
@@ -57,10 +60,22 @@ def test_casme3_part_a_whole_takes(tmp_path: Path) -> None:
     assert_matches(scan, written)
     samples = by_id(scan.samples)
     # several MEs of one take: the onset makes the id
-    assert sorted(samples) == sorted(["casme3/spNO.1/a_2", "casme3/spNO.1/a_10", "casme3/spNO.1/b_3",
-                                      "casme3/spNO.3/J_2", "casme3/spNO.4/c_1"])
+    assert sorted(samples) == sorted(
+        [
+            "casme3/spNO.1/a_2",
+            "casme3/spNO.1/a_10",
+            "casme3/spNO.1/b_3",
+            "casme3/spNO.3/J_2",
+            "casme3/spNO.4/c_1",
+        ]
+    )
     first, second = samples["casme3/spNO.1/a_2"], samples["casme3/spNO.1/a_10"]
-    assert (first.subject, first.fps, first.aus, first.action_units) == ("casme3/spNO.1", 30.0, (2, 4), "4+R2")
+    assert (first.subject, first.fps, first.aus, first.action_units) == (
+        "casme3/spNO.1",
+        30.0,
+        (2, 4),
+        "4+R2",
+    )
     assert second.aus == (14, 28) and second.emotion == "Others" and second.label == "others"
     assert samples["casme3/spNO.1/b_3"].apex == samples["casme3/spNO.1/b_3"].onset == 3
     assert ("objective_class", "II") in first.extra and ("take", "a") in first.extra
@@ -72,7 +87,12 @@ def test_casme3_part_a_whole_takes(tmp_path: Path) -> None:
     assert "/depth/spNO.1/a/depth/" in first.depth_paths[0]
     # 4 classes, 3 classes
     four = scan_dataset("casme3", tmp_path, labels="casme3-4")
-    assert Counter(s.label for s in four) == {"negative": 1, "others": 2, "positive": 1, "surprise": 1}
+    assert Counter(s.label for s in four) == {
+        "negative": 1,
+        "others": 2,
+        "positive": 1,
+        "surprise": 1,
+    }
     assert len(scan_dataset("casme3", tmp_path, labels="casme3-3")) == 3
 
 
@@ -112,13 +132,17 @@ def test_casme3_per_me_clip_folders_at_any_level(tmp_path: Path) -> None:
         assert ("layout", expected) in sample.extra
     # an ME clip folder no row points at
     (inner / "frame" / "spNO.9_a_1").mkdir()
-    assert [p.sample_id for p in scan_dataset("casme3", data).problems] == ["casme3/spNO.9/spNO.9_a_1"]
+    assert [p.sample_id for p in scan_dataset("casme3", data).problems] == [
+        "casme3/spNO.9/spNO.9_a_1"
+    ]
 
 
 def test_casme3_quirks_become_named_problems_or_rules(tmp_path: Path) -> None:
-    clips = _casme3_clips() + [clip(5, "fear", n=10, onset=2, apex=4, offset=8, clip="d", action_units="4+7"),
-                               clip(6, "sad", n=10, onset=2, apex=4, offset=8, clip="e", action_units="1+15"),
-                               clip(7, "anger", n=10, onset=2, apex=4, offset=8, clip="f", action_units="4+5")]
+    clips = _casme3_clips() + [
+        clip(5, "fear", n=10, onset=2, apex=4, offset=8, clip="d", action_units="4+7"),
+        clip(6, "sad", n=10, onset=2, apex=4, offset=8, clip="e", action_units="1+15"),
+        clip(7, "anger", n=10, onset=2, apex=4, offset=8, clip="f", action_units="4+5"),
+    ]
     write_layout("casme3", tmp_path, clips)
     sheet = tmp_path / CASME3_SHEET
     rgb = tmp_path / "part_A" / "RGB"
@@ -144,7 +168,9 @@ def test_casme3_quirks_become_named_problems_or_rules(tmp_path: Path) -> None:
     long = problems["casme3/spNO.1/a_5"]
     assert long.file.endswith(f"{CASME3_SHEET}:{long_row}")
     assert "spans 3456 frames (115.2 s at 30 fps)" in long.message
-    assert f"longer than {MAX_DURATION_S:g} s" in long.message and "annotation error" in long.message
+    assert (
+        f"longer than {MAX_DURATION_S:g} s" in long.message and "annotation error" in long.message
+    )
     unreadable = problems["casme3/spNO.5/d_3"].message
     assert "2 unreadable frame file(s)" in unreadable and "frame 5: truncated" in unreadable
     assert "frame 6: empty file" in unreadable
@@ -155,34 +181,59 @@ def test_casme3_quirks_become_named_problems_or_rules(tmp_path: Path) -> None:
     assert zero.source.endswith(f"{CASME3_SHEET}:{zero_row}")
     assert "casme3/spNO.3/j_2" in samples  # found ignoring case
     no_depth = samples["casme3/spNO.7/f_3"]
-    assert no_depth.depth_paths == () and "1 depth frame(s) missing (5)" in dict(no_depth.extra)["depth"]
+    assert (
+        no_depth.depth_paths == ()
+        and "1 depth frame(s) missing (5)" in dict(no_depth.extra)["depth"]
+    )
     # a longer limit lets the long row through to the frame check; a correction fixes it
     relaxed = scan_dataset("casme3", tmp_path, max_duration_s="200")
-    assert "outside the clip" in {p.sample_id: p for p in relaxed.problems}["casme3/spNO.1/a_5"].message
+    assert (
+        "outside the clip"
+        in {p.sample_id: p for p in relaxed.problems}["casme3/spNO.1/a_5"].message
+    )
     fixes = tmp_path / "fixes.yaml"
-    fixes.write_text("- {sample: casme3/spNO.1/a_5, field: offset, old: 3460, new: 12, reason: typo}\n"
-                     "- {sample: casme3/spNO.1/a_5, field: onset, old: 5, new: 8, reason: typo}\n")
+    fixes.write_text(
+        "- {sample: casme3/spNO.1/a_5, field: offset, old: 3460, new: 12, reason: typo}\n"
+        "- {sample: casme3/spNO.1/a_5, field: onset, old: 5, new: 8, reason: typo}\n"
+    )
     fixed = by_id(scan_dataset("casme3", tmp_path, corrections=fixes).samples)["casme3/spNO.1/a_5"]
     assert (fixed.onset, fixed.offset, fixed.n_frames) == (8, 12, 5)
 
 
 def test_casme3_part_c_has_no_apex_and_comma_aus(tmp_path: Path) -> None:
-    clips = [clip(1, "negative", apex=None, action_units="4，11"), clip(1, "positive", apex=None, action_units="6,12"),
-             clip(12, "surprise", apex=None, action_units="1"), clip(12, "others", apex=None)]
+    clips = [
+        clip(1, "negative", apex=None, action_units="4，11"),
+        clip(1, "positive", apex=None, action_units="6,12"),
+        clip(12, "surprise", apex=None, action_units="1"),
+        clip(12, "others", apex=None),
+    ]
     written = write_layout("casme3", tmp_path, clips, variant="C")
     book = openpyxl.load_workbook(tmp_path / CASME3_C_SHEET)
     assert book.sheetnames == ["mockCrimeME"]
-    assert [c.value for c in book.worksheets[0][1]] == ["sub", "count", "onset", "offset", "au", "emotion"]
+    assert [c.value for c in book.worksheets[0][1]] == [
+        "sub",
+        "count",
+        "onset",
+        "offset",
+        "au",
+        "emotion",
+    ]
     scan = scan_dataset("casme3", tmp_path, part="C")
     assert scan.problems == []
     assert_matches(scan, written)
     samples = by_id(scan.samples)
-    assert sorted(samples) == ["casme3/C01/me1", "casme3/C01/me2", "casme3/C12/me1", "casme3/C12/me2"]
+    assert sorted(samples) == [
+        "casme3/C01/me1",
+        "casme3/C01/me2",
+        "casme3/C12/me1",
+        "casme3/C12/me2",
+    ]
     first = samples["casme3/C01/me1"]
     assert first.apex is None and first.aus == (4, 11) and first.action_units == "4，11"
     assert ("part", "C") in first.extra
-    assert Counter(s.label for s in scan_dataset("casme3", tmp_path, part="C", labels="casme3-4")) == \
-        {"negative": 1, "positive": 1, "surprise": 1, "others": 1}
+    assert Counter(
+        s.label for s in scan_dataset("casme3", tmp_path, part="C", labels="casme3-4")
+    ) == {"negative": 1, "positive": 1, "surprise": 1, "others": 1}
     with pytest.raises(InvalidArgumentError, match="part"):
         scan_dataset("casme3", tmp_path, part="B")
 
@@ -200,18 +251,24 @@ def test_casme3_part_c_from_videos(tmp_path: Path) -> None:
 
 # --- DFME ------------------------------------------------------------------------------------------
 
+
 def _dfme_clips():
-    return [clip(4, "happiness", action_units="R4+AD38", part="train", fps=500),
-            clip(4, "anger", part="train", fps=500),
-            clip(5, "contempt", part="train", fps=500),
-            clip(6, "sadness", part="testA", fps=300),
-            clip(7, "surprise", part="testB", fps=200, action_units="1+2")]
+    return [
+        clip(4, "happiness", action_units="R4+AD38", part="train", fps=500),
+        clip(4, "anger", part="train", fps=500),
+        clip(5, "contempt", part="train", fps=500),
+        clip(6, "sadness", part="testA", fps=300),
+        clip(7, "surprise", part="testB", fps=200, action_units="1+2"),
+    ]
 
 
 def test_dfme_split_sheets_zero_based_frames_and_fps_per_row(tmp_path: Path) -> None:
     written = write_layout("dfme", tmp_path, _dfme_clips())
-    assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == ["testA_full_with_AU.xlsx", "testB_full_with_AU.xlsx",
-                                                               "training_full_with_AU.xlsx"]
+    assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == [
+        "testA_full_with_AU.xlsx",
+        "testB_full_with_AU.xlsx",
+        "training_full_with_AU.xlsx",
+    ]
     assert (tmp_path / "DFME_train" / "sub0004_01" / "00000.png").is_file()
     scan = scan_dataset("dfme", tmp_path)
     assert scan.problems == []
@@ -222,8 +279,12 @@ def test_dfme_split_sheets_zero_based_frames_and_fps_per_row(tmp_path: Path) -> 
     assert (first.onset, first.apex, first.offset) == (1, 3, 4)
     assert first.aus == (4,) and ("au_descriptors", "AD38") in first.extra
     assert {s.clip: (s.partition, s.fps) for s in scan} == {
-        "sub0004_01": ("train", 500.0), "sub0004_02": ("train", 500.0), "sub0005_01": ("train", 500.0),
-        "sub0006_01": ("testA", 300.0), "sub0007_01": ("testB", 200.0)}
+        "sub0004_01": ("train", 500.0),
+        "sub0004_02": ("train", 500.0),
+        "sub0005_01": ("train", 500.0),
+        "sub0006_01": ("testA", 300.0),
+        "sub0007_01": ("testB", 200.0),
+    }
     ids = scan_dataset("dfme", tmp_path, labels="dfme7")
     assert {s.clip: s.label for s in ids}["sub0006_01"] == "sadness"
 
@@ -231,13 +292,16 @@ def test_dfme_split_sheets_zero_based_frames_and_fps_per_row(tmp_path: Path) -> 
 def test_dfme_quirks(tmp_path: Path) -> None:
     write_layout("dfme", tmp_path, _dfme_clips() + [clip(8, "fear", part="testA", fps=300)])
     train, test_a = tmp_path / "training_full_with_AU.xlsx", tmp_path / "testA_full_with_AU.xlsx"
-    set_cell(train, "sub0004_02", "Emotion", "disgust")      # disagrees with EmotionId 0 (anger)
-    set_cell(train, "sub0005_01", "Emotion", None)           # taken from EmotionId 1 (contempt)
-    set_cell(test_a, "sub0006_01", "Fps", None)              # no frame rate
-    set_cell(test_a, "sub0008_01", "Subject", "sub0004")     # a training subject in testA
+    set_cell(train, "sub0004_02", "Emotion", "disgust")  # disagrees with EmotionId 0 (anger)
+    set_cell(train, "sub0005_01", "Emotion", None)  # taken from EmotionId 1 (contempt)
+    set_cell(test_a, "sub0006_01", "Fps", None)  # no frame rate
+    set_cell(test_a, "sub0008_01", "Subject", "sub0004")  # a training subject in testA
     scan = scan_dataset("dfme", tmp_path)
     problems = {p.sample_id: p.message for p in scan.problems}
-    assert problems["dfme/sub0004/sub0004_02"] == "Emotion 'disgust' disagrees with EmotionId 0 (anger)"
+    assert (
+        problems["dfme/sub0004/sub0004_02"]
+        == "Emotion 'disgust' disagrees with EmotionId 0 (anger)"
+    )
     assert problems["dfme/sub0006/sub0006_01"] == "Fps 'blank' is not a frame rate"
     assert "in the train sheet too" in problems["dfme/sub0004/sub0008_01"]
     assert by_id(scan.samples)["dfme/sub0005/sub0005_01"].emotion == "contempt"
@@ -245,10 +309,14 @@ def test_dfme_quirks(tmp_path: Path) -> None:
 
 # --- 4DME ------------------------------------------------------------------------------------------
 
+
 def test_4dme_float_frames_au_prefix_and_k_marks(tmp_path: Path) -> None:
-    clips = [clip(1, "negative", action_units="AU4+AU7", first_frame_number=30),
-             clip(1, "positive", action_units="AU6+AU12(k)"), clip(2, "surprise", action_units="AU1+2(k)"),
-             clip(3, "repression", action_units="AU14")]
+    clips = [
+        clip(1, "negative", action_units="AU4+AU7", first_frame_number=30),
+        clip(1, "positive", action_units="AU6+AU12(k)"),
+        clip(2, "surprise", action_units="AU1+2(k)"),
+        clip(3, "repression", action_units="AU14"),
+    ]
     written = write_layout("4dme", tmp_path, clips)
     onset_cell = openpyxl.load_workbook(tmp_path / FOURD_SHEET).worksheets[0]["D2"].value
     assert isinstance(onset_cell, float) and onset_cell == 31.0
@@ -259,25 +327,37 @@ def test_4dme_float_frames_au_prefix_and_k_marks(tmp_path: Path) -> None:
     assert samples["4dme/S01/S01_01"].onset == 31 and samples["4dme/S01/S01_02"].aus == (6, 12)
     assert samples["4dme/S02/S02_01"].aus == (1, 2) and samples["4dme/S01/S01_01"].fps == 60.0
     assert scan_dataset("4dme", tmp_path, fps="30").samples[0].fps == 30.0
-    assert Counter(s.label for s in scan_dataset("4dme", tmp_path, labels="megc3")) == \
-        {"negative": 2, "positive": 1, "surprise": 1}
+    assert Counter(s.label for s in scan_dataset("4dme", tmp_path, labels="megc3")) == {
+        "negative": 2,
+        "positive": 1,
+        "surprise": 1,
+    }
     # a fractional frame number; a subject folder spelt differently from the sheet
     set_cell(tmp_path / FOURD_SHEET, "S02_01", "Apex", 3.5)
     (tmp_path / "gray_micro" / "S03").rename(tmp_path / "gray_micro" / "s03")
     scan = scan_dataset("4dme", tmp_path)
     (problem,) = scan.problems
-    assert problem.sample_id == "4dme/S02/S02_01" and problem.message == "apex 3.5 is not a whole frame number"
+    assert (
+        problem.sample_id == "4dme/S02/S02_01"
+        and problem.message == "apex 3.5 is not a whole frame number"
+    )
     assert "4dme/s03/S03_01" in by_id(scan.samples)
 
 
 # --- MMEW ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", ["official", "flat"])
 def test_mmew_both_layouts_and_others_in_repression_folders(tmp_path: Path, variant: str) -> None:
-    clips = [clip(3, "others", action_units="4"), clip(3, "happiness", action_units="6+12"),
-             clip(5, "disgust", action_units="9")]
+    clips = [
+        clip(3, "others", action_units="4"),
+        clip(3, "happiness", action_units="6+12"),
+        clip(5, "disgust", action_units="9"),
+    ]
     written = write_layout("mmew", tmp_path, clips, variant=variant)
-    folder = (tmp_path / "S03" if variant == "official" else tmp_path / "Micro_Expression") / "repression"
+    folder = (
+        tmp_path / "S03" if variant == "official" else tmp_path / "Micro_Expression"
+    ) / "repression"
     assert (folder / "S03-01-001").is_dir()
     scan = scan_dataset("mmew", tmp_path)
     assert scan.problems == []
@@ -295,7 +375,10 @@ def test_mmew_apex_or_offset_outside_the_clip(tmp_path: Path) -> None:
     set_cell(sheet, "S03-01-002", "OffsetFrame", 41)
     scan = scan_dataset("mmew", tmp_path)
     problems = {p.sample_id: p for p in scan.problems}
-    assert "apex 40 is outside the clip (frames 1..6 on disk)" in problems["mmew/S03/S03-01-001"].message
+    assert (
+        "apex 40 is outside the clip (frames 1..6 on disk)"
+        in problems["mmew/S03/S03-01-001"].message
+    )
     assert "onset..offset 2..41 is outside the clip" in problems["mmew/S03/S03-01-002"].message
     assert problems["mmew/S03/S03-01-002"].file.split(" (")[0].endswith(f"{MMEW_SHEET}:3")
     assert [s.sample_id for s in scan] == ["mmew/S04/S04-01-001"]
@@ -303,10 +386,19 @@ def test_mmew_apex_or_offset_outside_the_clip(tmp_path: Path) -> None:
 
 # --- synthetic look-alikes with ground-truth motion ---------------------------------------------------
 
+
 @pytest.mark.parametrize("dataset", ["casme3", "dfme", "4dme", "mmew"])
 def test_generated_look_alikes_carry_ground_truth(tmp_path: Path, dataset: str) -> None:
-    written = generate_dataset(dataset, tmp_path, n_subjects=1, clips_per_subject=2, size=(240, 320),
-                               n_frames=16, seed=3, workers=1)
+    written = generate_dataset(
+        dataset,
+        tmp_path,
+        n_subjects=1,
+        clips_per_subject=2,
+        size=(240, 320),
+        n_frames=16,
+        seed=3,
+        workers=1,
+    )
     scan = scan_dataset(dataset, tmp_path)
     assert scan.problems == []
     assert_matches(scan, written)
@@ -315,23 +407,36 @@ def test_generated_look_alikes_carry_ground_truth(tmp_path: Path, dataset: str) 
         assert (truth.onset_number, truth.offset_number) == (sample.onset, sample.offset)
         assert len(truth.profile) == sample.n_frames and truth.fps == sample.fps
         assert truth.profile.max() == pytest.approx(1.0)  # the motion peaks at the apex
-        assert sample.aus == tuple(sorted(int(a.lstrip("LR")) for a in truth.action_units.split("+")))
+        assert sample.aus == tuple(
+            sorted(int(a.lstrip("LR")) for a in truth.action_units.split("+"))
+        )
 
 
 # --- hostile or broken input: named problems, never a crash or a path outside the root -----------
 
-@pytest.mark.parametrize("dataset, sheet, column, match", [
-    ("casme3", CASME3_SHEET, "Subject", "spNO.1"),
-    ("casme3", CASME3_SHEET, "Filename", "a"),
-    ("4dme", FOURD_SHEET, "sub_ID", "S01"),
-    ("4dme", FOURD_SHEET, "fold_name", "S01_01"),
-    ("dfme", "training_full_with_AU.xlsx", "Filename", "sub0004_01"),
-    ("mmew", MMEW_SHEET, "Filename", "S01-01-001"),
-])
-def test_cells_that_are_paths_are_problems(tmp_path: Path, dataset: str, sheet: str, column: str,
-                                           match: str) -> None:
-    clips = [clip(4 if dataset == "dfme" else 1, "disgust" if dataset != "4dme" else "negative",
-                  clip="a" if dataset == "casme3" else None, part="train")]
+
+@pytest.mark.parametrize(
+    "dataset, sheet, column, match",
+    [
+        ("casme3", CASME3_SHEET, "Subject", "spNO.1"),
+        ("casme3", CASME3_SHEET, "Filename", "a"),
+        ("4dme", FOURD_SHEET, "sub_ID", "S01"),
+        ("4dme", FOURD_SHEET, "fold_name", "S01_01"),
+        ("dfme", "training_full_with_AU.xlsx", "Filename", "sub0004_01"),
+        ("mmew", MMEW_SHEET, "Filename", "S01-01-001"),
+    ],
+)
+def test_cells_that_are_paths_are_problems(
+    tmp_path: Path, dataset: str, sheet: str, column: str, match: str
+) -> None:
+    clips = [
+        clip(
+            4 if dataset == "dfme" else 1,
+            "disgust" if dataset != "4dme" else "negative",
+            clip="a" if dataset == "casme3" else None,
+            part="train",
+        )
+    ]
     write_layout(dataset, tmp_path / "data", clips)
     (tmp_path / "outside").mkdir()
     for value in ("../../outside", "/etc", f"{match}/../{match}"):
@@ -341,12 +446,31 @@ def test_cells_that_are_paths_are_problems(tmp_path: Path, dataset: str, sheet: 
         match = value
 
 
-@pytest.mark.parametrize("dataset, sheet", [("casme3", CASME3_SHEET), ("4dme", FOURD_SHEET),
-                                            ("mmew", MMEW_SHEET), ("dfme", "training_full_with_AU.xlsx")])
-def test_unreadable_or_headerless_sheets_raise_annotation_errors(tmp_path: Path, dataset: str, sheet: str) -> None:
+@pytest.mark.parametrize(
+    "dataset, sheet",
+    [
+        ("casme3", CASME3_SHEET),
+        ("4dme", FOURD_SHEET),
+        ("mmew", MMEW_SHEET),
+        ("dfme", "training_full_with_AU.xlsx"),
+    ],
+)
+def test_unreadable_or_headerless_sheets_raise_annotation_errors(
+    tmp_path: Path, dataset: str, sheet: str
+) -> None:
     from mer_prep.errors import AnnotationError
 
-    write_layout(dataset, tmp_path, [clip(4, "negative" if dataset == "4dme" else "disgust", clip="a" if dataset == "casme3" else None)])
+    write_layout(
+        dataset,
+        tmp_path,
+        [
+            clip(
+                4,
+                "negative" if dataset == "4dme" else "disgust",
+                clip="a" if dataset == "casme3" else None,
+            )
+        ],
+    )
     book = openpyxl.load_workbook(tmp_path / sheet)
     book.worksheets[0].delete_rows(1)
     book.save(tmp_path / sheet)

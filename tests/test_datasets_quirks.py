@@ -6,21 +6,26 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from synth_clips import assert_scan_matches, by_id, clip, set_cell
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.errors import AnnotationError
 from mer_prep.synth.layouts import write_layout
-from synth_clips import assert_scan_matches, by_id, clip, set_cell
 
 SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
 CASME_SQ_SHEET = "CAS(ME)^2code_final.xlsx"
 
 
 def test_samm_header_found_after_preamble(tmp_path: Path) -> None:
-    clips = [clip(6, "Anger", action_units="R14 or 14", first_frame_number=5562),
-             clip(6, "Contempt", apex=None), clip(28, "Happiness", action_units="6+12")]
+    clips = [
+        clip(6, "Anger", action_units="R14 or 14", first_frame_number=5562),
+        clip(6, "Contempt", apex=None),
+        clip(28, "Happiness", action_units="6+12"),
+    ]
     written = write_layout("samm", tmp_path, clips)
-    rows = list(openpyxl.load_workbook(tmp_path / SAMM_SHEET).worksheets[0].iter_rows(values_only=True))
+    rows = list(
+        openpyxl.load_workbook(tmp_path / SAMM_SHEET).worksheets[0].iter_rows(values_only=True)
+    )
     header = next(i for i, r in enumerate(rows) if r[:2] == ("Subject", "Filename"))
     assert header >= 12 and rows[header + 1][0] == 6  # integer subject, folder is 006
     scan = scan_dataset("samm", tmp_path)
@@ -62,8 +67,12 @@ def test_unreadable_annotation_file_raises(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version", ["20140508", "relabelled"])
 def test_casme2_spreadsheet_versions(tmp_path: Path, version: str) -> None:
-    clips = [clip(1, "happiness", clip="EP06_02_01"), clip(1, "disgust", clip="EP09f", apex=None),
-             clip(17, "repression", clip="EP01_2"), clip(17, "others", first_frame_number=46)]
+    clips = [
+        clip(1, "happiness", clip="EP06_02_01"),
+        clip(1, "disgust", clip="EP09f", apex=None),
+        clip(17, "repression", clip="EP01_2"),
+        clip(17, "others", first_frame_number=46),
+    ]
     written = write_layout("casme2", tmp_path, clips, spreadsheet_version=version)
     (sheet,) = tmp_path.glob("CASME2-coding-*.xlsx")
     rows = list(openpyxl.load_workbook(sheet).worksheets[0].iter_rows(values_only=True))
@@ -77,8 +86,12 @@ def test_casme2_spreadsheet_versions(tmp_path: Path, version: str) -> None:
     assert scan.problems == []
     assert_scan_matches(scan, written)
     samples = by_id(scan.samples)
-    assert sorted(samples) == ["casme2/sub01/EP06_02_01", "casme2/sub01/EP09f", "casme2/sub17/EP01_2",
-                               "casme2/sub17/EP02_03"]
+    assert sorted(samples) == [
+        "casme2/sub01/EP06_02_01",
+        "casme2/sub01/EP09f",
+        "casme2/sub17/EP01_2",
+        "casme2/sub17/EP02_03",
+    ]
     assert samples["casme2/sub01/EP09f"].apex is None
     assert samples["casme2/sub17/EP01_2"].emotion == "repression"
 
@@ -91,9 +104,12 @@ def test_casme2_filename_case_differs_from_folder(tmp_path: Path) -> None:
 
 
 def test_casme_sq_headerless_sheet_and_code_sheets(tmp_path: Path) -> None:
-    clips = [clip(1, "negative", clip="anger1"), clip(1, "negative", clip="anger1", apex=2),  # same video
-             clip(2, "positive", n=12, onset=0, apex=5, offset=11, fps=10.0),  # 1.2 s: macro
-             clip(3, "others", clip="disgust2", first_frame_number=300)]
+    clips = [
+        clip(1, "negative", clip="anger1"),
+        clip(1, "negative", clip="anger1", apex=2),  # same video
+        clip(2, "positive", n=12, onset=0, apex=5, offset=11, fps=10.0),  # 1.2 s: macro
+        clip(3, "others", clip="disgust2", first_frame_number=300),
+    ]
     written = write_layout("casme-sq", tmp_path, clips)
     book = openpyxl.load_workbook(tmp_path / CASME_SQ_SHEET)
     main = list(book.worksheets[0].iter_rows(values_only=True))
@@ -118,8 +134,14 @@ def test_casme_sq_headerless_sheet_and_code_sheets(tmp_path: Path) -> None:
 
 
 def test_casme_sq_offset_zero_uses_apex(tmp_path: Path) -> None:
-    write_layout("casme-sq", tmp_path, [clip(1, "negative", clip="anger1", n=8, onset=1, apex=3, offset=6),
-                                        clip(2, "positive", clip="happy1")])
+    write_layout(
+        "casme-sq",
+        tmp_path,
+        [
+            clip(1, "negative", clip="anger1", n=8, onset=1, apex=3, offset=6),
+            clip(2, "positive", clip="happy1"),
+        ],
+    )
     set_cell(tmp_path / CASME_SQ_SHEET, "anger1_1", 5, 0)
     scan = scan_dataset("casme-sq", tmp_path)
     assert scan.problems == []
@@ -130,8 +152,15 @@ def test_casme_sq_offset_zero_uses_apex(tmp_path: Path) -> None:
 
 
 def test_casme_sq_bad_rows(tmp_path: Path) -> None:
-    write_layout("casme-sq", tmp_path, [clip(1, "negative", clip="anger1"), clip(2, "positive", clip="happy1"),
-                                        clip(3, "negative", clip="disgust1")])
+    write_layout(
+        "casme-sq",
+        tmp_path,
+        [
+            clip(1, "negative", clip="anger1"),
+            clip(2, "positive", clip="happy1"),
+            clip(3, "negative", clip="disgust1"),
+        ],
+    )
     sheet = tmp_path / CASME_SQ_SHEET
     set_cell(sheet, "happy1_1", 2, "tickle9_1")
     set_cell(sheet, "disgust1_1", 4, 99)
@@ -146,25 +175,38 @@ def test_casme_sq_bad_rows(tmp_path: Path) -> None:
 
 
 def test_casme1_offset_zero_rule_and_corrections(tmp_path: Path) -> None:
-    clips = [clip(1, "disgust", n=8, offset=5), clip(2, "tense", clip="EP03_1"),
-             clip(9, "happiness", first_frame_number=30), clip(10, "surprise")]
+    clips = [
+        clip(1, "disgust", n=8, offset=5),
+        clip(2, "tense", clip="EP03_1"),
+        clip(9, "happiness", first_frame_number=30),
+        clip(10, "surprise"),
+    ]
     written = write_layout("casme1", tmp_path, clips)
-    assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == ["CASME_A_Section_coding.xlsx",
-                                                                "CASME_B_Section_coding.xlsx"]
+    assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == [
+        "CASME_A_Section_coding.xlsx",
+        "CASME_B_Section_coding.xlsx",
+    ]
     set_cell(tmp_path / "CASME_A_Section_coding.xlsx", "EP01_2", "OffsetF", 0)
-    set_cell(tmp_path / "CASME_B_Section_coding.xlsx", "EP01_2", "OnsetF", 34)  # sub09: onset > offset
+    set_cell(
+        tmp_path / "CASME_B_Section_coding.xlsx", "EP01_2", "OnsetF", 34
+    )  # sub09: onset > offset
     set_cell(tmp_path / "CASME_A_Section_coding.xlsx", "EP03_1", "OffsetF", None)
     fixes = tmp_path / "fixes.yaml"
-    fixes.write_text("rules: {zero_offset: last_frame, blank_offset: error}\ncorrections:\n"
-                     "  - {section: B, subject: 9, filename: EP01_2, field: onset, was: 34, value: 31,"
-                     " reason: typo}\n"
-                     "  - {section: B, subject: 10, filename: EP01_2, field: offset, was: 77, value: 2}\n")
+    fixes.write_text(
+        "rules: {zero_offset: last_frame, blank_offset: error}\ncorrections:\n"
+        "  - {section: B, subject: 9, filename: EP01_2, field: onset, was: 34, value: 31,"
+        " reason: typo}\n"
+        "  - {section: B, subject: 10, filename: EP01_2, field: offset, was: 77, value: 2}\n"
+    )
     scan = scan_dataset("casme1", tmp_path, fixes=fixes)
     samples = by_id(scan.samples)
     assert sorted(samples) == ["casme1/sub01/EP01_2", "casme1/sub09/EP01_2", "casme1/sub10/EP01_2"]
     zero = samples["casme1/sub01/EP01_2"]
     assert (zero.onset, zero.apex, zero.offset) == (2, 4, 8)
-    assert ("fix", "offset 0 -> last frame 8 (rule)") in zero.extra and ("section", "A") in zero.extra
+    assert ("fix", "offset 0 -> last frame 8 (rule)") in zero.extra and (
+        "section",
+        "A",
+    ) in zero.extra
     fixed = samples["casme1/sub09/EP01_2"]
     assert (fixed.onset, fixed.offset) == (31, 34) == (written[2].onset, written[2].offset)
     assert ("fix", "onset 34 -> 31 (correction: typo)") in fixed.extra
@@ -175,8 +217,9 @@ def test_casme1_offset_zero_rule_and_corrections(tmp_path: Path) -> None:
     assert problem.file.endswith("CASME_A_Section_coding.xlsx:3")
     default = scan_dataset("casme1", tmp_path)  # packaged rules: blank offset = last frame too
     assert by_id(default.samples)["casme1/sub02/EP03_1"].offset == 6
-    assert "apex 33 is before onset 34" in next(p.message for p in default.problems
-                                                if p.sample_id == "casme1/sub09/EP01_2")
+    assert "apex 33 is before onset 34" in next(
+        p.message for p in default.problems if p.sample_id == "casme1/sub09/EP01_2"
+    )
 
 
 def test_casme_sq_unrecognisable_main_sheet_raises(tmp_path: Path) -> None:

@@ -18,9 +18,21 @@ pytestmark = pytest.mark.slow  # the whole product in a subprocess: synthesis, P
 
 def _demo(directory, *args):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own ephemeral API
-    result = subprocess.run([sys.executable, "-m", "mer_prep.cli", "demo", "--dir", str(directory),
-                             *(args or ("--subjects", "3", "--clips", "2", "--no-train"))],
-                            capture_output=True, text=True, timeout=1200, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mer_prep.cli",
+            "demo",
+            "--dir",
+            str(directory),
+            *(args or ("--subjects", "3", "--clips", "2", "--no-train")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result.stdout
 

@@ -13,18 +13,23 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import prefect.states  # noqa: F401
 import pytest
+from server_harness import get_json, serving
 
 import flows.deployments  # noqa: F401  these three (PyTorch with the models) load at collection
 import mer_prep.models  # noqa: F401
-import prefect.states  # noqa: F401
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
-from server_harness import get_json, serving
 
 #: The small CASME II look-alike both tests edit a copy of (and test_s3.py's flow test reads).
-SMALL_CASME2 = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12,
-                "size": (240, 320)}
+SMALL_CASME2 = {
+    "n_subjects": 2,
+    "clips_per_subject": 2,
+    "seed": 11,
+    "n_frames": 12,
+    "size": (240, 320),
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +51,24 @@ root = "{root}"
 cron = "0 3 * * *"
 
 [datasets.samm]
-root = "{base / 'SAMM'}"
+root = "{base / "SAMM"}"
 enabled = false
 """)
     with serving(base, config, "preprocess/casme2") as server:
-        yield {"server": server, "env": server.client_env, "api": server.api, "root": root,
-               "base": base, "written": {w.sample_id: w for w in written}}
+        yield {
+            "server": server,
+            "env": server.client_env,
+            "api": server.api,
+            "root": root,
+            "base": base,
+            "written": {w.sample_id: w for w in written},
+        }
 
 
 def _deployment_run(served, *params: str) -> subprocess.CompletedProcess:
-    return served["server"].deployment_run("preprocess/casme2", *params, watch_timeout=240,
-                                           timeout=300)
+    return served["server"].deployment_run(
+        "preprocess/casme2", *params, watch_timeout=240, timeout=300
+    )
 
 
 def _artifact(served, key: str) -> str:
@@ -103,8 +115,12 @@ def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
     assert changed.returncode == 0, changed.stdout + changed.stderr
     latest = open_store(store_path)
     assert latest.version_id != store.version_id
-    assert latest.attrs["reuse"] == {"from_version": store.version_id, "n_reused": 3,
-                                     "n_recomputed": 1, "n_rows_reused": 3}
+    assert latest.attrs["reuse"] == {
+        "from_version": store.version_id,
+        "n_reused": 3,
+        "n_recomputed": 1,
+        "n_rows_reused": 3,
+    }
     assert "recomputed: 1, reused (skipped): 3" in _artifact(served, "preprocess-casme2-mbcc64")
     old, new = store.array("frames"), latest.array("frames")
     unchanged = [i for i in range(4) if i != 1]
@@ -116,8 +132,9 @@ def test_deployment_runs_refresh_only_changed_samples_and_fail_loudly(served):
     assert list(latest.versions()["version_id"]) == [latest.version_id, store.version_id]
     published = len(ancestry())
 
-    bad = _deployment_run(served, f"root={served['base'] / 'nowhere'}",
-                          f"store={served['base'] / 'bad-store'}")
+    bad = _deployment_run(
+        served, f"root={served['base'] / 'nowhere'}", f"store={served['base'] / 'bad-store'}"
+    )
     assert bad.returncode != 0, bad.stdout + bad.stderr
     assert "Failed" in bad.stdout + bad.stderr
     assert len(ancestry()) == published and open_store(store_path).version_id == latest.version_id
@@ -135,8 +152,8 @@ def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path, synth_dataset):
     """The refresh path without Prefect: a split is dropped, a changed sample rewritten, a
     sample that now fails loses its old chunks, the others keep theirs."""
     from mer_prep.evaluation.splits import build_split
-    from mer_prep.store.splits import save_split
     from mer_prep.recipes import load_recipe
+    from mer_prep.store.splits import save_split
 
     recipe = load_recipe("mbcc64")
     store_path = tmp_path / "store"
@@ -150,12 +167,18 @@ def test_writer_reuses_unchanged_rows_and_drops_splits(tmp_path, synth_dataset):
     edited, broken = (next(w for w in written if w.sample_id == ids[i]) for i in (0, 3))
     number = int(Path(edited.frame_paths[0]).stem[3:])
     Path(edited.frame_paths[edited.apex - number]).write_bytes(
-        Path(edited.frame_paths[edited.onset - number]).read_bytes())
+        Path(edited.frame_paths[edited.onset - number]).read_bytes()
+    )
     Path(broken.frame_paths[broken.apex - int(Path(broken.frame_paths[0]).stem[3:])]).write_bytes(
-        b"not a jpeg")
+        b"not a jpeg"
+    )
     summary = _commit(root, store_path, recipe)
-    assert summary == {"from_version": first.version_id, "n_reused": 2, "n_recomputed": 2,
-                       "n_rows_reused": 2}
+    assert summary == {
+        "from_version": first.version_id,
+        "n_reused": 2,
+        "n_recomputed": 2,
+        "n_rows_reused": 2,
+    }
     latest = open_store(store_path)
     assert list(latest.table_all["status"]) == ["ok", "ok", "ok", "failed"]
     assert not latest.split_names  # the split indexed the previous version's rows
@@ -172,8 +195,10 @@ def test_a_refused_parameter_ends_the_run_failed_with_its_reason(tmp_path, monke
 
     (tmp_path / "CASME2").mkdir()
     path = tmp_path / "mer-prep.toml"
-    path.write_text(f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\nrecipe = "mbcc64"\n'
-                    f'[trainings.quick]\ndataset = "casme2"\nmodel = "mbcc"\nepochs = 2\n')
+    path.write_text(
+        f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\nrecipe = "mbcc64"\n'
+        f'[trainings.quick]\ndataset = "casme2"\nmodel = "mbcc"\nepochs = 2\n'
+    )
     monkeypatch.setenv(CONFIG_ENV, str(path))
     (spec,) = load_config(path).training_deployments()
     assert refused_run(spec.parameters, flow="train") is None

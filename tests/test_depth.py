@@ -70,10 +70,15 @@ def test_depth_is_the_nearest_source_depth_under_the_frames_alignment(casme3):
     onset = read_frames([sample.frame_paths[clip_span(sample).onset]], gray=True)[0]
     box = FaceBox(*result.face_box, score=0.0, method=result.detector)
     landmarks = fit_landmarks(onset, box)
-    matrix = alignment_matrix(landmarks, size=(64, 64), inter_ocular=recipe.align.inter_ocular,
-                              eye_row=recipe.align.eye_row)
-    np.testing.assert_allclose(transform_points(landmarks, matrix), result.arrays["landmarks"],
-                               atol=1e-3)
+    matrix = alignment_matrix(
+        landmarks,
+        size=(64, 64),
+        inter_ocular=recipe.align.inter_ocular,
+        eye_row=recipe.align.eye_row,
+    )
+    np.testing.assert_allclose(
+        transform_points(landmarks, matrix), result.arrays["landmarks"], atol=1e-3
+    )
     inverse = cv2.invertAffineTransform(matrix)
     yy, xx = np.mgrid[0:64, 0:64]
     source_xy = np.stack([xx, yy], -1).reshape(-1, 2) @ inverse[:, :2].T + inverse[:, 2]
@@ -85,8 +90,12 @@ def test_depth_is_the_nearest_source_depth_under_the_frames_alignment(casme3):
         stored = depth[t].reshape(-1)
         # nearest neighbour never invents a value, and blends none
         assert set(np.unique(stored)) <= set(np.unique(source)) | {0}
-        inside = ((source_xy[:, 0] > 0.5) & (source_xy[:, 0] < w - 1.5)
-                  & (source_xy[:, 1] > 0.5) & (source_xy[:, 1] < h - 1.5))
+        inside = (
+            (source_xy[:, 0] > 0.5)
+            & (source_xy[:, 0] < w - 1.5)
+            & (source_xy[:, 1] > 0.5)
+            & (source_xy[:, 1] < h - 1.5)
+        )
         assert inside.mean() > 0.9 and (stored[inside] > 0).all()  # the face region has depth
         # away from a rounding tie, the stored value is the source's at the nearest pixel
         fraction = np.abs(source_xy - np.round(source_xy))
@@ -96,8 +105,9 @@ def test_depth_is_the_nearest_source_depth_under_the_frames_alignment(casme3):
         assert np.mean(stored[clear] == expected) > 0.98
         # ... and never that of a pixel further away than the four around it
         floor = np.floor(source_xy[inside]).astype(int)
-        around = np.stack([source[floor[:, 1] + dy, floor[:, 0] + dx]
-                           for dy in (0, 1) for dx in (0, 1)], -1)
+        around = np.stack(
+            [source[floor[:, 1] + dy, floor[:, 0] + dx] for dy in (0, 1) for dx in (0, 1)], -1
+        )
         assert (around == stored[inside][:, None]).any(axis=1).all()
 
 
@@ -107,9 +117,11 @@ def test_depth_store_and_source_copies(casme3, tmp_path):
     root, samples = casme3
     recipe = depth_recipe()
     store = open_store(build_store(root, tmp_path / "store", recipe, dataset="casme3"))
-    assert store.attrs["arrays"]["depth"] == {"dims": ["sample", "frame", "y", "x"],
-                                              "shape": [len(samples), 2, 64, 64],
-                                              "dtype": "uint16"}
+    assert store.attrs["arrays"]["depth"] == {
+        "dims": ["sample", "frame", "y", "x"],
+        "shape": [len(samples), 2, 64, 64],
+        "dtype": "uint16",
+    }
     stored = store.array("depth")
     assert stored.dtype == np.uint16 and stored.shape == (len(samples), 2, 64, 64)
     ids = list(store.table["sample_id"])
@@ -120,7 +132,7 @@ def test_depth_store_and_source_copies(casme3, tmp_path):
     # copies made before alignment warp depth with their own matrix: the mirror is the mirror
     mirrored = depth_recipe(source_augment={"shift_px": 0.0, "flip": True})
     result = process_sample(samples[0], mirrored)
-    (params, copy), = result.copies
+    ((params, copy),) = result.copies
     assert params["flip"] is True and copy["depth"].dtype == np.uint16
     # exact by construction: the copy is a slice of the stored alignment, not a second warp
     # (re-warping moved nearest-neighbour samples by a whole pixel on some OpenCV builds)
@@ -142,8 +154,9 @@ def test_a_sample_without_depth_or_with_a_missing_depth_frame_fails_clearly(casm
     assert gone in str(error.value) and samples[0].sample_id in str(error.value)
 
 
-def test_editing_a_depth_file_changes_the_fingerprint_of_depth_recipes_only(synth_dataset,
-                                                                           tmp_path):
+def test_editing_a_depth_file_changes_the_fingerprint_of_depth_recipes_only(
+    synth_dataset, tmp_path
+):
     root, _ = synth_dataset("casme3", copy_to=tmp_path / "copy", **SYNTH)
     sample = scan_dataset("casme3", root).samples[0]
     recipe, plain = depth_recipe(), small("mbcc64", 64)

@@ -44,8 +44,11 @@ def side_lit(seed: int, dark: float, size: tuple[int, int] = (480, 640)):
 
 def _best_hog_score(gray: np.ndarray) -> float:
     """Best HOG score over every pass of the cascade (downscaled, full, upsampled)."""
-    scores = [box.score for _, image, _, _, up in _hog_passes(gray, 0, True)
-              if (box := _detect_hog(image, up, -5.0)) is not None]
+    scores = [
+        box.score
+        for _, image, _, _, up in _hog_passes(gray, 0, True)
+        if (box := _detect_hog(image, up, -5.0)) is not None
+    ]
     return max(scores)
 
 
@@ -85,8 +88,9 @@ def test_low_threshold_hog_stage_takes_weak_faces():
 def test_confirmation_needs_the_cnn_on_the_same_box():
     frame, _, _ = side_lit(seed=3, dark=0.15)
     box = detect_clip_face(frame)
-    moved = FaceBox(box.left + box.width, box.top, box.right + box.width, box.bottom,
-                    box.score, box.method)  # beside the face: no overlap with it
+    moved = FaceBox(
+        box.left + box.width, box.top, box.right + box.width, box.bottom, box.score, box.method
+    )  # beside the face: no overlap with it
     assert confirm_box(frame, moved) is None
     assert confirm_box(frame, replace(box, confirmation="")) == box
 
@@ -118,7 +122,11 @@ def test_next_frames_then_no_face():
     box = detect_clip_face(blank, lambda k: later.get(k), sample="s")
     assert box.method == "hog@+2"
     assert (box.left, box.top, box.right, box.bottom) == (
-        (found := detect_clip_face(face)).left, found.top, found.right, found.bottom)
+        (found := detect_clip_face(face)).left,
+        found.top,
+        found.right,
+        found.bottom,
+    )
     with pytest.raises(NoFaceError, match="no face found .*CNN.*LBP") as caught:
         detect_clip_face(blank, sample="casme2/sub01/EP01")
     assert caught.value.sample == "casme2/sub01/EP01"
@@ -137,8 +145,9 @@ def test_detection_scale_keeps_an_expected_face_above_the_hog_window():
 @pytest.fixture(scope="module")
 def synthetic(synth_dataset):
     # the same dataset as test_face_on_synth.py's casme2 one (generated once per session)
-    root, _ = synth_dataset("casme2", n_subjects=3, clips_per_subject=2, n_frames=24, seed=7,
-                            missing_apex=0.5)
+    root, _ = synth_dataset(
+        "casme2", n_subjects=3, clips_per_subject=2, n_frames=24, seed=7, missing_apex=0.5
+    )
     return root, scan_dataset("casme2", root).samples
 
 
@@ -163,8 +172,15 @@ def test_downscaled_detection_keeps_the_landmark_error(synthetic):
 
 def test_pipeline_records_the_stage_and_uses_the_later_box(synthetic, synth_dataset, tmp_path):
     _, samples = synthetic
-    root, _ = synth_dataset("casme2", n_subjects=3, clips_per_subject=2, n_frames=24, seed=7,
-                            missing_apex=0.5, copy_to=tmp_path)
+    root, _ = synth_dataset(
+        "casme2",
+        n_subjects=3,
+        clips_per_subject=2,
+        n_frames=24,
+        seed=7,
+        missing_apex=0.5,
+        copy_to=tmp_path,
+    )
     sample = next(s for s in scan_dataset("casme2", root).samples if s.apex is not None)
     onset = sample.frame_numbers.index(sample.onset)
     following = read_frames([sample.frame_paths[onset + 1]], gray=True)[0]

@@ -28,8 +28,11 @@ def _files() -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            found += [p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
-                      and "__pycache__" not in p.parts]
+            found += [
+                p
+                for p in path.rglob("*")
+                if p.suffix in SUFFIXES and p.is_file() and "__pycache__" not in p.parts
+            ]
     return [p for p in found if p != Path(__file__).resolve()]
 
 
@@ -38,8 +41,11 @@ def _names_in_repository() -> frozenset[str]:
     """File names anywhere in the checkout, outside the environment and VCS folders."""
     names = set()
     for folder, subfolders, files in os.walk(ROOT):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in (
-            "node_modules", "__pycache__")]
+        subfolders[:] = [
+            d
+            for d in subfolders
+            if not d.startswith(".") and d not in ("node_modules", "__pycache__")
+        ]
         names.update(files)
     return frozenset(names)
 
@@ -51,16 +57,20 @@ def _exists(cited: str, source: Path) -> bool:
 
 
 def test_cited_documents_exist():
-    missing = sorted({f"{path.relative_to(ROOT)}: {cited}"
-                      for path in _files()
-                      for cited in _cited(path.read_text(errors="replace"))
-                      if not cited.startswith(("http", "www.")) and not _exists(cited, path)})
+    missing = sorted(
+        {
+            f"{path.relative_to(ROOT)}: {cited}"
+            for path in _files()
+            for cited in _cited(path.read_text(errors="replace"))
+            if not cited.startswith(("http", "www.")) and not _exists(cited, path)
+        }
+    )
     assert not missing, "cited but not in the repository:\n" + "\n".join(missing)
 
 
 def test_the_check_finds_a_missing_document(tmp_path):
     source = tmp_path / "module.py"
-    source.write_text('"""See ' + "DESIGN" + '_NOTES.md, docs/models.md and ' + "PLAN" + ' §2."""')
+    source.write_text('"""See ' + "DESIGN" + "_NOTES.md, docs/models.md and " + "PLAN" + ' §2."""')
     cited = _cited(source.read_text())
     assert cited == ["DESIGN_NOTES.md", "docs/models.md", "PLAN.md"]
     assert [_exists(name, source) for name in cited] == [False, True, False]

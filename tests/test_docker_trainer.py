@@ -1,17 +1,30 @@
 """The GPU worker image (docker/trainer.Dockerfile) and its compose service stay in step with
 pyproject.toml, the flows' worker environment and docker/mer-prep.toml's trainings, without a
 Docker engine (the parsing helpers are tests/test_docker.py's)."""
+
 from __future__ import annotations
 
 import re
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from test_docker import (
+    DOCKER,
+    PYPROJECT,
+    TRAINER,
+    WORKER,
+    args_of,
+    command_of,
+    compose,
+    effective_env,
+    env_of,
+    pip_installs,
+    requirement_args,
+    service_dockerfile,
+    service_env,
+)
 
 from flows.preprocess import WORKER_ENVIRONMENT
-from test_docker import (DOCKER, PYPROJECT, TRAINER, WORKER, args_of, command_of, compose,
-                         effective_env, env_of, pip_installs, requirement_args, service_dockerfile,
-                         service_env)
 
 
 def test_trainer_is_a_gpu_dask_worker_with_the_train_extra():
@@ -23,8 +36,9 @@ def test_trainer_is_a_gpu_dask_worker_with_the_train_extra():
     assert pinned == [f"torch{torch_pin.specifier}"], pinned
     # the CUDA build is a build argument, used by the torch install (and passed by compose)
     assert any(rest.startswith("TORCH_INDEX_URL=") for rest in args_of(TRAINER, "ARG"))
-    assert any("${TORCH_INDEX_URL}" in rest and "torch==" in rest
-               for rest in args_of(TRAINER, "RUN"))
+    assert any(
+        "${TORCH_INDEX_URL}" in rest and "torch==" in rest for rest in args_of(TRAINER, "RUN")
+    )
     assert not args_of(TRAINER, "ENTRYPOINT")
     cmd = command_of({}, TRAINER)
     assert re.search(r"\bdask worker\b", cmd) and "$DASK_SCHEDULER_ADDRESS" in cmd

@@ -25,8 +25,15 @@ def store_path(tmp_path_factory, synth_dataset):
     """A committed ha3d store of a small CASME II look-alike, half of its apexes missing."""
     from mer_prep.pipeline.local import commit_version
 
-    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=2, seed=3,
-                                  n_frames=12, size=(240, 320), missing_apex=0.5)
+    root, written = synth_dataset(
+        "casme2",
+        n_subjects=2,
+        clips_per_subject=2,
+        seed=3,
+        n_frames=12,
+        size=(240, 320),
+        missing_apex=0.5,
+    )
     assert {w.apex is None for w in written} == {True, False}
     path = tmp_path_factory.mktemp("export") / "casme2-ha3d"
     commit_version("casme2", root, "ha3d", path)
@@ -55,8 +62,9 @@ def test_a_store_with_missing_apexes_exports_and_round_trips(store_path, tmp_pat
                 continue
             if stored.dtype.kind == "O":
                 stored = [s.decode() for s in stored]
-                values = [json.dumps(v) if isinstance(v, (list, dict)) or v is None else v
-                          for v in values]
+                values = [
+                    json.dumps(v) if isinstance(v, (list, dict)) or v is None else v for v in values
+                ]
             assert list(stored) == list(values), column
         np.testing.assert_array_equal(f["frames"][:], store.array("frames"))
         assert json.loads(f.attrs["mer_prep"])["version_id"] == store.version_id
@@ -86,13 +94,15 @@ def test_the_cli_names_the_version_refuses_to_overwrite_and_states_the_licence(s
     default.unlink()
 
 
-def test_a_failed_export_leaves_nothing_behind_and_keeps_the_old_file(store_path, tmp_path,
-                                                                       monkeypatch):
+def test_a_failed_export_leaves_nothing_behind_and_keeps_the_old_file(
+    store_path, tmp_path, monkeypatch
+):
     store = open_store(store_path)
 
     def broken(name):
         def read(rows):
             raise OSError("disk gone")
+
         return read
 
     monkeypatch.setattr(store, "row_reader", broken)

@@ -18,10 +18,26 @@ from skimage.draw import polygon as draw_polygon
 
 import mer_prep.face.detect as detect_module
 from mer_prep.errors import FrameReadError, NoFaceError
-from mer_prep.face import (REGIONS, FaceBox, alignment_matrix, apply_mask, crop_box,
-                           detect_face, eye_centers, fit_landmarks, landmark_split_row,
-                           read_frames, read_video_frames, region_mask, resize_frames,
-                           split_halves, to_gray, to_unit, transform_points, warp_frames)
+from mer_prep.face import (
+    REGIONS,
+    FaceBox,
+    alignment_matrix,
+    apply_mask,
+    crop_box,
+    detect_face,
+    eye_centers,
+    fit_landmarks,
+    landmark_split_row,
+    read_frames,
+    read_video_frames,
+    region_mask,
+    resize_frames,
+    split_halves,
+    to_gray,
+    to_unit,
+    transform_points,
+    warp_frames,
+)
 
 CANVAS_SIZE = (480, 640)  # (height, width)
 # Astronaut pixels -> canvas pixels: 4 degrees, 0.9x, sub-pixel shift.
@@ -64,6 +80,7 @@ def canvas_landmarks(canvas: np.ndarray, canvas_box: FaceBox) -> np.ndarray:
 
 # --- detection ------------------------------------------------------------------------------
 
+
 def test_hog_box_contains_face_not_suit(canvas_box: FaceBox, reference: np.ndarray) -> None:
     assert canvas_box.method == "hog"
     for x, y in (*eye_centers(reference), reference[48:60].mean(axis=0), reference[30]):
@@ -93,7 +110,8 @@ def test_lbp_cascade_alone_finds_face(canvas: np.ndarray, reference: np.ndarray)
 
 
 def test_fallback_reaches_cascade_when_hog_finds_nothing(
-        canvas: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    canvas: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upsamples: list[int] = []
 
     def blind_hog(image: np.ndarray, upsample: int) -> None:
@@ -131,8 +149,8 @@ def test_rejects_non_uint8_image() -> None:
 
 # --- landmarks ------------------------------------------------------------------------------
 
-def test_landmarks_follow_known_affine(canvas_landmarks: np.ndarray,
-                                       reference: np.ndarray) -> None:
+
+def test_landmarks_follow_known_affine(canvas_landmarks: np.ndarray, reference: np.ndarray) -> None:
     assert canvas_landmarks.shape == (68, 2) and canvas_landmarks.dtype == np.float32
     eye_distance = _eye_distance(reference)
     error = np.linalg.norm(canvas_landmarks - reference, axis=1) / eye_distance
@@ -143,6 +161,7 @@ def test_landmarks_follow_known_affine(canvas_landmarks: np.ndarray,
 
 
 # --- alignment ------------------------------------------------------------------------------
+
 
 def test_alignment_matrix_puts_eyes_where_asked(canvas_landmarks: np.ndarray) -> None:
     size = (128, 112)
@@ -156,8 +175,9 @@ def test_alignment_matrix_puts_eyes_where_asked(canvas_landmarks: np.ndarray) ->
     assert (left + right) / 2 == pytest.approx([0.5 * size[1], 0.35 * size[0]], abs=1e-4)
 
 
-def test_aligned_output_refits_to_requested_geometry(canvas: np.ndarray,
-                                                     canvas_landmarks: np.ndarray) -> None:
+def test_aligned_output_refits_to_requested_geometry(
+    canvas: np.ndarray, canvas_landmarks: np.ndarray
+) -> None:
     size = (320, 320)
     matrix = alignment_matrix(canvas_landmarks, size=size, inter_ocular=0.3, eye_row=0.4)
     aligned = warp_frames(canvas[None], matrix, size)[0]
@@ -173,7 +193,7 @@ def test_warp_moves_pixels_like_transform_points() -> None:
     # A sub-pixel Gaussian blob: its centroid after warping must land where the matrix says.
     yy, xx = np.mgrid[0:200, 0:300]
     blob_xy = np.array([120.3, 80.6])
-    frame = np.exp(-((xx - blob_xy[0]) ** 2 + (yy - blob_xy[1]) ** 2) / (2 * 3.0 ** 2))
+    frame = np.exp(-((xx - blob_xy[0]) ** 2 + (yy - blob_xy[1]) ** 2) / (2 * 3.0**2))
     frames = np.stack([(frame * 250).astype(np.uint8)] * 3)
     matrix = cv2.getRotationMatrix2D((100.0, 90.0), 17.0, 0.7)
     matrix[:, 2] += (-30.25, 10.5)
@@ -200,10 +220,11 @@ def test_warp_antialias_shrink_keeps_geometry_and_smooths() -> None:
     # On a smooth image the blur changes nothing visible: the cropped, shifted source region
     # lines up exactly with the original geometry.
     yy, xx = np.mgrid[0:400, 0:400]
-    blob = 250 * np.exp(-((xx - 190.5) ** 2 + (yy - 215.25) ** 2) / (2 * 40.0 ** 2))
+    blob = 250 * np.exp(-((xx - 190.5) ** 2 + (yy - 215.25) ** 2) / (2 * 40.0**2))
     smooth_blob = np.stack([blob.astype(np.uint8)] * 2)
-    difference = (warp_frames(smooth_blob, matrix, (100, 100)).astype(int)
-                  - warp_frames(smooth_blob, matrix, (100, 100), antialias=False))
+    difference = warp_frames(smooth_blob, matrix, (100, 100)).astype(int) - warp_frames(
+        smooth_blob, matrix, (100, 100), antialias=False
+    )
     assert np.abs(difference).max() <= 2
 
 
@@ -229,6 +250,7 @@ def test_resize_frames_shape_and_content() -> None:
 
 # --- intensity ------------------------------------------------------------------------------
 
+
 def test_to_gray_uses_bt601_and_passes_gray_through() -> None:
     rgb = np.array([[[[255, 0, 0], [0, 255, 0], [0, 0, 255], [100, 150, 200]]]], np.uint8)
     gray = to_gray(rgb)
@@ -247,6 +269,7 @@ def test_to_unit_range() -> None:
 
 # --- masks ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def aligned_landmarks(canvas_landmarks: np.ndarray) -> np.ndarray:
     matrix = alignment_matrix(canvas_landmarks, size=(128, 128), inter_ocular=0.4)
@@ -254,13 +277,16 @@ def aligned_landmarks(canvas_landmarks: np.ndarray) -> np.ndarray:
 
 
 def _cheek_points(landmarks: np.ndarray) -> list[np.ndarray]:
-    return [(landmarks[2] + landmarks[31]) / 2, (landmarks[14] + landmarks[35]) / 2,
-            (landmarks[3] + landmarks[48]) / 2, (landmarks[13] + landmarks[54]) / 2]
+    return [
+        (landmarks[2] + landmarks[31]) / 2,
+        (landmarks[14] + landmarks[35]) / 2,
+        (landmarks[3] + landmarks[48]) / 2,
+        (landmarks[13] + landmarks[54]) / 2,
+    ]
 
 
 @pytest.mark.parametrize("margin", [0, 3])
-def test_mask_covers_eyes_and_mouth_not_cheeks(aligned_landmarks: np.ndarray,
-                                               margin: int) -> None:
+def test_mask_covers_eyes_and_mouth_not_cheeks(aligned_landmarks: np.ndarray, margin: int) -> None:
     shape = (128, 128)
     mask = region_mask(aligned_landmarks, shape, margin=margin)
     assert mask.shape == shape and mask.dtype == bool
@@ -272,7 +298,7 @@ def test_mask_covers_eyes_and_mouth_not_cheeks(aligned_landmarks: np.ndarray,
         vertices = np.round(polygon).astype(int)
         assert mask[vertices[:, 1], vertices[:, 0]].all(), name
     for x, y in np.round(_cheek_points(aligned_landmarks)).astype(int):
-        assert not mask[y - 1:y + 2, x - 1:x + 2].any()  # a 3x3 patch on each cheek
+        assert not mask[y - 1 : y + 2, x - 1 : x + 2].any()  # a 3x3 patch on each cheek
     # Only the masked regions: a small fraction of the face.
     assert mask.mean() < 0.15
 
@@ -297,8 +323,10 @@ def test_mask_groups_and_unknown_region(aligned_landmarks: np.ndarray) -> None:
 def test_black_out_and_keep_only_are_complements(aligned_landmarks: np.ndarray) -> None:
     rng = np.random.default_rng(1)
     mask = region_mask(aligned_landmarks, (128, 128), margin=2)
-    for frames in (rng.integers(1, 256, (4, 128, 128), dtype=np.uint8),
-                   rng.integers(1, 256, (4, 128, 128, 3), dtype=np.uint8)):
+    for frames in (
+        rng.integers(1, 256, (4, 128, 128), dtype=np.uint8),
+        rng.integers(1, 256, (4, 128, 128, 3), dtype=np.uint8),
+    ):
         out = apply_mask(frames, mask, mode="black_out")
         kept = apply_mask(frames, mask, mode="keep_only")
         assert out.shape == frames.shape and out.dtype == frames.dtype
@@ -308,6 +336,7 @@ def test_black_out_and_keep_only_are_complements(aligned_landmarks: np.ndarray) 
 
 
 # --- split ----------------------------------------------------------------------------------
+
 
 def test_split_halves_fixed() -> None:
     rows = np.broadcast_to(np.arange(128, dtype=np.uint8)[:, None], (128, 128))
@@ -334,6 +363,7 @@ def test_split_halves_at_landmark_row(aligned_landmarks: np.ndarray) -> None:
 
 # --- frame reading --------------------------------------------------------------------------
 
+
 def _write_frames(folder: Path, numbers: list[int], size: tuple[int, int] = (48, 64)) -> None:
     for n in numbers:
         frame = np.full((*size, 3), (n * 20) % 256, np.uint8)
@@ -356,8 +386,9 @@ def test_read_frames_reads_exactly_the_given_files(tmp_path: Path) -> None:
     assert abs(float(gray.mean()) - expected) < 3
 
 
-def test_truncated_jpeg_raises_naming_file_and_sample(tmp_path: Path,
-                                                      astronaut: np.ndarray) -> None:
+def test_truncated_jpeg_raises_naming_file_and_sample(
+    tmp_path: Path, astronaut: np.ndarray
+) -> None:
     good = tmp_path / "img1.jpg"
     cv2.imwrite(str(good), astronaut[..., ::-1])
     cut = tmp_path / "img2.jpg"
@@ -397,8 +428,7 @@ def video_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("seek_gap", [None, 4])
-def test_read_video_frames_returns_requested_frames(video_path: Path,
-                                                    seek_gap: int | None) -> None:
+def test_read_video_frames_returns_requested_frames(video_path: Path, seek_gap: int | None) -> None:
     indices = [17, 3, 3, 25, 0]
     frames = read_video_frames(video_path, indices, seek_gap=seek_gap)
     assert frames.shape == (5, 48, 64, 3) and frames.dtype == np.uint8

@@ -32,25 +32,58 @@ DETECTIONS = [("hog", 1.2, ""), ("hog-low", -0.3, "cnn 1.01 IoU 0.81"), ("cnn@+1
 
 
 def _write(path) -> None:
-    samples = [Sample(dataset="casme2", subject="casme2/sub01", clip=f"EP0{i}_01",
-                      frame_paths=(), frame_numbers=tuple(range(1, 11)), onset=1, apex=5,
-                      offset=10, fps=200.0, emotion="happiness", label="happiness")
-               for i in range(len(DETECTIONS))]
-    plan = VersionPlan(location=StoreLocation.parse(path), dataset="casme2", labels="native",
-                       class_names=["happiness"], recipe=load_recipe("mbcc64"), samples=samples,
-                       fingerprints=[f"{i:032x}" for i in range(len(samples))], problems=[],
-                       input_fingerprint="0" * 32)
+    samples = [
+        Sample(
+            dataset="casme2",
+            subject="casme2/sub01",
+            clip=f"EP0{i}_01",
+            frame_paths=(),
+            frame_numbers=tuple(range(1, 11)),
+            onset=1,
+            apex=5,
+            offset=10,
+            fps=200.0,
+            emotion="happiness",
+            label="happiness",
+        )
+        for i in range(len(DETECTIONS))
+    ]
+    plan = VersionPlan(
+        location=StoreLocation.parse(path),
+        dataset="casme2",
+        labels="native",
+        class_names=["happiness"],
+        recipe=load_recipe("mbcc64"),
+        samples=samples,
+        fingerprints=[f"{i:032x}" for i in range(len(samples))],
+        problems=[],
+        input_fingerprint="0" * 32,
+    )
     writer = VersionWriter.begin(plan)
     try:
         fork = pickle.loads(pickle.dumps(writer.fork()))
         sample_writer = SampleWriter(fork, plan.arrays)
         rows = []
         for i, (sample, (detector, score, confirmation)) in enumerate(zip(samples, DETECTIONS)):
-            crc = sample_writer.write(i, {"frames": np.full((2, 64, 64), i / 10, np.float16),
-                                          "landmarks": np.full((68, 2), i, np.float32)})
-            rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i],
-                                   content_crc=crc, face_box=(1, 2, 3, 4), detector=detector,
-                                   detector_score=score, detector_confirmation=confirmation))
+            crc = sample_writer.write(
+                i,
+                {
+                    "frames": np.full((2, 64, 64), i / 10, np.float16),
+                    "landmarks": np.full((68, 2), i, np.float32),
+                },
+            )
+            rows.append(
+                sample_row(
+                    sample,
+                    plan.class_names,
+                    fingerprint=plan.fingerprints[i],
+                    content_crc=crc,
+                    face_box=(1, 2, 3, 4),
+                    detector=detector,
+                    detector_score=score,
+                    detector_confirmation=confirmation,
+                )
+            )
         writer.finish([fork], rows, [])
     except BaseException:
         writer.abort()
@@ -64,8 +97,10 @@ def test_the_table_records_score_and_confirmation_and_info_lists_low_confidence(
     assert list(store.table["detector_confirmation"]) == [d[2] for d in DETECTIONS]
     result = CliRunner().invoke(main, ["info", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
-    assert "low-confidence faces: 1\n  casme2/sub01/EP01_01 hog-low score -0.300: confirmed by " \
-           "cnn 1.01 IoU 0.81\n" in result.output
+    assert (
+        "low-confidence faces: 1\n  casme2/sub01/EP01_01 hog-low score -0.300: confirmed by "
+        "cnn 1.01 IoU 0.81\n" in result.output
+    )
     html = _low_confidence(store.table)
     assert "casme2/sub01/EP01_01" in html and "cnn 1.01 IoU 0.81" in html
     assert "EP00_01" not in html and "EP02_01" not in html
@@ -89,8 +124,9 @@ def test_a_store_written_before_confirmation_stays_valid_and_flags_its_low_boxes
     assert "detector_score" not in old.table.columns
     result = CliRunner().invoke(main, ["info", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
-    assert ("  casme2/sub01/EP01_01 hog-low score nan: UNCONFIRMED (store written before "
-            "confirmation)") in result.output
+    assert (
+        "  casme2/sub01/EP01_01 hog-low score nan: UNCONFIRMED (store written before confirmation)"
+    ) in result.output
     assert "unconfirmed" in _low_confidence(old.table)
 
 
@@ -98,8 +134,9 @@ def test_a_store_written_before_confirmation_stays_valid_and_flags_its_low_boxes
 def test_a_clip_of_no_face_is_a_recorded_failure_not_a_stored_face(synth_dataset, tmp_path):
     from mer_prep.pipeline.local import commit_version
 
-    root, _ = synth_dataset("casme2", n_subjects=1, clips_per_subject=2, n_frames=12, seed=3,
-                            copy_to=tmp_path / "data")
+    root, _ = synth_dataset(
+        "casme2", n_subjects=1, clips_per_subject=2, n_frames=12, seed=3, copy_to=tmp_path / "data"
+    )
     samples = scan_dataset("casme2", root).samples
     target = samples[0]
     shape = cv2.imread(target.frame_paths[0], cv2.IMREAD_GRAYSCALE).shape

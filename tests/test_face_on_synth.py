@@ -6,8 +6,8 @@ import pytest
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.face import detect_face, eye_centers, fit_landmarks, read_frames, transform_points
-from mer_prep.face.mask import REGIONS
 from mer_prep.face.align import alignment_matrix
+from mer_prep.face.mask import REGIONS
 from mer_prep.pipeline.process import process_sample
 from mer_prep.recipes import load_recipe
 from mer_prep.synth.ground_truth import load_ground_truth
@@ -64,18 +64,26 @@ def test_masks_cover_eyes_and_mouth_and_spare_the_cheeks(synthetic):
         out = process_sample(sample, recipe)
         masked = out.arrays["frames"][0] == 0
         frame = _onset_frame(sample)
-        matrix = alignment_matrix(fit_landmarks(frame, detect_face(frame)), size=size,
-                                  inter_ocular=recipe.align.inter_ocular, eye_row=recipe.align.eye_row)
+        matrix = alignment_matrix(
+            fit_landmarks(frame, detect_face(frame)),
+            size=size,
+            inter_ocular=recipe.align.inter_ocular,
+            eye_row=recipe.align.eye_row,
+        )
         true_points = transform_points(np.asarray(truth.landmarks(truth.onset)), matrix)
         for region in ("left_eye", "right_eye", "mouth"):
             polygon = np.zeros(size, np.uint8)
             cv2.fillPoly(polygon, [np.rint(true_points[list(REGIONS[region])]).astype(np.int32)], 1)
             covered = masked[polygon.astype(bool)].mean()
             assert covered > 0.98, (sample.sample_id, region, covered)
-        cheeks = [0.5 * (true_points[2] + true_points[31]), 0.5 * (true_points[14] + true_points[35]),
-                  0.5 * (true_points[3] + true_points[48]), 0.5 * (true_points[13] + true_points[54])]
+        cheeks = [
+            0.5 * (true_points[2] + true_points[31]),
+            0.5 * (true_points[14] + true_points[35]),
+            0.5 * (true_points[3] + true_points[48]),
+            0.5 * (true_points[13] + true_points[54]),
+        ]
         for x, y in cheeks:
-            patch = masked[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3]
+            patch = masked[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3]
             assert patch.size and not patch.any(), (sample.sample_id, x, y)
         assert 0.03 < masked.mean() < 0.25  # eyes + mouth only, not half the face
 
@@ -87,9 +95,15 @@ def test_alignment_puts_the_true_eyes_level_at_the_recipe_distance(synthetic):
     for sample in samples:
         truth = load_ground_truth(root, sample.sample_id)
         frame = _onset_frame(sample)
-        matrix = alignment_matrix(fit_landmarks(frame, detect_face(frame)), size=(h, w),
-                                  inter_ocular=recipe.align.inter_ocular, eye_row=recipe.align.eye_row)
-        left, right = eye_centers(transform_points(np.asarray(truth.landmarks(truth.onset)), matrix))
+        matrix = alignment_matrix(
+            fit_landmarks(frame, detect_face(frame)),
+            size=(h, w),
+            inter_ocular=recipe.align.inter_ocular,
+            eye_row=recipe.align.eye_row,
+        )
+        left, right = eye_centers(
+            transform_points(np.asarray(truth.landmarks(truth.onset)), matrix)
+        )
         angle = np.degrees(np.arctan2(right[1] - left[1], right[0] - left[0]))
         assert abs(angle) < 2.0, (sample.sample_id, angle)
         distance = np.hypot(*(right - left)) / w

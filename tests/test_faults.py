@@ -41,8 +41,11 @@ def _commit(root, store_path):
 def _contents(store_path) -> tuple[str, pd.DataFrame, dict[str, np.ndarray]]:
     """What readers see: version id, the whole table, every array (failed rows included)."""
     store = open_store(store_path)
-    return (store.version_id, store.table_all,
-            {name: store.group[name][:] for name in store.array_names})
+    return (
+        store.version_id,
+        store.table_all,
+        {name: store.group[name][:] for name in store.array_names},
+    )
 
 
 def _assert_same(a, b) -> None:
@@ -66,7 +69,8 @@ def _edit_one_frame(written) -> None:
     clip = sorted(written, key=lambda w: w.sample_id)[0]
     first = int(Path(clip.frame_paths[0]).stem[3:])
     Path(clip.frame_paths[clip.apex - first]).write_bytes(
-        Path(clip.frame_paths[clip.onset - first]).read_bytes())
+        Path(clip.frame_paths[clip.onset - first]).read_bytes()
+    )
 
 
 def _frame_of(written, index=1) -> Path:
@@ -119,8 +123,14 @@ print("not killed")
 """
 
 #: where ``main`` stands after a kill at each point: the previous version, or the new one
-POINTS = {"layout-flush": "previous", "layout": "previous", "processing": "previous",
-          "merge": "previous", "commit": "previous", "tag": "new"}
+POINTS = {
+    "layout-flush": "previous",
+    "layout": "previous",
+    "processing": "previous",
+    "merge": "previous",
+    "commit": "previous",
+    "tag": "new",
+}
 
 
 @pytest.fixture(scope="module")
@@ -140,15 +150,19 @@ def two_versions(tmp_path_factory, synth_dataset):
 @pytest.mark.slow  # one subprocess per point: imports, planning, four samples
 @pytest.mark.parametrize("point", list(POINTS))
 def test_a_run_killed_anywhere_leaves_readers_a_whole_version_and_a_rerun_equals_a_clean_run(
-        two_versions, tmp_path, point):
+    two_versions, tmp_path, point
+):
     root, previous, before, clean = two_versions
     store = tmp_path / "store"
     shutil.copytree(previous, store)
     from mer_prep.version import code_version
 
     killed = subprocess.run(
-        [sys.executable, "-c", KILLED_RUN, str(root), str(store), point, __file__,
-         code_version()], capture_output=True, text=True, timeout=300)
+        [sys.executable, "-c", KILLED_RUN, str(root), str(store), point, __file__, code_version()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -9, killed.stdout + killed.stderr[-3000:]
 
     # readers: the previous version byte for byte until main moves, then the whole new one
@@ -162,14 +176,16 @@ def test_a_run_killed_anywhere_leaves_readers_a_whole_version_and_a_rerun_equals
     assert clean[0] in open_store(store).repo.list_tags()
 
 
-def test_an_exception_anywhere_in_writing_publishes_nothing(two_versions, tmp_path,
-                                                            monkeypatch):
+def test_an_exception_anywhere_in_writing_publishes_nothing(two_versions, tmp_path, monkeypatch):
     """The same points raising instead of dying: the scratch branch is dropped at once."""
     import icechunk as ic
 
     root, previous, before, clean = two_versions
-    for owner, name in ((ic.Repository, "create_branch"), (ic.Session, "merge"),
-                        (ic.Session, "commit")):
+    for owner, name in (
+        (ic.Repository, "create_branch"),
+        (ic.Session, "merge"),
+        (ic.Session, "commit"),
+    ):
         store = tmp_path / f"{name}"
         shutil.copytree(previous, store)
         real = getattr(owner, name)
@@ -189,6 +205,7 @@ def test_an_exception_anywhere_in_writing_publishes_nothing(two_versions, tmp_pa
 
 
 # --- transient and permanent sample failures ------------------------------------------------------
+
 
 @pytest.fixture
 def no_pause(monkeypatch):
@@ -213,7 +230,8 @@ def _attempts(monkeypatch) -> list[str]:
 
 
 def test_a_transient_failure_gets_an_id_of_its_own_and_a_rerun_ends_where_a_clean_store_is(
-        tmp_path, synth_dataset, monkeypatch, no_pause):
+    tmp_path, synth_dataset, monkeypatch, no_pause
+):
     from mer_prep.pipeline import batch
     from mer_prep.pipeline.planning import plan_version
     from mer_prep.store.writer import existing_version
@@ -267,8 +285,9 @@ def test_a_transient_failure_gets_an_id_of_its_own_and_a_rerun_ends_where_a_clea
     assert plan_version("casme2", root, load_recipe(RECIPE), store).version_id == inputs_id
 
 
-def test_an_io_error_that_passes_within_the_retries_is_no_failure(tmp_path, synth_dataset,
-                                                                  monkeypatch):
+def test_an_io_error_that_passes_within_the_retries_is_no_failure(
+    tmp_path, synth_dataset, monkeypatch
+):
     import mer_prep.pipeline.batch as batch
 
     root, written = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL)
@@ -308,8 +327,9 @@ def test_an_io_error_that_passes_within_the_retries_is_no_failure(tmp_path, synt
     assert (store.table_all["status"] == "ok").all() and not store.attrs["failures"]
 
 
-def test_a_frame_unreadable_when_fingerprinted_is_a_permanent_failure(tmp_path, synth_dataset,
-                                                                       monkeypatch, no_pause):
+def test_a_frame_unreadable_when_fingerprinted_is_a_permanent_failure(
+    tmp_path, synth_dataset, monkeypatch, no_pause
+):
     """A frame the plan could not read either (a bad sector): the version's id names that
     state, so the failure is permanent, not retried, and a re-run is up to date."""
     import builtins
@@ -335,8 +355,9 @@ def test_a_frame_unreadable_when_fingerprinted_is_a_permanent_failure(tmp_path, 
     assert _commit(root, tmp_path / "store") is None  # up to date
 
 
-def test_a_corrupt_frame_that_changed_since_planning_is_transient(tmp_path, synth_dataset,
-                                                                  monkeypatch, no_pause):
+def test_a_corrupt_frame_that_changed_since_planning_is_transient(
+    tmp_path, synth_dataset, monkeypatch, no_pause
+):
     """A frame rewritten between planning and processing (still being copied in) is not the
     frame the version's id names: its failure may pass."""
     import mer_prep.pipeline.batch as batch
@@ -361,7 +382,8 @@ def test_a_corrupt_frame_that_changed_since_planning_is_transient(tmp_path, synt
 
 
 def test_a_store_write_error_stops_the_run_instead_of_failing_the_sample(
-        tmp_path, synth_dataset, monkeypatch):
+    tmp_path, synth_dataset, monkeypatch
+):
     import zarr
 
     from mer_prep.pipeline.batch import BatchJob, process_batch, sample_jobs
@@ -383,8 +405,15 @@ def test_a_store_write_error_stops_the_run_instead_of_failing_the_sample(
     monkeypatch.setattr(zarr.AsyncArray, "setitem", disk_full)
     with pytest.raises(StoreWriteError, match="No space left"):
         try:
-            process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                   plan.arrays, plan.class_names))
+            process_batch(
+                BatchJob(
+                    writer.fork(),
+                    sample_jobs(plan, writer.reused),
+                    recipe,
+                    plan.arrays,
+                    plan.class_names,
+                )
+            )
         except BaseException:
             writer.abort()
             raise
@@ -408,11 +437,11 @@ def test_full_disk_while_processing_stops_the_run(tmp_path, synth_dataset, monke
 
     monkeypatch.setattr(batch, "process_sample", full)
     with pytest.raises(StoreWriteError):
-        process_batch(BatchJob(writer.fork(), sample_jobs(plan), recipe, plan.arrays,
-                               plan.class_names))
+        process_batch(
+            BatchJob(writer.fork(), sample_jobs(plan), recipe, plan.arrays, plan.class_names)
+        )
     writer.abort()
     assert not (tmp_path / "store").exists()  # the first run's store is removed, not left empty
-
 
 
 def test_prefect_does_not_retry_a_batch_whose_store_write_failed():

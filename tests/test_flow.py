@@ -14,23 +14,31 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as running:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as running:
         yield running
 
 
 def test_mbcc64_on_an_existing_scheduler_versions_and_reruns(tmp_path, cluster, synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=3, seed=8,
-                                  n_frames=16, missing_apex=0.4)
+    root, written = synth_dataset(
+        "casme2", n_subjects=2, clips_per_subject=3, seed=8, n_frames=16, missing_apex=0.4
+    )
     no_apex = {w.sample_id for w in written if w.apex is None}
     assert 0 < len(no_apex) < len(written)
     store_path = tmp_path / "store"
 
     def run():
-        return run_preprocess("casme2", str(root), "mbcc64", str(store_path), n_workers=1,
-                              dask_address=cluster.scheduler_address)
+        return run_preprocess(
+            "casme2",
+            str(root),
+            "mbcc64",
+            str(store_path),
+            n_workers=1,
+            dask_address=cluster.scheduler_address,
+        )
 
     first = run()
     assert not first.up_to_date and first.n_failed == 0
@@ -59,7 +67,9 @@ def test_mbcc64_on_an_existing_scheduler_versions_and_reruns(tmp_path, cluster, 
 
     edited = next(w for w in ok if w.apex is not None)
     apex_file = Path(edited.frame_paths[edited.apex - int(Path(edited.frame_paths[0]).stem[3:])])
-    apex_file.write_bytes(Path(edited.frame_paths[0]).read_bytes())  # the apex now shows the first frame
+    apex_file.write_bytes(
+        Path(edited.frame_paths[0]).read_bytes()
+    )  # the apex now shows the first frame
     changed = run()
     assert not changed.up_to_date and changed.version_id != first.version_id
     latest = open_store(store_path)
@@ -69,18 +79,33 @@ def test_mbcc64_on_an_existing_scheduler_versions_and_reruns(tmp_path, cluster, 
     np.testing.assert_array_equal(old.array("frames"), store.array("frames"))
 
 
-def test_motion_recipes_write_keyframes_flow_and_masked_sequences(tmp_path, cluster,
-                                                                  synth_dataset):
+def test_motion_recipes_write_keyframes_flow_and_masked_sequences(tmp_path, cluster, synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=2, seed=3,
-                                  amplitude_px=(1.5, 2.0), missing_apex=0.5)
+    root, written = synth_dataset(
+        "casme2",
+        n_subjects=2,
+        clips_per_subject=2,
+        seed=3,
+        amplitude_px=(1.5, 2.0),
+        missing_apex=0.5,
+    )
     by_id = {w.sample_id: w for w in written}
-    for recipe, shapes in (("msres3d", {"frames": (16, 134, 134), "flow": (16, 134, 134, 2),
-                                        "strain": (16, 134, 134)}),
-                           ("dacwb3d", {"frames": (16, 128, 128)})):
-        summary = run_preprocess("casme2", str(root), recipe, str(tmp_path / recipe),
-                                 n_workers=1, dask_address=cluster.scheduler_address)
+    for recipe, shapes in (
+        (
+            "msres3d",
+            {"frames": (16, 134, 134), "flow": (16, 134, 134, 2), "strain": (16, 134, 134)},
+        ),
+        ("dacwb3d", {"frames": (16, 128, 128)}),
+    ):
+        summary = run_preprocess(
+            "casme2",
+            str(root),
+            recipe,
+            str(tmp_path / recipe),
+            n_workers=1,
+            dask_address=cluster.scheduler_address,
+        )
         assert summary.n_failed == 0, summary
         store = open_store(tmp_path / recipe)
         assert store.recipe.name == recipe
@@ -111,10 +136,17 @@ def test_motion_recipes_write_keyframes_flow_and_masked_sequences(tmp_path, clus
 def test_broadbent64_stores_samm_clips_with_photometric_copies(tmp_path, cluster, synth_dataset):
     from flows.preprocess import run_preprocess
 
-    root, written = synth_dataset("samm", n_subjects=2, clips_per_subject=4, seed=5,
-                                  n_frames=20, size=(240, 320))
-    summary = run_preprocess("samm", str(root), "broadbent64", str(tmp_path / "store"),
-                             n_workers=1, dask_address=cluster.scheduler_address)
+    root, written = synth_dataset(
+        "samm", n_subjects=2, clips_per_subject=4, seed=5, n_frames=20, size=(240, 320)
+    )
+    summary = run_preprocess(
+        "samm",
+        str(root),
+        "broadbent64",
+        str(tmp_path / "store"),
+        n_workers=1,
+        dask_address=cluster.scheduler_address,
+    )
     assert summary.n_failed == 0
     store = open_store(tmp_path / "store")
     assert len(store.class_names) == 8  # SAMM's eight native classes (paper 001)

@@ -32,11 +32,27 @@ def store_path(tmp_path_factory, synth_dataset):
     SMOTE on the frames is stored."""
     from mer_prep.pipeline.local import commit_version
 
-    root, _ = synth_dataset("casme2", n_subjects=4, clips_per_subject=4, seed=3, classes=CLASSES,
-                            amplitude_px=(2.0, 3.0), size=(240, 320), n_frames=10)
+    root, _ = synth_dataset(
+        "casme2",
+        n_subjects=4,
+        clips_per_subject=4,
+        seed=3,
+        classes=CLASSES,
+        amplitude_px=(2.0, 3.0),
+        size=(240, 320),
+        n_frames=10,
+    )
     values = load_recipe("mbcc64").model_dump(mode="json", by_alias=True)
-    values.update(name="mbcc64aug2", augment={"copies": COPIES, "seed": 1, "rotation_deg": 5,
-                                              "brightness": 0.05, "contrast": 0.1})
+    values.update(
+        name="mbcc64aug2",
+        augment={
+            "copies": COPIES,
+            "seed": 1,
+            "rotation_deg": 5,
+            "brightness": 0.05,
+            "contrast": 0.1,
+        },
+    )
     path = tmp_path_factory.mktemp("fold-parts") / "store"
     commit_version("casme2", root, Recipe.model_validate(values), path)
     store = open_store(path)
@@ -62,8 +78,9 @@ def test_test_parts_hold_the_test_clips_only(store_path):
     assert [plain[i]["row"] for i in range(len(plain))] == test.tolist()
     assert not any(plain[i]["copy"] for i in range(len(plain)))
     assert [plain[i]["original"] for i in range(len(plain))] == test.tolist()
-    rows = torch.cat([b["row"] for b in store.loader(name, part="test", arrays=["frames"],
-                                                     batch_size=3)]).tolist()
+    rows = torch.cat(
+        [b["row"] for b in store.loader(name, part="test", arrays=["frames"], batch_size=3)]
+    ).tolist()
     assert rows == test.tolist()
 
 
@@ -82,8 +99,13 @@ def test_test_time_augmentation_says_which_clip_each_copy_is(store_path):
         else:
             assert item["original"] == item["row"] and item["row"] in test
     assert sorted(i["original"] for i in items) == sorted(np.repeat(test, 1 + COPIES).tolist())
-    batch = next(iter(store.loader(name, part="test", arrays=["frames"], tta=True,
-                                   batch_size=len(tta), shuffle=False)))
+    batch = next(
+        iter(
+            store.loader(
+                name, part="test", arrays=["frames"], tta=True, batch_size=len(tta), shuffle=False
+            )
+        )
+    )
     assert batch["copy"].sum() == COPIES * test.size
     with pytest.raises(MerPrepError, match="tta"):
         store.to_torch(name, part="train", tta=True)
@@ -96,10 +118,15 @@ def _memory_data(seed: int = 0) -> tuple[StoreData, np.ndarray]:
     subjects = np.repeat([f"s{i}" for i in range(6)], 5)
     labels = np.tile([0, 0, 0, 1, 2], 6).astype(np.int64)
     frames = rng.random((30, 4, 6, 6)).astype(np.float32) + labels[:, None, None, None]
-    data = StoreData(arrays={"frames": frames}, labels=labels, subjects=subjects,
-                     sample_ids=np.array([f"c{i}" for i in range(30)]),
-                     parents=np.full(30, -1, np.int64), class_names=("a", "b", "c"),
-                     dims={"frames": ("frame", "y", "x")})
+    data = StoreData(
+        arrays={"frames": frames},
+        labels=labels,
+        subjects=subjects,
+        sample_ids=np.array([f"c{i}" for i in range(30)]),
+        parents=np.full(30, -1, np.int64),
+        class_names=("a", "b", "c"),
+        dims={"frames": ("frame", "y", "x")},
+    )
     return data, frames.reshape(30, -1)
 
 
@@ -108,8 +135,20 @@ def test_smote_balances_exactly_the_rows_that_are_fitted():
     test = np.flatnonzero(data.subjects == "s0")
     train = np.flatnonzero(data.subjects != "s0")
     stored = smote_plan(features, data.labels, train, seed=0, k_neighbors=3)  # the whole part
-    fold = build_fold(data, 0, "s0", train, test, unit="clip", augmented=False, weighted=False,
-                      validation=True, seed=1, smote=stored, smote_features=features)
+    fold = build_fold(
+        data,
+        0,
+        "s0",
+        train,
+        test,
+        unit="clip",
+        augmented=False,
+        weighted=False,
+        validation=True,
+        seed=1,
+        smote=stored,
+        smote_features=features,
+    )
     held = fold.info["validation_subjects"]
     assert held and fold.info["smote_refit"]
     counts = np.bincount(fold.fit.labels, minlength=3)
@@ -125,16 +164,33 @@ def test_smote_balances_exactly_the_rows_that_are_fitted():
         assert x.min() >= same.min(axis=0).min() - 1e-6 and int(np.floor(x.mean())) == label
 
     # without a validation part the stored plan is used as stored
-    last = build_fold(data, 0, "s0", train, test, unit="clip", augmented=False, weighted=False,
-                      validation=False, seed=1, smote=stored)
+    last = build_fold(
+        data,
+        0,
+        "s0",
+        train,
+        test,
+        unit="clip",
+        augmented=False,
+        weighted=False,
+        validation=False,
+        seed=1,
+        smote=stored,
+    )
     assert not last.info["smote_refit"] and last.info["n_smote"] == len(stored)
     assert (np.bincount(last.fit.labels, minlength=3) == 15).all()
 
 
 @pytest.mark.slow  # the module's store: 4-9 s to write on a shared CPU
 def test_a_validation_run_on_a_stored_smote_split_is_balanced(store_path):
-    plan = plan_run(store_path, "mer3dcnn", variant="scb", selection="validation", epochs=1,
-                    config={"head": "gap", "filters": 2, "dense": 4})
+    plan = plan_run(
+        store_path,
+        "mer3dcnn",
+        variant="scb",
+        selection="validation",
+        epochs=1,
+        config={"head": "gap", "filters": 2, "dense": 4},
+    )
     for fold in plan.folds():
         real = fold.fit.rows >= 0
         originals = np.bincount(fold.fit.labels[real], minlength=fold.n_classes)

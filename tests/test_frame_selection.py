@@ -17,9 +17,20 @@ def clip(tmp_path, *, onset=46, apex=50, offset=60, first=40, last=70):
         path = tmp_path / f"img{n}.jpg"
         path.write_bytes(f"frame {n}".encode())
         paths.append(str(path))
-    return Sample(dataset="casme2", subject="casme2/sub01", clip="EP01_01", frame_paths=tuple(paths),
-                  frame_numbers=numbers, onset=onset, apex=apex, offset=offset, fps=200.0,
-                  emotion="happiness", label="happiness", source="coding.xlsx:2")
+    return Sample(
+        dataset="casme2",
+        subject="casme2/sub01",
+        clip="EP01_01",
+        frame_paths=tuple(paths),
+        frame_numbers=numbers,
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        fps=200.0,
+        emotion="happiness",
+        label="happiness",
+        source="coding.xlsx:2",
+    )
 
 
 def test_onset_apex_reads_exactly_those_two(tmp_path):

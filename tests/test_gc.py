@@ -19,8 +19,7 @@ from click.testing import CliRunner
 
 from mer_prep.errors import VersionNotFoundError
 from mer_prep.recipes import load_recipe
-from mer_prep.store import open_store
-from mer_prep.store import gc
+from mer_prep.store import gc, open_store
 from mer_prep.store.gc import Owner, collect_garbage, remove_abandoned_branches, scratch_branch
 
 SMALL = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12, "size": (240, 320)}
@@ -36,8 +35,11 @@ def _writer(root, store_path):
     recipe = load_recipe(RECIPE)
     plan = plan_version("casme2", root, recipe, store_path)
     writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                    plan.arrays, plan.class_names))
+    result = process_batch(
+        BatchJob(
+            writer.fork(), sample_jobs(plan, writer.reused), recipe, plan.arrays, plan.class_names
+        )
+    )
     run = combine_batches([result], plan.n_rows, writer.reused)
     return writer, lambda: writer.finish(run.forks, run.rows, scan_failures(plan) + run.failures)
 
@@ -52,7 +54,8 @@ def _edit(written, index: int) -> None:
     clip = sorted(written, key=lambda w: w.sample_id)[index]
     first = int(Path(clip.frame_paths[0]).stem[3:])
     Path(clip.frame_paths[clip.apex - first]).write_bytes(
-        Path(clip.frame_paths[clip.onset - first]).read_bytes())
+        Path(clip.frame_paths[clip.onset - first]).read_bytes()
+    )
 
 
 def _repo(store_path) -> ic.Repository:
@@ -61,8 +64,11 @@ def _repo(store_path) -> ic.Repository:
 
 def _contents(store_path, version=None):
     store = open_store(store_path, version)
-    return (store.version_id, store.table_all,
-            {name: store.group[name][:] for name in store.array_names})
+    return (
+        store.version_id,
+        store.table_all,
+        {name: store.group[name][:] for name in store.array_names},
+    )
 
 
 def _assert_same(a, b) -> None:
@@ -84,6 +90,7 @@ def _dead_pid() -> int:
 
 # --- scratch branches ----------------------------------------------------------------------------
 
+
 def test_only_scratch_branches_of_provably_dead_runs_are_removed(tmp_path, synth_dataset):
     root, _ = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL)
     store = tmp_path / "store"
@@ -101,8 +108,10 @@ def test_only_scratch_branches_of_provably_dead_runs_are_removed(tmp_path, synth
             # this host, this boot
             "dead run": (Owner(me.host, me.boot, _dead_pid(), 123, now), True),
             "live run": (Owner(me.host, me.boot, live.pid, ticks, now), False),
-            "pid reused by another process": (Owner(me.host, me.boot, live.pid, ticks + 1, now),
-                                              True),
+            "pid reused by another process": (
+                Owner(me.host, me.boot, live.pid, ticks + 1, now),
+                True,
+            ),
             "this process": (me, False),
             # this host, before a restart
             "another boot": (Owner(me.host, "0badb007", live.pid, ticks, now), True),
@@ -121,9 +130,10 @@ def test_only_scratch_branches_of_provably_dead_runs_are_removed(tmp_path, synth
         removed = remove_abandoned_branches(repo)
         assert sorted(removed) == sorted(names[w] for w, (_, dead) in branches.items() if dead)
         assert repo.list_branches() == {"main", "runs", legacy} | {
-            names[w] for w, (_, dead) in branches.items() if not dead}
+            names[w] for w, (_, dead) in branches.items() if not dead
+        }
         assert gc.abandoned(repo, legacy) is None
-        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=4)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=4)
         assert "recorded no owner" in gc.abandoned(repo, legacy, now=later)
     finally:
         live.kill()
@@ -146,6 +156,7 @@ def test_a_run_removes_a_dead_runs_scratch_branch_but_not_a_live_ones(tmp_path, 
 
 
 # --- garbage collection -------------------------------------------------------------------------
+
 
 @pytest.fixture
 def history(tmp_path, synth_dataset, monkeypatch):
@@ -176,8 +187,9 @@ def history(tmp_path, synth_dataset, monkeypatch):
     _edit(written, 2)
     me = gc.this_process()
     dead = Owner(me.host, me.boot, _dead_pid(), 1, int(time.time()))
-    monkeypatch.setattr(writer_module, "scratch_branch",
-                        lambda version_id: scratch_branch(version_id, dead))
+    monkeypatch.setattr(
+        writer_module, "scratch_branch", lambda version_id: scratch_branch(version_id, dead)
+    )
     killed, _ = _writer(root, store)  # its chunks are written; it never finishes
     monkeypatch.undo()
     _edit(written, 2)  # back as it was: main's version is the inputs' version again
@@ -193,8 +205,9 @@ def test_gc_frees_killed_runs_and_old_history_but_keeps_versions_and_runs(histor
     shared = {s.id for s in repo.ancestry(branch="main")}
     own = [s.id for s in repo.ancestry(branch="runs") if s.id not in shared]
     assert len(own) == 2  # its two commits
-    runs_data = zarr.open_group(repo.readonly_session(branch="runs").store, mode="r")[
-        "runs/run1"][:]
+    runs_data = zarr.open_group(repo.readonly_session(branch="runs").store, mode="r")["runs/run1"][
+        :
+    ]
     size = _chunk_bytes(store)
 
     report = collect_garbage(store, keep=1, grace=dt.timedelta(0))
@@ -211,9 +224,11 @@ def test_gc_frees_killed_runs_and_old_history_but_keeps_versions_and_runs(histor
     _assert_same(_contents(store), latest)
     # the trainers' branch: same tip, and every commit of its own still in its history
     assert repo.lookup_branch("runs") == runs_tip
-    assert [s.id for s in repo.ancestry(branch="runs")][:len(own)] == own
-    np.testing.assert_array_equal(zarr.open_group(repo.readonly_session(branch="runs").store,
-                                                  mode="r")["runs/run1"][:], runs_data)
+    assert [s.id for s in repo.ancestry(branch="runs")][: len(own)] == own
+    np.testing.assert_array_equal(
+        zarr.open_group(repo.readonly_session(branch="runs").store, mode="r")["runs/run1"][:],
+        runs_data,
+    )
 
     # --tags: the older versions go, and their chunks with them
     report = collect_garbage(store, keep=1, delete_tags=True, grace=dt.timedelta(0))
@@ -226,8 +241,10 @@ def test_gc_frees_killed_runs_and_old_history_but_keeps_versions_and_runs(histor
     _assert_same(_contents(store, versions[-1]), before[versions[-1]])
     _assert_same(_contents(store), latest)
     assert repo.lookup_branch("runs") == runs_tip
-    assert np.array_equal(zarr.open_group(repo.readonly_session(branch="runs").store,
-                                          mode="r")["runs/run1"][:], runs_data)
+    assert np.array_equal(
+        zarr.open_group(repo.readonly_session(branch="runs").store, mode="r")["runs/run1"][:],
+        runs_data,
+    )
 
 
 def test_gc_leaves_a_live_run_whole(tmp_path, synth_dataset):
@@ -260,6 +277,7 @@ def test_gc_command_reports_what_it_freed(history):
 
 # --- what training runs read, recorded or live ---------------------------------------------------
 
+
 def _record_reading(store_path, run_id: str, version: str) -> None:
     """A run record on the `runs` branch, as `save_run` writes it, that read `version`'s tip."""
     from mer_prep.train.runs_store import ensure_runs_branch
@@ -273,7 +291,8 @@ def _record_reading(store_path, run_id: str, version: str) -> None:
 
 
 def test_gc_frees_versions_made_after_a_record_and_keeps_exactly_what_it_read(
-        tmp_path, synth_dataset):
+    tmp_path, synth_dataset
+):
     """Issue: with one run record, `gc --keep 1 --tags` deleted the tags in between yet freed
     nothing (the `runs` branch's first commit held back the expiry of every later version)."""
     root, written = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL)
@@ -320,8 +339,9 @@ def test_a_live_trainings_lease_keeps_its_version_through_gc_tags(history):
         assert lease in _repo(store).list_branches()
     assert lease not in _repo(store).list_branches()
     me = gc.this_process()
-    dead = gc.owned_branch(gc.LEASE_PREFIX, oldest,
-                           Owner(me.host, me.boot, _dead_pid(), 1, int(time.time())))
+    dead = gc.owned_branch(
+        gc.LEASE_PREFIX, oldest, Owner(me.host, me.boot, _dead_pid(), 1, int(time.time()))
+    )
     _repo(store).create_branch(dead, snapshot)  # a training killed with -9
     report = collect_garbage(store, keep=1, delete_tags=True, grace=dt.timedelta(0))
     assert report.removed_branches == [dead] and report.deleted_tags == [oldest]
@@ -335,13 +355,22 @@ def test_a_runs_init_branch_left_by_a_kill_is_removed_by_gc(tmp_path, synth_data
     root, _ = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL)
     store = tmp_path / "store"
     _commit(root, store)
-    killed = subprocess.run([sys.executable, "-c", f"""
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import os, signal, icechunk
 from mer_prep.store.repo import open_repository
 from mer_prep.train.runs_store import ensure_runs_branch
 icechunk.Session.commit = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 ensure_runs_branch(open_repository({str(store)!r}))
-"""], capture_output=True, text=True, timeout=60)
+""",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert killed.returncode == -9, killed.stderr
     (left,) = [b for b in _repo(store).list_branches() if b.startswith("runs-init-")]
     report = collect_garbage(store, keep=1, grace=dt.timedelta(0))

@@ -13,12 +13,12 @@ import numpy as np
 import openpyxl
 import pytest
 from skimage import data
+from synth_clips import by_id, clip, set_cell
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.errors import AnnotationError, FrameReadError, MerPrepError
 from mer_prep.face import read_frames
 from mer_prep.synth.layouts import write_layout
-from synth_clips import by_id, clip, set_cell
 
 # ---------------------------------------------------------------------------------------------
 # 1. corrupt JPEG data decodes with only a warning on stderr: it must raise FrameReadError
@@ -36,7 +36,7 @@ def _encode(image: np.ndarray, *params: int) -> bytes:
 def _scan_start(jpeg: bytes) -> int:
     """Offset of the first byte of entropy-coded data (just past the first SOS segment)."""
     sos = jpeg.index(b"\xff\xda")
-    return sos + 2 + int.from_bytes(jpeg[sos + 2:sos + 4], "big")
+    return sos + 2 + int.from_bytes(jpeg[sos + 2 : sos + 4], "big")
 
 
 def _cut_mid_scan(jpeg: bytes) -> bytes:
@@ -60,7 +60,9 @@ def jpegs() -> dict[str, bytes]:
     progressive = _encode(astronaut, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
     assert restart.count(b"\xff\xd0") > 1 and progressive.count(b"\xff\xda") > 1
     return {
-        "baseline": baseline, "restart markers": restart, "progressive": progressive,
+        "baseline": baseline,
+        "restart markers": restart,
+        "progressive": progressive,
         "zero padding after EOI": baseline + bytes(4096),
         "0xFF padding after EOI": baseline + b"\xff" * 300,
         "short trailer after EOI": baseline + b"trailer",
@@ -76,17 +78,31 @@ def jpegs() -> dict[str, bytes]:
     }
 
 
-VALID = ["baseline", "restart markers", "progressive", "zero padding after EOI", "0xFF padding after EOI",
-         "short trailer after EOI"]
-CORRUPT = ["cut mid-scan + EOI", "cut mid-scan + EOI + padding", "cut mid-scan + EOI (restart markers)",
-           "cut mid-scan + EOI (progressive)", "garbled entropy data", "one garbled byte",
-           "garbled entropy data (restart markers)", "garbled entropy data (progressive)"]
+VALID = [
+    "baseline",
+    "restart markers",
+    "progressive",
+    "zero padding after EOI",
+    "0xFF padding after EOI",
+    "short trailer after EOI",
+]
+CORRUPT = [
+    "cut mid-scan + EOI",
+    "cut mid-scan + EOI + padding",
+    "cut mid-scan + EOI (restart markers)",
+    "cut mid-scan + EOI (progressive)",
+    "garbled entropy data",
+    "one garbled byte",
+    "garbled entropy data (restart markers)",
+    "garbled entropy data (progressive)",
+]
 
 
 @pytest.mark.parametrize("gray", [False, True], ids=["rgb", "gray"])
 @pytest.mark.parametrize("case", CORRUPT)
-def test_corrupt_jpeg_data_raises_naming_file_and_sample(tmp_path: Path, jpegs: dict[str, bytes],
-                                                         case: str, gray: bool, capfd) -> None:
+def test_corrupt_jpeg_data_raises_naming_file_and_sample(
+    tmp_path: Path, jpegs: dict[str, bytes], case: str, gray: bool, capfd
+) -> None:
     good, bad = tmp_path / "img1.jpg", tmp_path / "img2.jpg"
     good.write_bytes(jpegs["baseline"])
     bad.write_bytes(jpegs[case])
@@ -104,19 +120,24 @@ def test_corrupt_jpeg_data_raises_naming_file_and_sample(tmp_path: Path, jpegs: 
 
 @pytest.mark.parametrize("gray", [False, True], ids=["rgb", "gray"])
 @pytest.mark.parametrize("case", VALID)
-def test_valid_jpeg_variants_decode(tmp_path: Path, jpegs: dict[str, bytes], case: str, gray: bool) -> None:
+def test_valid_jpeg_variants_decode(
+    tmp_path: Path, jpegs: dict[str, bytes], case: str, gray: bool
+) -> None:
     path = tmp_path / "img1.jpg"
     path.write_bytes(jpegs[case])
     frames = read_frames([path], gray=gray, sample=SAMPLE)
-    reference = cv2.imdecode(np.frombuffer(jpegs["baseline"], np.uint8),
-                             cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR_RGB)
+    reference = cv2.imdecode(
+        np.frombuffer(jpegs["baseline"], np.uint8),
+        cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR_RGB,
+    )
     assert frames.shape == (1, *reference.shape)
     # progressive/restart re-encodings differ by rounding only
     assert np.abs(frames[0].astype(int) - reference.astype(int)).mean() < 2
 
 
-def test_decoding_in_threads_keeps_each_verdict_and_stderr(tmp_path: Path, jpegs: dict[str, bytes],
-                                                          capfd) -> None:
+def test_decoding_in_threads_keeps_each_verdict_and_stderr(
+    tmp_path: Path, jpegs: dict[str, bytes], capfd
+) -> None:
     paths = {}
     for i, case in enumerate(VALID + CORRUPT):
         paths[case] = tmp_path / f"img{i}.jpg"
@@ -149,7 +170,9 @@ def _verdict_in_child(path: str) -> str:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_forked_worker_detects_corrupt_jpeg_on_its_own(tmp_path: Path, jpegs: dict[str, bytes]) -> None:
+def test_forked_worker_detects_corrupt_jpeg_on_its_own(
+    tmp_path: Path, jpegs: dict[str, bytes]
+) -> None:
     import multiprocessing
 
     good, bad = tmp_path / "img1.jpg", tmp_path / "img2.jpg"
@@ -164,7 +187,9 @@ def test_forked_worker_detects_corrupt_jpeg_on_its_own(tmp_path: Path, jpegs: di
         read_frames([bad])  # and the parent still does
 
 
-def test_truncated_jpeg_without_end_marker_still_raises(tmp_path: Path, jpegs: dict[str, bytes]) -> None:
+def test_truncated_jpeg_without_end_marker_still_raises(
+    tmp_path: Path, jpegs: dict[str, bytes]
+) -> None:
     cut = tmp_path / "img1.jpg"
     cut.write_bytes(jpegs["baseline"][: len(jpegs["baseline"]) // 2] + bytes(200))
     with pytest.raises(FrameReadError, match="truncated"):
@@ -177,7 +202,11 @@ def test_truncated_jpeg_without_end_marker_still_raises(tmp_path: Path, jpegs: d
 
 # dataset: sheet file, subject folder under the frame root, sample-id prefix, Filename column
 SHEETS = {
-    "casme2": ("CASME2-coding-20140508.xlsx", "CASME2_RAW_selected/sub{s:02d}", "casme2/sub{s:02d}"),
+    "casme2": (
+        "CASME2-coding-20140508.xlsx",
+        "CASME2_RAW_selected/sub{s:02d}",
+        "casme2/sub{s:02d}",
+    ),
     "samm": ("SAMM_Micro_FACS_Codes_v2.xlsx", "{s:03d}", "samm/{s:03d}"),
     "casme1": ("CASME_A_Section_coding.xlsx", "Section A/sub{s:02d}", "casme1/sub{s:02d}"),
 }
@@ -209,12 +238,18 @@ def _add_front_sheet(xlsx: Path) -> None:
 
 @pytest.mark.parametrize("how", ["relative", "absolute", "symlink"])
 @pytest.mark.parametrize("dataset", sorted(SHEETS))
-def test_filename_leaving_its_subject_folder_is_a_problem(tmp_path: Path, dataset: str, how: str) -> None:
+def test_filename_leaving_its_subject_folder_is_a_problem(
+    tmp_path: Path, dataset: str, how: str
+) -> None:
     sheet_name, folder_fmt, id_fmt = SHEETS[dataset]
     emotion = EMOTION[dataset]
-    names = {1: {"casme2": "EP01_01", "samm": "001_1_1", "casme1": "EP01_1"}[dataset],
-             2: {"casme2": "EP02_01", "samm": "002_1_1", "casme1": "EP02_1"}[dataset]}
-    write_layout(dataset, tmp_path, [clip(1, emotion, clip=names[1]), clip(2, emotion, clip=names[2])])
+    names = {
+        1: {"casme2": "EP01_01", "samm": "001_1_1", "casme1": "EP01_1"}[dataset],
+        2: {"casme2": "EP02_01", "samm": "002_1_1", "casme1": "EP02_1"}[dataset],
+    }
+    write_layout(
+        dataset, tmp_path, [clip(1, emotion, clip=names[1]), clip(2, emotion, clip=names[2])]
+    )
     sheet = tmp_path / sheet_name
     other = tmp_path / folder_fmt.format(s=1) / names[1]  # subject 1's clip
     if how == "relative":
@@ -236,8 +271,15 @@ def test_filename_leaving_its_subject_folder_is_a_problem(tmp_path: Path, datase
 
 def test_filename_that_is_a_path_inside_the_subject_is_a_problem(tmp_path: Path) -> None:
     # EP01_01/../EP02_01 stays inside sub01 but would give EP02_01 a second sample id
-    write_layout("casme2", tmp_path, [clip(1, "disgust", clip="EP01_01"), clip(1, "disgust", clip="EP02_01"),
-                                      clip(1, "disgust", clip="EP03_01")])
+    write_layout(
+        "casme2",
+        tmp_path,
+        [
+            clip(1, "disgust", clip="EP01_01"),
+            clip(1, "disgust", clip="EP02_01"),
+            clip(1, "disgust", clip="EP03_01"),
+        ],
+    )
     sheet = tmp_path / SHEETS["casme2"][0]
     row = set_cell(sheet, "EP03_01", "Filename", "EP01_01/../EP02_01")
     scan = scan_dataset("casme2", tmp_path)
@@ -259,11 +301,16 @@ def test_smic_clip_folder_linked_into_another_subject_is_a_problem(tmp_path: Pat
 
 
 def test_casme_sq_video_folder_linked_into_another_subject_is_a_problem(tmp_path: Path) -> None:
-    write_layout("casme-sq", tmp_path, [clip(1, "negative", clip="anger1"), clip(2, "negative", clip="anger2")])
+    write_layout(
+        "casme-sq",
+        tmp_path,
+        [clip(1, "negative", clip="anger1"), clip(2, "negative", clip="anger2")],
+    )
     rawpic = tmp_path / "rawpic"
     # s16 gets a link named like its anger1 video that points at s15's recording
-    (rawpic / "s16" / "16_0401girlcrashing").symlink_to(rawpic / "s15" / "15_0401girlcrashing",
-                                                        target_is_directory=True)
+    (rawpic / "s16" / "16_0401girlcrashing").symlink_to(
+        rawpic / "s15" / "15_0401girlcrashing", target_is_directory=True
+    )
     book = openpyxl.load_workbook(tmp_path / "CAS(ME)^2code_final.xlsx")
     book.worksheets[0].append([2, "anger1_1", 2, 4, 5, "", "negative", "micro-expression"])
     book.save(tmp_path / "CAS(ME)^2code_final.xlsx")
@@ -317,8 +364,10 @@ def test_merged_emotion_and_subject_across_rows(tmp_path: Path) -> None:
     _merge_runs(sheet, "Estimated Emotion")
     scan = scan_dataset("casme2", tmp_path)
     assert scan.problems == []
-    assert sorted((s.subject, s.emotion) for s in scan) == [("casme2/sub01", "disgust")] * 2 + \
-        [("casme2/sub02", "happiness")] * 2
+    assert (
+        sorted((s.subject, s.emotion) for s in scan)
+        == [("casme2/sub01", "disgust")] * 2 + [("casme2/sub02", "happiness")] * 2
+    )
 
 
 @pytest.mark.parametrize("dataset", ["casme2", "samm", "casme1"])
@@ -381,12 +430,19 @@ def test_no_sheet_with_the_header_names_the_closest_one(tmp_path: Path) -> None:
     row = set_cell(sheet, "Onset Frame", "Onset Frame", "Start", sheet=1)
     with pytest.raises(AnnotationError) as err:
         scan_dataset("samm", tmp_path)
-    assert err.value.row == row and "onset" in str(err.value) and "FACS_Movement_Only" in str(err.value)
+    assert (
+        err.value.row == row
+        and "onset" in str(err.value)
+        and "FACS_Movement_Only" in str(err.value)
+    )
 
 
 def test_casme_sq_extra_sheet_in_front(tmp_path: Path) -> None:
-    written = write_layout("casme-sq", tmp_path, [clip(1, "negative", clip="anger1"),
-                                                  clip(2, "positive", clip="happy1")])
+    written = write_layout(
+        "casme-sq",
+        tmp_path,
+        [clip(1, "negative", clip="anger1"), clip(2, "positive", clip="happy1")],
+    )
     xlsx = tmp_path / "CAS(ME)^2code_final.xlsx"
     _add_front_sheet(xlsx)
     scan = scan_dataset("casme-sq", tmp_path)

@@ -13,8 +13,14 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 # The pins the project depends on being exact (upstream breaking changes bit us at each of them).
-MUST_PIN = {"prefect": "3.8.8", "prefect-dask": "0.3.7", "dask": "2026.8.0",
-            "distributed": "2026.8.0", "zarr": "3.1.6", "icechunk": "1.1.21"}
+MUST_PIN = {
+    "prefect": "3.8.8",
+    "prefect-dask": "0.3.7",
+    "dask": "2026.8.0",
+    "distributed": "2026.8.0",
+    "zarr": "3.1.6",
+    "icechunk": "1.1.21",
+}
 
 
 def pins() -> dict[str, Version]:
@@ -24,7 +30,9 @@ def pins() -> dict[str, Version]:
         if not line or line.startswith("#"):
             continue
         name, sep, version = line.partition("==")
-        assert sep and ";" not in line and "@" not in line, f"constraints.txt: not a plain pin: {line}"
+        assert sep and ";" not in line and "@" not in line, (
+            f"constraints.txt: not a plain pin: {line}"
+        )
         key = canonicalize_name(name)
         assert key not in found, f"constraints.txt pins {name} twice"
         found[key] = Version(version)
@@ -34,18 +42,22 @@ def pins() -> dict[str, Version]:
 def project_requirements() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return [Requirement(spec) for spec in (*project["dependencies"], *extras["test"],
-                                           *extras["train"])]
+    return [
+        Requirement(spec) for spec in (*project["dependencies"], *extras["test"], *extras["train"])
+    ]
 
 
 def test_every_pin_satisfies_pyproject_and_every_requirement_is_pinned():
     pinned = pins()
     for requirement in project_requirements():
         key = canonicalize_name(requirement.name)
-        assert key in pinned, f"constraints.txt lacks {requirement.name}: run tools/update-constraints"
+        assert key in pinned, (
+            f"constraints.txt lacks {requirement.name}: run tools/update-constraints"
+        )
         assert requirement.specifier.contains(pinned[key], prereleases=True), (
             f"constraints.txt pins {requirement.name}=={pinned[key]} outside pyproject's "
-            f"{requirement.specifier}: run tools/update-constraints")
+            f"{requirement.specifier}: run tools/update-constraints"
+        )
     assert "mer-prep" not in pinned  # the editable checkout itself is never pinned
 
 
@@ -66,8 +78,7 @@ def test_readme_and_ci_install_through_the_constraints():
     commands = re.findall(r"^python3\.11 -m venv \.venv && .*$", readme, flags=re.M)
     assert len(commands) == 2, commands
     assert all("/pip install -q -c constraints.txt -e " in c for c in commands), commands
-    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
-          if "pip install" in line]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "pip install" in line]
     test_command = next(c for c in commands if c.endswith("tools/check"))
     assert ci == [test_command]  # CI runs exactly the README's test command
 
@@ -94,7 +105,10 @@ def _third_party_imports() -> dict[str, set[str]]:
                 for name in names:
                     top = name.split(".")[0]
                     if top not in sys.stdlib_module_names and top not in (
-                            "mer_prep", "flows", "storage_schemas"):
+                        "mer_prep",
+                        "flows",
+                        "storage_schemas",
+                    ):
                         found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found
 
@@ -131,10 +145,10 @@ def test_one_extra_installs_torch():
     """``torch`` and ``train`` were two identical extras; ``train`` is the one the README and
     the trainer image name."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     assert set(extras) == {"train", "test"}
     assert extras["train"] == ["torch==2.13.0"]
-    texts = [(ROOT / "README.md").read_text(),
-             (ROOT / "docker" / "trainer.Dockerfile").read_text()]
+    texts = [(ROOT / "README.md").read_text(), (ROOT / "docker" / "trainer.Dockerfile").read_text()]
     assert all(".[torch]" not in text for text in texts)
     assert all(".[train]" in text for text in texts)

@@ -39,8 +39,11 @@ def _commit(root, store_path) -> str:
 
 def _contents(store_path):
     store = open_store(store_path)
-    return (store.version_id, store.table_all,
-            {name: store.group[name][:] for name in store.array_names})
+    return (
+        store.version_id,
+        store.table_all,
+        {name: store.group[name][:] for name in store.array_names},
+    )
 
 
 def _assert_same(a, b) -> None:
@@ -61,9 +64,28 @@ class Run:
     def __init__(self, root, store, home, env=None) -> None:
         env = env or {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mer_prep.cli", "run", "casme2", "--root", str(root),
-             "--recipe", "ha3d", "--store", str(store), "--workers", "1", "--home", str(home)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "mer_prep.cli",
+                "run",
+                "casme2",
+                "--root",
+                str(root),
+                "--recipe",
+                "ha3d",
+                "--store",
+                str(store),
+                "--workers",
+                "1",
+                "--home",
+                str(home),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         self.output = bytearray()
         self.store = store
         threading.Thread(target=self._pump, daemon=True).start()
@@ -91,15 +113,17 @@ class Run:
 
 def _lines(text: str) -> list[str]:
     """Output lines, without the progress bar's repaints."""
-    return [part.strip() for part in re.split(r"[\r\n]", text)
-            if part.strip() and not part.strip().startswith("preprocess:")]
+    return [
+        part.strip()
+        for part in re.split(r"[\r\n]", text)
+        if part.strip() and not part.strip().startswith("preprocess:")
+    ]
 
 
 def _all_gone(processes, timeout: float = 5) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not [p for p in processes
-                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]:
+        if not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]:
             return True
         time.sleep(0.1)
     return False
@@ -112,8 +136,7 @@ def datasets(synth_dataset):
     return big, small
 
 
-def test_ctrl_c_stops_the_run_within_5_s_with_one_line_and_the_previous_version(
-        datasets, tmp_path):
+def test_ctrl_c_stops_the_run_within_5_s_with_one_line_and_the_previous_version(datasets, tmp_path):
     big, small = datasets
     store = tmp_path / "store"
     previous = _commit(small, store)
@@ -132,8 +155,9 @@ def test_ctrl_c_stops_the_run_within_5_s_with_one_line_and_the_previous_version(
 
     assert code == 130, run.text()
     assert elapsed < 5, f"{elapsed:.1f} s\n{run.text(mark)}"
-    assert _lines(run.text(mark)) == [f"cancelled; {store} still at version {previous}"], \
-        run.text(mark)
+    assert _lines(run.text(mark)) == [f"cancelled; {store} still at version {previous}"], run.text(
+        mark
+    )
     assert not _scratch(store)
     _assert_same(_contents(store), before)
     assert _all_gone(children), [c.cmdline() for c in children if c.is_running()]
@@ -166,8 +190,9 @@ def test_sigterm_cancels_the_flow_run_like_ctrl_c(datasets, tmp_path, prefect_se
     _assert_same(_contents(store), before)
     assert _all_gone(children)
     with get_client(sync_client=True) as client:
-        ours = [r for r in client.read_flow_runs()
-                if (r.parameters or {}).get("store") == str(store)]
+        ours = [
+            r for r in client.read_flow_runs() if (r.parameters or {}).get("store") == str(store)
+        ]
     assert [r.state.type.value for r in ours] == ["CANCELLED"], [r.state for r in ours]
     assert f"still at version {previous}" in ours[0].state.message
 

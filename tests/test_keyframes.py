@@ -92,15 +92,23 @@ def test_global_shifts_recover_a_known_translation():
     base = _texture((64, 64))
     truth = np.array([[0.0, 0.0], [0.3, -0.2], [-0.25, 0.15], [0.1, 0.35]])
     # frames[t](x + d) == base(x): frame t is base moved by +d
-    frames = np.stack([cv2.warpAffine(base, np.array([[1, 0, dx], [0, 1, dy]]), (64, 64),
-                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-                       for dx, dy in truth])
+    frames = np.stack(
+        [
+            cv2.warpAffine(
+                base,
+                np.array([[1, 0, dx], [0, 1, dy]]),
+                (64, 64),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REFLECT,
+            )
+            for dx, dy in truth
+        ]
+    )
     shifts = global_shifts(frames)
     np.testing.assert_allclose(shifts - shifts[0], truth, atol=0.02)
     # What is left after stabilising is the blur of the two bilinear resamplings (measured 1/3).
     steady, raw = stabilise(frames)[:, 10:-10, 10:-10], frames[:, 10:-10, 10:-10]
-    assert (np.abs(steady - steady.mean(axis=0)).mean()
-            < 0.5 * np.abs(raw - raw.mean(axis=0)).mean())
+    assert np.abs(steady - steady.mean(axis=0)).mean() < 0.5 * np.abs(raw - raw.mean(axis=0)).mean()
 
 
 def test_temporal_slices_take_rows_and_columns():
@@ -133,7 +141,7 @@ def test_nearest_pixel_matching_tolerates_a_one_pixel_shift_but_not_a_change():
     texture = _texture((48, 66))
     still = np.repeat(texture[None, :, 1:-1], 3, axis=0)
     shifted = still.copy()
-    shifted[1] = texture[:, 2:]          # the middle frame moved 1 px along the rows
+    shifted[1] = texture[:, 2:]  # the middle frame moved 1 px along the rows
     changed = still.copy()
     changed[1, :, 20:40] = _texture((48, 20), seed=5)  # a real change of the texture
     rows, no_cols = np.arange(48), np.array([], dtype=np.int64)
@@ -149,8 +157,9 @@ def test_keyframes_from_scores_ranks_forces_and_breaks_ties():
     scores = np.array([0.0, 5.0, 1.0, 3.0, 3.0, 0.5, 4.0, np.nan])
     np.testing.assert_array_equal(keyframes_from_scores(scores, 4, onset=0, apex=2), [0, 1, 2, 6])
     # equal scores 3.0 at positions 3 and 4: the earlier one wins
-    np.testing.assert_array_equal(keyframes_from_scores(scores, 5, onset=0, apex=2),
-                                  [0, 1, 2, 3, 6])
+    np.testing.assert_array_equal(
+        keyframes_from_scores(scores, 5, onset=0, apex=2), [0, 1, 2, 3, 6]
+    )
     np.testing.assert_array_equal(keyframes_from_scores(scores, 8, 0, 2), np.arange(8))
     assert keyframes_from_scores(scores, 1, onset=4, apex=4).tolist() == [4]
     for k, onset, apex in ((9, 0, 2), (1, 0, 2), (3, 0, 8), (3, -1, 2)):

@@ -40,8 +40,10 @@ def _records():
 
 def _board():
     alpha, oracle, beta, gamma = _records()
-    views = [run_view(r) for r in (oracle[1], gamma[0], alpha[2], beta[0], alpha[0],
-                                   oracle[0], alpha[1], oracle[2])]
+    views = [
+        run_view(r)
+        for r in (oracle[1], gamma[0], alpha[2], beta[0], alpha[0], oracle[0], alpha[1], oracle[2])
+    ]
     return build_leaderboard(group_runs(views), n_resamples=1000)
 
 
@@ -51,12 +53,16 @@ def test_rows_are_ranked_by_the_mean_over_seeds_not_the_best_seed():
     assert _uf1(beta[0]) == pytest.approx((8 / 9 + 6 / 7 + 1) / 3, abs=1e-12)
     board = _board()
     assert [(r.first.model, r.leakage, r.rank) for r in board.rows] == [
-        ("beta", "clean", 1), ("gamma", "LEAKY split", None), ("mbcc", "clean", 2),
-        ("mbcc", "LEAKY selection", None)]
+        ("beta", "clean", 1),
+        ("gamma", "LEAKY split", None),
+        ("mbcc", "clean", 2),
+        ("mbcc", "LEAKY selection", None),
+    ]
     beta_row, gamma_row, alpha_row, oracle_row = board.rows
     assert alpha_row.seeds == oracle_row.seeds == (0, 1, 2)
     assert alpha_row.stat("uf1") == pytest.approx(
-        (4 / 9, np.std([1, 1 / 6, 1 / 6], ddof=1)), abs=1e-12)
+        (4 / 9, np.std([1, 1 / 6, 1 / 6], ddof=1)), abs=1e-12
+    )
     assert alpha_row.stat("uar")[0] == pytest.approx((1 + 1 / 3 + 1 / 3) / 3, abs=1e-12)
     assert beta_row.stat("uf1") == (pytest.approx(_uf1(beta[0]), abs=1e-12), None)
     assert gamma_row.stat("uf1")[0] == pytest.approx(2 / 3, abs=1e-12)
@@ -85,8 +91,10 @@ def test_seeds_of_one_configuration_form_one_group_and_a_repeated_seed_keeps_the
     alpha, oracle, beta, gamma = _records()
     again = make_run("alpha1-again", RIGHT, seed=1)
     groups = group_runs([run_view(r) for r in (*alpha, again, *beta)])
-    assert [[v.run_id for v in g] for g in groups] == [["alpha0", "alpha1-again", "alpha2"],
-                                                       ["beta0"]]
+    assert [[v.run_id for v in g] for g in groups] == [
+        ["alpha0", "alpha1-again", "alpha2"],
+        ["beta0"],
+    ]
 
 
 def test_csv_reads_back_as_written():
@@ -94,25 +102,49 @@ def test_csv_reads_back_as_written():
     back = read_csv(board.csv())
     assert list(back.columns) == list(COLUMNS)
     expected = board.frame()
-    for column in ("model", "variant", "settings", "split", "target", "version", "leakage",
-                   "seeds", "runs"):
+    for column in (
+        "model",
+        "variant",
+        "settings",
+        "split",
+        "target",
+        "version",
+        "leakage",
+        "seeds",
+        "runs",
+    ):
         assert back[column].tolist() == expected[column].tolist(), column
     assert back["seeds"].tolist() == ["0", "0", "0 1 2", "0 1 2"]
     assert back["runs"].tolist()[2] == "alpha0 alpha1 alpha2"
-    for column in ("rank", "n_seeds", "uf1_mean", "uf1_sd", "uf1_ci_low", "uf1_ci_high",
-                   "uar_mean", "uar_sd", "vs_clean_uf1", "vs_clean_uar"):
-        np.testing.assert_allclose(back[column].to_numpy(float),
-                                   expected[column].to_numpy(float), atol=5e-5, err_msg=column)
+    for column in (
+        "rank",
+        "n_seeds",
+        "uf1_mean",
+        "uf1_sd",
+        "uf1_ci_low",
+        "uf1_ci_high",
+        "uar_mean",
+        "uar_sd",
+        "vs_clean_uf1",
+        "vs_clean_uar",
+    ):
+        np.testing.assert_allclose(
+            back[column].to_numpy(float),
+            expected[column].to_numpy(float),
+            atol=5e-5,
+            err_msg=column,
+        )
     assert np.isnan(back["rank"][1]) and back["rank"][2] == 2
 
 
 def test_markdown_reads_back_as_the_cells():
     board = _board()
     lines = board.markdown().splitlines()
-    parse = (lambda line: [cell.strip() for cell in line.strip()[1:-1].split(" | ")])
+    parse = lambda line: [cell.strip() for cell in line.strip()[1:-1].split(" | ")]
     assert parse(lines[0]) == list(SHOWN) and set(lines[1]) == {"|", "-"}
     assert [parse(line) for line in lines[2:]] == [
-        [r.cells()[c] for c in SHOWN] for r in board.rows]
+        [r.cells()[c] for c in SHOWN] for r in board.rows
+    ]
 
 
 @pytest.mark.slow  # two trainings: about 40 s on the two shared cores
@@ -129,7 +161,12 @@ def test_the_leaderboard_of_trained_runs_on_a_real_store(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     (row,) = read_csv(result.output).to_dict("records")
     assert (row["model"], row["n_seeds"], row["seeds"], row["leakage"], row["rank"]) == (
-        "mbcc", 2, "0 1", "clean", 1)
+        "mbcc",
+        2,
+        "0 1",
+        "clean",
+        1,
+    )
     assert row["uf1_mean"] == pytest.approx(np.mean([r.uf1 for r in runs]), abs=5e-5)
     assert row["uf1_sd"] == pytest.approx(np.std([r.uf1 for r in runs], ddof=1), abs=5e-5)
     assert row["uf1_ci_low"] <= row["uf1_mean"] <= row["uf1_ci_high"]
@@ -140,8 +177,11 @@ def test_the_leaderboard_of_trained_runs_on_a_real_store(tmp_path, monkeypatch):
     compared = CliRunner().invoke(main, ["compare", str(path), a, b, "--resamples", "500"])
     assert compared.exit_code == 0, compared.output
     uf1 = next(line for line in compared.output.splitlines() if line.startswith("UF1")).split()
-    assert uf1[1:4] == [f"{runs[0].uf1:.3f}", f"{runs[1].uf1:.3f}",
-                        f"{runs[0].uf1 - runs[1].uf1:+.3f}"]
+    assert uf1[1:4] == [
+        f"{runs[0].uf1:.3f}",
+        f"{runs[1].uf1:.3f}",
+        f"{runs[0].uf1 - runs[1].uf1:+.3f}",
+    ]
     itself = CliRunner().invoke(main, ["compare", str(path), a, a])
     assert "+0.000  [+0.000, +0.000]" in itself.output, itself.output
 
@@ -156,12 +196,21 @@ def test_a_run_that_cannot_be_scored_is_left_out_on_stderr_and_the_csv_stays_cle
     path = _store_with_runs(tmp_path)
     store = open_store(path)
     two_classes = {s: ([0, 1], [0, 1]) for s in SUBJECTS}
-    save_run(path, make_run("stray", two_classes, classes=tuple(store.class_names),
-                            version=store.version_id, snapshot=store.session.snapshot_id))
+    save_run(
+        path,
+        make_run(
+            "stray",
+            two_classes,
+            classes=tuple(store.class_names),
+            version=store.version_id,
+            snapshot=store.session.snapshot_id,
+        ),
+    )
     result = CliRunner().invoke(main, ["runs", str(path), "--leaderboard", "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
         "not in the leaderboard: run stray: 8 scored clip(s) are not in the store version's "
-        "sample table (first 'casme2/s0/c0')"]
+        "sample table (first 'casme2/s0/c0')"
+    ]
     back = read_csv(result.stdout)
     assert back["runs"].tolist() == ["good", "other-version", "bad"]

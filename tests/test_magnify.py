@@ -17,14 +17,14 @@ from mer_prep.motion.magnify import (
 )
 
 FPS = 200.0
-N_FRAMES = 100                      # 0.5 s: 20 and 80 Hz make whole periods, 2 Hz one period
+N_FRAMES = 100  # 0.5 s: 20 and 80 Hz make whole periods, 2 Hz one period
 BAND = {"f_low": 5.0, "f_high": 30.0}  # the second harmonic of 20 Hz (40 Hz) stays outside
 ALPHA = 4.0
-AMPLITUDE = 0.2                     # px; (1 + ALPHA) * AMPLITUDE = 1 px, the Eq. 14 bound at λc
-CUTOFF = 8.0                        # px, so every level but the finest gets the full ALPHA
-DIRECTION = np.array([0.6, 0.8])    # unit (dx, dy): both image axes move
+AMPLITUDE = 0.2  # px; (1 + ALPHA) * AMPLITUDE = 1 px, the Eq. 14 bound at λc
+CUTOFF = 8.0  # px, so every level but the finest gets the full ALPHA
+DIRECTION = np.array([0.6, 0.8])  # unit (dx, dy): both image axes move
 SIZE = 134
-INNER = slice(30, SIZE - 30)        # away from the borders, where flow and pyramid are least sure
+INNER = slice(30, SIZE - 30)  # away from the borders, where flow and pyramid are least sure
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def render(face: np.ndarray, displacement: np.ndarray) -> np.ndarray:
     for t, d in enumerate(displacement):
         # ndimage.shift moves content by +shift, in (row, col) = (dy, dx) order
         moved = ndimage.shift(face, d * DIRECTION[::-1], order=3, mode="mirror", prefilter=False)
-        frames[t] = moved[top[0]:top[0] + SIZE, top[1]:top[1] + SIZE]
+        frames[t] = moved[top[0] : top[0] + SIZE, top[1] : top[1] + SIZE]
     return frames
 
 
@@ -74,6 +74,7 @@ def measured_motion(frames: np.ndarray, first: int, second: int) -> float:
 
 def iir_response(frequency: float, f_low: float, f_high: float) -> complex:
     """H(e^jω) of iir_bandpass, its poles found from the half-power definition of a cut-off."""
+
     def pole(cutoff: float) -> float:
         z = np.exp(-2j * np.pi * cutoff / FPS)
         return optimize.brentq(lambda p: abs((1 - p) / (1 - p * z)) ** 2 - 0.5, 0.0, 1 - 1e-12)
@@ -85,13 +86,20 @@ def iir_response(frequency: float, f_low: float, f_high: float) -> complex:
 
 # --- magnified motion, measured with TV-L1 ----------------------------------------------------
 
+
 @pytest.mark.parametrize("temporal_filter", ["ideal", "iir"])
 def test_motion_in_the_band_is_magnified(face, temporal_filter):
     frequency = 20.0
     displacement = sinusoid(frequency)
     clip = render(face, displacement)
-    out = magnify(clip, fps=FPS, alpha=ALPHA, cutoff_wavelength=CUTOFF,
-                  temporal_filter=temporal_filter, **BAND)
+    out = magnify(
+        clip,
+        fps=FPS,
+        alpha=ALPHA,
+        cutoff_wavelength=CUTOFF,
+        temporal_filter=temporal_filter,
+        **BAND,
+    )
 
     if temporal_filter == "ideal":
         # the whole 20 Hz line is in the band: every displacement becomes (1 + α) times itself
@@ -131,8 +139,14 @@ def test_motion_outside_the_band_is_not_magnified(face, frequency):
 def test_static_clip_is_unchanged(face, temporal_filter):
     still = np.repeat(render(face, np.zeros(1)), 40, axis=0)
     frames = np.round(still * 255).astype(np.uint8)  # the uint8 path, scaled to [0, 1]
-    out = magnify(frames, fps=FPS, alpha=10.0, cutoff_wavelength=CUTOFF,
-                  temporal_filter=temporal_filter, **BAND)
+    out = magnify(
+        frames,
+        fps=FPS,
+        alpha=10.0,
+        cutoff_wavelength=CUTOFF,
+        temporal_filter=temporal_filter,
+        **BAND,
+    )
     assert out.dtype == np.float32 and out.shape == frames.shape
     assert np.abs(out - frames / np.float32(255)).max() <= 1 / 255
 
@@ -146,12 +160,17 @@ def test_output_stays_in_the_input_range(face):
 
 # --- building blocks -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n_frames", [1, 7, 130])  # 130 > the 128 channels OpenCV takes at once
 def test_pyramid_collapses_back_to_the_input(n_frames):
     frames = np.random.default_rng(0).random((n_frames, 37, 50), dtype=np.float32)
     pyramid = laplacian_pyramid(frames, 4)
-    assert [p.shape for p in pyramid] == [(n_frames, 37, 50), (n_frames, 19, 25),
-                                          (n_frames, 10, 13), (n_frames, 5, 7)]
+    assert [p.shape for p in pyramid] == [
+        (n_frames, 37, 50),
+        (n_frames, 19, 25),
+        (n_frames, 10, 13),
+        (n_frames, 5, 7),
+    ]
     assert np.abs(collapse_pyramid(pyramid) - frames).max() <= 1e-5
     # the residual is the low-pass: its mean matches the frames', the details average near 0
     assert abs(pyramid[-1].mean() - frames.mean()) < 0.01 and abs(pyramid[0].mean()) < 0.01
@@ -181,35 +200,41 @@ def test_level_gains_follow_the_cutoff():
     wavelengths = level_wavelengths(6)
     assert list(wavelengths) == [4, 8, 16, 32, 64, 128]
     gains = level_gains(6, alpha=10.0, cutoff_wavelength=32.0)
-    assert gains[0] == 0.0                                    # finest level: never amplified
-    assert np.all(gains[wavelengths >= 32] == 10.0)           # at or above λc: the full α
+    assert gains[0] == 0.0  # finest level: never amplified
+    assert np.all(gains[wavelengths >= 32] == 10.0)  # at or above λc: the full α
     # below λc: (1 + α) λ / λc - 1, the largest gain Eq. 14 allows, 0 once it goes negative
     assert gains[1:3] == pytest.approx([11 * 8 / 32 - 1, 11 * 16 / 32 - 1])
     assert np.all(np.diff(gains) >= 0)
     assert list(level_gains(3, alpha=10.0, cutoff_wavelength=200.0)) == [0.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"f_high": 101.0}, "Nyquist"),
-    ({"f_low": 30.0}, "f_low < f_high"),
-    ({"f_low": 0.0}, "f_low < f_high"),
-    ({"fps": 0.0}, "fps"),
-    ({"alpha": -1.0}, "alpha"),
-    ({"cutoff_wavelength": 0.0}, "cutoff_wavelength"),
-    ({"temporal_filter": "butterworth"}, "temporal_filter"),
-    ({"levels": 1}, "n_levels"),
-    ({"levels": 9}, "levels must be in"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"f_high": 101.0}, "Nyquist"),
+        ({"f_low": 30.0}, "f_low < f_high"),
+        ({"f_low": 0.0}, "f_low < f_high"),
+        ({"fps": 0.0}, "fps"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"cutoff_wavelength": 0.0}, "cutoff_wavelength"),
+        ({"temporal_filter": "butterworth"}, "temporal_filter"),
+        ({"levels": 1}, "n_levels"),
+        ({"levels": 9}, "levels must be in"),
+    ],
+)
 def test_bad_parameters_are_rejected(change, message):
     parameters = {"fps": FPS, "alpha": ALPHA, "cutoff_wavelength": CUTOFF, **BAND, **change}
     with pytest.raises(ValueError, match=message):
         magnify(np.zeros((4, SIZE, SIZE), np.float32), **parameters)
 
 
-@pytest.mark.parametrize("frames, message", [
-    (np.zeros((SIZE, SIZE), np.float32), "T, H, W"),
-    (np.zeros((4, SIZE, SIZE), np.int16), "uint8 or float"),
-])
+@pytest.mark.parametrize(
+    "frames, message",
+    [
+        (np.zeros((SIZE, SIZE), np.float32), "T, H, W"),
+        (np.zeros((4, SIZE, SIZE), np.int16), "uint8 or float"),
+    ],
+)
 def test_bad_frames_are_rejected(frames, message):
     with pytest.raises(ValueError, match=message):
         magnify(frames, fps=FPS, alpha=ALPHA, cutoff_wavelength=CUTOFF, **BAND)
@@ -223,8 +248,9 @@ def test_magnification_uses_the_rate_of_the_frames_a_recipe_read():
     from mer_prep.pipeline.process import sampling_rate
 
     every_fourth = np.arange(0, 61, 4)
-    clip = SimpleNamespace(sample=SimpleNamespace(fps=200.0, frame_numbers=tuple(range(100, 161))),
-                           unique=every_fourth)
+    clip = SimpleNamespace(
+        sample=SimpleNamespace(fps=200.0, frame_numbers=tuple(range(100, 161))), unique=every_fourth
+    )
     assert sampling_rate(clip) == pytest.approx(50.0)
     clip.unique = np.arange(61)
     assert sampling_rate(clip) == pytest.approx(200.0)

@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, recall_score
 
-from mer_prep.evaluation.metrics import (accuracy, confusion_matrix, per_class_f1, per_class_recall,
-                              pooled_confusion, scores, uar, uf1)
+from mer_prep.evaluation.metrics import (
+    accuracy,
+    confusion_matrix,
+    per_class_f1,
+    per_class_recall,
+    pooled_confusion,
+    scores,
+    uar,
+    uf1,
+)
 
 # Two LOSO folds over 3 classes; class 2 never appears in fold A (neither true nor predicted),
 # class 1 never in fold B.
@@ -83,11 +91,16 @@ def test_perfect_and_chance():
 
 
 def test_scores_dict_is_json_able():
-    s = scores(confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3),
-               class_names=("negative", "positive", "surprise"))
+    s = scores(
+        confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3),
+        class_names=("negative", "positive", "surprise"),
+    )
     assert s["uf1"] == pytest.approx(11 / 15) and s["n"] == 4
-    assert s["per_class_f1"] == {"negative": pytest.approx(2 / 3),
-                                 "positive": pytest.approx(4 / 5), "surprise": None}
+    assert s["per_class_f1"] == {
+        "negative": pytest.approx(2 / 3),
+        "positive": pytest.approx(4 / 5),
+        "surprise": None,
+    }
     json.dumps(s)
 
 

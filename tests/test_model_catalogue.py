@@ -30,8 +30,13 @@ main(prog_name="mer-prep")
 
 
 def blocked_cli(*args: str, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCKED_CLI, *args], capture_output=True,
-                          text=True, timeout=60, **options)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKED_CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **options,
+    )
 
 
 def test_the_catalogue_is_what_the_registry_registers():
@@ -42,9 +47,13 @@ def test_the_catalogue_is_what_the_registry_registers():
     for name, spec in MODELS.items():
         entry = MODEL_CATALOGUE[name]
         assert (entry.paper, entry.recipe, entry.default_variant) == (
-            spec.paper, spec.recipe, spec.default_variant), name
-        assert dict(entry.variants) == {variant: preset.recipe
-                                        for variant, preset in spec.variants.items()}, name
+            spec.paper,
+            spec.recipe,
+            spec.default_variant,
+        ), name
+        assert dict(entry.variants) == {
+            variant: preset.recipe for variant, preset in spec.variants.items()
+        }, name
 
 
 def test_models_lists_every_family_without_pytorch():
@@ -57,17 +66,29 @@ def test_models_lists_every_family_without_pytorch():
     assert mer3dcnn.endswith("plain, da (dacwb3d_aug), scb, dacwb (dacwb3d_aug)")
 
 
-@pytest.mark.parametrize("args, line", [
-    (["--model", "mbccc"], "error: unknown model 'mbccc'; valid models: mbcc, broadbent, "
-                           "dp3dnet, ha3dnet, se3dnet, ha3dsenet, msres3d, mer3dcnn, ststnet, "
-                           "offapexnet, htnet"),
-    (["--model", "mbcc", "--variant", "apexx"],
-     "error: model mbcc has no variant 'apexx'; valid: apex, onset_apex, difference, frames"),
-    (["--model", "mbcc", "--device", "gpu"], "error: unknown device 'gpu': use cpu, cuda or "
-                                             "cuda:N"),
-    (["--model", "mbcc", "--device", "cuda:x", "--workers", "2"],
-     "error: unknown device 'cuda:x': use cpu, cuda or cuda:N"),
-])
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["--model", "mbccc"],
+            "error: unknown model 'mbccc'; valid models: mbcc, broadbent, "
+            "dp3dnet, ha3dnet, se3dnet, ha3dsenet, msres3d, mer3dcnn, ststnet, "
+            "offapexnet, htnet",
+        ),
+        (
+            ["--model", "mbcc", "--variant", "apexx"],
+            "error: model mbcc has no variant 'apexx'; valid: apex, onset_apex, difference, frames",
+        ),
+        (
+            ["--model", "mbcc", "--device", "gpu"],
+            "error: unknown device 'gpu': use cpu, cuda or cuda:N",
+        ),
+        (
+            ["--model", "mbcc", "--device", "cuda:x", "--workers", "2"],
+            "error: unknown device 'cuda:x': use cpu, cuda or cuda:N",
+        ),
+    ],
+)
 def test_train_checks_names_before_anything_heavy_loads(tmp_path, args, line):
     done = blocked_cli("train", str(tmp_path / "no-store"), *args, cwd=tmp_path)
     assert (done.returncode, done.stderr.splitlines()) == (EXIT_USAGE, [line])
@@ -76,8 +97,11 @@ def test_train_checks_names_before_anything_heavy_loads(tmp_path, args, line):
 
 def test_a_reader_that_stops_reading_ends_the_command_quietly():
     """`mer-prep models | head`: the reader is gone before the first line is written."""
-    process = subprocess.Popen([sys.executable, "-c", BLOCKED_CLI, "models"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", BLOCKED_CLI, "models"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     process.stdout.close()  # as `head` does once it has its lines
     _, stderr = process.communicate(timeout=60)
     assert (process.returncode, stderr.decode()) == (EXIT_BROKEN_PIPE, "")

@@ -34,25 +34,38 @@ TINY = {
     "ha3dnet": ({"head": "flatten", "filters": 4, "dense": 16, "dropout": 0.0}, HALVES),
     "se3dnet": ({"head": "gap", "filters": 16, "dropout": 0.0}, HALVES),
     "ha3dsenet": ({"head": "gap", "filters": 8, "dropout": 0.0}, HALVES),
-    "msres3d": ({"block": "basic", "width": 0.125, "depth": (1, 1, 1, 1), "strain": True,
-                 "head_dropout": 0.0}, {"flow": (8, 32, 32, 2), "strain": (8, 32, 32)}),
-    "mer3dcnn": ({"head": "flatten", "filters": 4, "dense": 16, "dropout": 0.0},
-                 {"frames": (8, 32, 32)}),
+    "msres3d": (
+        {
+            "block": "basic",
+            "width": 0.125,
+            "depth": (1, 1, 1, 1),
+            "strain": True,
+            "head_dropout": 0.0,
+        },
+        {"flow": (8, 32, 32, 2), "strain": (8, 32, 32)},
+    ),
+    "mer3dcnn": (
+        {"head": "flatten", "filters": 4, "dense": 16, "dropout": 0.0},
+        {"frames": (8, 32, 32)},
+    ),
 }
 K = 3
 
 
 def _batch(shapes, batch=4, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    inputs = {name: torch.rand(batch, *shape, generator=generator)
-              for name, shape in shapes.items()}
+    inputs = {
+        name: torch.rand(batch, *shape, generator=generator) for name, shape in shapes.items()
+    }
     targets = torch.arange(batch) % K
     return inputs, targets
 
 
 def _recipe_arrays(recipe):
-    return {name: (dims, shape)
-            for name, (dims, shape, _) in builtin_recipes()[recipe].array_specs().items()}
+    return {
+        name: (dims, shape)
+        for name, (dims, shape, _) in builtin_recipes()[recipe].array_specs().items()
+    }
 
 
 def _params(model):
@@ -78,8 +91,12 @@ def test_registry_lists_the_five_papers():
     assert get_model("ha3dnet").variants["augmented"].recipe == "ha3d_aug"
     assert get_model("mer3dcnn").training.selection == "last_epoch"
     v = get_model("mer3dcnn").variants
-    assert (v["scb"].smote, v["dacwb"].augmented, v["dacwb"].class_weights, v["da"].class_weights) \
-        == (True, True, True, False)
+    assert (
+        v["scb"].smote,
+        v["dacwb"].augmented,
+        v["dacwb"].class_weights,
+        v["da"].class_weights,
+    ) == (True, True, True, False)
 
 
 def test_unknown_model_names_the_valid_ones():
@@ -122,13 +139,16 @@ def test_tiny_model_shapes_and_training(name):
         assert model.loss(inputs, targets).item() < first
 
 
-@pytest.mark.parametrize("name, config, shapes", [
-    ("mbcc", {}, {"frames": (2, 64, 64)}),
-    ("mbcc", {"unit": "frame"}, {"frames": (1, 64, 64)}),
-    ("broadbent", {}, {"frames": (1, 64, 64)}),
-    ("ha3dsenet", {"head": "gap"}, {"upper": (16, 64, 128), "lower": (16, 64, 128)}),
-    ("mer3dcnn", {"head": "gap"}, {"frames": (16, 128, 128)}),
-])
+@pytest.mark.parametrize(
+    "name, config, shapes",
+    [
+        ("mbcc", {}, {"frames": (2, 64, 64)}),
+        ("mbcc", {"unit": "frame"}, {"frames": (1, 64, 64)}),
+        ("broadbent", {}, {"frames": (1, 64, 64)}),
+        ("ha3dsenet", {"head": "gap"}, {"upper": (16, 64, 128), "lower": (16, 64, 128)}),
+        ("mer3dcnn", {"head": "gap"}, {"frames": (16, 128, 128)}),
+    ],
+)
 def test_real_recipe_shapes(name, config, shapes):
     model = get_model(name).build(config, 5, shapes).eval()
     inputs = {k: torch.rand(2, *s, dtype=torch.float16) for k, s in shapes.items()}  # store dtype
@@ -142,8 +162,10 @@ def _meta_params(name, config, shapes, k):
 
 
 def test_literal_parameter_counts():
-    real = {name: {n: s for n, (_, s) in _recipe_arrays(get_model(name).recipe).items()}
-            for name in NAMES}
+    real = {
+        name: {n: s for n, (_, s) in _recipe_arrays(get_model(name).recipe).items()}
+        for name in NAMES
+    }
     assert _meta_params("mbcc", {}, real["mbcc"], 5) == pytest.approx(4.3e6, rel=0.03)
     assert _meta_params("broadbent", {}, real["broadbent"], 8) == pytest.approx(30e3, rel=0.05)
     for name in ("dp3dnet", "ha3dnet", "se3dnet", "ha3dsenet", "mer3dcnn"):
@@ -174,11 +196,14 @@ def test_same_seed_same_weights():
 
 def test_keras_init_is_glorot_uniform_with_zero_bias():
     model = get_model("mbcc").build({}, K, {"frames": (2, 32, 32)})
-    conv = model.branch5[3]                                   # 32 -> 64, 5x5
+    conv = model.branch5[3]  # 32 -> 64, 5x5
     limit = math.sqrt(6 / (32 * 25 + 64 * 25))
     assert conv.weight.abs().max() <= limit and conv.weight.abs().max() > 0.9 * limit
-    assert all(m.bias.abs().sum() == 0 for m in model.modules() if hasattr(m, "bias")
-               and isinstance(m.bias, torch.Tensor))
+    assert all(
+        m.bias.abs().sum() == 0
+        for m in model.modules()
+        if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)
+    )
     torch_init = get_model("mbcc").build({"init": "torch"}, K, {"frames": (2, 32, 32)})
     assert torch_init.branch5[0].bias.abs().sum() > 0
 
@@ -229,7 +254,7 @@ def test_check_inputs_accepts_equal_user_recipes_and_refuses_others():
         spec = get_model(name)
         arrays = _recipe_arrays(spec.recipe)
         check_inputs(spec, spec.recipe, arrays)
-        check_inputs(spec, "my_recipe", arrays)                 # same arrays, any name
+        check_inputs(spec, "my_recipe", arrays)  # same arrays, any name
     check_inputs(get_model("msres3d"), "msres3d", _recipe_arrays("msres3d"), {"strain": True})
     small = {"frames": (("frame", "y", "x"), (8, 32, 32)), "landmarks": (("point", "xy"), (68, 2))}
     check_inputs(get_model("mer3dcnn"), "tiny32", small)
@@ -249,8 +274,12 @@ def test_check_inputs_accepts_equal_user_recipes_and_refuses_others():
     with pytest.raises(ModelInputError, match="no strain"):
         check_inputs(get_model("msres3d"), "flowonly", no_strain, {"strain": True})
     with pytest.raises(ModelInputError, match="frame >= 2"):
-        check_inputs(get_model("mbcc"), "apexonly", {"frames": (("frame", "y", "x"), (1, 64, 64))},
-                     {"inputs": "difference"})
+        check_inputs(
+            get_model("mbcc"),
+            "apexonly",
+            {"frames": (("frame", "y", "x"), (1, 64, 64))},
+            {"inputs": "difference"},
+        )
 
 
 def test_build_refuses_missing_arrays():
@@ -293,22 +322,30 @@ def test_each_family_registers_itself_and_the_registry_imports_none():
     import ast
     from pathlib import Path
 
-    import mer_prep.models.registry as registry
     from module_imports import imports_of
+
+    import mer_prep.models.registry as registry
 
     package = Path(registry.__file__).parent
     registering = sorted(
-        f"mer_prep.models.{path.stem}" for path in package.glob("*.py")
-        if any(isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register_model"
-               for node in ast.walk(ast.parse(path.read_text()))))
+        f"mer_prep.models.{path.stem}"
+        for path in package.glob("*.py")
+        if any(
+            isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register_model"
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    )
     assert registering == sorted(registry.FAMILY_MODULES)
-    imported = {i.module for i in imports_of(Path(registry.__file__).read_text(),
-                                             "mer_prep.models.registry")}
+    imported = {
+        i.module
+        for i in imports_of(Path(registry.__file__).read_text(), "mer_prep.models.registry")
+    }
     assert not imported & set(registry.FAMILY_MODULES)
     for family in registry.FAMILY_MODULES:  # nor does a family import another (order, circles)
         path = package / f"{family.rsplit('.', 1)[1]}.py"
         assert not {i.module for i in imports_of(path.read_text(), family)} & (
-            set(registry.FAMILY_MODULES) - {family}), family
+            set(registry.FAMILY_MODULES) - {family}
+        ), family
     # the families register in the order the registry lists them: paper order
     families = list(dict.fromkeys(MODELS[name].builder.__module__ for name in list_models()))
     assert families == list(registry.FAMILY_MODULES)
@@ -328,11 +365,17 @@ def test_one_classifier_head_shape_for_the_dense_families():
     kinds = [type(layer) for layer in head]
     assert kinds == [nn.Linear, nn.ReLU, nn.Dropout] * 2 + [nn.Linear]
     assert [(m.in_features, m.out_features) for m in head if isinstance(m, nn.Linear)] == [
-        (10, 7), (7, 5), (5, 3)]
+        (10, 7),
+        (7, 5),
+        (5, 3),
+    ]
     assert head[2].p == 0.25 and _params(head) == 10 * 7 + 7 + 7 * 5 + 5 + 5 * 3 + 3
     mbcc = get_model("mbcc").build({"filters": (4, 8), "dense": 16}, 5, {"frames": (2, 16, 16)})
-    assert [type(layer) for layer in mbcc.classifier] == [nn.Linear, nn.ReLU, nn.Dropout,
-                                                          nn.Linear]
+    assert [type(layer) for layer in mbcc.classifier] == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
     assert [k for k in mbcc.state_dict() if k.startswith("classifier.")] == [
-        "classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias"]
+        "classifier.0.weight",
+        "classifier.0.bias",
+        "classifier.3.weight",
+        "classifier.3.bias",
+    ]
     assert mbcc.classifier[0].in_features == 2 * 8 * 4 * 4

@@ -32,7 +32,7 @@ INSIDE = (slice(24, SIZE - 24), slice(24, SIZE - 24))  # the face, away from hai
 
 
 def bump(shape, centre, sigma):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     return np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * sigma**2))
 
 
@@ -44,11 +44,12 @@ def face_pair():
     gray = color.rgb2gray(data.astronaut())[20:240, 120:340]
     face = cv2.resize(gray.astype(np.float32), (SIZE, SIZE), interpolation=cv2.INTER_AREA) * 255
     field = np.zeros((SIZE, SIZE, 2), np.float32)
-    field[..., 0] = 0.2 + 1.3 * bump(field.shape, (80, 90), 18)   # cheek/mouth pull to the right
+    field[..., 0] = 0.2 + 1.3 * bump(field.shape, (80, 90), 18)  # cheek/mouth pull to the right
     field[..., 1] = -0.2 - 1.0 * bump(field.shape, (50, 45), 15)  # brow raise
     scene = make_scene(np.repeat(face[..., None], 3, axis=2), gray=True)
-    frames = render_frames(scene, field, np.array([0.0, 1.0]), np.zeros((2, 2)), 1.0,
-                           np.random.default_rng(7))
+    frames = render_frames(
+        scene, field, np.array([0.0, 1.0]), np.zeros((2, 2)), 1.0, np.random.default_rng(7)
+    )
     return frames.astype(np.float32) / 255, field
 
 
@@ -92,8 +93,9 @@ def test_flows_from_reference_and_derived_maps(face_pair):
     expected = np.sqrt(0.01**2 + 0.03**2 + 2 * (0.5 * (0.02 + 0.04)) ** 2)
     np.testing.assert_allclose(optical_strain(linear), expected, rtol=1e-5)
     assert not optical_strain(np.ones((5, 6, 2), np.float32)).any()  # translation: no strain
-    np.testing.assert_allclose(flow_orientation(np.array([[0.0, 1.0], [-1.0, 0.0]])),
-                               [np.pi / 2, np.pi])  # y points down the image
+    np.testing.assert_allclose(
+        flow_orientation(np.array([[0.0, 1.0], [-1.0, 0.0]])), [np.pi / 2, np.pi]
+    )  # y points down the image
     bound = float16_error_bound(flows)
     assert 0 < bound <= np.abs(flows).max() * 2.0**-11
 
@@ -101,15 +103,20 @@ def test_flows_from_reference_and_derived_maps(face_pair):
 def test_solver_parameters_reach_opencv():
     params = TVL1Params(lambda_=0.3, warps=3, scales=4, epsilon=0.02)
     solver = params.create()
-    assert (solver.getLambda(), solver.getWarpingsNumber(), solver.getScalesNumber(),
-            solver.getEpsilon()) == pytest.approx((0.3, 3, 4, 0.02))
+    assert (
+        solver.getLambda(),
+        solver.getWarpingsNumber(),
+        solver.getScalesNumber(),
+        solver.getEpsilon(),
+    ) == pytest.approx((0.3, 3, 4, 0.02))
 
 
 @pytest.fixture(scope="module")
 def clips(synth_dataset):
     """Six synthetic CASME II clips without head jitter (so static parts are truly static)."""
-    root, _ = synth_dataset("casme2", n_subjects=2, clips_per_subject=3, seed=11,
-                            amplitude_px=(1.0, 2.0), jitter_px=0.0)
+    root, _ = synth_dataset(
+        "casme2", n_subjects=2, clips_per_subject=3, seed=11, amplitude_px=(1.0, 2.0), jitter_px=0.0
+    )
     return root, scan_dataset("casme2", root).samples
 
 
@@ -119,8 +126,9 @@ def truth_in_aligned_frame(truth_flow, matrix):
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     src_x = inverse[0, 0] * xx + inverse[0, 1] * yy + inverse[0, 2]
     src_y = inverse[1, 0] * xx + inverse[1, 1] * yy + inverse[1, 2]
-    sampled = cv2.remap(truth_flow, src_x.astype(np.float32), src_y.astype(np.float32),
-                        cv2.INTER_LINEAR)
+    sampled = cv2.remap(
+        truth_flow, src_x.astype(np.float32), src_y.astype(np.float32), cv2.INTER_LINEAR
+    )
     return sampled @ matrix[:, :2].T.astype(np.float32)
 
 
@@ -128,8 +136,9 @@ def test_onset_to_apex_flow_follows_the_generator(clips):
     root, samples = clips
     for sample in samples:
         truth = load_ground_truth(root, sample.sample_id)
-        frames = read_frames([sample.frame_paths[truth.onset], sample.frame_paths[truth.apex]],
-                             gray=True)
+        frames = read_frames(
+            [sample.frame_paths[truth.onset], sample.frame_paths[truth.apex]], gray=True
+        )
         landmarks = fit_landmarks(frames[0], detect_face(frames[0]))
         matrix = alignment_matrix(landmarks, size=(SIZE, SIZE), inter_ocular=0.42, eye_row=0.36)
         aligned = align_clip(frames, matrix, (SIZE, SIZE))

@@ -14,8 +14,12 @@ from mer_prep.cli import main
 from mer_prep.evaluation.per_dataset import per_dataset_scores, per_dataset_text
 from mer_prep.evaluation.run_view import RunViewError, run_view
 
-COMPOSITE = {"smic/s1": ([0, 1, 2], [0, 0, 2]), "smic/s2": ([0, 1], [1, 1]),
-             "casme2/sub01": ([0, 0, 1, 2], [0, 0, 1, 2]), "samm/006": ([0, 2], [0, 0])}
+COMPOSITE = {
+    "smic/s1": ([0, 1, 2], [0, 0, 2]),
+    "smic/s2": ([0, 1], [1, 1]),
+    "casme2/sub01": ([0, 0, 1, 2], [0, 0, 1, 2]),
+    "samm/006": ([0, 2], [0, 0]),
+}
 
 
 def test_each_dataset_is_pooled_over_its_folds_then_scored():
@@ -32,8 +36,11 @@ def test_each_dataset_is_pooled_over_its_folds_then_scored():
     casme2 = result.row("casme2")
     assert (casme2.uf1, casme2.uar, casme2.n) == (1.0, 1.0, 4)
     samm = result.row("samm")  # no positive clip: its F1 and recall are undefined, left out
-    assert samm.per_class_f1 == {"negative": pytest.approx(2 / 3), "positive": None,
-                                 "surprise": 0.0}
+    assert samm.per_class_f1 == {
+        "negative": pytest.approx(2 / 3),
+        "positive": None,
+        "surprise": 0.0,
+    }
     assert samm.uf1 == pytest.approx(1 / 3) and samm.uar == pytest.approx(1 / 2)
     overall = result.row("overall")
     assert overall.confusion.tolist() == [[4, 1, 0], [1, 2, 0], [1, 0, 2]]
@@ -63,8 +70,12 @@ def test_the_command_reads_the_datasets_from_the_store_version_the_run_names(tmp
     from mer_prep.train.runs_store import save_run
 
     plan = make_plan(tmp_path / "s", n=6)
-    samples = [dataclasses.replace(s, dataset="samm", subject=s.subject.replace("casme2", "samm"))
-               if s.subject.endswith("03") else s for s in plan.samples]
+    samples = [
+        dataclasses.replace(s, dataset="samm", subject=s.subject.replace("casme2", "samm"))
+        if s.subject.endswith("03")
+        else s
+        for s in plan.samples
+    ]
     write_version(dataclasses.replace(plan, samples=samples))
     store = open_store(tmp_path / "s")
     table = store.table
@@ -76,8 +87,14 @@ def test_the_command_reads_the_datasets_from_the_store_version_the_run_names(tmp
         # samm's clips all predicted as class 0, casme2's right
         clips[subject] = (y, [0] * len(y) if subject.startswith("samm") else y)
         ids[subject] = part["sample_id"].tolist()
-    record = make_run("mix", clips, classes=tuple(store.class_names), version=store.version_id,
-                      snapshot=store.session.snapshot_id, sample_ids=ids)
+    record = make_run(
+        "mix",
+        clips,
+        classes=tuple(store.class_names),
+        version=store.version_id,
+        snapshot=store.session.snapshot_id,
+        sample_ids=ids,
+    )
     save_run(tmp_path / "s", record)
     result = CliRunner().invoke(main, ["per-dataset", str(tmp_path / "s"), "mix"])
     assert result.exit_code == 0, result.output

@@ -5,8 +5,9 @@ import pytest
 from flows.batching import make_batches
 
 
-@pytest.mark.parametrize("n_samples, n_workers", [(1, 2), (5, 2), (50, 1), (50, 2), (255, 2),
-                                                  (255, 3), (1000, 4)])
+@pytest.mark.parametrize(
+    "n_samples, n_workers", [(1, 2), (5, 2), (50, 1), (50, 2), (255, 2), (255, 3), (1000, 4)]
+)
 def test_batches_cover_every_row_once_and_balance_the_workers(n_samples, n_workers):
     batches = make_batches(n_samples, n_workers, max_batch=64)
     rows = [row for batch in batches for row in batch]

@@ -12,8 +12,17 @@ from skimage import color, data
 from mer_prep.datasets import scan_dataset
 from mer_prep.errors import InvalidArgumentError, MerPrepError, UnknownNameError
 from mer_prep.motion.flow import flows_from_reference
-from mer_prep.plot.colour import (LANDMARK_RGB, colour_wheel, draw_landmarks, flow_hue_deg,
-                                  flow_to_rgb, gray_to_rgb, robust_max, to_display, upscale)
+from mer_prep.plot.colour import (
+    LANDMARK_RGB,
+    colour_wheel,
+    draw_landmarks,
+    flow_hue_deg,
+    flow_to_rgb,
+    gray_to_rgb,
+    robust_max,
+    to_display,
+    upscale,
+)
 from mer_prep.plot.panels import panels, source_difference
 from mer_prep.plot.report import png_bytes
 from mer_prep.plot.runs import RunPlots, leaderboard, run_markdown
@@ -45,6 +54,7 @@ def face():
 
 # --- flow colour --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("degrees", [0, 45, 90, 135, 180, 225, 270, 315])
 def test_constructed_flow_has_the_hue_of_its_direction_and_white_where_still(degrees):
     theta = np.radians(degrees)  # counter-clockwise as displayed: dy = -sin
@@ -64,8 +74,14 @@ def test_tvl1_flow_of_a_rendered_motion_shows_its_direction(face, degrees):
     theta = np.radians(degrees)
     bump = _bump((70, 100), 10)
     field = np.stack([1.5 * np.cos(theta) * bump, -1.5 * np.sin(theta) * bump], axis=-1)
-    frames = render_frames(face, field.astype(np.float32), np.array([0.0, 1.0]),
-                           np.zeros((2, 2)), 0.5, np.random.default_rng(degrees))
+    frames = render_frames(
+        face,
+        field.astype(np.float32),
+        np.array([0.0, 1.0]),
+        np.zeros((2, 2)),
+        0.5,
+        np.random.default_rng(degrees),
+    )
     flow = flows_from_reference(frames.astype(np.float32) / 255, 0)[1]
     rgb = flow_to_rgb(flow)
     moving = bump > 0.7
@@ -95,6 +111,7 @@ def test_bad_flow_shapes_raise_our_error():
 
 # --- landmarks ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("factor", [1, 2, 100 / 134])
 def test_landmarks_are_drawn_centred_on_their_coordinates(factor):
     points = np.array([[5.0, 7.0], [20.0, 30.0], [40.5, 12.25], [60.0, 60.0]])
@@ -112,6 +129,7 @@ def test_landmarks_are_drawn_centred_on_their_coordinates(factor):
 
 # --- stores --------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_root(synth_dataset):
     return synth_dataset("casme2", **TINY)[0]
@@ -120,8 +138,13 @@ def tiny_root(synth_dataset):
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory, tiny_root):
     """msres3d at 64 px (keyframes, magnification, flow, strain, landmarks) on 2x2 clips."""
-    return open_store(build_store(tiny_root, tmp_path_factory.mktemp("plot") / "msres3d64",
-                                  small("msres3d", 64, name="msres3d64")))
+    return open_store(
+        build_store(
+            tiny_root,
+            tmp_path_factory.mktemp("plot") / "msres3d64",
+            small("msres3d", 64, name="msres3d64"),
+        )
+    )
 
 
 def _pixels(figure):
@@ -144,7 +167,7 @@ def test_sample_figure_draws_the_stored_landmarks_where_they_are(tiny_store):
         for x, y in inside:
             col = box.x0 + (x + 0.5) / width * box.width
             row = height_px - (box.y1 - (y + 0.5) / width * box.height)
-            patch = pixels[int(row) - 1:int(row) + 2, int(col) - 1:int(col) + 2].reshape(-1, 3)
+            patch = pixels[int(row) - 1 : int(row) + 2, int(col) - 1 : int(col) + 2].reshape(-1, 3)
             assert any(g > 180 and r < 110 and b < 110 for r, g, b in patch), (key, x, y)
 
 
@@ -157,8 +180,15 @@ def test_contact_sheet_has_one_tile_per_sample(tiny_store):
     expected = int((tiny_store.table["label_name"] == label).sum())
     sheet = tiny_store.plot.contact_sheet(label=label)
     assert len({ax.get_gid().split("|")[0] for ax in sheet.axes}) == expected
-    assert len({ax.get_gid().split("|")[0] for ax in
-                tiny_store.plot.contact_sheet(label=label, n=1).axes}) == 1
+    assert (
+        len(
+            {
+                ax.get_gid().split("|")[0]
+                for ax in tiny_store.plot.contact_sheet(label=label, n=1).axes
+            }
+        )
+        == 1
+    )
     with pytest.raises(UnknownNameError):
         tiny_store.plot.contact_sheet(label="no such class")
 
@@ -171,8 +201,14 @@ def test_store_figures_and_notebook_summary(tiny_store):
     with pytest.raises(UnknownNameError):
         tiny_store.plot.sample("casme2/nobody/nothing")
     summary = tiny_store._repr_html_()
-    for text in ("casme2", "msres3d64", tiny_store.version_id, "flow", "16 × 64 × 64 × 2",
-                 "surprise 2"):
+    for text in (
+        "casme2",
+        "msres3d64",
+        tiny_store.version_id,
+        "flow",
+        "16 × 64 × 64 × 2",
+        "surprise 2",
+    ):
         assert text in summary, text
 
 
@@ -203,6 +239,7 @@ def test_pngs_are_lossless():
 
 # --- runs ----------------------------------------------------------------------------------------
 
+
 class _Epoch:
     def __init__(self, epoch, loss, validation):
         self.epoch, self.loss, self.validation = epoch, loss, validation
@@ -222,8 +259,13 @@ class FakeRun:
         self.run_id, self.model, self.variant, self.split = run_id, "mbcc", "difference", "loso"
         self.created, self.leaky = "2026-01-01T00:00:00+00:00", False
         self.store = {"class_names": ["a", "b", "c"], "version_id": "v-1"}
-        self.metrics = {"uf1": uf1, "uar": 0.5, "accuracy": 0.6, "n": 12,
-                        "confusion": [[3, 1, 0], [0, 4, 0], [1, 0, 3]]}
+        self.metrics = {
+            "uf1": uf1,
+            "uar": 0.5,
+            "accuracy": 0.6,
+            "n": 12,
+            "confusion": [[3, 1, 0], [0, 4, 0], [1, 0, 3]],
+        }
         self.folds = [_Fold("casme2/sub01", 0.4, 0.5, 6), _Fold("casme2/sub02", None, None, 0)]
 
 
@@ -242,6 +284,7 @@ def test_run_plots_over_the_protocol():
 
 
 # --- pictures that tell the truth ----------------------------------------------------------------
+
 
 class _KeptFold(_Fold):
     def __init__(self, name, validation, best_epoch):
@@ -262,21 +305,39 @@ def test_run_pictures_show_the_schemes_met_classes_chance_and_the_kept_epoch():
     run.metrics = {**run.metrics, "confusion": confusion.tolist()}
     figure = RunPlots(run).confusion()
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == [
-        "happiness", "disgust", "surprise"]
-    assert [t.get_text() for t in figure.axes[0].texts] == ["3", "1", "0", "0", "4", "0",
-                                                            "1", "0", "3"]
+        "happiness",
+        "disgust",
+        "surprise",
+    ]
+    assert [t.get_text() for t in figure.axes[0].texts] == [
+        "3",
+        "1",
+        "0",
+        "0",
+        "4",
+        "0",
+        "1",
+        "0",
+        "3",
+    ]
     assert "never predicted: repression, fear, sadness, others" in " ".join(
-        figure.axes[0].get_title().split())
+        figure.axes[0].get_title().split()
+    )
 
     (chance,) = [line for line in RunPlots(run).folds().axes[0].lines if line.get_gid() == "chance"]
     assert chance.get_ydata()[0] == pytest.approx(1 / 3)
 
-    run.folds = [_KeptFold("casme2/sub01", [0.16, 0.17, 0.175, 0.17, 0.16], 3),
-                 _KeptFold("casme2/sub02", [0.5, 0.4, 0.4, 0.3, 0.3], 1)]
+    run.folds = [
+        _KeptFold("casme2/sub01", [0.16, 0.17, 0.175, 0.17, 0.16], 3),
+        _KeptFold("casme2/sub02", [0.5, 0.4, 0.4, 0.3, 0.3], 1),
+    ]
     loss_ax, val_ax = RunPlots(run).learning_curves().axes
     assert val_ax.get_ylim() == pytest.approx((0, 1.02))  # not auto-scaled to 0.16-0.175
-    kept = {line.get_gid(): (line.get_xdata()[0], line.get_ydata()[0]) for line in val_ax.lines
-            if (line.get_gid() or "").startswith("kept|")}
+    kept = {
+        line.get_gid(): (line.get_xdata()[0], line.get_ydata()[0])
+        for line in val_ax.lines
+        if (line.get_gid() or "").startswith("kept|")
+    }
     assert kept == {"kept|sub01": (3, 0.175), "kept|sub02": (1, 0.5)}
     assert {line.get_gid() for line in loss_ax.lines if line.get_gid()} == set(kept)
     run.folds = [_KeptFold("casme2/sub01", [None] * 5, 5)]
@@ -316,7 +377,10 @@ def test_the_frame_strip_and_report_faces_are_large_enough_to_see(tiny_store, tm
     page = write_report(tiny_store, tmp_path / "r.html", samples=[sample]).path.read_text()
     import re
 
-    faces = re.findall(r'<label class=zoom><input type=checkbox><img [^>]*width="(\d+)" '
-                       r'height="(\d+)" alt="' + re.escape(sample) + r': (?!keyframes)', page)
+    faces = re.findall(
+        r'<label class=zoom><input type=checkbox><img [^>]*width="(\d+)" '
+        r'height="(\d+)" alt="' + re.escape(sample) + r": (?!keyframes)",
+        page,
+    )
     assert faces and all(int(w) >= FACE_DISPLAY_PX for w, _ in faces)
     assert ".zoom input:checked+img{position:fixed" in page  # click: enlarged, no script

@@ -15,7 +15,11 @@ def test_builtin_recipes_have_the_papers_shapes():
     specs = ha3d.array_specs()
     assert specs["frames"][1] == (16, 128, 128)
     assert specs["upper"][1] == (16, 64, 128) and specs["lower"][1] == (16, 64, 128)
-    assert ha3d.mask.mode == "black_out" and set(ha3d.mask.regions) == {"left_eye", "right_eye", "mouth"}
+    assert ha3d.mask.mode == "black_out" and set(ha3d.mask.regions) == {
+        "left_eye",
+        "right_eye",
+        "mouth",
+    }
     assert {"mbcc64", "ha3d", "msres3d", "dacwb3d"} <= set(builtin_recipes())
 
 
@@ -58,11 +62,22 @@ def test_hash_depends_on_parameters_only(tmp_path):
 
 def test_invalid_recipes_are_refused(tmp_path):
     with pytest.raises(ValidationError):
-        Recipe.model_validate({"name": "x", "frames": {"mode": "onset_apex", "n_frames": 3},
-                               "align": {"size": [64, 64]}})
+        Recipe.model_validate(
+            {
+                "name": "x",
+                "frames": {"mode": "onset_apex", "n_frames": 3},
+                "align": {"size": [64, 64]},
+            }
+        )
     with pytest.raises(ValidationError):
-        Recipe.model_validate({"name": "x", "frames": {"mode": "sequence", "n_frames": 4},
-                               "align": {"size": [64, 64]}, "unknown_key": 1})
+        Recipe.model_validate(
+            {
+                "name": "x",
+                "frames": {"mode": "sequence", "n_frames": 4},
+                "align": {"size": [64, 64]},
+                "unknown_key": 1,
+            }
+        )
     with pytest.raises(KeyError, match="unknown recipe"):
         load_recipe("nope")
 
@@ -107,7 +122,9 @@ def test_impossible_sizes_are_refused_when_the_recipe_loads(tmp_path, size):
     from mer_prep.cli import main
 
     store = tmp_path / "store"
-    result = CliRunner().invoke(main, ["run", "casme2", "--root", str(tmp_path), "--recipe",
-                                       str(path), "--store", str(store)])
+    result = CliRunner().invoke(
+        main,
+        ["run", "casme2", "--root", str(tmp_path), "--recipe", str(path), "--store", str(store)],
+    )
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
     assert not store.exists()  # refused before anything was created

@@ -7,28 +7,41 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_prep.errors import (InvalidArgumentError, MerPrepError, UnknownDatasetError,
-                             UnknownLabelSchemeError, UnknownRecipeError)
+from mer_prep.errors import (
+    InvalidArgumentError,
+    MerPrepError,
+    UnknownDatasetError,
+    UnknownLabelSchemeError,
+    UnknownRecipeError,
+)
 from mer_prep.pipeline.request import PreprocessRequest
 from mer_prep.store import open_store
 
 SMALL = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12, "size": (240, 320)}
 
 
-@pytest.mark.parametrize("change, error, words", [
-    ({"dataset": "casme9"}, UnknownDatasetError, "unknown dataset 'casme9'"),
-    ({"recipe": "nosuch"}, UnknownRecipeError, "unknown recipe 'nosuch'"),
-    ({"labels": "nope"}, UnknownLabelSchemeError, "unknown label scheme 'nope'"),
-    ({"options": {"variantt": "raw"}}, InvalidArgumentError, "no option 'variantt'"),
-    ({"options": {"variant": "nosuch"}}, InvalidArgumentError, "variant='nosuch' is not one of"),
-    ({"n_workers": 0}, InvalidArgumentError, "n_workers"),
-    ({"n_workers": True}, InvalidArgumentError, "n_workers"),
-    ({"n_workers": "2"}, InvalidArgumentError, "n_workers"),
-    ({"progress": "yes"}, InvalidArgumentError, "progress"),
-    ({"store": "out/{dataset.__class__}"}, InvalidArgumentError, "may only use {dataset}"),
-    ({"recipe": 3}, InvalidArgumentError, "recipe"),
-    ({"evil": 1}, InvalidArgumentError, "evil"),
-], ids=lambda v: repr(v)[:30])
+@pytest.mark.parametrize(
+    "change, error, words",
+    [
+        ({"dataset": "casme9"}, UnknownDatasetError, "unknown dataset 'casme9'"),
+        ({"recipe": "nosuch"}, UnknownRecipeError, "unknown recipe 'nosuch'"),
+        ({"labels": "nope"}, UnknownLabelSchemeError, "unknown label scheme 'nope'"),
+        ({"options": {"variantt": "raw"}}, InvalidArgumentError, "no option 'variantt'"),
+        (
+            {"options": {"variant": "nosuch"}},
+            InvalidArgumentError,
+            "variant='nosuch' is not one of",
+        ),
+        ({"n_workers": 0}, InvalidArgumentError, "n_workers"),
+        ({"n_workers": True}, InvalidArgumentError, "n_workers"),
+        ({"n_workers": "2"}, InvalidArgumentError, "n_workers"),
+        ({"progress": "yes"}, InvalidArgumentError, "progress"),
+        ({"store": "out/{dataset.__class__}"}, InvalidArgumentError, "may only use {dataset}"),
+        ({"recipe": 3}, InvalidArgumentError, "recipe"),
+        ({"evil": 1}, InvalidArgumentError, "evil"),
+    ],
+    ids=lambda v: repr(v)[:30],
+)
 def test_a_bad_setting_is_refused_when_the_request_is_built(tmp_path, change, error, words):
     with pytest.raises(error) as refused:
         PreprocessRequest(**{"dataset": "casme2", "root": str(tmp_path), **change})
@@ -36,15 +49,27 @@ def test_a_bad_setting_is_refused_when_the_request_is_built(tmp_path, change, er
 
 
 def test_defaults_positional_values_and_the_file_system_checks(tmp_path):
-    request = PreprocessRequest.from_arguments("casme2", tmp_path, "mbcc64", tmp_path / "s",
-                                               n_workers=1, options=None)
+    request = PreprocessRequest.from_arguments(
+        "casme2", tmp_path, "mbcc64", tmp_path / "s", n_workers=1, options=None
+    )
     assert request.model_dump() == {
-        "dataset": "casme2", "root": str(tmp_path), "recipe": "mbcc64",
-        "store": str(tmp_path / "s"), "labels": "native", "n_workers": 1, "options": {},
-        "progress": False, "dask_address": None}
+        "dataset": "casme2",
+        "root": str(tmp_path),
+        "recipe": "mbcc64",
+        "store": str(tmp_path / "s"),
+        "labels": "native",
+        "n_workers": 1,
+        "options": {},
+        "progress": False,
+        "dask_address": None,
+    }
     assert PreprocessRequest(dataset="samm", root="r").store_location("ha3d") == "stores/samm/ha3d"
-    assert PreprocessRequest(dataset="samm", root="r", store="x/{recipe}-{dataset}",
-                             recipe="/a/b/mine.yaml").recipe_label == "mine"
+    assert (
+        PreprocessRequest(
+            dataset="samm", root="r", store="x/{recipe}-{dataset}", recipe="/a/b/mine.yaml"
+        ).recipe_label
+        == "mine"
+    )
     with pytest.raises(InvalidArgumentError, match="given twice: root"):
         PreprocessRequest.from_arguments("casme2", tmp_path, root=tmp_path)
     with pytest.raises(MerPrepError, match="does not exist"):  # the root: only when asked
@@ -70,7 +95,7 @@ def test_the_config_produces_the_request_its_deployments_run(tmp_path):
 
     (tmp_path / "CASME2").mkdir()
     path = tmp_path / "mer-prep.toml"
-    path.write_text(f"""
+    path.write_text("""
 [defaults]
 n_workers = 3
 labels = "megc3"
@@ -78,18 +103,26 @@ labels = "megc3"
 [datasets.casme2]
 root = "CASME2"
 recipes = ["mbcc64", "ha3d"]
-options = {{ variant = "cropped" }}
+options = { variant = "cropped" }
 dask_address = "tcp://127.0.0.1:8786"
 """)
     config = load_config(path)
     first = config.preprocess_request("casme2")
     assert first == PreprocessRequest(
-        dataset="casme2", root=str(tmp_path / "CASME2"), recipe="mbcc64",
-        store=str(tmp_path / "stores" / "{dataset}" / "{recipe}"), labels="megc3", n_workers=3,
-        options={"variant": "cropped"}, dask_address="tcp://127.0.0.1:8786")
+        dataset="casme2",
+        root=str(tmp_path / "CASME2"),
+        recipe="mbcc64",
+        store=str(tmp_path / "stores" / "{dataset}" / "{recipe}"),
+        labels="megc3",
+        n_workers=3,
+        options={"variant": "cropped"},
+        dask_address="tcp://127.0.0.1:8786",
+    )
     deployments = config.deployments()
     assert [d.parameters for d in deployments] == [
-        first.parameters(), first.model_copy(update={"recipe": "ha3d"}).parameters()]
+        first.parameters(),
+        first.model_copy(update={"recipe": "ha3d"}).parameters(),
+    ]
     config.check_run(deployments[1].parameters)  # the policy allows what the config produces
 
 
@@ -114,8 +147,11 @@ class _Reversed:
 
 def _contents(path) -> tuple[str, pd.DataFrame, dict[str, np.ndarray]]:
     store = open_store(path)
-    return (store.version_id, store.table_all,
-            {name: store.group[name][:] for name in store.array_names})
+    return (
+        store.version_id,
+        store.table_all,
+        {name: store.group[name][:] for name in store.array_names},
+    )
 
 
 def test_one_sequence_gives_one_version_whatever_the_runner(tmp_path, synth_dataset):
@@ -124,8 +160,9 @@ def test_one_sequence_gives_one_version_whatever_the_runner(tmp_path, synth_data
     root, written = synth_dataset("casme2", **SMALL)
     results = {}
     for name, runner in (("one", InProcess()), ("each", _Reversed())):
-        request = PreprocessRequest(dataset="casme2", root=str(root), recipe="mbcc64",
-                                    store=str(tmp_path / name))
+        request = PreprocessRequest(
+            dataset="casme2", root=str(root), recipe="mbcc64", store=str(tmp_path / name)
+        )
         state = RunState()
         done = make_version(request, runner, state=state)
         assert done.writer is not None and state.submitted is done.writer
@@ -152,9 +189,11 @@ def test_no_samples_commits_nothing_and_says_why(tmp_path, synth_dataset):
     root, written = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL)
     for subject in frames_dir(root, "raw").iterdir():  # the sheet stays; every clip is gone
         shutil.rmtree(subject)
-    done = make_version(PreprocessRequest(dataset="casme2", root=str(root),
-                                          store=str(tmp_path / "s")), InProcess())
+    done = make_version(
+        PreprocessRequest(dataset="casme2", root=str(root), store=str(tmp_path / "s")), InProcess()
+    )
     assert done.writer is None and done.summary.snapshot is None
-    assert done.nothing_processed.startswith(f"casme2: no samples found under {root} "
-                                             f"({len(written)} scan problems")
+    assert done.nothing_processed.startswith(
+        f"casme2: no samples found under {root} ({len(written)} scan problems"
+    )
     assert not (tmp_path / "s").exists()

@@ -17,10 +17,14 @@ from mer_prep.store.schema import load_schema
 
 # The hashes of the built-in recipes before ``channels`` and ``flow.working_size`` existed.
 GRAY_HASHES = {
-    "broadbent64": "78f4ab8e2f362999", "dacwb3d": "cc53ecaa960d7138",
-    "dacwb3d_aug": "75864262993ac787", "ha3d": "927974cfa7122f3d",
-    "ha3d_aug": "e05f036c5e260b78", "mbcc64": "e65862a59a783ff0",
-    "msres3d": "719ac3349cce8528", "msres3d_aug": "0a94729bffdcd177",
+    "broadbent64": "78f4ab8e2f362999",
+    "dacwb3d": "cc53ecaa960d7138",
+    "dacwb3d_aug": "75864262993ac787",
+    "ha3d": "927974cfa7122f3d",
+    "ha3d_aug": "e05f036c5e260b78",
+    "mbcc64": "e65862a59a783ff0",
+    "msres3d": "719ac3349cce8528",
+    "msres3d_aug": "0a94729bffdcd177",
 }
 
 
@@ -71,8 +75,9 @@ def test_rgb_frames_are_colour_and_their_luma_is_the_gray_recipe(tiny):
     assert rgb.face_box == gray.face_box and rgb.detector == gray.detector
     np.testing.assert_array_equal(rgb.arrays["landmarks"], gray.arrays["landmarks"])
     recipe = small("ha3d", 64)
-    mask = region_mask(rgb.arrays["landmarks"], (64, 64), regions=recipe.mask.regions,
-                       margin=recipe.mask.margin)
+    mask = region_mask(
+        rgb.arrays["landmarks"], (64, 64), regions=recipe.mask.regions, margin=recipe.mask.margin
+    )
     assert mask.any() and (frames[:, mask] == 0).all()
     assert (gray.arrays["frames"][:, mask] == 0).all()
     difference = np.abs(luma(frames.astype(np.float32)) - gray.arrays["frames"].astype(np.float32))
@@ -103,8 +108,7 @@ def test_magnification_of_each_channel_is_the_magnified_luma():
     colour = magnify_clip(clip, config, fps=100.0)
     assert colour.shape == clip.shape
     assert not np.allclose(colour, clip)
-    np.testing.assert_allclose(luma(colour), magnify_clip(luma(clip), config, fps=100.0),
-                               atol=2e-3)
+    np.testing.assert_allclose(luma(colour), magnify_clip(luma(clip), config, fps=100.0), atol=2e-3)
 
 
 def test_rgb_store_round_trip(tiny, tmp_path):

@@ -27,40 +27,78 @@ REPOSITORY_DIRS = ("snapshots", "manifests", "chunks", "refs", "transactions")
 
 
 def _files(store: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for sub in REPOSITORY_DIRS for p in (store / sub).rglob("*")
-            if p.is_file()}
+    return {
+        p: p.read_bytes()
+        for sub in REPOSITORY_DIRS
+        for p in (store / sub).rglob("*")
+        if p.is_file()
+    }
 
 
 def known_record(store_path: Path, run_id: str = "r1", *, checkpoint: bytes | None = None):
     """A run record of two folds of five clips with known labels, predictions, seeds, losses."""
     store = open_store(store_path)
     header = RunHeader(
-        run_id=run_id, created="2026-01-01T00:00:00+00:00", model="mbcc", paper="p",
-        variant="difference", config={"filters": [8, 16]}, training={"lr": 0.003, "epochs": 2},
-        unit="clip", aggregation="clip", split="loso", split_kind="loso", leaky=False,
-        store={"location": "s", "version_id": store.version_id,
-               "snapshot_id": store.session.snapshot_id, "class_names": list(CLASSES)},
-        seed=3, code_version="c", device="cpu", torch_version="t", n_folds=2)
+        run_id=run_id,
+        created="2026-01-01T00:00:00+00:00",
+        model="mbcc",
+        paper="p",
+        variant="difference",
+        config={"filters": [8, 16]},
+        training={"lr": 0.003, "epochs": 2},
+        unit="clip",
+        aggregation="clip",
+        split="loso",
+        split_kind="loso",
+        leaky=False,
+        store={
+            "location": "s",
+            "version_id": store.version_id,
+            "snapshot_id": store.session.snapshot_id,
+            "class_names": list(CLASSES),
+        },
+        seed=3,
+        code_version="c",
+        device="cpu",
+        torch_version="t",
+        n_folds=2,
+    )
     rng = np.random.default_rng(7)
     folds = []
     for index in range(2):
         proba = rng.random((5, 2)).astype(np.float32)
-        folds.append(FoldResult(
-            index=index, name=f"sub{index}", class_names=CLASSES, rows=np.arange(5) + 5 * index,
-            sample_ids=np.array([f"casme2/sub{index}/EP{j}" for j in range(5)]),
-            y_true=np.array([1, 0, 1, 1, 0]), y_pred=proba.argmax(1), proba=proba,
-            curves=(EpochLog(1, 0.7 + index, 0.4, 1.5, 1.0, 3),
-                    EpochLog(2, 0.5 + index, 0.6, 1.5, 1.0, 3)),
-            selection="validation", best_epoch=2, validation_metric="uf1", seed=100 + index,
-            info={"test_subjects": [f"sub{index}"]}, timings={"total_s": 1.0},
-            checkpoint=checkpoint))
+        folds.append(
+            FoldResult(
+                index=index,
+                name=f"sub{index}",
+                class_names=CLASSES,
+                rows=np.arange(5) + 5 * index,
+                sample_ids=np.array([f"casme2/sub{index}/EP{j}" for j in range(5)]),
+                y_true=np.array([1, 0, 1, 1, 0]),
+                y_pred=proba.argmax(1),
+                proba=proba,
+                curves=(
+                    EpochLog(1, 0.7 + index, 0.4, 1.5, 1.0, 3),
+                    EpochLog(2, 0.5 + index, 0.6, 1.5, 1.0, 3),
+                ),
+                selection="validation",
+                best_epoch=2,
+                validation_metric="uf1",
+                seed=100 + index,
+                info={"test_subjects": [f"sub{index}"]},
+                timings={"total_s": 1.0},
+                checkpoint=checkpoint,
+            )
+        )
     return combine_folds(folds, header)
 
 
 def _same(record, expected) -> bool:
-    return (record.summary() == expected.summary()
-            and record.predictions().equals(expected.predictions())
-            and [f.checkpoint for f in record.folds] == [f.checkpoint for f in expected.folds])
+    return (
+        record.summary() == expected.summary()
+        and record.predictions().equals(expected.predictions())
+        and [f.checkpoint for f in record.folds] == [f.checkpoint for f in expected.folds]
+    )
 
 
 def test_every_flipped_bit_in_a_run_record_raises_or_changes_nothing(tmp_path):
@@ -117,8 +155,11 @@ def test_a_record_whose_chunk_reference_is_lost_raises_and_verify_reports_it(tmp
         list_runs(store)
     (finding,) = verify_runs(store)
     assert finding.array == "runs/bad" and "y_true" in finding.problem
-    for args in (["runs", str(store), "--run", "bad"], ["verify", str(store)],
-                 ["verify", str(store), "--all-versions"]):
+    for args in (
+        ["runs", str(store), "--run", "bad"],
+        ["verify", str(store)],
+        ["verify", str(store), "--all-versions"],
+    ):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 3, (args, result.output)
         assert result.output.count("\n") <= 2 and "run bad" in result.output, result.output
@@ -150,18 +191,36 @@ torch = pytest.importorskip("torch")
 from test_train import QUICK, _commit, _copy, _recipe, one_thread, stores  # noqa: E402,F401
 
 BAD_TRAIN_ARGS = {
-    "--workers -1": "--workers", "--epochs 0": "--epochs", "--batch-size 0": "--batch-size",
-    "--folds-per-task 0": "--folds-per-task", "--seed -1": "--seed", "--lr 0": "--lr",
-    "--lr nan": "lr must be a finite number", "--lr inf": "lr must be a finite number",
-    "--device meta": "unknown device 'meta'", "--set filters=[0,0]": "filters",
-    "--set filters=[0": "not YAML", "--dask-address foo::bar": "not a scheduler address",
+    "--workers -1": "--workers",
+    "--epochs 0": "--epochs",
+    "--batch-size 0": "--batch-size",
+    "--folds-per-task 0": "--folds-per-task",
+    "--seed -1": "--seed",
+    "--lr 0": "--lr",
+    "--lr nan": "lr must be a finite number",
+    "--lr inf": "lr must be a finite number",
+    "--device meta": "unknown device 'meta'",
+    "--set filters=[0,0]": "filters",
+    "--set filters=[0": "not YAML",
+    "--dask-address foo::bar": "not a scheduler address",
 }
 
 
 @pytest.mark.parametrize("args", list(BAD_TRAIN_ARGS))
 def test_bad_training_arguments_are_one_line_exit_2(stores, args):
-    result = CliRunner().invoke(main, ["train", str(stores["mbcc"]), "--model", "mbcc",
-                                       "--variant", "difference", "--quiet", *args.split()])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(stores["mbcc"]),
+            "--model",
+            "mbcc",
+            "--variant",
+            "difference",
+            "--quiet",
+            *args.split(),
+        ],
+    )
     assert result.exit_code == 2, (args, result.output)
     assert BAD_TRAIN_ARGS[args] in result.output, result.output
     ours = [line for line in result.output.splitlines() if line.startswith("error:")]
@@ -172,30 +231,43 @@ def test_bad_training_arguments_are_one_line_exit_2(stores, args):
 def test_a_regular_file_as_the_store_is_one_line_exit_2(tmp_path):
     file = tmp_path / "store.txt"
     file.write_text("not a store")
-    for command in (["train", str(file), "--model", "mbcc"], ["runs", str(file)],
-                    ["verify", str(file)]):
+    for command in (
+        ["train", str(file), "--model", "mbcc"],
+        ["runs", str(file)],
+        ["verify", str(file)],
+    ):
         result = CliRunner().invoke(main, command)
         assert result.exit_code == 2, (command, result.output)
-        assert result.output.strip() == f"error: store location {file} is a file, not a store " \
-                                        f"directory", result.output
+        assert (
+            result.output.strip() == f"error: store location {file} is a file, not a store "
+            f"directory"
+        ), result.output
 
 
 # --- stores that cannot give a score, NaN, where the record says the store is ------------------
 
-QUICK_MBCC = {"variant": "difference", "config": {"filters": (8, 16), "dense": 32}, "epochs": 2,
-              "batch_size": 4, "selection": "last_epoch"}
+QUICK_MBCC = {
+    "variant": "difference",
+    "config": {"filters": (8, 16), "dense": 32},
+    "epochs": 2,
+    "batch_size": 4,
+    "selection": "last_epoch",
+}
 
 
-def _tiny_store(path: Path, monkeypatch, *, n: int = 6, nan_row: int | None = None,
-                failed=(), labels=None) -> Path:
+def _tiny_store(
+    path: Path, monkeypatch, *, n: int = 6, nan_row: int | None = None, failed=(), labels=None
+) -> Path:
     """n samples of 3 subjects, random frames (row ``nan_row`` with one NaN pixel), labels
     alternating between two classes unless ``labels`` (a class name per sample) is given."""
     import test_store
 
     def arrays(i):
         rng = np.random.default_rng(i)
-        values = {"frames": rng.random((2, 64, 64)).astype(np.float16),
-                  "landmarks": rng.random((68, 2)).astype(np.float32)}
+        values = {
+            "frames": rng.random((2, 64, 64)).astype(np.float16),
+            "landmarks": rng.random((68, 2)).astype(np.float32),
+        }
         if i == nan_row:
             values["frames"][1, 3, 3] = np.nan
         return values
@@ -205,18 +277,41 @@ def _tiny_store(path: Path, monkeypatch, *, n: int = 6, nan_row: int | None = No
     if labels is not None:
         import dataclasses
 
-        plan = dataclasses.replace(plan, samples=[
-            dataclasses.replace(s, label=label, emotion=label)
-            for s, label in zip(plan.samples, labels)])
+        plan = dataclasses.replace(
+            plan,
+            samples=[
+                dataclasses.replace(s, label=label, emotion=label)
+                for s, label in zip(plan.samples, labels)
+            ],
+        )
     write_version(plan, failed=failed)
     return path
 
 
 def _train_cli(path, *args):
-    return CliRunner().invoke(main, ["train", str(path), "--model", "mbcc", "--variant",
-                                     "difference", "--set", "filters=[8, 16]", "--set",
-                                     "dense=32", "--epochs", "2", "--batch-size", "4",
-                                     "--selection", "last_epoch", "--quiet", *args])
+    return CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(path),
+            "--model",
+            "mbcc",
+            "--variant",
+            "difference",
+            "--set",
+            "filters=[8, 16]",
+            "--set",
+            "dense=32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--selection",
+            "last_epoch",
+            "--quiet",
+            *args,
+        ],
+    )
 
 
 def test_a_nan_sample_stops_the_run_naming_it_and_nothing_is_recorded(tmp_path, monkeypatch):
@@ -258,8 +353,7 @@ def test_stores_that_cannot_give_a_score_are_refused(tmp_path, monkeypatch):
         assert result.output.count("\n") == 1
 
 
-def test_the_record_names_the_store_relative_or_under_home_never_the_user(tmp_path,
-                                                                          monkeypatch):
+def test_the_record_names_the_store_relative_or_under_home_never_the_user(tmp_path, monkeypatch):
     from mer_prep.train import plan_run
     from mer_prep.train.preflight import portable_location
 
@@ -275,7 +369,8 @@ def test_the_record_names_the_store_relative_or_under_home_never_the_user(tmp_pa
 
 
 def test_a_store_that_cannot_record_refuses_first_and_a_failed_save_keeps_the_results(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """Before: training ran to the end, then exit 70 while saving, results lost. A store whose
     repository cannot be written to (here its ``transactions`` folder is a file: tests run as
     root, for whom a read-only folder is writable) refuses before the first fold; a commit that
@@ -293,8 +388,9 @@ def test_a_store_that_cannot_record_refuses_first_and_a_failed_save_keeps_the_re
     transactions.rename(moved)
     transactions.write_text("in the way")
     trained, real_run_folds = [], plan_module.run_folds
-    monkeypatch.setattr(plan_module, "run_folds",
-                        lambda *a, **k: trained.append(1) or real_run_folds(*a, **k))
+    monkeypatch.setattr(
+        plan_module, "run_folds", lambda *a, **k: trained.append(1) or real_run_folds(*a, **k)
+    )
     with pytest.raises(RunRecordError, match="cannot record a run"):
         train(path, "mbcc", **QUICK_MBCC)
     assert trained == []
@@ -302,8 +398,11 @@ def test_a_store_that_cannot_record_refuses_first_and_a_failed_save_keeps_the_re
     moved.rename(transactions)
 
     real_check = sequence_module.check_writable
-    monkeypatch.setattr(sequence_module, "check_writable", lambda store: (
-        real_check(store), transactions.rename(moved), transactions.write_text("x")))
+    monkeypatch.setattr(
+        sequence_module,
+        "check_writable",
+        lambda store: (real_check(store), transactions.rename(moved), transactions.write_text("x")),
+    )
     with pytest.raises(RunRecordError, match="its results are kept in") as caught:
         train(path, "mbcc", **QUICK_MBCC)
     kept = Path(str(caught.value).rsplit(" in ", 1)[1])
@@ -312,8 +411,7 @@ def test_a_store_that_cannot_record_refuses_first_and_a_failed_save_keeps_the_re
 
     body = json.loads(kept.read_text())
     assert len(body["folds"]) == 3 and len(body["predictions"]["y_true"]) == 6
-    assert sorted(body["predictions"]["sample_id"]) == sorted(
-        open_store(path).table["sample_id"])
+    assert sorted(body["predictions"]["sample_id"]) == sorted(open_store(path).table["sample_id"])
 
 
 def test_verify_reports_a_sample_with_non_finite_features(tmp_path, monkeypatch):
@@ -323,8 +421,7 @@ def test_verify_reports_a_sample_with_non_finite_features(tmp_path, monkeypatch)
 
     path = _tiny_store(tmp_path / "s", monkeypatch, nan_row=4)
     (finding,) = verify_store(path)
-    assert (finding.array, finding.row, finding.sample_id) == ("frames", 4,
-                                                               "casme2/sub02/EP04_01")
+    assert (finding.array, finding.row, finding.sample_id) == ("frames", 4, "casme2/sub02/EP04_01")
     assert "1 NaN/infinite value(s)" in finding.problem
     result = CliRunner().invoke(main, ["verify", str(path)])
     assert result.exit_code == 3 and "frames row 4 (casme2/sub02/EP04_01)" in result.output

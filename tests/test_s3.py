@@ -16,8 +16,13 @@ KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def client(endpoint):
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +69,10 @@ def test_repository_create_open_exists(s3, s3_endpoint):
     session.commit("hello")
     assert store_exists(url) and not store_exists(f"{s3}/other")
     again = open_repository(url)
-    assert zarr.open_group(again.readonly_session(branch="main").store, mode="r").attrs["hello"] == "s3"
+    assert (
+        zarr.open_group(again.readonly_session(branch="main").store, mode="r").attrs["hello"]
+        == "s3"
+    )
     listed = client(s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix="stores/repo/")
     assert listed["KeyCount"] > 0  # the repository really lives under the URL's prefix
 
@@ -77,7 +85,9 @@ def test_versions_written_and_read_back_on_s3(s3):
     store = open_store(url)
     assert store.version_id == first.version_id
     assert list(store.table["sample_id"]) == [first.samples[i].sample_id for i in (0, 2)]
-    np.testing.assert_allclose(store.array("frames", dtype="float32")[:, 0, 0, 0], [0.0, 0.2], atol=1e-3)
+    np.testing.assert_allclose(
+        store.array("frames", dtype="float32")[:, 0, 0, 0], [0.0, 0.2], atol=1e-3
+    )
     second = make_plan(url, n=5, fingerprint="2" * 32)
     write_version(second)
     latest = open_store(url)
@@ -94,8 +104,9 @@ def test_the_flow_writes_a_version_to_s3_and_a_rerun_is_up_to_date(s3, synth_dat
     from flows.preprocess import run_preprocess
 
     # the small CASME II look-alike of test_deployments.py
-    root, written = synth_dataset("casme2", n_subjects=2, clips_per_subject=2, seed=11,
-                                  n_frames=12, size=(240, 320))
+    root, written = synth_dataset(
+        "casme2", n_subjects=2, clips_per_subject=2, seed=11, n_frames=12, size=(240, 320)
+    )
     location = f"{s3}/flow"
     first = run_preprocess("casme2", str(root), "mbcc64", location, n_workers=1)
     assert first.store == location and first.n_failed == 0

@@ -22,18 +22,24 @@ from pathlib import Path
 import openpyxl
 import pytest
 import yaml
+from server_harness import serving
 
 from mer_prep.config import load_config
 from mer_prep.errors import ConfigError
-from server_harness import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
-SMALL_CASME2 = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12,
-                "size": (240, 320)}
+SMALL_CASME2 = {
+    "n_subjects": 2,
+    "clips_per_subject": 2,
+    "seed": 11,
+    "n_frames": 12,
+    "size": (240, 320),
+}
 
 
 # ------------------------------------------------------ item 2: run parameters vs the config
+
 
 def _config(tmp_path: Path, defaults: str = "", casme2: str = ""):
     (tmp_path / "CASME2").mkdir(exist_ok=True)
@@ -48,22 +54,22 @@ dask_address = "tcp://scheduler:8786"
 {defaults}
 
 [datasets.casme2]
-root = "{tmp_path / 'CASME2'}"
+root = "{tmp_path / "CASME2"}"
 recipes = ["ha3d", "mbcc64"]
 labels = "megc3"
 {casme2}
 
 [datasets.samm]
-root = "{tmp_path / 'SAMM'}"
+root = "{tmp_path / "SAMM"}"
 enabled = false
 
 [datasets.megc2019]
 recipe = "mbcc64"
 
 [datasets.megc2019.root]
-smic = "{tmp_path / 'SMIC'}"
-casme2 = "{tmp_path / 'CASME2'}"
-samm = "{tmp_path / 'SAMM'}"
+smic = "{tmp_path / "SMIC"}"
+casme2 = "{tmp_path / "CASME2"}"
+samm = "{tmp_path / "SAMM"}"
 """)
     return load_config(path)
 
@@ -80,8 +86,9 @@ def test_the_configured_parameters_and_their_spellings_are_allowed(tmp_path, mon
     params = _parameters(config)
     conf = tmp_path / "conf"
     config.check_run({**params, "store": str(conf / "stores" / "casme2" / "ha3d")})  # formatted
-    config.check_run({**params, "recipe": "mbcc64",
-                      "store": str(conf / "stores" / "casme2" / "mbcc64")})
+    config.check_run(
+        {**params, "recipe": "mbcc64", "store": str(conf / "stores" / "casme2" / "mbcc64")}
+    )
     config.check_run({**params, "root": str(tmp_path / "CASME2") + "/"})
     config.check_run({**params, "root": str(tmp_path / "conf" / ".." / "CASME2")})
     config.check_run({**params, "n_workers": 1, "options": None})
@@ -92,8 +99,15 @@ def test_the_configured_parameters_and_their_spellings_are_allowed(tmp_path, mon
 BAD = {
     "dask_address": ["tcp://127.0.0.1:1", None, "tcp://scheduler:8786 ", 8786],
     "root": ["/etc", "{tmp}/CASME2/../../etc", "{tmp}/CASME2/sub01", {"casme2": "{tmp}/CASME2"}],
-    "store": ["/tmp/elsewhere", "{tmp}/conf/stores/casme2/ha3d/../../../../x", "s3://evil/x",
-              "{tmp}/conf/stores/{dataset.__class__}", "{0}", "{dataset:>999999999}", None],
+    "store": [
+        "/tmp/elsewhere",
+        "{tmp}/conf/stores/casme2/ha3d/../../../../x",
+        "s3://evil/x",
+        "{tmp}/conf/stores/{dataset.__class__}",
+        "{0}",
+        "{dataset:>999999999}",
+        None,
+    ],
     "recipe": ["broadbent64", "/etc/evil.yaml", "ha3d.yaml", None],
     "labels": ["native", None],
     "options": [{"variant": "cropped"}, "variant=raw"],
@@ -104,12 +118,18 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("name,value", [(n, v) for n, values in BAD.items() for v in values],
-                         ids=lambda v: repr(v)[:40])
+@pytest.mark.parametrize(
+    "name,value", [(n, v) for n, values in BAD.items() for v in values], ids=lambda v: repr(v)[:40]
+)
 def test_a_parameter_the_config_does_not_allow_is_refused_by_name(tmp_path, name, value):
     config = _config(tmp_path)
-    fill = lambda v: (v.replace("{tmp}", str(tmp_path)) if isinstance(v, str)  # noqa: E731
-                      else {k: fill(x) for k, x in v.items()} if isinstance(v, dict) else v)
+    fill = lambda v: (
+        v.replace("{tmp}", str(tmp_path))
+        if isinstance(v, str)  # noqa: E731
+        else {k: fill(x) for k, x in v.items()}
+        if isinstance(v, dict)
+        else v
+    )
     with pytest.raises(ConfigError) as refused:
         config.check_run({**_parameters(config), name: fill(value)})
     message = str(refused.value)
@@ -117,23 +137,32 @@ def test_a_parameter_the_config_does_not_allow_is_refused_by_name(tmp_path, name
 
 
 def test_allow_lists_widen_what_a_run_may_use(tmp_path):
-    config = _config(tmp_path, defaults='dask_addresses = ["tls://dask-2:8786"]\n'
-                                        'store_roots = ["scratch", "s3://bucket/stores"]\n'
-                                        'allowed_recipes = ["broadbent64"]\n')
+    config = _config(
+        tmp_path,
+        defaults='dask_addresses = ["tls://dask-2:8786"]\n'
+        'store_roots = ["scratch", "s3://bucket/stores"]\n'
+        'allowed_recipes = ["broadbent64"]\n',
+    )
     params = _parameters(config)
     config.check_run({**params, "dask_address": "tls://dask-2:8786"})
     config.check_run({**params, "store": str(tmp_path / "conf" / "scratch" / "mine")})
     config.check_run({**params, "store": "s3://bucket/stores/casme2/{recipe}"})
     config.check_run({**params, "recipe": "broadbent64"})
-    for store in (str(tmp_path / "conf" / "scratch"), str(tmp_path / "conf" / "scratch2" / "x"),
-                  "s3://bucket/storesX", "s3://bucket/stores/../x", "s3://other/stores/x"):
+    for store in (
+        str(tmp_path / "conf" / "scratch"),
+        str(tmp_path / "conf" / "scratch2" / "x"),
+        "s3://bucket/storesX",
+        "s3://bucket/stores/../x",
+        "s3://other/stores/x",
+    ):
         with pytest.raises(ConfigError, match="store"):
             config.check_run({**params, "store": store})
     with pytest.raises(ConfigError, match="dask_address"):
         config.check_run({**params, "dask_address": "tls://dask-3:8786"})
     # a dataset's own list replaces the defaults' one
-    narrow = _config(tmp_path, defaults='dask_addresses = ["tls://dask-2:8786"]',
-                     casme2='dask_addresses = []')
+    narrow = _config(
+        tmp_path, defaults='dask_addresses = ["tls://dask-2:8786"]', casme2="dask_addresses = []"
+    )
     with pytest.raises(ConfigError, match="dask_address"):
         narrow.check_run({**_parameters(narrow), "dask_address": "tls://dask-2:8786"})
 
@@ -155,8 +184,12 @@ def test_a_composite_needs_every_configured_root(tmp_path):
     config = _config(tmp_path)
     params = _parameters(config, "megc2019")
     config.check_run(params)
-    for root in ({**params["root"], "smic": "/etc"}, {"smic": params["root"]["smic"]},
-                 {**params["root"], "extra": "/etc"}, params["root"]["casme2"]):
+    for root in (
+        {**params["root"], "smic": "/etc"},
+        {"smic": params["root"]["smic"]},
+        {**params["root"], "extra": "/etc"},
+        params["root"]["casme2"],
+    ):
         with pytest.raises(ConfigError, match="root"):
             config.check_run({**params, "root": root})
 
@@ -195,8 +228,9 @@ root = "{root}"
 
 
 def _deployment_run(served, *params: str) -> subprocess.CompletedProcess:
-    return served["server"].deployment_run("preprocess/casme2", *params, watch_timeout=180,
-                                           timeout=240)
+    return served["server"].deployment_run(
+        "preprocess/casme2", *params, watch_timeout=180, timeout=240
+    )
 
 
 @pytest.mark.slow  # a Prefect server, `mer-prep serve` and two refused runs
@@ -223,12 +257,14 @@ def test_a_served_run_with_a_foreign_dask_address_or_root_fails_before_connectin
 
 # ------------------------------------------------------------------ item 2: docker compose
 
+
 def test_compose_publishes_on_loopback_only_and_requires_the_api_auth_string():
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_SERVER_API_AUTH_STRING
 
     services = yaml.safe_load(COMPOSE.read_text())["services"]
-    published = [(name, str(port)) for name, svc in services.items()
-                 for port in svc.get("ports", [])]
+    published = [
+        (name, str(port)) for name, svc in services.items() for port in svc.get("ports", [])
+    ]
     assert {p.split(":")[-1] for _, p in published} >= {"4200", "8787"}
     for name, port in published:
         assert re.fullmatch(r"127\.0\.0\.1:\d+:\d+", port), f"{name} publishes {port}"
@@ -246,6 +282,7 @@ def test_compose_publishes_on_loopback_only_and_requires_the_api_auth_string():
 
 # -------------------------------------------------------- item 5: the flow's local cluster
 
+
 @pytest.mark.slow  # a local cluster of one worker process
 def test_the_local_cluster_listens_on_loopback_over_tls_only():
     import psutil
@@ -259,8 +296,12 @@ def test_the_local_cluster_listens_on_loopback_over_tls_only():
         assert address.startswith("tls://127.0.0.1:"), address
         assert client.submit(operator.add, 1, 2).result(timeout=60) == 3
         me = psutil.Process()
-        listening = {c.laddr for proc in (me, *me.children(recursive=True))
-                     for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN}
+        listening = {
+            c.laddr
+            for proc in (me, *me.children(recursive=True))
+            for c in proc.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN
+        }
         dashboard = client.scheduler_info()["services"]["dashboard"]
         assert any(port == dashboard for _, port in listening)
         assert listening and {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
@@ -272,15 +313,20 @@ def test_the_local_cluster_listens_on_loopback_over_tls_only():
 
 # ------------------------------------------------------------ item 9: no maker's path stored
 
+
 def test_paths_under_a_root_become_relative_and_the_rest_stays():
     from mer_prep.sample import relative_to_root
 
     root = "/home/alice/data/CASME2"
     assert relative_to_root(f"{root}/sub01/EP01/img3.jpg", root) == "sub01/EP01/img3.jpg"
-    assert relative_to_root(f"{root}/CASME2-coding.xlsx:7 (sheet 'x')", root) == \
-        "CASME2-coding.xlsx:7 (sheet 'x')"
-    assert relative_to_root(f"clip path {root}/sub02/../../etc leaves the dataset root {root}",
-                            root) == "clip path sub02/../../etc leaves the dataset root ."
+    assert (
+        relative_to_root(f"{root}/CASME2-coding.xlsx:7 (sheet 'x')", root)
+        == "CASME2-coding.xlsx:7 (sheet 'x')"
+    )
+    assert (
+        relative_to_root(f"clip path {root}/sub02/../../etc leaves the dataset root {root}", root)
+        == "clip path sub02/../../etc leaves the dataset root ."
+    )
     assert relative_to_root(f"file {root}-old/x.jpg: gone", root) == f"file {root}-old/x.jpg: gone"
     assert relative_to_root(f"/mnt{root}/x", root) == f"/mnt{root}/x"  # not under the root
     roots = {"smic": "/d/SMIC", "casme2": "/d/SMIC/CASME2"}.values()  # nested: the longest wins
@@ -293,8 +339,10 @@ def test_a_path_in_the_home_directory_outside_the_root_is_written_from_tilde(mon
     from mer_prep.sample import relative_to_root
 
     monkeypatch.setenv("HOME", "/home/alice")
-    assert relative_to_root("sheet /home/alice/notes/fix.yaml:3 and /home/alicex/y",
-                            "/data/CASME2") == "sheet ~/notes/fix.yaml:3 and /home/alicex/y"
+    assert (
+        relative_to_root("sheet /home/alice/notes/fix.yaml:3 and /home/alicex/y", "/data/CASME2")
+        == "sheet ~/notes/fix.yaml:3 and /home/alicex/y"
+    )
     monkeypatch.setenv("HOME", "/")
     assert relative_to_root("/etc/x", "/data/CASME2") == "/etc/x"
 
@@ -329,16 +377,19 @@ def test_a_store_holds_no_absolute_path_of_its_maker(tmp_path, synth_dataset):
     sheet_path = next(root.glob("CASME2-coding-*.xlsx"))
     book = openpyxl.load_workbook(sheet_path)
     book.active.append([1, "EP77_01", 10, 12, 20, "AU1", "happiness"])  # no such folder
-    book.active.append([2, "../../etc", 1, 2, 3, "AU1", "happiness"])   # leaves the root
-    book.active.append(["x", "EP01_01", 1, 2, 3, "AU1", "happiness"])   # a bad subject
+    book.active.append([2, "../../etc", 1, 2, 3, "AU1", "happiness"])  # leaves the root
+    book.active.append(["x", "EP01_01", 1, 2, 3, "AU1", "happiness"])  # a bad subject
     book.save(sheet_path)
 
     recipe = load_recipe("ha3d")
     store_path = tmp_path / "store"
     plan = plan_version("casme2", root, recipe, store_path)
     writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                    plan.arrays, plan.class_names))
+    result = process_batch(
+        BatchJob(
+            writer.fork(), sample_jobs(plan, writer.reused), recipe, plan.arrays, plan.class_names
+        )
+    )
     run = combine_batches([result], plan.n_rows, writer.reused)
     writer.finish(run.forks, run.rows, scan_failures(plan) + run.failures)
 
@@ -356,7 +407,8 @@ def test_a_store_holds_no_absolute_path_of_its_maker(tmp_path, synth_dataset):
 
 
 def test_stores_the_runs_lock_and_prefect_homes_are_private_under_a_loose_umask(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """Issue: stores, the runs lock and prefect.db followed the umask (0755 / 0644): decoded
     faces of licensed data and run logs are private by default."""
     import stat

@@ -14,8 +14,9 @@ import time
 import psutil
 import pytest
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="PR_SET_PDEATHSIG is Linux's")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's"
+)
 
 
 def test_what_the_helper_spawns_dies_with_it(tmp_path):
@@ -29,8 +30,12 @@ def test_what_the_helper_spawns_dies_with_it(tmp_path):
         print(child.pid, flush=True)
         time.sleep(600)
     """)
-    helper = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    helper = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     pid = int(helper.stdout.readline())
     sleeper = psutil.Process(pid)
     assert sleeper.is_running() and sleeper.ppid() == helper.pid

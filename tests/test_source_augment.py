@@ -19,13 +19,24 @@ def processed(tmp_path_factory):
     from mer_prep.synth.generate import generate_dataset
 
     root = tmp_path_factory.mktemp("srcaug") / "CASME2"
-    generate_dataset("casme2", root, n_subjects=1, clips_per_subject=1, seed=3, n_frames=14,
-                     size=(240, 320), amplitude_px=2.0, classes=["happiness"])
+    generate_dataset(
+        "casme2",
+        root,
+        n_subjects=1,
+        clips_per_subject=1,
+        seed=3,
+        n_frames=14,
+        size=(240, 320),
+        amplitude_px=2.0,
+        classes=["happiness"],
+    )
     (sample,) = scan_dataset("casme2", root).samples
     params = load_recipe("msres3d_aug").model_dump(mode="json", by_alias=True)
-    params.update(name="msres3d_aug_small", align={"size": [64, 64], "inter_ocular": 0.42,
-                                                   "eye_row": 0.36},
-                  frames={"mode": "keyframes", "n_frames": 6})
+    params.update(
+        name="msres3d_aug_small",
+        align={"size": [64, 64], "inter_ocular": 0.42, "eye_row": 0.36},
+        frames={"mode": "keyframes", "n_frames": 6},
+    )
     recipe = Recipe.model_validate(params)
     onset = read_frames([sample.frame_paths[clip_span(sample).onset]], gray=True)[0]
     left, right = eye_centers(fit_landmarks(onset, detect_face(onset)))
@@ -58,8 +69,10 @@ def test_five_copies_shifted_in_source_pixels_and_one_mirror(processed):
     expected = original.copy()
     expected[:, 0] = 63 - expected[:, 0]
     np.testing.assert_allclose(mirrored["landmarks"], expected[MIRROR_68], atol=1e-3)
-    difference = np.abs(mirrored["frames"].astype(np.float32)
-                        - result.arrays["frames"][..., ::-1].astype(np.float32))
+    difference = np.abs(
+        mirrored["frames"].astype(np.float32)
+        - result.arrays["frames"][..., ::-1].astype(np.float32)
+    )
     assert difference.mean() < 2e-3 and difference.max() < 0.03  # same pixels, resampled once
 
 
@@ -74,7 +87,7 @@ def test_each_copy_gets_its_own_flow(processed):
     got = mirrored["flow"].astype(np.float32)
     assert moving.sum() > 20
     cosine = (got * expected).sum(-1)[moving[:, :, ::-1]].mean() / (
-        np.linalg.norm(got, axis=-1) * np.linalg.norm(expected, axis=-1) + 1e-6)[
-        moving[:, :, ::-1]].mean()
+        np.linalg.norm(got, axis=-1) * np.linalg.norm(expected, axis=-1) + 1e-6
+    )[moving[:, :, ::-1]].mean()
     assert cosine > 0.7
     assert not np.array_equal(got, expected)  # computed on the copy's own pixels

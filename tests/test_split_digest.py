@@ -25,8 +25,12 @@ REPOSITORY_DIRS = ("snapshots", "manifests", "chunks", "refs", "transactions")
 
 
 def _files(store: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for sub in REPOSITORY_DIRS for p in (store / sub).rglob("*")
-            if p.is_file()}
+    return {
+        p: p.read_bytes()
+        for sub in REPOSITORY_DIRS
+        for p in (store / sub).rglob("*")
+        if p.is_file()
+    }
 
 
 def _split_store(path: Path, kind: str = "group_kfold") -> list[Path]:
@@ -43,12 +47,20 @@ def _everything(path: Path, name: str = "group_kfold"):
     """What a reader takes from the split: attributes, folds, class weights, SMOTE plans."""
     store = open_store(path)
     made = store.split(name)
-    folds = [(fold, train.tolist(), test.tolist(), weights.tolist())
-             for fold, train, test, weights in store.folds(name)]
+    folds = [
+        (fold, train.tolist(), test.tolist(), weights.tolist())
+        for fold, train, test, weights in store.folds(name)
+    ]
     plans = [store.smote(name, fold) for fold in made.fold_names]
-    return (store.split_attrs(name), made.test_fold.tolist(), folds,
-            [(p.parent_a.tolist(), p.parent_b.tolist(), p.weight.tolist(), p.label.tolist())
-             for p in plans])
+    return (
+        store.split_attrs(name),
+        made.test_fold.tolist(),
+        folds,
+        [
+            (p.parent_a.tolist(), p.parent_b.tolist(), p.weight.tolist(), p.label.tolist())
+            for p in plans
+        ],
+    )
 
 
 def test_every_flipped_bit_in_a_split_raises_or_changes_nothing(tmp_path):
@@ -57,8 +69,7 @@ def test_every_flipped_bit_in_a_split_raises_or_changes_nothing(tmp_path):
     2 silent differences (other attributes) and 60 non-MerPrepError exceptions (exit 70)."""
     path = tmp_path / "s"
     written = _split_store(path)  # the split's arrays are small: inlined into its manifests
-    assert any("manifests" in str(p) for p in written) and any("refs" in str(p)
-                                                               for p in written)
+    assert any("manifests" in str(p) for p in written) and any("refs" in str(p) for p in written)
     expected = _everything(path)
     assert sum(len(plan[0]) for plan in expected[3]) > 0  # SMOTE made samples to protect
     assert verify_store(path) == []

@@ -7,8 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from mer_prep.evaluation.splits import (Split, group_kfold, loso, megc2019_loso, random_split,
-                             stratified_group_kfold)
+from mer_prep.evaluation.splits import (
+    Split,
+    group_kfold,
+    loso,
+    megc2019_loso,
+    random_split,
+    stratified_group_kfold,
+)
 
 
 def make_table(n_subjects: int = 12, seed: int = 0, datasets=("casme2", "samm")):
@@ -34,8 +40,12 @@ def make_table(n_subjects: int = 12, seed: int = 0, datasets=("casme2", "samm"))
     new_of_old = np.argsort(perm)
     par = np.asarray(par)[perm]
     par = np.where(par >= 0, new_of_old[np.maximum(par, 0)], -1)
-    return (np.asarray(subj)[perm], np.asarray(lab, dtype=np.int64)[perm],
-            par.astype(np.int64), np.asarray(ds)[perm])
+    return (
+        np.asarray(subj)[perm],
+        np.asarray(lab, dtype=np.int64)[perm],
+        par.astype(np.int64),
+        np.asarray(ds)[perm],
+    )
 
 
 SUBJ, LAB, PAR, DS = make_table()
@@ -66,9 +76,11 @@ def test_group_splits_never_share_a_subject(make):
         assert not set(SUBJ[train]) & set(SUBJ[test])
 
 
-@pytest.mark.parametrize("make", [*GROUP_SPLITS.values(),
-                                  lambda: random_split(LAB, 4, seed=0, parents=PAR, leaky=True)],
-                         ids=[*GROUP_SPLITS.keys(), "random"])
+@pytest.mark.parametrize(
+    "make",
+    [*GROUP_SPLITS.values(), lambda: random_split(LAB, 4, seed=0, parents=PAR, leaky=True)],
+    ids=[*GROUP_SPLITS.keys(), "random"],
+)
 def test_children_follow_parent_and_every_row_tested_once(make):
     split = make()
     assert split.test_fold.shape == (N,) and split.test_fold.dtype == np.int64

@@ -13,7 +13,12 @@ from click.testing import CliRunner
 from mer_prep.cli import main
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.evaluation.spotting import (
-    SpotCounts, SpotPrediction, SpotTruth, iou, match_one_to_one, score_spotting,
+    SpotCounts,
+    SpotPrediction,
+    SpotTruth,
+    iou,
+    match_one_to_one,
+    score_spotting,
 )
 from mer_prep.evaluation.spotting_csv import SpotCsvError, read_spot_csv, write_spot_csv
 from mer_prep.evaluation.spotting_megc2020 import MEGC2020_LENGTH_WINDOWS
@@ -29,13 +34,17 @@ def T(video, onset, offset, kind="me", **kw):
 
 # --- IoU on inclusive frame ranges ---------------------------------------------------------------
 
-@pytest.mark.parametrize("a, b, expected", [
-    ((0, 9), (5, 14), 5 / 15),      # 10 + 10 frames, 5 shared
-    ((5, 5), (5, 5), 1.0),          # a one-frame interval is one frame, not empty
-    ((0, 4), (5, 9), 0.0),          # adjacent: nothing shared
-    ((0, 9), (0, 19), 10 / 20),     # exactly the MEGC threshold
-    ((3, 7), (0, 10), 5 / 11),
-])
+
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        ((0, 9), (5, 14), 5 / 15),  # 10 + 10 frames, 5 shared
+        ((5, 5), (5, 5), 1.0),  # a one-frame interval is one frame, not empty
+        ((0, 4), (5, 9), 0.0),  # adjacent: nothing shared
+        ((0, 9), (0, 19), 10 / 20),  # exactly the MEGC threshold
+        ((3, 7), (0, 10), 5 / 11),
+    ],
+)
 def test_iou_counts_both_ends(a, b, expected):
     assert iou(T("v", *a), P("v", *b)) == pytest.approx(expected, abs=1e-12)
     assert iou(P("v", *b), T("v", *a)) == pytest.approx(expected, abs=1e-12)
@@ -50,8 +59,9 @@ def test_intervals_refuse_offset_before_onset_and_unknown_types():
 
 # --- one-to-one matching -------------------------------------------------------------------------
 
+
 def test_a_prediction_over_two_truths_counts_for_one():
-    truths = [T("v", 0, 9), T("v", 1, 11)]        # IoU with the prediction 10/11 and 10/12
+    truths = [T("v", 0, 9), T("v", 1, 11)]  # IoU with the prediction 10/11 and 10/12
     score = score_spotting([P("v", 0, 10)], truths, ["v"])
     assert score.by_kind["me"] == SpotCounts(tp=1, fp=0, fn=1)
     (match,) = score.matches
@@ -61,7 +71,7 @@ def test_a_prediction_over_two_truths_counts_for_one():
 def test_two_predictions_on_one_truth_one_is_a_false_positive():
     score = score_spotting([P("v", 0, 9), P("v", 1, 10)], [T("v", 0, 9)], ["v"])
     assert score.by_kind["me"] == SpotCounts(tp=1, fp=1, fn=0)
-    assert score.matches[0].prediction == P("v", 0, 9)          # the better IoU (1 vs 9/11)
+    assert score.matches[0].prediction == P("v", 0, 9)  # the better IoU (1 vs 9/11)
 
 
 def test_matching_takes_the_most_pairs_whatever_the_row_order():
@@ -79,10 +89,13 @@ def test_matching_takes_the_most_pairs_whatever_the_row_order():
 
 def test_counts_pool_every_video_including_those_without_expressions():
     truths = [T("a", 10, 20), T("a", 100, 140, "mae"), T("b", 50, 60)]
-    predictions = [P("a", 11, 21),                       # TP (IoU 10/12)
-                   P("a", 300, 340, "mae"),              # FP: misses the macro
-                   P("c", 5, 15), P("c", 40, 50),        # video c has no expression: 2 FP
-                   P("d", 1, 2, "mae")]                  # and d neither: 1 FP
+    predictions = [
+        P("a", 11, 21),  # TP (IoU 10/12)
+        P("a", 300, 340, "mae"),  # FP: misses the macro
+        P("c", 5, 15),
+        P("c", 40, 50),  # video c has no expression: 2 FP
+        P("d", 1, 2, "mae"),
+    ]  # and d neither: 1 FP
     score = score_spotting(predictions, truths, ["a", "b", "c", "d", "e"])
     assert score.by_kind["me"] == SpotCounts(tp=1, fp=2, fn=1)
     assert score.by_kind["mae"] == SpotCounts(tp=0, fp=2, fn=1)
@@ -96,8 +109,9 @@ def test_counts_pool_every_video_including_those_without_expressions():
 def test_a_micro_inside_a_macro_matches_only_its_own_type():
     truths = [T("v", 0, 60, "mae"), T("v", 20, 30, "me")]
     # a micro prediction covering the whole macro has IoU 1 with it, but is of another type
-    score = score_spotting([P("v", 0, 60, "me"), P("v", 20, 31, "me"), P("v", 1, 60, "mae")],
-                           truths, ["v"])
+    score = score_spotting(
+        [P("v", 0, 60, "me"), P("v", 20, 31, "me"), P("v", 1, 60, "mae")], truths, ["v"]
+    )
     assert score.by_kind["me"] == SpotCounts(tp=1, fp=1, fn=0)
     assert score.by_kind["mae"] == SpotCounts(tp=1, fp=0, fn=0)
 
@@ -111,23 +125,27 @@ def test_intervals_outside_the_named_videos_are_refused():
 
 # --- the MEGC 2020 baseline's scorer ------------------------------------------------------------
 
+
 def _defects(score):
-    return {d.name: {(c.name, c.with_defect, c.without_defect) for c in d.changes}
-            for d in score.defects}
+    return {
+        d.name: {(c.name, c.with_defect, c.without_defect) for c in d.changes}
+        for d in score.defects
+    }
 
 
 def test_megc2020_counts_a_prediction_once_per_truth_it_hits():
     truths = [T("v", 0, 9), T("v", 1, 11)]
     score = score_spotting([P("v", 0, 10)], truths, ["v"], compat="megc2020")
-    assert score.by_kind["me"] == SpotCounts(tp=2, fp=-1, fn=0)    # 1 prediction - 2 TP
-    assert _defects(score) == {"truths_hit_are_tps": {("me TP", 2, 1), ("me FP", -1, 0),
-                                                      ("me FN", 0, 1)}}
+    assert score.by_kind["me"] == SpotCounts(tp=2, fp=-1, fn=0)  # 1 prediction - 2 TP
+    assert _defects(score) == {
+        "truths_hit_are_tps": {("me TP", 2, 1), ("me FP", -1, 0), ("me FN", 0, 1)}
+    }
 
 
 def test_megc2020_drops_predictions_outside_the_length_window():
-    truths = [T("v", 100, 110)]                                   # an 11-frame ME
+    truths = [T("v", 100, 110)]  # an 11-frame ME
     predictions = [P("v", 100, 110), P("v", 5, 7), P("v", 20, 39)]  # 11, 3 and 20 frames
-    windows = MEGC2020_LENGTH_WINDOWS["casme-sq"]                 # ME 7..16 frames
+    windows = MEGC2020_LENGTH_WINDOWS["casme-sq"]  # ME 7..16 frames
     score = score_spotting(predictions, truths, ["v"], compat="megc2020", length_windows=windows)
     assert score.by_kind["me"] == SpotCounts(tp=1, fp=0, fn=0)
     assert _defects(score) == {"length_filter": {("me FP", 0, 2)}}
@@ -138,8 +156,9 @@ def test_megc2020_drops_predictions_outside_the_length_window():
 def test_megc2020_never_matches_a_one_frame_interval():
     score = score_spotting([P("v", 5, 5)], [T("v", 5, 5)], ["v"], compat="megc2020")
     assert score.by_kind["me"] == SpotCounts(tp=0, fp=1, fn=1)
-    assert _defects(score) == {"one_frame_never_matches": {("me TP", 0, 1), ("me FP", 1, 0),
-                                                           ("me FN", 1, 0)}}
+    assert _defects(score) == {
+        "one_frame_never_matches": {("me TP", 0, 1), ("me FP", 1, 0), ("me FN", 1, 0)}
+    }
 
 
 def test_megc2020_gives_disjoint_intervals_one_shared_frame():
@@ -154,14 +173,23 @@ def test_megc2020_gives_disjoint_intervals_one_shared_frame():
 
 def test_megc2020_equals_the_correct_counts_plus_the_named_changes():
     truths = [T("a", 0, 9), T("a", 1, 11), T("a", 40, 40), T("b", 200, 300, "mae")]
-    predictions = [P("a", 0, 10), P("a", 40, 40), P("a", 60, 62), P("b", 205, 300, "mae"),
-                   P("c", 1, 30, "mae")]
+    predictions = [
+        P("a", 0, 10),
+        P("a", 40, 40),
+        P("a", 60, 62),
+        P("b", 205, 300, "mae"),
+        P("c", 1, 30, "mae"),
+    ]
     windows = {"me": (2, 16), "mae": (17, None)}
-    compat = score_spotting(predictions, truths, ["a", "b", "c"], compat="megc2020",
-                            length_windows=windows)
+    compat = score_spotting(
+        predictions, truths, ["a", "b", "c"], compat="megc2020", length_windows=windows
+    )
     correct = score_spotting(predictions, truths, ["a", "b", "c"])
-    assert [d.name for d in compat.defects] == ["length_filter", "one_frame_never_matches",
-                                                "truths_hit_are_tps"]
+    assert [d.name for d in compat.defects] == [
+        "length_filter",
+        "one_frame_never_matches",
+        "truths_hit_are_tps",
+    ]
     for kind in ("me", "mae"):
         for name in ("tp", "fp", "fn"):
             value = getattr(compat.by_kind[kind], name)
@@ -174,6 +202,7 @@ def test_megc2020_equals_the_correct_counts_plus_the_named_changes():
 
 # --- CSV and the command ---------------------------------------------------------------------------
 
+
 def test_csv_round_trip_keeps_intervals_and_videos_without_expressions(tmp_path):
     truths = [T("a", 10, 20, subject="s1", emotion="happy"), T("a", 30, 90, "mae", subject="s1")]
     write_spot_csv(tmp_path / "t.csv", truths, videos_without_truth=["s2/b"])
@@ -185,13 +214,19 @@ def test_csv_round_trip_keeps_intervals_and_videos_without_expressions(tmp_path)
     assert read_spot_csv(tmp_path / "p.csv", truth=False).intervals == tuple(predictions)
 
 
-@pytest.mark.parametrize("body, problem", [
-    ("video,onset,offset,type\nv,12.5,20,me\n", "row 2: onset '12.5' is not a whole frame"),
-    ("video,onset,offset,type\nv,1,20,me\nv,30,20,mae\n", "row 3: offset 20 is before onset 30"),
-    ("video,onset,offset,type\nv,1,20,blink\n", "row 2: type 'blink' is none of"),
-    ("video,onset,offset\nv,1,20\n", "row 1: no column type"),
-    ("video,onset,offset,type,score\nv,1,20,me,high\n", "row 2: score 'high' is not a number"),
-])
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ("video,onset,offset,type\nv,12.5,20,me\n", "row 2: onset '12.5' is not a whole frame"),
+        (
+            "video,onset,offset,type\nv,1,20,me\nv,30,20,mae\n",
+            "row 3: offset 20 is before onset 30",
+        ),
+        ("video,onset,offset,type\nv,1,20,blink\n", "row 2: type 'blink' is none of"),
+        ("video,onset,offset\nv,1,20\n", "row 1: no column type"),
+        ("video,onset,offset,type,score\nv,1,20,me,high\n", "row 2: score 'high' is not a number"),
+    ],
+)
 def test_csv_errors_name_the_file_and_row(tmp_path, body, problem):
     path = tmp_path / "pred.csv"
     path.write_text(body)
@@ -202,10 +237,12 @@ def test_csv_errors_name_the_file_and_row(tmp_path, body, problem):
 
 def _files(tmp_path):
     (tmp_path / "truth.csv").write_text(
-        "video,onset,offset,type\na,10,20,me\na,100,140,mae\nb,50,60,me\nc,,,\n")
+        "video,onset,offset,type\na,10,20,me\na,100,140,mae\nb,50,60,me\nc,,,\n"
+    )
     (tmp_path / "pred.csv").write_text(
         "video,onset,offset,type,score\na,11,21,me,0.9\na,300,340,mae,0.5\nc,5,15,me,0.1\n"
-        "c,1,3,me,0.2\n")
+        "c,1,3,me,0.2\n"
+    )
     return str(tmp_path / "pred.csv"), str(tmp_path / "truth.csv")
 
 
@@ -220,8 +257,10 @@ def test_score_spots_prints_the_counts_and_what_they_came_from(tmp_path):
     assert [spot["me"][k] for k in ("tp", "fp", "fn")] == [1, 2, 1]
     assert [spot["mae"][k] for k in ("tp", "fp", "fn")] == [0, 1, 1]
     assert [spot["overall"][k] for k in ("tp", "fp", "fn")] == [1, 3, 2]
-    text = CliRunner().invoke(main, ["score-spots", pred, "--truth", truth, "--compat",
-                                     "megc2020", "--lengths", "casme-sq"])
+    text = CliRunner().invoke(
+        main,
+        ["score-spots", pred, "--truth", truth, "--compat", "megc2020", "--lengths", "casme-sq"],
+    )
     assert text.exit_code == 0, text.output
     assert "3 videos (1 without expressions), IoU >= 0.5, MEGC 2020 baseline scorer" in text.output
     assert "defect length_filter" in text.output and "me FP 1 (without it 2)" in text.output
@@ -230,11 +269,16 @@ def test_score_spots_prints_the_counts_and_what_they_came_from(tmp_path):
 def test_score_spots_bad_input_is_one_line_and_exit_2(tmp_path):
     pred, truth = _files(tmp_path)
     (tmp_path / "other.csv").write_text("video,onset,offset,type\nz,1,9,me\n")
-    runs = [["score-spots", str(tmp_path / "other.csv"), "--truth", truth],
-            ["score-spots", pred, "--truth", truth, "--lengths", "samm-lv"],
-            ["score-spots", str(tmp_path / "missing.csv"), "--truth", truth]]
-    messages = ["other.csv, row 2: video 'z' is not in the truth file", "needs --compat megc2020",
-                "missing.csv: cannot be read"]
+    runs = [
+        ["score-spots", str(tmp_path / "other.csv"), "--truth", truth],
+        ["score-spots", pred, "--truth", truth, "--lengths", "samm-lv"],
+        ["score-spots", str(tmp_path / "missing.csv"), "--truth", truth],
+    ]
+    messages = [
+        "other.csv, row 2: video 'z' is not in the truth file",
+        "needs --compat megc2020",
+        "missing.csv: cannot be read",
+    ]
     for args, message in zip(runs, messages):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
@@ -246,17 +290,29 @@ def _baseline_checkout(root, me2_macro_true=1):
     """A two-dataset miniature in the MEGC 2020 baseline repository's layout (made up here)."""
     base = root / "MDMD_results"
     for sets, name, video, info in [
-            ("CAS(ME)^2_Sets", "ME2", "s1 0101",
-             "s1 0101 macro-expression 100.0 120.0 140.0\ns1 0101 micro-expression 10.0 15.0 20.0\n"),
-            ("SAMM_MEGC_Sets", "SAMM_MEGC", "006 1",
-             "006 1 macro-expression 500 600 700\n006 1 micro-expression 10 40 80\n")]:
+        (
+            "CAS(ME)^2_Sets",
+            "ME2",
+            "s1 0101",
+            "s1 0101 macro-expression 100.0 120.0 140.0\ns1 0101 micro-expression 10.0 15.0 20.0\n",
+        ),
+        (
+            "SAMM_MEGC_Sets",
+            "SAMM_MEGC",
+            "006 1",
+            "006 1 macro-expression 500 600 700\n006 1 micro-expression 10 40 80\n",
+        ),
+    ]:
         folder = base / "dataset_new/data" / sets
         folder.mkdir(parents=True)
         (folder / f"{name}_all.txt").write_text(video + "\n")
         (folder / "all_Info.txt").write_text(info)
-    predictions = {("ME2", "macro"): "100 140 1.0\n1 5 1.0\n",           # 41 frames kept, 5 dropped
-                   ("ME2", "micro"): "10 20 1.0\n50 52 1.0\n60 70 1.0\n",  # 11 TP, 3 dropped, 11 FP
-                   ("SAMM_MEGC", "macro"): "500 700 1.0\n", ("SAMM_MEGC", "micro"): ""}
+    predictions = {
+        ("ME2", "macro"): "100 140 1.0\n1 5 1.0\n",  # 41 frames kept, 5 dropped
+        ("ME2", "micro"): "10 20 1.0\n50 52 1.0\n60 70 1.0\n",  # 11 TP, 3 dropped, 11 FP
+        ("SAMM_MEGC", "macro"): "500 700 1.0\n",
+        ("SAMM_MEGC", "micro"): "",
+    }
     for (name, cls), text in predictions.items():
         folder = base / f"results_API/{name}_{cls}_txtClips/p1"
         folder.mkdir(parents=True)
@@ -269,12 +325,12 @@ def _baseline_checkout(root, me2_macro_true=1):
         f"macro-expression:  predict: 1    true_predict: {me2_macro_true}    labels: 1\n\n"
         "SAMM_MEGC (number of videos: 1)----\n\n"
         "micro-expression:   predict: 0    true_predict: 0    labels: 1\n\n"
-        "macro-expression:  predict: 1    true_predict: 1    labels: 1\n")
+        "macro-expression:  predict: 1    true_predict: 1    labels: 1\n"
+    )
     return root
 
 
-def test_the_baseline_bench_compares_our_counts_with_its_result_file(tmp_path, capsys,
-                                                                     monkeypatch):
+def test_the_baseline_bench_compares_our_counts_with_its_result_file(tmp_path, capsys, monkeypatch):
     import importlib.util
     from pathlib import Path
 
@@ -286,7 +342,7 @@ def test_the_baseline_bench_compares_our_counts_with_its_result_file(tmp_path, c
     assert bench.main() == 0
     out = capsys.readouterr().out
     assert "compatibility counts match the result file" in out
-    assert "2 predictions dropped" in out                            # 1..5 and 50..52 in ME2
+    assert "2 predictions dropped" in out  # 1..5 and 50..52 in ME2
     monkeypatch.setattr("sys.argv", ["bench", str(_baseline_checkout(tmp_path / "bad", 0))])
     assert bench.main() == 1
-    assert "2 count rows differ" in capsys.readouterr().out         # ME2 macro and overall
+    assert "2 count rows differ" in capsys.readouterr().out  # ME2 macro and overall

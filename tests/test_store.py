@@ -6,39 +6,57 @@ import numpy as np
 import pytest
 import zarr
 
+from mer_prep.errors import SchemaError, VersionConflictError
 from mer_prep.recipes import load_recipe
-from mer_prep.sample import Problem, Sample
+from mer_prep.sample import Failure, Problem, Sample
 from mer_prep.store import open_store
-from mer_prep.errors import SchemaError
+from mer_prep.store.repo import StoreLocation
 from mer_prep.store.schema import validate_attrs
 from mer_prep.store.table import sample_row
-from mer_prep.errors import VersionConflictError
-from mer_prep.sample import Failure
-from mer_prep.store.repo import StoreLocation
 from mer_prep.store.writer import SampleWriter, VersionPlan, VersionWriter
 
 RECIPE = load_recipe("mbcc64")
 
 
 def fake_samples(n, subjects=3):
-    return [Sample(dataset="casme2", subject=f"casme2/sub{i % subjects + 1:02d}", clip=f"EP0{i}_01",
-                   frame_paths=(), frame_numbers=tuple(range(1, 11)), onset=1, apex=5, offset=10,
-                   fps=200.0, emotion=["happiness", "disgust"][i % 2],
-                   label=["happiness", "disgust"][i % 2]) for i in range(n)]
+    return [
+        Sample(
+            dataset="casme2",
+            subject=f"casme2/sub{i % subjects + 1:02d}",
+            clip=f"EP0{i}_01",
+            frame_paths=(),
+            frame_numbers=tuple(range(1, 11)),
+            onset=1,
+            apex=5,
+            offset=10,
+            fps=200.0,
+            emotion=["happiness", "disgust"][i % 2],
+            label=["happiness", "disgust"][i % 2],
+        )
+        for i in range(n)
+    ]
 
 
 def make_plan(path, n=4, fingerprint="0" * 32):
     samples = fake_samples(n)
-    return VersionPlan(location=StoreLocation.parse(path), dataset="casme2", labels="native",
-                       class_names=["disgust", "happiness"], recipe=RECIPE, samples=samples,
-                       fingerprints=[f"{i:032x}" for i in range(n)],
-                       problems=[Problem("casme2/sub09/EP99", "/data/coding.xlsx:row 7", "folder missing")],
-                       input_fingerprint=fingerprint)
+    return VersionPlan(
+        location=StoreLocation.parse(path),
+        dataset="casme2",
+        labels="native",
+        class_names=["disgust", "happiness"],
+        recipe=RECIPE,
+        samples=samples,
+        fingerprints=[f"{i:032x}" for i in range(n)],
+        problems=[Problem("casme2/sub09/EP99", "/data/coding.xlsx:row 7", "folder missing")],
+        input_fingerprint=fingerprint,
+    )
 
 
 def sample_arrays(i):
-    return {"frames": np.full((2, 64, 64), i / 10, dtype=np.float16),
-            "landmarks": np.full((68, 2), i, dtype=np.float32)}
+    return {
+        "frames": np.full((2, 64, 64), i / 10, dtype=np.float16),
+        "landmarks": np.full((68, 2), i, dtype=np.float32),
+    }
 
 
 def write_version(plan, failed=()):
@@ -51,8 +69,11 @@ def write_version(plan, failed=()):
             rows.append(sample_row(sample, plan.class_names, status="failed", error="no face"))
         else:
             crc = SampleWriter(fork, specs).write(i, sample_arrays(i))
-            rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i],
-                                   content_crc=crc))
+            rows.append(
+                sample_row(
+                    sample, plan.class_names, fingerprint=plan.fingerprints[i], content_crc=crc
+                )
+            )
         forks.append(pickle.loads(pickle.dumps(fork)))
     failures = [Failure.from_problem(p) for p in plan.problems]
     return writer.finish(forks, rows, failures)
@@ -76,7 +97,10 @@ def test_round_trip_layout_and_reader(tmp_path):
     assert store.dask("frames").chunks[0] == (1, 1, 1)
     failures = store.failures
     assert set(failures["stage"]) == {"scan"} and "folder missing" in failures["message"][0]
-    assert store.table_all.loc[2, "status"] == "failed" and store.table_all.loc[2, "error"] == "no face"
+    assert (
+        store.table_all.loc[2, "status"] == "failed"
+        and store.table_all.loc[2, "error"] == "no face"
+    )
     raw = zarr.open_group(store.session.store, mode="r")["frames"]
     assert raw.chunks == (1, 2, 64, 64)
     blosc = raw.compressors[0]
@@ -137,8 +161,12 @@ def test_writes_are_validated_against_the_schema(tmp_path):
     with pytest.raises(SchemaError, match="version_id"):
         validate_attrs({**attrs, "version_id": "latest"})
     with pytest.raises(SchemaError, match="arrays/frames/dims"):
-        validate_attrs({**attrs, "arrays": {"frames": {"dims": ["frame", "y"], "shape": [1, 2],
-                                                       "dtype": "float16"}}})
+        validate_attrs(
+            {
+                **attrs,
+                "arrays": {"frames": {"dims": ["frame", "y"], "shape": [1, 2], "dtype": "float16"}},
+            }
+        )
 
 
 def test_a_run_that_never_commits_leaves_no_store_behind(tmp_path, monkeypatch):
@@ -156,8 +184,11 @@ def test_a_run_that_never_commits_leaves_no_store_behind(tmp_path, monkeypatch):
 
     users = tmp_path / "mine"  # an empty folder the user made: stays, empty
     users.mkdir()
-    monkeypatch.setattr(VersionWriter, "_begin", classmethod(
-        lambda cls, *args: (_ for _ in ()).throw(MemoryError("layout too big"))))
+    monkeypatch.setattr(
+        VersionWriter,
+        "_begin",
+        classmethod(lambda cls, *args: (_ for _ in ()).throw(MemoryError("layout too big"))),
+    )
     with pytest.raises(MemoryError):
         VersionWriter.begin(make_plan(users, n=2))
     assert users.is_dir() and not any(users.iterdir())

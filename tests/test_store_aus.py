@@ -42,8 +42,10 @@ SMALL = {"n_subjects": 3, "clips_per_subject": 2, "size": (240, 320), "n_frames"
 def _recipe() -> Recipe:
     """mbcc64 with one augmented copy per clip (2 rows per sample)."""
     values = load_recipe("mbcc64").model_dump(mode="json", by_alias=True)
-    values.update(name="mbcc64aug", augment={"copies": 1, "seed": 1, "rotation_deg": 5,
-                                             "brightness": 0.05, "contrast": 0.1})
+    values.update(
+        name="mbcc64aug",
+        augment={"copies": 1, "seed": 1, "rotation_deg": 5, "brightness": 0.05, "contrast": 0.1},
+    )
     return Recipe.model_validate(values)
 
 
@@ -63,6 +65,7 @@ def casme2(tmp_path_factory, synth_dataset):
 
 
 # --- action units --------------------------------------------------------------------------------
+
 
 def test_scanned_samples_carry_parsed_aus(casme2):
     samples = scan_dataset("casme2", casme2["root"]).samples
@@ -103,7 +106,9 @@ def test_to_torch_gives_multi_hot_au_targets(casme2):
     assert item["label"].dtype == torch.float32 and tuple(item["label"].shape) == (n_aus,)
     for index in range(len(data)):
         row = data[index]["row"]
-        np.testing.assert_array_equal(data[index]["label"].numpy(), store.aus[row].astype(np.float32))
+        np.testing.assert_array_equal(
+            data[index]["label"].numpy(), store.aus[row].astype(np.float32)
+        )
     batch = next(iter(store.loader(0, part="test", arrays=["frames"], target="aus", batch_size=4)))
     assert batch["label"].dtype == torch.float32 and batch["label"].shape[1] == n_aus
     classes = store.to_torch(0, part="train", arrays=["frames"])  # the default: class index
@@ -124,7 +129,9 @@ def test_a_perfect_au_predictor_scores_one(casme2):
     assert np.isnan(f1[~present]).all()
     assert macro_f1(counts) == 1.0 and macro_f1(store.aus, store.aus) == 1.0
     scores = au_scores(counts, au_names=store.au_list)
-    assert scores["macro_f1"] == 1.0 and set(scores["per_au_f1"]) == {f"AU{a}" for a in store.au_list}
+    assert scores["macro_f1"] == 1.0 and set(scores["per_au_f1"]) == {
+        f"AU{a}" for a in store.au_list
+    }
 
 
 def test_info_prints_au_counts(casme2):
@@ -142,6 +149,7 @@ def test_the_writer_refuses_an_aus_array_that_does_not_fit(tmp_path, monkeypatch
 
 # --- DFME's partition ---------------------------------------------------------------------------
 
+
 def test_dfme_official_split_on_a_dfme_store(tmp_path, synth_dataset):
     root, _ = synth_dataset("dfme", **SMALL)
     plan = _commit("dfme", root, tmp_path / "dfme")
@@ -154,7 +162,7 @@ def test_dfme_official_split_on_a_dfme_store(tmp_path, synth_dataset):
     split = build_split(store.table, "dfme_official")
     train = store.table["partition"].to_numpy() == "train"
     assert (split.test_fold[train] == TRAIN_ONLY).all() and (split.test_fold[~train] == 0).all()
-    (_, fit, test), = split.folds()
+    ((_, fit, test),) = split.folds()
     assert set(store.table["partition"][test]) == {"testA", "testB"}
     assert set(store.table["subject"][fit]).isdisjoint(store.table["subject"][test])
     assert store.aus.shape[1] >= 12  # DFME codes AUs too (AD codes are not AUs)
@@ -167,15 +175,18 @@ def test_partition_is_blank_without_one(casme2):
 def test_a_moved_partition_changes_the_sample_fingerprint():
     from mer_prep.pipeline.fingerprint import sample_fingerprint
 
-    sample = dataclasses.replace(_fake_samples(1)[0],
-                                 frame_paths=tuple(f"/nowhere/img{i}.jpg" for i in range(1, 11)))
+    sample = dataclasses.replace(
+        _fake_samples(1)[0], frame_paths=tuple(f"/nowhere/img{i}.jpg" for i in range(1, 11))
+    )
     recipe = load_recipe("mbcc64")
     train = dataclasses.replace(sample, partition="train")
     assert sample_fingerprint(train, recipe) != sample_fingerprint(
-        dataclasses.replace(sample, partition="testA"), recipe)
+        dataclasses.replace(sample, partition="testA"), recipe
+    )
 
 
 # --- corrections --------------------------------------------------------------------------------
+
 
 def _corrections_file(root, lines):
     path = root / "my_fixes.yaml"
@@ -187,14 +198,24 @@ def test_corrections_are_recorded_root_relative_and_listed(tmp_path, synth_datas
     root, _ = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL)
     first = min(scan_dataset("casme2", root).samples, key=lambda s: s.sample_id)
     new = "4+7" if first.action_units != "4+7" else "1+2"
-    fixes = _corrections_file(root, [
-        (f"{{sample: {first.sample_id}, field: aus, old: '{first.action_units}', new: '{new}', "
-         f"reason: recoded}}"),
-        "{sample: casme2/sub09/EP09_09, field: apex, old: '', new: 5, reason: not here}"])
+    fixes = _corrections_file(
+        root,
+        [
+            (
+                f"{{sample: {first.sample_id}, field: aus, old: '{first.action_units}', new: '{new}', "
+                f"reason: recoded}}"
+            ),
+            "{sample: casme2/sub09/EP09_09, field: apex, old: '', new: 5, reason: not here}",
+        ],
+    )
     _commit("casme2", root, tmp_path / "store", corrections=str(fixes))
     store = open_store(tmp_path / "store")
     applied, unused = store.attrs["corrections"]
-    assert (applied["sample"], applied["field"], applied["status"]) == (first.sample_id, "aus", "applied")
+    assert (applied["sample"], applied["field"], applied["status"]) == (
+        first.sample_id,
+        "aus",
+        "applied",
+    )
     assert applied["file"] == "my_fixes.yaml" and unused["status"] == "unused"
     assert applied["where"].startswith("CASME2-coding") and ":" in applied["where"]
     assert str(root) not in json.dumps(store.attrs["corrections"])
@@ -205,7 +226,9 @@ def test_corrections_are_recorded_root_relative_and_listed(tmp_path, synth_datas
     result = CliRunner().invoke(main, ["info", str(tmp_path / "store")])
     assert result.exit_code == 0, result.output
     assert "annotation corrections: 2" in result.output
-    assert f"{first.sample_id} aus:" in result.output and "[applied] at CASME2-coding" in result.output
+    assert (
+        f"{first.sample_id} aus:" in result.output and "[applied] at CASME2-coding" in result.output
+    )
 
 
 def test_corrections_enter_the_input_fingerprint(tmp_path, synth_dataset):
@@ -214,8 +237,15 @@ def test_corrections_enter_the_input_fingerprint(tmp_path, synth_dataset):
     first = min(scan_dataset("casme2", root).samples, key=lambda s: s.sample_id)
     recipe = load_recipe("mbcc64")
     plain = plan_version("casme2", root, recipe, tmp_path / "s")
-    fixes = _corrections_file(root, [(f"{{sample: {first.sample_id}, field: onset, old: 99, "
-                                      f"new: {first.onset}, reason: earlier sheet}}")])
+    fixes = _corrections_file(
+        root,
+        [
+            (
+                f"{{sample: {first.sample_id}, field: onset, old: 99, "
+                f"new: {first.onset}, reason: earlier sheet}}"
+            )
+        ],
+    )
     already = plan_version("casme2", root, recipe, tmp_path / "s", corrections=str(fixes))
     assert [c.status for c in already.corrections] == ["already"]
     assert already.fingerprints == plain.fingerprints
@@ -229,24 +259,38 @@ def test_packaged_corrections_files_are_named_from_the_package():
     from mer_prep.pipeline.planning import _relative_to_roots
     from mer_prep.sample import DatasetScan
 
-    record = CorrectionRecord("casme1/sub01/EP01_1", "onset", 1, 2, "", str(packaged_file("casme1")),
-                              "unused")
+    record = CorrectionRecord(
+        "casme1/sub01/EP01_1", "onset", 1, 2, "", str(packaged_file("casme1")), "unused"
+    )
     (kept,) = _relative_to_roots(DatasetScan([], [], [record]), "/data/CASME").corrections
     assert kept.file == "mer_prep/datasets/casme1_corrections.yaml"
 
 
 def test_the_schema_checks_correction_records():
     attrs = _valid_attrs()
-    validate_attrs({**attrs, "corrections": [{"sample": "a/b/c", "field": "onset", "old": 1,
-                                              "new": 2, "status": "applied"}]})
+    validate_attrs(
+        {
+            **attrs,
+            "corrections": [
+                {"sample": "a/b/c", "field": "onset", "old": 1, "new": 2, "status": "applied"}
+            ],
+        }
+    )
     with pytest.raises(SchemaError, match="corrections"):
-        validate_attrs({**attrs, "corrections": [{"sample": "a/b/c", "field": "onset", "old": 1,
-                                                  "new": 2, "status": "maybe"}]})
+        validate_attrs(
+            {
+                **attrs,
+                "corrections": [
+                    {"sample": "a/b/c", "field": "onset", "old": 1, "new": 2, "status": "maybe"}
+                ],
+            }
+        )
     with pytest.raises(SchemaError, match="au_list"):
         validate_attrs({**attrs, "au_list": [1, 1]})
 
 
 # --- failure kinds ------------------------------------------------------------------------------
+
 
 def test_failures_carry_their_kind_in_the_reader_and_info(tmp_path):
     plan = _fake_plan(tmp_path / "s", n=3)
@@ -259,6 +303,7 @@ def test_failures_carry_their_kind_in_the_reader_and_info(tmp_path):
 
 
 # --- depth (uint16) -----------------------------------------------------------------------------
+
 
 class _DepthPlan(VersionPlan):
     @property
@@ -278,6 +323,7 @@ def test_a_uint16_depth_array_is_stored_and_read_back(tmp_path):
 
 # --- stores written before issue 15 -------------------------------------------------------------
 
+
 def test_a_store_written_before_opens_and_derives_its_aus(tmp_path):
     """A store without ``aus``, ``au_list``, ``corrections``, the ``partition`` column and
     failure kinds (made by removing them from a fresh one) opens; AUs come from its table."""
@@ -294,8 +340,9 @@ def test_a_store_written_before_opens_and_derives_its_aus(tmp_path):
     attrs = dict(root.attrs)
     for key in ("au_list", "corrections", "attrs_digest", "table_digest"):
         attrs.pop(key)
-    attrs["table_columns"] = {k: v for k, v in attrs["table_columns"].items()
-                              if k not in ("partition", "content_crc32c")}
+    attrs["table_columns"] = {
+        k: v for k, v in attrs["table_columns"].items() if k not in ("partition", "content_crc32c")
+    }
     attrs["failures"] = [{k: v for k, v in f.items() if k != "kind"} for f in attrs["failures"]]
     root.attrs.put(attrs)
     session.commit("as written before issue 15")
@@ -314,8 +361,15 @@ def test_a_store_written_before_opens_and_derives_its_aus(tmp_path):
 def test_writer_names_are_still_importable_from_the_writer():
     from mer_prep.store import versions, writer
 
-    for name in ("VersionPlan", "make_version_id", "incomplete_version_id", "existing_version",
-                 "current_version", "TRANSIENT", "PERMANENT"):
+    for name in (
+        "VersionPlan",
+        "make_version_id",
+        "incomplete_version_id",
+        "existing_version",
+        "current_version",
+        "TRANSIENT",
+        "PERMANENT",
+    ):
         assert getattr(writer, name) is getattr(versions, name)
 
 
@@ -326,18 +380,37 @@ AUS = ["4+R12", "1+2", "AU14 or 15", ""]
 
 
 def _fake_samples(n):
-    return [Sample(dataset="casme2", subject=f"casme2/sub{i % 2 + 1:02d}", clip=f"EP0{i}_01",
-                   frame_paths=(), frame_numbers=tuple(range(1, 11)), onset=1, apex=5, offset=10,
-                   fps=200.0, emotion="happiness", label="happiness",
-                   action_units=AUS[i % len(AUS)]) for i in range(n)]
+    return [
+        Sample(
+            dataset="casme2",
+            subject=f"casme2/sub{i % 2 + 1:02d}",
+            clip=f"EP0{i}_01",
+            frame_paths=(),
+            frame_numbers=tuple(range(1, 11)),
+            onset=1,
+            apex=5,
+            offset=10,
+            fps=200.0,
+            emotion="happiness",
+            label="happiness",
+            action_units=AUS[i % len(AUS)],
+        )
+        for i in range(n)
+    ]
 
 
 def _fake_plan(path, n, cls=VersionPlan):
-    return cls(location=StoreLocation.parse(path), dataset="casme2", labels="native",
-               class_names=["happiness"], recipe=RECIPE, samples=_fake_samples(n),
-               fingerprints=[f"{i:032x}" for i in range(n)],
-               problems=[Problem("casme2/sub09/EP99", "coding.xlsx:row 7", "folder missing")],
-               input_fingerprint="0" * 32)
+    return cls(
+        location=StoreLocation.parse(path),
+        dataset="casme2",
+        labels="native",
+        class_names=["happiness"],
+        recipe=RECIPE,
+        samples=_fake_samples(n),
+        fingerprints=[f"{i:032x}" for i in range(n)],
+        problems=[Problem("casme2/sub09/EP99", "coding.xlsx:row 7", "folder missing")],
+        input_fingerprint="0" * 32,
+    )
 
 
 def _write_fake(plan, extra=lambda i: {}):
@@ -347,11 +420,19 @@ def _write_fake(plan, extra=lambda i: {}):
         sample_writer = SampleWriter(fork, plan.arrays)
         rows = []
         for i, sample in enumerate(plan.samples):
-            crc = sample_writer.write(i, {"frames": np.full((2, 64, 64), i / 10, np.float16),
-                                          "landmarks": np.full((68, 2), i, np.float32),
-                                          **extra(i)})
-            rows.append(sample_row(sample, plan.class_names, fingerprint=plan.fingerprints[i],
-                                   content_crc=crc))
+            crc = sample_writer.write(
+                i,
+                {
+                    "frames": np.full((2, 64, 64), i / 10, np.float16),
+                    "landmarks": np.full((68, 2), i, np.float32),
+                    **extra(i),
+                },
+            )
+            rows.append(
+                sample_row(
+                    sample, plan.class_names, fingerprint=plan.fingerprints[i], content_crc=crc
+                )
+            )
         return writer.finish([fork], rows, [Failure.from_problem(p) for p in plan.problems])
     except BaseException:
         writer.abort()
@@ -359,9 +440,20 @@ def _write_fake(plan, extra=lambda i: {}):
 
 
 def _valid_attrs() -> dict:
-    return {"schema": "mer-prep/feature-store", "schema_version": 1, "dataset": "dfme",
-            "labels": "native", "class_names": ["a"],
-            "recipe": {"name": "r", "hash": "0" * 16, "parameters": {}},
-            "input_fingerprint": "0" * 32, "code_version": "x", "version_id": "v-" + "0" * 16,
-            "created": "2024-01-01T00:00:00+00:00", "n_samples": 0, "n_ok": 0, "arrays": {},
-            "table_columns": {}, "failures": []}
+    return {
+        "schema": "mer-prep/feature-store",
+        "schema_version": 1,
+        "dataset": "dfme",
+        "labels": "native",
+        "class_names": ["a"],
+        "recipe": {"name": "r", "hash": "0" * 16, "parameters": {}},
+        "input_fingerprint": "0" * 32,
+        "code_version": "x",
+        "version_id": "v-" + "0" * 16,
+        "created": "2024-01-01T00:00:00+00:00",
+        "n_samples": 0,
+        "n_ok": 0,
+        "arrays": {},
+        "table_columns": {},
+        "failures": [],
+    }

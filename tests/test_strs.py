@@ -23,8 +23,10 @@ def T(video, onset, offset, emotion=None, kind="me", subject=""):
 
 
 def _changes(score):
-    return {d.name: {c.name: (c.with_defect, c.without_defect) for c in d.changes}
-            for d in score.defects}
+    return {
+        d.name: {c.name: (c.with_defect, c.without_defect) for c in d.changes}
+        for d in score.defects
+    }
 
 
 def test_one_prediction_over_two_truths():
@@ -32,15 +34,20 @@ def test_one_prediction_over_two_truths():
     truths = [T("A", 0, 9, "happy"), T("A", 1, 11, "happy"), T("B", 100, 120, "sad")]
     predictions = [P("A", 0, 10, "happy"), P("B", 100, 120, "sad")]
     correct = score_strs(predictions, truths, ["A", "B"])
-    assert correct.spotting == SpotCounts(tp=2, fp=0, fn=1)            # F1 = 0.8
+    assert correct.spotting == SpotCounts(tp=2, fp=0, fn=1)  # F1 = 0.8
     assert correct.f1_analysis == pytest.approx(1.0)
     assert correct.strs == pytest.approx(0.8)
     reference = score_strs(predictions, truths, ["A", "B"], compat=True)
-    assert reference.spotting == SpotCounts(tp=3, fp=0, fn=0)          # counted twice
+    assert reference.spotting == SpotCounts(tp=3, fp=0, fn=0)  # counted twice
     assert reference.strs == pytest.approx(1.0)
-    assert _changes(reference) == {"several_truths_per_prediction": {
-        "STRS": (1.0, pytest.approx(0.8)), "F1 spotting": (1.0, pytest.approx(0.8)),
-        "spotting TP": (3, 2), "spotting FN": (0, 1)}}
+    assert _changes(reference) == {
+        "several_truths_per_prediction": {
+            "STRS": (1.0, pytest.approx(0.8)),
+            "F1 spotting": (1.0, pytest.approx(0.8)),
+            "spotting TP": (3, 2),
+            "spotting FN": (0, 1),
+        }
+    }
 
 
 def test_an_emotion_mismatch_costs_the_analysis_not_the_spotting():
@@ -49,12 +56,14 @@ def test_an_emotion_mismatch_costs_the_analysis_not_the_spotting():
     s = score_strs(predictions, truths, ["A", "B"])
     assert s.spotting.f1 == 1.0
     # happy: P 0 (nothing predicted), R 0; sad: P 1/2, R 1 -> mean P 1/4, mean R 1/2
-    assert [(c.emotion, c.tp, c.fp, c.fn) for c in s.per_class] == [("happy", 0, 0, 1),
-                                                                      ("sad", 1, 1, 0)]
+    assert [(c.emotion, c.tp, c.fp, c.fn) for c in s.per_class] == [
+        ("happy", 0, 0, 1),
+        ("sad", 1, 1, 0),
+    ]
     assert s.f1_analysis == pytest.approx(2 * 0.25 * 0.5 / 0.75)
     assert s.strs == pytest.approx(1 / 3)
     assert s.uf1 == pytest.approx((0 + 2 / 3) / 2)
-    assert s.uar == pytest.approx(0.5)                                # mean recall
+    assert s.uar == pytest.approx(0.5)  # mean recall
     reference = score_strs(predictions, truths, ["A", "B"], compat=True)
     assert reference.strs == pytest.approx(1 / 3)
     assert _changes(reference) == {"uar_is_mean_precision": {"UAR": (0.25, 0.5)}}
@@ -67,7 +76,7 @@ def test_no_predictions():
     assert (s.strs, s.f1_analysis, s.n_pairs) == (0.0, 0.0, 0)
     reference = score_strs([], truths, ["A", "B"], compat=True)
     assert math.isnan(reference.strs)
-    assert reference.spotting == SpotCounts(0, 0, 0)       # no subject with predictions: no FN
+    assert reference.spotting == SpotCounts(0, 0, 0)  # no subject with predictions: no FN
     changes = _changes(reference)
     assert changes["skip_subjects_without_predictions"]["spotting FN"] == (0, 2)
     assert math.isnan(changes["nan_analysis_f1"]["STRS"][0])
@@ -82,9 +91,8 @@ def test_no_truths():
     s = score_strs(predictions, [], ["A"], analysis_emotions=["happy", "sad"])
     assert s.spotting == SpotCounts(tp=0, fp=1, fn=0)
     assert s.strs == 0.0
-    reference = score_strs(predictions, [], ["A"], analysis_emotions=["happy", "sad"],
-                           compat=True)
-    assert reference.spotting == SpotCounts(0, 0, 0)   # a video without truth is skipped
+    reference = score_strs(predictions, [], ["A"], analysis_emotions=["happy", "sad"], compat=True)
+    assert reference.spotting == SpotCounts(0, 0, 0)  # a video without truth is skipped
     assert _changes(reference)["skip_videos_without_truth"]["spotting FP"] == (0, 1)
     assert math.isnan(reference.strs)
 
@@ -112,16 +120,27 @@ def test_row_order_matching_and_subject_and_type_pooling():
     assert list(changes) == ["several_truths_per_prediction", "row_order_matching"]
     assert changes["row_order_matching"]["spotting TP"] == (1, 2)
     # a macro prediction on a micro truth matches only when types are pooled
-    mixed = score_strs([P("A", 0, 10, "happy", kind="mae")], [T("A", 0, 10, "happy")], ["A"],
-                       compat=True)
+    mixed = score_strs(
+        [P("A", 0, 10, "happy", kind="mae")], [T("A", 0, 10, "happy")], ["A"], compat=True
+    )
     assert "types_pooled" in _changes(mixed)
 
 
 def test_correct_strs_spots_like_the_spotting_evaluator():
-    truths = [T("A", 0, 9, "happy"), T("A", 2, 11, "sad"), T("B", 100, 200, "sad", "mae"),
-              T("C", 5, 15, "happy", subject="s2")]
-    predictions = [P("A", 1, 10, "sad"), P("A", 0, 6, "happy"), P("B", 100, 190, "sad", "mae"),
-                   P("D", 3, 9, "happy")]
+    truths = [
+        T("A", 0, 9, "happy"),
+        T("A", 2, 11, "sad"),
+        T("B", 100, 200, "sad", "mae"),
+        T("C", 5, 15, "happy", subject="s2"),
+    ]
+    predictions = [
+        P("A", 1, 10, "sad"),
+        P("A", 0, 6, "happy"),
+        P("B", 100, 190, "sad", "mae"),
+        P("D", 3, 9, "happy"),
+    ]
     videos = ["A", "B", "s2/C", "D"]
-    assert score_strs(predictions, truths, videos).spotting == \
-        score_spotting(predictions, truths, videos).overall
+    assert (
+        score_strs(predictions, truths, videos).spotting
+        == score_spotting(predictions, truths, videos).overall
+    )

@@ -36,16 +36,21 @@ def test_recipe_declares_28x28_arrays_on_the_usual_dimensions():
 @pytest.fixture(scope="module")
 def synthetic(synth_dataset):
     # test_face_on_synth.py's CASME II look-alike (640x480; half the apexes not annotated)
-    root, _ = synth_dataset("casme2", n_subjects=3, clips_per_subject=2, n_frames=24, seed=7,
-                            missing_apex=0.5)
+    root, _ = synth_dataset(
+        "casme2", n_subjects=3, clips_per_subject=2, n_frames=24, seed=7, missing_apex=0.5
+    )
     return root, scan_dataset("casme2", root).samples
 
 
 def _true_flow(truth, onset: np.ndarray, size: int = 28) -> np.ndarray:
     """The true onset -> apex flow seen on the aligned size x size grid, in its pixels: the
     source flow averaged over each output pixel's footprint, mapped through the alignment."""
-    matrix = alignment_matrix(fit_landmarks(onset, detect_clip_face(onset)), size=(size, size),
-                              inter_ocular=0.42, eye_row=0.36)
+    matrix = alignment_matrix(
+        fit_landmarks(onset, detect_clip_face(onset)),
+        size=(size, size),
+        inter_ocular=0.42,
+        eye_row=0.36,
+    )
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     footprint = int(round(1 / scale)) | 1
     source = cv2.blur(truth.flow(truth.onset, truth.apex), (footprint, footprint))
@@ -84,10 +89,13 @@ def test_working_size_grid_is_the_output_grid_resized(synthetic):
     sample = next(s for s in samples if s.apex is not None)
     recipe = load_recipe("ststnet28")
     out = process_sample(sample, recipe)
-    onset = read_frames([sample.frame_paths[sample.frame_numbers.index(sample.onset)]],
-                        gray=True)
-    matrix = alignment_matrix(fit_landmarks(onset[0], detect_clip_face(onset[0])), size=(28, 28),
-                              inter_ocular=0.42, eye_row=0.36)
+    onset = read_frames([sample.frame_paths[sample.frame_numbers.index(sample.onset)]], gray=True)
+    matrix = alignment_matrix(
+        fit_landmarks(onset[0], detect_clip_face(onset[0])),
+        size=(28, 28),
+        inter_ocular=0.42,
+        eye_row=0.36,
+    )
     fine = align_clip(onset, working_matrix(matrix, (28, 28), (128, 128)), (128, 128))
     coarse = resize_frames(fine, (28, 28))[0]
     stored = out.arrays["frames"][0]

@@ -17,10 +17,15 @@ from scipy import ndimage as ndi
 from scipy.optimize import least_squares
 from skimage.registration import phase_cross_correlation
 
-from mer_prep.synth.animate import make_scene, render_frames
 from mer_prep.face.landmarks import predictor_path
-from mer_prep.synth.faces import (make_subject, render_subject, source_face,
-                                  subject_face_box, subject_landmarks)
+from mer_prep.synth.animate import make_scene, render_frames
+from mer_prep.synth.faces import (
+    make_subject,
+    render_subject,
+    source_face,
+    subject_face_box,
+    subject_landmarks,
+)
 from mer_prep.synth.generate import plan_clips, render_plan, subject_for
 from mer_prep.synth.ground_truth import ground_truth_dir, load_ground_truth, load_manifest
 from mer_prep.synth.motion import au_field, head_jitter, invert_motion, temporal_profile
@@ -46,8 +51,9 @@ def smile():
 
 @pytest.fixture(scope="module")
 def casme2(synth_dataset):
-    return synth_dataset("casme2", n_subjects=3, clips_per_subject=2, seed=7, n_frames=24,
-                         missing_apex=0.5)
+    return synth_dataset(
+        "casme2", n_subjects=3, clips_per_subject=2, seed=7, n_frames=24, missing_apex=0.5
+    )
 
 
 def _back_warp_residual(frame, neutral, u):
@@ -78,17 +84,24 @@ def test_patch_registration_recovers_the_apex_displacement(smile):
     iy, ix = np.unravel_index(np.argmax(np.hypot(field[..., 0], field[..., 1])), field.shape[:2])
     r = 6
     # onset -> apex, averaged over the patch (the field changes by ~8 % across it)
-    expected = a[t] * field[iy - r:iy + r + 1, ix - r:ix + r + 1].reshape(-1, 2).mean(0) + j[t] - j[0]
-    py, px = np.mgrid[iy - r:iy + r + 1, ix - r:ix + r + 1].astype(np.float64)
-    ref = frames[0][iy - r:iy + r + 1, ix - r:ix + r + 1].ravel()
-    fit = least_squares(lambda s: ndi.map_coordinates(frames[t], [py + s[1], px + s[0]],
-                                                      order=3, mode="mirror").ravel() - ref,
-                        x0=[0.0, 0.0]).x
+    expected = (
+        a[t] * field[iy - r : iy + r + 1, ix - r : ix + r + 1].reshape(-1, 2).mean(0) + j[t] - j[0]
+    )
+    py, px = np.mgrid[iy - r : iy + r + 1, ix - r : ix + r + 1].astype(np.float64)
+    ref = frames[0][iy - r : iy + r + 1, ix - r : ix + r + 1].ravel()
+    fit = least_squares(
+        lambda s: (
+            ndi.map_coordinates(frames[t], [py + s[1], px + s[0]], order=3, mode="mirror").ravel()
+            - ref
+        ),
+        x0=[0.0, 0.0],
+    ).x
     assert np.abs(fit - expected).max() < 0.1
     win = np.outer(np.hanning(32), np.hanning(32))
     sl = (slice(iy - 16, iy + 16), slice(ix - 16, ix + 16))
-    shift, _, _ = phase_cross_correlation(frames[t][sl] * win, frames[0][sl] * win,
-                                          upsample_factor=100)
+    shift, _, _ = phase_cross_correlation(
+        frames[t][sl] * win, frames[0][sl] * win, upsample_factor=100
+    )
     assert np.allclose(shift[::-1], expected, atol=0.25)  # (dy, dx); coarser, but independent
 
 
@@ -98,15 +111,25 @@ def test_pure_translation_matches_an_independent_spline(smile):
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     for t in (0, 1, 2, 10, 11):  # a(t) = 0: only the jitter moves the frame
         assert a[t] == 0.0
-        expected = ndi.map_coordinates(neutral, [yy - j[t, 1], xx - j[t, 0]], order=3, mode="mirror")
+        expected = ndi.map_coordinates(
+            neutral, [yy - j[t, 1], xx - j[t, 0]], order=3, mode="mirror"
+        )
         unclipped = (expected > 0.5) & (expected < 254.5)  # uint8 saturates, the spline does not
         assert np.abs(frames[t] - expected)[unclipped].max() <= 0.5 + 1e-3  # rounding only
-    shifted = render_frames(make_scene(np.repeat(neutral[..., None], 3, -1).astype(np.float32),
-                                       gray=True), np.full_like(field, 0.0), np.ones(1),
-                            np.array([[0.37, -0.21]]), 0.0, None)[0].astype(np.float64)
-    fit = least_squares(lambda s: (ndi.map_coordinates(neutral, [yy - s[1], xx - s[0]], order=3,
-                                                        mode="mirror") - shifted)[40:-40, 40:-40][::3, ::3].ravel(),
-                        x0=[0.0, 0.0]).x
+    shifted = render_frames(
+        make_scene(np.repeat(neutral[..., None], 3, -1).astype(np.float32), gray=True),
+        np.full_like(field, 0.0),
+        np.ones(1),
+        np.array([[0.37, -0.21]]),
+        0.0,
+        None,
+    )[0].astype(np.float64)
+    fit = least_squares(
+        lambda s: (
+            ndi.map_coordinates(neutral, [yy - s[1], xx - s[0]], order=3, mode="mirror") - shifted
+        )[40:-40, 40:-40][::3, ::3].ravel(),
+        x0=[0.0, 0.0],
+    ).x
     assert np.abs(fit - [0.37, -0.21]).max() < 2e-3
 
 
@@ -117,8 +140,13 @@ def test_motion_inverse_is_exact():
     q = rng.uniform([100, 60], [540, 420], size=(2000, 2))
     p = invert_motion(field, 0.8, np.array([0.2, -0.3]), q[:, 0], q[:, 1], tol=1e-9)
     # forward map by an independent bilinear reader
-    fwd = np.stack([ndi.map_coordinates(field[..., c].astype(np.float64), [p[:, 1], p[:, 0]],
-                                        order=1) for c in range(2)], axis=-1)
+    fwd = np.stack(
+        [
+            ndi.map_coordinates(field[..., c].astype(np.float64), [p[:, 1], p[:, 0]], order=1)
+            for c in range(2)
+        ],
+        axis=-1,
+    )
     assert np.abs(p + 0.8 * fwd + [0.2, -0.3] - q).max() < 1e-6
 
 
@@ -180,7 +208,9 @@ def test_dlib_finds_the_face_and_landmarks_where_the_truth_says(casme2):
         box = max(boxes, key=lambda r: r.area())
         found = np.array([box.left(), box.top(), box.right(), box.bottom()], float)
         known = np.array(truth.face_box())
-        inter = np.prod(np.clip(np.minimum(found[2:], known[2:]) - np.maximum(found[:2], known[:2]), 0, None))
+        inter = np.prod(
+            np.clip(np.minimum(found[2:], known[2:]) - np.maximum(found[:2], known[:2]), 0, None)
+        )
         union = np.prod(found[2:] - found[:2]) + np.prod(known[2:] - known[:2]) - inter
         assert inter / union > 0.6, clip.sample_id
         inner = truth.landmarks(truth.onset)[17:]  # brows, eyes, nose, mouth
@@ -188,7 +218,7 @@ def test_dlib_finds_the_face_and_landmarks_where_the_truth_says(casme2):
         shape = predictor(image, box)
         fitted = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], float)
         assert np.linalg.norm(fitted - truth.landmarks(truth.onset), axis=1).mean() < 3.0
-        left_eye, right_eye = inner[36 - 17:42 - 17].mean(0), inner[42 - 17:48 - 17].mean(0)
+        left_eye, right_eye = inner[36 - 17 : 42 - 17].mean(0), inner[42 - 17 : 48 - 17].mean(0)
         assert right_eye[0] - left_eye[0] > 50  # inter-ocular distance, image-ordered
 
 
@@ -229,8 +259,11 @@ def test_subjects_look_distinct_and_stay_themselves(casme2):
     subjects = sorted(by_subject)
     assert len(subjects) == 3
     same = [np.abs(by_subject[s][0] - by_subject[s][1]).mean() for s in subjects]
-    other = [np.abs(by_subject[a][0] - by_subject[b][0]).mean()
-             for i, a in enumerate(subjects) for b in subjects[i + 1:]]
+    other = [
+        np.abs(by_subject[a][0] - by_subject[b][0]).mean()
+        for i, a in enumerate(subjects)
+        for b in subjects[i + 1 :]
+    ]
     assert max(same) < 4.0  # the same person, apart from noise and a little expression
     assert min(other) > 3 * max(same)
     placements = [subject_for("casme2", n, 7, (480, 640)) for n in (1, 2, 3)]
@@ -251,7 +284,9 @@ def test_generation_is_deterministic():
     assert first[0].shape == (16, 240, 320) and first[0].dtype == np.uint8
     for x, y in zip(first, again):
         assert np.array_equal(x, y)
-    other = render_plan(plan_clips("samm", seed=4, **kwargs)[0], subject_for("samm", 6, 4, (240, 320)))
+    other = render_plan(
+        plan_clips("samm", seed=4, **kwargs)[0], subject_for("samm", 6, 4, (240, 320))
+    )
     assert not np.array_equal(first[0], other[0])
 
 
@@ -259,14 +294,18 @@ def test_noise_has_the_requested_sigma(smile):
     subject, neutral, field, a, j, _ = smile
     scene = make_scene(np.repeat(neutral[..., None], 3, -1).astype(np.float32), gray=True)
     clean = render_frames(scene, field, a[:3], j[:3], 0.0, None).astype(np.float64)
-    noisy = render_frames(scene, field, a[:3], j[:3], 1.5, np.random.default_rng(2)).astype(np.float64)
+    noisy = render_frames(scene, field, a[:3], j[:3], 1.5, np.random.default_rng(2)).astype(
+        np.float64
+    )
     inside = (neutral > 10) & (neutral < 245)
     assert abs((noisy - clean)[:, inside].std() - np.hypot(1.5, 0.0)) < 0.1
     assert abs((noisy - clean)[:, inside].mean()) < 0.02
 
 
 def test_smic_clips_are_onset_to_offset(synth_dataset):
-    root, written = synth_dataset("smic", n_subjects=2, clips_per_subject=2, seed=4, size=(240, 320))
+    root, written = synth_dataset(
+        "smic", n_subjects=2, clips_per_subject=2, seed=4, size=(240, 320)
+    )
     for clip in written:
         truth = load_ground_truth(root, clip.sample_id)
         assert clip.apex is None and truth.apex_number is None
@@ -280,7 +319,9 @@ def test_source_face_and_mirroring():
     assert src.image.shape == (512, 512, 3) and src.landmarks.shape == (68, 2)
     assert 170 < src.box[0] < 185 and 70 < src.box[1] < 85  # the face, not the suit's patch
     mirrored = [s for s in (make_subject(np.random.default_rng(k)) for k in range(6)) if s.mirrored]
-    plain = [s for s in (make_subject(np.random.default_rng(k)) for k in range(6)) if not s.mirrored]
+    plain = [
+        s for s in (make_subject(np.random.default_rng(k)) for k in range(6)) if not s.mirrored
+    ]
     assert mirrored and plain
     for subject in mirrored + plain:
         lm = subject_landmarks(subject)

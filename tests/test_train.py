@@ -47,9 +47,16 @@ from mer_prep.train import (
 from mer_prep.train.plan import run_folds
 
 CLASSES = ("happiness", "surprise", "disgust")
-DATASET = {"n_subjects": 8, "clips_per_subject": 3, "seed": 2, "classes": CLASSES,
-           "amplitude_px": (2.5, 3.0), "noise_sigma": (0.5, 1.0), "size": (240, 320),
-           "n_frames": 16}
+DATASET = {
+    "n_subjects": 8,
+    "clips_per_subject": 3,
+    "seed": 2,
+    "classes": CLASSES,
+    "amplitude_px": (2.5, 3.0),
+    "noise_sigma": (0.5, 1.0),
+    "size": (240, 320),
+    "n_frames": 16,
+}
 # Small configs: each LOSO run is a few seconds on one CPU thread.
 MBCC = {"filters": (8, 16), "dense": 32}
 MBCC_RUN = {"variant": "difference", "config": MBCC, "epochs": 4, "batch_size": 4, "lr": 3e-3}
@@ -60,8 +67,14 @@ MBCC_RUN = {"variant": "difference", "config": MBCC, "epochs": 4, "batch_size": 
 # the motion); from the onset difference with 3x3x3 kernels 0.58-0.71; with 5x5x5 kernels and 16
 # filters 0.75-0.83 over seeds 0-2 (shuffled labels 0.08-0.25).
 MER3D = {"head": "flatten", "filters": 4, "dense": 32, "dropout": 0.0}
-MER3D_GAP = {"head": "gap", "inputs": "difference", "filters": 16, "kernel": 5, "dense": 32,
-             "dropout": 0.0}
+MER3D_GAP = {
+    "head": "gap",
+    "inputs": "difference",
+    "filters": 16,
+    "kernel": 5,
+    "dense": 32,
+    "dropout": 0.0,
+}
 MER3D_GAP_RUN = {"config": MER3D_GAP, "epochs": 40, "batch_size": 4, "lr": 3e-3}
 QUICK = {"variant": "difference", "config": MBCC, "epochs": 1, "batch_size": 8}
 
@@ -81,9 +94,13 @@ def _recipe(base: str, **changes) -> Recipe:
 
 # 4 frames sampled over a 16-frame (80 ms) clip at 200 fps: the pass band must reach the
 # frequencies so few samples hold (multiples of 50 Hz), or magnification is a no-op.
-TINY3D = {"name": "tiny3d", "align": {"size": [32, 32], "inter_ocular": 0.42, "eye_row": 0.36},
-          "frames": {"mode": "sequence", "n_frames": 4}, "mask": None,
-          "magnify": {"alpha": 8, "cutoff_wavelength": 4, "f_low": 1.0, "f_high": 99.0}}
+TINY3D = {
+    "name": "tiny3d",
+    "align": {"size": [32, 32], "inter_ocular": 0.42, "eye_row": 0.36},
+    "frames": {"mode": "sequence", "n_frames": 4},
+    "mask": None,
+    "magnify": {"alpha": 8, "cutoff_wavelength": 4, "f_low": 1.0, "f_high": 99.0},
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -99,8 +116,21 @@ def stores(tmp_path_factory, synth_dataset):
     """{"mbcc": mbcc64 + 1 augmented copy per clip (48 rows), "tiny3d": 24 rows}."""
     base = tmp_path_factory.mktemp("train")
     root, _ = synth_dataset("casme2", **DATASET)
-    _commit(root, base / "mbcc", _recipe("mbcc64", name="mbcc64aug", augment={
-        "copies": 1, "seed": 1, "rotation_deg": 5, "brightness": 0.05, "contrast": 0.1}))
+    _commit(
+        root,
+        base / "mbcc",
+        _recipe(
+            "mbcc64",
+            name="mbcc64aug",
+            augment={
+                "copies": 1,
+                "seed": 1,
+                "rotation_deg": 5,
+                "brightness": 0.05,
+                "contrast": 0.1,
+            },
+        ),
+    )
     _commit(root, base / "tiny3d", _recipe("dacwb3d", **TINY3D))
     return {"mbcc": base / "mbcc", "tiny3d": base / "tiny3d", "root": root, "base": base}
 
@@ -110,8 +140,9 @@ def unbalanced_store(tmp_path_factory, synth_dataset):
     """4 subjects x 4 clips (one class twice per subject): a LOSO split with SMOTE has samples
     to make. The tiny 3-D recipe without magnification."""
     path = tmp_path_factory.mktemp("train-smote") / "store"
-    root, _ = synth_dataset("casme2", **{**DATASET, "n_subjects": 4, "clips_per_subject": 4,
-                                         "n_frames": 12})
+    root, _ = synth_dataset(
+        "casme2", **{**DATASET, "n_subjects": 4, "clips_per_subject": 4, "n_frames": 12}
+    )
     _commit(root, path, _recipe("dacwb3d", **{**TINY3D, "magnify": None}))
     store = open_store(path)
     save_split(store, build_split(store.table, "loso"), smote_features="frames")
@@ -141,8 +172,9 @@ def _uar(plan) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, store, settings", [("mbcc", "mbcc", MBCC_RUN),
-                                                    ("mer3dcnn", "tiny3d", MER3D_GAP_RUN)])
+@pytest.mark.parametrize(
+    "model, store, settings", [("mbcc", "mbcc", MBCC_RUN), ("mer3dcnn", "tiny3d", MER3D_GAP_RUN)]
+)
 def test_models_learn_the_expression_not_shuffled_labels(stores, model, store, settings):
     plan = plan_run(stores[store], model, **settings)
     real = _uar(plan)
@@ -159,13 +191,22 @@ class Tripwire:
         self._name = name
 
     def __getattr__(self, attribute):
-        raise AssertionError(f"fold {self._name}: test part read ({attribute}) before the "
-                             f"model was final")
+        raise AssertionError(
+            f"fold {self._name}: test part read ({attribute}) before the model was final"
+        )
 
 
 def test_no_test_row_is_read_before_the_model_is_final(stores, monkeypatch):
-    plan = plan_run(stores["mbcc"], "mbcc", selection="validation", variant="difference",
-                    config=MBCC, epochs=2, batch_size=8, keep_checkpoints=True)
+    plan = plan_run(
+        stores["mbcc"],
+        "mbcc",
+        selection="validation",
+        variant="difference",
+        config=MBCC,
+        epochs=2,
+        batch_size=8,
+        keep_checkpoints=True,
+    )
     steps = {"n": 0}
     original_step = torch.optim.Adam.step
 
@@ -179,8 +220,13 @@ def test_no_test_row_is_read_before_the_model_is_final(stores, monkeypatch):
 
     def spy(fold, model):
         assert not model.training
-        reads.append({"fold": fold.name, "steps": steps["n"],
-                      "state": {k: v.clone() for k, v in model.state_dict().items()}})
+        reads.append(
+            {
+                "fold": fold.name,
+                "steps": steps["n"],
+                "state": {k: v.clone() for k, v in model.state_dict().items()},
+            }
+        )
         return real_parts[fold.name]
 
     monkeypatch.setattr(engine, "read_test_rows", spy)
@@ -198,8 +244,9 @@ def test_no_test_row_is_read_before_the_model_is_final(stores, monkeypatch):
         assert all(torch.equal(kept[k], v) for k, v in reads[-1]["state"].items())
         # validation subjects: from the training subjects, disjoint from test and fit
         info = result.info
-        held, test, fit = (set(info[k]) for k in ("validation_subjects", "test_subjects",
-                                                  "fit_subjects"))
+        held, test, fit = (
+            set(info[k]) for k in ("validation_subjects", "test_subjects", "fit_subjects")
+        )
         assert held and not held & test and not held & fit and not fit & test
         assert held | test | fit == subjects and test == {fold.name}
         assert result.selection == "validation" and 1 <= result.best_epoch <= 2
@@ -216,12 +263,23 @@ def test_a_leak_in_a_fold_is_refused(stores):
 
     plan = plan_run(stores["mbcc"], "mbcc", **QUICK)
     fold = next(plan.folds())
-    train_rows, test_rows = (np.flatnonzero(plan.data.subjects != fold.name),
-                             np.flatnonzero(plan.data.subjects == fold.name))
+    train_rows, test_rows = (
+        np.flatnonzero(plan.data.subjects != fold.name),
+        np.flatnonzero(plan.data.subjects == fold.name),
+    )
     with pytest.raises(LeakError, match="both"):  # a subject on both sides, split not leaky
-        build_fold(plan.data, 0, fold.name, np.concatenate([train_rows, test_rows[:1]]),
-                   test_rows, unit="clip", augmented=False, weighted=False, validation=False,
-                   seed=0)
+        build_fold(
+            plan.data,
+            0,
+            fold.name,
+            np.concatenate([train_rows, test_rows[:1]]),
+            test_rows,
+            unit="clip",
+            augmented=False,
+            weighted=False,
+            validation=False,
+            seed=0,
+        )
     bad = dataclasses.replace(fold, fit=fold.test)  # the test part handed in as training data
     with pytest.raises(LeakError, match="test"):
         plan.train_fold(bad)
@@ -253,16 +311,21 @@ def test_records_leaky_split_and_pinned_snapshot(stores, tmp_path):
     rows = runs.output.splitlines()
     line = next(row for row in rows if f" {leaky.run_id} " in row)
     assert "LEAKY" in line and "LEAKY" not in next(
-        row for row in rows if f" {clean.run_id} " in row)
+        row for row in rows if f" {clean.run_id} " in row
+    )
 
     # the record names the exact snapshot it read; a refresh (a new version) does not move it
     before = open_store(path)
     assert clean.snapshot_id == before.session.snapshot_id
     assert clean.version_id == before.version_id
     frames = before.array("frames")
-    _commit(stores["root"], path, _recipe("mbcc64", name="mbcc48",
-                                          align={"size": [48, 48], "inter_ocular": 0.42,
-                                                 "eye_row": 0.36}))
+    _commit(
+        stores["root"],
+        path,
+        _recipe(
+            "mbcc64", name="mbcc48", align={"size": [48, 48], "inter_ocular": 0.42, "eye_row": 0.36}
+        ),
+    )
     after = open_store(path)
     assert after.version_id != clean.version_id and after.array("frames").shape[-1] == 48
     pinned = open_run_store(path, load_run(path, clean.run_id))
@@ -271,11 +334,11 @@ def test_records_leaky_split_and_pinned_snapshot(stores, tmp_path):
     # nor does `gc --keep 1 --tags`: the untagged split snapshot the runs read, and their
     # version's tag, are kept
     assert clean.snapshot_id != before.repo.lookup_tag(clean.version_id)  # the split's commit
-    collected = CliRunner().invoke(main, ["gc", str(path), "--keep", "1", "--tags",
-                                          "--grace", "0"])
+    collected = CliRunner().invoke(main, ["gc", str(path), "--keep", "1", "--tags", "--grace", "0"])
     assert collected.exit_code == 0, collected.output
-    assert (f"kept version tag {clean.version_id}: recorded training runs read it"
-            in collected.output) and clean.run_id in collected.output
+    assert (
+        f"kept version tag {clean.version_id}: recorded training runs read it" in collected.output
+    ) and clean.run_id in collected.output
     pinned = open_run_store(path, load_run(path, clean.run_id))
     np.testing.assert_array_equal(pinned.array("frames"), frames)
     assert open_store(path, clean.version_id).version_id == clean.version_id
@@ -292,7 +355,8 @@ def test_records_leaky_split_and_pinned_snapshot(stores, tmp_path):
 
 @pytest.mark.slow  # a whole (two-fold, one-epoch) training: ~6 s on a shared CPU
 def test_a_training_holds_a_lease_on_what_it_reads_until_its_record_is_saved(
-        stores, tmp_path, monkeypatch):
+    stores, tmp_path, monkeypatch
+):
     """Issue: `gc --keep 1 --tags` during a training deleted the version it read. While it
     trains, a lease branch `reading-<version>-...` holds the exact snapshot (gc keeps branch
     tips and the tag the lease names: tests/test_gc.py); it is gone once the record is saved."""
@@ -369,18 +433,32 @@ def test_smote_class_weights_and_frames_as_samples(stores, unbalanced_store):
     from mer_prep.train.data import build_fold
 
     data = plan.data
-    weighted = build_fold(data, 0, "first", *next(
-        (t, s) for _, t, s, _ in opened.folds("loso")), unit="clip",
-        augmented=False, weighted=True, validation=False, seed=0)
+    weighted = build_fold(
+        data,
+        0,
+        "first",
+        *next((t, s) for _, t, s, _ in opened.folds("loso")),
+        unit="clip",
+        augmented=False,
+        weighted=True,
+        validation=False,
+        seed=0,
+    )
     counts = np.bincount(weighted.fit.labels, minlength=len(data.class_names))
     present = counts > 0
-    np.testing.assert_allclose(weighted.class_weights[present],
-                               counts.sum() / counts[present], rtol=1e-6)
+    np.testing.assert_allclose(
+        weighted.class_weights[present], counts.sum() / counts[present], rtol=1e-6
+    )
     assert not weighted.class_weights[~present].any()
 
     # frames as samples: broadbent on mbcc64's 2 frames, trained on the augmented copies too
-    plan = plan_run(stores["mbcc"], "broadbent", epochs=1, batch_size=16,
-                    config={"filters": (4, 8, 8), "dense": 16})
+    plan = plan_run(
+        stores["mbcc"],
+        "broadbent",
+        epochs=1,
+        batch_size=16,
+        config={"filters": (4, 8, 8), "dense": 16},
+    )
     fold = next(plan.folds())
     assert plan.header.unit == "frame" and "mean of the softmax" in plan.header.aggregation
     assert fold.fit.n_rows == 2 * fold.fit.n_clips and fold.info["n_augmented_used"] == 21
@@ -393,9 +471,26 @@ def test_smote_class_weights_and_frames_as_samples(stores, unbalanced_store):
 def test_cli_train_runs_and_models(stores, tmp_path):
     path = _copy(stores, "mbcc", tmp_path)
     runner = CliRunner()
-    trained = runner.invoke(main, ["train", str(path), "--model", "mbcc", "--variant",
-                                   "difference", "--epochs", "1", "--batch-size", "8",
-                                   "--set", "filters=[8, 16]", "--set", "dense=32", "--quiet"])
+    trained = runner.invoke(
+        main,
+        [
+            "train",
+            str(path),
+            "--model",
+            "mbcc",
+            "--variant",
+            "difference",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--set",
+            "filters=[8, 16]",
+            "--set",
+            "dense=32",
+            "--quiet",
+        ],
+    )
     assert trained.exit_code == 0, trained.output
     lines = trained.output.splitlines()
     assert any(line.startswith("pooled") for line in lines)
@@ -406,8 +501,16 @@ def test_cli_train_runs_and_models(stores, tmp_path):
     assert "mbcc-difference-dense=32-filters=8,16-e1-lr1e-3-b8-s0-last" in listed.output
     models = runner.invoke(main, ["models"])
     assert models.exit_code == 0
-    for name in ("mbcc", "broadbent", "dp3dnet", "ha3dnet", "se3dnet", "ha3dsenet", "msres3d",
-                 "mer3dcnn"):
+    for name in (
+        "mbcc",
+        "broadbent",
+        "dp3dnet",
+        "ha3dnet",
+        "se3dnet",
+        "ha3dsenet",
+        "msres3d",
+        "mer3dcnn",
+    ):
         assert f"\n{name} " in "\n" + models.output
     bad = runner.invoke(main, ["train", str(path), "--model", "ha3dnet", "--quiet"])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "needs arrays" in bad.output
@@ -415,14 +518,25 @@ def test_cli_train_runs_and_models(stores, tmp_path):
 
 @pytest.mark.slow  # 4-10 s: two fresh interpreters load the store stack
 def test_train_without_torch_says_what_to_install(stores):
-    code = ("import sys; sys.modules['torch'] = None; from mer_prep.cli import main; "
-            f"main(['train', {str(stores['mbcc'])!r}, '--model', 'mbcc'])")
-    listed = subprocess.run([sys.executable, "-c", code.replace(
-        "'train', ", "'runs', ").replace(", '--model', 'mbcc'", "")], check=False,
-        capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; sys.modules['torch'] = None; from mer_prep.cli import main; "
+        f"main(['train', {str(stores['mbcc'])!r}, '--model', 'mbcc'])"
+    )
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code.replace("'train', ", "'runs', ").replace(", '--model', 'mbcc'", ""),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0 and "no recorded runs" in listed.stdout, listed.stderr
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 4, done.stderr
     assert done.stderr.strip().count("\n") == 0
     assert "pip install 'mer-prep[train]'" in done.stderr
@@ -438,14 +552,26 @@ def _made_up_run(plan, best_epoch=None):
     folds = []
     for index, (name, _, test) in enumerate(plan.store.split("loso").folds()):
         y = table["label"].to_numpy()[test]
-        folds.append(FoldResult(
-            index=index, name=name, class_names=names, rows=test,
-            sample_ids=table["sample_id"].to_numpy(dtype=str)[test], y_true=y, y_pred=y,
-            proba=np.eye(len(names), dtype=np.float32)[y],
-            curves=tuple(EpochLog(e, 1.0 / e, 0.5 if validating else None, 0.1, 0.1, 2)
-                         for e in (1, 2, 3)),
-            selection=plan.header.training["selection"], best_epoch=best_epoch or 3,
-            validation_metric="uf1" if validating else None, seed=0))
+        folds.append(
+            FoldResult(
+                index=index,
+                name=name,
+                class_names=names,
+                rows=test,
+                sample_ids=table["sample_id"].to_numpy(dtype=str)[test],
+                y_true=y,
+                y_pred=y,
+                proba=np.eye(len(names), dtype=np.float32)[y],
+                curves=tuple(
+                    EpochLog(e, 1.0 / e, 0.5 if validating else None, 0.1, 0.1, 2)
+                    for e in (1, 2, 3)
+                ),
+                selection=plan.header.training["selection"],
+                best_epoch=best_epoch or 3,
+                validation_metric="uf1" if validating else None,
+                seed=0,
+            )
+        )
     return combine_folds(folds, plan.header)
 
 
@@ -462,36 +588,51 @@ def test_runs_say_what_they_were(stores, tmp_path, monkeypatch):
     save_split(store, build_split(store.table, "group_kfold", n_splits=2))
     made = [
         _made_up_run(plan_run(path, "mbcc", variant="difference", epochs=20, batch_size=4)),
-        _made_up_run(plan_run(path, "mbcc", variant="difference", epochs=30, lr=3e-4,
-                              config={"filters": (8, 16)})),
-        _made_up_run(plan_run(path, "mbcc", variant="difference", epochs=3,
-                              selection="validation"), best_epoch=1)]
+        _made_up_run(
+            plan_run(
+                path, "mbcc", variant="difference", epochs=30, lr=3e-4, config={"filters": (8, 16)}
+            )
+        ),
+        _made_up_run(
+            plan_run(path, "mbcc", variant="difference", epochs=3, selection="validation"),
+            best_epoch=1,
+        ),
+    ]
     for record in made:
         save_run(path, record)
-    expected = ["mbcc-difference-e20-lr1e-3-b4-s0-last",
-                "mbcc-difference-filters=8,16-e30-lr3e-4-b32-s0-last",
-                "mbcc-difference-e3-lr1e-3-b32-s0-val"]
+    expected = [
+        "mbcc-difference-e20-lr1e-3-b4-s0-last",
+        "mbcc-difference-filters=8,16-e30-lr3e-4-b32-s0-last",
+        "mbcc-difference-e3-lr1e-3-b32-s0-val",
+    ]
     assert [r.name for r in made] == expected
-    assert made[1].overrides == {"config": {"filters": [8, 16]},
-                                 "training": {"epochs": 30, "lr": 3e-4}}
+    assert made[1].overrides == {
+        "config": {"filters": [8, 16]},
+        "training": {"epochs": 30, "lr": 3e-4},
+    }
     n = len(made[2].folds)
-    assert made[2].selection_warning == (f"kept epoch 1 in {n} of {n} folds: the validation "
-                                         f"part may be too small")
+    assert made[2].selection_warning == (
+        f"kept epoch 1 in {n} of {n} folds: the validation part may be too small"
+    )
     assert made[0].selection_warning is None and made[1].selection_warning is None
 
     runner = CliRunner()
     listed = runner.invoke(main, ["runs", str(path)])
     assert listed.exit_code == 0, listed.output
-    rows = {r.run_id: next(row for row in listed.output.splitlines() if f" {r.run_id} " in row)
-            for r in made}
+    rows = {
+        r.run_id: next(row for row in listed.output.splitlines() if f" {r.run_id} " in row)
+        for r in made
+    }
     for record, name in zip(made, expected):
         assert rows[record.run_id].startswith(name + " ")
     assert "EPOCH1" in rows[made[2].run_id] and "EPOCH1" not in rows[made[0].run_id]
     assert f"EPOCH1 {made[2].run_id}: kept epoch 1 in {n} of {n} folds" in listed.output
     shown = runner.invoke(main, ["runs", str(path), "--run", made[1].run_id])
-    assert (f"settings: mbcc/difference (paper {made[1].paper}); overrides epochs=30, "
-            f"filters=[8, 16], lr=0.0003; 30 epochs, lr 3e-4, batch 32, seed 0, selection "
-            f"last_epoch") in shown.output
+    assert (
+        f"settings: mbcc/difference (paper {made[1].paper}); overrides epochs=30, "
+        f"filters=[8, 16], lr=0.0003; 30 epochs, lr 3e-4, batch 32, seed 0, selection "
+        f"last_epoch"
+    ) in shown.output
     info = runner.invoke(main, ["info", str(path)])
     assert info.exit_code == 0, info.output
     assert "  group_kfold: group_kfold, 2 folds" in info.output
@@ -507,9 +648,15 @@ def test_runs_say_what_they_were(stores, tmp_path, monkeypatch):
     assert f"**warning**: kept epoch 1 in {n} of {n} folds" in markdown
 
     summary = RunRecord.summary  # a record as written before names and overrides existed
-    monkeypatch.setattr(RunRecord, "summary", lambda self: {
-        k: v for k, v in summary(self).items()
-        if k not in ("overrides", "name", "selection_warning")})
+    monkeypatch.setattr(
+        RunRecord,
+        "summary",
+        lambda self: {
+            k: v
+            for k, v in summary(self).items()
+            if k not in ("overrides", "name", "selection_warning")
+        },
+    )
     old = made[0].with_header(run_id="20200101T000000Z-mbcc-000000")
     save_run(path, old)
     monkeypatch.undo()

@@ -47,8 +47,10 @@ CLASSES = ("happiness", "surprise", "disgust")
 def warm_torch():
     """The engine's first ``use_deterministic_algorithms`` imports torch's compiler stack
     (seconds, once per process): paid here, not inside a test's timing."""
-    torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled(),
-                                       warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(
+        torch.are_deterministic_algorithms_enabled(),
+        warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
 
 
 @pytest.fixture
@@ -63,16 +65,29 @@ def _fold(n_subjects=4, clips=3, size=12, validation=False):
     """A LOSO fold (first subject tested) of random 2-frame clips, built as a store's would be."""
     rng = np.random.default_rng(0)
     n = n_subjects * clips
-    data = StoreData(arrays={"frames": rng.random((n, 2, size, size)).astype(np.float16)},
-                     labels=np.arange(n, dtype=np.int64) % 3,
-                     subjects=np.repeat([f"sub{s:02d}" for s in range(n_subjects)], clips),
-                     sample_ids=np.array([f"c{i}" for i in range(n)]),
-                     parents=np.full(n, -1, np.int64), class_names=CLASSES,
-                     dims={"frames": ("frame", "y", "x")})
+    data = StoreData(
+        arrays={"frames": rng.random((n, 2, size, size)).astype(np.float16)},
+        labels=np.arange(n, dtype=np.int64) % 3,
+        subjects=np.repeat([f"sub{s:02d}" for s in range(n_subjects)], clips),
+        sample_ids=np.array([f"c{i}" for i in range(n)]),
+        parents=np.full(n, -1, np.int64),
+        class_names=CLASSES,
+        dims={"frames": ("frame", "y", "x")},
+    )
     test = np.flatnonzero(data.subjects == "sub00")
     train = np.flatnonzero(data.subjects != "sub00")
-    return build_fold(data, 0, "sub00", train, test, unit="clip", augmented=False,
-                      weighted=False, validation=validation, seed=1)
+    return build_fold(
+        data,
+        0,
+        "sub00",
+        train,
+        test,
+        unit="clip",
+        augmented=False,
+        weighted=False,
+        validation=validation,
+        seed=1,
+    )
 
 
 def _mbcc(epochs=3, batch_size=4, selection="last_epoch"):
@@ -80,9 +95,13 @@ def _mbcc(epochs=3, batch_size=4, selection="last_epoch"):
 
     spec = get_model("mbcc")
     config = spec.config({"filters": (4, 8), "dense": 8}, variant="difference")
-    preset = dataclasses.replace(spec.training, epochs=epochs, batch_size=batch_size,
-                                 selection=selection,
-                                 validation_metric="uf1" if selection == "validation" else None)
+    preset = dataclasses.replace(
+        spec.training,
+        epochs=epochs,
+        batch_size=batch_size,
+        selection=selection,
+        validation_metric="uf1" if selection == "validation" else None,
+    )
     return spec, config, preset
 
 
@@ -118,20 +137,31 @@ def test_the_engine_counts_the_validation_part_in_its_first_steps(one_thread):
     assert first.validation_rows == fold.validation.n_rows > 0
     assert first.steps == 4  # TIMED_STEPS of an epoch of more steps
     assert first.epoch_estimate_s == pytest.approx(
-        first.seconds_per_step * first.steps_per_epoch
-        * (1 + FORWARD_SHARE * fold.validation.n_rows / fold.fit.n_rows))
+        first.seconds_per_step
+        * first.steps_per_epoch
+        * (1 + FORWARD_SHARE * fold.validation.n_rows / fold.fit.n_rows)
+    )
 
 
 def _first(seconds_per_step, device="cpu", epochs=200, steps=10):
-    return FirstBatches(fold_index=0, fold_name="sub01", parameters=268_000_000, device=device,
-                        threads=2, steps=4, seconds_per_step=seconds_per_step,
-                        steps_per_epoch=steps, fit_rows=300, validation_rows=30, epochs=epochs)
+    return FirstBatches(
+        fold_index=0,
+        fold_name="sub01",
+        parameters=268_000_000,
+        device=device,
+        threads=2,
+        steps=4,
+        seconds_per_step=seconds_per_step,
+        steps_per_epoch=steps,
+        fit_rows=300,
+        validation_rows=30,
+        epochs=epochs,
+    )
 
 
 def test_an_estimate_of_hours_on_a_cpu_warns_and_names_lighter_settings():
     flatten = {"head": "flatten", "filters": 64}
-    heavy = estimate_run(_first(1.0), model="mer3dcnn", variant="plain", config=flatten,
-                         folds=26)
+    heavy = estimate_run(_first(1.0), model="mer3dcnn", variant="plain", config=flatten, folds=26)
     epoch = 1.0 * 10 * (1 + FORWARD_SHARE * 30 / 300)
     assert heavy.epoch_s == pytest.approx(epoch)
     assert heavy.estimated_s == pytest.approx(epoch * 200 * 26)  # 53,733 s
@@ -140,10 +170,19 @@ def test_an_estimate_of_hours_on_a_cpu_warns_and_names_lighter_settings():
     for lighter in ("--set head=gap", "--set filters=16", f"--epochs {fewer}"):
         assert lighter in heavy.warning
     # the same pace on a GPU, or a light run on the CPU: no warning
-    assert estimate_run(_first(1.0, "cuda"), model="mer3dcnn", variant="plain", config=flatten,
-                        folds=26).warning is None
-    light = estimate_run(_first(0.01), model="mer3dcnn", variant="plain",
-                         config={"head": "gap", "filters": 16}, folds=26)
+    assert (
+        estimate_run(
+            _first(1.0, "cuda"), model="mer3dcnn", variant="plain", config=flatten, folds=26
+        ).warning
+        is None
+    )
+    light = estimate_run(
+        _first(0.01),
+        model="mer3dcnn",
+        variant="plain",
+        config={"head": "gap", "filters": 16},
+        folds=26,
+    )
     assert light.warning is None and light.estimated_s == pytest.approx(epoch * 200 * 26 / 100)
 
 
@@ -156,8 +195,13 @@ def test_the_tracker_gives_fold_and_run_etas_from_the_epochs_so_far():
     tracker(EpochDone(0, "sub01", 2, 4, 0.9, None, 4.0))
     assert isinstance(seen[0], RunEstimate) and seen[0].folds == 3
     one, two = seen[1:]
-    assert (one.fold, one.folds, one.epoch, one.fold_eta_s, one.run_eta_s) == (1, 3, 1, 6.0,
-                                                                             6.0 + 2 * 4 * 2.0)
+    assert (one.fold, one.folds, one.epoch, one.fold_eta_s, one.run_eta_s) == (
+        1,
+        3,
+        1,
+        6.0,
+        6.0 + 2 * 4 * 2.0,
+    )
     assert (two.fold_eta_s, two.run_eta_s) == (2 * 3.0, 2 * 3.0 + 2 * 4 * 3.0)
     tracker(EpochDone(0, "sub01", 3, 4, 0.8, None, 3.0))
     tracker(EpochDone(0, "sub01", 4, 4, 0.7, None, 3.0))
@@ -167,14 +211,28 @@ def test_the_tracker_gives_fold_and_run_etas_from_the_epochs_so_far():
     tracker(EpochDone(1, "sub02", 1, 4, 0.9, None, 3.0))
     last = seen[-1]
     assert len([e for e in seen if isinstance(e, RunEstimate)]) == 1
-    assert (last.fold, last.elapsed_s, last.fold_eta_s, last.run_eta_s) == (2, 3.0, 9.0,
-                                                                          9.0 + 4 * 3.0)
+    assert (last.fold, last.elapsed_s, last.fold_eta_s, last.run_eta_s) == (
+        2,
+        3.0,
+        9.0,
+        9.0 + 4 * 3.0,
+    )
 
 
 def _progress(fold, epoch, epochs=10, done=False):
-    return RunProgress(fold=fold, folds=2, fold_name=f"sub0{fold}", epoch=epoch, epochs=epochs,
-                       loss=0.5, validation=None, elapsed_s=1.0, fold_eta_s=9.0,
-                       run_eta_s=19.0, fold_done=done)
+    return RunProgress(
+        fold=fold,
+        folds=2,
+        fold_name=f"sub0{fold}",
+        epoch=epoch,
+        epochs=epochs,
+        loss=0.5,
+        validation=None,
+        elapsed_s=1.0,
+        fold_eta_s=9.0,
+        run_eta_s=19.0,
+        fold_done=done,
+    )
 
 
 @pytest.mark.parametrize("quiet, expected", [(False, 11), (True, 1)])
@@ -182,13 +240,20 @@ def test_progress_is_printed_every_epoch_or_once_a_minute_under_quiet(quiet, exp
     now = [0.0]
     lines = []
     printer = ProgressPrinter(quiet=quiet, echo=lines.append, clock=lambda: now[0])
-    printer(estimate_run(_first(20.0), model="ha3dnet", variant="paper",
-                         config={"head": "flatten"}, folds=2))
-    assert lines[0].startswith("cost: ha3dnet/paper, 268,000,000 parameters; 200 epochs x 2 "
-                               "folds x 1 seed on cpu (2 threads)")
+    printer(
+        estimate_run(
+            _first(20.0), model="ha3dnet", variant="paper", config={"head": "flatten"}, folds=2
+        )
+    )
+    assert lines[0].startswith(
+        "cost: ha3dnet/paper, 268,000,000 parameters; 200 epochs x 2 "
+        "folds x 1 seed on cpu (2 threads)"
+    )
     # 20 s x 10 steps x (1 + 30 / 300 / 3) = 206.7 s per epoch, x 200 x 2 = 23.0 h
-    assert lines[1] == ("estimate: 20 s/step x 10 steps/epoch = 3 min 27 s/epoch; about "
-                        "23.0 h for the run (from its first steps)")
+    assert lines[1] == (
+        "estimate: 20 s/step x 10 steps/epoch = 3 min 27 s/epoch; about "
+        "23.0 h for the run (from its first steps)"
+    )
     assert lines[2].startswith("warning: this run needs about 23.0 h on the CPU")
     assert "--set head=gap" in lines[2]
     for epoch in range(1, 11):  # 5 s apart: every one printed, or none within the minute
@@ -199,8 +264,7 @@ def test_progress_is_printed_every_epoch_or_once_a_minute_under_quiet(quiet, exp
     progress = lines[3:]
     assert len(progress) == expected, progress
     assert progress[-1] == progress_line(_progress(2, 1))
-    assert progress[-1] == ("fold 2/2 (sub02) epoch 1/10: loss 0.500; fold ETA 9.0 s, "
-                            "run ETA 19 s")
+    assert progress[-1] == ("fold 2/2 (sub02) epoch 1/10: loss 0.500; fold ETA 9.0 s, run ETA 19 s")
 
 
 def test_a_training_process_takes_its_share_of_the_cores(tmp_path, monkeypatch):
@@ -213,7 +277,7 @@ def test_a_training_process_takes_its_share_of_the_cores(tmp_path, monkeypatch):
             assert slot.trainers() == 1 and torch.get_num_threads() == 2
             (tmp_path / str(other.pid)).touch()  # a second training registers
             assert slot.apply() == 1 and torch.get_num_threads() == 1
-            (tmp_path / "99999999").touch()       # a dead one's leftover: not counted
+            (tmp_path / "99999999").touch()  # a dead one's leftover: not counted
             assert slot.trainers() == 2 and not (tmp_path / "99999999").exists()
             other.kill()
             other.wait()
@@ -238,9 +302,16 @@ def test_a_training_process_takes_its_share_of_the_cores(tmp_path, monkeypatch):
 
 # --- the command line, end to end ----------------------------------------------------------
 
-DATASET = {"n_subjects": 4, "clips_per_subject": 3, "seed": 5, "classes": CLASSES,
-           "amplitude_px": (2.5, 3.0), "noise_sigma": (0.5, 1.0), "size": (240, 320),
-           "n_frames": 16}
+DATASET = {
+    "n_subjects": 4,
+    "clips_per_subject": 3,
+    "seed": 5,
+    "classes": CLASSES,
+    "amplitude_px": (2.5, 3.0),
+    "noise_sigma": (0.5, 1.0),
+    "size": (240, 320),
+    "n_frames": 16,
+}
 
 
 @pytest.fixture(scope="module")
@@ -258,11 +329,29 @@ class Training:
 
     def __init__(self, store, *args, env=None):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mer_prep.cli", "train", str(store), "--model", "mbcc",
-             "--variant", "difference", "--set", "filters=[4,8]", "--set", "dense=8",
-             "--batch-size", "2", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or dict(os.environ),
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "mer_prep.cli",
+                "train",
+                str(store),
+                "--model",
+                "mbcc",
+                "--variant",
+                "difference",
+                "--set",
+                "filters=[4,8]",
+                "--set",
+                "dense=8",
+                "--batch-size",
+                "2",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env or dict(os.environ),
+            start_new_session=True,
+        )
         self.err = bytearray()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -297,15 +386,19 @@ def test_an_interrupted_training_exits_130_with_one_line_and_records_nothing(mbc
     assert run.process.wait(timeout=10) == 130, run.text()
     assert time.monotonic() - started < 5
     time.sleep(0.2)  # the pump's last read
-    lines = [line for line in run.text().splitlines() if not line.startswith(
-        ("cost:", "estimate:", "warning:", "fold "))]
+    lines = [
+        line
+        for line in run.text().splitlines()
+        if not line.startswith(("cost:", "estimate:", "warning:", "fold "))
+    ]
     assert lines == [f"cancelled; no run recorded on {mbcc_store}"], run.text()
     assert len(list_runs(mbcc_store)) == before
 
 
 @pytest.mark.slow
 def test_a_run_prints_its_cost_before_the_first_epoch_and_two_runs_share_the_cores(
-        mbcc_store, monkeypatch):
+    mbcc_store, monkeypatch
+):
     from mer_prep.train.cpu_share import usable_cores
 
     env = {k: v for k, v in os.environ.items() if k != THREADS_VARIABLE}
@@ -317,16 +410,21 @@ def test_a_run_prints_its_cost_before_the_first_epoch_and_two_runs_share_the_cor
         second.wait_for("estimate:")
         cost = [line for line in second.text().splitlines() if line.startswith("cost:")]
         assert len(cost) == 1, second.text()
-        assert cost[0].startswith(f"cost: mbcc/difference, {_mbcc_parameters(mbcc_store):,} "
-                                  f"parameters; 10000 epochs x 4 folds x 1 seed on cpu ("), cost
+        assert cost[0].startswith(
+            f"cost: mbcc/difference, {_mbcc_parameters(mbcc_store):,} "
+            f"parameters; 10000 epochs x 4 folds x 1 seed on cpu ("
+        ), cost
         threads = int(re.search(r"\((\d+) threads?\)$", cost[0]).group(1))
         assert 1 <= threads <= fair_share(usable_cores(), 2)  # less when the machine is busy
-        estimate = next(line for line in second.text().splitlines()
-                        if line.startswith("estimate:"))
+        estimate = next(line for line in second.text().splitlines() if line.startswith("estimate:"))
         assert "steps/epoch" in estimate and "for the run" in estimate
         assert "fold " not in second.text()  # --quiet: no progress within the first minute
-        assert re.search(r"^fold 1/4 \(casme2/sub01\) epoch \d+/10000: loss [0-9.]+; fold ETA "
-                         r"[0-9.]+ (s|min|h).*, run ETA [0-9.]+ (s|min|h)", first.text(), re.M)
+        assert re.search(
+            r"^fold 1/4 \(casme2/sub01\) epoch \d+/10000: loss [0-9.]+; fold ETA "
+            r"[0-9.]+ (s|min|h).*, run ETA [0-9.]+ (s|min|h)",
+            first.text(),
+            re.M,
+        )
     finally:
         for run in (first, second):
             if run is not None:

@@ -22,10 +22,16 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
-
 from server_harness import get_json  # noqa: E402
-from flows.train import (FoldJob, artifact_key, fold_groups, run_train, train,  # noqa: E402
-                         training_report)
+
+from flows.train import (
+    FoldJob,
+    artifact_key,
+    fold_groups,
+    run_train,
+    train,  # noqa: E402
+    training_report,
+)
 from mer_prep.cli import main  # noqa: E402
 from mer_prep.config import RUN_RULES, load_config  # noqa: E402
 from mer_prep.errors import ConfigError  # noqa: E402
@@ -35,12 +41,18 @@ from mer_prep.train import train as train_in_process  # noqa: E402
 from mer_prep.train.request import TrainRequest  # noqa: E402
 from mer_prep.train.sequence import RunTicket  # noqa: E402
 
-DATASET = {"n_subjects": 4, "clips_per_subject": 3, "seed": 2,
-           "classes": ("happiness", "surprise", "disgust"), "amplitude_px": (2.5, 3.0),
-           "noise_sigma": (0.5, 1.0), "size": (240, 320), "n_frames": 16}
+DATASET = {
+    "n_subjects": 4,
+    "clips_per_subject": 3,
+    "seed": 2,
+    "classes": ("happiness", "surprise", "disgust"),
+    "amplitude_px": (2.5, 3.0),
+    "noise_sigma": (0.5, 1.0),
+    "size": (240, 320),
+    "n_frames": 16,
+}
 MBCC = {"filters": [8, 16], "dense": 32}
-RUN = {"variant": "difference", "config": MBCC, "epochs": 3, "batch_size": 4, "lr": 3e-3,
-       "seed": 5}
+RUN = {"variant": "difference", "config": MBCC, "epochs": 3, "batch_size": 4, "lr": 3e-3, "seed": 5}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +68,11 @@ def store(tmp_path_factory, synth_dataset):
     recipe = load_recipe("mbcc64")
     plan = plan_version("casme2", root, recipe, path)
     writer = VersionWriter.begin(plan)
-    result = process_batch(BatchJob(writer.fork(), sample_jobs(plan, writer.reused), recipe,
-                                    plan.arrays, plan.class_names))
+    result = process_batch(
+        BatchJob(
+            writer.fork(), sample_jobs(plan, writer.reused), recipe, plan.arrays, plan.class_names
+        )
+    )
     run = combine_batches([result], plan.n_rows, writer.reused)
     writer.finish(run.forks, run.rows, run.failures)
     return path
@@ -73,6 +88,7 @@ def one_thread():
 
 # ------------------------------------------------------------------------------ fast checks
 
+
 def test_the_flows_parameters_are_the_requests_fields_the_policy_checks():
     """A deployment names the flow's parameters one by one: they are the request's fields,
     with its defaults (``store`` required), and the policy knows each."""
@@ -85,8 +101,14 @@ def test_the_flows_parameters_are_the_requests_fields_the_policy_checks():
 
 
 def _ticket(store="s", snapshot="snap", lease=None, **settings) -> RunTicket:
-    return RunTicket(TrainRequest.of(store=store, **settings), store, snapshot, lease,
-                     "20260101T000000Z-mbcc-abcdef", "2026-01-01T00:00:00+00:00")
+    return RunTicket(
+        TrainRequest.of(store=store, **settings),
+        store,
+        snapshot,
+        lease,
+        "20260101T000000Z-mbcc-abcdef",
+        "2026-01-01T00:00:00+00:00",
+    )
 
 
 def test_folds_are_grouped_in_order():
@@ -107,16 +129,26 @@ def test_a_workers_plan_serves_a_later_run_of_the_same_settings_under_that_runs_
 
     opened = open_store(store)
     first = FoldJob(_ticket(str(store), opened.session.snapshot_id, **RUN), (0,))
-    later = FoldJob(dataclasses.replace(first.ticket, run_id="20260202T000000Z-mbcc-123456",
-                                        created="2026-02-02T00:00:00+00:00", lease="x"), (1,))
+    later = FoldJob(
+        dataclasses.replace(
+            first.ticket,
+            run_id="20260202T000000Z-mbcc-123456",
+            created="2026-02-02T00:00:00+00:00",
+            lease="x",
+        ),
+        (1,),
+    )
     mine, theirs = train_flow._plan(first), train_flow._plan(later)
     assert theirs.data is mine.data  # read once
-    assert (mine.header.run_id, mine.header.created) == (first.ticket.run_id,
-                                                         first.ticket.created)
-    assert (theirs.header.run_id, theirs.header.created) == ("20260202T000000Z-mbcc-123456",
-                                                             "2026-02-02T00:00:00+00:00")
-    assert dataclasses.replace(theirs.header, run_id=mine.header.run_id,
-                               created=mine.header.created) == mine.header
+    assert (mine.header.run_id, mine.header.created) == (first.ticket.run_id, first.ticket.created)
+    assert (theirs.header.run_id, theirs.header.created) == (
+        "20260202T000000Z-mbcc-123456",
+        "2026-02-02T00:00:00+00:00",
+    )
+    assert (
+        dataclasses.replace(theirs.header, run_id=mine.header.run_id, created=mine.header.created)
+        == mine.header
+    )
     other = FoldJob(_ticket(str(store), opened.session.snapshot_id, **{**RUN, "seed": 6}), (0,))
     assert train_flow._plan(other).data is not mine.data and other.plan_key() != first.plan_key()
 
@@ -133,12 +165,28 @@ def test_a_cancelled_trainings_folds_stop_between_epochs(store):
     from mer_prep.store.lease import reading_lease
 
     opened = open_store(store)
-    job = FoldJob(_ticket(str(store), opened.session.snapshot_id, "reading-gone",
-                          model="mbcc", variant="difference", device="cpu", seed=0,
-                          epochs=100_000, batch_size=4, lr=3e-3, selection="last_epoch",
-                          config=MBCC), (0,))
-    with pytest.raises(RunAbandoned, match=r"lease reading-gone no longer exists\): fold\(s\) "
-                                           r"0 stopped$"):
+    job = FoldJob(
+        _ticket(
+            str(store),
+            opened.session.snapshot_id,
+            "reading-gone",
+            model="mbcc",
+            variant="difference",
+            device="cpu",
+            seed=0,
+            epochs=100_000,
+            batch_size=4,
+            lr=3e-3,
+            selection="last_epoch",
+            config=MBCC,
+        ),
+        (0,),
+    )
+    with pytest.raises(
+        RunAbandoned,
+        match=r"lease reading-gone no longer exists\): fold\(s\) "
+        r"0 stopped$",
+    ):
         train_flow.train_folds.fn(job)
     assert job.plan_key() not in train_flow._PLANS  # stopped before reading the store
 
@@ -172,7 +220,7 @@ recipe = "mbcc64"
 n_workers = 2
 {extra}
 [datasets.casme2]
-root = "{tmp_path / 'CASME2'}"
+root = "{tmp_path / "CASME2"}"
 recipes = ["mbcc64", "ha3d"]
 {trainings}
 """)
@@ -206,18 +254,39 @@ def test_trainings_become_deployments_whose_runs_may_only_use_what_they_configur
     assert quick.cron == "0 6 * * *" and quick.parameters["epochs"] == 2
     params = quick.parameters
     config.check_run(params, flow="train")
-    config.check_run({**params, "version": "v-0123456789abcdef", "n_workers": 1,
-                      "dask_address": "tls://gpus:8786"}, flow="train")
+    config.check_run(
+        {
+            **params,
+            "version": "v-0123456789abcdef",
+            "n_workers": 1,
+            "dask_address": "tls://gpus:8786",
+        },
+        flow="train",
+    )
     config.check_run({k: v for k, v in params.items() if k != "resources"}, flow="train")
     config.check_run(gpu.parameters, flow="train")
     config.check_run({**gpu.parameters, "resources": {"GPU": 1}}, flow="train")  # the default
-    for name, value in [("epochs", 3), ("epochs", None), ("model", "msres3d"),
-                        ("variant", "apex"), ("device", "cuda"), ("seed", True), ("seed", 1),
-                        ("config", {"filters": [8, 16], "dense": 64}), ("version", "../x"),
-                        ("version", 7), ("n_workers", 3), ("dask_address", "tcp://evil:1"),
-                        ("store", "/tmp/elsewhere"), ("store", None),
-                        ("resources", {"GPU": 2}), ("folds_per_task", 2), ("dataset", "samm"),
-                        ("keep_checkpoints", True), ("evil", 1)]:
+    for name, value in [
+        ("epochs", 3),
+        ("epochs", None),
+        ("model", "msres3d"),
+        ("variant", "apex"),
+        ("device", "cuda"),
+        ("seed", True),
+        ("seed", 1),
+        ("config", {"filters": [8, 16], "dense": 64}),
+        ("version", "../x"),
+        ("version", 7),
+        ("n_workers", 3),
+        ("dask_address", "tcp://evil:1"),
+        ("store", "/tmp/elsewhere"),
+        ("store", None),
+        ("resources", {"GPU": 2}),
+        ("folds_per_task", 2),
+        ("dataset", "samm"),
+        ("keep_checkpoints", True),
+        ("evil", 1),
+    ]:
         with pytest.raises(ConfigError, match=rf"\b{name}\b") as refused:
             config.check_run({**params, name: value}, flow="train")
         assert str(config.path) in str(refused.value)
@@ -227,24 +296,33 @@ def test_serve_check_lists_the_training_deployments(tmp_path):
     config = _config(tmp_path, GOOD)
     listed = CliRunner().invoke(main, ["serve", "--check", "--config", str(config.path)])
     assert listed.exit_code == 0, listed.output
-    assert f"train/casme2-mbcc: mbcc/difference loso on {tmp_path}/stores/casme2/mbcc64 (cpu), " \
-           f"schedule 0 6 * * *, on each new version" in listed.output
+    assert (
+        f"train/casme2-mbcc: mbcc/difference loso on {tmp_path}/stores/casme2/mbcc64 (cpu), "
+        f"schedule 0 6 * * *, on each new version" in listed.output
+    )
     assert "train/casme2-ha3dnet: ha3dnet/default loso" in listed.output
 
 
-@pytest.mark.parametrize("trainings, message", [
-    ('[trainings.x]\ndataset = "samm"\nmodel = "mbcc"\n', r"trainings\.x\.dataset"),
-    ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\nrecipe = "dacwb3d"\n',
-     r"trainings\.x\.recipe"),
-    ('[trainings.x]\ndataset = "casme2"\nmodel = "nosuch"\n', "nosuch"),
-    ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\nvariant = "nosuch"\n', "variant"),
-    ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\ndevice = "tpu"\n', "device"),
-    ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\ncron = "nope"\n', "cron"),
-    ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\nepoch = 3\n', "epoch"),
-    ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\n'
-     '[trainings.y]\ndataset = "casme2"\nmodel = "mbcc"\nvariant = "apex"\n',
-     r"train/casme2-mbcc is also trainings\.x"),
-])
+@pytest.mark.parametrize(
+    "trainings, message",
+    [
+        ('[trainings.x]\ndataset = "samm"\nmodel = "mbcc"\n', r"trainings\.x\.dataset"),
+        (
+            '[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\nrecipe = "dacwb3d"\n',
+            r"trainings\.x\.recipe",
+        ),
+        ('[trainings.x]\ndataset = "casme2"\nmodel = "nosuch"\n', "nosuch"),
+        ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\nvariant = "nosuch"\n', "variant"),
+        ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\ndevice = "tpu"\n', "device"),
+        ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\ncron = "nope"\n', "cron"),
+        ('[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\nepoch = 3\n', "epoch"),
+        (
+            '[trainings.x]\ndataset = "casme2"\nmodel = "mbcc"\n'
+            '[trainings.y]\ndataset = "casme2"\nmodel = "mbcc"\nvariant = "apex"\n',
+            r"train/casme2-mbcc is also trainings\.x",
+        ),
+    ],
+)
 def test_a_wrong_training_is_reported_on_load(tmp_path, trainings, message):
     with pytest.raises(ConfigError, match=message):
         _config(tmp_path, trainings)
@@ -255,11 +333,24 @@ def test_the_dask_dashboard_is_announced_only_when_it_can_be_served(monkeypatch)
 
     import flows.cluster as cluster
 
-    record = logging.LogRecord("prefect.task_runner.dask", logging.INFO, __file__, 1,
-                               "The Dask dashboard is available at http://127.0.0.1:1/status",
-                               None, None)
-    other = logging.LogRecord("prefect.task_runner.dask", logging.INFO, __file__, 1,
-                              "Connecting to an existing Dask cluster", None, None)
+    record = logging.LogRecord(
+        "prefect.task_runner.dask",
+        logging.INFO,
+        __file__,
+        1,
+        "The Dask dashboard is available at http://127.0.0.1:1/status",
+        None,
+        None,
+    )
+    other = logging.LogRecord(
+        "prefect.task_runner.dask",
+        logging.INFO,
+        __file__,
+        1,
+        "Connecting to an existing Dask cluster",
+        None,
+        None,
+    )
     dask_logger = logging.getLogger("prefect.task_runner.dask")
     monkeypatch.setattr(cluster, "dashboard_servable", lambda: False)
     assert not dask_logger.filter(record) and dask_logger.filter(other)
@@ -268,6 +359,7 @@ def test_the_dask_dashboard_is_announced_only_when_it_can_be_served(monkeypatch)
 
 
 # -------------------------------------------------------------- the flow on real clusters
+
 
 @pytest.mark.slow  # a local cluster of two worker processes
 def test_the_flow_trains_every_fold_on_both_workers_like_the_engine(store, prefect_server):
@@ -282,12 +374,15 @@ def test_the_flow_trains_every_fold_on_both_workers_like_the_engine(store, prefe
         np.testing.assert_array_equal(mine.y_pred, theirs.y_pred)
         np.testing.assert_allclose(mine.proba, theirs.proba, rtol=1e-6)
     opened = open_store(store)
-    assert (record.version_id, record.snapshot_id) == (opened.version_id,
-                                                       opened.session.snapshot_id)
+    assert (record.version_id, record.snapshot_id) == (
+        opened.version_id,
+        opened.session.snapshot_id,
+    )
     (recorded,) = [r for r in list_runs(store) if r.run_id == record.run_id]
     assert recorded.metrics["uf1"] == pytest.approx(record.uf1)
-    report = get_json(f"{prefect_server}/artifacts/{artifact_key('casme2', 'mbcc', 'loso')}"
-                      f"/latest")["data"]
+    report = get_json(
+        f"{prefect_server}/artifacts/{artifact_key('casme2', 'mbcc', 'loso')}/latest"
+    )["data"]
     assert report == training_report(record)
     assert "## per class" in report and "](data:image/png;base64," in report
     assert record.snapshot_id in report and "subject-independent" in report
@@ -303,6 +398,7 @@ def test_a_bad_variant_fails_the_run_at_once_and_records_nothing(store, prefect_
 
 # ------------------------------------------------------------------ a hand-started cluster
 
+
 @pytest.fixture
 def cluster(tmp_path_factory, request):
     """A scheduler and two `dask worker` processes: worker 0 with a (fake) GPU resource."""
@@ -310,17 +406,39 @@ def cluster(tmp_path_factory, request):
 
     hand = HandCluster(tmp_path_factory.mktemp("dask-train"))
     request.addfinalizer(hand.stop)
-    hand._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                "--scheduler-file", str(hand.scheduler_file), "--no-dashboard")
+    hand._spawn(
+        "scheduler",
+        "scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--scheduler-file",
+        str(hand.scheduler_file),
+        "--no-dashboard",
+    )
     deadline = time.monotonic() + 60
     while not hand.scheduler_file.exists():
         hand._check_alive()
         assert time.monotonic() < deadline, hand.logs()
         time.sleep(0.1)
     for i, extra in enumerate((["--resources", "GPU=1"], [])):
-        hand._spawn(f"worker{i}", "worker", "--nthreads", "1", "--nworkers", "1",
-                    "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
-                    "--scheduler-file", str(hand.scheduler_file), *extra)
+        hand._spawn(
+            f"worker{i}",
+            "worker",
+            "--nthreads",
+            "1",
+            "--nworkers",
+            "1",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+            "--name",
+            f"w{i}",
+            "--scheduler-file",
+            str(hand.scheduler_file),
+            *extra,
+        )
     from distributed import Client
 
     hand.client = Client(scheduler_file=str(hand.scheduler_file), timeout=60)
@@ -329,16 +447,19 @@ def cluster(tmp_path_factory, request):
 
 
 def _by_name(hand) -> dict[str, str]:
-    return {info["name"]: address for address, info in
-            hand.client.scheduler_info(n_workers=-1)["workers"].items()}
+    return {
+        info["name"]: address
+        for address, info in hand.client.scheduler_info(n_workers=-1)["workers"].items()
+    }
 
 
 @pytest.mark.slow  # a hand-started scheduler and two workers
 @pytest.mark.usefixtures("prefect_server")
 def test_gpu_folds_run_only_on_workers_with_the_resource(store, cluster):
     gpu = _by_name(cluster)["w0"]
-    record = run_train(str(store), "mbcc", dask_address=cluster.address, resources={"GPU": 1},
-                       **RUN)
+    record = run_train(
+        str(store), "mbcc", dask_address=cluster.address, resources={"GPU": 1}, **RUN
+    )
     assert len(record.folds) == 4
     assert set(record.timings["fold_workers"].values()) == {gpu}
     free = run_train(str(store), "mbcc", dask_address=cluster.address, **RUN)  # CPU: anywhere
@@ -353,8 +474,9 @@ def test_a_fold_whose_worker_is_killed_is_rerun_and_the_run_completes(store, clu
 
     client = cluster.client
     slow = {**RUN, "epochs": 400}  # seconds per fold
-    thread, outcome = run_in_thread(run_train, str(store), "mbcc",
-                                    dask_address=cluster.address, **slow)
+    thread, outcome = run_in_thread(
+        run_train, str(store), "mbcc", dask_address=cluster.address, **slow
+    )
     deadline = time.monotonic() + 120
     while sum(map(len, client.processing().values())) < 2:
         assert thread.is_alive(), outcome
@@ -383,8 +505,7 @@ def test_two_runs_of_one_store_at_once_are_both_recorded(store, cluster):
 
     def run(seed):
         start.wait()
-        return run_train(str(store), "mbcc", dask_address=cluster.address,
-                         **{**RUN, "seed": seed})
+        return run_train(str(store), "mbcc", dask_address=cluster.address, **{**RUN, "seed": seed})
 
     runs = [run_in_thread(run, seed) for seed in (1, 2)]
     for thread, _ in runs:
@@ -402,9 +523,25 @@ def test_two_runs_of_one_store_at_once_are_both_recorded(store, cluster):
 @pytest.mark.usefixtures("prefect_server")
 def test_cli_trains_through_the_flow_with_an_address_and_shows_a_run(store, cluster):
     runner = CliRunner()
-    trained = runner.invoke(main, ["train", str(store), "--model", "mbcc", "--variant",
-                                   "difference", "--epochs", "2", "--set", "filters=[8, 16]",
-                                   "--set", "dense=32", "--dask-address", cluster.address])
+    trained = runner.invoke(
+        main,
+        [
+            "train",
+            str(store),
+            "--model",
+            "mbcc",
+            "--variant",
+            "difference",
+            "--epochs",
+            "2",
+            "--set",
+            "filters=[8, 16]",
+            "--set",
+            "dense=32",
+            "--dask-address",
+            cluster.address,
+        ],
+    )
     assert trained.exit_code == 0, trained.output
     lines = trained.output.splitlines()
     run_id = next(line for line in lines if line.startswith("run ")).split()[1].rstrip(":")

@@ -49,20 +49,44 @@ def test_validation_needs_two_subjects_and_handles_one_class():
 def _fold(index, y_true, y_pred, k=3):
     n = len(y_true)
     proba = np.eye(k, dtype=np.float32)[y_pred]
-    return FoldResult(index=index, name=f"s{index}", class_names=("a", "b", "c"),
-                      rows=np.arange(n), sample_ids=np.array([f"x{index}-{i}" for i in range(n)]),
-                      y_true=np.asarray(y_true), y_pred=np.asarray(y_pred), proba=proba,
-                      curves=(EpochLog(1, 1.0, None, 0.1, 0.09, 1),), selection="last_epoch",
-                      best_epoch=1, validation_metric=None, seed=index)
+    return FoldResult(
+        index=index,
+        name=f"s{index}",
+        class_names=("a", "b", "c"),
+        rows=np.arange(n),
+        sample_ids=np.array([f"x{index}-{i}" for i in range(n)]),
+        y_true=np.asarray(y_true),
+        y_pred=np.asarray(y_pred),
+        proba=proba,
+        curves=(EpochLog(1, 1.0, None, 0.1, 0.09, 1),),
+        selection="last_epoch",
+        best_epoch=1,
+        validation_metric=None,
+        seed=index,
+    )
 
 
 def _header(n_folds: int) -> RunHeader:
-    return RunHeader(run_id="r", created="2026-01-01T00:00:00+00:00", model="mbcc", paper="000",
-                     variant="apex", config={}, training={}, unit="clip", aggregation="",
-                     split="loso", split_kind="loso", leaky=False,
-                     store={"class_names": ["a", "b", "c"], "version_id": "v-1",
-                            "snapshot_id": "S"}, seed=0, code_version="0", device="cpu",
-                     torch_version="", n_folds=n_folds)
+    return RunHeader(
+        run_id="r",
+        created="2026-01-01T00:00:00+00:00",
+        model="mbcc",
+        paper="000",
+        variant="apex",
+        config={},
+        training={},
+        unit="clip",
+        aggregation="",
+        split="loso",
+        split_kind="loso",
+        leaky=False,
+        store={"class_names": ["a", "b", "c"], "version_id": "v-1", "snapshot_id": "S"},
+        seed=0,
+        code_version="0",
+        device="cpu",
+        torch_version="",
+        n_folds=n_folds,
+    )
 
 
 def test_pooled_metrics_sum_confusions_over_folds_first():
@@ -106,8 +130,17 @@ def test_best_epoch_keeps_a_copy_of_the_first_best_and_always_one():
 def test_first_steps_report_once_leaving_the_first_step_out():
     from mer_prep.train.timing import FirstSteps, StepsContext, first_batches
 
-    context = StepsContext(fold_index=0, fold_name="s01", parameters=10, device="cpu", threads=1,
-                           steps_per_epoch=3, fit_rows=9, validation_rows=0, epochs=2)
+    context = StepsContext(
+        fold_index=0,
+        fold_name="s01",
+        parameters=10,
+        device="cpu",
+        threads=1,
+        steps_per_epoch=3,
+        fit_rows=9,
+        validation_rows=0,
+        epochs=2,
+    )
     event = first_batches(context, [1.5, 2.0, 2.25], epoch_start=1.0)
     assert event.steps == 3 and event.seconds_per_step == pytest.approx(0.375)
     assert first_batches(context, [1.5], epoch_start=1.0).seconds_per_step == pytest.approx(0.5)
@@ -131,7 +164,11 @@ def test_a_run_record_is_its_typed_parts_and_reads_as_before():
     record = combine_folds([_fold(0, [0, 1, 2, 2], [0, 1, 1, 2])], header, duration_s=3.0)
     assert record.header is header and isinstance(record.scores, PooledScores)
     assert (record.model, record.version_id, record.snapshot_id, record.n_folds) == (
-        "mbcc", "v-1", "S", 1)
+        "mbcc",
+        "v-1",
+        "S",
+        1,
+    )
     assert record.name == header.name and record.settings() == header.settings()
     assert record.scores.n == 4 and record.scores.confusion == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
     assert record.metrics == PooledScores.from_dict(record.metrics).as_dict()
@@ -146,5 +183,8 @@ def test_a_run_record_is_its_typed_parts_and_reads_as_before():
     stored = {"uf1": None, "uar": None, "accuracy": None, "n": 0, "later_key": [1]}
     assert PooledScores.from_dict(stored).as_dict() == stored
     empty = combine_folds([_fold(0, [], [])], header)
-    assert empty.scores.n == 0 and np.isnan(empty.uf1) and set(empty.metrics) == {
-        "uf1", "uar", "accuracy", "n"}
+    assert (
+        empty.scores.n == 0
+        and np.isnan(empty.uf1)
+        and set(empty.metrics) == {"uf1", "uar", "accuracy", "n"}
+    )

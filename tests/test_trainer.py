@@ -10,12 +10,12 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
-from mer_prep.evaluation.splits import build_split
-from mer_prep.store.splits import save_split
 from mer_prep.evaluation.metrics import pooled_confusion, uar
+from mer_prep.evaluation.splits import build_split
 from mer_prep.recipes import load_recipe
 from mer_prep.store import open_store
 from mer_prep.store.export import export_hdf5
+from mer_prep.store.splits import save_split
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -28,14 +28,24 @@ def store_path(tmp_path_factory, synth_dataset):
     from flows.preprocess import run_preprocess
 
     work = tmp_path_factory.mktemp("trainer")
-    root, _ = synth_dataset("casme2", n_subjects=8, clips_per_subject=3, seed=2, classes=CLASSES,
-                            amplitude_px=(1.0, 2.0), size=(240, 320))
+    root, _ = synth_dataset(
+        "casme2",
+        n_subjects=8,
+        clips_per_subject=3,
+        seed=2,
+        classes=CLASSES,
+        amplitude_px=(1.0, 2.0),
+        size=(240, 320),
+    )
     recipe = load_recipe("mbcc64").model_dump(mode="json", by_alias=True)
-    recipe.update(name="mbcc64aug", augment={"copies": 1, "seed": 1, "rotation_deg": 5,
-                                             "brightness": 0.05, "contrast": 0.1})
+    recipe.update(
+        name="mbcc64aug",
+        augment={"copies": 1, "seed": 1, "rotation_deg": 5, "brightness": 0.05, "contrast": 0.1},
+    )
     (work / "mbcc64aug.yaml").write_text(yaml.safe_dump(recipe))
-    summary = run_preprocess("casme2", str(root), str(work / "mbcc64aug.yaml"),
-                             str(work / "store"), n_workers=1)
+    summary = run_preprocess(
+        "casme2", str(root), str(work / "mbcc64aug.yaml"), str(work / "store"), n_workers=1
+    )
     assert summary.n_failed == 0
     return work / "store"
 
@@ -45,8 +55,9 @@ def test_augmented_copies_follow_their_parent_into_every_fold(store_path):
     table = store.table
     assert len(table) == 48 and (store.parents >= 0).sum() == 24
     children = np.flatnonzero(store.parents >= 0)
-    assert all(table["sample_id"][c] == table["sample_id"][store.parents[c]] + "#aug1"
-               for c in children)
+    assert all(
+        table["sample_id"][c] == table["sample_id"][store.parents[c]] + "#aug1" for c in children
+    )
     assert all(table["aug_params"][c]["angle_deg"] != 0 for c in children)  # recorded, not identity
     frames = store.array("frames", dtype="float32")
     assert not np.allclose(frames[children], frames[store.parents[children]])
@@ -61,10 +72,13 @@ def test_augmented_copies_follow_their_parent_into_every_fold(store_path):
 
 def test_stored_split_weights_smote_and_audit(store_path, tmp_path):
     store = open_store(store_path)
-    save_split(store, build_split(store.table, "loso"), smote_features="frames",
-               materialise=("frames",))
+    save_split(
+        store, build_split(store.table, "loso"), smote_features="frames", materialise=("frames",)
+    )
     store = open_store(store_path)
-    assert store.split_names == ["loso"] and store.split_attrs("loso")["smote"]["features"] == "frames"
+    assert (
+        store.split_names == ["loso"] and store.split_attrs("loso")["smote"]["features"] == "frames"
+    )
     labels = store.labels
     for i, (name, train, test, weights) in enumerate(store.folds("loso")):
         counts = np.bincount(labels[train], minlength=len(store.class_names))
@@ -78,16 +92,36 @@ def test_stored_split_weights_smote_and_audit(store_path, tmp_path):
 
     # the audit passes LOSO and flags a deliberately leaky split (exit code 1)
     def audit(name):
-        return subprocess.run([sys.executable, "-m", "mer_prep.cli", "audit", str(store_path),
-                               "--split", name], capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "mer_prep.cli", "audit", str(store_path), "--split", name],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     clean = audit("loso")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     with pytest.raises(ValueError, match="leaky=True"):
         build_split(store.table, "random", n_splits=4)
-    made = subprocess.run([sys.executable, "-m", "mer_prep.cli", "split", str(store_path),
-                           "--kind", "random", "--name", "paper", "--folds", "4", "--leaky"],
-                          capture_output=True, text=True, timeout=300)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mer_prep.cli",
+            "split",
+            str(store_path),
+            "--kind",
+            "random",
+            "--name",
+            "paper",
+            "--folds",
+            "4",
+            "--leaky",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert made.returncode == 0 and "LEAKY" in made.stdout, made.stderr
     assert open_store(store_path).split_attrs("paper")["leaky"] is True
     leaky = audit("paper")
@@ -116,7 +150,8 @@ def test_torch_dataset_and_hdf5_export(store_path, tmp_path):
         last = smote[len(smote) - 1]
         frames = store.array("frames", "float32")
         expected = frames[plan.parent_a[-1]] + plan.weight[-1] * (
-            frames[plan.parent_b[-1]] - frames[plan.parent_a[-1]])
+            frames[plan.parent_b[-1]] - frames[plan.parent_a[-1]]
+        )
         assert last["synthetic"] and int(last["label"]) == plan.label[-1]
         np.testing.assert_allclose(last["frames"].numpy(), expected, atol=1e-3)
     loader = torch.utils.data.DataLoader(weighted, batch_size=8)
@@ -153,8 +188,12 @@ def test_dataloader_workers_under_fork_finish(store_path):
     import multiprocessing
 
     assert multiprocessing.get_start_method() == "fork"
-    done = subprocess.run([sys.executable, "-c", FORKED_LOADERS, str(store_path)],
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_LOADERS, str(store_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]
 
 
@@ -163,7 +202,9 @@ def loso_uar(store, labels):
     frames = store.array("frames", dtype="float32")
     difference = np.abs(frames[:, 1] - frames[:, 0])
     # 4x4 pooling: the expression moves whole regions, and 256 features suit 36 training rows
-    features = difference.reshape(len(frames), 16, 4, 16, 4).mean(axis=(2, 4)).reshape(len(frames), -1)
+    features = (
+        difference.reshape(len(frames), 16, 4, 16, 4).mean(axis=(2, 4)).reshape(len(frames), -1)
+    )
     results = []
     for _, train, test, weights in store.folds("loso"):
         model = LogisticRegression(C=10.0, max_iter=2000, class_weight=dict(enumerate(weights)))

@@ -23,15 +23,20 @@ import sys
 import time
 
 import pytest
+from server_harness import BIN, get_json, post_json, serving, wait_for
 
 from flows.events import COMMITTED, store_resource_id
 from mer_prep.config import load_config
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
-from server_harness import BIN, get_json, post_json, serving, wait_for
 
-SMALL_CASME2 = {"n_subjects": 3, "clips_per_subject": 2, "seed": 11, "n_frames": 12,
-                "size": (240, 320)}
+SMALL_CASME2 = {
+    "n_subjects": 3,
+    "clips_per_subject": 2,
+    "seed": 11,
+    "n_frames": 12,
+    "size": (240, 320),
+}
 TRAINING = """
 [trainings.quick]
 dataset = "casme2"
@@ -57,26 +62,34 @@ root = "{root}"
 
 # ------------------------------------------------------------------------------ fast checks
 
+
 def test_each_training_of_a_store_gets_a_trigger_on_its_new_versions(tmp_path):
     from flows.deployments import build_deployments
 
     (tmp_path / "CASME2").mkdir()
     path = tmp_path / "mer-prep.toml"
-    path.write_text(_config_text(tmp_path / "CASME2", TRAINING + """
+    path.write_text(
+        _config_text(
+            tmp_path / "CASME2",
+            TRAINING
+            + """
 [trainings.nightly]
 dataset = "casme2"
 model = "mbcc"
 name = "casme2-mbcc-nightly"
 cron = "0 4 * * *"
 on_commit = false
-"""))
+""",
+        )
+    )
     deployments = {d.name: d for d in build_deployments(load_config(path))}
     assert set(deployments) == {"casme2", "casme2-mbcc", "casme2-mbcc-nightly"}
     store = tmp_path / "stores" / "casme2" / "mbcc64"
     (trigger,) = deployments["casme2-mbcc"].triggers
     assert trigger.expect == {COMMITTED}
     assert trigger.match.model_dump(mode="json") == {
-        "prefect.resource.id": f"mer-prep.store.{store}"}
+        "prefect.resource.id": f"mer-prep.store.{store}"
+    }
     assert trigger.parameters == {"version": "{{ event.payload.version_id }}"}
     assert deployments["casme2-mbcc"].parameters["store"] == str(store)
     assert deployments["casme2-mbcc-nightly"].triggers == []
@@ -87,16 +100,25 @@ on_commit = false
 def test_a_store_is_one_resource_however_its_path_is_spelt(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert store_resource_id("stores/x/../casme2") == f"mer-prep.store.{tmp_path}/stores/casme2"
-    assert store_resource_id("s3://bucket/stores/casme2/") == "mer-prep.store.s3://bucket/stores/casme2"
+    assert (
+        store_resource_id("s3://bucket/stores/casme2/")
+        == "mer-prep.store.s3://bucket/stores/casme2"
+    )
 
 
 @pytest.mark.slow  # a local cluster of one worker process
-def test_the_standing_cluster_is_on_loopback_with_credentials_only_its_user_reads(tmp_path,
-                                                                                monkeypatch):
+def test_the_standing_cluster_is_on_loopback_with_credentials_only_its_user_reads(
+    tmp_path, monkeypatch
+):
     from distributed import Client
 
-    from flows.cluster import (STANDING_ENV, StandingCluster, dashboard_servable,
-                               dask_task_runner, standing_cluster)
+    from flows.cluster import (
+        STANDING_ENV,
+        StandingCluster,
+        dashboard_servable,
+        dask_task_runner,
+        standing_cluster,
+    )
 
     monkeypatch.delenv(STANDING_ENV, raising=False)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -131,6 +153,7 @@ def test_the_standing_cluster_is_on_loopback_with_credentials_only_its_user_read
 
 # -------------------------------------------------------------------------------- end to end
 
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, synth_dataset):
     """A real `prefect server start` and `mer-prep serve` of preprocess/casme2 and
@@ -140,8 +163,13 @@ def served(tmp_path_factory, synth_dataset):
     config = base / "mer-prep.toml"
     config.write_text(_config_text(root))
     with serving(base, config, "preprocess/casme2", "train/casme2-mbcc") as server:
-        yield {"env": server.client_env, "api": server.api, "base": base, "server": server,
-               "store": base / "stores" / "casme2" / "mbcc64"}
+        yield {
+            "env": server.client_env,
+            "api": server.api,
+            "base": base,
+            "server": server,
+            "store": base / "stores" / "casme2" / "mbcc64",
+        }
 
 
 def _deployment_run(served, name: str, *params: str) -> subprocess.CompletedProcess:
@@ -151,10 +179,16 @@ def _deployment_run(served, name: str, *params: str) -> subprocess.CompletedProc
 def _runs_of(served, deployment: str) -> list[dict]:
     """The top-level flow runs of ``deployment``, oldest first."""
     deployment_id = get_json(f"{served['api']}/deployments/name/{deployment}")["id"]
-    return post_json(f"{served['api']}/flow_runs/filter", {
-        "sort": "EXPECTED_START_TIME_ASC",
-        "flow_runs": {"deployment_id": {"any_": [deployment_id]},
-                      "parent_task_run_id": {"is_null_": True}}})
+    return post_json(
+        f"{served['api']}/flow_runs/filter",
+        {
+            "sort": "EXPECTED_START_TIME_ASC",
+            "flow_runs": {
+                "deployment_id": {"any_": [deployment_id]},
+                "parent_task_run_id": {"is_null_": True},
+            },
+        },
+    )
 
 
 @pytest.mark.slow  # a Prefect server, `mer-prep serve`, three preprocessing and a training run
@@ -181,19 +215,29 @@ def test_a_committed_version_is_trained_once_and_an_up_to_date_run_triggers_noth
     assert record.snapshot_id == open_repository(store).lookup_tag(version)
     report = get_json(f"{served['api']}/artifacts/train-casme2-mbcc-loso/latest")["data"]
     assert version in report and record.run_id in report and "## per class" in report
-    listed = subprocess.run([str(BIN / "mer-prep"), "runs", str(store)], capture_output=True,
-                            text=True, timeout=120)
+    listed = subprocess.run(
+        [str(BIN / "mer-prep"), "runs", str(store)], capture_output=True, text=True, timeout=120
+    )
     assert listed.returncode == 0 and record.run_id in listed.stdout, listed.stderr
 
     again = _deployment_run(served, "preprocess/casme2")  # up to date: no version, no event
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "up to date" in get_json(
-        f"{served['api']}/artifacts/preprocess-casme2-mbcc64/latest")["data"]
+    assert (
+        "up to date"
+        in get_json(f"{served['api']}/artifacts/preprocess-casme2-mbcc64/latest")["data"]
+    )
     time.sleep(10)  # what a trigger would need to start a run (it took ~1.5 s above)
     assert len(_runs_of(served, "train/casme2-mbcc")) == 1
     assert len(list_runs(store)) == 1
-    events = post_json(f"{served['api']}/events/filter", {"filter": {
-        "event": {"name": [COMMITTED]}, "any_resource": {"id": [store_resource_id(store)]}}})
+    events = post_json(
+        f"{served['api']}/events/filter",
+        {
+            "filter": {
+                "event": {"name": [COMMITTED]},
+                "any_resource": {"id": [store_resource_id(store)]},
+            }
+        },
+    )
     assert [e["payload"]["version_id"] for e in events["events"]] == [version]
 
 
@@ -219,7 +263,10 @@ def test_a_served_training_run_is_checked_and_watch_exits_1_when_it_fails(served
     assert state["type"] == "FAILED" and "\n" not in state["message"]
     assert re.match(r"refused: \S*mer-prep\.toml: run parameter epochs=50 ", state["message"])
     assert "ConfigError" not in log
-    assert re.search(r"mer-prep\.run\.refused \* refused: \S*mer-prep\.toml: run parameter "
-                     r"epochs=50 ", " ".join(refused.stdout.split())), refused.stdout  # --watch
+    assert re.search(
+        r"mer-prep\.run\.refused \* refused: \S*mer-prep\.toml: run parameter "
+        r"epochs=50 ",
+        " ".join(refused.stdout.split()),
+    ), refused.stdout  # --watch
     assert re.search(r"no version 'v-00000000deadbeef'", log)
     assert len(list_runs(served["store"])) == before + 1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 import test_store
+from click.testing import CliRunner
 from test_store import make_plan, write_version
 
 from mer_prep.cli import main
@@ -20,10 +20,14 @@ from mer_prep.store.verify import verify_store
 @pytest.fixture(autouse=True)
 def noisy_samples(monkeypatch):
     """Samples of random pixels: chunks too big for Icechunk to inline into its manifests."""
+
     def arrays(i):
         rng = np.random.default_rng(i)
-        return {"frames": rng.random((2, 64, 64)).astype(np.float16),
-                "landmarks": rng.random((68, 2)).astype(np.float32)}
+        return {
+            "frames": rng.random((2, 64, 64)).astype(np.float16),
+            "landmarks": rng.random((68, 2)).astype(np.float32),
+        }
+
     monkeypatch.setattr(test_store, "sample_arrays", arrays)
     return arrays
 
@@ -80,8 +84,7 @@ def test_a_reader_names_the_array_and_sample_of_a_bad_chunk(tmp_path, noisy_samp
 
 def _everything(store_path):
     store = open_store(store_path)
-    return (store.attrs, store.table_all.to_json(), store.array("frames"),
-            store.array("landmarks"))
+    return (store.attrs, store.table_all.to_json(), store.array("frames"), store.array("landmarks"))
 
 
 @pytest.mark.slow  # 6-10 s: reads the whole store back after each of 3 flips per file
@@ -91,8 +94,12 @@ def test_a_flipped_bit_in_the_metadata_raises_or_changes_nothing(tmp_path):
     store = tmp_path / "s"
     write_version(make_plan(store, n=3))
     before = _everything(store)
-    files = sorted(p for sub in ("snapshots", "manifests", "refs")
-                   for p in (store / sub).rglob("*") if p.is_file())
+    files = sorted(
+        p
+        for sub in ("snapshots", "manifests", "refs")
+        for p in (store / sub).rglob("*")
+        if p.is_file()
+    )
     assert len(files) >= 4
     rng = np.random.default_rng(1)
     outcomes = {"raised": 0, "same": 0}
@@ -131,7 +138,9 @@ def test_the_decoded_array_cache_is_exact_keyed_by_snapshot_and_checked(tmp_path
     import mer_prep.store.reader as reader
 
     real_read_rows = reader.read_rows
-    monkeypatch.setattr(reader, "read_rows", lambda *a, **k: decodes.append(1) or real_read_rows(*a, **k))
+    monkeypatch.setattr(
+        reader, "read_rows", lambda *a, **k: decodes.append(1) or real_read_rows(*a, **k)
+    )
     again = open_store(store_path).array("frames", cache=True)
     assert np.array_equal(again, plain) and decodes == [] and again.flags.writeable
     size = files[0].stat().st_size
@@ -192,5 +201,6 @@ def test_a_store_older_than_chunk_checksums_is_called_so_not_broken(tmp_path, mo
     chunk = max(_chunk_files(store), key=lambda p: p.stat().st_size)
     chunk.write_bytes(b"\0" * chunk.stat().st_size)  # undecodable bytes
     result = CliRunner().invoke(main, ["verify", str(store)])
-    assert result.exit_code == 3 and "1 broken chunk(s); main predates" in result.output, \
+    assert result.exit_code == 3 and "1 broken chunk(s); main predates" in result.output, (
         result.output
+    )

@@ -33,8 +33,9 @@ def copy(tmp_path) -> Path:
     """A private copy of the installed package; returns the directory holding it."""
     root = package_root()
     for name in ("mer_prep", "storage_schemas"):
-        shutil.copytree(root / name, tmp_path / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     return tmp_path
 
 
@@ -51,10 +52,13 @@ def _reword_docstrings(source: str) -> str:
     tree = ast.parse(source)
     docstrings, defs = [], []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
-                and node.body and isinstance(node.body[0], ast.Expr) \
-                and isinstance(node.body[0].value, ast.Constant) \
-                and isinstance(node.body[0].value.value, str):
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+            and isinstance(node.body[0].value.value, str)
+        ):
             docstrings.append(node.body[0].value)
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             defs.append(node)
@@ -81,8 +85,9 @@ def test_code_version_is_the_package_release_and_the_digest_of_the_installed_cod
 
 def test_a_copy_has_the_same_digest(copy):
     assert code_digest(copy) == code_digest(package_root())
-    assert [p.relative_to(copy) for p in hashed_files(copy)] == \
-        [p.relative_to(package_root()) for p in hashed_files(package_root())]
+    assert [p.relative_to(copy) for p in hashed_files(copy)] == [
+        p.relative_to(package_root()) for p in hashed_files(package_root())
+    ]
 
 
 def test_docstrings_and_comments_of_a_stage_do_not_count(copy):
@@ -99,13 +104,18 @@ def test_the_arithmetic_of_a_stage_counts(copy):
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.BinOp):
                 for operand in (node.right, node.left):
-                    if isinstance(operand, ast.Constant) and type(operand.value) in (int, float) \
-                            and operand.lineno == operand.end_lineno:
+                    if (
+                        isinstance(operand, ast.Constant)
+                        and type(operand.value) in (int, float)
+                        and operand.lineno == operand.end_lineno
+                    ):
                         lines = source.splitlines(keepends=True)
                         line = lines[operand.lineno - 1]
-                        lines[operand.lineno - 1] = (line[:operand.col_offset]
-                                                     + repr(operand.value + 1)
-                                                     + line[operand.end_col_offset:])
+                        lines[operand.lineno - 1] = (
+                            line[: operand.col_offset]
+                            + repr(operand.value + 1)
+                            + line[operand.end_col_offset :]
+                        )
                         return "".join(lines)
         raise AssertionError("no arithmetic constant found in the stage module")
 
@@ -119,10 +129,14 @@ def test_code_outside_the_list_does_not_count(copy):
     cli = sorted({*copy.glob("mer_prep/cli.py"), *copy.glob("mer_prep/cli/**/*.py")})
     assert any('help="' in path.read_text() for path in cli)
     for path in cli:  # the CLI module, or every module of the CLI package
-        _edit(path, lambda s: s.replace('help="', 'help="Reworded: ', 1)
-              + "\n\ndef _added_command_helper(x):\n    return x * 2 + 1\n")
-    _edit(copy / "mer_prep/pipeline/report.py",
-          lambda s: s + "\n\nREPORT_WIDTH = 3 * 40\n")
+        _edit(
+            path,
+            lambda s: (
+                s.replace('help="', 'help="Reworded: ', 1)
+                + "\n\ndef _added_command_helper(x):\n    return x * 2 + 1\n"
+            ),
+        )
+    _edit(copy / "mer_prep/pipeline/report.py", lambda s: s + "\n\nREPORT_WIDTH = 3 * 40\n")
     (copy / "mer_prep/brand_new_helper.py").write_text("VALUE = 1 + 2\n")
     assert code_digest(copy) == before
 
@@ -131,8 +145,10 @@ def test_yaml_counts_as_data_not_text(copy):
     recipe = copy / "mer_prep/recipes/builtin/mbcc64.yaml"
     before = code_digest(copy)
     data = yaml.safe_load(recipe.read_text())
-    recipe.write_text("# reformatted, keys reordered\n" + yaml.safe_dump(data, sort_keys=True,
-                                                                         default_flow_style=False))
+    recipe.write_text(
+        "# reformatted, keys reordered\n"
+        + yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
+    )
     assert code_digest(copy) == before
     data["align"]["inter_ocular"] += 0.01
     recipe.write_text(yaml.safe_dump(data))
@@ -149,8 +165,15 @@ def test_storage_schemas_count_as_data_not_text(copy):
     assert code_digest(copy) != before
 
 
-@pytest.mark.parametrize("path", ["mer_prep/labels/schemes.yaml", "mer_prep/datasets/casme2.py",
-                                  "mer_prep/store/writer.py", "mer_prep/pipeline/frame_selection.py"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "mer_prep/labels/schemes.yaml",
+        "mer_prep/datasets/casme2.py",
+        "mer_prep/store/writer.py",
+        "mer_prep/pipeline/frame_selection.py",
+    ],
+)
 def test_other_listed_code_counts(copy, path):
     before = code_digest(copy)
     target = copy / path
@@ -173,12 +196,12 @@ NOT_DECIDING = {
     "mer_prep.errors": "exception classes and message texts (diagnostics, not stored arrays)",
     "mer_prep.store.repo": "opens Icechunk repositories; what is written is writer.py's",
     "mer_prep.store.gc": "scratch branches of dead runs and expiry of old versions, never "
-                         "what a version holds",
+    "what a version holds",
     "mer_prep.version": "this hash itself",
     "mer_prep.store.run_watch": "whether a run is still on (a gone run's batch stops), never "
-                                "what a version holds",
+    "what a version holds",
     "mer_prep.store.split_digest": "checksums of a split committed on a version, never what "
-                                   "the version's features hold",
+    "the version's features hold",
 }
 
 
@@ -186,8 +209,14 @@ def test_everything_the_processing_code_imports_is_hashed():
     """A module that process / batch / planning / the writer / the adapters reach (directly or
     not) is in CODE_PATHS, or explicitly listed in NOT_DECIDING with a reason."""
     imports = all_imports()
-    roots = ["mer_prep.pipeline.process", "mer_prep.pipeline.batch", "mer_prep.pipeline.planning",
-             "mer_prep.store.writer", "mer_prep.datasets", "mer_prep.labels"]
+    roots = [
+        "mer_prep.pipeline.process",
+        "mer_prep.pipeline.batch",
+        "mer_prep.pipeline.planning",
+        "mer_prep.store.writer",
+        "mer_prep.datasets",
+        "mer_prep.labels",
+    ]
     reached, todo = set(), list(roots)
     while todo:
         module = todo.pop()
@@ -196,7 +225,10 @@ def test_everything_the_processing_code_imports_is_hashed():
         reached.add(module)
         todo.extend(i.module for i in imports[module] if i.module.split(".")[0] == "mer_prep")
     assert set(roots) <= reached
-    hashed = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-              for p in hashed_files(REPO) if p.suffix == ".py"}
+    hashed = {
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for p in hashed_files(REPO)
+        if p.suffix == ".py"
+    }
     assert sorted(reached - hashed - set(NOT_DECIDING)) == []
     assert CODE_PATHS  # documented constant

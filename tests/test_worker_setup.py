@@ -22,8 +22,11 @@ class Records(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(f"{record.getMessage()} {record.exc_info[1]!r}"
-                             if record.exc_info else record.getMessage())
+        self.messages.append(
+            f"{record.getMessage()} {record.exc_info[1]!r}"
+            if record.exc_info
+            else record.getMessage()
+        )
 
 
 def _raised(error: BaseException, cause: BaseException | None = None):
@@ -46,11 +49,19 @@ def test_only_heartbeat_failures_on_closed_comms_are_dropped():
                 dask_setup(worker)
                 dask_setup(worker)  # a second preload in one process adds no second filter
                 # what distributed logs when the pool closes under a connecting heartbeat
-                logger.error(MESSAGE, exc_info=_raised(
-                    CommClosedError("ConnectionPool closing."), TimeoutError()))
-                logger.error(MESSAGE, exc_info=_raised(  # the scheduler's side closed first
-                    CommClosedError("in <TLS (closed) ConnectionPool.heartbeat_worker>: "
-                                    "Stream is closed"), OSError("Stream is closed")))
+                logger.error(
+                    MESSAGE,
+                    exc_info=_raised(CommClosedError("ConnectionPool closing."), TimeoutError()),
+                )
+                logger.error(
+                    MESSAGE,
+                    exc_info=_raised(  # the scheduler's side closed first
+                        CommClosedError(
+                            "in <TLS (closed) ConnectionPool.heartbeat_worker>: Stream is closed"
+                        ),
+                        OSError("Stream is closed"),
+                    ),
+                )
                 logger.error(MESSAGE, exc_info=_raised(ConnectionRefusedError(111, "refused")))
                 logger.error("Compute Failed")
 

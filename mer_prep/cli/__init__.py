@@ -38,8 +38,11 @@ class _Commands(click.Group):
         except Exception as error:  # noqa: BLE001 - a bug: say so in one line, not 90
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"internal error: {type(error).__name__}: {_one_line(error)} (run again "
-                       f"with --debug for the traceback)", err=True)
+            click.echo(
+                f"internal error: {type(error).__name__}: {_one_line(error)} (run again "
+                f"with --debug for the traceback)",
+                err=True,
+            )
             ctx.exit(EXIT_INTERNAL)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -48,17 +51,26 @@ class _Commands(click.Group):
         from mer_prep.recipes import builtin_recipes
 
         with formatter.section("Names"):
-            formatter.write_dl([("datasets", ", ".join(dataset_names())),
-                                ("recipes", ", ".join(sorted(builtin_recipes()))
-                                 + " (or a recipe YAML file)"),
-                                ("label schemes", ", ".join(schemes()))])
+            formatter.write_dl(
+                [
+                    ("datasets", ", ".join(dataset_names())),
+                    ("recipes", ", ".join(sorted(builtin_recipes())) + " (or a recipe YAML file)"),
+                    ("label schemes", ", ".join(schemes())),
+                ]
+            )
         with formatter.section("Exit codes"):
-            formatter.write_dl([("0", "success"), ("1", "nothing processed / leaks found"),
-                                ("2", "bad usage or input"), ("3", "store problem"),
-                                ("4", "missing server, model file or extra"),
-                                ("70", "internal error"),
-                                ("130", "cancelled (Ctrl-C, SIGTERM)"),
-                                ("141", "output closed early (| head): nothing said")])
+            formatter.write_dl(
+                [
+                    ("0", "success"),
+                    ("1", "nothing processed / leaks found"),
+                    ("2", "bad usage or input"),
+                    ("3", "store problem"),
+                    ("4", "missing server, model file or extra"),
+                    ("70", "internal error"),
+                    ("130", "cancelled (Ctrl-C, SIGTERM)"),
+                    ("141", "output closed early (| head): nothing said"),
+                ]
+            )
 
 
 def _silence_stdout() -> None:
@@ -81,6 +93,12 @@ def main(debug: bool) -> None:
 
 
 # the commands register themselves on ``main``
-from mer_prep.cli import demo, preprocess, show, stores, train  # noqa: E402,F401
-from mer_prep.cli import spotting  # noqa: E402,F401  (score-spots)
-from mer_prep.cli import compare  # noqa: E402,F401  (compare)
+from mer_prep.cli import (  # noqa: E402,F401
+    compare,  # noqa: E402,F401  (compare)
+    demo,
+    preprocess,
+    show,
+    spotting,  # noqa: E402,F401  (score-spots)
+    stores,
+    train,
+)

@@ -55,18 +55,31 @@ class _Tables:
 def _side(store: str, ids: str, tables: _Tables) -> list:
     from mer_prep.train.runs_store import load_run
 
-    return [tables.view(load_run(store, run_id.strip(), with_checkpoints=False))
-            for run_id in ids.split(",") if run_id.strip()]
+    return [
+        tables.view(load_run(store, run_id.strip(), with_checkpoints=False))
+        for run_id in ids.split(",")
+        if run_id.strip()
+    ]
 
 
 @main.command()
 @click.argument("store")
 @click.argument("run_a", metavar="RUN_A")
 @click.argument("run_b", metavar="RUN_B")
-@click.option("--resamples", type=click.IntRange(min=100), default=DEFAULT_RESAMPLES,
-              show_default=True, help="Bootstrap resamples of the test subjects.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the bootstrap's generator.")
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=100),
+    default=DEFAULT_RESAMPLES,
+    show_default=True,
+    help="Bootstrap resamples of the test subjects.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the bootstrap's generator.",
+)
 def compare(store, run_a, run_b, resamples, seed):
     """UF1 / UAR of RUN_A minus RUN_B on STORE, with a 95% bootstrap interval over test
     subjects. RUN_A / RUN_B may each be several run ids joined by commas (seeds of one
@@ -84,12 +97,14 @@ def compare(store, run_a, run_b, resamples, seed):
         click.echo("per source dataset (pooled over the folds; interval over its subjects):")
         width = max(len(name) for name in by_dataset)
         for name, part in by_dataset.items():
-            click.echo(f"{name:<{width}}  {part.n_subjects:>3} subj  "
-                       f"UF1 {_number(part.a.uf1_mean)} vs {_number(part.b.uf1_mean)} "
-                       f"{_number(part.uf1_diff, True)} [{_number(part.uf1_ci[0], True)}, "
-                       f"{_number(part.uf1_ci[1], True)}]  UAR {_number(part.a.uar_mean)} vs "
-                       f"{_number(part.b.uar_mean)} {_number(part.uar_diff, True)} "
-                       f"[{_number(part.uar_ci[0], True)}, {_number(part.uar_ci[1], True)}]")
+            click.echo(
+                f"{name:<{width}}  {part.n_subjects:>3} subj  "
+                f"UF1 {_number(part.a.uf1_mean)} vs {_number(part.b.uf1_mean)} "
+                f"{_number(part.uf1_diff, True)} [{_number(part.uf1_ci[0], True)}, "
+                f"{_number(part.uf1_ci[1], True)}]  UAR {_number(part.a.uar_mean)} vs "
+                f"{_number(part.b.uar_mean)} {_number(part.uar_diff, True)} "
+                f"[{_number(part.uar_ci[0], True)}, {_number(part.uar_ci[1], True)}]"
+            )
 
 
 @main.command("per-dataset")
@@ -116,21 +131,29 @@ def comparison_text(result) -> str:
         lines.append(f"   {first.describe()}")
     first = result.a.views[0]
     n_clips = len(first.y_true)
-    lines.append(f"on {len(first.fold_sets)} folds of split {first.split}, {n_clips} clips of "
-                 f"{result.n_subjects} test subjects, store version {first.version_id}")
+    lines.append(
+        f"on {len(first.fold_sets)} folds of split {first.split}, {n_clips} clips of "
+        f"{result.n_subjects} test subjects, store version {first.version_id}"
+    )
     level = round(result.level * 100)
-    lines.append(f"{'':<4} {'A':>6} {'B':>6} {'A - B':>7}  {level}% CI ({result.n_resamples} "
-                 f"resamples of the {result.over}, seed {result.seed})")
-    for name, a, b, diff, ci in (("UF1", result.a.uf1_mean, result.b.uf1_mean, result.uf1_diff,
-                                  result.uf1_ci),
-                                 ("UAR", result.a.uar_mean, result.b.uar_mean, result.uar_diff,
-                                  result.uar_ci)):
-        lines.append(f"{name:<4} {_number(a):>6} {_number(b):>6} {_number(diff, True):>7}  "
-                     f"[{_number(ci[0], True)}, {_number(ci[1], True)}]")
+    lines.append(
+        f"{'':<4} {'A':>6} {'B':>6} {'A - B':>7}  {level}% CI ({result.n_resamples} "
+        f"resamples of the {result.over}, seed {result.seed})"
+    )
+    for name, a, b, diff, ci in (
+        ("UF1", result.a.uf1_mean, result.b.uf1_mean, result.uf1_diff, result.uf1_ci),
+        ("UAR", result.a.uar_mean, result.b.uar_mean, result.uar_diff, result.uar_ci),
+    ):
+        lines.append(
+            f"{name:<4} {_number(a):>6} {_number(b):>6} {_number(diff, True):>7}  "
+            f"[{_number(ci[0], True)}, {_number(ci[1], True)}]"
+        )
     for label, side in (("A", result.a), ("B", result.b)):
         if side.views[0].leaky:
-            lines.append(f"{label} is {side.views[0].leak_label}: its scores are not "
-                         f"subject-independent, and the difference carries the leak")
+            lines.append(
+                f"{label} is {side.views[0].leak_label}: its scores are not "
+                f"subject-independent, and the difference carries the leak"
+            )
     return "\n".join(lines)
 
 
@@ -159,6 +182,8 @@ def print_leaderboard(store: str, records, fmt: str) -> None:
         click.echo(board.text())
         leaky = [r for r in board.rows if r.rank is None]
         if leaky:
-            click.echo(f"LEAKY rows are not ranked: a sample-level split or an epoch chosen "
-                       f"on the test subject ({len(leaky)} row(s)); 'vs clean' is the leaky "
-                       f"mean minus the clean row above it")
+            click.echo(
+                f"LEAKY rows are not ranked: a sample-level split or an epoch chosen "
+                f"on the test subject ({len(leaky)} row(s)); 'vs clean' is the leaky "
+                f"mean minus the clean row above it"
+            )

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import click
 
 from mer_prep.cli import main
-from mer_prep.cli.stores import print_info
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.pipeline import defaults  # the request's, without importing it (start-up time)
 
@@ -52,16 +51,25 @@ def parse_options(values: tuple[str, ...]) -> dict[str, str]:
 
 @main.command()
 @click.argument("dataset")
-@click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
-@click.option("--recipe", default=defaults.RECIPE, show_default=True,
-              help="Built-in recipe name or YAML path.")
+@click.option(
+    "--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part."
+)
+@click.option(
+    "--recipe",
+    default=defaults.RECIPE,
+    show_default=True,
+    help="Built-in recipe name or YAML path.",
+)
 @click.option("--store", default=None, help="Store path [default: stores/<dataset>/<recipe>].")
 @click.option("--labels", default=defaults.LABELS, show_default=True, help="Label scheme.")
-@click.option("--workers", default=defaults.N_WORKERS, show_default=True,
-              help="Local Dask workers.")
+@click.option(
+    "--workers", default=defaults.N_WORKERS, show_default=True, help="Local Dask workers."
+)
 @click.option("--dask-address", default=None, help="Use an existing Dask scheduler.")
 @click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
-@click.option("--home", default=".mer-prep", show_default=True, help="Where Prefect keeps its state.")
+@click.option(
+    "--home", default=".mer-prep", show_default=True, help="Where Prefect keeps its state."
+)
 def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_options, home):
     """Preprocess DATASET into a versioned store (Prefect ephemeral mode, local Dask cluster).
 
@@ -76,9 +84,16 @@ def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_op
         try:
             # every setting checked before anything starts: names first, then the file system
             request = PreprocessRequest(
-                dataset=dataset, root=parse_roots(dataset, roots), recipe=recipe, store=store,
-                labels=labels, n_workers=workers, options=parse_options(adapter_options),
-                progress=True, dask_address=dask_address)
+                dataset=dataset,
+                root=parse_roots(dataset, roots),
+                recipe=recipe,
+                store=store,
+                labels=labels,
+                n_workers=workers,
+                options=parse_options(adapter_options),
+                progress=True,
+                dask_address=dask_address,
+            )
             where = request.store_location(request.check_inputs().name)
             summary = _run(request, Path(home))
         except NothingProcessedError as error:
@@ -102,8 +117,11 @@ def _not_started(store: str | None) -> str:
         version = current_version(store)
     except Exception:  # noqa: BLE001 - nothing was written either way
         return f"cancelled before the run began; {store} untouched"
-    return (f"cancelled; {store} still at version {version}" if version
-            else f"cancelled; {store} holds no version yet")
+    return (
+        f"cancelled; {store} still at version {version}"
+        if version
+        else f"cancelled; {store} holds no version yet"
+    )
 
 
 def _cancelled(line: str):
@@ -118,12 +136,21 @@ def _cancelled(line: str):
 
 
 @main.command()
-@click.option("--config", "config_file", default=None, metavar="FILE",
-              help="Project configuration [default: $MER_PREP_CONFIG, else ./mer-prep.toml].")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    metavar="FILE",
+    help="Project configuration [default: $MER_PREP_CONFIG, else ./mer-prep.toml].",
+)
 @click.option("--limit", type=int, default=None, help="At most this many runs at once.")
 @click.option("--check", is_flag=True, help="Only load the configuration and list the deployments.")
-@click.option("--standing-cluster/--no-standing-cluster", default=True, show_default=True,
-              help="Keep one local Dask cluster for the runs that use a local cluster.")
+@click.option(
+    "--standing-cluster/--no-standing-cluster",
+    default=True,
+    show_default=True,
+    help="Keep one local Dask cluster for the runs that use a local cluster.",
+)
 def serve(config_file, limit, check, standing_cluster):
     """Serve the deployments preprocess/<dataset> and train/<dataset>-<model> of the
     configuration (needs PREFECT_API_URL)."""
@@ -132,14 +159,18 @@ def serve(config_file, limit, check, standing_cluster):
 
     config = load_config(config_file)
     for spec in config.deployments():
-        click.echo(f"preprocess/{spec.name}: {spec.parameters['recipe']} on "
-                   f"{spec.parameters['root']} -> {spec.store}, "
-                   f"schedule {spec.cron or 'none'}")
+        click.echo(
+            f"preprocess/{spec.name}: {spec.parameters['recipe']} on "
+            f"{spec.parameters['root']} -> {spec.store}, "
+            f"schedule {spec.cron or 'none'}"
+        )
     for spec in config.training_deployments():
         p = spec.parameters
-        click.echo(f"train/{spec.name}: {p['model']}/{p['variant'] or 'default'} {p['split']} "
-                   f"on {spec.store} ({p['device']}), schedule {spec.cron or 'none'}"
-                   + (", on each new version" if spec.on_commit else ""))
+        click.echo(
+            f"train/{spec.name}: {p['model']}/{p['variant'] or 'default'} {p['split']} "
+            f"on {spec.store} ({p['device']}), schedule {spec.cron or 'none'}"
+            + (", on each new version" if spec.on_commit else "")
+        )
     problems = config.problems()
     if problems:
         raise ConfigError("\n".join(problems))
@@ -168,12 +199,16 @@ def _print_summary(summary) -> None:
     click.echo(f"store:   {summary.store}")
     click.echo(f"version: {summary.version_id} ({summary.state})")
     if summary.committed:
-        click.echo(f"samples: {summary.n_ok} ok, {summary.n_failed} failed, "
-                   f"{summary.n_scan_problems} scan problems, {summary.wall_seconds:.1f} s")
+        click.echo(
+            f"samples: {summary.n_ok} ok, {summary.n_failed} failed, "
+            f"{summary.n_scan_problems} scan problems, {summary.wall_seconds:.1f} s"
+        )
         for failure in summary.failures:
             transient = " (may pass: run again)" if failure.kind == "transient" else ""
-            click.echo(f"  failed {failure.sample_id} [{failure.stage}]{transient}: "
-                       f"{failure.message}", err=True)
+            click.echo(
+                f"  failed {failure.sample_id} [{failure.stage}]{transient}: {failure.message}",
+                err=True,
+            )
     if summary.snapshot is not None:  # a version is there to look at
         _print_next_steps(summary.store)
 
@@ -182,10 +217,14 @@ def _print_next_steps(store: str) -> None:
     """What to do with a store once a version is there, and where its history is."""
     quoted = shlex.quote(store)
     click.echo("next:")
-    click.echo(f"  python:  from mer_prep.store import open_store; "
-               f"store = open_store({store!r}); store.plot.sample(0)")
-    click.echo(f"  look:    mer-prep show {quoted}          # HTML report: faces, masks, flow, "
-               f"failures, splits")
+    click.echo(
+        f"  python:  from mer_prep.store import open_store; "
+        f"store = open_store({store!r}); store.plot.sample(0)"
+    )
+    click.echo(
+        f"  look:    mer-prep show {quoted}          # HTML report: faces, masks, flow, "
+        f"failures, splits"
+    )
     click.echo(f"  split:   mer-prep split {quoted} --kind stratified_group_kfold")
     click.echo(f"  train:   mer-prep train {quoted} --model MODEL   # mer-prep models lists them")
     click.echo(f"  history: mer-prep info {quoted}          # versions, counts, failures")
@@ -193,12 +232,18 @@ def _print_next_steps(store: str) -> None:
 
 @main.command(name="list")
 @click.argument("dataset")
-@click.option("--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part.")
+@click.option(
+    "--root", "roots", multiple=True, help="Dataset root, or part=PATH per composite part."
+)
 @click.option("--labels", default=defaults.LABELS, show_default=True, help="Label scheme.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
 @click.option("--option", "adapter_options", multiple=True, help="Adapter option key=value.")
 @click.option("--videos", is_flag=True, help="Long-video datasets: one line per video.")
-@click.option("--intervals", is_flag=True, help="Long-video datasets: one line per annotated interval.")
+@click.option(
+    "--intervals", is_flag=True, help="Long-video datasets: one line per annotated interval."
+)
 def list_samples(dataset, roots, labels, fmt, adapter_options, videos, intervals):
     """Print the sample table of DATASET without processing anything; problems go to stderr."""
     from mer_prep.cli.long_videos import is_long, list_long
@@ -207,18 +252,40 @@ def list_samples(dataset, roots, labels, fmt, adapter_options, videos, intervals
         return list_long(dataset, roots, parse_options(adapter_options), fmt, intervals=intervals)
     from mer_prep.datasets import scan_dataset
 
-    scan = scan_dataset(dataset, parse_roots(dataset, roots), labels=labels,
-                        **parse_options(adapter_options))
-    rows = [{"dataset": s.dataset, "subject": s.subject, "clip": s.clip, "label": s.label or "",
-             "onset": s.onset, "apex": "" if s.apex is None else s.apex, "offset": s.offset,
-             "n_frames": s.n_frames} for s in sorted(scan.samples, key=lambda s: s.sample_id)]
+    scan = scan_dataset(
+        dataset, parse_roots(dataset, roots), labels=labels, **parse_options(adapter_options)
+    )
+    rows = [
+        {
+            "dataset": s.dataset,
+            "subject": s.subject,
+            "clip": s.clip,
+            "label": s.label or "",
+            "onset": s.onset,
+            "apex": "" if s.apex is None else s.apex,
+            "offset": s.offset,
+            "n_frames": s.n_frames,
+        }
+        for s in sorted(scan.samples, key=lambda s: s.sample_id)
+    ]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))
     else:
         import csv
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=["dataset", "subject", "clip", "label",
-                                                        "onset", "apex", "offset", "n_frames"])
+        writer = csv.DictWriter(
+            sys.stdout,
+            fieldnames=[
+                "dataset",
+                "subject",
+                "clip",
+                "label",
+                "onset",
+                "apex",
+                "offset",
+                "n_frames",
+            ],
+        )
         writer.writeheader()
         writer.writerows(rows)
     for correction in scan.corrections:

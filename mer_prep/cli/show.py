@@ -23,17 +23,40 @@ def _runs(store):
 
 @main.command()
 @click.argument("store")
-@click.option("--version", "version", default=None, metavar="V",
-              help="A version tag (v-...) [default: the latest version].")
-@click.option("--sample", "samples", multiple=True, metavar="ID",
-              help="Show these samples (repeat) instead of the first of each class.")
-@click.option("--per-class", default=3, show_default=True,  # = plot.report.DEFAULT_PER_CLASS
-              help="Samples per class in the contact sheets.")
-@click.option("--out", default=None, metavar="PATH",
-              help="Report file [default: ./show-<dataset>-<recipe>-<version>.html].")
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    metavar="V",
+    help="A version tag (v-...) [default: the latest version].",
+)
+@click.option(
+    "--sample",
+    "samples",
+    multiple=True,
+    metavar="ID",
+    help="Show these samples (repeat) instead of the first of each class.",
+)
+@click.option(
+    "--per-class",
+    default=3,
+    show_default=True,  # = plot.report.DEFAULT_PER_CLASS
+    help="Samples per class in the contact sheets.",
+)
+@click.option(
+    "--out",
+    default=None,
+    metavar="PATH",
+    help="Report file [default: ./show-<dataset>-<recipe>-<version>.html].",
+)
 @click.option("--png", is_flag=True, help="Also write every image as a PNG beside the report.")
-@click.option("--root", "roots", multiple=True, metavar="PATH",
-              help="Dataset root to find failed files under (when the store records none).")
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    metavar="PATH",
+    help="Dataset root to find failed files under (when the store records none).",
+)
 def show(store, version, samples, per_class, out, png, roots):
     """Write a self-contained HTML report of STORE: overview, failures, splits, a contact
     sheet per class, training runs."""
@@ -41,9 +64,18 @@ def show(store, version, samples, per_class, out, png, roots):
     from mer_prep.store import open_store
 
     opened = open_store(store, version)
-    report = write_report(opened, out, samples=list(samples) or None, per_class=per_class,
-                          png=png, runs=_runs(opened), roots=roots)
-    click.echo(f"report: {report.path.resolve()} ({report.n_bytes / 1e6:.2f} MB, "
-               f"{report.n_images} images, {report.seconds:.1f} s)")
+    report = write_report(
+        opened,
+        out,
+        samples=list(samples) or None,
+        per_class=per_class,
+        png=png,
+        runs=_runs(opened),
+        roots=roots,
+    )
+    click.echo(
+        f"report: {report.path.resolve()} ({report.n_bytes / 1e6:.2f} MB, "
+        f"{report.n_images} images, {report.seconds:.1f} s)"
+    )
     if report.png_dir is not None:
         click.echo(f"images: {report.png_dir.resolve()}")

@@ -13,8 +13,13 @@ from mer_prep.errors import InvalidArgumentError
 
 @main.command()
 @click.argument("store")
-@click.option("--tag", "version", default=None, metavar="VERSION",
-              help="A version tag (v-...) [default: the latest version].")
+@click.option(
+    "--tag",
+    "version",
+    default=None,
+    metavar="VERSION",
+    help="A version tag (v-...) [default: the latest version].",
+)
 def info(store, version):
     """Versions, sample/class/subject counts and failures of a store."""
     print_info(store, version)
@@ -25,10 +30,13 @@ def print_info(path: str, version: str | None) -> None:
 
     store = open_store(path, version)
     info = store.info
-    click.echo(f"store {path}: {info.dataset} / recipe {info.recipe.name} "
-               f"({info.recipe.paper}), labels {info.labels}")
-    click.echo(f"version {store.version_id}  code {info.code_version}  "
-               f"inputs {info.input_fingerprint}")
+    click.echo(
+        f"store {path}: {info.dataset} / recipe {info.recipe.name} "
+        f"({info.recipe.paper}), labels {info.labels}"
+    )
+    click.echo(
+        f"version {store.version_id}  code {info.code_version}  inputs {info.input_fingerprint}"
+    )
     click.echo("arrays:")
     for name, spec in info.arrays.items():
         shape = "x".join(str(s) for s in spec.shape)
@@ -47,16 +55,20 @@ def print_info(path: str, version: str | None) -> None:
     for row in failures.itertuples():
         click.echo(f"  {row.sample_id} [{row.stage}, {row.kind}] {row.file}: {row.message}")
     aus = store.aus
-    click.echo(f"action units: {len(store.au_list)} columns, {int(aus.any(axis=1).sum())} of "
-               f"{len(aus)} samples code one; " + ", ".join(
-                   f"AU{au} {int(n)}" for au, n in zip(store.au_list, aus.sum(axis=0)) if n))
+    click.echo(
+        f"action units: {len(store.au_list)} columns, {int(aus.any(axis=1).sum())} of "
+        f"{len(aus)} samples code one; "
+        + ", ".join(f"AU{au} {int(n)}" for au, n in zip(store.au_list, aus.sum(axis=0)) if n)
+    )
     corrections = info.corrections or []  # DatasetScan.corrections, as the writer records them
     if corrections:
         click.echo(f"annotation corrections: {len(corrections)}")
     for c in corrections:
         at = f" at {c.where}" if c.where else ""
-        click.echo(f"  {c.sample} {c.field}: {c.old!r} -> {c.new!r} [{c.status}]"
-                   f"{at} ({c.reason or 'no reason given'}; {c.file})")
+        click.echo(
+            f"  {c.sample} {c.field}: {c.old!r} -> {c.new!r} [{c.status}]"
+            f"{at} ({c.reason or 'no reason given'}; {c.file})"
+        )
     versions = store.versions()
     click.echo(f"versions ({len(versions)}):")
     for row in versions.itertuples():
@@ -69,17 +81,27 @@ def _print_low_confidence(table) -> None:
     HOG), with its score and confirmation; stores written before confirmation say so."""
     from mer_prep.face.cascade import is_low_confidence
 
-    confirmations = (table["detector_confirmation"] if "detector_confirmation" in table
-                     else [""] * len(table))
+    confirmations = (
+        table["detector_confirmation"] if "detector_confirmation" in table else [""] * len(table)
+    )
     scores = table["detector_score"] if "detector_score" in table else [float("nan")] * len(table)
-    low = [(sid, det, score, conf) for sid, det, score, conf in zip(
-        table["sample_id"], table["detector"], scores, confirmations)
-        if is_low_confidence(str(det), str(conf))]
+    low = [
+        (sid, det, score, conf)
+        for sid, det, score, conf in zip(
+            table["sample_id"], table["detector"], scores, confirmations
+        )
+        if is_low_confidence(str(det), str(conf))
+    ]
     click.echo(f"low-confidence faces: {len(low)}")
     for sample_id, detector, score, confirmation in low:
-        click.echo(f"  {sample_id} {detector} score {score:.3f}: "
-                   + (f"confirmed by {confirmation}" if confirmation
-                      else "UNCONFIRMED (store written before confirmation)"))
+        click.echo(
+            f"  {sample_id} {detector} score {score:.3f}: "
+            + (
+                f"confirmed by {confirmation}"
+                if confirmation
+                else "UNCONFIRMED (store written before confirmation)"
+            )
+        )
 
 
 def _print_splits_and_runs(path: str, store) -> None:
@@ -88,39 +110,70 @@ def _print_splits_and_runs(path: str, store) -> None:
     from mer_prep.train.runs_store import list_runs
 
     names = store.split_names
-    click.echo(f"splits stored with {store.version_id} ({len(names)}; loso and megc2019 are "
-               f"computed on demand):")
+    click.echo(
+        f"splits stored with {store.version_id} ({len(names)}; loso and megc2019 are "
+        f"computed on demand):"
+    )
     for name in names:
         made, info = store.split(name), store.split_info(name)
         smote = info.smote if info is not None else None
-        click.echo(f"  {name}: {made.kind}, {made.n_folds} folds"
-                   + (f", SMOTE on {smote.features}" if smote else "")
-                   + (", LEAKY (sample-level)" if made.leaky or (info and info.leaky) else ""))
+        click.echo(
+            f"  {name}: {made.kind}, {made.n_folds} folds"
+            + (f", SMOTE on {smote.features}" if smote else "")
+            + (", LEAKY (sample-level)" if made.leaky or (info and info.leaky) else "")
+        )
     runs = list_runs(store)
     click.echo(f"training runs ({len(runs)}; `mer-prep runs {path}` ranks them):")
     for run in runs:
         uf1 = run.metrics.get("uf1")
-        marks = "".join(f"  {m}" for m, on in (("LEAKY", run.leaky),
-                                                 ("EPOCH1", run.selection_warning)) if on)
-        click.echo(f"  {run.name}  {run.run_id}  {run.version_id}  split {run.split}  UF1 "
-                   f"{'-' if uf1 is None or uf1 != uf1 else f'{uf1:.3f}'}{marks}")
+        marks = "".join(
+            f"  {m}" for m, on in (("LEAKY", run.leaky), ("EPOCH1", run.selection_warning)) if on
+        )
+        click.echo(
+            f"  {run.name}  {run.run_id}  {run.version_id}  split {run.split}  UF1 "
+            f"{'-' if uf1 is None or uf1 != uf1 else f'{uf1:.3f}'}{marks}"
+        )
 
 
 @main.command()
 @click.argument("store")
-@click.option("--kind", type=click.Choice(["loso", "group_kfold", "stratified_group_kfold", "lodo",
-                                           "dfme_official",
-                                           "megc2019", "random"]), default="loso",
-              show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice(
+        [
+            "loso",
+            "group_kfold",
+            "stratified_group_kfold",
+            "lodo",
+            "dfme_official",
+            "megc2019",
+            "random",
+        ]
+    ),
+    default="loso",
+    show_default=True,
+)
 @click.option("--name", default=None, help="Split name (default: the kind).")
-@click.option("--folds", "n_splits", type=int, default=5, show_default=True,
-              help="Folds of the k-fold kinds.")
+@click.option(
+    "--folds", "n_splits", type=int, default=5, show_default=True, help="Folds of the k-fold kinds."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--leaky", is_flag=True, help="Allow the sample-level random split (recorded as leaky).")
-@click.option("--smote", "smote_features", default=None, metavar="ARRAY",
-              help="Store SMOTE samples per training fold, interpolating ARRAY (e.g. frames).")
-@click.option("--materialise", multiple=True, metavar="ARRAY",
-              help="Write these arrays' SMOTE samples in full instead of rebuilding them on read.")
+@click.option(
+    "--leaky", is_flag=True, help="Allow the sample-level random split (recorded as leaky)."
+)
+@click.option(
+    "--smote",
+    "smote_features",
+    default=None,
+    metavar="ARRAY",
+    help="Store SMOTE samples per training fold, interpolating ARRAY (e.g. frames).",
+)
+@click.option(
+    "--materialise",
+    multiple=True,
+    metavar="ARRAY",
+    help="Write these arrays' SMOTE samples in full instead of rebuilding them on read.",
+)
 def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise):
     """Make a split of STORE's latest version and commit it into the store."""
     from mer_prep.evaluation.splits import build_split
@@ -128,15 +181,20 @@ def split(store, kind, name, n_splits, seed, leaky, smote_features, materialise)
     from mer_prep.store.splits import save_split
 
     if kind == "random" and not leaky:
-        raise InvalidArgumentError("the random split puts clips of one subject on both sides "
-                                   "(a subject leak); pass --leaky to make it anyway (recorded "
-                                   "as leaky), or use a subject-independent --kind")
+        raise InvalidArgumentError(
+            "the random split puts clips of one subject on both sides "
+            "(a subject leak); pass --leaky to make it anyway (recorded "
+            "as leaky), or use a subject-independent --kind"
+        )
     opened = open_store(store)
     made = build_split(opened.table, kind, name=name, n_splits=n_splits, seed=seed, leaky=leaky)
-    snapshot = save_split(opened, made, smote_features=smote_features, smote_seed=seed,
-                          materialise=tuple(materialise))
-    click.echo(f"split {made.name} ({made.kind}{', LEAKY' if made.leaky else ''}): "
-               f"{made.n_folds} folds over {len(made.test_fold)} rows, snapshot {snapshot}")
+    snapshot = save_split(
+        opened, made, smote_features=smote_features, smote_seed=seed, materialise=tuple(materialise)
+    )
+    click.echo(
+        f"split {made.name} ({made.kind}{', LEAKY' if made.leaky else ''}): "
+        f"{made.n_folds} folds over {len(made.test_fold)} rows, snapshot {snapshot}"
+    )
     if smote_features:
         _print_smote_counts(open_store(store), made.name)
 
@@ -149,12 +207,15 @@ def _print_smote_counts(store, split: str) -> None:
     per_fold = {}
     for fold in info.fold_names:
         labels = store.smote(split, fold).label
-        per_fold[fold] = {names[k]: int(n) for k, n in enumerate(np.bincount(
-            labels, minlength=len(names))) if n}
+        per_fold[fold] = {
+            names[k]: int(n) for k, n in enumerate(np.bincount(labels, minlength=len(names))) if n
+        }
     total = sum(sum(counts.values()) for counts in per_fold.values())
-    click.echo(f"SMOTE on {settings.features} (k={settings.k_neighbors}, seed "
-               f"{settings.seed}): {total} synthetic samples over {len(per_fold)} training "
-               f"folds")
+    click.echo(
+        f"SMOTE on {settings.features} (k={settings.k_neighbors}, seed "
+        f"{settings.seed}): {total} synthetic samples over {len(per_fold)} training "
+        f"folds"
+    )
     for fold, counts in per_fold.items():
         made = ", ".join(f"{name} +{n}" for name, n in counts.items()) or "none (balanced)"
         click.echo(f"  fold {fold}: {made}")
@@ -163,8 +224,12 @@ def _print_smote_counts(store, split: str) -> None:
 @main.command()
 @click.argument("store")
 @click.option("--split", "split_name", default="loso", show_default=True)
-@click.option("--array", default="frames", show_default=True,
-              help="Array whose first frame per sample is hashed for near-duplicates.")
+@click.option(
+    "--array",
+    default="frames",
+    show_default=True,
+    help="Array whose first frame per sample is hashed for near-duplicates.",
+)
 def audit(store, split_name, array):
     """Check a split for leakage; exit code 1 when anything leaks."""
     from mer_prep.evaluation.audit import audit_store
@@ -182,8 +247,12 @@ def audit(store, split_name, array):
 @main.command()
 @click.argument("store")
 @click.option("--format", "fmt", type=click.Choice(["hdf5"]), default="hdf5", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Output file (default: STORE.<version>.h5).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Output file (default: STORE.<version>.h5).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
 def export(store, fmt, out, overwrite):
     """Export STORE's latest version (arrays, table, splits) to one file.
@@ -195,10 +264,15 @@ def export(store, fmt, out, overwrite):
 
     opened = open_store(store)
     path = export_hdf5(opened, out or default_export_path(opened), overwrite=overwrite)
-    click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): version "
-               f"{opened.version_id} of {opened.path}")
-    click.echo(f"note: {path.name} holds face images from {opened.info.dataset}, a "
-               f"licensed dataset: store and share it only as its licence allows", err=True)
+    click.echo(
+        f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): version "
+        f"{opened.version_id} of {opened.path}"
+    )
+    click.echo(
+        f"note: {path.name} holds face images from {opened.info.dataset}, a "
+        f"licensed dataset: store and share it only as its licence allows",
+        err=True,
+    )
 
 
 def default_export_path(store) -> str:
@@ -217,45 +291,73 @@ def verify(store, all_versions):
     a version predates chunk checksums and so cannot be verified)."""
     from mer_prep.errors import CorruptDataError, StoreError
     from mer_prep.store.verify import verify_store
-
     from mer_prep.train.runs_store import verify_runs
 
     found = verify_store(store, all_versions=all_versions) + verify_runs(store)
     broken = [chunk for chunk in found if not chunk.predates_checksums]
     for chunk in broken:
         click.echo(f"broken: {chunk}")
-    unsealed = [chunk for chunk in found
-                if chunk.predates_checksums and chunk.array.startswith("splits/")]
-    old = sorted({chunk.version for chunk in found if chunk.predates_checksums
-                  and chunk not in unsealed})
+    unsealed = [
+        chunk for chunk in found if chunk.predates_checksums and chunk.array.startswith("splits/")
+    ]
+    old = sorted(
+        {chunk.version for chunk in found if chunk.predates_checksums and chunk not in unsealed}
+    )
     older = "; ".join(
-        ([f"{', '.join(old)} predates chunk checksums (every chunk decodes, but a flipped "
-          f"bit would not show)"] if old else [])
-        + [f"{chunk.version}: {chunk.array} was written before checksums (it reads back, but "
-           f"a flipped bit would not show; commit it again with `mer-prep split`)"
-           for chunk in unsealed])
+        (
+            [
+                f"{', '.join(old)} predates chunk checksums (every chunk decodes, but a flipped "
+                f"bit would not show)"
+            ]
+            if old
+            else []
+        )
+        + [
+            f"{chunk.version}: {chunk.array} was written before checksums (it reads back, but "
+            f"a flipped bit would not show; commit it again with `mer-prep split`)"
+            for chunk in unsealed
+        ]
+    )
     old = old or unsealed
     if broken:
-        raise CorruptDataError(f"store {store}: {len(broken)} broken chunk(s)"
-                               f"{'; ' + older if older else ''}; restore them or "
-                               f"re-run the preprocessing into a new store")
+        raise CorruptDataError(
+            f"store {store}: {len(broken)} broken chunk(s)"
+            f"{'; ' + older if older else ''}; restore them or "
+            f"re-run the preprocessing into a new store"
+        )
     if old:
-        raise StoreError(f"store {store}: cannot be verified: {older}; re-run the "
-                         f"preprocessing into a new store")
-    click.echo(f"store {store}: every chunk reads back and matches its checksum, every split "
-               f"its digests")
+        raise StoreError(
+            f"store {store}: cannot be verified: {older}; re-run the preprocessing into a new store"
+        )
+    click.echo(
+        f"store {store}: every chunk reads back and matches its checksum, every split its digests"
+    )
 
 
 @main.command(name="gc")
 @click.argument("store")
-@click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Keep the history of the N newest versions.")
-@click.option("--tags", "delete_tags", is_flag=True,
-              help="Also delete the version tags beyond the N newest (for good: a deleted tag "
-                   "name can never be used again in this store).")
-@click.option("--grace", type=click.IntRange(min=0), default=600, show_default=True,
-              metavar="SECONDS", help="Keep objects written this recently (a run may be "
-                                      "starting).")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Keep the history of the N newest versions.",
+)
+@click.option(
+    "--tags",
+    "delete_tags",
+    is_flag=True,
+    help="Also delete the version tags beyond the N newest (for good: a deleted tag "
+    "name can never be used again in this store).",
+)
+@click.option(
+    "--grace",
+    type=click.IntRange(min=0),
+    default=600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Keep objects written this recently (a run may be starting).",
+)
 def collect_garbage(store, keep, delete_tags, grace):
     """Free the space of old versions and killed runs in STORE.
 
@@ -269,24 +371,26 @@ def collect_garbage(store, keep, delete_tags, grace):
 
     from mer_prep.store.gc import collect_garbage as collect
 
-    report = collect(store, keep=keep, delete_tags=delete_tags,
-                     grace=dt.timedelta(seconds=grace))
+    report = collect(store, keep=keep, delete_tags=delete_tags, grace=dt.timedelta(seconds=grace))
     for branch in report.removed_branches:
         click.echo(f"removed scratch branch {branch} (its run is gone)")
     for tag in report.deleted_tags:
         click.echo(f"deleted version tag {tag}")
     for tag, runs in report.kept_for_runs.items():
-        click.echo(f"kept version tag {tag}: recorded training runs read it "
-                   f"({', '.join(runs)})")
+        click.echo(f"kept version tag {tag}: recorded training runs read it ({', '.join(runs)})")
     for tag, why in report.kept_history.items():
         click.echo(f"kept version tag {tag}: {why} (deleting it would free nothing)")
     for tag, leases in report.kept_for_training.items():
-        click.echo(f"kept {tag or 'a snapshot'}: {len(leases)} live training run(s) read it "
-                   f"({', '.join(leases)})")
-    click.echo(f"store {store}: freed {report.chunks_deleted} chunks, "
-               f"{_size(report.bytes_deleted)} ({report.snapshots_deleted} snapshots, "
-               f"{report.manifests_deleted} manifests); kept "
-               f"{', '.join(report.kept_versions) or 'no versions'}")
+        click.echo(
+            f"kept {tag or 'a snapshot'}: {len(leases)} live training run(s) read it "
+            f"({', '.join(leases)})"
+        )
+    click.echo(
+        f"store {store}: freed {report.chunks_deleted} chunks, "
+        f"{_size(report.bytes_deleted)} ({report.snapshots_deleted} snapshots, "
+        f"{report.manifests_deleted} manifests); kept "
+        f"{', '.join(report.kept_versions) or 'no versions'}"
+    )
 
 
 def _size(n: int) -> str:

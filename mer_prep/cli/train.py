@@ -18,8 +18,9 @@ from mer_prep.errors import InvalidArgumentError
 
 
 def _number(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.3f}"
+    return (
+        "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+    )
 
 
 def parse_settings(values: tuple[str, ...]) -> dict:
@@ -33,15 +34,18 @@ def parse_settings(values: tuple[str, ...]) -> dict:
             parsed = yaml.safe_load(item)
         except yaml.YAMLError as error:
             problem = str(error).splitlines()[0]
-            raise InvalidArgumentError(f"--set {value!r}: the value is not YAML ({problem})") \
-                from None
+            raise InvalidArgumentError(
+                f"--set {value!r}: the value is not YAML ({problem})"
+            ) from None
         settings[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
     return settings
 
 
 # [scheme://]host:port, host a name, IPv4 or [IPv6]; what a Dask scheduler listens on
-_DASK_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])"
-                           r":(\d{1,5})$")
+_DASK_ADDRESS = re.compile(
+    r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])"
+    r":(\d{1,5})$"
+)
 
 
 def check_dask_address(address: str | None) -> None:
@@ -50,15 +54,19 @@ def check_dask_address(address: str | None) -> None:
         return
     match = _DASK_ADDRESS.match(address)
     if not match or not 0 < int(match.group(1)) < 65536:
-        raise InvalidArgumentError(f"--dask-address {address!r} is not a scheduler address: "
-                                   f"give [tcp://]HOST:PORT, e.g. tcp://127.0.0.1:8786")
+        raise InvalidArgumentError(
+            f"--dask-address {address!r} is not a scheduler address: "
+            f"give [tcp://]HOST:PORT, e.g. tcp://127.0.0.1:8786"
+        )
 
 
 def print_record(record) -> None:
     """The per-fold and pooled table of a run."""
     leaky = "  LEAKY (sample-level split)" if record.leaky else ""
-    click.echo(f"run {record.run_id}: {record.name} on {record.version_id} "
-               f"(snapshot {record.snapshot_id}), split {record.split}{leaky}")
+    click.echo(
+        f"run {record.run_id}: {record.name} on {record.version_id} "
+        f"(snapshot {record.snapshot_id}), split {record.split}{leaky}"
+    )
     click.echo(f"settings: {record.settings()}")
     table = record.fold_table()
     width = max(len("fold"), *(len(str(f)) for f in table["fold"]))
@@ -66,12 +74,19 @@ def print_record(record) -> None:
     for row in table.itertuples():
         if row.fold == "pooled":
             click.echo("-" * (width + 38))
-        epoch = "" if row.epoch is None or (isinstance(row.epoch, float) and
-                                            math.isnan(row.epoch)) else str(int(row.epoch))
-        click.echo(f"{row.fold:<{width}}  {int(row.n or 0):>4}  {_number(row.uf1):>6}  "
-                   f"{_number(row.uar):>6}  {_number(row.accuracy):>6}  {epoch}")
-    click.echo(f"selection: {record.training.get('selection', '?')}; clips: "
-               f"{record.aggregation}; device {record.device}; {record.duration_s:.1f} s")
+        epoch = (
+            ""
+            if row.epoch is None or (isinstance(row.epoch, float) and math.isnan(row.epoch))
+            else str(int(row.epoch))
+        )
+        click.echo(
+            f"{row.fold:<{width}}  {int(row.n or 0):>4}  {_number(row.uf1):>6}  "
+            f"{_number(row.uar):>6}  {_number(row.accuracy):>6}  {epoch}"
+        )
+    click.echo(
+        f"selection: {record.training.get('selection', '?')}; clips: "
+        f"{record.aggregation}; device {record.device}; {record.duration_s:.1f} s"
+    )
     if record.selection_warning:
         click.echo(f"warning: {record.selection_warning}")
 
@@ -79,33 +94,74 @@ def print_record(record) -> None:
 @main.command()
 @click.argument("store")
 @click.option("--model", "model", required=True, help="Model name (see `mer-prep models`).")
-@click.option("--split", default="loso", show_default=True,
-              help="loso, megc2019 or a split stored with `mer-prep split`.")
+@click.option(
+    "--split",
+    default="loso",
+    show_default=True,
+    help="loso, megc2019 or a split stored with `mer-prep split`.",
+)
 @click.option("--variant", default=None, help="Training variant [default: the model's].")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Override the preset's epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Override the preset's batch size.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Override the preset's learning rate.")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override the preset's batch size.",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Override the preset's learning rate.",
+)
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
-@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True)
-@click.option("--selection", type=click.Choice(["validation", "last_epoch"]), default=None,
-              help="Override the preset's checkpoint choice.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Model config override, e.g. --set head=gap --set filters=8.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option(
+    "--selection",
+    type=click.Choice(["validation", "last_epoch"]),
+    default=None,
+    help="Override the preset's checkpoint choice.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Model config override, e.g. --set head=gap --set filters=8.",
+)
 @click.option("--keep-checkpoints", is_flag=True, help="Store each fold's final weights.")
-@click.option("--quiet", is_flag=True,
-              help="Progress once a minute instead of every epoch (the cost is still shown).")
-@click.option("--dask-address", default=None,
-              help="Train the folds on this Dask scheduler's workers (the `train` flow).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Train the folds on a local Dask cluster of this many workers (the flow).")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="Progress once a minute instead of every epoch (the cost is still shown).",
+)
+@click.option(
+    "--dask-address",
+    default=None,
+    help="Train the folds on this Dask scheduler's workers (the `train` flow).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train the folds on a local Dask cluster of this many workers (the flow).",
+)
 @click.option("--version", default=None, help="Store version tag [default: the latest].")
-@click.option("--folds-per-task", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With the flow: folds one Dask task trains (more for light models).")
-@click.option("--home", default=".mer-prep", show_default=True,
-              help="With the flow: where Prefect keeps its state.")
+@click.option(
+    "--folds-per-task",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With the flow: folds one Dask task trains (more for light models).",
+)
+@click.option(
+    "--home",
+    default=".mer-prep",
+    show_default=True,
+    help="With the flow: where Prefect keeps its state.",
+)
 def train(store, settings, quiet, workers, home, **options):
     """Train MODEL on every fold of STORE's split and record the run on the store.
 
@@ -126,17 +182,19 @@ def train(store, settings, quiet, workers, home, **options):
     flow = bool(options["dask_address"] or workers)
     # the options are the request's fields (--set: config, --workers: n_workers); in this
     # process no --device means CUDA when there is one, on the flow's workers the CPU
-    request = TrainRequest.of(**{**options, "device": options["device"] or (
-        "cpu" if flow else None)}, store=store, config=parse_settings(settings),
-        n_workers=workers or 2)
+    request = TrainRequest.of(
+        **{**options, "device": options["device"] or ("cpu" if flow else None)},
+        store=store,
+        config=parse_settings(settings),
+        n_workers=workers or 2,
+    )
     from flows.runtime import sigterm_interrupts
     from mer_prep.cli.preprocess import _cancelled
     from mer_prep.errors import RunCancelled
 
     with sigterm_interrupts():  # SIGTERM stops a training as Ctrl-C does
         try:
-            record = _train_flow(request, home=home) if flow else _train_here(request,
-                                                                               quiet=quiet)
+            record = _train_flow(request, home=home) if flow else _train_here(request, quiet=quiet)
         except (KeyboardInterrupt, RunCancelled):  # the record is written last: none was
             _cancelled(f"cancelled; no run recorded on {store}")
     print_record(record)
@@ -175,13 +233,28 @@ def _train_flow(request, *, home: str):
 
 @main.command()
 @click.argument("store")
-@click.option("--run", "run_id", default=None, metavar="RUN_ID",
-              help="Show one run (or `latest`): per-fold and per-class tables, the confusion "
-                   "matrix, the store version and split.")
-@click.option("--leaderboard", is_flag=True, help="One row per configuration: seeds, mean +- "
-              "sd over seeds, bootstrap CI over subjects; LEAKY rows next to their clean rows.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "markdown"]),
-              default="table", show_default=True, help="With --leaderboard.")
+@click.option(
+    "--run",
+    "run_id",
+    default=None,
+    metavar="RUN_ID",
+    help="Show one run (or `latest`): per-fold and per-class tables, the confusion "
+    "matrix, the store version and split.",
+)
+@click.option(
+    "--leaderboard",
+    is_flag=True,
+    help="One row per configuration: seeds, mean +- "
+    "sd over seeds, bootstrap CI over subjects; LEAKY rows next to their clean rows.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "markdown"]),
+    default="table",
+    show_default=True,
+    help="With --leaderboard.",
+)
 def runs(store, run_id, leaderboard, fmt):
     """List the training runs recorded on STORE, best UF1 first (--run: one in full)."""
     from mer_prep.train.runs_store import list_runs, load_run
@@ -203,8 +276,9 @@ def runs(store, run_id, leaderboard, fmt):
         return
     records = list_runs(store)
     if not records:
-        click.echo(f"store {store}: no recorded runs (train with `mer-prep train {store} "
-                   f"--model NAME`)")
+        click.echo(
+            f"store {store}: no recorded runs (train with `mer-prep train {store} --model NAME`)"
+        )
         return
 
     def key(record):
@@ -216,8 +290,9 @@ def runs(store, run_id, leaderboard, fmt):
 
 def _marks(record) -> str:
     """LEAKY (sample-level split) and/or EPOCH1 (validation never chose a later epoch)."""
-    return ",".join(mark for mark, on in (("LEAKY", record.leaky),
-                                          ("EPOCH1", record.selection_warning)) if on)
+    return ",".join(
+        mark for mark, on in (("LEAKY", record.leaky), ("EPOCH1", record.selection_warning)) if on
+    )
 
 
 def runs_table(records) -> str:
@@ -225,20 +300,26 @@ def runs_table(records) -> str:
     selection: ``RunHeader.name``), run id, version, split, scores, marks and time; below it,
     what each mark means for the runs that carry one."""
     width = max(len("name"), *(len(r.name) for r in records))
-    lines = [f"{'name':<{width}} {'run':<34} {'version':<18} {'split':<12} "
-             f"{'UF1':>6} {'UAR':>6} {'acc':>6} {'marks':<12} {'time':>8}"]
+    lines = [
+        f"{'name':<{width}} {'run':<34} {'version':<18} {'split':<12} "
+        f"{'UF1':>6} {'UAR':>6} {'acc':>6} {'marks':<12} {'time':>8}"
+    ]
     notes = []
     for record in records:
         m = record.metrics
-        lines.append(f"{record.name:<{width}} {record.run_id:<34} {record.version_id:<18} "
-                     f"{record.split:<12} {_number(m.get('uf1')):>6} {_number(m.get('uar')):>6} "
-                     f"{_number(m.get('accuracy')):>6} {_marks(record):<12} "
-                     f"{record.duration_s:>7.1f}s")
+        lines.append(
+            f"{record.name:<{width}} {record.run_id:<34} {record.version_id:<18} "
+            f"{record.split:<12} {_number(m.get('uf1')):>6} {_number(m.get('uar')):>6} "
+            f"{_number(m.get('accuracy')):>6} {_marks(record):<12} "
+            f"{record.duration_s:>7.1f}s"
+        )
         if record.selection_warning:
             notes.append(f"EPOCH1 {record.run_id}: {record.selection_warning}")
         if record.leaky:
-            notes.append(f"LEAKY {record.run_id}: split {record.split} puts clips of one "
-                         f"subject on both sides; its scores are not subject-independent")
+            notes.append(
+                f"LEAKY {record.run_id}: split {record.split} puts clips of one "
+                f"subject on both sides; its scores are not subject-independent"
+            )
     return "\n".join(lines + notes)
 
 
@@ -252,9 +333,11 @@ def print_run_details(record) -> None:
     click.echo("")
     click.echo(f"{'class':<{width}}  {'n':>4}  {'F1':>6}  {'recall':>6}")
     for k, name in enumerate(names):
-        click.echo(f"{name:<{width}}  {sum(confusion[k]):>4}  "
-                   f"{_number((metrics.get('per_class_f1') or {}).get(name)):>6}  "
-                   f"{_number((metrics.get('per_class_recall') or {}).get(name)):>6}")
+        click.echo(
+            f"{name:<{width}}  {sum(confusion[k]):>4}  "
+            f"{_number((metrics.get('per_class_f1') or {}).get(name)):>6}  "
+            f"{_number((metrics.get('per_class_recall') or {}).get(name)):>6}"
+        )
     click.echo("")
     click.echo("confusion (rows: true, columns: predicted)")
     cell = max(4, *(len(n[:8]) for n in names))
@@ -262,9 +345,11 @@ def print_run_details(record) -> None:
     for name, row in zip(names, confusion):
         click.echo(f"{name:<{width}}  " + " ".join(f"{int(v):>{cell}}" for v in row))
     click.echo("")
-    click.echo(f"store {record.store['location']} version {record.version_id} snapshot "
-               f"{record.snapshot_id}; split {record.split} ({record.split_kind})"
-               + ("; LEAKY (sample-level split)" if record.leaky else ""))
+    click.echo(
+        f"store {record.store['location']} version {record.version_id} snapshot "
+        f"{record.snapshot_id}; split {record.split} ({record.split_kind})"
+        + ("; LEAKY (sample-level split)" if record.leaky else "")
+    )
 
 
 @main.command()
@@ -275,6 +360,8 @@ def models():
 
     click.echo(f"{'model':<10} {'paper':<30} {'recipe':<12} variants (recipe when another)")
     for name, entry in MODEL_CATALOGUE.items():
-        variants = ", ".join(variant if not recipe else f"{variant} ({recipe})"
-                             for variant, recipe in entry.variants.items())
+        variants = ", ".join(
+            variant if not recipe else f"{variant} ({recipe})"
+            for variant, recipe in entry.variants.items()
+        )
         click.echo(f"{name:<10} {entry.paper:<30} {entry.recipe:<12} {variants}")

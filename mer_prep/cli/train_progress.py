@@ -26,13 +26,15 @@ QUIET_INTERVAL_S = 60.0
 def cost_lines(estimate: RunEstimate) -> list[str]:
     """The estimate as the lines the command prints."""
     seeds = f"{estimate.seeds} seed{'s' if estimate.seeds != 1 else ''}"
-    lines = [f"cost: {estimate.model}/{estimate.variant}, {estimate.parameters:,} parameters; "
-             f"{estimate.epochs} epochs x {estimate.folds} folds x {seeds} on "
-             f"{estimate.device} ({estimate.threads} "
-             f"thread{'s' if estimate.threads != 1 else ''})",
-             f"estimate: {estimate.seconds_per_step:.3g} s/step x {estimate.steps_per_epoch} "
-             f"steps/epoch = {format_duration(estimate.epoch_s)}/epoch; about "
-             f"{format_duration(estimate.estimated_s)} for the run (from its first steps)"]
+    lines = [
+        f"cost: {estimate.model}/{estimate.variant}, {estimate.parameters:,} parameters; "
+        f"{estimate.epochs} epochs x {estimate.folds} folds x {seeds} on "
+        f"{estimate.device} ({estimate.threads} "
+        f"thread{'s' if estimate.threads != 1 else ''})",
+        f"estimate: {estimate.seconds_per_step:.3g} s/step x {estimate.steps_per_epoch} "
+        f"steps/epoch = {format_duration(estimate.epoch_s)}/epoch; about "
+        f"{format_duration(estimate.estimated_s)} for the run (from its first steps)",
+    ]
     if estimate.warning:
         lines.append(f"warning: {estimate.warning}")
     return lines
@@ -40,12 +42,17 @@ def cost_lines(estimate: RunEstimate) -> list[str]:
 
 def progress_line(progress: RunProgress) -> str:
     """One epoch's line: fold, epoch, loss, validation score, ETAs."""
-    score = "" if progress.validation is None or not math.isfinite(progress.validation) \
+    score = (
+        ""
+        if progress.validation is None or not math.isfinite(progress.validation)
         else f", validation {progress.validation:.3f}"
-    return (f"fold {progress.fold}/{progress.folds} ({progress.fold_name}) epoch "
-            f"{progress.epoch}/{progress.epochs}: loss {progress.loss:.3f}{score}; fold ETA "
-            f"{format_duration(progress.fold_eta_s)}, run ETA "
-            f"{format_duration(progress.run_eta_s)}")
+    )
+    return (
+        f"fold {progress.fold}/{progress.folds} ({progress.fold_name}) epoch "
+        f"{progress.epoch}/{progress.epochs}: loss {progress.loss:.3f}{score}; fold ETA "
+        f"{format_duration(progress.fold_eta_s)}, run ETA "
+        f"{format_duration(progress.run_eta_s)}"
+    )
 
 
 class ProgressPrinter:
@@ -55,9 +62,14 @@ class ProgressPrinter:
     ``TrainerSlot`` whose thread share is re-applied at every event (None: leave threads).
     """
 
-    def __init__(self, *, quiet: bool = False, slot=None,
-                 echo: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        slot=None,
+        echo: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interval = QUIET_INTERVAL_S if quiet else INTERVAL_S
         self.slot = slot
         self._echo = echo or (lambda line: click.echo(line, err=True))

@@ -40,13 +40,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mer_prep.config.policy import RUN_RULES, RunPolicy, TrainingRule, shown
+from mer_prep.config.trainings import TrainingConfig, check_cron, check_trainings, train_request
 from mer_prep.datasets import dataset_names
 from mer_prep.datasets.options import check_options, check_roots
 from mer_prep.errors import ConfigError, MerPrepError
 from mer_prep.pipeline.request import PreprocessRequest
-from mer_prep.config.policy import RUN_RULES, RunPolicy, TrainingRule, shown
-from mer_prep.config.trainings import (TrainingConfig, check_cron, check_trainings,
-                                       train_request)
 from mer_prep.store.layout import DEFAULT_STORE_TEMPLATE
 from mer_prep.store.repo import StoreLocation
 
@@ -123,8 +122,9 @@ class _Settings(BaseModel):
             try:
                 value.format(dataset="d", recipe="r")
             except (KeyError, IndexError, ValueError) as error:
-                raise ValueError(f"store template {value!r} may only use {{dataset}} and "
-                                 f"{{recipe}} ({error!r})") from None
+                raise ValueError(
+                    f"store template {value!r} may only use {{dataset}} and {{recipe}} ({error!r})"
+                ) from None
         return value
 
 
@@ -158,8 +158,9 @@ class ProjectConfig(BaseModel):
     @model_validator(mode="after")
     def _adapter_options(self) -> ProjectConfig:
         for name, dataset in self.datasets.items():
-            options = (dataset.options if dataset.options is not None
-                       else self.defaults.options or {})
+            options = (
+                dataset.options if dataset.options is not None else self.defaults.options or {}
+            )
             try:
                 check_options(name, options)
             except MerPrepError as error:
@@ -167,13 +168,24 @@ class ProjectConfig(BaseModel):
         check_trainings(self.trainings, self.datasets)
         for key, training in self.trainings.items():
             ds, d = self.datasets[training.dataset], self.defaults
-            recipes = [*(ds.recipes or ([ds.recipe] if ds.recipe else None) or d.recipes
-                         or [d.recipe or "ha3d"]),
-                       *(ds.allowed_recipes if ds.allowed_recipes is not None
-                         else d.allowed_recipes or [])]
+            recipes = [
+                *(
+                    ds.recipes
+                    or ([ds.recipe] if ds.recipe else None)
+                    or d.recipes
+                    or [d.recipe or "ha3d"]
+                ),
+                *(
+                    ds.allowed_recipes
+                    if ds.allowed_recipes is not None
+                    else d.allowed_recipes or []
+                ),
+            ]
             if training.recipe is not None and training.recipe not in recipes:
-                raise ValueError(f"trainings.{key}.recipe: {training.recipe!r} is not a recipe "
-                                 f"of datasets.{training.dataset} ({', '.join(recipes)})")
+                raise ValueError(
+                    f"trainings.{key}.recipe: {training.recipe!r} is not a recipe "
+                    f"of datasets.{training.dataset} ({', '.join(recipes)})"
+                )
         return self
 
 
@@ -231,17 +243,21 @@ class Config(BaseModel):
             ds = self.project.datasets[training.dataset]
             if not (training.enabled and ds.enabled):
                 continue
-            recipe = load_recipe(_resolve_recipe(self.path.parent, training.recipe)
-                                 if training.recipe else self._resolved(ds)[1][0])
+            recipe = load_recipe(
+                _resolve_recipe(self.path.parent, training.recipe)
+                if training.recipe
+                else self._resolved(ds)[1][0]
+            )
             try:
-                n_classes = len(class_names(self._picker(ds)("labels", "native"),
-                                            training.dataset))
+                n_classes = len(class_names(self._picker(ds)("labels", "native"), training.dataset))
             except MerPrepError:
                 n_classes = 2
             problem = training_problem(training, recipe, n_classes)
             if problem:
-                found.append(f"{self.path}: trainings.{key} (model {training.model} on recipe "
-                             f"{recipe.name}): {problem}")
+                found.append(
+                    f"{self.path}: trainings.{key} (model {training.model} on recipe "
+                    f"{recipe.name}): {problem}"
+                )
         return found
 
     def deployments(self) -> list[Deployment]:
@@ -257,10 +273,17 @@ class Config(BaseModel):
                 request = self.preprocess_request(dataset, recipe)
                 name = dataset if i == 0 else f"{dataset}-{Path(recipe).stem}"
                 location = StoreLocation.parse(request.store_location(load_recipe(recipe).name))
-                out.append(Deployment(name=name, dataset=dataset,
-                                      parameters=request.parameters(), store=location.url,
-                                      cron=pick("cron"), timezone=pick("timezone"),
-                                      paused=pick("paused", False)))
+                out.append(
+                    Deployment(
+                        name=name,
+                        dataset=dataset,
+                        parameters=request.parameters(),
+                        store=location.url,
+                        cron=pick("cron"),
+                        timezone=pick("timezone"),
+                        paused=pick("paused", False),
+                    )
+                )
         return out
 
     def training_deployments(self) -> list[TrainingDeployment]:
@@ -271,12 +294,18 @@ class Config(BaseModel):
             if not (training.enabled and ds.enabled):
                 continue
             rule = self._training_rule(training)
-            out.append(TrainingDeployment(
-                name=training.deployment_name(), dataset=training.dataset,
-                parameters=rule.request.parameters(), cron=training.cron,
-                timezone=training.timezone or self._picker(ds)("timezone"),
-                paused=training.paused, store=rule.request.store,
-                on_commit=training.on_commit))
+            out.append(
+                TrainingDeployment(
+                    name=training.deployment_name(),
+                    dataset=training.dataset,
+                    parameters=rule.request.parameters(),
+                    cron=training.cron,
+                    timezone=training.timezone or self._picker(ds)("timezone"),
+                    paused=training.paused,
+                    store=rule.request.store,
+                    on_commit=training.on_commit,
+                )
+            )
         return out
 
     def _training_rule(self, training: TrainingConfig) -> TrainingRule:
@@ -286,17 +315,23 @@ class Config(BaseModel):
         ds = self.project.datasets[training.dataset]
         pick = self._picker(ds)
         _, recipes, template = self._resolved(ds)
-        recipe = (_resolve_recipe(self.path.parent, training.recipe) if training.recipe
-                  else recipes[0])
+        recipe = (
+            _resolve_recipe(self.path.parent, training.recipe) if training.recipe else recipes[0]
+        )
         recipe_name = load_recipe(recipe).name
-        store = StoreLocation.parse(template.format(dataset=training.dataset,
-                                                    recipe=recipe_name)).url
+        store = StoreLocation.parse(
+            template.format(dataset=training.dataset, recipe=recipe_name)
+        ).url
         address = training.dask_address or pick("dask_address")
-        request = train_request(training, store, training.n_workers or
-                                pick("n_workers", 2), address)
-        return TrainingRule(name=training.deployment_name(), recipe=recipe_name,
-                            request=request, dask_addresses=tuple(dict.fromkeys(
-                                [address, *pick("dask_addresses", [])])))
+        request = train_request(
+            training, store, training.n_workers or pick("n_workers", 2), address
+        )
+        return TrainingRule(
+            name=training.deployment_name(),
+            recipe=recipe_name,
+            request=request,
+            dask_addresses=tuple(dict.fromkeys([address, *pick("dask_addresses", [])])),
+        )
 
     def preprocess_request(self, dataset: str, recipe: str | None = None) -> PreprocessRequest:
         """The run a ``preprocess/<dataset>`` deployment makes by default (``recipe``: one of
@@ -306,27 +341,49 @@ class Config(BaseModel):
         ds = self.project.datasets[dataset]
         pick = self._picker(ds)
         root, recipes, store = self._resolved(ds)
-        configured = {name: pick(name) for name in PreprocessRequest.model_fields
-                      if name in _Settings.model_fields and pick(name) is not None}
-        return PreprocessRequest(**{**configured, "dataset": dataset, "root": root,
-                                    "recipe": recipe or recipes[0], "store": store})
+        configured = {
+            name: pick(name)
+            for name in PreprocessRequest.model_fields
+            if name in _Settings.model_fields and pick(name) is not None
+        }
+        return PreprocessRequest(
+            **{
+                **configured,
+                "dataset": dataset,
+                "root": root,
+                "recipe": recipe or recipes[0],
+                "store": store,
+            }
+        )
 
     def _picker(self, ds: DatasetConfig) -> Callable[..., Any]:
         """``pick(key, fallback)``: the dataset's value, else ``[defaults]``', else fallback."""
         d = self.project.defaults
-        return lambda key, fallback=None: (getattr(ds, key) if getattr(ds, key) is not None
-                                           else getattr(d, key) if getattr(d, key) is not None
-                                           else fallback)
+        return lambda key, fallback=None: (
+            getattr(ds, key)
+            if getattr(ds, key) is not None
+            else getattr(d, key)
+            if getattr(d, key) is not None
+            else fallback
+        )
 
     def _resolved(self, ds: DatasetConfig) -> tuple[Any, list[str], str]:
         """(root(s), recipes, store template) of a dataset, paths made absolute."""
         base, d = self.path.parent, self.project.defaults
-        recipes = (ds.recipes or ([ds.recipe] if ds.recipe else None) or d.recipes
-                   or [d.recipe or PreprocessRequest.default("recipe")])
-        root: Any = (_resolve(base, ds.root) if isinstance(ds.root, str)
-                     else {part: _resolve(base, p) for part, p in ds.root.items()})
-        store = str(StoreLocation.parse(self._picker(ds)("store", DEFAULT_STORE_TEMPLATE),
-                                        base=base))
+        recipes = (
+            ds.recipes
+            or ([ds.recipe] if ds.recipe else None)
+            or d.recipes
+            or [d.recipe or PreprocessRequest.default("recipe")]
+        )
+        root: Any = (
+            _resolve(base, ds.root)
+            if isinstance(ds.root, str)
+            else {part: _resolve(base, p) for part, p in ds.root.items()}
+        )
+        store = str(
+            StoreLocation.parse(self._picker(ds)("store", DEFAULT_STORE_TEMPLATE), base=base)
+        )
         return root, [_resolve_recipe(base, recipe) for recipe in recipes], store
 
     def run_policy(self, dataset: Any) -> RunPolicy:
@@ -334,23 +391,35 @@ class Config(BaseModel):
         ds = self.project.datasets.get(dataset) if isinstance(dataset, str) else None
         if ds is None or not ds.enabled:
             enabled = [name for name, d in self.project.datasets.items() if d.enabled]
-            raise ConfigError(f"{self.path}: run parameter dataset={shown(dataset)} is not a "
-                              f"configured, enabled dataset (enabled: {', '.join(enabled)})")
+            raise ConfigError(
+                f"{self.path}: run parameter dataset={shown(dataset)} is not a "
+                f"configured, enabled dataset (enabled: {', '.join(enabled)})"
+            )
         base, pick = self.path.parent, self._picker(ds)
         _, recipes, store = self._resolved(ds)
         configured = self.preprocess_request(dataset)  # what a run is compared with
         extra = [_resolve_recipe(base, recipe) for recipe in pick("allowed_recipes", [])]
         return RunPolicy(
-            path=self.path, dataset=dataset, root=configured.root,
-            recipes=tuple(dict.fromkeys([*recipes, *extra])), store=store,
-            store_roots=tuple(StoreLocation.parse(r, base=base).url
-                              for r in pick("store_roots", [])),
-            labels=configured.labels, options=dict(configured.options),
+            path=self.path,
+            dataset=dataset,
+            root=configured.root,
+            recipes=tuple(dict.fromkeys([*recipes, *extra])),
+            store=store,
+            store_roots=tuple(
+                StoreLocation.parse(r, base=base).url for r in pick("store_roots", [])
+            ),
+            labels=configured.labels,
+            options=dict(configured.options),
             n_workers=configured.n_workers,
-            dask_addresses=tuple(dict.fromkeys([configured.dask_address,
-                                                *pick("dask_addresses", [])])),
-            trainings=tuple(self._training_rule(t) for t in self.project.trainings.values()
-                            if t.dataset == dataset and t.enabled))
+            dask_addresses=tuple(
+                dict.fromkeys([configured.dask_address, *pick("dask_addresses", [])])
+            ),
+            trainings=tuple(
+                self._training_rule(t)
+                for t in self.project.trainings.values()
+                if t.dataset == dataset and t.enabled
+            ),
+        )
 
     def check_run(self, parameters: Mapping[str, Any], *, flow: str = "preprocess") -> None:
         """Refuse (``ConfigError`` naming the parameter and this file) a run of ``flow`` whose
@@ -361,13 +430,15 @@ class Config(BaseModel):
         .check_served_run``). A parameter left out is the flow's default, checked the same way.
         """
         if flow not in RUN_RULES:
-            raise ConfigError(f"{self.path}: no run rules for flow {flow!r} (known: "
-                              f"{', '.join(RUN_RULES)})")
+            raise ConfigError(
+                f"{self.path}: no run rules for flow {flow!r} (known: {', '.join(RUN_RULES)})"
+            )
         names, check = RUN_RULES[flow]
         unknown = sorted(set(parameters) - set(names))
         if unknown:
-            raise ConfigError(f"{self.path}: unknown run parameter(s) {', '.join(unknown)} of "
-                              f"flow {flow}")
+            raise ConfigError(
+                f"{self.path}: unknown run parameter(s) {', '.join(unknown)} of flow {flow}"
+            )
         check(self.run_policy(parameters.get("dataset")), parameters)
 
 
@@ -395,8 +466,9 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     try:
         data = tomllib.loads(where.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"no configuration file at {where} (give --config PATH or set "
-                          f"{CONFIG_ENV})") from None
+        raise ConfigError(
+            f"no configuration file at {where} (give --config PATH or set {CONFIG_ENV})"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: not valid TOML: {error}") from None
     _register_composites(where, data.pop("composites", None) or {})
@@ -415,8 +487,13 @@ def _register_composites(where: Path, composites: dict) -> None:
 
     for name, body in composites.items():
         try:
-            register_composite(name, body["parts"], description=body.get("description", ""),
-                               expected=body.get("expected"), replace=True)
+            register_composite(
+                name,
+                body["parts"],
+                description=body.get("description", ""),
+                expected=body.get("expected"),
+                replace=True,
+            )
         except (MerPrepError, KeyError, TypeError) as error:
             raise ConfigError(f"{where}: composites.{name}: {error}") from None
 

@@ -43,33 +43,40 @@ class RunPolicy:
     dataset: str
     root: str | dict[str, str]
     recipes: tuple[str, ...]
-    store: str                      # the configured template ({dataset}, {recipe}), absolute
-    store_roots: tuple[str, ...]    # store location URLs a run may write inside
+    store: str  # the configured template ({dataset}, {recipe}), absolute
+    store_roots: tuple[str, ...]  # store location URLs a run may write inside
     labels: str
     options: dict[str, str]
     n_workers: int
-    dask_addresses: tuple[str | None, ...]   # None: a local cluster
+    dask_addresses: tuple[str | None, ...]  # None: a local cluster
     trainings: tuple[TrainingRule, ...] = ()  # the dataset's configured trainings
 
     def refuse(self, name: str, value: Any, allowed: str) -> ConfigError:
-        return ConfigError(f"{self.path}: run parameter {name}={shown(value)} is not allowed "
-                           f"for datasets.{self.dataset} (allowed: {allowed}); a deployment run "
-                           f"may only use what this file configures")
+        return ConfigError(
+            f"{self.path}: run parameter {name}={shown(value)} is not allowed "
+            f"for datasets.{self.dataset} (allowed: {allowed}); a deployment run "
+            f"may only use what this file configures"
+        )
 
     def check_dask_address(self, value: Any) -> str | None:
         if value not in self.dask_addresses or not isinstance(value, (str, type(None))):
-            raise self.refuse("dask_address", value, ", ".join(
-                "a local cluster" if a is None else repr(a) for a in self.dask_addresses)
-                + " (dask_address, dask_addresses)")
+            raise self.refuse(
+                "dask_address",
+                value,
+                ", ".join("a local cluster" if a is None else repr(a) for a in self.dask_addresses)
+                + " (dask_address, dask_addresses)",
+            )
         return value
 
     def check_root(self, value: Any) -> str | dict[str, str]:
         if isinstance(self.root, str):
             ok = _is_path(value) and _norm(value) == _norm(self.root)
         else:
-            ok = (isinstance(value, Mapping) and set(value) == set(self.root)
-                  and all(_is_path(v) and _norm(v) == _norm(self.root[k])
-                          for k, v in value.items()))
+            ok = (
+                isinstance(value, Mapping)
+                and set(value) == set(self.root)
+                and all(_is_path(v) and _norm(v) == _norm(self.root[k]) for k, v in value.items())
+            )
         if not ok:
             raise self.refuse("root", value, f"{self.root!r} (root)")
         return value
@@ -79,8 +86,9 @@ class RunPolicy:
         allowed = {(_norm(r) if _is_yaml(r) else r): r for r in self.recipes}
         key = (_norm(value) if _is_yaml(value) else value) if isinstance(value, str) else None
         if key not in allowed:
-            raise self.refuse("recipe", value, f"{', '.join(self.recipes)} (recipe, recipes, "
-                                               f"allowed_recipes)")
+            raise self.refuse(
+                "recipe", value, f"{', '.join(self.recipes)} (recipe, recipes, allowed_recipes)"
+            )
         from mer_prep.recipes import load_recipe
 
         return load_recipe(allowed[key]).name
@@ -90,21 +98,25 @@ class RunPolicy:
         ``stores/{dataset}/{recipe}`` under the working directory): the configured store, or
         inside one of ``store_roots``."""
         template = DEFAULT_STORE if value is None else value
-        allowed = (f"{self.store!r}" + "".join(f", inside {r}" for r in self.store_roots)
-                   + " (store, store_roots)")
+        allowed = (
+            f"{self.store!r}"
+            + "".join(f", inside {r}" for r in self.store_roots)
+            + " (store, store_roots)"
+        )
         try:  # only plain {dataset} / {recipe}: no attributes, indexes or format specs
-            fields = (list(string.Formatter().parse(template)) if isinstance(template, str)
-                      else None)
-            if fields is None or any(f is not None and (f not in ("dataset", "recipe")
-                                                        or spec or conv)
-                                     for _, f, spec, conv in fields):
+            fields = list(string.Formatter().parse(template)) if isinstance(template, str) else None
+            if fields is None or any(
+                f is not None and (f not in ("dataset", "recipe") or spec or conv)
+                for _, f, spec, conv in fields
+            ):
                 raise ValueError("a store template may only use {dataset} and {recipe}")
             location = StoreLocation.parse(template.format(dataset=self.dataset, recipe=recipe))
         except (ValueError, MerPrepError):
             raise self.refuse("store", value, allowed) from None
         configured = StoreLocation.parse(self.store.format(dataset=self.dataset, recipe=recipe))
-        if location != configured and not any(_inside(location.url, r) and _inside_resolved(
-                location, r) for r in self.store_roots):
+        if location != configured and not any(
+            _inside(location.url, r) and _inside_resolved(location, r) for r in self.store_roots
+        ):
             raise self.refuse("store", value, allowed)
         return location
 
@@ -132,14 +144,24 @@ class RunPolicy:
 #: the ``PreprocessRequest`` fields ``_check_preprocess`` checks (``dataset``: ``Config.run_policy``
 #: does). Spelt here on purpose: a field the request gains is refused in every served run until
 #: it is checked here (fails closed); tests/test_security.py runs every field's bad values.
-PREPROCESS_CHECKED = ("dataset", "dask_address", "root", "recipe", "store", "labels", "options",
-                      "n_workers", "progress")
+PREPROCESS_CHECKED = (
+    "dataset",
+    "dask_address",
+    "root",
+    "recipe",
+    "store",
+    "labels",
+    "options",
+    "n_workers",
+    "progress",
+)
 
 
 def _check_preprocess(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     """``flows.preprocess.preprocess``: every field of the run's ``PreprocessRequest`` against
     the configured request's value (a field left out: the request's default). Checked on the
     raw values, before a request is built: building one would read a recipe YAML it names."""
+
     def get(name: str) -> Any:
         return parameters.get(name, PreprocessRequest.default(name))
 
@@ -167,8 +189,11 @@ def _check_train(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     rules = [rule for rule in policy.trainings if rule.request.model == model]
     if not rules:
         models = ", ".join(sorted({rule.request.model for rule in policy.trainings}))
-        raise policy.refuse("model", model, f"{models or 'none: no training of it is configured'}"
-                                            f" ([trainings.*] model)")
+        raise policy.refuse(
+            "model",
+            model,
+            f"{models or 'none: no training of it is configured'} ([trainings.*] model)",
+        )
     refusals = []
     for rule in rules:
         try:
@@ -178,8 +203,9 @@ def _check_train(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     raise refusals[0]
 
 
-def _asked_request(policy: RunPolicy, rule: TrainingRule,
-                   parameters: Mapping[str, Any]) -> TrainRequest:
+def _asked_request(
+    policy: RunPolicy, rule: TrainingRule, parameters: Mapping[str, Any]
+) -> TrainRequest:
     """The request a run's parameters make, or the refusal of the first bad one."""
     if parameters.get("store") is None:
         raise policy.refuse("store", None, f"{rule.request.store!r} (store, store_roots)")
@@ -188,14 +214,17 @@ def _asked_request(policy: RunPolicy, rule: TrainingRule,
     except ValidationError as error:
         first = error.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "parameters"
-        allowed = (f"{getattr(rule.request, name)!r} (trainings: train/{rule.name})"
-                   if name in TrainSettings.model_fields
-                   else VERSION_ALLOWED if name == "version" else describe(first))
+        allowed = (
+            f"{getattr(rule.request, name)!r} (trainings: train/{rule.name})"
+            if name in TrainSettings.model_fields
+            else VERSION_ALLOWED
+            if name == "version"
+            else describe(first)
+        )
         raise policy.refuse(name, parameters.get(name), allowed) from None
 
 
-def _check_training(policy: RunPolicy, rule: TrainingRule,
-                    parameters: Mapping[str, Any]) -> None:
+def _check_training(policy: RunPolicy, rule: TrainingRule, parameters: Mapping[str, Any]) -> None:
     from mer_prep.config.trainings import task_resources
 
     asked, configured = _asked_request(policy, rule, parameters), rule.request
@@ -211,19 +240,26 @@ def _check_training(policy: RunPolicy, rule: TrainingRule,
     if asked.version is not None and not VERSION_TAG.fullmatch(asked.version):
         raise policy.refuse("version", asked.version, VERSION_ALLOWED)
     policy.check_store(asked.store, rule.recipe)
-    replace(policy, n_workers=configured.n_workers,
-            dask_addresses=rule.dask_addresses).check_workers(asked.n_workers)
+    replace(
+        policy, n_workers=configured.n_workers, dask_addresses=rule.dask_addresses
+    ).check_workers(asked.n_workers)
     replace(policy, dask_addresses=rule.dask_addresses).check_dask_address(asked.dask_address)
 
 
 def _same(value: Any, wanted: Any) -> bool:
     """Equal and of the same JSON kind (True is not 1, "2" is not 2)."""
     if isinstance(wanted, Mapping):
-        return (isinstance(value, Mapping) and set(value) == set(wanted)
-                and all(_same(value[k], wanted[k]) for k in wanted))
+        return (
+            isinstance(value, Mapping)
+            and set(value) == set(wanted)
+            and all(_same(value[k], wanted[k]) for k in wanted)
+        )
     if isinstance(wanted, (list, tuple)):
-        return (isinstance(value, (list, tuple)) and len(value) == len(wanted)
-                and all(_same(v, w) for v, w in zip(value, wanted)))
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == len(wanted)
+            and all(_same(v, w) for v, w in zip(value, wanted))
+        )
     if isinstance(wanted, bool) or isinstance(value, bool):
         return value is wanted
     if isinstance(wanted, (int, float)) and isinstance(value, (int, float)):
@@ -261,7 +297,7 @@ def _norm(value: str | os.PathLike) -> str:
 def _inside(url: str, root: str) -> bool:
     """``url`` strictly inside the store location ``root`` (no ``.``/``..`` parts in S3 keys)."""
     prefix = root if root.endswith("/") else root + "/"
-    rest = url[len(prefix):] if url.startswith(prefix) else ""
+    rest = url[len(prefix) :] if url.startswith(prefix) else ""
     return bool(rest) and not ({".", "..", ""} & set(rest.split("/")))
 
 

@@ -85,12 +85,15 @@ class TrainingConfig(TrainSettings):
         except MerPrepError as error:
             raise ValueError(str(error)) from None
         if self.variant is not None and self.variant not in spec.variants:
-            raise ValueError(f"model {spec.name} has no variant {self.variant!r}; valid: "
-                             f"{', '.join(spec.variants)}")
+            raise ValueError(
+                f"model {spec.name} has no variant {self.variant!r}; valid: "
+                f"{', '.join(spec.variants)}"
+            )
         return self
 
     def deployment_name(self) -> str:
         return self.name or f"{self.dataset}-{self.model}"
+
 
 def task_resources(resources: dict[str, float] | None, device: str) -> dict[str, float] | None:
     """Dask resources each fold task of a run asks for: ``resources`` as given, else one GPU
@@ -106,23 +109,32 @@ def check_trainings(trainings: dict[str, TrainingConfig], datasets: dict) -> Non
     seen: dict[str, str] = {}
     for key, training in trainings.items():
         if training.dataset not in datasets:
-            raise ValueError(f"trainings.{key}.dataset: {training.dataset!r} is not a configured "
-                             f"dataset (configured: {', '.join(datasets)})")
+            raise ValueError(
+                f"trainings.{key}.dataset: {training.dataset!r} is not a configured "
+                f"dataset (configured: {', '.join(datasets)})"
+            )
         name = training.deployment_name()
         if name in seen:
-            raise ValueError(f"trainings.{key}: deployment train/{name} is also trainings."
-                             f"{seen[name]}'s; give one of them `name = \"...\"`")
+            raise ValueError(
+                f"trainings.{key}: deployment train/{name} is also trainings."
+                f'{seen[name]}\'s; give one of them `name = "..."`'
+            )
         seen[name] = key
 
 
-def train_request(training: TrainingConfig, store: str, n_workers: int,
-                  dask_address: str | None) -> TrainRequest:
+def train_request(
+    training: TrainingConfig, store: str, n_workers: int, dask_address: str | None
+) -> TrainRequest:
     """The default run of a training deployment: its settings on ``store`` (``version`` None:
     the store's latest; a trigger passes the version a preprocessing run committed)."""
     settings = training.settings().model_dump()
-    return TrainRequest.of(**{**settings, "config": dict(training.config or {})},
-                           dataset=training.dataset, store=store, n_workers=n_workers,
-                           dask_address=dask_address)
+    return TrainRequest.of(
+        **{**settings, "config": dict(training.config or {})},
+        dataset=training.dataset,
+        store=store,
+        n_workers=n_workers,
+        dask_address=dask_address,
+    )
 
 
 def training_problem(training: TrainingConfig, recipe, n_classes: int) -> str | None:
@@ -144,8 +156,8 @@ def training_problem(training: TrainingConfig, recipe, n_classes: int) -> str | 
         config = spec.config(dict(training.config or {}), variant=variant)
     except ValidationError as error:
         return "config: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
-            for e in error.errors())
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
+        )
     except (MerPrepError, TypeError) as error:
         return f"config: {error}"
     arrays = {name: (tuple(a.dims), tuple(a.shape)) for name, a in recipe.array_specs().items()}

@@ -29,9 +29,19 @@ from mer_prep.labels import unregister_composite as _unregister_composite
 from mer_prep.sample import DatasetScan
 
 #: adapter name -> module under mer_prep.datasets
-ADAPTERS: dict[str, str] = {"casme1": "casme1", "casme2": "casme2", "samm": "samm", "smic": "smic",
-                            "casme-sq": "casme_sq", "casme3": "casme3", "dfme": "dfme", "4dme": "fourd",
-                            "mmew": "mmew", "manifest": "manifest", "megc2019": "megc2019"}
+ADAPTERS: dict[str, str] = {
+    "casme1": "casme1",
+    "casme2": "casme2",
+    "samm": "samm",
+    "smic": "smic",
+    "casme-sq": "casme_sq",
+    "casme3": "casme3",
+    "dfme": "dfme",
+    "4dme": "fourd",
+    "mmew": "mmew",
+    "manifest": "manifest",
+    "megc2019": "megc2019",
+}
 #: every dataset name scan_dataset accepts: the adapters, then the composites (rebound by
 #: register_composite; call dataset_names() for the current list)
 DATASETS: tuple[str, ...] = tuple(dict.fromkeys([*ADAPTERS, *COMPOSITES]))
@@ -54,18 +64,25 @@ class _CompositeAdapter:
         found = composite(self.name)
         missing = [p for p in found.parts if p not in roots]
         if missing:
-            raise InvalidArgumentError(f"{self.name} needs roots for {', '.join(found.parts)}; "
-                                       f"missing {', '.join(missing)}")
+            raise InvalidArgumentError(
+                f"{self.name} needs roots for {', '.join(found.parts)}; "
+                f"missing {', '.join(missing)}"
+            )
         per_part = {part: dict(found.options.get(part, {})) for part in found.parts}
         for key, value in options.items():
             part, _, option = key.partition(".")
             if option in found.options.get(part, {}):
-                raise InvalidArgumentError(f"{self.name} fixes {part} {option}="
-                                           f"{found.options[part][option]!r}; it cannot be changed")
+                raise InvalidArgumentError(
+                    f"{self.name} fixes {part} {option}="
+                    f"{found.options[part][option]!r}; it cannot be changed"
+                )
             per_part[part][option] = value
         scans = [_adapter(part).scan(roots[part], **per_part[part]) for part in found.parts]
-        return DatasetScan([s for p in scans for s in p.samples], [q for p in scans for q in p.problems],
-                           [c for p in scans for c in p.corrections])
+        return DatasetScan(
+            [s for p in scans for s in p.samples],
+            [q for p in scans for q in p.problems],
+            [c for p in scans for c in p.corrections],
+        )
 
 
 def _adapter(name: str):
@@ -95,8 +112,13 @@ def with_aus(scan: DatasetScan) -> DatasetScan:
     return DatasetScan(samples, list(scan.problems), list(scan.corrections))
 
 
-def scan_dataset(name: str, root: Path | str | Mapping[str, Path | str], *, labels: str = "native",
-                 **options: Any) -> DatasetScan:
+def scan_dataset(
+    name: str,
+    root: Path | str | Mapping[str, Path | str],
+    *,
+    labels: str = "native",
+    **options: Any,
+) -> DatasetScan:
     """Scan dataset ``name`` under ``root`` and apply label scheme ``labels``.
 
     root: the dataset folder; for a composite (``megc2019``, ``cross6``, a registered one) a
@@ -111,16 +133,24 @@ def scan_dataset(name: str, root: Path | str | Mapping[str, Path | str], *, labe
     """
     check_dataset(name)
     if (name in COMPOSITES) != isinstance(root, Mapping):
-        raise InvalidArgumentError(f"{name} takes a mapping of roots, one per part" if name in COMPOSITES
-                                   else f"{name} takes one root folder, not a mapping of roots")
+        raise InvalidArgumentError(
+            f"{name} takes a mapping of roots, one per part"
+            if name in COMPOSITES
+            else f"{name} takes one root folder, not a mapping of roots"
+        )
     check_options(name, options)
     scan = with_aus(_adapter(name).scan(root, **options))
     return apply_scheme(scan, labels)
 
 
-def register_composite(name: str, parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]], *,
-                       description: str = "", expected: Mapping[str, int] | None = None,
-                       replace: bool = False) -> Composite:
+def register_composite(
+    name: str,
+    parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]],
+    *,
+    description: str = "",
+    expected: Mapping[str, int] | None = None,
+    replace: bool = False,
+) -> Composite:
     """Declare a composite of adapters (a user's, from ``mer-prep.toml``); returns it.
 
     parts: adapter names, or ``{name: {option: value}}`` to fix a part's options
@@ -135,16 +165,23 @@ def register_composite(name: str, parts: Sequence[str | Mapping[str, Mapping[str
     if not name or "/" in name or "." in name:
         raise InvalidArgumentError(f"composite name {name!r} must be non-empty without '/' or '.'")
     for part in parts:
-        part_name, fixed = (next(iter(part.items())) if isinstance(part, Mapping) and len(part) == 1
-                            else (part, None))
+        part_name, fixed = (
+            next(iter(part.items()))
+            if isinstance(part, Mapping) and len(part) == 1
+            else (part, None)
+        )
         if isinstance(part_name, str) and part_name not in ADAPTERS:
-            raise InvalidArgumentError(f"composite {name!r}: part {part_name!r} is not an adapter; "
-                                       f"adapters: {', '.join(ADAPTERS)}")
+            raise InvalidArgumentError(
+                f"composite {name!r}: part {part_name!r} is not an adapter; "
+                f"adapters: {', '.join(ADAPTERS)}"
+            )
         if isinstance(part_name, str) and part_name == "megc2019":
             raise InvalidArgumentError(f"composite {name!r}: megc2019 is itself a composite")
         if fixed:
             check_options(part_name, dict(fixed))
-    made = _register_composite(name, parts, description=description, expected=expected, replace=replace)
+    made = _register_composite(
+        name, parts, description=description, expected=expected, replace=replace
+    )
     if name not in DATASETS:
         DATASETS = (*DATASETS, name)
     return made
@@ -157,5 +194,13 @@ def unregister_composite(name: str) -> None:
     DATASETS = tuple(d for d in DATASETS if d != name)
 
 
-__all__ = ["ADAPTERS", "DATASETS", "dataset_names", "scan_dataset", "register_composite",
-           "unregister_composite", "with_aus", "DatasetScan"]
+__all__ = [
+    "ADAPTERS",
+    "DATASETS",
+    "dataset_names",
+    "scan_dataset",
+    "register_composite",
+    "unregister_composite",
+    "with_aus",
+    "DatasetScan",
+]

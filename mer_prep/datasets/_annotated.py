@@ -142,27 +142,57 @@ def scan_rows(
     for source in sources:
         for row in source.rows:
             where = source.where(row.row)
-            result = _one_row(row, where, source, dataset=dataset, fps=fps, root=root, resolve=resolve,
-                              missing_apex=missing_apex, fixer=fixer, suffixes=suffixes, referenced=referenced,
-                              corrector=corrector, span_only=span_only, finish=finish,
-                              video_first=video_first)
+            result = _one_row(
+                row,
+                where,
+                source,
+                dataset=dataset,
+                fps=fps,
+                root=root,
+                resolve=resolve,
+                missing_apex=missing_apex,
+                fixer=fixer,
+                suffixes=suffixes,
+                referenced=referenced,
+                corrector=corrector,
+                span_only=span_only,
+                finish=finish,
+                video_first=video_first,
+            )
             if isinstance(result, Problem):
                 problems.append(result)
             elif result.sample_id in seen:
-                problems.append(Problem(result.sample_id, where,
-                                        f"duplicate annotation row (first at {seen[result.sample_id]})"))
+                problems.append(
+                    Problem(
+                        result.sample_id,
+                        where,
+                        f"duplicate annotation row (first at {seen[result.sample_id]})",
+                    )
+                )
             else:
                 seen[result.sample_id] = where
                 samples.append(result)
     return samples, problems, referenced
 
 
-def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str,
-             fps: float | Callable[[dict[str, Any]], float], root: Path,
-             resolve: Callable[[SheetRow], ClipRef], missing_apex: tuple[int, ...], fixer: Fixer,
-             suffixes: tuple[str, ...], referenced: set[Path], corrector: Corrector | None = None,
-             span_only: bool = False, finish: Finisher | None = None,
-             video_first: int | None = None) -> Sample | Problem:
+def _one_row(
+    row: SheetRow,
+    where: str,
+    source: RowSource,
+    *,
+    dataset: str,
+    fps: float | Callable[[dict[str, Any]], float],
+    root: Path,
+    resolve: Callable[[SheetRow], ClipRef],
+    missing_apex: tuple[int, ...],
+    fixer: Fixer,
+    suffixes: tuple[str, ...],
+    referenced: set[Path],
+    corrector: Corrector | None = None,
+    span_only: bool = False,
+    finish: Finisher | None = None,
+    video_first: int | None = None,
+) -> Sample | Problem:
     named = f"{as_text(row.values.get('subject'))}/{as_text(row.values.get('filename'))}"
     described = f"{dataset} row {row.row} ({named})"
     if row.problem:
@@ -172,25 +202,37 @@ def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str,
     except ValueError as exc:
         return Problem(described, where, str(exc))
     if not within_root(root, ref.folder):
-        return Problem(ref.sample_id, where, f"clip path {ref.folder} leaves the dataset root {root}")
+        return Problem(
+            ref.sample_id, where, f"clip path {ref.folder} leaves the dataset root {root}"
+        )
     if ref.subject_folder is not None:
-        problem = _subject_folder_problem(as_text(row.values.get("filename")), ref.folder, ref.subject_folder)
+        problem = _subject_folder_problem(
+            as_text(row.values.get("filename")), ref.folder, ref.subject_folder
+        )
         if problem:
             return Problem(ref.sample_id, where, problem)
     referenced.add(ref.folder)
-    values, corrected = (corrector.apply(ref.sample_id, row.values, where) if corrector
-                         else (row.values, ()))
+    values, corrected = (
+        corrector.apply(ref.sample_id, row.values, where) if corrector else (row.values, ())
+    )
     if corrected:  # the fixer reads the row: give it the corrected cells
         row = SheetRow(row.row, values, row.problem)
-    video = video_first is not None and ref.folder.is_file() and ref.folder.suffix.lower() in VIDEO_SUFFIXES
+    video = (
+        video_first is not None
+        and ref.folder.is_file()
+        and ref.folder.suffix.lower() in VIDEO_SUFFIXES
+    )
     if video:
         try:
             count = video_frame_count(ref.folder)
         except ValueError as exc:
             return Problem(ref.sample_id, where, str(exc))
         if not count:
-            return Problem(ref.sample_id, where, f"video {ref.folder} states no frame count (empty, or a "
-                                                 "container without one)")
+            return Problem(
+                ref.sample_id,
+                where,
+                f"video {ref.folder} states no frame count (empty, or a container without one)",
+            )
         frames = [(video_first + i, ref.folder) for i in range(count)]
     elif not ref.folder.is_dir():
         what = "clip folder or video" if video_first is not None else "clip folder"
@@ -199,9 +241,11 @@ def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str,
         frames = list_frames(ref.folder, suffixes)
     numbers = [n for n, _ in frames]
     try:
-        raw = RawTiming(as_frame(values.get("onset"), field="onset"),
-                        as_frame(values.get("apex"), field="apex", missing=missing_apex),
-                        as_frame(values.get("offset"), field="offset"))
+        raw = RawTiming(
+            as_frame(values.get("onset"), field="onset"),
+            as_frame(values.get("apex"), field="apex", missing=missing_apex),
+            as_frame(values.get("offset"), field="offset"),
+        )
         timing = fixer(row, ref, raw, numbers)
         rate = fps(values) if callable(fps) else fps
     except ValueError as exc:
@@ -214,23 +258,48 @@ def _one_row(row: SheetRow, where: str, source: RowSource, *, dataset: str,
         return Problem(ref.sample_id, where, "emotion is blank")
     if span_only or video:
         frames = [(n, p) for n, p in frames if timing.onset <= n <= timing.offset]
-    extra = (source.extra + ref.extra + tuple(("fix", note) for note in corrected)
-             + tuple(("fix", note) for note in timing.fixes))
+    extra = (
+        source.extra
+        + ref.extra
+        + tuple(("fix", note) for note in corrected)
+        + tuple(("fix", note) for note in timing.fixes)
+    )
     if video:
         shift = video_first or 0
         if shift:
             extra += (("frame_numbering", f"video index = sheet frame - {shift}"),)
-        sample = Sample(dataset=dataset, subject=ref.subject, clip=ref.clip, frame_paths=(),
-                        frame_numbers=tuple(n - shift for n, _ in frames), onset=timing.onset - shift,
-                        apex=None if timing.apex is None else timing.apex - shift,
-                        offset=timing.offset - shift, fps=rate, emotion=emotion,
-                        action_units=as_text(values.get("aus")), video_path=str(ref.folder), source=where,
-                        extra=extra)
+        sample = Sample(
+            dataset=dataset,
+            subject=ref.subject,
+            clip=ref.clip,
+            frame_paths=(),
+            frame_numbers=tuple(n - shift for n, _ in frames),
+            onset=timing.onset - shift,
+            apex=None if timing.apex is None else timing.apex - shift,
+            offset=timing.offset - shift,
+            fps=rate,
+            emotion=emotion,
+            action_units=as_text(values.get("aus")),
+            video_path=str(ref.folder),
+            source=where,
+            extra=extra,
+        )
     else:
-        sample = Sample(dataset=dataset, subject=ref.subject, clip=ref.clip,
-                        frame_paths=tuple(str(p) for _, p in frames), frame_numbers=tuple(n for n, _ in frames),
-                        onset=timing.onset, apex=timing.apex, offset=timing.offset, fps=rate, emotion=emotion,
-                        action_units=as_text(values.get("aus")), source=where, extra=extra)
+        sample = Sample(
+            dataset=dataset,
+            subject=ref.subject,
+            clip=ref.clip,
+            frame_paths=tuple(str(p) for _, p in frames),
+            frame_numbers=tuple(n for n, _ in frames),
+            onset=timing.onset,
+            apex=timing.apex,
+            offset=timing.offset,
+            fps=rate,
+            emotion=emotion,
+            action_units=as_text(values.get("aus")),
+            source=where,
+            extra=extra,
+        )
     if finish is None:
         return sample
     try:
@@ -247,18 +316,27 @@ def _subject_folder_problem(name: str, folder: Path, subject_folder: Path) -> st
     all (``EP01/../EP02``) would give one clip two sample ids.
     """
     if not inside_folder(subject_folder, folder):
-        how = "it is a link to" if len(Path(name).parts) == 1 and name not in (".", "..") else "it resolves to"
+        how = (
+            "it is a link to"
+            if len(Path(name).parts) == 1 and name not in (".", "..")
+            else "it resolves to"
+        )
         return f"Filename {name!r} leaves its subject folder {subject_folder}: {how} {folder.resolve()}"
     if len(Path(name).parts) != 1 or name in (".", ".."):
         return f"Filename {name!r} is a path, not the name of a clip folder in its subject folder {subject_folder}"
     return ""
 
 
-def unannotated_problems(clip_folders: Iterable[tuple[str, Path]], referenced: set[Path]) -> list[Problem]:
+def unannotated_problems(
+    clip_folders: Iterable[tuple[str, Path]], referenced: set[Path]
+) -> list[Problem]:
     """A Problem for every (subject id, clip folder) that no annotation row points at."""
     wanted = {p.resolve() for p in referenced}
-    return [Problem(f"{subject}/{folder.name}", str(folder), "clip folder has no annotation row")
-            for subject, folder in clip_folders if folder.resolve() not in wanted]
+    return [
+        Problem(f"{subject}/{folder.name}", str(folder), "clip folder has no annotation row")
+        for subject, folder in clip_folders
+        if folder.resolve() not in wanted
+    ]
 
 
 def inside_folder(folder: Path, candidate: Path) -> bool:
@@ -296,11 +374,16 @@ def subject_dirs(folder: Path) -> list[tuple[int, Path]]:
 
 def child_dirs(folder: Path) -> list[Path]:
     """Sub-folders of ``folder`` in name order (empty when it does not exist)."""
-    return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name) if folder.is_dir() else []
+    return (
+        sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name)
+        if folder.is_dir()
+        else []
+    )
 
 
-def row_resolver(subjects_root: Path, subject_folder: Callable[[int], str],
-                 subject_id: Callable[[int], str]) -> Callable[[SheetRow], ClipRef]:
+def row_resolver(
+    subjects_root: Path, subject_folder: Callable[[int], str], subject_id: Callable[[int], str]
+) -> Callable[[SheetRow], ClipRef]:
     """Resolve a sheet row's Subject and Filename to its clip folder under ``subjects_root``.
 
     subject_folder: subject number -> folder name (``sub01``, ``006``); subject_id: number ->
@@ -308,6 +391,7 @@ def row_resolver(subjects_root: Path, subject_folder: Callable[[int], str],
     The ClipRef carries the subject folder, which the clip folder may not leave (checked by
     scan_rows).
     """
+
     def resolve(row: SheetRow) -> ClipRef:
         number = subject_number(row.values["subject"])
         name = as_text(row.values["filename"])

@@ -60,7 +60,9 @@ def timing_error(numbers: list[int], onset: int, apex: int | None, offset: int) 
     if apex is not None and apex > offset:
         return f"apex {apex} is after offset {offset}"
     if onset < first or offset > last:
-        return f"onset..offset {onset}..{offset} is outside the clip (frames {first}..{last} on disk)"
+        return (
+            f"onset..offset {onset}..{offset} is outside the clip (frames {first}..{last} on disk)"
+        )
     present = set(numbers)
     missing = [n for n in range(onset, offset + 1) if n not in present]
     if missing:
@@ -71,8 +73,10 @@ def timing_error(numbers: list[int], onset: int, apex: int | None, offset: int) 
 
 # (leading bytes, trailing marker) of the formats frame folders hold; BMP has no end marker
 _SIGNATURES: dict[str, tuple[bytes, bytes | None]] = {
-    ".jpg": (b"\xff\xd8\xff", b"\xff\xd9"), ".jpeg": (b"\xff\xd8\xff", b"\xff\xd9"),
-    ".png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"), ".bmp": (b"BM", None),
+    ".jpg": (b"\xff\xd8\xff", b"\xff\xd9"),
+    ".jpeg": (b"\xff\xd8\xff", b"\xff\xd9"),
+    ".png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"),
+    ".bmp": (b"BM", None),
 }
 _TAIL = 1024  # an end marker may be followed by padding
 
@@ -111,8 +115,18 @@ def unreadable_frames(frames: list[tuple[int, Path]]) -> str | None:
     return f"{len(bad)} unreadable frame file(s) inside onset..offset: {shown}"
 
 
-VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv",
-                                   ".webm", ".flv")
+VIDEO_SUFFIXES: tuple[str, ...] = (
+    ".mp4",
+    ".avi",
+    ".mov",
+    ".mkv",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".webm",
+    ".flv",
+)
 
 
 def video_frame_count(path: Path | str) -> int:
@@ -122,7 +136,9 @@ def video_frame_count(path: Path | str) -> int:
     try:
         stat = os.stat(path)
     except OSError as exc:
-        raise ValueError(f"cannot open video {path} ({exc.strerror or exc.__class__.__name__})") from exc
+        raise ValueError(
+            f"cannot open video {path} ({exc.strerror or exc.__class__.__name__})"
+        ) from exc
     return _frame_count(os.fspath(path), stat.st_size, stat.st_mtime_ns)
 
 

@@ -36,7 +36,9 @@ def _load(path: Path):
         # data_only: cells holding formulas (Duration = Offset - Onset) give their cached value
         return openpyxl.load_workbook(path, data_only=True)
     except Exception as exc:  # openpyxl raises many types for corrupt or non-xlsx files
-        raise AnnotationError(f"cannot read spreadsheet ({type(exc).__name__}: {exc})", file=str(path)) from exc
+        raise AnnotationError(
+            f"cannot read spreadsheet ({type(exc).__name__}: {exc})", file=str(path)
+        ) from exc
 
 
 def read_workbook(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -59,8 +61,8 @@ def _sheet_rows(ws) -> list[tuple[Any, ...]]:
         if top >= len(rows) or left >= len(rows[top]):
             continue
         value = rows[top][left]  # openpyxl keeps the value in the top-left cell only
-        for row in rows[top:merged.max_row]:
-            row[left:merged.max_col] = [value] * len(row[left:merged.max_col])
+        for row in rows[top : merged.max_row]:
+            row[left : merged.max_col] = [value] * len(row[left : merged.max_col])
     return [tuple(r) for r in rows]
 
 
@@ -122,13 +124,20 @@ def find_table(
             best = (title, partial)
     several = len(sheets) > 1
     where = f" of any sheet ({', '.join(repr(t) for t in sheets)})" if several else ""
-    raise _header_error(best[1] if best else None, required, file=file,
-                        sheet=best[0] if best and several else "", where=where)
+    raise _header_error(
+        best[1] if best else None,
+        required,
+        file=file,
+        sheet=best[0] if best and several else "",
+        where=where,
+    )
 
 
-def _find_header(rows: list[tuple[Any, ...]], required: Mapping[str, Sequence[str]],
-                 optional: Mapping[str, Sequence[str]]
-                 ) -> tuple[int | None, dict[str, int], tuple[int, dict[str, int]] | None]:
+def _find_header(
+    rows: list[tuple[Any, ...]],
+    required: Mapping[str, Sequence[str]],
+    optional: Mapping[str, Sequence[str]],
+) -> tuple[int | None, dict[str, int], tuple[int, dict[str, int]] | None]:
     """(header index, field -> column) when a row holds every required column; else
     (None, {}, the row holding most of them)."""
     best: tuple[int, dict[str, int]] | None = None
@@ -141,16 +150,27 @@ def _find_header(rows: list[tuple[Any, ...]], required: Mapping[str, Sequence[st
     return None, {}, best
 
 
-def _header_error(best: tuple[int, dict[str, int]] | None, required: Mapping[str, Sequence[str]], *,
-                  file: Path, sheet: str = "", where: str = "") -> AnnotationError:
+def _header_error(
+    best: tuple[int, dict[str, int]] | None,
+    required: Mapping[str, Sequence[str]],
+    *,
+    file: Path,
+    sheet: str = "",
+    where: str = "",
+) -> AnnotationError:
     if best is not None and len(best[1]) >= 2:
         missing = sorted(set(required) - set(best[1]))
         in_sheet = f"sheet {sheet!r}: " if sheet else ""
-        return AnnotationError(f"{in_sheet}header row lacks required column(s) {missing}", file=str(file),
-                               row=best[0] + 1)
+        return AnnotationError(
+            f"{in_sheet}header row lacks required column(s) {missing}",
+            file=str(file),
+            row=best[0] + 1,
+        )
     names = [spellings[0] for spellings in required.values()]
-    return AnnotationError(f"no header row with columns {names} in the first {HEADER_SEARCH_ROWS} rows{where}",
-                           file=str(file))
+    return AnnotationError(
+        f"no header row with columns {names} in the first {HEADER_SEARCH_ROWS} rows{where}",
+        file=str(file),
+    )
 
 
 def _data_rows(rows: list[tuple[Any, ...]], header: int, columns: dict[str, int]) -> list[SheetRow]:
@@ -163,16 +183,22 @@ def _data_rows(rows: list[tuple[Any, ...]], header: int, columns: dict[str, int]
         if all(is_blank(v) for v in values.values()):
             stray = [(i, c) for i, c in enumerate(cells) if not is_blank(c)]
             if stray:
-                out.append(SheetRow(row=index + 1, values=values, problem=_unread_reason(rows[header], stray)))
+                out.append(
+                    SheetRow(
+                        row=index + 1, values=values, problem=_unread_reason(rows[header], stray)
+                    )
+                )
             continue
         out.append(SheetRow(row=index + 1, values=values))
     return out
 
 
 def _unread_reason(header: tuple[Any, ...], stray: list[tuple[int, Any]]) -> str:
-    shown = ", ".join(f"{as_text(v)!r} in column {column_letter(i)}"
-                      + (f" ({as_text(header[i])})" if i < len(header) and not is_blank(header[i]) else "")
-                      for i, v in stray[:3])
+    shown = ", ".join(
+        f"{as_text(v)!r} in column {column_letter(i)}"
+        + (f" ({as_text(header[i])})" if i < len(header) and not is_blank(header[i]) else "")
+        for i, v in stray[:3]
+    )
     more = f" and {len(stray) - 3} more" if len(stray) > 3 else ""
     return f"row not read: no value in any annotation column, but it holds {shown}{more}"
 
@@ -203,6 +229,7 @@ def fps_reader(column: str):
     """``read(values)`` -> the row's ``fps`` cell as a positive frame rate (float); a
     ValueError naming ``column`` (the sheet's spelling) when it is blank, not a number or not
     positive. For ``scan_rows(fps=...)`` of sheets with a frame rate per row."""
+
     def read(values: dict[str, Any]) -> float:
         text = as_text(values.get("fps"))
         try:
@@ -212,6 +239,7 @@ def fps_reader(column: str):
         if not fps > 0:
             raise ValueError(f"{column} {text!r} is not a positive frame rate")
         return fps
+
     return read
 
 

@@ -48,7 +48,8 @@ _OR = re.compile(r"(?i)\s+or\s+|\s*\|\s*")
 # "AU12", "AD38", "AUR12" (the AU/AD word first) or "R12", "A1", "RAU12" (the side first)
 _CODE = re.compile(
     r"^(?:(?P<kind>AU|AD)(?P<side>[LRTBU])?|(?P<side2>[LRTBAU])(?P<kind2>AU|AD)?)?(?P<number>\d{1,3})"
-    r"(?P<intensity>[A-E])?(?P<marks>(?:\([^()]*\))*)(?P<intensity2>[A-E])?(?P<query>\?)?$")
+    r"(?P<intensity>[A-E])?(?P<marks>(?:\([^()]*\))*)(?P<intensity2>[A-E])?(?P<query>\?)?$"
+)
 _INTENSITIES = re.compile(r"^[A-E](?:/[A-E])*$")
 
 
@@ -57,13 +58,13 @@ class AUCode:
     """One coded action unit (or action descriptor): ``R12``, ``4(B/C)``, ``AD38``, ``1(k)``."""
 
     number: int
-    side: str = ""          # L, R, T, B, A, U or ""
-    intensity: str = ""     # A-E, "B/C" when undecided, or ""
+    side: str = ""  # L, R, T, B, A, U or ""
+    intensity: str = ""  # A-E, "B/C" when undecided, or ""
     marks: tuple[str, ...] = ()
     descriptor: bool = False  # an action descriptor (AD38), not an AU
 
     def __str__(self) -> str:
-        intensity = (f"({self.intensity})" if "/" in self.intensity else self.intensity)
+        intensity = f"({self.intensity})" if "/" in self.intensity else self.intensity
         marks = "".join(f"({m})" if m != "?" else "?" for m in self.marks)
         return f"{self.side}{'AD' if self.descriptor else ''}{self.number}{intensity}{marks}"
 

@@ -17,10 +17,19 @@ from pathlib import Path
 
 import yaml
 
-from mer_prep.datasets._annotated import (ClipRef, Fixer, RawTiming, RowSource, Timing, child_dirs,
-                                          clip_folders,
-                                          row_resolver, scan_rows, subject_number,
-                                          unannotated_problems)
+from mer_prep.datasets._annotated import (
+    ClipRef,
+    Fixer,
+    RawTiming,
+    RowSource,
+    Timing,
+    child_dirs,
+    clip_folders,
+    row_resolver,
+    scan_rows,
+    subject_number,
+    unannotated_problems,
+)
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
@@ -30,7 +39,9 @@ DATASET = "casme1"
 FPS = 60.0
 DEFAULT_FIXES = Path(__file__).with_name("casme1_fixes.yaml")
 _SECTION_DIR = re.compile(r"(?i)^section[\s_-]*([a-z])$")
-_SECTION_SHEET = re.compile(r"(?i)(?:^|[^a-z])([a-z])[\s_-]*section|section[\s_-]*([a-z])(?:[^a-z]|$)")
+_SECTION_SHEET = re.compile(
+    r"(?i)(?:^|[^a-z])([a-z])[\s_-]*section|section[\s_-]*([a-z])(?:[^a-z]|$)"
+)
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "subject": ("Subject",),
@@ -73,12 +84,22 @@ def load_fixes(path: Path | str = DEFAULT_FIXES) -> Fixes:
     for entry in data.get("corrections") or []:
         if entry.get("field") not in ("onset", "apex", "offset"):
             raise ValueError(f"{path}: correction {entry} must name field onset, apex or offset")
-        corrections.append(Correction(section=str(entry["section"]).upper(), subject=int(entry["subject"]),
-                                      filename=str(entry["filename"]), field=entry["field"],
-                                      value=int(entry["value"]), was=entry.get("was"),
-                                      reason=str(entry.get("reason", ""))))
-    return Fixes(zero_offset=rules.get("zero_offset", "last_frame"),
-                 blank_offset=rules.get("blank_offset", "last_frame"), corrections=tuple(corrections))
+        corrections.append(
+            Correction(
+                section=str(entry["section"]).upper(),
+                subject=int(entry["subject"]),
+                filename=str(entry["filename"]),
+                field=entry["field"],
+                value=int(entry["value"]),
+                was=entry.get("was"),
+                reason=str(entry.get("reason", "")),
+            )
+        )
+    return Fixes(
+        zero_offset=rules.get("zero_offset", "last_frame"),
+        blank_offset=rules.get("blank_offset", "last_frame"),
+        corrections=tuple(corrections),
+    )
 
 
 def subject_id(number: int) -> str:
@@ -103,8 +124,10 @@ def find_sheet(root: Path, section: str, folder: Path) -> Path:
             match = _SECTION_SHEET.search(path.stem)
             if match and (match.group(1) or match.group(2)).upper() == section:
                 return path
-    raise AnnotationError(f"no coding spreadsheet for Section {section}",
-                          file=str(root / f"CASME_{section}_Section_coding.xlsx"))
+    raise AnnotationError(
+        f"no coding spreadsheet for Section {section}",
+        file=str(root / f"CASME_{section}_Section_coding.xlsx"),
+    )
 
 
 def _fixer(fixes: Fixes, section: str) -> Fixer:
@@ -117,12 +140,16 @@ def _fixer(fixes: Fixes, section: str) -> Fixer:
                 continue
             if c.was is not None and values[c.field] != c.was:
                 continue
-            notes.append(f"{c.field} {values[c.field]} -> {c.value} (correction: {c.reason or 'listed'})")
+            notes.append(
+                f"{c.field} {values[c.field]} -> {c.value} (correction: {c.reason or 'listed'})"
+            )
             values[c.field] = c.value
         offset = values["offset"]
         rule = fixes.blank_offset if offset is None else fixes.zero_offset if offset == 0 else None
         if rule == "last_frame" and numbers:
-            notes.append(f"offset {'blank' if offset is None else 0} -> last frame {numbers[-1]} (rule)")
+            notes.append(
+                f"offset {'blank' if offset is None else 0} -> last frame {numbers[-1]} (rule)"
+            )
             values["offset"] = numbers[-1]
         if values["onset"] is None or values["offset"] is None:
             raise ValueError("onset or offset is blank")
@@ -131,9 +158,13 @@ def _fixer(fixes: Fixes, section: str) -> Fixer:
     return fix
 
 
-def scan(root: Path | str, *, fixes: Path | str | Fixes | None = None,
-         annotations: Mapping[str, Path | str] | None = None,
-         corrections: Path | str | None = None) -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    fixes: Path | str | Fixes | None = None,
+    annotations: Mapping[str, Path | str] | None = None,
+    corrections: Path | str | None = None,
+) -> DatasetScan:
     """Scan a CASME I copy.
 
     fixes: a fixes YAML (or parsed Fixes) instead of the packaged one (its rules; its legacy
@@ -149,14 +180,24 @@ def scan(root: Path | str, *, fixes: Path | str | Fixes | None = None,
         raise FileNotFoundError(f"{root}: no 'Section A'/'Section B' frame folders")
     samples, problems = [], []
     for section, folder in sorted(sections.items()):
-        sheet = Path(annotations[section]) if annotations and section in annotations \
+        sheet = (
+            Path(annotations[section])
+            if annotations and section in annotations
             else find_sheet(root, section, folder)
+        )
         title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
 
         resolve = row_resolver(folder, lambda n: f"sub{n:02d}", subject_id)
         source = RowSource(sheet, rows, (("section", section),), sheet=title)
-        found, bad, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=folder, resolve=resolve,
-                                           fixer=_fixer(fixes, section), corrector=corrector)
+        found, bad, referenced = scan_rows(
+            [source],
+            dataset=DATASET,
+            fps=FPS,
+            root=folder,
+            resolve=resolve,
+            fixer=_fixer(fixes, section),
+            corrector=corrector,
+        )
         samples += found
         problems += bad + unannotated_problems(clip_folders(folder, subject_id), referenced)
     return DatasetScan(samples, problems, corrector.records())

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_prep.datasets._annotated import (RowSource, clip_folders, row_resolver, scan_rows,
-                                          unannotated_problems)
+from mer_prep.datasets._annotated import (
+    RowSource,
+    clip_folders,
+    row_resolver,
+    scan_rows,
+    unannotated_problems,
+)
 from mer_prep.datasets._sheets import find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
@@ -47,7 +52,9 @@ def frames_dir(root: Path, variant: str) -> Path:
     for name in FRAME_DIRS[variant]:
         if (root / name).is_dir():
             return root / name
-    raise FileNotFoundError(f"{root}: no CASME II {variant} frame folder (tried {', '.join(FRAME_DIRS[variant])})")
+    raise FileNotFoundError(
+        f"{root}: no CASME II {variant} frame folder (tried {', '.join(FRAME_DIRS[variant])})"
+    )
 
 
 def find_sheet(root: Path) -> Path:
@@ -58,8 +65,13 @@ def find_sheet(root: Path) -> Path:
     return found[-1]
 
 
-def scan(root: Path | str, *, variant: str = "raw", annotations: Path | str | None = None,
-         corrections: Path | str | None = None) -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    variant: str = "raw",
+    annotations: Path | str | None = None,
+    corrections: Path | str | None = None,
+) -> DatasetScan:
     """Scan a CASME II copy; ``annotations`` overrides the spreadsheet found under ``root``;
     ``corrections``: a corrections file of the user's (``mer_prep.datasets.corrections``)."""
     corrector = Corrector.for_dataset(DATASET, user=corrections)
@@ -70,9 +82,16 @@ def scan(root: Path | str, *, variant: str = "raw", annotations: Path | str | No
 
     resolve = row_resolver(frames_root, lambda n: f"sub{n:02d}", subject_id)
     source = RowSource(sheet, rows, extra=(("variant", variant),), sheet=title)
-    samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=frames_root,
-                                              resolve=resolve, suffixes=(".jpg", ".jpeg", ".bmp", ".png"),
-                                              corrector=corrector)
+    samples, problems, referenced = scan_rows(
+        [source],
+        dataset=DATASET,
+        fps=FPS,
+        root=frames_root,
+        resolve=resolve,
+        suffixes=(".jpg", ".jpeg", ".bmp", ".png"),
+        corrector=corrector,
+    )
     on_disk = clip_folders(frames_root, subject_id)
-    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced), corrector.records())
-
+    return DatasetScan(
+        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
+    )

@@ -50,8 +50,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mer_prep.datasets._annotated import (ClipRef, RawTiming, RowSource, Timing, child_dirs, find_folder,
-                                          plain_name, scan_rows, subject_number, unannotated_problems)
+from mer_prep.datasets._annotated import (
+    ClipRef,
+    RawTiming,
+    RowSource,
+    Timing,
+    child_dirs,
+    find_folder,
+    plain_name,
+    scan_rows,
+    subject_number,
+    unannotated_problems,
+)
 from mer_prep.datasets._frames import VIDEO_SUFFIXES, list_frames, unreadable_frames
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
@@ -79,8 +89,10 @@ REQUIRED_A: dict[str, tuple[str, ...]] = {
     "offset": ("Offset", "OffsetFrame", "Offset Frame"),
     "emotion": ("emotion", "Estimated Emotion"),
 }
-OPTIONAL_A: dict[str, tuple[str, ...]] = {"aus": ("AU", "AUs", "Action Units"),
-                                          "objective": ("Objective class", "Objective Class")}
+OPTIONAL_A: dict[str, tuple[str, ...]] = {
+    "aus": ("AU", "AUs", "Action Units"),
+    "objective": ("Objective class", "Objective Class"),
+}
 REQUIRED_C: dict[str, tuple[str, ...]] = {
     "subject": ("sub", "Subject"),
     "count": ("count",),
@@ -132,12 +144,18 @@ def find_part_a(root: Path, layout: str = "auto") -> tuple[str, Path, Path | Non
             elif name == "frame" and (_CLIP_FOLDER.match(folder.name) or _sibling(child, "depth")):
                 by_level.setdefault(level, []).append(("clips", child, _sibling(child, "depth")))
     for level in sorted(by_level):
-        found = [f for f in sorted(by_level[level], key=lambda f: f[0] != "takes") if layout in ("auto", f[0])]
+        found = [
+            f
+            for f in sorted(by_level[level], key=lambda f: f[0] != "takes")
+            if layout in ("auto", f[0])
+        ]
         if found:
             return found[0]
     wanted = {"takes": "an RGB/ folder of whole takes", "clips": "Part_A_ME_clip/frame/"}
     what = wanted.get(layout, " or ".join(wanted.values()))
-    raise FileNotFoundError(f"{root}: no CAS(ME)^3 Part A frames ({what}) within {_SEARCH_DEPTH} levels")
+    raise FileNotFoundError(
+        f"{root}: no CAS(ME)^3 Part A frames ({what}) within {_SEARCH_DEPTH} levels"
+    )
 
 
 def find_sheet(root: Path, pattern: re.Pattern, what: str) -> Path:
@@ -153,16 +171,20 @@ def find_sheet(root: Path, pattern: re.Pattern, what: str) -> Path:
                 continue
             if found:
                 return found[-1]
-    raise AnnotationError(f"no CAS(ME)^3 {what} sheet found (give it as annotations=<file>)",
-                          file=str(root / f"<{pattern.pattern}>"))
+    raise AnnotationError(
+        f"no CAS(ME)^3 {what} sheet found (give it as annotations=<file>)",
+        file=str(root / f"<{pattern.pattern}>"),
+    )
 
 
 def _duration_error(onset: int, offset: int, limit: float) -> str | None:
     frames = offset - onset + 1
     if frames / FPS > limit:
-        return (f"onset..offset {onset}..{offset} spans {frames} frames ({frames / FPS:.1f} s at "
-                f"{FPS:g} fps), longer than {limit:g} s: not a micro-expression but an annotation "
-                f"error (a corrections file can fix its frames)")
+        return (
+            f"onset..offset {onset}..{offset} spans {frames} frames ({frames / FPS:.1f} s at "
+            f"{FPS:g} fps), longer than {limit:g} s: not a micro-expression but an annotation "
+            f"error (a corrections file can fix its frames)"
+        )
     return None
 
 
@@ -195,11 +217,18 @@ def _resolver(layout: str, frames: Path, depth: Path | None):
             name = take_dir.name if take_dir.is_dir() else take
             color = find_folder(take_dir, "color")
             folder = color if color.is_dir() else take_dir
-            return ClipRef(subject_id(subject_dir.name if subject_dir.is_dir() else subject), f"{name}_{onset}",
-                           folder, subject_dir, extra=(("take", name),))
+            return ClipRef(
+                subject_id(subject_dir.name if subject_dir.is_dir() else subject),
+                f"{name}_{onset}",
+                folder,
+                subject_dir,
+                extra=(("take", name),),
+            )
         folder = find_folder(frames, f"{subject}_{take}_{onset}")
-        name = folder.name[len(subject) + 1:].rsplit("_", 1)[0] if folder.is_dir() else take
-        return ClipRef(subject_id(subject), f"{name}_{onset}", folder, frames, extra=(("take", name),))
+        name = folder.name[len(subject) + 1 :].rsplit("_", 1)[0] if folder.is_dir() else take
+        return ClipRef(
+            subject_id(subject), f"{name}_{onset}", folder, frames, extra=(("take", name),)
+        )
 
     return resolve
 
@@ -234,7 +263,9 @@ def _finisher(layout: str, frames: Path, depth: Path | None):
             missing = [n for n in sample.frame_numbers if n not in found]
             if missing:
                 shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
-                extra += (("depth", f"not stored: {len(missing)} depth frame(s) missing ({shown})"),)
+                extra += (
+                    ("depth", f"not stored: {len(missing)} depth frame(s) missing ({shown})"),
+                )
             else:
                 depth_paths = tuple(str(found[n]) for n in sample.frame_numbers)
         elif depth is not None:
@@ -244,9 +275,15 @@ def _finisher(layout: str, frames: Path, depth: Path | None):
     return finish
 
 
-def scan(root: Path | str, *, part: str = "A", annotations: Path | str | None = None,
-         corrections: Path | str | None = None, max_duration_s: float | str = MAX_DURATION_S,
-         layout: str = "auto") -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    part: str = "A",
+    annotations: Path | str | None = None,
+    corrections: Path | str | None = None,
+    max_duration_s: float | str = MAX_DURATION_S,
+    layout: str = "auto",
+) -> DatasetScan:
     """Scan CAS(ME)^3 Part A or Part C under ``root`` (any distribution level).
 
     annotations: the sheet, instead of the one found; corrections: a corrections file of the
@@ -262,23 +299,43 @@ def scan(root: Path | str, *, part: str = "A", annotations: Path | str | None = 
     try:
         limit = float(max_duration_s)
     except ValueError:
-        raise ValueError(f"casme3 max_duration_s must be a number of seconds, got {max_duration_s!r}") from None
+        raise ValueError(
+            f"casme3 max_duration_s must be a number of seconds, got {max_duration_s!r}"
+        ) from None
     root = Path(root)
     corrector = Corrector.for_dataset(DATASET, user=corrections)
     if part == "C":
         return _scan_part_c(root, annotations, corrector, limit)
     layout, frames, depth = find_part_a(root, layout)
-    sheet = Path(annotations) if annotations is not None else find_sheet(root, SHEET_A, "Part A ME label")
+    sheet = (
+        Path(annotations)
+        if annotations is not None
+        else find_sheet(root, SHEET_A, "Part A ME label")
+    )
     title, rows = find_table(read_workbook(sheet), REQUIRED_A, OPTIONAL_A, file=sheet)
     source = RowSource(sheet, rows, extra=(("part", "A"), ("layout", layout)), sheet=title)
     samples, problems, referenced = scan_rows(
-        [source], dataset=DATASET, fps=FPS, root=frames, resolve=_resolver(layout, frames, depth),
-        fixer=_fixer(limit), suffixes=(".jpg", ".jpeg", ".png", ".bmp"), corrector=corrector, span_only=True,
-        finish=_finisher(layout, frames, depth))
+        [source],
+        dataset=DATASET,
+        fps=FPS,
+        root=frames,
+        resolve=_resolver(layout, frames, depth),
+        fixer=_fixer(limit),
+        suffixes=(".jpg", ".jpeg", ".png", ".bmp"),
+        corrector=corrector,
+        span_only=True,
+        finish=_finisher(layout, frames, depth),
+    )
     # a whole take without a row is normal (it may hold macro-expressions only); an ME clip
     # folder without one is not
-    on_disk = [] if layout == "takes" else [(subject_id(c.name.rsplit("_", 2)[0]), c) for c in child_dirs(frames)]
-    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced), corrector.records())
+    on_disk = (
+        []
+        if layout == "takes"
+        else [(subject_id(c.name.rsplit("_", 2)[0]), c) for c in child_dirs(frames)]
+    )
+    return DatasetScan(
+        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
+    )
 
 
 def find_part_c(root: Path) -> Path:
@@ -306,7 +363,9 @@ def _part_c_entries(folder: Path) -> dict[int, Path]:
     return out
 
 
-def _scan_part_c(root: Path, annotations: Path | str | None, corrector: Corrector, limit: float) -> DatasetScan:
+def _scan_part_c(
+    root: Path, annotations: Path | str | None, corrector: Corrector, limit: float
+) -> DatasetScan:
     folder = find_part_c(root)
     sheet = Path(annotations) if annotations is not None else find_sheet(root, SHEET_C, "Part C ME")
     title, rows = find_table(read_workbook(sheet), REQUIRED_C, OPTIONAL_C, file=sheet)
@@ -328,12 +387,24 @@ def _scan_part_c(root: Path, annotations: Path | str | None, corrector: Correcto
             raise ValueError(error)
         return Timing(raw.onset, None, raw.offset)
 
-    rows = [SheetRow(r.row, {**r.values, "filename": r.values.get("count"), "apex": None}, r.problem)
-            for r in rows]
+    rows = [
+        SheetRow(r.row, {**r.values, "filename": r.values.get("count"), "apex": None}, r.problem)
+        for r in rows
+    ]
     source = RowSource(sheet, rows, extra=(("part", "C"),), sheet=title)
     samples, problems, referenced = scan_rows(
-        [source], dataset=DATASET, fps=FPS, root=folder, resolve=resolve, fixer=fix,
-        suffixes=(".jpg", ".jpeg", ".png", ".bmp"), corrector=corrector, span_only=True,
-        video_first=PART_C_FIRST_FRAME)
+        [source],
+        dataset=DATASET,
+        fps=FPS,
+        root=folder,
+        resolve=resolve,
+        fixer=fix,
+        suffixes=(".jpg", ".jpeg", ".png", ".bmp"),
+        corrector=corrector,
+        span_only=True,
+        video_first=PART_C_FIRST_FRAME,
+    )
     on_disk = [(part_c_subject(n), p) for n, p in entries.items()]
-    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced), corrector.records())
+    return DatasetScan(
+        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
+    )

@@ -16,9 +16,23 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import child_dirs, find_folder
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
-from mer_prep.datasets.casme3 import MAX_DURATION_S, OPTIONAL_A, REQUIRED_A, SHEET_A, find_part_a, find_sheet
-from mer_prep.datasets.long_video import (LongInterval, LongVideoScan, RowInterval, assemble, frame_cell,
-                                          parsed_aus, quirk)
+from mer_prep.datasets.casme3 import (
+    MAX_DURATION_S,
+    OPTIONAL_A,
+    REQUIRED_A,
+    SHEET_A,
+    find_part_a,
+    find_sheet,
+)
+from mer_prep.datasets.long_video import (
+    LongInterval,
+    LongVideoScan,
+    RowInterval,
+    assemble,
+    frame_cell,
+    parsed_aus,
+    quirk,
+)
 from mer_prep.sample import Problem
 
 DATASET = "casme3-long"
@@ -49,8 +63,13 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVide
             folder = take_folder(take)
             folders[folder], names[folder] = subject_id(subject_dir.name), take.name
     problems: list[Problem] = []
-    resolved = [found for row in rows if not row.problem
-                for found in [_row(row, f"{sheet}:{row.row}", frames, problems)] if found]
+    resolved = [
+        found
+        for row in rows
+        if not row.problem
+        for found in [_row(row, f"{sheet}:{row.row}", frames, problems)]
+        if found
+    ]
     return assemble(DATASET, FPS, folders, resolved, problems, names=names)
 
 
@@ -58,31 +77,69 @@ def _row(row: SheetRow, where: str, frames: Path, problems: list[Problem]) -> Ro
     cells = row.values
     subject, take = as_text(cells["subject"]), as_text(cells["filename"])
     sample_id = f"{subject_id(subject)}/{take}"
-    plain = subject and take and not any(c in subject + take for c in "/\\") and ".." not in (subject, take)
+    plain = (
+        subject
+        and take
+        and not any(c in subject + take for c in "/\\")
+        and ".." not in (subject, take)
+    )
     take_dir = find_folder(find_folder(frames, subject), take) if plain else None
     if take_dir is None or not take_dir.is_dir():
-        problems.append(quirk("no-video", sample_id, where, f"no take folder {frames}/{subject}/{take}"))
+        problems.append(
+            quirk("no-video", sample_id, where, f"no take folder {frames}/{subject}/{take}")
+        )
         return None
     try:
-        onset = frame_cell(cells["onset"], field="Onset", sample_id=sample_id, where=where, problems=problems)
-        apex = frame_cell(cells["apex"], field="Apex", sample_id=sample_id, where=where, problems=problems)
-        offset = frame_cell(cells["offset"], field="Offset", sample_id=sample_id, where=where, problems=problems)
+        onset = frame_cell(
+            cells["onset"], field="Onset", sample_id=sample_id, where=where, problems=problems
+        )
+        apex = frame_cell(
+            cells["apex"], field="Apex", sample_id=sample_id, where=where, problems=problems
+        )
+        offset = frame_cell(
+            cells["offset"], field="Offset", sample_id=sample_id, where=where, problems=problems
+        )
     except ValueError as exc:
         problems.append(quirk("bad-row", sample_id, where, str(exc)))
         return None
     if onset == 0:  # the frame files start at 1
         problems.append(quirk("onset-zero", sample_id, where, "Onset 0 read as frame 1"))
         onset, apex = 1, (1 if apex == 0 else apex)
-    if onset is None or offset is None or onset > offset or (apex is not None and not onset <= apex <= offset):
-        problems.append(quirk("bad-row", sample_id, where, f"Onset/Apex/Offset {onset}/{apex}/{offset} "
-                                                           "are not in order"))
+    if (
+        onset is None
+        or offset is None
+        or onset > offset
+        or (apex is not None and not onset <= apex <= offset)
+    ):
+        problems.append(
+            quirk(
+                "bad-row",
+                sample_id,
+                where,
+                f"Onset/Apex/Offset {onset}/{apex}/{offset} are not in order",
+            )
+        )
         return None
     if (offset - onset + 1) / FPS > MAX_DURATION_S:
-        problems.append(quirk("too-long", sample_id, where, f"onset..offset {onset}..{offset} lasts "
-                                                            f"{(offset - onset + 1) / FPS:.1f} s, longer than "
-                                                            f"{MAX_DURATION_S:g} s: not a micro-expression"))
+        problems.append(
+            quirk(
+                "too-long",
+                sample_id,
+                where,
+                f"onset..offset {onset}..{offset} lasts "
+                f"{(offset - onset + 1) / FPS:.1f} s, longer than "
+                f"{MAX_DURATION_S:g} s: not a micro-expression",
+            )
+        )
         return None
-    interval = LongInterval(kind="me", onset=onset, apex=apex, offset=offset,
-                            emotion=as_text(cells["emotion"]) or None, action_units=as_text(cells.get("aus")),
-                            aus=parsed_aus(cells.get("aus")), source=where)
+    interval = LongInterval(
+        kind="me",
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        emotion=as_text(cells["emotion"]) or None,
+        action_units=as_text(cells.get("aus")),
+        aus=parsed_aus(cells.get("aus")),
+        source=where,
+    )
     return RowInterval(take_folder(take_dir), interval, sample_id)

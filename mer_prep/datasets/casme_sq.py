@@ -50,12 +50,15 @@ def find_sheet(root: Path) -> Path:
     """``CAS(ME)^2code_final.xlsx`` (or a similarly named code file) under ``root``."""
     found = sorted(p for p in root.iterdir() if p.is_file() and SHEET_PATTERN.match(p.name))
     if not found:
-        raise AnnotationError("no CAS(ME)^2 code spreadsheet found", file=str(root / "CAS(ME)^2code_final.xlsx"))
+        raise AnnotationError(
+            "no CAS(ME)^2 code spreadsheet found", file=str(root / "CAS(ME)^2code_final.xlsx")
+        )
     return found[-1]
 
 
-def code_tables(sheets: dict[str, list[tuple[Any, ...]]],
-                main: str | None = None) -> tuple[dict[str, str], dict[int, int]]:
+def code_tables(
+    sheets: dict[str, list[tuple[Any, ...]]], main: str | None = None
+) -> tuple[dict[str, str], dict[int, int]]:
     """From the sheets other than ``main`` (the first by default): video name (lower case) ->
     4-digit code, participant -> subject."""
     videos: dict[str, str] = {}
@@ -83,13 +86,18 @@ def main_rows(rows: list[tuple[Any, ...]], sheet: Path) -> list[tuple[int, dict[
     """
     out = _parsed_rows(rows)
     if not _usable(out):
-        raise AnnotationError("main sheet has no rows of participant, video name, onset, apex, offset, AUs, "
-                              "emotion, expression type", file=str(sheet), row=out[0][0] if out else None)
+        raise AnnotationError(
+            "main sheet has no rows of participant, video name, onset, apex, offset, AUs, "
+            "emotion, expression type",
+            file=str(sheet),
+            row=out[0][0] if out else None,
+        )
     return out
 
 
-def main_sheet(sheets: dict[str, list[tuple[Any, ...]]],
-               sheet: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+def main_sheet(
+    sheets: dict[str, list[tuple[Any, ...]]], sheet: Path
+) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     """(title, main_rows) of the first sheet holding annotation rows; a notes sheet in front is
     passed over. AnnotationError for the first sheet when none does."""
     for title, rows in sheets.items():
@@ -116,7 +124,11 @@ def _parsed_rows(rows: list[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]]
 
 
 def _usable(rows: list[tuple[int, dict[str, Any]]]) -> int:
-    return sum(1 for _, c in rows if _SUBJECT_CELL.match(as_text(c["participant"])) and _is_frame(c["onset"]))
+    return sum(
+        1
+        for _, c in rows
+        if _SUBJECT_CELL.match(as_text(c["participant"])) and _is_frame(c["onset"])
+    )
 
 
 def _is_frame(value: Any) -> bool:
@@ -126,8 +138,14 @@ def _is_frame(value: Any) -> bool:
         return False
 
 
-def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | None = None,
-         source: str = "rawpic", corrections: Path | str | None = None) -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    kind: str = "micro",
+    annotations: Path | str | None = None,
+    source: str = "rawpic",
+    corrections: Path | str | None = None,
+) -> DatasetScan:
     """Scan a CAS(ME)^2 copy; ``kind`` keeps micro, macro or all expressions; ``source`` reads
     the frames of ``rawpic/`` or the videos of ``rawvideo/``; ``corrections``: a corrections
     file of the user's (``mer_prep.datasets.corrections``)."""
@@ -152,14 +170,29 @@ def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | Non
     for number, cells in rows:
         where = f"{sheet}:{number}{label}"
         if "unread" in cells:
-            shown = ", ".join(f"{as_text(v)!r} in column {column_letter(i)}" for i, v in cells["unread"][:3])
-            problems.append(Problem(f"{DATASET} row {number}", where,
-                                    f"row not read: nothing in the {len(COLUMNS)} annotation columns, "
-                                    f"but it holds {shown}"))
+            shown = ", ".join(
+                f"{as_text(v)!r} in column {column_letter(i)}" for i, v in cells["unread"][:3]
+            )
+            problems.append(
+                Problem(
+                    f"{DATASET} row {number}",
+                    where,
+                    f"row not read: nothing in the {len(COLUMNS)} annotation columns, "
+                    f"but it holds {shown}",
+                )
+            )
             continue
         try:
-            sample = _row_sample(cells, where, rawpic, videos, subjects, referenced, corrector,
-                                 video=source == "rawvideo")
+            sample = _row_sample(
+                cells,
+                where,
+                rawpic,
+                videos,
+                subjects,
+                referenced,
+                corrector,
+                video=source == "rawvideo",
+            )
         except ValueError as exc:
             sample_id = f"{DATASET} row {number} ({as_text(cells['participant'])}/{as_text(cells['video'])})"
             problems.append(Problem(getattr(exc, "sample_id", sample_id), where, str(exc)))
@@ -168,12 +201,17 @@ def scan(root: Path | str, *, kind: str = "micro", annotations: Path | str | Non
         if kind != "all" and expression != kind:
             continue
         if sample.sample_id in seen:
-            problems.append(Problem(sample.sample_id, where, "duplicate video name for this subject"))
+            problems.append(
+                Problem(sample.sample_id, where, "duplicate video name for this subject")
+            )
             continue
         seen.add(sample.sample_id)
         samples.append(sample)
-    return DatasetScan(samples, problems + _unannotated(rawpic, referenced, video=source == "rawvideo"),
-                       corrector.records())
+    return DatasetScan(
+        samples,
+        problems + _unannotated(rawpic, referenced, video=source == "rawvideo"),
+        corrector.records(),
+    )
 
 
 class _RowError(ValueError):
@@ -182,9 +220,17 @@ class _RowError(ValueError):
         self.sample_id = sample_id
 
 
-def _row_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[str, str],
-                subjects: dict[int, int], referenced: set[Path], corrector: Corrector | None = None, *,
-                video: bool = False) -> Sample:
+def _row_sample(
+    cells: dict[str, Any],
+    where: str,
+    rawpic: Path,
+    videos: dict[str, str],
+    subjects: dict[int, int],
+    referenced: set[Path],
+    corrector: Corrector | None = None,
+    *,
+    video: bool = False,
+) -> Sample:
     participant = subject_number(cells["participant"])
     subject = subjects.get(participant, participant)
     stimulus = as_text(cells["video"])
@@ -192,7 +238,9 @@ def _row_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[st
     corrected: tuple[str, ...] = ()
     if corrector:
         cells, corrected = corrector.apply(sample_id, cells, where)
-    sample = _located_sample(cells, where, rawpic, videos, subject, stimulus, sample_id, referenced, video)
+    sample = _located_sample(
+        cells, where, rawpic, videos, subject, stimulus, sample_id, referenced, video
+    )
     if corrected:
         sample = replace(sample, extra=sample.extra + tuple(("fix", note) for note in corrected))
     return sample
@@ -203,27 +251,51 @@ def _entries(subject_dir: Path, video: bool) -> list[Path]:
         return child_dirs(subject_dir)
     if not subject_dir.is_dir():
         return []
-    return sorted(p for p in subject_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    return sorted(
+        p for p in subject_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+    )
 
 
-def _located_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[str, str], subject: int,
-                    video: str, sample_id: str, referenced: set[Path], from_video: bool) -> Sample:
+def _located_sample(
+    cells: dict[str, Any],
+    where: str,
+    rawpic: Path,
+    videos: dict[str, str],
+    subject: int,
+    video: str,
+    sample_id: str,
+    referenced: set[Path],
+    from_video: bool,
+) -> Sample:
     base = re.sub(r"_\d+$", "", video).lower()
-    code = videos.get(video.lower()) or videos.get(base) or (video[:4] if re.match(r"\d{4}", video) else None)
+    code = (
+        videos.get(video.lower())
+        or videos.get(base)
+        or (video[:4] if re.match(r"\d{4}", video) else None)
+    )
     if code is None:
         raise _RowError(f"video name {video!r} is not in the video-code sheet", sample_id)
     subject_dir = rawpic / f"s{subject:02d}"
-    matches = [p for p in _entries(subject_dir, from_video) if p.name.startswith(f"{subject:02d}_{code}")]
+    matches = [
+        p for p in _entries(subject_dir, from_video) if p.name.startswith(f"{subject:02d}_{code}")
+    ]
     if len(matches) != 1:
         what = "no" if not matches else f"{len(matches)}"
         kind = "video file" if from_video else "folder"
-        raise _RowError(f"{what} {kind} {subject_dir}/{subject:02d}_{code}* for video {video!r}", sample_id)
+        raise _RowError(
+            f"{what} {kind} {subject_dir}/{subject:02d}_{code}* for video {video!r}", sample_id
+        )
     folder = matches[0]
     if not within_root(rawpic, folder):
         raise _RowError(f"clip folder {folder} leaves the dataset root", sample_id)
-    if not inside_folder(subject_dir, folder):  # a link into another subject: one clip, two subjects
-        raise _RowError(f"video folder {folder} leaves its subject folder {subject_dir}: "
-                        f"it resolves to {folder.resolve()}", sample_id)
+    if not inside_folder(
+        subject_dir, folder
+    ):  # a link into another subject: one clip, two subjects
+        raise _RowError(
+            f"video folder {folder} leaves its subject folder {subject_dir}: "
+            f"it resolves to {folder.resolve()}",
+            sample_id,
+        )
     referenced.add(folder)
     try:
         onset = as_frame(cells["onset"], field="onset")
@@ -240,15 +312,19 @@ def _located_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dic
         raise _RowError("onset is blank", sample_id)
     expression = as_text(cells["type"]).lower().split("-")[0].strip()
     if expression not in ("micro", "macro"):
-        raise _RowError(f"expression type {as_text(cells['type'])!r} is neither micro nor macro", sample_id)
+        raise _RowError(
+            f"expression type {as_text(cells['type'])!r} is neither micro nor macro", sample_id
+        )
     if from_video:
         try:
             count = video_frame_count(folder)
         except ValueError as exc:
             raise _RowError(str(exc), sample_id) from exc
         if not count:
-            raise _RowError(f"video {folder} states no frame count (empty, or a container without one)",
-                            sample_id)
+            raise _RowError(
+                f"video {folder} states no frame count (empty, or a container without one)",
+                sample_id,
+            )
         frames = [(FIRST_FRAME + i, folder) for i in range(count)]
     else:
         frames = list_frames(folder)
@@ -259,20 +335,47 @@ def _located_sample(cells: dict[str, Any], where: str, rawpic: Path, videos: dic
     emotion = as_text(cells["emotion"])
     if not emotion:
         raise _RowError("emotion is blank", sample_id)
-    extra = (("video", base), ("code", code), ("folder", folder.name), ("expression_type", expression),
-             ("elicitation", re.match(r"[a-z]*", base).group(0))) + fixes
+    extra = (
+        ("video", base),
+        ("code", code),
+        ("folder", folder.name),
+        ("expression_type", expression),
+        ("elicitation", re.match(r"[a-z]*", base).group(0)),
+    ) + fixes
     if from_video:  # 0-based video indices throughout, as Sample.video_path wants them
         shift = FIRST_FRAME
         extra += (("frame_numbering", f"video index = sheet frame - {shift}"),)
-        return Sample(dataset=DATASET, subject=subject_id(subject), clip=video, frame_paths=(),
-                      frame_numbers=tuple(n - shift for n, _ in span), onset=onset - shift,
-                      apex=None if apex is None else apex - shift, offset=offset - shift, fps=FPS,
-                      emotion=emotion, action_units=as_text(cells["aus"]), video_path=str(folder),
-                      source=where, extra=extra)
-    return Sample(dataset=DATASET, subject=subject_id(subject), clip=video,
-                  frame_paths=tuple(str(p) for _, p in span), frame_numbers=tuple(n for n, _ in span),
-                  onset=onset, apex=apex, offset=offset, fps=FPS, emotion=emotion,
-                  action_units=as_text(cells["aus"]), source=where, extra=extra)
+        return Sample(
+            dataset=DATASET,
+            subject=subject_id(subject),
+            clip=video,
+            frame_paths=(),
+            frame_numbers=tuple(n - shift for n, _ in span),
+            onset=onset - shift,
+            apex=None if apex is None else apex - shift,
+            offset=offset - shift,
+            fps=FPS,
+            emotion=emotion,
+            action_units=as_text(cells["aus"]),
+            video_path=str(folder),
+            source=where,
+            extra=extra,
+        )
+    return Sample(
+        dataset=DATASET,
+        subject=subject_id(subject),
+        clip=video,
+        frame_paths=tuple(str(p) for _, p in span),
+        frame_numbers=tuple(n for n, _ in span),
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        fps=FPS,
+        emotion=emotion,
+        action_units=as_text(cells["aus"]),
+        source=where,
+        extra=extra,
+    )
 
 
 def _unannotated(rawpic: Path, referenced: set[Path], video: bool = False) -> list[Problem]:
@@ -280,6 +383,11 @@ def _unannotated(rawpic: Path, referenced: set[Path], video: bool = False) -> li
     for subject_dir in child_dirs(rawpic):
         for folder in _entries(subject_dir, video):
             if folder not in referenced:
-                out.append(Problem(f"{DATASET}/{subject_dir.name}/{folder.name}", str(folder),
-                                   f"video {'file' if video else 'folder'} has no annotation row"))
+                out.append(
+                    Problem(
+                        f"{DATASET}/{subject_dir.name}/{folder.name}",
+                        str(folder),
+                        f"video {'file' if video else 'folder'} has no annotation row",
+                    )
+                )
     return out

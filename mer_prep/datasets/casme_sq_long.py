@@ -18,8 +18,15 @@ from typing import Any
 from mer_prep.datasets._annotated import child_dirs, subject_number
 from mer_prep.datasets._sheets import as_text, read_workbook
 from mer_prep.datasets.casme_sq import SHEET_PATTERN, code_tables, main_sheet
-from mer_prep.datasets.long_video import (LongInterval, LongVideoScan, RowInterval, assemble, frame_cell,
-                                          parsed_aus, quirk)
+from mer_prep.datasets.long_video import (
+    LongInterval,
+    LongVideoScan,
+    RowInterval,
+    assemble,
+    frame_cell,
+    parsed_aus,
+    quirk,
+)
 from mer_prep.errors import AnnotationError, DataRootError
 from mer_prep.sample import Problem
 
@@ -36,10 +43,15 @@ def subject_id(number: int) -> str:
 
 def find_sheet(root: Path) -> Path:
     """The code spreadsheet under ``root``: ``CAS(ME)^2code_final.xlsx`` or ``code_final.xlsx``."""
-    found = sorted(p for p in root.iterdir()
-                   if p.is_file() and (SHEET_PATTERN.match(p.name) or p.name.lower() == "code_final.xlsx"))
+    found = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_file() and (SHEET_PATTERN.match(p.name) or p.name.lower() == "code_final.xlsx")
+    )
     if not found:
-        raise AnnotationError("no CAS(ME)^2 code spreadsheet found", file=str(root / SHEET_NAMES[0]))
+        raise AnnotationError(
+            "no CAS(ME)^2 code spreadsheet found", file=str(root / SHEET_NAMES[0])
+        )
     return found[0]
 
 
@@ -73,8 +85,14 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVide
         where = f"{sheet}:{number}"
         if "unread" in cells:
             shown = ", ".join(repr(as_text(v)) for _, v in cells["unread"][:3])
-            problems.append(quirk("bad-row", f"{DATASET} row {number}", where,
-                                  f"row not read: nothing in the annotation columns, but it holds {shown}"))
+            problems.append(
+                quirk(
+                    "bad-row",
+                    f"{DATASET} row {number}",
+                    where,
+                    f"row not read: nothing in the annotation columns, but it holds {shown}",
+                )
+            )
             continue
         found = _row(cells, where, rawpic, videos, subjects, problems)
         if found is not None:
@@ -82,8 +100,14 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVide
     return assemble(DATASET, FPS, folders, resolved, problems)
 
 
-def _row(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[str, str], subjects: dict[int, int],
-         problems: list[Problem]) -> RowInterval | None:
+def _row(
+    cells: dict[str, Any],
+    where: str,
+    rawpic: Path,
+    videos: dict[str, str],
+    subjects: dict[int, int],
+    problems: list[Problem],
+) -> RowInterval | None:
     name = as_text(cells["video"])
     try:
         participant = subject_number(cells["participant"])
@@ -93,38 +117,90 @@ def _row(cells: dict[str, Any], where: str, rawpic: Path, videos: dict[str, str]
     subject = subjects.get(participant, participant)
     sample_id = f"{subject_id(subject)}/{name}"
     base = re.sub(r"_\d+$", "", name).lower()
-    code = videos.get(name.lower()) or videos.get(base) or (name[:4] if re.match(r"\d{4}", name) else None)
-    matches = ([p for p in child_dirs(rawpic / f"s{subject:02d}") if p.name.startswith(f"{subject:02d}_{code}")]
-               if code else [])
+    code = (
+        videos.get(name.lower())
+        or videos.get(base)
+        or (name[:4] if re.match(r"\d{4}", name) else None)
+    )
+    matches = (
+        [
+            p
+            for p in child_dirs(rawpic / f"s{subject:02d}")
+            if p.name.startswith(f"{subject:02d}_{code}")
+        ]
+        if code
+        else []
+    )
     if len(matches) != 1:
-        what = f"video name {name!r} is not in the video-code sheet" if code is None else \
-            f"{len(matches) or 'no'} folder(s) {rawpic}/s{subject:02d}/{subject:02d}_{code}*"
+        what = (
+            f"video name {name!r} is not in the video-code sheet"
+            if code is None
+            else f"{len(matches) or 'no'} folder(s) {rawpic}/s{subject:02d}/{subject:02d}_{code}*"
+        )
         problems.append(quirk("no-video", sample_id, where, what))
         return None
     kind = TYPES.get(as_text(cells["type"]).lower().split("-")[0].strip())
     if kind is None:
-        problems.append(quirk("unknown-type", sample_id, where,
-                              f"expression type {as_text(cells['type'])!r} is neither micro nor macro"))
+        problems.append(
+            quirk(
+                "unknown-type",
+                sample_id,
+                where,
+                f"expression type {as_text(cells['type'])!r} is neither micro nor macro",
+            )
+        )
         return None
     try:
-        onset = frame_cell(cells["onset"], field="onset", sample_id=sample_id, where=where, problems=problems)
-        apex = frame_cell(cells["apex"], field="apex", sample_id=sample_id, where=where, problems=problems,
-                          missing=(0,))
-        offset = frame_cell(cells["offset"], field="offset", sample_id=sample_id, where=where, problems=problems)
+        onset = frame_cell(
+            cells["onset"], field="onset", sample_id=sample_id, where=where, problems=problems
+        )
+        apex = frame_cell(
+            cells["apex"],
+            field="apex",
+            sample_id=sample_id,
+            where=where,
+            problems=problems,
+            missing=(0,),
+        )
+        offset = frame_cell(
+            cells["offset"], field="offset", sample_id=sample_id, where=where, problems=problems
+        )
     except ValueError as exc:
         problems.append(quirk("bad-row", sample_id, where, str(exc)))
         return None
     if offset in (0, None):
         if apex is None:
-            problems.append(quirk("bad-row", sample_id, where, "offset is 0 and there is no apex to use instead"))
+            problems.append(
+                quirk(
+                    "bad-row", sample_id, where, "offset is 0 and there is no apex to use instead"
+                )
+            )
             return None
-        problems.append(quirk("offset-zero", sample_id, where, f"offset 0: the apex {apex} is used as the offset"))
+        problems.append(
+            quirk(
+                "offset-zero", sample_id, where, f"offset 0: the apex {apex} is used as the offset"
+            )
+        )
         offset = apex
     if onset is None or onset > offset or (apex is not None and not onset <= apex <= offset):
-        problems.append(quirk("bad-row", sample_id, where, f"onset/apex/offset {onset}/{apex}/{offset} "
-                                                           "are not in order"))
+        problems.append(
+            quirk(
+                "bad-row",
+                sample_id,
+                where,
+                f"onset/apex/offset {onset}/{apex}/{offset} are not in order",
+            )
+        )
         return None
     emotion = as_text(cells["emotion"]) or None
-    interval = LongInterval(kind=kind, onset=onset, apex=apex, offset=offset, emotion=emotion,
-                            action_units=as_text(cells["aus"]), aus=parsed_aus(cells["aus"]), source=where)
+    interval = LongInterval(
+        kind=kind,
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        emotion=emotion,
+        action_units=as_text(cells["aus"]),
+        aus=parsed_aus(cells["aus"]),
+        source=where,
+    )
     return RowInterval(matches[0], interval, sample_id)

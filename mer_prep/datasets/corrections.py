@@ -77,12 +77,16 @@ class CorrectionRecord:
 
     def __str__(self) -> str:
         at = f" at {self.where}" if self.where else ""
-        return (f"{self.sample} {self.field}: {_shown(self.old)} -> {_shown(self.new)} "
-                f"[{self.status}]{at} ({self.reason or 'no reason given'}; {Path(self.file).name})")
+        return (
+            f"{self.sample} {self.field}: {_shown(self.old)} -> {_shown(self.new)} "
+            f"[{self.status}]{at} ({self.reason or 'no reason given'}; {Path(self.file).name})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (v if isinstance(v, (int, float, str)) or v is None else str(v))
-                for k, v in asdict(self).items()}
+        return {
+            k: (v if isinstance(v, (int, float, str)) or v is None else str(v))
+            for k, v in asdict(self).items()
+        }
 
 
 def _shown(value: Any) -> str:
@@ -126,30 +130,54 @@ def load_corrections(path: Path | str, *, dataset: str = "") -> list[Correction]
     seen: dict[tuple[str, str], int] = {}
     for line, entry in entries:
         if not isinstance(entry, Mapping):
-            raise AnnotationError(f"correction is not a mapping: {entry!r}", file=str(path), row=line)
+            raise AnnotationError(
+                f"correction is not a mapping: {entry!r}", file=str(path), row=line
+            )
         unknown = sorted(set(entry) - {"sample", "field", "old", "new", "reason"})
         if unknown:
-            raise AnnotationError(f"correction has unknown key(s) {unknown}; keys: sample, field, "
-                                  "old, new, reason", file=str(path), row=line)
+            raise AnnotationError(
+                f"correction has unknown key(s) {unknown}; keys: sample, field, old, new, reason",
+                file=str(path),
+                row=line,
+            )
         sample = _text(entry.get("sample"))
         field = _text(entry.get("field")).lower()
         if not sample:
             raise AnnotationError("correction names no sample", file=str(path), row=line)
         if field not in FIELDS:
-            raise AnnotationError(f"correction of {sample} names field {field or None!r}; fields: "
-                                  f"{', '.join(FIELDS)}", file=str(path), row=line)
+            raise AnnotationError(
+                f"correction of {sample} names field {field or None!r}; fields: "
+                f"{', '.join(FIELDS)}",
+                file=str(path),
+                row=line,
+            )
         if "old" not in entry or "new" not in entry:
-            raise AnnotationError(f"correction of {sample} {field} needs both old and new (empty "
-                                  "for a blank cell)", file=str(path), row=line)
+            raise AnnotationError(
+                f"correction of {sample} {field} needs both old and new (empty for a blank cell)",
+                file=str(path),
+                row=line,
+            )
         if dataset and not sample.startswith(f"{dataset}/"):
             sample = f"{dataset}/{sample}"
         key = (sample, field)
         if key in seen:
-            raise AnnotationError(f"second correction of {sample} {field} (first at entry line "
-                                  f"{seen[key]})", file=str(path), row=line)
+            raise AnnotationError(
+                f"second correction of {sample} {field} (first at entry line {seen[key]})",
+                file=str(path),
+                row=line,
+            )
         seen[key] = line
-        out.append(Correction(sample, field, entry.get("old"), entry.get("new"),
-                              _text(entry.get("reason")), str(path), line))
+        out.append(
+            Correction(
+                sample,
+                field,
+                entry.get("old"),
+                entry.get("new"),
+                _text(entry.get("reason")),
+                str(path),
+                line,
+            )
+        )
     return out
 
 
@@ -180,17 +208,25 @@ def _yaml_entries(path: Path) -> list[tuple[int, Any]]:
 def _csv_entries(path: Path) -> list[tuple[int, dict[str, Any]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
-    content = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)
-               and not r[0].lstrip().startswith("#")]
+    content = [
+        (i + 1, r)
+        for i, r in enumerate(rows)
+        if any(c.strip() for c in r) and not r[0].lstrip().startswith("#")
+    ]
     if not content:
         return []
     (_, header), body = content[0], content[1:]
     names = [h.strip().lower() for h in header]
     if "sample" not in names or "field" not in names:
-        raise AnnotationError("corrections CSV needs a header sample,field,old,new,reason",
-                              file=str(path), row=content[0][0])
-    return [(line, {n: (c if c.strip() else None) for n, c in zip(names, cells)})
-            for line, cells in body]
+        raise AnnotationError(
+            "corrections CSV needs a header sample,field,old,new,reason",
+            file=str(path),
+            row=content[0][0],
+        )
+    return [
+        (line, {n: (c if c.strip() else None) for n, c in zip(names, cells)})
+        for line, cells in body
+    ]
 
 
 def packaged_file(module: str) -> Path:
@@ -209,15 +245,23 @@ class Corrector:
             key = (c.sample, c.field)
             if key in self._records:
                 first = self._records[key]
-                raise AnnotationError(f"{c.sample} {c.field} is corrected twice (also in "
-                                      f"{first.file})", file=c.file, row=c.entry)
+                raise AnnotationError(
+                    f"{c.sample} {c.field} is corrected twice (also in {first.file})",
+                    file=c.file,
+                    row=c.entry,
+                )
             self._by_sample.setdefault(c.sample, []).append(c)
-            self._records[key] = CorrectionRecord(c.sample, c.field, c.old, c.new, c.reason, c.file,
-                                                  "unused")
+            self._records[key] = CorrectionRecord(
+                c.sample, c.field, c.old, c.new, c.reason, c.file, "unused"
+            )
 
     @classmethod
-    def for_dataset(cls, dataset: str, module: str | None = None,
-                    user: Path | str | Iterable[Path | str] | None = None) -> Corrector:
+    def for_dataset(
+        cls,
+        dataset: str,
+        module: str | None = None,
+        user: Path | str | Iterable[Path | str] | None = None,
+    ) -> Corrector:
         """The packaged corrections of ``dataset`` (file named after ``module``, default the
         dataset) plus the user's file(s)."""
         files: list[Path] = []
@@ -234,7 +278,9 @@ class Corrector:
     def fields(self, sample_id: str) -> set[str]:
         return {c.field for c in self._by_sample.get(sample_id, ())}
 
-    def apply(self, sample_id: str, values: Mapping[str, Any], where: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    def apply(
+        self, sample_id: str, values: Mapping[str, Any], where: str
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
         """(``values`` with this sample's corrections applied, notes for ``Sample.extra``).
 
         ``values``: the row's cells by field name. AnnotationError when a cell holds neither the
@@ -247,8 +293,10 @@ class Corrector:
             if same_value(cell, c.old):
                 out[c.field] = c.new
                 status = "applied"
-                notes.append(f"{c.field} {_shown(cell)} -> {_shown(c.new)} (correction: "
-                             f"{c.reason or 'listed'}; {Path(c.file).name})")
+                notes.append(
+                    f"{c.field} {_shown(cell)} -> {_shown(c.new)} (correction: "
+                    f"{c.reason or 'listed'}; {Path(c.file).name})"
+                )
             elif same_value(cell, c.new):
                 status = "already"
             else:
@@ -256,9 +304,13 @@ class Corrector:
                     f"correction of sample {sample_id} field {c.field} expects the old value "
                     f"{_shown(c.old)} but {where} holds {_shown(cell)}: the sheet is not the "
                     f"version this correction was written for; check the row and update or remove "
-                    f"the correction", file=c.file, row=c.entry)
-            self._records[(c.sample, c.field)] = replace(self._records[(c.sample, c.field)],
-                                                         status=status, where=where)
+                    f"the correction",
+                    file=c.file,
+                    row=c.entry,
+                )
+            self._records[(c.sample, c.field)] = replace(
+                self._records[(c.sample, c.field)], status=status, where=where
+            )
         return out, tuple(notes)
 
     def records(self) -> list[CorrectionRecord]:
@@ -270,5 +322,12 @@ def no_corrections(dataset: str) -> Corrector:
     return Corrector(dataset)
 
 
-__all__ = ["FIELDS", "Correction", "CorrectionRecord", "Corrector", "load_corrections",
-           "packaged_file", "same_value"]
+__all__ = [
+    "FIELDS",
+    "Correction",
+    "CorrectionRecord",
+    "Corrector",
+    "load_corrections",
+    "packaged_file",
+    "same_value",
+]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mer_prep.datasets._annotated import ClipRef, RowSource, plain_name, scan_rows
-from mer_prep.datasets._sheets import SheetRow, as_text, fps_reader, find_table, read_workbook
+from mer_prep.datasets._sheets import SheetRow, as_text, find_table, fps_reader, read_workbook
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan, Problem, Sample
@@ -39,8 +39,15 @@ DATASET = "dfme"
 #: sheet stem -> partition recorded on the samples, in the order the sheets are read
 SHEETS: dict[str, str] = {"training": "train", "testA": "testA", "testB": "testB"}
 PARTITIONS: tuple[str, ...] = tuple(SHEETS.values())
-EMOTION_IDS: dict[int, str] = {0: "anger", 1: "contempt", 2: "disgust", 3: "fear", 4: "happiness",
-                               5: "sadness", 6: "surprise"}
+EMOTION_IDS: dict[int, str] = {
+    0: "anger",
+    1: "contempt",
+    2: "disgust",
+    3: "fear",
+    4: "happiness",
+    5: "sadness",
+    6: "surprise",
+}
 _SPELLINGS = {"happy": "happiness", "sad": "sadness", "angry": "anger", "surprised": "surprise"}
 _SEARCH_DEPTH = 3
 
@@ -77,8 +84,10 @@ def find_sheets(root: Path) -> dict[str, Path]:
                 out[partition] = min(found, key=lambda p: (len(p.name), p.name))
                 break
     if not out:
-        raise AnnotationError("no DFME split sheet found (training_full_with_AU.xlsx, testA_..., testB_...)",
-                              file=str(root / "training_full_with_AU.xlsx"))
+        raise AnnotationError(
+            "no DFME split sheet found (training_full_with_AU.xlsx, testA_..., testB_...)",
+            file=str(root / "training_full_with_AU.xlsx"),
+        )
     return out
 
 
@@ -129,8 +138,12 @@ def _emotion(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def scan(root: Path | str, *, annotations: Path | str | None = None,
-         corrections: Path | str | None = None) -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    annotations: Path | str | None = None,
+    corrections: Path | str | None = None,
+) -> DatasetScan:
     """Scan a DFME copy: the three split sheets (``annotations``: a folder holding them, or one
     sheet, read as the training part) and the clip folders under ``root``."""
     root = Path(root)
@@ -153,21 +166,32 @@ def scan(root: Path | str, *, annotations: Path | str | None = None,
             raise ValueError("Filename is blank")
         found = index.get(name.lower(), [])
         if len(found) > 1:
-            raise ValueError(f"clip folder {name!r} found {len(found)} times: {', '.join(map(str, found))}")
+            raise ValueError(
+                f"clip folder {name!r} found {len(found)} times: {', '.join(map(str, found))}"
+            )
         folder = found[0] if found else root / name
         return ClipRef(subject_id(subject), folder.name if found else name, folder, folder.parent)
 
     def finish(sample: Sample, values: dict[str, Any]) -> Sample:
         checked = _emotion(values)
         partition = dict(sample.extra).get("partition", "")
-        return replace(sample, emotion=as_text(checked.get("emotion")) or sample.emotion,
-                       partition=partition)
+        return replace(
+            sample, emotion=as_text(checked.get("emotion")) or sample.emotion, partition=partition
+        )
 
     # the emotion may come from EmotionId alone: give blank Emotion cells the id's name first
     for source in sources:
         source.rows = [_with_emotion(row) for row in source.rows]
-    samples, problems, _ = scan_rows(sources, dataset=DATASET, fps=_fps, root=root, resolve=resolve,
-                                     suffixes=(".png", ".jpg", ".jpeg"), corrector=corrector, finish=finish)
+    samples, problems, _ = scan_rows(
+        sources,
+        dataset=DATASET,
+        fps=_fps,
+        root=root,
+        resolve=resolve,
+        suffixes=(".png", ".jpg", ".jpeg"),
+        corrector=corrector,
+        finish=finish,
+    )
     samples, leaks = _disjoint(samples)
     return DatasetScan(samples, problems + leaks, corrector.records())
 
@@ -189,9 +213,14 @@ def _disjoint(samples: list[Sample]) -> tuple[list[Sample], list[Problem]]:
     kept, problems = [], []
     for sample in samples:
         if sample.partition != first[sample.subject]:
-            problems.append(Problem(sample.sample_id, sample.source,
-                                    f"subject {sample.subject} is in the {first[sample.subject]} sheet too: "
-                                    "the official parts must be subject-disjoint"))
+            problems.append(
+                Problem(
+                    sample.sample_id,
+                    sample.source,
+                    f"subject {sample.subject} is in the {first[sample.subject]} sheet too: "
+                    "the official parts must be subject-disjoint",
+                )
+            )
         else:
             kept.append(sample)
     return kept, problems

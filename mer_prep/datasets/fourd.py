@@ -21,8 +21,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_prep.datasets._annotated import (ClipRef, RowSource, child_dirs, find_folder, plain_name, scan_rows,
-                                          unannotated_problems)
+from mer_prep.datasets._annotated import (
+    ClipRef,
+    RowSource,
+    child_dirs,
+    find_folder,
+    plain_name,
+    scan_rows,
+    unannotated_problems,
+)
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
@@ -65,15 +72,25 @@ def frames_root(root: Path) -> Path:
 
 def find_sheet(root: Path) -> Path:
     for place in (root, root.parent):
-        found = sorted(p for p in place.glob("*.xlsx") if p.match(SHEET_GLOB) or
-                       p.name.lower().startswith("4dme_labelling_micro"))
+        found = sorted(
+            p
+            for p in place.glob("*.xlsx")
+            if p.match(SHEET_GLOB) or p.name.lower().startswith("4dme_labelling_micro")
+        )
         if found:
             return found[-1]
-    raise AnnotationError("no 4DME labelling sheet found", file=str(root / "4DME_Labelling_Micro_release v1.xlsx"))
+    raise AnnotationError(
+        "no 4DME labelling sheet found", file=str(root / "4DME_Labelling_Micro_release v1.xlsx")
+    )
 
 
-def scan(root: Path | str, *, annotations: Path | str | None = None, corrections: Path | str | None = None,
-         fps: float | str | None = None) -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    annotations: Path | str | None = None,
+    corrections: Path | str | None = None,
+    fps: float | str | None = None,
+) -> DatasetScan:
     """Scan a 4DME copy; ``fps`` overrides the (unconfirmed) frame rate."""
     root = Path(root)
     rate = FPS if fps is None else float(fps)
@@ -90,10 +107,21 @@ def scan(root: Path | str, *, annotations: Path | str | None = None, corrections
         subject_dir = find_folder(frames, subject)
         folder = find_folder(subject_dir, name)
         sub = subject_dir.name if subject_dir.is_dir() else subject
-        return ClipRef(subject_id(sub), folder.name if folder.is_dir() else name, folder, subject_dir)
+        return ClipRef(
+            subject_id(sub), folder.name if folder.is_dir() else name, folder, subject_dir
+        )
 
     source = RowSource(sheet, rows, sheet=title)
-    samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=rate, root=frames, resolve=resolve,
-                                              suffixes=IMAGE_SUFFIXES, corrector=corrector)
+    samples, problems, referenced = scan_rows(
+        [source],
+        dataset=DATASET,
+        fps=rate,
+        root=frames,
+        resolve=resolve,
+        suffixes=IMAGE_SUFFIXES,
+        corrector=corrector,
+    )
     on_disk = [(subject_id(s.name), c) for s in child_dirs(frames) for c in child_dirs(s)]
-    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced), corrector.records())
+    return DatasetScan(
+        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
+    )

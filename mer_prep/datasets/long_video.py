@@ -51,8 +51,12 @@ QUIRKS: dict[str, str] = {
 LONG_FROM_START_S = 4.0
 
 #: long-video dataset name -> module under mer_prep.datasets
-LONG_VIDEO_ADAPTERS: dict[str, str] = {"casme-sq-long": "casme_sq_long", "samm-lv": "samm_lv",
-                                       "smic-e-long": "smic_e_long", "casme3-long": "casme3_long"}
+LONG_VIDEO_ADAPTERS: dict[str, str] = {
+    "casme-sq-long": "casme_sq_long",
+    "samm-lv": "samm_lv",
+    "smic-e-long": "smic_e_long",
+    "casme3-long": "casme3_long",
+}
 
 
 def quirk(name: str, sample_id: str, where: str, what: str) -> Problem:
@@ -65,7 +69,7 @@ def quirk(name: str, sample_id: str, where: str, what: str) -> Problem:
 def quirk_name(problem: Problem) -> str:
     """The quirk name a problem made by ``quirk`` carries ("" for any other problem)."""
     text = problem.message
-    return text[1:text.index("]")] if text.startswith("[") and "]" in text else ""
+    return text[1 : text.index("]")] if text.startswith("[") and "]" in text else ""
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,17 @@ class LongVideo:
         """The intervals as ``SpotTruth``s for the spotting evaluator (inclusive frames)."""
         from mer_prep.evaluation.spotting_intervals import SpotTruth
 
-        return [SpotTruth(video=self.video, onset=i.onset, offset=i.offset, kind=i.kind,
-                          subject=self.subject, emotion=i.emotion) for i in self.intervals]
+        return [
+            SpotTruth(
+                video=self.video,
+                onset=i.onset,
+                offset=i.offset,
+                kind=i.kind,
+                subject=self.subject,
+                emotion=i.emotion,
+            )
+            for i in self.intervals
+        ]
 
 
 @dataclass
@@ -175,13 +188,20 @@ def scan_long_videos(name: str, root: Path | str, **options: Any) -> LongVideoSc
     ``modality=HS|VIS|NIR``; samm-lv ``emotions=<micro sheet>``).
     """
     if name not in LONG_VIDEO_ADAPTERS:
-        raise UnknownDatasetError(f"unknown long-video dataset {name!r}; known: {', '.join(LONG_VIDEO_ADAPTERS)}")
+        raise UnknownDatasetError(
+            f"unknown long-video dataset {name!r}; known: {', '.join(LONG_VIDEO_ADAPTERS)}"
+        )
     module = importlib.import_module(f"mer_prep.datasets.{LONG_VIDEO_ADAPTERS[name]}")
-    known = [p.name for p in inspect.signature(module.scan).parameters.values()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    known = [
+        p.name
+        for p in inspect.signature(module.scan).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise InvalidArgumentError(f"{name} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}")
+        raise InvalidArgumentError(
+            f"{name} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}"
+        )
     if not Path(root).is_dir():
         raise DataRootError(f"{name} root {root} does not exist or is not a folder")
     try:
@@ -192,8 +212,15 @@ def scan_long_videos(name: str, root: Path | str, **options: Any) -> LongVideoSc
         raise DataRootError(str(exc)) from exc
 
 
-def frame_cell(value: Any, *, field: str, sample_id: str, where: str, problems: list[Problem],
-               missing: tuple[int, ...] = ()) -> int | None:
+def frame_cell(
+    value: Any,
+    *,
+    field: str,
+    sample_id: str,
+    where: str,
+    problems: list[Problem],
+    missing: tuple[int, ...] = (),
+) -> int | None:
     """A frame-number cell: an int, or None when blank / ``/`` / a value in ``missing``. A
     fractional number is rounded to the nearest frame (half up) with a ``fractional-frame``
     problem appended to ``problems``; ValueError for text that is no number."""
@@ -201,7 +228,9 @@ def frame_cell(value: Any, *, field: str, sample_id: str, where: str, problems: 
 
     if isinstance(value, float) and not value.is_integer():
         rounded = int(value + 0.5) if value >= 0 else -int(-value + 0.5)
-        problems.append(quirk("fractional-frame", sample_id, where, f"{field} {value!r} rounded to {rounded}"))
+        problems.append(
+            quirk("fractional-frame", sample_id, where, f"{field} {value!r} rounded to {rounded}")
+        )
         return None if rounded in missing else rounded
     text = as_text(value)
     try:
@@ -209,8 +238,14 @@ def frame_cell(value: Any, *, field: str, sample_id: str, where: str, problems: 
     except ValueError:
         number = None
     if number is not None and not number.is_integer():
-        return frame_cell(number, field=field, sample_id=sample_id, where=where, problems=problems,
-                          missing=missing)
+        return frame_cell(
+            number,
+            field=field,
+            sample_id=sample_id,
+            where=where,
+            problems=problems,
+            missing=missing,
+        )
     return as_frame(value, field=field, missing=missing)
 
 
@@ -223,9 +258,16 @@ class RowInterval:
     sample_id: str
 
 
-def assemble(dataset: str, fps: float, folders: dict[Path, str], rows: list[RowInterval],
-             problems: list[Problem], *, shift: dict[Path, int] | None = None,
-             names: dict[Path, str] | None = None) -> LongVideoScan:
+def assemble(
+    dataset: str,
+    fps: float,
+    folders: dict[Path, str],
+    rows: list[RowInterval],
+    problems: list[Problem],
+    *,
+    shift: dict[Path, int] | None = None,
+    names: dict[Path, str] | None = None,
+) -> LongVideoScan:
     """One ``LongVideo`` per folder of ``folders`` (folder -> subject id), holding the rows that
     name it and fit its frames (others become ``outside-video`` problems). ``shift``: per folder,
     a number subtracted from the frame files' numbers (SMIC-E's ``FirstF``); ``names``: per
@@ -237,12 +279,20 @@ def assemble(dataset: str, fps: float, folders: dict[Path, str], rows: list[RowI
         by_folder.setdefault(row.folder, []).append(row)
     videos = []
     names = names or {}
-    for folder, subject in sorted(folders.items(), key=lambda item: (item[1], names.get(item[0], item[0].name))):
+    for folder, subject in sorted(
+        folders.items(), key=lambda item: (item[1], names.get(item[0], item[0].name))
+    ):
         video = names.get(folder, folder.name)
         frames = list_frames(folder)
         if not frames:
-            problems.append(quirk("no-frames", f"{subject}/{video}", str(folder),
-                                  "no numbered frame files in the video folder"))
+            problems.append(
+                quirk(
+                    "no-frames",
+                    f"{subject}/{video}",
+                    str(folder),
+                    "no numbered frame files in the video folder",
+                )
+            )
             continue
         offset = (shift or {}).get(folder, 0)
         numbers = tuple(n - offset for n, _ in frames)
@@ -254,7 +304,16 @@ def assemble(dataset: str, fps: float, folders: dict[Path, str], rows: list[RowI
             else:
                 kept.append(row.interval)
         kept.sort(key=lambda i: (i.onset, i.offset, i.kind))
-        videos.append(LongVideo(dataset=dataset, subject=subject, video=video,
-                                frame_paths=tuple(str(p) for _, p in frames), frame_numbers=numbers,
-                                fps=fps, intervals=tuple(kept), source=str(folder)))
+        videos.append(
+            LongVideo(
+                dataset=dataset,
+                subject=subject,
+                video=video,
+                frame_paths=tuple(str(p) for _, p in frames),
+                frame_numbers=numbers,
+                fps=fps,
+                intervals=tuple(kept),
+                source=str(folder),
+            )
+        )
     return LongVideoScan(videos, problems)

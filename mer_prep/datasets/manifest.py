@@ -28,7 +28,14 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import ClipRef, RowSource, plain_name, scan_rows
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
-from mer_prep.datasets._sheets import SheetRow, as_text, fps_reader, find_table, read_workbook, table_rows
+from mer_prep.datasets._sheets import (
+    SheetRow,
+    as_text,
+    find_table,
+    fps_reader,
+    read_workbook,
+    table_rows,
+)
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -45,16 +52,20 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "emotion": ("label", "emotion", "class"),
     "fps": ("fps", "frame rate"),
 }
-OPTIONAL: dict[str, tuple[str, ...]] = {"apex": ("apex", "apex frame", "apexframe"),
-                                        "aus": ("aus", "au", "action units")}
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    "apex": ("apex", "apex frame", "apexframe"),
+    "aus": ("aus", "au", "action units"),
+}
 
 
 def find_manifest(root: Path) -> Path:
     for name in NAMES:
         if (root / name).is_file():
             return root / name
-    raise AnnotationError("no manifest found (manifest.csv or manifest.xlsx; or pass annotations=<file>)",
-                          file=str(root / NAMES[0]))
+    raise AnnotationError(
+        "no manifest found (manifest.csv or manifest.xlsx; or pass annotations=<file>)",
+        file=str(root / NAMES[0]),
+    )
 
 
 def read_manifest(path: Path) -> tuple[str, list[SheetRow]]:
@@ -63,17 +74,26 @@ def read_manifest(path: Path) -> tuple[str, list[SheetRow]]:
         return find_table(read_workbook(path), REQUIRED, OPTIONAL, file=path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = [tuple(cell if cell.strip() else None for cell in row) for row in csv.reader(handle)]
+            rows = [
+                tuple(cell if cell.strip() else None for cell in row) for row in csv.reader(handle)
+            ]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise AnnotationError(f"cannot read manifest ({type(exc).__name__}: {exc})", file=str(path)) from exc
+        raise AnnotationError(
+            f"cannot read manifest ({type(exc).__name__}: {exc})", file=str(path)
+        ) from exc
     return "", table_rows(rows, REQUIRED, OPTIONAL, file=path)
 
 
 _fps = fps_reader("fps")
 
 
-def scan(root: Path | str, *, annotations: Path | str | None = None, corrections: Path | str | None = None,
-         prefix: str = DATASET) -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    annotations: Path | str | None = None,
+    corrections: Path | str | None = None,
+    prefix: str = DATASET,
+) -> DatasetScan:
     """Scan the clips a manifest lists under ``root``; ``prefix`` qualifies the subjects."""
     root = Path(root)
     prefix = str(prefix).strip().strip("/") or DATASET
@@ -88,14 +108,24 @@ def scan(root: Path | str, *, annotations: Path | str | None = None, corrections
         if not clip:
             raise ValueError("clip is blank")
         if "/" in clip or "\\" in clip:
-            raise ValueError(f"clip {clip!r} is a path; the clip column names the clip, the path column its files")
+            raise ValueError(
+                f"clip {clip!r} is a path; the clip column names the clip, the path column its files"
+            )
         if not given:
             raise ValueError("path is blank")
         path = Path(given).expanduser()
         return ClipRef(f"{prefix}/{subject}", clip, path if path.is_absolute() else root / path)
 
     source = RowSource(manifest, rows, sheet=title)
-    samples, problems, _ = scan_rows([source], dataset=DATASET, fps=_fps, root=root, resolve=resolve,
-                                     suffixes=IMAGE_SUFFIXES, corrector=corrector, span_only=True,
-                                     video_first=0)
+    samples, problems, _ = scan_rows(
+        [source],
+        dataset=DATASET,
+        fps=_fps,
+        root=root,
+        resolve=resolve,
+        suffixes=IMAGE_SUFFIXES,
+        corrector=corrector,
+        span_only=True,
+        video_first=0,
+    )
     return DatasetScan(samples, problems, corrector.records())

@@ -16,13 +16,20 @@ from mer_prep.sample import DatasetScan
 PARTS: tuple[str, ...] = ("smic", "casme2", "samm")
 
 
-def scan(roots: Mapping[str, Path | str], *, modality: str = "HS", variant: str = "raw") -> DatasetScan:
+def scan(
+    roots: Mapping[str, Path | str], *, modality: str = "HS", variant: str = "raw"
+) -> DatasetScan:
     """Scan the three parts; ``roots`` maps ``smic``/``casme2``/``samm`` to their dataset roots."""
     missing = [p for p in PARTS if p not in roots]
     if missing:
         raise ValueError(f"megc2019 needs roots for {list(PARTS)}; missing {missing}")
-    parts = (smic.scan(roots["smic"], modality=modality),
-             casme2.scan(roots["casme2"], variant=variant),
-             samm.scan(roots["samm"]))
-    return DatasetScan([s for p in parts for s in p.samples], [q for p in parts for q in p.problems],
-                       [c for p in parts for c in p.corrections])
+    parts = (
+        smic.scan(roots["smic"], modality=modality),
+        casme2.scan(roots["casme2"], variant=variant),
+        samm.scan(roots["samm"]),
+    )
+    return DatasetScan(
+        [s for p in parts for s in p.samples],
+        [q for p in parts for q in p.problems],
+        [c for p in parts for c in p.corrections],
+    )

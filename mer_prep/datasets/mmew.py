@@ -23,8 +23,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_prep.datasets._annotated import (ClipRef, RowSource, child_dirs, find_folder, scan_rows,
-                                          subject_dirs, subject_number, unannotated_problems)
+from mer_prep.datasets._annotated import (
+    ClipRef,
+    RowSource,
+    child_dirs,
+    find_folder,
+    scan_rows,
+    subject_dirs,
+    subject_number,
+    unannotated_problems,
+)
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
@@ -45,7 +53,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "offset": ("OffsetFrame", "Offset Frame", "Offset"),
     "emotion": ("Estimated Emotion", "Emotion"),
 }
-OPTIONAL: dict[str, tuple[str, ...]] = {"aus": ("Action Units", "AUs", "AU"), "remarks": ("remarks", "Remarks")}
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    "aus": ("Action Units", "AUs", "AU"),
+    "remarks": ("remarks", "Remarks"),
+}
 
 
 def subject_id(number: int) -> str:
@@ -80,15 +91,22 @@ def _locate(emotions_dir: Path, emotion: str, name: str) -> tuple[Path | None, s
     """The clip folder ``name`` under ``emotions_dir``: in the sheet's emotion folder first,
     then in any emotion folder (the others/repression mismatch)."""
     preferred = find_folder(emotions_dir, emotion) if emotion else None
-    for folder in ([preferred] if preferred is not None and preferred.is_dir() else []) + child_dirs(emotions_dir):
+    for folder in (
+        [preferred] if preferred is not None and preferred.is_dir() else []
+    ) + child_dirs(emotions_dir):
         clip = find_folder(folder, name)
         if clip.is_dir():
             return clip, folder.name
     return None, ""
 
 
-def scan(root: Path | str, *, annotations: Path | str | None = None, corrections: Path | str | None = None,
-         fps: float | str | None = None) -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    annotations: Path | str | None = None,
+    corrections: Path | str | None = None,
+    fps: float | str | None = None,
+) -> DatasetScan:
     """Scan an MMEW copy in either layout; ``fps`` overrides the (unconfirmed) frame rate."""
     root = Path(root)
     rate = FPS if fps is None else float(fps)
@@ -106,15 +124,31 @@ def scan(root: Path | str, *, annotations: Path | str | None = None, corrections
         emotions_dir = base if kind == "flat" else find_folder(base, f"S{number:02d}")
         clip, folder_emotion = _locate(emotions_dir, emotion, name)
         if clip is None:  # reported as a missing clip folder, in the emotion the sheet names
-            return ClipRef(subject_id(number), name, emotions_dir / (emotion or "unknown") / name, emotions_dir)
+            return ClipRef(
+                subject_id(number), name, emotions_dir / (emotion or "unknown") / name, emotions_dir
+            )
         extra = (("folder_emotion", folder_emotion),)
         return ClipRef(subject_id(number), clip.name, clip, clip.parent, extra=extra)
 
     source = RowSource(sheet, rows, extra=(("layout", kind),), sheet=title)
-    samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=rate, root=base, resolve=resolve,
-                                              suffixes=IMAGE_SUFFIXES, corrector=corrector)
+    samples, problems, referenced = scan_rows(
+        [source],
+        dataset=DATASET,
+        fps=rate,
+        root=base,
+        resolve=resolve,
+        suffixes=IMAGE_SUFFIXES,
+        corrector=corrector,
+    )
     if kind == "flat":
         on_disk = []  # the flat layout's folders do not name their subject
     else:
-        on_disk = [(subject_id(n), c) for n, s in subject_dirs(base) for e in child_dirs(s) for c in child_dirs(e)]
-    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced), corrector.records())
+        on_disk = [
+            (subject_id(n), c)
+            for n, s in subject_dirs(base)
+            for e in child_dirs(s)
+            for c in child_dirs(e)
+        ]
+    return DatasetScan(
+        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
+    )

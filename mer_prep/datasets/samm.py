@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_prep.datasets._annotated import (RowSource, clip_folders, row_resolver, scan_rows,
-                                          subject_dirs, unannotated_problems)
+from mer_prep.datasets._annotated import (
+    RowSource,
+    clip_folders,
+    row_resolver,
+    scan_rows,
+    subject_dirs,
+    unannotated_problems,
+)
 from mer_prep.datasets._sheets import find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
@@ -51,8 +57,12 @@ def frames_root(root: Path) -> Path:
     return nested if nested.is_dir() and not subject_dirs(root) else root
 
 
-def scan(root: Path | str, *, annotations: Path | str | None = None,
-         corrections: Path | str | None = None) -> DatasetScan:
+def scan(
+    root: Path | str,
+    *,
+    annotations: Path | str | None = None,
+    corrections: Path | str | None = None,
+) -> DatasetScan:
     """Scan a SAMM copy; ``annotations`` overrides the spreadsheet found under ``root``;
     ``corrections``: a corrections file of the user's (``mer_prep.datasets.corrections``)."""
     corrector = Corrector.for_dataset(DATASET, user=corrections)
@@ -64,7 +74,16 @@ def scan(root: Path | str, *, annotations: Path | str | None = None,
     resolve = row_resolver(frames, lambda n: f"{n:03d}", subject_id)
 
     source = RowSource(sheet, rows, sheet=title)
-    samples, problems, referenced = scan_rows([source], dataset=DATASET, fps=FPS, root=frames,
-                                              resolve=resolve, missing_apex=MISSING_APEX, corrector=corrector)
+    samples, problems, referenced = scan_rows(
+        [source],
+        dataset=DATASET,
+        fps=FPS,
+        root=frames,
+        resolve=resolve,
+        missing_apex=MISSING_APEX,
+        corrector=corrector,
+    )
     on_disk = clip_folders(frames, subject_id)
-    return DatasetScan(samples, problems + unannotated_problems(on_disk, referenced), corrector.records())
+    return DatasetScan(
+        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
+    )

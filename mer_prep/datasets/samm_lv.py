@@ -18,8 +18,16 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import child_dirs, subject_number
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
-from mer_prep.datasets.long_video import (LONG_FROM_START_S, LongInterval, LongVideoScan, RowInterval,
-                                          assemble, frame_cell, parsed_aus, quirk)
+from mer_prep.datasets.long_video import (
+    LONG_FROM_START_S,
+    LongInterval,
+    LongVideoScan,
+    RowInterval,
+    assemble,
+    frame_cell,
+    parsed_aus,
+    quirk,
+)
 from mer_prep.errors import AnnotationError, DataRootError
 from mer_prep.sample import Problem
 
@@ -29,13 +37,18 @@ FRAMES_DIR = "SAMM_longvideos"
 SHEET_GLOB = "SAMM_LongVideos*.xlsx"
 MICRO_SHEET_GLOB = "SAMM_Micro_FACS_Codes*.xlsx"
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "subject": ("Subject",), "filename": ("Filename", "File name"),
-    "onset": ("Onset", "Onset Frame"), "apex": ("Apex", "Apex Frame"), "offset": ("Offset", "Offset Frame"),
+    "subject": ("Subject",),
+    "filename": ("Filename", "File name"),
+    "onset": ("Onset", "Onset Frame"),
+    "apex": ("Apex", "Apex Frame"),
+    "offset": ("Offset", "Offset Frame"),
     "type": ("Type",),
 }
 OPTIONAL: dict[str, tuple[str, ...]] = {"aus": ("Action Units", "AUs"), "duration": ("Duration",)}
-MICRO_REQUIRED: dict[str, tuple[str, ...]] = {"filename": ("Filename", "File name"),
-                                              "emotion": ("Estimated Emotion", "Emotion")}
+MICRO_REQUIRED: dict[str, tuple[str, ...]] = {
+    "filename": ("Filename", "File name"),
+    "emotion": ("Estimated Emotion", "Emotion"),
+}
 _FILENAME = re.compile(r"^(\d+_\d+)_\d+$")
 
 
@@ -69,8 +82,9 @@ def micro_emotions(sheet: Path) -> dict[tuple[str, str], str]:
     return out
 
 
-def scan(root: Path | str, *, annotations: Path | str | None = None,
-         emotions: Path | str | None = None) -> LongVideoScan:
+def scan(
+    root: Path | str, *, annotations: Path | str | None = None, emotions: Path | str | None = None
+) -> LongVideoScan:
     """Scan a SAMM-LV copy; ``annotations`` overrides the long-video sheet, ``emotions`` the micro
     sheet the emotions come from (looked for under ``root`` when not given; none when absent)."""
     root = Path(root)
@@ -79,7 +93,11 @@ def scan(root: Path | str, *, annotations: Path | str | None = None,
         raise DataRootError(f"{root}: no {FRAMES_DIR!r} folder")
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
     _, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
-    micro = Path(emotions) if emotions is not None else next(iter(sorted(root.glob(MICRO_SHEET_GLOB))), None)
+    micro = (
+        Path(emotions)
+        if emotions is not None
+        else next(iter(sorted(root.glob(MICRO_SHEET_GLOB))), None)
+    )
     joined = micro_emotions(micro) if micro is not None else {}
     folders: dict[Path, str] = {}
     for folder in child_dirs(frames):
@@ -87,13 +105,23 @@ def scan(root: Path | str, *, annotations: Path | str | None = None,
         if match:
             folders[folder] = subject_id(int(match.group(1)))
     problems: list[Problem] = []
-    resolved = [found for row in rows if not row.problem
-                for found in [_row(row, f"{sheet}:{row.row}", frames, joined, problems)] if found]
+    resolved = [
+        found
+        for row in rows
+        if not row.problem
+        for found in [_row(row, f"{sheet}:{row.row}", frames, joined, problems)]
+        if found
+    ]
     return assemble(DATASET, FPS, folders, resolved, problems)
 
 
-def _row(row: SheetRow, where: str, frames: Path, joined: dict[tuple[str, str], str],
-         problems: list[Problem]) -> RowInterval | None:
+def _row(
+    row: SheetRow,
+    where: str,
+    frames: Path,
+    joined: dict[tuple[str, str], str],
+    problems: list[Problem],
+) -> RowInterval | None:
     cells = row.values
     name = as_text(cells["filename"])
     match = _FILENAME.match(name)
@@ -104,37 +132,89 @@ def _row(row: SheetRow, where: str, frames: Path, joined: dict[tuple[str, str], 
         return None
     sample_id = f"{subject_id(subject)}/{name}"
     if match and int(match.group(1).split("_")[0]) != subject:
-        problems.append(quirk("bad-row", sample_id, where, f"Filename {name!r} is not of Subject {subject}"))
+        problems.append(
+            quirk("bad-row", sample_id, where, f"Filename {name!r} is not of Subject {subject}")
+        )
         return None
     if not match or not (frames / match.group(1)).is_dir():
-        problems.append(quirk("no-video", sample_id, where, f"Filename {name!r} names no folder "
-                                                            f"{frames}/<subject>_<video>"))
+        problems.append(
+            quirk(
+                "no-video",
+                sample_id,
+                where,
+                f"Filename {name!r} names no folder {frames}/<subject>_<video>",
+            )
+        )
         return None
     kind = kind_of(cells["type"])
     if kind is None:
-        problems.append(quirk("unknown-type", sample_id, where,
-                              f"Type {as_text(cells['type'])!r} is neither Micro nor Macro"))
+        problems.append(
+            quirk(
+                "unknown-type",
+                sample_id,
+                where,
+                f"Type {as_text(cells['type'])!r} is neither Micro nor Macro",
+            )
+        )
         return None
     try:
-        onset = frame_cell(cells["onset"], field="Onset", sample_id=sample_id, where=where, problems=problems)
+        onset = frame_cell(
+            cells["onset"], field="Onset", sample_id=sample_id, where=where, problems=problems
+        )
         apex_cell = cells["apex"]
-        apex = frame_cell(apex_cell, field="Apex", sample_id=sample_id, where=where, problems=problems,
-                          missing=(-1,))
-        offset = frame_cell(cells["offset"], field="Offset", sample_id=sample_id, where=where, problems=problems)
+        apex = frame_cell(
+            apex_cell,
+            field="Apex",
+            sample_id=sample_id,
+            where=where,
+            problems=problems,
+            missing=(-1,),
+        )
+        offset = frame_cell(
+            cells["offset"], field="Offset", sample_id=sample_id, where=where, problems=problems
+        )
     except ValueError as exc:
         problems.append(quirk("bad-row", sample_id, where, str(exc)))
         return None
-    if onset is None or offset is None or onset > offset or (apex is not None and not onset <= apex <= offset):
-        problems.append(quirk("bad-row", sample_id, where, f"Onset/Apex/Offset {onset}/{apex}/{offset} "
-                                                           "are not in order"))
+    if (
+        onset is None
+        or offset is None
+        or onset > offset
+        or (apex is not None and not onset <= apex <= offset)
+    ):
+        problems.append(
+            quirk(
+                "bad-row",
+                sample_id,
+                where,
+                f"Onset/Apex/Offset {onset}/{apex}/{offset} are not in order",
+            )
+        )
         return None
     if apex is None:
-        problems.append(quirk("apex-missing", sample_id, where, f"Apex {as_text(apex_cell) or 'blank'}: no apex"))
+        problems.append(
+            quirk(
+                "apex-missing", sample_id, where, f"Apex {as_text(apex_cell) or 'blank'}: no apex"
+            )
+        )
     if onset <= 1 and (offset - onset + 1) > LONG_FROM_START_S * FPS:
-        problems.append(quirk("long-from-start", sample_id, where,
-                              f"Onset {onset} with {offset - onset + 1} frames "
-                              f"({(offset - onset + 1) / FPS:.1f} s): the onset may be a placeholder"))
-    interval = LongInterval(kind=kind, onset=onset, apex=apex, offset=offset, emotion=joined.get((name, kind)),
-                            action_units=as_text(cells.get("aus")), aus=parsed_aus(cells.get("aus")),
-                            source=where)
+        problems.append(
+            quirk(
+                "long-from-start",
+                sample_id,
+                where,
+                f"Onset {onset} with {offset - onset + 1} frames "
+                f"({(offset - onset + 1) / FPS:.1f} s): the onset may be a placeholder",
+            )
+        )
+    interval = LongInterval(
+        kind=kind,
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        emotion=joined.get((name, kind)),
+        action_units=as_text(cells.get("aus")),
+        aus=parsed_aus(cells.get("aus")),
+        source=where,
+    )
     return RowInterval(frames / match.group(1), interval, sample_id)

@@ -41,24 +41,47 @@ def scan(root: Path | str, *, modality: str = "HS") -> DatasetScan:
     for number, subject_dir in subject_dirs(base):
         micro = subject_dir / "micro"
         if not micro.is_dir():
-            problems.append(Problem(subject_id(number), str(subject_dir), "subject folder has no 'micro' folder"))
+            problems.append(
+                Problem(
+                    subject_id(number), str(subject_dir), "subject folder has no 'micro' folder"
+                )
+            )
             continue
         for emotion_dir in child_dirs(micro):
             for clip_dir in child_dirs(emotion_dir):
-                result = _clip(clip_dir, subject_id(number), emotion_dir.name, fps, modality.upper(), root,
-                               subject_dir)
+                result = _clip(
+                    clip_dir,
+                    subject_id(number),
+                    emotion_dir.name,
+                    fps,
+                    modality.upper(),
+                    root,
+                    subject_dir,
+                )
                 (samples if isinstance(result, Sample) else problems).append(result)
     return DatasetScan(samples, problems)
 
 
-def _clip(folder: Path, subject: str, emotion: str, fps: float, modality: str, root: Path,
-          subject_dir: Path) -> Sample | Problem:
+def _clip(
+    folder: Path,
+    subject: str,
+    emotion: str,
+    fps: float,
+    modality: str,
+    root: Path,
+    subject_dir: Path,
+) -> Sample | Problem:
     sample_id = f"{subject}/{folder.name}"
     if not within_root(root, folder):  # a symlinked clip folder pointing elsewhere
         return Problem(sample_id, str(folder), f"clip folder leaves the dataset root {root}")
-    if not inside_folder(subject_dir, folder):  # a link into another subject: one clip, two subjects
-        return Problem(sample_id, str(folder),
-                       f"clip folder leaves its subject folder {subject_dir}: it resolves to {folder.resolve()}")
+    if not inside_folder(
+        subject_dir, folder
+    ):  # a link into another subject: one clip, two subjects
+        return Problem(
+            sample_id,
+            str(folder),
+            f"clip folder leaves its subject folder {subject_dir}: it resolves to {folder.resolve()}",
+        )
     frames = list_frames(folder)
     numbers = [n for n, _ in frames]
     if not numbers:
@@ -66,7 +89,17 @@ def _clip(folder: Path, subject: str, emotion: str, fps: float, modality: str, r
     error = timing_error(numbers, numbers[0], None, numbers[-1])
     if error:
         return Problem(sample_id, str(folder), error)
-    return Sample(dataset=DATASET, subject=subject, clip=folder.name,
-                  frame_paths=tuple(str(p) for _, p in frames), frame_numbers=tuple(numbers),
-                  onset=numbers[0], apex=None, offset=numbers[-1], fps=fps, emotion=emotion.lower(),
-                  source=str(folder), extra=(("modality", modality),))
+    return Sample(
+        dataset=DATASET,
+        subject=subject,
+        clip=folder.name,
+        frame_paths=tuple(str(p) for _, p in frames),
+        frame_numbers=tuple(numbers),
+        onset=numbers[0],
+        apex=None,
+        offset=numbers[-1],
+        fps=fps,
+        emotion=emotion.lower(),
+        source=str(folder),
+        extra=(("modality", modality),),
+    )

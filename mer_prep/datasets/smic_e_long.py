@@ -18,14 +18,24 @@ from pathlib import Path
 from mer_prep.datasets._annotated import child_dirs, subject_number
 from mer_prep.datasets._frames import IMAGE_SUFFIXES, frame_number
 from mer_prep.datasets._sheets import as_text, find_table, read_workbook
-from mer_prep.datasets.long_video import LongInterval, LongVideoScan, RowInterval, assemble, frame_cell, quirk
+from mer_prep.datasets.long_video import (
+    LongInterval,
+    LongVideoScan,
+    RowInterval,
+    assemble,
+    frame_cell,
+    quirk,
+)
 from mer_prep.errors import AnnotationError, DataRootError, InvalidArgumentError
 from mer_prep.sample import Problem
 
 DATASET = "smic-e-long"
 FPS: dict[str, float] = {"HS": 100.0, "VIS": 25.0, "NIR": 25.0}
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "subject": ("Subject",), "filename": ("Filename",), "onset": ("OnsetF",), "offset": ("OffsetF",),
+    "subject": ("Subject",),
+    "filename": ("Filename",),
+    "onset": ("OnsetF",),
+    "offset": ("OffsetF",),
     "first": ("FirstF",),
 }
 OPTIONAL: dict[str, tuple[str, ...]] = {"emotion": ("Emotion",)}
@@ -40,7 +50,9 @@ def subject_id(number: int) -> str:
 def modality_dir(root: Path, modality: str) -> Path:
     """``root/<X>_long`` or ``root/*/<X>_long`` (case-insensitive); DataRootError when absent."""
     if modality.upper() not in FPS:
-        raise InvalidArgumentError(f"smic-e-long modality must be one of {sorted(FPS)}, got {modality!r}")
+        raise InvalidArgumentError(
+            f"smic-e-long modality must be one of {sorted(FPS)}, got {modality!r}"
+        )
     wanted = f"{modality.upper()}_LONG"
     for parent in [root, *child_dirs(root)]:
         for path in child_dirs(parent):
@@ -56,8 +68,10 @@ def find_sheet(root: Path, modality: str) -> Path:
         found = sorted(p for p in parent.iterdir() if p.is_file() and pattern.match(p.name))
         if found:
             return found[0]
-    raise AnnotationError("no SMIC-E annotation spreadsheet found",
-                          file=str(root / f"SMIC-{modality}-E_annotation.xlsx"))
+    raise AnnotationError(
+        "no SMIC-E annotation spreadsheet found",
+        file=str(root / f"SMIC-{modality}-E_annotation.xlsx"),
+    )
 
 
 def video_folders(base: Path) -> list[Path]:
@@ -68,7 +82,9 @@ def video_folders(base: Path) -> list[Path]:
         for folder in level:
             for child in child_dirs(folder):
                 with os.scandir(child) as entries:
-                    images = any(os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES for e in entries)
+                    images = any(
+                        os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES for e in entries
+                    )
                 (found if images else below).append(child)
         level = below
     return found
@@ -83,7 +99,9 @@ def _subject_of(folder: Path) -> int | None:
     return None
 
 
-def scan(root: Path | str, *, modality: str = "HS", annotations: Path | str | None = None) -> LongVideoScan:
+def scan(
+    root: Path | str, *, modality: str = "HS", annotations: Path | str | None = None
+) -> LongVideoScan:
     """Scan one modality of a SMIC-E copy's long videos."""
     root = Path(root)
     base = modality_dir(root, modality)
@@ -106,8 +124,14 @@ def scan(root: Path | str, *, modality: str = "HS", annotations: Path | str | No
             continue
         if not _is_number(row.values["onset"]):
             rest = [r.row for r in rows[index:]]
-            problems.append(quirk("trailing-text", f"{DATASET} rows {rest[0]}-{rest[-1]}", where,
-                                  f"{len(rest)} row(s) from row {rest[0]} hold text after the data: ignored"))
+            problems.append(
+                quirk(
+                    "trailing-text",
+                    f"{DATASET} rows {rest[0]}-{rest[-1]}",
+                    where,
+                    f"{len(rest)} row(s) from row {rest[0]} hold text after the data: ignored",
+                )
+            )
             break
         found = _row(row.values, where, by_name, problems)
         if found is None:
@@ -118,11 +142,24 @@ def scan(root: Path | str, *, modality: str = "HS", annotations: Path | str | No
         if folder not in annotated:
             annotated.add(folder)
             if shift[folder] != first:
-                problems.append(quirk("first-frame", sample_id, where, f"FirstF {first} but the first frame file "
-                                                                        f"of {folder} is number {shift[folder]}"))
+                problems.append(
+                    quirk(
+                        "first-frame",
+                        sample_id,
+                        where,
+                        f"FirstF {first} but the first frame file "
+                        f"of {folder} is number {shift[folder]}",
+                    )
+                )
             shift[folder] = first
-        moved = LongInterval(kind="me", onset=interval.onset - shift[folder], apex=None,
-                             offset=interval.offset - shift[folder], emotion=interval.emotion, source=where)
+        moved = LongInterval(
+            kind="me",
+            onset=interval.onset - shift[folder],
+            apex=None,
+            offset=interval.offset - shift[folder],
+            emotion=interval.emotion,
+            source=where,
+        )
         resolved.append(RowInterval(folder, moved, sample_id))
     return assemble(DATASET, FPS[modality.upper()], folders, resolved, problems, shift=shift)
 
@@ -136,28 +173,49 @@ def _is_number(value: object) -> bool:
 
 
 def _first_number(folder: Path) -> int:
-    numbers = [n for e in os.scandir(folder) if (n := frame_number(e.name)) is not None
-               and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES]
+    numbers = [
+        n
+        for e in os.scandir(folder)
+        if (n := frame_number(e.name)) is not None
+        and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
+    ]
     return min(numbers, default=0)
 
 
-def _row(cells: dict, where: str, by_name: dict[str, Path],
-         problems: list[Problem]) -> tuple[int, LongInterval] | None:
+def _row(
+    cells: dict, where: str, by_name: dict[str, Path], problems: list[Problem]
+) -> tuple[int, LongInterval] | None:
     name = as_text(cells["filename"])
     sample_id = f"{DATASET}/{as_text(cells['subject'])}/{name}"
     if name.lower() not in by_name:
-        problems.append(quirk("no-video", sample_id, where, f"Filename {name!r} names no video folder"))
+        problems.append(
+            quirk("no-video", sample_id, where, f"Filename {name!r} names no video folder")
+        )
         return None
     try:
-        onset = frame_cell(cells["onset"], field="OnsetF", sample_id=sample_id, where=where, problems=problems)
-        offset = frame_cell(cells["offset"], field="OffsetF", sample_id=sample_id, where=where, problems=problems)
-        first = frame_cell(cells["first"], field="FirstF", sample_id=sample_id, where=where, problems=problems)
+        onset = frame_cell(
+            cells["onset"], field="OnsetF", sample_id=sample_id, where=where, problems=problems
+        )
+        offset = frame_cell(
+            cells["offset"], field="OffsetF", sample_id=sample_id, where=where, problems=problems
+        )
+        first = frame_cell(
+            cells["first"], field="FirstF", sample_id=sample_id, where=where, problems=problems
+        )
     except ValueError as exc:
         problems.append(quirk("bad-row", sample_id, where, str(exc)))
         return None
     if onset is None or offset is None or first is None or onset > offset or onset < first:
-        problems.append(quirk("bad-row", sample_id, where, f"OnsetF/OffsetF/FirstF {onset}/{offset}/{first} "
-                                                           "are not in order"))
+        problems.append(
+            quirk(
+                "bad-row",
+                sample_id,
+                where,
+                f"OnsetF/OffsetF/FirstF {onset}/{offset}/{first} are not in order",
+            )
+        )
         return None
     emotion = as_text(cells.get("emotion")) or None
-    return first, LongInterval(kind="me", onset=onset, apex=None, offset=offset, emotion=emotion, source=where)
+    return first, LongInterval(
+        kind="me", onset=onset, apex=None, offset=offset, emotion=emotion, source=where
+    )

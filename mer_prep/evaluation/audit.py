@@ -23,18 +23,26 @@ are tested and every other row is trained on. Four checks, each finding naming i
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 import scipy.fft
 
-from mer_prep.evaluation.splits import TRAIN_ONLY
 from mer_prep.errors import InvalidArgumentError
+from mer_prep.evaluation.splits import TRAIN_ONLY
 
-__all__ = ["CHECKS", "DEFAULT_HASH_THRESHOLD", "AuditFinding", "AuditReport", "perceptual_hash",
-           "hamming", "family_roots", "audit_split"]
+__all__ = [
+    "CHECKS",
+    "DEFAULT_HASH_THRESHOLD",
+    "AuditFinding",
+    "AuditReport",
+    "perceptual_hash",
+    "hamming",
+    "family_roots",
+    "audit_split",
+]
 
 CHECKS = ("subject_overlap", "parent_child", "smote_test_parent", "near_duplicate")
 
@@ -98,9 +106,10 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # the (rows, m, 8) byte view near 64 MiB.
     step = max(1, (8 << 20) // max(1, b.size))
     for start in range(0, a.size, step):
-        x = a[start:start + step, None] ^ b[None, :]
-        out[start:start + step] = _POPCOUNT8[x.view(np.uint8).reshape(*x.shape, 8)].sum(
-            axis=-1, dtype=np.int64)
+        x = a[start : start + step, None] ^ b[None, :]
+        out[start : start + step] = _POPCOUNT8[x.view(np.uint8).reshape(*x.shape, 8)].sum(
+            axis=-1, dtype=np.int64
+        )
     return out
 
 
@@ -113,7 +122,9 @@ def family_roots(parents: np.ndarray) -> np.ndarray:
     n = parents.size
     bad = (parents < -1) | (parents >= n)
     if bad.any():
-        raise InvalidArgumentError(f"parents out of range at rows {np.flatnonzero(bad)[:10].tolist()}")
+        raise InvalidArgumentError(
+            f"parents out of range at rows {np.flatnonzero(bad)[:10].tolist()}"
+        )
     roots = np.arange(n, dtype=np.int64)
     current = parents.copy()
     for _ in range(n + 1):
@@ -158,13 +169,16 @@ class AuditReport:
         return [f for f in self.findings if f.check == check]
 
     def to_text(self, max_examples: int = 5) -> str:
-        lines = [f"leakage audit: {self.n_rows} rows, {self.n_folds} folds: "
-                 + ("OK" if self.ok else f"{len(self.findings)} finding(s)")]
+        lines = [
+            f"leakage audit: {self.n_rows} rows, {self.n_folds} folds: "
+            + ("OK" if self.ok else f"{len(self.findings)} finding(s)")
+        ]
         counts = self.counts()
         for check in CHECKS:
             if check in self.checks_run:
-                extra = (f" (threshold {self.hash_threshold} bits)"
-                         if check == "near_duplicate" else "")
+                extra = (
+                    f" (threshold {self.hash_threshold} bits)" if check == "near_duplicate" else ""
+                )
                 lines.append(f"  {check:<18} {counts[check]:>6}{extra}")
             else:
                 lines.append(f"  {check:<18} skipped: {self.skipped.get(check, 'no input')}")
@@ -185,11 +199,18 @@ def _fold_name(fold_names: Sequence[str], f: int) -> str:
     return str(fold_names[f])
 
 
-def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] | np.ndarray,
-                parents: np.ndarray, test_fold: np.ndarray, fold_names: Sequence[str], *,
-                images: np.ndarray | None = None, hashes: np.ndarray | None = None,
-                smote: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
-                hash_threshold: int = DEFAULT_HASH_THRESHOLD) -> AuditReport:
+def audit_split(
+    sample_ids: Sequence[str] | np.ndarray,
+    subjects: Sequence[str] | np.ndarray,
+    parents: np.ndarray,
+    test_fold: np.ndarray,
+    fold_names: Sequence[str],
+    *,
+    images: np.ndarray | None = None,
+    hashes: np.ndarray | None = None,
+    smote: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    hash_threshold: int = DEFAULT_HASH_THRESHOLD,
+) -> AuditReport:
     """Audit a split for leaks between train and test (see the module docstring).
 
     sample_ids, subjects: (n,) str. parents: (n,) int64, -1 for originals. test_fold: (n,)
@@ -211,8 +232,9 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
         if col.size != n:
             raise InvalidArgumentError(f"{name} has {col.size} rows, sample_ids has {n}")
     if n and (test_fold.min() < TRAIN_ONLY or test_fold.max() >= n_folds):
-        raise InvalidArgumentError(f"test_fold outside [{TRAIN_ONLY}, {n_folds}) for {n_folds} "
-                                   f"fold names")
+        raise InvalidArgumentError(
+            f"test_fold outside [{TRAIN_ONLY}, {n_folds}) for {n_folds} fold names"
+        )
     roots = family_roots(parents)
     findings: list[AuditFinding] = []
     checks_run = ["subject_overlap", "parent_child"]
@@ -228,21 +250,29 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
         for s in sorted(test_subjects & train_subjects):
             rows_test = np.flatnonzero(test & (subj == s))
             rows_train = np.flatnonzero(~test & (subj == s))
-            findings.append(AuditFinding(
-                "subject_overlap", _fold_name(fold_names, f),
-                f"subject {s}: {rows_test.size} test row(s), {rows_train.size} train row(s)",
-                tuple(int(r) for r in np.concatenate([rows_test, rows_train]))))
+            findings.append(
+                AuditFinding(
+                    "subject_overlap",
+                    _fold_name(fold_names, f),
+                    f"subject {s}: {rows_test.size} test row(s), {rows_train.size} train row(s)",
+                    tuple(int(r) for r in np.concatenate([rows_test, rows_train])),
+                )
+            )
 
     # 2. parent/child: a child tested in another fold than its parent (or one never tested).
     for child in np.flatnonzero((parents >= 0) & (test_fold != test_fold[np.maximum(parents, 0)])):
         parent = int(parents[child])
         folds = sorted({int(test_fold[child]), int(test_fold[parent])} - {-1, TRAIN_ONLY})
         names = ", ".join(_fold_name(fold_names, f) for f in folds)
-        findings.append(AuditFinding(
-            "parent_child", names,
-            f"augmented {ids[child]} (fold {_side(fold_names, test_fold[child])}) and its parent "
-            f"{ids[parent]} (fold {_side(fold_names, test_fold[parent])}) are split apart",
-            (int(child), parent)))
+        findings.append(
+            AuditFinding(
+                "parent_child",
+                names,
+                f"augmented {ids[child]} (fold {_side(fold_names, test_fold[child])}) and its parent "
+                f"{ids[parent]} (fold {_side(fold_names, test_fold[parent])}) are split apart",
+                (int(child), parent),
+            )
+        )
 
     # 3. SMOTE parents tested in the fold the synthetic sample trains.
     if smote is None:
@@ -252,21 +282,30 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
         for f, (pa, pb) in sorted(smote.items()):
             f = int(f)
             if not 0 <= f < n_folds:
-                raise InvalidArgumentError(f"SMOTE provenance for fold {f}, split has {n_folds} folds")
+                raise InvalidArgumentError(
+                    f"SMOTE provenance for fold {f}, split has {n_folds} folds"
+                )
             pa = np.asarray(pa, np.int64).reshape(-1)
             pb = np.asarray(pb, np.int64).reshape(-1)
             if pa.size != pb.size:
-                raise InvalidArgumentError(f"fold {f}: parent_a has {pa.size} entries, parent_b {pb.size}")
+                raise InvalidArgumentError(
+                    f"fold {f}: parent_a has {pa.size} entries, parent_b {pb.size}"
+                )
             both = np.concatenate([pa, pb])
             if both.size and (both.min() < 0 or both.max() >= n):
                 raise InvalidArgumentError(f"fold {f}: SMOTE parent rows outside [0, {n})")
             leaked = (test_fold[pa] == f) | (test_fold[pb] == f)
             for k in np.flatnonzero(leaked):
                 bad = [int(r) for r in (pa[k], pb[k]) if test_fold[r] == f]
-                findings.append(AuditFinding(
-                    "smote_test_parent", _fold_name(fold_names, f),
-                    f"synthetic sample {int(k)} interpolated from test row(s) "
-                    + ", ".join(ids[r] for r in bad), tuple(bad)))
+                findings.append(
+                    AuditFinding(
+                        "smote_test_parent",
+                        _fold_name(fold_names, f),
+                        f"synthetic sample {int(k)} interpolated from test row(s) "
+                        + ", ".join(ids[r] for r in bad),
+                        tuple(bad),
+                    )
+                )
 
     # 4. near-duplicate frames across train/test of a fold, outside one clip family.
     if hashes is None and images is not None:
@@ -290,13 +329,24 @@ def audit_split(sample_ids: Sequence[str] | np.ndarray, subjects: Sequence[str] 
             close = (dist <= hash_threshold) & (roots[test_rows, None] != roots[None, train_rows])
             for i, j in zip(*np.nonzero(close)):
                 a, b = int(test_rows[i]), int(train_rows[j])
-                findings.append(AuditFinding(
-                    "near_duplicate", _fold_name(fold_names, f),
-                    f"test {ids[a]} ({subj[a]}) ~ train {ids[b]} ({subj[b]}): "
-                    f"{int(dist[i, j])} bits", (a, b)))
+                findings.append(
+                    AuditFinding(
+                        "near_duplicate",
+                        _fold_name(fold_names, f),
+                        f"test {ids[a]} ({subj[a]}) ~ train {ids[b]} ({subj[b]}): "
+                        f"{int(dist[i, j])} bits",
+                        (a, b),
+                    )
+                )
 
-    return AuditReport(findings, n_folds, n, tuple(c for c in CHECKS if c in checks_run),
-                       hash_threshold if "near_duplicate" in checks_run else None, skipped)
+    return AuditReport(
+        findings,
+        n_folds,
+        n,
+        tuple(c for c in CHECKS if c in checks_run),
+        hash_threshold if "near_duplicate" in checks_run else None,
+        skipped,
+    )
 
 
 def _side(fold_names: Sequence[str], f: int) -> str:
@@ -317,6 +367,12 @@ def audit_store(store, split: str = "loso", array: str = "frames") -> AuditRepor
             smote[fold] = (plan.parent_a, plan.parent_b)
     images = store.array(array, dtype="float32")
     images = images.reshape(len(images), -1, *images.shape[-2:])[:, 0]
-    return audit_split(store.table["sample_id"].to_numpy(dtype=str),
-                       store.table["subject"].to_numpy(dtype=str), store.parents,
-                       made.test_fold, made.fold_names, images=images, smote=smote)
+    return audit_split(
+        store.table["sample_id"].to_numpy(dtype=str),
+        store.table["subject"].to_numpy(dtype=str),
+        store.parents,
+        made.test_fold,
+        made.fold_names,
+        images=images,
+        smote=smote,
+    )

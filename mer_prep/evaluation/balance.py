@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import DTypeLike
 from imblearn.over_sampling import SMOTE
+from numpy.typing import DTypeLike
 
 from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
 
@@ -85,8 +85,14 @@ class _TracingSMOTE(SMOTE):
     """
 
     def _generate_samples(self, X, nn_data, nn_num, rows, cols, steps, y_type=None, y=None):
-        self.trace_.append((y_type, np.array(rows), np.array(nn_num[rows, cols]),
-                            np.asarray(steps, dtype=np.float64).ravel().copy()))
+        self.trace_.append(
+            (
+                y_type,
+                np.array(rows),
+                np.array(nn_num[rows, cols]),
+                np.asarray(steps, dtype=np.float64).ravel().copy(),
+            )
+        )
         return super()._generate_samples(X, nn_data, nn_num, rows, cols, steps, y_type, y)
 
     def _fit_resample(self, X, y):
@@ -94,8 +100,14 @@ class _TracingSMOTE(SMOTE):
         return super()._fit_resample(X, y)
 
 
-def smote_plan(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, seed: int,
-               k_neighbors: int = 5, parents: np.ndarray | None = None) -> SmotePlan:
+def smote_plan(
+    features: np.ndarray,
+    labels: np.ndarray,
+    train_idx: np.ndarray,
+    seed: int,
+    k_neighbors: int = 5,
+    parents: np.ndarray | None = None,
+) -> SmotePlan:
     """SMOTE every training class up to the majority count, traced back to parent rows.
 
     ``features`` (n, d) float for all rows of the table; only ``train_idx`` rows are passed to
@@ -112,7 +124,9 @@ def smote_plan(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     labels = np.asarray(labels, dtype=np.int64)
     n = labels.size
     if features.ndim != 2 or features.shape[0] != n:
-        raise InvalidArgumentError(f"features must be (n, d) with n = {n} rows, got {features.shape}")
+        raise InvalidArgumentError(
+            f"features must be (n, d) with n = {n} rows, got {features.shape}"
+        )
     train_idx = np.unique(np.asarray(train_idx, dtype=np.int64))
     if train_idx.size and (train_idx[0] < 0 or train_idx[-1] >= n):
         raise InvalidArgumentError("train_idx holds row indices outside the table")
@@ -123,14 +137,18 @@ def smote_plan(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
     y = labels[inputs]
     classes, counts = np.unique(y, return_counts=True)
     if classes.size < 2:
-        raise InvalidArgumentError(f"SMOTE needs at least two classes in the training rows, got {classes}")
+        raise InvalidArgumentError(
+            f"SMOTE needs at least two classes in the training rows, got {classes}"
+        )
     minority = counts < counts.max()
     k = k_neighbors
     if minority.any():
         smallest = int(counts[minority].min())
         if smallest < 2:
             cls = classes[minority][counts[minority].argmin()]
-            raise InvalidArgumentError(f"class {cls} has a single training sample: nothing to interpolate")
+            raise InvalidArgumentError(
+                f"class {cls} has a single training sample: nothing to interpolate"
+            )
         k = min(k_neighbors, smallest - 1)
 
     smote = _TracingSMOTE(random_state=seed, k_neighbors=k)
@@ -143,15 +161,21 @@ def smote_plan(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, 
         b.append(of_class[nbrs])
         w.append(steps)
         lab.append(np.full(rows.size, cls, dtype=np.int64))
-    cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))
-    plan = SmotePlan(cat(a, np.int64), cat(b, np.int64), cat(w, np.float64),
-                     cat(lab, np.int64), inputs, seed, k)
+    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+    plan = SmotePlan(
+        cat(a, np.int64), cat(b, np.int64), cat(w, np.float64), cat(lab, np.int64), inputs, seed, k
+    )
 
-    synthetic = x_res[inputs.size:]
-    if (synthetic.shape[0] != len(plan) or not np.array_equal(y_res[inputs.size:], plan.label)
-            or not np.allclose(rebuild_smote(features, plan), synthetic, rtol=1e-6, atol=1e-9)):
-        raise EnvironmentProblem("SMOTE trace does not reproduce imblearn's samples; "
-                           "the installed imbalanced-learn changed its sample generation")
+    synthetic = x_res[inputs.size :]
+    if (
+        synthetic.shape[0] != len(plan)
+        or not np.array_equal(y_res[inputs.size :], plan.label)
+        or not np.allclose(rebuild_smote(features, plan), synthetic, rtol=1e-6, atol=1e-9)
+    ):
+        raise EnvironmentProblem(
+            "SMOTE trace does not reproduce imblearn's samples; "
+            "the installed imbalanced-learn changed its sample generation"
+        )
     return plan
 
 

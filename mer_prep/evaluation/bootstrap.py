@@ -55,8 +55,10 @@ def subject_confusions(views: Sequence[RunView], subjects: Sequence[str]) -> np.
 def subject_weights(n_subjects: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """(R, S) int64: how often each subject is drawn in each resample (rows sum to S)."""
     if n_subjects < 1 or n_resamples < 1:
-        raise InvalidArgumentError(f"a bootstrap needs subjects and resamples, got "
-                                   f"{n_subjects} subjects and {n_resamples} resamples")
+        raise InvalidArgumentError(
+            f"a bootstrap needs subjects and resamples, got "
+            f"{n_subjects} subjects and {n_resamples} resamples"
+        )
     return rng.multinomial(n_subjects, np.full(n_subjects, 1.0 / n_subjects), size=n_resamples)
 
 
@@ -65,8 +67,9 @@ def seed_picks(n_seeds: int, n_resamples: int, rng: np.random.Generator) -> np.n
     return rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
 
 
-def group_scores(confusions: np.ndarray, weights: np.ndarray,
-                 picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def group_scores(
+    confusions: np.ndarray, weights: np.ndarray, picks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(R,) mean UF1 and (R,) mean UAR over the picked seeds of each resample:
     ``confusions`` (n_seeds, S, K, K), ``weights`` (R, S), ``picks`` (R, n_seeds)."""
     pooled = np.einsum("rs,nskl->rnkl", weights, confusions)  # (R, n_seeds, K, K)

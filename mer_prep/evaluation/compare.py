@@ -95,18 +95,25 @@ def _names(side: Sequence[RunView]) -> str:
 
 def _differences(a: RunView, b: RunView) -> list[str]:
     """What differs between two runs that a paired comparison needs equal."""
-    found = [f"{what} {x} vs {y}" for what, x, y in (
-        ("split", a.split, b.split), ("store version", a.version_id, b.version_id),
-        ("target", a.target, b.target),
-        ("classes", ",".join(a.class_names), ",".join(b.class_names))) if x != y]
+    found = [
+        f"{what} {x} vs {y}"
+        for what, x, y in (
+            ("split", a.split, b.split),
+            ("store version", a.version_id, b.version_id),
+            ("target", a.target, b.target),
+            ("classes", ",".join(a.class_names), ",".join(b.class_names)),
+        )
+        if x != y
+    ]
     if not found and a.fold_sets != b.fold_sets:
         if set(a.fold_sets) != set(b.fold_sets):
-            found.append(f"folds differ ({len(a.fold_sets)} vs {len(b.fold_sets)} folds, "
-                         f"{len(set(a.fold_sets) ^ set(b.fold_sets))} not in both)")
+            found.append(
+                f"folds differ ({len(a.fold_sets)} vs {len(b.fold_sets)} folds, "
+                f"{len(set(a.fold_sets) ^ set(b.fold_sets))} not in both)"
+            )
         else:
             other = sorted(n for n in a.fold_sets if a.fold_sets[n] != b.fold_sets[n])
-            found.append(f"folds differ ({len(other)} fold(s) score other clips, first "
-                         f"{other[0]})")
+            found.append(f"folds differ ({len(other)} fold(s) score other clips, first {other[0]})")
     return found
 
 
@@ -119,23 +126,32 @@ def check_comparable(a: Sequence[RunView], b: Sequence[RunView]) -> None:
     for side in (a, b):
         for other in side[1:]:
             if other.group_key != side[0].group_key:
-                raise RunsNotComparable(f"runs {side[0].run_id} and {other.run_id} are not seeds "
-                                        f"of one configuration; group only runs that differ in "
-                                        f"their seed")
+                raise RunsNotComparable(
+                    f"runs {side[0].run_id} and {other.run_id} are not seeds "
+                    f"of one configuration; group only runs that differ in "
+                    f"their seed"
+                )
             if other.seed == side[0].seed:
-                raise RunsNotComparable(f"runs {side[0].run_id} and {other.run_id} have the same "
-                                        f"seed {other.seed}")
+                raise RunsNotComparable(
+                    f"runs {side[0].run_id} and {other.run_id} have the same seed {other.seed}"
+                )
     for other in [*a[1:], *b]:
         differ = _differences(a[0], other)
         if differ:
             first, second = (_names(a), _names(b)) if other in b else (a[0].run_id, other.run_id)
-            raise RunsNotComparable(f"runs {first} and {second} cannot be compared: "
-                                    f"{'; '.join(differ)}")
+            raise RunsNotComparable(
+                f"runs {first} and {second} cannot be compared: {'; '.join(differ)}"
+            )
 
 
-def compare_runs(a: RunView | Sequence[RunView], b: RunView | Sequence[RunView], *,
-                 n_resamples: int = bootstrap.DEFAULT_RESAMPLES, seed: int = 0,
-                 level: float = bootstrap.CI_LEVEL) -> Comparison:
+def compare_runs(
+    a: RunView | Sequence[RunView],
+    b: RunView | Sequence[RunView],
+    *,
+    n_resamples: int = bootstrap.DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = bootstrap.CI_LEVEL,
+) -> Comparison:
     """A minus B with bootstrap intervals (see the module docstring); deterministic in
     ``seed``."""
     a = [a] if isinstance(a, RunView) else list(a)
@@ -148,23 +164,33 @@ def compare_runs(a: RunView | Sequence[RunView], b: RunView | Sequence[RunView],
     conf_b = bootstrap.subject_confusions(b, subjects)
     rng = np.random.default_rng(seed)
     weights = bootstrap.subject_weights(len(subjects), n_resamples, rng)
-    uf1_a, uar_a = bootstrap.group_scores(conf_a, weights,
-                                          bootstrap.seed_picks(len(a), n_resamples, rng))
-    uf1_b, uar_b = bootstrap.group_scores(conf_b, weights,
-                                          bootstrap.seed_picks(len(b), n_resamples, rng))
+    uf1_a, uar_a = bootstrap.group_scores(
+        conf_a, weights, bootstrap.seed_picks(len(a), n_resamples, rng)
+    )
+    uf1_b, uar_b = bootstrap.group_scores(
+        conf_b, weights, bootstrap.seed_picks(len(b), n_resamples, rng)
+    )
     side_a = Side(tuple(a), *bootstrap.observed_scores(conf_a))
     side_b = Side(tuple(b), *bootstrap.observed_scores(conf_b))
     over = "subjects" if len(a) == len(b) == 1 else "subjects and seeds"
-    return Comparison(a=side_a, b=side_b, uf1_diff=side_a.uf1_mean - side_b.uf1_mean,
-                      uar_diff=side_a.uar_mean - side_b.uar_mean,
-                      uf1_ci=bootstrap.interval(uf1_a - uf1_b, level),
-                      uar_ci=bootstrap.interval(uar_a - uar_b, level),
-                      n_resamples=int(n_resamples), n_subjects=len(subjects), over=over,
-                      seed=int(seed), level=level)
+    return Comparison(
+        a=side_a,
+        b=side_b,
+        uf1_diff=side_a.uf1_mean - side_b.uf1_mean,
+        uar_diff=side_a.uar_mean - side_b.uar_mean,
+        uf1_ci=bootstrap.interval(uf1_a - uf1_b, level),
+        uar_ci=bootstrap.interval(uar_a - uar_b, level),
+        n_resamples=int(n_resamples),
+        n_subjects=len(subjects),
+        over=over,
+        seed=int(seed),
+        level=level,
+    )
 
 
-def compare_per_dataset(a: Sequence[RunView], b: Sequence[RunView], **options
-                        ) -> dict[str, Comparison]:
+def compare_per_dataset(
+    a: Sequence[RunView], b: Sequence[RunView], **options
+) -> dict[str, Comparison]:
     """:func:`compare_runs` on each source dataset's clips alone (views with ``datasets``);
     {} when the runs scored one dataset only (or their views carry no datasets)."""
     a, b = list(a), list(b)
@@ -174,6 +200,11 @@ def compare_per_dataset(a: Sequence[RunView], b: Sequence[RunView], **options
     names = sorted(set(a[0].datasets.tolist()))
     if len(names) < 2:
         return {}
-    return {name: compare_runs([restrict(v, v.datasets == name) for v in a],
-                               [restrict(v, v.datasets == name) for v in b], **options)
-            for name in names}
+    return {
+        name: compare_runs(
+            [restrict(v, v.datasets == name) for v in a],
+            [restrict(v, v.datasets == name) for v in b],
+            **options,
+        )
+        for name in names
+    }

@@ -25,11 +25,43 @@ import pandas as pd
 from mer_prep.evaluation import bootstrap
 from mer_prep.evaluation.run_view import RunView
 
-COLUMNS = ("rank", "model", "variant", "settings", "split", "target", "version", "leakage",
-           "n_seeds", "seeds", "uf1_mean", "uf1_sd", "uf1_ci_low", "uf1_ci_high", "uar_mean",
-           "uar_sd", "uar_ci_low", "uar_ci_high", "vs_clean_uf1", "vs_clean_uar", "runs")
-SHOWN = ("rank", "model", "split", "target", "version", "leakage", "seeds", "UF1 mean ± sd",
-         "UF1 95% CI", "UAR mean ± sd", "UAR 95% CI", "vs clean")
+COLUMNS = (
+    "rank",
+    "model",
+    "variant",
+    "settings",
+    "split",
+    "target",
+    "version",
+    "leakage",
+    "n_seeds",
+    "seeds",
+    "uf1_mean",
+    "uf1_sd",
+    "uf1_ci_low",
+    "uf1_ci_high",
+    "uar_mean",
+    "uar_sd",
+    "uar_ci_low",
+    "uar_ci_high",
+    "vs_clean_uf1",
+    "vs_clean_uar",
+    "runs",
+)
+SHOWN = (
+    "rank",
+    "model",
+    "split",
+    "target",
+    "version",
+    "leakage",
+    "seeds",
+    "UF1 mean ± sd",
+    "UF1 95% CI",
+    "UAR mean ± sd",
+    "UAR 95% CI",
+    "vs clean",
+)
 
 
 @dataclass(frozen=True)
@@ -59,38 +91,57 @@ class LeaderboardRow:
     @property
     def leakage(self) -> str:
         v = self.first
-        parts = [what for what, on in (("split", v.leaky_split),
-                                       ("selection", v.leaky_selection)) if on]
+        parts = [
+            what for what, on in (("split", v.leaky_split), ("selection", v.leaky_selection)) if on
+        ]
         return f"LEAKY {'+'.join(parts)}" if parts else "clean"
 
     @property
     def settings(self) -> str:
         """Overrides, epochs and selection: ``filters=8, lr=0.01; 20 epochs; validation``."""
         v = self.first
-        given = ("overrides not recorded" if v.overrides is None else
-                 ", ".join(f"{k}={val}" for k, val in sorted(v.overrides.items())
-                           if k != "selection"))  # the selection is shown last
+        given = (
+            "overrides not recorded"
+            if v.overrides is None
+            else ", ".join(
+                f"{k}={val}" for k, val in sorted(v.overrides.items()) if k != "selection"
+            )
+        )  # the selection is shown last
         return "; ".join(part for part in (given, f"{v.epochs} epochs", v.selection) if part)
 
     def stat(self, metric: str) -> tuple[float, float | None]:
         """(mean, sample sd or None with one seed) of ``uf1`` or ``uar`` over the seeds."""
         values = getattr(self, metric)
-        return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1
-                                        else None)
+        return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
     def record(self) -> dict:
         """The row's values under :data:`COLUMNS` (numbers unrounded)."""
         v = self.first
         uf1, uf1_sd = self.stat("uf1")
         uar, uar_sd = self.stat("uar")
-        return {"rank": self.rank, "model": v.model, "variant": v.variant,
-                "settings": self.settings, "split": v.split, "target": v.target,
-                "version": v.version_id, "leakage": self.leakage, "n_seeds": len(self.views),
-                "seeds": " ".join(map(str, self.seeds)), "uf1_mean": uf1, "uf1_sd": uf1_sd,
-                "uf1_ci_low": self.uf1_ci[0], "uf1_ci_high": self.uf1_ci[1], "uar_mean": uar,
-                "uar_sd": uar_sd, "uar_ci_low": self.uar_ci[0], "uar_ci_high": self.uar_ci[1],
-                "vs_clean_uf1": self.vs_clean_uf1, "vs_clean_uar": self.vs_clean_uar,
-                "runs": " ".join(x.run_id for x in self.views)}
+        return {
+            "rank": self.rank,
+            "model": v.model,
+            "variant": v.variant,
+            "settings": self.settings,
+            "split": v.split,
+            "target": v.target,
+            "version": v.version_id,
+            "leakage": self.leakage,
+            "n_seeds": len(self.views),
+            "seeds": " ".join(map(str, self.seeds)),
+            "uf1_mean": uf1,
+            "uf1_sd": uf1_sd,
+            "uf1_ci_low": self.uf1_ci[0],
+            "uf1_ci_high": self.uf1_ci[1],
+            "uar_mean": uar,
+            "uar_sd": uar_sd,
+            "uar_ci_low": self.uar_ci[0],
+            "uar_ci_high": self.uar_ci[1],
+            "vs_clean_uf1": self.vs_clean_uf1,
+            "vs_clean_uar": self.vs_clean_uar,
+            "runs": " ".join(x.run_id for x in self.views),
+        }
 
     def cells(self) -> dict[str, str]:
         """The row as shown (:data:`SHOWN`): ``0.712 ± 0.031`` (one seed: ``0.712``, its seed
@@ -101,18 +152,25 @@ class LeaderboardRow:
             mean, sd = self.stat(metric)
             return _fmt(mean) if sd is None else f"{_fmt(mean)} ± {_fmt(sd)}"
 
-        vs = "" if self.vs_clean_uf1 is None else (f"{self.vs_clean_uf1:+.3f} UF1, "
-                                                   f"{self.vs_clean_uar:+.3f} UAR")
-        return {"rank": "" if self.rank is None else str(self.rank),
-                "model": f"{self.first.model}/{self.first.variant} ({self.settings})",
-                "split": self.first.split, "target": self.first.target,
-                "version": self.first.version_id, "leakage": self.leakage,
-                "seeds": f"{n} seed{'s' if n > 1 else ''}",
-                "UF1 mean ± sd": mean_sd("uf1"),
-                "UF1 95% CI": f"[{_fmt(self.uf1_ci[0])}, {_fmt(self.uf1_ci[1])}]",
-                "UAR mean ± sd": mean_sd("uar"),
-                "UAR 95% CI": f"[{_fmt(self.uar_ci[0])}, {_fmt(self.uar_ci[1])}]",
-                "vs clean": vs}
+        vs = (
+            ""
+            if self.vs_clean_uf1 is None
+            else (f"{self.vs_clean_uf1:+.3f} UF1, {self.vs_clean_uar:+.3f} UAR")
+        )
+        return {
+            "rank": "" if self.rank is None else str(self.rank),
+            "model": f"{self.first.model}/{self.first.variant} ({self.settings})",
+            "split": self.first.split,
+            "target": self.first.target,
+            "version": self.first.version_id,
+            "leakage": self.leakage,
+            "seeds": f"{n} seed{'s' if n > 1 else ''}",
+            "UF1 mean ± sd": mean_sd("uf1"),
+            "UF1 95% CI": f"[{_fmt(self.uf1_ci[0])}, {_fmt(self.uf1_ci[1])}]",
+            "UAR mean ± sd": mean_sd("uar"),
+            "UAR 95% CI": f"[{_fmt(self.uar_ci[0])}, {_fmt(self.uar_ci[1])}]",
+            "vs clean": vs,
+        }
 
 
 def _fmt(value: float | None) -> str:
@@ -137,15 +195,16 @@ class Leaderboard:
     def markdown(self) -> str:
         """A pipe table of the shown cells, to paste into a paper's draft."""
         lines = ["| " + " | ".join(SHOWN) + " |", "|" + "|".join("---" for _ in SHOWN) + "|"]
-        lines += ["| " + " | ".join(r.cells()[c].replace("|", "\\|") for c in SHOWN) + " |"
-                  for r in self.rows]
+        lines += [
+            "| " + " | ".join(r.cells()[c].replace("|", "\\|") for c in SHOWN) + " |"
+            for r in self.rows
+        ]
         return "\n".join(lines)
 
     def text(self) -> str:
         """The shown cells as an aligned table."""
         cells = [r.cells() for r in self.rows]
-        widths = {c: max(len(c), *(len(x[c]) for x in cells)) if cells else len(c)
-                  for c in SHOWN}
+        widths = {c: max(len(c), *(len(x[c]) for x in cells)) if cells else len(c) for c in SHOWN}
         lines = ["  ".join(f"{c:<{widths[c]}}" for c in SHOWN).rstrip()]
         lines += ["  ".join(f"{x[c]:<{widths[c]}}" for c in SHOWN).rstrip() for x in cells]
         return "\n".join(lines)
@@ -165,14 +224,16 @@ def group_runs(views: Sequence[RunView]) -> list[list[RunView]]:
     return [[group[s] for s in sorted(group)] for group in groups.values()]
 
 
-def _scored(views: Sequence[RunView], n_resamples: int, rng: np.random.Generator
-            ) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:
+def _scored(
+    views: Sequence[RunView], n_resamples: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:
     subjects = bootstrap.tested_subjects(views)
     confusions = bootstrap.subject_confusions(views, subjects)
     uf1, uar = bootstrap.observed_scores(confusions)
     weights = bootstrap.subject_weights(len(subjects), n_resamples, rng)
     boot_uf1, boot_uar = bootstrap.group_scores(
-        confusions, weights, bootstrap.seed_picks(len(views), n_resamples, rng))
+        confusions, weights, bootstrap.seed_picks(len(views), n_resamples, rng)
+    )
     return uf1, uar, bootstrap.interval(boot_uf1), bootstrap.interval(boot_uar)
 
 
@@ -180,14 +241,28 @@ def _partner_key(view: RunView, seeds: tuple[int, ...]) -> str:
     """What a leaky row shares with its clean row: model, variant, overrides other than the
     selection, epochs, store version, target, classes and seeds."""
     overrides = {k: v for k, v in (view.overrides or {}).items() if k != "selection"}
-    return json.dumps([view.model, view.variant, overrides, view.epochs, view.version_id,
-                       view.target, list(view.class_names), list(seeds)], sort_keys=True,
-                      default=str)
+    return json.dumps(
+        [
+            view.model,
+            view.variant,
+            overrides,
+            view.epochs,
+            view.version_id,
+            view.target,
+            list(view.class_names),
+            list(seeds),
+        ],
+        sort_keys=True,
+        default=str,
+    )
 
 
-def build_leaderboard(groups: Sequence[Sequence[RunView]], *,
-                      n_resamples: int = bootstrap.DEFAULT_RESAMPLES,
-                      seed: int = 0) -> Leaderboard:
+def build_leaderboard(
+    groups: Sequence[Sequence[RunView]],
+    *,
+    n_resamples: int = bootstrap.DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Leaderboard:
     """Rank ``groups`` (lists of seeds of one configuration, e.g. :func:`group_runs`) by the
     mean UF1 over seeds (ties: mean UAR), LEAKY rows next to their clean rows; the intervals
     from ``n_resamples`` resamples drawn with generator seed ``seed``."""
@@ -199,8 +274,10 @@ def build_leaderboard(groups: Sequence[Sequence[RunView]], *,
             continue
         uf1, uar, uf1_ci, uar_ci = _scored(views, n_resamples, rng)
         scored.append(LeaderboardRow(None, views, uf1, uar, uf1_ci, uar_ci))
-    order = sorted(scored, key=lambda r: (-_finite(r.stat("uf1")[0]), -_finite(r.stat("uar")[0]),
-                                          r.first.run_id))
+    order = sorted(
+        scored,
+        key=lambda r: (-_finite(r.stat("uf1")[0]), -_finite(r.stat("uar")[0]), r.first.run_id),
+    )
     clean = [r for r in order if r.leakage == "clean"]
     ranks = {id(r): k + 1 for k, r in enumerate(clean)}
     partner_of: dict[int, LeaderboardRow] = {}
@@ -223,12 +300,17 @@ def build_leaderboard(groups: Sequence[Sequence[RunView]], *,
     return Leaderboard(tuple(shown))
 
 
-def _with(row: LeaderboardRow, rank: int | None,
-          clean: LeaderboardRow | None = None) -> LeaderboardRow:
+def _with(
+    row: LeaderboardRow, rank: int | None, clean: LeaderboardRow | None = None
+) -> LeaderboardRow:
     if clean is None:
         return replace(row, rank=rank)
-    return replace(row, rank=rank, vs_clean_uf1=row.stat("uf1")[0] - clean.stat("uf1")[0],
-                   vs_clean_uar=row.stat("uar")[0] - clean.stat("uar")[0])
+    return replace(
+        row,
+        rank=rank,
+        vs_clean_uf1=row.stat("uf1")[0] - clean.stat("uf1")[0],
+        vs_clean_uar=row.stat("uar")[0] - clean.stat("uar")[0],
+    )
 
 
 def _finite(value: float) -> float:

@@ -30,19 +30,24 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise InvalidArgumentError(f"y_true and y_pred must be 1-D of one length, got "
-                         f"{y_true.shape} and {y_pred.shape}")
+        raise InvalidArgumentError(
+            f"y_true and y_pred must be 1-D of one length, got {y_true.shape} and {y_pred.shape}"
+        )
     for what, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0
-                       or y.max() >= n_classes):
-            raise InvalidArgumentError(f"{what} must hold class indices in [0, {n_classes}) "
-                             "(drop unlabelled rows before scoring)")
+        if y.size and (
+            not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes
+        ):
+            raise InvalidArgumentError(
+                f"{what} must hold class indices in [0, {n_classes}) "
+                "(drop unlabelled rows before scoring)"
+            )
     flat = y_true.astype(np.int64) * n_classes + y_pred.astype(np.int64)
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def pooled_confusion(fold_results: Iterable[tuple[np.ndarray, np.ndarray]],
-                     n_classes: int) -> np.ndarray:
+def pooled_confusion(
+    fold_results: Iterable[tuple[np.ndarray, np.ndarray]], n_classes: int
+) -> np.ndarray:
     """Sum of the per-fold confusion matrices of ``(y_true, y_pred)`` pairs (MEGC pooling)."""
     total = np.zeros((n_classes, n_classes), dtype=np.int64)
     for y_true, y_pred in fold_results:
@@ -106,15 +111,22 @@ def scores(confusion: np.ndarray, class_names: Sequence[str] | None = None) -> d
     c = np.asarray(confusion)
     names = list(class_names) if class_names is not None else [str(k) for k in range(len(c))]
     if len(names) != len(c):
-        raise InvalidArgumentError(f"{len(names)} class names for a {len(c)}-class confusion matrix")
+        raise InvalidArgumentError(
+            f"{len(names)} class names for a {len(c)}-class confusion matrix"
+        )
 
     def per_class(values: np.ndarray) -> dict[str, float | None]:
         return {k: (None if np.isnan(v) else float(v)) for k, v in zip(names, values)}
 
-    return {"uf1": uf1(c), "uar": uar(c), "accuracy": accuracy(c), "n": int(c.sum()),
-            "per_class_f1": per_class(per_class_f1(c)),
-            "per_class_recall": per_class(per_class_recall(c)),
-            "confusion": c.astype(np.int64).tolist()}
+    return {
+        "uf1": uf1(c),
+        "uar": uar(c),
+        "accuracy": accuracy(c),
+        "n": int(c.sum()),
+        "per_class_f1": per_class(per_class_f1(c)),
+        "per_class_recall": per_class(per_class_recall(c)),
+        "confusion": c.astype(np.int64).tolist(),
+    }
 
 
 # --- action units as multi-label targets (the cross-dataset protocol) ---------------------------
@@ -123,14 +135,19 @@ def scores(confusion: np.ndarray, class_names: Sequence[str] | None = None) -> d
 # classes above, counts are pooled over folds before any ratio is taken, and an AU that is
 # neither present nor predicted anywhere has an undefined F1 (NaN), left out of the macro mean.
 
+
 def au_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """(K, 3) int64 ``[TP, FP, FN]`` per AU of one fold; ``y_true``/``y_pred`` (n, K) bool."""
     t = np.asarray(y_true)
     p = np.asarray(y_pred)
     if t.shape != p.shape or t.ndim != 2:
-        raise InvalidArgumentError(f"y_true and y_pred must be (n, K) of one shape, got {t.shape} and {p.shape}")
+        raise InvalidArgumentError(
+            f"y_true and y_pred must be (n, K) of one shape, got {t.shape} and {p.shape}"
+        )
     for what, y in (("y_true", t), ("y_pred", p)):
-        if y.dtype != bool and not (np.issubdtype(y.dtype, np.integer) and np.isin(y, (0, 1)).all()):
+        if y.dtype != bool and not (
+            np.issubdtype(y.dtype, np.integer) and np.isin(y, (0, 1)).all()
+        ):
             raise InvalidArgumentError(f"{what} must be boolean (or 0/1) AU indicators")
     t, p = t.astype(bool), p.astype(bool)
     return np.stack([(t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)], axis=1).astype(np.int64)
@@ -150,7 +167,9 @@ def pooled_au_counts(fold_results: Iterable[tuple[np.ndarray, np.ndarray]]) -> n
 def _counts(counts_or_true: np.ndarray, y_pred: np.ndarray | None) -> np.ndarray:
     counts = au_counts(counts_or_true, y_pred) if y_pred is not None else np.asarray(counts_or_true)
     if counts.ndim != 2 or counts.shape[1] != 3:
-        raise InvalidArgumentError(f"AU counts must be (K, 3) [TP, FP, FN], got shape {counts.shape}")
+        raise InvalidArgumentError(
+            f"AU counts must be (K, 3) [TP, FP, FN], got shape {counts.shape}"
+        )
     return counts.astype(np.float64)
 
 
@@ -166,17 +185,25 @@ def macro_f1(counts_or_true: np.ndarray, y_pred: np.ndarray | None = None) -> fl
     return _mean_defined(per_au_f1(counts_or_true, y_pred))
 
 
-def au_scores(counts_or_true: np.ndarray, y_pred: np.ndarray | None = None,
-              au_names: Sequence[str | int] | None = None) -> dict:
+def au_scores(
+    counts_or_true: np.ndarray,
+    y_pred: np.ndarray | None = None,
+    au_names: Sequence[str | int] | None = None,
+) -> dict:
     """Macro F1, per-AU F1 (NaN -> None), support and counts as a JSON-able dict; AU names
     default to their column index (pass e.g. ``au_set("cross12")``)."""
     c = _counts(counts_or_true, y_pred)
     f1 = per_au_f1(c)
-    names = ([f"AU{a}" if isinstance(a, (int, np.integer)) else str(a) for a in au_names]
-             if au_names is not None else [str(k) for k in range(len(c))])
+    names = (
+        [f"AU{a}" if isinstance(a, (int, np.integer)) else str(a) for a in au_names]
+        if au_names is not None
+        else [str(k) for k in range(len(c))]
+    )
     if len(names) != len(c):
         raise InvalidArgumentError(f"{len(names)} AU names for {len(c)} AU columns")
-    return {"macro_f1": macro_f1(c),
-            "per_au_f1": {k: (None if np.isnan(v) else float(v)) for k, v in zip(names, f1)},
-            "support": {k: int(tp + fn) for k, (tp, _, fn) in zip(names, c)},
-            "counts": {k: [int(x) for x in row] for k, row in zip(names, c)}}
+    return {
+        "macro_f1": macro_f1(c),
+        "per_au_f1": {k: (None if np.isnan(v) else float(v)) for k, v in zip(names, f1)},
+        "support": {k: int(tp + fn) for k, (tp, _, fn) in zip(names, c)},
+        "counts": {k: [int(x) for x in row] for k, row in zip(names, c)},
+    }

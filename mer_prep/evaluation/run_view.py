@@ -29,8 +29,17 @@ from mer_prep.errors import InvalidArgumentError
 LEAKY_SELECTIONS = frozenset({"test-oracle", "test_oracle", "oracle"})
 # header fields that identify a configuration (with ``training``, the store version and the
 # target); the seed, run id, time, code version and device do not
-_CONFIGURATION = ("model", "variant", "config", "overrides", "unit", "aggregation", "split",
-                  "split_kind", "leaky")
+_CONFIGURATION = (
+    "model",
+    "variant",
+    "config",
+    "overrides",
+    "unit",
+    "aggregation",
+    "split",
+    "split_kind",
+    "leaky",
+)
 
 
 class RunViewError(InvalidArgumentError):
@@ -83,9 +92,14 @@ class RunView:
     def leak_label(self) -> str:
         """``""`` for a clean run, else ``LEAKY (sample-level split)`` and/or ``LEAKY
         (test-subject epoch selection)``."""
-        parts = [what for what, on in (("sample-level split", self.leaky_split),
-                                       ("test-subject epoch selection", self.leaky_selection))
-                 if on]
+        parts = [
+            what
+            for what, on in (
+                ("sample-level split", self.leaky_split),
+                ("test-subject epoch selection", self.leaky_selection),
+            )
+            if on
+        ]
         return f"LEAKY ({'; '.join(parts)})" if parts else ""
 
     def describe(self) -> str:
@@ -95,14 +109,17 @@ class RunView:
             changed = "not recorded"
         else:
             changed = ", ".join(f"{k}={v}" for k, v in sorted(self.overrides.items())) or "none"
-        text = (f"{self.model}/{self.variant}; overrides {changed}; "
-                f"{self.epochs if self.epochs is not None else '?'} epochs; split {self.split}; "
-                f"selection {self.selection}; target {self.target}; store version "
-                f"{self.version_id}")
+        text = (
+            f"{self.model}/{self.variant}; overrides {changed}; "
+            f"{self.epochs if self.epochs is not None else '?'} epochs; split {self.split}; "
+            f"selection {self.selection}; target {self.target}; store version "
+            f"{self.version_id}"
+        )
         return f"{text}  {self.leak_label}" if self.leak_label else text
 
 
 # --- accessors: the only places that read record attributes ------------------------------------
+
 
 def _training(record) -> dict:
     return dict(getattr(record, "training", None) or {})
@@ -114,8 +131,13 @@ def _record_folds(record) -> tuple:
 
 def _fold_arrays(fold) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, list]:
     """(name, sample_ids, y_true, y_pred, test subjects) of one fold result."""
-    return (str(fold.name), np.asarray(fold.sample_ids).astype(str), np.asarray(fold.y_true),
-            np.asarray(fold.y_pred), list((fold.info or {}).get("test_subjects") or []))
+    return (
+        str(fold.name),
+        np.asarray(fold.sample_ids).astype(str),
+        np.asarray(fold.y_true),
+        np.asarray(fold.y_pred),
+        list((fold.info or {}).get("test_subjects") or []),
+    )
 
 
 def _overrides(record) -> dict | None:
@@ -148,12 +170,15 @@ def group_key(record) -> str:
 
 # ------------------------------------------------------------------------------------------------
 
+
 def _lookup(table: pd.DataFrame, sample_ids: np.ndarray, column: str, run_id: str) -> np.ndarray:
     indexed = table.drop_duplicates("sample_id").set_index("sample_id")[column]
     missing = [str(s) for s in sample_ids if s not in indexed.index]
     if missing:
-        raise RunViewError(f"run {run_id}: {len(missing)} scored clip(s) are not in the store "
-                           f"version's sample table (first {missing[0]!r})")
+        raise RunViewError(
+            f"run {run_id}: {len(missing)} scored clip(s) are not in the store "
+            f"version's sample table (first {missing[0]!r})"
+        )
     return indexed.loc[sample_ids].to_numpy().astype(str)
 
 
@@ -165,20 +190,23 @@ def run_view(record, table: pd.DataFrame | None = None) -> RunView:
     for fold in _record_folds(record):
         name, sample_ids, y_true, y_pred, tested = _fold_arrays(fold)
         if y_true.ndim != 1:
-            raise RunViewError(f"run {record.run_id}: target {record_target(record)!r} is "
-                               f"multi-label; UF1/UAR comparisons need class targets")
+            raise RunViewError(
+                f"run {record.run_id}: target {record_target(record)!r} is "
+                f"multi-label; UF1/UAR comparisons need class targets"
+            )
         if table is None:
             if len(tested) != 1 and len(sample_ids):
-                raise RunViewError(f"run {record.run_id}: fold {name} tests {len(tested)} "
-                                   f"subjects; give the store's sample table to tell them apart")
+                raise RunViewError(
+                    f"run {record.run_id}: fold {name} tests {len(tested)} "
+                    f"subjects; give the store's sample table to tell them apart"
+                )
             subjects.append(np.full(len(sample_ids), tested[0] if tested else "", dtype=object))
         names.append(np.full(len(sample_ids), name, dtype=object))
         ids.append(sample_ids)
         trues.append(y_true.astype(np.int64))
         preds.append(y_pred.astype(np.int64))
         fold_sets[name] = tuple(sorted(sample_ids.tolist()))
-    cat = (lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts
-           else np.zeros(0, dtype))
+    cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
     sample_ids = cat(ids, str)
     if table is not None:
         subject_of = _lookup(table, sample_ids, "subject", record.run_id)
@@ -187,15 +215,29 @@ def run_view(record, table: pd.DataFrame | None = None) -> RunView:
         subject_of, dataset_of = cat(subjects, str), None
     training = _training(record)
     return RunView(
-        run_id=record.run_id, model=record.model, variant=record.variant,
-        overrides=_overrides(record), epochs=training.get("epochs"), seed=int(record.seed),
-        split=record.split, split_kind=record.split_kind, selection=record_selection(record),
-        leaky_split=bool(record.leaky), target=record_target(record),
-        version_id=record.store["version_id"], snapshot_id=record.store["snapshot_id"],
-        class_names=tuple(record.store["class_names"]), sample_ids=sample_ids,
-        subjects=subject_of, datasets=dataset_of, folds=cat(names, str),
-        y_true=cat(trues, np.int64), y_pred=cat(preds, np.int64), fold_sets=fold_sets,
-        group_key=group_key(record))
+        run_id=record.run_id,
+        model=record.model,
+        variant=record.variant,
+        overrides=_overrides(record),
+        epochs=training.get("epochs"),
+        seed=int(record.seed),
+        split=record.split,
+        split_kind=record.split_kind,
+        selection=record_selection(record),
+        leaky_split=bool(record.leaky),
+        target=record_target(record),
+        version_id=record.store["version_id"],
+        snapshot_id=record.store["snapshot_id"],
+        class_names=tuple(record.store["class_names"]),
+        sample_ids=sample_ids,
+        subjects=subject_of,
+        datasets=dataset_of,
+        folds=cat(names, str),
+        y_true=cat(trues, np.int64),
+        y_pred=cat(preds, np.int64),
+        fold_sets=fold_sets,
+        group_key=group_key(record),
+    )
 
 
 def restrict(view: RunView, keep: np.ndarray) -> RunView:
@@ -204,7 +246,13 @@ def restrict(view: RunView, keep: np.ndarray) -> RunView:
     fold_sets = {}
     for name in dict.fromkeys(view.folds[keep].tolist()):
         fold_sets[name] = tuple(sorted(view.sample_ids[keep & (view.folds == name)].tolist()))
-    return replace(view, sample_ids=view.sample_ids[keep], subjects=view.subjects[keep],
-                   datasets=None if view.datasets is None else view.datasets[keep],
-                   folds=view.folds[keep], y_true=view.y_true[keep], y_pred=view.y_pred[keep],
-                   fold_sets=fold_sets)
+    return replace(
+        view,
+        sample_ids=view.sample_ids[keep],
+        subjects=view.subjects[keep],
+        datasets=None if view.datasets is None else view.datasets[keep],
+        folds=view.folds[keep],
+        y_true=view.y_true[keep],
+        y_pred=view.y_pred[keep],
+        fold_sets=fold_sets,
+    )

@@ -29,23 +29,53 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.evaluation.spotting_intervals import (
-    KINDS, MEGC_IOU_THRESHOLD, DefectEffect, Interval, QuantityChange, SpotCounts, SpotMatch,
-    SpotPrediction, SpottingScore, SpotTruth, check_videos, group_by_video_and_kind, iou,
-    iou_matrix, match_one_to_one,
+    KINDS,
+    MEGC_IOU_THRESHOLD,
+    DefectEffect,
+    Interval,
+    QuantityChange,
+    SpotCounts,
+    SpotMatch,
+    SpotPrediction,
+    SpottingScore,
+    SpotTruth,
+    check_videos,
+    group_by_video_and_kind,
+    iou,
+    iou_matrix,
+    match_one_to_one,
 )
 from mer_prep.evaluation.spotting_megc2020 import score_megc2020
 
-__all__ = ["KINDS", "MEGC_IOU_THRESHOLD", "DefectEffect", "Interval", "QuantityChange",
-           "SpotCounts", "SpotMatch", "SpotPrediction", "SpottingScore", "SpotTruth",
-           "check_videos", "group_by_video_and_kind", "iou", "iou_matrix", "match_one_to_one",
-           "score_spotting"]
+__all__ = [
+    "KINDS",
+    "MEGC_IOU_THRESHOLD",
+    "DefectEffect",
+    "Interval",
+    "QuantityChange",
+    "SpotCounts",
+    "SpotMatch",
+    "SpotPrediction",
+    "SpottingScore",
+    "SpotTruth",
+    "check_videos",
+    "group_by_video_and_kind",
+    "iou",
+    "iou_matrix",
+    "match_one_to_one",
+    "score_spotting",
+]
 
 
-def score_spotting(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
-                   videos: Iterable[str], *, threshold: float = MEGC_IOU_THRESHOLD,
-                   compat: str | None = None,
-                   length_windows: Mapping[str, tuple[int, int | None]] | None = None,
-                   ) -> SpottingScore:
+def score_spotting(
+    predictions: Sequence[SpotPrediction],
+    truths: Sequence[SpotTruth],
+    videos: Iterable[str],
+    *,
+    threshold: float = MEGC_IOU_THRESHOLD,
+    compat: str | None = None,
+    length_windows: Mapping[str, tuple[int, int | None]] | None = None,
+) -> SpottingScore:
     """Pooled TP / FP / FN per expression type over ``videos`` (``video_key``s; videos without
     expressions included: name them all).
 
@@ -60,13 +90,17 @@ def score_spotting(predictions: Sequence[SpotPrediction], truths: Sequence[SpotT
     scored = check_videos(predictions, truths, videos)
     if compat is not None:
         if compat != "megc2020":
-            raise InvalidArgumentError(f"unknown spotting compatibility mode {compat!r} "
-                                       "(known: megc2020)")
-        return score_megc2020(predictions, truths, scored, threshold=threshold,
-                              length_windows=length_windows)
+            raise InvalidArgumentError(
+                f"unknown spotting compatibility mode {compat!r} (known: megc2020)"
+            )
+        return score_megc2020(
+            predictions, truths, scored, threshold=threshold, length_windows=length_windows
+        )
     if length_windows:
-        raise InvalidArgumentError("length windows drop predictions before scoring; they belong "
-                                   "to the megc2020 compatibility mode only")
+        raise InvalidArgumentError(
+            "length windows drop predictions before scoring; they belong "
+            "to the megc2020 compatibility mode only"
+        )
     preds = group_by_video_and_kind(predictions)
     truth_groups = group_by_video_and_kind(truths)
     counts = {kind: [0, 0, 0] for kind in KINDS}
@@ -80,8 +114,10 @@ def score_spotting(predictions: Sequence[SpotPrediction], truths: Sequence[SpotT
             counts[kind][1] += len(p) - len(pairs)
             counts[kind][2] += len(t) - len(pairs)
     with_truth = {t.video_key for t in truths}
-    return SpottingScore(by_kind={k: SpotCounts(*counts[k]) for k in KINDS},
-                         n_videos=len(scored),
-                         n_videos_without_truth=sum(v not in with_truth for v in scored),
-                         threshold=threshold, matches=tuple(matches))
-
+    return SpottingScore(
+        by_kind={k: SpotCounts(*counts[k]) for k in KINDS},
+        n_videos=len(scored),
+        n_videos_without_truth=sum(v not in with_truth for v in scored),
+        threshold=threshold,
+        matches=tuple(matches),
+    )

@@ -27,8 +27,14 @@ from pathlib import Path
 from mer_prep.errors import AnnotationError, InvalidArgumentError
 from mer_prep.evaluation.spotting import Interval, SpotPrediction, SpotTruth
 
-KIND_NAMES = {"me": "me", "micro": "me", "micro-expression": "me",
-              "mae": "mae", "macro": "mae", "macro-expression": "mae"}
+KIND_NAMES = {
+    "me": "me",
+    "micro": "me",
+    "micro-expression": "me",
+    "mae": "mae",
+    "macro": "mae",
+    "macro-expression": "mae",
+}
 COLUMNS = ("subject", "video", "onset", "offset", "type", "emotion", "score")
 
 
@@ -79,8 +85,11 @@ def read_spot_csv(path: str | Path, *, truth: bool, default_kind: str | None = N
     if "type" not in header and default_kind is None:
         missing.append("type")
     if missing:
-        raise SpotCsvError(f"no column {', '.join(missing)} in the header (columns: "
-                           f"{', '.join(COLUMNS)})", file=str(path), row=1)
+        raise SpotCsvError(
+            f"no column {', '.join(missing)} in the header (columns: {', '.join(COLUMNS)})",
+            file=str(path),
+            row=1,
+        )
     index = {name: header.index(name) for name in COLUMNS if name in header}
     intervals, lines, videos = [], [], {}
     for line, row in enumerate(rows[1:], start=2):
@@ -124,26 +133,37 @@ def read_spot_csv(path: str | Path, *, truth: bool, default_kind: str | None = N
     return SpotFile(path, tuple(intervals), tuple(lines), tuple(videos))
 
 
-def write_spot_csv(path: str | Path, intervals: Sequence[Interval],
-                   videos_without_truth: Sequence[str] = ()) -> None:
+def write_spot_csv(
+    path: str | Path, intervals: Sequence[Interval], videos_without_truth: Sequence[str] = ()
+) -> None:
     """Write ``intervals`` in the format ``read_spot_csv`` reads (columns ``subject`` when any
     interval has one, ``emotion``/``score`` when any has one); ``videos_without_truth`` adds a
     row with only the video for each (truth files)."""
     has_subject = any(i.subject for i in intervals)
     has_emotion = any(getattr(i, "emotion", None) is not None for i in intervals)
     has_score = any(getattr(i, "score", None) is not None for i in intervals)
-    header = (["subject"] if has_subject else []) + ["video", "onset", "offset", "type"] \
-        + (["emotion"] if has_emotion else []) + (["score"] if has_score else [])
+    header = (
+        (["subject"] if has_subject else [])
+        + ["video", "onset", "offset", "type"]
+        + (["emotion"] if has_emotion else [])
+        + (["score"] if has_score else [])
+    )
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for i in intervals:
             emotion, score = getattr(i, "emotion", None), getattr(i, "score", None)
-            writer.writerow(([i.subject] if has_subject else []) + [i.video, i.onset, i.offset,
-                                                                     i.kind]
-                            + ([emotion or ""] if has_emotion else [])
-                            + (["" if score is None else repr(score)] if has_score else []))
+            writer.writerow(
+                ([i.subject] if has_subject else [])
+                + [i.video, i.onset, i.offset, i.kind]
+                + ([emotion or ""] if has_emotion else [])
+                + (["" if score is None else repr(score)] if has_score else [])
+            )
         for key in videos_without_truth:
             subject, _, video = key.rpartition("/") if has_subject else ("", "", key)
-            writer.writerow(([subject] if has_subject else []) + [video, "", "", ""]
-                            + ([""] if has_emotion else []) + ([""] if has_score else []))
+            writer.writerow(
+                ([subject] if has_subject else [])
+                + [video, "", "", ""]
+                + ([""] if has_emotion else [])
+                + ([""] if has_score else [])
+            )

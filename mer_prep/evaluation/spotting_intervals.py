@@ -41,7 +41,8 @@ class Interval:
             raise InvalidArgumentError(f"expression type must be one of {KINDS}, got {self.kind!r}")
         if self.offset < self.onset:
             raise InvalidArgumentError(
-                f"interval {self.onset}..{self.offset} of video {self.video}: offset before onset")
+                f"interval {self.onset}..{self.offset} of video {self.video}: offset before onset"
+            )
 
     @property
     def video_key(self) -> str:
@@ -124,8 +125,10 @@ class DefectEffect:
 
     def line(self) -> str:
         """One line: the defect and the numbers it moved."""
-        moved = ", ".join(f"{c.name} {_fmt(c.with_defect)} (without it {_fmt(c.without_defect)})"
-                          for c in self.changes)
+        moved = ", ".join(
+            f"{c.name} {_fmt(c.with_defect)} (without it {_fmt(c.without_defect)})"
+            for c in self.changes
+        )
         return f"{self.name}: {self.description}; {moved}"
 
 
@@ -162,19 +165,41 @@ class SpottingScore:
 
     def as_dict(self) -> dict:
         """JSON-able view: counts and ratios per type and overall, the defects and notes."""
-        def view(c: SpotCounts) -> dict:
-            return {"tp": c.tp, "fp": c.fp, "fn": c.fn, "precision": c.precision,
-                    "recall": c.recall, "f1": c.f1}
 
-        return {"mode": self.mode, "threshold": self.threshold, "n_videos": self.n_videos,
-                "n_videos_without_truth": self.n_videos_without_truth,
-                **{kind: view(self.by_kind[kind]) for kind in KINDS},
-                "overall": view(self.overall),
-                "defects": [{"name": d.name, "description": d.description,
-                             "changes": [{"name": c.name, "with_defect": c.with_defect,
-                                          "without_defect": c.without_defect}
-                                         for c in d.changes]} for d in self.defects],
-                "notes": list(self.notes)}
+        def view(c: SpotCounts) -> dict:
+            return {
+                "tp": c.tp,
+                "fp": c.fp,
+                "fn": c.fn,
+                "precision": c.precision,
+                "recall": c.recall,
+                "f1": c.f1,
+            }
+
+        return {
+            "mode": self.mode,
+            "threshold": self.threshold,
+            "n_videos": self.n_videos,
+            "n_videos_without_truth": self.n_videos_without_truth,
+            **{kind: view(self.by_kind[kind]) for kind in KINDS},
+            "overall": view(self.overall),
+            "defects": [
+                {
+                    "name": d.name,
+                    "description": d.description,
+                    "changes": [
+                        {
+                            "name": c.name,
+                            "with_defect": c.with_defect,
+                            "without_defect": c.without_defect,
+                        }
+                        for c in d.changes
+                    ],
+                }
+                for d in self.defects
+            ],
+            "notes": list(self.notes),
+        }
 
 
 def iou(a: Interval, b: Interval) -> float:
@@ -187,18 +212,22 @@ def iou_matrix(predictions: Sequence[Interval], truths: Sequence[Interval]) -> n
     """(n_predictions, n_truths) float64 IoU of every pair (inclusive frame ranges)."""
     ps = np.array([[p.onset, p.offset] for p in predictions], dtype=np.int64).reshape(-1, 2)
     ts = np.array([[t.onset, t.offset] for t in truths], dtype=np.int64).reshape(-1, 2)
-    inter = np.clip(np.minimum(ps[:, None, 1], ts[None, :, 1])
-                    - np.maximum(ps[:, None, 0], ts[None, :, 0]) + 1, 0, None)
+    inter = np.clip(
+        np.minimum(ps[:, None, 1], ts[None, :, 1]) - np.maximum(ps[:, None, 0], ts[None, :, 0]) + 1,
+        0,
+        None,
+    )
     lengths_p = ps[:, 1] - ps[:, 0] + 1
     lengths_t = ts[:, 1] - ts[:, 0] + 1
     return inter / (lengths_p[:, None] + lengths_t[None, :] - inter)
 
 
-def match_one_to_one(predictions: Sequence[Interval], truths: Sequence[Interval],
-                     threshold: float = MEGC_IOU_THRESHOLD,
-                     overlap_of: Callable[[Sequence[Interval], Sequence[Interval]],
-                                          np.ndarray] = iou_matrix,
-                     ) -> list[tuple[int, int, float]]:
+def match_one_to_one(
+    predictions: Sequence[Interval],
+    truths: Sequence[Interval],
+    threshold: float = MEGC_IOU_THRESHOLD,
+    overlap_of: Callable[[Sequence[Interval], Sequence[Interval]], np.ndarray] = iou_matrix,
+) -> list[tuple[int, int, float]]:
     """``(prediction index, truth index, iou)`` of the one-to-one matching of the intervals of
     one video and type: the most pairs with ``iou >= threshold``, then the largest summed IoU.
 
@@ -208,8 +237,9 @@ def match_one_to_one(predictions: Sequence[Interval], truths: Sequence[Interval]
     """
     if not predictions or not truths:
         return []
-    p_order = sorted(range(len(predictions)),
-                     key=lambda i: (predictions[i].onset, predictions[i].offset))
+    p_order = sorted(
+        range(len(predictions)), key=lambda i: (predictions[i].onset, predictions[i].offset)
+    )
     t_order = sorted(range(len(truths)), key=lambda j: (truths[j].onset, truths[j].offset))
     overlap = overlap_of([predictions[i] for i in p_order], [truths[j] for j in t_order])
     allowed = overlap >= threshold
@@ -219,8 +249,9 @@ def match_one_to_one(predictions: Sequence[Interval], truths: Sequence[Interval]
     bonus = float(min(overlap.shape) + 1)
     weight = np.where(allowed, bonus + overlap, 0.0)
     rows, cols = linear_sum_assignment(weight, maximize=True)
-    return sorted((p_order[r], t_order[c], float(overlap[r, c]))
-                  for r, c in zip(rows, cols) if allowed[r, c])
+    return sorted(
+        (p_order[r], t_order[c], float(overlap[r, c])) for r, c in zip(rows, cols) if allowed[r, c]
+    )
 
 
 def group_by_video_and_kind(intervals: Iterable[Interval]) -> dict[tuple[str, str], list]:
@@ -231,8 +262,9 @@ def group_by_video_and_kind(intervals: Iterable[Interval]) -> dict[tuple[str, st
     return groups
 
 
-def check_videos(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
-                 videos: Iterable[str]) -> list[str]:
+def check_videos(
+    predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth], videos: Iterable[str]
+) -> list[str]:
     """The scored videos (``video_key``s, each once, in first-seen order). Every prediction and
     every truth must lie in one of them: one outside would silently change no count."""
     scored = list(dict.fromkeys(videos))
@@ -242,5 +274,6 @@ def check_videos(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTru
             if item.video_key not in known:
                 raise InvalidArgumentError(
                     f"{what} {item.onset}..{item.offset} ({item.kind}) is in video "
-                    f"{item.video_key!r}, which is not among the {len(scored)} scored videos")
+                    f"{item.video_key!r}, which is not among the {len(scored)} scored videos"
+                )
     return scored

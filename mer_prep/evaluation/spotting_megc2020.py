@@ -36,8 +36,18 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from mer_prep.evaluation.spotting_intervals import (
-    KINDS, DefectEffect, Interval, QuantityChange, SpotCounts, SpotMatch, SpotPrediction,
-    SpottingScore, SpotTruth, group_by_video_and_kind, iou_matrix, match_one_to_one,
+    KINDS,
+    DefectEffect,
+    Interval,
+    QuantityChange,
+    SpotCounts,
+    SpotMatch,
+    SpotPrediction,
+    SpottingScore,
+    SpotTruth,
+    group_by_video_and_kind,
+    iou_matrix,
+    match_one_to_one,
 )
 
 LengthWindows = Mapping[str, tuple[int, int | None]]
@@ -64,20 +74,22 @@ DEFECT_DESCRIPTIONS = {
     "one_frame_never_matches": "an interval with offset <= onset has IoU 0 with everything",
     "disjoint_overlap_one_frame": "disjoint intervals are given one shared frame",
     "truths_hit_are_tps": "TP = truths hit by any prediction, FP = predictions - TP (one "
-                          "prediction over several truths counts several times)",
+    "prediction over several truths counts several times)",
 }
 
 
-def megc2020_iou_matrix(predictions: Sequence[Interval], truths: Sequence[Interval],
-                        rules: Megc2020Rules = Megc2020Rules()) -> np.ndarray:
+def megc2020_iou_matrix(
+    predictions: Sequence[Interval],
+    truths: Sequence[Interval],
+    rules: Megc2020Rules = Megc2020Rules(),
+) -> np.ndarray:
     """(n_predictions, n_truths) float64 IoU as the baseline computes it under ``rules``."""
     if not (rules.one_frame_never_matches or rules.disjoint_overlap_one_frame):
         return iou_matrix(predictions, truths)
     ps = np.array([[p.onset, p.offset] for p in predictions], dtype=np.int64).reshape(-1, 2)
     ts = np.array([[t.onset, t.offset] for t in truths], dtype=np.int64).reshape(-1, 2)
     span = np.minimum(ps[:, None, 1], ts[None, :, 1]) - np.maximum(ps[:, None, 0], ts[None, :, 0])
-    inter = (np.maximum(span, 0) + 1 if rules.disjoint_overlap_one_frame
-             else np.maximum(span + 1, 0))
+    inter = np.maximum(span, 0) + 1 if rules.disjoint_overlap_one_frame else np.maximum(span + 1, 0)
     union = (ps[:, 1] - ps[:, 0] + 1)[:, None] + (ts[:, 1] - ts[:, 0] + 1)[None, :] - inter
     value = np.divide(inter, union, out=np.zeros(inter.shape), where=union > 0)
     if rules.one_frame_never_matches:
@@ -93,9 +105,14 @@ def _in_window(length: int, window: tuple[int, int | None] | None) -> bool:
     return length >= shortest and (longest is None or length <= longest)
 
 
-def _count(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
-           videos: Sequence[str], threshold: float, windows: LengthWindows | None,
-           rules: Megc2020Rules) -> tuple[dict[str, SpotCounts], list[SpotMatch], int]:
+def _count(
+    predictions: Sequence[SpotPrediction],
+    truths: Sequence[SpotTruth],
+    videos: Sequence[str],
+    threshold: float,
+    windows: LengthWindows | None,
+    rules: Megc2020Rules,
+) -> tuple[dict[str, SpotCounts], list[SpotMatch], int]:
     """Counts per type under ``rules``, the TP pairs, and how many predictions the length
     filter dropped."""
     preds = group_by_video_and_kind(predictions)
@@ -112,8 +129,9 @@ def _count(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
                 dropped += len(p) - len(kept)
                 p = kept
             if rules.truths_hit_are_tps:
-                overlap = (megc2020_iou_matrix(p, t, rules) if p and t
-                           else np.zeros((len(p), len(t))))
+                overlap = (
+                    megc2020_iou_matrix(p, t, rules) if p and t else np.zeros((len(p), len(t)))
+                )
                 hits = overlap >= threshold
                 hit_truths = [j for j in range(len(t)) if hits[:, j].any()]
                 for j in hit_truths:
@@ -122,15 +140,17 @@ def _count(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
                 tp = len(hit_truths)
             else:
                 pairs = match_one_to_one(
-                    p, t, threshold, lambda a, b: megc2020_iou_matrix(a, b, rules))
+                    p, t, threshold, lambda a, b: megc2020_iou_matrix(a, b, rules)
+                )
                 matches.extend(SpotMatch(p[i], t[j], value) for i, j, value in pairs)
                 tp = len(pairs)
             counts[kind] = counts[kind] + SpotCounts(tp, len(p) - tp, len(t) - tp)
     return counts, matches, dropped
 
 
-def _changes(with_defect: dict[str, SpotCounts],
-             without: dict[str, SpotCounts]) -> tuple[QuantityChange, ...]:
+def _changes(
+    with_defect: dict[str, SpotCounts], without: dict[str, SpotCounts]
+) -> tuple[QuantityChange, ...]:
     out = []
     for kind in KINDS:
         for name in ("tp", "fp", "fn"):
@@ -140,33 +160,48 @@ def _changes(with_defect: dict[str, SpotCounts],
     return tuple(out)
 
 
-def score_megc2020(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
-                   videos: Sequence[str], *, threshold: float = 0.5,
-                   length_windows: LengthWindows | None = None) -> SpottingScore:
+def score_megc2020(
+    predictions: Sequence[SpotPrediction],
+    truths: Sequence[SpotTruth],
+    videos: Sequence[str],
+    *,
+    threshold: float = 0.5,
+    length_windows: LengthWindows | None = None,
+) -> SpottingScore:
     """The baseline's counts over ``videos`` (checked ``video_key``s), with the defects that
     changed them (module docstring). Call it through ``spotting.score_spotting``."""
     rules = Megc2020Rules()
-    counts, matches, dropped = _count(predictions, truths, videos, threshold, length_windows,
-                                      rules)
+    counts, matches, dropped = _count(predictions, truths, videos, threshold, length_windows, rules)
     defects = []
     state, state_counts = rules, counts
     for defect in (f.name for f in fields(Megc2020Rules)):
         lighter = replace(state, **{defect: False})
-        lighter_counts, _, _ = _count(predictions, truths, videos, threshold, length_windows,
-                                      lighter)
+        lighter_counts, _, _ = _count(
+            predictions, truths, videos, threshold, length_windows, lighter
+        )
         changes = _changes(state_counts, lighter_counts)
         if changes:
             defects.append(DefectEffect(defect, DEFECT_DESCRIPTIONS[defect], changes))
         state, state_counts = lighter, lighter_counts
     if length_windows:
-        windows = ", ".join(f"{kind} {lo}..{hi if hi is not None else ''} frames"
-                            for kind, (lo, hi) in sorted(length_windows.items()))
+        windows = ", ".join(
+            f"{kind} {lo}..{hi if hi is not None else ''} frames"
+            for kind, (lo, hi) in sorted(length_windows.items())
+        )
         notes = (f"length windows {windows}: {dropped} predictions dropped before scoring",)
     else:
-        notes = ("no length windows given: the baseline drops predictions by length "
-                 f"({', '.join(MEGC2020_LENGTH_WINDOWS)} windows)",)
+        notes = (
+            "no length windows given: the baseline drops predictions by length "
+            f"({', '.join(MEGC2020_LENGTH_WINDOWS)} windows)",
+        )
     with_truth = {t.video_key for t in truths}
-    return SpottingScore(by_kind=counts, n_videos=len(videos),
-                         n_videos_without_truth=sum(v not in with_truth for v in videos),
-                         threshold=threshold, mode="megc2020", matches=tuple(matches),
-                         defects=tuple(defects), notes=notes)
+    return SpottingScore(
+        by_kind=counts,
+        n_videos=len(videos),
+        n_videos_without_truth=sum(v not in with_truth for v in videos),
+        threshold=threshold,
+        mode="megc2020",
+        matches=tuple(matches),
+        defects=tuple(defects),
+        notes=notes,
+    )

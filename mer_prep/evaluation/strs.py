@@ -55,8 +55,15 @@ from dataclasses import dataclass, fields, replace
 
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.evaluation.spotting import (
-    MEGC_IOU_THRESHOLD, DefectEffect, QuantityChange, SpotCounts, SpotPrediction, SpotTruth,
-    check_videos, iou, match_one_to_one,
+    MEGC_IOU_THRESHOLD,
+    DefectEffect,
+    QuantityChange,
+    SpotCounts,
+    SpotPrediction,
+    SpotTruth,
+    check_videos,
+    iou,
+    match_one_to_one,
 )
 
 
@@ -117,26 +124,58 @@ class StrsScore:
 
     def as_dict(self) -> dict:
         """JSON-able view (NaN as None)."""
+
         def num(x: float) -> float | None:
             return None if math.isnan(x) else x
 
         s = self.spotting
-        return {"mode": self.mode, "strs": num(self.strs), "n_videos": self.n_videos,
-                "spotting": {"tp": s.tp, "fp": s.fp, "fn": s.fn, "precision": s.precision,
-                             "recall": s.recall, "f1": s.f1},
-                "analysis": {"f1": num(self.f1_analysis), "uf1": self.uf1, "uar": self.uar,
-                             "n_pairs": self.n_pairs,
-                             "per_class": [{"emotion": c.emotion, "tp": c.tp, "fp": c.fp,
-                                            "fn": c.fn} for c in self.per_class]},
-                "defects": [{"name": d.name, "description": d.description,
-                             "changes": [{"name": c.name, "with_defect": num(c.with_defect),
-                                          "without_defect": num(c.without_defect)}
-                                         for c in d.changes]} for d in self.defects],
-                "notes": list(self.notes)}
+        return {
+            "mode": self.mode,
+            "strs": num(self.strs),
+            "n_videos": self.n_videos,
+            "spotting": {
+                "tp": s.tp,
+                "fp": s.fp,
+                "fn": s.fn,
+                "precision": s.precision,
+                "recall": s.recall,
+                "f1": s.f1,
+            },
+            "analysis": {
+                "f1": num(self.f1_analysis),
+                "uf1": self.uf1,
+                "uar": self.uar,
+                "n_pairs": self.n_pairs,
+                "per_class": [
+                    {"emotion": c.emotion, "tp": c.tp, "fp": c.fp, "fn": c.fn}
+                    for c in self.per_class
+                ],
+            },
+            "defects": [
+                {
+                    "name": d.name,
+                    "description": d.description,
+                    "changes": [
+                        {
+                            "name": c.name,
+                            "with_defect": num(c.with_defect),
+                            "without_defect": num(c.without_defect),
+                        }
+                        for c in d.changes
+                    ],
+                }
+                for d in self.defects
+            ],
+            "notes": list(self.notes),
+        }
 
 
-def _row_order_pairs(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
-                     threshold: float, several: bool) -> list[tuple[int, int]]:
+def _row_order_pairs(
+    predictions: Sequence[SpotPrediction],
+    truths: Sequence[SpotTruth],
+    threshold: float,
+    several: bool,
+) -> list[tuple[int, int]]:
     """Each prediction in row order takes the unmatched truths (row order) it overlaps: all of
     them when ``several``, else the first."""
     taken: set[int] = set()
@@ -151,9 +190,13 @@ def _row_order_pairs(predictions: Sequence[SpotPrediction], truths: Sequence[Spo
     return pairs
 
 
-def _spot(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
-          videos: Sequence[str], threshold: float, rules: StrsRules,
-          ) -> tuple[SpotCounts, list[tuple[SpotPrediction, SpotTruth]], int]:
+def _spot(
+    predictions: Sequence[SpotPrediction],
+    truths: Sequence[SpotTruth],
+    videos: Sequence[str],
+    threshold: float,
+    rules: StrsRules,
+) -> tuple[SpotCounts, list[tuple[SpotPrediction, SpotTruth]], int]:
     """Spotting counts, the matched pairs and the number of videos scored, under ``rules``."""
     scored = list(videos)
     if rules.skip_videos_without_truth:
@@ -191,8 +234,9 @@ def _spot(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
     return SpotCounts(len(pairs), fp, fn), pairs, len(scored)
 
 
-def _analyse(pairs: Sequence[tuple[SpotPrediction, SpotTruth]], classes: Sequence[str],
-             rules: StrsRules) -> tuple[tuple[ClassCounts, ...], float, float, float, int]:
+def _analyse(
+    pairs: Sequence[tuple[SpotPrediction, SpotTruth]], classes: Sequence[str], rules: StrsRules
+) -> tuple[tuple[ClassCounts, ...], float, float, float, int]:
     """Per-class counts, F1 analysis, UF1, UAR and the number of pairs analysed."""
     kept = [(p.emotion, t.emotion) for p, t in pairs if t.emotion in classes]
     per_class = []
@@ -202,10 +246,14 @@ def _analyse(pairs: Sequence[tuple[SpotPrediction, SpotTruth]], classes: Sequenc
         if rules.single_class_confusion_zeroed and len(set(is_true) | set(is_pred)) < 2:
             per_class.append(ClassCounts(0, 0, 0, emotion=c))
             continue
-        per_class.append(ClassCounts(
-            sum(a and b for a, b in zip(is_true, is_pred)),
-            sum(b and not a for a, b in zip(is_true, is_pred)),
-            sum(a and not b for a, b in zip(is_true, is_pred)), emotion=c))
+        per_class.append(
+            ClassCounts(
+                sum(a and b for a, b in zip(is_true, is_pred)),
+                sum(b and not a for a, b in zip(is_true, is_pred)),
+                sum(a and not b for a, b in zip(is_true, is_pred)),
+                emotion=c,
+            )
+        )
     mean_p = sum(c.precision for c in per_class) / len(per_class)
     mean_r = sum(c.recall for c in per_class) / len(per_class)
     if mean_p + mean_r:
@@ -220,35 +268,59 @@ def _analyse(pairs: Sequence[tuple[SpotPrediction, SpotTruth]], classes: Sequenc
 def _score(predictions, truths, videos, threshold, classes, rules) -> StrsScore:
     counts, pairs, n_videos = _spot(predictions, truths, videos, threshold, rules)
     per_class, f1, uf1, uar, n_pairs = _analyse(pairs, classes, rules)
-    return StrsScore(strs=counts.f1 * f1, spotting=counts, f1_analysis=f1, uf1=uf1, uar=uar,
-                     per_class=per_class, n_pairs=n_pairs, n_videos=n_videos)
+    return StrsScore(
+        strs=counts.f1 * f1,
+        spotting=counts,
+        f1_analysis=f1,
+        uf1=uf1,
+        uar=uar,
+        per_class=per_class,
+        n_pairs=n_pairs,
+        n_videos=n_videos,
+    )
 
 
 def _quantities(s: StrsScore) -> dict[str, float]:
-    return {"STRS": s.strs, "F1 spotting": s.spotting.f1, "F1 analysis": s.f1_analysis,
-            "spotting TP": s.spotting.tp, "spotting FP": s.spotting.fp,
-            "spotting FN": s.spotting.fn, "UF1": s.uf1, "UAR": s.uar}
+    return {
+        "STRS": s.strs,
+        "F1 spotting": s.spotting.f1,
+        "F1 analysis": s.f1_analysis,
+        "spotting TP": s.spotting.tp,
+        "spotting FP": s.spotting.fp,
+        "spotting FN": s.spotting.fn,
+        "UF1": s.uf1,
+        "UAR": s.uar,
+    }
 
 
 def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=0, abs_tol=1e-12)
 
 
-def score_strs(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth],
-               videos: Iterable[str], *, threshold: float = MEGC_IOU_THRESHOLD,
-               analysis_emotions: Sequence[str] | None = None,
-               compat: bool = False) -> StrsScore:
+def score_strs(
+    predictions: Sequence[SpotPrediction],
+    truths: Sequence[SpotTruth],
+    videos: Iterable[str],
+    *,
+    threshold: float = MEGC_IOU_THRESHOLD,
+    analysis_emotions: Sequence[str] | None = None,
+    compat: bool = False,
+) -> StrsScore:
     """STRS over ``videos`` (``video_key``s, those without expressions included).
 
     ``analysis_emotions``: the classes (default: every emotion among ``truths``, sorted).
     ``compat=True``: the reference script's number, with the defects that changed a number.
     """
     scored = check_videos(predictions, truths, videos)
-    classes = (sorted({t.emotion for t in truths if t.emotion is not None})
-               if analysis_emotions is None else list(dict.fromkeys(analysis_emotions)))
+    classes = (
+        sorted({t.emotion for t in truths if t.emotion is not None})
+        if analysis_emotions is None
+        else list(dict.fromkeys(analysis_emotions))
+    )
     if not classes:
-        raise InvalidArgumentError("STRS needs emotions: no truth has one and no analysis "
-                                   "emotions were given")
+        raise InvalidArgumentError(
+            "STRS needs emotions: no truth has one and no analysis emotions were given"
+        )
     if not compat:
         return _score(predictions, truths, scored, threshold, classes, CORRECT)
     state = StrsRules()
@@ -259,14 +331,19 @@ def score_strs(predictions: Sequence[SpotPrediction], truths: Sequence[SpotTruth
         state = replace(state, **{defect: False})
         lighter = _score(predictions, truths, scored, threshold, classes, state)
         before, after = _quantities(current), _quantities(lighter)
-        changes = tuple(QuantityChange(name, before[name], after[name])
-                        for name in before if not _same(before[name], after[name]))
+        changes = tuple(
+            QuantityChange(name, before[name], after[name])
+            for name in before
+            if not _same(before[name], after[name])
+        )
         if changes:
             defects.append(DefectEffect(defect, DEFECT_DESCRIPTIONS[defect], changes))
         current = lighter
     notes = []
     if result.spotting.tp == 0:
-        notes.append("the reference script stops with an error when no prediction is a true "
-                     "positive (it indexes the pairs' 'gt' column of an empty table)")
+        notes.append(
+            "the reference script stops with an error when no prediction is a true "
+            "positive (it indexes the pairs' 'gt' column of an empty table)"
+        )
     notes.append("the reference script needs pandas < 2.0 (DataFrame.append)")
     return replace(result, mode="strs-metric", defects=tuple(defects), notes=tuple(notes))

@@ -26,8 +26,10 @@ __all__ = [
     "warp_frames",
 ]
 
-def alignment_matrix(landmarks: np.ndarray, *, size: tuple[int, int], inter_ocular: float,
-                     eye_row: float = 0.35) -> np.ndarray:
+
+def alignment_matrix(
+    landmarks: np.ndarray, *, size: tuple[int, int], inter_ocular: float, eye_row: float = 0.35
+) -> np.ndarray:
     """Similarity transform that aligns a face to an output of ``size`` ``(height, width)``.
 
     In the output the eye line is horizontal, the eye centres are ``inter_ocular * width``
@@ -36,7 +38,9 @@ def alignment_matrix(landmarks: np.ndarray, *, size: tuple[int, int], inter_ocul
     """
     height, width = size
     if not 0.0 < inter_ocular <= 1.0:
-        raise InvalidArgumentError(f"inter_ocular is a fraction of the output width, got {inter_ocular}")
+        raise InvalidArgumentError(
+            f"inter_ocular is a fraction of the output width, got {inter_ocular}"
+        )
     left, right = eye_centers(landmarks)
     dx, dy = right - left
     distance = float(np.hypot(dx, dy))
@@ -62,12 +66,20 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def _check_stack(frames: np.ndarray) -> None:
     if frames.ndim not in (3, 4):
-        raise InvalidArgumentError(f"expected a frame stack (N,H,W) or (N,H,W,C), got shape {frames.shape}")
+        raise InvalidArgumentError(
+            f"expected a frame stack (N,H,W) or (N,H,W,C), got shape {frames.shape}"
+        )
 
 
-def warp_frames(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *,
-                interpolation: int = cv2.INTER_LINEAR, border_mode: int = cv2.BORDER_CONSTANT,
-                antialias: bool = True) -> np.ndarray:
+def warp_frames(
+    frames: np.ndarray,
+    matrix: np.ndarray,
+    size: tuple[int, int],
+    *,
+    interpolation: int = cv2.INTER_LINEAR,
+    border_mode: int = cv2.BORDER_CONSTANT,
+    antialias: bool = True,
+) -> np.ndarray:
     """Warp every frame of ``(N, H, W[, C])`` by the same ``(2, 3)`` affine into ``size``.
 
     Returns ``(N, height, width[, C])`` of the input dtype. Outside the source, ``border_mode``
@@ -87,13 +99,20 @@ def warp_frames(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *
     out = np.empty((frames.shape[0], height, width, *frames.shape[3:]), frames.dtype)
     for i in range(frames.shape[0]):
         # Writing into the preallocated slice avoids one allocation and copy per frame.
-        cv2.warpAffine(source[i], matrix, (width, height), dst=out[i], flags=interpolation,
-                       borderMode=border_mode)
+        cv2.warpAffine(
+            source[i],
+            matrix,
+            (width, height),
+            dst=out[i],
+            flags=interpolation,
+            borderMode=border_mode,
+        )
     return out
 
 
-def source_window(matrix: np.ndarray, size: tuple[int, int], source_shape: tuple[int, ...], *,
-                  pad: int = 2) -> tuple[slice, slice, np.ndarray]:
+def source_window(
+    matrix: np.ndarray, size: tuple[int, int], source_shape: tuple[int, ...], *, pad: int = 2
+) -> tuple[slice, slice, np.ndarray]:
     """The source rectangle an output of ``size`` samples from, grown by ``pad`` pixels.
 
     Returns ``(rows, cols, shifted)``: slices into the source (clipped to ``source_shape``'s
@@ -102,8 +121,9 @@ def source_window(matrix: np.ndarray, size: tuple[int, int], source_shape: tuple
     """
     height, width = size
     inverse = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
-    corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]],
-                       dtype=np.float64)
+    corners = np.array(
+        [[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], dtype=np.float64
+    )
     source_corners = corners @ inverse[:, :2].T + inverse[:, 2]
     src_h, src_w = source_shape[:2]
     x0 = int(np.clip(np.floor(source_corners[:, 0].min()) - pad, 0, src_w))
@@ -135,11 +155,13 @@ def align_clip(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) ->
     return warp_frames(unit, shifted, size)
 
 
-def _blurred_source(frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
-                    sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def _blurred_source(
+    frames: np.ndarray, matrix: np.ndarray, size: tuple[int, int], sigma: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Blur only the source rectangle the output samples from; shift the matrix to match."""
-    rows, cols, shifted = source_window(matrix, size, frames.shape[1:3],
-                                        pad=int(np.ceil(3 * sigma)) + 2)
+    rows, cols, shifted = source_window(
+        matrix, size, frames.shape[1:3], pad=int(np.ceil(3 * sigma)) + 2
+    )
     cut = frames[:, rows, cols]
     region = np.empty_like(cut)
     for i in range(frames.shape[0]):
@@ -160,12 +182,11 @@ def crop_box(frames: np.ndarray, box: FaceBox, *, margin: float = 0.0) -> np.nda
     if right <= left or bottom <= top:
         raise InvalidArgumentError(f"empty crop box {box} with margin {margin}")
     src_h, src_w = frames.shape[1:3]
-    out = np.zeros((frames.shape[0], bottom - top, right - left, *frames.shape[3:]),
-                   frames.dtype)
+    out = np.zeros((frames.shape[0], bottom - top, right - left, *frames.shape[3:]), frames.dtype)
     x0, x1 = max(left, 0), min(right, src_w)
     y0, y1 = max(top, 0), min(bottom, src_h)
     if x1 > x0 and y1 > y0:
-        out[:, y0 - top:y1 - top, x0 - left:x1 - left] = frames[:, y0:y1, x0:x1]
+        out[:, y0 - top : y1 - top, x0 - left : x1 - left] = frames[:, y0:y1, x0:x1]
     return out
 
 

@@ -48,10 +48,23 @@ from mer_prep.errors import InvalidArgumentError, NoFaceError
 from mer_prep.face.detect import FaceBox, _as_dlib_image, _detect_cascade, _detect_hog
 from mer_prep.face.landmarks import model_file
 
-__all__ = ["detect_clip_face", "detection_scale", "cnn_model_path", "confirm_box",
-           "is_low_confidence", "HOG_SHORT_SIDE", "CNN_SHORT_SIDE", "HOG_UP_MAX_SHORT_SIDE",
-           "LOW_THRESHOLD", "NEXT_FRAMES", "CONFIRM_CROP", "CONFIRM_SIZE", "CONFIRM_IOU",
-           "CONFIRMED_SCORE", "LOW_CONFIDENCE_STAGES"]
+__all__ = [
+    "detect_clip_face",
+    "detection_scale",
+    "cnn_model_path",
+    "confirm_box",
+    "is_low_confidence",
+    "HOG_SHORT_SIDE",
+    "CNN_SHORT_SIDE",
+    "HOG_UP_MAX_SHORT_SIDE",
+    "LOW_THRESHOLD",
+    "NEXT_FRAMES",
+    "CONFIRM_CROP",
+    "CONFIRM_SIZE",
+    "CONFIRM_IOU",
+    "CONFIRMED_SCORE",
+    "LOW_CONFIDENCE_STAGES",
+]
 
 HOG_SHORT_SIDE = 240
 CNN_SHORT_SIDE = 240
@@ -114,20 +127,37 @@ def _scaled(image: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
 
 
 def _to_source(box: FaceBox, sx: float, sy: float, method: str) -> FaceBox:
-    return FaceBox(round(box.left / sx), round(box.top / sy), round(box.right / sx),
-                   round(box.bottom / sy), box.score, method)
+    return FaceBox(
+        round(box.left / sx),
+        round(box.top / sy),
+        round(box.right / sx),
+        round(box.bottom / sy),
+        box.score,
+        method,
+    )
 
 
-def _cnn_box(rect: dlib.rectangle, confidence: float, sx: float, sy: float,
-             offset: tuple[float, float] = (0.0, 0.0)) -> FaceBox:
+def _cnn_box(
+    rect: dlib.rectangle,
+    confidence: float,
+    sx: float,
+    sy: float,
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> FaceBox:
     """A CNN detection on a copy scaled by (sx, sy) and shifted by ``offset`` copy px, moved to
     HOG geometry, in source pixels."""
     width, height = rect.right() + 1 - rect.left(), rect.bottom() + 1 - rect.top()
     cx = (rect.left() + rect.right() + 1) / 2.0 + _CNN_SHIFT_RIGHT * width - offset[0]
     cy = (rect.top() + rect.bottom() + 1) / 2.0 + _CNN_SHIFT_DOWN * width - offset[1]
     half_w, half_h = _CNN_SCALE * width / 2.0, _CNN_SCALE * height / 2.0
-    return FaceBox(round((cx - half_w) / sx), round((cy - half_h) / sy),
-                   round((cx + half_w) / sx), round((cy + half_h) / sy), confidence, "cnn")
+    return FaceBox(
+        round((cx - half_w) / sx),
+        round((cy - half_h) / sy),
+        round((cx + half_w) / sx),
+        round((cy + half_h) / sy),
+        confidence,
+        "cnn",
+    )
 
 
 def _detect_cnn(gray: np.ndarray) -> FaceBox | None:
@@ -153,12 +183,18 @@ def confirm_box(gray: np.ndarray, box: FaceBox) -> FaceBox | None:
     (cx, cy) = ((box.left + box.right) / 2.0, (box.top + box.bottom) / 2.0)
     shift = (CONFIRM_SIZE / 2.0 - scale * cx, CONFIRM_SIZE / 2.0 - scale * cy)
     matrix = np.array([[scale, 0.0, shift[0]], [0.0, scale, shift[1]]])
-    crop = cv2.warpAffine(gray, matrix, (CONFIRM_SIZE, CONFIRM_SIZE), flags=cv2.INTER_AREA
-                          if scale < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(
+        gray,
+        matrix,
+        (CONFIRM_SIZE, CONFIRM_SIZE),
+        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     best: tuple[float, float] | None = None
     for found in _cnn_detector()(np.ascontiguousarray(crop), 0):
-        overlap = box.iou(_cnn_box(found.rect, float(found.confidence), scale, scale,
-                                   (shift[0], shift[1])))
+        overlap = box.iou(
+            _cnn_box(found.rect, float(found.confidence), scale, scale, (shift[0], shift[1]))
+        )
         if best is None or overlap > best[0]:
             best = (overlap, float(found.confidence))
     if best is None or best[0] < CONFIRM_IOU:
@@ -209,10 +245,16 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def detect_clip_face(image: np.ndarray, later: Callable[[int], np.ndarray | None] | None = None,
-                     *, method: Literal["hog", "haar"] = "hog", fallback: bool = True,
-                     upsample: int = 0, next_frames: int = NEXT_FRAMES,
-                     sample: str = "") -> FaceBox:
+def detect_clip_face(
+    image: np.ndarray,
+    later: Callable[[int], np.ndarray | None] | None = None,
+    *,
+    method: Literal["hog", "haar"] = "hog",
+    fallback: bool = True,
+    upsample: int = 0,
+    next_frames: int = NEXT_FRAMES,
+    sample: str = "",
+) -> FaceBox:
     """Find the face of a clip on its first frame ``image`` ((H, W) or (H, W, 3) uint8 RGB).
 
     later: ``later(k)`` returns the k-th frame after ``image`` (same shape) or None past the
@@ -239,8 +281,10 @@ def detect_clip_face(image: np.ndarray, later: Callable[[int], np.ndarray | None
             return replace(box, method=f"{box.method}@+{k}")
     if method == "hog":
         box = _confirmed_cascade(gray)
-    tried = (f"HOG, HOG >= {LOW_THRESHOLD} confirmed by the CNN, CNN, the next {next_frames} "
-             "frames, LBP cascade confirmed by the CNN")
+    tried = (
+        f"HOG, HOG >= {LOW_THRESHOLD} confirmed by the CNN, CNN, the next {next_frames} "
+        "frames, LBP cascade confirmed by the CNN"
+    )
     return _found(box, gray, tried, sample)
 
 
@@ -258,6 +302,7 @@ def is_low_confidence(detector: str, confirmation: str = "") -> bool:
 
 def _found(box: FaceBox | None, gray: np.ndarray, tried: str, sample: str) -> FaceBox:
     if box is None:
-        raise NoFaceError(f"no face found ({tried}) on a {gray.shape[1]}x{gray.shape[0]} frame",
-                          sample=sample)
+        raise NoFaceError(
+            f"no face found ({tried}) on a {gray.shape[1]}x{gray.shape[0]} frame", sample=sample
+        )
     return box

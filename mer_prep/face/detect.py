@@ -78,8 +78,15 @@ class FaceBox:
     def clip(self, shape: tuple[int, ...]) -> FaceBox:
         """The box intersected with an image of ``shape`` ``(H, W[, C])``."""
         height, width = shape[:2]
-        return FaceBox(max(self.left, 0), max(self.top, 0), min(self.right, width),
-                       min(self.bottom, height), self.score, self.method, self.confirmation)
+        return FaceBox(
+            max(self.left, 0),
+            max(self.top, 0),
+            min(self.right, width),
+            min(self.bottom, height),
+            self.score,
+            self.method,
+            self.confirmation,
+        )
 
     def iou(self, other: FaceBox) -> float:
         """Intersection over union of the two boxes' pixel areas, in [0, 1]."""
@@ -97,9 +104,12 @@ def cascade_path() -> Path:
     """
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise EnvironmentProblem("scikit-image is not installed; the LBP face cascade ships with it")
-    path = Path(next(iter(spec.submodule_search_locations)), "data",
-                "lbpcascade_frontalface_opencv.xml")
+        raise EnvironmentProblem(
+            "scikit-image is not installed; the LBP face cascade ships with it"
+        )
+    path = Path(
+        next(iter(spec.submodule_search_locations)), "data", "lbpcascade_frontalface_opencv.xml"
+    )
     if not path.is_file():
         raise EnvironmentProblem(f"LBP face cascade missing from scikit-image: {path}")
     return path
@@ -141,9 +151,14 @@ def _cascade() -> cv2.CascadeClassifier:
 
 
 def _as_dlib_image(image: np.ndarray) -> np.ndarray:
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
-            image.ndim == 3 and image.shape[2] != 3):
-        raise InvalidArgumentError(f"expected (H,W) or (H,W,3) uint8, got {image.shape} {image.dtype}")
+    if (
+        image.dtype != np.uint8
+        or image.ndim not in (2, 3)
+        or (image.ndim == 3 and image.shape[2] != 3)
+    ):
+        raise InvalidArgumentError(
+            f"expected (H,W) or (H,W,3) uint8, got {image.shape} {image.dtype}"
+        )
     # dlib rejects non-contiguous views (e.g. a channel-flipped or cropped array).
     return np.ascontiguousarray(image)
 
@@ -164,20 +179,32 @@ def _detect_cascade(image: np.ndarray) -> FaceBox | None:
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     min_side = max(24, min(gray.shape) // 10)
     boxes, _, weights = _cascade().detectMultiScale3(
-        gray, scaleFactor=1.1, minNeighbors=3, minSize=(min_side, min_side),
-        outputRejectLevels=True)
+        gray, scaleFactor=1.1, minNeighbors=3, minSize=(min_side, min_side), outputRejectLevels=True
+    )
     if len(boxes) == 0:
         return None
     best = int(np.argmax(np.asarray(weights).ravel()))
     x, y, w, h = (int(v) for v in boxes[best])
     cx, cy = x + w / 2.0, y + h / 2.0 + _CASCADE_SHIFT_DOWN * w
     half_w, half_h = _CASCADE_SCALE * w / 2.0, _CASCADE_SCALE * h / 2.0
-    return FaceBox(round(cx - half_w), round(cy - half_h), round(cx + half_w),
-                   round(cy + half_h), float(np.asarray(weights).ravel()[best]), "haar")
+    return FaceBox(
+        round(cx - half_w),
+        round(cy - half_h),
+        round(cx + half_w),
+        round(cy + half_h),
+        float(np.asarray(weights).ravel()[best]),
+        "haar",
+    )
 
 
-def detect_face(image: np.ndarray, *, method: Literal["hog", "haar"] = "hog",
-                fallback: bool = True, upsample: int = 0, sample: str = "") -> FaceBox:
+def detect_face(
+    image: np.ndarray,
+    *,
+    method: Literal["hog", "haar"] = "hog",
+    fallback: bool = True,
+    upsample: int = 0,
+    sample: str = "",
+) -> FaceBox:
     """Find the single face in ``image``, ``(H, W)`` or ``(H, W, 3)`` uint8 RGB.
 
     ``method="hog"``: dlib's HOG detector on ``upsample`` times upsampled image, returning the
@@ -202,5 +229,6 @@ def detect_face(image: np.ndarray, *, method: Literal["hog", "haar"] = "hog",
         if box is not None:
             return box
     tried = ", ".join(name for name, _ in attempts)
-    raise NoFaceError(f"no face found ({tried}) on a {image.shape[1]}x{image.shape[0]} frame",
-                      sample=sample)
+    raise NoFaceError(
+        f"no face found ({tried}) on a {image.shape[1]}x{image.shape[0]} frame", sample=sample
+    )

@@ -56,8 +56,10 @@ def _truncation_problem(data: bytes) -> str:
 # end marker appended comes out grey below the cut; garbled entropy-coded data as garbage blocks)
 # and only prints the first warning to stderr. Warnings about metadata (an unknown JFIF version,
 # an odd ICC marker, non-standard SOS parameters) leave the pixels intact and are passed on.
-_JPEG_DAMAGE = re.compile(rb"(Corrupt JPEG data(?!: bad ICC marker)|Premature end of JPEG file"
-                          rb"|Inconsistent progression sequence)")
+_JPEG_DAMAGE = re.compile(
+    rb"(Corrupt JPEG data(?!: bad ICC marker)|Premature end of JPEG file"
+    rb"|Inconsistent progression sequence)"
+)
 
 
 class _StderrCapture:
@@ -149,11 +151,16 @@ def _decode_file(path: str, flags: int, sample: str) -> np.ndarray:
         with open(path, "rb") as handle:
             data = handle.read()
     except FileNotFoundError as exc:
-        raise FrameIOError("frame file does not exist", file=path, sample=sample,
-                           errno=exc.errno) from None
+        raise FrameIOError(
+            "frame file does not exist", file=path, sample=sample, errno=exc.errno
+        ) from None
     except OSError as exc:  # EIO, a timeout on a network file system, ...: it may pass
-        raise FrameIOError(f"cannot read frame file: {exc.strerror or exc}", file=path,
-                           sample=sample, errno=exc.errno) from None
+        raise FrameIOError(
+            f"cannot read frame file: {exc.strerror or exc}",
+            file=path,
+            sample=sample,
+            errno=exc.errno,
+        ) from None
     if not data:
         raise FrameReadError("frame file is empty", file=path, sample=sample)
     problem = _truncation_problem(data)
@@ -167,13 +174,15 @@ def _decode_file(path: str, flags: int, sample: str) -> np.ndarray:
     else:
         image = cv2.imdecode(buffer, flags)
     if image is None:
-        raise FrameReadError("cannot decode frame (corrupt or unsupported format)", file=path,
-                             sample=sample)
+        raise FrameReadError(
+            "cannot decode frame (corrupt or unsupported format)", file=path, sample=sample
+        )
     return image
 
 
-def read_frames(paths: Sequence[str | os.PathLike], *, gray: bool = False,
-                sample: str = "") -> np.ndarray:
+def read_frames(
+    paths: Sequence[str | os.PathLike], *, gray: bool = False, sample: str = ""
+) -> np.ndarray:
     """Decode exactly the image files in ``paths``, in the given order.
 
     Returns ``(N, H, W, 3)`` uint8 RGB, or ``(N, H, W)`` uint8 when ``gray`` (decoded straight
@@ -196,13 +205,16 @@ def read_frames(paths: Sequence[str | os.PathLike], *, gray: bool = False,
             raise FrameReadError(
                 f"frame size {image.shape[1]}x{image.shape[0]} differs from "
                 f"{first.shape[1]}x{first.shape[0]} of {os.fspath(paths[0])}",
-                file=path, sample=sample)
+                file=path,
+                sample=sample,
+            )
         out[i] = image
     return out
 
 
-def read_depth_frames(paths: Sequence[str | os.PathLike], *, sample: str = "",
-                      size: tuple[int, int] | None = None) -> np.ndarray:
+def read_depth_frames(
+    paths: Sequence[str | os.PathLike], *, sample: str = "", size: tuple[int, int] | None = None
+) -> np.ndarray:
     """Decode 16-bit depth frames (CAS(ME)^3 PNGs) as they are stored
     (``cv2.IMREAD_UNCHANGED``): ``(N, H, W)`` uint16, in the given order.
 
@@ -219,15 +231,22 @@ def read_depth_frames(paths: Sequence[str | os.PathLike], *, sample: str = "",
         image = _decode_file(path, cv2.IMREAD_UNCHANGED, sample)
         if image.ndim != 2 or image.dtype != np.uint16:
             channels = 1 if image.ndim == 2 else image.shape[2]
-            raise FrameReadError(f"depth frame is {image.dtype} with {channels} channel(s), "
-                                 "expected single-channel uint16", file=path, sample=sample)
+            raise FrameReadError(
+                f"depth frame is {image.dtype} with {channels} channel(s), "
+                "expected single-channel uint16",
+                file=path,
+                sample=sample,
+            )
         if out is None:
             expected = tuple(size) if size is not None else image.shape
             out = np.empty((len(paths), *expected), np.uint16)
         if image.shape != out.shape[1:]:
             raise FrameReadError(
                 f"depth frame size {image.shape[1]}x{image.shape[0]} differs from the "
-                f"frames' {out.shape[2]}x{out.shape[1]}", file=path, sample=sample)
+                f"frames' {out.shape[2]}x{out.shape[1]}",
+                file=path,
+                sample=sample,
+            )
         out[i] = image
     return out
 
@@ -237,8 +256,14 @@ def _convert(frame: np.ndarray, gray: bool) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if gray else cv2.COLOR_BGR2RGB)
 
 
-def read_video_frames(path: str | os.PathLike, indices: Sequence[int], *, gray: bool = False,
-                      sample: str = "", seek_gap: int | None = None) -> np.ndarray:
+def read_video_frames(
+    path: str | os.PathLike,
+    indices: Sequence[int],
+    *,
+    gray: bool = False,
+    sample: str = "",
+    seek_gap: int | None = None,
+) -> np.ndarray:
     """Decode the 0-based frames ``indices`` of a video file, returned in the order given.
 
     Returns ``(len(indices), H, W, 3)`` uint8 RGB, or ``(len(indices), H, W)`` when ``gray``.
@@ -270,12 +295,17 @@ def read_video_frames(path: str | os.PathLike, indices: Sequence[int], *, gray: 
                 if not capture.grab():
                     raise FrameReadError(
                         f"video ends at frame {position}; frame {target} was requested",
-                        file=file, sample=sample)
+                        file=file,
+                        sample=sample,
+                    )
                 position += 1
             ok, frame = capture.read()
             if not ok or frame is None:
-                raise FrameReadError(f"cannot decode frame {target} (video ends or is corrupt)",
-                                     file=file, sample=sample)
+                raise FrameReadError(
+                    f"cannot decode frame {target} (video ends or is corrupt)",
+                    file=file,
+                    sample=sample,
+                )
             position += 1
             decoded[target] = _convert(frame, gray)
     finally:

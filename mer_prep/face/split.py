@@ -15,8 +15,9 @@ __all__ = ["split_halves", "landmark_split_row"]
 SPLIT_LANDMARK = 29
 
 
-def split_halves(frames: np.ndarray, *,
-                 split_row: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def split_halves(
+    frames: np.ndarray, *, split_row: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Split ``(N, H, W[, C])`` aligned faces into upper and lower halves.
 
     Without ``split_row`` the cut is at ``H // 2``: a 128x128 face gives two ``(N, 64, 128)``
@@ -25,13 +26,17 @@ def split_halves(frames: np.ndarray, *,
     halves keep the fixed shape trainers expect.
     """
     if frames.ndim not in (3, 4):
-        raise InvalidArgumentError(f"expected (N,H,W) or (N,H,W,C) frames, got shape {frames.shape}")
+        raise InvalidArgumentError(
+            f"expected (N,H,W) or (N,H,W,C) frames, got shape {frames.shape}"
+        )
     height, width = frames.shape[1:3]
     half = height // 2
     if split_row is None:
-        return frames[:, :half], frames[:, half:2 * half]
+        return frames[:, :half], frames[:, half : 2 * half]
     if not 0 < split_row < height:
-        raise InvalidArgumentError(f"split_row {split_row} is outside the face rows 1..{height - 1}")
+        raise InvalidArgumentError(
+            f"split_row {split_row} is outside the face rows 1..{height - 1}"
+        )
     upper, lower = frames[:, :split_row], frames[:, split_row:]
     return resize_frames(upper, (half, width)), resize_frames(lower, (half, width))
 

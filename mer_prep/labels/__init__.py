@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +39,23 @@ class Composite:
     expected: dict[str, int] = field(default_factory=dict)
 
 
-def _composite(name: str, parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]], *,
-               description: str = "", expected: Mapping[str, int] | None = None) -> Composite:
+def _composite(
+    name: str,
+    parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]],
+    *,
+    description: str = "",
+    expected: Mapping[str, int] | None = None,
+) -> Composite:
     names: list[str] = []
     options: dict[str, dict[str, Any]] = {}
     for part in parts:
         if isinstance(part, Mapping):
             if len(part) != 1:
-                raise InvalidArgumentError(f"composite {name!r}: a part is a dataset name or "
-                                           f"{{name: {{option: value}}}}, got {dict(part)!r}")
-            (part_name, fixed), = part.items()
+                raise InvalidArgumentError(
+                    f"composite {name!r}: a part is a dataset name or "
+                    f"{{name: {{option: value}}}}, got {dict(part)!r}"
+                )
+            ((part_name, fixed),) = part.items()
             options[str(part_name)] = dict(fixed or {})
             part_name = str(part_name)
         else:
@@ -60,16 +67,29 @@ def _composite(name: str, parts: Sequence[str | Mapping[str, Mapping[str, Any] |
         raise InvalidArgumentError(f"composite {name!r} has no parts")
     unknown = sorted(set(expected or {}) - set(names))
     if unknown:
-        raise InvalidArgumentError(f"composite {name!r}: expected counts for {unknown}, which "
-                                   "are not parts")
-    return Composite(name, tuple(names), options, description,
-                     {str(k): int(v) for k, v in (expected or {}).items()})
+        raise InvalidArgumentError(
+            f"composite {name!r}: expected counts for {unknown}, which are not parts"
+        )
+    return Composite(
+        name,
+        tuple(names),
+        options,
+        description,
+        {str(k): int(v) for k, v in (expected or {}).items()},
+    )
 
 
 def _load_composites(path: Path) -> dict[str, Composite]:
     data = yaml.safe_load(path.read_text()) or {}
-    return {name: _composite(name, body["parts"], description=body.get("description", ""),
-                             expected=body.get("expected")) for name, body in data.items()}
+    return {
+        name: _composite(
+            name,
+            body["parts"],
+            description=body.get("description", ""),
+            expected=body.get("expected"),
+        )
+        for name, body in data.items()
+    }
 
 
 _COMPOSITES: dict[str, Composite] = _load_composites(COMPOSITES_FILE)
@@ -81,13 +101,20 @@ COMPOSITES: dict[str, tuple[str, ...]] = {name: c.parts for name, c in _COMPOSIT
 def composite(name: str) -> Composite:
     """The composite ``name``; UnknownNameError listing the known ones."""
     if name not in _COMPOSITES:
-        raise UnknownNameError(f"unknown composite {name!r}; known: {', '.join(sorted(_COMPOSITES))}")
+        raise UnknownNameError(
+            f"unknown composite {name!r}; known: {', '.join(sorted(_COMPOSITES))}"
+        )
     return _COMPOSITES[name]
 
 
-def register_composite(name: str, parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]], *,
-                       description: str = "", expected: Mapping[str, int] | None = None,
-                       replace: bool = False) -> Composite:
+def register_composite(
+    name: str,
+    parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]],
+    *,
+    description: str = "",
+    expected: Mapping[str, int] | None = None,
+    replace: bool = False,
+) -> Composite:
     """Declare composite ``name`` made of ``parts`` (dataset names, or ``{name: {option: value}}``
     to fix a part's adapter options). Refuses to redefine an existing composite differently
     unless ``replace``; registering the same definition twice is harmless. Part names are
@@ -96,8 +123,9 @@ def register_composite(name: str, parts: Sequence[str | Mapping[str, Mapping[str
     made = _composite(name, parts, description=description, expected=expected)
     old = _COMPOSITES.get(name)
     if old is not None and not replace and (old.parts, old.options) != (made.parts, made.options):
-        raise InvalidArgumentError(f"composite {name!r} already exists with parts "
-                                   f"{', '.join(old.parts)}")
+        raise InvalidArgumentError(
+            f"composite {name!r} already exists with parts {', '.join(old.parts)}"
+        )
     _COMPOSITES[name] = made
     COMPOSITES[name] = made.parts
     return made
@@ -111,7 +139,7 @@ def unregister_composite(name: str) -> None:
     COMPOSITES.pop(name, None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _au_sets(path: str) -> dict[str, tuple[int, ...]]:
     data = yaml.safe_load(Path(path).read_text()) or {}
     return {name: tuple(int(a) for a in body["aus"]) for name, body in data.items()}
@@ -148,19 +176,23 @@ class Scheme:
     description: str = ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: str) -> dict[str, Scheme]:
     data = yaml.safe_load(Path(path).read_text())
     schemes = {}
     for name, body in data.items():
         rules = {
-            dataset: DatasetRule(mapping={str(k).lower(): str(v) for k, v in (rule.get("map") or {}).items()},
-                                 drop=frozenset(str(d).lower() for d in rule.get("drop") or ()),
-                                 field=rule.get("field", "emotion"),
-                                 identity=bool(rule.get("identity", False)))
+            dataset: DatasetRule(
+                mapping={str(k).lower(): str(v) for k, v in (rule.get("map") or {}).items()},
+                drop=frozenset(str(d).lower() for d in rule.get("drop") or ()),
+                field=rule.get("field", "emotion"),
+                identity=bool(rule.get("identity", False)),
+            )
             for dataset, rule in body["datasets"].items()
         }
-        declared = body.get("classes") or dict.fromkeys(v for r in rules.values() for v in r.mapping.values())
+        declared = body.get("classes") or dict.fromkeys(
+            v for r in rules.values() for v in r.mapping.values()
+        )
         classes = tuple(declared)
         schemes[name] = Scheme(name, classes, rules, body.get("description", ""))
     return schemes
@@ -175,13 +207,17 @@ def get_scheme(name: str, path: Path | str = SCHEMES_FILE) -> Scheme:
     """One scheme by name; KeyError listing the known names."""
     known = schemes(path)
     if name not in known:
-        raise UnknownLabelSchemeError(f"unknown label scheme {name!r}; known: {', '.join(sorted(known))}")
+        raise UnknownLabelSchemeError(
+            f"unknown label scheme {name!r}; known: {', '.join(sorted(known))}"
+        )
     return known[name]
 
 
 def _rule(scheme: Scheme, dataset: str) -> DatasetRule:
     if dataset not in scheme.rules:
-        raise InvalidArgumentError(f"label scheme {scheme.name!r} does not cover dataset {dataset!r}")
+        raise InvalidArgumentError(
+            f"label scheme {scheme.name!r} does not cover dataset {dataset!r}"
+        )
     return scheme.rules[dataset]
 
 
@@ -225,11 +261,29 @@ def apply_scheme(scan: DatasetScan, scheme: str) -> DatasetScan:
         elif not dropped:
             field = _rule(found, sample.dataset).field
             value = sample.emotion if field == "emotion" else dict(sample.extra).get(field, "")
-            problems.append(Problem(sample.sample_id, sample.source or sample.clip,
-                                    f"unknown {field} label {value!r} for scheme {scheme!r}"))
+            problems.append(
+                Problem(
+                    sample.sample_id,
+                    sample.source or sample.clip,
+                    f"unknown {field} label {value!r} for scheme {scheme!r}",
+                )
+            )
     return DatasetScan(samples, problems, list(scan.corrections))
 
 
-__all__ = ["apply_scheme", "class_names", "get_scheme", "label_of", "schemes", "Scheme", "DatasetRule",
-           "COMPOSITES", "Composite", "composite", "register_composite", "unregister_composite", "au_set",
-           "au_sets"]
+__all__ = [
+    "apply_scheme",
+    "class_names",
+    "get_scheme",
+    "label_of",
+    "schemes",
+    "Scheme",
+    "DatasetRule",
+    "COMPOSITES",
+    "Composite",
+    "composite",
+    "register_composite",
+    "unregister_composite",
+    "au_set",
+    "au_sets",
+]

@@ -13,18 +13,18 @@ import importlib
 
 from mer_prep.models.layers import MerModel
 from mer_prep.models.registry import (
-                                      FAMILY_MODULES,
-                                      MODELS,
-                                      ArrayNeed,
-                                      ModelInputError,
-                                      ModelSpec,
-                                      TrainingPreset,
-                                      UnknownModelError,
-                                      VariantPreset,
-                                      build_model,
-                                      check_inputs,
-                                      get_model,
-                                      list_models,
+    FAMILY_MODULES,
+    MODELS,
+    ArrayNeed,
+    ModelInputError,
+    ModelSpec,
+    TrainingPreset,
+    UnknownModelError,
+    VariantPreset,
+    build_model,
+    check_inputs,
+    get_model,
+    list_models,
 )
 
 # each family registers itself when imported; importing them here, in paper order, fills MODELS
@@ -32,6 +32,17 @@ from mer_prep.models.registry import (
 for _module in FAMILY_MODULES:
     importlib.import_module(_module)
 
-__all__ = ["MODELS", "ArrayNeed", "MerModel", "ModelInputError", "ModelSpec", "TrainingPreset",
-           "UnknownModelError", "VariantPreset", "build_model", "check_inputs", "get_model",
-           "list_models"]
+__all__ = [
+    "MODELS",
+    "ArrayNeed",
+    "MerModel",
+    "ModelInputError",
+    "ModelSpec",
+    "TrainingPreset",
+    "UnknownModelError",
+    "VariantPreset",
+    "build_model",
+    "check_inputs",
+    "get_model",
+    "list_models",
+]

@@ -52,11 +52,10 @@ class ApexFlowInput(nn.Module):
         for name in names:
             values = inputs[name][:, -1].detach().to(torch.float64)
             std = float(values.std()) if values.numel() > 1 else 0.0
-            getattr(self, f"{name}_scale").fill_(std if math.isfinite(std) and std > 1e-12
-                                                 else 1.0)
+            getattr(self, f"{name}_scale").fill_(std if math.isfinite(std) and std > 1e-12 else 1.0)
 
     def forward(self, flow: Tensor, strain: Tensor | None) -> Tensor:
-        apex = flow[:, -1].to(self.flow_scale.dtype) / self.flow_scale   # (B, H, W, 2)
+        apex = flow[:, -1].to(self.flow_scale.dtype) / self.flow_scale  # (B, H, W, 2)
         planes = {"u": apex[..., 0], "v": apex[..., 1]}
         if self.uses_strain:
             if strain is None:
@@ -68,8 +67,12 @@ class ApexFlowInput(nn.Module):
 def apex_flow_needs(config: object) -> tuple[ArrayNeed, ...]:
     """What STSTNet, OFF-ApexNet and HTNet read: onset and apex flow (the last frame is the apex),
     plus strain when ``config.channels`` names it."""
-    flow = ArrayNeed("flow", ("frame", "y", "x", "uv"), sizes=(("uv", 2),),
-                     minimum=(("frame", 2), ("y", 6), ("x", 6)))
+    flow = ArrayNeed(
+        "flow",
+        ("frame", "y", "x", "uv"),
+        sizes=(("uv", 2),),
+        minimum=(("frame", 2), ("y", 6), ("x", 6)),
+    )
     if "strain" not in getattr(config, "channels", ()):
         return (flow,)
     return flow, ArrayNeed("strain", ("frame", "y", "x"), same_grid_as="flow")

@@ -55,13 +55,13 @@ class SelfAttention2d(nn.Module):
         self.query = nn.Conv2d(in_channels, channels, 1)
         self.key = nn.Conv2d(in_channels, channels, 1)
         self.value = nn.Conv2d(in_channels, channels, 1)
-        self.scale = channels ** -0.5
+        self.scale = channels**-0.5
 
     def forward(self, x: Tensor) -> Tensor:
         b, _, h, w = x.shape
-        q = self.query(x).flatten(2).transpose(1, 2)   # (B, N, D)
-        k = self.key(x).flatten(2)                     # (B, D, N)
-        v = self.value(x).flatten(2).transpose(1, 2)   # (B, N, D)
+        q = self.query(x).flatten(2).transpose(1, 2)  # (B, N, D)
+        k = self.key(x).flatten(2)  # (B, D, N)
+        v = self.value(x).flatten(2).transpose(1, 2)  # (B, N, D)
         attention = torch.softmax(q @ k * self.scale, dim=-1)
         return (attention @ v).transpose(1, 2).reshape(b, -1, h, w)
 
@@ -80,45 +80,64 @@ class Broadbent(MerModel):
         layers: list[nn.Module] = []
         channels = 1
         for filters in config.filters:
-            layers += [nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(inplace=True),
-                       nn.BatchNorm2d(filters, eps=eps, momentum=momentum), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(channels, filters, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.BatchNorm2d(filters, eps=eps, momentum=momentum),
+                nn.MaxPool2d(2),
+            ]
             channels = filters
         self.features = nn.Sequential(*layers)
         self.attention = SelfAttention2d(channels, config.attention_channels)
-        self.classifier = classifier_head(config.attention_channels, n_classes, config.dense,
-                                          config.dropout)
+        self.classifier = classifier_head(
+            config.attention_channels, n_classes, config.dense, config.dropout
+        )
         apply_init(self, config.init)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         frames = self._input(inputs, "frames")
         if frames.shape[1] != 1:
-            raise ValueError(f"Broadbent takes one frame per row (B, 1, H, W), got "
-                             f"{tuple(frames.shape)}: expand the clips into frames (unit='frame')")
+            raise ValueError(
+                f"Broadbent takes one frame per row (B, 1, H, W), got "
+                f"{tuple(frames.shape)}: expand the clips into frames (unit='frame')"
+            )
         attended = self.attention(self.features(frames))
         return self.classifier(attended.mean(dim=(2, 3)))
 
 
-def build_broadbent(config: BroadbentConfig, n_classes: int,
-                    shapes: Mapping[str, tuple[int, ...]]) -> Broadbent:
+def build_broadbent(
+    config: BroadbentConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
+) -> Broadbent:
     """Broadbent CNN; global pooling makes it independent of the frame size."""
     height, width = shapes["frames"][-2:]
     minimum = 2 ** len(config.filters)
     if height < minimum or width < minimum:
-        raise ValueError(f"Broadbent with {len(config.filters)} pooling stages needs frames of at "
-                         f"least {minimum}x{minimum}, got {height}x{width}")
+        raise ValueError(
+            f"Broadbent with {len(config.filters)} pooling stages needs frames of at "
+            f"least {minimum}x{minimum}, got {height}x{width}"
+        )
     return Broadbent(config, n_classes)
 
 
-register_model(ModelSpec(
-    name="broadbent", paper="001 Broadbent attention CNN", family="broadbent",
-    recipe="broadbent64",
-    description="2-D CNN with Q/K/V self-attention over single frames.",
-    config_cls=BroadbentConfig, builder=build_broadbent,
-    needs=lambda config: (frames_need(min_size=2 ** len(config.filters)),),
-    unit_of=lambda config: "frame",
-    paper_input=PaperInput("frames", (64, 64), source="001 Sec. III-D, Table II"),
-    training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=25, batch_size=32),
-    variants={"plain": VariantPreset(
-        augmented=True,
-        description="the recipe's own brightness/contrast copies, frames as samples")},
-    default_variant="plain"))
+register_model(
+    ModelSpec(
+        name="broadbent",
+        paper="001 Broadbent attention CNN",
+        family="broadbent",
+        recipe="broadbent64",
+        description="2-D CNN with Q/K/V self-attention over single frames.",
+        config_cls=BroadbentConfig,
+        builder=build_broadbent,
+        needs=lambda config: (frames_need(min_size=2 ** len(config.filters)),),
+        unit_of=lambda config: "frame",
+        paper_input=PaperInput("frames", (64, 64), source="001 Sec. III-D, Table II"),
+        training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=25, batch_size=32),
+        variants={
+            "plain": VariantPreset(
+                augmented=True,
+                description="the recipe's own brightness/contrast copies, frames as samples",
+            )
+        },
+        default_variant="plain",
+    )
+)

@@ -82,8 +82,9 @@ class Path3d(nn.Module):
     dense ReLU -> dropout.
     """
 
-    def __init__(self, config: HA3DConfig, shape: tuple[int, int, int], *,
-                 attention: bool, squeeze: bool) -> None:
+    def __init__(
+        self, config: HA3DConfig, shape: tuple[int, int, int], *, attention: bool, squeeze: bool
+    ) -> None:
         super().__init__()
         k, p = config.kernel, config.pool
         pooled = tuple(size // p for size in shape)
@@ -91,14 +92,20 @@ class Path3d(nn.Module):
             raise ValueError(f"a {shape} input is smaller than the {p}x{p}x{p} pooling")
         self.conv = nn.Conv3d(1, config.filters, k, padding=k // 2)
         self.pool = nn.MaxPool3d(p)
-        self.attention = (HybridAttention3d(pooled[0], config.spatial_kernel,
-                                            config.temporal_reduction)
-                          if attention else nn.Identity())
-        self.squeeze = (SqueezeExcite(config.filters, config.se_reduction, config.se_residual)
-                        if squeeze else nn.Identity())
+        self.attention = (
+            HybridAttention3d(pooled[0], config.spatial_kernel, config.temporal_reduction)
+            if attention
+            else nn.Identity()
+        )
+        self.squeeze = (
+            SqueezeExcite(config.filters, config.se_reduction, config.se_residual)
+            if squeeze
+            else nn.Identity()
+        )
         self.head = config.head
-        features = config.filters * (pooled[0] * pooled[1] * pooled[2]
-                                     if config.head == "flatten" else 1)
+        features = config.filters * (
+            pooled[0] * pooled[1] * pooled[2] if config.head == "flatten" else 1
+        )
         self.dense = nn.Sequential(*dense_layers(features, (config.dense,), config.dropout))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -114,17 +121,31 @@ class DualPath3DNet(MerModel):
     16 x 64 x 128). Output: logits (B, K).
     """
 
-    def __init__(self, config: HA3DConfig, n_classes: int,
-                 shapes: Mapping[str, tuple[int, int, int]], *, attention: bool,
-                 squeeze: Literal["none", "path", "merge"]) -> None:
+    def __init__(
+        self,
+        config: HA3DConfig,
+        n_classes: int,
+        shapes: Mapping[str, tuple[int, int, int]],
+        *,
+        attention: bool,
+        squeeze: Literal["none", "path", "merge"],
+    ) -> None:
         super().__init__()
         self.config = config
-        self.paths = nn.ModuleDict({
-            name: Path3d(config, tuple(shapes[name]), attention=attention,
-                         squeeze=squeeze == "path") for name in PATHS})
+        self.paths = nn.ModuleDict(
+            {
+                name: Path3d(
+                    config, tuple(shapes[name]), attention=attention, squeeze=squeeze == "path"
+                )
+                for name in PATHS
+            }
+        )
         merged = 2 * config.dense
-        self.merge_se = (SqueezeExcite(merged, config.se_reduction, config.se_residual)
-                         if squeeze == "merge" else nn.Identity())
+        self.merge_se = (
+            SqueezeExcite(merged, config.se_reduction, config.se_residual)
+            if squeeze == "merge"
+            else nn.Identity()
+        )
         self.classifier = classifier_head(merged, n_classes, config.merge_dense, config.dropout)
         apply_init(self, config.init)
 
@@ -141,36 +162,65 @@ _VARIANTS: dict[str, tuple[bool, Literal["none", "path", "merge"]]] = {
 }
 
 
-def build_dual_path(variant: str, config: HA3DConfig, n_classes: int,
-                    shapes: Mapping[str, tuple[int, ...]]) -> DualPath3DNet:
+def build_dual_path(
+    variant: str, config: HA3DConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
+) -> DualPath3DNet:
     """One of ``dp3dnet``, ``ha3dnet``, ``se3dnet``, ``ha3dsenet`` sized from the halves' shapes."""
     attention, squeeze = _VARIANTS[variant]
     return DualPath3DNet(config, n_classes, shapes, attention=attention, squeeze=squeeze)
 
 
 def _half(name: str) -> ArrayNeed:
-    return ArrayNeed(name, ("frame", "y_half", "x"),
-                     minimum=(("frame", 2), ("y_half", 2), ("x", 2)))
+    return ArrayNeed(
+        name, ("frame", "y_half", "x"), minimum=(("frame", 2), ("y_half", 2), ("x", 2))
+    )
 
 
-_TRAINING = TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=200, batch_size=80,
-                           selection="validation", validation_metric="uf1")
+_TRAINING = TrainingPreset(
+    lr=1e-3,
+    eps=KERAS_EPS,
+    epochs=200,
+    batch_size=80,
+    selection="validation",
+    validation_metric="uf1",
+)
 _TRAINING_VARIANTS = {
     "plain": VariantPreset(class_weights=True, description="class weights W_k = N/n_k"),
-    "augmented": VariantPreset(recipe="ha3d_aug", augmented=True, class_weights=True,
-                               description="augmented copies (recipe ha3d_aug) + class "
-                                           "weights, as in all of 002's experiments"),
+    "augmented": VariantPreset(
+        recipe="ha3d_aug",
+        augmented=True,
+        class_weights=True,
+        description="augmented copies (recipe ha3d_aug) + class "
+        "weights, as in all of 002's experiments",
+    ),
 }
 
-for _name, _title in (("dp3dnet", "Dual Path-3DNet (no attention)"),
-                      ("ha3dnet", "Hybrid Attention-3DNet (spatial + temporal per path)"),
-                      ("se3dnet", "SE Block-3DNet (squeeze-excitation per path)"),
-                      ("ha3dsenet", "Hybrid Attention-3DSENet (HA per path, SE after merge)")):
-    register_model(ModelSpec(
-        name=_name, paper="002 Hybrid Attention-3DNet", family="ha3d", recipe="ha3d",
-        description=_title, config_cls=HA3DConfig,
-        builder=lambda config, k, shapes, _name=_name: build_dual_path(_name, config, k, shapes),
-        needs=lambda config: (_half("upper"), _half("lower")),
-        paper_input=PaperInput("upper", (64, 128), min_frames=2,
-                               source="002 Sec. 3.1 and 3.3: 128x128 faces, 128x64 halves"),
-        training=_TRAINING, variants=_TRAINING_VARIANTS, default_variant="plain"))
+for _name, _title in (
+    ("dp3dnet", "Dual Path-3DNet (no attention)"),
+    ("ha3dnet", "Hybrid Attention-3DNet (spatial + temporal per path)"),
+    ("se3dnet", "SE Block-3DNet (squeeze-excitation per path)"),
+    ("ha3dsenet", "Hybrid Attention-3DSENet (HA per path, SE after merge)"),
+):
+    register_model(
+        ModelSpec(
+            name=_name,
+            paper="002 Hybrid Attention-3DNet",
+            family="ha3d",
+            recipe="ha3d",
+            description=_title,
+            config_cls=HA3DConfig,
+            builder=lambda config, k, shapes, _name=_name: build_dual_path(
+                _name, config, k, shapes
+            ),
+            needs=lambda config: (_half("upper"), _half("lower")),
+            paper_input=PaperInput(
+                "upper",
+                (64, 128),
+                min_frames=2,
+                source="002 Sec. 3.1 and 3.3: 128x128 faces, 128x64 halves",
+            ),
+            training=_TRAINING,
+            variants=_TRAINING_VARIANTS,
+            default_variant="plain",
+        )
+    )

@@ -74,8 +74,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, s, _ = x.shape
         q, k, v = self.qkv(x).reshape(n, s, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.out(y.transpose(1, 2).reshape(n, s, -1))
 
 
@@ -88,8 +89,13 @@ class TransformerLayer(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attention = SelfAttention(dim, config.heads, config.head_dim, config.dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(config.dropout),
-                                 nn.Linear(hidden, dim), nn.Dropout(config.dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(hidden, dim),
+            nn.Dropout(config.dropout),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.attention(self.norm1(x))
@@ -107,7 +113,7 @@ def to_blocks(x: Tensor, blocks: int) -> Tensor:
 def from_blocks(x: Tensor, batch: int, blocks: int) -> Tensor:
     """The inverse of :func:`to_blocks`: (B * blocks^2, s^2, D) -> (B, D, G, G)."""
     _, tokens, d = x.shape
-    s = int(round(tokens ** 0.5))
+    s = int(round(tokens**0.5))
     x = x.reshape(batch, blocks, blocks, s, s, d).permute(0, 5, 1, 3, 2, 4)
     return x.reshape(batch, d, blocks * s, blocks * s)
 
@@ -140,8 +146,10 @@ class HTNet(MerModel):
         levels = len(config.depths)
         grid, rest = divmod(height, config.patch)
         if height != width or rest or levels < 1 or grid % 2 ** (levels - 1):
-            raise ValueError(f"HTNet needs a square map whose side / patch ({config.patch}) "
-                             f"is divisible by {2 ** (levels - 1)}, got {height}x{width}")
+            raise ValueError(
+                f"HTNet needs a square map whose side / patch ({config.patch}) "
+                f"is divisible by {2 ** (levels - 1)}, got {height}x{width}"
+            )
         self.config = config
         self.input = ApexFlowInput(config.channels, config.normalise)
         self.embed = nn.Conv2d(len(config.channels), config.dim, config.patch, config.patch)
@@ -151,10 +159,10 @@ class HTNet(MerModel):
         self.aggregates = nn.ModuleList()
         for i, depth in enumerate(config.depths):
             side = (grid >> i) // self.blocks[i]
-            self.positions.append(nn.Parameter(
-                torch.randn(1, self.blocks[i] ** 2, side * side, config.dim) * 0.02))
-            self.levels.append(nn.Sequential(*(
-                TransformerLayer(config) for _ in range(depth))))
+            self.positions.append(
+                nn.Parameter(torch.randn(1, self.blocks[i] ** 2, side * side, config.dim) * 0.02)
+            )
+            self.levels.append(nn.Sequential(*(TransformerLayer(config) for _ in range(depth))))
             if i < levels - 1:
                 self.aggregates.append(Aggregate(config.dim))
         self.norm = nn.LayerNorm(config.dim)
@@ -162,11 +170,11 @@ class HTNet(MerModel):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         strain = self._input(inputs, "strain") if self.input.uses_strain else None
-        x = self.embed(self.input(self._input(inputs, "flow"), strain))   # (B, D, G, G)
+        x = self.embed(self.input(self._input(inputs, "flow"), strain))  # (B, D, G, G)
         batch = x.shape[0]
         for i, level in enumerate(self.levels):
             blocks = self.blocks[i]
-            tokens = to_blocks(x, blocks)                                 # (B*n, s^2, D)
+            tokens = to_blocks(x, blocks)  # (B*n, s^2, D)
             position = self.positions[i].expand(batch, -1, -1, -1).flatten(0, 1)
             x = from_blocks(level(tokens + position), batch, blocks)
             if i < len(self.aggregates):
@@ -178,20 +186,30 @@ class HTNet(MerModel):
         self.input.fit(inputs)
 
 
-def build_htnet(config: HTNetConfig, n_classes: int,
-                shapes: Mapping[str, tuple[int, ...]]) -> HTNet:
+def build_htnet(
+    config: HTNetConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
+) -> HTNet:
     """HTNet sized from the stored ``flow`` shape (T, H, W, 2)."""
     height, width = shapes["flow"][1:3]
     return HTNet(config, n_classes, height, width)
 
 
 # the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
-register_model(ModelSpec(
-    name="htnet", paper="HTNet (Wang et al. 2024)", family="htnet", recipe="htnet56",
-    description="Hierarchical transformer: local attention in four facial areas, then global.",
-    config_cls=HTNetConfig, builder=build_htnet, needs=apex_flow_needs,
-    paper_input=PaperInput("flow", (56, 56), min_frames=2,
-                           source="HTNet: four 28x28 areas tiled 56x56"),
-    training=TrainingPreset(lr=5e-5, eps=TORCH_EPS, epochs=800, batch_size=256),
-    variants={"plain": VariantPreset(description="the paper's network and input")},
-    default_variant="plain"))
+register_model(
+    ModelSpec(
+        name="htnet",
+        paper="HTNet (Wang et al. 2024)",
+        family="htnet",
+        recipe="htnet56",
+        description="Hierarchical transformer: local attention in four facial areas, then global.",
+        config_cls=HTNetConfig,
+        builder=build_htnet,
+        needs=apex_flow_needs,
+        paper_input=PaperInput(
+            "flow", (56, 56), min_frames=2, source="HTNet: four 28x28 areas tiled 56x56"
+        ),
+        training=TrainingPreset(lr=5e-5, eps=TORCH_EPS, epochs=800, batch_size=256),
+        variants={"plain": VariantPreset(description="the paper's network and input")},
+        default_variant="plain",
+    )
+)

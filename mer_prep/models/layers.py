@@ -15,8 +15,15 @@ from torch import Tensor, nn
 
 Init = Literal["keras", "torch"]
 
-_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
-             nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_WEIGHTED = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
 
 
 class MerModel(nn.Module):
@@ -26,8 +33,9 @@ class MerModel(nn.Module):
     dim. Subclasses implement ``forward``; the defaults below serve single-output models.
     """
 
-    def loss(self, inputs: Mapping[str, Tensor], targets: Tensor,
-             weight: Tensor | None = None) -> Tensor:
+    def loss(
+        self, inputs: Mapping[str, Tensor], targets: Tensor, weight: Tensor | None = None
+    ) -> Tensor:
         """Mean cross-entropy of ``forward(inputs)`` against int64 ``targets`` (B,).
 
         ``weight`` (K,) float32: optional per-class weights (W_k = N / n_k).
@@ -43,8 +51,9 @@ class MerModel(nn.Module):
         try:
             tensor = inputs[name]
         except KeyError:
-            raise KeyError(f"{type(self).__name__} needs input array {name!r}; "
-                           f"got {sorted(inputs)}") from None
+            raise KeyError(
+                f"{type(self).__name__} needs input array {name!r}; got {sorted(inputs)}"
+            ) from None
         param = next(self.parameters())
         return tensor.to(device=param.device, dtype=param.dtype)
 
@@ -160,8 +169,9 @@ class PooledBatchNorm3d(nn.BatchNorm3d):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.training and x.shape[0] * x[0, 0].numel() <= 1:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                False, 0.0, self.eps)
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
         return super().forward(x)
 
 
@@ -176,14 +186,17 @@ def dense_layers(in_features: int, widths: tuple[int, ...], dropout: float) -> l
     return layers
 
 
-def classifier_head(in_features: int, n_classes: int, hidden: int | tuple[int, ...],
-                    dropout: float) -> nn.Sequential:
+def classifier_head(
+    in_features: int, n_classes: int, hidden: int | tuple[int, ...], dropout: float
+) -> nn.Sequential:
     """The dense classifier most families end with: :func:`dense_layers` of ``hidden`` (one
     width or several) then ``Linear(hidden[-1], n_classes)``; (B, in_features) -> logits (B, K).
     E.g. ``classifier_head(f, K, 128, 0.5)``: dense 128 ReLU -> dropout 0.5 -> dense K."""
     widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-    return nn.Sequential(*dense_layers(in_features, widths, dropout),
-                         nn.Linear(widths[-1] if widths else in_features, n_classes))
+    return nn.Sequential(
+        *dense_layers(in_features, widths, dropout),
+        nn.Linear(widths[-1] if widths else in_features, n_classes),
+    )
 
 
 def flatten_features(x: Tensor, head: Literal["flatten", "gap"]) -> Tensor:

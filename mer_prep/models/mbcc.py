@@ -58,16 +58,20 @@ class MBCCConfig(BaseModel):
     @model_validator(mode="after")
     def _one_frame_for_frame_unit(self) -> MBCCConfig:
         if self.unit == "frame" and self.inputs != "apex":
-            raise ValueError(f"unit='frame' feeds one frame to both branches: inputs must be "
-                             f"'apex', not {self.inputs!r}")
+            raise ValueError(
+                f"unit='frame' feeds one frame to both branches: inputs must be "
+                f"'apex', not {self.inputs!r}"
+            )
         return self
 
 
 def _branch(kernel: int, filters: tuple[int, int]) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(1, filters[0], kernel, padding=kernel // 2), nn.ReLU(inplace=True),
+        nn.Conv2d(1, filters[0], kernel, padding=kernel // 2),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
-        nn.Conv2d(filters[0], filters[1], kernel, padding=kernel // 2), nn.ReLU(inplace=True),
+        nn.Conv2d(filters[0], filters[1], kernel, padding=kernel // 2),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
         nn.Flatten(),
     )
@@ -94,15 +98,19 @@ class MBCC(MerModel):
     def _branch_inputs(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         if self.config.unit == "frame":
             if frames.shape[1] != 1:
-                raise ValueError(f"MBCC with unit='frame' takes one frame per row (B, 1, H, W), "
-                                 f"got {tuple(frames.shape)}: expand the clips into frames")
+                raise ValueError(
+                    f"MBCC with unit='frame' takes one frame per row (B, 1, H, W), "
+                    f"got {tuple(frames.shape)}: expand the clips into frames"
+                )
             return frames, frames
         apex = frames[:, 1:2] if frames.shape[1] > 1 else frames[:, :1]
         if self.config.inputs == "apex":
             return apex, apex
         if frames.shape[1] < 2:
-            raise ValueError(f"MBCC inputs={self.config.inputs!r} needs onset and apex frames, "
-                             f"got {tuple(frames.shape)}")
+            raise ValueError(
+                f"MBCC inputs={self.config.inputs!r} needs onset and apex frames, "
+                f"got {tuple(frames.shape)}"
+            )
         onset = frames[:, :1]
         if self.config.inputs == "onset_apex":
             return onset, apex
@@ -114,8 +122,7 @@ class MBCC(MerModel):
         return self.classifier(features)
 
 
-def build_mbcc(config: MBCCConfig, n_classes: int,
-               shapes: Mapping[str, tuple[int, ...]]) -> MBCC:
+def build_mbcc(config: MBCCConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]) -> MBCC:
     """MBCC sized from the stored ``frames`` shape (T, H, W)."""
     height, width = shapes["frames"][-2:]
     return MBCC(config, n_classes, height, width)
@@ -126,22 +133,35 @@ def _needs(config: MBCCConfig) -> tuple[ArrayNeed, ...]:
     return (frames_need(min_frames=2 if two else 1, min_size=4),)
 
 
-register_model(ModelSpec(
-    name="mbcc", paper="000 MBCC-CNN", family="mbcc", recipe="mbcc64",
-    description="Two parallel 2-D branches (3x3, 5x5) over the apex (or onset and apex).",
-    config_cls=MBCCConfig, builder=build_mbcc, needs=_needs,
-    unit_of=lambda config: config.unit, frame_unit_skips_onset=True,
-    paper_input=PaperInput("frames", (64, 64), source="000 Sec. 3.1 and Fig. 7"),
-    training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=20,
-                            batch_size=32),  # 000 gives none: Keras' fit() default
-    variants={
-        "apex": VariantPreset(description="the apex frame into both branches"),
-        "onset_apex": VariantPreset({"inputs": "onset_apex"},
-                                    description="onset into 3x3, apex into 5x5"),
-        "difference": VariantPreset({"inputs": "difference"},
-                                    description="apex - onset into both branches"),
-        "frames": VariantPreset({"unit": "frame"},
-                                description="single images as samples, as the paper "
-                                            "(every frame after the onset)"),
-    },
-    default_variant="apex"))
+register_model(
+    ModelSpec(
+        name="mbcc",
+        paper="000 MBCC-CNN",
+        family="mbcc",
+        recipe="mbcc64",
+        description="Two parallel 2-D branches (3x3, 5x5) over the apex (or onset and apex).",
+        config_cls=MBCCConfig,
+        builder=build_mbcc,
+        needs=_needs,
+        unit_of=lambda config: config.unit,
+        frame_unit_skips_onset=True,
+        paper_input=PaperInput("frames", (64, 64), source="000 Sec. 3.1 and Fig. 7"),
+        training=TrainingPreset(
+            lr=1e-3, eps=KERAS_EPS, epochs=20, batch_size=32
+        ),  # 000 gives none: Keras' fit() default
+        variants={
+            "apex": VariantPreset(description="the apex frame into both branches"),
+            "onset_apex": VariantPreset(
+                {"inputs": "onset_apex"}, description="onset into 3x3, apex into 5x5"
+            ),
+            "difference": VariantPreset(
+                {"inputs": "difference"}, description="apex - onset into both branches"
+            ),
+            "frames": VariantPreset(
+                {"unit": "frame"},
+                description="single images as samples, as the paper (every frame after the onset)",
+            ),
+        },
+        default_variant="apex",
+    )
+)

@@ -61,8 +61,7 @@ class MER3DCNN(MerModel):
     masked). Output: logits (B, K).
     """
 
-    def __init__(self, config: MER3DCNNConfig, n_classes: int,
-                 shape: tuple[int, int, int]) -> None:
+    def __init__(self, config: MER3DCNNConfig, n_classes: int, shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.config = config
         k, p = config.kernel, config.pool
@@ -72,8 +71,9 @@ class MER3DCNN(MerModel):
         self.conv = nn.Conv3d(1, config.filters, k, padding=k // 2)
         self.pool = nn.MaxPool3d(p)
         self.dropout = nn.Dropout(config.dropout)
-        features = config.filters * (pooled[0] * pooled[1] * pooled[2]
-                                     if config.head == "flatten" else 1)
+        features = config.filters * (
+            pooled[0] * pooled[1] * pooled[2] if config.head == "flatten" else 1
+        )
         self.classifier = classifier_head(features, n_classes, config.dense, config.dropout)
         apply_init(self, config.init)
 
@@ -85,26 +85,40 @@ class MER3DCNN(MerModel):
         return self.classifier(flatten_features(x, self.config.head))
 
 
-def build_mer3dcnn(config: MER3DCNNConfig, n_classes: int,
-                   shapes: Mapping[str, tuple[int, ...]]) -> MER3DCNN:
+def build_mer3dcnn(
+    config: MER3DCNNConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
+) -> MER3DCNN:
     """3DCNN sized from the stored ``frames`` shape (T, H, W)."""
     return MER3DCNN(config, n_classes, tuple(shapes["frames"]))
 
 
-register_model(ModelSpec(
-    name="mer3dcnn", paper="004 DACWB-3DCNN", family="mer3dcnn", recipe="dacwb3d",
-    description="Single-path 3-D CNN (conv 64, pool, dense 128).",
-    config_cls=MER3DCNNConfig, builder=build_mer3dcnn,
-    needs=lambda config: (frames_need(min_frames=2),),
-    paper_input=PaperInput("frames", (128, 128), min_frames=2,
-                           source="004 Methodology: 128x128 frames"),
-    training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=50, batch_size=32),
-    variants={
-        "plain": VariantPreset(description="MER-3DCNNST"),
-        "da": VariantPreset(recipe="dacwb3d_aug", augmented=True,
-                            description="MER-DA3DCNNST: augmented copies"),
-        "scb": VariantPreset(smote=True, description="MER-SCB3DCNNST: SMOTE"),
-        "dacwb": VariantPreset(recipe="dacwb3d_aug", augmented=True, class_weights=True,
-                               description="MER-DACWB3DCNNST: augmented + class weights"),
-    },
-    default_variant="plain"))
+register_model(
+    ModelSpec(
+        name="mer3dcnn",
+        paper="004 DACWB-3DCNN",
+        family="mer3dcnn",
+        recipe="dacwb3d",
+        description="Single-path 3-D CNN (conv 64, pool, dense 128).",
+        config_cls=MER3DCNNConfig,
+        builder=build_mer3dcnn,
+        needs=lambda config: (frames_need(min_frames=2),),
+        paper_input=PaperInput(
+            "frames", (128, 128), min_frames=2, source="004 Methodology: 128x128 frames"
+        ),
+        training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=50, batch_size=32),
+        variants={
+            "plain": VariantPreset(description="MER-3DCNNST"),
+            "da": VariantPreset(
+                recipe="dacwb3d_aug", augmented=True, description="MER-DA3DCNNST: augmented copies"
+            ),
+            "scb": VariantPreset(smote=True, description="MER-SCB3DCNNST: SMOTE"),
+            "dacwb": VariantPreset(
+                recipe="dacwb3d_aug",
+                augmented=True,
+                class_weights=True,
+                description="MER-DACWB3DCNNST: augmented + class weights",
+            ),
+        },
+        default_variant="plain",
+    )
+)

@@ -94,8 +94,11 @@ class MSRes3DConfig(BaseModel):
 
 
 def _head(channels: int, hidden: int, dropout: float, n_classes: int) -> nn.Sequential:
-    return nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(),
-                         *classifier_head(channels, n_classes, hidden, dropout))
+    return nn.Sequential(
+        nn.AdaptiveAvgPool3d(1),
+        nn.Flatten(),
+        *classifier_head(channels, n_classes, hidden, dropout),
+    )
 
 
 class MSRes3D(MerModel):
@@ -114,28 +117,47 @@ class MSRes3D(MerModel):
         stem = max(4, round(64 * config.width))
         self.stem = nn.Sequential(
             nn.Conv3d(3 if config.strain else 2, stem, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False),
-            nn.BatchNorm3d(stem), nn.ReLU(inplace=True), nn.MaxPool3d(3, 2, 1))
+            nn.BatchNorm3d(stem),
+            nn.ReLU(inplace=True),
+            nn.MaxPool3d(3, 2, 1),
+        )
         frames = conv_out(shape[0], 3, 2, 1)
-        self.attention = (HybridAttention3d(frames, config.spatial_kernel,
-                                            config.temporal_reduction)
-                          if config.attention else nn.Identity())
+        self.attention = (
+            HybridAttention3d(frames, config.spatial_kernel, config.temporal_reduction)
+            if config.attention
+            else nn.Identity()
+        )
         planes = [max(4, round(p * config.width)) for p in BASE_PLANES]
         channels = [p * block.expansion for p in planes]
         inputs = [stem, *channels[:3]]
-        self.stages = nn.ModuleList([
-            make_stage(block, cin, p, n, 1 if i == 0 else 2)
-            for i, (cin, p, n) in enumerate(zip(inputs, planes, config.depth))])
-        self.multiscale = nn.ModuleList([
-            rc(c, max(1, round(c * config.rc_width)), config.rc_weight_init, config.rc_residual)
-            for rc, c in zip((RC1, RC2, RC3), channels[:3])])
+        self.stages = nn.ModuleList(
+            [
+                make_stage(block, cin, p, n, 1 if i == 0 else 2)
+                for i, (cin, p, n) in enumerate(zip(inputs, planes, config.depth))
+            ]
+        )
+        self.multiscale = nn.ModuleList(
+            [
+                rc(c, max(1, round(c * config.rc_width)), config.rc_weight_init, config.rc_residual)
+                for rc, c in zip((RC1, RC2, RC3), channels[:3])
+            ]
+        )
         # up[i] maps block i+3's channels to block i+2's (i = 0..2); aff[i] fuses at block i+2.
-        self.up = nn.ModuleList([Upsample3d(channels[i + 1], channels[i], config.deconv_kernel)
-                                 for i in range(3)])
-        self.fuse = nn.ModuleList([IterativeAFF(channels[i], config.cam_reduction,
-                                                config.aff_iterations) for i in range(3)])
-        self.heads = nn.ModuleList([
-            _head(c, config.head_hidden, config.head_dropout, n_classes)
-            for c in (channels[3], channels[2], channels[1], channels[0])])
+        self.up = nn.ModuleList(
+            [Upsample3d(channels[i + 1], channels[i], config.deconv_kernel) for i in range(3)]
+        )
+        self.fuse = nn.ModuleList(
+            [
+                IterativeAFF(channels[i], config.cam_reduction, config.aff_iterations)
+                for i in range(3)
+            ]
+        )
+        self.heads = nn.ModuleList(
+            [
+                _head(c, config.head_hidden, config.head_dropout, n_classes)
+                for c in (channels[3], channels[2], channels[1], channels[0])
+            ]
+        )
         self.register_buffer("flow_scale", torch.tensor(1.0))
         self.register_buffer("strain_scale", torch.tensor(1.0))
         apply_init(self, config.init)
@@ -157,10 +179,10 @@ class MSRes3D(MerModel):
             x = stage(x)
             if i < 3:
                 x = self.multiscale[i](x)
-            blocks.append(x)                        # X2, X3, X4, X5
+            blocks.append(x)  # X2, X3, X4, X5
         outputs = [blocks[3]]
         higher = blocks[3]
-        for i in (2, 1, 0):                         # fuse at X4, X3, X2
+        for i in (2, 1, 0):  # fuse at X4, X3, X2
             lower = blocks[i]
             fused = self.fuse[i](self.up[i](higher, lower.shape[2:]), lower)
             outputs.append(fused)
@@ -172,8 +194,9 @@ class MSRes3D(MerModel):
         log_probs = torch.stack([F.log_softmax(h, dim=1) for h in self.forward_heads(inputs)])
         return torch.logsumexp(log_probs, dim=0) - math.log(log_probs.shape[0])
 
-    def loss(self, inputs: Mapping[str, Tensor], targets: Tensor,
-             weight: Tensor | None = None) -> Tensor:
+    def loss(
+        self, inputs: Mapping[str, Tensor], targets: Tensor, weight: Tensor | None = None
+    ) -> Tensor:
         """Sum of the four heads' (optionally class-weighted) mean cross-entropies."""
         return sum(F.cross_entropy(h, targets, weight=weight) for h in self.forward_heads(inputs))
 
@@ -186,12 +209,12 @@ class MSRes3D(MerModel):
         for name in names:
             values = inputs[name].detach().to(torch.float64)
             std = float(values.std()) if values.numel() > 1 else 0.0
-            getattr(self, f"{name}_scale").fill_(std if math.isfinite(std) and std > 1e-12
-                                                 else 1.0)
+            getattr(self, f"{name}_scale").fill_(std if math.isfinite(std) and std > 1e-12 else 1.0)
 
 
-def build_msres3d(config: MSRes3DConfig, n_classes: int,
-                  shapes: Mapping[str, tuple[int, ...]]) -> MSRes3D:
+def build_msres3d(
+    config: MSRes3DConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
+) -> MSRes3D:
     """MSRes3D sized from the stored ``flow`` shape (T, H, W, 2)."""
     return MSRes3D(config, n_classes, tuple(shapes["flow"][:3]))
 
@@ -203,17 +226,31 @@ def _needs(config: MSRes3DConfig) -> tuple[ArrayNeed, ...]:
     return flow, ArrayNeed("strain", ("frame", "y", "x"), same_grid_as="flow")
 
 
-register_model(ModelSpec(
-    name="msres3d", paper="003 multi-scale 3D-ResNet50", family="msres3d", recipe="msres3d",
-    description="Multi-scale 3-D ResNet on optical flow with four fused heads.",
-    config_cls=MSRes3DConfig, builder=build_msres3d, needs=_needs,
-    paper_input=PaperInput("flow", (134, 134), min_frames=4, source="003 Sec. 3.3.1: 134x134x16"),
-    training=TrainingPreset(lr=1e-5, eps=TORCH_EPS, epochs=100,
-                            batch_size=8),  # 003 gives none: our choice
-    variants={
-        "plain": VariantPreset(description="flow u, v"),
-        "strain": VariantPreset({"strain": True}, description="flow u, v + strain"),
-        "augmented": VariantPreset(recipe="msres3d_aug", augmented=True,
-                                   description="paper 003's box-shift and flip copies"),
-    },
-    default_variant="plain"))
+register_model(
+    ModelSpec(
+        name="msres3d",
+        paper="003 multi-scale 3D-ResNet50",
+        family="msres3d",
+        recipe="msres3d",
+        description="Multi-scale 3-D ResNet on optical flow with four fused heads.",
+        config_cls=MSRes3DConfig,
+        builder=build_msres3d,
+        needs=_needs,
+        paper_input=PaperInput(
+            "flow", (134, 134), min_frames=4, source="003 Sec. 3.3.1: 134x134x16"
+        ),
+        training=TrainingPreset(
+            lr=1e-5, eps=TORCH_EPS, epochs=100, batch_size=8
+        ),  # 003 gives none: our choice
+        variants={
+            "plain": VariantPreset(description="flow u, v"),
+            "strain": VariantPreset({"strain": True}, description="flow u, v + strain"),
+            "augmented": VariantPreset(
+                recipe="msres3d_aug",
+                augmented=True,
+                description="paper 003's box-shift and flip copies",
+            ),
+        },
+        default_variant="plain",
+    )
+)

@@ -25,9 +25,11 @@ def _triple(kernel: Kernel) -> tuple[int, int, int]:
 def conv_bn_relu(cin: int, cout: int, kernel: Kernel = 1, stride: int = 1) -> nn.Sequential:
     """Conv3d (same padding for odd kernels, no bias) -> BatchNorm3d -> ReLU."""
     k = _triple(kernel)
-    return nn.Sequential(nn.Conv3d(cin, cout, k, stride, padding=tuple(s // 2 for s in k),
-                                   bias=False),
-                         nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, k, stride, padding=tuple(s // 2 for s in k), bias=False),
+        nn.BatchNorm3d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
@@ -71,8 +73,9 @@ class Bottleneck3d(nn.Module):
         return F.relu(self.bn(self.expand(self.conv(self.reduce(x)))) + self.shortcut(x))
 
 
-def make_stage(block: type[BasicBlock3d | Bottleneck3d], cin: int, planes: int,
-               blocks: int, stride: int) -> nn.Sequential:
+def make_stage(
+    block: type[BasicBlock3d | Bottleneck3d], cin: int, planes: int, blocks: int, stride: int
+) -> nn.Sequential:
     """``blocks`` residual blocks, the first one strided."""
     layers = [block(cin, planes, stride)]
     layers += [block(planes * block.expansion, planes) for _ in range(blocks - 1)]
@@ -96,8 +99,11 @@ class GlobalBranch(nn.Module):
 
 def _factorised(cin: int, cout: int, size: int) -> list[nn.Module]:
     """A size^3 kernel as 1x1xs, 1xsx1, sx1x1 convolutions (W, H, then T)."""
-    return [conv_bn_relu(cin, cout, (1, 1, size)), conv_bn_relu(cout, cout, (1, size, 1)),
-            conv_bn_relu(cout, cout, (size, 1, 1))]
+    return [
+        conv_bn_relu(cin, cout, (1, 1, size)),
+        conv_bn_relu(cout, cout, (1, size, 1)),
+        conv_bn_relu(cout, cout, (size, 1, 1)),
+    ]
 
 
 class _MultiScale(nn.Module):
@@ -105,8 +111,9 @@ class _MultiScale(nn.Module):
     scalars (Eq. 3.8/3.9: K = sum alpha_i X_i), projected back to C by 1x1x1 conv + BN + ReLU,
     optionally added to the input (``residual``)."""
 
-    def __init__(self, channels: int, width: int, outputs: int, weight_init: float,
-                 residual: bool) -> None:
+    def __init__(
+        self, channels: int, width: int, outputs: int, weight_init: float, residual: bool
+    ) -> None:
         super().__init__()
         self.fusion = nn.Parameter(torch.full((outputs,), float(weight_init)))
         self.project = conv_bn_relu(width, channels, 1)
@@ -125,13 +132,17 @@ class _MultiScale(nn.Module):
 class RC1(_MultiScale):
     """RC1: 1x1x1 | 1x1x1 -> 3x3x3 | 1x1x1 -> 3x3x3 -> 3x3x3 | global pool (4 outputs)."""
 
-    def __init__(self, channels: int, width: int, weight_init: float = 0.25,
-                 residual: bool = False) -> None:
+    def __init__(
+        self, channels: int, width: int, weight_init: float = 0.25, residual: bool = False
+    ) -> None:
         super().__init__(channels, width, 4, weight_init, residual)
         self.point = conv_bn_relu(channels, width, 1)
         self.conv3 = nn.Sequential(conv_bn_relu(channels, width, 1), conv_bn_relu(width, width, 3))
-        self.conv5 = nn.Sequential(conv_bn_relu(channels, width, 1), conv_bn_relu(width, width, 3),
-                                   conv_bn_relu(width, width, 3))
+        self.conv5 = nn.Sequential(
+            conv_bn_relu(channels, width, 1),
+            conv_bn_relu(width, width, 3),
+            conv_bn_relu(width, width, 3),
+        )
         self.pooled = GlobalBranch(channels, width)
 
     def branch_outputs(self, x: Tensor) -> Sequence[Tensor]:
@@ -141,13 +152,17 @@ class RC1(_MultiScale):
 class RC2(_MultiScale):
     """RC2: 1x1x1 | 1x1x1 -> factorised 7^3 | 1x1x1 -> two factorised 7^3 (~9^3) | global pool."""
 
-    def __init__(self, channels: int, width: int, weight_init: float = 0.25,
-                 residual: bool = False) -> None:
+    def __init__(
+        self, channels: int, width: int, weight_init: float = 0.25, residual: bool = False
+    ) -> None:
         super().__init__(channels, width, 4, weight_init, residual)
         self.point = conv_bn_relu(channels, width, 1)
         self.conv7 = nn.Sequential(conv_bn_relu(channels, width, 1), *_factorised(width, width, 7))
-        self.conv9 = nn.Sequential(conv_bn_relu(channels, width, 1), *_factorised(width, width, 7),
-                                   *_factorised(width, width, 7))
+        self.conv9 = nn.Sequential(
+            conv_bn_relu(channels, width, 1),
+            *_factorised(width, width, 7),
+            *_factorised(width, width, 7),
+        )
         self.pooled = GlobalBranch(channels, width)
 
     def branch_outputs(self, x: Tensor) -> Sequence[Tensor]:
@@ -159,8 +174,9 @@ class _Directions(nn.Module):
 
     def __init__(self, width: int) -> None:
         super().__init__()
-        self.convs = nn.ModuleList([conv_bn_relu(width, width, k)
-                                    for k in ((1, 1, 3), (1, 3, 1), (3, 1, 1))])
+        self.convs = nn.ModuleList(
+            [conv_bn_relu(width, width, k) for k in ((1, 1, 3), (1, 3, 1), (3, 1, 1))]
+        )
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return [conv(x) for conv in self.convs]
@@ -173,8 +189,9 @@ class RC3(_MultiScale):
     1x1x1 -> three directional convs (3 outputs); branch 3: 1x1x1; branch 4: global pool.
     """
 
-    def __init__(self, channels: int, width: int, weight_init: float = 0.25,
-                 residual: bool = False) -> None:
+    def __init__(
+        self, channels: int, width: int, weight_init: float = 0.25, residual: bool = False
+    ) -> None:
         super().__init__(channels, width, 8, weight_init, residual)
         self.large = nn.Sequential(conv_bn_relu(channels, width, 1), *_factorised(width, width, 3))
         self.large_directions = _Directions(width)
@@ -184,8 +201,12 @@ class RC3(_MultiScale):
         self.pooled = GlobalBranch(channels, width)
 
     def branch_outputs(self, x: Tensor) -> Sequence[Tensor]:
-        return [*self.large_directions(self.large(x)), *self.small_directions(self.small(x)),
-                self.point(x), self.pooled(x)]
+        return [
+            *self.large_directions(self.large(x)),
+            *self.small_directions(self.small(x)),
+            self.point(x),
+            self.pooled(x),
+        ]
 
 
 class ChannelAttention3d(nn.Module):
@@ -197,17 +218,21 @@ class ChannelAttention3d(nn.Module):
         hidden = max(1, channels // reduction)
 
         def mlp() -> nn.Sequential:
-            return nn.Sequential(nn.Conv3d(channels, hidden, 1, bias=False),
-                                 PooledBatchNorm3d(hidden), nn.ReLU(inplace=True),
-                                 nn.Conv3d(hidden, channels, 1, bias=False),
-                                 PooledBatchNorm3d(channels))
+            return nn.Sequential(
+                nn.Conv3d(channels, hidden, 1, bias=False),
+                PooledBatchNorm3d(hidden),
+                nn.ReLU(inplace=True),
+                nn.Conv3d(hidden, channels, 1, bias=False),
+                PooledBatchNorm3d(channels),
+            )
 
         self.average = mlp()
         self.maximum = mlp()
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.sigmoid(self.average(F.adaptive_avg_pool3d(x, 1))
-                             + self.maximum(F.adaptive_max_pool3d(x, 1)))
+        return torch.sigmoid(
+            self.average(F.adaptive_avg_pool3d(x, 1)) + self.maximum(F.adaptive_max_pool3d(x, 1))
+        )
 
 
 class IterativeAFF(nn.Module):
@@ -216,8 +241,9 @@ class IterativeAFF(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 4, iterations: int = 2) -> None:
         super().__init__()
-        self.attentions = nn.ModuleList([ChannelAttention3d(channels, reduction)
-                                         for _ in range(iterations)])
+        self.attentions = nn.ModuleList(
+            [ChannelAttention3d(channels, reduction) for _ in range(iterations)]
+        )
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         z = x + y
@@ -229,7 +255,7 @@ class IterativeAFF(nn.Module):
 
 def match_size(x: Tensor, size: Sequence[int]) -> Tensor:
     """Crop (from the end) or zero-pad (at the end) the T, H, W dims of ``x`` to ``size``."""
-    x = x[..., :size[0], :size[1], :size[2]]
+    x = x[..., : size[0], : size[1], : size[2]]
     pad: list[int] = []
     for have, want in zip(reversed(x.shape[2:]), reversed(tuple(size))):
         pad += [0, want - have]
@@ -242,8 +268,9 @@ class Upsample3d(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel: int = 2) -> None:
         super().__init__()
-        self.deconv = nn.ConvTranspose3d(cin, cout, kernel, stride=2, padding=(kernel - 1) // 2,
-                                         bias=False)
+        self.deconv = nn.ConvTranspose3d(
+            cin, cout, kernel, stride=2, padding=(kernel - 1) // 2, bias=False
+        )
         self.bn = nn.BatchNorm3d(cout)
 
     def forward(self, x: Tensor, size: Sequence[int]) -> Tensor:

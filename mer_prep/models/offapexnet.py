@@ -52,9 +52,11 @@ class OFFApexNetConfig(BaseModel):
 
 def _stream(filters: tuple[int, int], kernel: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(1, filters[0], kernel, padding=kernel // 2), nn.ReLU(inplace=True),
+        nn.Conv2d(1, filters[0], kernel, padding=kernel // 2),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
-        nn.Conv2d(filters[0], filters[1], kernel, padding=kernel // 2), nn.ReLU(inplace=True),
+        nn.Conv2d(filters[0], filters[1], kernel, padding=kernel // 2),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
         nn.Flatten(),
     )
@@ -67,23 +69,22 @@ class OFFApexNet(MerModel):
     T = 2, H = W = 28); ``strain`` is not read. Output: logits (B, K).
     """
 
-    def __init__(self, config: OFFApexNetConfig, n_classes: int, height: int,
-                 width: int) -> None:
+    def __init__(self, config: OFFApexNetConfig, n_classes: int, height: int, width: int) -> None:
         super().__init__()
         if height < 4 or width < 4:
-            raise ValueError(f"OFF-ApexNet needs maps of at least 4x4 pixels, got "
-                             f"{height}x{width}")
+            raise ValueError(f"OFF-ApexNet needs maps of at least 4x4 pixels, got {height}x{width}")
         self.config = config
         self.input = ApexFlowInput(("u", "v"), config.normalise)
         self.stream_u = _stream(config.filters, config.kernel)
         self.stream_v = _stream(config.filters, config.kernel)
         features = 2 * config.filters[1] * (height // 4) * (width // 4)
-        self.classifier = classifier_head(features, n_classes, (config.dense, config.dense),
-                                          config.dropout)
+        self.classifier = classifier_head(
+            features, n_classes, (config.dense, config.dense), config.dropout
+        )
         apply_init(self, config.init)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        uv = self.input(self._input(inputs, "flow"), None)                # (B, 2, H, W)
+        uv = self.input(self._input(inputs, "flow"), None)  # (B, 2, H, W)
         features = torch.cat([self.stream_u(uv[:, :1]), self.stream_v(uv[:, 1:])], dim=1)
         return self.classifier(features)
 
@@ -92,20 +93,28 @@ class OFFApexNet(MerModel):
         self.input.fit(inputs)
 
 
-def build_offapexnet(config: OFFApexNetConfig, n_classes: int,
-                     shapes: Mapping[str, tuple[int, ...]]) -> OFFApexNet:
+def build_offapexnet(
+    config: OFFApexNetConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
+) -> OFFApexNet:
     """OFF-ApexNet sized from the stored ``flow`` shape (T, H, W, 2)."""
     height, width = shapes["flow"][1:3]
     return OFFApexNet(config, n_classes, height, width)
 
 
 # the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
-register_model(ModelSpec(
-    name="offapexnet", paper="OFF-ApexNet (Gan et al. 2019)", family="offapexnet",
-    recipe="ststnet28",
-    description="Two CNN streams over apex u and v, two dense 1024 layers.",
-    config_cls=OFFApexNetConfig, builder=build_offapexnet, needs=apex_flow_needs,
-    paper_input=PaperInput("flow", (28, 28), min_frames=2, source="OFF-ApexNet: 28x28 u and v"),
-    training=TrainingPreset(lr=1e-4, eps=TORCH_EPS, epochs=3000, batch_size=256),
-    variants={"plain": VariantPreset(description="the paper's network and input")},
-    default_variant="plain"))
+register_model(
+    ModelSpec(
+        name="offapexnet",
+        paper="OFF-ApexNet (Gan et al. 2019)",
+        family="offapexnet",
+        recipe="ststnet28",
+        description="Two CNN streams over apex u and v, two dense 1024 layers.",
+        config_cls=OFFApexNetConfig,
+        builder=build_offapexnet,
+        needs=apex_flow_needs,
+        paper_input=PaperInput("flow", (28, 28), min_frames=2, source="OFF-ApexNet: 28x28 u and v"),
+        training=TrainingPreset(lr=1e-4, eps=TORCH_EPS, epochs=3000, batch_size=256),
+        variants={"plain": VariantPreset(description="the paper's network and input")},
+        default_variant="plain",
+    )
+)

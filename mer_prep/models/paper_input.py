@@ -62,8 +62,13 @@ class PaperInput:
         return f"{self.array} with {', '.join(found)}"
 
 
-def input_problem(model: str, paper_input: PaperInput | None, recipe: str,
-                  store_recipe: str, arrays: Mapping[str, ArrayInfo]) -> str | None:
+def input_problem(
+    model: str,
+    paper_input: PaperInput | None,
+    recipe: str,
+    store_recipe: str,
+    arrays: Mapping[str, ArrayInfo],
+) -> str | None:
     """The one-line refusal for a store far from ``model``'s paper input, or None.
 
     recipe: the built-in recipe that makes the paper's input; store_recipe: the store's own.
@@ -73,7 +78,9 @@ def input_problem(model: str, paper_input: PaperInput | None, recipe: str,
     problem = paper_input.problem(arrays)
     if problem is None:
         return None
-    return (f"model {model} is built for {paper_input.describe()}; the store's recipe "
-            f"{store_recipe} has {problem} (sides within {paper_input.tolerance:g}x of the "
-            f"paper's fit, fewer frames do not): "
-            f"preprocess with recipe {recipe} (`mer-prep run DATASET --recipe {recipe}`)")
+    return (
+        f"model {model} is built for {paper_input.describe()}; the store's recipe "
+        f"{store_recipe} has {problem} (sides within {paper_input.tolerance:g}x of the "
+        f"paper's fit, fewer frames do not): "
+        f"preprocess with recipe {recipe} (`mer-prep run DATASET --recipe {recipe}`)"
+    )

@@ -71,8 +71,10 @@ class ArrayNeed:
             other = arrays[self.same_grid_as][1]
             common = min(len(other), len(shape))
             if tuple(shape[:common]) != tuple(other[:common]):
-                return f"{self.name} {_shape(shape)} is not on the grid of " \
-                       f"{self.same_grid_as} {_shape(other)}"
+                return (
+                    f"{self.name} {_shape(shape)} is not on the grid of "
+                    f"{self.same_grid_as} {_shape(other)}"
+                )
         return None
 
 
@@ -120,8 +122,17 @@ class VariantPreset:
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
 
     def __reduce__(self):
-        return (VariantPreset, (dict(self.overrides), self.recipe, self.augmented, self.smote,
-                                self.class_weights, self.description))
+        return (
+            VariantPreset,
+            (
+                dict(self.overrides),
+                self.recipe,
+                self.augmented,
+                self.smote,
+                self.class_weights,
+                self.description,
+            ),
+        )
 
 
 Builder = Callable[[Any, int, Mapping[str, tuple[int, ...]]], nn.Module]
@@ -160,14 +171,17 @@ class ModelSpec:
             return (get_model, (self.name,))
         return super().__reduce__()
 
-    def config(self, overrides: Mapping[str, Any] | None = None, *,
-               variant: str | None = None) -> BaseModel:
+    def config(
+        self, overrides: Mapping[str, Any] | None = None, *, variant: str | None = None
+    ) -> BaseModel:
         """The config of ``variant`` (its overrides) updated by ``overrides``, validated."""
         values: dict[str, Any] = {}
         if variant is not None:
             if variant not in self.variants:
-                raise UnknownModelError(f"model {self.name} has no variant {variant!r}; valid: "
-                                        f"{', '.join(self.variants)}")
+                raise UnknownModelError(
+                    f"model {self.name} has no variant {variant!r}; valid: "
+                    f"{', '.join(self.variants)}"
+                )
             values.update(self.variants[variant].overrides)
         values.update(overrides or {})
         return self.config_cls(**values)
@@ -179,8 +193,10 @@ class ModelSpec:
         if isinstance(config, self.config_cls):
             return config
         if isinstance(config, BaseModel):
-            raise TypeError(f"model {self.name} takes a {self.config_cls.__name__}, "
-                            f"not a {type(config).__name__}")
+            raise TypeError(
+                f"model {self.name} takes a {self.config_cls.__name__}, "
+                f"not a {type(config).__name__}"
+            )
         return self.config_cls(**dict(config))
 
     @property
@@ -188,8 +204,9 @@ class ModelSpec:
         """The arrays the default config needs."""
         return self.needs(self.config_cls())
 
-    def required_inputs(self, config: BaseModel | Mapping[str, Any] | None = None
-                        ) -> tuple[ArrayNeed, ...]:
+    def required_inputs(
+        self, config: BaseModel | Mapping[str, Any] | None = None
+    ) -> tuple[ArrayNeed, ...]:
         """The arrays ``config`` needs (e.g. msres3d needs ``strain`` only with strain=True)."""
         return self.needs(self.resolve(config))
 
@@ -198,8 +215,12 @@ class ModelSpec:
         ``frames`` (B, 1, H, W)); ``"clip"``: one row per clip."""
         return self.unit_of(self.resolve(config))
 
-    def build(self, config: BaseModel | Mapping[str, Any] | None, n_classes: int,
-              shapes: Mapping[str, tuple[int, ...]]) -> nn.Module:
+    def build(
+        self,
+        config: BaseModel | Mapping[str, Any] | None,
+        n_classes: int,
+        shapes: Mapping[str, tuple[int, ...]],
+    ) -> nn.Module:
         """The model for ``n_classes`` classes, sized from per-sample ``shapes`` (no batch dim).
 
         Seed torch (``torch.manual_seed``) before calling for reproducible weights; build under
@@ -216,8 +237,10 @@ class ModelSpec:
         problems = [p for need in needs if (p := need.problem(arrays))]
         if problems:
             given = ", ".join(f"{k} {_shape(tuple(v))}" for k, v in shapes.items())
-            raise ModelInputError(f"model {self.name} needs {_needs_text(needs)}; got shapes "
-                                  f"{given or 'none'} ({'; '.join(problems)})")
+            raise ModelInputError(
+                f"model {self.name} needs {_needs_text(needs)}; got shapes "
+                f"{given or 'none'} ({'; '.join(problems)})"
+            )
         return self.builder(config, n_classes, {k: tuple(v) for k, v in shapes.items()})
 
 
@@ -225,8 +248,12 @@ def _needs_text(needs: tuple[ArrayNeed, ...]) -> str:
     return ("arrays " if len(needs) > 1 else "array ") + _and([n.describe() for n in needs])
 
 
-def check_inputs(spec: ModelSpec, store_recipe_name: str, arrays: Mapping[str, ArrayInfo],
-                 config: BaseModel | Mapping[str, Any] | None = None) -> None:
+def check_inputs(
+    spec: ModelSpec,
+    store_recipe_name: str,
+    arrays: Mapping[str, ArrayInfo],
+    config: BaseModel | Mapping[str, Any] | None = None,
+) -> None:
     """Raise :class:`ModelInputError` (one line) unless the store's ``arrays`` fit ``spec``.
 
     ``arrays``: stored array name -> (dims without the sample axis, per-sample shape). A user
@@ -241,10 +268,17 @@ def check_inputs(spec: ModelSpec, store_recipe_name: str, arrays: Mapping[str, A
         if far:
             raise ModelInputError(far)
         return
-    has = ", ".join(f"{name} ({', '.join(dims)}) {_shape(tuple(shape))}"
-                    for name, (dims, shape) in arrays.items()) or "no arrays"
-    raise ModelInputError(f"model {spec.name} needs {_needs_text(needs)}; the store's recipe "
-                          f"{store_recipe_name} has {has} ({'; '.join(problems)})")
+    has = (
+        ", ".join(
+            f"{name} ({', '.join(dims)}) {_shape(tuple(shape))}"
+            for name, (dims, shape) in arrays.items()
+        )
+        or "no arrays"
+    )
+    raise ModelInputError(
+        f"model {spec.name} needs {_needs_text(needs)}; the store's recipe "
+        f"{store_recipe_name} has {has} ({'; '.join(problems)})"
+    )
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -252,8 +286,19 @@ def check_inputs(spec: ModelSpec, store_recipe_name: str, arrays: Mapping[str, A
 #: The modules that register model families, in paper order (the order of :func:`list_models`):
 #: each calls :func:`register_model` at import. ``mer_prep.models`` imports them all, so any
 #: lookup (``import mer_prep.models.registry`` imports the package first) sees every family.
-FAMILY_MODULES: tuple[str, ...] = tuple(f"mer_prep.models.{name}" for name in (
-    "mbcc", "broadbent", "ha3d", "msres3d", "mer3dcnn", "ststnet", "offapexnet", "htnet"))
+FAMILY_MODULES: tuple[str, ...] = tuple(
+    f"mer_prep.models.{name}"
+    for name in (
+        "mbcc",
+        "broadbent",
+        "ha3d",
+        "msres3d",
+        "mer3dcnn",
+        "ststnet",
+        "offapexnet",
+        "htnet",
+    )
+)
 
 #: Adam's eps of the Keras papers (Keras' default) and of the PyTorch / TensorFlow ones.
 KERAS_EPS = 1e-7
@@ -267,8 +312,10 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     """Add ``spec`` to :data:`MODELS` under its name (called by each family's module at import);
     a second family under the same name is a programming error."""
     if spec.name in _SPECS:
-        raise ValueError(f"model {spec.name!r} is registered twice "
-                         f"({_SPECS[spec.name].family} and {spec.family})")
+        raise ValueError(
+            f"model {spec.name!r} is registered twice "
+            f"({_SPECS[spec.name].family} and {spec.family})"
+        )
     _SPECS[spec.name] = spec
     return spec
 
@@ -276,8 +323,10 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 def frames_need(*, min_frames: int = 1, min_size: int = 2) -> ArrayNeed:
     """``frames`` (frame, y, x) with at least ``min_frames`` frames (when > 1) of at least
     ``min_size`` x ``min_size`` pixels."""
-    minimum = ((("frame", min_frames),) if min_frames > 1 else ()) + \
-        (("y", min_size), ("x", min_size))
+    minimum = ((("frame", min_frames),) if min_frames > 1 else ()) + (
+        ("y", min_size),
+        ("x", min_size),
+    )
     return ArrayNeed("frames", ("frame", "y", "x"), minimum=minimum)
 
 
@@ -292,11 +341,16 @@ def get_model(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise UnknownModelError(f"unknown model {name!r}; valid models: "
-                                f"{', '.join(MODELS)}") from None
+        raise UnknownModelError(
+            f"unknown model {name!r}; valid models: {', '.join(MODELS)}"
+        ) from None
 
 
-def build_model(name: str, config: BaseModel | Mapping[str, Any] | None, n_classes: int,
-                shapes: Mapping[str, tuple[int, ...]]) -> nn.Module:
+def build_model(
+    name: str,
+    config: BaseModel | Mapping[str, Any] | None,
+    n_classes: int,
+    shapes: Mapping[str, tuple[int, ...]],
+) -> nn.Module:
     """``get_model(name).build(config, n_classes, shapes)``."""
     return get_model(name).build(config, n_classes, shapes)

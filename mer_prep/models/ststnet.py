@@ -75,8 +75,9 @@ class STSTNet(MerModel):
             raise ValueError(f"STSTNet needs maps of at least 6x6 pixels, got {height}x{width}")
         self.config = config
         self.input = ApexFlowInput(config.channels, config.normalise)
-        self.streams = nn.ModuleList(_stream(len(config.channels), n, config.batchnorm)
-                                     for n in config.filters)
+        self.streams = nn.ModuleList(
+            _stream(len(config.channels), n, config.batchnorm) for n in config.filters
+        )
         pooled_h = conv_out(height, 3, 3, 1) // 2
         pooled_w = conv_out(width, 3, 3, 1) // 2
         self.pool = nn.AvgPool2d(2)
@@ -86,7 +87,7 @@ class STSTNet(MerModel):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         strain = self._input(inputs, "strain") if self.input.uses_strain else None
-        x = self.input(self._input(inputs, "flow"), strain)               # (B, C, H, W)
+        x = self.input(self._input(inputs, "flow"), strain)  # (B, C, H, W)
         features = torch.cat([stream(x) for stream in self.streams], dim=1)
         return self.classifier(self.dropout(self.pool(features).flatten(1)))
 
@@ -95,19 +96,28 @@ class STSTNet(MerModel):
         self.input.fit(inputs)
 
 
-def build_ststnet(config: STSTNetConfig, n_classes: int,
-                  shapes: Mapping[str, tuple[int, ...]]) -> STSTNet:
+def build_ststnet(
+    config: STSTNetConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
+) -> STSTNet:
     """STSTNet sized from the stored ``flow`` shape (T, H, W, 2)."""
     height, width = shapes["flow"][1:3]
     return STSTNet(config, n_classes, height, width)
 
 
 # the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
-register_model(ModelSpec(
-    name="ststnet", paper="STSTNet (Liong et al. 2019)", family="ststnet", recipe="ststnet28",
-    description="Three shallow streams (3, 5, 8 filters) over apex strain, u, v.",
-    config_cls=STSTNetConfig, builder=build_ststnet, needs=apex_flow_needs,
-    paper_input=PaperInput("flow", (28, 28), min_frames=2, source="STSTNet Sec. III: 28x28x3"),
-    training=TrainingPreset(lr=5e-5, eps=TORCH_EPS, epochs=500, batch_size=256),
-    variants={"plain": VariantPreset(description="the paper's network and input")},
-    default_variant="plain"))
+register_model(
+    ModelSpec(
+        name="ststnet",
+        paper="STSTNet (Liong et al. 2019)",
+        family="ststnet",
+        recipe="ststnet28",
+        description="Three shallow streams (3, 5, 8 filters) over apex strain, u, v.",
+        config_cls=STSTNetConfig,
+        builder=build_ststnet,
+        needs=apex_flow_needs,
+        paper_input=PaperInput("flow", (28, 28), min_frames=2, source="STSTNet Sec. III: 28x28x3"),
+        training=TrainingPreset(lr=5e-5, eps=TORCH_EPS, epochs=500, batch_size=256),
+        variants={"plain": VariantPreset(description="the paper's network and input")},
+        default_variant="plain",
+    )
+)

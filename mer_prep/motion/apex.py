@@ -47,8 +47,9 @@ APEX_POINTS: tuple[int, ...] = tuple(range(17, 68))
 WINDOW = 0.02
 
 
-def _check(frames: np.ndarray, landmarks: np.ndarray, onset: int,
-           offset: int) -> tuple[np.ndarray, np.ndarray]:
+def _check(
+    frames: np.ndarray, landmarks: np.ndarray, onset: int, offset: int
+) -> tuple[np.ndarray, np.ndarray]:
     frames = np.asarray(frames)
     if frames.ndim != 3:
         raise InvalidArgumentError(f"expected a (T, H, W) gray stack, got shape {frames.shape}")
@@ -56,8 +57,10 @@ def _check(frames: np.ndarray, landmarks: np.ndarray, onset: int,
     if points.shape != (68, 2):
         raise InvalidArgumentError(f"expected (68, 2) landmarks, got {points.shape}")
     if not 0 <= onset < offset < frames.shape[0]:
-        raise InvalidArgumentError(f"need 0 <= onset < offset < {frames.shape[0]} frames, "
-                         f"got onset {onset}, offset {offset}")
+        raise InvalidArgumentError(
+            f"need 0 <= onset < offset < {frames.shape[0]} frames, "
+            f"got onset {onset}, offset {offset}"
+        )
     return frames.astype(np.float32, copy=False), points
 
 
@@ -77,14 +80,25 @@ def _window_means(flows: np.ndarray, points: np.ndarray, radius: int) -> np.ndar
     x = np.clip(np.rint(points[:, 0]).astype(int), radius, width - 1 - radius)
     y = np.clip(np.rint(points[:, 1]).astype(int), radius, height - 1 - radius)
     top, bottom, left, right = y - radius, y + radius + 1, x - radius, x + radius + 1
-    total = (summed[:, bottom, right] - summed[:, top, right] - summed[:, bottom, left]
-             + summed[:, top, left])
+    total = (
+        summed[:, bottom, right]
+        - summed[:, top, right]
+        - summed[:, bottom, left]
+        + summed[:, top, left]
+    )
     return total / float((2 * radius + 1) ** 2)
 
 
-def _motion_at(frames: np.ndarray, landmarks: np.ndarray, points: tuple[int, ...], onset: int,
-               positions: np.ndarray, params: TVL1Params, margin: int,
-               window: float) -> np.ndarray:
+def _motion_at(
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    points: tuple[int, ...],
+    onset: int,
+    positions: np.ndarray,
+    params: TVL1Params,
+    margin: int,
+    window: float,
+) -> np.ndarray:
     """RMS displacement of ``landmarks[points]`` from ``onset`` (head motion removed) at each
     of ``positions``: float64 px."""
     chosen = landmarks[list(points)]
@@ -95,8 +109,9 @@ def _motion_at(frames: np.ndarray, landmarks: np.ndarray, points: tuple[int, ...
     radius = min(radius, (rows.stop - rows.start - 1) // 2, (cols.stop - cols.start - 1) // 2)
     solver = params.create()  # one solver per call: OpenCV solvers keep state
     reference = np.ascontiguousarray(frames[onset, rows, cols])
-    flows = np.zeros((len(positions), rows.stop - rows.start, cols.stop - cols.start, 2),
-                     np.float32)
+    flows = np.zeros(
+        (len(positions), rows.stop - rows.start, cols.stop - cols.start, 2), np.float32
+    )
     for i, t in enumerate(positions):
         if t != onset:
             flows[i] = solver.calc(reference, np.ascontiguousarray(frames[t, rows, cols]), None)
@@ -105,10 +120,18 @@ def _motion_at(frames: np.ndarray, landmarks: np.ndarray, points: tuple[int, ...
     return np.sqrt(np.mean(np.sum(moved * moved, axis=2), axis=1))
 
 
-def motion_curve(frames: np.ndarray, landmarks: np.ndarray, onset: int, offset: int, *,
-                 stride: int = 1, params: TVL1Params = TVL1Params(),
-                 points: tuple[int, ...] = APEX_POINTS, margin: int = 6,
-                 window: float = WINDOW) -> np.ndarray:
+def motion_curve(
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    onset: int,
+    offset: int,
+    *,
+    stride: int = 1,
+    params: TVL1Params = TVL1Params(),
+    points: tuple[int, ...] = APEX_POINTS,
+    margin: int = 6,
+    window: float = WINDOW,
+) -> np.ndarray:
     """Facial motion of each frame relative to the onset frame: (T,) float64, pixels.
 
     Inside ``[onset, offset]``: the RMS over landmarks ``points`` of the mean TV-L1 flow around
@@ -134,18 +157,29 @@ def peak_position(curve: np.ndarray, onset: int, offset: int, *, smooth: float =
     allows. Ties go to the earlier frame; NaN counts as lowest."""
     curve = np.asarray(curve, dtype=np.float64)
     if not 0 <= onset <= offset < curve.shape[0]:
-        raise InvalidArgumentError(f"need 0 <= onset <= offset < {curve.shape[0]}, got {onset}, {offset}")
-    segment = np.nan_to_num(curve[onset:offset + 1], nan=-np.inf)
+        raise InvalidArgumentError(
+            f"need 0 <= onset <= offset < {curve.shape[0]}, got {onset}, {offset}"
+        )
+    segment = np.nan_to_num(curve[onset : offset + 1], nan=-np.inf)
     if smooth > 0 and np.isfinite(segment).all():
         segment = gaussian_filter1d(segment, smooth, mode="nearest")
     first, last = (1, len(segment) - 2) if len(segment) >= 3 else (0, len(segment) - 1)
-    return onset + first + int(np.argmax(segment[first:last + 1]))
+    return onset + first + int(np.argmax(segment[first : last + 1]))
 
 
-def spot_apex(frames: np.ndarray, landmarks: np.ndarray, onset: int, offset: int, *,
-              smooth: float = 1.0, stride: int = 2, params: TVL1Params = TVL1Params(),
-              points: tuple[int, ...] = APEX_POINTS, margin: int = 6,
-              window: float = WINDOW) -> int:
+def spot_apex(
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    onset: int,
+    offset: int,
+    *,
+    smooth: float = 1.0,
+    stride: int = 2,
+    params: TVL1Params = TVL1Params(),
+    points: tuple[int, ...] = APEX_POINTS,
+    margin: int = 6,
+    window: float = WINDOW,
+) -> int:
     """Apex position in ``frames`` (int, strictly inside (onset, offset) when the span allows).
 
     The peak (``peak_position``) of ``motion_curve``. With ``stride`` > 1, every stride-th frame
@@ -158,16 +192,18 @@ def spot_apex(frames: np.ndarray, landmarks: np.ndarray, onset: int, offset: int
     coarse = np.unique(np.append(np.arange(onset, offset + 1, stride), offset))
 
     def measure(at: list[int] | np.ndarray) -> np.ndarray:
-        return _motion_at(frames, landmarks, points, onset, np.asarray(at), params, margin,
-                          window)
+        return _motion_at(frames, landmarks, points, onset, np.asarray(at), params, margin, window)
 
     values = dict(zip(coarse.tolist(), measure(coarse)))
     span = np.arange(onset, offset + 1)
     curve = np.full(frames.shape[0], np.nan)
     curve[span] = np.interp(span, coarse, [values[t] for t in coarse.tolist()])
     guess = peak_position(curve, onset, offset, smooth=smooth)
-    near = [t for t in range(max(onset, guess - stride + 1), min(offset, guess + stride - 1) + 1)
-            if t not in values]
+    near = [
+        t
+        for t in range(max(onset, guess - stride + 1), min(offset, guess + stride - 1) + 1)
+        if t not in values
+    ]
     if near:
         values.update(zip(near, measure(near)))
         known = np.asarray(sorted(values))

@@ -14,8 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_prep.errors import InvalidArgumentError
 
-__all__ = ["TVL1Params", "tvl1_flow", "flows_from_reference", "optical_strain",
-           "flow_magnitude", "flow_orientation", "float16_error_bound"]
+__all__ = [
+    "TVL1Params",
+    "tvl1_flow",
+    "flows_from_reference",
+    "optical_strain",
+    "flow_magnitude",
+    "flow_orientation",
+    "float16_error_bound",
+]
 
 
 class TVL1Params(BaseModel):
@@ -49,10 +56,17 @@ class TVL1Params(BaseModel):
     def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
         """A fresh OpenCV solver with these parameters (solvers keep state: one per thread)."""
         return cv2.optflow.DualTVL1OpticalFlow_create(
-            tau=self.tau, lambda_=self.lambda_, theta=self.theta, nscales=self.scales,
-            warps=self.warps, epsilon=self.epsilon, innnerIterations=self.inner_iterations,
-            outerIterations=self.outer_iterations, scaleStep=self.scale_step,
-            medianFiltering=self.median_filtering)
+            tau=self.tau,
+            lambda_=self.lambda_,
+            theta=self.theta,
+            nscales=self.scales,
+            warps=self.warps,
+            epsilon=self.epsilon,
+            innnerIterations=self.inner_iterations,
+            outerIterations=self.outer_iterations,
+            scaleStep=self.scale_step,
+            medianFiltering=self.median_filtering,
+        )
 
 
 def _as_float_image(frame: np.ndarray, name: str) -> np.ndarray:
@@ -63,8 +77,9 @@ def _as_float_image(frame: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(frame, dtype=np.float32)
 
 
-def tvl1_flow(frame0: np.ndarray, frame1: np.ndarray,
-              params: TVL1Params = TVL1Params()) -> np.ndarray:
+def tvl1_flow(
+    frame0: np.ndarray, frame1: np.ndarray, params: TVL1Params = TVL1Params()
+) -> np.ndarray:
     """Dense TV-L1 flow from ``frame0`` to ``frame1``.
 
     frame0, frame1: (H, W) gray, float in [0, 1] or uint8. Returns (H, W, 2) float32 (dx, dy)
@@ -76,8 +91,9 @@ def tvl1_flow(frame0: np.ndarray, frame1: np.ndarray,
     return params.create().calc(a, b, None)
 
 
-def flows_from_reference(frames: np.ndarray, reference: int = 0,
-                         params: TVL1Params = TVL1Params()) -> np.ndarray:
+def flows_from_reference(
+    frames: np.ndarray, reference: int = 0, params: TVL1Params = TVL1Params()
+) -> np.ndarray:
     """Flow from ``frames[reference]`` to every frame: (T, H, W) -> (T, H, W, 2) float32.
 
     The reference's own flow is zero by definition and is not computed.

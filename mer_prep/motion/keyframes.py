@@ -33,14 +33,23 @@ from scipy.ndimage import gaussian_filter1d
 
 from mer_prep.errors import InvalidArgumentError
 
-__all__ = ["default_slice_lines", "global_shifts", "keyframes_from_scores", "select_keyframes",
-           "slice_change", "stabilise", "temporal_slices"]
+__all__ = [
+    "default_slice_lines",
+    "global_shifts",
+    "keyframes_from_scores",
+    "select_keyframes",
+    "slice_change",
+    "stabilise",
+    "temporal_slices",
+]
 
 
 def _check_stack(frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[0] < 2:
-        raise InvalidArgumentError(f"expected a (T, H, W) gray stack with T >= 2, got shape {frames.shape}")
+        raise InvalidArgumentError(
+            f"expected a (T, H, W) gray stack with T >= 2, got shape {frames.shape}"
+        )
     return frames.astype(np.float32, copy=False)
 
 
@@ -58,8 +67,9 @@ def default_slice_lines(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]
     return rows, cols
 
 
-def temporal_slices(frames: np.ndarray, rows: np.ndarray | None = None,
-                    cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def temporal_slices(
+    frames: np.ndarray, rows: np.ndarray | None = None, cols: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal and vertical spatio-temporal slices of a clip.
 
     frames: (T, H, W). rows / cols: indices of the lines to take (``default_slice_lines`` when
@@ -81,7 +91,7 @@ def global_shifts(frames: np.ndarray, *, iterations: int = 3, margin: int = 8) -
     low-noise reference that no single frame's expression dominates.
     """
     frames = _check_stack(frames)
-    inner = frames[:, margin:frames.shape[1] - margin, margin:frames.shape[2] - margin]
+    inner = frames[:, margin : frames.shape[1] - margin, margin : frames.shape[2] - margin]
     reference = inner.mean(axis=0)
     gy, gx = np.gradient(reference)
     hessian = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
@@ -90,10 +100,15 @@ def global_shifts(frames: np.ndarray, *, iterations: int = 3, margin: int = 8) -
     inverse = np.linalg.inv(hessian)
     shifts = np.zeros((frames.shape[0], 2))
     for _ in range(iterations):
-        residual = _translate(frames, shifts)[:, margin:frames.shape[1] - margin,
-                                              margin:frames.shape[2] - margin] - reference
-        gradient = np.stack([np.einsum("thw,hw->t", residual, gx),
-                             np.einsum("thw,hw->t", residual, gy)], axis=1)
+        residual = (
+            _translate(frames, shifts)[
+                :, margin : frames.shape[1] - margin, margin : frames.shape[2] - margin
+            ]
+            - reference
+        )
+        gradient = np.stack(
+            [np.einsum("thw,hw->t", residual, gx), np.einsum("thw,hw->t", residual, gy)], axis=1
+        )
         shifts -= gradient @ inverse.T
     return shifts
 
@@ -104,9 +119,14 @@ def _translate(frames: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     out = np.empty_like(frames)
     for t, (dx, dy) in enumerate(shifts):
         matrix = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
-        cv2.warpAffine(frames[t], matrix, (width, height), dst=out[t],
-                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                       borderMode=cv2.BORDER_REPLICATE)
+        cv2.warpAffine(
+            frames[t],
+            matrix,
+            (width, height),
+            dst=out[t],
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
     return out
 
 
@@ -124,13 +144,20 @@ def _nearest_match(a: np.ndarray, b: np.ndarray, search: int) -> np.ndarray:
     padded = np.pad(b, [(0, 0)] * (b.ndim - 1) + [(search, search)], mode="edge")
     best = np.abs(a - padded[..., :length])
     for s in range(1, 2 * search + 1):
-        np.minimum(best, np.abs(a - padded[..., s:s + length]), out=best)
+        np.minimum(best, np.abs(a - padded[..., s : s + length]), out=best)
     return best
 
 
-def slice_change(frames: np.ndarray, rows: np.ndarray | None = None,
-                 cols: np.ndarray | None = None, *, search: int = 1, sigma: float = 2.0,
-                 temporal_sigma: float = 1.5, stabilise_first: bool = True) -> np.ndarray:
+def slice_change(
+    frames: np.ndarray,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    *,
+    search: int = 1,
+    sigma: float = 2.0,
+    temporal_sigma: float = 1.5,
+    stabilise_first: bool = True,
+) -> np.ndarray:
     """How much each frame's slices differ from its neighbours': (T,) float64, >= 0.
 
     Per adjacent pair, the mean over every slice pixel (both directions, matched both ways) of
@@ -147,16 +174,18 @@ def slice_change(frames: np.ndarray, rows: np.ndarray | None = None,
     if stabilise_first:
         frames = stabilise(frames)
     if sigma > 0:
-        frames = np.stack([cv2.GaussianBlur(f, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-                           for f in frames])
+        frames = np.stack(
+            [cv2.GaussianBlur(f, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) for f in frames]
+        )
     if temporal_sigma > 0:
         frames = gaussian_filter1d(frames, temporal_sigma, axis=0, mode="nearest")
     pair_sum, n_pixels = np.zeros(frames.shape[0] - 1), 0
     for slices in temporal_slices(frames, rows, cols):
         before, after = slices[:-1], slices[1:]
         # Matching both ways keeps the pair cost symmetric in time.
-        cost = 0.5 * (_nearest_match(before, after, search) ** 2
-                      + _nearest_match(after, before, search) ** 2)
+        cost = 0.5 * (
+            _nearest_match(before, after, search) ** 2 + _nearest_match(after, before, search) ** 2
+        )
         pair_sum += cost.sum(axis=(1, 2), dtype=np.float64)
         n_pixels += cost.shape[1] * cost.shape[2]
     pair = pair_sum / max(n_pixels, 1)
@@ -195,14 +224,23 @@ def keyframes_from_scores(scores: np.ndarray, k: int, onset: int, apex: int) -> 
     positions = np.arange(n)
     # lexsort's last key is primary: highest score first, then earliest position.
     order = np.lexsort((positions, -ranked))
-    rest = order[~np.isin(order, forced)][:k - len(forced)]
+    rest = order[~np.isin(order, forced)][: k - len(forced)]
     return np.sort(np.concatenate([np.asarray(forced, dtype=np.int64), rest.astype(np.int64)]))
 
 
-def select_keyframes(frames: np.ndarray, k: int, onset: int, apex: int, *,
-                     rows: np.ndarray | None = None, cols: np.ndarray | None = None,
-                     search: int = 1, sigma: float = 2.0, temporal_sigma: float = 1.5,
-                     stabilise_first: bool = True) -> np.ndarray:
+def select_keyframes(
+    frames: np.ndarray,
+    k: int,
+    onset: int,
+    apex: int,
+    *,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    search: int = 1,
+    sigma: float = 2.0,
+    temporal_sigma: float = 1.5,
+    stabilise_first: bool = True,
+) -> np.ndarray:
     """Keyframe positions into ``frames`` (T, H, W): (k,) int64, strictly increasing.
 
     Onset and apex (0-based positions) are always kept; the other ``k - 1`` or ``k - 2`` are the
@@ -211,6 +249,13 @@ def select_keyframes(frames: np.ndarray, k: int, onset: int, apex: int, *,
     frames = _check_stack(frames)
     if k > frames.shape[0]:
         raise InvalidArgumentError(f"cannot pick {k} keyframes from {frames.shape[0]} frames")
-    scores = slice_change(frames, rows, cols, search=search, sigma=sigma,
-                          temporal_sigma=temporal_sigma, stabilise_first=stabilise_first)
+    scores = slice_change(
+        frames,
+        rows,
+        cols,
+        search=search,
+        sigma=sigma,
+        temporal_sigma=temporal_sigma,
+        stabilise_first=stabilise_first,
+    )
     return keyframes_from_scores(scores, k, onset, apex)

@@ -24,8 +24,15 @@ from scipy.signal import lfilter
 
 from mer_prep.errors import InvalidArgumentError
 
-__all__ = ["laplacian_pyramid", "collapse_pyramid", "level_wavelengths", "level_gains",
-           "ideal_bandpass", "iir_bandpass", "magnify"]
+__all__ = [
+    "laplacian_pyramid",
+    "collapse_pyramid",
+    "level_wavelengths",
+    "level_gains",
+    "ideal_bandpass",
+    "iir_bandpass",
+    "magnify",
+]
 
 # OpenCV filters a (H, W, C) image as C channels at once; OpenCV 5 caps C at 128 (CV_CN_MAX).
 _MAX_CHANNELS = 128
@@ -38,7 +45,9 @@ def _as_video(frames: np.ndarray) -> np.ndarray:
     """(T, H, W) uint8 or float -> float32 in the same units ([0, 1] for uint8)."""
     frames = np.asarray(frames)
     if frames.ndim != 3:
-        raise InvalidArgumentError(f"expected a (T, H, W) stack of gray frames, got shape {frames.shape}")
+        raise InvalidArgumentError(
+            f"expected a (T, H, W) stack of gray frames, got shape {frames.shape}"
+        )
     if frames.dtype == np.uint8:
         return frames.astype(np.float32) / np.float32(255.0)
     if not np.issubdtype(frames.dtype, np.floating):
@@ -56,8 +65,10 @@ def _per_channels(op: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> 
     if image.shape[2] <= _MAX_CHANNELS:
         chunks = [image]
     else:
-        chunks = [np.ascontiguousarray(image[:, :, i:i + _MAX_CHANNELS])
-                  for i in range(0, image.shape[2], _MAX_CHANNELS)]
+        chunks = [
+            np.ascontiguousarray(image[:, :, i : i + _MAX_CHANNELS])
+            for i in range(0, image.shape[2], _MAX_CHANNELS)
+        ]
     filtered = [op(chunk) for chunk in chunks]
     # OpenCV returns a 2-D array for a single channel; put the channel axis back.
     filtered = [f if f.ndim == 3 else f[:, :, np.newaxis] for f in filtered]
@@ -83,8 +94,10 @@ def laplacian_pyramid(frames: np.ndarray, levels: int) -> list[np.ndarray]:
     image = _frames_last(_as_video(frames))
     most = _level_count(*image.shape[:2], min_side=2)
     if not 1 <= levels <= most:
-        raise InvalidArgumentError(f"levels must be in [1, {most}] for {image.shape[0]}x{image.shape[1]} "
-                         f"frames (coarsest level at least 2x2 px), got {levels}")
+        raise InvalidArgumentError(
+            f"levels must be in [1, {most}] for {image.shape[0]}x{image.shape[1]} "
+            f"frames (coarsest level at least 2x2 px), got {levels}"
+        )
     pyramid = []
     for _ in range(levels - 1):
         coarser = _per_channels(cv2.pyrDown, image)
@@ -128,8 +141,9 @@ def level_gains(n_levels: int, alpha: float, cutoff_wavelength: float) -> np.nda
     approximation breaks first) is not amplified, as in Wu et al.
     """
     if n_levels < 2:
-        raise InvalidArgumentError(f"n_levels must be >= 2 (a band-pass level and the residual), "
-                         f"got {n_levels}")
+        raise InvalidArgumentError(
+            f"n_levels must be >= 2 (a band-pass level and the residual), got {n_levels}"
+        )
     if alpha < 0:
         raise InvalidArgumentError(f"alpha must be >= 0, got {alpha}")
     if cutoff_wavelength <= 0:
@@ -146,13 +160,18 @@ def _check_band(fps: float, f_low: float, f_high: float) -> None:
     if fps <= 0:
         raise InvalidArgumentError(f"fps must be > 0, got {fps}")
     if not 0 < f_low < f_high:
-        raise InvalidArgumentError(f"need 0 < f_low < f_high, got f_low={f_low}, f_high={f_high} Hz")
+        raise InvalidArgumentError(
+            f"need 0 < f_low < f_high, got f_low={f_low}, f_high={f_high} Hz"
+        )
     if f_high > fps / 2:
-        raise InvalidArgumentError(f"f_high={f_high} Hz is above the Nyquist frequency fps/2={fps / 2} Hz")
+        raise InvalidArgumentError(
+            f"f_high={f_high} Hz is above the Nyquist frequency fps/2={fps / 2} Hz"
+        )
 
 
-def ideal_bandpass(signal: np.ndarray, fps: float, f_low: float, f_high: float,
-                   axis: int = 0) -> np.ndarray:
+def ideal_bandpass(
+    signal: np.ndarray, fps: float, f_low: float, f_high: float, axis: int = 0
+) -> np.ndarray:
     """Zero every temporal frequency outside [f_low, f_high] Hz along ``axis`` (FFT, fps in Hz).
 
     Float in, same shape and float dtype out. The FFT treats the clip as periodic: fine for
@@ -181,8 +200,9 @@ def _lowpass(signal: np.ndarray, f_cut: float, fps: float, axis: int) -> np.ndar
     return lfilter(b, a, signal, axis=axis, zi=initial.astype(dtype))[0]
 
 
-def iir_bandpass(signal: np.ndarray, fps: float, f_low: float, f_high: float,
-                 axis: int = 0) -> np.ndarray:
+def iir_bandpass(
+    signal: np.ndarray, fps: float, f_low: float, f_high: float, axis: int = 0
+) -> np.ndarray:
     """Causal band-pass along ``axis``: first-order low-pass at f_high minus one at f_low (Hz).
 
     Each low-pass has pole ``p`` with half-power frequency exactly at its cut-off, so the response
@@ -200,9 +220,17 @@ def iir_bandpass(signal: np.ndarray, fps: float, f_low: float, f_high: float,
 _TEMPORAL_FILTERS = {"ideal": ideal_bandpass, "iir": iir_bandpass}
 
 
-def magnify(frames: np.ndarray, *, fps: float, alpha: float, cutoff_wavelength: float,
-            f_low: float, f_high: float, levels: int | None = None,
-            temporal_filter: Literal["ideal", "iir"] = "ideal") -> np.ndarray:
+def magnify(
+    frames: np.ndarray,
+    *,
+    fps: float,
+    alpha: float,
+    cutoff_wavelength: float,
+    f_low: float,
+    f_high: float,
+    levels: int | None = None,
+    temporal_filter: Literal["ideal", "iir"] = "ideal",
+) -> np.ndarray:
     """Eulerian motion magnification of a gray clip: (T, H, W) -> (T, H, W) float32.
 
     frames: float in [0, 1] or uint8. fps: frame rate (Hz). alpha: amplification factor (a motion
@@ -214,11 +242,13 @@ def magnify(frames: np.ndarray, *, fps: float, alpha: float, cutoff_wavelength: 
     """
     video = _as_video(frames)
     if temporal_filter not in _TEMPORAL_FILTERS:
-        raise InvalidArgumentError(f"temporal_filter must be one of {sorted(_TEMPORAL_FILTERS)}, "
-                         f"got {temporal_filter!r}")
+        raise InvalidArgumentError(
+            f"temporal_filter must be one of {sorted(_TEMPORAL_FILTERS)}, got {temporal_filter!r}"
+        )
     _check_band(fps, f_low, f_high)
-    n_levels = (_level_count(*video.shape[1:], min_side=_MIN_COARSE_SIZE) if levels is None
-                else levels)
+    n_levels = (
+        _level_count(*video.shape[1:], min_side=_MIN_COARSE_SIZE) if levels is None else levels
+    )
     gains = level_gains(n_levels, alpha, cutoff_wavelength)
     bandpass = _TEMPORAL_FILTERS[temporal_filter]
 

@@ -113,21 +113,33 @@ class AugmentParams:
         if not 0.0 <= self.crop < 1.0:
             raise InvalidArgumentError(f"crop must lie in [0, 1), got {self.crop}")
         if not all(0.0 <= o <= 1.0 for o in self.crop_offset) or len(self.crop_offset) != 2:
-            raise InvalidArgumentError(f"crop_offset must be two values in [0, 1], got {self.crop_offset}")
+            raise InvalidArgumentError(
+                f"crop_offset must be two values in [0, 1], got {self.crop_offset}"
+            )
         if len(self.shift_px) != 2:
             raise InvalidArgumentError(f"shift_px must be (dx, dy), got {self.shift_px}")
         if not self.contrast > 0.0:
             raise InvalidArgumentError(f"contrast factor must be positive, got {self.contrast}")
-        values = (self.angle_deg, self.crop, *self.crop_offset, *self.shift_px, self.brightness,
-                  self.contrast)
+        values = (
+            self.angle_deg,
+            self.crop,
+            *self.crop_offset,
+            *self.shift_px,
+            self.brightness,
+            self.contrast,
+        )
         if not all(math.isfinite(v) for v in values):
             raise InvalidArgumentError(f"augmentation parameters must be finite: {self}")
 
     @property
     def is_geometric_identity(self) -> bool:
         """True when the warp changes nothing (no rotation, crop, shift or flip)."""
-        return (self.angle_deg == 0.0 and self.crop == 0.0 and not self.flip
-                and self.shift_px == (0.0, 0.0))
+        return (
+            self.angle_deg == 0.0
+            and self.crop == 0.0
+            and not self.flip
+            and self.shift_px == (0.0, 0.0)
+        )
 
     @property
     def is_photometric_identity(self) -> bool:
@@ -151,13 +163,20 @@ class AugmentParams:
         """Inverse of :meth:`to_dict`; rejects missing or unknown keys."""
         expected = set(cls.__dataclass_fields__)
         if set(record) != expected:
-            raise InvalidArgumentError(f"augmentation record keys {sorted(record)} != {sorted(expected)}")
+            raise InvalidArgumentError(
+                f"augmentation record keys {sorted(record)} != {sorted(expected)}"
+            )
         ox, oy = record["crop_offset"]
         dx, dy = record["shift_px"]
-        return cls(angle_deg=float(record["angle_deg"]), crop=float(record["crop"]),
-                   crop_offset=(float(ox), float(oy)), shift_px=(float(dx), float(dy)),
-                   flip=bool(record["flip"]), brightness=float(record["brightness"]),
-                   contrast=float(record["contrast"]))
+        return cls(
+            angle_deg=float(record["angle_deg"]),
+            crop=float(record["crop"]),
+            crop_offset=(float(ox), float(oy)),
+            shift_px=(float(dx), float(dy)),
+            flip=bool(record["flip"]),
+            brightness=float(record["brightness"]),
+            contrast=float(record["contrast"]),
+        )
 
 
 def sample_entropy(sample_id: str) -> int:
@@ -256,30 +275,45 @@ def _warp(stack: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.nd
     """Bilinear warp of every ``(H, W[, C<=4])`` slice of ``stack`` (leading axis) by
     ``matrix``, zero outside; the same dtype back (float16 is warped in float32)."""
     height, width = size
-    if (stack.shape[1:3] == (height, width)
-            and np.array_equal(matrix, [[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])):
+    if stack.shape[1:3] == (height, width) and np.array_equal(
+        matrix, [[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]]
+    ):
         # a pure mirror is a slice, exact by construction: no interpolation code, whatever its
         # build, can then change a value
         return np.ascontiguousarray(stack[:, :, ::-1])
     work = np.ascontiguousarray(stack, dtype=np.float32 if stack.dtype == np.float16 else None)
     out = np.empty_like(work)
     for i in range(work.shape[0]):
-        cv2.warpAffine(work[i], matrix, (width, height), dst=out[i], flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        cv2.warpAffine(
+            work[i],
+            matrix,
+            (width, height),
+            dst=out[i],
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
     return out.astype(stack.dtype, copy=False)
 
 
 def _infer_size(arrays: dict[str, np.ndarray]) -> tuple[int, int] | None:
-    sizes = {name: tuple(int(n) for n in arrays[name].shape[1:3])
-             for name in ("frames", "flow", "strain") if name in arrays}
+    sizes = {
+        name: tuple(int(n) for n in arrays[name].shape[1:3])
+        for name in ("frames", "flow", "strain")
+        if name in arrays
+    }
     if len(set(sizes.values())) > 1:
         raise InvalidArgumentError(f"arrays disagree on the frame size: {sizes}")
     return next(iter(sizes.values()), None)
 
 
-def augment_arrays(arrays: dict[str, np.ndarray], params: AugmentParams,
-                   size: tuple[int, int] | None = None, *,
-                   split: Literal["middle", "landmarks"] | None = None) -> dict[str, np.ndarray]:
+def augment_arrays(
+    arrays: dict[str, np.ndarray],
+    params: AugmentParams,
+    size: tuple[int, int] | None = None,
+    *,
+    split: Literal["middle", "landmarks"] | None = None,
+) -> dict[str, np.ndarray]:
     """Apply one augmentation to a processed sample's arrays; returns new arrays.
 
     arrays: any of ``frames`` (T, H, W[, C]) float in [0, 1]; ``landmarks`` (68, 2) float
@@ -300,8 +334,10 @@ def augment_arrays(arrays: dict[str, np.ndarray], params: AugmentParams,
         raise InvalidArgumentError(f"cannot augment arrays {sorted(unknown)}; known: {ARRAY_NAMES}")
     has_halves = "upper" in arrays or "lower" in arrays
     if has_halves and ("frames" not in arrays or split is None):
-        raise InvalidArgumentError("upper/lower are recomputed from the augmented frames: pass frames "
-                         "and split='middle' or 'landmarks'")
+        raise InvalidArgumentError(
+            "upper/lower are recomputed from the augmented frames: pass frames "
+            "and split='middle' or 'landmarks'"
+        )
     if split == "landmarks" and "landmarks" not in arrays:
         raise InvalidArgumentError("split='landmarks' needs the landmarks array")
     inferred = _infer_size(arrays)
@@ -328,7 +364,9 @@ def augment_arrays(arrays: dict[str, np.ndarray], params: AugmentParams,
         moved = transform_points(points, matrix).astype(points.dtype, copy=False)
         if params.flip:
             if points.shape != (68, 2):
-                raise InvalidArgumentError(f"mirroring needs dlib's (68, 2) landmarks, got {points.shape}")
+                raise InvalidArgumentError(
+                    f"mirroring needs dlib's (68, 2) landmarks, got {points.shape}"
+                )
             moved = moved[MIRROR_68]
         out["landmarks"] = np.ascontiguousarray(moved)
     if "flow" in arrays:
@@ -357,10 +395,16 @@ def augment_arrays(arrays: dict[str, np.ndarray], params: AugmentParams,
     return {name: out[name] for name in arrays}
 
 
-def augment_copies(arrays: dict[str, np.ndarray], config: AugmentConfig, sample_id: str, *,
-                   split: Literal["middle", "landmarks"] | None = None,
-                   ) -> list[tuple[AugmentParams, dict[str, np.ndarray]]]:
+def augment_copies(
+    arrays: dict[str, np.ndarray],
+    config: AugmentConfig,
+    sample_id: str,
+    *,
+    split: Literal["middle", "landmarks"] | None = None,
+) -> list[tuple[AugmentParams, dict[str, np.ndarray]]]:
     """All ``config.copies`` augmented copies of one sample: ``[(params, arrays), ...]`` in
     copy-index order; record ``params.to_dict()`` with each copy and its parent's id."""
-    return [(params, augment_arrays(arrays, params, split=split))
-            for params in draw_all(config, sample_id)]
+    return [
+        (params, augment_arrays(arrays, params, split=split))
+        for params in draw_all(config, sample_id)
+    ]

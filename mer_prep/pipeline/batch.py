@@ -38,8 +38,8 @@ from mer_prep.pipeline.fingerprint import sample_fingerprint
 from mer_prep.pipeline.process import ProcessedSample, process_sample
 from mer_prep.recipes import ArraySpec, Recipe
 from mer_prep.sample import Failure, Sample, relative_to_root
-from mer_prep.store.table import sample_row
 from mer_prep.store.run_watch import RunWatch
+from mer_prep.store.table import sample_row
 from mer_prep.store.versions import PERMANENT, TRANSIENT, VersionPlan
 from mer_prep.store.writer import SampleWriter
 
@@ -64,10 +64,13 @@ class SampleJob:
 def sample_jobs(plan: VersionPlan, reused: Container[int] = ()) -> list[SampleJob]:
     """The samples of ``plan`` still to compute (their first row not in ``reused``), in order."""
     stride = plan.recipe.rows_per_sample  # a sample's row, then its augmented copies
-    return [SampleJob(row, sample, fingerprint, sample.sample_id not in plan.unreadable)
-            for row, sample, fingerprint
-            in zip(range(0, plan.n_rows, stride), plan.samples, plan.fingerprints)
-            if row not in reused]
+    return [
+        SampleJob(row, sample, fingerprint, sample.sample_id not in plan.unreadable)
+        for row, sample, fingerprint in zip(
+            range(0, plan.n_rows, stride), plan.samples, plan.fingerprints
+        )
+        if row not in reused
+    ]
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,7 @@ def _fingerprint_now(job: SampleJob, recipe: Recipe) -> str | None:
         return None
 
 
-def _compute(job: SampleJob, recipe: Recipe
-             ) -> tuple[ProcessedSample, list[tuple[dict, dict]]]:
+def _compute(job: SampleJob, recipe: Recipe) -> tuple[ProcessedSample, list[tuple[dict, dict]]]:
     """Process one sample and make its augmented copies, retrying I/O-type errors after
     ``RETRY_DELAYS``; raises ``_SampleFailed`` (or ``StoreWriteError``)."""
     split = recipe.split.mode if recipe.split is not None else None
@@ -138,8 +140,12 @@ def _compute(job: SampleJob, recipe: Recipe
             augmented = processed.copies  # made before alignment: (parameters, arrays)
             if recipe.augment is not None:
                 tick = time.perf_counter()
-                augmented = [(params.to_dict(), arrays) for params, arrays in augment_copies(
-                    processed.arrays, recipe.augment, job.sample.sample_id, split=split)]
+                augmented = [
+                    (params.to_dict(), arrays)
+                    for params, arrays in augment_copies(
+                        processed.arrays, recipe.augment, job.sample.sample_id, split=split
+                    )
+                ]
                 processed.timings["augment"] = time.perf_counter() - tick
         except StoreWriteError:
             raise
@@ -150,10 +156,15 @@ def _compute(job: SampleJob, recipe: Recipe
             time.sleep(delay)
             continue
         if not job.readable:  # it reads now: the inputs changed since they were fingerprinted
-            raise _SampleFailed(FrameIOError(
-                "a frame that could not be read when the run was planned reads now; the next "
-                "run fingerprints it again", file=job.sample.source,
-                sample=job.sample.sample_id), TRANSIENT)
+            raise _SampleFailed(
+                FrameIOError(
+                    "a frame that could not be read when the run was planned reads now; the next "
+                    "run fingerprints it again",
+                    file=job.sample.source,
+                    sample=job.sample.sample_id,
+                ),
+                TRANSIENT,
+            )
         return processed, augmented
     raise AssertionError("unreachable")
 
@@ -188,44 +199,67 @@ def process_batch(job: BatchJob) -> BatchResult:
         except _SampleFailed as failed:
             error = failed.error
             expected = isinstance(error, MerPrepError)
-            message = str(error) if expected else "".join(
-                traceback.format_exception_only(type(error), error)).strip()
+            message = (
+                str(error)
+                if expected
+                else "".join(traceback.format_exception_only(type(error), error)).strip()
+            )
             file = getattr(error, "file", "") or sample.source
             file, message = (relative_to_root(text, sample.root) for text in (file, message))
             failures.append(Failure(sample.sample_id, file, "process", message, failed.kind))
             for k in range(copies + 1):
-                rows[row + k] = sample_row(sample, class_names, status="failed", error=message,
-                                           fingerprint=fingerprint, failure_kind=failed.kind,
-                                           augmentation=(k, {}) if k else None)
+                rows[row + k] = sample_row(
+                    sample,
+                    class_names,
+                    status="failed",
+                    error=message,
+                    fingerprint=fingerprint,
+                    failure_kind=failed.kind,
+                    augmentation=(k, {}) if k else None,
+                )
             continue
         except SchemaError as error:  # the sample's arrays do not fit the recipe: a bug
             message = str(error)
             failures.append(Failure(sample.sample_id, sample.source, "process", message))
             for k in range(copies + 1):
-                rows[row + k] = sample_row(sample, class_names, status="failed", error=message,
-                                           fingerprint=fingerprint, failure_kind=PERMANENT,
-                                           augmentation=(k, {}) if k else None)
+                rows[row + k] = sample_row(
+                    sample,
+                    class_names,
+                    status="failed",
+                    error=message,
+                    fingerprint=fingerprint,
+                    failure_kind=PERMANENT,
+                    augmentation=(k, {}) if k else None,
+                )
             continue
         for stage, seconds in processed.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
-        details = dict(fingerprint=fingerprint, source_frames=processed.source_frames,
-                       face_box=processed.face_box, detector=processed.detector,
-                       detector_score=processed.detector_score,
-                       detector_confirmation=processed.detector_confirmation,
-                       apex=processed.apex, apex_source=processed.apex_source,
-                       flow_error_px=processed.flow_error_px)
+        details = dict(
+            fingerprint=fingerprint,
+            source_frames=processed.source_frames,
+            face_box=processed.face_box,
+            detector=processed.detector,
+            detector_score=processed.detector_score,
+            detector_confirmation=processed.detector_confirmation,
+            apex=processed.apex,
+            apex_source=processed.apex_source,
+            flow_error_px=processed.flow_error_px,
+        )
         rows[row] = sample_row(sample, class_names, content_crc=crcs[0], **details)
         for k, (params, _) in enumerate(augmented, start=1):
-            rows[row + k] = sample_row(sample, class_names, augmentation=(k, params),
-                                       content_crc=crcs[k], **details)
+            rows[row + k] = sample_row(
+                sample, class_names, augmentation=(k, params), content_crc=crcs[k], **details
+            )
     return BatchResult(fork=job.fork, rows=rows, failures=failures, timings=timings)
 
 
 def _stop_if_abandoned(job: BatchJob, sample: Sample) -> None:
     if job.watch is not None and not job.watch.alive():
-        raise RunAbandoned(f"the run writing {job.watch.location} is gone (its branch "
-                           f"{job.watch.branch} no longer exists): stopped before "
-                           f"{sample.sample_id}")
+        raise RunAbandoned(
+            f"the run writing {job.watch.location} is gone (its branch "
+            f"{job.watch.branch} no longer exists): stopped before "
+            f"{sample.sample_id}"
+        )
 
 
 @dataclass
@@ -242,8 +276,9 @@ class RunResult:
         return sum(row["status"] == "ok" for row in self.rows)
 
 
-def combine_batches(results: list[BatchResult], n_rows: int,
-                    reused: dict[int, dict] | None = None) -> RunResult:
+def combine_batches(
+    results: list[BatchResult], n_rows: int, reused: dict[int, dict] | None = None
+) -> RunResult:
     """Merge batch results (any order) and ``reused`` rows (kept from the previous version)
     into rows 0..n_rows-1, failures and summed timings."""
     rows = dict(reused or {})
@@ -255,5 +290,9 @@ def combine_batches(results: list[BatchResult], n_rows: int,
     for result in results:
         for stage, seconds in result.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
-    return RunResult(forks=[r.fork for r in results], rows=[rows[i] for i in range(n_rows)],
-                     failures=[f for r in results for f in r.failures], timings=timings)
+    return RunResult(
+        forks=[r.fork for r in results],
+        rows=[rows[i] for i in range(n_rows)],
+        failures=[f for r in results for f in r.failures],
+        timings=timings,
+    )

@@ -24,7 +24,7 @@ from mer_prep.sample import Problem, Sample
 _CHUNK = 1 << 20
 
 
-def _hash_file(digest: "hashlib._Hash", path: str) -> bool:
+def _hash_file(digest: hashlib._Hash, path: str) -> bool:
     """Hash the file's bytes into ``digest``; False (and a marker hashed) when it is unreadable."""
     try:
         with open(path, "rb") as handle:
@@ -38,7 +38,7 @@ def _hash_file(digest: "hashlib._Hash", path: str) -> bool:
     return True
 
 
-def _hash_video(digest: "hashlib._Hash", path: str) -> bool:
+def _hash_video(digest: hashlib._Hash, path: str) -> bool:
     """Hash a video's bytes into ``digest`` (all of them: decoding reads the stream from its
     start up to the last frame needed, and a container's index may sit at its end); the file's
     hash is computed once per file version, as many samples share one recording."""
@@ -71,9 +71,15 @@ def fingerprint_inputs(sample: Sample, recipe: Recipe) -> tuple[str, bool]:
     unreadable state, so its failure is permanent under it; an I/O error on a file that *was*
     readable here is one that may pass (``Failure.kind``)."""
     record = {
-        "id": sample.sample_id, "onset": sample.onset, "apex": sample.apex,
-        "offset": sample.offset, "fps": sample.fps, "emotion": sample.emotion,
-        "label": sample.label, "aus": sample.action_units, "frames": list(sample.frame_numbers),
+        "id": sample.sample_id,
+        "onset": sample.onset,
+        "apex": sample.apex,
+        "offset": sample.offset,
+        "fps": sample.fps,
+        "emotion": sample.emotion,
+        "label": sample.label,
+        "aus": sample.action_units,
+        "frames": list(sample.frame_numbers),
     }
     if sample.partition:  # DFME: the sheet a row is in; moving a clip between parts moves no byte
         record["partition"] = sample.partition
@@ -112,8 +118,12 @@ def _fallback_positions(sample: Sample, positions) -> list[int]:
     return sorted(set(wanted) - set(positions.tolist()))
 
 
-def dataset_fingerprint(sample_fingerprints: Iterable[str], problems: Iterable[Problem],
-                        labels: str, corrections: Iterable = ()) -> str:
+def dataset_fingerprint(
+    sample_fingerprints: Iterable[str],
+    problems: Iterable[Problem],
+    labels: str,
+    corrections: Iterable = (),
+) -> str:
     """One hash over every sample fingerprint, the scan's problems, the label scheme and the
     annotation corrections (``CorrectionRecord``: a corrected sheet, or one correction more,
     is another input even where no stored value changes, as the store records them; a
@@ -124,7 +134,9 @@ def dataset_fingerprint(sample_fingerprints: Iterable[str], problems: Iterable[P
         digest.update(value.encode())
     for problem in sorted(str(p) for p in problems):
         digest.update(problem.encode())
-    for record in sorted(json.dumps({**c.to_dict(), "file": os.path.basename(c.file)},
-                                    sort_keys=True, default=str) for c in corrections):
+    for record in sorted(
+        json.dumps({**c.to_dict(), "file": os.path.basename(c.file)}, sort_keys=True, default=str)
+        for c in corrections
+    ):
         digest.update(f"correction:{record}".encode())
     return digest.hexdigest()[:32]

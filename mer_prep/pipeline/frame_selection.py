@@ -33,7 +33,8 @@ def frame_position(sample: Sample, frame_number: int, what: str) -> int:
         first, last = sample.frame_numbers[0], sample.frame_numbers[-1]
         raise SampleError(
             f"{what} frame {frame_number} is not among the clip's frames ({first}..{last})",
-            file=sample.source, sample=sample.sample_id,
+            file=sample.source,
+            sample=sample.sample_id,
         ) from None
 
 
@@ -42,8 +43,11 @@ def clip_span(sample: Sample) -> ClipSpan:
     if not sample.frame_numbers:
         raise SampleError("clip has no frames", file=sample.source, sample=sample.sample_id)
     if not sample.onset <= sample.offset:
-        raise SampleError(f"onset {sample.onset} is after offset {sample.offset}",
-                          file=sample.source, sample=sample.sample_id)
+        raise SampleError(
+            f"onset {sample.onset} is after offset {sample.offset}",
+            file=sample.source,
+            sample=sample.sample_id,
+        )
     onset = frame_position(sample, sample.onset, "onset")
     offset = frame_position(sample, sample.offset, "offset")
     apex = None if sample.apex is None else frame_position(sample, sample.apex, "apex")
@@ -68,9 +72,11 @@ def select_frames(sample: Sample, recipe: Recipe) -> np.ndarray:
     """
     span = clip_span(sample)
     if recipe.needs_apex and span.apex is None and not recipe.apex.spot:
-        raise SampleError("recipe needs the apex frame but the annotation gives none "
-                          "(and apex spotting is off)", file=sample.source,
-                          sample=sample.sample_id)
+        raise SampleError(
+            "recipe needs the apex frame but the annotation gives none (and apex spotting is off)",
+            file=sample.source,
+            sample=sample.sample_id,
+        )
     mode = recipe.frames.mode
     if mode == "keyframes":
         return np.arange(len(sample.frame_numbers), dtype=np.int64)

@@ -20,8 +20,9 @@ from mer_prep.store.versions import VersionPlan
 Roots = str | os.PathLike | Mapping[str, str | os.PathLike]
 
 
-def plan_version(dataset: str, root: Roots, recipe: Recipe, store: Location, *,
-                 labels: str = "native", **options) -> VersionPlan:
+def plan_version(
+    dataset: str, root: Roots, recipe: Recipe, store: Location, *, labels: str = "native", **options
+) -> VersionPlan:
     """Scan ``dataset`` under ``root`` with label scheme ``labels`` and fingerprint its inputs.
 
     Samples are sorted by sample id so that a store's row order does not depend on the file
@@ -37,13 +38,23 @@ def plan_version(dataset: str, root: Roots, recipe: Recipe, store: Location, *,
     if not names:  # a scheme without a fixed class list (native): the classes present
         names = sorted({s.label for s in samples if s.label})
     return VersionPlan(
-        location=StoreLocation.parse(store), dataset=dataset, labels=labels,
-        class_names=list(names), recipe=recipe, samples=samples, fingerprints=fingerprints,
-        problems=list(scan.problems), corrections=list(scan.corrections),
-        input_fingerprint=dataset_fingerprint(fingerprints, scan.problems, labels,
-                                              scan.corrections),
-        unreadable=frozenset(sample.sample_id for sample, (_, readable)
-                             in zip(samples, inputs, strict=True) if not readable),
+        location=StoreLocation.parse(store),
+        dataset=dataset,
+        labels=labels,
+        class_names=list(names),
+        recipe=recipe,
+        samples=samples,
+        fingerprints=fingerprints,
+        problems=list(scan.problems),
+        corrections=list(scan.corrections),
+        input_fingerprint=dataset_fingerprint(
+            fingerprints, scan.problems, labels, scan.corrections
+        ),
+        unreadable=frozenset(
+            sample.sample_id
+            for sample, (_, readable) in zip(samples, inputs, strict=True)
+            if not readable
+        ),
     )
 
 
@@ -59,18 +70,28 @@ def _relative_to_roots(scan: DatasetScan, root: Roots) -> DatasetScan:
     problems no longer depends on where the dataset lies). A packaged corrections file is named
     from the package (``mer_prep/datasets/casme1_corrections.yaml``). Processing failures are
     made relative in ``process_batch``."""
-    roots = ({part: os.fspath(path) for part, path in root.items()}
-             if isinstance(root, Mapping) else None)
+    roots = (
+        {part: os.fspath(path) for part, path in root.items()}
+        if isinstance(root, Mapping)
+        else None
+    )
     samples = []
     for sample in scan.samples:
         own = roots.get(sample.dataset, "") if roots is not None else os.fspath(root)
         samples.append(replace(sample, root=own, source=relative_to_root(sample.source, own)))
     every = list(roots.values()) if roots is not None else [root]
-    problems = [replace(p, file=relative_to_root(p.file, every),
-                        message=relative_to_root(p.message, every)) for p in scan.problems]
-    corrections = [replace(c, where=relative_to_root(c.where, every),
-                           file=_packaged(c.file) or relative_to_root(c.file, every))
-                   for c in scan.corrections]
+    problems = [
+        replace(p, file=relative_to_root(p.file, every), message=relative_to_root(p.message, every))
+        for p in scan.problems
+    ]
+    corrections = [
+        replace(
+            c,
+            where=relative_to_root(c.where, every),
+            file=_packaged(c.file) or relative_to_root(c.file, every),
+        )
+        for c in scan.corrections
+    ]
     return DatasetScan(samples, problems, corrections)
 
 

@@ -58,8 +58,16 @@ from mer_prep.recipes import Recipe
 from mer_prep.recipes.model import SourceCopy
 from mer_prep.sample import Sample
 
-__all__ = ["ProcessedSample", "process_sample", "decode_clip_frames", "magnify_clip",
-           "spotted_apex", "stored_positions", "source_copy_matrix", "sampling_rate"]
+__all__ = [
+    "ProcessedSample",
+    "process_sample",
+    "decode_clip_frames",
+    "magnify_clip",
+    "spotted_apex",
+    "stored_positions",
+    "source_copy_matrix",
+    "sampling_rate",
+]
 
 
 @dataclass
@@ -117,6 +125,7 @@ def decode_clip_frames(sample: Sample, positions: np.ndarray, *, gray: bool = Tr
 def _later_frames(sample: Sample, unique: np.ndarray, decoded: np.ndarray, onset: int):
     """``later(k)``: the gray frame k positions after the onset (decoded when the recipe did
     not read it), None past the clip's last frame; for the detection cascade."""
+
     def later(k: int) -> np.ndarray | None:
         position = onset + k
         if position >= len(sample.frame_numbers):
@@ -125,6 +134,7 @@ def _later_frames(sample: Sample, unique: np.ndarray, decoded: np.ndarray, onset
         if decoded.ndim == 3 and at < len(unique) and unique[at] == position:
             return decoded[at]
         return decode_clip_frames(sample, np.array([position]))[0]
+
     return later
 
 
@@ -132,8 +142,14 @@ def _later_frames(sample: Sample, unique: np.ndarray, decoded: np.ndarray, onset
 SPOTTING_SIZE = (128, 128)
 
 
-def spotted_apex(decoded: np.ndarray, positions: np.ndarray, span: ClipSpan,
-                 landmarks: np.ndarray, recipe: Recipe, aligned: np.ndarray) -> int:
+def spotted_apex(
+    decoded: np.ndarray,
+    positions: np.ndarray,
+    span: ClipSpan,
+    landmarks: np.ndarray,
+    recipe: Recipe,
+    aligned: np.ndarray,
+) -> int:
     """Position of the apex spotted in onset..offset (``positions``: those of ``decoded``).
 
     decoded: (U, H, W) uint8 source frames; landmarks: (68, 2) on the onset frame, source
@@ -146,10 +162,14 @@ def spotted_apex(decoded: np.ndarray, positions: np.ndarray, span: ClipSpan,
     own_size = tuple(recipe.align.size)
     big_enough = own_size[0] >= SPOTTING_SIZE[0] and own_size[1] >= SPOTTING_SIZE[1]
     size = own_size if big_enough else SPOTTING_SIZE
-    matrix = alignment_matrix(landmarks, size=size, inter_ocular=recipe.align.inter_ocular,
-                              eye_row=recipe.align.eye_row)
-    frames = luma(aligned[first:last + 1] if big_enough
-                  else align_clip(decoded[first:last + 1], matrix, size))
+    matrix = alignment_matrix(
+        landmarks, size=size, inter_ocular=recipe.align.inter_ocular, eye_row=recipe.align.eye_row
+    )
+    frames = luma(
+        aligned[first : last + 1]
+        if big_enough
+        else align_clip(decoded[first : last + 1], matrix, size)
+    )
     points = transform_points(landmarks, matrix)
     return int(positions[first + spot_apex(frames, points, 0, last - first)])
 
@@ -159,8 +179,14 @@ def spotted_apex(decoded: np.ndarray, positions: np.ndarray, span: ClipSpan,
 KEYFRAME_BLUR_SECONDS = 1.5 / 200.0
 
 
-def stored_positions(recipe: Recipe, span: ClipSpan, apex: int | None, aligned: np.ndarray,
-                     read: np.ndarray, fps: float) -> np.ndarray:
+def stored_positions(
+    recipe: Recipe,
+    span: ClipSpan,
+    apex: int | None,
+    aligned: np.ndarray,
+    read: np.ndarray,
+    fps: float,
+) -> np.ndarray:
     """Positions of the frames the recipe stores, given the aligned frames it read."""
     mode = recipe.frames.mode
     if mode == "onset_apex":
@@ -170,8 +196,9 @@ def stored_positions(recipe: Recipe, span: ClipSpan, apex: int | None, aligned: 
     k, n = recipe.frames.n_frames, len(read)
     if n <= k:  # every frame, nearest-repeated up to k: onset and apex are among them
         return sequence_positions(0, n - 1, k)
-    return select_keyframes(luma(aligned), k, span.onset, apex,
-                            temporal_sigma=KEYFRAME_BLUR_SECONDS * fps)
+    return select_keyframes(
+        luma(aligned), k, span.onset, apex, temporal_sigma=KEYFRAME_BLUR_SECONDS * fps
+    )
 
 
 def source_copy_matrix(matrix: np.ndarray, copy: SourceCopy, size: tuple[int, int]) -> np.ndarray:
@@ -215,9 +242,17 @@ class _Clip:
     landmarks: np.ndarray
 
 
-def _render(clip: _Clip, recipe: Recipe, matrix: np.ndarray, aligned: np.ndarray,
-            clock: _Stopwatch, *, positions: np.ndarray | None = None, apex: int | None = None,
-            mirrored: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
+def _render(
+    clip: _Clip,
+    recipe: Recipe,
+    matrix: np.ndarray,
+    aligned: np.ndarray,
+    clock: _Stopwatch,
+    *,
+    positions: np.ndarray | None = None,
+    apex: int | None = None,
+    mirrored: bool = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
     """The stored arrays of one alignment of the clip: (arrays, stored positions, flow error).
 
     aligned: the clip warped by ``matrix``, one frame per unique position. ``positions``
@@ -240,9 +275,16 @@ def _render(clip: _Clip, recipe: Recipe, matrix: np.ndarray, aligned: np.ndarray
     flow_error = 0.0
     if recipe.flow is not None:
         reference = int(np.flatnonzero(positions == clip.span.onset)[0])
-        flow, strain = flow_arrays(frames, reference, recipe, matrix, clip.decoded,
-                                   np.searchsorted(clip.unique, positions), sampling_rate(clip),
-                                   lap=clock.lap)
+        flow, strain = flow_arrays(
+            frames,
+            reference,
+            recipe,
+            matrix,
+            clip.decoded,
+            np.searchsorted(clip.unique, positions),
+            sampling_rate(clip),
+            lap=clock.lap,
+        )
         arrays["flow"] = flow.astype(recipe.store_dtype)
         if recipe.store_dtype == "float16":
             flow_error = float16_error_bound(flow)
@@ -250,8 +292,9 @@ def _render(clip: _Clip, recipe: Recipe, matrix: np.ndarray, aligned: np.ndarray
             arrays["strain"] = strain.astype(recipe.store_dtype)
 
     if recipe.mask is not None:
-        mask = region_mask(aligned_landmarks, size, regions=recipe.mask.regions,
-                           margin=recipe.mask.margin)
+        mask = region_mask(
+            aligned_landmarks, size, regions=recipe.mask.regions, margin=recipe.mask.margin
+        )
         frames = apply_mask(frames, mask, mode=recipe.mask.mode)
     arrays["frames"] = frames.astype(recipe.store_dtype)
     if recipe.split is not None:
@@ -277,21 +320,30 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
     decoded = decode_clip_frames(sample, unique, gray=gray)
     # Colour recipes decode the onset once more in gray: the face box and landmarks are then
     # those of the gray recipes (the shape predictor tells libjpeg's luma from a conversion).
-    onset_frame = (decoded[int(np.searchsorted(unique, span.onset))] if gray
-                   else decode_clip_frames(sample, np.array([span.onset]))[0])
+    onset_frame = (
+        decoded[int(np.searchsorted(unique, span.onset))]
+        if gray
+        else decode_clip_frames(sample, np.array([span.onset]))[0]
+    )
     clock.lap("decode")
 
-    box = detect_clip_face(onset_frame, _later_frames(sample, unique, decoded, span.onset),
-                           method=recipe.detect.method, fallback=recipe.detect.fallback,
-                           upsample=recipe.detect.upsample, sample=sample.sample_id)
+    box = detect_clip_face(
+        onset_frame,
+        _later_frames(sample, unique, decoded, span.onset),
+        method=recipe.detect.method,
+        fallback=recipe.detect.fallback,
+        upsample=recipe.detect.upsample,
+        sample=sample.sample_id,
+    )
     clock.lap("detect")
     landmarks = fit_landmarks(onset_frame, box)
     clock.lap("landmarks")
     clip = _Clip(sample, decoded, unique, read, span, landmarks)
 
     size = tuple(recipe.align.size)
-    matrix = alignment_matrix(landmarks, size=size, inter_ocular=recipe.align.inter_ocular,
-                              eye_row=recipe.align.eye_row)
+    matrix = alignment_matrix(
+        landmarks, size=size, inter_ocular=recipe.align.inter_ocular, eye_row=recipe.align.eye_row
+    )
     aligned = align_clip(decoded, matrix, size)
     clock.lap("align")
     apex, apex_source = span.apex, "annotated" if span.apex is not None else "none"
@@ -307,7 +359,7 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
         clock.lap("depth")
 
     copies = []
-    for copy in (recipe.source_augment.copies() if recipe.source_augment is not None else ()):
+    for copy in recipe.source_augment.copies() if recipe.source_augment is not None else ():
         moved = source_copy_matrix(matrix, copy, size)
         # The mirror is a slice of the unmirrored warp, exact by construction: warping again
         # through the mirrored matrix moves OpenCV's fixed-point sample grid, which changes
@@ -315,11 +367,13 @@ def process_sample(sample: Sample, recipe: Recipe) -> ProcessedSample:
         # where a sample falls half-way (2 of 8,192 pixels on some CPU/OpenCV builds).
         shifted = not (copy.shift[0] == 0.0 and copy.shift[1] == 0.0)
         unmirrored = source_copy_matrix(matrix, copy._replace(flip=False), size)
-        copy_aligned = _mirrored(align_clip(decoded, unmirrored, size) if shifted else aligned,
-                                 copy.flip)
+        copy_aligned = _mirrored(
+            align_clip(decoded, unmirrored, size) if shifted else aligned, copy.flip
+        )
         clock.lap("align")
-        copy_arrays, _, error = _render(clip, recipe, moved, copy_aligned, clock,
-                                        positions=positions, mirrored=copy.flip)
+        copy_arrays, _, error = _render(
+            clip, recipe, moved, copy_aligned, clock, positions=positions, mirrored=copy.flip
+        )
         if depth is not None:
             copy_depth = warp_depth(depth, unmirrored, size) if shifted else arrays["depth"]
             copy_arrays["depth"] = _mirrored(copy_depth, copy.flip)

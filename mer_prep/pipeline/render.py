@@ -42,15 +42,24 @@ def magnify_clip(frames: np.ndarray, config: MagnifyConfig, fps: float) -> np.nd
     if config.f_low >= f_high:
         return frames  # the whole band lies above this clip's Nyquist frequency: nothing to amplify
     if frames.ndim == 4:
-        return np.stack([magnify_clip(frames[..., c], config, fps)
-                         for c in range(frames.shape[-1])], axis=-1)
-    return magnify(frames, fps=fps, alpha=config.alpha, cutoff_wavelength=config.cutoff_wavelength,
-                   f_low=config.f_low, f_high=f_high, levels=config.levels,
-                   temporal_filter=config.temporal_filter)
+        return np.stack(
+            [magnify_clip(frames[..., c], config, fps) for c in range(frames.shape[-1])], axis=-1
+        )
+    return magnify(
+        frames,
+        fps=fps,
+        alpha=config.alpha,
+        cutoff_wavelength=config.cutoff_wavelength,
+        f_low=config.f_low,
+        f_high=f_high,
+        levels=config.levels,
+        temporal_filter=config.temporal_filter,
+    )
 
 
-def working_matrix(matrix: np.ndarray, size: tuple[int, int],
-                   working: tuple[int, int]) -> np.ndarray:
+def working_matrix(
+    matrix: np.ndarray, size: tuple[int, int], working: tuple[int, int]
+) -> np.ndarray:
     """The alignment ``matrix`` (source -> output of ``size``) made to output ``working``
     instead, on the same face geometry: output pixel ``x`` of ``size`` covers what pixel
     ``(x + 0.5) * working / size - 0.5`` covers, as an area resize from ``working`` to
@@ -60,10 +69,16 @@ def working_matrix(matrix: np.ndarray, size: tuple[int, int],
     return (scale @ np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]]))[:2]
 
 
-def flow_arrays(frames: np.ndarray, reference: int, recipe: Recipe, matrix: np.ndarray,
-                decoded: np.ndarray, at: np.ndarray, fps: float,
-                lap: Callable[[str], None] = lambda stage: None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+def flow_arrays(
+    frames: np.ndarray,
+    reference: int,
+    recipe: Recipe,
+    matrix: np.ndarray,
+    decoded: np.ndarray,
+    at: np.ndarray,
+    fps: float,
+    lap: Callable[[str], None] = lambda stage: None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(flow (T, h, w, 2), strain (T, h, w) or None): TV-L1 from ``frames[reference]`` to
     every stored frame, at the recipe's output size.
 
@@ -109,15 +124,21 @@ def read_depth(sample: Sample, positions: np.ndarray, frame_size: tuple[int, int
     naming the file and sample for a missing or unreadable one."""
     if not sample.depth_paths:
         why = dict(sample.extra).get("depth", "")
-        raise SampleError("the recipe stores depth but the sample has no depth frames"
-                          + (f" ({why})" if why else ""),
-                          file=sample.video_path or "", sample=sample.sample_id)
+        raise SampleError(
+            "the recipe stores depth but the sample has no depth frames"
+            + (f" ({why})" if why else ""),
+            file=sample.video_path or "",
+            sample=sample.sample_id,
+        )
     if len(sample.depth_paths) != len(sample.frame_paths):
-        raise SampleError(f"{len(sample.depth_paths)} depth frames for "
-                          f"{len(sample.frame_paths)} frames", sample=sample.sample_id)
+        raise SampleError(
+            f"{len(sample.depth_paths)} depth frames for {len(sample.frame_paths)} frames",
+            sample=sample.sample_id,
+        )
     unique, at = np.unique(np.asarray(positions), return_inverse=True)
-    depth = read_depth_frames([sample.depth_paths[i] for i in unique], sample=sample.sample_id,
-                              size=tuple(frame_size))
+    depth = read_depth_frames(
+        [sample.depth_paths[i] for i in unique], sample=sample.sample_id, size=tuple(frame_size)
+    )
     return depth[at.reshape(-1)]
 
 
@@ -125,5 +146,10 @@ def warp_depth(depth: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> 
     """Depth frames (T, H, W) uint16 warped by the alignment ``matrix`` into ``size``:
     nearest-neighbour, no anti-alias blur (a depth value is never blended with its neighbours,
     so every stored value is one of the source's), 0 outside the source."""
-    return warp_frames(np.ascontiguousarray(depth, np.uint16), matrix, size,
-                       interpolation=cv2.INTER_NEAREST, antialias=False)
+    return warp_frames(
+        np.ascontiguousarray(depth, np.uint16),
+        matrix,
+        size,
+        interpolation=cv2.INTER_NEAREST,
+        antialias=False,
+    )

@@ -18,8 +18,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mer_prep.errors import InvalidArgumentError, MerPrepError
 from mer_prep.pipeline import defaults
@@ -74,9 +82,10 @@ class PreprocessRequest(BaseModel):
         and keywords: how ``run_preprocess`` and ``commit_version`` are called."""
         names = list(cls.model_fields)
         if len(args) > len(names):
-            raise InvalidArgumentError(f"a preprocessing request takes at most {len(names)} "
-                                       f"values, got {len(args)}")
-        doubled = sorted(set(names[:len(args)]) & set(parameters))
+            raise InvalidArgumentError(
+                f"a preprocessing request takes at most {len(names)} values, got {len(args)}"
+            )
+        doubled = sorted(set(names[: len(args)]) & set(parameters))
         if doubled:
             raise InvalidArgumentError(f"given twice: {', '.join(doubled)}")
         return cls(**dict(zip(names, args)), **parameters)
@@ -89,11 +98,17 @@ class PreprocessRequest(BaseModel):
         null (no options), as it always could."""
         parameters = []
         for name, info in cls.model_fields.items():
-            default = (inspect.Parameter.empty if info.is_required()
-                       else info.get_default(call_default_factory=True))
+            default = (
+                inspect.Parameter.empty
+                if info.is_required()
+                else info.get_default(call_default_factory=True)
+            )
             annotation = _FLOW_TYPES.get(name, info.annotation)
-            parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
-                                                default=default, annotation=annotation))
+            parameters.append(
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+                )
+            )
         return inspect.Signature(parameters)
 
     @classmethod
@@ -113,8 +128,7 @@ class PreprocessRequest(BaseModel):
         if isinstance(value, os.PathLike):
             return os.fspath(value)
         if isinstance(value, Mapping):
-            return {k: os.fspath(v) if isinstance(v, os.PathLike) else v
-                    for k, v in value.items()}
+            return {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in value.items()}
         return value
 
     @field_validator("recipe")
@@ -134,11 +148,15 @@ class PreprocessRequest(BaseModel):
 
             value = value.url if isinstance(value, StoreLocation) else os.fspath(value)
         if value is not None:
-            fields = [f for _, f, spec, conv in string.Formatter().parse(value)
-                      if f is not None and (f not in ("dataset", "recipe") or spec or conv)]
+            fields = [
+                f
+                for _, f, spec, conv in string.Formatter().parse(value)
+                if f is not None and (f not in ("dataset", "recipe") or spec or conv)
+            ]
             if fields:
-                raise InvalidArgumentError(f"store template {value!r} may only use {{dataset}} "
-                                           f"and {{recipe}}")
+                raise InvalidArgumentError(
+                    f"store template {value!r} may only use {{dataset}} and {{recipe}}"
+                )
         return value
 
     @field_validator("options", mode="before")
@@ -196,8 +214,10 @@ class PreprocessRequest(BaseModel):
     def parameters(self) -> dict[str, Any]:
         """The fields as a flow's (JSON) parameters."""
         if not isinstance(self.recipe, str):
-            raise InvalidArgumentError(f"recipe {self.recipe.name!r} was made in code: a flow "
-                                       f"run needs a recipe name or a YAML path")
+            raise InvalidArgumentError(
+                f"recipe {self.recipe.name!r} was made in code: a flow "
+                f"run needs a recipe name or a YAML path"
+            )
         return self.model_dump()
 
 

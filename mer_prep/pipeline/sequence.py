@@ -84,9 +84,14 @@ class VersionRun:
     nothing_processed: str | None = None
 
 
-def make_version(request: PreprocessRequest, runner: BatchRunner, *,
-                 recipe: Recipe | None = None, state: RunState | None = None,
-                 logger: logging.Logger | logging.LoggerAdapter = LOG) -> VersionRun:
+def make_version(
+    request: PreprocessRequest,
+    runner: BatchRunner,
+    *,
+    recipe: Recipe | None = None,
+    state: RunState | None = None,
+    logger: logging.Logger | logging.LoggerAdapter = LOG,
+) -> VersionRun:
     """Plan ``request``'s version; when it is not in the store yet, begin it (on the previous
     version when only some samples changed), compute the samples to compute in the runner's
     batches, combine them and commit the version (``VersionWriter.finish``).
@@ -100,19 +105,27 @@ def make_version(request: PreprocessRequest, runner: BatchRunner, *,
     recipe = recipe or request.recipe_model()
     store = request.store_location(recipe.name)
     state.location = store
-    plan = plan_version(request.dataset, request.root, recipe, store, labels=request.labels,
-                        **request.options)
+    plan = plan_version(
+        request.dataset, request.root, recipe, store, labels=request.labels, **request.options
+    )
     state.location, state.before = str(plan.location), current_version(plan.location)
     phases = {"plan": time.perf_counter() - started}
-    summary = RunSummary(store=str(plan.location), version_id=plan.version_id,
-                         dataset=request.dataset, recipe=recipe.name,
-                         n_samples=len(plan.samples), n_scan_problems=len(plan.problems),
-                         artifact_key="", phase_seconds=phases)
+    summary = RunSummary(
+        store=str(plan.location),
+        version_id=plan.version_id,
+        dataset=request.dataset,
+        recipe=recipe.name,
+        n_samples=len(plan.samples),
+        n_scan_problems=len(plan.problems),
+        artifact_key="",
+        phase_seconds=phases,
+    )
     done = VersionRun(summary, plan)
     if not plan.samples:
         done.nothing_processed = (
             f"{request.dataset}: no samples found under {request.root} ({len(plan.problems)} "
-            f"scan problems: {[str(p) for p in plan.problems[:5]]})")
+            f"scan problems: {[str(p) for p in plan.problems[:5]]})"
+        )
         return done
     snapshot = existing_version(plan.location, plan.version_id)
     if snapshot is not None:
@@ -125,30 +138,53 @@ def make_version(request: PreprocessRequest, runner: BatchRunner, *,
     try:
         phases["layout"] = time.perf_counter() - tick
         reuse = writer.reuse_summary()
-        unchanged = (f"{reuse['n_reused']} unchanged since {reuse['from_version']}"
-                     if reuse["from_version"] else "a fresh layout")
-        logger.info("%d samples (%d to compute, %s), %d scan problems -> %s version %s",
-                    len(plan.samples), reuse["n_recomputed"], unchanged, len(plan.problems),
-                    store, plan.version_id)
+        unchanged = (
+            f"{reuse['n_reused']} unchanged since {reuse['from_version']}"
+            if reuse["from_version"]
+            else "a fresh layout"
+        )
+        logger.info(
+            "%d samples (%d to compute, %s), %d scan problems -> %s version %s",
+            len(plan.samples),
+            reuse["n_recomputed"],
+            unchanged,
+            len(plan.problems),
+            store,
+            plan.version_id,
+        )
         items = batch.sample_jobs(plan, writer.reused)
         watch = writer.watch() if runner.outlives_run else None
-        results_as_done = runner.submit([
-            batch.BatchJob(writer.fork(), [items[i] for i in rows], recipe, plan.arrays,
-                     plan.class_names, watch=watch) for rows in runner.batches(len(items))])
+        results_as_done = runner.submit(
+            [
+                batch.BatchJob(
+                    writer.fork(),
+                    [items[i] for i in rows],
+                    recipe,
+                    plan.arrays,
+                    plan.class_names,
+                    watch=watch,
+                )
+                for rows in runner.batches(len(items))
+            ]
+        )
         state.submitted = writer
         tick = time.perf_counter()
         results: list[BatchResult] = []
         for result in results_as_done:
             results.append(result)
             for failure in result.failures:
-                logger.warning("failed %s%s: %s", failure.sample_id,
-                               " (transient)" if failure.kind == "transient" else "",
-                               failure.message)
+                logger.warning(
+                    "failed %s%s: %s",
+                    failure.sample_id,
+                    " (transient)" if failure.kind == "transient" else "",
+                    failure.message,
+                )
         phases["process"], tick = time.perf_counter() - tick, time.perf_counter()
         combined = batch.combine_batches(results, plan.n_rows, writer.reused)
         failures = scan_failures(plan) + combined.failures
-        summary.snapshot = writer.finish(combined.forks, combined.rows, failures,
-                                         extra_attrs={"stage_seconds": combined.timings})
+        summary.snapshot = writer.finish(
+            combined.forks, combined.rows, failures, extra_attrs={"stage_seconds": combined.timings}
+        )
         phases["commit"] = time.perf_counter() - tick
     except BaseException:
         # Workers given batches may still be writing (a standing or remote cluster finishes
@@ -157,14 +193,24 @@ def make_version(request: PreprocessRequest, runner: BatchRunner, *,
         writer.abort(remove_new_store=state.submitted is None or not runner.outlives_run)
         raise
     n_ok = combined.n_ok
-    logger.info("committed %s as %s: %d ok, %d failed; %d samples recomputed, %s",
-                store, writer.version_id, n_ok, len(combined.rows) - n_ok,
-                reuse["n_recomputed"], unchanged)
+    logger.info(
+        "committed %s as %s: %d ok, %d failed; %d samples recomputed, %s",
+        store,
+        writer.version_id,
+        n_ok,
+        len(combined.rows) - n_ok,
+        reuse["n_recomputed"],
+        unchanged,
+    )
     transient = [f for f in failures if f.kind == "transient"]
     if transient:
-        logger.warning("%d samples failed for a reason that may pass (I/O); the version is "
-                       "committed as %s, not as %s: run again to retry them", len(transient),
-                       writer.version_id, plan.version_id)
+        logger.warning(
+            "%d samples failed for a reason that may pass (I/O); the version is "
+            "committed as %s, not as %s: run again to retry them",
+            len(transient),
+            writer.version_id,
+            plan.version_id,
+        )
     summary.version_id, summary.n_ok = writer.version_id, n_ok
     summary.n_failed = len(combined.rows) - n_ok
     summary.failures, summary.stage_seconds = failures, combined.timings
@@ -175,5 +221,6 @@ def make_version(request: PreprocessRequest, runner: BatchRunner, *,
     if n_ok == 0:
         done.nothing_processed = (
             f"{request.dataset}: every one of {len(plan.samples)} samples failed (version "
-            f"{writer.version_id} records why; see `mer-prep info {store}`)")
+            f"{writer.version_id} records why; see `mer-prep info {store}`)"
+        )
     return done

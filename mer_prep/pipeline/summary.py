@@ -44,5 +44,10 @@ class RunSummary:
 
     @property
     def state(self) -> str:
-        return ("up to date" if self.up_to_date else "committed" if self.snapshot
-                else "nothing to process")
+        return (
+            "up to date"
+            if self.up_to_date
+            else "committed"
+            if self.snapshot
+            else "nothing to process"
+        )

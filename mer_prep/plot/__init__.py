@@ -24,13 +24,33 @@ if TYPE_CHECKING:
     from mer_prep.plot.store_plots import StorePlots
 
 # Imported on first use: ``FeatureStore._repr_html_`` (``notebook``) must not pay for matplotlib.
-_WHERE = {"colour_wheel": "colour", "flow_hue_deg": "colour", "flow_to_rgb": "colour",
-          "figure_png": "figures", "Report": "report", "write_report": "report",
-          "RunLike": "runs", "RunPlots": "runs", "leaderboard": "runs", "run_markdown": "runs",
-          "StorePlots": "store_plots"}
+_WHERE = {
+    "colour_wheel": "colour",
+    "flow_hue_deg": "colour",
+    "flow_to_rgb": "colour",
+    "figure_png": "figures",
+    "Report": "report",
+    "write_report": "report",
+    "RunLike": "runs",
+    "RunPlots": "runs",
+    "leaderboard": "runs",
+    "run_markdown": "runs",
+    "StorePlots": "store_plots",
+}
 
-__all__ = ["Report", "RunLike", "RunPlots", "StorePlots", "colour_wheel", "figure_png",
-           "flow_hue_deg", "flow_to_rgb", "leaderboard", "run_markdown", "write_report"]
+__all__ = [
+    "Report",
+    "RunLike",
+    "RunPlots",
+    "StorePlots",
+    "colour_wheel",
+    "figure_png",
+    "flow_hue_deg",
+    "flow_to_rgb",
+    "leaderboard",
+    "run_markdown",
+    "write_report",
+]
 
 
 def __getattr__(name: str):

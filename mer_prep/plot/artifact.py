@@ -34,14 +34,19 @@ def preprocess_images_markdown(store, *, per_class: int = 1, dpi: int = 72) -> s
     balance = figures.counts_figure(store.table, store.class_names, subjects=False)
     balance_png = figures.figure_png(balance, dpi=dpi, colours=128)
     out = ["## class balance", "", markdown_image(balance_png, "samples per class"), ""]
-    rows = [row for label in store.class_names for row in pick_samples(store.table, label,
-                                                                       per_class)]
+    rows = [
+        row for label in store.class_names for row in pick_samples(store.table, label, per_class)
+    ]
     if rows:
         views = [sample_view(store, row, with_copies=False) for row in rows]
         tiles = [panels(view, curves=False, keys=set(ARTIFACT_PANELS)) for view in views]
-        sheet = figures.contact_sheet_figure(views, tiles,
-                                             title=f"{per_class} clip(s) per class")
+        sheet = figures.contact_sheet_figure(views, tiles, title=f"{per_class} clip(s) per class")
         sheet_png = figures.figure_png(sheet, dpi=dpi, colours=256)
-        out += ["## contact sheet", "", markdown_image(sheet_png, "contact sheet"), "",
-                f"`mer-prep show {store.path}` writes the full report."]
+        out += [
+            "## contact sheet",
+            "",
+            markdown_image(sheet_png, "contact sheet"),
+            "",
+            f"`mer-prep show {store.path}` writes the full report.",
+        ]
     return "\n".join(out) + "\n"

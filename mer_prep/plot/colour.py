@@ -21,16 +21,40 @@ import numpy as np
 
 from mer_prep.errors import InvalidArgumentError
 
-__all__ = ["LANDMARK_RGB", "REGION_RGB", "colour_wheel", "diverging", "display_scale",
-           "draw_landmarks", "flow_hue_deg", "flow_range", "flow_scale", "flow_to_rgb", "gray_to_rgb", "heat",
-           "mask_overlay", "robust_max", "upscale", "ColourRange", "colour_range", "border_width"]
+__all__ = [
+    "LANDMARK_RGB",
+    "REGION_RGB",
+    "colour_wheel",
+    "diverging",
+    "display_scale",
+    "draw_landmarks",
+    "flow_hue_deg",
+    "flow_range",
+    "flow_scale",
+    "flow_to_rgb",
+    "gray_to_rgb",
+    "heat",
+    "mask_overlay",
+    "robust_max",
+    "upscale",
+    "ColourRange",
+    "colour_range",
+    "border_width",
+]
 
 #: Colour of landmark dots (pure green: absent from faces, and from the flow palette's white).
 LANDMARK_RGB = (0, 255, 0)
 #: Overlay colour per mask region (image terms, as ``mer_prep.face.mask.REGIONS``).
-REGION_RGB = {"left_eye": (0, 200, 255), "right_eye": (255, 200, 0), "mouth": (255, 0, 200),
-              "inner_mouth": (255, 90, 90), "left_brow": (120, 255, 120),
-              "right_brow": (120, 160, 255), "nose": (255, 140, 0), "face": (180, 180, 255)}
+REGION_RGB = {
+    "left_eye": (0, 200, 255),
+    "right_eye": (255, 200, 0),
+    "mouth": (255, 0, 200),
+    "inner_mouth": (255, 90, 90),
+    "left_brow": (120, 255, 120),
+    "right_brow": (120, 160, 255),
+    "nose": (255, 140, 0),
+    "face": (180, 180, 255),
+}
 #: Smallest flow magnitude (px) shown as fully saturated: TV-L1 leaves ~0.02-0.05 px of noise on
 #: still skin, which must stay near white rather than be stretched to full colour.
 MIN_FLOW_SCALE = 0.25
@@ -53,8 +77,11 @@ def upscale(rgb: np.ndarray, factor: float) -> np.ndarray:
         return np.repeat(np.repeat(rgb, k, axis=0), k, axis=1)
     height, width = rgb.shape[:2]
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    resized = cv2.resize(np.ascontiguousarray(rgb), size,
-                         interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_NEAREST)
+    resized = cv2.resize(
+        np.ascontiguousarray(rgb),
+        size,
+        interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_NEAREST,
+    )
     return resized.reshape(size[1], size[0], *rgb.shape[2:])
 
 
@@ -63,8 +90,9 @@ def gray_to_rgb(frame: np.ndarray, *, low: float = 0.0, high: float = 1.0) -> np
     (H, W, 3) of a ``channels: rgb`` recipe as it is; values ``low``..``high``, any dtype."""
     values = np.asarray(frame, dtype=np.float32)
     if values.ndim != 2 and not (values.ndim == 3 and values.shape[2] == 3):
-        raise InvalidArgumentError(f"expected a (H, W) gray or (H, W, 3) RGB frame, got shape "
-                                   f"{values.shape}")
+        raise InvalidArgumentError(
+            f"expected a (H, W) gray or (H, W, 3) RGB frame, got shape {values.shape}"
+        )
     unit = np.clip((values - low) / max(high - low, 1e-12), 0.0, 1.0)
     pixels = np.round(unit * 255).astype(np.uint8)
     return pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
@@ -108,8 +136,10 @@ class ColourRange:
     def describe(self, unit: str = "", digits: int = 2) -> str:
         """``"3.52 px = 99.5th percentile of |values|, max 6.68 px, 7 px border left out"``."""
         u = f" {unit}" if unit else ""
-        text = (f"{self.top:.{digits}f}{u} = {self.percentile:g}th percentile, max "
-                f"{self.maximum:.{digits}f}{u}")
+        text = (
+            f"{self.top:.{digits}f}{u} = {self.percentile:g}th percentile, max "
+            f"{self.maximum:.{digits}f}{u}"
+        )
         if self.border:
             text += f", {self.border} px border left out"
             if self.maximum_all > self.maximum * 1.05:
@@ -117,8 +147,13 @@ class ColourRange:
         return text
 
 
-def colour_range(values: np.ndarray, *, percentile: float = SCALE_PERCENTILE,
-                 border: int | None = None, floor: float = 1e-6) -> ColourRange:
+def colour_range(
+    values: np.ndarray,
+    *,
+    percentile: float = SCALE_PERCENTILE,
+    border: int | None = None,
+    floor: float = 1e-6,
+) -> ColourRange:
     """The colour scale of ``values`` (..., H, W): the ``percentile`` of finite |values| with
     ``border`` pixels (default :func:`border_width`) left out at each edge of the last two axes,
     at least ``floor``."""
@@ -126,14 +161,17 @@ def colour_range(values: np.ndarray, *, percentile: float = SCALE_PERCENTILE,
     if values.ndim < 2:
         raise InvalidArgumentError(f"expected values (..., H, W), got shape {values.shape}")
     b = border_width(*values.shape[-2:]) if border is None else int(border)
-    inner = values[..., b:values.shape[-2] - b, b:values.shape[-1] - b] if b else values
+    inner = values[..., b : values.shape[-2] - b, b : values.shape[-1] - b] if b else values
     finite = inner[np.isfinite(inner)]
     everywhere = values[np.isfinite(values)]
     top = float(np.percentile(finite, percentile)) if finite.size else 0.0
-    return ColourRange(top=max(top, floor), percentile=float(percentile),
-                       maximum=float(finite.max()) if finite.size else 0.0,
-                       maximum_all=float(everywhere.max()) if everywhere.size else 0.0,
-                       border=b)
+    return ColourRange(
+        top=max(top, floor),
+        percentile=float(percentile),
+        maximum=float(finite.max()) if finite.size else 0.0,
+        maximum_all=float(everywhere.max()) if everywhere.size else 0.0,
+        border=b,
+    )
 
 
 def flow_hue_deg(dx: np.ndarray | float, dy: np.ndarray | float) -> np.ndarray:
@@ -214,9 +252,14 @@ def to_display(x: np.ndarray | float, factor: float) -> np.ndarray:
     return (np.asarray(x, dtype=np.float64) + 0.5) * factor - 0.5
 
 
-def draw_landmarks(rgb: np.ndarray, points: np.ndarray, factor: float = 1, *,
-                   colour: tuple[int, int, int] = LANDMARK_RGB,
-                   radius: float | None = None) -> np.ndarray:
+def draw_landmarks(
+    rgb: np.ndarray,
+    points: np.ndarray,
+    factor: float = 1,
+    *,
+    colour: tuple[int, int, int] = LANDMARK_RGB,
+    radius: float | None = None,
+) -> np.ndarray:
     """A copy of ``rgb`` (already resized by ``factor``) with each ``(x, y)`` point of
     ``points`` (source pixels, centres on integers) drawn as a filled dot centred on it."""
     points = np.asarray(points, dtype=np.float64)
@@ -228,24 +271,34 @@ def draw_landmarks(rgb: np.ndarray, points: np.ndarray, factor: float = 1, *,
     for x, y in to_display(points, factor):
         if np.isfinite(x) and np.isfinite(y):
             centre = (int(round(x * (1 << shift))), int(round(y * (1 << shift))))
-            cv2.circle(out, centre, int(round(radius * (1 << shift))), colour, thickness=-1,
-                       lineType=cv2.LINE_8, shift=shift)
+            cv2.circle(
+                out,
+                centre,
+                int(round(radius * (1 << shift))),
+                colour,
+                thickness=-1,
+                lineType=cv2.LINE_8,
+                shift=shift,
+            )
     return out
 
 
-def mask_overlay(rgb: np.ndarray, masks: dict[str, np.ndarray], alpha: float = 0.45
-                 ) -> np.ndarray:
+def mask_overlay(rgb: np.ndarray, masks: dict[str, np.ndarray], alpha: float = 0.45) -> np.ndarray:
     """``rgb`` (any size) with each ``(h, w)`` bool mask (source pixels, resized to ``rgb``)
     blended in its region colour, its outline drawn at full colour."""
     out = rgb.astype(np.float32)
     outlines = []
     for name, mask in masks.items():
-        big = cv2.resize(np.asarray(mask, np.uint8), (rgb.shape[1], rgb.shape[0]),
-                         interpolation=cv2.INTER_NEAREST).astype(bool)
+        big = cv2.resize(
+            np.asarray(mask, np.uint8),
+            (rgb.shape[1], rgb.shape[0]),
+            interpolation=cv2.INTER_NEAREST,
+        ).astype(bool)
         colour = np.array(REGION_RGB.get(name, (255, 0, 255)), np.float32)
         out[big] = (1 - alpha) * out[big] + alpha * colour
-        contours, _ = cv2.findContours(big.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_NONE)
+        contours, _ = cv2.findContours(
+            big.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+        )
         outlines.append((contours, tuple(int(c) for c in colour)))
     out = np.round(out).astype(np.uint8)
     for contours, colour in outlines:

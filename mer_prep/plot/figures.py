@@ -15,17 +15,29 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.plot.colour import (colour_range, colour_wheel, flow_range, flow_to_rgb, heat,
-                                  upscale)
+from mer_prep.plot.colour import colour_range, colour_wheel, flow_range, flow_to_rgb, heat, upscale
 from mer_prep.plot.panels import APEX_RGB, ONSET_RGB, Curve, Panel
 from mer_prep.plot.sample_view import SampleView
 
-__all__ = ["new_figure", "figure_png", "draw_curve", "sample_figure", "contact_sheet_figure",
-           "flow_figure", "counts_figure", "split_figure", "confusion_figure",
-           "fold_scores_figure", "learning_curves_figure"]
+__all__ = [
+    "new_figure",
+    "figure_png",
+    "draw_curve",
+    "sample_figure",
+    "contact_sheet_figure",
+    "flow_figure",
+    "counts_figure",
+    "split_figure",
+    "confusion_figure",
+    "fold_scores_figure",
+    "learning_curves_figure",
+]
 
-_MARK_STYLE = {"onset": ("tab:green", "--"), "offset": ("tab:gray", "--"),
-               "motion peak": ("tab:orange", ":")}
+_MARK_STYLE = {
+    "onset": ("tab:green", "--"),
+    "offset": ("tab:gray", "--"),
+    "motion peak": ("tab:orange", ":"),
+}
 
 
 def new_figure(width: float, height: float, dpi: int = 80) -> Figure:
@@ -63,8 +75,13 @@ def _image_axes(ax, image: np.ndarray, title: str = "") -> None:
 def draw_curve(ax, curve: Curve) -> None:
     """A per-frame :class:`Curve` on ``ax``: the line, the keyframes, the marks."""
     order = np.argsort(curve.x, kind="stable")
-    ax.plot(curve.x[order], curve.y[order], color="black", lw=1.2, marker="." if
-            curve.points is None else None)
+    ax.plot(
+        curve.x[order],
+        curve.y[order],
+        color="black",
+        lw=1.2,
+        marker="." if curve.points is None else None,
+    )
     if curve.points is not None:
         values = np.interp(curve.points, curve.x[order], curve.y[order])
         ax.plot(curve.points, values, "o", color="tab:blue", ms=3.5, label="keyframes")
@@ -89,15 +106,17 @@ def sample_figure(view: SampleView, panel_list: list[Panel]) -> Figure:
     columns = max(len(images) + has_wheel, 2)
     rows = 1 + (strip is not None) + bool(curves)
     # 100 dpi: every panel is shown at least at its raster size (no landmark dot resampled away)
-    figure = new_figure(1.8 * columns, 2.2 + 1.3 * (strip is not None) + 2.4 * bool(curves),
-                        dpi=100)
-    grid = figure.add_gridspec(rows, columns * 2, height_ratios=[2.2] + [1.3] * (strip is not None)
-                               + [2.4] * bool(curves))
+    figure = new_figure(
+        1.8 * columns, 2.2 + 1.3 * (strip is not None) + 2.4 * bool(curves), dpi=100
+    )
+    grid = figure.add_gridspec(
+        rows, columns * 2, height_ratios=[2.2] + [1.3] * (strip is not None) + [2.4] * bool(curves)
+    )
     for i, panel in enumerate(images):
-        ax = figure.add_subplot(grid[0, 2 * i:2 * i + 2], gid=f"{view.sample_id}|{panel.key}")
+        ax = figure.add_subplot(grid[0, 2 * i : 2 * i + 2], gid=f"{view.sample_id}|{panel.key}")
         _image_axes(ax, panel.image, panel.title)
     if has_wheel:
-        ax = figure.add_subplot(grid[0, 2 * len(images):2 * len(images) + 2], gid="wheel")
+        ax = figure.add_subplot(grid[0, 2 * len(images) : 2 * len(images) + 2], gid="wheel")
         _image_axes(ax, colour_wheel(96), "flow key")
     row = 1
     if strip is not None:
@@ -106,8 +125,9 @@ def sample_figure(view: SampleView, panel_list: list[Panel]) -> Figure:
         row += 1
     for i, panel in enumerate(curves):
         width = (columns * 2) // len(curves)
-        ax = figure.add_subplot(grid[row, i * width:(i + 1) * width],
-                                gid=f"{view.sample_id}|{panel.key}")
+        ax = figure.add_subplot(
+            grid[row, i * width : (i + 1) * width], gid=f"{view.sample_id}|{panel.key}"
+        )
         draw_curve(ax, panel.curve)
         ax.set_title(panel.title, fontsize=8)
     figure.suptitle(f"{view.sample_id} — {view.info.get('label_name', '')}", fontsize=10)
@@ -115,8 +135,9 @@ def sample_figure(view: SampleView, panel_list: list[Panel]) -> Figure:
     return figure
 
 
-def contact_sheet_figure(views: Sequence[SampleView], rows: Sequence[list[Panel]],
-                         title: str = "") -> Figure:
+def contact_sheet_figure(
+    views: Sequence[SampleView], rows: Sequence[list[Panel]], title: str = ""
+) -> Figure:
     """One row of image panels per sample (the tile), the panel names as column titles.
 
     Every axes of a sample's tile has ``gid`` ``"<sample id>|<panel key>"``.
@@ -135,16 +156,19 @@ def contact_sheet_figure(views: Sequence[SampleView], rows: Sequence[list[Panel]
     for r, (view, panel_list) in enumerate(zip(views, rows)):
         by_key = {p.key: p for p in panel_list}
         for c, key in enumerate(keys):
-            ax = figure.add_subplot(n_rows, n_cols, r * n_cols + c + 1,
-                                    gid=f"{view.sample_id}|{key}")
+            ax = figure.add_subplot(
+                n_rows, n_cols, r * n_cols + c + 1, gid=f"{view.sample_id}|{key}"
+            )
             panel = by_key.get(key)
             if panel is not None and panel.image is not None:
                 _image_axes(ax, panel.image, titles[key] if r == 0 else "")
             else:
                 ax.axis("off")
             if c == 0:
-                ax.set_ylabel(f"{view.info.get('label_name', '')}\n"
-                              f"{view.sample_id.split('/', 1)[-1]}", fontsize=7)
+                ax.set_ylabel(
+                    f"{view.info.get('label_name', '')}\n{view.sample_id.split('/', 1)[-1]}",
+                    fontsize=7,
+                )
     if title:
         figure.suptitle(title, fontsize=10)
     figure.set_layout_engine("constrained")
@@ -175,32 +199,46 @@ def flow_figure(view: SampleView) -> Figure:
         ax = figure.add_subplot(grid[0, t], gid=f"{view.sample_id}|flow|{t}")
         _image_axes(ax, upscale(flow_to_rgb(flow[t], scale), f))
         ax.set_title(str(frame_no), fontsize=7, color=colour)
-        _image_axes(figure.add_subplot(grid[1, t], gid=f"{view.sample_id}|magnitude|{t}"),
-                    upscale(heat(magnitude[t], mag_max), f))
+        _image_axes(
+            figure.add_subplot(grid[1, t], gid=f"{view.sample_id}|magnitude|{t}"),
+            upscale(heat(magnitude[t], mag_max), f),
+        )
         if strain is not None:
             s = np.asarray(strain, np.float32)
-            _image_axes(figure.add_subplot(grid[2, t], gid=f"{view.sample_id}|strain|{t}"),
-                        upscale(heat(s[t], strain_range.top, "viridis"), f))
-    _image_axes(figure.add_subplot(grid[0, n], gid="wheel"), colour_wheel(96),
-                f"key: rim {scale:.2f} px")
+            _image_axes(
+                figure.add_subplot(grid[2, t], gid=f"{view.sample_id}|strain|{t}"),
+                upscale(heat(s[t], strain_range.top, "viridis"), f),
+            )
+    _image_axes(
+        figure.add_subplot(grid[0, n], gid="wheel"), colour_wheel(96), f"key: rim {scale:.2f} px"
+    )
     figure.add_subplot(grid[1, n]).text(0, 0.5, f"|flow|\n0–{mag_max:.2f} px", fontsize=7)
     figure.axes[-1].axis("off")
     if strain is not None:
-        figure.add_subplot(grid[2, n]).text(0, 0.5, f"strain\n0–{strain_range.top:.3f}",
-                                            fontsize=7)
+        figure.add_subplot(grid[2, n]).text(0, 0.5, f"strain\n0–{strain_range.top:.3f}", fontsize=7)
         figure.axes[-1].axis("off")
-    ranges = [f"flow colour full at {flow_colours.describe('px')}",
-              f"|flow| 0 to {magnitude_range.describe('px')}"]
+    ranges = [
+        f"flow colour full at {flow_colours.describe('px')}",
+        f"|flow| 0 to {magnitude_range.describe('px')}",
+    ]
     if strain_range is not None:
         ranges.append(f"strain 0 to {strain_range.describe(digits=3)}")
-    figure.suptitle(f"{view.sample_id}: flow from the onset (frame numbers; onset green, apex "
-                    f"red); one scale for the clip's frames\n" + "; ".join(ranges), fontsize=8)
+    figure.suptitle(
+        f"{view.sample_id}: flow from the onset (frame numbers; onset green, apex "
+        f"red); one scale for the clip's frames\n" + "; ".join(ranges),
+        fontsize=8,
+    )
     figure.set_layout_engine("constrained")
     return figure
 
 
-def _bar(ax, names: Sequence[str], stacks: dict[str, Sequence[float]], title: str,
-         horizontal: bool = False) -> None:
+def _bar(
+    ax,
+    names: Sequence[str],
+    stacks: dict[str, Sequence[float]],
+    title: str,
+    horizontal: bool = False,
+) -> None:
     bottom = np.zeros(len(names))
     for label, values in stacks.items():
         values = np.asarray(values, dtype=float)
@@ -228,8 +266,11 @@ def _bar(ax, names: Sequence[str], stacks: dict[str, Sequence[float]], title: st
 def counts_figure(table, class_names: Sequence[str], *, subjects: bool = True) -> Figure:
     """Samples per class (originals and augmented copies stacked) and, with ``subjects``,
     samples per subject stacked by class."""
-    originals = table["aug_parent"].astype(str) == "" if "aug_parent" in table else \
-        np.ones(len(table), bool)
+    originals = (
+        table["aug_parent"].astype(str) == ""
+        if "aug_parent" in table
+        else np.ones(len(table), bool)
+    )
     # every class of the scheme, an empty one too: a class without samples is a finding
     present = list(class_names) + sorted(set(table["label_name"]) - set(class_names))
     stacks = {"clips": [int(((table["label_name"] == c) & originals).sum()) for c in present]}
@@ -237,51 +278,73 @@ def counts_figure(table, class_names: Sequence[str], *, subjects: bool = True) -
     if any(copies):
         stacks["augmented copies"] = copies
     subject_names = sorted(table["subject"].unique()) if subjects else []
-    figure = new_figure(max(4.0, 0.5 * len(present) + 2) + (max(4.0, 0.28 * len(subject_names))
-                                                            if subjects else 0), 3.0)
+    figure = new_figure(
+        max(4.0, 0.5 * len(present) + 2) + (max(4.0, 0.28 * len(subject_names)) if subjects else 0),
+        3.0,
+    )
     axes = figure.subplots(1, 2 if subjects else 1, squeeze=False)[0]
     _bar(axes[0], present, stacks, "samples per class")
     if subjects:
         clips = table[originals]
-        per = {c: [int(((clips["subject"] == s) & (clips["label_name"] == c)).sum())
-                   for s in subject_names] for c in present if (clips["label_name"] == c).any()}
-        _bar(axes[1], [s.split("/")[-1] for s in subject_names], per,
-             "clips per subject, by class")
+        per = {
+            c: [
+                int(((clips["subject"] == s) & (clips["label_name"] == c)).sum())
+                for s in subject_names
+            ]
+            for c in present
+            if (clips["label_name"] == c).any()
+        }
+        _bar(axes[1], [s.split("/")[-1] for s in subject_names], per, "clips per subject, by class")
     figure.set_layout_engine("constrained")
     return figure
 
 
-def split_figure(name: str, split, table, class_names: Sequence[str], *, leaky: bool,
-                 note: str = "") -> Figure:
+def split_figure(
+    name: str, split, table, class_names: Sequence[str], *, leaky: bool, note: str = ""
+) -> Figure:
     """Test-fold sizes of a split, stacked by class; a leaky split says so in red."""
     folds = list(split.fold_names)
     present = [c for c in class_names if c in set(table["label_name"])]
     labels = table["label_name"].to_numpy()
     test = np.asarray(split.test_fold)
-    stacks = {c: [int(((test == i) & (labels == c)).sum()) for i in range(len(folds))]
-              for c in present}
+    stacks = {
+        c: [int(((test == i) & (labels == c)).sum()) for i in range(len(folds))] for c in present
+    }
     figure = new_figure(max(4.0, 0.35 * len(folds) + 2.5), 2.8)
     ax = figure.subplots()
     _bar(ax, [f.split("/")[-1] for f in folds], stacks, f"split {name}: test rows per fold")
     if leaky:
-        ax.set_title(f"split {name}: test rows per fold — LEAKY" + (f" ({note})" if note else ""),
-                     fontsize=9, color="red")
+        ax.set_title(
+            f"split {name}: test rows per fold — LEAKY" + (f" ({note})" if note else ""),
+            fontsize=9,
+            color="red",
+        )
     figure.set_layout_engine("constrained")
     return figure
 
 
-def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *,
-                     title: str = "pooled confusion", normalise: bool = False) -> Figure:
+def confusion_figure(
+    confusion: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    title: str = "pooled confusion",
+    normalise: bool = False,
+) -> Figure:
     """A confusion matrix (rows true, columns predicted), counts in the cells; ``normalise``
     colours by row share (recall) while still printing counts."""
     matrix = np.asarray(confusion, dtype=float)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or \
-            matrix.shape[0] != len(class_names):
-        raise InvalidArgumentError(f"a {len(class_names)}-class confusion matrix was expected, "
-                                   f"got shape {matrix.shape}")
+    if (
+        matrix.ndim != 2
+        or matrix.shape[0] != matrix.shape[1]
+        or matrix.shape[0] != len(class_names)
+    ):
+        raise InvalidArgumentError(
+            f"a {len(class_names)}-class confusion matrix was expected, got shape {matrix.shape}"
+        )
     rows = matrix.sum(axis=1, keepdims=True)
-    shade = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0) if normalise \
-        else matrix
+    shade = (
+        np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0) if normalise else matrix
+    )
     k = len(class_names)
     width = max(3.6, 1.2 + 0.55 * k)
     figure = new_figure(width, 1.4 + 0.5 * k)
@@ -290,8 +353,15 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *,
     for i in range(k):
         for j in range(k):
             dark = shade[i, j] > 0.6 * (shade.max() or 1)
-            ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=8,
-                    color="white" if dark else "black")
+            ax.text(
+                j,
+                i,
+                f"{int(matrix[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else "black",
+            )
     ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(k), class_names, fontsize=7)
     ax.set_xlabel("predicted", fontsize=8)
@@ -301,13 +371,17 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], *,
     return figure
 
 
-def fold_scores_figure(folds: Sequence[str], uf1: Sequence[float | None],
-                       uar: Sequence[float | None], title: str = "per-fold scores",
-                       chance: float | None = None) -> Figure:
+def fold_scores_figure(
+    folds: Sequence[str],
+    uf1: Sequence[float | None],
+    uar: Sequence[float | None],
+    title: str = "per-fold scores",
+    chance: float | None = None,
+) -> Figure:
     """UF1 and UAR per fold as grouped bars (a fold without a score: no bar); ``chance``: the
     UAR of guessing (1 / classes), drawn as a dashed line."""
     x = np.arange(len(folds))
-    as_float = (lambda values: np.array([np.nan if v is None else float(v) for v in values]))
+    as_float = lambda values: np.array([np.nan if v is None else float(v) for v in values])
     width = max(5.0, 0.4 * len(folds) + 3)
     figure = new_figure(width, 3.0)
     ax = figure.subplots()
@@ -316,8 +390,14 @@ def fold_scores_figure(folds: Sequence[str], uf1: Sequence[float | None],
     ax.set_xticks(x, [str(f).split("/")[-1] for f in folds], rotation=45, ha="right", fontsize=6)
     ax.set_ylim(0, 1.05)
     if chance is not None:
-        ax.axhline(chance, color="black", ls="--", lw=1, gid="chance",
-                   label=f"chance UAR {chance:.2f} (1/{round(1 / chance)} classes)")
+        ax.axhline(
+            chance,
+            color="black",
+            ls="--",
+            lw=1,
+            gid="chance",
+            label=f"chance UAR {chance:.2f} (1/{round(1 / chance)} classes)",
+        )
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title(_wrap(title, width * 0.7, 8), fontsize=8)
@@ -325,9 +405,13 @@ def fold_scores_figure(folds: Sequence[str], uf1: Sequence[float | None],
     return figure
 
 
-def learning_curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-                           title: str = "learning curves", *, kept: dict[str, int] | None = None,
-                           metric: str | None = None) -> Figure:
+def learning_curves_figure(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    title: str = "learning curves",
+    *,
+    kept: dict[str, int] | None = None,
+    metric: str | None = None,
+) -> Figure:
     """Per fold: training loss (left) and the validation metric (right) over epochs, each
     fold's kept epoch (``kept``: fold name -> epoch) marked with a dot on both; the metric's
     axis spans 0-1 (a score's whole range, not the few hundredths the curves move in). With no
@@ -341,26 +425,40 @@ def learning_curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, np.nd
     validated = any(np.isfinite(v).any() for _, _, v in curves.values())
     for name, (epochs, loss, validation) in curves.items():
         short = str(name).split("/")[-1]
-        line, = loss_ax.plot(epochs, loss, lw=1, label=short)
+        (line,) = loss_ax.plot(epochs, loss, lw=1, label=short)
         best = kept.get(name)
         at = np.flatnonzero(epochs == best) if best is not None else []
         if len(at):
-            loss_ax.plot(epochs[at[0]], loss[at[0]], "o", ms=5, color=line.get_color(),
-                         gid=f"kept|{short}")
+            loss_ax.plot(
+                epochs[at[0]], loss[at[0]], "o", ms=5, color=line.get_color(), gid=f"kept|{short}"
+            )
         if np.isfinite(validation).any():
             val_ax.plot(epochs, validation, lw=1, color=line.get_color(), label=short)
             if len(at) and np.isfinite(validation[at[0]]):
-                val_ax.plot(epochs[at[0]], validation[at[0]], "o", ms=5,
-                            color=line.get_color(), gid=f"kept|{short}")
+                val_ax.plot(
+                    epochs[at[0]],
+                    validation[at[0]],
+                    "o",
+                    ms=5,
+                    color=line.get_color(),
+                    gid=f"kept|{short}",
+                )
     loss_ax.set_title("training loss (dot: kept epoch)", fontsize=9)
     if validated:
         val_ax.set_title(f"validation {metric or 'metric'} (dot: kept epoch)", fontsize=9)
         val_ax.set_ylim(0, 1.02)
     else:
         val_ax.set_title("validation", fontsize=9)
-        val_ax.text(0.5, 0.5, "no validation part:\nthe run kept the last epoch (dots)",
-                    ha="center", va="center", fontsize=9, transform=val_ax.transAxes,
-                    gid="no-validation")
+        val_ax.text(
+            0.5,
+            0.5,
+            "no validation part:\nthe run kept the last epoch (dots)",
+            ha="center",
+            va="center",
+            fontsize=9,
+            transform=val_ax.transAxes,
+            gid="no-validation",
+        )
     for ax in (loss_ax, val_ax) if validated else (loss_ax,):
         ax.set_xlabel("epoch", fontsize=7)
         ax.tick_params(labelsize=6)
@@ -381,8 +479,9 @@ def _wrap(title: str, width_in: float, fontsize: float) -> str:
     import textwrap
 
     chars = max(12, int(width_in * 72 / (0.55 * fontsize)))
-    return "\n".join(textwrap.fill(line, chars, break_on_hyphens=True) or line
-                     for line in title.split("\n"))
+    return "\n".join(
+        textwrap.fill(line, chars, break_on_hyphens=True) or line for line in title.split("\n")
+    )
 
 
 def onset_apex_colours() -> tuple[tuple[int, int, int], tuple[int, int, int]]:

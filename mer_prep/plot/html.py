@@ -25,6 +25,7 @@ THUMBNAIL_PX = 160
 #: Charts are quantised to this many colours: 3-4x smaller PNGs, no visible change.
 CHART_COLOURS = 128
 
+
 def png_bytes(rgb: np.ndarray) -> bytes:
     """An RGB uint8 raster as a lossless PNG, as small as cheaply possible (zlib level 9): gray
     when every pixel is gray, a palette when it has at most 256 colours (heat maps, frames with
@@ -34,8 +35,9 @@ def png_bytes(rgb: np.ndarray) -> bytes:
         raise InvalidArgumentError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
         return cv2_png(rgb[..., 0])
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) \
-        | rgb[..., 2]
+    packed = (
+        (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    )
     colours, index = np.unique(packed.ravel(), return_inverse=True)
     if len(colours) <= 256:
         from PIL import Image  # matplotlib's own image library, used as an encoder only
@@ -51,8 +53,9 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 def cv2_png(image: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image),
-                               [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    ok, encoded = cv2.imencode(
+        ".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    )
     if not ok:
         raise InvalidArgumentError(f"cannot encode a {image.shape} image as PNG")
     return encoded.tobytes()
@@ -101,11 +104,11 @@ class Images:
             (self.png_dir / f"{self.count:03d}-{safe}.png").write_bytes(png)
         width, height = png_size(png)
         data = base64.b64encode(png).decode("ascii")
-        return Picture(f"data:image/png;base64,{data}", width * display, height * display, alt,
-                       css)
+        return Picture(f"data:image/png;base64,{data}", width * display, height * display, alt, css)
 
-    def raster(self, rgb: np.ndarray, name: str, alt: str, css: str = "raster",
-               display: int = 1) -> Picture:
+    def raster(
+        self, rgb: np.ndarray, name: str, alt: str, css: str = "raster", display: int = 1
+    ) -> Picture:
         return self.tag(png_bytes(rgb), name, alt, css, display)
 
     def figure(self, figure, name: str, alt: str) -> Picture:
@@ -119,6 +122,7 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 # --- templates -----------------------------------------------------------------------------------
 
+
 def fmt(value, digits: int = 3) -> str:
     """A score as text: ``digits`` decimals for floats, ``n/a`` for None or NaN."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -131,9 +135,14 @@ def environment() -> jinja2.Environment:
     """The report's templates (``mer_prep/plot/templates/``), autoescaped; an undefined name
     raises instead of rendering as nothing. ``trim_blocks``/``lstrip_blocks`` keep the
     statement lines out of the output."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("mer_prep.plot", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mer_prep.plot", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters["fmt"] = fmt
     return env
 

@@ -41,15 +41,33 @@ import cv2
 import numpy as np
 
 from mer_prep.errors import MerPrepError
-from mer_prep.face import (FaceBox, align_clip, alignment_matrix, fit_landmarks, read_frames,
-                           read_video_frames, transform_points)
+from mer_prep.face import (
+    FaceBox,
+    align_clip,
+    alignment_matrix,
+    fit_landmarks,
+    read_frames,
+    read_video_frames,
+    transform_points,
+)
 from mer_prep.face.landmarks import eye_centers
 from mer_prep.face.mask import REGION_GROUPS, region_mask
 from mer_prep.motion.apex import APEX_POINTS, motion_curve
 from mer_prep.motion.keyframes import slice_change
-from mer_prep.plot.colour import (colour_wheel, diverging, draw_landmarks,
-                                  colour_range, flow_range, flow_to_rgb, framed,
-                                  gray_to_rgb, heat, mask_overlay, robust_max, upscale)
+from mer_prep.plot.colour import (
+    colour_range,
+    colour_wheel,
+    diverging,
+    draw_landmarks,
+    flow_range,
+    flow_to_rgb,
+    framed,
+    gray_to_rgb,
+    heat,
+    mask_overlay,
+    robust_max,
+    upscale,
+)
 from mer_prep.plot.sample_view import SampleView
 from mer_prep.recipes import Recipe
 
@@ -99,16 +117,17 @@ def _show(values: np.ndarray, colourise, factor: float) -> np.ndarray:
 
 def _landmark_frame(view: SampleView, position: int) -> np.ndarray:
     f = view.factor
-    return draw_landmarks(_show(view.frame(position), gray_to_rgb, f),
-                          view.arrays["landmarks"], f)
+    return draw_landmarks(_show(view.frame(position), gray_to_rgb, f), view.arrays["landmarks"], f)
 
 
 def _region_masks(view: SampleView) -> dict[str, np.ndarray]:
     config = view.recipe.mask
     size = tuple(view.recipe.align.size)
     names = [part for name in config.regions for part in REGION_GROUPS.get(name, (name,))]
-    return {name: region_mask(view.arrays["landmarks"], size, regions=[name], margin=config.margin)
-            for name in names}
+    return {
+        name: region_mask(view.arrays["landmarks"], size, regions=[name], margin=config.margin)
+        for name in names
+    }
 
 
 def _halves(view: SampleView) -> np.ndarray:
@@ -120,8 +139,9 @@ def _halves(view: SampleView) -> np.ndarray:
     return np.concatenate([upper, line, lower], axis=0)
 
 
-def flow_motion(flow: np.ndarray, landmarks: np.ndarray,
-                points: tuple[int, ...] = APEX_POINTS) -> np.ndarray:
+def flow_motion(
+    flow: np.ndarray, landmarks: np.ndarray, points: tuple[int, ...] = APEX_POINTS
+) -> np.ndarray:
     """The spotter's motion measure from stored flow: (T,) px, per frame the RMS over
     ``points`` of the flow in a small window around each landmark minus the median flow of
     the landmarks' box (the head's own motion)."""
@@ -167,8 +187,7 @@ def apex_curve(view: SampleView) -> Curve | None:
     elif onset < len(numbers) - 1:
         frames = view.gray_frames()[first]
         # every 2nd frame measured, the rest interpolated (the spotter's own first pass)
-        motion = motion_curve(frames, view.arrays["landmarks"], onset, len(numbers) - 1,
-                              stride=2)
+        motion = motion_curve(frames, view.arrays["landmarks"], onset, len(numbers) - 1, stride=2)
         how = "TV-L1 on stored frames"
     else:
         return None
@@ -183,9 +202,14 @@ def keyframe_curve(view: SampleView) -> Curve | None:
     if view.recipe.frames.mode != "keyframes" or len(view.source_frames) < 3:
         return None
     scores = slice_change(view.gray_frames(), temporal_sigma=0.0)
-    return Curve("keyframes", view.source_frames.astype(float), scores,
-                 "slice change (stored keyframes)", _marks(view),
-                 points=view.source_frames.astype(float))
+    return Curve(
+        "keyframes",
+        view.source_frames.astype(float),
+        scores,
+        "slice change (stored keyframes)",
+        _marks(view),
+        points=view.source_frames.astype(float),
+    )
 
 
 #: Largest mean distance (px) between the stored landmarks and those refitted on the source
@@ -205,16 +229,16 @@ def source_difference(view: SampleView, source) -> tuple[np.ndarray | None, str]
     try:
         numbers = [int(info["onset"]), int(info["apex"])]
         if source.video_path:
-            frames = read_video_frames(source.video_path, numbers, gray=True,
-                                       sample=view.sample_id)
+            frames = read_video_frames(source.video_path, numbers, gray=True, sample=view.sample_id)
         else:
             paths = [source.frame_paths[source.frame_numbers.index(n)] for n in numbers]
             frames = read_frames(paths, gray=True, sample=view.sample_id)
         face = FaceBox(*(int(v) for v in box), score=0.0, method=str(info.get("detector", "")))
         points = fit_landmarks(frames[0], face)
         size = tuple(recipe.align.size)
-        matrix = alignment_matrix(points, size=size, inter_ocular=recipe.align.inter_ocular,
-                                  eye_row=recipe.align.eye_row)
+        matrix = alignment_matrix(
+            points, size=size, inter_ocular=recipe.align.inter_ocular, eye_row=recipe.align.eye_row
+        )
     except (MerPrepError, ValueError, LookupError, OSError) as error:
         return None, f"source frames not usable ({error})"
     moved = np.linalg.norm(transform_points(points, matrix) - view.arrays["landmarks"], axis=1)
@@ -259,8 +283,11 @@ def strip(view: SampleView, height: int | None = None) -> np.ndarray:
     for t in range(frames.shape[0]):
         tile = gray_to_rgb(np.asarray(frames[t], np.float32))
         scale = height / tile.shape[0]
-        tile = cv2.resize(tile, (max(1, round(tile.shape[1] * scale)), height),
-                          interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
+        tile = cv2.resize(
+            tile,
+            (max(1, round(tile.shape[1] * scale)), height),
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST,
+        )
         if t == view.apex_pos:
             tile = framed(tile, APEX_RGB)
         elif t == view.onset_pos:
@@ -270,8 +297,9 @@ def strip(view: SampleView, height: int | None = None) -> np.ndarray:
     return np.concatenate(tiles[:-1], axis=1)
 
 
-def panels(view: SampleView, *, curves: bool = True, keys: set[str] | None = None,
-           source=None) -> list[Panel]:
+def panels(
+    view: SampleView, *, curves: bool = True, keys: set[str] | None = None, source=None
+) -> list[Panel]:
     """The panels of one sample (see the module docstring); ``keys`` keeps only those.
     ``source``: the sample's dataset record (``Sample``) whose frames can be read here: for a
     magnifying recipe the unmagnified difference is then drawn beside the stored one, at the
@@ -279,37 +307,61 @@ def panels(view: SampleView, *, curves: bool = True, keys: set[str] | None = Non
     want = (lambda key: True) if keys is None else (lambda key: key in keys)
     recipe, arrays, f = view.recipe, view.arrays, view.factor
     out: list[Panel] = []
-    frame_no = (lambda pos: int(view.source_frames[pos]) if len(view.source_frames) > pos else pos)
+    frame_no = lambda pos: int(view.source_frames[pos]) if len(view.source_frames) > pos else pos
     if want("onset"):
-        out.append(Panel("onset", "onset + landmarks", _landmark_frame(view, view.onset_pos),
-                         f"frame {frame_no(view.onset_pos)}; 68 stored landmarks"))
+        out.append(
+            Panel(
+                "onset",
+                "onset + landmarks",
+                _landmark_frame(view, view.onset_pos),
+                f"frame {frame_no(view.onset_pos)}; 68 stored landmarks",
+            )
+        )
     if want("apex"):
-        out.append(Panel("apex", "apex + landmarks", _landmark_frame(view, view.apex_pos),
-                         view.apex_note))
+        out.append(
+            Panel("apex", "apex + landmarks", _landmark_frame(view, view.apex_pos), view.apex_note)
+        )
     if recipe.mask is not None and want("mask"):
         masks = _region_masks(view)
         image = mask_overlay(_show(view.frame(view.onset_pos), gray_to_rgb, f), masks)
-        out.append(Panel("mask", f"mask ({recipe.mask.mode})", image,
-                         f"region_mask from stored landmarks: {', '.join(masks)}, "
-                         f"margin {recipe.mask.margin} px"))
+        out.append(
+            Panel(
+                "mask",
+                f"mask ({recipe.mask.mode})",
+                image,
+                f"region_mask from stored landmarks: {', '.join(masks)}, "
+                f"margin {recipe.mask.margin} px",
+            )
+        )
     if recipe.split is not None and "upper" in arrays and want("halves"):
-        out.append(Panel("halves", "upper | lower", _halves(view),
-                         f"stored halves at the apex, split: {recipe.split.mode}"))
+        out.append(
+            Panel(
+                "halves",
+                "upper | lower",
+                _halves(view),
+                f"stored halves at the apex, split: {recipe.split.mode}",
+            )
+        )
     if "flow" in arrays:
         flow = np.asarray(arrays["flow"][view.apex_pos], np.float32)
         magnitude = np.hypot(flow[..., 0], flow[..., 1])
         if want("flow"):
             scale = flow_range(flow)
             image = _show(flow, partial(flow_to_rgb, scale=scale.top), f)
-            out.append(Panel("flow", "flow onset→apex", image,
-                             f"hue = direction, saturation = magnitude, full at "
-                             f"{scale.describe('px')} (this frame's |flow|)"))
+            out.append(
+                Panel(
+                    "flow",
+                    "flow onset→apex",
+                    image,
+                    f"hue = direction, saturation = magnitude, full at "
+                    f"{scale.describe('px')} (this frame's |flow|)",
+                )
+            )
         if "strain" in arrays and want("strain"):
             strain = np.asarray(arrays["strain"][view.apex_pos], np.float32)
             scale = colour_range(strain)
             image = _show(strain, partial(heat, vmax=scale.top, cmap="viridis"), f)
-            out.append(Panel("strain", "optical strain", image,
-                             f"0 to {scale.describe(digits=3)}"))
+            out.append(Panel("strain", "optical strain", image, f"0 to {scale.describe(digits=3)}"))
         if want("magnitude"):
             scale = colour_range(magnitude)
             image = _show(magnitude, partial(heat, vmax=scale.top), f)
@@ -319,45 +371,79 @@ def panels(view: SampleView, *, curves: bool = True, keys: set[str] | None = Non
         diff = gray[view.apex_pos] - gray[view.onset_pos]
         scale = colour_range(diff, floor=1e-3)
         vmax = scale.top
-        what = ("stored magnified frames (the unmagnified ones are not stored)"
-                if recipe.magnify is not None else "stored frames")
+        what = (
+            "stored magnified frames (the unmagnified ones are not stored)"
+            if recipe.magnify is not None
+            else "stored frames"
+        )
         image = _show(diff, partial(diverging, vmax=vmax), f)
-        out.append(Panel("difference", "apex − onset", image,
-                         f"±{scale.describe(digits=3)} (|difference|); {what}"))
+        out.append(
+            Panel(
+                "difference",
+                "apex − onset",
+                image,
+                f"±{scale.describe(digits=3)} (|difference|); {what}",
+            )
+        )
         if recipe.magnify is not None and source is not None and want("unmagnified"):
             plain, why = source_difference(view, source)
             if plain is not None:
                 image = _show(plain, partial(diverging, vmax=vmax), f)
-                out.append(Panel("unmagnified", "apex − onset, not magnified", image,
-                                 f"same scale ±{vmax:.3f} (its own ±{robust_max(plain):.3f}): "
-                                 f"{why}"))
+                out.append(
+                    Panel(
+                        "unmagnified",
+                        "apex − onset, not magnified",
+                        image,
+                        f"same scale ±{vmax:.3f} (its own ±{robust_max(plain):.3f}): {why}",
+                    )
+                )
     for k, (params, copy) in enumerate(view.copies, start=1):
         if not want(f"copy{k}") and not want("copies"):
             continue
         position = min(view.apex_pos, copy["frames"].shape[0] - 1)
-        image = draw_landmarks(_show(copy["frames"][position], gray_to_rgb, f),
-                               copy["landmarks"], f)
+        image = draw_landmarks(
+            _show(copy["frames"][position], gray_to_rgb, f), copy["landmarks"], f
+        )
         out.append(Panel(f"copy{k}", f"copy {k}", image, _copy_caption(params)))
     n = arrays["frames"].shape[0]
     if n > 2 and want("strip"):
         title = "keyframes" if recipe.frames.mode == "keyframes" else "stored frames"
-        out.append(Panel("strip", title, strip(view),
-                         "frames " + ", ".join(str(int(x)) for x in view.source_frames)
-                         + "; onset green, apex red"))
+        out.append(
+            Panel(
+                "strip",
+                title,
+                strip(view),
+                "frames "
+                + ", ".join(str(int(x)) for x in view.source_frames)
+                + "; onset green, apex red",
+            )
+        )
     if curves:
         if want("keyframes"):
             curve = keyframe_curve(view)
             if curve is not None:
-                out.append(Panel("keyframes", "slice change", curve=curve,
-                                 caption="recomputed on the stored (magnified) keyframes: change "
-                                         "between successive keyframes, not the selection score "
-                                         "over every frame"))
+                out.append(
+                    Panel(
+                        "keyframes",
+                        "slice change",
+                        curve=curve,
+                        caption="recomputed on the stored (magnified) keyframes: change "
+                        "between successive keyframes, not the selection score "
+                        "over every frame",
+                    )
+                )
         if want("apex_curve"):
             curve = apex_curve(view)
             if curve is not None:
-                out.append(Panel("apex_curve", "apex spotting", curve=curve,
-                                 caption=f"{curve.ylabel}; apex_source "
-                                         f"{view.info.get('apex_source') or 'none'}"))
+                out.append(
+                    Panel(
+                        "apex_curve",
+                        "apex spotting",
+                        curve=curve,
+                        caption=f"{curve.ylabel}; apex_source "
+                        f"{view.info.get('apex_source') or 'none'}",
+                    )
+                )
     return out
 
 
@@ -365,7 +451,13 @@ def legend_images(recipe: Recipe) -> list[Panel]:
     """The keys a reader needs once per report: the flow colour wheel, the mask colours."""
     out = []
     if recipe.flow is not None:
-        out.append(Panel("wheel", "flow colour key", colour_wheel(96),
-                         "direction as displayed: right red, up yellow-green, left cyan, down "
-                         "violet; white = no motion"))
+        out.append(
+            Panel(
+                "wheel",
+                "flow colour key",
+                colour_wheel(96),
+                "direction as displayed: right red, up yellow-green, left cyan, down "
+                "violet; white = no motion",
+            )
+        )
     return out

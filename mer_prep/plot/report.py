@@ -34,17 +34,30 @@ from markupsafe import Markup
 from mer_prep.errors import InvalidArgumentError, UnknownNameError
 from mer_prep.face.mask import REGION_GROUPS
 from mer_prep.plot import figures
+from mer_prep.plot.colour import LANDMARK_RGB, REGION_RGB, colour_wheel
 from mer_prep.plot.html import CHART_COLOURS, Captioned, Images, Picture, png_bytes, render
-from mer_prep.plot.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, DatasetSamples, dataset_roots,
-                                   read_thumbnail, resolve_file)
-from mer_prep.plot.colour import REGION_RGB, LANDMARK_RGB, colour_wheel
 from mer_prep.plot.panels import APEX_RGB, ONSET_RGB, Panel, panels
-from mer_prep.plot.sample_view import pick_samples, sample_view
 from mer_prep.plot.runs import RunLike, RunPlots, leaderboard
+from mer_prep.plot.sample_view import pick_samples, sample_view
+from mer_prep.plot.sources import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    DatasetSamples,
+    dataset_roots,
+    read_thumbnail,
+    resolve_file,
+)
 from mer_prep.plot.store_plots import subject_leaks
 
-__all__ = ["Report", "write_report", "report_html", "png_bytes", "dataset_roots",
-           "resolve_file", "DEFAULT_PER_CLASS"]
+__all__ = [
+    "Report",
+    "write_report",
+    "report_html",
+    "png_bytes",
+    "dataset_roots",
+    "resolve_file",
+    "DEFAULT_PER_CLASS",
+]
 
 DEFAULT_PER_CLASS = 3
 #: Most runs drawn in detail (confusion, folds, curves); the leaderboard lists every run.
@@ -72,6 +85,7 @@ class Report:
 
 # --- sections: each gathers what its template (mer_prep/plot/templates/<key>.html.j2) shows ----
 
+
 def _overview(store, images: Images) -> Markup:
     attrs = store.attrs
     table_all = store.table_all
@@ -80,14 +94,23 @@ def _overview(store, images: Images) -> Markup:
     except Exception:  # noqa: BLE001 - a session without a snapshot id: say so
         snapshot = "unknown"
     reuse = attrs.get("reuse") or {}
-    params = yaml.safe_dump(attrs["recipe"].get("parameters", {}), sort_keys=False, width=100,
-                            default_flow_style=None)
-    return render("overview.html.j2", store=store, attrs=attrs, recipe=attrs["recipe"],
-                  class_names=list(store.class_names), snapshot=snapshot,
-                  n_processed=len(store.table), n_rows=len(table_all),
-                  n_failed=int((table_all["status"] != "ok").sum()),
-                  n_subjects=len(store.subjects),
-                  reuse=", ".join(f"{k} {v}" for k, v in reuse.items()), parameters=params)
+    params = yaml.safe_dump(
+        attrs["recipe"].get("parameters", {}), sort_keys=False, width=100, default_flow_style=None
+    )
+    return render(
+        "overview.html.j2",
+        store=store,
+        attrs=attrs,
+        recipe=attrs["recipe"],
+        class_names=list(store.class_names),
+        snapshot=snapshot,
+        n_processed=len(store.table),
+        n_rows=len(table_all),
+        n_failed=int((table_all["status"] != "ok").sum()),
+        n_subjects=len(store.subjects),
+        reuse=", ".join(f"{k} {v}" for k, v in reuse.items()),
+        parameters=params,
+    )
 
 
 @dataclass(frozen=True)
@@ -103,25 +126,40 @@ class _LowConfidence:
 
 def _counts(store, images: Images) -> Markup:
     table = store.table
-    counts = images.figure(figures.counts_figure(table, store.class_names), "counts",
-                           "samples per class and per subject")
+    counts = images.figure(
+        figures.counts_figure(table, store.class_names),
+        "counts",
+        "samples per class and per subject",
+    )
     originals = table[table["aug_parent"].astype(str) == ""] if "aug_parent" in table else table
     sources = originals["apex_source"].astype(str).value_counts()
     rows = [(name, int(sources.get(name, 0))) for name in ("annotated", "spotted", "none")]
-    return render("samples.html.j2", counts=counts, apex_rows=rows,
-                  needs_apex=store.recipe.needs_apex, low_confidence=_low_confidence(table))
+    return render(
+        "samples.html.j2",
+        counts=counts,
+        apex_rows=rows,
+        needs_apex=store.recipe.needs_apex,
+        low_confidence=_low_confidence(table),
+    )
 
 
 def _low_confidence(table) -> list[_LowConfidence]:
     """The samples whose face box was a low-confidence one, with score and confirmation."""
     from mer_prep.face.cascade import is_low_confidence
 
-    confirmations = (table["detector_confirmation"].astype(str)
-                     if "detector_confirmation" in table else [""] * len(table))
+    confirmations = (
+        table["detector_confirmation"].astype(str)
+        if "detector_confirmation" in table
+        else [""] * len(table)
+    )
     scores = table["detector_score"] if "detector_score" in table else [float("nan")] * len(table)
-    return [_LowConfidence(str(sid), str(det), float(score), conf)
-            for sid, det, score, conf in zip(table["sample_id"], table["detector"], scores,
-                                             confirmations) if is_low_confidence(str(det), conf)]
+    return [
+        _LowConfidence(str(sid), str(det), float(score), conf)
+        for sid, det, score, conf in zip(
+            table["sample_id"], table["detector"], scores, confirmations
+        )
+        if is_low_confidence(str(det), conf)
+    ]
 
 
 @dataclass(frozen=True)
@@ -144,17 +182,32 @@ def _failures(store, images: Images, roots: Sequence[Path], dataset: DatasetSamp
         path = resolve_file(str(failure.file), roots)
         thumbnail = read_thumbnail(path) if path is not None else None
         what = ""
-        if thumbnail is None and roots and (path is None or path.suffix.lower()
-                                            not in IMAGE_SUFFIXES | VIDEO_SUFFIXES):
+        if (
+            thumbnail is None
+            and roots
+            and (path is None or path.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        ):
             # the failure names no frame (no face found, a bad annotation row): show the
             # sample's onset frame, the one detection ran on
             onset = dataset.onset_frame(str(failure.sample_id))
             thumbnail = read_thumbnail(Path(onset)) if onset else None
             what = f"onset frame {onset}" if thumbnail is not None else ""
-        picture = (images.raster(thumbnail, f"failure-{i}", what or f"{failure.file}", css="")
-                   if thumbnail is not None else None)
-        rows.append(_Failure(str(failure.sample_id), str(failure.stage), str(failure.file),
-                             str(failure.message), picture, what, path is not None))
+        picture = (
+            images.raster(thumbnail, f"failure-{i}", what or f"{failure.file}", css="")
+            if thumbnail is not None
+            else None
+        )
+        rows.append(
+            _Failure(
+                str(failure.sample_id),
+                str(failure.stage),
+                str(failure.file),
+                str(failure.message),
+                picture,
+                what,
+                path is not None,
+            )
+        )
     return render("failures.html.j2", failures=rows, has_roots=bool(roots))
 
 
@@ -186,19 +239,34 @@ def _splits(store, images: Images) -> Markup:
         if recorded:
             why.append("recorded as leaky (sample-level split)")
         if leaks:
-            why.append(f"subjects in several test folds: {', '.join(leaks[:8])}"
-                       + (" …" if len(leaks) > 8 else ""))
+            why.append(
+                f"subjects in several test folds: {', '.join(leaks[:8])}"
+                + (" …" if len(leaks) > 8 else "")
+            )
         figure = figures.split_figure(name, split, table, store.class_names, leaky=leaky)
         labels = table["label_name"].to_numpy()
-        rows = [(fold, *[int(((split.test_fold == i) & (labels == c)).sum())
-                         for c in store.class_names], int((split.test_fold == i).sum()))
-                for i, fold in enumerate(split.fold_names)]
-        shown.append(_Split(name, split.kind, split.n_folds, split.seed,
-                            stored is not None and stored.smote is not None,
-                            leaky, why, images.figure(figure, f"split-{name}", f"split {name}"),
-                            rows))
-    return render("splits.html.j2", splits=shown,
-                  fold_header=["fold", *store.class_names, "total"])
+        rows = [
+            (
+                fold,
+                *[int(((split.test_fold == i) & (labels == c)).sum()) for c in store.class_names],
+                int((split.test_fold == i).sum()),
+            )
+            for i, fold in enumerate(split.fold_names)
+        ]
+        shown.append(
+            _Split(
+                name,
+                split.kind,
+                split.n_folds,
+                split.seed,
+                stored is not None and stored.smote is not None,
+                leaky,
+                why,
+                images.figure(figure, f"split-{name}", f"split {name}"),
+                rows,
+            )
+        )
+    return render("splits.html.j2", splits=shown, fold_header=["fold", *store.class_names, "total"])
 
 
 def _mask_names(recipe) -> set[str]:
@@ -208,8 +276,9 @@ def _mask_names(recipe) -> set[str]:
 def _curves_png(view_id: str, curve_panels: list[Panel]) -> bytes:
     # a fixed layout: the constrained engine doubles the drawing time of these small figures
     figure = figures.new_figure(3.6 * len(curve_panels), 2.3, dpi=80)
-    figure.subplots_adjust(left=0.1 / len(curve_panels) + 0.04, right=0.98, bottom=0.17,
-                           top=0.9, wspace=0.32)
+    figure.subplots_adjust(
+        left=0.1 / len(curve_panels) + 0.04, right=0.98, bottom=0.17, top=0.9, wspace=0.32
+    )
     for i, panel in enumerate(curve_panels, start=1):
         ax = figure.add_subplot(1, len(curve_panels), i)
         figures.draw_curve(ax, panel.curve)
@@ -240,17 +309,27 @@ def _sample_card(store, row: int, images: Images, dataset: DatasetSamples) -> _C
             wide.append(Captioned(strip, panel.title, panel.caption, wide=True))
         else:
             shown = max(1, -(-FACE_DISPLAY_PX // panel.image.shape[1]))  # ceil
-            faces.append(Captioned(images.raster(panel.image, name,
-                                                 f"{view.sample_id}: {panel.title}",
-                                                 display=shown),
-                                   panel.title, panel.caption,
-                                   width=panel.image.shape[1] * shown))
+            faces.append(
+                Captioned(
+                    images.raster(
+                        panel.image, name, f"{view.sample_id}: {panel.title}", display=shown
+                    ),
+                    panel.title,
+                    panel.caption,
+                    width=panel.image.shape[1] * shown,
+                )
+            )
     if curve_panels:
         png = _curves_png(view.sample_id, curve_panels)
         caption = " | ".join(f"{p.title}: {p.caption}" for p in curve_panels)
-        wide.append(Captioned(images.tag(png, f"{view.sample_id}-curves",
-                                         f"{view.sample_id}: curves", "chart"),
-                              "curves", caption, wide=True))
+        wide.append(
+            Captioned(
+                images.tag(png, f"{view.sample_id}-curves", f"{view.sample_id}: curves", "chart"),
+                "curves",
+                caption,
+                wide=True,
+            )
+        )
     return _Card(view.sample_id, view.info, faces, wide)
 
 
@@ -264,8 +343,9 @@ class _ClassSheet:
     cards: list[_Card]
 
 
-def _contact_sheets(store, images: Images, samples: Sequence[str] | None,
-                    per_class: int, dataset: DatasetSamples) -> Markup:
+def _contact_sheets(
+    store, images: Images, samples: Sequence[str] | None, per_class: int, dataset: DatasetSamples
+) -> Markup:
     table = store.table
     if samples:
         ids = table["sample_id"].to_numpy(dtype=str)
@@ -281,25 +361,49 @@ def _contact_sheets(store, images: Images, samples: Sequence[str] | None,
     else:
         present = set(table["label_name"].astype(str))
         order = [c for c in store.class_names if c in present] + sorted(
-            present - set(store.class_names))
+            present - set(store.class_names)
+        )
         groups = {c: pick_samples(table, c, per_class) for c in order}
     recipe = store.recipe
-    mask = ([(r, REGION_RGB.get(r, (255, 0, 255))) for r in sorted(_mask_names(recipe))]
-            if recipe.mask is not None else [])
+    mask = (
+        [(r, REGION_RGB.get(r, (255, 0, 255))) for r in sorted(_mask_names(recipe))]
+        if recipe.mask is not None
+        else []
+    )
     flow_key = None
     if recipe.flow is not None:
-        flow_key = Captioned(images.raster(colour_wheel(96), "flow-key", "flow colour key"),
-                             "flow colour key", "hue = direction as displayed (right red, up "
-                             "yellow-green, left cyan, down violet), saturation = magnitude; "
-                             "white = no motion", width=260)
+        flow_key = Captioned(
+            images.raster(colour_wheel(96), "flow-key", "flow colour key"),
+            "flow colour key",
+            "hue = direction as displayed (right red, up "
+            "yellow-green, left cyan, down violet), saturation = magnitude; "
+            "white = no motion",
+            width=260,
+        )
     sheets = []
     for label, rows in groups.items():
-        n_class = int(((table["label_name"].astype(str) == label)
-                       & (table["aug_parent"].astype(str) == "")).sum())
-        sheets.append(_ClassSheet(label, re.sub(r"[^A-Za-z0-9_-]", "_", label), n_class,
-                                  [_sample_card(store, r, images, dataset) for r in rows]))
-    return render("sheets.html.j2", landmark_rgb=LANDMARK_RGB, onset_rgb=ONSET_RGB,
-                  apex_rgb=APEX_RGB, mask_colours=mask, flow_key=flow_key, groups=sheets)
+        n_class = int(
+            (
+                (table["label_name"].astype(str) == label) & (table["aug_parent"].astype(str) == "")
+            ).sum()
+        )
+        sheets.append(
+            _ClassSheet(
+                label,
+                re.sub(r"[^A-Za-z0-9_-]", "_", label),
+                n_class,
+                [_sample_card(store, r, images, dataset) for r in rows],
+            )
+        )
+    return render(
+        "sheets.html.j2",
+        landmark_rgb=LANDMARK_RGB,
+        onset_rgb=ONSET_RGB,
+        apex_rgb=APEX_RGB,
+        mask_colours=mask,
+        flow_key=flow_key,
+        groups=sheets,
+    )
 
 
 @dataclass(frozen=True)
@@ -323,21 +427,43 @@ def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> Markup:
     for run_id in list(board["run_id"])[:DETAILED_RUNS]:
         run = by_id[run_id]
         plots = RunPlots(run)
-        pictures = [images.figure(plots.confusion(), f"run-{run_id}-confusion",
-                                  f"{run_id}: pooled confusion matrix")]
+        pictures = [
+            images.figure(
+                plots.confusion(), f"run-{run_id}-confusion", f"{run_id}: pooled confusion matrix"
+            )
+        ]
         if run.folds:
-            pictures.append(images.figure(plots.folds(), f"run-{run_id}-folds",
-                                          f"{run_id}: per-fold UF1 and UAR"))
+            pictures.append(
+                images.figure(
+                    plots.folds(), f"run-{run_id}-folds", f"{run_id}: per-fold UF1 and UAR"
+                )
+            )
             if any(f.curves for f in run.folds):
-                pictures.append(images.figure(plots.learning_curves(), f"run-{run_id}-curves",
-                                              f"{run_id}: learning curves"))
+                pictures.append(
+                    images.figure(
+                        plots.learning_curves(),
+                        f"run-{run_id}-curves",
+                        f"{run_id}: learning curves",
+                    )
+                )
         settings = getattr(run, "settings", None)
-        detailed.append(_RunDetail(
-            run_id, getattr(run, "name", None) or run.model + " / " + run.variant,
-            settings() if callable(settings) else None, warnings.get(run_id), pictures))
-    return render("runs.html.j2", board=list(board.itertuples(index=False)), warnings=warnings,
-                  version_id=store.version_id, detailed=detailed,
-                  n_more=len(board) - DETAILED_RUNS)
+        detailed.append(
+            _RunDetail(
+                run_id,
+                getattr(run, "name", None) or run.model + " / " + run.variant,
+                settings() if callable(settings) else None,
+                warnings.get(run_id),
+                pictures,
+            )
+        )
+    return render(
+        "runs.html.j2",
+        board=list(board.itertuples(index=False)),
+        warnings=warnings,
+        version_id=store.version_id,
+        detailed=detailed,
+        n_more=len(board) - DETAILED_RUNS,
+    )
 
 
 @dataclass(frozen=True)
@@ -349,10 +475,15 @@ class _Section:
     body: Markup
 
 
-def report_html(store, *, samples: Sequence[str] | None = None,
-                per_class: int = DEFAULT_PER_CLASS, runs: Sequence[RunLike] | None = None,
-                roots: Sequence[str | Path] = (), png_dir: Path | None = None,
-                ) -> tuple[str, int]:
+def report_html(
+    store,
+    *,
+    samples: Sequence[str] | None = None,
+    per_class: int = DEFAULT_PER_CLASS,
+    runs: Sequence[RunLike] | None = None,
+    roots: Sequence[str | Path] = (),
+    png_dir: Path | None = None,
+) -> tuple[str, int]:
     """The report's HTML text and its number of images (see the module docstring)."""
     if per_class < 1:
         raise InvalidArgumentError(f"per_class must be >= 1, got {per_class}")
@@ -364,17 +495,26 @@ def report_html(store, *, samples: Sequence[str] | None = None,
     sections = [
         _Section("overview", "Overview", _overview(store, images)),
         _Section("samples", "Samples per class and subject", _counts(store, images)),
-        _Section("failures", f"Failures ({len(store.failures)})",
-                 _failures(store, images, all_roots, dataset)),
+        _Section(
+            "failures",
+            f"Failures ({len(store.failures)})",
+            _failures(store, images, all_roots, dataset),
+        ),
         _Section("splits", f"Stored splits ({len(store.split_names)})", _splits(store, images)),
-        _Section("sheets", "Contact sheets per class",
-                 _contact_sheets(store, images, samples, per_class, dataset)),
+        _Section(
+            "sheets",
+            "Contact sheets per class",
+            _contact_sheets(store, images, samples, per_class, dataset),
+        ),
         _Section("runs", "Training runs", _runs(store, runs, images)),
     ]
     title = f"{store.info.dataset} / {store.info.recipe.name} — {store.version_id}"
-    document = render("report.html.j2", title=title,
-                      when=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                      sections=sections)
+    document = render(
+        "report.html.j2",
+        title=title,
+        when=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        sections=sections,
+    )
     return str(document), images.count
 
 
@@ -385,10 +525,16 @@ def default_report_path(store) -> Path:
     return Path(re.sub(r"[^A-Za-z0-9._-]+", "-", name))
 
 
-def write_report(store, out: str | Path | None = None, *, samples: Sequence[str] | None = None,
-                 per_class: int = DEFAULT_PER_CLASS, png: bool = False,
-                 runs: Sequence[RunLike] | None = None,
-                 roots: Sequence[str | Path] = ()) -> Report:
+def write_report(
+    store,
+    out: str | Path | None = None,
+    *,
+    samples: Sequence[str] | None = None,
+    per_class: int = DEFAULT_PER_CLASS,
+    png: bool = False,
+    runs: Sequence[RunLike] | None = None,
+    roots: Sequence[str | Path] = (),
+) -> Report:
     """Write the HTML report of ``store`` to ``out`` (default :func:`default_report_path`);
     with ``png`` every image also goes to ``<out stem>_png/`` beside it."""
     started = time.perf_counter()
@@ -397,8 +543,14 @@ def write_report(store, out: str | Path | None = None, *, samples: Sequence[str]
         path = path / default_report_path(store) if path.is_dir() else path.with_suffix(".html")
     path.parent.mkdir(parents=True, exist_ok=True)
     png_dir = path.with_name(f"{path.stem}_png") if png else None
-    document, n_images = report_html(store, samples=samples, per_class=per_class, runs=runs,
-                                     roots=roots, png_dir=png_dir)
+    document, n_images = report_html(
+        store, samples=samples, per_class=per_class, runs=runs, roots=roots, png_dir=png_dir
+    )
     path.write_text(document, encoding="utf-8")
-    return Report(path=path, n_bytes=path.stat().st_size, n_images=n_images,
-                  seconds=time.perf_counter() - started, png_dir=png_dir)
+    return Report(
+        path=path,
+        n_bytes=path.stat().st_size,
+        n_images=n_images,
+        seconds=time.perf_counter() - started,
+        png_dir=png_dir,
+    )

@@ -23,8 +23,15 @@ import pandas as pd
 
 from mer_prep.plot import figures
 
-__all__ = ["EpochLike", "FoldLike", "RunLike", "RunPlots", "leaderboard", "run_markdown",
-           "run_title"]
+__all__ = [
+    "EpochLike",
+    "FoldLike",
+    "RunLike",
+    "RunPlots",
+    "leaderboard",
+    "run_markdown",
+    "run_title",
+]
 
 
 @runtime_checkable
@@ -64,18 +71,43 @@ def _value(metrics: dict | None, key: str) -> float | None:
 def leaderboard(runs: Sequence[RunLike]) -> pd.DataFrame:
     """One row per run, best pooled UF1 first (then UAR): run, name, model, variant, split, leaky,
     store version, UF1, UAR, accuracy, n, folds, created."""
-    rows = [{"run_id": r.run_id, "name": getattr(r, "name", None) or f"{r.model}-{r.variant}",
-             "model": r.model, "variant": r.variant, "split": r.split,
-             "leaky": bool(getattr(r, "leaky", False)),
-             "version_id": (r.store or {}).get("version_id", ""),
-             "uf1": _value(r.metrics, "uf1"), "uar": _value(r.metrics, "uar"),
-             "accuracy": _value(r.metrics, "accuracy"), "n": (r.metrics or {}).get("n"),
-             "folds": len(r.folds), "created": r.created} for r in runs]
-    frame = pd.DataFrame(rows, columns=["run_id", "name", "model", "variant", "split", "leaky",
-                                        "version_id", "uf1", "uar", "accuracy", "n", "folds",
-                                        "created"])
-    return frame.sort_values(["uf1", "uar"], ascending=False, na_position="last",
-                             ignore_index=True)
+    rows = [
+        {
+            "run_id": r.run_id,
+            "name": getattr(r, "name", None) or f"{r.model}-{r.variant}",
+            "model": r.model,
+            "variant": r.variant,
+            "split": r.split,
+            "leaky": bool(getattr(r, "leaky", False)),
+            "version_id": (r.store or {}).get("version_id", ""),
+            "uf1": _value(r.metrics, "uf1"),
+            "uar": _value(r.metrics, "uar"),
+            "accuracy": _value(r.metrics, "accuracy"),
+            "n": (r.metrics or {}).get("n"),
+            "folds": len(r.folds),
+            "created": r.created,
+        }
+        for r in runs
+    ]
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "run_id",
+            "name",
+            "model",
+            "variant",
+            "split",
+            "leaky",
+            "version_id",
+            "uf1",
+            "uar",
+            "accuracy",
+            "n",
+            "folds",
+            "created",
+        ],
+    )
+    return frame.sort_values(["uf1", "uar"], ascending=False, na_position="last", ignore_index=True)
 
 
 def run_title(run: RunLike) -> str:
@@ -107,8 +139,11 @@ class RunPlots:
         if not met.any():
             return confusion, names, []
         keep = np.flatnonzero(met)
-        return (confusion[np.ix_(keep, keep)], [names[k] for k in keep],
-                [n for k, n in enumerate(names) if not met[k]])
+        return (
+            confusion[np.ix_(keep, keep)],
+            [names[k] for k in keep],
+            [n for k, n in enumerate(names) if not met[k]],
+        )
 
     @property
     def chance(self) -> float | None:
@@ -124,17 +159,22 @@ class RunPlots:
         confusion, names, left_out = self._confusion()
         note = f"\nno clip, never predicted: {', '.join(left_out)}" if left_out else ""
         return figures.confusion_figure(
-            confusion, names, normalise=normalise,
+            confusion,
+            names,
+            normalise=normalise,
             title=f"{run_title(self.run)}\nUF1 {_fmt(self.run.metrics, 'uf1')}, "
-                  f"UAR {_fmt(self.run.metrics, 'uar')}{note}")
+            f"UAR {_fmt(self.run.metrics, 'uar')}{note}",
+        )
 
     def folds(self) -> figures.Figure:
         """UF1 and UAR of each fold, with the chance level of UAR (1 / classes)."""
-        return figures.fold_scores_figure([f.name for f in self.run.folds],
-                                          [_value(f.metrics, "uf1") for f in self.run.folds],
-                                          [_value(f.metrics, "uar") for f in self.run.folds],
-                                          title=f"{run_title(self.run)}: per-fold scores",
-                                          chance=self.chance)
+        return figures.fold_scores_figure(
+            [f.name for f in self.run.folds],
+            [_value(f.metrics, "uf1") for f in self.run.folds],
+            [_value(f.metrics, "uar") for f in self.run.folds],
+            title=f"{run_title(self.run)}: per-fold scores",
+            chance=self.chance,
+        )
 
     def learning_curves(self) -> figures.Figure:
         """Training loss and validation metric per epoch, one line per fold, each fold's kept
@@ -143,18 +183,23 @@ class RunPlots:
         for fold in self.run.folds:
             epochs = np.array([c.epoch for c in fold.curves], dtype=float)
             loss = np.array([c.loss for c in fold.curves], dtype=float)
-            validation = np.array([np.nan if c.validation is None else c.validation
-                                   for c in fold.curves], dtype=float)
+            validation = np.array(
+                [np.nan if c.validation is None else c.validation for c in fold.curves], dtype=float
+            )
             curves[fold.name] = (epochs, loss, validation)
             if getattr(fold, "best_epoch", None) is not None:
                 kept[fold.name] = int(fold.best_epoch)
-        metric = next((f.validation_metric for f in self.run.folds
-                       if getattr(f, "validation_metric", None)), None)
+        metric = next(
+            (f.validation_metric for f in self.run.folds if getattr(f, "validation_metric", None)),
+            None,
+        )
         warning = getattr(self.run, "selection_warning", None)
         return figures.learning_curves_figure(
-            curves, title=f"{run_title(self.run)}: learning curves"
-                          + (f"\n{warning}" if warning else ""),
-            kept=kept, metric=metric)
+            curves,
+            title=f"{run_title(self.run)}: learning curves" + (f"\n{warning}" if warning else ""),
+            kept=kept,
+            metric=metric,
+        )
 
     def __repr__(self) -> str:
         return f"RunPlots({self.run.run_id!r})"
@@ -172,17 +217,25 @@ def run_markdown(run: RunLike, *, dpi: int = 80) -> str:
     png = figures.figure_png(RunPlots(run).confusion(), dpi=dpi)
     settings = getattr(run, "settings", None)
     warning = getattr(run, "selection_warning", None)
-    lines = [f"# train {getattr(run, 'name', None) or run.model + ' / ' + run.variant}", "",
-             f"- run: `{run.run_id}`",
-             *([f"- settings: {settings()}"] if callable(settings) else []),
-             *([f"- **warning**: {warning}"] if warning else []),
-             f"- split: `{run.split}`" + (" (LEAKY)" if getattr(run, "leaky", False) else ""),
-             f"- store version: `{(run.store or {}).get('version_id', '')}`",
-             f"- UF1 {_fmt(run.metrics, 'uf1')}, UAR {_fmt(run.metrics, 'uar')}, "
-             f"accuracy {_fmt(run.metrics, 'accuracy')}", "",
-             f"![pooled confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})",
-             "", "| fold | n | UF1 | UAR |", "|---|---:|---:|---:|"]
+    lines = [
+        f"# train {getattr(run, 'name', None) or run.model + ' / ' + run.variant}",
+        "",
+        f"- run: `{run.run_id}`",
+        *([f"- settings: {settings()}"] if callable(settings) else []),
+        *([f"- **warning**: {warning}"] if warning else []),
+        f"- split: `{run.split}`" + (" (LEAKY)" if getattr(run, "leaky", False) else ""),
+        f"- store version: `{(run.store or {}).get('version_id', '')}`",
+        f"- UF1 {_fmt(run.metrics, 'uf1')}, UAR {_fmt(run.metrics, 'uar')}, "
+        f"accuracy {_fmt(run.metrics, 'accuracy')}",
+        "",
+        f"![pooled confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})",
+        "",
+        "| fold | n | UF1 | UAR |",
+        "|---|---:|---:|---:|",
+    ]
     for fold in run.folds:
-        lines.append(f"| {fold.name} | {(fold.metrics or {}).get('n', '')} | "
-                     f"{_fmt(fold.metrics, 'uf1')} | {_fmt(fold.metrics, 'uar')} |")
+        lines.append(
+            f"| {fold.name} | {(fold.metrics or {}).get('n', '')} | "
+            f"{_fmt(fold.metrics, 'uf1')} | {_fmt(fold.metrics, 'uar')} |"
+        )
     return "\n".join(lines) + "\n"

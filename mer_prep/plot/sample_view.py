@@ -48,8 +48,9 @@ class SampleView:
         return luma(np.asarray(self.arrays["frames"], dtype=np.float32))
 
 
-def _positions(recipe: Recipe, info: dict, frames: np.ndarray,
-               source_frames: np.ndarray) -> tuple[int, int, str]:
+def _positions(
+    recipe: Recipe, info: dict, frames: np.ndarray, source_frames: np.ndarray
+) -> tuple[int, int, str]:
     """(onset position, apex position, how the apex was found) in the stored frames."""
     n = frames.shape[0]
     if recipe.frames.mode == "onset_apex":
@@ -58,8 +59,7 @@ def _positions(recipe: Recipe, info: dict, frames: np.ndarray,
     onset = 0
     if len(source_frames) == n and info.get("onset") is not None:
         hits = np.flatnonzero(source_frames == int(info["onset"]))
-        onset = (int(hits[0]) if hits.size
-                 else int(np.argmin(np.abs(source_frames - info["onset"]))))
+        onset = int(hits[0]) if hits.size else int(np.argmin(np.abs(source_frames - info["onset"])))
     apex = info.get("apex")
     if apex is not None and len(source_frames) == n:
         pos = int(np.argmin(np.abs(source_frames - int(apex))))
@@ -76,8 +76,9 @@ def _info(table_row) -> dict:
     return info
 
 
-def sample_view(store, row: int, *, with_copies: bool = True,
-                thumb: int | None = None) -> SampleView:
+def sample_view(
+    store, row: int, *, with_copies: bool = True, thumb: int | None = None
+) -> SampleView:
     """The view of ``store.table`` row ``row`` (arrays read in one round trip); with
     ``with_copies`` its augmented copies are read too; ``thumb``: rasters wider than that many
     pixels are drawn as thumbnails of that width."""
@@ -96,14 +97,15 @@ def sample_view(store, row: int, *, with_copies: bool = True,
             copies.append((dict(params), store.sample(int(copy_row), ["frames", "landmarks"])))
     width = recipe.align.size[1]
     scale = thumb / width if thumb and width > thumb else None
-    return SampleView(int(row), info, recipe, arrays, source_frames, onset, apex, note, copies,
-                      scale)
+    return SampleView(
+        int(row), info, recipe, arrays, source_frames, onset, apex, note, copies, scale
+    )
 
 
 def luma(frames: np.ndarray) -> np.ndarray:
     """Frames (..., H, W) as they are, or (..., H, W, 3) RGB as BT.601 luma (..., H, W)."""
     if frames.ndim >= 3 and frames.shape[-1] == 3:
-        return (frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+        return frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     return frames
 
 
@@ -117,6 +119,6 @@ def pick_samples(table, label: str | None = None, n: int = 4) -> list[int]:
     rows: list[int] = []
     depth = 0
     while len(rows) < n and any(depth < len(g) for g in by_subject):
-        rows += [g[depth] for g in by_subject if depth < len(g)][:n - len(rows)]
+        rows += [g[depth] for g in by_subject if depth < len(g)][: n - len(rows)]
         depth += 1
     return [int(r) for r in rows]

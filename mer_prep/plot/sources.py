@@ -20,6 +20,7 @@ _ROOT_KEYS = ("dataset_root", "dataset_roots", "root", "roots", "source_root", "
 
 # --- dataset files ------------------------------------------------------------------------------
 
+
 def dataset_roots(attrs: dict) -> list[Path]:
     """The dataset root(s) a store records in its attributes (any of ``_ROOT_KEYS``, a path or
     a mapping of part -> path), if it records one."""
@@ -69,9 +70,11 @@ def read_thumbnail(path: Path) -> np.ndarray | None:
         return None
     scale = THUMBNAIL_PX / max(image.shape[:2])
     if scale < 1:
-        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)),
-                                   max(1, round(image.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image,
+            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
     return np.ascontiguousarray(image[..., ::-1])
 
 

@@ -30,8 +30,7 @@ class ArraySpec(NamedTuple):
 
     def stored(self, n_rows: int) -> dict:
         """The store's JSON description: ``{dims, shape, dtype}`` with the leading sample axis."""
-        return {"dims": ["sample", *self.dims], "shape": [n_rows, *self.shape],
-                "dtype": self.dtype}
+        return {"dims": ["sample", *self.dims], "shape": [n_rows, *self.shape], "dtype": self.dtype}
 
 
 class _Frozen(BaseModel):
@@ -121,8 +120,9 @@ class FlowConfig(TVL1Params):
     """
 
     strain: bool = True
-    working_size: tuple[Annotated[int, Field(ge=8, le=1024)],
-                        Annotated[int, Field(ge=8, le=1024)]] | None = None
+    working_size: (
+        tuple[Annotated[int, Field(ge=8, le=1024)], Annotated[int, Field(ge=8, le=1024)]] | None
+    ) = None
 
 
 class AugmentConfig(_Frozen):
@@ -176,8 +176,9 @@ class SourceAugmentConfig(_Frozen):
     def copies(self) -> list[SourceCopy]:
         d = float(self.shift_px)
         shifts = [(-d, 0.0), (d, 0.0), (0.0, -d), (0.0, d)] if d else []
-        return ([SourceCopy(shift) for shift in shifts]
-                + ([SourceCopy(flip=True)] if self.flip else []))
+        return [SourceCopy(shift) for shift in shifts] + (
+            [SourceCopy(flip=True)] if self.flip else []
+        )
 
 
 class SplitConfig(_Frozen):
@@ -228,7 +229,7 @@ class Recipe(_Frozen):
     depth: bool = False
 
     @model_validator(mode="after")
-    def _check(self) -> "Recipe":
+    def _check(self) -> Recipe:
         if self.frames.mode == "onset_apex" and self.frames.n_frames != 2:
             raise InvalidArgumentError("frames.mode 'onset_apex' reads exactly 2 frames")
         if self.split is not None and self.align.size[0] % 2:
@@ -236,12 +237,16 @@ class Recipe(_Frozen):
         if self.magnify is not None and self.magnify.f_low >= self.magnify.f_high:
             raise InvalidArgumentError("magnify.f_low must be below magnify.f_high")
         if self.augment is not None and self.source_augment is not None:
-            raise InvalidArgumentError("augment and source_augment are exclusive: a copy is "
-                                       "made either before or after alignment")
+            raise InvalidArgumentError(
+                "augment and source_augment are exclusive: a copy is "
+                "made either before or after alignment"
+            )
         if self.depth and self.augment is not None:
-            raise InvalidArgumentError("depth cannot be combined with augment: augmented copies "
-                                       "are warped after alignment with interpolation that would "
-                                       "blend depth values; use source_augment instead")
+            raise InvalidArgumentError(
+                "depth cannot be combined with augment: augmented copies "
+                "are warped after alignment with interpolation that would "
+                "blend depth values; use source_augment instead"
+            )
         return self
 
     @property
@@ -287,14 +292,16 @@ class Recipe(_Frozen):
         t = self.frames.n_frames
         channel = (("channel",), (3,)) if self.channels == "rgb" else ((), ())
         specs = {
-            "frames": ArraySpec(("frame", "y", "x", *channel[0]), (t, h, w, *channel[1]),
-                                self.store_dtype),
+            "frames": ArraySpec(
+                ("frame", "y", "x", *channel[0]), (t, h, w, *channel[1]), self.store_dtype
+            ),
             "landmarks": ArraySpec(("point", "xy"), (68, 2), "float32"),
         }
         if self.split is not None:
             # Their own row dimension: one xarray Dataset cannot give "y" two lengths.
-            half = ArraySpec(("frame", "y_half", "x", *channel[0]), (t, h // 2, w, *channel[1]),
-                             self.store_dtype)
+            half = ArraySpec(
+                ("frame", "y_half", "x", *channel[0]), (t, h // 2, w, *channel[1]), self.store_dtype
+            )
             specs["upper"] = half
             specs["lower"] = half
         if self.flow is not None:
@@ -319,11 +326,15 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
-                f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors())
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in error.errors()
+            )
             raise RecipeError(f"recipe file {path}: {problems}") from None
     recipes = builtin_recipes()
     if str(name_or_path) not in recipes:
-        raise UnknownRecipeError(f"unknown recipe {name_or_path!r}; built-in: {', '.join(sorted(recipes))}")
+        raise UnknownRecipeError(
+            f"unknown recipe {name_or_path!r}; built-in: {', '.join(sorted(recipes))}"
+        )
     return recipes[str(name_or_path)]
 
 

@@ -40,14 +40,16 @@ def fast_path(array: zarr.Array) -> bool:
     internal codec: lz4, zstd...) + CRC-32C."""
     codecs = array.metadata.codecs if hasattr(array.metadata, "codecs") else ()
     kinds = [type(c) for c in codecs]
-    return (kinds == [BytesCodec, BloscCodec, Crc32cCodec]
-            and tuple(array.chunks) == (1, *array.shape[1:]) and array.dtype.byteorder in "=<|")
+    return (
+        kinds == [BytesCodec, BloscCodec, Crc32cCodec]
+        and tuple(array.chunks) == (1, *array.shape[1:])
+        and array.dtype.byteorder in "=<|"
+    )
 
 
 def _chunk_key(array: zarr.Array, row: int) -> str:
     separator = array.metadata.chunk_key_encoding.separator
-    return f"{array.path}/c{separator}" + separator.join(
-        [str(row)] + ["0"] * (array.ndim - 1))
+    return f"{array.path}/c{separator}" + separator.join([str(row)] + ["0"] * (array.ndim - 1))
 
 
 def check_content(values: np.ndarray, expected: int | None, what: str, row: int) -> None:
@@ -56,12 +58,19 @@ def check_content(values: np.ndarray, expected: int | None, what: str, row: int)
     proves it is intact, not that it is the chunk of this row: a damaged manifest can point a
     row at another row's chunk."""
     if expected is not None and content_crc(values) != expected:
-        raise CorruptDataError(f"{what}: row {row} reads back another content than was written "
-                               f"(damaged store metadata?); run `mer-prep verify`")
+        raise CorruptDataError(
+            f"{what}: row {row} reads back another content than was written "
+            f"(damaged store metadata?); run `mer-prep verify`"
+        )
 
 
-def read_rows(array: zarr.Array, rows: np.ndarray, *, what: str = "",
-              expected: Sequence[int | None] | None = None) -> np.ndarray:
+def read_rows(
+    array: zarr.Array,
+    rows: np.ndarray,
+    *,
+    what: str = "",
+    expected: Sequence[int | None] | None = None,
+) -> np.ndarray:
     """``array[rows]`` for rows along the first (sample) axis: (len(rows), *shape[1:]).
 
     Raises ``CorruptDataError`` naming ``what`` (array and sample) when a chunk fails its
@@ -94,12 +103,16 @@ def read_rows(array: zarr.Array, rows: np.ndarray, *, what: str = "",
         data = buffers[i].to_bytes()
         payload, stored = data[:-4], int.from_bytes(data[-4:], "little")
         if len(data) < 4 or google_crc32c.value(payload) != stored:
-            raise CorruptDataError(f"{what or array.path}: chunk of row {int(rows[i])} does not "
-                                   f"match its CRC-32C checksum")
+            raise CorruptDataError(
+                f"{what or array.path}: chunk of row {int(rows[i])} does not "
+                f"match its CRC-32C checksum"
+            )
         raw = _DECODER.decode(payload)
         if len(raw) != nbytes:
-            raise CorruptDataError(f"{what or array.path}: chunk of row {int(rows[i])} decodes "
-                                   f"to {len(raw)} bytes, not {nbytes}")
+            raise CorruptDataError(
+                f"{what or array.path}: chunk of row {int(rows[i])} decodes "
+                f"to {len(raw)} bytes, not {nbytes}"
+            )
         out[i] = np.frombuffer(raw, dtype=array.dtype).reshape(out.shape[1:])
         if expected is not None:
             check_content(out[i], expected[i], what or array.path, int(rows[i]))

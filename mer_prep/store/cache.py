@@ -70,12 +70,14 @@ def max_bytes() -> int:
         return DEFAULT_MAX_BYTES
     unit = text[-1] if text[-1] in _UNITS and not text[-1].isdigit() else ""
     try:
-        size = float(text[:len(text) - len(unit)]) * _UNITS[unit]
+        size = float(text[: len(text) - len(unit)]) * _UNITS[unit]
     except ValueError:
         size = -1.0
     if not size >= 0:
-        raise InvalidArgumentError(f"${CACHE_MAX_ENV}={os.environ[CACHE_MAX_ENV]!r} is not a size "
-                                   f"(bytes, or with K/M/G/T: 20G)")
+        raise InvalidArgumentError(
+            f"${CACHE_MAX_ENV}={os.environ[CACHE_MAX_ENV]!r} is not a size "
+            f"(bytes, or with K/M/G/T: 20G)"
+        )
     return int(size)
 
 
@@ -89,9 +91,16 @@ def _key(location: str, snapshot: str, name: str, rows: np.ndarray) -> str:
     return digest.hexdigest()[:32]
 
 
-def cached_array(location: str, snapshot: str, name: str, rows: np.ndarray,
-                 read: Callable[[], np.ndarray], *, dtype: np.dtype | str | None = None,
-                 shape: tuple[int, ...] | None = None) -> np.ndarray:
+def cached_array(
+    location: str,
+    snapshot: str,
+    name: str,
+    rows: np.ndarray,
+    read: Callable[[], np.ndarray],
+    *,
+    dtype: np.dtype | str | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> np.ndarray:
     """``read()`` (an array of a store snapshot at ``rows``), from the cache when it holds it
     intact and it is the entry of exactly this store, snapshot, array and rows (and, given,
     ``dtype`` and ``shape``), else read and stored there (atomically: temporary files renamed;
@@ -99,14 +108,22 @@ def cached_array(location: str, snapshot: str, name: str, rows: np.ndarray,
     folder = cache_dir()
     if folder is None:
         return read()
-    identity = {"store": location, "snapshot": snapshot, "array": name,
-                "rows": _rows_digest(rows), "n_rows": int(len(rows))}
+    identity = {
+        "store": location,
+        "snapshot": snapshot,
+        "array": name,
+        "rows": _rows_digest(rows),
+        "n_rows": int(len(rows)),
+    }
     path = folder / f"{_key(location, snapshot, name, rows)}.npy"
     sidecar = path.with_suffix(".json")
     try:
         header = json.loads(sidecar.read_text())
-        loaded = _load(path, _parse_checksums(header)) if _same_entry(
-            header, identity, dtype, shape) else None
+        loaded = (
+            _load(path, _parse_checksums(header))
+            if _same_entry(header, identity, dtype, shape)
+            else None
+        )
         if loaded is not None:
             os.utime(path)  # recently used: evicted last
             return loaded
@@ -143,11 +160,18 @@ def _store(folder: Path, path: Path, sidecar: Path, identity: dict, values: np.n
             partials.append(Path(handle.name))  # 0600, like every file it makes
             np.save(handle, values, allow_pickle=False)
         content = np.fromfile(partials[0], dtype=np.uint8)
-        crcs = [_crc(content[start:start + BLOCK]) for start in range(0, len(content), BLOCK)]
-        header = {**identity, "dtype": values.dtype.str, "shape": list(values.shape),
-                  "block": BLOCK, "size": int(len(content)), "crc32c": crcs}
-        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".partial",
-                                         delete=False) as handle:
+        crcs = [_crc(content[start : start + BLOCK]) for start in range(0, len(content), BLOCK)]
+        header = {
+            **identity,
+            "dtype": values.dtype.str,
+            "shape": list(values.shape),
+            "block": BLOCK,
+            "size": int(len(content)),
+            "crc32c": crcs,
+        }
+        with tempfile.NamedTemporaryFile(
+            "w", dir=folder, suffix=".partial", delete=False
+        ) as handle:
             partials.append(Path(handle.name))
             json.dump(header, handle)
         os.replace(partials[0], path)
@@ -215,7 +239,7 @@ def _load(path: Path, checksums: tuple[int, int, list[int]]) -> np.ndarray | Non
 
     def read_and_check(index: int) -> bool:
         start = index * block
-        part = buffer[start:start + block]
+        part = buffer[start : start + block]
         view, done = memoryview(part), 0
         while done < len(part):
             count = os.preadv(descriptor, [view[done:]], start + done)
@@ -233,9 +257,10 @@ def _load(path: Path, checksums: tuple[int, int, list[int]]) -> np.ndarray | Non
         return None
     header = io.BytesIO(buffer[:4096].tobytes())
     major, _ = np.lib.format.read_magic(header)
-    read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                   else np.lib.format.read_array_header_2_0)
+    read_header = (
+        np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    )
     shape, fortran, dtype = read_header(header)
     count = int(np.prod(shape, dtype=np.int64))
-    values = buffer[header.tell():header.tell() + count * dtype.itemsize].view(dtype)
+    values = buffer[header.tell() : header.tell() + count * dtype.itemsize].view(dtype)
     return values.reshape(shape, order="F" if fortran else "C")

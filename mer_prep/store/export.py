@@ -36,8 +36,9 @@ def _column(series: pd.Series) -> tuple[np.ndarray, dict]:
         return series.fillna(MISSING).to_numpy(dtype=np.int64), {"missing_value": MISSING}
     if pd.api.types.is_extension_array_dtype(series.dtype):
         series = series.astype(object).where(series.notna(), None)
-    values = [json.dumps(v) if isinstance(v, (list, dict)) or v is None else v
-              for v in series.tolist()]
+    values = [
+        json.dumps(v) if isinstance(v, (list, dict)) or v is None else v for v in series.tolist()
+    ]
     array = np.asarray(values)
     extra = {"missing_value": MISSING} if series.name == "apex" else {}
     return (array.astype(h5py.string_dtype()) if array.dtype.kind in "OUS" else array), extra
@@ -52,8 +53,10 @@ def export_hdf5(store, path: str | Path, *, overwrite: bool = False) -> Path:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InvalidArgumentError(f"{path} exists; pass --overwrite (overwrite=True) to "
-                                   f"replace it, or choose another --out")
+        raise InvalidArgumentError(
+            f"{path} exists; pass --overwrite (overwrite=True) to "
+            f"replace it, or choose another --out"
+        )
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
     try:
         _write(store, temporary)
@@ -74,8 +77,9 @@ def _publish_new(temporary: Path, path: Path) -> None:
     try:
         os.link(temporary, path)
     except FileExistsError:
-        raise InvalidArgumentError(f"{path} appeared while exporting; not replaced (pass "
-                                   f"--overwrite to replace it)") from None
+        raise InvalidArgumentError(
+            f"{path} appeared while exporting; not replaced (pass --overwrite to replace it)"
+        ) from None
     except OSError:
         if path.exists():
             raise InvalidArgumentError(f"{path} appeared while exporting; not replaced") from None
@@ -88,20 +92,27 @@ def _write(store, path: Path) -> None:
         out.attrs["mer_prep"] = json.dumps(store.attrs)
         for name in store.array_names:
             spec = store.info.arrays[name]
-            data = out.create_dataset(name, shape=(n, *spec.shape[1:]), dtype=spec.dtype,
-                                      chunks=(1, *spec.shape[1:]) if n else None,
-                                      compression="gzip", compression_opts=1)
+            data = out.create_dataset(
+                name,
+                shape=(n, *spec.shape[1:]),
+                dtype=spec.dtype,
+                chunks=(1, *spec.shape[1:]) if n else None,
+                compression="gzip",
+                compression_opts=1,
+            )
             data.attrs["dims"] = json.dumps(spec.dims)
             read = store.row_reader(name)
             for start in range(0, n, BLOCK):
                 rows = np.arange(start, min(start + BLOCK, n))
-                data[start:start + len(rows)] = read(rows)
+                data[start : start + len(rows)] = read(rows)
         table = out.create_group("table")
         for column in store.table.columns:
             values, attrs = _column(store.table[column])
             table.create_dataset(column, data=values).attrs.update(attrs)
         aus = out.create_dataset("aus", data=store.aus)
-        aus.attrs.update({"au_list": json.dumps(store.au_list), "dims": json.dumps(["sample", "au"])})
+        aus.attrs.update(
+            {"au_list": json.dumps(store.au_list), "dims": json.dumps(["sample", "au"])}
+        )
         for name in store.split_names:
             group = out.create_group(f"splits/{name}")
             group.attrs["mer_prep"] = json.dumps(store.split_attrs(name))

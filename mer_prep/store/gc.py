@@ -60,8 +60,14 @@ import icechunk as ic
 import zarr
 
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.store.repo import (MAIN, RUNS_BRANCH, RUNS_GROUP, Location, open_repository,
-                                 version_tags)
+from mer_prep.store.repo import (
+    MAIN,
+    RUNS_BRANCH,
+    RUNS_GROUP,
+    Location,
+    open_repository,
+    version_tags,
+)
 
 SCRATCH_PREFIX = "writing-"
 #: a live training's lease on the snapshot it reads (``mer_prep.store.lease``)
@@ -80,18 +86,19 @@ _NAME = re.compile(
     r"^(?:writing|reading|runs-init|gc-keep)-(?:(?P<version>v-[0-9a-f]{16})-)?"
     r"(?P<nonce>[0-9a-f]{8})"
     r"(?:-h(?P<host>[0-9a-f]{8})-b(?P<boot>[0-9a-f]{8})-p(?P<pid>\d+)-t(?P<ticks>\d+)"
-    r"-e(?P<started>\d+))?$")
+    r"-e(?P<started>\d+))?$"
+)
 
 
 @dataclass(frozen=True)
 class Owner:
     """The process that made a scratch branch."""
 
-    host: str      # 8 hex digits: host name and PID namespace
-    boot: str      # 8 hex digits of the kernel's boot id ("00000000" where there is none)
+    host: str  # 8 hex digits: host name and PID namespace
+    boot: str  # 8 hex digits of the kernel's boot id ("00000000" where there is none)
     pid: int
-    ticks: int     # process start, clock ticks since boot (0: unknown)
-    started: int   # Unix seconds when the branch was made (the run's start)
+    ticks: int  # process start, clock ticks since boot (0: unknown)
+    started: int  # Unix seconds when the branch was made (the run's start)
 
 
 def _read(path: str) -> str:
@@ -136,8 +143,10 @@ def owned_branch(prefix: str, version_id: str | None = None, owner: Owner | None
     ``SCRATCH_PREFIX``, ``LEASE_PREFIX``, ``RUNS_INIT_PREFIX``, ``KEEP_PREFIX``), recording its
     owner (this process) so that ``remove_abandoned_branches`` can tell when it died."""
     owner = owner or this_process()
-    return (f"{prefix}{version_id + '-' if version_id else ''}{uuid.uuid4().hex[:8]}"
-            f"-h{owner.host}-b{owner.boot}-p{owner.pid}-t{owner.ticks}-e{owner.started}")
+    return (
+        f"{prefix}{version_id + '-' if version_id else ''}{uuid.uuid4().hex[:8]}"
+        f"-h{owner.host}-b{owner.boot}-p{owner.pid}-t{owner.ticks}-e{owner.started}"
+    )
 
 
 def scratch_branch(version_id: str, owner: Owner | None = None) -> str:
@@ -166,8 +175,9 @@ def branch_owner(branch: str) -> Owner | None:
     match = _NAME.match(branch)
     if match is None or match["host"] is None:
         return None
-    return Owner(match["host"], match["boot"], int(match["pid"]), int(match["ticks"]),
-                 int(match["started"]))
+    return Owner(
+        match["host"], match["boot"], int(match["pid"]), int(match["ticks"]), int(match["started"])
+    )
 
 
 def _process_alive(pid: int, ticks: int) -> bool:
@@ -191,20 +201,24 @@ def _process_alive(pid: int, ticks: int) -> bool:
     return not (ticks and start != ticks)
 
 
-def _age(repo: ic.Repository, branch: str, owner: Owner | None, now: dt.datetime
-         ) -> dt.timedelta:
+def _age(repo: ic.Repository, branch: str, owner: Owner | None, now: dt.datetime) -> dt.timedelta:
     if owner is not None:
-        return now - dt.datetime.fromtimestamp(owner.started, dt.timezone.utc)
+        return now - dt.datetime.fromtimestamp(owner.started, dt.UTC)
     return now - repo.lookup_snapshot(repo.lookup_branch(branch)).written_at
 
 
-def abandoned(repo: ic.Repository, branch: str, *, now: dt.datetime | None = None,
-              stale_after: dt.timedelta = STALE_AFTER) -> str | None:
+def abandoned(
+    repo: ic.Repository,
+    branch: str,
+    *,
+    now: dt.datetime | None = None,
+    stale_after: dt.timedelta = STALE_AFTER,
+) -> str | None:
     """Why owned ``branch`` (``is_owned``) is provably abandoned, or None when its maker may
     still live."""
     if not is_owned(branch):
         return None
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     owner, me = branch_owner(branch), this_process()
     if owner is not None and owner.host == me.host:
         if owner.boot != me.boot:
@@ -219,8 +233,9 @@ def abandoned(repo: ic.Repository, branch: str, *, now: dt.datetime | None = Non
     return None
 
 
-def remove_abandoned_branches(repo: ic.Repository, *,
-                              stale_after: dt.timedelta = STALE_AFTER) -> list[str]:
+def remove_abandoned_branches(
+    repo: ic.Repository, *, stale_after: dt.timedelta = STALE_AFTER
+) -> list[str]:
     """Delete every owned branch (scratch, lease, ``runs-init``, gc hold) whose maker is
     provably dead; the names deleted.
 
@@ -237,6 +252,7 @@ def remove_abandoned_branches(repo: ic.Repository, *,
 
 
 # --- garbage collection ---------------------------------------------------------------------------
+
 
 @dataclass
 class GcReport:
@@ -302,15 +318,21 @@ def _hold(repo: ic.Repository, snapshots) -> list[str]:
     return held
 
 
-def collect_garbage(location: Location, *, keep: int = 3, delete_tags: bool = False,
-                    grace: dt.timedelta = GRACE, now: dt.datetime | None = None) -> GcReport:
+def collect_garbage(
+    location: Location,
+    *,
+    keep: int = 3,
+    delete_tags: bool = False,
+    grace: dt.timedelta = GRACE,
+    now: dt.datetime | None = None,
+) -> GcReport:
     """Remove dead runs' scratch branches, expire history older than the ``keep`` newest
     versions (and, with ``delete_tags``, the older version tags), and delete the objects nothing
     reachable uses. See the module docstring for what is protected."""
     if keep < 1:
         raise InvalidArgumentError(f"keep must be at least 1 (the newest version), got {keep}")
     repo = open_repository(location)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     report = GcReport(removed_branches=remove_abandoned_branches(repo))
     tags = version_tags(repo)
     report.kept_versions = tags[:keep]
@@ -321,8 +343,7 @@ def collect_garbage(location: Location, *, keep: int = 3, delete_tags: bool = Fa
     report.kept_for_training = _live_leases(repo)
 
     # Expire history older than the oldest kept version...
-    older_than = (repo.lookup_snapshot(repo.lookup_tag(tags[:keep][-1])).written_at
-                  if tags else now)
+    older_than = repo.lookup_snapshot(repo.lookup_tag(tags[:keep][-1])).written_at if tags else now
     branches = repo.list_branches()
     shared = _ancestry(repo, branch=MAIN) if MAIN in branches else {}
     for tag in repo.list_tags():
@@ -331,16 +352,20 @@ def collect_garbage(location: Location, *, keep: int = 3, delete_tags: bool = Fa
     for branch in sorted(branches - {MAIN, RUNS_BRANCH}):
         if is_scratch(branch):  # a live run (dead ones were removed): keep what it writes
             owner = branch_owner(branch)
-            began = (dt.datetime.fromtimestamp(owner.started, dt.timezone.utc) if owner
-                     else repo.lookup_snapshot(repo.lookup_branch(branch)).written_at)
+            began = (
+                dt.datetime.fromtimestamp(owner.started, dt.UTC)
+                if owner
+                else repo.lookup_snapshot(repo.lookup_branch(branch)).written_at
+            )
             collect_before = min(collect_before, began - dt.timedelta(minutes=1))
         elif is_owned(branch):  # a lease or a hold: its tip is kept, it has no history
             continue
         # ...but never a snapshot that only another branch (a user's, a live run) reaches. The
         # ``runs`` branch is not one of them: its tip holds every record, and what the records
         # read is held below, exactly, instead of all history since the first record.
-        own = {sid: when for sid, when in _ancestry(repo, branch=branch).items()
-               if sid not in shared}
+        own = {
+            sid: when for sid, when in _ancestry(repo, branch=branch).items() if sid not in shared
+        }
         if own:
             older_than = min(older_than, min(own.values()))
     if delete_tags:

@@ -29,8 +29,9 @@ __all__ = ["reading_lease"]
 
 
 @contextlib.contextmanager
-def reading_lease(location: Location, snapshot_id: str, version_id: str | None, *,
-                  required: bool = True) -> Iterator[str | None]:
+def reading_lease(
+    location: Location, snapshot_id: str, version_id: str | None, *, required: bool = True
+) -> Iterator[str | None]:
     """Hold ``snapshot_id`` of the store at ``location`` (version ``version_id``) while the
     block runs; yields the lease branch's name. ``StoreError`` when it cannot be taken (the
     snapshot collected between opening the store and taking the lease, a store this process
@@ -43,10 +44,12 @@ def reading_lease(location: Location, snapshot_id: str, version_id: str | None, 
         repo.create_branch(branch, snapshot_id)
     except (ic.IcechunkError, OSError) as error:
         if required:
-            raise StoreError(f"store {where}: snapshot {snapshot_id} of "
-                             f"{version_id or 'its version'} cannot be held for training "
-                             f"(collected meanwhile, or read-only?): "
-                             f"{str(error).strip().splitlines()[0]}") from None
+            raise StoreError(
+                f"store {where}: snapshot {snapshot_id} of "
+                f"{version_id or 'its version'} cannot be held for training "
+                f"(collected meanwhile, or read-only?): "
+                f"{str(error).strip().splitlines()[0]}"
+            ) from None
         branch = None
     if branch is None:
         yield None

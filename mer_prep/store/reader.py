@@ -79,9 +79,11 @@ class FeatureStore(SplitReader):
         them (``info`` is the same, typed)."""
         attrs = dict(self.group.attrs)
         if DIGEST_KEY in attrs and attrs[DIGEST_KEY] != attrs_digest(attrs):
-            raise CorruptDataError(f"store {self.location}: the version's attributes do not "
-                                   f"match their digest (corrupt metadata); run `mer-prep "
-                                   f"verify {self.location}`")
+            raise CorruptDataError(
+                f"store {self.location}: the version's attributes do not "
+                f"match their digest (corrupt metadata); run `mer-prep "
+                f"verify {self.location}`"
+            )
         return attrs
 
     @cached_property
@@ -90,10 +92,12 @@ class FeatureStore(SplitReader):
         try:
             return VersionAttrs.from_attrs(self.attrs)
         except ValidationError as error:
-            raise CorruptDataError(f"store {self.location}: the version's attributes are not a "
-                                   f"version's ({error.error_count()} problems, first: "
-                                   f"{error.errors()[0]['loc']}); run `mer-prep verify "
-                                   f"{self.location}`") from None
+            raise CorruptDataError(
+                f"store {self.location}: the version's attributes are not a "
+                f"version's ({error.error_count()} problems, first: "
+                f"{error.errors()[0]['loc']}); run `mer-prep verify "
+                f"{self.location}`"
+            ) from None
 
     @property
     def version_id(self) -> str:
@@ -101,8 +105,9 @@ class FeatureStore(SplitReader):
 
     @property
     def recipe(self) -> Recipe:
-        return Recipe.model_validate({**self.info.recipe.parameters,
-                                      "paper": self.info.recipe.paper})
+        return Recipe.model_validate(
+            {**self.info.recipe.parameters, "paper": self.info.recipe.paper}
+        )
 
     @property
     def class_names(self) -> list[str]:
@@ -118,14 +123,18 @@ class FeatureStore(SplitReader):
             table = self.group[TABLE_GROUP]
             columns = {name: table[name][:] for name in self.info.table_columns}
         except Exception as error:  # noqa: BLE001 - a column failing its CRC, a lost manifest
-            raise CorruptDataError(f"store {self.location}: the sample table cannot be read "
-                                   f"({type(error).__name__}); run `mer-prep verify "
-                                   f"{self.location}`") from error
+            raise CorruptDataError(
+                f"store {self.location}: the sample table cannot be read "
+                f"({type(error).__name__}); run `mer-prep verify "
+                f"{self.location}`"
+            ) from error
         expected = self.info.table_digest
         if expected is not None and table_digest(columns) != expected:
-            raise CorruptDataError(f"store {self.location}: the sample table does not match its "
-                                   f"digest (corrupt metadata or chunks); run `mer-prep verify "
-                                   f"{self.location}`")
+            raise CorruptDataError(
+                f"store {self.location}: the sample table does not match its "
+                f"digest (corrupt metadata or chunks); run `mer-prep verify "
+                f"{self.location}`"
+            )
         return rows_to_frame(columns)
 
     def _content_crcs(self, name: str, stored_rows: np.ndarray) -> list[int | None]:
@@ -151,8 +160,9 @@ class FeatureStore(SplitReader):
         (``permanent`` or ``transient``; records written before the distinction count as
         ``permanent``, as the writer treats them)."""
         columns = ["sample_id", "file", "stage", "message", "kind"]
-        return pd.DataFrame([failure.model_dump() for failure in self.info.failures],
-                            columns=columns)
+        return pd.DataFrame(
+            [failure.model_dump() for failure in self.info.failures], columns=columns
+        )
 
     @cached_property
     def au_list(self) -> list[int]:
@@ -187,8 +197,10 @@ class FeatureStore(SplitReader):
         """The stored array ``name``; ``ArrayNotFoundError`` naming those there are otherwise."""
         node = self.group[name] if isinstance(name, str) and name in self.group else None
         if not isinstance(node, zarr.Array):
-            raise ArrayNotFoundError(f"store {self.location}: version {self.version_id} has no "
-                                     f"array {name!r} (it stores {', '.join(self.array_names)})")
+            raise ArrayNotFoundError(
+                f"store {self.location}: version {self.version_id} has no "
+                f"array {name!r} (it stores {', '.join(self.array_names)})"
+            )
         return node
 
     def dask(self, name: str) -> da.Array:
@@ -196,8 +208,14 @@ class FeatureStore(SplitReader):
         full = da.from_zarr(self._stored_array(name))
         return full[self._ok_rows] if len(self._ok_rows) < full.shape[0] else full
 
-    def array(self, name: str, dtype: str | None = None,
-              rows: np.ndarray | None = None, *, cache: bool = False) -> np.ndarray:
+    def array(
+        self,
+        name: str,
+        dtype: str | None = None,
+        rows: np.ndarray | None = None,
+        *,
+        cache: bool = False,
+    ) -> np.ndarray:
         """One array over the processed samples (or the ``table`` rows ``rows``), loaded in bulk
         (optionally cast, e.g. ``float32``): (n, *per-sample shape).
 
@@ -209,15 +227,30 @@ class FeatureStore(SplitReader):
 
         def read() -> np.ndarray:
             try:
-                return read_rows(stored, wanted, what=f"store {self.location}: {name}",
-                                 expected=self._content_crcs(name, wanted))
+                return read_rows(
+                    stored,
+                    wanted,
+                    what=f"store {self.location}: {name}",
+                    expected=self._content_crcs(name, wanted),
+                )
             except (ValueError, CorruptDataError) as error:  # a chunk failing its checksum
-                raise self._corruption(name, range(len(self._ok_rows)) if rows is None
-                                       else rows, error) from error
+                raise self._corruption(
+                    name, range(len(self._ok_rows)) if rows is None else rows, error
+                ) from error
 
-        values = (cached_array(str(self.location), self.session.snapshot_id, name, wanted, read,
-                               dtype=stored.dtype, shape=(len(wanted), *stored.shape[1:]))
-                  if cache else read())
+        values = (
+            cached_array(
+                str(self.location),
+                self.session.snapshot_id,
+                name,
+                wanted,
+                read,
+                dtype=stored.dtype,
+                shape=(len(wanted), *stored.shape[1:]),
+            )
+            if cache
+            else read()
+        )
         return values.astype(dtype) if dtype else values
 
     def _corruption(self, name: str, rows, error: Exception) -> CorruptDataError:
@@ -229,27 +262,44 @@ class FeatureStore(SplitReader):
                 check_content(array[stored], self._content_crcs(name, [stored])[0], name, stored)
             except (ValueError, CorruptDataError) as found:
                 sample = self.table_all["sample_id"].iloc[stored]
-                return CorruptDataError(f"store {self.location}: array {name!r}, sample {sample} "
-                                        f"(row {row}) is corrupt ({found}); run `mer-prep "
-                                        f"verify {self.location}`")
-        return CorruptDataError(f"store {self.location}: array {name!r} cannot be read "
-                                f"({error}); run `mer-prep verify {self.location}`")
+                return CorruptDataError(
+                    f"store {self.location}: array {name!r}, sample {sample} "
+                    f"(row {row}) is corrupt ({found}); run `mer-prep "
+                    f"verify {self.location}`"
+                )
+        return CorruptDataError(
+            f"store {self.location}: array {name!r} cannot be read "
+            f"({error}); run `mer-prep verify {self.location}`"
+        )
 
     def xarray(self) -> xr.Dataset:
         """All arrays as an xarray Dataset with named dims and the table as ``sample`` coords;
         the action units as ``aus`` (sample, au), bool, with the AU numbers as ``au`` coords."""
-        variables = {name: (self.info.arrays[name].dims, self.dask(name))
-                     for name in self.array_names}
+        variables = {
+            name: (self.info.arrays[name].dims, self.dask(name)) for name in self.array_names
+        }
         variables["aus"] = (("sample", "au"), self.aus)
-        coords = {col: ("sample", self.table[col].to_numpy())
-                  for col in ("sample_id", "dataset", "subject", "clip", "label", "label_name")}
+        coords = {
+            col: ("sample", self.table[col].to_numpy())
+            for col in ("sample_id", "dataset", "subject", "clip", "label", "label_name")
+        }
         coords["au"] = ("au", np.asarray(self.au_list, dtype=np.int64))
-        return xr.Dataset(variables, coords=coords, attrs={"version_id": self.version_id,
-                                                           "recipe": self.info.recipe.name})
+        return xr.Dataset(
+            variables,
+            coords=coords,
+            attrs={"version_id": self.version_id, "recipe": self.info.recipe.name},
+        )
 
-    def to_torch(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
-                 balance: str | None = None, split: str = "loso", target: str = "label",
-                 tta: bool = False):
+    def to_torch(
+        self,
+        fold: str | int,
+        part: str = "train",
+        arrays: list[str] | None = None,
+        balance: str | None = None,
+        split: str = "loso",
+        target: str = "label",
+        tta: bool = False,
+    ):
         """A ``torch.utils.data.Dataset`` over one fold's ``part`` ("train" or "test").
 
         balance: ``"weights"`` (the fold's class weights on ``.class_weights`` for the loss),
@@ -262,12 +312,28 @@ class FeatureStore(SplitReader):
         """
         from mer_prep.store.torch_dataset import fold_dataset
 
-        return fold_dataset(self, fold, part=part, arrays=arrays, balance=balance, split=split,
-                            target=target, tta=tta)
+        return fold_dataset(
+            self,
+            fold,
+            part=part,
+            arrays=arrays,
+            balance=balance,
+            split=split,
+            target=target,
+            tta=tta,
+        )
 
-    def loader(self, fold: str | int, part: str = "train", arrays: list[str] | None = None,
-               balance: str | None = None, split: str = "loso", target: str = "label",
-               tta: bool = False, **options):
+    def loader(
+        self,
+        fold: str | int,
+        part: str = "train",
+        arrays: list[str] | None = None,
+        balance: str | None = None,
+        split: str = "loso",
+        target: str = "label",
+        tta: bool = False,
+        **options,
+    ):
         """A ``torch.utils.data.DataLoader`` over one fold's ``part`` that works with worker
         processes (``num_workers=2`` under the default fork start method included): the fold's
         arrays are read in bulk before any worker starts. ``target`` and ``tta`` as for
@@ -275,8 +341,17 @@ class FeatureStore(SplitReader):
         any other DataLoader argument."""
         from mer_prep.store.torch_dataset import fold_loader
 
-        return fold_loader(self, fold, part=part, arrays=arrays, balance=balance, split=split,
-                           target=target, tta=tta, **options)
+        return fold_loader(
+            self,
+            fold,
+            part=part,
+            arrays=arrays,
+            balance=balance,
+            split=split,
+            target=target,
+            tta=tta,
+            **options,
+        )
 
     @cached_property
     def _async_arrays(self) -> dict:
@@ -304,14 +379,22 @@ class FeatureStore(SplitReader):
             bad = next((n for n in names if self._fails(n, stored_row)), names[0])
             raise self._corruption(bad, [row], error) from error
         for name, value in values.items():
-            check_content(value, self._content_crcs(name, [stored_row])[0],
-                          f"store {self.location}: {name}", stored_row)
+            check_content(
+                value,
+                self._content_crcs(name, [stored_row])[0],
+                f"store {self.location}: {name}",
+                stored_row,
+            )
         return values
 
     def _fails(self, name: str, stored_row: int) -> bool:
         try:
-            check_content(self.group[name][stored_row],
-                          self._content_crcs(name, [stored_row])[0], name, stored_row)
+            check_content(
+                self.group[name][stored_row],
+                self._content_crcs(name, [stored_row])[0],
+                name,
+                stored_row,
+            )
         except (ValueError, CorruptDataError):
             return True
         return False
@@ -323,8 +406,12 @@ class FeatureStore(SplitReader):
         def read(rows: np.ndarray) -> np.ndarray:
             rows = np.asarray(rows, dtype=np.int64)
             try:
-                return read_rows(array, ok[rows], what=f"store {self.location}: {name}",
-                                 expected=self._content_crcs(name, ok[rows]))
+                return read_rows(
+                    array,
+                    ok[rows],
+                    what=f"store {self.location}: {name}",
+                    expected=self._content_crcs(name, ok[rows]),
+                )
             except (ValueError, CorruptDataError) as error:
                 raise self._corruption(name, rows, error) from error
 
@@ -335,13 +422,21 @@ class FeatureStore(SplitReader):
         rows = []
         for tag in version_tags(self.repo):
             info = self.repo.lookup_snapshot(self.repo.lookup_tag(tag))
-            rows.append({"version_id": tag, "snapshot": info.id, "written_at": info.written_at,
-                         "message": info.message})
+            rows.append(
+                {
+                    "version_id": tag,
+                    "snapshot": info.id,
+                    "written_at": info.written_at,
+                    "message": info.message,
+                }
+            )
         return pd.DataFrame(rows, columns=["version_id", "snapshot", "written_at", "message"])
 
     def __repr__(self) -> str:
-        return (f"FeatureStore({self.path!r}, version={self.version_id!r}, "
-                f"samples={len(self.table)}, arrays={self.array_names})")
+        return (
+            f"FeatureStore({self.path!r}, version={self.version_id!r}, "
+            f"samples={len(self.table)}, arrays={self.array_names})"
+        )
 
     @property
     def plot(self):
@@ -362,20 +457,27 @@ def open_store(path: Location, version: str | None = None) -> FeatureStore:
     repo = open_repository(location)
     if version and version not in repo.list_tags():
         known = ", ".join(version_tags(repo)) or "none"
-        raise VersionNotFoundError(f"store {location} has no version {version!r} "
-                                   f"(versions: {known})")
+        raise VersionNotFoundError(
+            f"store {location} has no version {version!r} (versions: {known})"
+        )
     try:
-        session = (repo.readonly_session(tag=version) if version
-                   else repo.readonly_session(branch=MAIN))
+        session = (
+            repo.readonly_session(tag=version) if version else repo.readonly_session(branch=MAIN)
+        )
         store = FeatureStore(location, repo, session)
     except Exception as error:  # noqa: BLE001 - a snapshot or ref that no longer reads
-        if isinstance(error, zarr.errors.GroupNotFoundError) and not version and (
-                _never_committed(repo)):
+        if (
+            isinstance(error, zarr.errors.GroupNotFoundError)
+            and not version
+            and (_never_committed(repo))
+        ):
             raise StoreNotFoundError(f"store {location} has no committed version yet") from None
         problem = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CorruptDataError(f"store {location}: {version or MAIN} cannot be opened "
-                               f"({type(error).__name__}: {problem}); run `mer-prep verify "
-                               f"{location}`") from error
+        raise CorruptDataError(
+            f"store {location}: {version or MAIN} cannot be opened "
+            f"({type(error).__name__}: {problem}); run `mer-prep verify "
+            f"{location}`"
+        ) from error
     if "version_id" not in store.group.attrs:
         raise StoreNotFoundError(f"store {location} has no committed version yet")
     return store

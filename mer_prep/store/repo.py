@@ -31,6 +31,7 @@ from mer_prep.errors import (
     StoreLocationError,
     StoreNotFoundError,
 )
+
 # The branch names are the store format's, re-exported here. The runs branch holds the
 # trainers' run records, one group per run; a run's attrs name the snapshot it read
 # (``store.snapshot_id``), which ``mer-prep gc`` therefore never expires.
@@ -41,8 +42,16 @@ from mer_prep.store.layout import MAIN, RUNS_BRANCH, RUNS_GROUP  # noqa: F401
 ic.set_logs_filter(os.environ.get("MER_PREP_ICECHUNK_LOG", "icechunk=error"))
 
 #: What an Icechunk repository on local disk consists of.
-_REPOSITORY_ENTRIES = {"chunks", "manifests", "refs", "snapshots", "transactions", "config.yaml",
-                       "repo", "overwritten"}
+_REPOSITORY_ENTRIES = {
+    "chunks",
+    "manifests",
+    "refs",
+    "snapshots",
+    "transactions",
+    "config.yaml",
+    "repo",
+    "overwritten",
+}
 S3_SCHEME = "s3://"
 
 
@@ -58,8 +67,9 @@ class StoreLocation:
     url: str
 
     @classmethod
-    def parse(cls, value: str | os.PathLike | StoreLocation, *,
-              base: str | os.PathLike | None = None) -> StoreLocation:
+    def parse(
+        cls, value: str | os.PathLike | StoreLocation, *, base: str | os.PathLike | None = None
+    ) -> StoreLocation:
         """A location from a path or URL; ``base``: the directory a relative path is under."""
         if isinstance(value, StoreLocation):
             return value
@@ -71,8 +81,9 @@ class StoreLocation:
             prefix = prefix.strip("/")
             return cls(f"{S3_SCHEME}{bucket}/{prefix}" if prefix else f"{S3_SCHEME}{bucket}")
         if "://" in text:
-            raise StoreLocationError(f"unsupported store location {text!r}: a local path or "
-                                     f"s3://bucket/prefix")
+            raise StoreLocationError(
+                f"unsupported store location {text!r}: a local path or s3://bucket/prefix"
+            )
         path = Path(text).expanduser()
         if not path.is_absolute():
             path = Path(base or Path.cwd()).expanduser() / path
@@ -112,11 +123,14 @@ def _s3_storage(url: str) -> ic.Storage:
     env = os.environ.get
     endpoint = env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL") or None
     return ic.s3_storage(
-        bucket=bucket, prefix=prefix or None,
+        bucket=bucket,
+        prefix=prefix or None,
         region=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None,
-        endpoint_url=endpoint, force_path_style=endpoint is not None,
+        endpoint_url=endpoint,
+        force_path_style=endpoint is not None,
         allow_http=bool(endpoint and endpoint.startswith("http://")),
-        from_env=True)
+        from_env=True,
+    )
 
 
 def storage_for(location: Location) -> ic.Storage:
@@ -131,13 +145,14 @@ def store_exists(location: Location) -> bool:
         if not where.path.exists():
             return False
         if not where.path.is_dir():  # Icechunk panics (a Rust backtrace) on a regular file
-            raise InvalidArgumentError(f"store location {where} is a file, not a store "
-                                       f"directory")
+            raise InvalidArgumentError(f"store location {where} is a file, not a store directory")
     try:
         return ic.Repository.exists(where.storage())
     except ic.IcechunkError as error:
-        raise CorruptDataError(f"store {where}: its branch references do not read ("
-                               f"{_last_line(error)}): corrupt metadata") from None
+        raise CorruptDataError(
+            f"store {where}: its branch references do not read ("
+            f"{_last_line(error)}): corrupt metadata"
+        ) from None
 
 
 def _last_line(error: Exception) -> str:
@@ -155,11 +170,16 @@ def open_repository(location: Location, *, create: bool = False) -> ic.Repositor
         raise StoreNotFoundError(f"no mer-prep store at {where}")
     storage = where.storage()
     if not where.is_remote:
-        foreign = ({p.name for p in where.path.iterdir()} - _REPOSITORY_ENTRIES
-                   if where.path.is_dir() else set())
+        foreign = (
+            {p.name for p in where.path.iterdir()} - _REPOSITORY_ENTRIES
+            if where.path.is_dir()
+            else set()
+        )
         if foreign:  # (a repository's own entries: another run is creating it right now)
-            raise StoreLocationError(f"{where} is a folder with files in it but no mer-prep "
-                                     f"store: give an empty or new folder for the store")
+            raise StoreLocationError(
+                f"{where} is a folder with files in it but no mer-prep "
+                f"store: give an empty or new folder for the store"
+            )
         # private: a store holds decoded faces of licensed datasets (a folder that existed
         # keeps the mode its owner gave it)
         where.path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -205,8 +225,7 @@ class NewStore:
         if not self.created:
             return
         try:
-            if (set(repo.list_branches()) != {MAIN}
-                    or len(list(repo.ancestry(branch=MAIN))) > 1):
+            if set(repo.list_branches()) != {MAIN} or len(list(repo.ancestry(branch=MAIN))) > 1:
                 return
             path = self.location.path
             if self.before is None:
@@ -216,6 +235,6 @@ class NewStore:
                     target = path / name
                     shutil.rmtree(target) if target.is_dir() else target.unlink()
         except (OSError, ic.IcechunkError) as error:
-            logging.getLogger(__name__).warning("could not remove the unused new store %s: %s",
-                                                self.location, error)
-
+            logging.getLogger(__name__).warning(
+                "could not remove the unused new store %s: %s", self.location, error
+            )

@@ -44,8 +44,9 @@ def attrs_digest(attrs: dict) -> str:
     with the version and checked when it is opened, so that a flipped bit in the repository's
     metadata never reads back as other attributes."""
     body = {key: value for key, value in attrs.items() if key != DIGEST_KEY}
-    canonical = json.dumps(json.loads(json.dumps(body)), sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=True)
+    canonical = json.dumps(
+        json.loads(json.dumps(body)), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -92,8 +93,9 @@ def zarr_rules() -> dict:
 
 def validate_attrs(attrs: dict, schema: str = SCHEMA_FILE) -> None:
     """Raise SchemaError when attributes do not match a JSON Schema (the store root's default)."""
-    validator = jsonschema.Draft202012Validator(load_schema(schema),
-                                                format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft202012Validator(
+        load_schema(schema), format_checker=jsonschema.FormatChecker()
+    )
     errors = sorted(validator.iter_errors(attrs), key=lambda e: list(e.path))
     if errors:
         lines = [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:10]]
@@ -126,8 +128,10 @@ def _typed(model: type[Model], attrs: dict, schema: str) -> Model:
     try:
         return model.model_validate(attrs)
     except ValidationError as error:  # the model and the schema disagree: test_store_layout
-        raise SchemaError(f"attributes do not match {schema}: {error.errors()[0]['loc']}: "
-                          f"{error.errors()[0]['msg']}") from None
+        raise SchemaError(
+            f"attributes do not match {schema}: {error.errors()[0]['loc']}: "
+            f"{error.errors()[0]['msg']}"
+        ) from None
 
 
 def check_sample_array(name: str, value: np.ndarray, spec: ArraySpec) -> None:
@@ -143,12 +147,17 @@ def _check_codec(name: str, array: zarr.Array, rules: dict) -> None:
     since bench/codec.py's measurement, zstd before) and bitshuffle, then the CRC-32C."""
     wanted = rules["compressor"]
     codecs = [c for c in array.compressors]
-    ok = any(type(c).__name__.lower().startswith(wanted["name"])
-             and str(getattr(c.cname, "value", c.cname)) in wanted["cnames"]
-             and str(getattr(c.shuffle, "value", c.shuffle)) == wanted["shuffle"] for c in codecs)
+    ok = any(
+        type(c).__name__.lower().startswith(wanted["name"])
+        and str(getattr(c.cname, "value", c.cname)) in wanted["cnames"]
+        and str(getattr(c.shuffle, "value", c.shuffle)) == wanted["shuffle"]
+        for c in codecs
+    )
     if not ok:
-        raise SchemaError(f"array {name!r}: compressors {codecs} are not {wanted['name']} "
-                          f"{' or '.join(wanted['cnames'])} + {wanted['shuffle']}")
+        raise SchemaError(
+            f"array {name!r}: compressors {codecs} are not {wanted['name']} "
+            f"{' or '.join(wanted['cnames'])} + {wanted['shuffle']}"
+        )
     if not any(type(c).__name__.lower().startswith(rules["checksum"]) for c in codecs):
         raise SchemaError(f"array {name!r}: chunks carry no {rules['checksum']} checksum")
 
@@ -163,8 +172,9 @@ def _check_aus(group: zarr.Group, spec: dict, n: int, n_aus: int, rules: dict) -
     if dims != tuple(spec["dims"]):
         raise SchemaError(f"array {name!r}: dimension names {dims} != {tuple(spec['dims'])}")
     if tuple(array.shape) != (n, n_aus) or array.dtype != np.dtype(spec["dtype"]):
-        raise SchemaError(f"array {name!r}: {array.dtype} {array.shape} != {spec['dtype']} "
-                          f"({n}, {n_aus})")
+        raise SchemaError(
+            f"array {name!r}: {array.dtype} {array.shape} != {spec['dtype']} ({n}, {n_aus})"
+        )
     _check_codec(name, array, rules)
 
 
@@ -203,5 +213,7 @@ def validate_group(group: zarr.Group) -> None:
         if values.shape != (n,):
             raise SchemaError(f"sample table column {column!r}: shape {values.shape} != ({n},)")
         if info.table_columns.get(column) != kind:
-            raise SchemaError(f"sample table column {column!r}: declared as "
-                              f"{info.table_columns.get(column)!r}, schema wants {kind!r}")
+            raise SchemaError(
+                f"sample table column {column!r}: declared as "
+                f"{info.table_columns.get(column)!r}, schema wants {kind!r}"
+            )

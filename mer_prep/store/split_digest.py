@@ -28,24 +28,31 @@ ARRAY_DIGESTS_KEY = "array_digests"
 #: ``schema_version`` of the splits that carry digests (version 1: written before them)
 DIGESTED_SCHEMA_VERSION = 2
 
-PREDATES_SPLIT_CHECKSUMS = ("written before splits carried checksums: a flipped bit in it cannot "
-                            "be detected; commit it again with `mer-prep split` to get a "
-                            "verifiable one")
+PREDATES_SPLIT_CHECKSUMS = (
+    "written before splits carried checksums: a flipped bit in it cannot "
+    "be detected; commit it again with `mer-prep split` to get a "
+    "verifiable one"
+)
 
 
 def seal_split(attrs: dict, arrays: dict[str, np.ndarray]) -> dict:
     """``attrs`` (JSON-able) plus the digests of ``arrays`` (name -> values as written) and of
     the attributes themselves."""
-    sealed = {**attrs, ARRAY_DIGESTS_KEY: {name: array_digest(values)
-                                           for name, values in sorted(arrays.items())}}
+    sealed = {
+        **attrs,
+        ARRAY_DIGESTS_KEY: {name: array_digest(values) for name, values in sorted(arrays.items())},
+    }
     sealed[DIGEST_KEY] = attrs_digest(sealed)
     return sealed
 
 
 def predates_checksums(attrs: dict) -> bool:
     """True for a split written before splits carried digests: version 1, neither key."""
-    return (attrs.get("schema_version") == 1 and DIGEST_KEY not in attrs
-            and ARRAY_DIGESTS_KEY not in attrs)
+    return (
+        attrs.get("schema_version") == 1
+        and DIGEST_KEY not in attrs
+        and ARRAY_DIGESTS_KEY not in attrs
+    )
 
 
 VERIFY_HINT = "; run `mer-prep verify`"
@@ -59,21 +66,26 @@ def check_split_attrs(attrs: dict, where: str, hint: str = VERIFY_HINT) -> dict[
         return {}
     digests = attrs.get(ARRAY_DIGESTS_KEY)
     if attrs.get(DIGEST_KEY) != attrs_digest(attrs) or not isinstance(digests, dict):
-        raise CorruptDataError(f"{where}: the split's attributes do not match their digest "
-                               f"(corrupt metadata){hint}")
+        raise CorruptDataError(
+            f"{where}: the split's attributes do not match their digest (corrupt metadata){hint}"
+        )
     return digests
 
 
-def check_split_array(digests: dict[str, str], name: str, values: np.ndarray,
-                      where: str, hint: str = VERIFY_HINT) -> np.ndarray:
+def check_split_array(
+    digests: dict[str, str], name: str, values: np.ndarray, where: str, hint: str = VERIFY_HINT
+) -> np.ndarray:
     """``values`` (array ``name`` of the split, read whole) once they match the digest written
     with them; unchecked when ``digests`` is empty (a split written before digests)."""
     if not digests:
         return values
     if name not in digests:
-        raise CorruptDataError(f"{where}: array {name!r} is not one the split wrote (corrupt "
-                               f"metadata){hint}")
+        raise CorruptDataError(
+            f"{where}: array {name!r} is not one the split wrote (corrupt metadata){hint}"
+        )
     if array_digest(values) != digests[name]:
-        raise CorruptDataError(f"{where}: array {name!r} reads back other values than were "
-                               f"written (corrupt chunk or manifest){hint}")
+        raise CorruptDataError(
+            f"{where}: array {name!r} reads back other values than were "
+            f"written (corrupt chunk or manifest){hint}"
+        )
     return values

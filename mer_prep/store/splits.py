@@ -29,8 +29,15 @@ from mer_prep.store.split_digest import seal_split
 from mer_prep.store.writer import COMPRESSORS
 
 
-def save_split(store, split: Split, *, smote_features: str | None = None, k_neighbors: int = 5,
-               smote_seed: int = 0, materialise: tuple[str, ...] = ()) -> str:
+def save_split(
+    store,
+    split: Split,
+    *,
+    smote_features: str | None = None,
+    k_neighbors: int = 5,
+    smote_seed: int = 0,
+    materialise: tuple[str, ...] = (),
+) -> str:
     """Commit ``split`` into ``store`` (a ``FeatureStore`` at the tip of main); snapshot id.
 
     smote_features: array whose flattened samples SMOTE interpolates (e.g. ``"frames"``);
@@ -39,48 +46,70 @@ def save_split(store, split: Split, *, smote_features: str | None = None, k_neig
     """
     table = store.table
     labels = table["label"].to_numpy(dtype=np.int64)
-    arrays = {"test_fold": split.test_fold.astype(np.int64),
-              "class_weights": fold_class_weights(split, labels, len(store.class_names))}
+    arrays = {
+        "test_fold": split.test_fold.astype(np.int64),
+        "class_weights": fold_class_weights(split, labels, len(store.class_names)),
+    }
     smote = None
     if smote_features is not None:
         features = store.array(smote_features, dtype="float32").reshape(len(table), -1)
         parents = store.parents
-        plans = [_fold_smote(store, name, features, labels, train, smote_seed, k_neighbors,
-                             parents) for name, train, _ in split.folds()]
-        arrays.update({
-            "smote_fold": np.concatenate([np.full(len(p), f, np.int64)
-                                          for f, p in enumerate(plans)]),
-            "smote_parent_a": np.concatenate([p.parent_a for p in plans]).astype(np.int64),
-            "smote_parent_b": np.concatenate([p.parent_b for p in plans]).astype(np.int64),
-            "smote_weight": np.concatenate([p.weight for p in plans]).astype(np.float64),
-            "smote_label": np.concatenate([p.label for p in plans]).astype(np.int64),
-        })
+        plans = [
+            _fold_smote(store, name, features, labels, train, smote_seed, k_neighbors, parents)
+            for name, train, _ in split.folds()
+        ]
+        arrays.update(
+            {
+                "smote_fold": np.concatenate(
+                    [np.full(len(p), f, np.int64) for f, p in enumerate(plans)]
+                ),
+                "smote_parent_a": np.concatenate([p.parent_a for p in plans]).astype(np.int64),
+                "smote_parent_b": np.concatenate([p.parent_b for p in plans]).astype(np.int64),
+                "smote_weight": np.concatenate([p.weight for p in plans]).astype(np.float64),
+                "smote_label": np.concatenate([p.label for p in plans]).astype(np.int64),
+            }
+        )
         for name in materialise:
             values = store.array(name, dtype="float32")
             arrays[f"smote_{name}"] = np.concatenate(
-                [rebuild_smote(values, plan) for plan in plans]).astype(store.group[name].dtype)
-        smote = SmoteAttrs(features=smote_features,
-                           k_neighbors=int(min(p.k_neighbors for p in plans)), seed=smote_seed,
-                           materialised=list(materialise)).model_dump()
+                [rebuild_smote(values, plan) for plan in plans]
+            ).astype(store.group[name].dtype)
+        smote = SmoteAttrs(
+            features=smote_features,
+            k_neighbors=int(min(p.k_neighbors for p in plans)),
+            seed=smote_seed,
+            materialised=list(materialise),
+        ).model_dump()
     attrs = {**split.to_dict(), "version_id": store.version_id, "smote": smote}
     return write_split(store.location, attrs, arrays)
 
 
-def _fold_smote(store, fold: str, features: np.ndarray, labels: np.ndarray, train: np.ndarray,
-                seed: int, k_neighbors: int, parents: np.ndarray):
+def _fold_smote(
+    store,
+    fold: str,
+    features: np.ndarray,
+    labels: np.ndarray,
+    train: np.ndarray,
+    seed: int,
+    k_neighbors: int,
+    parents: np.ndarray,
+):
     """One training fold's SMOTE plan; a class too small to interpolate is named, with what to
     do, instead of imblearn's or our bare message."""
     try:
         return smote_plan(features, labels, train, seed, k_neighbors, parents=parents)
     except InvalidArgumentError as error:
-        counts = np.bincount(labels[train][(labels[train] >= 0) & (parents[train] < 0)],
-                             minlength=len(store.class_names))
+        counts = np.bincount(
+            labels[train][(labels[train] >= 0) & (parents[train] < 0)],
+            minlength=len(store.class_names),
+        )
         present = {store.class_names[k]: int(c) for k, c in enumerate(counts) if c}
         raise InvalidArgumentError(
             f"SMOTE on training fold {fold}: {error} (original clips per class there: "
             f"{present}); SMOTE needs two clips of every class it oversamples in every "
             f"training fold: use fewer folds, a coarser label scheme (e.g. --labels megc3 when "
-            f"preprocessing), or no --smote") from None
+            f"preprocessing), or no --smote"
+        ) from None
 
 
 def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) -> str:
@@ -91,13 +120,23 @@ def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) 
     version the split was computed for, and when another commit lands first (Icechunk's
     commit conflict) — never a split of other rows.
     """
-    attrs = {"schema": SPLIT_SCHEMA_NAME, "schema_version": SPLIT_SCHEMA_VERSION,
-             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **attrs}
+    attrs = {
+        "schema": SPLIT_SCHEMA_NAME,
+        "schema_version": SPLIT_SCHEMA_VERSION,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **attrs,
+    }
     validate_split(attrs, arrays)
     split = SplitAttrs.model_validate(attrs)
     arrays = {name: np.ascontiguousarray(values) for name, values in arrays.items()}
-    sealed = seal_split(split.model_dump(mode="json", by_alias=True,  # checked on every read
-                                         exclude={"array_digests", "attrs_digest"}), arrays)
+    sealed = seal_split(
+        split.model_dump(
+            mode="json",
+            by_alias=True,  # checked on every read
+            exclude={"array_digests", "attrs_digest"},
+        ),
+        arrays,
+    )
     repo = open_repository(location)
     session = repo.writable_session(MAIN)
     root = zarr.open_group(session.store, mode="r+")
@@ -105,13 +144,21 @@ def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) 
     if on_main != split.version_id:
         raise VersionConflictError(
             f"store {location}: split {split.name!r} was computed for "
-            f"{split.version_id} but main holds {on_main}")
+            f"{split.version_id} but main holds {on_main}"
+        )
     group = root.require_group(SPLITS_GROUP).create_group(split.name, overwrite=True)
     for name, values in arrays.items():
-        group.create_array(name, shape=values.shape, dtype=values.dtype, compressors=COMPRESSORS,
-                           chunks=tuple(max(d, 1) for d in values.shape) or None)
+        group.create_array(
+            name,
+            shape=values.shape,
+            dtype=values.dtype,
+            compressors=COMPRESSORS,
+            chunks=tuple(max(d, 1) for d in values.shape) or None,
+        )
         if values.size:
             group[name][...] = values
     group.attrs.update(sealed)
-    return session.commit(f"split {split.name} of {split.version_id}",
-                          metadata={"version_id": split.version_id, "split": split.name})
+    return session.commit(
+        f"split {split.name} of {split.version_id}",
+        metadata={"version_id": split.version_id, "split": split.name},
+    )

@@ -17,13 +17,25 @@ def table_columns() -> dict[str, str]:
     return dict(zarr_rules()["required_table_columns"])
 
 
-def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", error: str = "",
-               fingerprint: str = "", source_frames: list[int] | None = None,
-               face_box: tuple[int, ...] | None = None, detector: str = "",
-               detector_score: float = float("nan"), detector_confirmation: str = "",
-               apex: int | None = None, apex_source: str | None = None,
-               flow_error_px: float = 0.0, augmentation: tuple[int, dict] | None = None,
-               failure_kind: str = "", content_crc: dict[str, int] | None = None) -> dict:
+def sample_row(
+    sample: Sample,
+    class_names: list[str],
+    *,
+    status: str = "ok",
+    error: str = "",
+    fingerprint: str = "",
+    source_frames: list[int] | None = None,
+    face_box: tuple[int, ...] | None = None,
+    detector: str = "",
+    detector_score: float = float("nan"),
+    detector_confirmation: str = "",
+    apex: int | None = None,
+    apex_source: str | None = None,
+    flow_error_px: float = 0.0,
+    augmentation: tuple[int, dict] | None = None,
+    failure_kind: str = "",
+    content_crc: dict[str, int] | None = None,
+) -> dict:
     """One table row for ``sample`` (processed or failed).
 
     content_crc: the CRC-32C of each stored array of the row (``content_crc32c`` column, JSON):
@@ -45,29 +57,62 @@ def sample_row(sample: Sample, class_names: list[str], *, status: str = "ok", er
     label = class_names.index(sample.label) if sample.label in class_names else MISSING
     if apex_source is None:
         apex, apex_source = sample.apex, "none" if sample.apex is None else "annotated"
-    return {
-        "sample_id": sample.sample_id, "dataset": sample.dataset, "subject": sample.subject,
-        "clip": sample.clip, "label": label, "label_name": sample.label or "",
-        "emotion": sample.emotion, "action_units": sample.action_units,
-        "onset": sample.onset, "apex": MISSING if apex is None else apex,
-        "offset": sample.offset, "apex_source": apex_source, "flow_error_px": float(flow_error_px),
-        "fps": float(sample.fps), "n_frames": sample.n_frames,
-        "source_frames": json.dumps(source_frames or []),
-        "face_box": json.dumps(list(face_box) if face_box else []), "detector": detector,
-        "detector_score": float(detector_score), "detector_confirmation": detector_confirmation,
-        "status": status, "error": error, "fingerprint": fingerprint,
-        "failure_kind": failure_kind if status != "ok" else "",
-        "aug_parent": "", "aug_params": "{}", "synthetic": False,
-        "partition": sample.partition, "content_crc32c": json.dumps(content_crc or {}),
-    } if augmentation is None else {
-        **sample_row(sample, class_names, status=status, error=error, fingerprint=fingerprint,
-                     source_frames=source_frames, face_box=face_box, detector=detector,
-                     detector_score=detector_score, detector_confirmation=detector_confirmation,
-                     apex=apex, apex_source=apex_source, flow_error_px=flow_error_px,
-                     failure_kind=failure_kind, content_crc=content_crc),
-        "sample_id": f"{sample.sample_id}#aug{augmentation[0]}",
-        "aug_parent": sample.sample_id, "aug_params": json.dumps(augmentation[1]),
-    }
+    return (
+        {
+            "sample_id": sample.sample_id,
+            "dataset": sample.dataset,
+            "subject": sample.subject,
+            "clip": sample.clip,
+            "label": label,
+            "label_name": sample.label or "",
+            "emotion": sample.emotion,
+            "action_units": sample.action_units,
+            "onset": sample.onset,
+            "apex": MISSING if apex is None else apex,
+            "offset": sample.offset,
+            "apex_source": apex_source,
+            "flow_error_px": float(flow_error_px),
+            "fps": float(sample.fps),
+            "n_frames": sample.n_frames,
+            "source_frames": json.dumps(source_frames or []),
+            "face_box": json.dumps(list(face_box) if face_box else []),
+            "detector": detector,
+            "detector_score": float(detector_score),
+            "detector_confirmation": detector_confirmation,
+            "status": status,
+            "error": error,
+            "fingerprint": fingerprint,
+            "failure_kind": failure_kind if status != "ok" else "",
+            "aug_parent": "",
+            "aug_params": "{}",
+            "synthetic": False,
+            "partition": sample.partition,
+            "content_crc32c": json.dumps(content_crc or {}),
+        }
+        if augmentation is None
+        else {
+            **sample_row(
+                sample,
+                class_names,
+                status=status,
+                error=error,
+                fingerprint=fingerprint,
+                source_frames=source_frames,
+                face_box=face_box,
+                detector=detector,
+                detector_score=detector_score,
+                detector_confirmation=detector_confirmation,
+                apex=apex,
+                apex_source=apex_source,
+                flow_error_px=flow_error_px,
+                failure_kind=failure_kind,
+                content_crc=content_crc,
+            ),
+            "sample_id": f"{sample.sample_id}#aug{augmentation[0]}",
+            "aug_parent": sample.sample_id,
+            "aug_params": json.dumps(augmentation[1]),
+        }
+    )
 
 
 def column_array(rows: list[dict], column: str, kind: str) -> np.ndarray:

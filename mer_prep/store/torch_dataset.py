@@ -21,8 +21,9 @@ try:
     import torch
     from torch.utils.data import DataLoader, Dataset
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise EnvironmentProblem("FeatureStore.to_torch needs PyTorch: pip install "
-                             "'mer-prep[train]'") from error
+    raise EnvironmentProblem(
+        "FeatureStore.to_torch needs PyTorch: pip install 'mer-prep[train]'"
+    ) from error
 
 BALANCES = (None, "weights", "smote")
 TARGETS = ("label", "aus")
@@ -41,8 +42,16 @@ class FoldDataset(Dataset):
     ``target="aus"`` the labels are the rows' AU vectors (``store.aus``), float32 (n, n_AU).
     """
 
-    def __init__(self, store, rows: np.ndarray, arrays: list[str], class_weights: np.ndarray,
-                 smote=None, materialised: dict | None = None, target: str = "label") -> None:
+    def __init__(
+        self,
+        store,
+        rows: np.ndarray,
+        arrays: list[str],
+        class_weights: np.ndarray,
+        smote=None,
+        materialised: dict | None = None,
+        target: str = "label",
+    ) -> None:
         self.rows, self.arrays = np.asarray(rows, np.int64), list(arrays)
         parents = np.asarray(store.parents, np.int64)[self.rows]
         self.originals = np.where(parents >= 0, parents, self.rows)
@@ -59,13 +68,19 @@ class FoldDataset(Dataset):
                 else:
                     extra = rebuild_smote(
                         lambda rows, name=name: store.array(name, "float32", rows=rows),
-                        smote, dtype=np.float32)
-                values[name] = np.concatenate([values[name].astype(np.float32),
-                                               extra.astype(np.float32)])
-        self.values = {name: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
-                       for name, v in values.items()}
-        self.labels = torch.from_numpy(np.asarray(labels, np.int64 if target == "label"
-                                                  else np.float32))
+                        smote,
+                        dtype=np.float32,
+                    )
+                values[name] = np.concatenate(
+                    [values[name].astype(np.float32), extra.astype(np.float32)]
+                )
+        self.values = {
+            name: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+            for name, v in values.items()
+        }
+        self.labels = torch.from_numpy(
+            np.asarray(labels, np.int64 if target == "label" else np.float32)
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -76,14 +91,27 @@ class FoldDataset(Dataset):
         real = index < len(self.rows)
         row = int(self.rows[index]) if real else -1
         original = int(self.originals[index]) if real else -1
-        return {**{name: values[index] for name, values in self.values.items()},
-                "label": self.labels[index], "row": row, "synthetic": not real,
-                "copy": real and original != row, "original": original}
+        return {
+            **{name: values[index] for name, values in self.values.items()},
+            "label": self.labels[index],
+            "row": row,
+            "synthetic": not real,
+            "copy": real and original != row,
+            "original": original,
+        }
 
 
-def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
-                 balance: str | None = None, split: str = "loso",
-                 target: str = "label", tta: bool = False) -> FoldDataset:
+def fold_dataset(
+    store,
+    fold: str | int,
+    *,
+    part: str = "train",
+    arrays: list[str] | None = None,
+    balance: str | None = None,
+    split: str = "loso",
+    target: str = "label",
+    tta: bool = False,
+) -> FoldDataset:
     """``FeatureStore.to_torch``: the Dataset of one fold's ``part`` of ``split``; the test part
     holds the fold's original clips, plus their augmented copies with ``tta=True``."""
     if part not in ("train", "test"):
@@ -93,11 +121,14 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
     if target not in TARGETS:
         raise InvalidArgumentError(f"target must be one of {TARGETS}, got {target!r}")
     if target == "aus" and balance == "smote":
-        raise InvalidArgumentError("SMOTE samples have a class, not AUs: target='aus' takes "
-                                   "balance None or 'weights'")
+        raise InvalidArgumentError(
+            "SMOTE samples have a class, not AUs: target='aus' takes balance None or 'weights'"
+        )
     if tta and part != "test":
-        raise InvalidArgumentError("tta (test-time augmentation) applies to part='test'; the "
-                                   "training part always holds the copies")
+        raise InvalidArgumentError(
+            "tta (test-time augmentation) applies to part='test'; the "
+            "training part always holds the copies"
+        )
     index = fold_index(list(store.split(split).fold_names), fold, split)
     chosen = store.fold(split, index, tta=tta)
     arrays = arrays or [n for n in store.array_names if n != "landmarks"]
@@ -105,25 +136,49 @@ def fold_dataset(store, fold: str | int, *, part: str = "train", arrays: list[st
     if balance == "smote" and part == "train":
         smote = store.smote(split, index)
         if smote is None:
-            raise InvalidArgumentError(f"split {split!r} stores no SMOTE samples: make it with "
-                             f"`mer-prep split --smote`")
+            raise InvalidArgumentError(
+                f"split {split!r} stores no SMOTE samples: make it with `mer-prep split --smote`"
+            )
         materialised = store.materialised_smote(split, index, arrays)
-    return FoldDataset(store, chosen.train if part == "train" else chosen.test, arrays,
-                       chosen.class_weights,
-                       smote=smote, materialised=materialised, target=target)
+    return FoldDataset(
+        store,
+        chosen.train if part == "train" else chosen.test,
+        arrays,
+        chosen.class_weights,
+        smote=smote,
+        materialised=materialised,
+        target=target,
+    )
 
 
-def fold_loader(store, fold: str | int, *, part: str = "train", arrays: list[str] | None = None,
-                balance: str | None = None, split: str = "loso", target: str = "label",
-                tta: bool = False, batch_size: int = 32, shuffle: bool | None = None,
-                num_workers: int = 0,
-                seed: int = 0, **loader_options) -> DataLoader:
+def fold_loader(
+    store,
+    fold: str | int,
+    *,
+    part: str = "train",
+    arrays: list[str] | None = None,
+    balance: str | None = None,
+    split: str = "loso",
+    target: str = "label",
+    tta: bool = False,
+    batch_size: int = 32,
+    shuffle: bool | None = None,
+    num_workers: int = 0,
+    seed: int = 0,
+    **loader_options,
+) -> DataLoader:
     """``FeatureStore.loader``: a ``DataLoader`` over one fold's ``part``, safe with worker
     processes (the fold is in memory before any worker starts). ``shuffle`` defaults to True
     for the training part; ``seed`` fixes its order."""
-    dataset = fold_dataset(store, fold, part=part, arrays=arrays, balance=balance, split=split,
-                           target=target, tta=tta)
+    dataset = fold_dataset(
+        store, fold, part=part, arrays=arrays, balance=balance, split=split, target=target, tta=tta
+    )
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size,
-                      shuffle=(part == "train") if shuffle is None else shuffle,
-                      num_workers=num_workers, generator=generator, **loader_options)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=(part == "train") if shuffle is None else shuffle,
+        num_workers=num_workers,
+        generator=generator,
+        **loader_options,
+    )

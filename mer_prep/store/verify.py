@@ -20,8 +20,12 @@ from mer_prep.store.bulk import check_content
 from mer_prep.store.layout import SPLITS_GROUP
 from mer_prep.store.repo import Location, StoreLocation, open_repository, version_tags
 from mer_prep.store.schema import DIGEST_KEY, attrs_digest, validate_group
-from mer_prep.store.split_digest import (PREDATES_SPLIT_CHECKSUMS, check_split_array,
-                                         check_split_attrs, predates_checksums)
+from mer_prep.store.split_digest import (
+    PREDATES_SPLIT_CHECKSUMS,
+    check_split_array,
+    check_split_attrs,
+    predates_checksums,
+)
 
 
 class NonFiniteValues(ValueError):
@@ -75,13 +79,18 @@ def _verify_group(version: str, group: zarr.Group) -> list[BrokenChunk]:
                     check_content(values, crcs[row].get(path), path, row)
                 if row is not None and values.dtype.kind == "f" and not np.isfinite(values).all():
                     # intact but unusable: a model trained on it gets NaN losses
-                    raise NonFiniteValues(f"{int((~np.isfinite(values)).sum())} NaN/infinite "
-                                          f"value(s)")
+                    raise NonFiniteValues(
+                        f"{int((~np.isfinite(values)).sum())} NaN/infinite value(s)"
+                    )
             except Exception as error:  # noqa: BLE001 - any decode failure is the finding
-                sample = (str(sample_ids[row]) if sample_ids is not None and row is not None
-                          and row < len(sample_ids) else "")
-                broken.append(BrokenChunk(version, path, row, sample,
-                                          f"{type(error).__name__}: {error}"))
+                sample = (
+                    str(sample_ids[row])
+                    if sample_ids is not None and row is not None and row < len(sample_ids)
+                    else ""
+                )
+                broken.append(
+                    BrokenChunk(version, path, row, sample, f"{type(error).__name__}: {error}")
+                )
     return broken
 
 
@@ -92,8 +101,11 @@ def verify_store(location: Location, *, all_versions: bool = False) -> list[Brok
     where = StoreLocation.parse(location)
     repo = open_repository(where)
     main_session = repo.readonly_session(branch="main")
-    sessions = ([(tag, repo.readonly_session(tag=tag), False) for tag in version_tags(repo)]
-                if all_versions else [("main", main_session, False)])
+    sessions = (
+        [(tag, repo.readonly_session(tag=tag), False) for tag in version_tags(repo)]
+        if all_versions
+        else [("main", main_session, False)]
+    )
     if all_versions and main_session.snapshot_id not in {s.snapshot_id for _, s, _ in sessions}:
         sessions.append(("main", main_session, True))  # only its splits are not in a tag
     broken: list[BrokenChunk] = []
@@ -120,8 +132,11 @@ def _verify_splits(version: str, group: zarr.Group) -> list[BrokenChunk]:
         path, where = f"{SPLITS_GROUP}/{name}", f"split {name!r}"
         attrs = dict(split.attrs)
         if predates_checksums(attrs):
-            found.append(BrokenChunk(version, path, None, "", PREDATES_SPLIT_CHECKSUMS,
-                                     predates_checksums=True))
+            found.append(
+                BrokenChunk(
+                    version, path, None, "", PREDATES_SPLIT_CHECKSUMS, predates_checksums=True
+                )
+            )
             continue
         try:
             digests = check_split_attrs(attrs, where, hint="")
@@ -131,17 +146,20 @@ def _verify_splits(version: str, group: zarr.Group) -> list[BrokenChunk]:
                 try:
                     values = split[array][...]
                 except Exception as error:  # noqa: BLE001 - any decode failure is the finding
-                    raise CorruptDataError(f"{where}: array {array!r} cannot be read "
-                                           f"({type(error).__name__}: {error})") from error
+                    raise CorruptDataError(
+                        f"{where}: array {array!r} cannot be read ({type(error).__name__}: {error})"
+                    ) from error
                 check_split_array(digests, array, values, where, hint="")
         except CorruptDataError as error:
             found.append(BrokenChunk(version, path, None, "", str(error)))
     return found
 
 
-PREDATES_CHECKSUMS = ("written before chunks carried checksums: a flipped bit in it cannot be "
-                      "detected; re-run the preprocessing into a new store to get a verifiable "
-                      "one")
+PREDATES_CHECKSUMS = (
+    "written before chunks carried checksums: a flipped bit in it cannot be "
+    "detected; re-run the preprocessing into a new store to get a verifiable "
+    "one"
+)
 
 
 def _unchecksummed(group: zarr.Group) -> list[str]:
@@ -149,8 +167,14 @@ def _unchecksummed(group: zarr.Group) -> list[str]:
     ``writer.CHECKSUM`` existed)."""
     declared = dict(group.attrs).get("arrays")
     names = [n for n in declared if n in group] if isinstance(declared, dict) else []
-    return [name for name in names if isinstance(group[name], zarr.Array) and not any(
-        isinstance(codec, Crc32cCodec) for codec in getattr(group[name].metadata, "codecs", ()))]
+    return [
+        name
+        for name in names
+        if isinstance(group[name], zarr.Array)
+        and not any(
+            isinstance(codec, Crc32cCodec) for codec in getattr(group[name].metadata, "codecs", ())
+        )
+    ]
 
 
 def _verify_metadata(version: str, group: zarr.Group) -> list[BrokenChunk]:
@@ -158,12 +182,18 @@ def _verify_metadata(version: str, group: zarr.Group) -> list[BrokenChunk]:
     older than chunk checksums is reported as such, not as a broken layout)."""
     unchecked = _unchecksummed(group)
     if unchecked:
-        return [BrokenChunk(version, ", ".join(unchecked), None, "", PREDATES_CHECKSUMS,
-                            predates_checksums=True)]
+        return [
+            BrokenChunk(
+                version, ", ".join(unchecked), None, "", PREDATES_CHECKSUMS, predates_checksums=True
+            )
+        ]
     attrs = dict(group.attrs)
     if DIGEST_KEY in attrs and attrs[DIGEST_KEY] != attrs_digest(attrs):
-        return [BrokenChunk(version, "(attributes)", None, "",
-                            "the attributes do not match their digest")]
+        return [
+            BrokenChunk(
+                version, "(attributes)", None, "", "the attributes do not match their digest"
+            )
+        ]
     try:
         validate_group(group)
     except Exception as error:  # noqa: BLE001 - a layout that no longer validates is a finding

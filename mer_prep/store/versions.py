@@ -86,8 +86,11 @@ def incomplete_version_id(version_id: str, rows: list[dict]) -> str:
     """The id of a version of ``version_id``'s inputs in which some rows failed transiently:
     ``v-`` + 16 hex digits over the input id and those rows (sample id, error), so that it
     names exactly one content and never collides with the input id."""
-    outcome = sorted((r["sample_id"], r["error"]) for r in rows
-                     if r["status"] != "ok" and r.get("failure_kind") == TRANSIENT)
+    outcome = sorted(
+        (r["sample_id"], r["error"])
+        for r in rows
+        if r["status"] != "ok" and r.get("failure_kind") == TRANSIENT
+    )
     blob = f"{version_id}|incomplete|{outcome!r}".encode()
     return "v-" + hashlib.sha256(blob).hexdigest()[:16]
 
@@ -143,8 +146,13 @@ class VersionPlan:
         an augmented copy takes its parent's), or of its ``action_units`` text when the row
         names no sample of the plan."""
         samples = {sample.sample_id: sample for sample in self.samples}
-        return au_matrix([samples.get(row["aug_parent"] or row["sample_id"],
-                                      row["action_units"]) for row in rows], self.au_list)
+        return au_matrix(
+            [
+                samples.get(row["aug_parent"] or row["sample_id"], row["action_units"])
+                for row in rows
+            ],
+            self.au_list,
+        )
 
     def stored_layout(self) -> dict[str, dict]:
         """The store's JSON description of every array, with the leading sample axis."""
@@ -171,9 +179,15 @@ def existing_version(location: Location, version_id: str) -> str | None:
     attrs = version_attrs(repo, main)
     if attrs is None or attrs.version_id != version_id or not attrs.is_complete:
         return None
-    snapshot = next((info.id for info in repo.ancestry(snapshot_id=main)
-                     if (info.metadata or {}).get("version_id") == version_id
-                     and "split" not in (info.metadata or {})), main)
+    snapshot = next(
+        (
+            info.id
+            for info in repo.ancestry(snapshot_id=main)
+            if (info.metadata or {}).get("version_id") == version_id
+            and "split" not in (info.metadata or {})
+        ),
+        main,
+    )
     try:
         repo.create_tag(version_id, snapshot)
     except ic.IcechunkError as error:  # a tag deleted by `mer-prep gc --tags` stays deleted
@@ -196,8 +210,9 @@ def current_version(location: Location) -> str | None:
 def root_attrs(repo: ic.Repository, snapshot: str) -> dict:
     """The root attributes of the version at ``snapshot`` ({} for none or a foreign layout)."""
     try:
-        return dict(zarr.open_group(repo.readonly_session(snapshot_id=snapshot).store,
-                                    mode="r").attrs)
+        return dict(
+            zarr.open_group(repo.readonly_session(snapshot_id=snapshot).store, mode="r").attrs
+        )
     except Exception:  # noqa: BLE001 - an empty repository or a foreign layout: no version
         return {}
 
@@ -214,8 +229,9 @@ def version_attrs(repo: ic.Repository, snapshot: str) -> VersionAttrs | None:
         return None
 
 
-def reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
-                  ) -> tuple[dict[int, dict], str] | None:
+def reusable_rows(
+    repo: ic.Repository, base: str, plan: VersionPlan
+) -> tuple[dict[int, dict], str] | None:
     """Rows of ``main``'s version at ``base`` that ``plan`` may keep, and that version's id.
 
     None unless the previous version has the same dataset, recipe hash, code version, label
@@ -226,11 +242,15 @@ def reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
     attrs = version_attrs(repo, base)
     if attrs is None:
         return None
-    same = (attrs.dataset == plan.dataset and attrs.recipe.hash == plan.recipe.hash
-            and attrs.code_version == plan.code_version and attrs.labels == plan.labels
-            and attrs.class_names == plan.class_names
-            and attrs.to_attrs()["arrays"] == plan.stored_layout()
-            and attrs.n_samples == plan.n_rows)
+    same = (
+        attrs.dataset == plan.dataset
+        and attrs.recipe.hash == plan.recipe.hash
+        and attrs.code_version == plan.code_version
+        and attrs.labels == plan.labels
+        and attrs.class_names == plan.class_names
+        and attrs.to_attrs()["arrays"] == plan.stored_layout()
+        and attrs.n_samples == plan.n_rows
+    )
     if not same:
         return None
     root = zarr.open_group(repo.readonly_session(snapshot_id=base).store, mode="r")
@@ -248,8 +268,9 @@ def reusable_rows(repo: ic.Repository, base: str, plan: VersionPlan
     reused: dict[int, dict] = {}
     for i, fingerprint in enumerate(plan.fingerprints):
         rows = range(i * stride, (i + 1) * stride)
-        if all(columns["fingerprint"][r] == fingerprint and columns["status"][r] == "ok"
-               for r in rows):
+        if all(
+            columns["fingerprint"][r] == fingerprint and columns["status"][r] == "ok" for r in rows
+        ):
             for r in rows:
                 reused[r] = {name: _python(values[r]) for name, values in columns.items()}
     return reused, attrs.version_id

@@ -76,9 +76,9 @@ from mer_prep.store.run_watch import RunWatch
 from mer_prep.store.schema import (
     DIGEST_KEY,
     attrs_digest,
+    check_sample_array,
     content_crc,
     table_digest,
-    check_sample_array,
     validate_group,
 )
 from mer_prep.store.table import column_array, table_columns
@@ -157,24 +157,40 @@ class SampleWriter:
         crcs = {name: content_crc(arrays[name]) for name in self.specs}
 
         async def write_all() -> None:
-            await asyncio.gather(*(self.arrays[name].setitem(row, arrays[name])
-                                   for name in self.specs))
+            await asyncio.gather(
+                *(self.arrays[name].setitem(row, arrays[name]) for name in self.specs)
+            )
 
         try:
             sync(write_all())
         except Exception as error:  # noqa: BLE001 - disk full, S3, I/O: never a sample failure
-            raise StoreWriteError(f"writing row {row} ({', '.join(self.specs)}) failed: "
-                                  f"{type(error).__name__}: {error}") from error
+            raise StoreWriteError(
+                f"writing row {row} ({', '.join(self.specs)}) failed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         return crcs
 
 
 class VersionWriter:
     """Writes one version of a store; see the module docstring for the protocol."""
 
-    def __init__(self, plan: VersionPlan, repo: ic.Repository, base: str, branch: str,
-                 session: ic.Session, reused: dict[int, dict] | None = None,
-                 reused_from: str | None = None) -> None:
-        self.plan, self.repo, self.base, self.branch, self.session = plan, repo, base, branch, session
+    def __init__(
+        self,
+        plan: VersionPlan,
+        repo: ic.Repository,
+        base: str,
+        branch: str,
+        session: ic.Session,
+        reused: dict[int, dict] | None = None,
+        reused_from: str | None = None,
+    ) -> None:
+        self.plan, self.repo, self.base, self.branch, self.session = (
+            plan,
+            repo,
+            base,
+            branch,
+            session,
+        )
         #: the id the version is committed under: the plan's, or ``incomplete_version_id``
         self.version_id = plan.version_id
         #: store row -> the previous version's table row, for rows whose chunks are kept as-is
@@ -190,7 +206,7 @@ class VersionWriter:
         return [row for row in range(self.plan.n_rows) if row not in self.reused]
 
     @classmethod
-    def begin(cls, plan: VersionPlan, *, reuse: bool = True) -> "VersionWriter":
+    def begin(cls, plan: VersionPlan, *, reuse: bool = True) -> VersionWriter:
         """Open a session for the version: on a fresh layout, or on ``main`` when rows are reused.
 
         Scratch branches of runs that are provably dead are deleted first. Should this fail or
@@ -210,8 +226,9 @@ class VersionWriter:
         return writer
 
     @classmethod
-    def _begin(cls, plan: VersionPlan, repo: ic.Repository, branch: str, reuse: bool
-               ) -> "VersionWriter":
+    def _begin(
+        cls, plan: VersionPlan, repo: ic.Repository, branch: str, reuse: bool
+    ) -> VersionWriter:
         base = repo.lookup_branch(MAIN)
         previous = reusable_rows(repo, base, plan) if reuse else None
         if previous is not None:
@@ -224,19 +241,35 @@ class VersionWriter:
                 if row not in reused:
                     for name in plan.arrays:
                         root[name][row] = 0  # all fill values: zarr drops the chunk
-            snapshot = (prepare.flush(f"refresh of {reused_from} to {plan.version_id}")
-                        if prepare.has_uncommitted_changes else base)
+            snapshot = (
+                prepare.flush(f"refresh of {reused_from} to {plan.version_id}")
+                if prepare.has_uncommitted_changes
+                else base
+            )
             repo.create_branch(branch, snapshot)
-            return cls(plan, repo, base, branch, repo.writable_session(branch), reused=reused,
-                       reused_from=reused_from)
+            return cls(
+                plan,
+                repo,
+                base,
+                branch,
+                repo.writable_session(branch),
+                reused=reused,
+                reused_from=reused_from,
+            )
         layout = repo.writable_session(MAIN)
         root = zarr.open_group(layout.store, mode="a", zarr_format=3)
         for name in list(root.keys()):
             del root[name]
         for name, spec in plan.arrays.items():
-            root.create_array(name, shape=(plan.n_rows, *spec.shape), chunks=(1, *spec.shape),
-                              dtype=spec.dtype, compressors=COMPRESSORS,
-                              dimension_names=("sample", *spec.dims), fill_value=0)
+            root.create_array(
+                name,
+                shape=(plan.n_rows, *spec.shape),
+                chunks=(1, *spec.shape),
+                dtype=spec.dtype,
+                compressors=COMPRESSORS,
+                dimension_names=("sample", *spec.dims),
+                fill_value=0,
+            )
         snapshot = layout.flush(f"layout of {plan.version_id}")
         repo.create_branch(branch, snapshot)
         return cls(plan, repo, base, branch, repo.writable_session(branch))
@@ -245,9 +278,12 @@ class VersionWriter:
         """What the version recomputed and what it shares with ``reused_from`` (samples, rows):
         the dumped ``ReuseAttrs`` the version records as ``reuse``."""
         stride = self.plan.recipe.rows_per_sample
-        return ReuseAttrs(from_version=self.reused_from, n_reused=len(self.reused) // stride,
-                          n_recomputed=len(self.rows_to_compute) // stride,
-                          n_rows_reused=len(self.reused)).model_dump(mode="json")
+        return ReuseAttrs(
+            from_version=self.reused_from,
+            n_reused=len(self.reused) // stride,
+            n_recomputed=len(self.rows_to_compute) // stride,
+            n_rows_reused=len(self.reused),
+        ).model_dump(mode="json")
 
     def fork(self) -> ic.ForkSession:
         """A picklable session for one worker task."""
@@ -257,8 +293,13 @@ class VersionWriter:
         """What a worker task checks to learn that this run is gone (``RunWatch``)."""
         return RunWatch(str(self.plan.location), self.branch)
 
-    def finish(self, forks: list[ic.ForkSession], rows: list[dict], failures: list[Failure],
-               extra_attrs: dict | None = None) -> str:
+    def finish(
+        self,
+        forks: list[ic.ForkSession],
+        rows: list[dict],
+        failures: list[Failure],
+        extra_attrs: dict | None = None,
+    ) -> str:
         """Merge worker forks, write table and attributes, validate, commit, publish; snapshot id.
 
         The version is committed under ``self.version_id``: the plan's id, or when rows failed
@@ -272,39 +313,61 @@ class VersionWriter:
             if row["status"] == "ok" and index not in self.reused:
                 recorded = json.loads(row.get("content_crc32c") or "{}")
                 if set(recorded) != set(plan.arrays):
-                    raise PipelineError(f"row {index} ({row['sample_id']}) carries no content "
-                                        f"checksum of {sorted(set(plan.arrays) - set(recorded))}: "
-                                        f"pass what SampleWriter.write returns to sample_row")
-        complete = not any(r["status"] != "ok" and r.get("failure_kind") == TRANSIENT
-                           for r in rows)
-        self.version_id = version_id = (plan.version_id if complete
-                                        else incomplete_version_id(plan.version_id, rows))
+                    raise PipelineError(
+                        f"row {index} ({row['sample_id']}) carries no content "
+                        f"checksum of {sorted(set(plan.arrays) - set(recorded))}: "
+                        f"pass what SampleWriter.write returns to sample_row"
+                    )
+        complete = not any(r["status"] != "ok" and r.get("failure_kind") == TRANSIENT for r in rows)
+        self.version_id = version_id = (
+            plan.version_id if complete else incomplete_version_id(plan.version_id, rows)
+        )
         columns = table_columns()
         try:
             if forks:
                 self.session.merge(*forks)
             root = zarr.open_group(self.session.store, mode="r+")
-            sync(_write_rows(self.session.store, {column: column_array(rows, column, kind)
-                                                  for column, kind in columns.items()},
-                             plan.au_rows(rows)))
+            sync(
+                _write_rows(
+                    self.session.store,
+                    {column: column_array(rows, column, kind) for column, kind in columns.items()},
+                    plan.au_rows(rows),
+                )
+            )
         except (ic.IcechunkError, OSError) as error:
-            raise StoreWriteError(f"store {plan.location}: writing {version_id} failed: "
-                                  f"{type(error).__name__}: {error}") from error
+            raise StoreWriteError(
+                f"store {plan.location}: writing {version_id} failed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         attrs = VersionAttrs(
-            dataset=plan.dataset, labels=plan.labels, class_names=plan.class_names,
-            recipe=RecipeAttrs(name=plan.recipe.name, hash=plan.recipe.hash,
-                               paper=plan.recipe.paper, parameters=plan.recipe.parameters()),
-            input_fingerprint=plan.input_fingerprint, code_version=plan.code_version,
-            version_id=version_id, complete=complete, inputs_version_id=plan.version_id,
-            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            n_samples=len(rows), n_ok=sum(r["status"] == "ok" for r in rows),
-            arrays=plan.stored_layout(), table_columns=columns,
-            failures=[failure.to_dict() for failure in failures], au_list=plan.au_list,
+            dataset=plan.dataset,
+            labels=plan.labels,
+            class_names=plan.class_names,
+            recipe=RecipeAttrs(
+                name=plan.recipe.name,
+                hash=plan.recipe.hash,
+                paper=plan.recipe.paper,
+                parameters=plan.recipe.parameters(),
+            ),
+            input_fingerprint=plan.input_fingerprint,
+            code_version=plan.code_version,
+            version_id=version_id,
+            complete=complete,
+            inputs_version_id=plan.version_id,
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            n_samples=len(rows),
+            n_ok=sum(r["status"] == "ok" for r in rows),
+            arrays=plan.stored_layout(),
+            table_columns=columns,
+            failures=[failure.to_dict() for failure in failures],
+            au_list=plan.au_list,
             corrections=[correction.to_dict() for correction in plan.corrections],
             reuse=self.reuse_summary(),
-            table_digest=table_digest({column: column_array(rows, column, kind)
-                                       for column, kind in columns.items()}),
-            **(extra_attrs or {}))
+            table_digest=table_digest(
+                {column: column_array(rows, column, kind) for column, kind in columns.items()}
+            ),
+            **(extra_attrs or {}),
+        )
         # update, not replace: a refresh starts from main's attributes, as it always has
         root.attrs.update(attrs.to_attrs())
         root.attrs[DIGEST_KEY] = attrs_digest(dict(root.attrs))
@@ -312,12 +375,17 @@ class VersionWriter:
         try:
             snapshot = self.session.commit(
                 f"{plan.dataset}/{plan.recipe.name} {version_id}"
-                + ("" if complete else f" (incomplete: transient failures; {plan.version_id} "
-                                       f"once they pass)"),
-                metadata={"version_id": version_id})
+                + (
+                    ""
+                    if complete
+                    else f" (incomplete: transient failures; {plan.version_id} once they pass)"
+                ),
+                metadata={"version_id": version_id},
+            )
         except ic.IcechunkError as error:
-            raise StoreWriteError(f"store {plan.location}: committing {version_id} failed: "
-                                  f"{error}") from error
+            raise StoreWriteError(
+                f"store {plan.location}: committing {version_id} failed: {error}"
+            ) from error
         with interrupts_deferred():  # main, the tag and the scratch branch move together
             try:
                 self.repo.reset_branch(MAIN, snapshot, from_snapshot_id=self.base)
@@ -325,13 +393,18 @@ class VersionWriter:
                 raise VersionConflictError(
                     f"store {plan.location}: main moved while {version_id} was being written "
                     f"(another run committed first); this run's snapshot {snapshot} was not "
-                    f"published") from error
+                    f"published"
+                ) from error
             if version_id not in self.repo.list_tags():  # an incomplete id may exist already
                 try:
                     self.repo.create_tag(version_id, snapshot)
                 except ic.IcechunkError as error:  # a deleted tag name cannot come back
-                    log.warning("%s: committed %s on main but could not tag it: %s",
-                                plan.location, version_id, error)
+                    log.warning(
+                        "%s: committed %s on main but could not tag it: %s",
+                        plan.location,
+                        version_id,
+                        error,
+                    )
             _delete_branch(self.repo, self.branch)
         return snapshot
 
@@ -356,16 +429,22 @@ def _delete_branch(repo: ic.Repository, branch: str) -> None:
 
 async def _write_rows(store, columns: dict[str, np.ndarray], aus: np.ndarray) -> None:
     """The sample table and the ``aus`` array (one chunk), written concurrently."""
-    await asyncio.gather(_write_table(store, TABLE_GROUP, columns),
-                         _write_aus(store, AUS_ARRAY, aus))
+    await asyncio.gather(
+        _write_table(store, TABLE_GROUP, columns), _write_aus(store, AUS_ARRAY, aus)
+    )
 
 
 async def _write_aus(store, name: str, aus: np.ndarray) -> None:
     root = await zarr.api.asynchronous.open_group(store=store, mode="r+")
     array = await root.create_array(
-        name, shape=aus.shape, chunks=tuple(max(d, 1) for d in aus.shape), dtype=bool,
-        dimension_names=AUS_DIMS, compressors=COMPRESSORS,
-        overwrite=True)
+        name,
+        shape=aus.shape,
+        chunks=tuple(max(d, 1) for d in aus.shape),
+        dtype=bool,
+        dimension_names=AUS_DIMS,
+        compressors=COMPRESSORS,
+        overwrite=True,
+    )
     if aus.size:
         await array.setitem(slice(None), aus)
 
@@ -378,9 +457,13 @@ async def _write_table(store, path: str, columns: dict[str, np.ndarray]) -> None
 
     async def write_column(name: str, values: np.ndarray) -> None:
         array = await table.create_array(
-            name, shape=values.shape, chunks=(max(len(values), 1),),
-            dtype=str if values.dtype == object else values.dtype, dimension_names=["sample"],
-            compressors=(ZstdCodec(level=1), CHECKSUM))
+            name,
+            shape=values.shape,
+            chunks=(max(len(values), 1),),
+            dtype=str if values.dtype == object else values.dtype,
+            dimension_names=["sample"],
+            compressors=(ZstdCodec(level=1), CHECKSUM),
+        )
         if len(values):
             await array.setitem(slice(None), values)
 

@@ -50,8 +50,9 @@ class Scene:
     def translated(self, shift: np.ndarray) -> np.ndarray:
         """``S(q - shift)`` at every pixel ``q``: (H, W, C) float32; shift (dx, dy) px."""
         kx, ky, r = _shift_kernels(np.asarray(shift, np.float64))
-        out = cv2.sepFilter2D(self.coef, cv2.CV_32F, kx, ky, anchor=(r, r),
-                              borderType=cv2.BORDER_REFLECT_101)
+        out = cv2.sepFilter2D(
+            self.coef, cv2.CV_32F, kx, ky, anchor=(r, r), borderType=cv2.BORDER_REFLECT_101
+        )
         return out.reshape(self.coef.shape)
 
     def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -61,8 +62,12 @@ class Scene:
         wp = w + 2 * _PAD
         ix, iy = np.floor(x).astype(np.intp), np.floor(y).astype(np.intp)
         wx, wy = _taps(x - ix), _taps(y - iy)
-        base = (np.clip(iy, 1 - _PAD, h + _PAD - 3) + _PAD - 1) * wp \
-            + np.clip(ix, 1 - _PAD, w + _PAD - 3) + _PAD - 1
+        base = (
+            (np.clip(iy, 1 - _PAD, h + _PAD - 3) + _PAD - 1) * wp
+            + np.clip(ix, 1 - _PAD, w + _PAD - 3)
+            + _PAD
+            - 1
+        )
         out = np.zeros(x.shape + (self.coef.shape[2],), np.float32)
         for dy in range(4):
             row = np.zeros_like(out)
@@ -121,8 +126,14 @@ def gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: floa
     return np.take(_normal_table() * np.float32(sigma), idx)
 
 
-def render_frames(scene: Scene, field: np.ndarray, profile: np.ndarray, jitter: np.ndarray,
-                  noise_sigma: float, rng: np.random.Generator | None) -> np.ndarray:
+def render_frames(
+    scene: Scene,
+    field: np.ndarray,
+    profile: np.ndarray,
+    jitter: np.ndarray,
+    noise_sigma: float,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
     """Render a clip.
 
     field: (H, W, 2) float32 D; profile: (T,) a(t); jitter: (T, 2) j(t) px; noise_sigma: grey
@@ -133,7 +144,9 @@ def render_frames(scene: Scene, field: np.ndarray, profile: np.ndarray, jitter: 
     n = len(profile)
     reach = float(np.abs(field).max()) * float(np.abs(profile).max()) + float(np.abs(jitter).max())
     if reach > _PAD - 3:
-        raise InvalidArgumentError(f"motion of up to {reach:.1f} px exceeds the renderer's {_PAD - 3} px")
+        raise InvalidArgumentError(
+            f"motion of up to {reach:.1f} px exceeds the renderer's {_PAD - 3} px"
+        )
     # Farther than the largest motion from the field's support, frames only see the jitter.
     sampler = FieldSampler(field, margin=int(np.ceil(reach)) + 2)
     x0, y0, x1, y1 = sampler.box
@@ -147,7 +160,8 @@ def render_frames(scene: Scene, field: np.ndarray, profile: np.ndarray, jitter: 
             p = invert_motion(sampler, float(profile[t]), j, roi_x, roi_y, tol=1e-4)
             img[y0:y1, x0:x1] = scene.sample(p[..., 0], p[..., 1])
         # cv2.add rounds half to even and saturates to 0..255 on its way to uint8.
-        noise = (gaussian_noise(rng, img.shape, noise_sigma) if noise_sigma > 0
-                 else np.zeros_like(img))
+        noise = (
+            gaussian_noise(rng, img.shape, noise_sigma) if noise_sigma > 0 else np.zeros_like(img)
+        )
         out[t] = cv2.add(img, noise, dtype=cv2.CV_8U).reshape(out.shape[1:])
     return out[..., 0] if scene.gray else out

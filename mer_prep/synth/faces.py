@@ -27,8 +27,16 @@ import numpy as np
 from mer_prep.errors import EnvironmentProblem
 from mer_prep.face.landmarks import MIRROR_68, eye_centers, predictor_path
 
-__all__ = ["SourceFace", "IdentityWarp", "Subject", "source_face", "make_subject",
-           "render_subject", "subject_landmarks", "subject_face_box"]
+__all__ = [
+    "SourceFace",
+    "IdentityWarp",
+    "Subject",
+    "source_face",
+    "make_subject",
+    "render_subject",
+    "subject_landmarks",
+    "subject_face_box",
+]
 
 # Soft shading patches per subject (see Subject.shading).
 _SHADING_PATCHES = 3
@@ -145,9 +153,14 @@ def make_subject(rng: np.random.Generator, size: tuple[int, int] = (480, 640)) -
     h, w = size
     lm = src.landmarks
     centre = lm[17:].mean(axis=0)
-    warp = IdentityWarp(float(centre[0]), float(centre[1]),
-                        sx=float(rng.uniform(0.93, 1.07)), sy=float(rng.uniform(0.94, 1.06)),
-                        jaw=float(rng.uniform(-0.06, 0.06)), radius=60.0)
+    warp = IdentityWarp(
+        float(centre[0]),
+        float(centre[1]),
+        sx=float(rng.uniform(0.93, 1.07)),
+        sy=float(rng.uniform(0.94, 1.06)),
+        jaw=float(rng.uniform(-0.06, 0.06)),
+        radius=60.0,
+    )
     mirrored = bool(rng.random() < 0.5)
     left_eye, right_eye = eye_centers(lm)
     iod_src = np.linalg.norm(right_eye - left_eye)
@@ -164,13 +177,25 @@ def make_subject(rng: np.random.Generator, size: tuple[int, int] = (480, 640)) -
     # Drawn last so that every earlier draw (and so each subject's geometry) is unchanged.
     cx, cy, ax, ay, _ = _HEAD_ELLIPSE
     k = _SHADING_PATCHES
-    shading = np.column_stack([rng.uniform(cx - 0.7 * ax, cx + 0.7 * ax, k),
-                               rng.uniform(cy - 0.6 * ay, cy + 0.7 * ay, k),
-                               rng.uniform(0.25, 0.45, k) * ax,
-                               rng.choice([-1.0, 1.0], k) * rng.uniform(0.15, 0.3, k)])
-    return Subject(size=(int(h), int(w)), placement=placement, warp=warp, mirrored=mirrored,
-                   gains=(float(gains[0]), float(gains[1]), float(gains[2])), gamma=gamma,
-                   light=light, background=background, shading=shading)
+    shading = np.column_stack(
+        [
+            rng.uniform(cx - 0.7 * ax, cx + 0.7 * ax, k),
+            rng.uniform(cy - 0.6 * ay, cy + 0.7 * ay, k),
+            rng.uniform(0.25, 0.45, k) * ax,
+            rng.choice([-1.0, 1.0], k) * rng.uniform(0.15, 0.3, k),
+        ]
+    )
+    return Subject(
+        size=(int(h), int(w)),
+        placement=placement,
+        warp=warp,
+        mirrored=mirrored,
+        gains=(float(gains[0]), float(gains[1]), float(gains[2])),
+        gamma=gamma,
+        light=light,
+        background=background,
+        shading=shading,
+    )
 
 
 def _background(seed: int, size: tuple[int, int]) -> np.ndarray:
@@ -179,12 +204,13 @@ def _background(seed: int, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)
+    ramp = np.cos(angle) * xx / w + np.sin(angle) * yy / h
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
     c0, c1 = rng.uniform(20, 235, size=(2, 3)).astype(np.float32)
     img = c0 + ramp[..., None] * (c1 - c0)
-    blotch = cv2.GaussianBlur(rng.standard_normal((h, w, 3)).astype(np.float32), (0, 0),
-                              sigmaX=max(h, w) / 40)
+    blotch = cv2.GaussianBlur(
+        rng.standard_normal((h, w, 3)).astype(np.float32), (0, 0), sigmaX=max(h, w) / 40
+    )
     img += 40.0 * blotch / max(float(np.abs(blotch).max()), 1e-6)
     return np.clip(img, 0, 255)
 
@@ -193,12 +219,17 @@ def render_subject(subject: Subject) -> np.ndarray:
     """The subject's neutral canvas: (H, W, 3) float32 RGB in [0, 255], no jitter, no noise."""
     src = source_face()
     h, w = subject.size
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)),
-                    axis=-1)
+    grid = np.stack(
+        np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)), axis=-1
+    )
     p = subject.to_source(grid)
-    face = cv2.remap(src.image.astype(np.float32), p[..., 0].astype(np.float32),
-                     p[..., 1].astype(np.float32), cv2.INTER_CUBIC,
-                     borderMode=cv2.BORDER_REFLECT101)
+    face = cv2.remap(
+        src.image.astype(np.float32),
+        p[..., 0].astype(np.float32),
+        p[..., 1].astype(np.float32),
+        cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REFLECT101,
+    )
     face = np.clip(face / 255.0, 0, 1) ** subject.gamma * np.asarray(subject.gains, np.float32)
     # Side lighting: brightness ramps across the face along the canvas x axis.
     cx, cy, ax, ay, edge = _HEAD_ELLIPSE

@@ -15,10 +15,10 @@ import math
 import os
 import tempfile
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -41,8 +41,16 @@ from mer_prep.synth.motion import (
     temporal_profile,
 )
 
-__all__ = ["DatasetStyle", "STYLES", "MEGC2019_PARTS", "ClipPlan", "plan_clips", "subject_for",
-           "render_plan", "generate_dataset"]
+__all__ = [
+    "DatasetStyle",
+    "STYLES",
+    "MEGC2019_PARTS",
+    "ClipPlan",
+    "plan_clips",
+    "subject_for",
+    "render_plan",
+    "generate_dataset",
+]
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,19 @@ class DatasetStyle:
 
 
 STYLES: dict[str, DatasetStyle] = {
-    "casme1": DatasetStyle(60.0, ("happiness", "surprise", "disgust", "repression", "tense",
-                                  "contempt", "fear", "sadness")),
-    "casme2": DatasetStyle(200.0, ("happiness", "surprise", "disgust", "repression", "others",
-                                   "fear", "sadness")),
-    "samm": DatasetStyle(200.0, ("Anger", "Contempt", "Disgust", "Fear", "Sadness", "Happiness",
-                                 "Surprise", "Other"), gray=True, first_subject=6),
+    "casme1": DatasetStyle(
+        60.0,
+        ("happiness", "surprise", "disgust", "repression", "tense", "contempt", "fear", "sadness"),
+    ),
+    "casme2": DatasetStyle(
+        200.0, ("happiness", "surprise", "disgust", "repression", "others", "fear", "sadness")
+    ),
+    "samm": DatasetStyle(
+        200.0,
+        ("Anger", "Contempt", "Disgust", "Fear", "Sadness", "Happiness", "Surprise", "Other"),
+        gray=True,
+        first_subject=6,
+    ),
     "smic": DatasetStyle(100.0, ("negative", "positive", "surprise"), cut_to_expression=True),
     # CAS(ME)^2 classes are the eliciting videos (paper 002); the emotion column says
     # negative/positive and the stimulus goes into the clip (video) name.
@@ -73,14 +88,25 @@ STYLES: dict[str, DatasetStyle] = {
     # CAS(ME)^3 Part A (whole takes by default; variant="clips" for Part_A_ME_clip), DFME (its
     # Part A rate; each subject's split sheet follows its number), 4DME (grey; fps
     # *unconfirmed*), MMEW (fps *unconfirmed*; "others" clips in "repression" folders).
-    "casme3": DatasetStyle(30.0, ("disgust", "surprise", "others", "fear", "anger", "sad", "happy")),
-    "dfme": DatasetStyle(500.0, ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")),
-    "4dme": DatasetStyle(60.0, ("positive", "negative", "surprise", "repression", "others"), gray=True),
-    "mmew": DatasetStyle(90.0, ("happiness", "anger", "surprise", "disgust", "fear", "sadness", "others")),
+    "casme3": DatasetStyle(
+        30.0, ("disgust", "surprise", "others", "fear", "anger", "sad", "happy")
+    ),
+    "dfme": DatasetStyle(
+        500.0, ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")
+    ),
+    "4dme": DatasetStyle(
+        60.0, ("positive", "negative", "surprise", "repression", "others"), gray=True
+    ),
+    "mmew": DatasetStyle(
+        90.0, ("happiness", "anger", "surprise", "disgust", "fear", "sadness", "others")
+    ),
 }
 # megc2019 is written as three dataset roots under the given root.
-MEGC2019_PARTS: tuple[tuple[str, str], ...] = (("smic", "SMIC"), ("casme2", "CASME2"),
-                                               ("samm", "SAMM"))
+MEGC2019_PARTS: tuple[tuple[str, str], ...] = (
+    ("smic", "SMIC"),
+    ("casme2", "CASME2"),
+    ("samm", "SAMM"),
+)
 _SMIC_FPS = {"HS": 100.0, "VIS": 25.0, "NIR": 25.0}
 _CASME_SQ_EMOTION = {"anger": "negative", "disgust": "negative", "happy": "positive"}
 
@@ -128,15 +154,18 @@ def _draw(value: float | tuple[float, float], rng: np.random.Generator) -> float
     return float(rng.uniform(*value)) if isinstance(value, tuple) else float(value)
 
 
-def _timing(rng: np.random.Generator, n_frames: int, style: DatasetStyle,
-            fps: float) -> tuple[int, int, int]:
+def _timing(
+    rng: np.random.Generator, n_frames: int, style: DatasetStyle, fps: float
+) -> tuple[int, int, int]:
     if style.cut_to_expression:
         onset, offset = 0, n_frames - 1
     else:
         # Leave >= 2 neutral frames on each side; offset - onset + 1 frames must last <= 0.5 s.
         longest = min(n_frames - 5, int(round(0.7 * n_frames)), int(style.max_duration_s * fps) - 1)
         if longest < 4:
-            raise InvalidArgumentError(f"{n_frames} frames at {fps} fps leave no room for an expression")
+            raise InvalidArgumentError(
+                f"{n_frames} frames at {fps} fps leave no room for an expression"
+            )
         span = int(rng.integers(max(4, math.ceil(0.4 * longest)), longest + 1))
         onset = int(rng.integers(2, n_frames - 2 - span))
         offset = onset + span
@@ -144,11 +173,20 @@ def _timing(rng: np.random.Generator, n_frames: int, style: DatasetStyle,
     return onset, int(np.clip(apex, onset + 1, offset - 1)), offset
 
 
-def plan_clips(dataset: str, *, n_subjects: int, clips_per_subject: int, seed: int = 0,
-               n_frames: int = 40, amplitude_px: float | tuple[float, float] = (0.2, 2.0),
-               classes: Sequence[str] | None = None, jitter_px: float = 0.3,
-               noise_sigma: float | tuple[float, float] = (1.0, 2.0),
-               missing_apex: float = 0.0, modality: str = "HS") -> list[ClipPlan]:
+def plan_clips(
+    dataset: str,
+    *,
+    n_subjects: int,
+    clips_per_subject: int,
+    seed: int = 0,
+    n_frames: int = 40,
+    amplitude_px: float | tuple[float, float] = (0.2, 2.0),
+    classes: Sequence[str] | None = None,
+    jitter_px: float = 0.3,
+    noise_sigma: float | tuple[float, float] = (1.0, 2.0),
+    missing_apex: float = 0.0,
+    modality: str = "HS",
+) -> list[ClipPlan]:
     """Decide every clip of a synthetic ``dataset`` (one of ``STYLES``) from ``seed``.
 
     Classes go round-robin over a subject's clips, starting at a subject-dependent class so
@@ -159,8 +197,10 @@ def plan_clips(dataset: str, *, n_subjects: int, clips_per_subject: int, seed: i
     fps = _SMIC_FPS[modality.upper()] if dataset == "smic" else style.fps
     gray = style.gray or (dataset == "smic" and modality.upper() == "NIR")
     names = tuple(classes) if classes else style.classes
-    videos = {cat: [name for _, name, _ in CASME_SQ_VIDEOS if name.startswith(cat)]
-              for cat in _CASME_SQ_EMOTION}
+    videos = {
+        cat: [name for _, name, _ in CASME_SQ_VIDEOS if name.startswith(cat)]
+        for cat in _CASME_SQ_EMOTION
+    }
     plans = []
     for s in range(n_subjects):
         subject = style.first_subject + s
@@ -174,22 +214,34 @@ def plan_clips(dataset: str, *, n_subjects: int, clips_per_subject: int, seed: i
                 options = videos[motion_class.lower()]
                 clip = options[(s + c) % len(options)]
             onset, apex, offset = _timing(rng, n_frames, style, fps)
-            plans.append(ClipPlan(
-                dataset=dataset, subject=subject, emotion=emotion, motion_class=motion_class,
-                action_units=aus_for_emotion(motion_class), clip=clip, n_frames=n_frames,
-                onset=onset, apex=apex, offset=offset,
-                apex_annotated=dataset == "smic" or bool(rng.random() >= missing_apex),
-                first_frame_number=int(rng.integers(1, 300)),
-                amplitude_px=_draw(amplitude_px, rng),
-                jitter_px=jitter_px * float(rng.uniform(0.5, 1.0)),
-                noise_sigma=_draw(noise_sigma, rng), fps=fps, gray=gray,
-                seed=int(rng.integers(2**63))))
+            plans.append(
+                ClipPlan(
+                    dataset=dataset,
+                    subject=subject,
+                    emotion=emotion,
+                    motion_class=motion_class,
+                    action_units=aus_for_emotion(motion_class),
+                    clip=clip,
+                    n_frames=n_frames,
+                    onset=onset,
+                    apex=apex,
+                    offset=offset,
+                    apex_annotated=dataset == "smic" or bool(rng.random() >= missing_apex),
+                    first_frame_number=int(rng.integers(1, 300)),
+                    amplitude_px=_draw(amplitude_px, rng),
+                    jitter_px=jitter_px * float(rng.uniform(0.5, 1.0)),
+                    noise_sigma=_draw(noise_sigma, rng),
+                    fps=fps,
+                    gray=gray,
+                    seed=int(rng.integers(2**63)),
+                )
+            )
     return plans
 
 
-def render_plan(plan: ClipPlan, subject: Subject, scene: Scene | None = None,
-                out: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def render_plan(
+    plan: ClipPlan, subject: Subject, scene: Scene | None = None, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Render one planned clip of ``subject``.
 
     scene: ``animate.make_scene`` of the subject (built when None); out: optional preallocated
@@ -209,8 +261,16 @@ def render_plan(plan: ClipPlan, subject: Subject, scene: Scene | None = None,
     return frames, field, profile, jitter
 
 
-def _truth(plan: ClipPlan, subject: Subject, written: WrittenClip, field: np.ndarray,
-           profile: np.ndarray, jitter: np.ndarray, seed: int, root: Path) -> ClipTruth:
+def _truth(
+    plan: ClipPlan,
+    subject: Subject,
+    written: WrittenClip,
+    field: np.ndarray,
+    profile: np.ndarray,
+    jitter: np.ndarray,
+    seed: int,
+    root: Path,
+) -> ClipTruth:
     # The adapter's frames are either the whole clip or (SMIC, CAS(ME)^2) onset..offset only.
     n = len(written.frame_paths)
     start = 0 if n == plan.n_frames else plan.onset
@@ -218,29 +278,58 @@ def _truth(plan: ClipPlan, subject: Subject, written: WrittenClip, field: np.nda
         raise PipelineError(f"{written.sample_id}: layout wrote {n} frames of {plan.n_frames}")
     first = written.onset - (plan.onset - start)
     return ClipTruth(
-        sample_id=written.sample_id, dataset=plan.dataset,
-        subject=written.sample_id.rsplit("/", 1)[0], emotion=plan.emotion,
-        motion_class=plan.motion_class, action_units=plan.action_units, fps=plan.fps,
-        onset=plan.onset - start, apex=plan.apex - start, offset=plan.offset - start,
-        onset_number=written.onset, apex_number=written.apex, offset_number=written.offset,
-        first_number=first, amplitude_px=plan.amplitude_px, noise_sigma=plan.noise_sigma,
-        gray=plan.gray, mirrored=subject.mirrored, identity_warp=asdict(subject.warp),
-        neutral_box=subject_face_box(subject), seed=seed,
+        sample_id=written.sample_id,
+        dataset=plan.dataset,
+        subject=written.sample_id.rsplit("/", 1)[0],
+        emotion=plan.emotion,
+        motion_class=plan.motion_class,
+        action_units=plan.action_units,
+        fps=plan.fps,
+        onset=plan.onset - start,
+        apex=plan.apex - start,
+        offset=plan.offset - start,
+        onset_number=written.onset,
+        apex_number=written.apex,
+        offset_number=written.offset,
+        first_number=first,
+        amplitude_px=plan.amplitude_px,
+        noise_sigma=plan.noise_sigma,
+        gray=plan.gray,
+        mirrored=subject.mirrored,
+        identity_warp=asdict(subject.warp),
+        neutral_box=subject_face_box(subject),
+        seed=seed,
         frame_paths=tuple(os.path.relpath(p, root) for p in written.frame_paths),
-        field=field, profile=profile[start:start + n], jitter=jitter[start:start + n],
-        placement=subject.placement, source_landmarks=np.asarray(source_face().landmarks),
-        neutral_landmarks=subject_landmarks(subject))
+        field=field,
+        profile=profile[start : start + n],
+        jitter=jitter[start : start + n],
+        placement=subject.placement,
+        source_landmarks=np.asarray(source_face().landmarks),
+        neutral_landmarks=subject_landmarks(subject),
+    )
 
 
-def generate_dataset(dataset: str, root: Path, *, n_subjects: int, clips_per_subject: int,
-                     seed: int = 0, size: tuple[int, int] = (480, 640), n_frames: int = 40,
-                     amplitude_px: float | tuple[float, float] = (0.2, 2.0),
-                     classes: Sequence[str] | None = None, jitter_px: float = 0.3,
-                     noise_sigma: float | tuple[float, float] = (1.0, 2.0),
-                     missing_apex: float = 0.0, modality: str = "HS",
-                     spreadsheet_version: str | None = None, image_quality: int = 95,
-                     workers: int | None = None, variant: str | None = None,
-                     videos: bool = False) -> list[WrittenClip]:
+def generate_dataset(
+    dataset: str,
+    root: Path,
+    *,
+    n_subjects: int,
+    clips_per_subject: int,
+    seed: int = 0,
+    size: tuple[int, int] = (480, 640),
+    n_frames: int = 40,
+    amplitude_px: float | tuple[float, float] = (0.2, 2.0),
+    classes: Sequence[str] | None = None,
+    jitter_px: float = 0.3,
+    noise_sigma: float | tuple[float, float] = (1.0, 2.0),
+    missing_apex: float = 0.0,
+    modality: str = "HS",
+    spreadsheet_version: str | None = None,
+    image_quality: int = 95,
+    workers: int | None = None,
+    variant: str | None = None,
+    videos: bool = False,
+) -> list[WrittenClip]:
     """Write a synthetic ``dataset`` (casme1, casme2, samm, smic, casme-sq or megc2019) at
     ``root``, annotation files included, and its ground truth beside it.
 
@@ -255,22 +344,45 @@ def generate_dataset(dataset: str, root: Path, *, n_subjects: int, clips_per_sub
     """
     root = Path(root)
     if dataset == "megc2019":
-        options = dict(n_subjects=n_subjects, clips_per_subject=clips_per_subject, seed=seed,
-                       size=size, n_frames=n_frames, amplitude_px=amplitude_px,
-                       jitter_px=jitter_px, noise_sigma=noise_sigma, missing_apex=missing_apex,
-                       spreadsheet_version=spreadsheet_version, image_quality=image_quality,
-                       workers=workers)
-        return [clip for part, folder in MEGC2019_PARTS
-                for clip in generate_dataset(part, root / folder, **options)]
+        options = dict(
+            n_subjects=n_subjects,
+            clips_per_subject=clips_per_subject,
+            seed=seed,
+            size=size,
+            n_frames=n_frames,
+            amplitude_px=amplitude_px,
+            jitter_px=jitter_px,
+            noise_sigma=noise_sigma,
+            missing_apex=missing_apex,
+            spreadsheet_version=spreadsheet_version,
+            image_quality=image_quality,
+            workers=workers,
+        )
+        return [
+            clip
+            for part, folder in MEGC2019_PARTS
+            for clip in generate_dataset(part, root / folder, **options)
+        ]
     if dataset not in STYLES:
-        raise InvalidArgumentError(f"unknown synthetic dataset {dataset!r}; "
-                         f"known: {', '.join([*STYLES, 'megc2019'])}")
-    plans = plan_clips(dataset, n_subjects=n_subjects, clips_per_subject=clips_per_subject,
-                       seed=seed, n_frames=n_frames, amplitude_px=amplitude_px, classes=classes,
-                       jitter_px=jitter_px, noise_sigma=noise_sigma, missing_apex=missing_apex,
-                       modality=modality)
+        raise InvalidArgumentError(
+            f"unknown synthetic dataset {dataset!r}; known: {', '.join([*STYLES, 'megc2019'])}"
+        )
+    plans = plan_clips(
+        dataset,
+        n_subjects=n_subjects,
+        clips_per_subject=clips_per_subject,
+        seed=seed,
+        n_frames=n_frames,
+        amplitude_px=amplitude_px,
+        classes=classes,
+        jitter_px=jitter_px,
+        noise_sigma=noise_sigma,
+        missing_apex=missing_apex,
+        modality=modality,
+    )
     subjects = {p.subject: subject_for(dataset, p.subject, seed, size) for p in plans}
     with tempfile.TemporaryDirectory(prefix="mer-synth-") as tmp:
+
         def render_subject_clips(number: int) -> list[tuple]:
             subject = subjects[number]
             mine = [p for p in plans if p.subject == number]
@@ -279,8 +391,9 @@ def generate_dataset(dataset: str, root: Path, *, n_subjects: int, clips_per_sub
             for k, plan in enumerate(mine):
                 shape = (plan.n_frames, *size) + (() if plan.gray else (3,))
                 # Frames wait for write_layout on disk, not in memory (50 clips ~ 2 GB).
-                out = np.lib.format.open_memmap(os.path.join(tmp, f"{number}_{k}.npy"),
-                                                mode="w+", dtype=np.uint8, shape=shape)
+                out = np.lib.format.open_memmap(
+                    os.path.join(tmp, f"{number}_{k}.npy"), mode="w+", dtype=np.uint8, shape=shape
+                )
                 done.append((plan, *render_plan(plan, subject, scene, out)))
             return done
 
@@ -288,18 +401,37 @@ def generate_dataset(dataset: str, root: Path, *, n_subjects: int, clips_per_sub
         n_workers = max(1, workers or min(4, os.cpu_count() or 1))
         with ThreadPoolExecutor(n_workers) as pool:
             rendered = [r for rs in pool.map(render_subject_clips, sorted(subjects)) for r in rs]
-        clips = [SynthClip(subject=plan.subject, emotion=plan.emotion, frames=frames,
-                           onset=plan.onset, apex=plan.apex if plan.apex_annotated else None,
-                           offset=plan.offset, action_units=plan.action_units, clip=plan.clip,
-                           first_frame_number=plan.first_frame_number, fps=plan.fps)
-                 for plan, frames, *_ in rendered]
-        written = write_layout(dataset, root, clips, modality=modality,
-                               spreadsheet_version=spreadsheet_version,
-                               image_quality=image_quality, variant=variant, videos=videos)
+        clips = [
+            SynthClip(
+                subject=plan.subject,
+                emotion=plan.emotion,
+                frames=frames,
+                onset=plan.onset,
+                apex=plan.apex if plan.apex_annotated else None,
+                offset=plan.offset,
+                action_units=plan.action_units,
+                clip=plan.clip,
+                first_frame_number=plan.first_frame_number,
+                fps=plan.fps,
+            )
+            for plan, frames, *_ in rendered
+        ]
+        written = write_layout(
+            dataset,
+            root,
+            clips,
+            modality=modality,
+            spreadsheet_version=spreadsheet_version,
+            image_quality=image_quality,
+            variant=variant,
+            videos=videos,
+        )
         del clips  # let go of the memory maps before their folder goes
         rendered = [(plan, field, profile, jitter) for plan, _, field, profile, jitter in rendered]
-    truths = [_truth(plan, subjects[plan.subject], w, field, profile, jitter, seed, root)
-              for (plan, field, profile, jitter), w in zip(rendered, written, strict=True)]
+    truths = [
+        _truth(plan, subjects[plan.subject], w, field, profile, jitter, seed, root)
+        for (plan, field, profile, jitter), w in zip(rendered, written, strict=True)
+    ]
     # write_layout rewrote the annotation files with these clips only: so goes the truth.
     save_ground_truth(root, truths, replace=True)
     return written

@@ -23,8 +23,14 @@ import numpy as np
 
 from mer_prep.synth.motion import FieldSampler, invert_motion
 
-__all__ = ["ClipTruth", "ground_truth_dir", "save_ground_truth", "load_ground_truth",
-           "load_manifest", "TRUTH_DIRNAME"]
+__all__ = [
+    "ClipTruth",
+    "ground_truth_dir",
+    "save_ground_truth",
+    "load_ground_truth",
+    "load_manifest",
+    "TRUTH_DIRNAME",
+]
 
 TRUTH_DIRNAME = "_ground_truth"
 _ARRAYS = ("field", "profile", "jitter", "placement", "source_landmarks", "neutral_landmarks")
@@ -109,8 +115,9 @@ class ClipTruth:
         h, w = self.size
         qx, qy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
         sampler = FieldSampler(self.field)
-        p = invert_motion(sampler, float(self.profile[t_from]), self.jitter[t_from], qx, qy,
-                          tol=1e-7)
+        p = invert_motion(
+            sampler, float(self.profile[t_from]), self.jitter[t_from], qx, qy, tol=1e-7
+        )
         moved = p + float(self.profile[t_to]) * sampler(p[..., 0], p[..., 1]) + self.jitter[t_to]
         return (moved - np.stack([qx, qy], axis=-1)).astype(np.float32)
 
@@ -159,11 +166,15 @@ def save_ground_truth(root: Path, truths: list[ClipTruth], *, replace: bool = Fa
         meta = truth.meta()
         arrays = {name: getattr(truth, name) for name in _ARRAYS}
         np.savez_compressed(folder / _file_name(truth.sample_id), meta=json.dumps(meta), **arrays)
-        manifest["clips"][truth.sample_id] = {"file": _file_name(truth.sample_id),
-                                              **{k: v for k, v in meta.items()
-                                                 if k not in ("frame_paths", "identity_warp")}}
-    manifest.update(version=1, dataset_root=str(Path(root).resolve()),
-                    convention="frame t shows neutral point x at x + a(t) D(x) + j(t); (dx, dy)")
+        manifest["clips"][truth.sample_id] = {
+            "file": _file_name(truth.sample_id),
+            **{k: v for k, v in meta.items() if k not in ("frame_paths", "identity_warp")},
+        }
+    manifest.update(
+        version=1,
+        dataset_root=str(Path(root).resolve()),
+        convention="frame t shows neutral point x at x + a(t) D(x) + j(t); (dx, dy)",
+    )
     tmp = folder / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     tmp.replace(folder / "manifest.json")

@@ -48,7 +48,9 @@ class FrameWriter:
     def __init__(self, quality: int) -> None:
         self.params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
 
-    def write(self, folder: Path, names: Sequence[str], frames: np.ndarray, *, gray: bool = False) -> list[str]:
+    def write(
+        self, folder: Path, names: Sequence[str], frames: np.ndarray, *, gray: bool = False
+    ) -> list[str]:
         """Write ``frames`` (RGB or gray) as ``folder/names[i]``; returns the paths as strings."""
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -76,8 +78,10 @@ def sheet_timing(clip: SynthClip, first: int | None = None) -> tuple[int, int | 
 
 def check_clip(clip: SynthClip) -> None:
     if not 0 <= clip.onset <= clip.offset < len(clip.frames):
-        raise InvalidArgumentError(f"clip of subject {clip.subject}: onset {clip.onset} / offset {clip.offset} "
-                         f"do not fit {len(clip.frames)} frames")
+        raise InvalidArgumentError(
+            f"clip of subject {clip.subject}: onset {clip.onset} / offset {clip.offset} "
+            f"do not fit {len(clip.frames)} frames"
+        )
 
 
 def unique_name(counters: dict, key: object, given: str | None, make: Callable[[int], str]) -> str:
@@ -96,7 +100,9 @@ def write_video(path: Path, frames: np.ndarray, fps: float) -> Path:
     try:
         for frame in frames:
             image = np.ascontiguousarray(frame, dtype=np.uint8)
-            writer.write(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR))
+            writer.write(
+                cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
+            )
     finally:
         writer.release()
     return path

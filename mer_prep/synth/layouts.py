@@ -17,39 +17,112 @@ import numpy as np
 
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.synth import newer_layouts, sheets
-from mer_prep.synth.layout_writers import (VIDEO_FOURCC, FrameWriter, SynthClip, WrittenClip,
-                                           check_clip, frame_numbers, sheet_timing, unique_name,
-                                           write_video)
+from mer_prep.synth.layout_writers import (
+    VIDEO_FOURCC,
+    FrameWriter,
+    SynthClip,
+    WrittenClip,
+    check_clip,
+    frame_numbers,
+    sheet_timing,
+    unique_name,
+    write_video,
+)
 
-__all__ = ["LAYOUTS", "VARIANTS", "VIDEO_FOURCC", "FrameWriter", "SynthClip", "WrittenClip",
-           "check_clip", "frame_numbers", "sheet_timing", "unique_name", "write_layout",
-           "write_video"]
+__all__ = [
+    "LAYOUTS",
+    "VARIANTS",
+    "VIDEO_FOURCC",
+    "FrameWriter",
+    "SynthClip",
+    "WrittenClip",
+    "check_clip",
+    "frame_numbers",
+    "sheet_timing",
+    "unique_name",
+    "write_layout",
+    "write_video",
+]
 
 
-LAYOUTS: tuple[str, ...] = ("casme1", "casme2", "samm", "smic", "casme-sq", "casme3", "dfme", "4dme", "mmew",
-                            "manifest")
+LAYOUTS: tuple[str, ...] = (
+    "casme1",
+    "casme2",
+    "samm",
+    "smic",
+    "casme-sq",
+    "casme3",
+    "dfme",
+    "4dme",
+    "mmew",
+    "manifest",
+)
 #: write_layout's ``variant`` per dataset (the first is the default)
-VARIANTS: dict[str, tuple[str, ...]] = {"casme3": ("takes", "clips", "C"), "mmew": ("official", "flat"),
-                                        "manifest": ("frames", "video", "mixed")}
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "casme3": ("takes", "clips", "C"),
+    "mmew": ("official", "flat"),
+    "manifest": ("frames", "video", "mixed"),
+}
 SMIC_ABBREVIATIONS = {"negative": "ne", "positive": "po", "surprise": "sur"}
 # CAS(ME)^2 stimulus videos: (code, video name, folder description)
 #: Datasets of docs/datasets.md whose layouts live in ``newer_layouts``.
 NEWER = ("casme3", "dfme", "4dme", "mmew", "manifest")
 
 CASME_SQ_VIDEOS: tuple[tuple[str, str, str], ...] = (
-    ("0101", "disgust1", "disgustingteeth"), ("0102", "disgust2", "eatingworms"),
-    ("0401", "anger1", "girlcrashing"), ("0402", "anger2", "beatingpregnantwoman"),
-    ("0502", "happy1", "funnyerrors"), ("0503", "happy2", "unnyfarting"),
-    ("0505", "happy3", "funnyinnovations"), ("0507", "happy4", "climbing"),
+    ("0101", "disgust1", "disgustingteeth"),
+    ("0102", "disgust2", "eatingworms"),
+    ("0401", "anger1", "girlcrashing"),
+    ("0402", "anger2", "beatingpregnantwoman"),
+    ("0502", "happy1", "funnyerrors"),
+    ("0503", "happy2", "unnyfarting"),
+    ("0505", "happy3", "funnyinnovations"),
+    ("0507", "happy4", "climbing"),
 )
-CASME_SQ_SUBJECTS = (15, 16, 19, 20, 21, 22, 23, 24, 25, 26, 27, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 40)
-_CASME_SQ_CATEGORY = {"anger": ("anger",), "disgust": ("disgust",), "happy": ("happy",), "happiness": ("happy",),
-                      "positive": ("happy",), "negative": ("anger", "disgust")}
+CASME_SQ_SUBJECTS = (
+    15,
+    16,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    26,
+    27,
+    29,
+    30,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    37,
+    38,
+    40,
+)
+_CASME_SQ_CATEGORY = {
+    "anger": ("anger",),
+    "disgust": ("disgust",),
+    "happy": ("happy",),
+    "happiness": ("happy",),
+    "positive": ("happy",),
+    "negative": ("anger", "disgust"),
+}
 
 
-def write_layout(dataset: str, root: Path, clips: Sequence[SynthClip], *, modality: str = "HS",
-                 spreadsheet_version: str | None = None, image_quality: int = 95,
-                 variant: str | None = None, videos: bool = False) -> list[WrittenClip]:
+def write_layout(
+    dataset: str,
+    root: Path,
+    clips: Sequence[SynthClip],
+    *,
+    modality: str = "HS",
+    spreadsheet_version: str | None = None,
+    image_quality: int = 95,
+    variant: str | None = None,
+    videos: bool = False,
+) -> list[WrittenClip]:
     """Write ``clips`` under ``root`` as ``dataset`` ships; returns one WrittenClip per clip, in order.
 
     modality: SMIC only (HS/VIS/NIR). spreadsheet_version: CASME II only ("20140508" default,
@@ -61,12 +134,15 @@ def write_layout(dataset: str, root: Path, clips: Sequence[SynthClip], *, modali
     WrittenClip has no frame paths and 0-based video indices.
     """
     if dataset not in LAYOUTS:
-        raise InvalidArgumentError(f"no synthetic layout for {dataset!r}; known: {', '.join(LAYOUTS)}")
+        raise InvalidArgumentError(
+            f"no synthetic layout for {dataset!r}; known: {', '.join(LAYOUTS)}"
+        )
     if dataset == "smic" and modality.upper() not in ("HS", "VIS", "NIR"):
         raise InvalidArgumentError(f"SMIC modality must be HS, VIS or NIR, got {modality!r}")
     if variant is not None and variant not in VARIANTS.get(dataset, ()):
-        raise InvalidArgumentError(f"{dataset} layout variant must be one of {VARIANTS.get(dataset, ())}, "
-                                   f"got {variant!r}")
+        raise InvalidArgumentError(
+            f"{dataset} layout variant must be one of {VARIANTS.get(dataset, ())}, got {variant!r}"
+        )
     variant = variant or VARIANTS.get(dataset, ("",))[0]
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -82,17 +158,28 @@ def write_layout(dataset: str, root: Path, clips: Sequence[SynthClip], *, modali
     return {"casme1": _casme1, "samm": _samm}[dataset](root, clips, frames)
 
 
-def _casme2(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, version: str) -> list[WrittenClip]:
+def _casme2(
+    root: Path, clips: Sequence[SynthClip], frames: FrameWriter, version: str
+) -> list[WrittenClip]:
     counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
     for clip in clips:
-        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"EP{n:02d}_{n % 7 + 1:02d}" + "f" * (n % 2))
+        name = unique_name(
+            counters,
+            clip.subject,
+            clip.clip,
+            lambda n: f"EP{n:02d}_{n % 7 + 1:02d}" + "f" * (n % 2),
+        )
         sub = f"sub{clip.subject:02d}"
         numbers = frame_numbers(clip)
-        paths = frames.write(root / "CASME2_RAW_selected" / sub / name, [f"img{n}.jpg" for n in numbers],
-                             clip.frames)
-        frames.write(root / "Cropped" / sub / name, [f"reg_img{n}.jpg" for n in numbers],
-                     _centre_crop(clip.frames))
+        paths = frames.write(
+            root / "CASME2_RAW_selected" / sub / name, [f"img{n}.jpg" for n in numbers], clip.frames
+        )
+        frames.write(
+            root / "Cropped" / sub / name,
+            [f"reg_img{n}.jpg" for n in numbers],
+            _centre_crop(clip.frames),
+        )
         onset, apex, offset = sheet_timing(clip)
         missing = "/" if apex is None else apex
         rows.append((clip.subject, name, onset, missing, offset, clip.action_units, clip.emotion))
@@ -105,7 +192,7 @@ def _centre_crop(frames: np.ndarray) -> np.ndarray:
     # stands in for CASME II's face crops: same frames, smaller field of view
     h, w = frames.shape[1:3]
     dy, dx = h // 8, w // 8
-    return frames[:, dy:h - dy or h, dx:w - dx or w]
+    return frames[:, dy : h - dy or h, dx : w - dx or w]
 
 
 def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
@@ -113,7 +200,12 @@ def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
     rows, written = [], []
     for clip in clips:
         sub = f"{clip.subject:03d}"
-        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"{sub}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}")
+        name = unique_name(
+            counters,
+            clip.subject,
+            clip.clip,
+            lambda n: f"{sub}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}",
+        )
         names = [f"{sub}_{n:05d}.jpg" for n in frame_numbers(clip)]
         paths = frames.write(root / sub / name, names, clip.frames, gray=True)
         onset, apex, offset = sheet_timing(clip)
@@ -124,16 +216,20 @@ def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
     return written
 
 
-def _smic(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, modality: str) -> list[WrittenClip]:
+def _smic(
+    root: Path, clips: Sequence[SynthClip], frames: FrameWriter, modality: str
+) -> list[WrittenClip]:
     counters: dict[tuple[int, str], int] = defaultdict(int)
     written = []
     for clip in clips:
         sub, emotion = f"s{clip.subject:02d}", clip.emotion.lower()
         abbr = SMIC_ABBREVIATIONS.get(emotion, emotion[:3])
-        name = unique_name(counters, (clip.subject, emotion), clip.clip, lambda n: f"{sub}_{abbr}_{n:02d}")
+        name = unique_name(
+            counters, (clip.subject, emotion), clip.clip, lambda n: f"{sub}_{abbr}_{n:02d}"
+        )
         onset, _, offset = sheet_timing(clip)
         # SMIC clips were cut to the expression: only onset..offset exist on disk
-        span = clip.frames[clip.onset:clip.offset + 1]
+        span = clip.frames[clip.onset : clip.offset + 1]
         folder = root / modality / sub / "micro" / emotion / name
         paths = frames.write(folder, [f"image{n}.bmp" for n in range(onset, offset + 1)], span)
         written.append(WrittenClip(f"smic/{sub}/{name}", tuple(paths), onset, None, offset))
@@ -151,7 +247,9 @@ def _casme1(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list
         folder = root / f"Section {section}" / sub / name
         paths = frames.write(folder, [f"{name}-{n}.jpg" for n in frame_numbers(clip)], clip.frames)
         onset, apex, offset = sheet_timing(clip)
-        rows[section].append((clip.subject, name, onset, apex, offset, clip.action_units, clip.emotion))
+        rows[section].append(
+            (clip.subject, name, onset, apex, offset, clip.action_units, clip.emotion)
+        )
         written.append(WrittenClip(f"casme1/{sub}/{name}", tuple(paths), onset, apex, offset))
     for section in ("A", "B"):
         (root / f"Section {section}").mkdir(exist_ok=True)
@@ -159,20 +257,28 @@ def _casme1(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list
     return written
 
 
-def _casme_sq(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, videos: bool = False) -> list[WrittenClip]:
+def _casme_sq(
+    root: Path, clips: Sequence[SynthClip], frames: FrameWriter, videos: bool = False
+) -> list[WrittenClip]:
     by_name = {name: (code, desc) for code, name, desc in CASME_SQ_VIDEOS}
     next_frame: dict[tuple[int, str], int] = {}
     per_video: dict[tuple[int, str], int] = defaultdict(int)
-    cycles = {cat: itertools.cycle([n for _, n, _ in CASME_SQ_VIDEOS if n.startswith(cat)])
-              for cat in ("anger", "disgust", "happy")}
+    cycles = {
+        cat: itertools.cycle([n for _, n, _ in CASME_SQ_VIDEOS if n.startswith(cat)])
+        for cat in ("anger", "disgust", "happy")
+    }
     negative = itertools.cycle(_CASME_SQ_CATEGORY["negative"])
     rows, written = [], []
-    recordings: dict[Path, dict[int, np.ndarray]] = defaultdict(dict)  # rawpic folder -> imgN frames
+    recordings: dict[Path, dict[int, np.ndarray]] = defaultdict(
+        dict
+    )  # rawpic folder -> imgN frames
     for clip in clips:
         subject = _casme_sq_subject(clip.subject)
         if clip.clip is not None:
             if clip.clip not in by_name:
-                raise InvalidArgumentError(f"CAS(ME)^2 clip must name a stimulus video {sorted(by_name)}, got {clip.clip!r}")
+                raise InvalidArgumentError(
+                    f"CAS(ME)^2 clip must name a stimulus video {sorted(by_name)}, got {clip.clip!r}"
+                )
             video = clip.clip
         else:
             categories = _CASME_SQ_CATEGORY.get(clip.emotion.lower(), ("anger",))
@@ -190,20 +296,44 @@ def _casme_sq(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, video
         label = f"{video}_{per_video[(subject, video)]}"
         fps = clip.fps or 30.0
         kind = "micro-expression" if (offset - onset + 1) / fps <= 0.5 else "macro-expression"
-        rows.append((clip.subject, label, onset, 0 if apex is None else apex, offset, clip.action_units,
-                     clip.emotion, kind))
-        written.append(WrittenClip(f"casme-sq/s{subject:02d}/{label}", tuple(paths[clip.onset:clip.offset + 1]),
-                                   onset, apex, offset))
+        rows.append(
+            (
+                clip.subject,
+                label,
+                onset,
+                0 if apex is None else apex,
+                offset,
+                clip.action_units,
+                clip.emotion,
+                kind,
+            )
+        )
+        written.append(
+            WrittenClip(
+                f"casme-sq/s{subject:02d}/{label}",
+                tuple(paths[clip.onset : clip.offset + 1]),
+                onset,
+                apex,
+                offset,
+            )
+        )
     participants = sorted({c.subject for c in clips})
-    sheets.casme_sq_sheet(root, rows, [(code, name) for code, name, _ in CASME_SQ_VIDEOS],
-                          [(p, _casme_sq_subject(p)) for p in participants])
+    sheets.casme_sq_sheet(
+        root,
+        rows,
+        [(code, name) for code, name, _ in CASME_SQ_VIDEOS],
+        [(p, _casme_sq_subject(p)) for p in participants],
+    )
     for folder, numbered in recordings.items() if videos else ():
         # the recording from img1 on (frame N-1 of the video is imgN); frames before the first
         # written one repeat it
         last, first = max(numbered), numbered[min(numbered)]
         held = [numbered.get(n, first) for n in range(1, last + 1)]
-        write_video(root / "rawvideo" / folder.parent.name / f"{folder.name}.avi", np.stack(held),
-                    clips[0].fps or 30.0)
+        write_video(
+            root / "rawvideo" / folder.parent.name / f"{folder.name}.avi",
+            np.stack(held),
+            clips[0].fps or 30.0,
+        )
     return written
 
 

@@ -24,7 +24,10 @@ from mer_prep.synth.motion import au_field, aus_for_emotion, head_jitter, tempor
 #: event lengths in seconds (drawn uniformly) and apex amplitudes in px on a 128-px canvas
 ME_SECONDS, MAE_SECONDS, BLINK_SECONDS = (0.25, 0.45), (0.8, 1.5), (0.12, 0.2)
 ME_AMPLITUDE_PX, MAE_AMPLITUDE_PX, BLINK_AMPLITUDE_PX = (0.3, 0.5), (1.0, 1.4), 0.6
-ME_EMOTIONS, MAE_EMOTIONS = ("happiness", "surprise", "disgust"), ("happiness", "surprise", "negative")
+ME_EMOTIONS, MAE_EMOTIONS = (
+    ("happiness", "surprise", "disgust"),
+    ("happiness", "surprise", "negative"),
+)
 BLINK_AUS = "5"  # AU 5's upper-lid field, reversed: the lid comes down
 _MIN_FRAMES = 3  # an event needs onset < apex < offset
 
@@ -72,9 +75,20 @@ def _length(rng: np.random.Generator, seconds: tuple[float, float], fps: float) 
     return max(_MIN_FRAMES, int(round(rng.uniform(*seconds) * fps)))
 
 
-def plan_long_video(seed: int, *, n_frames: int = 360, fps: float = 30.0, n_me: int = 2, n_mae: int = 2,
-                    n_blinks: int = 2, size: tuple[int, int] = (128, 128), gray: bool = False,
-                    drift_px: float = 1.0, noise_sigma: float = 1.0, key: str = "") -> LongVideoPlan:
+def plan_long_video(
+    seed: int,
+    *,
+    n_frames: int = 360,
+    fps: float = 30.0,
+    n_me: int = 2,
+    n_mae: int = 2,
+    n_blinks: int = 2,
+    size: tuple[int, int] = (128, 128),
+    gray: bool = False,
+    drift_px: float = 1.0,
+    noise_sigma: float = 1.0,
+    key: str = "",
+) -> LongVideoPlan:
     """Place ``n_me`` MEs, ``n_mae`` MaEs and ``n_blinks`` blinks at random, non-overlapping
     positions (at least 3 neutral frames between events and at both ends). ``key`` (the dataset
     name) makes the draws differ between datasets with the same ``seed``."""
@@ -86,14 +100,18 @@ def plan_long_video(seed: int, *, n_frames: int = 360, fps: float = 30.0, n_me: 
     gap = 3
     free = n_frames - sum(lengths) - gap * (len(kinds) + 1)
     if free < 0:
-        raise InvalidArgumentError(f"{n_frames} frames at {fps} fps cannot hold {n_me} MEs, {n_mae} MaEs "
-                                   f"and {n_blinks} blinks ({sum(lengths)} frames of events)")
+        raise InvalidArgumentError(
+            f"{n_frames} frames at {fps} fps cannot hold {n_me} MEs, {n_mae} MaEs "
+            f"and {n_blinks} blinks ({sum(lengths)} frames of events)"
+        )
     extra = np.floor(rng.dirichlet(np.ones(len(kinds) + 1)) * free).astype(int)
     events, start = [], 0
     for kind, length, spare in zip(kinds, lengths, extra[:-1]):
         onset = start + gap + int(spare)
         offset = onset + length - 1
-        apex = int(np.clip(round(onset + (length - 1) * rng.uniform(0.35, 0.6)), onset + 1, offset - 1))
+        apex = int(
+            np.clip(round(onset + (length - 1) * rng.uniform(0.35, 0.6)), onset + 1, offset - 1)
+        )
         if kind == "blink":
             emotion, aus, amplitude = "", BLINK_AUS, BLINK_AMPLITUDE_PX
         else:
@@ -102,8 +120,16 @@ def plan_long_video(seed: int, *, n_frames: int = 360, fps: float = 30.0, n_me: 
             amplitude = float(rng.uniform(*(ME_AMPLITUDE_PX if kind == "me" else MAE_AMPLITUDE_PX)))
         events.append(PlantedEvent(kind, onset, apex, offset, emotion, aus, amplitude))
         start = offset + 1
-    return LongVideoPlan(n_frames=n_frames, fps=fps, events=tuple(events), drift_px=drift_px,
-                         noise_sigma=noise_sigma, size=size, gray=gray, seed=int(rng.integers(2**63)))
+    return LongVideoPlan(
+        n_frames=n_frames,
+        fps=fps,
+        events=tuple(events),
+        drift_px=drift_px,
+        noise_sigma=noise_sigma,
+        size=size,
+        gray=gray,
+        seed=int(rng.integers(2**63)),
+    )
 
 
 def render_long_video(plan: LongVideoPlan) -> tuple[np.ndarray, np.ndarray]:
@@ -123,8 +149,9 @@ def render_long_video(plan: LongVideoPlan) -> tuple[np.ndarray, np.ndarray]:
     for event in [*plan.events, None]:
         end = plan.n_frames if event is None else event.onset
         if end > start:  # neutral stretch
-            frames[start:end] = render_frames(scene, still, np.zeros(end - start), drift[start:end],
-                                              plan.noise_sigma, rng)
+            frames[start:end] = render_frames(
+                scene, still, np.zeros(end - start), drift[start:end], plan.noise_sigma, rng
+            )
         if event is None:
             break
         field = au_field(landmarks, event.action_units, plan.size, event.amplitude_px)

@@ -27,8 +27,18 @@ import numpy as np
 
 from mer_prep.errors import InvalidArgumentError
 
-__all__ = ["AU_PRIMITIVES", "EMOTION_AUS", "aus_for_emotion", "au_field", "temporal_profile",
-           "head_jitter", "sample_field", "support_box", "FieldSampler", "invert_motion"]
+__all__ = [
+    "AU_PRIMITIVES",
+    "EMOTION_AUS",
+    "aus_for_emotion",
+    "au_field",
+    "temporal_profile",
+    "head_jitter",
+    "sample_field",
+    "support_box",
+    "FieldSampler",
+    "invert_motion",
+]
 
 
 @dataclass(frozen=True)
@@ -54,11 +64,16 @@ AU_PRIMITIVES: dict[str, tuple[Push, ...]] = {
     "2": (Push((17, 18), (0.0, -1.0), 0.25), Push((25, 26), (0.0, -1.0), 0.25)),
     "4": (Push((20, 21), (0.55, 0.8), 0.2), Push((22, 23), (-0.55, 0.8), 0.2)),
     "5": (Push((37, 38), (0.0, -1.0), 0.12), Push((43, 44), (0.0, -1.0), 0.12)),
-    "6": (Push((40, 41), (0.0, -1.0), 0.25, 0.6, (0.0, 0.35)),
-          Push((46, 47), (0.0, -1.0), 0.25, 0.6, (0.0, 0.35))),
+    "6": (
+        Push((40, 41), (0.0, -1.0), 0.25, 0.6, (0.0, 0.35)),
+        Push((46, 47), (0.0, -1.0), 0.25, 0.6, (0.0, 0.35)),
+    ),
     "7": (Push((40, 41), (0.0, -1.0), 0.12), Push((46, 47), (0.0, -1.0), 0.12)),
-    "9": (Push((31,), (0.1, -1.0), 0.16), Push((35,), (-0.1, -1.0), 0.16),
-          Push((28,), (0.0, 0.6), 0.14, 0.5)),
+    "9": (
+        Push((31,), (0.1, -1.0), 0.16),
+        Push((35,), (-0.1, -1.0), 0.16),
+        Push((28,), (0.0, 0.6), 0.14, 0.5),
+    ),
     "10": (Push((50,), (0.0, -1.0), 0.17), Push((52,), (0.0, -1.0), 0.17)),
     "12": (Push((48,), (-0.6, -0.8), 0.22), Push((54,), (0.6, -0.8), 0.22)),
     "R14": (Push((54,), (0.9, -0.3), 0.2),),
@@ -71,10 +86,21 @@ AU_PRIMITIVES: dict[str, tuple[Push, ...]] = {
 
 # Native class names (lower-cased) of every dataset -> the AUs that animate them.
 EMOTION_AUS: dict[str, str] = {
-    "happiness": "6+12", "happy": "6+12", "positive": "6+12",
-    "surprise": "1+2", "disgust": "9+10", "repression": "15+17", "anger": "4+7",
-    "sadness": "1+15", "sad": "1+15", "fear": "1+4+20", "contempt": "R14", "tense": "4+24",
-    "negative": "4", "others": "7", "other": "7",
+    "happiness": "6+12",
+    "happy": "6+12",
+    "positive": "6+12",
+    "surprise": "1+2",
+    "disgust": "9+10",
+    "repression": "15+17",
+    "anger": "4+7",
+    "sadness": "1+15",
+    "sad": "1+15",
+    "fear": "1+4+20",
+    "contempt": "R14",
+    "tense": "4+24",
+    "negative": "4",
+    "others": "7",
+    "other": "7",
 }
 
 
@@ -83,12 +109,14 @@ def aus_for_emotion(emotion: str) -> str:
     try:
         return EMOTION_AUS[emotion.strip().lower()]
     except KeyError:
-        raise InvalidArgumentError(f"no synthetic AU motion for emotion {emotion!r}; "
-                         f"known: {sorted(EMOTION_AUS)}") from None
+        raise InvalidArgumentError(
+            f"no synthetic AU motion for emotion {emotion!r}; known: {sorted(EMOTION_AUS)}"
+        ) from None
 
 
-def au_field(landmarks: np.ndarray, action_units: str, size: tuple[int, int],
-             amplitude: float) -> np.ndarray:
+def au_field(
+    landmarks: np.ndarray, action_units: str, size: tuple[int, int], amplitude: float
+) -> np.ndarray:
     """Spatial displacement field of an AU combination at its apex.
 
     landmarks: (68, 2) canvas landmarks of the neutral face, dlib image order.
@@ -133,8 +161,9 @@ def temporal_profile(n_frames: int, onset: int, apex: int, offset: int) -> np.nd
     between (continuous with a continuous slope at both ends).
     """
     if not 0 <= onset < apex < offset < n_frames:
-        raise InvalidArgumentError(f"need 0 <= onset < apex < offset < n_frames, got "
-                         f"{onset}, {apex}, {offset}, {n_frames}")
+        raise InvalidArgumentError(
+            f"need 0 <= onset < apex < offset < n_frames, got {onset}, {apex}, {offset}, {n_frames}"
+        )
     t = np.arange(n_frames, dtype=np.float64)
     rise = 0.5 - 0.5 * np.cos(np.pi * (t - onset) / (apex - onset))
     fall = 0.5 + 0.5 * np.cos(np.pi * (t - apex) / (offset - apex))
@@ -173,8 +202,12 @@ def support_box(field: np.ndarray, margin: int) -> tuple[int, int, int, int]:
     if nz_rows.size == 0:
         return 0, 0, 0, 0
     h, w = field.shape[:2]
-    return (max(int(nz_cols[0]) - margin, 0), max(int(nz_rows[0]) - margin, 0),
-            min(int(nz_cols[-1]) + margin + 1, w), min(int(nz_rows[-1]) + margin + 1, h))
+    return (
+        max(int(nz_cols[0]) - margin, 0),
+        max(int(nz_rows[0]) - margin, 0),
+        min(int(nz_cols[-1]) + margin + 1, w),
+        min(int(nz_rows[-1]) + margin + 1, h),
+    )
 
 
 class FieldSampler:
@@ -223,13 +256,21 @@ class FieldSampler:
         h, w = self.crop.shape[:2]
         np.clip(mx, 0, w - 1, out=mx)
         np.clip(my, 0, h - 1, out=my)
-        return cv2.remap(self.crop, mx, my, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+        return cv2.remap(
+            self.crop, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        ).astype(np.float64)
 
 
-def invert_motion(field: np.ndarray | FieldSampler, a: float, jitter: np.ndarray,
-                  x: np.ndarray, y: np.ndarray, *, tol: float = 1e-5,
-                  max_iter: int = 50) -> np.ndarray:
+def invert_motion(
+    field: np.ndarray | FieldSampler,
+    a: float,
+    jitter: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    tol: float = 1e-5,
+    max_iter: int = 50,
+) -> np.ndarray:
     """Neutral-face positions that frame-t pixels ``(x, y)`` show: solves ``p + a D(p) + j = q``.
 
     field: (H, W, 2) D or a ``FieldSampler`` of it; a: a(t); jitter: (2,) j(t); x, y: float

@@ -11,27 +11,60 @@ import cv2
 import numpy as np
 
 from mer_prep.synth import sheets
-from mer_prep.synth.layout_writers import (FrameWriter, SynthClip, WrittenClip, check_clip,
-                                    frame_numbers, sheet_timing, unique_name, write_video)
+from mer_prep.synth.layout_writers import (
+    FrameWriter,
+    SynthClip,
+    WrittenClip,
+    check_clip,
+    frame_numbers,
+    sheet_timing,
+    unique_name,
+    write_video,
+)
 
 CASME3_TAKES = "abcdefghijklm"
 
 
-def write(dataset: str, root: Path, clips: Sequence[SynthClip], frames: FrameWriter,
-          variant: str, videos: bool) -> list[WrittenClip]:
+def write(
+    dataset: str,
+    root: Path,
+    clips: Sequence[SynthClip],
+    frames: FrameWriter,
+    variant: str,
+    videos: bool,
+) -> list[WrittenClip]:
     """``write_layout`` for a dataset of ``layouts.NEWER``."""
     if dataset == "casme3":
-        return (_casme3_c(root, clips, frames, videos) if variant == "C"
-                else _casme3(root, clips, frames, variant))
+        return (
+            _casme3_c(root, clips, frames, videos)
+            if variant == "C"
+            else _casme3(root, clips, frames, variant)
+        )
     if dataset in ("mmew", "manifest"):
         return {"mmew": _mmew, "manifest": _manifest}[dataset](root, clips, frames, variant)
     return {"dfme": _dfme, "4dme": _fourd}[dataset](root, clips, frames)
 
 
-_OBJECTIVE = {"happy": "I", "disgust": "II", "fear": "III", "anger": "IV", "surprise": "V", "sad": "VI"}
+_OBJECTIVE = {
+    "happy": "I",
+    "disgust": "II",
+    "fear": "III",
+    "anger": "IV",
+    "surprise": "V",
+    "sad": "VI",
+}
 DFME_FOLDERS = {"train": "DFME_train", "testA": "DFME_testA", "testB": "DFME_testB"}
-DFME_EMOTION_IDS = {"anger": 0, "contempt": 1, "disgust": 2, "fear": 3, "happiness": 4, "happy": 4,
-                    "sadness": 5, "sad": 5, "surprise": 6}
+DFME_EMOTION_IDS = {
+    "anger": 0,
+    "contempt": 1,
+    "disgust": 2,
+    "fear": 3,
+    "happiness": 4,
+    "happy": 4,
+    "sadness": 5,
+    "sad": 5,
+    "surprise": 6,
+}
 _DFME_PARTS = ("train", "train", "testA", "testB")  # a subject's part, by subject number
 
 
@@ -48,7 +81,9 @@ def _write_depth(folder: Path, names: Sequence[str], frames: np.ndarray) -> None
             raise OSError(f"could not write depth frame {folder / name}")
 
 
-def _casme3(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant: str) -> list[WrittenClip]:
+def _casme3(
+    root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant: str
+) -> list[WrittenClip]:
     """Part A: whole takes (``part_A/RGB``, ``part_A/depth``) or per-ME clips (``Part_A_ME_clip``).
 
     Several clips of one subject and take (``clip`` names the take letter) follow each other in
@@ -58,7 +93,9 @@ def _casme3(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant
     rows, written = [], []
     for clip in clips:
         subject = f"spNO.{clip.subject}"
-        take = unique_name(counters, clip.subject, clip.clip, lambda n: CASME3_TAKES[(n - 1) % len(CASME3_TAKES)])
+        take = unique_name(
+            counters, clip.subject, clip.clip, lambda n: CASME3_TAKES[(n - 1) % len(CASME3_TAKES)]
+        )
         first = max(clip.first_frame_number, next_frame.get((clip.subject, take.lower()), 1))
         numbers = [first + i for i in range(len(clip.frames))]
         next_frame[(clip.subject, take.lower())] = numbers[-1] + 1
@@ -72,15 +109,34 @@ def _casme3(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant
             depth = root / "Part_A_ME_clip" / "depth" / f"{subject}_{take}_{onset}"
         paths = frames.write(color, names, clip.frames)
         _write_depth(depth, [f"{n}.png" for n in numbers], clip.frames)
-        rows.append((subject, take, onset, apex, offset, clip.action_units,
-                     _OBJECTIVE.get(clip.emotion.lower(), "VII"), clip.emotion))
-        written.append(WrittenClip(f"casme3/{subject}/{take}_{onset}", tuple(paths[clip.onset:clip.offset + 1]),
-                                   onset, apex, offset))
+        rows.append(
+            (
+                subject,
+                take,
+                onset,
+                apex,
+                offset,
+                clip.action_units,
+                _OBJECTIVE.get(clip.emotion.lower(), "VII"),
+                clip.emotion,
+            )
+        )
+        written.append(
+            WrittenClip(
+                f"casme3/{subject}/{take}_{onset}",
+                tuple(paths[clip.onset : clip.offset + 1]),
+                onset,
+                apex,
+                offset,
+            )
+        )
     sheets.casme3_a_sheet(root, rows)
     return written
 
 
-def _casme3_c(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, videos: bool) -> list[WrittenClip]:
+def _casme3_c(
+    root: Path, clips: Sequence[SynthClip], frames: FrameWriter, videos: bool
+) -> list[WrittenClip]:
     """Part C: one recording per subject (``part_C/<n>/`` frames, or ``part_C/<n>.avi``), the
     MEs one after the other; the sheet has no apex."""
     counts: dict[int, int] = defaultdict(int)
@@ -98,9 +154,17 @@ def _casme3_c(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, video
             recordings[clip.subject].update(zip(numbers, clip.frames))
             written.append(WrittenClip(sample_id, (), onset - 1, None, offset - 1))
         else:
-            paths = frames.write(root / "part_C" / str(clip.subject), [f"{n}.jpg" for n in numbers], clip.frames)
-            written.append(WrittenClip(sample_id, tuple(paths[clip.onset:clip.offset + 1]), onset, None, offset))
-        rows.append((clip.subject, counts[clip.subject], onset, offset, clip.action_units, clip.emotion))
+            paths = frames.write(
+                root / "part_C" / str(clip.subject), [f"{n}.jpg" for n in numbers], clip.frames
+            )
+            written.append(
+                WrittenClip(
+                    sample_id, tuple(paths[clip.onset : clip.offset + 1]), onset, None, offset
+                )
+            )
+        rows.append(
+            (clip.subject, counts[clip.subject], onset, offset, clip.action_units, clip.emotion)
+        )
     for subject, numbered in recordings.items():
         first_frame = numbered[min(numbered)]
         held = [numbered.get(n, first_frame) for n in range(1, max(numbered) + 1)]
@@ -121,10 +185,23 @@ def _dfme(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
         part = clip.part or _DFME_PARTS[clip.subject % len(_DFME_PARTS)]
         base = clip.first_frame_number - 1
         numbers = [base + i for i in range(len(clip.frames))]
-        paths = frames.write(root / DFME_FOLDERS[part] / name, [f"{n:05d}.png" for n in numbers], clip.frames)
+        paths = frames.write(
+            root / DFME_FOLDERS[part] / name, [f"{n:05d}.png" for n in numbers], clip.frames
+        )
         onset, apex, offset = sheet_timing(clip, base)
-        rows[part].append((subject, name, onset, apex, offset, clip.emotion,
-                           DFME_EMOTION_IDS.get(clip.emotion.lower()), clip.fps or 500, clip.action_units))
+        rows[part].append(
+            (
+                subject,
+                name,
+                onset,
+                apex,
+                offset,
+                clip.emotion,
+                DFME_EMOTION_IDS.get(clip.emotion.lower()),
+                clip.fps or 500,
+                clip.action_units,
+            )
+        )
         written.append(WrittenClip(f"dfme/{subject}/{name}", tuple(paths), onset, apex, offset))
     sheets.dfme_sheets(root, rows)
     return written
@@ -137,8 +214,12 @@ def _fourd(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[
     for clip in clips:
         subject = f"S{clip.subject:02d}"
         name = unique_name(counters, clip.subject, clip.clip, lambda n: f"{subject}_{n:02d}")
-        paths = frames.write(root / "gray_micro" / subject / name, [f"{n}.jpg" for n in frame_numbers(clip)],
-                             clip.frames, gray=True)
+        paths = frames.write(
+            root / "gray_micro" / subject / name,
+            [f"{n}.jpg" for n in frame_numbers(clip)],
+            clip.frames,
+            gray=True,
+        )
         onset, apex, offset = sheet_timing(clip)
         rows.append((subject, name, clip.emotion, onset, apex, offset, clip.action_units))
         written.append(WrittenClip(f"4dme/{subject}/{name}", tuple(paths), onset, apex, offset))
@@ -146,18 +227,24 @@ def _fourd(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[
     return written
 
 
-def _mmew(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant: str) -> list[WrittenClip]:
+def _mmew(
+    root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant: str
+) -> list[WrittenClip]:
     """``S03/<emotion>/S03-01-002/<n>.jpg`` (official) or ``Micro_Expression/<emotion>/<clip>/``
     (flat); an ``others`` clip sits in a ``repression`` folder, as in the release."""
     counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
     for clip in clips:
         subject = f"S{clip.subject:02d}"
-        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"{subject}-{(n - 1) // 9 + 1:02d}-{n:03d}")
+        name = unique_name(
+            counters, clip.subject, clip.clip, lambda n: f"{subject}-{(n - 1) // 9 + 1:02d}-{n:03d}"
+        )
         emotion = clip.emotion.lower()
         folder_emotion = "repression" if emotion == "others" else emotion
         base = root / subject if variant == "official" else root / "Micro_Expression"
-        paths = frames.write(base / folder_emotion / name, [f"{n}.jpg" for n in frame_numbers(clip)], clip.frames)
+        paths = frames.write(
+            base / folder_emotion / name, [f"{n}.jpg" for n in frame_numbers(clip)], clip.frames
+        )
         onset, apex, offset = sheet_timing(clip)
         rows.append((subject, name, onset, apex, offset, clip.action_units, clip.emotion, ""))
         written.append(WrittenClip(f"mmew/{subject}/{name}", tuple(paths), onset, apex, offset))
@@ -165,7 +252,9 @@ def _mmew(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant: 
     return written
 
 
-def _manifest(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant: str) -> list[WrittenClip]:
+def _manifest(
+    root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant: str
+) -> list[WrittenClip]:
     """A lab's recordings: ``frames/p01/take1/frame<n>.jpg`` folders and/or ``videos/p01_take1.avi``
     (``mixed``: every other clip a video), listed in ``manifest.csv`` with relative paths."""
     counters: dict[int, int] = defaultdict(int)
@@ -185,9 +274,27 @@ def _manifest(root: Path, clips: Sequence[SynthClip], frames: FrameWriter, varia
             path = root / "frames" / subject / name
             paths = frames.write(path, [f"frame{n}.jpg" for n in frame_numbers(clip)], clip.frames)
             onset, apex, offset = sheet_timing(clip)
-            written.append(WrittenClip(f"manifest/{subject}/{name}", tuple(paths[clip.onset:clip.offset + 1]),
-                                       onset, apex, offset))
-        rows.append((subject, name, path.relative_to(root).as_posix(), onset, apex, offset, clip.emotion, fps,
-                     clip.action_units))
+            written.append(
+                WrittenClip(
+                    f"manifest/{subject}/{name}",
+                    tuple(paths[clip.onset : clip.offset + 1]),
+                    onset,
+                    apex,
+                    offset,
+                )
+            )
+        rows.append(
+            (
+                subject,
+                name,
+                path.relative_to(root).as_posix(),
+                onset,
+                apex,
+                offset,
+                clip.emotion,
+                fps,
+                clip.action_units,
+            )
+        )
     sheets.manifest_file(root, rows)
     return written

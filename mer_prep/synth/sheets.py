@@ -14,18 +14,49 @@ from mer_prep.errors import InvalidArgumentError
 
 CASME2_VERSIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # the widely circulated sheet: integer Subject, "Estimated Emotion"
-    "20140508": ("CASME2-coding-20140508.xlsx",
-                 ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
-                  "Estimated Emotion")),
+    "20140508": (
+        "CASME2-coding-20140508.xlsx",
+        (
+            "Subject",
+            "Filename",
+            "OnsetFrame",
+            "ApexFrame",
+            "OffsetFrame",
+            "Action Units",
+            "Estimated Emotion",
+        ),
+    ),
     # a re-saved variant: title row, "sub01" subjects, spaced names, "Emotion", extra columns
-    "relabelled": ("CASME2-coding-relabelled.xlsx",
-                   ("Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Duration",
-                    "AU", "Objective Class", "Emotion")),
+    "relabelled": (
+        "CASME2-coding-relabelled.xlsx",
+        (
+            "Subject",
+            "Filename",
+            "Onset Frame",
+            "Apex Frame",
+            "Offset Frame",
+            "Duration",
+            "AU",
+            "Objective Class",
+            "Emotion",
+        ),
+    ),
 }
 
 SAMM_FILE = "SAMM_Micro_FACS_Codes_v2.xlsx"
-SAMM_COLUMNS = ("Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
-                "Duration", "Type", "Action Units", "Notes", "Estimated Emotion")
+SAMM_COLUMNS = (
+    "Subject",
+    "Filename",
+    "Inducement Code",
+    "Onset Frame",
+    "Apex Frame",
+    "Offset Frame",
+    "Duration",
+    "Type",
+    "Action Units",
+    "Notes",
+    "Estimated Emotion",
+)
 SAMM_PREAMBLE: tuple[tuple[Any, ...], ...] = (
     ("SAMM - Spontaneous Actions and Micro-Movements",),
     ("FACS coding of the micro-movements, version 2",),
@@ -42,7 +73,17 @@ SAMM_PREAMBLE: tuple[tuple[Any, ...], ...] = (
     (None, None, "Coded by two certified FACS coders"),
 )
 
-CASME1_COLUMNS = ("Subject", "Filename", "OnsetF", "ApexF1", "ApexF2", "OffsetF", "Duration", "AUs", "Emotion")
+CASME1_COLUMNS = (
+    "Subject",
+    "Filename",
+    "OnsetF",
+    "ApexF1",
+    "ApexF2",
+    "OffsetF",
+    "Duration",
+    "AUs",
+    "Emotion",
+)
 CASME_SQ_FILE = "CAS(ME)^2code_final.xlsx"
 
 
@@ -63,21 +104,36 @@ def _save(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> 
 def casme2_sheet(root: Path, rows: Sequence[tuple[Any, ...]], version: str = "20140508") -> Path:
     """``CASME2-coding-<version>.xlsx``; rows are (subject, filename, onset, apex, offset, aus, emotion)."""
     if version not in CASME2_VERSIONS:
-        raise InvalidArgumentError(f"CASME II spreadsheet version must be one of {sorted(CASME2_VERSIONS)}")
+        raise InvalidArgumentError(
+            f"CASME II spreadsheet version must be one of {sorted(CASME2_VERSIONS)}"
+        )
     name, header = CASME2_VERSIONS[version]
     if version == "20140508":
         table = [header, *rows]
     else:
         table = [("CASME II coding (re-saved)",), header]
         for subject, clip, onset, apex, offset, aus, emotion in rows:
-            table.append((f"sub{subject:02d}", clip, onset, apex, offset, offset - onset + 1, aus,
-                          _objective_class(emotion), emotion))
+            table.append(
+                (
+                    f"sub{subject:02d}",
+                    clip,
+                    onset,
+                    apex,
+                    offset,
+                    offset - onset + 1,
+                    aus,
+                    _objective_class(emotion),
+                    emotion,
+                )
+            )
     return _save(root / name, [("Sheet1", table)])
 
 
 def _objective_class(emotion: str) -> str:
     # placeholder for the objective-class column some re-saved sheets carry; adapters ignore it
-    return {"happiness": "I", "surprise": "V", "disgust": "III", "repression": "VI"}.get(emotion.lower(), "VII")
+    return {"happiness": "I", "surprise": "V", "disgust": "III", "repression": "VI"}.get(
+        emotion.lower(), "VII"
+    )
 
 
 def samm_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
@@ -85,8 +141,21 @@ def samm_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
     table: list[Sequence[Any]] = [*SAMM_PREAMBLE, SAMM_COLUMNS]
     for subject, clip, onset, apex, offset, aus, emotion in rows:
         kind = "Micro - 1/2" if offset - onset < 100 else "Macro"
-        table.append((subject, clip, clip.split("_")[1] if "_" in clip else "", onset, apex, offset,
-                      offset - onset + 1, kind, aus, "", emotion))
+        table.append(
+            (
+                subject,
+                clip,
+                clip.split("_")[1] if "_" in clip else "",
+                onset,
+                apex,
+                offset,
+                offset - onset + 1,
+                kind,
+                aus,
+                "",
+                emotion,
+            )
+        )
     return _save(root / SAMM_FILE, [("FACS_Movement_Only", table)])
 
 
@@ -94,37 +163,77 @@ def casme1_sheet(root: Path, section: str, rows: Sequence[tuple[Any, ...]]) -> P
     """``CASME_<section>_Section_coding.xlsx``; rows are (subject, filename, onset, apex, offset, aus, emotion)."""
     table: list[Sequence[Any]] = [CASME1_COLUMNS]
     for subject, clip, onset, apex, offset, aus, emotion in rows:
-        table.append((subject, clip, onset, apex, None, offset, (offset or onset) - onset + 1, aus, emotion))
+        table.append(
+            (subject, clip, onset, apex, None, offset, (offset or onset) - onset + 1, aus, emotion)
+        )
     return _save(root / f"CASME_{section}_Section_coding.xlsx", [(f"Section {section}", table)])
 
 
-def casme_sq_sheet(root: Path, rows: Sequence[tuple[Any, ...]], videos: Sequence[tuple[str, str]],
-                   subjects: Sequence[tuple[int, int]]) -> Path:
+def casme_sq_sheet(
+    root: Path,
+    rows: Sequence[tuple[Any, ...]],
+    videos: Sequence[tuple[str, str]],
+    subjects: Sequence[tuple[int, int]],
+) -> Path:
     """``CAS(ME)^2code_final.xlsx``: header-less main sheet plus the two naming-rule sheets.
 
     rows: (participant, video name, onset, apex, offset, aus, emotion, expression type);
     videos: (code, video name) such as ("0101", "disgust1"); subjects: (participant, subject).
     """
-    return _save(root / CASME_SQ_FILE, [("Sheet1", rows),
-                                        ("naming rule1", [(code, name) for code, name in videos]),
-                                        ("naming rule2", list(subjects))])
+    return _save(
+        root / CASME_SQ_FILE,
+        [
+            ("Sheet1", rows),
+            ("naming rule1", [(code, name) for code, name in videos]),
+            ("naming rule2", list(subjects)),
+        ],
+    )
 
 
 # --- the newer datasets (docs/datasets.md) -------------------------------------------------------
 
 CASME3_A_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
-CASME3_A_COLUMNS = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")
+CASME3_A_COLUMNS = (
+    "Subject",
+    "Filename",
+    "Onset",
+    "Apex",
+    "Offset",
+    "AU",
+    "Objective class",
+    "emotion",
+)
 CASME3_C_FILE = "CAS(ME)3_part_C_ME.xlsx"
 CASME3_C_COLUMNS = ("sub", "count", "onset", "offset", "au", "emotion")
-DFME_FILES = {"train": "training_full_with_AU.xlsx", "testA": "testA_full_with_AU.xlsx",
-              "testB": "testB_full_with_AU.xlsx"}
-DFME_COLUMNS = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Emotion", "EmotionId", "Fps",
-                "AU")
+DFME_FILES = {
+    "train": "training_full_with_AU.xlsx",
+    "testA": "testA_full_with_AU.xlsx",
+    "testB": "testB_full_with_AU.xlsx",
+}
+DFME_COLUMNS = (
+    "Subject",
+    "Filename",
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    "Emotion",
+    "EmotionId",
+    "Fps",
+    "AU",
+)
 FOURD_FILE = "4DME_Labelling_Micro_release v1.xlsx"  # the space is the release's
 FOURD_COLUMNS = ("sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs")
 MMEW_FILE = "MMEW_Micro_Exp.xlsx"
-MMEW_COLUMNS = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
-                "Estimated Emotion", "remarks")
+MMEW_COLUMNS = (
+    "Subject",
+    "Filename",
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    "Action Units",
+    "Estimated Emotion",
+    "remarks",
+)
 MANIFEST_COLUMNS = ("subject", "clip", "path", "onset", "apex", "offset", "label", "fps", "aus")
 
 
@@ -140,7 +249,10 @@ def casme3_c_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
 
 def dfme_sheets(root: Path, rows: dict[str, Sequence[tuple[Any, ...]]]) -> list[Path]:
     """The three split sheets; ``rows`` maps train/testA/testB to rows in DFME_COLUMNS order."""
-    return [_save(root / DFME_FILES[part], [("Sheet1", [DFME_COLUMNS, *rows.get(part, ())])]) for part in DFME_FILES]
+    return [
+        _save(root / DFME_FILES[part], [("Sheet1", [DFME_COLUMNS, *rows.get(part, ())])])
+        for part in DFME_FILES
+    ]
 
 
 def fourd_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:

@@ -44,14 +44,40 @@ if TYPE_CHECKING:
     from mer_prep.train.engine import read_test_rows, train_fold
     from mer_prep.train.plan import RunPlan, plan_run, run_folds, train
 
-_NEEDS_TORCH = {"train": "plan", "plan_run": "plan", "run_folds": "plan", "RunPlan": "plan",
-                "train_fold": "engine", "read_test_rows": "engine", "FoldData": "data",
-                "StoreData": "data"}
+_NEEDS_TORCH = {
+    "train": "plan",
+    "plan_run": "plan",
+    "run_folds": "plan",
+    "RunPlan": "plan",
+    "train_fold": "engine",
+    "read_test_rows": "engine",
+    "FoldData": "data",
+    "StoreData": "data",
+}
 
-__all__ = ["EpochLog", "FoldData", "FoldResult", "LeakError", "RunHeader", "RunPlan",
-           "RunRecord", "RunRecordError", "StoreData", "TrainExtraMissing", "TrainSetupError",
-           "combine_folds", "list_runs", "load_run", "open_run_store", "plan_run",
-           "read_test_rows", "run_folds", "save_run", "train", "train_fold"]
+__all__ = [
+    "EpochLog",
+    "FoldData",
+    "FoldResult",
+    "LeakError",
+    "RunHeader",
+    "RunPlan",
+    "RunRecord",
+    "RunRecordError",
+    "StoreData",
+    "TrainExtraMissing",
+    "TrainSetupError",
+    "combine_folds",
+    "list_runs",
+    "load_run",
+    "open_run_store",
+    "plan_run",
+    "read_test_rows",
+    "run_folds",
+    "save_run",
+    "train",
+    "train_fold",
+]
 
 
 def __getattr__(name: str):

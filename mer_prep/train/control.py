@@ -30,8 +30,9 @@ def shuffled_labels(labels: np.ndarray, parents: np.ndarray, seed: int) -> np.nd
     return shuffled
 
 
-def shuffled_control(plan: RunPlan, seed: int = 0,
-                     report: Callable[[RunEvent], None] | None = None) -> RunRecord:
+def shuffled_control(
+    plan: RunPlan, seed: int = 0, report: Callable[[RunEvent], None] | None = None
+) -> RunRecord:
     """Train ``plan`` (every fold, here) on :func:`shuffled_labels` and return the pooled
     record. It is not saved: a record does not say its labels were permuted."""
     data = plan.data

@@ -71,8 +71,12 @@ class TrainerSlot:
     ``os.getloadavg``).
     """
 
-    def __init__(self, folder: Path | None = None, cores: int | None = None,
-                 load: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        cores: int | None = None,
+        load: Callable[[], float] | None = None,
+    ) -> None:
         self.folder = Path(folder) if folder is not None else default_folder()
         self.cores = cores if cores is not None else usable_cores()
         self._load = load or (lambda: os.getloadavg()[0])
@@ -114,8 +118,9 @@ class TrainerSlot:
             except ValueError:
                 value = 0
             if value < 1:
-                raise InvalidArgumentError(f"{THREADS_VARIABLE}={fixed!r}: want a whole "
-                                           f"number of threads >= 1")
+                raise InvalidArgumentError(
+                    f"{THREADS_VARIABLE}={fixed!r}: want a whole number of threads >= 1"
+                )
             return value
         idle = idle_cores(self.cores, self._load(), self._running)
         return max(1, min(fair_share(self.cores, self.trainers()), idle))

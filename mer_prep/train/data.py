@@ -68,8 +68,15 @@ class StoreData:
         labels = np.asarray(labels, dtype=np.int64)
         if labels.shape != self.labels.shape:
             raise TrainSetupError(f"labels must have shape {self.labels.shape}")
-        return StoreData(self.arrays, labels, self.subjects, self.sample_ids, self.parents,
-                         self.class_names, self.dims)
+        return StoreData(
+            self.arrays,
+            labels,
+            self.subjects,
+            self.sample_ids,
+            self.parents,
+            self.class_names,
+            self.dims,
+        )
 
 
 def load_store_data(store, names: list[str]) -> StoreData:
@@ -83,7 +90,8 @@ def load_store_data(store, names: list[str]) -> StoreData:
         sample_ids=table["sample_id"].to_numpy(dtype=str),
         parents=np.asarray(store.parents, dtype=np.int64),
         class_names=tuple(store.class_names),
-        dims={name: tuple(layout[name].dims[1:]) for name in names})
+        dims={name: tuple(layout[name].dims[1:]) for name in names},
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,8 +145,9 @@ class FoldData:
         return len(self.class_names)
 
 
-def _expand(name: str, values: np.ndarray, dims: tuple[str, ...], unit: str,
-            skip_onset: bool = False) -> np.ndarray:
+def _expand(
+    name: str, values: np.ndarray, dims: tuple[str, ...], unit: str, skip_onset: bool = False
+) -> np.ndarray:
     """Clip rows -> sample rows: with ``unit="frame"`` (m, T, ...) -> (m*T, 1, ...), or
     (m*(T-1), 1, ...) without each clip's onset frame (``skip_onset``)."""
     if unit != "frame" or not dims or dims[0] != "frame":
@@ -149,8 +158,15 @@ def _expand(name: str, values: np.ndarray, dims: tuple[str, ...], unit: str,
     return values.reshape(m * t, 1, *values.shape[2:])
 
 
-def make_part(data: StoreData, rows: np.ndarray, unit: str, *, synthetic: dict | None = None,
-              synthetic_labels: np.ndarray | None = None, skip_onset: bool = False) -> Part:
+def make_part(
+    data: StoreData,
+    rows: np.ndarray,
+    unit: str,
+    *,
+    synthetic: dict | None = None,
+    synthetic_labels: np.ndarray | None = None,
+    skip_onset: bool = False,
+) -> Part:
     """The part of ``rows`` (table rows), plus optional synthetic clips (name -> (s, ...));
     ``skip_onset``: with ``unit="frame"``, frame 0 of each clip is not a sample row."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -159,20 +175,29 @@ def make_part(data: StoreData, rows: np.ndarray, unit: str, *, synthetic: dict |
     sample_ids, subjects = data.sample_ids[rows], data.subjects[rows]
     if synthetic:
         n = len(next(iter(synthetic.values())))
-        inputs = {name: np.concatenate([inputs[name], synthetic[name].astype(
-            inputs[name].dtype)]) for name in inputs}
+        inputs = {
+            name: np.concatenate([inputs[name], synthetic[name].astype(inputs[name].dtype)])
+            for name in inputs
+        }
         labels = np.concatenate([labels, np.asarray(synthetic_labels, np.int64)])
         sample_ids = np.concatenate([sample_ids, [f"{SMOTE_ID}{j}" for j in range(n)]])
         subjects = np.concatenate([subjects, np.full(n, "", dtype=str)])
         rows = np.concatenate([rows, np.full(n, -1, np.int64)])
-    inputs = {name: _expand(name, values, data.dims[name], unit, skip_onset)
-              for name, values in inputs.items()}
+    inputs = {
+        name: _expand(name, values, data.dims[name], unit, skip_onset)
+        for name, values in inputs.items()
+    }
     n_rows = len(next(iter(inputs.values()))) if inputs else rows.size
     per_clip = n_rows // max(rows.size, 1)
-    return Part(rows=rows, sample_ids=np.asarray(sample_ids, dtype=str), labels=labels,
-                subjects=np.asarray(subjects, dtype=str), inputs=inputs,
-                targets=np.repeat(labels, per_clip), clip_of=np.repeat(np.arange(rows.size),
-                                                                      per_clip))
+    return Part(
+        rows=rows,
+        sample_ids=np.asarray(sample_ids, dtype=str),
+        labels=labels,
+        subjects=np.asarray(subjects, dtype=str),
+        inputs=inputs,
+        targets=np.repeat(labels, per_clip),
+        clip_of=np.repeat(np.arange(rows.size), per_clip),
+    )
 
 
 def fold_seed(seed: int, index: int) -> int:
@@ -180,11 +205,23 @@ def fold_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-def build_fold(data: StoreData, index: int, name: str, train_rows: np.ndarray,
-               test_rows: np.ndarray, *, unit: str, augmented: bool, weighted: bool,
-               validation: bool, seed: int, smote: SmotePlan | None = None,
-               leaky: bool = False, skip_onset: bool = False,
-               smote_features: np.ndarray | None = None) -> FoldData:
+def build_fold(
+    data: StoreData,
+    index: int,
+    name: str,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    *,
+    unit: str,
+    augmented: bool,
+    weighted: bool,
+    validation: bool,
+    seed: int,
+    smote: SmotePlan | None = None,
+    leaky: bool = False,
+    skip_onset: bool = False,
+    smote_features: np.ndarray | None = None,
+) -> FoldData:
     """Cut fold ``name`` out of ``data``: see the module docstring for the three parts.
 
     ``train_rows`` / ``test_rows``: the split's table rows; ``augmented``: train on the copies of
@@ -207,13 +244,17 @@ def build_fold(data: StoreData, index: int, name: str, train_rows: np.ndarray,
     test = test_rows[original[test_rows] & labelled[test_rows]]
     test_subjects = set(data.subjects[test].tolist())
     overlap = test_subjects & set(data.subjects[train_rows].tolist())
-    info: dict = {"n_test_copies_ignored": int((~original[test_rows]).sum()),
-                  "n_unlabelled_ignored": int((~labelled[train_rows]).sum()
-                                              + (~labelled[test_rows]).sum()),
-                  "subject_overlap": sorted(overlap), "leaky": bool(leaky)}
+    info: dict = {
+        "n_test_copies_ignored": int((~original[test_rows]).sum()),
+        "n_unlabelled_ignored": int((~labelled[train_rows]).sum() + (~labelled[test_rows]).sum()),
+        "subject_overlap": sorted(overlap),
+        "leaky": bool(leaky),
+    }
     if overlap and not leaky:
-        raise LeakError(f"fold {name}: subject(s) {', '.join(sorted(overlap)[:3])} on both the "
-                        f"training and the test side of a split not recorded as leaky")
+        raise LeakError(
+            f"fold {name}: subject(s) {', '.join(sorted(overlap)[:3])} on both the "
+            f"training and the test side of a split not recorded as leaky"
+        )
     train = train_rows[labelled[train_rows]]
     copies = train[~original[train]]
     train = train if augmented else train[original[train]]
@@ -234,38 +275,67 @@ def build_fold(data: StoreData, index: int, name: str, train_rows: np.ndarray,
     if smote is not None and (len(smote) or held):
         parents = np.stack([smote.parent_a, smote.parent_b])
         if not np.isin(parents, train_rows).all():
-            raise LeakError(f"fold {name}: a SMOTE sample has a parent outside the fold's "
-                            f"training rows")
+            raise LeakError(
+                f"fold {name}: a SMOTE sample has a parent outside the fold's training rows"
+            )
         if held:
             # The stored plan balanced the whole training part; with validation subjects
             # carved out it would be neither balanced nor free of their clips. Fit it again
             # on exactly the rows that are trained, with the stored seed and k.
             if smote_features is None:
-                raise TrainSetupError(f"fold {name}: SMOTE with a validation part needs the "
-                                      f"split's SMOTE features to fit the plan again")
+                raise TrainSetupError(
+                    f"fold {name}: SMOTE with a validation part needs the "
+                    f"split's SMOTE features to fit the plan again"
+                )
             try:
-                smote = smote_plan(smote_features, data.labels, fit_rows, seed=smote.seed,
-                                   k_neighbors=smote.k_neighbors, parents=data.parents)
+                smote = smote_plan(
+                    smote_features,
+                    data.labels,
+                    fit_rows,
+                    seed=smote.seed,
+                    k_neighbors=smote.k_neighbors,
+                    parents=data.parents,
+                )
             except InvalidArgumentError as error:
-                raise TrainSetupError(f"fold {name}: SMOTE on the part that is fitted "
-                                      f"(validation subjects {', '.join(held)} held out): "
-                                      f"{error}") from None
+                raise TrainSetupError(
+                    f"fold {name}: SMOTE on the part that is fitted "
+                    f"(validation subjects {', '.join(held)} held out): "
+                    f"{error}"
+                ) from None
             info["smote_refit"] = True
         synthetic = {n: rebuild_smote(values, smote) for n, values in data.arrays.items()}
         synthetic_labels = smote.label
         info["n_smote"] = len(smote)
 
-    fit = make_part(data, fit_rows, unit, synthetic=synthetic, synthetic_labels=synthetic_labels,
-                    skip_onset=skip_onset)
-    weights = (class_weights(fit.labels, len(data.class_names)).astype(np.float32)
-               if weighted else None)
-    info.update(fit_subjects=sorted(fit.subject_set), validation_subjects=held,
-                test_subjects=sorted(test_subjects), n_fit_clips=fit.n_clips,
-                n_validation_clips=int(val_rows.size), n_test_clips=int(test.size),
-                validation_seed=seed if validation else None)
-    return FoldData(index=index, name=str(name), class_names=data.class_names, unit=unit,
-                    fit=fit, validation=make_part(data, val_rows, unit, skip_onset=skip_onset)
-                    if validation else None,
-                    test=make_part(data, test, unit, skip_onset=skip_onset), test_rows=test,
-                    class_weights=weights,
-                    info=info)
+    fit = make_part(
+        data,
+        fit_rows,
+        unit,
+        synthetic=synthetic,
+        synthetic_labels=synthetic_labels,
+        skip_onset=skip_onset,
+    )
+    weights = (
+        class_weights(fit.labels, len(data.class_names)).astype(np.float32) if weighted else None
+    )
+    info.update(
+        fit_subjects=sorted(fit.subject_set),
+        validation_subjects=held,
+        test_subjects=sorted(test_subjects),
+        n_fit_clips=fit.n_clips,
+        n_validation_clips=int(val_rows.size),
+        n_test_clips=int(test.size),
+        validation_seed=seed if validation else None,
+    )
+    return FoldData(
+        index=index,
+        name=str(name),
+        class_names=data.class_names,
+        unit=unit,
+        fit=fit,
+        validation=make_part(data, val_rows, unit, skip_onset=skip_onset) if validation else None,
+        test=make_part(data, test, unit, skip_onset=skip_onset),
+        test_rows=test,
+        class_weights=weights,
+        info=info,
+    )

@@ -95,15 +95,17 @@ def _build(spec, config, n_classes: int, shapes: dict):
     try:
         return spec.build(config, n_classes, shapes)
     except (ArithmeticError, ValueError, RuntimeError, TypeError) as error:
-        raise TrainSetupError(f"model {spec.name} cannot be built with config "
-                              f"{config.model_dump(mode='json')} for inputs {shapes}: "
-                              f"{type(error).__name__}: {error}") from None
+        raise TrainSetupError(
+            f"model {spec.name} cannot be built with config "
+            f"{config.model_dump(mode='json')} for inputs {shapes}: "
+            f"{type(error).__name__}: {error}"
+        ) from None
 
 
 def seed_everything(seed: int) -> None:
     """torch (CPU and CUDA), numpy's global and Python's ``random``."""
     torch.manual_seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
     random.seed(seed)
 
 
@@ -130,22 +132,37 @@ def _check_settings(fold: FoldData, preset, validating: bool, metric: str) -> No
     if validating and (fold.validation is None or fold.validation.n_clips == 0):
         raise TrainSetupError(f"fold {fold.name}: selection='validation' needs a validation part")
     if metric not in VALIDATION_METRICS:
-        raise TrainSetupError(f"unknown validation metric {metric!r}; valid: "
-                              f"{', '.join(VALIDATION_METRICS)}")
+        raise TrainSetupError(
+            f"unknown validation metric {metric!r}; valid: {', '.join(VALIDATION_METRICS)}"
+        )
     if fold.fit.n_rows == 0:
         raise TrainSetupError(f"fold {fold.name} has no training rows")
     check_fold(fold)
 
 
-def _first_steps(fold: FoldData, model, device, preset, validating: bool,
-                 steps_per_epoch: int, report: Callable[[FoldEvent], None]) -> FirstSteps:
-    return FirstSteps(StepsContext(
-        fold_index=fold.index, fold_name=fold.name,
-        parameters=sum(p.numel() for p in model.parameters()), device=str(device),
-        threads=torch.get_num_threads(), steps_per_epoch=steps_per_epoch,
-        fit_rows=fold.fit.n_rows,
-        validation_rows=fold.validation.n_rows if validating else 0,
-        epochs=int(preset.epochs)), report)
+def _first_steps(
+    fold: FoldData,
+    model,
+    device,
+    preset,
+    validating: bool,
+    steps_per_epoch: int,
+    report: Callable[[FoldEvent], None],
+) -> FirstSteps:
+    return FirstSteps(
+        StepsContext(
+            fold_index=fold.index,
+            fold_name=fold.name,
+            parameters=sum(p.numel() for p in model.parameters()),
+            device=str(device),
+            threads=torch.get_num_threads(),
+            steps_per_epoch=steps_per_epoch,
+            fit_rows=fold.fit.n_rows,
+            validation_rows=fold.validation.n_rows if validating else 0,
+            epochs=int(preset.epochs),
+        ),
+        report,
+    )
 
 
 def _checkpoint(model) -> bytes:
@@ -155,8 +172,16 @@ def _checkpoint(model) -> bytes:
     return buffer.getvalue()
 
 
-def _fit(fold: FoldData, model, preset, seed: int, device, validating: bool, metric: str,
-         report: Callable[[FoldEvent], None] | None) -> tuple[list[EpochLog], int]:
+def _fit(
+    fold: FoldData,
+    model,
+    preset,
+    seed: int,
+    device,
+    validating: bool,
+    metric: str,
+    report: Callable[[FoldEvent], None] | None,
+) -> tuple[list[EpochLog], int]:
     """Train ``model`` (built, on ``device``) on the fold's fit part for the preset's epochs and
     leave it selected (the best validation epoch's weights, or the last epoch's) in eval mode.
     Random draws, in order, from one generator seeded with ``seed``: the statistics sample, then
@@ -165,13 +190,24 @@ def _fit(fold: FoldData, model, preset, seed: int, device, validating: bool, met
     generator = torch.Generator().manual_seed(seed)
     n, batch_size = fold.fit.n_rows, int(preset.batch_size)
     model.fit_input_statistics(_statistics_sample(inputs, n, generator, device))
-    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr, eps=preset.eps,
-                                 betas=tuple(preset.betas), weight_decay=preset.weight_decay)
-    weight = (torch.as_tensor(fold.class_weights, dtype=torch.float32, device=device)
-              if fold.class_weights is not None else None)
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=preset.lr,
+        eps=preset.eps,
+        betas=tuple(preset.betas),
+        weight_decay=preset.weight_decay,
+    )
+    weight = (
+        torch.as_tensor(fold.class_weights, dtype=torch.float32, device=device)
+        if fold.class_weights is not None
+        else None
+    )
     validation = OnDevice(fold.validation, device) if validating else None
-    first = (_first_steps(fold, model, device, preset, validating, -(-n // batch_size), report)
-             if report is not None else None)
+    first = (
+        _first_steps(fold, model, device, preset, validating, -(-n // batch_size), report)
+        if report is not None
+        else None
+    )
     best = BestEpoch()
     curves: list[EpochLog] = []
     for epoch in range(1, int(preset.epochs) + 1):
@@ -179,28 +215,63 @@ def _fit(fold: FoldData, model, preset, seed: int, device, validating: bool, met
         if first is not None:  # the estimate: time the first steps of the fold
             first.epoch_started(epoch_start)
         order = torch.randperm(n, generator=generator).to(device)
-        steps = train_epoch(model, optimizer, inputs, targets, order, batch_size, device,
-                            weight=weight, after_step=first.step_ended if first else None)
+        steps = train_epoch(
+            model,
+            optimizer,
+            inputs,
+            targets,
+            order,
+            batch_size,
+            device,
+            weight=weight,
+            after_step=first.step_ended if first else None,
+        )
         check_finite_training(model, steps.mean_loss, fold.name, epoch)
         score = None
         if validating:
-            score = validation_score(model, validation, batch_size * 4,
-                                     VALIDATION_METRICS[metric], fold.n_classes)
+            score = validation_score(
+                model, validation, batch_size * 4, VALIDATION_METRICS[metric], fold.n_classes
+            )
             best.offer(score, epoch, model)
-        curves.append(EpochLog(epoch, steps.mean_loss, score, time.perf_counter() - epoch_start,
-                               steps.step_seconds, steps.steps))
+        curves.append(
+            EpochLog(
+                epoch,
+                steps.mean_loss,
+                score,
+                time.perf_counter() - epoch_start,
+                steps.step_seconds,
+                steps.steps,
+            )
+        )
         if report is not None:
-            report(EpochDone(fold.index, fold.name, epoch, int(preset.epochs), steps.mean_loss,
-                             score, curves[-1].seconds))
+            report(
+                EpochDone(
+                    fold.index,
+                    fold.name,
+                    epoch,
+                    int(preset.epochs),
+                    steps.mean_loss,
+                    score,
+                    curves[-1].seconds,
+                )
+            )
     if validating:
         model.load_state_dict(best.state)
     model.eval()
     return curves, best.epoch if validating else int(preset.epochs)
 
 
-def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "cpu", *,
-               keep_checkpoint: bool = False,
-               report: Callable[[FoldEvent], None] | None = None) -> FoldResult:
+def train_fold(
+    fold: FoldData,
+    spec,
+    config,
+    preset,
+    seed: int,
+    device: str = "cpu",
+    *,
+    keep_checkpoint: bool = False,
+    report: Callable[[FoldEvent], None] | None = None,
+) -> FoldResult:
     """Train ``spec`` (a ``ModelSpec``) with ``config`` on ``fold`` and score its test clips.
 
     preset: a ``TrainingPreset`` (lr, eps, betas, weight_decay, epochs, batch_size, selection,
@@ -227,17 +298,29 @@ def train_fold(fold: FoldData, spec, config, preset, seed: int, device: str = "c
         predict_start = time.perf_counter()
         proba = predict(model, test, device, int(preset.batch_size) * 4, fold.n_classes)
         if not np.isfinite(proba).all():
-            raise NonFiniteError(f"fold {fold.name}: the model predicts NaN/infinite "
-                                 f"probabilities for its test clips; nothing is recorded")
+            raise NonFiniteError(
+                f"fold {fold.name}: the model predicts NaN/infinite "
+                f"probabilities for its test clips; nothing is recorded"
+            )
         clock.predict_s = time.perf_counter() - predict_start
         checkpoint = _checkpoint(model) if keep_checkpoint else None
     if report is not None:
         report(FoldDone(fold.index, fold.name, clock.elapsed()))
-    return FoldResult(index=fold.index, name=fold.name, class_names=fold.class_names,
-                      rows=test.rows.copy(), sample_ids=test.sample_ids.copy(),
-                      y_true=test.labels.copy(), y_pred=proba.argmax(1).astype(np.int64)
-                      if len(proba) else np.zeros(0, np.int64), proba=proba,
-                      curves=tuple(curves), selection=preset.selection, best_epoch=best_epoch,
-                      validation_metric=metric if validating else None, seed=int(seed),
-                      info=dict(fold.info), timings=clock.timings(curves, deterministic, device),
-                      checkpoint=checkpoint)
+    return FoldResult(
+        index=fold.index,
+        name=fold.name,
+        class_names=fold.class_names,
+        rows=test.rows.copy(),
+        sample_ids=test.sample_ids.copy(),
+        y_true=test.labels.copy(),
+        y_pred=proba.argmax(1).astype(np.int64) if len(proba) else np.zeros(0, np.int64),
+        proba=proba,
+        curves=tuple(curves),
+        selection=preset.selection,
+        best_epoch=best_epoch,
+        validation_metric=metric if validating else None,
+        seed=int(seed),
+        info=dict(fold.info),
+        timings=clock.timings(curves, deterministic, device),
+        checkpoint=checkpoint,
+    )

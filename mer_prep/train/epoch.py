@@ -31,8 +31,10 @@ def autocast(device) -> contextlib.AbstractContextManager:
 def on_device(part: Part, device) -> tuple[dict, object]:
     """The part's inputs (stored dtype, e.g. float16) and int64 targets (rows,) as tensors on
     ``device``, moved once."""
-    inputs = {name: torch.from_numpy(np.ascontiguousarray(values)).to(device)
-              for name, values in part.inputs.items()}
+    inputs = {
+        name: torch.from_numpy(np.ascontiguousarray(values)).to(device)
+        for name, values in part.inputs.items()
+    }
     return inputs, torch.from_numpy(part.targets.astype(np.int64)).to(device)
 
 
@@ -51,8 +53,9 @@ class OnDevice:
         self.clip_of = torch.from_numpy(part.clip_of.astype(np.int64)).to(device)
 
 
-def _predict_on_device(model, inputs: dict, clip_of, n_clips: int, n_classes: int,
-                       batch_size: int) -> np.ndarray:
+def _predict_on_device(
+    model, inputs: dict, clip_of, n_clips: int, n_classes: int, batch_size: int
+) -> np.ndarray:
     n = int(clip_of.numel())
     device = clip_of.device
     proba = torch.zeros(n_clips, n_classes, device=device)
@@ -60,22 +63,25 @@ def _predict_on_device(model, inputs: dict, clip_of, n_clips: int, n_classes: in
         for start in range(0, n, batch_size):
             index = torch.arange(start, min(start + batch_size, n), device=device)
             rows = torch.softmax(model(batch(inputs, index)).float(), dim=1)
-            proba.index_add_(0, clip_of[start:start + batch_size], rows)
+            proba.index_add_(0, clip_of[start : start + batch_size], rows)
     counts = torch.bincount(clip_of, minlength=n_clips).clamp(min=1).unsqueeze(1)
     return (proba / counts).cpu().numpy().astype(np.float32)
 
 
-def predict(model, part: Part, device, batch_size: int, n_classes: int,
-            moved: OnDevice | None = None) -> np.ndarray:
+def predict(
+    model, part: Part, device, batch_size: int, n_classes: int, moved: OnDevice | None = None
+) -> np.ndarray:
     """(clips, K) float32 class probabilities of the part's clips: the softmax of each row,
     averaged over a clip's rows (its frames when frames are samples). ``model`` in eval mode."""
     moved = moved or OnDevice(part, torch.device(device))
-    return _predict_on_device(model, moved.inputs, moved.clip_of, part.n_clips, n_classes,
-                              batch_size)
+    return _predict_on_device(
+        model, moved.inputs, moved.clip_of, part.n_clips, n_classes, batch_size
+    )
 
 
-def validation_score(model, moved: OnDevice, batch_size: int,
-                     metric: Callable[[np.ndarray], float], n_classes: int) -> float:
+def validation_score(
+    model, moved: OnDevice, batch_size: int, metric: Callable[[np.ndarray], float], n_classes: int
+) -> float:
     """``metric`` of the confusion matrix of the validation part's clips (model put in eval
     mode); ``-inf`` where the metric is undefined (NaN), so that any defined score beats it."""
     model.eval()
@@ -94,8 +100,17 @@ class EpochSteps:
     steps: int
 
 
-def train_epoch(model, optimizer, inputs: Mapping, targets, order, batch_size: int, device,
-                weight=None, after_step: Callable[[], None] | None = None) -> EpochSteps:
+def train_epoch(
+    model,
+    optimizer,
+    inputs: Mapping,
+    targets,
+    order,
+    batch_size: int,
+    device,
+    weight=None,
+    after_step: Callable[[], None] | None = None,
+) -> EpochSteps:
     """One epoch: batches of ``batch_size`` rows taken in ``order`` (int64 permutation on the
     device), each an optimiser step on ``model.loss`` with per-class ``weight`` (K,) or None.
     ``after_step`` is called after each step (the first steps' timing). The model is put in
@@ -105,7 +120,7 @@ def train_epoch(model, optimizer, inputs: Mapping, targets, order, batch_size: i
     step_s, steps = 0.0, 0
     total = torch.zeros((), device=device)
     for first in range(0, n, batch_size):
-        index = order[first:first + batch_size]
+        index = order[first : first + batch_size]
         rows, y = batch(inputs, index), targets.index_select(0, index)
         step_start = time.perf_counter()
         with autocast(device):
@@ -125,10 +140,14 @@ def check_finite_training(model, mean_loss: float, fold_name: str, epoch: int) -
     """Stop the fold at the first epoch whose mean loss or weights are NaN / infinite (one
     host sync per epoch for the weights), rather than train on and record NaN as a result."""
     if not np.isfinite(mean_loss):
-        raise NonFiniteError(f"fold {fold_name}, epoch {epoch}: the training loss is {mean_loss} "
-                             f"(diverged: lower the lr); nothing is recorded")
+        raise NonFiniteError(
+            f"fold {fold_name}, epoch {epoch}: the training loss is {mean_loss} "
+            f"(diverged: lower the lr); nothing is recorded"
+        )
     finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
     if not bool(finite):
-        raise NonFiniteError(f"fold {fold_name}, epoch {epoch}: the model's weights hold "
-                             f"NaN/infinite values (diverged: lower the lr); nothing is "
-                             f"recorded")
+        raise NonFiniteError(
+            f"fold {fold_name}, epoch {epoch}: the model's weights hold "
+            f"NaN/infinite values (diverged: lower the lr); nothing is "
+            f"recorded"
+        )

@@ -35,7 +35,6 @@ from mer_prep.train.data import (
 )
 from mer_prep.train.engine import DEFAULT_VALIDATION_METRIC, torch, train_fold
 from mer_prep.train.errors import TrainSetupError
-from mer_prep.train.progress import FoldEvent, RunEvent, RunTracker
 from mer_prep.train.preflight import (
     check_finite_inputs,
     check_settings,
@@ -43,6 +42,7 @@ from mer_prep.train.preflight import (
     check_trainable,
     portable_location,
 )
+from mer_prep.train.progress import FoldEvent, RunEvent, RunTracker
 from mer_prep.train.records import (
     CLIP_AGGREGATION,
     FoldResult,
@@ -82,8 +82,9 @@ class RunPlan:
     def for_run(self, run_id: str, created: str) -> RunPlan:
         """This plan for another run of the same request on the same snapshot (a Dask worker's
         cached plan): the header names that run's id and creation time."""
-        return dataclasses.replace(self, header=dataclasses.replace(
-            self.header, run_id=run_id, created=created))
+        return dataclasses.replace(
+            self, header=dataclasses.replace(self.header, run_id=run_id, created=created)
+        )
 
     def fold_seed(self, fold: FoldData | int) -> int:
         return fold_seed(self.seed, fold if isinstance(fold, int) else fold.index)
@@ -99,18 +100,28 @@ class RunPlan:
         for i, (name, train, test, _) in enumerate(self.store.folds(self.split, tta=True)):
             if i == index:
                 return self._build(index, name, train, test)
-        raise TrainSetupError(f"split {self.split!r} has no fold {index} "
-                              f"({self.header.n_folds} folds)")
+        raise TrainSetupError(
+            f"split {self.split!r} has no fold {index} ({self.header.n_folds} folds)"
+        )
 
     def _build(self, index: int, name: str, train, test) -> FoldData:
         validation = self.preset.selection == "validation"
         return build_fold(
-            self.data, index, name, train, test, unit=self.header.unit,
-            augmented=self.augmented, weighted=self.class_weights,
-            validation=validation, seed=self.fold_seed(index),
-            leaky=self.header.leaky, skip_onset=self.spec.frame_unit_skips_onset,
+            self.data,
+            index,
+            name,
+            train,
+            test,
+            unit=self.header.unit,
+            augmented=self.augmented,
+            weighted=self.class_weights,
+            validation=validation,
+            seed=self.fold_seed(index),
+            leaky=self.header.leaky,
+            skip_onset=self.spec.frame_unit_skips_onset,
             smote=self.store.smote(self.split, index) if self.smote else None,
-            smote_features=self._smote_features() if self.smote and validation else None)
+            smote_features=self._smote_features() if self.smote and validation else None,
+        )
 
     def _smote_features(self):
         """The split's SMOTE features, (n, d), for a plan fitted again after the validation
@@ -121,10 +132,19 @@ class RunPlan:
             values = self.store.array(name, cache=True)
         return values.reshape(len(values), -1).astype("float32", copy=False)
 
-    def train_fold(self, fold: FoldData, *,
-                   report: Callable[[FoldEvent], None] | None = None) -> FoldResult:
-        return train_fold(fold, self.spec, self.config, self.preset, self.fold_seed(fold),
-                          self.device, keep_checkpoint=self.keep_checkpoints, report=report)
+    def train_fold(
+        self, fold: FoldData, *, report: Callable[[FoldEvent], None] | None = None
+    ) -> FoldResult:
+        return train_fold(
+            fold,
+            self.spec,
+            self.config,
+            self.preset,
+            self.fold_seed(fold),
+            self.device,
+            keep_checkpoint=self.keep_checkpoints,
+            report=report,
+        )
 
 
 def _config(spec, variant: str, config) -> BaseModel:
@@ -133,8 +153,9 @@ def _config(spec, variant: str, config) -> BaseModel:
             return spec.resolve(config)
         return spec.config(dict(config or {}), variant=variant)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
-                             for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
+        )
         raise TrainSetupError(f"model {spec.name} config: {problems}") from None
     except TypeError as error:
         raise TrainSetupError(f"model {spec.name} config: {error}") from None
@@ -146,8 +167,10 @@ def _overrides(spec, variant: str, resolved: BaseModel, training: Mapping[str, A
     given (``training``: epochs, lr...), JSON-able."""
     preset = spec.config(None, variant=variant).model_dump(mode="json")
     mine = resolved.model_dump(mode="json")
-    return {"config": {key: value for key, value in mine.items() if preset.get(key) != value},
-            "training": dict(training)}
+    return {
+        "config": {key: value for key, value in mine.items() if preset.get(key) != value},
+        "training": dict(training),
+    }
 
 
 def resolve_device(device: str | None) -> str:
@@ -157,8 +180,9 @@ def resolve_device(device: str | None) -> str:
     if device.split(":")[0] not in ("cpu", "cuda"):  # meta, mps, xla...: not what runs here
         raise TrainSetupError(f"unknown device {device!r}: use cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainSetupError(f"device {device!r} asked for, but PyTorch sees no CUDA device; "
-                              f"use --device cpu")
+        raise TrainSetupError(
+            f"device {device!r} asked for, but PyTorch sees no CUDA device; use --device cpu"
+        )
     try:
         torch.device(device)
     except RuntimeError as error:
@@ -167,8 +191,10 @@ def resolve_device(device: str | None) -> str:
 
 
 def _store_arrays(store: FeatureStore) -> dict:
-    return {name: (tuple(spec.dims[1:]), tuple(spec.shape[1:]))
-            for name, spec in store.info.arrays.items()}
+    return {
+        name: (tuple(spec.dims[1:]), tuple(spec.shape[1:]))
+        for name, spec in store.info.arrays.items()
+    }
 
 
 def _check_variant(store: FeatureStore, spec, variant: str, preset, split: str) -> None:
@@ -178,13 +204,15 @@ def _check_variant(store: FeatureStore, spec, variant: str, preset, split: str) 
         raise TrainSetupError(
             f"variant {variant} of {spec.name} trains on augmented copies, but store "
             f"{store.path} (recipe {recipe}) has none: preprocess with recipe {needed} "
-            f"(`mer-prep run DATASET --recipe {needed}`)")
+            f"(`mer-prep run DATASET --recipe {needed}`)"
+        )
     stored = store.split_info(split)
     if preset.smote and (stored is None or stored.smote is None):
         raise TrainSetupError(
             f"variant {variant} of {spec.name} trains on SMOTE samples, but split {split!r} "
             f"of store {store.path} stores none: make it with `mer-prep split {store.path} "
-            f"--kind {store.split(split).kind} --name {split} --smote frames`")
+            f"--kind {store.split(split).kind} --name {split} --smote frames`"
+        )
 
 
 def request_for(store, model: str, settings: Mapping[str, Any]) -> TrainRequest:
@@ -196,8 +224,9 @@ def request_for(store, model: str, settings: Mapping[str, Any]) -> TrainRequest:
     return TrainRequest.of(**{"device": None, **settings, "store": location, "model": model})
 
 
-def plan_run(store, model: str = "mbcc", *, validation_metric: str | None = None,
-             **settings: Any) -> RunPlan:
+def plan_run(
+    store, model: str = "mbcc", *, validation_metric: str | None = None, **settings: Any
+) -> RunPlan:
     """Check everything, then read the model's arrays once; see the module docstring.
 
     store: a ``FeatureStore`` or a location (opened at ``version``, a tag, when given);
@@ -208,8 +237,9 @@ def plan_run(store, model: str = "mbcc", *, validation_metric: str | None = None
     settings = dict(settings)
     instance = settings.pop("config") if isinstance(settings.get("config"), BaseModel) else None
     request = request_for(store, model, settings)
-    return plan_request(_opened(store, request), request, validation_metric=validation_metric,
-                        config=instance)
+    return plan_request(
+        _opened(store, request), request, validation_metric=validation_metric, config=instance
+    )
 
 
 def _opened(store, request: TrainRequest) -> FeatureStore:
@@ -218,9 +248,14 @@ def _opened(store, request: TrainRequest) -> FeatureStore:
     return open_store(store, request.version) if request.version else open_store(store)
 
 
-def plan_request(store: FeatureStore, request: TrainRequest, *,
-                 ticket: RunTicket | None = None, validation_metric: str | None = None,
-                 config: BaseModel | None = None) -> RunPlan:
+def plan_request(
+    store: FeatureStore,
+    request: TrainRequest,
+    *,
+    ticket: RunTicket | None = None,
+    validation_metric: str | None = None,
+    config: BaseModel | None = None,
+) -> RunPlan:
     """:func:`plan_run` of a built request on an opened store. ticket: the run's id and
     creation time for the header (None: new ones); config: a config instance used instead of
     the request's overrides."""
@@ -230,8 +265,9 @@ def plan_request(store: FeatureStore, request: TrainRequest, *,
     split, seed = request.split, request.seed
     variant = request.variant or spec.default_variant
     if variant not in spec.variants:
-        raise TrainSetupError(f"model {spec.name} has no variant {variant!r}; valid: "
-                              f"{', '.join(spec.variants)}")
+        raise TrainSetupError(
+            f"model {spec.name} has no variant {variant!r}; valid: {', '.join(spec.variants)}"
+        )
     variant_preset = spec.variants[variant]
     resolved = _config(spec, variant, config if config is not None else request.config)
     check_inputs(spec, store.info.recipe.name, _store_arrays(store), resolved)
@@ -239,16 +275,22 @@ def plan_request(store: FeatureStore, request: TrainRequest, *,
     made = store.split(split)
     check_split_fits(store, split, made)
     _check_variant(store, spec, variant, variant_preset, split)
-    overrides = {key: value for key, value in (("epochs", request.epochs),
-                                               ("batch_size", request.batch_size),
-                                               ("lr", request.lr),
-                                               ("selection", request.selection),
-                                               ("validation_metric", validation_metric))
-                 if value is not None}
+    overrides = {
+        key: value
+        for key, value in (
+            ("epochs", request.epochs),
+            ("batch_size", request.batch_size),
+            ("lr", request.lr),
+            ("selection", request.selection),
+            ("validation_metric", validation_metric),
+        )
+        if value is not None
+    }
     preset = dataclasses.replace(spec.training, **overrides)
     if preset.selection not in ("validation", "last_epoch"):
-        raise TrainSetupError(f"selection must be 'validation' or 'last_epoch', not "
-                              f"{preset.selection!r}")
+        raise TrainSetupError(
+            f"selection must be 'validation' or 'last_epoch', not {preset.selection!r}"
+        )
     if preset.selection == "validation" and preset.validation_metric is None:
         preset = dataclasses.replace(preset, validation_metric=DEFAULT_VALIDATION_METRIC)
     check_settings(seed, preset)
@@ -257,41 +299,82 @@ def plan_request(store: FeatureStore, request: TrainRequest, *,
     info = store.info
     header = RunHeader(
         run_id=ticket.run_id if ticket else new_run_id(spec.name),
-        created=(ticket.created if ticket
-                 else dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
-        model=spec.name, paper=spec.paper, variant=variant,
+        created=(
+            ticket.created if ticket else dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        ),
+        model=spec.name,
+        paper=spec.paper,
+        variant=variant,
         config=resolved.model_dump(mode="json"),
-        training={**dataclasses.asdict(preset), "augmented": variant_preset.augmented,
-                  "smote": variant_preset.smote, "class_weights": variant_preset.class_weights,
-                  "optimizer": "adam", "autocast": "bf16 on cuda only"},
-        unit=unit, aggregation=CLIP_AGGREGATION[unit], split=split, split_kind=made.kind,
+        training={
+            **dataclasses.asdict(preset),
+            "augmented": variant_preset.augmented,
+            "smote": variant_preset.smote,
+            "class_weights": variant_preset.class_weights,
+            "optimizer": "adam",
+            "autocast": "bf16 on cuda only",
+        },
+        unit=unit,
+        aggregation=CLIP_AGGREGATION[unit],
+        split=split,
+        split_kind=made.kind,
         leaky=bool(made.leaky or store.split_attrs(split).get("leaky", False)),
-        store={"location": portable_location(store.path), "dataset": info.dataset,
-               "recipe": info.recipe.name, "recipe_hash": info.recipe.hash,
-               "version_id": store.version_id, "snapshot_id": store.session.snapshot_id,
-               "labels": info.labels, "class_names": store.class_names,
-               "n_samples": len(store.table)},
-        seed=int(seed), code_version=code_version(), device=device,
-        torch_version=str(torch.__version__), n_folds=made.n_folds,
-        overrides=_overrides(spec, variant, resolved, overrides))
+        store={
+            "location": portable_location(store.path),
+            "dataset": info.dataset,
+            "recipe": info.recipe.name,
+            "recipe_hash": info.recipe.hash,
+            "version_id": store.version_id,
+            "snapshot_id": store.session.snapshot_id,
+            "labels": info.labels,
+            "class_names": store.class_names,
+            "n_samples": len(store.table),
+        },
+        seed=int(seed),
+        code_version=code_version(),
+        device=device,
+        torch_version=str(torch.__version__),
+        n_folds=made.n_folds,
+        overrides=_overrides(spec, variant, resolved, overrides),
+    )
     names = [need.name for need in spec.required_inputs(resolved)]
     data = load_store_data(store, names)
     check_finite_inputs(data.arrays, data.sample_ids, f"store {store.path}")
-    return RunPlan(store=store, spec=spec, config=resolved, preset=preset, variant=variant,
-                   split=split, data=data, seed=int(seed),
-                   device=device, header=header, augmented=variant_preset.augmented,
-                   smote=variant_preset.smote, class_weights=variant_preset.class_weights,
-                   keep_checkpoints=request.keep_checkpoints)
+    return RunPlan(
+        store=store,
+        spec=spec,
+        config=resolved,
+        preset=preset,
+        variant=variant,
+        split=split,
+        data=data,
+        seed=int(seed),
+        device=device,
+        header=header,
+        augmented=variant_preset.augmented,
+        smote=variant_preset.smote,
+        class_weights=variant_preset.class_weights,
+        keep_checkpoints=request.keep_checkpoints,
+    )
 
 
-def run_folds(plan: RunPlan, *,
-              report: Callable[[RunEvent], None] | None = None) -> list[FoldResult]:
+def run_folds(
+    plan: RunPlan, *, report: Callable[[RunEvent], None] | None = None
+) -> list[FoldResult]:
     """Train every fold of ``plan`` here, one after the other. report: called with the run's
     :class:`~mer_prep.train.progress.RunEstimate` once the first steps are timed, then a
     ``RunProgress`` (ETAs of the fold and the run) after every epoch."""
-    tracker = None if report is None else RunTracker(
-        report, model=plan.spec.name, variant=plan.variant,
-        config=plan.config.model_dump(mode="json"), folds=plan.header.n_folds)
+    tracker = (
+        None
+        if report is None
+        else RunTracker(
+            report,
+            model=plan.spec.name,
+            variant=plan.variant,
+            config=plan.config.model_dump(mode="json"),
+            folds=plan.header.n_folds,
+        )
+    )
     return [plan.train_fold(fold, report=tracker) for fold in plan.folds()]
 
 
@@ -300,14 +383,24 @@ class InProcess:
     plan checked and the store read here (``prepare``), then the folds one after the other.
     report: what the run will cost and how far it is (see :func:`run_folds`)."""
 
-    def __init__(self, store: FeatureStore, *, config: BaseModel | None = None,
-                 report: Callable[[RunEvent], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        *,
+        config: BaseModel | None = None,
+        report: Callable[[RunEvent], None] | None = None,
+    ) -> None:
         self.store, self.config, self.report = store, config, report
         self.plan: RunPlan | None = None
 
     def prepare(self, ticket: RunTicket) -> int:
-        self.plan = plan_request(self.store, ticket.request, ticket=ticket, config=self.config,
-                                 validation_metric=ticket.validation_metric)
+        self.plan = plan_request(
+            self.store,
+            ticket.request,
+            ticket=ticket,
+            config=self.config,
+            validation_metric=ticket.validation_metric,
+        )
         return self.plan.header.n_folds
 
     def run(self, ticket: RunTicket, n_folds: int) -> Iterator[FoldsDone]:
@@ -318,9 +411,15 @@ class InProcess:
         return {"load_s": ready_s}
 
 
-def train(store, model: str = "mbcc", *, report: Callable[[RunEvent], None] | None = None,
-          validation_metric: str | None = None, save: bool = True,
-          **settings: Any) -> RunRecord:
+def train(
+    store,
+    model: str = "mbcc",
+    *,
+    report: Callable[[RunEvent], None] | None = None,
+    validation_metric: str | None = None,
+    save: bool = True,
+    **settings: Any,
+) -> RunRecord:
     """Train ``model`` on every fold of ``split`` of ``store`` (a ``FeatureStore`` or a
     location, opened at ``version`` when given) and record the run on the store (``save=False``:
     return it only). settings: the :class:`TrainRequest` fields, as :func:`plan_run`'s. report:
@@ -328,16 +427,32 @@ def train(store, model: str = "mbcc", *, report: Callable[[RunEvent], None] | No
     settings = dict(settings)
     instance = settings.pop("config") if isinstance(settings.get("config"), BaseModel) else None
     request = request_for(store, model, settings)
-    return run_request(request, store=_opened(store, request), report=report, save=save,
-                       validation_metric=validation_metric, config=instance)
+    return run_request(
+        request,
+        store=_opened(store, request),
+        report=report,
+        save=save,
+        validation_metric=validation_metric,
+        config=instance,
+    )
 
 
-def run_request(request: TrainRequest, *, store: FeatureStore | None = None,
-                report: Callable[[RunEvent], None] | None = None, save: bool = True,
-                validation_metric: str | None = None,
-                config: BaseModel | None = None) -> RunRecord:
+def run_request(
+    request: TrainRequest,
+    *,
+    store: FeatureStore | None = None,
+    report: Callable[[RunEvent], None] | None = None,
+    save: bool = True,
+    validation_metric: str | None = None,
+    config: BaseModel | None = None,
+) -> RunRecord:
     """:func:`train` of a built request (``mer-prep train``): its store opened at its version
     unless ``store`` is given; config: a config instance used instead of its overrides."""
     opened = store if store is not None else _opened(request.store, request)
-    return run_training(opened, request, InProcess(opened, config=config, report=report),
-                        save=save, validation_metric=validation_metric)
+    return run_training(
+        opened,
+        request,
+        InProcess(opened, config=config, report=report),
+        save=save,
+        validation_metric=validation_metric,
+    )

@@ -57,11 +57,16 @@ class PooledScores:
     def from_dict(cls, metrics: Mapping[str, Any]) -> PooledScores:
         """The scores of a ``metrics`` dict (as :func:`~mer_prep.evaluation.metrics.scores`
         makes it, or as a record stored it)."""
-        return cls(uf1=metrics["uf1"], uar=metrics["uar"], accuracy=metrics["accuracy"],
-                   n=metrics.get("n"), per_class_f1=metrics.get("per_class_f1"),
-                   per_class_recall=metrics.get("per_class_recall"),
-                   confusion=metrics.get("confusion"),
-                   extra={k: v for k, v in metrics.items() if k not in _NAMED})
+        return cls(
+            uf1=metrics["uf1"],
+            uar=metrics["uar"],
+            accuracy=metrics["accuracy"],
+            n=metrics.get("n"),
+            per_class_f1=metrics.get("per_class_f1"),
+            per_class_recall=metrics.get("per_class_recall"),
+            confusion=metrics.get("confusion"),
+            extra={k: v for k, v in metrics.items() if k not in _NAMED},
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The ``metrics`` dict as stored: the three scores, then ``n``, the per-class values and

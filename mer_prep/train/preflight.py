@@ -23,7 +23,7 @@ from mer_prep.train.errors import NonFiniteError, TrainSetupError
 
 #: The largest seed: numpy's and Python's generators take any, torch's and the fold seeds' are
 #: 32-bit words here (``fold_seed``), and a negative one is refused by numpy.
-MAX_SEED = 2 ** 32 - 1
+MAX_SEED = 2**32 - 1
 _FINITE_BLOCK_BYTES = 64 << 20  # rows checked per step: bounds the boolean scratch array
 
 
@@ -33,15 +33,22 @@ def check_settings(seed: int, preset) -> None:
     if not 0 <= int(seed) <= MAX_SEED:
         raise TrainSetupError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
     if int(preset.epochs) < 1 or int(preset.batch_size) < 1:
-        raise TrainSetupError(f"epochs and batch size must be >= 1, got {preset.epochs}, "
-                              f"{preset.batch_size}")
+        raise TrainSetupError(
+            f"epochs and batch size must be >= 1, got {preset.epochs}, {preset.batch_size}"
+        )
     lr = float(preset.lr)
     if not (math.isfinite(lr) and lr > 0):  # NaN fails every comparison: test for it first
         raise NonFiniteError(f"lr must be a finite number > 0, got {preset.lr}")
-    numbers = {"eps": preset.eps, "weight_decay": preset.weight_decay,
-               **{f"betas[{i}]": b for i, b in enumerate(preset.betas)}}
-    bad = {name: value for name, value in numbers.items()
-           if not math.isfinite(float(value)) or float(value) < 0}
+    numbers = {
+        "eps": preset.eps,
+        "weight_decay": preset.weight_decay,
+        **{f"betas[{i}]": b for i, b in enumerate(preset.betas)},
+    }
+    bad = {
+        name: value
+        for name, value in numbers.items()
+        if not math.isfinite(float(value)) or float(value) < 0
+    }
     if bad:
         raise NonFiniteError(f"training settings must be finite and >= 0: {bad}")
 
@@ -52,14 +59,18 @@ def check_trainable(store, labels: np.ndarray) -> None:
     unlabelled."""
     where = f"store {store.path}"
     if len(labels) == 0:
-        raise TrainSetupError(f"{where} holds no processed sample (every sample failed or none "
-                              f"was found): nothing to train on; see `mer-prep show {store.path}`")
+        raise TrainSetupError(
+            f"{where} holds no processed sample (every sample failed or none "
+            f"was found): nothing to train on; see `mer-prep show {store.path}`"
+        )
     classes = np.unique(labels[labels >= 0])
     if len(classes) < 2:
         present = [store.class_names[k] for k in classes]
-        raise TrainSetupError(f"{where}: its labelled samples are of {len(classes)} class(es) "
-                              f"({', '.join(present) or 'none'}): a classifier needs two or "
-                              f"more, and a score over one class is meaningless")
+        raise TrainSetupError(
+            f"{where}: its labelled samples are of {len(classes)} class(es) "
+            f"({', '.join(present) or 'none'}): a classifier needs two or "
+            f"more, and a score over one class is meaningless"
+        )
 
 
 def check_split_fits(store, split: str, made) -> None:
@@ -78,11 +89,11 @@ def check_split_fits(store, split: str, made) -> None:
                 f"under the megc3 labels), but {where} holds {', '.join(sorted(datasets))} "
                 f"under the {scheme} labels"
                 + (f" (no {', '.join(missing)})" if missing else "")
-                + ": use --split loso, or preprocess the megc2019 composite with --labels megc3")
+                + ": use --split loso, or preprocess the megc2019 composite with --labels megc3"
+            )
 
 
-def check_finite_inputs(arrays: dict[str, np.ndarray], sample_ids: np.ndarray,
-                        where: str) -> None:
+def check_finite_inputs(arrays: dict[str, np.ndarray], sample_ids: np.ndarray, where: str) -> None:
     """Raise :class:`NonFiniteError` naming the array and the first sample (row) of
     ``arrays`` (name -> (n, ...) as read) that holds a NaN or infinity. Float arrays only,
     checked in blocks of rows so that the scratch memory stays small."""
@@ -92,15 +103,17 @@ def check_finite_inputs(arrays: dict[str, np.ndarray], sample_ids: np.ndarray,
         row_bytes = max(1, values[0].nbytes)
         block = max(1, _FINITE_BLOCK_BYTES // row_bytes)
         for start in range(0, len(values), block):
-            part = values[start:start + block].reshape(min(block, len(values) - start), -1)
+            part = values[start : start + block].reshape(min(block, len(values) - start), -1)
             bad = np.flatnonzero(~np.isfinite(part).all(axis=1))
             if bad.size:
                 row = start + int(bad[0])
                 count = int((~np.isfinite(values[row])).sum())
-                raise NonFiniteError(f"{where}: array {name!r}, sample {sample_ids[row]} (row "
-                                     f"{row}) holds {count} NaN/infinite value(s): training "
-                                     f"would give NaN losses; re-run the preprocessing of "
-                                     f"that sample or drop it")
+                raise NonFiniteError(
+                    f"{where}: array {name!r}, sample {sample_ids[row]} (row "
+                    f"{row}) holds {count} NaN/infinite value(s): training "
+                    f"would give NaN losses; re-run the preprocessing of "
+                    f"that sample or drop it"
+                )
 
 
 def portable_location(location: str) -> str:

@@ -137,8 +137,9 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def lighter_settings(config: dict, epochs: int, estimated_s: float,
-                     target_s: float = CPU_WARNING_S / 2) -> list[str]:
+def lighter_settings(
+    config: dict, epochs: int, estimated_s: float, target_s: float = CPU_WARNING_S / 2
+) -> list[str]:
     """Command-line settings that make a run lighter, for a model ``config`` (as recorded:
     key -> value) trained ``epochs`` epochs in about ``estimated_s``: the global-average-pooling
     head where the model has a flatten one, fewer filters where it has more than 16, and the
@@ -155,8 +156,9 @@ def lighter_settings(config: dict, epochs: int, estimated_s: float,
     return lighter
 
 
-def estimate_run(first: FirstBatches, *, model: str, variant: str, config: dict, folds: int,
-                 seeds: int = 1) -> RunEstimate:
+def estimate_run(
+    first: FirstBatches, *, model: str, variant: str, config: dict, folds: int, seeds: int = 1
+) -> RunEstimate:
     """The :class:`RunEstimate` of a run of ``folds`` folds x ``seeds`` seeds from its first
     fold's :class:`FirstBatches` (every fold is assumed to cost what the first does)."""
     epoch_s = first.epoch_estimate_s
@@ -164,15 +166,27 @@ def estimate_run(first: FirstBatches, *, model: str, variant: str, config: dict,
     warning = None
     if first.device.startswith("cpu") and total >= CPU_WARNING_S:
         lighter = lighter_settings(config, first.epochs, total)
-        warning = (f"this run needs about {format_duration(total)} on the CPU "
-                   f"({first.threads} thread{'s' if first.threads != 1 else ''}); lighter: "
-                   f"{', '.join(lighter) if lighter else 'fewer epochs'}, a smaller model, "
-                   f"or a GPU (--device cuda)")
-    return RunEstimate(model=model, variant=variant, parameters=first.parameters,
-                       epochs=first.epochs, folds=folds, seeds=seeds, device=first.device,
-                       threads=first.threads, seconds_per_step=first.seconds_per_step,
-                       steps_per_epoch=first.steps_per_epoch, epoch_s=epoch_s,
-                       estimated_s=total, warning=warning)
+        warning = (
+            f"this run needs about {format_duration(total)} on the CPU "
+            f"({first.threads} thread{'s' if first.threads != 1 else ''}); lighter: "
+            f"{', '.join(lighter) if lighter else 'fewer epochs'}, a smaller model, "
+            f"or a GPU (--device cuda)"
+        )
+    return RunEstimate(
+        model=model,
+        variant=variant,
+        parameters=first.parameters,
+        epochs=first.epochs,
+        folds=folds,
+        seeds=seeds,
+        device=first.device,
+        threads=first.threads,
+        seconds_per_step=first.seconds_per_step,
+        steps_per_epoch=first.steps_per_epoch,
+        epoch_s=epoch_s,
+        estimated_s=total,
+        warning=warning,
+    )
 
 
 class RunTracker:
@@ -180,22 +194,35 @@ class RunTracker:
     :class:`RunEstimate` (from the first fold's first steps), then a :class:`RunProgress` per
     epoch. Folds are reported in the order they are trained here (one after the other)."""
 
-    def __init__(self, report: Callable[[RunEvent], None], *, model: str, variant: str,
-                 config: dict, folds: int, seeds: int = 1) -> None:
+    def __init__(
+        self,
+        report: Callable[[RunEvent], None],
+        *,
+        model: str,
+        variant: str,
+        config: dict,
+        folds: int,
+        seeds: int = 1,
+    ) -> None:
         self._report = report
         self._model, self._variant, self._config = model, variant, config
         self._folds, self._seeds = folds, seeds
         self.estimate: RunEstimate | None = None
-        self._epoch_seconds: list[float] = []   # every epoch trained so far, all folds
+        self._epoch_seconds: list[float] = []  # every epoch trained so far, all folds
         self._fold_elapsed = 0.0
         self._folds_done = 0
 
     def __call__(self, event: FoldEvent) -> None:
         if isinstance(event, FirstBatches):
             if self.estimate is None:
-                self.estimate = estimate_run(event, model=self._model, variant=self._variant,
-                                             config=self._config, folds=self._folds,
-                                             seeds=self._seeds)
+                self.estimate = estimate_run(
+                    event,
+                    model=self._model,
+                    variant=self._variant,
+                    config=self._config,
+                    folds=self._folds,
+                    seeds=self._seeds,
+                )
                 self._report(self.estimate)
         elif isinstance(event, EpochDone):
             self._epoch_seconds.append(event.seconds)
@@ -209,9 +236,16 @@ class RunTracker:
         mean_epoch = sum(self._epoch_seconds) / len(self._epoch_seconds)
         fold_left = (event.epochs - event.epoch) * mean_epoch
         later_folds = max(self._folds * self._seeds - self._folds_done - 1, 0)
-        return RunProgress(fold=self._folds_done + 1, folds=self._folds * self._seeds,
-                           fold_name=event.fold_name, epoch=event.epoch, epochs=event.epochs,
-                           loss=event.loss, validation=event.validation,
-                           elapsed_s=self._fold_elapsed, fold_eta_s=fold_left,
-                           run_eta_s=fold_left + later_folds * event.epochs * mean_epoch,
-                           fold_done=event.epoch == event.epochs)
+        return RunProgress(
+            fold=self._folds_done + 1,
+            folds=self._folds * self._seeds,
+            fold_name=event.fold_name,
+            epoch=event.epoch,
+            epochs=event.epochs,
+            loss=event.loss,
+            validation=event.validation,
+            elapsed_s=self._fold_elapsed,
+            fold_eta_s=fold_left,
+            run_eta_s=fold_left + later_folds * event.epochs * mean_epoch,
+            fold_done=event.epoch == event.epochs,
+        )

@@ -31,8 +31,10 @@ DIGESTED_SCHEMA_VERSION = 2
 def seal(attrs: dict, arrays: dict[str, np.ndarray]) -> dict:
     """``attrs`` (JSON-able) with the digests of ``arrays`` (path in the record -> values as
     written) and of the attributes themselves added."""
-    sealed = {**attrs, ARRAY_DIGESTS_KEY: {name: array_digest(values)
-                                           for name, values in sorted(arrays.items())}}
+    sealed = {
+        **attrs,
+        ARRAY_DIGESTS_KEY: {name: array_digest(values) for name, values in sorted(arrays.items())},
+    }
     sealed[DIGEST_KEY] = attrs_digest(sealed)
     return sealed
 
@@ -45,8 +47,10 @@ def check_attrs(attrs: dict, where: str) -> dict[str, str]:
         if DIGEST_KEY not in attrs and ARRAY_DIGESTS_KEY not in attrs:
             return {}
     if DIGEST_KEY not in attrs or attrs[DIGEST_KEY] != attrs_digest(attrs):
-        raise CorruptRunRecordError(f"{where}: the record's attributes do not match their digest "
-                                    f"(corrupt metadata); run `mer-prep verify`")
+        raise CorruptRunRecordError(
+            f"{where}: the record's attributes do not match their digest "
+            f"(corrupt metadata); run `mer-prep verify`"
+        )
     digests = attrs.get(ARRAY_DIGESTS_KEY)
     if not isinstance(digests, dict):
         raise CorruptRunRecordError(f"{where}: the record has no array digests (corrupt metadata)")
@@ -59,8 +63,12 @@ def check_array(digests: dict[str, str], name: str, values: np.ndarray, where: s
     if not digests:
         return
     if name not in digests:
-        raise CorruptRunRecordError(f"{where}: array {name!r} is not one the record wrote "
-                                    f"(corrupt metadata); run `mer-prep verify`")
+        raise CorruptRunRecordError(
+            f"{where}: array {name!r} is not one the record wrote "
+            f"(corrupt metadata); run `mer-prep verify`"
+        )
     if array_digest(values) != digests[name]:
-        raise CorruptRunRecordError(f"{where}: array {name!r} reads back other values than were "
-                                    f"written (corrupt chunk or manifest); run `mer-prep verify`")
+        raise CorruptRunRecordError(
+            f"{where}: array {name!r} reads back other values than were "
+            f"written (corrupt chunk or manifest); run `mer-prep verify`"
+        )

@@ -24,8 +24,10 @@ from mer_prep.evaluation.metrics import confusion_matrix, scores
 from mer_prep.train.pooled import PooledScores
 
 # How a clip's prediction is made from the model's outputs (recorded with every run).
-CLIP_AGGREGATION = {"clip": "one row per clip: its softmax",
-                    "frame": "mean of the softmax of the clip's frames (frames as samples)"}
+CLIP_AGGREGATION = {
+    "clip": "one row per clip: its softmax",
+    "frame": "mean of the softmax of the clip's frames (frames as samples)",
+}
 
 
 @dataclass(frozen=True)
@@ -83,22 +85,51 @@ class FoldResult:
 
     def summary(self) -> dict:
         """Everything but the per-clip arrays and the checkpoint, JSON-able."""
-        return {"index": self.index, "name": self.name, "selection": self.selection,
-                "best_epoch": self.best_epoch, "validation_metric": self.validation_metric,
-                "seed": self.seed, "n_test": len(self.y_true), "info": self.info,
-                "timings": self.timings, "metrics": self.metrics,
-                "curves": [asdict(c) for c in self.curves],
-                "has_checkpoint": self.checkpoint is not None}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "selection": self.selection,
+            "best_epoch": self.best_epoch,
+            "validation_metric": self.validation_metric,
+            "seed": self.seed,
+            "n_test": len(self.y_true),
+            "info": self.info,
+            "timings": self.timings,
+            "metrics": self.metrics,
+            "curves": [asdict(c) for c in self.curves],
+            "has_checkpoint": self.checkpoint is not None,
+        }
 
     @classmethod
-    def from_summary(cls, summary: dict, class_names, rows, sample_ids, y_true, y_pred, proba,
-                     checkpoint: bytes | None = None) -> FoldResult:
-        return cls(index=summary["index"], name=summary["name"], class_names=tuple(class_names),
-                   rows=rows, sample_ids=sample_ids, y_true=y_true, y_pred=y_pred, proba=proba,
-                   curves=tuple(EpochLog(**c) for c in summary["curves"]),
-                   selection=summary["selection"], best_epoch=summary["best_epoch"],
-                   validation_metric=summary["validation_metric"], seed=summary["seed"],
-                   info=summary["info"], timings=summary["timings"], checkpoint=checkpoint)
+    def from_summary(
+        cls,
+        summary: dict,
+        class_names,
+        rows,
+        sample_ids,
+        y_true,
+        y_pred,
+        proba,
+        checkpoint: bytes | None = None,
+    ) -> FoldResult:
+        return cls(
+            index=summary["index"],
+            name=summary["name"],
+            class_names=tuple(class_names),
+            rows=rows,
+            sample_ids=sample_ids,
+            y_true=y_true,
+            y_pred=y_pred,
+            proba=proba,
+            curves=tuple(EpochLog(**c) for c in summary["curves"]),
+            selection=summary["selection"],
+            best_epoch=summary["best_epoch"],
+            validation_metric=summary["validation_metric"],
+            seed=summary["seed"],
+            info=summary["info"],
+            timings=summary["timings"],
+            checkpoint=checkpoint,
+        )
 
 
 @dataclass(frozen=True)
@@ -145,17 +176,24 @@ class RunHeader:
         if not self.overrides:
             given = "overrides not recorded"
         else:
-            changed = {**(self.overrides.get("config") or {}),
-                       **(self.overrides.get("training") or {})}
-            given = ("overrides " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
-                     if changed else "no overrides")
+            changed = {
+                **(self.overrides.get("config") or {}),
+                **(self.overrides.get("training") or {}),
+            }
+            given = (
+                "overrides " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+                if changed
+                else "no overrides"
+            )
         selection = training.get("selection", "?")
         if selection == "validation" and training.get("validation_metric"):
             selection += f" ({training['validation_metric']})"
-        return (f"{self.model}/{self.variant} (paper {self.paper}); {given}; "
-                f"{training.get('epochs', '?')} epochs, lr {format_lr(training.get('lr'))}, "
-                f"batch {training.get('batch_size', '?')}, seed {self.seed}, "
-                f"selection {selection}")
+        return (
+            f"{self.model}/{self.variant} (paper {self.paper}); {given}; "
+            f"{training.get('epochs', '?')} epochs, lr {format_lr(training.get('lr'))}, "
+            f"batch {training.get('batch_size', '?')}, seed {self.seed}, "
+            f"selection {selection}"
+        )
 
     @property
     def version_id(self) -> str:
@@ -185,9 +223,13 @@ def run_name(header: RunHeader) -> str:
         shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
         parts.append(f"{key}={shown}")
     selection = training.get("selection")
-    parts += [f"e{training.get('epochs', '?')}", f"lr{format_lr(training.get('lr'))}",
-              f"b{training.get('batch_size', '?')}", f"s{header.seed}",
-              {"validation": "val", "last_epoch": "last"}.get(selection, str(selection))]
+    parts += [
+        f"e{training.get('epochs', '?')}",
+        f"lr{format_lr(training.get('lr'))}",
+        f"b{training.get('batch_size', '?')}",
+        f"s{header.seed}",
+        {"validation": "val", "last_epoch": "last"}.get(selection, str(selection)),
+    ]
     return "-".join(str(p) for p in parts)
 
 
@@ -199,7 +241,11 @@ def new_run_id(model: str) -> str:
 
 #: What a :class:`RunRecord` answers for its header (``record.model`` is ``record.header.model``).
 _HEADER_ATTRIBUTES = frozenset(f.name for f in fields(RunHeader)) | {
-    "name", "settings", "version_id", "snapshot_id"}
+    "name",
+    "settings",
+    "version_id",
+    "snapshot_id",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,16 +309,24 @@ class RunRecord:
         stuck = [f for f in chose if f.best_epoch == min(c.epoch for c in f.curves)]
         if not stuck:
             return None
-        return (f"kept epoch {stuck[0].best_epoch} in {len(stuck)} of {len(self.folds)} folds: "
-                f"the validation part may be too small")
+        return (
+            f"kept epoch {stuck[0].best_epoch} in {len(stuck)} of {len(self.folds)} folds: "
+            f"the validation part may be too small"
+        )
 
     def predictions(self) -> pd.DataFrame:
         """One row per scored clip: fold, row, sample_id, y_true, y_pred, p_<class>..."""
         parts = []
         for fold in self.folds:
-            frame = pd.DataFrame({"fold": fold.name, "row": fold.rows,
-                                  "sample_id": fold.sample_ids, "y_true": fold.y_true,
-                                  "y_pred": fold.y_pred})
+            frame = pd.DataFrame(
+                {
+                    "fold": fold.name,
+                    "row": fold.rows,
+                    "sample_id": fold.sample_ids,
+                    "y_true": fold.y_true,
+                    "y_pred": fold.y_pred,
+                }
+            )
             for k, name in enumerate(fold.class_names):
                 frame[f"p_{name}"] = fold.proba[:, k]
             parts.append(frame)
@@ -283,29 +337,57 @@ class RunRecord:
         rows = []
         for fold in self.folds:
             m = fold.metrics or {}
-            rows.append({"fold": fold.name, "n": len(fold.y_true), "uf1": m.get("uf1"),
-                         "uar": m.get("uar"), "accuracy": m.get("accuracy"),
-                         "epoch": fold.best_epoch})
-        rows.append({"fold": "pooled", "n": self.scores.n, "uf1": self.scores.uf1,
-                     "uar": self.scores.uar, "accuracy": self.scores.accuracy, "epoch": None})
+            rows.append(
+                {
+                    "fold": fold.name,
+                    "n": len(fold.y_true),
+                    "uf1": m.get("uf1"),
+                    "uar": m.get("uar"),
+                    "accuracy": m.get("accuracy"),
+                    "epoch": fold.best_epoch,
+                }
+            )
+        rows.append(
+            {
+                "fold": "pooled",
+                "n": self.scores.n,
+                "uf1": self.scores.uf1,
+                "uar": self.scores.uar,
+                "accuracy": self.scores.accuracy,
+                "epoch": None,
+            }
+        )
         return pd.DataFrame(rows)
 
     def summary(self) -> dict:
         """JSON-able: the header, pooled metrics, duration and each fold's summary."""
-        return {**asdict(self.header), "name": self.name,
-                "selection_warning": self.selection_warning,
-                "metrics": self.metrics, "duration_s": self.duration_s,
-                "timings": self.timings, "folds": [fold.summary() for fold in self.folds]}
+        return {
+            **asdict(self.header),
+            "name": self.name,
+            "selection_warning": self.selection_warning,
+            "metrics": self.metrics,
+            "duration_s": self.duration_s,
+            "timings": self.timings,
+            "folds": [fold.summary() for fold in self.folds],
+        }
 
 
-def combine_folds(folds: list[FoldResult], header: RunHeader,
-                  duration_s: float | None = None, timings: dict | None = None) -> RunRecord:
+def combine_folds(
+    folds: list[FoldResult],
+    header: RunHeader,
+    duration_s: float | None = None,
+    timings: dict | None = None,
+) -> RunRecord:
     """The run record of ``header`` from its fold results (any order; sorted by fold index):
     MEGC pooling of the folds' confusion counts, then the scores (:meth:`PooledScores.pool`).
     ``duration_s`` defaults to the folds' summed ``total_s``."""
     folds = sorted(folds, key=lambda f: f.index)
     if duration_s is None:
         duration_s = sum(f.timings.get("total_s", 0.0) for f in folds)
-    return RunRecord(header=header, folds=tuple(folds),
-                     scores=PooledScores.pool(folds, header.store["class_names"]),
-                     duration_s=float(duration_s), timings=dict(timings or {}))
+    return RunRecord(
+        header=header,
+        folds=tuple(folds),
+        scores=PooledScores.pool(folds, header.store["class_names"]),
+        duration_s=float(duration_s),
+        timings=dict(timings or {}),
+    )

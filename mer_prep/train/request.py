@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mer_prep.errors import InvalidArgumentError
 
 #: The largest seed: torch's and the fold seeds' are 32-bit words (``train.data.fold_seed``).
-MAX_SEED = 2 ** 32 - 1
+MAX_SEED = 2**32 - 1
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
@@ -56,10 +56,10 @@ class TrainSettings(BaseModel):
     batch_size: int | None = Field(None, ge=1)
     lr: float | None = None
     selection: Literal["validation", "last_epoch"] | None = None
-    config: dict[str, Any] | None = None    # model config overrides (``--set``)
+    config: dict[str, Any] | None = None  # model config overrides (``--set``)
     keep_checkpoints: bool = False
-    resources: dict[str, float] | None = None   # Dask resources per fold task (None: by device)
-    folds_per_task: int = Field(1, ge=1)      # folds one Dask task trains
+    resources: dict[str, float] | None = None  # Dask resources per fold task (None: by device)
+    folds_per_task: int = Field(1, ge=1)  # folds one Dask task trains
 
     @field_validator("device")
     @classmethod
@@ -79,7 +79,8 @@ class TrainSettings(BaseModel):
     def settings(self) -> TrainSettings:
         """The settings part alone (what the policy compares)."""
         return TrainSettings.model_validate(
-            {name: getattr(self, name) for name in TrainSettings.model_fields})
+            {name: getattr(self, name) for name in TrainSettings.model_fields}
+        )
 
 
 class TrainRequest(TrainSettings):
@@ -90,8 +91,13 @@ class TrainRequest(TrainSettings):
 
     #: what a served run may choose within the configuration's allow-lists (every other field
     #: is a setting and must be as configured)
-    RUN_CHOICES: ClassVar[tuple[str, ...]] = ("store", "dataset", "version", "n_workers",
-                                              "dask_address")
+    RUN_CHOICES: ClassVar[tuple[str, ...]] = (
+        "store",
+        "dataset",
+        "version",
+        "n_workers",
+        "dask_address",
+    )
 
     store: str = Field(min_length=1)
     dataset: str | None = None

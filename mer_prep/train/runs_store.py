@@ -116,9 +116,13 @@ def _write_array(group: zarr.Group, name: str, values: np.ndarray) -> np.ndarray
     if values.dtype.kind in "US":
         values = values.astype(object)
     chunks = tuple(max(d, 1) for d in values.shape)
-    array = group.create_array(name, shape=values.shape, chunks=chunks,
-                               dtype=str if values.dtype == object else values.dtype,
-                               compressors=COMPRESSORS)
+    array = group.create_array(
+        name,
+        shape=values.shape,
+        chunks=chunks,
+        dtype=str if values.dtype == object else values.dtype,
+        compressors=COMPRESSORS,
+    )
     if values.size:
         array[...] = values
     return values
@@ -132,11 +136,19 @@ def _write(group: zarr.Group, record: RunRecord) -> None:
         written[path] = _write_array(parent, name, values)
 
     folds = record.folds
-    cat = (lambda get, dtype, width=None: np.concatenate([np.asarray(get(f), dtype) for f in folds])
-           if folds else np.zeros((0,) if width is None else (0, width), dtype))
+    cat = lambda get, dtype, width=None: (
+        np.concatenate([np.asarray(get(f), dtype) for f in folds])
+        if folds
+        else np.zeros((0,) if width is None else (0, width), dtype)
+    )
     k = len(record.store["class_names"])
-    _array(group, "fold", np.concatenate([np.full(len(f.y_true), f.index, np.int64)
-                                          for f in folds]) if folds else np.zeros(0, np.int64))
+    _array(
+        group,
+        "fold",
+        np.concatenate([np.full(len(f.y_true), f.index, np.int64) for f in folds])
+        if folds
+        else np.zeros(0, np.int64),
+    )
     _array(group, "row", cat(lambda f: f.rows, np.int64))
     _array(group, "sample_id", cat(lambda f: f.sample_ids, object))
     _array(group, "y_true", cat(lambda f: f.y_true, np.int64))
@@ -163,7 +175,8 @@ def _commit_once(repo: ic.Repository, record: RunRecord, location: StoreLocation
         f"run {record.run_id}: {record.model}/{record.variant} on "
         f"{record.version_id} ({record.split})",
         metadata={"run_id": record.run_id, "version_id": record.version_id},
-        rebase_with=ic.ConflictDetector())
+        rebase_with=ic.ConflictDetector(),
+    )
 
 
 def _backoff(state: tenacity.RetryCallState) -> float:
@@ -180,14 +193,18 @@ def save_run(store, record: RunRecord, *, retries: int = 20) -> str:
     ensure_runs_branch(repo)
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type((ic.ConflictError, ic.RebaseFailedError)),
-        stop=tenacity.stop_after_attempt(retries), wait=_backoff)
+        stop=tenacity.stop_after_attempt(retries),
+        wait=_backoff,
+    )
     try:
         with _commit_lock(location):
             return retrying(_commit_once, repo, record, location)
     except tenacity.RetryError as error:
         last = error.last_attempt.exception()
-        raise RunRecordError(f"store {location}: run {record.run_id} could not be committed "
-                             f"after {retries} tries ({last})") from last
+        raise RunRecordError(
+            f"store {location}: run {record.run_id} could not be committed "
+            f"after {retries} tries ({last})"
+        ) from last
 
 
 def _read(group: zarr.Group, with_checkpoints: bool, location: StoreLocation) -> RunRecord:
@@ -200,8 +217,9 @@ def _read(group: zarr.Group, with_checkpoints: bool, location: StoreLocation) ->
     except (RunRecordError, CorruptRunRecordError):
         raise
     except Exception as error:  # noqa: BLE001 - whatever a damaged record fails with
-        raise CorruptRunRecordError(f"{where}: the record does not decode "
-                                    f"({_first_line(error)}); run `mer-prep verify`") from error
+        raise CorruptRunRecordError(
+            f"{where}: the record does not decode ({_first_line(error)}); run `mer-prep verify`"
+        ) from error
 
 
 def _checked(group: zarr.Group, name: str, digests: dict, where: str) -> np.ndarray:
@@ -214,34 +232,56 @@ def _decode(group: zarr.Group, with_checkpoints: bool, where: str) -> RunRecord:
     attrs = dict(group.attrs)
     digests = record_digest.check_attrs(attrs, where)
     if digests and attrs.get("run_id") != group.basename:
-        raise CorruptRunRecordError(f"{where}: the record names another run "
-                                    f"({attrs.get('run_id')!r}): corrupt metadata")
+        raise CorruptRunRecordError(
+            f"{where}: the record names another run ({attrs.get('run_id')!r}): corrupt metadata"
+        )
     names = attrs["store"]["class_names"]
-    data = {name: _checked(group, name, digests, where)
-            for name in ("fold", "row", "y_true", "y_pred", "proba")}
+    data = {
+        name: _checked(group, name, digests, where)
+        for name in ("fold", "row", "y_true", "y_pred", "proba")
+    }
     data["sample_id"] = np.array(_checked(group, "sample_id", digests, where).tolist(), dtype=str)
     checkpoints = group["checkpoints"] if with_checkpoints and "checkpoints" in group else None
-    if with_checkpoints and any(name.startswith("checkpoints/") for name in digests) and (
-            checkpoints is None):
-        raise CorruptRunRecordError(f"{where}: the record's checkpoints are gone (corrupt "
-                                    f"metadata)")
+    if (
+        with_checkpoints
+        and any(name.startswith("checkpoints/") for name in digests)
+        and (checkpoints is None)
+    ):
+        raise CorruptRunRecordError(
+            f"{where}: the record's checkpoints are gone (corrupt metadata)"
+        )
     folds = []
     for summary in attrs["folds"]:
         mine = data["fold"] == summary["index"]
         blob = None
         if checkpoints is not None and f"fold{summary['index']}" in checkpoints:
-            blob = _checked(checkpoints, f"fold{summary['index']}", {
-                key.removeprefix("checkpoints/"): value for key, value in digests.items()},
-                where).tobytes()
-        folds.append(FoldResult.from_summary(
-            summary, names, data["row"][mine], data["sample_id"][mine],
-            data["y_true"][mine], data["y_pred"][mine],
-            data["proba"][mine].astype(np.float32), checkpoint=blob))
+            blob = _checked(
+                checkpoints,
+                f"fold{summary['index']}",
+                {key.removeprefix("checkpoints/"): value for key, value in digests.items()},
+                where,
+            ).tobytes()
+        folds.append(
+            FoldResult.from_summary(
+                summary,
+                names,
+                data["row"][mine],
+                data["sample_id"][mine],
+                data["y_true"][mine],
+                data["y_pred"][mine],
+                data["proba"][mine].astype(np.float32),
+                checkpoint=blob,
+            )
+        )
     # fields added to the header later (``overrides``) are absent from older records
     header = {name: attrs[name] for name in _HEADER_FIELDS if name in attrs}
-    return RunRecord(header=RunHeader(**header), folds=tuple(folds),
-                     scores=PooledScores.from_dict(attrs["metrics"]),
-                     duration_s=float(attrs["duration_s"]), timings=attrs.get("timings", {}))
+    return RunRecord(
+        header=RunHeader(**header),
+        folds=tuple(folds),
+        scores=PooledScores.from_dict(attrs["metrics"]),
+        duration_s=float(attrs["duration_s"]),
+        timings=attrs.get("timings", {}),
+    )
 
 
 def _runs_root(store) -> tuple[StoreLocation, zarr.Group | None]:
@@ -252,8 +292,10 @@ def _runs_root(store) -> tuple[StoreLocation, zarr.Group | None]:
         session = repo.readonly_session(branch=RUNS_BRANCH)
         return location, zarr.open_group(session.store, mode="r")[RUNS_GROUP]
     except Exception as error:  # noqa: BLE001 - a damaged branch tip or snapshot
-        raise CorruptRunRecordError(f"store {location}: the runs branch does not read "
-                                    f"({_first_line(error)}); run `mer-prep verify`") from error
+        raise CorruptRunRecordError(
+            f"store {location}: the runs branch does not read "
+            f"({_first_line(error)}); run `mer-prep verify`"
+        ) from error
 
 
 def _first_line(error: Exception) -> str:
@@ -270,16 +312,19 @@ def list_runs(store, *, with_checkpoints: bool = False) -> list[RunRecord]:
     return sorted(records, key=lambda r: (r.created, r.run_id))
 
 
-def _run_groups(root: zarr.Group, location: StoreLocation,
-                run_id: str | None = None) -> list[zarr.Group]:
+def _run_groups(
+    root: zarr.Group, location: StoreLocation, run_id: str | None = None
+) -> list[zarr.Group]:
     """The run groups under ``root`` (only ``run_id``'s when given; [] when it is not there)."""
     try:
         if run_id is not None:
             return [root[run_id]] if run_id in root else []
         return [root[name] for name in sorted(root.group_keys())]
     except Exception as error:  # noqa: BLE001 - a damaged snapshot or manifest
-        raise CorruptRunRecordError(f"store {location}: the runs branch's groups do not read "
-                                    f"({_first_line(error)}); run `mer-prep verify`") from error
+        raise CorruptRunRecordError(
+            f"store {location}: the runs branch's groups do not read "
+            f"({_first_line(error)}); run `mer-prep verify`"
+        ) from error
 
 
 def load_run(store, run_id: str, *, with_checkpoints: bool = True) -> RunRecord:
@@ -300,10 +345,10 @@ def open_run_store(store, record: RunRecord | RunHeader):
     try:
         session = repo.readonly_session(snapshot_id=record.snapshot_id)
     except ic.IcechunkError as error:
-        raise RunRecordError(f"store {location} no longer holds snapshot {record.snapshot_id} "
-                             f"of run {record.run_id}") from error
+        raise RunRecordError(
+            f"store {location} no longer holds snapshot {record.snapshot_id} of run {record.run_id}"
+        ) from error
     return FeatureStore(location, repo, session)
-
 
 
 def verify_runs(store) -> list[BrokenChunk]:
@@ -348,8 +393,10 @@ def check_writable(store) -> None:
             with _commit_lock(location):
                 pass
     except (OSError, ic.IcechunkError) as error:
-        raise RunRecordError(f"store {location} cannot record a run ({_first_line(error)}): "
-                             f"train on a writable copy of the store") from None
+        raise RunRecordError(
+            f"store {location} cannot record a run ({_first_line(error)}): "
+            f"train on a writable copy of the store"
+        ) from None
 
 
 def unsaved_runs_dir() -> Path:
@@ -372,9 +419,13 @@ def save_or_keep(store, record: RunRecord) -> str:
         folder = unsaved_runs_dir()
         folder.mkdir(parents=True, exist_ok=True)
         kept = folder / f"{record.run_id}.json"
-        body = {**_jsonable(record.summary()),
-                "predictions": _jsonable(record.predictions().to_dict(orient="list"))}
+        body = {
+            **_jsonable(record.summary()),
+            "predictions": _jsonable(record.predictions().to_dict(orient="list")),
+        }
         kept.write_text(json.dumps(body, indent=1))
-        raise RunRecordError(f"run {record.run_id} could not be recorded on store "
-                             f"{_open(store)[0]} ({_first_line(error)}); its results are kept "
-                             f"in {kept}") from error
+        raise RunRecordError(
+            f"run {record.run_id} could not be recorded on store "
+            f"{_open(store)[0]} ({_first_line(error)}); its results are kept "
+            f"in {kept}"
+        ) from error

@@ -25,8 +25,9 @@ from mer_prep.train.errors import TrainSetupError
 VALIDATION_FRACTION = 0.1
 
 
-def validation_subjects(subjects: np.ndarray, labels: np.ndarray, seed: int,
-                        fraction: float = VALIDATION_FRACTION) -> list[str]:
+def validation_subjects(
+    subjects: np.ndarray, labels: np.ndarray, seed: int, fraction: float = VALIDATION_FRACTION
+) -> list[str]:
     """Sorted subjects of the validation part, chosen among ``subjects`` (the fold's training
     clips: (n,) subject per original training clip, ``labels`` (n,) int class per clip).
 
@@ -39,9 +40,11 @@ def validation_subjects(subjects: np.ndarray, labels: np.ndarray, seed: int,
         raise TrainSetupError("subjects and labels must be 1-D arrays of one length")
     distinct = np.unique(subjects)
     if distinct.size < 2:
-        raise TrainSetupError(f"a validation part needs at least 2 training subjects, the fold "
-                              f"has {distinct.size}; use the preset's last epoch "
-                              f"(selection='last_epoch')")
+        raise TrainSetupError(
+            f"a validation part needs at least 2 training subjects, the fold "
+            f"has {distinct.size}; use the preset's last epoch "
+            f"(selection='last_epoch')"
+        )
     if not 0 < fraction < 1:
         raise TrainSetupError(f"validation fraction must lie in (0, 1), got {fraction}")
     n_splits = int(min(distinct.size, max(2, round(1 / fraction))))
@@ -59,7 +62,7 @@ def validation_subjects(subjects: np.ndarray, labels: np.ndarray, seed: int,
     if not chosen:  # cannot happen with n_splits <= subjects; keep the contract explicit
         chosen = [str(np.random.default_rng(seed).choice(distinct))]
     if len(chosen) >= distinct.size:
-        chosen = chosen[:distinct.size - 1]
+        chosen = chosen[: distinct.size - 1]
     return chosen
 
 

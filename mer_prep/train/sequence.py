@@ -46,7 +46,7 @@ class RunTicket:
     lease: str | None
     run_id: str
     created: str
-    validation_metric: str | None = None   # the library's override of the preset's
+    validation_metric: str | None = None  # the library's override of the preset's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,17 +73,28 @@ class FoldRunner(Protocol):
         the start to the first fold)."""
 
 
-def run_training(store: FeatureStore, request: TrainRequest, runner: FoldRunner, *,
-                 save: bool = True, validation_metric: str | None = None) -> RunRecord:
+def run_training(
+    store: FeatureStore,
+    request: TrainRequest,
+    runner: FoldRunner,
+    *,
+    save: bool = True,
+    validation_metric: str | None = None,
+) -> RunRecord:
     """Train every fold of ``request`` on ``store`` (opened at the version the request names)
     with ``runner`` and return the run's record, saved on the store unless ``save=False``."""
     started = time.perf_counter()
     snapshot = store.session.snapshot_id
     with reading_lease(store.location, snapshot, store.version_id, required=save) as lease:
-        ticket = RunTicket(request=request, location=store.path, snapshot_id=snapshot,
-                           lease=lease, run_id=new_run_id(request.model),
-                           created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                           validation_metric=validation_metric)
+        ticket = RunTicket(
+            request=request,
+            location=store.path,
+            snapshot_id=snapshot,
+            lease=lease,
+            run_id=new_run_id(request.model),
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            validation_metric=validation_metric,
+        )
         n_folds = runner.prepare(ticket)
         if n_folds < 1:
             raise TrainSetupError(f"split {request.split!r} of {store.path} has no folds")
@@ -92,9 +103,12 @@ def run_training(store: FeatureStore, request: TrainRequest, runner: FoldRunner,
         ready_s = time.perf_counter() - started
         done = list(runner.run(ticket, n_folds))
         results = [result for finished in done for result in finished.results]
-        record = combine_folds(results, done[0].header,
-                               duration_s=time.perf_counter() - started,
-                               timings=runner.timings(done, ready_s))
+        record = combine_folds(
+            results,
+            done[0].header,
+            duration_s=time.perf_counter() - started,
+            timings=runner.timings(done, ready_s),
+        )
         if save:
             save_or_keep(store, record)
     return record

@@ -61,8 +61,9 @@ class FirstSteps:
             self.done = True
 
 
-def first_batches(context: StepsContext, step_ends: Sequence[float],
-                  epoch_start: float) -> FirstBatches:
+def first_batches(
+    context: StepsContext, step_ends: Sequence[float], epoch_start: float
+) -> FirstBatches:
     """The :class:`FirstBatches` of steps ending at ``step_ends`` in an epoch begun at
     ``epoch_start``: the first step pays one-off allocations, so it is left out of the seconds
     per step when later ones were timed."""
@@ -71,11 +72,18 @@ def first_batches(context: StepsContext, step_ends: Sequence[float],
     else:
         per_step = step_ends[0] - epoch_start
     return FirstBatches(
-        fold_index=context.fold_index, fold_name=context.fold_name,
-        parameters=context.parameters, device=context.device, threads=context.threads,
-        steps=len(step_ends), seconds_per_step=per_step,
-        steps_per_epoch=context.steps_per_epoch, fit_rows=context.fit_rows,
-        validation_rows=context.validation_rows, epochs=context.epochs)
+        fold_index=context.fold_index,
+        fold_name=context.fold_name,
+        parameters=context.parameters,
+        device=context.device,
+        threads=context.threads,
+        steps=len(step_ends),
+        seconds_per_step=per_step,
+        steps_per_epoch=context.steps_per_epoch,
+        fit_rows=context.fit_rows,
+        validation_rows=context.validation_rows,
+        epochs=context.epochs,
+    )
 
 
 @dataclass
@@ -105,8 +113,14 @@ class FoldClock:
         (CUDA runs asynchronously: there the step times are what the host waited)."""
         epoch_s = sum(c.seconds for c in curves)
         step_total = sum(c.step_seconds for c in curves)
-        return {"fit_s": self.fit_s, "predict_s": self.predict_s, "total_s": self.elapsed(),
-                "epoch_s": epoch_s, "step_s": step_total,
-                "outside_step_share": (epoch_s - step_total) / epoch_s if epoch_s else 0.0,
-                "deterministic": deterministic, "device": str(device),
-                "step_timing": "synchronous" if device.type == "cpu" else "host-side"}
+        return {
+            "fit_s": self.fit_s,
+            "predict_s": self.predict_s,
+            "total_s": self.elapsed(),
+            "epoch_s": epoch_s,
+            "step_s": step_total,
+            "outside_step_share": (epoch_s - step_total) / epoch_s if epoch_s else 0.0,
+            "deterministic": deterministic,
+            "device": str(device),
+            "step_timing": "synchronous" if device.type == "cpu" else "host-side",
+        }
