@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from mer_prep.cli import main
 from mer_prep.datasets import scan_dataset
-from mer_prep.plot.report import _low_confidence
+from mer_prep.plot.report import _low_confidence, low_confidence_html
 from mer_prep.recipes import load_recipe
 from mer_prep.sample import Sample
 from mer_prep.store import open_store
@@ -101,7 +101,11 @@ def test_the_table_records_score_and_confirmation_and_info_lists_low_confidence(
         "low-confidence faces: 1\n  casme2/sub01/EP01_01 hog-low score -0.300: confirmed by "
         "cnn 1.01 IoU 0.81\n" in result.output
     )
-    html = _low_confidence(store.table)
+    rows = _low_confidence(store.table)
+    assert [(r.sample_id, r.confirmation) for r in rows] == [
+        ("casme2/sub01/EP01_01", "cnn 1.01 IoU 0.81")
+    ]
+    html = low_confidence_html(store.table)
     assert "casme2/sub01/EP01_01" in html and "cnn 1.01 IoU 0.81" in html
     assert "EP00_01" not in html and "EP02_01" not in html
 
@@ -127,7 +131,7 @@ def test_a_store_written_before_confirmation_stays_valid_and_flags_its_low_boxes
     assert (
         "  casme2/sub01/EP01_01 hog-low score nan: UNCONFIRMED (store written before confirmation)"
     ) in result.output
-    assert "unconfirmed" in _low_confidence(old.table)
+    assert "unconfirmed" in low_confidence_html(old.table)
 
 
 @pytest.mark.slow

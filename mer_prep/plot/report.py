@@ -143,6 +143,11 @@ def _counts(store, images: Images) -> Markup:
     )
 
 
+def low_confidence_html(table) -> Markup:
+    """The report's table of low-confidence faces of ``table`` (the sample table)."""
+    return render("low_confidence.html.j2", low_confidence=_low_confidence(table))
+
+
 def _low_confidence(table) -> list[_LowConfidence]:
     """The samples whose face box was a low-confidence one, with score and confirmation."""
     from mer_prep.face.cascade import is_low_confidence
