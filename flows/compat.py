@@ -81,7 +81,7 @@ class SessionSubprocess:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
-    def Popen(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for subprocess.Popen
+    def Popen(self, *args: Any, **kwargs: Any) -> Any:  # stands in for subprocess.Popen
         kwargs.setdefault("start_new_session", True)
         if self._preexec is not None:
             kwargs.setdefault("preexec_fn", self._preexec)

@@ -35,7 +35,7 @@ class _Commands(click.Group):
         except BrokenPipeError:  # the reader went away (`mer-prep info STORE | head`)
             _silence_stdout()
             ctx.exit(EXIT_BROKEN_PIPE)
-        except Exception as error:  # noqa: BLE001 - a bug: say so in one line, not 90
+        except Exception as error:  # a bug: say so in one line, not 90
             if ctx.params.get("debug"):
                 raise
             click.echo(
@@ -94,11 +94,11 @@ def main(debug: bool) -> None:
 
 # the commands register themselves on ``main``
 from mer_prep.cli import (  # noqa: E402,F401
-    compare,  # noqa: E402,F401  (compare)
+    compare,
     demo,
     preprocess,
     show,
-    spotting,  # noqa: E402,F401  (score-spots)
+    spotting,  # registers `score-spots`
     stores,
     train,
 )

@@ -149,7 +149,7 @@ def _compute(job: SampleJob, recipe: Recipe) -> tuple[ProcessedSample, list[tupl
                 processed.timings["augment"] = time.perf_counter() - tick
         except StoreWriteError:
             raise
-        except Exception as error:  # noqa: BLE001 - any failure of one sample must not stop the run
+        except Exception as error:  # any failure of one sample must not stop the run
             kind = failure_kind(error, job, recipe)
             if kind == PERMANENT or delay is None:
                 raise _SampleFailed(error, kind) from error

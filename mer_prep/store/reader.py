@@ -122,7 +122,7 @@ class FeatureStore(SplitReader):
         try:
             table = self.group[TABLE_GROUP]
             columns = {name: table[name][:] for name in self.info.table_columns}
-        except Exception as error:  # noqa: BLE001 - a column failing its CRC, a lost manifest
+        except Exception as error:  # a column failing its CRC, a lost manifest
             raise CorruptDataError(
                 f"store {self.location}: the sample table cannot be read "
                 f"({type(error).__name__}); run `mer-prep verify "
@@ -465,7 +465,7 @@ def open_store(path: Location, version: str | None = None) -> FeatureStore:
             repo.readonly_session(tag=version) if version else repo.readonly_session(branch=MAIN)
         )
         store = FeatureStore(location, repo, session)
-    except Exception as error:  # noqa: BLE001 - a snapshot or ref that no longer reads
+    except Exception as error:  # a snapshot or ref that no longer reads
         if (
             isinstance(error, zarr.errors.GroupNotFoundError)
             and not version

@@ -75,7 +75,7 @@ class SplitReader:
             return (
                 sorted(self.group[SPLITS_GROUP].group_keys()) if SPLITS_GROUP in self.group else []
             )
-        except Exception as error:  # noqa: BLE001 - unreadable metadata of the splits group
+        except Exception as error:  # unreadable metadata of the splits group
             raise CorruptDataError(
                 f"store {self.location}: the splits of {self.version_id} "
                 f"cannot be listed ({type(error).__name__}); run `mer-prep "
@@ -132,7 +132,7 @@ class SplitReader:
         digests = check_split_attrs(dict(group.attrs), where)
         try:
             values = group[name][...]
-        except Exception as error:  # noqa: BLE001 - missing, failing its CRC, bad manifest
+        except Exception as error:  # missing, failing its CRC, bad manifest
             raise CorruptDataError(
                 f"{where}: array {name!r} cannot be read ({type(error).__name__}"
                 f": {error}); run `mer-prep verify {self.location}`"
@@ -145,7 +145,7 @@ class SplitReader:
     def _split_group(self, name: str) -> zarr.Group:
         try:
             return self.group[SPLITS_GROUP][name]
-        except Exception as error:  # noqa: BLE001 - its zarr.json no longer parses
+        except Exception as error:  # its zarr.json no longer parses
             raise CorruptDataError(
                 f"{self._split_where(name)}: cannot be opened "
                 f"({type(error).__name__}); run `mer-prep verify "

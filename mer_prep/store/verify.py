@@ -145,7 +145,7 @@ def _verify_splits(version: str, group: zarr.Group) -> list[BrokenChunk]:
             for array in sorted(set(digests) | set(split.array_keys())):
                 try:
                     values = split[array][...]
-                except Exception as error:  # noqa: BLE001 - any decode failure is the finding
+                except Exception as error:  # any decode failure is the finding
                     raise CorruptDataError(
                         f"{where}: array {array!r} cannot be read ({type(error).__name__}: {error})"
                     ) from error

@@ -163,7 +163,7 @@ class SampleWriter:
 
         try:
             sync(write_all())
-        except Exception as error:  # noqa: BLE001 - disk full, S3, I/O: never a sample failure
+        except Exception as error:  # disk full, S3, I/O: never a sample failure
             raise StoreWriteError(
                 f"writing row {row} ({', '.join(self.specs)}) failed: "
                 f"{type(error).__name__}: {error}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 # array_digest is the store's (splits carry it too); importable from here as before
-from mer_prep.store.schema import DIGEST_KEY, array_digest, attrs_digest  # noqa: F401
+from mer_prep.store.schema import DIGEST_KEY, array_digest, attrs_digest
 from mer_prep.train.errors import CorruptRunRecordError
 
 ARRAY_DIGESTS_KEY = "array_digests"

@@ -216,7 +216,7 @@ def _read(group: zarr.Group, with_checkpoints: bool, location: StoreLocation) ->
         return _decode(group, with_checkpoints, where)
     except (RunRecordError, CorruptRunRecordError):
         raise
-    except Exception as error:  # noqa: BLE001 - whatever a damaged record fails with
+    except Exception as error:  # whatever a damaged record fails with
         raise CorruptRunRecordError(
             f"{where}: the record does not decode ({_first_line(error)}); run `mer-prep verify`"
         ) from error
@@ -291,7 +291,7 @@ def _runs_root(store) -> tuple[StoreLocation, zarr.Group | None]:
             return location, None
         session = repo.readonly_session(branch=RUNS_BRANCH)
         return location, zarr.open_group(session.store, mode="r")[RUNS_GROUP]
-    except Exception as error:  # noqa: BLE001 - a damaged branch tip or snapshot
+    except Exception as error:  # a damaged branch tip or snapshot
         raise CorruptRunRecordError(
             f"store {location}: the runs branch does not read "
             f"({_first_line(error)}); run `mer-prep verify`"
@@ -320,7 +320,7 @@ def _run_groups(
         if run_id is not None:
             return [root[run_id]] if run_id in root else []
         return [root[name] for name in sorted(root.group_keys())]
-    except Exception as error:  # noqa: BLE001 - a damaged snapshot or manifest
+    except Exception as error:  # a damaged snapshot or manifest
         raise CorruptRunRecordError(
             f"store {location}: the runs branch's groups do not read "
             f"({_first_line(error)}); run `mer-prep verify`"
@@ -415,7 +415,7 @@ def save_or_keep(store, record: RunRecord) -> str:
     to a failed write."""
     try:
         return save_run(store, record)
-    except Exception as error:  # noqa: BLE001 - any failed write: keep the results, then say so
+    except Exception as error:  # any failed write: keep the results, then say so
         folder = unsaved_runs_dir()
         folder.mkdir(parents=True, exist_ok=True)
         kept = folder / f"{record.run_id}.json"
