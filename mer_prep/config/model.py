@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from mer_prep.config.policy import RUN_RULES, RunPolicy, TrainingRule, shown
 from mer_prep.config.trainings import TrainingConfig, check_cron, check_trainings, train_request
@@ -498,7 +499,7 @@ def _register_composites(where: Path, composites: dict) -> None:
             raise ConfigError(f"{where}: composites.{name}: {error}") from None
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     """One pydantic error as ``place: problem`` (``datasets.casme2.cron: not a cron ...``)."""
     message = error["msg"].removeprefix("Value error, ")
     place = ".".join(str(p) for p in error["loc"])

@@ -95,7 +95,9 @@ class TrainingConfig(TrainSettings):
         return self.name or f"{self.dataset}-{self.model}"
 
 
-def task_resources(resources: dict[str, float] | None, device: str) -> dict[str, float] | None:
+def task_resources(
+    resources: dict[str, float] | None, device: str | None
+) -> dict[str, float] | None:
     """Dask resources each fold task of a run asks for: ``resources`` as given, else one GPU
     on a CUDA device and none on CPU (``{}``: none)."""
     if resources is not None:

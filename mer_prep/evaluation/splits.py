@@ -447,13 +447,17 @@ def build_split(
     raise InvalidArgumentError(f"unknown split kind {kind!r}; expected one of {KINDS}")
 
 
-def fold_index(names: list[str], fold: str | int, split: str) -> int:
+def fold_index(names: list[str], fold: str | int | np.integer, split: str) -> int:
     """The position of ``fold`` (a fold's name, or its index 0..n-1) among a split's folds
     ``names``; ``InvalidArgumentError`` naming the folds there are otherwise."""
     if isinstance(fold, str) and fold in names:
         return names.index(fold)
-    integer = isinstance(fold, (int, np.integer)) and not isinstance(fold, bool)
-    if integer and 0 <= fold < len(names):
+    # a bool is an int, but no fold's index
+    if (
+        isinstance(fold, (int, np.integer))
+        and not isinstance(fold, bool)
+        and 0 <= fold < len(names)
+    ):
         return int(fold)
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     raise InvalidArgumentError(

@@ -23,6 +23,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from mer_prep.errors import AnnotationError, InvalidArgumentError
 from mer_prep.evaluation.spotting import Interval, SpotPrediction, SpotTruth
@@ -53,7 +54,14 @@ class SpotFile:
     videos: tuple[str, ...]
 
 
-def _frame(text: str, column: str, where: dict) -> int:
+class _Where(TypedDict):
+    """The place of a row, as ``SpotCsvError`` takes it."""
+
+    file: str
+    row: int
+
+
+def _frame(text: str, column: str, where: _Where) -> int:
     try:
         value = float(text)
     except ValueError:
@@ -91,11 +99,13 @@ def read_spot_csv(path: str | Path, *, truth: bool, default_kind: str | None = N
             row=1,
         )
     index = {name: header.index(name) for name in COLUMNS if name in header}
-    intervals, lines, videos = [], [], {}
+    intervals: list[Interval] = []
+    lines: list[int] = []
+    videos: dict[str, None] = {}  # a dict keeps first-seen order, a set would not
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
-        where = {"file": str(path), "row": line}
+        where: _Where = {"file": str(path), "row": line}
 
         def cell(name: str) -> str:
             k = index.get(name)
