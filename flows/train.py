@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,11 +83,22 @@ class FoldJob:
         )
 
 
-# The plans a worker process holds (the store's arrays in memory): the latest two, so that the
-# folds of one run read the store once per worker, and two runs sharing a worker do not thrash.
-_PLANS: OrderedDict = OrderedDict()
+class _PlanKey:
+    """A fold job as the plan cache's key: equal when :meth:`FoldJob.plan_key` is."""
+
+    def __init__(self, job: FoldJob) -> None:
+        self.job, self.key = job, job.plan_key()
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _PlanKey) and other.key == self.key
+
+
+# Two threads of one worker must not build the same plan twice (lru_cache alone would let
+# them): the lock serialises the lookup.
 _PLANS_LOCK = threading.Lock()
-_PLANS_KEPT = 2
 
 
 def _plan(job: FoldJob):
@@ -95,30 +106,25 @@ def _plan(job: FoldJob):
     its header naming the ticket's run."""
     ticket = job.ticket
     with _PLANS_LOCK:
-        return _cached_plan(job).for_run(ticket.run_id, ticket.created)
+        return _cached_plan(_PlanKey(job)).for_run(ticket.run_id, ticket.created)
 
 
-def _cached_plan(job: FoldJob):
-    """The plan of ``job``'s settings and snapshot: this process's, else made and kept."""
-    key = job.plan_key()
-    if key in _PLANS:
-        _PLANS.move_to_end(key)
-        return _PLANS[key]
+# The plans a worker process holds (the store's arrays in memory): the latest two, so that the
+# folds of one run read the store once per worker, and two runs sharing a worker do not thrash.
+@functools.lru_cache(maxsize=2)
+def _cached_plan(key: _PlanKey):
+    """The plan of the job's settings and snapshot."""
     from mer_prep.store.reader import FeatureStore
     from mer_prep.store.repo import StoreLocation, open_repository
     from mer_prep.train.plan import plan_request
 
-    ticket = job.ticket
+    ticket = key.job.ticket
     location = StoreLocation.parse(ticket.location)
     repo = open_repository(location)
     store = FeatureStore(location, repo, repo.readonly_session(snapshot_id=ticket.snapshot_id))
-    plan = plan_request(
+    return plan_request(
         store, ticket.request, ticket=ticket, validation_metric=ticket.validation_metric
     )
-    _PLANS[key] = plan
-    while len(_PLANS) > _PLANS_KEPT:
-        _PLANS.popitem(last=False)
-    return plan
 
 
 @task(
