@@ -323,35 +323,16 @@ class FeatureStore(SplitReader):
             tta=tta,
         )
 
-    def loader(
-        self,
-        fold: str | int,
-        part: str = "train",
-        arrays: list[str] | None = None,
-        balance: str | None = None,
-        split: str = "loso",
-        target: str = "label",
-        tta: bool = False,
-        **options,
-    ):
+    def loader(self, fold: str | int, part: str = "train", **options):
         """A ``torch.utils.data.DataLoader`` over one fold's ``part`` that works with worker
         processes (``num_workers=2`` under the default fork start method included): the fold's
-        arrays are read in bulk before any worker starts. ``target`` and ``tta`` as for
-        ``to_torch``. ``options``: ``batch_size``, ``shuffle``, ``num_workers``, ``seed`` and
-        any other DataLoader argument."""
-        from mer_prep.store.torch_dataset import fold_loader
+        arrays are read in bulk before any worker starts. ``options``: the dataset's, as for
+        ``to_torch`` (``arrays``, ``balance``, ``split``, ``target``, ``tta``), and the loader's:
+        ``batch_size``, ``shuffle``, ``num_workers``, ``seed`` and any other DataLoader argument."""
+        from mer_prep.store.torch_dataset import DATASET_OPTIONS, fold_loader
 
-        return fold_loader(
-            self,
-            fold,
-            part=part,
-            arrays=arrays,
-            balance=balance,
-            split=split,
-            target=target,
-            tta=tta,
-            **options,
-        )
+        choice = {name: options.pop(name) for name in DATASET_OPTIONS if name in options}
+        return fold_loader(self.to_torch(fold, part, **choice), train=part == "train", **options)
 
     @cached_property
     def _async_arrays(self) -> dict:

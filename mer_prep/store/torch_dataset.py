@@ -27,6 +27,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 BALANCES = (None, "weights", "smote")
 TARGETS = ("label", "aus")
+# fold_dataset's keyword arguments: FeatureStore.loader passes these to it, the rest to DataLoader
+DATASET_OPTIONS = ("arrays", "balance", "split", "target", "tta")
 
 
 class FoldDataset(Dataset):
@@ -152,32 +154,23 @@ def fold_dataset(
 
 
 def fold_loader(
-    store,
-    fold: str | int,
+    dataset: FoldDataset,
     *,
-    part: str = "train",
-    arrays: list[str] | None = None,
-    balance: str | None = None,
-    split: str = "loso",
-    target: str = "label",
-    tta: bool = False,
+    train: bool,
     batch_size: int = 32,
     shuffle: bool | None = None,
     num_workers: int = 0,
     seed: int = 0,
     **loader_options,
 ) -> DataLoader:
-    """``FeatureStore.loader``: a ``DataLoader`` over one fold's ``part``, safe with worker
+    """``FeatureStore.loader``: a ``DataLoader`` over a fold part's ``dataset``, safe with worker
     processes (the fold is in memory before any worker starts). ``shuffle`` defaults to True
-    for the training part; ``seed`` fixes its order."""
-    dataset = fold_dataset(
-        store, fold, part=part, arrays=arrays, balance=balance, split=split, target=target, tta=tta
-    )
+    for the training part (``train``); ``seed`` fixes its order."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=(part == "train") if shuffle is None else shuffle,
+        shuffle=train if shuffle is None else shuffle,
         num_workers=num_workers,
         generator=generator,
         **loader_options,
