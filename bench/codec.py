@@ -44,20 +44,20 @@ from pathlib import Path
 
 os.environ["MER_PREP_CACHE"] = "off"  # every read decodes: the first run on a version
 
-import numpy as np  # noqa: E402
-import zarr  # noqa: E402
-from numcodecs import Blosc  # noqa: E402
-from zarr.codecs import BloscCodec  # noqa: E402
+import numpy as np
+import zarr
+from numcodecs import Blosc
+from zarr.codecs import BloscCodec
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pipeline import ensure_dataset  # noqa: E402
+from pipeline import ensure_dataset
 
-from mer_prep.pipeline.local import commit_version  # noqa: E402
-from mer_prep.recipes import builtin_recipes  # noqa: E402
-from mer_prep.store import open_store  # noqa: E402
-from mer_prep.store.repo import MAIN, open_repository  # noqa: E402
-from mer_prep.store.writer import CHECKSUM, COMPRESSOR  # noqa: E402
-from mer_prep.train.data import StoreData, build_fold, load_store_data  # noqa: E402
+from mer_prep.pipeline.local import commit_version
+from mer_prep.recipes import builtin_recipes
+from mer_prep.store import open_store
+from mer_prep.store.repo import MAIN, open_repository
+from mer_prep.store.writer import CHECKSUM, COMPRESSOR
+from mer_prep.train.data import StoreData, build_fold, load_store_data
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def new_floor(sample, recipe) -> None:
     fit_landmarks(onset, detect_clip_face(onset, fallback=False))
 
 
-def _old_detection(image, later, **options):
+def _old_detection(image, _later, **options):
     return detect_face(image, **{k: v for k, v in options.items() if k != "next_frames"})
 
 
@@ -139,7 +139,7 @@ def landmark_errors(root: Path, samples, recipe) -> dict:
 def unconfirmed():
     """The cascade as it was before confirmation: every low-confidence box taken as found."""
     saved = cascade.confirm_box, cascade.CONFIRMED_SCORE
-    cascade.confirm_box, cascade.CONFIRMED_SCORE = (lambda gray, box: box), 0.0
+    cascade.confirm_box, cascade.CONFIRMED_SCORE = (lambda _gray, box: box), 0.0
     try:
         yield
     finally:

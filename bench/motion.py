@@ -21,16 +21,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import numpy as np  # noqa: E402
-import pipeline  # noqa: E402  (sets Prefect's environment before Prefect is imported)
+import numpy as np
+import pipeline  # sets Prefect's environment before Prefect is imported
 
-from mer_prep.datasets import scan_dataset  # noqa: E402
-from mer_prep.face import align_clip, alignment_matrix, detect_face, fit_landmarks  # noqa: E402
-from mer_prep.motion.flow import TVL1Params, tvl1_flow  # noqa: E402
-from mer_prep.pipeline.frame_selection import clip_span  # noqa: E402
-from mer_prep.pipeline.process import decode_clip_frames, magnify_clip, process_sample  # noqa: E402
-from mer_prep.recipes import load_recipe  # noqa: E402
-from mer_prep.threads import pin_threads  # noqa: E402
+from mer_prep.datasets import scan_dataset
+from mer_prep.face import align_clip, alignment_matrix, detect_face, fit_landmarks
+from mer_prep.motion.flow import TVL1Params, tvl1_flow
+from mer_prep.pipeline.frame_selection import clip_span
+from mer_prep.pipeline.process import decode_clip_frames, magnify_clip, process_sample
+from mer_prep.recipes import load_recipe
+from mer_prep.threads import pin_threads
 
 
 def aligned_clips(samples, size):

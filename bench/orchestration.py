@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import os
 import statistics
 import sys
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the server harness
 
-from server_harness import PrefectServer, get_json, post_json, serving, wait_for  # noqa: E402
+from server_harness import PrefectServer, get_json, post_json, serving, wait_for
 
 SMALL = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12, "size": (240, 320)}
 PHASES = ("cli", "to_running", "to_body", "body", "to_end", "watch_exit")
@@ -66,7 +67,7 @@ def timed_run(server: PrefectServer, deployment: str, *params: str) -> dict:
         _t(outer["end_time"]),
         end,
     ]
-    phases = dict(zip(PHASES, (b - a for a, b in zip(marks, marks[1:]))))
+    phases = dict(zip(PHASES, (b - a for a, b in itertools.pairwise(marks)), strict=True))
     return {
         "wall": end - start,
         "work": phases["body"],

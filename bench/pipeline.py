@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.runtime import prefect_environment  # noqa: E402 - imports no Prefect
+from flows.runtime import prefect_environment  # imports no Prefect
 
 os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "error")
 prefect_environment(
@@ -42,16 +42,16 @@ prefect_environment(
     logging_level="WARNING",
 )
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from mer_prep.datasets import scan_dataset  # noqa: E402
-from mer_prep.face import detect_clip_face, fit_landmarks  # noqa: E402
-from mer_prep.pipeline.frame_selection import clip_span, select_frames  # noqa: E402
-from mer_prep.pipeline.process import decode_clip_frames, process_sample  # noqa: E402
-from mer_prep.recipes import load_recipe  # noqa: E402
-from mer_prep.synth.generate import generate_dataset  # noqa: E402
-from mer_prep.synth.ground_truth import ground_truth_dir  # noqa: E402
-from mer_prep.threads import pin_threads  # noqa: E402
+from mer_prep.datasets import scan_dataset
+from mer_prep.face import detect_clip_face, fit_landmarks
+from mer_prep.pipeline.frame_selection import clip_span, select_frames
+from mer_prep.pipeline.process import decode_clip_frames, process_sample
+from mer_prep.recipes import load_recipe
+from mer_prep.synth.generate import generate_dataset
+from mer_prep.synth.ground_truth import ground_truth_dir
+from mer_prep.threads import pin_threads
 
 
 def ensure_dataset(work: Path, subjects: int, clips: int) -> Path:
@@ -148,7 +148,7 @@ def _peak_rss() -> int:
     """Peak resident bytes of this process (VmHWM: ru_maxrss would include the parent's peak,
     inherited across fork + exec)."""
     with open("/proc/self/status") as status:
-        line = next(l for l in status if l.startswith("VmHWM:"))
+        line = next(entry for entry in status if entry.startswith("VmHWM:"))
     return int(line.split()[1]) * 1024
 
 

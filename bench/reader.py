@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pipeline import ensure_dataset  # noqa: E402
+from pipeline import ensure_dataset
 
 from mer_prep.evaluation.splits import build_split
-from mer_prep.pipeline.local import commit_version  # noqa: E402
-from mer_prep.store import open_store  # noqa: E402
-from mer_prep.store.splits import save_split  # noqa: E402
+from mer_prep.pipeline.local import commit_version
+from mer_prep.store import open_store
+from mer_prep.store.splits import save_split
 
 ARRAYS = ("frames", "upper", "lower")
 

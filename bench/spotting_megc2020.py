@@ -3,8 +3,9 @@ beside the counts of its committed result file.
 
     python bench/spotting_megc2020.py PATH/TO/Baseline-project-for-MEGC2020_spotting
 
-PATH is a local checkout of the public repository HeyingGithub/Baseline-project-for-MEGC2020_spotting
-(nothing of it is copied here). Read from it, under ``MDMD_results/``:
+PATH is a local checkout of the public repository
+HeyingGithub/Baseline-project-for-MEGC2020_spotting (nothing of it is copied here).
+Read from it, under ``MDMD_results/``:
 
 - ``dataset_new/data/{CAS(ME)^2,SAMM_MEGC}_Sets/all_Info.txt``: one truth per line,
   ``folder code class onset apex offset``; ``{ME2,SAMM_MEGC}_all.txt``: the videos;
@@ -134,7 +135,7 @@ def main() -> int:
             right = correct.overall if kind == "overall" else correct.by_kind[kind]
             if kind == "overall":
                 parts = [published.get((header, k)) for k in KINDS]
-                theirs = tuple(map(sum, zip(*parts))) if all(parts) else None
+                theirs = tuple(map(sum, zip(*parts, strict=True))) if all(parts) else None
             else:
                 theirs = published.get((header, kind))
             mine = (ours.tp, ours.fp, ours.fn)

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from flows.runtime import prefect_environment  # noqa: E402
+from flows.runtime import prefect_environment
 
 MBCC = {"filters": [16, 32], "dense": 64}
 
