@@ -158,7 +158,9 @@ def _first_steps(
             threads=torch.get_num_threads(),
             steps_per_epoch=steps_per_epoch,
             fit_rows=fold.fit.n_rows,
-            validation_rows=fold.validation.n_rows if validating else 0,
+            validation_rows=fold.validation.n_rows
+            if validating and fold.validation is not None
+            else 0,
             epochs=int(preset.epochs),
         ),
         report,
@@ -202,7 +204,10 @@ def _fit(
         if fold.class_weights is not None
         else None
     )
-    validation = OnDevice(fold.validation, device) if validating else None
+    # _check_settings has refused a validating fold without a validation part
+    validation = (
+        OnDevice(fold.validation, device) if validating and fold.validation is not None else None
+    )
     first = (
         _first_steps(fold, model, device, preset, validating, -(-n // batch_size), report)
         if report is not None
@@ -228,7 +233,7 @@ def _fit(
         )
         check_finite_training(model, steps.mean_loss, fold.name, epoch)
         score = None
-        if validating:
+        if validation is not None:
             score = validation_score(
                 model, validation, batch_size * 4, VALIDATION_METRICS[metric], fold.n_classes
             )

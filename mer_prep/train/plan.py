@@ -45,6 +45,7 @@ from mer_prep.train.preflight import (
 from mer_prep.train.progress import FoldEvent, RunEvent, RunTracker
 from mer_prep.train.records import (
     CLIP_AGGREGATION,
+    TEST_ORACLE,
     FoldResult,
     RunHeader,
     RunRecord,
@@ -275,6 +276,7 @@ def plan_request(
     made = store.split(split)
     check_split_fits(store, split, made)
     _check_variant(store, spec, variant, variant_preset, split)
+    # the training settings given, as the header records them (in this order)
     overrides = {
         key: value
         for key, value in (
@@ -286,12 +288,24 @@ def plan_request(
         )
         if value is not None
     }
-    preset = dataclasses.replace(spec.training, **overrides)
-    if preset.selection not in ("validation", "last_epoch"):
+    given = spec.training  # each setting not given is the model's preset
+    preset = dataclasses.replace(
+        given,
+        epochs=given.epochs if request.epochs is None else request.epochs,
+        batch_size=given.batch_size if request.batch_size is None else request.batch_size,
+        lr=given.lr if request.lr is None else request.lr,
+        selection=given.selection if request.selection is None else request.selection,
+        validation_metric=(
+            given.validation_metric if validation_metric is None else validation_metric
+        ),
+    )
+    # the test-subject oracle only when the request names it: never from a model's preset
+    oracle = preset.selection == TEST_ORACLE and request.selection == TEST_ORACLE
+    if preset.selection not in ("validation", "last_epoch") and not oracle:
         raise TrainSetupError(
             f"selection must be 'validation' or 'last_epoch', not {preset.selection!r}"
         )
-    if preset.selection == "validation" and preset.validation_metric is None:
+    if preset.selection in ("validation", TEST_ORACLE) and preset.validation_metric is None:
         preset = dataclasses.replace(preset, validation_metric=DEFAULT_VALIDATION_METRIC)
     check_settings(seed, preset)
     device = resolve_device(request.device)
@@ -445,9 +459,11 @@ def run_request(
     save: bool = True,
     validation_metric: str | None = None,
     config: BaseModel | None = None,
+    group_id: str | None = None,
 ) -> RunRecord:
     """:func:`train` of a built request (``mer-prep train``): its store opened at its version
-    unless ``store`` is given; config: a config instance used instead of its overrides."""
+    unless ``store`` is given; config: a config instance used instead of its overrides;
+    group_id: the seed group the record names (``mer_prep.train.seeds``)."""
     opened = store if store is not None else _opened(request.store, request)
     return run_training(
         opened,
@@ -455,4 +471,5 @@ def run_request(
         InProcess(opened, config=config, report=report),
         save=save,
         validation_metric=validation_metric,
+        group_id=group_id,
     )

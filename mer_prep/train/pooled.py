@@ -20,10 +20,14 @@ _NAMED = ("uf1", "uar", "accuracy", "n", "per_class_f1", "per_class_recall", "co
 
 
 class ScoredFold(Protocol):
-    """What pooling reads of a fold: its scored clips' true and predicted classes (int, (m,))."""
+    """What pooling reads of a fold: its scored clips' true and predicted classes (int, (m,)).
+    Read-only, so that a frozen record (``FoldResult``) is one."""
 
-    y_true: np.ndarray
-    y_pred: np.ndarray
+    @property
+    def y_true(self) -> np.ndarray: ...
+
+    @property
+    def y_pred(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
