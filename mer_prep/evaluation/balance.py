@@ -161,7 +161,10 @@ def smote_plan(
         b.append(of_class[nbrs])
         w.append(steps)
         lab.append(np.full(rows.size, cls, dtype=np.int64))
-    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+
+    def cat(parts: list[np.ndarray], dt: DTypeLike) -> np.ndarray:
+        return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+
     plan = SmotePlan(
         cat(a, np.int64), cat(b, np.int64), cat(w, np.float64), cat(lab, np.int64), inputs, seed, k
     )

@@ -206,7 +206,10 @@ def run_view(record, table: pd.DataFrame | None = None) -> RunView:
         trues.append(y_true.astype(np.int64))
         preds.append(y_pred.astype(np.int64))
         fold_sets[name] = tuple(sorted(sample_ids.tolist()))
-    cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
     sample_ids = cat(ids, str)
     if table is not None:
         subject_of = _lookup(table, sample_ids, "subject", record.run_id)

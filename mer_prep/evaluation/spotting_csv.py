@@ -107,16 +107,18 @@ def read_spot_csv(path: str | Path, *, truth: bool, default_kind: str | None = N
             continue
         where: _Where = {"file": str(path), "row": line}
 
-        def cell(name: str) -> str:
-            k = index.get(name)
-            return row[k].strip() if k is not None and k < len(row) else ""
-
-        video, subject = cell("video"), cell("subject")
+        # a short row leaves its last columns empty
+        cells = {name: row[k].strip() for name, k in index.items() if k < len(row)}
+        video, subject = cells.get("video", ""), cells.get("subject", "")
         if not video:
             raise SpotCsvError("no video id", **where)
         key = f"{subject}/{video}" if subject else video
         videos.setdefault(key, None)
-        onset, offset, kind_name = cell("onset"), cell("offset"), cell("type")
+        onset, offset, kind_name = (
+            cells.get("onset", ""),
+            cells.get("offset", ""),
+            cells.get("type", ""),
+        )
         if truth and not (onset or offset or kind_name):
             continue  # a video without expressions
         if not onset or not offset:
@@ -127,11 +129,11 @@ def read_spot_csv(path: str | Path, *, truth: bool, default_kind: str | None = N
         start, end = _frame(onset, "onset", where), _frame(offset, "offset", where)
         if end < start:
             raise SpotCsvError(f"offset {end} is before onset {start}", **where)
-        emotion = cell("emotion") or None
+        emotion = cells.get("emotion", "") or None
         if truth:
             intervals.append(SpotTruth(video, start, end, kind, subject, emotion))
         else:
-            score_text = cell("score")
+            score_text = cells.get("score", "")
             try:
                 score = float(score_text) if score_text else None
             except ValueError:

@@ -34,7 +34,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.face.landmarks import eye_centers
-from mer_prep.motion.flow import TVL1Params
+from mer_prep.motion.flow import DEFAULT_TVL1, TVL1Params
 
 __all__ = ["APEX_POINTS", "WINDOW", "motion_curve", "peak_position", "spot_apex"]
 
@@ -127,7 +127,7 @@ def motion_curve(
     offset: int,
     *,
     stride: int = 1,
-    params: TVL1Params = TVL1Params(),
+    params: TVL1Params = DEFAULT_TVL1,
     points: tuple[int, ...] = APEX_POINTS,
     margin: int = 6,
     window: float = WINDOW,
@@ -175,7 +175,7 @@ def spot_apex(
     *,
     smooth: float = 1.0,
     stride: int = 2,
-    params: TVL1Params = TVL1Params(),
+    params: TVL1Params = DEFAULT_TVL1,
     points: tuple[int, ...] = APEX_POINTS,
     margin: int = 6,
     window: float = WINDOW,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mer_prep.errors import InvalidArgumentError
 
 __all__ = [
+    "DEFAULT_TVL1",
     "TVL1Params",
     "tvl1_flow",
     "flows_from_reference",
@@ -69,6 +70,10 @@ class TVL1Params(BaseModel):
         )
 
 
+# the parameters' default, shared by the functions below: a frozen model, so sharing is safe
+DEFAULT_TVL1 = TVL1Params()
+
+
 def _as_float_image(frame: np.ndarray, name: str) -> np.ndarray:
     if frame.ndim != 2:
         raise InvalidArgumentError(f"{name}: expected a (H, W) gray image, got shape {frame.shape}")
@@ -78,7 +83,7 @@ def _as_float_image(frame: np.ndarray, name: str) -> np.ndarray:
 
 
 def tvl1_flow(
-    frame0: np.ndarray, frame1: np.ndarray, params: TVL1Params = TVL1Params()
+    frame0: np.ndarray, frame1: np.ndarray, params: TVL1Params = DEFAULT_TVL1
 ) -> np.ndarray:
     """Dense TV-L1 flow from ``frame0`` to ``frame1``.
 
@@ -92,7 +97,7 @@ def tvl1_flow(
 
 
 def flows_from_reference(
-    frames: np.ndarray, reference: int = 0, params: TVL1Params = TVL1Params()
+    frames: np.ndarray, reference: int = 0, params: TVL1Params = DEFAULT_TVL1
 ) -> np.ndarray:
     """Flow from ``frames[reference]`` to every frame: (T, H, W) -> (T, H, W, 2) float32.
 

@@ -381,7 +381,10 @@ def fold_scores_figure(
     """UF1 and UAR per fold as grouped bars (a fold without a score: no bar); ``chance``: the
     UAR of guessing (1 / classes), drawn as a dashed line."""
     x = np.arange(len(folds))
-    as_float = lambda values: np.array([np.nan if v is None else float(v) for v in values])
+
+    def as_float(values: Sequence[float | None]) -> np.ndarray:
+        return np.array([np.nan if v is None else float(v) for v in values])
+
     width = max(5.0, 0.4 * len(folds) + 3)
     figure = new_figure(width, 3.0)
     ax = figure.subplots()

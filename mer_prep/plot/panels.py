@@ -304,10 +304,16 @@ def panels(
     ``source``: the sample's dataset record (``Sample``) whose frames can be read here: for a
     magnifying recipe the unmagnified difference is then drawn beside the stored one, at the
     same scale."""
-    want = (lambda key: True) if keys is None else (lambda key: key in keys)
+
+    def want(key: str) -> bool:
+        return keys is None or key in keys
+
+    def frame_no(pos: int) -> int:
+        """The source frame number of stored frame ``pos`` (itself when the view has none)."""
+        return int(view.source_frames[pos]) if len(view.source_frames) > pos else pos
+
     recipe, arrays, f = view.recipe, view.arrays, view.factor
     out: list[Panel] = []
-    frame_no = lambda pos: int(view.source_frames[pos]) if len(view.source_frames) > pos else pos
     if want("onset"):
         out.append(
             Panel(

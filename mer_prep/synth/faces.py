@@ -260,7 +260,9 @@ def subject_face_box(subject: Subject) -> tuple[float, float, float, float]:
 
     The source image's dlib box, its corners mapped to the canvas, axis-aligned.
     """
-    l, t, r, b = source_face().box
-    corners = subject.to_canvas(np.array([[l, t], [r, t], [l, b], [r, b]], np.float64))
+    left, top, right, bottom = source_face().box
+    corners = subject.to_canvas(
+        np.array([[left, top], [right, top], [left, bottom], [right, bottom]], np.float64)
+    )
     lo, hi = corners.min(axis=0), corners.max(axis=0)
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])

@@ -134,8 +134,8 @@ class ClipTruth:
         """Expected HOG face box (left, top, right, bottom) in frame ``t`` (default the onset):
         the neutral box moved by the jitter (the expression is too small to move it)."""
         jx, jy = self.jitter[self.onset if t is None else t]
-        l, top, r, b = self.neutral_box
-        return float(l + jx), float(top + jy), float(r + jx), float(b + jy)
+        left, top, right, bottom = self.neutral_box
+        return float(left + jx), float(top + jy), float(right + jx), float(bottom + jy)
 
     def meta(self) -> dict:
         """The JSON-able scalar facts (no arrays)."""

@@ -204,7 +204,7 @@ def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
             counters,
             clip.subject,
             clip.clip,
-            lambda n: f"{sub}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}",
+            lambda n, sub=sub: f"{sub}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}",
         )
         names = [f"{sub}_{n:05d}.jpg" for n in frame_numbers(clip)]
         paths = frames.write(root / sub / name, names, clip.frames, gray=True)
@@ -225,7 +225,10 @@ def _smic(
         sub, emotion = f"s{clip.subject:02d}", clip.emotion.lower()
         abbr = SMIC_ABBREVIATIONS.get(emotion, emotion[:3])
         name = unique_name(
-            counters, (clip.subject, emotion), clip.clip, lambda n: f"{sub}_{abbr}_{n:02d}"
+            counters,
+            (clip.subject, emotion),
+            clip.clip,
+            lambda n, sub=sub, abbr=abbr: f"{sub}_{abbr}_{n:02d}",
         )
         onset, _, offset = sheet_timing(clip)
         # SMIC clips were cut to the expression: only onset..offset exist on disk

@@ -181,7 +181,9 @@ def _dfme(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
     written = []
     for clip in clips:
         subject = f"sub{clip.subject:04d}"
-        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"{subject}_{n:02d}")
+        name = unique_name(
+            counters, clip.subject, clip.clip, lambda n, subject=subject: f"{subject}_{n:02d}"
+        )
         part = clip.part or _DFME_PARTS[clip.subject % len(_DFME_PARTS)]
         base = clip.first_frame_number - 1
         numbers = [base + i for i in range(len(clip.frames))]
@@ -213,7 +215,9 @@ def _fourd(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[
     rows, written = [], []
     for clip in clips:
         subject = f"S{clip.subject:02d}"
-        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"{subject}_{n:02d}")
+        name = unique_name(
+            counters, clip.subject, clip.clip, lambda n, subject=subject: f"{subject}_{n:02d}"
+        )
         paths = frames.write(
             root / "gray_micro" / subject / name,
             [f"{n}.jpg" for n in frame_numbers(clip)],
@@ -237,7 +241,10 @@ def _mmew(
     for clip in clips:
         subject = f"S{clip.subject:02d}"
         name = unique_name(
-            counters, clip.subject, clip.clip, lambda n: f"{subject}-{(n - 1) // 9 + 1:02d}-{n:03d}"
+            counters,
+            clip.subject,
+            clip.clip,
+            lambda n, subject=subject: f"{subject}-{(n - 1) // 9 + 1:02d}-{n:03d}",
         )
         emotion = clip.emotion.lower()
         folder_emotion = "repression" if emotion == "others" else emotion

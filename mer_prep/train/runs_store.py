@@ -27,7 +27,9 @@ import contextlib
 import json
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import icechunk as ic
 import numpy as np
@@ -57,6 +59,15 @@ def _open(store) -> tuple[StoreLocation, ic.Repository]:
         return store.location, store.repo
     location = StoreLocation.parse(store)
     return location, open_repository(location)
+
+
+def _group_at(parent: zarr.Group, name: str, where: str) -> zarr.Group:
+    """The group ``name`` of ``parent``; :class:`CorruptRunRecordError` when an array is
+    there instead (a record's groups are never arrays)."""
+    node = parent[name]
+    if not isinstance(node, zarr.Group):
+        raise CorruptRunRecordError(f"{where}: {name} is an array, not a group (corrupt metadata)")
+    return node
 
 
 def _jsonable(value):
@@ -136,11 +147,14 @@ def _write(group: zarr.Group, record: RunRecord) -> None:
         written[path] = _write_array(parent, name, values)
 
     folds = record.folds
-    cat = lambda get, dtype, width=None: (
-        np.concatenate([np.asarray(get(f), dtype) for f in folds])
-        if folds
-        else np.zeros((0,) if width is None else (0, width), dtype)
-    )
+
+    def cat(
+        get: Callable[[FoldResult], object], dtype: type, width: int | None = None
+    ) -> np.ndarray:
+        if not folds:
+            return np.zeros((0,) if width is None else (0, width), dtype)
+        return np.concatenate([np.asarray(get(f), dtype) for f in folds])
+
     k = len(record.store["class_names"])
     _array(
         group,
@@ -154,11 +168,11 @@ def _write(group: zarr.Group, record: RunRecord) -> None:
     _array(group, "y_true", cat(lambda f: f.y_true, np.int64))
     _array(group, "y_pred", cat(lambda f: f.y_pred, np.int64))
     _array(group, "proba", cat(lambda f: f.proba, np.float32, k).reshape(-1, k))
-    kept = [f for f in folds if f.checkpoint is not None]
+    kept = [(f.index, f.checkpoint) for f in folds if f.checkpoint is not None]
     if kept:
         checkpoints = group.create_group("checkpoints")
-        for fold in kept:
-            _array(checkpoints, f"fold{fold.index}", np.frombuffer(fold.checkpoint, np.uint8))
+        for index, checkpoint in kept:
+            _array(checkpoints, f"fold{index}", np.frombuffer(checkpoint, np.uint8))
     group.attrs.update(record_digest.seal(_jsonable({**SCHEMA, **record.summary()}), written))
 
 
@@ -168,9 +182,10 @@ def _commit_once(repo: ic.Repository, record: RunRecord, location: StoreLocation
     another path); a conflict or failed rebase propagates for :func:`save_run` to retry."""
     session = repo.writable_session(RUNS_BRANCH)
     root = zarr.open_group(session.store, mode="r+")
-    if record.run_id in root[RUNS_GROUP]:
+    runs = _group_at(root, RUNS_GROUP, f"store {location}: the runs branch")
+    if record.run_id in runs:
         raise RunRecordError(f"store {location} already records run {record.run_id}")
-    _write(root[RUNS_GROUP].create_group(record.run_id), record)
+    _write(runs.create_group(record.run_id), record)
     return session.commit(
         f"run {record.run_id}: {record.model}/{record.variant} on "
         f"{record.version_id} ({record.split})",
@@ -222,14 +237,21 @@ def _read(group: zarr.Group, with_checkpoints: bool, location: StoreLocation) ->
         ) from error
 
 
-def _checked(group: zarr.Group, name: str, digests: dict, where: str) -> np.ndarray:
-    values = group[name][...]
+def _checked(group: zarr.Group, name: str, digests: dict[str, str], where: str) -> np.ndarray:
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise CorruptRunRecordError(f"{where}: {name} is a group, not an array (corrupt metadata)")
+    # zarr types a read as any array-like (its buffers may be a GPU's); with the CPU buffers
+    # the store is opened with it is a NumPy array, which asarray returns as it is
+    values = np.asarray(node[...])
     record_digest.check_array(digests, name, values, where)
     return values
 
 
 def _decode(group: zarr.Group, with_checkpoints: bool, where: str) -> RunRecord:
-    attrs = dict(group.attrs)
+    # JSON as RunRecord.summary() wrote it: its digest is checked next, and whatever does not
+    # decode as a record below is reported as corrupt (_read)
+    attrs: dict[str, Any] = dict(group.attrs)
     digests = record_digest.check_attrs(attrs, where)
     if digests and attrs.get("run_id") != group.basename:
         raise CorruptRunRecordError(
@@ -241,7 +263,11 @@ def _decode(group: zarr.Group, with_checkpoints: bool, where: str) -> RunRecord:
         for name in ("fold", "row", "y_true", "y_pred", "proba")
     }
     data["sample_id"] = np.array(_checked(group, "sample_id", digests, where).tolist(), dtype=str)
-    checkpoints = group["checkpoints"] if with_checkpoints and "checkpoints" in group else None
+    checkpoints = (
+        _group_at(group, "checkpoints", where)
+        if with_checkpoints and "checkpoints" in group
+        else None
+    )
     if (
         with_checkpoints
         and any(name.startswith("checkpoints/") for name in digests)
@@ -290,7 +316,8 @@ def _runs_root(store) -> tuple[StoreLocation, zarr.Group | None]:
         if RUNS_BRANCH not in repo.list_branches():
             return location, None
         session = repo.readonly_session(branch=RUNS_BRANCH)
-        return location, zarr.open_group(session.store, mode="r")[RUNS_GROUP]
+        root = zarr.open_group(session.store, mode="r")
+        return location, _group_at(root, RUNS_GROUP, f"store {location}: the runs branch")
     except Exception as error:  # a damaged branch tip or snapshot
         raise CorruptRunRecordError(
             f"store {location}: the runs branch does not read "
@@ -317,9 +344,10 @@ def _run_groups(
 ) -> list[zarr.Group]:
     """The run groups under ``root`` (only ``run_id``'s when given; [] when it is not there)."""
     try:
+        where = f"store {location}: the runs group"
         if run_id is not None:
-            return [root[run_id]] if run_id in root else []
-        return [root[name] for name in sorted(root.group_keys())]
+            return [_group_at(root, run_id, where)] if run_id in root else []
+        return [_group_at(root, name, where) for name in sorted(root.group_keys())]
     except Exception as error:  # a damaged snapshot or manifest
         raise CorruptRunRecordError(
             f"store {location}: the runs branch's groups do not read "
