@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from store_contents import SMALL_CASME2
+
 from mer_prep.recipes import Recipe, load_recipe
 
 #: 2 subjects x 2 clips at 240x320, 20 frames: every recipe's sections run, keyframes choose 16
 #: of 20 frames, and one annotation in two has no apex (spotted where the recipe needs it).
 TINY = {
-    "n_subjects": 2,
-    "clips_per_subject": 2,
+    **SMALL_CASME2,
     "seed": 5,
     "n_frames": 20,
-    "size": (240, 320),
     "amplitude_px": (1.0, 2.0),
     "missing_apex": 0.5,
 }

@@ -16,20 +16,14 @@ import numpy as np
 import prefect.states  # noqa: F401
 import pytest
 from server_harness import get_json, serving
+from store_contents import SMALL_CASME2
 
 import flows.deployments  # noqa: F401  these three (PyTorch with the models) load at collection
 import mer_prep.models  # noqa: F401
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
 
-#: The small CASME II look-alike both tests edit a copy of (and test_s3.py's flow test reads).
-SMALL_CASME2 = {
-    "n_subjects": 2,
-    "clips_per_subject": 2,
-    "seed": 11,
-    "n_frames": 12,
-    "size": (240, 320),
-}
+# The small CASME II look-alike both tests edit a copy of: store_contents.SMALL_CASME2.
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from store_contents import SMALL_CASME2
+from store_contents import assert_same as _assert_same
+from store_contents import contents as _contents
 
 from mer_prep.errors import StoreWriteError
 from mer_prep.recipes import load_recipe
 from mer_prep.store import open_store
 
-SMALL = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12, "size": (240, 320)}
+SMALL = SMALL_CASME2
 RECIPE = "mbcc64"
 
 
@@ -36,26 +37,6 @@ def _commit(root, store_path):
     from mer_prep.pipeline.local import commit_version
 
     return commit_version("casme2", root, RECIPE, store_path)[1]
-
-
-def _contents(store_path) -> tuple[str, pd.DataFrame, dict[str, np.ndarray]]:
-    """What readers see: version id, the whole table, every array (failed rows included)."""
-    store = open_store(store_path)
-    return (
-        store.version_id,
-        store.table_all,
-        {name: store.group[name][:] for name in store.array_names},
-    )
-
-
-def _assert_same(a, b) -> None:
-    (id_a, table_a, arrays_a), (id_b, table_b, arrays_b) = a, b
-    assert id_a == id_b
-    pd.testing.assert_frame_equal(table_a, table_b)
-    assert arrays_a.keys() == arrays_b.keys()
-    for name in arrays_a:
-        assert arrays_a[name].dtype == arrays_b[name].dtype
-        np.testing.assert_array_equal(arrays_a[name], arrays_b[name], err_msg=name)
 
 
 def _branches(store_path) -> set[str]:

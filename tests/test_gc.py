@@ -12,36 +12,24 @@ from pathlib import Path
 
 import icechunk as ic
 import numpy as np
-import pandas as pd
 import pytest
 import zarr
 from click.testing import CliRunner
+from store_contents import SMALL_CASME2, begin_version
+from store_contents import assert_same as _assert_same
+from store_contents import contents as _contents
 
 from mer_prep.errors import VersionNotFoundError
-from mer_prep.recipes import load_recipe
 from mer_prep.store import gc, open_store
 from mer_prep.store.gc import Owner, collect_garbage, remove_abandoned_branches, scratch_branch
 
-SMALL = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12, "size": (240, 320)}
+SMALL = SMALL_CASME2
 RECIPE = "mbcc64"
 
 
 def _writer(root, store_path):
     """A version begun and its samples written through the library, not yet finished."""
-    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
-    from mer_prep.pipeline.planning import plan_version, scan_failures
-    from mer_prep.store.writer import VersionWriter
-
-    recipe = load_recipe(RECIPE)
-    plan = plan_version("casme2", root, recipe, store_path)
-    writer = VersionWriter.begin(plan)
-    result = process_batch(
-        BatchJob(
-            writer.fork(), sample_jobs(plan, writer.reused), recipe, plan.arrays, plan.class_names
-        )
-    )
-    run = combine_batches([result], plan.n_rows, writer.reused)
-    return writer, lambda: writer.finish(run.forks, run.rows, scan_failures(plan) + run.failures)
+    return begin_version(root, store_path, RECIPE)
 
 
 def _commit(root, store_path) -> str:
@@ -60,22 +48,6 @@ def _edit(written, index: int) -> None:
 
 def _repo(store_path) -> ic.Repository:
     return ic.Repository.open(ic.local_filesystem_storage(str(store_path)))
-
-
-def _contents(store_path, version=None):
-    store = open_store(store_path, version)
-    return (
-        store.version_id,
-        store.table_all,
-        {name: store.group[name][:] for name in store.array_names},
-    )
-
-
-def _assert_same(a, b) -> None:
-    assert a[0] == b[0]
-    pd.testing.assert_frame_equal(a[1], b[1])
-    for name in a[2]:
-        np.testing.assert_array_equal(a[2][name], b[2][name], err_msg=name)
 
 
 def _chunk_bytes(store_path) -> int:

@@ -17,12 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import psutil
 import pytest
-
-from mer_prep.store import open_store
+from store_contents import assert_same as _assert_same
+from store_contents import contents as _contents
 
 pytestmark = pytest.mark.slow  # the whole CLI in a subprocess: a Prefect server and Dask
 
@@ -35,22 +33,6 @@ def _commit(root, store_path) -> str:
     from mer_prep.pipeline.local import commit_version
 
     return commit_version("casme2", root, "ha3d", store_path)[1].version_id
-
-
-def _contents(store_path):
-    store = open_store(store_path)
-    return (
-        store.version_id,
-        store.table_all,
-        {name: store.group[name][:] for name in store.array_names},
-    )
-
-
-def _assert_same(a, b) -> None:
-    assert a[0] == b[0]
-    pd.testing.assert_frame_equal(a[1], b[1])
-    for name in a[2]:
-        np.testing.assert_array_equal(a[2][name], b[2][name], err_msg=name)
 
 
 def _scratch(store_path) -> list[Path]:

@@ -3,9 +3,8 @@ and ``make_version`` (one sequence, any runner)."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
+from store_contents import SMALL_CASME2, assert_same, contents
 
 from mer_prep.errors import (
     InvalidArgumentError,
@@ -15,9 +14,8 @@ from mer_prep.errors import (
     UnknownRecipeError,
 )
 from mer_prep.pipeline.request import PreprocessRequest
-from mer_prep.store import open_store
 
-SMALL = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12, "size": (240, 320)}
+SMALL = SMALL_CASME2
 
 
 @pytest.mark.parametrize(
@@ -145,15 +143,6 @@ class _Reversed:
         return iter([process_batch(job) for job in reversed(jobs)])
 
 
-def _contents(path) -> tuple[str, pd.DataFrame, dict[str, np.ndarray]]:
-    store = open_store(path)
-    return (
-        store.version_id,
-        store.table_all,
-        {name: store.group[name][:] for name in store.array_names},
-    )
-
-
 def test_one_sequence_gives_one_version_whatever_the_runner(tmp_path, synth_dataset):
     from mer_prep.pipeline.sequence import InProcess, RunState, make_version
 
@@ -169,15 +158,11 @@ def test_one_sequence_gives_one_version_whatever_the_runner(tmp_path, synth_data
         assert done.summary.n_ok == len(written) and done.nothing_processed is None
         assert done.summary.store == state.location == str(tmp_path / name)
         assert set(done.summary.phase_seconds) == {"plan", "layout", "process", "commit"}
-        results[name] = _contents(tmp_path / name)
+        results[name] = contents(tmp_path / name)
         again = make_version(request, runner)  # up to date: nothing begun
         assert again.writer is None and again.summary.up_to_date
     assert runner.sizes == [1] * len(written)
-    (id_one, table_one, arrays_one), (id_each, table_each, arrays_each) = results.values()
-    assert id_one == id_each
-    pd.testing.assert_frame_equal(table_one, table_each)
-    for name in arrays_one:
-        np.testing.assert_array_equal(arrays_one[name], arrays_each[name], err_msg=name)
+    assert_same(*results.values())
 
 
 def test_no_samples_commits_nothing_and_says_why(tmp_path, synth_dataset):

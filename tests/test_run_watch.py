@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from store_contents import SMALL_CASME2
 
 from mer_prep.errors import RunAbandoned
 from mer_prep.pipeline.batch import BatchJob, process_batch, sample_jobs
@@ -19,7 +20,7 @@ from mer_prep.store import open_store
 from mer_prep.store.run_watch import RunWatch
 from mer_prep.store.writer import VersionWriter
 
-SMALL = {"n_subjects": 2, "clips_per_subject": 2, "seed": 11, "n_frames": 12, "size": (240, 320)}
+SMALL = SMALL_CASME2
 
 
 def _files(store: Path) -> set[Path]:

@@ -23,19 +23,13 @@ import openpyxl
 import pytest
 import yaml
 from server_harness import serving
+from store_contents import SMALL_CASME2, begin_version
 
 from mer_prep.config import load_config
 from mer_prep.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
-SMALL_CASME2 = {
-    "n_subjects": 2,
-    "clips_per_subject": 2,
-    "seed": 11,
-    "n_frames": 12,
-    "size": (240, 320),
-}
 
 
 # ------------------------------------------------------ item 2: run parameters vs the config
@@ -361,11 +355,7 @@ def test_relative_roots_and_links_are_recognised(tmp_path, monkeypatch):
 
 @pytest.mark.slow  # processes a small dataset in-process
 def test_a_store_holds_no_absolute_path_of_its_maker(tmp_path, synth_dataset):
-    from mer_prep.pipeline.batch import BatchJob, combine_batches, process_batch, sample_jobs
-    from mer_prep.pipeline.planning import plan_version, scan_failures
-    from mer_prep.recipes import load_recipe
     from mer_prep.store import open_store
-    from mer_prep.store.writer import VersionWriter
 
     root, written = synth_dataset("casme2", copy_to=tmp_path / "data", **SMALL_CASME2)
     clips = sorted(written, key=lambda w: w.sample_id)
@@ -381,17 +371,9 @@ def test_a_store_holds_no_absolute_path_of_its_maker(tmp_path, synth_dataset):
     book.active.append(["x", "EP01_01", 1, 2, 3, "AU1", "happiness"])  # a bad subject
     book.save(sheet_path)
 
-    recipe = load_recipe("ha3d")
     store_path = tmp_path / "store"
-    plan = plan_version("casme2", root, recipe, store_path)
-    writer = VersionWriter.begin(plan)
-    result = process_batch(
-        BatchJob(
-            writer.fork(), sample_jobs(plan, writer.reused), recipe, plan.arrays, plan.class_names
-        )
-    )
-    run = combine_batches([result], plan.n_rows, writer.reused)
-    writer.finish(run.forks, run.rows, scan_failures(plan) + run.failures)
+    _, finish = begin_version(root, store_path, "ha3d")
+    finish()
 
     store = open_store(store_path)
     failures = {(row.stage, row.sample_id): row for row in store.failures.itertuples()}

@@ -23,6 +23,7 @@ import sys
 import time
 
 import pytest
+import store_contents
 from server_harness import BIN, get_json, post_json, serving, wait_for
 
 from flows.events import COMMITTED, store_resource_id
@@ -30,13 +31,7 @@ from mer_prep.config import load_config
 from mer_prep.store import open_store
 from mer_prep.store.repo import open_repository
 
-SMALL_CASME2 = {
-    "n_subjects": 3,
-    "clips_per_subject": 2,
-    "seed": 11,
-    "n_frames": 12,
-    "size": (240, 320),
-}
+SMALL_CASME2 = {**store_contents.SMALL_CASME2, "n_subjects": 3}
 TRAINING = """
 [trainings.quick]
 dataset = "casme2"
