@@ -28,10 +28,9 @@ from mer_prep.datasets.long_video import (
     LongInterval,
     LongVideoScan,
     RowInterval,
+    RowNotes,
     assemble,
-    frame_cell,
     parsed_aus,
-    quirk,
 )
 from mer_prep.sample import Problem
 
@@ -76,7 +75,7 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVide
 def _row(row: SheetRow, where: str, frames: Path, problems: list[Problem]) -> RowInterval | None:
     cells = row.values
     subject, take = as_text(cells["subject"]), as_text(cells["filename"])
-    sample_id = f"{subject_id(subject)}/{take}"
+    notes = RowNotes(f"{subject_id(subject)}/{take}", where, problems)
     plain = (
         subject
         and take
@@ -85,51 +84,24 @@ def _row(row: SheetRow, where: str, frames: Path, problems: list[Problem]) -> Ro
     )
     take_dir = find_folder(find_folder(frames, subject), take) if plain else None
     if take_dir is None or not take_dir.is_dir():
-        problems.append(
-            quirk("no-video", sample_id, where, f"no take folder {frames}/{subject}/{take}")
-        )
+        notes.add("no-video", f"no take folder {frames}/{subject}/{take}")
         return None
-    try:
-        onset = frame_cell(
-            cells["onset"], field="Onset", sample_id=sample_id, where=where, problems=problems
-        )
-        apex = frame_cell(
-            cells["apex"], field="Apex", sample_id=sample_id, where=where, problems=problems
-        )
-        offset = frame_cell(
-            cells["offset"], field="Offset", sample_id=sample_id, where=where, problems=problems
-        )
-    except ValueError as exc:
-        problems.append(quirk("bad-row", sample_id, where, str(exc)))
+    found = notes.frames(cells, {"onset": "Onset", "apex": "Apex", "offset": "Offset"})
+    if found is None:
         return None
+    onset, apex, offset = found
     if onset == 0:  # the frame files start at 1
-        problems.append(quirk("onset-zero", sample_id, where, "Onset 0 read as frame 1"))
+        notes.add("onset-zero", "Onset 0 read as frame 1")
         onset, apex = 1, (1 if apex == 0 else apex)
-    if (
-        onset is None
-        or offset is None
-        or onset > offset
-        or (apex is not None and not onset <= apex <= offset)
-    ):
-        problems.append(
-            quirk(
-                "bad-row",
-                sample_id,
-                where,
-                f"Onset/Apex/Offset {onset}/{apex}/{offset} are not in order",
-            )
-        )
+    ordered = notes.ordered(onset, apex, offset, "Onset/Apex/Offset")
+    if ordered is None:
         return None
+    onset, apex, offset = ordered
     if (offset - onset + 1) / FPS > MAX_DURATION_S:
-        problems.append(
-            quirk(
-                "too-long",
-                sample_id,
-                where,
-                f"onset..offset {onset}..{offset} lasts "
-                f"{(offset - onset + 1) / FPS:.1f} s, longer than "
-                f"{MAX_DURATION_S:g} s: not a micro-expression",
-            )
+        notes.add(
+            "too-long",
+            f"onset..offset {onset}..{offset} lasts {(offset - onset + 1) / FPS:.1f} s, longer "
+            f"than {MAX_DURATION_S:g} s: not a micro-expression",
         )
         return None
     interval = LongInterval(
@@ -142,4 +114,4 @@ def _row(row: SheetRow, where: str, frames: Path, problems: list[Problem]) -> Ro
         aus=parsed_aus(cells.get("aus")),
         source=where,
     )
-    return RowInterval(take_folder(take_dir), interval, sample_id)
+    return RowInterval(take_folder(take_dir), interval, notes.sample_id)

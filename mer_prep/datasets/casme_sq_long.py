@@ -22,8 +22,8 @@ from mer_prep.datasets.long_video import (
     LongInterval,
     LongVideoScan,
     RowInterval,
+    RowNotes,
     assemble,
-    frame_cell,
     parsed_aus,
     quirk,
 )
@@ -115,7 +115,7 @@ def _row(
         problems.append(quirk("bad-row", f"{DATASET} row {where}", where, str(exc)))
         return None
     subject = subjects.get(participant, participant)
-    sample_id = f"{subject_id(subject)}/{name}"
+    notes = RowNotes(f"{subject_id(subject)}/{name}", where, problems)
     base = re.sub(r"_\d+$", "", name).lower()
     code = (
         videos.get(name.lower())
@@ -137,61 +137,31 @@ def _row(
             if code is None
             else f"{len(matches) or 'no'} folder(s) {rawpic}/s{subject:02d}/{subject:02d}_{code}*"
         )
-        problems.append(quirk("no-video", sample_id, where, what))
+        notes.add("no-video", what)
         return None
     kind = TYPES.get(as_text(cells["type"]).lower().split("-")[0].strip())
     if kind is None:
-        problems.append(
-            quirk(
-                "unknown-type",
-                sample_id,
-                where,
-                f"expression type {as_text(cells['type'])!r} is neither micro nor macro",
-            )
+        notes.add(
+            "unknown-type",
+            f"expression type {as_text(cells['type'])!r} is neither micro nor macro",
         )
         return None
-    try:
-        onset = frame_cell(
-            cells["onset"], field="onset", sample_id=sample_id, where=where, problems=problems
-        )
-        apex = frame_cell(
-            cells["apex"],
-            field="apex",
-            sample_id=sample_id,
-            where=where,
-            problems=problems,
-            missing=(0,),
-        )
-        offset = frame_cell(
-            cells["offset"], field="offset", sample_id=sample_id, where=where, problems=problems
-        )
-    except ValueError as exc:
-        problems.append(quirk("bad-row", sample_id, where, str(exc)))
+    found = notes.frames(
+        cells, {"onset": "onset", "apex": "apex", "offset": "offset"}, missing={"apex": (0,)}
+    )
+    if found is None:
         return None
+    onset, apex, offset = found
     if offset in (0, None):
         if apex is None:
-            problems.append(
-                quirk(
-                    "bad-row", sample_id, where, "offset is 0 and there is no apex to use instead"
-                )
-            )
+            notes.add("bad-row", "offset is 0 and there is no apex to use instead")
             return None
-        problems.append(
-            quirk(
-                "offset-zero", sample_id, where, f"offset 0: the apex {apex} is used as the offset"
-            )
-        )
+        notes.add("offset-zero", f"offset 0: the apex {apex} is used as the offset")
         offset = apex
-    if onset is None or onset > offset or (apex is not None and not onset <= apex <= offset):
-        problems.append(
-            quirk(
-                "bad-row",
-                sample_id,
-                where,
-                f"onset/apex/offset {onset}/{apex}/{offset} are not in order",
-            )
-        )
+    ordered = notes.ordered(onset, apex, offset, "onset/apex/offset")
+    if ordered is None:
         return None
+    onset, apex, offset = ordered
     emotion = as_text(cells["emotion"]) or None
     interval = LongInterval(
         kind=kind,
@@ -203,4 +173,4 @@ def _row(
         aus=parsed_aus(cells["aus"]),
         source=where,
     )
-    return RowInterval(matches[0], interval, sample_id)
+    return RowInterval(matches[0], interval, notes.sample_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,6 +247,62 @@ def frame_cell(
             missing=missing,
         )
     return as_frame(value, field=field, missing=missing)
+
+
+@dataclass(frozen=True)
+class RowNotes:
+    """Where one sheet row's quirks go: its ``sample_id``, its place ``where``
+    (``<sheet>:<row>``) and the scan's ``problems`` list."""
+
+    sample_id: str
+    where: str
+    problems: list[Problem]
+
+    def add(self, name: str, what: str) -> None:
+        """Append the quirk ``name`` (a ``QUIRKS`` key) saying ``what``."""
+        self.problems.append(quirk(name, self.sample_id, self.where, what))
+
+    def frames(
+        self,
+        cells: Mapping[str, Any],
+        fields: Mapping[str, str],
+        missing: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> tuple[int | None, ...] | None:
+        """The row's frame-number cells, read with ``frame_cell`` in the order of ``fields`` (cell
+        key -> the sheet's column name, for messages), each None where blank or one of its
+        ``missing`` values; None, with a ``bad-row`` quirk, where a cell is text that is no
+        number."""
+        try:
+            return tuple(
+                frame_cell(
+                    cells[key],
+                    field=column,
+                    sample_id=self.sample_id,
+                    where=self.where,
+                    problems=self.problems,
+                    missing=(missing or {}).get(key, ()),
+                )
+                for key, column in fields.items()
+            )
+        except ValueError as exc:
+            self.add("bad-row", str(exc))
+            return None
+
+    def ordered(
+        self, onset: int | None, apex: int | None, offset: int | None, columns: str
+    ) -> tuple[int, int | None, int] | None:
+        """``(onset, apex, offset)`` when onset <= apex <= offset (the apex may be None);
+        otherwise None, with a ``bad-row`` quirk naming the sheet's ``columns``
+        (``"Onset/Apex/Offset"``)."""
+        if (
+            onset is None
+            or offset is None
+            or onset > offset
+            or (apex is not None and not onset <= apex <= offset)
+        ):
+            self.add("bad-row", f"{columns} {onset}/{apex}/{offset} are not in order")
+            return None
+        return onset, apex, offset
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from mer_prep.datasets.long_video import (
     LongInterval,
     LongVideoScan,
     RowInterval,
+    RowNotes,
     assemble,
-    frame_cell,
     parsed_aus,
     quirk,
 )
@@ -130,82 +130,31 @@ def _row(
     except ValueError as exc:
         problems.append(quirk("bad-row", f"{DATASET} row {row.row}", where, str(exc)))
         return None
-    sample_id = f"{subject_id(subject)}/{name}"
+    notes = RowNotes(f"{subject_id(subject)}/{name}", where, problems)
     if match and int(match.group(1).split("_")[0]) != subject:
-        problems.append(
-            quirk("bad-row", sample_id, where, f"Filename {name!r} is not of Subject {subject}")
-        )
+        notes.add("bad-row", f"Filename {name!r} is not of Subject {subject}")
         return None
     if not match or not (frames / match.group(1)).is_dir():
-        problems.append(
-            quirk(
-                "no-video",
-                sample_id,
-                where,
-                f"Filename {name!r} names no folder {frames}/<subject>_<video>",
-            )
-        )
+        notes.add("no-video", f"Filename {name!r} names no folder {frames}/<subject>_<video>")
         return None
     kind = kind_of(cells["type"])
     if kind is None:
-        problems.append(
-            quirk(
-                "unknown-type",
-                sample_id,
-                where,
-                f"Type {as_text(cells['type'])!r} is neither Micro nor Macro",
-            )
-        )
+        notes.add("unknown-type", f"Type {as_text(cells['type'])!r} is neither Micro nor Macro")
         return None
-    try:
-        onset = frame_cell(
-            cells["onset"], field="Onset", sample_id=sample_id, where=where, problems=problems
-        )
-        apex_cell = cells["apex"]
-        apex = frame_cell(
-            apex_cell,
-            field="Apex",
-            sample_id=sample_id,
-            where=where,
-            problems=problems,
-            missing=(-1,),
-        )
-        offset = frame_cell(
-            cells["offset"], field="Offset", sample_id=sample_id, where=where, problems=problems
-        )
-    except ValueError as exc:
-        problems.append(quirk("bad-row", sample_id, where, str(exc)))
+    found = notes.frames(
+        cells, {"onset": "Onset", "apex": "Apex", "offset": "Offset"}, missing={"apex": (-1,)}
+    )
+    ordered = None if found is None else notes.ordered(*found, "Onset/Apex/Offset")
+    if ordered is None:
         return None
-    if (
-        onset is None
-        or offset is None
-        or onset > offset
-        or (apex is not None and not onset <= apex <= offset)
-    ):
-        problems.append(
-            quirk(
-                "bad-row",
-                sample_id,
-                where,
-                f"Onset/Apex/Offset {onset}/{apex}/{offset} are not in order",
-            )
-        )
-        return None
+    onset, apex, offset = ordered
     if apex is None:
-        problems.append(
-            quirk(
-                "apex-missing", sample_id, where, f"Apex {as_text(apex_cell) or 'blank'}: no apex"
-            )
-        )
+        notes.add("apex-missing", f"Apex {as_text(cells['apex']) or 'blank'}: no apex")
     if onset <= 1 and (offset - onset + 1) > LONG_FROM_START_S * FPS:
-        problems.append(
-            quirk(
-                "long-from-start",
-                sample_id,
-                where,
-                f"Onset {onset} with {offset - onset + 1} frames "
-                f"({(offset - onset + 1) / FPS:.1f} s): the onset may be a placeholder",
-            )
+        notes.add(
+            "long-from-start",
+            f"Onset {onset} with {offset - onset + 1} frames "
+            f"({(offset - onset + 1) / FPS:.1f} s): the onset may be a placeholder",
         )
     interval = LongInterval(
         kind=kind,
@@ -217,4 +166,4 @@ def _row(
         aus=parsed_aus(cells.get("aus")),
         source=where,
     )
-    return RowInterval(frames / match.group(1), interval, sample_id)
+    return RowInterval(frames / match.group(1), interval, notes.sample_id)

@@ -22,8 +22,8 @@ from mer_prep.datasets.long_video import (
     LongInterval,
     LongVideoScan,
     RowInterval,
+    RowNotes,
     assemble,
-    frame_cell,
     quirk,
 )
 from mer_prep.errors import AnnotationError, DataRootError, InvalidArgumentError
@@ -186,34 +186,16 @@ def _row(
     cells: dict, where: str, by_name: dict[str, Path], problems: list[Problem]
 ) -> tuple[int, LongInterval] | None:
     name = as_text(cells["filename"])
-    sample_id = f"{DATASET}/{as_text(cells['subject'])}/{name}"
+    notes = RowNotes(f"{DATASET}/{as_text(cells['subject'])}/{name}", where, problems)
     if name.lower() not in by_name:
-        problems.append(
-            quirk("no-video", sample_id, where, f"Filename {name!r} names no video folder")
-        )
+        notes.add("no-video", f"Filename {name!r} names no video folder")
         return None
-    try:
-        onset = frame_cell(
-            cells["onset"], field="OnsetF", sample_id=sample_id, where=where, problems=problems
-        )
-        offset = frame_cell(
-            cells["offset"], field="OffsetF", sample_id=sample_id, where=where, problems=problems
-        )
-        first = frame_cell(
-            cells["first"], field="FirstF", sample_id=sample_id, where=where, problems=problems
-        )
-    except ValueError as exc:
-        problems.append(quirk("bad-row", sample_id, where, str(exc)))
+    found = notes.frames(cells, {"onset": "OnsetF", "offset": "OffsetF", "first": "FirstF"})
+    if found is None:
         return None
+    onset, offset, first = found
     if onset is None or offset is None or first is None or onset > offset or onset < first:
-        problems.append(
-            quirk(
-                "bad-row",
-                sample_id,
-                where,
-                f"OnsetF/OffsetF/FirstF {onset}/{offset}/{first} are not in order",
-            )
-        )
+        notes.add("bad-row", f"OnsetF/OffsetF/FirstF {onset}/{offset}/{first} are not in order")
         return None
     emotion = as_text(cells.get("emotion")) or None
     return first, LongInterval(
