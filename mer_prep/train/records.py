@@ -23,6 +23,11 @@ import pandas as pd
 from mer_prep.evaluation.metrics import confusion_matrix, scores
 from mer_prep.train.pooled import PooledScores
 
+#: The selection that picks each fold's epoch on its test subject (how the field's published
+#: numbers were obtained): asked for by name only, and its record is LEAKY.
+TEST_ORACLE = "test_oracle"
+LEAKY_SELECTIONS = frozenset({TEST_ORACLE, "test-oracle"})
+
 # How a clip's prediction is made from the model's outputs (recorded with every run).
 CLIP_AGGREGATION = {
     "clip": "one row per clip: its softmax",
@@ -47,6 +52,11 @@ def _scores(y_true: np.ndarray, y_pred: np.ndarray, class_names) -> dict | None:
     if not len(y_true):
         return None
     return scores(confusion_matrix(y_true, y_pred, len(class_names)), class_names)
+
+
+def _score(value: float | None) -> float:
+    """A pooled score as a float: NaN for None (how JSON stores a NaN score)."""
+    return float("nan") if value is None else float(value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,6 +172,26 @@ class RunHeader:
     torch_version: str
     n_folds: int
     overrides: dict = field(default_factory=dict)
+    group_id: str | None = None  # the seed group (``--seeds N``); None: records before groups
+
+    @property
+    def leaky_selection(self) -> bool:
+        """True when each fold's epoch was chosen on its test subject (``test_oracle``)."""
+        return (self.training or {}).get("selection") in LEAKY_SELECTIONS
+
+    @property
+    def leak_label(self) -> str:
+        """``""`` for a clean run, else ``LEAKY (sample-level split)`` and/or ``LEAKY
+        (test-subject epoch selection)``: what every listing of the run shows."""
+        parts = [
+            what
+            for what, on in (
+                ("sample-level split", self.leaky),
+                ("test-subject epoch selection", self.leaky_selection),
+            )
+            if on
+        ]
+        return f"LEAKY ({'; '.join(parts)})" if parts else ""
 
     @property
     def name(self) -> str:
@@ -212,6 +242,10 @@ def format_lr(lr) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
+#: The run name's tag of a selection (another, or none recorded, is shown as it is).
+_SELECTION_TAGS: dict[object, str] = {"validation": "val", "last_epoch": "last"}
+
+
 def run_name(header: RunHeader) -> str:
     """``<model>-<variant>[-<key>=<value>...]-e<epochs>-lr<lr>-b<batch>-s<seed>-<val|last>``:
     model, variant, the config overrides (when recorded), epochs, learning rate, batch size, seed
@@ -228,7 +262,7 @@ def run_name(header: RunHeader) -> str:
         f"lr{format_lr(training.get('lr'))}",
         f"b{training.get('batch_size', '?')}",
         f"s{header.seed}",
-        {"validation": "val", "last_epoch": "last"}.get(selection, str(selection)),
+        _SELECTION_TAGS.get(selection, str(selection)),
     ]
     return "-".join(str(p) for p in parts)
 
@@ -245,6 +279,8 @@ _HEADER_ATTRIBUTES = frozenset(f.name for f in fields(RunHeader)) | {
     "settings",
     "version_id",
     "snapshot_id",
+    "leaky_selection",
+    "leak_label",
 }
 
 
@@ -280,17 +316,19 @@ class RunRecord:
         ``per_class_f1``, ``per_class_recall``, ``confusion``)."""
         return self.scores.as_dict()
 
+    # the pooled scores are None once a run that scored no clip is read back (JSON has no NaN)
+
     @property
     def uf1(self) -> float:
-        return float(self.scores.uf1)
+        return _score(self.scores.uf1)
 
     @property
     def uar(self) -> float:
-        return float(self.scores.uar)
+        return _score(self.scores.uar)
 
     @property
     def accuracy(self) -> float:
-        return float(self.scores.accuracy)
+        return _score(self.scores.accuracy)
 
     @property
     def plot(self):
