@@ -37,14 +37,19 @@ from mer_prep.train.records import (
     RunRecord,
     combine_folds,
 )
-from mer_prep.train.runs_store import list_runs, load_run, open_run_store, save_run
-
 if TYPE_CHECKING:
+    from mer_prep.train.runs_store import list_runs, load_run, open_run_store, save_run
     from mer_prep.train.data import FoldData, StoreData
     from mer_prep.train.engine import read_test_rows, train_fold
     from mer_prep.train.plan import RunPlan, plan_run, run_folds, train
 
-_NEEDS_TORCH = {
+# Loaded on first use: PyTorch (training) or the storage runtime (the runs branch), so that
+# importing a light module of this package (``request``) costs neither.
+_LAZY = {
+    "list_runs": "runs_store",
+    "load_run": "runs_store",
+    "open_run_store": "runs_store",
+    "save_run": "runs_store",
     "train": "plan",
     "plan_run": "plan",
     "run_folds": "plan",
@@ -81,8 +86,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in _NEEDS_TORCH:
+    if name in _LAZY:
         from importlib import import_module
 
-        return getattr(import_module(f"mer_prep.train.{_NEEDS_TORCH[name]}"), name)
+        return getattr(import_module(f"mer_prep.train.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'mer_prep.train' has no attribute {name!r}")
