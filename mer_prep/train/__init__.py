@@ -8,12 +8,12 @@
 
 One concept per module: ``data`` (the store read once, folds in memory), ``selection`` (the
 validation subjects, the best epoch), ``engine`` (:func:`train_fold`, one fold), ``epoch`` (one
-epoch's steps, predictions), ``timing`` (the first steps' estimate, a fold's timings), ``request``
-(``TrainRequest``: every parameter of a run and its default, checked when built), ``sequence``
-(``run_training``: lease, plan, folds, pool, record, with a fold runner), ``plan``
-(:func:`plan_run`, :func:`train`: the sequence with the folds trained here), ``records`` (:class:`FoldResult`, :class:`RunRecord`, :func:`combine_folds`), ``pooled``
-(a run's pooled scores),
-``runs_store`` (:func:`save_run`, :func:`list_runs`: the ``runs`` branch of the store's
+epoch's steps, predictions), ``timing`` (the first steps' estimate, a fold's timings),
+``request`` (``TrainRequest``: every parameter of a run and its default, checked when built),
+``sequence`` (``run_training``: lease, plan, folds, pool, record, with a fold runner), ``plan``
+(:func:`plan_run`, :func:`train`: the sequence with the folds trained here), ``records``
+(:class:`FoldResult`, :class:`RunRecord`, :func:`combine_folds`), ``pooled`` (a run's pooled
+scores), ``runs_store`` (:func:`save_run`, :func:`list_runs`: the ``runs`` branch of the store's
 repository), ``progress`` (what a run will cost and its ETAs, as events for a reporter),
 ``cpu_share`` (PyTorch threads: this process's fair share of the cores), ``control`` (the
 shuffled-label control). Reading records needs no PyTorch; training needs the ``train`` extra
@@ -37,11 +37,12 @@ from mer_prep.train.records import (
     RunRecord,
     combine_folds,
 )
+
 if TYPE_CHECKING:
-    from mer_prep.train.runs_store import list_runs, load_run, open_run_store, save_run
     from mer_prep.train.data import FoldData, StoreData
     from mer_prep.train.engine import read_test_rows, train_fold
     from mer_prep.train.plan import RunPlan, plan_run, run_folds, train
+    from mer_prep.train.runs_store import list_runs, load_run, open_run_store, save_run
 
 # Loaded on first use: PyTorch (training) or the storage runtime (the runs branch), so that
 # importing a light module of this package (``request``) costs neither.
