@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -188,3 +190,16 @@ def test_a_run_record_is_its_typed_parts_and_reads_as_before():
         and np.isnan(empty.uf1)
         and set(empty.metrics) == {"uf1", "uar", "accuracy", "n"}
     )
+
+
+def test_a_run_that_scored_no_clip_reads_back_with_nan_scores():
+    """JSON has no NaN: the record stores an empty run's scores as None (``_jsonable``), and the
+    record read back answers NaN for them, as the run itself did, not a TypeError."""
+    from mer_prep.train.pooled import PooledScores
+    from mer_prep.train.runs_store import _jsonable
+
+    empty = combine_folds([_fold(0, [], [])], _header(n_folds=1))
+    stored = _jsonable(empty.summary())["metrics"]
+    assert stored == {"uf1": None, "uar": None, "accuracy": None, "n": 0}
+    read = dataclasses.replace(empty, scores=PooledScores.from_dict(stored))
+    assert all(np.isnan(score) for score in (read.uf1, read.uar, read.accuracy))
