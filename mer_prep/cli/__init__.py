@@ -45,7 +45,7 @@ class _Commands(click.Group):
             )
             ctx.exit(EXIT_INTERNAL)
 
-    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_epilog(self, _ctx: click.Context, formatter: click.HelpFormatter) -> None:
         from mer_prep.datasets import dataset_names
         from mer_prep.labels import schemes
         from mer_prep.recipes import builtin_recipes

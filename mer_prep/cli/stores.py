@@ -254,7 +254,7 @@ def audit(store, split_name, array):
     help="Output file (default: STORE.<version>.h5).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
-def export(store, fmt, out, overwrite):
+def export(store, fmt, out, overwrite):  # noqa: ARG001 - click passes --format by name; hdf5 is its only choice
     """Export STORE's latest version (arrays, table, splits) to one file.
 
     The file holds face images of licensed datasets: keep and share it only as the datasets'

@@ -100,7 +100,7 @@ def plain_name(text: str, what: str) -> str:
     return text
 
 
-def default_fixer(row: SheetRow, ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
+def default_fixer(_row: SheetRow, _ref: ClipRef, raw: RawTiming, _numbers: list[int]) -> Timing:
     """No corrections: blank onset or offset is an error."""
     if raw.onset is None or raw.offset is None:
         raise ValueError("onset or offset is blank")

@@ -143,7 +143,8 @@ def video_frame_count(path: Path | str) -> int:
 
 
 @lru_cache(maxsize=1024)
-def _frame_count(path: str, size: int, mtime_ns: int) -> int:
+def _frame_count(path: str, _size: int, _mtime_ns: int) -> int:
+    # size and mtime: only in the cache key, so that a replaced file is counted again
     import cv2  # local: only video sources need it at scan time
 
     capture = cv2.VideoCapture(path)

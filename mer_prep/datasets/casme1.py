@@ -131,7 +131,7 @@ def find_sheet(root: Path, section: str, folder: Path) -> Path:
 
 
 def _fixer(fixes: Fixes, section: str) -> Fixer:
-    def fix(row: SheetRow, ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
+    def fix(row: SheetRow, _ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
         values = {"onset": raw.onset, "apex": raw.apex, "offset": raw.offset}
         notes: list[str] = []
         number, name = subject_number(row.values["subject"]), as_text(row.values["filename"])

@@ -189,7 +189,7 @@ def _duration_error(onset: int, offset: int, limit: float) -> str | None:
 
 
 def _fixer(limit: float):
-    def fix(row: SheetRow, ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
+    def fix(_row: SheetRow, _ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
         if raw.onset is None or raw.offset is None:
             raise ValueError("onset or offset is blank")
         onset, apex, notes = raw.onset, raw.apex, []
@@ -206,7 +206,7 @@ def _fixer(limit: float):
     return fix
 
 
-def _resolver(layout: str, frames: Path, depth: Path | None):
+def _resolver(layout: str, frames: Path):
     def resolve(row: SheetRow) -> ClipRef:
         subject = plain_name(as_text(row.values["subject"]), "Subject")
         take = plain_name(as_text(row.values["filename"]), "Filename")
@@ -319,7 +319,7 @@ def scan(
         dataset=DATASET,
         fps=FPS,
         root=frames,
-        resolve=_resolver(layout, frames, depth),
+        resolve=_resolver(layout, frames),
         fixer=_fixer(limit),
         suffixes=(".jpg", ".jpeg", ".png", ".bmp"),
         corrector=corrector,
@@ -379,7 +379,7 @@ def _scan_part_c(
         recording = entries.get(number, folder / f"{number}")
         return ClipRef(part_c_subject(number), f"me{count}", recording, folder)
 
-    def fix(row: SheetRow, ref: ClipRef, raw: RawTiming, numbers: list[int]) -> Timing:
+    def fix(_row: SheetRow, _ref: ClipRef, raw: RawTiming, _numbers: list[int]) -> Timing:
         if raw.onset is None or raw.offset is None:
             raise ValueError("onset or offset is blank")
         error = _duration_error(raw.onset, raw.offset, limit)

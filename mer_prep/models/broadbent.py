@@ -129,7 +129,7 @@ register_model(
         config_cls=BroadbentConfig,
         builder=build_broadbent,
         needs=lambda config: (frames_need(min_size=2 ** len(config.filters)),),
-        unit_of=lambda config: "frame",
+        unit_of=lambda _config: "frame",
         paper_input=PaperInput("frames", (64, 64), source="001 Sec. III-D, Table II"),
         training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=25, batch_size=32),
         variants={

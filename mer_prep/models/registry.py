@@ -98,7 +98,8 @@ class TrainingPreset:
     eps: float
     epochs: int
     batch_size: int
-    selection: Literal["validation", "last_epoch"] = "last_epoch"
+    # "test_oracle" only as a run's own override: ``train.plan`` refuses it from a preset
+    selection: Literal["validation", "last_epoch", "test_oracle"] = "last_epoch"
     validation_metric: str | None = None
     optimizer: Literal["adam"] = "adam"
     betas: tuple[float, float] = (0.9, 0.999)
@@ -159,7 +160,7 @@ class ModelSpec:
     variants: Mapping[str, VariantPreset]
     default_variant: str
     needs: Callable[[Any], tuple[ArrayNeed, ...]]
-    unit_of: Callable[[Any], Unit] = lambda config: "clip"
+    unit_of: Callable[[Any], Unit] = lambda _config: "clip"
     paper_input: PaperInput | None = None
     frame_unit_skips_onset: bool = False
 

@@ -52,7 +52,8 @@ def _hash_video(digest: hashlib._Hash, path: str) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _video_digest(path: str, size: int, mtime_ns: int) -> str:
+def _video_digest(path: str, _size: int, _mtime_ns: int) -> str:
+    # size and mtime: only in the cache key, so that a replaced file is hashed again
     inner = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(_CHUNK):

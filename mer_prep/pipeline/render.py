@@ -77,7 +77,7 @@ def flow_arrays(
     decoded: np.ndarray,
     at: np.ndarray,
     fps: float,
-    lap: Callable[[str], None] = lambda stage: None,
+    lap: Callable[[str], None] = lambda _stage: None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(flow (T, h, w, 2), strain (T, h, w) or None): TV-L1 from ``frames[reference]`` to
     every stored frame, at the recipe's output size.

@@ -86,7 +86,7 @@ class Report:
 # --- sections: each gathers what its template (mer_prep/plot/templates/<key>.html.j2) shows ----
 
 
-def _overview(store, images: Images) -> Markup:
+def _overview(store) -> Markup:
     attrs = store.attrs
     table_all = store.table_all
     try:
@@ -278,7 +278,7 @@ def _mask_names(recipe) -> set[str]:
     return {part for name in recipe.mask.regions for part in REGION_GROUPS.get(name, (name,))}
 
 
-def _curves_png(view_id: str, curve_panels: list[Panel]) -> bytes:
+def _curves_png(curve_panels: list[Panel]) -> bytes:
     # a fixed layout: the constrained engine doubles the drawing time of these small figures
     figure = figures.new_figure(3.6 * len(curve_panels), 2.3, dpi=80)
     figure.subplots_adjust(
@@ -325,7 +325,7 @@ def _sample_card(store, row: int, images: Images, dataset: DatasetSamples) -> _C
                 )
             )
     if curve_panels:
-        png = _curves_png(view.sample_id, curve_panels)
+        png = _curves_png(curve_panels)
         caption = " | ".join(f"{p.title}: {p.caption}" for p in curve_panels)
         wide.append(
             Captioned(
@@ -498,7 +498,7 @@ def report_html(
     dataset = DatasetSamples(store, all_roots)
     # built in page order: the images are numbered (and their PNG copies named) as made
     sections = [
-        _Section("overview", "Overview", _overview(store, images)),
+        _Section("overview", "Overview", _overview(store)),
         _Section("samples", "Samples per class and subject", _counts(store, images)),
         _Section(
             "failures",
