@@ -27,6 +27,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from mer_prep.errors import CorruptDataError
+from mer_prep.store.nodes import read_orthogonal
 from mer_prep.store.schema import content_crc
 
 # Blosc with its own thread pool takes a global lock per call; contexts of our threads do not.
@@ -48,8 +49,8 @@ def fast_path(array: zarr.Array) -> bool:
 
 
 def _chunk_key(array: zarr.Array, row: int) -> str:
-    separator = array.metadata.chunk_key_encoding.separator
-    return f"{array.path}/c{separator}" + separator.join([str(row)] + ["0"] * (array.ndim - 1))
+    """The store key of the chunk of ``row`` (one sample per chunk: ``fast_path`` holds)."""
+    return f"{array.path}/" + array.metadata.encode_chunk_key((row, *[0] * (array.ndim - 1)))
 
 
 def check_content(values: np.ndarray, expected: int | None, what: str, row: int) -> None:
@@ -79,10 +80,10 @@ def read_rows(
     """
     rows = np.asarray(rows, dtype=np.int64)
     if not fast_path(array):
-        out = array.get_orthogonal_selection((rows,))
+        read = read_orthogonal(array, rows)
         for i, crc in enumerate(expected or ()):
-            check_content(out[i], crc, what or array.path, int(rows[i]))
-        return out
+            check_content(read[i], crc, what or array.path, int(rows[i]))
+        return read
     out = np.zeros((len(rows), *array.shape[1:]), dtype=array.dtype)
     if not len(rows):
         return out

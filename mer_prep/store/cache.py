@@ -240,7 +240,7 @@ def _load(path: Path, checksums: tuple[int, int, list[int]]) -> np.ndarray | Non
     def read_and_check(index: int) -> bool:
         start = index * block
         part = buffer[start : start + block]
-        view, done = memoryview(part), 0
+        view, done = part.data, 0  # a writable memoryview of ``buffer``'s block
         while done < len(part):
             count = os.preadv(descriptor, [view[done:]], start + done)
             if count <= 0:

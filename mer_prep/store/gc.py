@@ -60,6 +60,7 @@ import icechunk as ic
 import zarr
 
 from mer_prep.errors import InvalidArgumentError
+from mer_prep.store.nodes import group_at
 from mer_prep.store.repo import (
     MAIN,
     RUNS_BRANCH,
@@ -283,7 +284,7 @@ def snapshots_read_by_runs(repo: ic.Repository) -> dict[str, tuple[str, list[str
     if RUNS_GROUP not in root:
         return {}
     pins: dict[str, tuple[str, list[str]]] = {}
-    for name, member in root[RUNS_GROUP].members():
+    for name, member in group_at(root, RUNS_GROUP).members():
         read = dict(member.attrs).get("store") if isinstance(member, zarr.Group) else None
         if isinstance(read, dict) and read.get("snapshot_id"):
             version, runs = pins.setdefault(read["snapshot_id"], (read.get("version_id", ""), []))

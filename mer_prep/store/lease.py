@@ -39,7 +39,7 @@ def reading_lease(
     runs without a lease instead (yields None)."""
     where = StoreLocation.parse(location)
     repo = open_repository(where)
-    branch = owned_branch(LEASE_PREFIX, version_id)
+    branch, leased = owned_branch(LEASE_PREFIX, version_id), True
     try:
         repo.create_branch(branch, snapshot_id)
     except (ic.IcechunkError, OSError) as error:
@@ -50,8 +50,8 @@ def reading_lease(
                 f"(collected meanwhile, or read-only?): "
                 f"{str(error).strip().splitlines()[0]}"
             ) from None
-        branch = None
-    if branch is None:
+        leased = False
+    if not leased:  # not required: the block runs without a lease
         yield None
         return
     try:

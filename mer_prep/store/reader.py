@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from functools import cached_property
 
 import dask.array as da
@@ -18,6 +19,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 import zarr.api.asynchronous
+from numpy.typing import NDArray
 from pydantic import ValidationError
 from zarr.core.sync import sync
 
@@ -33,6 +35,7 @@ from mer_prep.recipes import Recipe
 from mer_prep.store.bulk import check_content, read_rows
 from mer_prep.store.cache import cached_array
 from mer_prep.store.layout import AUS_ARRAY, MAIN, TABLE_GROUP, VersionAttrs
+from mer_prep.store.nodes import array_at, group_at, read_values
 from mer_prep.store.repo import (
     Location,
     StoreLocation,
@@ -120,8 +123,8 @@ class FeatureStore(SplitReader):
     @cached_property
     def table_all(self) -> pd.DataFrame:
         try:
-            table = self.group[TABLE_GROUP]
-            columns = {name: table[name][:] for name in self.info.table_columns}
+            table = group_at(self.group, TABLE_GROUP)
+            columns = {name: read_values(array_at(table, name)) for name in self.info.table_columns}
         except Exception as error:  # a column failing its CRC, a lost manifest
             raise CorruptDataError(
                 f"store {self.location}: the sample table cannot be read "
@@ -137,7 +140,9 @@ class FeatureStore(SplitReader):
             )
         return rows_to_frame(columns)
 
-    def _content_crcs(self, name: str, stored_rows: np.ndarray) -> list[int | None]:
+    def _content_crcs(
+        self, name: str, stored_rows: Sequence[int] | NDArray[np.int64]
+    ) -> list[int | None]:
         """The CRC-32C the writer recorded for ``name`` at each stored row (None: unknown, as in
         stores written before ``content_crc32c``)."""
         if "content_crc32c" not in self.table_all:
@@ -180,7 +185,8 @@ class FeatureStore(SplitReader):
         an augmented copy has its parent's. A store written before the ``aus`` array: parsed
         from the table's ``action_units`` text (what the writer stores from)."""
         if self.info.au_list is not None and AUS_ARRAY in self.group:
-            return np.asarray(self.group[AUS_ARRAY][...], dtype=bool)[self._ok_rows]
+            aus = read_values(array_at(self.group, AUS_ARRAY))
+            return np.asarray(aus, dtype=bool)[self._ok_rows]
         return au_matrix(self.table["action_units"].tolist(), self.au_list)
 
     @property
@@ -255,11 +261,13 @@ class FeatureStore(SplitReader):
 
     def _corruption(self, name: str, rows, error: Exception) -> CorruptDataError:
         """The error naming the first ``table`` row of ``rows`` whose chunk of ``name`` is bad."""
-        array = self.group[name]
+        array = array_at(self.group, name)
         for row in rows:
             stored = int(self._ok_rows[row])
             try:
-                check_content(array[stored], self._content_crcs(name, [stored])[0], name, stored)
+                check_content(
+                    read_values(array, stored), self._content_crcs(name, [stored])[0], name, stored
+                )
             except (ValueError, CorruptDataError) as found:
                 sample = self.table_all["sample_id"].iloc[stored]
                 return CorruptDataError(
@@ -275,7 +283,8 @@ class FeatureStore(SplitReader):
     def xarray(self) -> xr.Dataset:
         """All arrays as an xarray Dataset with named dims and the table as ``sample`` coords;
         the action units as ``aus`` (sample, au), bool, with the AU numbers as ``au`` coords."""
-        variables = {
+        # name -> (dims, values): the stored arrays lazily (dask), the AU targets in memory
+        variables: dict[str, tuple[Sequence[str], da.Array | np.ndarray]] = {
             name: (self.info.arrays[name].dims, self.dask(name)) for name in self.array_names
         }
         variables["aus"] = (("sample", "au"), self.aus)
@@ -371,7 +380,7 @@ class FeatureStore(SplitReader):
     def _fails(self, name: str, stored_row: int) -> bool:
         try:
             check_content(
-                self.group[name][stored_row],
+                read_values(array_at(self.group, name), stored_row),
                 self._content_crcs(name, [stored_row])[0],
                 name,
                 stored_row,
@@ -381,7 +390,8 @@ class FeatureStore(SplitReader):
         return False
 
     def row_reader(self, name: str):
-        """``read(rows)`` -> the array's samples at ``table`` rows (sorted unique rows read once)."""
+        """``read(rows)`` -> the array's samples at ``table`` rows (sorted unique rows read
+        once)."""
         array, ok = self._stored_array(name), self._ok_rows
 
         def read(rows: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from mer_prep.errors import SchemaError
 from mer_prep.recipes import ArraySpec
 from mer_prep.store.layout import SplitAttrs, VersionAttrs
+from mer_prep.store.nodes import array_at, group_at
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -149,8 +150,8 @@ def _check_codec(name: str, array: zarr.Array, rules: dict) -> None:
     codecs = [c for c in array.compressors]
     ok = any(
         type(c).__name__.lower().startswith(wanted["name"])
-        and str(getattr(c.cname, "value", c.cname)) in wanted["cnames"]
-        and str(getattr(c.shuffle, "value", c.shuffle)) == wanted["shuffle"]
+        and _setting(c, "cname") in wanted["cnames"]
+        and _setting(c, "shuffle") == wanted["shuffle"]
         for c in codecs
     )
     if not ok:
@@ -162,13 +163,25 @@ def _check_codec(name: str, array: zarr.Array, rules: dict) -> None:
         raise SchemaError(f"array {name!r}: chunks carry no {rules['checksum']} checksum")
 
 
+def _setting(codec: object, name: str) -> str:
+    """A Blosc codec's setting ``name`` as text: zarr's ``BloscCodec`` holds enums, numcodecs'
+    ``Blosc`` plain values (the codec's class name was checked before this is asked)."""
+    value = getattr(codec, name, None)
+    return str(getattr(value, "value", value))
+
+
+def _dims(array: zarr.Array) -> tuple[str | None, ...]:
+    """The array's dimension names; () for an array without them (or a zarr v2 one)."""
+    return tuple(getattr(array.metadata, "dimension_names", None) or ())
+
+
 def _check_aus(group: zarr.Group, spec: dict, n: int, n_aus: int, rules: dict) -> None:
     """The ``aus`` array: (n, len(au_list)) bool, named dims, checksummed."""
     name = spec["name"]
     if name not in group:
         raise SchemaError(f"array {name!r} (declared by the au_list attribute) is missing")
-    array = group[name]
-    dims = tuple(array.metadata.dimension_names or ())
+    array = array_at(group, name)
+    dims = _dims(array)
     if dims != tuple(spec["dims"]):
         raise SchemaError(f"array {name!r}: dimension names {dims} != {tuple(spec['dims'])}")
     if tuple(array.shape) != (n, n_aus) or array.dtype != np.dtype(spec["dtype"]):
@@ -188,8 +201,8 @@ def validate_group(group: zarr.Group) -> None:
     for name, spec in info.arrays.items():
         if name not in group:
             raise SchemaError(f"declared array {name!r} is missing")
-        array = group[name]
-        dims = tuple(array.metadata.dimension_names or ())
+        array = array_at(group, name)
+        dims = _dims(array)
         if dims != tuple(spec.dims):
             raise SchemaError(f"array {name!r}: dimension names {dims} != declared {spec.dims}")
         if tuple(array.shape) != (n, *spec.shape[1:]):
@@ -201,7 +214,7 @@ def validate_group(group: zarr.Group) -> None:
         _check_codec(name, array, rules)
     if info.au_list is not None:  # stores written before AU targets have neither
         _check_aus(group, rules["aus_array"], n, len(info.au_list), rules)
-    table = group[rules["table_group"]]
+    table = group_at(group, rules["table_group"])
     # a store written before a column was added lacks it and stays valid: readers tolerate it
     added_later = set(rules.get("table_columns_added_later", ())) - set(info.table_columns)
     for column, kind in rules["required_table_columns"].items():
@@ -209,7 +222,7 @@ def validate_group(group: zarr.Group) -> None:
             continue
         if column not in table:
             raise SchemaError(f"sample table column {column!r} is missing")
-        values = table[column]
+        values = array_at(table, column)
         if values.shape != (n,):
             raise SchemaError(f"sample table column {column!r}: shape {values.shape} != ({n},)")
         if info.table_columns.get(column) != kind:

@@ -21,6 +21,7 @@ from mer_prep.errors import CorruptDataError, SplitNotFoundError
 from mer_prep.evaluation.balance import SmotePlan, fold_class_weights
 from mer_prep.evaluation.splits import Split, build_split, fold_index, parent_rows
 from mer_prep.store.layout import SPLITS_GROUP, SplitAttrs
+from mer_prep.store.nodes import array_at, group_at, read_orthogonal, read_values
 from mer_prep.store.repo import StoreLocation
 from mer_prep.store.split_digest import check_split_array, check_split_attrs
 
@@ -73,7 +74,9 @@ class SplitReader:
         """Names of the splits stored with this version."""
         try:
             return (
-                sorted(self.group[SPLITS_GROUP].group_keys()) if SPLITS_GROUP in self.group else []
+                sorted(group_at(self.group, SPLITS_GROUP).group_keys())
+                if SPLITS_GROUP in self.group
+                else []
             )
         except Exception as error:  # unreadable metadata of the splits group
             raise CorruptDataError(
@@ -131,7 +134,7 @@ class SplitReader:
         group = self._split_group(split)
         digests = check_split_attrs(dict(group.attrs), where)
         try:
-            values = group[name][...]
+            values = read_values(array_at(group, name))
         except Exception as error:  # missing, failing its CRC, bad manifest
             raise CorruptDataError(
                 f"{where}: array {name!r} cannot be read ({type(error).__name__}"
@@ -144,7 +147,7 @@ class SplitReader:
 
     def _split_group(self, name: str) -> zarr.Group:
         try:
-            return self.group[SPLITS_GROUP][name]
+            return group_at(group_at(self.group, SPLITS_GROUP), name)
         except Exception as error:  # its zarr.json no longer parses
             raise CorruptDataError(
                 f"{self._split_where(name)}: cannot be opened "
@@ -210,7 +213,7 @@ class SplitReader:
         group = self._split_group(split)
         mine = self.smote_rows(split, index)
         return {
-            name: group[f"smote_{name}"].get_orthogonal_selection((mine,))
+            name: read_orthogonal(array_at(group, f"smote_{name}"), mine)
             for name in arrays
             if name in stored
         }

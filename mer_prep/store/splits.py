@@ -148,15 +148,16 @@ def write_split(location: Location, attrs: dict, arrays: dict[str, np.ndarray]) 
         )
     group = root.require_group(SPLITS_GROUP).create_group(split.name, overwrite=True)
     for name, values in arrays.items():
-        group.create_array(
+        array = group.create_array(
             name,
             shape=values.shape,
             dtype=values.dtype,
             compressors=COMPRESSORS,
-            chunks=tuple(max(d, 1) for d in values.shape) or None,
+            # one chunk; a 0-d array: zarr's own choice (a chunk of shape ())
+            chunks=tuple(max(d, 1) for d in values.shape) or "auto",
         )
         if values.size:
-            group[name][...] = values
+            array[...] = values
     group.attrs.update(sealed)
     return session.commit(
         f"split {split.name} of {split.version_id}",

@@ -2,22 +2,26 @@
 
 Every chunk carries a CRC-32C (``writer.CHECKSUM``), so a flipped bit raises on decode instead
 of reading back as data; every stored split is read whole and checked against the digests of
-its attributes and arrays (``split_digest``). Verification decodes each array one sample (one chunk) at a time, so
-a report names the array, the sample row and its sample id.
+its attributes and arrays (``split_digest``). Verification decodes each array one sample (one
+chunk) at a time, so a report names the array, the sample row and its sample id.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import zarr
+from numpy.typing import NDArray
 from zarr.codecs import Crc32cCodec
 
 from mer_prep.errors import CorruptDataError
 from mer_prep.store.bulk import check_content
-from mer_prep.store.layout import SPLITS_GROUP
+from mer_prep.store.layout import SPLITS_GROUP, TABLE_GROUP
+from mer_prep.store.nodes import array_at, group_at, read_values
 from mer_prep.store.repo import Location, StoreLocation, open_repository, version_tags
 from mer_prep.store.schema import DIGEST_KEY, attrs_digest, validate_group
 from mer_prep.store.split_digest import (
@@ -50,7 +54,8 @@ class BrokenChunk:
         return f"{self.version}: {self.array}{where}: {self.problem}"
 
 
-def _arrays(group: zarr.Group, prefix: str = ""):
+def _arrays(group: zarr.Group, prefix: str = "") -> Iterator[tuple[str, zarr.Array]]:
+    """Every array under ``group``, with its path below it."""
     for name, member in group.members():
         path = f"{prefix}{name}"
         if isinstance(member, zarr.Array):
@@ -61,10 +66,14 @@ def _arrays(group: zarr.Group, prefix: str = ""):
 
 def _verify_group(version: str, group: zarr.Group) -> list[BrokenChunk]:
     broken: list[BrokenChunk] = []
-    sample_ids, crcs = None, None
+    sample_ids: NDArray[Any] | None = None
+    crcs: list[dict[str, int]] | None = None  # per row: array path -> CRC-32C of its content
     try:
-        sample_ids = group["samples/sample_id"][:]
-        crcs = [json.loads(text or "{}") for text in group["samples/content_crc32c"][:]]
+        sample_ids = read_values(array_at(group, f"{TABLE_GROUP}/sample_id"))
+        crcs = [
+            json.loads(text or "{}")
+            for text in read_values(array_at(group, f"{TABLE_GROUP}/content_crc32c"))
+        ]
     except Exception:  # noqa: BLE001 - the table itself is checked below like any array
         pass
     for path, array in _arrays(group):
@@ -74,7 +83,7 @@ def _verify_group(version: str, group: zarr.Group) -> list[BrokenChunk]:
         rows = range(array.shape[0]) if per_sample else [None]
         for row in rows:
             try:
-                values = array[row] if row is not None else array[...]
+                values = read_values(array, row if row is not None else ...)
                 if row is not None and crcs is not None and row < len(crcs):
                     check_content(values, crcs[row].get(path), path, row)
                 if row is not None and values.dtype.kind == "f" and not np.isfinite(values).all():
@@ -128,7 +137,7 @@ def _verify_splits(version: str, group: zarr.Group) -> list[BrokenChunk]:
     if SPLITS_GROUP not in group:
         return []
     found: list[BrokenChunk] = []
-    for name, split in sorted(group[SPLITS_GROUP].groups()):
+    for name, split in sorted(group_at(group, SPLITS_GROUP).groups()):
         path, where = f"{SPLITS_GROUP}/{name}", f"split {name!r}"
         attrs = dict(split.attrs)
         if predates_checksums(attrs):
@@ -144,7 +153,7 @@ def _verify_splits(version: str, group: zarr.Group) -> list[BrokenChunk]:
                 raise CorruptDataError(f"{where}: the group holds split {attrs.get('name')!r}")
             for array in sorted(set(digests) | set(split.array_keys())):
                 try:
-                    values = split[array][...]
+                    values = read_values(array_at(split, array))
                 except Exception as error:  # any decode failure is the finding
                     raise CorruptDataError(
                         f"{where}: array {array!r} cannot be read ({type(error).__name__}: {error})"

@@ -61,6 +61,7 @@ from mer_prep.store.layout import (  # noqa: F401 - PERMANENT re-exported
     TRANSIENT,
     VersionAttrs,
 )
+from mer_prep.store.nodes import array_at, group_at, read_values
 from mer_prep.store.repo import (
     Location,
     StoreLocation,
@@ -254,11 +255,13 @@ def reusable_rows(
     if not same:
         return None
     root = zarr.open_group(repo.readonly_session(snapshot_id=base).store, mode="r")
-    table = root[TABLE_GROUP]
+    table = group_at(root, TABLE_GROUP)
     missing = [name for name in table_columns() if name not in table]
     if set(missing) - {"failure_kind"}:  # a column added since: older stores lack it
         return None
-    columns = {name: table[name][:] for name in table_columns() if name in table}
+    columns = {
+        name: read_values(array_at(table, name)) for name in table_columns() if name in table
+    }
     if missing:
         columns["failure_kind"] = np.full(len(columns["sample_id"]), "", dtype=object)
     stride = plan.recipe.rows_per_sample

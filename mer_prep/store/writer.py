@@ -71,6 +71,7 @@ from mer_prep.store.layout import (
     ReuseAttrs,
     VersionAttrs,
 )
+from mer_prep.store.nodes import array_at, async_array_at
 from mer_prep.store.repo import NewStore, open_repository
 from mer_prep.store.run_watch import RunWatch
 from mer_prep.store.schema import (
@@ -142,7 +143,7 @@ class SampleWriter:
     def __init__(self, fork: ic.ForkSession, specs: dict[str, ArraySpec]) -> None:
         self.specs = specs
         group = sync(zarr.api.asynchronous.open_group(store=fork.store, mode="r+"))
-        self.arrays = {name: sync(group.getitem(name)) for name in specs}
+        self.arrays = {name: async_array_at(group, name) for name in specs}
 
     def check(self, arrays: dict[str, np.ndarray]) -> None:
         """``SchemaError`` unless every array of one sample fits its declared shape and dtype."""
@@ -240,7 +241,7 @@ class VersionWriter:
             for row in range(plan.n_rows):
                 if row not in reused:
                     for name in plan.arrays:
-                        root[name][row] = 0  # all fill values: zarr drops the chunk
+                        array_at(root, name)[row] = 0  # all fill values: zarr drops the chunk
             snapshot = (
                 prepare.flush(f"refresh of {reused_from} to {plan.version_id}")
                 if prepare.has_uncommitted_changes
