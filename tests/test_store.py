@@ -18,37 +18,65 @@ from mer_prep.store.writer import SampleWriter, VersionPlan, VersionWriter
 RECIPE = load_recipe("mbcc64")
 
 
+def fake_sample(clip: str, subject: str, emotion: str, dataset: str = "casme2", **fields) -> Sample:
+    """A clip of frames 1-10 (onset 1, apex 5, offset 10, 200 fps) labelled ``emotion``, with
+    no frame files: for stores written without processing (``fields``: more ``Sample`` fields)."""
+    return Sample(
+        dataset=dataset,
+        subject=subject,
+        clip=clip,
+        frame_paths=(),
+        frame_numbers=tuple(range(1, 11)),
+        onset=1,
+        apex=5,
+        offset=10,
+        fps=200.0,
+        emotion=emotion,
+        label=emotion,
+        **fields,
+    )
+
+
 def fake_samples(n, subjects=3):
     return [
-        Sample(
-            dataset="casme2",
-            subject=f"casme2/sub{i % subjects + 1:02d}",
-            clip=f"EP0{i}_01",
-            frame_paths=(),
-            frame_numbers=tuple(range(1, 11)),
-            onset=1,
-            apex=5,
-            offset=10,
-            fps=200.0,
-            emotion=["happiness", "disgust"][i % 2],
-            label=["happiness", "disgust"][i % 2],
+        fake_sample(
+            f"EP0{i}_01", f"casme2/sub{i % subjects + 1:02d}", ["happiness", "disgust"][i % 2]
         )
         for i in range(n)
     ]
 
 
-def make_plan(path, n=4, fingerprint="0" * 32):
-    samples = fake_samples(n)
-    return VersionPlan(
+def fake_plan(
+    path,
+    samples: list[Sample],
+    class_names: list[str],
+    *,
+    dataset: str = "casme2",
+    problems: tuple[Problem, ...] = (),
+    fingerprint: str = "0" * 32,
+    cls: type[VersionPlan] = VersionPlan,
+) -> VersionPlan:
+    """The plan of a version of ``samples`` (mbcc64), sample ``i``'s fingerprint ``i``."""
+    return cls(
         location=StoreLocation.parse(path),
-        dataset="casme2",
+        dataset=dataset,
         labels="native",
-        class_names=["disgust", "happiness"],
+        class_names=class_names,
         recipe=RECIPE,
         samples=samples,
-        fingerprints=[f"{i:032x}" for i in range(n)],
-        problems=[Problem("casme2/sub09/EP99", "/data/coding.xlsx:row 7", "folder missing")],
+        fingerprints=[f"{i:032x}" for i in range(len(samples))],
+        problems=list(problems),
         input_fingerprint=fingerprint,
+    )
+
+
+def make_plan(path, n=4, fingerprint="0" * 32):
+    return fake_plan(
+        path,
+        fake_samples(n),
+        ["disgust", "happiness"],
+        problems=(Problem("casme2/sub09/EP99", "/data/coding.xlsx:row 7", "folder missing"),),
+        fingerprint=fingerprint,
     )
 
 

@@ -6,7 +6,7 @@ model and the reader loads it, and a version written before the optional attribu
 import numpy as np
 import pytest
 import zarr
-from test_store import make_plan, write_version
+from test_store import fake_plan, fake_sample, make_plan, write_version
 
 from mer_prep.evaluation.splits import KINDS, build_split
 from mer_prep.store import open_store
@@ -144,17 +144,23 @@ def test_every_split_kind_the_library_makes_can_be_stored():
     assert SPLIT_SCHEMA["properties"]["schema"]["const"] == SPLIT_SCHEMA_NAME
 
 
-def test_a_stored_split_reads_back_typed(tmp_path):
-    plan = make_plan(tmp_path / "store", n=7)  # sub01 holds 2 happiness + 1 disgust clips
+def _store_with_a_smote_split(path):
+    """7 fake samples of 3 subjects (sub01: 2 happiness + 1 disgust clips) and their LOSO
+    split with SMOTE on the landmarks, materialised: (the version's plan, the store)."""
+    plan = make_plan(path, n=7)
     write_version(plan)
-    store = open_store(tmp_path / "store")
+    store = open_store(path)
     save_split(
         store,
         build_split(store.table, "loso"),
         smote_features="landmarks",
         materialise=("landmarks",),
     )
-    store = open_store(tmp_path / "store")
+    return plan, open_store(path)
+
+
+def test_a_stored_split_reads_back_typed(tmp_path):
+    plan, store = _store_with_a_smote_split(tmp_path / "store")
     info = store.split_info("loso")
     assert info.model_dump(by_alias=True) == store.split_attrs("loso")
     assert info.kind == "loso" and info.n_rows == 7 and info.version_id == plan.version_id
@@ -181,40 +187,18 @@ def test_a_stored_split_reads_back_typed(tmp_path):
 
 def test_a_leave_one_dataset_out_split_is_stored_and_read_back(tmp_path):
     """Refused by the split schema's kind list before it named lodo."""
-    from test_store import RECIPE
-
-    from mer_prep.sample import Sample
-    from mer_prep.store.repo import StoreLocation
-    from mer_prep.store.writer import VersionPlan
-
     emotions = ["happiness", "disgust"]
     samples = [
-        Sample(
-            dataset=ds,
-            subject=f"{ds}/s{i % 2}",
-            clip=f"c{i}",
-            frame_paths=(),
-            frame_numbers=tuple(range(1, 11)),
-            onset=1,
-            apex=5,
-            offset=10,
-            fps=200.0,
-            emotion=emotions[i % 2],
-            label=emotions[i % 2],
-        )
+        fake_sample(f"c{i}", f"{ds}/s{i % 2}", emotions[i % 2], dataset=ds)
         for ds in ("casme2", "samm")
         for i in range(4)
     ]
-    plan = VersionPlan(
-        location=StoreLocation.parse(tmp_path / "store"),
+    plan = fake_plan(
+        tmp_path / "store",
+        samples,
+        ["disgust", "happiness"],
         dataset="cross6",
-        labels="native",
-        class_names=["disgust", "happiness"],
-        recipe=RECIPE,
-        samples=samples,
-        fingerprints=[f"{i:032x}" for i in range(8)],
-        problems=[],
-        input_fingerprint="1" * 32,
+        fingerprint="1" * 32,
     )
     write_version(plan)
     store = open_store(tmp_path / "store")
@@ -229,16 +213,7 @@ def test_to_torch_makes_smote_samples_with_the_one_rebuild(tmp_path):
     """``to_torch(balance="smote")`` rebuilds a synthetic sample from its two parents (read as
     float32) with ``balance.rebuild_smote``, or takes the stored one when it was materialised."""
     pytest.importorskip("torch")
-    plan = make_plan(tmp_path / "store", n=7)
-    write_version(plan)
-    store = open_store(tmp_path / "store")
-    save_split(
-        store,
-        build_split(store.table, "loso"),
-        smote_features="landmarks",
-        materialise=("landmarks",),
-    )
-    store = open_store(tmp_path / "store")
+    _, store = _store_with_a_smote_split(tmp_path / "store")
     smote = store.smote("loso", 2)
     frames = store.array("frames", "float32")  # sample i holds i / 10 (float16) everywhere
     data = store.to_torch(2, arrays=["frames", "landmarks"], balance="smote")
