@@ -98,8 +98,7 @@ class TrainingPreset:
     eps: float
     epochs: int
     batch_size: int
-    # "test_oracle" only as a run's own override: ``train.plan`` refuses it from a preset
-    selection: Literal["validation", "last_epoch", "test_oracle"] = "last_epoch"
+    selection: Literal["validation", "last_epoch"] = "last_epoch"
     validation_metric: str | None = None
     optimizer: Literal["adam"] = "adam"
     betas: tuple[float, float] = (0.9, 0.999)
