@@ -33,6 +33,7 @@ from mer_prep.models.layers import (
     SqueezeExcite,
     apply_init,
     classifier_head,
+    conv3d_stem,
     dense_layers,
     flatten_features,
 )
@@ -86,12 +87,9 @@ class Path3d(nn.Module):
         self, config: HA3DConfig, shape: tuple[int, int, int], *, attention: bool, squeeze: bool
     ) -> None:
         super().__init__()
-        k, p = config.kernel, config.pool
-        pooled = tuple(size // p for size in shape)
-        if min(pooled) < 1:
-            raise ValueError(f"a {shape} input is smaller than the {p}x{p}x{p} pooling")
-        self.conv = nn.Conv3d(1, config.filters, k, padding=k // 2)
-        self.pool = nn.MaxPool3d(p)
+        self.conv, self.pool, pooled = conv3d_stem(
+            config.filters, config.kernel, config.pool, shape
+        )
         self.attention = (
             HybridAttention3d(pooled[0], config.spatial_kernel, config.temporal_reduction)
             if attention

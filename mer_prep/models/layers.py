@@ -175,6 +175,34 @@ class PooledBatchNorm3d(nn.BatchNorm3d):
         return super().forward(x)
 
 
+def conv_pool_stream(filters: tuple[int, int], kernel: int) -> nn.Sequential:
+    """Two same-padded ``kernel`` x ``kernel`` convolutions (1 -> filters[0] -> filters[1]
+    channels), each with ReLU and 2x2 max-pooling, flattened: (B, 1, H, W) ->
+    (B, filters[1] * (H // 4) * (W // 4)) for odd ``kernel``. MBCC's branches and OFF-ApexNet's
+    streams."""
+    return nn.Sequential(
+        nn.Conv2d(1, filters[0], kernel, padding=kernel // 2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(filters[0], filters[1], kernel, padding=kernel // 2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+    )
+
+
+def conv3d_stem(
+    filters: int, kernel: int, pool: int, shape: tuple[int, ...]
+) -> tuple[nn.Conv3d, nn.MaxPool3d, tuple[int, ...]]:
+    """A 3-D CNN's first stage for (T, H, W) inputs of ``shape``: a same-padded ``kernel``^3
+    convolution 1 -> ``filters`` channels, a ``pool``^3 max-pooling, and the pooled (T, H, W);
+    ValueError when ``shape`` is smaller than the pooling. MER-3DCNN's and HA3D's stem."""
+    pooled = tuple(size // pool for size in shape)
+    if min(pooled) < 1:
+        raise ValueError(f"a {shape} input is smaller than the {pool}x{pool}x{pool} pooling")
+    return nn.Conv3d(1, filters, kernel, padding=kernel // 2), nn.MaxPool3d(pool), pooled
+
+
 def dense_layers(in_features: int, widths: tuple[int, ...], dropout: float) -> list[nn.Module]:
     """Per width: ``Linear(in, width)`` -> ReLU -> ``Dropout(dropout)``, chained; (B, in) float32
     -> (B, widths[-1]). A list, so that callers can prepend or append layers in one

@@ -20,9 +20,9 @@ from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch import Tensor, nn
+from torch import Tensor
 
-from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head
+from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head, conv_pool_stream
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     KERAS_EPS,
@@ -65,18 +65,6 @@ class MBCCConfig(BaseModel):
         return self
 
 
-def _branch(kernel: int, filters: tuple[int, int]) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, filters[0], kernel, padding=kernel // 2),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-        nn.Conv2d(filters[0], filters[1], kernel, padding=kernel // 2),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-    )
-
-
 class MBCC(MerModel):
     """MBCC-CNN.
 
@@ -89,8 +77,8 @@ class MBCC(MerModel):
         if height < 4 or width < 4:
             raise ValueError(f"MBCC needs frames of at least 4x4 pixels, got {height}x{width}")
         self.config = config
-        self.branch3 = _branch(3, config.filters)
-        self.branch5 = _branch(5, config.filters)
+        self.branch3 = conv_pool_stream(config.filters, 3)
+        self.branch5 = conv_pool_stream(config.filters, 5)
         features = 2 * config.filters[1] * (height // 4) * (width // 4)
         self.classifier = classifier_head(features, n_classes, config.dense, config.dropout)
         apply_init(self, config.init)

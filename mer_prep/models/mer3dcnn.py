@@ -20,6 +20,7 @@ from mer_prep.models.layers import (
     MerModel,
     apply_init,
     classifier_head,
+    conv3d_stem,
     flatten_features,
 )
 from mer_prep.models.paper_input import PaperInput
@@ -64,12 +65,9 @@ class MER3DCNN(MerModel):
     def __init__(self, config: MER3DCNNConfig, n_classes: int, shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.config = config
-        k, p = config.kernel, config.pool
-        pooled = tuple(size // p for size in shape)
-        if min(pooled) < 1:
-            raise ValueError(f"a {shape} input is smaller than the {p}x{p}x{p} pooling")
-        self.conv = nn.Conv3d(1, config.filters, k, padding=k // 2)
-        self.pool = nn.MaxPool3d(p)
+        self.conv, self.pool, pooled = conv3d_stem(
+            config.filters, config.kernel, config.pool, shape
+        )
         self.dropout = nn.Dropout(config.dropout)
         features = config.filters * (
             pooled[0] * pooled[1] * pooled[2] if config.head == "flatten" else 1

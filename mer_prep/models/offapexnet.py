@@ -23,10 +23,10 @@ from collections.abc import Mapping
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from mer_prep.models.apex_flow import ApexFlowInput, Normalise, apex_flow_needs
-from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head
+from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head, conv_pool_stream
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     TORCH_EPS,
@@ -50,18 +50,6 @@ class OFFApexNetConfig(BaseModel):
     init: Init = "torch"
 
 
-def _stream(filters: tuple[int, int], kernel: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, filters[0], kernel, padding=kernel // 2),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-        nn.Conv2d(filters[0], filters[1], kernel, padding=kernel // 2),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-    )
-
-
 class OFFApexNet(MerModel):
     """OFF-ApexNet.
 
@@ -75,8 +63,8 @@ class OFFApexNet(MerModel):
             raise ValueError(f"OFF-ApexNet needs maps of at least 4x4 pixels, got {height}x{width}")
         self.config = config
         self.input = ApexFlowInput(("u", "v"), config.normalise)
-        self.stream_u = _stream(config.filters, config.kernel)
-        self.stream_v = _stream(config.filters, config.kernel)
+        self.stream_u = conv_pool_stream(config.filters, config.kernel)
+        self.stream_v = conv_pool_stream(config.filters, config.kernel)
         features = 2 * config.filters[1] * (height // 4) * (width // 4)
         self.classifier = classifier_head(
             features, n_classes, (config.dense, config.dense), config.dropout
