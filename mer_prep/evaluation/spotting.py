@@ -21,6 +21,8 @@ ratio whose denominator is 0 is 0, as in the MEGC scorers.
 
 ``score_spotting(..., compat="megc2020")`` reproduces the MEGC 2020 baseline's scorer instead,
 defects included, and names each defect that changed a count (``spotting_megc2020``).
+The records (``Interval``, ``SpotPrediction``, ``SpottingScore``, ...) live in
+``spotting_intervals``; the ones a caller of ``score_spotting`` needs are named here too.
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ from mer_prep.errors import InvalidArgumentError
 from mer_prep.evaluation.spotting_intervals import (
     KINDS,
     MEGC_IOU_THRESHOLD,
-    DefectEffect,
-    Interval,
-    QuantityChange,
     SpotCounts,
     SpotMatch,
     SpotPrediction,
@@ -42,7 +41,6 @@ from mer_prep.evaluation.spotting_intervals import (
     check_videos,
     group_by_video_and_kind,
     iou,
-    iou_matrix,
     match_one_to_one,
 )
 from mer_prep.evaluation.spotting_megc2020 import score_megc2020
@@ -50,9 +48,6 @@ from mer_prep.evaluation.spotting_megc2020 import score_megc2020
 __all__ = [
     "KINDS",
     "MEGC_IOU_THRESHOLD",
-    "DefectEffect",
-    "Interval",
-    "QuantityChange",
     "SpotCounts",
     "SpotMatch",
     "SpotPrediction",
@@ -61,7 +56,6 @@ __all__ = [
     "check_videos",
     "group_by_video_and_kind",
     "iou",
-    "iou_matrix",
     "match_one_to_one",
     "score_spotting",
 ]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from mer_prep.errors import AnnotationError, InvalidArgumentError
-from mer_prep.evaluation.spotting import Interval, SpotPrediction, SpotTruth
+from mer_prep.evaluation.spotting_intervals import Interval, SpotPrediction, SpotTruth
 
 KIND_NAMES = {
     "me": "me",

@@ -54,7 +54,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.evaluation.spotting import (
+from mer_prep.evaluation.spotting_intervals import (
     MEGC_IOU_THRESHOLD,
     DefectEffect,
     QuantityChange,
