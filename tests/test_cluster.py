@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,33 @@ class HandCluster:
     def address(self) -> str:
         return self.client.scheduler.address
 
+    def preprocess(self, root: Path, recipe: str, store_path: Path):
+        """``run_preprocess`` of the CASME II look-alike at ``root`` on this cluster's 2 workers."""
+        from flows.preprocess import run_preprocess
+
+        return run_preprocess(
+            "casme2", str(root), recipe, str(store_path), n_workers=2, dask_address=self.address
+        )
+
+    def kill_a_busy_worker(
+        self, thread: threading.Thread, outcome: dict, wait: float, settle: float
+    ):
+        """Once both workers are busy (within ``wait`` s) and ``settle`` s later (mid-task),
+        SIGKILL a busy worker; its address. ``thread`` and ``outcome`` are ``run_in_thread``'s:
+        the run must still be going."""
+        client = self.client
+        deadline = time.monotonic() + wait
+        while sum(map(len, client.processing().values())) < 2:
+            assert thread.is_alive(), outcome
+            assert time.monotonic() < deadline, self.logs()
+            time.sleep(0.05)
+        time.sleep(settle)
+        busy = [address for address, keys in client.processing().items() if keys]
+        assert busy and thread.is_alive(), "the run ended before a worker could be killed"
+        victim = busy[0]
+        os.kill(self.worker_pids()[victim], signal.SIGKILL)
+        return victim
+
     def worker_pids(self) -> dict[str, int]:
         """Worker address -> pid of the worker process itself (not its nanny)."""
         return self.client.run(os.getpid)
@@ -177,7 +205,7 @@ def assert_clean_history(store_path: Path) -> None:
     assert history[-1].parent_id is None
     rest = history[:-1]
     assert len(rest) == 2 * len(tag_of), [(s.id, s.message) for s in history]
-    for commit, layout in zip(rest[::2], rest[1::2]):
+    for commit, layout in zip(rest[::2], rest[1::2], strict=True):
         assert commit.id in tag_of, (commit.id, commit.message, tag_of)
         assert layout.message == f"layout of {tag_of[commit.id]}", layout.message
     assert set(repo.list_branches()) == {MAIN}
@@ -208,27 +236,34 @@ def run_in_thread(function, *args, **kwargs):
     return thread, outcome
 
 
+def run_at_once(function, arguments: list[tuple], timeout: float) -> list[dict]:
+    """``function(*args)`` for each of ``arguments`` in threads that start together (a barrier);
+    their outcomes (``run_in_thread``'s), once every one has ended within ``timeout`` s."""
+    start = threading.Barrier(len(arguments))
+
+    def together(*args):
+        start.wait()
+        return function(*args)
+
+    runs = [run_in_thread(together, *args) for args in arguments]
+    for thread, _ in runs:
+        thread.join(timeout=timeout)
+        assert not thread.is_alive(), "a concurrent run hung"
+    return [outcome for _, outcome in runs]
+
+
 # --- the tests ---------------------------------------------------------------------------------
 
 
 def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(
     tmp_path, hand_cluster, synth_dataset
 ):
-    from flows.preprocess import run_preprocess
-
     root, written = synth_dataset(
         "casme2", n_subjects=3, clips_per_subject=2, seed=11, size=(240, 320), n_frames=16
     )
     store_path = tmp_path / "store"
     with get_task_stream(client=hand_cluster.client) as stream:
-        summary = run_preprocess(
-            "casme2",
-            str(root),
-            "mbcc64",
-            str(store_path),
-            n_workers=2,
-            dask_address=hand_cluster.address,
-        )
+        summary = hand_cluster.preprocess(root, "mbcc64", store_path)
     assert not summary.up_to_date and summary.n_failed == 0, summary
     assert summary.n_ok == len(written) == 6
     store = open_store(store_path)
@@ -246,35 +281,15 @@ def test_flow_runs_on_a_hand_started_cluster_and_uses_both_workers(
 def test_killing_a_worker_mid_run_never_publishes_a_partial_version(
     tmp_path, hand_cluster, synth_dataset
 ):
-    from flows.preprocess import run_preprocess
-
     root, written = synth_dataset(
         "casme2", n_subjects=4, clips_per_subject=3, seed=12, size=(240, 320), n_frames=24
     )
     store_path = tmp_path / "store"
-    client = hand_cluster.client
-    stream = get_task_stream(client=client)
+    stream = get_task_stream(client=hand_cluster.client)
     stream.__enter__()
-    thread, outcome = run_in_thread(
-        run_preprocess,
-        "casme2",
-        str(root),
-        "ha3d",
-        str(store_path),
-        n_workers=2,
-        dask_address=hand_cluster.address,
-    )
-    # wait until both workers are busy with a batch, then a little longer: mid-batch
-    deadline = time.monotonic() + 60
-    while sum(map(len, client.processing().values())) < 2:
-        assert thread.is_alive(), outcome
-        assert time.monotonic() < deadline, hand_cluster.logs()
-        time.sleep(0.05)
-    time.sleep(2.0)
-    busy = [address for address, keys in client.processing().items() if keys]
-    assert busy and thread.is_alive(), "the run ended before a worker could be killed"
-    victim = busy[0]
-    os.kill(hand_cluster.worker_pids()[victim], signal.SIGKILL)
+    thread, outcome = run_in_thread(hand_cluster.preprocess, root, "ha3d", store_path)
+    # once both workers are busy with a batch, a little longer: mid-batch
+    victim = hand_cluster.kill_a_busy_worker(thread, outcome, wait=60, settle=2.0)
     killed_at = time.monotonic()
     thread.join(timeout=150)
     stream.__exit__(None, None, None)
@@ -302,8 +317,6 @@ def test_killing_a_worker_mid_run_never_publishes_a_partial_version(
 
 
 def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster, synth_dataset):
-    from flows.preprocess import run_preprocess
-
     root, written = synth_dataset(
         "casme2", n_subjects=2, clips_per_subject=3, seed=13, size=(240, 320), n_frames=24
     )
@@ -311,24 +324,7 @@ def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster,
     # The repository exists (empty) before the runs, so that this test races the commits; two
     # runs creating a fresh store at the same instant is test_concurrent_store_creation's.
     open_repository(store_path, create=True)
-    start = threading.Barrier(2)
-
-    def run():
-        start.wait()
-        return run_preprocess(
-            "casme2",
-            str(root),
-            "ha3d",
-            str(store_path),
-            n_workers=2,
-            dask_address=hand_cluster.address,
-        )
-
-    runs = [run_in_thread(run) for _ in range(2)]
-    for thread, _ in runs:
-        thread.join(timeout=150)
-        assert not thread.is_alive(), "a concurrent run hung"
-    outcomes = [outcome for _, outcome in runs]
+    outcomes = run_at_once(hand_cluster.preprocess, [(root, "ha3d", store_path)] * 2, timeout=150)
     committed = [o["result"] for o in outcomes if "result" in o and not o["result"].up_to_date]
     others = [o for o in outcomes if "result" not in o or o["result"].up_to_date]
     print(
@@ -357,9 +353,7 @@ def test_two_concurrent_runs_publish_exactly_one_version(tmp_path, hand_cluster,
 
     # the published version equals a clean single run of the same inputs
     clean_path = tmp_path / "clean"
-    clean = run_preprocess(
-        "casme2", str(root), "ha3d", str(clean_path), n_workers=2, dask_address=hand_cluster.address
-    )
+    clean = hand_cluster.preprocess(root, "ha3d", clean_path)
     assert clean.version_id == version_id
     reference = open_store(clean_path)
     assert store.array_names == reference.array_names
@@ -374,20 +368,8 @@ def test_concurrent_store_creation_opens_the_same_repository(tmp_path):
     errors: list[BaseException] = []
     for trial in range(10):
         path = tmp_path / f"store{trial}"
-        start = threading.Barrier(2)
-
-        def create():
-            start.wait()
-            try:
-                open_repository(path, create=True)
-            except BaseException as error:  # noqa: BLE001 - reported below
-                errors.append(error)
-
-        threads = [threading.Thread(target=create) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        outcomes = run_at_once(partial(open_repository, create=True), [(path,)] * 2, timeout=30)
+        errors += [outcome["error"] for outcome in outcomes if "error" in outcome]
         assert [snapshot.message for snapshot in open_repository(path).ancestry(branch=MAIN)] == [
             "Repository initialized"
         ]
