@@ -42,7 +42,7 @@ from mer_prep.store.repo import (
     open_repository,
     version_tags,
 )
-from mer_prep.store.schema import DIGEST_KEY, attrs_digest, table_digest
+from mer_prep.store.schema import attrs_problem, table_digest
 from mer_prep.store.split_reader import ON_DEMAND_SPLITS, Fold, SplitReader  # noqa: F401
 from mer_prep.store.table import MISSING
 from mer_prep.store.versions import BASE_AU_SET
@@ -81,11 +81,11 @@ class FeatureStore(SplitReader):
         """The version's root attributes as stored, checked against the digest written with
         them (``info`` is the same, typed)."""
         attrs = dict(self.group.attrs)
-        if DIGEST_KEY in attrs and attrs[DIGEST_KEY] != attrs_digest(attrs):
+        problem = attrs_problem(attrs)
+        if problem is not None:
             raise CorruptDataError(
-                f"store {self.location}: the version's attributes do not "
-                f"match their digest (corrupt metadata); run `mer-prep "
-                f"verify {self.location}`"
+                f"store {self.location}: the version's attributes {problem} "
+                f"(corrupt metadata); run `mer-prep verify {self.location}`"
             )
         return attrs
 

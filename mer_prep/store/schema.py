@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import google_crc32c
 import jsonschema
@@ -22,7 +23,12 @@ from pydantic import BaseModel, ValidationError
 
 from mer_prep.errors import SchemaError
 from mer_prep.recipes import ArraySpec
-from mer_prep.store.layout import SplitAttrs, VersionAttrs
+from mer_prep.store.layout import (
+    OPTIONAL_ATTRIBUTES,
+    REQUIRED_ATTRIBUTES,
+    SplitAttrs,
+    VersionAttrs,
+)
 from mer_prep.store.nodes import array_at, group_at
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -40,7 +46,7 @@ def load_schema(name: str = SCHEMA_FILE) -> dict:
 DIGEST_KEY = "attrs_digest"
 
 
-def attrs_digest(attrs: dict) -> str:
+def attrs_digest(attrs: Mapping[str, Any]) -> str:
     """sha256 of a store's root attributes (all but the digest itself) as canonical JSON: written
     with the version and checked when it is opened, so that a flipped bit in the repository's
     metadata never reads back as other attributes."""
@@ -52,6 +58,30 @@ def attrs_digest(attrs: dict) -> str:
 
 
 TABLE_DIGEST_KEY = "table_digest"
+
+
+def attrs_problem(attrs: Mapping[str, Any]) -> str | None:
+    """What is wrong with a version's root attributes as read, None when they are the ones
+    written: they match the digest written with them, or they are a version's from before
+    digests.
+
+    Every version written since digests carries one, so its absence is believed only of
+    attributes such an older version could hold: no ``table_digest`` (written with it, since
+    the same writer) and no key the model (``layout.VersionAttrs``) does not name. A flipped bit
+    that renames ``attrs_digest`` (or, through a compressed back-reference, both digest keys)
+    leaves a key no writer wrote, and is refused. Writers before digests wrote the model's keys
+    only (``stage_seconds`` their one extra); writers that add keys write the digest too.
+    """
+    if DIGEST_KEY in attrs:
+        if attrs[DIGEST_KEY] != attrs_digest(attrs):
+            return "do not match their digest"
+        return None
+    if TABLE_DIGEST_KEY in attrs:
+        return f"lack their digest ({DIGEST_KEY}) though the table's is there"
+    unknown = sorted(set(attrs) - REQUIRED_ATTRIBUTES - OPTIONAL_ATTRIBUTES)
+    if unknown:
+        return f"lack their digest ({DIGEST_KEY}) and hold keys no writer wrote: {unknown}"
+    return None
 
 
 def table_digest(columns: dict[str, np.ndarray]) -> str:

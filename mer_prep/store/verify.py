@@ -23,7 +23,7 @@ from mer_prep.store.bulk import check_content
 from mer_prep.store.layout import SPLITS_GROUP, TABLE_GROUP
 from mer_prep.store.nodes import array_at, group_at, read_values
 from mer_prep.store.repo import Location, StoreLocation, open_repository, version_tags
-from mer_prep.store.schema import DIGEST_KEY, attrs_digest, validate_group
+from mer_prep.store.schema import attrs_problem, validate_group
 from mer_prep.store.split_digest import (
     PREDATES_SPLIT_CHECKSUMS,
     check_split_array,
@@ -196,13 +196,9 @@ def _verify_metadata(version: str, group: zarr.Group) -> list[BrokenChunk]:
                 version, ", ".join(unchecked), None, "", PREDATES_CHECKSUMS, predates_checksums=True
             )
         ]
-    attrs = dict(group.attrs)
-    if DIGEST_KEY in attrs and attrs[DIGEST_KEY] != attrs_digest(attrs):
-        return [
-            BrokenChunk(
-                version, "(attributes)", None, "", "the attributes do not match their digest"
-            )
-        ]
+    problem = attrs_problem(dict(group.attrs))
+    if problem is not None:
+        return [BrokenChunk(version, "(attributes)", None, "", f"the attributes {problem}")]
     try:
         validate_group(group)
     except Exception as error:  # noqa: BLE001 - a layout that no longer validates is a finding
