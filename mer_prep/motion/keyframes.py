@@ -27,6 +27,8 @@ Frames are ``(T, H, W)`` float gray (any scale; [0, 1] in this package), aligned
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -236,26 +238,16 @@ def select_keyframes(
     *,
     rows: np.ndarray | None = None,
     cols: np.ndarray | None = None,
-    search: int = 1,
-    sigma: float = 2.0,
-    temporal_sigma: float = 1.5,
-    stabilise_first: bool = True,
+    **change: Any,
 ) -> np.ndarray:
     """Keyframe positions into ``frames`` (T, H, W): (k,) int64, strictly increasing.
 
     Onset and apex (0-based positions) are always kept; the other ``k - 1`` or ``k - 2`` are the
-    frames of largest ``slice_change`` (options as there). Deterministic; ValueError if k > T.
+    frames of largest ``slice_change`` (``rows``, ``cols`` and the keyword options ``change``:
+    ``search``, ``sigma``, ``temporal_sigma``, ``stabilise_first``, as there). Deterministic;
+    ValueError if k > T.
     """
     frames = _check_stack(frames)
     if k > frames.shape[0]:
         raise InvalidArgumentError(f"cannot pick {k} keyframes from {frames.shape[0]} frames")
-    scores = slice_change(
-        frames,
-        rows,
-        cols,
-        search=search,
-        sigma=sigma,
-        temporal_sigma=temporal_sigma,
-        stabilise_first=stabilise_first,
-    )
-    return keyframes_from_scores(scores, k, onset, apex)
+    return keyframes_from_scores(slice_change(frames, rows, cols, **change), k, onset, apex)
