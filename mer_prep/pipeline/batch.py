@@ -186,6 +186,7 @@ def process_batch(job: BatchJob) -> BatchResult:
     for sample_job in job.samples:
         row, sample, fingerprint = sample_job.row, sample_job.sample, sample_job.fingerprint
         _stop_if_abandoned(job, sample)
+        failure: Failure | None = None
         try:
             processed, augmented = _compute(sample_job, recipe)
             for arrays in (processed.arrays, *(arrays for _, arrays in augmented)):
@@ -206,29 +207,19 @@ def process_batch(job: BatchJob) -> BatchResult:
             )
             file = getattr(error, "file", "") or sample.source
             file, message = (relative_to_root(text, sample.root) for text in (file, message))
-            failures.append(Failure(sample.sample_id, file, "process", message, failed.kind))
-            for k in range(copies + 1):
-                rows[row + k] = sample_row(
-                    sample,
-                    class_names,
-                    status="failed",
-                    error=message,
-                    fingerprint=fingerprint,
-                    failure_kind=failed.kind,
-                    augmentation=(k, {}) if k else None,
-                )
-            continue
+            failure = Failure(sample.sample_id, file, "process", message, failed.kind)
         except SchemaError as error:  # the sample's arrays do not fit the recipe: a bug
-            message = str(error)
-            failures.append(Failure(sample.sample_id, sample.source, "process", message))
+            failure = Failure(sample.sample_id, sample.source, "process", str(error), PERMANENT)
+        if failure is not None:  # the sample and its copies are failed rows
+            failures.append(failure)
             for k in range(copies + 1):
                 rows[row + k] = sample_row(
                     sample,
                     class_names,
                     status="failed",
-                    error=message,
+                    error=failure.message,
                     fingerprint=fingerprint,
-                    failure_kind=PERMANENT,
+                    failure_kind=failure.kind,
                     augmentation=(k, {}) if k else None,
                 )
             continue
