@@ -3,6 +3,8 @@ pixels (a Prefect task costs its worker ~0.3-0.45 CPU-s, measured)."""
 
 from __future__ import annotations
 
+import itertools
+
 
 def make_batches(
     n_samples: int, n_workers: int, *, per_worker: int = 1, max_batch: int = 64
@@ -20,4 +22,4 @@ def make_batches(
     n_batches = -(-n_batches // n_workers) * n_workers
     n_batches = min(n_batches, n_samples)
     edges = [round(i * n_samples / n_batches) for i in range(n_batches + 1)]
-    return [range(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [range(a, b) for a, b in itertools.pairwise(edges) if b > a]

@@ -24,7 +24,7 @@ def _video_list(path: str) -> list[str]:
 def _check_prediction_videos(predictions, known: set[str]) -> None:
     from mer_prep.evaluation.spotting_csv import SpotCsvError
 
-    for interval, line in zip(predictions.intervals, predictions.lines):
+    for interval, line in zip(predictions.intervals, predictions.lines, strict=True):
         if interval.video_key not in known:
             raise SpotCsvError(
                 f"video {interval.video_key!r} is not in the truth file (nor in "

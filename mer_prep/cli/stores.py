@@ -58,7 +58,9 @@ def print_info(path: str, version: str | None) -> None:
     click.echo(
         f"action units: {len(store.au_list)} columns, {int(aus.any(axis=1).sum())} of "
         f"{len(aus)} samples code one; "
-        + ", ".join(f"AU{au} {int(n)}" for au, n in zip(store.au_list, aus.sum(axis=0)) if n)
+        + ", ".join(
+            f"AU{au} {int(n)}" for au, n in zip(store.au_list, aus.sum(axis=0), strict=True) if n
+        )
     )
     corrections = info.corrections or []  # DatasetScan.corrections, as the writer records them
     if corrections:
@@ -88,7 +90,7 @@ def _print_low_confidence(table) -> None:
     low = [
         (sid, det, score, conf)
         for sid, det, score, conf in zip(
-            table["sample_id"], table["detector"], scores, confirmations
+            table["sample_id"], table["detector"], scores, confirmations, strict=True
         )
         if is_low_confidence(str(det), str(conf))
     ]

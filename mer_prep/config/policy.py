@@ -258,7 +258,7 @@ def _same(value: Any, wanted: Any) -> bool:
         return (
             isinstance(value, (list, tuple))
             and len(value) == len(wanted)
-            and all(_same(v, w) for v, w in zip(value, wanted))
+            and all(_same(v, w) for v, w in zip(value, wanted, strict=True))
         )
     if isinstance(wanted, bool) or isinstance(value, bool):
         return value is wanted

@@ -249,7 +249,9 @@ def _depth_folder(layout: str, sample: Sample, frames: Path, depth: Path | None)
 
 def _finisher(layout: str, frames: Path, depth: Path | None):
     def finish(sample: Sample, values: dict[str, Any]) -> Sample:
-        error = unreadable_frames(list(zip(sample.frame_numbers, map(Path, sample.frame_paths))))
+        error = unreadable_frames(
+            list(zip(sample.frame_numbers, map(Path, sample.frame_paths), strict=True))
+        )
         if error:
             raise ValueError(error)
         extra = sample.extra

@@ -111,7 +111,8 @@ def main_sheet(
 def _parsed_rows(rows: list[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]]]:
     out = []
     for index, row in enumerate(rows):
-        cells = dict(zip(COLUMNS, tuple(row) + (None,) * len(COLUMNS)))
+        # a short row's missing cells are None; cells past the columns are not read
+        cells = dict(zip(COLUMNS, tuple(row) + (None,) * len(COLUMNS), strict=False))
         if all(is_blank(v) for v in cells.values()):
             unread = [(i, c) for i, c in enumerate(row) if not is_blank(c)]
             if unread:

@@ -327,7 +327,7 @@ def audit_split(
                 continue
             dist = hamming(hashes[test_rows], hashes[train_rows])
             close = (dist <= hash_threshold) & (roots[test_rows, None] != roots[None, train_rows])
-            for i, j in zip(*np.nonzero(close)):
+            for i, j in zip(*np.nonzero(close), strict=True):
                 a, b = int(test_rows[i]), int(train_rows[j])
                 findings.append(
                     AuditFinding(

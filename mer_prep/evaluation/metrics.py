@@ -116,7 +116,7 @@ def scores(confusion: np.ndarray, class_names: Sequence[str] | None = None) -> d
         )
 
     def per_class(values: np.ndarray) -> dict[str, float | None]:
-        return {k: (None if np.isnan(v) else float(v)) for k, v in zip(names, values)}
+        return {k: (None if np.isnan(v) else float(v)) for k, v in zip(names, values, strict=True)}
 
     return {
         "uf1": uf1(c),
@@ -203,7 +203,9 @@ def au_scores(
         raise InvalidArgumentError(f"{len(names)} AU names for {len(c)} AU columns")
     return {
         "macro_f1": macro_f1(c),
-        "per_au_f1": {k: (None if np.isnan(v) else float(v)) for k, v in zip(names, f1)},
-        "support": {k: int(tp + fn) for k, (tp, _, fn) in zip(names, c)},
-        "counts": {k: [int(x) for x in row] for k, row in zip(names, c)},
+        "per_au_f1": {
+            k: (None if np.isnan(v) else float(v)) for k, v in zip(names, f1, strict=True)
+        },
+        "support": {k: int(tp + fn) for k, (tp, _, fn) in zip(names, c, strict=True)},
+        "counts": {k: [int(x) for x in row] for k, row in zip(names, c, strict=True)},
     }

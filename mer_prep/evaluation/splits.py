@@ -294,7 +294,7 @@ def lodo(
     if subjects is not None:
         subjects = _as_str(subjects, "subjects", datasets.size)
         _check_subjects(subjects, p)
-        pairs = {(str(sj), str(ds)) for sj, ds in zip(subjects, datasets)}
+        pairs = {(str(sj), str(ds)) for sj, ds in zip(subjects, datasets, strict=True)}
         per_subject: dict[str, set[str]] = {}
         for subject, dataset in pairs:
             per_subject.setdefault(subject, set()).add(dataset)

@@ -250,7 +250,9 @@ def match_one_to_one(
     weight = np.where(allowed, bonus + overlap, 0.0)
     rows, cols = linear_sum_assignment(weight, maximize=True)
     return sorted(
-        (p_order[r], t_order[c], float(overlap[r, c])) for r, c in zip(rows, cols) if allowed[r, c]
+        (p_order[r], t_order[c], float(overlap[r, c]))
+        for r, c in zip(rows, cols, strict=True)
+        if allowed[r, c]
     )
 
 

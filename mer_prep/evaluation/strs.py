@@ -248,9 +248,9 @@ def _analyse(
             continue
         per_class.append(
             ClassCounts(
-                sum(a and b for a, b in zip(is_true, is_pred)),
-                sum(b and not a for a, b in zip(is_true, is_pred)),
-                sum(a and not b for a, b in zip(is_true, is_pred)),
+                sum(a and b for a, b in zip(is_true, is_pred, strict=True)),
+                sum(b and not a for a, b in zip(is_true, is_pred, strict=True)),
+                sum(a and not b for a, b in zip(is_true, is_pred, strict=True)),
                 emotion=c,
             )
         )

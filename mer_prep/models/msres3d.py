@@ -133,13 +133,13 @@ class MSRes3D(MerModel):
         self.stages = nn.ModuleList(
             [
                 make_stage(block, cin, p, n, 1 if i == 0 else 2)
-                for i, (cin, p, n) in enumerate(zip(inputs, planes, config.depth))
+                for i, (cin, p, n) in enumerate(zip(inputs, planes, config.depth, strict=True))
             ]
         )
         self.multiscale = nn.ModuleList(
             [
                 rc(c, max(1, round(c * config.rc_width)), config.rc_weight_init, config.rc_residual)
-                for rc, c in zip((RC1, RC2, RC3), channels[:3])
+                for rc, c in zip((RC1, RC2, RC3), channels[:3], strict=True)
             ]
         )
         # up[i] maps block i+3's channels to block i+2's (i = 0..2); aff[i] fuses at block i+2.
@@ -187,7 +187,7 @@ class MSRes3D(MerModel):
             fused = self.fuse[i](self.up[i](higher, lower.shape[2:]), lower)
             outputs.append(fused)
             higher = fused if self.config.fusion == "top_down" else lower
-        return [head(out) for head, out in zip(self.heads, outputs)]
+        return [head(out) for head, out in zip(self.heads, outputs, strict=True)]
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         """log(mean_h softmax(head_h)) (B, K): the prediction is its argmax."""

@@ -124,7 +124,7 @@ class _MultiScale(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         outputs = self.branch_outputs(x)
-        fused = sum(w * out for w, out in zip(self.fusion, outputs))
+        fused = sum(w * out for w, out in zip(self.fusion, outputs, strict=True))
         projected = self.project(fused)
         return x + projected if self.residual else projected
 
@@ -257,7 +257,7 @@ def match_size(x: Tensor, size: Sequence[int]) -> Tensor:
     """Crop (from the end) or zero-pad (at the end) the T, H, W dims of ``x`` to ``size``."""
     x = x[..., : size[0], : size[1], : size[2]]
     pad: list[int] = []
-    for have, want in zip(reversed(x.shape[2:]), reversed(tuple(size))):
+    for have, want in zip(reversed(x.shape[2:]), reversed(tuple(size)), strict=True):
         pad += [0, want - have]
     return F.pad(x, pad) if any(pad) else x
 

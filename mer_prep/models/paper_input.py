@@ -47,9 +47,9 @@ class PaperInput:
         if self.array not in arrays:
             return None
         dims, shape = arrays[self.array]
-        length = dict(zip(dims, shape))
+        length = dict(zip(dims, shape, strict=True))
         found = []
-        for axis, paper in zip(("y", "x"), self.size):
+        for axis, paper in zip(("y", "x"), self.size, strict=True):
             name = axis if axis in length else f"{axis}_half"  # ha3d's halves: (y_half, x)
             side = length.get(name)
             if side is not None and not paper / self.tolerance <= side <= paper * self.tolerance:

@@ -194,7 +194,7 @@ def spot_apex(
     def measure(at: list[int] | np.ndarray) -> np.ndarray:
         return _motion_at(frames, landmarks, points, onset, np.asarray(at), params, margin, window)
 
-    values = dict(zip(coarse.tolist(), measure(coarse)))
+    values = dict(zip(coarse.tolist(), measure(coarse), strict=True))
     span = np.arange(onset, offset + 1)
     curve = np.full(frames.shape[0], np.nan)
     curve[span] = np.interp(span, coarse, [values[t] for t in coarse.tolist()])
@@ -205,7 +205,7 @@ def spot_apex(
         if t not in values
     ]
     if near:
-        values.update(zip(near, measure(near)))
+        values.update(zip(near, measure(near), strict=True))
         known = np.asarray(sorted(values))
         curve[span] = np.interp(span, known, [values[t] for t in known.tolist()])
     return peak_position(curve, onset, offset, smooth=smooth)

@@ -67,7 +67,7 @@ def sample_jobs(plan: VersionPlan, reused: Container[int] = ()) -> list[SampleJo
     return [
         SampleJob(row, sample, fingerprint, sample.sample_id not in plan.unreadable)
         for row, sample, fingerprint in zip(
-            range(0, plan.n_rows, stride), plan.samples, plan.fingerprints
+            range(0, plan.n_rows, stride), plan.samples, plan.fingerprints, strict=True
         )
         if row not in reused
     ]

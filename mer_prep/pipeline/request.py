@@ -88,7 +88,7 @@ class PreprocessRequest(BaseModel):
         doubled = sorted(set(names[: len(args)]) & set(parameters))
         if doubled:
             raise InvalidArgumentError(f"given twice: {', '.join(doubled)}")
-        return cls(**dict(zip(names, args)), **parameters)
+        return cls(**dict(zip(names[: len(args)], args, strict=True)), **parameters)
 
     @classmethod
     def flow_signature(cls) -> inspect.Signature:

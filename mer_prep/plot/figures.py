@@ -153,7 +153,7 @@ def contact_sheet_figure(
                 titles[panel.key] = panel.title
     n_rows, n_cols = max(len(views), 1), max(len(keys), 1)
     figure = new_figure(1.7 * n_cols, 1.75 * n_rows + 0.4, dpi=100)
-    for r, (view, panel_list) in enumerate(zip(views, rows)):
+    for r, (view, panel_list) in enumerate(zip(views, rows, strict=True)):
         by_key = {p.key: p for p in panel_list}
         for c, key in enumerate(keys):
             ax = figure.add_subplot(

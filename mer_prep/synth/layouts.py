@@ -293,7 +293,7 @@ def _casme_sq(
         numbers = [first + i for i in range(len(clip.frames))]
         next_frame[(subject, video)] = numbers[-1] + 1
         paths = frames.write(folder, [f"img{n}.jpg" for n in numbers], clip.frames)
-        recordings[folder].update(zip(numbers, clip.frames))
+        recordings[folder].update(zip(numbers, clip.frames, strict=True))
         onset, apex, offset = sheet_timing(clip, first)
         per_video[(subject, video)] += 1
         label = f"{video}_{per_video[(subject, video)]}"

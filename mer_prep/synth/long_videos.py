@@ -106,7 +106,7 @@ def plan_long_video(
         )
     extra = np.floor(rng.dirichlet(np.ones(len(kinds) + 1)) * free).astype(int)
     events, start = [], 0
-    for kind, length, spare in zip(kinds, lengths, extra[:-1]):
+    for kind, length, spare in zip(kinds, lengths, extra[:-1], strict=True):
         onset = start + gap + int(spare)
         offset = onset + length - 1
         apex = int(

@@ -151,7 +151,7 @@ def _casme3_c(
         onset, _, offset = sheet_timing(clip, first)
         sample_id = f"casme3/C{clip.subject:02d}/me{counts[clip.subject]}"
         if videos:
-            recordings[clip.subject].update(zip(numbers, clip.frames))
+            recordings[clip.subject].update(zip(numbers, clip.frames, strict=True))
             written.append(WrittenClip(sample_id, (), onset - 1, None, offset - 1))
         else:
             paths = frames.write(
