@@ -49,8 +49,9 @@ _HERE = Path(__file__).parent
 
 
 @dataclass(frozen=True)
-class Correction:
-    """One correction as its file states it; ``entry``: 1-based line of the entry in the file."""
+class _Stated:
+    """What a correction states: the ``sample``'s ``field`` goes from ``old`` to ``new`` for
+    ``reason``, as the corrections ``file`` says."""
 
     sample: str
     field: str
@@ -58,20 +59,20 @@ class Correction:
     new: Any
     reason: str
     file: str
+
+
+@dataclass(frozen=True)
+class Correction(_Stated):
+    """One correction as its file states it; ``entry``: 1-based line of the entry in the file."""
+
     entry: int = 0
 
 
 @dataclass(frozen=True)
-class CorrectionRecord:
+class CorrectionRecord(_Stated):
     """What became of a correction in a scan: ``applied``, ``already`` (the sheet holds the new
     value) or ``unused`` (no row produced the sample); ``where``: the sheet row it met."""
 
-    sample: str
-    field: str
-    old: Any
-    new: Any
-    reason: str
-    file: str
     status: str
     where: str = ""
 
