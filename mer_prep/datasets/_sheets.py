@@ -18,6 +18,15 @@ from typing import Any
 from mer_prep.errors import AnnotationError
 
 HEADER_SEARCH_ROWS = 60
+# The clip columns as CASME II-style sheets spell them (MMEW's and DFME's follow them), in
+# preference order: an adapter's REQUIRED table starts with these and adds its own fields.
+CLIP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "subject": ("Subject",),
+    "filename": ("Filename", "File name"),
+    "onset": ("OnsetFrame", "Onset Frame", "Onset"),
+    "apex": ("ApexFrame", "Apex Frame", "Apex"),
+    "offset": ("OffsetFrame", "Offset Frame", "Offset"),
+}
 
 
 @dataclass(frozen=True)

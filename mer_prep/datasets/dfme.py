@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from mer_prep.datasets._annotated import ClipRef, RowSource, plain_name, scan_rows
-from mer_prep.datasets._sheets import SheetRow, as_text, find_table, fps_reader, read_workbook
+from mer_prep.datasets._sheets import (
+    CLIP_COLUMNS,
+    SheetRow,
+    as_text,
+    find_table,
+    fps_reader,
+    read_workbook,
+)
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan, Problem, Sample
@@ -51,14 +58,7 @@ EMOTION_IDS: dict[int, str] = {
 _SPELLINGS = {"happy": "happiness", "sad": "sadness", "angry": "anger", "surprised": "surprise"}
 _SEARCH_DEPTH = 3
 
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "subject": ("Subject",),
-    "filename": ("Filename", "File name"),
-    "onset": ("OnsetFrame", "Onset Frame", "Onset"),
-    "apex": ("ApexFrame", "Apex Frame", "Apex"),
-    "offset": ("OffsetFrame", "Offset Frame", "Offset"),
-    "fps": ("Fps", "FPS", "Frame rate"),
-}
+REQUIRED: dict[str, tuple[str, ...]] = {**CLIP_COLUMNS, "fps": ("Fps", "FPS", "Frame rate")}
 OPTIONAL: dict[str, tuple[str, ...]] = {
     "emotion": ("Emotion", "Estimated Emotion"),
     "emotion_id": ("EmotionId", "Emotion Id", "EmotionID"),

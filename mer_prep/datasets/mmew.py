@@ -34,7 +34,7 @@ from mer_prep.datasets._annotated import (
     unannotated_problems,
 )
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
-from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
+from mer_prep.datasets._sheets import CLIP_COLUMNS, SheetRow, as_text, find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -45,14 +45,7 @@ SHEET_NAME = "MMEW_Micro_Exp.xlsx"
 FLAT_DIR = "Micro_Expression"
 LAYOUTS = ("official", "flat")
 
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "subject": ("Subject",),
-    "filename": ("Filename", "File name"),
-    "onset": ("OnsetFrame", "Onset Frame", "Onset"),
-    "apex": ("ApexFrame", "Apex Frame", "Apex"),
-    "offset": ("OffsetFrame", "Offset Frame", "Offset"),
-    "emotion": ("Estimated Emotion", "Emotion"),
-}
+REQUIRED: dict[str, tuple[str, ...]] = {**CLIP_COLUMNS, "emotion": ("Estimated Emotion", "Emotion")}
 OPTIONAL: dict[str, tuple[str, ...]] = {
     "aus": ("Action Units", "AUs", "AU"),
     "remarks": ("remarks", "Remarks"),

@@ -12,20 +12,18 @@ from typing import Any
 
 from mer_prep.errors import InvalidArgumentError
 
+_CASME2_COLUMNS = (
+    "Subject",
+    "Filename",
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    "Action Units",
+    "Estimated Emotion",
+)
 CASME2_VERSIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # the widely circulated sheet: integer Subject, "Estimated Emotion"
-    "20140508": (
-        "CASME2-coding-20140508.xlsx",
-        (
-            "Subject",
-            "Filename",
-            "OnsetFrame",
-            "ApexFrame",
-            "OffsetFrame",
-            "Action Units",
-            "Estimated Emotion",
-        ),
-    ),
+    "20140508": ("CASME2-coding-20140508.xlsx", _CASME2_COLUMNS),
     # a re-saved variant: title row, "sub01" subjects, spaced names, "Emotion", extra columns
     "relabelled": (
         "CASME2-coding-relabelled.xlsx",
@@ -224,16 +222,7 @@ DFME_COLUMNS = (
 FOURD_FILE = "4DME_Labelling_Micro_release v1.xlsx"  # the space is the release's
 FOURD_COLUMNS = ("sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs")
 MMEW_FILE = "MMEW_Micro_Exp.xlsx"
-MMEW_COLUMNS = (
-    "Subject",
-    "Filename",
-    "OnsetFrame",
-    "ApexFrame",
-    "OffsetFrame",
-    "Action Units",
-    "Estimated Emotion",
-    "remarks",
-)
+MMEW_COLUMNS = (*_CASME2_COLUMNS, "remarks")  # MMEW's sheet is CASME II's, plus remarks
 MANIFEST_COLUMNS = ("subject", "clip", "path", "onset", "apex", "offset", "label", "fps", "aus")
 
 
