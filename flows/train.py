@@ -215,6 +215,7 @@ def train(
     batch_size: int | None = None,
     lr: float | None = None,
     selection: str | None = None,
+    target: str = "emotion",
     config: dict | None = None,
     keep_checkpoints: bool = False,
     n_workers: int = 2,

@@ -89,6 +89,11 @@ def print_record(record) -> None:
     )
     if record.selection_warning:
         click.echo(f"warning: {record.selection_warning}")
+    if record.au_metrics is not None:
+        from mer_prep.train.au_target import au_report
+
+        for line in au_report(record.au_metrics):
+            click.echo(line)
 
 
 @main.command()
@@ -115,6 +120,14 @@ def print_record(record) -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Override the preset's learning rate.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["emotion", "aus"]),
+    default="emotion",
+    show_default=True,
+    help="What the model predicts: the store's emotion classes, or its action units (the "
+    "12 cross-dataset AUs; BCE with per-AU positive weights; per-AU and macro F1).",
 )
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
@@ -301,7 +314,7 @@ def runs_table(records) -> str:
     what each mark means for the runs that carry one."""
     width = max(len("name"), *(len(r.name) for r in records))
     lines = [
-        f"{'name':<{width}} {'run':<34} {'version':<18} {'split':<12} "
+        f"{'name':<{width}} {'run':<34} {'version':<18} {'split':<12} {'target':<7} "
         f"{'UF1':>6} {'UAR':>6} {'acc':>6} {'marks':<12} {'time':>8}"
     ]
     notes = []
@@ -309,12 +322,15 @@ def runs_table(records) -> str:
         m = record.metrics
         lines.append(
             f"{record.name:<{width}} {record.run_id:<34} {record.version_id:<18} "
-            f"{record.split:<12} {_number(m.get('uf1')):>6} {_number(m.get('uar')):>6} "
+            f"{record.split:<12} {record.target:<7} "
+            f"{_number(m.get('uf1')):>6} {_number(m.get('uar')):>6} "
             f"{_number(m.get('accuracy')):>6} {_marks(record):<12} "
             f"{record.duration_s:>7.1f}s"
         )
         if record.selection_warning:
             notes.append(f"EPOCH1 {record.run_id}: {record.selection_warning}")
+        if record.au_metrics is not None:  # no UF1 / UAR: say what it scored instead
+            notes.append(f"AUS {record.run_id}: " + _au_line(record.au_metrics))
         if record.leaky:
             notes.append(
                 f"LEAKY {record.run_id}: split {record.split} puts clips of one "
@@ -323,10 +339,20 @@ def runs_table(records) -> str:
     return "\n".join(lines + notes)
 
 
+def _au_line(metrics: dict) -> str:
+    macro = metrics.get("macro_f1")
+    return (
+        f"AU macro F1 {_number(macro)} over {len(metrics.get('averaged', []))} AUs "
+        f"(per-AU F1: `mer-prep runs STORE --run RUN_ID`)"
+    )
+
+
 def print_run_details(record) -> None:
     """What a run's Prefect artifact shows, as text: the fold table, per-class scores, the
     pooled confusion matrix (rows true, columns predicted), the store version and split."""
     print_record(record)
+    if record.au_metrics is not None:  # an AU run: print_record gave its per-AU table
+        return
     metrics, names = record.metrics, list(record.store["class_names"])
     confusion = metrics.get("confusion") or [[0] * len(names) for _ in names]
     width = max(len("class"), *(len(n) for n in names))

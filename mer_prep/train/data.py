@@ -53,6 +53,10 @@ class StoreData:
     parents: np.ndarray = field(repr=False)
     class_names: tuple[str, ...]
     dims: dict[str, tuple[str, ...]]
+    #: (n, K) bool action units per row when the run's target is AUs (``--target aus``), else
+    #: None; ``au_names`` their names (``AU1``...)
+    aus: np.ndarray | None = field(default=None, repr=False)
+    au_names: tuple[str, ...] = ()
 
     @property
     def n_rows(self) -> int:
@@ -76,6 +80,8 @@ class StoreData:
             self.parents,
             self.class_names,
             self.dims,
+            self.aus,
+            self.au_names,
         )
 
 
@@ -98,7 +104,9 @@ def load_store_data(store, names: list[str]) -> StoreData:
 class Part:
     """One part of a fold: clips (``rows``, ``sample_ids``, ``labels``, ``subjects``, (m,)) and
     the model's sample rows (``inputs`` name -> (r, ...), ``targets`` (r,), ``clip_of`` (r,)
-    index of each row's clip; r = m, or m x T frames as samples). ``rows`` is -1 for SMOTE."""
+    index of each row's clip; r = m, or m x T frames as samples). ``rows`` is -1 for SMOTE.
+    With AU targets, ``aus`` (m, K) bool holds the clips' AUs and ``targets`` is (r, K) float32
+    0/1; otherwise ``aus`` is None and ``targets`` the int64 classes."""
 
     rows: np.ndarray = field(repr=False)
     sample_ids: np.ndarray = field(repr=False)
@@ -107,6 +115,7 @@ class Part:
     inputs: dict[str, np.ndarray] = field(repr=False)
     targets: np.ndarray = field(repr=False)
     clip_of: np.ndarray = field(repr=False)
+    aus: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_clips(self) -> int:
@@ -114,7 +123,7 @@ class Part:
 
     @property
     def n_rows(self) -> int:
-        return int(self.targets.size)
+        return len(self.targets)  # (rows,) classes or (rows, K) AUs
 
     @property
     def subject_set(self) -> set[str]:
@@ -139,10 +148,17 @@ class FoldData:
     test_rows: np.ndarray = field(repr=False)
     class_weights: np.ndarray | None = field(repr=False)
     info: dict = field(default_factory=dict, repr=False)
+    #: the AUs the model predicts with ``--target aus`` (``Part.aus``'s columns); () for classes
+    au_names: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def n_outputs(self) -> int:
+        """What the model's head gives: one logit per AU with AU targets, else per class."""
+        return len(self.au_names) or self.n_classes
 
 
 def _expand(
@@ -188,14 +204,24 @@ def make_part(
     }
     n_rows = len(next(iter(inputs.values()))) if inputs else rows.size
     per_clip = n_rows // max(rows.size, 1)
+    aus = None
+    if data.aus is not None:
+        if synthetic:  # refused when planned (au_target.check_au_variant): SMOTE makes classes
+            raise TrainSetupError("SMOTE samples have no action units to train on")
+        aus = data.aus[rows]
     return Part(
         rows=rows,
         sample_ids=np.asarray(sample_ids, dtype=str),
         labels=labels,
         subjects=np.asarray(subjects, dtype=str),
         inputs=inputs,
-        targets=np.repeat(labels, per_clip),
+        targets=(
+            np.repeat(labels, per_clip)
+            if aus is None
+            else np.repeat(aus.astype(np.float32), per_clip, axis=0)
+        ),
         clip_of=np.repeat(np.arange(rows.size), per_clip),
+        aus=aus,
     )
 
 
@@ -337,4 +363,5 @@ def build_fold(
         test_rows=test,
         class_weights=weights,
         info=info,
+        au_names=data.au_names,
     )

@@ -32,6 +32,14 @@ from collections.abc import Callable
 import numpy as np
 
 from mer_prep.evaluation.metrics import accuracy, uar, uf1
+from mer_prep.train.au_loss import (
+    au_fold_info,
+    au_loss_fn,
+    au_outputs,
+    au_probabilities,
+    au_validation_score,
+)
+from mer_prep.train.au_target import AU_VALIDATION_METRIC
 from mer_prep.train.data import FoldData, Part
 from mer_prep.train.epoch import (
     OnDevice,
@@ -131,7 +139,7 @@ def _check_settings(fold: FoldData, preset, validating: bool, metric: str) -> No
     :func:`check_fold`'s leak checks, all before anything is built."""
     if validating and (fold.validation is None or fold.validation.n_clips == 0):
         raise TrainSetupError(f"fold {fold.name}: selection='validation' needs a validation part")
-    if metric not in VALIDATION_METRICS:
+    if metric not in VALIDATION_METRICS and metric != AU_VALIDATION_METRIC:
         raise TrainSetupError(
             f"unknown validation metric {metric!r}; valid: {', '.join(VALIDATION_METRICS)}"
         )
@@ -213,6 +221,7 @@ def _fit(
         if report is not None
         else None
     )
+    loss_fn = au_loss_fn(fold, device) if fold.au_names else None  # AU targets: weighted BCE
     best = BestEpoch()
     curves: list[EpochLog] = []
     for epoch in range(1, int(preset.epochs) + 1):
@@ -230,12 +239,17 @@ def _fit(
             device,
             weight=weight,
             after_step=first.step_ended if first else None,
+            loss_fn=loss_fn,
         )
         check_finite_training(model, steps.mean_loss, fold.name, epoch)
         score = None
         if validation is not None:
-            score = validation_score(
-                model, validation, batch_size * 4, VALIDATION_METRICS[metric], fold.n_classes
+            score = (
+                au_validation_score(model, validation, batch_size * 4, fold.au_names)
+                if fold.au_names
+                else validation_score(
+                    model, validation, batch_size * 4, VALIDATION_METRICS[metric], fold.n_classes
+                )
             )
             best.offer(score, epoch, model)
         curves.append(
@@ -289,19 +303,30 @@ def train_fold(
     clock = FoldClock()
     device = torch.device(device)
     validating = preset.selection == "validation"
-    metric = preset.validation_metric or DEFAULT_VALIDATION_METRIC
+    metric = (
+        AU_VALIDATION_METRIC
+        if fold.au_names
+        else preset.validation_metric or DEFAULT_VALIDATION_METRIC
+    )
     _check_settings(fold, preset, validating, metric)
     with _deterministic(device) as deterministic:
         seed_everything(seed)
         shapes = {name: tuple(values.shape[1:]) for name, values in fold.fit.inputs.items()}
-        model = _build(spec, config, fold.n_classes, shapes).to(device)
+        model = _build(spec, config, fold.n_outputs, shapes).to(device)
         clock.fit_started()
         curves, best_epoch = _fit(fold, model, preset, seed, device, validating, metric, report)
         clock.fit_ended()
         # --- the model is final: only now are the test rows read ---------------------------
         test = read_test_rows(fold, model)
         predict_start = time.perf_counter()
-        proba = predict(model, test, device, int(preset.batch_size) * 4, fold.n_classes)
+        proba = predict(
+            model,
+            test,
+            device,
+            int(preset.batch_size) * 4,
+            fold.n_outputs,
+            scorer=au_probabilities if fold.au_names else None,
+        )
         if not np.isfinite(proba).all():
             raise NonFiniteError(
                 f"fold {fold.name}: the model predicts NaN/infinite "
@@ -311,21 +336,30 @@ def train_fold(
         checkpoint = _checkpoint(model) if keep_checkpoint else None
     if report is not None:
         report(FoldDone(fold.index, fold.name, clock.elapsed()))
+    names, y_true, y_pred = (
+        au_outputs(fold, test, proba)
+        if fold.au_names
+        else (
+            fold.class_names,
+            test.labels.copy(),
+            proba.argmax(1).astype(np.int64) if len(proba) else np.zeros(0, np.int64),
+        )
+    )
     return FoldResult(
         index=fold.index,
         name=fold.name,
-        class_names=fold.class_names,
+        class_names=names,
         rows=test.rows.copy(),
         sample_ids=test.sample_ids.copy(),
-        y_true=test.labels.copy(),
-        y_pred=proba.argmax(1).astype(np.int64) if len(proba) else np.zeros(0, np.int64),
+        y_true=y_true,
+        y_pred=y_pred,
         proba=proba,
         curves=tuple(curves),
         selection=preset.selection,
         best_epoch=best_epoch,
         validation_metric=metric if validating else None,
         seed=int(seed),
-        info=dict(fold.info),
+        info={**fold.info, **au_fold_info(fold)},
         timings=clock.timings(curves, deterministic, device),
         checkpoint=checkpoint,
     )

@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,13 +30,14 @@ def autocast(device) -> contextlib.AbstractContextManager:
 
 
 def on_device(part: Part, device) -> tuple[dict, object]:
-    """The part's inputs (stored dtype, e.g. float16) and int64 targets (rows,) as tensors on
-    ``device``, moved once."""
+    """The part's inputs (stored dtype, e.g. float16) and targets as tensors on ``device``,
+    moved once: int64 classes (rows,), or float32 0/1 AUs (rows, K) with AU targets."""
     inputs = {
         name: torch.from_numpy(np.ascontiguousarray(values)).to(device)
         for name, values in part.inputs.items()
     }
-    return inputs, torch.from_numpy(part.targets.astype(np.int64)).to(device)
+    dtype = np.float32 if part.targets.ndim == 2 else np.int64
+    return inputs, torch.from_numpy(part.targets.astype(dtype)).to(device)
 
 
 def batch(inputs: Mapping, index) -> dict:
@@ -53,29 +55,51 @@ class OnDevice:
         self.clip_of = torch.from_numpy(part.clip_of.astype(np.int64)).to(device)
 
 
+#: (model, batch) -> (B, K) float32 per-row scores that a clip's rows average (default: softmax)
+Scorer = Callable[..., Any]
+
+
+def _softmax(model, rows: dict):
+    return torch.softmax(model(rows).float(), dim=1)
+
+
 def _predict_on_device(
-    model, inputs: dict, clip_of, n_clips: int, n_classes: int, batch_size: int
+    model,
+    inputs: dict,
+    clip_of,
+    n_clips: int,
+    n_classes: int,
+    batch_size: int,
+    scorer: Scorer | None = None,
 ) -> np.ndarray:
+    scorer = scorer or _softmax
     n = int(clip_of.numel())
     device = clip_of.device
     proba = torch.zeros(n_clips, n_classes, device=device)
     with torch.no_grad(), autocast(device):
         for start in range(0, n, batch_size):
             index = torch.arange(start, min(start + batch_size, n), device=device)
-            rows = torch.softmax(model(batch(inputs, index)).float(), dim=1)
+            rows = scorer(model, batch(inputs, index))
             proba.index_add_(0, clip_of[start : start + batch_size], rows)
     counts = torch.bincount(clip_of, minlength=n_clips).clamp(min=1).unsqueeze(1)
     return (proba / counts).cpu().numpy().astype(np.float32)
 
 
 def predict(
-    model, part: Part, device, batch_size: int, n_classes: int, moved: OnDevice | None = None
+    model,
+    part: Part,
+    device,
+    batch_size: int,
+    n_classes: int,
+    moved: OnDevice | None = None,
+    scorer: Scorer | None = None,
 ) -> np.ndarray:
-    """(clips, K) float32 class probabilities of the part's clips: the softmax of each row,
-    averaged over a clip's rows (its frames when frames are samples). ``model`` in eval mode."""
+    """(clips, K) float32 class probabilities of the part's clips: the softmax of each row
+    (``scorer``: another per-row score, e.g. AU sigmoids), averaged over a clip's rows (its
+    frames when frames are samples). ``model`` in eval mode."""
     moved = moved or OnDevice(part, torch.device(device))
     return _predict_on_device(
-        model, moved.inputs, moved.clip_of, part.n_clips, n_classes, batch_size
+        model, moved.inputs, moved.clip_of, part.n_clips, n_classes, batch_size, scorer
     )
 
 
@@ -110,9 +134,11 @@ def train_epoch(
     device,
     weight=None,
     after_step: Callable[[], None] | None = None,
+    loss_fn: Callable[..., Any] | None = None,
 ) -> EpochSteps:
     """One epoch: batches of ``batch_size`` rows taken in ``order`` (int64 permutation on the
-    device), each an optimiser step on ``model.loss`` with per-class ``weight`` (K,) or None.
+    device), each an optimiser step on ``model.loss`` with per-class ``weight`` (K,) or None
+    (``loss_fn(model, rows, targets)``: another loss, e.g. the AUs' BCE).
     ``after_step`` is called after each step (the first steps' timing). The model is put in
     training mode; the mean loss costs one host sync per epoch, not per step."""
     model.train()
@@ -124,7 +150,9 @@ def train_epoch(
         rows, y = batch(inputs, index), targets.index_select(0, index)
         step_start = time.perf_counter()
         with autocast(device):
-            loss = model.loss(rows, y, weight=weight)
+            loss = (
+                model.loss(rows, y, weight=weight) if loss_fn is None else loss_fn(model, rows, y)
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -26,6 +26,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mer_prep.store.reader import FeatureStore, open_store
+from mer_prep.train.au_target import (
+    AU_VALIDATION_METRIC,
+    POS_WEIGHT_CAP,
+    THRESHOLD,
+    au_columns,
+    check_au_variant,
+)
 from mer_prep.train.data import (
     FoldData,
     StoreData,
@@ -276,6 +283,10 @@ def plan_request(
     made = store.split(split)
     check_split_fits(store, split, made)
     _check_variant(store, spec, variant, variant_preset, split)
+    au = None  # --target aus: the AUs predicted (a store coding none is refused here)
+    if request.target == "aus":
+        check_au_variant(spec.name, variant, variant_preset)
+        au = au_columns(store)
     # the training settings given, as the header records them (in this order)
     overrides = {
         key: value
@@ -307,6 +318,8 @@ def plan_request(
         )
     if preset.selection in ("validation", TEST_ORACLE) and preset.validation_metric is None:
         preset = dataclasses.replace(preset, validation_metric=DEFAULT_VALIDATION_METRIC)
+    if au is not None and preset.validation_metric is not None:
+        preset = dataclasses.replace(preset, validation_metric=AU_VALIDATION_METRIC)
     check_settings(seed, preset)
     device = resolve_device(request.device)
     unit = spec.unit(resolved)
@@ -327,6 +340,15 @@ def plan_request(
             "class_weights": variant_preset.class_weights,
             "optimizer": "adam",
             "autocast": "bf16 on cuda only",
+            **(
+                {
+                    "aus": list(au.names),
+                    "au_threshold": THRESHOLD,
+                    "au_pos_weight_cap": POS_WEIGHT_CAP,
+                }
+                if au is not None
+                else {}
+            ),
         },
         unit=unit,
         aggregation=CLIP_AGGREGATION[unit],
@@ -350,9 +372,12 @@ def plan_request(
         torch_version=str(torch.__version__),
         n_folds=made.n_folds,
         overrides=_overrides(spec, variant, resolved, overrides),
+        target=request.target,
     )
     names = [need.name for need in spec.required_inputs(resolved)]
     data = load_store_data(store, names)
+    if au is not None:
+        data = dataclasses.replace(data, aus=store.aus[:, list(au.columns)], au_names=au.names)
     check_finite_inputs(data.arrays, data.sample_ids, f"store {store.path}")
     return RunPlan(
         store=store,

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mer_prep.evaluation.metrics import confusion_matrix, scores
+from mer_prep.train.au_target import pooled_au_scores
 from mer_prep.train.pooled import PooledScores
 
 #: The selection that picks each fold's epoch on its test subject (how the field's published
@@ -90,7 +91,10 @@ class FoldResult:
 
     @property
     def metrics(self) -> dict | None:
-        """``scores`` of this fold alone (None when it scored no clip)."""
+        """``scores`` of this fold alone (None when it scored no clip); with AU targets
+        (``y_true`` (m, K)) its per-AU and macro F1 (``au_target.pooled_au_scores``)."""
+        if self.y_true.ndim == 2:
+            return pooled_au_scores([(self.y_true, self.y_pred)], self.class_names)
         return _scores(self.y_true, self.y_pred, self.class_names)
 
     def summary(self) -> dict:
@@ -108,6 +112,8 @@ class FoldResult:
             "metrics": self.metrics,
             "curves": [asdict(c) for c in self.curves],
             "has_checkpoint": self.checkpoint is not None,
+            # the columns of an AU run's (m, K) arrays (a class run's are the store's classes)
+            **({"au_names": list(self.class_names)} if self.y_true.ndim == 2 else {}),
         }
 
     @classmethod
@@ -172,6 +178,7 @@ class RunHeader:
     torch_version: str
     n_folds: int
     overrides: dict = field(default_factory=dict)
+    target: str = "emotion"  # "aus": multi-label action units (``train.au_target``)
     group_id: str | None = None  # the seed group (``--seeds N``); None: records before groups
 
     @property
@@ -331,6 +338,12 @@ class RunRecord:
         return _score(self.scores.accuracy)
 
     @property
+    def au_metrics(self) -> dict | None:
+        """An AU run's pooled scores (``macro_f1``, ``per_au_f1``, ``support``...; see
+        ``au_target.pooled_au_scores``); None for a class run."""
+        return self.metrics if self.header.target == "aus" else None
+
+    @property
     def plot(self):
         """Figures of this run (``mer_prep.plot.RunPlots``): ``run.plot.confusion()``."""
         from mer_prep.plot.runs import RunPlots
@@ -361,8 +374,7 @@ class RunRecord:
                     "fold": fold.name,
                     "row": fold.rows,
                     "sample_id": fold.sample_ids,
-                    "y_true": fold.y_true,
-                    "y_pred": fold.y_pred,
+                    **_outcomes(fold),
                 }
             )
             for k, name in enumerate(fold.class_names):
@@ -410,6 +422,26 @@ class RunRecord:
         }
 
 
+def _outcomes(fold: FoldResult) -> dict[str, np.ndarray]:
+    """A fold's truth and prediction as columns: ``y_true``, ``y_pred`` for classes, or
+    ``true_AU1``, ``pred_AU1``... for AU targets."""
+    if fold.y_true.ndim == 1:
+        return {"y_true": fold.y_true, "y_pred": fold.y_pred}
+    columns = {f"true_{name}": fold.y_true[:, k] for k, name in enumerate(fold.class_names)}
+    columns.update({f"pred_{n}": fold.y_pred[:, k] for k, n in enumerate(fold.class_names)})
+    return columns
+
+
+def pooled_scores(folds: list[FoldResult], header: RunHeader) -> PooledScores:
+    """The run's pooled scores: MEGC pooling of the class confusion counts, or with AU targets
+    the per-AU counts pooled over folds (no UF1 / UAR: None)."""
+    if header.target != "aus":
+        return PooledScores.pool(folds, header.store["class_names"])
+    names = folds[0].class_names if folds else ()
+    au = pooled_au_scores(((f.y_true, f.y_pred) for f in folds), names)
+    return PooledScores.from_dict({"uf1": None, "uar": None, "accuracy": None, **au})
+
+
 def combine_folds(
     folds: list[FoldResult],
     header: RunHeader,
@@ -425,7 +457,7 @@ def combine_folds(
     return RunRecord(
         header=header,
         folds=tuple(folds),
-        scores=PooledScores.pool(folds, header.store["class_names"]),
+        scores=pooled_scores(folds, header),
         duration_s=float(duration_s),
         timings=dict(timings or {}),
     )

@@ -56,6 +56,9 @@ class TrainSettings(BaseModel):
     batch_size: int | None = Field(None, ge=1)
     lr: float | None = None
     selection: Literal["validation", "last_epoch"] | None = None
+    #: what the model predicts: the store's emotion classes, or its action units as
+    #: multi-label targets (``mer_prep.train.au_target``)
+    target: Literal["emotion", "aus"] = "emotion"
     config: dict[str, Any] | None = None  # model config overrides (``--set``)
     keep_checkpoints: bool = False
     resources: dict[str, float] | None = None  # Dask resources per fold task (None: by device)

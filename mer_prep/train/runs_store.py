@@ -155,7 +155,8 @@ def _write(group: zarr.Group, record: RunRecord) -> None:
             return np.zeros((0,) if width is None else (0, width), dtype)
         return np.concatenate([np.asarray(get(f), dtype) for f in folds])
 
-    k = len(record.store["class_names"])
+    # the probabilities' columns: the store's classes, or an AU run's AUs
+    k = folds[0].proba.shape[1] if folds else len(record.store["class_names"])
     _array(
         group,
         "fold",
@@ -290,7 +291,7 @@ def _decode(group: zarr.Group, with_checkpoints: bool, where: str) -> RunRecord:
         folds.append(
             FoldResult.from_summary(
                 summary,
-                names,
+                summary.get("au_names", names),
                 data["row"][mine],
                 data["sample_id"][mine],
                 data["y_true"][mine],
