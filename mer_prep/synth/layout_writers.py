@@ -4,7 +4,8 @@ them)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,10 +85,18 @@ def check_clip(clip: SynthClip) -> None:
         )
 
 
-def unique_name(counters: dict, key: object, given: str | None, make: Callable[[int], str]) -> str:
-    # counting named clips too keeps invented names clear of the given ones in the usual case
-    counters[key] += 1
-    return given or make(counters[key])
+def clip_names(
+    clips: Sequence[SynthClip],
+    make: Callable[[SynthClip, int], str],
+    key: Callable[[SynthClip], Hashable] = lambda clip: clip.subject,
+) -> Iterator[tuple[SynthClip, str]]:
+    """Each clip with its folder name: the one it gives (``clip.clip``), else ``make(clip, n)``
+    where n = 1, 2, ... counts the clips of its ``key`` (default: its subject) so far."""
+    counters: dict[Hashable, int] = defaultdict(int)
+    for clip in clips:
+        # counting named clips too keeps invented names clear of the given ones in the usual case
+        counters[key(clip)] += 1
+        yield clip, clip.clip or make(clip, counters[key(clip)])
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float) -> Path:

@@ -23,9 +23,9 @@ from mer_prep.synth.layout_writers import (
     SynthClip,
     WrittenClip,
     check_clip,
+    clip_names,
     frame_numbers,
     sheet_timing,
-    unique_name,
     write_video,
 )
 
@@ -37,9 +37,9 @@ __all__ = [
     "SynthClip",
     "WrittenClip",
     "check_clip",
+    "clip_names",
     "frame_numbers",
     "sheet_timing",
-    "unique_name",
     "write_layout",
     "write_video",
 ]
@@ -161,15 +161,8 @@ def write_layout(
 def _casme2(
     root: Path, clips: Sequence[SynthClip], frames: FrameWriter, version: str
 ) -> list[WrittenClip]:
-    counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
-    for clip in clips:
-        name = unique_name(
-            counters,
-            clip.subject,
-            clip.clip,
-            lambda n: f"EP{n:02d}_{n % 7 + 1:02d}" + "f" * (n % 2),
-        )
+    for clip, name in clip_names(clips, lambda _, n: f"EP{n:02d}_{n % 7 + 1:02d}" + "f" * (n % 2)):
         sub = f"sub{clip.subject:02d}"
         numbers = frame_numbers(clip)
         paths = frames.write(
@@ -196,16 +189,11 @@ def _centre_crop(frames: np.ndarray) -> np.ndarray:
 
 
 def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
-    counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
-    for clip in clips:
+    for clip, name in clip_names(
+        clips, lambda clip, n: f"{clip.subject:03d}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}"
+    ):
         sub = f"{clip.subject:03d}"
-        name = unique_name(
-            counters,
-            clip.subject,
-            clip.clip,
-            lambda n, sub=sub: f"{sub}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}",
-        )
         names = [f"{sub}_{n:05d}.jpg" for n in frame_numbers(clip)]
         paths = frames.write(root / sub / name, names, clip.frames, gray=True)
         onset, apex, offset = sheet_timing(clip)
@@ -216,20 +204,21 @@ def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
     return written
 
 
+def _smic_abbreviation(clip: SynthClip) -> str:
+    emotion = clip.emotion.lower()
+    return SMIC_ABBREVIATIONS.get(emotion, emotion[:3])
+
+
 def _smic(
     root: Path, clips: Sequence[SynthClip], frames: FrameWriter, modality: str
 ) -> list[WrittenClip]:
-    counters: dict[tuple[int, str], int] = defaultdict(int)
     written = []
-    for clip in clips:
+    for clip, name in clip_names(
+        clips,
+        lambda clip, n: f"s{clip.subject:02d}_{_smic_abbreviation(clip)}_{n:02d}",
+        key=lambda clip: (clip.subject, clip.emotion.lower()),
+    ):
         sub, emotion = f"s{clip.subject:02d}", clip.emotion.lower()
-        abbr = SMIC_ABBREVIATIONS.get(emotion, emotion[:3])
-        name = unique_name(
-            counters,
-            (clip.subject, emotion),
-            clip.clip,
-            lambda n, sub=sub, abbr=abbr: f"{sub}_{abbr}_{n:02d}",
-        )
         onset, _, offset = sheet_timing(clip)
         # SMIC clips were cut to the expression: only onset..offset exist on disk
         span = clip.frames[clip.onset : clip.offset + 1]
@@ -240,13 +229,11 @@ def _smic(
 
 
 def _casme1(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
-    counters: dict[int, int] = defaultdict(int)
     rows: dict[str, list] = defaultdict(list)
     written = []
-    for clip in clips:
+    for clip, name in clip_names(clips, lambda _, n: f"EP{n:02d}_{n % 9 + 1}"):
         section = "A" if clip.subject <= 7 else "B"  # our convention: subjects 1-7 in Section A
         sub = f"sub{clip.subject:02d}"
-        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"EP{n:02d}_{n % 9 + 1}")
         folder = root / f"Section {section}" / sub / name
         paths = frames.write(folder, [f"{name}-{n}.jpg" for n in frame_numbers(clip)], clip.frames)
         onset, apex, offset = sheet_timing(clip)

@@ -16,9 +16,9 @@ from mer_prep.synth.layout_writers import (
     SynthClip,
     WrittenClip,
     check_clip,
+    clip_names,
     frame_numbers,
     sheet_timing,
-    unique_name,
     write_video,
 )
 
@@ -88,14 +88,10 @@ def _casme3(
 
     Several clips of one subject and take (``clip`` names the take letter) follow each other in
     the take, as several MEs of one recording do; the sheet sits at the root."""
-    counters: dict[int, int] = defaultdict(int)
     next_frame: dict[tuple[int, str], int] = {}
     rows, written = [], []
-    for clip in clips:
+    for clip, take in clip_names(clips, lambda _, n: CASME3_TAKES[(n - 1) % len(CASME3_TAKES)]):
         subject = f"spNO.{clip.subject}"
-        take = unique_name(
-            counters, clip.subject, clip.clip, lambda n: CASME3_TAKES[(n - 1) % len(CASME3_TAKES)]
-        )
         first = max(clip.first_frame_number, next_frame.get((clip.subject, take.lower()), 1))
         numbers = [first + i for i in range(len(clip.frames))]
         next_frame[(clip.subject, take.lower())] = numbers[-1] + 1
@@ -176,14 +172,10 @@ def _casme3_c(
 def _dfme(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
     """``DFME_<part>/sub0003_01/00000.png`` (0-based: first_frame_number 1 writes 00000) and the
     three split sheets; each subject's part is ``clip.part`` or follows its number."""
-    counters: dict[int, int] = defaultdict(int)
     rows: dict[str, list] = defaultdict(list)
     written = []
-    for clip in clips:
+    for clip, name in clip_names(clips, lambda clip, n: f"sub{clip.subject:04d}_{n:02d}"):
         subject = f"sub{clip.subject:04d}"
-        name = unique_name(
-            counters, clip.subject, clip.clip, lambda n, subject=subject: f"{subject}_{n:02d}"
-        )
         part = clip.part or _DFME_PARTS[clip.subject % len(_DFME_PARTS)]
         base = clip.first_frame_number - 1
         numbers = [base + i for i in range(len(clip.frames))]
@@ -211,13 +203,9 @@ def _dfme(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
 
 def _fourd(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
     """``gray_micro/S01/S01_01/<n>.jpg`` grey frames (names *unconfirmed*) and the labelling sheet."""
-    counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
-    for clip in clips:
+    for clip, name in clip_names(clips, lambda clip, n: f"S{clip.subject:02d}_{n:02d}"):
         subject = f"S{clip.subject:02d}"
-        name = unique_name(
-            counters, clip.subject, clip.clip, lambda n, subject=subject: f"{subject}_{n:02d}"
-        )
         paths = frames.write(
             root / "gray_micro" / subject / name,
             [f"{n}.jpg" for n in frame_numbers(clip)],
@@ -236,16 +224,11 @@ def _mmew(
 ) -> list[WrittenClip]:
     """``S03/<emotion>/S03-01-002/<n>.jpg`` (official) or ``Micro_Expression/<emotion>/<clip>/``
     (flat); an ``others`` clip sits in a ``repression`` folder, as in the release."""
-    counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
-    for clip in clips:
+    for clip, name in clip_names(
+        clips, lambda clip, n: f"S{clip.subject:02d}-{(n - 1) // 9 + 1:02d}-{n:03d}"
+    ):
         subject = f"S{clip.subject:02d}"
-        name = unique_name(
-            counters,
-            clip.subject,
-            clip.clip,
-            lambda n, subject=subject: f"{subject}-{(n - 1) // 9 + 1:02d}-{n:03d}",
-        )
         emotion = clip.emotion.lower()
         folder_emotion = "repression" if emotion == "others" else emotion
         base = root / subject if variant == "official" else root / "Micro_Expression"
@@ -264,11 +247,9 @@ def _manifest(
 ) -> list[WrittenClip]:
     """A lab's recordings: ``frames/p01/take1/frame<n>.jpg`` folders and/or ``videos/p01_take1.avi``
     (``mixed``: every other clip a video), listed in ``manifest.csv`` with relative paths."""
-    counters: dict[int, int] = defaultdict(int)
     rows, written = [], []
-    for k, clip in enumerate(clips):
+    for k, (clip, name) in enumerate(clip_names(clips, lambda _, n: f"take{n}")):
         subject = f"p{clip.subject:02d}"
-        name = unique_name(counters, clip.subject, clip.clip, lambda n: f"take{n}")
         fps = clip.fps or 100.0
         video = variant == "video" or (variant == "mixed" and k % 2 == 1)
         if video:
