@@ -194,6 +194,52 @@ def test_an_au_run_is_recorded_and_listed_with_its_target(au_run, store_path):
     assert "AU macro F1" in shown.output and "AU12" in shown.output
 
 
+def test_the_epoch_is_chosen_on_the_validation_parts_macro_f1(store_path):
+    record = train(
+        store_path, "mbcc", **{**AU_RUN, "epochs": 2, "selection": "validation"}, save=False
+    )
+    assert record.training["validation_metric"] == "au_macro_f1"
+    for fold in record.folds:
+        assert fold.validation_metric == "au_macro_f1" and fold.selection == "validation"
+        scores = [c.validation for c in fold.curves]
+        assert all(v is not None for v in scores)
+        assert fold.best_epoch == 1 + int(np.argmax(scores))  # the first best epoch
+
+
+def test_leave_one_dataset_out_on_a_composite(tmp_path, synth_dataset):
+    """The cross-dataset protocol's shape on the synthetic MEGC 2019 composite (SMIC, CASME II,
+    SAMM; cross6's parts have no synthetic look-alikes): one fold per dataset, each fold's
+    positive weights from the other datasets' clips alone, SMIC's fold (no AU coded) scoring
+    nothing, the macro F1 over the AUs present in the pooled truth."""
+    root, _ = synth_dataset(
+        "megc2019", n_subjects=3, clips_per_subject=2, size=(240, 320), n_frames=12, seed=1
+    )
+    from mer_prep.evaluation.splits import build_split
+    from mer_prep.pipeline.local import commit_version
+    from mer_prep.store.splits import save_split
+
+    path = tmp_path / "megc2019"
+    parts = {"smic": root / "SMIC", "casme2": root / "CASME2", "samm": root / "SAMM"}
+    commit_version("megc2019", parts, load_recipe("mbcc64"), path, labels="megc3")
+    store = open_store(path)
+    save_split(store, build_split(store.table, "lodo"))
+    store = open_store(path)
+    record = train(store, "mbcc", **{**AU_RUN, "epochs": 2, "split": "lodo"}, save=False)
+    assert [f.name for f in record.folds] == ["casme2", "samm", "smic"]
+    names = record.folds[0].class_names
+    columns = [store.au_list.index(int(n[2:])) for n in names]
+    aus, datasets = store.aus[:, columns], store.table["dataset"].to_numpy()
+    for fold in record.folds:
+        others = aus[datasets != fold.name]  # last_epoch: no validation part carved
+        positives = dict(zip(names, others.sum(0).tolist(), strict=True))
+        assert fold.info["au_fit_positives"] == positives
+        assert fold.info["aus_without_positives"] == [n for n, p in positives.items() if not p]
+    (smic,) = [f for f in record.folds if f.name == "smic"]
+    assert not smic.y_true.any() and smic.metrics["macro_f1"] is None
+    pooled = np.concatenate([f.y_true for f in record.folds]).any(0)
+    assert record.au_metrics["averaged"] == [n for n, on in zip(names, pooled, strict=True) if on]
+
+
 # --- every family, and the refusals ---------------------------------------------------------------
 
 
