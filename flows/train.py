@@ -211,6 +211,7 @@ def train(
     device: str = "cpu",
     version: str | None = None,
     seed: int = 0,
+    seeds: int = 1,
     epochs: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
@@ -230,7 +231,9 @@ def train(
     because a deployment, its trigger (``version``) and ``-p NAME=VALUE`` name them one by one;
     the flow builds the request first thing, and uses nothing else. resources: Dask resources
     each fold task needs (None: ``{"GPU": 1}`` on CUDA, none on CPU); folds_per_task: folds
-    trained by one task (light models: fewer, coarser tasks).
+    trained by one task (light models: fewer, coarser tasks); seeds: runs of seeds ``seed``,
+    ``seed + 1``, ... one after the other, one record each, one run group (the last seed's
+    record is returned).
     """
     parameters = dict(locals())
     context = FlowRunContext.get()
@@ -251,22 +254,33 @@ def train(
 
 def _train(request: TrainRequest) -> RunRecord:
     """The run's one sequence (``mer_prep.train.sequence``) with its folds as Prefect tasks on
-    this flow's Dask cluster; then the log line and the artifact."""
+    this flow's Dask cluster, once per seed (``mer_prep.train.seeds``); then the log lines and
+    the artifacts. The last seed's record."""
     from mer_prep.store.reader import open_store
+    from mer_prep.train.seeds import run_seeds
     from mer_prep.train.sequence import run_training
 
     opened = open_store(request.store, request.version)
-    record = run_training(opened, request, DaskFolds(opened))
-    get_run_logger().info(
-        "recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f",
-        record.run_id,
-        opened.path,
-        record.uf1,
-        record.uar,
-        record.accuracy,
-    )
-    _publish(record, request.dataset)
-    return record
+    logger = get_run_logger()
+
+    def one_seed(one: TrainRequest, group_id: str | None) -> RunRecord:
+        record = run_training(opened, one, DaskFolds(opened), group_id=group_id)
+        logger.info(
+            "recorded run %s on %s: UF1 %.3f, UAR %.3f, accuracy %.3f%s",
+            record.run_id,
+            opened.path,
+            record.uf1,
+            record.uar,
+            record.accuracy,
+            f"  {record.leak_label}" if record.leak_label else "",
+        )
+        return record
+
+    group = run_seeds(request, one_seed)
+    if len(group.records) > 1:
+        logger.info("%s", group.text())
+    _publish(group.records[-1], request.dataset, request.store)
+    return group.records[-1]
 
 
 class DaskFolds:
@@ -313,7 +327,7 @@ class DaskFolds:
             )
             yield finished
 
-    def timings(self, done: list[FoldsDone], ready_s: float) -> dict[str, Any]:
+    def timings(self, done: list[FoldsDone], _ready_s: float) -> dict[str, Any]:
         workers = {result.name: finished.worker for finished in done for result in finished.results}
         return {
             "fold_workers": workers,
@@ -366,6 +380,10 @@ def training_report(record: RunRecord) -> str:
     per-fold table), then per-class scores, the store version and the run's settings."""
     from mer_prep.plot.runs import run_markdown
 
+    if record.au_metrics is not None:  # an AU run: no confusion matrix; its per-AU F1
+        from mer_prep.train.au_target import au_markdown
+
+        return au_markdown(record)
     metrics, names = record.metrics, record.store["class_names"]
     confusion = metrics.get("confusion") or [[0] * len(names)] * len(names)
     lines = [
@@ -389,6 +407,7 @@ def training_report(record: RunRecord) -> str:
         f"- version: `{record.version_id}`, snapshot `{record.snapshot_id}`",
         f"- split: `{record.split}` ({record.split_kind}), "
         f"{'LEAKY (sample-level)' if record.leaky else 'subject-independent'}",
+        *([f"- **{record.leak_label}**"] if record.leaky_selection else []),
         f"- model: {record.model}/{record.variant}, seed {record.seed}, device "
         f"{record.device}, {record.n_folds} folds in {record.duration_s:.1f} s",
         "",
@@ -400,8 +419,40 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _publish(record: RunRecord, dataset: str | None) -> None:
-    """The run's markdown artifact (never fatal)."""
+def leaderboard_markdown(store: str) -> str:
+    """The leaderboard of every run recorded on ``store`` (``mer_prep.evaluation.leaderboard``:
+    one row per seed group or configuration, mean +- sd over seeds, bootstrap CI, LEAKY rows
+    unranked beside their clean rows) as a markdown table under a heading."""
+    from mer_prep.evaluation.leaderboard import build_leaderboard, group_runs
+    from mer_prep.evaluation.run_view import RunViewError, run_view
+    from mer_prep.train.runs_store import list_runs, open_run_store
+
+    views, tables = [], {}
+    for record in list_runs(store):
+        snapshot = record.store["snapshot_id"]
+        if snapshot not in tables:
+            try:
+                tables[snapshot] = open_run_store(store, record).table
+            except MerPrepError:  # the version is gone: subjects from the folds
+                tables[snapshot] = None
+        with contextlib.suppress(RunViewError):  # e.g. an AU run: no UF1 / UAR to rank
+            views.append(run_view(record, tables[snapshot]))
+    board = build_leaderboard(group_runs(views))
+    return "\n".join(
+        [
+            f"# leaderboard of `{store}`",
+            "",
+            "Ranked by the mean over seeds; LEAKY rows (a sample-level split, or each fold's "
+            "epoch chosen on its test subject) are not ranked and stand beside their clean row.",
+            "",
+            board.markdown(),
+            "",
+        ]
+    )
+
+
+def _publish(record: RunRecord, dataset: str | None, store: str) -> None:
+    """The run's markdown artifact and the leaderboard of its ``store`` (never fatal)."""
     try:
         create_markdown_artifact(
             markdown=training_report(record),
@@ -409,8 +460,18 @@ def _publish(record: RunRecord, dataset: str | None) -> None:
             description=f"train {record.model}/{record.variant} on "
             f"{record.version_id}: UF1 {record.uf1:.3f}",
         )
-    except Exception as error:  # noqa: BLE001
+        create_markdown_artifact(
+            markdown=leaderboard_markdown(store),
+            key=leaderboard_key(dataset),
+            description=f"leaderboard of the runs on {store}",
+        )
+    except Exception as error:  # noqa: BLE001 - an artifact never fails a recorded run
         get_run_logger().warning("could not publish the run's artifact: %s", error)
+
+
+def leaderboard_key(dataset: str | None) -> str:
+    """``leaderboard-<dataset>``, as Prefect wants keys."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"leaderboard-{dataset or 'store'}".lower())
 
 
 def run_train(

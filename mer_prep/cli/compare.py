@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from mer_prep.cli import main
+from mer_prep.errors import InvalidArgumentError
 
 # mer_prep.evaluation.bootstrap.DEFAULT_RESAMPLES, not imported here: that would load numpy and
 # pandas with every command's start (0.7 s) (tests/test_compare.py checks they agree)
@@ -53,13 +54,17 @@ class _Tables:
 
 
 def _side(store: str, ids: str, tables: _Tables) -> list:
-    from mer_prep.train.runs_store import load_run
+    """The views of ``ids``: run ids joined by commas, or a seed group's id (``group-...``,
+    as ``mer-prep train --seeds N`` and ``mer-prep runs`` print it): every seed of it."""
+    from mer_prep.train.runs_store import list_runs, load_run
 
-    return [
-        tables.view(load_run(store, run_id.strip(), with_checkpoints=False))
-        for run_id in ids.split(",")
-        if run_id.strip()
-    ]
+    wanted = [run_id.strip() for run_id in ids.split(",") if run_id.strip()]
+    if len(wanted) == 1 and wanted[0].startswith("group-"):
+        members = [r for r in list_runs(store) if r.group_id == wanted[0]]
+        if not members:
+            raise InvalidArgumentError(f"store {store} records no run of group {wanted[0]}")
+        return [tables.view(r) for r in sorted(members, key=lambda r: r.seed)]
+    return [tables.view(load_run(store, run_id, with_checkpoints=False)) for run_id in wanted]
 
 
 @main.command()
@@ -83,7 +88,8 @@ def _side(store: str, ids: str, tables: _Tables) -> list:
 def compare(store, run_a, run_b, resamples, seed):
     """UF1 / UAR of RUN_A minus RUN_B on STORE, with a 95% bootstrap interval over test
     subjects. RUN_A / RUN_B may each be several run ids joined by commas (seeds of one
-    configuration): the interval then also resamples the seeds. Runs on other folds, splits,
+    configuration), or a seed group's id (``group-...``): the interval then also resamples
+    the seeds. Runs on other folds, splits,
     store versions or targets are refused; a composite's datasets are also compared alone."""
     from mer_prep.evaluation.compare import compare_per_dataset, compare_runs
 

@@ -62,7 +62,7 @@ def check_dask_address(address: str | None) -> None:
 
 def print_record(record) -> None:
     """The per-fold and pooled table of a run."""
-    leaky = "  LEAKY (sample-level split)" if record.leaky else ""
+    leaky = f"  {record.leak_label}" if record.leak_label else ""
     click.echo(
         f"run {record.run_id}: {record.name} on {record.version_id} "
         f"(snapshot {record.snapshot_id}), split {record.split}{leaky}"
@@ -132,10 +132,20 @@ def print_record(record) -> None:
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option(
+    "--seeds",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Train the same folds with seeds SEED, SEED+1, ...: one record each, one run group "
+    "(mean +- sd over the seeds).",
+)
+@click.option(
     "--selection",
-    type=click.Choice(["validation", "last_epoch"]),
+    type=click.Choice(["validation", "last_epoch", "test-oracle"]),
     default=None,
-    help="Override the preset's checkpoint choice.",
+    help="Override the preset's checkpoint choice. test-oracle: each fold's epoch chosen on "
+    "its test subject (how published numbers were obtained): recorded LEAKY and shown "
+    "beside the clean run of the same seeds.",
 )
 @click.option(
     "--set",
@@ -195,6 +205,8 @@ def train(store, settings, quiet, workers, home, **options):
     flow = bool(options["dask_address"] or workers)
     # the options are the request's fields (--set: config, --workers: n_workers); in this
     # process no --device means CUDA when there is one, on the flow's workers the CPU
+    if options["selection"] == "test-oracle":
+        options["selection"] = "test_oracle"  # the request's spelling
     request = TrainRequest.of(
         **{**options, "device": options["device"] or ("cpu" if flow else None)},
         store=store,
@@ -207,10 +219,14 @@ def train(store, settings, quiet, workers, home, **options):
 
     with sigterm_interrupts():  # SIGTERM stops a training as Ctrl-C does
         try:
-            record = _train_flow(request, home=home) if flow else _train_here(request, quiet=quiet)
+            group = _train_flow(request, home=home) if flow else _train_here(request, quiet=quiet)
         except (KeyboardInterrupt, RunCancelled):  # the record is written last: none was
             _cancelled(f"cancelled; no run recorded on {store}")
-    print_record(record)
+    from mer_prep.cli.train_groups import print_after_training
+
+    for record in group.records:
+        print_record(record)
+    print_after_training(store, request, group)
 
 
 def _train_here(request, *, quiet: bool):
@@ -220,14 +236,15 @@ def _train_here(request, *, quiet: bool):
     torch_or_raise()
     from mer_prep.cli.train_progress import ProgressPrinter
     from mer_prep.train.cpu_share import TrainerSlot
-    from mer_prep.train.plan import run_request
+    from mer_prep.train.seeds import train_seeds
 
     with TrainerSlot() as slot:
-        return run_request(request, report=ProgressPrinter(quiet=quiet, slot=slot))
+        return train_seeds(request, report=ProgressPrinter(quiet=quiet, slot=slot))
 
 
 def _train_flow(request, *, home: str):
-    """The ``train`` flow from this process (Prefect's state under ``home``)."""
+    """The ``train`` flow from this process (Prefect's state under ``home``); the seed group
+    of the run, read back from the store."""
     import os
     from pathlib import Path
 
@@ -237,9 +254,10 @@ def _train_flow(request, *, home: str):
     from prefect.exceptions import TerminationSignal
 
     from flows.train import run_train
+    from mer_prep.cli.train_groups import group_of
 
     try:
-        return run_train(**request.model_dump())
+        return group_of(request.store, run_train(**request.model_dump()))
     except TerminationSignal:  # SIGTERM as Prefect's flow engine reports it
         raise KeyboardInterrupt from None
 
@@ -298,13 +316,19 @@ def runs(store, run_id, leaderboard, fmt):
         value = record.metrics.get("uf1")
         return -(value if value is not None and not math.isnan(value) else -1.0)
 
+    from mer_prep.cli.train_groups import groups_table
+
     click.echo(runs_table(sorted(records, key=key)))
+    click.echo(groups_table(records))
 
 
 def _marks(record) -> str:
-    """LEAKY (sample-level split) and/or EPOCH1 (validation never chose a later epoch)."""
+    """LEAKY (sample-level split or test-subject epoch selection) and/or EPOCH1 (validation
+    never chose a later epoch)."""
     return ",".join(
-        mark for mark, on in (("LEAKY", record.leaky), ("EPOCH1", record.selection_warning)) if on
+        mark
+        for mark, on in (("LEAKY", record.leak_label), ("EPOCH1", record.selection_warning))
+        if on
     )
 
 
@@ -335,6 +359,11 @@ def runs_table(records) -> str:
             notes.append(
                 f"LEAKY {record.run_id}: split {record.split} puts clips of one "
                 f"subject on both sides; its scores are not subject-independent"
+            )
+        if record.leaky_selection:
+            notes.append(
+                f"LEAKY {record.run_id}: each fold's epoch was chosen on its test "
+                f"subject (test-oracle); its scores are not a held-out estimate"
             )
     return "\n".join(lines + notes)
 
@@ -368,13 +397,13 @@ def print_run_details(record) -> None:
     click.echo("confusion (rows: true, columns: predicted)")
     cell = max(4, *(len(n[:8]) for n in names))
     click.echo(" " * width + "  " + " ".join(f"{n[:8]:>{cell}}" for n in names))
-    for name, row in zip(names, confusion):
+    for name, row in zip(names, confusion, strict=True):
         click.echo(f"{name:<{width}}  " + " ".join(f"{int(v):>{cell}}" for v in row))
     click.echo("")
     click.echo(
         f"store {record.store['location']} version {record.version_id} snapshot "
         f"{record.snapshot_id}; split {record.split} ({record.split_kind})"
-        + ("; LEAKY (sample-level split)" if record.leaky else "")
+        + (f"; {record.leak_label}" if record.leak_label else "")
     )
 
 

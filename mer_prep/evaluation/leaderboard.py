@@ -216,11 +216,13 @@ def read_csv(text: str) -> pd.DataFrame:
 
 
 def group_runs(views: Sequence[RunView]) -> list[list[RunView]]:
-    """The runs grouped by configuration (every setting but the seed), each group in seed
-    order; of two runs of one configuration and seed, the later one in ``views`` is kept."""
+    """The runs grouped by their recorded seed group (``--seeds N``) where they name one, else
+    by configuration (every setting but the seed), each group in seed order; of two runs of
+    one group and seed, the later one in ``views`` is kept."""
     groups: dict[str, dict[int, RunView]] = {}
     for view in views:
-        groups.setdefault(view.group_key, {})[view.seed] = view
+        key = f"group:{view.group_id}" if view.group_id else view.group_key
+        groups.setdefault(key, {})[view.seed] = view
     return [[group[s] for s in sorted(group)] for group in groups.values()]
 
 

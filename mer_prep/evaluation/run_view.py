@@ -54,7 +54,8 @@ class RunView:
     ``y_true`` / ``y_pred`` (n,) int64, ``sample_ids`` / ``subjects`` / ``folds`` (n,) str,
     ``datasets`` (n,) str or None without a sample table; ``fold_sets`` maps each fold name to
     the sorted tuple of its scored sample ids (what "the same folds" means); ``group_key`` is a
-    JSON string of everything that identifies the configuration but the seed."""
+    JSON string of everything that identifies the configuration but the seed; ``group_id`` the
+    seed group the run recorded (runs of one ``--seeds N``), None for a single-seed run."""
 
     run_id: str
     model: str
@@ -78,6 +79,7 @@ class RunView:
     y_pred: np.ndarray
     fold_sets: dict
     group_key: str
+    group_id: str | None = None  # the recorded seed group (``--seeds N``), None before groups
 
     @property
     def leaky_selection(self) -> bool:
@@ -240,6 +242,7 @@ def run_view(record, table: pd.DataFrame | None = None) -> RunView:
         y_pred=cat(preds, np.int64),
         fold_sets=fold_sets,
         group_key=group_key(record),
+        group_id=getattr(record, "group_id", None),
     )
 
 

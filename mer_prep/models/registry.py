@@ -60,7 +60,7 @@ class ArrayNeed:
         dims, shape = arrays[self.name]
         if tuple(dims) != self.dims or len(shape) != len(self.dims):
             return f"{self.name} has dims ({', '.join(dims)})"
-        length = dict(zip(self.dims, shape))
+        length = dict(zip(self.dims, shape, strict=True))
         for dim, size in self.sizes:
             if length[dim] != size:
                 return f"{self.name} has {dim} = {length[dim]}"
@@ -98,7 +98,8 @@ class TrainingPreset:
     eps: float
     epochs: int
     batch_size: int
-    selection: Literal["validation", "last_epoch"] = "last_epoch"
+    # "test_oracle" only as a run's own override: ``train.plan`` refuses it from a preset
+    selection: Literal["validation", "last_epoch", "test_oracle"] = "last_epoch"
     validation_metric: str | None = None
     optimizer: Literal["adam"] = "adam"
     betas: tuple[float, float] = (0.9, 0.999)

@@ -39,6 +39,7 @@ from mer_prep.plot.html import CHART_COLOURS, Captioned, Images, Picture, png_by
 from mer_prep.plot.panels import APEX_RGB, ONSET_RGB, Panel, panels
 from mer_prep.plot.runs import RunLike, RunPlots, leaderboard
 from mer_prep.plot.sample_view import pick_samples, sample_view
+from mer_prep.plot.seed_board import seed_board
 from mer_prep.plot.sources import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -161,7 +162,7 @@ def _low_confidence(table) -> list[_LowConfidence]:
     return [
         _LowConfidence(str(sid), str(det), float(score), conf)
         for sid, det, score, conf in zip(
-            table["sample_id"], table["detector"], scores, confirmations
+            table["sample_id"], table["detector"], scores, confirmations, strict=True
         )
         if is_low_confidence(str(det), conf)
     ]
@@ -422,6 +423,12 @@ class _RunDetail:
     pictures: list[Picture]
 
 
+def _selection_leak(run: RunLike) -> str:
+    """``LEAKY (test-subject epoch selection)`` for a test-oracle run ("" otherwise; the
+    split's leak has its own mark)."""
+    return "LEAKY (test-subject epoch selection)" if getattr(run, "leaky_selection", False) else ""
+
+
 def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> Markup:
     if not runs:
         return render("runs.html.j2", board=None if runs is None else [])
@@ -429,7 +436,9 @@ def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> Markup:
     warnings = {r.run_id: getattr(r, "selection_warning", None) for r in runs}
     by_id = {r.run_id: r for r in runs}
     detailed = []
-    for run_id in list(board["run_id"])[:DETAILED_RUNS]:
+    # an AU run (multi-label) has no confusion matrix nor per-fold UF1 / UAR to draw
+    drawn = [i for i in board["run_id"] if getattr(by_id[i], "target", "emotion") != "aus"]
+    for run_id in drawn[:DETAILED_RUNS]:
         run = by_id[run_id]
         plots = RunPlots(run)
         pictures = [
@@ -463,6 +472,8 @@ def _runs(store, runs: Sequence[RunLike] | None, images: Images) -> Markup:
         )
     return render(
         "runs.html.j2",
+        seeds=seed_board(runs, store.table),
+        leak_labels={r.run_id: _selection_leak(r) for r in runs},
         board=list(board.itertuples(index=False)),
         warnings=warnings,
         version_id=store.version_id,

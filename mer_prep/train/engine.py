@@ -52,7 +52,7 @@ from mer_prep.train.epoch import (
 )
 from mer_prep.train.errors import LeakError, NonFiniteError, TrainSetupError, torch_or_raise
 from mer_prep.train.progress import EpochDone, FoldDone, FoldEvent
-from mer_prep.train.records import EpochLog, FoldResult
+from mer_prep.train.records import TEST_ORACLE, EpochLog, FoldResult
 from mer_prep.train.selection import BestEpoch
 from mer_prep.train.timing import FirstSteps, FoldClock, StepsContext
 
@@ -70,6 +70,19 @@ def read_test_rows(fold: FoldData, model) -> Part:
     test row is read earlier."""
     if model.training:
         raise LeakError(f"fold {fold.name}: test rows asked for while the model is training")
+    return fold.test
+
+
+def read_test_rows_for_oracle(fold: FoldData, preset) -> Part:
+    """The fold's test part *during* training, for ``selection="test_oracle"`` alone: each
+    epoch is scored on the test subject and the best one kept (how the field's published
+    numbers were obtained; the run is recorded LEAKY). Any other selection is a
+    :class:`LeakError`."""
+    if preset.selection != TEST_ORACLE:
+        raise LeakError(
+            f"fold {fold.name}: test rows asked for during training with selection "
+            f"{preset.selection!r} (only 'test_oracle' may, and is recorded LEAKY)"
+        )
     return fold.test
 
 
@@ -134,7 +147,7 @@ def _statistics_sample(inputs: dict, n: int, generator, device) -> dict:
     return batch(inputs, index)
 
 
-def _check_settings(fold: FoldData, preset, validating: bool, metric: str) -> None:
+def _check_settings(fold: FoldData, validating: bool, metric: str) -> None:
     """One-line :class:`TrainSetupError` for settings the fold cannot be trained with, and
     :func:`check_fold`'s leak checks, all before anything is built."""
     if validating and (fold.validation is None or fold.validation.n_clips == 0):
@@ -153,7 +166,7 @@ def _first_steps(
     model,
     device,
     preset,
-    validating: bool,
+    choose_on: Part | None,
     steps_per_epoch: int,
     report: Callable[[FoldEvent], None],
 ) -> FirstSteps:
@@ -166,9 +179,7 @@ def _first_steps(
             threads=torch.get_num_threads(),
             steps_per_epoch=steps_per_epoch,
             fit_rows=fold.fit.n_rows,
-            validation_rows=fold.validation.n_rows
-            if validating and fold.validation is not None
-            else 0,
+            validation_rows=choose_on.n_rows if choose_on is not None else 0,
             epochs=int(preset.epochs),
         ),
         report,
@@ -188,12 +199,13 @@ def _fit(
     preset,
     seed: int,
     device,
-    validating: bool,
+    choose_on: Part | None,
     metric: str,
     report: Callable[[FoldEvent], None] | None,
 ) -> tuple[list[EpochLog], int]:
     """Train ``model`` (built, on ``device``) on the fold's fit part for the preset's epochs and
-    leave it selected (the best validation epoch's weights, or the last epoch's) in eval mode.
+    leave it selected (the weights of the best epoch on ``choose_on``: the validation part or,
+    for the test oracle, the test part; None: the last epoch's) in eval mode.
     Random draws, in order, from one generator seeded with ``seed``: the statistics sample, then
     one row permutation per epoch. The epochs' logs and the selected epoch."""
     inputs, targets = on_device(fold.fit, device)
@@ -212,12 +224,10 @@ def _fit(
         if fold.class_weights is not None
         else None
     )
-    # _check_settings has refused a validating fold without a validation part
-    validation = (
-        OnDevice(fold.validation, device) if validating and fold.validation is not None else None
-    )
+    validating = choose_on is not None
+    validation = OnDevice(choose_on, device) if choose_on is not None else None
     first = (
-        _first_steps(fold, model, device, preset, validating, -(-n // batch_size), report)
+        _first_steps(fold, model, device, preset, choose_on, -(-n // batch_size), report)
         if report is not None
         else None
     )
@@ -308,13 +318,21 @@ def train_fold(
         if fold.au_names
         else preset.validation_metric or DEFAULT_VALIDATION_METRIC
     )
-    _check_settings(fold, preset, validating, metric)
+    _check_settings(fold, validating, metric)
+    # _check_settings has refused a validating fold without a validation part
+    choose_on = (
+        fold.validation
+        if validating
+        else read_test_rows_for_oracle(fold, preset)
+        if preset.selection == TEST_ORACLE
+        else None
+    )
     with _deterministic(device) as deterministic:
         seed_everything(seed)
         shapes = {name: tuple(values.shape[1:]) for name, values in fold.fit.inputs.items()}
         model = _build(spec, config, fold.n_outputs, shapes).to(device)
         clock.fit_started()
-        curves, best_epoch = _fit(fold, model, preset, seed, device, validating, metric, report)
+        curves, best_epoch = _fit(fold, model, preset, seed, device, choose_on, metric, report)
         clock.fit_ended()
         # --- the model is final: only now are the test rows read ---------------------------
         test = read_test_rows(fold, model)
@@ -357,7 +375,7 @@ def train_fold(
         curves=tuple(curves),
         selection=preset.selection,
         best_epoch=best_epoch,
-        validation_metric=metric if validating else None,
+        validation_metric=metric if choose_on is not None else None,
         seed=int(seed),
         info={**fold.info, **au_fold_info(fold)},
         timings=clock.timings(curves, deterministic, device),

@@ -26,12 +26,14 @@ import math
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mer_prep.errors import InvalidArgumentError
 
 #: The largest seed: torch's and the fold seeds' are 32-bit words (``train.data.fold_seed``).
 MAX_SEED = 2**32 - 1
+#: The most seeds one run group trains (``--seeds``): each is a whole run of every fold.
+MAX_SEEDS = 100
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
@@ -52,10 +54,12 @@ class TrainSettings(BaseModel):
     split: str = Field("loso", min_length=1)
     device: str | None = "cpu"
     seed: int = Field(0, ge=0, le=MAX_SEED)
+    seeds: int = Field(1, ge=1, le=MAX_SEEDS)  # runs of seed, seed + 1, ... (one group)
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
     lr: float | None = None
-    selection: Literal["validation", "last_epoch"] | None = None
+    # "test_oracle": each fold's epoch on its test subject (LEAKY); by name only, never a preset
+    selection: Literal["validation", "last_epoch", "test_oracle"] | None = None
     #: what the model predicts: the store's emotion classes, or its action units as
     #: multi-label targets (``mer_prep.train.au_target``)
     target: Literal["emotion", "aus"] = "emotion"
@@ -78,6 +82,12 @@ class TrainSettings(BaseModel):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"lr must be a finite number > 0, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _seeds(self) -> TrainSettings:
+        if self.seed + self.seeds - 1 > MAX_SEED:
+            raise ValueError(f"seeds: seed {self.seed} + {self.seeds} seeds passes {MAX_SEED}")
+        return self
 
     def settings(self) -> TrainSettings:
         """The settings part alone (what the policy compares)."""

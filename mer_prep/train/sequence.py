@@ -47,6 +47,7 @@ class RunTicket:
     run_id: str
     created: str
     validation_metric: str | None = None  # the library's override of the preset's
+    group_id: str | None = None  # the seed group the run belongs to (``train.seeds``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +81,17 @@ def run_training(
     *,
     save: bool = True,
     validation_metric: str | None = None,
+    group_id: str | None = None,
 ) -> RunRecord:
     """Train every fold of ``request`` on ``store`` (opened at the version the request names)
-    with ``runner`` and return the run's record, saved on the store unless ``save=False``."""
+    with ``runner`` and return the run's record, saved on the store unless ``save=False``.
+    group_id: the seed group the record names (``mer_prep.train.seeds``; None: a single-seed
+    run, grouped with others by its configuration)."""
+    if request.seeds != 1:  # one run is one seed; a group is ``seeds.run_seeds``'s loop
+        raise TrainSetupError(
+            f"a run trains one seed, the request asks for {request.seeds}: "
+            f"use mer_prep.train.seeds.train_seeds"
+        )
     started = time.perf_counter()
     snapshot = store.session.snapshot_id
     with reading_lease(store.location, snapshot, store.version_id, required=save) as lease:
@@ -94,6 +103,7 @@ def run_training(
             run_id=new_run_id(request.model),
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             validation_metric=validation_metric,
+            group_id=group_id,
         )
         n_folds = runner.prepare(ticket)
         if n_folds < 1:
@@ -105,7 +115,7 @@ def run_training(
         results = [result for finished in done for result in finished.results]
         record = combine_folds(
             results,
-            done[0].header,
+            dataclasses.replace(done[0].header, group_id=ticket.group_id),
             duration_s=time.perf_counter() - started,
             timings=runner.timings(done, ready_s),
         )
