@@ -158,6 +158,20 @@ def test_seeds_3_gives_three_records_of_one_group_and_their_mean_and_sd(tmp_path
     assert (line["n_seeds"], line["seeds"], line["rank"]) == (3, "4 5 6", 1)
     assert line["uf1_mean"] == pytest.approx(mean, abs=5e-5)
 
+    # `compare` takes the group's id for all its seeds; the group against itself differs by 0,
+    # within an interval that resamples subjects and seeds
+    itself = CliRunner().invoke(main, ["compare", str(path), group_id, group_id])
+    assert itself.exit_code == 0, itself.output
+    assert f"A: {' '.join(r.run_id for r in sorted(records, key=lambda r: r.seed))}: " in (
+        itself.output
+    )
+    uf1 = next(x for x in itself.output.splitlines() if x.startswith("UF1")).split()
+    low, high = (float(v.strip("[],")) for v in uf1[4:6])
+    assert uf1[1:4] == [f"{mean:.3f}", f"{mean:.3f}", "+0.000"] and low <= 0 <= high
+    missing = CliRunner().invoke(main, ["compare", str(path), "group-x", group_id])
+    assert missing.exit_code == 2
+    assert missing.output == f"error: store {path} records no run of group group-x\n"
+
     one = _train_cli(path, "--seed", "9")
     assert one.exit_code == 0 and "1 seed" in one.output, one.output
 
@@ -248,17 +262,14 @@ def test_a_served_run_uses_the_oracle_or_seeds_only_where_its_training_sets_them
 
 @pytest.mark.slow  # the train flow on a local Dask cluster of one worker, two seeds
 def test_the_train_flow_trains_each_seed_into_one_group(tmp_path, monkeypatch, prefect_server):
-    from test_run_records import QUICK_MBCC, _tiny_store
-
     from server_harness import get_json
+    from test_run_records import QUICK_MBCC, _tiny_store
 
     from flows.train import leaderboard_key, leaderboard_markdown, run_train
     from mer_prep.train.runs_store import list_runs
 
     path = _tiny_store(tmp_path / "s", monkeypatch)
-    last = run_train(
-        str(path), "mbcc", n_workers=1, seed=3, seeds=2, dataset="seeds", **QUICK_MBCC
-    )
+    last = run_train(str(path), "mbcc", n_workers=1, seed=3, seeds=2, dataset="seeds", **QUICK_MBCC)
     records = list_runs(path)
     assert sorted(r.seed for r in records) == [3, 4] and last.seed == 4
     assert {r.group_id for r in records} == {last.group_id} and last.group_id is not None
