@@ -174,7 +174,7 @@ def test_per_au_f1_is_sklearns_on_the_pooled_predictions(au_run):
     assert au_run.au_metrics["n"] == 24
 
 
-def test_an_au_run_is_recorded_and_listed_with_its_target(au_run, store_path):
+def test_an_au_run_is_recorded_and_listed_with_its_target(au_run, store_path, tmp_path):
     (stored,) = [r for r in list_runs(store_path) if r.run_id == au_run.run_id]
     assert stored.target == "aus" and stored.training["aus"][0] == "AU1"
     assert stored.au_metrics["macro_f1"] == pytest.approx(au_run.au_metrics["macro_f1"])
@@ -192,6 +192,18 @@ def test_an_au_run_is_recorded_and_listed_with_its_target(au_run, store_path):
     shown = CliRunner().invoke(main, ["runs", str(store_path), "--run", au_run.run_id])
     assert shown.exit_code == 0, shown.output
     assert "AU macro F1" in shown.output and "AU12" in shown.output
+    # the flow's artifact and the store's HTML report take an AU run (no confusion matrix)
+    from flows.train import training_report
+
+    report = training_report(stored)
+    macro = f"{au_run.au_metrics['macro_f1']:.3f}"
+    assert f"AU macro F1 {macro} over 6 AUs" in report
+    f1 = au_run.au_metrics["per_au_f1"]["AU12"]
+    assert f"| AU12 | {f1:.3f} | {au_run.au_metrics['support']['AU12']} |" in report
+    page = tmp_path / "show.html"
+    result = CliRunner().invoke(main, ["show", str(store_path), "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    assert au_run.run_id in page.read_text()
 
 
 def test_the_epoch_is_chosen_on_the_validation_parts_macro_f1(store_path):

@@ -170,3 +170,34 @@ def au_report(scores: dict[str, Any]) -> list[str]:
         shown = "-" if value is None else f"{value:.3f}"
         lines.append(f"  {name:<6} F1 {shown:>6}  support {scores['support'][name]}")
     return lines
+
+
+def au_markdown(record: Any) -> str:
+    """An AU run's Prefect artifact (``record``: a ``RunRecord`` with AU targets): what ran,
+    the pooled macro F1, the per-AU F1 and support, and each fold's macro F1."""
+    scores = record.au_metrics or {}
+    macro = scores.get("macro_f1")
+    lines = [
+        f"# train {record.name} (target aus)",
+        "",
+        f"- run: `{record.run_id}`",
+        f"- settings: {record.settings()}",
+        f"- split: `{record.split}`",
+        f"- store version: `{record.store.get('version_id', '')}`",
+        f"- AU macro F1 {'n/a' if macro is None else f'{macro:.3f}'} over "
+        f"{len(scores.get('averaged', []))} AUs present in the test truth "
+        f"(threshold {scores.get('threshold', THRESHOLD)}; {scores.get('n', 0)} clips, "
+        f"all folds pooled)",
+        "",
+        "| AU | F1 | support |",
+        "|---|---:|---:|",
+    ]
+    for name, value in (scores.get("per_au_f1") or {}).items():
+        shown = "n/a" if value is None else f"{value:.3f}"
+        lines.append(f"| {name} | {shown} | {scores['support'][name]} |")
+    lines += ["", "| fold | n | macro F1 | epoch |", "|---|---:|---:|---:|"]
+    for fold in record.folds:
+        value = (fold.metrics or {}).get("macro_f1")
+        shown = "n/a" if value is None else f"{value:.3f}"
+        lines.append(f"| {fold.name} | {len(fold.y_true)} | {shown} | {fold.best_epoch} |")
+    return "\n".join(lines) + "\n"
