@@ -278,3 +278,38 @@ def test_the_train_flow_trains_each_seed_into_one_group(tmp_path, monkeypatch, p
     assert board == leaderboard_markdown(str(path))
     (row,) = [x for x in board.splitlines() if x.startswith("| 1 |")]
     assert "2 seeds" in row and "mbcc/difference" in row
+
+
+def test_a_preset_cannot_select_on_the_test_subject_only_a_run_that_names_it(tmp_path, monkeypatch):
+    """A model whose preset said test_oracle is refused in one line; the same run asking for
+    it by name plans, and a fold only hands its test rows to training under that name."""
+    import dataclasses
+
+    from test_run_records import QUICK_MBCC, _tiny_store
+
+    from mer_prep.models.registry import MODELS
+    from mer_prep.train.engine import read_test_rows_for_oracle
+    from mer_prep.train.errors import LeakError, TrainSetupError
+    from mer_prep.train.plan import plan_run
+
+    path = _tiny_store(tmp_path / "s", monkeypatch)
+    spec = MODELS["mbcc"]
+    leaky = dataclasses.replace(
+        spec, training=dataclasses.replace(spec.training, selection="test_oracle")
+    )
+    import mer_prep.models
+
+    # the registry is read-only: the plan's look-up answers the altered preset instead
+    monkeypatch.setattr(mer_prep.models, "get_model", lambda name: {"mbcc": leaky}[name])
+    settings = {k: v for k, v in QUICK_MBCC.items() if k != "selection"}
+    with pytest.raises(TrainSetupError) as refused:
+        plan_run(path, "mbcc", **settings)
+    assert str(refused.value) == "selection must be 'validation' or 'last_epoch', not 'test_oracle'"
+    plan = plan_run(path, "mbcc", selection="test_oracle", **settings)
+    assert plan.preset.selection == "test_oracle" and plan.preset.validation_metric == "uf1"
+    assert plan.header.leak_label == "LEAKY (test-subject epoch selection)"
+    fold = next(plan.folds())
+    assert fold.validation is None  # trained on every training subject, as the oracle is
+    assert read_test_rows_for_oracle(fold, plan.preset) is fold.test
+    with pytest.raises(LeakError, match="only 'test_oracle' may"):
+        read_test_rows_for_oracle(fold, dataclasses.replace(plan.preset, selection="last_epoch"))
