@@ -419,38 +419,6 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def leaderboard_markdown(store: str) -> str:
-    """The leaderboard of every run recorded on ``store`` (``mer_prep.evaluation.leaderboard``:
-    one row per seed group or configuration, mean +- sd over seeds, bootstrap CI, LEAKY rows
-    unranked beside their clean rows) as a markdown table under a heading."""
-    from mer_prep.evaluation.leaderboard import build_leaderboard, group_runs
-    from mer_prep.evaluation.run_view import RunViewError, run_view
-    from mer_prep.train.runs_store import list_runs, open_run_store
-
-    views, tables = [], {}
-    for record in list_runs(store):
-        snapshot = record.store["snapshot_id"]
-        if snapshot not in tables:
-            try:
-                tables[snapshot] = open_run_store(store, record).table
-            except MerPrepError:  # the version is gone: subjects from the folds
-                tables[snapshot] = None
-        with contextlib.suppress(RunViewError):  # e.g. an AU run: no UF1 / UAR to rank
-            views.append(run_view(record, tables[snapshot]))
-    board = build_leaderboard(group_runs(views))
-    return "\n".join(
-        [
-            f"# leaderboard of `{store}`",
-            "",
-            "Ranked by the mean over seeds; LEAKY rows (a sample-level split, or each fold's "
-            "epoch chosen on its test subject) are not ranked and stand beside their clean row.",
-            "",
-            board.markdown(),
-            "",
-        ]
-    )
-
-
 def _publish(record: RunRecord, dataset: str | None, store: str) -> None:
     """The run's markdown artifact and the leaderboard of its ``store`` (never fatal)."""
     try:
@@ -460,6 +428,8 @@ def _publish(record: RunRecord, dataset: str | None, store: str) -> None:
             description=f"train {record.model}/{record.variant} on "
             f"{record.version_id}: UF1 {record.uf1:.3f}",
         )
+        from mer_prep.train.store_board import leaderboard_markdown
+
         create_markdown_artifact(
             markdown=leaderboard_markdown(store),
             key=leaderboard_key(dataset),

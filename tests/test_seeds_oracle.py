@@ -225,9 +225,9 @@ def test_the_test_oracle_is_leaky_and_beats_its_clean_twin_on_every_fold(tmp_pat
     assert leakage == ["clean", "LEAKY selection"]
 
     # the `show` report's runs section and the train flow's leaderboard artifact say the same
-    from flows.train import leaderboard_markdown
     from mer_prep.plot.report import write_report
     from mer_prep.store import open_store
+    from mer_prep.train.store_board import leaderboard_markdown
 
     page = write_report(open_store(path), tmp_path / "r.html", runs=list_runs(path)).path
     section = page.read_text()[page.read_text().index('id="runs"') :]
@@ -265,8 +265,9 @@ def test_the_train_flow_trains_each_seed_into_one_group(tmp_path, monkeypatch, p
     from server_harness import get_json
     from test_run_records import QUICK_MBCC, _tiny_store
 
-    from flows.train import leaderboard_key, leaderboard_markdown, run_train
+    from flows.train import leaderboard_key, run_train
     from mer_prep.train.runs_store import list_runs
+    from mer_prep.train.store_board import leaderboard_markdown
 
     path = _tiny_store(tmp_path / "s", monkeypatch)
     last = run_train(str(path), "mbcc", n_workers=1, seed=3, seeds=2, dataset="seeds", **QUICK_MBCC)
