@@ -50,6 +50,7 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 sys.path.insert(0, str(Path(__file__).parent))
+from folds import cut_every_fold, loso_folds
 from pipeline import ensure_dataset
 
 from mer_prep.pipeline.local import commit_version
@@ -57,7 +58,7 @@ from mer_prep.recipes import builtin_recipes
 from mer_prep.store import open_store
 from mer_prep.store.repo import MAIN, open_repository
 from mer_prep.store.writer import CHECKSUM, COMPRESSOR
-from mer_prep.train.data import StoreData, build_fold, load_store_data
+from mer_prep.train.data import StoreData, load_store_data
 
 
 @dataclass(frozen=True)
@@ -183,33 +184,13 @@ def tiled(store, copies: int) -> StoreData:
     )
 
 
-def loso_folds(data: StoreData) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(subject, train rows, test rows) of each leave-one-subject-out fold."""
-    return [
-        (s, np.flatnonzero(data.subjects != s), np.flatnonzero(data.subjects == s))
-        for s in np.unique(data.subjects)
-    ]
-
-
 def cut_seconds(data: StoreData, repeats: int) -> float:
     """Median seconds to cut every LOSO fold out of ``data`` as the trainer does."""
     augmented = data.n_augmented > 0
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for index, (name, train, test) in enumerate(loso_folds(data)):
-            build_fold(
-                data,
-                index,
-                name,
-                train,
-                test,
-                unit="clip",
-                augmented=augmented,
-                weighted=True,
-                validation=True,
-                seed=index,
-            )
+        cut_every_fold(data, loso_folds(data), augmented=augmented, weighted=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

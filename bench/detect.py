@@ -29,7 +29,6 @@ onset frames of the look-alike (no box, or a box missing the true nose tip or ey
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import time
 from collections import Counter
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pipeline import ensure_dataset, onset_frame
 
 import mer_prep.face.cascade as cascade
 import mer_prep.pipeline.process as process
@@ -52,38 +52,21 @@ from mer_prep.face.cascade import (
     detection_scale,
 )
 from mer_prep.face.detect import _detect_hog
-from mer_prep.pipeline.frame_selection import clip_span, select_frames
-from mer_prep.pipeline.process import decode_clip_frames, process_sample
+from mer_prep.pipeline.process import process_sample
 from mer_prep.recipes import load_recipe
-from mer_prep.synth.generate import generate_dataset
-from mer_prep.synth.ground_truth import ground_truth_dir, load_ground_truth
+from mer_prep.synth.ground_truth import load_ground_truth
 from mer_prep.synth.nonfaces import nonface_clips
 from mer_prep.synth.weak_faces import side_lit
 from mer_prep.threads import pin_threads
 
 
-def ensure_dataset(work: Path, subjects: int, clips: int) -> Path:
-    """bench/pipeline.py's CASME II look-alike (640x480), generated once per size."""
-    root = work / f"CASME2-{subjects}x{clips}"
-    if not (ground_truth_dir(root) / "manifest.json").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        generate_dataset("casme2", root, n_subjects=subjects, clips_per_subject=clips, seed=0)
-    return root
-
-
-def _onset(sample, recipe) -> np.ndarray:
-    positions = np.unique(select_frames(sample, recipe))
-    frames = decode_clip_frames(sample, positions)
-    return frames[int(np.searchsorted(positions, clip_span(sample).onset))]
-
-
 def old_floor(sample, recipe) -> None:
-    onset = _onset(sample, recipe)
+    onset = onset_frame(sample, recipe)
     fit_landmarks(onset, detect_face(onset, fallback=False))
 
 
 def new_floor(sample, recipe) -> None:
-    onset = _onset(sample, recipe)
+    onset = onset_frame(sample, recipe)
     fit_landmarks(onset, detect_clip_face(onset, fallback=False))
 
 
@@ -121,7 +104,7 @@ def landmark_errors(root: Path, samples, recipe) -> dict:
         expected = np.asarray(truth.landmarks(truth.onset))
         left, right = eye_centers(expected)
         iod = float(np.hypot(*(right - left)))
-        onset = _onset(sample, recipe)
+        onset = onset_frame(sample, recipe)
         old_box, new_box = detect_face(onset), detect_clip_face(onset)
         old = np.linalg.norm(fit_landmarks(onset, old_box) - expected, axis=1).mean() / iod
         new = np.linalg.norm(fit_landmarks(onset, new_box) - expected, axis=1).mean() / iod
@@ -167,7 +150,9 @@ def detection_table(root: Path, samples, recipe) -> None:
     lookalike = []
     for sample in samples:
         truth = load_ground_truth(root, sample.sample_id)
-        lookalike.append((_onset(sample, recipe)[None], np.asarray(truth.landmarks(truth.onset))))
+        lookalike.append(
+            (onset_frame(sample, recipe)[None], np.asarray(truth.landmarks(truth.onset)))
+        )
     sets = {
         "non-face clips": [(clip.frames, None) for clip in nonfaces],
         "weak faces (side-lit)": [(face.frame[None], face.truth) for face in weak],
@@ -208,7 +193,7 @@ def calibrate(samples, recipe) -> None:
     """Median HOG-box geometry relative to the CNN box, where both find the face."""
     ratio, right, down = [], [], []
     for sample in samples:
-        onset = _onset(sample, recipe)
+        onset = onset_frame(sample, recipe)
         hog = _detect_hog(onset, 0)
         small, sx, sy = _scaled(onset, detection_scale(onset.shape, 240))
         found = _cnn_detector()(small, 0)
@@ -270,7 +255,7 @@ def main() -> None:
     seconds = {name: [[] for _ in samples] for name in variants}
     stages = {"old lib": Counter(), "new lib": Counter()}
     detect_cost = {"hog small": [[] for _ in samples], "cascade": [[] for _ in samples]}
-    onsets = [_onset(sample, recipe) for sample in samples]
+    onsets = [onset_frame(sample, recipe) for sample in samples]
     for round_ in range(args.repeat):
         order = list(variants.items())
         if round_ % 2:

@@ -63,14 +63,19 @@ def ensure_dataset(work: Path, subjects: int, clips: int) -> Path:
     return root
 
 
+def onset_frame(sample, recipe) -> np.ndarray:
+    """The onset frame, decoded with exactly the other frames ``recipe`` reads."""
+    positions = np.unique(select_frames(sample, recipe))
+    frames = decode_clip_frames(sample, positions)
+    return frames[int(np.searchsorted(positions, clip_span(sample).onset))]
+
+
 def floor_seconds(samples, recipe) -> float:
     """Mean seconds per sample to decode the needed frames, detect once and fit once."""
     total = 0.0
     for sample in samples:
         start = time.perf_counter()
-        positions = np.unique(select_frames(sample, recipe))
-        frames = decode_clip_frames(sample, positions)
-        onset = frames[int(np.searchsorted(positions, clip_span(sample).onset))]
+        onset = onset_frame(sample, recipe)
         box = detect_clip_face(onset, method=recipe.detect.method, fallback=False)
         fit_landmarks(onset, box)
         total += time.perf_counter() - start

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from folds import cut_every_fold
 from pipeline import ensure_dataset
 
 from mer_prep.models import get_model
@@ -149,22 +150,10 @@ def bulk_figures(work: Path, subjects: int, clips: int, repeats: int) -> dict:
         npy_s.append(median_seconds(lambda: np.load(npy), 1))
     store_s, cache_s, npy_s = (statistics.median(x) for x in (cold_s, cached_s, npy_s))
     data = load_store_data(store, ["frames"])
-    folds = list(store.folds("loso"))
+    folds = [(name, train, test) for name, train, test, _ in store.folds("loso")]
 
     def cut_folds():
-        for index, (name, train, test, _) in enumerate(folds):
-            build_fold(
-                data,
-                index,
-                name,
-                train,
-                test,
-                unit="clip",
-                augmented=False,
-                weighted=False,
-                validation=True,
-                seed=index,
-            )
+        cut_every_fold(data, folds, augmented=False, weighted=False)
 
     return {
         "n": len(frames),
