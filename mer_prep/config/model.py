@@ -18,7 +18,8 @@ out; each ``[datasets.<name>]`` (one of ``DATASETS``) becomes one deployment::
 
     [datasets.megc2019]
     root = { smic = "/data/SMIC", casme2 = "/data/CASME2", samm = "/data/SAMM" }
-    recipes = ["mbcc64", "ha3d"]          # first: preprocess/megc2019; more: preprocess/megc2019-<recipe>
+    # the first recipe: preprocess/megc2019; the others: preprocess/megc2019-<recipe>
+    recipes = ["mbcc64", "ha3d"]
 
 The file is also the authority over what a deployment run may do (``Config.check_run``): anyone
 who can reach the Prefect API can start a run with any parameters, so a served run uses only the

@@ -97,7 +97,8 @@ def _adapter(name: str):
 
 def with_aus(scan: DatasetScan) -> DatasetScan:
     """The scan with every sample's ``aus`` parsed from its ``action_units`` (unparsable
-    tokens noted in ``extra["aus_unparsed"]``, action descriptors in ``extra["au_descriptors"]``)."""
+    tokens noted in ``extra["aus_unparsed"]``, action descriptors in
+    ``extra["au_descriptors"]``)."""
     from mer_prep.datasets.aus import parse_aus
 
     samples = []
@@ -125,7 +126,8 @@ def scan_dataset(
     mapping ``part -> folder``.
     options: casme2 ``variant="raw"|"cropped"``; smic ``modality="HS"|"VIS"|"NIR"``; casme-sq
     ``kind="micro"|"macro"|"all"``, ``source="rawpic"|"rawvideo"``; casme3 ``part="A"|"C"``,
-    ``layout="auto"|"takes"|"clips"``, ``max_duration_s=<seconds>``; 4dme, mmew ``fps=<rate>``; manifest ``prefix=<subject prefix>``;
+    ``layout="auto"|"takes"|"clips"``, ``max_duration_s=<seconds>``; 4dme, mmew ``fps=<rate>``;
+    manifest ``prefix=<subject prefix>``;
     casme1 ``fixes=<yaml>``; every adapter but smic ``annotations=<file>`` (overrides the
     annotation file found under the root) and ``corrections=<file>`` (the user's corrections,
     ``mer_prep.datasets.corrections``). A composite other than megc2019 takes

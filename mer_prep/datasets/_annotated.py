@@ -82,7 +82,8 @@ class RowSource:
 
 
 def subject_number(value: object) -> int:
-    """Subject number from ``1``, ``1.0``, ``"01"``, ``"sub01"``, ``"s1"``, ``"006"``; ValueError else."""
+    """Subject number from ``1``, ``1.0``, ``"01"``, ``"sub01"``, ``"s1"``, ``"006"``;
+    ValueError else."""
     text = as_text(value)
     match = re.fullmatch(r"(?i)(?:sub|s)?\s*0*(\d+)", text)
     if not match:
@@ -321,9 +322,15 @@ def _subject_folder_problem(name: str, folder: Path, subject_folder: Path) -> st
             if len(Path(name).parts) == 1 and name not in (".", "..")
             else "it resolves to"
         )
-        return f"Filename {name!r} leaves its subject folder {subject_folder}: {how} {folder.resolve()}"
+        return (
+            f"Filename {name!r} leaves its subject folder {subject_folder}: "
+            f"{how} {folder.resolve()}"
+        )
     if len(Path(name).parts) != 1 or name in (".", ".."):
-        return f"Filename {name!r} is a path, not the name of a clip folder in its subject folder {subject_folder}"
+        return (
+            f"Filename {name!r} is a path, not the name of a clip folder in its subject "
+            f"folder {subject_folder}"
+        )
     return ""
 
 
@@ -362,7 +369,8 @@ def find_folder(parent: Path, name: str) -> Path:
 
 
 def subject_dirs(folder: Path) -> list[tuple[int, Path]]:
-    """(subject number, folder) for every sub-folder named like a subject (``sub01``, ``s3``, ``006``)."""
+    """(subject number, folder) for every sub-folder named like a subject (``sub01``, ``s3``,
+    ``006``)."""
     out = []
     for path in child_dirs(folder):
         try:

@@ -76,7 +76,8 @@ def _sheet_rows(ws) -> list[tuple[Any, ...]]:
 
 
 def normalise_name(value: Any) -> str:
-    """Column-name key: lower case, letters and digits only (``"Onset Frame"`` -> ``onsetframe``)."""
+    """Column-name key: lower case, letters and digits only (``"Onset Frame"`` ->
+    ``onsetframe``)."""
     return re.sub(r"[^a-z0-9]", "", str(value).lower()) if value is not None else ""
 
 

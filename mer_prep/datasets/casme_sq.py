@@ -1,4 +1,5 @@
-"""CAS(ME)^2 adapter: ``rawpic/sNN/NN_<code><description>/imgN.jpg`` (30 fps) + ``CAS(ME)^2code_final.xlsx``.
+"""CAS(ME)^2 adapter: ``rawpic/sNN/NN_<code><description>/imgN.jpg`` (30 fps) +
+``CAS(ME)^2code_final.xlsx``.
 
 The main sheet (the first one, unless a notes sheet precedes it) has no header row; its columns
 are participant, video name, onset, apex, offset, AUs, emotion, expression type (micro-/macro-
@@ -78,8 +79,25 @@ def code_tables(
     return videos, subjects
 
 
+def video_base(name: str) -> str:
+    """A video name without its ``_N`` repeat suffix, lower case (``Disgust1_2`` ->
+    ``disgust1``)."""
+    return re.sub(r"_\d+$", "", name).lower()
+
+
+def video_code(name: str, videos: dict[str, str]) -> str | None:
+    """The 4-digit code of video ``name`` in ``code_tables``' video table (as named, else by its
+    ``video_base``), or its own leading four digits; None when neither."""
+    return (
+        videos.get(name.lower())
+        or videos.get(video_base(name))
+        or (name[:4] if re.match(r"\d{4}", name) else None)
+    )
+
+
 def main_rows(rows: list[tuple[Any, ...]], sheet: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(row number, cells by COLUMNS) of the header-less main sheet; AnnotationError if it is not one.
+    """(row number, cells by COLUMNS) of the header-less main sheet; AnnotationError if it is
+    not one.
 
     A row whose values all lie past the eight columns is kept too (its cells are blank and
     ``"unread"`` lists what it holds), so that it becomes a Problem rather than vanishing.
@@ -195,7 +213,8 @@ def scan(
                 video=source == "rawvideo",
             )
         except ValueError as exc:
-            sample_id = f"{DATASET} row {number} ({as_text(cells['participant'])}/{as_text(cells['video'])})"
+            participant, video = as_text(cells["participant"]), as_text(cells["video"])
+            sample_id = f"{DATASET} row {number} ({participant}/{video})"
             problems.append(Problem(getattr(exc, "sample_id", sample_id), where, str(exc)))
             continue
         expression = dict(sample.extra)["expression_type"]
@@ -268,12 +287,7 @@ def _located_sample(
     referenced: set[Path],
     from_video: bool,
 ) -> Sample:
-    base = re.sub(r"_\d+$", "", video).lower()
-    code = (
-        videos.get(video.lower())
-        or videos.get(base)
-        or (video[:4] if re.match(r"\d{4}", video) else None)
-    )
+    base, code = video_base(video), video_code(video, videos)
     if code is None:
         raise _RowError(f"video name {video!r} is not in the video-code sheet", sample_id)
     subject_dir = rawpic / f"s{subject:02d}"

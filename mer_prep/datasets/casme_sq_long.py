@@ -11,13 +11,12 @@ loaders do. Every folder under ``rawpic/`` is a video, annotated or not.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from mer_prep.datasets._annotated import child_dirs, subject_number
 from mer_prep.datasets._sheets import as_text, read_workbook
-from mer_prep.datasets.casme_sq import SHEET_PATTERN, code_tables, main_sheet
+from mer_prep.datasets.casme_sq import SHEET_PATTERN, code_tables, main_sheet, video_code
 from mer_prep.datasets.long_video import (
     LongInterval,
     LongVideoScan,
@@ -69,7 +68,8 @@ def video_folders(rawpic: Path) -> dict[Path, str]:
 
 
 def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVideoScan:
-    """Scan a CAS(ME)^2 copy's long videos; ``annotations`` overrides the sheet found under ``root``."""
+    """Scan a CAS(ME)^2 copy's long videos; ``annotations`` overrides the sheet found under
+    ``root``."""
     root = Path(root)
     rawpic = root / "rawpic"
     if not rawpic.is_dir():
@@ -116,12 +116,7 @@ def _row(
         return None
     subject = subjects.get(participant, participant)
     notes = RowNotes(f"{subject_id(subject)}/{name}", where, problems)
-    base = re.sub(r"_\d+$", "", name).lower()
-    code = (
-        videos.get(name.lower())
-        or videos.get(base)
-        or (name[:4] if re.match(r"\d{4}", name) else None)
-    )
+    code = video_code(name, videos)
     matches = (
         [
             p

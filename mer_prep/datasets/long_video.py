@@ -3,10 +3,11 @@
     scan_long_videos("samm-lv", "/data/SAMM_LV") -> LongVideoScan
 
 Clip adapters (``scan_dataset``) yield one ``Sample`` per annotated expression; the long-video
-adapters here (``casme_sq_long``, ``samm_lv``, ``smic_e_long``, ``casme3_long``) yield one ``LongVideo`` per
-recording on disk, annotated or not (a video without expressions still counts in MEGC's
-pooled scores), each with its ``LongInterval``s. Frame numbers are the dataset's own numbering,
-the same for ``frame_numbers`` and the intervals (SMIC-E long: 0 at the sheet's ``FirstF``).
+adapters here (``casme_sq_long``, ``samm_lv``, ``smic_e_long``, ``casme3_long``) yield one
+``LongVideo`` per recording on disk, annotated or not (a video without expressions still counts
+in MEGC's pooled scores), each with its ``LongInterval``s. Frame numbers are the dataset's own
+numbering, the same for ``frame_numbers`` and the intervals (SMIC-E long: 0 at the sheet's
+``FirstF``).
 
 Every sheet quirk becomes a ``Problem`` whose message starts with its name in brackets
 (``[offset-zero] ...``, names in ``QUIRKS``); the file is ``<sheet>:<row>``. A quirk that the
@@ -33,9 +34,13 @@ KINDS: tuple[str, ...] = ("me", "mae")
 #: quirk name -> what it means and what the adapter does (docs/datasets.md lists them per sheet)
 QUIRKS: dict[str, str] = {
     "offset-zero": "offset written as 0: the apex is used as the offset (interval kept)",
-    "fractional-frame": "a frame number with a fraction (566.4): rounded to the nearest frame (kept)",
+    "fractional-frame": (
+        "a frame number with a fraction (566.4): rounded to the nearest frame (kept)"
+    ),
     "apex-missing": "apex written as -1 or blank: apex None (kept)",
-    "long-from-start": "onset <= 1 and longer than LONG_FROM_START_S: likely a placeholder onset (kept)",
+    "long-from-start": (
+        "onset <= 1 and longer than LONG_FROM_START_S: likely a placeholder onset (kept)"
+    ),
     "unknown-type": "expression type is neither micro nor macro (dropped)",
     "bad-row": "a cell that is no frame number, or onset after offset (dropped)",
     "outside-video": "onset..offset (or apex) not inside the video's frames on disk (dropped)",
@@ -44,7 +49,9 @@ QUIRKS: dict[str, str] = {
     "trailing-text": "rows after the data table that hold text, not annotations (ignored)",
     "no-frames": "a video folder without numbered frame files (video dropped)",
     "onset-zero": "onset 0 while the frame files start at 1: read as frame 1 (kept)",
-    "too-long": "a micro-expression row longer than the adapter's limit: an annotation error (dropped)",
+    "too-long": (
+        "a micro-expression row longer than the adapter's limit: an annotation error (dropped)"
+    ),
 }
 
 #: a SAMM-LV interval from frame <= 1 lasting longer than this is flagged ``long-from-start``

@@ -109,7 +109,8 @@ def scan(
             raise ValueError("clip is blank")
         if "/" in clip or "\\" in clip:
             raise ValueError(
-                f"clip {clip!r} is a path; the clip column names the clip, the path column its files"
+                f"clip {clip!r} is a path; the clip column names the clip, the path column "
+                "its files"
             )
         if not given:
             raise ValueError("path is blank")

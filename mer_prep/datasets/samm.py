@@ -1,4 +1,5 @@
-"""SAMM adapter: ``NNN/NNN_a_b/NNN_xxxxx.jpg`` (grayscale, 200 fps) + ``SAMM_Micro_FACS_Codes_v2.xlsx``.
+"""SAMM adapter: ``NNN/NNN_a_b/NNN_xxxxx.jpg`` (grayscale, 200 fps) +
+``SAMM_Micro_FACS_Codes_v2.xlsx``.
 
 The coding sheet opens with a preamble of text rows; the header row is found by its column
 names. Subject is an integer (6) while folders are zero-padded (``006``); a missing apex is

@@ -72,7 +72,8 @@ def find_sheet(root: Path) -> Path:
 
 
 def micro_emotions(sheet: Path) -> dict[tuple[str, str], str]:
-    """(Filename, kind) -> emotion from SAMM's micro sheet; a row without ``Type`` is a micro one."""
+    """(Filename, kind) -> emotion from SAMM's micro sheet; a row without ``Type`` is a micro
+    one."""
     _, rows = find_table(read_workbook(sheet), MICRO_REQUIRED, {"type": ("Type",)}, file=sheet)
     out: dict[tuple[str, str], str] = {}
     for row in rows:

@@ -80,7 +80,8 @@ def _clip(
         return Problem(
             sample_id,
             str(folder),
-            f"clip folder leaves its subject folder {subject_dir}: it resolves to {folder.resolve()}",
+            f"clip folder leaves its subject folder {subject_dir}: it resolves to "
+            f"{folder.resolve()}",
         )
     frames = list_frames(folder)
     numbers = [n for n, _ in frames]

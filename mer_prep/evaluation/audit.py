@@ -268,8 +268,9 @@ def audit_split(
             AuditFinding(
                 "parent_child",
                 names,
-                f"augmented {ids[child]} (fold {_side(fold_names, test_fold[child])}) and its parent "
-                f"{ids[parent]} (fold {_side(fold_names, test_fold[parent])}) are split apart",
+                f"augmented {ids[child]} (fold {_side(fold_names, test_fold[child])}) and its "
+                f"parent {ids[parent]} (fold {_side(fold_names, test_fold[parent])}) are split "
+                "apart",
                 (int(child), parent),
             )
         )

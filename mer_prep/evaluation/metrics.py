@@ -107,7 +107,8 @@ def accuracy(confusion: np.ndarray) -> float:
 
 
 def scores(confusion: np.ndarray, class_names: Sequence[str] | None = None) -> dict:
-    """UF1, UAR, accuracy, sample count and per-class F1 / recall (NaN -> None) as a JSON-able dict."""
+    """UF1, UAR, accuracy, sample count and per-class F1 / recall (NaN -> None) as a JSON-able
+    dict."""
     c = np.asarray(confusion)
     names = list(class_names) if class_names is not None else [str(k) for k in range(len(c))]
     if len(names) != len(c):

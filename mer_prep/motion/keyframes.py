@@ -133,7 +133,8 @@ def _translate(frames: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 
 
 def stabilise(frames: np.ndarray, **options: int) -> np.ndarray:
-    """The clip with each frame's global translation (``global_shifts``) undone: (T, H, W) float32."""
+    """The clip with each frame's global translation (``global_shifts``) undone: (T, H, W)
+    float32."""
     frames = _check_stack(frames)
     return _translate(frames, global_shifts(frames, **options))
 

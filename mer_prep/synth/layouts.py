@@ -123,7 +123,8 @@ def write_layout(
     variant: str | None = None,
     videos: bool = False,
 ) -> list[WrittenClip]:
-    """Write ``clips`` under ``root`` as ``dataset`` ships; returns one WrittenClip per clip, in order.
+    """Write ``clips`` under ``root`` as ``dataset`` ships; returns one WrittenClip per clip, in
+    order.
 
     modality: SMIC only (HS/VIS/NIR). spreadsheet_version: CASME II only ("20140508" default,
     or "relabelled"). image_quality: JPEG quality. variant (``VARIANTS``): CAS(ME)^3 ``takes``
@@ -267,7 +268,8 @@ def _casme_sq(
         if clip.clip is not None:
             if clip.clip not in by_name:
                 raise InvalidArgumentError(
-                    f"CAS(ME)^2 clip must name a stimulus video {sorted(by_name)}, got {clip.clip!r}"
+                    f"CAS(ME)^2 clip must name a stimulus video {sorted(by_name)}, got "
+                    f"{clip.clip!r}"
                 )
             video = clip.clip
         else:

@@ -10,7 +10,8 @@ imgN.jpg`` from img1, header-less three-sheet ``CAS(ME)^2code_final.xlsx``), ``s
 preamble, emotions in SAMM's micro sheet), ``smic-e-long`` (``SMIC-E_raw image/HS_long/sNN/
 <video>/imageN.jpg`` numbered from ``FirstF``, text rows after the data). With ``quirks=True``
 the first annotated video's rows carry the sheet's quirks (CAS(ME)^2 offset 0; SAMM-LV a
-fractional onset and an apex -1; CAS(ME)^3 an onset 0); the expected intervals are then the documented repairs.
+fractional onset and an apex -1; CAS(ME)^3 an onset 0); the expected intervals are then the
+documented repairs.
 """
 
 from __future__ import annotations

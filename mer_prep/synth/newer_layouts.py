@@ -202,7 +202,8 @@ def _dfme(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
 
 
 def _fourd(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
-    """``gray_micro/S01/S01_01/<n>.jpg`` grey frames (names *unconfirmed*) and the labelling sheet."""
+    """``gray_micro/S01/S01_01/<n>.jpg`` grey frames (names *unconfirmed*) and the labelling
+    sheet."""
     rows, written = [], []
     for clip, name in clip_names(clips, lambda clip, n: f"S{clip.subject:02d}_{n:02d}"):
         subject = f"S{clip.subject:02d}"

@@ -100,7 +100,8 @@ def _save(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> 
 
 
 def casme2_sheet(root: Path, rows: Sequence[tuple[Any, ...]], version: str = "20140508") -> Path:
-    """``CASME2-coding-<version>.xlsx``; rows are (subject, filename, onset, apex, offset, aus, emotion)."""
+    """``CASME2-coding-<version>.xlsx``; rows are (subject, filename, onset, apex, offset, aus,
+    emotion)."""
     if version not in CASME2_VERSIONS:
         raise InvalidArgumentError(
             f"CASME II spreadsheet version must be one of {sorted(CASME2_VERSIONS)}"
@@ -135,7 +136,8 @@ def _objective_class(emotion: str) -> str:
 
 
 def samm_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
-    """SAMM codes with its preamble; rows are (subject, filename, onset, apex, offset, aus, emotion)."""
+    """SAMM codes with its preamble; rows are (subject, filename, onset, apex, offset, aus,
+    emotion)."""
     table: list[Sequence[Any]] = [*SAMM_PREAMBLE, SAMM_COLUMNS]
     for subject, clip, onset, apex, offset, aus, emotion in rows:
         kind = "Micro - 1/2" if offset - onset < 100 else "Macro"
@@ -158,7 +160,8 @@ def samm_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
 
 
 def casme1_sheet(root: Path, section: str, rows: Sequence[tuple[Any, ...]]) -> Path:
-    """``CASME_<section>_Section_coding.xlsx``; rows are (subject, filename, onset, apex, offset, aus, emotion)."""
+    """``CASME_<section>_Section_coding.xlsx``; rows are (subject, filename, onset, apex, offset,
+    aus, emotion)."""
     table: list[Sequence[Any]] = [CASME1_COLUMNS]
     for subject, clip, onset, apex, offset, aus, emotion in rows:
         table.append(
@@ -227,12 +230,14 @@ MANIFEST_COLUMNS = ("subject", "clip", "path", "onset", "apex", "offset", "label
 
 
 def casme3_a_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
-    """The Part A ME sheet; rows are (subject, filename, onset, apex, offset, au, objective, emotion)."""
+    """The Part A ME sheet; rows are (subject, filename, onset, apex, offset, au, objective,
+    emotion)."""
     return _save(root / CASME3_A_FILE, [("Sheet1", [CASME3_A_COLUMNS, *rows])])
 
 
 def casme3_c_sheet(root: Path, rows: Sequence[tuple[Any, ...]]) -> Path:
-    """The Part C sheet (``mockCrimeME``, no apex); rows are (sub, count, onset, offset, au, emotion)."""
+    """The Part C sheet (``mockCrimeME``, no apex); rows are (sub, count, onset, offset, au,
+    emotion)."""
     return _save(root / CASME3_C_FILE, [("mockCrimeME", [CASME3_C_COLUMNS, *rows])])
 
 

@@ -9,10 +9,11 @@ A training process registers itself (:class:`TrainerSlot`, a file named by its P
 per-user folder of the temporary directory); its share is ``cores // live trainers``, and no
 more than the cores the rest of the machine leaves idle (the one-minute load average less this
 process's own threads), at least one. On a two-core machine busy with other work, a lone
-training measured 0.94 s per MBCC step on two threads against about 0.02 s on one. ``TrainerSlot.apply`` sets ``torch.set_num_threads`` to it and is called again at every
-epoch, so a process that started alone gives up threads when a second one starts. Dask
-workers already train on one thread each (``flows.train``). ``MER_PREP_TORCH_THREADS`` fixes
-the number instead.
+training measured 0.94 s per MBCC step on two threads against about 0.02 s on one.
+``TrainerSlot.apply`` sets ``torch.set_num_threads`` to it and is called again at every epoch,
+so a process that started alone gives up threads when a second one starts. Dask workers
+already train on one thread each (``flows.train``). ``MER_PREP_TORCH_THREADS`` fixes the
+number instead.
 """
 
 from __future__ import annotations
