@@ -203,7 +203,7 @@ def _yaml_entries(path: Path) -> list[tuple[int, Any]]:
                 lines = [item.start_mark.line + 1 for item in value.value]
     elif isinstance(node, yaml.SequenceNode):
         lines = [item.start_mark.line + 1 for item in node.value]
-    return list(zip(lines, items))
+    return list(zip(lines, items, strict=True))
 
 
 def _csv_entries(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -224,8 +224,9 @@ def _csv_entries(path: Path) -> list[tuple[int, dict[str, Any]]]:
             file=str(path),
             row=content[0][0],
         )
+    # a short row leaves its last fields out (then missing); cells past the header are not read
     return [
-        (line, {n: (c if c.strip() else None) for n, c in zip(names, cells)})
+        (line, {n: (c if c.strip() else None) for n, c in zip(names, cells, strict=False)})
         for line, cells in body
     ]
 
