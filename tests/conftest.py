@@ -7,7 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from flows.runtime import prefect_environment  # noqa: E402 - imports no Prefect
+import pytest
+
+from flows.runtime import prefect_environment  # imports no Prefect
 
 # Set before any test module imports prefect (directly or through flows/).
 os.environ.pop("PREFECT_HOME", None)
@@ -15,9 +17,6 @@ os.environ.pop("PREFECT_API_URL", None)
 prefect_environment(tempfile.mkdtemp(prefix="mer-prep-prefect-"), logging_level="WARNING")
 # The decoded-array cache of training reads: a throwaway folder, never the user's ~/.cache.
 os.environ["MER_PREP_CACHE"] = tempfile.mkdtemp(prefix="mer-prep-cache-")
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

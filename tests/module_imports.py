@@ -23,7 +23,8 @@ class Import:
 
 
 def module_name(path: Path, root: Path = REPO) -> str:
-    """``mer_prep/face/detect.py`` -> ``mer_prep.face.detect``; ``.../__init__.py`` -> the package."""
+    """``mer_prep/face/detect.py`` -> ``mer_prep.face.detect``; ``.../__init__.py`` -> the
+    package."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

@@ -37,7 +37,8 @@ def clip(
 
 
 def set_cell(xlsx: Path, match: str, column: str | int, value: Any, sheet: int = 0) -> int:
-    """Set ``column`` (header name, or 1-based index) of the row holding ``match``; returns the row."""
+    """Set ``column`` (header name, or 1-based index) of the row holding ``match``; returns the
+    row."""
     book = openpyxl.load_workbook(xlsx)
     ws = book.worksheets[sheet]
     rows = list(ws.iter_rows())

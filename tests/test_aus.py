@@ -98,7 +98,7 @@ def test_au_matrix_from_samples_and_strings() -> None:
     )
     matrix = au_matrix([sample, "R4+AD38", "T28+14", "AU1+2(k)"], "cross12")
     assert matrix.dtype == bool and matrix.shape == (4, 12)
-    columns = dict(zip(cross12, matrix.T))
+    columns = dict(zip(cross12, matrix.T, strict=True))
     assert columns[12].tolist() == [True, False, False, False]
     assert columns[14].tolist() == [True, False, True, False]
     assert columns[4].tolist() == [False, True, False, False]  # AD38 is no AU; AU28 not in the set

@@ -96,7 +96,7 @@ def test_parents_are_training_rows_of_the_same_class_and_near_each_other():
     assert np.all(plan.parent_a != plan.parent_b)
     assert np.all((plan.weight >= 0) & (plan.weight < 1))
     # parent_b is one of the 5 nearest same-class training inputs of parent_a
-    for a, b, c in zip(plan.parent_a, plan.parent_b, plan.label):
+    for a, b, c in zip(plan.parent_a, plan.parent_b, plan.label, strict=True):
         pool = plan.inputs[LAB[plan.inputs] == c]
         d = np.linalg.norm(X[pool] - X[a], axis=1)
         assert b in pool[np.argsort(d)[1:6]]

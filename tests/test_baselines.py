@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+from torch_or_skip import torch
 
 from mer_prep.model_catalogue import MODEL_CATALOGUE
 from mer_prep.models import ModelInputError, check_inputs, get_model

@@ -30,7 +30,7 @@ def test_list_prints_the_sample_table_without_processing(small_casme2):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["subject"] + "/" + r["clip"] for r in rows] == sorted(w.sample_id for w in written)
-    for row, clip in zip(rows, sorted(written, key=lambda w: w.sample_id)):
+    for row, clip in zip(rows, sorted(written, key=lambda w: w.sample_id), strict=True):
         assert int(row["onset"]) == clip.onset and int(row["offset"]) == clip.offset
         assert row["apex"] == ("" if clip.apex is None else str(clip.apex))
         assert int(row["n_frames"]) == len(clip.frame_paths)

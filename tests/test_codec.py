@@ -62,7 +62,7 @@ def _check_reads(store, arrays, rows) -> None:
         assert fast_path(raw), f"{name}: the bulk decoder would not take the store's layout"
         np.testing.assert_array_equal(read_rows(raw, np.array(rows)[::-1]), expected[::-1])
         np.testing.assert_array_equal(raw.get_orthogonal_selection((np.array(rows),)), expected)
-        for i, row in enumerate(rows):
+        for i in range(len(rows)):
             np.testing.assert_array_equal(store.sample(i, [name])[name], expected[i])
 
 

@@ -306,7 +306,7 @@ def _raised(error: BaseException, cause: BaseException | None = None):
 
 
 def test_heartbeat_of_closing_worker_drops_only_closed_comms():
-    CommClosedError = comm_core.CommClosedError  # noqa: N806
+    CommClosedError = comm_core.CommClosedError
     keep = HeartbeatOfClosingWorker().filter
     message = f"{HEARTBEAT_FAILED_MESSAGE}."
 

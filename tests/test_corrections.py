@@ -31,7 +31,8 @@ def test_a_correction_is_applied_noted_and_listed(tmp_path: Path) -> None:
     fixes.write_text(
         "corrections:\n"
         "  - {sample: casme2/sub01/EP02_01f, field: offset, old: 70, new: 7, reason: typo}\n"
-        "  - {sample: sub01/EP03_02, field: emotion, old: happiness, new: others, reason: recoded}\n"
+        "  - {sample: sub01/EP03_02, field: emotion, old: happiness, new: others,"
+        " reason: recoded}\n"
     )
     assert (
         scan_dataset("casme2", tmp_path).problems[0].sample_id == "casme2/sub01/EP02_01f"

@@ -42,7 +42,7 @@ def cross6_roots(tmp_path_factory) -> dict[str, Path]:
         roots[dataset] = base / dataset
         clips = [
             clip(s, e, action_units=a, clip="a" if dataset == "casme3" else None)
-            for s, e, a in zip(subjects, emotions, aus)
+            for s, e, a in zip(subjects, emotions, aus, strict=True)
         ]
         write_layout(dataset, roots[dataset], clips)
     write_layout(

@@ -76,7 +76,7 @@ def test_bad_rows_and_folders_become_problems(tmp_path: Path, dataset: str) -> N
     clips = [
         clip(subjects[c], emotion, n=6, onset=1, apex=3, offset=4, clip=names[c]) for c in CASES
     ]
-    written = {c: w for c, w in zip(CASES, write_layout(dataset, tmp_path, clips))}
+    written = {c: w for c, w in zip(CASES, write_layout(dataset, tmp_path, clips), strict=True)}
     sheet = tmp_path / sheet_name
     row = {c: set_cell(sheet, names[c], col["emotion"], emotion) for c in CASES}  # row numbers
 

@@ -40,7 +40,7 @@ def assert_matches(scan, written: list[WrittenClip]) -> None:
             assert len(s.frame_numbers) == len(s.frame_paths)
 
 
-# --- CAS(ME)^3 Part A -------------------------------------------------------------------------------
+# --- CAS(ME)^3 Part A -----------------------------------------------------------------------------
 
 
 def _casme3_clips():
@@ -249,7 +249,7 @@ def test_casme3_part_c_from_videos(tmp_path: Path) -> None:
     assert ("frame_numbering", "video index = sheet frame - 1") in sample.extra
 
 
-# --- DFME ------------------------------------------------------------------------------------------
+# --- DFME -----------------------------------------------------------------------------------------
 
 
 def _dfme_clips():
@@ -307,7 +307,7 @@ def test_dfme_quirks(tmp_path: Path) -> None:
     assert by_id(scan.samples)["dfme/sub0005/sub0005_01"].emotion == "contempt"
 
 
-# --- 4DME ------------------------------------------------------------------------------------------
+# --- 4DME -----------------------------------------------------------------------------------------
 
 
 def test_4dme_float_frames_au_prefix_and_k_marks(tmp_path: Path) -> None:
@@ -344,7 +344,7 @@ def test_4dme_float_frames_au_prefix_and_k_marks(tmp_path: Path) -> None:
     assert "4dme/s03/S03_01" in by_id(scan.samples)
 
 
-# --- MMEW ------------------------------------------------------------------------------------------
+# --- MMEW -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("variant", ["official", "flat"])
@@ -384,7 +384,7 @@ def test_mmew_apex_or_offset_outside_the_clip(tmp_path: Path) -> None:
     assert [s.sample_id for s in scan] == ["mmew/S04/S04-01-001"]
 
 
-# --- synthetic look-alikes with ground-truth motion ---------------------------------------------------
+# --- synthetic look-alikes with ground-truth motion -----------------------------------------------
 
 
 @pytest.mark.parametrize("dataset", ["casme3", "dfme", "4dme", "mmew"])

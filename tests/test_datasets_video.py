@@ -124,7 +124,7 @@ def test_rawvideo_problems_are_named(tmp_path: Path) -> None:
         scan_dataset("casme-sq", tmp_path / "rawpic", source="rawvideo")
 
 
-# --- a lab's manifest --------------------------------------------------------------------------------
+# --- a lab's manifest -----------------------------------------------------------------------------
 
 
 def test_manifest_reads_frame_folders_and_videos(tmp_path: Path) -> None:

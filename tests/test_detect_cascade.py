@@ -1,7 +1,7 @@
 """The detection cascade (``mer_prep.face.cascade``) on faces HOG misses, built from the synthetic
-renderer (scikit-image's astronaut, ``mer_prep.synth.weak_faces``): strong side lighting, which is what real photographs that
-HOG scores near 0 tend to show. Also: detection on a downscaled copy against the ground truth,
-and the stage recorded by the pipeline."""
+renderer (scikit-image's astronaut, ``mer_prep.synth.weak_faces``): strong side lighting, which
+is what real photographs that HOG scores near 0 tend to show. Also: detection on a downscaled
+copy against the ground truth, and the stage recorded by the pipeline."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_cnn_finds_a_face_hog_misses_and_the_landmarks_land_on_it():
     assert box.method == "cnn" and box.score > 0.5
     landmarks = fit_landmarks(frame, box)
     assert _error(landmarks, truth, iod) < 0.06  # ~0.035: as on a plainly lit face (< 0.03)
-    for got, true in zip(eye_centers(landmarks), eye_centers(truth)):
+    for got, true in zip(eye_centers(landmarks), eye_centers(truth), strict=True):
         assert np.linalg.norm(got - true) < 0.1 * iod
     inner = truth[27:]
     assert box.contains(*inner.min(axis=0)) and box.contains(*inner.max(axis=0))

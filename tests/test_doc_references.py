@@ -40,7 +40,7 @@ def _files() -> list[Path]:
 def _names_in_repository() -> frozenset[str]:
     """File names anywhere in the checkout, outside the environment and VCS folders."""
     names = set()
-    for folder, subfolders, files in os.walk(ROOT):
+    for _folder, subfolders, files in os.walk(ROOT):
         subfolders[:] = [
             d
             for d in subfolders

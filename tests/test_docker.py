@@ -147,7 +147,8 @@ def service_env(svc: dict) -> dict[str, str]:
 
 
 def service_dockerfile(name: str, svc: dict, services: dict) -> Path:
-    """The Dockerfile a service's image comes from: its own build, or a service building its image."""
+    """The Dockerfile a service's image comes from: its own build, or a service building its
+    image."""
     build = svc.get("build")
     if build is None:
         builders = [

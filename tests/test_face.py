@@ -156,7 +156,7 @@ def test_landmarks_follow_known_affine(canvas_landmarks: np.ndarray, reference: 
     error = np.linalg.norm(canvas_landmarks - reference, axis=1) / eye_distance
     assert error.mean() < 0.03
     assert error.max() < 0.08
-    for fitted, expected in zip(eye_centers(canvas_landmarks), eye_centers(reference)):
+    for fitted, expected in zip(eye_centers(canvas_landmarks), eye_centers(reference), strict=True):
         assert np.linalg.norm(fitted - expected) < 0.03 * eye_distance
 
 
@@ -376,7 +376,7 @@ def test_read_frames_reads_exactly_the_given_files(tmp_path: Path) -> None:
     order = [10, 2, 1, 12]
     frames = read_frames([tmp_path / f"img{n}.jpg" for n in order])
     assert frames.shape == (4, 48, 64, 3) and frames.dtype == np.uint8
-    for frame, n in zip(frames, order):
+    for frame, n in zip(frames, order, strict=True):
         value = (n * 20) % 256
         assert np.abs(frame[..., 1].astype(int) - value).max() <= 2
         assert np.abs(frame[..., 0].astype(int) - (255 - value)).max() <= 2

@@ -64,7 +64,9 @@ def _write(path) -> None:
         fork = pickle.loads(pickle.dumps(writer.fork()))
         sample_writer = SampleWriter(fork, plan.arrays)
         rows = []
-        for i, (sample, (detector, score, confirmation)) in enumerate(zip(samples, DETECTIONS)):
+        for i, (sample, (detector, score, confirmation)) in enumerate(
+            zip(samples, DETECTIONS, strict=True)
+        ):
             crc = sample_writer.write(
                 i,
                 {

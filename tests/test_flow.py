@@ -1,4 +1,5 @@
-"""The preprocess flow on an existing Dask scheduler: versions, up-to-date re-runs, changed inputs."""
+"""The preprocess flow on an existing Dask scheduler: versions, up-to-date re-runs, changed
+inputs."""
 
 from pathlib import Path
 

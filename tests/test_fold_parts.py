@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+from torch_or_skip import torch
 
 from mer_prep.errors import MerPrepError
 from mer_prep.evaluation.balance import smote_plan
@@ -159,7 +158,7 @@ def test_smote_balances_exactly_the_rows_that_are_fitted():
     # every synthetic sample lies between two fitted clips of its class, none of a held subject
     synthetic = fold.fit.inputs["frames"][fold.fit.rows == -1].reshape(-1, features.shape[1])
     fit_rows = fold.fit.rows[fold.fit.rows >= 0]
-    for x, label in zip(synthetic, fold.fit.labels[fold.fit.rows == -1]):
+    for x, label in zip(synthetic, fold.fit.labels[fold.fit.rows == -1], strict=True):
         same = features[fit_rows[data.labels[fit_rows] == label]]
         assert x.min() >= same.min(axis=0).min() - 1e-6 and int(np.floor(x.mean())) == label
 

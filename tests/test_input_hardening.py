@@ -327,7 +327,8 @@ def test_casme_sq_video_folder_linked_into_another_subject_is_a_problem(tmp_path
 
 
 def _merge_runs(xlsx: Path, column: str, sheet: int = 0) -> int:
-    """Merge the runs of equal values in ``column`` below the header, as people do; returns merges."""
+    """Merge the runs of equal values in ``column`` below the header, as people do; returns
+    merges."""
     book = openpyxl.load_workbook(xlsx)
     ws = book.worksheets[sheet]
     header, names = _header(ws)

@@ -140,7 +140,10 @@ def test_csv_reads_back_as_written():
 def test_markdown_reads_back_as_the_cells():
     board = _board()
     lines = board.markdown().splitlines()
-    parse = lambda line: [cell.strip() for cell in line.strip()[1:-1].split(" | ")]
+
+    def parse(line):
+        return [cell.strip() for cell in line.strip()[1:-1].split(" | ")]
+
     assert parse(lines[0]) == list(SHOWN) and set(lines[1]) == {"|", "-"}
     assert [parse(line) for line in lines[2:]] == [
         [r.cells()[c] for c in SHOWN] for r in board.rows

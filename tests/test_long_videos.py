@@ -1,4 +1,5 @@
-"""Long-video adapters against synthetic long videos with planted intervals, and each sheet quirk."""
+"""Long-video adapters against synthetic long videos with planted intervals, and each sheet
+quirk."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def test_adapter_reads_back_exactly_the_planted_intervals(written):
         assert video.n_frames == w.n_frames and video.fps == w.fps
         assert video.frame_numbers[0] == w.first_number
         assert video.frame_numbers == tuple(range(w.first_number, w.first_number + w.n_frames))
-        # every planted expression (blinks are not annotated) is in the sheet, in the adapter's numbering
+        # every planted expression (blinks are not annotated) is in the sheet, in the adapter's
+        # numbering
         planted = [
             (e.kind, w.first_number + e.onset, w.first_number + e.offset)
             for e in w.planted

@@ -5,11 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
-torch = pytest.importorskip("torch")
-
-import torch.nn.functional as F
 from pydantic import ValidationError
+from torch_or_skip import torch
 
 from mer_prep.errors import MerPrepError
 from mer_prep.models import (
@@ -22,6 +19,7 @@ from mer_prep.models import (
 )
 from mer_prep.recipes.model import builtin_recipes
 
+F = torch.nn.functional
 NAMES = ["mbcc", "broadbent", "dp3dnet", "ha3dnet", "se3dnet", "ha3dsenet", "msres3d", "mer3dcnn"]
 BASELINES = ["ststnet", "offapexnet", "htnet"]  # tests/test_baselines.py
 HALVES = {"upper": (8, 16, 32), "lower": (8, 16, 32)}

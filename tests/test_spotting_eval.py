@@ -200,7 +200,7 @@ def test_megc2020_equals_the_correct_counts_plus_the_named_changes():
             assert value == getattr(correct.by_kind[kind], name), (kind, name)
 
 
-# --- CSV and the command ---------------------------------------------------------------------------
+# --- CSV and the command --------------------------------------------------------------------------
 
 
 def test_csv_round_trip_keeps_intervals_and_videos_without_expressions(tmp_path):
@@ -279,7 +279,7 @@ def test_score_spots_bad_input_is_one_line_and_exit_2(tmp_path):
         "needs --compat megc2020",
         "missing.csv: cannot be read",
     ]
-    for args, message in zip(runs, messages):
+    for args, message in zip(runs, messages, strict=True):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()

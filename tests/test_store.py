@@ -212,11 +212,11 @@ def test_a_run_that_never_commits_leaves_no_store_behind(tmp_path, monkeypatch):
 
     users = tmp_path / "mine"  # an empty folder the user made: stays, empty
     users.mkdir()
-    monkeypatch.setattr(
-        VersionWriter,
-        "_begin",
-        classmethod(lambda cls, *args: (_ for _ in ()).throw(MemoryError("layout too big"))),
-    )
+
+    def layout_too_big(*_args):
+        raise MemoryError("layout too big")
+
+    monkeypatch.setattr(VersionWriter, "_begin", classmethod(layout_too_big))
     with pytest.raises(MemoryError):
         VersionWriter.begin(make_plan(users, n=2))
     assert users.is_dir() and not any(users.iterdir())

@@ -78,7 +78,9 @@ def test_store_aus_are_the_scanned_samples_au_matrix(casme2):
     scanned = {s.sample_id: s for s in scan_dataset("casme2", casme2["root"]).samples}
     assert store.au_list == store_au_list(list(scanned.values()))
     assert store.au_list[:12] == list(au_set("cross12"))  # cross-dataset columns first
-    parents = [p or s for s, p in zip(store.table["sample_id"], store.table["aug_parent"])]
+    parents = [
+        p or s for s, p in zip(store.table["sample_id"], store.table["aug_parent"], strict=True)
+    ]
     expected = au_matrix([scanned[p] for p in parents], store.au_list)
     assert store.aus.dtype == bool and store.aus.shape == (len(store.table), len(store.au_list))
     np.testing.assert_array_equal(store.aus, expected)
@@ -142,7 +144,7 @@ def test_info_prints_au_counts(casme2):
 
 def test_the_writer_refuses_an_aus_array_that_does_not_fit(tmp_path, monkeypatch):
     plan = _fake_plan(tmp_path / "s", n=3)
-    monkeypatch.setattr(VersionPlan, "au_rows", lambda self, rows: np.zeros((len(rows), 2), bool))
+    monkeypatch.setattr(VersionPlan, "au_rows", lambda _self, rows: np.zeros((len(rows), 2), bool))
     with pytest.raises(SchemaError, match="aus"):
         _write_fake(plan)
 
@@ -157,7 +159,9 @@ def test_dfme_official_split_on_a_dfme_store(tmp_path, synth_dataset):
     assert store.attrs["dataset"] == "dfme"
     by_id = {s.sample_id: s.partition for s in plan.samples}
     assert set(by_id.values()) == {"train", "testA", "testB"}
-    parents = [p or s for s, p in zip(store.table["sample_id"], store.table["aug_parent"])]
+    parents = [
+        p or s for s, p in zip(store.table["sample_id"], store.table["aug_parent"], strict=True)
+    ]
     assert list(store.table["partition"]) == [by_id[p] for p in parents]
     split = build_split(store.table, "dfme_official")
     train = store.table["partition"].to_numpy() == "train"
@@ -202,8 +206,8 @@ def test_corrections_are_recorded_root_relative_and_listed(tmp_path, synth_datas
         root,
         [
             (
-                f"{{sample: {first.sample_id}, field: aus, old: '{first.action_units}', new: '{new}', "
-                f"reason: recoded}}"
+                f"{{sample: {first.sample_id}, field: aus, old: '{first.action_units}', "
+                f"new: '{new}', reason: recoded}}"
             ),
             "{sample: casme2/sub09/EP09_09, field: apex, old: '', new: 5, reason: not here}",
         ],
@@ -413,7 +417,8 @@ def _fake_plan(path, n, cls=VersionPlan):
     )
 
 
-def _write_fake(plan, extra=lambda i: {}):
+def _write_fake(plan, extra=None):
+    """Write ``plan`` with fake frames and landmarks and, where given, ``extra(i)``'s arrays."""
     writer = VersionWriter.begin(plan)
     try:
         fork = pickle.loads(pickle.dumps(writer.fork()))
@@ -425,7 +430,7 @@ def _write_fake(plan, extra=lambda i: {}):
                 {
                     "frames": np.full((2, 64, 64), i / 10, np.float16),
                     "landmarks": np.full((68, 2), i, np.float32),
-                    **extra(i),
+                    **({} if extra is None else extra(i)),
                 },
             )
             rows.append(

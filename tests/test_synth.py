@@ -39,7 +39,8 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def smile():
-    """A noise-free gray AU6+12 clip at 2 px with 0.4 px jitter: (subject, neutral, D, a, j, frames)."""
+    """A noise-free gray AU6+12 clip at 2 px with 0.4 px jitter: (subject, neutral, D, a, j,
+    frames)."""
     subject = make_subject(np.random.default_rng(5))
     neutral = render_subject(subject)
     field = au_field(subject_landmarks(subject), "6+12", subject.size, AMP)
@@ -282,7 +283,7 @@ def test_generation_is_deterministic():
     first = render_plan(a[0], subject)
     again = render_plan(a[0], subject_for("samm", 6, 3, (240, 320)))
     assert first[0].shape == (16, 240, 320) and first[0].dtype == np.uint8
-    for x, y in zip(first, again):
+    for x, y in zip(first, again, strict=True):
         assert np.array_equal(x, y)
     other = render_plan(
         plan_clips("samm", seed=4, **kwargs)[0], subject_for("samm", 6, 4, (240, 320))

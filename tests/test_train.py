@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import shutil
 import subprocess
 import sys
@@ -20,10 +21,8 @@ import threading
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-
 from click.testing import CliRunner
+from torch_or_skip import torch
 
 from mer_prep.cli import main
 from mer_prep.errors import MerPrepError
@@ -288,15 +287,15 @@ def test_a_leak_in_a_fold_is_refused(stores):
 def test_the_same_seed_gives_the_same_predictions(stores):
     def run(seed):
         plan = plan_run(stores["mbcc"], "mbcc", seed=seed, **{**QUICK, "epochs": 2})
-        folds = [fold for _, fold in zip(range(2), plan.folds())]
+        folds = list(itertools.islice(plan.folds(), 2))
         return [plan.train_fold(fold) for fold in folds]
 
     first, second, other = run(0), run(0), run(1)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a.proba, b.proba)
         assert [c.loss for c in a.curves] == [c.loss for c in b.curves]
         assert a.seed == b.seed
-    assert any(not np.array_equal(a.proba, c.proba) for a, c in zip(first, other))
+    assert any(not np.array_equal(a.proba, c.proba) for a, c in zip(first, other, strict=True))
 
 
 def test_records_leaky_split_and_pinned_snapshot(stores, tmp_path):
@@ -417,6 +416,44 @@ def test_refusals_are_one_line(stores):
         plan_run(stores["tiny3d"], "mer3dcnn", config={"filters": 0})
     for error in (ModelInputError, TrainSetupError):
         assert issubclass(error, MerPrepError)
+
+
+BAD_TRAIN_ARGS = {
+    "--workers -1": "--workers",
+    "--epochs 0": "--epochs",
+    "--batch-size 0": "--batch-size",
+    "--folds-per-task 0": "--folds-per-task",
+    "--seed -1": "--seed",
+    "--lr 0": "--lr",
+    "--lr nan": "lr must be a finite number",
+    "--lr inf": "lr must be a finite number",
+    "--device meta": "unknown device 'meta'",
+    "--set filters=[0,0]": "filters",
+    "--set filters=[0": "not YAML",
+    "--dask-address foo::bar": "not a scheduler address",
+}
+
+
+@pytest.mark.parametrize("args", list(BAD_TRAIN_ARGS))
+def test_bad_training_arguments_are_one_line_exit_2(stores, args):
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(stores["mbcc"]),
+            "--model",
+            "mbcc",
+            "--variant",
+            "difference",
+            "--quiet",
+            *args.split(),
+        ],
+    )
+    assert result.exit_code == 2, (args, result.output)
+    assert BAD_TRAIN_ARGS[args] in result.output, result.output
+    ours = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(ours) == 1 or "Error: Invalid value" in result.output, result.output
+    assert "Traceback" not in result.output
 
 
 def test_smote_class_weights_and_frames_as_samples(stores, unbalanced_store):
@@ -623,7 +660,7 @@ def test_runs_say_what_they_were(stores, tmp_path, monkeypatch):
         r.run_id: next(row for row in listed.output.splitlines() if f" {r.run_id} " in row)
         for r in made
     }
-    for record, name in zip(made, expected):
+    for record, name in zip(made, expected, strict=True):
         assert rows[record.run_id].startswith(name + " ")
     assert "EPOCH1" in rows[made[2].run_id] and "EPOCH1" not in rows[made[0].run_id]
     assert f"EPOCH1 {made[2].run_id}: kept epoch 1 in {n} of {n} folds" in listed.output

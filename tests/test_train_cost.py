@@ -20,8 +20,7 @@ import time
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+from torch_or_skip import torch
 
 from mer_prep.cli.train_progress import ProgressPrinter, progress_line
 from mer_prep.models import get_model

@@ -18,28 +18,26 @@ import time
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-
-from click.testing import CliRunner  # noqa: E402
-from server_harness import get_json  # noqa: E402
+from click.testing import CliRunner
+from server_harness import get_json
+from torch_or_skip import torch
 
 from flows.train import (
     FoldJob,
     artifact_key,
     fold_groups,
     run_train,
-    train,  # noqa: E402
+    train,
     training_report,
 )
-from mer_prep.cli import main  # noqa: E402
-from mer_prep.config import RUN_RULES, load_config  # noqa: E402
-from mer_prep.errors import ConfigError  # noqa: E402
-from mer_prep.store import open_store  # noqa: E402
-from mer_prep.train import list_runs  # noqa: E402
-from mer_prep.train import train as train_in_process  # noqa: E402
-from mer_prep.train.request import TrainRequest  # noqa: E402
-from mer_prep.train.sequence import RunTicket  # noqa: E402
+from mer_prep.cli import main
+from mer_prep.config import RUN_RULES, load_config
+from mer_prep.errors import ConfigError
+from mer_prep.store import open_store
+from mer_prep.train import list_runs
+from mer_prep.train import train as train_in_process
+from mer_prep.train.request import TrainRequest
+from mer_prep.train.sequence import RunTicket
 
 DATASET = {
     "n_subjects": 4,
@@ -380,7 +378,7 @@ def test_the_flow_trains_every_fold_on_both_workers_like_the_engine(store, prefe
     workers = record.timings["fold_workers"]
     assert set(workers) == {f.name for f in record.folds} and len(set(workers.values())) == 2
     assert record.metrics == reference.metrics  # same seed, same predictions
-    for mine, theirs in zip(record.folds, reference.folds):
+    for mine, theirs in zip(record.folds, reference.folds, strict=True):
         np.testing.assert_array_equal(mine.y_pred, theirs.y_pred)
         np.testing.assert_allclose(mine.proba, theirs.proba, rtol=1e-6)
     opened = open_store(store)

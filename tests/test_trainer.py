@@ -80,7 +80,7 @@ def test_stored_split_weights_smote_and_audit(store_path, tmp_path):
         store.split_names == ["loso"] and store.split_attrs("loso")["smote"]["features"] == "frames"
     )
     labels = store.labels
-    for i, (name, train, test, weights) in enumerate(store.folds("loso")):
+    for name, train, _test, weights in store.folds("loso"):
         counts = np.bincount(labels[train], minlength=len(store.class_names))
         present = counts > 0  # CASME II's native scheme has 7 classes; these clips use 3
         assert present.sum() == 3 and not weights[~present].any()

@@ -113,7 +113,9 @@ def test_a_flipped_bit_in_the_metadata_raises_or_changes_nothing(tmp_path):
                 outcomes["raised"] += 1
             else:
                 assert after[0] == before[0] and after[1] == before[1], path
-                assert all(np.array_equal(a, b) for a, b in zip(after[2:], before[2:])), path
+                assert all(
+                    np.array_equal(a, b) for a, b in zip(after[2:], before[2:], strict=True)
+                ), path
                 outcomes["same"] += 1
             path.write_bytes(original)
     assert outcomes["raised"] > 0, outcomes
@@ -188,7 +190,7 @@ def test_a_store_older_than_chunk_checksums_is_called_so_not_broken(tmp_path, mo
     from mer_prep.store import writer
 
     monkeypatch.setattr(writer, "COMPRESSORS", (writer.COMPRESSOR,))  # as before checksums,
-    monkeypatch.setattr(writer, "validate_group", lambda group: None)  # when none were required
+    monkeypatch.setattr(writer, "validate_group", lambda _group: None)  # when none were required
     store = tmp_path / "s"
     write_version(make_plan(store, n=3))
     (finding,) = verify_store(store)
