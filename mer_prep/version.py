@@ -44,7 +44,9 @@ import yaml
 #: - ``store/writer.py``, ``store/layout.py`` (group names, the root attributes' model),
 #:   ``store/versions.py`` (the version plan: layout, row order, AU columns),
 #:   ``store/table.py``, ``store/schema.py`` and ``storage_schemas/*.json``: the
-#:   encoding of what is written (dtypes, codecs, chunks, table columns, attributes).
+#:   encoding of what is written (dtypes, codecs, chunks, table columns, attributes);
+#:   ``store/nodes.py``: how the writer and the version plan open and read the nodes they
+#:   write to and reuse from.
 CODE_PATHS: tuple[str, ...] = (
     "mer_prep/sample.py",
     "mer_prep/face/*.py",
@@ -61,6 +63,7 @@ CODE_PATHS: tuple[str, ...] = (
     "mer_prep/store/versions.py",
     "mer_prep/store/table.py",
     "mer_prep/store/schema.py",
+    "mer_prep/store/nodes.py",
     "storage_schemas/*.json",
 )
 

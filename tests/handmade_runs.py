@@ -57,6 +57,7 @@ def make_run(
         device="cpu",
         torch_version="t",
         n_folds=len(clips),
+        target=target or "emotion",
         overrides={
             "config": dict(config or {}),
             "training": {"selection": selection} if selection == "test-oracle" else {},
@@ -77,8 +78,8 @@ def make_run(
                     if sample_ids
                     else [f"{subject}/c{j}" for j in range(len(y_true))]
                 ),
-                y_true=np.asarray(y_true, np.int64),
-                y_pred=np.asarray(y_pred, np.int64),
+                y_true=_targets(y_true, k, target),
+                y_pred=_targets(y_pred, k, target),
                 proba=proba,
                 curves=(EpochLog(1, 0.5, None, 1.0, 1.0, 1),),
                 selection="last_epoch",
@@ -90,6 +91,13 @@ def make_run(
             )
         )
     return combine_folds(folds, header)
+
+
+def _targets(labels, k: int, target: str | None) -> np.ndarray:
+    """Class labels (n,) int64, or with ``target="aus"`` the same labels as one 0/1 column per
+    name (n, k) int64, as an AU run records them."""
+    labels = np.asarray(labels, np.int64)
+    return np.eye(k, dtype=np.int64)[labels] if target == "aus" else labels
 
 
 def table_of(*records) -> pd.DataFrame:

@@ -52,7 +52,7 @@ class HandCluster:
         self.client: Client | None = None
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.workdir / f"{name}.log", "wb")  # closed with the process
         process = subprocess.Popen(
             [str(DASK), *args],
             env=self.env,

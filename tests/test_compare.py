@@ -14,7 +14,7 @@ from mer_prep.cli import main
 from mer_prep.evaluation import bootstrap
 from mer_prep.evaluation.compare import RunsNotComparable, compare_per_dataset, compare_runs
 from mer_prep.evaluation.metrics import confusion_matrix, scores
-from mer_prep.evaluation.run_view import run_view
+from mer_prep.evaluation.run_view import RunViewError, run_view
 
 PERFECT = {"smic/s1": ([0, 1, 2], [0, 1, 2]), "smic/s2": ([0, 1], [0, 1])}
 ONE_WRONG = {"smic/s1": ([0, 1, 2], [0, 0, 2]), "smic/s2": ([0, 1], [0, 1])}
@@ -125,7 +125,6 @@ def test_seed_groups_compare_their_means_and_resample_the_seeds():
     [
         ({"split": "megc2019"}, "split loso vs megc2019"),
         ({"version": "v2"}, "store version v1 vs v2"),
-        ({"target": "aus"}, "target emotion vs aus"),
         ({"classes": ("negative", "positive", "other")}, "classes negative,positive,surprise vs"),
         ({"clips": {"smic/s1": ([0, 1, 2], [0, 1, 2])}}, "folds differ (2 vs 1 folds"),
         (
@@ -142,6 +141,15 @@ def test_runs_not_on_the_same_folds_version_split_or_target_are_refused(change, 
     message = str(caught.value)
     assert "\n" not in message and says in message, message
     assert "runs run-a and run-b cannot be compared" in message
+
+
+def test_an_action_unit_run_is_refused_before_any_uf1_uar_comparison():
+    """UF1/UAR are class scores; an AU run's per-AU 0/1 targets have none to compare."""
+    aus = make_run("run-aus", PERFECT, target="aus", classes=("AU1", "AU2", "AU4"))
+    assert aus.header.target == "aus" and aus.folds[0].y_true.shape == (3, 3)
+    with pytest.raises(RunViewError, match=r"^run run-aus: target 'aus' is multi-label; UF1/UAR"):
+        run_view(aus)
+    run_view(make_run("run-emotion", PERFECT))  # the same clips as classes are viewed
 
 
 def test_a_side_must_hold_seeds_of_one_configuration():

@@ -117,13 +117,14 @@ BAD = {
 )
 def test_a_parameter_the_config_does_not_allow_is_refused_by_name(tmp_path, name, value):
     config = _config(tmp_path)
-    fill = lambda v: (
-        v.replace("{tmp}", str(tmp_path))
-        if isinstance(v, str)  # noqa: E731
-        else {k: fill(x) for k, x in v.items()}
-        if isinstance(v, dict)
-        else v
-    )
+
+    def fill(v):
+        if isinstance(v, str):
+            return v.replace("{tmp}", str(tmp_path))
+        if isinstance(v, dict):
+            return {k: fill(x) for k, x in v.items()}
+        return v
+
     with pytest.raises(ConfigError) as refused:
         config.check_run({**_parameters(config), name: fill(value)})
     message = str(refused.value)
@@ -269,7 +270,7 @@ def test_compose_publishes_on_loopback_only_and_requires_the_api_auth_string():
     server_key, client_key = PREFECT_SERVER_API_AUTH_STRING.name, PREFECT_API_AUTH_STRING.name
     required = re.fullmatch(r"\$\{(\w+):\?[^}]+\}", str(env("prefect-server").get(server_key)))
     assert required, f"prefect-server: {server_key} must be a required variable"
-    for name, svc in services.items():
+    for name in services:
         if name != "prefect-server" and "PREFECT_API_URL" in env(name):
             assert env(name).get(client_key) == env("prefect-server")[server_key], name
 
