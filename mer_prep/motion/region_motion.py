@@ -22,8 +22,8 @@ For every pair ``i -> i + k`` of the aligned grayscale frames ``(T, H, W)`` (flo
 Regions (``ROI_NAMES``' order) are boxes around landmark groups of the iBUG 68-point layout, in
 aligned-face pixels, grown by ``margin`` (a fraction of the inter-ocular distance): the brows
 (points 17-21 and 22-26), the eyes (36-41 and 42-47, grown twice as much: the skin around the
-eye, the eye itself masked), the nose (27-35, less the mouth and brow boxes: the head-motion reference
-must not move with an expression) and the mouth (48-67), cut at the mouth's centre
+eye, the eye itself masked), the nose (27-35, less the mouth and brow boxes: the head-motion
+reference must not move with an expression) and the mouth (48-67), cut at the mouth's centre
 column into its image-left and image-right halves. Everything here is a pure function of its
 inputs: the same frames give the same rows, whichever chunk of a video they were computed in.
 """
