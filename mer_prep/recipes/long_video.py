@@ -1,0 +1,142 @@
+"""Long-video recipes: how a long video becomes a ``VideoMotion`` (``kind: long_video``).
+
+    recipe = load_long_video_recipe("lv128")  # or a YAML file with ``kind: long_video``
+    recipe.k_for(200.0)  # the pair distance in frames at 200 fps
+
+A long-video recipe names every parameter that changes the stored motion: the face detection
+(once per video, on its first frame, as the field does), the alignment (size and geometry of
+the aligned face, the size the flow is computed at), the pair distance (``k`` frames, or
+``pair_seconds`` of the video's own frame rate), the TV-L1 parameters, the regions and their
+margins, and ``chunk_pairs``, the pairs per stored time chunk (also the unit a cluster computes:
+it changes no value, only the layout). Its hash, over those parameters only, is one of the three
+inputs of a long-video store's version id, as a clip recipe's is of a clip store's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mer_prep.errors import InvalidArgumentError, RecipeError, UnknownRecipeError
+from mer_prep.motion.flow import TVL1Params
+from mer_prep.motion.video_motion import ROI_NAMES
+from mer_prep.recipes.model import AlignConfig, DetectConfig
+
+KIND = "long_video"
+
+
+class LongVideoRecipe(BaseModel):
+    """A complete, hashable long-video configuration (module docstring).
+
+    k: the pair distance in frames for every video; None: ``round(pair_seconds * fps)`` of each
+    video (at least 1). regions: the ``VideoMotion`` columns, a subset of ``ROI_NAMES`` in that
+    order. margin / eye_margin: how far region boxes / eye polygons grow, as fractions of the
+    inter-ocular distance (``mer_prep.motion.region_motion.face_regions``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["long_video"] = KIND
+    name: str
+    description: str = ""
+    detect: DetectConfig = DetectConfig()
+    align: AlignConfig
+    k: int | None = Field(default=None, ge=1)
+    pair_seconds: float = Field(default=0.2, gt=0, le=5)
+    flow: TVL1Params = TVL1Params()
+    regions: tuple[str, ...] = ROI_NAMES
+    margin: float = Field(default=0.1, ge=0, le=1)
+    eye_margin: float = Field(default=0.05, ge=0, le=1)
+    chunk_pairs: int = Field(default=512, ge=16, le=65536)
+
+    @model_validator(mode="after")
+    def _check(self) -> LongVideoRecipe:
+        unknown = [r for r in self.regions if r not in ROI_NAMES]
+        if unknown or not self.regions:
+            raise InvalidArgumentError(
+                f"unknown region(s) {unknown}; regions: {', '.join(ROI_NAMES)}"
+            )
+        if "nose" not in self.regions:
+            raise InvalidArgumentError("regions must hold 'nose', the head-motion reference")
+        if list(self.regions) != [r for r in ROI_NAMES if r in self.regions]:
+            raise InvalidArgumentError(f"regions must keep ROI_NAMES' order: {ROI_NAMES}")
+        return self
+
+    def k_for(self, fps: float) -> int:
+        """The pair distance in frames for a video of ``fps`` frames per second."""
+        if self.k is not None:
+            return self.k
+        return max(1, int(round(self.pair_seconds * fps)))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.align.size[0]), int(self.align.size[1])
+
+    def parameters(self) -> dict:
+        """Everything that changes the stored values or layout (no prose), as plain JSON."""
+        return self.model_dump(mode="json", exclude={"description"}, by_alias=True)
+
+    @property
+    def hash(self) -> str:
+        """sha256 over the canonical JSON of :meth:`parameters` (16 hex digits)."""
+        blob = json.dumps(self.parameters(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def is_long_video_recipe(name_or_path: str | Path) -> bool:
+    """Whether ``name_or_path`` names a built-in long-video recipe or a YAML file of kind
+    ``long_video`` (a clip recipe, or anything else, is False)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            return False
+        return isinstance(data, dict) and data.get("kind") == KIND
+    return str(name_or_path) in builtin_long_video_recipes()
+
+
+def load_long_video_recipe(name_or_path: str | Path | LongVideoRecipe) -> LongVideoRecipe:
+    """A built-in long-video recipe by name (``"lv128"``), or one from a YAML file."""
+    if isinstance(name_or_path, LongVideoRecipe):
+        return name_or_path
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise RecipeError(f"recipe file {path} does not exist")
+        try:
+            return LongVideoRecipe.model_validate(yaml.safe_load(path.read_text()))
+        except yaml.YAMLError as error:
+            raise RecipeError(f"recipe file {path}: not YAML ({error})") from None
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in error.errors()
+            )
+            raise RecipeError(f"recipe file {path}: {problems}") from None
+    recipes = builtin_long_video_recipes()
+    if str(name_or_path) not in recipes:
+        raise UnknownRecipeError(
+            f"unknown long-video recipe {name_or_path!r}; built-in: {', '.join(sorted(recipes))}"
+        )
+    return recipes[str(name_or_path)]
+
+
+@cache
+def builtin_long_video_recipes() -> dict[str, LongVideoRecipe]:
+    """The recipes shipped in ``mer_prep/recipes/long_video/*.yaml``, by name."""
+    folder = resources.files("mer_prep.recipes") / "long_video"
+    out = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".yaml"):
+            recipe = LongVideoRecipe.model_validate(yaml.safe_load(entry.read_text()))
+            out[recipe.name] = recipe
+    return out
