@@ -8,15 +8,15 @@ module turns rows into Samples and Problems, never aborting on one bad row.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mer_prep.datasets._frames import VIDEO_SUFFIXES, list_frames, timing_error, video_frame_count
-from mer_prep.datasets._sheets import SheetRow, as_frame, as_text
+from mer_prep.datasets._sheets import SheetRow, as_frame, as_text, find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
-from mer_prep.sample import Problem, Sample, within_root
+from mer_prep.sample import DatasetScan, Problem, Sample, within_root
 
 
 @dataclass(frozen=True)
@@ -108,34 +108,63 @@ def default_fixer(_row: SheetRow, _ref: ClipRef, raw: RawTiming, _numbers: list[
     return Timing(raw.onset, raw.apex, raw.offset)
 
 
-def scan_rows(
-    sources: Iterable[RowSource],
-    *,
-    dataset: str,
-    fps: float | Callable[[dict[str, Any]], float],
-    root: Path,
-    resolve: Callable[[SheetRow], ClipRef],
-    missing_apex: tuple[int, ...] = (),
-    fixer: Fixer = default_fixer,
-    suffixes: tuple[str, ...] = (".jpg", ".jpeg"),
-    corrector: Corrector | None = None,
-    span_only: bool = False,
-    finish: Finisher | None = None,
-    video_first: int | None = None,
-) -> tuple[list[Sample], list[Problem], set[Path]]:
-    """Samples and Problems for every row; also the folders the rows referenced.
+@dataclass(frozen=True)
+class RowScan:
+    """How an adapter's sheet rows become Samples: what ``scan_rows`` needs besides the rows.
 
-    ``resolve`` maps a row to its ClipRef (ValueError for a bad subject or file name);
-    every folder must lie inside ``root``. fps: a number, or a function of the row's cells
-    (a per-row Fps column; ValueError -> Problem). corrector: the dataset's annotation
-    corrections, applied to the row's cells once its sample id is known. span_only: the
-    sample's frames are onset..offset only (a folder holding a whole recording). finish: a
-    last per-sample step (depth frames, a partition, checks; ValueError -> Problem).
-    video_first: when set, a row may point at a video file instead of a frame folder; the
-    sheet's frame number of the video's first frame (0: the sheet counts 0-based video indices).
-    The sample then holds the video path and 0-based video indices (``Sample.video_path``),
-    onset..offset only, and a note when the numbering was shifted.
+    ``resolve`` maps a row to its ClipRef (ValueError for a bad subject or file name); every
+    folder must lie inside ``root``. fps: a number, or a function of the row's cells (a per-row
+    Fps column; ValueError -> Problem). corrector: the dataset's annotation corrections, applied
+    to the row's cells once its sample id is known. span_only: the sample's frames are
+    onset..offset only (a folder holding a whole recording). finish: a last per-sample step
+    (depth frames, a partition, checks; ValueError -> Problem). video_first: when set, a row may
+    point at a video file instead of a frame folder; the sheet's frame number of the video's
+    first frame (0: the sheet counts 0-based video indices). The sample then holds the video path
+    and 0-based video indices (``Sample.video_path``), onset..offset only, and a note when the
+    numbering was shifted.
     """
+
+    dataset: str
+    fps: float | Callable[[dict[str, Any]], float]
+    root: Path
+    resolve: Callable[[SheetRow], ClipRef]
+    corrector: Corrector | None = None
+    missing_apex: tuple[int, ...] = ()
+    fixer: Fixer = default_fixer
+    suffixes: tuple[str, ...] = (".jpg", ".jpeg")
+    span_only: bool = False
+    finish: Finisher | None = None
+    video_first: int | None = None
+
+    def dataset_scan(
+        self, sources: Iterable[RowSource], on_disk: Iterable[tuple[str, Path]] = ()
+    ) -> DatasetScan:
+        """The scan of ``sources``: their samples, their problems followed by one for every
+        (subject id, clip folder) of ``on_disk`` that no row points at, and the corrections."""
+        samples, problems, referenced = scan_rows(sources, self)
+        corrections = self.corrector.records() if self.corrector is not None else []
+        return DatasetScan(
+            samples, problems + unannotated_problems(on_disk, referenced), corrections
+        )
+
+
+def sheet_source(
+    sheet: Path,
+    required: Mapping[str, Sequence[str]],
+    optional: Mapping[str, Sequence[str]],
+    extra: tuple[tuple[str, str], ...] = (),
+) -> RowSource:
+    """The annotation table of workbook ``sheet`` (on whichever sheet holds the header, see
+    ``find_table``) as a RowSource whose samples carry ``extra``."""
+    title, rows = find_table(read_workbook(sheet), required, optional, file=sheet)
+    return RowSource(sheet, rows, extra=extra, sheet=title)
+
+
+def scan_rows(
+    sources: Iterable[RowSource], settings: RowScan
+) -> tuple[list[Sample], list[Problem], set[Path]]:
+    """Samples and Problems for every row of ``sources`` read as ``settings`` says; also the
+    folders the rows referenced. A second row for a sample id already read is a Problem."""
     samples: list[Sample] = []
     problems: list[Problem] = []
     referenced: set[Path] = set()
@@ -143,23 +172,7 @@ def scan_rows(
     for source in sources:
         for row in source.rows:
             where = source.where(row.row)
-            result = _one_row(
-                row,
-                where,
-                source,
-                dataset=dataset,
-                fps=fps,
-                root=root,
-                resolve=resolve,
-                missing_apex=missing_apex,
-                fixer=fixer,
-                suffixes=suffixes,
-                referenced=referenced,
-                corrector=corrector,
-                span_only=span_only,
-                finish=finish,
-                video_first=video_first,
-            )
+            result = _one_row(row, where, source, settings, referenced)
             if isinstance(result, Problem):
                 problems.append(result)
             elif result.sample_id in seen:
@@ -177,29 +190,16 @@ def scan_rows(
 
 
 def _one_row(
-    row: SheetRow,
-    where: str,
-    source: RowSource,
-    *,
-    dataset: str,
-    fps: float | Callable[[dict[str, Any]], float],
-    root: Path,
-    resolve: Callable[[SheetRow], ClipRef],
-    missing_apex: tuple[int, ...],
-    fixer: Fixer,
-    suffixes: tuple[str, ...],
-    referenced: set[Path],
-    corrector: Corrector | None = None,
-    span_only: bool = False,
-    finish: Finisher | None = None,
-    video_first: int | None = None,
+    row: SheetRow, where: str, source: RowSource, settings: RowScan, referenced: set[Path]
 ) -> Sample | Problem:
+    dataset, root, corrector = settings.dataset, settings.root, settings.corrector
+    video_first = settings.video_first
     named = f"{as_text(row.values.get('subject'))}/{as_text(row.values.get('filename'))}"
     described = f"{dataset} row {row.row} ({named})"
     if row.problem:
         return Problem(f"{dataset} row {row.row}", where, row.problem)
     try:
-        ref = resolve(row)
+        ref = settings.resolve(row)
     except ValueError as exc:
         return Problem(described, where, str(exc))
     if not within_root(root, ref.folder):
@@ -239,16 +239,16 @@ def _one_row(
         what = "clip folder or video" if video_first is not None else "clip folder"
         return Problem(ref.sample_id, where, f"{what} {ref.folder} does not exist")
     else:
-        frames = list_frames(ref.folder, suffixes)
+        frames = list_frames(ref.folder, settings.suffixes)
     numbers = [n for n, _ in frames]
     try:
         raw = RawTiming(
             as_frame(values.get("onset"), field="onset"),
-            as_frame(values.get("apex"), field="apex", missing=missing_apex),
+            as_frame(values.get("apex"), field="apex", missing=settings.missing_apex),
             as_frame(values.get("offset"), field="offset"),
         )
-        timing = fixer(row, ref, raw, numbers)
-        rate = fps(values) if callable(fps) else fps
+        timing = settings.fixer(row, ref, raw, numbers)
+        rate = settings.fps(values) if callable(settings.fps) else settings.fps
     except ValueError as exc:
         return Problem(ref.sample_id, where, str(exc))
     error = timing_error(numbers, timing.onset, timing.apex, timing.offset)
@@ -257,7 +257,7 @@ def _one_row(
     emotion = as_text(values.get("emotion"))
     if not emotion:
         return Problem(ref.sample_id, where, "emotion is blank")
-    if span_only or video:
+    if settings.span_only or video:
         frames = [(n, p) for n, p in frames if timing.onset <= n <= timing.offset]
     extra = (
         source.extra
@@ -265,46 +265,29 @@ def _one_row(
         + tuple(("fix", note) for note in corrected)
         + tuple(("fix", note) for note in timing.fixes)
     )
-    if video:
-        shift = video_first or 0
-        if shift:
-            extra += (("frame_numbering", f"video index = sheet frame - {shift}"),)
-        sample = Sample(
-            dataset=dataset,
-            subject=ref.subject,
-            clip=ref.clip,
-            frame_paths=(),
-            frame_numbers=tuple(n - shift for n, _ in frames),
-            onset=timing.onset - shift,
-            apex=None if timing.apex is None else timing.apex - shift,
-            offset=timing.offset - shift,
-            fps=rate,
-            emotion=emotion,
-            action_units=as_text(values.get("aus")),
-            video_path=str(ref.folder),
-            source=where,
-            extra=extra,
-        )
-    else:
-        sample = Sample(
-            dataset=dataset,
-            subject=ref.subject,
-            clip=ref.clip,
-            frame_paths=tuple(str(p) for _, p in frames),
-            frame_numbers=tuple(n for n, _ in frames),
-            onset=timing.onset,
-            apex=timing.apex,
-            offset=timing.offset,
-            fps=rate,
-            emotion=emotion,
-            action_units=as_text(values.get("aus")),
-            source=where,
-            extra=extra,
-        )
-    if finish is None:
+    shift = (video_first or 0) if video else 0  # a video's samples count 0-based indices
+    if shift:
+        extra += (("frame_numbering", f"video index = sheet frame - {shift}"),)
+    sample = Sample(
+        dataset=dataset,
+        subject=ref.subject,
+        clip=ref.clip,
+        frame_paths=() if video else tuple(str(p) for _, p in frames),
+        frame_numbers=tuple(n - shift for n, _ in frames),
+        onset=timing.onset - shift,
+        apex=None if timing.apex is None else timing.apex - shift,
+        offset=timing.offset - shift,
+        fps=rate,
+        emotion=emotion,
+        action_units=as_text(values.get("aus")),
+        video_path=str(ref.folder) if video else None,
+        source=where,
+        extra=extra,
+    )
+    if settings.finish is None:
         return sample
     try:
-        return finish(sample, values)
+        return settings.finish(sample, values)
     except ValueError as exc:
         return Problem(ref.sample_id, where, str(exc))
 

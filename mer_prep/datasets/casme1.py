@@ -21,16 +21,15 @@ from mer_prep.datasets._annotated import (
     ClipRef,
     Fixer,
     RawTiming,
-    RowSource,
+    RowScan,
     Timing,
     child_dirs,
     clip_folders,
     row_resolver,
-    scan_rows,
+    sheet_source,
     subject_number,
-    unannotated_problems,
 )
-from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
+from mer_prep.datasets._sheets import SheetRow, as_text
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -185,19 +184,10 @@ def scan(
             if annotations and section in annotations
             else find_sheet(root, section, folder)
         )
-        title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
-
+        source = sheet_source(sheet, REQUIRED, OPTIONAL, (("section", section),))
         resolve = row_resolver(folder, lambda n: f"sub{n:02d}", subject_id)
-        source = RowSource(sheet, rows, (("section", section),), sheet=title)
-        found, bad, referenced = scan_rows(
-            [source],
-            dataset=DATASET,
-            fps=FPS,
-            root=folder,
-            resolve=resolve,
-            fixer=_fixer(fixes, section),
-            corrector=corrector,
-        )
-        samples += found
-        problems += bad + unannotated_problems(clip_folders(folder, subject_id), referenced)
+        rows = RowScan(DATASET, FPS, folder, resolve, corrector, fixer=_fixer(fixes, section))
+        found = rows.dataset_scan([source], clip_folders(folder, subject_id))
+        samples += found.samples
+        problems += found.problems
     return DatasetScan(samples, problems, corrector.records())

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_prep.datasets._annotated import (
-    RowSource,
-    clip_folders,
-    row_resolver,
-    scan_rows,
-    unannotated_problems,
-)
-from mer_prep.datasets._sheets import find_table, read_workbook
+from mer_prep.datasets._annotated import RowScan, clip_folders, row_resolver, sheet_source
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -28,6 +21,7 @@ FRAME_DIRS: dict[str, tuple[str, ...]] = {
     "cropped": ("Cropped", "CASME2_Cropped/Cropped", "CASME2_Cropped"),
 }
 SHEET_GLOB = "CASME2-coding-*.xlsx"
+SUFFIXES = (".jpg", ".jpeg", ".bmp", ".png")
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "subject": ("Subject", "Subject ID"),
@@ -78,20 +72,7 @@ def scan(
     root = Path(root)
     frames_root = frames_dir(root, variant)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
-
+    source = sheet_source(sheet, REQUIRED, OPTIONAL, extra=(("variant", variant),))
     resolve = row_resolver(frames_root, lambda n: f"sub{n:02d}", subject_id)
-    source = RowSource(sheet, rows, extra=(("variant", variant),), sheet=title)
-    samples, problems, referenced = scan_rows(
-        [source],
-        dataset=DATASET,
-        fps=FPS,
-        root=frames_root,
-        resolve=resolve,
-        suffixes=(".jpg", ".jpeg", ".bmp", ".png"),
-        corrector=corrector,
-    )
-    on_disk = clip_folders(frames_root, subject_id)
-    return DatasetScan(
-        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
-    )
+    rows = RowScan(DATASET, FPS, frames_root, resolve, corrector, suffixes=SUFFIXES)
+    return rows.dataset_scan([source], clip_folders(frames_root, subject_id))

@@ -53,14 +53,14 @@ from typing import Any
 from mer_prep.datasets._annotated import (
     ClipRef,
     RawTiming,
+    RowScan,
     RowSource,
     Timing,
     child_dirs,
     find_folder,
     plain_name,
-    scan_rows,
+    sheet_source,
     subject_number,
-    unannotated_problems,
 )
 from mer_prep.datasets._frames import VIDEO_SUFFIXES, list_frames, unreadable_frames
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
@@ -73,6 +73,7 @@ FPS = 30.0
 PARTS = ("A", "C")
 LAYOUTS = ("auto", "takes", "clips")
 MAX_DURATION_S = 4.0
+SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 PART_C_FIRST_FRAME = 1  # sheet frame number of a Part C video's first frame (*unconfirmed*)
 SHEET_A = re.compile(r"(?i)^cas\(?me\)?\^?3.*part.?a.*label.*\.xlsx$")
 SHEET_C = re.compile(r"(?i)^cas\(?me\)?\^?3.*part.?c.*\.xlsx$")
@@ -314,17 +315,15 @@ def scan(
         if annotations is not None
         else find_sheet(root, SHEET_A, "Part A ME label")
     )
-    title, rows = find_table(read_workbook(sheet), REQUIRED_A, OPTIONAL_A, file=sheet)
-    source = RowSource(sheet, rows, extra=(("part", "A"), ("layout", layout)), sheet=title)
-    samples, problems, referenced = scan_rows(
-        [source],
-        dataset=DATASET,
-        fps=FPS,
-        root=frames,
-        resolve=_resolver(layout, frames),
+    source = sheet_source(sheet, REQUIRED_A, OPTIONAL_A, (("part", "A"), ("layout", layout)))
+    reading = RowScan(
+        DATASET,
+        FPS,
+        frames,
+        _resolver(layout, frames),
+        corrector,
         fixer=_fixer(limit),
-        suffixes=(".jpg", ".jpeg", ".png", ".bmp"),
-        corrector=corrector,
+        suffixes=SUFFIXES,
         span_only=True,
         finish=_finisher(layout, frames, depth),
     )
@@ -335,9 +334,7 @@ def scan(
         if layout == "takes"
         else [(subject_id(c.name.rsplit("_", 2)[0]), c) for c in child_dirs(frames)]
     )
-    return DatasetScan(
-        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
-    )
+    return reading.dataset_scan([source], on_disk)
 
 
 def find_part_c(root: Path) -> Path:
@@ -394,19 +391,15 @@ def _scan_part_c(
         for r in rows
     ]
     source = RowSource(sheet, rows, extra=(("part", "C"),), sheet=title)
-    samples, problems, referenced = scan_rows(
-        [source],
-        dataset=DATASET,
-        fps=FPS,
-        root=folder,
-        resolve=resolve,
+    reading = RowScan(
+        DATASET,
+        FPS,
+        folder,
+        resolve,
+        corrector,
         fixer=fix,
-        suffixes=(".jpg", ".jpeg", ".png", ".bmp"),
-        corrector=corrector,
+        suffixes=SUFFIXES,
         span_only=True,
         video_first=PART_C_FIRST_FRAME,
     )
-    on_disk = [(part_c_subject(n), p) for n, p in entries.items()]
-    return DatasetScan(
-        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
-    )
+    return reading.dataset_scan([source], [(part_c_subject(n), p) for n, p in entries.items()])

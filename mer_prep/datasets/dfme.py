@@ -29,14 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mer_prep.datasets._annotated import ClipRef, RowSource, plain_name, scan_rows
+from mer_prep.datasets._annotated import ClipRef, RowScan, plain_name, sheet_source
 from mer_prep.datasets._sheets import (
     CLIP_COLUMNS,
     SheetRow,
     as_text,
-    find_table,
     fps_reader,
-    read_workbook,
 )
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
@@ -57,6 +55,7 @@ EMOTION_IDS: dict[int, str] = {
 }
 _SPELLINGS = {"happy": "happiness", "sad": "sadness", "angry": "anger", "surprised": "surprise"}
 _SEARCH_DEPTH = 3
+SUFFIXES = (".png", ".jpg", ".jpeg")
 
 REQUIRED: dict[str, tuple[str, ...]] = {**CLIP_COLUMNS, "fps": ("Fps", "FPS", "Frame rate")}
 OPTIONAL: dict[str, tuple[str, ...]] = {
@@ -152,10 +151,10 @@ def scan(
         sheets = {"train": Path(annotations)}
     else:
         sheets = find_sheets(Path(annotations) if annotations is not None else root)
-    sources = []
-    for partition, sheet in sheets.items():
-        title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
-        sources.append(RowSource(sheet, rows, extra=(("partition", partition),), sheet=title))
+    sources = [
+        sheet_source(sheet, REQUIRED, OPTIONAL, (("partition", partition),))
+        for partition, sheet in sheets.items()
+    ]
     wanted = {as_text(r.values.get("filename")).lower() for s in sources for r in s.rows}
     index = clip_index(root, wanted - {""})
 
@@ -182,18 +181,10 @@ def scan(
     # the emotion may come from EmotionId alone: give blank Emotion cells the id's name first
     for source in sources:
         source.rows = [_with_emotion(row) for row in source.rows]
-    samples, problems, _ = scan_rows(
-        sources,
-        dataset=DATASET,
-        fps=_fps,
-        root=root,
-        resolve=resolve,
-        suffixes=(".png", ".jpg", ".jpeg"),
-        corrector=corrector,
-        finish=finish,
-    )
-    samples, leaks = _disjoint(samples)
-    return DatasetScan(samples, problems + leaks, corrector.records())
+    reading = RowScan(DATASET, _fps, root, resolve, corrector, suffixes=SUFFIXES, finish=finish)
+    found = reading.dataset_scan(sources)
+    samples, leaks = _disjoint(found.samples)
+    return DatasetScan(samples, found.problems + leaks, found.corrections)
 
 
 def _with_emotion(row: SheetRow) -> SheetRow:

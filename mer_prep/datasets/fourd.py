@@ -23,15 +23,14 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import (
     ClipRef,
-    RowSource,
+    RowScan,
     child_dirs,
     find_folder,
     plain_name,
-    scan_rows,
-    unannotated_problems,
+    sheet_source,
 )
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
-from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
+from mer_prep.datasets._sheets import SheetRow, as_text
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -97,7 +96,7 @@ def scan(
     frames = frames_root(root)
     corrector = Corrector.for_dataset(DATASET, user=corrections)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
+    source = sheet_source(sheet, REQUIRED, OPTIONAL)
 
     def resolve(row: SheetRow) -> ClipRef:
         subject = plain_name(as_text(row.values["subject"]), "sub_ID")
@@ -111,17 +110,6 @@ def scan(
             subject_id(sub), folder.name if folder.is_dir() else name, folder, subject_dir
         )
 
-    source = RowSource(sheet, rows, sheet=title)
-    samples, problems, referenced = scan_rows(
-        [source],
-        dataset=DATASET,
-        fps=rate,
-        root=frames,
-        resolve=resolve,
-        suffixes=IMAGE_SUFFIXES,
-        corrector=corrector,
-    )
     on_disk = [(subject_id(s.name), c) for s in child_dirs(frames) for c in child_dirs(s)]
-    return DatasetScan(
-        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
-    )
+    rows = RowScan(DATASET, rate, frames, resolve, corrector, suffixes=IMAGE_SUFFIXES)
+    return rows.dataset_scan([source], on_disk)

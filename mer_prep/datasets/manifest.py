@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mer_prep.datasets._annotated import ClipRef, RowSource, plain_name, scan_rows
+from mer_prep.datasets._annotated import ClipRef, RowScan, RowSource, plain_name
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
 from mer_prep.datasets._sheets import (
     SheetRow,
@@ -118,15 +118,15 @@ def scan(
         return ClipRef(f"{prefix}/{subject}", clip, path if path.is_absolute() else root / path)
 
     source = RowSource(manifest, rows, sheet=title)
-    samples, problems, _ = scan_rows(
-        [source],
-        dataset=DATASET,
-        fps=_fps,
-        root=root,
-        resolve=resolve,
+    # a row names a frame folder or a video, either of which may hold a longer recording
+    reading = RowScan(
+        DATASET,
+        _fps,
+        root,
+        resolve,
+        corrector,
         suffixes=IMAGE_SUFFIXES,
-        corrector=corrector,
         span_only=True,
         video_first=0,
     )
-    return DatasetScan(samples, problems, corrector.records())
+    return reading.dataset_scan([source])

@@ -25,16 +25,15 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import (
     ClipRef,
-    RowSource,
+    RowScan,
     child_dirs,
     find_folder,
-    scan_rows,
+    sheet_source,
     subject_dirs,
     subject_number,
-    unannotated_problems,
 )
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
-from mer_prep.datasets._sheets import CLIP_COLUMNS, SheetRow, as_text, find_table, read_workbook
+from mer_prep.datasets._sheets import CLIP_COLUMNS, SheetRow, as_text
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -106,7 +105,7 @@ def scan(
     kind, base = layout(root)
     corrector = Corrector.for_dataset(DATASET, user=corrections)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
+    source = sheet_source(sheet, REQUIRED, OPTIONAL, extra=(("layout", kind),))
 
     def resolve(row: SheetRow) -> ClipRef:
         number = subject_number(row.values["subject"])
@@ -123,25 +122,12 @@ def scan(
         extra = (("folder_emotion", folder_emotion),)
         return ClipRef(subject_id(number), clip.name, clip, clip.parent, extra=extra)
 
-    source = RowSource(sheet, rows, extra=(("layout", kind),), sheet=title)
-    samples, problems, referenced = scan_rows(
-        [source],
-        dataset=DATASET,
-        fps=rate,
-        root=base,
-        resolve=resolve,
-        suffixes=IMAGE_SUFFIXES,
-        corrector=corrector,
-    )
-    if kind == "flat":
-        on_disk = []  # the flat layout's folders do not name their subject
-    else:
-        on_disk = [
-            (subject_id(n), c)
-            for n, s in subject_dirs(base)
-            for e in child_dirs(s)
-            for c in child_dirs(e)
-        ]
-    return DatasetScan(
-        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
-    )
+    # the flat layout's folders do not name their subject
+    on_disk = [
+        (subject_id(n), c)
+        for n, s in (subject_dirs(base) if kind != "flat" else [])
+        for e in child_dirs(s)
+        for c in child_dirs(e)
+    ]
+    rows = RowScan(DATASET, rate, base, resolve, corrector, suffixes=IMAGE_SUFFIXES)
+    return rows.dataset_scan([source], on_disk)

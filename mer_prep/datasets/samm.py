@@ -11,14 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from mer_prep.datasets._annotated import (
-    RowSource,
+    RowScan,
     clip_folders,
     row_resolver,
-    scan_rows,
+    sheet_source,
     subject_dirs,
-    unannotated_problems,
 )
-from mer_prep.datasets._sheets import find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -70,21 +68,7 @@ def scan(
     root = Path(root)
     frames = frames_root(root)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    title, rows = find_table(read_workbook(sheet), REQUIRED, OPTIONAL, file=sheet)
-
+    source = sheet_source(sheet, REQUIRED, OPTIONAL)
     resolve = row_resolver(frames, lambda n: f"{n:03d}", subject_id)
-
-    source = RowSource(sheet, rows, sheet=title)
-    samples, problems, referenced = scan_rows(
-        [source],
-        dataset=DATASET,
-        fps=FPS,
-        root=frames,
-        resolve=resolve,
-        missing_apex=MISSING_APEX,
-        corrector=corrector,
-    )
-    on_disk = clip_folders(frames, subject_id)
-    return DatasetScan(
-        samples, problems + unannotated_problems(on_disk, referenced), corrector.records()
-    )
+    rows = RowScan(DATASET, FPS, frames, resolve, corrector, missing_apex=MISSING_APEX)
+    return rows.dataset_scan([source], clip_folders(frames, subject_id))
