@@ -18,14 +18,25 @@ from typing import Any
 from mer_prep.errors import AnnotationError
 
 HEADER_SEARCH_ROWS = 60
+TIMING_FIELDS: tuple[str, ...] = ("onset", "apex", "offset")
+
+
+def frame_columns(*forms: str, fields: Sequence[str] = TIMING_FIELDS) -> dict[str, tuple[str, ...]]:
+    """``field -> spellings`` of the frame-number columns ``fields``, each spelt by ``forms`` in
+    preference order: ``{Name}`` stands for the capitalised field name, ``{name}`` for the name
+    itself (``frame_columns("{Name}Frame", "{Name}")`` -> ``{"onset": ("OnsetFrame", "Onset"),
+    "apex": ...}``). The first spelling is the one an error message names."""
+    return {f: tuple(form.format(Name=f.capitalize(), name=f) for form in forms) for f in fields}
+
+
+#: the frame columns of sheets whose bare names come first (``Onset`` before ``OnsetFrame``)
+BARE_FIRST: tuple[str, ...] = ("{Name}", "{Name}Frame", "{Name} Frame")
 # The clip columns as CASME II-style sheets spell them (MMEW's and DFME's follow them), in
 # preference order: an adapter's REQUIRED table starts with these and adds its own fields.
 CLIP_COLUMNS: dict[str, tuple[str, ...]] = {
     "subject": ("Subject",),
     "filename": ("Filename", "File name"),
-    "onset": ("OnsetFrame", "Onset Frame", "Onset"),
-    "apex": ("ApexFrame", "Apex Frame", "Apex"),
-    "offset": ("OffsetFrame", "Offset Frame", "Offset"),
+    **frame_columns("{Name}Frame", "{Name} Frame", "{Name}"),
 }
 
 

@@ -63,7 +63,15 @@ from mer_prep.datasets._annotated import (
     subject_number,
 )
 from mer_prep.datasets._frames import VIDEO_SUFFIXES, list_frames, unreadable_frames
-from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
+from mer_prep.datasets._sheets import (
+    BARE_FIRST,
+    CLIP_COLUMNS,
+    SheetRow,
+    as_text,
+    find_table,
+    frame_columns,
+    read_workbook,
+)
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan, Sample
@@ -83,11 +91,8 @@ _SEARCH_DEPTH = 4
 _NOT_INTO = {"rgb", "depth", "frame", "video", "color"}
 
 REQUIRED_A: dict[str, tuple[str, ...]] = {
-    "subject": ("Subject",),
-    "filename": ("Filename", "File name"),
-    "onset": ("Onset", "OnsetFrame", "Onset Frame"),
-    "apex": ("Apex", "ApexFrame", "Apex Frame"),
-    "offset": ("Offset", "OffsetFrame", "Offset Frame"),
+    **CLIP_COLUMNS,
+    **frame_columns(*BARE_FIRST),
     "emotion": ("emotion", "Estimated Emotion"),
 }
 OPTIONAL_A: dict[str, tuple[str, ...]] = {

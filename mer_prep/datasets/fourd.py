@@ -30,7 +30,7 @@ from mer_prep.datasets._annotated import (
     sheet_source,
 )
 from mer_prep.datasets._frames import IMAGE_SUFFIXES
-from mer_prep.datasets._sheets import SheetRow, as_text
+from mer_prep.datasets._sheets import BARE_FIRST, SheetRow, as_text, frame_columns
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -43,9 +43,7 @@ FRAME_DIRS = ("gray_micro", "4DME/gray_micro")
 REQUIRED: dict[str, tuple[str, ...]] = {
     "subject": ("sub_ID", "Subject", "sub"),
     "filename": ("fold_name", "Filename", "folder"),
-    "onset": ("Onset", "OnsetFrame", "Onset Frame"),
-    "apex": ("Apex", "ApexFrame", "Apex Frame"),
-    "offset": ("Offset", "OffsetFrame", "Offset Frame"),
+    **frame_columns(*BARE_FIRST),
     "emotion": ("Emotion", "Emotions", "Estimated Emotion"),
 }
 OPTIONAL: dict[str, tuple[str, ...]] = {"aus": ("AUs", "AU", "Action Units")}

@@ -33,6 +33,7 @@ from mer_prep.datasets._sheets import (
     as_text,
     find_table,
     fps_reader,
+    frame_columns,
     read_workbook,
     table_rows,
 )
@@ -43,17 +44,18 @@ from mer_prep.sample import DatasetScan
 DATASET = "manifest"
 NAMES = ("manifest.csv", "manifest.xlsx")
 
+#: a manifest's frame columns, lower case as the other columns: ``onset``, ``onset frame``
+MANIFEST_FRAMES = ("{name}", "{name} frame", "{name}frame")
 REQUIRED: dict[str, tuple[str, ...]] = {
     "subject": ("subject", "participant"),
     "filename": ("clip", "sample", "name"),
     "path": ("path", "folder", "video", "frames"),
-    "onset": ("onset", "onset frame", "onsetframe"),
-    "offset": ("offset", "offset frame", "offsetframe"),
+    **frame_columns(*MANIFEST_FRAMES, fields=("onset", "offset")),
     "emotion": ("label", "emotion", "class"),
     "fps": ("fps", "frame rate"),
 }
 OPTIONAL: dict[str, tuple[str, ...]] = {
-    "apex": ("apex", "apex frame", "apexframe"),
+    **frame_columns(*MANIFEST_FRAMES, fields=("apex",)),
     "aus": ("aus", "au", "action units"),
 }
 

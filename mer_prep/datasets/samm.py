@@ -17,6 +17,7 @@ from mer_prep.datasets._annotated import (
     sheet_source,
     subject_dirs,
 )
+from mer_prep.datasets._sheets import CLIP_COLUMNS, frame_columns
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
 from mer_prep.sample import DatasetScan
@@ -27,11 +28,8 @@ SHEET_GLOB = "SAMM_Micro_FACS_Codes*.xlsx"
 MISSING_APEX = (-1,)
 
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "subject": ("Subject",),
-    "filename": ("Filename", "File name"),
-    "onset": ("Onset Frame", "OnsetFrame", "Onset"),
-    "apex": ("Apex Frame", "ApexFrame", "Apex"),
-    "offset": ("Offset Frame", "OffsetFrame", "Offset"),
+    **CLIP_COLUMNS,
+    **frame_columns("{Name} Frame", "{Name}Frame", "{Name}"),
     "emotion": ("Estimated Emotion", "Emotion"),
 }
 OPTIONAL: dict[str, tuple[str, ...]] = {"aus": ("Action Units", "AUs")}
