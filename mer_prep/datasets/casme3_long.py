@@ -25,12 +25,10 @@ from mer_prep.datasets.casme3 import (
     find_sheet,
 )
 from mer_prep.datasets.long_video import (
-    LongInterval,
     LongVideoScan,
     RowInterval,
     RowNotes,
     assemble,
-    parsed_aus,
 )
 from mer_prep.sample import Problem
 
@@ -104,14 +102,5 @@ def _row(row: SheetRow, where: str, frames: Path, problems: list[Problem]) -> Ro
             f"than {MAX_DURATION_S:g} s: not a micro-expression",
         )
         return None
-    interval = LongInterval(
-        kind="me",
-        onset=onset,
-        apex=apex,
-        offset=offset,
-        emotion=as_text(cells["emotion"]) or None,
-        action_units=as_text(cells.get("aus")),
-        aus=parsed_aus(cells.get("aus")),
-        source=where,
-    )
-    return RowInterval(take_folder(take_dir), interval, notes.sample_id)
+    emotion = as_text(cells["emotion"]) or None
+    return notes.interval(take_folder(take_dir), "me", ordered, emotion, cells.get("aus"))

@@ -18,12 +18,10 @@ from mer_prep.datasets._annotated import child_dirs, subject_number
 from mer_prep.datasets._sheets import as_text, read_workbook
 from mer_prep.datasets.casme_sq import SHEET_PATTERN, code_tables, main_sheet, video_code
 from mer_prep.datasets.long_video import (
-    LongInterval,
     LongVideoScan,
     RowInterval,
     RowNotes,
     assemble,
-    parsed_aus,
     quirk,
 )
 from mer_prep.errors import AnnotationError, DataRootError
@@ -156,16 +154,5 @@ def _row(
     ordered = notes.ordered(onset, apex, offset, "onset/apex/offset")
     if ordered is None:
         return None
-    onset, apex, offset = ordered
     emotion = as_text(cells["emotion"]) or None
-    interval = LongInterval(
-        kind=kind,
-        onset=onset,
-        apex=apex,
-        offset=offset,
-        emotion=emotion,
-        action_units=as_text(cells["aus"]),
-        aus=parsed_aus(cells["aus"]),
-        source=where,
-    )
-    return RowInterval(matches[0], interval, notes.sample_id)
+    return notes.interval(matches[0], kind, ordered, emotion, cells["aus"])

@@ -106,6 +106,24 @@ class LongInterval:
         if self.apex is not None and not self.onset <= self.apex <= self.offset:
             raise InvalidArgumentError(f"apex {self.apex} outside {self.onset}..{self.offset}")
 
+    @classmethod
+    def coded(
+        cls,
+        kind: str,
+        frames: tuple[int, int | None, int],
+        emotion: str | None,
+        aus_cell: Any,
+        source: str = "",
+    ) -> LongInterval:
+        """The interval of ``frames`` (onset, apex, offset) whose sheet codes AUs as
+        ``aus_cell``: kept verbatim (``action_units``, as text) and parsed (``aus``)."""
+        from mer_prep.datasets._sheets import as_text
+
+        onset, apex, offset = frames
+        return cls(
+            kind, onset, apex, offset, emotion, as_text(aus_cell), parsed_aus(aus_cell), source
+        )
+
 
 @dataclass(frozen=True)
 class LongVideo:
@@ -310,6 +328,18 @@ class RowNotes:
             self.add("bad-row", f"{columns} {onset}/{apex}/{offset} are not in order")
             return None
         return onset, apex, offset
+
+    def interval(
+        self,
+        folder: Path,
+        kind: str,
+        frames: tuple[int, int | None, int],
+        emotion: str | None,
+        aus_cell: Any,
+    ) -> RowInterval:
+        """The row's interval (``LongInterval.coded``, filed at the row) in video ``folder``."""
+        coded = LongInterval.coded(kind, frames, emotion, aus_cell, self.where)
+        return RowInterval(folder, coded, self.sample_id)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,10 @@ from mer_prep.datasets._annotated import child_dirs, subject_number
 from mer_prep.datasets._sheets import SheetRow, as_text, find_table, read_workbook
 from mer_prep.datasets.long_video import (
     LONG_FROM_START_S,
-    LongInterval,
     LongVideoScan,
     RowInterval,
     RowNotes,
     assemble,
-    parsed_aus,
     quirk,
 )
 from mer_prep.errors import AnnotationError, DataRootError
@@ -157,14 +155,5 @@ def _row(
             f"Onset {onset} with {offset - onset + 1} frames "
             f"({(offset - onset + 1) / FPS:.1f} s): the onset may be a placeholder",
         )
-    interval = LongInterval(
-        kind=kind,
-        onset=onset,
-        apex=apex,
-        offset=offset,
-        emotion=joined.get((name, kind)),
-        action_units=as_text(cells.get("aus")),
-        aus=parsed_aus(cells.get("aus")),
-        source=where,
-    )
-    return RowInterval(frames / match.group(1), interval, notes.sample_id)
+    emotion = joined.get((name, kind))
+    return notes.interval(frames / match.group(1), kind, ordered, emotion, cells.get("aus"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mer_prep.datasets.long_video import LongInterval, parsed_aus
+from mer_prep.datasets.long_video import LongInterval
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.synth.layout_writers import FrameWriter
 from mer_prep.synth.layouts import CASME_SQ_SUBJECTS, CASME_SQ_VIDEOS
@@ -138,15 +138,7 @@ def write_long_layout(
 def _expected(
     kind: str, onset: int, apex: int | None, offset: int, emotion: str | None, aus: str
 ) -> LongInterval:
-    return LongInterval(
-        kind=kind,
-        onset=onset,
-        apex=apex,
-        offset=offset,
-        emotion=emotion,
-        action_units=aus,
-        aus=parsed_aus(aus),
-    )
+    return LongInterval.coded(kind, (onset, apex, offset), emotion, aus)
 
 
 def casme_sq_long_sheet(
