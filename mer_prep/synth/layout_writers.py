@@ -44,6 +44,11 @@ class WrittenClip:
     apex: int | None
     offset: int
 
+    @property
+    def timing(self) -> tuple[int, int | None, int]:
+        """(onset, apex, offset), as a sheet row lists them."""
+        return self.onset, self.apex, self.offset
+
 
 class FrameWriter:
     def __init__(self, quality: int) -> None:
@@ -75,6 +80,13 @@ def sheet_timing(clip: SynthClip, first: int | None = None) -> tuple[int, int | 
     base = clip.first_frame_number if first is None else first
     check_clip(clip)
     return base + clip.onset, None if clip.apex is None else base + clip.apex, base + clip.offset
+
+
+def written_frames(sample_id: str, paths: Sequence[str], clip: SynthClip) -> WrittenClip:
+    """What the adapter must report for ``clip`` written as the frame files ``paths``: the sample
+    id, the paths and the clip's sheet timing (``sheet_timing``)."""
+    onset, apex, offset = sheet_timing(clip)
+    return WrittenClip(sample_id, tuple(paths), onset, apex, offset)
 
 
 def check_clip(clip: SynthClip) -> None:

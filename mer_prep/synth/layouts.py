@@ -18,25 +18,22 @@ import numpy as np
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.synth import newer_layouts, sheets
 from mer_prep.synth.layout_writers import (
-    VIDEO_FOURCC,
     FrameWriter,
     SynthClip,
     WrittenClip,
-    check_clip,
     clip_names,
     frame_numbers,
     sheet_timing,
     write_video,
+    written_frames,
 )
 
 __all__ = [
     "LAYOUTS",
     "VARIANTS",
-    "VIDEO_FOURCC",
     "FrameWriter",
     "SynthClip",
     "WrittenClip",
-    "check_clip",
     "clip_names",
     "frame_numbers",
     "sheet_timing",
@@ -174,10 +171,12 @@ def _casme2(
             [f"reg_img{n}.jpg" for n in numbers],
             _centre_crop(clip.frames),
         )
-        onset, apex, offset = sheet_timing(clip)
-        missing = "/" if apex is None else apex
-        rows.append((clip.subject, name, onset, missing, offset, clip.action_units, clip.emotion))
-        written.append(WrittenClip(f"casme2/{sub}/{name}", tuple(paths), onset, apex, offset))
+        done = written_frames(f"casme2/{sub}/{name}", paths, clip)
+        missing = "/" if done.apex is None else done.apex
+        rows.append(
+            (clip.subject, name, done.onset, missing, done.offset, clip.action_units, clip.emotion)
+        )
+        written.append(done)
     sheets.casme2_sheet(root, rows, version)
     return written
 
@@ -197,10 +196,12 @@ def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
         sub = f"{clip.subject:03d}"
         names = [f"{sub}_{n:05d}.jpg" for n in frame_numbers(clip)]
         paths = frames.write(root / sub / name, names, clip.frames, gray=True)
-        onset, apex, offset = sheet_timing(clip)
-        missing = -1 if apex is None else apex
-        rows.append((clip.subject, name, onset, missing, offset, clip.action_units, clip.emotion))
-        written.append(WrittenClip(f"samm/{sub}/{name}", tuple(paths), onset, apex, offset))
+        done = written_frames(f"samm/{sub}/{name}", paths, clip)
+        missing = -1 if done.apex is None else done.apex
+        rows.append(
+            (clip.subject, name, done.onset, missing, done.offset, clip.action_units, clip.emotion)
+        )
+        written.append(done)
     sheets.samm_sheet(root, rows)
     return written
 
@@ -237,11 +238,9 @@ def _casme1(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list
         sub = f"sub{clip.subject:02d}"
         folder = root / f"Section {section}" / sub / name
         paths = frames.write(folder, [f"{name}-{n}.jpg" for n in frame_numbers(clip)], clip.frames)
-        onset, apex, offset = sheet_timing(clip)
-        rows[section].append(
-            (clip.subject, name, onset, apex, offset, clip.action_units, clip.emotion)
-        )
-        written.append(WrittenClip(f"casme1/{sub}/{name}", tuple(paths), onset, apex, offset))
+        done = written_frames(f"casme1/{sub}/{name}", paths, clip)
+        rows[section].append((clip.subject, name, *done.timing, clip.action_units, clip.emotion))
+        written.append(done)
     for section in ("A", "B"):
         (root / f"Section {section}").mkdir(exist_ok=True)
         sheets.casme1_sheet(root, section, rows[section])

@@ -20,6 +20,7 @@ from mer_prep.synth.layout_writers import (
     frame_numbers,
     sheet_timing,
     write_video,
+    written_frames,
 )
 
 CASME3_TAKES = "abcdefghijklm"
@@ -213,9 +214,9 @@ def _fourd(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[
             clip.frames,
             gray=True,
         )
-        onset, apex, offset = sheet_timing(clip)
-        rows.append((subject, name, clip.emotion, onset, apex, offset, clip.action_units))
-        written.append(WrittenClip(f"4dme/{subject}/{name}", tuple(paths), onset, apex, offset))
+        done = written_frames(f"4dme/{subject}/{name}", paths, clip)
+        rows.append((subject, name, clip.emotion, *done.timing, clip.action_units))
+        written.append(done)
     sheets.fourd_sheet(root, rows)
     return written
 
@@ -236,9 +237,9 @@ def _mmew(
         paths = frames.write(
             base / folder_emotion / name, [f"{n}.jpg" for n in frame_numbers(clip)], clip.frames
         )
-        onset, apex, offset = sheet_timing(clip)
-        rows.append((subject, name, onset, apex, offset, clip.action_units, clip.emotion, ""))
-        written.append(WrittenClip(f"mmew/{subject}/{name}", tuple(paths), onset, apex, offset))
+        done = written_frames(f"mmew/{subject}/{name}", paths, clip)
+        rows.append((subject, name, *done.timing, clip.action_units, clip.emotion, ""))
+        written.append(done)
     sheets.mmew_sheet(root, rows)
     return written
 
