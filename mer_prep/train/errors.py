@@ -3,12 +3,21 @@ one line with its class's exit code."""
 
 from __future__ import annotations
 
-from mer_prep.errors import (
-    CorruptDataError,
-    EnvironmentProblem,
-    InvalidArgumentError,
-    StoreError,
-)
+from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
+
+# the run records' errors are the runs branch's (every kind of record shares them); named here
+# as before
+from mer_prep.store.run_branch import CorruptRunRecordError, RunRecordError
+
+__all__ = [
+    "CorruptRunRecordError",
+    "LeakError",
+    "NonFiniteError",
+    "RunRecordError",
+    "TrainExtraMissing",
+    "TrainSetupError",
+    "torch_or_raise",
+]
 
 TRAIN_EXTRA = "pip install 'mer-prep[train]'"
 
@@ -26,15 +35,6 @@ class LeakError(TrainSetupError):
 
     Raised by the engine's own assertions; seeing one is a bug in the fold construction.
     """
-
-
-class RunRecordError(StoreError):
-    """A run record cannot be written or read back (no such run, a failed commit)."""
-
-
-class CorruptRunRecordError(RunRecordError, CorruptDataError):
-    """A run record reads back other than it was written (a flipped bit in its attributes,
-    arrays, or the repository's metadata): its digests do not match, or it does not decode."""
 
 
 class NonFiniteError(TrainSetupError):

@@ -23,120 +23,61 @@ Where, and why there:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import icechunk as ic
 import numpy as np
-import tenacity
 import zarr
-from filelock import FileLock
 
 from mer_prep.errors import MerPrepError
-from mer_prep.store.gc import RUNS_INIT_PREFIX, owned_branch
-from mer_prep.store.repo import MAIN, RUNS_BRANCH, RUNS_GROUP, StoreLocation, open_repository
+from mer_prep.store.repo import RUNS_BRANCH, StoreLocation
+from mer_prep.store.run_branch import (  # the branch's machinery, shared by every record kind
+    LOCK_FILE,
+    TRAINING_SCHEMA,
+    commit_lock,
+    commit_record,
+    ensure_runs_branch,
+    first_line,
+    group_at,
+    jsonable,
+    open_location,
+    run_groups,
+    runs_root,
+    write_array,
+)
 from mer_prep.store.verify import BrokenChunk
-from mer_prep.store.writer import COMPRESSORS
 from mer_prep.train import record_digest
 from mer_prep.train.errors import CorruptRunRecordError, RunRecordError
 from mer_prep.train.pooled import PooledScores
 from mer_prep.train.records import FoldResult, RunHeader, RunRecord
 
-LOCK_FILE = ".mer-prep-runs.lock"
+__all__ = [
+    "LOCK_FILE",
+    "check_writable",
+    "ensure_runs_branch",
+    "list_runs",
+    "load_run",
+    "open_run_store",
+    "save_or_keep",
+    "save_run",
+    "verify_runs",
+]
+
 # version 2: records carry digests of their attributes and arrays (``record_digest``)
-SCHEMA = {"schema": "mer-prep/run", "schema_version": record_digest.DIGESTED_SCHEMA_VERSION}
+SCHEMA = {"schema": TRAINING_SCHEMA, "schema_version": record_digest.DIGESTED_SCHEMA_VERSION}
 _HEADER_FIELDS = tuple(RunHeader.__dataclass_fields__)
 
 
-def _open(store) -> tuple[StoreLocation, ic.Repository]:
-    """(location, repository) of a ``FeatureStore`` or a store location."""
-    if hasattr(store, "location") and hasattr(store, "repo"):
-        return store.location, store.repo
-    location = StoreLocation.parse(store)
-    return location, open_repository(location)
-
-
-def _group_at(parent: zarr.Group, name: str, where: str) -> zarr.Group:
-    """The group ``name`` of ``parent``; :class:`CorruptRunRecordError` when an array is
-    there instead (a record's groups are never arrays)."""
-    node = parent[name]
-    if not isinstance(node, zarr.Group):
-        raise CorruptRunRecordError(f"{where}: {name} is an array, not a group (corrupt metadata)")
-    return node
-
-
-def _jsonable(value):
-    """Plain JSON values: numpy scalars and arrays to Python, NaN / inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def ensure_runs_branch(repo: ic.Repository) -> None:
-    """Create the ``runs`` branch (holding an empty ``runs`` group) unless it exists.
-
-    The group is made on a private branch first and ``runs`` created at its commit, so that
-    two runs racing to create the branch both end on a branch that has the group.
-    """
-    if RUNS_BRANCH in repo.list_branches():
-        return
-    initial = list(repo.ancestry(branch=MAIN))[-1].id
-    scratch = owned_branch(RUNS_INIT_PREFIX)  # owned: gc removes it if this process is killed
-    repo.create_branch(scratch, initial)
-    try:
-        session = repo.writable_session(scratch)
-        root = zarr.open_group(session.store, mode="a", zarr_format=3)
-        root.attrs.update({"schema": "mer-prep/runs", "schema_version": 1})
-        root.require_group(RUNS_GROUP)
-        snapshot = session.commit("runs: training run records")
-        try:
-            repo.create_branch(RUNS_BRANCH, snapshot)
-        except ic.IcechunkError:
-            if RUNS_BRANCH not in repo.list_branches():
-                raise
-    finally:
-        repo.delete_branch(scratch)
-
-
-def _commit_lock(location: StoreLocation) -> contextlib.AbstractContextManager:
-    """An exclusive lock on local stores (Icechunk's local storage has no atomic ref update);
-    nothing on S3, whose conditional writes serialise the commit. The lock file stays in the
-    store directory, private (0600): removing it on release would let a process that opened it
-    before the removal lock a file nobody else sees."""
-    if location.is_remote:
-        return contextlib.nullcontext()
-    return FileLock(location.path / LOCK_FILE, mode=0o600, preserve_lock_file=True)
-
-
-def _write_array(group: zarr.Group, name: str, values: np.ndarray) -> np.ndarray:
-    """Write ``values`` as array ``name`` of ``group``; the values as written (digested)."""
-    values = np.asarray(values)
-    if values.dtype.kind in "US":
-        values = values.astype(object)
-    chunks = tuple(max(d, 1) for d in values.shape)
-    array = group.create_array(
-        name,
-        shape=values.shape,
-        chunks=chunks,
-        dtype=str if values.dtype == object else values.dtype,
-        compressors=COMPRESSORS,
-    )
-    if values.size:
-        array[...] = values
-    return values
+# the names this module had before the machinery moved to ``store.run_branch``
+_open = open_location
+_group_at = group_at
+_jsonable = jsonable
+_commit_lock = commit_lock
+_write_array = write_array
+_first_line = first_line
 
 
 def _write(group: zarr.Group, record: RunRecord) -> None:
@@ -177,50 +118,19 @@ def _write(group: zarr.Group, record: RunRecord) -> None:
     group.attrs.update(record_digest.seal(_jsonable({**SCHEMA, **record.summary()}), written))
 
 
-def _commit_once(repo: ic.Repository, record: RunRecord, location: StoreLocation) -> str:
-    """Write ``record`` on a fresh session of the ``runs`` branch and commit it; the snapshot id.
-    A commit that finds the branch moved rebases onto the new tip (another run's group is
-    another path); a conflict or failed rebase propagates for :func:`save_run` to retry."""
-    session = repo.writable_session(RUNS_BRANCH)
-    root = zarr.open_group(session.store, mode="r+")
-    runs = _group_at(root, RUNS_GROUP, f"store {location}: the runs branch")
-    if record.run_id in runs:
-        raise RunRecordError(f"store {location} already records run {record.run_id}")
-    _write(runs.create_group(record.run_id), record)
-    return session.commit(
-        f"run {record.run_id}: {record.model}/{record.variant} on "
-        f"{record.version_id} ({record.split})",
-        metadata={"run_id": record.run_id, "version_id": record.version_id},
-        rebase_with=ic.ConflictDetector(),
-    )
-
-
-def _backoff(state: tenacity.RetryCallState) -> float:
-    """Seconds before the next try: 10-50 ms times the tries so far, jittered so that racing
-    runs do not retry in step."""
-    return random.uniform(0.01, 0.05) * state.attempt_number
-
-
 def save_run(store, record: RunRecord, *, retries: int = 20) -> str:
     """Commit ``record`` as ``runs/<run_id>`` on the ``runs`` branch of ``store`` (a
     ``FeatureStore`` or a location); the commit's snapshot id. Tries up to ``retries`` times
-    on a conflict, each on a fresh session."""
-    location, repo = _open(store)
-    ensure_runs_branch(repo)
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type((ic.ConflictError, ic.RebaseFailedError)),
-        stop=tenacity.stop_after_attempt(retries),
-        wait=_backoff,
+    on a conflict, each on a fresh session (``store.run_branch.commit_record``)."""
+    return commit_record(
+        store,
+        record.run_id,
+        lambda group: _write(group, record),
+        message=f"run {record.run_id}: {record.model}/{record.variant} on "
+        f"{record.version_id} ({record.split})",
+        metadata={"run_id": record.run_id, "version_id": record.version_id},
+        retries=retries,
     )
-    try:
-        with _commit_lock(location):
-            return retrying(_commit_once, repo, record, location)
-    except tenacity.RetryError as error:
-        last = error.last_attempt.exception()
-        raise RunRecordError(
-            f"store {location}: run {record.run_id} could not be committed "
-            f"after {retries} tries ({last})"
-        ) from last
 
 
 def _read(group: zarr.Group, with_checkpoints: bool, location: StoreLocation) -> RunRecord:
@@ -312,23 +222,15 @@ def _decode(group: zarr.Group, with_checkpoints: bool, where: str) -> RunRecord:
 
 
 def _runs_root(store) -> tuple[StoreLocation, zarr.Group | None]:
-    location, repo = _open(store)
-    try:
-        if RUNS_BRANCH not in repo.list_branches():
-            return location, None
-        session = repo.readonly_session(branch=RUNS_BRANCH)
-        root = zarr.open_group(session.store, mode="r")
-        return location, _group_at(root, RUNS_GROUP, f"store {location}: the runs branch")
-    except Exception as error:  # a damaged branch tip or snapshot
-        raise CorruptRunRecordError(
-            f"store {location}: the runs branch does not read "
-            f"({_first_line(error)}); run `mer-prep verify`"
-        ) from error
+    return runs_root(store)
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+def _run_groups(
+    root: zarr.Group, location: StoreLocation, run_id: str | None = None
+) -> list[zarr.Group]:
+    """The training run groups under ``root`` (only ``run_id``'s when given; [] when it is not
+    there): records of other kinds on the branch (spotting runs) are not training runs."""
+    return run_groups(root, location, run_id, schema=TRAINING_SCHEMA)
 
 
 def list_runs(store, *, with_checkpoints: bool = False) -> list[RunRecord]:
@@ -338,22 +240,6 @@ def list_runs(store, *, with_checkpoints: bool = False) -> list[RunRecord]:
         return []
     records = [_read(group, with_checkpoints, location) for group in _run_groups(root, location)]
     return sorted(records, key=lambda r: (r.created, r.run_id))
-
-
-def _run_groups(
-    root: zarr.Group, location: StoreLocation, run_id: str | None = None
-) -> list[zarr.Group]:
-    """The run groups under ``root`` (only ``run_id``'s when given; [] when it is not there)."""
-    try:
-        where = f"store {location}: the runs group"
-        if run_id is not None:
-            return [_group_at(root, run_id, where)] if run_id in root else []
-        return [_group_at(root, name, where) for name in sorted(root.group_keys())]
-    except Exception as error:  # a damaged snapshot or manifest
-        raise CorruptRunRecordError(
-            f"store {location}: the runs branch's groups do not read "
-            f"({_first_line(error)}); run `mer-prep verify`"
-        ) from error
 
 
 def load_run(store, run_id: str, *, with_checkpoints: bool = True) -> RunRecord:
