@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from mer_prep.datasets._sheets import as_text, is_blank
 from mer_prep.errors import AnnotationError
 
 FIELDS: tuple[str, ...] = ("onset", "apex", "offset", "emotion", "aus", "fps")
@@ -91,27 +92,15 @@ class CorrectionRecord(_Stated):
 
 
 def _shown(value: Any) -> str:
-    return "blank" if _blank(value) else repr(value)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+    return "blank" if is_blank(value) else repr(value)
 
 
 def same_value(cell: Any, expected: Any) -> bool:
     """True when a sheet ``cell`` holds ``expected``: blank equals blank, numbers compare as
     numbers (``12`` = ``12.0`` = ``"12"``), text compares exactly after stripping."""
-    if _blank(cell) or _blank(expected):
-        return _blank(cell) and _blank(expected)
-    a, b = _text(cell), _text(expected)
+    if is_blank(cell) or is_blank(expected):
+        return is_blank(cell) and is_blank(expected)
+    a, b = as_text(cell), as_text(expected)
     if a == b:
         return True
     number = re.compile(r"^-?\d+(?:\.\d+)?$")
@@ -141,8 +130,8 @@ def load_corrections(path: Path | str, *, dataset: str = "") -> list[Correction]
                 file=str(path),
                 row=line,
             )
-        sample = _text(entry.get("sample"))
-        field = _text(entry.get("field")).lower()
+        sample = as_text(entry.get("sample"))
+        field = as_text(entry.get("field")).lower()
         if not sample:
             raise AnnotationError("correction names no sample", file=str(path), row=line)
         if field not in FIELDS:
@@ -174,7 +163,7 @@ def load_corrections(path: Path | str, *, dataset: str = "") -> list[Correction]
                 field,
                 entry.get("old"),
                 entry.get("new"),
-                _text(entry.get("reason")),
+                as_text(entry.get("reason")),
                 str(path),
                 line,
             )
