@@ -7,33 +7,19 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from mer_prep.errors import InvalidArgumentError
 
-VIDEO_FIELDS = (
-    "dataset",
-    "subject",
-    "video",
-    "n_frames",
-    "fps",
-    "first_frame",
-    "last_frame",
-    "n_me",
-    "n_mae",
-)
-INTERVAL_FIELDS = (
-    "dataset",
-    "subject",
-    "video",
-    "kind",
-    "onset",
-    "apex",
-    "offset",
-    "emotion",
-    "action_units",
-)
+if TYPE_CHECKING:
+    from mer_prep.datasets.long_video import LongInterval, LongVideo
+
+#: the columns that name a row's video, first in both listings
+KEY_FIELDS = ("dataset", "subject", "video")
+VIDEO_FIELDS = (*KEY_FIELDS, "n_frames", "fps", "first_frame", "last_frame", "n_me", "n_mae")
+INTERVAL_FIELDS = (*KEY_FIELDS, "kind", "onset", "apex", "offset", "emotion", "action_units")
 
 
 def is_long(dataset: str) -> bool:
@@ -64,37 +50,10 @@ def list_long(
     scan = scan_long_videos(dataset, roots[0], **options)
     if intervals:
         fields = INTERVAL_FIELDS
-        rows = [
-            {
-                "dataset": v.dataset,
-                "subject": v.subject,
-                "video": v.video,
-                "kind": i.kind,
-                "onset": i.onset,
-                "apex": "" if i.apex is None else i.apex,
-                "offset": i.offset,
-                "emotion": i.emotion or "",
-                "action_units": i.action_units,
-            }
-            for v in scan.videos
-            for i in v.intervals
-        ]
+        rows = [_interval_row(v, i) for v in scan.videos for i in v.intervals]
     else:
         fields = VIDEO_FIELDS
-        rows = [
-            {
-                "dataset": v.dataset,
-                "subject": v.subject,
-                "video": v.video,
-                "n_frames": v.n_frames,
-                "fps": v.fps,
-                "first_frame": v.frame_numbers[0],
-                "last_frame": v.frame_numbers[-1],
-                "n_me": sum(i.kind == "me" for i in v.intervals),
-                "n_mae": sum(i.kind == "mae" for i in v.intervals),
-            }
-            for v in scan.videos
-        ]
+        rows = [_video_row(v) for v in scan.videos]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))
     else:
@@ -103,3 +62,34 @@ def list_long(
         writer.writerows(rows)
     for problem in scan.problems:
         click.echo(f"problem: {problem}", err=True)
+
+
+def _key(video: LongVideo) -> dict[str, object]:
+    """The ``KEY_FIELDS`` cells of ``video``'s rows."""
+    return {"dataset": video.dataset, "subject": video.subject, "video": video.video}
+
+
+def _video_row(video: LongVideo) -> dict[str, object]:
+    """The ``VIDEO_FIELDS`` row of ``video``."""
+    return {
+        **_key(video),
+        "n_frames": video.n_frames,
+        "fps": video.fps,
+        "first_frame": video.frame_numbers[0],
+        "last_frame": video.frame_numbers[-1],
+        "n_me": sum(i.kind == "me" for i in video.intervals),
+        "n_mae": sum(i.kind == "mae" for i in video.intervals),
+    }
+
+
+def _interval_row(video: LongVideo, interval: LongInterval) -> dict[str, object]:
+    """The ``INTERVAL_FIELDS`` row of one annotated ``interval`` of ``video``."""
+    return {
+        **_key(video),
+        "kind": interval.kind,
+        "onset": interval.onset,
+        "apex": "" if interval.apex is None else interval.apex,
+        "offset": interval.offset,
+        "emotion": interval.emotion or "",
+        "action_units": interval.action_units,
+    }
