@@ -23,7 +23,7 @@ from typing import Any
 
 from mer_prep.datasets.options import check_dataset, check_options
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.labels import COMPOSITES, Composite, apply_scheme, composite
+from mer_prep.labels import COMPOSITES, Composite, CompositePart, apply_scheme, composite
 from mer_prep.labels import register_composite as _register_composite
 from mer_prep.labels import unregister_composite as _unregister_composite
 from mer_prep.sample import DatasetScan
@@ -147,7 +147,7 @@ def scan_dataset(
 
 def register_composite(
     name: str,
-    parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]],
+    parts: Sequence[CompositePart],
     *,
     description: str = "",
     expected: Mapping[str, int] | None = None,

@@ -25,6 +25,8 @@ from mer_prep.sample import DatasetScan, Problem, Sample
 SCHEMES_FILE = Path(__file__).with_name("schemes.yaml")
 COMPOSITES_FILE = Path(__file__).with_name("composites.yaml")
 AU_SETS_FILE = Path(__file__).with_name("au_sets.yaml")
+#: one part of a composite: an adapter name, or ``{name: {option: value}}`` fixing its options
+CompositePart = str | Mapping[str, Mapping[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Composite:
 
 def _composite(
     name: str,
-    parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]],
+    parts: Sequence[CompositePart],
     *,
     description: str = "",
     expected: Mapping[str, int] | None = None,
@@ -109,7 +111,7 @@ def composite(name: str) -> Composite:
 
 def register_composite(
     name: str,
-    parts: Sequence[str | Mapping[str, Mapping[str, Any] | None]],
+    parts: Sequence[CompositePart],
     *,
     description: str = "",
     expected: Mapping[str, int] | None = None,
@@ -281,6 +283,7 @@ __all__ = [
     "DatasetRule",
     "COMPOSITES",
     "Composite",
+    "CompositePart",
     "composite",
     "register_composite",
     "unregister_composite",
