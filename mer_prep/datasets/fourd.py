@@ -88,7 +88,8 @@ def scan(
     corrections: Path | str | None = None,
     fps: float | str | None = None,
 ) -> DatasetScan:
-    """Scan a 4DME copy; ``fps`` overrides the (unconfirmed) frame rate."""
+    """Scan a 4DME copy (``gray_micro/`` and the labelling sheet); ``annotations`` overrides the
+    sheet found, ``corrections`` adds the user's; ``fps`` overrides the (unconfirmed) rate."""
     root = Path(root)
     rate = FPS if fps is None else float(fps)
     frames = frames_root(root)

@@ -60,8 +60,9 @@ def scan(
     annotations: Path | str | None = None,
     corrections: Path | str | None = None,
 ) -> DatasetScan:
-    """Scan a SAMM copy; ``annotations`` overrides the spreadsheet found under ``root``;
-    ``corrections``: a corrections file of the user's (``mer_prep.datasets.corrections``)."""
+    """Scan a SAMM copy (its ``NNN`` subject folders in ``root`` or ``root/SAMM``);
+    ``annotations`` overrides the FACS-codes sheet found under ``root``; ``corrections``: a
+    corrections file of the user's (``mer_prep.datasets.corrections``)."""
     corrector = Corrector.for_dataset(DATASET, user=corrections)
     root = Path(root)
     frames = frames_root(root)
