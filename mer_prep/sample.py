@@ -13,8 +13,20 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
+class NumberedFrames:
+    """The frame count of a record that lists its ``frame_numbers`` (a ``Sample``, a long
+    video)."""
+
+    frame_numbers: tuple[int, ...]
+
+    @property
+    def n_frames(self) -> int:
+        """How many frames the record lists."""
+        return len(self.frame_numbers)
+
+
 @dataclass(frozen=True)
-class Sample:
+class Sample(NumberedFrames):
     """One annotated micro-expression clip.
 
     dataset: adapter name (``"casme2"``); subject: dataset-qualified id (``"casme2/sub01"``);
@@ -62,10 +74,6 @@ class Sample:
     def sample_id(self) -> str:
         """Unique key inside a (composite) dataset: ``"casme2/sub01/EP02_01f"``."""
         return f"{self.subject}/{self.clip}"
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.frame_numbers)
 
     def with_label(self, label: str | None) -> Sample:
         return replace(self, label=label)

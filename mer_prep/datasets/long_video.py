@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mer_prep.errors import DataRootError, InvalidArgumentError, UnknownDatasetError
-from mer_prep.sample import Problem
+from mer_prep.sample import NumberedFrames, Problem
 
 if TYPE_CHECKING:
     from mer_prep.evaluation.spotting_intervals import SpotTruth
@@ -126,7 +126,7 @@ class LongInterval:
 
 
 @dataclass(frozen=True)
-class LongVideo:
+class LongVideo(NumberedFrames):
     """One long recording and its annotated intervals.
 
     dataset: adapter name (``"samm-lv"``); subject: dataset-qualified id (``"samm-lv/006"``);
@@ -149,10 +149,6 @@ class LongVideo:
     def key(self) -> str:
         """``subject/video``: unique inside a scan."""
         return f"{self.subject}/{self.video}"
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.frame_numbers)
 
     def truths(self) -> list[SpotTruth]:
         """The intervals as ``SpotTruth``s for the spotting evaluator (inclusive frames)."""
