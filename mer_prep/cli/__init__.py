@@ -98,6 +98,7 @@ from mer_prep.cli import (  # noqa: E402,F401
     demo,
     preprocess,
     show,
+    spot,  # registers `spot`
     spotting,  # registers `score-spots`
     stores,
     train,

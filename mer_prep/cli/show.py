@@ -21,6 +21,35 @@ def _runs(store):
         return None
 
 
+def _spot_runs(store):
+    """The spotting run records of ``store`` (``mer_prep.spotting.records``); None when they
+    cannot be read (the report then says so rather than failing)."""
+    from mer_prep.spotting.records import list_spot_runs
+
+    try:
+        return list_spot_runs(store)
+    except Exception as error:  # noqa: BLE001 - a report without spotting runs is still one
+        click.echo(f"warning: the store's spotting runs cannot be read ({error})", err=True)
+        return None
+
+
+def _spot_only(store, out):
+    """The page of a store that holds spotting runs but no feature version (``mer-prep spot
+    --synthetic``), or None when it holds none."""
+    from pathlib import Path
+
+    from mer_prep.plot.spot_timeline import spot_page
+
+    records = _spot_runs(store)
+    if not records:
+        return None
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in str(store).strip("/"))
+    path = Path(out) if out is not None else Path(f"show-spots-{name}.html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(spot_page(records, f"{store}: spotting runs"), encoding="utf-8")
+    return path, len(records)
+
+
 @main.command()
 @click.argument("store")
 @click.option(
@@ -59,11 +88,21 @@ def _runs(store):
 )
 def show(store, version, samples, per_class, out, png, roots):
     """Write a self-contained HTML report of STORE: overview, failures, splits, a contact
-    sheet per class, training runs."""
+    sheet per class, training runs, spotting runs (timelines)."""
+    from mer_prep.errors import StoreError
     from mer_prep.plot.report import write_report
+    from mer_prep.plot.spot_timeline import spot_runs_html
     from mer_prep.store import open_store
 
-    opened = open_store(store, version)
+    try:
+        opened = open_store(store, version)
+    except StoreError:
+        spotted = None if version else _spot_only(store, out)
+        if spotted is None:
+            raise
+        click.echo(f"report: {spotted[0].resolve()} ({spotted[1]} spotting runs; no features)")
+        return
+    spot_records = _spot_runs(opened)
     report = write_report(
         opened,
         out,
@@ -72,6 +111,7 @@ def show(store, version, samples, per_class, out, png, roots):
         png=png,
         runs=_runs(opened),
         roots=roots,
+        spots=spot_runs_html(spot_records) if spot_records else None,
     )
     click.echo(
         f"report: {report.path.resolve()} ({report.n_bytes / 1e6:.2f} MB, "

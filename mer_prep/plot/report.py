@@ -499,8 +499,10 @@ def report_html(
     runs: Sequence[RunLike] | None = None,
     roots: Sequence[str | Path] = (),
     png_dir: Path | None = None,
+    spots: Markup | None = None,
 ) -> tuple[str, int]:
-    """The report's HTML text and its number of images (see the module docstring)."""
+    """The report's HTML text and its number of images (see the module docstring); ``spots``:
+    the store's spotting runs (``spot_timeline.spot_runs_html``), a section when given."""
     if per_class < 1:
         raise InvalidArgumentError(f"per_class must be >= 1, got {per_class}")
     images = Images(png_dir)
@@ -524,6 +526,8 @@ def report_html(
         ),
         _Section("runs", "Training runs", _runs(store, runs, images)),
     ]
+    if spots is not None:
+        sections.append(_Section("spots", "Spotting runs", spots))
     title = f"{store.info.dataset} / {store.info.recipe.name} — {store.version_id}"
     document = render(
         "report.html.j2",
@@ -550,6 +554,7 @@ def write_report(
     png: bool = False,
     runs: Sequence[RunLike] | None = None,
     roots: Sequence[str | Path] = (),
+    spots: Markup | None = None,
 ) -> Report:
     """Write the HTML report of ``store`` to ``out`` (default :func:`default_report_path`);
     with ``png`` every image also goes to ``<out stem>_png/`` beside it."""
@@ -560,7 +565,13 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     png_dir = path.with_name(f"{path.stem}_png") if png else None
     document, n_images = report_html(
-        store, samples=samples, per_class=per_class, runs=runs, roots=roots, png_dir=png_dir
+        store,
+        samples=samples,
+        per_class=per_class,
+        runs=runs,
+        roots=roots,
+        png_dir=png_dir,
+        spots=spots,
     )
     path.write_text(document, encoding="utf-8")
     return Report(
