@@ -20,7 +20,7 @@ rawpic frames start at img1), so a video sample's ``frame_numbers`` and onset/ap
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,32 @@ def main_rows(rows: list[tuple[Any, ...]], sheet: Path) -> list[tuple[int, dict[
     return out
 
 
+@dataclass(frozen=True)
+class CodeSheets:
+    """What CAS(ME)^2's code spreadsheet holds: the annotation rows of its main sheet (``title``;
+    ``first``: it is the workbook's first sheet) and its naming sheets (``code_tables``)."""
+
+    title: str
+    rows: list[tuple[int, dict[str, Any]]]
+    videos: dict[str, str]
+    subjects: dict[int, int]
+    first: bool
+
+    def subject(self, participant: Any) -> int:
+        """The subject folder number of a row's participant cell (the participant's own number
+        when the naming sheet does not list it); ValueError when it is no subject number."""
+        number = subject_number(participant)
+        return self.subjects.get(number, number)
+
+
+def read_code_sheets(sheet: Path) -> CodeSheets:
+    """The main sheet and naming sheets of the code spreadsheet ``sheet``."""
+    sheets = read_workbook(sheet)
+    title, rows = main_sheet(sheets, sheet)
+    videos, subjects = code_tables(sheets, main=title)
+    return CodeSheets(title, rows, videos, subjects, first=title == next(iter(sheets)))
+
+
 def main_sheet(
     sheets: dict[str, list[tuple[Any, ...]]], sheet: Path
 ) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
@@ -178,15 +204,13 @@ def scan(
         raise FileNotFoundError(f"{root}: no CAS(ME)^2 {source!r} folder")
     corrector = Corrector.for_dataset(DATASET, user=corrections)
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    sheets = read_workbook(sheet)
-    title, rows = main_sheet(sheets, sheet)
-    videos, subjects = code_tables(sheets, main=title)
-    label = f" (sheet {title!r})" if title != next(iter(sheets)) else ""
+    codes = read_code_sheets(sheet)
+    label = "" if codes.first else f" (sheet {codes.title!r})"
     samples: list[Sample] = []
     problems: list[Problem] = []
     referenced: set[Path] = set()
     seen: set[str] = set()
-    for number, cells in rows:
+    for number, cells in codes.rows:
         where = f"{sheet}:{number}{label}"
         if "unread" in cells:
             shown = ", ".join(
@@ -206,8 +230,7 @@ def scan(
                 cells,
                 where,
                 rawpic,
-                videos,
-                subjects,
+                codes,
                 referenced,
                 corrector,
                 video=source == "rawvideo",
@@ -244,22 +267,20 @@ def _row_sample(
     cells: dict[str, Any],
     where: str,
     rawpic: Path,
-    videos: dict[str, str],
-    subjects: dict[int, int],
+    codes: CodeSheets,
     referenced: set[Path],
     corrector: Corrector | None = None,
     *,
     video: bool = False,
 ) -> Sample:
-    participant = subject_number(cells["participant"])
-    subject = subjects.get(participant, participant)
+    subject = codes.subject(cells["participant"])
     stimulus = as_text(cells["video"])
     sample_id = f"{subject_id(subject)}/{stimulus}"
     corrected: tuple[str, ...] = ()
     if corrector:
         cells, corrected = corrector.apply(sample_id, cells, where)
     sample = _located_sample(
-        cells, where, rawpic, videos, subject, stimulus, sample_id, referenced, video
+        cells, where, rawpic, codes.videos, subject, stimulus, sample_id, referenced, video
     )
     if corrected:
         sample = replace(sample, extra=sample.extra + tuple(("fix", note) for note in corrected))

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mer_prep.datasets._annotated import child_dirs, subject_number
-from mer_prep.datasets._sheets import as_text, read_workbook
-from mer_prep.datasets.casme_sq import SHEET_PATTERN, code_tables, main_sheet, video_code
+from mer_prep.datasets._sheets import as_text
+from mer_prep.datasets.casme_sq import SHEET_PATTERN, CodeSheets, read_code_sheets, video_code
 from mer_prep.datasets.long_video import (
     LongVideoScan,
     RowInterval,
@@ -73,13 +73,11 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVide
     if not rawpic.is_dir():
         raise DataRootError(f"{root}: no CAS(ME)^2 'rawpic' folder")
     sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    sheets = read_workbook(sheet)
-    title, rows = main_sheet(sheets, sheet)
-    videos, subjects = code_tables(sheets, main=title)
+    codes = read_code_sheets(sheet)
     folders = video_folders(rawpic)
     problems: list[Problem] = []
     resolved: list[RowInterval] = []
-    for number, cells in rows:
+    for number, cells in codes.rows:
         where = f"{sheet}:{number}"
         if "unread" in cells:
             shown = ", ".join(repr(as_text(v)) for _, v in cells["unread"][:3])
@@ -92,7 +90,7 @@ def scan(root: Path | str, *, annotations: Path | str | None = None) -> LongVide
                 )
             )
             continue
-        found = _row(cells, where, rawpic, videos, subjects, problems)
+        found = _row(cells, where, rawpic, codes, problems)
         if found is not None:
             resolved.append(found)
     return assemble(DATASET, FPS, folders, resolved, problems)
@@ -102,19 +100,17 @@ def _row(
     cells: dict[str, Any],
     where: str,
     rawpic: Path,
-    videos: dict[str, str],
-    subjects: dict[int, int],
+    codes: CodeSheets,
     problems: list[Problem],
 ) -> RowInterval | None:
     name = as_text(cells["video"])
     try:
-        participant = subject_number(cells["participant"])
+        subject = codes.subject(cells["participant"])
     except ValueError as exc:
         problems.append(quirk("bad-row", f"{DATASET} row {where}", where, str(exc)))
         return None
-    subject = subjects.get(participant, participant)
     notes = RowNotes(f"{subject_id(subject)}/{name}", where, problems)
-    code = video_code(name, videos)
+    code = video_code(name, codes.videos)
     matches = (
         [
             p
