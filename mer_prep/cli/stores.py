@@ -292,10 +292,15 @@ def verify(store, all_versions):
     """Read every chunk of STORE and report what is broken (exit code 3 if anything is, or if
     a version predates chunk checksums and so cannot be verified)."""
     from mer_prep.errors import CorruptDataError, StoreError
+    from mer_prep.spotting.records import verify_spot_runs
     from mer_prep.store.verify import verify_store
     from mer_prep.train.runs_store import verify_runs
 
-    found = verify_store(store, all_versions=all_versions) + verify_runs(store)
+    found = (
+        verify_store(store, all_versions=all_versions)
+        + verify_runs(store)
+        + verify_spot_runs(store)
+    )
     broken = [chunk for chunk in found if not chunk.predates_checksums]
     for chunk in broken:
         click.echo(f"broken: {chunk}")
