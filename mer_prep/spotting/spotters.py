@@ -15,13 +15,18 @@ from frame ``i`` to frame ``i + k``) and differ in the curve they build:
 - ``threshold`` (Moilanen-style thresholding of smoothed region motion): per pair, the mean
   flow ``magnitude`` over the regions.
 
-Then, for both: a centred moving average of ``smooth`` pairs; the threshold
-``mean + p (max - mean)`` of the video's curve; peaks above it at least ``min_gap`` pairs apart
-(``scipy.signal.find_peaks``); each peak's extent is where the curve stays above
-``baseline + rel (peak - baseline)`` (``baseline`` the curve's median); the extent's rows are
-placed at the pairs' middle frames (row ``i`` -> frame ``i + k / 2``) and its length in frames
-decides the kind: inside ``me_window`` an ME, inside ``mae_window`` an MaE, otherwise no
-interval. Frames are the video's own numbers (``frame_numbers``), the numbering of its truths.
+Then, for both, per frame ``j``: the mean of the pair from its head frame ``j - k`` to it and
+the pair from it to its tail frame ``j + k`` (:func:`frame_difference`: Moilanen's difference of
+the current frame against the head and tail frames; one value per frame, the rise and the fall
+of one movement merge into one peak at its apex when ``k`` spans them); a centred moving average
+of ``smooth`` frames; the threshold ``mean + p (max - mean)`` of the video's curve; peaks above
+it at least ``k`` frames apart (``scipy.signal.find_peaks(distance=k)``); each peak's extent is
+where the curve stays above ``baseline + rel (peak - baseline)`` (``baseline`` the curve's
+median), and the extent's length decides the kind: inside ``me_window`` an ME, inside
+``mae_window`` an MaE, otherwise no interval. Each kind is spotted on its own pair distance
+(``k_me``, ``k_mae``: the MEGC 2020 baseline also spots MEs and MaEs at two distances); an ME
+interval overlapping an MaE interval is dropped. Frames are the video's own numbers
+(``frame_numbers``), the numbering of its truths.
 
 The regions read are ``regions`` (default: brows and mouth corners, :data:`DEFAULT_REGIONS`;
 the eyes are left out, as blinks move them, and the nose is the head-motion reference).
@@ -54,7 +59,7 @@ class SpotParams:
     - ``k_me`` / ``k_mae``: the pair distance of the motion each kind is spotted on (a stored
       ``VideoMotion.k``; the MEGC 2020 baseline spots MEs and MaEs at two distances);
     - ``p``: threshold ``mean + p (max - mean)`` of the curve, in [0, 1];
-    - ``smooth``: moving-average width in pairs (1: none);
+    - ``smooth``: moving-average width in frames (1: none);
     - ``rel``: a peak's extent is where the curve is above ``baseline + rel (peak - baseline)``;
     - ``me_window`` / ``mae_window``: inclusive (shortest, longest) lengths in frames of an
       interval of each kind; an extent in neither window gives no interval;
@@ -103,8 +108,8 @@ class SpotParams:
 
 @dataclass(frozen=True, eq=False)
 class Spotted:
-    """One video spotted: its ME score ``curve`` (n_pairs,) float32 (at ``k_me``) placed at
-    ``frames`` (the pairs' middle frames, the video's numbers), that curve's ``threshold`` and
+    """One video spotted: its ME score ``curve`` (n_frames,) float32 (at ``k_me``) over
+    ``frames`` (the video's frame numbers), that curve's ``threshold`` and
     peaks' rows, and the ``intervals`` of both kinds (``SpotPrediction``s; ``score`` is the
     peak's height)."""
 
@@ -126,8 +131,9 @@ def _split_key(video_id: str) -> tuple[str, str]:
 def score_curve(
     motion: VideoMotion, method: str, regions: Sequence[str] = DEFAULT_REGIONS
 ) -> NDArray[np.float32]:
-    """The raw (unsmoothed) per-pair score of ``method`` over ``regions`` (those of the video
-    that exist; all regions when none of them does)."""
+    """The raw (unsmoothed) per-frame score of ``method`` over ``regions`` (those of the video
+    that exist; all regions when none of them does): each pair's value, then
+    :func:`frame_difference`."""
     if method not in METHODS:
         raise InvalidArgumentError(
             f"unknown spotting method {method!r} (known: {', '.join(METHODS)})"
@@ -163,7 +169,7 @@ def frame_difference(rows: NDArray[np.float64], k: int) -> NDArray[np.float64]:
 
 
 def smooth_curve(curve: NDArray[np.float32], width: int) -> NDArray[np.float32]:
-    """Centred moving average over ``width`` pairs (edges averaged over the pairs there)."""
+    """Centred moving average over ``width`` frames (edges averaged over the frames there)."""
     if width <= 1 or len(curve) == 0:
         return curve.astype(np.float32)
     kernel = np.ones(width)
