@@ -392,3 +392,26 @@ def test_spotters_on_rendered_synthetic_long_videos():
         chance = _chance(list(result.predictions), _truths(videos), videos, shuffle=False)
         overall = result.score.overall
         assert overall.f1 >= 0.4 and overall.f1 > 4 * chance, (method, overall, chance)
+
+
+def test_apex_contact_strip_from_rendered_frames():
+    from mer_prep.plot.figures import figure_png
+    from mer_prep.plot.spot_timeline import apex_frames, apex_strip_figure
+    from mer_prep.synth.long_videos import plan_long_video, render_long_video
+
+    plan = plan_long_video(3, n_frames=90, n_me=1, n_mae=0, n_blinks=0)
+    frames, _ = render_long_video(plan)
+    event = plan.expressions[0]
+    numbers = np.arange(1, plan.n_frames + 1)
+    curve = np.zeros(plan.n_frames, np.float32)
+    curve[event.apex] = 1.0  # the score's peak at the planted apex (frame number apex + 1)
+    truth = SpotTruth("v1", event.onset + 1, event.offset + 1, "me", subject="s1")
+    hit = SpotPrediction("v1", event.onset + 1, event.offset + 1, "me", subject="s1")
+    miss = SpotPrediction("v1", 1, 5, "me", subject="s1")
+    assert apex_frames(numbers, curve, [hit]) == [event.apex + 1]
+    figure = apex_strip_figure(
+        lambda number: frames[number - 1], numbers, curve, [truth], [hit, miss], title="s1/v1"
+    )
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[0].endswith(f"apex {event.apex + 1}") and len(titles) == 2
+    assert figure_png(figure).startswith(b"\x89PNG")

@@ -12,7 +12,8 @@ evaluator (``score_spotting``: one-to-one, IoU >= 0.5, same kind).
 
 Colours: a predicted interval that matched a truth is green, one that did not (FP) red; a true
 interval that was matched is drawn green, a missed one (FN) orange; MEs sit on the lower band,
-MaEs on the upper band of each row.
+MaEs on the upper band of each row. :func:`apex_strip_figure` is the contact strip of a video's
+spotted intervals at their apexes, from the video's frames (``get_frame``).
 """
 
 from __future__ import annotations
@@ -178,3 +179,51 @@ def spot_page(records: Sequence, title: str, *, timelines: int = 4) -> str:
         f"</head><body><h1>{html.escape(title)}</h1><h2>Spotting runs</h2>"
         f"{spot_runs_html(records, timelines=timelines)}</body></html>"
     )
+
+
+def apex_frames(
+    frames: np.ndarray, curve: np.ndarray, predictions: Sequence[SpotPrediction]
+) -> list[int]:
+    """Each interval's apex: the frame number of the curve's highest value inside it (its
+    middle frame when the curve has no value there)."""
+    apexes = []
+    for p in predictions:
+        inside = np.flatnonzero((frames >= p.onset) & (frames <= p.offset))
+        if len(inside):
+            apexes.append(int(frames[inside[np.argmax(curve[inside])]]))
+        else:
+            apexes.append((p.onset + p.offset) // 2)
+    return apexes
+
+
+def apex_strip_figure(
+    get_frame,
+    frames: np.ndarray,
+    curve: np.ndarray,
+    truths: Sequence[SpotTruth],
+    predictions: Sequence[SpotPrediction],
+    *,
+    title: str = "",
+    thumb_in: float = 1.3,
+) -> Figure:
+    """A contact strip of one video: the frame at each spotted interval's apex
+    (``get_frame(frame_number)`` -> (H, W) or (H, W, 3) image), titled with its kind, frames and
+    whether it matched a truth (green) or not (red)."""
+    video_keys = {t.video_key for t in truths} | {p.video_key for p in predictions}
+    key = next(iter(video_keys)) if len(video_keys) == 1 else ""
+    matched, _ = hits(truths, predictions, key) if key else (set(), set())
+    n = max(1, len(predictions))
+    figure = new_figure(thumb_in * n, thumb_in + 0.5)
+    axes = figure.subplots(1, n, squeeze=False)[0]
+    for ax in axes:
+        ax.axis("off")
+    for i, (p, apex) in enumerate(
+        zip(predictions, apex_frames(frames, curve, predictions), strict=True)
+    ):
+        image = np.asarray(get_frame(apex))
+        axes[i].imshow(image, cmap="gray" if image.ndim == 2 else None)
+        colour = HIT if i in matched else FALSE_POSITIVE
+        axes[i].set_title(f"{p.kind} {p.onset}-{p.offset}\napex {apex}", fontsize=7, color=colour)
+    if title:
+        figure.suptitle(title, fontsize=8)
+    return figure
