@@ -415,3 +415,33 @@ def test_apex_contact_strip_from_rendered_frames():
     titles = [ax.get_title() for ax in figure.axes]
     assert titles[0].endswith(f"apex {event.apex + 1}") and len(titles) == 2
     assert figure_png(figure).startswith(b"\x89PNG")
+
+
+def test_the_artifact_markdown_of_a_spot_run(results):
+    from mer_prep.plot.spot_timeline import spot_run_markdown
+
+    record = spot_record(results["threshold"], store={"location": "s"})
+    text = spot_run_markdown(record, timelines=2)
+    assert "| overall |" in text and text.count("](data:image/png;base64,") == 2
+    assert "LEAKY" not in text and "synth-long/s06" in text
+
+
+@pytest.mark.slow  # an ephemeral Prefect API
+def test_the_spot_flow_records_the_run_and_publishes_its_timelines(
+    tmp_path, monkeypatch, prefect_server
+):
+    import flows.spot as spot_flow
+    from server_harness import get_json
+
+    store = _empty_store(tmp_path)
+    monkeypatch.setattr(
+        spot_flow,
+        "store_videos",
+        lambda path: (_videos(3), {"location": path, "dataset": "synth-long"}),
+    )
+    run_id = spot_flow.spot(store, method="mdmd", tune_on_test=True)
+    (record,) = list_spot_runs(store)
+    assert record.run_id == run_id and record.leaky
+    key = spot_flow.artifact_key("synth-long", "mdmd")
+    report = get_json(f"{prefect_server}/artifacts/{key}/latest")["data"]
+    assert "LEAKY (tuned on the test subject)" in report and "](data:image/png;base64," in report

@@ -227,3 +227,45 @@ def apex_strip_figure(
     if title:
         figure.suptitle(title, fontsize=8)
     return figure
+
+
+def spot_run_markdown(record, *, timelines: int = 3, dpi: int = 60) -> str:
+    """Markdown of one spotting run for a Prefect artifact: the pooled scores, each fold's
+    tuned values and ``timelines`` timelines as embedded PNGs (``artifact.markdown_image``)."""
+    from mer_prep.plot.artifact import markdown_image
+
+    a = record.attrs
+    m = a["metrics"]
+    leak = f" **{record.leak_label}**" if record.leaky else ""
+    out = [
+        f"# spotting run {record.run_id}: {record.method}, {a['split']}, tuned on "
+        f"{a['tune_on']}{leak}",
+        "",
+        f"{a['n_videos']} videos, {a['n_truths']} true and {a['n_predictions']} predicted "
+        "intervals; one-to-one, IoU >= 0.5, every video scored.",
+        "",
+        "| kind | TP | FP | FN | P | R | F1 |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {k} | {m[k]['tp']} | {m[k]['fp']} | {m[k]['fn']} | {_f(m[k]['precision'])} | "
+            f"{_f(m[k]['recall'])} | {_f(m[k]['f1'])} |"
+            for k in ("me", "mae", "overall")
+        ),
+        "",
+        "| fold | test subject | k ME/MaE | p | smooth | rel | windows ME / MaE | tune F1 "
+        "| test F1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {f['index']} | {f['test_subject']} | {f['params']['k_me']}/"
+            f"{f['params']['k_mae']} | {f['params']['p']} | {f['params']['smooth']} | "
+            f"{f['params']['rel']} | {tuple(f['params']['me_window'])} / "
+            f"{tuple(f['params']['mae_window'])} | {_f(f['tune_f1'])} | "
+            f"{_f(f['metrics']['overall']['f1'])} |"
+            for f in a["folds"]
+        ),
+        "",
+    ]
+    for key in _videos_to_draw(record, timelines):
+        png = figure_png(record_timeline(record, key), dpi=dpi, colours=128)
+        out += [markdown_image(png, f"timeline {key}"), ""]
+    return "\n".join(out)

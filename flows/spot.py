@@ -1,0 +1,48 @@
+"""The ``spot`` flow: thin wiring of ``mer_prep.spotting`` (training-free spotting, tuned per
+LOSO fold on training subjects only, recorded on the store's ``runs`` branch) with its Prefect
+artifact: the scores, each fold's tuned values and per-video timelines
+(``mer_prep.plot.spot_timeline.spot_run_markdown``). Spotting is light (numpy over stored
+motion), so the flow runs it in its own process: no Dask cluster.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from mer_prep.plot.spot_timeline import spot_run_markdown
+from mer_prep.spotting.run import run_spotting, store_videos
+
+
+def artifact_key(dataset: str, method: str) -> str:
+    """``spot-<dataset>-<method>``, lower case, in the characters Prefect keys allow."""
+    text = f"spot-{dataset}-{method}".lower()
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in text)
+
+
+@flow(name="spot", log_prints=True)
+def spot(
+    store: str,
+    method: str = "mdmd",
+    split: str = "loso",
+    tune_on_test: bool = False,
+) -> str:
+    """Spot ``store``'s long videos with ``method``; the recorded run's id."""
+    videos, info = store_videos(store)
+    _, record, _ = run_spotting(
+        videos,
+        method,
+        store=store,
+        store_info=info,
+        split=split,
+        tune_on="test" if tune_on_test else "train",
+    )
+    try:
+        create_markdown_artifact(
+            markdown=spot_run_markdown(record),
+            key=artifact_key(str(info.get("dataset", "store")), method),
+            description=f"spotting run {record.run_id}",
+        )
+    except Exception as error:  # noqa: BLE001 - an artifact never fails a recorded run
+        get_run_logger().warning("could not publish the spotting run's artifact: %s", error)
+    return record.run_id
