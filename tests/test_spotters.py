@@ -430,8 +430,9 @@ def test_the_artifact_markdown_of_a_spot_run(results):
 def test_the_spot_flow_records_the_run_and_publishes_its_timelines(
     tmp_path, monkeypatch, prefect_server
 ):
-    import flows.spot as spot_flow
     from server_harness import get_json
+
+    import flows.spot as spot_flow
 
     store = _empty_store(tmp_path)
     monkeypatch.setattr(
@@ -445,3 +446,17 @@ def test_the_spot_flow_records_the_run_and_publishes_its_timelines(
     key = spot_flow.artifact_key("synth-long", "mdmd")
     report = get_json(f"{prefect_server}/artifacts/{key}/latest")["data"]
     assert "LEAKY (tuned on the test subject)" in report and "](data:image/png;base64," in report
+
+
+@pytest.mark.slow  # writes a feature store (about 5 s)
+def test_show_of_a_feature_store_adds_its_spotting_runs(tmp_path, synth_dataset, results):
+    from plot_stores import TINY, build_store
+
+    root, _ = synth_dataset("casme2", **TINY)
+    store_path = build_store(root, tmp_path / "store", "mbcc64")
+    save_spot_run(str(store_path), spot_record(results["mdmd"], store={"location": "s"}))
+    out = tmp_path / "report.html"
+    shown = CliRunner().invoke(main, ["show", str(store_path), "--out", str(out)])
+    assert shown.exit_code == 0, shown.output
+    page = out.read_text()
+    assert 'id="spots"' in page and "Spotting runs" in page and "synth-long/s01" in page
