@@ -43,7 +43,13 @@ def project_requirements() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     return [
-        Requirement(spec) for spec in (*project["dependencies"], *extras["test"], *extras["train"])
+        Requirement(spec)
+        for spec in (
+            *project["dependencies"],
+            *extras["test"],
+            *extras["train"],
+            *extras["cluster"],
+        )
     ]
 
 
@@ -147,7 +153,8 @@ def test_one_extra_installs_torch():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
-    assert set(extras) == {"train", "test"}
+    assert set(extras) == {"train", "test", "cluster"}
+    assert set(extras["cluster"]) <= set(extras["test"])  # CI checks the cluster specs
     assert extras["train"] == ["torch==2.13.0"]
     texts = [(ROOT / "README.md").read_text(), (ROOT / "docker" / "trainer.Dockerfile").read_text()]
     assert all(".[torch]" not in text for text in texts)
