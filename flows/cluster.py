@@ -31,6 +31,7 @@ from pathlib import Path
 
 import dask
 
+from flows import cluster_kinds
 from flows.compat import install_dashboard_filter
 
 #: Names the JSON file of the standing cluster (address and TLS files) for run processes.
@@ -82,14 +83,21 @@ def local_cluster_kwargs(n_workers: int, resources: dict[str, float] | None = No
 
 
 def dask_task_runner(
-    dask_address: str | None, n_workers: int, resources: dict[str, float] | None = None
+    dask_address: str | None,
+    n_workers: int,
+    resources: dict[str, float] | None = None,
+    cluster: dict | None = None,
 ):
     """A ``DaskTaskRunner``: on ``dask_address``; else on the standing cluster of ``mer-prep
     serve`` (when this process is one of its runs and the cluster has the ``resources``); else
-    on a local cluster of ``n_workers`` made for this run. Warns when this process holds a
-    default Dask client of another scheduler (prefect-dask would take that one over)."""
+    on a local cluster of ``n_workers`` made for this run; on the SLURM or Kubernetes cluster
+    ``cluster`` (a ``[clusters.*]`` spec) created for the run (``flows.cluster_kinds``). Warns
+    when this process holds a default Dask client of another scheduler (prefect-dask would take
+    that one over)."""
     from prefect_dask import DaskTaskRunner
 
+    if cluster is not None:
+        return cluster_kinds.task_runner(cluster, WORKER_ENVIRONMENT)
     standing = None if dask_address else standing_cluster()
     if standing is not None and not standing.has(resources):
         standing = None

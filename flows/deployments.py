@@ -146,7 +146,7 @@ def standing_cluster_size(config: Config) -> tuple[int, dict[str, float]]:
     workers, resources = 0, {}
     for spec in [*config.deployments(), *config.training_deployments()]:
         p = spec.parameters
-        if p.get("dask_address") is None:
+        if p.get("dask_address") is None and p.get("cluster") is None:
             workers = max(workers, int(p["n_workers"]))
             if spec.flow == "train":
                 for name, need in (task_resources(p["resources"], p["device"]) or {}).items():

@@ -99,7 +99,9 @@ def process_batch_task(batch: Sealed) -> BatchResult:
     return process_batch(batch.value)
 
 
-def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
+def task_runner(
+    dask_address: str | None, n_workers: int, cluster: dict | None = None
+) -> DaskTaskRunner:
     """An existing scheduler by address; the standing cluster of ``mer-prep serve`` when this
     is one of its runs; else a local cluster of single-threaded processes made for the run
     (loopback only, TLS with throwaway credentials: ``flows.cluster``).
@@ -107,7 +109,7 @@ def task_runner(dask_address: str | None, n_workers: int) -> DaskTaskRunner:
     Warns when this process holds a default Dask client of another scheduler: prefect-dask's
     runner takes that client over the address or cluster it is given, without a word.
     """
-    return dask_task_runner(dask_address, n_workers)
+    return dask_task_runner(dask_address, n_workers, cluster=cluster)
 
 
 def run_name() -> str:
@@ -139,7 +141,7 @@ def _preprocess_flow(**parameters) -> RunSummary:
             # subflow would otherwise raise here and end this run Failed, with a traceback):
             # the same flow as a subflow on the Dask runner asked for
             return preprocess.with_options(
-                task_runner=task_runner(request.dask_address, request.n_workers)
+                task_runner=task_runner(request.dask_address, request.n_workers, request.cluster)
             )(**request.parameters(), return_state=True)
     request = PreprocessRequest(**parameters)
     run = _Progress()
@@ -337,7 +339,7 @@ def run_preprocess(request: PreprocessRequest | str, *args, **parameters) -> Run
     stopping.addFilter(_QUIET_CANCELLED)
     try:
         with sigterm_interrupts(), prefect_api():
-            runner = task_runner(request.dask_address, request.n_workers)
+            runner = task_runner(request.dask_address, request.n_workers, request.cluster)
             return preprocess.with_options(task_runner=runner)(**request.parameters())
     except CancelledRun as cancelled:
         raise RunCancelled(str(cancelled) or "cancelled") from None

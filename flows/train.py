@@ -221,6 +221,7 @@ def train(
     keep_checkpoints: bool = False,
     n_workers: int = 2,
     dask_address: str | None = None,
+    cluster: dict | None = None,
     resources: dict[str, float] | None = None,
     folds_per_task: int = 1,
 ) -> RunRecord:
@@ -246,6 +247,7 @@ def train(
             request.dask_address,
             request.n_workers,
             task_resources(request.resources, request.device),
+            cluster=request.cluster,
         )
         with without_heartbeats():  # the subflow's final state is this run's
             return train.with_options(task_runner=runner)(**request.model_dump(), return_state=True)
@@ -466,5 +468,6 @@ def run_train(
             request.dask_address,
             request.n_workers,
             task_resources(request.resources, request.device),
+            cluster=request.cluster,
         )
         return train.with_options(task_runner=runner)(**request.model_dump())

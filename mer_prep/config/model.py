@@ -42,6 +42,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from mer_prep.config.clusters import ClusterSpec, cluster_json
 from mer_prep.config.policy import RUN_RULES, RunPolicy, TrainingRule, shown
 from mer_prep.config.trainings import TrainingConfig, check_cron, check_trainings, train_request
 from mer_prep.datasets import dataset_names
@@ -66,6 +67,7 @@ class _Settings(BaseModel):
     timezone: str | None = None
     n_workers: int | None = Field(None, ge=1)
     dask_address: str | None = None
+    cluster: str | None = None  # a [clusters.<name>] the run creates (mer_prep.config.clusters)
     options: dict[str, str] | None = None
     paused: bool | None = None
     # allow-lists of what a deployment run may use beyond the configured values (check_run)
@@ -147,6 +149,24 @@ class ProjectConfig(BaseModel):
     defaults: Defaults = Defaults()
     datasets: dict[str, DatasetConfig]
     trainings: dict[str, TrainingConfig] = {}
+    clusters: dict[str, ClusterSpec] = {}
+
+    @model_validator(mode="after")
+    def _cluster_names(self) -> ProjectConfig:
+        """Every ``cluster`` names a ``[clusters.*]`` table, and no table sets it beside
+        ``dask_address``."""
+        tables: list[tuple[str, Any]] = [("defaults", self.defaults)]
+        tables += [(f"datasets.{k}", v) for k, v in self.datasets.items()]
+        tables += [(f"trainings.{k}", v) for k, v in self.trainings.items()]
+        for place, table in tables:
+            if table.cluster is not None and table.cluster not in self.clusters:
+                raise ValueError(
+                    f"{place}.cluster: {table.cluster!r} is not a [clusters.*] table "
+                    f"(configured: {', '.join(self.clusters) or 'none'})"
+                )
+            if table.cluster is not None and table.dask_address is not None:
+                raise ValueError(f"{place}: give dask_address or cluster, not both")
+        return self
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -324,9 +344,9 @@ class Config(BaseModel):
         store = StoreLocation.parse(
             template.format(dataset=training.dataset, recipe=recipe_name)
         ).url
-        address = training.dask_address or pick("dask_address")
+        address, cluster = self._target(ds, training)
         request = train_request(
-            training, store, training.n_workers or pick("n_workers", 2), address
+            training, store, training.n_workers or pick("n_workers", 2), address, cluster
         )
         return TrainingRule(
             name=training.deployment_name(),
@@ -346,8 +366,11 @@ class Config(BaseModel):
         configured = {
             name: pick(name)
             for name in PreprocessRequest.model_fields
-            if name in _Settings.model_fields and pick(name) is not None
+            if name in _Settings.model_fields
+            and name not in ("dask_address", "cluster")
+            and pick(name) is not None
         }
+        configured["dask_address"], configured["cluster"] = self._target(ds)
         return PreprocessRequest(
             **{
                 **configured,
@@ -357,6 +380,18 @@ class Config(BaseModel):
                 "store": store,
             }
         )
+
+    def _target(
+        self, ds: DatasetConfig, training: TrainingConfig | None = None
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """(dask_address, the cluster spec's JSON form) of a run: the first of the training's,
+        the dataset's and ``[defaults]``' tables that sets either decides both (None, None: a
+        local cluster)."""
+        for table in (training, ds, self.project.defaults):
+            if table is not None and (table.dask_address or table.cluster):
+                spec = self.project.clusters[table.cluster] if table.cluster else None
+                return table.dask_address, cluster_json(spec)
+        return None, None
 
     def _picker(self, ds: DatasetConfig) -> Callable[..., Any]:
         """``pick(key, fallback)``: the dataset's value, else ``[defaults]``', else fallback."""
@@ -416,6 +451,7 @@ class Config(BaseModel):
             dask_addresses=tuple(
                 dict.fromkeys([configured.dask_address, *pick("dask_addresses", [])])
             ),
+            cluster=configured.cluster,
             trainings=tuple(
                 self._training_rule(t)
                 for t in self.project.trainings.values()

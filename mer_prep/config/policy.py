@@ -50,6 +50,14 @@ class RunPolicy:
     n_workers: int
     dask_addresses: tuple[str | None, ...]  # None: a local cluster
     trainings: tuple[TrainingRule, ...] = ()  # the dataset's configured trainings
+    cluster: dict[str, Any] | None = None  # the [clusters.*] spec a run creates (JSON form)
+
+    def check_cluster(self, value: Any) -> dict[str, Any] | None:
+        """A run creates exactly the configured cluster (its whole spec), or none if none is."""
+        if not _same(value, self.cluster):
+            name = "none" if self.cluster is None else f"{self.cluster!r}"
+            raise self.refuse("cluster", value, f"{name} (cluster, [clusters.*])")
+        return value
 
     def refuse(self, name: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(
@@ -147,6 +155,7 @@ class RunPolicy:
 PREPROCESS_CHECKED = (
     "dataset",
     "dask_address",
+    "cluster",
     "root",
     "recipe",
     "store",
@@ -166,6 +175,7 @@ def _check_preprocess(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
         return parameters.get(name, PreprocessRequest.default(name))
 
     policy.check_dask_address(get("dask_address"))
+    policy.check_cluster(get("cluster"))
     policy.check_root(parameters.get("root"))
     recipe = policy.check_recipe(get("recipe"))
     policy.check_store(get("store"), recipe)
@@ -244,6 +254,7 @@ def _check_training(policy: RunPolicy, rule: TrainingRule, parameters: Mapping[s
         policy, n_workers=configured.n_workers, dask_addresses=rule.dask_addresses
     ).check_workers(asked.n_workers)
     replace(policy, dask_addresses=rule.dask_addresses).check_dask_address(asked.dask_address)
+    replace(policy, cluster=configured.cluster).check_cluster(asked.cluster)
 
 
 def _same(value: Any, wanted: Any) -> bool:

@@ -61,6 +61,7 @@ class TrainingConfig(TrainSettings):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     n_workers: int | None = Field(None, ge=1)
     dask_address: str | None = None
+    cluster: str | None = None  # a [clusters.<name>] the run creates (default: the dataset's)
     cron: str | None = None
     timezone: str | None = None
     paused: bool = False
@@ -125,7 +126,11 @@ def check_trainings(trainings: dict[str, TrainingConfig], datasets: dict) -> Non
 
 
 def train_request(
-    training: TrainingConfig, store: str, n_workers: int, dask_address: str | None
+    training: TrainingConfig,
+    store: str,
+    n_workers: int,
+    dask_address: str | None,
+    cluster: dict | None = None,
 ) -> TrainRequest:
     """The default run of a training deployment: its settings on ``store`` (``version`` None:
     the store's latest; a trigger passes the version a preprocessing run committed)."""
@@ -136,6 +141,7 @@ def train_request(
         store=store,
         n_workers=n_workers,
         dask_address=dask_address,
+        cluster=cluster,
     )
 
 

@@ -67,6 +67,9 @@ class PreprocessRequest(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     progress: StrictBool = False
     dask_address: str | None = None
+    # a cluster the run creates and closes: a [clusters.*] spec's JSON form
+    # (mer_prep.config.clusters; built by flows.cluster_kinds)
+    cluster: dict[str, Any] | None = None
 
     def __init__(self, **parameters: Any) -> None:
         """Build and check; ``MerPrepError`` (the checks' own: ``UnknownDatasetError``, ...,
@@ -163,6 +166,12 @@ class PreprocessRequest(BaseModel):
     @classmethod
     def _options(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> PreprocessRequest:
+        if self.dask_address is not None and self.cluster is not None:
+            raise ValueError("give dask_address or cluster, not both")
+        return self
 
     @model_validator(mode="after")
     def _names(self) -> PreprocessRequest:

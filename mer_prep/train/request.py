@@ -110,6 +110,7 @@ class TrainRequest(TrainSettings):
         "version",
         "n_workers",
         "dask_address",
+        "cluster",
     )
 
     store: str = Field(min_length=1)
@@ -117,6 +118,14 @@ class TrainRequest(TrainSettings):
     version: str | None = None
     n_workers: int = Field(2, ge=1)
     dask_address: str | None = None
+    # a cluster the run creates and closes: a [clusters.*] spec's JSON form
+    cluster: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> TrainRequest:
+        if self.dask_address is not None and self.cluster is not None:
+            raise ValueError("give dask_address or cluster, not both")
+        return self
 
     @classmethod
     def of(cls, **values: Any) -> TrainRequest:
