@@ -174,3 +174,62 @@ def test_a_bad_cluster_is_refused_in_one_line_naming_file_and_key(
     text = str(refused.value)
     assert text.startswith(str(tmp_path / "mer-prep.toml")) and "\n" not in text
     assert re.search(message, text), text
+
+
+FAKE_SBATCH = """#!/bin/bash
+# stands in for SLURM: runs (a copy of) the job script here, in a session of its own
+script=$(mktemp "{log}.XXXX.sh") && cp "$1" "$script"
+setsid bash "$script" > "{log}" 2>&1 < /dev/null &
+echo "Submitted batch job $!"
+"""
+FAKE_SCANCEL = """#!/bin/bash
+for job in "$@"; do kill -- -"$job" 2>/dev/null; echo "$job" >> "{cancelled}"; done
+exit 0
+"""
+
+
+@pytest.mark.slow
+def test_the_generated_job_starts_a_gpu_worker_that_the_cluster_cancels_on_close(
+    tmp_path, monkeypatch
+):
+    """The job script as SLURM would run it (a stand-in ``sbatch`` runs it on this machine):
+    its worker reaches the loopback TLS scheduler with the GPU resource, runs a task that asks
+    for a GPU, and closing the cluster cancels the job (``scancel``)."""
+    import os
+
+    from distributed import Client
+
+    from flows.cluster_kinds import start_cluster
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in {
+        "sbatch": FAKE_SBATCH.format(log=tmp_path / "job.log"),
+        "scancel": FAKE_SCANCEL.format(cancelled=tmp_path / "cancelled"),
+    }.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    spec = {
+        "kind": "slurm",
+        "jobs": 1,
+        "cores": 1,
+        "memory": "2GiB",
+        "gpus": 2,
+        "shared_temp_directory": str(tmp_path),
+        "env_setup": ["export MER_PREP_JOB_MARK=1"],
+    }
+    cluster = start_cluster(spec, WORKER_ENVIRONMENT)
+    try:
+        with Client(cluster) as client:
+            client.wait_for_workers(1, timeout=60)
+            (worker,) = client.scheduler_info()["workers"].values()
+            assert worker["resources"] == {"GPU": 2}
+            marks = client.submit(
+                lambda: (os.environ.get("MER_PREP_JOB_MARK"), os.environ["OMP_NUM_THREADS"]),
+                resources={"GPU": 1},
+            ).result(timeout=60)
+            assert marks == ("1", "1")
+    finally:
+        cluster.close()
+    assert (tmp_path / "cancelled").read_text().split()  # the job was cancelled
