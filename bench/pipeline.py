@@ -54,6 +54,16 @@ from mer_prep.synth.ground_truth import ground_truth_dir
 from mer_prep.threads import pin_threads
 
 
+def bench_parser(doc: str, **defaults: int) -> argparse.ArgumentParser:
+    """A bench's command line: described by ``doc``'s first paragraph, an integer option
+    ``--<name>`` for each of ``defaults`` (in their order) and ``--work`` (bench/.work)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
+    return parser
+
+
 def ensure_dataset(work: Path, subjects: int, clips: int) -> Path:
     """The bench's synthetic CASME II look-alike (640x480), generated once per size."""
     root = work / f"CASME2-{subjects}x{clips}"

@@ -20,7 +20,6 @@ against each other's load and an epoch takes many times longer).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 import statistics
@@ -33,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from folds import cut_every_fold
-from pipeline import ensure_dataset
+from pipeline import bench_parser, ensure_dataset
 
 from mer_prep.models import get_model
 from mer_prep.pipeline.local import commit_version
@@ -168,14 +167,8 @@ def bulk_figures(work: Path, subjects: int, clips: int, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--subjects", type=int, default=16)
-    parser.add_argument("--clips", type=int, default=8)
+    parser = bench_parser(__doc__, repeats=5, epochs=3, threads=1, subjects=16, clips=8)
     parser.add_argument("--models", nargs="*", default=list(TINY))
-    parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

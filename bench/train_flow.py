@@ -13,7 +13,6 @@ free cores; the folds are independent and coarse). Also printed: the folds' own 
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -30,17 +29,10 @@ MBCC = {"filters": [16, 32], "dense": 64}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--subjects", type=int, default=8)
-    parser.add_argument("--clips", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work")
-    args = parser.parse_args()
     prefect_environment(tempfile.mkdtemp(prefix="bench-train-flow-"), logging_level="WARNING")
 
     from distributed import LocalCluster
-    from pipeline import ensure_dataset
+    from pipeline import bench_parser, ensure_dataset
 
     from flows.cluster import configure_local_workers, local_cluster_kwargs
     from flows.runtime import prefect_api
@@ -48,6 +40,7 @@ def main() -> None:
     from mer_prep.pipeline.local import commit_version
     from mer_prep.store import open_store
 
+    args = bench_parser(__doc__, repeats=3, subjects=8, clips=3, epochs=40).parse_args()
     root = ensure_dataset(args.work, args.subjects, args.clips).resolve()
     store = (args.work / "train-flow" / f"mbcc64-{args.subjects}x{args.clips}").resolve()
     commit_version("casme2", root, "mbcc64", store)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from run_parts import fold_result, run_header
 
-from mer_prep.train.records import EpochLog, FoldResult, RunHeader, combine_folds
+from mer_prep.train.records import EpochLog, combine_folds
 
 
 def make_run(
@@ -33,30 +34,25 @@ def make_run(
     training = {"epochs": epochs, "lr": 0.001, "batch_size": 4, "selection": selection}
     if target is not None:
         training["target"] = target
-    header = RunHeader(
-        run_id=run_id,
-        created="2026-01-01T00:00:00+00:00",
-        model=model,
-        paper="p",
-        variant=variant,
-        config=config or {"filters": [8, 16]},
-        training=training,
-        unit="clip",
-        aggregation="clip",
-        split=split,
-        split_kind="loso",
-        leaky=leaky,
-        store={
+    header = run_header(
+        run_id,
+        {
             "location": "s",
             "version_id": version,
             "snapshot_id": snapshot,
             "class_names": list(classes),
         },
+        len(clips),
+        model=model,
+        paper="p",
+        variant=variant,
+        config=config or {"filters": [8, 16]},
+        training=training,
+        split=split,
+        leaky=leaky,
         seed=seed,
         code_version="c",
-        device="cpu",
         torch_version="t",
-        n_folds=len(clips),
         target=target or "emotion",
         overrides={
             "config": dict(config or {}),
@@ -68,23 +64,19 @@ def make_run(
         k = len(classes)
         proba = np.eye(k, dtype=np.float32)[np.asarray(y_pred, int)]
         folds.append(
-            FoldResult(
-                index=index,
-                name=subject,
-                class_names=tuple(classes),
-                rows=np.arange(len(y_true)),
-                sample_ids=np.array(
+            fold_result(
+                index,
+                subject,
+                tuple(classes),
+                np.array(
                     sample_ids[subject]
                     if sample_ids
                     else [f"{subject}/c{j}" for j in range(len(y_true))]
                 ),
-                y_true=_targets(y_true, k, target),
-                y_pred=_targets(y_pred, k, target),
-                proba=proba,
+                _targets(y_true, k, target),
+                _targets(y_pred, k, target),
+                proba,
                 curves=(EpochLog(1, 0.5, None, 1.0, 1.0, 1),),
-                selection="last_epoch",
-                best_epoch=1,
-                validation_metric=None,
                 seed=seed,
                 info={"test_subjects": [subject]},
                 timings={"total_s": 1.0},

@@ -55,12 +55,25 @@ def by_id(items) -> dict[str, Any]:
     return {item.sample_id: item for item in items}
 
 
-def assert_scan_matches(scan, written: list[WrittenClip]) -> None:
-    """Every written clip comes back with the same frames and timing, and nothing else does."""
+def assert_scan_matches(scan, written: list[WrittenClip], *, videos: bool = False) -> None:
+    """Every written clip comes back with the same frames and timing, and nothing else does.
+    With ``videos``, a clip read from a video file (``video_path``, no frame files) numbers the
+    frames of its onset-offset span instead."""
     samples = by_id(scan.samples)
     assert sorted(samples) == sorted(w.sample_id for w in written)
     for w in written:
         s = samples[w.sample_id]
         assert s.frame_paths == w.frame_paths
         assert (s.onset, s.apex, s.offset) == (w.onset, w.apex, w.offset)
-        assert len(s.frame_numbers) == len(s.frame_paths)
+        if videos and s.video_path:
+            assert s.frame_numbers == tuple(range(s.onset, s.offset + 1))
+        else:
+            assert len(s.frame_numbers) == len(s.frame_paths)
+
+
+def assert_clean_scan(scan, written: list[WrittenClip], *, videos: bool = False) -> dict[str, Any]:
+    """``scan`` found no problem and matches ``written`` (``assert_scan_matches``); its samples
+    by id."""
+    assert scan.problems == []
+    assert_scan_matches(scan, written, videos=videos)
+    return by_id(scan.samples)

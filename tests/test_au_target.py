@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from sklearn.metrics import f1_score
+from train_helpers import learnable_casme2, one_torch_thread
 
 from mer_prep.cli import main
 from mer_prep.labels import au_set
@@ -40,17 +41,7 @@ training = importlib.import_module("mer_prep.train.plan")
 plan_run, train = training.plan_run, training.train
 multilabel_loss, au_probabilities = au_loss.multilabel_loss, au_loss.au_probabilities
 
-CLASSES = ("happiness", "surprise", "disgust")
-DATASET = {
-    "n_subjects": 8,
-    "clips_per_subject": 3,
-    "seed": 2,
-    "classes": CLASSES,
-    "amplitude_px": (2.5, 3.0),
-    "noise_sigma": (0.5, 1.0),
-    "size": (240, 320),
-    "n_frames": 16,
-}
+DATASET = learnable_casme2()
 MBCC = {"filters": (8, 16), "dense": 32}
 AU_RUN = {
     "variant": "difference",
@@ -63,12 +54,7 @@ AU_RUN = {
 CODED = ("AU1", "AU2", "AU6", "AU9", "AU10", "AU12")  # what the three classes move
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = one_torch_thread(torch)
 
 
 def _commit(dataset, root, path):

@@ -65,7 +65,17 @@ class HandCluster:
         self.processes.append(process)
         return process
 
-    def start(self, n_workers: int = 2, timeout: float = 60) -> HandCluster:
+    def start(
+        self,
+        n_workers: int = 2,
+        timeout: float = 60,
+        worker_args: list[list[str]] | None = None,
+    ) -> HandCluster:
+        """The scheduler, then ``n_workers`` single-threaded workers (one per item of
+        ``worker_args``, each given its item's arguments too, where it is given)."""
+        if worker_args is None:
+            worker_args = [[] for _ in range(n_workers)]
+        n_workers = len(worker_args)
         self._spawn(
             "scheduler",
             "scheduler",
@@ -82,7 +92,7 @@ class HandCluster:
             self._check_alive()
             assert time.monotonic() < deadline, self.logs()
             time.sleep(0.1)
-        for i in range(n_workers):
+        for i, extra in enumerate(worker_args):
             self._spawn(
                 f"worker{i}",
                 "worker",
@@ -95,6 +105,7 @@ class HandCluster:
                 "127.0.0.1",
                 "--scheduler-file",
                 str(self.scheduler_file),
+                *extra,
             )
         self.client = Client(scheduler_file=str(self.scheduler_file), timeout=timeout)
         self.client.wait_for_workers(n_workers, timeout=max(deadline - time.monotonic(), 1))

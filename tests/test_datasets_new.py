@@ -11,33 +11,19 @@ import cv2
 import numpy as np
 import openpyxl
 import pytest
-from synth_clips import by_id, clip, set_cell
+from synth_clips import assert_clean_scan, assert_scan_matches, by_id, clip, set_cell
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.datasets.casme3 import MAX_DURATION_S
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.synth.generate import generate_dataset
 from mer_prep.synth.ground_truth import load_ground_truth
-from mer_prep.synth.layouts import WrittenClip, write_layout
+from mer_prep.synth.layouts import write_layout
 
 CASME3_SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 CASME3_C_SHEET = "CAS(ME)3_part_C_ME.xlsx"
 FOURD_SHEET = "4DME_Labelling_Micro_release v1.xlsx"
 MMEW_SHEET = "MMEW_Micro_Exp.xlsx"
-
-
-def assert_matches(scan, written: list[WrittenClip]) -> None:
-    """Every written clip comes back with its frames (or its video indices) and timing."""
-    samples = by_id(scan.samples)
-    assert sorted(samples) == sorted(w.sample_id for w in written)
-    for w in written:
-        s = samples[w.sample_id]
-        assert s.frame_paths == w.frame_paths
-        assert (s.onset, s.apex, s.offset) == (w.onset, w.apex, w.offset)
-        if s.video_path:
-            assert s.frame_numbers == tuple(range(s.onset, s.offset + 1))
-        else:
-            assert len(s.frame_numbers) == len(s.frame_paths)
 
 
 # --- CAS(ME)^3 Part A -----------------------------------------------------------------------------
@@ -56,9 +42,7 @@ def _casme3_clips():
 def test_casme3_part_a_whole_takes(tmp_path: Path) -> None:
     written = write_layout("casme3", tmp_path, _casme3_clips())
     scan = scan_dataset("casme3", tmp_path)
-    assert scan.problems == []
-    assert_matches(scan, written)
-    samples = by_id(scan.samples)
+    samples = assert_clean_scan(scan, written, videos=True)
     # several MEs of one take: the onset makes the id
     assert sorted(samples) == sorted(
         [
@@ -103,7 +87,8 @@ def test_casme3_root_at_the_part_a_level(tmp_path: Path, level: str) -> None:
         with pytest.raises(FileNotFoundError, match="no CAS\\(ME\\)\\^3 Part A frames"):
             scan_dataset("casme3", tmp_path / level)
         return
-    assert_matches(scan_dataset("casme3", tmp_path / level), written)  # the sheet is in the parent
+    # the sheet is in the parent
+    assert_scan_matches(scan_dataset("casme3", tmp_path / level), written, videos=True)
 
 
 def test_casme3_per_me_clip_folders_at_any_level(tmp_path: Path) -> None:
@@ -114,8 +99,7 @@ def test_casme3_per_me_clip_folders_at_any_level(tmp_path: Path) -> None:
     assert (data / "Part_A_ME_clip" / "frame" / "spNO.1_a_10").is_dir()
     for root in (data, data / "Part_A_ME_clip"):
         scan = scan_dataset("casme3", root)
-        assert scan.problems == []
-        assert_matches(scan, written)
+        assert_clean_scan(scan, written, videos=True)
     # the doubled folder some archives unpack to
     inner = data / "Part_A_ME_clip" / "Part_A_ME_clip"
     inner.mkdir()
@@ -219,9 +203,7 @@ def test_casme3_part_c_has_no_apex_and_comma_aus(tmp_path: Path) -> None:
         "emotion",
     ]
     scan = scan_dataset("casme3", tmp_path, part="C")
-    assert scan.problems == []
-    assert_matches(scan, written)
-    samples = by_id(scan.samples)
+    samples = assert_clean_scan(scan, written, videos=True)
     assert sorted(samples) == [
         "casme3/C01/me1",
         "casme3/C01/me2",
@@ -242,9 +224,7 @@ def test_casme3_part_c_from_videos(tmp_path: Path) -> None:
     clips = [clip(1, "negative", apex=None, first_frame_number=4), clip(1, "positive", apex=None)]
     written = write_layout("casme3", tmp_path, clips, variant="C", videos=True)
     scan = scan_dataset("casme3", tmp_path, part="C")
-    assert scan.problems == []
-    assert_matches(scan, written)
-    sample = by_id(scan.samples)["casme3/C01/me2"]
+    sample = assert_clean_scan(scan, written, videos=True)["casme3/C01/me2"]
     assert Path(sample.video_path).name == "1.avi" and sample.frame_paths == ()
     assert ("frame_numbering", "video index = sheet frame - 1") in sample.extra
 
@@ -271,9 +251,7 @@ def test_dfme_split_sheets_zero_based_frames_and_fps_per_row(tmp_path: Path) -> 
     ]
     assert (tmp_path / "DFME_train" / "sub0004_01" / "00000.png").is_file()
     scan = scan_dataset("dfme", tmp_path)
-    assert scan.problems == []
-    assert_matches(scan, written)
-    samples = by_id(scan.samples)
+    samples = assert_clean_scan(scan, written, videos=True)
     first = samples["dfme/sub0004/sub0004_01"]
     assert first.frame_numbers[0] == 0 and Path(first.frame_paths[0]).name == "00000.png"
     assert (first.onset, first.apex, first.offset) == (1, 3, 4)
@@ -321,9 +299,7 @@ def test_4dme_float_frames_au_prefix_and_k_marks(tmp_path: Path) -> None:
     onset_cell = openpyxl.load_workbook(tmp_path / FOURD_SHEET).worksheets[0]["D2"].value
     assert isinstance(onset_cell, float) and onset_cell == 31.0
     scan = scan_dataset("4dme", tmp_path)
-    assert scan.problems == []
-    assert_matches(scan, written)
-    samples = by_id(scan.samples)
+    samples = assert_clean_scan(scan, written, videos=True)
     assert samples["4dme/S01/S01_01"].onset == 31 and samples["4dme/S01/S01_02"].aus == (6, 12)
     assert samples["4dme/S02/S02_01"].aus == (1, 2) and samples["4dme/S01/S01_01"].fps == 60.0
     assert scan_dataset("4dme", tmp_path, fps="30").samples[0].fps == 30.0
@@ -360,9 +336,7 @@ def test_mmew_both_layouts_and_others_in_repression_folders(tmp_path: Path, vari
     ) / "repression"
     assert (folder / "S03-01-001").is_dir()
     scan = scan_dataset("mmew", tmp_path)
-    assert scan.problems == []
-    assert_matches(scan, written)
-    others = by_id(scan.samples)["mmew/S03/S03-01-001"]
+    others = assert_clean_scan(scan, written, videos=True)["mmew/S03/S03-01-001"]
     assert others.emotion == "others" and others.label == "others"
     assert ("folder_emotion", "repression") in others.extra and ("layout", variant) in others.extra
     assert others.fps == 90.0 and others.aus == (4,)
@@ -400,8 +374,7 @@ def test_generated_look_alikes_carry_ground_truth(tmp_path: Path, dataset: str) 
         workers=1,
     )
     scan = scan_dataset(dataset, tmp_path)
-    assert scan.problems == []
-    assert_matches(scan, written)
+    assert_clean_scan(scan, written, videos=True)
     for sample in scan:
         truth = load_ground_truth(tmp_path, sample.sample_id)
         assert (truth.onset_number, truth.offset_number) == (sample.onset, sample.offset)

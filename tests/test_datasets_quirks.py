@@ -6,7 +6,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from synth_clips import assert_scan_matches, by_id, clip, set_cell
+from synth_clips import assert_clean_scan, assert_scan_matches, by_id, clip, set_cell
 
 from mer_prep.datasets import scan_dataset
 from mer_prep.errors import AnnotationError
@@ -29,9 +29,7 @@ def test_samm_header_found_after_preamble(tmp_path: Path) -> None:
     header = next(i for i, r in enumerate(rows) if r[:2] == ("Subject", "Filename"))
     assert header >= 12 and rows[header + 1][0] == 6  # integer subject, folder is 006
     scan = scan_dataset("samm", tmp_path)
-    assert scan.problems == []
-    assert_scan_matches(scan, written)
-    samples = by_id(scan.samples)
+    samples = assert_clean_scan(scan, written)
     first = samples["samm/006/006_1_1"]
     assert (first.onset, first.apex, first.offset) == (5563, 5565, 5566)
     assert first.action_units == "R14 or 14"
@@ -83,9 +81,7 @@ def test_casme2_spreadsheet_versions(tmp_path: Path, version: str) -> None:
         assert {"Emotion", "Onset Frame", "Objective Class", "sub01", "/"} <= cells
         assert "Estimated Emotion" not in cells
     scan = scan_dataset("casme2", tmp_path)
-    assert scan.problems == []
-    assert_scan_matches(scan, written)
-    samples = by_id(scan.samples)
+    samples = assert_clean_scan(scan, written)
     assert sorted(samples) == [
         "casme2/sub01/EP06_02_01",
         "casme2/sub01/EP09f",

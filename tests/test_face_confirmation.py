@@ -13,17 +13,16 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
+from test_store import fake_plan, fake_sample, sample_arrays
 
 from mer_prep.cli import main
 from mer_prep.datasets import scan_dataset
 from mer_prep.plot.report import _low_confidence, low_confidence_html
 from mer_prep.recipes import load_recipe
-from mer_prep.sample import Sample
 from mer_prep.store import open_store
 from mer_prep.store.repo import MAIN, StoreLocation, open_repository
 from mer_prep.store.schema import validate_group
 from mer_prep.store.table import sample_row
-from mer_prep.store.versions import VersionPlan
 from mer_prep.store.writer import SampleWriter, VersionWriter
 from mer_prep.synth.nonfaces import nonface_clip
 
@@ -33,32 +32,9 @@ DETECTIONS = [("hog", 1.2, ""), ("hog-low", -0.3, "cnn 1.01 IoU 0.81"), ("cnn@+1
 
 def _write(path) -> None:
     samples = [
-        Sample(
-            dataset="casme2",
-            subject="casme2/sub01",
-            clip=f"EP0{i}_01",
-            frame_paths=(),
-            frame_numbers=tuple(range(1, 11)),
-            onset=1,
-            apex=5,
-            offset=10,
-            fps=200.0,
-            emotion="happiness",
-            label="happiness",
-        )
-        for i in range(len(DETECTIONS))
+        fake_sample(f"EP0{i}_01", "casme2/sub01", "happiness") for i in range(len(DETECTIONS))
     ]
-    plan = VersionPlan(
-        location=StoreLocation.parse(path),
-        dataset="casme2",
-        labels="native",
-        class_names=["happiness"],
-        recipe=load_recipe("mbcc64"),
-        samples=samples,
-        fingerprints=[f"{i:032x}" for i in range(len(samples))],
-        problems=[],
-        input_fingerprint="0" * 32,
-    )
+    plan = fake_plan(path, samples, ["happiness"])
     writer = VersionWriter.begin(plan)
     try:
         fork = pickle.loads(pickle.dumps(writer.fork()))
@@ -67,13 +43,7 @@ def _write(path) -> None:
         for i, (sample, (detector, score, confirmation)) in enumerate(
             zip(samples, DETECTIONS, strict=True)
         ):
-            crc = sample_writer.write(
-                i,
-                {
-                    "frames": np.full((2, 64, 64), i / 10, np.float16),
-                    "landmarks": np.full((68, 2), i, np.float32),
-                },
-            )
+            crc = sample_writer.write(i, sample_arrays(i))
             rows.append(
                 sample_row(
                     sample,

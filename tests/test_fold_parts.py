@@ -5,16 +5,18 @@ refuses arrays far from its paper's input, naming the recipe that makes it."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
+from recipe_variants import mbcc64_augmented
 from torch_or_skip import torch
 
 from mer_prep.errors import MerPrepError
 from mer_prep.evaluation.balance import smote_plan
 from mer_prep.evaluation.splits import build_split
 from mer_prep.models import ModelInputError, check_inputs, get_model
-from mer_prep.recipes import builtin_recipes, load_recipe
-from mer_prep.recipes.model import Recipe
+from mer_prep.recipes import builtin_recipes
 from mer_prep.store import open_store
 from mer_prep.store.splits import save_split
 from mer_prep.train import plan_run
@@ -41,19 +43,8 @@ def store_path(tmp_path_factory, synth_dataset):
         size=(240, 320),
         n_frames=10,
     )
-    values = load_recipe("mbcc64").model_dump(mode="json", by_alias=True)
-    values.update(
-        name="mbcc64aug2",
-        augment={
-            "copies": COPIES,
-            "seed": 1,
-            "rotation_deg": 5,
-            "brightness": 0.05,
-            "contrast": 0.1,
-        },
-    )
     path = tmp_path_factory.mktemp("fold-parts") / "store"
-    commit_version("casme2", root, Recipe.model_validate(values), path)
+    commit_version("casme2", root, mbcc64_augmented(COPIES, name="mbcc64aug2"), path)
     store = open_store(path)
     save_split(store, build_split(store.table, "loso"), smote_features="frames")
     return path
@@ -134,7 +125,9 @@ def test_smote_balances_exactly_the_rows_that_are_fitted():
     test = np.flatnonzero(data.subjects == "s0")
     train = np.flatnonzero(data.subjects != "s0")
     stored = smote_plan(features, data.labels, train, seed=0, k_neighbors=3)  # the whole part
-    fold = build_fold(
+    # fold 0 (test subject s0) by clips, neither augmented nor weighted, with the stored plan
+    cut = partial(
+        build_fold,
         data,
         0,
         "s0",
@@ -143,11 +136,10 @@ def test_smote_balances_exactly_the_rows_that_are_fitted():
         unit="clip",
         augmented=False,
         weighted=False,
-        validation=True,
         seed=1,
         smote=stored,
-        smote_features=features,
     )
+    fold = cut(validation=True, smote_features=features)
     held = fold.info["validation_subjects"]
     assert held and fold.info["smote_refit"]
     counts = np.bincount(fold.fit.labels, minlength=3)
@@ -163,19 +155,7 @@ def test_smote_balances_exactly_the_rows_that_are_fitted():
         assert x.min() >= same.min(axis=0).min() - 1e-6 and int(np.floor(x.mean())) == label
 
     # without a validation part the stored plan is used as stored
-    last = build_fold(
-        data,
-        0,
-        "s0",
-        train,
-        test,
-        unit="clip",
-        augmented=False,
-        weighted=False,
-        validation=False,
-        seed=1,
-        smote=stored,
-    )
+    last = cut(validation=False)
     assert not last.info["smote_refit"] and last.info["n_smote"] == len(stored)
     assert (np.bincount(last.fit.labels, minlength=3) == 15).all()
 

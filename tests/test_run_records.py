@@ -14,17 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from flipped_bits import flip_bits, repository_files
+from run_parts import fold_result, run_header
 from test_store import make_plan, write_version
+from train_helpers import mbcc_train_args
 
 from mer_prep.cli import main
-from mer_prep.errors import MerPrepError
 from mer_prep.store import open_store
 from mer_prep.train.errors import CorruptRunRecordError
-from mer_prep.train.records import EpochLog, FoldResult, RunHeader, combine_folds
+from mer_prep.train.records import EpochLog, combine_folds
 from mer_prep.train.runs_store import list_runs, load_run, save_run, verify_runs
 
 CLASSES = ("disgust", "happiness")
-REPOSITORY_DIRS = ("snapshots", "manifests", "chunks", "refs", "transactions")
 # For the tests that train, or run the CLI's train (which asks for PyTorch before anything else);
 # the records themselves are stored and read without PyTorch.
 needs_torch = pytest.mark.skipif(
@@ -32,57 +33,39 @@ needs_torch = pytest.mark.skipif(
 )
 
 
-def _files(store: Path) -> dict[Path, bytes]:
-    return {
-        p: p.read_bytes()
-        for sub in REPOSITORY_DIRS
-        for p in (store / sub).rglob("*")
-        if p.is_file()
-    }
-
-
 def known_record(store_path: Path, run_id: str = "r1", *, checkpoint: bytes | None = None):
     """A run record of two folds of five clips with known labels, predictions, seeds, losses."""
     store = open_store(store_path)
-    header = RunHeader(
-        run_id=run_id,
-        created="2026-01-01T00:00:00+00:00",
-        model="mbcc",
-        paper="p",
-        variant="difference",
-        config={"filters": [8, 16]},
-        training={"lr": 0.003, "epochs": 2},
-        unit="clip",
-        aggregation="clip",
-        split="loso",
-        split_kind="loso",
-        leaky=False,
-        store={
+    header = run_header(
+        run_id,
+        {
             "location": "s",
             "version_id": store.version_id,
             "snapshot_id": store.session.snapshot_id,
             "class_names": list(CLASSES),
         },
+        2,
+        paper="p",
+        config={"filters": [8, 16]},
+        training={"lr": 0.003, "epochs": 2},
         seed=3,
         code_version="c",
-        device="cpu",
         torch_version="t",
-        n_folds=2,
     )
     rng = np.random.default_rng(7)
     folds = []
     for index in range(2):
         proba = rng.random((5, 2)).astype(np.float32)
         folds.append(
-            FoldResult(
-                index=index,
-                name=f"sub{index}",
-                class_names=CLASSES,
+            fold_result(
+                index,
+                f"sub{index}",
+                CLASSES,
+                np.array([f"casme2/sub{index}/EP{j}" for j in range(5)]),
+                np.array([1, 0, 1, 1, 0]),
+                proba.argmax(1),
+                proba,
                 rows=np.arange(5) + 5 * index,
-                sample_ids=np.array([f"casme2/sub{index}/EP{j}" for j in range(5)]),
-                y_true=np.array([1, 0, 1, 1, 0]),
-                y_pred=proba.argmax(1),
-                proba=proba,
                 curves=(
                     EpochLog(1, 0.7 + index, 0.4, 1.5, 1.0, 3),
                     EpochLog(2, 0.5 + index, 0.6, 1.5, 1.0, 3),
@@ -113,29 +96,15 @@ def test_every_flipped_bit_in_a_run_record_raises_or_changes_nothing(tmp_path):
     every y_true 0 or another seed, and 2 in 5 raised non-MerPrepError exceptions: exit 70)."""
     store = tmp_path / "s"
     write_version(make_plan(store, n=2))
-    before = _files(store)
+    before = repository_files(store)
     record = known_record(store, checkpoint=bytes(range(256)) * 4)
     save_run(store, record)
-    written = sorted(p for p in _files(store) if p not in before)
+    written = sorted(p for p in repository_files(store) if p not in before)
     assert any("manifests" in str(p) for p in written) and any("refs" in str(p) for p in written)
     assert _same(load_run(store, "r1"), record) and verify_runs(store) == []
-    rng = np.random.default_rng(0)
-    outcomes = {"raised": 0, "same": 0}
-    for flip in range(60):
-        path = written[flip % len(written)]
-        original = path.read_bytes()
-        damaged = bytearray(original)
-        bit = int(rng.integers(0, 8 * len(original)))
-        damaged[bit // 8] ^= 1 << (bit % 8)
-        path.write_bytes(bytes(damaged))
-        try:
-            back = load_run(store, "r1")
-        except MerPrepError:
-            outcomes["raised"] += 1
-        else:
-            assert _same(back, record), (path.relative_to(store), bit)  # never silently other
-            outcomes["same"] += 1
-        path.write_bytes(original)
+    outcomes = flip_bits(
+        written, 60, lambda: load_run(store, "r1"), lambda back: _same(back, record)
+    )
     assert outcomes["raised"] >= 20 and outcomes["same"] >= 5, outcomes
     assert _same(load_run(store, "r1"), record) and verify_runs(store) == []
 
@@ -256,29 +225,8 @@ def _tiny_store(
 
 
 def _train_cli(path, *args):
-    return CliRunner().invoke(
-        main,
-        [
-            "train",
-            str(path),
-            "--model",
-            "mbcc",
-            "--variant",
-            "difference",
-            "--set",
-            "filters=[8, 16]",
-            "--set",
-            "dense=32",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "4",
-            "--selection",
-            "last_epoch",
-            "--quiet",
-            *args,
-        ],
-    )
+    quick = "--epochs 2 --batch-size 4 --selection last_epoch --quiet".split()
+    return CliRunner().invoke(main, mbcc_train_args(path, *quick, *args))
 
 
 @needs_torch

@@ -107,8 +107,10 @@ def test_show_without_a_root_and_for_chosen_samples(troubled, tmp_path):
 
 
 def test_report_lists_recorded_training_runs(troubled, tmp_path):
+    from run_parts import fold_result, run_header
+
     from mer_prep.train import list_runs
-    from mer_prep.train.records import EpochLog, FoldResult, RunHeader, combine_folds
+    from mer_prep.train.records import EpochLog, combine_folds
     from mer_prep.train.runs_store import save_run
 
     _, store_path, _, _ = troubled
@@ -119,47 +121,30 @@ def test_report_lists_recorded_training_runs(troubled, tmp_path):
     for index, (name, _, test) in enumerate(store.split("loso").folds()):
         y_true = table["label"].to_numpy()[test]
         folds.append(
-            FoldResult(
-                index=index,
-                name=name,
-                class_names=tuple(names),
+            fold_result(
+                index,
+                name,
+                tuple(names),
+                table["sample_id"].to_numpy(dtype=str)[test],
+                y_true,
+                y_true.copy(),
+                np.eye(len(names), dtype=np.float32)[y_true],
                 rows=test,
-                sample_ids=table["sample_id"].to_numpy(dtype=str)[test],
-                y_true=y_true,
-                y_pred=y_true.copy(),
-                proba=np.eye(len(names), dtype=np.float32)[y_true],
                 curves=tuple(
                     EpochLog(e, 1.0 / (e + 1), 0.5 + 0.1 * e, 0.1, 0.05, 3) for e in range(4)
                 ),
-                selection="last_epoch",
                 best_epoch=3,
-                validation_metric=None,
-                seed=0,
             )
         )
-    header = RunHeader(
-        run_id="20260101T000000Z-mbcc-abcdef",
-        created="2026-01-01T00:00:00+00:00",
-        model="mbcc",
-        paper="000",
-        variant="difference",
-        config={},
-        training={},
-        unit="clip",
-        aggregation="clip",
-        split="loso",
-        split_kind="loso",
-        leaky=False,
-        store={
+    header = run_header(
+        "20260101T000000Z-mbcc-abcdef",
+        {
             "version_id": store.version_id,
             "snapshot_id": store.session.snapshot_id,
             "class_names": names,
         },
-        seed=0,
+        len(folds),
         code_version="test",
-        device="cpu",
-        torch_version="",
-        n_folds=len(folds),
     )
     record = combine_folds(folds, header)
     save_run(store, record)

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
+from recipe_variants import mbcc64_augmented
+from test_store import fake_plan, fake_sample, sample_arrays
 
 from mer_prep.cli import main
 from mer_prep.datasets import scan_dataset
@@ -27,8 +29,7 @@ from mer_prep.evaluation.splits import TRAIN_ONLY, build_split
 from mer_prep.labels import au_set
 from mer_prep.pipeline.planning import plan_version
 from mer_prep.recipes import ArraySpec, load_recipe
-from mer_prep.recipes.model import Recipe
-from mer_prep.sample import Failure, Problem, Sample
+from mer_prep.sample import Failure, Problem
 from mer_prep.store import open_store
 from mer_prep.store.repo import MAIN, StoreLocation, open_repository
 from mer_prep.store.schema import validate_attrs, validate_group
@@ -39,21 +40,12 @@ from mer_prep.store.writer import SampleWriter, VersionWriter
 SMALL = {"n_subjects": 3, "clips_per_subject": 2, "size": (240, 320), "n_frames": 12, "seed": 1}
 
 
-def _recipe() -> Recipe:
-    """mbcc64 with one augmented copy per clip (2 rows per sample)."""
-    values = load_recipe("mbcc64").model_dump(mode="json", by_alias=True)
-    values.update(
-        name="mbcc64aug",
-        augment={"copies": 1, "seed": 1, "rotation_deg": 5, "brightness": 0.05, "contrast": 0.1},
-    )
-    return Recipe.model_validate(values)
-
-
 def _commit(dataset, root, store_path, recipe=None, **options):
-    """One version through the library; the plan."""
+    """One version through the library (``recipe``, or mbcc64 with one augmented copy per clip:
+    2 rows per sample); the plan."""
     from mer_prep.pipeline.local import commit_version
 
-    return commit_version(dataset, root, recipe or _recipe(), store_path, **options)[0]
+    return commit_version(dataset, root, recipe or mbcc64_augmented(), store_path, **options)[0]
 
 
 @pytest.fixture(scope="module")
@@ -379,42 +371,21 @@ def test_writer_names_are_still_importable_from_the_writer():
 
 # --- helpers: a store of fake samples, written without processing --------------------------------
 
-RECIPE = load_recipe("mbcc64")
 AUS = ["4+R12", "1+2", "AU14 or 15", ""]
 
 
 def _fake_samples(n):
     return [
-        Sample(
-            dataset="casme2",
-            subject=f"casme2/sub{i % 2 + 1:02d}",
-            clip=f"EP0{i}_01",
-            frame_paths=(),
-            frame_numbers=tuple(range(1, 11)),
-            onset=1,
-            apex=5,
-            offset=10,
-            fps=200.0,
-            emotion="happiness",
-            label="happiness",
-            action_units=AUS[i % len(AUS)],
+        fake_sample(
+            f"EP0{i}_01", f"casme2/sub{i % 2 + 1:02d}", "happiness", action_units=AUS[i % len(AUS)]
         )
         for i in range(n)
     ]
 
 
 def _fake_plan(path, n, cls=VersionPlan):
-    return cls(
-        location=StoreLocation.parse(path),
-        dataset="casme2",
-        labels="native",
-        class_names=["happiness"],
-        recipe=RECIPE,
-        samples=_fake_samples(n),
-        fingerprints=[f"{i:032x}" for i in range(n)],
-        problems=[Problem("casme2/sub09/EP99", "coding.xlsx:row 7", "folder missing")],
-        input_fingerprint="0" * 32,
-    )
+    problem = Problem("casme2/sub09/EP99", "coding.xlsx:row 7", "folder missing")
+    return fake_plan(path, _fake_samples(n), ["happiness"], problems=(problem,), cls=cls)
 
 
 def _write_fake(plan, extra=None):
@@ -426,12 +397,7 @@ def _write_fake(plan, extra=None):
         rows = []
         for i, sample in enumerate(plan.samples):
             crc = sample_writer.write(
-                i,
-                {
-                    "frames": np.full((2, 64, 64), i / 10, np.float16),
-                    "landmarks": np.full((68, 2), i, np.float32),
-                    **({} if extra is None else extra(i)),
-                },
+                i, {**sample_arrays(i), **({} if extra is None else extra(i))}
             )
             rows.append(
                 sample_row(

@@ -22,14 +22,14 @@ import threading
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from recipe_variants import mbcc64_augmented, recipe_with
 from torch_or_skip import torch
+from train_helpers import learnable_casme2, mbcc_train_args, one_torch_thread
 
 from mer_prep.cli import main
 from mer_prep.errors import MerPrepError
 from mer_prep.evaluation.splits import build_split
 from mer_prep.models import ModelInputError
-from mer_prep.recipes import load_recipe
-from mer_prep.recipes.model import Recipe
 from mer_prep.store import open_store
 from mer_prep.store.splits import save_split
 from mer_prep.train import (
@@ -45,17 +45,7 @@ from mer_prep.train import (
 )
 from mer_prep.train.plan import run_folds
 
-CLASSES = ("happiness", "surprise", "disgust")
-DATASET = {
-    "n_subjects": 8,
-    "clips_per_subject": 3,
-    "seed": 2,
-    "classes": CLASSES,
-    "amplitude_px": (2.5, 3.0),
-    "noise_sigma": (0.5, 1.0),
-    "size": (240, 320),
-    "n_frames": 16,
-}
+DATASET = learnable_casme2()
 # Small configs: each LOSO run is a few seconds on one CPU thread.
 MBCC = {"filters": (8, 16), "dense": 32}
 MBCC_RUN = {"variant": "difference", "config": MBCC, "epochs": 4, "batch_size": 4, "lr": 3e-3}
@@ -85,12 +75,6 @@ def _commit(root, store_path, recipe):
     commit_version("casme2", root, recipe, store_path)
 
 
-def _recipe(base: str, **changes) -> Recipe:
-    values = load_recipe(base).model_dump(mode="json", by_alias=True)
-    values.update(changes)
-    return Recipe.model_validate(values)
-
-
 # 4 frames sampled over a 16-frame (80 ms) clip at 200 fps: the pass band must reach the
 # frequencies so few samples hold (multiples of 50 Hz), or magnification is a no-op.
 TINY3D = {
@@ -102,12 +86,7 @@ TINY3D = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = one_torch_thread(torch)
 
 
 @pytest.fixture(scope="module")
@@ -118,19 +97,9 @@ def stores(tmp_path_factory, synth_dataset):
     _commit(
         root,
         base / "mbcc",
-        _recipe(
-            "mbcc64",
-            name="mbcc64aug",
-            augment={
-                "copies": 1,
-                "seed": 1,
-                "rotation_deg": 5,
-                "brightness": 0.05,
-                "contrast": 0.1,
-            },
-        ),
+        mbcc64_augmented(),
     )
-    _commit(root, base / "tiny3d", _recipe("dacwb3d", **TINY3D))
+    _commit(root, base / "tiny3d", recipe_with("dacwb3d", **TINY3D))
     return {"mbcc": base / "mbcc", "tiny3d": base / "tiny3d", "root": root, "base": base}
 
 
@@ -142,7 +111,7 @@ def unbalanced_store(tmp_path_factory, synth_dataset):
     root, _ = synth_dataset(
         "casme2", **{**DATASET, "n_subjects": 4, "clips_per_subject": 4, "n_frames": 12}
     )
-    _commit(root, path, _recipe("dacwb3d", **{**TINY3D, "magnify": None}))
+    _commit(root, path, recipe_with("dacwb3d", **{**TINY3D, "magnify": None}))
     store = open_store(path)
     save_split(store, build_split(store.table, "loso"), smote_features="frames")
     return path
@@ -321,7 +290,7 @@ def test_records_leaky_split_and_pinned_snapshot(stores, tmp_path):
     _commit(
         stores["root"],
         path,
-        _recipe(
+        recipe_with(
             "mbcc64", name="mbcc48", align={"size": [48, 48], "inter_ocular": 0.42, "eye_row": 0.36}
         ),
     )
@@ -509,24 +478,7 @@ def test_cli_train_runs_and_models(stores, tmp_path):
     path = _copy(stores, "mbcc", tmp_path)
     runner = CliRunner()
     trained = runner.invoke(
-        main,
-        [
-            "train",
-            str(path),
-            "--model",
-            "mbcc",
-            "--variant",
-            "difference",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--set",
-            "filters=[8, 16]",
-            "--set",
-            "dense=32",
-            "--quiet",
-        ],
+        main, mbcc_train_args(path, "--epochs", "1", "--batch-size", "8", "--quiet")
     )
     assert trained.exit_code == 0, trained.output
     lines = trained.output.splitlines()

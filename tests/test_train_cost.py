@@ -21,6 +21,7 @@ import time
 import numpy as np
 import pytest
 from torch_or_skip import torch
+from train_helpers import CLASSES, learnable_casme2, mbcc_train_args
 
 from mer_prep.cli.train_progress import ProgressPrinter, progress_line
 from mer_prep.models import get_model
@@ -38,8 +39,6 @@ from mer_prep.train.progress import (
     RunTracker,
     estimate_run,
 )
-
-CLASSES = ("happiness", "surprise", "disgust")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -301,16 +300,7 @@ def test_a_training_process_takes_its_share_of_the_cores(tmp_path, monkeypatch):
 
 # --- the command line, end to end ----------------------------------------------------------
 
-DATASET = {
-    "n_subjects": 4,
-    "clips_per_subject": 3,
-    "seed": 5,
-    "classes": CLASSES,
-    "amplitude_px": (2.5, 3.0),
-    "noise_sigma": (0.5, 1.0),
-    "size": (240, 320),
-    "n_frames": 16,
-}
+DATASET = learnable_casme2(n_subjects=4, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -332,19 +322,7 @@ class Training:
                 sys.executable,
                 "-m",
                 "mer_prep.cli",
-                "train",
-                str(store),
-                "--model",
-                "mbcc",
-                "--variant",
-                "difference",
-                "--set",
-                "filters=[4,8]",
-                "--set",
-                "dense=8",
-                "--batch-size",
-                "2",
-                *args,
+                *mbcc_train_args(store, "--batch-size", "2", *args, filters="[4,8]", dense="8"),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

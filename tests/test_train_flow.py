@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from server_harness import get_json
 from torch_or_skip import torch
+from train_helpers import learnable_casme2, mbcc_train_args, one_torch_thread
 
 from flows.train import (
     FoldJob,
@@ -39,16 +40,7 @@ from mer_prep.train import train as train_in_process
 from mer_prep.train.request import TrainRequest
 from mer_prep.train.sequence import RunTicket
 
-DATASET = {
-    "n_subjects": 4,
-    "clips_per_subject": 3,
-    "seed": 2,
-    "classes": ("happiness", "surprise", "disgust"),
-    "amplitude_px": (2.5, 3.0),
-    "noise_sigma": (0.5, 1.0),
-    "size": (240, 320),
-    "n_frames": 16,
-}
+DATASET = learnable_casme2(n_subjects=4)
 MBCC = {"filters": [8, 16], "dense": 32}
 RUN = {"variant": "difference", "config": MBCC, "epochs": 3, "batch_size": 4, "lr": 3e-3, "seed": 5}
 
@@ -76,12 +68,7 @@ def store(tmp_path_factory, synth_dataset):
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = one_torch_thread(torch)
 
 
 # ------------------------------------------------------------------------------ fast checks
@@ -414,44 +401,7 @@ def cluster(tmp_path_factory, request):
 
     hand = HandCluster(tmp_path_factory.mktemp("dask-train"))
     request.addfinalizer(hand.stop)
-    hand._spawn(
-        "scheduler",
-        "scheduler",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--scheduler-file",
-        str(hand.scheduler_file),
-        "--no-dashboard",
-    )
-    deadline = time.monotonic() + 60
-    while not hand.scheduler_file.exists():
-        hand._check_alive()
-        assert time.monotonic() < deadline, hand.logs()
-        time.sleep(0.1)
-    for i, extra in enumerate((["--resources", "GPU=1"], [])):
-        hand._spawn(
-            f"worker{i}",
-            "worker",
-            "--nthreads",
-            "1",
-            "--nworkers",
-            "1",
-            "--no-dashboard",
-            "--host",
-            "127.0.0.1",
-            "--name",
-            f"w{i}",
-            "--scheduler-file",
-            str(hand.scheduler_file),
-            *extra,
-        )
-    from distributed import Client
-
-    hand.client = Client(scheduler_file=str(hand.scheduler_file), timeout=60)
-    hand.client.wait_for_workers(2, timeout=60)
-    return hand
+    return hand.start(worker_args=[["--name", "w0", "--resources", "GPU=1"], ["--name", "w1"]])
 
 
 def _by_name(hand) -> dict[str, str]:
@@ -532,23 +482,7 @@ def test_two_runs_of_one_store_at_once_are_both_recorded(store, cluster):
 def test_cli_trains_through_the_flow_with_an_address_and_shows_a_run(store, cluster):
     runner = CliRunner()
     trained = runner.invoke(
-        main,
-        [
-            "train",
-            str(store),
-            "--model",
-            "mbcc",
-            "--variant",
-            "difference",
-            "--epochs",
-            "2",
-            "--set",
-            "filters=[8, 16]",
-            "--set",
-            "dense=32",
-            "--dask-address",
-            cluster.address,
-        ],
+        main, mbcc_train_args(store, "--epochs", "2", "--dask-address", cluster.address)
     )
     assert trained.exit_code == 0, trained.output
     lines = trained.output.splitlines()

@@ -6,15 +6,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from run_parts import fold_result, run_header
 
 from mer_prep.evaluation.metrics import confusion_matrix, uar, uf1
-from mer_prep.train import (
-    EpochLog,
-    FoldResult,
-    RunHeader,
-    TrainSetupError,
-    combine_folds,
-)
+from mer_prep.train import TrainSetupError, combine_folds
 from mer_prep.train.selection import validation_subjects
 
 
@@ -51,44 +46,21 @@ def test_validation_needs_two_subjects_and_handles_one_class():
 def _fold(index, y_true, y_pred, k=3):
     n = len(y_true)
     proba = np.eye(k, dtype=np.float32)[y_pred]
-    return FoldResult(
-        index=index,
-        name=f"s{index}",
-        class_names=("a", "b", "c"),
-        rows=np.arange(n),
-        sample_ids=np.array([f"x{index}-{i}" for i in range(n)]),
-        y_true=np.asarray(y_true),
-        y_pred=np.asarray(y_pred),
-        proba=proba,
-        curves=(EpochLog(1, 1.0, None, 0.1, 0.09, 1),),
-        selection="last_epoch",
-        best_epoch=1,
-        validation_metric=None,
+    return fold_result(
+        index,
+        f"s{index}",
+        ("a", "b", "c"),
+        np.array([f"x{index}-{i}" for i in range(n)]),
+        np.asarray(y_true),
+        np.asarray(y_pred),
+        proba,
         seed=index,
     )
 
 
-def _header(n_folds: int) -> RunHeader:
-    return RunHeader(
-        run_id="r",
-        created="2026-01-01T00:00:00+00:00",
-        model="mbcc",
-        paper="000",
-        variant="apex",
-        config={},
-        training={},
-        unit="clip",
-        aggregation="",
-        split="loso",
-        split_kind="loso",
-        leaky=False,
-        store={"class_names": ["a", "b", "c"], "version_id": "v-1", "snapshot_id": "S"},
-        seed=0,
-        code_version="0",
-        device="cpu",
-        torch_version="",
-        n_folds=n_folds,
-    )
+def _header(n_folds: int):
+    store = {"class_names": ["a", "b", "c"], "version_id": "v-1", "snapshot_id": "S"}
+    return run_header("r", store, n_folds, variant="apex", aggregation="")
 
 
 def test_pooled_metrics_sum_confusions_over_folds_first():

@@ -8,11 +8,11 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from recipe_variants import mbcc64_augmented
 from sklearn.linear_model import LogisticRegression
 
 from mer_prep.evaluation.metrics import pooled_confusion, uar
 from mer_prep.evaluation.splits import build_split
-from mer_prep.recipes import load_recipe
 from mer_prep.store import open_store
 from mer_prep.store.export import export_hdf5
 from mer_prep.store.splits import save_split
@@ -37,11 +37,7 @@ def store_path(tmp_path_factory, synth_dataset):
         amplitude_px=(1.0, 2.0),
         size=(240, 320),
     )
-    recipe = load_recipe("mbcc64").model_dump(mode="json", by_alias=True)
-    recipe.update(
-        name="mbcc64aug",
-        augment={"copies": 1, "seed": 1, "rotation_deg": 5, "brightness": 0.05, "contrast": 0.1},
-    )
+    recipe = mbcc64_augmented().model_dump(mode="json", by_alias=True)
     (work / "mbcc64aug.yaml").write_text(yaml.safe_dump(recipe))
     summary = run_preprocess(
         "casme2", str(root), str(work / "mbcc64aug.yaml"), str(work / "store"), n_workers=1
