@@ -188,6 +188,44 @@ exit 0
 """
 
 
+def _fake_slurm(tmp_path, monkeypatch) -> None:
+    """``sbatch`` and ``scancel`` stand-ins on PATH (``FAKE_SBATCH``, ``FAKE_SCANCEL``)."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in {
+        "sbatch": FAKE_SBATCH.format(log=tmp_path / "job.log"),
+        "scancel": FAKE_SCANCEL.format(cancelled=tmp_path / "cancelled"),
+    }.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.slow
+def test_a_preprocessing_run_creates_its_slurm_cluster_and_cancels_the_jobs_at_its_end(
+    tmp_path, monkeypatch, prefect_server, synth_dataset
+):
+    """The whole flow with ``cluster``: prefect-dask creates the SLURM cluster (two jobs, each
+    a worker from the generated script), the batches run on those workers, the version is
+    committed, and the run's end cancels both jobs."""
+    from flows.preprocess import run_preprocess
+    from mer_prep.store import open_store
+
+    _fake_slurm(tmp_path, monkeypatch)
+    root, written = synth_dataset(
+        "casme2", n_subjects=2, clips_per_subject=2, seed=5, size=(240, 320), n_frames=12
+    )
+    spec = {"kind": "slurm", "jobs": 2, "memory": "2GiB", "shared_temp_directory": str(tmp_path)}
+    summary = run_preprocess(
+        "casme2", root, "mbcc64", str(tmp_path / "store"), n_workers=2, cluster=spec
+    )
+    assert summary.n_ok == len(written) and summary.n_failed == 0, summary
+    assert open_store(tmp_path / "store").version_id == summary.version_id
+    assert len((tmp_path / "cancelled").read_text().split()) == 2  # both jobs, at the run's end
+
+
 @pytest.mark.slow
 def test_the_generated_job_starts_a_gpu_worker_that_the_cluster_cancels_on_close(
     tmp_path, monkeypatch
@@ -201,15 +239,7 @@ def test_the_generated_job_starts_a_gpu_worker_that_the_cluster_cancels_on_close
 
     from flows.cluster_kinds import start_cluster
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, text in {
-        "sbatch": FAKE_SBATCH.format(log=tmp_path / "job.log"),
-        "scancel": FAKE_SCANCEL.format(cancelled=tmp_path / "cancelled"),
-    }.items():
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    _fake_slurm(tmp_path, monkeypatch)
     spec = {
         "kind": "slurm",
         "jobs": 1,
