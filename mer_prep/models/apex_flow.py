@@ -14,9 +14,20 @@ from collections.abc import Mapping
 from typing import Literal
 
 import torch
+from pydantic import BaseModel
 from torch import Tensor, nn
 
-from mer_prep.models.registry import ArrayNeed
+from mer_prep.models.layers import MerModel
+from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.registry import (
+    TORCH_EPS,
+    ArrayNeed,
+    Builder,
+    ModelSpec,
+    TrainingPreset,
+    VariantPreset,
+    family_spec,
+)
 
 Channel = Literal["u", "v", "strain"]
 Normalise = Literal["fold_std", "none"]
@@ -64,6 +75,22 @@ class ApexFlowInput(nn.Module):
         return torch.stack([planes[name] for name in self.channels], dim=1)
 
 
+class ApexFlowModel(MerModel):
+    """Base of the flow baselines: ``self.input`` (an :class:`ApexFlowInput`, set by the
+    subclass) turns the stored arrays into the apex map, and its scales are the fold's."""
+
+    input: ApexFlowInput
+
+    def apex_map(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        """The apex channels (B, C, H, W) from ``flow`` (and ``strain`` when a channel)."""
+        strain = self._input(inputs, "strain") if self.input.uses_strain else None
+        return self.input(self._input(inputs, "flow"), strain)
+
+    def fit_input_statistics(self, inputs: Mapping[str, Tensor]) -> None:
+        """The fold's scales of the channels read (:meth:`ApexFlowInput.fit`)."""
+        self.input.fit(inputs)
+
+
 def apex_flow_needs(config: object) -> tuple[ArrayNeed, ...]:
     """What STSTNet, OFF-ApexNet and HTNet read: onset and apex flow (the last frame is the apex),
     plus strain when ``config.channels`` names it."""
@@ -76,3 +103,30 @@ def apex_flow_needs(config: object) -> tuple[ArrayNeed, ...]:
     if "strain" not in getattr(config, "channels", ()):
         return (flow,)
     return flow, ArrayNeed("strain", ("frame", "y", "x"), same_grid_as="flow")
+
+
+def apex_flow_spec(
+    name: str,
+    config_cls: type[BaseModel],
+    builder: Builder,
+    *,
+    description: str,
+    size: int,
+    source: str,
+    lr: float,
+    epochs: int,
+) -> ModelSpec:
+    """The spec of a flow baseline: it reads :func:`apex_flow_needs`, the paper fed it
+    ``size`` x ``size`` onset -> apex flow (``source`` says where the paper states it), and it
+    trains as the paper's code did (PyTorch / TensorFlow: Adam's eps 1e-8 in both) with ``lr``
+    for ``epochs`` epochs of batches of 256, in one variant, ``plain``."""
+    return family_spec(
+        name,
+        config_cls,
+        builder,
+        description=description,
+        needs=apex_flow_needs,
+        paper_input=PaperInput("flow", (size, size), min_frames=2, source=source),
+        training=TrainingPreset(lr=lr, eps=TORCH_EPS, epochs=epochs, batch_size=256),
+        variants={"plain": VariantPreset(description="the paper's network and input")},
+    )

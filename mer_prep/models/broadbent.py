@@ -18,9 +18,9 @@ from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     KERAS_EPS,
-    ModelSpec,
     TrainingPreset,
     VariantPreset,
+    family_spec,
     frames_need,
     register_model,
 )
@@ -120,14 +120,11 @@ def build_broadbent(
 
 
 register_model(
-    ModelSpec(
-        name="broadbent",
-        paper="001 Broadbent attention CNN",
-        family="broadbent",
-        recipe="broadbent64",
+    family_spec(
+        "broadbent",
+        BroadbentConfig,
+        build_broadbent,
         description="2-D CNN with Q/K/V self-attention over single frames.",
-        config_cls=BroadbentConfig,
-        builder=build_broadbent,
         needs=lambda config: (frames_need(min_size=2 ** len(config.filters)),),
         unit_of=lambda _config: "frame",
         paper_input=PaperInput("frames", (64, 64), source="001 Sec. III-D, Table II"),
@@ -138,6 +135,5 @@ register_model(
                 description="the recipe's own brightness/contrast copies, frames as samples",
             )
         },
-        default_variant="plain",
     )
 )

@@ -41,9 +41,9 @@ from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     KERAS_EPS,
     ArrayNeed,
-    ModelSpec,
     TrainingPreset,
     VariantPreset,
+    family_spec,
     register_model,
 )
 
@@ -200,16 +200,12 @@ for _name, _title in (
     ("ha3dsenet", "Hybrid Attention-3DSENet (HA per path, SE after merge)"),
 ):
     register_model(
-        ModelSpec(
-            name=_name,
-            paper="002 Hybrid Attention-3DNet",
+        family_spec(
+            _name,
+            HA3DConfig,
+            lambda config, k, shapes, _name=_name: build_dual_path(_name, config, k, shapes),
             family="ha3d",
-            recipe="ha3d",
             description=_title,
-            config_cls=HA3DConfig,
-            builder=lambda config, k, shapes, _name=_name: build_dual_path(
-                _name, config, k, shapes
-            ),
             needs=lambda _config: (_half("upper"), _half("lower")),
             paper_input=PaperInput(
                 "upper",
@@ -219,6 +215,5 @@ for _name, _title in (
             ),
             training=_TRAINING,
             variants=_TRAINING_VARIANTS,
-            default_variant="plain",
         )
     )

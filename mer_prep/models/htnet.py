@@ -31,14 +31,14 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from mer_prep.models.apex_flow import ApexFlowInput, Channel, Normalise, apex_flow_needs
-from mer_prep.models.layers import MerModel
-from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.apex_flow import (
+    ApexFlowInput,
+    ApexFlowModel,
+    Channel,
+    Normalise,
+    apex_flow_spec,
+)
 from mer_prep.models.registry import (
-    TORCH_EPS,
-    ModelSpec,
-    TrainingPreset,
-    VariantPreset,
     register_model,
 )
 
@@ -132,7 +132,7 @@ class Aggregate(nn.Module):
         return F.max_pool2d(x, 3, stride=2, padding=1)
 
 
-class HTNet(MerModel):
+class HTNet(ApexFlowModel):
     """HTNet.
 
     Input: ``flow`` float32 (B, T, H, W, 2) and ``strain`` (B, T, H, W) (when a channel), the
@@ -169,8 +169,7 @@ class HTNet(MerModel):
         self.classifier = nn.Linear(config.dim, n_classes)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        strain = self._input(inputs, "strain") if self.input.uses_strain else None
-        x = self.embed(self.input(self._input(inputs, "flow"), strain))  # (B, D, G, G)
+        x = self.embed(self.apex_map(inputs))  # (B, D, G, G)
         batch = x.shape[0]
         for i, level in enumerate(self.levels):
             blocks = self.blocks[i]
@@ -181,10 +180,6 @@ class HTNet(MerModel):
                 x = self.aggregates[i](x)
         return self.classifier(self.norm(x.flatten(2).mean(-1)))
 
-    def fit_input_statistics(self, inputs: Mapping[str, Tensor]) -> None:
-        """The fold's u, v and strain scales (:class:`ApexFlowInput`)."""
-        self.input.fit(inputs)
-
 
 def build_htnet(
     config: HTNetConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
@@ -194,22 +189,15 @@ def build_htnet(
     return HTNet(config, n_classes, height, width)
 
 
-# the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
 register_model(
-    ModelSpec(
-        name="htnet",
-        paper="HTNet (Wang et al. 2024)",
-        family="htnet",
-        recipe="htnet56",
+    apex_flow_spec(
+        "htnet",
+        HTNetConfig,
+        build_htnet,
         description="Hierarchical transformer: local attention in four facial areas, then global.",
-        config_cls=HTNetConfig,
-        builder=build_htnet,
-        needs=apex_flow_needs,
-        paper_input=PaperInput(
-            "flow", (56, 56), min_frames=2, source="HTNet: four 28x28 areas tiled 56x56"
-        ),
-        training=TrainingPreset(lr=5e-5, eps=TORCH_EPS, epochs=800, batch_size=256),
-        variants={"plain": VariantPreset(description="the paper's network and input")},
-        default_variant="plain",
+        size=56,
+        source="HTNet: four 28x28 areas tiled 56x56",
+        lr=5e-5,
+        epochs=800,
     )
 )

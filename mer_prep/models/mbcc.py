@@ -27,9 +27,9 @@ from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     KERAS_EPS,
     ArrayNeed,
-    ModelSpec,
     TrainingPreset,
     VariantPreset,
+    family_spec,
     frames_need,
     register_model,
 )
@@ -122,14 +122,11 @@ def _needs(config: MBCCConfig) -> tuple[ArrayNeed, ...]:
 
 
 register_model(
-    ModelSpec(
-        name="mbcc",
-        paper="000 MBCC-CNN",
-        family="mbcc",
-        recipe="mbcc64",
+    family_spec(
+        "mbcc",
+        MBCCConfig,
+        build_mbcc,
         description="Two parallel 2-D branches (3x3, 5x5) over the apex (or onset and apex).",
-        config_cls=MBCCConfig,
-        builder=build_mbcc,
         needs=_needs,
         unit_of=lambda config: config.unit,
         frame_unit_skips_onset=True,
@@ -150,6 +147,5 @@ register_model(
                 description="single images as samples, as the paper (every frame after the onset)",
             ),
         },
-        default_variant="apex",
     )
 )

@@ -26,9 +26,9 @@ from mer_prep.models.layers import (
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     KERAS_EPS,
-    ModelSpec,
     TrainingPreset,
     VariantPreset,
+    family_spec,
     frames_need,
     register_model,
 )
@@ -91,14 +91,11 @@ def build_mer3dcnn(
 
 
 register_model(
-    ModelSpec(
-        name="mer3dcnn",
-        paper="004 DACWB-3DCNN",
-        family="mer3dcnn",
-        recipe="dacwb3d",
+    family_spec(
+        "mer3dcnn",
+        MER3DCNNConfig,
+        build_mer3dcnn,
         description="Single-path 3-D CNN (conv 64, pool, dense 128).",
-        config_cls=MER3DCNNConfig,
-        builder=build_mer3dcnn,
         needs=lambda _config: (frames_need(min_frames=2),),
         paper_input=PaperInput(
             "frames", (128, 128), min_frames=2, source="004 Methodology: 128x128 frames"
@@ -117,6 +114,5 @@ register_model(
                 description="MER-DACWB3DCNNST: augmented + class weights",
             ),
         },
-        default_variant="plain",
     )
 )

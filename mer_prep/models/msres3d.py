@@ -51,9 +51,9 @@ from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     TORCH_EPS,
     ArrayNeed,
-    ModelSpec,
     TrainingPreset,
     VariantPreset,
+    family_spec,
     register_model,
 )
 
@@ -227,14 +227,11 @@ def _needs(config: MSRes3DConfig) -> tuple[ArrayNeed, ...]:
 
 
 register_model(
-    ModelSpec(
-        name="msres3d",
-        paper="003 multi-scale 3D-ResNet50",
-        family="msres3d",
-        recipe="msres3d",
+    family_spec(
+        "msres3d",
+        MSRes3DConfig,
+        build_msres3d,
         description="Multi-scale 3-D ResNet on optical flow with four fused heads.",
-        config_cls=MSRes3DConfig,
-        builder=build_msres3d,
         needs=_needs,
         paper_input=PaperInput(
             "flow", (134, 134), min_frames=4, source="003 Sec. 3.3.1: 134x134x16"
@@ -251,6 +248,5 @@ register_model(
                 description="paper 003's box-shift and flip copies",
             ),
         },
-        default_variant="plain",
     )
 )

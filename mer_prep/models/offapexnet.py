@@ -25,14 +25,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from mer_prep.models.apex_flow import ApexFlowInput, Normalise, apex_flow_needs
-from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head, conv_pool_stream
-from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.apex_flow import ApexFlowInput, ApexFlowModel, Normalise, apex_flow_spec
+from mer_prep.models.layers import Init, apply_init, classifier_head, conv_pool_stream
 from mer_prep.models.registry import (
-    TORCH_EPS,
-    ModelSpec,
-    TrainingPreset,
-    VariantPreset,
     register_model,
 )
 
@@ -50,7 +45,7 @@ class OFFApexNetConfig(BaseModel):
     init: Init = "torch"
 
 
-class OFFApexNet(MerModel):
+class OFFApexNet(ApexFlowModel):
     """OFF-ApexNet.
 
     Input: ``flow`` float32 (B, T, H, W, 2), the last frame the apex (recipe ``ststnet28``:
@@ -72,13 +67,9 @@ class OFFApexNet(MerModel):
         apply_init(self, config.init)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        uv = self.input(self._input(inputs, "flow"), None)  # (B, 2, H, W)
+        uv = self.apex_map(inputs)  # (B, 2, H, W): u and v only
         features = torch.cat([self.stream_u(uv[:, :1]), self.stream_v(uv[:, 1:])], dim=1)
         return self.classifier(features)
-
-    def fit_input_statistics(self, inputs: Mapping[str, Tensor]) -> None:
-        """The fold's flow scale (:class:`ApexFlowInput`)."""
-        self.input.fit(inputs)
 
 
 def build_offapexnet(
@@ -89,20 +80,15 @@ def build_offapexnet(
     return OFFApexNet(config, n_classes, height, width)
 
 
-# the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
 register_model(
-    ModelSpec(
-        name="offapexnet",
-        paper="OFF-ApexNet (Gan et al. 2019)",
-        family="offapexnet",
-        recipe="ststnet28",
+    apex_flow_spec(
+        "offapexnet",
+        OFFApexNetConfig,
+        build_offapexnet,
         description="Two CNN streams over apex u and v, two dense 1024 layers.",
-        config_cls=OFFApexNetConfig,
-        builder=build_offapexnet,
-        needs=apex_flow_needs,
-        paper_input=PaperInput("flow", (28, 28), min_frames=2, source="OFF-ApexNet: 28x28 u and v"),
-        training=TrainingPreset(lr=1e-4, eps=TORCH_EPS, epochs=3000, batch_size=256),
-        variants={"plain": VariantPreset(description="the paper's network and input")},
-        default_variant="plain",
+        size=28,
+        source="OFF-ApexNet: 28x28 u and v",
+        lr=1e-4,
+        epochs=3000,
     )
 )

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from mer_prep.errors import MerPrepError, UnknownModelError
+from mer_prep.model_catalogue import catalogue_entry
 from mer_prep.models.paper_input import PaperInput, input_problem
 
 Unit = Literal["clip", "frame"]
@@ -139,6 +140,11 @@ class VariantPreset:
 Builder = Callable[[Any, int, Mapping[str, tuple[int, ...]]], nn.Module]
 
 
+def clip_unit(_config: Any) -> Unit:
+    """The default ``unit_of``: one row per clip, whatever the config."""
+    return "clip"
+
+
 @dataclass(frozen=True, eq=False)
 class ModelSpec:
     """A registered model: ``build`` it, ask its ``unit`` and the ``inputs`` it needs.
@@ -160,7 +166,7 @@ class ModelSpec:
     variants: Mapping[str, VariantPreset]
     default_variant: str
     needs: Callable[[Any], tuple[ArrayNeed, ...]]
-    unit_of: Callable[[Any], Unit] = lambda _config: "clip"
+    unit_of: Callable[[Any], Unit] = clip_unit
     paper_input: PaperInput | None = None
     frame_unit_skips_onset: bool = False
 
@@ -319,6 +325,49 @@ def register_model(spec: ModelSpec) -> ModelSpec:
         )
     _SPECS[spec.name] = spec
     return spec
+
+
+def family_spec(
+    name: str,
+    config_cls: type[BaseModel],
+    builder: Builder,
+    *,
+    description: str,
+    needs: Callable[[Any], tuple[ArrayNeed, ...]],
+    paper_input: PaperInput,
+    training: TrainingPreset,
+    variants: Mapping[str, VariantPreset],
+    unit_of: Callable[[Any], Unit] = clip_unit,
+    frame_unit_skips_onset: bool = False,
+    family: str | None = None,
+) -> ModelSpec:
+    """The :class:`ModelSpec` of model ``name`` (of ``family``, by default its own name) whose
+    ``paper``, ``recipe`` and ``default_variant`` are its entry in
+    :data:`mer_prep.model_catalogue.MODEL_CATALOGUE` (the names ``mer-prep`` checks without
+    PyTorch), so the two cannot differ; ``variants`` must name the catalogue's variants and the
+    recipes it gives them (a mismatch is a programming error, raised at import)."""
+    entry = catalogue_entry(name)
+    recipes = {variant: preset.recipe for variant, preset in variants.items()}
+    if recipes != dict(entry.variants):
+        raise ValueError(
+            f"model {name!r}: variants {recipes} are not the catalogue's {dict(entry.variants)}"
+        )
+    return ModelSpec(
+        name=name,
+        paper=entry.paper,
+        family=family or name,
+        recipe=entry.recipe,
+        description=description,
+        config_cls=config_cls,
+        builder=builder,
+        needs=needs,
+        unit_of=unit_of,
+        paper_input=paper_input,
+        training=training,
+        variants=variants,
+        default_variant=entry.default_variant,
+        frame_unit_skips_onset=frame_unit_skips_onset,
+    )
 
 
 def frames_need(*, min_frames: int = 1, min_size: int = 2) -> ArrayNeed:

@@ -24,14 +24,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from mer_prep.models.apex_flow import ApexFlowInput, Channel, Normalise, apex_flow_needs
-from mer_prep.models.layers import Init, MerModel, apply_init, conv_out
-from mer_prep.models.paper_input import PaperInput
+from mer_prep.models.apex_flow import (
+    ApexFlowInput,
+    ApexFlowModel,
+    Channel,
+    Normalise,
+    apex_flow_spec,
+)
+from mer_prep.models.layers import Init, apply_init, conv_out
 from mer_prep.models.registry import (
-    TORCH_EPS,
-    ModelSpec,
-    TrainingPreset,
-    VariantPreset,
     register_model,
 )
 
@@ -61,7 +62,7 @@ def _stream(channels: int, filters: int, batchnorm: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class STSTNet(MerModel):
+class STSTNet(ApexFlowModel):
     """STSTNet.
 
     Input: ``flow`` float32 (B, T, H, W, 2) and, with ``"strain"`` among the channels,
@@ -86,14 +87,9 @@ class STSTNet(MerModel):
         apply_init(self, config.init)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        strain = self._input(inputs, "strain") if self.input.uses_strain else None
-        x = self.input(self._input(inputs, "flow"), strain)  # (B, C, H, W)
+        x = self.apex_map(inputs)  # (B, C, H, W)
         features = torch.cat([stream(x) for stream in self.streams], dim=1)
         return self.classifier(self.dropout(self.pool(features).flatten(1)))
-
-    def fit_input_statistics(self, inputs: Mapping[str, Tensor]) -> None:
-        """The fold's u, v and strain scales (:class:`ApexFlowInput`)."""
-        self.input.fit(inputs)
 
 
 def build_ststnet(
@@ -104,20 +100,15 @@ def build_ststnet(
     return STSTNet(config, n_classes, height, width)
 
 
-# the three papers' code is PyTorch / TensorFlow: Adam's eps 1e-8 in both
 register_model(
-    ModelSpec(
-        name="ststnet",
-        paper="STSTNet (Liong et al. 2019)",
-        family="ststnet",
-        recipe="ststnet28",
+    apex_flow_spec(
+        "ststnet",
+        STSTNetConfig,
+        build_ststnet,
         description="Three shallow streams (3, 5, 8 filters) over apex strain, u, v.",
-        config_cls=STSTNetConfig,
-        builder=build_ststnet,
-        needs=apex_flow_needs,
-        paper_input=PaperInput("flow", (28, 28), min_frames=2, source="STSTNet Sec. III: 28x28x3"),
-        training=TrainingPreset(lr=5e-5, eps=TORCH_EPS, epochs=500, batch_size=256),
-        variants={"plain": VariantPreset(description="the paper's network and input")},
-        default_variant="plain",
+        size=28,
+        source="STSTNet Sec. III: 28x28x3",
+        lr=5e-5,
+        epochs=500,
     )
 )
