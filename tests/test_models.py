@@ -50,6 +50,15 @@ TINY = {
 K = 3
 
 
+def _tiny_msres3d(batch, seed):
+    """The tiny msres3d (initialised with torch seed ``seed``) in eval mode, and a random batch
+    of ``batch`` inputs for it (``_batch``, same seed)."""
+    config, shapes = TINY["msres3d"]
+    torch.manual_seed(seed)
+    model = get_model("msres3d").build(config, K, shapes).eval()
+    return model, _batch(shapes, batch=batch, seed=seed)
+
+
 def _batch(shapes, batch=4, seed=0):
     generator = torch.Generator().manual_seed(seed)
     inputs = {
@@ -208,10 +217,7 @@ def test_keras_init_is_glorot_uniform_with_zero_bias():
 
 @pytest.mark.slow  # 5-10 s: four forward passes of the (tiny) multi-scale 3-D ResNet
 def test_msres3d_prediction_is_the_mean_of_the_head_softmaxes():
-    config, shapes = TINY["msres3d"]
-    torch.manual_seed(1)
-    model = get_model("msres3d").build(config, K, shapes).eval()
-    inputs, targets = _batch(shapes, batch=3, seed=1)
+    model, (inputs, targets) = _tiny_msres3d(batch=3, seed=1)
     with torch.no_grad():
         heads = model.forward_heads(inputs)
         mean = torch.stack([F.softmax(h, dim=1) for h in heads]).mean(0)
@@ -226,10 +232,7 @@ def test_msres3d_prediction_is_the_mean_of_the_head_softmaxes():
 
 @pytest.mark.slow  # 5-6 s: two forward passes of the (tiny) multi-scale 3-D ResNet
 def test_msres3d_normalises_by_the_training_std():
-    config, shapes = TINY["msres3d"]
-    torch.manual_seed(2)
-    model = get_model("msres3d").build(config, K, shapes).eval()
-    inputs, _ = _batch(shapes, batch=2, seed=2)
+    model, (inputs, _) = _tiny_msres3d(batch=2, seed=2)
     model.fit_input_statistics(inputs)
     assert model.flow_scale.item() == pytest.approx(inputs["flow"].double().std().item())
     assert "flow_scale" in model.state_dict() and "strain_scale" in model.state_dict()
