@@ -25,14 +25,23 @@ import numpy as np
 from mer_prep.errors import InvalidArgumentError
 
 
+def _paired(
+    y_true: np.ndarray, y_pred: np.ndarray, ndim: int, expected: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``y_true`` and ``y_pred`` as arrays of one shape with ``ndim`` dims;
+    ``InvalidArgumentError`` saying they must be ``expected`` otherwise."""
+    t = np.asarray(y_true)
+    p = np.asarray(y_pred)
+    if t.shape != p.shape or t.ndim != ndim:
+        raise InvalidArgumentError(
+            f"y_true and y_pred must be {expected}, got {t.shape} and {p.shape}"
+        )
+    return t, p
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) int64 counts; ``y_true``/``y_pred`` (n,) int in [0, n_classes)."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise InvalidArgumentError(
-            f"y_true and y_pred must be 1-D of one length, got {y_true.shape} and {y_pred.shape}"
-        )
+    y_true, y_pred = _paired(y_true, y_pred, 1, "1-D of one length")
     for what, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y.size and (
             not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes
@@ -139,12 +148,7 @@ def scores(confusion: np.ndarray, class_names: Sequence[str] | None = None) -> d
 
 def au_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """(K, 3) int64 ``[TP, FP, FN]`` per AU of one fold; ``y_true``/``y_pred`` (n, K) bool."""
-    t = np.asarray(y_true)
-    p = np.asarray(y_pred)
-    if t.shape != p.shape or t.ndim != 2:
-        raise InvalidArgumentError(
-            f"y_true and y_pred must be (n, K) of one shape, got {t.shape} and {p.shape}"
-        )
+    t, p = _paired(y_true, y_pred, 2, "(n, K) of one shape")
     for what, y in (("y_true", t), ("y_pred", p)):
         if y.dtype != bool and not (
             np.issubdtype(y.dtype, np.integer) and np.isin(y, (0, 1)).all()
