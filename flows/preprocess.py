@@ -40,9 +40,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NONE
 from prefect.context import FlowRunContext
 from prefect.exceptions import CancelledRun, TerminationSignal
 from prefect.futures import as_completed
@@ -53,7 +52,12 @@ from flows.batching import make_batches
 from flows.cluster import WORKER_ENVIRONMENT, configure_local_workers, dask_task_runner  # noqa: F401
 from flows.compat import QuietCancelled, install_log_filters, task_runner_cluster
 from flows.events import emit_committed
-from flows.runtime import prefect_api, retry_unless, sigterm_interrupts, without_heartbeats
+from flows.runtime import (
+    prefect_api,
+    sigterm_interrupts,
+    without_heartbeats,
+    worker_task,
+)
 from flows.served import refused_run
 from mer_prep.errors import (
     InvalidArgumentError,
@@ -86,12 +90,7 @@ class Sealed:
         self.value = value
 
 
-@task(
-    name="process-batch",
-    cache_policy=NONE,
-    retries=1,
-    retry_condition_fn=retry_unless(StoreWriteError),
-)  # a full disk: no retry
+@worker_task("process-batch", final=StoreWriteError)  # a full disk: no retry
 def process_batch_task(batch: Sealed) -> BatchResult:
     """One coarse batch (a sealed ``BatchJob``) on a Dask worker, its native thread pools
     pinned to one thread."""

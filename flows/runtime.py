@@ -36,6 +36,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from flows.compat import drain_api_workers, private_server
 
@@ -157,6 +158,22 @@ def retry_unless(*final: type[BaseException]) -> Callable[..., bool]:
         return True
 
     return condition
+
+
+def worker_task(name: str, *, final: type[BaseException], **options: Any) -> Any:
+    """Prefect's ``task`` decorator as the flows' worker tasks use it: never cached, retried
+    once unless it failed with ``final`` (:func:`retry_unless`); ``options`` go to ``task``.
+    Prefect is imported here, when a flow module defines its tasks, not with this module."""
+    from prefect import task
+    from prefect.cache_policies import NONE
+
+    return task(
+        name=name,
+        cache_policy=NONE,
+        retries=1,
+        retry_condition_fn=retry_unless(final),
+        **options,
+    )
 
 
 @contextlib.contextmanager

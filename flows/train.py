@@ -35,16 +35,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import dask
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NONE
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
 from flows.cluster import dask_task_runner
 from flows.compat import install_log_filters
-from flows.runtime import retry_unless, without_heartbeats
+from flows.runtime import without_heartbeats, worker_task
 from flows.served import refused_run
 from mer_prep.config.trainings import task_resources
 from mer_prep.errors import InvalidArgumentError, MerPrepError
@@ -127,13 +126,8 @@ def _cached_plan(key: _PlanKey):
     )
 
 
-@task(
-    name="train-folds",
-    task_run_name="fold-{job.label}",
-    cache_policy=NONE,
-    retries=1,
-    retry_condition_fn=retry_unless(MerPrepError),
-)  # a bad setup: no retry
+# a bad setup (MerPrepError): no retry
+@worker_task("train-folds", final=MerPrepError, task_run_name="fold-{job.label}")
 def train_folds(job: FoldJob) -> FoldsDone:
     """Train ``job.folds`` on this Dask worker (PyTorch on one thread on CPU: one worker, one
     core)."""
