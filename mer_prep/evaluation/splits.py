@@ -144,12 +144,18 @@ def _inherit(orig_fold: np.ndarray, parents: np.ndarray) -> np.ndarray:
 
 
 def _check_subjects(subjects: np.ndarray, parents: np.ndarray) -> None:
+    _check_copies(subjects, parents, "subject")
+
+
+def _check_copies(values: np.ndarray, parents: np.ndarray, what: str) -> None:
+    """``InvalidArgumentError`` naming the first augmented copy whose ``what`` (``values``)
+    is not its parent's."""
     child = np.flatnonzero(parents >= 0)
-    bad = child[subjects[child] != subjects[parents[child]]]
+    bad = child[values[child] != values[parents[child]]]
     if bad.size:
         raise InvalidArgumentError(
             f"row {bad[0]} is an augmented copy of row {parents[bad[0]]} but "
-            f"names subject {subjects[bad[0]]!r}, not {subjects[parents[bad[0]]]!r}"
+            f"names {what} {values[bad[0]]!r}, not {values[parents[bad[0]]]!r}"
         )
 
 
@@ -304,13 +310,7 @@ def lodo(
                 f"subject {shared[0]!r} appears in datasets "
                 f"{sorted(per_subject[shared[0]])}: qualify subjects by dataset"
             )
-    bad = np.flatnonzero(p >= 0)
-    bad = bad[datasets[bad] != datasets[p[bad]]]
-    if bad.size:
-        raise InvalidArgumentError(
-            f"row {bad[0]} is an augmented copy of row {p[bad[0]]} but names "
-            f"dataset {datasets[bad[0]]!r}, not {datasets[p[bad[0]]]!r}"
-        )
+    _check_copies(datasets, p, "dataset")
     names, fold = np.unique(datasets, return_inverse=True)
     if names.size < 2:
         raise InvalidArgumentError(
