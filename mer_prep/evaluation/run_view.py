@@ -47,6 +47,20 @@ class RunViewError(InvalidArgumentError):
     single test subject and no table to say whose clips it scored, a multi-label target."""
 
 
+def leak_text(leaky_split: bool, leaky_selection: bool) -> str:
+    """``""`` for a clean run, else ``LEAKY (sample-level split)`` and/or ``LEAKY (test-subject
+    epoch selection)`` (both: joined by ``; `` in one pair of brackets)."""
+    parts = [
+        what
+        for what, on in (
+            ("sample-level split", leaky_split),
+            ("test-subject epoch selection", leaky_selection),
+        )
+        if on
+    ]
+    return f"LEAKY ({'; '.join(parts)})" if parts else ""
+
+
 @dataclass(frozen=True, eq=False)
 class RunView:
     """The fields of one run that scoring and comparing need.
@@ -94,15 +108,7 @@ class RunView:
     def leak_label(self) -> str:
         """``""`` for a clean run, else ``LEAKY (sample-level split)`` and/or ``LEAKY
         (test-subject epoch selection)``."""
-        parts = [
-            what
-            for what, on in (
-                ("sample-level split", self.leaky_split),
-                ("test-subject epoch selection", self.leaky_selection),
-            )
-            if on
-        ]
-        return f"LEAKY ({'; '.join(parts)})" if parts else ""
+        return leak_text(self.leaky_split, self.leaky_selection)
 
     def describe(self) -> str:
         """One line of what the numbers came from (model, variant, overrides, epochs, seed,

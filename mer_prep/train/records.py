@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mer_prep.evaluation.metrics import confusion_matrix, scores
+from mer_prep.evaluation.run_view import leak_text
 from mer_prep.train.au_target import pooled_au_scores
 from mer_prep.train.pooled import PooledScores
 
@@ -190,15 +191,7 @@ class RunHeader:
     def leak_label(self) -> str:
         """``""`` for a clean run, else ``LEAKY (sample-level split)`` and/or ``LEAKY
         (test-subject epoch selection)``: what every listing of the run shows."""
-        parts = [
-            what
-            for what, on in (
-                ("sample-level split", self.leaky),
-                ("test-subject epoch selection", self.leaky_selection),
-            )
-            if on
-        ]
-        return f"LEAKY ({'; '.join(parts)})" if parts else ""
+        return leak_text(self.leaky, self.leaky_selection)
 
     @property
     def name(self) -> str:
