@@ -71,6 +71,25 @@ def _check_stack(frames: np.ndarray) -> None:
         )
 
 
+def warp_into(
+    out: np.ndarray, source: np.ndarray, matrix: np.ndarray, *, interpolation: int, border_mode: int
+) -> None:
+    """Warp each frame ``source[i]`` by the ``(2, 3)`` affine ``matrix`` into the preallocated
+    ``out[i]`` (its height and width give the output size; zero outside the source with a
+    constant border)."""
+    height, width = out.shape[1:3]
+    for i in range(source.shape[0]):
+        # Writing into the preallocated slice avoids one allocation and copy per frame.
+        cv2.warpAffine(
+            source[i],
+            matrix,
+            (width, height),
+            dst=out[i],
+            flags=interpolation,
+            borderMode=border_mode,
+        )
+
+
 def warp_frames(
     frames: np.ndarray,
     matrix: np.ndarray,
@@ -97,16 +116,7 @@ def warp_frames(
     if sigma > 0.25:
         source, matrix = _blurred_source(frames, matrix, size, sigma)
     out = np.empty((frames.shape[0], height, width, *frames.shape[3:]), frames.dtype)
-    for i in range(frames.shape[0]):
-        # Writing into the preallocated slice avoids one allocation and copy per frame.
-        cv2.warpAffine(
-            source[i],
-            matrix,
-            (width, height),
-            dst=out[i],
-            flags=interpolation,
-            borderMode=border_mode,
-        )
+    warp_into(out, source, matrix, interpolation=interpolation, border_mode=border_mode)
     return out
 
 

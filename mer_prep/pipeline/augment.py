@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.face.align import transform_points
+from mer_prep.face.align import transform_points, warp_into
 from mer_prep.face.landmarks import MIRROR_68
 from mer_prep.face.split import landmark_split_row, split_halves
 from mer_prep.recipes.model import AugmentConfig
@@ -282,17 +282,8 @@ def _warp(stack: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.nd
         # build, can then change a value
         return np.ascontiguousarray(stack[:, :, ::-1])
     work = np.ascontiguousarray(stack, dtype=np.float32 if stack.dtype == np.float16 else None)
-    out = np.empty_like(work)
-    for i in range(work.shape[0]):
-        cv2.warpAffine(
-            work[i],
-            matrix,
-            (width, height),
-            dst=out[i],
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
-        )
+    out = np.empty_like(work)  # size is the stack's own (checked by the caller)
+    warp_into(out, work, matrix, interpolation=cv2.INTER_LINEAR, border_mode=cv2.BORDER_CONSTANT)
     return out.astype(stack.dtype, copy=False)
 
 
