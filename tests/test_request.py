@@ -60,6 +60,7 @@ def test_defaults_positional_values_and_the_file_system_checks(tmp_path):
         "options": {},
         "progress": False,
         "dask_address": None,
+        "cluster": None,
     }
     assert PreprocessRequest(dataset="samm", root="r").store_location("ha3d") == "stores/samm/ha3d"
     assert (
