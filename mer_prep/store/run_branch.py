@@ -32,9 +32,9 @@ import tenacity
 import zarr
 from filelock import FileLock
 
-from mer_prep.errors import CorruptDataError, StoreError
 from mer_prep.store.gc import RUNS_INIT_PREFIX, owned_branch
 from mer_prep.store.repo import MAIN, RUNS_BRANCH, RUNS_GROUP, StoreLocation, open_repository
+from mer_prep.store.run_errors import CorruptRunRecordError, RunRecordError
 from mer_prep.store.schema import DIGEST_KEY, array_digest, attrs_digest
 from mer_prep.store.writer import COMPRESSORS
 
@@ -44,15 +44,6 @@ ARRAY_DIGESTS_KEY = "array_digests"
 DIGESTED_SCHEMA_VERSION = 2
 #: the schema of training run records (records written before other kinds existed carry it too)
 TRAINING_SCHEMA = "mer-prep/run"
-
-
-class RunRecordError(StoreError):
-    """A run record cannot be written or read back (no such run, a failed commit)."""
-
-
-class CorruptRunRecordError(RunRecordError, CorruptDataError):
-    """A run record reads back other than it was written (a flipped bit in its attributes,
-    arrays, or the repository's metadata): its digests do not match, or it does not decode."""
 
 
 # --- checksums ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from mer_prep.errors import EnvironmentProblem, InvalidArgumentError
 
 # the run records' errors are the runs branch's (every kind of record shares them); named here
 # as before
-from mer_prep.store.run_branch import CorruptRunRecordError, RunRecordError
+from mer_prep.store.run_errors import CorruptRunRecordError, RunRecordError
 
 __all__ = [
     "CorruptRunRecordError",
