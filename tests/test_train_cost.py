@@ -417,3 +417,20 @@ def _mbcc_parameters(store) -> int:
     classes = len(open_store(store).class_names)  # the label scheme's, present or not
     model = spec.build(config, classes, {"frames": (2, 64, 64)})
     return sum(p.numel() for p in model.parameters())
+
+
+def test_the_cost_line_of_a_seed_group_counts_every_seed():
+    """Before: ``--seeds 3`` printed "x 1 seed" and one seed's time (each seed is a run).
+    206.7 s/epoch x 200 epochs x 2 folds x 3 seeds = 68.9 h."""
+    lines = []
+    printer = ProgressPrinter(seeds=3, echo=lines.append, clock=lambda: 0.0)
+    one_seed = estimate_run(
+        _first(20.0), model="ha3dnet", variant="paper", config={"head": "flatten"}, folds=2
+    )
+    for _ in range(3):
+        printer(one_seed)
+    assert "200 epochs x 2 folds x 3 seeds on cpu" in lines[0], lines[0]
+    assert lines[1].endswith("about 68.9 h for the run (from its first steps)"), lines[1]
+    assert lines[2].startswith("warning: this run needs about 68.9 h on the CPU"), lines[2]
+    assert "--set head=gap" in lines[2] and "fewer seeds than 3" in lines[2]
+    assert lines[3:] == ["seed 2 of 3", "seed 3 of 3"]

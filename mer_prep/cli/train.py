@@ -239,7 +239,8 @@ def _train_here(request, *, quiet: bool):
     from mer_prep.train.seeds import train_seeds
 
     with TrainerSlot() as slot:
-        return train_seeds(request, report=ProgressPrinter(quiet=quiet, slot=slot))
+        printer = ProgressPrinter(quiet=quiet, slot=slot, seeds=request.seeds)
+        return train_seeds(request, report=printer)
 
 
 def _train_flow(request, *, home: str):

@@ -67,10 +67,13 @@ class ProgressPrinter:
         *,
         quiet: bool = False,
         slot=None,
+        seeds: int = 1,
         echo: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval = QUIET_INTERVAL_S if quiet else INTERVAL_S
+        self.seeds = seeds
+        self._estimates = 0
         self.slot = slot
         self._echo = echo or (lambda line: click.echo(line, err=True))
         self._clock = clock
@@ -80,8 +83,14 @@ class ProgressPrinter:
         if self.slot is not None:
             self.slot.apply()
         if isinstance(event, RunEstimate):
-            for line in cost_lines(event):
-                self._echo(line)
+            # every seed of a group is a run of its own with its own estimate: the first one
+            # is printed as the group's cost, the later ones only say which seed starts
+            self._estimates += 1
+            if self._estimates == 1:
+                for line in cost_lines(event.for_seeds(self.seeds)):
+                    self._echo(line)
+            else:
+                self._echo(f"seed {self._estimates} of {self.seeds}")
             self._last = self._clock()
         elif isinstance(event, RunProgress):
             now = self._clock()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 #: Optimiser steps timed before the estimate is made (fewer when an epoch has fewer).
 TIMED_STEPS = 4
@@ -100,6 +100,16 @@ class RunEstimate:
     epoch_s: float
     estimated_s: float
     warning: str | None
+    config: dict = field(default_factory=dict)  # the model's (for the lighter settings)
+
+    def for_seeds(self, seeds: int) -> RunEstimate:
+        """The same run trained with ``seeds`` seeds (``--seeds N`` trains each seed as a run
+        of its own; its cost is the group's): time and warning scaled to every seed."""
+        total = self.estimated_s / self.seeds * seeds
+        warning = cpu_warning(
+            self.config, self.epochs, self.device, self.threads, total, seeds=seeds
+        )
+        return replace(self, seeds=seeds, estimated_s=total, warning=warning)
 
 
 @dataclass(frozen=True)
@@ -163,15 +173,6 @@ def estimate_run(
     fold's :class:`FirstBatches` (every fold is assumed to cost what the first does)."""
     epoch_s = first.epoch_estimate_s
     total = epoch_s * first.epochs * folds * seeds
-    warning = None
-    if first.device.startswith("cpu") and total >= CPU_WARNING_S:
-        lighter = lighter_settings(config, first.epochs, total)
-        warning = (
-            f"this run needs about {format_duration(total)} on the CPU "
-            f"({first.threads} thread{'s' if first.threads != 1 else ''}); lighter: "
-            f"{', '.join(lighter) if lighter else 'fewer epochs'}, a smaller model, "
-            f"or a GPU (--device cuda)"
-        )
     return RunEstimate(
         model=model,
         variant=variant,
@@ -185,7 +186,26 @@ def estimate_run(
         steps_per_epoch=first.steps_per_epoch,
         epoch_s=epoch_s,
         estimated_s=total,
-        warning=warning,
+        warning=cpu_warning(config, first.epochs, first.device, first.threads, total, seeds=seeds),
+        config=dict(config),
+    )
+
+
+def cpu_warning(
+    config: dict, epochs: int, device: str, threads: int, total_s: float, *, seeds: int = 1
+) -> str | None:
+    """One line naming lighter settings where a run on the CPU needs at least
+    :data:`CPU_WARNING_S` seconds (``total_s``, every seed), else None."""
+    if not device.startswith("cpu") or total_s < CPU_WARNING_S:
+        return None
+    lighter = lighter_settings(config, epochs, total_s / seeds)
+    if seeds > 1:
+        lighter.append(f"fewer seeds than {seeds}")
+    return (
+        f"this run needs about {format_duration(total_s)} on the CPU "
+        f"({threads} thread{'s' if threads != 1 else ''}); lighter: "
+        f"{', '.join(lighter) if lighter else 'fewer epochs'}, a smaller model, "
+        f"or a GPU (--device cuda)"
     )
 
 
