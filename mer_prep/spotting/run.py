@@ -50,8 +50,9 @@ def run_spotting(
 def store_videos(store) -> tuple[list[SpotVideo], dict[str, Any]]:
     """The long videos of a long-video store as ``SpotVideo``s, and what was read.
 
-    The long-video store and its ``read_video_motion(store, video_id)`` are being built
-    beside the spotters; until a store of that kind can be opened here this says so in one line.
+    Long-video stores (and their ``read_video_motion(store, video_id)``) do not exist yet: the
+    motion is computed per video by ``pipeline.long_video.video_motion`` but not stored. Until a
+    store of that kind can be opened here, this refuses in one line.
     """
     raise NoVideoMotionError(
         f"store {store}: reading VideoMotion from a long-video store is not in this version "
