@@ -19,7 +19,7 @@ import sys
 
 class Blocked:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "prefect", "distributed", "icechunk"):
+        if name.split(".")[0] in ("torch", "prefect", "distributed", "icechunk", "scipy"):
             raise ImportError(f"{name} is unimportable in this test")
         return None
 

@@ -9,7 +9,7 @@ import json
 import click
 
 from mer_prep.cli import main
-from mer_prep.spotting.spotters import METHODS
+from mer_prep.spotting.methods import METHODS
 
 
 def _synthetic(store: str, subjects: int, seed: int):

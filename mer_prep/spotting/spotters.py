@@ -46,8 +46,8 @@ from scipy.signal import find_peaks
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.evaluation.spotting_intervals import SpotPrediction
 from mer_prep.motion.video_motion import VideoMotion
+from mer_prep.spotting.methods import METHODS
 
-METHODS: tuple[str, ...] = ("mdmd", "threshold")
 #: the regions read by default: brows and mouth corners (eyes blink; the nose is the reference)
 DEFAULT_REGIONS: tuple[str, ...] = ("brow_left", "brow_right", "mouth_left", "mouth_right")
 

@@ -30,9 +30,9 @@ from mer_prep.errors import InvalidArgumentError
 from mer_prep.evaluation.spotting import score_spotting
 from mer_prep.evaluation.spotting_intervals import SpotPrediction, SpottingScore, SpotTruth
 from mer_prep.motion.video_motion import VideoMotion
+from mer_prep.spotting.methods import METHODS
 from mer_prep.spotting.spotters import (
     DEFAULT_REGIONS,
-    METHODS,
     Candidates,
     SpotParams,
     assemble,
