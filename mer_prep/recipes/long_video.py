@@ -17,17 +17,21 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mer_prep.errors import InvalidArgumentError, RecipeError, UnknownRecipeError
+from mer_prep.errors import InvalidArgumentError, UnknownRecipeError
 from mer_prep.motion.flow import TVL1Params
 from mer_prep.motion.video_motion import ROI_NAMES
-from mer_prep.recipes.model import AlignConfig, DetectConfig
+from mer_prep.recipes.model import (
+    AlignConfig,
+    DetectConfig,
+    read_recipe_file,
+    shipped_recipes,
+)
 
 KIND = "long_video"
 
@@ -109,19 +113,7 @@ def load_long_video_recipe(name_or_path: str | Path | LongVideoRecipe) -> LongVi
         return name_or_path
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise RecipeError(f"recipe file {path} does not exist")
-        try:
-            return LongVideoRecipe.model_validate(yaml.safe_load(path.read_text()))
-        except yaml.YAMLError as error:
-            raise RecipeError(f"recipe file {path}: not YAML ({error})") from None
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
-                f"{e['msg'].removeprefix('Value error, ')}"
-                for e in error.errors()
-            )
-            raise RecipeError(f"recipe file {path}: {problems}") from None
+        return read_recipe_file(path, LongVideoRecipe)
     recipes = builtin_long_video_recipes()
     if str(name_or_path) not in recipes:
         raise UnknownRecipeError(
@@ -133,10 +125,4 @@ def load_long_video_recipe(name_or_path: str | Path | LongVideoRecipe) -> LongVi
 @cache
 def builtin_long_video_recipes() -> dict[str, LongVideoRecipe]:
     """The recipes shipped in ``mer_prep/recipes/long_video/*.yaml``, by name."""
-    folder = resources.files("mer_prep.recipes") / "long_video"
-    out = {}
-    for entry in folder.iterdir():
-        if entry.name.endswith(".yaml"):
-            recipe = LongVideoRecipe.model_validate(yaml.safe_load(entry.read_text()))
-            out[recipe.name] = recipe
-    return out
+    return shipped_recipes("long_video", LongVideoRecipe)

@@ -11,7 +11,7 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -313,23 +313,42 @@ class Recipe(_Frozen):
         return specs
 
 
+#: a recipe model: clip recipes (``Recipe``) and long-video ones (``LongVideoRecipe``)
+RecipeT = TypeVar("RecipeT", bound=BaseModel)
+
+
+def read_recipe_file(path: Path, model: type[RecipeT]) -> RecipeT:
+    """The recipe of ``model``'s kind in the YAML file ``path``; one-line ``RecipeError``s."""
+    if not path.is_file():
+        raise RecipeError(f"recipe file {path} does not exist")
+    try:
+        return model.model_validate(yaml.safe_load(path.read_text()))
+    except yaml.YAMLError as error:
+        raise RecipeError(f"recipe file {path}: not YAML ({error})") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise RecipeError(f"recipe file {path}: {problems}") from None
+
+
+def shipped_recipes(folder: str, model: type[RecipeT]) -> dict[str, RecipeT]:
+    """The recipes of ``model``'s kind shipped in ``mer_prep/recipes/<folder>/*.yaml``, by name."""
+    out = {}
+    for entry in (resources.files("mer_prep.recipes") / folder).iterdir():
+        if entry.name.endswith(".yaml"):
+            recipe = model.model_validate(yaml.safe_load(entry.read_text()))
+            out[str(recipe.model_dump(include={"name"})["name"])] = recipe
+    return out
+
+
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """A built-in recipe by name (``"ha3d"``), or a user recipe from a YAML file path."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise RecipeError(f"recipe file {path} does not exist")
-        try:
-            return Recipe.model_validate(yaml.safe_load(path.read_text()))
-        except yaml.YAMLError as error:
-            raise RecipeError(f"recipe file {path}: not YAML ({error})") from None
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
-                f"{e['msg'].removeprefix('Value error, ')}"
-                for e in error.errors()
-            )
-            raise RecipeError(f"recipe file {path}: {problems}") from None
+        return read_recipe_file(path, Recipe)
     recipes = builtin_recipes()
     if str(name_or_path) not in recipes:
         raise UnknownRecipeError(
@@ -341,10 +360,4 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 @cache
 def builtin_recipes() -> dict[str, Recipe]:
     """The recipes shipped in ``mer_prep/recipes/builtin/*.yaml``, by name."""
-    folder = resources.files("mer_prep.recipes") / "builtin"
-    out = {}
-    for entry in folder.iterdir():
-        if entry.name.endswith(".yaml"):
-            recipe = Recipe.model_validate(yaml.safe_load(entry.read_text()))
-            out[recipe.name] = recipe
-    return out
+    return shipped_recipes("builtin", Recipe)
