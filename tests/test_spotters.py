@@ -58,24 +58,15 @@ def _keys(videos):
     return [v.key for v in videos]
 
 
-def _random_like(predictions, videos, rng) -> list[SpotPrediction]:
-    """As many intervals as ``predictions`` in each video, of the same kinds and lengths, at
-    random places: the baseline a spotter must beat."""
+def _moved_at_random(intervals, videos, rng) -> list:
+    """Every interval (a prediction or a truth) moved to a random place of its video, of the
+    same kind and length: with predictions, the random baseline a spotter must beat; with
+    truths, shuffled ground truth."""
     n_frames = {v.key: v.first.n_frames for v in videos}
     out = []
-    for p in predictions:
-        onset = int(rng.integers(1, n_frames[p.video_key] - p.length + 2))
-        out.append(dataclasses.replace(p, onset=onset, offset=onset + p.length - 1))
-    return out
-
-
-def _shuffled(truths, videos, rng) -> list[SpotTruth]:
-    """Every truth moved to a random place of its video (same kind and length)."""
-    n_frames = {v.key: v.first.n_frames for v in videos}
-    out = []
-    for t in truths:
-        onset = int(rng.integers(1, n_frames[t.video_key] - t.length + 2))
-        out.append(dataclasses.replace(t, onset=onset, offset=onset + t.length - 1))
+    for i in intervals:
+        onset = int(rng.integers(1, n_frames[i.video_key] - i.length + 2))
+        out.append(dataclasses.replace(i, onset=onset, offset=onset + i.length - 1))
     return out
 
 
@@ -83,8 +74,8 @@ def _chance(predictions, truths, videos, shuffle: bool, n: int = 20) -> float:
     rng = np.random.default_rng(0)
     f1 = []
     for _ in range(n):
-        preds = predictions if shuffle else _random_like(predictions, videos, rng)
-        truth = _shuffled(truths, videos, rng) if shuffle else truths
+        preds = predictions if shuffle else _moved_at_random(predictions, videos, rng)
+        truth = _moved_at_random(truths, videos, rng) if shuffle else truths
         f1.append(score_spotting(preds, truth, _keys(videos)).overall.f1)
     return float(np.mean(f1))
 
