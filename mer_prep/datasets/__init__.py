@@ -23,7 +23,14 @@ from typing import Any
 
 from mer_prep.datasets.options import check_dataset, check_options
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.labels import COMPOSITES, Composite, CompositePart, apply_scheme, composite
+from mer_prep.labels import (
+    COMPOSITES,
+    Composite,
+    CompositePart,
+    apply_scheme,
+    composite,
+    define_composite,
+)
 from mer_prep.labels import register_composite as _register_composite
 from mer_prep.labels import unregister_composite as _unregister_composite
 from mer_prep.sample import DatasetScan
@@ -182,7 +189,8 @@ def register_composite(
         if fixed:
             check_options(part_name, dict(fixed))
     made = _register_composite(
-        name, parts, description=description, expected=expected, replace=replace
+        define_composite(name, parts, description=description, expected=expected),
+        replace=replace,
     )
     if name not in DATASETS:
         DATASETS = (*DATASETS, name)

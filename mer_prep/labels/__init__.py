@@ -41,13 +41,16 @@ class Composite:
     expected: dict[str, int] = field(default_factory=dict)
 
 
-def _composite(
+def define_composite(
     name: str,
     parts: Sequence[CompositePart],
     *,
     description: str = "",
     expected: Mapping[str, int] | None = None,
 ) -> Composite:
+    """Composite ``name`` made of ``parts`` (dataset names, or ``{name: {option: value}}`` to fix
+    a part's adapter options), checked: each part once, at least one, ``expected`` counts only
+    for parts."""
     names: list[str] = []
     options: dict[str, dict[str, Any]] = {}
     for part in parts:
@@ -84,7 +87,7 @@ def _composite(
 def _load_composites(path: Path) -> dict[str, Composite]:
     data = yaml.safe_load(path.read_text()) or {}
     return {
-        name: _composite(
+        name: define_composite(
             name,
             body["parts"],
             description=body.get("description", ""),
@@ -109,20 +112,12 @@ def composite(name: str) -> Composite:
     return _COMPOSITES[name]
 
 
-def register_composite(
-    name: str,
-    parts: Sequence[CompositePart],
-    *,
-    description: str = "",
-    expected: Mapping[str, int] | None = None,
-    replace: bool = False,
-) -> Composite:
-    """Declare composite ``name`` made of ``parts`` (dataset names, or ``{name: {option: value}}``
-    to fix a part's adapter options). Refuses to redefine an existing composite differently
-    unless ``replace``; registering the same definition twice is harmless. Part names are
-    checked against the adapters by ``mer_prep.datasets.register_composite``, which is what
-    callers use."""
-    made = _composite(name, parts, description=description, expected=expected)
+def register_composite(made: Composite, *, replace: bool = False) -> Composite:
+    """Declare the composite ``made`` (``define_composite``'s). Refuses to redefine an existing
+    composite differently unless ``replace``; registering the same definition twice is
+    harmless. Part names are checked against the adapters by
+    ``mer_prep.datasets.register_composite``, which is what callers use."""
+    name = made.name
     old = _COMPOSITES.get(name)
     if old is not None and not replace and (old.parts, old.options) != (made.parts, made.options):
         raise InvalidArgumentError(
@@ -285,6 +280,7 @@ __all__ = [
     "Composite",
     "CompositePart",
     "composite",
+    "define_composite",
     "register_composite",
     "unregister_composite",
     "au_set",
