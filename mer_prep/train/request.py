@@ -23,18 +23,17 @@ split and device exist is checked later, where the model registry and the store 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mer_prep.errors import InvalidArgumentError
+from mer_prep.model_catalogue import check_device_name
 
 #: The largest seed: torch's and the fold seeds' are 32-bit words (``train.data.fold_seed``).
 MAX_SEED = 2**32 - 1
 #: The most seeds one run group trains (``--seeds``): each is a whole run of every fold.
 MAX_SEEDS = 100
-DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
 class TrainRequestError(InvalidArgumentError):
@@ -71,8 +70,7 @@ class TrainSettings(BaseModel):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str | None) -> str | None:
-        if value is not None and not DEVICE.fullmatch(value):
-            raise ValueError(f"unknown device {value!r}: use cpu, cuda or cuda:N")
+        check_device_name(value)  # an InvalidArgumentError is a ValueError: pydantic's to report
         return value
 
     @field_validator("lr")
