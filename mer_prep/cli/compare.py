@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from mer_prep.cli import main
+from mer_prep.cli.options import count_option
 from mer_prep.errors import InvalidArgumentError
 
 # mer_prep.evaluation.bootstrap.DEFAULT_RESAMPLES, not imported here: that would load numpy and
@@ -71,20 +72,13 @@ def _side(store: str, ids: str, tables: _Tables) -> list:
 @click.argument("store")
 @click.argument("run_a", metavar="RUN_A")
 @click.argument("run_b", metavar="RUN_B")
-@click.option(
+@count_option(
     "--resamples",
-    type=click.IntRange(min=100),
     default=DEFAULT_RESAMPLES,
-    show_default=True,
+    minimum=100,
     help="Bootstrap resamples of the test subjects.",
 )
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of the bootstrap's generator.",
-)
+@count_option("--seed", default=0, minimum=0, help="Seed of the bootstrap's generator.")
 def compare(store, run_a, run_b, resamples, seed):
     """UF1 / UAR of RUN_A minus RUN_B on STORE, with a 95% bootstrap interval over test
     subjects. RUN_A / RUN_B may each be several run ids joined by commas (seeds of one

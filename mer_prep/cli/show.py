@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mer_prep.cli import main
+from mer_prep.cli.options import repeated_option, version_option
 
 
 def _runs(store):
@@ -52,17 +53,10 @@ def _spot_only(store, out):
 
 @main.command()
 @click.argument("store")
-@click.option(
-    "--version",
-    "version",
-    default=None,
-    metavar="V",
-    help="A version tag (v-...) [default: the latest version].",
-)
-@click.option(
+@version_option()
+@repeated_option(
     "--sample",
     "samples",
-    multiple=True,
     metavar="ID",
     help="Show these samples (repeat) instead of the first of each class.",
 )
@@ -79,10 +73,9 @@ def _spot_only(store, out):
     help="Report file [default: ./show-<dataset>-<recipe>-<version>.html].",
 )
 @click.option("--png", is_flag=True, help="Also write every image as a PNG beside the report.")
-@click.option(
+@repeated_option(
     "--root",
     "roots",
-    multiple=True,
     metavar="PATH",
     help="Dataset root to find failed files under (when the store records none).",
 )

@@ -9,6 +9,7 @@ import math
 import click
 
 from mer_prep.cli import main
+from mer_prep.cli.options import choice_option
 
 
 def _video_list(path: str) -> list[str]:
@@ -66,17 +67,15 @@ def _num(x: float) -> str:
     metavar="FILE",
     help="More scored videos, one id per line (subject/video with subjects).",
 )
-@click.option(
+@choice_option(
     "--compat",
-    type=click.Choice(["megc2020", "strs-metric"]),
-    default=None,
+    ["megc2020", "strs-metric"],
     help="Reproduce a reference scorer, defects included, and name each defect that "
     "changed a number: megc2020 (spotting counts) or strs-metric (STRS).",
 )
-@click.option(
+@choice_option(
     "--lengths",
-    type=click.Choice(["casme-sq", "samm-lv"]),
-    default=None,
+    ["casme-sq", "samm-lv"],
     help="With --compat megc2020: the baseline's length windows of this dataset.",
 )
 @click.option(
@@ -88,15 +87,8 @@ def _num(x: float) -> str:
 @click.option(
     "--iou", "threshold", type=float, default=0.5, show_default=True, help="IoU a match needs."
 )
-@click.option(
-    "--default-type",
-    type=click.Choice(["me", "mae"]),
-    default=None,
-    help="Type of rows in files without a type column.",
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@choice_option("--default-type", ["me", "mae"], help="Type of rows in files without a type column.")
+@choice_option("--format", ["text", "json"], default="text", dest="fmt")
 def score_spots(
     predictions_csv,
     truth_csv,

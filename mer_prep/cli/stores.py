@@ -8,18 +8,13 @@ import click
 import numpy as np
 
 from mer_prep.cli import main
+from mer_prep.cli.options import count_option, repeated_option, version_option
 from mer_prep.errors import InvalidArgumentError
 
 
 @main.command()
 @click.argument("store")
-@click.option(
-    "--tag",
-    "version",
-    default=None,
-    metavar="VERSION",
-    help="A version tag (v-...) [default: the latest version].",
-)
+@version_option("--tag", metavar="VERSION")
 def info(store, version):
     """Versions, sample/class/subject counts and failures of a store."""
     print_info(store, version)
@@ -170,9 +165,9 @@ def _print_splits_and_runs(path: str, store) -> None:
     metavar="ARRAY",
     help="Store SMOTE samples per training fold, interpolating ARRAY (e.g. frames).",
 )
-@click.option(
+@repeated_option(
     "--materialise",
-    multiple=True,
+    "materialise",
     metavar="ARRAY",
     help="Write these arrays' SMOTE samples in full instead of rebuilding them on read.",
 )
@@ -343,13 +338,7 @@ def verify(store, all_versions):
 
 @main.command(name="gc")
 @click.argument("store")
-@click.option(
-    "--keep",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Keep the history of the N newest versions.",
-)
+@count_option("--keep", default=3, help="Keep the history of the N newest versions.")
 @click.option(
     "--tags",
     "delete_tags",
@@ -357,11 +346,10 @@ def verify(store, all_versions):
     help="Also delete the version tags beyond the N newest (for good: a deleted tag "
     "name can never be used again in this store).",
 )
-@click.option(
+@count_option(
     "--grace",
-    type=click.IntRange(min=0),
     default=600,
-    show_default=True,
+    minimum=0,
     metavar="SECONDS",
     help="Keep objects written this recently (a run may be starting).",
 )

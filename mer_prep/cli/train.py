@@ -14,6 +14,7 @@ import click
 import yaml
 
 from mer_prep.cli import main
+from mer_prep.cli.options import choice_option, count_option, repeated_option
 from mer_prep.errors import InvalidArgumentError
 
 
@@ -106,51 +107,40 @@ def print_record(record) -> None:
     help="loso, megc2019 or a split stored with `mer-prep split`.",
 )
 @click.option("--variant", default=None, help="Training variant [default: the model's].")
-@click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs."
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Override the preset's batch size.",
-)
+@count_option("--epochs", default=None, help="Override the preset's epochs.")
+@count_option("--batch-size", default=None, help="Override the preset's batch size.")
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Override the preset's learning rate.",
 )
-@click.option(
+@choice_option(
     "--target",
-    type=click.Choice(["emotion", "aus"]),
+    ["emotion", "aus"],
     default="emotion",
-    show_default=True,
     help="What the model predicts: the store's emotion classes, or its action units (the "
     "12 cross-dataset AUs; BCE with per-AU positive weights; per-AU and macro F1).",
 )
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-@click.option(
+@count_option("--seed", default=0, minimum=0, maximum=2**32 - 1, help="The first seed.")
+@count_option(
     "--seeds",
-    type=click.IntRange(1, 100),
     default=1,
-    show_default=True,
+    maximum=100,
     help="Train the same folds with seeds SEED, SEED+1, ...: one record each, one run group "
     "(mean +- sd over the seeds).",
 )
-@click.option(
+@choice_option(
     "--selection",
-    type=click.Choice(["validation", "last_epoch", "test-oracle"]),
-    default=None,
+    ["validation", "last_epoch", "test-oracle"],
     help="Override the preset's checkpoint choice. test-oracle: each fold's epoch chosen on "
     "its test subject (how published numbers were obtained): recorded LEAKY and shown "
     "beside the clean run of the same seeds.",
 )
-@click.option(
+@repeated_option(
     "--set",
     "settings",
-    multiple=True,
     metavar="KEY=VALUE",
     help="Model config override, e.g. --set head=gap --set filters=8.",
 )
@@ -165,18 +155,15 @@ def print_record(record) -> None:
     default=None,
     help="Train the folds on this Dask scheduler's workers (the `train` flow).",
 )
-@click.option(
+@count_option(
     "--workers",
-    type=click.IntRange(min=1),
     default=None,
     help="Train the folds on a local Dask cluster of this many workers (the flow).",
 )
 @click.option("--version", default=None, help="Store version tag [default: the latest].")
-@click.option(
+@count_option(
     "--folds-per-task",
-    type=click.IntRange(min=1),
     default=1,
-    show_default=True,
     help="With the flow: folds one Dask task trains (more for light models).",
 )
 @click.option(
