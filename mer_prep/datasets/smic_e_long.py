@@ -182,6 +182,17 @@ def _first_number(folder: Path) -> int:
     return min(numbers, default=0)
 
 
+def _ordered(
+    notes: RowNotes, onset: int | None, offset: int | None, first: int | None
+) -> tuple[int, int, int] | None:
+    """``(onset, offset, first)`` when first <= onset <= offset; otherwise None, with a
+    ``bad-row`` quirk."""
+    if onset is None or offset is None or first is None or onset > offset or onset < first:
+        notes.add("bad-row", f"OnsetF/OffsetF/FirstF {onset}/{offset}/{first} are not in order")
+        return None
+    return onset, offset, first
+
+
 def _row(
     cells: dict, where: str, by_name: dict[str, Path], problems: list[Problem]
 ) -> tuple[int, LongInterval] | None:
@@ -191,12 +202,10 @@ def _row(
         notes.add("no-video", f"Filename {name!r} names no video folder")
         return None
     found = notes.frames(cells, {"onset": "OnsetF", "offset": "OffsetF", "first": "FirstF"})
-    if found is None:
+    ordered = None if found is None else _ordered(notes, *found)
+    if ordered is None:
         return None
-    onset, offset, first = found
-    if onset is None or offset is None or first is None or onset > offset or onset < first:
-        notes.add("bad-row", f"OnsetF/OffsetF/FirstF {onset}/{offset}/{first} are not in order")
-        return None
+    onset, offset, first = ordered
     emotion = as_text(cells.get("emotion")) or None
     return first, LongInterval(
         kind="me", onset=onset, apex=None, offset=offset, emotion=emotion, source=where
