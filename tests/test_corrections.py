@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from layout_helpers import casme_sq_layout
 from synth_clips import by_id, clip, set_cell
 
 from mer_prep.datasets import scan_dataset
@@ -157,11 +158,7 @@ def test_4dme_swapped_au_cells_fixed_from_the_users_file(tmp_path: Path) -> None
 
 
 def test_casme_sq_rows_are_corrected_too(tmp_path: Path) -> None:
-    write_layout(
-        "casme-sq",
-        tmp_path,
-        [clip(1, "negative", clip="anger1"), clip(2, "positive", clip="happy1")],
-    )
+    casme_sq_layout(tmp_path, (1, "negative", "anger1"), (2, "positive", "happy1"))
     fixes = tmp_path / "fixes.yaml"
     fixes.write_text(
         "- {sample: casme-sq/s15/anger1_1, field: emotion, old: negative, new: others, reason: x}\n"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from layout_helpers import casme_sq_layout
 from synth_clips import assert_clean_scan, assert_scan_matches, by_id, clip, set_cell
 
 from mer_prep.datasets import scan_dataset
@@ -148,14 +149,8 @@ def test_casme_sq_offset_zero_uses_apex(tmp_path: Path) -> None:
 
 
 def test_casme_sq_bad_rows(tmp_path: Path) -> None:
-    write_layout(
-        "casme-sq",
-        tmp_path,
-        [
-            clip(1, "negative", clip="anger1"),
-            clip(2, "positive", clip="happy1"),
-            clip(3, "negative", clip="disgust1"),
-        ],
+    casme_sq_layout(
+        tmp_path, (1, "negative", "anger1"), (2, "positive", "happy1"), (3, "negative", "disgust1")
     )
     sheet = tmp_path / CASME_SQ_SHEET
     set_cell(sheet, "happy1_1", 2, "tickle9_1")

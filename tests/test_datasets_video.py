@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from layout_helpers import casme_sq_layout
 from synth_clips import FRAMES, by_id, clip
 
 from mer_prep.datasets import scan_dataset
@@ -97,14 +98,11 @@ def test_the_video_fingerprint_covers_its_bytes(casme_sq_with_videos: Path, tmp_
 
 
 def test_rawvideo_problems_are_named(tmp_path: Path) -> None:
-    write_layout(
-        "casme-sq",
+    casme_sq_layout(
         tmp_path,
-        [
-            clip(1, "negative", clip="anger1"),
-            clip(2, "positive", clip="happy1"),
-            clip(2, "negative", clip="disgust1"),
-        ],
+        (1, "negative", "anger1"),
+        (2, "positive", "happy1"),
+        (2, "negative", "disgust1"),
         videos=True,
     )
     rawvideo = tmp_path / "rawvideo"

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import openpyxl
 import pytest
+from layout_helpers import casme_sq_layout
 from skimage import data
 from synth_clips import by_id, clip, set_cell
 
@@ -301,11 +302,7 @@ def test_smic_clip_folder_linked_into_another_subject_is_a_problem(tmp_path: Pat
 
 
 def test_casme_sq_video_folder_linked_into_another_subject_is_a_problem(tmp_path: Path) -> None:
-    write_layout(
-        "casme-sq",
-        tmp_path,
-        [clip(1, "negative", clip="anger1"), clip(2, "negative", clip="anger2")],
-    )
+    casme_sq_layout(tmp_path, (1, "negative", "anger1"), (2, "negative", "anger2"))
     rawpic = tmp_path / "rawpic"
     # s16 gets a link named like its anger1 video that points at s15's recording
     (rawpic / "s16" / "16_0401girlcrashing").symlink_to(
@@ -439,11 +436,7 @@ def test_no_sheet_with_the_header_names_the_closest_one(tmp_path: Path) -> None:
 
 
 def test_casme_sq_extra_sheet_in_front(tmp_path: Path) -> None:
-    written = write_layout(
-        "casme-sq",
-        tmp_path,
-        [clip(1, "negative", clip="anger1"), clip(2, "positive", clip="happy1")],
-    )
+    written = casme_sq_layout(tmp_path, (1, "negative", "anger1"), (2, "positive", "happy1"))
     xlsx = tmp_path / "CAS(ME)^2code_final.xlsx"
     _add_front_sheet(xlsx)
     scan = scan_dataset("casme-sq", tmp_path)
