@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mer_prep.datasets._frames import VIDEO_SUFFIXES, list_frames, timing_error, video_frame_count
+from mer_prep.datasets._frames import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    list_frames,
+    timing_error,
+    video_frame_count,
+)
 from mer_prep.datasets._sheets import SheetRow, as_frame, as_text, find_table, read_workbook
 from mer_prep.datasets.corrections import Corrector
 from mer_prep.sample import DatasetScan, Problem, Sample, within_root
@@ -158,6 +164,54 @@ def sheet_source(
     ``find_table``) as a RowSource whose samples carry ``extra``."""
     title, rows = find_table(read_workbook(sheet), required, optional, file=sheet)
     return RowSource(sheet, rows, extra=extra, sheet=title)
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    """Where a one-sheet adapter's frames are under a root: the folder every clip lies in,
+    ``resolve`` (a row to its ClipRef), the (subject id, clip folder) pairs ``on_disk`` lists
+    (for the unannotated-folder problems) and the ``extra`` every sample carries."""
+
+    base: Path
+    resolve: Callable[[SheetRow], ClipRef]
+    on_disk: Callable[[], list[tuple[str, Path]]]
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class OneSheetAdapter:
+    """An adapter reading one labelling sheet (found under the root by ``find_sheet``) whose rows
+    name image-frame folders, at a frame rate the dataset does not confirm (4DME, MMEW):
+    ``layout`` finds the frames under a root. Its ``scan`` is the adapter's ``scan``."""
+
+    dataset: str
+    fps: float
+    find_sheet: Callable[[Path], Path]
+    required: Mapping[str, Sequence[str]]
+    optional: Mapping[str, Sequence[str]]
+    layout: Callable[[Path], SheetLayout]
+
+    def scan(
+        self,
+        root: Path | str,
+        *,
+        annotations: Path | str | None = None,
+        corrections: Path | str | None = None,
+        fps: float | str | None = None,
+    ) -> DatasetScan:
+        """Scan a copy under ``root``; ``annotations`` overrides the sheet found,
+        ``corrections`` adds the user's (``mer_prep.datasets.corrections``), ``fps`` overrides
+        the (unconfirmed) frame rate."""
+        root = Path(root)
+        rate = self.fps if fps is None else float(fps)
+        found = self.layout(root)
+        corrector = Corrector.for_dataset(self.dataset, user=corrections)
+        sheet = Path(annotations) if annotations is not None else self.find_sheet(root)
+        source = sheet_source(sheet, self.required, self.optional, extra=found.extra)
+        rows = RowScan(
+            self.dataset, rate, found.base, found.resolve, corrector, suffixes=IMAGE_SUFFIXES
+        )
+        return rows.dataset_scan([source], found.on_disk())
 
 
 def scan_rows(

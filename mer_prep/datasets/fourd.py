@@ -23,17 +23,14 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import (
     ClipRef,
-    RowScan,
+    OneSheetAdapter,
+    SheetLayout,
     child_dirs,
     find_folder,
     plain_name,
-    sheet_source,
 )
-from mer_prep.datasets._frames import IMAGE_SUFFIXES
 from mer_prep.datasets._sheets import BARE_FIRST, SheetRow, as_text, frame_columns
-from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
-from mer_prep.sample import DatasetScan
 
 DATASET = "4dme"
 FPS = 60.0  # *unconfirmed*
@@ -81,21 +78,9 @@ def find_sheet(root: Path) -> Path:
     )
 
 
-def scan(
-    root: Path | str,
-    *,
-    annotations: Path | str | None = None,
-    corrections: Path | str | None = None,
-    fps: float | str | None = None,
-) -> DatasetScan:
-    """Scan a 4DME copy (``gray_micro/`` and the labelling sheet); ``annotations`` overrides the
-    sheet found, ``corrections`` adds the user's; ``fps`` overrides the (unconfirmed) rate."""
-    root = Path(root)
-    rate = FPS if fps is None else float(fps)
+def sheet_layout(root: Path) -> SheetLayout:
+    """The frames of a 4DME copy at ``root``: ``gray_micro/{sub_ID}/{fold_name}/``."""
     frames = frames_root(root)
-    corrector = Corrector.for_dataset(DATASET, user=corrections)
-    sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    source = sheet_source(sheet, REQUIRED, OPTIONAL)
 
     def resolve(row: SheetRow) -> ClipRef:
         subject = plain_name(as_text(row.values["subject"]), "sub_ID")
@@ -109,6 +94,12 @@ def scan(
             subject_id(sub), folder.name if folder.is_dir() else name, folder, subject_dir
         )
 
-    on_disk = [(subject_id(s.name), c) for s in child_dirs(frames) for c in child_dirs(s)]
-    rows = RowScan(DATASET, rate, frames, resolve, corrector, suffixes=IMAGE_SUFFIXES)
-    return rows.dataset_scan([source], on_disk)
+    def on_disk() -> list[tuple[str, Path]]:
+        return [(subject_id(s.name), c) for s in child_dirs(frames) for c in child_dirs(s)]
+
+    return SheetLayout(frames, resolve, on_disk)
+
+
+#: scan(root, *, annotations=None, corrections=None, fps=None): ``gray_micro/`` and the
+#: labelling sheet; ``fps`` overrides the (unconfirmed) rate
+scan = OneSheetAdapter(DATASET, FPS, find_sheet, REQUIRED, OPTIONAL, sheet_layout).scan

@@ -25,18 +25,15 @@ from pathlib import Path
 
 from mer_prep.datasets._annotated import (
     ClipRef,
-    RowScan,
+    OneSheetAdapter,
+    SheetLayout,
     child_dirs,
     find_folder,
-    sheet_source,
     subject_dirs,
     subject_number,
 )
-from mer_prep.datasets._frames import IMAGE_SUFFIXES
 from mer_prep.datasets._sheets import CLIP_COLUMNS, SheetRow, as_text
-from mer_prep.datasets.corrections import Corrector
 from mer_prep.errors import AnnotationError
-from mer_prep.sample import DatasetScan
 
 DATASET = "mmew"
 FPS = 90.0  # *unconfirmed*
@@ -92,20 +89,9 @@ def _locate(emotions_dir: Path, emotion: str, name: str) -> tuple[Path | None, s
     return None, ""
 
 
-def scan(
-    root: Path | str,
-    *,
-    annotations: Path | str | None = None,
-    corrections: Path | str | None = None,
-    fps: float | str | None = None,
-) -> DatasetScan:
-    """Scan an MMEW copy in either layout; ``fps`` overrides the (unconfirmed) frame rate."""
-    root = Path(root)
-    rate = FPS if fps is None else float(fps)
+def sheet_layout(root: Path) -> SheetLayout:
+    """The clip folders of an MMEW copy at ``root``, in either layout (``layout``)."""
     kind, base = layout(root)
-    corrector = Corrector.for_dataset(DATASET, user=corrections)
-    sheet = Path(annotations) if annotations is not None else find_sheet(root)
-    source = sheet_source(sheet, REQUIRED, OPTIONAL, extra=(("layout", kind),))
 
     def resolve(row: SheetRow) -> ClipRef:
         number = subject_number(row.values["subject"])
@@ -122,12 +108,18 @@ def scan(
         extra = (("folder_emotion", folder_emotion),)
         return ClipRef(subject_id(number), clip.name, clip, clip.parent, extra=extra)
 
-    # the flat layout's folders do not name their subject
-    on_disk = [
-        (subject_id(n), c)
-        for n, s in (subject_dirs(base) if kind != "flat" else [])
-        for e in child_dirs(s)
-        for c in child_dirs(e)
-    ]
-    rows = RowScan(DATASET, rate, base, resolve, corrector, suffixes=IMAGE_SUFFIXES)
-    return rows.dataset_scan([source], on_disk)
+    def on_disk() -> list[tuple[str, Path]]:
+        # the flat layout's folders do not name their subject
+        return [
+            (subject_id(n), c)
+            for n, s in (subject_dirs(base) if kind != "flat" else [])
+            for e in child_dirs(s)
+            for c in child_dirs(e)
+        ]
+
+    return SheetLayout(base, resolve, on_disk, extra=(("layout", kind),))
+
+
+#: scan(root, *, annotations=None, corrections=None, fps=None): either layout; ``fps``
+#: overrides the (unconfirmed) frame rate
+scan = OneSheetAdapter(DATASET, FPS, find_sheet, REQUIRED, OPTIONAL, sheet_layout).scan
