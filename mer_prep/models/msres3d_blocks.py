@@ -129,44 +129,52 @@ class _MultiScale(nn.Module):
         return x + projected if self.residual else projected
 
 
-class RC1(_MultiScale):
+class _StackedBranches(_MultiScale):
+    """RC1's and RC2's layout: 1x1x1 | 1x1x1 -> ``stack`` | 1x1x1 -> ``stack`` -> ``stack`` |
+    global pool (4 outputs). A subclass names the two stacked branches (``stacked``: their
+    attribute and state-dict names) and gives the ``stack`` of layers on ``width`` channels."""
+
+    stacked: tuple[str, str]
+
+    @staticmethod
+    def stack(width: int) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def __init__(
+        self, channels: int, width: int, weight_init: float = 0.25, residual: bool = False
+    ) -> None:
+        super().__init__(channels, width, 4, weight_init, residual)
+        self.point = conv_bn_relu(channels, width, 1)
+        for depth, name in enumerate(self.stacked, start=1):
+            layers: list[nn.Module] = [conv_bn_relu(channels, width, 1)]
+            for _ in range(depth):
+                layers += self.stack(width)
+            self.add_module(name, nn.Sequential(*layers))
+        self.pooled = GlobalBranch(channels, width)
+
+    def branch_outputs(self, x: Tensor) -> Sequence[Tensor]:
+        deep = [self.get_submodule(name)(x) for name in self.stacked]
+        return [self.point(x), *deep, self.pooled(x)]
+
+
+class RC1(_StackedBranches):
     """RC1: 1x1x1 | 1x1x1 -> 3x3x3 | 1x1x1 -> 3x3x3 -> 3x3x3 | global pool (4 outputs)."""
 
-    def __init__(
-        self, channels: int, width: int, weight_init: float = 0.25, residual: bool = False
-    ) -> None:
-        super().__init__(channels, width, 4, weight_init, residual)
-        self.point = conv_bn_relu(channels, width, 1)
-        self.conv3 = nn.Sequential(conv_bn_relu(channels, width, 1), conv_bn_relu(width, width, 3))
-        self.conv5 = nn.Sequential(
-            conv_bn_relu(channels, width, 1),
-            conv_bn_relu(width, width, 3),
-            conv_bn_relu(width, width, 3),
-        )
-        self.pooled = GlobalBranch(channels, width)
+    stacked = ("conv3", "conv5")
 
-    def branch_outputs(self, x: Tensor) -> Sequence[Tensor]:
-        return [self.point(x), self.conv3(x), self.conv5(x), self.pooled(x)]
+    @staticmethod
+    def stack(width: int) -> list[nn.Module]:
+        return [conv_bn_relu(width, width, 3)]
 
 
-class RC2(_MultiScale):
+class RC2(_StackedBranches):
     """RC2: 1x1x1 | 1x1x1 -> factorised 7^3 | 1x1x1 -> two factorised 7^3 (~9^3) | global pool."""
 
-    def __init__(
-        self, channels: int, width: int, weight_init: float = 0.25, residual: bool = False
-    ) -> None:
-        super().__init__(channels, width, 4, weight_init, residual)
-        self.point = conv_bn_relu(channels, width, 1)
-        self.conv7 = nn.Sequential(conv_bn_relu(channels, width, 1), *_factorised(width, width, 7))
-        self.conv9 = nn.Sequential(
-            conv_bn_relu(channels, width, 1),
-            *_factorised(width, width, 7),
-            *_factorised(width, width, 7),
-        )
-        self.pooled = GlobalBranch(channels, width)
+    stacked = ("conv7", "conv9")
 
-    def branch_outputs(self, x: Tensor) -> Sequence[Tensor]:
-        return [self.point(x), self.conv7(x), self.conv9(x), self.pooled(x)]
+    @staticmethod
+    def stack(width: int) -> list[nn.Module]:
+        return _factorised(width, width, 7)
 
 
 class _Directions(nn.Module):
