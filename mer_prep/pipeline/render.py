@@ -45,16 +45,8 @@ def magnify_clip(frames: np.ndarray, config: MagnifyConfig, fps: float) -> np.nd
         return np.stack(
             [magnify_clip(frames[..., c], config, fps) for c in range(frames.shape[-1])], axis=-1
         )
-    return magnify(
-        frames,
-        fps=fps,
-        alpha=config.alpha,
-        cutoff_wavelength=config.cutoff_wavelength,
-        f_low=config.f_low,
-        f_high=f_high,
-        levels=config.levels,
-        temporal_filter=config.temporal_filter,
-    )
+    # MagnifyConfig's fields are magnify's parameters
+    return magnify(frames, fps=fps, **{**config.model_dump(), "f_high": f_high})
 
 
 def working_matrix(
