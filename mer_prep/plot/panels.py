@@ -425,31 +425,29 @@ def panels(
             )
         )
     if curves:
-        if want("keyframes"):
-            curve = keyframe_curve(view)
+        # each curve panel: key, title, the curve (None: nothing to draw), its caption
+        for key, title, curve_of, caption_of in (
+            (
+                "keyframes",
+                "slice change",
+                keyframe_curve,
+                lambda _curve: (
+                    "recomputed on the stored (magnified) keyframes: change "
+                    "between successive keyframes, not the selection score over every frame"
+                ),
+            ),
+            (
+                "apex_curve",
+                "apex spotting",
+                apex_curve,
+                lambda curve: (
+                    f"{curve.ylabel}; apex_source {view.info.get('apex_source') or 'none'}"
+                ),
+            ),
+        ):
+            curve = curve_of(view) if want(key) else None
             if curve is not None:
-                out.append(
-                    Panel(
-                        "keyframes",
-                        "slice change",
-                        curve=curve,
-                        caption="recomputed on the stored (magnified) keyframes: change "
-                        "between successive keyframes, not the selection score "
-                        "over every frame",
-                    )
-                )
-        if want("apex_curve"):
-            curve = apex_curve(view)
-            if curve is not None:
-                out.append(
-                    Panel(
-                        "apex_curve",
-                        "apex spotting",
-                        curve=curve,
-                        caption=f"{curve.ylabel}; apex_source "
-                        f"{view.info.get('apex_source') or 'none'}",
-                    )
-                )
+                out.append(Panel(key, title, curve=curve, caption=caption_of(curve)))
     return out
 
 
