@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 import zarr
@@ -42,6 +43,7 @@ from mer_prep.store.run_branch import (
 from mer_prep.store.verify import BrokenChunk
 
 SPOT_SCHEMA = "mer-prep/spot-run"
+T = TypeVar("T")
 _SCHEMA = {"schema": SPOT_SCHEMA, "schema_version": DIGESTED_SCHEMA_VERSION}
 _ARRAYS = {
     "pred_fold": np.int64,
@@ -62,6 +64,24 @@ _ARRAYS = {
 }
 
 
+class _Attr(Generic[T]):
+    """A record's attribute of the same name, read-only: ``attrs[name]`` made a ``convert``
+    (``str``, ``bool``; ``dict`` and ``list`` copy, so that a caller cannot change the record)."""
+
+    def __init__(self, convert: Callable[[Any], T]) -> None:
+        self.convert = convert
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, record: None, owner: type) -> _Attr[T]: ...
+    @overload
+    def __get__(self, record: SpotRunRecord, owner: type | None = None) -> T: ...
+    def __get__(self, record: SpotRunRecord | None, owner: type | None = None) -> T | _Attr[T]:
+        return self if record is None else self.convert(record.attrs[self.name])
+
+
 @dataclass(frozen=True, eq=False)
 class SpotRunRecord:
     """One spotting run: ``attrs`` (JSON: method, split, tune_on, leaky, store, grid, folds with
@@ -71,34 +91,17 @@ class SpotRunRecord:
     attrs: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(repr=False)
 
-    @property
-    def run_id(self) -> str:
-        return str(self.attrs["run_id"])
-
-    @property
-    def method(self) -> str:
-        return str(self.attrs["method"])
-
-    @property
-    def leaky(self) -> bool:
-        return bool(self.attrs["leaky"])
+    run_id = _Attr(str)
+    method = _Attr(str)
+    leaky = _Attr(bool)
+    created = _Attr(str)
+    metrics = _Attr[dict](dict)
+    folds = _Attr[list[dict]](list)
 
     @property
     def leak_label(self) -> str:
         """``LEAKY (tuned on the test subject)`` or ``""``."""
         return "LEAKY (tuned on the test subject)" if self.leaky else ""
-
-    @property
-    def created(self) -> str:
-        return str(self.attrs["created"])
-
-    @property
-    def metrics(self) -> dict:
-        return dict(self.attrs["metrics"])
-
-    @property
-    def folds(self) -> list[dict]:
-        return list(self.attrs["folds"])
 
     def predictions(self) -> list[SpotPrediction]:
         a = self.arrays
