@@ -162,6 +162,7 @@ def test_per_au_f1_is_sklearns_on_the_pooled_predictions(au_run):
 
 def test_an_au_run_is_recorded_and_listed_with_its_target(au_run, store_path, tmp_path):
     (stored,) = [r for r in list_runs(store_path) if r.run_id == au_run.run_id]
+    macro_f1 = au_run.au_metrics["macro_f1"]
     assert stored.target == "aus" and stored.training["aus"][0] == "AU1"
     assert stored.au_metrics["macro_f1"] == pytest.approx(au_run.au_metrics["macro_f1"])
     np.testing.assert_array_equal(_pooled(stored)[1], _pooled(au_run)[1])
@@ -178,6 +179,16 @@ def test_an_au_run_is_recorded_and_listed_with_its_target(au_run, store_path, tm
     shown = CliRunner().invoke(main, ["runs", str(store_path), "--run", au_run.run_id])
     assert shown.exit_code == 0, shown.output
     assert "AU macro F1" in shown.output and "AU12" in shown.output
+    # the leaderboard ranks it in the AU table, by the macro F1 the record holds
+    board = CliRunner().invoke(main, ["runs", str(store_path), "--leaderboard"])
+    assert board.exit_code == 0, board.output
+    assert "not in the leaderboard" not in board.output
+    au_table = board.output.split("AU detection (target aus)", 1)[1]
+    (au_line,) = [x for x in au_table.splitlines() if x.startswith("1 ")]
+    assert f"  {macro_f1:.3f}  " in au_line and "1 seed" in au_line
+    csv = CliRunner().invoke(main, ["runs", str(store_path), "--leaderboard", "--format", "csv"])
+    (row,) = [r for r in csv.output.splitlines()[1:] if au_run.run_id in r]
+    assert f"{macro_f1:.4f}" in row
     # the flow's artifact and the store's HTML report take an AU run (no confusion matrix)
     from flows.train import training_report
 
@@ -190,6 +201,7 @@ def test_an_au_run_is_recorded_and_listed_with_its_target(au_run, store_path, tm
     result = CliRunner().invoke(main, ["show", str(store_path), "--out", str(page)])
     assert result.exit_code == 0, result.output
     assert au_run.run_id in page.read_text()
+    assert "AU detection (target aus)" in page.read_text()  # its leaderboard table
 
 
 def test_the_epoch_is_chosen_on_the_validation_parts_macro_f1(store_path):

@@ -217,3 +217,57 @@ def test_a_run_that_cannot_be_scored_is_left_out_on_stderr_and_the_csv_stays_cle
     ]
     back = read_csv(result.stdout)
     assert back["runs"].tolist() == ["good", "other-version", "bad"]
+
+
+def _au_macro_f1(record) -> float:
+    """Oracle: sklearn's per-AU F1 on the pooled (n, K) 0/1 arrays, averaged over the AUs that
+    occur in the truth."""
+    from sklearn.metrics import f1_score
+
+    y_true = np.concatenate([f.y_true for f in record.folds])
+    y_pred = np.concatenate([f.y_pred for f in record.folds])
+    per_au = f1_score(y_true, y_pred, average=None, zero_division=0.0)
+    return float(per_au[y_true.sum(0) > 0].mean())
+
+
+def test_au_runs_are_ranked_apart_by_their_macro_f1_with_leaky_rows_beside_clean_ones():
+    alpha, _, beta, _ = _records()
+    au = [
+        make_run(f"au{s}", [RIGHT, ONE_WRONG, HALF][s], seed=s, target="aus", model="au")
+        for s in range(3)
+    ]
+    au_oracle = [
+        make_run(f"au-oracle{s}", RIGHT, seed=s, target="aus", model="au", selection="test-oracle")
+        for s in range(3)
+    ]
+    views = [run_view(r, multilabel=True) for r in (*au_oracle, *alpha, *au, *beta)]
+    board = build_leaderboard(group_runs(views), n_resamples=1000)
+    assert [r.first.model for r in board.emotion_rows] == ["beta", "mbcc"]
+    au_row, au_leaky = board.au_rows
+    assert [au_row.rank, au_leaky.rank] == [1, None]  # ranked among the AU rows alone
+    expected = [_au_macro_f1(r) for r in au]
+    assert len(set(expected)) == 3 and expected[0] == 1.0
+    assert au_row.stat("au_macro_f1") == pytest.approx(
+        (np.mean(expected), np.std(expected, ddof=1))
+    )
+    assert (
+        au_row.intervals["au_macro_f1"][0]
+        <= np.mean(expected)
+        <= au_row.intervals["au_macro_f1"][1]
+    )
+    assert au_leaky.leakage == "LEAKY selection"
+    assert au_leaky.vs_clean == {"au_macro_f1": pytest.approx(1.0 - np.mean(expected))}
+    text = board.text()
+    assert "AU detection (target aus)" in text and "AU macro F1 mean ± sd" in text
+    assert f"{np.mean(expected):.3f} ± {np.std(expected, ddof=1):.3f}" in text
+    back = read_csv(board.csv()).set_index("runs")
+    au_line = back.loc["au0 au1 au2"]
+    assert au_line["au_macro_f1_mean"] == pytest.approx(np.mean(expected), abs=5e-5)
+    assert np.isnan(au_line["uf1_mean"]) and au_line["target"] == "aus"
+    assert np.isnan(back.loc["beta0"]["au_macro_f1_mean"])
+    assert "AU detection" in board.markdown()
+
+
+def test_a_board_without_au_runs_prints_one_table_as_before():
+    text = _board().text()
+    assert "AU" not in text and text.splitlines()[0].split()[:3] == list(SHOWN[:3])

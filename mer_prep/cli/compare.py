@@ -48,10 +48,11 @@ class _Tables:
                 self._tables[snapshot] = None  # gone: subjects from the folds, no datasets
         return self._tables[snapshot]
 
-    def view(self, record, *, required: bool = True):
+    def view(self, record, *, required: bool = True, multilabel: bool = False):
         from mer_prep.evaluation.run_view import run_view
 
-        return run_view(record, self.table(record, required=required))
+        table = self.table(record, required=required)
+        return run_view(record, table, multilabel=multilabel)
 
 
 def _side(store: str, ids: str, tables: _Tables) -> list:
@@ -168,8 +169,8 @@ def print_leaderboard(store: str, records, fmt: str) -> None:
     views, left_out = [], []
     for record in records:
         try:
-            views.append(tables.view(record, required=False))
-        except RunViewError as error:  # e.g. a multi-label (AU) run: no UF1 / UAR to rank
+            views.append(tables.view(record, required=False, multilabel=True))
+        except RunViewError as error:  # e.g. a clip the version's table lacks
             left_out.append(str(error))
     board = build_leaderboard(group_runs(views))
     for reason in left_out:  # on stderr: a csv or markdown table stays pasteable

@@ -1,6 +1,8 @@
 """The leaderboard of a store's runs: one row per configuration (model, variant, overrides,
 split, target, store version, selection) with its seeds, the mean +- sd over seeds of the
-pooled UF1 / UAR and a bootstrap interval over test subjects (and seeds).
+pooled UF1 / UAR (an AU run, ``--target aus``: its pooled AU macro F1) and a bootstrap interval
+over test subjects (and seeds). Emotion rows and AU rows are ranked apart, each by its own
+score, and shown as two tables.
 
 Rows are ranked by the mean over seeds, never by a best seed. A LEAKY row (a sample-level
 split, or each fold's epoch chosen on its test subject) gets no rank: it is labelled and placed
@@ -22,8 +24,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from mer_prep.evaluation import bootstrap
+from mer_prep.evaluation import au_bootstrap, bootstrap
 from mer_prep.evaluation.run_view import RunView
+
+#: the scores a row of each target carries (the first one ranks) and how they are labelled
+METRICS: dict[str, tuple[str, ...]] = {"emotion": ("uf1", "uar"), "aus": ("au_macro_f1",)}
+LABELS = {"uf1": "UF1", "uar": "UAR", "au_macro_f1": "AU macro F1"}
 
 COLUMNS = (
     "rank",
@@ -46,9 +52,14 @@ COLUMNS = (
     "uar_ci_high",
     "vs_clean_uf1",
     "vs_clean_uar",
+    "au_macro_f1_mean",
+    "au_macro_f1_sd",
+    "au_macro_f1_ci_low",
+    "au_macro_f1_ci_high",
+    "vs_clean_au_macro_f1",
     "runs",
 )
-SHOWN = (
+SHOWN: tuple[str, ...] = (
     "rank",
     "model",
     "split",
@@ -62,27 +73,59 @@ SHOWN = (
     "UAR 95% CI",
     "vs clean",
 )
+#: the shown columns of an AU row
+SHOWN_AU: tuple[str, ...] = (*SHOWN[:7], "AU macro F1 mean ± sd", "AU macro F1 95% CI", "vs clean")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LeaderboardRow:
-    """One configuration: its seeds' pooled UF1 / UAR (``uf1`` / ``uar`` (n_seeds,)), the
-    bootstrap intervals of their means, its ``rank`` (None for a LEAKY row) and, for a leaky row
-    shown next to its clean row, the differences ``vs_clean_uf1`` / ``vs_clean_uar``
-    (leaky minus clean)."""
+    """One configuration: its seeds' pooled ``scores`` (each of its target's :data:`METRICS`:
+    (n_seeds,) float64), the bootstrap ``intervals`` of their means, its ``rank`` (None for a
+    LEAKY row) and, for a leaky row shown next to its clean row, ``vs_clean``: each score's
+    mean minus the clean row's."""
 
     rank: int | None
     views: tuple[RunView, ...]
-    uf1: np.ndarray
-    uar: np.ndarray
-    uf1_ci: tuple[float, float]
-    uar_ci: tuple[float, float]
-    vs_clean_uf1: float | None = None
-    vs_clean_uar: float | None = None
+    scores: dict[str, np.ndarray]
+    intervals: dict[str, tuple[float, float]]
+    vs_clean: dict[str, float] | None = None
 
     @property
     def first(self) -> RunView:
         return self.views[0]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self.scores)
+
+    @property
+    def is_au(self) -> bool:
+        """True for an AU row (``--target aus``: scored by the AU macro F1)."""
+        return self.metrics == METRICS["aus"]
+
+    @property
+    def uf1(self) -> np.ndarray:
+        return self.scores["uf1"]
+
+    @property
+    def uar(self) -> np.ndarray:
+        return self.scores["uar"]
+
+    @property
+    def uf1_ci(self) -> tuple[float, float]:
+        return self.intervals["uf1"]
+
+    @property
+    def uar_ci(self) -> tuple[float, float]:
+        return self.intervals["uar"]
+
+    @property
+    def vs_clean_uf1(self) -> float | None:
+        return None if self.vs_clean is None else self.vs_clean.get("uf1")
+
+    @property
+    def vs_clean_uar(self) -> float | None:
+        return None if self.vs_clean is None else self.vs_clean.get("uar")
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -110,15 +153,26 @@ class LeaderboardRow:
         return "; ".join(part for part in (given, f"{v.epochs} epochs", v.selection) if part)
 
     def stat(self, metric: str) -> tuple[float, float | None]:
-        """(mean, sample sd or None with one seed) of ``uf1`` or ``uar`` over the seeds."""
-        values = getattr(self, metric)
+        """(mean, sample sd or None with one seed) of one of the row's scores over the seeds."""
+        values = self.scores[metric]
         return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
     def record(self) -> dict:
-        """The row's values under :data:`COLUMNS` (numbers unrounded)."""
+        """The row's values under :data:`COLUMNS` (numbers unrounded; None for the scores of
+        the other target)."""
         v = self.first
-        uf1, uf1_sd = self.stat("uf1")
-        uar, uar_sd = self.stat("uar")
+        numbers: dict[str, float | None] = {}
+        for metric in LABELS:
+            present = metric in self.scores
+            mean, sd = self.stat(metric) if present else (None, None)
+            low, high = self.intervals[metric] if present else (None, None)
+            numbers |= {
+                f"{metric}_mean": mean,
+                f"{metric}_sd": sd,
+                f"{metric}_ci_low": low,
+                f"{metric}_ci_high": high,
+                f"vs_clean_{metric}": (self.vs_clean or {}).get(metric),
+            }
         return {
             "rank": self.rank,
             "model": v.model,
@@ -130,33 +184,28 @@ class LeaderboardRow:
             "leakage": self.leakage,
             "n_seeds": len(self.views),
             "seeds": " ".join(map(str, self.seeds)),
-            "uf1_mean": uf1,
-            "uf1_sd": uf1_sd,
-            "uf1_ci_low": self.uf1_ci[0],
-            "uf1_ci_high": self.uf1_ci[1],
-            "uar_mean": uar,
-            "uar_sd": uar_sd,
-            "uar_ci_low": self.uar_ci[0],
-            "uar_ci_high": self.uar_ci[1],
-            "vs_clean_uf1": self.vs_clean_uf1,
-            "vs_clean_uar": self.vs_clean_uar,
+            **numbers,
             "runs": " ".join(x.run_id for x in self.views),
         }
 
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The row's shown columns: :data:`SHOWN`, or :data:`SHOWN_AU` for an AU row."""
+        return SHOWN_AU if self.is_au else SHOWN
+
     def cells(self) -> dict[str, str]:
-        """The row as shown (:data:`SHOWN`): ``0.712 ± 0.031`` (one seed: ``0.712``, its seed
+        """The row as shown (:attr:`shown`): ``0.712 ± 0.031`` (one seed: ``0.712``, its seed
         column saying ``1 seed``), ``[0.650, 0.771]``, ``+0.061 UF1, +0.050 UAR``."""
         n = len(self.views)
-
-        def mean_sd(metric: str) -> str:
+        scores = {}
+        for metric in self.metrics:
             mean, sd = self.stat(metric)
-            return _fmt(mean) if sd is None else f"{_fmt(mean)} ± {_fmt(sd)}"
-
-        vs = (
-            ""
-            if self.vs_clean_uf1 is None
-            else (f"{self.vs_clean_uf1:+.3f} UF1, {self.vs_clean_uar:+.3f} UAR")
-        )
+            low, high = self.intervals[metric]
+            scores[f"{LABELS[metric]} mean ± sd"] = (
+                _fmt(mean) if sd is None else f"{_fmt(mean)} ± {_fmt(sd)}"
+            )
+            scores[f"{LABELS[metric]} 95% CI"] = f"[{_fmt(low)}, {_fmt(high)}]"
+        vs = ", ".join(f"{diff:+.3f} {LABELS[m]}" for m, diff in (self.vs_clean or {}).items())
         return {
             "rank": "" if self.rank is None else str(self.rank),
             "model": f"{self.first.model}/{self.first.variant} ({self.settings})",
@@ -165,10 +214,7 @@ class LeaderboardRow:
             "version": self.first.version_id,
             "leakage": self.leakage,
             "seeds": f"{n} seed{'s' if n > 1 else ''}",
-            "UF1 mean ± sd": mean_sd("uf1"),
-            "UF1 95% CI": f"[{_fmt(self.uf1_ci[0])}, {_fmt(self.uf1_ci[1])}]",
-            "UAR mean ± sd": mean_sd("uar"),
-            "UAR 95% CI": f"[{_fmt(self.uar_ci[0])}, {_fmt(self.uar_ci[1])}]",
+            **scores,
             "vs clean": vs,
         }
 
@@ -179,9 +225,29 @@ def _fmt(value: float | None) -> str:
 
 @dataclass(frozen=True)
 class Leaderboard:
-    """The rows in display order (see the module docstring)."""
+    """The rows in display order (see the module docstring): the emotion rows, then the AU
+    rows."""
 
     rows: tuple[LeaderboardRow, ...]
+
+    @property
+    def emotion_rows(self) -> tuple[LeaderboardRow, ...]:
+        return tuple(r for r in self.rows if not r.is_au)
+
+    @property
+    def au_rows(self) -> tuple[LeaderboardRow, ...]:
+        return tuple(r for r in self.rows if r.is_au)
+
+    def _tables(self) -> list[tuple[str, tuple[str, ...], tuple[LeaderboardRow, ...]]]:
+        """(heading, shown columns, rows) of each table: the emotion table (also when empty,
+        with no AU rows), then the AU table where there are AU rows."""
+        tables = [("", SHOWN, self.emotion_rows)]
+        if self.au_rows:
+            if not self.emotion_rows:
+                tables = []
+            heading = "AU detection (target aus), ranked by the mean AU macro F1 over seeds:"
+            tables.append((heading, SHOWN_AU, self.au_rows))
+        return tables
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([r.record() for r in self.rows], columns=list(COLUMNS))
@@ -193,21 +259,29 @@ class Leaderboard:
         return out.getvalue()
 
     def markdown(self) -> str:
-        """A pipe table of the shown cells, to paste into a paper's draft."""
-        lines = ["| " + " | ".join(SHOWN) + " |", "|" + "|".join("---" for _ in SHOWN) + "|"]
-        lines += [
-            "| " + " | ".join(r.cells()[c].replace("|", "\\|") for c in SHOWN) + " |"
-            for r in self.rows
-        ]
-        return "\n".join(lines)
+        """Pipe tables of the shown cells (emotion, then AU), to paste into a paper's draft."""
+        blocks = []
+        for heading, shown, rows in self._tables():
+            lines = [heading, ""] if heading else []
+            lines += ["| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
+            lines += [
+                "| " + " | ".join(r.cells()[c].replace("|", "\\|") for c in shown) + " |"
+                for r in rows
+            ]
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
 
     def text(self) -> str:
-        """The shown cells as an aligned table."""
-        cells = [r.cells() for r in self.rows]
-        widths = {c: max(len(c), *(len(x[c]) for x in cells)) if cells else len(c) for c in SHOWN}
-        lines = ["  ".join(f"{c:<{widths[c]}}" for c in SHOWN).rstrip()]
-        lines += ["  ".join(f"{x[c]:<{widths[c]}}" for c in SHOWN).rstrip() for x in cells]
-        return "\n".join(lines)
+        """The shown cells as aligned tables (emotion, then AU)."""
+        blocks = []
+        for heading, shown, rows in self._tables():
+            cells = [r.cells() for r in rows]
+            widths = {c: max([len(c)] + [len(x[c]) for x in cells]) for c in shown}
+            lines = [heading] if heading else []
+            lines.append("  ".join(f"{c:<{widths[c]}}" for c in shown).rstrip())
+            lines += ["  ".join(f"{x[c]:<{widths[c]}}" for c in shown).rstrip() for x in cells]
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
 
 
 def read_csv(text: str) -> pd.DataFrame:
@@ -227,16 +301,24 @@ def group_runs(views: Sequence[RunView]) -> list[list[RunView]]:
 
 
 def _scored(
-    views: Sequence[RunView], n_resamples: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:
+    views: tuple[RunView, ...], n_resamples: int, rng: np.random.Generator
+) -> LeaderboardRow:
+    """The unranked row of one group: its seeds' scores and their bootstrap intervals."""
     subjects = bootstrap.tested_subjects(views)
-    confusions = bootstrap.subject_confusions(views, subjects)
-    uf1, uar = bootstrap.observed_scores(confusions)
     weights = bootstrap.subject_weights(len(subjects), n_resamples, rng)
-    boot_uf1, boot_uar = bootstrap.group_scores(
-        confusions, weights, bootstrap.seed_picks(len(views), n_resamples, rng)
-    )
-    return uf1, uar, bootstrap.interval(boot_uf1), bootstrap.interval(boot_uar)
+    picks = bootstrap.seed_picks(len(views), n_resamples, rng)
+    if views[0].y_true.ndim == 2:  # an AU run: (n, K) 0/1 targets
+        counts = au_bootstrap.subject_au_counts(views, subjects)
+        observed = {"au_macro_f1": au_bootstrap.observed_macro_f1(counts)}
+        boot = {"au_macro_f1": au_bootstrap.group_macro_f1(counts, weights, picks)}
+    else:
+        confusions = bootstrap.subject_confusions(views, subjects)
+        observed = dict(zip(("uf1", "uar"), bootstrap.observed_scores(confusions), strict=True))
+        boot = dict(
+            zip(("uf1", "uar"), bootstrap.group_scores(confusions, weights, picks), strict=True)
+        )
+    intervals = {metric: bootstrap.interval(values) for metric, values in boot.items()}
+    return LeaderboardRow(None, views, observed, intervals)
 
 
 def _partner_key(view: RunView, seeds: tuple[int, ...]) -> str:
@@ -266,19 +348,27 @@ def build_leaderboard(
     seed: int = 0,
 ) -> Leaderboard:
     """Rank ``groups`` (lists of seeds of one configuration, e.g. :func:`group_runs`) by the
-    mean UF1 over seeds (ties: mean UAR), LEAKY rows next to their clean rows; the intervals
-    from ``n_resamples`` resamples drawn with generator seed ``seed``."""
+    mean UF1 over seeds (ties: mean UAR; AU rows apart, by the mean AU macro F1), LEAKY rows
+    next to their clean rows; the intervals from ``n_resamples`` resamples drawn with
+    generator seed ``seed``."""
     rng = np.random.default_rng(seed)
-    scored = []
-    for views in groups:
-        views = tuple(views)
-        if not views or not any(len(v.y_true) for v in views):
-            continue
-        uf1, uar, uf1_ci, uar_ci = _scored(views, n_resamples, rng)
-        scored.append(LeaderboardRow(None, views, uf1, uar, uf1_ci, uar_ci))
+    scored = [
+        _scored(tuple(views), n_resamples, rng)
+        for views in groups
+        if views and any(len(v.y_true) for v in views)
+    ]
+    shown: list[LeaderboardRow] = []
+    for is_au in (False, True):
+        shown += _arranged([r for r in scored if r.is_au == is_au])
+    return Leaderboard(tuple(shown))
+
+
+def _arranged(scored: list[LeaderboardRow]) -> list[LeaderboardRow]:
+    """Rows of one target, ranked by their scores' means in order, leaky rows unranked after
+    their clean rows."""
     order = sorted(
         scored,
-        key=lambda r: (-_finite(r.stat("uf1")[0]), -_finite(r.stat("uar")[0]), r.first.run_id),
+        key=lambda r: (*(-_finite(r.stat(m)[0]) for m in r.metrics), r.first.run_id),
     )
     clean = [r for r in order if r.leakage == "clean"]
     ranks = {id(r): k + 1 for k, r in enumerate(clean)}
@@ -299,7 +389,7 @@ def build_leaderboard(
         for leaky in order:
             if partner_of.get(id(leaky)) is row:
                 shown.append(_with(leaky, None, clean=row))
-    return Leaderboard(tuple(shown))
+    return shown
 
 
 def _with(
@@ -310,8 +400,7 @@ def _with(
     return replace(
         row,
         rank=rank,
-        vs_clean_uf1=row.stat("uf1")[0] - clean.stat("uf1")[0],
-        vs_clean_uar=row.stat("uar")[0] - clean.stat("uar")[0],
+        vs_clean={m: row.stat(m)[0] - clean.stat(m)[0] for m in row.metrics},
     )
 
 

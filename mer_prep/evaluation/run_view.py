@@ -65,11 +65,12 @@ def leak_text(leaky_split: bool, leaky_selection: bool) -> str:
 class RunView:
     """The fields of one run that scoring and comparing need.
 
-    ``y_true`` / ``y_pred`` (n,) int64, ``sample_ids`` / ``subjects`` / ``folds`` (n,) str,
-    ``datasets`` (n,) str or None without a sample table; ``fold_sets`` maps each fold name to
-    the sorted tuple of its scored sample ids (what "the same folds" means); ``group_key`` is a
-    JSON string of everything that identifies the configuration but the seed; ``group_id`` the
-    seed group the run recorded (runs of one ``--seeds N``), None for a single-seed run."""
+    ``y_true`` / ``y_pred`` (n,) int64 (a multi-label view's: (n, K) 0/1), ``sample_ids`` /
+    ``subjects`` / ``folds`` (n,) str, ``datasets`` (n,) str or None without a sample table;
+    ``fold_sets`` maps each fold name to the sorted tuple of its scored sample ids (what "the
+    same folds" means); ``group_key`` is a JSON string of everything that identifies the
+    configuration but the seed; ``group_id`` the seed group the run recorded (runs of one
+    ``--seeds N``), None for a single-seed run."""
 
     run_id: str
     model: str
@@ -190,14 +191,16 @@ def _lookup(table: pd.DataFrame, sample_ids: np.ndarray, column: str, run_id: st
     return indexed.loc[sample_ids].to_numpy().astype(str)
 
 
-def run_view(record, table: pd.DataFrame | None = None) -> RunView:
+def run_view(record, table: pd.DataFrame | None = None, *, multilabel: bool = False) -> RunView:
     """The :class:`RunView` of ``record``; ``table``: the sample table of the store version it
-    read (gives each clip's subject and source dataset)."""
+    read (gives each clip's subject and source dataset). A multi-label run (``--target aus``)
+    is refused unless ``multilabel``: its view then holds (n, K) 0/1 ``y_true`` / ``y_pred``
+    and its AU names as ``class_names`` (for the AU leaderboard, never for UF1 / UAR)."""
     names, ids, trues, preds, subjects = [], [], [], [], []
     fold_sets = {}
     for fold in _record_folds(record):
         name, sample_ids, y_true, y_pred, tested = _fold_arrays(fold)
-        if y_true.ndim != 1:
+        if y_true.ndim != 1 and not multilabel:
             raise RunViewError(
                 f"run {record.run_id}: target {record_target(record)!r} is "
                 f"multi-label; UF1/UAR comparisons need class targets"
@@ -225,6 +228,9 @@ def run_view(record, table: pd.DataFrame | None = None) -> RunView:
     else:
         subject_of, dataset_of = cat(subjects, str), None
     training = _training(record)
+    classes = record.store["class_names"]
+    if record_target(record) == "aus":  # the columns are the AUs the run predicts
+        classes = training.get("aus") or classes
     return RunView(
         run_id=record.run_id,
         model=record.model,
@@ -239,7 +245,7 @@ def run_view(record, table: pd.DataFrame | None = None) -> RunView:
         target=record_target(record),
         version_id=record.store["version_id"],
         snapshot_id=record.store["snapshot_id"],
-        class_names=tuple(record.store["class_names"]),
+        class_names=tuple(classes),
         sample_ids=sample_ids,
         subjects=subject_of,
         datasets=dataset_of,

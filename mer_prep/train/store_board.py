@@ -4,8 +4,8 @@ records of its ``runs`` branch), for the ``train`` flow's Prefect artifact:
     print(leaderboard_markdown("stores/casme2/mbcc64"))
 
 Each record is viewed over the sample table of the store version it names (read once per
-snapshot; a version that is gone places the record by its folds' subjects); a record that cannot
-be ranked (an AU run: no UF1 / UAR) is left out. Needs no PyTorch.
+snapshot; a version that is gone places the record by its folds' subjects); AU runs are ranked
+in a table of their own. Needs no PyTorch.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def store_views(store: str) -> list[RunView]:
                 tables[snapshot] = open_run_store(store, record).table
             except MerPrepError:  # the version is gone: subjects from the folds
                 tables[snapshot] = None
-        with contextlib.suppress(RunViewError):  # e.g. an AU run: no UF1 / UAR to rank
-            views.append(run_view(record, tables[snapshot]))
+        with contextlib.suppress(RunViewError):  # e.g. a clip the version's table lacks
+            views.append(run_view(record, tables[snapshot], multilabel=True))
     return views
 
 
