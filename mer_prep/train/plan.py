@@ -66,22 +66,28 @@ from mer_prep.version import code_version
 @dataclasses.dataclass(frozen=True, eq=False)
 class RunPlan:
     """A checked run: the store version, model, config, training preset (overrides applied),
-    variant, split, data read once, seed and device; ``header`` is what the record will say."""
+    data read once and the variant's switches (``augmented``, ``smote``, ``class_weights``);
+    ``header`` is what the record will say: the plan's variant, split, seed and device are the
+    header's."""
 
     store: FeatureStore
     spec: Any
     config: BaseModel
     preset: Any
-    variant: str
-    split: str
     data: StoreData
-    seed: int
-    device: str
     header: RunHeader
     augmented: bool
     smote: bool
     class_weights: bool
     keep_checkpoints: bool = False
+    variant: str = dataclasses.field(init=False)
+    split: str = dataclasses.field(init=False)
+    seed: int = dataclasses.field(init=False)
+    device: str = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("variant", "split", "seed", "device"):
+            object.__setattr__(self, name, getattr(self.header, name))
 
     def with_labels(self, labels) -> RunPlan:
         """The same plan over other labels (a null experiment: labels shuffled in memory)."""
@@ -324,6 +330,8 @@ def plan_request(
     device = resolve_device(request.device)
     unit = spec.unit(resolved)
     info = store.info
+    # the variant's switches: recorded in the header's training settings, followed by the plan
+    switches = {k: getattr(variant_preset, k) for k in ("augmented", "smote", "class_weights")}
     header = RunHeader(
         run_id=ticket.run_id if ticket else new_run_id(spec.name),
         created=(
@@ -335,9 +343,7 @@ def plan_request(
         config=resolved.model_dump(mode="json"),
         training={
             **dataclasses.asdict(preset),
-            "augmented": variant_preset.augmented,
-            "smote": variant_preset.smote,
-            "class_weights": variant_preset.class_weights,
+            **switches,
             "optimizer": "adam",
             "autocast": "bf16 on cuda only",
             **(
@@ -380,19 +386,13 @@ def plan_request(
         data = dataclasses.replace(data, aus=store.aus[:, list(au.columns)], au_names=au.names)
     check_finite_inputs(data.arrays, data.sample_ids, f"store {store.path}")
     return RunPlan(
-        store=store,
-        spec=spec,
-        config=resolved,
-        preset=preset,
-        variant=variant,
-        split=split,
-        data=data,
-        seed=int(seed),
-        device=device,
-        header=header,
-        augmented=variant_preset.augmented,
-        smote=variant_preset.smote,
-        class_weights=variant_preset.class_weights,
+        store,
+        spec,
+        resolved,
+        preset,
+        data,
+        header,
+        **switches,
         keep_checkpoints=request.keep_checkpoints,
     )
 
