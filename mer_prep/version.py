@@ -47,6 +47,9 @@ import yaml
 #:   encoding of what is written (dtypes, codecs, chunks, table columns, attributes);
 #:   ``store/nodes.py``: how the writer and the version plan open and read the nodes they
 #:   write to and reuse from.
+#: - ``recipes/long_video/*.yaml``, ``store/long_writer.py`` and ``store/long_layout.py``: the
+#:   built-in long-video recipes and how a long-video version is laid out and written (its
+#:   chunks, codecs, attributes; ``pipeline/long_*.py`` and ``motion/`` compute its values).
 CODE_PATHS: tuple[str, ...] = (
     "mer_prep/sample.py",
     "mer_prep/face/*.py",
@@ -54,6 +57,7 @@ CODE_PATHS: tuple[str, ...] = (
     "mer_prep/pipeline/*.py",
     "mer_prep/recipes/*.py",
     "mer_prep/recipes/builtin/*.yaml",
+    "mer_prep/recipes/long_video/*.yaml",
     "mer_prep/labels/*.py",
     "mer_prep/labels/*.yaml",
     "mer_prep/datasets/*.py",
@@ -64,6 +68,8 @@ CODE_PATHS: tuple[str, ...] = (
     "mer_prep/store/table.py",
     "mer_prep/store/schema.py",
     "mer_prep/store/nodes.py",
+    "mer_prep/store/long_writer.py",
+    "mer_prep/store/long_layout.py",
     "storage_schemas/*.json",
 )
 

@@ -13,7 +13,7 @@ flow (which the nose's mean removes). A chunk of pairs ``a..b-1`` decodes frames
 source frames at a time, each batch aligned at once: a worker holds at most ``chunk_pairs + k``
 aligned faces and one batch of source frames, whatever the video's length. Every pair is
 computed from its own two frames only, so the chunks' rows concatenate to exactly the rows of
-the whole video computed at once (tests/test_long_video_store.py).
+the whole video computed at once (tests/test_long_video_stream.py).
 """
 
 from __future__ import annotations
@@ -24,15 +24,10 @@ import numpy as np
 
 from mer_prep.datasets.long_video import LongVideo
 from mer_prep.errors import InvalidArgumentError
-from mer_prep.face import (
-    align_clip,
-    alignment_matrix,
-    fit_landmarks,
-    read_frames,
-    read_video_frames,
-    transform_points,
-)
+from mer_prep.face.align import align_clip, alignment_matrix, transform_points
 from mer_prep.face.cascade import detect_clip_face
+from mer_prep.face.frames import read_frames, read_video_frames
+from mer_prep.face.landmarks import fit_landmarks
 from mer_prep.motion.region_motion import FaceRegions, face_regions, region_motion
 from mer_prep.motion.video_motion import VideoMotion
 from mer_prep.recipes.long_video import LongVideoRecipe
@@ -136,11 +131,12 @@ def chunk_ranges(n_pairs: int, chunk_pairs: int) -> list[range]:
 
 
 def motion_chunk(
-    video: LongVideo, face: VideoFace, recipe: LongVideoRecipe, pairs: range
+    video: LongVideo, face: VideoFace, recipe: LongVideoRecipe, pairs: range, k: int | None = None
 ) -> np.ndarray:
-    """Rows ``pairs`` of the video's motion: (3, len(pairs), R) float32, magnitude,
-    main_direction and strain; decodes frames ``pairs.start .. pairs.stop - 1 + k``."""
-    k = recipe.k_for(video.fps)
+    """Rows ``pairs`` of the video's motion at pair distance ``k`` (None: the recipe's
+    ``k_for``): (3, len(pairs), R) float32, magnitude, main_direction and strain; decodes
+    frames ``pairs.start .. pairs.stop - 1 + k``."""
+    k = recipe.k_for(video.fps) if k is None else k
     if pairs.start < 0 or pairs.stop > video.n_frames - k or len(pairs) == 0:
         raise InvalidArgumentError(
             f"{video_id(video)}: pairs {pairs.start}..{pairs.stop - 1} outside the video's "
@@ -150,13 +146,16 @@ def motion_chunk(
     return np.stack(region_motion(frames, face.regions, k, recipe.flow))
 
 
-def assemble_motion(video: LongVideo, recipe: LongVideoRecipe, rows: np.ndarray) -> VideoMotion:
-    """The ``VideoMotion`` of ``video`` from its (3, n_pairs, R) rows."""
+def assemble_motion(
+    video: LongVideo, recipe: LongVideoRecipe, rows: np.ndarray, k: int | None = None
+) -> VideoMotion:
+    """The ``VideoMotion`` of ``video`` from its (3, n_pairs, R) rows at pair distance ``k``
+    (None: the recipe's ``k_for``)."""
     return VideoMotion(
         video_id=video_id(video),
         subject=video.subject,
         fps=float(video.fps),
-        k=recipe.k_for(video.fps),
+        k=recipe.k_for(video.fps) if k is None else k,
         frame_numbers=np.asarray(video.frame_numbers, np.int64),
         roi_names=tuple(recipe.regions),
         magnitude=np.ascontiguousarray(rows[0], np.float32),
@@ -165,9 +164,10 @@ def assemble_motion(video: LongVideo, recipe: LongVideoRecipe, rows: np.ndarray)
     )
 
 
-def check_length(video: LongVideo, recipe: LongVideoRecipe) -> int:
-    """The video's number of pairs; ``InvalidArgumentError`` when it has ``k`` frames or fewer."""
-    k = recipe.k_for(video.fps)
+def check_length(video: LongVideo, recipe: LongVideoRecipe, k: int | None = None) -> int:
+    """The video's number of pairs at ``k`` (None: the recipe's ``k_for``);
+    ``InvalidArgumentError`` when it has ``k`` frames or fewer."""
+    k = recipe.k_for(video.fps) if k is None else k
     if video.n_frames <= k:
         raise InvalidArgumentError(
             f"{video_id(video)}: {video.n_frames} frames, but k={k} needs more than {k}"
@@ -181,12 +181,14 @@ def video_motion(
     *,
     chunk_pairs: int | None = None,
     face: VideoFace | None = None,
+    k: int | None = None,
 ) -> VideoMotion:
-    """The whole video's motion, computed chunk by chunk in this process (``chunk_pairs``:
-    default the recipe's)."""
-    n_pairs = check_length(video, recipe)
+    """The whole video's motion at pair distance ``k`` (None: the recipe's ``k_for``),
+    computed chunk by chunk in this process (``chunk_pairs``: default the recipe's)."""
+    k = recipe.k_for(video.fps) if k is None else k
+    n_pairs = check_length(video, recipe, k)
     face = face if face is not None else locate_face(video, recipe)
     rows = np.empty((3, n_pairs, len(recipe.regions)), np.float32)
     for pairs in chunk_ranges(n_pairs, chunk_pairs or recipe.chunk_pairs):
-        rows[:, pairs.start : pairs.stop] = motion_chunk(video, face, recipe, pairs)
-    return assemble_motion(video, recipe, rows)
+        rows[:, pairs.start : pairs.stop] = motion_chunk(video, face, recipe, pairs, k)
+    return assemble_motion(video, recipe, rows, k)

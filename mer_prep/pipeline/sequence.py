@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mer_prep.pipeline import batch  # by module: tests put faults into its functions
 from mer_prep.pipeline.batch import BatchJob, BatchResult
@@ -54,6 +54,10 @@ class InProcess:
 
     def submit(self, jobs: Sequence[BatchJob]) -> Iterator[BatchResult]:
         return (batch.process_batch(job) for job in jobs)
+
+    def submit_calls(self, jobs: Sequence[Any]) -> Iterator[Any]:
+        """Long-video jobs (``pipeline.long_jobs``): each one's ``run()``, in turn."""
+        return (job.run() for job in jobs)
 
 
 @dataclass

@@ -23,13 +23,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mer_prep.errors import InvalidArgumentError, UnknownRecipeError
+from mer_prep.errors import InvalidArgumentError
 from mer_prep.motion.flow import TVL1Params
 from mer_prep.motion.video_motion import ROI_NAMES
 from mer_prep.recipes.model import (
     AlignConfig,
     DetectConfig,
-    read_recipe_file,
+    load_named_recipe,
     shipped_recipes,
 )
 
@@ -40,9 +40,11 @@ class LongVideoRecipe(BaseModel):
     """A complete, hashable long-video configuration (module docstring).
 
     k: the pair distance in frames for every video; None: ``round(pair_seconds * fps)`` of each
-    video (at least 1). regions: the ``VideoMotion`` columns, a subset of ``ROI_NAMES`` in that
-    order. margin / eye_margin: how far region boxes / eye polygons grow, as fractions of the
-    inter-ocular distance (``mer_prep.motion.region_motion.face_regions``).
+    video (at least 1). more_pair_seconds: further pair distances stored beside it (each
+    ``round(s * fps)`` frames, at least 1), so that a spotter can read MEs at a short k and MaEs
+    at a longer one (``ks_for``). regions: the ``VideoMotion`` columns, a subset of
+    ``ROI_NAMES`` in that order. margin / eye_margin: how far region boxes / eye polygons grow,
+    as fractions of the inter-ocular distance (``mer_prep.motion.region_motion.face_regions``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -54,6 +56,7 @@ class LongVideoRecipe(BaseModel):
     align: AlignConfig
     k: int | None = Field(default=None, ge=1)
     pair_seconds: float = Field(default=0.2, gt=0, le=5)
+    more_pair_seconds: tuple[float, ...] = ()
     flow: TVL1Params = TVL1Params()
     regions: tuple[str, ...] = ROI_NAMES
     margin: float = Field(default=0.1, ge=0, le=1)
@@ -67,6 +70,10 @@ class LongVideoRecipe(BaseModel):
             raise InvalidArgumentError(
                 f"unknown region(s) {unknown}; regions: {', '.join(ROI_NAMES)}"
             )
+        if any(not 0 < s <= 5 for s in self.more_pair_seconds):
+            raise InvalidArgumentError(
+                f"more_pair_seconds must lie in (0, 5] s, got {list(self.more_pair_seconds)}"
+            )
         if "nose" not in self.regions:
             raise InvalidArgumentError("regions must hold 'nose', the head-motion reference")
         if list(self.regions) != [r for r in ROI_NAMES if r in self.regions]:
@@ -78,6 +85,12 @@ class LongVideoRecipe(BaseModel):
         if self.k is not None:
             return self.k
         return max(1, int(round(self.pair_seconds * fps)))
+
+    def ks_for(self, fps: float) -> tuple[int, ...]:
+        """Every pair distance stored for a video of ``fps`` frames per second, ascending:
+        ``k_for(fps)`` and those of ``more_pair_seconds``."""
+        more = (max(1, int(round(s * fps))) for s in self.more_pair_seconds)
+        return tuple(sorted({self.k_for(fps), *more}))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -111,15 +124,9 @@ def load_long_video_recipe(name_or_path: str | Path | LongVideoRecipe) -> LongVi
     """A built-in long-video recipe by name (``"lv128"``), or one from a YAML file."""
     if isinstance(name_or_path, LongVideoRecipe):
         return name_or_path
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        return read_recipe_file(path, LongVideoRecipe)
-    recipes = builtin_long_video_recipes()
-    if str(name_or_path) not in recipes:
-        raise UnknownRecipeError(
-            f"unknown long-video recipe {name_or_path!r}; built-in: {', '.join(sorted(recipes))}"
-        )
-    return recipes[str(name_or_path)]
+    return load_named_recipe(
+        name_or_path, LongVideoRecipe, builtin_long_video_recipes(), "long-video recipe"
+    )
 
 
 @cache

@@ -344,17 +344,24 @@ def shipped_recipes(folder: str, model: type[RecipeT]) -> dict[str, RecipeT]:
     return out
 
 
-def load_recipe(name_or_path: str | Path) -> Recipe:
-    """A built-in recipe by name (``"ha3d"``), or a user recipe from a YAML file path."""
+def load_named_recipe(
+    name_or_path: str | Path, model: type[RecipeT], builtins: dict[str, RecipeT], kind: str
+) -> RecipeT:
+    """``builtins[name]`` for a built-in name, or the recipe of ``model``'s kind in a YAML file
+    path; ``UnknownRecipeError`` naming the built-in ``kind`` recipes otherwise."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
-        return read_recipe_file(path, Recipe)
-    recipes = builtin_recipes()
-    if str(name_or_path) not in recipes:
+        return read_recipe_file(path, model)
+    if str(name_or_path) not in builtins:
         raise UnknownRecipeError(
-            f"unknown recipe {name_or_path!r}; built-in: {', '.join(sorted(recipes))}"
+            f"unknown {kind} {name_or_path!r}; built-in: {', '.join(sorted(builtins))}"
         )
-    return recipes[str(name_or_path)]
+    return builtins[str(name_or_path)]
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A built-in recipe by name (``"ha3d"``), or a user recipe from a YAML file path."""
+    return load_named_recipe(name_or_path, Recipe, builtin_recipes(), "recipe")
 
 
 @cache

@@ -35,6 +35,7 @@ from mer_prep.recipes import Recipe
 from mer_prep.store.bulk import check_content, read_rows
 from mer_prep.store.cache import cached_array
 from mer_prep.store.layout import AUS_ARRAY, MAIN, TABLE_GROUP, VersionAttrs
+from mer_prep.store.long_layout import is_long_video_attrs
 from mer_prep.store.nodes import array_at, group_at, read_values
 from mer_prep.store.repo import (
     Location,
@@ -80,14 +81,7 @@ class FeatureStore(SplitReader):
     def attrs(self) -> dict:
         """The version's root attributes as stored, checked against the digest written with
         them (``info`` is the same, typed)."""
-        attrs = dict(self.group.attrs)
-        problem = attrs_problem(attrs)
-        if problem is not None:
-            raise CorruptDataError(
-                f"store {self.location}: the version's attributes {problem} "
-                f"(corrupt metadata); run `mer-prep verify {self.location}`"
-            )
-        return attrs
+        return checked_attrs(self.group, self.location)
 
     @cached_property
     def info(self) -> VersionAttrs:
@@ -299,21 +293,14 @@ class FeatureStore(SplitReader):
             attrs={"version_id": self.version_id, "recipe": self.info.recipe.name},
         )
 
-    def to_torch(
-        self,
-        fold: str | int,
-        part: str = "train",
-        arrays: list[str] | None = None,
-        balance: str | None = None,
-        split: str = "loso",
-        target: str = "label",
-        tta: bool = False,
-    ):
+    def to_torch(self, fold: str | int, part: str = "train", **options):
         """A ``torch.utils.data.Dataset`` over one fold's ``part`` ("train" or "test").
 
-        balance: ``"weights"`` (the fold's class weights on ``.class_weights`` for the loss),
-        ``"smote"`` (training part plus the split's SMOTE samples, rebuilt from their parents),
-        or None. target: ``"label"`` (an item's ``label`` is the class index, ``labels``) or
+        ``options`` (``mer_prep.store.torch_dataset.fold_dataset``'s): ``arrays`` (names;
+        None: all), ``balance``: ``"weights"`` (the fold's class weights on
+        ``.class_weights`` for the loss), ``"smote"`` (training part plus the split's SMOTE
+        samples, rebuilt from their parents), or None; ``split`` (default ``"loso"``);
+        ``target``: ``"label"`` (an item's ``label`` is the class index, ``labels``) or
         ``"aus"`` (the float32 multi-hot AU vector over ``au_list``, ``aus``; no SMOTE). The
         test part holds the original test clips only; ``tta=True`` adds their augmented
         copies (test-time augmentation), each item's ``original`` naming its clip's row.
@@ -321,16 +308,7 @@ class FeatureStore(SplitReader):
         """
         from mer_prep.store.torch_dataset import fold_dataset
 
-        return fold_dataset(
-            self,
-            fold,
-            part=part,
-            arrays=arrays,
-            balance=balance,
-            split=split,
-            target=target,
-            tta=tta,
-        )
+        return fold_dataset(self, fold, part=part, **options)
 
     def loader(self, fold: str | int, part: str = "train", **options):
         """A ``torch.utils.data.DataLoader`` over one fold's ``part`` that works with worker
@@ -444,6 +422,34 @@ class FeatureStore(SplitReader):
 
 def open_store(path: Location, version: str | None = None) -> FeatureStore:
     """Open a store at its latest version (the tip of ``main``) or at a version tag."""
+    location, repo, session, group = open_version_group(path, version)
+    if is_long_video_attrs(group.attrs):
+        raise ArrayNotFoundError(
+            f"store {location} holds long-video motion, not clips: read it with "
+            f"mer_prep.store.long_reader.open_long_store (or `mer-prep spot {location}`)"
+        )
+    return FeatureStore(location, repo, session)
+
+
+def checked_attrs(group: zarr.Group, location: StoreLocation) -> dict:
+    """A version's root attributes as stored, checked against the digest written with them
+    (``CorruptDataError`` when they do not match: corrupt metadata)."""
+    attrs = dict(group.attrs)
+    problem = attrs_problem(attrs)
+    if problem is not None:
+        raise CorruptDataError(
+            f"store {location}: the version's attributes {problem} "
+            f"(corrupt metadata); run `mer-prep verify {location}`"
+        )
+    return attrs
+
+
+def open_version_group(
+    path: Location, version: str | None = None
+) -> tuple[StoreLocation, ic.Repository, ic.Session, zarr.Group]:
+    """The location, repository, read-only session and root group of a store's latest version
+    (the tip of ``main``) or of a version tag, of either layout (clips, long videos);
+    ``VersionNotFoundError``, ``StoreNotFoundError`` or ``CorruptDataError`` in one line."""
     location = StoreLocation.parse(path)
     repo = open_repository(location)
     if version and version not in repo.list_tags():
@@ -455,7 +461,7 @@ def open_store(path: Location, version: str | None = None) -> FeatureStore:
         session = (
             repo.readonly_session(tag=version) if version else repo.readonly_session(branch=MAIN)
         )
-        store = FeatureStore(location, repo, session)
+        group = zarr.open_group(session.store, mode="r")
     except Exception as error:  # a snapshot or ref that no longer reads
         if (
             isinstance(error, zarr.errors.GroupNotFoundError)
@@ -469,9 +475,9 @@ def open_store(path: Location, version: str | None = None) -> FeatureStore:
             f"({type(error).__name__}: {problem}); run `mer-prep verify "
             f"{location}`"
         ) from error
-    if "version_id" not in store.group.attrs:
+    if "version_id" not in group.attrs:
         raise StoreNotFoundError(f"store {location} has no committed version yet")
-    return store
+    return location, repo, session, group
 
 
 def _never_committed(repo: ic.Repository) -> bool:

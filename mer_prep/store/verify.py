@@ -21,6 +21,8 @@ from zarr.codecs import Crc32cCodec
 from mer_prep.errors import CorruptDataError
 from mer_prep.store.bulk import check_content
 from mer_prep.store.layout import SPLITS_GROUP, TABLE_GROUP
+from mer_prep.store.long_layout import is_long_video_attrs
+from mer_prep.store.long_verify import verify_long_group
 from mer_prep.store.nodes import array_at, group_at, read_values
 from mer_prep.store.repo import Location, StoreLocation, open_repository, version_tags
 from mer_prep.store.schema import attrs_problem, validate_group
@@ -123,6 +125,12 @@ def verify_store(location: Location, *, all_versions: bool = False) -> list[Brok
             group = zarr.open_group(session.store, mode="r")
         except Exception as error:  # noqa: BLE001 - unreadable metadata is a finding too
             broken.append(BrokenChunk(version, "(metadata)", None, "", str(error)))
+            continue
+        if not splits_only and is_long_video_attrs(group.attrs):  # no clip table or arrays
+            broken += [
+                BrokenChunk(version, path, None, video_id, problem)
+                for path, video_id, problem in verify_long_group(group)
+            ]
             continue
         if not splits_only:
             broken += _verify_metadata(version, group)

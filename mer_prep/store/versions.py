@@ -61,6 +61,7 @@ from mer_prep.store.layout import (  # noqa: F401 - PERMANENT re-exported
     TRANSIENT,
     VersionAttrs,
 )
+from mer_prep.store.long_layout import is_long_video_attrs
 from mer_prep.store.nodes import array_at, group_at, read_values
 from mer_prep.store.repo import (
     Location,
@@ -174,11 +175,10 @@ def existing_version(location: Location, version_id: str) -> str | None:
     remove_abandoned_branches(repo)
     if version_id in repo.list_tags():
         snapshot = repo.lookup_tag(version_id)
-        tagged = version_attrs(repo, snapshot)
-        return snapshot if tagged is None or tagged.is_complete else None
+        tagged = stored_version(repo, snapshot)
+        return snapshot if tagged is None or tagged[1] else None
     main = repo.lookup_branch(MAIN)
-    attrs = version_attrs(repo, main)
-    if attrs is None or attrs.version_id != version_id or not attrs.is_complete:
+    if stored_version(repo, main) != (version_id, True):
         return None
     snapshot = next(
         (
@@ -202,10 +202,24 @@ def current_version(location: Location) -> str | None:
         if not store_exists(location):
             return None
         repo = open_repository(location)
-        attrs = version_attrs(repo, repo.lookup_branch(MAIN))
-        return None if attrs is None else attrs.version_id
+        stored = stored_version(repo, repo.lookup_branch(MAIN))
+        return None if stored is None else stored[0]
     except (ic.IcechunkError, OSError):
         return None
+
+
+def stored_version(repo: ic.Repository, snapshot: str) -> tuple[str, bool] | None:
+    """(version id, complete) of the version at ``snapshot``, a clip or a long-video one
+    (``mer_prep.store.long_layout``); None when it holds none."""
+    attrs = root_attrs(repo, snapshot)
+    if is_long_video_attrs(attrs):
+        failures = attrs.get("failures") or []
+        complete = attrs.get("complete") is not False and not any(
+            f.get("kind") == TRANSIENT for f in failures
+        )
+        return str(attrs.get("version_id")), complete
+    typed = version_attrs(repo, snapshot)
+    return None if typed is None else (typed.version_id, typed.is_complete)
 
 
 def root_attrs(repo: ic.Repository, snapshot: str) -> dict:

@@ -72,7 +72,7 @@ from mer_prep.store.layout import (
     VersionAttrs,
 )
 from mer_prep.store.nodes import array_at, async_array_at
-from mer_prep.store.repo import NewStore, open_repository
+from mer_prep.store.repo import NewStore, StoreLocation, open_repository
 from mer_prep.store.run_watch import RunWatch
 from mer_prep.store.schema import (
     DIGEST_KEY,
@@ -131,6 +131,27 @@ def interrupts_deferred(*, redeliver: bool = True) -> Iterator[None]:
             signal.signal(signum, handler)
         if received and redeliver:
             signal.raise_signal(received[0])
+
+
+@contextlib.contextmanager
+def scratch_of(
+    location: StoreLocation, version_id: str
+) -> Iterator[tuple[NewStore, ic.Repository, str]]:
+    """(what a new store adds, the repository, the scratch branch's name) for beginning
+    ``version_id`` at ``location``: the repository opened (created when missing) and the
+    scratch branches of provably dead runs deleted. Should the block fail or be interrupted,
+    the scratch branch, and a store this created, are removed again."""
+    new = NewStore.before_create(location)
+    repo = open_repository(location, create=True)
+    remove_abandoned_branches(repo)
+    branch = scratch_branch(version_id)
+    try:
+        yield new, repo, branch
+    except BaseException:
+        with interrupts_deferred():
+            delete_branch(repo, branch)
+            new.remove_if_unused(repo)
+        raise
 
 
 class SampleWriter:
@@ -212,17 +233,8 @@ class VersionWriter:
 
         Scratch branches of runs that are provably dead are deleted first. Should this fail or
         be interrupted after the scratch branch exists, the branch is deleted again."""
-        new = NewStore.before_create(plan.location)
-        repo = open_repository(plan.location, create=True)
-        remove_abandoned_branches(repo)
-        branch = scratch_branch(plan.version_id)
-        try:
+        with scratch_of(plan.location, plan.version_id) as (new, repo, branch):
             writer = cls._begin(plan, repo, branch, reuse)
-        except BaseException:
-            with interrupts_deferred():
-                _delete_branch(repo, branch)
-                new.remove_if_unused(repo)
-            raise
         writer.new_store = new
         return writer
 
@@ -373,41 +385,14 @@ class VersionWriter:
         root.attrs.update(attrs.to_attrs())
         root.attrs[DIGEST_KEY] = attrs_digest(dict(root.attrs))
         validate_group(root)
-        try:
-            snapshot = self.session.commit(
-                f"{plan.dataset}/{plan.recipe.name} {version_id}"
-                + (
-                    ""
-                    if complete
-                    else f" (incomplete: transient failures; {plan.version_id} once they pass)"
-                ),
-                metadata={"version_id": version_id},
-            )
-        except ic.IcechunkError as error:
-            raise StoreWriteError(
-                f"store {plan.location}: committing {version_id} failed: {error}"
-            ) from error
-        with interrupts_deferred():  # main, the tag and the scratch branch move together
-            try:
-                self.repo.reset_branch(MAIN, snapshot, from_snapshot_id=self.base)
-            except ic.IcechunkError as error:
-                raise VersionConflictError(
-                    f"store {plan.location}: main moved while {version_id} was being written "
-                    f"(another run committed first); this run's snapshot {snapshot} was not "
-                    f"published"
-                ) from error
-            if version_id not in self.repo.list_tags():  # an incomplete id may exist already
-                try:
-                    self.repo.create_tag(version_id, snapshot)
-                except ic.IcechunkError as error:  # a deleted tag name cannot come back
-                    log.warning(
-                        "%s: committed %s on main but could not tag it: %s",
-                        plan.location,
-                        version_id,
-                        error,
-                    )
-            _delete_branch(self.repo, self.branch)
-        return snapshot
+        message = f"{plan.dataset}/{plan.recipe.name} {version_id}" + (
+            ""
+            if complete
+            else f" (incomplete: transient failures; {plan.version_id} once they pass)"
+        )
+        return publish_version(
+            self.repo, self.session, self.base, self.branch, version_id, message, plan.location
+        )
 
     def abort(self, *, remove_new_store: bool = True) -> None:
         """Drop the scratch branch (``main`` and the tags were never touched) and, with
@@ -415,12 +400,51 @@ class VersionWriter:
         while workers may still write (a cluster that outlives the run): their chunks would
         make the folder one no store can be created in. Never raises."""
         with interrupts_deferred():
-            _delete_branch(self.repo, self.branch)
+            delete_branch(self.repo, self.branch)
             if remove_new_store:
                 self.new_store.remove_if_unused(self.repo)
 
 
-def _delete_branch(repo: ic.Repository, branch: str) -> None:
+def publish_version(
+    repo: ic.Repository,
+    session: ic.Session,
+    base: str,
+    branch: str,
+    version_id: str,
+    message: str,
+    location: object,
+) -> str:
+    """Commit ``session`` (the scratch ``branch``) as ``version_id``, move ``main`` from
+    ``base`` to it with a compare-and-set, tag it and drop the scratch branch; the snapshot id.
+    ``StoreWriteError`` when the commit fails, ``VersionConflictError`` when ``main`` moved."""
+    try:
+        snapshot = session.commit(message, metadata={"version_id": version_id})
+    except ic.IcechunkError as error:
+        raise StoreWriteError(
+            f"store {location}: committing {version_id} failed: {error}"
+        ) from error
+    with interrupts_deferred():  # main, the tag and the scratch branch move together
+        try:
+            repo.reset_branch(MAIN, snapshot, from_snapshot_id=base)
+        except ic.IcechunkError as error:
+            raise VersionConflictError(
+                f"store {location}: main moved while {version_id} was being written "
+                f"(another run committed first); this run's snapshot {snapshot} was not "
+                f"published"
+            ) from error
+        if version_id not in repo.list_tags():  # an incomplete id may exist already
+            try:
+                repo.create_tag(version_id, snapshot)
+            except ic.IcechunkError as error:  # a deleted tag name cannot come back
+                log.warning(
+                    "%s: committed %s on main but could not tag it: %s", location, version_id, error
+                )
+        delete_branch(repo, branch)
+    return snapshot
+
+
+def delete_branch(repo: ic.Repository, branch: str) -> None:
+    """Delete ``branch`` if it exists; a failure is logged, never raised."""
     try:
         if branch in repo.list_branches():
             repo.delete_branch(branch)

@@ -1,0 +1,164 @@
+"""The long-video store (mer_prep.store.long_*, mer_prep.pipeline.long_sequence): rendered
+synthetic long videos in CAS(ME)^2's layout written as a versioned store, read back bit-exactly,
+verified, refreshed per video, and bad inputs recorded per video."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mer_prep.datasets.long_video import scan_long_videos
+from mer_prep.errors import ArrayNotFoundError, InvalidArgumentError, SchemaError
+from mer_prep.pipeline.long_sequence import make_long_version
+from mer_prep.pipeline.long_video import locate_face, video_motion
+from mer_prep.pipeline.sequence import InProcess
+from mer_prep.recipes.long_video import load_long_video_recipe
+from mer_prep.store.long_reader import (
+    is_long_video_store,
+    long_videos,
+    open_long_store,
+    read_video_motion,
+)
+from mer_prep.store.reader import open_store
+from mer_prep.store.verify import verify_store
+from mer_prep.synth.long_video_layouts import write_long_layout
+from mer_prep.synth.long_videos import plan_long_video
+
+DATASET = "casme-sq-long"
+#: lv64 with two pair distances (3 and 12 frames at 30 fps) and short chunks, so that each
+#: 48-frame video is several overlapping time chunks at each k
+RECIPE = load_long_video_recipe("lv64").model_copy(
+    update={"name": "lv64t", "pair_seconds": 0.1, "more_pair_seconds": (0.4,), "chunk_pairs": 16}
+)
+
+
+def _layout(root: Path, n_videos: int = 3) -> list:
+    plans = [
+        plan_long_video(s, n_frames=48, fps=30.0, n_me=1, n_mae=0, n_blinks=0, key=DATASET)
+        for s in range(n_videos)
+    ]
+    return write_long_layout(DATASET, root, plans)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """(dataset root, store, the run) of three 48-frame videos."""
+    base = tmp_path_factory.mktemp("long")
+    root, store = base / "data", base / "store"
+    _layout(root)
+    run = make_long_version(DATASET, root, RECIPE, store, InProcess())
+    return root, store, run
+
+
+def test_a_long_video_version_holds_each_videos_motion_bit_exactly(written):
+    root, store, run = written
+    assert run.summary.n_ok == 3 and run.summary.n_failed == 0 and len(run.computed) == 3
+    opened = open_long_store(store)
+    assert opened.version_id == run.summary.version_id and is_long_video_store(store)
+    videos = {v.key: v for v in scan_long_videos(DATASET, root).videos}
+    entries = long_videos(opened)
+    assert [e.video_id for e in entries] == sorted(videos)
+    first = videos[entries[0].video_id]
+    face = locate_face(first, RECIPE)
+    for k in (3, 12):  # ks_for(30 fps): 0.1 s and 0.4 s
+        stored = read_video_motion(opened, first.key, k)
+        direct = video_motion(first, RECIPE, face=face, k=k, chunk_pairs=10_000)
+        assert stored.k == k and stored.n_pairs == 48 - k
+        for name in ("magnitude", "main_direction", "strain"):
+            assert np.array_equal(getattr(stored, name), getattr(direct, name))
+        assert np.array_equal(stored.frame_numbers, np.asarray(first.frame_numbers))
+    entry = entries[0]
+    assert entry.attrs.ks == [3, 12] and entry.attrs.face["box"] == list(face.box)
+    assert len(entry.attrs.face["landmarks"]) == 68 and entry.attrs.chunk_pairs == 16
+    assert [(t.onset, t.offset, t.kind) for t in entry.truths] == [
+        (t.onset, t.offset, t.kind) for t in first.truths()
+    ]
+    # 45 pairs at k=3 in chunks of 16: three time chunks, each with its checksum
+    assert len(entry.attrs.content_crc32c["k3/magnitude"]) == 3
+
+
+def test_verify_checks_long_versions_and_reports_no_clip_features(written):
+    _, store, _ = written
+    assert verify_store(store) == [] and verify_store(store, all_versions=True) == []
+    with pytest.raises(ArrayNotFoundError, match="long-video motion"):
+        open_store(store)
+
+
+def test_an_unchanged_rerun_is_up_to_date(written):
+    root, store, run = written
+    again = make_long_version(DATASET, root, RECIPE, store, InProcess())
+    assert again.summary.up_to_date and again.summary.version_id == run.summary.version_id
+    assert again.writer is None
+
+
+def test_reading_names_what_is_missing(written):
+    _, store, _ = written
+    with pytest.raises(InvalidArgumentError, match="no video"):
+        read_video_motion(store, "casme-sq-long/s99/none")
+    with pytest.raises(InvalidArgumentError, match="holds k"):
+        read_video_motion(store, open_long_store(store).info.videos[0], 5)
+
+
+def _brighten(path: Path) -> None:
+    image = cv2.imread(str(path))
+    cv2.imwrite(str(path), np.clip(image.astype(int) + 9, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.slow  # two runs (about 10 s)
+def test_a_refresh_after_one_video_changed_recomputes_that_video_only(tmp_path, written):
+    root = tmp_path / "data"
+    shutil.copytree(written[0], root)
+    store = tmp_path / "store"
+    first = make_long_version(DATASET, root, RECIPE, store, InProcess())
+    before = {e.video_id: read_video_motion(store, e.video_id) for e in long_videos(store)}
+    changed = scan_long_videos(DATASET, root).videos[1]
+    _brighten(Path(changed.frame_paths[20]))
+    second = make_long_version(DATASET, root, RECIPE, store, InProcess())
+    assert second.computed == (changed.key,)
+    assert second.summary.n_recomputed == 1 and second.summary.n_reused == 2
+    assert second.summary.reused_from == first.summary.version_id
+    assert second.summary.version_id != first.summary.version_id
+    after = {e.video_id: read_video_motion(store, e.video_id) for e in long_videos(store)}
+    for video_id, motion in before.items():
+        same = np.array_equal(motion.magnitude, after[video_id].magnitude)
+        assert same == (video_id != changed.key), video_id
+    assert verify_store(store, all_versions=True) == []
+
+
+@pytest.mark.slow  # a run of three videos (about 5 s)
+def test_a_corrupt_frame_or_no_face_fails_that_video_only(tmp_path, written):
+    root = tmp_path / "data"
+    shutil.copytree(written[0], root)
+    videos = scan_long_videos(DATASET, root).videos
+    corrupt = Path(videos[0].frame_paths[30])
+    corrupt.write_bytes(corrupt.read_bytes()[:200])  # a JPEG cut short
+    for path in videos[2].frame_paths[:8]:  # a blank first frames: no face on them
+        cv2.imwrite(path, np.full((128, 128, 3), 128, np.uint8))
+    run = make_long_version(DATASET, root, RECIPE, tmp_path / "store", InProcess())
+    failed = {f.sample_id: f for f in run.summary.failures if f.stage != "scan"}
+    assert set(failed) == {videos[0].key, videos[2].key} and run.summary.n_ok == 1
+    cut = failed[videos[0].key]
+    assert cut.stage == "process" and "\n" not in cut.message
+    assert videos[0].key in cut.message and cut.file.endswith(corrupt.name)
+    assert not cut.file.startswith("/")  # relative to the dataset root
+    assert failed[videos[2].key].stage == "face"
+    entries = {e.video_id: e for e in long_videos(tmp_path / "store")}
+    assert not entries[videos[0].key].ok and entries[videos[1].key].ok
+    with pytest.raises(InvalidArgumentError, match="failed when it was computed"):
+        read_video_motion(tmp_path / "store", videos[0].key)
+    assert verify_store(tmp_path / "store") == []
+
+
+def test_a_clip_store_is_not_opened_as_a_long_video_store(tmp_path):
+    from mer_prep.store.repo import open_repository
+
+    open_repository(str(tmp_path / "empty"), create=True)
+    assert not is_long_video_store(tmp_path / "empty")
+    with pytest.raises(SchemaError):
+        from mer_prep.store.long_layout import long_version_attrs
+
+        long_version_attrs({"schema": "mer-prep/feature-store"})
