@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -173,6 +174,23 @@ def _timing(
     return onset, int(np.clip(apex, onset + 1, offset - 1)), offset
 
 
+def _shown(dataset: str, motion_class: str, turn: int) -> dict[str, Any]:
+    """What a clip whose face moves as ``motion_class`` shows: its annotated ``emotion``, that
+    class's ``action_units`` and, for CAS(ME)^2, the eliciting ``clip`` (the ``turn``-th of the
+    class's videos, round-robin) named by the class while the emotion says negative/positive."""
+    emotion, clip = motion_class, None
+    if dataset == "casme-sq" and motion_class.lower() in _CASME_SQ_EMOTION:
+        emotion = _CASME_SQ_EMOTION[motion_class.lower()]
+        videos = [name for _, name, _ in CASME_SQ_VIDEOS if name.startswith(motion_class.lower())]
+        clip = videos[turn % len(videos)]
+    return {
+        "emotion": emotion,
+        "motion_class": motion_class,
+        "action_units": aus_for_emotion(motion_class),
+        "clip": clip,
+    }
+
+
 def plan_clips(
     dataset: str,
     *,
@@ -197,31 +215,18 @@ def plan_clips(
     fps = _SMIC_FPS[modality.upper()] if dataset == "smic" else style.fps
     gray = style.gray or (dataset == "smic" and modality.upper() == "NIR")
     names = tuple(classes) if classes else style.classes
-    videos = {
-        cat: [name for _, name, _ in CASME_SQ_VIDEOS if name.startswith(cat)]
-        for cat in _CASME_SQ_EMOTION
-    }
     plans = []
     for s in range(n_subjects):
         subject = style.first_subject + s
         for c in range(clips_per_subject):
             ss = np.random.SeedSequence(seed, spawn_key=(_key(dataset), subject, c + 1))
             rng = np.random.default_rng(ss)
-            motion_class = names[(s + c) % len(names)]
-            emotion, clip = motion_class, None
-            if dataset == "casme-sq" and motion_class.lower() in _CASME_SQ_EMOTION:
-                emotion = _CASME_SQ_EMOTION[motion_class.lower()]
-                options = videos[motion_class.lower()]
-                clip = options[(s + c) % len(options)]
             onset, apex, offset = _timing(rng, n_frames, style, fps)
             plans.append(
                 ClipPlan(
                     dataset=dataset,
                     subject=subject,
-                    emotion=emotion,
-                    motion_class=motion_class,
-                    action_units=aus_for_emotion(motion_class),
-                    clip=clip,
+                    **_shown(dataset, names[(s + c) % len(names)], s + c),
                     n_frames=n_frames,
                     onset=onset,
                     apex=apex,
