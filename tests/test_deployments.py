@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import prefect.states  # noqa: F401
 import pytest
+from serve_helpers import write_serve_config
 from server_harness import get_json, serving
 from store_contents import SMALL_CASME2
 
@@ -32,22 +33,14 @@ def served(tmp_path_factory, synth_dataset):
     The dataset is a private copy: the test edits a frame."""
     base = tmp_path_factory.mktemp("deployments")
     root, written = synth_dataset("casme2", copy_to=base, **SMALL_CASME2)
-    config = base / "mer-prep.toml"
-    config.write_text(f"""
-[defaults]
-recipe = "mbcc64"
-n_workers = 1
-store = "stores/{{dataset}}/{{recipe}}"
-store_roots = ["{base}"]          # the runs below write <base>/store (check_run allows it)
-
-[datasets.casme2]
-root = "{root}"
-cron = "0 3 * * *"
-
-[datasets.samm]
-root = "{base / "SAMM"}"
-enabled = false
-""")
+    config = write_serve_config(
+        base,
+        root,
+        # the runs below write <base>/store (check_run allows it)
+        defaults=f'store_roots = ["{base}"]',
+        casme2='cron = "0 3 * * *"',
+        tables=f'[datasets.samm]\nroot = "{base / "SAMM"}"\nenabled = false',
+    )
     with serving(base, config, "preprocess/casme2") as server:
         yield {
             "server": server,

@@ -22,6 +22,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 import yaml
+from serve_helpers import write_serve_config
 from server_harness import serving
 from store_contents import SMALL_CASME2, begin_version
 
@@ -208,16 +209,7 @@ def served(tmp_path_factory, synth_dataset):
     """A real `prefect server start` and `mer-prep serve` of one casme2 deployment."""
     base = tmp_path_factory.mktemp("security")
     root, _ = synth_dataset("casme2", **SMALL_CASME2)
-    config = base / "mer-prep.toml"
-    config.write_text(f"""
-[defaults]
-recipe = "mbcc64"
-n_workers = 1
-store = "stores/{{dataset}}/{{recipe}}"
-
-[datasets.casme2]
-root = "{root}"
-""")
+    config = write_serve_config(base, root)
     with serving(base, config, "preprocess/casme2") as server:
         yield {"server": server, "env": server.client_env, "base": base, "config": config}
 
