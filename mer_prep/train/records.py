@@ -61,6 +61,22 @@ def _score(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
+#: What a fold's summary holds as the fold has it (a field or property of the same name), in the
+#: stored order; the summary then adds the curves and whether a checkpoint was kept.
+_SUMMARY_KEYS = (
+    "index",
+    "name",
+    "selection",
+    "best_epoch",
+    "validation_metric",
+    "seed",
+    "n_test",
+    "info",
+    "timings",
+    "metrics",
+)
+
+
 @dataclass(frozen=True, eq=False)
 class FoldResult:
     """What training one fold produced: its test clips' predictions and how it got there.
@@ -98,19 +114,15 @@ class FoldResult:
             return pooled_au_scores([(self.y_true, self.y_pred)], self.class_names)
         return _scores(self.y_true, self.y_pred, self.class_names)
 
+    @property
+    def n_test(self) -> int:
+        """How many test clips the fold scored."""
+        return len(self.y_true)
+
     def summary(self) -> dict:
         """Everything but the per-clip arrays and the checkpoint, JSON-able."""
         return {
-            "index": self.index,
-            "name": self.name,
-            "selection": self.selection,
-            "best_epoch": self.best_epoch,
-            "validation_metric": self.validation_metric,
-            "seed": self.seed,
-            "n_test": len(self.y_true),
-            "info": self.info,
-            "timings": self.timings,
-            "metrics": self.metrics,
+            **{key: getattr(self, key) for key in _SUMMARY_KEYS},
             "curves": [asdict(c) for c in self.curves],
             "has_checkpoint": self.checkpoint is not None,
             # the columns of an AU run's (m, K) arrays (a class run's are the store's classes)
@@ -129,9 +141,11 @@ class FoldResult:
         proba,
         checkpoint: bytes | None = None,
     ) -> FoldResult:
+        # the fields the summary holds as they are (its properties follow from the arrays)
+        names = {f.name for f in fields(cls)}
+        kept = {key: summary[key] for key in _SUMMARY_KEYS if key in names}
         return cls(
-            index=summary["index"],
-            name=summary["name"],
+            **kept,
             class_names=tuple(class_names),
             rows=rows,
             sample_ids=sample_ids,
@@ -139,12 +153,6 @@ class FoldResult:
             y_pred=y_pred,
             proba=proba,
             curves=tuple(EpochLog(**c) for c in summary["curves"]),
-            selection=summary["selection"],
-            best_epoch=summary["best_epoch"],
-            validation_metric=summary["validation_metric"],
-            seed=summary["seed"],
-            info=summary["info"],
-            timings=summary["timings"],
             checkpoint=checkpoint,
         )
 
