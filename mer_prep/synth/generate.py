@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -48,6 +48,7 @@ __all__ = [
     "MEGC2019_PARTS",
     "ClipPlan",
     "plan_clips",
+    "ClipOptions",
     "subject_for",
     "render_plan",
     "generate_dataset",
@@ -314,6 +315,18 @@ def _truth(
     )
 
 
+class ClipOptions(TypedDict, total=False):
+    """``plan_clips``' options that ``generate_dataset`` passes on (their defaults are
+    ``plan_clips``')."""
+
+    n_frames: int
+    amplitude_px: float | tuple[float, float]
+    classes: Sequence[str] | None
+    jitter_px: float
+    noise_sigma: float | tuple[float, float]
+    missing_apex: float
+
+
 def generate_dataset(
     dataset: str,
     root: Path,
@@ -322,51 +335,46 @@ def generate_dataset(
     clips_per_subject: int,
     seed: int = 0,
     size: tuple[int, int] = (480, 640),
-    n_frames: int = 40,
-    amplitude_px: float | tuple[float, float] = (0.2, 2.0),
-    classes: Sequence[str] | None = None,
-    jitter_px: float = 0.3,
-    noise_sigma: float | tuple[float, float] = (1.0, 2.0),
-    missing_apex: float = 0.0,
     modality: str = "HS",
     spreadsheet_version: str | None = None,
     image_quality: int = 95,
     workers: int | None = None,
     variant: str | None = None,
     videos: bool = False,
+    **clip_options: Unpack[ClipOptions],
 ) -> list[WrittenClip]:
     """Write a synthetic ``dataset`` (casme1, casme2, samm, smic, casme-sq or megc2019) at
     ``root``, annotation files included, and its ground truth beside it.
 
-    size: canvas (H, W); n_frames: frames rendered per clip (SMIC keeps all, as onset..offset);
-    amplitude_px: apex max |D| (a range draws per clip); jitter_px: largest head jitter (each
-    clip draws 50-100 % of it); noise_sigma: grey levels; missing_apex: fraction of annotations
-    without an apex; workers: rendering threads (default: CPU count, at most 4). megc2019
-    writes ``root/SMIC``, ``root/CASME2`` and ``root/SAMM``. variant: the layout variant of
+    size: canvas (H, W); clip_options: ``plan_clips``' (n_frames: frames rendered per clip, SMIC
+    keeps all, as onset..offset; amplitude_px: apex max |D|, a range draws per clip; jitter_px:
+    largest head jitter, each clip draws 50-100 % of it; noise_sigma: grey levels; missing_apex:
+    fraction of annotations without an apex); workers: rendering threads (default: CPU count, at
+    most 4). megc2019 writes ``root/SMIC``, ``root/CASME2`` and ``root/SAMM``, each part in its
+    own classes, HS modality, default layout and no videos. variant: the layout variant of
     ``write_layout`` (casme3 ``takes``/``clips``, mmew ``official``/``flat``). Also casme3, dfme,
     4dme and mmew. videos: casme-sq also writes ``rawvideo/`` (lossless). Returns the written
     clips in order.
     """
     root = Path(root)
     if dataset == "megc2019":
-        options = dict(
-            n_subjects=n_subjects,
-            clips_per_subject=clips_per_subject,
-            seed=seed,
-            size=size,
-            n_frames=n_frames,
-            amplitude_px=amplitude_px,
-            jitter_px=jitter_px,
-            noise_sigma=noise_sigma,
-            missing_apex=missing_apex,
-            spreadsheet_version=spreadsheet_version,
-            image_quality=image_quality,
-            workers=workers,
-        )
+        shared = ClipOptions(**clip_options)
+        shared.pop("classes", None)
         return [
             clip
             for part, folder in MEGC2019_PARTS
-            for clip in generate_dataset(part, root / folder, **options)
+            for clip in generate_dataset(
+                part,
+                root / folder,
+                n_subjects=n_subjects,
+                clips_per_subject=clips_per_subject,
+                seed=seed,
+                size=size,
+                spreadsheet_version=spreadsheet_version,
+                image_quality=image_quality,
+                workers=workers,
+                **shared,
+            )
         ]
     if dataset not in STYLES:
         raise InvalidArgumentError(
@@ -377,13 +385,8 @@ def generate_dataset(
         n_subjects=n_subjects,
         clips_per_subject=clips_per_subject,
         seed=seed,
-        n_frames=n_frames,
-        amplitude_px=amplitude_px,
-        classes=classes,
-        jitter_px=jitter_px,
-        noise_sigma=noise_sigma,
-        missing_apex=missing_apex,
         modality=modality,
+        **clip_options,
     )
     subjects = {p.subject: subject_for(dataset, p.subject, seed, size) for p in plans}
     with tempfile.TemporaryDirectory(prefix="mer-synth-") as tmp:
