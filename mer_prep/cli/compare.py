@@ -158,6 +158,35 @@ def comparison_text(result) -> str:
     return "\n".join(lines)
 
 
+def _print_board(board, fmt: str) -> None:
+    if fmt == "csv":
+        click.echo(board.csv(), nl=False)
+    elif fmt == "markdown":
+        click.echo(board.markdown())
+    else:
+        click.echo(board.text())
+
+
+def print_spot_leaderboard(store: str, fmt: str) -> None:
+    """The spotting leaderboard of ``store``'s spotting runs (``mer_prep.spotting.board``) in
+    ``fmt`` (``table``, ``csv`` or ``markdown``)."""
+    from mer_prep.spotting.board import spot_leaderboard
+    from mer_prep.spotting.records import list_spot_runs
+
+    records = list_spot_runs(store)
+    if not records:
+        raise InvalidArgumentError(
+            f"store {store} records no spotting run (`mer-prep spot {store} --method ...`)"
+        )
+    board = spot_leaderboard(records)
+    _print_board(board, fmt)
+    if fmt == "table" and any(r.rank is None for r in board.rows):
+        click.echo(
+            "LEAKY rows are not ranked: their values were chosen on the test subject; "
+            "'vs clean' is the leaky mean minus the clean row above it"
+        )
+
+
 def print_leaderboard(store: str, records, fmt: str) -> None:
     """The leaderboard of ``records`` (``mer_prep.evaluation.leaderboard``) in ``fmt``
     (``table``, ``csv`` or ``markdown``); records whose store version is gone are placed by
@@ -175,12 +204,8 @@ def print_leaderboard(store: str, records, fmt: str) -> None:
     board = build_leaderboard(group_runs(views))
     for reason in left_out:  # on stderr: a csv or markdown table stays pasteable
         click.echo(f"not in the leaderboard: {reason}", err=True)
-    if fmt == "csv":
-        click.echo(board.csv(), nl=False)
-    elif fmt == "markdown":
-        click.echo(board.markdown())
-    else:
-        click.echo(board.text())
+    _print_board(board, fmt)
+    if fmt == "table":
         leaky = [r for r in board.rows if r.rank is None]
         if leaky:
             click.echo(

@@ -267,21 +267,31 @@ def _train_flow(request, *, home: str):
     "sd over seeds, bootstrap CI over subjects; LEAKY rows next to their clean rows.",
 )
 @click.option(
+    "--spotting",
+    is_flag=True,
+    help="With --leaderboard: the spotting runs' (methods x datasets: ME, MaE and overall F1, "
+    "STRS; mean +- sd over seeds; LEAKY rows next to their clean rows).",
+)
+@choice_option(
     "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "markdown"]),
+    ["table", "csv", "markdown"],
     default="table",
-    show_default=True,
+    dest="fmt",
     help="With --leaderboard.",
 )
-def runs(store, run_id, leaderboard, fmt):
+def runs(store, run_id, leaderboard, spotting, fmt):
     """List the training runs recorded on STORE, best UF1 first (--run: one in full)."""
     from mer_prep.train.runs_store import list_runs, load_run
 
+    if spotting and not leaderboard:
+        raise InvalidArgumentError("--spotting goes with --leaderboard")
     if leaderboard:
-        from mer_prep.cli.compare import print_leaderboard
+        from mer_prep.cli.compare import print_leaderboard, print_spot_leaderboard
 
-        print_leaderboard(store, list_runs(store), fmt)
+        if spotting:
+            print_spot_leaderboard(store, fmt)
+        else:
+            print_leaderboard(store, list_runs(store), fmt)
         return
 
     if run_id == "latest":

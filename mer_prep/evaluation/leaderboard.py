@@ -26,6 +26,7 @@ import pandas as pd
 
 from mer_prep.evaluation import au_bootstrap, bootstrap
 from mer_prep.evaluation.run_view import RunView
+from mer_prep.evaluation.tables import aligned_table, pipe_table
 
 #: the scores a row of each target carries (the first one ranks) and how they are labelled
 METRICS: dict[str, tuple[str, ...]] = {"emotion": ("uf1", "uar"), "aus": ("au_macro_f1",)}
@@ -260,28 +261,17 @@ class Leaderboard:
 
     def markdown(self) -> str:
         """Pipe tables of the shown cells (emotion, then AU), to paste into a paper's draft."""
-        blocks = []
-        for heading, shown, rows in self._tables():
-            lines = [heading, ""] if heading else []
-            lines += ["| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
-            lines += [
-                "| " + " | ".join(r.cells()[c].replace("|", "\\|") for c in shown) + " |"
-                for r in rows
-            ]
-            blocks.append("\n".join(lines))
-        return "\n\n".join(blocks)
+        return "\n\n".join(
+            (f"{heading}\n\n" if heading else "") + pipe_table(shown, [r.cells() for r in rows])
+            for heading, shown, rows in self._tables()
+        )
 
     def text(self) -> str:
         """The shown cells as aligned tables (emotion, then AU)."""
-        blocks = []
-        for heading, shown, rows in self._tables():
-            cells = [r.cells() for r in rows]
-            widths = {c: max([len(c)] + [len(x[c]) for x in cells]) for c in shown}
-            lines = [heading] if heading else []
-            lines.append("  ".join(f"{c:<{widths[c]}}" for c in shown).rstrip())
-            lines += ["  ".join(f"{x[c]:<{widths[c]}}" for c in shown).rstrip() for x in cells]
-            blocks.append("\n".join(lines))
-        return "\n\n".join(blocks)
+        return "\n\n".join(
+            (f"{heading}\n" if heading else "") + aligned_table(shown, [r.cells() for r in rows])
+            for heading, shown, rows in self._tables()
+        )
 
 
 def read_csv(text: str) -> pd.DataFrame:
