@@ -26,7 +26,7 @@ import pandas as pd
 
 from mer_prep.evaluation import au_bootstrap, bootstrap
 from mer_prep.evaluation.run_view import RunView
-from mer_prep.evaluation.tables import aligned_table, pipe_table
+from mer_prep.evaluation.tables import aligned_table, csv_text, pipe_table
 
 #: the scores a row of each target carries (the first one ranks) and how they are labelled
 METRICS: dict[str, tuple[str, ...]] = {"emotion": ("uf1", "uar"), "aus": ("au_macro_f1",)}
@@ -255,9 +255,7 @@ class Leaderboard:
 
     def csv(self) -> str:
         """Every :data:`COLUMNS` value, numbers to 4 decimals (read back with ``read_csv``)."""
-        out = io.StringIO()
-        self.frame().to_csv(out, index=False, float_format="%.4f")
-        return out.getvalue()
+        return csv_text([r.record() for r in self.rows], COLUMNS)
 
     def markdown(self) -> str:
         """Pipe tables of the shown cells (emotion, then AU), to paste into a paper's draft."""

@@ -6,7 +6,10 @@ print(pipe_table(("rank", "model"), rows))      # to paste into a paper's draft
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
+
+import pandas as pd
 
 
 def aligned_table(columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> str:
@@ -23,3 +26,12 @@ def pipe_table(columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> str
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def csv_text(records: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
+    """``records`` (one mapping per row) as CSV under ``columns``, numbers to 4 decimals
+    (``pandas.read_csv`` reads it back)."""
+    out = io.StringIO()
+    frame = pd.DataFrame(list(records), columns=list(columns))
+    frame.to_csv(out, index=False, float_format="%.4f")
+    return out.getvalue()

@@ -16,7 +16,6 @@ after the clean row of the same configuration and seeds, with the difference of 
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mer_prep.evaluation.tables import aligned_table, pipe_table
+from mer_prep.evaluation.tables import aligned_table, csv_text, pipe_table
 from mer_prep.spotting.records import SpotRunRecord
 
 #: the scores of a row (column name -> heading shown), read by :func:`record_scores`
@@ -194,9 +193,7 @@ class SpotLeaderboard:
 
     def csv(self) -> str:
         """Every :data:`COLUMNS` value, numbers to 4 decimals."""
-        out = io.StringIO()
-        self.frame().to_csv(out, index=False, float_format="%.4f")
-        return out.getvalue()
+        return csv_text([r.record() for r in self.rows], COLUMNS)
 
     def markdown(self) -> str:
         return pipe_table(SHOWN, [r.cells() for r in self.rows])
