@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 from markupsafe import Markup
 
@@ -114,17 +115,6 @@ def _overview(store) -> Markup:
     )
 
 
-@dataclass(frozen=True)
-class _LowConfidence:
-    """A sample whose face box came from a low-confidence stage; ``confirmation`` is empty for
-    stores written before boxes were confirmed."""
-
-    sample_id: str
-    detector: str
-    score: float
-    confirmation: str
-
-
 def _counts(store, images: Images) -> Markup:
     table = store.table
     counts = images.figure(
@@ -149,23 +139,26 @@ def low_confidence_html(table) -> Markup:
     return render("low_confidence.html.j2", low_confidence=_low_confidence(table))
 
 
-def _low_confidence(table) -> list[_LowConfidence]:
-    """The samples whose face box was a low-confidence one, with score and confirmation."""
+def _low_confidence(table) -> list:
+    """The samples whose face box was a low-confidence one: the sample table's rows as named
+    tuples of ``sample_id``, ``detector``, ``score`` and ``confirmation`` (empty for stores
+    written before boxes were confirmed)."""
     from mer_prep.face.cascade import is_low_confidence
 
-    confirmations = (
-        table["detector_confirmation"].astype(str)
-        if "detector_confirmation" in table
-        else [""] * len(table)
+    rows = pd.DataFrame(
+        {
+            "sample_id": table["sample_id"].astype(str),
+            "detector": table["detector"].astype(str),
+            "score": table["detector_score"].astype(float) if "detector_score" in table else np.nan,
+            "confirmation": (
+                table["detector_confirmation"].astype(str)
+                if "detector_confirmation" in table
+                else ""
+            ),
+        }
     )
-    scores = table["detector_score"] if "detector_score" in table else [float("nan")] * len(table)
-    return [
-        _LowConfidence(str(sid), str(det), float(score), conf)
-        for sid, det, score, conf in zip(
-            table["sample_id"], table["detector"], scores, confirmations, strict=True
-        )
-        if is_low_confidence(str(det), conf)
-    ]
+    low = [is_low_confidence(d, c) for d, c in zip(rows.detector, rows.confirmation, strict=True)]
+    return list(rows[np.array(low, dtype=bool)].itertuples(index=False, name="LowConfidence"))
 
 
 @dataclass(frozen=True)
