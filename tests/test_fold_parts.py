@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from recipe_variants import mbcc64_augmented
 from torch_or_skip import torch
+from train_helpers import casme2_of_classes
 
 from mer_prep.errors import MerPrepError
 from mer_prep.evaluation.balance import smote_plan
@@ -22,7 +23,6 @@ from mer_prep.store.splits import save_split
 from mer_prep.train import plan_run
 from mer_prep.train.data import StoreData, build_fold
 
-CLASSES = ("happiness", "surprise", "disgust")
 COPIES = 2
 
 
@@ -34,14 +34,7 @@ def store_path(tmp_path_factory, synth_dataset):
     from mer_prep.pipeline.local import commit_version
 
     root, _ = synth_dataset(
-        "casme2",
-        n_subjects=4,
-        clips_per_subject=4,
-        seed=3,
-        classes=CLASSES,
-        amplitude_px=(2.0, 3.0),
-        size=(240, 320),
-        n_frames=10,
+        "casme2", **casme2_of_classes(4, 4, seed=3, amplitude_px=(2.0, 3.0), n_frames=10)
     )
     path = tmp_path_factory.mktemp("fold-parts") / "store"
     commit_version("casme2", root, mbcc64_augmented(COPIES, name="mbcc64aug2"), path)

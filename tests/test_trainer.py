@@ -10,6 +10,7 @@ import pytest
 import yaml
 from recipe_variants import mbcc64_augmented
 from sklearn.linear_model import LogisticRegression
+from train_helpers import casme2_of_classes
 
 from mer_prep.evaluation.metrics import pooled_confusion, uar
 from mer_prep.evaluation.splits import build_split
@@ -19,8 +20,6 @@ from mer_prep.store.splits import save_split
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-CLASSES = ("happiness", "surprise", "disgust")
-
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory, synth_dataset):
@@ -28,15 +27,7 @@ def store_path(tmp_path_factory, synth_dataset):
     from flows.preprocess import run_preprocess
 
     work = tmp_path_factory.mktemp("trainer")
-    root, _ = synth_dataset(
-        "casme2",
-        n_subjects=8,
-        clips_per_subject=3,
-        seed=2,
-        classes=CLASSES,
-        amplitude_px=(1.0, 2.0),
-        size=(240, 320),
-    )
+    root, _ = synth_dataset("casme2", **casme2_of_classes(8, 3, seed=2, amplitude_px=(1.0, 2.0)))
     recipe = mbcc64_augmented().model_dump(mode="json", by_alias=True)
     (work / "mbcc64aug.yaml").write_text(yaml.safe_dump(recipe))
     summary = run_preprocess(

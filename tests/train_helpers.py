@@ -10,19 +10,34 @@ import pytest
 CLASSES = ("happiness", "surprise", "disgust")
 
 
+def casme2_of_classes(
+    n_subjects: int,
+    clips_per_subject: int,
+    *,
+    seed: int,
+    amplitude_px: tuple[float, float],
+    **params: Any,
+) -> dict[str, Any]:
+    """``synth_dataset("casme2", ...)``'s arguments for a CASME II look-alike of ``CLASSES``
+    at 240x320: ``n_subjects`` x ``clips_per_subject`` clips (the classes in turn), motions of
+    ``amplitude_px``; ``params``, any more of ``generate_dataset``'s."""
+    return {
+        "n_subjects": n_subjects,
+        "clips_per_subject": clips_per_subject,
+        "seed": seed,
+        "classes": CLASSES,
+        "amplitude_px": amplitude_px,
+        "size": (240, 320),
+        **params,
+    }
+
+
 def learnable_casme2(n_subjects: int = 8, seed: int = 2) -> dict[str, Any]:
     """``synth_dataset("casme2", ...)``'s arguments: ``n_subjects`` x 3 clips (every subject
     shows each of ``CLASSES`` once) of 16 frames at 240x320, motions of 2.5-3 px."""
-    return {
-        "n_subjects": n_subjects,
-        "clips_per_subject": 3,
-        "seed": seed,
-        "classes": CLASSES,
-        "amplitude_px": (2.5, 3.0),
-        "noise_sigma": (0.5, 1.0),
-        "size": (240, 320),
-        "n_frames": 16,
-    }
+    return casme2_of_classes(
+        n_subjects, 3, seed=seed, amplitude_px=(2.5, 3.0), noise_sigma=(0.5, 1.0), n_frames=16
+    )
 
 
 def one_torch_thread(torch):
