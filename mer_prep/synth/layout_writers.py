@@ -71,6 +71,22 @@ class FrameWriter:
             paths.append(str(path))
         return paths
 
+    def numbered(
+        self,
+        sample_id: str,
+        folder: Path,
+        clip: SynthClip,
+        prefix: str = "",
+        *,
+        digits: int = 0,
+        gray: bool = False,
+    ) -> WrittenClip:
+        """Write every frame of ``clip`` as ``folder/<prefix><n>.jpg``, n its frame number
+        (zero-padded to ``digits``); returns what the adapter must report for it as
+        ``sample_id`` (``written_frames``)."""
+        names = [f"{prefix}{n:0{digits}d}.jpg" for n in frame_numbers(clip)]
+        return written_frames(sample_id, self.write(folder, names, clip.frames, gray=gray), clip)
+
 
 def frame_numbers(clip: SynthClip) -> list[int]:
     return [clip.first_frame_number + i for i in range(len(clip.frames))]

@@ -25,7 +25,6 @@ from mer_prep.synth.layout_writers import (
     frame_numbers,
     sheet_timing,
     write_video,
-    written_frames,
 )
 
 __all__ = [
@@ -162,16 +161,14 @@ def _casme2(
     rows, written = [], []
     for clip, name in clip_names(clips, lambda _, n: f"EP{n:02d}_{n % 7 + 1:02d}" + "f" * (n % 2)):
         sub = f"sub{clip.subject:02d}"
-        numbers = frame_numbers(clip)
-        paths = frames.write(
-            root / "CASME2_RAW_selected" / sub / name, [f"img{n}.jpg" for n in numbers], clip.frames
+        done = frames.numbered(
+            f"casme2/{sub}/{name}", root / "CASME2_RAW_selected" / sub / name, clip, "img"
         )
         frames.write(
             root / "Cropped" / sub / name,
-            [f"reg_img{n}.jpg" for n in numbers],
+            [f"reg_img{n}.jpg" for n in frame_numbers(clip)],
             _centre_crop(clip.frames),
         )
-        done = written_frames(f"casme2/{sub}/{name}", paths, clip)
         missing = "/" if done.apex is None else done.apex
         rows.append(
             (clip.subject, name, done.onset, missing, done.offset, clip.action_units, clip.emotion)
@@ -194,9 +191,9 @@ def _samm(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
         clips, lambda clip, n: f"{clip.subject:03d}_{(n - 1) % 7 + 1}_{(n - 1) // 7 + 1}"
     ):
         sub = f"{clip.subject:03d}"
-        names = [f"{sub}_{n:05d}.jpg" for n in frame_numbers(clip)]
-        paths = frames.write(root / sub / name, names, clip.frames, gray=True)
-        done = written_frames(f"samm/{sub}/{name}", paths, clip)
+        done = frames.numbered(
+            f"samm/{sub}/{name}", root / sub / name, clip, f"{sub}_", digits=5, gray=True
+        )
         missing = -1 if done.apex is None else done.apex
         rows.append(
             (clip.subject, name, done.onset, missing, done.offset, clip.action_units, clip.emotion)
@@ -237,8 +234,7 @@ def _casme1(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list
         section = "A" if clip.subject <= 7 else "B"  # our convention: subjects 1-7 in Section A
         sub = f"sub{clip.subject:02d}"
         folder = root / f"Section {section}" / sub / name
-        paths = frames.write(folder, [f"{name}-{n}.jpg" for n in frame_numbers(clip)], clip.frames)
-        done = written_frames(f"casme1/{sub}/{name}", paths, clip)
+        done = frames.numbered(f"casme1/{sub}/{name}", folder, clip, f"{name}-")
         rows[section].append((clip.subject, name, *done.timing, clip.action_units, clip.emotion))
         written.append(done)
     for section in ("A", "B"):

@@ -20,7 +20,6 @@ from mer_prep.synth.layout_writers import (
     frame_numbers,
     sheet_timing,
     write_video,
-    written_frames,
 )
 
 CASME3_TAKES = "abcdefghijklm"
@@ -208,13 +207,8 @@ def _fourd(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[
     rows, written = [], []
     for clip, name in clip_names(clips, lambda clip, n: f"S{clip.subject:02d}_{n:02d}"):
         subject = f"S{clip.subject:02d}"
-        paths = frames.write(
-            root / "gray_micro" / subject / name,
-            [f"{n}.jpg" for n in frame_numbers(clip)],
-            clip.frames,
-            gray=True,
-        )
-        done = written_frames(f"4dme/{subject}/{name}", paths, clip)
+        folder = root / "gray_micro" / subject / name
+        done = frames.numbered(f"4dme/{subject}/{name}", folder, clip, gray=True)
         rows.append((subject, name, clip.emotion, *done.timing, clip.action_units))
         written.append(done)
     sheets.fourd_sheet(root, rows)
@@ -234,10 +228,7 @@ def _mmew(
         emotion = clip.emotion.lower()
         folder_emotion = "repression" if emotion == "others" else emotion
         base = root / subject if variant == "official" else root / "Micro_Expression"
-        paths = frames.write(
-            base / folder_emotion / name, [f"{n}.jpg" for n in frame_numbers(clip)], clip.frames
-        )
-        done = written_frames(f"mmew/{subject}/{name}", paths, clip)
+        done = frames.numbered(f"mmew/{subject}/{name}", base / folder_emotion / name, clip)
         rows.append((subject, name, *done.timing, clip.action_units, clip.emotion, ""))
         written.append(done)
     sheets.mmew_sheet(root, rows)
