@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mer_prep.lazy import lazy_getattr
+
 if TYPE_CHECKING:
     from mer_prep.plot.colour import colour_wheel, flow_hue_deg, flow_to_rgb
     from mer_prep.plot.figures import figure_png
@@ -52,10 +54,4 @@ __all__ = [
     "write_report",
 ]
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        from importlib import import_module
-
-        return getattr(import_module(f"mer_prep.plot.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'mer_prep.plot' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mer_prep.lazy import lazy_getattr
 from mer_prep.train.errors import (
     LeakError,
     RunRecordError,
@@ -85,10 +86,4 @@ __all__ = [
     "train_fold",
 ]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f"mer_prep.train.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'mer_prep.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
