@@ -142,12 +142,19 @@ def test_detection_scale_keeps_an_expected_face_above_the_hog_window():
     assert next(_hog_passes(np.zeros((480, 640), np.uint8), 1, True))[1].shape == (480, 640)
 
 
+#: the same dataset as test_face_on_synth.py's casme2 one (generated once per session)
+SYNTHETIC = {
+    "n_subjects": 3,
+    "clips_per_subject": 2,
+    "n_frames": 24,
+    "seed": 7,
+    "missing_apex": 0.5,
+}
+
+
 @pytest.fixture(scope="module")
 def synthetic(synth_dataset):
-    # the same dataset as test_face_on_synth.py's casme2 one (generated once per session)
-    root, _ = synth_dataset(
-        "casme2", n_subjects=3, clips_per_subject=2, n_frames=24, seed=7, missing_apex=0.5
-    )
+    root, _ = synth_dataset("casme2", **SYNTHETIC)
     return root, scan_dataset("casme2", root).samples
 
 
@@ -172,15 +179,7 @@ def test_downscaled_detection_keeps_the_landmark_error(synthetic):
 
 def test_pipeline_records_the_stage_and_uses_the_later_box(synthetic, synth_dataset, tmp_path):
     _, samples = synthetic
-    root, _ = synth_dataset(
-        "casme2",
-        n_subjects=3,
-        clips_per_subject=2,
-        n_frames=24,
-        seed=7,
-        missing_apex=0.5,
-        copy_to=tmp_path,
-    )
+    root, _ = synth_dataset("casme2", copy_to=tmp_path, **SYNTHETIC)  # a copy to edit
     sample = next(s for s in scan_dataset("casme2", root).samples if s.apex is not None)
     onset = sample.frame_numbers.index(sample.onset)
     following = read_frames([sample.frame_paths[onset + 1]], gray=True)[0]
