@@ -70,9 +70,10 @@ def timeline_figure(
         top.axvspan(t.onset, t.offset + 1, color=HIT if j in matched_t else MISSED, alpha=0.15)
     top.set_ylabel("motion score", fontsize=8)
     top.tick_params(labelsize=7)
-    top.legend(fontsize=7, loc="upper right", frameon=False)
+    # above the axes, right of the title: inside, it would hide the curve's peaks
+    top.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False)
     if title:
-        top.set_title(title, fontsize=9)
+        top.set_title(title, fontsize=9, loc="left")
     for row, (items, matched, missed_colour) in enumerate(
         ((truths, matched_t, MISSED), (predictions, matched_p, FALSE_POSITIVE))
     ):
@@ -103,8 +104,14 @@ def record_timeline(record, video_key: str) -> Figure:
     if fold is not None:
         p = fold["params"]
         tuned = f"  (fold {fold['index']}: k {p['k_me']}/{p['k_mae']}, p {p['p']})"
+    leak = f" {record.leak_label}" if record.leaky else ""
     return timeline_figure(
-        frames, curve, threshold, truths, predictions, title=f"{video_key}{tuned}"
+        frames,
+        curve,
+        threshold,
+        truths,
+        predictions,
+        title=f"{record.method}{leak}: {video_key}{tuned}",
     )
 
 
