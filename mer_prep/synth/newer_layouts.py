@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,9 +41,27 @@ def write(
             if variant == "C"
             else _casme3(root, clips, frames, variant)
         )
-    if dataset in ("mmew", "manifest"):
-        return {"mmew": _mmew, "manifest": _manifest}[dataset](root, clips, frames, variant)
-    return {"dfme": _dfme, "4dme": _fourd}[dataset](root, clips, frames)
+    if dataset == "4dme":
+        return _one_sheet(root, sheets.fourd_sheet, _fourd(root, clips, frames))
+    if dataset == "mmew":
+        return _one_sheet(root, sheets.mmew_sheet, _mmew(root, clips, frames, variant))
+    if dataset == "manifest":
+        return _manifest(root, clips, frames, variant)
+    return _dfme(root, clips, frames)
+
+
+def _one_sheet(
+    root: Path,
+    sheet: Callable[[Path, list[tuple[Any, ...]]], Path],
+    made: Iterable[tuple[tuple[Any, ...], WrittenClip]],
+) -> list[WrittenClip]:
+    """The clips ``made`` (each with its row of the dataset's one ``sheet``), then the sheet."""
+    rows, written = [], []
+    for row, done in made:
+        rows.append(row)
+        written.append(done)
+    sheet(root, rows)
+    return written
 
 
 _OBJECTIVE = {
@@ -201,26 +220,24 @@ def _dfme(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[W
     return written
 
 
-def _fourd(root: Path, clips: Sequence[SynthClip], frames: FrameWriter) -> list[WrittenClip]:
-    """``gray_micro/S01/S01_01/<n>.jpg`` grey frames (names *unconfirmed*) and the labelling
-    sheet."""
-    rows, written = [], []
+def _fourd(
+    root: Path, clips: Sequence[SynthClip], frames: FrameWriter
+) -> Iterator[tuple[tuple[Any, ...], WrittenClip]]:
+    """``gray_micro/S01/S01_01/<n>.jpg`` grey frames (names *unconfirmed*), each with its row of
+    the labelling sheet."""
     for clip, name in clip_names(clips, lambda clip, n: f"S{clip.subject:02d}_{n:02d}"):
         subject = f"S{clip.subject:02d}"
         folder = root / "gray_micro" / subject / name
         done = frames.numbered(f"4dme/{subject}/{name}", folder, clip, gray=True)
-        rows.append((subject, name, clip.emotion, *done.timing, clip.action_units))
-        written.append(done)
-    sheets.fourd_sheet(root, rows)
-    return written
+        yield (subject, name, clip.emotion, *done.timing, clip.action_units), done
 
 
 def _mmew(
     root: Path, clips: Sequence[SynthClip], frames: FrameWriter, variant: str
-) -> list[WrittenClip]:
+) -> Iterator[tuple[tuple[Any, ...], WrittenClip]]:
     """``S03/<emotion>/S03-01-002/<n>.jpg`` (official) or ``Micro_Expression/<emotion>/<clip>/``
-    (flat); an ``others`` clip sits in a ``repression`` folder, as in the release."""
-    rows, written = [], []
+    (flat), each with its sheet row; an ``others`` clip sits in a ``repression`` folder, as in
+    the release."""
     for clip, name in clip_names(
         clips, lambda clip, n: f"S{clip.subject:02d}-{(n - 1) // 9 + 1:02d}-{n:03d}"
     ):
@@ -229,10 +246,7 @@ def _mmew(
         folder_emotion = "repression" if emotion == "others" else emotion
         base = root / subject if variant == "official" else root / "Micro_Expression"
         done = frames.numbered(f"mmew/{subject}/{name}", base / folder_emotion / name, clip)
-        rows.append((subject, name, *done.timing, clip.action_units, clip.emotion, ""))
-        written.append(done)
-    sheets.mmew_sheet(root, rows)
-    return written
+        yield (subject, name, *done.timing, clip.action_units, clip.emotion, ""), done
 
 
 def _manifest(
