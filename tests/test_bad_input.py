@@ -14,13 +14,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 def broken_casme2(tmp_path_factory, synth_dataset):
     """A CASME II look-alike (3 subjects x 3 clips) with one fault of each kind planted in it
     (a private copy of the session's dataset)."""
+    copy = tmp_path_factory.mktemp("broken")
     root, written = synth_dataset(
-        "casme2",
-        n_subjects=3,
-        clips_per_subject=3,
-        seed=5,
-        n_frames=24,
-        copy_to=tmp_path_factory.mktemp("broken"),
+        "casme2", n_subjects=3, clips_per_subject=3, seed=5, n_frames=24, copy_to=copy
     )
     by_id = {w.sample_id: w for w in written}
     ids = sorted(by_id)

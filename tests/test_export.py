@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from store_contents import SMALL_CASME2
 
 from mer_prep.cli import main
 from mer_prep.errors import MerPrepError
@@ -22,18 +23,11 @@ pytestmark = pytest.mark.slow  # the module's store is processed once, in-proces
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory, synth_dataset):
-    """A committed ha3d store of a small CASME II look-alike, half of its apexes missing."""
+    """A committed ha3d store of the small CASME II look-alike (``SMALL_CASME2``, seed 3), half
+    of its apexes missing."""
     from mer_prep.pipeline.local import commit_version
 
-    root, written = synth_dataset(
-        "casme2",
-        n_subjects=2,
-        clips_per_subject=2,
-        seed=3,
-        n_frames=12,
-        size=(240, 320),
-        missing_apex=0.5,
-    )
+    root, written = synth_dataset("casme2", **{**SMALL_CASME2, "seed": 3, "missing_apex": 0.5})
     assert {w.apex is None for w in written} == {True, False}
     path = tmp_path_factory.mktemp("export") / "casme2-ha3d"
     commit_version("casme2", root, "ha3d", path)
