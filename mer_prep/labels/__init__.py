@@ -11,7 +11,7 @@ a composite at run time (a user's, declared in ``mer-prep.toml``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -230,6 +230,12 @@ def class_names(scheme: str, dataset: str) -> list[str]:
     return [c for c in found.classes if c in reachable]
 
 
+def classes_of(scheme: str, dataset: str, samples: Iterable[Sample]) -> list[str]:
+    """The classes of ``samples`` of ``dataset`` labelled under ``scheme``: ``class_names``, or
+    where that is [] (a part taking its labels as classes) the labels present, sorted."""
+    return class_names(scheme, dataset) or sorted({s.label for s in samples if s.label})
+
+
 def label_of(sample: Sample, scheme: Scheme) -> tuple[str | None, bool]:
     """(class, dropped) for one sample; (None, False) when its key is unknown to the scheme."""
     rule = _rule(scheme, sample.dataset)
@@ -271,6 +277,7 @@ def apply_scheme(scan: DatasetScan, scheme: str) -> DatasetScan:
 __all__ = [
     "apply_scheme",
     "class_names",
+    "classes_of",
     "get_scheme",
     "label_of",
     "schemes",

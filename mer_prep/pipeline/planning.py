@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mer_prep
 from mer_prep.datasets import scan_dataset
-from mer_prep.labels import class_names as scheme_class_names
+from mer_prep.labels import classes_of
 from mer_prep.pipeline.fingerprint import dataset_fingerprint, fingerprint_inputs
 from mer_prep.recipes import Recipe
 from mer_prep.sample import DatasetScan, Failure, relative_to_root
@@ -34,14 +34,11 @@ def plan_version(
     with ThreadPoolExecutor(max_workers=4) as pool:
         inputs = list(pool.map(lambda s: fingerprint_inputs(s, recipe), samples))
     fingerprints = [fingerprint for fingerprint, _ in inputs]
-    names = scheme_class_names(labels, dataset)
-    if not names:  # a scheme without a fixed class list (native): the classes present
-        names = sorted({s.label for s in samples if s.label})
     return VersionPlan(
         location=StoreLocation.parse(store),
         dataset=dataset,
         labels=labels,
-        class_names=list(names),
+        class_names=classes_of(labels, dataset, samples),
         recipe=recipe,
         samples=samples,
         fingerprints=fingerprints,
