@@ -66,6 +66,7 @@ from mer_prep.errors import (
     StoreWriteError,
 )
 from mer_prep.pipeline.batch import BatchJob, BatchResult, process_batch
+from mer_prep.pipeline.long_sequence import LongVersionRun
 from mer_prep.pipeline.report import run_report
 from mer_prep.pipeline.request import PreprocessRequest
 from mer_prep.pipeline.sequence import RunState, make_version
@@ -96,6 +97,15 @@ def process_batch_task(batch: Sealed) -> BatchResult:
     pinned to one thread."""
     pin_threads(1)
     return process_batch(batch.value)
+
+
+@worker_task("long-video-job", final=StoreWriteError)
+def long_job_task(job: Sealed):
+    """One long-video job (a sealed ``FaceJob`` or ``ChunkJob``: a video's face, or one time
+    chunk of a video at one pair distance) on a Dask worker, native thread pools pinned to one
+    thread."""
+    pin_threads(1)
+    return job.value.run()
 
 
 def task_runner(
@@ -187,12 +197,19 @@ class _OnDask:
             jobs[0].recipe.rows_per_sample if jobs else 1,
         )
 
+    def submit_calls(self, jobs: list) -> Iterator:
+        """Long-video jobs (``mer_prep.pipeline.long_jobs``), one task each: the faces of a
+        run's videos, then every time chunk of every video, fanned out over the workers."""
+        with _sigint_blocked():
+            futures = [long_job_task.submit(Sealed(job)) for job in jobs]
+        return self._as_completed(futures, len(futures), 0)
+
     def _as_completed(self, futures: list, total: int, stride: int) -> Iterator[BatchResult]:
         bar = self.run.bar = _progress_bar(total) if self.progress else None
         for future in as_completed(futures):
             result = future.result()
-            if bar is not None:
-                bar.update(len(result.rows) // stride)
+            if bar is not None:  # stride 0: one job per step (long-video jobs)
+                bar.update(len(result.rows) // stride if stride else 1)
             yield result
         if bar is not None:
             self.run.bar = None
@@ -210,7 +227,10 @@ def _preprocess(run: _Progress, request: PreprocessRequest) -> RunSummary:
     )
     summary = done.summary
     summary.artifact_key = artifact_key(summary.dataset, summary.recipe)
-    _publish(summary, done.rows, done.plan, reused=done.reused)
+    if isinstance(done, LongVersionRun):  # a long-video store: no clip table to report
+        _publish_long(summary)
+    else:
+        _publish(summary, done.rows, done.plan, reused=done.reused)
     if summary.committed and summary.n_ok:  # a new version with something in it: its
         emit_committed(summary)  # trainings may run (flows.events)
     if done.nothing_processed is not None:
@@ -304,6 +324,26 @@ def _publish(
     try:
         create_markdown_artifact(
             markdown=run_report(summary, rows, plan, reused),
+            key=summary.artifact_key,
+            description=f"preprocess {summary.dataset} / {summary.recipe}: {summary.version_id}",
+        )
+    except Exception as error:  # noqa: BLE001
+        get_run_logger().warning("could not publish the run's artifact: %s", error)
+
+
+def _publish_long(summary: RunSummary) -> None:
+    """A long-video run's markdown artifact: the version, videos computed / reused, failures."""
+    lines = [
+        f"# preprocess {summary.dataset} / {summary.recipe} (long videos)",
+        f"- store `{summary.store}`, version `{summary.version_id}` ({summary.state})",
+        f"- videos: {summary.n_samples}, {summary.n_recomputed} computed, "
+        f"{summary.n_reused} unchanged (from {summary.reused_from or 'none'}), "
+        f"{summary.n_failed} failed; {summary.wall_seconds:.1f} s",
+        *(f"- failed `{f.sample_id}` [{f.stage}]: {f.message}" for f in summary.failures),
+    ]
+    try:
+        create_markdown_artifact(
+            markdown="\n".join(lines),
             key=summary.artifact_key,
             description=f"preprocess {summary.dataset} / {summary.recipe}: {summary.version_id}",
         )

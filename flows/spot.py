@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from mer_prep.plot.spot_timeline import spot_run_markdown
-from mer_prep.spotting.run import run_spotting, store_videos
+from mer_prep.spotting.run import spot_store, store_videos
 
 
 def artifact_key(dataset: str, method: str) -> str:
@@ -28,14 +28,9 @@ def spot(
     tune_on_test: bool = False,
 ) -> str:
     """Spot ``store``'s long videos with ``method``; the recorded run's id."""
-    videos, info = store_videos(store)
-    _, record, _ = run_spotting(
-        videos,
-        method,
-        store=store,
-        store_info=info,
-        split=split,
-        tune_on="test" if tune_on_test else "train",
+    source = store_videos(store)  # by this module's name: a test hands in its own videos
+    _, info, _, record = spot_store(
+        store, method, split=split, tune_on_test=tune_on_test, source=source
     )
     try:
         create_markdown_artifact(

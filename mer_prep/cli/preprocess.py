@@ -98,13 +98,14 @@ def run(dataset, roots, recipe, store, labels, workers, dask_address, adapter_op
             summary = _run(request, Path(home))
         except NothingProcessedError as error:
             if error.summary is not None and error.summary.snapshot is not None:
-                _print_summary(error.summary)  # the version records why every sample failed
+                # the version records why every sample failed
+                _print_summary(error.summary, long_video=request.is_long_video)
             raise
         except RunCancelled as cancelled:  # one line of its own, not an "error:"
             _cancelled(str(cancelled))
         except KeyboardInterrupt:  # before the run began (imports, checks): nothing to undo
             _cancelled(_not_started(where))
-    _print_summary(summary)
+    _print_summary(summary, long_video=request.is_long_video)
 
 
 def _not_started(store: str | None) -> str:
@@ -194,13 +195,15 @@ def _run(request: PreprocessRequest, home: Path):
     return run_preprocess(request)
 
 
-def _print_summary(summary) -> None:
-    """A ``RunSummary`` for people."""
+def _print_summary(summary, *, long_video: bool = False) -> None:
+    """A ``RunSummary`` for people (of a long-video run: videos, not samples)."""
     click.echo(f"store:   {summary.store}")
     click.echo(f"version: {summary.version_id} ({summary.state})")
     if summary.committed:
+        unit = "videos: " if long_video else "samples:"
         click.echo(
-            f"samples: {summary.n_ok} ok, {summary.n_failed} failed, "
+            f"{unit} {summary.n_ok} ok, {summary.n_failed} failed "
+            f"({summary.n_recomputed} computed, {summary.n_reused} unchanged), "
             f"{summary.n_scan_problems} scan problems, {summary.wall_seconds:.1f} s"
         )
         for failure in summary.failures:
@@ -209,7 +212,11 @@ def _print_summary(summary) -> None:
                 f"  failed {failure.sample_id} [{failure.stage}]{transient}: {failure.message}",
                 err=True,
             )
-    if summary.snapshot is not None:  # a version is there to look at
+    if summary.snapshot is not None and long_video:
+        quoted = shlex.quote(summary.store)
+        click.echo(f"next:\n  spot:    mer-prep spot {quoted} --method mdmd")
+        click.echo(f"  verify:  mer-prep verify {quoted}")
+    elif summary.snapshot is not None:  # a version is there to look at
         _print_next_steps(summary.store)
 
 

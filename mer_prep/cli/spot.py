@@ -1,6 +1,7 @@
-"""``mer-prep spot``: training-free spotting of a long-video store, tuned leave-one-subject-out
-on training subjects only and recorded on the store's ``runs`` branch
-(``mer_prep.spotting``); ``--synthetic`` spots planted synthetic motion instead."""
+"""``mer-prep spot``: training-free spotting of a long-video store (``mer-prep run <long-video
+dataset> --recipe lv128``), tuned leave-one-subject-out on training subjects only and recorded
+on the store's ``runs`` branch (``mer_prep.spotting``); ``--synthetic`` spots planted synthetic
+motion instead."""
 
 from __future__ import annotations
 
@@ -59,16 +60,14 @@ def _synthetic(store: str, subjects: int, seed: int):
 def spot(store, method, split, tune_on_test, synthetic, subjects, seed, fmt):
     """Spot MEs and MaEs in STORE's long videos with a training-free METHOD; every tuned value
     chosen per LOSO fold on its training subjects; the run is recorded on STORE."""
-    from mer_prep.spotting.run import run_spotting, store_videos
+    from mer_prep.spotting.run import spot_store
 
-    videos, info = _synthetic(store, subjects, seed) if synthetic else store_videos(store)
-    result, record, _ = run_spotting(
-        videos,
+    videos, _, result, record = spot_store(
+        store,
         method,
-        store=store,
-        store_info=info,
         split=split,
-        tune_on="test" if tune_on_test else "train",
+        tune_on_test=tune_on_test,
+        source=_synthetic(store, subjects, seed) if synthetic else None,
     )
     if fmt == "json":
         click.echo(json.dumps(record.attrs, indent=1))

@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from mer_prep.errors import InvalidArgumentError, MerPrepError
+from mer_prep.errors import InvalidArgumentError, MerPrepError, UnknownDatasetError
 from mer_prep.pipeline import defaults
 from mer_prep.store.layout import DEFAULT_STORE_TEMPLATE
 
@@ -138,8 +138,9 @@ class PreprocessRequest(BaseModel):
     @classmethod
     def _recipe(cls, value: Any) -> Any:
         from mer_prep.recipes import Recipe
+        from mer_prep.recipes.long_video import LongVideoRecipe
 
-        if not isinstance(value, (str, Recipe)):
+        if not isinstance(value, (str, Recipe, LongVideoRecipe)):
             raise InvalidArgumentError(f"recipe: a recipe name or YAML path, got {value!r}")
         return value
 
@@ -180,6 +181,16 @@ class PreprocessRequest(BaseModel):
         from mer_prep.datasets.options import check_dataset, check_options
         from mer_prep.labels import get_scheme
 
+        if self.is_long_video:  # a long-video dataset; its adapter checks its own options
+            from mer_prep.datasets.long_video import LONG_VIDEO_ADAPTERS
+
+            if self.dataset not in LONG_VIDEO_ADAPTERS:
+                raise UnknownDatasetError(
+                    f"long-video recipe {self.recipe_label!r} needs a long-video dataset "
+                    f"({', '.join(LONG_VIDEO_ADAPTERS)}), got {self.dataset!r}"
+                )
+            get_scheme(self.labels)
+            return self
         check_dataset(self.dataset)
         if isinstance(self.recipe, str) and not _is_yaml(self.recipe):
             from mer_prep.recipes import load_recipe
@@ -197,15 +208,31 @@ class PreprocessRequest(BaseModel):
 
         recipe = self.recipe_model()
         check_roots(self.dataset, self.root)
-        check_annotations(self.dataset, self.root, self.options)
+        if not self.is_long_video:  # a long-video scan names a missing sheet itself
+            check_annotations(self.dataset, self.root, self.options)
         return recipe
 
     # ------------------------------------------------------------------ derived values
 
+    @property
+    def is_long_video(self) -> bool:
+        """Whether the recipe is a long-video one (``kind: long_video``): the run then writes a
+        long-video store (``mer_prep.pipeline.long_sequence``)."""
+        from mer_prep.recipes.long_video import LongVideoRecipe, is_long_video_recipe
+
+        if isinstance(self.recipe, str):
+            return is_long_video_recipe(self.recipe)
+        return isinstance(self.recipe, LongVideoRecipe)
+
     def recipe_model(self) -> Recipe:
-        """The recipe itself (a name or a YAML path loaded)."""
+        """The recipe itself (a name or a YAML path loaded; a ``LongVideoRecipe`` for a
+        long-video one)."""
         from mer_prep.recipes import load_recipe
 
+        if self.is_long_video:
+            from mer_prep.recipes.long_video import load_long_video_recipe
+
+            return load_long_video_recipe(self.recipe)  # type: ignore[return-value]
         return load_recipe(self.recipe) if isinstance(self.recipe, str) else self.recipe
 
     @property

@@ -103,8 +103,23 @@ def make_version(
     ``recipe``: the loaded recipe when the caller has it (else ``request.recipe_model()``).
     ``state`` is filled in as the run goes. Failed samples are recorded in the version, never
     raised; anything raised while the version is open drops its scratch branch first (and a
-    store the run created, unless the runner's batches may still write to it)."""
+    store the run created, unless the runner's batches may still write to it). A long-video
+    recipe's run is ``long_sequence.make_long_version`` (its ``LongVersionRun``), with the same
+    runner."""
     state = state if state is not None else RunState()
+    if request.is_long_video:  # its own story: faces, then time chunks (long_sequence)
+        from mer_prep.pipeline.long_sequence import make_long_version
+
+        return make_long_version(  # type: ignore[return-value]
+            request.dataset,
+            request.root,
+            request.recipe_model(),  # type: ignore[arg-type]
+            request.store_location(request.recipe_model().name),
+            runner,  # type: ignore[arg-type]
+            options=request.options,
+            state=state,
+            logger=logger,
+        )
     started = time.perf_counter()
     recipe = recipe or request.recipe_model()
     store = request.store_location(recipe.name)

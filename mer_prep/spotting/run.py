@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mer_prep.errors import StoreError
+from mer_prep.errors import SchemaError, StoreError
 from mer_prep.spotting.records import SpotRunRecord, save_spot_run, spot_record
 from mer_prep.spotting.spotters import DEFAULT_REGIONS
 from mer_prep.spotting.tuning import SpotGrid, SpotResult, SpotVideo, spot_loso
@@ -47,15 +47,54 @@ def run_spotting(
     return result, record, snapshot
 
 
-def store_videos(store) -> tuple[list[SpotVideo], dict[str, Any]]:
-    """The long videos of a long-video store as ``SpotVideo``s, and what was read.
-
-    Long-video stores (and their ``read_video_motion(store, video_id)``) do not exist yet: the
-    motion is computed per video by ``pipeline.long_video.video_motion`` but not stored. Until a
-    store of that kind can be opened here, this refuses in one line.
-    """
-    raise NoVideoMotionError(
-        f"store {store}: reading VideoMotion from a long-video store is not in this version "
-        f"yet (read_video_motion); `mer-prep spot STORE --synthetic` spots planted synthetic "
-        f"motion and records the run on STORE"
+def spot_store(
+    store,
+    method: str,
+    *,
+    split: str = "loso",
+    tune_on_test: bool = False,
+    source: tuple[list[SpotVideo], dict[str, Any]] | None = None,
+) -> tuple[list[SpotVideo], dict[str, Any], SpotResult, SpotRunRecord]:
+    """Spot ``store``'s long videos (``source``: videos and what they were read from, else
+    ``store_videos(store)``) tuned on training subjects (``tune_on_test``: on the test subject,
+    LEAKY) and record the run on ``store``: (videos, info, result, record)."""
+    videos, info = source if source is not None else store_videos(store)
+    tune_on = "test" if tune_on_test else "train"
+    result, record, _ = run_spotting(
+        videos, method, store=store, store_info=info, split=split, tune_on=tune_on
     )
+    return videos, info, result, record
+
+
+def store_videos(store) -> tuple[list[SpotVideo], dict[str, Any]]:
+    """The long videos of a long-video store (``mer_prep.store.long_reader``) as
+    ``SpotVideo``s, each with its motion at every stored pair distance and its truths, and what
+    was read (location, dataset, version, snapshot, recipe). Videos that failed when the store
+    was made have no motion and are left out (listed under ``skipped``)."""
+    from mer_prep.store.long_reader import long_videos, open_long_store
+
+    try:
+        opened = open_long_store(store)
+    except SchemaError as error:
+        raise NoVideoMotionError(
+            f"{error}: spotting reads a long-video store (`mer-prep run <long-video dataset> "
+            f"--recipe lv128`); `mer-prep spot STORE --synthetic` spots planted synthetic motion"
+        ) from None
+    videos, skipped, ks = [], [], set()
+    for entry in long_videos(opened):
+        if not entry.ok:
+            skipped.append(entry.video_id)
+            continue
+        ks.update(entry.attrs.ks)
+        motions = {k: opened.motion(entry.video_id, k) for k in entry.attrs.ks}
+        videos.append(SpotVideo(motions, entry.truths))
+    recipe = opened.info.recipe
+    info = {
+        "location": str(opened.location),
+        "dataset": opened.info.dataset,
+        "version_id": opened.version_id,
+        "snapshot_id": opened.session.snapshot_id,
+        "motion": f"long-video recipe {recipe.name} ({recipe.hash}), k {sorted(ks)}",
+        "skipped": skipped,
+    }
+    return videos, info
