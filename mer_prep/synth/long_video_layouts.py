@@ -31,7 +31,7 @@ from mer_prep.synth.long_videos import (
     plan_long_video,
     render_long_video,
 )
-from mer_prep.synth.sheets import SAMM_PREAMBLE, _save, casme3_a_sheet, samm_sheet
+from mer_prep.synth.sheets import BARE_TIMING, SAMM_PREAMBLE, _save, casme3_a_sheet, samm_sheet
 
 DATASETS = ("casme-sq-long", "samm-lv", "smic-e-long", "casme3-long")
 CASME_SQ_LONG_FILE = "CAS(ME)^2code_final.xlsx"
@@ -41,9 +41,7 @@ SAMM_LV_COLUMNS = (
     "Subject",
     "Filename",
     "Inducement Code",
-    "Onset",
-    "Apex",
-    "Offset",
+    *BARE_TIMING,
     "Duration",
     "Type",
     "Action Units",

@@ -194,16 +194,9 @@ def casme_sq_sheet(
 # --- the newer datasets (docs/datasets.md) -------------------------------------------------------
 
 CASME3_A_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
-CASME3_A_COLUMNS = (
-    "Subject",
-    "Filename",
-    "Onset",
-    "Apex",
-    "Offset",
-    "AU",
-    "Objective class",
-    "emotion",
-)
+#: the timing headers of CAS(ME)^3, 4DME and SAMM-LV (no "Frame" in them)
+BARE_TIMING = ("Onset", "Apex", "Offset")
+CASME3_A_COLUMNS = ("Subject", "Filename", *BARE_TIMING, "AU", "Objective class", "emotion")
 CASME3_C_FILE = "CAS(ME)3_part_C_ME.xlsx"
 CASME3_C_COLUMNS = ("sub", "count", "onset", "offset", "au", "emotion")
 DFME_FILES = {
@@ -223,7 +216,7 @@ DFME_COLUMNS = (
     "AU",
 )
 FOURD_FILE = "4DME_Labelling_Micro_release v1.xlsx"  # the space is the release's
-FOURD_COLUMNS = ("sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs")
+FOURD_COLUMNS = ("sub_ID", "fold_name", "Emotion", *BARE_TIMING, "AUs")
 MMEW_FILE = "MMEW_Micro_Exp.xlsx"
 MMEW_COLUMNS = (*_CASME2_COLUMNS, "remarks")  # MMEW's sheet is CASME II's, plus remarks
 MANIFEST_COLUMNS = ("subject", "clip", "path", "onset", "apex", "offset", "label", "fps", "aus")
