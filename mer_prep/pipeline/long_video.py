@@ -178,10 +178,10 @@ def check_length(video: LongVideo, recipe: LongVideoRecipe, k: int | None = None
 def video_motion(
     video: LongVideo,
     recipe: LongVideoRecipe,
+    k: int | None = None,
     *,
     chunk_pairs: int | None = None,
     face: VideoFace | None = None,
-    k: int | None = None,
 ) -> VideoMotion:
     """The whole video's motion at pair distance ``k`` (None: the recipe's ``k_for``),
     computed chunk by chunk in this process (``chunk_pairs``: default the recipe's)."""
