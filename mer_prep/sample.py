@@ -13,6 +13,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class SubjectRecord:
+    """What an adapter's records (a ``Sample``, a long video) start with: ``dataset``, the
+    adapter name (``"casme2"``), and ``subject``, the dataset-qualified subject id
+    (``"casme2/sub01"``)."""
+
+    dataset: str
+    subject: str
+
+
 class NumberedFrames:
     """The frame count of a record that lists its ``frame_numbers`` (a ``Sample``, a long
     video)."""
@@ -26,10 +36,9 @@ class NumberedFrames:
 
 
 @dataclass(frozen=True)
-class Sample(NumberedFrames):
-    """One annotated micro-expression clip.
+class Sample(SubjectRecord, NumberedFrames):
+    """One annotated micro-expression clip of ``subject`` of ``dataset`` (``SubjectRecord``).
 
-    dataset: adapter name (``"casme2"``); subject: dataset-qualified id (``"casme2/sub01"``);
     clip: the dataset's clip/folder name (``"EP02_01f"``).
     frame_paths / frame_numbers: every frame file of the clip, ordered numerically, and the
     number parsed from each file name (same length). Empty for video samples.
@@ -50,8 +59,6 @@ class Sample(NumberedFrames):
     ``testB``); "" for datasets without one.
     """
 
-    dataset: str
-    subject: str
     clip: str
     frame_paths: tuple[str, ...]
     frame_numbers: tuple[int, ...]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mer_prep.errors import DataRootError, InvalidArgumentError, UnknownDatasetError
-from mer_prep.sample import NumberedFrames, Problem
+from mer_prep.sample import NumberedFrames, Problem, SubjectRecord
 
 if TYPE_CHECKING:
     from mer_prep.evaluation.spotting_intervals import SpotTruth
@@ -126,17 +126,15 @@ class LongInterval:
 
 
 @dataclass(frozen=True)
-class LongVideo(NumberedFrames):
-    """One long recording and its annotated intervals.
+class LongVideo(SubjectRecord, NumberedFrames):
+    """One long recording of ``subject`` of ``dataset`` (``SubjectRecord``: ``"samm-lv"``,
+    ``"samm-lv/006"``) and its annotated intervals.
 
-    dataset: adapter name (``"samm-lv"``); subject: dataset-qualified id (``"samm-lv/006"``);
     video: the recording's name (folder name, ``"006_1"``). frame_paths / frame_numbers: every
     frame file, in numeric order, and its number (same length); empty when ``video_path`` names
     a video file instead. fps: frames per second. intervals: sorted by onset. source: the folder.
     """
 
-    dataset: str
-    subject: str
     video: str
     frame_paths: tuple[str, ...]
     frame_numbers: tuple[int, ...]
