@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from mer_prep.datasets.long_video import scan_long_videos
-from mer_prep.errors import ArrayNotFoundError, InvalidArgumentError, SchemaError
+from mer_prep.errors import (
+    ArrayNotFoundError,
+    CorruptDataError,
+    InvalidArgumentError,
+    SchemaError,
+)
 from mer_prep.pipeline.long_sequence import make_long_version
 from mer_prep.pipeline.long_video import locate_face, video_motion
 from mer_prep.pipeline.sequence import InProcess
@@ -86,6 +91,45 @@ def test_verify_checks_long_versions_and_reports_no_clip_features(written):
     assert verify_store(store) == [] and verify_store(store, all_versions=True) == []
     with pytest.raises(ArrayNotFoundError, match="long-video motion"):
         open_store(store)
+
+
+def _damage(store: Path, change) -> None:
+    """Commit ``change(root group)`` on ``main`` behind the writer's back: what a flipped bit
+    in a chunk or in metadata reads back as."""
+    import zarr
+
+    from mer_prep.store.repo import open_repository
+
+    session = open_repository(str(store)).writable_session("main")
+    change(zarr.open_group(session.store, mode="r+"))
+    session.commit("damage")
+
+
+def test_damaged_values_or_video_attributes_are_found_by_verify_and_reads(tmp_path, written):
+    values, attrs = tmp_path / "values", tmp_path / "attrs"
+    shutil.copytree(written[1], values)
+    shutil.copytree(written[1], attrs)
+    first = open_long_store(values).info.videos[0]
+
+    def other_numbers(root) -> None:  # time chunk 1 of k=3 (pairs 16..31)
+        array = root[f"videos/{first}/k3/strain"]
+        array[20] = array[20] + 0.5
+
+    def other_fps(root) -> None:
+        group = root[f"videos/{first}"]
+        group.attrs["fps"] = 25.0
+
+    _damage(values, other_numbers)
+    _damage(attrs, other_fps)
+    (found,) = verify_store(values)
+    assert found.sample_id == first and found.array.endswith("k3/strain chunk 1"), found
+    with pytest.raises(CorruptDataError, match="time chunk 1"):
+        read_video_motion(values, first, 3)
+    read_video_motion(values, first, 12)  # the other arrays still read
+    (found,) = verify_store(attrs)
+    assert first in found.problem and "digest" in found.problem, found
+    with pytest.raises(CorruptDataError, match="digest"):
+        read_video_motion(attrs, first)
 
 
 def test_an_unchanged_rerun_is_up_to_date(written):

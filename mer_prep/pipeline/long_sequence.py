@@ -163,7 +163,8 @@ def make_long_version(
         ]
         summary.snapshot = writer.finish(forks, outcomes, failures, seconds)
     except BaseException:
-        writer.abort(remove_new_store=state is None or state.submitted is None)
+        # jobs handed to a standing or remote cluster may still write: keep a new store then
+        writer.abort(remove_new_store=not runner.outlives_run)
         raise
     n_failed = sum(o.failure is not None for o in outcomes.values())
     summary.version_id, summary.failures = writer.version_id, failures

@@ -17,7 +17,9 @@ differs::
 to ``i + k`` (``mer_prep.motion.video_motion.VideoMotion``); columns are the root's
 ``roi_names``. Every chunk ends with its CRC-32C (the clip arrays' codecs), and the video's
 ``content_crc32c`` holds, per array path, the CRC-32C of each chunk's values as computed
-(``schema.content_crc``), which verification and reads check. A failed video keeps its group
+(``schema.content_crc``), which verification and reads check; the root's ``video_digests``
+holds a digest of each video's attributes, so the root attributes' digest covers every video's.
+A failed video keeps its group
 (``status: failed``, ``error``) without arrays.
 """
 
@@ -31,10 +33,10 @@ import numpy as np
 import zarr
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mer_prep.errors import SchemaError
+from mer_prep.errors import CorruptDataError, SchemaError
 from mer_prep.store.layout import FailureAttrs, RecipeAttrs
 from mer_prep.store.nodes import array_at, group_at
-from mer_prep.store.schema import _check_codec, _dims, load_schema, validate_attrs
+from mer_prep.store.schema import _check_codec, _dims, attrs_digest, load_schema, validate_attrs
 
 LONG_SCHEMA_FILE = "long_video_store.v1.json"
 LONG_SCHEMA_NAME = "mer-prep/long-video-store"
@@ -134,6 +136,7 @@ class LongVersionAttrs(_Attrs):
     videos: list[str]
     failures: list[FailureAttrs]
     reuse: LongReuseAttrs
+    video_digests: dict[str, str]
     stage_seconds: dict[str, float] | None = None
     attrs_digest: str | None = None
 
@@ -153,9 +156,15 @@ def _video_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({"$defs": document["$defs"], "$ref": "#/$defs/video"})
 
 
-def video_attrs(group: zarr.Group, video_id: str) -> VideoAttrs:
-    """The checked attributes of a video's group (``SchemaError`` when malformed)."""
+def video_attrs(group: zarr.Group, video_id: str, digest: str | None = None) -> VideoAttrs:
+    """The checked attributes of a video's group: ``SchemaError`` when malformed,
+    ``CorruptDataError`` when they do not match ``digest`` (the root's ``video_digests``
+    entry, itself covered by the root attributes' digest)."""
     attrs = dict(group.attrs)
+    if digest is not None and attrs_digest(attrs) != digest:
+        raise CorruptDataError(
+            f"video {video_id}: its attributes do not match their digest (corrupt metadata)"
+        )
     errors = sorted(_video_validator().iter_errors(attrs), key=lambda e: list(e.path))
     if errors:
         where = "/".join(map(str, errors[0].path)) or "<video>"
@@ -198,7 +207,9 @@ def validate_long_group(group: zarr.Group) -> LongVersionAttrs:
         if path not in group:
             raise SchemaError(f"video {video_id}: group {path} is missing")
         video = group_at(group, path)
-        attrs = video_attrs(video, video_id)
+        if video_id not in info.video_digests:
+            raise SchemaError(f"video {video_id}: no digest of its attributes in the root's")
+        attrs = video_attrs(video, video_id, info.video_digests[video_id])
         if attrs.status != "ok":
             continue
         n = attrs.n_frames

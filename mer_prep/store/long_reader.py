@@ -82,8 +82,9 @@ class LongVideoStore:
                 f"{len(self.info.videos)}: {shown}{', ...' if len(self.info.videos) > 5 else ''})"
             )
         try:
-            attrs = video_attrs(group_at(self.group, video_path(video_id)), video_id)
-        except (SchemaError, KeyError) as error:
+            group = group_at(self.group, video_path(video_id))
+            attrs = video_attrs(group, video_id, self.info.video_digests.get(video_id, ""))
+        except (SchemaError, CorruptDataError, KeyError) as error:
             raise CorruptDataError(f"store {self.location}: video {video_id}: {error}") from None
         subject = attrs.subject
         truths = [

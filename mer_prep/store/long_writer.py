@@ -31,7 +31,7 @@ import zarr.api.asynchronous
 from zarr.core.sync import sync
 
 from mer_prep.datasets.long_video import LongVideo
-from mer_prep.errors import StoreWriteError
+from mer_prep.errors import CorruptDataError, SchemaError, StoreWriteError
 from mer_prep.recipes.long_video import LongVideoRecipe
 from mer_prep.sample import Failure, Problem
 from mer_prep.store.layout import MAIN, TRANSIENT, RecipeAttrs
@@ -138,7 +138,11 @@ def reusable_videos(
     for video, fingerprint in zip(plan.videos, plan.fingerprints, strict=True):
         if video.key not in stored:
             continue
-        old = video_attrs(group_at(root, video_path(video.key)), video.key)
+        digest = attrs.get("video_digests", {}).get(video.key)
+        try:
+            old = video_attrs(group_at(root, video_path(video.key)), video.key, digest)
+        except (SchemaError, CorruptDataError):  # damaged: computed again
+            continue
         if (
             old.status == "ok"
             and old.fingerprint == fingerprint
@@ -255,11 +259,12 @@ class LongVersionWriter:
             if forks:
                 self.session.merge(*forks)
             root = zarr.open_group(self.session.store, mode="r+")
-            n_ok = 0
+            n_ok, digests = 0, {}
             for video, fingerprint in zip(plan.videos, plan.fingerprints, strict=True):
                 attrs = self._video_attrs(root, video, fingerprint, outcomes.get(video.key))
                 n_ok += attrs["status"] == "ok"
                 group_at(root, video_path(video.key)).attrs.put(attrs)
+                digests[video.key] = attrs_digest(attrs)
         except (ic.IcechunkError, OSError) as error:
             what = f"{type(error).__name__}: {error}"
             raise StoreWriteError(f"store {plan.location}: {self.version_id}: {what}") from error
@@ -280,6 +285,7 @@ class LongVersionWriter:
             videos=[video.key for video in plan.videos],
             failures=[failure.to_dict() for failure in failures],
             reuse=self.reuse_summary(),
+            video_digests=digests,
             stage_seconds=stage_seconds,
         ).to_attrs()
         attrs[DIGEST_KEY] = attrs_digest(attrs)
