@@ -169,11 +169,12 @@ def workers_wall(root: str, recipe: str, n_workers: int) -> tuple[float, float]:
 def _child(*args: str) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", *args],
-        check=True,
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+    if out.returncode != 0:
+        raise SystemExit(f"child {args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
