@@ -206,3 +206,20 @@ def test_a_clip_store_is_not_opened_as_a_long_video_store(tmp_path):
         from mer_prep.store.long_layout import long_version_attrs
 
         long_version_attrs({"schema": "mer-prep/feature-store"})
+
+
+def test_a_request_with_a_long_video_recipe_runs_the_long_video_sequence(written):
+    from mer_prep.errors import UnknownDatasetError
+    from mer_prep.pipeline.local import commit_request
+    from mer_prep.pipeline.request import PreprocessRequest
+    from mer_prep.recipes.long_video import LongVideoRecipe
+
+    root, store, run = written
+    with pytest.raises(UnknownDatasetError, match="needs a long-video dataset"):
+        PreprocessRequest(dataset="casme2", root=str(root), recipe="lv128")
+    with pytest.raises(InvalidArgumentError, match="is a long-video dataset"):
+        PreprocessRequest(dataset=DATASET, root=str(root), recipe="ha3d")
+    request = PreprocessRequest(dataset=DATASET, root=str(root), recipe=RECIPE, store=str(store))
+    assert request.is_long_video and isinstance(request.check_inputs(), LongVideoRecipe)
+    plan, writer = commit_request(request)  # make_version hands it to make_long_version
+    assert plan.version_id == run.summary.version_id and writer is None  # up to date

@@ -178,12 +178,19 @@ class PreprocessRequest(BaseModel):
     def _names(self) -> PreprocessRequest:
         """Dataset, recipe, label scheme and adapter options, in that order (what a user most
         often mistypes first); raises the checks' own errors."""
+        from mer_prep.datasets.long_video import LONG_VIDEO_ADAPTERS
         from mer_prep.datasets.options import check_dataset, check_options
         from mer_prep.labels import get_scheme
 
-        if self.is_long_video:  # a long-video dataset; its adapter checks its own options
-            from mer_prep.datasets.long_video import LONG_VIDEO_ADAPTERS
+        if self.dataset in LONG_VIDEO_ADAPTERS and not self.is_long_video:
+            from mer_prep.recipes.long_video import builtin_long_video_recipes
 
+            raise InvalidArgumentError(
+                f"{self.dataset} is a long-video dataset: give a long-video recipe "
+                f"({', '.join(sorted(builtin_long_video_recipes()))} or a YAML file of kind "
+                f"long_video), not {self.recipe_label!r}"
+            )
+        if self.is_long_video:  # a long-video dataset; its adapter checks its own options
             if self.dataset not in LONG_VIDEO_ADAPTERS:
                 raise UnknownDatasetError(
                     f"long-video recipe {self.recipe_label!r} needs a long-video dataset "
