@@ -24,6 +24,7 @@ import zarr
 
 from mer_prep.errors import MerPrepError
 from mer_prep.evaluation.spotting_intervals import SpotPrediction, SpotTruth
+from mer_prep.spotting.learned_result import LearnedFold, LearnedSpotResult
 from mer_prep.spotting.spotters import SpotParams
 from mer_prep.spotting.tuning import SpotResult, _Cache
 from mer_prep.store.run_branch import (
@@ -85,7 +86,9 @@ class _Attr(Generic[T]):
 @dataclass(frozen=True, eq=False)
 class SpotRunRecord:
     """One spotting run: ``attrs`` (JSON: method, split, tune_on, leaky, store, grid, folds with
-    their tuned values and scores, pooled metrics) and ``arrays`` (name -> 1-D array, see
+    their tuned values and scores, pooled metrics; a learned run also ``training``: settings,
+    seed, seconds, and per fold its epochs, ks, fitting and validating subjects, score floor,
+    validation F1 per (k, epoch) and seed) and ``arrays`` (name -> 1-D array, see
     ``_ARRAYS``)."""
 
     attrs: dict[str, Any]
@@ -153,6 +156,12 @@ class SpotRunRecord:
         )
 
     @property
+    def training(self) -> dict | None:
+        """A learned run's training (settings, seed, seconds); None for a training-free run."""
+        training = self.attrs.get("training")
+        return dict(training) if training is not None else None
+
+    @property
     def video_keys(self) -> list[str]:
         return [str(k) for k in self.arrays["video_key"]]
 
@@ -174,6 +183,8 @@ def spot_record(
     fold_of = {key: f.index for f in result.folds for key in f.videos}
     params_of = {key: f.tuned.params for f in result.folds for key in f.videos}
     cache = _Cache(result.method, result.regions)
+    if isinstance(result, LearnedSpotResult) and result.cache is not None:
+        cache = result.cache  # a learned run's curves are its networks' (kept on the result)
     keys, thresholds, curve_video, curve_frame, curve_value = [], [], [], [], []
     for index, video in enumerate(result.videos):
         params: SpotParams = params_of[video.key]
@@ -237,12 +248,30 @@ def spot_record(
                 "videos": list(f.videos),
                 "n_predictions": len(f.predictions),
                 "metrics": score_view(f.score),
+                **_learned_fold_view(f),
             }
             for f in result.folds
         ],
         "duration_s": result.duration_s,
     }
+    if isinstance(result, LearnedSpotResult):
+        attrs["training"] = result.training_view()
     return SpotRunRecord(attrs=jsonable(attrs), arrays=arrays)
+
+
+def _learned_fold_view(fold) -> dict[str, Any]:
+    """What a learned fold adds to its record (nothing for a training-free one)."""
+    if not isinstance(fold, LearnedFold):
+        return {}
+    return {
+        "epochs": fold.epochs,
+        "ks": list(fold.ks),
+        "fit_on": list(fold.fit_on),
+        "validated_on": list(fold.validated_on),
+        "floor": fold.floor,
+        "val_f1": [list(t) for t in fold.val_f1],
+        "seed": fold.seed,
+    }
 
 
 def _write(group: zarr.Group, record: SpotRunRecord) -> None:

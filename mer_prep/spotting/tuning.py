@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 import numpy as np
 
@@ -159,6 +160,21 @@ class _Cache:
         )
 
 
+def group_videos(
+    motions: Mapping[int, Sequence[VideoMotion]], truths: Sequence[SpotTruth]
+) -> list[SpotVideo]:
+    """One ``SpotVideo`` per video of ``motions`` ({k: motions, in one video order at every
+    k}, as ``synth.long_motion.planted_motion_set`` gives them) with its truths."""
+    ks = sorted(motions)
+    return [
+        SpotVideo(
+            {k: motions[k][i] for k in ks},
+            tuple(t for t in truths if t.video_key == first.video_id),
+        )
+        for i, first in enumerate(motions[ks[0]])
+    ]
+
+
 def shared_ks(videos: Sequence[SpotVideo]) -> list[int]:
     """The pair distances every video has."""
     common = set.intersection(*(set(v.motions) for v in videos)) if videos else set()
@@ -215,17 +231,24 @@ def tune(
         raise InvalidArgumentError("tuning needs at least one video")
     grid = grid or SpotGrid()
     cache = _cache or _Cache(method, regions)
+    return best_point(videos, grid.points(shared_ks(videos), videos[0].fps), cache)
+
+
+def best_point(videos: Sequence[SpotVideo], points: Iterable[SpotParams], cache: _Cache) -> Tuned:
+    """The point of ``points`` with the highest overall F1 on ``videos`` (the first of equals),
+    each video spotted through ``cache`` (its curves: a method's, or a learned spotter's)."""
     truths = [t for v in videos for t in v.truths]
     keys = [v.key for v in videos]
     best: tuple[float, SpotParams] | None = None
     n = 0
-    for params in grid.points(shared_ks(videos), videos[0].fps):
+    for params in points:
         n += 1
         predictions = [p for v in videos for p in cache.spot(v, params)]
         f1 = score_spotting(predictions, truths, keys).overall.f1
         if best is None or f1 > best[0]:
             best = (f1, params)
-    assert best is not None
+    if best is None:
+        raise InvalidArgumentError("tuning needs at least one grid point")
     return Tuned(params=best[1], f1=best[0], videos=tuple(keys), n_points=n)
 
 
@@ -262,6 +285,35 @@ class SpotResult:
         """True when the values were chosen on the test subjects."""
         return self.tune_on != "train"
 
+    @classmethod
+    def pooled(
+        cls,
+        method: str,
+        tune_on: str,
+        grid: SpotGrid,
+        regions: Sequence[str],
+        folds: Sequence[SpotFold],
+        videos: Sequence[SpotVideo],
+        started: float,
+        **extra: Any,
+    ) -> Self:
+        """The result of ``folds``: their predictions pooled in fold order and scored over
+        every video, the seconds since ``started`` (``time.perf_counter``); ``extra``: a
+        subclass's fields."""
+        pooled = tuple(p for f in folds for p in f.predictions)
+        return cls(
+            method=method,
+            tune_on=tune_on,
+            grid=grid,
+            regions=tuple(regions),
+            folds=tuple(folds),
+            predictions=pooled,
+            score=score_videos(pooled, videos),
+            duration_s=time.perf_counter() - started,
+            videos=tuple(videos),
+            **extra,
+        )
+
 
 def loso_folds(videos: Sequence[SpotVideo]) -> list[tuple[str, list[SpotVideo], list[SpotVideo]]]:
     """(test subject, training videos, test videos) per subject, in subject order."""
@@ -293,12 +345,10 @@ def spot_loso(
     started = time.perf_counter()
     cache = _Cache(method, regions)
     folds = []
-    pooled: list[SpotPrediction] = []
     for index, (subject, train, test) in enumerate(loso_folds(videos)):
         tuning_videos = train if tune_on == "train" else test
         tuned = tune(tuning_videos, method, grid, regions, _cache=cache)
         predictions = [p for v in test for p in cache.spot(v, tuned.params)]
-        pooled.extend(predictions)
         folds.append(
             SpotFold(
                 index=index,
@@ -310,14 +360,4 @@ def spot_loso(
                 score=score_videos(predictions, test),
             )
         )
-    return SpotResult(
-        method=method,
-        tune_on=tune_on,
-        grid=grid,
-        regions=tuple(regions),
-        folds=tuple(folds),
-        predictions=tuple(pooled),
-        score=score_videos(pooled, videos),
-        duration_s=time.perf_counter() - started,
-        videos=tuple(videos),
-    )
+    return SpotResult.pooled(method, tune_on, grid, regions, folds, videos, started)
