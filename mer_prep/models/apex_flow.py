@@ -10,8 +10,9 @@ fold's training rows (u and v share theirs, so their ratio, the motion's directi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel
@@ -22,7 +23,6 @@ from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
     TORCH_EPS,
     ArrayNeed,
-    Builder,
     ModelSpec,
     TrainingPreset,
     VariantPreset,
@@ -105,28 +105,56 @@ def apex_flow_needs(config: object) -> tuple[ArrayNeed, ...]:
     return flow, ArrayNeed("strain", ("frame", "y", "x"), same_grid_as="flow")
 
 
+@dataclass(frozen=True)
+class ApexFlowPaper:
+    """What a flow baseline's paper fixes: the model's registered ``name``, the ``size`` x
+    ``size`` onset -> apex flow it was fed (``source``: where the paper states it), Adam's
+    ``lr`` and the ``epochs``."""
+
+    name: str
+    size: int
+    source: str
+    lr: float
+    epochs: int
+
+
+@dataclass(frozen=True)
+class ApexFlowBuilder:
+    """A flow baseline's ``build``: ``model_cls(config, n_classes, height, width)`` sized from
+    the stored ``flow`` shape (T, H, W, 2). Its ``__module__`` is the model's, as a build
+    function's would be: the family that registers it (the registry's order of families)."""
+
+    model_cls: Callable[[Any, int, int, int], nn.Module]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "__module__", self.model_cls.__module__)
+
+    def __call__(
+        self, config: Any, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
+    ) -> nn.Module:
+        height, width = shapes["flow"][1:3]
+        return self.model_cls(config, n_classes, height, width)
+
+
 def apex_flow_spec(
-    name: str,
+    model_cls: Callable[[Any, int, int, int], nn.Module],
     config_cls: type[BaseModel],
-    builder: Builder,
-    *,
+    paper: ApexFlowPaper,
     description: str,
-    size: int,
-    source: str,
-    lr: float,
-    epochs: int,
 ) -> ModelSpec:
-    """The spec of a flow baseline: it reads :func:`apex_flow_needs`, the paper fed it
-    ``size`` x ``size`` onset -> apex flow (``source`` says where the paper states it), and it
-    trains as the paper's code did (PyTorch / TensorFlow: Adam's eps 1e-8 in both) with ``lr``
-    for ``epochs`` epochs of batches of 256, in one variant, ``plain``."""
+    """The spec of the flow baseline ``paper.name`` (its module registers it): built by
+    ``model_cls(config, n_classes, height, width)`` at the stored flow's height and width
+    (:class:`ApexFlowBuilder`), it reads :func:`apex_flow_needs`, the paper fed it
+    ``paper.size`` x ``paper.size`` onset -> apex flow, and it trains as the paper's code did
+    (PyTorch / TensorFlow: Adam's eps 1e-8 in both) with ``paper.lr`` for ``paper.epochs``
+    epochs of batches of 256, in one variant, ``plain``."""
     return family_spec(
-        name,
+        paper.name,
         config_cls,
-        builder,
+        ApexFlowBuilder(model_cls),
         description=description,
         needs=apex_flow_needs,
-        paper_input=PaperInput("flow", (size, size), min_frames=2, source=source),
-        training=TrainingPreset(lr=lr, eps=TORCH_EPS, epochs=epochs, batch_size=256),
+        paper_input=PaperInput("flow", (paper.size, paper.size), min_frames=2, source=paper.source),
+        training=TrainingPreset(lr=paper.lr, eps=TORCH_EPS, epochs=paper.epochs, batch_size=256),
         variants={"plain": VariantPreset(description="the paper's network and input")},
     )

@@ -34,13 +34,12 @@ from torch import Tensor, nn
 from mer_prep.models.apex_flow import (
     ApexFlowInput,
     ApexFlowModel,
+    ApexFlowPaper,
     Channel,
     Normalise,
     apex_flow_spec,
 )
-from mer_prep.models.registry import (
-    register_model,
-)
+from mer_prep.models.registry import register_model
 
 
 class HTNetConfig(BaseModel):
@@ -181,23 +180,6 @@ class HTNet(ApexFlowModel):
         return self.classifier(self.norm(x.flatten(2).mean(-1)))
 
 
-def build_htnet(
-    config: HTNetConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
-) -> HTNet:
-    """HTNet sized from the stored ``flow`` shape (T, H, W, 2)."""
-    height, width = shapes["flow"][1:3]
-    return HTNet(config, n_classes, height, width)
-
-
-register_model(
-    apex_flow_spec(
-        "htnet",
-        HTNetConfig,
-        build_htnet,
-        description="Hierarchical transformer: local attention in four facial areas, then global.",
-        size=56,
-        source="HTNet: four 28x28 areas tiled 56x56",
-        lr=5e-5,
-        epochs=800,
-    )
-)
+PAPER = ApexFlowPaper("htnet", 56, "HTNet: four 28x28 areas tiled 56x56", lr=5e-5, epochs=800)
+DESCRIPTION = "Hierarchical transformer: local attention in four facial areas, then global."
+register_model(apex_flow_spec(HTNet, HTNetConfig, PAPER, DESCRIPTION))

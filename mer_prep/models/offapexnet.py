@@ -25,11 +25,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from mer_prep.models.apex_flow import ApexFlowInput, ApexFlowModel, Normalise, apex_flow_spec
-from mer_prep.models.layers import Init, apply_init, classifier_head, conv_pool_stream
-from mer_prep.models.registry import (
-    register_model,
+from mer_prep.models.apex_flow import (
+    ApexFlowInput,
+    ApexFlowModel,
+    ApexFlowPaper,
+    Normalise,
+    apex_flow_spec,
 )
+from mer_prep.models.layers import Init, apply_init, classifier_head, conv_pool_stream
+from mer_prep.models.registry import register_model
 
 
 class OFFApexNetConfig(BaseModel):
@@ -72,23 +76,6 @@ class OFFApexNet(ApexFlowModel):
         return self.classifier(features)
 
 
-def build_offapexnet(
-    config: OFFApexNetConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
-) -> OFFApexNet:
-    """OFF-ApexNet sized from the stored ``flow`` shape (T, H, W, 2)."""
-    height, width = shapes["flow"][1:3]
-    return OFFApexNet(config, n_classes, height, width)
-
-
-register_model(
-    apex_flow_spec(
-        "offapexnet",
-        OFFApexNetConfig,
-        build_offapexnet,
-        description="Two CNN streams over apex u and v, two dense 1024 layers.",
-        size=28,
-        source="OFF-ApexNet: 28x28 u and v",
-        lr=1e-4,
-        epochs=3000,
-    )
-)
+PAPER = ApexFlowPaper("offapexnet", 28, "OFF-ApexNet: 28x28 u and v", lr=1e-4, epochs=3000)
+DESCRIPTION = "Two CNN streams over apex u and v, two dense 1024 layers."
+register_model(apex_flow_spec(OFFApexNet, OFFApexNetConfig, PAPER, DESCRIPTION))

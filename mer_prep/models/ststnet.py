@@ -14,6 +14,15 @@ Deviations and choices (the paper leaves them open or they differ here):
 - batch normalisation after each convolution (present in later public re-implementations,
   not in the paper's text) is a switch, off by default;
 - PyTorch's default initialisation (the authors worked in PyTorch, no init is stated).
+
+Speed (issue 22): without batch norm the three streams run as one 16-filter convolution whose
+weights are the streams' own, concatenated at each call (the streams' output channels are
+independent, so this is the same map, and the state dict keeps the three streams' names), on a
+channels-last map, max-pooled before the ReLU (max and ReLU commute: ReLU is monotone and every
+3x3 window holds a real pixel, so values and gradients are the paper's order's). On this
+project's two-core CPU one training step of batch 256 took about 2.5x less time; outputs match
+the three separate streams to float rounding (``tests/test_ststnet_fused.py``). With batch
+norm the streams run one by one, as written.
 """
 
 from __future__ import annotations
@@ -24,17 +33,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from mer_prep.models.apex_flow import (
-    ApexFlowInput,
-    ApexFlowModel,
-    Channel,
-    Normalise,
-    apex_flow_spec,
-)
+from mer_prep.models import apex_flow
+from mer_prep.models.apex_flow import ApexFlowInput, ApexFlowModel, Channel, Normalise
 from mer_prep.models.layers import Init, apply_init, conv_out
-from mer_prep.models.registry import (
-    register_model,
-)
+from mer_prep.models.registry import register_model
 
 
 class STSTNetConfig(BaseModel):
@@ -86,29 +88,28 @@ class STSTNet(ApexFlowModel):
         self.classifier = nn.Linear(sum(config.filters) * pooled_h * pooled_w, n_classes)
         apply_init(self, config.init)
 
+    def fused_streams(self, x: Tensor) -> Tensor:
+        """The three streams (conv 3x3, ReLU, max-pool 3/3) as one convolution of their
+        concatenated filters on a channels-last map, pooled before the ReLU: (B, 16, H', W')."""
+        convs = [stream[0] for stream in self.streams]
+        maps = torch.conv2d(
+            x.contiguous(memory_format=torch.channels_last),
+            torch.cat([conv.weight for conv in convs]),
+            torch.cat([conv.bias for conv in convs]),
+            padding=1,
+        )
+        return torch.relu(torch.max_pool2d(maps, 3, 3, 1))
+
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         x = self.apex_map(inputs)  # (B, C, H, W)
-        features = torch.cat([stream(x) for stream in self.streams], dim=1)
+        features = (
+            torch.cat([stream(x) for stream in self.streams], dim=1)
+            if self.config.batchnorm
+            else self.fused_streams(x)
+        )
         return self.classifier(self.dropout(self.pool(features).flatten(1)))
 
 
-def build_ststnet(
-    config: STSTNetConfig, n_classes: int, shapes: Mapping[str, tuple[int, ...]]
-) -> STSTNet:
-    """STSTNet sized from the stored ``flow`` shape (T, H, W, 2)."""
-    height, width = shapes["flow"][1:3]
-    return STSTNet(config, n_classes, height, width)
-
-
-register_model(
-    apex_flow_spec(
-        "ststnet",
-        STSTNetConfig,
-        build_ststnet,
-        description="Three shallow streams (3, 5, 8 filters) over apex strain, u, v.",
-        size=28,
-        source="STSTNet Sec. III: 28x28x3",
-        lr=5e-5,
-        epochs=500,
-    )
-)
+PAPER = apex_flow.ApexFlowPaper("ststnet", 28, "STSTNet Sec. III: 28x28x3", lr=5e-5, epochs=500)
+DESCRIPTION = "Three shallow streams (3, 5, 8 filters) over apex strain, u, v."
+register_model(apex_flow.apex_flow_spec(STSTNet, STSTNetConfig, PAPER, DESCRIPTION))
