@@ -223,3 +223,19 @@ def test_a_request_with_a_long_video_recipe_runs_the_long_video_sequence(written
     assert request.is_long_video and isinstance(request.check_inputs(), LongVideoRecipe)
     plan, writer = commit_request(request)  # make_version hands it to make_long_version
     assert plan.version_id == run.summary.version_id and writer is None  # up to date
+
+
+@pytest.mark.slow  # a run of three videos (about 10 s)
+def test_a_tracking_recipe_finds_the_face_per_chunk_and_streams_exactly(tmp_path, written):
+    root, _, untracked = written
+    recipe = RECIPE.model_copy(update={"name": "lv64track", "track": True})
+    run = make_long_version(DATASET, root, recipe, tmp_path / "store", InProcess())
+    assert run.summary.n_ok == 3 and run.summary.version_id != untracked.summary.version_id
+    video = scan_long_videos(DATASET, root).videos[0]
+    entry = long_videos(tmp_path / "store")[0]
+    assert entry.video_id == video.key and len(entry.attrs.chunk_boxes) == 3  # 45 pairs / 16
+    assert entry.attrs.chunk_boxes[0] == entry.attrs.face["box"]
+    stored = read_video_motion(tmp_path / "store", video.key, 3)
+    direct = video_motion(video, recipe, 3)  # chunked at the recipe's 16 pairs, tracked too
+    assert np.array_equal(stored.magnitude, direct.magnitude)
+    assert np.array_equal(stored.strain, direct.strain)

@@ -5,7 +5,8 @@
   detection, once per video.
 - ``ChunkJob``: one time chunk of one video at one pair distance ``k``: pairs ``a..b-1`` from
   frames ``a..b-1+k`` (chunks overlap by ``k`` frames), written through the job's own fork of
-  the version's session (``long_writer.write_chunk``).
+  the version's session (``long_writer.write_chunk``); with a tracking recipe it finds the face
+  again on its first frame (``long_video.chunk_face``).
 
 A bad input (an unreadable or corrupt frame, no face, a video too short for ``k``) is the
 job's ``Failure``, one line naming the file (relative to the dataset root) and the video; the
@@ -28,7 +29,13 @@ import icechunk as ic
 from mer_prep.datasets.long_video import LongVideo
 from mer_prep.errors import FrameIOError, FrameReadError, MerPrepError, RunAbandoned
 from mer_prep.pipeline.fingerprint import _hash_file, _hash_video
-from mer_prep.pipeline.long_video import VideoFace, check_length, locate_face, motion_chunk
+from mer_prep.pipeline.long_video import (
+    VideoFace,
+    check_length,
+    chunk_face,
+    locate_face,
+    motion_chunk,
+)
 from mer_prep.recipes.long_video import LongVideoRecipe
 from mer_prep.sample import Failure, relative_to_root
 from mer_prep.store.layout import PERMANENT, TRANSIENT
@@ -105,6 +112,8 @@ class ChunkResult:
     crcs: dict[str, int] = field(default_factory=dict)
     failure: Failure | None = None
     seconds: float = 0.0
+    #: the face box the chunk was aligned with (left, top, right, bottom; source pixels)
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,9 @@ class ChunkJob:
         tick = time.process_time()
         result = ChunkResult(self.fork, self.video.key, self.k, self.index)
         try:
-            rows = motion_chunk(self.video, self.face, self.recipe, self.pairs, self.k)
+            face = chunk_face(self.video, self.recipe, self.face, self.pairs)
+            result.box = face.box
+            rows = motion_chunk(self.video, face, self.recipe, self.pairs, self.k)
         except (FrameReadError, MerPrepError, OSError, MemoryError) as error:
             result.failure = _failure(error, self.video, self.root, "process", self.readable)
         else:

@@ -247,4 +247,9 @@ def _compute(
         for result in sorted(results, key=lambda r: (r.k, r.index)):
             for path, crc in result.crcs.items():
                 outcome.crcs.setdefault(path, []).append(crc)
+        if plan.recipe.track:  # where each chunk found the face (the smallest k's chunks)
+            first_k = min(r.k for r in results)
+            outcome.chunk_boxes = [
+                list(r.box or ()) for r in sorted(results, key=lambda r: r.index) if r.k == first_k
+            ]
     return outcomes, forks, seconds

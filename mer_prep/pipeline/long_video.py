@@ -8,7 +8,9 @@ length.
 The face box is found on the first frame (as the field's spotting pipelines do; the next frames
 are tried when it shows none), the 68 landmarks fitted there, and the one alignment they give
 is applied to every frame, so the regions stay put in the aligned face and head motion shows as
-flow (which the nose's mean removes). A chunk of pairs ``a..b-1`` decodes frames ``a..b-1+k``
+flow (which the nose's mean removes). A recipe with ``track: true`` finds the face again at the
+first frame of every time chunk instead (``chunk_face``), for recordings where the head moves
+far. A chunk of pairs ``a..b-1`` decodes frames ``a..b-1+k``
 (its last ``k`` frames are the next chunk's first: chunks overlap by ``k``), ``DECODE_BATCH``
 source frames at a time, each batch aligned at once: a worker holds at most ``chunk_pairs + k``
 aligned faces and one batch of source frames, whatever the video's length. Every pair is
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mer_prep.datasets.long_video import LongVideo
-from mer_prep.errors import InvalidArgumentError
+from mer_prep.errors import InvalidArgumentError, NoFaceError
 from mer_prep.face.align import align_clip, alignment_matrix, transform_points
 from mer_prep.face.cascade import detect_clip_face
 from mer_prep.face.frames import read_frames, read_video_frames
@@ -78,13 +80,15 @@ def decode_frames(video: LongVideo, start: int, stop: int) -> np.ndarray:
     return read_frames(video.frame_paths[start:stop], gray=True, sample=sample)
 
 
-def locate_face(video: LongVideo, recipe: LongVideoRecipe) -> VideoFace:
-    """Detect the face on the video's first frame (the next ones when it shows none), fit the
-    landmarks there and derive the alignment and the regions (``NoFaceError`` when none)."""
-    first = decode_frames(video, 0, 1)[0]
+def locate_face(video: LongVideo, recipe: LongVideoRecipe, at: int = 0) -> VideoFace:
+    """Detect the face on frame ``at`` (0: the video's first; the next ones when it shows
+    none), fit the landmarks there and derive the alignment and the regions (``NoFaceError``
+    when none)."""
+    first = decode_frames(video, at, at + 1)[0]
 
     def later(offset: int) -> np.ndarray | None:
-        return decode_frames(video, offset, offset + 1)[0] if offset < video.n_frames else None
+        index = at + offset
+        return decode_frames(video, index, index + 1)[0] if index < video.n_frames else None
 
     box = detect_clip_face(
         first,
@@ -121,6 +125,21 @@ def aligned_frames(video: LongVideo, face: VideoFace, size: tuple[int, int], sta
         b = min(a + DECODE_BATCH, stop)
         out[a - start : b - start] = align_clip(decode_frames(video, a, b), face.matrix, size)
     return out
+
+
+def chunk_face(
+    video: LongVideo, recipe: LongVideoRecipe, face: VideoFace, pairs: range
+) -> VideoFace:
+    """The face a chunk of ``pairs`` is aligned with: the video's (``face``, found on its first
+    frame), or with ``recipe.track`` the face found again on the chunk's first frame (the
+    video's when that frame and the next show none). Each chunk depends on its own frames only,
+    so tracked chunks still concatenate to the whole video's rows at the same ``chunk_pairs``."""
+    if not recipe.track or pairs.start == 0:
+        return face
+    try:
+        return locate_face(video, recipe, pairs.start)
+    except NoFaceError:
+        return face
 
 
 def chunk_ranges(n_pairs: int, chunk_pairs: int) -> list[range]:
@@ -190,5 +209,6 @@ def video_motion(
     face = face if face is not None else locate_face(video, recipe)
     rows = np.empty((3, n_pairs, len(recipe.regions)), np.float32)
     for pairs in chunk_ranges(n_pairs, chunk_pairs or recipe.chunk_pairs):
-        rows[:, pairs.start : pairs.stop] = motion_chunk(video, face, recipe, pairs, k)
+        here = chunk_face(video, recipe, face, pairs)
+        rows[:, pairs.start : pairs.stop] = motion_chunk(video, here, recipe, pairs, k)
     return assemble_motion(video, recipe, rows, k)

@@ -8,8 +8,9 @@ A long-video recipe names every parameter that changes the stored motion: the fa
 the aligned face, the size the flow is computed at), the pair distance (``k`` frames, or
 ``pair_seconds`` of the video's own frame rate), the TV-L1 parameters, the regions and their
 margins, and ``chunk_pairs``, the pairs per stored time chunk (also the unit a cluster computes:
-it changes no value, only the layout). Its hash, over those parameters only, is one of the three
-inputs of a long-video store's version id, as a clip recipe's is of a clip store's.
+it changes no value, only the layout, unless the face is ``track``-ed). Its hash, over those
+parameters only, is one of the three inputs of a long-video store's version id, as a clip
+recipe's is of a clip store's.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class LongVideoRecipe(BaseModel):
     at a longer one (``ks_for``). regions: the ``VideoMotion`` columns, a subset of
     ``ROI_NAMES`` in that order. margin / eye_margin: how far region boxes / eye polygons grow,
     as fractions of the inter-ocular distance (``mer_prep.motion.region_motion.face_regions``).
+    track: find the face again on the first frame of every time chunk (off: once per video,
+    on its first frame, as the field does); with it, ``chunk_pairs`` also decides where.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -62,6 +65,7 @@ class LongVideoRecipe(BaseModel):
     margin: float = Field(default=0.1, ge=0, le=1)
     eye_margin: float = Field(default=0.05, ge=0, le=1)
     chunk_pairs: int = Field(default=512, ge=16, le=65536)
+    track: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> LongVideoRecipe:

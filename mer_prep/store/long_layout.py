@@ -88,7 +88,8 @@ class VideoAttrs(_Attrs):
     """The attributes of a video's group (schema ``$defs/video``). ``ks``: the pair distances
     stored (frames); ``chunk_pairs``: pairs per time chunk; ``face``: what was found once on
     the first frame (box left/top/right/bottom and 68 landmarks in source pixels, the (2, 3)
-    alignment matrix), None when the video failed before; ``content_crc32c``: array path ->
+    alignment matrix), None when the video failed before; ``chunk_boxes``: with a tracking
+    recipe, the box each time chunk was aligned with; ``content_crc32c``: array path ->
     CRC-32C of each chunk's values."""
 
     video_id: str
@@ -104,6 +105,7 @@ class VideoAttrs(_Attrs):
     face: dict[str, Any] | None = None
     error: str = ""
     content_crc32c: dict[str, list[int]] = {}
+    chunk_boxes: list[list[int]] | None = None
 
     def n_pairs(self, k: int) -> int:
         return self.n_frames - k

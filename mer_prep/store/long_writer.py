@@ -105,6 +105,8 @@ class VideoOutcome:
     face: dict | None = None
     crcs: dict[str, list[int]] = field(default_factory=dict)
     failure: Failure | None = None
+    #: with a tracking recipe, the face box of each time chunk (left, top, right, bottom)
+    chunk_boxes: list[list[int]] | None = None
 
 
 def truth_attrs(video: LongVideo) -> list[dict]:
@@ -302,7 +304,7 @@ class LongVersionWriter:
         """A video's attributes for the version: kept ones (truths refreshed) for a reused
         video; else what its outcome says (a failed video's arrays are dropped)."""
         if video.key in self.reused:
-            kept = self.reused[video.key].model_dump(mode="json")
+            kept = self.reused[video.key].model_dump(mode="json", exclude_none=True)
             return kept | {"truths": truth_attrs(video)}
         outcome = outcome or VideoOutcome(
             failure=Failure(video.key, "", "process", "not computed (the run lost its result)")
@@ -322,6 +324,8 @@ class LongVersionWriter:
             "content_crc32c": outcome.crcs
             | {FRAME_NUMBERS: [content_crc(np.asarray(video.frame_numbers, np.int64))]},
         }
+        if outcome.chunk_boxes is not None:
+            attrs["chunk_boxes"] = outcome.chunk_boxes
         if outcome.failure is not None:
             group = group_at(root, video_path(video.key))
             for name in list(group.keys()):
