@@ -54,6 +54,7 @@ PRELOAD = [
     "mer_prep.plot.runs",
     "mer_prep.plot.artifact",
     "mer_prep.pipeline.report",
+    "mer_prep.pipeline.long_sequence",
     "mer_prep.store.reader",
     "mer_prep.models",
     "prefect.runtime.flow_run",
