@@ -166,7 +166,7 @@ class SpotRunRecord:
         return [str(k) for k in self.arrays["video_key"]]
 
 
-def _new_run_id() -> str:
+def new_run_id() -> str:
     return f"spot-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
@@ -221,7 +221,7 @@ def spot_record(
         return view
 
     attrs = {
-        "run_id": run_id or _new_run_id(),
+        "run_id": run_id or new_run_id(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "kind": "spotting",
         "method": result.method,
