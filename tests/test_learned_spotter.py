@@ -151,9 +151,9 @@ def test_a_fold_never_reads_its_test_subject_before_spotting_it(small, monkeypat
     calls: list[tuple[frozenset, bool]] = []
     real = Bank.of.__func__  # type: ignore[attr-defined]
 
-    def spy(cls, videos, ks, regions, window, scale=None):
+    def spy(cls, videos, ks, regions, window, scale=None, memo=None):
         calls.append((frozenset(v.subject for v in videos), scale is not None))
-        return real(cls, videos, ks, regions, window, scale)
+        return real(cls, videos, ks, regions, window, scale, memo)
 
     monkeypatch.setattr(learned_data.Bank, "of", classmethod(spy))
     result = spot_learned_loso(small, "softnet", grid=GRID, seed=3, preset=TINY)

@@ -29,9 +29,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.spotting.learned_result import (
@@ -55,6 +56,9 @@ from mer_prep.spotting.tuning import (
     shared_ks,
     spot_loso,
 )
+
+if TYPE_CHECKING:  # torch is imported when a network is trained, not with this module
+    from mer_prep.spotting.learned_train import Timer
 
 
 def fold_seed(seed: int, index: int) -> int:
@@ -133,9 +137,10 @@ class _Choice:
     raw: dict
 
 
-def _choose(fit_videos, val_videos, method, settings, grid, regions, seed, timer):
+def _choose(fit_videos, val_videos, method, settings, grid, regions, seed, timer, memo):
     """The (k, epoch, spotting values) of the highest F1 on ``val_videos`` for networks
-    fitted on ``fit_videos``, and every (k, epoch, F1) tried."""
+    fitted on ``fit_videos``, and every (k, epoch, F1) tried (``memo``: the fold's features
+    read so far, ``Bank.of``)."""
     from mer_prep.spotting.learned_data import Bank
     from mer_prep.spotting.learned_train import fit, frame_curves
 
@@ -145,8 +150,8 @@ def _choose(fit_videos, val_videos, method, settings, grid, regions, seed, timer
     for k in candidate_ks(fit_videos, settings, grid):
         streams = stream_ks(k, stored, settings)
         began = time.perf_counter()
-        fit_bank = Bank.of(fit_videos, streams, regions, settings.window)
-        val_bank = Bank.of(val_videos, streams, regions, settings.window, fit_bank.scale)
+        fit_bank = Bank.of(fit_videos, streams, regions, settings.window, memo=memo)
+        val_bank = Bank.of(val_videos, streams, regions, settings.window, fit_bank.scale, memo)
         timer.data_s += time.perf_counter() - began
         points = list(grid.points([k], val_videos[0].fps))
 
@@ -167,25 +172,42 @@ def _choose(fit_videos, val_videos, method, settings, grid, regions, seed, timer
     return best[0], tuple(tried)
 
 
-def _fold(index, subject, train, test, method, settings, grid, regions, seed, tune_on, timer):
-    """One fold: (its LearnedFold, the test videos' raw curves)."""
+def learned_fold(
+    index: int,
+    subject: str,
+    train: Sequence[SpotVideo],
+    test: Sequence[SpotVideo],
+    method: str,
+    settings: LearnedSettings,
+    grid: SpotGrid,
+    regions: Sequence[str],
+    seed: int,
+    tune_on: str,
+    timer: Timer,
+) -> tuple[LearnedFold, dict[tuple[str, int], NDArray[np.float32]]]:
+    """Fold ``index`` (test subject ``subject``; ``train`` / ``test`` its videos, as
+    ``tuning.loso_folds`` gives them) with the run's ``seed``: the fold and the test videos'
+    raw curves {(video key, k): (n_frames,) float32}. ``timer`` adds the fold's seconds."""
     from mer_prep.spotting.learned_data import Bank
     from mer_prep.spotting.learned_train import fit, frame_curves
 
     seed = fold_seed(seed, index)
     train_subjects = sorted({v.subject for v in train})
+    memo: dict = {}  # each video's features read once in the fold, whatever network reads them
     if tune_on == "test":  # LEAKY: the test subject chooses the epoch, k and values
         fit_on, val_on = train_subjects, [subject]
-        choice, tried = _choose(train, test, method, settings, grid, regions, seed, timer)
+        choice, tried = _choose(train, test, method, settings, grid, regions, seed, timer, memo)
         raw = choice.raw
     else:
         fit_on, val_on = inner_split(train_subjects, settings.val_fraction, seed)
         fitting = [v for v in train if v.subject in fit_on]
         validating = [v for v in train if v.subject in val_on]
-        choice, tried = _choose(fitting, validating, method, settings, grid, regions, seed, timer)
+        choice, tried = _choose(
+            fitting, validating, method, settings, grid, regions, seed, timer, memo
+        )
         began = time.perf_counter()
-        bank = Bank.of(train, choice.streams, regions, settings.window)
-        test_bank = Bank.of(test, choice.streams, regions, settings.window, bank.scale)
+        bank = Bank.of(train, choice.streams, regions, settings.window, memo=memo)
+        test_bank = Bank.of(test, choice.streams, regions, settings.window, bank.scale, memo)
         timer.data_s += time.perf_counter() - began
         net = fit(bank, settings, seed=seed, epochs=choice.epoch, timer=timer)
         curves = frame_curves(net, test_bank, choice.k, timer)
@@ -232,7 +254,7 @@ def spot_learned_loso(
     started, timer = time.perf_counter(), Timer()
     with one_thread():
         folds = [
-            _fold(
+            learned_fold(
                 index, subject, train, test, method, settings, grid, regions, seed, tune_on, timer
             )
             for index, (subject, train, test) in enumerate(loso_folds(videos))

@@ -99,10 +99,16 @@ class Bank:
         regions: Sequence[str],
         window: int,
         scale: NDArray[np.float32] | None = None,
+        memo: dict[tuple[str, tuple[int, ...]], NDArray[np.float32]] | None = None,
     ) -> Bank:
         """Read ``videos`` once (``scale`` None: theirs; give the fitting videos' scale to a
-        validation or test bank)."""
-        feats = [pair_features(v, ks, regions) for v in videos]
+        validation or test bank). ``memo``: features already read, by (video key, ks), and
+        filled with those read here (a fold reads each video once for all its networks)."""
+        memo = {} if memo is None else memo
+        for v in videos:
+            if (v.key, tuple(ks)) not in memo:
+                memo[(v.key, tuple(ks))] = pair_features(v, ks, regions)
+        feats = [memo[(v.key, tuple(ks))] for v in videos]
         if scale is None:
             scale = stream_scale(feats)
         half = window // 2
@@ -129,7 +135,7 @@ class Bank:
 
     def windows(self, rows: torch.Tensor) -> torch.Tensor:
         """(B, S, R, T) float32: the windows of the pairs ``rows`` (indices into ``centres``)."""
-        half = self.window // 2
-        offsets = torch.arange(-half, half + 1)
-        cut = self.values[self.centres[rows][:, None] + offsets[None, :]]  # (B, T, S, R)
-        return cut.permute(0, 2, 3, 1)
+        # unfold: a strided view of every window (no copy); one gather copies the B chosen
+        # ones out, already (B, S, R, T) and contiguous
+        starts = self.centres[rows] - self.window // 2
+        return self.values.unfold(0, self.window, 1)[starts]
