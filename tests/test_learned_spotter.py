@@ -17,6 +17,7 @@ from mer_prep.evaluation.spotting import score_spotting
 from mer_prep.evaluation.spotting_intervals import SpotTruth
 from mer_prep.spotting import learned_data
 from mer_prep.spotting.learned import (
+    candidate_ks,
     inner_split,
     settings_of,
     spot_any,
@@ -135,6 +136,16 @@ def test_settings_and_method_checks(small):
         LearnedSettings(name="x", window=4)
     with pytest.raises(InvalidArgumentError, match="two training subjects"):
         inner_split(["s1"], 0.4, 0)
+    # SOFTNet's k: (mean truth length + 1) / 2 = (14 + 1) / 2 = 7.5 -> the stored 8
+    video = small[0]
+    truths = tuple(
+        SpotTruth(video=video.key.rpartition("/")[2], subject=video.subject, onset=10,
+                  offset=10 + length - 1, kind="me")
+        for length in (13, 15)
+    )  # fmt: skip
+    with_truths = [dataclasses.replace(video, truths=truths)]
+    assert candidate_ks(with_truths, PRESETS["softnet"], SpotGrid()) == [8]
+    assert candidate_ks(with_truths, PRESETS["quick"], SpotGrid()) == [4, 8]
     fit_on, val_on = inner_split(["a", "b", "c", "d", "e"], 0.4, 0)
     assert len(val_on) == 2 and sorted(fit_on + val_on) == ["a", "b", "c", "d", "e"]
     # a training-free method goes to spot_loso unchanged

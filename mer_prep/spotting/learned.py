@@ -104,7 +104,7 @@ def inner_split(subjects: Sequence[str], fraction: float, seed: int) -> tuple[li
 
 def candidate_ks(videos: Sequence[SpotVideo], settings: LearnedSettings, grid: SpotGrid) -> list:
     """The ks tried: the grid's stored ks, or (``k_rule="softnet"``) the one nearest to
-    ``(mean truth length + 1) / 2`` over ``videos`` (the training subjects'; smaller of
+    ``(mean truth length + 1) / 2`` over ``videos`` (a fold's training subjects; smaller of
     equals; the first stored k when they hold no truth)."""
     stored = shared_ks(videos)
     allowed = [k for k in (grid.ks or stored) if k in stored]
@@ -137,17 +137,28 @@ class _Choice:
     raw: dict
 
 
-def _choose(fit_videos, val_videos, method, settings, grid, regions, seed, timer, memo):
-    """The (k, epoch, spotting values) of the highest F1 on ``val_videos`` for networks
-    fitted on ``fit_videos``, and every (k, epoch, F1) tried (``memo``: the fold's features
-    read so far, ``Bank.of``)."""
+def _choose(
+    ks: Sequence[int],
+    fit_videos: Sequence[SpotVideo],
+    val_videos: Sequence[SpotVideo],
+    method: str,
+    settings: LearnedSettings,
+    grid: SpotGrid,
+    regions: Sequence[str],
+    seed: int,
+    timer: Timer,
+    memo: dict,
+) -> tuple[_Choice, tuple[tuple[int, int, float], ...]]:
+    """The (k among ``ks``, epoch, spotting values) of the highest F1 on ``val_videos`` for
+    networks fitted on ``fit_videos``, and every (k, epoch, best F1) tried (``memo``: the
+    fold's features read so far, ``Bank.of``)."""
     from mer_prep.spotting.learned_data import Bank
     from mer_prep.spotting.learned_train import fit, frame_curves
 
     stored = shared_ks([*fit_videos, *val_videos])
     best: list[_Choice] = []
     tried: list[tuple[int, int, float]] = []
-    for k in candidate_ks(fit_videos, settings, grid):
+    for k in ks:
         streams = stream_ks(k, stored, settings)
         began = time.perf_counter()
         fit_bank = Bank.of(fit_videos, streams, regions, settings.window, memo=memo)
@@ -194,16 +205,17 @@ def learned_fold(
     seed = fold_seed(seed, index)
     train_subjects = sorted({v.subject for v in train})
     memo: dict = {}  # each video's features read once in the fold, whatever network reads them
+    ks = candidate_ks(train, settings, grid)  # SOFTNet's rule: over every training subject
     if tune_on == "test":  # LEAKY: the test subject chooses the epoch, k and values
         fit_on, val_on = train_subjects, [subject]
-        choice, tried = _choose(train, test, method, settings, grid, regions, seed, timer, memo)
+        choice, tried = _choose(ks, train, test, method, settings, grid, regions, seed, timer, memo)
         raw = choice.raw
     else:
         fit_on, val_on = inner_split(train_subjects, settings.val_fraction, seed)
         fitting = [v for v in train if v.subject in fit_on]
         validating = [v for v in train if v.subject in val_on]
         choice, tried = _choose(
-            fitting, validating, method, settings, grid, regions, seed, timer, memo
+            ks, fitting, validating, method, settings, grid, regions, seed, timer, memo
         )
         began = time.perf_counter()
         bank = Bank.of(train, choice.streams, regions, settings.window, memo=memo)
