@@ -47,7 +47,7 @@ def test_the_difference_is_exact_on_known_predictions():
     assert result.uf1_diff == pytest.approx(8 / 45, abs=1e-12)
     assert result.uar_diff == pytest.approx(1 / 6, abs=1e-12)
     assert result.b.uar_mean == pytest.approx(b.uar, abs=1e-12)  # as the record pooled it
-    assert result.n_subjects == 2 and result.over == "subjects"
+    assert result.resampling.n_subjects == 2 and result.resampling.over == "subjects"
     # a resample without smic/s1 scores both perfectly: the interval reaches 0
     assert result.uf1_ci[0] == 0.0 and result.uf1_ci[1] > 8 / 45
 
@@ -111,7 +111,7 @@ def test_seed_groups_compare_their_means_and_resample_the_seeds():
     a = [make_run(f"a{s}", clips[s], seed=s) for s in range(3)]
     b = [make_run(f"b{s}", clips[3 + s], seed=s, model="other") for s in range(2)]
     result = compare_runs([run_view(r) for r in a], [run_view(r) for r in b])
-    assert result.over == "subjects and seeds" and result.a.seeds == [0, 1, 2]
+    assert result.resampling.over == "subjects and seeds" and result.a.seeds == [0, 1, 2]
     assert result.uf1_diff == pytest.approx(
         np.mean([_pooled(r)["uf1"] for r in a]) - np.mean([_pooled(r)["uf1"] for r in b]), abs=1e-12
     )
@@ -172,7 +172,7 @@ def test_each_dataset_of_a_composite_is_compared_on_its_own_subjects():
     assert parts["samm"].uf1_diff == 0.0 and parts["samm"].uf1_ci == (0.0, 0.0)
     # smic alone: B's F1 (2/3, 0, 1) -> 5/9 against 1
     assert parts["smic"].uf1_diff == pytest.approx(4 / 9, abs=1e-12)
-    assert parts["smic"].n_subjects == 1
+    assert parts["smic"].resampling.n_subjects == 1
 
 
 # --- the command on a real store ------------------------------------------------------------

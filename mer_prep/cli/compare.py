@@ -99,7 +99,7 @@ def compare(store, run_a, run_b, resamples, seed):
         width = max(len(name) for name in by_dataset)
         for name, part in by_dataset.items():
             click.echo(
-                f"{name:<{width}}  {part.n_subjects:>3} subj  "
+                f"{name:<{width}}  {part.resampling.n_subjects:>3} subj  "
                 f"UF1 {_number(part.a.uf1_mean)} vs {_number(part.b.uf1_mean)} "
                 f"{_number(part.uf1_diff, True)} [{_number(part.uf1_ci[0], True)}, "
                 f"{_number(part.uf1_ci[1], True)}]  UAR {_number(part.a.uar_mean)} vs "
@@ -134,12 +134,12 @@ def comparison_text(result) -> str:
     n_clips = len(first.y_true)
     lines.append(
         f"on {len(first.fold_sets)} folds of split {first.split}, {n_clips} clips of "
-        f"{result.n_subjects} test subjects, store version {first.version_id}"
+        f"{result.resampling.n_subjects} test subjects, store version {first.version_id}"
     )
-    level = round(result.level * 100)
+    level = round(result.resampling.level * 100)
     lines.append(
-        f"{'':<4} {'A':>6} {'B':>6} {'A - B':>7}  {level}% CI ({result.n_resamples} "
-        f"resamples of the {result.over}, seed {result.seed})"
+        f"{'':<4} {'A':>6} {'B':>6} {'A - B':>7}  {level}% CI ({result.resampling.n_resamples} "
+        f"resamples of the {result.resampling.over}, seed {result.resampling.seed})"
     )
     for name, a, b, diff, ci in (
         ("UF1", result.a.uf1_mean, result.b.uf1_mean, result.uf1_diff, result.uf1_ci),

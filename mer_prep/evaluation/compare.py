@@ -71,10 +71,21 @@ class Side:
 
 
 @dataclass(frozen=True)
+class Resampling:
+    """How a comparison's intervals were drawn: ``n_resamples`` resamples of its ``n_subjects``
+    test subjects (and of the seeds: ``over``) with generator seed ``seed``, at ``level``."""
+
+    n_resamples: int
+    n_subjects: int
+    over: str
+    seed: int
+    level: float = bootstrap.CI_LEVEL
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """A minus B: ``uf1_diff`` / ``uar_diff`` (means over seeds), their percentile intervals
-    ``uf1_ci`` / ``uar_ci`` at ``level`` from ``n_resamples`` resamples of ``n_subjects`` test
-    subjects (and of the seeds: ``over``), drawn with generator seed ``seed``."""
+    """A minus B: ``uf1_diff`` / ``uar_diff`` (means over seeds) and their percentile intervals
+    ``uf1_ci`` / ``uar_ci``, drawn as ``resampling`` says."""
 
     a: Side
     b: Side
@@ -82,11 +93,7 @@ class Comparison:
     uar_diff: float
     uf1_ci: tuple[float, float]
     uar_ci: tuple[float, float]
-    n_resamples: int
-    n_subjects: int
-    over: str
-    seed: int
-    level: float = bootstrap.CI_LEVEL
+    resampling: Resampling
 
 
 def _names(side: Sequence[RunView]) -> str:
@@ -180,11 +187,7 @@ def compare_runs(
         uar_diff=side_a.uar_mean - side_b.uar_mean,
         uf1_ci=bootstrap.interval(uf1_a - uf1_b, level),
         uar_ci=bootstrap.interval(uar_a - uar_b, level),
-        n_resamples=int(n_resamples),
-        n_subjects=len(subjects),
-        over=over,
-        seed=int(seed),
-        level=level,
+        resampling=Resampling(int(n_resamples), len(subjects), over, int(seed), level),
     )
 
 
