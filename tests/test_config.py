@@ -158,3 +158,26 @@ def test_serve_check_refuses_trainings_that_would_fail_at_every_run(tmp_path):
         result = CliRunner().invoke(main, ["serve", "--check", "--config", str(path)])
         assert result.exit_code == 2 and "trainings.t" in result.stderr
     assert load_config(_write(tmp_path, fits)).problems() == []
+
+
+def test_a_long_video_dataset_gets_a_preprocess_deployment_and_its_runs_are_checked(tmp_path):
+    path = _write(
+        tmp_path,
+        f'[datasets.samm-lv]\nroot = "{tmp_path / "CASME2"}"\nrecipes = ["lv128", "lv64"]\n'
+        'store = "stores/{dataset}/{recipe}"\n',
+    )
+    config = load_config(path)
+    first, second = config.deployments()
+    assert (first.name, second.name) == ("samm-lv", "samm-lv-lv64")
+    assert first.parameters["recipe"] == "lv128" and first.dataset == "samm-lv"
+    stores = tmp_path / "conf" / "stores"
+    assert first.store == str(stores / "samm-lv" / "lv128")
+    run = {**first.parameters}
+    config.check_run(run)  # what the deployment runs by default is allowed
+    config.check_run({**run, "recipe": "lv64"})
+    with pytest.raises(ConfigError, match=r"recipe"):
+        config.check_run({**run, "recipe": "ha3d"})
+    with pytest.raises(ConfigError, match=r"unknown dataset\(s\) \['samm-long'\]"):
+        load_config(_write(tmp_path, '[datasets.samm-long]\nroot = "x"\nrecipe = "lv128"\n'))
+    with pytest.raises(ConfigError, match=r"lv512"):
+        load_config(_write(tmp_path, '[datasets.samm-lv]\nroot = "x"\nrecipe = "lv512"\n'))

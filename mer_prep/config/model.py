@@ -94,10 +94,10 @@ class _Settings(BaseModel):
     @classmethod
     def _recipe(cls, value: str | None) -> str | None:
         if value is not None and not value.endswith((".yaml", ".yml")):
-            from mer_prep.recipes import load_recipe
+            from mer_prep.recipes.long_video import load_any_recipe
 
             try:
-                load_recipe(value)
+                load_any_recipe(value)
             except MerPrepError as error:  # pydantic reports ValueErrors with their place
                 raise ValueError(str(error)) from None
         return value
@@ -171,7 +171,9 @@ class ProjectConfig(BaseModel):
     @field_validator("datasets", mode="before")
     @classmethod
     def _known(cls, value: Any) -> Any:
-        known = dataset_names()
+        from mer_prep.datasets.long_video import LONG_VIDEO_ADAPTERS
+
+        known = (*dataset_names(), *LONG_VIDEO_ADAPTERS)
         unknown = sorted(set(value) - set(known)) if isinstance(value, dict) else []
         if unknown:
             raise ValueError(f"unknown dataset(s) {unknown}; known: {', '.join(known)}")
@@ -179,10 +181,14 @@ class ProjectConfig(BaseModel):
 
     @model_validator(mode="after")
     def _adapter_options(self) -> ProjectConfig:
+        from mer_prep.datasets.long_video import LONG_VIDEO_ADAPTERS
+
         for name, dataset in self.datasets.items():
             options = (
                 dataset.options if dataset.options is not None else self.defaults.options or {}
             )
+            if name in LONG_VIDEO_ADAPTERS:  # its scan checks its own options when it runs
+                continue
             try:
                 check_options(name, options)
             except MerPrepError as error:
@@ -284,7 +290,7 @@ class Config(BaseModel):
 
     def deployments(self) -> list[Deployment]:
         """One per enabled dataset and recipe, parameters filled from ``[defaults]``."""
-        from mer_prep.recipes import load_recipe
+        from mer_prep.recipes.long_video import load_any_recipe
 
         out = []
         for dataset, ds in self.project.datasets.items():
@@ -294,7 +300,8 @@ class Config(BaseModel):
             for i, recipe in enumerate(self._resolved(ds)[1]):
                 request = self.preprocess_request(dataset, recipe)
                 name = dataset if i == 0 else f"{dataset}-{Path(recipe).stem}"
-                location = StoreLocation.parse(request.store_location(load_recipe(recipe).name))
+                label = load_any_recipe(recipe).name
+                location = StoreLocation.parse(request.store_location(label))
                 out.append(
                     Deployment(
                         name=name,

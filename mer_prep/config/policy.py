@@ -97,9 +97,9 @@ class RunPolicy:
             raise self.refuse(
                 "recipe", value, f"{', '.join(self.recipes)} (recipe, recipes, allowed_recipes)"
             )
-        from mer_prep.recipes import load_recipe
+        from mer_prep.recipes.long_video import load_any_recipe
 
-        return load_recipe(allowed[key]).name
+        return load_any_recipe(allowed[key]).name
 
     def check_store(self, value: Any, recipe: str) -> StoreLocation:
         """The location a run writes to, computed as the flow does (``None``: its default

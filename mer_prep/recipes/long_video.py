@@ -30,7 +30,9 @@ from mer_prep.motion.video_motion import ROI_NAMES
 from mer_prep.recipes.model import (
     AlignConfig,
     DetectConfig,
+    Recipe,
     load_named_recipe,
+    load_recipe,
     shipped_recipes,
 )
 
@@ -137,3 +139,12 @@ def load_long_video_recipe(name_or_path: str | Path | LongVideoRecipe) -> LongVi
 def builtin_long_video_recipes() -> dict[str, LongVideoRecipe]:
     """The recipes shipped in ``mer_prep/recipes/long_video/*.yaml``, by name."""
     return shipped_recipes("long_video", LongVideoRecipe)
+
+
+def load_any_recipe(name_or_path: str | Path) -> Recipe | LongVideoRecipe:
+    """The recipe ``name_or_path`` names: a long-video one when it is of that kind
+    (:func:`is_long_video_recipe`), else a clip recipe (``load_recipe``, which names the known
+    ones when it is neither)."""
+    if is_long_video_recipe(name_or_path):
+        return load_long_video_recipe(name_or_path)
+    return load_recipe(name_or_path)
