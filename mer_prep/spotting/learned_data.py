@@ -1,8 +1,8 @@
 """What a learned spotter reads: per pair, the three motion streams over the regions, the
 pseudo-label, and the windows of T pairs around each pair, cut in bulk.
 
-    bank = Bank.of(videos, ks=(4, 8), regions=DEFAULT_REGIONS, window=9)   # once per fold
-    x, y = bank.batch(rows)          # (B, S, R, T) float32, (B,) float32
+    bank = Bank.of(videos, (4, 8), DEFAULT_REGIONS, window=9)   # per network, in bulk
+    x, y = bank.windows(rows), bank.labels[rows]   # (B, S, R, T) float32, (B,) float32
 
 The input of pair ``i`` (frame ``i`` to ``i + k``) is ``magnitude``, ``main_direction`` and
 ``strain`` of the regions (the store's region time series; SOFTNet reads 42x42 flow and strain
