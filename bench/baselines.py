@@ -23,9 +23,13 @@ does (``build_fold``, ``train_fold``, preset batch size, last epoch), torch on o
             processes of one thread each (as ``flows.train``'s Dask workers train) and the
             whole run's wall time is printed: the estimate measured, not scaled.
 
-Measured (issue 22) on the project's two-core VM while other engineers' test suites kept both
-cores busy (one-minute load 3-9), so the seconds are high and drift; the ratios come from
-alternated runs: see docs/models.md, "CPU cost of the baselines".
+Measured (issue 22, ``--folds 3 --repeats 3 --reference``) on the project's two-core VM while
+other engineers' test suites kept both cores busy (one-minute load 6-9): the seconds were ~2.2x
+a quiet machine's and drift, so only the ratio is kept here: STSTNet's fold took x2.39 less
+time than on the old paths (folds x2.41, x2.39, x1.98; an earlier run without the memory-fill
+change x1.94, x1.94, x1.92). The families' per-epoch ratios (OFF-ApexNet x1.03 and x1.17,
+HTNet x1.17 and x1.04 in the two runs) are within the noise. Figures and method:
+docs/models.md, "CPU cost of the baselines".
 """
 
 from __future__ import annotations

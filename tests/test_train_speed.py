@@ -8,12 +8,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import numpy as np
 import pytest
 from torch_or_skip import torch
 
 from mer_prep.models import get_model
 from mer_prep.models.apex_flow import ApexFlowBuilder
-from mer_prep.train.engine import adam
+from mer_prep.train.data import StoreData, build_fold
+from mer_prep.train.engine import adam, train_fold
 
 FLOW28 = {"flow": (2, 28, 28, 2), "strain": (2, 28, 28)}
 
@@ -123,3 +125,31 @@ def test_flow_baselines_are_registered_with_their_papers_settings():
         assert [need.name for need in spec.inputs] == (
             ["flow"] if name == "offapexnet" else ["flow", "strain"]
         )
+
+
+def test_a_fold_trained_twice_with_one_seed_predicts_the_same():
+    """Deterministic mode without the memory fill: the same seed, the same probabilities."""
+    rng = np.random.default_rng(0)
+    n = 24
+    data = StoreData(
+        arrays={
+            "flow": rng.standard_normal((n, *FLOW28["flow"])).astype(np.float32),
+            "strain": rng.random((n, *FLOW28["strain"])).astype(np.float32),
+        },
+        labels=np.arange(n) % 3,
+        subjects=np.array([f"s{i % 6}" for i in range(n)]),
+        sample_ids=np.array([f"c{i}" for i in range(n)]),
+        parents=np.full(n, -1, np.int64),
+        class_names=("a", "b", "c"),
+        dims={"flow": ("frame", "y", "x", "uv"), "strain": ("frame", "y", "x")},
+    )
+    held = data.subjects == "s0"
+    plain = {"unit": "clip", "augmented": False, "weighted": False, "validation": False}
+    fold = build_fold(data, 0, "s0", np.flatnonzero(~held), np.flatnonzero(held), **plain, seed=0)
+    spec = get_model("ststnet")
+    preset = dataclasses.replace(spec.training, epochs=3, batch_size=8, lr=1e-2)
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    first, second = (train_fold(fold, spec, spec.config({}), preset, 7) for _ in range(2))
+    assert np.array_equal(first.proba, second.proba)
+    assert first.timings["deterministic"] is True
+    assert torch.utils.deterministic.fill_uninitialized_memory == fill  # restored after the fold
