@@ -17,11 +17,10 @@ from torch import Tensor, nn
 from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
-    KERAS_EPS,
-    TrainingPreset,
     VariantPreset,
     family_spec,
     frames_need,
+    keras_preset,
     register_model,
 )
 
@@ -128,7 +127,7 @@ register_model(
         needs=lambda config: (frames_need(min_size=2 ** len(config.filters)),),
         unit_of=lambda _config: "frame",
         paper_input=PaperInput("frames", (64, 64), source="001 Sec. III-D, Table II"),
-        training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=25, batch_size=32),
+        training=keras_preset(epochs=25),
         variants={
             "plain": VariantPreset(
                 augmented=True,

@@ -39,11 +39,10 @@ from mer_prep.models.layers import (
 )
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
-    KERAS_EPS,
     ArrayNeed,
-    TrainingPreset,
     VariantPreset,
     family_spec,
+    keras_preset,
     register_model,
 )
 
@@ -174,14 +173,7 @@ def _half(name: str) -> ArrayNeed:
     )
 
 
-_TRAINING = TrainingPreset(
-    lr=1e-3,
-    eps=KERAS_EPS,
-    epochs=200,
-    batch_size=80,
-    selection="validation",
-    validation_metric="uf1",
-)
+_TRAINING = keras_preset(epochs=200, batch_size=80, selection="validation", validation_metric="uf1")
 _TRAINING_VARIANTS = {
     "plain": VariantPreset(class_weights=True, description="class weights W_k = N/n_k"),
     "augmented": VariantPreset(

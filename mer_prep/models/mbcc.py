@@ -25,12 +25,11 @@ from torch import Tensor
 from mer_prep.models.layers import Init, MerModel, apply_init, classifier_head, conv_pool_stream
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
-    KERAS_EPS,
     ArrayNeed,
-    TrainingPreset,
     VariantPreset,
     family_spec,
     frames_need,
+    keras_preset,
     register_model,
 )
 
@@ -131,9 +130,7 @@ register_model(
         unit_of=lambda config: config.unit,
         frame_unit_skips_onset=True,
         paper_input=PaperInput("frames", (64, 64), source="000 Sec. 3.1 and Fig. 7"),
-        training=TrainingPreset(
-            lr=1e-3, eps=KERAS_EPS, epochs=20, batch_size=32
-        ),  # 000 gives none: Keras' fit() default
+        training=keras_preset(epochs=20),  # batch 32: 000 gives none, Keras' fit() default
         variants={
             "apex": VariantPreset(description="the apex frame into both branches"),
             "onset_apex": VariantPreset(

@@ -25,11 +25,10 @@ from mer_prep.models.layers import (
 )
 from mer_prep.models.paper_input import PaperInput
 from mer_prep.models.registry import (
-    KERAS_EPS,
-    TrainingPreset,
     VariantPreset,
     family_spec,
     frames_need,
+    keras_preset,
     register_model,
 )
 
@@ -100,7 +99,7 @@ register_model(
         paper_input=PaperInput(
             "frames", (128, 128), min_frames=2, source="004 Methodology: 128x128 frames"
         ),
-        training=TrainingPreset(lr=1e-3, eps=KERAS_EPS, epochs=50, batch_size=32),
+        training=keras_preset(epochs=50),
         variants={
             "plain": VariantPreset(description="MER-3DCNNST"),
             "da": VariantPreset(

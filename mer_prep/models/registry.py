@@ -311,6 +311,15 @@ FAMILY_MODULES: tuple[str, ...] = tuple(
 KERAS_EPS = 1e-7
 TORCH_EPS = 1e-8
 
+
+def keras_preset(epochs: int, batch_size: int = 32, **settings: Any) -> TrainingPreset:
+    """The preset of a Keras paper: Keras' Adam (lr 1e-3, eps 1e-7) unless ``settings`` say
+    otherwise, ``epochs`` x ``batch_size`` (32: Keras' ``fit()`` default)."""
+    return TrainingPreset(
+        **{"lr": 1e-3, "eps": KERAS_EPS, "epochs": epochs, "batch_size": batch_size, **settings}
+    )
+
+
 _SPECS: dict[str, ModelSpec] = {}
 MODELS: Mapping[str, ModelSpec] = MappingProxyType(_SPECS)
 
