@@ -239,3 +239,23 @@ def test_a_tracking_recipe_finds_the_face_per_chunk_and_streams_exactly(tmp_path
     direct = video_motion(video, recipe, 3)  # chunked at the recipe's 16 pairs, tracked too
     assert np.array_equal(stored.magnitude, direct.magnitude)
     assert np.array_equal(stored.strain, direct.strain)
+
+
+def test_info_lists_a_long_video_versions_videos(written):
+    from click.testing import CliRunner
+
+    from mer_prep.cli import main
+    from mer_prep.store.long_reader import long_videos
+
+    _, store, _ = written
+    shown = CliRunner().invoke(main, ["info", str(store)])
+    assert shown.exit_code == 0, shown.output
+    opened = open_long_store(store)
+    assert f"version {opened.version_id}" in shown.output
+    entries = long_videos(opened)
+    assert f"videos: {len(entries)} ok of {len(entries)}" in shown.output
+    for entry in entries:
+        (line,) = [x for x in shown.output.splitlines() if x.strip().startswith(entry.video_id)]
+        kinds = [t.kind for t in entry.truths]
+        assert f"{entry.attrs.n_frames} frames at 30 fps" in line and line.endswith("ok")
+        assert f"{kinds.count('me')} ME / {kinds.count('mae')} MaE" in line

@@ -22,7 +22,13 @@ def info(store, version):
 
 def print_info(path: str, version: str | None) -> None:
     from mer_prep.store import open_store
+    from mer_prep.store.long_reader import is_long_video_store
 
+    if is_long_video_store(path):
+        from mer_prep.cli.long_info import print_long_info
+
+        print_long_info(path, version)
+        return
     store = open_store(path, version)
     info = store.info
     click.echo(
