@@ -259,3 +259,18 @@ def test_info_lists_a_long_video_versions_videos(written):
         kinds = [t.kind for t in entry.truths]
         assert f"{entry.attrs.n_frames} frames at 30 fps" in line and line.endswith("ok")
         assert f"{kinds.count('me')} ME / {kinds.count('mae')} MaE" in line
+
+
+def test_show_of_a_long_video_store_lists_its_videos(written, tmp_path):
+    from click.testing import CliRunner
+
+    from mer_prep.cli import main
+
+    _, store, _ = written
+    out = tmp_path / "long.html"
+    shown = CliRunner().invoke(main, ["show", str(store), "--out", str(out)])
+    assert shown.exit_code == 0, shown.output
+    page = out.read_text()
+    assert "<h2>Videos</h2>" in page and "Spotting runs" in page
+    for video_id in open_long_store(store).info.videos:
+        assert f"<td>{video_id}</td>" in page

@@ -34,20 +34,46 @@ def _spot_runs(store):
         return None
 
 
-def _spot_only(store, out):
-    """The page of a store that holds spotting runs but no feature version (``mer-prep spot
-    --synthetic``), or None when it holds none."""
+def _long_videos(store, version) -> tuple[list[tuple], str]:
+    """A long-video version's table rows (video, frames, fps, ks, MEs, MaEs, status) and one
+    line on what it is; ([], "") for any other store."""
+    from mer_prep.store.long_reader import is_long_video_store, long_videos, open_long_store
+
+    if not is_long_video_store(store):
+        return [], ""
+    opened = open_long_store(store, version)
+    rows = []
+    for entry in long_videos(opened):
+        a, kinds = entry.attrs, [t.kind for t in entry.truths]
+        status = "ok" if entry.ok else f"failed: {a.error}"
+        rows.append(
+            (entry.video_id, a.n_frames, a.fps, a.ks, kinds.count("me"), kinds.count("mae"), status)
+        )
+    info = opened.info
+    about = (
+        f"long videos of {info.dataset}, recipe {info.recipe.name}, version {opened.version_id}: "
+        f"{info.n_ok} of {info.n_videos} computed"
+    )
+    return rows, about
+
+
+def _spot_only(store, out, version=None):
+    """The page of a store that holds spotting runs or long-video motion but no clip features
+    (``mer-prep spot --synthetic``, ``mer-prep run <long-video dataset>``), or None when it
+    holds neither."""
     from pathlib import Path
 
     from mer_prep.plot.spot_timeline import spot_page
 
-    records = _spot_runs(store)
-    if not records:
+    records = _spot_runs(store) or []
+    videos, about = _long_videos(store, version)
+    if not records and not videos:
         return None
     name = "".join(c if c.isalnum() or c in "._-" else "-" for c in str(store).strip("/"))
     path = Path(out) if out is not None else Path(f"show-spots-{name}.html")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(spot_page(records, f"{store}: spotting runs"), encoding="utf-8")
+    title = f"{store}: long videos and spotting runs" if videos else f"{store}: spotting runs"
+    path.write_text(spot_page(records, title, videos=videos, about=about), encoding="utf-8")
     return path, len(records)
 
 
@@ -90,7 +116,7 @@ def show(store, version, samples, per_class, out, png, roots):
     try:
         opened = open_store(store, version)
     except StoreError:
-        spotted = None if version else _spot_only(store, out)
+        spotted = _spot_only(store, out, version)
         if spotted is None:
             raise
         click.echo(f"report: {spotted[0].resolve()} ({spotted[1]} spotting runs; no features)")
