@@ -279,3 +279,18 @@ def check_videos(
                     f"{item.video_key!r}, which is not among the {len(scored)} scored videos"
                 )
     return scored
+
+
+def apex_frames(
+    frames: np.ndarray, curve: np.ndarray, predictions: Sequence[SpotPrediction]
+) -> list[int]:
+    """Each interval's apex: the frame number of the curve's highest value inside it (its
+    middle frame when the curve has no value there)."""
+    apexes = []
+    for p in predictions:
+        inside = np.flatnonzero((frames >= p.onset) & (frames <= p.offset))
+        if len(inside):
+            apexes.append(int(frames[inside[np.argmax(curve[inside])]]))
+        else:
+            apexes.append((p.onset + p.offset) // 2)
+    return apexes

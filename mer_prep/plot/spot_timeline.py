@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from mer_prep.evaluation.spotting import score_spotting
-from mer_prep.evaluation.spotting_intervals import SpotPrediction, SpotTruth
+from mer_prep.evaluation.spotting_intervals import SpotPrediction, SpotTruth, apex_frames
 from mer_prep.plot.figures import figure_png, new_figure
 
 HIT, FALSE_POSITIVE, MISSED = "#2e9d4b", "#d62728", "#ff8c00"
@@ -177,30 +177,37 @@ def spot_runs_html(records: Sequence, *, timelines: int = 4) -> Markup:
     return Markup("".join(spot_run_html(r, timelines=timelines) for r in reversed(records)))
 
 
-def spot_page(records: Sequence, title: str, *, timelines: int = 4) -> str:
-    """A self-contained HTML page of ``records`` (a store that holds spotting runs only)."""
+def spot_page(
+    records: Sequence,
+    title: str,
+    *,
+    timelines: int = 4,
+    videos: Sequence[Sequence[object]] = (),
+    about: str = "",
+) -> str:
+    """A self-contained HTML page of ``records`` (a store that holds spotting runs and no clip
+    features); ``videos``: rows of a long-video store's table (video, frames, fps, pair
+    distances, MEs, MaEs, status) shown first, under ``about`` (one line of text)."""
+    table = ""
+    if videos:
+        head = ("video", "frames", "fps", "k", "ME", "MaE", "status")
+        table = (
+            f"<h2>Videos</h2><p>{html.escape(about)}</p><table><tr>"
+            + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr>"
+            + "".join(
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                for row in videos
+            )
+            + "</table>"
+        )
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif}}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1><h2>Spotting runs</h2>"
+        f"</head><body><h1>{html.escape(title)}</h1>{table}<h2>Spotting runs</h2>"
         f"{spot_runs_html(records, timelines=timelines)}</body></html>"
     )
-
-
-def apex_frames(
-    frames: np.ndarray, curve: np.ndarray, predictions: Sequence[SpotPrediction]
-) -> list[int]:
-    """Each interval's apex: the frame number of the curve's highest value inside it (its
-    middle frame when the curve has no value there)."""
-    apexes = []
-    for p in predictions:
-        inside = np.flatnonzero((frames >= p.onset) & (frames <= p.offset))
-        if len(inside):
-            apexes.append(int(frames[inside[np.argmax(curve[inside])]]))
-        else:
-            apexes.append((p.onset + p.offset) // 2)
-    return apexes
 
 
 def apex_strip_figure(
