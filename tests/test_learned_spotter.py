@@ -246,7 +246,7 @@ def six() -> list[SpotVideo]:
     return _videos(6)
 
 
-@pytest.mark.slow  # 6 folds x 3 trainings per method: about a minute on 2 cores
+@pytest.mark.slow  # 6 folds x 3 networks and the training-free runs: 1.5-8 min on 2 busy cores
 @pytest.mark.parametrize("method,preset", [("softnet", "quick"), ("mtsn", "quick-mtsn")])
 def test_learned_spotters_beat_random_intervals_and_the_training_free_ones(six, method, preset):
     result = spot_learned_loso(six, method, seed=0, preset=preset)
