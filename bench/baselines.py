@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import multiprocessing
 import statistics
 import time
@@ -54,6 +55,7 @@ from mer_prep.train.engine import train_fold
 SIZES = ((16, 164), (24, 145), (28, 133))  # (subjects, clips) of SMIC, CASME II, SAMM
 
 
+@functools.cache
 def megc_data(side: int, seed: int = 0) -> StoreData:
     rng = np.random.default_rng(seed)
     subjects = []
