@@ -86,6 +86,7 @@ def deployment_specs(config: Config) -> list[tuple[Any, dict[str, Any]]]:
 
     from flows.events import retrain_trigger
     from flows.preprocess import preprocess
+    from flows.spot import spot
     from flows.train import train
 
     def schedules(spec) -> list | None:
@@ -128,6 +129,24 @@ def deployment_specs(config: Config) -> list[tuple[Any, dict[str, Any]]]:
                         if spec.on_commit
                         else "."
                     ),
+                    entrypoint_type=EntrypointType.MODULE_PATH,
+                ),
+            )
+        )
+    for spec in config.spot_deployments():
+        p = spec.parameters
+        specs.append(
+            (
+                spot,
+                dict(
+                    name=spec.name,
+                    parameters=p,
+                    paused=spec.paused,
+                    triggers=[retrain_trigger(spec.store, spec.name, flow="spot")],
+                    tags=["mer-prep", "spot", spec.dataset],
+                    description=f"Spot {spec.store}'s long videos with {p['method']} (tuned per "
+                    f"LOSO fold on training subjects; configured in {config.path}) on every "
+                    f"version a preprocessing run commits there.",
                     entrypoint_type=EntrypointType.MODULE_PATH,
                 ),
             )

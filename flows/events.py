@@ -53,14 +53,15 @@ def emit_committed(summary) -> None:
         get_run_logger().warning("could not emit %s for %s: %s", COMMITTED, summary.store, error)
 
 
-def retrain_trigger(store: str, deployment: str) -> Any:
-    """The trigger that runs a training deployment on every version committed to ``store``."""
+def retrain_trigger(store: str, deployment: str, flow: str = "train") -> Any:
+    """The trigger that runs a ``flow`` deployment (``train``: on that version; ``spot``: the
+    store's latest) on every version committed to ``store``."""
     from prefect.events import DeploymentEventTrigger
 
     return DeploymentEventTrigger(
-        name=f"train/{deployment} on each new version of {StoreLocation.parse(store).url}",
-        description=f"{COMMITTED} of this store starts train/{deployment} on that version",
+        name=f"{flow}/{deployment} on each new version of {StoreLocation.parse(store).url}",
+        description=f"{COMMITTED} of this store starts {flow}/{deployment} on that version",
         expect={COMMITTED},
         match={"prefect.resource.id": store_resource_id(store)},
-        parameters={"version": "{{ event.payload.version_id }}"},
+        parameters={"version": "{{ event.payload.version_id }}"} if flow == "train" else {},
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.served import refused_run
 from mer_prep.plot.spot_timeline import spot_run_markdown
 from mer_prep.spotting.run import spot_store, store_videos
 
@@ -26,8 +27,26 @@ def spot(
     method: str = "mdmd",
     split: str = "loso",
     tune_on_test: bool = False,
-) -> str:
-    """Spot ``store``'s long videos with ``method``; the recorded run's id."""
+    dataset: str | None = None,
+):
+    """Spot ``store``'s long videos with ``method``; the recorded run's id. ``dataset``: the
+    configured long-video dataset whose store it is (a deployment run, ``spot/<dataset>``, is
+    checked against ``mer-prep.toml`` first and refused, before any store access, when the
+    file does not allow its parameters)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None and context.flow_run.deployment_id:
+        parameters = {
+            "dataset": dataset,
+            "store": store,
+            "method": method,
+            "split": split,
+            "tune_on_test": tune_on_test,
+        }
+        refused = refused_run(parameters, flow="spot")
+        if refused is not None:
+            return refused
     source = store_videos(store)  # by this module's name: a test hands in its own videos
     _, info, _, record = spot_store(
         store, method, split=split, tune_on_test=tune_on_test, source=source

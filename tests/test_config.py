@@ -181,3 +181,38 @@ def test_a_long_video_dataset_gets_a_preprocess_deployment_and_its_runs_are_chec
         load_config(_write(tmp_path, '[datasets.samm-long]\nroot = "x"\nrecipe = "lv128"\n'))
     with pytest.raises(ConfigError, match=r"lv512"):
         load_config(_write(tmp_path, '[datasets.samm-lv]\nroot = "x"\nrecipe = "lv512"\n'))
+
+
+def test_a_long_video_dataset_gets_a_spot_deployment_run_on_each_version(tmp_path):
+    from flows.deployments import deployment_specs
+
+    path = _write(
+        tmp_path,
+        f'[datasets.samm-lv]\nroot = "{tmp_path / "CASME2"}"\nrecipe = "lv128"\n'
+        'spot_method = "threshold"\n'
+        f'[datasets.casme2]\nroot = "{tmp_path / "CASME2"}"\n',
+    )
+    config = load_config(path)
+    (spot,) = config.spot_deployments()  # casme2 holds clips: no spot deployment
+    store = str(tmp_path / "conf" / "stores" / "samm-lv" / "lv128")
+    assert spot.parameters == {"dataset": "samm-lv", "store": store, "method": "threshold"}
+    assert spot.on_commit and spot.flow == "spot"
+    config.check_run(spot.parameters, flow="spot")
+    config.check_run({**spot.parameters, "tune_on_test": True}, flow="spot")  # LEAKY, allowed
+    for bad, what in (
+        ({"store": str(tmp_path / "elsewhere")}, "store"),
+        ({"method": "oracle"}, "method"),
+        ({"split": "random"}, "split"),
+        ({"tune_on_test": "yes"}, "tune_on_test"),
+        ({"dataset": "casme3-long"}, "dataset"),
+    ):
+        with pytest.raises(ConfigError, match=what):
+            config.check_run({**spot.parameters, **bad}, flow="spot")
+    with pytest.raises(ConfigError, match="unknown run parameter"):
+        config.check_run({**spot.parameters, "dask_address": "tcp://x:1"}, flow="spot")
+    (kwargs,) = [kw for flow, kw in deployment_specs(config) if flow.name == "spot"]
+    assert kwargs["name"] == "samm-lv" and kwargs["parameters"] == spot.parameters
+    (trigger,) = kwargs["triggers"]
+    assert trigger.parameters == {} and "spot/samm-lv" in trigger.name
+    with pytest.raises(ConfigError, match="unknown spotting method 'best'"):
+        load_config(_write(tmp_path, '[datasets.samm-lv]\nroot = "x"\nspot_method = "best"\n'))

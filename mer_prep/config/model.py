@@ -74,6 +74,17 @@ class _Settings(BaseModel):
     dask_addresses: list[str] | None = None
     store_roots: list[str] | None = None
     allowed_recipes: list[str] | None = None
+    #: the spotter of a long-video dataset's ``spot/<dataset>`` deployment
+    spot_method: str | None = None
+
+    @field_validator("spot_method")
+    @classmethod
+    def _spot_method(cls, value: str | None) -> str | None:
+        from mer_prep.spotting.methods import METHODS
+
+        if value is not None and value not in METHODS:
+            raise ValueError(f"unknown spotting method {value!r}; known: {', '.join(METHODS)}")
+        return value
 
     @field_validator("cron")
     @classmethod
@@ -313,6 +324,36 @@ class Config(BaseModel):
                         paused=pick("paused", False),
                     )
                 )
+        return out
+
+    def spot_deployments(self) -> list[TrainingDeployment]:
+        """One ``spot/<dataset>`` per enabled long-video dataset: spots its first recipe's
+        store with the dataset's ``spot_method`` (default ``mdmd``) on every version a
+        preprocessing run commits there (no schedule of its own)."""
+        from mer_prep.datasets.long_video import LONG_VIDEO_ADAPTERS
+
+        out = []
+        for spec in self.deployments():
+            if spec.dataset not in LONG_VIDEO_ADAPTERS or spec.name != spec.dataset:
+                continue  # one per dataset: its first recipe's store
+            pick = self._picker(self.project.datasets[spec.dataset])
+            out.append(
+                TrainingDeployment(
+                    name=spec.dataset,
+                    dataset=spec.dataset,
+                    parameters={
+                        "dataset": spec.dataset,
+                        "store": spec.store,
+                        "method": pick("spot_method", "mdmd"),
+                    },
+                    cron=None,
+                    timezone=None,
+                    paused=spec.paused,
+                    store=spec.store,
+                    on_commit=True,
+                    flow="spot",
+                )
+            )
         return out
 
     def training_deployments(self) -> list[TrainingDeployment]:

@@ -278,11 +278,42 @@ def _same(value: Any, wanted: Any) -> bool:
     return type(value) is type(wanted) and value == wanted
 
 
+#: the parameters of ``flows.spot.spot`` (``_check_spot`` checks each)
+SPOT_PARAMETERS = ("dataset", "store", "method", "split", "tune_on_test")
+
+
+def _check_spot(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
+    """``flows.spot.spot``: ``store`` the store of one of the dataset's recipes (or one inside
+    ``store_roots``), ``method`` a known spotter, ``split`` loso; ``tune_on_test`` a flag (such
+    a run is recorded LEAKY)."""
+    from mer_prep.spotting.methods import METHODS
+
+    store = parameters.get("store")
+    if store is None:
+        raise policy.refuse("store", store, "the store of one of the dataset's recipes (store)")
+    refusals = []
+    for recipe in policy.recipes:
+        try:
+            policy.check_store(store, policy.check_recipe(recipe))
+            break
+        except ConfigError as error:
+            refusals.append(error)
+    else:
+        raise refusals[0]
+    method = parameters.get("method", "mdmd")
+    if method not in METHODS:
+        raise policy.refuse("method", method, ", ".join(METHODS))
+    if parameters.get("split", "loso") != "loso":
+        raise policy.refuse("split", parameters.get("split"), "loso")
+    policy.check_flag("tune_on_test", parameters.get("tune_on_test", False))
+
+
 #: flow name -> (its parameters, the check of a run's parameters). A parameter a flow gains
 #: must be added here, or every deployment run of the flow is refused (fails closed).
 RUN_RULES: dict[str, tuple[tuple[str, ...], Callable[[RunPolicy, Mapping[str, Any]], None]]] = {
     "preprocess": (PREPROCESS_CHECKED, _check_preprocess),
     "train": (tuple(TrainRequest.model_fields), _check_train),
+    "spot": (SPOT_PARAMETERS, _check_spot),
 }
 
 
