@@ -28,6 +28,8 @@ def spot(
     split: str = "loso",
     tune_on_test: bool = False,
     dataset: str | None = None,
+    seed: int = 0,
+    preset: str | None = None,
 ):
     """Spot ``store``'s long videos with ``method``; the recorded run's id. ``dataset``: the
     configured long-video dataset whose store it is (a deployment run, ``spot/<dataset>``, is
@@ -43,13 +45,21 @@ def spot(
             "method": method,
             "split": split,
             "tune_on_test": tune_on_test,
+            "seed": seed,
+            "preset": preset,
         }
         refused = refused_run(parameters, flow="spot")
         if refused is not None:
             return refused
     source = store_videos(store)  # by this module's name: a test hands in its own videos
     _, info, _, record = spot_store(
-        store, method, split=split, tune_on_test=tune_on_test, source=source
+        store,
+        method,
+        split=split,
+        tune_on_test=tune_on_test,
+        source=source,
+        seed=seed,
+        preset=preset,
     )
     try:
         create_markdown_artifact(

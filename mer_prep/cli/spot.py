@@ -10,7 +10,9 @@ import json
 import click
 
 from mer_prep.cli import main
-from mer_prep.spotting.methods import METHODS
+from mer_prep.cli.options import count_option
+from mer_prep.errors import InvalidArgumentError
+from mer_prep.spotting.methods import ALL_METHODS
 
 
 def _synthetic(store: str, subjects: int, seed: int):
@@ -40,7 +42,20 @@ def _synthetic(store: str, subjects: int, seed: int):
 
 @main.command()
 @click.argument("store")
-@click.option("--method", type=click.Choice(METHODS), required=True, help="The spotter.")
+@click.option(
+    "--method",
+    type=click.Choice(ALL_METHODS),
+    required=True,
+    help="The spotter: training-free (mdmd, threshold) or learned per fold (softnet, mtsn).",
+)
+@click.option(
+    "--preset",
+    default=None,
+    help="A learned method's preset (softnet, mtsn, quick, quick-mtsn) [default: the method's].",
+)
+@click.option(
+    "--train-seed", default=0, show_default=True, help="A learned method's training seed."
+)
 @click.option(
     "--split", type=click.Choice(["loso"]), default="loso", show_default=True, help="The folds."
 )
@@ -54,13 +69,49 @@ def _synthetic(store: str, subjects: int, seed: int):
     is_flag=True,
     help="Spot planted synthetic motion; STORE is made (empty) when missing and holds the run.",
 )
+@click.option(
+    "--recognize",
+    "recognizer",
+    default=None,
+    metavar="MODEL",
+    help="Spot-then-recognise: classify each spotted ME with MODEL (e.g. ststnet) trained per "
+    "fold on the training subjects' annotated MEs; recorded as a run of its own with its STRS "
+    "(needs --root).",
+)
+@click.option(
+    "--root",
+    default=None,
+    metavar="PATH",
+    help="With --recognize: the long-video dataset's root (the intervals are cut from its frames).",
+)
+@count_option(
+    "--recognize-epochs", default=None, help="With --recognize: the recogniser's epochs [preset's]."
+)
 @click.option("--subjects", default=6, show_default=True, help="Synthetic subjects.")
 @click.option("--seed", default=0, show_default=True, help="Synthetic seed.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def spot(store, method, split, tune_on_test, synthetic, subjects, seed, fmt):
+def spot(
+    store,
+    method,
+    preset,
+    train_seed,
+    split,
+    tune_on_test,
+    synthetic,
+    subjects,
+    seed,
+    fmt,
+    **recognition,
+):
     """Spot MEs and MaEs in STORE's long videos with a training-free METHOD; every tuned value
     chosen per LOSO fold on its training subjects; the run is recorded on STORE."""
     from mer_prep.spotting.run import spot_store
+
+    if recognition["recognizer"] and (synthetic or not recognition["root"]):
+        raise InvalidArgumentError(
+            "--recognize cuts the spotted intervals from the videos' frames: give the "
+            "dataset's --root (planted --synthetic motion has no frames)"
+        )
 
     videos, _, result, record = spot_store(
         store,
@@ -68,6 +119,8 @@ def spot(store, method, split, tune_on_test, synthetic, subjects, seed, fmt):
         split=split,
         tune_on_test=tune_on_test,
         source=_synthetic(store, subjects, seed) if synthetic else None,
+        seed=train_seed,
+        preset=preset,
     )
     if fmt == "json":
         click.echo(json.dumps(record.attrs, indent=1))
@@ -92,3 +145,33 @@ def spot(store, method, split, tune_on_test, synthetic, subjects, seed, fmt):
             f"F1 {c.f1:.3f}"
         )
     click.echo(f"recorded on {store} (runs branch); see it with `mer-prep show {store}`")
+    if recognition["recognizer"]:
+        _recognize(store, record, **recognition)
+
+
+def _recognize(store, record, *, recognizer, root, recognize_epochs) -> None:
+    """Spot-then-recognise ``record`` (``mer_prep.recognize_spots``) and record it."""
+    from mer_prep.datasets.long_video import scan_long_videos
+    from mer_prep.recognize_spots.recognizer import RecognizerSettings
+    from mer_prep.recognize_spots.run import recognize_spots, recognized_record
+    from mer_prep.spotting.records import save_spot_run
+
+    dataset = record.attrs["store"].get("dataset", "")
+    videos = list(scan_long_videos(dataset, root))
+    settings = RecognizerSettings(model=recognizer, epochs=recognize_epochs)
+    outcome = recognize_spots(record, videos, settings)
+    recognised = recognized_record(record, outcome)
+    save_spot_run(store, recognised)
+    s = outcome.score
+    for problem in outcome.problems:
+        click.echo(f"  not recognised: {problem}")
+    trained = [f["n_trained"] for f in outcome.folds]
+    click.echo(
+        f"spot-then-recognise run {recognised.run_id}: {recognizer} trained per fold on "
+        f"{min(trained, default=0)}-{max(trained, default=0)} annotated MEs of the training "
+        f"subjects, classes {', '.join(outcome.classes)}"
+    )
+    click.echo(
+        f"  STRS {s.strs:.3f} = F1_spot {s.spotting.f1:.3f} x F1_analysis {s.f1_analysis:.3f} "
+        f"(MEs; {s.n_pairs} spotted true positives classified)"
+    )

@@ -80,10 +80,10 @@ class _Settings(BaseModel):
     @field_validator("spot_method")
     @classmethod
     def _spot_method(cls, value: str | None) -> str | None:
-        from mer_prep.spotting.methods import METHODS
+        from mer_prep.spotting.methods import ALL_METHODS
 
-        if value is not None and value not in METHODS:
-            raise ValueError(f"unknown spotting method {value!r}; known: {', '.join(METHODS)}")
+        if value is not None and value not in ALL_METHODS:
+            raise ValueError(f"unknown spotting method {value!r}; known: {', '.join(ALL_METHODS)}")
         return value
 
     @field_validator("cron")

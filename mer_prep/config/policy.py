@@ -279,14 +279,15 @@ def _same(value: Any, wanted: Any) -> bool:
 
 
 #: the parameters of ``flows.spot.spot`` (``_check_spot`` checks each)
-SPOT_PARAMETERS = ("dataset", "store", "method", "split", "tune_on_test")
+SPOT_PARAMETERS = ("dataset", "store", "method", "split", "tune_on_test", "seed", "preset")
 
 
 def _check_spot(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     """``flows.spot.spot``: ``store`` the store of one of the dataset's recipes (or one inside
     ``store_roots``), ``method`` a known spotter, ``split`` loso; ``tune_on_test`` a flag (such
-    a run is recorded LEAKY)."""
-    from mer_prep.spotting.methods import METHODS
+    a run is recorded LEAKY); a learned method's ``preset`` a known one, ``seed`` from 0."""
+    from mer_prep.spotting.learned_result import PRESETS
+    from mer_prep.spotting.methods import ALL_METHODS
 
     store = parameters.get("store")
     if store is None:
@@ -301,8 +302,14 @@ def _check_spot(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     else:
         raise refusals[0]
     method = parameters.get("method", "mdmd")
-    if method not in METHODS:
-        raise policy.refuse("method", method, ", ".join(METHODS))
+    if method not in ALL_METHODS:
+        raise policy.refuse("method", method, ", ".join(ALL_METHODS))
+    preset = parameters.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise policy.refuse("preset", preset, f"none or {', '.join(PRESETS)}")
+    seed = parameters.get("seed", 0)
+    if type(seed) is not int or not 0 <= seed < 2**32:
+        raise policy.refuse("seed", seed, "a whole number from 0")
     if parameters.get("split", "loso") != "loso":
         raise policy.refuse("split", parameters.get("split"), "loso")
     policy.check_flag("tune_on_test", parameters.get("tune_on_test", False))

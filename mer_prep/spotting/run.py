@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from mer_prep.errors import SchemaError, StoreError
+from mer_prep.spotting.learned import spot_any
 from mer_prep.spotting.records import SpotRunRecord, save_spot_run, spot_record
 from mer_prep.spotting.spotters import DEFAULT_REGIONS
-from mer_prep.spotting.tuning import SpotGrid, SpotResult, SpotVideo, spot_loso
+from mer_prep.spotting.tuning import SpotGrid, SpotResult, SpotVideo
 from mer_prep.version import code_version
 
 SPLITS = ("loso",)
@@ -35,13 +36,18 @@ def run_spotting(
     tune_on: str = "train",
     grid: SpotGrid | None = None,
     regions: Sequence[str] = DEFAULT_REGIONS,
+    seed: int = 0,
+    preset: str | None = None,
 ) -> tuple[SpotResult, SpotRunRecord, str | None]:
-    """(result, its record, the record's snapshot id or None when ``store`` is None)."""
+    """(result, its record, the record's snapshot id or None when ``store`` is None). ``seed``
+    and ``preset``: a learned method's (``methods.LEARNED_METHODS``)."""
     if split not in SPLITS:
         raise NoVideoMotionError(f"unknown spotting split {split!r} (known: {', '.join(SPLITS)})")
     if not videos:
         raise NoVideoMotionError(f"store {store}: no long video with motion to spot")
-    result = spot_loso(videos, method, grid, regions, tune_on=tune_on)
+    result = spot_any(
+        videos, method, grid=grid, regions=regions, tune_on=tune_on, seed=seed, preset=preset
+    )
     record = spot_record(result, store=store_info or {}, split=split, code_version=code_version())
     snapshot = save_spot_run(store, record) if store is not None else None
     return result, record, snapshot
@@ -54,14 +60,24 @@ def spot_store(
     split: str = "loso",
     tune_on_test: bool = False,
     source: tuple[list[SpotVideo], dict[str, Any]] | None = None,
+    seed: int = 0,
+    preset: str | None = None,
 ) -> tuple[list[SpotVideo], dict[str, Any], SpotResult, SpotRunRecord]:
     """Spot ``store``'s long videos (``source``: videos and what they were read from, else
     ``store_videos(store)``) tuned on training subjects (``tune_on_test``: on the test subject,
-    LEAKY) and record the run on ``store``: (videos, info, result, record)."""
+    LEAKY) and record the run on ``store``: (videos, info, result, record). ``seed`` /
+    ``preset``: a learned method's training seed and preset (None: the method's own)."""
     videos, info = source if source is not None else store_videos(store)
     tune_on = "test" if tune_on_test else "train"
     result, record, _ = run_spotting(
-        videos, method, store=store, store_info=info, split=split, tune_on=tune_on
+        videos,
+        method,
+        store=store,
+        store_info=info,
+        split=split,
+        tune_on=tune_on,
+        seed=seed,
+        preset=preset,
     )
     return videos, info, result, record
 
