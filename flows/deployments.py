@@ -80,7 +80,7 @@ def preload_modules() -> list[str]:
 
 def deployment_specs(config: Config) -> list[tuple[Any, dict[str, Any]]]:
     """(flow, keyword arguments of ``to_deployment`` / ``Runner.add_flow``) per configured
-    dataset, recipe and training."""
+    dataset, recipe, training and long-video dataset to spot."""
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
@@ -89,68 +89,49 @@ def deployment_specs(config: Config) -> list[tuple[Any, dict[str, Any]]]:
     from flows.spot import spot
     from flows.train import train
 
-    def schedules(spec) -> list | None:
-        return [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
-
-    specs = []
-    for spec in config.deployments():
-        specs.append(
-            (
-                preprocess,
-                dict(
-                    name=spec.name,
-                    parameters=spec.parameters,
-                    schedules=schedules(spec),
-                    paused=spec.paused,
-                    tags=["mer-prep", spec.dataset],
-                    description=f"Preprocess {spec.dataset} with {spec.parameters['recipe']} "
-                    f"(configured in {config.path}); a scheduled run recomputes only "
-                    f"samples whose inputs changed.",
-                    entrypoint_type=EntrypointType.MODULE_PATH,
+    def entry(flow, spec, tags: list[str], description: str, on_commit: bool = False):
+        """One deployment: the spec's name, parameters, schedule and pause; ``on_commit``:
+        also run on every version committed to the spec's store."""
+        trigger = retrain_trigger(spec.store, spec.name, flow=spec.flow) if on_commit else None
+        return (
+            flow,
+            dict(
+                name=spec.name,
+                parameters=spec.parameters,
+                schedules=[Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None,
+                paused=spec.paused,
+                triggers=None if trigger is None else [trigger],
+                tags=["mer-prep", *tags, spec.dataset],
+                description=f"{description} (configured in {config.path})"
+                + (
+                    "; runs on every version a preprocessing run commits there."
+                    if on_commit
+                    else "."
                 ),
-            )
+                entrypoint_type=EntrypointType.MODULE_PATH,
+            ),
         )
+
+    specs = [
+        entry(
+            preprocess,
+            spec,
+            [],
+            f"Preprocess {spec.dataset} with {spec.parameters['recipe']}; a scheduled run "
+            f"recomputes only samples whose inputs changed",
+        )
+        for spec in config.deployments()
+    ]
     for spec in config.training_deployments():
         p = spec.parameters
-        specs.append(
-            (
-                train,
-                dict(
-                    name=spec.name,
-                    parameters=p,
-                    schedules=schedules(spec),
-                    paused=spec.paused,
-                    triggers=[retrain_trigger(spec.store, spec.name)] if spec.on_commit else None,
-                    tags=["mer-prep", "train", spec.dataset],
-                    description=f"Train {p['model']} on {spec.store} ({p['split']}, {p['device']}; "
-                    f"configured in {config.path})"
-                    + (
-                        "; runs on every version a preprocessing run commits there."
-                        if spec.on_commit
-                        else "."
-                    ),
-                    entrypoint_type=EntrypointType.MODULE_PATH,
-                ),
-            )
-        )
+        about = f"Train {p['model']} on {spec.store} ({p['split']}, {p['device']})"
+        specs.append(entry(train, spec, ["train"], about, spec.on_commit))
     for spec in config.spot_deployments():
-        p = spec.parameters
-        specs.append(
-            (
-                spot,
-                dict(
-                    name=spec.name,
-                    parameters=p,
-                    paused=spec.paused,
-                    triggers=[retrain_trigger(spec.store, spec.name, flow="spot")],
-                    tags=["mer-prep", "spot", spec.dataset],
-                    description=f"Spot {spec.store}'s long videos with {p['method']} (tuned per "
-                    f"LOSO fold on training subjects; configured in {config.path}) on every "
-                    f"version a preprocessing run commits there.",
-                    entrypoint_type=EntrypointType.MODULE_PATH,
-                ),
-            )
+        about = (
+            f"Spot {spec.store}'s long videos with {spec.parameters['method']}, tuned per "
+            f"LOSO fold on training subjects"
         )
+        specs.append(entry(spot, spec, ["spot"], about, on_commit=True))
     return specs
 
 

@@ -14,14 +14,13 @@ def print_long_info(path: str, version: str | None) -> None:
 
     store = open_long_store(path, version)
     info = store.info
-    click.echo(
+    for line in (
         f"store {path}: long videos of {info.dataset} / recipe {info.recipe.name} "
-        f"({info.recipe.hash})"
-    )
-    click.echo(
-        f"version {store.version_id}  code {info.code_version}  inputs {info.input_fingerprint}"
-    )
-    click.echo(f"regions: {', '.join(info.roi_names)}")
+        f"({info.recipe.hash})",
+        f"version {store.version_id}  code {info.code_version}  inputs {info.input_fingerprint}",
+        f"regions: {', '.join(info.roi_names)}",
+    ):
+        click.echo(line)
     entries = long_videos(store)
     click.echo(f"videos: {info.n_ok} ok of {info.n_videos}")
     for entry in entries:

@@ -49,6 +49,7 @@ def choice_option(
     help: str | None = None,
     default: str | None = None,
     dest: str | None = None,
+    required: bool = False,
 ) -> Decorator:
     """One of ``choices``; its default shown unless None."""
     return click.option(
@@ -56,6 +57,7 @@ def choice_option(
         type=click.Choice(list(choices)),
         default=default,
         show_default=default is not None,
+        required=required,
         help=help,
     )
 
@@ -69,3 +71,8 @@ def version_option(flag: str = "--version", metavar: str = "V") -> Decorator:
         metavar=metavar,
         help="A version tag (v-...) [default: the latest version].",
     )
+
+
+def flag_option(flag: str, help: str) -> Decorator:
+    """An on/off switch, off unless given."""
+    return click.option(flag, is_flag=True, help=help)

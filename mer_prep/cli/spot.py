@@ -10,7 +10,7 @@ import json
 import click
 
 from mer_prep.cli import main
-from mer_prep.cli.options import count_option
+from mer_prep.cli.options import choice_option, count_option, flag_option
 from mer_prep.errors import InvalidArgumentError
 from mer_prep.spotting.methods import ALL_METHODS
 
@@ -42,9 +42,9 @@ def _synthetic(store: str, subjects: int, seed: int):
 
 @main.command()
 @click.argument("store")
-@click.option(
+@choice_option(
     "--method",
-    type=click.Choice(ALL_METHODS),
+    ALL_METHODS,
     required=True,
     help="The spotter: training-free (mdmd, threshold) or learned per fold (softnet, mtsn).",
 )
@@ -53,21 +53,14 @@ def _synthetic(store: str, subjects: int, seed: int):
     default=None,
     help="A learned method's preset (softnet, mtsn, quick, quick-mtsn) [default: the method's].",
 )
-@click.option(
-    "--train-seed", default=0, show_default=True, help="A learned method's training seed."
+@count_option("--train-seed", default=0, minimum=0, help="A learned method's training seed.")
+@choice_option("--split", ["loso"], default="loso", help="The folds.")
+@flag_option(
+    "--tune-on-test", "LEAKY: choose each fold's values on its test subject (recorded LEAKY)."
 )
-@click.option(
-    "--split", type=click.Choice(["loso"]), default="loso", show_default=True, help="The folds."
-)
-@click.option(
-    "--tune-on-test",
-    is_flag=True,
-    help="LEAKY: choose each fold's values on its test subject (recorded LEAKY).",
-)
-@click.option(
+@flag_option(
     "--synthetic",
-    is_flag=True,
-    help="Spot planted synthetic motion; STORE is made (empty) when missing and holds the run.",
+    "Spot planted synthetic motion; STORE is made (empty) when missing and holds the run.",
 )
 @click.option(
     "--recognize",
@@ -103,8 +96,9 @@ def spot(
     fmt,
     **recognition,
 ):
-    """Spot MEs and MaEs in STORE's long videos with a training-free METHOD; every tuned value
-    chosen per LOSO fold on its training subjects; the run is recorded on STORE."""
+    """Spot MEs and MaEs in STORE's long videos with METHOD (training-free, or a network
+    trained per fold); every tuned value and every network chosen per LOSO fold on its training
+    subjects only; the run is recorded on STORE."""
     from mer_prep.spotting.run import spot_store
 
     if recognition["recognizer"] and (synthetic or not recognition["root"]):
