@@ -39,9 +39,8 @@ def _run(
         "regions": ["brows"],
         "metrics": {"me": {"f1": me}, "mae": {"f1": mae}, "overall": {"f1": overall}},
     }
-    if seed is not None:
-        attrs["seed"] = seed
-        attrs["training"] = {"epochs": 10}
+    if seed is not None:  # a learned run: its seed and timings are not its configuration
+        attrs["training"] = {"settings": {"epochs": 10}, "seed": seed, "timings_s": {"fit": seed}}
     if strs is not None:
         attrs["strs"] = {"strs": strs}
     return SpotRunRecord(attrs=attrs, arrays={})

@@ -74,7 +74,14 @@ def record_scores(record: SpotRunRecord) -> dict[str, float]:
 
 
 def _seed(record: SpotRunRecord) -> int:
-    return int(record.attrs.get("seed") or 0)
+    """A learned run's training seed (``training.seed``); 0 for a training-free run."""
+    return int((record.attrs.get("training") or {}).get("seed") or 0)
+
+
+def _settings(record: SpotRunRecord) -> dict | None:
+    """A learned run's training settings (not its seed or timings); None when training-free."""
+    training = record.attrs.get("training")
+    return None if training is None else training.get("settings")
 
 
 def configuration_key(record: SpotRunRecord, *, with_tuning: bool = True) -> str:
@@ -88,7 +95,7 @@ def configuration_key(record: SpotRunRecord, *, with_tuning: bool = True) -> str
         "version_id": (a.get("store") or {}).get("version_id"),
         "grid": a.get("grid"),
         "regions": a.get("regions"),
-        "training": a.get("training"),
+        "training": _settings(record),
         "recognizer": a.get("recognizer"),
     }
     if with_tuning:
@@ -127,7 +134,9 @@ class SpotBoardRow:
     def settings(self) -> str:
         """The grid and training settings, compact JSON (what a reader needs to rerun it)."""
         a = self.first.attrs
-        given = {k: a[k] for k in ("grid", "regions", "training", "recognizer") if a.get(k)}
+        given = {k: a[k] for k in ("grid", "regions", "recognizer") if a.get(k)}
+        if _settings(self.first):
+            given["training"] = _settings(self.first)
         return json.dumps(given, sort_keys=True, default=str)
 
     def stat(self, name: str) -> tuple[float, float | None]:
