@@ -82,7 +82,7 @@ def test_rows_are_ranked_per_dataset_by_the_mean_never_a_best_seed():
     assert cells["rank"] == "" and cells["vs clean"] == "+0.150 overall F1"  # no STRS: not shown
     assert soft.cells()["overall F1"] == f"0.433 ± {np.std([0.3, 0.5, 0.5], ddof=1):.3f}"
     assert soft.cells()["seeds"] == "3 seeds" and board.rows[5].cells()["seeds"] == "1 seed"
-    assert board.rows[5].cells()["STRS"] == "-"
+    assert board.rows[5].cells()["STRS"] == "-" and board.rows[3].cells()["STRS"] == "-"
 
 
 def test_csv_and_markdown_carry_every_row():

@@ -124,7 +124,7 @@ class SpotBoardRow:
 
     @property
     def version(self) -> str:
-        return str((self.first.attrs.get("store") or {}).get("version_id") or "?")
+        return str((self.first.attrs.get("store") or {}).get("version_id") or "-")
 
     @property
     def leakage(self) -> str:
@@ -178,7 +178,8 @@ class SpotBoardRow:
         }
         for name, heading in SCORES.items():
             mean, sd = self.stat(name)
-            shown[heading] = _fmt(mean) if sd is None else f"{_fmt(mean)} ± {_fmt(sd)}"
+            plain = sd is None or not np.isfinite(mean)
+            shown[heading] = _fmt(mean) if plain else f"{_fmt(mean)} ± {_fmt(sd)}"
         shown["vs clean"] = ", ".join(
             f"{diff:+.3f} {SCORES[name]}"
             for name, diff in (self.vs_clean or {}).items()
