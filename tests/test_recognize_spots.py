@@ -78,7 +78,10 @@ def test_spotted_mes_are_recognised_above_chance_and_shuffled_labels_are_not(spo
     assert all(p.emotion in real.classes for p in me)
     assert all(p.emotion is None for p in real.predictions if p.kind == "mae")
     # recorded beside the spotting run: a row of its own with its STRS
+    from mer_prep.store.repo import StoreLocation, open_repository
+
     store = str(tmp_path / "store")
+    open_repository(StoreLocation.parse(store), create=True)  # a store to record the runs on
     save_spot_run(store, record)
     save_spot_run(store, recognized_record(record, real))
     board = spot_leaderboard(list_spot_runs(store))
