@@ -7,9 +7,34 @@ from __future__ import annotations
 import click
 
 
+def video_rows(store) -> list[tuple]:
+    """One row per video of a long-video version (``LongVideoStore``): (video id, frames, fps,
+    pair distances, MEs, MaEs, the face detector, ``ok`` or ``failed: <error>``)."""
+    from mer_prep.store.long_reader import long_videos
+
+    rows = []
+    for entry in long_videos(store):
+        a, kinds = entry.attrs, [t.kind for t in entry.truths]
+        status = "ok" if entry.ok else f"failed: {a.error}"
+        face = (a.face or {}).get("detector", "-")
+        rows.append(
+            (
+                entry.video_id,
+                a.n_frames,
+                a.fps,
+                a.ks,
+                kinds.count("me"),
+                kinds.count("mae"),
+                face,
+                status,
+            )
+        )
+    return rows
+
+
 def print_long_info(path: str, version: str | None) -> None:
     """What a long-video version holds, one line per video."""
-    from mer_prep.store.long_reader import long_videos, open_long_store
+    from mer_prep.store.long_reader import open_long_store
     from mer_prep.store.repo import version_tags
 
     store = open_long_store(path, version)
@@ -21,16 +46,11 @@ def print_long_info(path: str, version: str | None) -> None:
         f"regions: {', '.join(info.roi_names)}",
     ):
         click.echo(line)
-    entries = long_videos(store)
     click.echo(f"videos: {info.n_ok} ok of {info.n_videos}")
-    for entry in entries:
-        a = entry.attrs
-        kinds = [t.kind for t in entry.truths]
-        face = (a.face or {}).get("detector", "-")
-        state = "ok" if entry.ok else f"FAILED: {a.error}"
+    for video_id, frames, fps, ks, me, mae, face, state in video_rows(store):
         click.echo(
-            f"  {entry.video_id}  {a.n_frames} frames at {a.fps:g} fps  k {a.ks}  "
-            f"{kinds.count('me')} ME / {kinds.count('mae')} MaE  face {face}  {state}"
+            f"  {video_id}  {frames} frames at {fps:g} fps  k {ks}  {me} ME / {mae} MaE  "
+            f"face {face}  {state}"
         )
     click.echo(f"failures: {len(info.failures)}")
     for failure in info.failures:

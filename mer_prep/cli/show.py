@@ -35,20 +35,15 @@ def _spot_runs(store):
 
 
 def _long_videos(store, version) -> tuple[list[tuple], str]:
-    """A long-video version's table rows (video, frames, fps, ks, MEs, MaEs, status) and one
-    line on what it is; ([], "") for any other store."""
-    from mer_prep.store.long_reader import is_long_video_store, long_videos, open_long_store
+    """A long-video version's table rows (``long_info.video_rows``) and one line on what it
+    is; ([], "") for any other store."""
+    from mer_prep.cli.long_info import video_rows
+    from mer_prep.store.long_reader import is_long_video_store, open_long_store
 
     if not is_long_video_store(store):
         return [], ""
     opened = open_long_store(store, version)
-    rows = []
-    for entry in long_videos(opened):
-        a, kinds = entry.attrs, [t.kind for t in entry.truths]
-        status = "ok" if entry.ok else f"failed: {a.error}"
-        rows.append(
-            (entry.video_id, a.n_frames, a.fps, a.ks, kinds.count("me"), kinds.count("mae"), status)
-        )
+    rows = video_rows(opened)
     info = opened.info
     about = (
         f"long videos of {info.dataset}, recipe {info.recipe.name}, version {opened.version_id}: "

@@ -187,10 +187,10 @@ def spot_page(
 ) -> str:
     """A self-contained HTML page of ``records`` (a store that holds spotting runs and no clip
     features); ``videos``: rows of a long-video store's table (video, frames, fps, pair
-    distances, MEs, MaEs, status) shown first, under ``about`` (one line of text)."""
+    distances, MEs, MaEs, face detector, status) shown first, under ``about`` (one line of text)."""
     table = ""
     if videos:
-        head = ("video", "frames", "fps", "k", "ME", "MaE", "status")
+        head = ("video", "frames", "fps", "k", "ME", "MaE", "face", "status")
         table = (
             f"<h2>Videos</h2><p>{html.escape(about)}</p><table><tr>"
             + "".join(f"<th>{h}</th>" for h in head)

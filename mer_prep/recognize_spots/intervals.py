@@ -3,7 +3,7 @@ over the video's own frame files, processed by the clip pipeline with a clip rec
 ``ststnet28``: onset -> apex TV-L1 flow and strain at 28x28), exactly as a clip store's sample.
 
     sample = interval_sample(video, onset=120, apex=131, offset=140, emotion="happiness")
-    features = interval_features([sample, ...], get_recipe("ststnet28"))
+    features = interval_features([sample, ...], load_recipe("ststnet28"))
 
 A spotted interval's apex is the frame of its score's peak (``apex`` given); an annotated one
 keeps its apex, or has it spotted by the recipe (``apex=None``) as a clip without one would.

@@ -6,7 +6,7 @@ engine's (``train.data.build_fold``, ``train.engine.train_fold``): the same seed
 as a training run; the test subject's intervals are read only after the model is final.
 
     settings = RecognizerSettings(model="ststnet", epochs=200, seed=0)
-    classes = fit_and_predict(train, test, settings, fold=3)   # (m,) int64 class indices
+    classes = fit_and_predict(train, test, class_names, settings, fold=3)   # (m,) int64
 """
 
 from __future__ import annotations
