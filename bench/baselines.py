@@ -28,7 +28,9 @@ other engineers' test suites kept both cores busy (one-minute load 6-9): the sec
 a quiet machine's and drift, so only the ratio is kept here: STSTNet's fold took x2.39 less
 time than on the old paths (folds x2.41, x2.39, x1.98; an earlier run without the memory-fill
 change x1.94, x1.94, x1.92). The families' per-epoch ratios (OFF-ApexNet x1.03 and x1.17,
-HTNet x1.17 and x1.04 in the two runs) are within the noise. Figures and method:
+HTNet x1.17 and x1.04 in the two runs) are within the noise. ``--all-folds --workers 2
+--epochs 500`` on the quiet VM, after the heap change (``mer_prep.train.heap``): the whole
+68-fold run in 8.2 min wall (fold median 14.0 s), 9.8 min before it. Figures and method:
 docs/models.md, "CPU cost of the baselines".
 """
 

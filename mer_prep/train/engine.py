@@ -53,6 +53,7 @@ from mer_prep.train.epoch import (
     validation_score,
 )
 from mer_prep.train.errors import LeakError, NonFiniteError, TrainSetupError, torch_or_raise
+from mer_prep.train.heap import reused_heap
 from mer_prep.train.progress import EpochDone, FoldDone, FoldEvent
 from mer_prep.train.records import TEST_ORACLE, EpochLog, FoldResult
 from mer_prep.train.selection import BestEpoch
@@ -355,7 +356,7 @@ def train_fold(
         if preset.selection == TEST_ORACLE
         else None
     )
-    with _deterministic(device) as deterministic:
+    with _deterministic(device) as deterministic, reused_heap():
         seed_everything(seed)
         shapes = {name: tuple(values.shape[1:]) for name, values in fold.fit.inputs.items()}
         model = _build(spec, config, fold.n_outputs, shapes).to(device)
