@@ -178,6 +178,20 @@ def _child(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _print_walls(
+    walls: dict[int, list[tuple[float, float]]], seconds: float
+) -> tuple[float, float]:
+    """Print the 1- and 2-worker medians and their ratio; (one, two) wall seconds."""
+    one, two = (statistics.median(w for w, _ in walls[n]) for n in (1, 2))
+    one_chunks, two_chunks = (statistics.median(c for _, c in walls[n]) for n in (1, 2))
+    print(
+        f"{seconds:g} s slice on Dask: 1 worker {one:.1f} s, 2 workers {two:.1f} s: "
+        f"{one / two:.2f}x (target >= 1.8; {os.cpu_count() or 1} cores here); the time chunks "
+        f"alone {one_chunks:.1f} s / {two_chunks:.1f} s: {one_chunks / two_chunks:.2f}x"
+    )
+    return one, two
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="lv64")
@@ -187,6 +201,9 @@ def main() -> None:
     parser.add_argument("--flow-pairs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path(__file__).parent / ".work" / "long")
+    parser.add_argument(
+        "--workers-only", action="store_true", help="only the 1- and 2-worker walls"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -198,26 +215,28 @@ def main() -> None:
         return
     shutil.rmtree(args.work, ignore_errors=True)
     whole, part = args.work / "whole", args.work / "part"
-    n = write_video(whole, args.seconds, args.fps)
+    n = 0 if args.workers_only else write_video(whole, args.seconds, args.fps)
     write_video(part, args.worker_seconds, args.fps)
     print(f"{args.recipe}: one {args.seconds:g} s video at {args.fps:g} fps ({n} frames)")
     recipes: list[dict] = []
     floors: list[dict] = []
     walls: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
     for repeat in range(args.repeats):
-        recipes.append(_child("recipe", str(whole), args.recipe))
-        floors.append(_child("floor", str(whole), args.recipe, str(args.flow_pairs)))
+        if not args.workers_only:
+            recipes.append(_child("recipe", str(whole), args.recipe))
+            floors.append(_child("floor", str(whole), args.recipe, str(args.flow_pairs)))
         for n_workers in (1, 2) if repeat % 2 == 0 else (2, 1):
             walls[n_workers].append(workers_wall(str(part), args.recipe, n_workers))
-        print(f"  repeat {repeat}: recipe {recipes[-1]}, floor {floors[-1]}, walls {walls}")
+        print(f"  repeat {repeat}: recipe {recipes[-1:]}, floor {floors[-1:]}, walls {walls}")
+    if args.workers_only:
+        _print_walls(walls, args.worker_seconds)
+        return
     cpu = statistics.median(r["cpu"] for r in recipes)
     floor = {k: statistics.median(f[k] for f in floors) for k in floors[0]}
     floor_cpu = floor["decode"] + floor["detect"] + floor["flow"]
     fps_core = n / cpu
     peak = max(r["peak_mib"] for r in recipes)
-    one, two = (statistics.median(w for w, _ in walls[n]) for n in (1, 2))
-    one_chunks, two_chunks = (statistics.median(c for _, c in walls[n]) for n in (1, 2))
-    cores = os.cpu_count() or 1
+    one, two = _print_walls(walls, args.worker_seconds)
     print(f"whole recipe: {cpu:.1f} CPU s, {fps_core:.0f} frames/s per core")
     print(
         f"floor: decode {floor['decode']:.1f} s + detect {floor['detect']:.2f} s + TV-L1 "
@@ -228,11 +247,6 @@ def main() -> None:
     print(
         f"peak memory of the one-process run: {peak:.0f} MiB (imports alone "
         f"{statistics.median(r['import_mib'] for r in recipes):.0f} MiB; target <= 1024)"
-    )
-    print(
-        f"{args.worker_seconds:g} s slice on Dask: 1 worker {one:.1f} s, 2 workers {two:.1f} s: "
-        f"{one / two:.2f}x (target >= 1.8; {cores} cores here, shared); the time chunks alone "
-        f"{one_chunks:.1f} s / {two_chunks:.1f} s: {one_chunks / two_chunks:.2f}x"
     )
     hours = CASME_SQ_FRAMES / fps_core / 3600
     print(
