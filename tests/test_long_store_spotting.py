@@ -1,6 +1,7 @@
 """`mer-prep spot STORE` on a long-video store made from rendered synthetic long videos: the
-motion read from the store (mer_prep.spotting.run.store_videos) spotted end to end, far above
-random intervals of the same kinds and lengths; and the one-line refusal of a clip store."""
+motion read from the store (mer_prep.spotting.run.store_videos) spotted end to end, by the
+training-free spotters and a learned one, far above random intervals of the same kinds and
+lengths; and the one-line refusal of a clip store."""
 
 from __future__ import annotations
 
@@ -57,8 +58,11 @@ def test_mer_prep_spot_on_a_long_video_store_of_rendered_videos(tmp_path):
     truths = [t for v in videos for t in v.truths]
     n_frames = {v.key: v.first.n_frames for v in videos}
     assert len(videos) == 6 and len(truths) == 18
-    for method in ("mdmd", "threshold"):
-        out = CliRunner().invoke(main, ["spot", str(store), "--method", method, "--format", "json"])
+    # the training-free spotters and a learned one (trained per fold on the stored motion)
+    for method, extra in (("mdmd", []), ("threshold", []), ("softnet", ["--preset", "quick"])):
+        out = CliRunner().invoke(
+            main, ["spot", str(store), "--method", method, "--format", "json", *extra]
+        )
         assert out.exit_code == 0, out.output
         run_id = json.loads(out.output)["run_id"]
         predicted = load_spot_run(str(store), run_id).predictions()
