@@ -108,8 +108,9 @@ def recognize_spots(
             f"videos given (first {missing[0]!r})"
         )
     recipe = load_recipe(settings.recipe)
-    keys = record.video_keys
-    truths, classes, problems = _truth_intervals([by_key[k] for k in keys], recipe, cache)
+    truths, classes, problems = _truth_intervals(
+        [by_key[k] for k in record.video_keys], recipe, cache
+    )
     if len(classes) < 2:
         raise InvalidArgumentError(
             f"spotting run {record.run_id}: the annotated MEs show {len(classes)} emotion(s); "
@@ -120,7 +121,7 @@ def recognize_spots(
     emotions: list[str | None] = [None] * len(predictions)
     folds = []
     for fold in record.folds:
-        subject, keys = fold["test_subject"], set(fold["videos"])
+        subject, fold_videos = fold["test_subject"], set(fold["videos"])
         train_rows = np.flatnonzero(truths.subjects != subject)
         train = LabelledIntervals(
             {k: v[train_rows] for k, v in truths.arrays.items()},
@@ -130,7 +131,7 @@ def recognize_spots(
         )
         if rng is not None:
             train = dataclasses.replace(train, labels=rng.permutation(train.labels))
-        mine = [j for j, p in enumerate(predictions) if p.kind == ME and p.video_key in keys]
+        mine = [j for j, p in enumerate(predictions) if p.kind == ME and p.video_key in fold_videos]
         samples, where = [], []
         for key in sorted({predictions[j].video_key for j in mine}):
             frames, curve, _ = record.curve(key)
