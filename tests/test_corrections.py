@@ -116,6 +116,21 @@ def test_malformed_corrections_files_name_file_and_entry(tmp_path: Path) -> None
         load_corrections(tmp_path / "absent.yaml")
 
 
+def test_a_csv_row_cut_at_an_unquoted_comma_is_refused_not_truncated(tmp_path: Path) -> None:
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text(
+        "sample,field,old,new,reason\n"
+        "casme2/sub01/EP02_01f,offset,70,7,typo\n"
+        "casme2/sub02/EP03_02,emotion,others,repression,two raters, one sheet\n"
+    )
+    with pytest.raises(AnnotationError, match=r"row has 6 cells but the header names 5") as err:
+        load_corrections(fixes)
+    assert err.value.file == str(fixes) and err.value.row == 3
+    # blank trailing cells, as spreadsheets export them, are not extra values
+    fixes.write_text("sample,field,old,new,reason\ncasme2/sub01/EP02_01f,offset,70,7,typo,,\n")
+    assert [(c.sample, c.new) for c in load_corrections(fixes)] == [("casme2/sub01/EP02_01f", "7")]
+
+
 def test_packaged_corrections_files_load() -> None:
     for dataset in ("casme1", "casme3", "4dme", "mmew"):
         assert packaged_file(dataset).is_file()

@@ -213,7 +213,18 @@ def _csv_entries(path: Path) -> list[tuple[int, dict[str, Any]]]:
             file=str(path),
             row=content[0][0],
         )
-    # a short row leaves its last fields out (then missing); cells past the header are not read
+    for line, cells in body:
+        # a cell past the header is most often a value cut at an unquoted comma: refused, not
+        # dropped (blank trailing cells, as spreadsheets export them, are fine)
+        extra = [c for c in cells[len(names) :] if c.strip()]
+        if extra:
+            raise AnnotationError(
+                f"correction row has {len(names) + len(extra)} cells but the header names "
+                f"{len(names)} ({', '.join(names)}); quote a value that holds a comma",
+                file=str(path),
+                row=line,
+            )
+    # a short row leaves its last fields out (then missing)
     return [
         (line, {n: (c if c.strip() else None) for n, c in zip(names, cells, strict=False)})
         for line, cells in body
