@@ -1,11 +1,17 @@
 """Deployments built from the project configuration, and serving them.
 
 ``mer-prep serve`` calls ``serve_config``: ``preprocess/<dataset>`` per configured dataset (and
-``preprocess/<dataset>-<recipe>`` per further recipe) and ``train/<dataset>-<model>`` per
-configured training, with the config's values as default parameters and their cron schedules,
-all served by one long-lived process against the server named by ``PREFECT_API_URL``. A
-training configured for a store (``on_commit``) also gets a deployment trigger: every version a
-preprocessing run commits to that store starts it on that version (``flows.events``).
+``preprocess/<dataset>-<recipe>`` per further recipe), ``train/<dataset>-<model>`` per
+configured training and ``spot/<dataset>`` per long-video dataset, with the config's values as
+default parameters and their cron schedules, all served by one long-lived process against the
+server named by ``PREFECT_API_URL``. A training configured for a store (``on_commit``) also gets
+a deployment trigger: every version a preprocessing run commits to that store starts it on that
+version (``flows.events``).
+
+A training of a learned spotter (``softnet``, ``mtsn`` on a long-video dataset:
+``mer_prep.config.spot_trainings``) is a ``train/<name>`` deployment of the ``spot`` flow's
+code under the flow name ``train`` (Prefect names a deployment ``<flow>/<name>``): one trigger
+and one cron schedule per seed, each passing its ``seed``, so every seed is its own run.
 
 Runs start in under a second (before: 3-10 s from the run's creation to its start, a fresh
 interpreter importing Prefect and the pipeline after Prefect's 10-s poll, then a local Dask
@@ -38,7 +44,7 @@ from typing import Any
 # the served-run check lives in flows.served (the flows import it, and this module imports the
 # flows); named here too for the callers that know it from here
 from flows.served import REFUSED_EVENT, check_served_run, refused_run  # noqa: F401
-from mer_prep.config import CONFIG_ENV, Config, load_config, task_resources
+from mer_prep.config import CONFIG_ENV, Config, SpotTrainingDeployment, load_config, task_resources
 from mer_prep.errors import ServeError
 
 #: Seconds between the runner's queries for due runs (Prefect's default: 10; 0.5 s cost a run
@@ -51,6 +57,7 @@ POLL_SECONDS = 0.2
 PRELOAD = [
     "flows.preprocess",
     "flows.train",
+    "flows.spot",
     "mer_prep.plot.runs",
     "mer_prep.plot.artifact",
     "mer_prep.pipeline.report",
@@ -132,7 +139,46 @@ def deployment_specs(config: Config) -> list[tuple[Any, dict[str, Any]]]:
             f"LOSO fold on training subjects"
         )
         specs.append(entry(spot, spec, ["spot"], about, on_commit=True))
+    trained_spot = spot.with_options(name="train")  # deployed as train/<name>
+    for spot_training in config.spot_training_deployments():
+        specs.append(_per_seed(entry, trained_spot, spot_training))
     return specs
+
+
+def _per_seed(entry: Any, flow: Any, spec: SpotTrainingDeployment) -> tuple[Any, dict[str, Any]]:
+    """A learned spotter's ``train/<name>`` deployment (``entry``'s) with one cron schedule and
+    one trigger per seed, each passing its ``seed``: the ``spot`` flow runs one seed a run."""
+    from prefect.schedules import Cron
+
+    p = spec.parameters
+    about = (
+        f"Train {p['method']} (preset {p['preset'] or 'its own'}, seeds "
+        f"{', '.join(map(str, spec.seeds))}) per LOSO fold on the training subjects of "
+        f"{spec.store} and spot the test subject's long videos"
+        + (" (tuned on the test subject: LEAKY)" if p["tune_on_test"] else "")
+    )
+    flow, kwargs = entry(flow, spec, ["train", "spot"], about, spec.on_commit)
+    if spec.cron:
+        kwargs["schedules"] = [
+            Cron(spec.cron, timezone=spec.timezone, parameters={"seed": seed})
+            for seed in spec.seeds
+        ]
+    if kwargs["triggers"]:
+        from flows.events import COMMITTED
+
+        (trigger,) = kwargs["triggers"]
+        kwargs["triggers"] = [
+            trigger.model_copy(
+                update={
+                    "name": f"train/{spec.name} seed {seed} on each new version of {spec.store}",
+                    "description": f"{COMMITTED} of this store starts train/{spec.name} with "
+                    f"seed {seed} on the store's latest version",
+                    "parameters": {"seed": seed},
+                }
+            )
+            for seed in spec.seeds
+        ]
+    return flow, kwargs
 
 
 def build_deployments(config: Config) -> list:
@@ -144,7 +190,7 @@ def standing_cluster_size(config: Config) -> tuple[int, dict[str, float]]:
     """(workers, resources per worker) of the standing cluster: the largest ``n_workers`` of the
     deployments that run on a local cluster (0: none does), and the resources their fold tasks
     need."""
-    workers, resources = 0, {}
+    workers, resources = 0, dict[str, float]()
     for spec in [*config.deployments(), *config.training_deployments()]:
         p = spec.parameters
         if p.get("dask_address") is None and p.get("cluster") is None:

@@ -4,9 +4,11 @@ or file access.
 
 Anyone who can reach the Prefect API can start a deployment with parameters of their own
 (``-p dask_address=tcp://their-scheduler``: the run would unpickle what that scheduler sends),
-so ``flows.preprocess`` and ``flows.train`` call :func:`refused_run` before anything else. It
-lives apart from ``flows.deployments`` (which imports the flows to deploy them), so that no
-import circle joins the flows and their deployments.
+so ``flows.preprocess``, ``flows.train`` and ``flows.spot`` call :func:`refused_run` before
+anything else (``spot`` also for a learned spotter's ``train/<name>``: the same code deployed
+under the flow name ``train``, checked against ``RUN_RULES["spot"]``). It lives apart from
+``flows.deployments`` (which imports the flows to deploy them), so that no import circle joins
+the flows and their deployments.
 """
 
 from __future__ import annotations

@@ -198,10 +198,13 @@ def test_a_long_video_dataset_gets_a_spot_deployment_run_on_each_version(tmp_pat
     assert spot.parameters == {"dataset": "samm-lv", "store": store, "method": "threshold"}
     assert spot.on_commit and spot.flow == "spot"
     config.check_run(spot.parameters, flow="spot")
-    config.check_run({**spot.parameters, "tune_on_test": True}, flow="spot")  # LEAKY, allowed
+    config.check_run({**spot.parameters, "seed": 0, "tune_on_test": False}, flow="spot")
     for bad, what in (
         ({"store": str(tmp_path / "elsewhere")}, "store"),
         ({"method": "oracle"}, "method"),
+        ({"method": "mdmd"}, "method='mdmd'"),  # a known spotter, but not the configured one
+        ({"tune_on_test": True}, "tune_on_test=True"),  # LEAKY: only where configured
+        ({"preset": "quick"}, "preset='quick'"),
         ({"split": "random"}, "split"),
         ({"tune_on_test": "yes"}, "tune_on_test"),
         ({"dataset": "casme3-long"}, "dataset"),

@@ -33,17 +33,21 @@ configured Dask address, roots, recipes, labels, options and store, at most the 
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mer_prep.config.clusters import ClusterSpec, cluster_json
+from mer_prep.config.deployment import Deployment, SpotTrainingDeployment, TrainingDeployment
 from mer_prep.config.policy import RUN_RULES, RunPolicy, TrainingRule, shown
+from mer_prep.config.spot_trainings import (
+    SpotRule,
+    check_spot_trainings,
+    is_spotter,
+    spot_rule,
+)
 from mer_prep.config.trainings import TrainingConfig, check_cron, check_trainings, train_request
 from mer_prep.datasets import dataset_names
 from mer_prep.datasets.options import check_options, check_roots
@@ -51,9 +55,6 @@ from mer_prep.errors import ConfigError, MerPrepError
 from mer_prep.pipeline.request import PreprocessRequest
 from mer_prep.store.layout import DEFAULT_STORE_TEMPLATE
 from mer_prep.store.repo import StoreLocation
-
-CONFIG_ENV = "MER_PREP_CONFIG"
-DEFAULT_FILE = "mer-prep.toml"
 
 
 class _Settings(BaseModel):
@@ -205,6 +206,7 @@ class ProjectConfig(BaseModel):
             except MerPrepError as error:
                 raise ValueError(f"datasets.{name}.options: {error}") from None
         check_trainings(self.trainings, self.datasets)
+        check_spot_trainings(self.trainings)
         for key, training in self.trainings.items():
             ds, d = self.datasets[training.dataset], self.defaults
             recipes = [
@@ -226,30 +228,6 @@ class ProjectConfig(BaseModel):
                     f"of datasets.{training.dataset} ({', '.join(recipes)})"
                 )
         return self
-
-
-class Deployment(BaseModel):
-    """A resolved deployment: its name, the flow's default parameters and its schedule.
-    ``store``: the location a run with the default parameters writes (``parameters["store"]``
-    is the template a run fills in, as it may override the recipe)."""
-
-    name: str
-    dataset: str
-    parameters: dict[str, Any]
-    store: str
-    cron: str | None
-    timezone: str | None
-    paused: bool
-    flow: str = "preprocess"
-
-
-class TrainingDeployment(Deployment):
-    """A resolved ``train/<name>`` deployment: also the store location whose new versions it
-    trains (``on_commit``)."""
-
-    flow: str = "train"
-    store: str
-    on_commit: bool
 
 
 class Config(BaseModel):
@@ -280,8 +258,8 @@ class Config(BaseModel):
         found = []
         for key, training in self.project.trainings.items():
             ds = self.project.datasets[training.dataset]
-            if not (training.enabled and ds.enabled):
-                continue
+            if not (training.enabled and ds.enabled) or is_spotter(training):
+                continue  # a spotter's settings are checked on load (spot_trainings)
             recipe = load_recipe(
                 _resolve_recipe(self.path.parent, training.recipe)
                 if training.recipe
@@ -336,7 +314,7 @@ class Config(BaseModel):
         for spec in self.deployments():
             if spec.dataset not in LONG_VIDEO_ADAPTERS or spec.name != spec.dataset:
                 continue  # one per dataset: its first recipe's store
-            pick = self._picker(self.project.datasets[spec.dataset])
+            rule = self._dataset_spot_rule(spec.dataset)
             out.append(
                 TrainingDeployment(
                     name=spec.dataset,
@@ -344,7 +322,7 @@ class Config(BaseModel):
                     parameters={
                         "dataset": spec.dataset,
                         "store": spec.store,
-                        "method": pick("spot_method", "mdmd"),
+                        "method": rule.method,
                     },
                     cron=None,
                     timezone=None,
@@ -356,12 +334,60 @@ class Config(BaseModel):
             )
         return out
 
-    def training_deployments(self) -> list[TrainingDeployment]:
-        """One ``train/<name>`` per enabled training of an enabled dataset."""
+    def spot_training_deployments(self) -> list[SpotTrainingDeployment]:
+        """One ``train/<name>`` per enabled training of a learned spotter of an enabled
+        long-video dataset (``spot_trainings``): the ``spot`` flow on the store of the
+        dataset's first recipe (or the training's ``recipe``), once per seed, on every version
+        committed there (``on_commit``) and on its cron."""
         out = []
         for training in self.project.trainings.values():
             ds = self.project.datasets[training.dataset]
-            if not (training.enabled and ds.enabled):
+            if not (training.enabled and ds.enabled and is_spotter(training)):
+                continue
+            store = self._recipe_stores(training.dataset)[
+                _resolve_recipe(self.path.parent, training.recipe)
+                if training.recipe
+                else self._resolved(ds)[1][0]
+            ]
+            rule = spot_rule(training)
+            out.append(
+                SpotTrainingDeployment(
+                    name=training.deployment_name(),
+                    dataset=training.dataset,
+                    parameters=rule.parameters(training.dataset, store),
+                    cron=training.cron,
+                    timezone=training.timezone or self._picker(ds)("timezone"),
+                    paused=training.paused,
+                    store=store,
+                    on_commit=training.on_commit,
+                    seeds=list(rule.seeds),
+                )
+            )
+        return out
+
+    def _recipe_stores(self, dataset: str) -> dict[str, str]:
+        """Each recipe of a dataset (as ``_resolved`` spells it) -> its store's location URL,
+        as its ``preprocess/`` deployment writes it."""
+        return {
+            spec.parameters["recipe"]: spec.store
+            for spec in self.deployments()
+            if spec.dataset == dataset
+        }
+
+    def _dataset_spot_rule(self, dataset: str) -> SpotRule:
+        """What ``spot/<dataset>`` runs: the dataset's ``spot_method`` (default ``mdmd``) with
+        the spot flow's defaults (seed 0, the method's own preset, tuned on training
+        subjects)."""
+        method = self._picker(self.project.datasets[dataset])("spot_method", "mdmd")
+        return SpotRule(deployment=f"spot/{dataset}", method=method)
+
+    def training_deployments(self) -> list[TrainingDeployment]:
+        """One ``train/<name>`` per enabled training of a recognition model of an enabled
+        dataset (a learned spotter's: ``spot_training_deployments``)."""
+        out = []
+        for training in self.project.trainings.values():
+            ds = self.project.datasets[training.dataset]
+            if not (training.enabled and ds.enabled) or is_spotter(training):
                 continue
             rule = self._training_rule(training)
             out.append(
@@ -503,7 +529,24 @@ class Config(BaseModel):
             trainings=tuple(
                 self._training_rule(t)
                 for t in self.project.trainings.values()
-                if t.dataset == dataset and t.enabled
+                if t.dataset == dataset and t.enabled and not is_spotter(t)
+            ),
+            spottings=self._spot_rules(dataset),
+        )
+
+    def _spot_rules(self, dataset: str) -> tuple[SpotRule, ...]:
+        """The spottings a ``spot`` run of ``dataset`` may be: ``spot/<dataset>`` (a
+        long-video dataset's) and its enabled trainings of learned spotters."""
+        from mer_prep.datasets.long_video import LONG_VIDEO_ADAPTERS
+
+        if dataset not in LONG_VIDEO_ADAPTERS:
+            return ()
+        return (
+            self._dataset_spot_rule(dataset),
+            *(
+                spot_rule(t)
+                for t in self.project.trainings.values()
+                if t.dataset == dataset and t.enabled and is_spotter(t)
             ),
         )
 
@@ -539,53 +582,3 @@ def _resolve_recipe(base: Path, recipe: str) -> str:
     if recipe.endswith((".yaml", ".yml")) and not recipe_path.is_absolute():
         return str((base / recipe_path).resolve())
     return recipe
-
-
-def config_path(path: str | os.PathLike | None = None) -> Path:
-    """``path``, else ``$MER_PREP_CONFIG``, else ``./mer-prep.toml``."""
-    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_FILE).expanduser()
-
-
-def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Read and check the configuration; ``ConfigError`` says which file and which key is wrong."""
-    where = config_path(path)
-    try:
-        data = tomllib.loads(where.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no configuration file at {where} (give --config PATH or set {CONFIG_ENV})"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{where}: not valid TOML: {error}") from None
-    _register_composites(where, data.pop("composites", None) or {})
-    try:
-        project = ProjectConfig.model_validate(data)
-    except ValidationError as error:
-        problems = "; ".join(_describe(e) for e in error.errors())
-        raise ConfigError(f"{where}: {problems}") from None
-    return Config(path=where.resolve(), project=project)
-
-
-def _register_composites(where: Path, composites: dict) -> None:
-    """``[composites.<name>] parts = [...]``: a user composite of any adapters (then usable as
-    a ``[datasets.<name>]`` like megc2019)."""
-    from mer_prep.datasets import register_composite
-
-    for name, body in composites.items():
-        try:
-            register_composite(
-                name,
-                body["parts"],
-                description=body.get("description", ""),
-                expected=body.get("expected"),
-                replace=True,
-            )
-        except (MerPrepError, KeyError, TypeError) as error:
-            raise ConfigError(f"{where}: composites.{name}: {error}") from None
-
-
-def _describe(error: ErrorDetails) -> str:
-    """One pydantic error as ``place: problem`` (``datasets.casme2.cron: not a cron ...``)."""
-    message = error["msg"].removeprefix("Value error, ")
-    place = ".".join(str(p) for p in error["loc"])
-    return f"{place}: {message}" if place else message

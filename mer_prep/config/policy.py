@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mer_prep.config.spot_trainings import SpotRule
 from mer_prep.errors import ConfigError, MerPrepError
 from mer_prep.pipeline.request import DEFAULT_STORE, PreprocessRequest
 from mer_prep.store.repo import StoreLocation
@@ -51,6 +52,7 @@ class RunPolicy:
     dask_addresses: tuple[str | None, ...]  # None: a local cluster
     trainings: tuple[TrainingRule, ...] = ()  # the dataset's configured trainings
     cluster: dict[str, Any] | None = None  # the [clusters.*] spec a run creates (JSON form)
+    spottings: tuple[SpotRule, ...] = ()  # spot/<dataset> and the trainings of spotters
 
     def check_cluster(self, value: Any) -> dict[str, Any] | None:
         """A run creates exactly the configured cluster (its whole spec), or none if none is."""
@@ -284,11 +286,9 @@ SPOT_PARAMETERS = ("dataset", "store", "method", "split", "tune_on_test", "seed"
 
 def _check_spot(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     """``flows.spot.spot``: ``store`` the store of one of the dataset's recipes (or one inside
-    ``store_roots``), ``method`` a known spotter, ``split`` loso; ``tune_on_test`` a flag (such
-    a run is recorded LEAKY); a learned method's ``preset`` a known one, ``seed`` from 0."""
-    from mer_prep.spotting.learned_result import PRESETS
-    from mer_prep.spotting.methods import ALL_METHODS
-
+    ``store_roots``), ``split`` loso, and ``method``, ``seed``, ``preset`` and ``tune_on_test``
+    those of one configured spotting of the dataset (``policy.spottings``: ``spot/<dataset>``
+    or a ``[trainings.*]`` of a learned spotter). A parameter left out is the flow's default."""
     store = parameters.get("store")
     if store is None:
         raise policy.refuse("store", store, "the store of one of the dataset's recipes (store)")
@@ -301,18 +301,40 @@ def _check_spot(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
             refusals.append(error)
     else:
         raise refusals[0]
-    method = parameters.get("method", "mdmd")
-    if method not in ALL_METHODS:
-        raise policy.refuse("method", method, ", ".join(ALL_METHODS))
-    preset = parameters.get("preset")
-    if preset is not None and preset not in PRESETS:
-        raise policy.refuse("preset", preset, f"none or {', '.join(PRESETS)}")
-    seed = parameters.get("seed", 0)
-    if type(seed) is not int or not 0 <= seed < 2**32:
-        raise policy.refuse("seed", seed, "a whole number from 0")
     if parameters.get("split", "loso") != "loso":
         raise policy.refuse("split", parameters.get("split"), "loso")
-    policy.check_flag("tune_on_test", parameters.get("tune_on_test", False))
+    method = parameters.get("method", "mdmd")
+    rules = [rule for rule in policy.spottings if _same(method, rule.method)]
+    if not rules:
+        methods = ", ".join(dict.fromkeys(rule.method for rule in policy.spottings))
+        raise policy.refuse(
+            "method",
+            method,
+            f"{methods or 'none: no spotting of it is configured'} "
+            f"(spot_method, [trainings.*] model)",
+        )
+    refusals = []
+    for rule in rules:
+        try:
+            return _check_spotting(policy, rule, parameters)
+        except ConfigError as refused:
+            refusals.append(refused)
+    raise refusals[0]
+
+
+def _check_spotting(policy: RunPolicy, rule: SpotRule, parameters: Mapping[str, Any]) -> None:
+    """A run of ``rule``'s method keeps its preset and tune_on_test and uses one of its seeds."""
+    where = f"({rule.deployment})"
+    preset = parameters.get("preset")
+    if not _same(preset, rule.preset):
+        raise policy.refuse("preset", preset, f"{rule.preset!r} {where}")
+    seed = parameters.get("seed", 0)
+    if type(seed) is not int or seed not in rule.seeds:
+        seeds = ", ".join(str(s) for s in rule.seeds)
+        raise policy.refuse("seed", seed, f"{seeds} {where}")
+    tune_on_test = policy.check_flag("tune_on_test", parameters.get("tune_on_test", False))
+    if tune_on_test is not rule.tune_on_test:
+        raise policy.refuse("tune_on_test", tune_on_test, f"{rule.tune_on_test} {where}")
 
 
 #: flow name -> (its parameters, the check of a run's parameters). A parameter a flow gains

@@ -22,6 +22,10 @@ default ``{GPU = 1}`` on CUDA, none on CPU), ``seed``, ``epochs``, ``batch_size`
 Checked on load: the dataset is configured, the recipe is one of its recipes, the device, the
 cron expression and, where PyTorch is installed, the model and variant. A served training run
 may only use the values its entry configures (``policy.check_train``).
+
+A training whose ``model`` is a learned spotter (``softnet``, ``mtsn``) on a long-video dataset
+takes ``preset`` and ``tune_on_test`` too and runs the ``spot`` flow instead
+(``mer_prep.config.spot_trainings``).
 """
 
 from __future__ import annotations
@@ -67,6 +71,10 @@ class TrainingConfig(TrainSettings):
     paused: bool = False
     enabled: bool = True
     on_commit: bool = True
+    #: a learned spotter's (``spot_trainings``): its preset (None: the method's own) and
+    #: whether its values are chosen on the test subject (LEAKY)
+    preset: str | None = None
+    tune_on_test: bool = False
 
     @field_validator("cron")
     @classmethod
@@ -76,8 +84,10 @@ class TrainingConfig(TrainSettings):
     @model_validator(mode="after")
     def _model_and_variant(self) -> TrainingConfig:
         """The model and variant exist (checked where PyTorch is installed; the run checks
-        them again on its worker either way)."""
-        if importlib.util.find_spec("torch") is None:
+        them again on its worker either way). A spotter is checked by ``spot_trainings``."""
+        from mer_prep.spotting.methods import ALL_METHODS
+
+        if self.model in ALL_METHODS or importlib.util.find_spec("torch") is None:
             return self
         from mer_prep.models import get_model
 
