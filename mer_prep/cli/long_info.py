@@ -1,6 +1,6 @@
 """``mer-prep info`` of a long-video store (``mer-prep run <long-video dataset> --recipe lv128``):
-its version, recipe, videos (frames, pair distances, annotated intervals, the face found),
-failures and versions."""
+its version, recipe, whether it keeps the aligned faces, videos (frames, pair distances,
+annotated intervals, the face found), failures and versions."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def video_rows(store) -> list[tuple]:
     return rows
 
 
+def _faces_line(store) -> str:
+    """What the version keeps of the aligned faces (``store_faces``), one line."""
+    size = store.faces_size
+    if size is None:
+        return "faces: not stored (recipe store_faces off)"
+    return f"faces: {size[0]}x{size[1]} uint8 per frame ({size[0] * size[1] / 1024:g} KiB raw)"
+
+
 def print_long_info(path: str, version: str | None) -> None:
     """What a long-video version holds, one line per video."""
     from mer_prep.store.long_reader import open_long_store
@@ -44,6 +52,7 @@ def print_long_info(path: str, version: str | None) -> None:
         f"({info.recipe.hash})",
         f"version {store.version_id}  code {info.code_version}  inputs {info.input_fingerprint}",
         f"regions: {', '.join(info.roi_names)}",
+        _faces_line(store),
     ):
         click.echo(line)
     click.echo(f"videos: {info.n_ok} ok of {info.n_videos}")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from mer_prep.cli import main
 from mer_prep.cli.options import repeated_option, version_option
+
+if TYPE_CHECKING:  # the CLI imports the store lazily: ``mer-prep -h`` stays fast
+    from mer_prep.store.long_reader import StoredFaces
 
 
 def _runs(store):
@@ -55,7 +61,8 @@ def _long_videos(store, version) -> tuple[list[tuple], str]:
 def _spot_only(store, out, version=None):
     """The page of a store that holds spotting runs or long-video motion but no clip features
     (``mer-prep spot --synthetic``, ``mer-prep run <long-video dataset>``), or None when it
-    holds neither."""
+    holds neither; on a long-video store each run's timelines get apex strips from the stored
+    faces (``_run_faces``)."""
     from pathlib import Path
 
     from mer_prep.plot.spot_timeline import spot_page
@@ -68,8 +75,28 @@ def _spot_only(store, out, version=None):
     path = Path(out) if out is not None else Path(f"show-spots-{name}.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     title = f"{store}: long videos and spotting runs" if videos else f"{store}: spotting runs"
-    path.write_text(spot_page(records, title, videos=videos, about=about), encoding="utf-8")
+    faces = _run_faces(store, version) if videos else None
+    page = spot_page(records, title, videos=videos, about=about, faces=faces)
+    path.write_text(page, encoding="utf-8")
     return path, len(records)
+
+
+def _run_faces(store: str, version: str | None) -> Callable[[Any], StoredFaces]:
+    """Per spotting run of a long-video store, the aligned faces of the version it read (the
+    shown ``version`` when its record names none), each version opened once; a version gone
+    or without faces says so in one line on the page (``long_reader.stored_faces``)."""
+    from mer_prep.store.long_reader import stored_faces
+
+    opened: dict[str | None, StoredFaces] = {}
+
+    def faces(record: Any) -> StoredFaces:
+        read = record.attrs.get("store") or {}
+        key = read.get("version_id") or version
+        if key not in opened:
+            opened[key] = stored_faces(store, read, current=version)
+        return opened[key]
+
+    return faces
 
 
 @main.command()
@@ -102,7 +129,8 @@ def _spot_only(store, out, version=None):
 )
 def show(store, version, samples, per_class, out, png, roots):
     """Write a self-contained HTML report of STORE: overview, failures, splits, a contact
-    sheet per class, training runs, spotting runs (timelines)."""
+    sheet per class, training runs, spotting runs (timelines; on a long-video store with
+    aligned faces, the face at each spotted apex under them)."""
     from mer_prep.errors import StoreError
     from mer_prep.plot.report import write_report
     from mer_prep.plot.spot_timeline import spot_runs_html

@@ -6,7 +6,9 @@
 - ``ChunkJob``: one time chunk of one video at one pair distance ``k``: pairs ``a..b-1`` from
   frames ``a..b-1+k`` (chunks overlap by ``k`` frames), written through the job's own fork of
   the version's session (``long_writer.write_chunk``); with a tracking recipe it finds the face
-  again on its first frame (``long_video.chunk_face``).
+  again on its first frame (``long_video.chunk_face``). With ``store_faces``, a chunk at the
+  video's smallest k also writes the aligned faces it computed the motion from
+  (``long_video.faces_to_store``: its own frames, the last chunk its final ``k`` too).
 
 A bad input (an unreadable or corrupt frame, no face, a video too short for ``k``) is the
 job's ``Failure``, one line naming the file (relative to the dataset root) and the video; the
@@ -33,8 +35,9 @@ from mer_prep.pipeline.long_video import (
     VideoFace,
     check_length,
     chunk_face,
+    faces_to_store,
     locate_face,
-    motion_chunk,
+    motion_and_frames,
 )
 from mer_prep.recipes.long_video import LongVideoRecipe
 from mer_prep.sample import Failure, relative_to_root
@@ -103,13 +106,14 @@ class FaceJob:
 @dataclass
 class ChunkResult:
     """A ``ChunkJob``'s outcome: its fork (to merge), where it belongs (video, ``k``, chunk
-    index), the CRC-32C of each array chunk written (by path) or the failure."""
+    index), the CRC-32C of each zarr chunk written (by array path, in time order: one per
+    motion array, one or more of ``faces``) or the failure."""
 
     fork: ic.ForkSession
     video_id: str
     k: int
     index: int
-    crcs: dict[str, int] = field(default_factory=dict)
+    crcs: dict[str, list[int]] = field(default_factory=dict)
     failure: Failure | None = None
     seconds: float = 0.0
     #: the face box the chunk was aligned with (left, top, right, bottom; source pixels)
@@ -140,10 +144,12 @@ class ChunkJob:
         try:
             face = chunk_face(self.video, self.recipe, self.face, self.pairs)
             result.box = face.box
-            rows = motion_chunk(self.video, face, self.recipe, self.pairs, self.k)
+            rows, frames = motion_and_frames(self.video, face, self.recipe, self.pairs, self.k)
         except (FrameReadError, MerPrepError, OSError, MemoryError) as error:
             result.failure = _failure(error, self.video, self.root, "process", self.readable)
         else:
-            result.crcs = write_chunk(self.fork, self.video.key, self.k, self.pairs, rows)
+            faces = faces_to_store(self.video, self.recipe, self.k, self.pairs, frames)
+            del frames  # the chunk's float frames: only its uint8 faces are still needed
+            result.crcs = write_chunk(self.fork, self.video.key, self.k, self.pairs, rows, faces)
         result.seconds = time.process_time() - tick
         return result

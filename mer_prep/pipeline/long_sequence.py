@@ -12,7 +12,10 @@ kinds of job carry their own ``run()``, so a runner computes them through one me
 
 Refresh: a video is recomputed exactly when its input fingerprint (``long_jobs.
 video_fingerprint``: fps, frame numbers, frame bytes) changed since ``main``'s version of the
-same dataset, recipe and code; the others keep their stored groups (``long_writer``).
+same dataset, recipe and code; the others keep their stored groups (``long_writer``), their
+aligned ``faces`` included. With ``store_faces`` the time chunks of a video's smallest k also
+write its aligned faces (``long_video.faces_to_store``); ``_compute`` gathers each zarr chunk's
+CRC-32C in time order.
 """
 
 from __future__ import annotations
@@ -245,8 +248,8 @@ def _compute(
             continue  # its chunks are dropped with its arrays (long_writer.finish)
         forks += [r.fork for r in results]
         for result in sorted(results, key=lambda r: (r.k, r.index)):
-            for path, crc in result.crcs.items():
-                outcome.crcs.setdefault(path, []).append(crc)
+            for path, crcs in result.crcs.items():  # ``faces``: from the smallest k's chunks
+                outcome.crcs.setdefault(path, []).extend(crcs)
         if plan.recipe.track:  # where each chunk found the face (the smallest k's chunks)
             first_k = min(r.k for r in results)
             outcome.chunk_boxes = [

@@ -3,6 +3,7 @@ length.
 
     face = locate_face(video, recipe)  # once per video, on its first frame
     rows = motion_chunk(video, face, recipe, range(0, 512))  # pairs 0..511, any worker
+    rows, frames = motion_and_frames(video, face, recipe, range(0, 512))  # + aligned frames
     motion = video_motion(video, recipe)  # every chunk in turn, concatenated
 
 The face box is found on the first frame (as the field's spotting pipelines do; the next frames
@@ -15,7 +16,9 @@ far. A chunk of pairs ``a..b-1`` decodes frames ``a..b-1+k``
 source frames at a time, each batch aligned at once: a worker holds at most ``chunk_pairs + k``
 aligned faces and one batch of source frames, whatever the video's length. Every pair is
 computed from its own two frames only, so the chunks' rows concatenate to exactly the rows of
-the whole video computed at once (tests/test_long_video_stream.py).
+the whole video computed at once (tests/test_long_video_stream.py). The frames a chunk aligned
+are also what a store keeps as the video's ``faces`` (``faces_to_store``: the smallest k's
+chunks, each frame once).
 """
 
 from __future__ import annotations
@@ -155,6 +158,15 @@ def motion_chunk(
     """Rows ``pairs`` of the video's motion at pair distance ``k`` (None: the recipe's
     ``k_for``): (3, len(pairs), R) float32, magnitude, main_direction and strain; decodes
     frames ``pairs.start .. pairs.stop - 1 + k``."""
+    return motion_and_frames(video, face, recipe, pairs, k)[0]
+
+
+def motion_and_frames(
+    video: LongVideo, face: VideoFace, recipe: LongVideoRecipe, pairs: range, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``motion_chunk``'s rows and the aligned frames they were computed from: frame positions
+    ``pairs.start .. pairs.stop - 1 + k``, (len(pairs) + k, h, w) float32 in [0, 1] (what a
+    store's ``faces`` keeps, as ``grey_levels``, without decoding the frames again)."""
     k = recipe.k_for(video.fps) if k is None else k
     if pairs.start < 0 or pairs.stop > video.n_frames - k or len(pairs) == 0:
         raise InvalidArgumentError(
@@ -162,7 +174,28 @@ def motion_chunk(
             f"{video.n_frames - k} pairs (k={k})"
         )
     frames = aligned_frames(video, face, recipe.size, pairs.start, pairs.stop + k)
-    return np.stack(region_motion(frames, face.regions, k, recipe.flow))
+    return np.stack(region_motion(frames, face.regions, k, recipe.flow)), frames
+
+
+def grey_levels(frames: np.ndarray) -> np.ndarray:
+    """Aligned float frames in [0, 1] as stored faces: ``round(255 * frames)``, same shape,
+    uint8 (half a grey level from the floats at most)."""
+    return np.rint(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def faces_to_store(
+    video: LongVideo, recipe: LongVideoRecipe, k: int, pairs: range, frames: np.ndarray
+) -> np.ndarray | None:
+    """Which of a time chunk's aligned ``frames`` (positions ``pairs.start ..``, as
+    ``motion_and_frames`` gives them) its job stores in ``faces``, as ``grey_levels``: the
+    chunk's own frames ``pairs.start .. pairs.stop - 1`` at the video's smallest k, and the
+    last chunk's final ``k`` frames too, so every frame is stored once and zarr chunk ``i`` of
+    ``faces`` (frames ``[i * chunk_pairs, (i + 1) * chunk_pairs)``) by one job only. None for
+    the other ks' chunks and when the recipe does not ``store_faces``."""
+    if not recipe.store_faces or k != min(recipe.ks_for(video.fps)):
+        return None
+    last = pairs.stop == video.n_frames - k
+    return grey_levels(frames if last else frames[: len(pairs)])
 
 
 def assemble_motion(

@@ -13,26 +13,34 @@ evaluator (``score_spotting``: one-to-one, IoU >= 0.5, same kind).
 Colours: a predicted interval that matched a truth is green, one that did not (FP) red; a true
 interval that was matched is drawn green, a missed one (FN) orange; MEs sit on the lower band,
 MaEs on the upper band of each row. :func:`apex_strip_figure` is the contact strip of a video's
-spotted intervals at their apexes, from the video's frames (``get_frame``).
+spotted intervals at their apexes, from the video's frames (``get_frame``); with a ``get_faces``
+(``GetFaces``: a long-video store's aligned faces, ``mer_prep.store.long_reader.stored_faces``)
+the pages and the artifact draw one under each timeline with predictions, or say in one line
+why the faces cannot be read.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from markupsafe import Markup
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from mer_prep.errors import MerPrepError
 from mer_prep.evaluation.spotting import score_spotting
 from mer_prep.evaluation.spotting_intervals import SpotPrediction, SpotTruth, apex_frames
 from mer_prep.plot.figures import figure_png, new_figure
 
 HIT, FALSE_POSITIVE, MISSED = "#2e9d4b", "#d62728", "#ff8c00"
 _BAND = {"me": 0, "mae": 1}
+
+#: a video's faces: (video key, the dataset's frame numbers) -> (n, H, W) or (n, H, W, 3) images
+#: in that order; raises ``MerPrepError`` (one line) when they cannot be read
+GetFaces = Callable[[str, Sequence[int]], np.ndarray]
 
 
 def hits(
@@ -132,8 +140,60 @@ def _videos_to_draw(record, limit: int) -> list[str]:
     return sorted(count, key=lambda k: (-count[k], k))[:limit]
 
 
-def spot_run_html(record, *, timelines: int = 4) -> str:
-    """One spotting run: its scores, each fold's tuned values, and ``timelines`` timelines."""
+def record_strip(record, video_key: str, get_faces: GetFaces) -> Figure | None:
+    """:func:`apex_strip_figure` of one video of a spotting run, its faces read once through
+    ``get_faces`` at the apexes; None when the run predicted nothing in that video. Raises what
+    ``get_faces`` raises."""
+    frames, curve, _ = record.curve(video_key)
+    truths = [t for t in record.truths() if t.video_key == video_key]
+    predictions = [p for p in record.predictions() if p.video_key == video_key]
+    if not predictions:
+        return None
+    apexes = apex_frames(frames, curve, predictions)
+    faces = dict(zip(apexes, np.asarray(get_faces(video_key, apexes)), strict=True))
+    return apex_strip_figure(
+        faces.__getitem__,
+        frames,
+        curve,
+        truths,
+        predictions,
+        title=f"{video_key}: aligned face at each spotted apex",
+    )
+
+
+def _strips(record, keys: Sequence[str], get_faces: GetFaces | None) -> dict[str, Figure | str]:
+    """Per video of ``keys`` its apex strip, or the one line saying why there is none (each
+    reason once per run: a version without faces would say it for every video); videos
+    without predictions are left out."""
+    if get_faces is None:
+        return {}
+    out: dict[str, Figure | str] = {}
+    said: set[str] = set()
+    for key in keys:
+        try:
+            strip = record_strip(record, key, get_faces)
+        except MerPrepError as error:
+            line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if line not in said:
+                said.add(line)
+                out[key] = f"no apex strips: {line}"
+            continue
+        if strip is not None:
+            out[key] = strip
+    return out
+
+
+def _strip_html(strip: Figure | str | None, key: str) -> str:
+    if strip is None:
+        return ""
+    if isinstance(strip, str):
+        return f"<p>{html.escape(strip)}</p>"
+    return f"<div>{_img(strip, f'apex strip {key}')}</div>"
+
+
+def spot_run_html(record, *, timelines: int = 4, get_faces: GetFaces | None = None) -> str:
+    """One spotting run: its scores, each fold's tuned values, and ``timelines`` timelines,
+    each with its apex strip under it when ``get_faces`` gives the video's faces."""
     a = record.attrs
     m = a["metrics"]
     leak = record.leak_label
@@ -151,9 +211,11 @@ def spot_run_html(record, *, timelines: int = 4) -> str:
         f"<td>{_f(f['tune_f1'])}</td><td>{_f(f['metrics']['overall']['f1'])}</td></tr>"
         for f in a["folds"]
     )
+    keys = _videos_to_draw(record, timelines)
+    strips = _strips(record, keys, get_faces)
     pictures = "".join(
-        f"<div>{_img(record_timeline(record, key), key)}</div>"
-        for key in _videos_to_draw(record, timelines)
+        f"<div>{_img(record_timeline(record, key), key)}{_strip_html(strips.get(key), key)}</div>"
+        for key in keys
     )
     leak_html = f' <strong style="color:#d62728">{html.escape(leak)}</strong>' if leak else ""
     return (
@@ -170,11 +232,22 @@ def spot_run_html(record, *, timelines: int = 4) -> str:
     )
 
 
-def spot_runs_html(records: Sequence, *, timelines: int = 4) -> Markup:
-    """The spotting runs of a store (newest first), each with its timelines."""
+def spot_runs_html(
+    records: Sequence,
+    *,
+    timelines: int = 4,
+    faces: Callable[[object], GetFaces | None] | None = None,
+) -> Markup:
+    """The spotting runs of a store (newest first), each with its timelines; ``faces(record)``:
+    the faces that run's apex strips are drawn from (None: no strips)."""
     if not records:
         return Markup("<p>No spotting runs are recorded on this store.</p>")
-    return Markup("".join(spot_run_html(r, timelines=timelines) for r in reversed(records)))
+    return Markup(
+        "".join(
+            spot_run_html(r, timelines=timelines, get_faces=faces(r) if faces else None)
+            for r in reversed(records)
+        )
+    )
 
 
 def spot_page(
@@ -184,10 +257,12 @@ def spot_page(
     timelines: int = 4,
     videos: Sequence[Sequence[object]] = (),
     about: str = "",
+    faces: Callable[[object], GetFaces | None] | None = None,
 ) -> str:
     """A self-contained HTML page of ``records`` (a store that holds spotting runs and no clip
     features); ``videos``: rows of a long-video store's table (video, frames, fps, pair
-    distances, MEs, MaEs, face detector, status) shown first, under ``about`` (one line of text)."""
+    distances, MEs, MaEs, face detector, status) shown first, under ``about`` (one line of
+    text); ``faces``: per run, the faces of its apex strips (``spot_runs_html``)."""
     table = ""
     if videos:
         head = ("video", "frames", "fps", "k", "ME", "MaE", "face", "status")
@@ -206,7 +281,7 @@ def spot_page(
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif}}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}</style>"
         f"</head><body><h1>{html.escape(title)}</h1>{table}<h2>Spotting runs</h2>"
-        f"{spot_runs_html(records, timelines=timelines)}</body></html>"
+        f"{spot_runs_html(records, timelines=timelines, faces=faces)}</body></html>"
     )
 
 
@@ -227,7 +302,13 @@ def apex_strip_figure(
     key = next(iter(video_keys)) if len(video_keys) == 1 else ""
     matched, _ = hits(truths, predictions, key) if key else (set(), set())
     n = max(1, len(predictions))
-    figure = new_figure(thumb_in * n, thumb_in + 0.5)
+    # room above the thumbnails for their two-line titles and the figure's title, and wide
+    # enough for that title (about 0.065 in a character at 8 pt) over one or two thumbnails
+    head = 0.45 + (0.25 if title else 0.0)
+    width = max(thumb_in * n, 0.065 * len(title) + 0.2)
+    figure = new_figure(width, thumb_in + head + 0.05)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.05 / (thumb_in + head + 0.05))
+    figure.subplots_adjust(top=1 - head / (thumb_in + head + 0.05), wspace=0.05)
     axes = figure.subplots(1, n, squeeze=False)[0]
     for ax in axes:
         ax.axis("off")
@@ -239,13 +320,17 @@ def apex_strip_figure(
         colour = HIT if i in matched else FALSE_POSITIVE
         axes[i].set_title(f"{p.kind} {p.onset}-{p.offset}\napex {apex}", fontsize=7, color=colour)
     if title:
-        figure.suptitle(title, fontsize=8)
+        figure.suptitle(title, fontsize=8, y=1 - 0.04 / (thumb_in + head + 0.05), va="top")
     return figure
 
 
-def spot_run_markdown(record, *, timelines: int = 3, dpi: int = 60) -> str:
+def spot_run_markdown(
+    record, *, timelines: int = 3, dpi: int = 60, get_faces: GetFaces | None = None
+) -> str:
     """Markdown of one spotting run for a Prefect artifact: the pooled scores, each fold's
-    tuned values and ``timelines`` timelines as embedded PNGs (``artifact.markdown_image``)."""
+    tuned values and ``timelines`` timelines as embedded PNGs (``artifact.markdown_image``),
+    each followed by its apex strip when ``get_faces`` gives the video's faces (or one line
+    saying why they cannot be read)."""
     from mer_prep.plot.artifact import markdown_image
 
     a = record.attrs
@@ -279,7 +364,15 @@ def spot_run_markdown(record, *, timelines: int = 3, dpi: int = 60) -> str:
         ),
         "",
     ]
-    for key in _videos_to_draw(record, timelines):
+    keys = _videos_to_draw(record, timelines)
+    strips = _strips(record, keys, get_faces)
+    for key in keys:
         png = figure_png(record_timeline(record, key), dpi=dpi, colours=128)
         out += [markdown_image(png, f"timeline {key}"), ""]
+        strip = strips.get(key)
+        if isinstance(strip, str):
+            out += [strip, ""]
+        elif strip is not None:
+            png = figure_png(strip, dpi=dpi, colours=128)
+            out += [markdown_image(png, f"apex strip {key}"), ""]
     return "\n".join(out)

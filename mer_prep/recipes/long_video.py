@@ -8,9 +8,11 @@ A long-video recipe names every parameter that changes the stored motion: the fa
 the aligned face, the size the flow is computed at), the pair distance (``k`` frames, or
 ``pair_seconds`` of the video's own frame rate), the TV-L1 parameters, the regions and their
 margins, and ``chunk_pairs``, the pairs per stored time chunk (also the unit a cluster computes:
-it changes no value, only the layout, unless the face is ``track``-ed). Its hash, over those
-parameters only, is one of the three inputs of a long-video store's version id, as a clip
-recipe's is of a clip store's.
+it changes no value, only the layout, unless the face is ``track``-ed), and ``store_faces``,
+whether the store keeps every aligned face beside the motion (for looking at spotted apexes:
+``size[0] * size[1]`` bytes a frame before compression, 4 KiB at ``lv64``'s 64x64, 16 KiB at
+``lv128``'s 128x128). Its hash, over those parameters only, is one of the three inputs of a
+long-video store's version id, as a clip recipe's is of a clip store's.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class LongVideoRecipe(BaseModel):
     as fractions of the inter-ocular distance (``mer_prep.motion.region_motion.face_regions``).
     track: find the face again on the first frame of every time chunk (off: once per video,
     on its first frame, as the field does); with it, ``chunk_pairs`` also decides where.
+    store_faces: keep each video's aligned grey faces in the store (``faces``: (frame, y, x)
+    uint8, ``round(255 * aligned)``; ``size[0] * size[1]`` bytes a frame before compression),
+    the frames ``mer-prep show`` draws at spotted apexes; off stores the motion only.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -68,6 +73,7 @@ class LongVideoRecipe(BaseModel):
     eye_margin: float = Field(default=0.05, ge=0, le=1)
     chunk_pairs: int = Field(default=512, ge=16, le=65536)
     track: bool = False
+    store_faces: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> LongVideoRecipe:

@@ -8,6 +8,9 @@ differs::
     /                          attrs: LongVersionAttrs (schema "mer-prep/long-video-store")
     videos/<subject>/<video>/  attrs: VideoAttrs (fps, status, fingerprint, face, truths, CRCs)
         frame_numbers          (frame,) int64: the dataset's number of each frame, one chunk
+        faces                  (frame, y, x) uint8: each frame's aligned grey face,
+                               round(255 * aligned), chunks of ``chunk_pairs`` frames (time);
+                               only when the recipe has ``store_faces`` (``faces_size``)
         k<k>/magnitude         (pair, roi) float32, chunks of ``chunk_pairs`` pairs (time)
         k<k>/main_direction    (pair, roi) float32, same chunks
         k<k>/strain            (pair, roi) float32, same chunks
@@ -19,8 +22,10 @@ to ``i + k`` (``mer_prep.motion.video_motion.VideoMotion``); columns are the roo
 ``content_crc32c`` holds, per array path, the CRC-32C of each chunk's values as computed
 (``schema.content_crc``), which verification and reads check; the root's ``video_digests``
 holds a digest of each video's attributes, so the root attributes' digest covers every video's.
-A failed video keeps its group
-(``status: failed``, ``error``) without arrays.
+Row ``i`` of ``faces`` is frame position ``i`` (``frame_numbers[i]``) at the recipe's
+``align.size`` (height, width); a version stores it exactly when its recipe's parameters say
+``store_faces: true`` (versions written before the switch hold none). A failed video keeps its
+group (``status: failed``, ``error``) without arrays.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ LONG_SCHEMA_NAME = "mer-prep/long-video-store"
 LONG_KIND = "long_video"
 VIDEOS_GROUP = "videos"
 FRAME_NUMBERS = "frame_numbers"
+FACES = "faces"
+FACE_DIMS = ("frame", "y", "x")
 MOTION_ARRAYS: tuple[str, ...] = ("magnitude", "main_direction", "strain")
 MOTION_DIMS = ("pair", "roi")
 
@@ -147,6 +154,17 @@ class LongVersionAttrs(_Attrs):
         return {k: v for k, v in dumped.items() if v is not None or k not in ("stage_seconds",)}
 
 
+def faces_size(info: LongVersionAttrs) -> tuple[int, int] | None:
+    """(height, width) of the aligned faces a version stores per frame (its recipe's
+    ``align.size``), or None when its recipe does not store them (``store_faces`` false, or a
+    version written before the switch existed)."""
+    parameters = info.recipe.parameters
+    if parameters.get("store_faces") is not True:
+        return None
+    height, width = parameters["align"]["size"]
+    return int(height), int(width)
+
+
 def is_long_video_attrs(attrs: Any) -> bool:
     """Whether root attributes are a long-video version's."""
     return dict(attrs).get("schema") == LONG_SCHEMA_NAME
@@ -195,15 +213,18 @@ def _check_array(
         raise SchemaError(f"{path}: {array.dtype} {array.shape} != {dtype} {shape}")
     if _dims(array) != tuple(dims):
         raise SchemaError(f"{path}: dimension names {_dims(array)} != {tuple(dims)}")
-    if array.chunks[0] != min(chunk, max(shape[0], 1)):
+    # whole rows (frames, pair rows) per chunk: a time chunk is one zarr chunk
+    if array.chunks[0] != min(chunk, max(shape[0], 1)) or array.chunks[1:] != shape[1:]:
         raise SchemaError(f"{path}: chunks {array.chunks} are not {chunk} along time")
     _check_codec(path, array, rules)
 
 
 def validate_long_group(group: zarr.Group) -> LongVersionAttrs:
     """Validate a whole long-video version: root attributes, every video's attributes and
-    arrays (shapes, dtypes, dims, time chunks, codecs); its root attributes, typed."""
+    arrays (shapes, dtypes, dims, time chunks, codecs; ``faces`` when the recipe stores them);
+    its root attributes, typed."""
     info = long_version_attrs(dict(group.attrs))
+    size = faces_size(info)
     for video_id in info.videos:
         path = video_path(video_id)
         if path not in group:
@@ -216,6 +237,10 @@ def validate_long_group(group: zarr.Group) -> LongVersionAttrs:
             continue
         n = attrs.n_frames
         _check_array(video, FRAME_NUMBERS, (n,), "int64", ("frame",), n)
+        if size is not None:
+            if FACES not in video:
+                raise SchemaError(f"video {video_id}: {FACES} is missing (its recipe stores them)")
+            _check_array(video, FACES, (n, *size), "uint8", FACE_DIMS, attrs.chunk_pairs)
         for k in attrs.ks:
             for name in MOTION_ARRAYS:
                 shape = (attrs.n_pairs(k), len(info.roi_names))

@@ -1,6 +1,7 @@
 """Verification of a long-video version (``mer-prep verify``; layout: ``long_layout``).
 
-Every time chunk of every video's arrays is decoded (its codec CRC-32C checked), compared with
+Every time chunk of every video's arrays (the aligned ``faces`` too, when the recipe stores
+them) is decoded (its codec CRC-32C checked), compared with
 the CRC-32C of its values recorded with the video (``content_crc32c``) and checked for NaN or
 infinity; the root attributes are checked against their digest and the whole layout against
 ``storage_schemas/long_video_store.v1.json``. A finding names the array path, the video and the
@@ -13,8 +14,10 @@ import numpy as np
 import zarr
 
 from mer_prep.store.long_layout import (
+    FACES,
     FRAME_NUMBERS,
     MOTION_ARRAYS,
+    faces_size,
     long_version_attrs,
     motion_path,
     validate_long_group,
@@ -37,12 +40,15 @@ def verify_long_group(group: zarr.Group) -> list[tuple[str, str, str]]:
     except Exception as error:  # noqa: BLE001 - a layout that no longer validates is a finding
         return [("(layout)", "", str(error).splitlines()[0])]
     found: list[tuple[str, str, str]] = []
-    for video_id in long_version_attrs(attrs).videos:
+    version = long_version_attrs(attrs)
+    faces = [FACES] if faces_size(version) is not None else []
+    for video_id in version.videos:
         video = group_at(group, video_path(video_id))
         info = video_attrs(video, video_id)
         if info.status != "ok":
             continue
-        paths = [FRAME_NUMBERS] + [motion_path(k, n) for k in info.ks for n in MOTION_ARRAYS]
+        motion = [motion_path(k, n) for k in info.ks for n in MOTION_ARRAYS]
+        paths = [FRAME_NUMBERS, *faces, *motion]
         for path in paths:
             recorded = info.content_crc32c.get(path, [])
             array = array_at(video, path)

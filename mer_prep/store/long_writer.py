@@ -10,7 +10,9 @@ version:
    they are (Icechunk shares their chunks: nothing is copied or recomputed); the groups of
    changed or vanished videos are dropped first.
 2. Workers write time chunks through picklable ``ForkSession``s (``write_chunk``): one chunk of
-   each motion array per call, its values' CRC-32C returned.
+   each motion array per call, its values' CRC-32C returned. With a recipe's ``store_faces``,
+   the call of the smallest k's time chunk also writes that chunk's aligned faces (the last
+   chunk its last ``k`` frames too), so each zarr chunk of ``faces`` has one writer.
 3. ``finish`` merges the forks, writes every video's attributes (face, status, fingerprint,
    truths, chunk CRCs) and the root's, validates the whole version against
    ``storage_schemas/long_video_store.v1.json``, commits and publishes it exactly as a clip
@@ -36,6 +38,8 @@ from mer_prep.recipes.long_video import LongVideoRecipe
 from mer_prep.sample import Failure, Problem
 from mer_prep.store.layout import MAIN, TRANSIENT, RecipeAttrs
 from mer_prep.store.long_layout import (
+    FACE_DIMS,
+    FACES,
     FRAME_NUMBERS,
     MOTION_ARRAYS,
     MOTION_DIMS,
@@ -156,27 +160,42 @@ def reusable_videos(
 
 
 def write_chunk(
-    fork: ic.ForkSession, video_id: str, k: int, pairs: range, rows: np.ndarray
-) -> dict[str, int]:
+    fork: ic.ForkSession,
+    video_id: str,
+    k: int,
+    pairs: range,
+    rows: np.ndarray,
+    faces: np.ndarray | None = None,
+) -> dict[str, list[int]]:
     """Store rows ``pairs`` of a video's three ``k`` arrays (``rows``: (3, len(pairs), R)
-    float32, in ``MOTION_ARRAYS`` order) through a worker's fork; their CRC-32C by array path.
+    float32, in ``MOTION_ARRAYS`` order) and, when given, ``faces`` ((n, h, w) uint8, frame
+    positions ``pairs.start ..``) through a worker's fork. Returns, by array path, the CRC-32C
+    of each zarr chunk written, in time order (one per motion array; ``faces`` may span more).
     Any error storing them is a ``StoreWriteError`` (the run stops)."""
-    paths = [motion_path(k, name) for name in MOTION_ARRAYS]
+    writes = [(motion_path(k, name), rows[i]) for i, name in enumerate(MOTION_ARRAYS)]
+    writes += [] if faces is None else [(FACES, faces)]
+    start = pairs.start
 
     async def write_all(arrays: list) -> None:
-        await asyncio.gather(
-            *(a.setitem(slice(pairs.start, pairs.stop), rows[i]) for i, a in enumerate(arrays))
-        )
+        cells = zip(arrays, writes, strict=True)
+        await asyncio.gather(*(a.setitem(slice(start, start + len(v)), v) for a, (_, v) in cells))
 
     try:
         group = sync(zarr.api.asynchronous.open_group(store=fork.store, mode="r+"))
-        sync(write_all([async_array_at(group, f"{video_path(video_id)}/{p}") for p in paths]))
+        arrays = [async_array_at(group, f"{video_path(video_id)}/{path}") for path, _ in writes]
+        steps = [array.chunks[0] for array in arrays]
+        if any(start % step for step in steps):  # two forks would write one chunk: a conflict
+            raise SchemaError(f"pairs from {start} do not start a chunk of {steps}")
+        sync(write_all(arrays))
     except Exception as error:  # disk full, S3, I/O: never a video failure
         raise StoreWriteError(
             f"writing {video_id} k={k} pairs {pairs.start}..{pairs.stop - 1} failed: "
             f"{type(error).__name__}: {error}"
         ) from error
-    return {p: content_crc(rows[i]) for i, p in enumerate(paths)}
+    return {
+        path: [content_crc(values[a : a + step]) for a in range(0, len(values), step)]
+        for (path, values), step in zip(writes, steps, strict=True)
+    }
 
 
 class LongVersionWriter:
@@ -368,8 +387,10 @@ def _lay_out_version(
 
 
 def _lay_out(root: zarr.Group, plan: LongVersionPlan, video: LongVideo) -> None:
-    """A video's group: its ``frame_numbers`` written (one chunk) and its motion arrays laid
-    out empty, ``chunk_pairs`` pairs per chunk along time."""
+    """A video's group: its ``frame_numbers`` written (one chunk) and its motion arrays (and,
+    with ``store_faces``, its ``faces``) laid out empty, ``chunk_pairs`` rows per chunk along
+    time: chunk ``i`` of ``faces`` is frames ``[i * chunk_pairs, (i + 1) * chunk_pairs)``, the
+    frames of the smallest k's time chunk ``i``, whose job alone writes them."""
     group = root.create_group(video_path(video.key), overwrite=True)
     numbers = np.asarray(video.frame_numbers, np.int64)
     array = group.create_array(
@@ -382,17 +403,22 @@ def _lay_out(root: zarr.Group, plan: LongVersionPlan, video: LongVideo) -> None:
     )
     if len(numbers):
         array[:] = numbers
+    shapes: dict[str, tuple[int, ...]] = {}
+    if plan.recipe.store_faces:
+        shapes[FACES] = (video.n_frames, *plan.recipe.size)
     n_rois = len(plan.recipe.regions)
     for k in plan.ks(video):
-        n_pairs = max(video.n_frames - k, 0)
-        sub = group.create_group(k_path(k))
+        group.create_group(k_path(k))  # explicit: zarr v3 has no implicit groups
         for name in MOTION_ARRAYS:
-            sub.create_array(
-                name,
-                shape=(n_pairs, n_rois),
-                chunks=(min(plan.recipe.chunk_pairs, max(n_pairs, 1)), n_rois),
-                dtype="float32",
-                compressors=COMPRESSORS,
-                dimension_names=MOTION_DIMS,
-                fill_value=0,
-            )
+            shapes[motion_path(k, name)] = (max(video.n_frames - k, 0), n_rois)
+    for path, shape in shapes.items():
+        faces = path == FACES
+        group.create_array(
+            path,
+            shape=shape,
+            chunks=(min(plan.recipe.chunk_pairs, max(shape[0], 1)), *shape[1:]),
+            dtype="uint8" if faces else "float32",
+            compressors=COMPRESSORS,
+            dimension_names=FACE_DIMS if faces else MOTION_DIMS,
+            fill_value=0,
+        )
