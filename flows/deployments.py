@@ -172,8 +172,8 @@ def _per_seed(entry: Any, flow: Any, spec: SpotTrainingDeployment) -> tuple[Any,
                 update={
                     "name": f"train/{spec.name} seed {seed} on each new version of {spec.store}",
                     "description": f"{COMMITTED} of this store starts train/{spec.name} with "
-                    f"seed {seed} on the store's latest version",
-                    "parameters": {"seed": seed},
+                    f"seed {seed} on that version",
+                    "parameters": {**trigger.parameters, "seed": seed},
                 }
             )
             for seed in spec.seeds

@@ -6,7 +6,8 @@ that retrains on it.
     payload   version_id, snapshot, store, dataset, recipe, n_ok, n_failed
 
 A run that finds its store up to date commits nothing and emits nothing. Each
-``train/<dataset>-<model>`` deployment configured for a store (``on_commit``, the default) has a
+``train/<dataset>-<model>`` and ``spot/<dataset>`` deployment configured for a store
+(``on_commit``, the default) has a
 ``DeploymentEventTrigger`` on exactly that resource, passing the committed version as the run's
 ``version`` parameter (``{{ event.payload.version_id }}``, rendered by the Prefect server), so the
 training opens that tag even when a later refresh has moved ``main`` meanwhile.
@@ -54,8 +55,8 @@ def emit_committed(summary) -> None:
 
 
 def retrain_trigger(store: str, deployment: str, flow: str = "train") -> Any:
-    """The trigger that runs a ``flow`` deployment (``train``: on that version; ``spot``: the
-    store's latest) on every version committed to ``store``."""
+    """The trigger that runs a ``flow`` deployment (``train`` or ``spot``) on every version
+    committed to ``store``, on that version (its ``version`` parameter)."""
     from prefect.events import DeploymentEventTrigger
 
     return DeploymentEventTrigger(
@@ -63,5 +64,5 @@ def retrain_trigger(store: str, deployment: str, flow: str = "train") -> Any:
         description=f"{COMMITTED} of this store starts {flow}/{deployment} on that version",
         expect={COMMITTED},
         match={"prefect.resource.id": store_resource_id(store)},
-        parameters={"version": "{{ event.payload.version_id }}"} if flow == "train" else {},
+        parameters={"version": "{{ event.payload.version_id }}"},
     )

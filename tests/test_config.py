@@ -216,6 +216,7 @@ def test_a_long_video_dataset_gets_a_spot_deployment_run_on_each_version(tmp_pat
     (kwargs,) = [kw for flow, kw in deployment_specs(config) if flow.name == "spot"]
     assert kwargs["name"] == "samm-lv" and kwargs["parameters"] == spot.parameters
     (trigger,) = kwargs["triggers"]
-    assert trigger.parameters == {} and "spot/samm-lv" in trigger.name
+    assert trigger.parameters == {"version": "{{ event.payload.version_id }}"}
+    assert "spot/samm-lv" in trigger.name
     with pytest.raises(ConfigError, match="unknown spotting method 'best'"):
         load_config(_write(tmp_path, '[datasets.samm-lv]\nroot = "x"\nspot_method = "best"\n'))

@@ -171,6 +171,16 @@ def test_a_refresh_after_one_video_changed_recomputes_that_video_only(tmp_path, 
         same = np.array_equal(motion.magnitude, after[video_id].magnitude)
         assert same == (video_id != changed.key), video_id
     assert verify_store(store, all_versions=True) == []
+    # a spotting run asked for the first version (as a commit's trigger asks) reads that one
+    from mer_prep.spotting.run import store_videos
+
+    for version, motions in ((first.summary.version_id, before), (None, after)):
+        videos, info = store_videos(str(store), version)
+        assert info["version_id"] == (version or second.summary.version_id)
+        changed_video = next(v for v in videos if v.key == changed.key)
+        assert np.array_equal(changed_video.first.magnitude, motions[changed.key].magnitude), (
+            version
+        )
 
 
 @pytest.mark.slow  # a run of three videos (about 5 s)

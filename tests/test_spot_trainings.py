@@ -118,7 +118,14 @@ def test_each_seed_of_a_spotter_training_is_a_run_of_its_own(tmp_path):
         ("0 7 * * *", {"seed": 4}),
     ]
     triggers = softnet["triggers"]
-    assert [t.parameters for t in triggers] == [{"seed": 3}, {"seed": 4}]
+    # each seed's run opens the version whose commit started it
+    committed = "{{ event.payload.version_id }}"
+    assert [t.parameters for t in triggers] == [
+        {"version": committed, "seed": 3},
+        {"version": committed, "seed": 4},
+    ]
+    (spot_trigger,) = specs[("spot", DATASET)]["triggers"]
+    assert spot_trigger.parameters == {"version": committed}
     for trigger in triggers:  # each on the store of the first recipe
         assert trigger.match.root == {"prefect.resource.id": store_resource_id(_store(tmp_path))}
     assert [t.name.split(" on ")[0] for t in triggers] == [
@@ -155,6 +162,7 @@ def test_a_served_spot_run_keeps_the_settings_of_one_configured_spotting(tmp_pat
         {**softnet.parameters, "seed": 4},  # the second of its seeds
         {**softnet.parameters, "store": _store(tmp_path, "lv128")},  # a recipe of the dataset
         leaky.parameters,
+        {**softnet.parameters, "version": "v-0123456789abcdef"},  # a trigger's committed tag
     ):
         config.check_run(parameters, flow="spot")
     for asked, name, allowed in (
@@ -168,6 +176,7 @@ def test_a_served_spot_run_keeps_the_settings_of_one_configured_spotting(tmp_pat
         ({**spot.parameters, "seed": 1}, "seed=1", f"0 (spot/{DATASET})"),
         ({**softnet.parameters, "store": str(tmp_path / "other")}, "store=", "'/"),
         ({**softnet.parameters, "split": "random"}, "split='random'", "loso"),
+        ({**spot.parameters, "version": "../main"}, "version='../main'", "a version tag v-<hex>"),
     ):
         message = _refusal(config, asked)
         assert f"run parameter {name}" in message and f"(allowed: {allowed}" in message, message

@@ -429,7 +429,7 @@ def test_the_spot_flow_records_the_run_and_publishes_its_timelines(
     monkeypatch.setattr(
         spot_flow,
         "store_videos",
-        lambda path: (_videos(3), {"location": path, "dataset": "synth-long"}),
+        lambda path, _version: (_videos(3), {"location": path, "dataset": "synth-long"}),
     )
     run_id = spot_flow.spot(store, method="mdmd", tune_on_test=True)
     (record,) = list_spot_runs(store)

@@ -281,7 +281,16 @@ def _same(value: Any, wanted: Any) -> bool:
 
 
 #: the parameters of ``flows.spot.spot`` (``_check_spot`` checks each)
-SPOT_PARAMETERS = ("dataset", "store", "method", "split", "tune_on_test", "seed", "preset")
+SPOT_PARAMETERS = (
+    "dataset",
+    "store",
+    "method",
+    "split",
+    "tune_on_test",
+    "seed",
+    "preset",
+    "version",
+)
 
 
 def _check_spot(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
@@ -303,6 +312,9 @@ def _check_spot(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
         raise refusals[0]
     if parameters.get("split", "loso") != "loso":
         raise policy.refuse("split", parameters.get("split"), "loso")
+    version = parameters.get("version")
+    if version is not None and not (isinstance(version, str) and VERSION_TAG.fullmatch(version)):
+        raise policy.refuse("version", version, VERSION_ALLOWED)
     method = parameters.get("method", "mdmd")
     rules = [rule for rule in policy.spottings if _same(method, rule.method)]
     if not rules:

@@ -82,15 +82,16 @@ def spot_store(
     return videos, info, result, record
 
 
-def store_videos(store) -> tuple[list[SpotVideo], dict[str, Any]]:
+def store_videos(store, version: str | None = None) -> tuple[list[SpotVideo], dict[str, Any]]:
     """The long videos of a long-video store (``mer_prep.store.long_reader``) as
     ``SpotVideo``s, each with its motion at every stored pair distance and its truths, and what
-    was read (location, dataset, version, snapshot, recipe). Videos that failed when the store
+    was read (location, dataset, version, snapshot, recipe); ``version``: a tag (None: the
+    latest). Videos that failed when the store
     was made have no motion and are left out (listed under ``skipped``)."""
     from mer_prep.store.long_reader import long_videos, open_long_store
 
     try:
-        opened = open_long_store(store)
+        opened = open_long_store(store, version)
     except SchemaError as error:
         raise NoVideoMotionError(
             f"{error}: spotting reads a long-video store (`mer-prep run <long-video dataset> "
