@@ -249,3 +249,15 @@ def test_the_spotters_are_taken_from_the_spotting_package():
     for method in LEARNED_METHODS:
         assert is_spotter(TrainingConfig(model=method, dataset=DATASET))
     assert not is_spotter(TrainingConfig(model="mbcc", dataset="casme2"))
+
+
+def test_serve_check_lists_the_spotting_deployments(tmp_path):
+    path = _write(tmp_path)
+    result = CliRunner().invoke(main, ["serve", "--check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"spot/{DATASET}: threshold loso on {_store(tmp_path)}, on each new version" in lines
+    softnet = next(line for line in lines if line.startswith(f"train/{DATASET}-softnet:"))
+    assert "spotter softnet (preset quick, seeds 3, 4)" in softnet and "0 7 * * *" in softnet
+    leaky = next(line for line in lines if line.startswith(f"train/{DATASET}-mtsn-leaky:"))
+    assert "LEAKY" in leaky and "spotter mtsn (preset its own, seeds 0)" in leaky

@@ -153,7 +153,7 @@ def _cancelled(line: str):
     help="Keep one local Dask cluster for the runs that use a local cluster.",
 )
 def serve(config_file, limit, check, standing_cluster):
-    """Serve the deployments preprocess/<dataset> and train/<dataset>-<model> of the
+    """Serve the deployments preprocess/<dataset>, train/<name> and spot/<dataset> of the
     configuration (needs PREFECT_API_URL)."""
     from mer_prep.config import load_config
     from mer_prep.errors import ConfigError
@@ -171,6 +171,19 @@ def serve(config_file, limit, check, standing_cluster):
             f"train/{spec.name}: {p['model']}/{p['variant'] or 'default'} {p['split']} "
             f"on {spec.store} ({p['device']}), schedule {spec.cron or 'none'}"
             + (", on each new version" if spec.on_commit else "")
+        )
+    for spec in config.spot_deployments():
+        click.echo(
+            f"spot/{spec.name}: {spec.parameters['method']} loso on {spec.store}, "
+            f"on each new version"
+        )
+    for spot in config.spot_training_deployments():
+        p = spot.parameters
+        leaky = ", tuned on the test subject: LEAKY" if p["tune_on_test"] else ""
+        click.echo(
+            f"train/{spot.name}: spotter {p['method']} (preset {p['preset'] or 'its own'}, "
+            f"seeds {', '.join(map(str, spot.seeds))}) loso on {spot.store}{leaky}, "
+            f"schedule {spot.cron or 'none'}" + (", on each new version" if spot.on_commit else "")
         )
     problems = config.problems()
     if problems:
