@@ -15,8 +15,11 @@ OOM) is rerun on another worker by Dask.
 (``dask worker ADDRESS --nthreads 1 --resources GPU=1``, ``CUDA_VISIBLE_DEVICES`` naming its
 GPU). The fold tasks of a CUDA run ask for one (``dask.annotate(resources={"GPU": 1})``), so
 each GPU trains one fold at a time and no fold lands on a worker without one; CPU runs ask for
-nothing. The flow's own process needs neither PyTorch nor a GPU: planning and training happen
-on the workers; the flow combines the folds' results (numpy) and writes the record.
+nothing. A worker holding several GPUs (``GPU=2``: a SLURM job or Kubernetes worker with
+``gpus = 2``) runs as many folds at once, each on a GPU of its own
+(``mer_prep.train.gpu_slots.claimed_device``), not all on the first. The flow's own process
+needs neither PyTorch nor a GPU: planning and training happen on the workers; the flow
+combines the folds' results (numpy) and writes the record.
 
 Started by a deployment, the flow checks its parameters against ``mer-prep.toml``
 (``Config.check_run(parameters, flow="train")``) and re-enters itself as a subflow on a Dask
@@ -135,6 +138,7 @@ def train_folds(job: FoldJob) -> FoldsDone:
 
     from mer_prep.threads import pin_threads
     from mer_prep.train.errors import torch_or_raise
+    from mer_prep.train.gpu_slots import claimed_device
 
     torch = torch_or_raise()
     pin_threads(1)
@@ -146,7 +150,9 @@ def train_folds(job: FoldJob) -> FoldsDone:
     results = []
     for index in job.folds:
         stop_if_gone()
-        results.append(plan.train_fold(plan.fold(index), report=stop_if_gone))
+        # a worker with several GPUs trains concurrent folds on different ones
+        with claimed_device(plan.device) as device:
+            results.append(plan.train_fold(plan.fold(index), report=stop_if_gone, device=device))
     try:
         worker = get_worker().address
     except ValueError:

@@ -147,15 +147,21 @@ class RunPlan:
         return values.reshape(len(values), -1).astype("float32", copy=False)
 
     def train_fold(
-        self, fold: FoldData, *, report: Callable[[FoldEvent], None] | None = None
+        self,
+        fold: FoldData,
+        *,
+        report: Callable[[FoldEvent], None] | None = None,
+        device: str | None = None,
     ) -> FoldResult:
+        """Train one fold; ``device``: where this fold runs when not the plan's (a GPU of its
+        own among a worker's, ``gpu_slots.claimed_device``)."""
         return train_fold(
             fold,
             self.spec,
             self.config,
             self.preset,
             self.fold_seed(fold),
-            self.device,
+            device or self.device,
             keep_checkpoint=self.keep_checkpoints,
             report=report,
         )
