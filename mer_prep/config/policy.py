@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,18 @@ VERSION_TAG = re.compile(r"v-[0-9a-f]{6,64}")
 VERSION_ALLOWED = "a version tag v-<hex>, or none for the latest"
 
 
+def _one_allows(rules: Sequence[Any], check: Callable[[Any], None]) -> None:
+    """Passes when ``check`` passes for one of ``rules`` (the configured trainings or spottings
+    a run could be); otherwise raises the first rule's refusal."""
+    refusals = []
+    for rule in rules:
+        try:
+            return check(rule)
+        except ConfigError as refused:
+            refusals.append(refused)
+    raise refusals[0]
+
+
 def _check_train(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
     """``flows.train.train``: the settings (``TrainSettings``) of one of the dataset's
     configured trainings; of the run's choices (``TrainRequest.RUN_CHOICES``), ``version`` a
@@ -206,13 +218,7 @@ def _check_train(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
             model,
             f"{models or 'none: no training of it is configured'} ([trainings.*] model)",
         )
-    refusals = []
-    for rule in rules:
-        try:
-            return _check_training(policy, rule, parameters)
-        except ConfigError as refused:
-            refusals.append(refused)
-    raise refusals[0]
+    _one_allows(rules, lambda rule: _check_training(policy, rule, parameters))
 
 
 def _asked_request(
@@ -325,13 +331,7 @@ def _check_spot(policy: RunPolicy, parameters: Mapping[str, Any]) -> None:
             f"{methods or 'none: no spotting of it is configured'} "
             f"(spot_method, [trainings.*] model)",
         )
-    refusals = []
-    for rule in rules:
-        try:
-            return _check_spotting(policy, rule, parameters)
-        except ConfigError as refused:
-            refusals.append(refused)
-    raise refusals[0]
+    _one_allows(rules, lambda rule: _check_spotting(policy, rule, parameters))
 
 
 def _check_spotting(policy: RunPolicy, rule: SpotRule, parameters: Mapping[str, Any]) -> None:
